@@ -1,0 +1,1 @@
+//! bench: criterion benchmarks live in benches/.

@@ -1,0 +1,60 @@
+//! The seam between the storage logic and the I/O it does. [`Disk`] is implemented by
+//! [`crate::io::GlommioDisk`] (O_DIRECT files on a glommio executor) and by
+//! [`crate::sim::SimDisk`] (memory, with injected torn writes, lost flushes and bit flips).
+//!
+//! The store above this trait is deterministic given the order in which the disk completes
+//! its operations; it never names glommio.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use crate::error::Result;
+
+/// A buffer suitable for the disk's writes (aligned for O_DIRECT on the real disk).
+pub trait DiskBuf {
+    fn as_mut_slice(&mut self) -> &mut [u8];
+    fn as_slice(&self) -> &[u8];
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Disk: 'static {
+    type Buf: DiskBuf;
+    type File: Clone + 'static;
+
+    /// A write buffer of `len_bytes` (a multiple of the block size).
+    fn alloc(&self, len_bytes: usize) -> Self::Buf;
+    /// Creates segment `segment` with `size_bytes` reserved on the device, durably (the
+    /// directory entry is synced). Fails with `NoSpace` when the device cannot hold it.
+    async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<Self::File>;
+    async fn open_segment(&self, segment: u32) -> Result<Self::File>;
+    /// Segment ids present in the partition, ascending.
+    async fn list_segments(&self) -> Result<Vec<u32>>;
+    async fn remove_segment(&self, segment: u32) -> Result<()>;
+    /// Writes a whole block-aligned buffer at a block-aligned offset.
+    async fn write_at(&self, file: &Self::File, buf: Self::Buf, offset_bytes: u64) -> Result<()>;
+    /// Reads up to `len_bytes` at any offset (shorter at the end of the file).
+    async fn read_at(
+        &self,
+        file: &Self::File,
+        offset_bytes: u64,
+        len_bytes: usize,
+    ) -> Result<Vec<u8>>;
+    /// Makes every completed write to `file` durable.
+    async fn sync(&self, file: &Self::File) -> Result<()>;
+    /// Reads a small whole file (superblock, checkpoint) if it exists.
+    async fn read_small(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Replaces a small file atomically and durably (write temp, sync, rename, sync dir).
+    async fn write_small_atomic(&self, name: &str, data: Vec<u8>) -> Result<()>;
+    /// Runs blocking work (LMDB sync, large encodes) away from the executor thread.
+    async fn blocking<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R;
+    /// Runs a task in the background of this core.
+    fn spawn(&self, fut: impl Future<Output = ()> + 'static);
+    /// Runs a background task in the core's low-priority task queue (reclaim).
+    fn spawn_background(&self, fut: impl Future<Output = ()> + 'static);
+    /// Waits (a timer on the real disk; a yield on the simulator).
+    async fn sleep(&self, duration: std::time::Duration);
+    /// Yields to other tasks if this one has run long enough.
+    async fn yield_if_needed(&self);
+    /// Where the metadata store (LMDB) lives.
+    fn meta_dir(&self) -> PathBuf;
+}

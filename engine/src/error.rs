@@ -1,0 +1,129 @@
+//! The engine's error values. Operating faults (disk, peer, client) are values of
+//! [`EngineError`]; broken invariants are asserts. Only the gateway maps these to S3 codes.
+
+use std::fmt;
+
+/// Why a partition could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionError {
+    /// The superblock's magic is not percore's: not a partition, or overwritten.
+    NotAPartition,
+    /// A format version this build does not know.
+    UnknownVersion {
+        version_found: u32,
+        version_known: u32,
+    },
+    /// The partition belongs to another node or core.
+    WrongOwner {
+        node_id_found: u64,
+        core_index_found: u32,
+        node_id: u64,
+        core_index: u32,
+    },
+    /// The superblock's checksum does not match: torn or bit-flipped.
+    SuperblockCorrupt,
+    /// Configured segment size differs from the one the partition was formatted with.
+    SegmentSizeMismatch {
+        segment_bytes_found: u64,
+        segment_bytes: u64,
+    },
+}
+
+impl fmt::Display for PartitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAPartition => write!(f, "not a percore partition (bad superblock magic)"),
+            Self::UnknownVersion {
+                version_found,
+                version_known,
+            } => write!(
+                f,
+                "partition format version {version_found} is unknown to this build \
+                 (it knows {version_known})"
+            ),
+            Self::WrongOwner {
+                node_id_found,
+                core_index_found,
+                node_id,
+                core_index,
+            } => write!(
+                f,
+                "partition belongs to node {node_id_found} core {core_index_found}, \
+                 not node {node_id} core {core_index}"
+            ),
+            Self::SuperblockCorrupt => write!(f, "superblock checksum mismatch"),
+            Self::SegmentSizeMismatch {
+                segment_bytes_found,
+                segment_bytes,
+            } => write!(
+                f,
+                "partition was formatted with {segment_bytes_found}-byte segments, \
+                 configured {segment_bytes}"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("not found")]
+    NotFound,
+    #[error("no space left on the partition")]
+    NoSpace,
+    #[error("corrupt data in segment {segment} at offset {offset_bytes}: {what}")]
+    Corrupt {
+        segment: u32,
+        offset_bytes: u64,
+        what: &'static str,
+    },
+    #[error("core is poisoned by a failed write or flush; writes refused, reads served")]
+    Poisoned,
+    #[error("too large: {what} is {len_bytes} bytes, at most {max_bytes}")]
+    TooLarge {
+        what: &'static str,
+        len_bytes: u64,
+        max_bytes: u64,
+    },
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("core is busy (queue full)")]
+    Busy,
+    #[error("core has stopped")]
+    Stopped,
+    #[error("partition {path}: {error}")]
+    Partition { path: String, error: PartitionError },
+    #[error("i/o error during {context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata store error during {context}: {message}")]
+    Meta {
+        context: &'static str,
+        message: String,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl EngineError {
+    pub fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
+        move |source| {
+            if source.raw_os_error() == Some(libc::ENOSPC) {
+                EngineError::NoSpace
+            } else {
+                EngineError::Io { context, source }
+            }
+        }
+    }
+
+    pub fn meta(context: &'static str) -> impl FnOnce(heed::Error) -> EngineError {
+        move |e| EngineError::Meta {
+            context,
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

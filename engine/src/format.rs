@@ -1,0 +1,501 @@
+//! On-disk formats, as plain deterministic code: the partition superblock, the record header
+//! and the index checkpoint. No I/O here; `engine/DESIGN.md` has the byte diagrams.
+//!
+//! Every integer is little-endian and fixed-width. Every structure starts with a magic and a
+//! format version and is covered by a CRC32 (crc32fast, IEEE polynomial).
+
+use crate::error::PartitionError;
+use crate::limits::{BLOCK_BYTES, SEGMENTS_MAX};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Superblock
+
+pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"PERCORE\0";
+pub const SUPERBLOCK_BYTES: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superblock {
+    pub node_id: u64,
+    pub core_index: u32,
+    pub partition_uuid: [u8; 16],
+    pub segment_bytes: u64,
+}
+
+impl Superblock {
+    pub fn encode(&self) -> [u8; SUPERBLOCK_BYTES] {
+        let mut b = [0u8; SUPERBLOCK_BYTES];
+        b[0..8].copy_from_slice(&SUPERBLOCK_MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(SUPERBLOCK_BYTES as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&self.node_id.to_le_bytes());
+        b[24..28].copy_from_slice(&self.core_index.to_le_bytes());
+        b[32..48].copy_from_slice(&self.partition_uuid);
+        b[48..56].copy_from_slice(&self.segment_bytes.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..56]);
+        b[56..60].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a superblock against the owner the configuration expects.
+    pub fn decode_for(
+        bytes: &[u8],
+        node_id: u64,
+        core_index: u32,
+    ) -> Result<Superblock, PartitionError> {
+        if bytes.len() < SUPERBLOCK_BYTES || bytes[0..8] != SUPERBLOCK_MAGIC {
+            return Err(PartitionError::NotAPartition);
+        }
+        let version = le_u32(bytes, 8);
+        if version != FORMAT_VERSION {
+            return Err(PartitionError::UnknownVersion {
+                version_found: version,
+                version_known: FORMAT_VERSION,
+            });
+        }
+        if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
+            return Err(PartitionError::SuperblockCorrupt);
+        }
+        let mut partition_uuid = [0u8; 16];
+        partition_uuid.copy_from_slice(&bytes[32..48]);
+        let sb = Superblock {
+            node_id: le_u64(bytes, 16),
+            core_index: le_u32(bytes, 24),
+            partition_uuid,
+            segment_bytes: le_u64(bytes, 48),
+        };
+        if sb.node_id != node_id || sb.core_index != core_index {
+            return Err(PartitionError::WrongOwner {
+                node_id_found: sb.node_id,
+                core_index_found: sb.core_index,
+                node_id,
+                core_index,
+            });
+        }
+        Ok(sb)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"PCR1");
+pub const RECORD_HEADER_BYTES: usize = 64;
+/// Records start at multiples of this within a segment.
+pub const RECORD_ALIGN_BYTES: u64 = 8;
+const RECORD_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// A fragment's bytes, keyed by its 128-bit id.
+    Fragment = 1,
+    /// A fragment was deleted.
+    FragmentTombstone = 2,
+    /// A metadata key was set (payload: key then value).
+    MetaPut = 3,
+    /// A metadata key was deleted (payload: key).
+    MetaDelete = 4,
+}
+
+impl RecordKind {
+    fn from_u8(v: u8) -> Option<RecordKind> {
+        match v {
+            1 => Some(Self::Fragment),
+            2 => Some(Self::FragmentTombstone),
+            3 => Some(Self::MetaPut),
+            4 => Some(Self::MetaDelete),
+            _ => None,
+        }
+    }
+}
+
+/// Flag on a fragment record: the reclaimer copied it; `aux` holds where it came from.
+pub const FLAG_RELOCATED: u16 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: RecordKind,
+    pub flags: u16,
+    /// Log sequence number: strictly increasing within a partition.
+    pub lsn: u64,
+    /// Fragment id (zero for metadata records).
+    pub id: [u8; 16],
+    pub payload_bytes: u32,
+    /// Metadata records: the key's length at the start of the payload.
+    pub key_bytes: u32,
+    /// Metadata records: the hybrid logical timestamp. Relocated fragments: the packed
+    /// [`Loc`] they were copied from.
+    pub aux: u64,
+}
+
+/// Why bytes at a position are not a valid record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFault {
+    /// The header's magic is absent (zeroes or other bytes): the end of the written log.
+    NoMagic,
+    /// A header is present but malformed or its checksum fails: a torn or flipped record.
+    Damaged(&'static str),
+    /// Fewer bytes than the header says were given.
+    Short,
+}
+
+impl RecordHeader {
+    /// The record's size in the segment, header and padding included.
+    pub fn record_bytes(&self) -> u64 {
+        record_bytes_for(self.payload_bytes as u64)
+    }
+
+    /// Writes header and payload into `out` (exactly `record_bytes()` long, zeroed padding).
+    /// `salt` is the partition's (see [`log_salt`]): a record image stored inside a fragment of
+    /// another partition never verifies here.
+    pub fn write_record(&self, salt: u32, payload: &[&[u8]], out: &mut [u8]) {
+        let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+        assert_eq!(payload_len, self.payload_bytes as usize);
+        assert_eq!(out.len() as u64, self.record_bytes());
+        let h = &mut out[..RECORD_HEADER_BYTES];
+        h.fill(0);
+        h[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        h[4] = RECORD_VERSION;
+        h[5] = self.kind as u8;
+        h[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        h[8..16].copy_from_slice(&self.lsn.to_le_bytes());
+        h[16..32].copy_from_slice(&self.id);
+        h[32..36].copy_from_slice(&self.payload_bytes.to_le_bytes());
+        h[36..40].copy_from_slice(&self.key_bytes.to_le_bytes());
+        h[40..48].copy_from_slice(&self.aux.to_le_bytes());
+        let mut at = RECORD_HEADER_BYTES;
+        for part in payload {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        out[at..].fill(0);
+        let crc = record_crc(
+            salt,
+            &out[..RECORD_HEADER_BYTES],
+            &out[RECORD_HEADER_BYTES..at],
+        );
+        out[48..52].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Parses and verifies the record at the start of `bytes`.
+    pub fn read_record(salt: u32, bytes: &[u8]) -> Result<RecordHeader, RecordFault> {
+        if bytes.len() < RECORD_HEADER_BYTES {
+            return Err(RecordFault::Short);
+        }
+        if le_u32(bytes, 0) != RECORD_MAGIC {
+            return Err(RecordFault::NoMagic);
+        }
+        if bytes[4] != RECORD_VERSION {
+            return Err(RecordFault::Damaged("record version"));
+        }
+        let kind = RecordKind::from_u8(bytes[5]).ok_or(RecordFault::Damaged("record kind"))?;
+        let header = RecordHeader {
+            kind,
+            flags: u16::from_le_bytes([bytes[6], bytes[7]]),
+            lsn: le_u64(bytes, 8),
+            id: bytes[16..32].try_into().expect("16 bytes"),
+            payload_bytes: le_u32(bytes, 32),
+            key_bytes: le_u32(bytes, 36),
+            aux: le_u64(bytes, 40),
+        };
+        if bytes[52..RECORD_HEADER_BYTES].iter().any(|b| *b != 0) {
+            return Err(RecordFault::Damaged("reserved header bytes"));
+        }
+        if u64::from(header.payload_bytes) > crate::limits::RECORD_BYTES_MAX {
+            return Err(RecordFault::Damaged("payload length"));
+        }
+        if header.key_bytes > header.payload_bytes {
+            return Err(RecordFault::Damaged("key length"));
+        }
+        let end = RECORD_HEADER_BYTES + header.payload_bytes as usize;
+        if bytes.len() < end {
+            return Err(RecordFault::Short);
+        }
+        let crc = record_crc(
+            salt,
+            &bytes[..RECORD_HEADER_BYTES],
+            &bytes[RECORD_HEADER_BYTES..end],
+        );
+        if crc != le_u32(bytes, 48) {
+            return Err(RecordFault::Damaged("checksum"));
+        }
+        Ok(header)
+    }
+}
+
+pub fn record_bytes_for(payload_bytes: u64) -> u64 {
+    align_up(
+        RECORD_HEADER_BYTES as u64 + payload_bytes,
+        RECORD_ALIGN_BYTES,
+    )
+}
+
+/// The partition's record checksum seed, derived from its uuid.
+pub fn log_salt(partition_uuid: &[u8; 16]) -> u32 {
+    crc32fast::hash(partition_uuid)
+}
+
+fn record_crc(salt: u32, header: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(salt);
+    h.update(&header[0..48]);
+    h.update(&header[52..RECORD_HEADER_BYTES]);
+    h.update(payload);
+    h.finalize()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locations
+
+/// Where a record lives: packed in 64 bits so an index entry is 24 bytes.
+/// Layout: segment (20 bits) | offset / 8 (28 bits) | record length in 512-byte sectors, rounded
+/// up (16 bits). The exact length comes from the record header on read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loc(pub u64);
+
+pub const LOC_SECTOR_BYTES: u64 = 512;
+
+impl Loc {
+    pub fn new(segment: u32, offset_bytes: u64, record_bytes: u64) -> Loc {
+        assert!(segment < SEGMENTS_MAX);
+        assert_eq!(offset_bytes % RECORD_ALIGN_BYTES, 0);
+        assert!(offset_bytes / RECORD_ALIGN_BYTES < (1 << 28));
+        let sectors = record_bytes.div_ceil(LOC_SECTOR_BYTES);
+        assert!(sectors < (1 << 16));
+        Loc((u64::from(segment) << 44) | ((offset_bytes / RECORD_ALIGN_BYTES) << 16) | sectors)
+    }
+    pub fn segment(self) -> u32 {
+        (self.0 >> 44) as u32
+    }
+    pub fn offset_bytes(self) -> u64 {
+        ((self.0 >> 16) & ((1 << 28) - 1)) * RECORD_ALIGN_BYTES
+    }
+    /// Bytes to read to cover the record (at least its length, at most 511 more).
+    pub fn span_bytes(self) -> u64 {
+        (self.0 & 0xffff) * LOC_SECTOR_BYTES
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Index checkpoint
+
+pub const CHECKPOINT_MAGIC: [u8; 8] = *b"PCCKPT\0\0";
+pub const CHECKPOINT_HEADER_BYTES: usize = 64;
+
+/// One index entry as archived in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct CheckpointEntry {
+    pub id: [u8; 16],
+    pub loc: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    /// Replay the log from here on restart.
+    pub replay_segment: u32,
+    pub replay_offset_bytes: u64,
+    /// The next log sequence number at the time of the checkpoint.
+    pub next_lsn: u64,
+    pub entry_count: u64,
+}
+
+/// Encodes a checkpoint: a fixed header then an rkyv archive of the entries.
+pub fn encode_checkpoint(header: &CheckpointHeader, entries: &Vec<CheckpointEntry>) -> Vec<u8> {
+    let body = rkyv::to_bytes::<rkyv::rancor::Error>(entries).expect("plain data always archives");
+    let mut out = vec![0u8; CHECKPOINT_HEADER_BYTES];
+    out[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[16..20].copy_from_slice(&header.replay_segment.to_le_bytes());
+    out[20..28].copy_from_slice(&header.replay_offset_bytes.to_le_bytes());
+    out[28..36].copy_from_slice(&header.next_lsn.to_le_bytes());
+    out[36..44].copy_from_slice(&header.entry_count.to_le_bytes());
+    out[44..52].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    out[52..56].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let header_crc = crc32fast::hash(&out[0..56]);
+    out[56..60].copy_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointFault {
+    BadMagic,
+    UnknownVersion(u32),
+    Damaged(&'static str),
+}
+
+/// Decodes a checkpoint and calls `each` for every entry (zero-copy over `bytes`).
+pub fn decode_checkpoint(
+    bytes: &[u8],
+    mut each: impl FnMut([u8; 16], u64),
+) -> Result<CheckpointHeader, CheckpointFault> {
+    if bytes.len() < CHECKPOINT_HEADER_BYTES || bytes[0..8] != CHECKPOINT_MAGIC {
+        return Err(CheckpointFault::BadMagic);
+    }
+    let version = le_u32(bytes, 8);
+    if version != FORMAT_VERSION {
+        return Err(CheckpointFault::UnknownVersion(version));
+    }
+    if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
+        return Err(CheckpointFault::Damaged("header checksum"));
+    }
+    let header = CheckpointHeader {
+        replay_segment: le_u32(bytes, 16),
+        replay_offset_bytes: le_u64(bytes, 20),
+        next_lsn: le_u64(bytes, 28),
+        entry_count: le_u64(bytes, 36),
+    };
+    let body_bytes = le_u64(bytes, 44);
+    let body = bytes
+        .get(CHECKPOINT_HEADER_BYTES..)
+        .filter(|b| b.len() as u64 == body_bytes)
+        .ok_or(CheckpointFault::Damaged("body length"))?;
+    if crc32fast::hash(body) != le_u32(bytes, 52) {
+        return Err(CheckpointFault::Damaged("body checksum"));
+    }
+    let archived = rkyv::access::<rkyv::Archived<Vec<CheckpointEntry>>, rkyv::rancor::Error>(body)
+        .map_err(|_| CheckpointFault::Damaged("archive"))?;
+    if archived.len() as u64 != header.entry_count {
+        return Err(CheckpointFault::Damaged("entry count"));
+    }
+    for e in archived.iter() {
+        each(e.id, e.loc.to_native());
+    }
+    Ok(header)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+pub fn align_up(v: u64, align: u64) -> u64 {
+    debug_assert!(align.is_power_of_two());
+    (v + align - 1) & !(align - 1)
+}
+
+pub fn align_down(v: u64, align: u64) -> u64 {
+    debug_assert!(align.is_power_of_two());
+    v & !(align - 1)
+}
+
+pub fn is_block_aligned(v: u64) -> bool {
+    v.is_multiple_of(BLOCK_BYTES)
+}
+
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip_and_flip_detection() {
+        let h = RecordHeader {
+            kind: RecordKind::MetaPut,
+            flags: 0,
+            lsn: 42,
+            id: [7; 16],
+            payload_bytes: 11,
+            key_bytes: 3,
+            aux: 99,
+        };
+        let mut buf = vec![0u8; h.record_bytes() as usize];
+        h.write_record(5, &[b"key", b"value..."], &mut buf);
+        assert_eq!(RecordHeader::read_record(5, &buf), Ok(h));
+        assert!(
+            RecordHeader::read_record(6, &buf).is_err(),
+            "another partition's salt"
+        );
+        for bit in 0..(RECORD_HEADER_BYTES + 11) * 8 {
+            let mut bad = buf.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                RecordHeader::read_record(5, &bad).is_err(),
+                "flip at bit {bit} not caught"
+            );
+        }
+        assert_eq!(
+            RecordHeader::read_record(5, &[0u8; 64]),
+            Err(RecordFault::NoMagic)
+        );
+    }
+
+    #[test]
+    fn superblock_checks_owner_and_version() {
+        let sb = Superblock {
+            node_id: 3,
+            core_index: 1,
+            partition_uuid: [9; 16],
+            segment_bytes: 1 << 20,
+        };
+        let b = sb.encode();
+        assert_eq!(Superblock::decode_for(&b, 3, 1), Ok(sb));
+        assert!(matches!(
+            Superblock::decode_for(&b, 3, 2),
+            Err(PartitionError::WrongOwner {
+                core_index_found: 1,
+                ..
+            })
+        ));
+        let mut v2 = b;
+        v2[8] = 2;
+        assert!(matches!(
+            Superblock::decode_for(&v2, 3, 1),
+            Err(PartitionError::UnknownVersion {
+                version_found: 2,
+                ..
+            })
+        ));
+        let mut flipped = b;
+        flipped[20] ^= 4;
+        assert_eq!(
+            Superblock::decode_for(&flipped, 3, 1),
+            Err(PartitionError::SuperblockCorrupt)
+        );
+    }
+
+    #[test]
+    fn loc_packs_and_unpacks() {
+        let l = Loc::new(SEGMENTS_MAX - 1, (1 << 31) - 8, 16 * 1024 * 1024 + 64);
+        assert_eq!(l.segment(), SEGMENTS_MAX - 1);
+        assert_eq!(l.offset_bytes(), (1 << 31) - 8);
+        assert!(l.span_bytes() >= 16 * 1024 * 1024 + 64);
+    }
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let entries = vec![
+            CheckpointEntry {
+                id: [1; 16],
+                loc: 5,
+            },
+            CheckpointEntry {
+                id: [2; 16],
+                loc: 6,
+            },
+        ];
+        let h = CheckpointHeader {
+            replay_segment: 3,
+            replay_offset_bytes: 4096,
+            next_lsn: 77,
+            entry_count: 2,
+        };
+        let bytes = encode_checkpoint(&h, &entries);
+        let mut got = vec![];
+        assert_eq!(
+            decode_checkpoint(&bytes, |id, loc| got.push((id, loc))),
+            Ok(h)
+        );
+        assert_eq!(got, vec![([1; 16], 5), ([2; 16], 6)]);
+        let mut bad = bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(decode_checkpoint(&bad, |_, _| {}).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The real disk: O_DIRECT segment files on a glommio executor, and the LMDB environment.
+//! The only module of the workspace allowed `unsafe` (each block carries a SAFETY note).
+//!
+//! Pitfalls handled here (see ../shared/DESIGN.md):
+//! - glommio probes polled-I/O support with the first DmaFile a thread opens on a device; an
+//!   empty file makes the probe succeed wrongly and later reads fail with EOPNOTSUPP on virtio.
+//!   [`GlommioDisk::open`] reads the (non-empty, one block) superblock through DmaFile first.
+//! - `DmaFile::create` opens write-only: segments are opened read+write through OpenOptions.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use glommio::{executor, TaskQueueHandle};
+
+use crate::disk::{Disk, DiskBuf};
+use crate::error::{EngineError, Result};
+use crate::limits::BLOCK_BYTES;
+
+impl DiskBuf for DmaBuffer {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.as_bytes_mut()
+    }
+    fn as_slice(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// A partition directory driven through glommio's io_uring reactor.
+pub struct GlommioDisk {
+    dir: PathBuf,
+    background: TaskQueueHandle,
+    /// Open segment files; dropped when the segment is removed.
+    files: RefCell<HashMap<u32, Rc<DmaFile>>>,
+}
+
+pub const SUPERBLOCK_FILE: &str = "superblock";
+
+impl GlommioDisk {
+    /// Opens the partition directory on the current glommio executor. `superblock` is the
+    /// partition's existing superblock file (already written, one block long).
+    pub async fn open(dir: &Path, background: TaskQueueHandle) -> Result<GlommioDisk> {
+        let probe_path = dir.join(SUPERBLOCK_FILE);
+        let probe = OpenOptions::new()
+            .read(true)
+            .dma_open(&probe_path)
+            .await
+            .map_err(|e| glommio_io("opening the superblock", e))?;
+        let block = probe
+            .read_at(0, BLOCK_BYTES as usize)
+            .await
+            .map_err(|e| glommio_io("reading the superblock", e))?;
+        assert!(
+            !block.is_empty(),
+            "the probe file must not be empty (see module docs)"
+        );
+        probe
+            .close()
+            .await
+            .map_err(|e| glommio_io("closing the superblock", e))?;
+        Ok(GlommioDisk {
+            dir: dir.to_path_buf(),
+            background,
+            files: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn segment_path(&self, segment: u32) -> PathBuf {
+        self.dir.join(segment_file_name(segment))
+    }
+}
+
+pub fn segment_file_name(segment: u32) -> String {
+    format!("seg-{segment:08x}.log")
+}
+
+fn parse_segment_file_name(name: &str) -> Option<u32> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    if hex.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+fn glommio_io(context: &'static str, e: glommio::GlommioError<()>) -> EngineError {
+    EngineError::io(context)(std::io::Error::from(e))
+}
+
+impl Disk for GlommioDisk {
+    type Buf = DmaBuffer;
+    type File = Rc<DmaFile>;
+
+    fn alloc(&self, len_bytes: usize) -> DmaBuffer {
+        assert_eq!(len_bytes as u64 % BLOCK_BYTES, 0);
+        glommio::allocate_dma_buffer(len_bytes)
+    }
+
+    async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<Rc<DmaFile>> {
+        let path = self.segment_path(segment);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| glommio_io("creating a segment", e))?;
+        // Reserve the whole segment now: a full device fails here, before any record is
+        // written, and later fdatasyncs need not journal size changes.
+        if let Err(e) = file.pre_allocate(size_bytes, false).await {
+            let _ = file.close().await;
+            let _ = std::fs::remove_file(&path);
+            return Err(glommio_io("reserving a segment", e));
+        }
+        file.fdatasync()
+            .await
+            .map_err(|e| glommio_io("syncing a new segment", e))?;
+        sync_dir(&self.dir).await?;
+        let file = Rc::new(file);
+        self.files.borrow_mut().insert(segment, file.clone());
+        Ok(file)
+    }
+
+    async fn open_segment(&self, segment: u32) -> Result<Rc<DmaFile>> {
+        if let Some(f) = self.files.borrow().get(&segment) {
+            return Ok(f.clone());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(self.segment_path(segment))
+            .await
+            .map_err(|e| glommio_io("opening a segment", e))?;
+        let file = Rc::new(file);
+        self.files.borrow_mut().insert(segment, file.clone());
+        Ok(file)
+    }
+
+    async fn list_segments(&self) -> Result<Vec<u32>> {
+        let dir = self.dir.clone();
+        let names = self
+            .blocking(move || -> std::io::Result<Vec<String>> {
+                let mut names = Vec::new();
+                for entry in std::fs::read_dir(dir)? {
+                    names.push(entry?.file_name().to_string_lossy().into_owned());
+                }
+                Ok(names)
+            })
+            .await
+            .map_err(EngineError::io("listing segments"))?;
+        let mut ids: Vec<u32> = names
+            .iter()
+            .filter_map(|n| parse_segment_file_name(n))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn remove_segment(&self, segment: u32) -> Result<()> {
+        self.files.borrow_mut().remove(&segment);
+        let path = self.segment_path(segment);
+        let dir = self.dir.clone();
+        self.blocking(move || -> std::io::Result<()> {
+            std::fs::remove_file(path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(EngineError::io("removing a segment"))
+    }
+
+    async fn write_at(&self, file: &Rc<DmaFile>, buf: DmaBuffer, offset_bytes: u64) -> Result<()> {
+        // Checked right before the O_DIRECT write (STYLE rule 2).
+        assert_eq!(offset_bytes % BLOCK_BYTES, 0);
+        assert_eq!(buf.len() as u64 % BLOCK_BYTES, 0);
+        let len = buf.len();
+        let written = file
+            .write_at(buf, offset_bytes)
+            .await
+            .map_err(|e| glommio_io("writing records", e))?;
+        if written != len {
+            return Err(EngineError::Io {
+                context: "writing records",
+                source: std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn read_at(
+        &self,
+        file: &Rc<DmaFile>,
+        offset_bytes: u64,
+        len_bytes: usize,
+    ) -> Result<Vec<u8>> {
+        let res = file
+            .read_at(offset_bytes, len_bytes)
+            .await
+            .map_err(|e| glommio_io("reading", e))?;
+        Ok(res.to_vec())
+    }
+
+    async fn sync(&self, file: &Rc<DmaFile>) -> Result<()> {
+        file.fdatasync()
+            .await
+            .map_err(|e| glommio_io("fdatasync", e))
+    }
+
+    async fn read_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.dir.join(name);
+        self.blocking(move || match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(EngineError::io("reading a small file"))
+    }
+
+    async fn write_small_atomic(&self, name: &str, data: Vec<u8>) -> Result<()> {
+        let dir = self.dir.clone();
+        let name = name.to_string();
+        self.blocking(move || write_file_atomic(&dir, &name, &data))
+            .await
+            .map_err(EngineError::io("writing a small file"))
+    }
+
+    async fn blocking<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        executor().spawn_blocking(f).await
+    }
+
+    fn spawn(&self, fut: impl Future<Output = ()> + 'static) {
+        glommio::spawn_local(fut).detach();
+    }
+
+    fn spawn_background(&self, fut: impl Future<Output = ()> + 'static) {
+        match glommio::spawn_local_into(fut, self.background) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(e) => panic!("the background task queue exists for the core's life: {e}"),
+        }
+    }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        glommio::timer::sleep(duration).await;
+    }
+
+    async fn yield_if_needed(&self) {
+        glommio::yield_if_needed().await;
+    }
+
+    fn meta_dir(&self) -> PathBuf {
+        self.dir.join("meta")
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = dir.to_path_buf();
+    executor()
+        .spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(EngineError::io("syncing the partition directory"))
+}
+
+/// Write a temp file, sync it, rename it over `name`, sync the directory.
+pub fn write_file_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Opens (creating) the LMDB environment of a partition's metadata store.
+pub fn open_lmdb(dir: &Path, map_size_bytes: usize) -> Result<heed::Env> {
+    std::fs::create_dir_all(dir).map_err(EngineError::io("creating the metadata directory"))?;
+    let mut options = heed::EnvOpenOptions::new();
+    options.map_size(map_size_bytes).max_dbs(4);
+    // SAFETY: NO_SYNC trades LMDB's own durability for speed; every mutation is first durable
+    // in the core's log and replayed after a crash from the last checkpoint, which calls
+    // `force_sync` before it moves the replay point (engine/DESIGN.md, "Metadata").
+    unsafe {
+        options.flags(heed::EnvFlags::NO_SYNC | heed::EnvFlags::NO_META_SYNC);
+    }
+    // SAFETY: each partition's metadata directory is opened by exactly one core of one process
+    // (the partition's superblock names its owner and the node holds a lock file), so the
+    // memory map is never opened twice in this process.
+    unsafe { options.open(dir) }.map_err(EngineError::meta("opening LMDB"))
+}
+
+/// Binds a core's TCP port. std's listener does not set SO_REUSEPORT (glommio's does, and then
+/// a second process on the same port silently takes half the connections), so a port already
+/// in use is an error here.
+pub fn bind_listener(addr: std::net::SocketAddr) -> Result<glommio::net::TcpListener> {
+    use std::os::fd::IntoRawFd;
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        EngineError::Config(format!(
+            "cannot listen on {addr}: {e} (is another process using it?)"
+        ))
+    })?;
+    let fd = std_listener.into_raw_fd();
+    // SAFETY: `fd` was just released by `into_raw_fd`, so it is an open, listening TCP socket
+    // that nothing else owns; the glommio listener takes sole ownership and closes it.
+    Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}

@@ -1,0 +1,44 @@
+//! Every bound of the engine, named once. Relationships are checked at compile time.
+//!
+//! Owns: sizes of segments, records, batches, queues. Does not own: protocol limits (see
+//! `proto::limits`) beyond asserting that the engine can hold what the protocol can carry.
+
+/// Direct-I/O block: every write offset and length is a multiple of it.
+pub const BLOCK_BYTES: u64 = 4096;
+/// One segment file. Records never straddle a segment end.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// The largest segment a partition may be configured with (offsets in the index are u32).
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+/// The smallest segment (tests use small ones to exercise rotation and reclaim). A record larger
+/// than the partition's segment is refused with `TooLarge`.
+pub const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// The largest fragment payload one record may carry.
+pub const FRAGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Metadata keys and values (bucket and object metadata records).
+pub const META_KEY_BYTES_MAX: u64 = 2048;
+pub const META_VALUE_BYTES_MAX: u64 = 256 * 1024;
+/// The largest record: header plus the largest payload, rounded to the record alignment.
+pub const RECORD_BYTES_MAX: u64 = 64 + FRAGMENT_BYTES_MAX + 8;
+/// Bytes of records one group commit may gather before it must flush.
+pub const BATCH_BYTES_MAX: u64 = 8 * 1024 * 1024 + RECORD_BYTES_MAX;
+/// Requests queued from other threads to one core before senders wait (backpressure).
+pub const CORE_QUEUE_LEN_MAX: usize = 1024;
+/// Requests one TCP connection may have in flight on a core.
+pub const CONNECTION_INFLIGHT_MAX: usize = 64;
+/// TCP connections one core serves at once.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// Entries one metadata scan may return.
+pub const SCAN_ENTRIES_MAX: u32 = 10_000;
+/// Segments one partition may hold (segment ids are u32, index offsets are u32).
+pub const SEGMENTS_MAX: u32 = 1 << 20;
+/// Sealed segments whose live ratio is below this (per mille) are reclaimed.
+pub const RECLAIM_LIVE_PERMILLE_MAX: u64 = 500;
+/// Free segments kept back for the reclaimer, so compaction can run on a full partition.
+pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
+
+const _: () = assert!(SEGMENT_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(RECORD_BYTES_MAX <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+const _: () = assert!(BATCH_BYTES_MAX >= RECORD_BYTES_MAX);
+const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAGMENT_BYTES_MAX);

@@ -1,0 +1,242 @@
+//! The per-core metadata store: one LMDB environment (heed) holding object and bucket
+//! metadata as an ordered key space, last-writer-wins by hybrid logical timestamp.
+//!
+//! Owns: the LWW rule, tombstones, ordered prefix scans with a resumable cursor. Does not own
+//! durability: every mutation reaches this store only after its log record is durable, and the
+//! environment runs without sync; `Store::checkpoint` syncs it before moving the replay point.
+//!
+//! Value layout in LMDB: hlc u64 LE | flags u8 (1 = tombstone) | value bytes.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use heed::types::Bytes as RawBytes;
+use heed::{Database, Env};
+
+use crate::error::{EngineError, Result};
+
+const FLAG_TOMBSTONE: u8 = 1;
+/// Virtual address space reserved for the map (sparse: only used pages take disk space).
+const MAP_BYTES_DEFAULT: usize = 64 << 30;
+
+/// One mutation, as carried by a log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaMutation {
+    Put {
+        key: bytes::Bytes,
+        value: bytes::Bytes,
+        hlc: u64,
+    },
+    Delete {
+        key: bytes::Bytes,
+        hlc: u64,
+    },
+}
+
+impl MetaMutation {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key, .. } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaValue {
+    pub hlc: u64,
+    pub value: bytes::Bytes,
+}
+
+pub struct MetaStore {
+    env: Env,
+    db: Database<RawBytes, RawBytes>,
+}
+
+/// Orders two versions of a key: by hlc, then tombstone below value, then by value bytes, so
+/// that any replay order converges and re-applying a mutation is a no-op.
+fn newer(hlc: u64, tomb: bool, value: &[u8], old: &[u8]) -> bool {
+    let old_hlc = u64::from_le_bytes(old[0..8].try_into().expect("8 bytes"));
+    let old_tomb = old[8] & FLAG_TOMBSTONE != 0;
+    (hlc, !tomb, value) > (old_hlc, !old_tomb, &old[9..])
+}
+
+fn encode_value(hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9 + value.len());
+    v.extend_from_slice(&hlc.to_le_bytes());
+    v.push(if tomb { FLAG_TOMBSTONE } else { 0 });
+    v.extend_from_slice(value);
+    v
+}
+
+fn decode_live(raw: &[u8]) -> Result<Option<MetaValue>> {
+    if raw.len() < 9 {
+        return Err(EngineError::Meta {
+            context: "decoding",
+            message: "short value".into(),
+        });
+    }
+    if raw[8] & FLAG_TOMBSTONE != 0 {
+        return Ok(None);
+    }
+    Ok(Some(MetaValue {
+        hlc: u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes")),
+        value: bytes::Bytes::copy_from_slice(&raw[9..]),
+    }))
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    pub entries: Vec<(bytes::Bytes, MetaValue)>,
+    /// Pass back as `start_after` to continue; `None` when the prefix is exhausted.
+    pub next_start_after: Option<bytes::Bytes>,
+}
+
+impl MetaStore {
+    pub fn open(dir: &Path) -> Result<MetaStore> {
+        let env = crate::io::open_lmdb(dir, MAP_BYTES_DEFAULT)?;
+        let mut wtxn = env.write_txn().map_err(EngineError::meta("begin"))?;
+        let db = env
+            .create_database::<RawBytes, RawBytes>(&mut wtxn, Some("meta"))
+            .map_err(EngineError::meta("creating the database"))?;
+        wtxn.commit().map_err(EngineError::meta("commit"))?;
+        Ok(MetaStore { env, db })
+    }
+
+    /// Applies mutations in one transaction. Returns, for each, whether it won (LWW).
+    pub fn apply(&self, mutations: &[&MetaMutation]) -> Result<Vec<bool>> {
+        let mut wtxn = self.env.write_txn().map_err(EngineError::meta("begin"))?;
+        let mut won = Vec::with_capacity(mutations.len());
+        for m in mutations {
+            let (hlc, tomb, value): (u64, bool, &[u8]) = match m {
+                MetaMutation::Put { value, hlc, .. } => (*hlc, false, value),
+                MetaMutation::Delete { hlc, .. } => (*hlc, true, &[]),
+            };
+            let apply = match self
+                .db
+                .get(&wtxn, m.key())
+                .map_err(EngineError::meta("get"))?
+            {
+                Some(old) if old.len() >= 9 => newer(hlc, tomb, value, old),
+                _ => true,
+            };
+            if apply {
+                self.db
+                    .put(&mut wtxn, m.key(), &encode_value(hlc, tomb, value))
+                    .map_err(EngineError::meta("put"))?;
+            }
+            won.push(apply);
+        }
+        wtxn.commit().map_err(EngineError::meta("commit"))?;
+        Ok(won)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
+        let rtxn = self
+            .env
+            .read_txn()
+            .map_err(EngineError::meta("begin read"))?;
+        match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
+            Some(raw) => decode_live(raw),
+            None => Ok(None),
+        }
+    }
+
+    /// Live entries whose key starts with `prefix`, after `start_after`, in key order.
+    pub fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: u32) -> Result<ScanPage> {
+        let rtxn = self
+            .env
+            .read_txn()
+            .map_err(EngineError::meta("begin read"))?;
+        let lower = match start_after {
+            Some(s) if s >= prefix => Bound::Excluded(s),
+            _ => Bound::Included(prefix),
+        };
+        let range = (lower, Bound::Unbounded);
+        let iter = self
+            .db
+            .range(&rtxn, &range)
+            .map_err(EngineError::meta("range"))?;
+        let mut entries = Vec::new();
+        let mut next_start_after = None;
+        for item in iter {
+            let (k, raw) = item.map_err(EngineError::meta("iterate"))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if entries.len() as u32 >= limit {
+                // There is at least one more key under the prefix (live or not): resume after
+                // the last one returned.
+                next_start_after = entries.last().map(|(k, _): &(bytes::Bytes, _)| k.clone());
+                break;
+            }
+            if let Some(v) = decode_live(raw)? {
+                entries.push((bytes::Bytes::copy_from_slice(k), v));
+            }
+        }
+        Ok(ScanPage {
+            entries,
+            next_start_after,
+        })
+    }
+
+    /// Makes everything applied so far durable (blocking: call off the executor).
+    pub fn force_sync(&self) -> Result<()> {
+        self.env.force_sync().map_err(EngineError::meta("sync"))
+    }
+
+    pub fn env(&self) -> Env {
+        self.env.clone()
+    }
+}
+
+/// Syncs an environment from a blocking thread.
+pub fn sync_env(env: &Env) -> Result<()> {
+    env.force_sync().map_err(EngineError::meta("sync"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn lww_and_scan_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(dir.path()).unwrap();
+        let put = |k: &str, v: &str, hlc| MetaMutation::Put {
+            key: Bytes::from(k.to_string()),
+            value: Bytes::from(v.to_string()),
+            hlc,
+        };
+        assert_eq!(m.apply(&[&put("a/1", "x", 5)]).unwrap(), vec![true]);
+        assert_eq!(m.apply(&[&put("a/1", "old", 4)]).unwrap(), vec![false]);
+        assert_eq!(
+            m.apply(&[&put("a/1", "x", 5)]).unwrap(),
+            vec![false],
+            "replay is a no-op"
+        );
+        let del = MetaMutation::Delete {
+            key: Bytes::from_static(b"a/1"),
+            hlc: 6,
+        };
+        assert_eq!(m.apply(&[&del]).unwrap(), vec![true]);
+        assert_eq!(m.get(b"a/1").unwrap(), None);
+        assert_eq!(
+            m.apply(&[&put("a/1", "x", 5)]).unwrap(),
+            vec![false],
+            "no resurrection"
+        );
+        for i in 0..5 {
+            m.apply(&[&put(&format!("b/{i}"), "v", 1)]).unwrap();
+        }
+        m.apply(&[&put("c", "v", 1)]).unwrap();
+        let p1 = m.scan(b"b/", None, 2).unwrap();
+        assert_eq!(p1.entries.len(), 2);
+        let p2 = m.scan(b"b/", p1.next_start_after.as_deref(), 2).unwrap();
+        let p3 = m.scan(b"b/", p2.next_start_after.as_deref(), 2).unwrap();
+        assert_eq!(p3.entries.len(), 1);
+        assert_eq!(p3.next_start_after, None);
+        assert_eq!(&p3.entries[0].0[..], b"b/4");
+    }
+}

@@ -1,0 +1,437 @@
+//! Starting a node's cores: one pinned glommio executor per partition, each serving requests
+//! from a bounded cross-thread queue ([`CoreHandle`], usable from tokio) and from its own TCP
+//! port (base port + core index). Requests and responses are `proto` messages; payloads move
+//! as `Bytes` without copies at the boundary.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use glommio::{LocalExecutorBuilder, Placement, Shares};
+use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, Request, Response};
+
+use crate::error::{EngineError, Result};
+use crate::format::log_salt;
+use crate::io::GlommioDisk;
+use crate::limits::{CORE_QUEUE_LEN_MAX, SEGMENT_BYTES_DEFAULT};
+use crate::partition::open_partition;
+use crate::store::{Store, StoreConfig, StoreStats};
+
+/// One core of a node.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub index: u32,
+    /// The partition directory this core owns.
+    pub dir: PathBuf,
+    /// Pin the executor to this CPU (`None`: let the OS place it; tests oversubscribe).
+    pub cpu: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    pub cores: Vec<CoreConfig>,
+    pub segment_bytes: u64,
+    pub capacity_bytes_per_core: u64,
+    /// glommio's registered I/O memory per core; must fit RLIMIT_MEMLOCK (see tuning/).
+    pub io_memory_bytes: usize,
+    /// Records between automatic checkpoints.
+    pub checkpoint_every_records: u64,
+    /// Where each core listens (port = base_port + core index); `None`: no TCP listener.
+    pub listen: Option<(IpAddr, u16)>,
+    /// The layout version frames are checked against (0 accepts any).
+    pub layout_version: u64,
+    /// Interval of the background reclaimer.
+    pub reclaim_interval: Duration,
+}
+
+impl NodeConfig {
+    /// A node of `cores` partitions under `data_dir/core-N`.
+    pub fn simple(node_id: u64, data_dir: &std::path::Path, cores: u32) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            cores: (0..cores)
+                .map(|i| CoreConfig {
+                    index: i,
+                    dir: data_dir.join(format!("core-{i}")),
+                    cpu: None,
+                })
+                .collect(),
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            capacity_bytes_per_core: u64::MAX,
+            io_memory_bytes: 4 << 20,
+            checkpoint_every_records: 100_000,
+            listen: None,
+            layout_version: 0,
+            reclaim_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Call {
+    request: Request,
+    reply: oneshot::Sender<Response>,
+}
+
+enum CoreMsg {
+    Call(Call),
+    /// Stop after the requests already received (sent by `Node::shutdown`).
+    Stop,
+}
+
+/// A Send + Clone handle to one core, for tokio tasks and other threads.
+#[derive(Clone)]
+pub struct CoreHandle {
+    index: u32,
+    tx: flume::Sender<CoreMsg>,
+}
+
+impl CoreHandle {
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Sends a request and waits for its response. Waits while the core's queue is full
+    /// (backpressure); `Stopped` once the core is gone.
+    pub async fn call(&self, request: Request) -> Result<Response> {
+        let (reply, rx) = oneshot::channel();
+        let msg = CoreMsg::Call(Call { request, reply });
+        self.tx
+            .send_async(msg)
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Like `call` but fails with `Busy` instead of waiting when the queue is full.
+    pub async fn try_call(&self, request: Request) -> Result<Response> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(CoreMsg::Call(Call { request, reply }))
+            .map_err(|e| match e {
+                flume::TrySendError::Full(_) => EngineError::Busy,
+                flume::TrySendError::Disconnected(_) => EngineError::Stopped,
+            })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Blocking form for non-async callers (tests, tools).
+    pub fn call_blocking(&self, request: Request) -> Result<Response> {
+        futures_lite::future::block_on(self.call(request))
+    }
+}
+
+/// A running node: its cores' threads and handles.
+pub struct Node {
+    handles: Vec<CoreHandle>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens every partition and starts its core. Returns once every core has recovered and
+    /// is serving, or the first core's error.
+    pub fn start(cfg: &NodeConfig) -> Result<Node> {
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        let mut ready = Vec::new();
+        for core in &cfg.cores {
+            let (tx, rx) = flume::bounded::<CoreMsg>(CORE_QUEUE_LEN_MAX);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+            let placement = core.cpu.map_or(Placement::Unbound, Placement::Fixed);
+            let core_cfg = core.clone();
+            let node_cfg = cfg.clone();
+            let handle = LocalExecutorBuilder::new(placement)
+                .name(&format!("percore-core-{}", core.index))
+                .io_memory(cfg.io_memory_bytes)
+                .spawn(move || async move {
+                    run_core(node_cfg, core_cfg, rx, ready_tx).await;
+                })
+                .map_err(|e| EngineError::Config(format!("starting core {}: {e}", core.index)))?;
+            threads.push(std::thread::spawn(move || {
+                if let Err(e) = handle.join() {
+                    tracing::error!(error = %e, "core thread ended with an error");
+                }
+            }));
+            handles.push(CoreHandle {
+                index: core.index,
+                tx,
+            });
+            ready.push(ready_rx);
+        }
+        for (i, r) in ready.into_iter().enumerate() {
+            match r.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(EngineError::Config(format!(
+                        "core {i} stopped while starting"
+                    )))
+                }
+            }
+        }
+        Ok(Node { handles, threads })
+    }
+
+    pub fn handles(&self) -> &[CoreHandle] {
+        &self.handles
+    }
+
+    /// Stops every core after the requests already queued, and waits for the threads. Calls
+    /// through handles kept elsewhere get `Stopped` afterwards.
+    pub fn shutdown(self) {
+        for h in &self.handles {
+            let _ = h.tx.send(CoreMsg::Stop);
+        }
+        drop(self.handles);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn run_core(
+    node: NodeConfig,
+    core: CoreConfig,
+    rx: flume::Receiver<CoreMsg>,
+    ready: std::sync::mpsc::Sender<Result<()>>,
+) {
+    let (store, partition) = match open_core(&node, &core).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let listener = match node.listen {
+        Some((ip, base)) => {
+            let port = base.checked_add(core.index as u16);
+            match port.map(|p| crate::io::bind_listener(SocketAddr::new(ip, p))) {
+                Some(Ok(l)) => Some(l),
+                Some(Err(e)) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                None => {
+                    let _ = ready.send(Err(EngineError::Config("core port overflows".into())));
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let _ = ready.send(Ok(()));
+    tracing::info!(core = core.index, stats = ?store.stats(), "core serving");
+    let stop = Rc::new(std::cell::Cell::new(false));
+    start_reclaimer(&store, node.reclaim_interval, stop.clone());
+    if let Some(listener) = listener {
+        let store = store.downgrade();
+        let layout_version = node.layout_version;
+        let stop = stop.clone();
+        glommio::spawn_local(async move {
+            crate::server::serve(listener, store, layout_version, stop).await;
+        })
+        .detach();
+    }
+    // In-flight requests from the handle are bounded by the queue and by this semaphore.
+    let inflight = Rc::new(glommio::sync::Semaphore::new(CORE_QUEUE_LEN_MAX as u64));
+    while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
+        let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
+            break;
+        };
+        let store = store.clone();
+        glommio::spawn_local(async move {
+            let response = dispatch(&store, call.request).await;
+            let _ = call.reply.send(response);
+            drop(permit);
+        })
+        .detach();
+    }
+    drop(rx);
+    stop.set(true);
+    // Every handle is gone: wait for queued work, checkpoint, close.
+    let _ = inflight.acquire(CORE_QUEUE_LEN_MAX as u64).await;
+    if let Err(e) = store.checkpoint().await {
+        tracing::warn!(core = core.index, error = %e, "final checkpoint failed");
+    }
+    // Background tasks hold weak references: only in-flight work can delay the close, which
+    // must happen before the partition could be opened again in this process.
+    if let Err(e) = store.shutdown().await {
+        tracing::warn!(core = core.index, error = %e, "core did not close within 30 s");
+    }
+    drop(partition);
+}
+
+async fn open_core(
+    node: &NodeConfig,
+    core: &CoreConfig,
+) -> Result<(Store<GlommioDisk>, crate::partition::OpenPartition)> {
+    let partition = open_partition(&core.dir, node.node_id, core.index, node.segment_bytes)?;
+    let background = glommio::executor().create_task_queue(
+        Shares::Static(10),
+        glommio::Latency::NotImportant,
+        "reclaim",
+    );
+    let disk = GlommioDisk::open(&core.dir, background).await?;
+    let cfg = StoreConfig {
+        segment_bytes: node.segment_bytes,
+        capacity_bytes: node.capacity_bytes_per_core,
+        checkpoint_every_records: node.checkpoint_every_records,
+        salt: log_salt(&partition.superblock.partition_uuid),
+    };
+    let store = Store::open(disk, cfg).await?;
+    // The partition (and its lock) lives as long as the core.
+    Ok((store, partition))
+}
+
+fn start_reclaimer(
+    store: &Store<GlommioDisk>,
+    interval: Duration,
+    stop: Rc<std::cell::Cell<bool>>,
+) {
+    let store = store.clone();
+    store.clone().spawn_background(async move {
+        while !stop.get() {
+            glommio::timer::sleep(interval).await;
+            loop {
+                match store.reclaim_once().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reclaim failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn error_response(e: &EngineError) -> Response {
+    let code = match e {
+        EngineError::NotFound => ErrorCode::NotFound,
+        EngineError::NoSpace => ErrorCode::NoSpace,
+        EngineError::Corrupt { .. } => ErrorCode::Corrupt,
+        EngineError::Poisoned => ErrorCode::Poisoned,
+        EngineError::TooLarge { .. } => ErrorCode::TooLarge,
+        EngineError::BadRequest(_) | EngineError::Config(_) => ErrorCode::BadRequest,
+        EngineError::Busy => ErrorCode::Busy,
+        EngineError::Stopped
+        | EngineError::Partition { .. }
+        | EngineError::Io { .. }
+        | EngineError::Meta { .. } => ErrorCode::Internal,
+    };
+    Response::Error {
+        code,
+        message: e.to_string(),
+    }
+}
+
+fn stats_of(s: &StoreStats) -> CoreStats {
+    CoreStats {
+        fragments: s.fragments,
+        live_bytes: s.live_bytes,
+        dead_bytes: s.used_bytes.saturating_sub(s.live_bytes),
+        capacity_bytes: s.capacity_bytes,
+        free_bytes: s.capacity_bytes.saturating_sub(s.used_bytes),
+        segments: s.segments,
+        corrupt_reads: s.corrupt_reads,
+        poisoned: s.poisoned,
+        puts: s.puts,
+        gets: s.gets,
+        deletes: s.deletes,
+    }
+}
+
+/// Runs one request against the store. Batches run their parts concurrently so that writes
+/// in one batch share a group commit.
+pub async fn dispatch(store: &Store<GlommioDisk>, request: Request) -> Response {
+    match request {
+        Request::Batch(parts) => {
+            let tasks: Vec<_> = parts
+                .into_iter()
+                .map(|r| {
+                    let store = store.clone();
+                    glommio::spawn_local(async move { dispatch_one(&store, r).await })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await);
+            }
+            Response::Batch(out)
+        }
+        other => dispatch_one(store, other).await,
+    }
+}
+
+async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response {
+    let result = match request {
+        Request::PutFragment { id, data } => store
+            .put_fragment(id.0, data)
+            .await
+            .map(|()| Response::Done),
+        Request::GetFragment {
+            id,
+            offset_bytes,
+            len_bytes,
+        } => store
+            .get_fragment(id.0, offset_bytes, len_bytes)
+            .await
+            .map(Response::Fragment),
+        Request::DeleteFragment { id } => {
+            store.delete_fragment(id.0).await.map(|()| Response::Done)
+        }
+        Request::MetaPut { key, value, hlc } => store
+            .meta_put(key, value, hlc)
+            .await
+            .map(|_| Response::Done),
+        Request::MetaDelete { key, hlc } => {
+            store.meta_delete(key, hlc).await.map(|_| Response::Done)
+        }
+        Request::MetaGet { key } => store.meta_get(&key).map(|v| {
+            Response::Meta(v.map(|v| MetaEntry {
+                hlc: v.hlc,
+                value: v.value,
+            }))
+        }),
+        Request::MetaScan {
+            prefix,
+            start_after,
+            limit,
+        } => store
+            .meta_scan(&prefix, start_after.as_deref(), limit)
+            .map(|page| Response::Scan {
+                entries: page
+                    .entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            MetaEntry {
+                                hlc: v.hlc,
+                                value: v.value,
+                            },
+                        )
+                    })
+                    .collect(),
+                next_start_after: page.next_start_after,
+            }),
+        Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
+        Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+/// Convenience for callers: a fragment id from a u128.
+pub fn fragment_id(v: u128) -> FragmentId {
+    FragmentId(v.to_le_bytes())
+}
+
+/// Convenience: a `Bytes` key.
+pub fn key(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}

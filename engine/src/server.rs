@@ -1,0 +1,119 @@
+//! A core's TCP listener: frames of the `proto` codec, one request at a time per connection
+//! (concurrency comes from several connections and from batches). A malformed frame gets an
+//! error response and the connection is closed; nothing a peer sends can panic the core.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Response};
+
+use crate::io::GlommioDisk;
+use crate::limits::CONNECTIONS_MAX;
+use crate::runtime::dispatch;
+use crate::store::WeakStore;
+
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+pub async fn serve(
+    listener: TcpListener,
+    store: WeakStore<GlommioDisk>,
+    layout_version: u64,
+    stop: Rc<Cell<bool>>,
+) {
+    let open = Rc::new(Cell::new(0usize));
+    while !stop.get() {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open.get() >= CONNECTIONS_MAX {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        open.set(open.get() + 1);
+        let store = store.clone();
+        let open2 = open.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = connection(stream, &store, layout_version).await {
+                tracing::debug!(error = %e, "connection closed");
+            }
+            open2.set(open2.get() - 1);
+        })
+        .detach();
+    }
+}
+
+fn proto_error_code(e: &ProtoError) -> ErrorCode {
+    match e {
+        ProtoError::UnsupportedVersion { .. } => ErrorCode::VersionMismatch,
+        ProtoError::TooLarge { .. } => ErrorCode::TooLarge,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    store: &WeakStore<GlommioDisk>,
+    layout_version: u64,
+) -> std::io::Result<()> {
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut out = BytesMut::new();
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        let frame = loop {
+            match decode_frame(&mut inbuf) {
+                Ok(Some(f)) => break f,
+                Ok(None) => {}
+                Err(e) => {
+                    let r = Response::Error {
+                        code: proto_error_code(&e),
+                        message: e.to_string(),
+                    };
+                    out.clear();
+                    encode_response(0, layout_version, &r, &mut out);
+                    stream.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            inbuf.extend_from_slice(&chunk[..n]);
+        };
+        let response = match frame.message {
+            Message::Request(_)
+                if layout_version != 0
+                    && frame.layout_version != 0
+                    && frame.layout_version != layout_version =>
+            {
+                Response::Error {
+                    code: ErrorCode::LayoutMismatch,
+                    message: format!(
+                        "routed with layout {}, core has layout {layout_version}",
+                        frame.layout_version
+                    ),
+                }
+            }
+            Message::Request(req) => match store.upgrade() {
+                Some(store) => dispatch(&store, req).await,
+                None => return Ok(()),
+            },
+            Message::Response(_) => Response::Error {
+                code: ErrorCode::BadRequest,
+                message: "a core accepts requests only".into(),
+            },
+        };
+        out.clear();
+        encode_response(frame.request_id, layout_version, &response, &mut out);
+        stream.write_all(&out).await?;
+    }
+}

@@ -1,0 +1,313 @@
+//! A simulated disk for deterministic fault testing: memory-backed files where writes stay
+//! volatile until `sync`, and a crash keeps, drops or tears each unsynced write (in 512-byte
+//! sectors) as a seeded random generator decides. Bit flips can be injected into durable data.
+//! Faults replay exactly from the seed.
+//!
+//! It runs on a glommio executor like the real disk (spawned tasks, `blocking` inline).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::disk::{Disk, DiskBuf};
+use crate::error::{EngineError, Result};
+use crate::limits::BLOCK_BYTES;
+
+pub struct SimBuf(Vec<u8>);
+
+impl DiskBuf for SimBuf {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[derive(Default)]
+struct SimFile {
+    durable: Vec<u8>,
+    /// Completed but unsynced writes, oldest first.
+    pending: Vec<(u64, Vec<u8>)>,
+}
+
+impl SimFile {
+    fn visible(&self) -> Vec<u8> {
+        let mut v = self.durable.clone();
+        for (off, data) in &self.pending {
+            apply(&mut v, *off, data);
+        }
+        v
+    }
+}
+
+fn apply(v: &mut Vec<u8>, off: u64, data: &[u8]) {
+    let end = off as usize + data.len();
+    if v.len() < end {
+        v.resize(end, 0);
+    }
+    v[off as usize..end].copy_from_slice(data);
+}
+
+/// A tiny deterministic generator (SplitMix64) so the engine needs no rand dependency.
+#[derive(Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    pub fn new(seed: u64) -> SimRng {
+        SimRng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+struct SimState {
+    segments: BTreeMap<u32, SimFile>,
+    small: BTreeMap<String, Vec<u8>>,
+    /// Bytes the device can hold (segments only).
+    capacity_bytes: u64,
+    /// After this many more writes or syncs, the process "dies": every call fails.
+    ops_until_crash: Option<u64>,
+    crashed: bool,
+    /// Fail the next sync (a lost flush reported as an error).
+    fail_next_sync: bool,
+    rng: SimRng,
+}
+
+/// A handle to one simulated partition. Clones share the same state.
+#[derive(Clone)]
+pub struct SimDisk {
+    state: Rc<RefCell<SimState>>,
+    meta_dir: PathBuf,
+}
+
+impl SimDisk {
+    pub fn new(seed: u64, capacity_bytes: u64, meta_dir: PathBuf) -> SimDisk {
+        SimDisk {
+            state: Rc::new(RefCell::new(SimState {
+                segments: BTreeMap::new(),
+                small: BTreeMap::new(),
+                capacity_bytes,
+                ops_until_crash: None,
+                crashed: false,
+                fail_next_sync: false,
+                rng: SimRng::new(seed),
+            })),
+            meta_dir,
+        }
+    }
+
+    /// The process dies after `ops` more writes/syncs.
+    pub fn crash_after(&self, ops: u64) {
+        self.state.borrow_mut().ops_until_crash = Some(ops);
+    }
+
+    pub fn fail_next_sync(&self) {
+        self.state.borrow_mut().fail_next_sync = true;
+    }
+
+    /// Ends the current "process": unsynced writes are kept, dropped or torn at random; the
+    /// returned disk is the same media as the next process sees it.
+    pub fn restart(&self) -> SimDisk {
+        let mut st = self.state.borrow_mut();
+        let mut rng = st.rng.clone();
+        for file in st.segments.values_mut() {
+            let pending = std::mem::take(&mut file.pending);
+            for (off, data) in pending {
+                match rng.below(3) {
+                    0 => {}
+                    1 => apply(&mut file.durable, off, &data),
+                    _ => {
+                        // Torn: a random subset of its 512-byte sectors reached the media.
+                        for (i, sector) in data.chunks(512).enumerate() {
+                            if rng.below(2) == 0 {
+                                apply(&mut file.durable, off + (i as u64) * 512, sector);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        st.rng = rng;
+        st.crashed = false;
+        st.ops_until_crash = None;
+        st.fail_next_sync = false;
+        drop(st);
+        self.clone()
+    }
+
+    /// Flips one bit of durable data in a segment, as media decay would.
+    pub fn flip_bit(&self, segment: u32, offset_bytes: u64, bit: u8) -> bool {
+        let mut st = self.state.borrow_mut();
+        match st.segments.get_mut(&segment) {
+            Some(f) if (offset_bytes as usize) < f.durable.len() => {
+                f.durable[offset_bytes as usize] ^= 1 << (bit % 8);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Durable length of each segment (for tests that pick where to flip bits).
+    pub fn segment_lens(&self) -> Vec<(u32, u64)> {
+        self.state
+            .borrow()
+            .segments
+            .iter()
+            .map(|(id, f)| (*id, f.durable.len() as u64))
+            .collect()
+    }
+
+    fn step(&self) -> Result<()> {
+        let mut st = self.state.borrow_mut();
+        if st.crashed {
+            return Err(dead());
+        }
+        if let Some(n) = st.ops_until_crash {
+            if n == 0 {
+                st.crashed = true;
+                return Err(dead());
+            }
+            st.ops_until_crash = Some(n - 1);
+        }
+        Ok(())
+    }
+}
+
+fn dead() -> EngineError {
+    EngineError::Io {
+        context: "simulated crash",
+        source: std::io::Error::other("the simulated process has crashed"),
+    }
+}
+
+/// Lets other tasks run between simulated I/O steps so concurrent operations interleave.
+async fn yield_once() {
+    futures_lite::future::yield_now().await;
+}
+
+impl Disk for SimDisk {
+    type Buf = SimBuf;
+    type File = u32;
+
+    fn alloc(&self, len_bytes: usize) -> SimBuf {
+        assert_eq!(len_bytes as u64 % BLOCK_BYTES, 0);
+        SimBuf(vec![0; len_bytes])
+    }
+
+    async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<u32> {
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        let used: u64 = st.segments.len() as u64 * size_bytes;
+        if used + size_bytes > st.capacity_bytes {
+            return Err(EngineError::NoSpace);
+        }
+        assert!(st.segments.insert(segment, SimFile::default()).is_none());
+        Ok(segment)
+    }
+
+    async fn open_segment(&self, segment: u32) -> Result<u32> {
+        if self.state.borrow().segments.contains_key(&segment) {
+            Ok(segment)
+        } else {
+            Err(EngineError::io("opening a segment")(
+                std::io::ErrorKind::NotFound.into(),
+            ))
+        }
+    }
+
+    async fn list_segments(&self) -> Result<Vec<u32>> {
+        Ok(self.state.borrow().segments.keys().copied().collect())
+    }
+
+    async fn remove_segment(&self, segment: u32) -> Result<()> {
+        self.step()?;
+        self.state.borrow_mut().segments.remove(&segment);
+        Ok(())
+    }
+
+    async fn write_at(&self, file: &u32, buf: SimBuf, offset_bytes: u64) -> Result<()> {
+        assert_eq!(offset_bytes % BLOCK_BYTES, 0);
+        assert_eq!(buf.0.len() as u64 % BLOCK_BYTES, 0);
+        yield_once().await;
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        let f = st.segments.get_mut(file).ok_or_else(dead)?;
+        f.pending.push((offset_bytes, buf.0));
+        Ok(())
+    }
+
+    async fn read_at(&self, file: &u32, offset_bytes: u64, len_bytes: usize) -> Result<Vec<u8>> {
+        yield_once().await;
+        let st = self.state.borrow();
+        if st.crashed {
+            return Err(dead());
+        }
+        let f = st.segments.get(file).ok_or_else(dead)?;
+        let v = f.visible();
+        let start = (offset_bytes as usize).min(v.len());
+        let end = (start + len_bytes).min(v.len());
+        Ok(v[start..end].to_vec())
+    }
+
+    async fn sync(&self, file: &u32) -> Result<()> {
+        yield_once().await;
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        if std::mem::take(&mut st.fail_next_sync) {
+            return Err(EngineError::Io {
+                context: "fdatasync",
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
+        let f = st.segments.get_mut(file).ok_or_else(dead)?;
+        for (off, data) in std::mem::take(&mut f.pending) {
+            apply(&mut f.durable, off, &data);
+        }
+        Ok(())
+    }
+
+    async fn read_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.state.borrow().small.get(name).cloned())
+    }
+
+    async fn write_small_atomic(&self, name: &str, data: Vec<u8>) -> Result<()> {
+        self.step()?;
+        self.state.borrow_mut().small.insert(name.to_string(), data);
+        Ok(())
+    }
+
+    async fn blocking<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        f()
+    }
+
+    fn spawn(&self, fut: impl Future<Output = ()> + 'static) {
+        glommio::spawn_local(fut).detach();
+    }
+
+    fn spawn_background(&self, fut: impl Future<Output = ()> + 'static) {
+        glommio::spawn_local(fut).detach();
+    }
+
+    async fn sleep(&self, _duration: std::time::Duration) {
+        yield_once().await;
+    }
+
+    async fn yield_if_needed(&self) {
+        yield_once().await;
+    }
+
+    fn meta_dir(&self) -> PathBuf {
+        self.meta_dir.clone()
+    }
+}

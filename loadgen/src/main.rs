@@ -1,0 +1,2 @@
+//! percore-loadgen
+fn main() {}

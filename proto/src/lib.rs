@@ -1,0 +1,840 @@
+//! percore's wire protocol between gateways and storage cores: message types, a sans-I/O
+//! frame codec and its limits. In-process calls carry the same Rust types; across processes
+//! the frames below go over TCP, one port per core. The byte layout is in proto/README.md.
+//!
+//! Frame = header (40 bytes) + body. Header, little-endian:
+//! magic u32 "PCW1" | version u16 | kind u16 | request id u64 | layout version u64 |
+//! body length u32 | reserved u32 (zero) | crc32 u32 over header bytes 0..32 and the body |
+//! reserved u32 (zero).
+//! Decoded payloads are zero-copy slices of the receive buffer.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub mod limits {
+    //! Every bound of the protocol.
+    /// The largest frame body: a 16 MiB fragment plus room for fields.
+    pub const FRAME_BODY_BYTES_MAX: u32 = 16 * 1024 * 1024 + 64 * 1024;
+    pub const META_KEY_BYTES_MAX: u32 = 2048;
+    pub const META_VALUE_BYTES_MAX: u32 = 256 * 1024;
+    pub const BATCH_LEN_MAX: u32 = 256;
+    pub const SCAN_LIMIT_MAX: u32 = 10_000;
+    pub const ERROR_MESSAGE_BYTES_MAX: u32 = 4096;
+    const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAME_BODY_BYTES_MAX);
+}
+
+pub const MAGIC: u32 = u32::from_le_bytes(*b"PCW1");
+pub const VERSION: u16 = 1;
+pub const HEADER_BYTES: usize = 40;
+
+/// Opaque 128-bit id of one stored fragment.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FragmentId(pub [u8; 16]);
+
+impl FragmentId {
+    pub fn from_u128(v: u128) -> FragmentId {
+        FragmentId(v.to_le_bytes())
+    }
+    pub fn as_u128(self) -> u128 {
+        u128::from_le_bytes(self.0)
+    }
+}
+
+impl std::fmt::Debug for FragmentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FragmentId({:032x})", self.as_u128())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    PutFragment {
+        id: FragmentId,
+        data: Bytes,
+    },
+    GetFragment {
+        id: FragmentId,
+        offset_bytes: u64,
+        len_bytes: Option<u64>,
+    },
+    DeleteFragment {
+        id: FragmentId,
+    },
+    MetaPut {
+        key: Bytes,
+        value: Bytes,
+        hlc: u64,
+    },
+    MetaDelete {
+        key: Bytes,
+        hlc: u64,
+    },
+    MetaGet {
+        key: Bytes,
+    },
+    MetaScan {
+        prefix: Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    },
+    Batch(Vec<Request>),
+    Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaEntry {
+    pub hlc: u64,
+    pub value: Bytes,
+}
+
+/// Counters of one core. Encoded with a field count so a newer peer's extra fields are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    pub fragments: u64,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    pub capacity_bytes: u64,
+    pub free_bytes: u64,
+    pub segments: u64,
+    pub corrupt_reads: u64,
+    pub poisoned: bool,
+    pub puts: u64,
+    pub gets: u64,
+    pub deletes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ErrorCode {
+    NotFound = 1,
+    NoSpace = 2,
+    Corrupt = 3,
+    Poisoned = 4,
+    Busy = 5,
+    BadRequest = 6,
+    LayoutMismatch = 7,
+    VersionMismatch = 8,
+    TooLarge = 9,
+    Internal = 10,
+}
+
+impl ErrorCode {
+    /// Unknown codes (from a newer peer) read as `Internal`.
+    pub fn from_u16(v: u16) -> ErrorCode {
+        match v {
+            1 => Self::NotFound,
+            2 => Self::NoSpace,
+            3 => Self::Corrupt,
+            4 => Self::Poisoned,
+            5 => Self::Busy,
+            6 => Self::BadRequest,
+            7 => Self::LayoutMismatch,
+            8 => Self::VersionMismatch,
+            9 => Self::TooLarge,
+            _ => Self::Internal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Done,
+    Fragment(Bytes),
+    Meta(Option<MetaEntry>),
+    Scan {
+        entries: Vec<(Bytes, MetaEntry)>,
+        next_start_after: Option<Bytes>,
+    },
+    Batch(Vec<Response>),
+    Stats(CoreStats),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub request_id: u64,
+    pub layout_version: u64,
+    pub message: Message,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("bad frame magic")]
+    BadMagic,
+    #[error("unsupported protocol version {got}")]
+    UnsupportedVersion { got: u16 },
+    #[error("frame checksum mismatch")]
+    BadChecksum,
+    #[error("frame body of {len} bytes exceeds {max}")]
+    TooLarge { len: u64, max: u64 },
+    #[error("unknown message kind {0}")]
+    UnknownKind(u16),
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    #[error("nested batch")]
+    NestedBatch,
+}
+
+// Message kinds: requests 1..=15, responses 0x100 + n.
+const K_PUT: u16 = 1;
+const K_GET: u16 = 2;
+const K_DELETE: u16 = 3;
+const K_META_PUT: u16 = 4;
+const K_META_DELETE: u16 = 5;
+const K_META_GET: u16 = 6;
+const K_META_SCAN: u16 = 7;
+const K_BATCH: u16 = 8;
+const K_STATS: u16 = 9;
+const R_DONE: u16 = 0x101;
+const R_FRAGMENT: u16 = 0x102;
+const R_META: u16 = 0x103;
+const R_SCAN: u16 = 0x104;
+const R_BATCH: u16 = 0x105;
+const R_STATS: u16 = 0x106;
+const R_ERROR: u16 = 0x107;
+
+fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    out.put_u32_le(b.len() as u32);
+    out.put_slice(b);
+}
+
+fn put_opt_bytes(out: &mut BytesMut, b: Option<&Bytes>) {
+    match b {
+        Some(b) => {
+            out.put_u8(1);
+            put_bytes(out, b);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn request_kind(r: &Request) -> u16 {
+    match r {
+        Request::PutFragment { .. } => K_PUT,
+        Request::GetFragment { .. } => K_GET,
+        Request::DeleteFragment { .. } => K_DELETE,
+        Request::MetaPut { .. } => K_META_PUT,
+        Request::MetaDelete { .. } => K_META_DELETE,
+        Request::MetaGet { .. } => K_META_GET,
+        Request::MetaScan { .. } => K_META_SCAN,
+        Request::Batch(_) => K_BATCH,
+        Request::Stats => K_STATS,
+    }
+}
+
+fn encode_request_body(r: &Request, out: &mut BytesMut) {
+    match r {
+        Request::PutFragment { id, data } => {
+            out.put_slice(&id.0);
+            put_bytes(out, data);
+        }
+        Request::GetFragment {
+            id,
+            offset_bytes,
+            len_bytes,
+        } => {
+            out.put_slice(&id.0);
+            out.put_u64_le(*offset_bytes);
+            match len_bytes {
+                Some(l) => {
+                    out.put_u8(1);
+                    out.put_u64_le(*l);
+                }
+                None => out.put_u8(0),
+            }
+        }
+        Request::DeleteFragment { id } => out.put_slice(&id.0),
+        Request::MetaPut { key, value, hlc } => {
+            out.put_u64_le(*hlc);
+            put_bytes(out, key);
+            put_bytes(out, value);
+        }
+        Request::MetaDelete { key, hlc } => {
+            out.put_u64_le(*hlc);
+            put_bytes(out, key);
+        }
+        Request::MetaGet { key } => put_bytes(out, key),
+        Request::MetaScan {
+            prefix,
+            start_after,
+            limit,
+        } => {
+            put_bytes(out, prefix);
+            put_opt_bytes(out, start_after.as_ref());
+            out.put_u32_le(*limit);
+        }
+        Request::Batch(parts) => {
+            out.put_u32_le(parts.len() as u32);
+            for p in parts {
+                assert!(!matches!(p, Request::Batch(_)), "batches do not nest");
+                let mut body = BytesMut::new();
+                encode_request_body(p, &mut body);
+                out.put_u16_le(request_kind(p));
+                put_bytes(out, &body);
+            }
+        }
+        Request::Stats => {}
+    }
+}
+
+fn response_kind(r: &Response) -> u16 {
+    match r {
+        Response::Done => R_DONE,
+        Response::Fragment(_) => R_FRAGMENT,
+        Response::Meta(_) => R_META,
+        Response::Scan { .. } => R_SCAN,
+        Response::Batch(_) => R_BATCH,
+        Response::Stats(_) => R_STATS,
+        Response::Error { .. } => R_ERROR,
+    }
+}
+
+fn put_entry(out: &mut BytesMut, e: &MetaEntry) {
+    out.put_u64_le(e.hlc);
+    put_bytes(out, &e.value);
+}
+
+fn encode_response_body(r: &Response, out: &mut BytesMut) {
+    match r {
+        Response::Done => {}
+        Response::Fragment(b) => put_bytes(out, b),
+        Response::Meta(m) => match m {
+            Some(e) => {
+                out.put_u8(1);
+                put_entry(out, e);
+            }
+            None => out.put_u8(0),
+        },
+        Response::Scan {
+            entries,
+            next_start_after,
+        } => {
+            out.put_u32_le(entries.len() as u32);
+            for (k, e) in entries {
+                put_bytes(out, k);
+                put_entry(out, e);
+            }
+            put_opt_bytes(out, next_start_after.as_ref());
+        }
+        Response::Batch(parts) => {
+            out.put_u32_le(parts.len() as u32);
+            for p in parts {
+                let mut body = BytesMut::new();
+                encode_response_body(p, &mut body);
+                out.put_u16_le(response_kind(p));
+                put_bytes(out, &body);
+            }
+        }
+        Response::Stats(s) => {
+            let fields = [
+                s.fragments,
+                s.live_bytes,
+                s.dead_bytes,
+                s.capacity_bytes,
+                s.free_bytes,
+                s.segments,
+                s.corrupt_reads,
+                u64::from(s.poisoned),
+                s.puts,
+                s.gets,
+                s.deletes,
+            ];
+            out.put_u32_le(fields.len() as u32);
+            for f in fields {
+                out.put_u64_le(f);
+            }
+        }
+        Response::Error { code, message } => {
+            out.put_u16_le(*code as u16);
+            let mut m = message.as_bytes();
+            if m.len() > limits::ERROR_MESSAGE_BYTES_MAX as usize {
+                let mut cut = limits::ERROR_MESSAGE_BYTES_MAX as usize;
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                m = &m[..cut];
+            }
+            put_bytes(out, m);
+        }
+    }
+}
+
+fn write_frame(kind: u16, request_id: u64, layout_version: u64, body: &[u8], out: &mut BytesMut) {
+    assert!(
+        body.len() <= limits::FRAME_BODY_BYTES_MAX as usize,
+        "frame body within limits"
+    );
+    let start = out.len();
+    out.reserve(HEADER_BYTES + body.len());
+    out.put_u32_le(MAGIC);
+    out.put_u16_le(VERSION);
+    out.put_u16_le(kind);
+    out.put_u64_le(request_id);
+    out.put_u64_le(layout_version);
+    out.put_u32_le(body.len() as u32);
+    out.put_u32_le(0);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&out[start..start + 32]);
+    h.update(body);
+    out.put_u32_le(h.finalize());
+    out.put_u32_le(0);
+    out.put_slice(body);
+}
+
+/// Appends a request frame to `out`.
+pub fn encode_request(request_id: u64, layout_version: u64, r: &Request, out: &mut BytesMut) {
+    let mut body = BytesMut::new();
+    encode_request_body(r, &mut body);
+    write_frame(request_kind(r), request_id, layout_version, &body, out);
+}
+
+/// Appends a response frame to `out`.
+pub fn encode_response(request_id: u64, layout_version: u64, r: &Response, out: &mut BytesMut) {
+    let mut body = BytesMut::new();
+    encode_response_body(r, &mut body);
+    write_frame(response_kind(r), request_id, layout_version, &body, out);
+}
+
+/// Takes one whole frame off the front of `buf`. `Ok(None)` until a whole frame is buffered.
+/// Never reserves memory for a length it has not checked against the limits.
+pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ProtoError> {
+    if buf.len() < HEADER_BYTES {
+        if buf.len() >= 4 && buf[0..4] != MAGIC.to_le_bytes() {
+            return Err(ProtoError::BadMagic);
+        }
+        return Ok(None);
+    }
+    let h = &buf[..HEADER_BYTES];
+    if h[0..4] != MAGIC.to_le_bytes() {
+        return Err(ProtoError::BadMagic);
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(ProtoError::UnsupportedVersion { got: version });
+    }
+    let kind = u16::from_le_bytes([h[6], h[7]]);
+    let request_id = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    let layout_version = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    let body_len = u32::from_le_bytes(h[24..28].try_into().expect("4 bytes"));
+    if body_len > limits::FRAME_BODY_BYTES_MAX {
+        return Err(ProtoError::TooLarge {
+            len: u64::from(body_len),
+            max: u64::from(limits::FRAME_BODY_BYTES_MAX),
+        });
+    }
+    if h[28..32] != [0; 4] || h[36..40] != [0; 4] {
+        return Err(ProtoError::Malformed("reserved header bytes"));
+    }
+    let crc = u32::from_le_bytes(h[32..36].try_into().expect("4 bytes"));
+    let total = HEADER_BYTES + body_len as usize;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&buf[0..32]);
+    hasher.update(&buf[HEADER_BYTES..total]);
+    if hasher.finalize() != crc {
+        return Err(ProtoError::BadChecksum);
+    }
+    let mut frame = buf.split_to(total).freeze();
+    frame.advance(HEADER_BYTES);
+    let message = decode_message(kind, &mut frame, true)?;
+    if frame.has_remaining() {
+        return Err(ProtoError::Malformed("trailing bytes"));
+    }
+    Ok(Some(Frame {
+        request_id,
+        layout_version,
+        message,
+    }))
+}
+
+fn need(b: &Bytes, n: usize) -> Result<(), ProtoError> {
+    if b.remaining() < n {
+        Err(ProtoError::Malformed("truncated field"))
+    } else {
+        Ok(())
+    }
+}
+
+fn get_u8(b: &mut Bytes) -> Result<u8, ProtoError> {
+    need(b, 1)?;
+    Ok(b.get_u8())
+}
+fn get_u16(b: &mut Bytes) -> Result<u16, ProtoError> {
+    need(b, 2)?;
+    Ok(b.get_u16_le())
+}
+fn get_u32(b: &mut Bytes) -> Result<u32, ProtoError> {
+    need(b, 4)?;
+    Ok(b.get_u32_le())
+}
+fn get_u64(b: &mut Bytes) -> Result<u64, ProtoError> {
+    need(b, 8)?;
+    Ok(b.get_u64_le())
+}
+fn get_bytes(b: &mut Bytes, max: u32) -> Result<Bytes, ProtoError> {
+    let len = get_u32(b)?;
+    if len > max {
+        return Err(ProtoError::TooLarge {
+            len: u64::from(len),
+            max: u64::from(max),
+        });
+    }
+    need(b, len as usize)?;
+    Ok(b.split_to(len as usize))
+}
+fn get_opt_bytes(b: &mut Bytes, max: u32) -> Result<Option<Bytes>, ProtoError> {
+    match get_u8(b)? {
+        0 => Ok(None),
+        1 => get_bytes(b, max).map(Some),
+        _ => Err(ProtoError::Malformed("option tag")),
+    }
+}
+fn get_id(b: &mut Bytes) -> Result<FragmentId, ProtoError> {
+    need(b, 16)?;
+    let mut id = [0u8; 16];
+    b.copy_to_slice(&mut id);
+    Ok(FragmentId(id))
+}
+fn get_entry(b: &mut Bytes) -> Result<MetaEntry, ProtoError> {
+    Ok(MetaEntry {
+        hlc: get_u64(b)?,
+        value: get_bytes(b, limits::META_VALUE_BYTES_MAX)?,
+    })
+}
+
+fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoError> {
+    use limits::{FRAME_BODY_BYTES_MAX as BODY, META_KEY_BYTES_MAX as KEY};
+    let m = match kind {
+        K_PUT => Message::Request(Request::PutFragment {
+            id: get_id(b)?,
+            data: get_bytes(b, BODY)?,
+        }),
+        K_GET => {
+            let id = get_id(b)?;
+            let offset_bytes = get_u64(b)?;
+            let len_bytes = match get_u8(b)? {
+                0 => None,
+                1 => Some(get_u64(b)?),
+                _ => return Err(ProtoError::Malformed("option tag")),
+            };
+            Message::Request(Request::GetFragment {
+                id,
+                offset_bytes,
+                len_bytes,
+            })
+        }
+        K_DELETE => Message::Request(Request::DeleteFragment { id: get_id(b)? }),
+        K_META_PUT => {
+            let hlc = get_u64(b)?;
+            let key = get_bytes(b, KEY)?;
+            let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
+            Message::Request(Request::MetaPut { key, value, hlc })
+        }
+        K_META_DELETE => {
+            let hlc = get_u64(b)?;
+            Message::Request(Request::MetaDelete {
+                key: get_bytes(b, KEY)?,
+                hlc,
+            })
+        }
+        K_META_GET => Message::Request(Request::MetaGet {
+            key: get_bytes(b, KEY)?,
+        }),
+        K_META_SCAN => {
+            let prefix = get_bytes(b, KEY)?;
+            let start_after = get_opt_bytes(b, KEY)?;
+            let limit = get_u32(b)?;
+            if limit > limits::SCAN_LIMIT_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(limit),
+                    max: u64::from(limits::SCAN_LIMIT_MAX),
+                });
+            }
+            Message::Request(Request::MetaScan {
+                prefix,
+                start_after,
+                limit,
+            })
+        }
+        K_STATS => Message::Request(Request::Stats),
+        K_BATCH | R_BATCH => {
+            if !top {
+                return Err(ProtoError::NestedBatch);
+            }
+            let n = get_u32(b)?;
+            if n > limits::BATCH_LEN_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(n),
+                    max: u64::from(limits::BATCH_LEN_MAX),
+                });
+            }
+            let mut reqs = Vec::new();
+            let mut resps = Vec::new();
+            for _ in 0..n {
+                let k = get_u16(b)?;
+                let mut body = get_bytes(b, BODY)?;
+                match decode_message(k, &mut body, false)? {
+                    Message::Request(r) if kind == K_BATCH => reqs.push(r),
+                    Message::Response(r) if kind == R_BATCH => resps.push(r),
+                    _ => return Err(ProtoError::Malformed("batch mixes requests and responses")),
+                }
+                if body.has_remaining() {
+                    return Err(ProtoError::Malformed("trailing bytes in batch part"));
+                }
+            }
+            if kind == K_BATCH {
+                Message::Request(Request::Batch(reqs))
+            } else {
+                Message::Response(Response::Batch(resps))
+            }
+        }
+        R_DONE => Message::Response(Response::Done),
+        R_FRAGMENT => Message::Response(Response::Fragment(get_bytes(b, BODY)?)),
+        R_META => Message::Response(Response::Meta(match get_u8(b)? {
+            0 => None,
+            1 => Some(get_entry(b)?),
+            _ => return Err(ProtoError::Malformed("option tag")),
+        })),
+        R_SCAN => {
+            let n = get_u32(b)?;
+            if n > limits::SCAN_LIMIT_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(n),
+                    max: u64::from(limits::SCAN_LIMIT_MAX),
+                });
+            }
+            let mut entries = Vec::new();
+            for _ in 0..n {
+                let k = get_bytes(b, KEY)?;
+                entries.push((k, get_entry(b)?));
+            }
+            let next_start_after = get_opt_bytes(b, KEY)?;
+            Message::Response(Response::Scan {
+                entries,
+                next_start_after,
+            })
+        }
+        R_STATS => {
+            let n = get_u32(b)? as usize;
+            need(b, n.saturating_mul(8))?;
+            let mut f = [0u64; 11];
+            for i in 0..n {
+                let v = b.get_u64_le();
+                if i < f.len() {
+                    f[i] = v;
+                }
+            }
+            Message::Response(Response::Stats(CoreStats {
+                fragments: f[0],
+                live_bytes: f[1],
+                dead_bytes: f[2],
+                capacity_bytes: f[3],
+                free_bytes: f[4],
+                segments: f[5],
+                corrupt_reads: f[6],
+                poisoned: f[7] != 0,
+                puts: f[8],
+                gets: f[9],
+                deletes: f[10],
+            }))
+        }
+        R_ERROR => {
+            let code = ErrorCode::from_u16(get_u16(b)?);
+            let m = get_bytes(b, limits::ERROR_MESSAGE_BYTES_MAX)?;
+            let message = String::from_utf8_lossy(&m).into_owned();
+            Message::Response(Response::Error { code, message })
+        }
+        other => return Err(ProtoError::UnknownKind(other)),
+    };
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Request> {
+        vec![
+            Request::PutFragment {
+                id: FragmentId::from_u128(7),
+                data: Bytes::from_static(b"abc"),
+            },
+            Request::GetFragment {
+                id: FragmentId::from_u128(8),
+                offset_bytes: 3,
+                len_bytes: None,
+            },
+            Request::GetFragment {
+                id: FragmentId::from_u128(8),
+                offset_bytes: 0,
+                len_bytes: Some(9),
+            },
+            Request::DeleteFragment {
+                id: FragmentId::from_u128(9),
+            },
+            Request::MetaPut {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+                hlc: 5,
+            },
+            Request::MetaDelete {
+                key: Bytes::from_static(b"k"),
+                hlc: 6,
+            },
+            Request::MetaGet {
+                key: Bytes::from_static(b"k"),
+            },
+            Request::MetaScan {
+                prefix: Bytes::from_static(b"p/"),
+                start_after: Some(Bytes::from_static(b"p/a")),
+                limit: 10,
+            },
+            Request::Stats,
+        ]
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let mut all = samples();
+        all.push(Request::Batch(samples()));
+        for (i, r) in all.iter().enumerate() {
+            let mut buf = BytesMut::new();
+            encode_request(i as u64, 3, r, &mut buf);
+            let f = decode_frame(&mut buf).unwrap().unwrap();
+            assert_eq!(
+                f,
+                Frame {
+                    request_id: i as u64,
+                    layout_version: 3,
+                    message: Message::Request(r.clone())
+                }
+            );
+            assert!(buf.is_empty());
+        }
+        let responses = vec![
+            Response::Done,
+            Response::Fragment(Bytes::from_static(b"xyz")),
+            Response::Meta(None),
+            Response::Meta(Some(MetaEntry {
+                hlc: 1,
+                value: Bytes::from_static(b"v"),
+            })),
+            Response::Scan {
+                entries: vec![(
+                    Bytes::from_static(b"a"),
+                    MetaEntry {
+                        hlc: 2,
+                        value: Bytes::new(),
+                    },
+                )],
+                next_start_after: Some(Bytes::from_static(b"a")),
+            },
+            Response::Stats(CoreStats {
+                fragments: 1,
+                poisoned: true,
+                deletes: 9,
+                ..CoreStats::default()
+            }),
+            Response::Error {
+                code: ErrorCode::NoSpace,
+                message: "full".into(),
+            },
+            Response::Batch(vec![Response::Done, Response::Meta(None)]),
+        ];
+        for r in responses {
+            let mut buf = BytesMut::new();
+            encode_response(1, 0, &r, &mut buf);
+            assert_eq!(
+                decode_frame(&mut buf).unwrap().unwrap().message,
+                Message::Response(r)
+            );
+        }
+    }
+
+    #[test]
+    fn partial_frames_wait_and_garbage_is_an_error() {
+        let mut whole = BytesMut::new();
+        encode_request(1, 0, &Request::Batch(samples()), &mut whole);
+        let whole = whole.freeze();
+        let mut buf = BytesMut::new();
+        for (i, b) in whole.iter().enumerate() {
+            buf.put_u8(*b);
+            let r = decode_frame(&mut buf).unwrap();
+            assert_eq!(r.is_some(), i + 1 == whole.len());
+        }
+        // Every single-bit flip is detected (magic, version, length, checksum or body).
+        for bit in 0..whole.len() * 8 {
+            let mut bad = BytesMut::from(&whole[..]);
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                !matches!(decode_frame(&mut bad), Ok(Some(_))),
+                "flip at {bit} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x1234_5678;
+        for _ in 0..20_000 {
+            let mut v = Vec::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 200) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.push(x as u8);
+            }
+            if x.is_multiple_of(2) && v.len() >= 8 {
+                v[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+                v[4..6].copy_from_slice(&VERSION.to_le_bytes());
+            }
+            let _ = decode_frame(&mut BytesMut::from(&v[..]));
+        }
+        let mut huge = BytesMut::new();
+        huge.put_u32_le(MAGIC);
+        huge.put_u16_le(VERSION);
+        huge.put_u16_le(K_PUT);
+        huge.put_u64_le(0);
+        huge.put_u64_le(0);
+        huge.put_u32_le(u32::MAX);
+        huge.put_u32_le(0);
+        huge.put_u32_le(0);
+        huge.put_u32_le(0);
+        assert!(matches!(
+            decode_frame(&mut huge),
+            Err(ProtoError::TooLarge { .. })
+        ));
+    }
+
+    /// Format stability: a version-1 frame as bytes that must keep decoding.
+    #[test]
+    fn golden_v1_frame() {
+        let golden = include_bytes!("../tests/fixtures/v1-meta-put.bin");
+        let mut buf = BytesMut::from(&golden[..]);
+        let f = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            f.message,
+            Message::Request(Request::MetaPut {
+                key: Bytes::from_static(b"bucket/key"),
+                value: Bytes::from_static(b"value"),
+                hlc: 0x0102_0304_0506_0708
+            })
+        );
+        assert_eq!((f.request_id, f.layout_version), (42, 7));
+    }
+}

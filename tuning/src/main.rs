@@ -1,0 +1,2 @@
+//! percore-tune
+fn main() {}
