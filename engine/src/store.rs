@@ -90,6 +90,14 @@ impl Op {
     fn record_bytes(&self) -> u64 {
         record_bytes_for(self.payload_bytes())
     }
+
+    /// Writes that make room (or move data so room can be made) may use the reserved segments.
+    fn may_use_reserve(&self) -> bool {
+        matches!(
+            self,
+            Op::Delete { .. } | Op::Meta(MetaMutation::Delete { .. }) | Op::Relocate { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,11 +571,14 @@ impl<D: Disk> Store<D> {
             let (batch, seg) = match self.next_batch().await {
                 Ok(Some(b)) => b,
                 Ok(None) => break,
+                Err(EngineError::NoSpace) => {
+                    self.fail_queue(&EngineError::NoSpace);
+                    continue;
+                }
                 Err(e) => {
-                    self.fail_queue(&e);
-                    if matches!(e, EngineError::NoSpace) {
-                        continue;
-                    }
+                    tracing::error!(error = %e, "creating a segment failed: core poisoned");
+                    self.inner.st.borrow_mut().poisoned = true;
+                    self.fail_queue(&EngineError::Poisoned);
                     break;
                 }
             };
@@ -650,15 +661,23 @@ impl<D: Disk> Store<D> {
             st.active = None;
             let max_segments = (self.inner.cfg.capacity_bytes / self.inner.cfg.segment_bytes)
                 .min(u64::from(SEGMENTS_MAX));
-            let only_relocations = st.queue.iter().all(|p| matches!(p.op, Op::Relocate { .. }));
-            let reserve = if only_relocations {
-                0
-            } else {
-                RECLAIM_RESERVE_SEGMENTS
-            };
             let count = st.segments.len() as u64;
-            if count + 1 + reserve > max_segments {
+            if count + 1 > max_segments {
                 return Err(EngineError::NoSpace);
+            }
+            if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
+                // Only writes that free space (deletes, relocations) may use the reserve.
+                let queued: Vec<Pending> = st.queue.drain(..).collect();
+                for p in queued {
+                    if p.op.may_use_reserve() {
+                        st.queue.push_back(p);
+                    } else {
+                        let _ = p.tx.send(Err(EngineError::NoSpace));
+                    }
+                }
+                if st.queue.is_empty() {
+                    return Err(EngineError::NoSpace);
+                }
             }
             let seg = st.next_segment;
             st.next_segment += 1;
@@ -707,8 +726,19 @@ impl<D: Disk> Store<D> {
         let file = active.file.clone();
         let offset = active.offset_bytes;
         // Hand the segment back before the I/O so a failure leaves it sealed at the old end.
-        self.inner.disk.write_at(&file, buf, offset).await?;
-        self.inner.disk.sync(&file).await?;
+        let written = match self.inner.disk.write_at(&file, buf, offset).await {
+            Ok(()) => self.inner.disk.sync(&file).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // Never retried (after a failed fdatasync the kernel may have dropped the pages):
+            // the batch's writers learn the core is poisoned.
+            self.inner.st.borrow_mut().poisoned = true;
+            for p in batch {
+                let _ = p.tx.send(Err(EngineError::Poisoned));
+            }
+            return Err(e);
+        }
         let end = offset + write_bytes;
         {
             let mut st = self.inner.st.borrow_mut();

@@ -203,3 +203,111 @@ fn a_partition_of_another_core_is_refused() {
     let err = Node::start(&cfg).err().expect("wrong owner");
     assert!(err.to_string().contains("belongs to node 1"), "{err}");
 }
+
+/// A core's TCP port: requests round-trip; garbage, oversized lengths and wrong layout
+/// versions get error frames or a closed connection; the core keeps serving.
+#[test]
+fn tcp_protocol_rejects_malformed_frames() {
+    use engine::client::BlockingClient;
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = node_config(dir.path());
+    cfg.cores.truncate(1);
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    cfg.listen = Some((std::net::Ipv4Addr::LOCALHOST.into(), port));
+    cfg.layout_version = 5;
+    let node = Node::start(&cfg).unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // A second listener on the same port is refused (no silent SO_REUSEPORT sharing).
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut cfg2 = node_config(dir2.path());
+    cfg2.cores.truncate(1);
+    cfg2.listen = cfg.listen;
+    let err = Node::start(&cfg2).err().expect("port in use");
+    assert!(err.to_string().contains("cannot listen"), "{err}");
+
+    for garbage in [b"GET / HTTP/1.1\r\n\r\n".to_vec(), vec![0u8; 100], {
+        let mut v = b"PCW1".to_vec();
+        v.extend_from_slice(&[1, 0, 1, 0]);
+        v.extend_from_slice(&[0; 16]);
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+        v.extend_from_slice(&[0; 12]);
+        v
+    }] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(&garbage).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let mut b = bytes::BytesMut::from(&buf[..]);
+        match proto::decode_frame(&mut b) {
+            Ok(Some(f)) => assert!(
+                matches!(f.message, proto::Message::Response(Response::Error { .. })),
+                "{f:?}"
+            ),
+            other => assert!(buf.is_empty(), "closed or an error frame, got {other:?}"),
+        }
+    }
+    let mut c = BlockingClient::connect(addr, 4).unwrap();
+    let r = c.call(&Request::Stats).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                code: ErrorCode::LayoutMismatch,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let mut c = BlockingClient::connect(addr, 5).unwrap();
+    let put = Request::PutFragment {
+        id: fragment_id(1),
+        data: data(70_000, 3),
+    };
+    assert_eq!(c.call(&put).unwrap(), Response::Done);
+    let get = Request::GetFragment {
+        id: fragment_id(1),
+        offset_bytes: 69_990,
+        len_bytes: None,
+    };
+    assert_eq!(
+        c.call(&get).unwrap(),
+        Response::Fragment(data(70_000, 3).slice(69_990..))
+    );
+    for i in 0..30 {
+        let key = Bytes::from(format!("bucket/{i:02}"));
+        let r = c.call(&Request::MetaPut {
+            key,
+            value: Bytes::from_static(b"m"),
+            hlc: 1,
+        });
+        assert_eq!(r.unwrap(), Response::Done);
+    }
+    let mut cursor = None;
+    let mut seen = 0;
+    loop {
+        let scan = Request::MetaScan {
+            prefix: Bytes::from_static(b"bucket/"),
+            start_after: cursor.clone(),
+            limit: 7,
+        };
+        let Response::Scan {
+            entries,
+            next_start_after,
+        } = c.call(&scan).unwrap()
+        else {
+            panic!()
+        };
+        seen += entries.len();
+        cursor = next_start_after;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 30);
+    node.shutdown();
+}
