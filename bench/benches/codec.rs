@@ -19,7 +19,9 @@ fn crc(c: &mut Criterion) {
 }
 
 fn shards(k: usize, size: usize) -> Vec<Vec<u8>> {
-    (0..k).map(|i| (0..size).map(|j| (i * 31 + j * 7) as u8).collect()).collect()
+    (0..k)
+        .map(|i| (0..size).map(|j| (i * 31 + j * 7) as u8).collect())
+        .collect()
 }
 
 fn erasure(c: &mut Criterion) {
@@ -37,7 +39,7 @@ fn erasure(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("decode_m_lost", &label), |b| {
                 b.iter(|| {
                     // The first m data shards are lost; all parity is present.
-                    let original = data.iter().enumerate().skip(m).map(|(i, s)| (i, s));
+                    let original = data.iter().enumerate().skip(m);
                     let recovery = parity.iter().enumerate();
                     reed_solomon_simd::decode(k, m, original, recovery).expect("decode")
                 });
@@ -59,7 +61,9 @@ fn protocol(c: &mut Criterion) {
             b.iter(|| {
                 let mut buf = BytesMut::new();
                 proto::encode_request(1, 1, r, &mut buf);
-                proto::decode_frame(&mut buf).expect("valid").expect("whole")
+                proto::decode_frame(&mut buf)
+                    .expect("valid")
+                    .expect("whole")
             });
         });
     }

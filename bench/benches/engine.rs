@@ -22,25 +22,34 @@ use glommio::{LocalExecutor, LocalExecutorBuilder, Shares};
 const CONCURRENCY: usize = 32;
 
 fn bench_dir() -> PathBuf {
-    let base = std::env::var_os("PERCORE_BENCH_DIR").map_or_else(|| "/var/tmp".into(), PathBuf::from);
+    let base =
+        std::env::var_os("PERCORE_BENCH_DIR").map_or_else(|| "/var/tmp".into(), PathBuf::from);
     std::fs::create_dir_all(&base).expect("bench dir");
     base
 }
 
 fn executor() -> LocalExecutor {
-    LocalExecutorBuilder::default().io_memory(8 << 20).make().expect("glommio executor")
+    LocalExecutorBuilder::default()
+        .io_memory(8 << 20)
+        .make()
+        .expect("glommio executor")
 }
 
 async fn open_store(dir: &std::path::Path, checkpoint_every_records: u64) -> Store<GlommioDisk> {
     let segment_bytes = 64 << 20;
     let p = open_partition(dir, 1, 0, segment_bytes).expect("partition");
-    let q = glommio::executor().create_task_queue(Shares::Static(10), glommio::Latency::NotImportant, "bg");
+    let q = glommio::executor().create_task_queue(
+        Shares::Static(10),
+        glommio::Latency::NotImportant,
+        "bg",
+    );
     let disk = GlommioDisk::open(dir, q).await.expect("disk");
     let cfg = StoreConfig {
         segment_bytes,
         capacity_bytes: u64::MAX,
         checkpoint_every_records,
         salt: log_salt(&p.superblock.partition_uuid),
+        batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };
     let store = Store::open(disk, cfg).await.expect("store");
     // The partition lock must outlive the store in this process.
@@ -117,7 +126,10 @@ async fn raw_many(file: &Rc<DmaFile>, n: u64, size: usize, file_bytes: u64) {
 fn append(c: &mut Criterion) {
     let ex = executor();
     let mut group = c.benchmark_group("append");
-    group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1));
     for size in [4096usize, 64 << 10, 1 << 20] {
         group.throughput(Throughput::Bytes(size as u64));
         let tmp = tempfile::tempdir_in(bench_dir()).expect("tmp");
@@ -146,13 +158,17 @@ fn append(c: &mut Criterion) {
             f.pre_allocate(file_bytes, false).await.expect("prealloc");
             Rc::new(f)
         });
-        group.bench_with_input(BenchmarkId::new("raw_dma_write_fdatasync", size), &size, |b, _| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                ex.run(raw_many(&file, iters, size, file_bytes));
-                start.elapsed()
-            });
-        });
+        group.bench_with_input(
+            BenchmarkId::new("raw_dma_write_fdatasync", size),
+            &size,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    ex.run(raw_many(&file, iters, size, file_bytes));
+                    start.elapsed()
+                });
+            },
+        );
     }
     group.finish();
 }
@@ -167,7 +183,9 @@ fn random_read(c: &mut Criterion) {
         s
     });
     let mut group = c.benchmark_group("read");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(1));
     let seed = Rc::new(RefCell::new(1u64));
     group.bench_function("random_4k_get_qd32", |b| {
@@ -213,7 +231,10 @@ fn index(c: &mut Criterion) {
     let entries: u64 = 1_000_000;
     let mut ix = Index::default();
     for i in 0..entries {
-        ix.insert(&id(i), Loc::new((i / 10_000) as u32, (i % 10_000) * 512, 300));
+        ix.insert(
+            &id(i),
+            Loc::new((i / 10_000) as u32, (i % 10_000) * 512, 300),
+        );
     }
     eprintln!(
         "index: {} entries, {:.1} heap bytes per entry",
@@ -242,7 +263,9 @@ fn restart(c: &mut Criterion) {
         s.shutdown().await.expect("closed");
     });
     let mut group = c.benchmark_group("restart");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("open_1M_fragments", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -267,13 +290,18 @@ fn restart(c: &mut Criterion) {
 async fn open_store_unlocked(dir: &std::path::Path) -> Store<GlommioDisk> {
     let sb = std::fs::read(dir.join("superblock")).expect("superblock");
     let sb = engine::format::Superblock::decode_for(&sb, 1, 0).expect("owner");
-    let q = glommio::executor().create_task_queue(Shares::Static(10), glommio::Latency::NotImportant, "bg");
+    let q = glommio::executor().create_task_queue(
+        Shares::Static(10),
+        glommio::Latency::NotImportant,
+        "bg",
+    );
     let disk = GlommioDisk::open(dir, q).await.expect("disk");
     let cfg = StoreConfig {
         segment_bytes: sb.segment_bytes,
         capacity_bytes: u64::MAX,
         checkpoint_every_records: 1 << 40,
         salt: log_salt(&sb.partition_uuid),
+        batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };
     Store::open(disk, cfg).await.expect("store")
 }

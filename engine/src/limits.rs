@@ -19,8 +19,11 @@ pub const META_KEY_BYTES_MAX: u64 = 2048;
 pub const META_VALUE_BYTES_MAX: u64 = 256 * 1024;
 /// The largest record: header plus the largest payload, rounded to the record alignment.
 pub const RECORD_BYTES_MAX: u64 = 64 + FRAGMENT_BYTES_MAX + 8;
-/// Bytes of records one group commit may gather before it must flush.
-pub const BATCH_BYTES_MAX: u64 = 8 * 1024 * 1024 + RECORD_BYTES_MAX;
+/// Bytes of records one write of a group commit gathers (a larger single record is written
+/// alone).
+pub const BATCH_BYTES_MAX: u64 = 2 * 1024 * 1024;
+/// Writes one group commit keeps in flight before its fdatasync.
+pub const PIPELINE_BATCHES_MAX: usize = 8;
 /// Requests queued from other threads to one core before senders wait (backpressure).
 pub const CORE_QUEUE_LEN_MAX: usize = 1024;
 /// Requests one TCP connection may have in flight on a core.
@@ -40,5 +43,5 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(RECORD_BYTES_MAX <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
-const _: () = assert!(BATCH_BYTES_MAX >= RECORD_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAGMENT_BYTES_MAX);

@@ -281,6 +281,7 @@ async fn open_core(
         capacity_bytes: node.capacity_bytes_per_core,
         checkpoint_every_records: node.checkpoint_every_records,
         salt: log_salt(&partition.superblock.partition_uuid),
+        batch_bytes: crate::limits::BATCH_BYTES_MAX,
     };
     let store = Store::open(disk, cfg).await?;
     // The partition (and its lock) lives as long as the core.

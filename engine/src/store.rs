@@ -25,7 +25,8 @@ use crate::format::{
 use crate::index::Index;
 use crate::limits::{
     BATCH_BYTES_MAX, BLOCK_BYTES, FRAGMENT_BYTES_MAX, META_KEY_BYTES_MAX, META_VALUE_BYTES_MAX,
-    RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX, SEGMENTS_MAX,
+    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX,
+    SEGMENTS_MAX,
 };
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 
@@ -40,6 +41,9 @@ pub struct StoreConfig {
     pub checkpoint_every_records: u64,
     /// The partition's record checksum seed (`format::log_salt`).
     pub salt: u32,
+    /// Bytes per write of a group commit (`limits::BATCH_BYTES_MAX`; tests use less to
+    /// exercise pipelined rounds).
+    pub batch_bytes: u64,
 }
 
 /// Counters of one core, reported by `Stats` requests.
@@ -196,6 +200,7 @@ impl<D: Disk> Store<D> {
     /// never followed by newer records in the same segment.
     pub async fn open(disk: D, cfg: StoreConfig) -> Result<Store<D>> {
         assert_eq!(cfg.segment_bytes % BLOCK_BYTES, 0);
+        assert!(cfg.batch_bytes > 0 && cfg.batch_bytes <= BATCH_BYTES_MAX);
         let meta_dir = disk.meta_dir();
         let meta = disk.blocking(move || MetaStore::open(&meta_dir)).await?;
         let mut index = Index::default();
@@ -564,31 +569,20 @@ impl<D: Disk> Store<D> {
         rx.await.unwrap_or(Err(EngineError::Stopped))
     }
 
-    /// Flushes batches until the queue is empty. Runs as its own task so a caller that goes
-    /// away never leaves a flush half done.
+    /// Flushes until the queue is empty. Runs as its own task so a caller that goes away never
+    /// leaves a flush half done.
     async fn flush_loop(self) {
         loop {
-            let (batch, seg) = match self.next_batch().await {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(EngineError::NoSpace) => {
-                    self.fail_queue(&EngineError::NoSpace);
-                    continue;
-                }
+            match self.flush_round().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(EngineError::NoSpace) => self.fail_queue(&EngineError::NoSpace),
                 Err(e) => {
-                    tracing::error!(error = %e, "creating a segment failed: core poisoned");
+                    tracing::error!(error = %e, "log write failed: core poisoned");
                     self.inner.st.borrow_mut().poisoned = true;
                     self.fail_queue(&EngineError::Poisoned);
                     break;
                 }
-            };
-            if let Err(e) = self.write_batch(batch, seg).await {
-                tracing::error!(error = %e, "log write failed: core poisoned");
-                let mut st = self.inner.st.borrow_mut();
-                st.poisoned = true;
-                drop(st);
-                self.fail_queue(&EngineError::Poisoned);
-                break;
             }
         }
         self.inner.st.borrow_mut().flushing = false;
@@ -608,22 +602,13 @@ impl<D: Disk> Store<D> {
         }
     }
 
-    fn fail_queue(&self, e: &EngineError) {
-        let drained: Vec<Pending> = self.inner.st.borrow_mut().queue.drain(..).collect();
-        for p in drained {
-            let err = match e {
-                EngineError::NoSpace => EngineError::NoSpace,
-                _ => EngineError::Poisoned,
-            };
-            let _ = p.tx.send(Err(err));
-        }
-    }
-
-    /// Takes the next batch from the queue, rotating to a new segment when the first record
-    /// does not fit in the active one. `None` when the queue is empty.
-    async fn next_batch(&self) -> Result<Option<(Vec<Pending>, Active<D::File>)>> {
+    /// One group commit: up to `PIPELINE_BATCHES_MAX` batches of the active segment are encoded
+    /// and their writes issued one after another without waiting (so copying the next batch
+    /// overlaps the device writing the previous one), then one fdatasync covers them all, then
+    /// their effects are applied in log order. Returns whether there was anything to flush.
+    async fn flush_round(&self) -> Result<bool> {
         let first_bytes = match self.inner.st.borrow().queue.front() {
-            None => return Ok(None),
+            None => return Ok(false),
             Some(p) => p.op.record_bytes(),
         };
         let fits = self
@@ -636,21 +621,120 @@ impl<D: Disk> Store<D> {
         if !fits {
             self.rotate().await?;
         }
+        let mut inflight = Vec::new();
+        let mut file = None;
+        while inflight.len() < PIPELINE_BATCHES_MAX {
+            let Some((batch, locs, buf, offset, f)) = self.encode_next_batch() else {
+                break;
+            };
+            let (tx, rx) = oneshot::channel();
+            let this = self.clone();
+            let f2 = f.clone();
+            // Spawned: the executor submits the write now and we go on encoding.
+            self.inner.disk.spawn(async move {
+                let _ = tx.send(this.inner.disk.write_at(&f2, buf, offset).await);
+            });
+            inflight.push((batch, locs, rx));
+            file = Some(f);
+        }
+        assert!(
+            !inflight.is_empty(),
+            "the first record fits the active segment"
+        );
+        let file = file.expect("at least one batch");
+        let mut result = Ok(());
+        for (_, _, rx) in &mut inflight {
+            let r = rx.await.unwrap_or(Err(EngineError::Stopped));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        if result.is_ok() {
+            result = self.inner.disk.sync(&file).await;
+        }
+        if let Err(e) = result {
+            // Never retried (after a failed fdatasync the kernel may have dropped the pages):
+            // the writers of every batch in flight learn the core is poisoned.
+            self.inner.st.borrow_mut().poisoned = true;
+            for (batch, _, _) in inflight {
+                for p in batch {
+                    let _ = p.tx.send(Err(EngineError::Poisoned));
+                }
+            }
+            return Err(e);
+        }
+        {
+            let mut st = self.inner.st.borrow_mut();
+            let active = st
+                .active
+                .as_ref()
+                .expect("the active segment stays during a round");
+            st.durable_pos = (active.segment, active.offset_bytes);
+            st.stats.flushes += 1;
+            st.records_since_checkpoint += inflight.iter().map(|b| b.0.len() as u64).sum::<u64>();
+        }
+        for (batch, locs, _) in inflight {
+            self.apply_batch(batch, &locs)?;
+        }
+        Ok(true)
+    }
+
+    /// Takes the records that fit the active segment (at most `BATCH_BYTES_MAX` unless a
+    /// single record is larger), encodes them into one block-aligned buffer and advances the
+    /// segment's write position. `None` when the queue is empty or its head does not fit.
+    #[allow(clippy::type_complexity)]
+    fn encode_next_batch(&self) -> Option<(Vec<Pending>, Vec<Loc>, D::Buf, u64, D::File)> {
         let mut st = self.inner.st.borrow_mut();
-        let active = st.active.take().expect("rotated above");
+        let st = &mut *st;
+        let active = st.active.as_mut()?;
         let room = self.inner.cfg.segment_bytes - active.offset_bytes;
         let mut batch = Vec::new();
         let mut bytes = 0u64;
         while let Some(p) = st.queue.front() {
             let b = p.op.record_bytes();
-            if bytes + b > room || (bytes > 0 && bytes + b > BATCH_BYTES_MAX) {
+            if bytes + b > room || (bytes > 0 && bytes + b > self.inner.cfg.batch_bytes) {
                 break;
             }
             bytes += b;
             batch.push(st.queue.pop_front().expect("front exists"));
         }
-        assert!(!batch.is_empty(), "the first record fits a fresh segment");
-        Ok(Some((batch, active)))
+        if batch.is_empty() {
+            return None;
+        }
+        let write_bytes = align_up(bytes, BLOCK_BYTES);
+        let mut buf = self.inner.disk.alloc(write_bytes as usize);
+        let out = buf.as_mut_slice();
+        let mut locs = Vec::with_capacity(batch.len());
+        let mut at = 0u64;
+        for p in &batch {
+            let lsn = st.next_lsn;
+            st.next_lsn += 1;
+            let len = p.op.record_bytes();
+            encode_op(
+                &p.op,
+                lsn,
+                self.salt(),
+                &mut out[at as usize..(at + len) as usize],
+            );
+            locs.push(Loc::new(active.segment, active.offset_bytes + at, len));
+            at += len;
+        }
+        out[at as usize..].fill(0);
+        let offset = active.offset_bytes;
+        active.offset_bytes += write_bytes;
+        assert!(active.offset_bytes <= self.inner.cfg.segment_bytes);
+        Some((batch, locs, buf, offset, active.file.clone()))
+    }
+
+    fn fail_queue(&self, e: &EngineError) {
+        let drained: Vec<Pending> = self.inner.st.borrow_mut().queue.drain(..).collect();
+        for p in drained {
+            let err = match e {
+                EngineError::NoSpace => EngineError::NoSpace,
+                _ => EngineError::Poisoned,
+            };
+            let _ = p.tx.send(Err(err));
+        }
     }
 
     /// Seals the active segment and creates the next. Foreground writes may not use the last
@@ -697,61 +781,6 @@ impl<D: Disk> Store<D> {
             offset_bytes: 0,
         });
         Ok(())
-    }
-
-    async fn write_batch(&self, batch: Vec<Pending>, active: Active<D::File>) -> Result<()> {
-        let total: u64 = batch.iter().map(|p| p.op.record_bytes()).sum();
-        let write_bytes = align_up(total, BLOCK_BYTES);
-        let mut buf = self.inner.disk.alloc(write_bytes as usize);
-        let mut locs = Vec::with_capacity(batch.len());
-        {
-            let mut st = self.inner.st.borrow_mut();
-            let out = buf.as_mut_slice();
-            let mut at = 0u64;
-            for p in &batch {
-                let lsn = st.next_lsn;
-                st.next_lsn += 1;
-                let len = p.op.record_bytes();
-                encode_op(
-                    &p.op,
-                    lsn,
-                    self.salt(),
-                    &mut out[at as usize..(at + len) as usize],
-                );
-                locs.push(Loc::new(active.segment, active.offset_bytes + at, len));
-                at += len;
-            }
-            out[at as usize..].fill(0);
-        }
-        let file = active.file.clone();
-        let offset = active.offset_bytes;
-        // Hand the segment back before the I/O so a failure leaves it sealed at the old end.
-        let written = match self.inner.disk.write_at(&file, buf, offset).await {
-            Ok(()) => self.inner.disk.sync(&file).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            // Never retried (after a failed fdatasync the kernel may have dropped the pages):
-            // the batch's writers learn the core is poisoned.
-            self.inner.st.borrow_mut().poisoned = true;
-            for p in batch {
-                let _ = p.tx.send(Err(EngineError::Poisoned));
-            }
-            return Err(e);
-        }
-        let end = offset + write_bytes;
-        {
-            let mut st = self.inner.st.borrow_mut();
-            st.active = Some(Active {
-                segment: active.segment,
-                file: active.file,
-                offset_bytes: end,
-            });
-            st.durable_pos = (active.segment, end);
-            st.stats.flushes += 1;
-            st.records_since_checkpoint += batch.len() as u64;
-        }
-        self.apply_batch(batch, &locs)
     }
 
     /// Applies a durable batch to the index and the metadata store and answers its waiters.

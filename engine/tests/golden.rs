@@ -42,6 +42,7 @@ async fn open(dir: &Path) -> (Store<GlommioDisk>, engine::partition::OpenPartiti
         capacity_bytes: u64::MAX,
         checkpoint_every_records: 1 << 40,
         salt: log_salt(&p.superblock.partition_uuid),
+        batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };
     (Store::open(disk, cfg).await.expect("store opens"), p)
 }

@@ -18,6 +18,8 @@ fn config() -> StoreConfig {
         capacity_bytes: 64 * SEGMENT_BYTES,
         checkpoint_every_records: 50,
         salt: 0x5eed,
+        // Small writes, so bursts become several pipelined writes per group commit.
+        batch_bytes: 16 * 1024,
     }
 }
 
