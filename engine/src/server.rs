@@ -16,6 +16,12 @@ use crate::runtime::dispatch;
 use crate::store::WeakStore;
 
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// Request bytes all connections of one core may hold at once; a connection whose next frame
+/// does not fit waits before reading its body (backpressure on the sender).
+const INFLIGHT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+const _: () = assert!(
+    INFLIGHT_BYTES_MAX > proto::HEADER_BYTES as u64 + proto::limits::FRAME_BODY_BYTES_MAX as u64
+);
 
 pub async fn serve(
     listener: TcpListener,
@@ -24,6 +30,7 @@ pub async fn serve(
     stop: Rc<Cell<bool>>,
 ) {
     let open = Rc::new(Cell::new(0usize));
+    let budget = Rc::new(glommio::sync::Semaphore::new(INFLIGHT_BYTES_MAX));
     while !stop.get() {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -41,8 +48,9 @@ pub async fn serve(
         open.set(open.get() + 1);
         let store = store.clone();
         let open2 = open.clone();
+        let budget = budget.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = connection(stream, &store, layout_version).await {
+            if let Err(e) = connection(stream, &store, layout_version, &budget).await {
                 tracing::debug!(error = %e, "connection closed");
             }
             open2.set(open2.get() - 1);
@@ -63,12 +71,21 @@ async fn connection(
     mut stream: TcpStream,
     store: &WeakStore<GlommioDisk>,
     layout_version: u64,
+    budget: &Rc<glommio::sync::Semaphore>,
 ) -> std::io::Result<()> {
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut out = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
+        let mut permit = None;
         let frame = loop {
+            if permit.is_none() {
+                if let Some(body) = proto::peek_body_bytes(&inbuf) {
+                    // Oversized lengths are refused by the decoder below, not reserved.
+                    let want = u64::from(body.min(proto::limits::FRAME_BODY_BYTES_MAX));
+                    permit = budget.clone().acquire_static_permit(want.max(1)).await.ok();
+                }
+            }
             match decode_frame(&mut inbuf) {
                 Ok(Some(f)) => break f,
                 Ok(None) => {}
@@ -112,6 +129,7 @@ async fn connection(
                 message: "a core accepts requests only".into(),
             },
         };
+        drop(permit);
         out.clear();
         encode_response(frame.request_id, layout_version, &response, &mut out);
         stream.write_all(&out).await?;

@@ -403,6 +403,13 @@ pub fn encode_response(request_id: u64, layout_version: u64, r: &Response, out: 
     write_frame(response_kind(r), request_id, layout_version, &body, out);
 }
 
+/// The body length a buffered frame header announces (`None` until the header is complete).
+/// Lets a receiver reserve memory for the body before reading it.
+pub fn peek_body_bytes(buf: &[u8]) -> Option<u32> {
+    buf.get(24..28)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
 /// Takes one whole frame off the front of `buf`. `Ok(None)` until a whole frame is buffered.
 /// Never reserves memory for a length it has not checked against the limits.
 pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ProtoError> {
