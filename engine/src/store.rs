@@ -673,10 +673,37 @@ impl<D: Disk> Store<D> {
             st.stats.flushes += 1;
             st.records_since_checkpoint += inflight.iter().map(|b| b.0.len() as u64).sum::<u64>();
         }
+        if cfg!(feature = "strict") {
+            for (_, locs, _) in &inflight {
+                self.verify_written(&file, locs).await;
+            }
+        }
         for (batch, locs, _) in inflight {
             self.apply_batch(batch, &locs)?;
         }
         Ok(true)
+    }
+
+    /// `strict` builds only: reads back every record just made durable and checks it
+    /// (expensive: one extra read of everything written).
+    async fn verify_written(&self, file: &D::File, locs: &[Loc]) {
+        for loc in locs {
+            let span = loc
+                .span_bytes()
+                .min(self.inner.cfg.segment_bytes - loc.offset_bytes());
+            let read = self
+                .inner
+                .disk
+                .read_at(file, loc.offset_bytes(), span as usize)
+                .await;
+            // A read error is a fault for the read path to report, not a broken invariant.
+            let Ok(bytes) = read else { return };
+            let header = RecordHeader::read_record(self.salt(), &bytes);
+            assert!(
+                header.is_ok(),
+                "strict: record at {loc:?} verifies after sync: {header:?}"
+            );
+        }
     }
 
     /// Takes the records that fit the active segment (at most `BATCH_BYTES_MAX` unless a
