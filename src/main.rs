@@ -1,8 +1,10 @@
 //! `percore`: the one binary. Subcommands:
+//! - `serve`: one node with its S3 gateway (the embedded default);
+//! - `key create`: add a user to a data directory;
 //! - `node`: run a storage node (its cores and their TCP ports), no S3 gateway;
 //! - `stats`: print the counters of a running node's cores.
 //!
-//! The S3 gateway (`serve`, `gateway`) and the cluster commands come with their issues.
+//! The cluster commands (`gateway`, `dev`, `status`) come with the cluster issue.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -24,6 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run percore on this machine: the storage cores and the S3 endpoint, until SIGTERM or
+    /// Ctrl-C (which drains in-flight requests). Prints the endpoint and the root credentials.
+    Serve(ServeArgs),
+    /// Manage users' keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Run a storage node: one glommio core per partition, each on its own TCP port
     /// (base port + core index), until SIGTERM or Ctrl-C.
     Node(NodeArgs),
@@ -36,6 +44,44 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         cores: u16,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a user with a new access key and secret key, kept in DIR/users.toml.
+    Create {
+        /// The user's name.
+        name: String,
+        /// The data directory of `percore serve`.
+        #[arg(long, default_value = "./percore-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory: partitions in DIR/core-N, credentials in DIR/credentials.toml.
+    #[arg(long, default_value = "./percore-data")]
+    data: PathBuf,
+    /// Address of the S3 endpoint.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Cores: a count (e.g. 4), or a list of CPUs to pin one core each to (e.g. 0,2-3).
+    /// Default: one per CPU.
+    #[arg(long)]
+    cores: Option<String>,
+    /// Extra users: a TOML file of [[user]] tables with name, access_key, secret_key.
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// The region reported to clients.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Base domain for virtual-host-style requests (bucket.DOMAIN); path style always works.
+    #[arg(long)]
+    domain: Option<String>,
+    /// glommio I/O memory per core in KiB; must fit RLIMIT_MEMLOCK (see tuning/README.md).
+    #[arg(long, default_value_t = 2048)]
+    io_memory_kib: usize,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +121,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Serve(args) => serve(&args),
+        Command::Key(KeyCommand::Create { name, data }) => {
+            let user = gateway::creds::create_user(&data, &name)?;
+            println!("user: {}", user.name);
+            println!("access_key: {}", user.access_key);
+            println!("secret_key: {}", user.secret_key);
+            println!("(restart percore serve to load it)");
+            Ok(())
+        }
         Command::Node(args) => run_node(&args),
         Command::Stats { listen, cores } => stats(listen, cores),
     }
@@ -113,6 +168,100 @@ fn run_node(args: &NodeArgs) -> anyhow::Result<()> {
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
     node.shutdown();
     Ok(())
+}
+
+/// `--cores`: a count, or a CPU list like `0,2-3` (one pinned core per CPU).
+fn parse_cores(spec: Option<&str>) -> anyhow::Result<Vec<Option<usize>>> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let Some(spec) = spec else {
+        return Ok(vec![None; cpus]);
+    };
+    if let Ok(n) = spec.parse::<usize>() {
+        if n == 0 || n > 1024 {
+            bail!("--cores must be between 1 and 1024");
+        }
+        return Ok(vec![None; n]);
+    }
+    let mut list = Vec::new();
+    for part in spec.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.trim().parse()?, b.trim().parse()?);
+        if a > b || b >= 4096 {
+            bail!("--cores: bad CPU range {part:?}");
+        }
+        list.extend((a..=b).map(Some));
+    }
+    if list.is_empty() || list.len() > 1024 {
+        bail!("--cores: between 1 and 1024 CPUs");
+    }
+    Ok(list)
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let cores = parse_cores(args.cores.as_deref())?;
+    let mut users = gateway::creds::Users::default();
+    let root = gateway::creds::root_user(&args.data)?;
+    users.add(root.clone()).map_err(anyhow::Error::msg)?;
+    for u in gateway::creds::data_dir_users(&args.data)? {
+        users.add(u).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(path) = &args.users {
+        for u in gateway::creds::users_file(path)? {
+            users
+                .add(u)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+    }
+    let mut cfg = NodeConfig::simple(1, &args.data, cores.len() as u32);
+    for (c, cpu) in cfg.cores.iter_mut().zip(&cores) {
+        c.cpu = *cpu;
+    }
+    cfg.io_memory_bytes = args.io_memory_kib * 1024;
+    let node = Node::start(&cfg).context("starting the storage cores")?;
+    if cores.len() == 1 {
+        eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("percore-gateway")
+        .build()
+        .context("starting the gateway runtime")?;
+    let service = gateway::service(
+        node.handles().to_vec(),
+        users,
+        &args.region,
+        args.domain.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("endpoint: http://{}", listener.local_addr()?);
+    println!("region: {}", args.region);
+    println!("access_key: {}", root.access_key);
+    println!("secret_key: {}", root.secret_key);
+    println!("cores: {}", cores.len());
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown_signal()));
+    eprintln!("percore: stopping (drained requests; final checkpoint)");
+    drop(runtime);
+    node.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
 }
 
 fn print_endpoints(ip: IpAddr, base: u16, cores: u32) {

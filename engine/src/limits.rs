@@ -15,7 +15,9 @@ pub const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
 /// The largest fragment payload one record may carry.
 pub const FRAGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// Metadata keys and values (bucket and object metadata records).
-pub const META_KEY_BYTES_MAX: u64 = 2048;
+/// LMDB is built with `longer-keys` (its page-size bound, ~2 KiB with 4 KiB pages, checked at
+/// open): an S3 key (1024) with its bucket and tags fits with room.
+pub const META_KEY_BYTES_MAX: u64 = 1536;
 pub const META_VALUE_BYTES_MAX: u64 = 256 * 1024;
 /// The largest record: header plus the largest payload, rounded to the record alignment.
 pub const RECORD_BYTES_MAX: u64 = 64 + FRAGMENT_BYTES_MAX + 8;

@@ -95,6 +95,19 @@ pub struct ScanPage {
 impl MetaStore {
     pub fn open(dir: &Path) -> Result<MetaStore> {
         let env = crate::io::open_lmdb(dir, MAP_BYTES_DEFAULT)?;
+        // A key LMDB refused after its log record was durable would poison the core on every
+        // replay: the store checks keys against META_KEY_BYTES_MAX up front, so LMDB must
+        // accept at least that much.
+        if (env.max_key_size() as u64) < crate::limits::META_KEY_BYTES_MAX {
+            return Err(EngineError::Meta {
+                context: "opening LMDB",
+                message: format!(
+                    "LMDB accepts keys of {} bytes, percore needs {}",
+                    env.max_key_size(),
+                    crate::limits::META_KEY_BYTES_MAX
+                ),
+            });
+        }
         let mut wtxn = env.write_txn().map_err(EngineError::meta("begin"))?;
         let db = env
             .create_database::<RawBytes, RawBytes>(&mut wtxn, Some("meta"))
@@ -236,6 +249,17 @@ mod tests {
         let p2 = m.scan(b"b/", p1.next_start_after.as_deref(), 2).unwrap();
         let p3 = m.scan(b"b/", p2.next_start_after.as_deref(), 2).unwrap();
         assert_eq!(p3.entries.len(), 1);
+        let long = Bytes::from(vec![b'k'; crate::limits::META_KEY_BYTES_MAX as usize]);
+        let m2 = MetaMutation::Put {
+            key: long.clone(),
+            value: Bytes::from_static(b"v"),
+            hlc: 1,
+        };
+        assert_eq!(
+            m.apply(&[&m2]).unwrap(),
+            vec![true],
+            "the longest key is accepted"
+        );
         assert_eq!(p3.next_start_after, None);
         assert_eq!(&p3.entries[0].0[..], b"b/4");
     }

@@ -1,0 +1,20 @@
+//! Every bound of the gateway, named once.
+
+/// S3's limit on key length.
+pub const KEY_BYTES_MAX: usize = 1024;
+/// S3's limit on user metadata (names and values) of one object.
+pub const USER_METADATA_BYTES_MAX: usize = 2048;
+/// The largest single PUT (S3's limit; larger objects use multipart uploads).
+pub const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Bytes of an object stored in one fragment (one chunk per replica).
+pub const CHUNK_BYTES: u32 = 1024 * 1024;
+/// Keys one listing page returns at most (S3's limit).
+pub const LIST_KEYS_MAX: usize = 1000;
+/// Connections served at once; more wait in the kernel's accept queue.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+const _: () = assert!(
+    OBJECT_BYTES_MAX / CHUNK_BYTES as u64 <= 1 << 24,
+    "chunk index fits 24 bits"
+);
+const _: () = assert!((CHUNK_BYTES as u64) < proto::limits::FRAME_BODY_BYTES_MAX as u64);

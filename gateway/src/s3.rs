@@ -1,0 +1,731 @@
+//! The S3 operations percore implements, on s3s's `S3` trait. Every operation not written here
+//! answers `NotImplemented` (s3s's default), honestly.
+//!
+//! Write order of a PUT (see DESIGN.md): the body's chunks are stored on their replicas, then
+//! the listing entry, then the object head, all with one HLC; the old version's chunks are
+//! deleted after the new head is durable.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use s3s::dto::{
+    Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
+    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, Owner, PutObjectInput, PutObjectOutput, Range, StreamingBlob,
+    Timestamp,
+};
+use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
+
+use crate::backend::{Backend, BackendError};
+use crate::limits::{
+    CHUNK_BYTES, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
+};
+use crate::records::{bucket_key, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead};
+
+pub struct Gateway {
+    backend: Arc<Backend>,
+    region: String,
+}
+
+impl Gateway {
+    pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
+        Gateway { backend, region }
+    }
+}
+
+/// The one place storage errors become S3 errors.
+fn s3_err(e: BackendError) -> S3Error {
+    match e {
+        BackendError::NoSpace => s3_error!(e, ServiceUnavailable, "storage is full"),
+        BackendError::NotFound => s3_error!(e, InternalError, "a stored piece is missing"),
+        other => {
+            tracing::error!(error = %other, "storage error");
+            s3_error!(other, InternalError)
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn timestamp(ms: u64) -> Timestamp {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    Timestamp::from(t)
+}
+
+fn etag(md5: &[u8; 16]) -> ETag {
+    ETag::Strong(hex::encode(md5))
+}
+
+fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
+    match &req.credentials {
+        Some(c) => Ok(c.access_key.clone()),
+        None => Err(s3_error!(AccessDenied, "anonymous access is not allowed")),
+    }
+}
+
+impl Gateway {
+    fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
+        self.backend.route(&bucket_key(bucket))
+    }
+
+    fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
+        self.backend.route(&head_key(bucket, key))
+    }
+
+    fn listing_cores(&self, bucket: &str) -> Vec<usize> {
+        let mut k = b"L".to_vec();
+        k.extend_from_slice(bucket.as_bytes());
+        self.backend.route(&k)
+    }
+
+    async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
+        let cores = self.bucket_cores(bucket);
+        let entry = self
+            .backend
+            .meta_get(&cores, &bucket_key(bucket))
+            .await
+            .map_err(s3_err)?;
+        match entry {
+            None => Ok(None),
+            Some(e) => BucketRecord::decode(e.value)
+                .map(Some)
+                .map_err(|e| s3_error!(e, InternalError)),
+        }
+    }
+
+    /// The bucket, if it exists and belongs to `owner_key`'s user.
+    async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<BucketRecord> {
+        match self.bucket(bucket).await? {
+            None => Err(s3_error!(NoSuchBucket)),
+            Some(b) if b.owner == access_key => Ok(b),
+            Some(_) => Err(s3_error!(AccessDenied)),
+        }
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
+        let cores = self.object_cores(bucket, key);
+        let entry = self
+            .backend
+            .meta_get(&cores, &head_key(bucket, key))
+            .await
+            .map_err(s3_err)?;
+        match entry {
+            None => Ok(None),
+            Some(e) => ObjectHead::decode(e.value)
+                .map(Some)
+                .map_err(|e| s3_error!(e, InternalError)),
+        }
+    }
+
+    async fn delete_chunks(&self, bucket: &str, key: &str, head: &ObjectHead) {
+        let cores = self.object_cores(bucket, key);
+        for i in 0..head.chunks() {
+            if let Err(e) = self
+                .backend
+                .delete_fragment(&cores, head.fragment_id(i))
+                .await
+            {
+                // Left for the orphan sweep (fragment ids carry the version id).
+                tracing::warn!(error = %e, "deleting an old chunk failed");
+            }
+        }
+    }
+}
+
+fn check_key(key: &str) -> S3Result<()> {
+    if key.is_empty() {
+        return Err(s3_error!(InvalidArgument, "the object key is empty"));
+    }
+    if key.len() > KEY_BYTES_MAX {
+        return Err(s3_error!(KeyTooLongError));
+    }
+    Ok(())
+}
+
+/// Resolves an S3 range against an object size: (first byte, length).
+fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, u64)> {
+    match range {
+        None => Ok((0, size)),
+        Some(Range::Int { first, last }) => {
+            if *first >= size {
+                return Err(s3_error!(InvalidRange));
+            }
+            let last = last.map_or(size - 1, |l| l.min(size - 1));
+            if last < *first {
+                return Err(s3_error!(InvalidRange));
+            }
+            Ok((*first, last - first + 1))
+        }
+        Some(Range::Suffix { length }) => {
+            if *length == 0 {
+                return Err(s3_error!(InvalidRange));
+            }
+            let len = (*length).min(size);
+            Ok((size - len, len))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let user = user_of(&req)?;
+        let prefix = Bytes::from_static(b"B");
+        let mut found = std::collections::BTreeMap::new();
+        for core in self.backend.all_cores() {
+            let mut cursor = None;
+            loop {
+                let (entries, next) = self
+                    .backend
+                    .meta_scan(core, &prefix, cursor, 1000)
+                    .await
+                    .map_err(s3_err)?;
+                for (k, e) in entries {
+                    let name = String::from_utf8_lossy(&k[1..]).into_owned();
+                    if let Ok(b) = BucketRecord::decode(e.value) {
+                        if b.owner == user {
+                            found.insert(name, b);
+                        }
+                    }
+                }
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+        }
+        let buckets = found
+            .into_iter()
+            .map(|(name, b)| Bucket {
+                name: Some(name),
+                creation_date: Some(timestamp(b.created_ms)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(Owner {
+                display_name: Some(user.clone()),
+                id: Some(user),
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let user = user_of(&req)?;
+        let bucket = req.input.bucket;
+        if let Some(existing) = self.bucket(&bucket).await? {
+            return Err(if existing.owner == user {
+                s3_error!(BucketAlreadyOwnedByYou)
+            } else {
+                s3_error!(BucketAlreadyExists)
+            });
+        }
+        let record = BucketRecord {
+            owner: user,
+            created_ms: now_ms(),
+        };
+        let hlc = self.backend.hlc();
+        let cores = self.bucket_cores(&bucket);
+        self.backend
+            .meta_put(&cores, &bucket_key(&bucket), &record.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let user = user_of(&req)?;
+        self.owned_bucket(&req.input.bucket, &user).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let user = user_of(&req)?;
+        self.owned_bucket(&req.input.bucket, &user).await?;
+        // us-east-1 is reported as an empty LocationConstraint, as S3 does.
+        let location = (self.region != "us-east-1").then(|| self.region.clone().into());
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: location,
+        }))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let user = user_of(&req)?;
+        let bucket = req.input.bucket;
+        self.owned_bucket(&bucket, &user).await?;
+        let prefix = listing_key(&bucket, "");
+        let core = self.listing_cores(&bucket)[0];
+        let (entries, _) = self
+            .backend
+            .meta_scan(core, &prefix, None, 1)
+            .await
+            .map_err(s3_err)?;
+        if !entries.is_empty() {
+            return Err(s3_error!(BucketNotEmpty));
+        }
+        let hlc = self.backend.hlc();
+        let cores = self.bucket_cores(&bucket);
+        self.backend
+            .meta_delete(&cores, &bucket_key(&bucket), hlc)
+            .await
+            .map_err(s3_err)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        let metadata: Vec<(String, String)> =
+            input.metadata.unwrap_or_default().into_iter().collect();
+        let meta_bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if meta_bytes > USER_METADATA_BYTES_MAX {
+            return Err(s3_error!(MetadataTooLarge));
+        }
+        if let Some(len) = input.content_length {
+            if u64::try_from(len).map_or(true, |l| l > OBJECT_BYTES_MAX) {
+                return Err(s3_error!(EntityTooLarge));
+            }
+        }
+        self.owned_bucket(&input.bucket, &user).await?;
+        let hlc = self.backend.hlc();
+        let mut version_id = [0u8; 12];
+        version_id[..8].copy_from_slice(&hlc.to_le_bytes());
+        version_id[8..].copy_from_slice(
+            &(crate::backend::stable_hash(&[input.key.as_bytes(), &hlc.to_le_bytes()]) as u32)
+                .to_le_bytes(),
+        );
+        let cores = self.object_cores(&input.bucket, &input.key);
+        let mut md5 = Md5::new();
+        let mut size: u64 = 0;
+        let mut chunk = BytesMut::new();
+        let mut chunk_index: u64 = 0;
+        let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        let stored = async {
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
+                size += piece.len() as u64;
+                if size > OBJECT_BYTES_MAX {
+                    return Err(s3_error!(EntityTooLarge));
+                }
+                md5.update(&piece);
+                chunk.extend_from_slice(&piece);
+                while chunk.len() >= CHUNK_BYTES as usize {
+                    let data = chunk.split_to(CHUNK_BYTES as usize).freeze();
+                    let id = crate::records::fragment_id(&version_id, chunk_index);
+                    self.backend
+                        .put_fragment(&cores, id, &data)
+                        .await
+                        .map_err(s3_err)?;
+                    chunk_index += 1;
+                }
+            }
+            if !chunk.is_empty() {
+                let id = crate::records::fragment_id(&version_id, chunk_index);
+                self.backend
+                    .put_fragment(&cores, id, &chunk.split().freeze())
+                    .await
+                    .map_err(s3_err)?;
+            }
+            Ok(())
+        }
+        .await;
+        let head = ObjectHead {
+            size,
+            modified_ms: now_ms(),
+            md5: md5.finalize().into(),
+            version_id,
+            chunk_bytes: CHUNK_BYTES,
+            replicas: cores.len() as u8,
+            content_type: input.content_type.unwrap_or_default(),
+            metadata,
+        };
+        let check = stored.and_then(|()| {
+            if let Some(len) = input.content_length {
+                if u64::try_from(len).ok() != Some(size) {
+                    return Err(s3_error!(
+                        IncompleteBody,
+                        "the body is shorter or longer than Content-Length"
+                    ));
+                }
+            }
+            if let Some(expected) = &input.content_md5 {
+                let given = base64_decode(expected).ok_or_else(|| s3_error!(InvalidDigest))?;
+                if given != head.md5 {
+                    return Err(s3_error!(BadDigest));
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = check {
+            // Nothing points at these chunks: remove them now.
+            self.delete_chunks(&input.bucket, &input.key, &head).await;
+            return Err(e);
+        }
+        let old = self.head(&input.bucket, &input.key).await?;
+        let listing = ListingEntry {
+            size,
+            modified_ms: head.modified_ms,
+            md5: head.md5,
+        };
+        let lcores = self.listing_cores(&input.bucket);
+        self.backend
+            .meta_put(
+                &lcores,
+                &listing_key(&input.bucket, &input.key),
+                &listing.encode(),
+                hlc,
+            )
+            .await
+            .map_err(s3_err)?;
+        self.backend
+            .meta_put(
+                &cores,
+                &head_key(&input.bucket, &input.key),
+                &head.encode(),
+                hlc,
+            )
+            .await
+            .map_err(s3_err)?;
+        if let Some(old) = old {
+            if old.version_id != head.version_id {
+                self.delete_chunks(&input.bucket, &input.key, &old).await;
+            }
+        }
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&head.md5)),
+            size: Some(size as i64),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let head = self
+            .head(&input.bucket, &input.key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        let (first, len) = if head.size == 0 && input.range.is_none() {
+            (0, 0)
+        } else {
+            resolve_range(input.range.as_ref(), head.size)?
+        };
+        let cores = self.object_cores(&input.bucket, &input.key);
+        let backend = self.backend.clone();
+        let chunk = u64::from(head.chunk_bytes);
+        let head2 = head.clone();
+        // One chunk read at a time, as the client consumes the body.
+        let stream = futures::stream::unfold(first, move |pos| {
+            let backend = backend.clone();
+            let cores = cores.clone();
+            let head = head2.clone();
+            async move {
+                if pos >= first + len {
+                    return None;
+                }
+                let index = pos / chunk;
+                let within = pos % chunk;
+                let take = (chunk - within).min(first + len - pos);
+                let r = backend
+                    .get_fragment(&cores, head.fragment_id(index), within, take)
+                    .await;
+                Some((
+                    r.map_err(|e| std::io::Error::other(e.to_string())),
+                    pos + take,
+                ))
+            }
+        });
+        let content_range = input
+            .range
+            .as_ref()
+            .map(|_| format!("bytes {first}-{}/{}", first + len - 1, head.size));
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(len as i64),
+            content_range,
+            content_type: (!head.content_type.is_empty()).then(|| head.content_type.clone()),
+            e_tag: Some(etag(&head.md5)),
+            last_modified: Some(timestamp(head.modified_ms)),
+            metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let head = self
+            .head(&input.bucket, &input.key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(head.size as i64),
+            content_type: (!head.content_type.is_empty()).then(|| head.content_type.clone()),
+            e_tag: Some(etag(&head.md5)),
+            last_modified: Some(timestamp(head.modified_ms)),
+            metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        if let Some(head) = self.head(&input.bucket, &input.key).await? {
+            let hlc = self.backend.hlc();
+            let cores = self.object_cores(&input.bucket, &input.key);
+            self.backend
+                .meta_delete(&cores, &head_key(&input.bucket, &input.key), hlc)
+                .await
+                .map_err(s3_err)?;
+            let lcores = self.listing_cores(&input.bucket);
+            self.backend
+                .meta_delete(&lcores, &listing_key(&input.bucket, &input.key), hlc)
+                .await
+                .map_err(s3_err)?;
+            self.delete_chunks(&input.bucket, &input.key, &head).await;
+        }
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let max_keys = input.max_keys.map_or(Ok(1000), |m| {
+            usize::try_from(m).map_err(|_| s3_error!(InvalidArgument, "max-keys"))
+        })?;
+        let max_keys = max_keys.min(LIST_KEYS_MAX);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        // An empty `delimiter=` means none.
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let base = listing_key(&input.bucket, "");
+        let scan_prefix = listing_key(&input.bucket, &prefix);
+        let after = match (&input.continuation_token, &input.start_after) {
+            (Some(t), _) => Some(
+                hex::decode(t).map_err(|_| s3_error!(InvalidArgument, "bad continuation token"))?,
+            ),
+            (None, Some(s)) => Some(s.as_bytes().to_vec()),
+            (None, None) => None,
+        };
+        let mut cursor: Option<Bytes> = after.map(|a| {
+            let mut k = base.to_vec();
+            k.extend_from_slice(&a);
+            Bytes::from(k)
+        });
+        let core = self.listing_cores(&input.bucket)[0];
+        let mut contents = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut truncated = false;
+        // max-keys=0 returns an empty, untruncated page.
+        'pages: while contents.len() + prefixes.len() < max_keys {
+            let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
+            let (entries, next) = self
+                .backend
+                .meta_scan(core, &scan_prefix, cursor.clone(), want)
+                .await
+                .map_err(s3_err)?;
+            for (k, e) in &entries {
+                if contents.len() + prefixes.len() >= max_keys {
+                    truncated = true;
+                    break 'pages;
+                }
+                let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+                if let Some(d) = &delimiter {
+                    if let Some(at) = key[prefix.len()..].find(d.as_str()) {
+                        let cp = key[..prefix.len() + at + d.len()].to_string();
+                        // Skip every key under this common prefix: 0xFF never occurs in UTF-8.
+                        let mut skip = base.to_vec();
+                        skip.extend_from_slice(cp.as_bytes());
+                        skip.push(0xff);
+                        last_key = Some(skip[base.len()..].to_vec());
+                        cursor = Some(Bytes::from(skip));
+                        prefixes.push(cp);
+                        continue 'pages;
+                    }
+                }
+                let entry = ListingEntry::decode(e.value.clone())
+                    .map_err(|e| s3_error!(e, InternalError))?;
+                contents.push(Object {
+                    key: Some(key),
+                    size: Some(entry.size as i64),
+                    e_tag: Some(etag(&entry.md5)),
+                    last_modified: Some(timestamp(entry.modified_ms)),
+                    storage_class: Some(String::from("STANDARD").into()),
+                    ..Default::default()
+                });
+                last_key = Some(k[base.len()..].to_vec());
+                cursor = Some(k.clone());
+            }
+            match next {
+                Some(n) if entries.len() as u32 >= want => cursor = Some(n),
+                _ => break,
+            }
+        }
+        if !truncated && contents.len() + prefixes.len() >= max_keys && max_keys > 0 {
+            // Exactly full: truncated only if one more key exists after the last.
+            let (more, _) = self
+                .backend
+                .meta_scan(core, &scan_prefix, cursor.clone(), 1)
+                .await
+                .map_err(s3_err)?;
+            truncated = !more.is_empty();
+        }
+        let key_count = (contents.len() + prefixes.len()) as i32;
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == "url");
+        let enc = |s: String| if url { url_encode(&s) } else { s };
+        for o in &mut contents {
+            o.key = o.key.take().map(enc);
+        }
+        let prefixes: Vec<String> = prefixes.into_iter().map(enc).collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: input.prefix.map(enc),
+            delimiter: input.delimiter.map(enc),
+            max_keys: input.max_keys.or(Some(1000)),
+            key_count: Some(key_count),
+            is_truncated: Some(truncated),
+            next_continuation_token: if truncated {
+                last_key.map(hex::encode)
+            } else {
+                None
+            },
+            continuation_token: input.continuation_token,
+            start_after: input.start_after.map(enc),
+            contents: Some(contents),
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+}
+
+/// Percent-encodes a key for `encoding-type=url` listings: everything but unreserved
+/// characters and `/` (keys may hold bytes XML 1.0 cannot carry, such as U+0001).
+fn url_encode(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_like_s3() {
+        let r = |first, last| Range::Int { first, last };
+        assert_eq!(resolve_range(None, 10).unwrap(), (0, 10));
+        assert_eq!(resolve_range(Some(&r(2, Some(4))), 10).unwrap(), (2, 3));
+        assert_eq!(resolve_range(Some(&r(2, None)), 10).unwrap(), (2, 8));
+        assert_eq!(resolve_range(Some(&r(2, Some(99))), 10).unwrap(), (2, 8));
+        assert_eq!(
+            resolve_range(Some(&Range::Suffix { length: 3 }), 10).unwrap(),
+            (7, 3)
+        );
+        assert_eq!(
+            resolve_range(Some(&Range::Suffix { length: 30 }), 10).unwrap(),
+            (0, 10)
+        );
+        assert!(resolve_range(Some(&r(10, None)), 10).is_err());
+        assert_eq!(url_encode("a b/ü\u{1}"), "a%20b/%C3%BC%01");
+        assert_eq!(
+            base64_decode("1B2M2Y8AsgTpgAmY7PhCfg==").unwrap(),
+            hex::decode("d41d8cd98f00b204e9800998ecf8427e").unwrap()
+        );
+    }
+
+    #[test]
+    fn error_codes_are_s3s() {
+        let e = s3_error!(NoSuchKey);
+        assert_eq!(*e.code(), s3s::S3ErrorCode::NoSuchKey);
+    }
+}

@@ -1,0 +1,96 @@
+"""Starts a real `percore serve` on 127.0.0.1 for the S3 tests and stops it by pid."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def percore_bin():
+    path = os.environ.get("PERCORE_BIN") or os.path.join(ROOT, "target", "debug", "percore")
+    assert os.path.exists(path), f"build percore first (cargo build): {path} is missing"
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data, extra=()):
+        self.data = data
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [percore_bin(), "serve", "--data", data, "--listen", f"127.0.0.1:{self.port}",
+             "--cores", "2", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        fields = {}
+        deadline = time.time() + 60
+        while "cores" not in fields:
+            assert time.time() < deadline, "percore serve did not start within 60 s"
+            line = self.proc.stdout.readline()
+            assert line, "percore serve exited before printing its endpoint"
+            m = re.match(r"(\w+): (.*)", line.strip())
+            if m:
+                fields[m.group(1)] = m.group(2)
+        self.endpoint = fields["endpoint"]
+        self.access_key = fields["access_key"]
+        self.secret_key = fields["secret_key"]
+
+    def client(self, access_key=None, secret_key=None):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+        )
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server():
+    with tempfile.TemporaryDirectory() as data:
+        users = os.path.join(data, "extra-users.toml")
+        with open(users, "w") as f:
+            f.write('[[user]]\nname = "alice"\naccess_key = "ALICEACCESSKEY000001"\n'
+                    'secret_key = "alice-secret-key-0000000000000000000001"\n')
+        s = Server(os.path.join(data, "d"), extra=("--users", users))
+        yield s
+        assert s.stop() == 0
+
+
+@pytest.fixture
+def s3(server):
+    return server.client()
+
+
+_counter = [0]
+
+
+@pytest.fixture
+def bucket(s3):
+    _counter[0] += 1
+    name = f"test-bucket-{os.getpid()}-{_counter[0]}"
+    s3.create_bucket(Bucket=name)
+    return name

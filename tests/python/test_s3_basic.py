@@ -1,0 +1,186 @@
+"""S3 operations of the first gateway slice, against a real `percore serve`, with boto3."""
+import hashlib
+import os
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def code(e):
+    return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_buckets_lifecycle(s3):
+    s3.create_bucket(Bucket="lifecycle-bkt")
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert "lifecycle-bkt" in names
+    s3.head_bucket(Bucket="lifecycle-bkt")
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="lifecycle-bkt")
+    assert code(e.value) == ("BucketAlreadyOwnedByYou", 409)
+    s3.delete_bucket(Bucket="lifecycle-bkt")
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="lifecycle-bkt")
+    assert code(e.value)[1] == 404
+
+
+def test_invalid_bucket_name(s3):
+    for bad in ["ab", "UPPER", "a" * 64, "bad_name", "-start"]:
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(Bucket=bad)
+        assert code(e.value) == ("InvalidBucketName", 400), bad
+
+
+def test_put_get_head_delete_round_trip(s3, bucket):
+    data = os.urandom(2 * 1024 * 1024 + 12345)
+    r = s3.put_object(Bucket=bucket, Key="obj", Body=data, ContentType="application/x-t",
+                      Metadata={"color": "blue"})
+    assert r["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    g = s3.get_object(Bucket=bucket, Key="obj")
+    assert g["Body"].read() == data
+    assert g["ContentType"] == "application/x-t"
+    assert g["Metadata"] == {"color": "blue"}
+    h = s3.head_object(Bucket=bucket, Key="obj")
+    assert h["ContentLength"] == len(data)
+    assert h["ETag"] == r["ETag"]
+    s3.delete_object(Bucket=bucket, Key="obj")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="obj")
+    assert code(e.value) == ("NoSuchKey", 404)
+    # Deleting what is not there succeeds, as in S3.
+    s3.delete_object(Bucket=bucket, Key="obj")
+
+
+def test_empty_object_and_overwrite(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="e", Body=b"")
+    assert s3.get_object(Bucket=bucket, Key="e")["Body"].read() == b""
+    s3.put_object(Bucket=bucket, Key="e", Body=b"second")
+    assert s3.get_object(Bucket=bucket, Key="e")["Body"].read() == b"second"
+
+
+@pytest.mark.parametrize("rng,expect", [
+    ("bytes=0-0", slice(0, 1)),
+    ("bytes=1048570-1048590", slice(1048570, 1048591)),
+    ("bytes=-10", slice(-10, None)),
+    ("bytes=2000000-", slice(2000000, None)),
+])
+def test_ranges(s3, bucket, rng, expect):
+    data = bytes(range(256)) * (2 * 1024 * 1024 // 256 + 7)
+    s3.put_object(Bucket=bucket, Key="r", Body=data)
+    r = s3.get_object(Bucket=bucket, Key="r", Range=rng)
+    assert r["Body"].read() == data[expect]
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+
+
+def test_unsatisfiable_range(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="r", Body=b"abc")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="r", Range="bytes=5-9")
+    assert code(e.value) == ("InvalidRange", 416)
+
+
+def test_nasty_keys(s3, bucket):
+    keys = ["ünïcødé/ключ/鍵", "a b+c%20d", "..", "../x", "%", "ctrl\x01\x7f", "k" * 1024,
+            "trailing/", "q?x=1&y=2", "#hash"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    for k in keys:
+        assert s3.get_object(Bucket=bucket, Key=k)["Body"].read() == k.encode(), repr(k)
+    listed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert sorted(listed) == sorted(keys)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"x")
+    assert code(e.value)[0] == "KeyTooLongError"
+
+
+def test_list_prefix_delimiter_pagination(s3, bucket):
+    keys = [f"a/{i:03}" for i in range(25)] + ["b/1", "b/2", "c", "d/e/f"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    r = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
+    assert [o["Key"] for o in r.get("Contents", [])] == ["c"]
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["a/", "b/", "d/"]
+    r = s3.list_objects_v2(Bucket=bucket, Prefix="a/", MaxKeys=10)
+    assert r["IsTruncated"] and r["KeyCount"] == 10
+    seen = [o["Key"] for o in r["Contents"]]
+    while r["IsTruncated"]:
+        r = s3.list_objects_v2(Bucket=bucket, Prefix="a/", MaxKeys=10,
+                               ContinuationToken=r["NextContinuationToken"])
+        seen += [o["Key"] for o in r.get("Contents", [])]
+    assert seen == [f"a/{i:03}" for i in range(25)]
+    r = s3.list_objects_v2(Bucket=bucket, StartAfter="b/1")
+    assert [o["Key"] for o in r["Contents"]] == ["b/2", "c", "d/e/f"]
+    # An empty delimiter means none.
+    r = s3.list_objects_v2(Bucket=bucket, Delimiter="")
+    assert r["KeyCount"] == len(keys)
+
+
+def test_delete_bucket_not_empty(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="x", Body=b"1")
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket=bucket)
+    assert code(e.value) == ("BucketNotEmpty", 409)
+
+
+def test_bad_content_md5(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="m", Body=b"data", ContentMD5="1B2M2Y8AsgTpgAmY7PhCfg==")
+    assert code(e.value) == ("BadDigest", 400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="m")
+    assert code(e.value)[0] == "NoSuchKey"
+
+
+def test_wrong_secret_is_rejected(server):
+    bad = server.client(secret_key="x" * 40)
+    with pytest.raises(ClientError) as e:
+        bad.list_buckets()
+    assert code(e.value) == ("SignatureDoesNotMatch", 403)
+    unknown = server.client(access_key="NOSUCHACCESSKEY00000")
+    with pytest.raises(ClientError) as e:
+        unknown.list_buckets()
+    assert code(e.value) == ("InvalidAccessKeyId", 403)
+
+
+def test_other_users_buckets_are_denied(server, s3, bucket):
+    alice = server.client("ALICEACCESSKEY000001", "alice-secret-key-0000000000000000000001")
+    assert bucket not in [b["Name"] for b in alice.list_buckets()["Buckets"]]
+    with pytest.raises(ClientError) as e:
+        alice.get_object(Bucket=bucket, Key="x")
+    assert code(e.value) == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        alice.create_bucket(Bucket=bucket)
+    assert code(e.value) == ("BucketAlreadyExists", 409)
+
+
+def test_presigned_url(s3, bucket):
+    import urllib.request
+    s3.put_object(Bucket=bucket, Key="p", Body=b"presigned body")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    with urllib.request.urlopen(url) as r:
+        assert r.read() == b"presigned body"
+
+
+def test_unsupported_operation_is_not_implemented(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_versioning(Bucket=bucket)
+    assert code(e.value) == ("NotImplemented", 501)
+
+
+def test_restart_keeps_objects(tmp_path):
+    from conftest import Server
+    s = Server(str(tmp_path / "data"))
+    c = s.client()
+    c.create_bucket(Bucket="restart-bkt")
+    blobs = {f"k{i}": os.urandom(1000 * i + 1) for i in range(20)}
+    for k, v in blobs.items():
+        c.put_object(Bucket="restart-bkt", Key=k, Body=v)
+    assert s.stop() == 0
+    s2 = Server(str(tmp_path / "data"))
+    assert s2.access_key == s.access_key, "root credentials persist"
+    c = s2.client()
+    for k, v in blobs.items():
+        assert c.get_object(Bucket="restart-bkt", Key=k)["Body"].read() == v
+    assert s2.stop() == 0
