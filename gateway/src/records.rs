@@ -50,6 +50,18 @@ pub struct ObjectHead {
     pub replicas: u8,
     pub content_type: String,
     pub metadata: Vec<(String, String)>,
+    /// Standard headers kept as given: cache-control, content-disposition, content-encoding,
+    /// content-language, expires (by these names).
+    pub headers: Vec<(String, String)>,
+}
+
+impl ObjectHead {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +89,17 @@ fn get_str(b: &mut Bytes, what: &'static str) -> Result<String, Malformed> {
         return Err(Malformed(what));
     }
     String::from_utf8(b.split_to(n).to_vec()).map_err(|_| Malformed(what))
+}
+
+fn get_pairs(b: &mut Bytes) -> Result<Vec<(String, String)>, Malformed> {
+    check(b, 2, "object")?;
+    let n = b.get_u16_le();
+    let mut pairs = Vec::with_capacity(usize::from(n));
+    for _ in 0..n {
+        let k = get_str(b, "object")?;
+        pairs.push((k, get_str(b, "object")?));
+    }
+    Ok(pairs)
 }
 
 fn check(b: &Bytes, n: usize, what: &'static str) -> Result<(), Malformed> {
@@ -120,10 +143,12 @@ impl ObjectHead {
         b.put_u32_le(self.chunk_bytes);
         b.put_u8(self.replicas);
         put_str(&mut b, &self.content_type);
-        b.put_u16_le(self.metadata.len() as u16);
-        for (k, v) in &self.metadata {
-            put_str(&mut b, k);
-            put_str(&mut b, v);
+        for list in [&self.metadata, &self.headers] {
+            b.put_u16_le(list.len() as u16);
+            for (k, v) in list {
+                put_str(&mut b, k);
+                put_str(&mut b, v);
+            }
         }
         b.freeze()
     }
@@ -145,13 +170,8 @@ impl ObjectHead {
             return Err(Malformed("object"));
         }
         let content_type = get_str(&mut b, "object")?;
-        check(&b, 2, "object")?;
-        let n = b.get_u16_le();
-        let mut metadata = Vec::with_capacity(usize::from(n));
-        for _ in 0..n {
-            let k = get_str(&mut b, "object")?;
-            metadata.push((k, get_str(&mut b, "object")?));
-        }
+        let metadata = get_pairs(&mut b)?;
+        let headers = get_pairs(&mut b)?;
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -161,6 +181,7 @@ impl ObjectHead {
             replicas,
             content_type,
             metadata,
+            headers,
         })
     }
 
@@ -228,6 +249,7 @@ mod tests {
             replicas: 2,
             content_type: "text/plain".into(),
             metadata: vec![("a".into(), "ü".into())],
+            headers: vec![("cache-control".into(), "no-cache".into())],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.chunks(), 5);

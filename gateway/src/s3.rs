@@ -12,11 +12,11 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{
     Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
-    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag, GetBucketLocationInput,
-    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, Object, Owner, PutObjectInput, PutObjectOutput, Range, StreamingBlob,
-    Timestamp,
+    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition,
+    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
+    ListBucketsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, Owner, PutObjectInput,
+    PutObjectOutput, Range, StreamingBlob, Timestamp,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -25,6 +25,9 @@ use crate::limits::{
     CHUNK_BYTES, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::records::{bucket_key, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead};
+
+/// How long a replaced or deleted version's chunks stay readable.
+const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Gateway {
     backend: Arc<Backend>,
@@ -125,6 +128,22 @@ impl Gateway {
         }
     }
 
+    /// Deletes a replaced version's chunks after `RETIRE_GRACE`, so GETs that read its head
+    /// just before the overwrite still stream it whole. Chunks of a process that stops before
+    /// then are left for the orphan sweep (their ids carry the version id).
+    fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
+        let cores = self.object_cores(bucket, key);
+        let backend = self.backend.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETIRE_GRACE).await;
+            for i in 0..head.chunks() {
+                if let Err(e) = backend.delete_fragment(&cores, head.fragment_id(i)).await {
+                    tracing::warn!(error = %e, "deleting a retired chunk failed");
+                }
+            }
+        });
+    }
+
     async fn delete_chunks(&self, bucket: &str, key: &str, head: &ObjectHead) {
         let cores = self.object_cores(bucket, key);
         for i in 0..head.chunks() {
@@ -138,6 +157,50 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Conditional GET/HEAD as S3 evaluates them (RFC 9110 §13.2.2): If-Match, else
+/// If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since → 304.
+fn check_conditions(
+    head: &ObjectHead,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let current = etag(&head.md5);
+    let matches = |c: &ETagCondition| match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == current.value(),
+    };
+    // HTTP dates have whole seconds.
+    let modified = timestamp(head.modified_ms / 1000 * 1000);
+    match if_match {
+        Some(c) if !matches(c) => return Err(s3_error!(PreconditionFailed)),
+        None if if_unmodified_since.is_some_and(|t| modified > *t) => {
+            return Err(s3_error!(PreconditionFailed))
+        }
+        _ => {}
+    }
+    match if_none_match {
+        Some(c) if matches(c) => return Err(s3_error!(NotModified)),
+        None if if_modified_since.is_some_and(|t| modified <= *t) => {
+            return Err(s3_error!(NotModified))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn format_http_date(t: &Timestamp) -> Option<String> {
+    let mut buf = Vec::new();
+    t.format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
+        .ok()?;
+    String::from_utf8(buf).ok()
+}
+
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, s).ok()
 }
 
 fn check_key(key: &str) -> S3Result<()> {
@@ -372,6 +435,16 @@ impl S3 for Gateway {
             replicas: cores.len() as u8,
             content_type: input.content_type.unwrap_or_default(),
             metadata,
+            headers: [
+                ("cache-control", input.cache_control),
+                ("content-disposition", input.content_disposition),
+                ("content-encoding", input.content_encoding),
+                ("content-language", input.content_language),
+                ("expires", input.expires.and_then(|t| format_http_date(&t))),
+            ]
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+            .collect(),
         };
         let check = stored.and_then(|()| {
             if let Some(len) = input.content_length {
@@ -420,10 +493,16 @@ impl S3 for Gateway {
             )
             .await
             .map_err(s3_err)?;
-        if let Some(old) = old {
-            if old.version_id != head.version_id {
-                self.delete_chunks(&input.bucket, &input.key, &old).await;
+        // Last writer wins by HLC: only the PUT whose head is current retires the version it
+        // replaced; a PUT that lost to a concurrent one retires its own chunks instead.
+        let current = self.head(&input.bucket, &input.key).await?;
+        match current {
+            Some(c) if c.version_id == head.version_id => {
+                if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
+                    self.retire_chunks(&input.bucket, &input.key, old);
+                }
             }
+            _ => self.retire_chunks(&input.bucket, &input.key, head.clone()),
         }
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&head.md5)),
@@ -444,6 +523,22 @@ impl S3 for Gateway {
             .head(&input.bucket, &input.key)
             .await?
             .ok_or_else(|| s3_error!(NoSuchKey))?;
+        check_conditions(
+            &head,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        if input.part_number.is_some_and(|p| p != 1) {
+            // Single-PUT objects have one part; multipart objects come with multipart uploads.
+            let mut e = S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "the object has one part",
+            );
+            e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+            return Err(e);
+        }
         let (first, len) = if head.size == 0 && input.range.is_none() {
             (0, 0)
         } else {
@@ -478,11 +573,31 @@ impl S3 for Gateway {
             .range
             .as_ref()
             .map(|_| format!("bytes {first}-{}/{}", first + len - 1, head.size));
+        // response-* query parameters override what is stored (S3 allows them on signed
+        // requests only; anonymous access is refused earlier).
+        let content_type = input
+            .response_content_type
+            .or_else(|| (!head.content_type.is_empty()).then(|| head.content_type.clone()));
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
             content_range,
-            content_type: (!head.content_type.is_empty()).then(|| head.content_type.clone()),
+            content_type,
+            cache_control: input
+                .response_cache_control
+                .or_else(|| head.header("cache-control")),
+            content_disposition: input
+                .response_content_disposition
+                .or_else(|| head.header("content-disposition")),
+            content_encoding: input
+                .response_content_encoding
+                .or_else(|| head.header("content-encoding")),
+            content_language: input
+                .response_content_language
+                .or_else(|| head.header("content-language")),
+            expires: input
+                .response_expires
+                .or_else(|| head.header("expires").as_deref().and_then(parse_http_date)),
             e_tag: Some(etag(&head.md5)),
             last_modified: Some(timestamp(head.modified_ms)),
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
@@ -503,8 +618,20 @@ impl S3 for Gateway {
             .head(&input.bucket, &input.key)
             .await?
             .ok_or_else(|| s3_error!(NoSuchKey))?;
+        check_conditions(
+            &head,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(head.size as i64),
+            cache_control: head.header("cache-control"),
+            content_disposition: head.header("content-disposition"),
+            content_encoding: head.header("content-encoding"),
+            content_language: head.header("content-language"),
+            expires: head.header("expires").as_deref().and_then(parse_http_date),
             content_type: (!head.content_type.is_empty()).then(|| head.content_type.clone()),
             e_tag: Some(etag(&head.md5)),
             last_modified: Some(timestamp(head.modified_ms)),
@@ -534,7 +661,7 @@ impl S3 for Gateway {
                 .meta_delete(&lcores, &listing_key(&input.bucket, &input.key), hlc)
                 .await
                 .map_err(s3_err)?;
-            self.delete_chunks(&input.bucket, &input.key, &head).await;
+            self.retire_chunks(&input.bucket, &input.key, head);
         }
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
