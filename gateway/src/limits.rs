@@ -10,6 +10,8 @@ pub const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 pub const CHUNK_BYTES: u32 = 1024 * 1024;
 /// Keys one listing page returns at most (S3's limit).
 pub const LIST_KEYS_MAX: usize = 1000;
+/// Keys one DeleteObjects request may name (S3's limit).
+pub const DELETE_KEYS_MAX: usize = 1000;
 /// Connections served at once; more wait in the kernel's accept queue.
 pub const CONNECTIONS_MAX: usize = 4096;
 

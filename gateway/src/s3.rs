@@ -12,17 +12,19 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{
     Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
-    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition,
-    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
-    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
-    ListBucketsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, Owner, PutObjectInput,
+    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
+    DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
+    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, Owner, PutObjectInput,
     PutObjectOutput, Range, StreamingBlob, Timestamp,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::backend::{Backend, BackendError};
 use crate::limits::{
-    CHUNK_BYTES, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
+    CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
+    USER_METADATA_BYTES_MAX,
 };
 use crate::records::{bucket_key, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead};
 
@@ -126,6 +128,110 @@ impl Gateway {
                 .map(Some)
                 .map_err(|e| s3_error!(e, InternalError)),
         }
+    }
+
+    /// One page of the bucket's listing index after `after` (raw key bytes), S3 style:
+    /// keys under `prefix`, rolled up into common prefixes at `delimiter`.
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<Vec<u8>>,
+        max_keys: usize,
+    ) -> S3Result<ListPage> {
+        let base = listing_key(bucket, "");
+        let scan_prefix = listing_key(bucket, prefix);
+        let mut cursor: Option<Bytes> = after.map(|a| {
+            let mut k = base.to_vec();
+            k.extend_from_slice(&a);
+            Bytes::from(k)
+        });
+        let core = self.listing_cores(bucket)[0];
+        let mut contents = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut truncated = false;
+        // max-keys=0 returns an empty, untruncated page.
+        'pages: while contents.len() + prefixes.len() < max_keys {
+            let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
+            let (entries, next) = self
+                .backend
+                .meta_scan(core, &scan_prefix, cursor.clone(), want)
+                .await
+                .map_err(s3_err)?;
+            for (k, e) in &entries {
+                if contents.len() + prefixes.len() >= max_keys {
+                    truncated = true;
+                    break 'pages;
+                }
+                let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+                if let Some(d) = delimiter {
+                    if let Some(at) = key[prefix.len()..].find(d) {
+                        let cp = key[..prefix.len() + at + d.len()].to_string();
+                        // Skip every key under this common prefix: 0xFF never occurs in UTF-8.
+                        let mut skip = base.to_vec();
+                        skip.extend_from_slice(cp.as_bytes());
+                        skip.push(0xff);
+                        last_key = Some(skip[base.len()..].to_vec());
+                        cursor = Some(Bytes::from(skip));
+                        prefixes.push(cp);
+                        continue 'pages;
+                    }
+                }
+                let entry = ListingEntry::decode(e.value.clone())
+                    .map_err(|e| s3_error!(e, InternalError))?;
+                contents.push(Object {
+                    key: Some(key),
+                    size: Some(entry.size as i64),
+                    e_tag: Some(etag(&entry.md5)),
+                    last_modified: Some(timestamp(entry.modified_ms)),
+                    storage_class: Some(String::from("STANDARD").into()),
+                    ..Default::default()
+                });
+                last_key = Some(k[base.len()..].to_vec());
+                cursor = Some(k.clone());
+            }
+            match next {
+                Some(n) if entries.len() as u32 >= want => cursor = Some(n),
+                _ => break,
+            }
+        }
+        if !truncated && contents.len() + prefixes.len() >= max_keys && max_keys > 0 {
+            // Exactly full: truncated only if one more key exists after the last.
+            let (more, _) = self
+                .backend
+                .meta_scan(core, &scan_prefix, cursor.clone(), 1)
+                .await
+                .map_err(s3_err)?;
+            truncated = !more.is_empty();
+        }
+        Ok(ListPage {
+            contents,
+            prefixes,
+            truncated,
+            last_key,
+        })
+    }
+
+    /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
+    /// a key that does not exist succeeds, as in S3.
+    async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
+        if let Some(head) = self.head(bucket, key).await? {
+            let hlc = self.backend.hlc();
+            let cores = self.object_cores(bucket, key);
+            self.backend
+                .meta_delete(&cores, &head_key(bucket, key), hlc)
+                .await
+                .map_err(s3_err)?;
+            let lcores = self.listing_cores(bucket);
+            self.backend
+                .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+                .await
+                .map_err(s3_err)?;
+            self.retire_chunks(bucket, key, head);
+        }
+        Ok(())
     }
 
     /// Deletes a replaced version's chunks after `RETIRE_GRACE`, so GETs that read its head
@@ -649,21 +755,51 @@ impl S3 for Gateway {
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
-        if let Some(head) = self.head(&input.bucket, &input.key).await? {
-            let hlc = self.backend.hlc();
-            let cores = self.object_cores(&input.bucket, &input.key);
-            self.backend
-                .meta_delete(&cores, &head_key(&input.bucket, &input.key), hlc)
-                .await
-                .map_err(s3_err)?;
-            let lcores = self.listing_cores(&input.bucket);
-            self.backend
-                .meta_delete(&lcores, &listing_key(&input.bucket, &input.key), hlc)
-                .await
-                .map_err(s3_err)?;
-            self.retire_chunks(&input.bucket, &input.key, head);
-        }
+        self.delete_key(&input.bucket, &input.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let objects = input.delete.objects;
+        if objects.len() > DELETE_KEYS_MAX {
+            return Err(s3_error!(
+                MalformedXML,
+                "at most 1000 keys per DeleteObjects"
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in objects {
+            let result = match check_key(&o.key) {
+                Ok(()) => self.delete_key(&input.bucket, &o.key).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(o.key),
+                    ..Default::default()
+                }),
+                Err(e) => errors.push(s3s::dto::Error {
+                    code: Some(e.code().as_str().to_string()),
+                    key: Some(o.key),
+                    message: e.message().map(str::to_string),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
     }
 
     async fn list_objects_v2(
@@ -673,15 +809,7 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         self.owned_bucket(&input.bucket, &user).await?;
-        let max_keys = input.max_keys.map_or(Ok(1000), |m| {
-            usize::try_from(m).map_err(|_| s3_error!(InvalidArgument, "max-keys"))
-        })?;
-        let max_keys = max_keys.min(LIST_KEYS_MAX);
-        let prefix = input.prefix.clone().unwrap_or_default();
-        // An empty `delimiter=` means none.
-        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
-        let base = listing_key(&input.bucket, "");
-        let scan_prefix = listing_key(&input.bucket, &prefix);
+        let max_keys = max_keys(input.max_keys)?;
         let after = match (&input.continuation_token, &input.start_after) {
             (Some(t), _) => Some(
                 hex::decode(t).map_err(|_| s3_error!(InvalidArgument, "bad continuation token"))?,
@@ -689,105 +817,126 @@ impl S3 for Gateway {
             (None, Some(s)) => Some(s.as_bytes().to_vec()),
             (None, None) => None,
         };
-        let mut cursor: Option<Bytes> = after.map(|a| {
-            let mut k = base.to_vec();
-            k.extend_from_slice(&a);
-            Bytes::from(k)
-        });
-        let core = self.listing_cores(&input.bucket)[0];
-        let mut contents = Vec::new();
-        let mut prefixes: Vec<String> = Vec::new();
-        let mut last_key: Option<Vec<u8>> = None;
-        let mut truncated = false;
-        // max-keys=0 returns an empty, untruncated page.
-        'pages: while contents.len() + prefixes.len() < max_keys {
-            let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
-            let (entries, next) = self
-                .backend
-                .meta_scan(core, &scan_prefix, cursor.clone(), want)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in &entries {
-                if contents.len() + prefixes.len() >= max_keys {
-                    truncated = true;
-                    break 'pages;
-                }
-                let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
-                if let Some(d) = &delimiter {
-                    if let Some(at) = key[prefix.len()..].find(d.as_str()) {
-                        let cp = key[..prefix.len() + at + d.len()].to_string();
-                        // Skip every key under this common prefix: 0xFF never occurs in UTF-8.
-                        let mut skip = base.to_vec();
-                        skip.extend_from_slice(cp.as_bytes());
-                        skip.push(0xff);
-                        last_key = Some(skip[base.len()..].to_vec());
-                        cursor = Some(Bytes::from(skip));
-                        prefixes.push(cp);
-                        continue 'pages;
-                    }
-                }
-                let entry = ListingEntry::decode(e.value.clone())
-                    .map_err(|e| s3_error!(e, InternalError))?;
-                contents.push(Object {
-                    key: Some(key),
-                    size: Some(entry.size as i64),
-                    e_tag: Some(etag(&entry.md5)),
-                    last_modified: Some(timestamp(entry.modified_ms)),
-                    storage_class: Some(String::from("STANDARD").into()),
-                    ..Default::default()
-                });
-                last_key = Some(k[base.len()..].to_vec());
-                cursor = Some(k.clone());
-            }
-            match next {
-                Some(n) if entries.len() as u32 >= want => cursor = Some(n),
-                _ => break,
-            }
-        }
-        if !truncated && contents.len() + prefixes.len() >= max_keys && max_keys > 0 {
-            // Exactly full: truncated only if one more key exists after the last.
-            let (more, _) = self
-                .backend
-                .meta_scan(core, &scan_prefix, cursor.clone(), 1)
-                .await
-                .map_err(s3_err)?;
-            truncated = !more.is_empty();
-        }
-        let key_count = (contents.len() + prefixes.len()) as i32;
-        let url = input
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == "url");
-        let enc = |s: String| if url { url_encode(&s) } else { s };
-        for o in &mut contents {
-            o.key = o.key.take().map(enc);
-        }
-        let prefixes: Vec<String> = prefixes.into_iter().map(enc).collect();
+        let prefix = input.prefix.clone().unwrap_or_default();
+        // An empty `delimiter=` means none.
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let page = self
+            .list_page(
+                &input.bucket,
+                &prefix,
+                delimiter.as_deref(),
+                after,
+                max_keys,
+            )
+            .await?;
+        let enc = encoder(input.encoding_type.as_ref());
+        let key_count = (page.contents.len() + page.prefixes.len()) as i32;
+        let next = page.next_token();
+        let (contents, prefixes) = page.encoded(&enc);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: input.prefix.map(enc),
-            delimiter: input.delimiter.map(enc),
+            prefix: input.prefix.map(&enc),
+            delimiter: input.delimiter.map(&enc),
             max_keys: input.max_keys.or(Some(1000)),
             key_count: Some(key_count),
-            is_truncated: Some(truncated),
-            next_continuation_token: if truncated {
-                last_key.map(hex::encode)
-            } else {
-                None
-            },
+            is_truncated: Some(next.is_some()),
+            next_continuation_token: next.map(hex::encode),
             continuation_token: input.continuation_token,
-            start_after: input.start_after.map(enc),
+            start_after: input.start_after.map(&enc),
             contents: Some(contents),
-            common_prefixes: Some(
-                prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix { prefix: Some(p) })
-                    .collect(),
-            ),
+            common_prefixes: Some(prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let max_keys = max_keys(input.max_keys)?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let after = input.marker.as_ref().map(|m| m.as_bytes().to_vec());
+        let page = self
+            .list_page(
+                &input.bucket,
+                &prefix,
+                delimiter.as_deref(),
+                after,
+                max_keys,
+            )
+            .await?;
+        let enc = encoder(input.encoding_type.as_ref());
+        let next = page
+            .next_token()
+            .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
+        let (contents, prefixes) = page.encoded(&enc);
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: input.prefix.map(&enc),
+            delimiter: input.delimiter.map(&enc),
+            marker: input.marker.map(&enc),
+            max_keys: input.max_keys.or(Some(1000)),
+            is_truncated: Some(next.is_some()),
+            next_marker: next,
+            contents: Some(contents),
+            common_prefixes: Some(prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+}
+
+/// A page of a listing, before the response's encoding.
+struct ListPage {
+    contents: Vec<Object>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// The last key or common prefix (with 0xFF appended) the page covered, raw.
+    last_key: Option<Vec<u8>>,
+}
+
+impl ListPage {
+    /// Where the next page starts, when there is one.
+    fn next_token(&self) -> Option<Vec<u8>> {
+        if self.truncated {
+            self.last_key.clone()
+        } else {
+            None
+        }
+    }
+
+    fn encoded(self, enc: &impl Fn(String) -> String) -> (Vec<Object>, Vec<CommonPrefix>) {
+        let mut contents = self.contents;
+        for o in &mut contents {
+            o.key = o.key.take().map(enc);
+        }
+        let prefixes = self
+            .prefixes
+            .into_iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
+            .collect();
+        (contents, prefixes)
+    }
+}
+
+fn max_keys(given: Option<i32>) -> S3Result<usize> {
+    let m = given.map_or(Ok(1000), |m| {
+        usize::try_from(m).map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))
+    })?;
+    Ok(m.min(LIST_KEYS_MAX))
+}
+
+/// `encoding-type=url` percent-encodes keys and prefixes in the response.
+fn encoder(encoding: Option<&s3s::dto::EncodingType>) -> impl Fn(String) -> String {
+    let url = encoding.is_some_and(|e| e.as_str() == "url");
+    move |s| if url { url_encode(&s) } else { s }
 }
 
 /// Percent-encodes a key for `encoding-type=url` listings: everything but unreserved

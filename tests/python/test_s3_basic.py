@@ -235,3 +235,31 @@ def test_parallel_puts_to_one_key_never_tear(s3, bucket):
     assert got in bodies, "one whole version wins"
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [o["Size"] for o in listed] == [len(got)]
+
+
+def test_delete_objects_batch(s3, bucket):
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"d{i}", Body=b"x")
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"d{i}"} for i in range(3)]
+                                                  + [{"Key": "never-existed"}]})
+    assert sorted(d["Key"] for d in r["Deleted"]) == ["d0", "d1", "d2", "never-existed"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["d3", "d4"]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "d3"}], "Quiet": True})
+    assert not r.get("Deleted")
+
+
+def test_list_objects_v1(s3, bucket):
+    keys = [f"p/{i:02}" for i in range(7)] + ["q"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"v")
+    seen, marker = [], ""
+    while True:
+        r = s3.list_objects(Bucket=bucket, MaxKeys=3, Marker=marker)
+        seen += [o["Key"] for o in r.get("Contents", [])]
+        if not r["IsTruncated"]:
+            break
+        marker = r.get("NextMarker") or r["Contents"][-1]["Key"]
+    assert seen == keys
+    r = s3.list_objects(Bucket=bucket, Delimiter="/")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["p/"]
+    assert [o["Key"] for o in r["Contents"]] == ["q"]
