@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod creds;
 pub mod limits;
+pub mod multipart;
 pub mod records;
 pub mod s3;
 pub mod serve;

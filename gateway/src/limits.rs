@@ -10,6 +10,10 @@ pub const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 pub const CHUNK_BYTES: u32 = 1024 * 1024;
 /// Keys one listing page returns at most (S3's limit).
 pub const LIST_KEYS_MAX: usize = 1000;
+/// Parts of a multipart upload (S3's limit).
+pub const PARTS_MAX: usize = 10_000;
+/// The smallest part but the last (S3's limit).
+pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Keys one DeleteObjects request may name (S3's limit).
 pub const DELETE_KEYS_MAX: usize = 1000;
 /// Connections served at once; more wait in the kernel's accept queue.

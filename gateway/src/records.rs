@@ -39,12 +39,21 @@ pub struct BucketRecord {
     pub created_ms: u64,
 }
 
+/// One stored part of an object: its chunks are fragments `fragment_id(version_id, i)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    pub version_id: [u8; 12],
+    pub size: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectHead {
     pub size: u64,
     pub modified_ms: u64,
-    pub md5: [u8; 16],
-    /// Unique per write of the object; fragment ids derive from it.
+    /// The S3 ETag without quotes: the MD5 of a single PUT, or md5-of-md5s `-N` of a multipart
+    /// upload.
+    pub etag: String,
+    /// Unique per write of the object (the version's identity).
     pub version_id: [u8; 12],
     pub chunk_bytes: u32,
     pub replicas: u8,
@@ -53,6 +62,8 @@ pub struct ObjectHead {
     /// Standard headers kept as given: cache-control, content-disposition, content-encoding,
     /// content-language, expires (by these names).
     pub headers: Vec<(String, String)>,
+    /// The parts in order: one for a single PUT, one per part of a multipart upload.
+    pub parts: Vec<PartRef>,
 }
 
 impl ObjectHead {
@@ -68,7 +79,115 @@ impl ObjectHead {
 pub struct ListingEntry {
     pub size: u64,
     pub modified_ms: u64,
+    pub etag: String,
+}
+
+/// An upload in progress (`U` key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub owner: String,
+    pub initiated_ms: u64,
+    pub content_type: String,
+    pub metadata: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// One uploaded part (`P` key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    pub version_id: [u8; 12],
+    pub size: u64,
     pub md5: [u8; 16],
+    pub modified_ms: u64,
+}
+
+/// `U` ‖ bucket ‖ 0 ‖ key ‖ 0 ‖ upload id.
+pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Bytes {
+    let mut k = BytesMut::from(&tagged(b'U', bucket, key)[..]);
+    k.put_u8(0);
+    k.put_slice(upload_id.as_bytes());
+    k.freeze()
+}
+
+/// `P` ‖ upload id ‖ 0 ‖ part number (u32 big-endian, so parts scan in order).
+pub fn part_key(upload_id: &str, part: u32) -> Bytes {
+    let mut k = part_prefix(upload_id).to_vec();
+    k.extend_from_slice(&part.to_be_bytes());
+    Bytes::from(k)
+}
+
+pub fn part_prefix(upload_id: &str) -> Bytes {
+    let mut k = vec![b'P'];
+    k.extend_from_slice(upload_id.as_bytes());
+    k.push(0);
+    Bytes::from(k)
+}
+
+impl UploadRecord {
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(VERSION);
+        b.put_u64_le(self.initiated_ms);
+        put_str(&mut b, &self.owner);
+        put_str(&mut b, &self.content_type);
+        for list in [&self.metadata, &self.headers] {
+            b.put_u16_le(list.len() as u16);
+            for (k, v) in list {
+                put_str(&mut b, k);
+                put_str(&mut b, v);
+            }
+        }
+        b.freeze()
+    }
+
+    pub fn decode(mut b: Bytes) -> Result<UploadRecord, Malformed> {
+        check(&b, 9, "upload")?;
+        if b.get_u8() != VERSION {
+            return Err(Malformed("upload"));
+        }
+        let initiated_ms = b.get_u64_le();
+        let owner = get_str(&mut b, "upload")?;
+        let content_type = get_str(&mut b, "upload")?;
+        let metadata = get_pairs(&mut b)?;
+        let headers = get_pairs(&mut b)?;
+        Ok(UploadRecord {
+            owner,
+            initiated_ms,
+            content_type,
+            metadata,
+            headers,
+        })
+    }
+}
+
+impl PartRecord {
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(VERSION);
+        b.put_slice(&self.version_id);
+        b.put_u64_le(self.size);
+        b.put_slice(&self.md5);
+        b.put_u64_le(self.modified_ms);
+        b.freeze()
+    }
+
+    pub fn decode(mut b: Bytes) -> Result<PartRecord, Malformed> {
+        check(&b, 1 + 12 + 8 + 16 + 8, "part")?;
+        if b.get_u8() != VERSION {
+            return Err(Malformed("part"));
+        }
+        let mut version_id = [0u8; 12];
+        b.copy_to_slice(&mut version_id);
+        let size = b.get_u64_le();
+        let mut md5 = [0u8; 16];
+        b.copy_to_slice(&mut md5);
+        Ok(PartRecord {
+            version_id,
+            size,
+            md5,
+            modified_ms: b.get_u64_le(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,11 +257,16 @@ impl ObjectHead {
         b.put_u8(VERSION);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
-        b.put_slice(&self.md5);
         b.put_slice(&self.version_id);
         b.put_u32_le(self.chunk_bytes);
         b.put_u8(self.replicas);
+        put_str(&mut b, &self.etag);
         put_str(&mut b, &self.content_type);
+        b.put_u32_le(self.parts.len() as u32);
+        for p in &self.parts {
+            b.put_slice(&p.version_id);
+            b.put_u64_le(p.size);
+        }
         for list in [&self.metadata, &self.headers] {
             b.put_u16_le(list.len() as u16);
             for (k, v) in list {
@@ -154,14 +278,12 @@ impl ObjectHead {
     }
 
     pub fn decode(mut b: Bytes) -> Result<ObjectHead, Malformed> {
-        check(&b, 1 + 8 + 8 + 16 + 12 + 4 + 1, "object")?;
+        check(&b, 1 + 8 + 8 + 12 + 4 + 1, "object")?;
         if b.get_u8() != VERSION {
             return Err(Malformed("object"));
         }
         let size = b.get_u64_le();
         let modified_ms = b.get_u64_le();
-        let mut md5 = [0u8; 16];
-        b.copy_to_slice(&mut md5);
         let mut version_id = [0u8; 12];
         b.copy_to_slice(&mut version_id);
         let chunk_bytes = b.get_u32_le();
@@ -169,30 +291,81 @@ impl ObjectHead {
         if chunk_bytes == 0 || replicas == 0 {
             return Err(Malformed("object"));
         }
+        let etag = get_str(&mut b, "object")?;
         let content_type = get_str(&mut b, "object")?;
+        check(&b, 4, "object")?;
+        let n = b.get_u32_le() as usize;
+        if n > crate::limits::PARTS_MAX || b.remaining() < n * 20 {
+            return Err(Malformed("object"));
+        }
+        let mut parts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut version_id = [0u8; 12];
+            b.copy_to_slice(&mut version_id);
+            parts.push(PartRef {
+                version_id,
+                size: b.get_u64_le(),
+            });
+        }
+        if parts.iter().map(|p| p.size).sum::<u64>() != size {
+            return Err(Malformed("object"));
+        }
         let metadata = get_pairs(&mut b)?;
         let headers = get_pairs(&mut b)?;
         Ok(ObjectHead {
             size,
             modified_ms,
-            md5,
+            etag,
             version_id,
             chunk_bytes,
             replicas,
             content_type,
             metadata,
             headers,
+            parts,
         })
     }
 
-    /// Chunks the object is stored in.
-    pub fn chunks(&self) -> u64 {
-        self.size.div_ceil(u64::from(self.chunk_bytes))
+    /// Every fragment holding the object's bytes.
+    pub fn fragment_ids(&self) -> Vec<proto::FragmentId> {
+        let chunk = u64::from(self.chunk_bytes);
+        self.parts
+            .iter()
+            .flat_map(|p| (0..p.size.div_ceil(chunk)).map(|i| fragment_id(&p.version_id, i)))
+            .collect()
     }
 
-    /// The fragment id of chunk `i`: version id (96 bits) ‖ chunk index (24 bits) ‖ 0.
-    pub fn fragment_id(&self, chunk: u64) -> proto::FragmentId {
-        fragment_id(&self.version_id, chunk)
+    /// Where byte `pos` lives: the fragment, the offset in it, and the bytes of that fragment
+    /// from there on.
+    pub fn locate(&self, pos: u64) -> Option<(proto::FragmentId, u64, u64)> {
+        let chunk = u64::from(self.chunk_bytes);
+        let mut start = 0;
+        for p in &self.parts {
+            if pos < start + p.size {
+                let within_part = pos - start;
+                let index = within_part / chunk;
+                let within = within_part % chunk;
+                let chunk_len = chunk.min(p.size - index * chunk);
+                return Some((
+                    fragment_id(&p.version_id, index),
+                    within,
+                    chunk_len - within,
+                ));
+            }
+            start += p.size;
+        }
+        None
+    }
+
+    /// The byte range (first, length) of part `number` (1-based).
+    pub fn part_range(&self, number: usize) -> Option<(u64, u64)> {
+        let first: u64 = self
+            .parts
+            .iter()
+            .take(number.checked_sub(1)?)
+            .map(|p| p.size)
+            .sum();
+        self.parts.get(number - 1).map(|p| (first, p.size))
     }
 }
 
@@ -213,23 +386,21 @@ impl ListingEntry {
         b.put_u8(VERSION);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
-        b.put_slice(&self.md5);
+        put_str(&mut b, &self.etag);
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ListingEntry, Malformed> {
-        check(&b, 33, "listing")?;
+        check(&b, 17, "listing")?;
         if b.get_u8() != VERSION {
             return Err(Malformed("listing"));
         }
         let size = b.get_u64_le();
         let modified_ms = b.get_u64_le();
-        let mut md5 = [0u8; 16];
-        b.copy_to_slice(&mut md5);
         Ok(ListingEntry {
             size,
             modified_ms,
-            md5,
+            etag: get_str(&mut b, "listing")?,
         })
     }
 }
@@ -243,31 +414,66 @@ mod tests {
         let h = ObjectHead {
             size: 5 << 20,
             modified_ms: 42,
-            md5: [3; 16],
+            etag: "abc-2".into(),
             version_id: [9; 12],
             chunk_bytes: 1 << 20,
             replicas: 2,
             content_type: "text/plain".into(),
             metadata: vec![("a".into(), "ü".into())],
             headers: vec![("cache-control".into(), "no-cache".into())],
+            parts: vec![
+                PartRef {
+                    version_id: [1; 12],
+                    size: 3 << 20,
+                },
+                PartRef {
+                    version_id: [2; 12],
+                    size: 2 << 20,
+                },
+            ],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
-        assert_eq!(h.chunks(), 5);
+        assert_eq!(h.fragment_ids().len(), 5);
+        assert_eq!(h.locate(0), Some((fragment_id(&[1; 12], 0), 0, 1 << 20)));
+        assert_eq!(
+            h.locate((3 << 20) + 5),
+            Some((fragment_id(&[2; 12], 0), 5, (1 << 20) - 5))
+        );
+        assert_eq!(h.locate(5 << 20), None);
+        assert_eq!(h.part_range(2), Some((3 << 20, 2 << 20)));
+        assert_eq!(h.part_range(3), None);
+        assert_eq!(h.part_range(0), None);
         let enc = h.encode();
         for cut in 0..enc.len() {
             assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
         }
-        let b = BucketRecord {
+        let bucket = BucketRecord {
             owner: "root".into(),
             created_ms: 7,
         };
-        assert_eq!(BucketRecord::decode(b.encode()).unwrap(), b);
-        let l = ListingEntry {
+        assert_eq!(BucketRecord::decode(bucket.encode()).unwrap(), bucket);
+        let listing = ListingEntry {
             size: 1,
             modified_ms: 2,
-            md5: [1; 16],
+            etag: "e".into(),
         };
-        assert_eq!(ListingEntry::decode(l.encode()).unwrap(), l);
+        assert_eq!(ListingEntry::decode(listing.encode()).unwrap(), listing);
         assert_ne!(fragment_id(&[1; 12], 0), fragment_id(&[1; 12], 1));
+        let upload = UploadRecord {
+            owner: "o".into(),
+            initiated_ms: 1,
+            content_type: "t".into(),
+            metadata: vec![],
+            headers: vec![],
+        };
+        assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
+        let part = PartRecord {
+            version_id: [4; 12],
+            size: 9,
+            md5: [5; 16],
+            modified_ms: 3,
+        };
+        assert_eq!(PartRecord::decode(part.encode()).unwrap(), part);
+        assert!(part_key("u", 2) > part_key("u", 1));
     }
 }

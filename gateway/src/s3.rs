@@ -11,13 +11,17 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{
-    Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
+    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput,
     DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
     DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetBucketLocationInput,
     GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
-    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, Owner, PutObjectInput,
-    PutObjectOutput, Range, StreamingBlob, Timestamp,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
+    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -26,13 +30,15 @@ use crate::limits::{
     CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
     USER_METADATA_BYTES_MAX,
 };
-use crate::records::{bucket_key, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead};
+use crate::records::{
+    bucket_key, fragment_id, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead, PartRef,
+};
 
 /// How long a replaced or deleted version's chunks stay readable.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Gateway {
-    backend: Arc<Backend>,
+    pub(crate) backend: Arc<Backend>,
     region: String,
 }
 
@@ -43,7 +49,7 @@ impl Gateway {
 }
 
 /// The one place storage errors become S3 errors.
-fn s3_err(e: BackendError) -> S3Error {
+pub(crate) fn s3_err(e: BackendError) -> S3Error {
     match e {
         BackendError::NoSpace => s3_error!(e, ServiceUnavailable, "storage is full"),
         BackendError::NotFound => s3_error!(e, InternalError, "a stored piece is missing"),
@@ -54,22 +60,85 @@ fn s3_err(e: BackendError) -> S3Error {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn timestamp(ms: u64) -> Timestamp {
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     Timestamp::from(t)
 }
 
-fn etag(md5: &[u8; 16]) -> ETag {
-    ETag::Strong(hex::encode(md5))
+pub(crate) fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_string())
 }
 
-fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
+/// A version id: the HLC (unique per gateway, increasing) and 32 bits of a hash of the key.
+pub(crate) fn new_version_id(hlc: u64, salt: &[u8]) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&hlc.to_le_bytes());
+    let h = crate::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
+    v[8..].copy_from_slice(&h.to_le_bytes());
+    v
+}
+
+pub(crate) fn user_metadata(
+    metadata: Option<s3s::dto::Metadata>,
+) -> S3Result<Vec<(String, String)>> {
+    let metadata: Vec<(String, String)> = metadata.unwrap_or_default().into_iter().collect();
+    let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > USER_METADATA_BYTES_MAX {
+        return Err(s3_error!(MetadataTooLarge));
+    }
+    Ok(metadata)
+}
+
+pub(crate) fn standard_headers(
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<Timestamp>,
+) -> Vec<(String, String)> {
+    [
+        ("cache-control", cache_control),
+        ("content-disposition", content_disposition),
+        ("content-encoding", content_encoding),
+        ("content-language", content_language),
+        ("expires", expires.and_then(|t| format_http_date(&t))),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+    .collect()
+}
+
+/// Content-Length and Content-MD5, checked once the body has ended.
+pub(crate) fn check_body(
+    size: u64,
+    md5: &[u8; 16],
+    content_length: Option<i64>,
+    content_md5: Option<&str>,
+) -> S3Result<()> {
+    if let Some(len) = content_length {
+        if u64::try_from(len).ok() != Some(size) {
+            return Err(s3_error!(
+                IncompleteBody,
+                "the body is shorter or longer than Content-Length"
+            ));
+        }
+    }
+    if let Some(expected) = content_md5 {
+        let given = base64_decode(expected).ok_or_else(|| s3_error!(InvalidDigest))?;
+        if given != md5 {
+            return Err(s3_error!(BadDigest));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),
         None => Err(s3_error!(AccessDenied, "anonymous access is not allowed")),
@@ -81,11 +150,11 @@ impl Gateway {
         self.backend.route(&bucket_key(bucket))
     }
 
-    fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
+    pub(crate) fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
         self.backend.route(&head_key(bucket, key))
     }
 
-    fn listing_cores(&self, bucket: &str) -> Vec<usize> {
+    pub(crate) fn listing_cores(&self, bucket: &str) -> Vec<usize> {
         let mut k = b"L".to_vec();
         k.extend_from_slice(bucket.as_bytes());
         self.backend.route(&k)
@@ -107,7 +176,11 @@ impl Gateway {
     }
 
     /// The bucket, if it exists and belongs to `owner_key`'s user.
-    async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<BucketRecord> {
+    pub(crate) async fn owned_bucket(
+        &self,
+        bucket: &str,
+        access_key: &str,
+    ) -> S3Result<BucketRecord> {
         match self.bucket(bucket).await? {
             None => Err(s3_error!(NoSuchBucket)),
             Some(b) if b.owner == access_key => Ok(b),
@@ -115,7 +188,7 @@ impl Gateway {
         }
     }
 
-    async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
+    pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
         let cores = self.object_cores(bucket, key);
         let entry = self
             .backend
@@ -184,7 +257,7 @@ impl Gateway {
                 contents.push(Object {
                     key: Some(key),
                     size: Some(entry.size as i64),
-                    e_tag: Some(etag(&entry.md5)),
+                    e_tag: Some(etag(&entry.etag)),
                     last_modified: Some(timestamp(entry.modified_ms)),
                     storage_class: Some(String::from("STANDARD").into()),
                     ..Default::default()
@@ -212,6 +285,111 @@ impl Gateway {
             truncated,
             last_key,
         })
+    }
+
+    /// Streams a request body into `CHUNK_BYTES` fragments under `version_id` on `cores`.
+    /// Returns its size and MD5. On any error, the fragments already stored are removed.
+    pub(crate) async fn store_body(
+        &self,
+        cores: &[usize],
+        version_id: &[u8; 12],
+        body: Option<StreamingBlob>,
+        size_max: u64,
+    ) -> S3Result<(u64, [u8; 16])> {
+        let mut body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        let mut md5 = Md5::new();
+        let mut size: u64 = 0;
+        let mut chunk = BytesMut::new();
+        let mut stored: u64 = 0;
+        let result = async {
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
+                size += piece.len() as u64;
+                if size > size_max {
+                    return Err(s3_error!(EntityTooLarge));
+                }
+                md5.update(&piece);
+                chunk.extend_from_slice(&piece);
+                while chunk.len() >= CHUNK_BYTES as usize {
+                    let data = chunk.split_to(CHUNK_BYTES as usize).freeze();
+                    let id = fragment_id(version_id, stored);
+                    self.backend
+                        .put_fragment(cores, id, &data)
+                        .await
+                        .map_err(s3_err)?;
+                    stored += 1;
+                }
+            }
+            if !chunk.is_empty() {
+                let id = fragment_id(version_id, stored);
+                let data = chunk.split().freeze();
+                self.backend
+                    .put_fragment(cores, id, &data)
+                    .await
+                    .map_err(s3_err)?;
+                stored += 1;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok((size, md5.finalize().into())),
+            Err(e) => {
+                for i in 0..=stored {
+                    let _ = self
+                        .backend
+                        .delete_fragment(cores, fragment_id(version_id, i))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn delete_part_chunks(&self, cores: &[usize], part: &PartRef) {
+        for i in 0..part.size.div_ceil(u64::from(CHUNK_BYTES)) {
+            let id = fragment_id(&part.version_id, i);
+            if let Err(e) = self.backend.delete_fragment(cores, id).await {
+                tracing::warn!(error = %e, "deleting a chunk failed; left for the orphan sweep");
+            }
+        }
+    }
+
+    /// Makes `head` the object's current version: listing entry, then head, with `hlc`. Last
+    /// writer wins by HLC: only the write whose head is current afterwards retires the version
+    /// it replaced; one that lost to a concurrent write retires its own chunks instead.
+    pub(crate) async fn commit_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> S3Result<()> {
+        let old = self.head(bucket, key).await?;
+        let listing = ListingEntry {
+            size: head.size,
+            modified_ms: head.modified_ms,
+            etag: head.etag.clone(),
+        };
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
+        match self.head(bucket, key).await? {
+            Some(c) if c.version_id == head.version_id => {
+                if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
+                    self.retire_chunks(bucket, key, old);
+                }
+            }
+            _ => self.retire_chunks(bucket, key, head.clone()),
+        }
+        Ok(())
     }
 
     /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
@@ -242,26 +420,12 @@ impl Gateway {
         let backend = self.backend.clone();
         tokio::spawn(async move {
             tokio::time::sleep(RETIRE_GRACE).await;
-            for i in 0..head.chunks() {
-                if let Err(e) = backend.delete_fragment(&cores, head.fragment_id(i)).await {
+            for id in head.fragment_ids() {
+                if let Err(e) = backend.delete_fragment(&cores, id).await {
                     tracing::warn!(error = %e, "deleting a retired chunk failed");
                 }
             }
         });
-    }
-
-    async fn delete_chunks(&self, bucket: &str, key: &str, head: &ObjectHead) {
-        let cores = self.object_cores(bucket, key);
-        for i in 0..head.chunks() {
-            if let Err(e) = self
-                .backend
-                .delete_fragment(&cores, head.fragment_id(i))
-                .await
-            {
-                // Left for the orphan sweep (fragment ids carry the version id).
-                tracing::warn!(error = %e, "deleting an old chunk failed");
-            }
-        }
     }
 }
 
@@ -274,7 +438,7 @@ fn check_conditions(
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
-    let current = etag(&head.md5);
+    let current = etag(&head.etag);
     let matches = |c: &ETagCondition| match c {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value() == current.value(),
@@ -309,7 +473,16 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, s).ok()
 }
 
-fn check_key(key: &str) -> S3Result<()> {
+fn invalid_part_number() -> S3Error {
+    let mut e = S3Error::with_message(
+        s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+        "the requested part number is not satisfiable",
+    );
+    e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+    e
+}
+
+pub(crate) fn check_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
         return Err(s3_error!(InvalidArgument, "the object key is empty"));
     }
@@ -478,12 +651,7 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        let metadata: Vec<(String, String)> =
-            input.metadata.unwrap_or_default().into_iter().collect();
-        let meta_bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if meta_bytes > USER_METADATA_BYTES_MAX {
-            return Err(s3_error!(MetadataTooLarge));
-        }
+        let metadata = user_metadata(input.metadata)?;
         if let Some(len) = input.content_length {
             if u64::try_from(len).map_or(true, |l| l > OBJECT_BYTES_MAX) {
                 return Err(s3_error!(EntityTooLarge));
@@ -491,127 +659,45 @@ impl S3 for Gateway {
         }
         self.owned_bucket(&input.bucket, &user).await?;
         let hlc = self.backend.hlc();
-        let mut version_id = [0u8; 12];
-        version_id[..8].copy_from_slice(&hlc.to_le_bytes());
-        version_id[8..].copy_from_slice(
-            &(crate::backend::stable_hash(&[input.key.as_bytes(), &hlc.to_le_bytes()]) as u32)
-                .to_le_bytes(),
-        );
+        let version_id = new_version_id(hlc, input.key.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
-        let mut md5 = Md5::new();
-        let mut size: u64 = 0;
-        let mut chunk = BytesMut::new();
-        let mut chunk_index: u64 = 0;
-        let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-        let stored = async {
-            while let Some(piece) = body.next().await {
-                let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
-                size += piece.len() as u64;
-                if size > OBJECT_BYTES_MAX {
-                    return Err(s3_error!(EntityTooLarge));
-                }
-                md5.update(&piece);
-                chunk.extend_from_slice(&piece);
-                while chunk.len() >= CHUNK_BYTES as usize {
-                    let data = chunk.split_to(CHUNK_BYTES as usize).freeze();
-                    let id = crate::records::fragment_id(&version_id, chunk_index);
-                    self.backend
-                        .put_fragment(&cores, id, &data)
-                        .await
-                        .map_err(s3_err)?;
-                    chunk_index += 1;
-                }
-            }
-            if !chunk.is_empty() {
-                let id = crate::records::fragment_id(&version_id, chunk_index);
-                self.backend
-                    .put_fragment(&cores, id, &chunk.split().freeze())
-                    .await
-                    .map_err(s3_err)?;
-            }
-            Ok(())
+        let (size, md5) = self
+            .store_body(&cores, &version_id, input.body, OBJECT_BYTES_MAX)
+            .await?;
+        let stored = PartRef { version_id, size };
+        let check = check_body(
+            size,
+            &md5,
+            input.content_length,
+            input.content_md5.as_deref(),
+        );
+        if let Err(e) = check {
+            // Nothing points at these chunks: remove them now.
+            self.delete_part_chunks(&cores, &stored).await;
+            return Err(e);
         }
-        .await;
         let head = ObjectHead {
             size,
             modified_ms: now_ms(),
-            md5: md5.finalize().into(),
+            etag: hex::encode(md5),
             version_id,
             chunk_bytes: CHUNK_BYTES,
             replicas: cores.len() as u8,
             content_type: input.content_type.unwrap_or_default(),
             metadata,
-            headers: [
-                ("cache-control", input.cache_control),
-                ("content-disposition", input.content_disposition),
-                ("content-encoding", input.content_encoding),
-                ("content-language", input.content_language),
-                ("expires", input.expires.and_then(|t| format_http_date(&t))),
-            ]
-            .into_iter()
-            .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
-            .collect(),
+            headers: standard_headers(
+                input.cache_control,
+                input.content_disposition,
+                input.content_encoding,
+                input.content_language,
+                input.expires,
+            ),
+            parts: vec![stored],
         };
-        let check = stored.and_then(|()| {
-            if let Some(len) = input.content_length {
-                if u64::try_from(len).ok() != Some(size) {
-                    return Err(s3_error!(
-                        IncompleteBody,
-                        "the body is shorter or longer than Content-Length"
-                    ));
-                }
-            }
-            if let Some(expected) = &input.content_md5 {
-                let given = base64_decode(expected).ok_or_else(|| s3_error!(InvalidDigest))?;
-                if given != head.md5 {
-                    return Err(s3_error!(BadDigest));
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = check {
-            // Nothing points at these chunks: remove them now.
-            self.delete_chunks(&input.bucket, &input.key, &head).await;
-            return Err(e);
-        }
-        let old = self.head(&input.bucket, &input.key).await?;
-        let listing = ListingEntry {
-            size,
-            modified_ms: head.modified_ms,
-            md5: head.md5,
-        };
-        let lcores = self.listing_cores(&input.bucket);
-        self.backend
-            .meta_put(
-                &lcores,
-                &listing_key(&input.bucket, &input.key),
-                &listing.encode(),
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
-        self.backend
-            .meta_put(
-                &cores,
-                &head_key(&input.bucket, &input.key),
-                &head.encode(),
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
-        // Last writer wins by HLC: only the PUT whose head is current retires the version it
-        // replaced; a PUT that lost to a concurrent one retires its own chunks instead.
-        let current = self.head(&input.bucket, &input.key).await?;
-        match current {
-            Some(c) if c.version_id == head.version_id => {
-                if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
-                    self.retire_chunks(&input.bucket, &input.key, old);
-                }
-            }
-            _ => self.retire_chunks(&input.bucket, &input.key, head.clone()),
-        }
+        self.commit_head(&input.bucket, &input.key, &head, hlc)
+            .await?;
         Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(etag(&head.md5)),
+            e_tag: Some(etag(&head.etag)),
             size: Some(size as i64),
             ..Default::default()
         }))
@@ -636,24 +722,24 @@ impl S3 for Gateway {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        if input.part_number.is_some_and(|p| p != 1) {
-            // Single-PUT objects have one part; multipart objects come with multipart uploads.
-            let mut e = S3Error::with_message(
-                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
-                "the object has one part",
-            );
-            e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
-            return Err(e);
-        }
-        let (first, len) = if head.size == 0 && input.range.is_none() {
-            (0, 0)
-        } else {
-            resolve_range(input.range.as_ref(), head.size)?
+        // partNumber selects one part's bytes (PartsCount tells how many there are).
+        let part_range = match input.part_number {
+            None => None,
+            Some(n) => Some(
+                usize::try_from(n)
+                    .ok()
+                    .and_then(|n| head.part_range(n))
+                    .ok_or_else(invalid_part_number)?,
+            ),
+        };
+        let (first, len) = match part_range {
+            Some(r) => r,
+            None if head.size == 0 && input.range.is_none() => (0, 0),
+            None => resolve_range(input.range.as_ref(), head.size)?,
         };
         let cores = self.object_cores(&input.bucket, &input.key);
         let backend = self.backend.clone();
-        let chunk = u64::from(head.chunk_bytes);
-        let head2 = head.clone();
+        let head2 = Arc::new(head.clone());
         // One chunk read at a time, as the client consumes the body.
         let stream = futures::stream::unfold(first, move |pos| {
             let backend = backend.clone();
@@ -663,22 +749,22 @@ impl S3 for Gateway {
                 if pos >= first + len {
                     return None;
                 }
-                let index = pos / chunk;
-                let within = pos % chunk;
-                let take = (chunk - within).min(first + len - pos);
-                let r = backend
-                    .get_fragment(&cores, head.fragment_id(index), within, take)
-                    .await;
+                let Some((id, within, rest)) = head.locate(pos) else {
+                    let e = std::io::Error::other("object shorter than its head says");
+                    return Some((Err(e), first + len));
+                };
+                let take = rest.min(first + len - pos);
+                let r = backend.get_fragment(&cores, id, within, take).await;
                 Some((
                     r.map_err(|e| std::io::Error::other(e.to_string())),
                     pos + take,
                 ))
             }
         });
-        let content_range = input
-            .range
-            .as_ref()
-            .map(|_| format!("bytes {first}-{}/{}", first + len - 1, head.size));
+        let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
+            .then_some(head.parts.len() as i32);
+        let content_range = (input.range.is_some() || part_range.is_some())
+            .then(|| format!("bytes {first}-{}/{}", (first + len).max(1) - 1, head.size));
         // response-* query parameters override what is stored (S3 allows them on signed
         // requests only; anonymous access is refused earlier).
         let content_type = input
@@ -687,6 +773,7 @@ impl S3 for Gateway {
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
+            parts_count,
             content_range,
             content_type,
             cache_control: input
@@ -704,7 +791,7 @@ impl S3 for Gateway {
             expires: input
                 .response_expires
                 .or_else(|| head.header("expires").as_deref().and_then(parse_http_date)),
-            e_tag: Some(etag(&head.md5)),
+            e_tag: Some(etag(&head.etag)),
             last_modified: Some(timestamp(head.modified_ms)),
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
@@ -739,7 +826,7 @@ impl S3 for Gateway {
             content_language: head.header("content-language"),
             expires: head.header("expires").as_deref().and_then(parse_http_date),
             content_type: (!head.content_type.is_empty()).then(|| head.content_type.clone()),
-            e_tag: Some(etag(&head.md5)),
+            e_tag: Some(etag(&head.etag)),
             last_modified: Some(timestamp(head.modified_ms)),
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
@@ -848,6 +935,48 @@ impl S3 for Gateway {
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.mp_create(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.mp_upload_part(req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.mp_list_parts(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.mp_complete(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.mp_abort(req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.mp_list_uploads(req).await
     }
 
     async fn list_objects(
