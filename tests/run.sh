@@ -14,3 +14,4 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 PERCORE_BIN="$PWD/target/debug/percore" "$venv/bin/python" -m pytest -q tests/python
+bash tests/clients.sh "$PWD/target/debug/percore" "$venv"

@@ -16,12 +16,12 @@ use s3s::dto::{
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput,
     DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
     DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetBucketLocationInput,
-    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
-    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp, UploadPartInput,
-    UploadPartOutput,
+    GetBucketLocationOutput, GetBucketVersioningInput, GetBucketVersioningOutput, GetObjectInput,
+    GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
+    ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
+    ListPartsOutput, Object, Owner, PutObjectInput, PutObjectOutput, Range, StreamingBlob,
+    Timestamp, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -935,6 +935,18 @@ impl S3 for Gateway {
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
+    }
+
+    /// Versioning cannot be enabled yet (PutBucketVersioning answers NotImplemented), so every
+    /// bucket is truthfully unversioned: an empty configuration, as S3 returns for a bucket
+    /// that never had versioning.
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let user = user_of(&req)?;
+        self.owned_bucket(&req.input.bucket, &user).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     async fn create_multipart_upload(

@@ -164,8 +164,9 @@ def test_presigned_url(s3, bucket):
 
 
 def test_unsupported_operation_is_not_implemented(s3, bucket):
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     with pytest.raises(ClientError) as e:
-        s3.get_bucket_versioning(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     assert code(e.value) == ("NotImplemented", 501)
 
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Real command-line clients against a real `percore serve` on 127.0.0.1: the aws CLI, s3cmd
+# and rclone each upload, list, download, compare and delete a multi-MiB file, and sync a
+# small tree. Usage: tests/clients.sh PERCORE_BIN VENV (tests/run.sh calls it).
+set -euo pipefail
+bin=$1
+venv=$2
+"$venv/bin/pip" install --quiet --disable-pip-version-check awscli==1.46.3 s3cmd==2.4.0
+if ! command -v rclone >/dev/null; then
+  (apt-get install -y -qq rclone >/dev/null 2>&1) ||
+    (apt-get update -qq && apt-get install -y -qq rclone >/dev/null)
+fi
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RUST_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" --cores 2 >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 1 600); do grep -q '^cores:' "$work/out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^cores:' "$work/out" || { cat "$work/err"; echo "percore serve did not start"; exit 1; }
+ak=$(sed -n 's/^access_key: //p' "$work/out")
+sk=$(sed -n 's/^secret_key: //p' "$work/out")
+endpoint="http://127.0.0.1:$port"
+head -c 20000000 /dev/urandom >"$work/big.bin"
+mkdir -p "$work/tree/sub"
+echo one >"$work/tree/a.txt"
+echo two >"$work/tree/sub/b.txt"
+
+echo "-- aws CLI"
+aws() { AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk AWS_DEFAULT_REGION=us-east-1 \
+  "$venv/bin/aws" --endpoint-url "$endpoint" "$@"; }
+aws s3 mb s3://aws-cli-bkt >/dev/null
+aws s3 cp --only-show-errors "$work/big.bin" s3://aws-cli-bkt/big.bin
+aws s3 ls s3://aws-cli-bkt/ | grep -q '20000000 big.bin'
+aws s3 cp --only-show-errors s3://aws-cli-bkt/big.bin "$work/aws.out"
+cmp "$work/big.bin" "$work/aws.out"
+aws s3 sync --only-show-errors "$work/tree" s3://aws-cli-bkt/tree/
+[ "$(aws s3 ls --recursive s3://aws-cli-bkt/ | wc -l)" = 3 ]
+aws s3 rm --only-show-errors --recursive s3://aws-cli-bkt/
+aws s3 rb s3://aws-cli-bkt >/dev/null
+
+echo "-- s3cmd"
+cat >"$work/s3cfg" <<CFG
+[default]
+access_key = $ak
+secret_key = $sk
+host_base = 127.0.0.1:$port
+host_bucket = 127.0.0.1:$port
+use_https = False
+bucket_location = us-east-1
+CFG
+s3cmd() { "$venv/bin/s3cmd" -c "$work/s3cfg" --no-progress "$@"; }
+s3cmd mb s3://s3cmd-bkt >/dev/null
+s3cmd put "$work/big.bin" s3://s3cmd-bkt/big.bin >/dev/null
+s3cmd ls s3://s3cmd-bkt | grep -q '20000000'
+s3cmd get --force s3://s3cmd-bkt/big.bin "$work/s3cmd.out" >/dev/null
+cmp "$work/big.bin" "$work/s3cmd.out"
+s3cmd sync "$work/tree/" s3://s3cmd-bkt/tree/ >/dev/null
+[ "$(s3cmd ls -r s3://s3cmd-bkt | wc -l)" = 3 ]
+s3cmd del --recursive --force s3://s3cmd-bkt >/dev/null
+s3cmd rb s3://s3cmd-bkt >/dev/null
+
+echo "-- rclone"
+rclone_bin=$(command -v rclone)
+rclone() {
+  env -u AWS_CA_BUNDLE RCLONE_CONFIG_P_TYPE=s3 RCLONE_CONFIG_P_PROVIDER=Other \
+    RCLONE_CONFIG_P_ACCESS_KEY_ID="$ak" RCLONE_CONFIG_P_SECRET_ACCESS_KEY="$sk" \
+    RCLONE_CONFIG_P_ENDPOINT="$endpoint" RCLONE_CONFIG_P_REGION=us-east-1 \
+    "$rclone_bin" --config /dev/null -q "$@"
+}
+rclone mkdir p:rclone-bkt
+rclone copy "$work/big.bin" p:rclone-bkt/
+rclone check "$work" p:rclone-bkt/ --include big.bin
+rclone copyto p:rclone-bkt/big.bin "$work/rclone.out"
+cmp "$work/big.bin" "$work/rclone.out"
+rclone sync "$work/tree" p:rclone-bkt/tree
+[ "$(rclone ls p:rclone-bkt | wc -l)" = 3 ]
+rclone purge p:rclone-bkt
+
+kill "$pid"
+wait "$pid" || { echo "percore serve did not stop cleanly"; exit 1; }
+pid=
+echo "clients: 3 passed, 0 failed"
