@@ -8,9 +8,10 @@
 use md5::{Digest, Md5};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
-    MultipartUpload, Part, UploadPartInput, UploadPartOutput,
+    CompleteMultipartUploadOutput, CopyPartResult, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListPartsInput, ListPartsOutput, MultipartUpload, Part, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -19,8 +20,8 @@ use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
 };
 use crate::s3::{
-    check_body, check_key, etag, new_version_id, now_ms, s3_err, standard_headers, timestamp,
-    user_metadata, user_of, Gateway,
+    check_body, check_key, etag, new_version_id, now_ms, resolve_range, s3_err, standard_headers,
+    timestamp, user_metadata, user_of, CopyConditions, Gateway,
 };
 
 /// The largest part (S3's limit).
@@ -200,6 +201,92 @@ impl Gateway {
             e_tag: Some(etag(&hex::encode(md5))),
             ..Default::default()
         }))
+    }
+
+    pub(crate) async fn mp_upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let number = valid_part_number(input.part_number)?;
+        self.upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let conditions = CopyConditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        };
+        let (src_bucket, src_key, src) = self
+            .copy_source(&user, &input.copy_source, conditions)
+            .await?;
+        let (first, len) = match &input.copy_source_range {
+            None => (0, src.size),
+            Some(r) => {
+                let range = s3s::dto::Range::parse(r)
+                    .map_err(|_| s3_error!(InvalidArgument, "x-amz-copy-source-range"))?;
+                if !matches!(range, s3s::dto::Range::Int { last: Some(_), .. }) {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "x-amz-copy-source-range must be bytes=first-last"
+                    ));
+                }
+                resolve_range(Some(&range), src.size)?
+            }
+        };
+        let hlc = self.backend.hlc();
+        let version_id = new_version_id(hlc, input.upload_id.as_bytes());
+        let cores = self.object_cores(&input.bucket, &input.key);
+        let body = self.object_stream(&src_bucket, &src_key, src, first, len);
+        let (size, md5) = self
+            .store_body(&cores, &version_id, Some(body), PART_BYTES_MAX)
+            .await?;
+        let record = PartRecord {
+            version_id,
+            size,
+            md5,
+            modified_ms: now_ms(),
+        };
+        self.put_part_record(&cores, &input.upload_id, number, &record, hlc)
+            .await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(etag(&hex::encode(md5))),
+                last_modified: Some(timestamp(record.modified_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    /// Records an uploaded part; a part uploaded again replaces (and retires) the earlier one.
+    async fn put_part_record(
+        &self,
+        cores: &[usize],
+        upload_id: &str,
+        number: u32,
+        record: &PartRecord,
+        hlc: u64,
+    ) -> S3Result<()> {
+        let k = part_key(upload_id, number);
+        let previous = self.backend.meta_get(cores, &k).await.map_err(s3_err)?;
+        self.backend
+            .meta_put(cores, &k, &record.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
+        if let Some(old) = previous.and_then(|e| PartRecord::decode(e.value).ok()) {
+            if old.version_id != record.version_id {
+                let old = PartRef {
+                    version_id: old.version_id,
+                    size: old.size,
+                };
+                self.delete_part_chunks(cores, &old).await;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn mp_list_parts(

@@ -12,16 +12,17 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
-    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
-    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput,
-    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
-    DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetBucketLocationInput,
-    GetBucketLocationOutput, GetBucketVersioningInput, GetBucketVersioningOutput, GetObjectInput,
-    GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
-    ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
-    ListPartsOutput, Object, Owner, PutObjectInput, PutObjectOutput, Range, StreamingBlob,
-    Timestamp, UploadPartInput, UploadPartOutput,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
+    CopyObjectResult, CopySource, CreateBucketInput, CreateBucketOutput,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput,
+    DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject,
+    ETag, ETagCondition, GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
+    GetBucketVersioningOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
+    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -289,13 +290,17 @@ impl Gateway {
 
     /// Streams a request body into `CHUNK_BYTES` fragments under `version_id` on `cores`.
     /// Returns its size and MD5. On any error, the fragments already stored are removed.
-    pub(crate) async fn store_body(
+    pub(crate) async fn store_body<S, E>(
         &self,
         cores: &[usize],
         version_id: &[u8; 12],
-        body: Option<StreamingBlob>,
+        body: Option<S>,
         size_max: u64,
-    ) -> S3Result<(u64, [u8; 16])> {
+    ) -> S3Result<(u64, [u8; 16])>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let mut body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
         let mut md5 = Md5::new();
         let mut size: u64 = 0;
@@ -353,6 +358,85 @@ impl Gateway {
                 tracing::warn!(error = %e, "deleting a chunk failed; left for the orphan sweep");
             }
         }
+    }
+
+    /// The bytes [first, first + len) of a stored object, one chunk read at a time.
+    pub(crate) fn object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: ObjectHead,
+        first: u64,
+        len: u64,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+        let cores = self.object_cores(bucket, key);
+        let backend = self.backend.clone();
+        let head = Arc::new(head);
+        Box::pin(futures::stream::unfold(first, move |pos| {
+            let backend = backend.clone();
+            let cores = cores.clone();
+            let head = head.clone();
+            async move {
+                if pos >= first + len {
+                    return None;
+                }
+                let Some((id, within, rest)) = head.locate(pos) else {
+                    let e = std::io::Error::other("object shorter than its head says");
+                    return Some((Err(e), first + len));
+                };
+                let take = rest.min(first + len - pos);
+                let r = backend.get_fragment(&cores, id, within, take).await;
+                Some((
+                    r.map_err(|e| std::io::Error::other(e.to_string())),
+                    pos + take,
+                ))
+            }
+        }))
+    }
+
+    /// The source of a copy: its bucket must belong to the caller; x-amz-copy-source-if-*
+    /// conditions fail with 412 as S3 does.
+    pub(crate) async fn copy_source(
+        &self,
+        user: &str,
+        source: &CopySource,
+        conditions: CopyConditions<'_>,
+    ) -> S3Result<(String, String, ObjectHead)> {
+        let CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } = source
+        else {
+            return Err(s3_error!(NotImplemented, "access point copy sources"));
+        };
+        if version_id.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "versioned copy sources come with versioning"
+            ));
+        }
+        check_key(key)?;
+        self.owned_bucket(bucket, user).await?;
+        let head = self
+            .head(bucket, key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        let precondition = check_conditions(
+            &head,
+            conditions.if_match,
+            conditions.if_none_match,
+            conditions.if_modified_since,
+            conditions.if_unmodified_since,
+        );
+        if let Err(e) = precondition {
+            return Err(if *e.code() == s3s::S3ErrorCode::NotModified {
+                s3_error!(PreconditionFailed)
+            } else {
+                e
+            });
+        }
+        Ok((bucket.to_string(), key.to_string(), head))
     }
 
     /// Makes `head` the object's current version: listing entry, then head, with `hlc`. Last
@@ -493,7 +577,7 @@ pub(crate) fn check_key(key: &str) -> S3Result<()> {
 }
 
 /// Resolves an S3 range against an object size: (first byte, length).
-fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, u64)> {
+pub(crate) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, u64)> {
     match range {
         None => Ok((0, size)),
         Some(Range::Int { first, last }) => {
@@ -737,30 +821,7 @@ impl S3 for Gateway {
             None if head.size == 0 && input.range.is_none() => (0, 0),
             None => resolve_range(input.range.as_ref(), head.size)?,
         };
-        let cores = self.object_cores(&input.bucket, &input.key);
-        let backend = self.backend.clone();
-        let head2 = Arc::new(head.clone());
-        // One chunk read at a time, as the client consumes the body.
-        let stream = futures::stream::unfold(first, move |pos| {
-            let backend = backend.clone();
-            let cores = cores.clone();
-            let head = head2.clone();
-            async move {
-                if pos >= first + len {
-                    return None;
-                }
-                let Some((id, within, rest)) = head.locate(pos) else {
-                    let e = std::io::Error::other("object shorter than its head says");
-                    return Some((Err(e), first + len));
-                };
-                let take = rest.min(first + len - pos);
-                let r = backend.get_fragment(&cores, id, within, take).await;
-                Some((
-                    r.map_err(|e| std::io::Error::other(e.to_string())),
-                    pos + take,
-                ))
-            }
-        });
+        let stream = self.object_stream(&input.bucket, &input.key, head.clone(), first, len);
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
@@ -949,6 +1010,95 @@ impl S3 for Gateway {
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let conditions = CopyConditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        };
+        let (src_bucket, src_key, src) = self
+            .copy_source(&user, &input.copy_source, conditions)
+            .await?;
+        let replace = match input
+            .metadata_directive
+            .as_ref()
+            .map(s3s::dto::MetadataDirective::as_str)
+        {
+            None | Some("COPY") => false,
+            Some("REPLACE") => true,
+            Some(_) => return Err(s3_error!(InvalidArgument, "MetadataDirective")),
+        };
+        if src_bucket == input.bucket && src_key == input.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "copying an object to itself needs a metadata change (MetadataDirective REPLACE)"
+            ));
+        }
+        let (content_type, metadata, headers) = if replace {
+            (
+                input.content_type.unwrap_or_default(),
+                user_metadata(input.metadata)?,
+                standard_headers(
+                    input.cache_control,
+                    input.content_disposition,
+                    input.content_encoding,
+                    input.content_language,
+                    input.expires,
+                ),
+            )
+        } else {
+            (
+                src.content_type.clone(),
+                src.metadata.clone(),
+                src.headers.clone(),
+            )
+        };
+        let hlc = self.backend.hlc();
+        let version_id = new_version_id(hlc, input.key.as_bytes());
+        let cores = self.object_cores(&input.bucket, &input.key);
+        let body = self.object_stream(&src_bucket, &src_key, src.clone(), 0, src.size);
+        let (size, md5) = self
+            .store_body(&cores, &version_id, Some(body), OBJECT_BYTES_MAX)
+            .await?;
+        let head = ObjectHead {
+            size,
+            modified_ms: now_ms(),
+            etag: hex::encode(md5),
+            version_id,
+            chunk_bytes: CHUNK_BYTES,
+            replicas: cores.len() as u8,
+            content_type,
+            metadata,
+            headers,
+            parts: vec![PartRef { version_id, size }],
+        };
+        self.commit_head(&input.bucket, &input.key, &head, hlc)
+            .await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&head.etag)),
+                last_modified: Some(timestamp(head.modified_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.mp_upload_part_copy(req).await
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -1030,6 +1180,16 @@ impl S3 for Gateway {
             ..Default::default()
         }))
     }
+}
+
+/// x-amz-copy-source-if-* headers.
+// The field names are S3's header names (x-amz-copy-source-if-*).
+#[allow(clippy::struct_field_names)]
+pub(crate) struct CopyConditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
 /// A page of a listing, before the response's encoding.

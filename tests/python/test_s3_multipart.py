@@ -98,3 +98,45 @@ def test_abort_and_reupload_part(s3, bucket):
     with pytest.raises(ClientError) as err:
         s3.get_object(Bucket=bucket, Key="a")
     assert code(err.value)[0] == "NoSuchKey"
+
+
+def test_copy_object(s3, bucket):
+    data = os.urandom(3 * MiB + 5)
+    r = s3.put_object(Bucket=bucket, Key="src", Body=data, ContentType="a/b", Metadata={"m": "1"})
+    c = s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
+    assert c["CopyObjectResult"]["ETag"] == r["ETag"]
+    g = s3.get_object(Bucket=bucket, Key="dst")
+    assert g["Body"].read() == data and g["ContentType"] == "a/b" and g["Metadata"] == {"m": "1"}
+    s3.copy_object(Bucket=bucket, Key="dst2", CopySource={"Bucket": bucket, "Key": "src"},
+                   MetadataDirective="REPLACE", ContentType="c/d", Metadata={"n": "2"})
+    h = s3.head_object(Bucket=bucket, Key="dst2")
+    assert h["ContentType"] == "c/d" and h["Metadata"] == {"n": "2"}
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"})
+    assert code(e.value) == ("InvalidRequest", 400)
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "src"},
+                       CopySourceIfMatch='"nope"')
+    assert code(e.value) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "missing"})
+    assert code(e.value) == ("NoSuchKey", 404)
+    # Overwriting the source by a copy of another object keeps both readable as expected.
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new")
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == data
+
+
+def test_upload_part_copy(s3, bucket):
+    data = os.urandom(7 * MiB)
+    s3.put_object(Bucket=bucket, Key="whole", Body=data)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    src = {"Bucket": bucket, "Key": "whole"}
+    e1 = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=up, PartNumber=1,
+                             CopySource=src, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
+    e2 = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=up, PartNumber=2,
+                             CopySource=src, CopySourceRange=f"bytes={6 * MiB}-{7 * MiB - 1}")
+    s3.complete_multipart_upload(Bucket=bucket, Key="assembled", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1["CopyPartResult"]["ETag"]},
+                  {"PartNumber": 2, "ETag": e2["CopyPartResult"]["ETag"]}]})
+    got = s3.get_object(Bucket=bucket, Key="assembled")["Body"].read()
+    assert got == data[:5 * MiB] + data[6 * MiB:]
