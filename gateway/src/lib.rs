@@ -3,6 +3,7 @@
 //! own its bucket and key, through `engine::CoreHandle`. Never touches a disk.
 
 pub mod backend;
+pub mod checksum;
 pub mod creds;
 pub mod limits;
 pub mod multipart;

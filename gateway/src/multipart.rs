@@ -15,6 +15,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use crate::checksum::{self, Hashers};
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
@@ -153,6 +154,8 @@ impl Gateway {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let user = user_of(&req)?;
+        let algos = checksum::requested(&req.headers)?;
+        let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
@@ -162,41 +165,38 @@ impl Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
+        let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
-            .store_body(&cores, &version_id, input.body, PART_BYTES_MAX)
+            .store_body(
+                &cores,
+                &version_id,
+                input.body,
+                PART_BYTES_MAX,
+                &mut hashers,
+            )
             .await?;
         let stored = PartRef { version_id, size };
-        if let Err(e) = check_body(
+        let sums = hashers.finish();
+        let trailers = trailers.and_then(|t| t.take());
+        let check = check_body(
             size,
             &md5,
             input.content_length,
             input.content_md5.as_deref(),
-        ) {
+        )
+        .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
+        if let Err(e) = check {
             self.delete_part_chunks(&cores, &stored).await;
             return Err(e);
         }
-        let k = part_key(&input.upload_id, number);
-        let previous = self.backend.meta_get(&cores, &k).await.map_err(s3_err)?;
         let record = PartRecord {
             version_id,
             size,
             md5,
             modified_ms: now_ms(),
         };
-        self.backend
-            .meta_put(&cores, &k, &record.encode(), hlc)
-            .await
-            .map_err(s3_err)?;
-        // A part uploaded again replaces the earlier one.
-        if let Some(old) = previous.and_then(|e| PartRecord::decode(e.value).ok()) {
-            if old.version_id != version_id {
-                let old = PartRef {
-                    version_id: old.version_id,
-                    size: old.size,
-                };
-                self.delete_part_chunks(&cores, &old).await;
-            }
-        }
+        self.put_part_record(&cores, &input.upload_id, number, &record, hlc)
+            .await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&hex::encode(md5))),
             ..Default::default()
@@ -241,8 +241,9 @@ impl Gateway {
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
         let body = self.object_stream(&src_bucket, &src_key, src, first, len);
+        let mut none = Hashers::new(&[]);
         let (size, md5) = self
-            .store_body(&cores, &version_id, Some(body), PART_BYTES_MAX)
+            .store_body(&cores, &version_id, Some(body), PART_BYTES_MAX, &mut none)
             .await?;
         let record = PartRecord {
             version_id,

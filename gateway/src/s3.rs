@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use md5::{Digest, Md5};
@@ -27,6 +28,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::backend::{Backend, BackendError};
+use crate::checksum::{self, Hashers};
 use crate::limits::{
     CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
     USER_METADATA_BYTES_MAX,
@@ -131,7 +133,9 @@ pub(crate) fn check_body(
         }
     }
     if let Some(expected) = content_md5 {
-        let given = base64_decode(expected).ok_or_else(|| s3_error!(InvalidDigest))?;
+        let given = base64::engine::general_purpose::STANDARD
+            .decode(expected.trim())
+            .map_err(|_| s3_error!(InvalidDigest))?;
         if given != md5 {
             return Err(s3_error!(BadDigest));
         }
@@ -296,6 +300,7 @@ impl Gateway {
         version_id: &[u8; 12],
         body: Option<S>,
         size_max: u64,
+        hashers: &mut Hashers,
     ) -> S3Result<(u64, [u8; 16])>
     where
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
@@ -314,6 +319,7 @@ impl Gateway {
                     return Err(s3_error!(EntityTooLarge));
                 }
                 md5.update(&piece);
+                hashers.update(&piece);
                 chunk.extend_from_slice(&piece);
                 while chunk.len() >= CHUNK_BYTES as usize {
                     let data = chunk.split_to(CHUNK_BYTES as usize).freeze();
@@ -733,6 +739,8 @@ impl S3 for Gateway {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let user = user_of(&req)?;
+        let algos = checksum::requested(&req.headers)?;
+        let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
         let metadata = user_metadata(input.metadata)?;
@@ -745,16 +753,26 @@ impl S3 for Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
+        let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
-            .store_body(&cores, &version_id, input.body, OBJECT_BYTES_MAX)
+            .store_body(
+                &cores,
+                &version_id,
+                input.body,
+                OBJECT_BYTES_MAX,
+                &mut hashers,
+            )
             .await?;
         let stored = PartRef { version_id, size };
+        let sums = hashers.finish();
+        let trailers = trailers.and_then(|t| t.take());
         let check = check_body(
             size,
             &md5,
             input.content_length,
             input.content_md5.as_deref(),
-        );
+        )
+        .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
         if let Err(e) = check {
             // Nothing points at these chunks: remove them now.
             self.delete_part_chunks(&cores, &stored).await;
@@ -780,11 +798,21 @@ impl S3 for Gateway {
         };
         self.commit_head(&input.bucket, &input.key, &head, hlc)
             .await?;
-        Ok(S3Response::new(PutObjectOutput {
+        let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
             size: Some(size as i64),
             ..Default::default()
-        }))
+        };
+        for (algo, value) in sums {
+            match algo {
+                checksum::Algo::Crc32 => out.checksum_crc32 = Some(value),
+                checksum::Algo::Crc32c => out.checksum_crc32c = Some(value),
+                checksum::Algo::Crc64Nvme => out.checksum_crc64nvme = Some(value),
+                checksum::Algo::Sha1 => out.checksum_sha1 = Some(value),
+                checksum::Algo::Sha256 => out.checksum_sha256 = Some(value),
+            }
+        }
+        Ok(S3Response::new(out))
     }
 
     async fn get_object(
@@ -1065,8 +1093,9 @@ impl S3 for Gateway {
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
         let body = self.object_stream(&src_bucket, &src_key, src.clone(), 0, src.size);
+        let mut none = Hashers::new(&[]);
         let (size, md5) = self
-            .store_body(&cores, &version_id, Some(body), OBJECT_BYTES_MAX)
+            .store_body(&cores, &version_id, Some(body), OBJECT_BYTES_MAX, &mut none)
             .await?;
         let head = ObjectHead {
             size,
@@ -1255,24 +1284,6 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1294,10 +1305,6 @@ mod tests {
         );
         assert!(resolve_range(Some(&r(10, None)), 10).is_err());
         assert_eq!(url_encode("a b/ü\u{1}"), "a%20b/%C3%BC%01");
-        assert_eq!(
-            base64_decode("1B2M2Y8AsgTpgAmY7PhCfg==").unwrap(),
-            hex::decode("d41d8cd98f00b204e9800998ecf8427e").unwrap()
-        );
     }
 
     #[test]

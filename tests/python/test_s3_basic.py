@@ -264,3 +264,32 @@ def test_list_objects_v1(s3, bucket):
     r = s3.list_objects(Bucket=bucket, Delimiter="/")
     assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["p/"]
     assert [o["Key"] for o in r["Contents"]] == ["q"]
+
+
+@pytest.mark.parametrize("algo", ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"])
+def test_flexible_checksums_are_verified(s3, bucket, algo):
+    import base64
+    import zlib
+    from botocore.exceptions import MissingDependencyException
+    body = os.urandom(300_000)
+    try:
+        r = s3.put_object(Bucket=bucket, Key=f"sum-{algo}", Body=body, ChecksumAlgorithm=algo)
+    except MissingDependencyException:
+        pytest.skip(f"{algo} needs awscrt in this botocore")
+    assert r.get(f"Checksum{algo}"), "the server echoes the checksum it verified"
+    if algo == "CRC32":
+        assert r["ChecksumCRC32"] == base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert s3.get_object(Bucket=bucket, Key=f"sum-{algo}")["Body"].read() == body
+
+
+def test_wrong_checksum_is_bad_digest(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="badsum", Body=b"payload", ChecksumSHA256=
+                      "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=")
+    assert code(e.value) == ("BadDigest", 400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="badsum")
+    assert code(e.value)[0] == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="badsum", Body=b"payload", ChecksumCRC32="AAAAAA==")
+    assert code(e.value) == ("BadDigest", 400)
