@@ -10,6 +10,7 @@ pub mod multipart;
 pub mod records;
 pub mod s3;
 pub mod serve;
+pub mod tagging;
 
 use std::sync::Arc;
 

@@ -14,6 +14,10 @@ pub const LIST_KEYS_MAX: usize = 1000;
 pub const PARTS_MAX: usize = 10_000;
 /// The smallest part but the last (S3's limit).
 pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
+/// Tags of one object, and their sizes in characters (S3's limits).
+pub const TAGS_MAX: usize = 10;
+pub const TAG_KEY_CHARS_MAX: usize = 128;
+pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// Keys one DeleteObjects request may name (S3's limit).
 pub const DELETE_KEYS_MAX: usize = 1000;
 /// Connections served at once; more wait in the kernel's accept queue.

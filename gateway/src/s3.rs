@@ -16,13 +16,15 @@ use s3s::dto::{
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
     CopyObjectResult, CopySource, CreateBucketInput, CreateBucketOutput,
     CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput,
-    DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject,
-    ETag, ETagCondition, GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
-    GetBucketVersioningOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
-    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp, UploadPartCopyInput,
+    DeleteObjectInput, DeleteObjectOutput, DeleteObjectTaggingInput, DeleteObjectTaggingOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition,
+    GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
+    GetBucketVersioningOutput, GetObjectInput, GetObjectOutput, GetObjectTaggingInput,
+    GetObjectTaggingOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
+    ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
+    ListPartsOutput, Object, Owner, PutObjectInput, PutObjectOutput, PutObjectTaggingInput,
+    PutObjectTaggingOutput, Range, StreamingBlob, Timestamp, UploadPartCopyInput,
     UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
@@ -744,6 +746,11 @@ impl S3 for Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let metadata = user_metadata(input.metadata)?;
+        let tags = input
+            .tagging
+            .as_deref()
+            .map(crate::tagging::parse_header)
+            .transpose()?;
         if let Some(len) = input.content_length {
             if u64::try_from(len).map_or(true, |l| l > OBJECT_BYTES_MAX) {
                 return Err(s3_error!(EntityTooLarge));
@@ -798,6 +805,10 @@ impl S3 for Gateway {
         };
         self.commit_head(&input.bucket, &input.key, &head, hlc)
             .await?;
+        if let Some(tags) = tags.filter(|t| !t.is_empty()) {
+            self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+                .await?;
+        }
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
             size: Some(size as i64),
@@ -1038,6 +1049,27 @@ impl S3 for Gateway {
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.tagging_put(req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        self.tagging_get(req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.tagging_delete(req).await
+    }
+
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
@@ -1089,6 +1121,22 @@ impl S3 for Gateway {
                 src.headers.clone(),
             )
         };
+        let replace_tags = match input
+            .tagging_directive
+            .as_ref()
+            .map(s3s::dto::TaggingDirective::as_str)
+        {
+            None | Some("COPY") => None,
+            Some("REPLACE") => Some(
+                input
+                    .tagging
+                    .as_deref()
+                    .map(crate::tagging::parse_header)
+                    .transpose()?
+                    .unwrap_or_default(),
+            ),
+            Some(_) => return Err(s3_error!(InvalidArgument, "TaggingDirective")),
+        };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let cores = self.object_cores(&input.bucket, &input.key);
@@ -1111,6 +1159,14 @@ impl S3 for Gateway {
         };
         self.commit_head(&input.bucket, &input.key, &head, hlc)
             .await?;
+        let tags = match replace_tags {
+            Some(t) => t,
+            None => self.tags_of(&src_bucket, &src_key, &src.version_id).await?,
+        };
+        if !tags.is_empty() {
+            self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+                .await?;
+        }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&head.etag)),

@@ -293,3 +293,26 @@ def test_wrong_checksum_is_bad_digest(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="badsum", Body=b"payload", ChecksumCRC32="AAAAAA==")
     assert code(e.value) == ("BadDigest", 400)
+
+
+def test_object_tagging(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="color=blue&shape=round%20ish")
+    tags = s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("color", "blue"), ("shape", "round ish")]
+    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    s3.copy_object(Bucket=bucket, Key="t2", CopySource={"Bucket": bucket, "Key": "t"})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t2")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    s3.delete_object_tagging(Bucket=bucket, Key="t")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
+    # A new version starts untagged.
+    s3.put_object_tagging(Bucket=bucket, Key="t2", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    s3.put_object(Bucket=bucket, Key="t2", Body=b"new")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t2")["TagSet"] == []
+    with pytest.raises(ClientError) as e:
+        s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [
+            {"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    assert code(e.value) == ("InvalidTag", 400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object_tagging(Bucket=bucket, Key="missing")
+    assert code(e.value) == ("NoSuchKey", 404)

@@ -1,0 +1,263 @@
+//! Object tagging: Put/Get/DeleteObjectTagging and `x-amz-tagging` on PUT. A tag set is a `T`
+//! record next to the object head, bound to the object version it was set on: a new version
+//! of the key starts untagged (as in S3) without rewriting the head, so a tagging request can
+//! never race a PUT into reverting the object.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use s3s::dto::{
+    DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
+    GetObjectTaggingOutput, PutObjectTaggingInput, PutObjectTaggingOutput, Tag,
+};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::limits::{TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
+use crate::s3::{check_key, s3_err, user_of, Gateway};
+
+/// A tag set, in the order given.
+pub type Tags = Vec<(String, String)>;
+
+/// `T` ‖ bucket ‖ 0 ‖ key.
+pub fn tags_key(bucket: &str, key: &str) -> Bytes {
+    let mut k = BytesMut::new();
+    k.put_u8(b'T');
+    k.put_slice(bucket.as_bytes());
+    k.put_u8(0);
+    k.put_slice(key.as_bytes());
+    k.freeze()
+}
+
+/// Checks a tag set as S3 does: at most 10 tags, unique keys, 1–128 character keys, values
+/// of at most 256 characters.
+pub fn validate(tags: &[(String, String)]) -> S3Result<()> {
+    if tags.len() > TAGS_MAX {
+        return Err(s3_error!(InvalidTag, "at most 10 tags per object"));
+    }
+    for (i, (k, v)) in tags.iter().enumerate() {
+        if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX {
+            return Err(s3_error!(InvalidTag, "tag keys are 1 to 128 characters"));
+        }
+        if v.chars().count() > TAG_VALUE_CHARS_MAX {
+            return Err(s3_error!(
+                InvalidTag,
+                "tag values are at most 256 characters"
+            ));
+        }
+        if tags[..i].iter().any(|(other, _)| other == k) {
+            return Err(s3_error!(InvalidTag, "tag keys must be unique"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
+pub fn parse_header(header: &str) -> S3Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    for pair in header.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k).ok_or_else(|| s3_error!(InvalidTag, "bad URL encoding"))?;
+        let v = percent_decode(v).ok_or_else(|| s3_error!(InvalidTag, "bad URL encoding"))?;
+        tags.push((k, v));
+    }
+    validate(&tags)?;
+    Ok(tags)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn encode(version_id: &[u8; 12], tags: &[(String, String)]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_u8(1);
+    b.put_slice(version_id);
+    b.put_u16_le(tags.len() as u16);
+    for (k, v) in tags {
+        for s in [k, v] {
+            b.put_u16_le(s.len() as u16);
+            b.put_slice(s.as_bytes());
+        }
+    }
+    b.freeze()
+}
+
+pub fn decode(mut b: Bytes) -> Option<([u8; 12], Tags)> {
+    if b.remaining() < 15 || b.get_u8() != 1 {
+        return None;
+    }
+    let mut version_id = [0u8; 12];
+    b.copy_to_slice(&mut version_id);
+    let n = b.get_u16_le();
+    let mut tags = Vec::new();
+    for _ in 0..n {
+        let mut pair = [String::new(), String::new()];
+        for s in &mut pair {
+            if b.remaining() < 2 {
+                return None;
+            }
+            let len = usize::from(b.get_u16_le());
+            if b.remaining() < len {
+                return None;
+            }
+            *s = String::from_utf8(b.split_to(len).to_vec()).ok()?;
+        }
+        let [k, v] = pair;
+        tags.push((k, v));
+    }
+    Some((version_id, tags))
+}
+
+impl Gateway {
+    /// Sets the tags of the object version `version_id` (after a PUT or by PutObjectTagging).
+    pub(crate) async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &[u8; 12],
+        tags: &[(String, String)],
+    ) -> S3Result<()> {
+        let cores = self.object_cores(bucket, key);
+        let hlc = self.backend.hlc();
+        let value = encode(version_id, tags);
+        self.backend
+            .meta_put(&cores, &tags_key(bucket, key), &value, hlc)
+            .await
+            .map_err(s3_err)
+    }
+
+    /// The tags of the current version of an object.
+    pub(crate) async fn tags_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &[u8; 12],
+    ) -> S3Result<Vec<(String, String)>> {
+        let cores = self.object_cores(bucket, key);
+        let entry = self
+            .backend
+            .meta_get(&cores, &tags_key(bucket, key))
+            .await
+            .map_err(s3_err)?;
+        Ok(entry
+            .and_then(|e| decode(e.value))
+            .filter(|(v, _)| v == version_id)
+            .map(|(_, t)| t)
+            .unwrap_or_default())
+    }
+
+    pub(crate) async fn tagging_put(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let head = self
+            .head(&input.bucket, &input.key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        let tags: Vec<(String, String)> = input
+            .tagging
+            .tag_set
+            .into_iter()
+            .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+            .collect();
+        validate(&tags)?;
+        self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+            .await?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    pub(crate) async fn tagging_get(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let head = self
+            .head(&input.bucket, &input.key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        let tags = self
+            .tags_of(&input.bucket, &input.key, &head.version_id)
+            .await?;
+        let tag_set = tags
+            .into_iter()
+            .map(|(k, v)| Tag {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect();
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set,
+            version_id: None,
+        }))
+    }
+
+    pub(crate) async fn tagging_delete(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let head = self
+            .head(&input.bucket, &input.key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        self.set_tags(&input.bucket, &input.key, &head.version_id, &[])
+            .await?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_sets_round_trip_and_validate() {
+        let tags = vec![
+            ("a b".to_string(), "ü".to_string()),
+            ("k".into(), String::new()),
+        ];
+        assert_eq!(
+            decode(encode(&[7; 12], &tags)),
+            Some(([7; 12], tags.clone()))
+        );
+        assert_eq!(parse_header("a+b=%C3%BC&k=").unwrap(), tags);
+        assert!(parse_header("a=1&a=2").is_err());
+        assert!(parse_header(
+            &(0..11)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join("&")
+        )
+        .is_err());
+        assert!(validate(&[("k".repeat(129), String::new())]).is_err());
+        assert!(parse_header("k=%ZZ").is_err());
+    }
+}
