@@ -155,6 +155,11 @@ impl MetaStore {
         }
     }
 
+    /// The HLC of a key's live value (`None` when absent or deleted).
+    pub fn current_hlc(&self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self.get(key)?.map(|v| v.hlc))
+    }
+
     /// Live entries whose key starts with `prefix`, after `start_after`, in key order.
     pub fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: u32) -> Result<ScanPage> {
         let rtxn = self

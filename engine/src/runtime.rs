@@ -390,6 +390,19 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             .meta_put(key, value, hlc)
             .await
             .map(|_| Response::Done),
+        Request::MetaPutIf {
+            key,
+            value,
+            hlc,
+            expect_hlc,
+        } => match store.meta_put_if(key, value, hlc, expect_hlc).await {
+            Ok(true) => Ok(Response::Done),
+            Ok(false) => Ok(Response::Error {
+                code: ErrorCode::ConditionFailed,
+                message: "the key's current version is not the expected one".into(),
+            }),
+            Err(e) => Err(e),
+        },
         Request::MetaDelete { key, hlc } => {
             store.meta_delete(key, hlc).await.map(|_| Response::Done)
         }

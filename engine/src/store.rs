@@ -31,6 +31,8 @@ use crate::limits::{
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// How long a conditional write waits (in yields) for earlier writes of its key to apply.
+const CONDITIONAL_WAIT_YIELDS_MAX: u32 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -127,6 +129,9 @@ struct Active<F> {
 
 struct State<D: Disk> {
     index: Index,
+    /// Metadata mutations queued but not yet applied, per key: a conditional write waits for
+    /// its key to have none, so its check and its place in the log are one atomic step.
+    meta_pending: hashbrown::HashMap<Bytes, u32>,
     queue: VecDeque<Pending>,
     flushing: bool,
     poisoned: bool,
@@ -238,6 +243,7 @@ impl<D: Disk> Store<D> {
                 meta,
                 st: RefCell::new(State {
                     index,
+                    meta_pending: hashbrown::HashMap::new(),
                     queue: VecDeque::new(),
                     flushing: false,
                     poisoned: false,
@@ -503,6 +509,47 @@ impl<D: Disk> Store<D> {
         }
     }
 
+    /// Sets a metadata key only if its current state is `expect_hlc` (`None`: absent or
+    /// deleted; `Some(h)`: present with HLC `h`). A true compare-and-swap: the check and the
+    /// log position are taken together, after every earlier mutation of the key has applied.
+    /// Returns whether it was written.
+    pub async fn meta_put_if(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        hlc: u64,
+        expect_hlc: Option<u64>,
+    ) -> Result<bool> {
+        check_meta_key(&key)?;
+        if value.len() as u64 > META_VALUE_BYTES_MAX {
+            return Err(too_large(
+                "metadata value",
+                value.len() as u64,
+                META_VALUE_BYTES_MAX,
+            ));
+        }
+        let mut waited = 0u32;
+        while self.inner.st.borrow().meta_pending.contains_key(&key) {
+            waited += 1;
+            if waited > CONDITIONAL_WAIT_YIELDS_MAX {
+                return Err(EngineError::Busy);
+            }
+            futures_lite::future::yield_now().await;
+        }
+        let current = self.inner.meta.current_hlc(&key)?;
+        if current != expect_hlc {
+            return Ok(false);
+        }
+        // No await between the check and the enqueue inside `submit`.
+        match self
+            .submit(Op::Meta(MetaMutation::Put { key, value, hlc }))
+            .await?
+        {
+            Outcome::Meta(won) => Ok(won),
+            other => unreachable!("a metadata put completes as Meta, not {other:?}"),
+        }
+    }
+
     pub async fn meta_delete(&self, key: Bytes, hlc: u64) -> Result<bool> {
         check_meta_key(&key)?;
         match self
@@ -555,6 +602,11 @@ impl<D: Disk> Store<D> {
             let mut st = self.inner.st.borrow_mut();
             if st.poisoned {
                 return Err(EngineError::Poisoned);
+            }
+            if let Op::Meta(m) = &op {
+                *st.meta_pending
+                    .entry(Bytes::copy_from_slice(m.key()))
+                    .or_default() += 1;
             }
             st.queue.push_back(Pending { op, tx });
             !std::mem::replace(&mut st.flushing, true)
@@ -658,7 +710,7 @@ impl<D: Disk> Store<D> {
             self.inner.st.borrow_mut().poisoned = true;
             for (batch, _, _) in inflight {
                 for p in batch {
-                    let _ = p.tx.send(Err(EngineError::Poisoned));
+                    self.answer(p, Err(EngineError::Poisoned));
                 }
             }
             return Err(e);
@@ -753,6 +805,23 @@ impl<D: Disk> Store<D> {
         Some((batch, locs, buf, offset, active.file.clone()))
     }
 
+    /// Answers a queued write (every answer goes through here, so the per-key count of pending
+    /// metadata mutations stays exact).
+    fn answer(&self, p: Pending, result: Result<Outcome>) {
+        if let Op::Meta(m) = &p.op {
+            let mut st = self.inner.st.borrow_mut();
+            let count = st
+                .meta_pending
+                .get_mut(m.key())
+                .expect("a queued mutation is counted");
+            *count -= 1;
+            if *count == 0 {
+                st.meta_pending.remove(m.key());
+            }
+        }
+        let _ = p.tx.send(result);
+    }
+
     fn fail_queue(&self, e: &EngineError) {
         let drained: Vec<Pending> = self.inner.st.borrow_mut().queue.drain(..).collect();
         for p in drained {
@@ -760,7 +829,7 @@ impl<D: Disk> Store<D> {
                 EngineError::NoSpace => EngineError::NoSpace,
                 _ => EngineError::Poisoned,
             };
-            let _ = p.tx.send(Err(err));
+            self.answer(p, Err(err));
         }
     }
 
@@ -783,7 +852,7 @@ impl<D: Disk> Store<D> {
                     if p.op.may_use_reserve() {
                         st.queue.push_back(p);
                     } else {
-                        let _ = p.tx.send(Err(EngineError::NoSpace));
+                        self.answer(p, Err(EngineError::NoSpace));
                     }
                 }
                 if st.queue.is_empty() {
@@ -852,7 +921,7 @@ impl<D: Disk> Store<D> {
         }
         drop(st);
         for (p, o) in batch.into_iter().zip(outcomes) {
-            let _ = p.tx.send(Ok(o));
+            self.answer(p, Ok(o));
         }
         Ok(())
     }

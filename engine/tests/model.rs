@@ -439,3 +439,48 @@ fn no_space_is_clean_and_recoverable() {
         store.shutdown().await.unwrap();
     });
 }
+
+/// Conditional writes are compare-and-swap: of many concurrent "create if absent" writes
+/// exactly one wins, and "replace if still version h" fails once another write got in.
+#[test]
+fn conditional_meta_writes_are_compare_and_swap() {
+    run_on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::new(5, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+        let store = open(&disk).await;
+        let key = Bytes::from_static(b"b/cas");
+        let tasks: Vec<_> = (0..10u64)
+            .map(|i| {
+                let (store, key) = (store.clone(), key.clone());
+                glommio::spawn_local(async move {
+                    store
+                        .meta_put_if(key, Bytes::from(vec![i as u8]), 100 + i, None)
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "exactly one create-if-absent wins");
+        let current = store.meta_get(&key).unwrap().unwrap();
+        let h = current.hlc;
+        assert!(store
+            .meta_put_if(key.clone(), Bytes::from_static(b"x"), 200, Some(h))
+            .await
+            .unwrap());
+        assert!(!store
+            .meta_put_if(key.clone(), Bytes::from_static(b"y"), 201, Some(h))
+            .await
+            .unwrap());
+        store.meta_delete(key.clone(), 300).await.unwrap();
+        assert!(store
+            .meta_put_if(key.clone(), Bytes::from_static(b"z"), 301, None)
+            .await
+            .unwrap());
+        store.shutdown().await.unwrap();
+    });
+}

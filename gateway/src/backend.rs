@@ -159,6 +159,31 @@ impl Backend {
         Ok(())
     }
 
+    /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.
+    pub async fn meta_put_if(
+        &self,
+        core: usize,
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+        expect_hlc: Option<u64>,
+    ) -> Result<bool, BackendError> {
+        let req = Request::MetaPutIf {
+            key: key.clone(),
+            value: value.clone(),
+            hlc,
+            expect_hlc,
+        };
+        match self.call(core, req).await? {
+            Response::Done => Ok(true),
+            Response::Error {
+                code: ErrorCode::ConditionFailed,
+                ..
+            } => Ok(false),
+            other => Err(core_error(other)),
+        }
+    }
+
     pub async fn meta_delete(
         &self,
         cores: &[usize],

@@ -21,8 +21,8 @@ use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
 };
 use crate::s3::{
-    check_body, check_key, etag, new_version_id, now_ms, resolve_range, s3_err, standard_headers,
-    timestamp, user_metadata, user_of, CopyConditions, Gateway,
+    check_body, check_key, etag, head_condition, new_version_id, now_ms, resolve_range, s3_err,
+    standard_headers, timestamp, user_metadata, user_of, CopyConditions, Gateway,
 };
 
 /// The largest part (S3's limit).
@@ -348,12 +348,7 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
-        if input.if_match.is_some() || input.if_none_match.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "conditional CompleteMultipartUpload needs compare-and-swap, not yet built"
-            ));
-        }
+        let condition = head_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
         let upload = self
             .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
@@ -425,7 +420,7 @@ impl Gateway {
             headers: upload.headers,
             parts,
         };
-        self.commit_head(&input.bucket, &input.key, &head, hlc)
+        self.commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
             .await?;
         self.finish_upload(
             &input.bucket,

@@ -449,15 +449,65 @@ impl Gateway {
 
     /// Makes `head` the object's current version: listing entry, then head, with `hlc`. Last
     /// writer wins by HLC: only the write whose head is current afterwards retires the version
-    /// it replaced; one that lost to a concurrent write retires its own chunks instead.
+    /// it replaced; one that lost to a concurrent write retires its own chunks instead. When a
+    /// `condition` fails nothing is written or retired: the caller owns its chunks (a single
+    /// PUT removes them, a multipart upload keeps its parts for a retry).
     pub(crate) async fn commit_head(
         &self,
         bucket: &str,
         key: &str,
         head: &ObjectHead,
         hlc: u64,
+        condition: Option<&HeadCondition>,
     ) -> S3Result<()> {
-        let old = self.head(bucket, key).await?;
+        let cores = self.object_cores(bucket, key);
+        let hkey = head_key(bucket, key);
+        let encoded = head.encode();
+        let old = match condition {
+            None => self.head(bucket, key).await?,
+            Some(cond) => {
+                // The PG's first core is the authority for conditional writes: the check and
+                // the write are one compare-and-swap there, then the other replicas follow.
+                let primary = &cores[..1];
+                let current = self
+                    .backend
+                    .meta_get(primary, &hkey)
+                    .await
+                    .map_err(s3_err)?;
+                let current_head = match &current {
+                    Some(e) => Some(
+                        ObjectHead::decode(e.value.clone())
+                            .map_err(|e| s3_error!(e, InternalError))?,
+                    ),
+                    None => None,
+                };
+                let expect = match (cond, &current, &current_head) {
+                    (HeadCondition::Absent, None, _) => None,
+                    (HeadCondition::Absent, Some(_), _) => {
+                        return Err(s3_error!(PreconditionFailed));
+                    }
+                    (HeadCondition::Matches(_), None, _) | (_, _, None) => {
+                        return Err(s3_error!(NoSuchKey));
+                    }
+                    (HeadCondition::Matches(tag), Some(e), Some(h)) => {
+                        if h.etag != tag.trim_matches('"') {
+                            self.retire_chunks(bucket, key, head.clone());
+                            return Err(s3_error!(PreconditionFailed));
+                        }
+                        Some(e.hlc)
+                    }
+                };
+                let won = self
+                    .backend
+                    .meta_put_if(cores[0], &hkey, &encoded, hlc, expect)
+                    .await
+                    .map_err(s3_err)?;
+                if !won {
+                    return Err(s3_error!(PreconditionFailed));
+                }
+                current_head
+            }
+        };
         let listing = ListingEntry {
             size: head.size,
             modified_ms: head.modified_ms,
@@ -468,9 +518,8 @@ impl Gateway {
             .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
             .await
             .map_err(s3_err)?;
-        let cores = self.object_cores(bucket, key);
         self.backend
-            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
+            .meta_put(&cores, &hkey, &encoded, hlc)
             .await
             .map_err(s3_err)?;
         match self.head(bucket, key).await? {
@@ -746,6 +795,7 @@ impl S3 for Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let metadata = user_metadata(input.metadata)?;
+        let condition = head_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
         let tags = input
             .tagging
             .as_deref()
@@ -803,8 +853,13 @@ impl S3 for Gateway {
             ),
             parts: vec![stored],
         };
-        self.commit_head(&input.bucket, &input.key, &head, hlc)
-            .await?;
+        if let Err(e) = self
+            .commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
+            .await
+        {
+            self.retire_chunks(&input.bucket, &input.key, head);
+            return Err(e);
+        }
         if let Some(tags) = tags.filter(|t| !t.is_empty()) {
             self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
                 .await?;
@@ -1157,7 +1212,7 @@ impl S3 for Gateway {
             headers,
             parts: vec![PartRef { version_id, size }],
         };
-        self.commit_head(&input.bucket, &input.key, &head, hlc)
+        self.commit_head(&input.bucket, &input.key, &head, hlc, None)
             .await?;
         let tags = match replace_tags {
             Some(t) => t,
@@ -1264,6 +1319,35 @@ impl S3 for Gateway {
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
+    }
+}
+
+/// A conditional write of an object: `If-None-Match: *` or `If-Match: <etag>`.
+pub(crate) enum HeadCondition {
+    Absent,
+    Matches(String),
+}
+
+/// The condition of a PUT or CompleteMultipartUpload, from its If-None-Match / If-Match.
+pub(crate) fn head_condition(
+    if_none_match: Option<&ETagCondition>,
+    if_match: Option<&ETagCondition>,
+) -> S3Result<Option<HeadCondition>> {
+    match (if_none_match, if_match) {
+        (None, None) => Ok(None),
+        (Some(ETagCondition::Any), None) => Ok(Some(HeadCondition::Absent)),
+        (Some(ETagCondition::ETag(_)), _) => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on writes supports only *"
+        )),
+        (None, Some(ETagCondition::ETag(e))) => {
+            Ok(Some(HeadCondition::Matches(e.value().to_string())))
+        }
+        (None, Some(ETagCondition::Any)) => Err(s3_error!(NotImplemented, "If-Match: * on writes")),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidArgument,
+            "If-Match and If-None-Match together"
+        )),
     }
 }
 

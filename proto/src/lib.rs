@@ -64,6 +64,14 @@ pub enum Request {
         value: Bytes,
         hlc: u64,
     },
+    /// Compare-and-swap: written only if the key's live value has HLC `expect_hlc` (`None`:
+    /// the key is absent or deleted); otherwise `Error { code: ConditionFailed }`.
+    MetaPutIf {
+        key: Bytes,
+        value: Bytes,
+        hlc: u64,
+        expect_hlc: Option<u64>,
+    },
     MetaDelete {
         key: Bytes,
         hlc: u64,
@@ -115,6 +123,7 @@ pub enum ErrorCode {
     VersionMismatch = 8,
     TooLarge = 9,
     Internal = 10,
+    ConditionFailed = 11,
 }
 
 impl ErrorCode {
@@ -130,6 +139,7 @@ impl ErrorCode {
             7 => Self::LayoutMismatch,
             8 => Self::VersionMismatch,
             9 => Self::TooLarge,
+            11 => Self::ConditionFailed,
             _ => Self::Internal,
         }
     }
@@ -193,6 +203,7 @@ const K_META_GET: u16 = 6;
 const K_META_SCAN: u16 = 7;
 const K_BATCH: u16 = 8;
 const K_STATS: u16 = 9;
+const K_META_PUT_IF: u16 = 10;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -222,6 +233,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::GetFragment { .. } => K_GET,
         Request::DeleteFragment { .. } => K_DELETE,
         Request::MetaPut { .. } => K_META_PUT,
+        Request::MetaPutIf { .. } => K_META_PUT_IF,
         Request::MetaDelete { .. } => K_META_DELETE,
         Request::MetaGet { .. } => K_META_GET,
         Request::MetaScan { .. } => K_META_SCAN,
@@ -256,6 +268,23 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             out.put_u64_le(*hlc);
             put_bytes(out, key);
             put_bytes(out, value);
+        }
+        Request::MetaPutIf {
+            key,
+            value,
+            hlc,
+            expect_hlc,
+        } => {
+            out.put_u64_le(*hlc);
+            put_bytes(out, key);
+            put_bytes(out, value);
+            match expect_hlc {
+                Some(h) => {
+                    out.put_u8(1);
+                    out.put_u64_le(*h);
+                }
+                None => out.put_u8(0),
+            }
         }
         Request::MetaDelete { key, hlc } => {
             out.put_u64_le(*hlc);
@@ -547,6 +576,22 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             let key = get_bytes(b, KEY)?;
             let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
             Message::Request(Request::MetaPut { key, value, hlc })
+        }
+        K_META_PUT_IF => {
+            let hlc = get_u64(b)?;
+            let key = get_bytes(b, KEY)?;
+            let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
+            let expect_hlc = match get_u8(b)? {
+                0 => None,
+                1 => Some(get_u64(b)?),
+                _ => return Err(ProtoError::Malformed("option tag")),
+            };
+            Message::Request(Request::MetaPutIf {
+                key,
+                value,
+                hlc,
+                expect_hlc,
+            })
         }
         K_META_DELETE => {
             let hlc = get_u64(b)?;

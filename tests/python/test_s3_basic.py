@@ -316,3 +316,44 @@ def test_object_tagging(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.get_object_tagging(Bucket=bucket, Key="missing")
     assert code(e.value) == ("NoSuchKey", 404)
+
+
+def test_conditional_put_is_compare_and_swap(s3, bucket):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(i):
+        try:
+            s3.put_object(Bucket=bucket, Key="once", Body=b"writer %d" % i, IfNoneMatch="*")
+            return i
+        except ClientError as e:
+            assert code(e) == ("PreconditionFailed", 412)
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        winners = [w for w in pool.map(create, range(8)) if w is not None]
+    assert len(winners) == 1, winners
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"writer %d" % winners[0]
+    tag = s3.head_object(Bucket=bucket, Key="once")["ETag"]
+    s3.put_object(Bucket=bucket, Key="once", Body=b"v2", IfMatch=tag)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"v3", IfMatch=tag)
+    assert code(e.value) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="never", Body=b"v", IfMatch=tag)
+    assert code(e.value) == ("NoSuchKey", 404)
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"v2"
+
+
+def test_conditional_complete_multipart(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="exists", Body=b"x")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="exists")["UploadId"]
+    e1 = s3.upload_part(Bucket=bucket, Key="exists", UploadId=up, PartNumber=1, Body=b"y")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="exists", UploadId=up, IfNoneMatch="*",
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+    assert code(e.value) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=bucket, Key="exists")["Body"].read() == b"x"
+    # The upload and its parts survive the failed condition: completing without it works.
+    s3.complete_multipart_upload(Bucket=bucket, Key="exists", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+    assert s3.get_object(Bucket=bucket, Key="exists")["Body"].read() == b"y"
