@@ -973,8 +973,18 @@ impl S3 for Gateway {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
+        let length = match input.part_number {
+            None => head.size,
+            Some(n) => {
+                let part = usize::try_from(n).ok().and_then(|n| head.part_range(n));
+                part.ok_or_else(invalid_part_number)?.1
+            }
+        };
+        let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
+            .then_some(head.parts.len() as i32);
         Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(head.size as i64),
+            content_length: Some(length as i64),
+            parts_count,
             cache_control: head.header("cache-control"),
             content_disposition: head.header("content-disposition"),
             content_encoding: head.header("content-encoding"),

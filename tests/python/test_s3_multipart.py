@@ -31,6 +31,8 @@ def test_upload_fileobj_uses_multipart(s3, bucket, tmp_path):
     p2 = s3.get_object(Bucket=bucket, Key="big.bin", PartNumber=2)
     assert p2["PartsCount"] == 3
     assert p2["Body"].read() == data[5 * MiB:10 * MiB]
+    h3 = s3.head_object(Bucket=bucket, Key="big.bin", PartNumber=3)
+    assert h3["ContentLength"] == len(data) - 10 * MiB and h3["PartsCount"] == 3
 
 
 def test_explicit_api_and_etag(s3, bucket):
