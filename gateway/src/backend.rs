@@ -104,15 +104,20 @@ impl Backend {
 
     /// The `replicas()` cores that own `route_key`, in rendezvous order (highest score first).
     pub fn route(&self, route_key: &[u8]) -> Vec<usize> {
+        self.route_n(route_key, self.replicas())
+    }
+
+    /// The first `n` cores of `route_key`'s rendezvous order (n ≤ the node's cores).
+    pub fn route_n(&self, route_key: &[u8], n: usize) -> Vec<usize> {
+        assert!(
+            n <= self.cores.len(),
+            "a policy never spans more cores than the node has"
+        );
         let mut scored: Vec<(u64, usize)> = (0..self.cores.len())
             .map(|i| (stable_hash(&[route_key, &(i as u32).to_le_bytes()]), i))
             .collect();
         scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored
-            .into_iter()
-            .take(self.replicas())
-            .map(|(_, i)| i)
-            .collect()
+        scored.into_iter().take(n).map(|(_, i)| i).collect()
     }
 
     pub fn all_cores(&self) -> std::ops::Range<usize> {

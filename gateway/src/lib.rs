@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod checksum;
 pub mod creds;
+pub mod ec;
 pub mod limits;
 pub mod multipart;
 pub mod records;

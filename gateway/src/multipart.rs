@@ -89,6 +89,8 @@ impl Gateway {
         keep: &[PartRef],
     ) -> S3Result<()> {
         let cores = self.object_cores(bucket, key);
+        let policy = self.policy_for(None);
+        let data_cores = self.data_cores(bucket, key, policy);
         let hlc = self.backend.hlc();
         for (n, p) in parts {
             self.backend
@@ -97,7 +99,8 @@ impl Gateway {
                 .map_err(s3_err)?;
             if !keep.iter().any(|k| k.version_id == p.version_id) {
                 self.delete_part_chunks(
-                    &cores,
+                    &data_cores,
+                    policy,
                     &PartRef {
                         version_id: p.version_id,
                         size: p.size,
@@ -164,11 +167,13 @@ impl Gateway {
             .await?;
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let cores = self.object_cores(&input.bucket, &input.key);
+        let policy = self.policy_for(None);
+        let data_cores = self.data_cores(&input.bucket, &input.key, policy);
         let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
             .store_body(
-                &cores,
+                &data_cores,
+                policy,
                 &version_id,
                 input.body,
                 PART_BYTES_MAX,
@@ -186,7 +191,7 @@ impl Gateway {
         )
         .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
         if let Err(e) = check {
-            self.delete_part_chunks(&cores, &stored).await;
+            self.delete_part_chunks(&data_cores, policy, &stored).await;
             return Err(e);
         }
         let record = PartRecord {
@@ -195,8 +200,15 @@ impl Gateway {
             md5,
             modified_ms: now_ms(),
         };
-        self.put_part_record(&cores, &input.upload_id, number, &record, hlc)
-            .await?;
+        self.put_part_record(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            number,
+            &record,
+            hlc,
+        )
+        .await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&hex::encode(md5))),
             ..Default::default()
@@ -239,11 +251,19 @@ impl Gateway {
         };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let cores = self.object_cores(&input.bucket, &input.key);
+        let policy = self.policy_for(None);
+        let data_cores = self.data_cores(&input.bucket, &input.key, policy);
         let body = self.object_stream(&src_bucket, &src_key, src, first, len);
         let mut none = Hashers::new(&[]);
         let (size, md5) = self
-            .store_body(&cores, &version_id, Some(body), PART_BYTES_MAX, &mut none)
+            .store_body(
+                &data_cores,
+                policy,
+                &version_id,
+                Some(body),
+                PART_BYTES_MAX,
+                &mut none,
+            )
             .await?;
         let record = PartRecord {
             version_id,
@@ -251,8 +271,15 @@ impl Gateway {
             md5,
             modified_ms: now_ms(),
         };
-        self.put_part_record(&cores, &input.upload_id, number, &record, hlc)
-            .await?;
+        self.put_part_record(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            number,
+            &record,
+            hlc,
+        )
+        .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&hex::encode(md5))),
@@ -266,12 +293,14 @@ impl Gateway {
     /// Records an uploaded part; a part uploaded again replaces (and retires) the earlier one.
     async fn put_part_record(
         &self,
-        cores: &[usize],
+        bucket: &str,
+        key: &str,
         upload_id: &str,
         number: u32,
         record: &PartRecord,
         hlc: u64,
     ) -> S3Result<()> {
+        let cores = &self.object_cores(bucket, key);
         let k = part_key(upload_id, number);
         let previous = self.backend.meta_get(cores, &k).await.map_err(s3_err)?;
         self.backend
@@ -284,7 +313,9 @@ impl Gateway {
                     version_id: old.version_id,
                     size: old.size,
                 };
-                self.delete_part_chunks(cores, &old).await;
+                let policy = self.policy_for(None);
+                let data_cores = self.data_cores(bucket, key, policy);
+                self.delete_part_chunks(&data_cores, policy, &old).await;
             }
         }
         Ok(())
@@ -400,7 +431,6 @@ impl Gateway {
         }
         let md5s: [u8; 16] = md5s.finalize().into();
         let hlc = self.backend.hlc();
-        let cores = self.object_cores(&input.bucket, &input.key);
         let parts: Vec<PartRef> = chosen
             .iter()
             .map(|(_, p)| PartRef {
@@ -414,7 +444,7 @@ impl Gateway {
             etag: format!("{}-{}", hex::encode(md5s), chosen.len()),
             version_id: new_version_id(hlc, input.upload_id.as_bytes()),
             chunk_bytes: CHUNK_BYTES,
-            replicas: cores.len() as u8,
+            policy: self.policy_for(None),
             content_type: upload.content_type,
             metadata: upload.metadata,
             headers: upload.headers,

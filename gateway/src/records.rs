@@ -4,6 +4,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::ec::Policy;
+
 const VERSION: u8 = 1;
 
 /// `B` ‖ bucket.
@@ -56,7 +58,8 @@ pub struct ObjectHead {
     /// Unique per write of the object (the version's identity).
     pub version_id: [u8; 12],
     pub chunk_bytes: u32,
-    pub replicas: u8,
+    /// How every stripe of every part is stored (replicas, or EC k+m).
+    pub policy: Policy,
     pub content_type: String,
     pub metadata: Vec<(String, String)>,
     /// Standard headers kept as given: cache-control, content-disposition, content-encoding,
@@ -259,7 +262,10 @@ impl ObjectHead {
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
         b.put_u32_le(self.chunk_bytes);
-        b.put_u8(self.replicas);
+        match self.policy {
+            Policy::Replicas(n) => b.put_slice(&[0, n]),
+            Policy::Ec { k, m } => b.put_slice(&[k, m]),
+        }
         put_str(&mut b, &self.etag);
         put_str(&mut b, &self.content_type);
         b.put_u32_le(self.parts.len() as u32);
@@ -278,7 +284,7 @@ impl ObjectHead {
     }
 
     pub fn decode(mut b: Bytes) -> Result<ObjectHead, Malformed> {
-        check(&b, 1 + 8 + 8 + 12 + 4 + 1, "object")?;
+        check(&b, 1 + 8 + 8 + 12 + 4 + 2, "object")?;
         if b.get_u8() != VERSION {
             return Err(Malformed("object"));
         }
@@ -287,8 +293,12 @@ impl ObjectHead {
         let mut version_id = [0u8; 12];
         b.copy_to_slice(&mut version_id);
         let chunk_bytes = b.get_u32_le();
-        let replicas = b.get_u8();
-        if chunk_bytes == 0 || replicas == 0 {
+        let policy = match (b.get_u8(), b.get_u8()) {
+            (0, n) if n > 0 => Policy::Replicas(n),
+            (k, m) if k > 0 && m > 0 => Policy::Ec { k, m },
+            _ => return Err(Malformed("object")),
+        };
+        if chunk_bytes == 0 {
             return Err(Malformed("object"));
         }
         let etag = get_str(&mut b, "object")?;
@@ -318,7 +328,7 @@ impl ObjectHead {
             etag,
             version_id,
             chunk_bytes,
-            replicas,
+            policy,
             content_type,
             metadata,
             headers,
@@ -326,31 +336,29 @@ impl ObjectHead {
         })
     }
 
-    /// Every fragment holding the object's bytes.
-    pub fn fragment_ids(&self) -> Vec<proto::FragmentId> {
-        let chunk = u64::from(self.chunk_bytes);
+    /// Every stripe of the object, part after part.
+    pub fn stripes(&self) -> Vec<StripeRef> {
         self.parts
             .iter()
-            .flat_map(|p| (0..p.size.div_ceil(chunk)).map(|i| fragment_id(&p.version_id, i)))
+            .flat_map(|p| part_stripes(p, self.chunk_bytes))
             .collect()
     }
 
-    /// Where byte `pos` lives: the fragment, the offset in it, and the bytes of that fragment
-    /// from there on.
-    pub fn locate(&self, pos: u64) -> Option<(proto::FragmentId, u64, u64)> {
+    /// The stripe holding byte `pos`, and the offset of `pos` in it.
+    pub fn locate(&self, pos: u64) -> Option<(StripeRef, u64)> {
         let chunk = u64::from(self.chunk_bytes);
         let mut start = 0;
         for p in &self.parts {
             if pos < start + p.size {
                 let within_part = pos - start;
                 let index = within_part / chunk;
-                let within = within_part % chunk;
-                let chunk_len = chunk.min(p.size - index * chunk);
-                return Some((
-                    fragment_id(&p.version_id, index),
-                    within,
-                    chunk_len - within,
-                ));
+                let len = chunk.min(p.size - index * chunk);
+                let stripe = StripeRef {
+                    version_id: p.version_id,
+                    index,
+                    len,
+                };
+                return Some((stripe, within_part % chunk));
             }
             start += p.size;
         }
@@ -369,7 +377,33 @@ impl ObjectHead {
     }
 }
 
-pub fn fragment_id(version_id: &[u8; 12], chunk: u64) -> proto::FragmentId {
+/// One stripe (chunk) of a part: `len` bytes of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StripeRef {
+    pub version_id: [u8; 12],
+    pub index: u64,
+    pub len: u64,
+}
+
+impl StripeRef {
+    /// Fragment `shard` of this stripe (0 for a replica).
+    pub fn fragment_id(&self, shard: u8) -> proto::FragmentId {
+        fragment_id(&self.version_id, self.index, shard)
+    }
+}
+
+/// The stripes of one part.
+pub fn part_stripes(p: &PartRef, chunk_bytes: u32) -> impl Iterator<Item = StripeRef> + '_ {
+    let chunk = u64::from(chunk_bytes);
+    (0..p.size.div_ceil(chunk)).map(move |index| StripeRef {
+        version_id: p.version_id,
+        index,
+        len: chunk.min(p.size - index * chunk),
+    })
+}
+
+/// version id (96 bits) ‖ stripe index (24 bits) ‖ shard index (8 bits).
+pub fn fragment_id(version_id: &[u8; 12], chunk: u64, shard: u8) -> proto::FragmentId {
     assert!(
         chunk < (1 << 24),
         "chunk index fits 24 bits (checked by the size limit)"
@@ -377,6 +411,7 @@ pub fn fragment_id(version_id: &[u8; 12], chunk: u64) -> proto::FragmentId {
     let mut id = [0u8; 16];
     id[..12].copy_from_slice(version_id);
     id[12..15].copy_from_slice(&(chunk as u32).to_le_bytes()[..3]);
+    id[15] = shard;
     proto::FragmentId(id)
 }
 
@@ -417,7 +452,7 @@ mod tests {
             etag: "abc-2".into(),
             version_id: [9; 12],
             chunk_bytes: 1 << 20,
-            replicas: 2,
+            policy: Policy::Ec { k: 4, m: 2 },
             content_type: "text/plain".into(),
             metadata: vec![("a".into(), "ü".into())],
             headers: vec![("cache-control".into(), "no-cache".into())],
@@ -433,11 +468,23 @@ mod tests {
             ],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
-        assert_eq!(h.fragment_ids().len(), 5);
-        assert_eq!(h.locate(0), Some((fragment_id(&[1; 12], 0), 0, 1 << 20)));
+        assert_eq!(h.stripes().len(), 5);
+        let first = StripeRef {
+            version_id: [1; 12],
+            index: 0,
+            len: 1 << 20,
+        };
+        assert_eq!(h.locate(0), Some((first, 0)));
         assert_eq!(
             h.locate((3 << 20) + 5),
-            Some((fragment_id(&[2; 12], 0), 5, (1 << 20) - 5))
+            Some((
+                StripeRef {
+                    version_id: [2; 12],
+                    index: 0,
+                    len: 1 << 20
+                },
+                5
+            ))
         );
         assert_eq!(h.locate(5 << 20), None);
         assert_eq!(h.part_range(2), Some((3 << 20, 2 << 20)));
@@ -458,7 +505,8 @@ mod tests {
             etag: "e".into(),
         };
         assert_eq!(ListingEntry::decode(listing.encode()).unwrap(), listing);
-        assert_ne!(fragment_id(&[1; 12], 0), fragment_id(&[1; 12], 1));
+        assert_ne!(fragment_id(&[1; 12], 0, 0), fragment_id(&[1; 12], 1, 0));
+        assert_ne!(fragment_id(&[1; 12], 0, 0), fragment_id(&[1; 12], 0, 1));
         let upload = UploadRecord {
             owner: "o".into(),
             initiated_ms: 1,

@@ -31,12 +31,14 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::backend::{Backend, BackendError};
 use crate::checksum::{self, Hashers};
+use crate::ec::Policy;
 use crate::limits::{
     CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
     USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, fragment_id, head_key, listing_key, BucketRecord, ListingEntry, ObjectHead, PartRef,
+    bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
+    PartRef, StripeRef,
 };
 
 /// How long a replaced or deleted version's chunks stay readable.
@@ -294,11 +296,13 @@ impl Gateway {
         })
     }
 
-    /// Streams a request body into `CHUNK_BYTES` fragments under `version_id` on `cores`.
+    /// Streams a request body into `CHUNK_BYTES` stripes under `version_id`, stored on `cores`
+    /// by `policy` (whole on each for replicas; k data + m parity shards, one per core, for EC).
     /// Returns its size and MD5. On any error, the fragments already stored are removed.
     pub(crate) async fn store_body<S, E>(
         &self,
         cores: &[usize],
+        policy: Policy,
         version_id: &[u8; 12],
         body: Option<S>,
         size_max: u64,
@@ -308,67 +312,131 @@ impl Gateway {
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        assert!(
+            cores.len() >= policy.width(),
+            "the route covers the policy's width"
+        );
         let mut body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
         let mut md5 = Md5::new();
         let mut size: u64 = 0;
         let mut chunk = BytesMut::new();
         let mut stored: u64 = 0;
         let result = async {
-            while let Some(piece) = body.next().await {
-                let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
-                size += piece.len() as u64;
-                if size > size_max {
-                    return Err(s3_error!(EntityTooLarge));
+            loop {
+                let piece = body.next().await;
+                let last = piece.is_none();
+                if let Some(piece) = piece {
+                    let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
+                    size += piece.len() as u64;
+                    if size > size_max {
+                        return Err(s3_error!(EntityTooLarge));
+                    }
+                    md5.update(&piece);
+                    hashers.update(&piece);
+                    chunk.extend_from_slice(&piece);
                 }
-                md5.update(&piece);
-                hashers.update(&piece);
-                chunk.extend_from_slice(&piece);
-                while chunk.len() >= CHUNK_BYTES as usize {
-                    let data = chunk.split_to(CHUNK_BYTES as usize).freeze();
-                    let id = fragment_id(version_id, stored);
-                    self.backend
-                        .put_fragment(cores, id, &data)
-                        .await
-                        .map_err(s3_err)?;
+                while chunk.len() >= CHUNK_BYTES as usize || (last && !chunk.is_empty()) {
+                    let take = chunk.len().min(CHUNK_BYTES as usize);
+                    let data = chunk.split_to(take).freeze();
+                    let stripe = StripeRef {
+                        version_id: *version_id,
+                        index: stored,
+                        len: take as u64,
+                    };
+                    self.put_stripe(cores, policy, &stripe, data).await?;
                     stored += 1;
                 }
+                if last {
+                    return Ok(());
+                }
             }
-            if !chunk.is_empty() {
-                let id = fragment_id(version_id, stored);
-                let data = chunk.split().freeze();
-                self.backend
-                    .put_fragment(cores, id, &data)
-                    .await
-                    .map_err(s3_err)?;
-                stored += 1;
-            }
-            Ok(())
         }
         .await;
         match result {
             Ok(()) => Ok((size, md5.finalize().into())),
             Err(e) => {
-                for i in 0..=stored {
-                    let _ = self
-                        .backend
-                        .delete_fragment(cores, fragment_id(version_id, i))
-                        .await;
+                for index in 0..=stored {
+                    let stripe = StripeRef {
+                        version_id: *version_id,
+                        index,
+                        len: 0,
+                    };
+                    self.delete_stripe(cores, policy, &stripe).await;
                 }
                 Err(e)
             }
         }
     }
 
-    pub(crate) async fn delete_part_chunks(&self, cores: &[usize], part: &PartRef) {
-        for i in 0..part.size.div_ceil(u64::from(CHUNK_BYTES)) {
-            let id = fragment_id(&part.version_id, i);
-            if let Err(e) = self.backend.delete_fragment(cores, id).await {
-                tracing::warn!(error = %e, "deleting a chunk failed; left for the orphan sweep");
+    async fn put_stripe(
+        &self,
+        cores: &[usize],
+        policy: Policy,
+        stripe: &StripeRef,
+        data: Bytes,
+    ) -> S3Result<()> {
+        match policy {
+            Policy::Replicas(n) => self
+                .backend
+                .put_fragment(&cores[..usize::from(n)], stripe.fragment_id(0), &data)
+                .await
+                .map_err(s3_err),
+            Policy::Ec { k, m } => {
+                let shards = crate::ec::encode_stripe(&data, k, m)
+                    .map_err(|e| s3_error!(InternalError, "{e}"))?;
+                let puts = shards.iter().enumerate().map(|(i, shard)| {
+                    self.backend
+                        .put_fragment(&cores[i..=i], stripe.fragment_id(i as u8), shard)
+                });
+                for r in futures::future::join_all(puts).await {
+                    r.map_err(s3_err)?;
+                }
+                Ok(())
             }
         }
     }
 
-    /// The bytes [first, first + len) of a stored object, one chunk read at a time.
+    /// Deletes every fragment of a stripe, ignoring ones that are already gone.
+    pub(crate) async fn delete_stripe(&self, cores: &[usize], policy: Policy, stripe: &StripeRef) {
+        let result = match policy {
+            Policy::Replicas(n) => {
+                self.backend
+                    .delete_fragment(&cores[..usize::from(n)], stripe.fragment_id(0))
+                    .await
+            }
+            Policy::Ec { k, m } => {
+                let dels = (0..usize::from(k + m)).map(|i| {
+                    self.backend
+                        .delete_fragment(&cores[i..=i], stripe.fragment_id(i as u8))
+                });
+                futures::future::join_all(dels).await.into_iter().collect()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "deleting a stripe failed; left for the orphan sweep");
+        }
+    }
+
+    pub(crate) async fn delete_part_chunks(&self, cores: &[usize], policy: Policy, part: &PartRef) {
+        for stripe in part_stripes(part, CHUNK_BYTES) {
+            self.delete_stripe(cores, policy, &stripe).await;
+        }
+    }
+
+    /// The cores holding an object's data under `policy` (the first ones of its route).
+    pub(crate) fn data_cores(&self, bucket: &str, key: &str, policy: Policy) -> Vec<usize> {
+        self.backend.route_n(&head_key(bucket, key), policy.width())
+    }
+
+    /// The policy of new data on this node: by size for a PUT or copy, and for multipart
+    /// uploads as for a large object (every part of an upload uses the same).
+    pub(crate) fn policy_for(&self, size: Option<u64>) -> Policy {
+        Policy::for_object(size.unwrap_or(u64::MAX), self.backend.core_count())
+    }
+
+    /// The bytes [first, first + len) of a stored object, one fragment read at a time.
+    /// Healthy EC reads fetch data shards only; a shard that cannot be read makes the stripe
+    /// be decoded from any k of its shards.
     pub(crate) fn object_stream(
         &self,
         bucket: &str,
@@ -377,7 +445,7 @@ impl Gateway {
         first: u64,
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
-        let cores = self.object_cores(bucket, key);
+        let cores = Arc::new(self.data_cores(bucket, key, head.policy));
         let backend = self.backend.clone();
         let head = Arc::new(head);
         Box::pin(futures::stream::unfold(first, move |pos| {
@@ -388,16 +456,19 @@ impl Gateway {
                 if pos >= first + len {
                     return None;
                 }
-                let Some((id, within, rest)) = head.locate(pos) else {
+                let Some((stripe, offset)) = head.locate(pos) else {
                     let e = std::io::Error::other("object shorter than its head says");
                     return Some((Err(e), first + len));
                 };
-                let take = rest.min(first + len - pos);
-                let r = backend.get_fragment(&cores, id, within, take).await;
-                Some((
-                    r.map_err(|e| std::io::Error::other(e.to_string())),
-                    pos + take,
-                ))
+                let want = (stripe.len - offset).min(first + len - pos);
+                let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
+                match r {
+                    Ok(b) => {
+                        let next = pos + b.len() as u64;
+                        Some((Ok(b), next))
+                    }
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), first + len)),
+                }
             }
         }))
     }
@@ -557,16 +628,22 @@ impl Gateway {
     /// just before the overwrite still stream it whole. Chunks of a process that stops before
     /// then are left for the orphan sweep (their ids carry the version id).
     fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
-        let cores = self.object_cores(bucket, key);
-        let backend = self.backend.clone();
+        let cores = self.data_cores(bucket, key, head.policy);
+        let this = self.clone_handle();
         tokio::spawn(async move {
             tokio::time::sleep(RETIRE_GRACE).await;
-            for id in head.fragment_ids() {
-                if let Err(e) = backend.delete_fragment(&cores, id).await {
-                    tracing::warn!(error = %e, "deleting a retired chunk failed");
-                }
+            for stripe in head.stripes() {
+                this.delete_stripe(&cores, head.policy, &stripe).await;
             }
         });
+    }
+
+    /// A second handle on the same backend (for background tasks).
+    fn clone_handle(&self) -> Gateway {
+        Gateway {
+            backend: self.backend.clone(),
+            region: self.region.clone(),
+        }
     }
 }
 
@@ -809,11 +886,13 @@ impl S3 for Gateway {
         self.owned_bucket(&input.bucket, &user).await?;
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
-        let cores = self.object_cores(&input.bucket, &input.key);
+        let policy = self.policy_for(input.content_length.and_then(|l| u64::try_from(l).ok()));
+        let cores = self.data_cores(&input.bucket, &input.key, policy);
         let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
             .store_body(
                 &cores,
+                policy,
                 &version_id,
                 input.body,
                 OBJECT_BYTES_MAX,
@@ -832,7 +911,7 @@ impl S3 for Gateway {
         .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
         if let Err(e) = check {
             // Nothing points at these chunks: remove them now.
-            self.delete_part_chunks(&cores, &stored).await;
+            self.delete_part_chunks(&cores, policy, &stored).await;
             return Err(e);
         }
         let head = ObjectHead {
@@ -841,7 +920,7 @@ impl S3 for Gateway {
             etag: hex::encode(md5),
             version_id,
             chunk_bytes: CHUNK_BYTES,
-            replicas: cores.len() as u8,
+            policy,
             content_type: input.content_type.unwrap_or_default(),
             metadata,
             headers: standard_headers(
@@ -1204,11 +1283,19 @@ impl S3 for Gateway {
         };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
-        let cores = self.object_cores(&input.bucket, &input.key);
+        let policy = self.policy_for(Some(src.size));
+        let cores = self.data_cores(&input.bucket, &input.key, policy);
         let body = self.object_stream(&src_bucket, &src_key, src.clone(), 0, src.size);
         let mut none = Hashers::new(&[]);
         let (size, md5) = self
-            .store_body(&cores, &version_id, Some(body), OBJECT_BYTES_MAX, &mut none)
+            .store_body(
+                &cores,
+                policy,
+                &version_id,
+                Some(body),
+                OBJECT_BYTES_MAX,
+                &mut none,
+            )
             .await?;
         let head = ObjectHead {
             size,
@@ -1216,7 +1303,7 @@ impl S3 for Gateway {
             etag: hex::encode(md5),
             version_id,
             chunk_bytes: CHUNK_BYTES,
-            replicas: cores.len() as u8,
+            policy,
             content_type,
             metadata,
             headers,
@@ -1329,6 +1416,65 @@ impl S3 for Gateway {
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
+    }
+}
+
+/// Reads up to `want` bytes of a stripe from `offset`. Replicas: from the first core that has
+/// the fragment intact. EC: from the data shard holding `offset` (to its end at most); if that
+/// fails, every shard is fetched and the stripe decoded from any k of them.
+async fn read_stripe(
+    backend: &Backend,
+    cores: &[usize],
+    policy: Policy,
+    stripe: &StripeRef,
+    offset: u64,
+    want: u64,
+) -> Result<Bytes, BackendError> {
+    match policy {
+        Policy::Replicas(n) => {
+            let cores = &cores[..usize::from(n)];
+            backend
+                .get_fragment(cores, stripe.fragment_id(0), offset, want)
+                .await
+        }
+        Policy::Ec { k, m } => {
+            let shard = crate::ec::shard_bytes(stripe.len, k);
+            let i = (offset / shard) as usize;
+            let within = offset % shard;
+            let take = want.min(shard - within);
+            let direct = backend
+                .get_fragment(&cores[i..=i], stripe.fragment_id(i as u8), within, take)
+                .await;
+            if let Ok(b) = direct {
+                return Ok(b);
+            }
+            tracing::warn!(
+                stripe = stripe.index,
+                shard = i,
+                "degraded read: decoding the stripe"
+            );
+            let reads = (0..usize::from(k + m)).map(|j| async move {
+                let r = backend
+                    .get_fragment(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
+                    .await;
+                (j, r)
+            });
+            let available: Vec<(usize, Bytes)> = futures::future::join_all(reads)
+                .await
+                .into_iter()
+                .filter_map(|(j, r)| r.ok().map(|b| (j, b)))
+                .collect();
+            if available.len() < usize::from(k) {
+                return Err(BackendError::NotFound);
+            }
+            let data = crate::ec::decode_stripe(k, m, &available).map_err(|message| {
+                BackendError::Core {
+                    code: proto::ErrorCode::Corrupt,
+                    message,
+                }
+            })?;
+            Ok(data[i].slice(within as usize..(within + take) as usize))
+        }
     }
 }
 

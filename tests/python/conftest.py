@@ -27,12 +27,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, data, extra=()):
+    def __init__(self, data, extra=(), cores=2):
         self.data = data
         self.port = free_port()
         self.proc = subprocess.Popen(
             [percore_bin(), "serve", "--data", data, "--listen", f"127.0.0.1:{self.port}",
-             "--cores", "2", *extra],
+             "--cores", str(cores), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env={**os.environ, "RUST_LOG": "warn"},
         )
