@@ -197,8 +197,42 @@ fn parse_cores(spec: Option<&str>) -> anyhow::Result<Vec<Option<usize>>> {
     Ok(list)
 }
 
+/// Objects are routed over the node's cores by their count: a data directory keeps the count
+/// it was created with (DIR/node.toml), and a different `--cores` is refused rather than
+/// making stored objects unreachable. Growing a node is a layout change (cluster issue).
+fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> {
+    let path = data.join("node.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let found = text
+                .lines()
+                .find_map(|l| l.strip_prefix("cores = "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .with_context(|| format!("{}: no `cores = N` line", path.display()))?;
+            if found != cores {
+                bail!(
+                    "{} was created with {found} cores; start it with --cores {found} \
+                     (changing the core count of a node is not supported yet)",
+                    data.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data)?;
+            std::fs::write(
+                &path,
+                format!("# written by percore serve; do not edit\ncores = {cores}\n"),
+            )
+            .with_context(|| format!("writing {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let cores = parse_cores(args.cores.as_deref())?;
+    check_core_count(&args.data, cores.len())?;
     let mut users = gateway::creds::Users::default();
     let root = gateway::creds::root_user(&args.data)?;
     users.add(root.clone()).map_err(anyhow::Error::msg)?;

@@ -357,3 +357,13 @@ def test_conditional_complete_multipart(s3, bucket):
     s3.complete_multipart_upload(Bucket=bucket, Key="exists", UploadId=up,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
     assert s3.get_object(Bucket=bucket, Key="exists")["Body"].read() == b"y"
+
+
+def test_core_count_is_kept_per_data_dir(tmp_path):
+    import subprocess
+    from conftest import Server, percore_bin
+    s = Server(str(tmp_path / "d"), cores=2)
+    assert s.stop() == 0
+    r = subprocess.run([percore_bin(), "serve", "--data", str(tmp_path / "d"), "--cores", "3",
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "created with 2 cores" in r.stderr
