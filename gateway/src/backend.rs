@@ -50,6 +50,17 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Every core answered `Done` (a write quorum of all replicas).
+fn all_done(results: Vec<Result<Response, BackendError>>) -> Result<(), BackendError> {
+    for r in results {
+        match r? {
+            Response::Done => {}
+            other => return Err(core_error(other)),
+        }
+    }
+    Ok(())
+}
+
 fn core_error(r: Response) -> BackendError {
     match r {
         Response::Error {
@@ -155,13 +166,7 @@ impl Backend {
                 hlc,
             })
             .await;
-        for r in results {
-            match r? {
-                Response::Done => {}
-                other => return Err(core_error(other)),
-            }
-        }
-        Ok(())
+        all_done(results)
     }
 
     /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.
@@ -201,13 +206,7 @@ impl Backend {
                 hlc,
             })
             .await;
-        for r in results {
-            match r? {
-                Response::Done => {}
-                other => return Err(core_error(other)),
-            }
-        }
-        Ok(())
+        all_done(results)
     }
 
     /// Reads a metadata record from every replica and returns the newest (highest HLC).
@@ -269,13 +268,7 @@ impl Backend {
                 data: data.clone(),
             })
             .await;
-        for r in results {
-            match r? {
-                Response::Done => {}
-                other => return Err(core_error(other)),
-            }
-        }
-        Ok(())
+        all_done(results)
     }
 
     /// Reads a byte range of a fragment from the first replica that has it intact.

@@ -21,8 +21,8 @@ use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
 };
 use crate::s3::{
-    check_body, check_key, etag, head_condition, new_version_id, now_ms, resolve_range, s3_err,
-    standard_headers, timestamp, user_metadata, user_of, CopyConditions, Gateway,
+    check_key, etag, head_condition, new_version_id, now_ms, resolve_range, s3_err,
+    standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
 };
 
 /// The largest part (S3's limit).
@@ -169,31 +169,23 @@ impl Gateway {
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let policy = self.policy_for(None);
         let data_cores = self.data_cores(&input.bucket, &input.key, policy);
-        let mut hashers = Hashers::new(&algos);
-        let (size, md5) = self
-            .store_body(
+        let checks = BodyChecks {
+            algos: &algos,
+            headers: &headers,
+            trailers,
+            content_length: input.content_length,
+            content_md5: input.content_md5.as_deref(),
+        };
+        let (size, md5, _) = self
+            .store_checked_body(
                 &data_cores,
                 policy,
                 &version_id,
                 input.body,
                 PART_BYTES_MAX,
-                &mut hashers,
+                checks,
             )
             .await?;
-        let stored = PartRef { version_id, size };
-        let sums = hashers.finish();
-        let trailers = trailers.and_then(|t| t.take());
-        let check = check_body(
-            size,
-            &md5,
-            input.content_length,
-            input.content_md5.as_deref(),
-        )
-        .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
-        if let Err(e) = check {
-            self.delete_part_chunks(&data_cores, policy, &stored).await;
-            return Err(e);
-        }
         let record = PartRecord {
             version_id,
             size,

@@ -396,6 +396,46 @@ impl Gateway {
         }
     }
 
+    /// `store_body`, then the checks that can only be made once the body has ended
+    /// (Content-Length, Content-MD5, x-amz-checksum-* in headers or trailers). A body that fails
+    /// them is removed. Returns its size, MD5 and the checksums computed.
+    pub(crate) async fn store_checked_body<S, E>(
+        &self,
+        cores: &[usize],
+        policy: Policy,
+        version_id: &[u8; 12],
+        body: Option<S>,
+        size_max: u64,
+        checks: BodyChecks<'_>,
+    ) -> S3Result<(u64, [u8; 16], Vec<(checksum::Algo, String)>)>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut hashers = Hashers::new(checks.algos);
+        let (size, md5) = self
+            .store_body(cores, policy, version_id, body, size_max, &mut hashers)
+            .await?;
+        let sums = hashers.finish();
+        let trailers = checks.trailers.and_then(|t| t.take());
+        let verdict = check_body(size, &md5, checks.content_length, checks.content_md5)
+            .and_then(|()| checksum::verify(&sums, checks.headers, trailers.as_ref()));
+        if let Err(e) = verdict {
+            // Nothing points at these chunks: remove them now.
+            self.delete_part_chunks(
+                cores,
+                policy,
+                &PartRef {
+                    version_id: *version_id,
+                    size,
+                },
+            )
+            .await;
+            return Err(e);
+        }
+        Ok((size, md5, sums))
+    }
+
     /// Deletes every fragment of a stripe, ignoring ones that are already gone.
     pub(crate) async fn delete_stripe(&self, cores: &[usize], policy: Policy, stripe: &StripeRef) {
         let result = match policy {
@@ -888,32 +928,24 @@ impl S3 for Gateway {
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let policy = self.policy_for(input.content_length.and_then(|l| u64::try_from(l).ok()));
         let cores = self.data_cores(&input.bucket, &input.key, policy);
-        let mut hashers = Hashers::new(&algos);
-        let (size, md5) = self
-            .store_body(
+        let checks = BodyChecks {
+            algos: &algos,
+            headers: &headers,
+            trailers,
+            content_length: input.content_length,
+            content_md5: input.content_md5.as_deref(),
+        };
+        let (size, md5, sums) = self
+            .store_checked_body(
                 &cores,
                 policy,
                 &version_id,
                 input.body,
                 OBJECT_BYTES_MAX,
-                &mut hashers,
+                checks,
             )
             .await?;
         let stored = PartRef { version_id, size };
-        let sums = hashers.finish();
-        let trailers = trailers.and_then(|t| t.take());
-        let check = check_body(
-            size,
-            &md5,
-            input.content_length,
-            input.content_md5.as_deref(),
-        )
-        .and_then(|()| checksum::verify(&sums, &headers, trailers.as_ref()));
-        if let Err(e) = check {
-            // Nothing points at these chunks: remove them now.
-            self.delete_part_chunks(&cores, policy, &stored).await;
-            return Err(e);
-        }
         let head = ObjectHead {
             size,
             modified_ms: now_ms(),
@@ -1505,6 +1537,15 @@ pub(crate) fn head_condition(
             "If-Match and If-None-Match together"
         )),
     }
+}
+
+/// What a request body is checked against once it has ended.
+pub(crate) struct BodyChecks<'a> {
+    pub algos: &'a [checksum::Algo],
+    pub headers: &'a http::HeaderMap,
+    pub trailers: Option<s3s::TrailingHeaders>,
+    pub content_length: Option<i64>,
+    pub content_md5: Option<&'a str>,
 }
 
 /// x-amz-copy-source-if-* headers.
