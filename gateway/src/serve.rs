@@ -16,6 +16,21 @@ use crate::limits::CONNECTIONS_MAX;
 /// How long a shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `Expect: 100-continue` with `Content-Length: 0` (boto3 and the aws CLI send it for empty
+/// objects) gets its final response without a `100 Continue`, as RFC 9110 allows; botocore then
+/// keeps stale state on that connection and its next request on it waits for its read timeout
+/// (seen: 60 s per request after each empty PUT). Closing such a connection after the response
+/// costs the client one reconnect instead.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty = headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    expects && empty
+}
+
 pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Future<Output = ()>) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -39,7 +54,24 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Fut
         };
         // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+        let svc = service.clone();
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(stream),
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let svc = svc.clone();
+                async move {
+                    let close = expects_continue_without_body(req.headers());
+                    let mut response = svc.call(req.map(s3s::Body::from)).await?;
+                    if close {
+                        response.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, s3s::HttpError>(response)
+                }
+            }),
+        );
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -76,3 +76,15 @@ def test_malformed_xml_is_rejected(server, s3, bucket):
     reply = raw(server, signed(server, "POST", f"/{bucket}/xml?uploadId={up}", body) + body)
     assert reply.startswith(b"HTTP/1.1 400"), reply[:300]
     s3.list_buckets()
+
+
+def test_empty_put_with_expect_closes_the_connection(server, s3, bucket):
+    # boto3 sends Expect: 100-continue with Content-Length: 0 for empty objects; answered
+    # without 100 Continue, botocore's next request on that connection stalled for its whole
+    # read timeout. The server now closes such a connection after the response.
+    head = signed(server, "PUT", f"/{bucket}/empty", b"").replace(
+        b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    reply = raw(server, head)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
+    assert b"connection: close" in reply.lower()
+    assert s3.get_object(Bucket=bucket, Key="empty")["Body"].read() == b""
