@@ -197,6 +197,21 @@ impl Gateway {
         }
     }
 
+    /// The current version of an existing object in a bucket the user owns: the checks every
+    /// read of an object starts with (key, bucket ownership, NoSuchKey).
+    pub(crate) async fn existing_object(
+        &self,
+        user: &str,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<ObjectHead> {
+        check_key(key)?;
+        self.owned_bucket(bucket, user).await?;
+        self.head(bucket, key)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchKey))
+    }
+
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
         let cores = self.object_cores(bucket, key);
         let entry = self
@@ -998,12 +1013,9 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
         let head = self
-            .head(&input.bucket, &input.key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+            .existing_object(&user, &input.bucket, &input.key)
+            .await?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1071,12 +1083,9 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
         let head = self
-            .head(&input.bucket, &input.key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+            .existing_object(&user, &input.bucket, &input.key)
+            .await?;
         check_conditions(
             &head,
             input.if_match.as_ref(),

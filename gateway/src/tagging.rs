@@ -11,7 +11,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::limits::{TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
-use crate::s3::{check_key, s3_err, user_of, Gateway};
+use crate::s3::{s3_err, user_of, Gateway};
 
 /// A tag set, in the order given.
 pub type Tags = Vec<(String, String)>;
@@ -170,12 +170,9 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
         let head = self
-            .head(&input.bucket, &input.key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+            .existing_object(&user, &input.bucket, &input.key)
+            .await?;
         let tags: Vec<(String, String)> = input
             .tagging
             .tag_set
@@ -194,12 +191,9 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
         let head = self
-            .head(&input.bucket, &input.key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+            .existing_object(&user, &input.bucket, &input.key)
+            .await?;
         let tags = self
             .tags_of(&input.bucket, &input.key, &head.version_id)
             .await?;
@@ -222,12 +216,9 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
         let head = self
-            .head(&input.bucket, &input.key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+            .existing_object(&user, &input.bucket, &input.key)
+            .await?;
         self.set_tags(&input.bucket, &input.key, &head.version_id, &[])
             .await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
