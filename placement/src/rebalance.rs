@@ -1,0 +1,625 @@
+//! The incremental step: the PG table of a tier for a new layout version, computed from the
+//! previous version's table so that as few slots as possible change core. The first table of a
+//! cluster is the stateless one of `table`; every later one comes from here, so a table depends
+//! on the history of the layout and is stored (`state`).
+//!
+//! # The rule
+//! Positions are settled one after the other, position r for all PGs before r + 1; within a
+//! position, PGs in increasing order and cores by member (id) order break every tie. No RNG.
+//!
+//! 1. **Keep.** Every slot starts on its previous core. Slots of cores that left the tier (or
+//!    changed tier) and positions new to the table are empty.
+//! 2. **Targets.** For each core and table prefix w (positions 0..w), with s its fair share of the
+//!    prefix now and s' before (from the stored weights), the load must end within
+//!    `lo ..= hi`:
+//!    `lo = min(⌊s⌋, previous load + ⌊max(0, s − s')⌋)` for a new core or one whose weight rose
+//!    (a new core: ⌊s⌋), 0 for the others: they need not gain anything (when a core leaves,
+//!    the survivors get its slots and no more);
+//!    `hi = capacity(w)` (the stateless table's load bound, max(⌈s⌉, ⌊s × (1 + slack)⌋)) if the
+//!    core's share shrank, else max(capacity, previous load): only shrinking cores must shed.
+//!    So a change that leaves a core's share alone never moves its slots for balance, and a
+//!    change that leaves every share alone (another tier, addresses, zone names) moves nothing.
+//! 3. **Spread repair.** A slot that is empty, or whose prefix is no longer as spread as the new
+//!    layout allows (the water-filling maximum per zone, and per node within each zone, of
+//!    `tests/oracle.rs`), takes the core that keeps the most later prefixes spread, then one
+//!    short of `lo`, then one with room under `hi` over every later prefix (given the later
+//!    slots as they stand), then the neediest (largest s − load), then the smallest id.
+//! 4. **Balance.** Cores above `hi` give one slot of this position at a time: to the cores that
+//!    must gain first, else to the neediest core with room, else (spread leaves none with room)
+//!    to a core less loaded by more than one slot. Then cores below `lo` take one slot at a time
+//!    from the least needy core that may give (one above its own `lo`, or one less needy by more
+//!    than a slot: leveling). A slot only moves if every prefix of its row that was spread stays
+//!    spread. A shedding core with no such direct move may instead move to a later position of
+//!    the row whose core leaves the row (the receiver itself, trading places, or a core that
+//!    need not gain): two slots change and both count. When nothing works the core stays where
+//!    it is for this position (spread beats balance, as in the stateless table) and
+//!    `Stats::stuck` counts it.
+//!
+//! Every change of a slot is counted, so the plan between two versions is the set of moves:
+//! the slots of departed cores, the growth of growing cores, the excess of shrunk cores over
+//! their bound, and the spread repairs a layout change forces (a new zone that changes the
+//! water-filling of every row, say). README.md has the measured figures.
+
+use std::collections::BTreeSet;
+
+use crate::policy::waterfill_max;
+use crate::state::StateTable;
+use crate::table::{capacity, Member};
+
+const UNSET: u32 = u32::MAX;
+
+/// How good a replacement core is for a slot under repair, best largest: its prefix is spread,
+/// later spread prefixes kept, not already later in the row, short of its target, room under
+/// its bound, need.
+type RepairKey = (bool, u32, bool, bool, bool, i128);
+
+/// What one rebalance of a tier did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Slots that had no core: their core left the tier, or the position is new.
+    pub orphaned: u64,
+    /// Slots moved because their row's prefix was no longer as spread as possible.
+    pub spread_repairs: u64,
+    /// Slots moved for balance (step 4), swaps included.
+    pub balance_moves: u64,
+    /// Of those, moves that swapped two positions of a row (each counts two slots above).
+    pub swaps: u64,
+    /// Of those, slots given by cores above their bound.
+    pub shed: u64,
+    /// (position, core) pairs left outside `lo ..= hi` because every move would break spread.
+    pub stuck: u64,
+}
+
+/// The table of `members` (sorted by id) for `pgs` PGs and `depth` positions, starting from
+/// `previous`: member index per slot, row-major, and what it took.
+pub(crate) fn rebalance(
+    members: &[Member],
+    pgs: u32,
+    depth: usize,
+    slack_permille: u64,
+    previous: &StateTable,
+) -> (Vec<u32>, Stats) {
+    assert!(members.len() >= depth);
+    assert_eq!(previous.slots.len(), pgs as usize * previous.depth);
+    let mut r = Rebalancer::new(members, pgs, depth, slack_permille, previous);
+    for position in 0..depth {
+        r.settle(position);
+    }
+    assert!(r.slots.iter().all(|&s| s != UNSET));
+    (r.slots, r.stats)
+}
+
+/// The water-filling spread check of whole rows, with scratch counters.
+struct SpreadCheck<'a> {
+    members: &'a [Member],
+    /// Max fragments in one zone for a prefix of w, w = 0..=depth.
+    zone_max: Vec<u8>,
+    /// Per zone, max fragments on one node for k fragments in the zone, k = 0..=cores in zone.
+    node_max: Vec<Vec<u8>>,
+    zone_count: Vec<u8>,
+    node_count: Vec<u8>,
+    zone_node_top: Vec<u8>,
+}
+
+impl<'a> SpreadCheck<'a> {
+    fn new(members: &'a [Member], depth: usize) -> SpreadCheck<'a> {
+        let (zones, nodes) = crate::table::domain_counts(members);
+        let mut zone_cores = vec![0usize; zones];
+        let mut node_cores = vec![0usize; nodes];
+        for m in members {
+            zone_cores[m.zone as usize] += 1;
+            node_cores[m.node as usize] += 1;
+        }
+        let caps: Vec<usize> = zone_cores.iter().copied().filter(|&c| c > 0).collect();
+        let zone_max = (0..=depth).map(|w| waterfill_max(&caps, w) as u8).collect();
+        let node_max = (0..zones)
+            .map(|z| {
+                let mut in_zone: Vec<(u32, usize)> = members
+                    .iter()
+                    .filter(|m| m.zone as usize == z)
+                    .map(|m| (m.node, node_cores[m.node as usize]))
+                    .collect();
+                in_zone.dedup();
+                let caps: Vec<usize> = in_zone.iter().map(|&(_, c)| c).collect();
+                (0..=zone_cores[z].min(depth))
+                    .map(|k| waterfill_max(&caps, k) as u8)
+                    .collect()
+            })
+            .collect();
+        SpreadCheck {
+            members,
+            zone_max,
+            node_max,
+            zone_count: vec![0; zones],
+            node_count: vec![0; nodes],
+            zone_node_top: vec![0; zones],
+        }
+    }
+
+    /// Bit i set: the prefix of `row` of width i + 1 holds distinct cores and is as spread as
+    /// the tier allows. An empty slot or a repeated core ends the checked part.
+    fn mask(&mut self, row: &[u32]) -> u32 {
+        let mut mask = 0u32;
+        let (mut top, mut bad_zones) = (0u8, 0usize);
+        let mut seen = 0;
+        for (i, &m) in row.iter().enumerate() {
+            if m == UNSET || row[..i].contains(&m) {
+                break;
+            }
+            seen = i + 1;
+            let member = &self.members[m as usize];
+            let (z, n) = (member.zone as usize, member.node as usize);
+            let before = self.zone_count[z] as usize;
+            let was_ok = self.zone_node_top[z] == self.node_max[z][before];
+            self.zone_count[z] += 1;
+            self.node_count[n] += 1;
+            top = top.max(self.zone_count[z]);
+            self.zone_node_top[z] = self.zone_node_top[z].max(self.node_count[n]);
+            let now_ok = self.zone_node_top[z] == self.node_max[z][before + 1];
+            match (was_ok, now_ok) {
+                (true, false) => bad_zones += 1,
+                (false, true) => bad_zones -= 1,
+                _ => {}
+            }
+            if top == self.zone_max[i + 1] && bad_zones == 0 {
+                mask |= 1 << i;
+            }
+        }
+        for &m in &row[..seen] {
+            let member = &self.members[m as usize];
+            self.zone_count[member.zone as usize] = 0;
+            self.zone_node_top[member.zone as usize] = 0;
+            self.node_count[member.node as usize] = 0;
+        }
+        mask
+    }
+}
+
+struct Rebalancer<'a> {
+    members: &'a [Member],
+    pgs: usize,
+    depth: usize,
+    total_weight: i128,
+    /// Per prefix w = 0..=depth and member: ⌊fair share⌋, the growth of the share to gain
+    /// (⌊max(0, s − s')⌋), the load bound, the previous load.
+    share_floor: Vec<Vec<u64>>,
+    growth: Vec<Vec<u64>>,
+    cap: Vec<Vec<u64>>,
+    prev_load: Vec<Vec<u64>>,
+    /// Per member: its share shrank (it must shed down to its bound), grew (it must gain).
+    shrank: Vec<bool>,
+    grew: Vec<bool>,
+    slots: Vec<u32>,
+    /// Per prefix w = 0..=depth and member: the load of the current slots.
+    current: Vec<Vec<u64>>,
+    /// Loads of the settled positions.
+    settled: Vec<u64>,
+    check: SpreadCheck<'a>,
+    stats: Stats,
+}
+
+/// The previous table mapped onto the new members: slots (empty where the core left or the
+/// position is new), previous loads per prefix w = 0..=depth, and the number of empty slots.
+fn carry_over(
+    members: &[Member],
+    pgs: usize,
+    depth: usize,
+    previous: &StateTable,
+) -> (Vec<u32>, Vec<Vec<u64>>, u64) {
+    let to_new: Vec<u32> = previous
+        .members
+        .iter()
+        .map(|(id, _)| {
+            members
+                .binary_search_by_key(id, |m| m.id)
+                .map_or(UNSET, |i| i as u32)
+        })
+        .collect();
+    let mut slots = vec![UNSET; pgs * depth];
+    let mut orphaned = 0;
+    let mut prev_load = vec![vec![0u64; members.len()]; depth + 1];
+    for pg in 0..pgs {
+        for r in 0..depth {
+            let m = if r < previous.depth {
+                to_new[previous.slots[pg * previous.depth + r] as usize]
+            } else {
+                UNSET
+            };
+            slots[pg * depth + r] = m;
+            if m == UNSET {
+                orphaned += 1;
+            } else {
+                prev_load[r + 1][m as usize] += 1;
+            }
+        }
+    }
+    for w in 1..=depth {
+        let (before, from) = prev_load.split_at_mut(w);
+        for (load, earlier) in from[0].iter_mut().zip(&before[w - 1]) {
+            *load += earlier;
+        }
+    }
+    (slots, prev_load, orphaned)
+}
+
+/// Step 2's inputs per prefix w = 0..=depth and member: ⌊s⌋, ⌊max(0, s − s')⌋ and the load
+/// bound; per member: whether its share shrank, and whether it must gain.
+struct Targets {
+    share_floor: Vec<Vec<u64>>,
+    growth: Vec<Vec<u64>>,
+    cap: Vec<Vec<u64>>,
+    shrank: Vec<bool>,
+    grew: Vec<bool>,
+}
+
+fn targets(
+    members: &[Member],
+    pgs: u32,
+    depth: usize,
+    slack_permille: u64,
+    previous: &StateTable,
+) -> Targets {
+    let n = members.len();
+    let prev_weight: Vec<u64> = members
+        .iter()
+        .map(|m| {
+            previous
+                .members
+                .binary_search_by_key(&m.id, |(id, _)| *id)
+                .map_or(0, |i| u64::from(previous.members[i].1))
+        })
+        .collect();
+    let prev_total: u64 = previous.members.iter().map(|(_, w)| u64::from(*w)).sum();
+    let total: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
+    let mut t = Targets {
+        share_floor: vec![vec![0u64; n]; depth + 1],
+        growth: vec![vec![0u64; n]; depth + 1],
+        cap: vec![vec![0u64; n]; depth + 1],
+        shrank: vec![false; n],
+        grew: vec![false; n],
+    };
+    let (total_now, total_before) = (u128::from(total), u128::from(prev_total.max(1)));
+    for w in 1..=depth {
+        for (c, m) in members.iter().enumerate() {
+            let scale = w as u128 * u128::from(pgs);
+            let (wt, wp) = (u128::from(m.weight), u128::from(prev_weight[c]));
+            t.share_floor[w][c] = (scale * wt / total_now) as u64;
+            // s − s' = scale × (wt × W' − wp × W) / (W × W').
+            let (now, before) = (wt * total_before, wp * total_now);
+            if now > before {
+                t.growth[w][c] = (scale * (now - before) / (total_now * total_before)) as u64;
+            }
+            t.shrank[c] = now < before;
+            // Only a new core or one whose own weight rose must gain: the others whose share
+            // grows (a core left) get the departed core's slots, no more.
+            t.grew[c] = now > before && wt > wp;
+            t.cap[w][c] = capacity(w, pgs, m.weight, total, slack_permille);
+        }
+    }
+    t
+}
+
+impl<'a> Rebalancer<'a> {
+    fn new(
+        members: &'a [Member],
+        pgs: u32,
+        depth: usize,
+        slack_permille: u64,
+        previous: &StateTable,
+    ) -> Rebalancer<'a> {
+        let (slots, prev_load, orphaned) = carry_over(members, pgs as usize, depth, previous);
+        let t = targets(members, pgs, depth, slack_permille, previous);
+        let total: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
+        Rebalancer {
+            members,
+            pgs: pgs as usize,
+            depth,
+            total_weight: i128::from(total),
+            share_floor: t.share_floor,
+            growth: t.growth,
+            cap: t.cap,
+            current: prev_load.clone(),
+            prev_load,
+            shrank: t.shrank,
+            grew: t.grew,
+            slots,
+            settled: vec![0; members.len()],
+            check: SpreadCheck::new(members, depth),
+            stats: Stats {
+                orphaned,
+                ..Stats::default()
+            },
+        }
+    }
+
+    /// s − load of member `c` for prefix `w` with `load` fragments, in units of 1 / W.
+    fn need(&self, c: usize, w: usize, load: u64) -> i128 {
+        let share = (w * self.pgs) as i128 * i128::from(self.members[c].weight);
+        share - i128::from(load) * self.total_weight
+    }
+
+    /// The load range of member `c` at `position` (step 2 made per position): at least what
+    /// its share's growth asks (never regaining what it gave at earlier positions), at most its
+    /// bound, or what it held here before if its share did not shrink.
+    fn range(&self, c: usize, position: usize) -> (u64, u64) {
+        let w = position + 1;
+        let settled = self.settled[c];
+        let had_here = self.prev_load[w][c] - self.prev_load[position][c];
+        let gained = settled.saturating_sub(self.prev_load[position][c]);
+        let lo = if self.grew[c] {
+            let want = (had_here + self.growth[w][c]).saturating_sub(gained);
+            self.share_floor[w][c].saturating_sub(settled).min(want)
+        } else {
+            0
+        };
+        let hi = self.bound(c, w).saturating_sub(settled);
+        (lo, hi.max(lo))
+    }
+
+    /// The load bound of member `c` over the prefix of width `w`.
+    fn bound(&self, c: usize, w: usize) -> u64 {
+        if self.shrank[c] {
+            self.cap[w][c]
+        } else {
+            self.cap[w][c].max(self.prev_load[w][c])
+        }
+    }
+
+    /// How many more slots at `position` member `c` may take without any prefix from
+    /// `position + 1` on exceeding its bound, given the current later slots.
+    fn headroom(&self, c: usize, position: usize) -> i64 {
+        (position + 1..=self.depth)
+            .map(|w| self.bound(c, w) as i64 - self.current[w][c] as i64)
+            .min()
+            .expect("position < depth")
+    }
+
+    /// Sets a slot, keeping `current` in step.
+    fn set(&mut self, pg: usize, position: usize, m: u32) {
+        let slot = &mut self.slots[pg * self.depth + position];
+        let old = std::mem::replace(slot, m);
+        for w in position + 1..=self.depth {
+            if old != UNSET {
+                self.current[w][old as usize] -= 1;
+            }
+            if m != UNSET {
+                self.current[w][m as usize] += 1;
+            }
+        }
+    }
+
+    fn row(&self, pg: usize) -> &[u32] {
+        &self.slots[pg * self.depth..(pg + 1) * self.depth]
+    }
+
+    /// Steps 3 and 4 for one position.
+    fn settle(&mut self, position: usize) {
+        let n = self.members.len();
+        let mut load = vec![0u64; n];
+        for pg in 0..self.pgs {
+            let m = self.slots[pg * self.depth + position];
+            if m != UNSET {
+                load[m as usize] += 1;
+            }
+        }
+        for pg in 0..self.pgs {
+            self.repair(pg, position, &mut load);
+        }
+        self.balance(position, &mut load);
+        for (s, l) in self.settled.iter_mut().zip(&load) {
+            *s += l;
+        }
+    }
+
+    /// Step 3 for one slot: replace it if empty or no longer spread.
+    fn repair(&mut self, pg: usize, position: usize, load: &mut [u64]) {
+        let bit = 1u32 << position;
+        let mut row = [UNSET; crate::limits::WIDTH_MAX];
+        row[..self.depth].copy_from_slice(self.row(pg));
+        let row = &mut row[..self.depth];
+        let current = row[position];
+        if current != UNSET && self.check.mask(row) & bit != 0 {
+            return;
+        }
+        let w = position + 1;
+        let later = !((bit << 1) - 1);
+        let mut best: Option<(RepairKey, u32, Option<usize>)> = None;
+        for c in 0..self.members.len() as u32 {
+            if row[..position].contains(&c) {
+                continue;
+            }
+            let dup = row[position + 1..].iter().position(|&m| m == c);
+            let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+            trial[..self.depth].copy_from_slice(row);
+            trial[position] = c;
+            if let Some(j) = dup {
+                trial[position + 1 + j] = UNSET;
+            }
+            let mask = self.check.mask(&trial[..self.depth]);
+            let cu = c as usize;
+            let lo = self.range(cu, position).0;
+            let key = (
+                mask & bit != 0,
+                (mask & later).count_ones(),
+                dup.is_none(),
+                load[cu] < lo,
+                self.headroom(cu, position) > 0,
+                self.need(cu, w, self.settled[cu] + load[cu]),
+            );
+            // Strictly better only: the smallest member wins ties.
+            if best.as_ref().is_none_or(|(k, _, _)| key > *k) {
+                best = Some((key, c, dup.map(|j| position + 1 + j)));
+            }
+        }
+        let (_, c, dup) = best.expect("a row always has a free core: members >= depth");
+        if current == UNSET {
+            // Counted as orphaned when the previous core was mapped.
+        } else {
+            load[current as usize] -= 1;
+            self.stats.spread_repairs += 1;
+        }
+        load[c as usize] += 1;
+        if let Some(j) = dup {
+            self.set(pg, j, UNSET);
+            self.stats.orphaned += 1;
+        }
+        self.set(pg, position, c);
+    }
+
+    /// Step 4 for one position.
+    fn balance(&mut self, position: usize, load: &mut [u64]) {
+        let n = self.members.len();
+        let w = position + 1;
+        let (lo, hi): (Vec<u64>, Vec<u64>) = (0..n).map(|c| self.range(c, position)).unzip();
+        let mut at: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
+        for pg in 0..self.pgs {
+            at[self.slots[pg * self.depth + position] as usize].insert(pg as u32);
+        }
+        let need = |this: &Self, c: usize, l: &[u64]| this.need(c, w, this.settled[c] + l[c]);
+        // Shed first, to the cores that must gain if spread lets them: each such slot is one
+        // the growing cores would otherwise take from someone else.
+        let mut stuck = vec![false; n];
+        while let Some(d) = (0..n)
+            .filter(|&d| !stuck[d] && load[d] > hi[d])
+            .min_by_key(|&d| (need(self, d, load), d))
+        {
+            let mut receivers: Vec<usize> = (0..n)
+                .filter(|&c| c != d && self.headroom(c, position) > 0)
+                .collect();
+            receivers.sort_by_key(|&c| {
+                let key = (load[c] < lo[c], self.grew[c], need(self, c, load));
+                (std::cmp::Reverse(key), c)
+            });
+            // When spread leaves no core with room, at least level: a core less loaded (for
+            // its share) by more than one slot, as a stateless table would have it.
+            let nd = need(self, d, load);
+            let mut leveling: Vec<usize> = (0..n)
+                .filter(|&c| {
+                    c != d
+                        && self.headroom(c, position) <= 0
+                        && need(self, c, load) > nd + self.total_weight
+                })
+                .collect();
+            leveling.sort_by_key(|&c| (std::cmp::Reverse(need(self, c, load)), c));
+            receivers.extend(leveling);
+            if self.move_one(position, &[d], &receivers, &mut at, load, true) {
+                self.stats.shed += 1;
+            } else {
+                stuck[d] = true;
+                self.stats.stuck += 1;
+            }
+        }
+        // Then the cores below their range take from the least needy cores that may give: above
+        // their own range's floor, or less needy by more than one slot (leveling). Each move
+        // lowers Σ need² or a receiver's shortfall, so this ends; the bound is a backstop.
+        let mut stuck = vec![false; n];
+        for _ in 0..2 * self.pgs {
+            let Some(c) = (0..n)
+                .filter(|&c| !stuck[c] && load[c] < lo[c] && self.headroom(c, position) > 0)
+                .max_by_key(|&c| (need(self, c, load), std::cmp::Reverse(c)))
+            else {
+                break;
+            };
+            let nc = need(self, c, load);
+            let mut donors: Vec<usize> = (0..n)
+                .filter(|&d| {
+                    let nd = need(self, d, load);
+                    d != c
+                        && load[d] > 0
+                        && (nd + self.total_weight < nc || (load[d] > lo[d] && nd < nc))
+                })
+                .collect();
+            donors.sort_by_key(|&d| (need(self, d, load), d));
+            if !self.move_one(position, &donors, &[c], &mut at, load, false) {
+                stuck[c] = true;
+                self.stats.stuck += 1;
+            }
+        }
+    }
+
+    /// Moves one slot of `position` from the first donor (in order) to the first receiver (in
+    /// order) for which some PG keeps every spread prefix of its row; false if none does. A PG
+    /// whose row holds the receiver at a later position may swap the two (two slots change);
+    /// direct moves are tried first.
+    fn move_one(
+        &mut self,
+        position: usize,
+        donors: &[usize],
+        receivers: &[usize],
+        at: &mut [BTreeSet<u32>],
+        load: &mut [u64],
+        swaps: bool,
+    ) -> bool {
+        for swap in [false, swaps] {
+            for &d in donors {
+                for &c in receivers {
+                    let Some((pg, later)) = self.movable(position, d, c, &at[d], swap) else {
+                        continue;
+                    };
+                    self.set(pg as usize, position, c as u32);
+                    self.stats.balance_moves += 1;
+                    if let Some(j) = later {
+                        self.set(pg as usize, j, d as u32);
+                        self.stats.balance_moves += 1;
+                        self.stats.swaps += 1;
+                    }
+                    at[d].remove(&pg);
+                    at[c].insert(pg);
+                    load[d] -= 1;
+                    load[c] += 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The first PG of `pgs` (holding `d` at `position`) where `c` may replace `d`: directly,
+    /// or with `swap`, by moving `d` to a later position j of the row (returned) whose core
+    /// leaves the row: `c` itself (the two trade places), or a core that need not keep it (not
+    /// one that must gain). Either way two slots change.
+    fn movable(
+        &mut self,
+        position: usize,
+        d: usize,
+        c: usize,
+        pgs: &BTreeSet<u32>,
+        swap: bool,
+    ) -> Option<(u32, Option<usize>)> {
+        let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+        let c = c as u32;
+        for &pg in pgs {
+            let row = &self.slots[pg as usize * self.depth..(pg as usize + 1) * self.depth];
+            debug_assert_eq!(row[position] as usize, d);
+            let at = row.iter().position(|&m| m == c);
+            if !swap && at.is_some() || at.is_some_and(|j| j < position) {
+                continue;
+            }
+            trial[..self.depth].copy_from_slice(row);
+            let before = self.check.mask(&trial[..self.depth]);
+            if !swap {
+                trial[position] = c;
+                if self.check.mask(&trial[..self.depth]) & before == before {
+                    return Some((pg, None));
+                }
+                continue;
+            }
+            for j in position + 1..self.depth {
+                let e = row[j];
+                if e == UNSET
+                    || at.is_some_and(|a| a != j)
+                    || (at.is_none() && self.grew[e as usize])
+                {
+                    continue;
+                }
+                trial[..self.depth].copy_from_slice(row);
+                trial[position] = c;
+                trial[j] = d as u32;
+                if self.check.mask(&trial[..self.depth]) & before == before {
+                    return Some((pg, Some(j)));
+                }
+            }
+        }
+        None
+    }
+}

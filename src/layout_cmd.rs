@@ -1,0 +1,353 @@
+//! `percore layout check|show|diff|apply`: the operator's view of a layout file and of the
+//! cluster's placement state (the stored PG tables; see placement/README.md). Reads files,
+//! prints, and `apply` writes the new state atomically; all placement logic is in the
+//! `placement` crate.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use placement::{plan, plan_states, Layout, Plan, Scheme, State};
+
+#[derive(Subcommand)]
+pub enum LayoutCommand {
+    /// Validate a layout file and print a summary: policies, the spread each storage class
+    /// achieves, the balance of the PG tables, and warnings.
+    Check {
+        /// The layout file (TOML).
+        file: PathBuf,
+    },
+    /// Print the policies of a layout and, with --bucket and --key, where an object lands.
+    Show {
+        /// The layout file (TOML).
+        file: PathBuf,
+        #[arg(long, requires = "key")]
+        bucket: Option<String>,
+        #[arg(long, requires = "bucket")]
+        key: Option<String>,
+        /// Storage class of the object.
+        #[arg(long, default_value = "STANDARD")]
+        class: String,
+        /// Size of the object in bytes (small objects are replicated).
+        #[arg(long, default_value_t = 1 << 20)]
+        size: u64,
+    },
+    /// Print the movement plan from OLD to NEW: a summary and the first moves. Each is a layout
+    /// file (its stateless tables) or a state file; a state OLD and a layout NEW preview what
+    /// `apply` would do.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Moves to list (0: only the summary).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move the cluster to the layout file NEW: rebalance the PG tables stored in the state
+    /// file from their previous version with the fewest moves (or, with no state file yet,
+    /// start from the stateless tables), print the plan and write the new state atomically.
+    Apply {
+        /// The state file (the stored PG tables); created if missing.
+        #[arg(long)]
+        state: PathBuf,
+        /// The new layout file (TOML); its version must be greater than the state's.
+        new: PathBuf,
+        /// Moves to list (0: only the summary).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the plan without writing the state.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(cmd: &LayoutCommand) -> anyhow::Result<()> {
+    match cmd {
+        LayoutCommand::Check { file } => check(file),
+        LayoutCommand::Show {
+            file,
+            bucket,
+            key,
+            class,
+            size,
+        } => {
+            let layout = load(file)?;
+            print_policies(&layout);
+            if let (Some(bucket), Some(key)) = (bucket, key) {
+                locate(&layout, bucket, key, class, *size)?;
+            }
+            Ok(())
+        }
+        LayoutCommand::Diff { old, new, limit } => diff(old, new, *limit),
+        LayoutCommand::Apply {
+            state,
+            new,
+            limit,
+            dry_run,
+        } => apply(state, new, *limit, *dry_run),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Layout> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Layout::from_toml_str(&text)
+        .with_context(|| format!("{} is not a valid layout", path.display()))
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let layout = load(path)?;
+    let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
+    for c in layout.cores() {
+        *tiers.entry(c.tier.to_string()).or_default() += 1;
+    }
+    let tiers: Vec<String> = tiers.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!(
+        "{}: layout version {}, {} placement groups, balance slack {} %",
+        path.display(),
+        layout.version(),
+        layout.placement_groups(),
+        layout.balance_slack_percent()
+    );
+    println!(
+        "  {} zones, {} nodes, {} cores ({})",
+        layout.zones().len(),
+        layout.nodes().len(),
+        layout.cores().len(),
+        tiers.join(", ")
+    );
+    print_policies(&layout);
+    println!("spread (the worst placement group of each class):");
+    for r in layout.reports() {
+        let [zone, node, core] = r.pgs_distinct;
+        println!(
+            "  {:<14} {:<12} {}  [PGs in distinct zones {zone}, nodes {node}, cores only {core}]",
+            r.class,
+            r.scheme.to_string(),
+            r.worst
+        );
+    }
+    println!("balance (fullest core / fair share, by table prefix):");
+    for t in layout.tables() {
+        let widths: Vec<String> = (1..=t.depth())
+            .filter(|w| [1, 2, 3, 4, 6, 8, 12, 16, 24, 32].contains(w) || *w == t.depth())
+            .map(|w| format!("w={w} {:.3}", t.balance(w).max_over_share))
+            .collect();
+        println!(
+            "  {}: {} cores, {} positions: {}",
+            t.tier(),
+            t.members().len(),
+            t.depth(),
+            widths.join(", ")
+        );
+    }
+    for w in layout.warnings() {
+        println!("WARNING: {w}");
+    }
+    println!("ok");
+    Ok(())
+}
+
+fn print_policies(layout: &Layout) {
+    println!("policies:");
+    for (class, p) in layout.policies() {
+        let small = match p.scheme {
+            Scheme::Ec { .. } if p.small_object_bytes > 0 => format!(
+                ", {} under {} bytes",
+                Scheme::Replicas(p.small_replicas),
+                p.small_object_bytes
+            ),
+            _ => String::new(),
+        };
+        let origin = if p.explicit {
+            "layout file"
+        } else {
+            "default rule"
+        };
+        println!("  {class:<14} {} on {}{small} ({origin})", p.scheme, p.tier);
+    }
+}
+
+fn locate(layout: &Layout, bucket: &str, key: &str, class: &str, size: u64) -> anyhow::Result<()> {
+    let pg = layout.pg_of(bucket.as_bytes(), key.as_bytes());
+    let policy = layout.policy_for(class, size)?;
+    let placed = layout.cores_for(pg, &policy)?;
+    println!(
+        "object {bucket}/{key} ({size} bytes, {class}): placement group {pg}, {} on {}",
+        policy.scheme, policy.tier
+    );
+    println!("  {}", placed.spread);
+    for (i, id) in placed.cores.iter().enumerate() {
+        let core = &layout.cores()[layout.core_index(*id).expect("a placed core exists")];
+        let (address, port) = layout.endpoint(*id).expect("a placed core exists");
+        let role = if i == 0 { " (primary)" } else { "" };
+        println!(
+            "  fragment {i}: core {id} at {address}:{port}, zone {}{role}",
+            layout.zones()[core.zone as usize]
+        );
+    }
+    Ok(())
+}
+
+/// A file given to `diff`: a layout (TOML) or a state (stored tables).
+enum Input {
+    Layout(Box<Layout>),
+    State(State),
+}
+
+fn load_input(path: &Path) -> anyhow::Result<Input> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if State::is_state(&bytes) {
+        let state = State::decode(&bytes)
+            .with_context(|| format!("{} is not a valid state file", path.display()))?;
+        return Ok(Input::State(state));
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is neither a layout nor a state file", path.display()))?;
+    let layout = Layout::from_toml_str(&text)
+        .with_context(|| format!("{} is not a valid layout", path.display()))?;
+    Ok(Input::Layout(Box::new(layout)))
+}
+
+fn diff(old: &Path, new: &Path, limit: usize) -> anyhow::Result<()> {
+    let p = match (load_input(old)?, load_input(new)?) {
+        (Input::Layout(a), Input::Layout(b)) => {
+            if a.policies() != b.policies() {
+                println!(
+                    "note: policies differ; they apply to objects written from the new version on"
+                );
+            }
+            plan(&a, &b)?
+        }
+        (Input::State(a), Input::State(b)) => plan_states(&a, &b)?,
+        (Input::Layout(a), Input::State(b)) => plan_states(&a.state(), &b)?,
+        (Input::State(a), Input::Layout(_)) => {
+            // Rebalance from the state, as `apply` would.
+            let text = std::fs::read_to_string(new)?;
+            let b = Layout::from_toml_str_and_state(&text, Some(&a))
+                .with_context(|| format!("{} cannot follow {}", new.display(), old.display()))?;
+            plan_states(&a, &b.state())?
+        }
+    };
+    print_plan(&p, limit);
+    Ok(())
+}
+
+fn print_plan(p: &Plan, limit: usize) {
+    println!(
+        "layout {} -> {}: {} of {} fragment slots move ({:.2} %); lower bound for the new loads: {}",
+        p.old_version,
+        p.new_version,
+        p.moves.len(),
+        p.slots,
+        p.moved_fraction() * 100.0,
+        p.lower_bound
+    );
+    let per_core = p.per_core();
+    let mut busiest: Vec<_> = per_core.iter().collect();
+    busiest.sort_by_key(|(id, (i, o))| (std::cmp::Reverse(i + o), **id));
+    for (id, (received, given)) in busiest.iter().take(limit) {
+        println!("  core {id}: receives {received}, gives {given}");
+    }
+    for m in p.moves.iter().take(limit) {
+        println!(
+            "  move {} pg {} fragment {}: {} -> {}",
+            m.tier, m.pg, m.fragment, m.from, m.to
+        );
+    }
+    if p.moves.len() > limit {
+        println!("  ... {} more moves", p.moves.len() - limit);
+    }
+}
+
+fn apply(state_path: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(new).with_context(|| format!("reading {}", new.display()))?;
+    let previous = match std::fs::read(state_path) {
+        Ok(bytes) => Some(
+            State::decode(&bytes)
+                .with_context(|| format!("{} is not a valid state file", state_path.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading {}", state_path.display()));
+        }
+    };
+    let layout = Layout::from_toml_str_and_state(&text, previous.as_ref())
+        .with_context(|| format!("{} is not a valid next layout", new.display()))?;
+    let state = layout.state();
+    match &previous {
+        None => println!(
+            "{}: no state yet: the stateless tables of layout version {} start the cluster",
+            state_path.display(),
+            layout.version()
+        ),
+        Some(old) if old.layout_version == layout.version() => {
+            println!(
+                "{} already holds the tables of layout version {}: nothing to do",
+                state_path.display(),
+                layout.version()
+            );
+            return Ok(());
+        }
+        Some(old) => {
+            print_plan(&plan_states(old, &state)?, limit);
+            for (table, stats) in layout.tables().iter().zip(layout.rebalance_stats()) {
+                println!(
+                    "  {}: {} slots without a core, {} spread repairs, {} balance moves \
+                     ({} shed over the bound, {} position swaps), {} left unbalanced by spread",
+                    table.tier(),
+                    stats.orphaned,
+                    stats.spread_repairs,
+                    stats.balance_moves,
+                    stats.shed,
+                    stats.swaps,
+                    stats.stuck
+                );
+            }
+        }
+    }
+    for w in layout.warnings() {
+        println!("WARNING: {w}");
+    }
+    if dry_run {
+        println!("dry run: {} not written", state_path.display());
+        return Ok(());
+    }
+    write_atomically(state_path, &state.encode())?;
+    println!(
+        "{}: tables of layout version {} written",
+        state_path.display(),
+        layout.version()
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it, renames it over `path` and
+/// syncs the directory: a crash leaves the old state or the new one, never a torn file (and a
+/// torn file would fail the state's length and checksum checks anyway).
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
