@@ -2,9 +2,13 @@
 //! - `serve`: one node with its S3 gateway (the embedded default);
 //! - `key create`: add a user to a data directory;
 //! - `node`: run a storage node (its cores and their TCP ports), no S3 gateway;
-//! - `stats`: print the counters of a running node's cores.
+//! - `stats`: print the counters of a running node's cores;
+//! - `layout check|show|diff`: inspect layout files (`layout_cmd`).
 //!
 //! The cluster commands (`gateway`, `dev`, `status`) come with the cluster issue.
+
+mod layout_cmd;
+mod node_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -44,6 +48,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         cores: u16,
     },
+    /// Check, show and compare layout files (the cluster map; see placement/README.md).
+    #[command(subcommand)]
+    Layout(layout_cmd::LayoutCommand),
 }
 
 #[derive(Subcommand)]
@@ -60,28 +67,101 @@ enum KeyCommand {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Data directory: partitions in DIR/core-N, credentials in DIR/credentials.toml.
-    #[arg(long, default_value = "./percore-data")]
-    data: PathBuf,
-    /// Address of the S3 endpoint.
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    listen: SocketAddr,
+    /// Node settings in TOML (data dir, listen address, one [[core]] table per disk partition
+    /// with its dir and CPU, …; see README). Flags given here win over the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory: credentials, users, and the partitions (DIR/core-N) unless the config
+    /// file places them. [default: ./percore-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Address of the S3 endpoint. [default: 127.0.0.1:9000]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Cores: a count (e.g. 4), or a list of CPUs to pin one core each to (e.g. 0,2-3).
-    /// Default: one per CPU.
+    /// Default: the config file's [[core]] tables, else one per CPU.
     #[arg(long)]
     cores: Option<String>,
     /// Extra users: a TOML file of [[user]] tables with name, access_key, secret_key.
     #[arg(long)]
     users: Option<PathBuf>,
-    /// The region reported to clients.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The region reported to clients. [default: us-east-1]
+    #[arg(long)]
+    region: Option<String>,
     /// Base domain for virtual-host-style requests (bucket.DOMAIN); path style always works.
     #[arg(long)]
     domain: Option<String>,
     /// glommio I/O memory per core in KiB; must fit RLIMIT_MEMLOCK (see tuning/README.md).
-    #[arg(long, default_value_t = 2048)]
+    /// [default: 2048]
+    #[arg(long)]
+    io_memory_kib: Option<usize>,
+}
+
+/// `percore serve`'s settings once flags, the config file and defaults are merged.
+struct ServeSettings {
+    data: PathBuf,
+    listen: SocketAddr,
+    /// One entry per core: its partition dir and the CPU it is pinned to.
+    cores: Vec<engine::CoreConfig>,
+    users: Option<PathBuf>,
+    region: String,
+    domain: Option<String>,
     io_memory_kib: usize,
+}
+
+impl ServeSettings {
+    fn resolve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
+        let file = match &args.config {
+            Some(path) => node_config::NodeFile::load(path)?,
+            None => node_config::NodeFile::default(),
+        };
+        let data = args
+            .data
+            .clone()
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("./percore-data"));
+        let cores = if args.cores.is_some() || file.cores.is_empty() {
+            parse_cores(args.cores.as_deref())?
+                .into_iter()
+                .enumerate()
+                .map(|(i, cpu)| engine::CoreConfig {
+                    index: i as u32,
+                    dir: data.join(format!("core-{i}")),
+                    cpu,
+                })
+                .collect()
+        } else {
+            file.cores
+                .iter()
+                .enumerate()
+                .map(|(i, c)| engine::CoreConfig {
+                    index: i as u32,
+                    dir: c.dir.clone(),
+                    cpu: c.cpu,
+                })
+                .collect()
+        };
+        let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
+        if io_memory_kib == 0 {
+            bail!("--io-memory-kib must be positive");
+        }
+        Ok(ServeSettings {
+            data,
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            cores,
+            users: args.users.clone().or(file.users),
+            region: args
+                .region
+                .clone()
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            domain: args.domain.clone().or(file.domain),
+            io_memory_kib,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -132,6 +212,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Node(args) => run_node(&args),
         Command::Stats { listen, cores } => stats(listen, cores),
+        Command::Layout(cmd) => layout_cmd::run(&cmd),
     }
 }
 
@@ -158,12 +239,13 @@ fn run_node(args: &NodeArgs) -> anyhow::Result<()> {
     cfg.io_memory_bytes = args.io_memory_kib * 1024;
     cfg.listen = Some((args.listen.ip(), args.listen.port()));
     let node = Node::start(&cfg).context("starting the node")?;
-    print_endpoints(args.listen.ip(), args.listen.port(), cores);
+    // Before the "ready" line: a stop sent right after it must drain, not kill.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])
     .context("installing signal handlers")?;
+    print_endpoints(args.listen.ip(), args.listen.port(), cores);
     let _ = signals.forever().next();
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
     node.shutdown();
@@ -231,28 +313,26 @@ fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> 
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let cores = parse_cores(args.cores.as_deref())?;
-    check_core_count(&args.data, cores.len())?;
+    let settings = ServeSettings::resolve(args)?;
+    check_core_count(&settings.data, settings.cores.len())?;
     let mut users = gateway::creds::Users::default();
-    let root = gateway::creds::root_user(&args.data)?;
+    let root = gateway::creds::root_user(&settings.data)?;
     users.add(root.clone()).map_err(anyhow::Error::msg)?;
-    for u in gateway::creds::data_dir_users(&args.data)? {
+    for u in gateway::creds::data_dir_users(&settings.data)? {
         users.add(u).map_err(anyhow::Error::msg)?;
     }
-    if let Some(path) = &args.users {
+    if let Some(path) = &settings.users {
         for u in gateway::creds::users_file(path)? {
             users
                 .add(u)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
     }
-    let mut cfg = NodeConfig::simple(1, &args.data, cores.len() as u32);
-    for (c, cpu) in cfg.cores.iter_mut().zip(&cores) {
-        c.cpu = *cpu;
-    }
-    cfg.io_memory_bytes = args.io_memory_kib * 1024;
+    let mut cfg = NodeConfig::simple(1, &settings.data, settings.cores.len() as u32);
+    cfg.cores.clone_from(&settings.cores);
+    cfg.io_memory_bytes = settings.io_memory_kib * 1024;
     let node = Node::start(&cfg).context("starting the storage cores")?;
-    if cores.len() == 1 {
+    if settings.cores.len() == 1 {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -263,39 +343,43 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let service = gateway::service(
         node.handles().to_vec(),
         users,
-        &args.region,
-        args.domain.as_deref(),
+        &settings.region,
+        settings.domain.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .block_on(tokio::net::TcpListener::bind(settings.listen))
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // The handlers are in place before the endpoint is printed: whoever reads it may stop the
+    // server at once, and that must drain, not kill it.
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()?
+    };
     println!("endpoint: http://{}", listener.local_addr()?);
-    println!("region: {}", args.region);
+    println!("region: {}", settings.region);
     println!("access_key: {}", root.access_key);
     println!("secret_key: {}", root.secret_key);
-    println!("cores: {}", cores.len());
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown_signal()));
+    println!("cores: {}", settings.cores.len());
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     drop(runtime);
     node.shutdown();
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Registers SIGTERM and SIGINT now (inside a tokio runtime) and returns the future that ends
+/// at the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        _ => std::future::pending::<()>().await,
-    }
+    })
 }
 
 fn print_endpoints(ip: IpAddr, base: u16, cores: u32) {

@@ -30,6 +30,8 @@ pub enum BackendError {
 pub struct Backend {
     cores: Vec<CoreHandle>,
     hlc_last: AtomicU64,
+    /// The STANDARD policy of this node (`ec::node_policy`).
+    policy: placement::ClassPolicy,
 }
 
 /// 64-bit FNV-1a: stable across processes, versions and machines (routing must never change
@@ -80,6 +82,7 @@ impl Backend {
     pub fn new(cores: Vec<CoreHandle>) -> Backend {
         assert!(!cores.is_empty(), "a node has at least one core");
         Backend {
+            policy: crate::ec::node_policy(cores.len()),
             cores,
             hlc_last: AtomicU64::new(0),
         }
@@ -87,6 +90,11 @@ impl Backend {
 
     pub fn core_count(&self) -> usize {
         self.cores.len()
+    }
+
+    /// The scheme new data of `size_bytes` is stored with on this node.
+    pub fn policy_for(&self, size_bytes: u64) -> crate::ec::Policy {
+        self.policy.scheme_for(size_bytes)
     }
 
     /// Copies kept of every object and metadata record on this node: 3, or every core when

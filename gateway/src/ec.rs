@@ -8,41 +8,28 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// How an object's stripes are stored: `placement`'s scheme (replicas r, or EC k+m).
+pub use placement::Scheme as Policy;
+
 /// Objects smaller than this are replicated even where EC is the policy (small-object path).
-pub const SMALL_OBJECT_BYTES: u64 = 128 * 1024;
+pub const SMALL_OBJECT_BYTES: u64 = placement::limits::SMALL_OBJECT_BYTES_DEFAULT;
 
-/// How an object's stripes are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// Each chunk stored whole on `n` cores.
-    Replicas(u8),
-    /// Each stripe as k data + m parity shards on k + m distinct cores.
-    Ec { k: u8, m: u8 },
-}
-
-impl Policy {
-    /// The node's default policy for an object of `size` bytes on `cores` cores (one failure
-    /// domain per core on one node): six or more cores: EC 4+2; four or five: EC 2+2; fewer:
-    /// min(3, cores) replicas. Objects under `SMALL_OBJECT_BYTES` are replicated (3 copies, or
-    /// every core when fewer).
-    pub fn for_object(size: u64, cores: usize) -> Policy {
-        let replicas = Policy::Replicas(cores.min(3) as u8);
-        if size < SMALL_OBJECT_BYTES {
-            return replicas;
-        }
-        match cores {
-            6.. => Policy::Ec { k: 4, m: 2 },
-            4 | 5 => Policy::Ec { k: 2, m: 2 },
-            _ => replicas,
-        }
-    }
-
-    /// Cores an object under this policy is spread over.
-    pub fn width(self) -> usize {
-        match self {
-            Policy::Replicas(n) => usize::from(n),
-            Policy::Ec { k, m } => usize::from(k) + usize::from(m),
-        }
+/// The STANDARD policy of a node of `cores` cores, each its own failure domain, by the
+/// `placement` default rule (one source for the rule; see placement/README.md): six or more
+/// cores EC 4+2, four or five EC 2+2, fewer min(3, cores) replicas, and objects under
+/// `SMALL_OBJECT_BYTES` as min(3, cores) replicas. Computed once per node.
+pub fn node_policy(cores: usize) -> placement::ClassPolicy {
+    assert!(cores > 0, "a node has at least one core");
+    let domains = vec![1usize; cores];
+    placement::ClassPolicy {
+        scheme: placement::policy::default_scheme(
+            placement::policy::default_ladder("STANDARD"),
+            &domains,
+        ),
+        tier: placement::Tier::Nvme,
+        small_object_bytes: SMALL_OBJECT_BYTES,
+        small_replicas: placement::policy::default_small_replicas(cores),
+        explicit: false,
     }
 }
 
@@ -86,7 +73,7 @@ pub fn decode_stripe(k: u8, m: u8, available: &[(usize, Bytes)]) -> Result<Vec<B
         .iter()
         .filter(|(i, _)| *i >= k)
         .map(|(i, s)| (*i - k, s.as_ref()));
-    let restored = reed_solomon_simd::decode(k, usize::from(m), originals, recovery)
+    let mut restored = reed_solomon_simd::decode(k, usize::from(m), originals, recovery)
         .map_err(|e| e.to_string())?;
     (0..k)
         .map(|i| {
@@ -94,7 +81,8 @@ pub fn decode_stripe(k: u8, m: u8, available: &[(usize, Bytes)]) -> Result<Vec<B
                 .iter()
                 .find(|(j, _)| *j == i)
                 .map(|(_, s)| s.clone())
-                .or_else(|| restored.get(&i).map(|v| Bytes::from(v.clone())))
+                // Restored shards move into `Bytes` without a copy.
+                .or_else(|| restored.remove(&i).map(Bytes::from))
                 .ok_or_else(|| format!("data shard {i} was not restored"))
         })
         .collect()
@@ -132,11 +120,17 @@ mod tests {
 
     #[test]
     fn default_policy_rule() {
-        assert_eq!(Policy::for_object(1 << 20, 1), Policy::Replicas(1));
-        assert_eq!(Policy::for_object(1 << 20, 2), Policy::Replicas(2));
-        assert_eq!(Policy::for_object(1 << 20, 4), Policy::Ec { k: 2, m: 2 });
-        assert_eq!(Policy::for_object(1 << 20, 12), Policy::Ec { k: 4, m: 2 });
-        assert_eq!(Policy::for_object(1000, 12), Policy::Replicas(3));
+        let of = |size: u64, cores: usize| node_policy(cores).scheme_for(size);
+        assert_eq!(of(1 << 20, 1), Policy::Replicas(1));
+        assert_eq!(of(1 << 20, 2), Policy::Replicas(2));
+        assert_eq!(of(1 << 20, 3), Policy::Replicas(3));
+        assert_eq!(of(1 << 20, 4), Policy::Ec { k: 2, m: 2 });
+        assert_eq!(of(1 << 20, 5), Policy::Ec { k: 2, m: 2 });
+        assert_eq!(of(1 << 20, 6), Policy::Ec { k: 4, m: 2 });
+        assert_eq!(of(1 << 20, 12), Policy::Ec { k: 4, m: 2 });
+        assert_eq!(of(SMALL_OBJECT_BYTES, 12), Policy::Ec { k: 4, m: 2 });
+        assert_eq!(of(SMALL_OBJECT_BYTES - 1, 12), Policy::Replicas(3));
+        assert_eq!(of(1000, 2), Policy::Replicas(2));
         assert_eq!(shard_bytes(1, 4), 2);
         assert_eq!(shard_bytes(1 << 20, 4), 1 << 18);
         assert_eq!(shard_bytes(7, 2), 4);

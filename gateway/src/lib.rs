@@ -6,6 +6,7 @@ pub mod backend;
 pub mod checksum;
 pub mod creds;
 pub mod ec;
+pub mod host;
 pub mod limits;
 pub mod multipart;
 pub mod records;
@@ -27,8 +28,7 @@ pub fn service(
         s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
     builder.set_auth(users);
     if let Some(d) = domain {
-        let host = s3s::host::SingleDomain::new(d).map_err(|e| format!("--domain {d}: {e}"))?;
-        builder.set_host(host);
+        builder.set_host(host::DomainHost::new(d)?);
     }
     Ok(builder.build())
 }

@@ -14,6 +14,9 @@ pub const LIST_KEYS_MAX: usize = 1000;
 pub const PARTS_MAX: usize = 10_000;
 /// The smallest part but the last (S3's limit).
 pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
+/// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record
+/// holds one, so do an object head and the COMPOSITE computation's input per part.
+pub const CHECKSUM_BYTES_MAX: usize = 32;
 /// Tags of one object, and their sizes in characters (S3's limits).
 pub const TAGS_MAX: usize = 10;
 pub const TAG_KEY_CHARS_MAX: usize = 128;

@@ -4,18 +4,24 @@
 //! own version id, size and MD5) whose chunks are stored like a single PUT's. Complete checks
 //! the client's part list (ascending numbers, matching ETags, 5 MiB minimum but the last) and
 //! commits an object head that lists the parts in order: no byte is copied.
+//!
+//! Checksums: an upload created with `x-amz-checksum-algorithm` keeps each part's checksum of
+//! that algorithm in its part record, and Complete derives the object's from them (COMPOSITE or
+//! FULL_OBJECT, `checksum.rs`). Uploads created without one store and check nothing new.
 
 use md5::{Digest, Md5};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CopyPartResult, CreateMultipartUploadInput,
-    CreateMultipartUploadOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListPartsInput, ListPartsOutput, MultipartUpload, Part, UploadPartCopyInput,
-    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, ChecksumType,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompletedPart, CopyPartResult,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload, Part,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::checksum::{self, Hashers};
+use crate::checksum::{
+    self, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
+};
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
@@ -28,11 +34,118 @@ use crate::s3::{
 /// The largest part (S3's limit).
 const PART_BYTES_MAX: u64 = OBJECT_BYTES_MAX;
 
+/// The s3s names of an upload's checksum algorithm and type.
+fn s3_names(c: Option<UploadChecksum>) -> (Option<ChecksumAlgorithm>, Option<ChecksumType>) {
+    let algo = c.map(|c| ChecksumAlgorithm::from_static(c.algo.s3_name()));
+    (algo, c.map(|c| ChecksumType::from_static(c.kind.s3_name())))
+}
+
 fn valid_part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
         .ok()
         .filter(|n| (1..=PARTS_MAX as u32).contains(n))
         .ok_or_else(|| s3_error!(InvalidArgument, "part numbers are 1 to 10000"))
+}
+
+/// The parts a CompleteMultipartUpload names, checked against the uploaded ones: ascending
+/// numbers, matching ETags (and checksums, for an upload with an algorithm), 5 MiB minimum but
+/// the last.
+fn choose_parts(
+    wanted: &[CompletedPart],
+    uploaded: &[(u32, PartRecord)],
+    checksum: Option<UploadChecksum>,
+) -> S3Result<Vec<(u32, PartRecord)>> {
+    let mut chosen: Vec<(u32, PartRecord)> = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let n = valid_part_number(w.part_number.ok_or_else(|| s3_error!(InvalidPart))?)?;
+        if chosen.last().is_some_and(|(last, _)| *last >= n) {
+            return Err(s3_error!(InvalidPartOrder));
+        }
+        let (_, p) = uploaded
+            .iter()
+            .find(|(m, _)| *m == n)
+            .ok_or_else(|| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
+        let given = w
+            .e_tag
+            .as_ref()
+            .map(|e| e.value().trim_matches('"').to_string());
+        if given.as_deref() != Some(hex::encode(p.md5).as_str()) {
+            return Err(s3_error!(
+                InvalidPart,
+                "the ETag of part {n} does not match"
+            ));
+        }
+        // Without an algorithm nothing was stored to compare with: the values are ignored.
+        if let Some(c) = checksum {
+            c.check_part(n, p.checksum.as_ref(), sent_checksums!(w))?;
+        }
+        chosen.push((n, p.clone()));
+    }
+    if let Some((n, _)) = chosen[..chosen.len() - 1]
+        .iter()
+        .find(|(_, p)| p.size < PART_BYTES_MIN)
+    {
+        return Err(s3_error!(EntityTooSmall, "part {n} is smaller than 5 MiB"));
+    }
+    Ok(chosen)
+}
+
+/// The head of a completed upload: its chosen parts in order, the md5-of-md5s `-N` ETag.
+fn completed_head(
+    upload: UploadRecord,
+    chosen: &[(u32, PartRecord)],
+    checksum: Option<ObjectChecksum>,
+    version_id: [u8; 12],
+    policy: crate::ec::Policy,
+) -> ObjectHead {
+    let mut md5s = Md5::new();
+    for (_, p) in chosen {
+        md5s.update(p.md5);
+    }
+    let md5s: [u8; 16] = md5s.finalize().into();
+    let parts: Vec<PartRef> = chosen
+        .iter()
+        .map(|(_, p)| PartRef {
+            version_id: p.version_id,
+            size: p.size,
+        })
+        .collect();
+    ObjectHead {
+        size: parts.iter().map(|p| p.size).sum(),
+        modified_ms: now_ms(),
+        etag: format!("{}-{}", hex::encode(md5s), chosen.len()),
+        version_id,
+        chunk_bytes: CHUNK_BYTES,
+        policy,
+        content_type: upload.content_type,
+        metadata: upload.metadata,
+        headers: upload.headers,
+        parts,
+        checksum,
+    }
+}
+
+/// The checksum of the completed object, checked against the value the client sent for it.
+fn complete_checksum(
+    checksum: Option<UploadChecksum>,
+    chosen: &[(u32, PartRecord)],
+    sent: &[(checksum::Algo, &str)],
+) -> S3Result<Option<ObjectChecksum>> {
+    let Some(c) = checksum else {
+        return match sent.first() {
+            Some((algo, _)) => Err(checksum::ChecksumError::UploadWithout { algo: *algo }.into()),
+            None => Ok(None),
+        };
+    };
+    let parts: Vec<_> = chosen
+        .iter()
+        .map(|(n, p)| (*n, p.checksum.as_ref(), p.size))
+        .collect();
+    let object = c.object_checksum(&parts)?;
+    for (algo, value) in sent {
+        object.verify(*algo, value)?;
+    }
+    Ok(Some(object))
 }
 
 impl Gateway {
@@ -122,6 +235,13 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
+        let checksum = UploadChecksum::parse(
+            input
+                .checksum_algorithm
+                .as_ref()
+                .map(ChecksumAlgorithm::as_str),
+            input.checksum_type.as_ref().map(ChecksumType::as_str),
+        )?;
         self.owned_bucket(&input.bucket, &user).await?;
         let record = UploadRecord {
             owner: user,
@@ -135,6 +255,7 @@ impl Gateway {
                 input.content_language,
                 input.expires,
             ),
+            checksum,
         };
         let hlc = self.backend.hlc();
         let upload_id = hex::encode(new_version_id(hlc, input.key.as_bytes()));
@@ -144,10 +265,13 @@ impl Gateway {
             .meta_put(&cores, &k, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
+        let (checksum_algorithm, checksum_type) = s3_names(checksum);
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_algorithm,
+            checksum_type,
             ..Default::default()
         }))
     }
@@ -157,14 +281,22 @@ impl Gateway {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let user = user_of(&req)?;
-        let algos = checksum::requested(&req.headers)?;
+        let mut algos = checksum::requested(&req.headers)?;
         let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
         let number = valid_part_number(input.part_number)?;
-        self.upload(&input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        if let Some(c) = upload.checksum {
+            // S3 refuses a part checked with another algorithm than the upload's.
+            c.check_part_request(&algos)?;
+            if algos.is_empty() {
+                algos.push(c.algo);
+            }
+        }
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let policy = self.policy_for(None);
@@ -176,7 +308,7 @@ impl Gateway {
             content_length: input.content_length,
             content_md5: input.content_md5.as_deref(),
         };
-        let (size, md5, _) = self
+        let (size, md5, sums) = self
             .store_checked_body(
                 &data_cores,
                 policy,
@@ -186,11 +318,15 @@ impl Gateway {
                 checks,
             )
             .await?;
+        let sum = upload
+            .checksum
+            .and_then(|c| sums.into_iter().find(|s| s.algo() == c.algo));
         let record = PartRecord {
             version_id,
             size,
             md5,
             modified_ms: now_ms(),
+            checksum: sum,
         };
         self.put_part_record(
             &input.bucket,
@@ -201,10 +337,14 @@ impl Gateway {
             hlc,
         )
         .await?;
-        Ok(S3Response::new(UploadPartOutput {
+        let mut out = UploadPartOutput {
             e_tag: Some(etag(&hex::encode(md5))),
             ..Default::default()
-        }))
+        };
+        if let Some(s) = &record.checksum {
+            set_checksum!(out, s.algo(), s.base64());
+        }
+        Ok(S3Response::new(out))
     }
 
     pub(crate) async fn mp_upload_part_copy(
@@ -216,7 +356,8 @@ impl Gateway {
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
         let number = valid_part_number(input.part_number)?;
-        self.upload(&input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -246,7 +387,8 @@ impl Gateway {
         let policy = self.policy_for(None);
         let data_cores = self.data_cores(&input.bucket, &input.key, policy);
         let body = self.object_stream(&src_bucket, &src_key, src, first, len);
-        let mut none = Hashers::new(&[]);
+        let algos: Vec<_> = upload.checksum.map(|c| c.algo).into_iter().collect();
+        let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
             .store_body(
                 &data_cores,
@@ -254,7 +396,7 @@ impl Gateway {
                 &version_id,
                 Some(body),
                 PART_BYTES_MAX,
-                &mut none,
+                &mut hashers,
             )
             .await?;
         let record = PartRecord {
@@ -262,6 +404,7 @@ impl Gateway {
             size,
             md5,
             modified_ms: now_ms(),
+            checksum: hashers.finish().pop(),
         };
         self.put_part_record(
             &input.bucket,
@@ -272,12 +415,16 @@ impl Gateway {
             hlc,
         )
         .await?;
+        let mut result = CopyPartResult {
+            e_tag: Some(etag(&hex::encode(md5))),
+            last_modified: Some(timestamp(record.modified_ms)),
+            ..Default::default()
+        };
+        if let Some(s) = &record.checksum {
+            set_checksum!(result, s.algo(), s.base64());
+        }
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&hex::encode(md5))),
-                last_modified: Some(timestamp(record.modified_ms)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(result),
             ..Default::default()
         }))
     }
@@ -321,7 +468,8 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
-        self.upload(&input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let max = usize::try_from(input.max_parts.unwrap_or(1000))
             .unwrap_or(0)
@@ -338,19 +486,28 @@ impl Gateway {
         let page: Vec<Part> = after
             .into_iter()
             .take(max)
-            .map(|(n, p)| Part {
-                part_number: Some(n as i32),
-                e_tag: Some(etag(&hex::encode(p.md5))),
-                size: Some(p.size as i64),
-                last_modified: Some(timestamp(p.modified_ms)),
-                ..Default::default()
+            .map(|(n, p)| {
+                let mut part = Part {
+                    part_number: Some(n as i32),
+                    e_tag: Some(etag(&hex::encode(p.md5))),
+                    size: Some(p.size as i64),
+                    last_modified: Some(timestamp(p.modified_ms)),
+                    ..Default::default()
+                };
+                if let Some(s) = &p.checksum {
+                    set_checksum!(part, s.algo(), s.base64());
+                }
+                part
             })
             .collect();
         let next = page
             .last()
             .and_then(|p| p.part_number)
             .filter(|_| truncated);
+        let (checksum_algorithm, checksum_type) = s3_names(upload.checksum);
         Ok(S3Response::new(ListPartsOutput {
+            checksum_algorithm,
+            checksum_type,
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(input.upload_id),
@@ -375,9 +532,14 @@ impl Gateway {
         let upload = self
             .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        if let Some(c) = upload.checksum {
+            c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))?;
+        }
+        let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
         let wanted = input
             .multipart_upload
-            .and_then(|m| m.parts)
+            .as_ref()
+            .and_then(|m| m.parts.as_deref())
             .unwrap_or_default();
         if wanted.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
@@ -385,63 +547,16 @@ impl Gateway {
         let uploaded = self
             .parts(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let mut chosen: Vec<(u32, PartRecord)> = Vec::with_capacity(wanted.len());
-        for w in &wanted {
-            let n = valid_part_number(w.part_number.ok_or_else(|| s3_error!(InvalidPart))?)?;
-            if chosen.last().is_some_and(|(last, _)| *last >= n) {
-                return Err(s3_error!(InvalidPartOrder));
-            }
-            let (_, p) = uploaded
-                .iter()
-                .find(|(m, _)| *m == n)
-                .ok_or_else(|| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
-            let given = w
-                .e_tag
-                .as_ref()
-                .map(|e| e.value().trim_matches('"').to_string());
-            if given.as_deref() != Some(hex::encode(p.md5).as_str()) {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "the ETag of part {n} does not match"
-                ));
-            }
-            chosen.push((n, p.clone()));
-        }
-        if let Some((n, _)) = chosen[..chosen.len() - 1]
-            .iter()
-            .find(|(_, p)| p.size < PART_BYTES_MIN)
-        {
-            return Err(s3_error!(EntityTooSmall, "part {n} is smaller than 5 MiB"));
-        }
+        let chosen = choose_parts(wanted, &uploaded, upload.checksum)?;
         let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
         if size > OBJECT_BYTES_MAX * 1000 {
             return Err(s3_error!(EntityTooLarge));
         }
-        let mut md5s = Md5::new();
-        for (_, p) in &chosen {
-            md5s.update(p.md5);
-        }
-        let md5s: [u8; 16] = md5s.finalize().into();
+        let object_checksum = complete_checksum(upload.checksum, &chosen, &sent)?;
         let hlc = self.backend.hlc();
-        let parts: Vec<PartRef> = chosen
-            .iter()
-            .map(|(_, p)| PartRef {
-                version_id: p.version_id,
-                size: p.size,
-            })
-            .collect();
-        let head = ObjectHead {
-            size,
-            modified_ms: now_ms(),
-            etag: format!("{}-{}", hex::encode(md5s), chosen.len()),
-            version_id: new_version_id(hlc, input.upload_id.as_bytes()),
-            chunk_bytes: CHUNK_BYTES,
-            policy: self.policy_for(None),
-            content_type: upload.content_type,
-            metadata: upload.metadata,
-            headers: upload.headers,
-            parts,
-        };
+        let version_id = new_version_id(hlc, input.upload_id.as_bytes());
+        let policy = self.policy_for(None);
+        let head = completed_head(upload, &chosen, object_checksum, version_id, policy);
         self.commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
             .await?;
         self.finish_upload(
@@ -452,13 +567,18 @@ impl Gateway {
             &head.parts,
         )
         .await?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&head.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
-        }))
+        };
+        if let Some(c) = &head.checksum {
+            set_checksum!(out, c.sum.algo(), c.value());
+            out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
+        }
+        Ok(S3Response::new(out))
     }
 
     pub(crate) async fn mp_abort(
@@ -533,11 +653,16 @@ impl Gateway {
             .map(|((k, id), _)| (k.clone(), id.clone()));
         let uploads = page
             .into_iter()
-            .map(|((key, id), u)| MultipartUpload {
-                key: Some(key),
-                upload_id: Some(id),
-                initiated: Some(timestamp(u.initiated_ms)),
-                ..Default::default()
+            .map(|((key, id), u)| {
+                let (checksum_algorithm, checksum_type) = s3_names(u.checksum);
+                MultipartUpload {
+                    key: Some(key),
+                    upload_id: Some(id),
+                    initiated: Some(timestamp(u.initiated_ms)),
+                    checksum_algorithm,
+                    checksum_type,
+                    ..Default::default()
+                }
             })
             .collect();
         Ok(S3Response::new(ListMultipartUploadsOutput {

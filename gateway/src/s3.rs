@@ -12,9 +12,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
-    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CopyObjectResult, CopySource, CreateBucketInput, CreateBucketOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, ChecksumMode, ChecksumType,
+    CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput,
+    CopyObjectOutput, CopyObjectResult, CopySource, CreateBucketInput, CreateBucketOutput,
     CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput,
     DeleteObjectInput, DeleteObjectOutput, DeleteObjectTaggingInput, DeleteObjectTaggingOutput,
     DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition,
@@ -422,7 +422,7 @@ impl Gateway {
         body: Option<S>,
         size_max: u64,
         checks: BodyChecks<'_>,
-    ) -> S3Result<(u64, [u8; 16], Vec<(checksum::Algo, String)>)>
+    ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>)>
     where
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -486,7 +486,7 @@ impl Gateway {
     /// The policy of new data on this node: by size for a PUT or copy, and for multipart
     /// uploads as for a large object (every part of an upload uses the same).
     pub(crate) fn policy_for(&self, size: Option<u64>) -> Policy {
-        Policy::for_object(size.unwrap_or(u64::MAX), self.backend.core_count())
+        self.backend.policy_for(size.unwrap_or(u64::MAX))
     }
 
     /// The bytes [first, first + len) of a stored object, one fragment read at a time.
@@ -746,6 +746,18 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, s).ok()
 }
 
+/// The checksum a GET or HEAD shows: with `x-amz-checksum-mode: ENABLED`, for the whole object
+/// only (S3 shows none for a range; per-part checksums are not kept in the head, so none for
+/// `partNumber` either).
+fn shown_checksum<'a>(
+    head: &'a ObjectHead,
+    mode: Option<&ChecksumMode>,
+    whole: bool,
+) -> Option<&'a checksum::ObjectChecksum> {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    head.checksum.as_ref().filter(|_| enabled && whole)
+}
+
 fn invalid_part_number() -> S3Error {
     let mut e = S3Error::with_message(
         s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
@@ -961,6 +973,12 @@ impl S3 for Gateway {
             )
             .await?;
         let stored = PartRef { version_id, size };
+        // The object keeps one checksum, the first the request asked for (S3 stores one).
+        let stored_checksum = sums.first().map(|sum| checksum::ObjectChecksum {
+            sum: sum.clone(),
+            kind: checksum::Kind::FullObject,
+            parts: 1,
+        });
         let head = ObjectHead {
             size,
             modified_ms: now_ms(),
@@ -978,6 +996,7 @@ impl S3 for Gateway {
                 input.expires,
             ),
             parts: vec![stored],
+            checksum: stored_checksum,
         };
         if let Err(e) = self
             .commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
@@ -995,14 +1014,11 @@ impl S3 for Gateway {
             size: Some(size as i64),
             ..Default::default()
         };
-        for (algo, value) in sums {
-            match algo {
-                checksum::Algo::Crc32 => out.checksum_crc32 = Some(value),
-                checksum::Algo::Crc32c => out.checksum_crc32c = Some(value),
-                checksum::Algo::Crc64Nvme => out.checksum_crc64nvme = Some(value),
-                checksum::Algo::Sha1 => out.checksum_sha1 = Some(value),
-                checksum::Algo::Sha256 => out.checksum_sha256 = Some(value),
-            }
+        for sum in sums {
+            checksum::set_checksum!(out, sum.algo(), sum.base64());
+        }
+        if head.checksum.is_some() {
+            out.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
         }
         Ok(S3Response::new(out))
     }
@@ -1043,12 +1059,14 @@ impl S3 for Gateway {
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
             .then(|| format!("bytes {first}-{}/{}", (first + len).max(1) - 1, head.size));
+        let whole = content_range.is_none();
+        let sum = shown_checksum(&head, input.checksum_mode.as_ref(), whole);
         // response-* query parameters override what is stored (S3 allows them on signed
         // requests only; anonymous access is refused earlier).
         let content_type = input
             .response_content_type
             .or_else(|| (!head.content_type.is_empty()).then(|| head.content_type.clone()));
-        Ok(S3Response::new(GetObjectOutput {
+        let mut out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
             parts_count,
@@ -1074,7 +1092,12 @@ impl S3 for Gateway {
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
             ..Default::default()
-        }))
+        };
+        if let Some(c) = sum {
+            checksum::set_checksum!(out, c.sum.algo(), c.value());
+            out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
+        }
+        Ok(S3Response::new(out))
     }
 
     async fn head_object(
@@ -1102,7 +1125,9 @@ impl S3 for Gateway {
         };
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
-        Ok(S3Response::new(HeadObjectOutput {
+        let whole = input.part_number.is_none() && input.range.is_none();
+        let sum = shown_checksum(&head, input.checksum_mode.as_ref(), whole);
+        let mut out = HeadObjectOutput {
             content_length: Some(length as i64),
             parts_count,
             cache_control: head.header("cache-control"),
@@ -1116,7 +1141,12 @@ impl S3 for Gateway {
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
             ..Default::default()
-        }))
+        };
+        if let Some(c) = sum {
+            checksum::set_checksum!(out, c.sum.algo(), c.value());
+            out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
+        }
+        Ok(S3Response::new(out))
     }
 
     async fn delete_object(
@@ -1204,7 +1234,10 @@ impl S3 for Gateway {
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.contents.len() + page.prefixes.len()) as i32;
         let next = page.next_token();
-        let (contents, prefixes) = page.encoded(&enc);
+        let (mut contents, prefixes) = page.encoded(&enc);
+        if input.fetch_owner == Some(true) {
+            set_owner(&mut contents, &user);
+        }
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -1349,6 +1382,7 @@ impl S3 for Gateway {
             metadata,
             headers,
             parts: vec![PartRef { version_id, size }],
+            checksum: None,
         };
         self.commit_head(&input.bucket, &input.key, &head, hlc, None)
             .await?;
@@ -1443,7 +1477,9 @@ impl S3 for Gateway {
         let next = page
             .next_token()
             .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
-        let (contents, prefixes) = page.encoded(&enc);
+        let (mut contents, prefixes) = page.encoded(&enc);
+        // V1 always names the owner (V2 only with fetch-owner=true).
+        set_owner(&mut contents, &user);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -1599,6 +1635,16 @@ impl ListPage {
             })
             .collect();
         (contents, prefixes)
+    }
+}
+
+/// Every object of a bucket belongs to the bucket's owner (only the owner may write to it).
+fn set_owner(contents: &mut [Object], owner: &str) {
+    for o in contents {
+        o.owner = Some(Owner {
+            display_name: Some(owner.to_owned()),
+            id: Some(owner.to_owned()),
+        });
     }
 }
 

@@ -16,19 +16,30 @@ use crate::limits::CONNECTIONS_MAX;
 /// How long a shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `Expect: 100-continue` with `Content-Length: 0` (boto3 and the aws CLI send it for empty
-/// objects) gets its final response without a `100 Continue`, as RFC 9110 allows; botocore then
-/// keeps stale state on that connection and its next request on it waits for its read timeout
-/// (seen: 60 s per request after each empty PUT). Closing such a connection after the response
-/// costs the client one reconnect instead.
-fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
-    let expects = headers
+/// A request with `Expect: 100-continue` whose body was never asked for leaves the connection
+/// in a state hyper and the client see differently, so such a connection is closed after the
+/// response (the client pays one reconnect):
+/// - with `Content-Length: 0` (boto3 and the aws CLI send it for empty objects) the final
+///   response comes without a `100 Continue`, as RFC 9110 allows; botocore then kept stale state
+///   on that connection and its next request waited for its read timeout (seen: 60 s per
+///   request after each empty PUT);
+/// - an error answered before the body was read (NoSuchUpload on UploadPart, AccessDenied on a
+///   PUT): botocore sends no body after a final response, hyper still expects one and read the
+///   start of the next request as that body (seen: 11 of 400 follow-up requests got an empty
+///   400). A successful response always read the whole body first.
+fn close_after(expect: Option<bool>, status: http::StatusCode) -> bool {
+    expect.is_some_and(|empty| empty || status.is_client_error() || status.is_server_error())
+}
+
+/// `Some(body is empty)` when the request asks for `100 Continue`.
+fn expects_continue(request: &http::HeaderMap) -> Option<bool> {
+    let expects = request
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let empty = headers
+    let empty = request
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
-    expects && empty
+    expects.then_some(empty)
 }
 
 pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Future<Output = ()>) {
@@ -60,9 +71,9 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Fut
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let svc = svc.clone();
                 async move {
-                    let close = expects_continue_without_body(req.headers());
+                    let expect = expects_continue(req.headers());
                     let mut response = svc.call(req.map(s3s::Body::from)).await?;
-                    if close {
+                    if close_after(expect, response.status()) {
                         response.headers_mut().insert(
                             http::header::CONNECTION,
                             http::HeaderValue::from_static("close"),

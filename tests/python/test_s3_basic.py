@@ -163,6 +163,24 @@ def test_presigned_url(s3, bucket):
         assert r.read() == b"presigned body"
 
 
+def test_presigned_url_expiry_and_tampering(s3, bucket):
+    import time
+    import urllib.error
+    import urllib.request
+    s3.put_object(Bucket=bucket, Key="p", Body=b"presigned body")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    # Another key under the same signature is refused.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url.replace("/p?", "/q?"))
+    assert e.value.code == 403 and b"SignatureDoesNotMatch" in e.value.read()
+    short = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"},
+                                      ExpiresIn=1)
+    time.sleep(2.5)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(short)
+    assert e.value.code == 403 and b"AccessDenied" in e.value.read()
+
+
 def test_unsupported_operation_is_not_implemented(s3, bucket):
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     with pytest.raises(ClientError) as e:
@@ -367,3 +385,103 @@ def test_core_count_is_kept_per_data_dir(tmp_path):
     r = subprocess.run([percore_bin(), "serve", "--data", str(tmp_path / "d"), "--cores", "3",
                         "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "created with 2 cores" in r.stderr
+
+
+def test_serve_config_file_places_each_core(tmp_path):
+    # `percore serve --config FILE`: one [[core]] table per partition, each its own directory
+    # (one per disk in production), as percore-tune suggests.
+    import subprocess
+    from conftest import Server, free_port, percore_bin
+    port = free_port()
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'data = "{tmp_path / "state"}"\nlisten = "127.0.0.1:{port}"\nio_memory_kib = 1024\n'
+        f'[[core]]\ndir = "{tmp_path / "disk-a"}"\n[[core]]\ndir = "{tmp_path / "disk-b"}"\n')
+
+    class ConfigServer(Server):
+        def __init__(self):
+            self.port = port
+            self.proc = subprocess.Popen(
+                [percore_bin(), "serve", "--config", str(config)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            fields = {}
+            while "cores" not in fields:
+                line = self.proc.stdout.readline()
+                assert line, "percore serve exited before printing its endpoint"
+                name, _, value = line.strip().partition(": ")
+                fields[name] = value
+            self.endpoint = fields["endpoint"]
+            self.access_key = fields["access_key"]
+            self.secret_key = fields["secret_key"]
+            assert fields["cores"] == "2"
+
+    s = ConfigServer()
+    try:
+        assert s.endpoint == f"http://127.0.0.1:{port}"
+        c = s.client()
+        c.create_bucket(Bucket="placed")
+        body = bytes(range(256)) * 4000
+        c.put_object(Bucket="placed", Key="k", Body=body)
+        assert c.get_object(Bucket="placed", Key="k")["Body"].read() == body
+    finally:
+        assert s.stop() == 0
+    for disk in ("disk-a", "disk-b"):
+        assert (tmp_path / disk / "superblock").exists(), disk
+    assert (tmp_path / "state" / "credentials.toml").exists()
+    assert not (tmp_path / "state" / "core-0").exists()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[[core]]\ndir = "{tmp_path / "x"}"\n[[core]]\ndir = "{tmp_path / "x"}"\n')
+    r = subprocess.run([percore_bin(), "serve", "--config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "both name" in r.stderr, r.stderr
+
+
+def test_list_owner_v1_always_v2_with_fetch_owner(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="owned", Body=b"x")
+    v2 = s3.list_objects_v2(Bucket=bucket)["Contents"][0]
+    assert "Owner" not in v2
+    v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]
+    owner = v2["Owner"]
+    assert owner["ID"] and owner["DisplayName"]
+    v1 = s3.list_objects(Bucket=bucket)["Contents"][0]
+    assert v1["Owner"] == owner
+    assert s3.list_buckets()["Owner"]["ID"] == owner["ID"]
+
+
+def test_virtual_host_style_requests(tmp_path):
+    # With --domain, bucket.DOMAIN in the Host header names the bucket; path style still works.
+    import socket
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from conftest import Server
+    s = Server(str(tmp_path / "d"), extra=("--domain", "s3.test"))
+    try:
+        s3 = s.client()
+        s3.create_bucket(Bucket="vhost")
+        port = s.endpoint.rsplit(":", 1)[1]
+
+        def request(method, key, body=b""):
+            url = f"http://vhost.s3.test:{port}/{key}"
+            req = AWSRequest(method=method, url=url, data=body,
+                             headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+            S3SigV4Auth(Credentials(s.access_key, s.secret_key), "s3", "us-east-1").add_auth(req)
+            p = req.prepare()
+            head = f"{method} /{key} HTTP/1.1\r\nHost: vhost.s3.test:{port}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in p.headers.items())
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as c:
+                c.sendall(head.encode() + body)
+                reply = b""
+                while chunk := c.recv(65536):
+                    reply += chunk
+            return reply
+
+        reply = request("PUT", "hello.txt", b"virtual host body")
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+        assert s3.get_object(Bucket="vhost", Key="hello.txt")["Body"].read() == b"virtual host body"
+        reply = request("GET", "hello.txt")
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"virtual host body"), reply
+    finally:
+        assert s.stop() == 0

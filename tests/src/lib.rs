@@ -12,14 +12,20 @@ use std::time::{Duration, Instant};
 /// this crate alone never runs a stale binary.
 pub fn percore_bin() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
+    workspace_bin("percore", &BUILD)
+}
+
+/// The binary `name` of this workspace, built with the test's own profile the first time
+/// `once` runs.
+fn workspace_bin(name: &str, once: &std::sync::Once) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    BUILD.call_once(|| {
+    once.call_once(|| {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--bin", "percore"]);
+        cmd.args(["build", "--quiet", "--bin", name]);
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
@@ -27,9 +33,9 @@ pub fn percore_bin() -> PathBuf {
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "building percore failed");
+        assert!(status.success(), "building {name} failed");
     });
-    dir.join("percore")
+    dir.join(name)
 }
 
 /// A base port with `count` free consecutive ports on 127.0.0.1 (checked, then released: a
@@ -108,27 +114,123 @@ impl NodeProcess {
 
     /// SIGTERM and wait (bounded) for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("percore did not stop within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_child(&mut self.child)
     }
 }
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        kill_if_running(&mut self.child);
+    }
+}
+
+/// The `percore-loadgen` binary of this workspace, built (or found up to date) once per test
+/// process with the test's own profile, like [`percore_bin`].
+pub fn loadgen_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    workspace_bin("percore-loadgen", &BUILD)
+}
+
+/// A `percore serve` child process (the S3 gateway) on 127.0.0.1; killed (SIGKILL) when dropped
+/// if still running, so a failing test never leaves it behind.
+pub struct ServeProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, as the server printed it.
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl ServeProcess {
+    /// Starts `percore serve` on an ephemeral loopback port and waits (bounded: 60 s) for the
+    /// `endpoint:`/`access_key:`/`secret_key:`/`cores:` lines it prints once it listens.
+    /// `PERCORE_BIN` overrides the binary, as in the Python tests (e.g. a release build).
+    pub fn start(data: &Path, cores: u32, extra: &[&str]) -> ServeProcess {
+        let bin = std::env::var_os("PERCORE_BIN").map_or_else(percore_bin, PathBuf::from);
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--cores", &cores.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "warn,s3s::ops=off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("percore serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps reading to the end so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some((name, value)) = line.split_once(": ") {
+                    let _ = tx.send((name.to_owned(), value.to_owned()));
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut fields = std::collections::HashMap::new();
+        while !fields.contains_key("cores") {
+            if let Ok((name, value)) = rx.recv_timeout(Duration::from_millis(100)) {
+                fields.insert(name, value);
+                continue;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("percore serve exited before printing its endpoint: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "percore serve did not start within 60 s"
+            );
         }
+        let mut field = |name: &str| {
+            fields
+                .remove(name)
+                .unwrap_or_else(|| panic!("percore serve printed no {name}: line"))
+        };
+        ServeProcess {
+            endpoint: field("endpoint"),
+            access_key: field("access_key"),
+            secret_key: field("secret_key"),
+            child,
+        }
+    }
+
+    /// SIGTERM by pid and wait (bounded: 30 s) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        terminate_child(&mut self.child)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        kill_if_running(&mut self.child);
+    }
+}
+
+/// SIGTERM to `child` by its pid, then wait (bounded: 30 s) for its exit; SIGKILL and panic
+/// past that.
+fn terminate_child(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("percore (pid {pid}) did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL `child` if it still runs (a failing test never leaves a server behind).
+fn kill_if_running(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
