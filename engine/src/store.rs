@@ -992,7 +992,8 @@ impl<D: Disk> Store<D> {
         st.segments
             .iter()
             .copied()
-            .filter(|s| Some(*s) != st.writing_segment)
+            // Sealed and wholly before the durable position: a checkpoint taken now covers it.
+            .filter(|s| Some(*s) != st.writing_segment && *s < st.durable_pos.0)
             .map(|s| (st.index.live_bytes(s), s))
             .filter(|(live, _)| {
                 live * 1000 / self.inner.cfg.segment_bytes < RECLAIM_LIVE_PERMILLE_MAX
@@ -1012,7 +1013,42 @@ impl<D: Disk> Store<D> {
         result
     }
 
+    /// Removes every sealed segment no index entry points to, behind one checkpoint, without
+    /// reading it: overwrites of large objects leave whole segments dead, and reading 64 MiB to
+    /// find nothing live competed with foreground reads (seen: 1 MiB GETs at a quarter of
+    /// their throughput while the reclaimer worked through segments of overwritten data).
+    /// Returns whether a segment was removed.
+    async fn drop_dead_segments(&self) -> Result<bool> {
+        let dead: Vec<u32> = {
+            let st = self.inner.st.borrow();
+            st.segments
+                .iter()
+                .copied()
+                .filter(|s| Some(*s) != st.writing_segment && *s < st.durable_pos.0)
+                .filter(|s| st.index.live_bytes(*s) == 0)
+                .collect()
+        };
+        if dead.is_empty() {
+            return Ok(false);
+        }
+        // The checkpoint replays from at or after today's durable position, which is past every
+        // dead segment: none of their records (tombstones, metadata) is needed after it.
+        self.checkpoint().await?;
+        for segment in dead {
+            // Entries are only ever added at the log head, never to a sealed segment.
+            assert_eq!(self.inner.st.borrow().index.live_bytes(segment), 0);
+            self.inner.disk.remove_segment(segment).await?;
+            let mut st = self.inner.st.borrow_mut();
+            st.segments.remove(&segment);
+            st.stats.reclaimed_segments += 1;
+        }
+        Ok(true)
+    }
+
     async fn reclaim_inner(&self) -> Result<bool> {
+        if self.drop_dead_segments().await? {
+            return Ok(true);
+        }
         let Some(segment) = self.reclaim_candidate() else {
             return Ok(false);
         };
