@@ -69,19 +69,30 @@ fn encode_value(hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
 }
 
 fn decode_live(raw: &[u8]) -> Result<Option<MetaValue>> {
+    let (v, deleted) = decode_any(raw)?;
+    Ok((!deleted).then_some(v))
+}
+
+/// A stored value, live or a tombstone (`true`, with an empty value).
+fn decode_any(raw: &[u8]) -> Result<(MetaValue, bool)> {
     if raw.len() < 9 {
         return Err(EngineError::Meta {
             context: "decoding",
             message: "short value".into(),
         });
     }
-    if raw[8] & FLAG_TOMBSTONE != 0 {
-        return Ok(None);
-    }
-    Ok(Some(MetaValue {
+    let value = MetaValue {
         hlc: u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes")),
         value: bytes::Bytes::copy_from_slice(&raw[9..]),
-    }))
+    };
+    Ok((value, raw[8] & FLAG_TOMBSTONE != 0))
+}
+
+/// One page of a scan with tombstones: each entry says whether it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedPage {
+    pub entries: Vec<(bytes::Bytes, MetaValue, bool)>,
+    pub next_start_after: Option<bytes::Bytes>,
 }
 
 /// One page of a scan.
@@ -160,8 +171,44 @@ impl MetaStore {
         Ok(self.get(key)?.map(|v| v.hlc))
     }
 
+    /// The key's last write, live or a tombstone (`true`).
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(MetaValue, bool)>> {
+        let rtxn = self
+            .env
+            .read_txn()
+            .map_err(EngineError::meta("begin read"))?;
+        match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
+            Some(raw) => decode_any(raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Live entries whose key starts with `prefix`, after `start_after`, in key order.
     pub fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: u32) -> Result<ScanPage> {
+        let page = self.scan_inner(prefix, start_after, limit, false)?;
+        Ok(ScanPage {
+            entries: page.entries.into_iter().map(|(k, v, _)| (k, v)).collect(),
+            next_start_after: page.next_start_after,
+        })
+    }
+
+    /// Like `scan`, tombstones included (they count toward `limit`).
+    pub fn scan_versioned(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<VersionedPage> {
+        self.scan_inner(prefix, start_after, limit, true)
+    }
+
+    fn scan_inner(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+        tombstones: bool,
+    ) -> Result<VersionedPage> {
         let rtxn = self
             .env
             .read_txn()
@@ -175,7 +222,7 @@ impl MetaStore {
             .db
             .range(&rtxn, &range)
             .map_err(EngineError::meta("range"))?;
-        let mut entries = Vec::new();
+        let mut entries: Vec<(bytes::Bytes, MetaValue, bool)> = Vec::new();
         let mut next_start_after = None;
         for item in iter {
             let (k, raw) = item.map_err(EngineError::meta("iterate"))?;
@@ -185,14 +232,15 @@ impl MetaStore {
             if entries.len() as u32 >= limit {
                 // There is at least one more key under the prefix (live or not): resume after
                 // the last one returned.
-                next_start_after = entries.last().map(|(k, _): &(bytes::Bytes, _)| k.clone());
+                next_start_after = entries.last().map(|(k, _, _)| k.clone());
                 break;
             }
-            if let Some(v) = decode_live(raw)? {
-                entries.push((bytes::Bytes::copy_from_slice(k), v));
+            let (v, deleted) = decode_any(raw)?;
+            if tombstones || !deleted {
+                entries.push((bytes::Bytes::copy_from_slice(k), v, deleted));
             }
         }
-        Ok(ScanPage {
+        Ok(VersionedPage {
             entries,
             next_start_after,
         })
@@ -267,5 +315,48 @@ mod tests {
         );
         assert_eq!(p3.next_start_after, None);
         assert_eq!(&p3.entries[0].0[..], b"b/4");
+    }
+
+    #[test]
+    fn versioned_reads_show_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(dir.path()).unwrap();
+        let put = |k: &'static str, hlc| MetaMutation::Put {
+            key: Bytes::from_static(k.as_bytes()),
+            value: Bytes::from_static(b"v"),
+            hlc,
+        };
+        let del = |k: &'static str, hlc| MetaMutation::Delete {
+            key: Bytes::from_static(k.as_bytes()),
+            hlc,
+        };
+        m.apply(&[
+            &put("p/a", 1),
+            &put("p/b", 2),
+            &del("p/b", 3),
+            &put("p/c", 4),
+        ])
+        .unwrap();
+        let (v, deleted) = m
+            .get_versioned(b"p/b")
+            .unwrap()
+            .expect("kept as a tombstone");
+        assert!(deleted);
+        assert_eq!(v.hlc, 3);
+        assert_eq!(m.get_versioned(b"p/z").unwrap(), None);
+        let (v, deleted) = m.get_versioned(b"p/a").unwrap().unwrap();
+        assert!(!deleted && v.hlc == 1 && &v.value[..] == b"v");
+        // Tombstones count toward the page size and come back flagged.
+        let p1 = m.scan_versioned(b"p/", None, 2).unwrap();
+        let flags: Vec<(&[u8], bool)> = p1.entries.iter().map(|(k, _, d)| (&k[..], *d)).collect();
+        assert_eq!(flags, vec![(&b"p/a"[..], false), (&b"p/b"[..], true)]);
+        let p2 = m
+            .scan_versioned(b"p/", p1.next_start_after.as_deref(), 2)
+            .unwrap();
+        assert_eq!(p2.entries.len(), 1);
+        assert_eq!(p2.next_start_after, None);
+        // The plain scan still skips them.
+        let live = m.scan(b"p/", None, 10).unwrap();
+        assert_eq!(live.entries.len(), 2);
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use glommio::{LocalExecutorBuilder, Placement, Shares};
-use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, Request, Response};
+use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::error::{EngineError, Result};
 use crate::format::log_salt;
@@ -427,6 +427,36 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
                             k,
                             MetaEntry {
                                 hlc: v.hlc,
+                                value: v.value,
+                            },
+                        )
+                    })
+                    .collect(),
+                next_start_after: page.next_start_after,
+            }),
+        Request::MetaGetVersioned { key } => store.meta_get_versioned(&key).map(|v| {
+            Response::MetaVersioned(v.map(|(v, deleted)| MetaVersion {
+                hlc: v.hlc,
+                deleted,
+                value: v.value,
+            }))
+        }),
+        Request::MetaScanVersioned {
+            prefix,
+            start_after,
+            limit,
+        } => store
+            .meta_scan_versioned(&prefix, start_after.as_deref(), limit)
+            .map(|page| Response::ScanVersioned {
+                entries: page
+                    .entries
+                    .into_iter()
+                    .map(|(k, v, deleted)| {
+                        (
+                            k,
+                            MetaVersion {
+                                hlc: v.hlc,
+                                deleted,
                                 value: v.value,
                             },
                         )

@@ -572,10 +572,25 @@ impl<D: Disk> Store<D> {
         start_after: Option<&[u8]>,
         limit: u32,
     ) -> Result<ScanPage> {
-        if limit == 0 || limit > SCAN_ENTRIES_MAX {
-            return Err(EngineError::BadRequest("scan limit must be 1..=10000"));
-        }
+        check_scan_limit(limit)?;
         self.inner.meta.scan(prefix, start_after, limit)
+    }
+
+    /// The key's last write, live or a tombstone (`true`).
+    pub fn meta_get_versioned(&self, key: &[u8]) -> Result<Option<(MetaValue, bool)>> {
+        check_meta_key(key)?;
+        self.inner.meta.get_versioned(key)
+    }
+
+    /// A scan with tombstones (see `MetaStore::scan_versioned`).
+    pub fn meta_scan_versioned(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<crate::meta::VersionedPage> {
+        check_scan_limit(limit)?;
+        self.inner.meta.scan_versioned(prefix, start_after, limit)
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -1102,6 +1117,13 @@ impl<D: Disk> Store<D> {
         st.stats.reclaimed_segments += 1;
         Ok(true)
     }
+}
+
+fn check_scan_limit(limit: u32) -> Result<()> {
+    if limit == 0 || limit > SCAN_ENTRIES_MAX {
+        return Err(EngineError::BadRequest("scan limit must be 1..=10000"));
+    }
+    Ok(())
 }
 
 fn check_meta_key(key: &[u8]) -> Result<()> {

@@ -1,16 +1,39 @@
-//! The gateway's view of the storage cores: routing a key to its replica cores, quorum
-//! metadata reads and writes, replicated fragment writes and reads. Talks to cores only through
-//! `engine::CoreHandle` (in-process) with `proto` messages; payloads stay `Bytes` end to end.
+//! The gateway's view of the storage cores: routing a request to the cores that own it, quorum
+//! metadata reads and writes, fragment writes with a write quorum, reads that skip cores known
+//! to be down. Cores are reached in-process (`engine::CoreHandle`) or over TCP (`remote`), with
+//! the same `proto` messages; payloads stay `Bytes` end to end.
 //!
-//! Routing is rendezvous hashing over this node's cores (stable, documented below). It is the
-//! single-node placement of the first gateway slice; the `placement` crate's layout → PG →
-//! cores mapping replaces it with the cluster issue.
+//! Two routers:
+//! - **Node** (`Backend::new`, `percore serve` without a layout): rendezvous hashing over this
+//!   node's cores by the record's route key (`stable_hash`, pinned: existing data directories
+//!   keep their routing).
+//! - **Layout** (`Backend::cluster`): `placement`'s PG of (bucket, key) and the PG's ordered
+//!   core list for the policy (see placement/README.md). Metadata records live on the first
+//!   `meta_replicas` cores of the PG's list (distinct zones when the layout has them).
+//!
+//! Quorums (DESIGN.md, Consistency): a metadata write needs W = ⌊n/2⌋ + 1 of its n replicas,
+//! a read R = n − W + 1, so every read overlaps every acknowledged write; the newest HLC wins,
+//! tombstones included, and a replica seen stale by a read is repaired on the spot. Fragments:
+//! replicas need W of n; an EC k+m stripe needs k shards durable (k + 1 when k = m), MinIO's
+//! rule, so one zone of a 3-zone EC 4+2 cluster may be down and writes continue. Writes that
+//! miss a core leave a hint record on the cores that took them (`hints`), which the repair
+//! task replays when the core is back.
 
+use std::collections::VecDeque;
+use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use engine::CoreHandle;
-use proto::{ErrorCode, FragmentId, MetaEntry, Request, Response};
+use placement::{ClassPolicy, Layout};
+use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+
+use crate::ec::Policy;
+use crate::limits::{CORE_DOWN_FOR, SCAN_BATCH_MAX};
+use crate::records::{bucket_key, head_key};
+use crate::remote::{RemoteCore, RemoteError};
 
 /// Errors from the storage side, mapped to S3 codes once in `s3.rs`.
 #[derive(Debug, thiserror::Error)]
@@ -25,13 +48,122 @@ pub enum BackendError {
     Engine(#[from] engine::EngineError),
     #[error("unexpected response from a core")]
     Protocol,
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("core {core} is down (a call failed less than {CORE_DOWN_FOR:?} ago)")]
+    Down { core: String },
+    #[error("{what}: {got} of {of} cores succeeded, {need} needed (last error: {last})")]
+    Quorum {
+        what: &'static str,
+        got: usize,
+        need: usize,
+        of: usize,
+        last: String,
+    },
+}
+
+impl BackendError {
+    /// Whether the error says the core is unreachable (as opposed to an answer from it).
+    fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Remote(
+                RemoteError::Unreachable { .. }
+                    | RemoteError::Timeout { .. }
+                    | RemoteError::Protocol { .. }
+            )
+        )
+    }
+}
+
+/// What a record is routed by.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'a> {
+    /// The bucket's record.
+    Bucket(&'a str),
+    /// The bucket's ordered listing index (one PG per bucket: a page merges its replicas only,
+    /// whatever the size of the cluster).
+    Listing(&'a str),
+    /// An object's records and data.
+    Object(&'a str, &'a str),
+}
+
+impl Route<'_> {
+    /// The route key of the node router (the bytes its rendezvous hash has always used).
+    fn node_key(self) -> Bytes {
+        match self {
+            Route::Bucket(b) => bucket_key(b),
+            Route::Listing(b) => {
+                let mut k = BytesMut::with_capacity(1 + b.len());
+                k.put_u8(b'L');
+                k.put_slice(b.as_bytes());
+                k.freeze()
+            }
+            Route::Object(b, k) => head_key(b, k),
+        }
+    }
+
+    /// The PG on a cluster. A bucket's record hashes as key `bucket` of the empty bucket and
+    /// its listing index as the empty key of the bucket: neither is an object's (bucket, key)
+    /// (bucket names and keys are never empty).
+    fn pg(self, layout: &Layout) -> u32 {
+        match self {
+            Route::Bucket(b) => layout.pg_of(b"", b.as_bytes()),
+            Route::Listing(b) => layout.pg_of(b.as_bytes(), b""),
+            Route::Object(b, k) => layout.pg_of(b.as_bytes(), k.as_bytes()),
+        }
+    }
+}
+
+enum Link {
+    Local(CoreHandle),
+    Remote(RemoteCore),
+}
+
+struct Core {
+    link: Link,
+    /// `node/index` for messages.
+    name: String,
+    /// Milliseconds since `Backend::started` until which calls skip this core.
+    down_until_ms: AtomicU64,
+}
+
+enum Router {
+    Node,
+    Layout(Arc<Layout>),
 }
 
 pub struct Backend {
-    cores: Vec<CoreHandle>,
+    cores: Vec<Core>,
+    router: Router,
     hlc_last: AtomicU64,
-    /// The STANDARD policy of this node (`ec::node_policy`).
-    policy: placement::ClassPolicy,
+    /// The STANDARD policy: `ec::node_policy` on one node, the layout's on a cluster.
+    policy: ClassPolicy,
+    /// Copies of every metadata record.
+    meta_replicas: usize,
+    layout_version: u64,
+    started: Instant,
+}
+
+/// W of n: a majority.
+pub fn write_quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// R of n: overlaps every write quorum.
+pub fn read_quorum(n: usize) -> usize {
+    n + 1 - write_quorum(n)
+}
+
+/// Shards of an EC k+m stripe that must be durable before a PUT is acknowledged.
+pub fn ec_write_quorum(k: u8, m: u8) -> usize {
+    usize::from(k) + usize::from(k == m)
+}
+
+/// Orders two versions of a record as every core does (`engine::meta`): by HLC, then a value
+/// above a tombstone, then by value bytes.
+fn newer(a: &MetaVersion, b: &MetaVersion) -> bool {
+    (a.hlc, !a.deleted, &a.value) > (b.hlc, !b.deleted, &b.value)
 }
 
 /// 64-bit FNV-1a: stable across processes, versions and machines (routing must never change
@@ -52,15 +184,77 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Every core answered `Done` (a write quorum of all replicas).
-fn all_done(results: Vec<Result<Response, BackendError>>) -> Result<(), BackendError> {
-    for r in results {
-        match r? {
-            Response::Done => {}
-            other => return Err(core_error(other)),
-        }
+/// The results of one request sent to several cores.
+pub(crate) struct Fanned {
+    ok: Vec<(usize, Response)>,
+    failed: Vec<(usize, BackendError)>,
+}
+
+impl Fanned {
+    fn last_error(&self) -> String {
+        self.failed
+            .last()
+            .map_or_else(|| "none".to_owned(), |(_, e)| e.to_string())
     }
-    Ok(())
+
+    /// Ok when at least `need` cores answered `Done`; a quorum lost to full disks is NoSpace.
+    fn done_quorum(&self, what: &'static str, need: usize, of: usize) -> Result<(), BackendError> {
+        let done = self
+            .ok
+            .iter()
+            .filter(|(_, r)| matches!(r, Response::Done))
+            .count();
+        if done >= need {
+            return Ok(());
+        }
+        let full = self.ok.iter().any(|(_, r)| {
+            matches!(
+                r,
+                Response::Error {
+                    code: ErrorCode::NoSpace,
+                    ..
+                }
+            )
+        }) || self
+            .failed
+            .iter()
+            .any(|(_, e)| matches!(e, BackendError::NoSpace));
+        if full {
+            return Err(BackendError::NoSpace);
+        }
+        let last = self
+            .ok
+            .iter()
+            .find(|(_, r)| !matches!(r, Response::Done))
+            .map_or_else(|| self.last_error(), |(_, r)| format!("{r:?}"));
+        Err(BackendError::Quorum {
+            what,
+            got: done,
+            need,
+            of,
+            last,
+        })
+    }
+
+    /// The first core that answered `Done`.
+    pub(crate) fn first_done(&self) -> Option<usize> {
+        self.ok
+            .iter()
+            .find(|(_, r)| matches!(r, Response::Done))
+            .map(|(c, _)| *c)
+    }
+
+    /// The cores that did not answer `Done`.
+    pub(crate) fn missed(&self) -> Vec<usize> {
+        let mut m: Vec<usize> = self.failed.iter().map(|(c, _)| *c).collect();
+        m.extend(
+            self.ok
+                .iter()
+                .filter(|(_, r)| !matches!(r, Response::Done))
+                .map(|(c, _)| *c),
+        );
+        m
+    }
 }
 
 fn core_error(r: Response) -> BackendError {
@@ -78,32 +272,142 @@ fn core_error(r: Response) -> BackendError {
     }
 }
 
+/// One replica's side of a merged scan.
+struct ScanStream {
+    core: usize,
+    buffered: VecDeque<(Bytes, MetaVersion)>,
+    cursor: Option<Bytes>,
+    done: bool,
+}
+
 impl Backend {
+    /// One node: its cores in-process, routed by the node router.
     pub fn new(cores: Vec<CoreHandle>) -> Backend {
         assert!(!cores.is_empty(), "a node has at least one core");
+        let n = cores.len();
         Backend {
-            policy: crate::ec::node_policy(cores.len()),
-            cores,
+            policy: crate::ec::node_policy(n),
+            meta_replicas: n.min(3),
+            cores: cores
+                .into_iter()
+                .enumerate()
+                .map(|(i, h)| Core {
+                    link: Link::Local(h),
+                    name: format!("core {i}"),
+                    down_until_ms: AtomicU64::new(0),
+                })
+                .collect(),
+            router: Router::Node,
             hlc_last: AtomicU64::new(0),
+            layout_version: 0,
+            started: Instant::now(),
         }
+    }
+
+    /// A cluster node or pure gateway: every core of `layout`. The cores of node `local_node`
+    /// are reached in-process through `local` (that node's handles in core-index order), every
+    /// other core over TCP at its layout endpoint, frames stamped with the layout's version.
+    pub fn cluster(
+        layout: Arc<Layout>,
+        local_node: Option<u64>,
+        local: Vec<CoreHandle>,
+    ) -> Result<Backend, String> {
+        if let Some(id) = local_node {
+            let own = layout
+                .cores()
+                .iter()
+                .filter(|c| layout.nodes()[c.node as usize].id == id)
+                .count();
+            if own == 0 {
+                return Err(format!(
+                    "node {id} is not in layout version {}",
+                    layout.version()
+                ));
+            }
+            if own != local.len() {
+                return Err(format!(
+                    "node {id} has {own} cores in the layout but {} were started",
+                    local.len()
+                ));
+            }
+        } else if !local.is_empty() {
+            return Err("local cores need the id of their node".into());
+        }
+        let mut local: Vec<Option<CoreHandle>> = local.into_iter().map(Some).collect();
+        let mut cores = Vec::with_capacity(layout.cores().len());
+        for c in layout.cores() {
+            let node = &layout.nodes()[c.node as usize];
+            let link = if Some(node.id) == local_node {
+                let slot = local
+                    .get_mut(usize::from(c.id.index))
+                    .ok_or_else(|| format!("core {} of the layout has no local core", c.id))?;
+                Link::Local(slot.take().ok_or_else(|| format!("core {} twice", c.id))?)
+            } else {
+                let port = node.base_port.checked_add(c.id.index).ok_or_else(|| {
+                    format!(
+                        "core {}: port {} + {} overflows",
+                        c.id, node.base_port, c.id.index
+                    )
+                })?;
+                let addr = (node.address.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("core {}: address {}: {e}", c.id, node.address))?
+                    .next()
+                    .ok_or_else(|| format!("core {}: {} has no address", c.id, node.address))?;
+                Link::Remote(RemoteCore::new(addr, layout.version()))
+            };
+            cores.push(Core {
+                link,
+                name: c.id.to_string(),
+                down_until_ms: AtomicU64::new(0),
+            });
+        }
+        let policy = layout
+            .policies()
+            .get("STANDARD")
+            .cloned()
+            .ok_or("the layout has no STANDARD policy")?;
+        let depth = layout
+            .table(policy.tier)
+            .ok_or_else(|| format!("no PG table for tier {}", policy.tier))?
+            .depth();
+        Ok(Backend {
+            meta_replicas: depth.min(3),
+            policy,
+            cores,
+            layout_version: layout.version(),
+            router: Router::Layout(layout),
+            hlc_last: AtomicU64::new(0),
+            started: Instant::now(),
+        })
     }
 
     pub fn core_count(&self) -> usize {
         self.cores.len()
     }
 
-    /// The scheme new data of `size_bytes` is stored with on this node.
-    pub fn policy_for(&self, size_bytes: u64) -> crate::ec::Policy {
+    /// The layout version frames are stamped with (0: a single node without a layout).
+    pub fn layout_version(&self) -> u64 {
+        self.layout_version
+    }
+
+    /// `node/index` (cluster) or `core i` (single node).
+    pub fn core_name(&self, core: usize) -> &str {
+        &self.cores[core].name
+    }
+
+    /// The scheme new data of `size_bytes` is stored with.
+    pub fn policy_for(&self, size_bytes: u64) -> Policy {
         self.policy.scheme_for(size_bytes)
     }
 
-    /// Copies kept of every object and metadata record on this node: 3, or every core when
-    /// there are fewer (one core keeps one copy; the server warns at start).
+    /// Copies kept of every metadata record: 3, or every core when there are fewer (one core
+    /// keeps one copy; the server warns at start).
     pub fn replicas(&self) -> usize {
-        self.cores.len().min(3)
+        self.meta_replicas
     }
 
-    /// A hybrid logical timestamp greater than every one this gateway issued.
+    /// A hybrid logical timestamp greater than every one this gateway issued or saw.
     pub fn hlc(&self) -> u64 {
         let physical = engine::hlc::physical_now();
         let mut last = self.hlc_last.load(Ordering::Relaxed);
@@ -121,45 +425,112 @@ impl Backend {
         }
     }
 
-    /// The `replicas()` cores that own `route_key`, in rendezvous order (highest score first).
-    pub fn route(&self, route_key: &[u8]) -> Vec<usize> {
-        self.route_n(route_key, self.replicas())
+    /// The HLC receive rule: a timestamp read from a core moves this gateway's clock past it,
+    /// so a write after a read of another gateway's write is ordered after it.
+    fn observe(&self, hlc: u64) {
+        self.hlc_last.fetch_max(hlc, Ordering::Relaxed);
     }
 
-    /// The first `n` cores of `route_key`'s rendezvous order (n ≤ the node's cores).
-    pub fn route_n(&self, route_key: &[u8], n: usize) -> Vec<usize> {
-        assert!(
-            n <= self.cores.len(),
-            "a policy never spans more cores than the node has"
-        );
-        let mut scored: Vec<(u64, usize)> = (0..self.cores.len())
-            .map(|i| (stable_hash(&[route_key, &(i as u32).to_le_bytes()]), i))
-            .collect();
-        scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored.into_iter().take(n).map(|(_, i)| i).collect()
+    /// The cores holding `route`'s metadata records, primary first.
+    pub fn meta_cores(&self, route: Route<'_>) -> Vec<usize> {
+        self.route_n(route, self.meta_replicas)
+    }
+
+    /// The first `n` cores of `route`'s list: fragment i lives on the i-th.
+    pub fn route_n(&self, route: Route<'_>, n: usize) -> Vec<usize> {
+        match &self.router {
+            Router::Node => {
+                assert!(
+                    n <= self.cores.len(),
+                    "a policy never spans more cores than the node has"
+                );
+                let key = route.node_key();
+                let mut scored: Vec<(u64, usize)> = (0..self.cores.len())
+                    .map(|i| (stable_hash(&[&key, &(i as u32).to_le_bytes()]), i))
+                    .collect();
+                scored.sort_unstable_by(|a, b| b.cmp(a));
+                scored.into_iter().take(n).map(|(_, i)| i).collect()
+            }
+            Router::Layout(layout) => {
+                let table = layout
+                    .table(self.policy.tier)
+                    .expect("checked in Backend::cluster");
+                assert!(
+                    n <= table.depth(),
+                    "a policy never spans more cores than the table is deep"
+                );
+                table
+                    .row_indices(route.pg(layout), n)
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect()
+            }
+        }
+    }
+
+    /// The cores this process runs (in-process handles).
+    pub fn local_cores(&self) -> Vec<usize> {
+        (0..self.cores.len())
+            .filter(|&i| matches!(self.cores[i].link, Link::Local(_)))
+            .collect()
     }
 
     pub fn all_cores(&self) -> std::ops::Range<usize> {
         0..self.cores.len()
     }
 
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Whether calls currently skip `core` (a call to it failed in the last `CORE_DOWN_FOR`).
+    pub fn is_down(&self, core: usize) -> bool {
+        self.now_ms() < self.cores[core].down_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// One request to one core. A core that cannot be reached is marked down and skipped (an
+    /// immediate `Down`) until `CORE_DOWN_FOR` has passed; then the next call tries it again.
     pub async fn call(&self, core: usize, request: Request) -> Result<Response, BackendError> {
-        Ok(self.cores[core].call(request).await?)
+        let c = &self.cores[core];
+        if self.is_down(core) {
+            return Err(BackendError::Down {
+                core: c.name.clone(),
+            });
+        }
+        let result = match &c.link {
+            Link::Local(h) => h.call(request).await.map_err(BackendError::from),
+            Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
+        };
+        if let Err(e) = &result {
+            if e.is_transport() {
+                let until = self.now_ms() + CORE_DOWN_FOR.as_millis() as u64;
+                if c.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
+                    tracing::warn!(core = %c.name, error = %e, "core unreachable: marked down");
+                }
+            }
+        }
+        result
     }
 
-    /// Runs one request per core concurrently; results in the order of `cores`.
-    async fn fan_out(
-        &self,
-        cores: &[usize],
-        make: impl Fn() -> Request,
-    ) -> Vec<Result<Response, BackendError>> {
-        let calls = cores.iter().map(|c| self.call(*c, make()));
-        futures::future::join_all(calls).await
+    /// Runs one request per core concurrently.
+    pub(crate) async fn fan_out(&self, cores: &[usize], make: impl Fn(usize) -> Request) -> Fanned {
+        let calls = cores.iter().map(|c| self.call(*c, make(*c)));
+        let results = futures::future::join_all(calls).await;
+        let mut fanned = Fanned {
+            ok: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (core, r) in cores.iter().zip(results) {
+            match r {
+                Ok(resp) => fanned.ok.push((*core, resp)),
+                Err(e) => fanned.failed.push((*core, e)),
+            }
+        }
+        fanned
     }
 
-    /// Writes a metadata record on every core of `cores`. All must succeed: on one node the
-    /// write quorum is every replica (a failed core fails the write rather than silently
-    /// leaving fewer copies; repair comes with the cluster issue).
+    /// Writes a metadata record on a write quorum of `cores`; replicas that missed it get a
+    /// hint (see `hints`).
     pub async fn meta_put(
         &self,
         cores: &[usize],
@@ -167,14 +538,16 @@ impl Backend {
         value: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
-        let results = self
-            .fan_out(cores, || Request::MetaPut {
+        let fanned = self
+            .fan_out(cores, |_| Request::MetaPut {
                 key: key.clone(),
                 value: value.clone(),
                 hlc,
             })
             .await;
-        all_done(results)
+        fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
+        self.hint_missed_meta(&fanned, key).await;
+        Ok(())
     }
 
     /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.
@@ -202,84 +575,310 @@ impl Backend {
         }
     }
 
+    /// Tombstones a metadata record on a write quorum of `cores`.
     pub async fn meta_delete(
         &self,
         cores: &[usize],
         key: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
-        let results = self
-            .fan_out(cores, || Request::MetaDelete {
+        let fanned = self
+            .fan_out(cores, |_| Request::MetaDelete {
                 key: key.clone(),
                 hlc,
             })
             .await;
-        all_done(results)
+        fanned.done_quorum("metadata delete", write_quorum(cores.len()), cores.len())?;
+        self.hint_missed_meta(&fanned, key).await;
+        Ok(())
     }
 
-    /// Reads a metadata record from every replica and returns the newest (highest HLC).
+    /// Reads a metadata record from a read quorum of `cores` and returns the newest version
+    /// (`None` when that is a tombstone or there is none). Replicas that answered an older
+    /// version are brought up to date before returning (read repair).
     pub async fn meta_get(
         &self,
         cores: &[usize],
         key: &Bytes,
     ) -> Result<Option<MetaEntry>, BackendError> {
-        let results = self
-            .fan_out(cores, || Request::MetaGet { key: key.clone() })
+        let fanned = self
+            .fan_out(cores, |_| Request::MetaGetVersioned { key: key.clone() })
             .await;
-        let mut newest: Option<MetaEntry> = None;
-        for r in results {
-            match r? {
-                Response::Meta(Some(e)) => {
-                    if newest.as_ref().is_none_or(|n| e.hlc > n.hlc) {
-                        newest = Some(e);
-                    }
-                }
-                Response::Meta(None) => {}
-                other => return Err(core_error(other)),
+        let mut answers: Vec<(usize, Option<MetaVersion>)> = Vec::new();
+        let mut last = fanned.last_error();
+        for (core, r) in fanned.ok {
+            match r {
+                Response::MetaVersioned(v) => answers.push((core, v)),
+                other => last = format!("{:?}", core_error(other)),
             }
         }
-        Ok(newest)
+        let need = read_quorum(cores.len());
+        if answers.len() < need {
+            return Err(BackendError::Quorum {
+                what: "metadata read",
+                got: answers.len(),
+                need,
+                of: cores.len(),
+                last,
+            });
+        }
+        let mut newest: Option<MetaVersion> = None;
+        for (_, v) in &answers {
+            if let Some(v) = v {
+                if newest.as_ref().is_none_or(|n| newer(v, n)) {
+                    newest = Some(v.clone());
+                }
+            }
+        }
+        let Some(newest) = newest else {
+            return Ok(None);
+        };
+        self.observe(newest.hlc);
+        let stale: Vec<usize> = answers
+            .iter()
+            .filter(|(_, v)| v.as_ref() != Some(&newest))
+            .map(|(c, _)| *c)
+            .collect();
+        if !stale.is_empty() {
+            let repair = |_| repair_request(key, &newest);
+            // Best effort: a replica that stays stale is found by the next read.
+            let _ = self.fan_out(&stale, repair).await;
+        }
+        Ok((!newest.deleted).then(|| MetaEntry {
+            hlc: newest.hlc,
+            value: newest.value,
+        }))
     }
 
-    /// One page of a scan on one core.
+    /// Up to `limit` live records under `prefix` after `start_after`, in key order, merged from
+    /// a read quorum of `cores` (each key's newest version; tombstones hide older values on
+    /// other replicas). The second value is where to resume: `None` once the prefix is
+    /// exhausted; fewer than `limit` entries always come with `None`.
     pub async fn meta_scan(
         &self,
-        core: usize,
+        cores: &[usize],
         prefix: &Bytes,
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let req = Request::MetaScan {
-            prefix: prefix.clone(),
-            start_after,
-            limit,
-        };
-        match self.call(core, req).await? {
-            Response::Scan {
-                entries,
-                next_start_after,
-            } => Ok((entries, next_start_after)),
-            other => Err(core_error(other)),
+        self.scan_merged(cores, read_quorum(cores.len()), prefix, start_after, limit)
+            .await
+    }
+
+    /// `meta_scan` over every core of the cluster, skipping cores that are down (for rare
+    /// cluster-wide listings: buckets, multipart uploads).
+    pub async fn meta_scan_all(
+        &self,
+        prefix: &Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+        let cores: Vec<usize> = self.all_cores().collect();
+        self.scan_merged(&cores, 1, prefix, start_after, limit)
+            .await
+    }
+
+    async fn scan_merged(
+        &self,
+        cores: &[usize],
+        need: usize,
+        prefix: &Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+        let mut streams: Vec<ScanStream> = cores
+            .iter()
+            .map(|&core| ScanStream {
+                core,
+                buffered: VecDeque::new(),
+                cursor: start_after.clone(),
+                done: false,
+            })
+            .collect();
+        let batch = limit.clamp(1, SCAN_BATCH_MAX);
+        let mut out = Vec::new();
+        loop {
+            self.refill(&mut streams, prefix, batch, need, cores.len())
+                .await?;
+            // Every stream that is not done has buffered entries: keys up to the smallest of
+            // their last buffered keys are known on every stream.
+            let frontier = streams
+                .iter()
+                .filter(|s| !s.done)
+                .filter_map(|s| s.buffered.back().map(|(k, _)| k.clone()))
+                .min();
+            while let Some(key) = streams
+                .iter()
+                .filter_map(|s| s.buffered.front().map(|(k, _)| k))
+                .min()
+                .cloned()
+            {
+                if frontier.as_ref().is_some_and(|f| key > *f) {
+                    break;
+                }
+                let mut best: Option<MetaVersion> = None;
+                for s in &mut streams {
+                    if s.buffered.front().is_some_and(|(k, _)| *k == key) {
+                        let (_, v) = s.buffered.pop_front().expect("front exists");
+                        if best.as_ref().is_none_or(|b| newer(&v, b)) {
+                            best = Some(v);
+                        }
+                    }
+                }
+                let v = best.expect("some stream held the smallest key");
+                self.observe(v.hlc);
+                if !v.deleted {
+                    out.push((
+                        key.clone(),
+                        MetaEntry {
+                            hlc: v.hlc,
+                            value: v.value,
+                        },
+                    ));
+                    if out.len() as u32 >= limit {
+                        return Ok((out, Some(key)));
+                    }
+                }
+            }
+            if streams.iter().all(|s| s.done && s.buffered.is_empty()) {
+                return Ok((out, None));
+            }
         }
     }
 
-    /// Stores a fragment on every core of `cores`, concurrently.
+    /// Fetches the next page of every stream that has run dry; drops streams whose core
+    /// failed, and fails when fewer than `need` remain.
+    async fn refill(
+        &self,
+        streams: &mut Vec<ScanStream>,
+        prefix: &Bytes,
+        batch: u32,
+        need: usize,
+        of: usize,
+    ) -> Result<(), BackendError> {
+        let dry: Vec<usize> = (0..streams.len())
+            .filter(|&i| !streams[i].done && streams[i].buffered.is_empty())
+            .collect();
+        if dry.is_empty() {
+            return Ok(());
+        }
+        let calls = dry.iter().map(|&i| {
+            let s = &streams[i];
+            self.call(
+                s.core,
+                Request::MetaScanVersioned {
+                    prefix: prefix.clone(),
+                    start_after: s.cursor.clone(),
+                    limit: batch,
+                },
+            )
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut failed = Vec::new();
+        let mut last = String::new();
+        for (i, r) in dry.into_iter().zip(results) {
+            match r {
+                Ok(Response::ScanVersioned {
+                    entries,
+                    next_start_after,
+                }) => {
+                    let s = &mut streams[i];
+                    // An empty page cannot continue (a core always returns ≥ 1 entry before
+                    // a resume point); treat it as the end rather than loop.
+                    s.done = next_start_after.is_none() || entries.is_empty();
+                    s.cursor = next_start_after;
+                    s.buffered.extend(entries);
+                }
+                Ok(other) => {
+                    last = format!("{:?}", core_error(other));
+                    failed.push(i);
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    failed.push(i);
+                }
+            }
+        }
+        for i in failed.into_iter().rev() {
+            streams.remove(i);
+        }
+        if streams.len() < need {
+            return Err(BackendError::Quorum {
+                what: "listing",
+                got: streams.len(),
+                need,
+                of,
+                last,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores a whole fragment on every core of `cores` (replicas); acknowledged once a write
+    /// quorum has it durable, the others get a hint.
     pub async fn put_fragment(
         &self,
         cores: &[usize],
         id: FragmentId,
         data: &Bytes,
     ) -> Result<(), BackendError> {
-        let results = self
-            .fan_out(cores, || Request::PutFragment {
-                id,
-                data: data.clone(),
-            })
-            .await;
-        all_done(results)
+        let shards: Vec<(usize, FragmentId, Bytes)> =
+            cores.iter().map(|&c| (c, id, data.clone())).collect();
+        self.put_shards(Policy::Replicas(cores.len() as u8), &shards)
+            .await
     }
 
-    /// Reads a byte range of a fragment from the first replica that has it intact.
+    /// Stores the fragments of one stripe under `policy`, `(core, id, data)` each with
+    /// fragment i on the i-th, concurrently; acknowledged once the policy's write quorum is
+    /// durable (`write_quorum` of the replicas, `ec_write_quorum` shards), the others get a
+    /// hint.
+    pub async fn put_shards(
+        &self,
+        policy: Policy,
+        shards: &[(usize, FragmentId, Bytes)],
+    ) -> Result<(), BackendError> {
+        let need = match policy {
+            Policy::Replicas(n) => write_quorum(usize::from(n)),
+            Policy::Ec { k, m } => ec_write_quorum(k, m),
+        };
+        assert_eq!(shards.len(), policy.width(), "one fragment per position");
+        let calls = shards.iter().map(|(core, id, data)| {
+            self.call(
+                *core,
+                Request::PutFragment {
+                    id: *id,
+                    data: data.clone(),
+                },
+            )
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut fanned = Fanned {
+            ok: Vec::new(),
+            failed: Vec::new(),
+        };
+        for ((core, _, _), r) in shards.iter().zip(results) {
+            match r {
+                Ok(resp) => fanned.ok.push((*core, resp)),
+                Err(e) => fanned.failed.push((*core, e)),
+            }
+        }
+        fanned.done_quorum("fragment write", need, shards.len())?;
+        let missed = fanned.missed();
+        if !missed.is_empty() {
+            let ids: Vec<(usize, FragmentId)> = shards
+                .iter()
+                .filter(|(c, _, _)| missed.contains(c))
+                .map(|(c, id, _)| (*c, *id))
+                .collect();
+            let stripe_cores: Vec<usize> = shards.iter().map(|(c, _, _)| *c).collect();
+            self.hint_missed_fragments(&ids, policy, &stripe_cores, &fanned)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Reads a byte range of a fragment from the first of `cores` that has it intact, trying
+    /// cores that are up before cores marked down.
     pub async fn get_fragment(
         &self,
         cores: &[usize],
@@ -287,32 +886,41 @@ impl Backend {
         offset_bytes: u64,
         len_bytes: u64,
     ) -> Result<Bytes, BackendError> {
+        let mut order: Vec<usize> = cores.to_vec();
+        order.sort_by_key(|&c| self.is_down(c));
         let mut last = BackendError::NotFound;
-        for core in cores {
+        for core in order {
             let req = Request::GetFragment {
                 id,
                 offset_bytes,
                 len_bytes: Some(len_bytes),
             };
-            match self.call(*core, req).await? {
-                Response::Fragment(b) if b.len() as u64 == len_bytes => return Ok(b),
-                Response::Fragment(_) => last = BackendError::Protocol,
+            match self.call(core, req).await {
+                Ok(Response::Fragment(b)) if b.len() as u64 == len_bytes => return Ok(b),
+                Ok(Response::Fragment(_)) => last = BackendError::Protocol,
                 // Corrupt or missing here: another replica may have it.
-                other => last = core_error(other),
+                Ok(other) => last = core_error(other),
+                Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    /// Deletes a fragment from every replica, ignoring replicas that never had it.
+    /// Deletes a fragment from every replica, ignoring replicas that never had it. A core
+    /// that cannot be reached keeps its copy (an orphan, left for the sweep).
     pub async fn delete_fragment(
         &self,
         cores: &[usize],
         id: FragmentId,
     ) -> Result<(), BackendError> {
-        let results = self.fan_out(cores, || Request::DeleteFragment { id }).await;
-        for r in results {
-            match r? {
+        let fanned = self
+            .fan_out(cores, |_| Request::DeleteFragment { id })
+            .await;
+        for (core, e) in &fanned.failed {
+            tracing::debug!(core = %self.cores[*core].name, error = %e, "fragment delete missed");
+        }
+        for (_, r) in fanned.ok {
+            match r {
                 Response::Done
                 | Response::Error {
                     code: ErrorCode::NotFound,
@@ -322,6 +930,22 @@ impl Backend {
             }
         }
         Ok(())
+    }
+}
+
+/// The write that brings a stale replica to `newest` (same HLC: every replica converges).
+fn repair_request(key: &Bytes, newest: &MetaVersion) -> Request {
+    if newest.deleted {
+        Request::MetaDelete {
+            key: key.clone(),
+            hlc: newest.hlc,
+        }
+    } else {
+        Request::MetaPut {
+            key: key.clone(),
+            value: newest.value.clone(),
+            hlc: newest.hlc,
+        }
     }
 }
 

@@ -6,24 +6,40 @@ pub mod backend;
 pub mod checksum;
 pub mod creds;
 pub mod ec;
+pub mod hints;
 pub mod host;
 pub mod limits;
 pub mod multipart;
 pub mod records;
+pub mod remote;
 pub mod s3;
 pub mod serve;
 pub mod tagging;
 
 use std::sync::Arc;
 
-/// Builds the s3s service over a node's cores.
+/// Builds the s3s service over a node's cores (single node, no layout).
 pub fn service(
     cores: Vec<engine::CoreHandle>,
     users: creds::Users,
     region: &str,
     domain: Option<&str>,
 ) -> Result<s3s::service::S3Service, String> {
-    let backend = Arc::new(backend::Backend::new(cores));
+    service_on(
+        Arc::new(backend::Backend::new(cores)),
+        users,
+        region,
+        domain,
+    )
+}
+
+/// Builds the s3s service over any backend (a single node's or a cluster's).
+pub fn service_on(
+    backend: Arc<backend::Backend>,
+    users: creds::Users,
+    region: &str,
+    domain: Option<&str>,
+) -> Result<s3s::service::S3Service, String> {
     let mut builder =
         s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
     builder.set_auth(users);
@@ -31,4 +47,29 @@ pub fn service(
         builder.set_host(host::DomainHost::new(d)?);
     }
     Ok(builder.build())
+}
+
+/// Starts the background repair of missed writes (see `hints`) on `runtime`: every
+/// `limits::REPAIR_INTERVAL`, a pass over the hints held by this process's own cores. Ends
+/// when the runtime does.
+pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::Handle) {
+    let backend = backend.clone();
+    let holders = backend.local_cores();
+    if holders.is_empty() {
+        return;
+    }
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(limits::REPAIR_INTERVAL).await;
+            let stats = backend.repair_pass(&holders).await;
+            if stats != hints::RepairStats::default() {
+                tracing::info!(
+                    repaired = stats.repaired,
+                    dropped = stats.dropped,
+                    pending = stats.pending,
+                    "repair pass"
+                );
+            }
+        }
+    });
 }

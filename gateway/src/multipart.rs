@@ -167,14 +167,14 @@ impl Gateway {
         key: &str,
         upload_id: &str,
     ) -> S3Result<Vec<(u32, PartRecord)>> {
-        let core = self.object_cores(bucket, key)[0];
+        let cores = self.object_cores(bucket, key);
         let prefix = part_prefix(upload_id);
         let mut cursor = None;
         let mut out = Vec::new();
         loop {
             let (entries, next) = self
                 .backend
-                .meta_scan(core, &prefix, cursor, 1000)
+                .meta_scan(&cores, &prefix, cursor, 1000)
                 .await
                 .map_err(s3_err)?;
             for (k, e) in entries {
@@ -611,32 +611,30 @@ impl Gateway {
             .min(1000);
         let prefix = input.prefix.clone().unwrap_or_default();
         let scan = upload_key(&input.bucket, &prefix, "");
-        // Upload records sit with their objects, on any core: merge every core's.
+        // Upload records sit with their objects, on any core: one merged scan of every core.
         let scan = scan.slice(..scan.len() - 1);
         let mut found = std::collections::BTreeMap::new();
-        for core in self.backend.all_cores() {
-            let mut cursor = None;
-            loop {
-                let (entries, next) = self
-                    .backend
-                    .meta_scan(core, &scan, cursor, 1000)
-                    .await
-                    .map_err(s3_err)?;
-                for (k, e) in entries {
-                    let rest = &k[2 + input.bucket.len()..];
-                    let Some(split) = rest.iter().rposition(|b| *b == 0) else {
-                        continue;
-                    };
-                    let key = String::from_utf8_lossy(&rest[..split]).into_owned();
-                    let id = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
-                    if let Ok(u) = UploadRecord::decode(e.value) {
-                        found.insert((key, id), u);
-                    }
+        let mut cursor = None;
+        loop {
+            let (entries, next) = self
+                .backend
+                .meta_scan_all(&scan, cursor, 1000)
+                .await
+                .map_err(s3_err)?;
+            for (k, e) in entries {
+                let rest = &k[2 + input.bucket.len()..];
+                let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+                    continue;
+                };
+                let key = String::from_utf8_lossy(&rest[..split]).into_owned();
+                let id = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+                if let Ok(u) = UploadRecord::decode(e.value) {
+                    found.insert((key, id), u);
                 }
-                match next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
             }
         }
         let key_marker = input.key_marker.clone().unwrap_or_default();

@@ -29,12 +29,12 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Route};
 use crate::checksum::{self, Hashers};
 use crate::ec::Policy;
 use crate::limits::{
-    CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
-    USER_METADATA_BYTES_MAX,
+    CHUNK_BYTES, DELETE_KEYS_MAX, FRAGMENT_READ_DEADLINE, KEY_BYTES_MAX, LIST_KEYS_MAX,
+    OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
@@ -60,6 +60,13 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
     match e {
         BackendError::NoSpace => s3_error!(e, ServiceUnavailable, "storage is full"),
         BackendError::NotFound => s3_error!(e, InternalError, "a stored piece is missing"),
+        // Too few replicas or shards answered: the client may retry (503, as S3 does when
+        // it sheds load).
+        BackendError::Quorum { .. } | BackendError::Down { .. } => {
+            tracing::warn!(error = %e, "quorum not reached");
+            let message = e.to_string();
+            s3_error!(e, ServiceUnavailable, "{message}")
+        }
         other => {
             tracing::error!(error = %other, "storage error");
             s3_error!(other, InternalError)
@@ -156,17 +163,15 @@ pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
 
 impl Gateway {
     fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
-        self.backend.route(&bucket_key(bucket))
+        self.backend.meta_cores(Route::Bucket(bucket))
     }
 
     pub(crate) fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
-        self.backend.route(&head_key(bucket, key))
+        self.backend.meta_cores(Route::Object(bucket, key))
     }
 
     pub(crate) fn listing_cores(&self, bucket: &str) -> Vec<usize> {
-        let mut k = b"L".to_vec();
-        k.extend_from_slice(bucket.as_bytes());
-        self.backend.route(&k)
+        self.backend.meta_cores(Route::Listing(bucket))
     }
 
     async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
@@ -244,7 +249,7 @@ impl Gateway {
             k.extend_from_slice(&a);
             Bytes::from(k)
         });
-        let core = self.listing_cores(bucket)[0];
+        let cores = self.listing_cores(bucket);
         let mut contents = Vec::new();
         let mut prefixes: Vec<String> = Vec::new();
         let mut last_key: Option<Vec<u8>> = None;
@@ -254,7 +259,7 @@ impl Gateway {
             let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
             let (entries, next) = self
                 .backend
-                .meta_scan(core, &scan_prefix, cursor.clone(), want)
+                .meta_scan(&cores, &scan_prefix, cursor.clone(), want)
                 .await
                 .map_err(s3_err)?;
             for (k, e) in &entries {
@@ -298,7 +303,7 @@ impl Gateway {
             // Exactly full: truncated only if one more key exists after the last.
             let (more, _) = self
                 .backend
-                .meta_scan(core, &scan_prefix, cursor.clone(), 1)
+                .meta_scan(&cores, &scan_prefix, cursor.clone(), 1)
                 .await
                 .map_err(s3_err)?;
             truncated = !more.is_empty();
@@ -399,14 +404,15 @@ impl Gateway {
             Policy::Ec { k, m } => {
                 let shards = crate::ec::encode_stripe(&data, k, m)
                     .map_err(|e| s3_error!(InternalError, "{e}"))?;
-                let puts = shards.iter().enumerate().map(|(i, shard)| {
-                    self.backend
-                        .put_fragment(&cores[i..=i], stripe.fragment_id(i as u8), shard)
-                });
-                for r in futures::future::join_all(puts).await {
-                    r.map_err(s3_err)?;
-                }
-                Ok(())
+                let placed: Vec<_> = shards
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, shard)| (cores[i], stripe.fragment_id(i as u8), shard))
+                    .collect();
+                self.backend
+                    .put_shards(policy, &placed)
+                    .await
+                    .map_err(s3_err)
             }
         }
     }
@@ -480,7 +486,8 @@ impl Gateway {
 
     /// The cores holding an object's data under `policy` (the first ones of its route).
     pub(crate) fn data_cores(&self, bucket: &str, key: &str, policy: Policy) -> Vec<usize> {
-        self.backend.route_n(&head_key(bucket, key), policy.width())
+        self.backend
+            .route_n(Route::Object(bucket, key), policy.width())
     }
 
     /// The policy of new data on this node: by size for a PUT or copy, and for multipart
@@ -810,26 +817,26 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let prefix = Bytes::from_static(b"B");
         let mut found = std::collections::BTreeMap::new();
-        for core in self.backend.all_cores() {
-            let mut cursor = None;
-            loop {
-                let (entries, next) = self
-                    .backend
-                    .meta_scan(core, &prefix, cursor, 1000)
-                    .await
-                    .map_err(s3_err)?;
-                for (k, e) in entries {
-                    let name = String::from_utf8_lossy(&k[1..]).into_owned();
-                    if let Ok(b) = BucketRecord::decode(e.value) {
-                        if b.owner == user {
-                            found.insert(name, b);
-                        }
+        // Bucket records sit on any core: one merged scan of them all (newest version of
+        // each, deleted buckets hidden).
+        let mut cursor = None;
+        loop {
+            let (entries, next) = self
+                .backend
+                .meta_scan_all(&prefix, cursor, 1000)
+                .await
+                .map_err(s3_err)?;
+            for (k, e) in entries {
+                let name = String::from_utf8_lossy(&k[1..]).into_owned();
+                if let Ok(b) = BucketRecord::decode(e.value) {
+                    if b.owner == user {
+                        found.insert(name, b);
                     }
                 }
-                match next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
             }
         }
         let buckets = found
@@ -911,10 +918,10 @@ impl S3 for Gateway {
         let bucket = req.input.bucket;
         self.owned_bucket(&bucket, &user).await?;
         let prefix = listing_key(&bucket, "");
-        let core = self.listing_cores(&bucket)[0];
+        let cores = self.listing_cores(&bucket);
         let (entries, _) = self
             .backend
-            .meta_scan(core, &prefix, None, 1)
+            .meta_scan(&cores, &prefix, None, 1)
             .await
             .map_err(s3_err)?;
         if !entries.is_empty() {
@@ -1519,10 +1526,14 @@ async fn read_stripe(
             let i = (offset / shard) as usize;
             let within = offset % shard;
             let take = want.min(shard - within);
-            let direct = backend
-                .get_fragment(&cores[i..=i], stripe.fragment_id(i as u8), within, take)
-                .await;
-            if let Ok(b) = direct {
+            // A shard slower than the deadline is treated as missing: decoding from the
+            // others is faster than waiting for a stuck core.
+            let direct = tokio::time::timeout(
+                FRAGMENT_READ_DEADLINE,
+                backend.get_fragment(&cores[i..=i], stripe.fragment_id(i as u8), within, take),
+            )
+            .await;
+            if let Ok(Ok(b)) = direct {
                 return Ok(b);
             }
             tracing::warn!(
@@ -1550,7 +1561,21 @@ async fn read_stripe(
                     message,
                 }
             })?;
-            Ok(data[i].slice(within as usize..(within + take) as usize))
+            if want <= take {
+                return Ok(data[i].slice(within as usize..(within + take) as usize));
+            }
+            // The rest of the wanted span from the decoded shards at once: one copy instead
+            // of a decode per missing shard.
+            let end = (offset + want).min(stripe.len);
+            let mut out = BytesMut::with_capacity((end - offset) as usize);
+            let mut pos = offset;
+            while pos < end {
+                let (j, w) = ((pos / shard) as usize, pos % shard);
+                let t = (shard - w).min(end - pos);
+                out.extend_from_slice(&data[j][w as usize..(w + t) as usize]);
+                pos += t;
+            }
+            Ok(out.freeze())
         }
     }
 }

@@ -84,6 +84,17 @@ pub enum Request {
         start_after: Option<Bytes>,
         limit: u32,
     },
+    /// Like `MetaGet`, but a deleted key answers its tombstone (with its HLC): quorum reads
+    /// need it so an older live value on another replica does not win over a newer delete.
+    MetaGetVersioned {
+        key: Bytes,
+    },
+    /// Like `MetaScan`, tombstones included (they count toward `limit`).
+    MetaScanVersioned {
+        prefix: Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    },
     Batch(Vec<Request>),
     Stats,
 }
@@ -91,6 +102,14 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaEntry {
     pub hlc: u64,
+    pub value: Bytes,
+}
+
+/// A key's last write on one core, live or a tombstone (`deleted`, with an empty value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaVersion {
+    pub hlc: u64,
+    pub deleted: bool,
     pub value: Bytes,
 }
 
@@ -154,6 +173,11 @@ pub enum Response {
         entries: Vec<(Bytes, MetaEntry)>,
         next_start_after: Option<Bytes>,
     },
+    MetaVersioned(Option<MetaVersion>),
+    ScanVersioned {
+        entries: Vec<(Bytes, MetaVersion)>,
+        next_start_after: Option<Bytes>,
+    },
     Batch(Vec<Response>),
     Stats(CoreStats),
     Error {
@@ -204,6 +228,8 @@ const K_META_SCAN: u16 = 7;
 const K_BATCH: u16 = 8;
 const K_STATS: u16 = 9;
 const K_META_PUT_IF: u16 = 10;
+const K_META_GET_VERSIONED: u16 = 11;
+const K_META_SCAN_VERSIONED: u16 = 12;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -211,6 +237,8 @@ const R_SCAN: u16 = 0x104;
 const R_BATCH: u16 = 0x105;
 const R_STATS: u16 = 0x106;
 const R_ERROR: u16 = 0x107;
+const R_META_VERSIONED: u16 = 0x108;
+const R_SCAN_VERSIONED: u16 = 0x109;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -237,6 +265,8 @@ fn request_kind(r: &Request) -> u16 {
         Request::MetaDelete { .. } => K_META_DELETE,
         Request::MetaGet { .. } => K_META_GET,
         Request::MetaScan { .. } => K_META_SCAN,
+        Request::MetaGetVersioned { .. } => K_META_GET_VERSIONED,
+        Request::MetaScanVersioned { .. } => K_META_SCAN_VERSIONED,
         Request::Batch(_) => K_BATCH,
         Request::Stats => K_STATS,
     }
@@ -290,8 +320,13 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             out.put_u64_le(*hlc);
             put_bytes(out, key);
         }
-        Request::MetaGet { key } => put_bytes(out, key),
+        Request::MetaGet { key } | Request::MetaGetVersioned { key } => put_bytes(out, key),
         Request::MetaScan {
+            prefix,
+            start_after,
+            limit,
+        }
+        | Request::MetaScanVersioned {
             prefix,
             start_after,
             limit,
@@ -320,6 +355,8 @@ fn response_kind(r: &Response) -> u16 {
         Response::Fragment(_) => R_FRAGMENT,
         Response::Meta(_) => R_META,
         Response::Scan { .. } => R_SCAN,
+        Response::MetaVersioned(_) => R_META_VERSIONED,
+        Response::ScanVersioned { .. } => R_SCAN_VERSIONED,
         Response::Batch(_) => R_BATCH,
         Response::Stats(_) => R_STATS,
         Response::Error { .. } => R_ERROR,
@@ -329,6 +366,12 @@ fn response_kind(r: &Response) -> u16 {
 fn put_entry(out: &mut BytesMut, e: &MetaEntry) {
     out.put_u64_le(e.hlc);
     put_bytes(out, &e.value);
+}
+
+fn put_version(out: &mut BytesMut, v: &MetaVersion) {
+    out.put_u64_le(v.hlc);
+    out.put_u8(u8::from(v.deleted));
+    put_bytes(out, &v.value);
 }
 
 fn encode_response_body(r: &Response, out: &mut BytesMut) {
@@ -350,6 +393,24 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             for (k, e) in entries {
                 put_bytes(out, k);
                 put_entry(out, e);
+            }
+            put_opt_bytes(out, next_start_after.as_ref());
+        }
+        Response::MetaVersioned(m) => match m {
+            Some(v) => {
+                out.put_u8(1);
+                put_version(out, v);
+            }
+            None => out.put_u8(0),
+        },
+        Response::ScanVersioned {
+            entries,
+            next_start_after,
+        } => {
+            out.put_u32_le(entries.len() as u32);
+            for (k, v) in entries {
+                put_bytes(out, k);
+                put_version(out, v);
             }
             put_opt_bytes(out, next_start_after.as_ref());
         }
@@ -549,6 +610,46 @@ fn get_entry(b: &mut Bytes) -> Result<MetaEntry, ProtoError> {
     })
 }
 
+fn get_version(b: &mut Bytes) -> Result<MetaVersion, ProtoError> {
+    let hlc = get_u64(b)?;
+    let deleted = match get_u8(b)? {
+        0 => false,
+        1 => true,
+        _ => return Err(ProtoError::Malformed("tombstone flag")),
+    };
+    Ok(MetaVersion {
+        hlc,
+        deleted,
+        value: get_bytes(b, limits::META_VALUE_BYTES_MAX)?,
+    })
+}
+
+fn get_scan_request(b: &mut Bytes) -> Result<(Bytes, Option<Bytes>, u32), ProtoError> {
+    use limits::META_KEY_BYTES_MAX as KEY;
+    let prefix = get_bytes(b, KEY)?;
+    let start_after = get_opt_bytes(b, KEY)?;
+    let limit = get_u32(b)?;
+    if limit > limits::SCAN_LIMIT_MAX {
+        return Err(ProtoError::TooLarge {
+            len: u64::from(limit),
+            max: u64::from(limits::SCAN_LIMIT_MAX),
+        });
+    }
+    Ok((prefix, start_after, limit))
+}
+
+/// The entry count of a scan response, checked against the limit.
+fn get_scan_len(b: &mut Bytes) -> Result<u32, ProtoError> {
+    let n = get_u32(b)?;
+    if n > limits::SCAN_LIMIT_MAX {
+        return Err(ProtoError::TooLarge {
+            len: u64::from(n),
+            max: u64::from(limits::SCAN_LIMIT_MAX),
+        });
+    }
+    Ok(n)
+}
+
 fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoError> {
     use limits::{FRAME_BODY_BYTES_MAX as BODY, META_KEY_BYTES_MAX as KEY};
     let m = match kind {
@@ -604,16 +705,19 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             key: get_bytes(b, KEY)?,
         }),
         K_META_SCAN => {
-            let prefix = get_bytes(b, KEY)?;
-            let start_after = get_opt_bytes(b, KEY)?;
-            let limit = get_u32(b)?;
-            if limit > limits::SCAN_LIMIT_MAX {
-                return Err(ProtoError::TooLarge {
-                    len: u64::from(limit),
-                    max: u64::from(limits::SCAN_LIMIT_MAX),
-                });
-            }
+            let (prefix, start_after, limit) = get_scan_request(b)?;
             Message::Request(Request::MetaScan {
+                prefix,
+                start_after,
+                limit,
+            })
+        }
+        K_META_GET_VERSIONED => Message::Request(Request::MetaGetVersioned {
+            key: get_bytes(b, KEY)?,
+        }),
+        K_META_SCAN_VERSIONED => {
+            let (prefix, start_after, limit) = get_scan_request(b)?;
+            Message::Request(Request::MetaScanVersioned {
                 prefix,
                 start_after,
                 limit,
@@ -658,14 +762,26 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             1 => Some(get_entry(b)?),
             _ => return Err(ProtoError::Malformed("option tag")),
         })),
-        R_SCAN => {
-            let n = get_u32(b)?;
-            if n > limits::SCAN_LIMIT_MAX {
-                return Err(ProtoError::TooLarge {
-                    len: u64::from(n),
-                    max: u64::from(limits::SCAN_LIMIT_MAX),
-                });
+        R_META_VERSIONED => Message::Response(Response::MetaVersioned(match get_u8(b)? {
+            0 => None,
+            1 => Some(get_version(b)?),
+            _ => return Err(ProtoError::Malformed("option tag")),
+        })),
+        R_SCAN_VERSIONED => {
+            let n = get_scan_len(b)?;
+            let mut entries = Vec::new();
+            for _ in 0..n {
+                let k = get_bytes(b, KEY)?;
+                entries.push((k, get_version(b)?));
             }
+            let next_start_after = get_opt_bytes(b, KEY)?;
+            Message::Response(Response::ScanVersioned {
+                entries,
+                next_start_after,
+            })
+        }
+        R_SCAN => {
+            let n = get_scan_len(b)?;
             let mut entries = Vec::new();
             for _ in 0..n {
                 let k = get_bytes(b, KEY)?;
@@ -752,6 +868,14 @@ mod tests {
                 start_after: Some(Bytes::from_static(b"p/a")),
                 limit: 10,
             },
+            Request::MetaGetVersioned {
+                key: Bytes::from_static(b"k"),
+            },
+            Request::MetaScanVersioned {
+                prefix: Bytes::from_static(b"p/"),
+                start_after: None,
+                limit: 3,
+            },
             Request::Stats,
         ]
     }
@@ -801,6 +925,33 @@ mod tests {
             Response::Error {
                 code: ErrorCode::NoSpace,
                 message: "full".into(),
+            },
+            Response::MetaVersioned(None),
+            Response::MetaVersioned(Some(MetaVersion {
+                hlc: 4,
+                deleted: true,
+                value: Bytes::new(),
+            })),
+            Response::ScanVersioned {
+                entries: vec![
+                    (
+                        Bytes::from_static(b"a"),
+                        MetaVersion {
+                            hlc: 2,
+                            deleted: false,
+                            value: Bytes::from_static(b"v"),
+                        },
+                    ),
+                    (
+                        Bytes::from_static(b"b"),
+                        MetaVersion {
+                            hlc: 3,
+                            deleted: true,
+                            value: Bytes::new(),
+                        },
+                    ),
+                ],
+                next_start_after: None,
             },
             Response::Batch(vec![Response::Done, Response::Meta(None)]),
         ];

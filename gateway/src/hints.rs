@@ -1,0 +1,351 @@
+//! Hinted repair: a write acknowledged by its quorum but missed by some cores (down, full,
+//! failing) leaves one **hint** per missed core, a metadata record on a core that took the
+//! write. A repair pass, run by every gateway over the cores of its own node, replays hints
+//! whose target is reachable again: a missed metadata record is copied (same HLC, so
+//! last-writer-wins makes the copy idempotent), a missed fragment is copied from a replica or
+//! rebuilt from any k shards of its stripe. A replayed hint is deleted; a hint whose data is
+//! gone everywhere (the object was overwritten or deleted since) is dropped.
+//!
+//! Keys (big-endian core numbers so one target's hints scan together):
+//! - `H` ‖ `M` ‖ target core u32 ‖ record key → empty value;
+//! - `H` ‖ `F` ‖ target core u32 ‖ fragment id (16 bytes) → stripe: kind u8 (0 replicas,
+//!   1 EC) ‖ k u8 ‖ m u8 ‖ count u16 ‖ core u32 × count (fragment i of the stripe on the i-th;
+//!   all little-endian).
+//!
+//! Core numbers are indices into the backend's core list (the layout's core order): a hint is
+//! only meaningful under the layout version that wrote it, which the layout-change work will
+//! have to drain first (noted in DESIGN.md).
+//!
+//! Not owned here: scrubbing (finding damage nobody wrote down) and moving data for layout
+//! changes.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
+
+use crate::backend::{Backend, BackendError, Fanned};
+use crate::ec::Policy;
+
+const TAG_META: u8 = b'M';
+const TAG_FRAGMENT: u8 = b'F';
+/// Hints one repair pass reads per core.
+const PASS_HINTS_MAX: u32 = 1000;
+
+fn hint_key(tag: u8, target: usize, rest: &[u8]) -> Bytes {
+    let mut k = BytesMut::with_capacity(6 + rest.len());
+    k.put_u8(b'H');
+    k.put_u8(tag);
+    k.put_u32(target as u32);
+    k.put_slice(rest);
+    k.freeze()
+}
+
+fn encode_stripe(policy: Policy, cores: &[usize]) -> Bytes {
+    let mut v = BytesMut::with_capacity(5 + 4 * cores.len());
+    match policy {
+        Policy::Replicas(_) => v.put_slice(&[0, 0, 0]),
+        Policy::Ec { k, m } => v.put_slice(&[1, k, m]),
+    }
+    v.put_u16_le(cores.len() as u16);
+    for c in cores {
+        v.put_u32_le(*c as u32);
+    }
+    v.freeze()
+}
+
+fn decode_stripe(mut v: Bytes, core_count: usize) -> Option<(Policy, Vec<usize>)> {
+    if v.remaining() < 5 {
+        return None;
+    }
+    let (kind, k, m) = (v.get_u8(), v.get_u8(), v.get_u8());
+    let n = usize::from(v.get_u16_le());
+    if v.remaining() != 4 * n {
+        return None;
+    }
+    let cores: Vec<usize> = (0..n).map(|_| v.get_u32_le() as usize).collect();
+    if cores.iter().any(|c| *c >= core_count) {
+        return None;
+    }
+    let policy = match kind {
+        0 => Policy::Replicas(n as u8),
+        1 if usize::from(k) + usize::from(m) == n && k > 0 => Policy::Ec { k, m },
+        _ => return None,
+    };
+    Some((policy, cores))
+}
+
+/// The id of shard `shard` of the stripe `id` belongs to (records::fragment_id: the last
+/// byte is the shard index).
+fn sibling(id: FragmentId, shard: usize) -> FragmentId {
+    let mut s = id;
+    s.0[15] = shard as u8;
+    s
+}
+
+/// What one repair pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RepairStats {
+    pub repaired: u64,
+    pub dropped: u64,
+    pub pending: u64,
+}
+
+enum Outcome {
+    Repaired,
+    /// Nothing left to copy (overwritten or deleted since): the hint is obsolete.
+    Gone,
+    /// The target or the sources are not reachable yet.
+    Later,
+}
+
+impl Backend {
+    /// Records a hint for every core of a metadata write that did not take it, on the first
+    /// core that did.
+    pub(crate) async fn hint_missed_meta(&self, fanned: &Fanned, key: &Bytes) {
+        let missed = fanned.missed();
+        let Some(holder) = fanned.first_done() else {
+            return;
+        };
+        for target in missed {
+            let hint = hint_key(TAG_META, target, key);
+            self.put_hint(holder, hint, Bytes::new()).await;
+        }
+    }
+
+    /// Records a hint for every missed shard `(core, id)` of a stripe stored on `stripe_cores`
+    /// under `policy`, on the first core that took its shard.
+    pub(crate) async fn hint_missed_fragments(
+        &self,
+        missed: &[(usize, FragmentId)],
+        policy: Policy,
+        stripe_cores: &[usize],
+        fanned: &Fanned,
+    ) {
+        let Some(holder) = fanned.first_done() else {
+            return;
+        };
+        let value = encode_stripe(policy, stripe_cores);
+        for (target, id) in missed {
+            let hint = hint_key(TAG_FRAGMENT, *target, &id.0);
+            self.put_hint(holder, hint, value.clone()).await;
+        }
+    }
+
+    async fn put_hint(&self, holder: usize, key: Bytes, value: Bytes) {
+        let hlc = self.hlc();
+        let r = self
+            .call(holder, Request::MetaPut { key, value, hlc })
+            .await;
+        if !matches!(r, Ok(Response::Done)) {
+            tracing::warn!(core = %self.core_name(holder), "a repair hint could not be stored");
+        }
+    }
+
+    /// One pass over the hints held by `holders` (this node's cores): replays those whose
+    /// target answers again.
+    pub async fn repair_pass(&self, holders: &[usize]) -> RepairStats {
+        let mut stats = RepairStats::default();
+        for &holder in holders {
+            let req = Request::MetaScan {
+                prefix: Bytes::from_static(b"H"),
+                start_after: None,
+                limit: PASS_HINTS_MAX,
+            };
+            let Ok(Response::Scan { entries, .. }) = self.call(holder, req).await else {
+                continue;
+            };
+            for (hint, entry) in entries {
+                let outcome = self.replay(holder, &hint, entry.value).await;
+                match outcome {
+                    Outcome::Later => {
+                        stats.pending += 1;
+                        continue;
+                    }
+                    Outcome::Repaired => stats.repaired += 1,
+                    Outcome::Gone => stats.dropped += 1,
+                }
+                let hlc = self.hlc();
+                let _ = self
+                    .call(holder, Request::MetaDelete { key: hint, hlc })
+                    .await;
+            }
+        }
+        stats
+    }
+
+    async fn replay(&self, holder: usize, hint: &Bytes, value: Bytes) -> Outcome {
+        if hint.len() < 6 {
+            return Outcome::Gone;
+        }
+        let target = u32::from_be_bytes(hint[2..6].try_into().expect("4 bytes")) as usize;
+        if target >= self.core_count() {
+            return Outcome::Gone;
+        }
+        if self.is_down(target) {
+            return Outcome::Later;
+        }
+        let rest = hint.slice(6..);
+        match hint[1] {
+            TAG_META => self.replay_meta(holder, target, rest).await,
+            TAG_FRAGMENT if rest.len() == 16 => {
+                let id = FragmentId(rest[..].try_into().expect("16 bytes"));
+                match decode_stripe(value, self.core_count()) {
+                    Some((policy, cores)) => self.replay_fragment(target, id, policy, &cores).await,
+                    None => Outcome::Gone,
+                }
+            }
+            _ => Outcome::Gone,
+        }
+    }
+
+    async fn replay_meta(&self, holder: usize, target: usize, key: Bytes) -> Outcome {
+        let current = self
+            .call(holder, Request::MetaGetVersioned { key: key.clone() })
+            .await;
+        let Ok(Response::MetaVersioned(Some(v))) = current else {
+            return Outcome::Gone;
+        };
+        let req = copy_request(key, v);
+        match self.call(target, req).await {
+            Ok(Response::Done) => Outcome::Repaired,
+            _ => Outcome::Later,
+        }
+    }
+
+    async fn replay_fragment(
+        &self,
+        target: usize,
+        id: FragmentId,
+        policy: Policy,
+        cores: &[usize],
+    ) -> Outcome {
+        let data = match policy {
+            Policy::Replicas(_) => {
+                let sources: Vec<usize> = cores.iter().copied().filter(|c| *c != target).collect();
+                self.read_whole(&sources, id).await
+            }
+            Policy::Ec { k, m } => self.rebuild_shard(target, id, k, m, cores).await,
+        };
+        let data = match data {
+            Ok(d) => d,
+            Err(BackendError::NotFound) => return Outcome::Gone,
+            Err(_) => return Outcome::Later,
+        };
+        match self.call(target, Request::PutFragment { id, data }).await {
+            Ok(Response::Done) => Outcome::Repaired,
+            _ => Outcome::Later,
+        }
+    }
+
+    /// A whole fragment from the first of `cores` that has it; NotFound only when every core
+    /// answered that it has none.
+    async fn read_whole(&self, cores: &[usize], id: FragmentId) -> Result<Bytes, BackendError> {
+        let mut all_missing = true;
+        for &c in cores {
+            let req = Request::GetFragment {
+                id,
+                offset_bytes: 0,
+                len_bytes: None,
+            };
+            match self.call(c, req).await {
+                Ok(Response::Fragment(b)) => return Ok(b),
+                Ok(Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => {}
+                _ => all_missing = false,
+            }
+        }
+        Err(if all_missing {
+            BackendError::NotFound
+        } else {
+            BackendError::Protocol
+        })
+    }
+
+    /// Shard `id` of an EC stripe rebuilt from any k of the others.
+    async fn rebuild_shard(
+        &self,
+        target: usize,
+        id: FragmentId,
+        k: u8,
+        m: u8,
+        cores: &[usize],
+    ) -> Result<Bytes, BackendError> {
+        let shard = usize::from(id.0[15]);
+        let reads = cores
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i != shard && **c != target)
+            .map(|(i, &c)| async move { (i, self.read_whole(&[c], sibling(id, i)).await) });
+        let results = futures::future::join_all(reads).await;
+        let missing = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Err(BackendError::NotFound)))
+            .count();
+        let available: Vec<(usize, Bytes)> = results
+            .into_iter()
+            .filter_map(|(i, r)| r.ok().map(|b| (i, b)))
+            .collect();
+        if available.len() < usize::from(k) {
+            return Err(if missing + usize::from(k) >= cores.len() {
+                BackendError::NotFound
+            } else {
+                BackendError::Protocol
+            });
+        }
+        let data =
+            crate::ec::decode_stripe(k, m, &available).map_err(|message| BackendError::Core {
+                code: ErrorCode::Corrupt,
+                message,
+            })?;
+        if shard < usize::from(k) {
+            return Ok(data[shard].clone());
+        }
+        let mut stripe = BytesMut::with_capacity(data.iter().map(Bytes::len).sum());
+        for d in &data {
+            stripe.extend_from_slice(d);
+        }
+        let shards = crate::ec::encode_stripe(&stripe.freeze(), k, m).map_err(|message| {
+            BackendError::Core {
+                code: ErrorCode::Internal,
+                message,
+            }
+        })?;
+        Ok(shards[shard].clone())
+    }
+}
+
+/// The write that copies version `v` of `key` (same HLC).
+fn copy_request(key: Bytes, v: MetaVersion) -> Request {
+    if v.deleted {
+        Request::MetaDelete { key, hlc: v.hlc }
+    } else {
+        Request::MetaPut {
+            key,
+            value: v.value,
+            hlc: v.hlc,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_values_round_trip_and_reject_garbage() {
+        let v = encode_stripe(Policy::Ec { k: 4, m: 2 }, &[5, 1, 2, 3, 4, 0]);
+        assert_eq!(
+            decode_stripe(v.clone(), 6),
+            Some((Policy::Ec { k: 4, m: 2 }, vec![5, 1, 2, 3, 4, 0]))
+        );
+        assert_eq!(decode_stripe(v.clone(), 5), None, "core out of range");
+        assert_eq!(decode_stripe(v.slice(..7), 6), None, "truncated");
+        let r = encode_stripe(Policy::Replicas(3), &[0, 1, 2]);
+        assert_eq!(
+            decode_stripe(r, 3),
+            Some((Policy::Replicas(3), vec![0, 1, 2]))
+        );
+        assert_eq!(sibling(FragmentId([7; 16]), 3).0[15], 3);
+    }
+}

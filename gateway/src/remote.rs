@@ -1,0 +1,197 @@
+//! The gateway's client of a core on another node: `proto` frames over TCP to the core's own
+//! port, on tokio. A small pool of connections per core (the core serves one request at a
+//! time per connection, so concurrency is connections), each call bounded by a timeout.
+//!
+//! Owns: connecting, the pool, framing, timeouts, the layout-version check of answers. Does
+//! not own retries or liveness (the backend marks a core down after a failed call).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proto::{decode_frame, encode_request, ErrorCode, Message, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::limits::{
+    REMOTE_CALL_TIMEOUT, REMOTE_CONNECTIONS_MAX, REMOTE_CONNECT_TIMEOUT, REMOTE_IDLE_MAX,
+    REMOTE_QUEUE_TIMEOUT,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("core {addr} is unreachable: {message}")]
+    Unreachable { addr: SocketAddr, message: String },
+    #[error("core {addr} did not answer within {after:?}")]
+    Timeout { addr: SocketAddr, after: Duration },
+    #[error("core {addr} is busy: every connection stayed in use for {after:?}")]
+    Busy { addr: SocketAddr, after: Duration },
+    #[error("core {addr} answered with a bad frame: {message}")]
+    Protocol { addr: SocketAddr, message: String },
+    #[error(
+        "layout mismatch: this gateway routes with layout {ours}, core {addr} has layout \
+         {theirs}: every node must load the same layout"
+    )]
+    LayoutMismatch {
+        addr: SocketAddr,
+        ours: u64,
+        theirs: String,
+    },
+}
+
+struct Conn {
+    stream: TcpStream,
+    inbuf: BytesMut,
+}
+
+/// One remote core: its address and a pool of connections to it.
+pub struct RemoteCore {
+    addr: SocketAddr,
+    layout_version: u64,
+    idle: Mutex<Vec<Conn>>,
+    permits: Semaphore,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for RemoteCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteCore({})", self.addr)
+    }
+}
+
+impl RemoteCore {
+    pub fn new(addr: SocketAddr, layout_version: u64) -> RemoteCore {
+        RemoteCore {
+            addr,
+            layout_version,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(REMOTE_CONNECTIONS_MAX),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one request and waits for its answer, on a pooled connection. A connection that
+    /// failed or timed out is dropped, never reused (its stream position is unknown).
+    pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
+        let Ok(permit) = tokio::time::timeout(REMOTE_QUEUE_TIMEOUT, self.permits.acquire()).await
+        else {
+            return Err(RemoteError::Busy {
+                addr: self.addr,
+                after: REMOTE_QUEUE_TIMEOUT,
+            });
+        };
+        let _permit = permit.expect("the semaphore is never closed");
+        let pooled = self.idle.lock().expect("pool lock").pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let result =
+            tokio::time::timeout(REMOTE_CALL_TIMEOUT, self.exchange(&mut conn, id, request))
+                .await
+                .unwrap_or(Err(RemoteError::Timeout {
+                    addr: self.addr,
+                    after: REMOTE_CALL_TIMEOUT,
+                }));
+        if result.is_ok() {
+            let mut idle = self.idle.lock().expect("pool lock");
+            if idle.len() < REMOTE_IDLE_MAX {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<Conn, RemoteError> {
+        let unreachable = |message: String| RemoteError::Unreachable {
+            addr: self.addr,
+            message,
+        };
+        let stream = tokio::time::timeout(REMOTE_CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "connect timed out after {REMOTE_CONNECT_TIMEOUT:?}"
+                ))
+            })?
+            .map_err(|e| unreachable(e.to_string()))?;
+        // Without it a frame written in two pieces waits for the peer's delayed ACK.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Conn {
+            stream,
+            inbuf: BytesMut::with_capacity(64 * 1024),
+        })
+    }
+
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        id: u64,
+        request: &Request,
+    ) -> Result<Response, RemoteError> {
+        let broken = |message: String| RemoteError::Unreachable {
+            addr: self.addr,
+            message,
+        };
+        let mut out = BytesMut::new();
+        encode_request(id, self.layout_version, request, &mut out);
+        conn.stream
+            .write_all(&out)
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        loop {
+            match decode_frame(&mut conn.inbuf) {
+                Ok(Some(frame)) => return self.answer(id, frame),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(RemoteError::Protocol {
+                        addr: self.addr,
+                        message: e.to_string(),
+                    })
+                }
+            }
+            let n = conn
+                .stream
+                .read_buf(&mut conn.inbuf)
+                .await
+                .map_err(|e| broken(e.to_string()))?;
+            if n == 0 {
+                return Err(broken("connection closed".into()));
+            }
+        }
+    }
+
+    fn answer(&self, id: u64, frame: proto::Frame) -> Result<Response, RemoteError> {
+        match frame.message {
+            Message::Response(Response::Error {
+                code: ErrorCode::LayoutMismatch,
+                message,
+            }) => Err(RemoteError::LayoutMismatch {
+                addr: self.addr,
+                ours: self.layout_version,
+                theirs: message,
+            }),
+            Message::Response(r) if frame.request_id == id => Ok(r),
+            Message::Response(Response::Error { message, .. }) if frame.request_id == 0 => {
+                Err(RemoteError::Protocol {
+                    addr: self.addr,
+                    message,
+                })
+            }
+            _ => Err(RemoteError::Protocol {
+                addr: self.addr,
+                message: format!("answer to request {id} expected"),
+            }),
+        }
+    }
+}

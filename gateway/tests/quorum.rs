@@ -1,0 +1,193 @@
+//! The backend's quorum logic against real cores (three cores of one engine node under a temp
+//! dir), reached in-process and over TCP through a layout: newest-wins reads with tombstones,
+//! read repair, merged listings that page exactly, and the layout-version check.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine::{CoreHandle, Node, NodeConfig};
+use gateway::backend::{Backend, BackendError, Route};
+use proto::{MetaVersion, Request, Response};
+
+fn start(dir: &std::path::Path, listen: Option<u16>) -> Node {
+    let mut cfg = NodeConfig::simple(1, dir, 3);
+    cfg.segment_bytes = 1 << 20;
+    cfg.io_memory_bytes = 1 << 20;
+    if let Some(port) = listen {
+        cfg.listen = Some(("127.0.0.1".parse().unwrap(), port));
+        cfg.layout_version = 1;
+    }
+    Node::start(&cfg).unwrap()
+}
+
+fn free_ports(n: u16) -> u16 {
+    // A base port with `n` free ports after it (best effort: bind and release).
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = l.local_addr().unwrap().port();
+        drop(l);
+        if base < 60_000
+            && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+fn layout(version: u64, port: u16) -> Arc<placement::Layout> {
+    let text = format!(
+        "format = 1\nversion = {version}\nplacement_groups = 64\n\
+         [[node]]\nid = 1\naddress = \"127.0.0.1\"\nbase_port = {port}\ncores = 3\n"
+    );
+    Arc::new(placement::Layout::from_toml_str(&text).unwrap())
+}
+
+fn raw(h: &CoreHandle, r: Request) -> Response {
+    h.call_blocking(r).unwrap()
+}
+
+fn put(h: &CoreHandle, key: &str, value: &str, hlc: u64) {
+    let r = raw(
+        h,
+        Request::MetaPut {
+            key: Bytes::from(key.to_owned()),
+            value: Bytes::from(value.to_owned()),
+            hlc,
+        },
+    );
+    assert_eq!(r, Response::Done);
+}
+
+fn del(h: &CoreHandle, key: &str, hlc: u64) {
+    let r = raw(
+        h,
+        Request::MetaDelete {
+            key: Bytes::from(key.to_owned()),
+            hlc,
+        },
+    );
+    assert_eq!(r, Response::Done);
+}
+
+fn version_on(h: &CoreHandle, key: &str) -> Option<MetaVersion> {
+    match raw(
+        h,
+        Request::MetaGetVersioned {
+            key: Bytes::from(key.to_owned()),
+        },
+    ) {
+        Response::MetaVersioned(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Replicas that disagree: the newest wins, tombstones included, and stale replicas are
+/// repaired by the read; listings merge every replica and page exactly.
+fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cores: Vec<usize> = backend.meta_cores(Route::Object("b", "k"));
+    assert_eq!(cores.len(), 3, "three replicas on three cores");
+    // Core 2 missed the newer write.
+    put(&h[0], "t/stale", "new", 5);
+    put(&h[1], "t/stale", "new", 5);
+    put(&h[2], "t/stale", "old", 3);
+    let got = rt
+        .block_on(backend.meta_get(&[0, 1, 2], &Bytes::from_static(b"t/stale")))
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.hlc, &got.value[..]), (5, &b"new"[..]));
+    assert_eq!(version_on(&h[2], "t/stale").unwrap().hlc, 5, "read repair");
+    // Core 2 missed a delete: the key stays deleted, in reads and in listings.
+    for c in h {
+        put(c, "t/gone", "v", 1);
+    }
+    del(&h[0], "t/gone", 2);
+    del(&h[1], "t/gone", 2);
+    let got = rt
+        .block_on(backend.meta_get(&[2, 1, 0], &Bytes::from_static(b"t/gone")))
+        .unwrap();
+    assert_eq!(got, None, "a missed delete does not resurrect the key");
+    assert!(version_on(&h[2], "t/gone").unwrap().deleted, "repaired");
+    // Listing: each replica holds a different subset; the merge is their union, newest wins.
+    put(&h[0], "l/a", "1", 1);
+    put(&h[1], "l/b", "1", 1);
+    put(&h[2], "l/c", "1", 1);
+    put(&h[0], "l/d", "1", 1);
+    put(&h[1], "l/d", "2", 2);
+    put(&h[2], "l/e", "1", 1);
+    del(&h[0], "l/e", 2);
+    let prefix = Bytes::from_static(b"l/");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = rt
+            .block_on(backend.meta_scan(&[0, 1, 2], &prefix, cursor, 2))
+            .unwrap();
+        assert!(page.len() <= 2);
+        for (k, e) in &page {
+            seen.push((String::from_utf8(k.to_vec()).unwrap(), e.hlc));
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let want = [("l/a", 1), ("l/b", 1), ("l/c", 1), ("l/d", 2)];
+    let want: Vec<(String, u64)> = want.iter().map(|(k, h)| ((*k).to_owned(), *h)).collect();
+    assert_eq!(seen, want);
+    // Quorum writes land on every reachable replica.
+    rt.block_on(backend.meta_put(
+        &[0, 1, 2],
+        &Bytes::from_static(b"t/w"),
+        &Bytes::from_static(b"v"),
+        backend.hlc(),
+    ))
+    .unwrap();
+    assert!(h.iter().all(|c| version_on(c, "t/w").is_some()));
+}
+
+#[test]
+fn in_process_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), None);
+    let handles = node.handles().to_vec();
+    let backend = Backend::new(handles.clone());
+    check_quorum_reads(&backend, &handles);
+    drop(backend);
+    node.shutdown();
+}
+
+#[test]
+fn remote_replicas_through_a_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(3);
+    let node = start(dir.path(), Some(port));
+    let handles = node.handles().to_vec();
+    // Every core over TCP: this process is a pure gateway of the layout.
+    let backend = Backend::cluster(layout(1, port), None, Vec::new()).unwrap();
+    assert_eq!(backend.core_count(), 3);
+    assert!(backend.local_cores().is_empty());
+    check_quorum_reads(&backend, &handles);
+    // A gateway on another layout version is refused with a clear error.
+    let stale = Backend::cluster(layout(2, port), None, Vec::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(stale.call(0, Request::Stats))
+        .expect_err("layout mismatch");
+    assert!(
+        matches!(err, BackendError::Remote(_)) && err.to_string().contains("layout"),
+        "{err}"
+    );
+    // A local node id must match the layout and the cores started.
+    assert!(Backend::cluster(layout(1, port), Some(9), Vec::new()).is_err());
+    assert!(Backend::cluster(layout(1, port), Some(1), handles[..2].to_vec()).is_err());
+    drop((backend, stale));
+    node.shutdown();
+}
