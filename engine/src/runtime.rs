@@ -227,15 +227,16 @@ async fn run_core(
     tracing::info!(core = core.index, stats = ?store.stats(), "core serving");
     let stop = Rc::new(std::cell::Cell::new(false));
     start_reclaimer(&store, node.reclaim_interval, stop.clone());
-    if let Some(listener) = listener {
+    // Kept, not detached: the listener must close when the core stops (a detached task
+    // blocked in accept outlived the core, and the port stayed bound for a restart).
+    let server = listener.map(|listener| {
         let store = store.downgrade();
         let layout_version = node.layout_version;
         let stop = stop.clone();
         glommio::spawn_local(async move {
             crate::server::serve(listener, store, layout_version, stop).await;
         })
-        .detach();
-    }
+    });
     // In-flight requests from the handle are bounded by the queue and by this semaphore.
     let inflight = Rc::new(glommio::sync::Semaphore::new(CORE_QUEUE_LEN_MAX as u64));
     while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
@@ -252,6 +253,9 @@ async fn run_core(
     }
     drop(rx);
     stop.set(true);
+    if let Some(server) = server {
+        server.cancel().await;
+    }
     // Every handle is gone: wait for queued work, checkpoint, close.
     let _ = inflight.acquire(CORE_QUEUE_LEN_MAX as u64).await;
     if let Err(e) = store.checkpoint().await {

@@ -101,12 +101,17 @@ impl RemoteCore {
                     addr: self.addr,
                     after: REMOTE_CALL_TIMEOUT,
                 }));
+        let mut idle = self.idle.lock().expect("pool lock");
         if result.is_ok() {
-            let mut idle = self.idle.lock().expect("pool lock");
             if idle.len() < REMOTE_IDLE_MAX {
                 idle.push(conn);
             }
+        } else {
+            // The peer probably restarted or died: its other idle connections are dead too,
+            // and each would fail one more call.
+            idle.clear();
         }
+        drop(idle);
         result
     }
 

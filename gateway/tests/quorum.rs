@@ -191,3 +191,90 @@ fn remote_replicas_through_a_layout() {
     drop((backend, stale));
     node.shutdown();
 }
+
+fn start_node(dir: &std::path::Path, id: u64, cores: u32, port: u16) -> Node {
+    let mut cfg = NodeConfig::simple(id, dir, cores);
+    cfg.segment_bytes = 1 << 20;
+    cfg.io_memory_bytes = 1 << 20;
+    cfg.listen = Some(("127.0.0.1".parse().unwrap(), port));
+    cfg.layout_version = 1;
+    Node::start(&cfg).unwrap()
+}
+
+/// Writes that miss a core that is down are acknowledged by their quorum, leave hints, and the
+/// repair pass replays them once the core is back: a metadata record, a replica and an EC
+/// shard rebuilt from the others.
+#[test]
+fn missed_writes_are_repaired_when_the_core_returns() {
+    let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p1 = free_ports(3);
+    let p2 = p1 + 2;
+    let text = format!(
+        "format = 1\nversion = 1\nplacement_groups = 64\n\
+         [[node]]\nid = 1\naddress = \"127.0.0.1\"\nbase_port = {p1}\ncores = 2\nzone = \"a\"\n\
+         [[node]]\nid = 2\naddress = \"127.0.0.1\"\nbase_port = {p2}\ncores = 1\nzone = \"b\"\n"
+    );
+    let layout = Arc::new(placement::Layout::from_toml_str(&text).unwrap());
+    let node1 = start_node(dir1.path(), 1, 2, p1);
+    let mut node2 = start_node(dir2.path(), 2, 1, p2);
+    let backend = Backend::cluster(layout.clone(), Some(1), node1.handles().to_vec()).unwrap();
+    // Layout order: node 1's cores 0 and 1, then node 2's core (index 2).
+    assert_eq!(backend.local_cores(), vec![0, 1]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    node2.shutdown();
+    let key = Bytes::from_static(b"t/missed");
+    let value = Bytes::from_static(b"v1");
+    rt.block_on(backend.meta_put(&[0, 1, 2], &key, &value, backend.hlc()))
+        .expect("2 of 3 is a write quorum");
+    let replica_id = proto::FragmentId([3; 16]);
+    let replica = Bytes::from(vec![7u8; 5000]);
+    rt.block_on(backend.put_fragment(&[0, 1, 2], replica_id, &replica))
+        .expect("2 of 3 replicas");
+    let stripe = Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let shards = gateway::ec::encode_stripe(&stripe, 2, 1).unwrap();
+    let mut ec_id = [9u8; 16];
+    let placed: Vec<(usize, proto::FragmentId, Bytes)> = (0..3)
+        .map(|i| {
+            ec_id[15] = i as u8;
+            (i, proto::FragmentId(ec_id), shards[i].clone())
+        })
+        .collect();
+    rt.block_on(backend.put_shards(gateway::ec::Policy::Ec { k: 2, m: 1 }, &placed))
+        .expect("k = 2 shards durable");
+    let pending = rt.block_on(backend.repair_pass(&[0, 1]));
+    assert_eq!(
+        pending.pending, 3,
+        "three hints wait for the core: {pending:?}"
+    );
+    node2 = start_node(dir2.path(), 2, 1, p2);
+    std::thread::sleep(gateway::limits::CORE_DOWN_FOR);
+    let done = rt.block_on(backend.repair_pass(&[0, 1]));
+    assert_eq!(done.repaired, 3, "{done:?}");
+    let h2 = &node2.handles()[0];
+    assert_eq!(version_on(h2, "t/missed").unwrap().value, value);
+    let get = |id| match raw(
+        h2,
+        Request::GetFragment {
+            id,
+            offset_bytes: 0,
+            len_bytes: None,
+        },
+    ) {
+        Response::Fragment(b) => b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(get(replica_id), replica);
+    assert_eq!(get(placed[2].1), shards[2], "the parity shard was rebuilt");
+    let again = rt.block_on(backend.repair_pass(&[0, 1]));
+    assert_eq!(
+        again,
+        gateway::hints::RepairStats::default(),
+        "hints are gone"
+    );
+    drop(backend);
+    node2.shutdown();
+    node1.shutdown();
+}
