@@ -8,6 +8,7 @@ pub mod creds;
 pub mod ec;
 pub mod hints;
 pub mod host;
+pub mod lifecycle;
 pub mod limits;
 pub mod multipart;
 pub mod records;
