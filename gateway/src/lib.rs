@@ -13,6 +13,7 @@ pub mod records;
 pub mod s3;
 pub mod serve;
 pub mod tagging;
+pub mod versioning;
 
 use std::sync::Arc;
 
