@@ -24,12 +24,13 @@ use crate::checksum::{
 };
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
-    part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord,
+    part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord, Versioning,
 };
 use crate::s3::{
     check_key, etag, head_condition, new_version_id, now_ms, resolve_range, s3_err,
     standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
 };
+use crate::versioning::head_version_id;
 
 /// The largest part (S3's limit).
 const PART_BYTES_MAX: u64 = OBJECT_BYTES_MAX;
@@ -97,6 +98,7 @@ fn completed_head(
     checksum: Option<ObjectChecksum>,
     version_id: [u8; 12],
     policy: crate::ec::Policy,
+    versioning: Versioning,
 ) -> ObjectHead {
     let mut md5s = Md5::new();
     for (_, p) in chosen {
@@ -122,6 +124,8 @@ fn completed_head(
         headers: upload.headers,
         parts,
         checksum,
+        null_version: versioning.writes_null(),
+        in_versions: versioning.keeps_versions(),
     }
 }
 
@@ -365,9 +369,10 @@ impl Gateway {
             if_modified_since: input.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         };
-        let (src_bucket, src_key, src) = self
+        let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        let src = source.head.clone();
         let (first, len) = match &input.copy_source_range {
             None => (0, src.size),
             Some(r) => {
@@ -386,7 +391,7 @@ impl Gateway {
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let policy = self.policy_for(None);
         let data_cores = self.data_cores(&input.bucket, &input.key, policy);
-        let body = self.object_stream(&src_bucket, &src_key, src, first, len);
+        let body = self.object_stream(&source.bucket, &source.key, src, first, len);
         let algos: Vec<_> = upload.checksum.map(|c| c.algo).into_iter().collect();
         let mut hashers = Hashers::new(&algos);
         let (size, md5) = self
@@ -425,6 +430,7 @@ impl Gateway {
         }
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
+            copy_source_version_id: source.version_id,
             ..Default::default()
         }))
     }
@@ -527,7 +533,7 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
         let condition = head_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
         let upload = self
             .upload(&input.bucket, &input.key, &input.upload_id)
@@ -556,9 +562,23 @@ impl Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let policy = self.policy_for(None);
-        let head = completed_head(upload, &chosen, object_checksum, version_id, policy);
-        self.commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
-            .await?;
+        let head = completed_head(
+            upload,
+            &chosen,
+            object_checksum,
+            version_id,
+            policy,
+            versioning,
+        );
+        self.commit_head(
+            &input.bucket,
+            &input.key,
+            &head,
+            hlc,
+            condition.as_ref(),
+            versioning,
+        )
+        .await?;
         self.finish_upload(
             &input.bucket,
             &input.key,
@@ -572,6 +592,7 @@ impl Gateway {
             key: Some(input.key.clone()),
             e_tag: Some(etag(&head.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
+            version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()
         };
         if let Some(c) = &head.checksum {

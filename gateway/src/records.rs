@@ -2,10 +2,12 @@
 //! heads and listing entries, each a versioned fixed-width little-endian encoding. Decoding
 //! never panics on bad bytes: a record that does not parse is an internal error, reported.
 //!
-//! Versions: bucket records and listing entries are at 1. Object heads, uploads and parts are
-//! written at 2 (version 1 plus checksum fields at the end, see DESIGN.md); version 1 records,
-//! written before checksums were stored, still decode (as records without a checksum), pinned
-//! by the golden byte strings in the tests.
+//! Versions: uploads and parts are written at 2 (version 1 plus checksum fields at the end,
+//! see DESIGN.md); version 1 records, written before checksums were stored, still decode (as
+//! records without a checksum). Object versioning added: bucket records at 2 (the versioning
+//! state), listing entries at 2 (whether a version record backs the entry), object heads at 3
+//! (the null-version and recorded flags), and the version records (`V` keys) at 1. Every older
+//! version still decodes, pinned by the golden byte strings in the tests.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -17,6 +19,19 @@ use crate::limits::CHECKSUM_BYTES_MAX;
 const VERSION: u8 = 1;
 /// Object heads, uploads and parts with their checksums.
 const VERSION_CHECKSUMS: u8 = 2;
+/// Bucket records with a versioning state, listing entries with their flags.
+const VERSION_VERSIONING: u8 = 2;
+/// Object heads with their version flags.
+const HEAD_VERSIONING: u8 = 3;
+/// Version records (`V` keys): the first format.
+const VERSION_RECORD: u8 = 1;
+/// Kinds of version record.
+const KIND_OBJECT: u8 = 1;
+const KIND_DELETE_MARKER: u8 = 2;
+/// Version flags (object heads, delete markers): S3 shows the version's id as `null`.
+const FLAG_NULL_VERSION: u8 = 1;
+/// Version flags (object heads, listing entries): a `V` record of this version exists.
+const FLAG_IN_VERSIONS: u8 = 2;
 
 /// `B` ‖ bucket.
 pub fn bucket_key(bucket: &str) -> Bytes {
@@ -49,6 +64,46 @@ fn tagged(tag: u8, bucket: &str, key: &str) -> Bytes {
 pub struct BucketRecord {
     pub owner: String,
     pub created_ms: u64,
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state. A bucket that was never versioned is `Unversioned`; once
+/// enabled it is only ever `Enabled` or `Suspended` (as in S3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    /// Persisted codes; never reuse one.
+    fn code(self) -> u8 {
+        match self {
+            Versioning::Unversioned => 0,
+            Versioning::Enabled => 1,
+            Versioning::Suspended => 2,
+        }
+    }
+
+    fn of(code: u8) -> Option<Versioning> {
+        match code {
+            0 => Some(Versioning::Unversioned),
+            1 => Some(Versioning::Enabled),
+            2 => Some(Versioning::Suspended),
+            _ => None,
+        }
+    }
+
+    /// Whether writes keep versions (`V` records): every state but `Unversioned`.
+    pub fn keeps_versions(self) -> bool {
+        self != Versioning::Unversioned
+    }
+
+    /// Whether a version written now has a real id (Enabled) or `null` (the other states).
+    pub fn writes_null(self) -> bool {
+        self != Versioning::Enabled
+    }
 }
 
 /// One stored part of an object: its chunks are fragments `fragment_id(version_id, i)`.
@@ -79,6 +134,12 @@ pub struct ObjectHead {
     pub parts: Vec<PartRef>,
     /// The x-amz-checksum-* stored with the object, if its writer sent or asked for one.
     pub checksum: Option<ObjectChecksum>,
+    /// S3 shows this version's id as `null`: it was written while the bucket was unversioned
+    /// or versioning was suspended (heads of format 1 and 2 are such).
+    pub null_version: bool,
+    /// A `V` record of this version exists (it was written while the bucket kept versions, or
+    /// was recorded as a version since). A head without one is the key's only version.
+    pub in_versions: bool,
 }
 
 impl ObjectHead {
@@ -95,6 +156,169 @@ pub struct ListingEntry {
     pub size: u64,
     pub modified_ms: u64,
     pub etag: String,
+    /// The current version has a `V` record (ListObjectVersions lists it from there); without
+    /// one (entries of format 1, or written while unversioned) it is listed from here as the
+    /// key's only version, `null`.
+    pub in_versions: bool,
+}
+
+/// One version of an object (the value of a `V` key): the object's head, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionRecord {
+    Object(ObjectHead),
+    DeleteMarker(DeleteMarker),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteMarker {
+    pub version_id: [u8; 12],
+    pub null_version: bool,
+    pub modified_ms: u64,
+}
+
+impl VersionRecord {
+    pub fn version_id(&self) -> &[u8; 12] {
+        match self {
+            VersionRecord::Object(h) => &h.version_id,
+            VersionRecord::DeleteMarker(m) => &m.version_id,
+        }
+    }
+
+    pub fn null_version(&self) -> bool {
+        match self {
+            VersionRecord::Object(h) => h.null_version,
+            VersionRecord::DeleteMarker(m) => m.null_version,
+        }
+    }
+
+    pub fn modified_ms(&self) -> u64 {
+        match self {
+            VersionRecord::Object(h) => h.modified_ms,
+            VersionRecord::DeleteMarker(m) => m.modified_ms,
+        }
+    }
+
+    /// format u8 ‖ kind u8 ‖ (object: the head's own encoding | delete marker: flags u8 ‖
+    /// version id 12 ‖ modified ms u64).
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(VERSION_RECORD);
+        match self {
+            VersionRecord::Object(h) => {
+                assert!(h.in_versions, "a version record's head says it is recorded");
+                b.put_u8(KIND_OBJECT);
+                b.put_slice(&h.encode());
+            }
+            VersionRecord::DeleteMarker(m) => {
+                b.put_u8(KIND_DELETE_MARKER);
+                b.put_u8(if m.null_version { FLAG_NULL_VERSION } else { 0 });
+                b.put_slice(&m.version_id);
+                b.put_u64_le(m.modified_ms);
+            }
+        }
+        b.freeze()
+    }
+
+    pub fn decode(mut b: Bytes) -> Result<VersionRecord, Malformed> {
+        check(&b, 2, "version")?;
+        if b.get_u8() != VERSION_RECORD {
+            return Err(Malformed("version"));
+        }
+        match b.get_u8() {
+            KIND_OBJECT => {
+                let mut h = ObjectHead::decode(b)?;
+                // Heads recorded from an unversioned write keep their own flags; as a version
+                // record they are recorded by definition.
+                h.in_versions = true;
+                Ok(VersionRecord::Object(h))
+            }
+            KIND_DELETE_MARKER => {
+                if b.remaining() != 1 + 12 + 8 {
+                    return Err(Malformed("version"));
+                }
+                let flags = b.get_u8();
+                if flags & !FLAG_NULL_VERSION != 0 {
+                    return Err(Malformed("version"));
+                }
+                let mut version_id = [0u8; 12];
+                b.copy_to_slice(&mut version_id);
+                Ok(VersionRecord::DeleteMarker(DeleteMarker {
+                    version_id,
+                    null_version: flags & FLAG_NULL_VERSION != 0,
+                    modified_ms: b.get_u64_le(),
+                }))
+            }
+            _ => Err(Malformed("version")),
+        }
+    }
+}
+
+/// The HLC a version id was made from (its first 8 bytes, `s3::new_version_id`): versions
+/// order by it.
+pub fn version_hlc(version_id: &[u8; 12]) -> u64 {
+    let mut hlc = [0u8; 8];
+    hlc.copy_from_slice(&version_id[..8]);
+    u64::from_le_bytes(hlc)
+}
+
+/// `V` ‖ bucket ‖ 0 ‖ escaped key: every key starting with `key_prefix` (raw bytes) shares
+/// this prefix in the version index, and no other key does.
+pub fn versions_prefix(bucket: &str, key_prefix: &[u8]) -> BytesMut {
+    let mut k = BytesMut::with_capacity(2 + bucket.len() + key_prefix.len() + 2 + 20);
+    k.put_u8(b'V');
+    k.put_slice(bucket.as_bytes());
+    k.put_u8(0);
+    for b in key_prefix {
+        k.put_u8(*b);
+        if *b == 0 {
+            k.put_u8(0xff);
+        }
+    }
+    k
+}
+
+/// The prefix of one key's versions: `versions_prefix` ‖ 0 0.
+pub fn key_versions_prefix(bucket: &str, key: &str) -> Bytes {
+    let mut k = versions_prefix(bucket, key.as_bytes());
+    k.put_slice(&[0, 0]);
+    k.freeze()
+}
+
+/// `V` ‖ bucket ‖ 0 ‖ escaped key ‖ 0 0 ‖ (u64::MAX − version HLC) u64 BE ‖ version id: a
+/// key's versions scan newest first, keys in byte order (0x00 in a key is written 0x00 0xFF,
+/// so 0x00 0x00 ends the key and sorts before any longer key).
+pub fn version_key(bucket: &str, key: &str, version_id: &[u8; 12]) -> Bytes {
+    let mut k = BytesMut::from(&key_versions_prefix(bucket, key)[..]);
+    k.put_u64(u64::MAX - version_hlc(version_id));
+    k.put_slice(version_id);
+    k.freeze()
+}
+
+/// The bytes of a `V` key after the bucket part (`versions_prefix(bucket, b"")`): the object
+/// key (raw bytes) and the version id, or None if it is not a version key.
+pub fn parse_version_key(rest: &[u8]) -> Option<(Vec<u8>, [u8; 12])> {
+    let mut key = Vec::with_capacity(rest.len());
+    let mut i = 0;
+    loop {
+        match (rest.get(i)?, rest.get(i + 1)) {
+            (0, Some(0xff)) => {
+                key.push(0);
+                i += 2;
+            }
+            (0, Some(0)) => break,
+            (0, _) => return None,
+            (b, _) => {
+                key.push(*b);
+                i += 1;
+            }
+        }
+    }
+    let tail = rest.get(i + 2..)?;
+    if tail.len() != 8 + 12 {
+        return None;
+    }
+    let version_id: [u8; 12] = tail[8..].try_into().ok()?;
+    Some((key, version_id))
 }
 
 /// An upload in progress (`U` key).
@@ -376,23 +600,35 @@ fn check(b: &Bytes, n: usize, what: &'static str) -> Result<(), Malformed> {
 }
 
 impl BucketRecord {
+    /// format u8 (2) ‖ created ms u64 ‖ owner ‖ versioning state u8 (format 1: without it,
+    /// unversioned).
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION);
+        b.put_u8(VERSION_VERSIONING);
         b.put_u64_le(self.created_ms);
         put_str(&mut b, &self.owner);
+        b.put_u8(self.versioning.code());
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<BucketRecord, Malformed> {
         check(&b, 9, "bucket")?;
-        if b.get_u8() != VERSION {
+        let format = b.get_u8();
+        if format != VERSION && format != VERSION_VERSIONING {
             return Err(Malformed("bucket"));
         }
         let created_ms = b.get_u64_le();
+        let owner = get_str(&mut b, "bucket")?;
+        let versioning = if format == VERSION {
+            Versioning::Unversioned
+        } else {
+            check(&b, 1, "bucket")?;
+            Versioning::of(b.get_u8()).ok_or(Malformed("bucket"))?
+        };
         Ok(BucketRecord {
+            owner,
             created_ms,
-            owner: get_str(&mut b, "bucket")?,
+            versioning,
         })
     }
 }
@@ -400,7 +636,7 @@ impl BucketRecord {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION_CHECKSUMS);
+        b.put_u8(HEAD_VERSIONING);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
@@ -424,12 +660,25 @@ impl ObjectHead {
             }
         }
         put_object_checksum(&mut b, self.checksum.as_ref());
+        let mut flags = 0;
+        if self.null_version {
+            flags |= FLAG_NULL_VERSION;
+        }
+        if self.in_versions {
+            flags |= FLAG_IN_VERSIONS;
+        }
+        b.put_u8(flags);
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ObjectHead, Malformed> {
         check(&b, 1 + 8 + 8 + 12 + 4 + 2, "object")?;
-        let with_checksum = get_version(&mut b, "object")?;
+        let (with_checksum, with_flags) = match b.get_u8() {
+            VERSION => (false, false),
+            VERSION_CHECKSUMS => (true, false),
+            HEAD_VERSIONING => (true, true),
+            _ => return Err(Malformed("object")),
+        };
         let size = b.get_u64_le();
         let modified_ms = b.get_u64_le();
         let mut version_id = [0u8; 12];
@@ -469,6 +718,20 @@ impl ObjectHead {
         } else {
             None
         };
+        // Heads written before versioning are the null version, without a `V` record.
+        let (null_version, in_versions) = if with_flags {
+            check(&b, 1, "object")?;
+            let flags = b.get_u8();
+            if flags & !(FLAG_NULL_VERSION | FLAG_IN_VERSIONS) != 0 {
+                return Err(Malformed("object"));
+            }
+            (
+                flags & FLAG_NULL_VERSION != 0,
+                flags & FLAG_IN_VERSIONS != 0,
+            )
+        } else {
+            (true, false)
+        };
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -481,6 +744,8 @@ impl ObjectHead {
             headers,
             parts,
             checksum,
+            null_version,
+            in_versions,
         })
     }
 
@@ -564,26 +829,45 @@ pub fn fragment_id(version_id: &[u8; 12], chunk: u64, shard: u8) -> proto::Fragm
 }
 
 impl ListingEntry {
+    /// format u8 (2) ‖ size u64 ‖ modified ms u64 ‖ ETag ‖ flags u8 (format 1: without them).
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION);
+        b.put_u8(VERSION_VERSIONING);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         put_str(&mut b, &self.etag);
+        b.put_u8(if self.in_versions {
+            FLAG_IN_VERSIONS
+        } else {
+            0
+        });
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ListingEntry, Malformed> {
         check(&b, 17, "listing")?;
-        if b.get_u8() != VERSION {
+        let format = b.get_u8();
+        if format != VERSION && format != VERSION_VERSIONING {
             return Err(Malformed("listing"));
         }
         let size = b.get_u64_le();
         let modified_ms = b.get_u64_le();
+        let etag = get_str(&mut b, "listing")?;
+        let in_versions = if format == VERSION {
+            false
+        } else {
+            check(&b, 1, "listing")?;
+            match b.get_u8() {
+                0 => false,
+                FLAG_IN_VERSIONS => true,
+                _ => return Err(Malformed("listing")),
+            }
+        };
         Ok(ListingEntry {
             size,
             modified_ms,
-            etag: get_str(&mut b, "listing")?,
+            etag,
+            in_versions,
         })
     }
 }
@@ -615,6 +899,8 @@ mod tests {
                 },
             ],
             checksum: None,
+            null_version: false,
+            in_versions: true,
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.stripes().len(), 5);
@@ -646,12 +932,14 @@ mod tests {
         let bucket = BucketRecord {
             owner: "root".into(),
             created_ms: 7,
+            versioning: Versioning::Suspended,
         };
         assert_eq!(BucketRecord::decode(bucket.encode()).unwrap(), bucket);
         let listing = ListingEntry {
             size: 1,
             modified_ms: 2,
             etag: "e".into(),
+            in_versions: true,
         };
         assert_eq!(ListingEntry::decode(listing.encode()).unwrap(), listing);
         assert_ne!(fragment_id(&[1; 12], 0, 0), fragment_id(&[1; 12], 1, 0));
@@ -703,6 +991,7 @@ mod tests {
         assert_eq!(h.metadata, vec![("a".to_string(), "1".to_string())]);
         assert_eq!(h.header("cache-control").as_deref(), Some("no-cache"));
         assert_eq!(h.checksum, None);
+        assert!(h.null_version && !h.in_versions);
         let upload =
             hex_bytes("010168e5cf8b0100000400726f6f740a00746578742f706c61696e010001006b0100760000");
         let u = UploadRecord::decode(upload).unwrap();
@@ -777,6 +1066,8 @@ mod tests {
                 kind: Kind::Composite,
                 parts: 2,
             }),
+            null_version: true,
+            in_versions: false,
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         let enc = h.encode();
@@ -790,5 +1081,163 @@ mod tests {
             parts: 3,
         });
         assert!(ObjectHead::decode(h.encode()).is_err());
+    }
+
+    /// Records of the formats before versioning: a head at 2, a bucket record and a listing
+    /// entry at 1 (encoded by the code of that time; never change these).
+    #[test]
+    fn records_before_versioning_still_decode() {
+        let head = hex_bytes(concat!(
+            "0203000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+            "000100000003030303030303030303030303000000000000000000000001010203040201000000",
+        ));
+        let h = ObjectHead::decode(head).unwrap();
+        assert_eq!(
+            (h.size, h.etag.as_str(), h.policy),
+            (3, "e", Policy::Replicas(2))
+        );
+        assert_eq!(
+            h.checksum.map(|c| (c.kind, c.parts)),
+            Some((Kind::FullObject, 1))
+        );
+        assert!(
+            h.null_version && !h.in_versions,
+            "written before versioning: null"
+        );
+        let b = BucketRecord::decode(hex_bytes("010068e5cf8b0100000400726f6f74")).unwrap();
+        assert_eq!(b.owner, "root");
+        assert_eq!(b.created_ms, 1_700_000_000_000);
+        assert_eq!(b.versioning, Versioning::Unversioned);
+        let l =
+            ListingEntry::decode(hex_bytes("0103000000000000000068e5cf8b010000010065")).unwrap();
+        assert_eq!((l.size, l.etag.as_str(), l.in_versions), (3, "e", false));
+    }
+
+    fn small_head(null_version: bool, in_versions: bool) -> ObjectHead {
+        ObjectHead {
+            size: 3,
+            modified_ms: 1_700_000_000_000,
+            etag: "e".into(),
+            version_id: [3; 12],
+            chunk_bytes: 1 << 20,
+            policy: Policy::Replicas(2),
+            content_type: String::new(),
+            metadata: vec![],
+            headers: vec![],
+            parts: vec![PartRef {
+                version_id: [3; 12],
+                size: 3,
+            }],
+            checksum: None,
+            null_version,
+            in_versions,
+        }
+    }
+
+    /// The versioning formats, pinned byte for byte (add a fixture for a new format instead
+    /// of changing these).
+    #[test]
+    fn versioning_formats_are_pinned() {
+        let h = small_head(false, true);
+        let head_hex = concat!(
+            "0303000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+            "00010000000303030303030303030303030300000000000000000000000002",
+        );
+        assert_eq!(hex::encode(h.encode()), head_hex);
+        assert_eq!(ObjectHead::decode(hex_bytes(head_hex)).unwrap(), h);
+        let null = small_head(true, false);
+        assert_eq!(ObjectHead::decode(null.encode()).unwrap(), null);
+        assert_eq!(null.encode().last(), Some(&1));
+
+        let bucket = BucketRecord {
+            owner: "root".into(),
+            created_ms: 1_700_000_000_000,
+            versioning: Versioning::Enabled,
+        };
+        let bucket_hex = "020068e5cf8b0100000400726f6f7401";
+        assert_eq!(hex::encode(bucket.encode()), bucket_hex);
+        assert_eq!(BucketRecord::decode(hex_bytes(bucket_hex)).unwrap(), bucket);
+        assert!(BucketRecord::decode(hex_bytes("020068e5cf8b0100000400726f6f7403")).is_err());
+        assert!(BucketRecord::decode(hex_bytes("020068e5cf8b0100000400726f6f74")).is_err());
+
+        let listing = ListingEntry {
+            size: 3,
+            modified_ms: 1_700_000_000_000,
+            etag: "e".into(),
+            in_versions: true,
+        };
+        let listing_hex = "0203000000000000000068e5cf8b01000001006502";
+        assert_eq!(hex::encode(listing.encode()), listing_hex);
+        assert_eq!(
+            ListingEntry::decode(hex_bytes(listing_hex)).unwrap(),
+            listing
+        );
+
+        let object = VersionRecord::Object(h.clone());
+        let object_hex = format!("0101{head_hex}");
+        assert_eq!(hex::encode(object.encode()), object_hex);
+        assert_eq!(
+            VersionRecord::decode(hex_bytes(&object_hex)).unwrap(),
+            object
+        );
+        // A head recorded from an unversioned write keeps its null flag.
+        let recorded = VersionRecord::Object(small_head(true, true));
+        assert_eq!(VersionRecord::decode(recorded.encode()).unwrap(), recorded);
+
+        let marker = VersionRecord::DeleteMarker(DeleteMarker {
+            version_id: [5; 12],
+            null_version: true,
+            modified_ms: 1_700_000_000_000,
+        });
+        let marker_hex = "0102010505050505050505050505050068e5cf8b010000";
+        assert_eq!(hex::encode(marker.encode()), marker_hex);
+        assert_eq!(
+            VersionRecord::decode(hex_bytes(marker_hex)).unwrap(),
+            marker
+        );
+        let enc = marker.encode();
+        for cut in 0..enc.len() {
+            assert!(VersionRecord::decode(enc.slice(..cut)).is_err());
+        }
+        assert!(VersionRecord::decode(hex_bytes("0103")).is_err());
+    }
+
+    #[test]
+    fn version_keys_order_newest_first_and_keys_bytewise() {
+        let id = |hlc: u64| {
+            let mut v = [7u8; 12];
+            v[..8].copy_from_slice(&hlc.to_le_bytes());
+            v
+        };
+        // Pinned: V ‖ bucket ‖ 0 ‖ key (0 → 0 ff) ‖ 0 0 ‖ !hlc BE ‖ id.
+        assert_eq!(
+            hex::encode(version_key("b", "a\0", &id(1))),
+            concat!(
+                "5662006100ff0000fffffffffffffffe",
+                "010000000000000007070707"
+            )
+        );
+        assert!(version_key("b", "k", &id(2)) < version_key("b", "k", &id(1)));
+        let keys = ["a", "a\0", "a\0\0", "a\0b", "a\u{1}", "ab", "b"];
+        for pair in keys.windows(2) {
+            let lo = version_key("b", pair[0], &id(1));
+            let hi = version_key("b", pair[1], &id(u64::MAX - 1));
+            assert!(lo < hi, "{pair:?}");
+            assert!(
+                !hi.starts_with(&key_versions_prefix("b", pair[0])),
+                "{pair:?}"
+            );
+        }
+        let base = versions_prefix("b", b"").len();
+        for k in keys {
+            let v = version_key("b", k, &id(9));
+            assert_eq!(
+                parse_version_key(&v[base..]),
+                Some((k.as_bytes().to_vec(), id(9)))
+            );
+            assert!(v.starts_with(&versions_prefix("b", &k.as_bytes()[..1])));
+        }
+        assert_eq!(parse_version_key(b"a\0\0short"), None);
+        assert_eq!(parse_version_key(b"a\0\x01"), None);
     }
 }

@@ -22,10 +22,11 @@ use s3s::dto::{
     GetBucketVersioningOutput, GetObjectInput, GetObjectOutput, GetObjectTaggingInput,
     GetObjectTaggingOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
     ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
-    ListPartsOutput, Object, Owner, PutObjectInput, PutObjectOutput, PutObjectTaggingInput,
-    PutObjectTaggingOutput, Range, StreamingBlob, Timestamp, UploadPartCopyInput,
-    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
+    PutBucketVersioningInput, PutBucketVersioningOutput, PutObjectInput, PutObjectOutput,
+    PutObjectTaggingInput, PutObjectTaggingOutput, Range, StreamingBlob, Timestamp,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -38,7 +39,10 @@ use crate::limits::{
 };
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
-    PartRef, StripeRef,
+    PartRef, StripeRef, VersionRecord, Versioning,
+};
+use crate::versioning::{
+    delete_marker_not_allowed, head_version_id, no_such_version, parse_version_id,
 };
 
 /// How long a replaced or deleted version's chunks stay readable.
@@ -162,7 +166,7 @@ pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
 }
 
 impl Gateway {
-    fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
+    pub(crate) fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
         self.backend.meta_cores(Route::Bucket(bucket))
     }
 
@@ -202,19 +206,33 @@ impl Gateway {
         }
     }
 
-    /// The current version of an existing object in a bucket the user owns: the checks every
-    /// read of an object starts with (key, bucket ownership, NoSuchKey).
-    pub(crate) async fn existing_object(
+    /// The version of an object a GET or HEAD reads: the current one, or `version_id`'s (a
+    /// delete marker is 405, an unknown version NoSuchVersion). Returns its head and the
+    /// x-amz-version-id to show (none in a bucket that never kept versions, unless asked).
+    pub(crate) async fn object_for_read(
         &self,
         user: &str,
         bucket: &str,
         key: &str,
-    ) -> S3Result<ObjectHead> {
+        version_id: Option<&str>,
+    ) -> S3Result<(ObjectHead, Option<String>)> {
         check_key(key)?;
-        self.owned_bucket(bucket, user).await?;
-        self.head(bucket, key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))
+        let wanted = version_id.map(parse_version_id).transpose()?;
+        let record = self.owned_bucket(bucket, user).await?;
+        let head = match wanted {
+            None => match self.head(bucket, key).await? {
+                Some(h) => h,
+                None => return Err(self.missing_current(bucket, key, record.versioning).await),
+            },
+            Some(v) => match self.resolve_version(bucket, key, v).await? {
+                Some(VersionRecord::Object(h)) => h,
+                Some(VersionRecord::DeleteMarker(m)) => return Err(delete_marker_not_allowed(&m)),
+                None => return Err(no_such_version()),
+            },
+        };
+        let shown = (record.versioning.keeps_versions() || wanted.is_some())
+            .then(|| head_version_id(&head));
+        Ok((head, shown))
     }
 
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
@@ -535,14 +553,14 @@ impl Gateway {
         }))
     }
 
-    /// The source of a copy: its bucket must belong to the caller; x-amz-copy-source-if-*
-    /// conditions fail with 412 as S3 does.
+    /// The source of a copy (its current version, or the one `?versionId=` names): its bucket
+    /// must belong to the caller; x-amz-copy-source-if-* conditions fail with 412 as S3 does.
     pub(crate) async fn copy_source(
         &self,
         user: &str,
         source: &CopySource,
         conditions: CopyConditions<'_>,
-    ) -> S3Result<(String, String, ObjectHead)> {
+    ) -> S3Result<CopiedSource> {
         let CopySource::Bucket {
             bucket,
             key,
@@ -551,18 +569,26 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
-        if version_id.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "versioned copy sources come with versioning"
-            ));
-        }
         check_key(key)?;
-        self.owned_bucket(bucket, user).await?;
-        let head = self
-            .head(bucket, key)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        let wanted = version_id.as_deref().map(parse_version_id).transpose()?;
+        let record = self.owned_bucket(bucket, user).await?;
+        let head = match wanted {
+            None => match self.head(bucket, key).await? {
+                Some(h) => h,
+                None => return Err(self.missing_current(bucket, key, record.versioning).await),
+            },
+            Some(v) => match self.resolve_version(bucket, key, v).await? {
+                Some(VersionRecord::Object(h)) => h,
+                Some(VersionRecord::DeleteMarker(_)) => {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The source of a copy request may not specifically refer to a delete \
+                         marker by version id."
+                    ))
+                }
+                None => return Err(no_such_version()),
+            },
+        };
         let precondition = check_conditions(
             &head,
             conditions.if_match,
@@ -577,12 +603,21 @@ impl Gateway {
                 e
             });
         }
-        Ok((bucket.to_string(), key.to_string(), head))
+        let version_id = (record.versioning.keeps_versions() || wanted.is_some())
+            .then(|| head_version_id(&head));
+        Ok(CopiedSource {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            head,
+            version_id,
+            named_version: wanted.is_some(),
+        })
     }
 
-    /// Makes `head` the object's current version: listing entry, then head, with `hlc`. Last
-    /// writer wins by HLC: only the write whose head is current afterwards retires the version
-    /// it replaced; one that lost to a concurrent write retires its own chunks instead. When a
+    /// Makes `head` the object's current version. Unversioned buckets: listing entry, then
+    /// head, with `hlc`. Last writer wins by HLC: only the write whose head is current
+    /// afterwards retires the version it replaced; one that lost to a concurrent write retires
+    /// its own chunks instead. Buckets that keep versions: `commit_version`. When a
     /// `condition` fails nothing is written or retired: the caller owns its chunks (a single
     /// PUT removes them, a multipart upload keeps its parts for a retry).
     pub(crate) async fn commit_head(
@@ -592,69 +627,20 @@ impl Gateway {
         head: &ObjectHead,
         hlc: u64,
         condition: Option<&HeadCondition>,
+        versioning: Versioning,
     ) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
-        let hkey = head_key(bucket, key);
-        let encoded = head.encode();
+        assert_eq!(head.in_versions, versioning.keeps_versions());
+        assert_eq!(head.null_version, versioning.writes_null());
+        if versioning.keeps_versions() {
+            return self
+                .commit_version(bucket, key, head, hlc, condition, versioning)
+                .await;
+        }
         let old = match condition {
             None => self.head(bucket, key).await?,
-            Some(cond) => {
-                // The PG's first core is the authority for conditional writes: the check and
-                // the write are one compare-and-swap there, then the other replicas follow.
-                let primary = &cores[..1];
-                let current = self
-                    .backend
-                    .meta_get(primary, &hkey)
-                    .await
-                    .map_err(s3_err)?;
-                let current_head = match &current {
-                    Some(e) => Some(
-                        ObjectHead::decode(e.value.clone())
-                            .map_err(|e| s3_error!(e, InternalError))?,
-                    ),
-                    None => None,
-                };
-                let expect = match (cond, &current, &current_head) {
-                    (HeadCondition::Absent, None, _) => None,
-                    (HeadCondition::Absent, Some(_), _) => {
-                        return Err(s3_error!(PreconditionFailed));
-                    }
-                    (HeadCondition::Matches(_), None, _) | (_, _, None) => {
-                        return Err(s3_error!(NoSuchKey));
-                    }
-                    (HeadCondition::Matches(tag), Some(e), Some(h)) => {
-                        if h.etag != tag.trim_matches('"') {
-                            self.retire_chunks(bucket, key, head.clone());
-                            return Err(s3_error!(PreconditionFailed));
-                        }
-                        Some(e.hlc)
-                    }
-                };
-                let won = self
-                    .backend
-                    .meta_put_if(cores[0], &hkey, &encoded, hlc, expect)
-                    .await
-                    .map_err(s3_err)?;
-                if !won {
-                    return Err(s3_error!(PreconditionFailed));
-                }
-                current_head
-            }
+            Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await?,
         };
-        let listing = ListingEntry {
-            size: head.size,
-            modified_ms: head.modified_ms,
-            etag: head.etag.clone(),
-        };
-        let lcores = self.listing_cores(bucket);
-        self.backend
-            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
-            .await
-            .map_err(s3_err)?;
-        self.backend
-            .meta_put(&cores, &hkey, &encoded, hlc)
-            .await
-            .map_err(s3_err)?;
+        self.write_current(bucket, key, head, hlc).await?;
         match self.head(bucket, key).await? {
             Some(c) if c.version_id == head.version_id => {
                 if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
@@ -666,9 +652,87 @@ impl Gateway {
         Ok(())
     }
 
+    /// A conditional write of `head`: the check and the write are one compare-and-swap on the
+    /// PG's first core, the authority for conditional writes (the other replicas follow in
+    /// `write_current`). Returns the head it replaced.
+    pub(crate) async fn cas_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+        cond: &HeadCondition,
+    ) -> S3Result<Option<ObjectHead>> {
+        let cores = self.object_cores(bucket, key);
+        let hkey = head_key(bucket, key);
+        let current = self
+            .backend
+            .meta_get(&cores[..1], &hkey)
+            .await
+            .map_err(s3_err)?;
+        let current_head = match &current {
+            Some(e) => {
+                Some(ObjectHead::decode(e.value.clone()).map_err(|e| s3_error!(e, InternalError))?)
+            }
+            None => None,
+        };
+        let expect = match (cond, &current, &current_head) {
+            (HeadCondition::Absent, None, _) => None,
+            (HeadCondition::Absent, Some(_), _) => {
+                return Err(s3_error!(PreconditionFailed));
+            }
+            (HeadCondition::Matches(_), None, _) | (_, _, None) => {
+                return Err(s3_error!(NoSuchKey));
+            }
+            (HeadCondition::Matches(tag), Some(e), Some(h)) => {
+                // Nothing is retired here: the caller owns the new version's chunks (a
+                // multipart upload keeps its parts for a retry).
+                if h.etag != tag.trim_matches('"') {
+                    return Err(s3_error!(PreconditionFailed));
+                }
+                Some(e.hlc)
+            }
+        };
+        let won = self
+            .backend
+            .meta_put_if(cores[0], &hkey, &head.encode(), hlc, expect)
+            .await
+            .map_err(s3_err)?;
+        if !won {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        Ok(current_head)
+    }
+
+    /// Writes `head` as the key's current version: its listing entry, then its head.
+    pub(crate) async fn write_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> S3Result<()> {
+        let listing = ListingEntry {
+            size: head.size,
+            modified_ms: head.modified_ms,
+            etag: head.etag.clone(),
+            in_versions: head.in_versions,
+        };
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
+            .await
+            .map_err(s3_err)
+    }
+
     /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
     /// a key that does not exist succeeds, as in S3.
-    async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
+    pub(crate) async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
         if let Some(head) = self.head(bucket, key).await? {
             let hlc = self.backend.hlc();
             let cores = self.object_cores(bucket, key);
@@ -689,7 +753,7 @@ impl Gateway {
     /// Deletes a replaced version's chunks after `RETIRE_GRACE`, so GETs that read its head
     /// just before the overwrite still stream it whole. Chunks of a process that stops before
     /// then are left for the orphan sweep (their ids carry the version id).
-    fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
+    pub(crate) fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
         let cores = self.data_cores(bucket, key, head.policy);
         let this = self.clone_handle();
         tokio::spawn(async move {
@@ -873,6 +937,7 @@ impl S3 for Gateway {
         let record = BucketRecord {
             owner: user,
             created_ms: now_ms(),
+            versioning: Versioning::Unversioned,
         };
         let hlc = self.backend.hlc();
         let cores = self.bucket_cores(&bucket);
@@ -924,7 +989,8 @@ impl S3 for Gateway {
             .meta_scan(&cores, &prefix, None, 1)
             .await
             .map_err(s3_err)?;
-        if !entries.is_empty() {
+        // Noncurrent versions and delete markers count too, as in S3.
+        if !entries.is_empty() || self.has_versions(&bucket).await? {
             return Err(s3_error!(BucketNotEmpty));
         }
         let hlc = self.backend.hlc();
@@ -957,7 +1023,7 @@ impl S3 for Gateway {
                 return Err(s3_error!(EntityTooLarge));
             }
         }
-        self.owned_bucket(&input.bucket, &user).await?;
+        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let policy = self.policy_for(input.content_length.and_then(|l| u64::try_from(l).ok()));
@@ -1004,11 +1070,20 @@ impl S3 for Gateway {
             ),
             parts: vec![stored],
             checksum: stored_checksum,
+            null_version: versioning.writes_null(),
+            in_versions: versioning.keeps_versions(),
         };
-        if let Err(e) = self
-            .commit_head(&input.bucket, &input.key, &head, hlc, condition.as_ref())
-            .await
-        {
+        let committed = self
+            .commit_head(
+                &input.bucket,
+                &input.key,
+                &head,
+                hlc,
+                condition.as_ref(),
+                versioning,
+            )
+            .await;
+        if let Err(e) = committed {
             self.retire_chunks(&input.bucket, &input.key, head);
             return Err(e);
         }
@@ -1019,6 +1094,7 @@ impl S3 for Gateway {
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
             size: Some(size as i64),
+            version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()
         };
         for sum in sums {
@@ -1036,8 +1112,13 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let head = self
-            .existing_object(&user, &input.bucket, &input.key)
+        let (head, version_id) = self
+            .object_for_read(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         check_conditions(
             &head,
@@ -1098,6 +1179,7 @@ impl S3 for Gateway {
             last_modified: Some(timestamp(head.modified_ms)),
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
+            version_id,
             ..Default::default()
         };
         if let Some(c) = sum {
@@ -1113,8 +1195,13 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let head = self
-            .existing_object(&user, &input.bucket, &input.key)
+        let (head, version_id) = self
+            .object_for_read(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         check_conditions(
             &head,
@@ -1147,6 +1234,7 @@ impl S3 for Gateway {
             last_modified: Some(timestamp(head.modified_ms)),
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
+            version_id,
             ..Default::default()
         };
         if let Some(c) = sum {
@@ -1163,9 +1251,20 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
-        self.delete_key(&input.bucket, &input.key).await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
+        let deleted = self
+            .delete_object_as_s3(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                versioning,
+            )
+            .await?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted.version_id,
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(
@@ -1174,7 +1273,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
         let objects = input.delete.objects;
         if objects.len() > DELETE_KEYS_MAX {
             return Err(s3_error!(
@@ -1186,21 +1285,29 @@ impl S3 for Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in objects {
+            let version = o.version_id.as_deref();
             let result = match check_key(&o.key) {
-                Ok(()) => self.delete_key(&input.bucket, &o.key).await,
+                Ok(()) => {
+                    self.delete_object_as_s3(&input.bucket, &o.key, version, versioning)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject {
+                Ok(_) if quiet => {}
+                // A simple delete names the marker it made; a version delete the version
+                // (and whether it was a marker).
+                Ok(d) => deleted.push(DeletedObject {
                     key: Some(o.key),
-                    ..Default::default()
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: d.version_id.clone().filter(|_| d.delete_marker),
+                    version_id: d.version_id.filter(|_| o.version_id.is_some()),
                 }),
                 Err(e) => errors.push(s3s::dto::Error {
                     code: Some(e.code().as_str().to_string()),
                     key: Some(o.key),
                     message: e.message().map(str::to_string),
-                    version_id: None,
+                    version_id: o.version_id,
                 }),
             }
         }
@@ -1262,16 +1369,25 @@ impl S3 for Gateway {
         }))
     }
 
-    /// Versioning cannot be enabled yet (PutBucketVersioning answers NotImplemented), so every
-    /// bucket is truthfully unversioned: an empty configuration, as S3 returns for a bucket
-    /// that never had versioning.
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let user = user_of(&req)?;
-        self.owned_bucket(&req.input.bucket, &user).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        self.versioning_get(req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        self.versioning_put(req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.versions_list(req).await
     }
 
     async fn put_object_tagging(
@@ -1302,16 +1418,17 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
             if_modified_since: input.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         };
-        let (src_bucket, src_key, src) = self
+        let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        let (src_bucket, src_key, src) = (&source.bucket, &source.key, &source.head);
         let replace = match input
             .metadata_directive
             .as_ref()
@@ -1321,7 +1438,9 @@ impl S3 for Gateway {
             Some("REPLACE") => true,
             Some(_) => return Err(s3_error!(InvalidArgument, "MetadataDirective")),
         };
-        if src_bucket == input.bucket && src_key == input.key && !replace {
+        // Copying a named version onto its own key is how S3 restores an old version.
+        if *src_bucket == input.bucket && *src_key == input.key && !replace && !source.named_version
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "copying an object to itself needs a metadata change (MetadataDirective REPLACE)"
@@ -1366,7 +1485,7 @@ impl S3 for Gateway {
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let policy = self.policy_for(Some(src.size));
         let cores = self.data_cores(&input.bucket, &input.key, policy);
-        let body = self.object_stream(&src_bucket, &src_key, src.clone(), 0, src.size);
+        let body = self.object_stream(src_bucket, src_key, src.clone(), 0, src.size);
         let mut none = Hashers::new(&[]);
         let (size, md5) = self
             .store_body(
@@ -1390,12 +1509,14 @@ impl S3 for Gateway {
             headers,
             parts: vec![PartRef { version_id, size }],
             checksum: None,
+            null_version: versioning.writes_null(),
+            in_versions: versioning.keeps_versions(),
         };
-        self.commit_head(&input.bucket, &input.key, &head, hlc, None)
+        self.commit_head(&input.bucket, &input.key, &head, hlc, None, versioning)
             .await?;
         let tags = match replace_tags {
             Some(t) => t,
-            None => self.tags_of(&src_bucket, &src_key, &src.version_id).await?,
+            None => self.tags_of(src_bucket, src_key, &src.version_id).await?,
         };
         if !tags.is_empty() {
             self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
@@ -1407,6 +1528,8 @@ impl S3 for Gateway {
                 last_modified: Some(timestamp(head.modified_ms)),
                 ..Default::default()
             }),
+            copy_source_version_id: source.version_id.clone(),
+            version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()
         }))
     }
@@ -1628,6 +1751,17 @@ pub(crate) struct CopyConditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
+/// The object a copy reads.
+pub(crate) struct CopiedSource {
+    pub bucket: String,
+    pub key: String,
+    pub head: ObjectHead,
+    /// The x-amz-copy-source-version-id to show.
+    pub version_id: Option<String>,
+    /// The request named the version (`?versionId=`).
+    pub named_version: bool,
+}
+
 /// A page of a listing, before the response's encoding.
 struct ListPage {
     contents: Vec<Object>,
@@ -1673,7 +1807,7 @@ fn set_owner(contents: &mut [Object], owner: &str) {
     }
 }
 
-fn max_keys(given: Option<i32>) -> S3Result<usize> {
+pub(crate) fn max_keys(given: Option<i32>) -> S3Result<usize> {
     let m = given.map_or(Ok(1000), |m| {
         usize::try_from(m).map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))
     })?;
@@ -1681,7 +1815,7 @@ fn max_keys(given: Option<i32>) -> S3Result<usize> {
 }
 
 /// `encoding-type=url` percent-encodes keys and prefixes in the response.
-fn encoder(encoding: Option<&s3s::dto::EncodingType>) -> impl Fn(String) -> String {
+pub(crate) fn encoder(encoding: Option<&s3s::dto::EncodingType>) -> impl Fn(String) -> String {
     let url = encoding.is_some_and(|e| e.as_str() == "url");
     move |s| if url { url_encode(&s) } else { s }
 }

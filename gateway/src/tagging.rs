@@ -1,7 +1,8 @@
 //! Object tagging: Put/Get/DeleteObjectTagging and `x-amz-tagging` on PUT. A tag set is a `T`
 //! record next to the object head, bound to the object version it was set on: a new version
 //! of the key starts untagged (as in S3) without rewriting the head, so a tagging request can
-//! never race a PUT into reverting the object.
+//! never race a PUT into reverting the object. Only the current version has tags: requests
+//! naming another version answer NotImplemented.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -11,7 +12,9 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::limits::{TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
+use crate::records::ObjectHead;
 use crate::s3::{s3_err, user_of, Gateway};
+use crate::versioning::{head_version_id, parse_version_id};
 
 /// A tag set, in the order given.
 pub type Tags = Vec<(String, String)>;
@@ -164,6 +167,28 @@ impl Gateway {
             .unwrap_or_default())
     }
 
+    /// The object a tagging request is about: its current version. Tags of other versions are
+    /// not kept, so naming another version answers NotImplemented rather than a wrong set.
+    async fn tagged_object(
+        &self,
+        user: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectHead> {
+        let (head, _) = self.object_for_read(user, bucket, key, None).await?;
+        if let Some(v) = version_id {
+            parse_version_id(v)?;
+            if v != head_version_id(&head) {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "tags of a version that is not the current one"
+                ));
+            }
+        }
+        Ok(head)
+    }
+
     pub(crate) async fn tagging_put(
         &self,
         req: S3Request<PutObjectTaggingInput>,
@@ -171,7 +196,12 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         let head = self
-            .existing_object(&user, &input.bucket, &input.key)
+            .tagged_object(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         let tags: Vec<(String, String)> = input
             .tagging
@@ -192,7 +222,12 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         let head = self
-            .existing_object(&user, &input.bucket, &input.key)
+            .tagged_object(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         let tags = self
             .tags_of(&input.bucket, &input.key, &head.version_id)
@@ -206,7 +241,7 @@ impl Gateway {
             .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set,
-            version_id: None,
+            version_id: input.version_id,
         }))
     }
 
@@ -217,7 +252,12 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         let head = self
-            .existing_object(&user, &input.bucket, &input.key)
+            .tagged_object(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         self.set_tags(&input.bucket, &input.key, &head.version_id, &[])
             .await?;
