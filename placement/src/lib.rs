@@ -28,6 +28,7 @@ pub mod plan;
 pub mod policy;
 pub mod rebalance;
 pub mod report;
+mod share;
 pub mod spread;
 pub mod state;
 pub mod table;

@@ -19,21 +19,27 @@
 //!    core's share shrank, else max(capacity, previous load): only shrinking cores must shed.
 //!    So a change that leaves a core's share alone never moves its slots for balance, and a
 //!    change that leaves every share alone (another tier, addresses, zone names) moves nothing.
+//!    Where spread pins a zone or node to another share than the weights give it (`share`),
+//!    `lo` is at most that share and `hi` at least it: a new core of a zone that spread keeps
+//!    below its fair share does not chase it, and the cores of a node that spread keeps above
+//!    theirs do not shed what spread brings straight back.
 //! 3. **Spread repair.** A slot that is empty, or whose prefix is no longer as spread as the new
 //!    layout allows (the water-filling maximum per zone, and per node within each zone, of
 //!    `tests/oracle.rs`), takes the core that keeps the most later prefixes spread, then one
 //!    short of `lo`, then one with room under `hi` over every later prefix (given the later
 //!    slots as they stand), then the neediest (largest s − load), then the smallest id.
-//! 4. **Balance.** Cores above `hi` give one slot of this position at a time: to the cores that
-//!    must gain first, else to the neediest core with room, else (spread leaves none with room)
-//!    to a core less loaded by more than one slot. Then cores below `lo` take one slot at a time
-//!    from the least needy core that may give (one above its own `lo`, or one less needy by more
-//!    than a slot: leveling). A slot only moves if every prefix of its row that was spread stays
-//!    spread. A shedding core with no such direct move may instead move to a later position of
-//!    the row whose core leaves the row (the receiver itself, trading places, or a core that
-//!    need not gain): two slots change and both count. When nothing works the core stays where
-//!    it is for this position (spread beats balance, as in the stateless table) and
-//!    `Stats::stuck` counts it.
+//! 4. **Balance.** Cores above `hi` give one slot of this position at a time, along the
+//!    shortest *chain* (at most `CHAIN_MOVES_MAX` moves, breadth first over cores): the slot of
+//!    one row goes to c₁, c₁ hands its slot of another row to c₂, and so on to a core with room,
+//!    the cores that must gain first, then the neediest. Then cores below `lo` take one slot at
+//!    a time the same way from the least needy core that may give (one above its own `lo`, or
+//!    one less needy by more than a slot: leveling). A slot only moves if every prefix of its
+//!    row that was spread stays spread. A shedding core no chain frees may give directly to a
+//!    core less loaded by more than one slot, or move to a later position of a row whose core
+//!    leaves the row (the receiver itself, trading places, or a core that need not gain): two
+//!    slots change and both count; the latest such position over all rows, since a trade only
+//!    relieves the prefixes up to it. When nothing works the core stays where it is for this
+//!    position (spread beats balance, as in the stateless table) and `Stats::stuck` counts it.
 //!
 //! Every change of a slot is counted, so the plan between two versions is the set of moves:
 //! the slots of departed cores, the growth of growing cores, the excess of shrunk cores over
@@ -47,6 +53,12 @@ use crate::state::StateTable;
 use crate::table::{capacity, Member};
 
 const UNSET: u32 = u32::MAX;
+
+/// Slack of the float shares of `share` when rounded to whole fragments.
+const SHARE_TOLERANCE: f64 = 1e-6;
+
+/// Most moves in one chain (a slot handed on from core to core across rows, see `balance`).
+const CHAIN_MOVES_MAX: usize = 4;
 
 /// How good a replacement core is for a slot under repair, best largest: its prefix is spread,
 /// later spread prefixes kept, not already later in the row, short of its target, room under
@@ -64,6 +76,9 @@ pub struct Stats {
     pub balance_moves: u64,
     /// Of those, moves that swapped two positions of a row (each counts two slots above).
     pub swaps: u64,
+    /// Of those, chains: a slot handed on across rows (c₁ gives to c₂ in one row, c₂ to c₃ in
+    /// another...), each move counted above.
+    pub chains: u64,
     /// Of those, slots given by cores above their bound.
     pub shed: u64,
     /// (position, core) pairs left outside `lo ..= hi` because every move would break spread.
@@ -192,6 +207,10 @@ struct Rebalancer<'a> {
     slots: Vec<u32>,
     /// Per prefix w = 0..=depth and member: the load of the current slots.
     current: Vec<Vec<u64>>,
+    /// Per row, its spread mask (`SpreadCheck::mask`), kept in step with `slots`.
+    row_mask: Vec<u32>,
+    /// Per dense node id, its members (increasing).
+    node_members: Vec<Vec<u32>>,
     /// Loads of the settled positions.
     settled: Vec<u64>,
     check: SpreadCheck<'a>,
@@ -279,7 +298,8 @@ fn targets(
         grew: vec![false; n],
     };
     let (total_now, total_before) = (u128::from(total), u128::from(prev_total.max(1)));
-    for w in 1..=depth {
+    let spread = crate::share::spread_shares(members, pgs, depth);
+    for (w, spread) in spread.iter().enumerate().skip(1) {
         for (c, m) in members.iter().enumerate() {
             let scale = w as u128 * u128::from(pgs);
             let (wt, wp) = (u128::from(m.weight), u128::from(prev_weight[c]));
@@ -293,7 +313,14 @@ fn targets(
             // Only a new core or one whose own weight rose must gain: the others whose share
             // grows (a core left) get the departed core's slots, no more.
             t.grew[c] = now > before && wt > wp;
-            t.cap[w][c] = capacity(w, pgs, m.weight, total, slack_permille);
+            // What spread leaves the core: a growing core need not gain past it, and any core
+            // may keep up to it over its bound (see `share`). The tolerance keeps an exact
+            // integer share from rounding to the next integer.
+            let pinned = spread[c];
+            let below = (pinned + SHARE_TOLERANCE).floor() as u64;
+            let above = (pinned - SHARE_TOLERANCE).ceil().max(0.0) as u64;
+            t.share_floor[w][c] = t.share_floor[w][c].min(below);
+            t.cap[w][c] = capacity(w, pgs, m.weight, total, slack_permille).max(above);
         }
     }
     t
@@ -310,6 +337,15 @@ impl<'a> Rebalancer<'a> {
         let (slots, prev_load, orphaned) = carry_over(members, pgs as usize, depth, previous);
         let t = targets(members, pgs, depth, slack_permille, previous);
         let total: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
+        let mut check = SpreadCheck::new(members, depth);
+        let row_mask = slots
+            .chunks_exact(depth)
+            .map(|row| check.mask(row))
+            .collect();
+        let mut node_members = vec![Vec::new(); crate::table::domain_counts(members).1];
+        for (i, m) in members.iter().enumerate() {
+            node_members[m.node as usize].push(i as u32);
+        }
         Rebalancer {
             members,
             pgs: pgs as usize,
@@ -323,8 +359,10 @@ impl<'a> Rebalancer<'a> {
             shrank: t.shrank,
             grew: t.grew,
             slots,
+            row_mask,
+            node_members,
             settled: vec![0; members.len()],
-            check: SpreadCheck::new(members, depth),
+            check,
             stats: Stats {
                 orphaned,
                 ..Stats::default()
@@ -386,6 +424,8 @@ impl<'a> Rebalancer<'a> {
                 self.current[w][m as usize] += 1;
             }
         }
+        let start = pg * self.depth;
+        self.row_mask[pg] = self.check.mask(&self.slots[start..start + self.depth]);
     }
 
     fn row(&self, pg: usize) -> &[u32] {
@@ -469,72 +509,283 @@ impl<'a> Rebalancer<'a> {
     /// Step 4 for one position.
     fn balance(&mut self, position: usize, load: &mut [u64]) {
         let n = self.members.len();
-        let w = position + 1;
         let (lo, hi): (Vec<u64>, Vec<u64>) = (0..n).map(|c| self.range(c, position)).unzip();
         let mut at: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
         for pg in 0..self.pgs {
             at[self.slots[pg * self.depth + position] as usize].insert(pg as u32);
         }
-        let need = |this: &Self, c: usize, l: &[u64]| this.need(c, w, this.settled[c] + l[c]);
-        // Shed first, to the cores that must gain if spread lets them: each such slot is one
-        // the growing cores would otherwise take from someone else.
+        self.shed(position, &lo, &hi, &mut at, load);
+        self.gain(position, &lo, &mut at, load);
+    }
+
+    /// Step 4, first half: cores above their range give slots, the most loaded first, each
+    /// along the shortest chain to a core with room, preferring the cores that must gain (each
+    /// such slot is one the growing cores would otherwise take from someone else).
+    fn shed(
+        &mut self,
+        position: usize,
+        lo: &[u64],
+        hi: &[u64],
+        at: &mut [BTreeSet<u32>],
+        load: &mut [u64],
+    ) {
+        let n = self.members.len();
+        let w = position + 1;
         let mut stuck = vec![false; n];
         while let Some(d) = (0..n)
             .filter(|&d| !stuck[d] && load[d] > hi[d])
-            .min_by_key(|&d| (need(self, d, load), d))
+            .min_by_key(|&d| (self.need(d, w, self.settled[d] + load[d]), d))
         {
-            let mut receivers: Vec<usize> = (0..n)
-                .filter(|&c| c != d && self.headroom(c, position) > 0)
-                .collect();
-            receivers.sort_by_key(|&c| {
-                let key = (load[c] < lo[c], self.grew[c], need(self, c, load));
-                (std::cmp::Reverse(key), c)
-            });
-            // When spread leaves no core with room, at least level: a core less loaded (for
-            // its share) by more than one slot, as a stateless table would have it.
-            let nd = need(self, d, load);
-            let mut leveling: Vec<usize> = (0..n)
-                .filter(|&c| {
-                    c != d
-                        && self.headroom(c, position) <= 0
-                        && need(self, c, load) > nd + self.total_weight
+            let sink = |this: &Self, c: usize| {
+                (this.headroom(c, position) > 0).then(|| {
+                    let need = this.need(c, w, this.settled[c] + load[c]);
+                    (load[c] < lo[c], this.grew[c], need)
                 })
-                .collect();
-            leveling.sort_by_key(|&c| (std::cmp::Reverse(need(self, c, load)), c));
-            receivers.extend(leveling);
-            if self.move_one(position, &[d], &receivers, &mut at, load, true) {
+            };
+            if let Some(chain) = self.chain_from(position, d, at, sink) {
+                self.apply(position, &chain, at, load);
+                self.stats.shed += 1;
+            } else if self.shed_fallback(position, d, lo, at, load) {
                 self.stats.shed += 1;
             } else {
                 stuck[d] = true;
                 self.stats.stuck += 1;
             }
         }
-        // Then the cores below their range take from the least needy cores that may give: above
-        // their own range's floor, or less needy by more than one slot (leveling). Each move
-        // lowers Σ need² or a receiver's shortfall, so this ends; the bound is a backstop.
+    }
+
+    /// When no chain reaches a core with room: trade places with a later position of a row
+    /// (two slots), or level with a core less loaded by more than one slot.
+    fn shed_fallback(
+        &mut self,
+        position: usize,
+        d: usize,
+        lo: &[u64],
+        at: &mut [BTreeSet<u32>],
+        load: &mut [u64],
+    ) -> bool {
+        let n = self.members.len();
+        let w = position + 1;
+        let need = |this: &Self, c: usize, l: &[u64]| this.need(c, w, this.settled[c] + l[c]);
+        let mut receivers: Vec<usize> = (0..n)
+            .filter(|&c| c != d && self.headroom(c, position) > 0)
+            .collect();
+        receivers.sort_by_key(|&c| {
+            let key = (load[c] < lo[c], self.grew[c], need(self, c, load));
+            (std::cmp::Reverse(key), c)
+        });
+        let nd = need(self, d, load);
+        let mut leveling: Vec<usize> = (0..n)
+            .filter(|&c| {
+                c != d
+                    && self.headroom(c, position) <= 0
+                    && need(self, c, load) > nd + self.total_weight
+            })
+            .collect();
+        leveling.sort_by_key(|&c| (std::cmp::Reverse(need(self, c, load)), c));
+        receivers.extend(leveling);
+        self.move_one(position, &[d], &receivers, at, load, true)
+    }
+
+    /// Step 4, second half: cores below their range take one slot at a time, the neediest
+    /// first, along the shortest chain from the least needy core that may give (one above its
+    /// own floor, or less needy by more than one slot: leveling). Each move lowers Σ need² or a
+    /// receiver's shortfall, so this ends; the bound is a backstop.
+    fn gain(&mut self, position: usize, lo: &[u64], at: &mut [BTreeSet<u32>], load: &mut [u64]) {
+        let n = self.members.len();
+        let w = position + 1;
         let mut stuck = vec![false; n];
         for _ in 0..2 * self.pgs {
             let Some(c) = (0..n)
                 .filter(|&c| !stuck[c] && load[c] < lo[c] && self.headroom(c, position) > 0)
-                .max_by_key(|&c| (need(self, c, load), std::cmp::Reverse(c)))
+                .max_by_key(|&c| {
+                    let need = self.need(c, w, self.settled[c] + load[c]);
+                    (need, std::cmp::Reverse(c))
+                })
             else {
                 break;
             };
-            let nc = need(self, c, load);
-            let mut donors: Vec<usize> = (0..n)
-                .filter(|&d| {
-                    let nd = need(self, d, load);
-                    d != c
-                        && load[d] > 0
-                        && (nd + self.total_weight < nc || (load[d] > lo[d] && nd < nc))
-                })
-                .collect();
-            donors.sort_by_key(|&d| (need(self, d, load), d));
-            if !self.move_one(position, &donors, &[c], &mut at, load, false) {
+            let nc = self.need(c, w, self.settled[c] + load[c]);
+            let donor = |this: &Self, d: usize| {
+                let nd = this.need(d, w, this.settled[d] + load[d]);
+                let may =
+                    load[d] > 0 && (nd + this.total_weight < nc || (load[d] > lo[d] && nd < nc));
+                may.then_some(std::cmp::Reverse(nd))
+            };
+            if let Some(chain) = self.chain_to(position, c, donor) {
+                self.apply(position, &chain, at, load);
+            } else {
                 stuck[c] = true;
                 self.stats.stuck += 1;
             }
         }
+    }
+
+    /// Makes the moves of a chain: each (pg, core) puts `core` at `position` of `pg`.
+    fn apply(
+        &mut self,
+        position: usize,
+        chain: &[(u32, u32)],
+        at: &mut [BTreeSet<u32>],
+        load: &mut [u64],
+    ) {
+        for &(pg, to) in chain {
+            let from = self.slots[pg as usize * self.depth + position];
+            self.set(pg as usize, position, to);
+            at[from as usize].remove(&pg);
+            at[to as usize].insert(pg);
+            load[from as usize] -= 1;
+            load[to as usize] += 1;
+            self.stats.balance_moves += 1;
+        }
+        self.stats.chains += u64::from(chain.len() > 1);
+    }
+
+    /// The shortest chain of moves at `position` that takes one slot off `d` and gives one to
+    /// a sink (`sink` gives its key, best largest, or None), the others handing one on:
+    /// d's slot in some row goes to c₁, c₁'s slot in another row to c₂, and so on, every row
+    /// keeping its spread prefixes. Breadth first over cores, at most `CHAIN_MOVES_MAX` moves;
+    /// rows and cores are visited in increasing order, so the chain is deterministic.
+    fn chain_from<K: Ord>(
+        &mut self,
+        position: usize,
+        d: usize,
+        at: &[BTreeSet<u32>],
+        sink: impl Fn(&Self, usize) -> Option<K>,
+    ) -> Option<Vec<(u32, u32)>> {
+        let n = self.members.len();
+        let mut parent: Vec<(u32, u32)> = vec![(UNSET, UNSET); n];
+        let mut visited = vec![false; n];
+        let mut unvisited: Vec<usize> = self.node_members.iter().map(Vec::len).collect();
+        visited[d] = true;
+        unvisited[self.members[d].node as usize] -= 1;
+        let mut frontier = vec![d as u32];
+        for _ in 0..CHAIN_MOVES_MAX {
+            let mut reached = Vec::new();
+            for &u in &frontier {
+                for &pg in &at[u as usize] {
+                    let seen = reached.len();
+                    self.reach_from(position, pg, &mut visited, &mut unvisited, &mut reached);
+                    for &v in &reached[seen..] {
+                        parent[v as usize] = (u, pg);
+                    }
+                }
+            }
+            let best = reached
+                .iter()
+                .filter_map(|&c| sink(self, c as usize).map(|k| (k, std::cmp::Reverse(c))))
+                .max();
+            if let Some((_, std::cmp::Reverse(mut c))) = best {
+                let mut chain = Vec::new();
+                while c as usize != d {
+                    let (u, pg) = parent[c as usize];
+                    chain.push((pg, c));
+                    c = u;
+                }
+                return Some(chain);
+            }
+            if reached.is_empty() {
+                return None;
+            }
+            reached.sort_unstable();
+            frontier = reached;
+        }
+        None
+    }
+
+    /// Marks and appends to `reached` every unvisited core that may replace the core at
+    /// `position` of `pg` keeping the row's spread prefixes. Spread only sees a core's node
+    /// (and zone), so one check per node stands for all of the node's cores.
+    fn reach_from(
+        &mut self,
+        position: usize,
+        pg: u32,
+        visited: &mut [bool],
+        unvisited: &mut [usize],
+        reached: &mut Vec<u32>,
+    ) {
+        let start = pg as usize * self.depth;
+        let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+        trial[..self.depth].copy_from_slice(&self.slots[start..start + self.depth]);
+        let before = self.row_mask[pg as usize];
+        for (node, cores) in self.node_members.iter().enumerate() {
+            if unvisited[node] == 0 {
+                continue;
+            }
+            let row = &trial[..self.depth];
+            let Some(&probe) = cores.iter().find(|&&v| !row.contains(&v)) else {
+                continue;
+            };
+            let mut t = trial;
+            t[position] = probe;
+            if self.check.mask(&t[..self.depth]) & before != before {
+                continue;
+            }
+            for &v in cores {
+                if !visited[v as usize] && !trial[..self.depth].contains(&v) {
+                    visited[v as usize] = true;
+                    unvisited[node] -= 1;
+                    reached.push(v);
+                }
+            }
+        }
+    }
+
+    /// The shortest chain of moves at `position` that gives one slot to `c` from a donor
+    /// (`donor` gives its key, best largest, or None), the cores between handing one on; the
+    /// moves in any order. Breadth first backwards from `c`, at most `CHAIN_MOVES_MAX` moves.
+    fn chain_to<K: Ord>(
+        &mut self,
+        position: usize,
+        c: usize,
+        donor: impl Fn(&Self, usize) -> Option<K>,
+    ) -> Option<Vec<(u32, u32)>> {
+        let n = self.members.len();
+        // Per reached core u: its slot in row pg goes to core `to`.
+        let mut child: Vec<(u32, u32)> = vec![(UNSET, UNSET); n];
+        let mut visited = vec![false; n];
+        visited[c] = true;
+        let mut frontier = vec![c as u32];
+        for _ in 0..CHAIN_MOVES_MAX {
+            let mut reached = Vec::new();
+            for &v in &frontier {
+                for pg in 0..self.pgs {
+                    let start = pg * self.depth;
+                    let u = self.slots[start + position];
+                    if visited[u as usize] || self.slots[start..start + self.depth].contains(&v) {
+                        continue;
+                    }
+                    let mut t = [UNSET; crate::limits::WIDTH_MAX];
+                    t[..self.depth].copy_from_slice(&self.slots[start..start + self.depth]);
+                    t[position] = v;
+                    let before = self.row_mask[pg];
+                    if self.check.mask(&t[..self.depth]) & before == before {
+                        visited[u as usize] = true;
+                        child[u as usize] = (pg as u32, v);
+                        reached.push(u);
+                    }
+                }
+            }
+            let best = reached
+                .iter()
+                .filter_map(|&u| donor(self, u as usize).map(|k| (k, std::cmp::Reverse(u))))
+                .max();
+            if let Some((_, std::cmp::Reverse(mut u))) = best {
+                let mut chain = Vec::new();
+                while u as usize != c {
+                    let (pg, to) = child[u as usize];
+                    chain.push((pg, to));
+                    u = to;
+                }
+                return Some(chain);
+            }
+            if reached.is_empty() {
+                return None;
+            }
+            reached.sort_unstable();
+            frontier = reached;
+        }
+        None
     }
 
     /// Moves one slot of `position` from the first donor (in order) to the first receiver (in
@@ -588,6 +839,11 @@ impl<'a> Rebalancer<'a> {
     ) -> Option<(u32, Option<usize>)> {
         let mut trial = [UNSET; crate::limits::WIDTH_MAX];
         let c = c as u32;
+        // With swaps, the trade to the latest position over all rows: a trade relieves `d`
+        // over the prefixes up to j only, and one to an early j left `d` to shed again at the
+        // next positions, two moves each time (3 zones × 2 nodes × 4 cores, one removed: 3.5×
+        // the minimum moved).
+        let mut best: Option<(usize, u32)> = None;
         for &pg in pgs {
             let row = &self.slots[pg as usize * self.depth..(pg as usize + 1) * self.depth];
             debug_assert_eq!(row[position] as usize, d);
@@ -595,8 +851,8 @@ impl<'a> Rebalancer<'a> {
             if !swap && at.is_some() || at.is_some_and(|j| j < position) {
                 continue;
             }
+            let before = self.row_mask[pg as usize];
             trial[..self.depth].copy_from_slice(row);
-            let before = self.check.mask(&trial[..self.depth]);
             if !swap {
                 trial[position] = c;
                 if self.check.mask(&trial[..self.depth]) & before == before {
@@ -604,7 +860,8 @@ impl<'a> Rebalancer<'a> {
                 }
                 continue;
             }
-            for j in position + 1..self.depth {
+            let first = best.map_or(position + 1, |(j, _)| j + 1);
+            for j in (first..self.depth).rev() {
                 let e = row[j];
                 if e == UNSET
                     || at.is_some_and(|a| a != j)
@@ -616,10 +873,11 @@ impl<'a> Rebalancer<'a> {
                 trial[position] = c;
                 trial[j] = d as u32;
                 if self.check.mask(&trial[..self.depth]) & before == before {
-                    return Some((pg, Some(j)));
+                    best = Some((j, pg));
+                    break;
                 }
             }
         }
-        None
+        best.map(|(j, pg)| (pg, Some(j)))
     }
 }
