@@ -139,10 +139,14 @@ pub struct Backend {
     hlc_last: AtomicU64,
     /// The STANDARD policy: `ec::node_policy` on one node, the layout's on a cluster.
     policy: ClassPolicy,
+    /// Every storage class's policy (the layout's, or `ec::node_class_policy`).
+    classes: std::collections::BTreeMap<String, ClassPolicy>,
     /// Copies of every metadata record.
     meta_replicas: usize,
     layout_version: u64,
     started: Instant,
+    /// The length of a lifecycle "day" (a real day, or the test clock's).
+    day_ms: u64,
 }
 
 /// W of n: a majority.
@@ -287,6 +291,10 @@ impl Backend {
         let n = cores.len();
         Backend {
             policy: crate::ec::node_policy(n),
+            classes: placement::policy::DEFAULT_CLASSES
+                .iter()
+                .map(|c| ((*c).to_owned(), crate::ec::node_class_policy(c, n)))
+                .collect(),
             meta_replicas: n.min(3),
             cores: cores
                 .into_iter()
@@ -301,6 +309,7 @@ impl Backend {
             hlc_last: AtomicU64::new(0),
             layout_version: 0,
             started: Instant::now(),
+            day_ms: crate::lifecycle::real_day_ms(),
         }
     }
 
@@ -373,13 +382,29 @@ impl Backend {
             .depth();
         Ok(Backend {
             meta_replicas: depth.min(3),
+            classes: layout.policies().clone(),
             policy,
             cores,
             layout_version: layout.version(),
             router: Router::Layout(layout),
             hlc_last: AtomicU64::new(0),
+            day_ms: crate::lifecycle::real_day_ms(),
             started: Instant::now(),
         })
+    }
+
+    /// The same backend with a lifecycle day of `day_ms` (the test clock,
+    /// `--lifecycle-day-secs`): lifecycle rules, restores and intelligent tiering count days
+    /// in it.
+    pub fn with_day_ms(mut self, day_ms: u64) -> Backend {
+        assert!(day_ms > 0, "a day lasts");
+        self.day_ms = day_ms;
+        self
+    }
+
+    /// The length of a lifecycle day.
+    pub fn day_ms(&self) -> u64 {
+        self.day_ms
     }
 
     pub fn core_count(&self) -> usize {
@@ -399,6 +424,30 @@ impl Backend {
     /// The scheme new data of `size_bytes` is stored with.
     pub fn policy_for(&self, size_bytes: u64) -> Policy {
         self.policy.scheme_for(size_bytes)
+    }
+
+    /// The policy of a storage class (`None`: the class is not defined here).
+    pub fn class_policy(&self, class: &str) -> Option<&ClassPolicy> {
+        self.classes.get(class)
+    }
+
+    /// The first `n` cores of `route`'s list in the PG table of `tier` (the node router has
+    /// one tier: `tier` is ignored there).
+    pub fn route_in(&self, route: Route<'_>, tier: placement::Tier, n: usize) -> Vec<usize> {
+        match &self.router {
+            Router::Node => self.route_n(route, n),
+            Router::Layout(layout) => {
+                let table = layout
+                    .table(tier)
+                    .expect("every policy's tier has a table (placement::Layout)");
+                assert!(n <= table.depth(), "a policy never spans more cores than the table");
+                table
+                    .row_indices(route.pg(layout), n)
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect()
+            }
+        }
     }
 
     /// Copies kept of every metadata record: 3, or every core when there are fewer (one core

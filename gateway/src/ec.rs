@@ -19,11 +19,17 @@ pub const SMALL_OBJECT_BYTES: u64 = placement::limits::SMALL_OBJECT_BYTES_DEFAUL
 /// cores EC 4+2, four or five EC 2+2, fewer min(3, cores) replicas, and objects under
 /// `SMALL_OBJECT_BYTES` as min(3, cores) replicas. Computed once per node.
 pub fn node_policy(cores: usize) -> placement::ClassPolicy {
+    node_class_policy("STANDARD", cores)
+}
+
+/// The policy of `class` on a node of `cores` cores by the same rule (the other classes put
+/// EC 8+4 first: 12 or more cores). One tier on a node: every class is on nvme.
+pub fn node_class_policy(class: &str, cores: usize) -> placement::ClassPolicy {
     assert!(cores > 0, "a node has at least one core");
     let domains = vec![1usize; cores];
     placement::ClassPolicy {
         scheme: placement::policy::default_scheme(
-            placement::policy::default_ladder("STANDARD"),
+            placement::policy::default_ladder(class),
             &domains,
         ),
         tier: placement::Tier::Nvme,

@@ -16,6 +16,7 @@ pub mod remote;
 pub mod s3;
 pub mod serve;
 pub mod tagging;
+pub mod tiering;
 pub mod versioning;
 
 use std::sync::Arc;

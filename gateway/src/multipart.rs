@@ -24,12 +24,16 @@ use crate::checksum::{
 };
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
-    part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, UploadRecord, Versioning,
+    part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, Tiering, UploadRecord,
+    Versioning,
 };
 use crate::s3::{
-    check_key, etag, head_condition, new_version_id, now_ms, resolve_range, s3_err,
-    standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
+    check_key, etag, head_condition, new_version_id, now_ms, requested_class, resolve_range,
+    s3_err, standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions,
+    Gateway,
 };
+use crate::ec::Policy;
+use placement::Tier;
 use crate::versioning::head_version_id;
 
 /// The largest part (S3's limit).
@@ -97,7 +101,7 @@ fn completed_head(
     chosen: &[(u32, PartRecord)],
     checksum: Option<ObjectChecksum>,
     version_id: [u8; 12],
-    policy: crate::ec::Policy,
+    (policy, tier): (Policy, Tier),
     versioning: Versioning,
 ) -> ObjectHead {
     let mut md5s = Md5::new();
@@ -126,6 +130,11 @@ fn completed_head(
         checksum,
         null_version: versioning.writes_null(),
         in_versions: versioning.keeps_versions(),
+        tiering: Tiering {
+            class: upload.class,
+            tier,
+            ..Tiering::default()
+        },
     }
 }
 
@@ -204,10 +213,10 @@ impl Gateway {
         upload_id: &str,
         parts: &[(u32, PartRecord)],
         keep: &[PartRef],
+        (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {
         let cores = self.object_cores(bucket, key);
-        let policy = self.policy_for(None);
-        let data_cores = self.data_cores(bucket, key, policy);
+        let data_cores = self.cores_in(bucket, key, policy, tier);
         let hlc = self.backend.hlc();
         for (n, p) in parts {
             self.backend
@@ -260,7 +269,10 @@ impl Gateway {
                 input.expires,
             ),
             checksum,
+            class: requested_class(input.storage_class.as_ref())?,
         };
+        // A class this cluster has no policy for is refused now, not at the first part.
+        self.place(record.class, None)?;
         let hlc = self.backend.hlc();
         let upload_id = hex::encode(new_version_id(hlc, input.key.as_bytes()));
         let cores = self.object_cores(&input.bucket, &input.key);
@@ -303,8 +315,8 @@ impl Gateway {
         }
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let policy = self.policy_for(None);
-        let data_cores = self.data_cores(&input.bucket, &input.key, policy);
+        let (policy, tier) = self.place(upload.class, None)?;
+        let data_cores = self.cores_in(&input.bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -339,6 +351,7 @@ impl Gateway {
             number,
             &record,
             hlc,
+            (policy, tier),
         )
         .await?;
         let mut out = UploadPartOutput {
@@ -389,8 +402,8 @@ impl Gateway {
         };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let policy = self.policy_for(None);
-        let data_cores = self.data_cores(&input.bucket, &input.key, policy);
+        let (policy, tier) = self.place(upload.class, None)?;
+        let data_cores = self.cores_in(&input.bucket, &input.key, policy, tier);
         let body = self.object_stream(&source.bucket, &source.key, src, first, len);
         let algos: Vec<_> = upload.checksum.map(|c| c.algo).into_iter().collect();
         let mut hashers = Hashers::new(&algos);
@@ -418,6 +431,7 @@ impl Gateway {
             number,
             &record,
             hlc,
+            (policy, tier),
         )
         .await?;
         let mut result = CopyPartResult {
@@ -444,6 +458,7 @@ impl Gateway {
         number: u32,
         record: &PartRecord,
         hlc: u64,
+        (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {
         let cores = &self.object_cores(bucket, key);
         let k = part_key(upload_id, number);
@@ -458,8 +473,7 @@ impl Gateway {
                     version_id: old.version_id,
                     size: old.size,
                 };
-                let policy = self.policy_for(None);
-                let data_cores = self.data_cores(bucket, key, policy);
+                let data_cores = self.cores_in(bucket, key, policy, tier);
                 self.delete_part_chunks(&data_cores, policy, &old).await;
             }
         }
@@ -561,13 +575,13 @@ impl Gateway {
         let object_checksum = complete_checksum(upload.checksum, &chosen, &sent)?;
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let policy = self.policy_for(None);
+        let place = self.place(upload.class, None)?;
         let head = completed_head(
             upload,
             &chosen,
             object_checksum,
             version_id,
-            policy,
+            place,
             versioning,
         );
         self.commit_head(
@@ -585,6 +599,7 @@ impl Gateway {
             &input.upload_id,
             &uploaded,
             &head.parts,
+            place,
         )
         .await?;
         let mut out = CompleteMultipartUploadOutput {
@@ -610,13 +625,22 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         self.owned_bucket(&input.bucket, &user).await?;
-        self.upload(&input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let parts = self
             .parts(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        self.finish_upload(&input.bucket, &input.key, &input.upload_id, &parts, &[])
-            .await?;
+        let place = self.place(upload.class, None)?;
+        self.finish_upload(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            &parts,
+            &[],
+            place,
+        )
+        .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 

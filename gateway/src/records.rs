@@ -23,6 +23,11 @@ const VERSION_CHECKSUMS: u8 = 2;
 const VERSION_VERSIONING: u8 = 2;
 /// Object heads with their version flags.
 const HEAD_VERSIONING: u8 = 3;
+/// Object heads with their storage class, tier, restore and access state; listing entries
+/// and uploads with their storage class.
+const HEAD_TIERING: u8 = 4;
+const LISTING_CLASS: u8 = 3;
+const UPLOAD_CLASS: u8 = 3;
 /// Version records (`V` keys): the first format.
 const VERSION_RECORD: u8 = 1;
 /// Kinds of version record.
@@ -106,6 +111,118 @@ impl Versioning {
     }
 }
 
+/// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    StandardIa,
+    IntelligentTiering,
+    Glacier,
+    DeepArchive,
+}
+
+impl StorageClass {
+    pub const ALL: [StorageClass; 5] = [
+        StorageClass::Standard,
+        StorageClass::StandardIa,
+        StorageClass::IntelligentTiering,
+        StorageClass::Glacier,
+        StorageClass::DeepArchive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<StorageClass> {
+        StorageClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            StorageClass::Standard => 0,
+            StorageClass::StandardIa => 1,
+            StorageClass::IntelligentTiering => 2,
+            StorageClass::Glacier => 3,
+            StorageClass::DeepArchive => 4,
+        }
+    }
+
+    fn of(code: u8) -> Option<StorageClass> {
+        StorageClass::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// Archive classes: readable only through a completed restore.
+    pub fn is_archive(self) -> bool {
+        matches!(self, StorageClass::Glacier | StorageClass::DeepArchive)
+    }
+}
+
+/// Persisted codes of the placement tiers.
+fn tier_code(t: placement::Tier) -> u8 {
+    match t {
+        placement::Tier::Nvme => 0,
+        placement::Tier::Ssd => 1,
+        placement::Tier::Hdd => 2,
+    }
+}
+
+fn tier_of(code: u8) -> Option<placement::Tier> {
+    match code {
+        0 => Some(placement::Tier::Nvme),
+        1 => Some(placement::Tier::Ssd),
+        2 => Some(placement::Tier::Hdd),
+        _ => None,
+    }
+}
+
+/// A temporary readable copy of an archived object (RestoreObject).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restore {
+    /// The copy is being made.
+    pub ongoing: bool,
+    /// When the copy expires (0 while ongoing).
+    pub expiry_ms: u64,
+    /// Days asked for.
+    pub days: u32,
+    /// How and where the copy is stored, and its parts (empty while ongoing).
+    pub policy: Policy,
+    pub tier: placement::Tier,
+    pub parts: Vec<PartRef>,
+}
+
+/// Where an object's data lives and how it is tiered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiering {
+    pub class: StorageClass,
+    /// The placement tier of `ObjectHead::parts` (its PG table).
+    pub tier: placement::Tier,
+    pub restore: Option<Restore>,
+    /// INTELLIGENT_TIERING: the last access recorded (ms), and whether the data is in the
+    /// infrequent-access tier now.
+    pub last_access_ms: u64,
+    pub infrequent: bool,
+}
+
+impl Default for Tiering {
+    fn default() -> Tiering {
+        Tiering {
+            class: StorageClass::Standard,
+            tier: placement::Tier::Nvme,
+            restore: None,
+            last_access_ms: 0,
+            infrequent: false,
+        }
+    }
+}
+
 /// One stored part of an object: its chunks are fragments `fragment_id(version_id, i)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRef {
@@ -140,6 +257,9 @@ pub struct ObjectHead {
     /// A `V` record of this version exists (it was written while the bucket kept versions, or
     /// was recorded as a version since). A head without one is the key's only version.
     pub in_versions: bool,
+    /// Storage class, tier, restore and access state (heads before format 4: STANDARD on the
+    /// nvme tier).
+    pub tiering: Tiering,
 }
 
 impl ObjectHead {
@@ -160,6 +280,7 @@ pub struct ListingEntry {
     /// one (entries of format 1, or written while unversioned) it is listed from here as the
     /// key's only version, `null`.
     pub in_versions: bool,
+    pub class: StorageClass,
 }
 
 /// One version of an object (the value of a `V` key): the object's head, or a delete marker.
@@ -331,6 +452,8 @@ pub struct UploadRecord {
     pub headers: Vec<(String, String)>,
     /// The checksum algorithm and type the upload was created with.
     pub checksum: Option<UploadChecksum>,
+    /// The storage class the completed object gets (its parts are stored by its policy).
+    pub class: StorageClass,
 }
 
 /// One uploaded part (`P` key).
@@ -369,7 +492,7 @@ pub fn part_prefix(upload_id: &str) -> Bytes {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION_CHECKSUMS);
+        b.put_u8(UPLOAD_CLASS);
         b.put_u64_le(self.initiated_ms);
         put_str(&mut b, &self.owner);
         put_str(&mut b, &self.content_type);
@@ -384,12 +507,18 @@ impl UploadRecord {
             None => b.put_u8(0),
             Some(c) => b.put_slice(&[algo_code(c.algo), kind_code(c.kind)]),
         }
+        b.put_u8(self.class.code());
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<UploadRecord, Malformed> {
         check(&b, 9, "upload")?;
-        let with_checksum = get_version(&mut b, "upload")?;
+        let (with_checksum, with_class) = match b.get_u8() {
+            VERSION => (false, false),
+            VERSION_CHECKSUMS => (true, false),
+            UPLOAD_CLASS => (true, true),
+            _ => return Err(Malformed("upload")),
+        };
         let initiated_ms = b.get_u64_le();
         let owner = get_str(&mut b, "upload")?;
         let content_type = get_str(&mut b, "upload")?;
@@ -400,6 +529,12 @@ impl UploadRecord {
         } else {
             None
         };
+        let class = if with_class {
+            check(&b, 1, "upload")?;
+            StorageClass::of(b.get_u8()).ok_or(Malformed("upload"))?
+        } else {
+            StorageClass::Standard
+        };
         Ok(UploadRecord {
             owner,
             initiated_ms,
@@ -407,6 +542,7 @@ impl UploadRecord {
             metadata,
             headers,
             checksum,
+            class,
         })
     }
 }
@@ -636,7 +772,7 @@ impl BucketRecord {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(HEAD_VERSIONING);
+        b.put_u8(HEAD_TIERING);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
@@ -668,15 +804,17 @@ impl ObjectHead {
             flags |= FLAG_IN_VERSIONS;
         }
         b.put_u8(flags);
+        put_tiering(&mut b, &self.tiering);
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ObjectHead, Malformed> {
         check(&b, 1 + 8 + 8 + 12 + 4 + 2, "object")?;
-        let (with_checksum, with_flags) = match b.get_u8() {
+        let format = b.get_u8();
+        let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING => (true, true),
+            HEAD_VERSIONING | HEAD_TIERING => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -732,6 +870,11 @@ impl ObjectHead {
         } else {
             (true, false)
         };
+        let tiering = if format == HEAD_TIERING {
+            get_tiering(&mut b)?
+        } else {
+            Tiering::default()
+        };
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -746,6 +889,7 @@ impl ObjectHead {
             checksum,
             null_version,
             in_versions,
+            tiering,
         })
     }
 
@@ -828,11 +972,107 @@ pub fn fragment_id(version_id: &[u8; 12], chunk: u64, shard: u8) -> proto::Fragm
     proto::FragmentId(id)
 }
 
+fn put_policy(b: &mut BytesMut, p: Policy) {
+    match p {
+        Policy::Replicas(n) => b.put_slice(&[0, n]),
+        Policy::Ec { k, m } => b.put_slice(&[k, m]),
+    }
+}
+
+fn get_policy(b: &mut Bytes, what: &'static str) -> Result<Policy, Malformed> {
+    check(b, 2, what)?;
+    match (b.get_u8(), b.get_u8()) {
+        (0, n) if n > 0 => Ok(Policy::Replicas(n)),
+        (k, m) if k > 0 && m > 0 => Ok(Policy::Ec { k, m }),
+        _ => Err(Malformed(what)),
+    }
+}
+
+/// class u8 ‖ tier u8 ‖ last access ms u64 ‖ infrequent u8 ‖ restore: 0, or 1 ‖ ongoing u8 ‖
+/// expiry ms u64 ‖ days u32 ‖ policy 2 ‖ tier u8 ‖ part count u32 ‖ (version id 12 ‖ size u64)*.
+fn put_tiering(b: &mut BytesMut, t: &Tiering) {
+    b.put_u8(t.class.code());
+    b.put_u8(tier_code(t.tier));
+    b.put_u64_le(t.last_access_ms);
+    b.put_u8(u8::from(t.infrequent));
+    match &t.restore {
+        None => b.put_u8(0),
+        Some(r) => {
+            b.put_u8(1);
+            b.put_u8(u8::from(r.ongoing));
+            b.put_u64_le(r.expiry_ms);
+            b.put_u32_le(r.days);
+            put_policy(b, r.policy);
+            b.put_u8(tier_code(r.tier));
+            b.put_u32_le(r.parts.len() as u32);
+            for p in &r.parts {
+                b.put_slice(&p.version_id);
+                b.put_u64_le(p.size);
+            }
+        }
+    }
+}
+
+fn get_tiering(b: &mut Bytes) -> Result<Tiering, Malformed> {
+    let bad = || Malformed("object tiering");
+    check(b, 12, "object tiering")?;
+    let class = StorageClass::of(b.get_u8()).ok_or_else(bad)?;
+    let tier = tier_of(b.get_u8()).ok_or_else(bad)?;
+    let last_access_ms = b.get_u64_le();
+    let infrequent = match b.get_u8() {
+        0 => false,
+        1 => true,
+        _ => return Err(bad()),
+    };
+    let restore = match b.get_u8() {
+        0 => None,
+        1 => {
+            check(b, 1 + 8 + 4, "object tiering")?;
+            let ongoing = b.get_u8() != 0;
+            let expiry_ms = b.get_u64_le();
+            let days = b.get_u32_le();
+            let policy = get_policy(b, "object tiering")?;
+            check(b, 5, "object tiering")?;
+            let tier = tier_of(b.get_u8()).ok_or_else(bad)?;
+            let n = b.get_u32_le() as usize;
+            if n > crate::limits::PARTS_MAX || b.remaining() < n * 20 {
+                return Err(bad());
+            }
+            let parts = (0..n)
+                .map(|_| {
+                    let mut version_id = [0u8; 12];
+                    b.copy_to_slice(&mut version_id);
+                    PartRef {
+                        version_id,
+                        size: b.get_u64_le(),
+                    }
+                })
+                .collect();
+            Some(Restore {
+                ongoing,
+                expiry_ms,
+                days,
+                policy,
+                tier,
+                parts,
+            })
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Tiering {
+        class,
+        tier,
+        restore,
+        last_access_ms,
+        infrequent,
+    })
+}
+
 impl ListingEntry {
     /// format u8 (2) ‖ size u64 ‖ modified ms u64 ‖ ETag ‖ flags u8 (format 1: without them).
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION_VERSIONING);
+        b.put_u8(LISTING_CLASS);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         put_str(&mut b, &self.etag);
@@ -841,13 +1081,14 @@ impl ListingEntry {
         } else {
             0
         });
+        b.put_u8(self.class.code());
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ListingEntry, Malformed> {
         check(&b, 17, "listing")?;
         let format = b.get_u8();
-        if format != VERSION && format != VERSION_VERSIONING {
+        if format != VERSION && format != VERSION_VERSIONING && format != LISTING_CLASS {
             return Err(Malformed("listing"));
         }
         let size = b.get_u64_le();
@@ -863,11 +1104,18 @@ impl ListingEntry {
                 _ => return Err(Malformed("listing")),
             }
         };
+        let class = if format == LISTING_CLASS {
+            check(&b, 1, "listing")?;
+            StorageClass::of(b.get_u8()).ok_or(Malformed("listing"))?
+        } else {
+            StorageClass::Standard
+        };
         Ok(ListingEntry {
             size,
             modified_ms,
             etag,
             in_versions,
+            class,
         })
     }
 }

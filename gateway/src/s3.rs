@@ -39,8 +39,9 @@ use crate::limits::{
 };
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
-    PartRef, StripeRef, VersionRecord, Versioning,
+    PartRef, StorageClass, StripeRef, Tiering, VersionRecord, Versioning,
 };
+use placement::Tier;
 use crate::versioning::{
     delete_marker_not_allowed, head_version_id, no_such_version, parse_version_id,
 };
@@ -306,7 +307,7 @@ impl Gateway {
                     size: Some(entry.size as i64),
                     e_tag: Some(etag(&entry.etag)),
                     last_modified: Some(timestamp(entry.modified_ms)),
-                    storage_class: Some(String::from("STANDARD").into()),
+                    storage_class: Some(entry.class.as_str().to_owned().into()),
                     ..Default::default()
                 });
                 last_key = Some(k[base.len()..].to_vec());
@@ -502,16 +503,33 @@ impl Gateway {
         }
     }
 
-    /// The cores holding an object's data under `policy` (the first ones of its route).
-    pub(crate) fn data_cores(&self, bucket: &str, key: &str, policy: Policy) -> Vec<usize> {
-        self.backend
-            .route_n(Route::Object(bucket, key), policy.width())
+    /// How and where new data of `class` (and `size`, when known) is stored: the class's
+    /// policy and tier (INTELLIGENT_TIERING starts in the frequent tier: STANDARD's policy).
+    pub(crate) fn place(&self, class: StorageClass, size: Option<u64>) -> S3Result<(Policy, Tier)> {
+        let name = match class {
+            StorageClass::IntelligentTiering => "STANDARD",
+            other => other.as_str(),
+        };
+        let p = self.backend.class_policy(name).ok_or_else(|| {
+            s3_error!(
+                InvalidStorageClass,
+                "storage class {} has no policy on this cluster",
+                class.as_str()
+            )
+        })?;
+        Ok((p.scheme_for(size.unwrap_or(u64::MAX)), p.tier))
     }
 
-    /// The policy of new data on this node: by size for a PUT or copy, and for multipart
-    /// uploads as for a large object (every part of an upload uses the same).
-    pub(crate) fn policy_for(&self, size: Option<u64>) -> Policy {
-        self.backend.policy_for(size.unwrap_or(u64::MAX))
+    /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
+    /// the tier's PG table).
+    pub(crate) fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Vec<usize> {
+        self.backend
+            .route_in(Route::Object(bucket, key), tier, policy.width())
+    }
+
+    /// The cores holding a head's parts.
+    pub(crate) fn head_cores(&self, bucket: &str, key: &str, head: &ObjectHead) -> Vec<usize> {
+        self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
     /// The bytes [first, first + len) of a stored object, one fragment read at a time.
@@ -525,7 +543,7 @@ impl Gateway {
         first: u64,
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
-        let cores = Arc::new(self.data_cores(bucket, key, head.policy));
+        let cores = Arc::new(self.head_cores(bucket, key, &head));
         let backend = self.backend.clone();
         let head = Arc::new(head);
         Box::pin(futures::stream::unfold(first, move |pos| {
@@ -717,6 +735,7 @@ impl Gateway {
             modified_ms: head.modified_ms,
             etag: head.etag.clone(),
             in_versions: head.in_versions,
+            class: head.tiering.class,
         };
         let lcores = self.listing_cores(bucket);
         self.backend
@@ -754,7 +773,7 @@ impl Gateway {
     /// just before the overwrite still stream it whole. Chunks of a process that stops before
     /// then are left for the orphan sweep (their ids carry the version id).
     pub(crate) fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
-        let cores = self.data_cores(bucket, key, head.policy);
+        let cores = self.head_cores(bucket, key, &head);
         let this = self.clone_handle();
         tokio::spawn(async move {
             tokio::time::sleep(RETIRE_GRACE).await;
@@ -765,7 +784,7 @@ impl Gateway {
     }
 
     /// A second handle on the same backend (for background tasks).
-    fn clone_handle(&self) -> Gateway {
+    pub(crate) fn clone_handle(&self) -> Gateway {
         Gateway {
             backend: self.backend.clone(),
             region: self.region.clone(),
@@ -806,7 +825,7 @@ fn check_conditions(
     Ok(())
 }
 
-fn format_http_date(t: &Timestamp) -> Option<String> {
+pub(crate) fn format_http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
     t.format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
         .ok()?;
@@ -836,6 +855,21 @@ fn invalid_part_number() -> S3Error {
     );
     e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
     e
+}
+
+/// The storage class a request asks for: STANDARD when it names none. Classes percore does
+/// not store (REDUCED_REDUNDANCY, ONEZONE_IA, GLACIER_IR, …) answer InvalidStorageClass.
+pub(crate) fn requested_class(c: Option<&s3s::dto::StorageClass>) -> S3Result<StorageClass> {
+    match c {
+        None => Ok(StorageClass::Standard),
+        Some(c) => StorageClass::parse(c.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidStorageClass,
+                "The storage class you specified is not valid: percore stores STANDARD, \
+                 STANDARD_IA, INTELLIGENT_TIERING, GLACIER and DEEP_ARCHIVE"
+            )
+        }),
+    }
 }
 
 pub(crate) fn check_key(key: &str) -> S3Result<()> {
@@ -1026,8 +1060,10 @@ impl S3 for Gateway {
         let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
-        let policy = self.policy_for(input.content_length.and_then(|l| u64::try_from(l).ok()));
-        let cores = self.data_cores(&input.bucket, &input.key, policy);
+        let class = requested_class(input.storage_class.as_ref())?;
+        let (policy, tier) =
+            self.place(class, input.content_length.and_then(|l| u64::try_from(l).ok()))?;
+        let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -1072,6 +1108,11 @@ impl S3 for Gateway {
             checksum: stored_checksum,
             null_version: versioning.writes_null(),
             in_versions: versioning.keeps_versions(),
+            tiering: Tiering {
+                class,
+                tier,
+                ..Tiering::default()
+            },
         };
         let committed = self
             .commit_head(
@@ -1438,8 +1479,14 @@ impl S3 for Gateway {
             Some("REPLACE") => true,
             Some(_) => return Err(s3_error!(InvalidArgument, "MetadataDirective")),
         };
-        // Copying a named version onto its own key is how S3 restores an old version.
-        if *src_bucket == input.bucket && *src_key == input.key && !replace && !source.named_version
+        let class = requested_class(input.storage_class.as_ref())?;
+        // Copying a named version onto its own key is how S3 restores an old version; a copy
+        // onto itself with another storage class is how it changes class.
+        if *src_bucket == input.bucket
+            && *src_key == input.key
+            && !replace
+            && !source.named_version
+            && input.storage_class.is_none()
         {
             return Err(s3_error!(
                 InvalidRequest,
@@ -1483,8 +1530,8 @@ impl S3 for Gateway {
         };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
-        let policy = self.policy_for(Some(src.size));
-        let cores = self.data_cores(&input.bucket, &input.key, policy);
+        let (policy, tier) = self.place(class, Some(src.size))?;
+        let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
         let body = self.object_stream(src_bucket, src_key, src.clone(), 0, src.size);
         let mut none = Hashers::new(&[]);
         let (size, md5) = self
@@ -1511,6 +1558,11 @@ impl S3 for Gateway {
             checksum: None,
             null_version: versioning.writes_null(),
             in_versions: versioning.keeps_versions(),
+            tiering: Tiering {
+                class,
+                tier,
+                ..Tiering::default()
+            },
         };
         self.commit_head(&input.bucket, &input.key, &head, hlc, None, versioning)
             .await?;

@@ -1,0 +1,375 @@
+//! Storage classes at work: archive semantics (GLACIER and DEEP_ARCHIVE are readable only
+//! through a restored copy), RestoreObject, and moving one object version's data to another
+//! policy and tier (lifecycle transitions, restores, intelligent tiering).
+//!
+//! A move is crash-safe by construction: the new copy is written under new fragment ids,
+//! read back and compared (MD5 of the bytes) before anything points at it; the head (and the
+//! version record, in a bucket that keeps versions) is then swapped by compare-and-swap on the
+//! PG's primary, so a concurrent write wins and the move is dropped; only after the swap are
+//! the old fragments retired. A crash before the swap leaves the old copy (the new fragments
+//! are orphans); after it, the new one.
+//!
+//! Not owned here: deciding when to move (the lifecycle worker, `lifecycle_worker.rs`).
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use s3s::dto::{RestoreObjectInput, RestoreObjectOutput};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::checksum::Hashers;
+use crate::ec::Policy;
+use crate::limits::OBJECT_BYTES_MAX;
+use crate::records::{
+    head_key, version_key, ObjectHead, PartRef, Restore, StorageClass, VersionRecord,
+};
+use crate::s3::{check_key, new_version_id, now_ms, s3_err, user_of, Gateway};
+use placement::Tier;
+
+/// Days a restore may ask for (S3's bound).
+pub const RESTORE_DAYS_MAX: i32 = 30_000;
+
+/// The `x-amz-restore` value of a head (None: no restore asked).
+pub fn restore_header(head: &ObjectHead) -> Option<String> {
+    let r = head.tiering.restore.as_ref()?;
+    if r.ongoing {
+        return Some("ongoing-request=\"true\"".to_owned());
+    }
+    let expiry = crate::s3::format_http_date(&crate::s3::timestamp(r.expiry_ms))?;
+    Some(format!("ongoing-request=\"false\", expiry-date=\"{expiry}\""))
+}
+
+/// The storage class S3 shows (none for STANDARD, as S3 does).
+pub fn shown_class(head: &ObjectHead) -> Option<s3s::dto::StorageClass> {
+    let c = head.tiering.class;
+    (c != StorageClass::Standard).then(|| s3s::dto::StorageClass::from(c.as_str().to_owned()))
+}
+
+fn invalid_state() -> s3s::S3Error {
+    s3_error!(
+        InvalidObjectState,
+        "The operation is not valid for the object's storage class: restore it first"
+    )
+}
+
+impl Gateway {
+    /// The head a GET or a copy reads: itself, or for an archived object its restored copy
+    /// (InvalidObjectState without a completed, unexpired restore).
+    pub(crate) fn readable(&self, head: ObjectHead) -> S3Result<ObjectHead> {
+        if !head.tiering.class.is_archive() {
+            return Ok(head);
+        }
+        match &head.tiering.restore {
+            Some(r) if !r.ongoing && r.expiry_ms > now_ms() => {
+                let mut view = head.clone();
+                view.parts.clone_from(&r.parts);
+                view.policy = r.policy;
+                view.tiering.tier = r.tier;
+                Ok(view)
+            }
+            _ => Err(invalid_state()),
+        }
+    }
+
+    /// Copies the bytes of `head`'s parts into new parts stored under `policy` on `tier`,
+    /// reads them back and compares. Returns the new parts; on any failure removes what it
+    /// wrote.
+    pub(crate) async fn restage(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        (policy, tier): (Policy, Tier),
+    ) -> S3Result<Vec<PartRef>> {
+        let cores = self.cores_in(bucket, key, policy, tier);
+        let mut out: Vec<PartRef> = Vec::with_capacity(head.parts.len());
+        let mut first = 0;
+        let result = async {
+            for part in &head.parts {
+                let version_id = new_version_id(self.backend.hlc(), key.as_bytes());
+                let body = self.object_stream(bucket, key, head.clone(), first, part.size);
+                let mut none = Hashers::new(&[]);
+                let (size, md5) = self
+                    .store_body(&cores, policy, &version_id, Some(body), OBJECT_BYTES_MAX, &mut none)
+                    .await?;
+                out.push(PartRef { version_id, size });
+                if size != part.size {
+                    return Err(s3_error!(InternalError, "a moved part changed size"));
+                }
+                let mut copy = head.clone();
+                copy.parts = vec![PartRef { version_id, size }];
+                copy.size = size;
+                copy.policy = policy;
+                copy.tiering.tier = tier;
+                if self.md5_of(bucket, key, copy).await? != md5 {
+                    return Err(s3_error!(InternalError, "a moved part read back differently"));
+                }
+                first += part.size;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                for p in &out {
+                    self.delete_part_chunks(&cores, policy, p).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn md5_of(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<[u8; 16]> {
+        use futures::StreamExt;
+        let size = head.size;
+        let mut stream = self.object_stream(bucket, key, head, 0, size);
+        let mut md5 = Md5::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| s3_error!(InternalError, "reading back: {e}"))?;
+            md5.update(&chunk);
+        }
+        Ok(md5.finalize().into())
+    }
+
+    /// Replaces version `old` of a key by `new` (same version id, other data or tiering) in
+    /// its head, if it is the current version, and in its version record, if it has one: each
+    /// a compare-and-swap on the PG's primary against the record read, then the other replicas.
+    /// Returns whether `old` was still there to be replaced; `false` leaves everything as it was
+    /// (a concurrent write or delete won).
+    pub(crate) async fn swap_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        old: &ObjectHead,
+        new: &ObjectHead,
+    ) -> S3Result<bool> {
+        assert_eq!(old.version_id, new.version_id, "a swap keeps the version");
+        let cores = self.object_cores(bucket, key);
+        let mut swapped = false;
+        let hkey = head_key(bucket, key);
+        if let Some(e) = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)? {
+            let current =
+                ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
+            if current == *old {
+                let won = self.cas(&cores, &hkey, new.encode(), e.hlc).await?;
+                if !won {
+                    return Ok(false);
+                }
+                swapped = true;
+                self.relist(bucket, key, new).await?;
+            }
+        }
+        if old.in_versions {
+            let vkey = version_key(bucket, key, &old.version_id);
+            if let Some(e) = self.backend.meta_get(&cores, &vkey).await.map_err(s3_err)? {
+                let matches = matches!(
+                    VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))?,
+                    VersionRecord::Object(h) if h.parts == old.parts && h.tiering == old.tiering
+                );
+                if matches {
+                    let mut recorded = new.clone();
+                    recorded.in_versions = true;
+                    let value = VersionRecord::Object(recorded).encode();
+                    swapped |= self.cas(&cores, &vkey, value, e.hlc).await?;
+                }
+            }
+        }
+        Ok(swapped)
+    }
+
+    /// Compare-and-swap of `key` on the primary of `cores` against `expect_hlc`, then the
+    /// write on the others (the same HLC everywhere).
+    async fn cas(&self, cores: &[usize], key: &Bytes, value: Bytes, expect_hlc: u64) -> S3Result<bool> {
+        let hlc = self.backend.hlc();
+        let won = self
+            .backend
+            .meta_put_if(cores[0], key, &value, hlc, Some(expect_hlc))
+            .await
+            .map_err(s3_err)?;
+        if won {
+            self.backend
+                .meta_put(cores, key, &value, hlc)
+                .await
+                .map_err(s3_err)?;
+        }
+        Ok(won)
+    }
+
+    /// Rewrites the listing entry of a key whose current head changed class.
+    async fn relist(&self, bucket: &str, key: &str, head: &ObjectHead) -> S3Result<()> {
+        let listing = crate::records::ListingEntry {
+            size: head.size,
+            modified_ms: head.modified_ms,
+            etag: head.etag.clone(),
+            in_versions: head.in_versions,
+            class: head.tiering.class,
+        };
+        let hlc = self.backend.hlc();
+        self.backend
+            .meta_put(
+                &self.listing_cores(bucket),
+                &crate::records::listing_key(bucket, key),
+                &listing.encode(),
+                hlc,
+            )
+            .await
+            .map_err(s3_err)
+    }
+
+    /// Moves one version's data to `class` (its policy and tier), verified, swapped, then
+    /// the old fragments retired. `Ok(false)`: the version changed meanwhile, nothing moved.
+    pub(crate) async fn transition(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        class: StorageClass,
+        infrequent: bool,
+    ) -> S3Result<bool> {
+        let policy_class = match (class, infrequent) {
+            (StorageClass::IntelligentTiering, true) => StorageClass::StandardIa,
+            (c, _) => c,
+        };
+        let place = self.place(policy_class, Some(head.size))?;
+        let source = self.readable(head.clone()).unwrap_or_else(|_| head.clone());
+        let parts = self.restage(bucket, key, &source, place).await?;
+        let mut new = head.clone();
+        new.parts.clone_from(&parts);
+        new.policy = place.0;
+        new.tiering.tier = place.1;
+        new.tiering.class = class;
+        new.tiering.infrequent = infrequent;
+        new.tiering.restore = None;
+        if !self.swap_version(bucket, key, head, &new).await? {
+            let cores = self.cores_in(bucket, key, place.0, place.1);
+            for p in &parts {
+                self.delete_part_chunks(&cores, place.0, p).await;
+            }
+            return Ok(false);
+        }
+        self.retire_chunks(bucket, key, head.clone());
+        if let Some(r) = &head.tiering.restore {
+            self.retire_restore(bucket, key, head, r);
+        }
+        Ok(true)
+    }
+
+    /// Retires the fragments of a restored copy.
+    pub(crate) fn retire_restore(&self, bucket: &str, key: &str, head: &ObjectHead, r: &Restore) {
+        if r.parts.is_empty() {
+            return;
+        }
+        let mut view = head.clone();
+        view.parts.clone_from(&r.parts);
+        view.size = r.parts.iter().map(|p| p.size).sum();
+        view.policy = r.policy;
+        view.tiering.tier = r.tier;
+        self.retire_chunks(bucket, key, view);
+    }
+
+    /// Makes the restored copy of an archived version and records it (the background half of
+    /// RestoreObject).
+    async fn complete_restore(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<()> {
+        let days = head.tiering.restore.as_ref().map_or(1, |r| r.days);
+        let place = self.place(StorageClass::Standard, Some(head.size))?;
+        let parts = self.restage(bucket, key, &head, place).await?;
+        let mut done = head.clone();
+        done.tiering.restore = Some(Restore {
+            ongoing: false,
+            expiry_ms: now_ms() + u64::from(days) * self.backend.day_ms(),
+            days,
+            policy: place.0,
+            tier: place.1,
+            parts: parts.clone(),
+        });
+        if !self.swap_version(bucket, key, &head, &done).await? {
+            let cores = self.cores_in(bucket, key, place.0, place.1);
+            for p in &parts {
+                self.delete_part_chunks(&cores, place.0, p).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn restore(
+        &self,
+        req: S3Request<RestoreObjectInput>,
+    ) -> S3Result<S3Response<RestoreObjectOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        check_key(&input.key)?;
+        let request = input.restore_request.unwrap_or_default();
+        if request.type_.is_some() || request.select_parameters.is_some() {
+            return Err(s3_error!(NotImplemented, "restore with SELECT"));
+        }
+        let days = match request.days {
+            Some(d) if (1..=RESTORE_DAYS_MAX).contains(&d) => d as u32,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Days must be between 1 and {RESTORE_DAYS_MAX}"
+                ))
+            }
+            None => return Err(s3_error!(MalformedXML, "RestoreRequest needs Days")),
+        };
+        let (head, _) = self
+            .object_for_read(&user, &input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
+        if !head.tiering.class.is_archive() {
+            return Err(invalid_state());
+        }
+        match &head.tiering.restore {
+            Some(r) if r.ongoing => Err(s3_error!(
+                RestoreAlreadyInProgress,
+                "Object restore is already in progress"
+            )),
+            Some(r) => {
+                // Already restored: S3 extends the copy's life and answers 200.
+                let mut longer = head.clone();
+                let mut r = r.clone();
+                r.days = days;
+                r.expiry_ms = now_ms() + u64::from(days) * self.backend.day_ms();
+                longer.tiering.restore = Some(r);
+                self.swap_version(&input.bucket, &input.key, &head, &longer)
+                    .await?;
+                Ok(S3Response::new(RestoreObjectOutput::default()))
+            }
+            None => {
+                let mut ongoing = head.clone();
+                ongoing.tiering.restore = Some(Restore {
+                    ongoing: true,
+                    expiry_ms: 0,
+                    days,
+                    policy: head.policy,
+                    tier: head.tiering.tier,
+                    parts: Vec::new(),
+                });
+                if !self
+                    .swap_version(&input.bucket, &input.key, &head, &ongoing)
+                    .await?
+                {
+                    return Err(s3_error!(
+                        RestoreAlreadyInProgress,
+                        "the object changed; retry the restore"
+                    ));
+                }
+                let this = self.clone_handle();
+                let (bucket, key) = (input.bucket.clone(), input.key.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = this.complete_restore(&bucket, &key, ongoing).await {
+                        // The lifecycle worker retries ongoing restores it finds.
+                        tracing::warn!(bucket, key, error = %e, "restore failed; will retry");
+                    }
+                });
+                let mut out = S3Response::new(RestoreObjectOutput::default());
+                out.status = Some(http::StatusCode::ACCEPTED);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Finishes a restore found ongoing (its first attempt failed or the process stopped).
+    pub(crate) async fn resume_restore(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<()> {
+        self.complete_restore(bucket, key, head).await
+    }
+}
