@@ -891,25 +891,35 @@ impl Source {
         }
     }
 
-    /// Fills the buffer until it holds an item or the scan has ended.
-    async fn fill(&mut self, gw: &Gateway) -> S3Result<()> {
-        while self.buf.is_empty() && !self.done {
-            let (entries, next) = gw
-                .backend
-                .meta_scan(self.core, &self.prefix, self.cursor.clone(), self.batch)
-                .await
-                .map_err(s3_err)?;
-            if let Some((k, _)) = entries.last() {
-                self.cursor = Some(k.clone());
-            }
-            self.done = next.is_none();
-            for (raw, e) in entries {
-                if let Some(item) = self.item(raw, e.value)? {
-                    self.buf.push_back(item);
-                }
+    /// Reads the next batch of the scan (the listing index's may all be filtered out).
+    async fn fetch(&mut self, gw: &Gateway) -> S3Result<()> {
+        let (entries, next) = gw
+            .backend
+            .meta_scan(self.core, &self.prefix, self.cursor.clone(), self.batch)
+            .await
+            .map_err(s3_err)?;
+        if let Some((k, _)) = entries.last() {
+            self.cursor = Some(k.clone());
+        }
+        self.done = next.is_none();
+        for (raw, e) in entries {
+            if let Some(item) = self.item(raw, e.value)? {
+                self.buf.push_back(item);
             }
         }
         Ok(())
+    }
+
+    /// Whether the next item could come from this source: it has one buffered, or the scan
+    /// has not ended.
+    fn pending(&self) -> bool {
+        !self.buf.is_empty() || !self.done
+    }
+
+    /// With an empty buffer: every key this source may still hold sorts after this one.
+    fn passed_key(&self) -> Option<&[u8]> {
+        assert!(self.listing, "version scans buffer every entry they read");
+        self.cursor.as_ref().map(|c| &c[self.base.min(c.len())..])
     }
 
     fn item(&self, raw: Bytes, value: Bytes) -> S3Result<Option<WalkItem>> {
@@ -960,16 +970,43 @@ struct VersionWalk {
 
 impl VersionWalk {
     async fn next(&mut self, gw: &Gateway) -> S3Result<Option<WalkItem>> {
-        for s in &mut self.sources {
-            s.fill(gw).await?;
-        }
         let position = |i: &WalkItem| (i.key.clone(), i.order);
-        let Some(min) = self
-            .sources
-            .iter()
-            .filter_map(|s| s.buf.front().map(position))
-            .min()
-        else {
+        let min = loop {
+            for s in self.sources.iter_mut().filter(|s| !s.listing) {
+                while s.buf.is_empty() && !s.done {
+                    s.fetch(gw).await?;
+                }
+            }
+            let min = self
+                .sources
+                .iter()
+                .filter_map(|s| s.buf.front().map(position))
+                .min();
+            // The listing index skips the entries of versions that have `V` records (most, in
+            // a versioned bucket): read it only as far as the merge has come, not to its end.
+            let mut fetched = false;
+            for s in &mut self.sources {
+                if !s.listing || !s.buf.is_empty() || s.done {
+                    continue;
+                }
+                let covered = match (&min, s.passed_key()) {
+                    (Some((key, _)), Some(passed)) => key.as_slice() <= passed,
+                    _ => false,
+                };
+                if !covered {
+                    s.fetch(gw).await?;
+                    fetched = true;
+                }
+            }
+            if !fetched {
+                break min;
+            }
+        };
+        let Some(min) = min else {
+            assert!(
+                self.sources.iter().all(|s| !s.pending()),
+                "every source was read"
+            );
             return Ok(None);
         };
         let mut found = None;

@@ -517,3 +517,24 @@ def test_versions_survive_a_restart(tmp_path):
         assert body(c, "restart-versions", "k", VersionId=v1) == b"one"
     finally:
         assert s2.stop() == 0
+
+
+def test_noncurrent_versions_keep_their_chunks_past_the_retire_grace(s3, bucket):
+    # Replaced versions' chunks are deleted 30 s after an unversioned overwrite; versions
+    # that are kept must not be.
+    import time
+    s3.put_object(Bucket=bucket, Key="k", Body=b"n" * 300_000)
+    enable(s3, bucket)
+    big = os.urandom(1_500_000)
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=big)["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="k", Body=b"small")["VersionId"]
+    s3.copy_object(Bucket=bucket, Key="k", CopySource={"Bucket": bucket, "Key": "k", "VersionId": v1})
+    s3.delete_object(Bucket=bucket, Key="k")
+    suspend(s3, bucket)
+    s3.put_object(Bucket=bucket, Key="other", Body=b"o" * 200_000)
+    s3.put_object(Bucket=bucket, Key="other", Body=b"p" * 200_000)
+    time.sleep(32)
+    assert body(s3, bucket, "k", VersionId="null") == b"n" * 300_000
+    assert body(s3, bucket, "k", VersionId=v1) == big
+    assert body(s3, bucket, "k", VersionId=v2) == b"small"
+    assert body(s3, bucket, "other") == b"p" * 200_000
