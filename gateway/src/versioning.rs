@@ -26,6 +26,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
+use crate::limits::META_KEY_BYTES_MAX;
 use crate::records::{
     bucket_key, key_versions_prefix, listing_key, parse_version_key, version_key, versions_prefix,
     DeleteMarker, ListingEntry, ObjectHead, VersionRecord, Versioning,
@@ -132,6 +133,17 @@ fn needs_record(current: &ObjectHead, versioning: Versioning) -> bool {
     !current.in_versions && !replaced
 }
 
+/// Whether a key's version records fit a metadata key (see `limits::META_KEY_BYTES_MAX`).
+fn check_versioned_key(bucket: &str, key: &str) -> S3Result<()> {
+    if version_key(bucket, key, &[0; 12]).len() as u64 > META_KEY_BYTES_MAX {
+        return Err(s3_error!(
+            KeyTooLongError,
+            "this key is too long for a bucket that keeps versions (NUL bytes count twice)"
+        ));
+    }
+    Ok(())
+}
+
 fn decode_version(value: Bytes) -> S3Result<VersionRecord> {
     VersionRecord::decode(value).map_err(|e| s3_error!(e, InternalError))
 }
@@ -200,6 +212,7 @@ impl Gateway {
         key: &str,
         v: VersionRef,
     ) -> S3Result<Option<VersionRecord>> {
+        check_versioned_key(bucket, key)?;
         match v {
             VersionRef::Id(id) => self.version_record(bucket, key, &id).await,
             VersionRef::Null => {
@@ -298,6 +311,7 @@ impl Gateway {
         versioning: Versioning,
     ) -> S3Result<()> {
         assert!(head.in_versions, "a versioned write keeps a version record");
+        check_versioned_key(bucket, key)?;
         let cores = self.object_cores(bucket, key);
         let vkey = version_key(bucket, key, &head.version_id);
         let record = VersionRecord::Object(head.clone()).encode();
@@ -342,6 +356,7 @@ impl Gateway {
         key: &str,
         versioning: Versioning,
     ) -> S3Result<Deleted> {
+        check_versioned_key(bucket, key)?;
         let current = self.head(bucket, key).await?;
         let suspended = versioning == Versioning::Suspended;
         if let Some(c) = &current {
@@ -393,6 +408,7 @@ impl Gateway {
     /// if it was the latest, the next newest becomes current. Deleting a version that does
     /// not exist succeeds, as in S3.
     async fn delete_version(&self, bucket: &str, key: &str, v: VersionRef) -> S3Result<Deleted> {
+        check_versioned_key(bucket, key)?;
         let current = self.head(bucket, key).await?;
         let unrecorded = current
             .as_ref()
