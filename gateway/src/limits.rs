@@ -23,6 +23,12 @@ pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// Keys one DeleteObjects request may name (S3's limit).
 pub const DELETE_KEYS_MAX: usize = 1000;
+/// Bytes of one metadata key on a core (the engine's bound). A version record's key holds
+/// the object key with every NUL byte written twice: only a key with hundreds of NULs can
+/// exceed it, in a bucket that keeps versions (KeyTooLongError there).
+pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
+/// Bytes of a bucket name (S3's limit).
+pub const BUCKET_NAME_BYTES_MAX: usize = 63;
 /// Connections served at once; more wait in the kernel's accept queue.
 pub const CONNECTIONS_MAX: usize = 4096;
 
@@ -31,6 +37,10 @@ const _: () = assert!(
     "chunk index fits 24 bits"
 );
 const _: () = assert!((CHUNK_BYTES as u64) < proto::limits::FRAME_BODY_BYTES_MAX as u64);
+const _: () = assert!(
+    (1 + BUCKET_NAME_BYTES_MAX + 1 + KEY_BYTES_MAX + 2 + 8 + 12) as u64 <= META_KEY_BYTES_MAX,
+    "the version record of a key without NUL bytes always fits a metadata key"
+);
 
 /// Connections one gateway keeps open to one remote core at most (the core serves one request
 /// per connection at a time); calls beyond wait up to `REMOTE_QUEUE_TIMEOUT`.

@@ -3,7 +3,8 @@
 //!
 //! Write order of a PUT (see DESIGN.md): the body's chunks are stored on their replicas, then
 //! the listing entry, then the object head, all with one HLC; the old version's chunks are
-//! deleted after the new head is durable.
+//! deleted after the new head is durable. In a bucket that keeps versions a version record
+//! comes first and the old version is kept (`versioning.rs`).
 
 use std::sync::Arc;
 

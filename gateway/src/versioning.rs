@@ -26,6 +26,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
+use crate::limits::META_KEY_BYTES_MAX;
 use crate::records::{
     bucket_key, key_versions_prefix, listing_key, parse_version_key, version_key, versions_prefix,
     DeleteMarker, ListingEntry, ObjectHead, VersionRecord, Versioning,
@@ -132,6 +133,17 @@ fn needs_record(current: &ObjectHead, versioning: Versioning) -> bool {
     !current.in_versions && !replaced
 }
 
+/// Whether a key's version records fit a metadata key (see `limits::META_KEY_BYTES_MAX`).
+fn check_versioned_key(bucket: &str, key: &str) -> S3Result<()> {
+    if version_key(bucket, key, &[0; 12]).len() as u64 > META_KEY_BYTES_MAX {
+        return Err(s3_error!(
+            KeyTooLongError,
+            "this key is too long for a bucket that keeps versions (NUL bytes count twice)"
+        ));
+    }
+    Ok(())
+}
+
 fn decode_version(value: Bytes) -> S3Result<VersionRecord> {
     VersionRecord::decode(value).map_err(|e| s3_error!(e, InternalError))
 }
@@ -200,6 +212,7 @@ impl Gateway {
         key: &str,
         v: VersionRef,
     ) -> S3Result<Option<VersionRecord>> {
+        check_versioned_key(bucket, key)?;
         match v {
             VersionRef::Id(id) => self.version_record(bucket, key, &id).await,
             VersionRef::Null => {
@@ -298,6 +311,7 @@ impl Gateway {
         versioning: Versioning,
     ) -> S3Result<()> {
         assert!(head.in_versions, "a versioned write keeps a version record");
+        check_versioned_key(bucket, key)?;
         let cores = self.object_cores(bucket, key);
         let vkey = version_key(bucket, key, &head.version_id);
         let record = VersionRecord::Object(head.clone()).encode();
@@ -342,6 +356,7 @@ impl Gateway {
         key: &str,
         versioning: Versioning,
     ) -> S3Result<Deleted> {
+        check_versioned_key(bucket, key)?;
         let current = self.head(bucket, key).await?;
         let suspended = versioning == Versioning::Suspended;
         if let Some(c) = &current {
@@ -393,6 +408,7 @@ impl Gateway {
     /// if it was the latest, the next newest becomes current. Deleting a version that does
     /// not exist succeeds, as in S3.
     async fn delete_version(&self, bucket: &str, key: &str, v: VersionRef) -> S3Result<Deleted> {
+        check_versioned_key(bucket, key)?;
         let current = self.head(bucket, key).await?;
         let unrecorded = current
             .as_ref()
@@ -885,34 +901,44 @@ impl Source {
         }
     }
 
-    /// Fills the buffer until it holds an item or the scan has ended.
-    async fn fill(&mut self, gw: &Gateway) -> S3Result<()> {
-        while self.buf.is_empty() && !self.done {
-            let cursor = self.cursor.clone();
-            let (entries, next) = match &self.cores {
-                Some(cores) => {
-                    gw.backend
-                        .meta_scan(cores, &self.prefix, cursor, self.batch)
-                        .await
-                }
-                None => {
-                    gw.backend
-                        .meta_scan_all(&self.prefix, cursor, self.batch)
-                        .await
-                }
+    /// Reads the next batch of the scan (the listing index's may all be filtered out).
+    async fn fetch(&mut self, gw: &Gateway) -> S3Result<()> {
+        let cursor = self.cursor.clone();
+        let (entries, next) = match &self.cores {
+            Some(cores) => {
+                gw.backend
+                    .meta_scan(cores, &self.prefix, cursor, self.batch)
+                    .await
             }
-            .map_err(s3_err)?;
-            if let Some((k, _)) = entries.last() {
-                self.cursor = Some(k.clone());
+            None => {
+                gw.backend
+                    .meta_scan_all(&self.prefix, cursor, self.batch)
+                    .await
             }
-            self.done = next.is_none();
-            for (raw, e) in entries {
-                if let Some(item) = self.item(raw, e.value)? {
-                    self.buf.push_back(item);
-                }
+        }
+        .map_err(s3_err)?;
+        if let Some((k, _)) = entries.last() {
+            self.cursor = Some(k.clone());
+        }
+        self.done = next.is_none();
+        for (raw, e) in entries {
+            if let Some(item) = self.item(raw, e.value)? {
+                self.buf.push_back(item);
             }
         }
         Ok(())
+    }
+
+    /// Whether the next item could come from this source: it has one buffered, or the scan
+    /// has not ended.
+    fn pending(&self) -> bool {
+        !self.buf.is_empty() || !self.done
+    }
+
+    /// With an empty buffer: every key this source may still hold sorts after this one.
+    fn passed_key(&self) -> Option<&[u8]> {
+        assert!(self.listing, "version scans buffer every entry they read");
+        self.cursor.as_ref().map(|c| &c[self.base.min(c.len())..])
     }
 
     fn item(&self, raw: Bytes, value: Bytes) -> S3Result<Option<WalkItem>> {
@@ -963,16 +989,43 @@ struct VersionWalk {
 
 impl VersionWalk {
     async fn next(&mut self, gw: &Gateway) -> S3Result<Option<WalkItem>> {
-        for s in &mut self.sources {
-            s.fill(gw).await?;
-        }
         let position = |i: &WalkItem| (i.key.clone(), i.order);
-        let Some(min) = self
-            .sources
-            .iter()
-            .filter_map(|s| s.buf.front().map(position))
-            .min()
-        else {
+        let min = loop {
+            for s in self.sources.iter_mut().filter(|s| !s.listing) {
+                while s.buf.is_empty() && !s.done {
+                    s.fetch(gw).await?;
+                }
+            }
+            let min = self
+                .sources
+                .iter()
+                .filter_map(|s| s.buf.front().map(position))
+                .min();
+            // The listing index skips the entries of versions that have `V` records (most, in
+            // a versioned bucket): read it only as far as the merge has come, not to its end.
+            let mut fetched = false;
+            for s in &mut self.sources {
+                if !s.listing || !s.buf.is_empty() || s.done {
+                    continue;
+                }
+                let covered = match (&min, s.passed_key()) {
+                    (Some((key, _)), Some(passed)) => key.as_slice() <= passed,
+                    _ => false,
+                };
+                if !covered {
+                    s.fetch(gw).await?;
+                    fetched = true;
+                }
+            }
+            if !fetched {
+                break min;
+            }
+        };
+        let Some(min) = min else {
+            assert!(
+                self.sources.iter().all(|s| !s.pending()),
+                "every source was read"
+            );
             return Ok(None);
         };
         let mut found = None;
