@@ -147,6 +147,8 @@ pub struct Backend {
     started: Instant,
     /// The length of a lifecycle "day" (a real day, or the test clock's).
     day_ms: u64,
+    /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
+    tiering_days: u64,
 }
 
 /// W of n: a majority.
@@ -310,6 +312,7 @@ impl Backend {
             layout_version: 0,
             started: Instant::now(),
             day_ms: crate::lifecycle::real_day_ms(),
+            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
         }
     }
 
@@ -389,6 +392,7 @@ impl Backend {
             router: Router::Layout(layout),
             hlc_last: AtomicU64::new(0),
             day_ms: crate::lifecycle::real_day_ms(),
+            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
             started: Instant::now(),
         })
     }
@@ -405,6 +409,18 @@ impl Backend {
     /// The length of a lifecycle day.
     pub fn day_ms(&self) -> u64 {
         self.day_ms
+    }
+
+    /// The same backend with INTELLIGENT_TIERING objects moving to the infrequent tier after
+    /// `days` lifecycle days without a read (S3: 30).
+    pub fn with_tiering_days(mut self, days: u64) -> Backend {
+        assert!(days > 0, "at least a day");
+        self.tiering_days = days;
+        self
+    }
+
+    pub fn tiering_days(&self) -> u64 {
+        self.tiering_days
     }
 
     pub fn core_count(&self) -> usize {
@@ -440,7 +456,10 @@ impl Backend {
                 let table = layout
                     .table(tier)
                     .expect("every policy's tier has a table (placement::Layout)");
-                assert!(n <= table.depth(), "a policy never spans more cores than the table");
+                assert!(
+                    n <= table.depth(),
+                    "a policy never spans more cores than the table"
+                );
                 table
                     .row_indices(route.pg(layout), n)
                     .iter()

@@ -9,6 +9,7 @@ pub mod ec;
 pub mod hints;
 pub mod host;
 pub mod lifecycle;
+pub mod lifecycle_worker;
 pub mod limits;
 pub mod multipart;
 pub mod records;
@@ -50,6 +51,31 @@ pub fn service_on(
         builder.set_host(host::DomainHost::new(d)?);
     }
     Ok(builder.build())
+}
+
+/// Starts the lifecycle worker on `runtime`: every tenth of a lifecycle day (bounded), one pass over
+/// the records of this process's own cores (`lifecycle_worker`). Ends when the runtime does.
+pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::Handle) {
+    let holders = backend.local_cores();
+    if holders.is_empty() {
+        return;
+    }
+    let gateway = s3::Gateway::new(backend.clone(), String::new());
+    // A tenth of a lifecycle day, within bounds: seconds under the test clock, minutes in
+    // production (each pass reads every record of this node's cores).
+    let interval = std::time::Duration::from_millis(backend.day_ms() / 10).clamp(
+        limits::LIFECYCLE_INTERVAL_MIN,
+        limits::LIFECYCLE_INTERVAL_MAX,
+    );
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let stats = gateway.lifecycle_pass(&holders).await;
+            if stats != lifecycle_worker::LifecycleStats::default() {
+                tracing::info!(?stats, "lifecycle pass");
+            }
+        }
+    });
 }
 
 /// Starts the background repair of missed writes (see `hints`) on `runtime`: every

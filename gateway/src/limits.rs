@@ -62,3 +62,6 @@ pub const FRAGMENT_READ_DEADLINE: std::time::Duration = std::time::Duration::fro
 pub const SCAN_BATCH_MAX: u32 = 1000;
 /// Between two passes of the repair of missed writes.
 pub const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Between two lifecycle passes: a tenth of a lifecycle day, within these bounds.
+pub const LIFECYCLE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+pub const LIFECYCLE_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(600);

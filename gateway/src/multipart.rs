@@ -22,6 +22,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use crate::checksum::{
     self, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
 };
+use crate::ec::Policy;
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
     part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, Tiering, UploadRecord,
@@ -32,9 +33,8 @@ use crate::s3::{
     s3_err, standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions,
     Gateway,
 };
-use crate::ec::Policy;
-use placement::Tier;
 use crate::versioning::head_version_id;
+use placement::Tier;
 
 /// The largest part (S3's limit).
 const PART_BYTES_MAX: u64 = OBJECT_BYTES_MAX;
@@ -162,7 +162,12 @@ fn complete_checksum(
 }
 
 impl Gateway {
-    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
+    pub(crate) async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<UploadRecord> {
         let cores = self.object_cores(bucket, key);
         let entry = self
             .backend
@@ -174,7 +179,7 @@ impl Gateway {
     }
 
     /// Every part record of an upload, in part-number order.
-    async fn parts(
+    pub(crate) async fn parts(
         &self,
         bucket: &str,
         key: &str,
@@ -206,7 +211,7 @@ impl Gateway {
     }
 
     /// Removes an upload's records; retires the chunks of its parts not in `keep`.
-    async fn finish_upload(
+    pub(crate) async fn finish_upload(
         &self,
         bucket: &str,
         key: &str,
@@ -348,8 +353,7 @@ impl Gateway {
             &input.bucket,
             &input.key,
             &input.upload_id,
-            number,
-            &record,
+            (number, &record),
             hlc,
             (policy, tier),
         )
@@ -428,8 +432,7 @@ impl Gateway {
             &input.bucket,
             &input.key,
             &input.upload_id,
-            number,
-            &record,
+            (number, &record),
             hlc,
             (policy, tier),
         )
@@ -455,8 +458,7 @@ impl Gateway {
         bucket: &str,
         key: &str,
         upload_id: &str,
-        number: u32,
-        record: &PartRecord,
+        (number, record): (u32, &PartRecord),
         hlc: u64,
         (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {

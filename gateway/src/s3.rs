@@ -16,18 +16,22 @@ use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, ChecksumMode, ChecksumType,
     CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput,
     CopyObjectOutput, CopyObjectResult, CopySource, CreateBucketInput, CreateBucketOutput,
-    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput,
-    DeleteObjectInput, DeleteObjectOutput, DeleteObjectTaggingInput, DeleteObjectTaggingOutput,
-    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition,
-    GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
-    GetBucketVersioningOutput, GetObjectInput, GetObjectOutput, GetObjectTaggingInput,
-    GetObjectTaggingOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
-    ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput,
+    DeleteBucketLifecycleInput, DeleteBucketLifecycleOutput, DeleteBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectTaggingInput, DeleteObjectTaggingOutput, DeleteObjectsInput,
+    DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetBucketLifecycleConfigurationInput,
+    GetBucketLifecycleConfigurationOutput, GetBucketLocationInput, GetBucketLocationOutput,
+    GetBucketVersioningInput, GetBucketVersioningOutput, GetObjectInput, GetObjectOutput,
+    GetObjectTaggingInput, GetObjectTaggingOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectVersionsInput,
+    ListObjectVersionsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, Owner,
+    PutBucketLifecycleConfigurationInput, PutBucketLifecycleConfigurationOutput,
     PutBucketVersioningInput, PutBucketVersioningOutput, PutObjectInput, PutObjectOutput,
-    PutObjectTaggingInput, PutObjectTaggingOutput, Range, StreamingBlob, Timestamp,
-    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    PutObjectTaggingInput, PutObjectTaggingOutput, Range, RestoreObjectInput, RestoreObjectOutput,
+    StreamingBlob, Timestamp, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
@@ -42,10 +46,14 @@ use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
     PartRef, StorageClass, StripeRef, Tiering, VersionRecord, Versioning,
 };
-use placement::Tier;
+use crate::tiering::{
+    access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
+    PLACEMENT_HEADER,
+};
 use crate::versioning::{
     delete_marker_not_allowed, head_version_id, no_such_version, parse_version_id,
 };
+use placement::Tier;
 
 /// How long a replaced or deleted version's chunks stay readable.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -180,7 +188,7 @@ impl Gateway {
         self.backend.meta_cores(Route::Listing(bucket))
     }
 
-    async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
+    pub(crate) async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
         let cores = self.bucket_cores(bucket);
         let entry = self
             .backend
@@ -523,7 +531,13 @@ impl Gateway {
 
     /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
     /// the tier's PG table).
-    pub(crate) fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Vec<usize> {
+    pub(crate) fn cores_in(
+        &self,
+        bucket: &str,
+        key: &str,
+        policy: Policy,
+        tier: Tier,
+    ) -> Vec<usize> {
         self.backend
             .route_in(Route::Object(bucket, key), tier, policy.width())
     }
@@ -624,6 +638,8 @@ impl Gateway {
         }
         let version_id = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
+        // An archived source is copied from its restored copy (InvalidObjectState without).
+        let head = readable(head)?;
         Ok(CopiedSource {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -1062,8 +1078,10 @@ impl S3 for Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let class = requested_class(input.storage_class.as_ref())?;
-        let (policy, tier) =
-            self.place(class, input.content_length.and_then(|l| u64::try_from(l).ok()))?;
+        let (policy, tier) = self.place(
+            class,
+            input.content_length.and_then(|l| u64::try_from(l).ok()),
+        )?;
         let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
@@ -1169,6 +1187,8 @@ impl S3 for Gateway {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
+        let (class, restore) = (shown_class(&head), restore_header(&head));
+        let head = readable(head)?;
         // partNumber selects one part's bytes (PartsCount tells how many there are).
         let part_range = match input.part_number {
             None => None,
@@ -1222,12 +1242,15 @@ impl S3 for Gateway {
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
             version_id,
+            storage_class: class,
+            restore,
             ..Default::default()
         };
         if let Some(c) = sum {
             checksum::set_checksum!(out, c.sum.algo(), c.value());
             out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
         }
+        self.note_access(&input.bucket, &input.key, &head);
         Ok(S3Response::new(out))
     }
 
@@ -1277,13 +1300,25 @@ impl S3 for Gateway {
             metadata: (!head.metadata.is_empty()).then(|| head.metadata.iter().cloned().collect()),
             accept_ranges: Some("bytes".into()),
             version_id,
+            storage_class: shown_class(&head),
+            restore: restore_header(&head),
             ..Default::default()
         };
         if let Some(c) = sum {
             checksum::set_checksum!(out, c.sum.algo(), c.value());
             out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
         }
-        Ok(S3Response::new(out))
+        let mut response = S3Response::new(out);
+        if let Some(tier) = access_tier(&head) {
+            response
+                .headers
+                .insert(ACCESS_TIER_HEADER, http::HeaderValue::from_static(tier));
+        }
+        let shown = readable(head.clone()).unwrap_or(head);
+        if let Ok(v) = http::HeaderValue::from_str(&placement_of(&shown)) {
+            response.headers.insert(PLACEMENT_HEADER, v);
+        }
+        Ok(response)
     }
 
     async fn delete_object(
@@ -1423,6 +1458,34 @@ impl S3 for Gateway {
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         self.versioning_put(req).await
+    }
+
+    async fn restore_object(
+        &self,
+        req: S3Request<RestoreObjectInput>,
+    ) -> S3Result<S3Response<RestoreObjectOutput>> {
+        self.restore(req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        self.lifecycle_put(req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.lifecycle_get(req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.lifecycle_delete(req).await
     }
 
     async fn list_object_versions(

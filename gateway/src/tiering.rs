@@ -35,7 +35,9 @@ pub fn restore_header(head: &ObjectHead) -> Option<String> {
         return Some("ongoing-request=\"true\"".to_owned());
     }
     let expiry = crate::s3::format_http_date(&crate::s3::timestamp(r.expiry_ms))?;
-    Some(format!("ongoing-request=\"false\", expiry-date=\"{expiry}\""))
+    Some(format!(
+        "ongoing-request=\"false\", expiry-date=\"{expiry}\""
+    ))
 }
 
 /// The storage class S3 shows (none for STANDARD, as S3 does).
@@ -51,25 +53,25 @@ fn invalid_state() -> s3s::S3Error {
     )
 }
 
-impl Gateway {
-    /// The head a GET or a copy reads: itself, or for an archived object its restored copy
-    /// (InvalidObjectState without a completed, unexpired restore).
-    pub(crate) fn readable(&self, head: ObjectHead) -> S3Result<ObjectHead> {
-        if !head.tiering.class.is_archive() {
-            return Ok(head);
-        }
-        match &head.tiering.restore {
-            Some(r) if !r.ongoing && r.expiry_ms > now_ms() => {
-                let mut view = head.clone();
-                view.parts.clone_from(&r.parts);
-                view.policy = r.policy;
-                view.tiering.tier = r.tier;
-                Ok(view)
-            }
-            _ => Err(invalid_state()),
-        }
+/// The head a GET or a copy reads: itself, or for an archived object its restored copy
+/// (InvalidObjectState without a completed, unexpired restore).
+pub(crate) fn readable(head: ObjectHead) -> S3Result<ObjectHead> {
+    if !head.tiering.class.is_archive() {
+        return Ok(head);
     }
+    match &head.tiering.restore {
+        Some(r) if !r.ongoing && r.expiry_ms > now_ms() => {
+            let mut view = head.clone();
+            view.parts.clone_from(&r.parts);
+            view.policy = r.policy;
+            view.tiering.tier = r.tier;
+            Ok(view)
+        }
+        _ => Err(invalid_state()),
+    }
+}
 
+impl Gateway {
     /// Copies the bytes of `head`'s parts into new parts stored under `policy` on `tier`,
     /// reads them back and compares. Returns the new parts; on any failure removes what it
     /// wrote.
@@ -89,7 +91,14 @@ impl Gateway {
                 let body = self.object_stream(bucket, key, head.clone(), first, part.size);
                 let mut none = Hashers::new(&[]);
                 let (size, md5) = self
-                    .store_body(&cores, policy, &version_id, Some(body), OBJECT_BYTES_MAX, &mut none)
+                    .store_body(
+                        &cores,
+                        policy,
+                        &version_id,
+                        Some(body),
+                        OBJECT_BYTES_MAX,
+                        &mut none,
+                    )
                     .await?;
                 out.push(PartRef { version_id, size });
                 if size != part.size {
@@ -101,7 +110,10 @@ impl Gateway {
                 copy.policy = policy;
                 copy.tiering.tier = tier;
                 if self.md5_of(bucket, key, copy).await? != md5 {
-                    return Err(s3_error!(InternalError, "a moved part read back differently"));
+                    return Err(s3_error!(
+                        InternalError,
+                        "a moved part read back differently"
+                    ));
                 }
                 first += part.size;
             }
@@ -148,8 +160,7 @@ impl Gateway {
         let mut swapped = false;
         let hkey = head_key(bucket, key);
         if let Some(e) = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)? {
-            let current =
-                ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
+            let current = ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
             if current == *old {
                 let won = self.cas(&cores, &hkey, new.encode(), e.hlc).await?;
                 if !won {
@@ -179,7 +190,13 @@ impl Gateway {
 
     /// Compare-and-swap of `key` on the primary of `cores` against `expect_hlc`, then the
     /// write on the others (the same HLC everywhere).
-    async fn cas(&self, cores: &[usize], key: &Bytes, value: Bytes, expect_hlc: u64) -> S3Result<bool> {
+    async fn cas(
+        &self,
+        cores: &[usize],
+        key: &Bytes,
+        value: Bytes,
+        expect_hlc: u64,
+    ) -> S3Result<bool> {
         let hlc = self.backend.hlc();
         let won = self
             .backend
@@ -231,7 +248,7 @@ impl Gateway {
             (c, _) => c,
         };
         let place = self.place(policy_class, Some(head.size))?;
-        let source = self.readable(head.clone()).unwrap_or_else(|_| head.clone());
+        let source = readable(head.clone()).unwrap_or_else(|_| head.clone());
         let parts = self.restage(bucket, key, &source, place).await?;
         let mut new = head.clone();
         new.parts.clone_from(&parts);
@@ -240,6 +257,10 @@ impl Gateway {
         new.tiering.class = class;
         new.tiering.infrequent = infrequent;
         new.tiering.restore = None;
+        if class == StorageClass::IntelligentTiering && !infrequent {
+            // Moved back because it was read: the access counts from now.
+            new.tiering.last_access_ms = now_ms();
+        }
         if !self.swap_version(bucket, key, head, &new).await? {
             let cores = self.cores_in(bucket, key, place.0, place.1);
             for p in &parts {
@@ -313,7 +334,12 @@ impl Gateway {
             None => return Err(s3_error!(MalformedXML, "RestoreRequest needs Days")),
         };
         let (head, _) = self
-            .object_for_read(&user, &input.bucket, &input.key, input.version_id.as_deref())
+            .object_for_read(
+                &user,
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+            )
             .await?;
         if !head.tiering.class.is_archive() {
             return Err(invalid_state());
@@ -338,7 +364,8 @@ impl Gateway {
                 let mut ongoing = head.clone();
                 ongoing.tiering.restore = Some(Restore {
                     ongoing: true,
-                    expiry_ms: 0,
+                    // While ongoing: when it started (the lifecycle pass resumes stale ones).
+                    expiry_ms: now_ms(),
                     days,
                     policy: head.policy,
                     tier: head.tiering.tier,
@@ -369,7 +396,76 @@ impl Gateway {
     }
 
     /// Finishes a restore found ongoing (its first attempt failed or the process stopped).
-    pub(crate) async fn resume_restore(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<()> {
+    pub(crate) async fn resume_restore(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: ObjectHead,
+    ) -> S3Result<()> {
         self.complete_restore(bucket, key, head).await
+    }
+}
+
+/// The response header of HEAD that shows an INTELLIGENT_TIERING object's access tier.
+pub const ACCESS_TIER_HEADER: &str = "x-percore-access-tier";
+/// The response header of HEAD that shows how the object's data is stored now, e.g.
+/// `ec-8+4/hdd` or `replicas-3/nvme` (for operators and tests; S3 has no such header).
+pub const PLACEMENT_HEADER: &str = "x-percore-placement";
+
+/// The `x-percore-placement` value of the data a read would use.
+pub fn placement_of(head: &ObjectHead) -> String {
+    let scheme = match head.policy {
+        Policy::Replicas(n) => format!("replicas-{n}"),
+        Policy::Ec { k, m } => format!("ec-{k}+{m}"),
+    };
+    format!("{scheme}/{}", head.tiering.tier)
+}
+
+/// `FREQUENT` or `INFREQUENT` for INTELLIGENT_TIERING objects.
+pub fn access_tier(head: &ObjectHead) -> Option<&'static str> {
+    (head.tiering.class == StorageClass::IntelligentTiering).then_some(if head.tiering.infrequent {
+        "INFREQUENT"
+    } else {
+        "FREQUENT"
+    })
+}
+
+impl Gateway {
+    /// Records a read of an INTELLIGENT_TIERING object, cheaply: the head's last-access time
+    /// is rewritten at most once per lifecycle day (a quorum write in the background, never on
+    /// the read's path), and an object in the infrequent tier is moved back to the frequent one.
+    pub(crate) fn note_access(&self, bucket: &str, key: &str, head: &ObjectHead) {
+        if head.tiering.class != StorageClass::IntelligentTiering {
+            return;
+        }
+        let now = now_ms();
+        let stale = now.saturating_sub(head.tiering.last_access_ms) >= self.backend.day_ms();
+        if !stale && !head.tiering.infrequent {
+            return;
+        }
+        let this = self.clone_handle();
+        let (bucket, key, head) = (bucket.to_owned(), key.to_owned(), head.clone());
+        tokio::spawn(async move {
+            let result = if head.tiering.infrequent {
+                this.transition(
+                    &bucket,
+                    &key,
+                    &head,
+                    StorageClass::IntelligentTiering,
+                    false,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                let mut seen = head.clone();
+                seen.tiering.last_access_ms = now;
+                this.swap_version(&bucket, &key, &head, &seen)
+                    .await
+                    .map(|_| ())
+            };
+            if let Err(e) = result {
+                tracing::debug!(bucket, key, error = %e, "access tracking skipped");
+            }
+        });
     }
 }

@@ -166,7 +166,7 @@ impl Gateway {
     }
 
     /// A key's version records (`V` key, record), newest first, at most `limit`.
-    async fn key_versions(
+    pub(crate) async fn key_versions(
         &self,
         bucket: &str,
         key: &str,
@@ -626,6 +626,7 @@ impl Gateway {
                     size,
                     etag: tag,
                     modified_ms,
+                    class,
                 } => versions.push(ObjectVersion {
                     key,
                     version_id: Some(version_id),
@@ -634,7 +635,7 @@ impl Gateway {
                     e_tag: Some(etag(&tag)),
                     last_modified: Some(timestamp(modified_ms)),
                     owner: Some(owner.clone()),
-                    storage_class: Some(String::from("STANDARD").into()),
+                    storage_class: Some(class.as_str().to_owned().into()),
                     ..Default::default()
                 }),
                 Listed::Marker(m) => markers.push(DeleteMarkerEntry {
@@ -827,6 +828,7 @@ enum Listed {
         size: u64,
         etag: String,
         modified_ms: u64,
+        class: crate::records::StorageClass,
     },
     Marker(DeleteMarker),
 }
@@ -852,6 +854,7 @@ impl WalkItem {
                 size: e.size,
                 etag: e.etag,
                 modified_ms: e.modified_ms,
+                class: e.class,
             });
         }
         Ok(match decode_version(self.value.clone())? {
@@ -860,6 +863,7 @@ impl WalkItem {
                 size: h.size,
                 etag: h.etag,
                 modified_ms: h.modified_ms,
+                class: h.tiering.class,
             },
             VersionRecord::DeleteMarker(m) => Listed::Marker(m),
         })

@@ -1,0 +1,506 @@
+//! Bucket lifecycle at work: the Put/Get/DeleteBucketLifecycleConfiguration handlers, and the
+//! background pass every node runs over the placement groups it is primary of.
+//!
+//! A pass walks the records of this process's own cores and acts only on those whose PG
+//! primary (the first core of the record's metadata list) is the core being walked, so each
+//! object is handled by exactly one node of a healthy cluster. For each:
+//! - a current version (`O` head): expiration (a delete marker where the bucket keeps
+//!   versions, a delete otherwise), transitions (`tiering::transition`: re-encode, verify,
+//!   swap, retire), the end of an expired restore, and INTELLIGENT_TIERING's move to the
+//!   infrequent tier after `IT_INFREQUENT_DAYS` days without a read;
+//! - a key's version records (`V`): noncurrent expiration and transitions (with
+//!   NewerNoncurrentVersions), and expired delete markers;
+//! - an incomplete multipart upload (`U`): AbortIncompleteMultipartUpload.
+//!
+//! Every action is idempotent and re-derived from the records on the next pass, so a pass
+//! that stops halfway (crash, restart) resumes by simply running again; a data move that
+//! loses a race to a client write is dropped. Days are lifecycle days (`Backend::day_ms`,
+//! shortened by the test clock `--lifecycle-day-secs`); the test clock does not round to
+//! midnight as S3 does.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use s3s::dto::{
+    DeleteBucketLifecycleInput, DeleteBucketLifecycleOutput, GetBucketLifecycleConfigurationInput,
+    GetBucketLifecycleConfigurationOutput, PutBucketLifecycleConfigurationInput,
+    PutBucketLifecycleConfigurationOutput,
+};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::lifecycle::{self, Action, Facts, Rule};
+use crate::records::{
+    parse_version_key, ObjectHead, StorageClass, UploadRecord, VersionRecord, Versioning,
+};
+use crate::s3::{now_ms, s3_err, user_of, Gateway};
+use crate::versioning::shown_version_id;
+
+/// INTELLIGENT_TIERING: days without a read before the infrequent tier (S3's 30; see
+/// `Backend::with_tiering_days`).
+pub const IT_INFREQUENT_DAYS: u64 = 30;
+/// An ongoing restore older than this (real time) is made again by the pass.
+const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
+/// Records one pass reads from one core per scan request.
+const PASS_BATCH: u32 = 500;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleStats {
+    pub expired: u64,
+    pub transitioned: u64,
+    pub transitioned_bytes: u64,
+    pub versions_deleted: u64,
+    pub restores_ended: u64,
+    pub uploads_aborted: u64,
+    pub failed: u64,
+}
+
+/// `tag` ‖ bucket ‖ 0 ‖ rest → (bucket, rest).
+fn split_key(k: &[u8]) -> Option<(String, &[u8])> {
+    let at = k[1..].iter().position(|b| *b == 0)? + 1;
+    let bucket = std::str::from_utf8(&k[1..at]).ok()?.to_owned();
+    Some((bucket, &k[at + 1..]))
+}
+
+impl Gateway {
+    pub(crate) async fn lifecycle_put(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        self.owned_bucket(&input.bucket, &user).await?;
+        let cfg = input
+            .lifecycle_configuration
+            .ok_or_else(|| s3_error!(MalformedXML, "a LifecycleConfiguration is required"))?;
+        let rules = lifecycle::from_dto(&cfg)?;
+        for r in &rules {
+            for class in r
+                .transitions
+                .iter()
+                .map(|(_, c)| c)
+                .chain(r.noncurrent_transitions.iter().map(|(_, c)| c))
+            {
+                let class = StorageClass::parse(class).expect("validated by from_dto");
+                self.place(class, None)?;
+            }
+        }
+        let hlc = self.backend.hlc();
+        self.backend
+            .meta_put(
+                &self.bucket_cores(&input.bucket),
+                &lifecycle::config_key(&input.bucket),
+                &lifecycle::encode(&rules),
+                hlc,
+            )
+            .await
+            .map_err(s3_err)?;
+        Ok(S3Response::new(
+            PutBucketLifecycleConfigurationOutput::default(),
+        ))
+    }
+
+    pub(crate) async fn lifecycle_get(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let user = user_of(&req)?;
+        self.owned_bucket(&req.input.bucket, &user).await?;
+        let rules = self
+            .lifecycle_rules(&req.input.bucket)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchLifecycleConfiguration))?;
+        Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+            rules: Some(lifecycle::to_dto(&rules)),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn lifecycle_delete(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        let user = user_of(&req)?;
+        self.owned_bucket(&req.input.bucket, &user).await?;
+        let hlc = self.backend.hlc();
+        self.backend
+            .meta_delete(
+                &self.bucket_cores(&req.input.bucket),
+                &lifecycle::config_key(&req.input.bucket),
+                hlc,
+            )
+            .await
+            .map_err(s3_err)?;
+        Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
+    }
+
+    /// A bucket's lifecycle rules (`None`: no configuration).
+    pub(crate) async fn lifecycle_rules(&self, bucket: &str) -> S3Result<Option<Vec<Rule>>> {
+        let entry = self
+            .backend
+            .meta_get(&self.bucket_cores(bucket), &lifecycle::config_key(bucket))
+            .await
+            .map_err(s3_err)?;
+        entry
+            .map(|e| lifecycle::decode(e.value).map_err(|e| s3_error!(e, InternalError)))
+            .transpose()
+    }
+
+    /// One lifecycle pass over the records held by `holders` (this process's cores).
+    pub async fn lifecycle_pass(&self, holders: &[usize]) -> LifecycleStats {
+        let mut stats = LifecycleStats::default();
+        let mut buckets: HashMap<String, Option<(Vec<Rule>, Versioning)>> = HashMap::new();
+        for &core in holders {
+            self.walk(core, b'O', &mut buckets, &mut stats).await;
+            self.walk(core, b'V', &mut buckets, &mut stats).await;
+            self.walk(core, b'U', &mut buckets, &mut stats).await;
+        }
+        stats
+    }
+
+    /// The rules and versioning state of a bucket, read once per pass.
+    async fn bucket_rules<'a>(
+        &self,
+        bucket: &str,
+        cache: &'a mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+    ) -> Option<&'a (Vec<Rule>, Versioning)> {
+        if !cache.contains_key(bucket) {
+            let rules = self.lifecycle_rules(bucket).await.ok().flatten();
+            let record = self.bucket(bucket).await.ok().flatten();
+            let value = match (rules, record) {
+                (Some(r), Some(b)) => Some((r, b.versioning)),
+                // No rules: INTELLIGENT_TIERING and restores still need the pass.
+                (None, Some(b)) => Some((Vec::new(), b.versioning)),
+                _ => None,
+            };
+            cache.insert(bucket.to_owned(), value);
+        }
+        cache.get(bucket).and_then(Option::as_ref)
+    }
+
+    async fn walk(
+        &self,
+        core: usize,
+        tag: u8,
+        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+        stats: &mut LifecycleStats,
+    ) {
+        let prefix = Bytes::from(vec![tag]);
+        let mut cursor: Option<Bytes> = None;
+        // The versions of one key, newest first, gathered across pages.
+        let mut group: Option<(String, String, Vec<VersionRecord>)> = None;
+        loop {
+            let req = proto::Request::MetaScan {
+                prefix: prefix.clone(),
+                start_after: cursor.clone(),
+                limit: PASS_BATCH,
+            };
+            let Ok(proto::Response::Scan {
+                entries,
+                next_start_after,
+            }) = self.backend.call(core, req).await
+            else {
+                return;
+            };
+            for (k, e) in &entries {
+                let Some((bucket, rest)) = split_key(k) else {
+                    continue;
+                };
+                match tag {
+                    b'O' => {
+                        let Ok(key) = std::str::from_utf8(rest) else {
+                            continue;
+                        };
+                        if self.object_cores(&bucket, key)[0] != core {
+                            continue;
+                        }
+                        let Ok(head) = ObjectHead::decode(e.value.clone()) else {
+                            continue;
+                        };
+                        let Some((rules, versioning)) =
+                            self.bucket_rules(&bucket, buckets).await.cloned()
+                        else {
+                            continue;
+                        };
+                        self.on_current(&bucket, key, head, &rules, versioning, stats)
+                            .await;
+                    }
+                    b'V' => {
+                        let Some((key, _)) = parse_version_key(rest) else {
+                            continue;
+                        };
+                        let Ok(key) = String::from_utf8(key) else {
+                            continue;
+                        };
+                        if self.object_cores(&bucket, &key)[0] != core {
+                            continue;
+                        }
+                        let Ok(v) = VersionRecord::decode(e.value.clone()) else {
+                            continue;
+                        };
+                        match &mut group {
+                            Some((b, kk, list)) if *b == bucket && *kk == key => list.push(v),
+                            _ => {
+                                if let Some((b, kk, list)) = group.take() {
+                                    self.on_versions(&b, &kk, list, buckets, stats).await;
+                                }
+                                group = Some((bucket, key, vec![v]));
+                            }
+                        }
+                    }
+                    _ => {
+                        self.on_upload(&bucket, rest, e.value.clone(), core, buckets, stats)
+                            .await;
+                    }
+                }
+            }
+            match next_start_after {
+                Some(n) if !entries.is_empty() => cursor = Some(n),
+                _ => break,
+            }
+        }
+        if let Some((b, kk, list)) = group.take() {
+            self.on_versions(&b, &kk, list, buckets, stats).await;
+        }
+    }
+
+    async fn on_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: ObjectHead,
+        rules: &[Rule],
+        versioning: Versioning,
+        stats: &mut LifecycleStats,
+    ) {
+        let now = now_ms();
+        let day = self.backend.day_ms();
+        if let Some(r) = &head.tiering.restore {
+            if r.ongoing && now.saturating_sub(r.expiry_ms) > RESTORE_RESUME_AFTER_MS {
+                // Its first attempt failed or its process stopped: make the copy here.
+                if let Err(e) = self.resume_restore(bucket, key, head.clone()).await {
+                    tracing::warn!(bucket, key, error = %e, "restore failed; retried next pass");
+                    stats.failed += 1;
+                }
+                return;
+            }
+            if !r.ongoing && r.expiry_ms <= now {
+                let mut ended = head.clone();
+                ended.tiering.restore = None;
+                match self.swap_version(bucket, key, &head, &ended).await {
+                    Ok(true) => {
+                        self.retire_restore(bucket, key, &head, r);
+                        stats.restores_ended += 1;
+                    }
+                    Ok(false) => {}
+                    Err(_) => stats.failed += 1,
+                }
+                return;
+            }
+        }
+        let tags = if rules.iter().any(|r| !r.filter.tags.is_empty()) {
+            self.tags_of(bucket, key, &head.version_id)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let facts = Facts {
+            key,
+            size: head.size,
+            tags: &tags,
+            created_ms: head.modified_ms,
+            class: head.tiering.class.as_str(),
+            current: true,
+            delete_marker: false,
+            noncurrent_since_ms: None,
+            newer_noncurrent: 0,
+            sole_delete_marker: false,
+        };
+        match lifecycle::action_for(rules, &facts, now, day) {
+            Some(Action::Expire) => {
+                match self
+                    .delete_object_as_s3(bucket, key, None, versioning)
+                    .await
+                {
+                    Ok(_) => stats.expired += 1,
+                    Err(_) => stats.failed += 1,
+                }
+            }
+            Some(Action::Transition(class)) => {
+                let class = StorageClass::parse(&class).expect("validated class");
+                self.move_to(bucket, key, &head, class, false, stats).await;
+            }
+            Some(Action::DeleteVersion) | None => {
+                let it = head.tiering.class == StorageClass::IntelligentTiering;
+                let idle_since = head.tiering.last_access_ms.max(head.modified_ms);
+                if it
+                    && !head.tiering.infrequent
+                    && now >= idle_since.saturating_add(self.backend.tiering_days() * day)
+                {
+                    self.move_to(
+                        bucket,
+                        key,
+                        &head,
+                        StorageClass::IntelligentTiering,
+                        true,
+                        stats,
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn move_to(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        class: StorageClass,
+        infrequent: bool,
+        stats: &mut LifecycleStats,
+    ) {
+        match self.transition(bucket, key, head, class, infrequent).await {
+            Ok(true) => {
+                stats.transitioned += 1;
+                stats.transitioned_bytes += head.size;
+                tracing::info!(
+                    bucket,
+                    key,
+                    class = class.as_str(),
+                    infrequent,
+                    "transitioned"
+                );
+            }
+            Ok(false) => {}
+            Err(e) => {
+                stats.failed += 1;
+                tracing::warn!(bucket, key, error = %e, "transition failed; retried next pass");
+            }
+        }
+    }
+
+    /// A key's version records, newest first: noncurrent expirations and transitions, and an
+    /// expired delete marker.
+    async fn on_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        versions: Vec<VersionRecord>,
+        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+        stats: &mut LifecycleStats,
+    ) {
+        let Some((rules, versioning)) = self.bucket_rules(bucket, buckets).await.cloned() else {
+            return;
+        };
+        if rules.is_empty() {
+            return;
+        }
+        let (now, day) = (now_ms(), self.backend.day_ms());
+        let current_is_marker = matches!(versions.first(), Some(VersionRecord::DeleteMarker(_)));
+        let mut newer_noncurrent = 0;
+        for (i, v) in versions.iter().enumerate() {
+            let (size, class, tags_id) = match v {
+                VersionRecord::Object(h) => (h.size, h.tiering.class.as_str(), Some(h.version_id)),
+                VersionRecord::DeleteMarker(_) => (0, "STANDARD", None),
+            };
+            let noncurrent_since_ms = (i > 0).then(|| versions[i - 1].modified_ms());
+            let tags = match tags_id {
+                Some(id) if rules.iter().any(|r| !r.filter.tags.is_empty()) => {
+                    self.tags_of(bucket, key, &id).await.unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            let facts = Facts {
+                key,
+                size,
+                tags: &tags,
+                created_ms: v.modified_ms(),
+                class,
+                current: i == 0,
+                delete_marker: matches!(v, VersionRecord::DeleteMarker(_)),
+                noncurrent_since_ms,
+                newer_noncurrent,
+                sole_delete_marker: i == 0 && current_is_marker && versions.len() == 1,
+            };
+            if i > 0 {
+                newer_noncurrent += 1;
+            }
+            // Current objects are handled from their head.
+            if i == 0 && !facts.delete_marker {
+                continue;
+            }
+            let shown = shown_version_id(v.null_version(), v.version_id());
+            match lifecycle::action_for(&rules, &facts, now, day) {
+                Some(Action::DeleteVersion) => {
+                    match self
+                        .delete_object_as_s3(bucket, key, Some(&shown), versioning)
+                        .await
+                    {
+                        Ok(_) => stats.versions_deleted += 1,
+                        Err(_) => stats.failed += 1,
+                    }
+                }
+                Some(Action::Transition(class)) => {
+                    if let VersionRecord::Object(h) = v {
+                        let class = StorageClass::parse(&class).expect("validated class");
+                        self.move_to(bucket, key, h, class, false, stats).await;
+                    }
+                }
+                Some(Action::Expire) | None => {}
+            }
+        }
+    }
+
+    async fn on_upload(
+        &self,
+        bucket: &str,
+        rest: &[u8],
+        value: Bytes,
+        core: usize,
+        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+        stats: &mut LifecycleStats,
+    ) {
+        // rest = key ‖ 0 ‖ upload id (keys hold no NUL here: upload keys of NUL keys are
+        // skipped rather than guessed).
+        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+            return;
+        };
+        let (Ok(key), Ok(upload_id)) = (
+            std::str::from_utf8(&rest[..split]),
+            std::str::from_utf8(&rest[split + 1..]),
+        ) else {
+            return;
+        };
+        if self.object_cores(bucket, key)[0] != core {
+            return;
+        }
+        let Ok(upload) = UploadRecord::decode(value) else {
+            return;
+        };
+        let Some((rules, _)) = self.bucket_rules(bucket, buckets).await else {
+            return;
+        };
+        if !lifecycle::abort_upload(
+            rules,
+            key,
+            upload.initiated_ms,
+            now_ms(),
+            self.backend.day_ms(),
+        ) {
+            return;
+        }
+        let result = async {
+            let parts = self.parts(bucket, key, upload_id).await?;
+            let place = self.place(upload.class, None)?;
+            self.finish_upload(bucket, key, upload_id, &parts, &[], place)
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => stats.uploads_aborted += 1,
+            Err(_) => stats.failed += 1,
+        }
+    }
+}

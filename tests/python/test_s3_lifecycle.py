@@ -1,0 +1,248 @@
+"""Storage classes, lifecycle rules, archive restore and intelligent tiering, end to end against
+`percore serve` with the test clock: a lifecycle "day" lasts one second
+(--lifecycle-day-secs 1) and INTELLIGENT_TIERING objects go infrequent after 3 idle days.
+
+Twelve cores, so the classes really differ: STANDARD is EC 4+2, STANDARD_IA, GLACIER and
+DEEP_ARCHIVE are EC 8+4 (one node: every class on the nvme tier, the documented fallback).
+HEAD's x-percore-placement header shows how an object's data is stored now."""
+import os
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Server
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def tiered(tmp_path_factory):
+    data = str(tmp_path_factory.mktemp("lifecycle") / "d")
+    s = Server(data, cores=12, extra=("--io-memory-kib", "512", "--lifecycle-day-secs", "1",
+                                      "--intelligent-tiering-days", "3"))
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture
+def c(tiered):
+    return tiered.client()
+
+
+_n = [0]
+
+
+@pytest.fixture
+def bkt(c):
+    _n[0] += 1
+    name = f"lc-{os.getpid()}-{_n[0]}"
+    c.create_bucket(Bucket=name)
+    return name
+
+
+def head_headers(c, bucket, key):
+    return c.head_object(Bucket=bucket, Key=key)["ResponseMetadata"]["HTTPHeaders"]
+
+
+def wait_for(predicate, timeout=40, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def error_code(fn):
+    with pytest.raises(ClientError) as e:
+        fn()
+    return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_storage_classes_are_policies(c, bkt):
+    body = os.urandom(MiB + 3)
+    c.put_object(Bucket=bkt, Key="std", Body=body)
+    c.put_object(Bucket=bkt, Key="ia", Body=body, StorageClass="STANDARD_IA")
+    h = head_headers(c, bkt, "std")
+    assert "x-amz-storage-class" not in h, "STANDARD is not shown, as in S3"
+    assert h["x-percore-placement"] == "ec-4+2/nvme"
+    h = head_headers(c, bkt, "ia")
+    assert h["x-amz-storage-class"] == "STANDARD_IA"
+    assert h["x-percore-placement"] == "ec-8+4/nvme"
+    assert c.get_object(Bucket=bkt, Key="ia")["Body"].read() == body
+    classes = {o["Key"]: o["StorageClass"] for o in c.list_objects_v2(Bucket=bkt)["Contents"]}
+    assert classes == {"std": "STANDARD", "ia": "STANDARD_IA"}
+    # Copy to another class, in place.
+    c.copy_object(Bucket=bkt, Key="std", CopySource={"Bucket": bkt, "Key": "std"},
+                  StorageClass="STANDARD_IA")
+    assert head_headers(c, bkt, "std")["x-percore-placement"] == "ec-8+4/nvme"
+    assert c.get_object(Bucket=bkt, Key="std")["Body"].read() == body
+    # Multipart uploads keep the class they were created with.
+    up = c.create_multipart_upload(Bucket=bkt, Key="mp", StorageClass="STANDARD_IA")
+    part = c.upload_part(Bucket=bkt, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=body)
+    c.complete_multipart_upload(Bucket=bkt, Key="mp", UploadId=up["UploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert head_headers(c, bkt, "mp")["x-amz-storage-class"] == "STANDARD_IA"
+    assert c.get_object(Bucket=bkt, Key="mp")["Body"].read() == body
+    code, status = error_code(lambda: c.put_object(Bucket=bkt, Key="x", Body=b"1",
+                                                   StorageClass="REDUCED_REDUNDANCY"))
+    assert (code, status) == ("InvalidStorageClass", 400)
+
+
+def test_archive_needs_a_restore(c, bkt):
+    body = os.urandom(300_000)
+    c.put_object(Bucket=bkt, Key="cold", Body=body, StorageClass="GLACIER")
+    h = head_headers(c, bkt, "cold")
+    assert h["x-amz-storage-class"] == "GLACIER"
+    assert "x-amz-restore" not in h
+    assert error_code(lambda: c.get_object(Bucket=bkt, Key="cold")) == ("InvalidObjectState", 403)
+    code, _ = error_code(lambda: c.copy_object(Bucket=bkt, Key="copy",
+                                               CopySource={"Bucket": bkt, "Key": "cold"}))
+    assert code == "InvalidObjectState"
+    code, _ = error_code(lambda: c.restore_object(Bucket=bkt, Key="cold", RestoreRequest={}))
+    assert code == "MalformedXML"
+    r = c.restore_object(Bucket=bkt, Key="cold", RestoreRequest={"Days": 5})
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 202
+    wait_for(lambda: 'ongoing-request="false"' in head_headers(c, bkt, "cold").get("x-amz-restore", ""),
+             what="restore completed")
+    assert c.get_object(Bucket=bkt, Key="cold")["Body"].read() == body
+    r = c.restore_object(Bucket=bkt, Key="cold", RestoreRequest={"Days": 5})
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200, "an existing copy is extended"
+    # Five one-second days later the copy expires and is removed.
+    wait_for(lambda: "x-amz-restore" not in head_headers(c, bkt, "cold"), what="restore expired")
+    assert error_code(lambda: c.get_object(Bucket=bkt, Key="cold")) == ("InvalidObjectState", 403)
+    c.put_object(Bucket=bkt, Key="warm", Body=b"x")
+    code, status = error_code(lambda: c.restore_object(Bucket=bkt, Key="warm",
+                                                       RestoreRequest={"Days": 1}))
+    assert (code, status) == ("InvalidObjectState", 403)
+
+
+def test_lifecycle_configuration_api(c, bkt):
+    assert error_code(lambda: c.get_bucket_lifecycle_configuration(Bucket=bkt))[0] == \
+        "NoSuchLifecycleConfiguration"
+    rules = [{
+        "ID": "logs",
+        "Filter": {"And": {"Prefix": "logs/", "Tags": [{"Key": "k", "Value": "v"}],
+                           "ObjectSizeGreaterThan": 10}},
+        "Status": "Enabled",
+        "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"},
+                        {"Days": 90, "StorageClass": "GLACIER"}],
+        "Expiration": {"Days": 365},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 7, "NewerNoncurrentVersions": 2},
+    }, {
+        "ID": "uploads",
+        "Filter": {"Prefix": ""},
+        "Status": "Disabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3},
+    }]
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": rules})
+    got = c.get_bucket_lifecycle_configuration(Bucket=bkt)["Rules"]
+    assert [r["ID"] for r in got] == ["logs", "uploads"]
+    assert got[0]["Transitions"] == rules[0]["Transitions"]
+    assert got[0]["NoncurrentVersionExpiration"] == rules[0]["NoncurrentVersionExpiration"]
+    assert got[0]["Filter"]["And"]["Tags"] == [{"Key": "k", "Value": "v"}]
+    bad = [
+        ({"ID": "a", "Filter": {"Prefix": ""}, "Status": "Enabled"}, "InvalidRequest"),
+        ({"ID": "a", "Filter": {"Prefix": ""}, "Status": "Enabled",
+          "Expiration": {"Days": 0}}, "InvalidArgument"),
+        ({"ID": "a", "Filter": {"Prefix": ""}, "Status": "Enabled",
+          "Transitions": [{"Days": 5, "StorageClass": "STANDARD_IA"}]}, "InvalidArgument"),
+        ({"ID": "a", "Filter": {"Prefix": ""}, "Status": "Enabled",
+          "Transitions": [{"Days": 5, "StorageClass": "GLACIER"}],
+          "Expiration": {"Days": 5}}, "InvalidArgument"),
+    ]
+    for rule, code in bad:
+        got_code, status = error_code(lambda: c.put_bucket_lifecycle_configuration(
+            Bucket=bkt, LifecycleConfiguration={"Rules": [rule]}))
+        assert (got_code, status) == (code, 400), rule
+    c.delete_bucket_lifecycle(Bucket=bkt)
+    assert error_code(lambda: c.get_bucket_lifecycle_configuration(Bucket=bkt))[0] == \
+        "NoSuchLifecycleConfiguration"
+
+
+def test_expiration_and_transition_run(c, bkt):
+    body = os.urandom(2 * MiB + 5)
+    c.put_object(Bucket=bkt, Key="tmp/a", Body=b"short-lived")
+    c.put_object(Bucket=bkt, Key="keep/a", Body=b"stays")
+    c.put_object(Bucket=bkt, Key="big/a", Body=body)
+    c.put_object(Bucket=bkt, Key="big/tiny", Body=b"small")
+    assert head_headers(c, bkt, "big/a")["x-percore-placement"] == "ec-4+2/nvme"
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled",
+         "Expiration": {"Days": 2}},
+        {"ID": "cold", "Filter": {"And": {"Prefix": "big/", "ObjectSizeGreaterThan": 1000}},
+         "Status": "Enabled", "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]},
+    ]})
+
+    def keys():
+        return sorted(o["Key"] for o in c.list_objects_v2(Bucket=bkt).get("Contents", []))
+
+    wait_for(lambda: "tmp/a" not in keys(), what="expiration")
+    wait_for(lambda: head_headers(c, bkt, "big/a").get("x-amz-storage-class") == "GLACIER",
+             what="transition")
+    assert keys() == ["big/a", "big/tiny", "keep/a"]
+    assert head_headers(c, bkt, "big/a")["x-percore-placement"] == "ec-8+4/nvme", "re-encoded"
+    assert "x-amz-storage-class" not in head_headers(c, bkt, "big/tiny"), "size filter"
+    classes = {o["Key"]: o["StorageClass"] for o in c.list_objects_v2(Bucket=bkt)["Contents"]}
+    assert classes["big/a"] == "GLACIER"
+    c.restore_object(Bucket=bkt, Key="big/a", RestoreRequest={"Days": 3})
+    wait_for(lambda: 'ongoing-request="false"' in head_headers(c, bkt, "big/a").get("x-amz-restore", ""),
+             what="restore")
+    assert c.get_object(Bucket=bkt, Key="big/a")["Body"].read() == body, "the data survived"
+
+
+def test_versioned_expiration_and_noncurrent_versions(c, bkt):
+    c.put_bucket_versioning(Bucket=bkt, VersioningConfiguration={"Status": "Enabled"})
+    for i in range(4):
+        c.put_object(Bucket=bkt, Key="doc", Body=f"v{i}".encode())
+    c.put_object(Bucket=bkt, Key="gone", Body=b"x")
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "old", "Filter": {"Prefix": "doc"}, "Status": "Enabled",
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
+        {"ID": "gone", "Filter": {"Prefix": "gone"}, "Status": "Enabled",
+         "Expiration": {"Days": 1}},
+        {"ID": "markers", "Filter": {"Prefix": "gone"}, "Status": "Enabled",
+         "Expiration": {"ExpiredObjectDeleteMarker": True}},
+    ]})
+
+    def versions(key):
+        r = c.list_object_versions(Bucket=bkt, Prefix=key)
+        return len(r.get("Versions", [])), len(r.get("DeleteMarkers", []))
+
+    # doc: the current version and one newer noncurrent version are kept.
+    wait_for(lambda: versions("doc") == (2, 0), what="noncurrent expiration")
+    assert c.get_object(Bucket=bkt, Key="doc")["Body"].read() == b"v3"
+    # gone: expiration in a versioned bucket adds a delete marker.
+    wait_for(lambda: versions("gone")[1] == 1, what="delete marker")
+    assert error_code(lambda: c.get_object(Bucket=bkt, Key="gone"))[1] == 404
+
+
+def test_abort_incomplete_uploads(c, bkt):
+    up = c.create_multipart_upload(Bucket=bkt, Key="half")
+    c.upload_part(Bucket=bkt, Key="half", UploadId=up["UploadId"], PartNumber=1, Body=b"p")
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "mpu", "Filter": {"Prefix": ""}, "Status": "Enabled",
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+    wait_for(lambda: not c.list_multipart_uploads(Bucket=bkt).get("Uploads"), what="abort")
+    code, _ = error_code(lambda: c.list_parts(Bucket=bkt, Key="half", UploadId=up["UploadId"]))
+    assert code == "NoSuchUpload"
+
+
+def test_intelligent_tiering_both_ways(c, bkt):
+    body = os.urandom(MiB)
+    c.put_object(Bucket=bkt, Key="it", Body=body, StorageClass="INTELLIGENT_TIERING")
+    h = head_headers(c, bkt, "it")
+    assert h["x-amz-storage-class"] == "INTELLIGENT_TIERING"
+    assert h["x-percore-access-tier"] == "FREQUENT"
+    assert h["x-percore-placement"] == "ec-4+2/nvme"
+    # Three idle one-second days: the infrequent tier (STANDARD_IA's policy).
+    wait_for(lambda: head_headers(c, bkt, "it")["x-percore-access-tier"] == "INFREQUENT",
+             what="infrequent tier")
+    assert head_headers(c, bkt, "it")["x-percore-placement"] == "ec-8+4/nvme"
+    # A read brings it back.
+    assert c.get_object(Bucket=bkt, Key="it")["Body"].read() == body
+    wait_for(lambda: head_headers(c, bkt, "it")["x-percore-access-tier"] == "FREQUENT",
+             what="frequent tier")
+    assert head_headers(c, bkt, "it")["x-percore-placement"] == "ec-4+2/nvme"
+    assert c.get_object(Bucket=bkt, Key="it")["Body"].read() == body
