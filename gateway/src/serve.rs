@@ -42,6 +42,25 @@ fn expects_continue(request: &http::HeaderMap) -> Option<bool> {
     expects.then_some(empty)
 }
 
+/// s3s 0.14 answers every successful operation with the status its output implies and drops
+/// `S3Response::status`; a handler that needs another one (RestoreObject's 202 Accepted) sets
+/// this private header, which is turned into the status here and never reaches the client.
+pub const STATUS_HEADER: &str = "x-percore-status";
+
+fn apply_status(response: &mut http::Response<s3s::Body>) {
+    let Some(v) = response.headers_mut().remove(STATUS_HEADER) else {
+        return;
+    };
+    let status = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| http::StatusCode::from_u16(s).ok());
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
+}
+
 pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Future<Output = ()>) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -73,6 +92,7 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Fut
                 async move {
                     let expect = expects_continue(req.headers());
                     let mut response = svc.call(req.map(s3s::Body::from)).await?;
+                    apply_status(&mut response);
                     if close_after(expect, response.status()) {
                         response.headers_mut().insert(
                             http::header::CONNECTION,

@@ -389,7 +389,10 @@ impl Gateway {
                     }
                 });
                 let mut out = S3Response::new(RestoreObjectOutput::default());
-                out.status = Some(http::StatusCode::ACCEPTED);
+                out.headers.insert(
+                    crate::serve::STATUS_HEADER,
+                    http::HeaderValue::from_static("202"),
+                );
                 Ok(out)
             }
         }
