@@ -11,6 +11,7 @@ pub mod host;
 pub mod lifecycle;
 pub mod lifecycle_worker;
 pub mod limits;
+pub mod metrics;
 pub mod multipart;
 pub mod records;
 pub mod remote;
@@ -71,8 +72,14 @@ pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime
         loop {
             tokio::time::sleep(interval).await;
             let stats = gateway.lifecycle_pass(&holders).await;
-            if stats != lifecycle_worker::LifecycleStats::default() {
-                tracing::info!(?stats, "lifecycle pass");
+            metrics::global().record_lifecycle(&stats);
+            let acted = lifecycle_worker::LifecycleStats {
+                objects: [0; 5],
+                object_bytes: [0; 5],
+                ..stats
+            };
+            if acted != lifecycle_worker::LifecycleStats::default() {
+                tracing::info!(?acted, "lifecycle pass");
             }
         }
     });
@@ -91,6 +98,7 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
         loop {
             tokio::time::sleep(limits::REPAIR_INTERVAL).await;
             let stats = backend.repair_pass(&holders).await;
+            metrics::global().record_repair(stats.repaired, stats.pending);
             if stats != hints::RepairStats::default() {
                 tracing::info!(
                     repaired = stats.repaired,

@@ -53,6 +53,9 @@ pub struct LifecycleStats {
     pub restores_ended: u64,
     pub uploads_aborted: u64,
     pub failed: u64,
+    /// Current versions seen, and their bytes, by storage class (`StorageClass::index`).
+    pub objects: [u64; 5],
+    pub object_bytes: [u64; 5],
 }
 
 /// `tag` ‖ bucket ‖ 0 ‖ rest → (bucket, rest).
@@ -275,6 +278,9 @@ impl Gateway {
     ) {
         let now = now_ms();
         let day = self.backend.day_ms();
+        let class = head.tiering.class.index();
+        stats.objects[class] += 1;
+        stats.object_bytes[class] += head.size;
         if let Some(r) = &head.tiering.restore {
             if r.ongoing && now.saturating_sub(r.expiry_ms) > RESTORE_RESUME_AFTER_MS {
                 // Its first attempt failed or its process stopped: make the copy here.

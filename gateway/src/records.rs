@@ -145,6 +145,11 @@ impl StorageClass {
         StorageClass::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
+    /// Position in `ALL` (for per-class arrays).
+    pub fn index(self) -> usize {
+        usize::from(self.code())
+    }
+
     fn code(self) -> u8 {
         match self {
             StorageClass::Standard => 0,

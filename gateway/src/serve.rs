@@ -61,6 +61,17 @@ fn apply_status(response: &mut http::Response<s3s::Body>) {
     }
 }
 
+fn metrics_response() -> http::Response<s3s::Body> {
+    let mut response = http::Response::new(s3s::Body::from(crate::metrics::global().encode()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}
+
 pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Future<Output = ()>) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -90,6 +101,10 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Fut
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let svc = svc.clone();
                 async move {
+                    if req.method() == http::Method::GET && req.uri().path() == crate::metrics::PATH
+                    {
+                        return Ok(metrics_response());
+                    }
                     let expect = expects_continue(req.headers());
                     let mut response = svc.call(req.map(s3s::Body::from)).await?;
                     apply_status(&mut response);

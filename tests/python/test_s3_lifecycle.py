@@ -186,6 +186,21 @@ def test_expiration_and_transition_run(c, bkt):
     assert "x-amz-storage-class" not in head_headers(c, bkt, "big/tiny"), "size filter"
     classes = {o["Key"]: o["StorageClass"] for o in c.list_objects_v2(Bucket=bkt)["Contents"]}
     assert classes["big/a"] == "GLACIER"
+    # What moved shows in the node's metrics (Prometheus text on the S3 listener).
+    import re
+    import urllib.request
+    metrics_url = c.meta.endpoint_url + "/-/metrics"
+
+    def metric(name):
+        text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+        m = re.search(r"^" + re.escape(name) + r" (\d+)", text, re.M)
+        return int(m.group(1)) if m else None
+
+    assert metric('percore_lifecycle_transitions_total{result="done"}') >= 1
+    assert metric("percore_lifecycle_transitioned_bytes_total") >= len(body)
+    assert metric("percore_lifecycle_expired_total") >= 1
+    wait_for(lambda: (metric('percore_objects{class="GLACIER"}') or 0) >= 1,
+             what="inventory by class")
     c.restore_object(Bucket=bkt, Key="big/a", RestoreRequest={"Days": 3})
     wait_for(lambda: 'ongoing-request="false"' in head_headers(c, bkt, "big/a").get("x-amz-restore", ""),
              what="restore")

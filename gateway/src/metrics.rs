@@ -1,0 +1,198 @@
+//! What this node's background work did, for Prometheus (`GET /-/metrics` on the S3 listener:
+//! S3 bucket names never start with `-`, so the path cannot shadow a bucket).
+//!
+//! Counters add up over the process's life; the per-class object and byte gauges are the
+//! current versions this node is PG primary of, as counted by the last lifecycle pass, so a
+//! cluster's totals are the sum over its nodes.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::lifecycle_worker::LifecycleStats;
+use crate::records::StorageClass;
+
+/// The path the metrics are served on.
+pub const PATH: &str = "/-/metrics";
+
+/// The process's metrics (one node or gateway per process).
+pub fn global() -> &'static Metrics {
+    static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(Metrics::default)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    transitions: Family<ResultLabel, Counter>,
+    transitioned_bytes: Counter,
+    expired: Counter,
+    versions_deleted: Counter,
+    uploads_aborted: Counter,
+    restores_ended: Counter,
+    objects: Family<ClassLabel, Gauge<u64, AtomicU64>>,
+    object_bytes: Family<ClassLabel, Gauge<u64, AtomicU64>>,
+    hints_replayed: Counter,
+    hints_pending: Gauge<u64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("percore");
+        let m = Metrics {
+            transitions: Family::default(),
+            transitioned_bytes: Counter::default(),
+            expired: Counter::default(),
+            versions_deleted: Counter::default(),
+            uploads_aborted: Counter::default(),
+            restores_ended: Counter::default(),
+            objects: Family::default(),
+            object_bytes: Family::default(),
+            hints_replayed: Counter::default(),
+            hints_pending: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "lifecycle_transitions",
+            "Lifecycle and intelligent-tiering data moves, by result",
+            m.transitions.clone(),
+        );
+        registry.register(
+            "lifecycle_transitioned_bytes",
+            "Bytes of objects moved to another storage class or tier",
+            m.transitioned_bytes.clone(),
+        );
+        registry.register(
+            "lifecycle_expired",
+            "Current versions expired by lifecycle rules",
+            m.expired.clone(),
+        );
+        registry.register(
+            "lifecycle_versions_deleted",
+            "Noncurrent versions and delete markers removed by lifecycle rules",
+            m.versions_deleted.clone(),
+        );
+        registry.register(
+            "lifecycle_uploads_aborted",
+            "Incomplete multipart uploads aborted by lifecycle rules",
+            m.uploads_aborted.clone(),
+        );
+        registry.register(
+            "restores_ended",
+            "Restored copies of archived objects removed at their expiry",
+            m.restores_ended.clone(),
+        );
+        registry.register(
+            "objects",
+            "Current object versions this node is primary of, by storage class",
+            m.objects.clone(),
+        );
+        registry.register(
+            "object_bytes",
+            "Bytes of current object versions this node is primary of, by storage class",
+            m.object_bytes.clone(),
+        );
+        registry.register(
+            "repair_hints_replayed",
+            "Missed writes replayed by the repair task",
+            m.hints_replayed.clone(),
+        );
+        registry.register(
+            "repair_hints_pending",
+            "Missed writes waiting for their core, at the last repair pass",
+            m.hints_pending.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Adds one lifecycle pass: its actions, and the per-class inventory it counted.
+    pub fn record_lifecycle(&self, s: &LifecycleStats) {
+        let result = |r: &str| ResultLabel { result: r.into() };
+        self.transitions
+            .get_or_create(&result("done"))
+            .inc_by(s.transitioned);
+        self.transitions
+            .get_or_create(&result("failed"))
+            .inc_by(s.failed);
+        self.transitioned_bytes.inc_by(s.transitioned_bytes);
+        self.expired.inc_by(s.expired);
+        self.versions_deleted.inc_by(s.versions_deleted);
+        self.uploads_aborted.inc_by(s.uploads_aborted);
+        self.restores_ended.inc_by(s.restores_ended);
+        for class in StorageClass::ALL {
+            let label = ClassLabel {
+                class: class.as_str().into(),
+            };
+            let i = class.index();
+            self.objects.get_or_create(&label).set(s.objects[i]);
+            self.object_bytes
+                .get_or_create(&label)
+                .set(s.object_bytes[i]);
+        }
+    }
+
+    pub fn record_repair(&self, replayed: u64, pending: u64) {
+        self.hints_replayed.inc_by(replayed);
+        self.hints_pending.set(pending);
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_inventory_show_up() {
+        let m = Metrics::default();
+        let mut stats = LifecycleStats {
+            transitioned: 2,
+            transitioned_bytes: 300,
+            failed: 1,
+            ..LifecycleStats::default()
+        };
+        stats.objects[StorageClass::Glacier.index()] = 2;
+        m.record_lifecycle(&stats);
+        stats.objects[StorageClass::Glacier.index()] = 4;
+        m.record_lifecycle(&stats);
+        let text = m.encode();
+        assert!(
+            text.contains("percore_lifecycle_transitions_total{result=\"done\"} 4"),
+            "{text}"
+        );
+        assert!(text.contains("percore_lifecycle_transitions_total{result=\"failed\"} 2"));
+        assert!(
+            text.contains("percore_objects{class=\"GLACIER\"} 4"),
+            "{text}"
+        );
+        assert!(text.contains("percore_object_bytes{class=\"STANDARD\"} 0"));
+    }
+}
