@@ -40,6 +40,16 @@ aws s3 cp --only-show-errors s3://aws-cli-bkt/big.bin "$work/aws.out"
 cmp "$work/big.bin" "$work/aws.out"
 aws s3 sync --only-show-errors "$work/tree" s3://aws-cli-bkt/tree/
 [ "$(aws s3 ls --recursive s3://aws-cli-bkt/ | wc -l)" = 3 ]
+# Storage classes and the README's lifecycle example.
+aws s3 cp --only-show-errors --storage-class STANDARD_IA "$work/tree/a.txt" s3://aws-cli-bkt/ia.txt
+aws s3api head-object --bucket aws-cli-bkt --key ia.txt | grep -q '"StorageClass": "STANDARD_IA"'
+root=$(cd "$(dirname "$0")/.." && pwd)
+aws s3api put-bucket-lifecycle-configuration --bucket aws-cli-bkt \
+  --lifecycle-configuration "file://$root/examples/lifecycle.json"
+aws s3api get-bucket-lifecycle-configuration --bucket aws-cli-bkt >"$work/lc.json"
+grep -q '"ID": "logs-to-cold"' "$work/lc.json"
+grep -q '"NewerNoncurrentVersions": 3' "$work/lc.json"
+aws s3api delete-bucket-lifecycle --bucket aws-cli-bkt
 aws s3 rm --only-show-errors --recursive s3://aws-cli-bkt/
 aws s3 rb s3://aws-cli-bkt >/dev/null
 
