@@ -2,16 +2,24 @@
 //! - `serve`: one node with its S3 gateway (the embedded default);
 //! - `key create`: add a user to a data directory;
 //! - `node`: run a storage node (its cores and their TCP ports), no S3 gateway;
+//! - `gateway`: the S3 endpoint of a cluster alone, no cores;
+//! - `dev`: a local cluster of N `serve` processes (`dev_cmd`);
+//! - `status`: every core of a cluster, up or down (`status_cmd`);
 //! - `stats`: print the counters of a running node's cores;
 //! - `layout check|show|diff`: inspect layout files (`layout_cmd`).
 //!
-//! The cluster commands (`gateway`, `dev`, `status`) come with the cluster issue.
+//! `serve`, `node` and `gateway` join a cluster when their config file names a layout
+//! (`cluster.rs`); without one, `serve` is the single node it always was.
 
+mod cluster;
+mod dev_cmd;
 mod layout_cmd;
 mod node_config;
+mod status_cmd;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -37,8 +45,18 @@ enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// Run a storage node: one glommio core per partition, each on its own TCP port
-    /// (base port + core index), until SIGTERM or Ctrl-C.
+    /// (base port + core index), until SIGTERM or Ctrl-C. With --config FILE naming a layout
+    /// and node_id: that node of the cluster.
     Node(NodeArgs),
+    /// Run a cluster's S3 endpoint alone (no cores): every request goes over TCP to the cores
+    /// of the layout named in FILE, until SIGTERM or Ctrl-C (which drains).
+    Gateway(GatewayArgs),
+    /// Start a local cluster of N nodes on 127.0.0.1 (one `percore serve` process and one zone
+    /// per node), print each endpoint and the credentials; Ctrl-C stops them all.
+    Dev(dev_cmd::DevArgs),
+    /// Ask every core of a cluster for its counters: up or down, per node and core. Exit code
+    /// 0 when all are up, 1 when any is down.
+    Status(status_cmd::StatusArgs),
     /// Print the counters of a running node's cores.
     Stats {
         /// Address of core 0 (later cores are on the next ports).
@@ -68,7 +86,8 @@ enum KeyCommand {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Node settings in TOML (data dir, listen address, one [[core]] table per disk partition
-    /// with its dir and CPU, …; see README). Flags given here win over the file.
+    /// with its dir and CPU, …; with `layout` and `node_id`: a node of a cluster; see README).
+    /// Flags given here win over the file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory: credentials, users, and the partitions (DIR/core-N) unless the config
@@ -79,7 +98,8 @@ struct ServeArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Cores: a count (e.g. 4), or a list of CPUs to pin one core each to (e.g. 0,2-3).
-    /// Default: the config file's [[core]] tables, else one per CPU.
+    /// Default: the config file's [[core]] tables, else one per CPU. (A cluster node's cores
+    /// are the layout's.)
     #[arg(long)]
     cores: Option<String>,
     /// Extra users: a TOML file of [[user]] tables with name, access_key, secret_key.
@@ -95,6 +115,43 @@ struct ServeArgs {
     /// [default: 2048]
     #[arg(long)]
     io_memory_kib: Option<usize>,
+    /// The test clock: a lifecycle "day" lasts this many seconds (lifecycle rules, restores,
+    /// intelligent tiering). [default: 86400]
+    #[arg(long)]
+    lifecycle_day_secs: Option<u64>,
+    /// Lifecycle days without a read before an INTELLIGENT_TIERING object moves to the
+    /// infrequent tier. [default: 30]
+    #[arg(long)]
+    intelligent_tiering_days: Option<u64>,
+}
+
+/// The lifecycle clock of a gateway: the length of a day and intelligent tiering's idle days.
+#[derive(Clone, Copy)]
+struct Clock {
+    day_secs: u64,
+    tiering_days: u64,
+}
+
+impl Clock {
+    fn resolve(day_secs: Option<u64>, tiering_days: Option<u64>) -> anyhow::Result<Clock> {
+        let clock = Clock {
+            day_secs: day_secs.unwrap_or(86_400),
+            tiering_days: tiering_days.unwrap_or(30),
+        };
+        if !(1..=86_400).contains(&clock.day_secs) {
+            bail!("lifecycle_day_secs must be between 1 and 86400");
+        }
+        if !(1..=36_500).contains(&clock.tiering_days) {
+            bail!("intelligent_tiering_days must be between 1 and 36500");
+        }
+        Ok(clock)
+    }
+
+    fn apply(self, backend: gateway::backend::Backend) -> gateway::backend::Backend {
+        backend
+            .with_day_ms(self.day_secs * 1000)
+            .with_tiering_days(self.tiering_days)
+    }
 }
 
 /// `percore serve`'s settings once flags, the config file and defaults are merged.
@@ -107,6 +164,67 @@ struct ServeSettings {
     region: String,
     domain: Option<String>,
     io_memory_kib: usize,
+    storage: StorageSettings,
+    /// Set when the config file names a layout: this process is one node of a cluster.
+    cluster: Option<ClusterSettings>,
+    clock: Clock,
+}
+
+/// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
+#[derive(Clone, Copy, Default)]
+struct StorageSettings {
+    capacity_mib: Option<u64>,
+    segment_mib: Option<u64>,
+}
+
+impl StorageSettings {
+    fn apply(self, cfg: &mut NodeConfig) -> anyhow::Result<()> {
+        if let Some(m) = self.segment_mib {
+            cfg.segment_bytes = m.checked_mul(1 << 20).context("segment size")?;
+        }
+        if let Some(m) = self.capacity_mib {
+            cfg.capacity_bytes_per_core = m.saturating_mul(1 << 20);
+        }
+        Ok(())
+    }
+}
+
+/// A node of a cluster: the layout and this node's place in it.
+struct ClusterSettings {
+    layout: Arc<placement::Layout>,
+    node: cluster::LocalNode,
+}
+
+impl ClusterSettings {
+    /// The node a config file with a `layout` describes (its `node_id` is required).
+    fn resolve(
+        file: &node_config::NodeFile,
+        config: &Path,
+        data: &Path,
+    ) -> anyhow::Result<ClusterSettings> {
+        let (layout_path, layout) = cluster::layout_of(file, config)?;
+        let node_id = file.node_id.with_context(|| {
+            format!(
+                "{}: `layout` needs `node_id`: which [[node]] of {} this process is",
+                config.display(),
+                layout_path.display()
+            )
+        })?;
+        let node = cluster::local_node(&layout, node_id, data, &file.cores)
+            .with_context(|| format!("{} against {}", config.display(), layout_path.display()))?;
+        Ok(ClusterSettings {
+            layout: Arc::new(layout),
+            node,
+        })
+    }
+
+    /// The engine settings of this node's cores: their ports and the layout version.
+    fn apply(&self, cfg: &mut NodeConfig) {
+        cfg.node_id = self.node.node_id;
+        cfg.cores.clone_from(&self.node.cores);
+        cfg.listen = Some((self.node.ip, self.node.base_port));
+        cfg.layout_version = self.layout.version();
+    }
 }
 
 impl ServeSettings {
@@ -118,9 +236,22 @@ impl ServeSettings {
         let data = args
             .data
             .clone()
-            .or(file.data)
+            .or(file.data.clone())
             .unwrap_or_else(|| PathBuf::from("./percore-data"));
-        let cores = if args.cores.is_some() || file.cores.is_empty() {
+        let cluster = match (&args.config, &file.layout) {
+            (Some(config), Some(_)) => Some(ClusterSettings::resolve(&file, config, &data)?),
+            _ => None,
+        };
+        let cores = if let Some(c) = &cluster {
+            if args.cores.is_some() {
+                bail!(
+                    "--cores: a cluster node's cores are the layout's (node {} has {})",
+                    c.node.node_id,
+                    c.node.cores.len()
+                );
+            }
+            c.node.cores.clone()
+        } else if args.cores.is_some() || file.cores.is_empty() {
             parse_cores(args.cores.as_deref())?
                 .into_iter()
                 .enumerate()
@@ -160,38 +291,76 @@ impl ServeSettings {
                 .unwrap_or_else(|| "us-east-1".to_owned()),
             domain: args.domain.clone().or(file.domain),
             io_memory_kib,
+            storage: StorageSettings {
+                capacity_mib: file.capacity_mib,
+                segment_mib: file.segment_mib,
+            },
+            cluster,
+            clock: Clock::resolve(
+                args.lifecycle_day_secs.or(file.lifecycle_day_secs),
+                args.intelligent_tiering_days
+                    .or(file.intelligent_tiering_days),
+            )?,
         })
     }
 }
 
 #[derive(clap::Args)]
+struct GatewayArgs {
+    /// The gateway's settings in TOML: `layout` (and `layout_state`), `data` (its credentials
+    /// and users: the cluster's, copied from a node), `listen`, and optionally `region`,
+    /// `domain`, `users`. Flags given here win over the file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Directory of the credentials and users files (no partitions).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Address of the S3 endpoint.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Extra users: a TOML file of [[user]] tables with name, access_key, secret_key.
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// The region reported to clients. [default: us-east-1]
+    #[arg(long)]
+    region: Option<String>,
+    /// Base domain for virtual-host-style requests (bucket.DOMAIN); path style always works.
+    #[arg(long)]
+    domain: Option<String>,
+}
+#[derive(clap::Args)]
 struct NodeArgs {
-    /// Data directory; core N keeps its partition in DIR/core-N.
-    #[arg(long, default_value = "./percore-data")]
-    data: PathBuf,
+    /// A cluster node's settings in TOML: `layout`, `node_id`, `data` or [[core]] tables,
+    /// `capacity_mib`, `segment_mib`, `io_memory_kib` (the S3 keys are ignored). The layout
+    /// gives the cores, address and ports.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cores", "pin", "listen", "node_id"])]
+    config: Option<PathBuf>,
+    /// Data directory; core N keeps its partition in DIR/core-N. [default: ./percore-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Number of cores (partitions). Default: one per CPU.
     #[arg(long)]
     cores: Option<u32>,
     /// Pin core N to CPU N (off by default so tests can oversubscribe small machines).
     #[arg(long)]
     pin: bool,
-    /// Address of core 0's port; core N listens on port + N.
-    #[arg(long, default_value = "127.0.0.1:7100")]
-    listen: SocketAddr,
-    /// This node's id (partitions remember their owner).
-    #[arg(long, default_value_t = 1)]
-    node_id: u64,
-    /// Segment size in MiB (fixed when a partition is created).
-    #[arg(long, default_value_t = 64)]
-    segment_mib: u64,
+    /// Address of core 0's port; core N listens on port + N. [default: 127.0.0.1:7100]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// This node's id (partitions remember their owner). [default: 1]
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Segment size in MiB (fixed when a partition is created). [default: 64]
+    #[arg(long)]
+    segment_mib: Option<u64>,
     /// Space each core may use, in MiB (default: as much as the device has).
     #[arg(long)]
     capacity_mib: Option<u64>,
     /// glommio I/O memory per core in KiB; must fit RLIMIT_MEMLOCK (see tuning/README.md).
-    #[arg(long, default_value_t = 4096)]
-    io_memory_kib: usize,
+    /// [default: 4096; with --config, the file's or 2048]
+    #[arg(long)]
+    io_memory_kib: Option<usize>,
 }
-
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -211,47 +380,108 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(args) => run_node(&args),
+        Command::Gateway(args) => gateway(&args),
+        Command::Dev(args) => dev_cmd::run(&args),
+        Command::Status(args) => {
+            let all_up = status_cmd::run(&args)?;
+            if !all_up {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Stats { listen, cores } => stats(listen, cores),
         Command::Layout(cmd) => layout_cmd::run(&cmd),
     }
 }
 
 fn run_node(args: &NodeArgs) -> anyhow::Result<()> {
+    if let Some(config) = &args.config {
+        return run_layout_node(args, config);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u32;
     let cores = args.cores.unwrap_or(cpus);
     if cores == 0 || cores > 1024 {
         bail!("--cores must be between 1 and 1024");
     }
-    if u32::from(args.listen.port()) + cores > 65_535 {
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7100)));
+    if u32::from(listen.port()) + cores > 65_535 {
         bail!("--listen port + cores exceeds 65535");
     }
-    let mut cfg = NodeConfig::simple(args.node_id, &args.data, cores);
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./percore-data"));
+    let mut cfg = NodeConfig::simple(args.node_id.unwrap_or(1), &data, cores);
     for c in &mut cfg.cores {
         c.cpu = args.pin.then_some(c.index as usize % cpus as usize);
     }
     cfg.segment_bytes = args
         .segment_mib
+        .unwrap_or(64)
         .checked_mul(1 << 20)
         .context("segment size")?;
     cfg.capacity_bytes_per_core = args
         .capacity_mib
         .map_or(u64::MAX, |m| m.saturating_mul(1 << 20));
-    cfg.io_memory_bytes = args.io_memory_kib * 1024;
-    cfg.listen = Some((args.listen.ip(), args.listen.port()));
-    let node = Node::start(&cfg).context("starting the node")?;
+    cfg.io_memory_bytes = args.io_memory_kib.unwrap_or(4096) * 1024;
+    cfg.listen = Some((listen.ip(), listen.port()));
+    run_storage(&cfg, None)
+}
+
+/// `percore node --config FILE`: the cores of one node of the layout FILE names.
+fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
+    let file = node_config::NodeFile::load(config)?;
+    if file.layout.is_none() {
+        bail!(
+            "{}: `percore node --config` runs a node of a cluster: the file needs `layout` and \
+             `node_id` (without a layout, use the flags: --data, --cores, --listen)",
+            config.display()
+        );
+    }
+    let data = args
+        .data
+        .clone()
+        .or(file.data.clone())
+        .unwrap_or_else(|| PathBuf::from("./percore-data"));
+    let cluster = ClusterSettings::resolve(&file, config, &data)?;
+    check_core_count(&data, cluster.node.cores.len())?;
+    let mut cfg = NodeConfig::simple(cluster.node.node_id, &data, 0);
+    cluster.apply(&mut cfg);
+    StorageSettings {
+        capacity_mib: args.capacity_mib.or(file.capacity_mib),
+        segment_mib: args.segment_mib.or(file.segment_mib),
+    }
+    .apply(&mut cfg)?;
+    let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
+    if io_memory_kib == 0 {
+        bail!("io_memory_kib must be positive");
+    }
+    cfg.io_memory_bytes = io_memory_kib * 1024;
+    run_storage(&cfg, Some(cluster.layout.version()))
+}
+
+/// Runs a node's cores with their TCP ports until SIGTERM or SIGINT.
+fn run_storage(cfg: &NodeConfig, layout_version: Option<u64>) -> anyhow::Result<()> {
+    let (ip, base) = cfg.listen.expect("a storage node listens");
+    let node = Node::start(cfg).context("starting the node")?;
     // Before the "ready" line: a stop sent right after it must drain, not kill.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])
     .context("installing signal handlers")?;
-    print_endpoints(args.listen.ip(), args.listen.port(), cores);
+    if let Some(v) = layout_version {
+        println!("node: {}", cfg.node_id);
+        println!("layout_version: {v}");
+    }
+    print_endpoints(ip, base, cfg.cores.iter().map(|c| c.index));
     let _ = signals.forever().next();
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
     node.shutdown();
     Ok(())
 }
-
 /// `--cores`: a count, or a CPU list like `0,2-3` (one pinned core per CPU).
 fn parse_cores(spec: Option<&str>) -> anyhow::Result<Vec<Option<usize>>> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -312,44 +542,184 @@ fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> 
     }
 }
 
-fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = ServeSettings::resolve(args)?;
-    check_core_count(&settings.data, settings.cores.len())?;
+/// The root user and every user of the data directory and of the `--users` file.
+fn load_users(
+    data: &Path,
+    users_file: Option<&Path>,
+) -> anyhow::Result<(gateway::creds::Users, gateway::creds::User)> {
     let mut users = gateway::creds::Users::default();
-    let root = gateway::creds::root_user(&settings.data)?;
+    let root = gateway::creds::root_user(data)?;
     users.add(root.clone()).map_err(anyhow::Error::msg)?;
-    for u in gateway::creds::data_dir_users(&settings.data)? {
+    for u in gateway::creds::data_dir_users(data)? {
         users.add(u).map_err(anyhow::Error::msg)?;
     }
-    if let Some(path) = &settings.users {
+    if let Some(path) = users_file {
         for u in gateway::creds::users_file(path)? {
             users
                 .add(u)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
     }
+    Ok((users, root))
+}
+
+/// In a cluster every node and gateway must share the root keys: say so when this process is
+/// about to generate its own.
+fn warn_if_new_root_keys(data: &Path) {
+    let from_env = std::env::var_os("PERCORE_ROOT_ACCESS_KEY").is_some()
+        && std::env::var_os("PERCORE_ROOT_SECRET_KEY").is_some();
+    if !from_env && !data.join("credentials.toml").exists() {
+        eprintln!(
+            "percore: WARNING: no root keys in {}: generating new ones; every node and gateway \
+             of a cluster must share them (copy credentials.toml from one node to the others, \
+             or set PERCORE_ROOT_ACCESS_KEY and PERCORE_ROOT_SECRET_KEY)",
+            data.display()
+        );
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = ServeSettings::resolve(args)?;
+    check_core_count(&settings.data, settings.cores.len())?;
+    if settings.cluster.is_some() {
+        warn_if_new_root_keys(&settings.data);
+    }
+    let (users, root) = load_users(&settings.data, settings.users.as_deref())?;
     let mut cfg = NodeConfig::simple(1, &settings.data, settings.cores.len() as u32);
     cfg.cores.clone_from(&settings.cores);
     cfg.io_memory_bytes = settings.io_memory_kib * 1024;
+    settings.storage.apply(&mut cfg)?;
+    if let Some(c) = &settings.cluster {
+        c.apply(&mut cfg);
+    }
     let node = Node::start(&cfg).context("starting the storage cores")?;
-    if settings.cores.len() == 1 {
+    if settings.cores.len() == 1 && settings.cluster.is_none() {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = gateway_runtime()?;
+    let mut banner = Vec::new();
+    let backend = match &settings.cluster {
+        None => gateway::backend::Backend::new(node.handles().to_vec()),
+        Some(c) => {
+            banner.push(("node", c.node.node_id.to_string()));
+            banner.push(("layout_version", c.layout.version().to_string()));
+            let _entered = runtime.enter();
+            gateway::backend::Backend::cluster(
+                c.layout.clone(),
+                Some(c.node.node_id),
+                node.handles().to_vec(),
+            )
+            .map_err(anyhow::Error::msg)
+            .context("starting the cluster backend")?
+        }
+    };
+    if let Some(w) = backend.fallback_warning() {
+        eprintln!("percore: note: {w}");
+    }
+    let backend = Arc::new(settings.clock.apply(backend));
+    // Background work on this node's own cores: replaying missed writes, lifecycle.
+    gateway::start_repair(&backend, runtime.handle());
+    gateway::start_lifecycle(&backend, runtime.handle());
+    let service = gateway::service_on(backend, users, &settings.region, settings.domain.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    banner.push(("cores", settings.cores.len().to_string()));
+    let (listener, shutdown) =
+        announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    eprintln!("percore: stopping (drained requests; final checkpoint)");
+    drop(runtime);
+    node.shutdown();
+    Ok(())
+}
+
+/// `percore gateway --config FILE`: S3 for a cluster, every core reached over TCP.
+fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
+    let file = node_config::NodeFile::load(&args.config)?;
+    if file.node_id.is_some()
+        || !file.cores.is_empty()
+        || file.capacity_mib.is_some()
+        || file.segment_mib.is_some()
+        || file.io_memory_kib.is_some()
+    {
+        bail!(
+            "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib \
+             and io_memory_kib (or run the node with `percore serve --config`)",
+            args.config.display()
+        );
+    }
+    let (_, layout) = cluster::layout_of(&file, &args.config)?;
+    let data = args.data.clone().or(file.data).with_context(|| {
+        format!(
+            "{}: a gateway needs `data`: the directory of its credentials and users (copy \
+             credentials.toml from a node of the cluster)",
+            args.config.display()
+        )
+    })?;
+    let listen = args.listen.or(file.listen).with_context(|| {
+        format!(
+            "{}: a gateway needs `listen`: the address of its S3 endpoint",
+            args.config.display()
+        )
+    })?;
+    let region = args
+        .region
+        .clone()
+        .or(file.region)
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let domain = args.domain.clone().or(file.domain);
+    warn_if_new_root_keys(&data);
+    let (users, root) = load_users(&data, args.users.as_deref().or(file.users.as_deref()))?;
+    let layout = Arc::new(layout);
+    let runtime = gateway_runtime()?;
+    let service = {
+        let _entered = runtime.enter();
+        let backend = gateway::backend::Backend::cluster(layout.clone(), None, Vec::new())
+            .map_err(anyhow::Error::msg)
+            .context("starting the cluster backend")?;
+        let clock = Clock::resolve(file.lifecycle_day_secs, file.intelligent_tiering_days)?;
+        gateway::service_on(
+            Arc::new(clock.apply(backend)),
+            users,
+            &region,
+            domain.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?
+    };
+    let banner = [
+        ("layout_version", layout.version().to_string()),
+        ("nodes", layout.nodes().len().to_string()),
+        ("cores", "0 (gateway only)".to_owned()),
+    ];
+    let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner)?;
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    eprintln!("percore: stopping (drained requests)");
+    Ok(())
+}
+
+fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("percore-gateway")
         .build()
-        .context("starting the gateway runtime")?;
-    let service = gateway::service(
-        node.handles().to_vec(),
-        users,
-        &settings.region,
-        settings.domain.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
+        .context("starting the gateway runtime")
+}
+
+/// Binds the S3 endpoint and installs the stop signals, then prints the endpoint, region,
+/// root keys and `banner` (`name: value` lines; the last one ends what a client parses).
+/// Returns the listener and the future that ends at SIGTERM or SIGINT.
+fn announce(
+    runtime: &tokio::runtime::Runtime,
+    listen: SocketAddr,
+    region: &str,
+    root: &gateway::creds::User,
+    banner: &[(&str, String)],
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    impl std::future::Future<Output = ()>,
+)> {
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(settings.listen))
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("cannot listen on {listen}"))?;
     // The handlers are in place before the endpoint is printed: whoever reads it may stop the
     // server at once, and that must drain, not kill it.
     let shutdown = {
@@ -357,15 +727,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_signal()?
     };
     println!("endpoint: http://{}", listener.local_addr()?);
-    println!("region: {}", settings.region);
+    println!("region: {region}");
     println!("access_key: {}", root.access_key);
     println!("secret_key: {}", root.secret_key);
-    println!("cores: {}", settings.cores.len());
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
-    eprintln!("percore: stopping (drained requests; final checkpoint)");
-    drop(runtime);
-    node.shutdown();
-    Ok(())
+    for (name, value) in banner {
+        println!("{name}: {value}");
+    }
+    Ok((listener, shutdown))
 }
 
 /// Registers SIGTERM and SIGINT now (inside a tokio runtime) and returns the future that ends
@@ -382,8 +750,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn print_endpoints(ip: IpAddr, base: u16, cores: u32) {
-    for i in 0..cores {
+fn print_endpoints(ip: IpAddr, base: u16, indices: impl Iterator<Item = u32>) {
+    for i in indices {
         println!("core {i}: {}", SocketAddr::new(ip, base + i as u16));
     }
     println!("ready");

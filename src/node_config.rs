@@ -9,12 +9,20 @@
 //! users = "/etc/percore/users.toml"
 //! io_memory_kib = 2048           # glommio I/O memory per core
 //!
+//! capacity_mib = 100000          # space each core may use (default: the whole device)
+//! segment_mib = 64               # segment size, fixed when a partition is created
+//!
+//! # In a cluster (see `cluster.rs`): the layout every node loads, and which node this is.
+//! layout = "cluster.toml"        # relative to this file's directory
+//! layout_state = "cluster.table" # optional: the PG tables `percore layout apply` wrote
+//! node_id = 2                    # the [[node]] of the layout this process runs
+//!
 //! [[core]]                       # one per disk partition, in core order: core 0, core 1, …
 //! dir = "/srv/nvme0/percore"
 //! cpu = 0                        # pin to this CPU (optional)
 //! ```
-//! Owns parsing and checking the file; `main` merges it with the flags. Cluster settings (the
-//! layout, this node's id) join this file with the cluster work.
+//! Owns parsing and checking the file on its own; `main` merges it with the flags and
+//! `cluster` checks it against the layout.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +34,9 @@ use serde::Deserialize;
 pub const CORES_MAX: usize = 1024;
 /// Highest CPU id a core may be pinned to.
 pub const CPU_ID_MAX: usize = 4095;
+/// Smallest and largest segment size in MiB (the engine's own bounds, checked early here).
+pub const SEGMENT_MIB_MIN: u64 = 1;
+pub const SEGMENT_MIB_MAX: u64 = 2048;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +47,20 @@ pub struct NodeFile {
     pub domain: Option<String>,
     pub users: Option<PathBuf>,
     pub io_memory_kib: Option<usize>,
+    /// Space each core may use, in MiB (default: as much as the device has).
+    pub capacity_mib: Option<u64>,
+    /// Segment size in MiB, fixed when a partition is created (default 64).
+    pub segment_mib: Option<u64>,
+    /// The cluster's layout file; relative paths are relative to this file's directory.
+    pub layout: Option<PathBuf>,
+    /// The layout's state file (PG tables); same path rule.
+    pub layout_state: Option<PathBuf>,
+    /// Which `[[node]]` of the layout this process is.
+    pub node_id: Option<u64>,
+    /// The test clock: seconds per lifecycle day (see `percore serve --help`).
+    pub lifecycle_day_secs: Option<u64>,
+    /// Lifecycle days without a read before INTELLIGENT_TIERING's infrequent tier.
+    pub intelligent_tiering_days: Option<u64>,
     #[serde(default, rename = "core")]
     pub cores: Vec<CoreEntry>,
 }
@@ -56,10 +81,23 @@ impl NodeFile {
         Ok(file)
     }
 
+    /// Reads and checks the file; `layout` and `layout_state` come back resolved against the
+    /// file's directory.
     pub fn load(path: &Path) -> anyhow::Result<NodeFile> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        NodeFile::from_toml_str(&text).with_context(|| format!("in {}", path.display()))
+        let mut file =
+            NodeFile::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut file.layout, &mut file.layout_state]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        Ok(file)
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -82,6 +120,22 @@ impl NodeFile {
         }
         if self.io_memory_kib == Some(0) {
             bail!("io_memory_kib must be positive");
+        }
+        if self.capacity_mib == Some(0) {
+            bail!("capacity_mib must be positive");
+        }
+        if let Some(s) = self.segment_mib {
+            if !(SEGMENT_MIB_MIN..=SEGMENT_MIB_MAX).contains(&s) {
+                bail!("segment_mib must be between {SEGMENT_MIB_MIN} and {SEGMENT_MIB_MAX}");
+            }
+        }
+        if self.layout.is_none() {
+            if self.node_id.is_some() {
+                bail!("node_id names a [[node]] of a layout: set `layout` too");
+            }
+            if self.layout_state.is_some() {
+                bail!("layout_state is the state of a layout: set `layout` too");
+            }
         }
         Ok(())
     }
@@ -119,5 +173,30 @@ mod tests {
         assert!(err("colour = 1\n").contains("colour"));
         assert!(err("listen = \"nowhere\"\n").contains("listen"));
         assert!(err("io_memory_kib = 0\n").contains("positive"));
+        assert!(err("capacity_mib = 0\n").contains("capacity_mib"));
+        assert!(err("segment_mib = 4096\n").contains("segment_mib"));
+        assert!(err("node_id = 2\n").contains("layout"));
+        assert!(err("layout_state = \"t\"\n").contains("layout"));
+    }
+
+    #[test]
+    fn cluster_keys_resolve_against_the_file() {
+        let dir = std::env::temp_dir().join(format!("percore-nc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("node-2.toml");
+        std::fs::write(
+            &path,
+            "layout = \"cluster.toml\"\nlayout_state = \"/abs/cluster.table\"\nnode_id = 2\n\
+             capacity_mib = 8\n",
+        )
+        .expect("write");
+        let f = NodeFile::load(&path).expect("valid");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(f.layout, Some(dir.join("cluster.toml")));
+        assert_eq!(
+            f.layout_state.as_deref(),
+            Some(Path::new("/abs/cluster.table"))
+        );
+        assert_eq!((f.node_id, f.capacity_mib), (Some(2), Some(8)));
     }
 }

@@ -153,7 +153,12 @@ impl Node {
                 .map_err(|e| EngineError::Config(format!("starting core {}: {e}", core.index)))?;
             threads.push(std::thread::spawn(move || {
                 if let Err(e) = handle.join() {
-                    tracing::error!(error = %e, "core thread ended with an error");
+                    // A core that panicked is a bug. Crash the node (it recovers from its log on
+                    // restart) rather than keep a process whose core's port accepts connections
+                    // and never answers, as a full disk once made it do.
+                    tracing::error!(error = %e, "core thread panicked: aborting the node");
+                    eprintln!("percore: a core thread panicked ({e}); aborting");
+                    std::process::abort();
                 }
             }));
             handles.push(CoreHandle {

@@ -851,33 +851,15 @@ impl<D: Disk> Store<D> {
     /// Seals the active segment and creates the next. Foreground writes may not use the last
     /// `RECLAIM_RESERVE_SEGMENTS` segments of capacity; relocations may.
     async fn rotate(&self) -> Result<()> {
-        let segment = {
-            let mut st = self.inner.st.borrow_mut();
-            st.active = None;
-            let max_segments = (self.inner.cfg.capacity_bytes / self.inner.cfg.segment_bytes)
-                .min(u64::from(SEGMENTS_MAX));
-            let count = st.segments.len() as u64;
-            if count + 1 > max_segments {
-                return Err(EngineError::NoSpace);
-            }
-            if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
-                // Only writes that free space (deletes, relocations) may use the reserve.
-                let queued: Vec<Pending> = st.queue.drain(..).collect();
-                for p in queued {
-                    if p.op.may_use_reserve() {
-                        st.queue.push_back(p);
-                    } else {
-                        self.answer(p, Err(EngineError::NoSpace));
-                    }
-                }
-                if st.queue.is_empty() {
-                    return Err(EngineError::NoSpace);
-                }
-            }
-            let seg = st.next_segment;
-            st.next_segment += 1;
-            seg
-        };
+        // Writes refused for the reserve are answered once `st` is released: `answer` borrows
+        // it again (metadata writes). Answering inside the borrow panicked the core the first
+        // time a node's disk filled up (RefCell already borrowed).
+        let mut refused = Vec::new();
+        let segment = self.next_segment_for_rotation(&mut refused);
+        for p in refused {
+            self.answer(p, Err(EngineError::NoSpace));
+        }
+        let segment = segment?;
         let file = self
             .inner
             .disk
@@ -892,6 +874,36 @@ impl<D: Disk> Store<D> {
             offset_bytes: 0,
         });
         Ok(())
+    }
+
+    /// The number of the segment to rotate to, or NoSpace. Near the reserve, queued writes
+    /// that may not use it are moved to `refused` (the caller answers them).
+    fn next_segment_for_rotation(&self, refused: &mut Vec<Pending>) -> Result<u32> {
+        let mut st = self.inner.st.borrow_mut();
+        st.active = None;
+        let max_segments = (self.inner.cfg.capacity_bytes / self.inner.cfg.segment_bytes)
+            .min(u64::from(SEGMENTS_MAX));
+        let count = st.segments.len() as u64;
+        if count + 1 > max_segments {
+            return Err(EngineError::NoSpace);
+        }
+        if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
+            // Only writes that free space (deletes, relocations) may use the reserve.
+            let queued: Vec<Pending> = st.queue.drain(..).collect();
+            for p in queued {
+                if p.op.may_use_reserve() {
+                    st.queue.push_back(p);
+                } else {
+                    refused.push(p);
+                }
+            }
+            if st.queue.is_empty() {
+                return Err(EngineError::NoSpace);
+            }
+        }
+        let seg = st.next_segment;
+        st.next_segment += 1;
+        Ok(seg)
     }
 
     /// Applies a durable batch to the index and the metadata store and answers its waiters.

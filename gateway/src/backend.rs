@@ -442,6 +442,25 @@ impl Backend {
         self.policy.scheme_for(size_bytes)
     }
 
+    /// Archive classes stored on a faster tier than hdd because this cluster has no hdd
+    /// cores (the documented fallback), as a message for operators; `None` when none fell back.
+    pub fn fallback_warning(&self) -> Option<String> {
+        let fell: Vec<String> = ["GLACIER", "DEEP_ARCHIVE"]
+            .iter()
+            .filter_map(|c| {
+                let p = self.classes.get(*c)?;
+                (p.tier != placement::Tier::Hdd).then(|| format!("{c} on {}", p.tier))
+            })
+            .collect();
+        (!fell.is_empty()).then(|| {
+            format!(
+                "no hdd cores: archive classes fall back to a faster tier ({}); they keep their \
+                 archive semantics (restore before read)",
+                fell.join(", ")
+            )
+        })
+    }
+
     /// The policy of a storage class (`None`: the class is not defined here).
     pub fn class_policy(&self, class: &str) -> Option<&ClassPolicy> {
         self.classes.get(class)

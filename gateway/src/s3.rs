@@ -547,6 +547,28 @@ impl Gateway {
         self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
+    /// Stores the bytes [first, first + len) of `src`'s object (bucket, key, head) as new
+    /// chunks under `version_id` on `cores` by `policy`. Returns their size and MD5.
+    pub(crate) async fn store_copy(
+        &self,
+        (bucket, key, head): (&str, &str, &ObjectHead),
+        (first, len): (u64, u64),
+        (cores, policy): (&[usize], Policy),
+        version_id: &[u8; 12],
+    ) -> S3Result<(u64, [u8; 16])> {
+        let body = self.object_stream(bucket, key, head.clone(), first, len);
+        let mut none = Hashers::new(&[]);
+        self.store_body(
+            cores,
+            policy,
+            version_id,
+            Some(body),
+            OBJECT_BYTES_MAX,
+            &mut none,
+        )
+        .await
+    }
+
     /// The bytes [first, first + len) of a stored object, one fragment read at a time.
     /// Healthy EC reads fetch data shards only; a shard that cannot be read makes the stripe
     /// be decoded from any k of its shards.
@@ -1596,16 +1618,12 @@ impl S3 for Gateway {
         let version_id = new_version_id(hlc, input.key.as_bytes());
         let (policy, tier) = self.place(class, Some(src.size))?;
         let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
-        let body = self.object_stream(src_bucket, src_key, src.clone(), 0, src.size);
-        let mut none = Hashers::new(&[]);
         let (size, md5) = self
-            .store_body(
-                &cores,
-                policy,
+            .store_copy(
+                (src_bucket, src_key, src),
+                (0, src.size),
+                (&cores, policy),
                 &version_id,
-                Some(body),
-                OBJECT_BYTES_MAX,
-                &mut none,
             )
             .await?;
         let head = ObjectHead {

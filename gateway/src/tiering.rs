@@ -16,9 +16,7 @@ use md5::{Digest, Md5};
 use s3s::dto::{RestoreObjectInput, RestoreObjectOutput};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::checksum::Hashers;
 use crate::ec::Policy;
-use crate::limits::OBJECT_BYTES_MAX;
 use crate::records::{
     head_key, version_key, ObjectHead, PartRef, Restore, StorageClass, VersionRecord,
 };
@@ -38,6 +36,17 @@ pub fn restore_header(head: &ObjectHead) -> Option<String> {
     Some(format!(
         "ongoing-request=\"false\", expiry-date=\"{expiry}\""
     ))
+}
+
+/// `head` with its data replaced by `parts` stored under `policy` on `tier` (a restored copy,
+/// a moved part): what reads and retirements of that data go through.
+fn with_data(head: &ObjectHead, parts: Vec<PartRef>, policy: Policy, tier: Tier) -> ObjectHead {
+    let mut view = head.clone();
+    view.size = parts.iter().map(|p| p.size).sum();
+    view.parts = parts;
+    view.policy = policy;
+    view.tiering.tier = tier;
+    view
 }
 
 /// The storage class S3 shows (none for STANDARD, as S3 does).
@@ -61,11 +70,7 @@ pub(crate) fn readable(head: ObjectHead) -> S3Result<ObjectHead> {
     }
     match &head.tiering.restore {
         Some(r) if !r.ongoing && r.expiry_ms > now_ms() => {
-            let mut view = head.clone();
-            view.parts.clone_from(&r.parts);
-            view.policy = r.policy;
-            view.tiering.tier = r.tier;
-            Ok(view)
+            Ok(with_data(&head, r.parts.clone(), r.policy, r.tier))
         }
         _ => Err(invalid_state()),
     }
@@ -88,27 +93,19 @@ impl Gateway {
         let result = async {
             for part in &head.parts {
                 let version_id = new_version_id(self.backend.hlc(), key.as_bytes());
-                let body = self.object_stream(bucket, key, head.clone(), first, part.size);
-                let mut none = Hashers::new(&[]);
                 let (size, md5) = self
-                    .store_body(
-                        &cores,
-                        policy,
+                    .store_copy(
+                        (bucket, key, head),
+                        (first, part.size),
+                        (&cores, policy),
                         &version_id,
-                        Some(body),
-                        OBJECT_BYTES_MAX,
-                        &mut none,
                     )
                     .await?;
                 out.push(PartRef { version_id, size });
                 if size != part.size {
                     return Err(s3_error!(InternalError, "a moved part changed size"));
                 }
-                let mut copy = head.clone();
-                copy.parts = vec![PartRef { version_id, size }];
-                copy.size = size;
-                copy.policy = policy;
-                copy.tiering.tier = tier;
+                let copy = with_data(head, vec![PartRef { version_id, size }], policy, tier);
                 if self.md5_of(bucket, key, copy).await? != md5 {
                     return Err(s3_error!(
                         InternalError,
@@ -280,11 +277,7 @@ impl Gateway {
         if r.parts.is_empty() {
             return;
         }
-        let mut view = head.clone();
-        view.parts.clone_from(&r.parts);
-        view.size = r.parts.iter().map(|p| p.size).sum();
-        view.policy = r.policy;
-        view.tiering.tier = r.tier;
+        let view = with_data(head, r.parts.clone(), r.policy, r.tier);
         self.retire_chunks(bucket, key, view);
     }
 

@@ -184,8 +184,8 @@ def test_presigned_url_expiry_and_tampering(s3, bucket):
 def test_unsupported_operation_is_not_implemented(s3, bucket):
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     with pytest.raises(ClientError) as e:
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
-            {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})
+        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled"})
     assert code(e.value) == ("NotImplemented", 501)
 
 

@@ -1,0 +1,235 @@
+//! `percore status --config FILE`: asks every core of a cluster's layout for its counters
+//! (`proto::Request::Stats` over its TCP port) and prints one line per node and per core: up
+//! or down, fragments, live and free bytes, poisoned. FILE is either a node config naming the
+//! layout (`layout = …`) or the layout file itself.
+//!
+//! Every core is asked from its own thread and waited for at most `CORE_WAIT_MAX`, so a hung
+//! host costs the command that long, not the blocking client's own 30 s read timeout.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use placement::Layout;
+use proto::{CoreStats, Request, Response};
+
+use crate::cluster;
+use crate::node_config::NodeFile;
+
+/// How long a core may take to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long the command waits for all cores' answers (they are asked in parallel).
+const CORE_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Most cores asked at once (one thread each).
+const PARALLEL_MAX: usize = 64;
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// A node config with `layout` (and `layout_state`), or the layout file itself.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// What one core answered.
+enum CoreState {
+    Up(CoreStats),
+    /// Reachable, but answers with an error (a layout version mismatch, typically).
+    Refuses(String),
+    Down(String),
+}
+
+/// Prints the status; `Ok(true)` when every core is up.
+pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
+    let (path, layout) = load(&args.config)?;
+    let endpoints = cluster::core_endpoints(&layout);
+    let states = ask_all(&endpoints, layout.version());
+    println!(
+        "layout {}: version {}, {} nodes, {} cores",
+        path.display(),
+        layout.version(),
+        layout.nodes().len(),
+        layout.cores().len()
+    );
+    let mut cores_down = 0;
+    let mut nodes_down = 0;
+    for node in layout.nodes() {
+        let mine: Vec<usize> = (0..endpoints.len())
+            .filter(|&i| endpoints[i].0 == node.id)
+            .collect();
+        let up = mine
+            .iter()
+            .filter(|&&i| matches!(states[i], CoreState::Up(_)))
+            .count();
+        let word = match up {
+            n if n == mine.len() => "up",
+            0 => "down",
+            _ => "degraded",
+        };
+        nodes_down += usize::from(up == 0);
+        cores_down += mine.len() - up;
+        println!(
+            "node {} ({}:{}, zone {}): {word}, {up}/{} cores up",
+            node.id,
+            node.address,
+            node.base_port,
+            node.zone,
+            mine.len()
+        );
+        for i in mine {
+            let (_, index, addr) = &endpoints[i];
+            let addr = addr
+                .as_ref()
+                .map_or_else(|e| format!("({e:#})"), ToString::to_string);
+            println!(
+                "  core {}/{index} {addr}: {}",
+                node.id,
+                describe(&states[i])
+            );
+        }
+    }
+    println!(
+        "summary: {}/{} cores up, {nodes_down} of {} nodes down",
+        endpoints.len() - cores_down,
+        endpoints.len(),
+        layout.nodes().len()
+    );
+    Ok(cores_down == 0)
+}
+
+/// FILE as a layout (it has `format` or `[[node]]`), else as a node config naming one.
+fn load(config: &Path) -> anyhow::Result<(PathBuf, Layout)> {
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+    if table.contains_key("format") || table.contains_key("node") {
+        let layout = cluster::load_layout(config, None)?;
+        return Ok((config.to_path_buf(), layout));
+    }
+    let file = NodeFile::load(config)?;
+    cluster::layout_of(&file, config)
+}
+
+fn describe(state: &CoreState) -> String {
+    match state {
+        CoreState::Down(why) => format!("down ({why})"),
+        CoreState::Refuses(why) => format!("reachable but refuses: {why}"),
+        CoreState::Up(s) => format!(
+            "up, {} fragments, live {}, free {}{}",
+            s.fragments,
+            human_bytes(s.live_bytes),
+            if s.capacity_bytes == u64::MAX {
+                "unbounded".to_owned()
+            } else {
+                human_bytes(s.free_bytes)
+            },
+            if s.poisoned {
+                ", POISONED (refuses writes)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Asks every core, `PARALLEL_MAX` at a time; a core that has not answered by the deadline is
+/// down.
+fn ask_all(
+    endpoints: &[(u64, u16, anyhow::Result<SocketAddr>)],
+    layout_version: u64,
+) -> Vec<CoreState> {
+    let mut states: Vec<Option<CoreState>> = (0..endpoints.len()).map(|_| None).collect();
+    for chunk_start in (0..endpoints.len()).step_by(PARALLEL_MAX) {
+        let chunk_end = (chunk_start + PARALLEL_MAX).min(endpoints.len());
+        let (tx, rx) = mpsc::channel();
+        for (i, endpoint) in endpoints
+            .iter()
+            .enumerate()
+            .take(chunk_end)
+            .skip(chunk_start)
+        {
+            match &endpoint.2 {
+                Err(e) => states[i] = Some(CoreState::Down(format!("{e:#}"))),
+                Ok(addr) => {
+                    let (tx, addr) = (tx.clone(), *addr);
+                    // Detached: a core that hangs past the deadline keeps its thread until the
+                    // process exits, which is right after printing.
+                    std::thread::spawn(move || {
+                        let _ = tx.send((i, ask(addr, layout_version)));
+                    });
+                }
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + CORE_WAIT_MAX;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok((i, state)) => states[i] = Some(state),
+                Err(_) => break,
+            }
+        }
+    }
+    states
+        .into_iter()
+        .map(|s| {
+            s.unwrap_or_else(|| {
+                CoreState::Down(format!("no answer within {}s", CORE_WAIT_MAX.as_secs()))
+            })
+        })
+        .collect()
+}
+
+fn ask(addr: SocketAddr, layout_version: u64) -> CoreState {
+    // A short connect first: the blocking client's own connect waits 5 s for a silent host.
+    if let Err(e) = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        return CoreState::Down(e.to_string());
+    }
+    let answer = engine::client::BlockingClient::connect(addr, layout_version)
+        .and_then(|mut c| c.call(&Request::Stats));
+    match answer {
+        Ok(Response::Stats(s)) => CoreState::Up(s),
+        Ok(Response::Error { code, message }) => CoreState::Refuses(format!("{code:?}: {message}")),
+        Ok(other) => CoreState::Refuses(format!("unexpected answer {other:?}")),
+        Err(e) => CoreState::Down(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn a_closed_port_is_down() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(matches!(ask(addr, 1), CoreState::Down(_)));
+    }
+}

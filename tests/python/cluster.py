@@ -1,0 +1,208 @@
+"""A local `percore dev` cluster for the cluster tests: starts it, parses what it prints, kills
+and restarts nodes by pid, and stops everything it started (by pid) even when a test fails.
+
+Every wait is bounded: reading the dev process's output goes through a reader thread and a
+queue, so a silent child costs a timeout, never a hang."""
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import boto3
+from botocore.config import Config
+
+from conftest import percore_bin
+
+START_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 60
+
+
+def port_block(count):
+    """A base port such that base .. base + count - 1 are all free right now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no block of {count} free ports found")
+
+
+def pid_alive(pid):
+    """True while `pid` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def is_percore(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"percore" in f.read()
+    except OSError:
+        return False
+
+
+def wait_gone(pid, timeout_s):
+    deadline = time.time() + timeout_s
+    while pid_alive(pid):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Lines:
+    """The lines a process prints, read by a thread so every wait can time out."""
+
+    def __init__(self, stream):
+        self.q = queue.Queue()
+        self.seen = []
+        t = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        t.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def until(self, pattern, timeout_s, what):
+        """Lines up to and including the first that matches `pattern`."""
+        deadline = time.time() + timeout_s
+        got = []
+        while True:
+            left = deadline - time.time()
+            assert left > 0, f"{what}: no line matching {pattern!r} within {timeout_s}s: {got}"
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line is not None, f"{what}: exited before printing {pattern!r}: {got}"
+            got.append(line)
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return got
+
+
+class DevCluster:
+    def __init__(self, tmp_path, nodes=3, cores_per_node=2):
+        self.dir = str(tmp_path / "cluster")
+        self.nodes = nodes
+        self.cores_per_node = cores_per_node
+        self.base = port_block(nodes + nodes * cores_per_node)
+        self.node_pids = {}
+        self.restarted = {}  # node id -> Popen of a `percore serve` this test started
+        self.endpoints = {}
+        self.proc = None
+        self.start()
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.err = open(os.path.join(self.dir, "..", "dev.err"), "a")
+        self.proc = subprocess.Popen(
+            [percore_bin(), "dev", "--nodes", str(self.nodes), "--data", self.dir,
+             "--listen-base", str(self.base), "--cores-per-node", str(self.cores_per_node)],
+            stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        self.out = Lines(self.proc.stdout)
+        try:
+            lines = self.out.until(r"^ready$", START_TIMEOUT_S, "percore dev")
+        except AssertionError:
+            self.stop()
+            raise
+        for line in lines:
+            m = re.match(r"node (\d+): endpoint (\S+) pid (\d+) config (\S+)", line)
+            if m:
+                self.endpoints[int(m.group(1))] = m.group(2)
+                self.node_pids[int(m.group(1))] = int(m.group(3))
+            m = re.match(r"(access_key|secret_key): (\S+)", line)
+            if m:
+                setattr(self, m.group(1), m.group(2))
+        assert sorted(self.endpoints) == list(range(1, self.nodes + 1)), lines
+
+    def config(self, node):
+        return os.path.join(self.dir, f"node-{node}.toml")
+
+    def client(self, node, read_timeout_s=60):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoints[node], region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
+                          connect_timeout=5, read_timeout=read_timeout_s),
+        )
+
+    def pid(self, node):
+        if node in self.restarted:
+            return self.restarted[node].pid
+        return self.node_pids[node]
+
+    def kill(self, node, sig=signal.SIGKILL, timeout_s=STOP_TIMEOUT_S):
+        """Sends `sig` to node's process and waits until it is gone."""
+        pid = self.pid(node)
+        os.kill(pid, sig)
+        if node in self.restarted:
+            self.restarted.pop(node).wait(timeout=timeout_s)
+        else:
+            assert wait_gone(pid, timeout_s), f"node {node} (pid {pid}) still runs"
+
+    def restart(self, node):
+        """Starts node again with `percore serve --config DIR/node-N.toml` (not under dev)."""
+        assert node not in self.restarted and not pid_alive(self.node_pids[node])
+        p = subprocess.Popen(
+            [percore_bin(), "serve", "--config", self.config(node)],
+            stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        self.restarted[node] = p
+        lines = Lines(p.stdout).until(r"^cores: ", START_TIMEOUT_S, f"node {node}")
+        ep = [line.split(": ", 1)[1] for line in lines if line.startswith("endpoint: ")]
+        assert ep == [self.endpoints[node]], lines
+
+    def status(self):
+        """`percore status` against the layout: (exit code, output)."""
+        r = subprocess.run(
+            [percore_bin(), "status", "--config", os.path.join(self.dir, "cluster.toml")],
+            capture_output=True, text=True, timeout=60,
+        )
+        return r.returncode, r.stdout + r.stderr
+
+    def stop(self):
+        """Stops dev (which stops its children), then whatever is left, by pid."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for node, p in list(self.restarted.items()):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            self.restarted.pop(node)
+        for pid in self.node_pids.values():
+            if pid_alive(pid) and is_percore(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_gone(pid, 10)
+        self.err.close()
+        return self.proc.returncode if self.proc else None
