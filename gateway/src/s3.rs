@@ -76,7 +76,13 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
         BackendError::NotFound => s3_error!(e, InternalError, "a stored piece is missing"),
         // Too few replicas or shards answered: the client may retry (503, as S3 does when
         // it sheds load).
-        BackendError::Quorum { .. } | BackendError::Down { .. } => {
+        BackendError::Quorum { .. }
+        | BackendError::Down { .. }
+        | BackendError::Remote(
+            crate::remote::RemoteError::Unreachable { .. }
+            | crate::remote::RemoteError::Timeout { .. }
+            | crate::remote::RemoteError::Busy { .. },
+        ) => {
             tracing::warn!(error = %e, "quorum not reached");
             let message = e.to_string();
             s3_error!(e, ServiceUnavailable, "{message}")
