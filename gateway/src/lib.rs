@@ -76,6 +76,7 @@ pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime
             let acted = lifecycle_worker::LifecycleStats {
                 objects: [0; 5],
                 object_bytes: [0; 5],
+                tier_bytes: [0; 3],
                 ..stats
             };
             if acted != lifecycle_worker::LifecycleStats::default() {
@@ -86,8 +87,8 @@ pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime
 }
 
 /// Starts the background repair of missed writes (see `hints`) on `runtime`: every
-/// `limits::REPAIR_INTERVAL`, a pass over the hints held by this process's own cores. Ends
-/// when the runtime does.
+/// `limits::REPAIR_INTERVAL`, a pass over the hints held by this process's own cores, and a
+/// refresh of their counters in `metrics`. Ends when the runtime does.
 pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::Handle) {
     let backend = backend.clone();
     let holders = backend.local_cores();
@@ -99,6 +100,17 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
             tokio::time::sleep(limits::REPAIR_INTERVAL).await;
             let stats = backend.repair_pass(&holders).await;
             metrics::global().record_repair(stats.repaired, stats.pending);
+            for &core in &holders {
+                if let Ok(proto::Response::Stats(s)) =
+                    backend.call(core, proto::Request::Stats).await
+                {
+                    metrics::global().record_core(
+                        backend.core_name(core),
+                        s.fragments,
+                        s.live_bytes,
+                    );
+                }
+            }
             if stats != hints::RepairStats::default() {
                 tracing::info!(
                     repaired = stats.repaired,

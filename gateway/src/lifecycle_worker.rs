@@ -56,6 +56,8 @@ pub struct LifecycleStats {
     /// Current versions seen, and their bytes, by storage class (`StorageClass::index`).
     pub objects: [u64; 5],
     pub object_bytes: [u64; 5],
+    /// The same bytes by placement tier: nvme, ssd, hdd.
+    pub tier_bytes: [u64; 3],
 }
 
 /// `tag` ‖ bucket ‖ 0 ‖ rest → (bucket, rest).
@@ -281,6 +283,12 @@ impl Gateway {
         let class = head.tiering.class.index();
         stats.objects[class] += 1;
         stats.object_bytes[class] += head.size;
+        let tier = match head.tiering.tier {
+            placement::Tier::Nvme => 0,
+            placement::Tier::Ssd => 1,
+            placement::Tier::Hdd => 2,
+        };
+        stats.tier_bytes[tier] += head.size;
         if let Some(r) = &head.tiering.restore {
             if r.ongoing && now.saturating_sub(r.expiry_ms) > RESTORE_RESUME_AFTER_MS {
                 // Its first attempt failed or its process stopped: make the copy here.

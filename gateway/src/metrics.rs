@@ -35,6 +35,16 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabel {
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CoreLabel {
+    pub core: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     transitions: Family<ResultLabel, Counter>,
@@ -47,6 +57,9 @@ pub struct Metrics {
     object_bytes: Family<ClassLabel, Gauge<u64, AtomicU64>>,
     hints_replayed: Counter,
     hints_pending: Gauge<u64, AtomicU64>,
+    tier_bytes: Family<TierLabel, Gauge<u64, AtomicU64>>,
+    core_fragments: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +82,9 @@ impl Default for Metrics {
             object_bytes: Family::default(),
             hints_replayed: Counter::default(),
             hints_pending: Gauge::default(),
+            tier_bytes: Family::default(),
+            core_fragments: Family::default(),
+            core_live_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +137,21 @@ impl Default for Metrics {
             "Missed writes waiting for their core, at the last repair pass",
             m.hints_pending.clone(),
         );
+        registry.register(
+            "tier_object_bytes",
+            "Bytes of current object versions this node is primary of, by placement tier",
+            m.tier_bytes.clone(),
+        );
+        registry.register(
+            "core_fragments",
+            "Fragments stored on each of this process's cores",
+            m.core_fragments.clone(),
+        );
+        registry.register(
+            "core_live_bytes",
+            "Live bytes stored on each of this process's cores",
+            m.core_live_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -150,6 +181,21 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(s.object_bytes[i]);
         }
+        for (i, tier) in ["nvme", "ssd", "hdd"].iter().enumerate() {
+            let label = TierLabel {
+                tier: (*tier).to_owned(),
+            };
+            self.tier_bytes.get_or_create(&label).set(s.tier_bytes[i]);
+        }
+    }
+
+    /// One core's counters (`name`: `node/index`, or `core i` on a single node).
+    pub fn record_core(&self, name: &str, fragments: u64, live_bytes: u64) {
+        let label = CoreLabel {
+            core: name.to_owned(),
+        };
+        self.core_fragments.get_or_create(&label).set(fragments);
+        self.core_live_bytes.get_or_create(&label).set(live_bytes);
     }
 
     pub fn record_repair(&self, replayed: u64, pending: u64) {

@@ -300,3 +300,48 @@ def test_kill_during_transitions_loses_nothing(tmp_path):
             assert c.get_object(Bucket="crash", Key=k)["Body"].read() == v, k
     finally:
         assert s.stop() == 0
+
+
+def _metrics(endpoint):
+    import urllib.request
+    return urllib.request.urlopen(endpoint + "/-/metrics", timeout=10).read().decode()
+
+
+def _sum_metric(text, name):
+    import re
+    return sum(int(v) for v in re.findall(r"^" + re.escape(name) + r"\{[^}]*\} (\d+)", text, re.M))
+
+
+def test_transition_reclaims_the_old_fragments(tmp_path):
+    """A transition writes the new copy, then retires the old fragments: the cores' fragment
+    count ends at exactly the new copy's. 2 MiB + 5 bytes = 3 stripes: EC 4+2 is 18 fragments,
+    EC 8+4 (GLACIER on 12 cores) is 36."""
+    s = Server(str(tmp_path / "d"), cores=12,
+               extra=("--io-memory-kib", "512", "--lifecycle-day-secs", "1"))
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="reclaim")
+        body = os.urandom(2 * MiB + 5)
+        c.put_object(Bucket="reclaim", Key="obj", Body=body)
+        fragments = lambda: _sum_metric(_metrics(s.endpoint), "percore_core_fragments")
+        wait_for(lambda: fragments() == 18, what="the EC 4+2 copy counted")
+        bytes_by_tier = lambda: _sum_metric(_metrics(s.endpoint), "percore_tier_object_bytes")
+        wait_for(lambda: bytes_by_tier() == len(body), what="bytes by tier")
+        c.put_bucket_lifecycle_configuration(Bucket="reclaim", LifecycleConfiguration={"Rules": [
+            {"ID": "cold", "Filter": {"Prefix": ""}, "Status": "Enabled",
+             "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]}]})
+        wait_for(lambda: head_headers(c, "reclaim", "obj").get("x-amz-storage-class") == "GLACIER",
+                 what="transition")
+        assert head_headers(c, "reclaim", "obj")["x-percore-placement"] == "ec-8+4/nvme"
+        wait_for(lambda: fragments() == 36, what="old fragments reclaimed")
+        c.restore_object(Bucket="reclaim", Key="obj", RestoreRequest={"Days": 2})
+        wait_for(lambda: 'ongoing-request="false"' in
+                 head_headers(c, "reclaim", "obj").get("x-amz-restore", ""), what="restore")
+        assert c.get_object(Bucket="reclaim", Key="obj")["Body"].read() == body
+        # The restored copy (EC 4+2 again: 18 more) goes when it expires.
+        wait_for(lambda: fragments() == 54, what="restored copy stored")
+        wait_for(lambda: "x-amz-restore" not in head_headers(c, "reclaim", "obj"),
+                 what="restore expired")
+        wait_for(lambda: fragments() == 36, what="restored copy reclaimed")
+    finally:
+        assert s.stop() == 0
