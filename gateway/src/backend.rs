@@ -149,6 +149,20 @@ pub struct Backend {
     day_ms: u64,
     /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
     tiering_days: u64,
+    /// Object versions whose data this process is moving now (`begin_move`).
+    moving: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
+}
+
+/// Held while one object version's data is being moved; the mark goes when it is dropped.
+pub struct MoveGuard {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
+    id: Vec<u8>,
+}
+
+impl Drop for MoveGuard {
+    fn drop(&mut self) {
+        self.set.lock().expect("move set lock").remove(&self.id);
+    }
 }
 
 /// W of n: a majority.
@@ -313,6 +327,7 @@ impl Backend {
             started: Instant::now(),
             day_ms: crate::lifecycle::real_day_ms(),
             tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
+            moving: Arc::default(),
         }
     }
 
@@ -393,6 +408,7 @@ impl Backend {
             hlc_last: AtomicU64::new(0),
             day_ms: crate::lifecycle::real_day_ms(),
             tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
+            moving: Arc::default(),
             started: Instant::now(),
         })
     }
@@ -421,6 +437,17 @@ impl Backend {
 
     pub fn tiering_days(&self) -> u64 {
         self.tiering_days
+    }
+
+    /// Marks `id` (an object version) as being moved by this process; `None` when a move of
+    /// it is already under way here (reads of an infrequent object, a lifecycle pass and a
+    /// restore would otherwise each copy it).
+    pub fn begin_move(&self, id: Vec<u8>) -> Option<MoveGuard> {
+        let mut set = self.moving.lock().expect("move set lock");
+        set.insert(id.clone()).then(|| MoveGuard {
+            set: self.moving.clone(),
+            id,
+        })
     }
 
     pub fn core_count(&self) -> usize {

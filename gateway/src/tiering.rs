@@ -38,6 +38,13 @@ pub fn restore_header(head: &ObjectHead) -> Option<String> {
     ))
 }
 
+/// What `Backend::begin_move` marks: one version of one key.
+fn move_id(bucket: &str, key: &str, head: &ObjectHead) -> Vec<u8> {
+    let mut id = crate::records::head_key(bucket, key).to_vec();
+    id.extend_from_slice(&head.version_id);
+    id
+}
+
 /// `head` with its data replaced by `parts` stored under `policy` on `tier` (a restored copy,
 /// a moved part): what reads and retirements of that data go through.
 fn with_data(head: &ObjectHead, parts: Vec<PartRef>, policy: Policy, tier: Tier) -> ObjectHead {
@@ -240,6 +247,9 @@ impl Gateway {
         class: StorageClass,
         infrequent: bool,
     ) -> S3Result<bool> {
+        let Some(_moving) = self.backend.begin_move(move_id(bucket, key, head)) else {
+            return Ok(false);
+        };
         let policy_class = match (class, infrequent) {
             (StorageClass::IntelligentTiering, true) => StorageClass::StandardIa,
             (c, _) => c,
@@ -284,6 +294,9 @@ impl Gateway {
     /// Makes the restored copy of an archived version and records it (the background half of
     /// RestoreObject).
     async fn complete_restore(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<()> {
+        let Some(_moving) = self.backend.begin_move(move_id(bucket, key, &head)) else {
+            return Ok(());
+        };
         let days = head.tiering.restore.as_ref().map_or(1, |r| r.days);
         let place = self.place(StorageClass::Standard, Some(head.size))?;
         let parts = self.restage(bucket, key, &head, place).await?;
@@ -452,12 +465,14 @@ impl Gateway {
                 )
                 .await
                 .map(|_| ())
-            } else {
+            } else if let Some(_noting) = this.backend.begin_move(move_id(&bucket, &key, &head)) {
                 let mut seen = head.clone();
                 seen.tiering.last_access_ms = now;
                 this.swap_version(&bucket, &key, &head, &seen)
                     .await
                     .map(|_| ())
+            } else {
+                Ok(())
             };
             if let Err(e) = result {
                 tracing::debug!(bucket, key, error = %e, "access tracking skipped");
