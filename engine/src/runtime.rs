@@ -379,6 +379,9 @@ pub async fn dispatch(store: &Store<GlommioDisk>, request: Request) -> Response 
 }
 
 async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response {
+    if let Request::Background(inner) = request {
+        return in_background(store, *inner).await;
+    }
     let result = match request {
         Request::PutFragment { id, data } => store
             .put_fragment(id.0, data)
@@ -475,8 +478,26 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             }),
         Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
+        Request::Background(_) => unreachable!("handled above"),
     };
     result.unwrap_or_else(|e| error_response(&e))
+}
+
+/// Runs one request in the core's low-share background task queue (the reclaimer's), so
+/// lifecycle moves, repair and restores yield the CPU to foreground requests.
+async fn in_background(store: &Store<GlommioDisk>, request: Request) -> Response {
+    if matches!(request, Request::Batch(_) | Request::Background(_)) {
+        return error_response(&EngineError::BadRequest(
+            "a background request wraps one plain request",
+        ));
+    }
+    let (tx, rx) = oneshot::channel();
+    let inner = store.clone();
+    store.spawn_background(async move {
+        let _ = tx.send(Box::pin(dispatch_one(&inner, request)).await);
+    });
+    rx.await
+        .unwrap_or_else(|_| error_response(&EngineError::Stopped))
 }
 
 /// Convenience for callers: a fragment id from a u128.

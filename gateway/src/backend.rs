@@ -165,6 +165,19 @@ impl Drop for MoveGuard {
     }
 }
 
+tokio::task_local! {
+    /// Set while background work runs (`in_background`): its requests go to the cores'
+    /// low-share task queue.
+    static BACKGROUND: bool;
+}
+
+/// Runs `work` as background work: every core request it makes (directly, not from tasks it
+/// spawns) is sent as `Request::Background`, which the core runs in its low-share task queue.
+/// The lifecycle pass, the repair pass and restores run this way.
+pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
+    BACKGROUND.scope(true, work).await
+}
+
 /// W of n: a majority.
 pub fn write_quorum(n: usize) -> usize {
     n / 2 + 1
@@ -611,6 +624,13 @@ impl Backend {
                 core: c.name.clone(),
             });
         }
+        let request = match request {
+            Request::Batch(_) | Request::Background(_) => request,
+            plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
+                Request::Background(Box::new(plain))
+            }
+            plain => plain,
+        };
         let result = match &c.link {
             Link::Local(h) => h.call(request).await.map_err(BackendError::from),
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),

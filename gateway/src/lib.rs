@@ -71,7 +71,7 @@ pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime
     runtime.spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let stats = gateway.lifecycle_pass(&holders).await;
+            let stats = backend::in_background(gateway.lifecycle_pass(&holders)).await;
             metrics::global().record_lifecycle(&stats);
             let acted = lifecycle_worker::LifecycleStats {
                 objects: [0; 5],
@@ -98,7 +98,7 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
     runtime.spawn(async move {
         loop {
             tokio::time::sleep(limits::REPAIR_INTERVAL).await;
-            let stats = backend.repair_pass(&holders).await;
+            let stats = backend::in_background(backend.repair_pass(&holders)).await;
             metrics::global().record_repair(stats.repaired, stats.pending);
             for &core in &holders {
                 if let Ok(proto::Response::Stats(s)) =

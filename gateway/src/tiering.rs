@@ -389,7 +389,10 @@ impl Gateway {
                 let this = self.clone_handle();
                 let (bucket, key) = (input.bucket.clone(), input.key.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = this.complete_restore(&bucket, &key, ongoing).await {
+                    let made = crate::backend::in_background(
+                        this.complete_restore(&bucket, &key, ongoing),
+                    );
+                    if let Err(e) = made.await {
                         // The lifecycle worker retries ongoing restores it finds.
                         tracing::warn!(bucket, key, error = %e, "restore failed; will retry");
                     }
@@ -454,7 +457,7 @@ impl Gateway {
         }
         let this = self.clone_handle();
         let (bucket, key, head) = (bucket.to_owned(), key.to_owned(), head.clone());
-        tokio::spawn(async move {
+        tokio::spawn(crate::backend::in_background(async move {
             let result = if head.tiering.infrequent {
                 this.transition(
                     &bucket,
@@ -477,6 +480,6 @@ impl Gateway {
             if let Err(e) = result {
                 tracing::debug!(bucket, key, error = %e, "access tracking skipped");
             }
-        });
+        }));
     }
 }

@@ -148,6 +148,13 @@ fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
     ))
     .unwrap();
     assert!(h.iter().all(|c| version_on(c, "t/w").is_some()));
+    // Background work (lifecycle, repair) reaches the cores' low-share queue and back.
+    let bg = rt
+        .block_on(gateway::backend::in_background(
+            backend.meta_get(&[0, 1, 2], &Bytes::from_static(b"t/w")),
+        ))
+        .unwrap();
+    assert_eq!(bg.map(|e| e.value), Some(Bytes::from_static(b"v")));
 }
 
 #[test]

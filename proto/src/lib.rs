@@ -97,6 +97,10 @@ pub enum Request {
     },
     Batch(Vec<Request>),
     Stats,
+    /// Run `0` in the core's low-share background task queue (lifecycle moves, repair,
+    /// restores), so foreground requests keep their latency. Answered with `0`'s response.
+    /// Neither a batch nor another background request.
+    Background(Box<Request>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +234,7 @@ const K_STATS: u16 = 9;
 const K_META_PUT_IF: u16 = 10;
 const K_META_GET_VERSIONED: u16 = 11;
 const K_META_SCAN_VERSIONED: u16 = 12;
+const K_BACKGROUND: u16 = 13;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -269,6 +274,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::MetaScanVersioned { .. } => K_META_SCAN_VERSIONED,
         Request::Batch(_) => K_BATCH,
         Request::Stats => K_STATS,
+        Request::Background(_) => K_BACKGROUND,
     }
 }
 
@@ -346,6 +352,16 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             }
         }
         Request::Stats => {}
+        Request::Background(inner) => {
+            assert!(
+                !matches!(**inner, Request::Batch(_) | Request::Background(_)),
+                "a background request wraps one plain request"
+            );
+            let mut body = BytesMut::new();
+            encode_request_body(inner, &mut body);
+            out.put_u16_le(request_kind(inner));
+            put_bytes(out, &body);
+        }
     }
 }
 
@@ -724,6 +740,22 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             })
         }
         K_STATS => Message::Request(Request::Stats),
+        K_BACKGROUND => {
+            let k = get_u16(b)?;
+            if k == K_BATCH || k == K_BACKGROUND {
+                return Err(ProtoError::Malformed("background wraps one plain request"));
+            }
+            let mut body = get_bytes(b, BODY)?;
+            let Message::Request(inner) = decode_message(k, &mut body, false)? else {
+                return Err(ProtoError::Malformed("background wraps a request"));
+            };
+            if body.has_remaining() {
+                return Err(ProtoError::Malformed(
+                    "trailing bytes in a background request",
+                ));
+            }
+            Message::Request(Request::Background(Box::new(inner)))
+        }
         K_BATCH | R_BATCH => {
             if !top {
                 return Err(ProtoError::NestedBatch);
@@ -868,6 +900,9 @@ mod tests {
                 start_after: Some(Bytes::from_static(b"p/a")),
                 limit: 10,
             },
+            Request::Background(Box::new(Request::MetaGet {
+                key: Bytes::from_static(b"bg"),
+            })),
             Request::MetaGetVersioned {
                 key: Bytes::from_static(b"k"),
             },
