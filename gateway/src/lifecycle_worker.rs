@@ -60,6 +60,16 @@ pub struct LifecycleStats {
     pub tier_bytes: [u64; 3],
 }
 
+/// The state of one lifecycle pass.
+#[derive(Default)]
+struct Pass {
+    /// Each bucket's rules and versioning state, read once per pass (`None`: no bucket).
+    buckets: HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+    stats: LifecycleStats,
+    /// The versions of the key being scanned, newest first, gathered across pages.
+    group: Option<(String, String, Vec<VersionRecord>)>,
+}
+
 /// `tag` ‖ bucket ‖ 0 ‖ rest → (bucket, rest).
 fn split_key(k: &[u8]) -> Option<(String, &[u8])> {
     let at = k[1..].iter().position(|b| *b == 0)? + 1;
@@ -153,14 +163,13 @@ impl Gateway {
 
     /// One lifecycle pass over the records held by `holders` (this process's cores).
     pub async fn lifecycle_pass(&self, holders: &[usize]) -> LifecycleStats {
-        let mut stats = LifecycleStats::default();
-        let mut buckets: HashMap<String, Option<(Vec<Rule>, Versioning)>> = HashMap::new();
+        let mut pass = Pass::default();
         for &core in holders {
-            self.walk(core, b'O', &mut buckets, &mut stats).await;
-            self.walk(core, b'V', &mut buckets, &mut stats).await;
-            self.walk(core, b'U', &mut buckets, &mut stats).await;
+            for tag in [b'O', b'V', b'U'] {
+                self.walk(core, tag, &mut pass).await;
+            }
         }
-        stats
+        pass.stats
     }
 
     /// The rules and versioning state of a bucket, read once per pass.
@@ -183,17 +192,10 @@ impl Gateway {
         cache.get(bucket).and_then(Option::as_ref)
     }
 
-    async fn walk(
-        &self,
-        core: usize,
-        tag: u8,
-        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
-        stats: &mut LifecycleStats,
-    ) {
+    /// One scan of `core`'s records of one kind (`O` heads, `V` versions, `U` uploads).
+    async fn walk(&self, core: usize, tag: u8, pass: &mut Pass) {
         let prefix = Bytes::from(vec![tag]);
         let mut cursor: Option<Bytes> = None;
-        // The versions of one key, newest first, gathered across pages.
-        let mut group: Option<(String, String, Vec<VersionRecord>)> = None;
         loop {
             let req = proto::Request::MetaScan {
                 prefix: prefix.clone(),
@@ -205,56 +207,20 @@ impl Gateway {
                 next_start_after,
             }) = self.backend.call(core, req).await
             else {
-                return;
+                break;
             };
             for (k, e) in &entries {
                 let Some((bucket, rest)) = split_key(k) else {
                     continue;
                 };
                 match tag {
-                    b'O' => {
-                        let Ok(key) = std::str::from_utf8(rest) else {
-                            continue;
-                        };
-                        if self.object_cores(&bucket, key)[0] != core {
-                            continue;
-                        }
-                        let Ok(head) = ObjectHead::decode(e.value.clone()) else {
-                            continue;
-                        };
-                        let Some((rules, versioning)) =
-                            self.bucket_rules(&bucket, buckets).await.cloned()
-                        else {
-                            continue;
-                        };
-                        self.on_current(&bucket, key, head, &rules, versioning, stats)
+                    b'O' => self.head_record(core, &bucket, rest, &e.value, pass).await,
+                    b'V' => {
+                        self.versions_record(core, bucket, rest, &e.value, pass)
                             .await;
                     }
-                    b'V' => {
-                        let Some((key, _)) = parse_version_key(rest) else {
-                            continue;
-                        };
-                        let Ok(key) = String::from_utf8(key) else {
-                            continue;
-                        };
-                        if self.object_cores(&bucket, &key)[0] != core {
-                            continue;
-                        }
-                        let Ok(v) = VersionRecord::decode(e.value.clone()) else {
-                            continue;
-                        };
-                        match &mut group {
-                            Some((b, kk, list)) if *b == bucket && *kk == key => list.push(v),
-                            _ => {
-                                if let Some((b, kk, list)) = group.take() {
-                                    self.on_versions(&b, &kk, list, buckets, stats).await;
-                                }
-                                group = Some((bucket, key, vec![v]));
-                            }
-                        }
-                    }
                     _ => {
-                        self.on_upload(&bucket, rest, e.value.clone(), core, buckets, stats)
+                        self.upload_record(core, &bucket, rest, &e.value, pass)
                             .await;
                     }
                 }
@@ -264,8 +230,66 @@ impl Gateway {
                 _ => break,
             }
         }
-        if let Some((b, kk, list)) = group.take() {
-            self.on_versions(&b, &kk, list, buckets, stats).await;
+        if let Some((b, k, list)) = pass.group.take() {
+            self.on_versions(&b, &k, list, pass).await;
+        }
+    }
+
+    async fn head_record(
+        &self,
+        core: usize,
+        bucket: &str,
+        rest: &[u8],
+        value: &Bytes,
+        pass: &mut Pass,
+    ) {
+        let Ok(key) = std::str::from_utf8(rest) else {
+            return;
+        };
+        if self.object_cores(bucket, key)[0] != core {
+            return;
+        }
+        let Ok(head) = ObjectHead::decode(value.clone()) else {
+            return;
+        };
+        let Some((rules, versioning)) = self.bucket_rules(bucket, &mut pass.buckets).await.cloned()
+        else {
+            return;
+        };
+        self.on_current(bucket, key, head, &rules, versioning, &mut pass.stats)
+            .await;
+    }
+
+    /// Gathers a key's version records (contiguous, newest first) and hands each key's list
+    /// to `on_versions` once the scan moves past it.
+    async fn versions_record(
+        &self,
+        core: usize,
+        bucket: String,
+        rest: &[u8],
+        value: &Bytes,
+        pass: &mut Pass,
+    ) {
+        let Some((key, _)) = parse_version_key(rest) else {
+            return;
+        };
+        let Ok(key) = String::from_utf8(key) else {
+            return;
+        };
+        if self.object_cores(&bucket, &key)[0] != core {
+            return;
+        }
+        let Ok(v) = VersionRecord::decode(value.clone()) else {
+            return;
+        };
+        match &mut pass.group {
+            Some((b, k, list)) if *b == bucket && *k == key => list.push(v),
+            _ => {
+                if let Some((b, k, list)) = pass.group.take() {
+                    self.on_versions(&b, &k, list, pass).await;
+                }
+                pass.group = Some((bucket, key, vec![v]));
+            }
         }
     }
 
@@ -402,12 +426,13 @@ impl Gateway {
         bucket: &str,
         key: &str,
         versions: Vec<VersionRecord>,
-        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
-        stats: &mut LifecycleStats,
+        pass: &mut Pass,
     ) {
-        let Some((rules, versioning)) = self.bucket_rules(bucket, buckets).await.cloned() else {
+        let Some((rules, versioning)) = self.bucket_rules(bucket, &mut pass.buckets).await.cloned()
+        else {
             return;
         };
+        let stats = &mut pass.stats;
         if rules.is_empty() {
             return;
         }
@@ -467,15 +492,15 @@ impl Gateway {
         }
     }
 
-    async fn on_upload(
+    async fn upload_record(
         &self,
+        core: usize,
         bucket: &str,
         rest: &[u8],
-        value: Bytes,
-        core: usize,
-        buckets: &mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
-        stats: &mut LifecycleStats,
+        value: &Bytes,
+        pass: &mut Pass,
     ) {
+        let (buckets, stats) = (&mut pass.buckets, &mut pass.stats);
         // rest = key ‖ 0 ‖ upload id (keys hold no NUL here: upload keys of NUL keys are
         // skipped rather than guessed).
         let Some(split) = rest.iter().rposition(|b| *b == 0) else {
@@ -490,7 +515,7 @@ impl Gateway {
         if self.object_cores(bucket, key)[0] != core {
             return;
         }
-        let Ok(upload) = UploadRecord::decode(value) else {
+        let Ok(upload) = UploadRecord::decode(value.clone()) else {
             return;
         };
         let Some((rules, _)) = self.bucket_rules(bucket, buckets).await else {
