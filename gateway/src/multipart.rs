@@ -538,6 +538,7 @@ impl Gateway {
             next_part_number_marker: next,
             is_truncated: Some(truncated),
             parts: Some(page),
+            storage_class: Some(upload.class.as_str().to_owned().into()),
             ..Default::default()
         }))
     }
@@ -706,6 +707,7 @@ impl Gateway {
                     initiated: Some(timestamp(u.initiated_ms)),
                     checksum_algorithm,
                     checksum_type,
+                    storage_class: Some(u.class.as_str().to_owned().into()),
                     ..Default::default()
                 }
             })

@@ -81,6 +81,10 @@ def test_storage_classes_are_policies(c, bkt):
     # Multipart uploads keep the class they were created with.
     up = c.create_multipart_upload(Bucket=bkt, Key="mp", StorageClass="STANDARD_IA")
     part = c.upload_part(Bucket=bkt, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=body)
+    assert c.list_parts(Bucket=bkt, Key="mp", UploadId=up["UploadId"])["StorageClass"] == \
+        "STANDARD_IA"
+    uploads = c.list_multipart_uploads(Bucket=bkt)["Uploads"]
+    assert [u["StorageClass"] for u in uploads] == ["STANDARD_IA"]
     c.complete_multipart_upload(Bucket=bkt, Key="mp", UploadId=up["UploadId"], MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     assert head_headers(c, bkt, "mp")["x-amz-storage-class"] == "STANDARD_IA"
