@@ -30,6 +30,9 @@ const VERSION: u8 = 1;
 pub const RULES_MAX: usize = 1000;
 pub const RULE_ID_CHARS_MAX: usize = 255;
 pub const NEWER_VERSIONS_MAX: u32 = 100;
+/// The stored rules must fit one metadata value (with room to spare).
+pub const RECORD_BYTES_MAX: usize = 128 * 1024;
+const _: () = assert!(RECORD_BYTES_MAX < proto::limits::META_VALUE_BYTES_MAX as usize);
 const DAY_MS: u64 = 86_400_000;
 
 /// The storage classes a transition may target (percore's classes other than STANDARD).

@@ -100,12 +100,21 @@ impl Gateway {
                 self.place(class, None)?;
             }
         }
+        let encoded = lifecycle::encode(&rules);
+        if encoded.len() > lifecycle::RECORD_BYTES_MAX {
+            return Err(s3_error!(
+                InvalidRequest,
+                "the lifecycle configuration is too large ({} bytes stored, at most {})",
+                encoded.len(),
+                lifecycle::RECORD_BYTES_MAX
+            ));
+        }
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
                 &self.bucket_cores(&input.bucket),
                 &lifecycle::config_key(&input.bucket),
-                &lifecycle::encode(&rules),
+                &encoded,
                 hlc,
             )
             .await
