@@ -76,11 +76,12 @@ fn main() {
     }
     println!();
     println!(
-        "| cores | change | minimum | forced by the bound | stateless: moved / min | \
-         rebalanced: moved / min | moved / (min + forced) | spread repairs / shed | \
-         max/mean w=1 / w=6 / deepest | stateless max/mean | rebalance ms |"
+        "| cores | change | minimum | lower bound | forced by the bound | stateless: moved / min | \
+         rebalanced: moved / min | moved / lower bound | moved / (min + forced) | \
+         spread repairs / shed | max/mean w=1 / w=6 / deepest | stateless max/mean | \
+         rebalance ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (zones, f, layout) in &layouts {
         for (what, new_file) in changes(*zones, f, layout) {
             report(layout, &new_file, what);
@@ -182,7 +183,7 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
             .collect()
     };
     if nvme(old) != nvme(&stateless) || nvme_classes(old) != nvme_classes(&stateless) {
-        println!("| {n} | {what} | (default policies change) | | | | | | | | |");
+        println!("| {n} | {what} | (default policies change) | | | | | | | | | | |");
         return;
     }
     let t = Instant::now();
@@ -190,6 +191,15 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let minimum = minimum(old, &new);
     let forced = forced(old, &new);
+    let bound: u64 = old
+        .state()
+        .tables
+        .iter()
+        .filter_map(|t| {
+            new.table(t.tier)
+                .map(|n| placement::movement_lower_bound(t, n))
+        })
+        .sum();
     let (a, b) = (
         plan(old, &stateless).expect("plan"),
         plan(old, &new).expect("plan"),
@@ -206,11 +216,16 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
     let stats = new.rebalance_stats()[0];
     let repairs = format!("{} / {}", stats.spread_repairs, stats.shed);
     println!(
-        "| {n} | {what} | {minimum:.0} | {forced} | {} | {} ({:.2} %) | {} | {repairs} | \
-         {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | {ms:.0} |",
+        "| {n} | {what} | {minimum:.0} | {bound} | {forced} | {} | {} ({:.2} %) | {} | {} | \
+         {repairs} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | {ms:.0} |",
         ratio(a.moves.len()),
         ratio(b.moves.len()),
         b.moved_fraction() * 100.0,
+        if bound == 0 {
+            format!("{} moves", b.moves.len())
+        } else {
+            format!("{:.3}", b.moves.len() as f64 / bound as f64)
+        },
         if minimum == 0.0 {
             "-".to_owned()
         } else {

@@ -11,6 +11,7 @@
 //! - [`table`]: the stateless PG table of a tier (spread first, weighted rendezvous per fragment
 //!   position, bounded load): the first table of a cluster.
 //! - [`rebalance`]: every later table, from the previous version's with the fewest moves.
+//! - [`bound`]: the least any valid later table moves: what the rebalance is measured against.
 //! - [`state`]: the stored tables (the state file), format 1.
 //! - [`spread`]: the failure tolerance a PG's core list achieves.
 //! - [`plan`]: the moves between two layout versions.
@@ -20,6 +21,7 @@
 //! list is the primary, the engine decides), capacity in bytes, or how fragments are moved.
 //! README.md next to this file documents the layout file for users.
 
+pub mod bound;
 pub mod error;
 pub mod hash;
 pub mod layout;
@@ -33,6 +35,7 @@ pub mod spread;
 pub mod state;
 pub mod table;
 
+pub use bound::{movement_lower_bound, target_violations};
 pub use error::{LayoutError, PlacementError, StateError};
 pub use layout::{Core, CoreId, Layout, LayoutFile, Node, Placed, Tier};
 pub use plan::{plan, plan_states, Move, Plan};
