@@ -43,8 +43,8 @@ use crate::limits::{
     OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, head_key, listing_key, part_stripes, BucketRecord, ListingEntry, ObjectHead,
-    PartRef, StorageClass, StripeRef, Tiering, VersionRecord, Versioning,
+    bucket_key, head_key, listing_key, part_stripes, BucketRecord, DeleteMarker, ListingEntry,
+    ObjectHead, PartRef, StorageClass, StripeRef, Tiering, VersionRecord, Versioning,
 };
 use crate::tiering::{
     access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
@@ -232,6 +232,23 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
     ) -> S3Result<(ObjectHead, Option<String>)> {
+        let (head, shown, _) = self
+            .object_version(user, bucket, key, version_id, delete_marker_not_allowed)
+            .await?;
+        Ok((head, shown))
+    }
+
+    /// The head of a key's current version, or of version `version_id`, in a bucket the user
+    /// owns: with the x-amz-version-id to show and whether a version was named. A missing key
+    /// or version gets S3's error; a delete marker named by id gets `on_marker`'s.
+    async fn object_version(
+        &self,
+        user: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on_marker: impl FnOnce(&DeleteMarker) -> S3Error,
+    ) -> S3Result<(ObjectHead, Option<String>, bool)> {
         check_key(key)?;
         let wanted = version_id.map(parse_version_id).transpose()?;
         let record = self.owned_bucket(bucket, user).await?;
@@ -242,13 +259,13 @@ impl Gateway {
             },
             Some(v) => match self.resolve_version(bucket, key, v).await? {
                 Some(VersionRecord::Object(h)) => h,
-                Some(VersionRecord::DeleteMarker(m)) => return Err(delete_marker_not_allowed(&m)),
+                Some(VersionRecord::DeleteMarker(m)) => return Err(on_marker(&m)),
                 None => return Err(no_such_version()),
             },
         };
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
-        Ok((head, shown))
+        Ok((head, shown, wanted.is_some()))
     }
 
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
@@ -630,26 +647,15 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
-        check_key(key)?;
-        let wanted = version_id.as_deref().map(parse_version_id).transpose()?;
-        let record = self.owned_bucket(bucket, user).await?;
-        let head = match wanted {
-            None => match self.head(bucket, key).await? {
-                Some(h) => h,
-                None => return Err(self.missing_current(bucket, key, record.versioning).await),
-            },
-            Some(v) => match self.resolve_version(bucket, key, v).await? {
-                Some(VersionRecord::Object(h)) => h,
-                Some(VersionRecord::DeleteMarker(_)) => {
-                    return Err(s3_error!(
-                        InvalidRequest,
-                        "The source of a copy request may not specifically refer to a delete \
-                         marker by version id."
-                    ))
-                }
-                None => return Err(no_such_version()),
-            },
-        };
+        let (head, version_id, named_version) = self
+            .object_version(user, bucket, key, version_id.as_deref(), |_| {
+                s3_error!(
+                    InvalidRequest,
+                    "The source of a copy request may not specifically refer to a delete marker \
+                     by version id."
+                )
+            })
+            .await?;
         let precondition = check_conditions(
             &head,
             conditions.if_match,
@@ -664,8 +670,6 @@ impl Gateway {
                 e
             });
         }
-        let version_id = (record.versioning.keeps_versions() || wanted.is_some())
-            .then(|| head_version_id(&head));
         // An archived source is copied from its restored copy (InvalidObjectState without).
         let head = readable(head)?;
         Ok(CopiedSource {
@@ -673,7 +677,7 @@ impl Gateway {
             key: key.to_string(),
             head,
             version_id,
-            named_version: wanted.is_some(),
+            named_version,
         })
     }
 
