@@ -33,6 +33,7 @@ use crate::records::{
     parse_version_key, ObjectHead, StorageClass, UploadRecord, VersionRecord, Versioning,
 };
 use crate::s3::{now_ms, s3_err, user_of, Gateway};
+use crate::tiering::Swap;
 use crate::versioning::shown_version_id;
 
 /// INTELLIGENT_TIERING: days without a read before the infrequent tier (S3's 30; see
@@ -335,11 +336,12 @@ impl Gateway {
                 let mut ended = head.clone();
                 ended.tiering.restore = None;
                 match self.swap_version(bucket, key, &head, &ended).await {
-                    Ok(true) => {
+                    Ok(Swap::Done) => {
                         self.retire_restore(bucket, key, &head, r);
                         stats.restores_ended += 1;
                     }
-                    Ok(false) => {}
+                    // A record still names the copy: it stays until a later pass.
+                    Ok(Swap::Partial | Swap::Lost) => {}
                     Err(_) => stats.failed += 1,
                 }
                 return;

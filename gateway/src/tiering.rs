@@ -56,6 +56,18 @@ fn with_data(head: &ObjectHead, parts: Vec<PartRef>, policy: Policy, tier: Tier)
     view
 }
 
+/// What `Gateway::swap_version` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Swap {
+    /// Every record holding the version now has the new data: the old data may be retired.
+    Done,
+    /// Some did; another changed meanwhile and may still point at the old data, which must
+    /// then stay (an orphan at worst, never a dangling record).
+    Partial,
+    /// None did (the version changed or is gone): the new data is unreferenced.
+    Lost,
+}
+
 /// The storage class S3 shows (none for STANDARD, as S3 does).
 pub fn shown_class(head: &ObjectHead) -> Option<s3s::dto::StorageClass> {
     let c = head.tiering.class;
@@ -148,30 +160,31 @@ impl Gateway {
     }
 
     /// Replaces version `old` of a key by `new` (same version id, other data or tiering) in
-    /// its head, if it is the current version, and in its version record, if it has one: each
-    /// a compare-and-swap on the PG's primary against the record read, then the other replicas.
-    /// Returns whether `old` was still there to be replaced; `false` leaves everything as it was
-    /// (a concurrent write or delete won).
+    /// every record that holds it: its head, if it is the current version, and its version
+    /// record, if it has one. Each is a compare-and-swap on the PG's primary against the
+    /// record read, then the other replicas. A record that changed meanwhile (a concurrent
+    /// write, delete or swap) is left alone; the result says what happened, and only `Done`
+    /// lets a caller retire the old data.
     pub(crate) async fn swap_version(
         &self,
         bucket: &str,
         key: &str,
         old: &ObjectHead,
         new: &ObjectHead,
-    ) -> S3Result<bool> {
+    ) -> S3Result<Swap> {
         assert_eq!(old.version_id, new.version_id, "a swap keeps the version");
         let cores = self.object_cores(bucket, key);
-        let mut swapped = false;
+        let (mut swapped, mut missed) = (0, 0);
         let hkey = head_key(bucket, key);
         if let Some(e) = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)? {
             let current = ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
-            if current == *old {
-                let won = self.cas(&cores, &hkey, new.encode(), e.hlc).await?;
-                if !won {
-                    return Ok(false);
+            if current.version_id == old.version_id {
+                if current == *old && self.cas(&cores, &hkey, new.encode(), e.hlc).await? {
+                    swapped += 1;
+                    self.relist(bucket, key, new).await?;
+                } else {
+                    missed += 1;
                 }
-                swapped = true;
-                self.relist(bucket, key, new).await?;
             }
         }
         if old.in_versions {
@@ -181,15 +194,21 @@ impl Gateway {
                     VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))?,
                     VersionRecord::Object(h) if h.parts == old.parts && h.tiering == old.tiering
                 );
-                if matches {
-                    let mut recorded = new.clone();
-                    recorded.in_versions = true;
-                    let value = VersionRecord::Object(recorded).encode();
-                    swapped |= self.cas(&cores, &vkey, value, e.hlc).await?;
+                let mut recorded = new.clone();
+                recorded.in_versions = true;
+                let value = VersionRecord::Object(recorded).encode();
+                if matches && self.cas(&cores, &vkey, value, e.hlc).await? {
+                    swapped += 1;
+                } else {
+                    missed += 1;
                 }
             }
         }
-        Ok(swapped)
+        Ok(match (swapped, missed) {
+            (0, _) => Swap::Lost,
+            (_, 0) => Swap::Done,
+            _ => Swap::Partial,
+        })
     }
 
     /// Compare-and-swap of `key` on the primary of `cores` against `expect_hlc`, then the
@@ -268,16 +287,23 @@ impl Gateway {
             // Moved back because it was read: the access counts from now.
             new.tiering.last_access_ms = now_ms();
         }
-        if !self.swap_version(bucket, key, head, &new).await? {
-            let cores = self.cores_in(bucket, key, place.0, place.1);
-            for p in &parts {
-                self.delete_part_chunks(&cores, place.0, p).await;
+        match self.swap_version(bucket, key, head, &new).await? {
+            Swap::Lost => {
+                let cores = self.cores_in(bucket, key, place.0, place.1);
+                for p in &parts {
+                    self.delete_part_chunks(&cores, place.0, p).await;
+                }
+                return Ok(false);
             }
-            return Ok(false);
-        }
-        self.retire_chunks(bucket, key, head.clone());
-        if let Some(r) = &head.tiering.restore {
-            self.retire_restore(bucket, key, head, r);
+            Swap::Partial => {
+                tracing::warn!(bucket, key, "a record changed during a move: old data kept");
+            }
+            Swap::Done => {
+                self.retire_chunks(bucket, key, head.clone());
+                if let Some(r) = &head.tiering.restore {
+                    self.retire_restore(bucket, key, head, r);
+                }
+            }
         }
         Ok(true)
     }
@@ -309,7 +335,7 @@ impl Gateway {
             tier: place.1,
             parts: parts.clone(),
         });
-        if !self.swap_version(bucket, key, &head, &done).await? {
+        if self.swap_version(bucket, key, &head, &done).await? == Swap::Lost {
             let cores = self.cores_in(bucket, key, place.0, place.1);
             for p in &parts {
                 self.delete_part_chunks(&cores, place.0, p).await;
@@ -377,9 +403,10 @@ impl Gateway {
                     tier: head.tiering.tier,
                     parts: Vec::new(),
                 });
-                if !self
+                if self
                     .swap_version(&input.bucket, &input.key, &head, &ongoing)
                     .await?
+                    == Swap::Lost
                 {
                     return Err(s3_error!(
                         RestoreAlreadyInProgress,
