@@ -477,11 +477,6 @@ impl Backend {
         &self.cores[core].name
     }
 
-    /// The scheme new data of `size_bytes` is stored with.
-    pub fn policy_for(&self, size_bytes: u64) -> Policy {
-        self.policy.scheme_for(size_bytes)
-    }
-
     /// Archive classes stored on a faster tier than hdd because this cluster has no hdd
     /// cores (the documented fallback), as a message for operators; `None` when none fell back.
     pub fn fallback_warning(&self) -> Option<String> {
@@ -489,7 +484,9 @@ impl Backend {
             .iter()
             .filter_map(|c| {
                 let p = self.classes.get(*c)?;
-                (p.tier != placement::Tier::Hdd).then(|| format!("{c} on {}", p.tier))
+                // A tier the layout names for the class is a choice, not a fallback.
+                (!p.explicit && p.tier != placement::Tier::Hdd)
+                    .then(|| format!("{c} on {}", p.tier))
             })
             .collect();
         (!fell.is_empty()).then(|| {
