@@ -1658,8 +1658,14 @@ impl S3 for Gateway {
                 ..Tiering::default()
             },
         };
-        self.commit_head(&input.bucket, &input.key, &head, hlc, None, versioning)
-            .await?;
+        let committed = self
+            .commit_head(&input.bucket, &input.key, &head, hlc, None, versioning)
+            .await;
+        if let Err(e) = committed {
+            // Nothing points at the copied chunks: remove them (as a failed PUT does).
+            self.retire_chunks(&input.bucket, &input.key, head);
+            return Err(e);
+        }
         let tags = match replace_tags {
             Some(t) => t,
             None => self.tags_of(src_bucket, src_key, &src.version_id).await?,
