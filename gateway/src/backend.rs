@@ -373,15 +373,17 @@ impl Backend {
         } else if !local.is_empty() {
             return Err("local cores need the id of their node".into());
         }
-        let mut local: Vec<Option<CoreHandle>> = local.into_iter().map(Some).collect();
+        // By core index: a node's indices need not be contiguous (`[[node.core]]` tables).
+        let mut local: std::collections::BTreeMap<u32, CoreHandle> =
+            local.into_iter().map(|h| (h.index(), h)).collect();
         let mut cores = Vec::with_capacity(layout.cores().len());
         for c in layout.cores() {
             let node = &layout.nodes()[c.node as usize];
             let link = if Some(node.id) == local_node {
-                let slot = local
-                    .get_mut(usize::from(c.id.index))
+                let handle = local
+                    .remove(&u32::from(c.id.index))
                     .ok_or_else(|| format!("core {} of the layout has no local core", c.id))?;
-                Link::Local(slot.take().ok_or_else(|| format!("core {} twice", c.id))?)
+                Link::Local(handle)
             } else {
                 let port = node.base_port.checked_add(c.id.index).ok_or_else(|| {
                     format!(

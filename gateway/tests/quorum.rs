@@ -285,3 +285,38 @@ fn missed_writes_are_repaired_when_the_core_returns() {
     node2.shutdown();
     node1.shutdown();
 }
+
+/// A node whose cores have non-contiguous indices (`[[node.core]]` tables with index 0 and 2)
+/// is matched to its local cores by index, not by position.
+#[test]
+fn local_cores_are_matched_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(3);
+    let mut cfg = NodeConfig::simple(1, dir.path(), 2);
+    cfg.segment_bytes = 1 << 20;
+    cfg.io_memory_bytes = 1 << 20;
+    cfg.cores[1].index = 2;
+    cfg.cores[1].dir = dir.path().join("core-2");
+    cfg.listen = Some(("127.0.0.1".parse().unwrap(), port));
+    cfg.layout_version = 1;
+    let node = Node::start(&cfg).unwrap();
+    let text = format!(
+        "format = 1\nversion = 1\nplacement_groups = 64\n\
+         [[node]]\nid = 1\naddress = \"127.0.0.1\"\nbase_port = {port}\n\
+         [[node.core]]\nindex = 0\n[[node.core]]\nindex = 2\n"
+    );
+    let layout = Arc::new(placement::Layout::from_toml_str(&text).unwrap());
+    let backend = Backend::cluster(layout, Some(1), node.handles().to_vec()).unwrap();
+    assert_eq!(backend.local_cores(), vec![0, 1]);
+    assert_eq!(backend.core_name(1), "1/2");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = Bytes::from_static(b"t/idx");
+    rt.block_on(backend.meta_put(&[0, 1], &key, &Bytes::from_static(b"v"), backend.hlc()))
+        .unwrap();
+    assert!(version_on(&node.handles()[1], "t/idx").is_some());
+    drop(backend);
+    node.shutdown();
+}
