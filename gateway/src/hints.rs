@@ -27,8 +27,10 @@ use crate::ec::Policy;
 
 const TAG_META: u8 = b'M';
 const TAG_FRAGMENT: u8 = b'F';
-/// Hints one repair pass reads per core.
+/// Hints one scan request reads.
 const PASS_HINTS_MAX: u32 = 1000;
+/// Replays (each a few core calls) one pass makes per holder at most.
+const PASS_REPLAYS_MAX: u32 = 1000;
 
 fn hint_key(tag: u8, target: usize, rest: &[u8]) -> Bytes {
     let mut k = BytesMut::with_capacity(6 + rest.len());
@@ -145,17 +147,38 @@ impl Backend {
     pub async fn repair_pass(&self, holders: &[usize]) -> RepairStats {
         let mut stats = RepairStats::default();
         for &holder in holders {
+            self.repair_holder(holder, &mut stats).await;
+        }
+        stats
+    }
+
+    /// Every hint `holder` keeps, page by page: hints for a core still down are counted and
+    /// skipped without I/O, so they never hold up the others; at most `PASS_REPLAYS_MAX`
+    /// replays per pass bound its time.
+    async fn repair_holder(&self, holder: usize, stats: &mut RepairStats) {
+        let mut cursor: Option<Bytes> = None;
+        let mut replays = 0;
+        loop {
             let req = Request::MetaScan {
                 prefix: Bytes::from_static(b"H"),
-                start_after: None,
+                start_after: cursor.clone(),
                 limit: PASS_HINTS_MAX,
             };
-            let Ok(Response::Scan { entries, .. }) = self.call(holder, req).await else {
-                continue;
+            let Ok(Response::Scan {
+                entries,
+                next_start_after,
+            }) = self.call(holder, req).await
+            else {
+                return;
             };
             for (hint, entry) in entries {
-                let outcome = self.replay(holder, &hint, entry.value).await;
-                match outcome {
+                cursor = Some(hint.clone());
+                if replays >= PASS_REPLAYS_MAX || self.target_down(&hint) {
+                    stats.pending += 1;
+                    continue;
+                }
+                replays += 1;
+                match self.replay(holder, &hint, entry.value).await {
                     Outcome::Later => {
                         stats.pending += 1;
                         continue;
@@ -168,8 +191,17 @@ impl Backend {
                     .call(holder, Request::MetaDelete { key: hint, hlc })
                     .await;
             }
+            if next_start_after.is_none() {
+                return;
+            }
         }
-        stats
+    }
+
+    /// Whether the core a hint is for is marked down (its replay would fail at once).
+    fn target_down(&self, hint: &Bytes) -> bool {
+        hint.get(2..6)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+            .is_some_and(|t| t < self.core_count() && self.is_down(t))
     }
 
     async fn replay(&self, holder: usize, hint: &Bytes, value: Bytes) -> Outcome {
