@@ -811,6 +811,24 @@ impl Backend {
             .await
     }
 
+    /// Every live record under `prefix` on the whole cluster (`meta_scan_all`, page after
+    /// page), for the rare listings that need them all (buckets, multipart uploads).
+    pub async fn meta_scan_all_pages(
+        &self,
+        prefix: &Bytes,
+    ) -> Result<Vec<(Bytes, MetaEntry)>, BackendError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (entries, next) = self.meta_scan_all(prefix, cursor, SCAN_BATCH_MAX).await?;
+            out.extend(entries);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
     async fn scan_merged(
         &self,
         cores: &[usize],

@@ -662,27 +662,20 @@ impl Gateway {
         // Upload records sit with their objects, on any core: one merged scan of every core.
         let scan = scan.slice(..scan.len() - 1);
         let mut found = std::collections::BTreeMap::new();
-        let mut cursor = None;
-        loop {
-            let (entries, next) = self
-                .backend
-                .meta_scan_all(&scan, cursor, 1000)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in entries {
-                let rest = &k[2 + input.bucket.len()..];
-                let Some(split) = rest.iter().rposition(|b| *b == 0) else {
-                    continue;
-                };
-                let key = String::from_utf8_lossy(&rest[..split]).into_owned();
-                let id = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
-                if let Ok(u) = UploadRecord::decode(e.value) {
-                    found.insert((key, id), u);
-                }
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => break,
+        let entries = self
+            .backend
+            .meta_scan_all_pages(&scan)
+            .await
+            .map_err(s3_err)?;
+        for (k, e) in entries {
+            let rest = &k[2 + input.bucket.len()..];
+            let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+                continue;
+            };
+            let key = String::from_utf8_lossy(&rest[..split]).into_owned();
+            let id = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+            if let Ok(u) = UploadRecord::decode(e.value) {
+                found.insert((key, id), u);
             }
         }
         let key_marker = input.key_marker.clone().unwrap_or_default();

@@ -968,24 +968,17 @@ impl S3 for Gateway {
         let mut found = std::collections::BTreeMap::new();
         // Bucket records sit on any core: one merged scan of them all (newest version of
         // each, deleted buckets hidden).
-        let mut cursor = None;
-        loop {
-            let (entries, next) = self
-                .backend
-                .meta_scan_all(&prefix, cursor, 1000)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in entries {
-                let name = String::from_utf8_lossy(&k[1..]).into_owned();
-                if let Ok(b) = BucketRecord::decode(e.value) {
-                    if b.owner == user {
-                        found.insert(name, b);
-                    }
+        let entries = self
+            .backend
+            .meta_scan_all_pages(&prefix)
+            .await
+            .map_err(s3_err)?;
+        for (k, e) in entries {
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            if let Ok(b) = BucketRecord::decode(e.value) {
+                if b.owner == user {
+                    found.insert(name, b);
                 }
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => break,
             }
         }
         let buckets = found
