@@ -296,13 +296,15 @@ fn apply(state_path: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::
             for (table, stats) in layout.tables().iter().zip(layout.rebalance_stats()) {
                 println!(
                     "  {}: {} slots without a core, {} spread repairs, {} balance moves \
-                     ({} shed over the bound, {} position swaps), {} left unbalanced by spread",
+                     ({} shed over the bound, {} position swaps), {} taken back, {} left \
+                     unbalanced by spread",
                     table.tier(),
                     stats.orphaned,
                     stats.spread_repairs,
                     stats.balance_moves,
                     stats.shed,
                     stats.swaps,
+                    stats.undone,
                     stats.stuck
                 );
             }

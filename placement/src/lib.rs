@@ -35,7 +35,7 @@ pub mod spread;
 pub mod state;
 pub mod table;
 
-pub use bound::{movement_lower_bound, target_violations};
+pub use bound::{movement_lower_bound, target_violations, valid_targets};
 pub use error::{LayoutError, PlacementError, StateError};
 pub use layout::{Core, CoreId, Layout, LayoutFile, Node, Placed, Tier};
 pub use plan::{plan, plan_states, Move, Plan};

@@ -27,7 +27,10 @@
 //!    layout allows (the water-filling maximum per zone, and per node within each zone, of
 //!    `tests/oracle.rs`), takes the core that keeps the most later prefixes spread, then one
 //!    short of `lo`, then one with room under `hi` over every later prefix (given the later
-//!    slots as they stand), then the neediest (largest s − load), then the smallest id.
+//!    slots as they stand), then the neediest (largest s − load), then the smallest id. If that
+//!    core has no room, the row's core of the latest later position j that has room moves up
+//!    to the slot and a core with room takes j, when the row stays as spread (`trade_in`: one
+//!    more slot changes now, where the full core would shed it later by a trade of two).
 //!    Before the positions, rows that a node joining their zone left unspread (their slots all
 //!    still have a core) are repaired *ahead*: a core that must gain goes to the position of
 //!    the row, of all up to the broken prefix, where it is furthest below its floor (usually
@@ -43,11 +46,18 @@
 //!    row that was spread stays spread. A shedding core no chain frees may give directly to a
 //!    core less loaded by more than one slot, or move to a later position of a row whose core
 //!    leaves the row (the receiver itself, trading places, or a core that need not gain): two
-//!    slots change and both count; the latest such position over all rows, since a trade only
-//!    relieves the prefixes up to it. When nothing works the core stays where it is for this
-//!    position (spread beats balance, as in the stateless table) and `Stats::stuck` counts it.
+//!    slots change and both count; the latest such position over all rows and receivers, since
+//!    a trade only relieves the prefixes up to it. A core gives a slot it was given in this
+//!    rebalance before one it held (that slot moves once either way). When nothing works the
+//!    core stays where it is for this position (spread beats balance, as in the stateless
+//!    table) and `Stats::stuck` counts it.
+//! 5. **Undo.** After the last position, each changed slot goes back to its previous core where
+//!    the row stays as spread and every load stays in its range, alone or with the slot that
+//!    core holds now in the same row (`undo`): positions settled one at a time leave changes
+//!    that later positions made unneeded.
 //!
-//! Every change of a slot is counted, so the plan between two versions is the set of moves:
+//! The plan between two versions is the set of slots whose core differs (a slot changed twice
+//! is one move; `Stats` counts the steps' changes):
 //! the slots of departed cores, the growth of growing cores, the excess of shrunk cores over
 //! their bound, and the spread repairs a layout change forces (a new zone that changes the
 //! water-filling of every row, say). README.md has the measured figures.
@@ -65,6 +75,9 @@ const SHARE_TOLERANCE: f64 = 1e-6;
 
 /// Most moves in one chain (a slot handed on from core to core across rows, see `balance`).
 const CHAIN_MOVES_MAX: usize = 4;
+
+/// Most passes of step 5 over the changed slots (each pass only takes changes back).
+const UNDO_PASSES: usize = 4;
 
 /// How good a replacement core is for a slot under repair, best largest: its prefix is spread,
 /// later spread prefixes kept, not already later in the row, short of its target, room under
@@ -89,6 +102,9 @@ pub struct Stats {
     pub shed: u64,
     /// (position, core) pairs left outside `lo ..= hi` because every move would break spread.
     pub stuck: u64,
+    /// Changed slots given back to their previous core at the end (step 5), not counted above
+    /// any more.
+    pub undone: u64,
 }
 
 /// The table of `members` (sorted by id) for `pgs` PGs and `depth` positions, starting from
@@ -109,6 +125,7 @@ pub(crate) fn rebalance(
             r.settle(position);
         }
         assert!(r.slots.iter().all(|&s| s != UNSET));
+        r.undo();
         (repaired, r)
     };
     // With the repairs ahead when they apply (a node joined a zone), and without: the one with
@@ -121,9 +138,13 @@ pub(crate) fn rebalance(
         return (ahead.slots, ahead.stats);
     }
     let (_, plain) = run(false);
-    let (carried, _, _) = carry_over(members, pgs as usize, depth, previous);
     let key = |r: &Rebalancer| {
-        let moved = r.slots.iter().zip(&carried).filter(|(a, b)| a != b).count();
+        let moved = r
+            .slots
+            .iter()
+            .zip(&r.carried)
+            .filter(|(a, b)| a != b)
+            .count();
         r.off_target() + moved as u64
     };
     // Never a core further over its bound than without: balance beats movement.
@@ -224,6 +245,8 @@ impl<'a> SpreadCheck<'a> {
 
 struct Rebalancer<'a> {
     members: &'a [Member],
+    /// The previous table on the new members (`carry_over`): what a slot held before.
+    carried: Vec<u32>,
     pgs: usize,
     depth: usize,
     total_weight: i128,
@@ -412,6 +435,7 @@ impl<'a> Rebalancer<'a> {
         }
         Rebalancer {
             members,
+            carried: slots.clone(),
             pgs: pgs as usize,
             depth,
             total_weight: i128::from(total),
@@ -564,6 +588,80 @@ impl<'a> Rebalancer<'a> {
         any
     }
 
+    /// Step 5: a changed slot goes back to its previous core where the row stays as spread
+    /// and no load leaves its range: alone, or with the slot its previous core now holds in
+    /// the same row (which takes the slot's current core: a trade taken back, or made one move
+    /// instead of two). The positions are settled one at a time, so a slot changed early can
+    /// become unneeded by what later positions did (a core that shed at position 3 and was
+    /// given slots back at 4).
+    fn undo(&mut self) {
+        for _ in 0..UNDO_PASSES {
+            let before = self.stats.undone;
+            for pg in 0..self.pgs {
+                for r in 0..self.depth {
+                    let start = pg * self.depth;
+                    let (now, was) = (self.slots[start + r], self.carried[start + r]);
+                    if now == was || was == UNSET {
+                        continue;
+                    }
+                    let other = self.row(pg).iter().position(|&m| m == was);
+                    let changes = match other {
+                        None => vec![(r, was)],
+                        Some(j) => vec![(r, was), (j, now)],
+                    };
+                    if self.may_change(pg, &changes) {
+                        for &(position, m) in &changes {
+                            self.set(pg, position, m);
+                        }
+                        let back = changes
+                            .iter()
+                            .filter(|&&(position, m)| self.carried[start + position] == m)
+                            .count();
+                        self.stats.undone += back as u64;
+                    }
+                }
+            }
+            if self.stats.undone == before {
+                break;
+            }
+        }
+    }
+
+    /// Whether setting `changes` (position, core) in `pg`'s row keeps every spread prefix of
+    /// the row and every load within its range over every prefix (or no further out of it).
+    fn may_change(&mut self, pg: usize, changes: &[(usize, u32)]) -> bool {
+        let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+        trial[..self.depth].copy_from_slice(self.row(pg));
+        let mut delta: Vec<(u32, usize, i64)> = Vec::new();
+        for &(position, m) in changes {
+            delta.push((trial[position], position, -1));
+            delta.push((m, position, 1));
+            trial[position] = m;
+        }
+        let before = self.row_mask[pg];
+        if self.check.mask(&trial[..self.depth]) & before != before {
+            return false;
+        }
+        let mut cores: Vec<u32> = delta.iter().map(|&(c, _, _)| c).collect();
+        cores.sort_unstable();
+        cores.dedup();
+        cores.iter().all(|&c| {
+            (1..=self.depth).all(|w| {
+                let d: i64 = delta
+                    .iter()
+                    .filter(|&&(m, position, _)| m == c && position < w)
+                    .map(|&(_, _, d)| d)
+                    .sum();
+                let load = self.current[w][c as usize] as i64;
+                let (lo, hi) = (
+                    self.floor(c as usize, w) as i64,
+                    self.bound(c as usize, w) as i64,
+                );
+                d == 0 || (d > 0 && load + d <= hi) || (d < 0 && load + d >= lo)
+            })
+        })
+    }
+
     /// The most any member is over its bound, over the prefixes.
     fn worst_excess(&self) -> u64 {
         (1..=self.depth)
@@ -689,12 +787,21 @@ impl<'a> Rebalancer<'a> {
                 best = Some((key, c, dup.map(|j| position + 1 + j)));
             }
         }
-        let (_, c, dup) = best.expect("a row always has a free core: members >= depth");
-        if current == UNSET {
-            // Counted as orphaned when the previous core was mapped.
-        } else {
+        let (key, c, dup) = best.expect("a row always has a free core: members >= depth");
+        if current != UNSET {
             load[current as usize] -= 1;
             self.stats.spread_repairs += 1;
+        }
+        // (An empty slot was counted as orphaned when its core left.)
+        if !key.4 && dup.is_none() {
+            if let Some((j, x, f)) = self.trade_in(position, row, (key.0, key.1)) {
+                load[x as usize] += 1;
+                self.set(pg, position, x);
+                self.set(pg, j, f);
+                self.stats.balance_moves += 1;
+                self.stats.swaps += 1;
+                return;
+            }
         }
         load[c as usize] += 1;
         if let Some(j) = dup {
@@ -702,6 +809,52 @@ impl<'a> Rebalancer<'a> {
             self.stats.orphaned += 1;
         }
         self.set(pg, position, c);
+    }
+
+    /// For a slot under repair whose best core has no room under its bound: the row's core x
+    /// of a later position j moves up to it and a core f with room takes j (one more slot
+    /// changes), if both have room and the row stays as spread as with the best core
+    /// (`spread`: the slot's prefix spread, and how many later prefixes are). The latest j
+    /// first (it relieves the most prefixes), then the neediest f. Filling the slot with the
+    /// full core instead makes it shed later, by a trade of two slots (3 zones × 2 nodes × 4
+    /// cores, a core removed: the node's other cores refill its slots and are pinned at their
+    /// bound).
+    fn trade_in(
+        &mut self,
+        position: usize,
+        row: &[u32],
+        spread: (bool, u32),
+    ) -> Option<(usize, u32, u32)> {
+        let bit = 1u32 << position;
+        let later = !((bit << 1) - 1);
+        let mut best: Option<((usize, i128), u32, u32)> = None;
+        for j in (position + 1..self.depth).rev() {
+            let x = row[j];
+            if x == UNSET || self.headroom(x as usize, position) <= 0 {
+                continue;
+            }
+            if best.is_some() {
+                break;
+            }
+            for f in 0..self.members.len() as u32 {
+                if row.contains(&f) || self.headroom(f as usize, j) <= 0 {
+                    continue;
+                }
+                let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+                trial[..self.depth].copy_from_slice(row);
+                trial[position] = x;
+                trial[j] = f;
+                let mask = self.check.mask(&trial[..self.depth]);
+                if (mask & bit != 0, (mask & later).count_ones()) < spread {
+                    continue;
+                }
+                let need = self.need(f as usize, j + 1, self.current[j + 1][f as usize]);
+                if best.as_ref().is_none_or(|(k, _, _)| (j, need) > *k) {
+                    best = Some(((j, need), x, f));
+                }
+            }
+        }
+        best.map(|((j, _), x, f)| (j, x, f))
     }
 
     /// Step 4 for one position.
@@ -819,6 +972,19 @@ impl<'a> Rebalancer<'a> {
         }
     }
 
+    /// The PGs of `pgs` (each holding some core at `position`), the ones whose slot there
+    /// changed already first: a core that sheds gives back a slot it was just given (that slot
+    /// moves once either way) before one it held, which would make two moves (3 zones × 2
+    /// nodes × 4 cores, a core removed: the node's cores refilled its slots and shed their own).
+    fn changed_first(&self, position: usize, pgs: &BTreeSet<u32>) -> Vec<u32> {
+        let index = |pg: u32| pg as usize * self.depth + position;
+        let (mut changed, kept): (Vec<u32>, Vec<u32>) = pgs
+            .iter()
+            .partition(|&&pg| self.slots[index(pg)] != self.carried[index(pg)]);
+        changed.extend(kept);
+        changed
+    }
+
     /// Makes the moves of a chain: each (pg, core) puts `core` at `position` of `pg`.
     fn apply(
         &mut self,
@@ -861,7 +1027,7 @@ impl<'a> Rebalancer<'a> {
         for _ in 0..CHAIN_MOVES_MAX {
             let mut reached = Vec::new();
             for &u in &frontier {
-                for &pg in &at[u as usize] {
+                for pg in self.changed_first(position, &at[u as usize]) {
                     let seen = reached.len();
                     self.reach_from(position, pg, &mut visited, &mut unvisited, &mut reached);
                     for &v in &reached[seen..] {
@@ -1001,23 +1167,36 @@ impl<'a> Rebalancer<'a> {
     ) -> bool {
         for swap in [false, swaps] {
             for &d in donors {
+                // Direct: the first receiver that fits. A swap: the receiver whose trade goes to
+                // the latest position (it relieves `d` over the most prefixes, so it need not
+                // trade again at the next positions), the first receiver on a tie.
+                let mut best: Option<(usize, u32, Option<usize>)> = None;
                 for &c in receivers {
                     let Some((pg, later)) = self.movable(position, d, c, &at[d], swap) else {
                         continue;
                     };
-                    self.set(pg as usize, position, c as u32);
-                    self.stats.balance_moves += 1;
-                    if let Some(j) = later {
-                        self.set(pg as usize, j, d as u32);
-                        self.stats.balance_moves += 1;
-                        self.stats.swaps += 1;
+                    if best.is_none_or(|(_, _, j)| later > j) {
+                        best = Some((c, pg, later));
                     }
-                    at[d].remove(&pg);
-                    at[c].insert(pg);
-                    load[d] -= 1;
-                    load[c] += 1;
-                    return true;
+                    if !swap || later == Some(self.depth - 1) {
+                        break;
+                    }
                 }
+                let Some((c, pg, later)) = best else {
+                    continue;
+                };
+                self.set(pg as usize, position, c as u32);
+                self.stats.balance_moves += 1;
+                if let Some(j) = later {
+                    self.set(pg as usize, j, d as u32);
+                    self.stats.balance_moves += 1;
+                    self.stats.swaps += 1;
+                }
+                at[d].remove(&pg);
+                at[c].insert(pg);
+                load[d] -= 1;
+                load[c] += 1;
+                return true;
             }
         }
         false
@@ -1042,7 +1221,7 @@ impl<'a> Rebalancer<'a> {
         // next positions, two moves each time (3 zones × 2 nodes × 4 cores, one removed: 3.5×
         // the minimum moved).
         let mut best: Option<(usize, u32)> = None;
-        for &pg in pgs {
+        for pg in self.changed_first(position, pgs) {
             let row = &self.slots[pg as usize * self.depth..(pg as usize + 1) * self.depth];
             debug_assert_eq!(row[position] as usize, d);
             let at = row.iter().position(|&m| m == c);

@@ -12,11 +12,19 @@
 //! of a pinned node shed slots that spread brought straight back (3 zones × 2 nodes × 4 cores,
 //! one core removed: 3.5× the minimum moved, balance unchanged).
 //!
-//! The shares are an estimate from the per-row ranges (a zone holds between its fewest and its
-//! most fragments of a spread prefix in every row), water-filled by weight: zones first, then
-//! nodes within a zone, then cores by weight within a node. Only exactly rounded IEEE
-//! operations in a fixed order: the same on every machine. It deliberately does not look at a
-//! table; it is a function of the members, P and the prefix.
+//! The shares come from the per-row ranges (a zone holds between its fewest and its most
+//! fragments of a spread prefix in every row; a node, over every count its zone may hold,
+//! between its fewest and most), water-filled by weight in one nested fill: one level λ for
+//! the whole tier, each node at λ × its weight clamped into its range, each zone the sum of its
+//! nodes clamped into the zone's range (a zone so clamped levels its own nodes at the λ that
+//! gives the clamped sum), λ such that the zones sum to the prefix; then cores by weight within
+//! a node. Filling the zones by weight first and their nodes after, as this did before, pinned
+//! a node too high: 3 zones × 2 nodes × 2 cores, a core removed and another's weight doubled,
+//! gave the lone core of its node 2/3 P of the first five positions because its sibling node
+//! was capped at P, when the other zones can take that (balance 1.53 at w = 5; the stateless
+//! table has 1.11, the nested fill allows 1.10). Only exactly rounded IEEE operations in a
+//! fixed order: the same on every machine. It deliberately does not look at a table; it is a
+//! function of the members, P and the prefix.
 
 use crate::policy::waterfill_max;
 use crate::table::{domain_counts, Member};
@@ -28,12 +36,10 @@ const FILL_STEPS: u32 = 96;
 pub(crate) fn spread_shares(members: &[Member], pgs: u32, depth: usize) -> Vec<Vec<f64>> {
     let (zones, nodes) = domain_counts(members);
     let mut zone_cores = vec![0usize; zones];
-    let mut zone_weight = vec![0f64; zones];
     let mut node_cores = vec![0usize; nodes];
     let mut node_weight = vec![0f64; nodes];
     for m in members {
         zone_cores[m.zone as usize] += 1;
-        zone_weight[m.zone as usize] += f64::from(m.weight);
         node_cores[m.node as usize] += 1;
         node_weight[m.node as usize] += f64::from(m.weight);
     }
@@ -48,34 +54,39 @@ pub(crate) fn spread_shares(members: &[Member], pgs: u32, depth: usize) -> Vec<V
     let p = f64::from(pgs);
     let mut out = vec![vec![0f64; members.len()]; depth + 1];
     for (w, shares) in out.iter_mut().enumerate().skip(1) {
-        let counts = count_ranges(&zone_cores, w);
-        let (lo, hi): (Vec<f64>, Vec<f64>) = counts
+        let zone_range = count_ranges(&zone_cores, w);
+        let groups: Vec<Zone> = zone_nodes
             .iter()
-            .map(|&(a, b)| (a as f64 * p, b as f64 * p))
-            .unzip();
-        let zone_load = fill(w as f64 * p, &zone_weight, &lo, &hi);
+            .enumerate()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(z, list)| {
+                // What a node may hold over every count its zone may hold of a row.
+                let caps: Vec<usize> = list.iter().map(|&n| node_cores[n]).collect();
+                let (fewest, most) = zone_range[z];
+                let mut range = vec![(f64::INFINITY, 0f64); list.len()];
+                for k in fewest..=most.min(zone_cores[z]) {
+                    for (acc, r) in range.iter_mut().zip(count_ranges(&caps, k)) {
+                        *acc = (acc.0.min(r.0 as f64 * p), acc.1.max(r.1 as f64 * p));
+                    }
+                }
+                Zone {
+                    lo: fewest as f64 * p,
+                    hi: most as f64 * p,
+                    nodes: list.clone(),
+                    weight: list.iter().map(|&n| node_weight[n]).collect(),
+                    range,
+                }
+            })
+            .collect();
         let mut node_load = vec![0f64; nodes];
-        for (z, list) in zone_nodes.iter().enumerate() {
-            if list.is_empty() {
-                continue;
-            }
-            let caps: Vec<usize> = list.iter().map(|&n| node_cores[n]).collect();
-            let weights: Vec<f64> = list.iter().map(|&n| node_weight[n]).collect();
-            // The zone holds k or k + 1 fragments of a row (f of the rows k + 1) on average.
-            let rows = zone_load[z] / p;
-            let k = (rows.floor() as usize).min(zone_cores[z]);
-            let f = rows - k as f64;
-            let at = |k: usize| count_ranges(&caps, k.min(zone_cores[z]));
-            let (low, high) = (at(k), at(k + 1));
-            let (lo, hi): (Vec<f64>, Vec<f64>) = low
-                .iter()
-                .zip(&high)
-                .map(|(a, b)| {
-                    let mix = |x: usize, y: usize| ((1.0 - f) * x as f64 + f * y as f64) * p;
-                    (mix(a.0, b.0), mix(a.1, b.1))
-                })
-                .unzip();
-            for (&n, load) in list.iter().zip(fill(zone_load[z], &weights, &lo, &hi)) {
+        let total = w as f64 * p;
+        let top = groups
+            .iter()
+            .flat_map(|z| z.weight.iter().zip(&z.range).map(|(&wt, r)| r.1 / wt))
+            .fold(0f64, f64::max);
+        let lambda = bisect(top, total, |l| groups.iter().map(|z| z.load(l)).sum());
+        for z in &groups {
+            for (&n, load) in z.nodes.iter().zip(z.node_loads(lambda)) {
                 node_load[n] = load;
             }
         }
@@ -85,6 +96,70 @@ pub(crate) fn spread_shares(members: &[Member], pgs: u32, depth: usize) -> Vec<V
         }
     }
     out
+}
+
+/// A zone of the nested water-filling: what it may hold of a prefix (`lo ..= hi`), its nodes
+/// with their weights and what each may hold.
+struct Zone {
+    lo: f64,
+    hi: f64,
+    nodes: Vec<usize>,
+    weight: Vec<f64>,
+    range: Vec<(f64, f64)>,
+}
+
+impl Zone {
+    /// Its nodes' loads at level λ, each clamped into its range, before the zone's own clamp.
+    fn inner(&self, lambda: f64) -> f64 {
+        self.weight
+            .iter()
+            .zip(&self.range)
+            .map(|(&wt, &(lo, hi))| (lambda * wt).clamp(lo, hi.max(lo)))
+            .sum()
+    }
+
+    /// Its load at the global level λ: its nodes' sum, clamped into the zone's range.
+    fn load(&self, lambda: f64) -> f64 {
+        self.inner(lambda).clamp(self.lo, self.hi.max(self.lo))
+    }
+
+    /// Its nodes' loads at the global level λ: where the zone's range clamps its sum, the
+    /// nodes are levelled at the zone's own λ that gives the clamped sum.
+    fn node_loads(&self, lambda: f64) -> Vec<f64> {
+        let inner = self.inner(lambda);
+        let hi = self.hi.max(self.lo);
+        let own = if (self.lo..=hi).contains(&inner) {
+            lambda
+        } else {
+            let top = self
+                .weight
+                .iter()
+                .zip(&self.range)
+                .map(|(&wt, r)| r.1 / wt)
+                .fold(0f64, f64::max);
+            bisect(top, inner.clamp(self.lo, hi), |l| self.inner(l))
+        };
+        self.weight
+            .iter()
+            .zip(&self.range)
+            .map(|(&wt, &(lo, hi))| (own * wt).clamp(lo, hi.max(lo)))
+            .collect()
+    }
+}
+
+/// The least λ in `0 ..= top` (by bisection) with `f(λ) ≥ total`, f non-decreasing; `top`
+/// where f cannot grow further.
+fn bisect(top: f64, total: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let (mut a, mut b) = (0f64, top);
+    for _ in 0..FILL_STEPS {
+        let mid = f64::midpoint(a, b);
+        if f(mid) < total {
+            a = mid;
+        } else {
+            b = mid;
+        }
+    }
+    b
 }
 
 /// For `k` fragments of a spread row over domains of `caps` cores (zero caps allowed: an unused
@@ -100,34 +175,6 @@ fn count_ranges(caps: &[usize], k: usize) -> Vec<(usize, usize)> {
             (k.saturating_sub(room - most), most)
         })
         .collect()
-}
-
-/// Splits `total` over domains in proportion to `weights` (λ × weight), each clamped to its
-/// `lo ..= hi`: the λ that makes the clamped sum `total`, by bisection. Domains of weight 0
-/// get their `lo`.
-fn fill(total: f64, weights: &[f64], lo: &[f64], hi: &[f64]) -> Vec<f64> {
-    let at = |lambda: f64| -> Vec<f64> {
-        weights
-            .iter()
-            .zip(lo.iter().zip(hi))
-            .map(|(&w, (&l, &h))| (lambda * w).clamp(l, h.max(l)))
-            .collect()
-    };
-    let (mut a, mut b) = (0f64, 0f64);
-    for ((&w, &l), &h) in weights.iter().zip(lo).zip(hi) {
-        if w > 0.0 {
-            b = b.max(h.max(l) / w);
-        }
-    }
-    for _ in 0..FILL_STEPS {
-        let mid = f64::midpoint(a, b);
-        if at(mid).iter().sum::<f64>() < total {
-            a = mid;
-        } else {
-            b = mid;
-        }
-    }
-    at(b)
 }
 
 #[cfg(test)]
@@ -185,5 +232,30 @@ mod tests {
         let s = spread_shares(&m, 4096, 12);
         assert!((s[5][0] - 4096.0 / 30.0).abs() < 1e-6);
         assert!((s[5][40] - 4096.0 / 20.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_capped_node_leaves_its_share_to_every_zone() {
+        // 3 zones × 2 nodes; zone 1 holds node 2 (one core) and node 3 (cores of weight 2 and
+        // 1). Of the first five positions a zone holds 1 or 2 per row and each node at most 1,
+        // so node 3 holds at most P, short of its weight share. Its shortfall goes to every
+        // zone, not to its sibling alone: one level λ = 4P / 9 per unit of weight for the
+        // uncapped nodes (9λ + P = 5P), so the lone core holds 4P / 9 (1.07× its fair share
+        // 5P / 12), not the 2P / 3 that filling zone 1 by weight first gave it (1.6×).
+        let mut m = members(&[
+            (0, 0, 2),
+            (0, 1, 2),
+            (1, 2, 1),
+            (1, 3, 2),
+            (2, 4, 2),
+            (2, 5, 2),
+        ]);
+        m[5].weight = 2;
+        let s = spread_shares(&m, 256, 6);
+        assert!((s[5][4] - 4.0 * 256.0 / 9.0).abs() < 1e-6, "{}", s[5][4]);
+        assert!((s[5][0] - 4.0 * 256.0 / 9.0).abs() < 1e-6, "{}", s[5][0]);
+        assert!((s[5][5] + s[5][6] - 256.0).abs() < 1e-6);
+        // At w = 6 every node holds exactly one fragment of every row.
+        assert!((s[6][4] - 256.0).abs() < 1e-6, "{}", s[6][4]);
     }
 }

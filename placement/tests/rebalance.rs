@@ -70,18 +70,19 @@ fn minimum(old: &Layout, new: &Layout) -> (f64, u64) {
 }
 
 /// The honest least movement (`placement::movement_lower_bound`, summed over the compared
-/// tiers), and whether the new tables are valid in its sense (every prefix within the
-/// rebalance's targets), in which case no valid table moves less and neither may `new`.
-fn lower_bound(old: &Layout, new: &Layout) -> (u64, bool) {
+/// tiers: no table as spread as `new` and as close to every target moves less), and how far
+/// `new` is from the targets (slots short of a floor, over a bound: the worst prefix).
+fn lower_bound(old: &Layout, new: &Layout) -> (u64, (u64, u64)) {
     let state = old.state();
-    let (mut bound, mut valid) = (0, true);
+    let (mut bound, mut off) = (0, (0, 0));
     for t in &state.tables {
         if let Some(n) = new.table(t.tier) {
             bound += placement::movement_lower_bound(t, n);
-            valid &= placement::target_violations(t, n) == (0, 0);
+            let (short, over) = placement::target_violations(t, n);
+            off = (off.0 + short, off.1 + over);
         }
     }
-    (bound, valid)
+    (bound, off)
 }
 
 fn bumped(f: &LayoutFile) -> LayoutFile {
@@ -134,27 +135,20 @@ fn one_core_changes_move_the_minimum() {
             w[0].0 = 2;
             w
         });
-        // Measured moved / lower bound (P as below), asserted with 5 % headroom.
-        let measured: [f64; 3] = match (zones, nodes) {
-            // One node, or one node per zone: within 1.1× (measured 1.000 to 1.052).
-            (_, 1) => [1.1, 1.1, 1.1],
-            // 5 × 2 × 10: the departed core's slots stay on its node (spread), whose cores
-            // are near their bound; measured 1.280 / 1.288 / 1.363.
-            _ => [1.35, 1.35, 1.43],
-        };
+        // Moved / lower bound: measured 1.000 to 1.003 on one node and one node per zone, 1.000
+        // / 1.079 / 1.000 on 5 × 2 × 10 (P as above); the issue asks for 1.1.
+        let measured = [1.1; 3];
         let changes = [("add", add), ("remove", remove), ("weight", heavier)];
         for ((what, g), ratio_max) in changes.into_iter().zip(measured) {
             let (new, moves) = step(&start, &g);
             let (least, forced) = minimum(&start, &new);
-            let (bound, valid) = lower_bound(&start, &new);
+            let (bound, off) = lower_bound(&start, &new);
             let ratio = moves as f64 / bound as f64;
             eprintln!(
                 "{zones}×{nodes}×{cores} P={pgs} {what}: {moves} moves, minimum {least:.0}, \
-                 forced {forced}, lower bound {bound} (valid {valid}): {ratio:.3}"
+                 forced {forced}, lower bound {bound} (short, over: {off:?}): {ratio:.3}"
             );
-            if valid {
-                assert!(moves as u64 >= bound, "{what}: {moves} < {bound}");
-            }
+            assert!(moves as u64 >= bound, "{what}: {moves} < {bound}");
             assert!(ratio <= ratio_max, "{what}: {ratio} > {ratio_max}");
             assert_spread(&new);
             assert_balanced_like_stateless(&new, &g, 1.0);
@@ -164,14 +158,15 @@ fn one_core_changes_move_the_minimum() {
 
 /// A node that spread pins: 3 zones × 2 nodes × 4 cores, one core removed. Every row holds 4
 /// fragments per zone and 2 per node at w = 12 (1 per node at w = 6), so the node's 3 remaining
-/// cores must take the departed core's slots (1 move each) and end at 2P/3 each at w = 6 and 12,
-/// 1.28× their share: spread, not balance. At the prefixes in between the node is free and the
-/// balance bound holds, which takes trades inside rows (the node's fragment moved behind the
-/// other node's, 2 moves each): at P = 4096 the node's old load exceeds 3 × the new bound by 480
-/// at w = 5 and by 993 − 571 (the part pinned at w = 6) at w = 11, so even perfect trades move
-/// about 2064 + 2 × (480 + 422) ≈ 3870 ≈ 1.9× what the core held. The rule used to trade a slot
-/// to the first later position spread allowed, and traded it again there: 3.66× at P = 1024
-/// (3.48× at P = 4096); trading to the latest position over all rows gives 3.23× (3.00×).
+/// cores must take the departed core's slots and end at 2P/3 each at w = 6 and 12, 1.28× their
+/// share: spread, not balance. At the prefixes in between the node is free and the balance
+/// bound holds, which takes trades inside rows (the node's fragment moved behind the other
+/// node's, 2 moves each). The bound sees them (about 2× what the core held). The rebalance
+/// used to refill the departed slots with the node's cores and then trade those cores' own
+/// slots away (3.2× what the core held at P = 1024); it now trades an orphan in (the row's later
+/// core moves up, the node's core takes its place) and gives back slots it was just given first:
+/// 2.5× what the core held, 1.22× the bound (P = 4096: 1.15×). The exact optimum at P = 256
+/// (an integer program, HiGHS, outside the tests) is 327 moves: 360 here, 297 the bound.
 #[test]
 fn a_pinned_node_sheds_without_churn() {
     let mut f = grid(3, 2, 4);
@@ -183,18 +178,41 @@ fn a_pinned_node_sheds_without_churn() {
     let (departed, forced) = minimum(&start, &new);
     assert_eq!(forced, 0);
     let ratio = moves as f64 / departed;
-    let (bound, valid) = lower_bound(&start, &new);
+    let (bound, off) = lower_bound(&start, &new);
     let to_bound = moves as f64 / bound as f64;
     eprintln!(
         "3×2×4 P=1024 remove: {moves} moves, departed {departed:.0}: {ratio:.3}, \
-         lower bound {bound} (valid {valid}): {to_bound:.3}"
+         lower bound {bound} (short, over: {off:?}): {to_bound:.3}"
     );
-    assert!(valid && moves as u64 >= bound);
-    // The bound sees the trades: about 1.9× what the core held.
+    assert!(off == (0, 0) && moves as u64 >= bound);
+    // The bound sees the trades: about 2× what the core held. Measured: 2.48× what the core
+    // held, 1.224× the bound.
     assert!(bound as f64 >= 1.8 * departed, "{bound}");
-    assert!(ratio <= 3.4, "{ratio}");
+    assert!(ratio <= 2.6 && to_bound <= 1.3, "{ratio} {to_bound}");
     assert_spread(&new);
     assert_balanced_like_stateless(&new, &remove, 1.0);
+}
+
+/// A node that spread caps must not push its share onto its sibling alone: 3 zones × 2 nodes ×
+/// 2 cores (P = 256), one core's weight doubled, then a core of the other node of its zone
+/// removed. That node's lone core is in every row's first six positions, but the first five
+/// can leave it out, and the other zones can hold what its capped sibling cannot. The shares
+/// used to fill the zone by weight first and let the lone core keep 2P / 3 of the first five
+/// positions: balance 1.53 at w = 5 (the stateless table: 1.11). Found by a random run of the
+/// sequence property test.
+#[test]
+fn a_capped_node_does_not_overload_its_sibling() {
+    let mut f = grid(3, 2, 2);
+    f.placement_groups = 256;
+    let start = Layout::from_file(&f).unwrap();
+    let mut heavier = bumped(&f);
+    heavier.nodes[3] = node_with(4, "z1", &[(2, Tier::Nvme), (1, Tier::Nvme)]);
+    let (mid, _) = step(&start, &heavier);
+    let mut removed = bumped(&heavier);
+    *removed.nodes[2].cores.as_mut().unwrap() -= 1;
+    let (end, _) = step(&mid, &removed);
+    assert_spread(&end);
+    assert_balanced_like_stateless(&end, &removed, 1.0);
 }
 
 /// Changes that leave every fair share of a tier alone move none of its fragments: another
@@ -348,11 +366,11 @@ proptest! {
             let g = apply(&file, change, &mut next_id);
             let Ok(_) = Layout::from_file(&g) else { continue };
             let (new, moves) = step(&layout, &g);
-            // The bound is a bound: a table valid in its sense never moves less.
-            let (bound, valid) = lower_bound(&layout, &new);
+            // The bound is a bound: no table as good as this one moves less.
+            let (bound, _) = lower_bound(&layout, &new);
             // (A shallower table is a policy change, not moves: `step` counts none.)
             let comparable = plan(&layout, &new).is_ok();
-            prop_assert!(!valid || !comparable || moves as u64 >= bound, "{} < {}", moves, bound);
+            prop_assert!(!comparable || moves as u64 >= bound, "{} < {}", moves, bound);
             let again = Layout::from_file_and_state(&g, Some(&layout.state())).unwrap();
             prop_assert_eq!(new.state().encode(), again.state().encode());
             assert_spread(&new);
