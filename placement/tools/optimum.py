@@ -12,6 +12,9 @@ most once per row, and every prefix load of every core within the targets
     cargo run --release -p placement --example export_change -- 3 2 4 remove-core 256 c.json
     python3 placement/tools/optimum.py c.json --time-limit 600
 
+With `--check` it exits 1 unless the lower bound is at most the proven optimum (CI runs this on
+a small change, so the bound is checked against an exact solver, not only against tables).
+
 It prints the rebalance's moves, the lower bound, and the optimum (or, at the time limit, the
 best table found and the solver's proof that none moves less than its dual bound). Sizes: P = 256
 on 24 cores solves in under 3 minutes; P = 1024 reaches a 0.2 % gap in 20 minutes.
@@ -41,6 +44,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("change", help="JSON written by the export_change example")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds (default 600)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless lower bound <= optimum <= rebalance (needs the optimum proven)",
+    )
     args = parser.parse_args()
     d = json.load(open(args.change))
     pgs, depth, members = d["pgs"], d["depth"], d["members"]
@@ -120,6 +128,13 @@ def main():
     print(f"rebalance: {moves} moves; lower bound (placement): {d['lower_bound']}")
     print(f"integer program ({status}): best table {best:.0f} moves, none below {proven:.1f}")
     print(f"rebalance / optimum: at most {moves / max(proven, 1):.3f}, at least {moves / max(best, 1):.3f}")
+    if args.check:
+        # The bound must not exceed what the solver proves no table beats, and the rebalanced
+        # table (the solver's start) must not beat the optimum.
+        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        sound = d["lower_bound"] <= round(proven) and round(best) <= moves
+        if not (optimal and sound):
+            sys.exit("check failed: " + ("" if optimal else "no proven optimum; ") + ("" if sound else "bound above the optimum"))
 
 
 if __name__ == "__main__":
