@@ -48,9 +48,10 @@
 //!    leaves the row (the receiver itself, trading places, or a core that need not gain): two
 //!    slots change and both count; the latest such position over all rows and receivers, since
 //!    a trade only relieves the prefixes up to it. A core gives a slot it was given in this
-//!    rebalance before one it held (that slot moves once either way). When nothing works the
-//!    core stays where it is for this position (spread beats balance, as in the stateless
-//!    table) and `Stats::stuck` counts it.
+//!    rebalance before one it held (that slot moves once either way); a core no chain frees is
+//!    not searched again at this position until another core has shed down to its range (only
+//!    that makes a new sink). When nothing works the core stays where it is for this position
+//!    (spread beats balance, as in the stateless table) and `Stats::stuck` counts it.
 //! 5. **Undo.** After the last position, each changed slot goes back to its previous core where
 //!    the row stays as spread and every load stays in its range, alone or with the slot that
 //!    core holds now in the same row (`undo`): positions settled one at a time leave changes
@@ -883,6 +884,10 @@ impl<'a> Rebalancer<'a> {
         let n = self.members.len();
         let w = position + 1;
         let mut stuck = vec![false; n];
+        // Per core, the count of cores that had shed down to their range when no chain from it
+        // was found (a chain needs a sink, and only a core leaving the shedders can become
+        // one): until that count grows, the search is not repeated and the core trades.
+        let (mut settled_down, mut no_chain) = (0usize, vec![None; n]);
         while let Some(d) = (0..n)
             .filter(|&d| !stuck[d] && load[d] > hi[d])
             .min_by_key(|&d| (self.need(d, w, self.settled[d] + load[d]), d))
@@ -893,10 +898,20 @@ impl<'a> Rebalancer<'a> {
                     (load[c] < lo[c], this.grew[c], need)
                 })
             };
-            if let Some(chain) = self.chain_from(position, d, at, sink) {
+            let chain = if no_chain[d] == Some(settled_down) {
+                None
+            } else {
+                self.chain_from(position, d, at, sink)
+            };
+            if chain.is_none() {
+                no_chain[d] = Some(settled_down);
+            }
+            if let Some(chain) = chain {
                 self.apply(position, &chain, at, load);
                 self.stats.shed += 1;
+                settled_down += usize::from(load[d] <= hi[d]);
             } else if self.shed_fallback(position, d, lo, at, load) {
+                settled_down += usize::from(load[d] <= hi[d]);
                 self.stats.shed += 1;
             } else {
                 stuck[d] = true;
@@ -1172,7 +1187,10 @@ impl<'a> Rebalancer<'a> {
                 // trade again at the next positions), the first receiver on a tie.
                 let mut best: Option<(usize, u32, Option<usize>)> = None;
                 for &c in receivers {
-                    let Some((pg, later)) = self.movable(position, d, c, &at[d], swap) else {
+                    // A swap must beat the best so far: only later positions are searched.
+                    let after = best.and_then(|(_, _, j)| j).map_or(0, |j| j + 1);
+                    let Some((pg, later)) = self.movable(position, d, c, &at[d], swap, after)
+                    else {
                         continue;
                     };
                     if best.is_none_or(|(_, _, j)| later > j) {
@@ -1203,7 +1221,7 @@ impl<'a> Rebalancer<'a> {
     }
 
     /// The first PG of `pgs` (holding `d` at `position`) where `c` may replace `d`: directly,
-    /// or with `swap`, by moving `d` to a later position j of the row (returned) whose core
+    /// or with `swap`, by moving `d` to a later position j ≥ `after` of the row (returned) whose core
     /// leaves the row: `c` itself (the two trade places), or a core that need not keep it (not
     /// one that must gain). Either way two slots change.
     fn movable(
@@ -1213,6 +1231,7 @@ impl<'a> Rebalancer<'a> {
         c: usize,
         pgs: &BTreeSet<u32>,
         swap: bool,
+        after: usize,
     ) -> Option<(u32, Option<usize>)> {
         let mut trial = [UNSET; crate::limits::WIDTH_MAX];
         let c = c as u32;
@@ -1237,7 +1256,10 @@ impl<'a> Rebalancer<'a> {
                 }
                 continue;
             }
-            let first = best.map_or(position + 1, |(j, _)| j + 1);
+            let first = best.map_or(after.max(position + 1), |(j, _)| j + 1);
+            if first >= self.depth {
+                break;
+            }
             for j in (first..self.depth).rev() {
                 let e = row[j];
                 if e == UNSET
