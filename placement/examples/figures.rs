@@ -76,12 +76,12 @@ fn main() {
     }
     println!();
     println!(
-        "| cores | change | minimum | lower bound | forced by the bound | stateless: moved / min | \
-         rebalanced: moved / min | moved / lower bound | moved / (min + forced) | \
-         spread repairs / shed | max/mean w=1 / w=6 / deepest | stateless max/mean | \
-         rebalance ms |"
+        "| cores | change | minimum | lower bound | moved | forced by the bound | \
+         stateless: moved / min | rebalanced: moved / min | moved / lower bound | \
+         moved / (min + forced) | spread repairs / shed | max/mean w=1 / w=6 / deepest | \
+         stateless max/mean | fullest prefix: rebalanced / stateless | rebalance ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (zones, f, layout) in &layouts {
         for (what, new_file) in changes(*zones, f, layout) {
             report(layout, &new_file, what);
@@ -183,7 +183,7 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
             .collect()
     };
     if nvme(old) != nvme(&stateless) || nvme_classes(old) != nvme_classes(&stateless) {
-        println!("| {n} | {what} | (default policies change) | | | | | | | | | | |");
+        println!("| {n} | {what} | (default policies change) | | | | | | | | | | | | |");
         return;
     }
     let t = Instant::now();
@@ -216,8 +216,9 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
     let stats = new.rebalance_stats()[0];
     let repairs = format!("{} / {}", stats.spread_repairs, stats.shed);
     println!(
-        "| {n} | {what} | {minimum:.0} | {bound} | {forced} | {} | {} ({:.2} %) | {} | {} | \
-         {repairs} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | {ms:.0} |",
+        "| {n} | {what} | {minimum:.0} | {bound} | {} | {forced} | {} | {} ({:.2} %) | {} | {} | \
+         {repairs} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} | {ms:.0} |",
+        b.moves.len(),
         ratio(a.moves.len()),
         ratio(b.moves.len()),
         b.moved_fraction() * 100.0,
@@ -237,7 +238,16 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
         fresh.balance(1).max_over_share,
         fresh.balance(6.min(fresh.depth())).max_over_share,
         fresh.balance(fresh.depth()).max_over_share,
+        fullest(table),
+        fullest(fresh),
     );
+}
+
+/// The largest max/mean over every prefix of a table.
+fn fullest(table: &placement::table::Table) -> f64 {
+    (1..=table.depth())
+        .map(|w| table.balance(w).max_over_share)
+        .fold(0f64, f64::max)
 }
 
 /// The least any table could move for the change, in fragments of the compared tiers: the

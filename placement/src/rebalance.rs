@@ -22,7 +22,10 @@
 //!    Where spread pins a zone or node to another share than the weights give it (`share`),
 //!    `lo` is at most that share and `hi` at least it: a new core of a zone that spread keeps
 //!    below its fair share does not chase it, and the cores of a node that spread keeps above
-//!    theirs do not shed what spread brings straight back.
+//!    theirs do not shed what spread brings straight back. A core that spread forces to ρ × its
+//!    fair share at some prefix has `hi` at least ⌊ρ × s⌋ at every prefix
+//!    (`share::forced_ratios`): the prefixes in between are not held to a bound that only
+//!    trades inside rows could keep, for a fullest core no less full.
 //! 3. **Spread repair.** A slot that is empty, or whose prefix is no longer as spread as the new
 //!    layout allows (the water-filling maximum per zone, and per node within each zone, of
 //!    `tests/oracle.rs`), takes the core that keeps the most later prefixes spread, then one
@@ -355,6 +358,7 @@ fn targets(
     };
     let (total_now, total_before) = (u128::from(total), u128::from(prev_total.max(1)));
     let spread = crate::share::spread_shares(members, pgs, depth);
+    let forced = crate::share::forced_ratios(members, pgs, &spread);
     for (w, spread) in spread.iter().enumerate().skip(1) {
         for (c, m) in members.iter().enumerate() {
             let scale = w as u128 * u128::from(pgs);
@@ -376,7 +380,14 @@ fn targets(
             let below = (pinned + SHARE_TOLERANCE).floor() as u64;
             let above = (pinned - SHARE_TOLERANCE).ceil().max(0.0) as u64;
             t.share_floor[w][c] = t.share_floor[w][c].min(below);
-            t.cap[w][c] = capacity(w, pgs, m.weight, total, slack_permille).max(above);
+            // A core that spread forces over its fair share at some prefix may carry the same
+            // ratio at every prefix (see `share::forced_ratios`), rounded down like the bound:
+            // a forced ratio of exactly 1 + slack allows no more than the bound.
+            let fair = (w as f64) * f64::from(pgs) * f64::from(m.weight) / total as f64;
+            let carried = (forced[c] * fair + SHARE_TOLERANCE).floor() as u64;
+            t.cap[w][c] = capacity(w, pgs, m.weight, total, slack_permille)
+                .max(above)
+                .max(carried);
         }
     }
     t

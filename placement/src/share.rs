@@ -10,7 +10,8 @@
 //! the zone, holds one per row. The rebalance asks a growing core for no more than this share
 //! and lets a core keep up to it over its bound (`rebalance`): without it, the bound made cores
 //! of a pinned node shed slots that spread brought straight back (3 zones × 2 nodes × 4 cores,
-//! one core removed: 3.5× the minimum moved, balance unchanged).
+//! one core removed: 3.5× the minimum moved, balance unchanged). `forced_ratios` carries the
+//! largest such ratio of a core to every prefix of the table, where spread does not pin it.
 //!
 //! The shares come from the per-row ranges (a zone holds between its fewest and its most
 //! fragments of a spread prefix in every row; a node, over every count its zone may hold,
@@ -96,6 +97,29 @@ pub(crate) fn spread_shares(members: &[Member], pgs: u32, depth: usize) -> Vec<V
         }
     }
     out
+}
+
+/// Per member, the largest ratio of its pinned share (`spread_shares`) to its fair share over every
+/// prefix, at least 1: the load spread forces on it, whatever any table does.
+///
+/// The bound lets the core carry that ratio at every prefix. Spread fixes how much of a row a
+/// pinned node holds at some prefixes only (3 zones × 2 nodes, a node of 3 cores next to one
+/// of 4: exactly one fragment per row at w = 6 and two at w = 12, 1.28× the cores' share);
+/// in between, say w = 3, the node is free. Holding the prefixes in between to the 1.1 bound
+/// cost a trade inside each of hundreds of rows (the node's fragment moved behind the other
+/// node's, two moves each) that left the fullest core exactly as full: removing a core of that
+/// node moved 2.3× what the core held (4738 slots at P = 4096, 1.15× the lower bound of those
+/// targets), for a balance no better at the prefix that fills the disks first.
+pub(crate) fn forced_ratios(members: &[Member], pgs: u32, spread: &[Vec<f64>]) -> Vec<f64> {
+    let total: f64 = members.iter().map(|m| f64::from(m.weight)).sum();
+    let mut ratio = vec![1f64; members.len()];
+    for (w, shares) in spread.iter().enumerate().skip(1) {
+        for ((r, m), &pinned) in ratio.iter_mut().zip(members).zip(shares) {
+            let fair = (w as f64) * f64::from(pgs) * f64::from(m.weight) / total;
+            *r = r.max(pinned / fair);
+        }
+    }
+    ratio
 }
 
 /// A zone of the nested water-filling: what it may hold of a prefix (`lo ..= hi`), its nodes

@@ -197,6 +197,16 @@ impl Table {
         loads
     }
 
+    /// Per member (same order as [`Table::members`]), the most its load over its fair share
+    /// can be forced by spread at some prefix, at least 1 (a node of 3 cores beside one of 4 in
+    /// a zone that holds two fragments of every row: 1.28 for its cores). A rebalanced table
+    /// lets a core carry that ratio at every prefix (`rebalance`); the stateless table reaches
+    /// at least the largest of them at the prefix that forces it.
+    pub fn forced_ratios(&self) -> Vec<f64> {
+        let shares = crate::share::spread_shares(&self.members, self.pgs, self.depth);
+        crate::share::forced_ratios(&self.members, self.pgs, &shares)
+    }
+
     /// The balance of positions `0..width`.
     pub fn balance(&self, width: usize) -> Balance {
         let loads = self.loads(width);

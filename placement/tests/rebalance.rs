@@ -100,14 +100,28 @@ fn step(old: &Layout, file: &LayoutFile) -> (Layout, usize) {
 }
 
 /// Every prefix of every table within the balance bound, or no worse than the stateless table
-/// of the same layout (spread can force more: a zone smaller than the others).
+/// of the same layout (spread can force more: a zone smaller than the others), or within the
+/// ratio spread forces on some core at any prefix (`Table::forced_ratios`: a rebalanced core
+/// may carry it at every prefix, rounded down to whole fragments). That ratio is itself checked
+/// to be forced: the stateless table reaches it at some prefix.
 fn assert_balanced_like_stateless(layout: &Layout, file: &LayoutFile, tolerance: f64) {
     let stateless = Layout::from_file(file).unwrap();
     for (t, s) in layout.tables().iter().zip(stateless.tables()) {
+        let forced = t.forced_ratios().into_iter().fold(1f64, f64::max);
+        let stateless_worst = (1..=s.depth())
+            .map(|w| s.balance(w).max_over_share)
+            .fold(1f64, f64::max);
+        assert!(
+            forced <= stateless_worst + 1e-9,
+            "tier {}: forced {forced} but the stateless table reaches {stateless_worst}",
+            t.tier()
+        );
         for width in 1..=t.depth() {
             let got = t.balance(width).max_over_share;
+            let carried = forced + 1e-6;
             let bound = balance_bound(t, layout.placement_groups(), width)
                 .max(s.balance(width).max_over_share)
+                .max(carried)
                 * tolerance;
             assert!(
                 got <= bound,
@@ -159,14 +173,11 @@ fn one_core_changes_move_the_minimum() {
 /// A node that spread pins: 3 zones × 2 nodes × 4 cores, one core removed. Every row holds 4
 /// fragments per zone and 2 per node at w = 12 (1 per node at w = 6), so the node's 3 remaining
 /// cores must take the departed core's slots and end at 2P/3 each at w = 6 and 12, 1.28× their
-/// share: spread, not balance. At the prefixes in between the node is free and the balance
-/// bound holds, which takes trades inside rows (the node's fragment moved behind the other
-/// node's, 2 moves each). The bound sees them (about 2× what the core held). The rebalance
-/// used to refill the departed slots with the node's cores and then trade those cores' own
-/// slots away (3.2× what the core held at P = 1024); it now trades an orphan in (the row's later
-/// core moves up, the node's core takes its place) and gives back slots it was just given first:
-/// 2.5× what the core held, 1.22× the bound (P = 4096: 1.15×). The exact optimum at P = 256
-/// (an integer program, HiGHS, outside the tests) is 327 moves: 360 here, 297 the bound.
+/// share: spread, not balance. At the prefixes in between the node is free; holding them to the
+/// 1.1 bound took a trade inside each of hundreds of rows (the node's fragment moved behind the
+/// other node's, 2 moves each): 2.5× what the core held, for a fullest core exactly as full.
+/// The cores now carry the forced 1.28 at every prefix (`Table::forced_ratios`), and the
+/// departed core's slots are all that moves, give or take a few for rounding.
 #[test]
 fn a_pinned_node_sheds_without_churn() {
     let mut f = grid(3, 2, 4);
@@ -185,12 +196,19 @@ fn a_pinned_node_sheds_without_churn() {
          lower bound {bound} (short, over: {off:?}): {to_bound:.3}"
     );
     assert!(off == (0, 0) && moves as u64 >= bound);
-    // The bound sees the trades: about 2× what the core held. Measured: 2.48× what the core
-    // held, 1.224× the bound.
-    assert!(bound as f64 >= 1.8 * departed, "{bound}");
-    assert!(ratio <= 2.6 && to_bound <= 1.3, "{ratio} {to_bound}");
+    // Measured: 1.023× what the core held, 1.019× the bound (was 2.48× and 1.224×).
+    assert!(ratio <= 1.1 && to_bound <= 1.1, "{ratio} {to_bound}");
     assert_spread(&new);
     assert_balanced_like_stateless(&new, &remove, 1.0);
+    // No prefix is fuller than the stateless table's fullest: the carried ratio is the forced one.
+    let stateless = Layout::from_file(&remove).unwrap();
+    let (t, s) = (&new.tables()[0], &stateless.tables()[0]);
+    let worst = |t: &placement::table::Table| {
+        (1..=t.depth())
+            .map(|w| t.balance(w).max_over_share)
+            .fold(0f64, f64::max)
+    };
+    assert!(worst(t) <= worst(s) + 0.01, "{} > {}", worst(t), worst(s));
 }
 
 /// A node that spread caps must not push its share onto its sibling alone: 3 zones × 2 nodes ×
@@ -330,10 +348,13 @@ fn apply(f: &LayoutFile, change: Change, next_id: &mut u64) -> LayoutFile {
 }
 
 /// The random sequences explored: the same ones on every run (CI must not turn red by the
-/// luck of a draw), unless `PERCORE_PROPTEST_RANDOM=1` asks for fresh ones. A fresh run found a
-/// balance bound exceeded that the fixed ones do not reach (3 zones × 2 nodes × 3 cores,
-/// P = 256, a weight change then two added cores: max/mean 1.234 at w = 5 against 1.21
-/// allowed); it is recorded on issue 3, not hidden: run with the variable to look for more.
+/// luck of a draw), unless `PERCORE_PROPTEST_RANDOM=1` asks for fresh ones. A fresh run once
+/// found a balance bound exceeded that the fixed ones do not reach (3 zones × 2 nodes × 3
+/// cores, P = 256, a weight change then two added cores: max/mean 1.234 at w = 5 against 1.21
+/// allowed). Since the nested water-filling of `share`, all 72 such sequences (any node's first
+/// core at weight 2 or 3, then a core added to any node, twice) stay in bounds: the worst is
+/// 1.232 at w = 3, under the 1.222 a weight-3 core is forced to (one fragment per row at most)
+/// times 1.1, and under the stateless table's 1.346. Run with the variable to look for more.
 fn sequence_config() -> ProptestConfig {
     let rng_seed = if std::env::var_os("PERCORE_PROPTEST_RANDOM").is_some() {
         proptest::test_runner::RngSeed::Random
