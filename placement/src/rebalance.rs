@@ -35,11 +35,13 @@
 //!    to the slot and a core with room takes j, when the row stays as spread (`trade_in`: one
 //!    more slot changes now, where the full core would shed it later by a trade of two).
 //!    Before the positions, rows that a node joining their zone left unspread (their slots all
-//!    still have a core) are repaired *ahead*: a core that must gain goes to the position of
-//!    the row, of all up to the broken prefix, where it is furthest below its floor (usually
-//!    the first copy of the duplicated node: one move), then moved earlier where the floor still
-//!    lacks slots (`repair_ahead`, `advance`). The table is computed with and without this and
-//!    the one with fewer moves plus slots off target wins (never one further over a bound).
+//!    still have a core) are repaired *ahead*, in one move each: positions in order, a row is
+//!    repaired at an early position (usually the first copy of the duplicated node) while a
+//!    core that must gain is short of its floor over that prefix, rows whose core there is
+//!    over its bound first; the others are repaired where they broke. A core still short of
+//!    an early floor is then moved earlier in a repaired row (`repair_ahead`, `advance`). The
+//!    table is computed with and without this and the one with fewer moves plus slots off
+//!    target wins (never one further over a bound).
 //! 4. **Balance.** Cores above `hi` give one slot of this position at a time, along the
 //!    shortest *chain* (at most `CHAIN_MOVES_MAX` moves, breadth first over cores): the slot of
 //!    one row goes to c₁, c₁ hands its slot of another row to c₂, and so on to a core with room,
@@ -133,9 +135,11 @@ pub(crate) fn rebalance(
         (repaired, r)
     };
     // With the repairs ahead when they apply (a node joined a zone), and without: the one with
-    // the fewer moves plus slots still off target (each would take a move to fix). Neither is
-    // better on every shape (1 zone × 10 nodes, a node joins: 6262 moves against 7818; 5 zones
-    // × 10 nodes: 7523 + 630 off against 6782 + 653), so the rule compares them; both are
+    // the fewer moves plus slots still off target (each would take a move to fix). Ahead wins
+    // on every shape measured (a node joins 1 zone × 10 nodes: 4537 moves against 7818; 5
+    // zones × 2 nodes: 5975 + 639 off against 6802 + 653; 3 zones × 2 nodes: 7167 + 892 against
+    // 8021 + 872), and the greedy ahead it replaced did not (6262 and 7523 + 630 on the first
+    // two); the comparison stays, so a shape where it loses costs time, not moves. Both are
     // deterministic.
     let (repaired, ahead) = run(true);
     if !repaired {
@@ -541,14 +545,20 @@ impl<'a> Rebalancer<'a> {
         }
     }
 
-    /// Step 3 ahead of the positions (true if it repaired a row), for rows whose slots all still have a core: a row whose
-    /// prefix of i + 1 is no longer spread (a node joined its zone) is fixed by putting a core
-    /// that must gain at the position j ≤ i, of all, where it is furthest below its floor over
-    /// every prefix from j + 1 on, if that makes the row spread up to i + 1 and keeps every
-    /// spread prefix. One move does both: the row is repaired and the growing core gains where
-    /// it needs it. Step 3 alone would repair position i, the growing core would collect its
-    /// slots at the late positions where duplicates sit and then trade them forward two moves
-    /// each (1 zone × 10 nodes, a node joins: 1.75× the least movement; without: 1.0×).
+    /// Step 3 ahead of the positions, earliest deadline first (true if it repaired a row). A
+    /// row whose slots all have a core but whose prefix of i + 1 is no longer spread (a node
+    /// joined its zone) is fixed in one move by a core that must gain at a position j ≤ i where
+    /// that makes the row spread up to i + 1 and keeps every spread prefix (usually the first
+    /// copy of the duplicated node, or i itself). Positions are taken in order, and a row is
+    /// repaired at j only while a core that must gain is still short of its floor over the
+    /// prefix j + 1, rows whose core at j is over its bound first (the move sheds it too). The
+    /// rest are left to step 3, which repairs them where they broke: one move either way.
+    /// Without the floors, the growing cores collect their slots where duplicates sit, late in
+    /// the rows, and trade them forward two moves each (1 zone × 10 nodes, a node joins: 1.75×
+    /// the least movement). Taking the row where the core is furthest below its floor, as
+    /// this did before, spent the rows whose duplicate sits early on later prefixes that any
+    /// row could fill, and `advance` then paid two moves per row for the early floors: 6081
+    /// moves where 4537 now do (the lower bound is 4460).
     fn repair_ahead(&mut self) -> bool {
         let gaining: Vec<usize> = (0..self.members.len()).filter(|&c| self.grew[c]).collect();
         if gaining.is_empty() {
@@ -559,41 +569,63 @@ impl<'a> Rebalancer<'a> {
         } else {
             (1u32 << self.depth) - 1
         };
+        // Broken rows whose slots all have a core: (pg, first broken position).
+        let mut broken: Vec<(usize, usize)> = (0..self.pgs)
+            .filter(|&pg| self.row_mask[pg] != full && !self.row(pg).contains(&UNSET))
+            .map(|pg| (pg, self.row_mask[pg].trailing_ones() as usize))
+            .collect();
         let mut repaired = Vec::new();
-        for pg in 0..self.pgs {
-            let mask = self.row_mask[pg];
-            if mask == full || self.row(pg).contains(&UNSET) {
-                continue;
-            }
-            let i = mask.trailing_ones() as usize;
-            let need = (1u32 << (i + 1)) - 1;
-            let mut best: Option<(i64, usize, usize)> = None;
-            let mut trial = [UNSET; crate::limits::WIDTH_MAX];
-            for j in 0..=i {
+        let mut trial = [UNSET; crate::limits::WIDTH_MAX];
+        for j in 0..self.depth {
+            let over = |this: &Self, m: u32| -> i64 {
+                (j + 1..=this.depth)
+                    .map(|w| this.current[w][m as usize] as i64 - this.bound(m as usize, w) as i64)
+                    .max()
+                    .expect("j < depth")
+            };
+            let mut order: Vec<(std::cmp::Reverse<i64>, usize)> = broken
+                .iter()
+                .enumerate()
+                .filter(|(_, &(_, i))| i >= j)
+                .map(|(k, &(pg, _))| (std::cmp::Reverse(over(self, self.row(pg)[j]).max(0)), k))
+                .collect();
+            order.sort_unstable();
+            let mut done = vec![false; broken.len()];
+            for (_, k) in order {
+                let (pg, i) = broken[k];
+                let (mask, need) = (self.row_mask[pg], (1u32 << (i + 1)) - 1);
+                let mut best: Option<(i64, usize)> = None;
                 for &c in &gaining {
-                    if self.row(pg).contains(&(c as u32)) {
-                        continue;
-                    }
+                    let short = self.floor(c, j + 1) as i64 - self.current[j + 1][c] as i64;
                     let room = (j + 1..=self.depth)
-                        .map(|w| self.floor(c, w) as i64 - self.current[w][c] as i64)
+                        .map(|w| self.bound(c, w) as i64 - self.current[w][c] as i64)
                         .min()
                         .expect("j < depth");
-                    if room <= 0 || best.is_some_and(|(r, _, _)| r >= room) {
+                    if short <= 0 || room <= 0 || best.is_some_and(|(s, _)| s >= short) {
+                        continue;
+                    }
+                    if self.row(pg).contains(&(c as u32)) {
                         continue;
                     }
                     trial[..self.depth].copy_from_slice(self.row(pg));
                     trial[j] = c as u32;
                     let after = self.check.mask(&trial[..self.depth]);
                     if after & need == need && after & mask == mask {
-                        best = Some((room, j, c));
+                        best = Some((short, c));
                     }
                 }
+                if let Some((_, c)) = best {
+                    self.set(pg, j, c as u32);
+                    self.stats.spread_repairs += 1;
+                    repaired.push((j, pg, i, c));
+                    done[k] = true;
+                }
             }
-            if let Some((_, j, c)) = best {
-                self.set(pg, j, c as u32);
-                self.stats.spread_repairs += 1;
-                repaired.push((j, pg, i, c));
-            }
+            let mut k = 0;
+            broken.retain(|_| {
+                k += 1;
+                !done[k - 1]
+            });
         }
         let any = !repaired.is_empty();
         self.advance(repaired);

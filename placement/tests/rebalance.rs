@@ -211,6 +211,36 @@ fn a_pinned_node_sheds_without_churn() {
     assert!(worst(t) <= worst(s) + 0.01, "{} > {}", worst(t), worst(s));
 }
 
+/// A node joins the one zone of 10 nodes of 10 cores: every row (12 deep) held each old node
+/// once in its first 10 positions and two of them again at 10 and 11, and must now hold the new
+/// node within its first 11. One move per row does it (the new node's core replaces the first
+/// copy of the duplicated node, or the duplicate itself), and the early positions must be kept
+/// for the new cores' floors over the early prefixes. The rebalance used to spend them on
+/// later prefixes and trade the cores forward afterwards (1.36× the lower bound at P = 4096).
+#[test]
+fn a_node_joining_a_zone_repairs_each_row_once() {
+    let mut f = grid(1, 10, 10);
+    f.placement_groups = 4096;
+    let start = Layout::from_file(&f).unwrap();
+    let mut join = bumped(&f);
+    join.nodes.push(node(11, "z0", 10));
+    let (new, moves) = step(&start, &join);
+    let (bound, off) = lower_bound(&start, &new);
+    let repairs = new.rebalance_stats()[0].spread_repairs;
+    eprintln!(
+        "1×10×10 P=4096 node joins: {moves} moves, {repairs} repairs, bound {bound}, off {off:?}"
+    );
+    assert_eq!(off, (0, 0));
+    // Measured: 1.017× the bound (4537 moves, 4460), exactly one repair per row.
+    assert!(
+        moves as u64 >= bound && moves as f64 <= 1.1 * bound as f64,
+        "{moves} {bound}"
+    );
+    assert_eq!(repairs, 4096);
+    assert_spread(&new);
+    assert_balanced_like_stateless(&new, &join, 1.0);
+}
+
 /// A node that spread caps must not push its share onto its sibling alone: 3 zones × 2 nodes ×
 /// 2 cores (P = 256), one core's weight doubled, then a core of the other node of its zone
 /// removed. That node's lone core is in every row's first six positions, but the first five
