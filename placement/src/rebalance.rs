@@ -650,13 +650,16 @@ impl<'a> Rebalancer<'a> {
             if before < 2 || was.contains(&UNSET) {
                 continue;
             }
-            let found = self.row_candidates(&was, &now).into_iter().find_map(|target| {
-                let edits: Vec<(usize, u32)> = (0..target.len())
-                    .filter(|&r| now[r] != target[r])
-                    .map(|r| (r, target[r]))
-                    .collect();
-                self.may_change(pg, &edits).then_some(edits)
-            });
+            let found = self
+                .row_candidates(&was, &now)
+                .into_iter()
+                .find_map(|target| {
+                    let edits: Vec<(usize, u32)> = (0..target.len())
+                        .filter(|&r| now[r] != target[r])
+                        .map(|r| (r, target[r]))
+                        .collect();
+                    self.may_change(pg, &edits).then_some(edits)
+                });
             if let Some(edits) = found {
                 for &(position, m) in &edits {
                     self.set(pg, position, m);
