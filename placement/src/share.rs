@@ -259,6 +259,34 @@ mod tests {
     }
 
     #[test]
+    fn forced_ratios_are_the_worst_pinned_prefix() {
+        // The 3-core node holds 2P of 12 positions and P of 6 with 3 cores: 46/36 of its share
+        // (23 cores) at w = 6 and 12, its worst prefix. Its sibling takes up what it cannot
+        // hold at some prefixes (23/21 of its share), the other zones nothing over theirs.
+        let m = members(&[
+            (0, 0, 3),
+            (0, 1, 4),
+            (1, 2, 4),
+            (1, 3, 4),
+            (2, 4, 4),
+            (2, 5, 4),
+        ]);
+        let r = forced_ratios(&m, 4096, &spread_shares(&m, 4096, 12));
+        for (i, x) in r.iter().enumerate() {
+            let want = match i {
+                0..3 => 46.0 / 36.0,
+                3..7 => 23.0 / 21.0,
+                _ => 1.0,
+            };
+            assert!((x - want).abs() < 1e-9, "{i}: {x}");
+        }
+        // Nothing pinned: 1 for every core.
+        let m = members(&[(0, 0, 4), (1, 1, 4), (2, 2, 4)]);
+        let r = forced_ratios(&m, 4096, &spread_shares(&m, 4096, 12));
+        assert!(r.iter().all(|&x| (x - 1.0).abs() < 1e-9), "{r:?}");
+    }
+
+    #[test]
     fn a_capped_node_leaves_its_share_to_every_zone() {
         // 3 zones × 2 nodes; zone 1 holds node 2 (one core) and node 3 (cores of weight 2 and
         // 1). Of the first five positions a zone holds 1 or 2 per row and each node at most 1,
