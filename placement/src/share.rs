@@ -225,6 +225,18 @@ mod tests {
         out
     }
 
+    /// Three zones of 2 nodes of 4 cores, the first node with 3.
+    fn pinned_node() -> Vec<Member> {
+        members(&[
+            (0, 0, 3),
+            (0, 1, 4),
+            (1, 2, 4),
+            (1, 3, 4),
+            (2, 4, 4),
+            (2, 5, 4),
+        ])
+    }
+
     #[test]
     fn unconstrained_shares_are_fair() {
         let m = members(&[(0, 0, 4), (1, 1, 4), (2, 2, 4)]);
@@ -240,14 +252,7 @@ mod tests {
     fn a_pinned_node_keeps_its_row_share() {
         // Three zones of 2 nodes, one node with 3 cores: 4 of 12 fragments per zone, 2 per
         // node, so each of the 3 cores holds 2P / 3 of the 12 positions (fair: 12P / 23).
-        let m = members(&[
-            (0, 0, 3),
-            (0, 1, 4),
-            (1, 2, 4),
-            (1, 3, 4),
-            (2, 4, 4),
-            (2, 5, 4),
-        ]);
+        let m = pinned_node();
         let s = spread_shares(&m, 4096, 12);
         assert!((s[12][0] - 2.0 * 4096.0 / 3.0).abs() < 1e-6);
         assert!((s[12][3] - 2.0 * 4096.0 / 4.0).abs() < 1e-6);
@@ -263,14 +268,7 @@ mod tests {
         // The 3-core node holds 2P of 12 positions and P of 6 with 3 cores: 46/36 of its share
         // (23 cores) at w = 6 and 12, its worst prefix. Its sibling takes up what it cannot
         // hold at some prefixes (23/21 of its share), the other zones nothing over theirs.
-        let m = members(&[
-            (0, 0, 3),
-            (0, 1, 4),
-            (1, 2, 4),
-            (1, 3, 4),
-            (2, 4, 4),
-            (2, 5, 4),
-        ]);
+        let m = pinned_node();
         let r = forced_ratios(&m, 4096, &spread_shares(&m, 4096, 12));
         for (i, x) in r.iter().enumerate() {
             let want = match i {
