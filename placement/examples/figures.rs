@@ -238,16 +238,9 @@ fn report(old: &Layout, new_file: &LayoutFile, what: &str) {
         fresh.balance(1).max_over_share,
         fresh.balance(6.min(fresh.depth())).max_over_share,
         fresh.balance(fresh.depth()).max_over_share,
-        fullest(table),
-        fullest(fresh),
+        table.fullest_prefix(),
+        fresh.fullest_prefix(),
     );
-}
-
-/// The largest max/mean over every prefix of a table.
-fn fullest(table: &placement::table::Table) -> f64 {
-    (1..=table.depth())
-        .map(|w| table.balance(w).max_over_share)
-        .fold(0f64, f64::max)
 }
 
 /// The least any table could move for the change, in fragments of the compared tiers: the

@@ -207,6 +207,14 @@ impl Table {
         crate::share::forced_ratios(&self.members, self.pgs, &shares)
     }
 
+    /// The largest max/mean over every prefix `0..w`, w = 1..=depth: how full the fullest core
+    /// is at the prefix where it is fullest.
+    pub fn fullest_prefix(&self) -> f64 {
+        (1..=self.depth)
+            .map(|w| self.balance(w).max_over_share)
+            .fold(0f64, f64::max)
+    }
+
     /// The balance of positions `0..width`.
     pub fn balance(&self, width: usize) -> Balance {
         let loads = self.loads(width);
