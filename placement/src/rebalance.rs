@@ -563,7 +563,7 @@ impl<'a> Rebalancer<'a> {
     /// row could fill, and `advance` then paid two moves per row for the early floors: 6081
     /// moves where 4537 now do (the lower bound is 4460).
     fn repair_ahead(&mut self) -> bool {
-        let gaining: Vec<usize> = (0..self.members.len()).filter(|&c| self.grew[c]).collect();
+        let gaining = self.gaining();
         if gaining.is_empty() {
             return false;
         }
@@ -598,7 +598,7 @@ impl<'a> Rebalancer<'a> {
                 let (pg, i) = broken[k];
                 let (mask, need) = (self.row_mask[pg], (1u32 << (i + 1)) - 1);
                 let mut best: Option<(i64, usize)> = None;
-                for &c in &gaining {
+                for c in gaining.iter().map(|&c| c as usize) {
                     let short = self.floor(c, j + 1) as i64 - self.current[j + 1][c] as i64;
                     let room = (j + 1..=self.depth)
                         .map(|w| self.bound(c, w) as i64 - self.current[w][c] as i64)
@@ -641,6 +641,7 @@ impl<'a> Rebalancer<'a> {
     /// another core (the least a repair takes). Trades settled position by position leave
     /// rows that a single move would have served once the loads are known.
     fn undo_rows(&mut self) {
+        let gaining = self.gaining();
         for pg in 0..self.pgs {
             let start = pg * self.depth;
             let was: Vec<u32> = self.carried[start..start + self.depth].to_vec();
@@ -650,16 +651,13 @@ impl<'a> Rebalancer<'a> {
             if before < 2 || was.contains(&UNSET) {
                 continue;
             }
-            let found = self
-                .row_candidates(&was, &now)
-                .into_iter()
-                .find_map(|target| {
-                    let edits: Vec<(usize, u32)> = (0..target.len())
-                        .filter(|&r| now[r] != target[r])
-                        .map(|r| (r, target[r]))
-                        .collect();
-                    self.may_change(pg, &edits).then_some(edits)
-                });
+            let found = row_candidates(&was, &now, &gaining).find_map(|target| {
+                let edits: Vec<(usize, u32)> = (0..target.len())
+                    .filter(|&r| now[r] != target[r])
+                    .map(|r| (r, target[r]))
+                    .collect();
+                self.may_change(pg, &edits).then_some(edits)
+            });
             if let Some(edits) = found {
                 for &(position, m) in &edits {
                     self.set(pg, position, m);
@@ -669,31 +667,11 @@ impl<'a> Rebalancer<'a> {
         }
     }
 
-    /// The rows `undo_rows` tries for a row that was `was` and is `now`, best first: `was`
-    /// itself, `was` with one of the changed slots kept, then `was` with one slot on a core the
-    /// rebalance brought into the row or one that must gain (a search over every core found no
-    /// more on the shapes measured, at twice the time on 1000 cores).
-    fn row_candidates(&self, was: &[u32], now: &[u32]) -> Vec<Vec<u32>> {
-        let with = |j: usize, c: u32| {
-            let mut t = was.to_vec();
-            t[j] = c;
-            t
-        };
-        let changed: Vec<usize> = (0..self.depth).filter(|&j| now[j] != was[j]).collect();
-        let mut out = vec![was.to_vec()];
-        out.extend(changed.iter().map(|&j| with(j, now[j])));
-        let mut brought: Vec<u32> = now
-            .iter()
-            .copied()
-            .chain((0..self.members.len() as u32).filter(|&c| self.grew[c as usize]))
-            .filter(|c| !was.contains(c))
-            .collect();
-        brought.sort_unstable();
-        brought.dedup();
-        for (j, &here) in now.iter().enumerate() {
-            out.extend(brought.iter().filter(|&&c| c != here).map(|&c| with(j, c)));
-        }
-        out
+    /// The members that must gain (a new core, or one whose weight rose), in member order.
+    fn gaining(&self) -> Vec<u32> {
+        (0..self.members.len() as u32)
+            .filter(|&c| self.grew[c as usize])
+            .collect()
     }
 
     /// Step 5: a changed slot goes back to its previous core where the row stays as spread
@@ -1386,4 +1364,38 @@ impl<'a> Rebalancer<'a> {
         }
         best.map(|(j, pg)| (pg, Some(j)))
     }
+}
+
+/// The rows `undo_rows` tries for a row that was `was` and is `now`, best first, made one at a
+/// time as they are asked for: `was` itself, `was` with one of the changed slots kept, then
+/// `was` with one slot on a core the rebalance brought into the row or one of `gaining` (a
+/// search over every core found no more on the shapes measured, at twice the time on 1000
+/// cores).
+fn row_candidates<'r>(
+    was: &'r [u32],
+    now: &'r [u32],
+    gaining: &[u32],
+) -> impl Iterator<Item = Vec<u32>> + 'r {
+    let with = move |j: usize, c: u32| {
+        let mut t = was.to_vec();
+        t[j] = c;
+        t
+    };
+    let mut brought: Vec<u32> = now
+        .iter()
+        .chain(gaining)
+        .copied()
+        .filter(|c| !was.contains(c))
+        .collect();
+    brought.sort_unstable();
+    brought.dedup();
+    let kept = (0..was.len())
+        .filter(move |&j| now[j] != was[j])
+        .map(move |j| with(j, now[j]));
+    let n = brought.len();
+    let elsewhere = (0..was.len() * n).filter_map(move |i| {
+        let (j, c) = (i / n, brought[i % n]);
+        (c != now[j]).then(|| with(j, c))
+    });
+    std::iter::once(was.to_vec()).chain(kept).chain(elsewhere)
 }
