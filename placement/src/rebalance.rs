@@ -111,7 +111,7 @@ pub struct Stats {
     /// (position, core) pairs left outside `lo ..= hi` because every move would break spread.
     pub stuck: u64,
     /// Changed slots given back to their previous core at the end (step 5), not counted above
-    /// any more.
+    /// any more; for whole rows (`undo_rows`), how many fewer slots of the row differ.
     pub undone: u64,
 }
 
