@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod multipart;
 pub mod records;
+pub mod refuse;
 pub mod remote;
 pub mod s3;
 pub mod serve;
@@ -48,6 +49,7 @@ pub fn service_on(
     let mut builder =
         s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
     builder.set_auth(users);
+    builder.set_access(refuse::Refuse);
     if let Some(d) = domain {
         builder.set_host(host::DomainHost::new(d)?);
     }

@@ -1,0 +1,394 @@
+//! Refuse what percore does not do. A request that asks for a protection percore does not
+//! provide — object lock, server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants, a public
+//! canned ACL — answers `NotImplemented` before anything is stored. Accepting and ignoring such
+//! a request tells the user their data is locked, encrypted or private when it is not: the worst
+//! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
+//! with a plain DELETE, an SSE-C object read back without its key).
+//!
+//! Values that ask for exactly what percore already does stay accepted, because common clients
+//! send them by default: `x-amz-acl: private` (rclone, s3cmd), the owner-only canned ACLs on
+//! objects (a bucket's objects are written only by its owner here), object lock explicitly
+//! disabled, and `BucketOwnerEnforced` object ownership (what percore does: the bucket owner owns
+//! every object).
+//!
+//! The check runs in s3s's access hook, after authentication and before the body is read, on the
+//! raw headers of every operation (and on the query string, where presigned URLs may carry the
+//! same names); `put_object`'s hook also checks the parsed input, which is how the fields of a
+//! browser POST form reach it. It does not judge bucket configuration bodies: the operations
+//! that set lock, encryption, ACL, policy or replication configuration are not implemented and
+//! answer `NotImplemented` through s3s's default, and `PutBucketVersioning` refuses MFA delete
+//! itself (`versioning.rs`).
+
+use hyper::HeaderMap;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::dto::PutObjectInput;
+use s3s::{s3_error, S3Error, S3Request, S3Result};
+
+/// Headers whose mere presence asks for something percore does not do, with what each asks for.
+const REFUSED_HEADERS: &[(&str, &str)] = &[
+    ("x-amz-server-side-encryption", "server-side encryption"),
+    (
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        "server-side encryption with KMS keys",
+    ),
+    (
+        "x-amz-server-side-encryption-context",
+        "server-side encryption with KMS keys",
+    ),
+    (
+        "x-amz-server-side-encryption-bucket-key-enabled",
+        "server-side encryption with S3 bucket keys",
+    ),
+    (
+        "x-amz-server-side-encryption-customer-algorithm",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    (
+        "x-amz-server-side-encryption-customer-key",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    (
+        "x-amz-server-side-encryption-customer-key-md5",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    (
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    (
+        "x-amz-copy-source-server-side-encryption-customer-key",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    (
+        "x-amz-copy-source-server-side-encryption-customer-key-md5",
+        "server-side encryption with customer keys (SSE-C)",
+    ),
+    ("x-amz-object-lock-mode", "object lock retention"),
+    (
+        "x-amz-object-lock-retain-until-date",
+        "object lock retention",
+    ),
+    ("x-amz-object-lock-legal-hold", "object lock legal holds"),
+    ("x-amz-grant-read", "ACL grants"),
+    ("x-amz-grant-write", "ACL grants"),
+    ("x-amz-grant-read-acp", "ACL grants"),
+    ("x-amz-grant-write-acp", "ACL grants"),
+    ("x-amz-grant-full-control", "ACL grants"),
+    (
+        "x-amz-expected-bucket-owner",
+        "checking the bucket owner's account",
+    ),
+    (
+        "x-amz-source-expected-bucket-owner",
+        "checking the bucket owner's account",
+    ),
+    ("x-amz-website-redirect-location", "website redirects"),
+    ("x-amz-write-offset-bytes", "appending to objects"),
+];
+
+/// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
+/// what percore does.
+const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+];
+
+/// Why a request must be refused, or `None` when percore does what it asks. `op` is s3s's
+/// operation name (`"CreateBucket"`, `"PutObject"`, …).
+pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for (name, what) in REFUSED_HEADERS {
+        if headers.contains_key(*name) || query_has(query, name) {
+            return Some(not_implemented(name, what));
+        }
+    }
+    if let Some(value) = header_or_query(headers, query, "x-amz-acl") {
+        if let Some(e) = acl_refusal(op, &value) {
+            return Some(e);
+        }
+    }
+    if let Some(value) = header_or_query(headers, query, "x-amz-bucket-object-lock-enabled") {
+        match value.to_ascii_lowercase().as_str() {
+            "false" => {}
+            "true" => {
+                return Some(not_implemented(
+                    "x-amz-bucket-object-lock-enabled",
+                    "object lock",
+                ))
+            }
+            _ => {
+                return Some(s3_error!(
+                    InvalidArgument,
+                    "x-amz-bucket-object-lock-enabled must be true or false"
+                ))
+            }
+        }
+    }
+    if let Some(value) = header_or_query(headers, query, "x-amz-object-ownership") {
+        match value.as_str() {
+            "BucketOwnerEnforced" => {}
+            "BucketOwnerPreferred" | "ObjectWriter" => {
+                return Some(s3_error!(
+                    NotImplemented,
+                    "x-amz-object-ownership: {value} is not supported: percore enforces bucket \
+                     owner ownership (BucketOwnerEnforced) and has no ACLs"
+                ))
+            }
+            _ => {
+                return Some(s3_error!(
+                    InvalidArgument,
+                    "x-amz-object-ownership must be BucketOwnerEnforced, BucketOwnerPreferred or \
+                     ObjectWriter"
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// A canned ACL is refused unless it grants nothing beyond the owner. On objects the owner-only
+/// ones include `bucket-owner-*`: only a bucket's owner writes to it, so the object's owner and
+/// the bucket's are one.
+fn acl_refusal(op: &str, value: &str) -> Option<S3Error> {
+    let owner_only = match op {
+        "CreateBucket" => value == "private",
+        _ => matches!(
+            value,
+            "private" | "bucket-owner-read" | "bucket-owner-full-control"
+        ),
+    };
+    if owner_only {
+        None
+    } else if CANNED_ACLS.contains(&value) {
+        Some(s3_error!(
+            NotImplemented,
+            "x-amz-acl: {value} is not supported: percore has no ACLs (only the owner can access \
+             a bucket and its objects)"
+        ))
+    } else {
+        Some(s3_error!(InvalidArgument, "x-amz-acl: unknown canned ACL"))
+    }
+}
+
+fn not_implemented(header: &str, what: &str) -> S3Error {
+    s3_error!(
+        NotImplemented,
+        "{header}: percore does not provide {what}; the request was refused and nothing was stored"
+    )
+}
+
+fn header_or_query(headers: &HeaderMap, query: Option<&str>, name: &str) -> Option<String> {
+    if let Some(v) = headers.get(name) {
+        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k.eq_ignore_ascii_case(name).then(|| v.to_owned())
+    })
+}
+
+fn query_has(query: Option<&str>, name: &str) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+            k.eq_ignore_ascii_case(name)
+        })
+    })
+}
+
+/// s3s's access hook: authentication as s3s's default check (a request must be signed), then
+/// [`refusal`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refuse;
+
+#[async_trait::async_trait]
+impl S3Access for Refuse {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        }
+        match refusal(cx.s3_op().name(), cx.headers(), cx.uri().query()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The parsed input too: a browser POST upload carries these as form fields, not headers.
+    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        let i = &req.input;
+        let asked = [
+            (
+                i.server_side_encryption.is_some(),
+                "x-amz-server-side-encryption",
+            ),
+            (
+                i.ssekms_key_id.is_some(),
+                "x-amz-server-side-encryption-aws-kms-key-id",
+            ),
+            (
+                i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some(),
+                "x-amz-server-side-encryption-customer-algorithm",
+            ),
+            (i.object_lock_mode.is_some(), "x-amz-object-lock-mode"),
+            (
+                i.object_lock_retain_until_date.is_some(),
+                "x-amz-object-lock-retain-until-date",
+            ),
+            (
+                i.object_lock_legal_hold_status.is_some(),
+                "x-amz-object-lock-legal-hold",
+            ),
+            (
+                i.grant_read.is_some()
+                    || i.grant_read_acp.is_some()
+                    || i.grant_write_acp.is_some()
+                    || i.grant_full_control.is_some(),
+                "x-amz-grant-read",
+            ),
+            (
+                i.website_redirect_location.is_some(),
+                "x-amz-website-redirect-location",
+            ),
+        ];
+        for (present, header) in asked {
+            if present {
+                let what = REFUSED_HEADERS
+                    .iter()
+                    .find(|(n, _)| *n == header)
+                    .map_or("this feature", |(_, w)| *w);
+                return Err(not_implemented(header, what));
+            }
+        }
+        if let Some(acl) = &i.acl {
+            if let Some(e) = acl_refusal("PutObject", acl.as_str()) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::S3ErrorCode;
+
+    fn code(op: &str, headers: &[(&'static str, &'static str)]) -> Option<S3ErrorCode> {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().unwrap());
+        }
+        refusal(op, &map, None).map(|e| e.code().clone())
+    }
+
+    #[test]
+    fn protections_are_refused() {
+        for (name, _) in REFUSED_HEADERS {
+            assert_eq!(
+                code("PutObject", &[(name, "x")]),
+                Some(S3ErrorCode::NotImplemented),
+                "{name}"
+            );
+        }
+        for acl in [
+            "public-read",
+            "public-read-write",
+            "authenticated-read",
+            "aws-exec-read",
+        ] {
+            assert_eq!(
+                code("PutObject", &[("x-amz-acl", acl)]),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-bucket-object-lock-enabled", "True")]
+            ),
+            Some(S3ErrorCode::NotImplemented)
+        );
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-acl", "bucket-owner-full-control")]
+            ),
+            Some(S3ErrorCode::NotImplemented)
+        );
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-object-ownership", "ObjectWriter")]
+            ),
+            Some(S3ErrorCode::NotImplemented)
+        );
+    }
+
+    #[test]
+    fn what_percore_does_is_accepted() {
+        assert_eq!(code("PutObject", &[("x-amz-acl", "private")]), None);
+        assert_eq!(
+            code("PutObject", &[("x-amz-acl", "bucket-owner-full-control")]),
+            None
+        );
+        assert_eq!(code("CreateBucket", &[("x-amz-acl", "private")]), None);
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-bucket-object-lock-enabled", "false")]
+            ),
+            None
+        );
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-object-ownership", "BucketOwnerEnforced")]
+            ),
+            None
+        );
+        assert_eq!(
+            code("GetObject", &[("x-amz-request-payer", "requester")]),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_values_are_invalid_arguments() {
+        assert_eq!(
+            code("PutObject", &[("x-amz-acl", "everyone")]),
+            Some(S3ErrorCode::InvalidArgument)
+        );
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-bucket-object-lock-enabled", "yes")]
+            ),
+            Some(S3ErrorCode::InvalidArgument)
+        );
+    }
+
+    #[test]
+    fn presigned_query_names_count_too() {
+        let map = HeaderMap::new();
+        let e = refusal(
+            "PutObject",
+            &map,
+            Some("X-Amz-Expires=60&x-amz-server-side-encryption=AES256"),
+        );
+        assert_eq!(
+            e.map(|e| e.code().clone()),
+            Some(S3ErrorCode::NotImplemented)
+        );
+        assert!(refusal(
+            "PutObject",
+            &map,
+            Some("X-Amz-Expires=60&x-amz-acl=private")
+        )
+        .is_none());
+    }
+}

@@ -1,0 +1,180 @@
+"""Refuse, never ignore: a request asking for a protection percore does not provide (object
+lock, server-side encryption, ACL grants, public ACLs) answers NotImplemented and stores
+nothing. Values that ask for what percore already does (private ACL, lock disabled,
+BucketOwnerEnforced) keep working: real clients send them by default."""
+import datetime
+import hashlib
+import base64
+
+import pytest
+from botocore.exceptions import ClientError
+
+KEY = base64.b64encode(b"k" * 32).decode()
+KEY_MD5 = base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()
+RETAIN = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+
+# (case name, extra PutObject arguments). Each asks for a protection percore does not do.
+REFUSED_PUTS = [
+    ("sse-s3", dict(ServerSideEncryption="AES256")),
+    ("sse-kms", dict(ServerSideEncryption="aws:kms", SSEKMSKeyId="key-1")),
+    ("sse-kms-context", dict(ServerSideEncryption="aws:kms",
+                             SSEKMSEncryptionContext="eyJhIjoiYiJ9")),
+    ("sse-bucket-key", dict(ServerSideEncryption="aws:kms", BucketKeyEnabled=True)),
+    ("sse-c", dict(SSECustomerAlgorithm="AES256", SSECustomerKey=KEY,
+                   SSECustomerKeyMD5=KEY_MD5)),
+    ("lock-compliance", dict(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=RETAIN)),
+    ("lock-governance", dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=RETAIN)),
+    ("legal-hold", dict(ObjectLockLegalHoldStatus="ON")),
+    ("acl-public-read", dict(ACL="public-read")),
+    ("acl-public-read-write", dict(ACL="public-read-write")),
+    ("acl-authenticated-read", dict(ACL="authenticated-read")),
+    ("acl-aws-exec-read", dict(ACL="aws-exec-read")),
+    ("grant-read", dict(GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')),
+    ("grant-read-acp", dict(GrantReadACP='id="someone"')),
+    ("grant-write-acp", dict(GrantWriteACP='id="someone"')),
+    ("grant-full-control", dict(GrantFullControl='id="someone"')),
+    ("expected-owner", dict(ExpectedBucketOwner="123456789012")),
+    ("website-redirect", dict(WebsiteRedirectLocation="/elsewhere")),
+]
+
+
+def assert_not_implemented(call):
+    with pytest.raises(ClientError) as e:
+        call()
+    assert e.value.response["Error"]["Code"] == "NotImplemented", e.value.response
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def assert_absent(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key)
+    assert e.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+
+
+@pytest.mark.parametrize("case,extra", REFUSED_PUTS, ids=[c for c, _ in REFUSED_PUTS])
+def test_put_asking_for_protection_is_refused_and_stores_nothing(s3, bucket, case, extra):
+    assert_not_implemented(
+        lambda: s3.put_object(Bucket=bucket, Key=case, Body=b"secret", **extra))
+    assert_absent(s3, bucket, case)
+
+
+@pytest.mark.parametrize("case,extra", REFUSED_PUTS, ids=[c for c, _ in REFUSED_PUTS])
+def test_multipart_asking_for_protection_is_refused(s3, bucket, case, extra):
+    assert_not_implemented(
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key=case, **extra))
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("case,extra", REFUSED_PUTS, ids=[c for c, _ in REFUSED_PUTS])
+def test_copy_asking_for_protection_is_refused(s3, bucket, case, extra):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"source")
+    assert_not_implemented(lambda: s3.copy_object(
+        Bucket=bucket, Key="dst-" + case, CopySource={"Bucket": bucket, "Key": "src"}, **extra))
+    assert_absent(s3, bucket, "dst-" + case)
+
+
+def test_sse_c_reads_and_copy_sources_are_refused(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
+    sse_c = dict(SSECustomerAlgorithm="AES256", SSECustomerKey=KEY, SSECustomerKeyMD5=KEY_MD5)
+    assert_not_implemented(lambda: s3.get_object(Bucket=bucket, Key="plain", **sse_c))
+    assert_not_implemented(lambda: s3.copy_object(
+        Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "plain"},
+        CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=KEY,
+        CopySourceSSECustomerKeyMD5=KEY_MD5))
+    assert_absent(s3, bucket, "copy")
+
+
+def test_upload_part_with_sse_c_is_refused(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    assert_not_implemented(lambda: s3.upload_part(
+        Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 10,
+        SSECustomerAlgorithm="AES256", SSECustomerKey=KEY, SSECustomerKeyMD5=KEY_MD5))
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=up).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=up)
+
+
+def test_head_with_sse_c_is_refused(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="plain", SSECustomerAlgorithm="AES256",
+                       SSECustomerKey=KEY, SSECustomerKeyMD5=KEY_MD5)
+    # HEAD answers have no body: the status is all a client sees.
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def bucket_absent(s3, name):
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket=name)
+    return e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+@pytest.mark.parametrize("case,extra", [
+    ("lock", dict(ObjectLockEnabledForBucket=True)),
+    ("acl-public-read", dict(ACL="public-read")),
+    ("acl-authenticated-read", dict(ACL="authenticated-read")),
+    ("grant-read", dict(GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')),
+    ("grant-write", dict(GrantWrite='id="someone"')),
+    ("ownership-writer", dict(ObjectOwnership="ObjectWriter")),
+    ("ownership-preferred", dict(ObjectOwnership="BucketOwnerPreferred")),
+])
+def test_create_bucket_asking_for_protection_is_refused(s3, case, extra):
+    name = f"refused-{case}"
+    assert_not_implemented(lambda: s3.create_bucket(Bucket=name, **extra))
+    assert bucket_absent(s3, name)
+
+
+@pytest.mark.parametrize("call", [
+    "put_bucket_encryption", "put_object_lock_configuration", "put_bucket_acl",
+    "put_object_acl", "put_object_retention", "put_object_legal_hold", "put_bucket_policy",
+    "put_bucket_replication", "put_public_access_block",
+])
+def test_protection_configurations_are_refused(s3, bucket, call):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    args = {
+        "put_bucket_encryption": dict(ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
+        "put_object_lock_configuration": dict(ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}}),
+        "put_bucket_acl": dict(ACL="public-read"),
+        "put_object_acl": dict(Key="k", ACL="public-read"),
+        "put_object_retention": dict(Key="k", Retention={
+            "Mode": "COMPLIANCE", "RetainUntilDate": RETAIN}),
+        "put_object_legal_hold": dict(Key="k", LegalHold={"Status": "ON"}),
+        "put_bucket_policy": dict(Policy='{"Version":"2012-10-17","Statement":[]}'),
+        "put_bucket_replication": dict(ReplicationConfiguration={
+            "Role": "arn:aws:iam::1:role/r", "Rules": [{
+                "Status": "Enabled", "Priority": 1, "Filter": {},
+                "DeleteMarkerReplication": {"Status": "Disabled"},
+                "Destination": {"Bucket": "arn:aws:s3:::elsewhere"}}]}),
+        "put_public_access_block": dict(PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True, "RestrictPublicBuckets": True}),
+    }[call]
+    assert_not_implemented(lambda: getattr(s3, call)(Bucket=bucket, **args))
+    # The object stays as it was: deletable, since nothing locked it.
+    s3.delete_object(Bucket=bucket, Key="k")
+    assert_absent(s3, bucket, "k")
+
+
+def test_what_percore_does_stays_accepted(s3):
+    # rclone and s3cmd send x-amz-acl: private by default; bucket-owner-full-control is what a
+    # bucket owner's own writes are.
+    name = "accepted-values"
+    s3.create_bucket(Bucket=name, ACL="private", ObjectLockEnabledForBucket=False,
+                     ObjectOwnership="BucketOwnerEnforced")
+    for acl in ["private", "bucket-owner-full-control", "bucket-owner-read"]:
+        s3.put_object(Bucket=name, Key=acl, Body=b"v", ACL=acl)
+        assert s3.get_object(Bucket=name, Key=acl)["Body"].read() == b"v"
+    up = s3.create_multipart_upload(Bucket=name, Key="mp", ACL="private")["UploadId"]
+    s3.abort_multipart_upload(Bucket=name, Key="mp", UploadId=up)
+    s3.copy_object(Bucket=name, Key="copy", CopySource={"Bucket": name, "Key": "private"},
+                   ACL="bucket-owner-full-control")
+    assert s3.get_object(Bucket=name, Key="copy")["Body"].read() == b"v"
+
+
+def test_unknown_canned_acl_is_invalid(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL="everyone-everything")
+    assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    assert_absent(s3, bucket, "k")
