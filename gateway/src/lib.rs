@@ -2,6 +2,7 @@
 //! streaming chunks: s3s, against [`creds::Users`]), then routes each request to the cores that
 //! own its bucket and key, through `engine::CoreHandle`. Never touches a disk.
 
+pub mod access;
 pub mod backend;
 pub mod checksum;
 pub mod creds;
@@ -49,7 +50,7 @@ pub fn service_on(
     let mut builder =
         s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
     builder.set_auth(users);
-    builder.set_access(refuse::Refuse);
+    builder.set_access(access::Gate::new(region));
     if let Some(d) = domain {
         builder.set_host(host::DomainHost::new(d)?);
     }

@@ -11,18 +11,17 @@
 //! disabled, and `BucketOwnerEnforced` object ownership (what percore does: the bucket owner owns
 //! every object).
 //!
-//! The check runs in s3s's access hook, after authentication and before the body is read, on the
-//! raw headers of every operation (and on the query string, where presigned URLs may carry the
-//! same names); `put_object`'s hook also checks the parsed input, which is how the fields of a
-//! browser POST form reach it. It does not judge bucket configuration bodies: the operations
+//! The check runs in s3s's access hook (`access.rs`), after authentication and before the body
+//! is read, on the raw headers of every operation (and on the query string, where presigned URLs
+//! may carry the same names); `put_object`'s hook also checks the parsed input, which is how the
+//! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the operations
 //! that set lock, encryption, ACL, policy or replication configuration are not implemented and
 //! answer `NotImplemented` through s3s's default, and `PutBucketVersioning` refuses MFA delete
 //! itself (`versioning.rs`).
 
 use hyper::HeaderMap;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::PutObjectInput;
-use s3s::{s3_error, S3Error, S3Request, S3Result};
+use s3s::{s3_error, S3Error};
 
 /// Headers whose mere presence asks for something percore does not do, with what each asks for.
 const REFUSED_HEADERS: &[(&str, &str)] = &[
@@ -201,76 +200,55 @@ fn query_has(query: Option<&str>, name: &str) -> bool {
     })
 }
 
-/// s3s's access hook: authentication as s3s's default check (a request must be signed), then
-/// [`refusal`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Refuse;
-
-#[async_trait::async_trait]
-impl S3Access for Refuse {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        }
-        match refusal(cx.s3_op().name(), cx.headers(), cx.uri().query()) {
-            Some(e) => Err(e),
-            None => Ok(()),
+/// What [`refusal`] finds in headers, found in a parsed PutObject input: a browser POST upload
+/// carries these as form fields, not headers.
+pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
+    let asked = [
+        (
+            i.server_side_encryption.is_some(),
+            "x-amz-server-side-encryption",
+        ),
+        (
+            i.ssekms_key_id.is_some(),
+            "x-amz-server-side-encryption-aws-kms-key-id",
+        ),
+        (
+            i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some(),
+            "x-amz-server-side-encryption-customer-algorithm",
+        ),
+        (i.object_lock_mode.is_some(), "x-amz-object-lock-mode"),
+        (
+            i.object_lock_retain_until_date.is_some(),
+            "x-amz-object-lock-retain-until-date",
+        ),
+        (
+            i.object_lock_legal_hold_status.is_some(),
+            "x-amz-object-lock-legal-hold",
+        ),
+        (
+            i.grant_read.is_some()
+                || i.grant_read_acp.is_some()
+                || i.grant_write_acp.is_some()
+                || i.grant_full_control.is_some(),
+            "x-amz-grant-read",
+        ),
+        (
+            i.website_redirect_location.is_some(),
+            "x-amz-website-redirect-location",
+        ),
+    ];
+    for (present, header) in asked {
+        if present {
+            let what = REFUSED_HEADERS
+                .iter()
+                .find(|(n, _)| *n == header)
+                .map_or("this feature", |(_, w)| *w);
+            return Some(not_implemented(header, what));
         }
     }
-
-    /// The parsed input too: a browser POST upload carries these as form fields, not headers.
-    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
-        let i = &req.input;
-        let asked = [
-            (
-                i.server_side_encryption.is_some(),
-                "x-amz-server-side-encryption",
-            ),
-            (
-                i.ssekms_key_id.is_some(),
-                "x-amz-server-side-encryption-aws-kms-key-id",
-            ),
-            (
-                i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some(),
-                "x-amz-server-side-encryption-customer-algorithm",
-            ),
-            (i.object_lock_mode.is_some(), "x-amz-object-lock-mode"),
-            (
-                i.object_lock_retain_until_date.is_some(),
-                "x-amz-object-lock-retain-until-date",
-            ),
-            (
-                i.object_lock_legal_hold_status.is_some(),
-                "x-amz-object-lock-legal-hold",
-            ),
-            (
-                i.grant_read.is_some()
-                    || i.grant_read_acp.is_some()
-                    || i.grant_write_acp.is_some()
-                    || i.grant_full_control.is_some(),
-                "x-amz-grant-read",
-            ),
-            (
-                i.website_redirect_location.is_some(),
-                "x-amz-website-redirect-location",
-            ),
-        ];
-        for (present, header) in asked {
-            if present {
-                let what = REFUSED_HEADERS
-                    .iter()
-                    .find(|(n, _)| *n == header)
-                    .map_or("this feature", |(_, w)| *w);
-                return Err(not_implemented(header, what));
-            }
-        }
-        if let Some(acl) = &i.acl {
-            if let Some(e) = acl_refusal("PutObject", acl.as_str()) {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
+    i.acl
+        .as_ref()
+        .and_then(|acl| acl_refusal("PutObject", acl.as_str()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,171 @@
+"""Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
+headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
+dates, reserved bucket names."""
+import base64
+import email.utils
+import hashlib
+import hmac
+import socket
+import time
+
+import pytest
+import urllib.error
+import urllib.request
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+
+def send(server, method, path, headers, body=b""):
+    """Sends a request exactly as given (no client library fixing it up); returns status, body."""
+    host = server.endpoint.split("//", 1)[1]
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host")
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    h, p = host.split(":")
+    with socket.create_connection((h, int(p)), timeout=10) as c:
+        c.sendall(head.encode() + body)
+        reply = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    return status, reply.split(b"\r\n\r\n", 1)[-1]
+
+
+def fetch(url, method="GET", data=None, headers=None):
+    """(status, body) of a plain HTTP request: presigned URLs need no client library."""
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def signed_headers(server, method, path, body=b"", headers=None, region="us-east-1"):
+    req = AWSRequest(method=method, url=server.endpoint + path, data=body,
+                     headers=dict(headers or {}, **{"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}))
+    S3SigV4Auth(Credentials(server.access_key, server.secret_key), "s3", region).add_auth(req)
+    return dict(req.prepare().headers.items())
+
+
+def test_unsigned_copy_source_is_refused(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="secret", Body=b"the secret")
+    headers = signed_headers(server, "PUT", f"/{bucket}/innocent", b"hello")
+    # Added after signing: on main this turned the PUT into a copy of another object.
+    headers["x-amz-copy-source"] = f"/{bucket}/secret"
+    status, body = send(server, "PUT", f"/{bucket}/innocent", headers, b"hello")
+    assert status == 403 and b"AccessDenied" in body and b"not signed" in body, body
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="innocent")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("x-amz-meta-owner", "mallory"),
+    ("x-amz-storage-class", "STANDARD_IA"),
+    ("x-amz-tagging", "a=b"),
+])
+def test_unsigned_amz_headers_are_refused(server, s3, bucket, name, value):
+    headers = signed_headers(server, "PUT", f"/{bucket}/k", b"v")
+    headers[name] = value
+    status, body = send(server, "PUT", f"/{bucket}/k", headers, b"v")
+    assert status == 403 and b"AccessDenied" in body, body
+    # The same header, signed, works.
+    headers = signed_headers(server, "PUT", f"/{bucket}/k", b"v", headers={name: value})
+    status, body = send(server, "PUT", f"/{bucket}/k", headers, b"v")
+    assert status == 200, body
+
+
+def test_host_must_be_signed(server, bucket):
+    class NoHost(S3SigV4Auth):
+        def headers_to_sign(self, request):
+            h = super().headers_to_sign(request)
+            del h["host"]
+            return h
+
+    req = AWSRequest(method="GET", url=server.endpoint + f"/{bucket}?list-type=2",
+                     headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    NoHost(Credentials(server.access_key, server.secret_key), "s3", "us-east-1").add_auth(req)
+    status, body = send(server, "GET", f"/{bucket}?list-type=2", dict(req.prepare().headers.items()))
+    assert status == 403 and b"AccessDenied" in body, body
+
+
+def v4_client(server, region="us-east-1"):
+    """boto3 presigns with SigV2 for a custom endpoint unless told otherwise."""
+    import boto3
+    return boto3.client("s3", endpoint_url=server.endpoint, region_name=region,
+                        aws_access_key_id=server.access_key,
+                        aws_secret_access_key=server.secret_key,
+                        config=Config(signature_version="s3v4", retries={"max_attempts": 1},
+                                      s3={"addressing_style": "path"}))
+
+
+def test_presigned_lifetime_is_at_most_a_week(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    s3 = v4_client(server)
+    ok = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"},
+                                   ExpiresIn=604800)
+    assert fetch(ok) == (200, b"v")
+    for expires in [604801, 2**32 - 1]:
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"},
+                                        ExpiresIn=expires)
+        status, body = fetch(url)
+        assert status == 400 and b"AuthorizationQueryParametersError" in body, body
+
+
+def test_presigned_with_unsigned_amz_header_is_refused(server, bucket):
+    s3 = v4_client(server)
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p"},
+                                    ExpiresIn=60)
+    status, body = fetch(url, "PUT", b"v", {"x-amz-storage-class": "GLACIER"})
+    assert status == 403, body
+    assert fetch(url, "PUT", b"v")[0] == 200
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-west-2"])
+def test_credential_scope_region_must_match(server, bucket, region):
+    other = v4_client(server, region)
+    with pytest.raises(ClientError) as e:
+        other.list_objects_v2(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "AuthorizationHeaderMalformed"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    url = other.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket})
+    status, body = fetch(url)
+    assert status == 400 and b"AuthorizationQueryParametersError" in body, body
+
+
+def test_empty_region_in_scope_is_refused(server, bucket):
+    headers = signed_headers(server, "GET", f"/{bucket}?list-type=2", region="")
+    status, body = send(server, "GET", f"/{bucket}?list-type=2", headers)
+    assert status == 400 and b"AuthorizationHeaderMalformed" in body, body
+
+
+def sigv2(server, method, path, date):
+    string_to_sign = f"{method}\n\n\n{date}\n{path}"
+    sig = base64.b64encode(hmac.new(server.secret_key.encode(), string_to_sign.encode(),
+                                    hashlib.sha1).digest()).decode()
+    return {"Date": date, "Authorization": f"AWS {server.access_key}:{sig}"}
+
+
+def test_sigv2_date_is_checked(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v2")
+    now = email.utils.formatdate(time.time(), usegmt=True)
+    status, body = send(server, "GET", f"/{bucket}/k", sigv2(server, "GET", f"/{bucket}/k", now))
+    assert status == 200 and body == b"v2", body
+    # A captured request replayed a year later: on main it still worked.
+    old = email.utils.formatdate(time.time() - 365 * 86400, usegmt=True)
+    status, body = send(server, "GET", f"/{bucket}/k", sigv2(server, "GET", f"/{bucket}/k", old))
+    assert status == 403 and b"RequestTimeTooSkewed" in body, body
+
+
+@pytest.mark.parametrize("name", ["sthree-abc", "abc-s3alias", "abc--ol-s3",
+                                  "amzn-s3-demo-abc", "a.-b", "a-.b", "xn--abc"])
+def test_reserved_bucket_names_are_invalid(s3, name):
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=name)
+    assert e.value.response["Error"]["Code"] == "InvalidBucketName"
