@@ -22,6 +22,7 @@ pub mod serve;
 pub mod tagging;
 pub mod tiering;
 pub mod versioning;
+pub mod workers;
 
 use std::sync::Arc;
 

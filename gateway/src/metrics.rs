@@ -41,6 +41,11 @@ pub struct TierLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CoreLabel {
     pub core: String,
 }
@@ -60,6 +65,8 @@ pub struct Metrics {
     tier_bytes: Family<TierLabel, Gauge<u64, AtomicU64>>,
     core_fragments: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    background_queued: Family<WorkerLabel, Gauge>,
+    background_dropped: Family<WorkerLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +92,8 @@ impl Default for Metrics {
             tier_bytes: Family::default(),
             core_fragments: Family::default(),
             core_live_bytes: Family::default(),
+            background_queued: Family::default(),
+            background_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +161,17 @@ impl Default for Metrics {
             "Live bytes stored on each of this process's cores",
             m.core_live_bytes.clone(),
         );
+        registry.register(
+            "background_queued",
+            "Jobs waiting in each background worker's queue (workers.rs)",
+            m.background_queued.clone(),
+        );
+        registry.register(
+            "background_dropped",
+            "Jobs a full background queue refused (deferred: orphans for the sweep, restores \
+             the lifecycle pass retries, access moves the next read redoes)",
+            m.background_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -196,6 +216,21 @@ impl Metrics {
         };
         self.core_fragments.get_or_create(&label).set(fragments);
         self.core_live_bytes.get_or_create(&label).set(live_bytes);
+    }
+
+    /// A background worker's queue grew (+1) or shrank (−1).
+    pub fn background_queued(&self, worker: &str, delta: i64) {
+        let label = WorkerLabel {
+            worker: worker.to_owned(),
+        };
+        self.background_queued.get_or_create(&label).inc_by(delta);
+    }
+
+    pub fn background_dropped(&self, worker: &str) {
+        let label = WorkerLabel {
+            worker: worker.to_owned(),
+        };
+        self.background_dropped.get_or_create(&label).inc();
     }
 
     pub fn record_repair(&self, replayed: u64, pending: u64) {

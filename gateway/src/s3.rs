@@ -61,11 +61,17 @@ const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Gateway {
     pub(crate) backend: Arc<Backend>,
     region: String,
+    /// Background work requests leave behind (`workers.rs`), shared by this service's clones.
+    pub(crate) workers: Arc<crate::workers::Workers>,
 }
 
 impl Gateway {
     pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
-        Gateway { backend, region }
+        Gateway {
+            backend,
+            region,
+            workers: Arc::default(),
+        }
     }
 }
 
@@ -826,8 +832,7 @@ impl Gateway {
         let cores = self.head_cores(bucket, key, &head);
         let this = self.clone_handle();
         let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.backend.day_ms()));
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+        self.workers.retire.submit(grace, async move {
             for stripe in head.stripes() {
                 this.delete_stripe(&cores, head.policy, &stripe).await;
             }
@@ -839,6 +844,7 @@ impl Gateway {
         Gateway {
             backend: self.backend.clone(),
             region: self.region.clone(),
+            workers: self.workers.clone(),
         }
     }
 }

@@ -415,15 +415,18 @@ impl Gateway {
                 }
                 let this = self.clone_handle();
                 let (bucket, key) = (input.bucket.clone(), input.key.clone());
-                tokio::spawn(async move {
-                    let made = crate::backend::in_background(
-                        this.complete_restore(&bucket, &key, ongoing),
-                    );
-                    if let Err(e) = made.await {
-                        // The lifecycle worker retries ongoing restores it finds.
-                        tracing::warn!(bucket, key, error = %e, "restore failed; will retry");
-                    }
-                });
+                // A full queue leaves the restore ongoing: the lifecycle pass retries it.
+                self.workers
+                    .restore
+                    .submit(std::time::Duration::ZERO, async move {
+                        let made = crate::backend::in_background(
+                            this.complete_restore(&bucket, &key, ongoing),
+                        );
+                        if let Err(e) = made.await {
+                            // The lifecycle worker retries ongoing restores it finds.
+                            tracing::warn!(bucket, key, error = %e, "restore failed; will retry");
+                        }
+                    });
                 let mut out = S3Response::new(RestoreObjectOutput::default());
                 out.headers.insert(
                     crate::serve::STATUS_HEADER,
@@ -484,7 +487,7 @@ impl Gateway {
         }
         let this = self.clone_handle();
         let (bucket, key, head) = (bucket.to_owned(), key.to_owned(), head.clone());
-        tokio::spawn(crate::backend::in_background(async move {
+        let work = crate::backend::in_background(async move {
             let result = if head.tiering.infrequent {
                 this.transition(
                     &bucket,
@@ -507,6 +510,8 @@ impl Gateway {
             if let Err(e) = result {
                 tracing::debug!(bucket, key, error = %e, "access tracking skipped");
             }
-        }));
+        });
+        // A full queue skips this access: the object's next read notes it again.
+        self.workers.access.submit(std::time::Duration::ZERO, work);
     }
 }

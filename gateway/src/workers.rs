@@ -1,0 +1,189 @@
+//! The object service's background work, owned and bounded: a request that leaves work behind
+//! (the retirement of a replaced version's chunks, a restore, an access-tier move) hands it to
+//! a [`Worker`] instead of spawning a task of its own. Each worker has a queue bound
+//! (`*_QUEUE_MAX`) and a concurrency bound (`*_CONCURRENCY_MAX`); its depth and what it had to
+//! drop are in `/-/metrics` (`percore_background_queued`, `percore_background_dropped`), and it
+//! stops when the service that owns it is dropped (the queue's senders go, the loop ends).
+//!
+//! Before this, each such request called `tokio::spawn`: a burst of overwrites left one
+//! sleeping task per replaced version, with no bound and nothing to see. A job a full queue
+//! refuses is not lost work but deferred work: unretired chunks are orphans for the orphan
+//! sweep, a restore stays ongoing and the lifecycle pass retries it, an access-tier move waits
+//! for the object's next read.
+//!
+//! Deliberately not here: the periodic passes (lifecycle, repair), which `lib.rs` starts once
+//! per process, and the engine's own background work (reclaim), which runs on the cores.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+use crate::limits::{
+    ACCESS_CONCURRENCY_MAX, ACCESS_QUEUE_MAX, RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX,
+    RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
+};
+
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+struct Job {
+    not_before: Instant,
+    work: Work,
+}
+
+/// One kind of background work: a bounded FIFO queue of jobs, each run no earlier than its
+/// `not_before`, at most `concurrency_max` at once.
+pub struct Worker {
+    name: &'static str,
+    concurrency_max: usize,
+    queue: mpsc::Sender<Job>,
+    /// The receiving end until the loop is started (on the first job, inside a runtime).
+    pending: Mutex<Option<mpsc::Receiver<Job>>>,
+    started: OnceLock<()>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .field("concurrency_max", &self.concurrency_max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(name: &'static str, queue_max: usize, concurrency_max: usize) -> Worker {
+        assert!(queue_max > 0 && concurrency_max > 0);
+        let (queue, pending) = mpsc::channel(queue_max);
+        Worker {
+            name,
+            concurrency_max,
+            queue,
+            pending: Mutex::new(Some(pending)),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Queues `work` to run after `delay`. Returns false, and counts the job as dropped, when
+    /// the queue is full (module docs: what a dropped job of each kind means).
+    pub fn submit(
+        &self,
+        delay: std::time::Duration,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) -> bool {
+        self.start();
+        let job = Job {
+            not_before: Instant::now() + delay,
+            work: Box::pin(work),
+        };
+        let metrics = crate::metrics::global();
+        if self.queue.try_send(job).is_ok() {
+            metrics.background_queued(self.name, 1);
+            true
+        } else {
+            metrics.background_dropped(self.name);
+            tracing::warn!(worker = self.name, "background queue full: job deferred");
+            false
+        }
+    }
+
+    fn start(&self) {
+        self.started.get_or_init(|| {
+            let pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let receiver = pending.expect("a worker's loop starts once");
+            tokio::spawn(run(self.name, receiver, self.concurrency_max));
+        });
+    }
+}
+
+/// Jobs in order, each after its time, at most `concurrency_max` running. Ends when every
+/// sender is gone and the queue is empty.
+async fn run(name: &'static str, mut receiver: mpsc::Receiver<Job>, concurrency_max: usize) {
+    let running = Arc::new(Semaphore::new(concurrency_max));
+    while let Some(job) = receiver.recv().await {
+        tokio::time::sleep_until(job.not_before).await;
+        let Ok(permit) = running.clone().acquire_owned().await else {
+            return;
+        };
+        crate::metrics::global().background_queued(name, -1);
+        tokio::spawn(async move {
+            job.work.await;
+            drop(permit);
+        });
+    }
+}
+
+/// The workers of one object service (one `Gateway` and its clones).
+#[derive(Debug)]
+pub struct Workers {
+    /// Deletes the chunks of replaced and deleted versions after the retirement grace.
+    pub retire: Worker,
+    /// Completes restores of archived objects.
+    pub restore: Worker,
+    /// Records intelligent-tiering accesses and moves objects back to the frequent tier.
+    pub access: Worker,
+}
+
+impl Default for Workers {
+    fn default() -> Workers {
+        Workers {
+            retire: Worker::new("retire", RETIRE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX),
+            restore: Worker::new("restore", RESTORE_QUEUE_MAX, RESTORE_CONCURRENCY_MAX),
+            access: Worker::new("access", ACCESS_QUEUE_MAX, ACCESS_CONCURRENCY_MAX),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_in_order_after_the_delay_within_the_bounds() {
+        let worker = Worker::new("test-order", 8, 2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..6 {
+            let (running, most, done) = (running.clone(), most.clone(), done.clone());
+            assert!(worker.submit(Duration::from_secs(30), async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                done.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "nothing runs before its delay"
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 6);
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "at most the concurrency bound at once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_instead_of_growing() {
+        let worker = Worker::new("test-full", 2, 1);
+        let accepted = (0..5)
+            .filter(|_| worker.submit(Duration::from_secs(60), async {}))
+            .count();
+        // The loop may already hold one job it is waiting to run: 2 queued + at most 1 taken.
+        assert!((2..=3).contains(&accepted), "accepted {accepted}");
+    }
+}
