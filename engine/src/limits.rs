@@ -39,7 +39,13 @@ pub const SEGMENTS_MAX: u32 = 1 << 20;
 /// Sealed segments whose live ratio is below this (per mille) are reclaimed.
 pub const RECLAIM_LIVE_PERMILLE_MAX: u64 = 500;
 /// Free segments kept back for the reclaimer, so compaction can run on a full partition.
+/// Deletes and metadata may use them too; fragment data may not.
 pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
+/// Device bytes each partition keeps free for LMDB growth and checkpoints once data writes
+/// are refused (beside its reserve segments and its checkpoint's size).
+pub const META_RESERVE_BYTES: u64 = 8 * 1024 * 1024;
+/// Bound on one index entry's bytes in a checkpoint body (id 16 + location 8, rkyv-aligned).
+pub const CHECKPOINT_ENTRY_BYTES_MAX: u64 = 32;
 
 const _: () = assert!(SEGMENT_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(BLOCK_BYTES));

@@ -24,9 +24,9 @@ use crate::format::{
 };
 use crate::index::Index;
 use crate::limits::{
-    BATCH_BYTES_MAX, BLOCK_BYTES, FRAGMENT_BYTES_MAX, META_KEY_BYTES_MAX, META_VALUE_BYTES_MAX,
-    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX,
-    SEGMENTS_MAX,
+    BATCH_BYTES_MAX, BLOCK_BYTES, CHECKPOINT_ENTRY_BYTES_MAX, FRAGMENT_BYTES_MAX,
+    META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX, PIPELINE_BATCHES_MAX,
+    RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX, SEGMENTS_MAX,
 };
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 
@@ -65,6 +65,14 @@ pub struct StoreStats {
     pub flushes: u64,
     pub reclaimed_segments: u64,
     pub checkpoints: u64,
+    /// Free bytes on the device holding the partition (shared with the node's other
+    /// partitions on it); `None` when the device could not be asked.
+    pub device_free_bytes: Option<u64>,
+    /// Free device bytes below which new data segments are refused (this core's share of the
+    /// device reserve, times the partitions sharing the device).
+    pub device_floor_bytes: u64,
+    /// Writes refused with `NoSpace` (partition capacity or device floor reached).
+    pub no_space_refusals: u64,
 }
 
 enum Op {
@@ -97,13 +105,21 @@ impl Op {
         record_bytes_for(self.payload_bytes())
     }
 
-    /// Writes that make room (or move data so room can be made) may use the reserved segments.
+    /// Writes that make room (deletes, relocations) and metadata (tombstones, delete markers,
+    /// bucket records: small, bounded by `META_VALUE_BYTES_MAX`) may use the reserve; fragment
+    /// data may not.
     fn may_use_reserve(&self) -> bool {
-        matches!(
-            self,
-            Op::Delete { .. } | Op::Meta(MetaMutation::Delete { .. }) | Op::Relocate { .. }
-        )
+        !matches!(self, Op::Put { .. })
     }
+}
+
+/// Which writes a new segment may be created for (ordered: `None` < `ReserveOnly` < `All`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Room {
+    None,
+    /// Only writes that may use the reserve (`Op::may_use_reserve`).
+    ReserveOnly,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -601,6 +617,10 @@ impl<D: Disk> Store<D> {
         s.segments = st.segments.len() as u64;
         s.used_bytes = s.segments * self.inner.cfg.segment_bytes;
         s.poisoned = st.poisoned;
+        let index_entries = st.index.len() as u64;
+        drop(st);
+        s.device_free_bytes = self.inner.disk.device_free_bytes().ok();
+        s.device_floor_bytes = self.device_floor_bytes(index_entries);
         s
     }
 
@@ -643,7 +663,11 @@ impl<D: Disk> Store<D> {
             match self.flush_round().await {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(EngineError::NoSpace) => self.fail_queue(&EngineError::NoSpace),
+                // A full partition or device refuses writes; it never poisons the core (a
+                // failed fdatasync has poisoned it already in `flush_round`, whatever its errno).
+                Err(EngineError::NoSpace) if !self.inner.st.borrow().poisoned => {
+                    self.fail_queue(&EngineError::NoSpace);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "log write failed: core poisoned");
                     self.inner.st.borrow_mut().poisoned = true;
@@ -715,6 +739,20 @@ impl<D: Disk> Store<D> {
             if result.is_ok() {
                 result = r;
             }
+        }
+        if let Err(EngineError::NoSpace) = result {
+            // The device refused blocks for a write into the preallocated segment (a
+            // filesystem that allocates on write). No fdatasync failed and nothing of the
+            // round was acknowledged: its writers learn NoSpace, the core stays healthy. The
+            // segment's tail is left alone (replay skips blocks without a record); the next
+            // round starts a new segment, where the free-space floor applies.
+            self.inner.st.borrow_mut().active = None;
+            for (batch, _, _) in inflight {
+                for p in batch {
+                    self.answer(p, Err(EngineError::NoSpace));
+                }
+            }
+            return Err(EngineError::NoSpace);
         }
         if result.is_ok() {
             result = self.inner.disk.sync(&file).await;
@@ -834,6 +872,9 @@ impl<D: Disk> Store<D> {
                 st.meta_pending.remove(m.key());
             }
         }
+        if matches!(result, Err(EngineError::NoSpace)) {
+            self.inner.st.borrow_mut().stats.no_space_refusals += 1;
+        }
         let _ = p.tx.send(result);
     }
 
@@ -879,16 +920,13 @@ impl<D: Disk> Store<D> {
     /// The number of the segment to rotate to, or NoSpace. Near the reserve, queued writes
     /// that may not use it are moved to `refused` (the caller answers them).
     fn next_segment_for_rotation(&self, refused: &mut Vec<Pending>) -> Result<u32> {
+        let room = self.room_for_segment();
         let mut st = self.inner.st.borrow_mut();
         st.active = None;
-        let max_segments = (self.inner.cfg.capacity_bytes / self.inner.cfg.segment_bytes)
-            .min(u64::from(SEGMENTS_MAX));
-        let count = st.segments.len() as u64;
-        if count + 1 > max_segments {
+        if room == Room::None {
             return Err(EngineError::NoSpace);
         }
-        if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
-            // Only writes that free space (deletes, relocations) may use the reserve.
+        if room == Room::ReserveOnly {
             let queued: Vec<Pending> = st.queue.drain(..).collect();
             for p in queued {
                 if p.op.may_use_reserve() {
@@ -906,6 +944,56 @@ impl<D: Disk> Store<D> {
         Ok(seg)
     }
 
+    /// Whether a new segment may be created, and for which writes: the tighter of the
+    /// partition's configured capacity (its last `RECLAIM_RESERVE_SEGMENTS` segments are the
+    /// reserve) and the device's free space (the floor, see [`Store::device_floor_bytes`]).
+    fn room_for_segment(&self) -> Room {
+        let segment_bytes = self.inner.cfg.segment_bytes;
+        let (count, index_entries) = {
+            let st = self.inner.st.borrow();
+            (st.segments.len() as u64, st.index.len() as u64)
+        };
+        let max_segments =
+            (self.inner.cfg.capacity_bytes / segment_bytes).min(u64::from(SEGMENTS_MAX));
+        let by_capacity = if count + 1 > max_segments {
+            Room::None
+        } else if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
+            Room::ReserveOnly
+        } else {
+            Room::All
+        };
+        let by_device = match self.inner.disk.device_free_bytes() {
+            // Unknown: the segment's own preallocation is the last word (NoSpace if it fails).
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the device's free space");
+                Room::All
+            }
+            Ok(free) => {
+                let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
+                let meta_floor = partitions * meta_reserve_bytes(index_entries);
+                if free >= segment_bytes + self.device_floor_bytes(index_entries) {
+                    Room::All
+                } else if free >= segment_bytes + meta_floor {
+                    Room::ReserveOnly
+                } else {
+                    Room::None
+                }
+            }
+        };
+        by_capacity.min(by_device)
+    }
+
+    /// Free device bytes below which no segment is created for fragment data: for each
+    /// partition on the device, `RECLAIM_RESERVE_SEGMENTS` segments (tombstones, metadata,
+    /// relocations while data is refused) and its metadata reserve (LMDB growth, a checkpoint
+    /// and its temp copy), so a full device still deletes, reclaims and restarts.
+    fn device_floor_bytes(&self, index_entries: u64) -> u64 {
+        let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
+        partitions
+            * (RECLAIM_RESERVE_SEGMENTS * self.inner.cfg.segment_bytes
+                + meta_reserve_bytes(index_entries))
+    }
+
     /// Applies a durable batch to the index and the metadata store and answers its waiters.
     fn apply_batch(&self, batch: Vec<Pending>, locs: &[Loc]) -> Result<()> {
         let metas: Vec<&MetaMutation> = batch
@@ -919,11 +1007,20 @@ impl<D: Disk> Store<D> {
             })
             .collect();
         let won = if metas.is_empty() {
-            Vec::new()
+            Some(Vec::new())
         } else {
-            self.inner.meta.apply(&metas)?
+            match self.inner.meta.apply(&metas) {
+                Ok(won) => Some(won),
+                // LMDB could not grow its file. Its transaction was aborted whole, so it holds
+                // none of the batch's mutations: they are answered NoSpace (a refused write
+                // that a replay before the next checkpoint may still apply, as for any write
+                // whose outcome a client did not learn). The core keeps serving.
+                Err(EngineError::NoSpace) => None,
+                Err(e) => return Err(e),
+            }
         };
-        let mut won = won.into_iter();
+        let meta_refused = won.is_none();
+        let mut won = won.unwrap_or_default().into_iter();
         let mut st = self.inner.st.borrow_mut();
         let mut outcomes = Vec::with_capacity(batch.len());
         for (p, loc) in batch.iter().zip(locs) {
@@ -936,6 +1033,7 @@ impl<D: Disk> Store<D> {
                     st.index.remove(id);
                     Outcome::Deleted
                 }
+                Op::Meta(_) if meta_refused => Outcome::Meta(false),
                 Op::Meta(_) => Outcome::Meta(won.next().expect("one result per mutation")),
                 Op::Relocate { id, from, .. } => {
                     if st.index.get(id) == Some(*from) {
@@ -948,7 +1046,11 @@ impl<D: Disk> Store<D> {
         }
         drop(st);
         for (p, o) in batch.into_iter().zip(outcomes) {
-            self.answer(p, Ok(o));
+            if meta_refused && matches!(p.op, Op::Meta(_)) {
+                self.answer(p, Err(EngineError::NoSpace));
+            } else {
+                self.answer(p, Ok(o));
+            }
         }
         Ok(())
     }
@@ -1129,6 +1231,12 @@ impl<D: Disk> Store<D> {
         st.stats.reclaimed_segments += 1;
         Ok(true)
     }
+}
+
+/// Device bytes one partition keeps for its metadata once data writes are refused: LMDB
+/// growth and the checkpoint written twice (temp file beside the old one).
+fn meta_reserve_bytes(index_entries: u64) -> u64 {
+    META_RESERVE_BYTES + 2 * CHECKPOINT_ENTRY_BYTES_MAX * index_entries
 }
 
 fn check_scan_limit(limit: u32) -> Result<()> {
