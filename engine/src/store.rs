@@ -25,8 +25,9 @@ use crate::format::{
 use crate::index::Index;
 use crate::limits::{
     BATCH_BYTES_MAX, BLOCK_BYTES, CHECKPOINT_ENTRY_BYTES_MAX, FRAGMENT_BYTES_MAX,
-    META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX, PIPELINE_BATCHES_MAX,
-    RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX, SEGMENTS_MAX,
+    LOG_RESERVE_BYTES_MIN, META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX,
+    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX,
+    SEGMENTS_MAX,
 };
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 
@@ -105,20 +106,28 @@ impl Op {
         record_bytes_for(self.payload_bytes())
     }
 
-    /// Writes that make room (deletes, relocations) and metadata (tombstones, delete markers,
-    /// bucket records: small, bounded by `META_VALUE_BYTES_MAX`) may use the reserve; fragment
-    /// data may not.
-    fn may_use_reserve(&self) -> bool {
-        !matches!(self, Op::Put { .. })
+    /// The least room a new segment must leave for this write. Fragment data needs the whole
+    /// reserve left; the reclaimer's relocations may use it but one segment; deletes and
+    /// metadata (tombstones, delete markers, bucket records: small, bounded by
+    /// `META_VALUE_BYTES_MAX`) may use all of it. Relocations racing with deletes on a full
+    /// disk took the last reserved segments and deletes were refused for a while.
+    fn room_needed(&self) -> Room {
+        match self {
+            Op::Put { .. } => Room::All,
+            Op::Relocate { .. } => Room::Relocations,
+            Op::Delete { .. } | Op::Meta(_) => Room::Tombstones,
+        }
     }
 }
 
-/// Which writes a new segment may be created for (ordered: `None` < `ReserveOnly` < `All`).
+/// Which writes a new segment may be created for (`Op::room_needed`), least room first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Room {
     None,
-    /// Only writes that may use the reserve (`Op::may_use_reserve`).
-    ReserveOnly,
+    /// Deletes and metadata only.
+    Tombstones,
+    /// Deletes, metadata and the reclaimer's relocations.
+    Relocations,
     All,
 }
 
@@ -289,7 +298,14 @@ impl<D: Disk> Store<D> {
             };
             store.replay_segment(*seg, start).await?;
         }
-        store.checkpoint().await?;
+        match store.checkpoint().await {
+            // A device filled by someone else: the previous checkpoint and the replay after it
+            // stay valid, so the core starts (and frees space by deletes) instead of failing.
+            Err(EngineError::NoSpace) => {
+                tracing::warn!("no space for a checkpoint after recovery; the previous one stays");
+            }
+            other => other?,
+        }
         Ok(store)
     }
 
@@ -926,10 +942,10 @@ impl<D: Disk> Store<D> {
         if room == Room::None {
             return Err(EngineError::NoSpace);
         }
-        if room == Room::ReserveOnly {
+        if room < Room::All {
             let queued: Vec<Pending> = st.queue.drain(..).collect();
             for p in queued {
-                if p.op.may_use_reserve() {
+                if p.op.room_needed() <= room {
                     st.queue.push_back(p);
                 } else {
                     refused.push(p);
@@ -955,12 +971,11 @@ impl<D: Disk> Store<D> {
         };
         let max_segments =
             (self.inner.cfg.capacity_bytes / segment_bytes).min(u64::from(SEGMENTS_MAX));
-        let by_capacity = if count + 1 > max_segments {
-            Room::None
-        } else if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
-            Room::ReserveOnly
-        } else {
-            Room::All
+        let by_capacity = match max_segments.checked_sub(count + 1) {
+            None => Room::None,
+            Some(0) => Room::Tombstones,
+            Some(left) if left < RECLAIM_RESERVE_SEGMENTS => Room::Relocations,
+            Some(_) => Room::All,
         };
         let by_device = match self.inner.disk.device_free_bytes() {
             // Unknown: the segment's own preallocation is the last word (NoSpace if it fails).
@@ -973,8 +988,13 @@ impl<D: Disk> Store<D> {
                 let meta_floor = partitions * meta_reserve_bytes(index_entries);
                 if free >= segment_bytes + self.device_floor_bytes(index_entries) {
                     Room::All
+                } else if free >= segment_bytes + meta_floor + partitions * segment_bytes {
+                    // Relocations may use all of the reserve but each partition's last
+                    // segment: compaction frees more than it copies (candidates are at most
+                    // half live).
+                    Room::Relocations
                 } else if free >= segment_bytes + meta_floor {
-                    Room::ReserveOnly
+                    Room::Tombstones
                 } else {
                     Room::None
                 }
@@ -984,14 +1004,17 @@ impl<D: Disk> Store<D> {
     }
 
     /// Free device bytes below which no segment is created for fragment data: for each
-    /// partition on the device, `RECLAIM_RESERVE_SEGMENTS` segments (tombstones, metadata,
-    /// relocations while data is refused) and its metadata reserve (LMDB growth, a checkpoint
-    /// and its temp copy), so a full device still deletes, reclaims and restarts.
+    /// partition on the device, its log reserve (`LOG_RESERVE_BYTES_MIN`, at least
+    /// `RECLAIM_RESERVE_SEGMENTS` segments: relocations may use all but the last segment,
+    /// deletes and metadata all of it) and its metadata reserve (LMDB growth, a checkpoint and
+    /// its temp copy), so a full device still deletes, reclaims and restarts.
     fn device_floor_bytes(&self, index_entries: u64) -> u64 {
         let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
-        partitions
-            * (RECLAIM_RESERVE_SEGMENTS * self.inner.cfg.segment_bytes
-                + meta_reserve_bytes(index_entries))
+        let segment_bytes = self.inner.cfg.segment_bytes;
+        let log_segments = LOG_RESERVE_BYTES_MIN
+            .div_ceil(segment_bytes)
+            .max(RECLAIM_RESERVE_SEGMENTS);
+        partitions * (log_segments * segment_bytes + meta_reserve_bytes(index_entries))
     }
 
     /// Applies a durable batch to the index and the metadata store and answers its waiters.

@@ -58,7 +58,7 @@ fn full_device_refuses_data_serves_deletes_and_recovers() {
     run_on_executor(|| async {
         let dir = tempfile::tempdir().unwrap();
         let disk = SimDisk::new(7, u64::MAX, dir.path().join("meta"));
-        disk.set_device_free_bytes(Some(20 * MIB));
+        disk.set_device_free_bytes(Some(40 * MIB));
         let store = Store::open(disk.clone(), config()).await.unwrap();
         let data = Bytes::from(vec![0xabu8; 300_000]);
         let stored = fill(&store, &data, 0).await;
