@@ -68,7 +68,7 @@ impl fmt::Display for PartitionError {
 pub enum EngineError {
     #[error("not found")]
     NotFound,
-    #[error("no space left on the partition")]
+    #[error("no space left on the partition or its device")]
     NoSpace,
     #[error("corrupt data in segment {segment} at offset {offset_bytes}: {what}")]
     Corrupt {
@@ -146,6 +146,8 @@ pub fn is_no_space(e: &std::io::Error) -> bool {
         )
 }
 
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +175,3 @@ mod tests {
         ));
     }
 }
-
-pub type Result<T, E = EngineError> = std::result::Result<T, E>;

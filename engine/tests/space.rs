@@ -165,41 +165,28 @@ impl LoopFs {
         let img = dir.path().join("img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).ok()?;
-        let run = |cmd: &mut Command| {
-            cmd.output()
-                .map(|o| {
-                    (
-                        o.status.success(),
-                        String::from_utf8_lossy(&o.stderr).into_owned(),
-                    )
-                })
-                .unwrap_or_else(|e| (false, e.to_string()))
-        };
-        for (what, ok) in [
+        let steps: [(&str, Vec<std::ffi::OsString>); 3] = [
             (
                 "truncate",
-                run(Command::new("truncate").arg("-s").arg(size).arg(&img)),
+                vec!["-s".into(), size.into(), img.clone().into()],
             ),
             (
                 "mkfs.ext4",
-                run(Command::new("mkfs.ext4").arg("-q").arg("-F").arg(&img)),
+                vec!["-q".into(), "-F".into(), img.clone().into()],
             ),
             (
                 "mount",
-                run(Command::new("mount")
-                    .arg("-o")
-                    .arg("loop")
-                    .arg(&img)
-                    .arg(&mnt)),
+                vec!["-o".into(), "loop".into(), img.into(), mnt.into()],
             ),
-        ] {
-            if !ok.0 {
-                eprintln!(
-                    "SKIPPED: cannot mount a loop filesystem here ({what}: {})",
-                    ok.1
-                );
-                return None;
-            }
+        ];
+        for (tool, args) in steps {
+            let why = match Command::new(tool).args(&args).output() {
+                Ok(o) if o.status.success() => continue,
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("SKIPPED: cannot mount a loop filesystem here ({tool}: {why})");
+            return None;
         }
         Some(LoopFs { dir })
     }
