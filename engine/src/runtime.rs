@@ -229,7 +229,19 @@ async fn run_core(
         None => None,
     };
     let _ = ready.send(Ok(()));
-    tracing::info!(core = core.index, stats = ?store.stats(), "core serving");
+    let stats = store.stats();
+    tracing::info!(core = core.index, ?stats, "core serving");
+    if let Some(free) = stats.device_free_bytes {
+        if free < stats.device_floor_bytes + node.segment_bytes {
+            tracing::warn!(
+                core = core.index,
+                free_bytes = free,
+                floor_bytes = stats.device_floor_bytes,
+                "the device is below the free space kept for deletes and metadata: object data \
+                 is refused (507) until space is freed (README, \"When a disk fills\")"
+            );
+        }
+    }
     let stop = Rc::new(std::cell::Cell::new(false));
     start_reclaimer(&store, node.reclaim_interval, stop.clone());
     // Kept, not detached: the listener must close when the core stops (a detached task

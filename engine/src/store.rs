@@ -752,7 +752,8 @@ impl<D: Disk> Store<D> {
         let mut result = Ok(());
         for (_, _, rx) in &mut inflight {
             let r = rx.await.unwrap_or(Err(EngineError::Stopped));
-            if result.is_ok() {
+            // Any other failure outranks NoSpace: it poisons the core below.
+            if result.is_ok() || matches!(result, Err(EngineError::NoSpace)) && r.is_err() {
                 result = r;
             }
         }
