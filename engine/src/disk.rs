@@ -57,4 +57,9 @@ pub trait Disk: 'static {
     async fn yield_if_needed(&self);
     /// Where the metadata store (LMDB) lives.
     fn meta_dir(&self) -> PathBuf;
+    /// Bytes still free on the device holding the partition (shared with every other
+    /// partition on it). Checked before each new segment (the free-space floor).
+    fn device_free_bytes(&self) -> Result<u64>;
+    /// Partitions of this node on that device (each keeps its own reserve there).
+    fn partitions_on_device(&self) -> u32;
 }

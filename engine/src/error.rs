@@ -68,7 +68,7 @@ impl fmt::Display for PartitionError {
 pub enum EngineError {
     #[error("not found")]
     NotFound,
-    #[error("no space left on the partition")]
+    #[error("no space left on the partition or its device")]
     NoSpace,
     #[error("corrupt data in segment {segment} at offset {offset_bytes}: {what}")]
     Corrupt {
@@ -108,9 +108,12 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Wraps an I/O error; a full device or an exhausted quota becomes [`EngineError::NoSpace`]
+    /// wherever it happens (segment creation, writes, small files), so a full disk is refused
+    /// like a full partition instead of looking like a failing device.
     pub fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
         move |source| {
-            if source.raw_os_error() == Some(libc::ENOSPC) {
+            if is_no_space(&source) {
                 EngineError::NoSpace
             } else {
                 EngineError::Io { context, source }
@@ -118,12 +121,57 @@ impl EngineError {
         }
     }
 
+    /// Wraps an LMDB error; ENOSPC/EDQUOT while LMDB writes its file, and a full map, are
+    /// `NoSpace` (heed turns LMDB's errno codes into `heed::Error::Io` with the errno kept).
     pub fn meta(context: &'static str) -> impl FnOnce(heed::Error) -> EngineError {
-        move |e| EngineError::Meta {
-            context,
-            message: e.to_string(),
+        move |e| match e {
+            heed::Error::Io(source) if is_no_space(&source) => EngineError::NoSpace,
+            heed::Error::Mdb(heed::MdbError::MapFull) => EngineError::NoSpace,
+            e => EngineError::Meta {
+                context,
+                message: e.to_string(),
+            },
         }
     }
 }
 
+/// Whether an I/O error says the device (or the user's quota) has no room. Checks the errno
+/// and, for errors rebuilt without one (glommio's `From<GlommioError>` keeps only the kind),
+/// the kind std derives from ENOSPC and EDQUOT.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_and_edquot_are_no_space_with_or_without_errno() {
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let raw = std::io::Error::from_raw_os_error(errno);
+            // What glommio's conversion leaves: the kind, a message, no errno.
+            let rebuilt = std::io::Error::new(raw.kind(), "glommio display text");
+            assert!(rebuilt.raw_os_error().is_none());
+            for e in [raw, rebuilt] {
+                assert!(matches!(EngineError::io("test")(e), EngineError::NoSpace));
+            }
+        }
+        let heed_err = heed::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(
+            EngineError::meta("test")(heed_err),
+            EngineError::NoSpace
+        ));
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        assert!(matches!(
+            EngineError::io("test")(eio),
+            EngineError::Io { .. }
+        ));
+    }
+}

@@ -36,6 +36,8 @@ pub struct GlommioDisk {
     background: TaskQueueHandle,
     /// Open segment files; dropped when the segment is removed.
     files: RefCell<HashMap<u32, Rc<DmaFile>>>,
+    /// Partitions of the node on this partition's filesystem (see `Disk::partitions_on_device`).
+    partitions_on_device: u32,
 }
 
 pub const SUPERBLOCK_FILE: &str = "superblock";
@@ -66,7 +68,15 @@ impl GlommioDisk {
             dir: dir.to_path_buf(),
             background,
             files: RefCell::new(HashMap::new()),
+            partitions_on_device: 1,
         })
+    }
+
+    /// Sets how many of the node's partitions share this partition's filesystem.
+    #[must_use]
+    pub fn with_partitions_on_device(mut self, partitions: u32) -> GlommioDisk {
+        self.partitions_on_device = partitions.max(1);
+        self
     }
 
     fn segment_path(&self, segment: u32) -> PathBuf {
@@ -86,8 +96,35 @@ fn parse_segment_file_name(name: &str) -> Option<u32> {
     u32::from_str_radix(hex, 16).ok()
 }
 
+/// glommio reports a failed syscall as `EnhancedIoError` whose `source` carries the errno, but
+/// its `From<GlommioError> for io::Error` rebuilds the error from the kind and the message and
+/// drops the errno (glommio 0.9 `error.rs`). On main, ENOSPC from a real full disk therefore
+/// looked like a device failure and poisoned the core. The source is taken as it is here.
 fn glommio_io(context: &'static str, e: glommio::GlommioError<()>) -> EngineError {
-    EngineError::io(context)(std::io::Error::from(e))
+    match e {
+        glommio::GlommioError::EnhancedIoError { source, .. } => EngineError::io(context)(source),
+        other => EngineError::io(context)(std::io::Error::from(other)),
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir` (statvfs
+/// `f_bavail * f_frsize`).
+pub fn device_free_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| EngineError::Config(format!("{}: path holds a NUL byte", dir.display())))?;
+    let mut out = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is a valid NUL-terminated string and `out` points to writable memory the
+    // size of a `statvfs`, which the call fills on success.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), out.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(EngineError::io("statvfs of the partition")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: statvfs returned 0, so it initialised the whole struct.
+    let st = unsafe { out.assume_init() };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 impl Disk for GlommioDisk {
@@ -255,6 +292,14 @@ impl Disk for GlommioDisk {
     fn meta_dir(&self) -> PathBuf {
         self.dir.join("meta")
     }
+
+    fn device_free_bytes(&self) -> Result<u64> {
+        device_free_bytes(&self.dir)
+    }
+
+    fn partitions_on_device(&self) -> u32 {
+        self.partitions_on_device
+    }
 }
 
 async fn sync_dir(dir: &Path) -> Result<()> {
@@ -269,10 +314,15 @@ async fn sync_dir(dir: &Path) -> Result<()> {
 pub fn write_file_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A half-written temp file (ENOSPC) would hold space the reclaimer needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
 }

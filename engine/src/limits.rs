@@ -39,7 +39,18 @@ pub const SEGMENTS_MAX: u32 = 1 << 20;
 /// Sealed segments whose live ratio is below this (per mille) are reclaimed.
 pub const RECLAIM_LIVE_PERMILLE_MAX: u64 = 500;
 /// Free segments kept back for the reclaimer, so compaction can run on a full partition.
+/// Deletes and metadata may use them too; fragment data may not.
 pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
+/// Log bytes each partition keeps on its device for deletes, metadata and relocations once
+/// fragment data is refused (at least `RECLAIM_RESERVE_SEGMENTS` segments). Every flush starts
+/// on a fresh block, so deletes one after another take 4 KiB each: 16 MiB holds 4096. Two 1 MiB
+/// segments ran out after ~100 S3 deletes (each writes several records) on a full test disk.
+pub const LOG_RESERVE_BYTES_MIN: u64 = 16 * 1024 * 1024;
+/// Device bytes each partition keeps free for LMDB growth and checkpoints once data writes
+/// are refused (beside its reserve segments and its checkpoint's size).
+pub const META_RESERVE_BYTES: u64 = 8 * 1024 * 1024;
+/// Bound on one index entry's bytes in a checkpoint body (id 16 + location 8, rkyv-aligned).
+pub const CHECKPOINT_ENTRY_BYTES_MAX: u64 = 32;
 
 const _: () = assert!(SEGMENT_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(BLOCK_BYTES));
@@ -47,3 +58,5 @@ const _: () = assert!(RECORD_BYTES_MAX <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 const _: () = assert!(BATCH_BYTES_MAX.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAGMENT_BYTES_MAX);
+// Relocations may use all reserved segments but one; deletes and metadata the last one too.
+const _: () = assert!(RECLAIM_RESERVE_SEGMENTS >= 2);

@@ -229,7 +229,19 @@ async fn run_core(
         None => None,
     };
     let _ = ready.send(Ok(()));
-    tracing::info!(core = core.index, stats = ?store.stats(), "core serving");
+    let stats = store.stats();
+    tracing::info!(core = core.index, ?stats, "core serving");
+    if let Some(free) = stats.device_free_bytes {
+        if free < stats.device_floor_bytes + node.segment_bytes {
+            tracing::warn!(
+                core = core.index,
+                free_bytes = free,
+                floor_bytes = stats.device_floor_bytes,
+                "the device is below the free space kept for deletes and metadata: object data \
+                 is refused (507) until space is freed (README, \"When a disk fills\")"
+            );
+        }
+    }
     let stop = Rc::new(std::cell::Cell::new(false));
     start_reclaimer(&store, node.reclaim_interval, stop.clone());
     // Kept, not detached: the listener must close when the core stops (a detached task
@@ -284,7 +296,9 @@ async fn open_core(
         glommio::Latency::NotImportant,
         "reclaim",
     );
-    let disk = GlommioDisk::open(&core.dir, background).await?;
+    let disk = GlommioDisk::open(&core.dir, background)
+        .await?
+        .with_partitions_on_device(partitions_on_device(node, core));
     let cfg = StoreConfig {
         segment_bytes: node.segment_bytes,
         capacity_bytes: node.capacity_bytes_per_core,
@@ -295,6 +309,26 @@ async fn open_core(
     let store = Store::open(disk, cfg).await?;
     // The partition (and its lock) lives as long as the core.
     Ok((store, partition))
+}
+
+/// How many of the node's partitions live on the same filesystem as `core`'s (each keeps its
+/// own reserve there). A directory not created yet counts by its nearest existing ancestor.
+fn partitions_on_device(node: &NodeConfig, core: &CoreConfig) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let device = |dir: &std::path::Path| {
+        dir.ancestors()
+            .find_map(|d| std::fs::metadata(d).ok())
+            .map(|m| m.dev())
+    };
+    let Some(mine) = device(&core.dir) else {
+        return 1;
+    };
+    let sharing = node
+        .cores
+        .iter()
+        .filter(|c| device(&c.dir) == Some(mine))
+        .count();
+    u32::try_from(sharing).unwrap_or(u32::MAX).max(1)
 }
 
 fn start_reclaimer(
@@ -340,13 +374,26 @@ fn error_response(e: &EngineError) -> Response {
     }
 }
 
+/// `free_bytes` is what fragment data may still take: the tighter of the configured capacity
+/// and the device's free space above its floor (shared with the partitions on that device).
+/// `capacity_bytes` is then used + free, unless a configured capacity is the bound.
 fn stats_of(s: &StoreStats) -> CoreStats {
+    let by_capacity = s.capacity_bytes.saturating_sub(s.used_bytes);
+    let by_device = s
+        .device_free_bytes
+        .map_or(u64::MAX, |free| free.saturating_sub(s.device_floor_bytes));
+    let free_bytes = by_capacity.min(by_device);
+    let capacity_bytes = if by_device < by_capacity {
+        s.used_bytes.saturating_add(by_device)
+    } else {
+        s.capacity_bytes
+    };
     CoreStats {
         fragments: s.fragments,
         live_bytes: s.live_bytes,
         dead_bytes: s.used_bytes.saturating_sub(s.live_bytes),
-        capacity_bytes: s.capacity_bytes,
-        free_bytes: s.capacity_bytes.saturating_sub(s.used_bytes),
+        capacity_bytes,
+        free_bytes,
         segments: s.segments,
         corrupt_reads: s.corrupt_reads,
         poisoned: s.poisoned,

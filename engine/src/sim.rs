@@ -31,6 +31,8 @@ struct SimFile {
     durable: Vec<u8>,
     /// Completed but unsynced writes, oldest first.
     pending: Vec<(u64, Vec<u8>)>,
+    /// Device bytes the segment reserved when it was created.
+    reserved_bytes: u64,
 }
 
 impl SimFile {
@@ -81,6 +83,12 @@ struct SimState {
     crashed: bool,
     /// Fail the next sync (a lost flush reported as an error).
     fail_next_sync: bool,
+    /// Device bytes left for segments, small files and LMDB beyond the segments' capacity
+    /// (`None`: unbounded). While it is too small, segment creation and small-file writes fail
+    /// with ENOSPC, as a real full filesystem does.
+    device_free_bytes: Option<u64>,
+    /// Fail the next segment write with ENOSPC (a filesystem that allocates on write).
+    nospace_next_write: bool,
     rng: SimRng,
 }
 
@@ -101,6 +109,8 @@ impl SimDisk {
                 ops_until_crash: None,
                 crashed: false,
                 fail_next_sync: false,
+                device_free_bytes: None,
+                nospace_next_write: false,
                 rng: SimRng::new(seed),
             })),
             meta_dir,
@@ -114,6 +124,18 @@ impl SimDisk {
 
     pub fn fail_next_sync(&self) {
         self.state.borrow_mut().fail_next_sync = true;
+    }
+
+    /// Sets the free bytes the device reports (`None`: plenty). Segment creation and
+    /// small-file writes consume them and fail with ENOSPC when they run out; removing a
+    /// segment gives its bytes back.
+    pub fn set_device_free_bytes(&self, free: Option<u64>) {
+        self.state.borrow_mut().device_free_bytes = free;
+    }
+
+    /// The next segment write fails with ENOSPC.
+    pub fn nospace_next_write(&self) {
+        self.state.borrow_mut().nospace_next_write = true;
     }
 
     /// Ends the current "process": unsynced writes are kept, dropped or torn at random; the
@@ -184,6 +206,22 @@ impl SimDisk {
     }
 }
 
+/// What a real full device answers, through the same mapping as the real disk's errors.
+fn enospc(context: &'static str) -> EngineError {
+    EngineError::io(context)(std::io::Error::from_raw_os_error(libc::ENOSPC))
+}
+
+/// Takes `bytes` from the simulated device's free space, or fails with ENOSPC.
+fn take_device_bytes(st: &mut SimState, bytes: u64, context: &'static str) -> Result<()> {
+    if let Some(free) = st.device_free_bytes {
+        if free < bytes {
+            return Err(enospc(context));
+        }
+        st.device_free_bytes = Some(free - bytes);
+    }
+    Ok(())
+}
+
 fn dead() -> EngineError {
     EngineError::Io {
         context: "simulated crash",
@@ -212,7 +250,12 @@ impl Disk for SimDisk {
         if used + size_bytes > st.capacity_bytes {
             return Err(EngineError::NoSpace);
         }
-        assert!(st.segments.insert(segment, SimFile::default()).is_none());
+        take_device_bytes(&mut st, size_bytes, "reserving a segment")?;
+        let file = SimFile {
+            reserved_bytes: size_bytes,
+            ..SimFile::default()
+        };
+        assert!(st.segments.insert(segment, file).is_none());
         Ok(segment)
     }
 
@@ -232,7 +275,12 @@ impl Disk for SimDisk {
 
     async fn remove_segment(&self, segment: u32) -> Result<()> {
         self.step()?;
-        self.state.borrow_mut().segments.remove(&segment);
+        let mut st = self.state.borrow_mut();
+        if let Some(f) = st.segments.remove(&segment) {
+            if let Some(free) = st.device_free_bytes.as_mut() {
+                *free += f.reserved_bytes;
+            }
+        }
         Ok(())
     }
 
@@ -242,6 +290,9 @@ impl Disk for SimDisk {
         yield_once().await;
         self.step()?;
         let mut st = self.state.borrow_mut();
+        if std::mem::take(&mut st.nospace_next_write) {
+            return Err(enospc("writing records"));
+        }
         let f = st.segments.get_mut(file).ok_or_else(dead)?;
         f.pending.push((offset_bytes, buf.0));
         Ok(())
@@ -283,7 +334,15 @@ impl Disk for SimDisk {
 
     async fn write_small_atomic(&self, name: &str, data: Vec<u8>) -> Result<()> {
         self.step()?;
-        self.state.borrow_mut().small.insert(name.to_string(), data);
+        let mut st = self.state.borrow_mut();
+        // The temp copy needs room beside the old file; it replaces it afterwards.
+        if st
+            .device_free_bytes
+            .is_some_and(|free| free < data.len() as u64)
+        {
+            return Err(enospc("writing a small file"));
+        }
+        st.small.insert(name.to_string(), data);
         Ok(())
     }
 
@@ -309,5 +368,13 @@ impl Disk for SimDisk {
 
     fn meta_dir(&self) -> PathBuf {
         self.meta_dir.clone()
+    }
+
+    fn device_free_bytes(&self) -> Result<u64> {
+        Ok(self.state.borrow().device_free_bytes.unwrap_or(u64::MAX))
+    }
+
+    fn partitions_on_device(&self) -> u32 {
+        1
     }
 }

@@ -24,7 +24,8 @@ use crate::format::{
 };
 use crate::index::Index;
 use crate::limits::{
-    BATCH_BYTES_MAX, BLOCK_BYTES, FRAGMENT_BYTES_MAX, META_KEY_BYTES_MAX, META_VALUE_BYTES_MAX,
+    BATCH_BYTES_MAX, BLOCK_BYTES, CHECKPOINT_ENTRY_BYTES_MAX, FRAGMENT_BYTES_MAX,
+    LOG_RESERVE_BYTES_MIN, META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX,
     PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX,
     SEGMENTS_MAX,
 };
@@ -65,6 +66,14 @@ pub struct StoreStats {
     pub flushes: u64,
     pub reclaimed_segments: u64,
     pub checkpoints: u64,
+    /// Free bytes on the device holding the partition (shared with the node's other
+    /// partitions on it); `None` when the device could not be asked.
+    pub device_free_bytes: Option<u64>,
+    /// Free device bytes below which new data segments are refused (this core's share of the
+    /// device reserve, times the partitions sharing the device).
+    pub device_floor_bytes: u64,
+    /// Writes refused with `NoSpace` (partition capacity or device floor reached).
+    pub no_space_refusals: u64,
 }
 
 enum Op {
@@ -97,13 +106,29 @@ impl Op {
         record_bytes_for(self.payload_bytes())
     }
 
-    /// Writes that make room (or move data so room can be made) may use the reserved segments.
-    fn may_use_reserve(&self) -> bool {
-        matches!(
-            self,
-            Op::Delete { .. } | Op::Meta(MetaMutation::Delete { .. }) | Op::Relocate { .. }
-        )
+    /// The least room a new segment must leave for this write. Fragment data needs the whole
+    /// reserve left; the reclaimer's relocations may use it but one segment; deletes and
+    /// metadata (tombstones, delete markers, bucket records: small, bounded by
+    /// `META_VALUE_BYTES_MAX`) may use all of it. Relocations racing with deletes on a full
+    /// disk took the last reserved segments and deletes were refused for a while.
+    fn room_needed(&self) -> Room {
+        match self {
+            Op::Put { .. } => Room::All,
+            Op::Relocate { .. } => Room::Relocations,
+            Op::Delete { .. } | Op::Meta(_) => Room::Tombstones,
+        }
     }
+}
+
+/// Which writes a new segment may be created for (`Op::room_needed`), least room first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Room {
+    None,
+    /// Deletes and metadata only.
+    Tombstones,
+    /// Deletes, metadata and the reclaimer's relocations.
+    Relocations,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +298,14 @@ impl<D: Disk> Store<D> {
             };
             store.replay_segment(*seg, start).await?;
         }
-        store.checkpoint().await?;
+        match store.checkpoint().await {
+            // A device filled by someone else: the previous checkpoint and the replay after it
+            // stay valid, so the core starts (and frees space by deletes) instead of failing.
+            Err(EngineError::NoSpace) => {
+                tracing::warn!("no space for a checkpoint after recovery; the previous one stays");
+            }
+            other => other?,
+        }
         Ok(store)
     }
 
@@ -601,6 +633,10 @@ impl<D: Disk> Store<D> {
         s.segments = st.segments.len() as u64;
         s.used_bytes = s.segments * self.inner.cfg.segment_bytes;
         s.poisoned = st.poisoned;
+        let index_entries = st.index.len() as u64;
+        drop(st);
+        s.device_free_bytes = self.inner.disk.device_free_bytes().ok();
+        s.device_floor_bytes = self.device_floor_bytes(index_entries);
         s
     }
 
@@ -643,7 +679,11 @@ impl<D: Disk> Store<D> {
             match self.flush_round().await {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(EngineError::NoSpace) => self.fail_queue(&EngineError::NoSpace),
+                // A full partition or device refuses writes; it never poisons the core (a
+                // failed fdatasync has poisoned it already in `flush_round`, whatever its errno).
+                Err(EngineError::NoSpace) if !self.inner.st.borrow().poisoned => {
+                    self.fail_queue(&EngineError::NoSpace);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "log write failed: core poisoned");
                     self.inner.st.borrow_mut().poisoned = true;
@@ -712,9 +752,24 @@ impl<D: Disk> Store<D> {
         let mut result = Ok(());
         for (_, _, rx) in &mut inflight {
             let r = rx.await.unwrap_or(Err(EngineError::Stopped));
-            if result.is_ok() {
+            // Any other failure outranks NoSpace: it poisons the core below.
+            if result.is_ok() || matches!(result, Err(EngineError::NoSpace)) && r.is_err() {
                 result = r;
             }
+        }
+        if let Err(EngineError::NoSpace) = result {
+            // The device refused blocks for a write into the preallocated segment (a
+            // filesystem that allocates on write). No fdatasync failed and nothing of the
+            // round was acknowledged: its writers learn NoSpace, the core stays healthy. The
+            // segment's tail is left alone (replay skips blocks without a record); the next
+            // round starts a new segment, where the free-space floor applies.
+            self.inner.st.borrow_mut().active = None;
+            for (batch, _, _) in inflight {
+                for p in batch {
+                    self.answer(p, Err(EngineError::NoSpace));
+                }
+            }
+            return Err(EngineError::NoSpace);
         }
         if result.is_ok() {
             result = self.inner.disk.sync(&file).await;
@@ -834,6 +889,9 @@ impl<D: Disk> Store<D> {
                 st.meta_pending.remove(m.key());
             }
         }
+        if matches!(result, Err(EngineError::NoSpace)) {
+            self.inner.st.borrow_mut().stats.no_space_refusals += 1;
+        }
         let _ = p.tx.send(result);
     }
 
@@ -879,19 +937,16 @@ impl<D: Disk> Store<D> {
     /// The number of the segment to rotate to, or NoSpace. Near the reserve, queued writes
     /// that may not use it are moved to `refused` (the caller answers them).
     fn next_segment_for_rotation(&self, refused: &mut Vec<Pending>) -> Result<u32> {
+        let room = self.room_for_segment();
         let mut st = self.inner.st.borrow_mut();
         st.active = None;
-        let max_segments = (self.inner.cfg.capacity_bytes / self.inner.cfg.segment_bytes)
-            .min(u64::from(SEGMENTS_MAX));
-        let count = st.segments.len() as u64;
-        if count + 1 > max_segments {
+        if room == Room::None {
             return Err(EngineError::NoSpace);
         }
-        if count + 1 + RECLAIM_RESERVE_SEGMENTS > max_segments {
-            // Only writes that free space (deletes, relocations) may use the reserve.
+        if room < Room::All {
             let queued: Vec<Pending> = st.queue.drain(..).collect();
             for p in queued {
-                if p.op.may_use_reserve() {
+                if p.op.room_needed() <= room {
                     st.queue.push_back(p);
                 } else {
                     refused.push(p);
@@ -904,6 +959,63 @@ impl<D: Disk> Store<D> {
         let seg = st.next_segment;
         st.next_segment += 1;
         Ok(seg)
+    }
+
+    /// Whether a new segment may be created, and for which writes: the tighter of the
+    /// partition's configured capacity (its last `RECLAIM_RESERVE_SEGMENTS` segments are the
+    /// reserve) and the device's free space (the floor, see [`Store::device_floor_bytes`]).
+    fn room_for_segment(&self) -> Room {
+        let segment_bytes = self.inner.cfg.segment_bytes;
+        let (count, index_entries) = {
+            let st = self.inner.st.borrow();
+            (st.segments.len() as u64, st.index.len() as u64)
+        };
+        let max_segments =
+            (self.inner.cfg.capacity_bytes / segment_bytes).min(u64::from(SEGMENTS_MAX));
+        let by_capacity = match max_segments.checked_sub(count + 1) {
+            None => Room::None,
+            Some(0) => Room::Tombstones,
+            Some(left) if left < RECLAIM_RESERVE_SEGMENTS => Room::Relocations,
+            Some(_) => Room::All,
+        };
+        let by_device = match self.inner.disk.device_free_bytes() {
+            // Unknown: the segment's own preallocation is the last word (NoSpace if it fails).
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the device's free space");
+                Room::All
+            }
+            Ok(free) => {
+                let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
+                let meta_floor = partitions * meta_reserve_bytes(index_entries);
+                if free >= segment_bytes + self.device_floor_bytes(index_entries) {
+                    Room::All
+                } else if free >= segment_bytes + meta_floor + partitions * segment_bytes {
+                    // Relocations may use all of the reserve but each partition's last
+                    // segment: compaction frees more than it copies (candidates are at most
+                    // half live).
+                    Room::Relocations
+                } else if free >= segment_bytes + meta_floor {
+                    Room::Tombstones
+                } else {
+                    Room::None
+                }
+            }
+        };
+        by_capacity.min(by_device)
+    }
+
+    /// Free device bytes below which no segment is created for fragment data: for each
+    /// partition on the device, its log reserve (`LOG_RESERVE_BYTES_MIN`, at least
+    /// `RECLAIM_RESERVE_SEGMENTS` segments: relocations may use all but the last segment,
+    /// deletes and metadata all of it) and its metadata reserve (LMDB growth, a checkpoint and
+    /// its temp copy), so a full device still deletes, reclaims and restarts.
+    fn device_floor_bytes(&self, index_entries: u64) -> u64 {
+        let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
+        let segment_bytes = self.inner.cfg.segment_bytes;
+        let log_segments = LOG_RESERVE_BYTES_MIN
+            .div_ceil(segment_bytes)
+            .max(RECLAIM_RESERVE_SEGMENTS);
+        partitions * (log_segments * segment_bytes + meta_reserve_bytes(index_entries))
     }
 
     /// Applies a durable batch to the index and the metadata store and answers its waiters.
@@ -919,11 +1031,20 @@ impl<D: Disk> Store<D> {
             })
             .collect();
         let won = if metas.is_empty() {
-            Vec::new()
+            Some(Vec::new())
         } else {
-            self.inner.meta.apply(&metas)?
+            match self.inner.meta.apply(&metas) {
+                Ok(won) => Some(won),
+                // LMDB could not grow its file. Its transaction was aborted whole, so it holds
+                // none of the batch's mutations: they are answered NoSpace (a refused write
+                // that a replay before the next checkpoint may still apply, as for any write
+                // whose outcome a client did not learn). The core keeps serving.
+                Err(EngineError::NoSpace) => None,
+                Err(e) => return Err(e),
+            }
         };
-        let mut won = won.into_iter();
+        let meta_refused = won.is_none();
+        let mut won = won.unwrap_or_default().into_iter();
         let mut st = self.inner.st.borrow_mut();
         let mut outcomes = Vec::with_capacity(batch.len());
         for (p, loc) in batch.iter().zip(locs) {
@@ -936,6 +1057,7 @@ impl<D: Disk> Store<D> {
                     st.index.remove(id);
                     Outcome::Deleted
                 }
+                Op::Meta(_) if meta_refused => Outcome::Meta(false),
                 Op::Meta(_) => Outcome::Meta(won.next().expect("one result per mutation")),
                 Op::Relocate { id, from, .. } => {
                     if st.index.get(id) == Some(*from) {
@@ -948,7 +1070,11 @@ impl<D: Disk> Store<D> {
         }
         drop(st);
         for (p, o) in batch.into_iter().zip(outcomes) {
-            self.answer(p, Ok(o));
+            if meta_refused && matches!(p.op, Op::Meta(_)) {
+                self.answer(p, Err(EngineError::NoSpace));
+            } else {
+                self.answer(p, Ok(o));
+            }
         }
         Ok(())
     }
@@ -1129,6 +1255,12 @@ impl<D: Disk> Store<D> {
         st.stats.reclaimed_segments += 1;
         Ok(true)
     }
+}
+
+/// Device bytes one partition keeps for its metadata once data writes are refused: LMDB
+/// growth and the checkpoint written twice (temp file beside the old one).
+fn meta_reserve_bytes(index_entries: u64) -> u64 {
+    META_RESERVE_BYTES + 2 * CHECKPOINT_ENTRY_BYTES_MAX * index_entries
 }
 
 fn check_scan_limit(limit: u32) -> Result<()> {

@@ -108,11 +108,7 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
                 if let Ok(proto::Response::Stats(s)) =
                     backend.call(core, proto::Request::Stats).await
                 {
-                    metrics::global().record_core(
-                        backend.core_name(core),
-                        s.fragments,
-                        s.live_bytes,
-                    );
+                    metrics::global().record_core(backend.core_name(core), &s);
                 }
             }
             if stats != hints::RepairStats::default() {

@@ -67,6 +67,8 @@ pub struct Metrics {
     core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     background_queued: Family<WorkerLabel, Gauge>,
     background_dropped: Family<WorkerLabel, Counter>,
+    core_free_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_poisoned: Family<CoreLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +96,8 @@ impl Default for Metrics {
             core_live_bytes: Family::default(),
             background_queued: Family::default(),
             background_dropped: Family::default(),
+            core_free_bytes: Family::default(),
+            core_poisoned: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -172,6 +176,17 @@ impl Default for Metrics {
              the lifecycle pass retries, access moves the next read redoes)",
             m.background_dropped.clone(),
         );
+        registry.register(
+            "core_free_bytes",
+            "Bytes of object data each core may still store: its capacity, or its device's \
+             free space above the floor kept for deletes and metadata (0: writes refused)",
+            m.core_free_bytes.clone(),
+        );
+        registry.register(
+            "core_poisoned",
+            "1 when a core refuses writes after a failed flush (restart or repair it)",
+            m.core_poisoned.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -210,12 +225,16 @@ impl Metrics {
     }
 
     /// One core's counters (`name`: `node/index`, or `core i` on a single node).
-    pub fn record_core(&self, name: &str, fragments: u64, live_bytes: u64) {
+    pub fn record_core(&self, name: &str, s: &proto::CoreStats) {
         let label = CoreLabel {
             core: name.to_owned(),
         };
-        self.core_fragments.get_or_create(&label).set(fragments);
-        self.core_live_bytes.get_or_create(&label).set(live_bytes);
+        self.core_fragments.get_or_create(&label).set(s.fragments);
+        self.core_live_bytes.get_or_create(&label).set(s.live_bytes);
+        self.core_free_bytes.get_or_create(&label).set(s.free_bytes);
+        self.core_poisoned
+            .get_or_create(&label)
+            .set(u64::from(s.poisoned));
     }
 
     /// A background worker's queue grew (+1) or shrank (−1).

@@ -78,7 +78,18 @@ impl Gateway {
 /// The one place storage errors become S3 errors.
 pub(crate) fn s3_err(e: BackendError) -> S3Error {
     match e {
-        BackendError::NoSpace => s3_error!(e, ServiceUnavailable, "storage is full"),
+        // A full partition or device (README, "When a disk fills"). MinIO answers a full
+        // drive with 507 too; SDKs do not retry it, unlike 503.
+        BackendError::NoSpace => {
+            let mut err = S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InsufficientStorage".into()),
+                "storage is full: writes are refused until deletes free space \
+                 (reads and deletes are served)",
+            );
+            err.set_status_code(hyper::StatusCode::INSUFFICIENT_STORAGE);
+            err.set_source(Box::new(e));
+            err
+        }
         BackendError::NotFound => s3_error!(e, InternalError, "a stored piece is missing"),
         // Too few replicas or shards answered: the client may retry (503, as S3 does when
         // it sheds load).

@@ -313,7 +313,8 @@ def test_a_node_with_a_full_disk(cluster3):
     assert sum(len(v) for v in acked.values()) > 6 * MiB or errors, (len(acked), errors)
     for core in glob.glob(os.path.join(c.dir, "node-3", "core-*")):
         segments = glob.glob(os.path.join(core, "seg-*.log"))
-        assert len(segments) <= 1, f"{core} exceeds its 3 MiB capacity: {segments}"
+        # One segment for data; the two reserved ones may hold metadata and deletes.
+        assert len(segments) <= 3, f"{core} exceeds its 3 MiB capacity: {segments}"
     code, out = c.status()
     assert "node 3 (" in out, out
     for node in (1, 2, 3):
