@@ -123,6 +123,50 @@ struct ServeArgs {
     /// infrequent tier. [default: 30]
     #[arg(long)]
     intelligent_tiering_days: Option<u64>,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The S3 endpoint's connection limits and timeouts (defaults: `gateway::limits`; README
+/// "Connection limits and timeouts").
+#[derive(clap::Args, Clone, Copy)]
+struct HttpArgs {
+    /// Connections served at once; at the cap the oldest idle one is closed for a new one.
+    /// Each takes a file descriptor: keep `ulimit -n` above it. [default: 4096]
+    #[arg(long)]
+    connections_max: Option<usize>,
+    /// Connections one client address may hold at once. [default: 1024]
+    #[arg(long)]
+    connections_per_client_max: Option<usize>,
+    /// Seconds a client has to send a request's headers (and an idle HTTP/1.1 connection's
+    /// longest wait for its next request). [default: 20]
+    #[arg(long)]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection with no request in flight stays open. [default: 20]
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may bring no byte before it is aborted (RequestTimeout).
+    /// [default: 30]
+    #[arg(long)]
+    body_timeout_secs: Option<u64>,
+}
+
+impl HttpArgs {
+    fn resolve(self) -> anyhow::Result<gateway::serve::HttpLimits> {
+        let d = gateway::serve::HttpLimits::default();
+        let secs = |v: Option<u64>, default| v.map_or(default, std::time::Duration::from_secs);
+        let limits = gateway::serve::HttpLimits {
+            connections_max: self.connections_max.unwrap_or(d.connections_max),
+            connections_per_client_max: self
+                .connections_per_client_max
+                .unwrap_or(d.connections_per_client_max),
+            header_read_timeout: secs(self.header_read_timeout_secs, d.header_read_timeout),
+            idle_timeout: secs(self.idle_timeout_secs, d.idle_timeout),
+            body_progress_timeout: secs(self.body_timeout_secs, d.body_progress_timeout),
+        };
+        limits.check().map_err(anyhow::Error::msg)?;
+        Ok(limits)
+    }
 }
 
 /// The lifecycle clock of a gateway: the length of a day and intelligent tiering's idle days.
@@ -327,6 +371,8 @@ struct GatewayArgs {
     /// Base domain for virtual-host-style requests (bucket.DOMAIN); path style always works.
     #[arg(long)]
     domain: Option<String>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 #[derive(clap::Args)]
 struct NodeArgs {
@@ -362,12 +408,18 @@ struct NodeArgs {
     io_memory_kib: Option<usize>,
 }
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // s3s logs every error response at ERROR, with whole request bodies: the gateway's own
+    // line replaces them (`gateway::http_log`).
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(env.and(filter_fn(gateway::http_log::keep_event))),
         )
-        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
@@ -580,6 +632,7 @@ fn warn_if_new_root_keys(data: &Path) {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::resolve(args)?;
+    let http = args.http.resolve()?;
     check_core_count(&settings.data, settings.cores.len())?;
     if settings.cluster.is_some() {
         warn_if_new_root_keys(&settings.data);
@@ -625,7 +678,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     banner.push(("cores", settings.cores.len().to_string()));
     let (listener, shutdown) =
         announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown, http));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     drop(runtime);
     node.shutdown();
@@ -634,6 +687,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 
 /// `percore gateway --config FILE`: S3 for a cluster, every core reached over TCP.
 fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
+    let http = args.http.resolve()?;
     let file = node_config::NodeFile::load(&args.config)?;
     if file.node_id.is_some()
         || !file.cores.is_empty()
@@ -691,7 +745,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         ("cores", "0 (gateway only)".to_owned()),
     ];
     let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown, http));
     eprintln!("percore: stopping (drained requests)");
     Ok(())
 }
