@@ -307,58 +307,58 @@ mod tests {
 
     #[test]
     fn full_of_idle_connections_sheds_the_oldest() {
-        let r = registry(3, 3);
-        let a = r.admit(ip(1)).unwrap();
+        let reg = registry(3, 3);
+        let c1 = reg.admit(ip(1)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let b = r.admit(ip(2)).unwrap();
-        let c = r.admit(ip(3)).unwrap();
-        let _busy = a.state.begin(); // a is the oldest but busy: b goes
-        let d = r.admit(ip(4)).unwrap();
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.counters(), (1, 0));
-        drop(b); // already shed: nothing more leaves
-        assert_eq!(r.len(), 3);
-        drop((c, d));
-        assert_eq!(r.len(), 1);
+        let c2 = reg.admit(ip(2)).unwrap();
+        let c3 = reg.admit(ip(3)).unwrap();
+        let _busy = c1.state.begin(); // c1 is the oldest but busy: c2 goes
+        let c4 = reg.admit(ip(4)).unwrap();
+        assert_eq!(reg.len(), 3);
+        assert_eq!(reg.counters(), (1, 0));
+        drop(c2); // already shed: nothing more leaves
+        assert_eq!(reg.len(), 3);
+        drop((c3, c4));
+        assert_eq!(reg.len(), 1);
     }
 
     #[test]
     fn full_of_busy_connections_refuses() {
-        let r = registry(2, 2);
-        let a = r.admit(ip(1)).unwrap();
-        let b = r.admit(ip(2)).unwrap();
-        let _g = (a.state.begin(), b.state.begin());
-        assert_eq!(r.admit(ip(3)).unwrap_err(), Refused::Full);
-        assert!(!r.shed_oldest_idle());
+        let reg = registry(2, 2);
+        let c1 = reg.admit(ip(1)).unwrap();
+        let c2 = reg.admit(ip(2)).unwrap();
+        let _g = (c1.state.begin(), c2.state.begin());
+        assert_eq!(reg.admit(ip(3)).unwrap_err(), Refused::Full);
+        assert!(!reg.shed_oldest_idle());
     }
 
     #[test]
     fn per_client_cap_sheds_that_clients_idle_or_refuses() {
-        let r = registry(10, 2);
-        let other = r.admit(ip(9)).unwrap();
+        let reg = registry(10, 2);
+        let other = reg.admit(ip(9)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let a = r.admit(ip(1)).unwrap();
-        let b = r.admit(ip(1)).unwrap();
-        let _busy_b = b.state.begin();
-        let c = r.admit(ip(1)).unwrap(); // a (idle) goes, not the older `other`
-        assert_eq!(r.len(), 3);
-        let _busy_c = c.state.begin();
-        assert_eq!(r.admit(ip(1)).unwrap_err(), Refused::PerClient);
-        assert_eq!(r.counters(), (1, 1));
-        drop((a, other));
-        assert_eq!(r.len(), 2);
+        let c1 = reg.admit(ip(1)).unwrap();
+        let c2 = reg.admit(ip(1)).unwrap();
+        let _busy_b = c2.state.begin();
+        let c3 = reg.admit(ip(1)).unwrap(); // c1 (idle) goes, not the older `other`
+        assert_eq!(reg.len(), 3);
+        let _busy_c = c3.state.begin();
+        assert_eq!(reg.admit(ip(1)).unwrap_err(), Refused::PerClient);
+        assert_eq!(reg.counters(), (1, 1));
+        drop((c1, other));
+        assert_eq!(reg.len(), 2);
     }
 
     #[test]
     fn idle_time_counts_from_the_last_request() {
-        let r = registry(1, 1);
-        let a = r.admit(ip(1)).unwrap();
-        let g = a.state.begin();
-        assert_eq!(a.state.idle_for(), None);
-        drop(g);
-        assert!(a
+        let reg = registry(1, 1);
+        let c1 = reg.admit(ip(1)).unwrap();
+        let req = c1.state.begin();
+        assert_eq!(c1.state.idle_for(), None);
+        drop(req);
+        assert!(c1
             .state
             .idle_for()
-            .is_some_and(|d| d < Duration::from_secs(1)));
+            .is_some_and(|idle| idle < Duration::from_secs(1)));
     }
 }

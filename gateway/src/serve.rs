@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
 use s3s::service::S3Service;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -254,10 +254,12 @@ impl Connection {
             tokio::select! {
                 ended = conn.as_mut() => break Some(ended),
                 () = state.shed() => break None,
-                () = stopped(&mut self.stop) => break closing(conn.as_mut(), |c| c.graceful_shutdown()).await,
+                () = stopped(&mut self.stop) => {
+                    break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                }
                 () = tokio::time::sleep(wait) => {
                     if state.idle_for().is_some_and(|idle| idle >= idle_timeout) {
-                        break closing(conn.as_mut(), |c| c.graceful_shutdown()).await;
+                        break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
                     }
                 }
             }
