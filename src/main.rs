@@ -152,17 +152,36 @@ struct HttpArgs {
 }
 
 impl HttpArgs {
-    fn resolve(self) -> anyhow::Result<gateway::serve::HttpLimits> {
+    /// The flags, else the config file's keys of the same names, else the defaults.
+    fn resolve(self, file: &node_config::NodeFile) -> anyhow::Result<gateway::serve::HttpLimits> {
         let d = gateway::serve::HttpLimits::default();
-        let secs = |v: Option<u64>, default| v.map_or(default, std::time::Duration::from_secs);
+        let secs = |flag: Option<u64>, key: Option<u64>, default| {
+            flag.or(key).map_or(default, std::time::Duration::from_secs)
+        };
         let limits = gateway::serve::HttpLimits {
-            connections_max: self.connections_max.unwrap_or(d.connections_max),
+            connections_max: self
+                .connections_max
+                .or(file.connections_max)
+                .unwrap_or(d.connections_max),
             connections_per_client_max: self
                 .connections_per_client_max
+                .or(file.connections_per_client_max)
                 .unwrap_or(d.connections_per_client_max),
-            header_read_timeout: secs(self.header_read_timeout_secs, d.header_read_timeout),
-            idle_timeout: secs(self.idle_timeout_secs, d.idle_timeout),
-            body_progress_timeout: secs(self.body_timeout_secs, d.body_progress_timeout),
+            header_read_timeout: secs(
+                self.header_read_timeout_secs,
+                file.header_read_timeout_secs,
+                d.header_read_timeout,
+            ),
+            idle_timeout: secs(
+                self.idle_timeout_secs,
+                file.idle_timeout_secs,
+                d.idle_timeout,
+            ),
+            body_progress_timeout: secs(
+                self.body_timeout_secs,
+                file.body_timeout_secs,
+                d.body_progress_timeout,
+            ),
         };
         limits.check().map_err(anyhow::Error::msg)?;
         Ok(limits)
@@ -212,6 +231,7 @@ struct ServeSettings {
     /// Set when the config file names a layout: this process is one node of a cluster.
     cluster: Option<ClusterSettings>,
     clock: Clock,
+    http: gateway::serve::HttpLimits,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -316,6 +336,7 @@ impl ServeSettings {
                 })
                 .collect()
         };
+        let http = args.http.resolve(&file)?;
         let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
@@ -345,6 +366,7 @@ impl ServeSettings {
                 args.intelligent_tiering_days
                     .or(file.intelligent_tiering_days),
             )?,
+            http,
         })
     }
 }
@@ -632,7 +654,6 @@ fn warn_if_new_root_keys(data: &Path) {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::resolve(args)?;
-    let http = args.http.resolve()?;
     check_core_count(&settings.data, settings.cores.len())?;
     if settings.cluster.is_some() {
         warn_if_new_root_keys(&settings.data);
@@ -678,7 +699,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     banner.push(("cores", settings.cores.len().to_string()));
     let (listener, shutdown) =
         announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown, http));
+    runtime.block_on(gateway::serve::serve(
+        listener,
+        service,
+        shutdown,
+        settings.http,
+    ));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     drop(runtime);
     node.shutdown();
@@ -687,8 +713,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 
 /// `percore gateway --config FILE`: S3 for a cluster, every core reached over TCP.
 fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
-    let http = args.http.resolve()?;
     let file = node_config::NodeFile::load(&args.config)?;
+    let http = args.http.resolve(&file)?;
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
