@@ -311,8 +311,7 @@ async fn handle(
         let guard = BodyGuard::new();
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(Arc::clone(&guard));
-        let body =
-            s3s::Body::http_body_unsync(RequestBody::new(body, Arc::clone(&guard), body_timeout));
+        let body = s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
         let mut response = service.call(http::Request::from_parts(parts, body)).await?;
         apply_status(&mut response);
         if let Some(fault) = guard.fault() {
