@@ -145,8 +145,8 @@ struct HttpArgs {
     /// Seconds a connection with no request in flight stays open. [default: 20]
     #[arg(long)]
     idle_timeout_secs: Option<u64>,
-    /// Seconds a request body may bring no byte before it is aborted (RequestTimeout).
-    /// [default: 30]
+    /// Seconds a request body may bring no byte before it is aborted (RequestTimeout), and a
+    /// client may read nothing of a response before it is disconnected. [default: 30]
     #[arg(long)]
     body_timeout_secs: Option<u64>,
 }

@@ -13,6 +13,9 @@
 //! Bug that produced the rule: with a plain semaphore of 4096 connections, 4200 unauthenticated
 //! sockets holding a partial request made every legitimate GET time out until they closed.
 //!
+//! [`Metered`] wraps a connection's socket to see a client that stops reading: a write that
+//! finds the socket full starts a clock, any successful write stops it (nginx's `send_timeout`).
+//!
 //! Does not own the timeouts themselves (`serve` runs them per connection) nor the request
 //! bodies (`http_body`).
 
@@ -22,6 +25,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 /// The caps a registry enforces.
@@ -38,6 +45,9 @@ pub struct ConnState {
     in_flight: AtomicU32,
     /// Microseconds from `epoch` to the moment the connection last became idle.
     idle_since_us: AtomicU64,
+    /// Microseconds from `epoch` (plus one, so 0 means none) since a write to the socket
+    /// found it full with no write succeeding since: the client is not reading.
+    unread_since_us: AtomicU64,
     /// Notified when the registry sheds this connection: its task drops it at once.
     shed: Notify,
 }
@@ -48,6 +58,7 @@ impl ConnState {
             epoch: Instant::now(),
             in_flight: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(0),
+            unread_since_us: AtomicU64::new(0),
             shed: Notify::new(),
         }
     }
@@ -73,6 +84,29 @@ impl ConnState {
         Some(Duration::from_micros(self.now_us().saturating_sub(since)))
     }
 
+    /// A write to the socket found it full (`true`: the first such time is kept), or a write
+    /// succeeded (`false`).
+    fn write_blocked(&self, blocked: bool) {
+        if blocked {
+            let now = self.now_us() + 1;
+            let _ =
+                self.unread_since_us
+                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        } else if self.unread_since_us.load(Ordering::Relaxed) != 0 {
+            self.unread_since_us.store(0, Ordering::Release);
+        }
+    }
+
+    /// How long the socket has stayed full (the client reading nothing), if it is.
+    pub fn unread_for(&self) -> Option<Duration> {
+        match self.unread_since_us.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(Duration::from_micros(
+                (self.now_us() + 1).saturating_sub(since),
+            )),
+        }
+    }
+
     /// Ends when the registry sheds this connection.
     pub async fn shed(&self) {
         self.shed.notified().await;
@@ -91,6 +125,71 @@ impl Drop for InFlight {
         self.state.idle_since_us.store(now, Ordering::Release);
         let before = self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
         assert!(before > 0, "a request ended twice");
+    }
+}
+
+/// A connection's socket that records, in its `ConnState`, when writes stop making progress.
+#[derive(Debug)]
+pub struct Metered<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S> Metered<S> {
+    pub fn new(inner: S, state: Arc<ConnState>) -> Metered<S> {
+        Metered { inner, state }
+    }
+
+    fn record(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => self.state.write_blocked(false),
+            Poll::Pending => self.state.write_blocked(true),
+            Poll::Ready(_) => {}
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.record(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

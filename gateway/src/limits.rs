@@ -45,7 +45,8 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// `--idle-timeout-secs`; HTTP/1.1 and HTTP/2).
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// A request body that brings no byte for this long while the server waits for it is aborted
-/// (RequestTimeout, 400; default of `--body-timeout-secs`).
+/// (RequestTimeout, 400), and a connection whose client reads nothing of a response for this
+/// long (its socket stays full) is closed (default of `--body-timeout-secs`).
 pub const BODY_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Bytes of a request body that is read whole and parsed (XML: DeleteObjects,
 /// CompleteMultipartUpload, lifecycle, tagging, versioning, ...); larger answers

@@ -7,7 +7,9 @@
 //!   at a time is cut when it runs out, however many bytes it sent;
 //! - an idle timeout: a connection with no request in flight is closed (gracefully: HTTP/2 gets
 //!   a GOAWAY);
-//! - a body-progress timeout (`http_body`): a body that stops arriving answers RequestTimeout;
+//! - a body-progress timeout, both ways: a request body that stops arriving answers
+//!   RequestTimeout (`http_body`), a client that stops reading its response (the socket stays
+//!   full) is disconnected (`http_conns::Metered`);
 //! - a global and a per-client-address cap on connections, where the oldest idle connection
 //!   makes room for a new one (`http_conns`).
 //!
@@ -25,7 +27,7 @@ use s3s::service::S3Service;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
-use crate::http_conns::{Caps, ConnState, Registry, Ticket};
+use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
 use crate::{http_log, limits};
 
 /// The connection limits and timeouts of one server (`percore serve --help` names the flags).
@@ -243,14 +245,20 @@ impl Connection {
         };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .serve_connection_with_upgrades(
+                TokioIo::new(Metered::new(stream, Arc::clone(&state))),
+                svc,
+            )
             .into_owned();
         tokio::pin!(conn);
         let idle_timeout = self.limits.idle_timeout;
+        let unread_timeout = self.limits.body_progress_timeout;
         let ended = loop {
-            let wait = state
-                .idle_for()
-                .map_or(idle_timeout, |idle| idle_timeout.saturating_sub(idle));
+            let wait = match (state.idle_for(), state.unread_for()) {
+                (Some(idle), _) => idle_timeout.saturating_sub(idle),
+                (None, Some(unread)) => unread_timeout.saturating_sub(unread),
+                (None, None) => idle_timeout.min(unread_timeout),
+            };
             tokio::select! {
                 ended = conn.as_mut() => break Some(ended),
                 () = state.shed() => break None,
@@ -260,6 +268,10 @@ impl Connection {
                 () = tokio::time::sleep(wait) => {
                     if state.idle_for().is_some_and(|idle| idle >= idle_timeout) {
                         break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                    }
+                    if state.unread_for().is_some_and(|unread| unread >= unread_timeout) {
+                        tracing::debug!(peer = %self.peer, "client stopped reading");
+                        break None;
                     }
                 }
             }

@@ -343,6 +343,34 @@ def test_stalled_body_answers_request_timeout(hardened, hbucket):
     assert waited >= BODY_TIMEOUT_S * 0.8
 
 
+def test_client_that_stops_reading_is_disconnected(hardened, hbucket):
+    """A GET of 24 MiB whose client reads nothing: once the socket is full and stays full for
+    the body timeout, the server drops the connection (the client gets far less than the
+    object, then EOF or a reset)."""
+    size = 24 * 1024 * 1024
+    hardened.client().put_object(Bucket=hbucket, Key="big", Body=b"b" * size)
+    head = signed_raw_request(hardened, "GET", f"/{hbucket}/big", "x-id=GetObject", {})
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.connect(("127.0.0.1", hardened.port))
+    s.sendall(head)
+    time.sleep(BODY_TIMEOUT_S + 3)  # read nothing
+    received = 0
+    s.settimeout(10)
+    try:
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    print(f"\nslow reader: got {received} of {size} bytes before the server closed")
+    assert received < size
+
+
 def test_error_responses_carry_request_ids(hardened, hbucket):
     s3 = hardened.client()
     ok = s3.head_object(Bucket=hbucket, Key="k")
