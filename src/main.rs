@@ -337,6 +337,7 @@ impl ServeSettings {
                 .collect()
         };
         let http = args.http.resolve(&file)?;
+        warn_if_few_files(&http);
         let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
@@ -637,6 +638,26 @@ fn load_users(
     Ok((users, root))
 }
 
+/// Each connection takes a file descriptor: say so when the process's limit is below the cap
+/// (past it, accepts fail and only idle connections can be closed to make room).
+fn warn_if_few_files(http: &gateway::serve::HttpLimits) {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    // The cores' segment files, the listener and the peers' connections need some too.
+    let needed = http.connections_max + 256;
+    if let Some(soft) = soft.filter(|&soft| soft < needed) {
+        eprintln!(
+            "percore: WARNING: the open-file limit ({soft}) is below --connections-max ({}) plus \
+             256: raise it (ulimit -n, systemd LimitNOFILE) or lower --connections-max",
+            http.connections_max
+        );
+    }
+}
+
 /// In a cluster every node and gateway must share the root keys: say so when this process is
 /// about to generate its own.
 fn warn_if_new_root_keys(data: &Path) {
@@ -654,6 +675,7 @@ fn warn_if_new_root_keys(data: &Path) {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::resolve(args)?;
+    warn_if_few_files(&settings.http);
     check_core_count(&settings.data, settings.cores.len())?;
     if settings.cluster.is_some() {
         warn_if_new_root_keys(&settings.data);
