@@ -337,7 +337,6 @@ impl ServeSettings {
                 .collect()
         };
         let http = args.http.resolve(&file)?;
-        warn_if_few_files(&http);
         let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
@@ -737,6 +736,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let file = node_config::NodeFile::load(&args.config)?;
     let http = args.http.resolve(&file)?;
+    warn_if_few_files(&http);
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
