@@ -123,6 +123,69 @@ struct ServeArgs {
     /// infrequent tier. [default: 30]
     #[arg(long)]
     intelligent_tiering_days: Option<u64>,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The S3 endpoint's connection limits and timeouts (defaults: `gateway::limits`; README
+/// "Connection limits and timeouts").
+#[derive(clap::Args, Clone, Copy)]
+struct HttpArgs {
+    /// Connections served at once; at the cap the oldest idle one is closed for a new one.
+    /// Each takes a file descriptor: keep `ulimit -n` above it. [default: 4096]
+    #[arg(long)]
+    connections_max: Option<usize>,
+    /// Connections one client address may hold at once. [default: 1024]
+    #[arg(long)]
+    connections_per_client_max: Option<usize>,
+    /// Seconds a client has to send a request's headers (and an idle HTTP/1.1 connection's
+    /// longest wait for its next request). [default: 20]
+    #[arg(long)]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection with no request in flight stays open. [default: 20]
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may bring no byte before it is aborted (RequestTimeout), and a
+    /// client may read nothing of a response before it is disconnected. [default: 30]
+    #[arg(long)]
+    body_timeout_secs: Option<u64>,
+}
+
+impl HttpArgs {
+    /// The flags, else the config file's keys of the same names, else the defaults.
+    fn resolve(self, file: &node_config::NodeFile) -> anyhow::Result<gateway::serve::HttpLimits> {
+        let d = gateway::serve::HttpLimits::default();
+        let secs = |flag: Option<u64>, key: Option<u64>, default| {
+            flag.or(key).map_or(default, std::time::Duration::from_secs)
+        };
+        let limits = gateway::serve::HttpLimits {
+            connections_max: self
+                .connections_max
+                .or(file.connections_max)
+                .unwrap_or(d.connections_max),
+            connections_per_client_max: self
+                .connections_per_client_max
+                .or(file.connections_per_client_max)
+                .unwrap_or(d.connections_per_client_max),
+            header_read_timeout: secs(
+                self.header_read_timeout_secs,
+                file.header_read_timeout_secs,
+                d.header_read_timeout,
+            ),
+            idle_timeout: secs(
+                self.idle_timeout_secs,
+                file.idle_timeout_secs,
+                d.idle_timeout,
+            ),
+            body_progress_timeout: secs(
+                self.body_timeout_secs,
+                file.body_timeout_secs,
+                d.body_progress_timeout,
+            ),
+        };
+        limits.check().map_err(anyhow::Error::msg)?;
+        Ok(limits)
+    }
 }
 
 /// The lifecycle clock of a gateway: the length of a day and intelligent tiering's idle days.
@@ -168,6 +231,7 @@ struct ServeSettings {
     /// Set when the config file names a layout: this process is one node of a cluster.
     cluster: Option<ClusterSettings>,
     clock: Clock,
+    http: gateway::serve::HttpLimits,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -272,6 +336,7 @@ impl ServeSettings {
                 })
                 .collect()
         };
+        let http = args.http.resolve(&file)?;
         let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
@@ -301,6 +366,7 @@ impl ServeSettings {
                 args.intelligent_tiering_days
                     .or(file.intelligent_tiering_days),
             )?,
+            http,
         })
     }
 }
@@ -327,6 +393,8 @@ struct GatewayArgs {
     /// Base domain for virtual-host-style requests (bucket.DOMAIN); path style always works.
     #[arg(long)]
     domain: Option<String>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 #[derive(clap::Args)]
 struct NodeArgs {
@@ -362,12 +430,18 @@ struct NodeArgs {
     io_memory_kib: Option<usize>,
 }
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // s3s logs every error response at ERROR, with whole request bodies: the gateway's own
+    // line replaces them (`gateway::http_log`).
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(env.and(filter_fn(gateway::http_log::keep_event))),
         )
-        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
@@ -563,6 +637,26 @@ fn load_users(
     Ok((users, root))
 }
 
+/// Each connection takes a file descriptor: say so when the process's limit is below the cap
+/// (past it, accepts fail and only idle connections can be closed to make room).
+fn warn_if_few_files(http: &gateway::serve::HttpLimits) {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    // The cores' segment files, the listener and the peers' connections need some too.
+    let needed = http.connections_max + 256;
+    if let Some(soft) = soft.filter(|&soft| soft < needed) {
+        eprintln!(
+            "percore: WARNING: the open-file limit ({soft}) is below --connections-max ({}) plus \
+             256: raise it (ulimit -n, systemd LimitNOFILE) or lower --connections-max",
+            http.connections_max
+        );
+    }
+}
+
 /// In a cluster every node and gateway must share the root keys: say so when this process is
 /// about to generate its own.
 fn warn_if_new_root_keys(data: &Path) {
@@ -580,6 +674,7 @@ fn warn_if_new_root_keys(data: &Path) {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::resolve(args)?;
+    warn_if_few_files(&settings.http);
     check_core_count(&settings.data, settings.cores.len())?;
     if settings.cluster.is_some() {
         warn_if_new_root_keys(&settings.data);
@@ -625,7 +720,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     banner.push(("cores", settings.cores.len().to_string()));
     let (listener, shutdown) =
         announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    runtime.block_on(gateway::serve::serve(
+        listener,
+        service,
+        shutdown,
+        settings.http,
+    ));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     drop(runtime);
     node.shutdown();
@@ -635,6 +735,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 /// `percore gateway --config FILE`: S3 for a cluster, every core reached over TCP.
 fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let file = node_config::NodeFile::load(&args.config)?;
+    let http = args.http.resolve(&file)?;
+    warn_if_few_files(&http);
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
@@ -691,7 +793,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         ("cores", "0 (gateway only)".to_owned()),
     ];
     let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown));
+    runtime.block_on(gateway::serve::serve(listener, service, shutdown, http));
     eprintln!("percore: stopping (drained requests)");
     Ok(())
 }

@@ -9,6 +9,9 @@
 //! users = "/etc/percore/users.toml"
 //! io_memory_kib = 2048           # glommio I/O memory per core
 //!
+//! connections_max = 4096         # the S3 endpoint's connection limits and timeouts (README)
+//! header_read_timeout_secs = 20
+//!
 //! capacity_mib = 100000          # space each core may use (default: the whole device)
 //! segment_mib = 64               # segment size, fixed when a partition is created
 //!
@@ -61,6 +64,12 @@ pub struct NodeFile {
     pub lifecycle_day_secs: Option<u64>,
     /// Lifecycle days without a read before INTELLIGENT_TIERING's infrequent tier.
     pub intelligent_tiering_days: Option<u64>,
+    /// The S3 endpoint's connection limits and timeouts (the flags of the same names).
+    pub connections_max: Option<usize>,
+    pub connections_per_client_max: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
     #[serde(default, rename = "core")]
     pub cores: Vec<CoreEntry>,
 }

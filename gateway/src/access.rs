@@ -34,8 +34,9 @@ pub const PRESIGNED_EXPIRES_SECS_MAX: u64 = 604_800;
 /// How far a SigV2 request's date may be from the server's clock (AWS: 15 minutes).
 pub const SIGV2_SKEW_SECS_MAX: i64 = 15 * 60;
 
-/// s3s's access hook for percore: a request must be signed, pass [`check_auth`], and ask for
-/// nothing [`refuse`] turns down.
+/// s3s's access hook for percore (s3s takes one): a request must be signed, pass
+/// [`check_auth`], fit the bound on bodies read whole (`http_body`), and ask for nothing
+/// [`refuse`] turns down.
 #[derive(Debug, Clone)]
 pub struct Gate {
     region: String,
@@ -55,9 +56,10 @@ impl S3Access for Gate {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
-        let op = cx.s3_op().name();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         check_auth(cx.method(), cx.uri(), cx.headers(), &self.region, now)?;
+        crate::http_body::check_body_limit(cx)?;
+        let op = cx.s3_op().name();
         if op == "CreateBucket" {
             if let s3s::path::S3Path::Bucket { bucket } = cx.s3_path() {
                 check_bucket_name(bucket)?;

@@ -9,6 +9,9 @@ pub mod creds;
 pub mod ec;
 pub mod hints;
 pub mod host;
+pub mod http_body;
+pub mod http_conns;
+pub mod http_log;
 pub mod lifecycle;
 pub mod lifecycle_worker;
 pub mod limits;
@@ -52,6 +55,13 @@ pub fn service_on(
         s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
     builder.set_auth(users);
     builder.set_access(access::Gate::new(region));
+    // s3s's own bound on bodies read whole stays above ours (`http_body`), which answers the
+    // right 400 where s3s's answered 500.
+    let mut config = s3s::config::S3Config::default();
+    config.xml_max_body_size = 2 * limits::XML_BODY_BYTES_MAX;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     if let Some(d) = domain {
         builder.set_host(host::DomainHost::new(d)?);
     }

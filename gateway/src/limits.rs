@@ -29,8 +29,40 @@ pub const DELETE_KEYS_MAX: usize = 1000;
 pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
 /// Bytes of a bucket name (S3's limit).
 pub const BUCKET_NAME_BYTES_MAX: usize = 63;
-/// Connections served at once; more wait in the kernel's accept queue.
+/// Connections served at once (default of `--connections-max`). At the cap the oldest idle
+/// connection is closed for a new one; when none is idle, new ones wait in the kernel's accept
+/// queue (`http_conns`).
 pub const CONNECTIONS_MAX: usize = 4096;
+/// Connections one client address holds at once (default of `--connections-per-client-max`):
+/// one address cannot take the whole server. At the cap that address's oldest idle connection
+/// is closed for its new one; when none is idle, the new one is refused.
+pub const CONNECTIONS_PER_CLIENT_MAX: usize = 1024;
+/// From the first byte a connection may send to the end of a request's headers (default of
+/// `--header-read-timeout-secs`). hyper runs the same timer while an HTTP/1.1 connection waits
+/// for its next request, so an idle HTTP/1.1 connection lasts at most this long too.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A connection with no request in flight is closed after this long (default of
+/// `--idle-timeout-secs`; HTTP/1.1 and HTTP/2).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A request body that brings no byte for this long while the server waits for it is aborted
+/// (RequestTimeout, 400), and a connection whose client reads nothing of a response for this
+/// long (its socket stays full) is closed (default of `--body-timeout-secs`).
+pub const BODY_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Bytes of a request body that is read whole and parsed (XML: DeleteObjects,
+/// CompleteMultipartUpload, lifecycle, tagging, versioning, ...); larger answers
+/// MaxMessageLengthExceeded (400). 1000 DeleteObjects keys of 1024 characters, each written as
+/// 10-byte XML character references, stay under it.
+pub const XML_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
+/// Characters of a client-supplied string (path, error message) in one log line.
+pub const LOG_FIELD_CHARS_MAX: usize = 256;
+/// Bytes of an error response body examined to add its RequestId and log its code.
+pub const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
+
+const _: () = assert!(CONNECTIONS_PER_CLIENT_MAX <= CONNECTIONS_MAX);
+const _: () = assert!(
+    DELETE_KEYS_MAX * KEY_BYTES_MAX * 10 < XML_BODY_BYTES_MAX,
+    "the largest DeleteObjects fits"
+);
 
 const _: () = assert!(
     OBJECT_BYTES_MAX / CHUNK_BYTES as u64 <= 1 << 24,

@@ -1,17 +1,81 @@
 //! The HTTP server: accepts connections on a tokio listener (TCP_NODELAY on each), serves them
 //! with hyper (HTTP/1.1 and HTTP/2) through the s3s service, and on shutdown stops accepting and
 //! drains in-flight requests (bounded by a timeout).
+//!
+//! Hostile connections must not starve clients. Each connection lives under [`HttpLimits`]:
+//! - a header-read timeout (hyper's, on its tokio timer): a client sending its headers a byte
+//!   at a time is cut when it runs out, however many bytes it sent;
+//! - an idle timeout: a connection with no request in flight is closed (gracefully: HTTP/2 gets
+//!   a GOAWAY);
+//! - a body-progress timeout, both ways: a request body that stops arriving answers
+//!   RequestTimeout (`http_body`), a client that stops reading its response (the socket stays
+//!   full) is disconnected (`http_conns::Metered`);
+//! - a global and a per-client-address cap on connections, where the oldest idle connection
+//!   makes room for a new one (`http_conns`).
+//!
+//! Every response gets an `x-amz-request-id`, error bodies a `<RequestId>`, and a failed
+//! request one log line (`http_log`).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
 use s3s::service::S3Service;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::limits::CONNECTIONS_MAX;
+use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
+use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
+use crate::{http_log, limits};
+
+/// The connection limits and timeouts of one server (`percore serve --help` names the flags).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub connections_max: usize,
+    pub connections_per_client_max: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_progress_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            connections_max: limits::CONNECTIONS_MAX,
+            connections_per_client_max: limits::CONNECTIONS_PER_CLIENT_MAX,
+            header_read_timeout: limits::HEADER_READ_TIMEOUT,
+            idle_timeout: limits::IDLE_TIMEOUT,
+            body_progress_timeout: limits::BODY_PROGRESS_TIMEOUT,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// Refuses zero caps and zero timeouts (a zero would serve nothing or cut everything).
+    pub fn check(&self) -> Result<(), String> {
+        if self.connections_max == 0 || self.connections_per_client_max == 0 {
+            return Err("connection caps must be positive".to_owned());
+        }
+        if self.connections_per_client_max > self.connections_max {
+            return Err(format!(
+                "--connections-per-client-max ({}) exceeds --connections-max ({})",
+                self.connections_per_client_max, self.connections_max
+            ));
+        }
+        for (name, t) in [
+            ("--header-read-timeout-secs", self.header_read_timeout),
+            ("--idle-timeout-secs", self.idle_timeout),
+            ("--body-timeout-secs", self.body_progress_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// How long a shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,65 +136,238 @@ fn metrics_response() -> http::Response<s3s::Body> {
     response
 }
 
-pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl Future<Output = ()>) {
-    let builder = Builder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+/// How long an accept loop at the cap with every connection busy waits before looking again
+/// (a connection turning idle wakes nobody).
+const ROOM_POLL: Duration = Duration::from_millis(50);
+
+pub async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    shutdown: impl Future<Output = ()>,
+    limits: HttpLimits,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let registry = Registry::new(Caps {
+        connections_max: limits.connections_max,
+        per_client_max: limits.connections_per_client_max,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        tokio::select! {
+            () = registry.room(ROOM_POLL) => {}
             () = &mut shutdown => break,
-        };
-        let (stream, _) = tokio::select! {
+        }
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    accept_failed(&e, &registry).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let ticket = match registry.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(refused) => {
+                tracing::debug!(%peer, ?refused, "connection refused");
+                continue;
+            }
+        };
         // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
         let _ = stream.set_nodelay(true);
-        let svc = service.clone();
-        let conn = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
-            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let svc = svc.clone();
-                async move {
-                    if req.method() == http::Method::GET && req.uri().path() == crate::metrics::PATH
-                    {
-                        return Ok(metrics_response());
-                    }
-                    let expect = expects_continue(req.headers());
-                    let mut response = svc.call(req.map(s3s::Body::from)).await?;
-                    apply_status(&mut response);
-                    if close_after(expect, response.status()) {
-                        response.headers_mut().insert(
-                            http::header::CONNECTION,
-                            http::HeaderValue::from_static("close"),
-                        );
-                    }
-                    Ok::<_, s3s::HttpError>(response)
-                }
-            }),
-        );
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        let connection = Connection {
+            builder: builder.clone(),
+            service: service.clone(),
+            limits,
+            ticket,
+            peer,
+            stop: stop_rx.clone(),
+        };
+        tokio::spawn(connection.run(stream));
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, registry.drained())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
     }
+    let (shed, refused) = registry.counters();
+    if shed + refused > 0 {
+        tracing::info!(shed, refused, "connections shed or refused at the caps");
+    }
+}
+
+/// A failed accept. Out of file descriptors (EMFILE, ENFILE): the oldest idle connection is
+/// closed so the next accept can succeed.
+async fn accept_failed(e: &std::io::Error, registry: &Registry) {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    let out_of_files = matches!(e.raw_os_error(), Some(EMFILE | ENFILE));
+    if out_of_files && registry.shed_oldest_idle() {
+        tracing::warn!(error = %e, "out of file descriptors: closed the oldest idle connection");
+    } else {
+        tracing::warn!(error = %e, "accept failed");
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// One accepted connection and what it needs to serve itself.
+struct Connection {
+    builder: Builder<TokioExecutor>,
+    service: S3Service,
+    limits: HttpLimits,
+    ticket: Ticket,
+    peer: SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves the connection until it ends, is shed, stays idle past the idle timeout, or the
+    /// server stops (the last two close it gracefully, within `DRAIN_TIMEOUT`).
+    async fn run(mut self, stream: TcpStream) {
+        let state = Arc::clone(&self.ticket.state);
+        let svc = {
+            let state = Arc::clone(&state);
+            let service = self.service.clone();
+            let body_timeout = self.limits.body_progress_timeout;
+            hyper::service::service_fn(move |req| {
+                handle(service.clone(), Arc::clone(&state), body_timeout, req)
+            })
+        };
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(Metered::new(stream, Arc::clone(&state))),
+                svc,
+            )
+            .into_owned();
+        tokio::pin!(conn);
+        let idle_timeout = self.limits.idle_timeout;
+        let unread_timeout = self.limits.body_progress_timeout;
+        let ended = loop {
+            let wait = match (state.idle_for(), state.unread_for()) {
+                (Some(idle), _) => idle_timeout.saturating_sub(idle),
+                (None, Some(unread)) => unread_timeout.saturating_sub(unread),
+                (None, None) => idle_timeout.min(unread_timeout),
+            };
+            tokio::select! {
+                ended = conn.as_mut() => break Some(ended),
+                () = state.shed() => break None,
+                () = stopped(&mut self.stop) => {
+                    break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                }
+                () = tokio::time::sleep(wait) => {
+                    if state.idle_for().is_some_and(|idle| idle >= idle_timeout) {
+                        break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                    }
+                    if state.unread_for().is_some_and(|unread| unread >= unread_timeout) {
+                        tracing::debug!(peer = %self.peer, "client stopped reading");
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(Err(e)) = ended {
+            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
+        drop(self.ticket);
+    }
+}
+
+/// Ends when the server stops.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // An error means the server is gone: stop too.
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Asks hyper to close the connection after its requests in flight (`close`: the connection
+/// type's `graceful_shutdown`) and waits, at most `DRAIN_TIMEOUT`.
+async fn closing<C: Future>(
+    mut conn: std::pin::Pin<&mut C>,
+    close: impl FnOnce(std::pin::Pin<&mut C>),
+) -> Option<C::Output> {
+    close(conn.as_mut());
+    tokio::time::timeout(DRAIN_TIMEOUT, conn).await.ok()
+}
+
+/// One request: counted in flight on its connection until its response body is dropped,
+/// its body guarded (`http_body`), its response stamped and logged (`http_log`).
+async fn handle(
+    service: S3Service,
+    conn: Arc<ConnState>,
+    body_timeout: Duration,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<ResponseBody>, s3s::HttpError> {
+    let in_flight = conn.begin();
+    let request_id = http_log::new_request_id();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut response = if method == http::Method::GET && uri.path() == crate::metrics::PATH {
+        metrics_response()
+    } else {
+        let expect = expects_continue(req.headers());
+        let declares_body = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+            || req.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let guard = BodyGuard::new();
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(Arc::clone(&guard));
+        let body = s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
+        let mut response = service.call(http::Request::from_parts(parts, body)).await?;
+        apply_status(&mut response);
+        if let Some(fault) = guard.fault() {
+            response = fault_response(fault, &request_id);
+        }
+        let failed = response.status().is_client_error() || response.status().is_server_error();
+        // A body left unread would be taken for the next request: close instead.
+        if close_after(expect, response.status()) || (failed && declares_body && !guard.ended()) {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    };
+    http_log::finish(&mut response, &request_id, &method, &uri);
+    Ok(response.map(|body| ResponseBody::new(body, in_flight)))
+}
+
+/// The answer to a request whose body was aborted (the handler's own error is replaced: s3s
+/// reports a cut body as InternalError).
+fn fault_response(fault: BodyFault, request_id: &str) -> http::Response<s3s::Body> {
+    let (code, message) = match fault {
+        BodyFault::TooLarge => (
+            "MaxMessageLengthExceeded",
+            format!(
+                "Your request was too big: a body read whole is at most {} bytes.",
+                limits::XML_BODY_BYTES_MAX
+            ),
+        ),
+        BodyFault::Stalled => (
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the \
+             timeout period."
+                .to_owned(),
+        ),
+    };
+    let mut response = http::Response::new(s3s::Body::from(http_log::error_body(
+        code, &message, request_id,
+    )));
+    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    response
 }
