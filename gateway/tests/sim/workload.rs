@@ -1,0 +1,587 @@
+//! One seed's run: a 3-zone cluster (one node per zone, two cores each), one gateway
+//! (`Backend`) per node with its own skewed clock, concurrent clients doing object-shaped
+//! operations over a few buckets and keys, a nemesis injecting faults while they run, and the
+//! gateways' repair tasks; then the cluster heals, repair and a read of every record run, and
+//! the final state is checked (see `check` for the per-read rules).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gateway::backend::{Backend, Clock, CoreLink, Route};
+use placement::Layout;
+use proto::FragmentId;
+
+use crate::check::{History, Read, Ver};
+use crate::core::Fault;
+use crate::world::{run, Shared, SimClock, SimLink, World};
+
+pub const NODES: usize = 3;
+const CORES_PER_NODE: usize = 2;
+const BUCKETS: u64 = 2;
+const KEYS: u64 = 3;
+/// Entries per listing page (small, so listings page).
+const PAGE: u32 = 2;
+/// Events one seed may deliver (a bound far above what a run needs).
+const STEPS_MAX: u64 = 1_000_000;
+/// Repair passes after healing before the hints must be gone.
+const HEAL_PASSES_MAX: usize = 5;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub clients: usize,
+    pub ops_per_client: usize,
+    /// Faults during the run (crashes, partitions, lost messages).
+    pub faults: bool,
+    /// Clock skew of a gateway, ± this many ms at most.
+    pub skew_ms_max: u64,
+    pub fault: Fault,
+    /// Flip-flops between readers fail the run (otherwise they are counted).
+    pub strict: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            clients: 4,
+            ops_per_client: 12,
+            faults: true,
+            skew_ms_max: 300,
+            fault: Fault::None,
+            strict: false,
+        }
+    }
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub ops: u64,
+    pub failed_ops: u64,
+    pub messages: u64,
+    pub repaired: u64,
+    pub under_replicated_fragments: u64,
+    /// Reads older than what an earlier read returned (`check`), by the later reader.
+    pub flip_flops_get: u64,
+    pub flip_flops_list: u64,
+}
+
+fn layout() -> Arc<Layout> {
+    static LAYOUT: OnceLock<Arc<Layout>> = OnceLock::new();
+    LAYOUT
+        .get_or_init(|| {
+            let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 16\n");
+            for n in 0..NODES {
+                let _ = write!(
+                    text,
+                    "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = {}\n\
+                     zone = \"z{n}\"\n",
+                    n + 1,
+                    20_000 + 10 * n,
+                    CORES_PER_NODE
+                );
+            }
+            Arc::new(Layout::from_toml_str(&text).expect("the simulation's layout is valid"))
+        })
+        .clone()
+}
+
+fn bucket(i: u64) -> String {
+    format!("b{i}")
+}
+
+fn object(i: u64) -> String {
+    format!("k{i}")
+}
+
+fn record_key(tag: u8, bucket: &str, key: &str) -> Bytes {
+    let mut k = BytesMut::new();
+    k.put_u8(tag);
+    k.put_slice(bucket.as_bytes());
+    k.put_u8(0);
+    k.put_slice(key.as_bytes());
+    k.freeze()
+}
+
+fn head_key(bucket: &str, key: &str) -> Bytes {
+    record_key(b'O', bucket, key)
+}
+
+fn listing_key(bucket: &str, key: &str) -> Bytes {
+    record_key(b'L', bucket, key)
+}
+
+fn listing_prefix(bucket: &str) -> Bytes {
+    record_key(b'L', bucket, "")
+}
+
+/// An object version's data, derived from its write id (so any read can check it).
+fn data_of(id: u64) -> Bytes {
+    let len = 1 + (id % 61) as usize;
+    Bytes::from(
+        (0..len)
+            .map(|i| (id as u8).wrapping_add(i as u8))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn fragment_of(id: u64) -> FragmentId {
+    let mut f = [0u8; 16];
+    f[..8].copy_from_slice(&id.to_le_bytes());
+    f[8] = 0xf5;
+    FragmentId(f)
+}
+
+fn id_of(value: &Bytes) -> Option<u64> {
+    Some(u64::from_le_bytes(value.get(..8)?.try_into().ok()?))
+}
+
+struct Env {
+    world: Shared,
+    history: RefCell<History>,
+    failures: RefCell<Vec<String>>,
+    stats: RefCell<Stats>,
+    clients_running: RefCell<usize>,
+}
+
+impl Env {
+    fn fail(&self, message: String) {
+        self.failures.borrow_mut().push(message);
+    }
+}
+
+/// One object write: the data fragment on its replicas, then the head record, then the
+/// listing entry, all with one HLC. Each record is a write of the history.
+async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
+    let id = env.world.tick();
+    let data = data_of(id);
+    let hlc = gw.hlc();
+    let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
+    if gw
+        .put_fragment(&frag_cores, fragment_of(id), &data)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let value = Bytes::copy_from_slice(&id.to_le_bytes());
+    let records = [
+        (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
+        (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
+    ];
+    for (key, cores) in records {
+        let start = env.world.tick();
+        let i = env
+            .history
+            .borrow_mut()
+            .write(&key, Ver::put(hlc, value.clone()), start);
+        if gw.meta_put(&cores, &key, &value, hlc).await.is_err() {
+            return false;
+        }
+        let at = env.world.tick();
+        env.history.borrow_mut().ack(&key, i, at);
+    }
+    true
+}
+
+async fn delete(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
+    let hlc = gw.hlc();
+    let records = [
+        (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
+        (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
+    ];
+    for (key, cores) in records {
+        let start = env.world.tick();
+        let i = env
+            .history
+            .borrow_mut()
+            .write(&key, Ver::tombstone(hlc), start);
+        if gw.meta_delete(&cores, &key, hlc).await.is_err() {
+            return false;
+        }
+        let at = env.world.tick();
+        env.history.borrow_mut().ack(&key, i, at);
+    }
+    true
+}
+
+/// Reads one record (with read repair) and records what it saw; `None` when it failed.
+async fn read_record(
+    env: &Env,
+    gw: &Backend,
+    key: &Bytes,
+    cores: &[usize],
+    what: &'static str,
+) -> Option<Option<Ver>> {
+    let start = env.world.tick();
+    let got = gw.meta_get(cores, key).await.ok()?;
+    let end = env.world.tick();
+    let got = got.map(|e| Ver::put(e.hlc, e.value));
+    env.history.borrow_mut().read(Read {
+        key: key.clone(),
+        start,
+        end,
+        got: got.clone(),
+        what,
+    });
+    Some(got)
+}
+
+/// An object read: the head, then its data, which must be the version's.
+async fn get(env: &Env, gw: &Backend, b: &str, k: &str, healthy: bool) -> bool {
+    let cores = gw.meta_cores(Route::Object(b, k));
+    let Some(got) = read_record(env, gw, &head_key(b, k), &cores, "get").await else {
+        return false;
+    };
+    let Some(ver) = got else { return true };
+    let Some(id) = id_of(&ver.value) else {
+        env.fail(format!(
+            "get {b}/{k}: a head value that no put wrote: {ver:?}"
+        ));
+        return false;
+    };
+    let want = data_of(id);
+    let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
+    match gw
+        .get_fragment(&frag_cores, fragment_of(id), 0, want.len() as u64)
+        .await
+    {
+        Ok(data) if data == want => true,
+        Ok(data) => {
+            env.fail(format!(
+                "get {b}/{k}: version {id} read {data:?}, wrote {want:?}"
+            ));
+            false
+        }
+        Err(e) if healthy => {
+            env.fail(format!(
+                "get {b}/{k}: the data of version {id} is unreadable on a healthy cluster: {e}"
+            ));
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// A whole listing of a bucket, page by page; every key of the bucket becomes a read of its
+/// listing record, over the window of the page that covered it.
+async fn list(env: &Env, gw: &Backend, b: &str) -> bool {
+    let cores = gw.meta_cores(Route::Listing(b));
+    let prefix = listing_prefix(b);
+    let mut cursor: Option<Bytes> = None;
+    let mut last: Option<Bytes> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 1000, "a listing of a few keys ends");
+        let start = env.world.tick();
+        let Ok((entries, next)) = gw.meta_scan(&cores, &prefix, cursor.clone(), PAGE).await else {
+            return false;
+        };
+        let end = env.world.tick();
+        if entries.len() > PAGE as usize || (entries.len() < PAGE as usize && next.is_some()) {
+            env.fail(format!(
+                "list {b}: a page of {} entries with resume point {next:?}",
+                entries.len()
+            ));
+        }
+        // Keys this page covers: after the cursor, up to its resume point (or the end).
+        for i in 0..KEYS {
+            let key = listing_key(b, &object(i));
+            let after = cursor.as_ref().is_none_or(|c| key > *c);
+            let before = next.as_ref().is_none_or(|n| key <= *n);
+            if !(after && before) {
+                continue;
+            }
+            let got = entries
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, e)| Ver::put(e.hlc, e.value.clone()));
+            env.history.borrow_mut().read(Read {
+                key,
+                start,
+                end,
+                got,
+                what: "list",
+            });
+        }
+        for (k, _) in &entries {
+            if !k.starts_with(&prefix) || last.as_ref().is_some_and(|l| k <= l) {
+                env.fail(format!(
+                    "list {b}: key {k:?} out of order or outside the bucket"
+                ));
+            }
+            last = Some(k.clone());
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => return true,
+        }
+    }
+}
+
+async fn client(env: Rc<Env>, gw: Arc<Backend>, ops: usize) {
+    for _ in 0..ops {
+        let pause = env.world.below(60);
+        env.world.sleep(pause).await;
+        let b = bucket(env.world.below(BUCKETS));
+        let k = object(env.world.below(KEYS));
+        let ok = match env.world.below(100) {
+            0..40 => put(&env, &gw, &b, &k).await,
+            40..70 => get(&env, &gw, &b, &k, false).await,
+            70..85 => delete(&env, &gw, &b, &k).await,
+            _ => list(&env, &gw, &b).await,
+        };
+        let mut s = env.stats.borrow_mut();
+        s.ops += 1;
+        s.failed_ops += u64::from(!ok);
+    }
+    *env.clients_running.borrow_mut() -= 1;
+}
+
+/// Crashes and restarts nodes, partitions and heals the network, loses messages, while the
+/// clients run.
+async fn nemesis(env: Rc<Env>) {
+    while *env.clients_running.borrow() > 0 {
+        let pause = 50 + env.world.below(600);
+        env.world.sleep(pause).await;
+        let mut w = env.world.lock();
+        let node = w.rng.below(NODES as u64) as usize;
+        match w.rng.below(6) {
+            0 => w.up[node] = false,
+            1 => w.up[node] = true,
+            2 => {
+                for s in 0..NODES {
+                    w.side[s] = w.rng.below(2) as u8;
+                }
+            }
+            3 => w.side.fill(0),
+            4 => w.weather.drop_per_mille = [0, 10, 50][w.rng.below(3) as usize],
+            _ => {
+                w.up.fill(true);
+                w.side.fill(0);
+            }
+        }
+    }
+}
+
+/// A gateway's background repair (lib.rs `start_repair`): a pass over its own node's hints
+/// every 2 s while the clients run.
+async fn repairer(env: Rc<Env>, gw: Arc<Backend>, own: Vec<usize>) {
+    while *env.clients_running.borrow() > 0 {
+        env.world.sleep(2000).await;
+        let s = gateway::backend::in_background(gw.repair_pass(&own)).await;
+        env.stats.borrow_mut().repaired += s.repaired;
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Runs one seed; `Err` describes the first violation found.
+pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
+    let layout = layout();
+    let core_node: Vec<usize> = layout.cores().iter().map(|c| c.node as usize).collect();
+    let world = Shared::new(World::new(seed, core_node.clone(), NODES, cfg.fault));
+    let gateways: Vec<Arc<Backend>> = (0..NODES)
+        .map(|node| {
+            let links: Vec<Arc<dyn CoreLink>> = (0..core_node.len())
+                .map(|core| {
+                    Arc::new(SimLink {
+                        world: world.clone(),
+                        from: node,
+                        core,
+                    }) as Arc<dyn CoreLink>
+                })
+                .collect();
+            let span = 2 * cfg.skew_ms_max + 1;
+            let skew_ms = world.below(span) as i64 - cfg.skew_ms_max as i64;
+            let clock: Arc<dyn Clock> = Arc::new(SimClock {
+                world: world.clone(),
+                skew_ms,
+            });
+            let b = Backend::cluster(layout.clone(), None, Vec::new())
+                .expect("the simulation's layout makes a backend");
+            Arc::new(b.with_links(links, clock))
+        })
+        .collect();
+    let nodes_cores = core_node.clone();
+    let own = move |node: usize| -> Vec<usize> {
+        (0..nodes_cores.len())
+            .filter(|&c| nodes_cores[c] == node)
+            .collect()
+    };
+    let env = Rc::new(Env {
+        world: world.clone(),
+        history: RefCell::default(),
+        failures: RefCell::default(),
+        stats: RefCell::default(),
+        clients_running: RefCell::new(cfg.clients),
+    });
+
+    // The run: clients, the nemesis, the repairers.
+    let mut tasks: Vec<Task> = Vec::new();
+    for c in 0..cfg.clients {
+        let gw = gateways[c % NODES].clone();
+        tasks.push(Box::pin(client(env.clone(), gw, cfg.ops_per_client)));
+    }
+    if cfg.faults {
+        tasks.push(Box::pin(nemesis(env.clone())));
+    }
+    for (node, gw) in gateways.iter().enumerate() {
+        let own = own.clone();
+        tasks.push(Box::pin(repairer(env.clone(), gw.clone(), own(node))));
+    }
+    run(&world, tasks, STEPS_MAX);
+
+    // Heal, let the down marks expire, drain the hints, read everything back.
+    {
+        let mut w = world.lock();
+        w.up.fill(true);
+        w.side.fill(0);
+        w.weather.drop_per_mille = 0;
+    }
+    let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));
+    run(&world, vec![finish], STEPS_MAX);
+    let flips = env.history.borrow().check(cfg.strict)?;
+    let flips_get = flips.iter().filter(|f| f.starts_with("get ")).count() as u64;
+    if let Some(f) = env.failures.borrow().first() {
+        return Err(f.clone());
+    }
+    converged(&env, &gateways[0])?;
+    let mut stats = *env.stats.borrow();
+    stats.messages = world.lock().messages;
+    stats.flip_flops_get = flips_get;
+    stats.flip_flops_list = flips.len() as u64 - flips_get;
+    stats.under_replicated_fragments = under_replicated(&env, &gateways[0]);
+    Ok(stats)
+}
+
+async fn heal_and_check(
+    env: Rc<Env>,
+    gateways: Vec<Arc<Backend>>,
+    own: impl Fn(usize) -> Vec<usize>,
+) {
+    env.world
+        .sleep(gateway::limits::CORE_DOWN_FOR.as_millis() as u64 + 1)
+        .await;
+    let mut pending = 0;
+    for _ in 0..HEAL_PASSES_MAX {
+        pending = 0;
+        for (node, gw) in gateways.iter().enumerate() {
+            let s = gw.repair_pass(&own(node)).await;
+            env.stats.borrow_mut().repaired += s.repaired;
+            pending += s.pending;
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    if pending > 0 {
+        env.fail(format!(
+            "{pending} hints still pending after {HEAL_PASSES_MAX} repair passes on a healed cluster"
+        ));
+    }
+    // Every object through a rotating gateway: reads must succeed now, and their repairs
+    // bring every replica of every record up to date.
+    let mut g = 0;
+    for bi in 0..BUCKETS {
+        let b = bucket(bi);
+        for ki in 0..KEYS {
+            let k = object(ki);
+            let gw = &gateways[g % gateways.len()];
+            g += 1;
+            if !get(&env, gw, &b, &k, true).await {
+                env.fail(format!("get {b}/{k} failed on a healed cluster"));
+            }
+            let cores = gw.meta_cores(Route::Listing(&b));
+            if read_record(&env, gw, &listing_key(&b, &k), &cores, "final read")
+                .await
+                .is_none()
+            {
+                env.fail(format!("reading the listing entry of {b}/{k} failed"));
+            }
+        }
+        if !list(&env, &gateways[0], &b).await {
+            env.fail(format!("list {b} failed on a healed cluster"));
+        }
+    }
+}
+
+/// After healing and repair: every replica of every record holds the same version, that
+/// version is no older than the newest that landed, and no hint is left.
+fn converged(env: &Env, gw: &Backend) -> Result<(), String> {
+    let w = env.world.lock();
+    let history = env.history.borrow();
+    for bi in 0..BUCKETS {
+        let b = bucket(bi);
+        for ki in 0..KEYS {
+            let k = object(ki);
+            let records = [
+                (head_key(&b, &k), gw.meta_cores(Route::Object(&b, &k))),
+                (listing_key(&b, &k), gw.meta_cores(Route::Listing(&b))),
+            ];
+            for (key, cores) in records {
+                let versions: Vec<_> = cores.iter().map(|&c| w.cores[c].meta.get(&key)).collect();
+                if versions.iter().any(|v| *v != versions[0]) {
+                    return Err(format!(
+                        "replicas of {key:?} on cores {cores:?} did not converge: {versions:?}"
+                    ));
+                }
+                let floor = history.landed_floor(&key);
+                let have = versions[0].map(|s| Ver {
+                    hlc: s.hlc,
+                    live: !s.deleted,
+                    value: s.value.clone(),
+                });
+                if floor.is_some() && have < floor {
+                    return Err(format!(
+                        "{key:?} converged to {have:?}, older than {floor:?} which had landed"
+                    ));
+                }
+            }
+        }
+    }
+    for (c, core) in w.cores.iter().enumerate() {
+        if let Some((k, _)) = core
+            .meta
+            .iter()
+            .find(|(k, s)| k.starts_with(b"H") && !s.deleted)
+        {
+            return Err(format!("core {c} still holds hint {k:?} after repair"));
+        }
+    }
+    Ok(())
+}
+
+/// Live objects whose data fragment is on fewer replicas than the policy's (a hint that was
+/// never stored: its holder failed; the sweep, not hints, owns those).
+fn under_replicated(env: &Env, gw: &Backend) -> u64 {
+    let w = env.world.lock();
+    let mut count = 0;
+    for bi in 0..BUCKETS {
+        let b = bucket(bi);
+        for ki in 0..KEYS {
+            let k = object(ki);
+            let head = head_key(&b, &k);
+            let primary = gw.meta_cores(Route::Object(&b, &k))[0];
+            let Some(stored) = w.cores[primary].meta.get(&head).filter(|s| !s.deleted) else {
+                continue;
+            };
+            let Some(id) = id_of(&stored.value) else {
+                continue;
+            };
+            let fragment = fragment_of(id).0;
+            let cores = gw.route_n(Route::Object(&b, &k), gw.replicas());
+            count += u64::from(
+                cores
+                    .iter()
+                    .any(|&c| !w.cores[c].fragments.contains_key(&fragment)),
+            );
+        }
+    }
+    count
+}
