@@ -42,6 +42,9 @@ pub struct Config {
     pub fault: Fault,
     /// Flip-flops between readers fail the run (otherwise they are counted).
     pub strict: bool,
+    /// Clients also do conditional creates (`create`), which find the stale-primary bug of
+    /// s3.rs `cas_head` (see main.rs `sim_conditional_creates`).
+    pub conditional: bool,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             skew_ms_max: 300,
             fault: Fault::None,
             strict: false,
+            conditional: false,
         }
     }
 }
@@ -185,6 +189,70 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
         let at = env.world.tick();
         env.history.borrow_mut().ack(&key, i, at);
     }
+    true
+}
+
+/// A conditional create (`If-None-Match: *`) as s3.rs `cas_head` and `write_current` do it:
+/// the data, then the head read on the PG's first core only, a compare-and-swap there
+/// expecting no live head, then the listing entry and the head on every replica. A won
+/// compare-and-swap is a read that saw the key absent.
+async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
+    let id = env.world.tick();
+    let data = data_of(id);
+    let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
+    if gw
+        .put_fragment(&frag_cores, fragment_of(id), &data)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let hkey = head_key(b, k);
+    let cores = gw.meta_cores(Route::Object(b, k));
+    let start = env.world.tick();
+    match gw.meta_get(&cores[..1], &hkey).await {
+        Ok(None) => {}
+        // Exists: PreconditionFailed.
+        Ok(Some(_)) => return true,
+        Err(_) => return false,
+    }
+    let hlc = gw.hlc();
+    let value = Bytes::copy_from_slice(&id.to_le_bytes());
+    let i = env
+        .history
+        .borrow_mut()
+        .write(&hkey, Ver::put(hlc, value.clone()), start);
+    match gw.meta_put_if(cores[0], &hkey, &value, hlc, None).await {
+        Ok(true) => {}
+        // Lost the race: PreconditionFailed.
+        Ok(false) => return true,
+        Err(_) => return false,
+    }
+    let end = env.world.tick();
+    env.history.borrow_mut().read(Read {
+        key: hkey.clone(),
+        start,
+        end,
+        got: None,
+        what: "create-if-absent",
+    });
+    let lkey = listing_key(b, k);
+    let lstart = env.world.tick();
+    let li = env
+        .history
+        .borrow_mut()
+        .write(&lkey, Ver::put(hlc, value.clone()), lstart);
+    let lcores = gw.meta_cores(Route::Listing(b));
+    if gw.meta_put(&lcores, &lkey, &value, hlc).await.is_err() {
+        return false;
+    }
+    let at = env.world.tick();
+    env.history.borrow_mut().ack(&lkey, li, at);
+    if gw.meta_put(&cores, &hkey, &value, hlc).await.is_err() {
+        return false;
+    }
+    let at = env.world.tick();
+    env.history.borrow_mut().ack(&hkey, i, at);
     true
 }
 
@@ -324,13 +392,15 @@ async fn list(env: &Env, gw: &Backend, b: &str) -> bool {
     }
 }
 
-async fn client(env: Rc<Env>, gw: Arc<Backend>, ops: usize) {
+async fn client(env: Rc<Env>, gw: Arc<Backend>, ops: usize, conditional: bool) {
     for _ in 0..ops {
         let pause = env.world.below(60);
         env.world.sleep(pause).await;
         let b = bucket(env.world.below(BUCKETS));
         let k = object(env.world.below(KEYS));
         let ok = match env.world.below(100) {
+            0..30 if conditional => put(&env, &gw, &b, &k).await,
+            30..40 if conditional => create(&env, &gw, &b, &k).await,
             0..40 => put(&env, &gw, &b, &k).await,
             40..70 => get(&env, &gw, &b, &k, false).await,
             70..85 => delete(&env, &gw, &b, &k).await,
@@ -426,7 +496,12 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     let mut tasks: Vec<Task> = Vec::new();
     for c in 0..cfg.clients {
         let gw = gateways[c % NODES].clone();
-        tasks.push(Box::pin(client(env.clone(), gw, cfg.ops_per_client)));
+        tasks.push(Box::pin(client(
+            env.clone(),
+            gw,
+            cfg.ops_per_client,
+            cfg.conditional,
+        )));
     }
     if cfg.faults {
         tasks.push(Box::pin(nemesis(env.clone())));
