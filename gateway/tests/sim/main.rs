@@ -75,6 +75,7 @@ fn sim_seeds() {
                 total.under_replicated_fragments += s.under_replicated_fragments;
                 total.flip_flops_get += s.flip_flops_get;
                 total.flip_flops_list += s.flip_flops_list;
+                total.inversions += s.inversions;
             }
             Err(e) => panic!(
                 "simulation seed {seed} failed: {e}\nreplay: PERCORE_SIM_SEED={seed} cargo test \
@@ -85,7 +86,8 @@ fn sim_seeds() {
     println!(
         "{} seeds: {} operations ({} failed under faults), {} messages, {} hints replayed, {} \
          objects left under-replicated; flip-flops between readers (not promised for failed \
-         writes): {} seen by a get, {} by a listing",
+         writes): {} seen by a get, {} by a listing; acknowledged writes out of real-time order \
+         (clock skew): {}",
         seeds.len(),
         total.ops,
         total.failed_ops,
@@ -93,7 +95,8 @@ fn sim_seeds() {
         total.repaired,
         total.under_replicated_fragments,
         total.flip_flops_get,
-        total.flip_flops_list
+        total.flip_flops_list,
+        total.inversions
     );
     assert!(total.ops > 0);
 }
@@ -122,6 +125,21 @@ fn sim_without_faults_every_operation_succeeds() {
     }
 }
 
+/// Without clock skew, acknowledged writes are ordered as in real time.
+#[test]
+fn sim_without_skew_versions_follow_real_time() {
+    let cfg = Config {
+        skew_ms_max: 0,
+        strict_order: true,
+        ..Config::default()
+    };
+    for seed in 0..300 {
+        if let Err(e) = run_seed(seed, &cfg) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
 /// The checker fails when the system is wrong: cores that acknowledge one metadata write in
 /// five without applying it are caught within a few seeds.
 #[test]
@@ -135,13 +153,32 @@ fn sim_catches_cores_that_lose_acknowledged_writes() {
     println!("caught at seed {seed}: {e}");
 }
 
+/// The first seed from `PERCORE_SIM_SEED` (or `from`) on, among `PERCORE_SIM_SEEDS` (or
+/// `SEEDS_DEFAULT`), whose run fails under `cfg`; panics with it. For the ignored tests that
+/// show a known weakness: they fail while it is there.
+fn no_seed_fails(cfg: &Config, from: u64) {
+    let from = env_u64("PERCORE_SIM_SEED").unwrap_or(from);
+    let n = env_u64("PERCORE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
+    let failed: Vec<(u64, String)> = (from..from + n)
+        .filter_map(|s| run_seed(s, cfg).err().map(|e| (s, e)))
+        .collect();
+    if let Some((seed, e)) = failed.first() {
+        panic!(
+            "{} of {n} seeds failed; the first, {seed}: {e}\nreplay: PERCORE_SIM_SEED={seed} \
+             PERCORE_SIM_SEEDS=1",
+            failed.len()
+        );
+    }
+}
+
 /// Conditional creates (If-None-Match: *) as s3.rs `cas_head` does them: the head is read and
 /// compared-and-swapped on the PG's first core only. A first core that missed an acknowledged
 /// write (it was down or cut off while the other two replicas took it, and its hint was not
 /// replayed yet) answers "absent", and the create wins over an existing object: a 200 where S3
-/// answers 412, and the object written before is overwritten. Seed 179 is the first of
-/// 0..2000 to show it. Ignored until the conditional path reads a quorum (or every write of
-/// the head goes through the first core).
+/// answers 412, and the object written before is overwritten. 12 of seeds 0..2000 show it
+/// (the first: 179). Reading the head from every replica (`meta_get` over the three, which
+/// also repairs the first core) before the compare-and-swap makes it 0 of 2000. Ignored until
+/// s3.rs does that.
 #[test]
 #[ignore = "finds the stale-primary bug of s3.rs cas_head (seed 179)"]
 fn sim_conditional_creates() {
@@ -149,30 +186,35 @@ fn sim_conditional_creates() {
         conditional: true,
         ..Config::default()
     };
-    let seeds: Vec<u64> = match env_u64("PERCORE_SIM_SEED") {
-        Some(s) => vec![s],
-        None => vec![179],
-    };
-    for seed in seeds {
-        if let Err(e) = run_seed(seed, &cfg) {
-            panic!("simulation seed {seed} failed: {e}");
-        }
-    }
+    no_seed_fails(&cfg, 179);
 }
 
-/// How often the conditional-create bug shows (a figure for the report, not a test).
+/// Gateways whose clocks are skewed order writes by HLC, not by real time: a PUT or DELETE
+/// through a gateway whose clock is behind, started after another gateway acknowledged a write
+/// of the same key, gets an older HLC and is invisible from the moment it is acknowledged (a
+/// GET right after returns the earlier version; a DELETE does not delete). S3 promises
+/// read-after-write; the HLC only orders writes after what the gateway itself has observed.
+/// Ignored: the design accepts it today (skew is bounded by NTP in practice); it needs the
+/// skew bounded and waited out, a causality token, or versions assigned by the PG's primary.
 #[test]
-#[ignore = "a measurement"]
-fn sim_conditional_creates_rate() {
+#[ignore = "finds writes ordered against real time by clock skew (884 of 2000 seeds at ±300 ms, the first: 1)"]
+fn sim_skewed_clocks_keep_real_time_order() {
     let cfg = Config {
-        conditional: true,
+        strict_order: true,
         ..Config::default()
     };
-    let n = env_u64("PERCORE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
-    let failed: Vec<u64> = (0..n).filter(|&s| run_seed(s, &cfg).is_err()).collect();
-    println!(
-        "{} of {n} seeds fail with conditional creates; first: {:?}",
-        failed.len(),
-        failed.iter().take(10).collect::<Vec<_>>()
-    );
+    no_seed_fails(&cfg, 0);
+}
+
+/// A listing merges a read quorum of replicas and repairs nothing: a write that failed after
+/// reaching one replica is listed by one listing and not by the next (a get repairs what it
+/// reads, best effort). Ignored: the backend promises nothing more for failed writes.
+#[test]
+#[ignore = "finds a listing flip-flop on a failed write (3 of 2000 seeds, the first: 971)"]
+fn sim_listings_never_flip_flop() {
+    let cfg = Config {
+        strict_reads: true,
+        ..Config::default()
+    };
+    no_seed_fails(&cfg, 0);
 }

@@ -41,7 +41,9 @@ pub struct Config {
     pub skew_ms_max: u64,
     pub fault: Fault,
     /// Flip-flops between readers fail the run (otherwise they are counted).
-    pub strict: bool,
+    pub strict_reads: bool,
+    /// Acknowledged writes out of real-time order fail the run (otherwise they are counted).
+    pub strict_order: bool,
     /// Clients also do conditional creates (`create`), which find the stale-primary bug of
     /// s3.rs `cas_head` (see main.rs `sim_conditional_creates`).
     pub conditional: bool,
@@ -55,7 +57,8 @@ impl Default for Config {
             faults: true,
             skew_ms_max: 300,
             fault: Fault::None,
-            strict: false,
+            strict_reads: false,
+            strict_order: false,
             conditional: false,
         }
     }
@@ -72,6 +75,8 @@ pub struct Stats {
     /// Reads older than what an earlier read returned (`check`), by the later reader.
     pub flip_flops_get: u64,
     pub flip_flops_list: u64,
+    /// Acknowledged writes ordered against real time by skewed clocks (`check::inversions`).
+    pub inversions: u64,
 }
 
 fn layout() -> Arc<Layout> {
@@ -164,6 +169,8 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     let id = env.world.tick();
     let data = data_of(id);
     let hlc = gw.hlc();
+    // The version is fixed here: its writes start now for the history.
+    let start = env.world.tick();
     let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
     if gw
         .put_fragment(&frag_cores, fragment_of(id), &data)
@@ -178,7 +185,6 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
         (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
     ];
     for (key, cores) in records {
-        let start = env.world.tick();
         let i = env
             .history
             .borrow_mut()
@@ -237,11 +243,10 @@ async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
         what: "create-if-absent",
     });
     let lkey = listing_key(b, k);
-    let lstart = env.world.tick();
     let li = env
         .history
         .borrow_mut()
-        .write(&lkey, Ver::put(hlc, value.clone()), lstart);
+        .write(&lkey, Ver::put(hlc, value.clone()), start);
     let lcores = gw.meta_cores(Route::Listing(b));
     if gw.meta_put(&lcores, &lkey, &value, hlc).await.is_err() {
         return false;
@@ -258,12 +263,12 @@ async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
 
 async fn delete(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     let hlc = gw.hlc();
+    let start = env.world.tick();
     let records = [
         (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
         (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
     ];
     for (key, cores) in records {
-        let start = env.world.tick();
         let i = env
             .history
             .borrow_mut()
@@ -521,7 +526,13 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     }
     let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));
     run(&world, vec![finish], STEPS_MAX);
-    let flips = env.history.borrow().check(cfg.strict)?;
+    let flips = env.history.borrow().check(cfg.strict_reads)?;
+    let inversions = env.history.borrow().inversions();
+    if cfg.strict_order {
+        if let Some(i) = inversions.first() {
+            return Err(i.clone());
+        }
+    }
     let flips_get = flips.iter().filter(|f| f.starts_with("get ")).count() as u64;
     if let Some(f) = env.failures.borrow().first() {
         return Err(f.clone());
@@ -530,6 +541,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     let mut stats = *env.stats.borrow();
     stats.messages = world.lock().messages;
     stats.flip_flops_get = flips_get;
+    stats.inversions = inversions.len() as u64;
     stats.flip_flops_list = flips.len() as u64 - flips_get;
     stats.under_replicated_fragments = under_replicated(&env, &gateways[0]);
     Ok(stats)
