@@ -45,7 +45,7 @@ mod core;
 mod workload;
 mod world;
 
-use workload::{run_seed, Config};
+use workload::{run_seed, Config, Strict};
 
 const SEEDS_DEFAULT: u64 = 2000;
 
@@ -130,7 +130,10 @@ fn sim_without_faults_every_operation_succeeds() {
 fn sim_without_skew_versions_follow_real_time() {
     let cfg = Config {
         skew_ms_max: 0,
-        strict_order: true,
+        strict: Strict {
+            order: true,
+            ..Strict::default()
+        },
         ..Config::default()
     };
     for seed in 0..300 {
@@ -200,7 +203,10 @@ fn sim_conditional_creates() {
 #[ignore = "finds writes ordered against real time by clock skew (884 of 2000 seeds at ±300 ms, the first: 1)"]
 fn sim_skewed_clocks_keep_real_time_order() {
     let cfg = Config {
-        strict_order: true,
+        strict: Strict {
+            order: true,
+            ..Strict::default()
+        },
         ..Config::default()
     };
     no_seed_fails(&cfg, 0);
@@ -213,7 +219,10 @@ fn sim_skewed_clocks_keep_real_time_order() {
 #[ignore = "finds a listing flip-flop on a failed write (3 of 2000 seeds, the first: 971)"]
 fn sim_listings_never_flip_flop() {
     let cfg = Config {
-        strict_reads: true,
+        strict: Strict {
+            reads: true,
+            ..Strict::default()
+        },
         ..Config::default()
     };
     no_seed_fails(&cfg, 0);

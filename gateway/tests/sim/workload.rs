@@ -40,10 +40,8 @@ pub struct Config {
     /// Clock skew of a gateway, ± this many ms at most.
     pub skew_ms_max: u64,
     pub fault: Fault,
-    /// Flip-flops between readers fail the run (otherwise they are counted).
-    pub strict_reads: bool,
-    /// Acknowledged writes out of real-time order fail the run (otherwise they are counted).
-    pub strict_order: bool,
+    /// Which of the counted properties fail a run.
+    pub strict: Strict,
     /// Clients also do conditional creates (`create`), which find the stale-primary bug of
     /// s3.rs `cas_head` (see main.rs `sim_conditional_creates`).
     pub conditional: bool,
@@ -57,11 +55,19 @@ impl Default for Config {
             faults: true,
             skew_ms_max: 300,
             fault: Fault::None,
-            strict_reads: false,
-            strict_order: false,
+            strict: Strict::default(),
             conditional: false,
         }
     }
+}
+
+/// Properties the design does not promise, counted by default; `true` makes them fail a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Strict {
+    /// Flip-flops between readers (`check::History::check`).
+    pub reads: bool,
+    /// Acknowledged writes out of real-time order (`check::History::inversions`).
+    pub order: bool,
 }
 
 /// What a run did, for the summary line.
@@ -526,9 +532,9 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     }
     let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));
     run(&world, vec![finish], STEPS_MAX);
-    let flips = env.history.borrow().check(cfg.strict_reads)?;
+    let flips = env.history.borrow().check(cfg.strict.reads)?;
     let inversions = env.history.borrow().inversions();
-    if cfg.strict_order {
+    if cfg.strict.order {
         if let Some(i) = inversions.first() {
             return Err(i.clone());
         }
