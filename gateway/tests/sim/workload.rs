@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gateway::backend::{Backend, Clock, CoreLink, Route};
+use gateway::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
 use placement::Layout;
 use proto::FragmentId;
 
@@ -30,6 +31,11 @@ const PAGE: u32 = 2;
 const STEPS_MAX: u64 = 1_000_000;
 /// Repair passes after healing before the hints must be gone.
 const HEAL_PASSES_MAX: usize = 5;
+/// The erasure code of EC objects (STANDARD's, over the 6 cores).
+const EC_K: u8 = 4;
+const EC_M: u8 = 2;
+/// The head value's byte after the version id: an EC object.
+const KIND_EC: u8 = 1;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -169,23 +175,93 @@ impl Env {
     }
 }
 
+/// Writes version `id`'s data: one fragment on the replicas, or an EC 4+2 stripe (shard i on
+/// the i-th core of the object's list, with its id's last byte i).
+async fn put_data(gw: &Backend, b: &str, k: &str, id: u64, ec: bool) -> bool {
+    let data = data_of(id);
+    if !ec {
+        let cores = gw.route_n(Route::Object(b, k), gw.replicas());
+        return gw
+            .put_fragment(&cores, fragment_of(id), &data)
+            .await
+            .is_ok();
+    }
+    let shards = ec_shards(id);
+    let cores = gw.route_n(Route::Object(b, k), shards.len());
+    let stripe: Vec<_> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, shard)| (cores[i], shard_id(id, i), shard))
+        .collect();
+    gw.put_shards(Policy::Ec { k: EC_K, m: EC_M }, &stripe)
+        .await
+        .is_ok()
+}
+
+/// The k + m shards of version `id`'s data.
+fn ec_shards(id: u64) -> Vec<Bytes> {
+    encode_stripe(&data_of(id), EC_K, EC_M).expect("a small stripe encodes")
+}
+
+fn shard_id(id: u64, shard: usize) -> FragmentId {
+    let mut f = fragment_of(id);
+    f.0[15] = shard as u8;
+    f
+}
+
+/// Reads version `id`'s data back: the fragment from the first replica that has it, or the
+/// k data shards, decoding from the parity shards for any that cannot be read.
+async fn get_data(gw: &Backend, b: &str, k: &str, id: u64, ec: bool) -> Result<Bytes, String> {
+    let len = data_of(id).len() as u64;
+    if !ec {
+        let cores = gw.route_n(Route::Object(b, k), gw.replicas());
+        return gw
+            .get_fragment(&cores, fragment_of(id), 0, len)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let width = usize::from(EC_K + EC_M);
+    let cores = gw.route_n(Route::Object(b, k), width);
+    let shard_len = shard_bytes(len, EC_K);
+    let mut available = Vec::new();
+    for (i, &core) in cores.iter().enumerate() {
+        if available.len() == usize::from(EC_K) {
+            break;
+        }
+        if let Ok(shard) = gw
+            .get_fragment(&[core], shard_id(id, i), 0, shard_len)
+            .await
+        {
+            available.push((i, shard));
+        }
+    }
+    if available.len() < usize::from(EC_K) {
+        return Err(format!("{} of {width} shards readable", available.len()));
+    }
+    let data = decode_stripe(EC_K, EC_M, &available)?;
+    let mut out = BytesMut::new();
+    for d in data {
+        out.extend_from_slice(&d);
+    }
+    out.truncate(len as usize);
+    Ok(out.freeze())
+}
+
 /// One object write: the data fragment on its replicas, then the head record, then the
 /// listing entry, all with one HLC. Each record is a write of the history.
-async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
+async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
     let id = env.world.tick();
-    let data = data_of(id);
     let hlc = gw.hlc();
     // The version is fixed here: its writes start now for the history.
     let start = env.world.tick();
-    let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
-    if gw
-        .put_fragment(&frag_cores, fragment_of(id), &data)
-        .await
-        .is_err()
-    {
+    if !put_data(gw, b, k, id, ec).await {
         return false;
     }
-    let value = Bytes::copy_from_slice(&id.to_le_bytes());
+    let mut value = id.to_le_bytes().to_vec();
+    if ec {
+        value.push(KIND_EC);
+    }
+    let value = Bytes::from(value);
     let records = [
         (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
         (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
@@ -324,11 +400,7 @@ async fn get(env: &Env, gw: &Backend, b: &str, k: &str, healthy: bool) -> bool {
         return false;
     };
     let want = data_of(id);
-    let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
-    match gw
-        .get_fragment(&frag_cores, fragment_of(id), 0, want.len() as u64)
-        .await
-    {
+    match get_data(gw, b, k, id, ver.value.get(8) == Some(&KIND_EC)).await {
         Ok(data) if data == want => true,
         Ok(data) => {
             env.fail(format!(
@@ -410,9 +482,10 @@ async fn client(env: Rc<Env>, gw: Arc<Backend>, ops: usize, conditional: bool) {
         let b = bucket(env.world.below(BUCKETS));
         let k = object(env.world.below(KEYS));
         let ok = match env.world.below(100) {
-            0..30 if conditional => put(&env, &gw, &b, &k).await,
+            0..20 if conditional => put(&env, &gw, &b, &k, false).await,
             30..40 if conditional => create(&env, &gw, &b, &k).await,
-            0..40 => put(&env, &gw, &b, &k).await,
+            0..25 => put(&env, &gw, &b, &k, false).await,
+            25..40 => put(&env, &gw, &b, &k, true).await,
             40..70 => get(&env, &gw, &b, &k, false).await,
             70..85 => delete(&env, &gw, &b, &k).await,
             _ => list(&env, &gw, &b).await,
@@ -549,7 +622,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     stats.flip_flops_get = flips_get;
     stats.inversions = inversions.len() as u64;
     stats.flip_flops_list = flips.len() as u64 - flips_get;
-    stats.under_replicated_fragments = under_replicated(&env, &gateways[0]);
+    stats.under_replicated_fragments = fragments_checked(&env, &gateways[0])?;
     Ok(stats)
 }
 
@@ -650,9 +723,11 @@ fn converged(env: &Env, gw: &Backend) -> Result<(), String> {
     Ok(())
 }
 
-/// Live objects whose data fragment is on fewer replicas than the policy's (a hint that was
-/// never stored: its holder failed; the sweep, not hints, owns those).
-fn under_replicated(env: &Env, gw: &Backend) -> u64 {
+/// Every data fragment of every live object, on every core that should hold it: a copy
+/// present must be exact (a replica's bytes, or the shard the encoding gives: hints rebuild
+/// EC shards from the others); the count of objects with a copy missing is returned (a hint
+/// that was never stored because its holder failed: the sweep, not hints, owns those).
+fn fragments_checked(env: &Env, gw: &Backend) -> Result<u64, String> {
     let w = env.world.lock();
     let mut count = 0;
     for bi in 0..BUCKETS {
@@ -667,14 +742,31 @@ fn under_replicated(env: &Env, gw: &Backend) -> u64 {
             let Some(id) = id_of(&stored.value) else {
                 continue;
             };
-            let fragment = fragment_of(id).0;
-            let cores = gw.route_n(Route::Object(&b, &k), gw.replicas());
-            count += u64::from(
-                cores
-                    .iter()
-                    .any(|&c| !w.cores[c].fragments.contains_key(&fragment)),
-            );
+            let expected: Vec<(FragmentId, Bytes)> = if stored.value.get(8) == Some(&KIND_EC) {
+                ec_shards(id)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| (shard_id(id, i), s))
+                    .collect()
+            } else {
+                vec![(fragment_of(id), data_of(id)); gw.replicas()]
+            };
+            let cores = gw.route_n(Route::Object(&b, &k), expected.len());
+            let mut missing = false;
+            for (&core, (fid, want)) in cores.iter().zip(&expected) {
+                match w.cores[core].fragments.get(&fid.0) {
+                    None => missing = true,
+                    Some(have) if have == want => {}
+                    Some(have) => {
+                        return Err(format!(
+                            "{b}/{k} version {id}: core {core} holds {have:?} as {fid:?}, \
+                             expected {want:?}"
+                        ))
+                    }
+                }
+            }
+            count += u64::from(missing);
         }
     }
-    count
+    Ok(count)
 }
