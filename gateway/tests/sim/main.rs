@@ -19,13 +19,16 @@
 //!   flips) are tested by engine/src/sim.rs; here an acknowledged write is durable.
 //!
 //! The workload (`workload`): a 3-zone cluster (3 nodes × 2 cores, 3 metadata replicas), one
-//! gateway per node, 4 concurrent clients putting (data fragment on 3 replicas, then the head
-//! record, then the listing entry, one HLC), getting (head, then data: must be the version's
-//! bytes), deleting (tombstones) and listing (2 keys a page) over 2 buckets × 3 keys, each
+//! gateway per node, 4 concurrent clients putting (data as one fragment on 3 replicas or an
+//! EC 4+2 stripe over the 6 cores, then the head record, then the listing entry, one HLC),
+//! getting (head, then data, decoded from parity when shards are missing: must be the
+//! version's bytes), deleting (tombstones) and listing (2 keys a page) over 2 buckets × 3
+//! keys, each
 //! gateway's repair task running every 2 s, and a nemesis crashing, partitioning and losing
 //! messages meanwhile. Then the cluster heals, repair passes drain the hints, every object is
 //! read and every bucket listed through the gateways (these must succeed), and the final state
-//! is checked: replicas converged, no hint left, nothing older than what had landed.
+//! is checked: replicas converged, no hint left, nothing older than what had landed, every
+//! fragment and EC shard present on its core exact (hints rebuild missed shards).
 //!
 //! The checker (`check`): per record, every read returns a version written by a write that
 //! had started, no older than any write acknowledged before it started (read-after-write, no
@@ -33,10 +36,17 @@
 //! listings are reads of every key of the pages that covered them, in order, exactly paged.
 //!
 //! Not simulated: the object layer above the backend (records.rs, s3.rs: versioning,
-//! multipart, conditional writes through the primary), erasure-coded stripes, layout changes,
-//! the engine's own crash recovery, gateway crashes mid-operation.
+//! multipart; its conditional create is mirrored in `workload::create`, behind a switch, as it
+//! finds a bug, see `sim_conditional_creates`), layout changes, the engine's own crash
+//! recovery, gateway crashes mid-operation, full disks and corrupt fragments.
 //!
-//! Running: `cargo test -p gateway --test sim` runs `PERCORE_SIM_SEEDS` seeds (default 2000);
+//! Found so far (ignored tests, each names its first seed): conditional creates on a stale
+//! primary, writes ordered against real time by skewed clocks, listing flip-flops on failed
+//! writes. `sim_seeds` prints the counts of the last two and the objects left
+//! under-replicated (hints lost with their holder).
+//!
+//! Running: `cargo test -p gateway --test sim` runs `PERCORE_SIM_SEEDS` seeds (default 2000,
+//! spread over the machine's cores; each seed is one thread's, so the split changes nothing);
 //! a failure prints its seed, and `PERCORE_SIM_SEED=<seed> cargo test -p gateway --test sim
 //! sim_seeds -- --nocapture` replays exactly that run.
 
@@ -47,7 +57,7 @@ mod world;
 
 use workload::{run_seed, Config, Strict};
 
-const SEEDS_DEFAULT: u64 = 2000;
+const SEEDS_DEFAULT: u64 = 5000;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
@@ -64,24 +74,38 @@ fn sim_seeds() {
         None => (0..env_u64("PERCORE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
     };
     let cfg = Config::default();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let results: Vec<Result<workload::Stats, (u64, String)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let seeds = &seeds;
+                scope.spawn(move || {
+                    let mut total = workload::Stats::default();
+                    for &seed in seeds.iter().skip(t).step_by(threads) {
+                        total.add(&run_seed(seed, &cfg).map_err(|e| (seed, e))?);
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a simulation thread panicked"))
+            .collect()
+    });
     let mut total = workload::Stats::default();
-    for &seed in &seeds {
-        match run_seed(seed, &cfg) {
-            Ok(s) => {
-                total.ops += s.ops;
-                total.failed_ops += s.failed_ops;
-                total.messages += s.messages;
-                total.repaired += s.repaired;
-                total.under_replicated_fragments += s.under_replicated_fragments;
-                total.flip_flops_get += s.flip_flops_get;
-                total.flip_flops_list += s.flip_flops_list;
-                total.inversions += s.inversions;
-            }
-            Err(e) => panic!(
-                "simulation seed {seed} failed: {e}\nreplay: PERCORE_SIM_SEED={seed} cargo test \
-                 -p gateway --test sim sim_seeds -- --nocapture"
-            ),
+    let mut failures: Vec<(u64, String)> = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => total.add(&s),
+            Err(f) => failures.push(f),
         }
+    }
+    if let Some((seed, e)) = failures.into_iter().min_by_key(|(s, _)| *s) {
+        panic!(
+            "simulation seed {seed} failed: {e}\nreplay: PERCORE_SIM_SEED={seed} cargo test -p \
+             gateway --test sim sim_seeds -- --nocapture"
+        );
     }
     println!(
         "{} seeds: {} operations ({} failed under faults), {} messages, {} hints replayed, {} \

@@ -91,6 +91,19 @@ pub struct Stats {
     pub inversions: u64,
 }
 
+impl Stats {
+    pub fn add(&mut self, s: &Stats) {
+        self.ops += s.ops;
+        self.failed_ops += s.failed_ops;
+        self.messages += s.messages;
+        self.repaired += s.repaired;
+        self.under_replicated_fragments += s.under_replicated_fragments;
+        self.flip_flops_get += s.flip_flops_get;
+        self.flip_flops_list += s.flip_flops_list;
+        self.inversions += s.inversions;
+    }
+}
+
 fn layout() -> Arc<Layout> {
     static LAYOUT: OnceLock<Arc<Layout>> = OnceLock::new();
     LAYOUT
@@ -167,9 +180,19 @@ struct Env {
     failures: RefCell<Vec<String>>,
     stats: RefCell<Stats>,
     clients_running: RefCell<usize>,
+    /// The gateway of each node (replaced by a fresh one when its node crashes).
+    gateways: RefCell<Vec<Arc<Backend>>>,
+    /// Starts node n's gateway.
+    start_gateway: Box<dyn Fn(usize) -> Arc<Backend>>,
 }
 
 impl Env {
+    /// Node `node`'s gateway, `None` while the node is down.
+    fn gateway(&self, node: usize) -> Option<Arc<Backend>> {
+        let up = self.world.lock().up[node];
+        up.then(|| self.gateways.borrow()[node].clone())
+    }
+
     fn fail(&self, message: String) {
         self.failures.borrow_mut().push(message);
     }
@@ -475,20 +498,39 @@ async fn list(env: &Env, gw: &Backend, b: &str) -> bool {
     }
 }
 
-async fn client(env: Rc<Env>, gw: Arc<Backend>, ops: usize, conditional: bool) {
+/// Runs `op` on node `node`'s gateway; a crash of the node ends it (`false`), wherever it is.
+async fn on_gateway(env: &Env, node: usize, op: impl Future<Output = bool>) -> bool {
+    let crashed = env.world.crashed(node);
+    match futures::future::select(std::pin::pin!(op), std::pin::pin!(crashed)).await {
+        futures::future::Either::Left((ok, _)) => ok,
+        futures::future::Either::Right(((), _)) => false,
+    }
+}
+
+async fn client(env: Rc<Env>, node: usize, ops: usize, conditional: bool) {
     for _ in 0..ops {
         let pause = env.world.below(60);
         env.world.sleep(pause).await;
         let b = bucket(env.world.below(BUCKETS));
         let k = object(env.world.below(KEYS));
-        let ok = match env.world.below(100) {
-            0..20 if conditional => put(&env, &gw, &b, &k, false).await,
-            30..40 if conditional => create(&env, &gw, &b, &k).await,
-            0..25 => put(&env, &gw, &b, &k, false).await,
-            25..40 => put(&env, &gw, &b, &k, true).await,
-            40..70 => get(&env, &gw, &b, &k, false).await,
-            70..85 => delete(&env, &gw, &b, &k).await,
-            _ => list(&env, &gw, &b).await,
+        let choice = env.world.below(100);
+        // A client of a crashed gateway is refused.
+        let ok = match env.gateway(node) {
+            None => false,
+            Some(gw) => {
+                let op = async {
+                    match choice {
+                        0..20 if conditional => put(&env, &gw, &b, &k, false).await,
+                        30..40 if conditional => create(&env, &gw, &b, &k).await,
+                        0..25 => put(&env, &gw, &b, &k, false).await,
+                        25..40 => put(&env, &gw, &b, &k, true).await,
+                        40..70 => get(&env, &gw, &b, &k, false).await,
+                        70..85 => delete(&env, &gw, &b, &k).await,
+                        _ => list(&env, &gw, &b).await,
+                    }
+                };
+                on_gateway(&env, node, op).await
+            }
         };
         let mut s = env.stats.borrow_mut();
         s.ops += 1;
@@ -506,7 +548,14 @@ async fn nemesis(env: Rc<Env>) {
         let mut w = env.world.lock();
         let node = w.rng.below(NODES as u64) as usize;
         match w.rng.below(6) {
-            0 => w.up[node] = false,
+            0 => {
+                // The node's gateway dies with it: a fresh one (no HLC, no down marks)
+                // serves when the node is back.
+                w.crash(node);
+                drop(w);
+                let fresh = (env.start_gateway)(node);
+                env.gateways.borrow_mut()[node] = fresh;
+            }
             1 => w.up[node] = true,
             2 => {
                 for s in 0..NODES {
@@ -525,11 +574,18 @@ async fn nemesis(env: Rc<Env>) {
 
 /// A gateway's background repair (lib.rs `start_repair`): a pass over its own node's hints
 /// every 2 s while the clients run.
-async fn repairer(env: Rc<Env>, gw: Arc<Backend>, own: Vec<usize>) {
+async fn repairer(env: Rc<Env>, node: usize, own: Vec<usize>) {
     while *env.clients_running.borrow() > 0 {
         env.world.sleep(2000).await;
-        let s = gateway::backend::in_background(gw.repair_pass(&own)).await;
-        env.stats.borrow_mut().repaired += s.repaired;
+        let Some(gw) = env.gateway(node) else {
+            continue;
+        };
+        let pass = async {
+            let s = gateway::backend::in_background(gw.repair_pass(&own)).await;
+            env.stats.borrow_mut().repaired += s.repaired;
+            true
+        };
+        on_gateway(&env, node, pass).await;
     }
 }
 
@@ -540,8 +596,14 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     let layout = layout();
     let core_node: Vec<usize> = layout.cores().iter().map(|c| c.node as usize).collect();
     let world = Shared::new(World::new(seed, core_node.clone(), NODES, cfg.fault));
-    let gateways: Vec<Arc<Backend>> = (0..NODES)
-        .map(|node| {
+    let span = 2 * cfg.skew_ms_max + 1;
+    let skews: Vec<i64> = (0..NODES)
+        .map(|_| world.below(span) as i64 - cfg.skew_ms_max as i64)
+        .collect();
+    let start_gateway = {
+        let world = world.clone();
+        let core_node = core_node.clone();
+        move |node: usize| -> Arc<Backend> {
             let links: Vec<Arc<dyn CoreLink>> = (0..core_node.len())
                 .map(|core| {
                     Arc::new(SimLink {
@@ -551,17 +613,16 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                     }) as Arc<dyn CoreLink>
                 })
                 .collect();
-            let span = 2 * cfg.skew_ms_max + 1;
-            let skew_ms = world.below(span) as i64 - cfg.skew_ms_max as i64;
             let clock: Arc<dyn Clock> = Arc::new(SimClock {
                 world: world.clone(),
-                skew_ms,
+                skew_ms: skews[node],
             });
             let b = Backend::cluster(layout.clone(), None, Vec::new())
                 .expect("the simulation's layout makes a backend");
             Arc::new(b.with_links(links, clock))
-        })
-        .collect();
+        }
+    };
+    let gateways: Vec<Arc<Backend>> = (0..NODES).map(&start_gateway).collect();
     let nodes_cores = core_node.clone();
     let own = move |node: usize| -> Vec<usize> {
         (0..nodes_cores.len())
@@ -574,15 +635,16 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
         failures: RefCell::default(),
         stats: RefCell::default(),
         clients_running: RefCell::new(cfg.clients),
+        gateways: RefCell::new(gateways),
+        start_gateway: Box::new(start_gateway),
     });
 
     // The run: clients, the nemesis, the repairers.
     let mut tasks: Vec<Task> = Vec::new();
     for c in 0..cfg.clients {
-        let gw = gateways[c % NODES].clone();
         tasks.push(Box::pin(client(
             env.clone(),
-            gw,
+            c % NODES,
             cfg.ops_per_client,
             cfg.conditional,
         )));
@@ -590,9 +652,8 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     if cfg.faults {
         tasks.push(Box::pin(nemesis(env.clone())));
     }
-    for (node, gw) in gateways.iter().enumerate() {
-        let own = own.clone();
-        tasks.push(Box::pin(repairer(env.clone(), gw.clone(), own(node))));
+    for node in 0..NODES {
+        tasks.push(Box::pin(repairer(env.clone(), node, own(node))));
     }
     run(&world, tasks, STEPS_MAX);
 
@@ -603,6 +664,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
         w.side.fill(0);
         w.weather.drop_per_mille = 0;
     }
+    let gateways = env.gateways.borrow().clone();
     let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));
     run(&world, vec![finish], STEPS_MAX);
     let flips = env.history.borrow().check(cfg.strict.reads)?;

@@ -73,6 +73,10 @@ pub struct World {
     pub up: Vec<bool>,
     /// Partition side of each node: two nodes talk when their sides are equal.
     pub side: Vec<u8>,
+    /// Crashes of each node so far: the gateway running there loses what it was doing.
+    gateway_epoch: Vec<u64>,
+    /// Tasks to wake when the node's gateway crashes (`Shared::crashed`).
+    gateway_waiters: Vec<Vec<Waker>>,
     pub weather: Weather,
     pub fault: Fault,
     slots: BTreeMap<u64, Slot>,
@@ -93,6 +97,8 @@ impl World {
             core_node,
             up: vec![true; nodes],
             side: vec![0; nodes],
+            gateway_epoch: vec![0; nodes],
+            gateway_waiters: vec![Vec::new(); nodes],
             weather: Weather::default(),
             fault,
             slots: BTreeMap::new(),
@@ -106,6 +112,16 @@ impl World {
     pub fn tick(&mut self) -> u64 {
         self.history_clock += 1;
         self.history_clock
+    }
+
+    /// Crashes `node`: its cores receive nothing until it is up again, and its gateway's
+    /// operations in flight end (`Shared::crashed`).
+    pub fn crash(&mut self, node: usize) {
+        self.up[node] = false;
+        self.gateway_epoch[node] += 1;
+        for w in self.gateway_waiters[node].drain(..) {
+            w.wake();
+        }
     }
 
     fn at(&mut self, time_ms: u64, event: Event) {
@@ -250,6 +266,37 @@ impl Shared {
 
     pub fn tick(&self) -> u64 {
         self.lock().tick()
+    }
+
+    /// Ready when `node` crashes after now.
+    pub fn crashed(&self, node: usize) -> impl Future<Output = ()> {
+        let epoch = self.lock().gateway_epoch[node];
+        Crashed {
+            world: self.clone(),
+            node,
+            epoch,
+        }
+    }
+}
+
+struct Crashed {
+    world: Shared,
+    node: usize,
+    epoch: u64,
+}
+
+impl Future for Crashed {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut w = self.world.lock();
+        if w.gateway_epoch[self.node] != self.epoch {
+            return Poll::Ready(());
+        }
+        let waiters = &mut w.gateway_waiters[self.node];
+        if !waiters.iter().any(|x| x.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
