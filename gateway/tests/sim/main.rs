@@ -111,7 +111,7 @@ fn sim_seeds() {
         "{} seeds: {} operations ({} failed under faults), {} messages, {} hints replayed, {} \
          objects left under-replicated; flip-flops between readers (not promised for failed \
          writes): {} seen by a get, {} by a listing; acknowledged writes out of real-time order \
-         (clock skew): {}",
+         (clock skew): {}; history hash {:016x}",
         seeds.len(),
         total.ops,
         total.failed_ops,
@@ -120,20 +120,26 @@ fn sim_seeds() {
         total.under_replicated_fragments,
         total.flip_flops_get,
         total.flip_flops_list,
-        total.inversions
+        total.inversions,
+        total.history_hash
     );
     assert!(total.ops > 0);
 }
 
-/// Same seed, same run: the whole history is a function of the seed.
+/// Same seed, same run: the whole history is a function of the seed (and different seeds
+/// make different histories).
 #[test]
 fn sim_replays_exactly() {
     let cfg = Config::default();
+    let mut hashes = Vec::new();
     for seed in [1, 77, 4242] {
-        let a = format!("{:?}", run_seed(seed, &cfg));
-        let b = format!("{:?}", run_seed(seed, &cfg));
-        assert_eq!(a, b, "seed {seed}");
+        let a = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let b = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
+        hashes.push(a.history_hash);
     }
+    hashes.dedup();
+    assert_eq!(hashes.len(), 3, "three seeds, three histories");
 }
 
 /// Without faults nothing fails.

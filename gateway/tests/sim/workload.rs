@@ -89,6 +89,8 @@ pub struct Stats {
     pub flip_flops_list: u64,
     /// Acknowledged writes ordered against real time by skewed clocks (`check::inversions`).
     pub inversions: u64,
+    /// A hash of the whole history (what every operation did, when, and what it saw).
+    pub history_hash: u64,
 }
 
 impl Stats {
@@ -101,6 +103,8 @@ impl Stats {
         self.flip_flops_get += s.flip_flops_get;
         self.flip_flops_list += s.flip_flops_list;
         self.inversions += s.inversions;
+        // Commutative: the total does not depend on how seeds were spread over threads.
+        self.history_hash = self.history_hash.wrapping_add(s.history_hash);
     }
 }
 
@@ -683,6 +687,12 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     stats.messages = world.lock().messages;
     stats.flip_flops_get = flips_get;
     stats.inversions = inversions.len() as u64;
+    stats.history_hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        format!("{:?}", env.history.borrow()).hash(&mut h);
+        h.finish()
+    };
     stats.flip_flops_list = flips.len() as u64 - flips_get;
     stats.under_replicated_fragments = fragments_checked(&env, &gateways[0])?;
     Ok(stats)
