@@ -8,8 +8,13 @@
 //! - **the network** (`world`): every core call is a message with a random delay (so messages
 //!   reorder), lost at a rate the nemesis changes (request or answer: a lost answer means the
 //!   core applied a write the caller saw fail), failing after a timeout;
+//! - **failing cores**: a core answers a request with an error without applying it, at a rate
+//!   the nemesis changes: NoSpace for writes (a full disk), Corrupt for fragment reads (a
+//!   damaged record), Internal otherwise;
 //! - **partitions** between nodes (a gateway runs on its node and sees only its side) and
-//!   **node crashes and restarts** (a down node's cores receive nothing);
+//!   **node crashes and restarts** (a down node's cores receive nothing, and its gateway dies:
+//!   its operations and repair pass in flight end where they are, and a fresh gateway without
+//!   HLC state or down marks serves after the restart);
 //! - **clocks**: each gateway's HLC reads the virtual time plus its own skew (± 300 ms), through
 //!   the backend's `Clock` seam; down marks (`CORE_DOWN_FOR`) run in virtual time too;
 //! - **the cores** (`core`): an in-memory model answering the same `proto::Request`s with the
@@ -38,7 +43,7 @@
 //! Not simulated: the object layer above the backend (records.rs, s3.rs: versioning,
 //! multipart; its conditional create is mirrored in `workload::create`, behind a switch, as it
 //! finds a bug, see `sim_conditional_creates`), layout changes, the engine's own crash
-//! recovery, gateway crashes mid-operation, full disks and corrupt fragments.
+//! recovery.
 //!
 //! Found so far (ignored tests, each names its first seed): conditional creates on a stale
 //! primary, writes ordered against real time by skewed clocks, listing flip-flops on failed

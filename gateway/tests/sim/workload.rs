@@ -567,7 +567,10 @@ async fn nemesis(env: Rc<Env>) {
                 }
             }
             3 => w.side.fill(0),
-            4 => w.weather.drop_per_mille = [0, 10, 50][w.rng.below(3) as usize],
+            4 => {
+                w.weather.drop_per_mille = [0, 10, 50][w.rng.below(3) as usize];
+                w.weather.error_per_mille = [0, 0, 10, 50][w.rng.below(4) as usize];
+            }
             _ => {
                 w.up.fill(true);
                 w.side.fill(0);
@@ -666,7 +669,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
         let mut w = world.lock();
         w.up.fill(true);
         w.side.fill(0);
-        w.weather.drop_per_mille = 0;
+        w.weather = crate::world::Weather::default();
     }
     let gateways = env.gateways.borrow().clone();
     let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));

@@ -60,6 +60,29 @@ struct Slot {
 pub struct Weather {
     /// Per mille of messages lost.
     pub drop_per_mille: u64,
+    /// Per mille of requests a core fails without applying them: writes with NoSpace (a full
+    /// disk), fragment reads with Corrupt (a damaged record), others with Internal.
+    pub error_per_mille: u64,
+}
+
+/// The error a failing core answers `request` with.
+fn core_error(request: &Request) -> Response {
+    let inner = match request {
+        Request::Background(inner) => inner,
+        other => other,
+    };
+    let code = match inner {
+        Request::PutFragment { .. }
+        | Request::MetaPut { .. }
+        | Request::MetaPutIf { .. }
+        | Request::MetaDelete { .. } => proto::ErrorCode::NoSpace,
+        Request::GetFragment { .. } => proto::ErrorCode::Corrupt,
+        _ => proto::ErrorCode::Internal,
+    };
+    Response::Error {
+        code,
+        message: "injected by the simulation".into(),
+    }
 }
 
 pub struct World {
@@ -186,7 +209,12 @@ impl World {
                     self.fail_later(slot, core, sent_ms);
                 } else {
                     let fault = self.fault;
-                    let response = self.cores[core].handle(request, fault);
+                    let failing = self.rng.below(1000) < self.weather.error_per_mille;
+                    let response = if failing {
+                        core_error(&request)
+                    } else {
+                        self.cores[core].handle(request, fault)
+                    };
                     let at = self.now_ms + self.delay();
                     self.at(
                         at,
