@@ -67,6 +67,21 @@ use workload::{run_seed, Config, Strict};
 
 const SEEDS_DEFAULT: u64 = 5000;
 
+/// `run_seed`, with a panic (an assertion of the code under test, a deadlock of the
+/// simulation) turned into that seed's failure so its seed is printed.
+fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, cfg))).unwrap_or_else(
+        |panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Err(format!("panicked: {message}"))
+        },
+    )
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     Some(
@@ -93,7 +108,7 @@ fn sim_seeds() {
                 scope.spawn(move || {
                     let mut total = workload::Stats::default();
                     for &seed in seeds.iter().skip(t).step_by(threads) {
-                        total.add(&run_seed(seed, &cfg).map_err(|e| (seed, e))?);
+                        total.add(&run_caught(seed, &cfg).map_err(|e| (seed, e))?);
                     }
                     Ok(total)
                 })
@@ -204,7 +219,7 @@ fn no_seed_fails(cfg: &Config) {
     let from = env_u64("PERCORE_SIM_FIRST").unwrap_or(0);
     let n = env_u64("PERCORE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
     let failed: Vec<(u64, String)> = (from..from + n)
-        .filter_map(|s| run_seed(s, cfg).err().map(|e| (s, e)))
+        .filter_map(|s| run_caught(s, cfg).err().map(|e| (s, e)))
         .collect();
     if let Some((seed, e)) = failed.first() {
         panic!(
