@@ -113,7 +113,7 @@ impl History {
     }
 
     /// The newest version acknowledged before `t`.
-    fn acked_floor(&self, key: &Bytes, t: u64) -> Option<&Ver> {
+    pub fn acked_floor(&self, key: &Bytes, t: u64) -> Option<&Ver> {
         self.writes
             .get(key)?
             .iter()

@@ -137,7 +137,8 @@ fn sim_seeds() {
         "{} seeds: {} operations ({} failed under faults), {} messages, {} hints replayed, {} \
          objects left under-replicated; flip-flops between readers (not promised for failed \
          writes): {} seen by a get, {} by a listing; acknowledged writes out of real-time order \
-         (clock skew): {}; history hash {:016x}",
+         (clock skew): {}; replicas behind an acknowledged write once hints were drained: {}; \
+         history hash {:016x}",
         seeds.len(),
         total.ops,
         total.failed_ops,
@@ -147,6 +148,7 @@ fn sim_seeds() {
         total.flip_flops_get,
         total.flip_flops_list,
         total.inversions,
+        total.stale_after_repair,
         total.history_hash
     );
     assert!(total.ops > 0);

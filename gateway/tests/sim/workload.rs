@@ -89,6 +89,10 @@ pub struct Stats {
     pub flip_flops_list: u64,
     /// Acknowledged writes ordered against real time by skewed clocks (`check::inversions`).
     pub inversions: u64,
+    /// Replicas of records older than the record's newest acknowledged write once hints are
+    /// drained, before the final reads repair them (a hint lost with a failed holder write,
+    /// or deleted after a newer hint for the same record replaced it).
+    pub stale_after_repair: u64,
     /// A hash of the whole history (what every operation did, when, and what it saw).
     pub history_hash: u64,
 }
@@ -103,6 +107,7 @@ impl Stats {
         self.flip_flops_get += s.flip_flops_get;
         self.flip_flops_list += s.flip_flops_list;
         self.inversions += s.inversions;
+        self.stale_after_repair += s.stale_after_repair;
         // Commutative: the total does not depend on how seeds were spread over threads.
         self.history_hash = self.history_hash.wrapping_add(s.history_hash);
     }
@@ -726,6 +731,8 @@ async fn heal_and_check(
             "{pending} hints still pending after {HEAL_PASSES_MAX} repair passes on a healed cluster"
         ));
     }
+    let stale = stale_after_repair(&env, &gateways[0]);
+    env.stats.borrow_mut().stale_after_repair = stale;
     // Every object through a rotating gateway: reads must succeed now, and their repairs
     // bring every replica of every record up to date.
     let mut g = 0;
@@ -750,6 +757,37 @@ async fn heal_and_check(
             env.fail(format!("list {b} failed on a healed cluster"));
         }
     }
+}
+
+/// Replicas holding a version older than their record's newest acknowledged write.
+fn stale_after_repair(env: &Env, gw: &Backend) -> u64 {
+    let w = env.world.lock();
+    let history = env.history.borrow();
+    let mut count = 0;
+    for bi in 0..BUCKETS {
+        let b = bucket(bi);
+        for ki in 0..KEYS {
+            let k = object(ki);
+            let records = [
+                (head_key(&b, &k), gw.meta_cores(Route::Object(&b, &k))),
+                (listing_key(&b, &k), gw.meta_cores(Route::Listing(&b))),
+            ];
+            for (key, cores) in records {
+                let Some(acked) = history.acked_floor(&key, u64::MAX) else {
+                    continue;
+                };
+                for c in cores {
+                    let have = w.cores[c].meta.get(&key).map(|s| Ver {
+                        hlc: s.hlc,
+                        live: !s.deleted,
+                        value: s.value.clone(),
+                    });
+                    count += u64::from(have.as_ref().is_none_or(|h| h < acked));
+                }
+            }
+        }
+    }
+    count
 }
 
 /// After healing and repair: every replica of every record holds the same version, that
