@@ -18,6 +18,10 @@
 //! rule, so one zone of a 3-zone EC 4+2 cluster may be down and writes continue. Writes that
 //! miss a core leave a hint record on the cores that took them (`hints`), which the repair
 //! task replays when the core is back.
+//!
+//! Seams for the deterministic simulation (gateway/tests/sim): a core may also be reached
+//! through any [`CoreLink`] and time read from any [`Clock`] (`Backend::with_links`); the real
+//! in-process and TCP links and the system clock are untouched by them.
 
 use std::collections::VecDeque;
 use std::net::ToSocketAddrs;
@@ -118,6 +122,29 @@ impl Route<'_> {
 enum Link {
     Local(CoreHandle),
     Remote(RemoteCore),
+    /// Any other way to a core (the simulation's network).
+    Other(Arc<dyn CoreLink>),
+}
+
+/// A way to reach one core other than in-process or over TCP: the deterministic simulation's
+/// network. A failure to reach the core is reported as `BackendError::Remote` with
+/// `RemoteError::Unreachable` or `Timeout`, which marks the core down as a TCP failure would.
+pub trait CoreLink: Send + Sync {
+    fn call(
+        &self,
+        request: Request,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, BackendError>> + Send + Sync>,
+    >;
+}
+
+/// Where a backend reads time when it is not the system's (the simulation's clock, with a
+/// skew per gateway).
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the backend started (down marks).
+    fn elapsed_ms(&self) -> u64;
+    /// The physical part of a new HLC, in `engine::hlc::physical_now`'s units.
+    fn hlc_physical(&self) -> u64;
 }
 
 struct Core {
@@ -151,6 +178,8 @@ pub struct Backend {
     tiering_days: u64,
     /// Object versions whose data this process is moving now (`begin_move`).
     moving: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
+    /// The simulation's clock (`with_links`); `None`: the system clock.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 /// Held while one object version's data is being moved; the mark goes when it is dropped.
@@ -341,6 +370,7 @@ impl Backend {
             day_ms: crate::lifecycle::real_day_ms(),
             tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
             moving: Arc::default(),
+            clock: None,
         }
     }
 
@@ -425,7 +455,19 @@ impl Backend {
             tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
             moving: Arc::default(),
             started: Instant::now(),
+            clock: None,
         })
+    }
+
+    /// The same backend with every core reached through `links` (one per core, in the
+    /// layout's core order) and time read from `clock`: the deterministic simulation's seam.
+    pub fn with_links(mut self, links: Vec<Arc<dyn CoreLink>>, clock: Arc<dyn Clock>) -> Backend {
+        assert_eq!(links.len(), self.cores.len(), "one link per core");
+        for (core, link) in self.cores.iter_mut().zip(links) {
+            core.link = Link::Other(link);
+        }
+        self.clock = Some(clock);
+        self
     }
 
     /// The same backend with a lifecycle day of `day_ms` (the test clock,
@@ -535,7 +577,10 @@ impl Backend {
 
     /// A hybrid logical timestamp greater than every one this gateway issued or saw.
     pub fn hlc(&self) -> u64 {
-        let physical = engine::hlc::physical_now();
+        let physical = self
+            .clock
+            .as_ref()
+            .map_or_else(engine::hlc::physical_now, |c| c.hlc_physical());
         let mut last = self.hlc_last.load(Ordering::Relaxed);
         loop {
             let next = physical.max(last + 1);
@@ -606,7 +651,10 @@ impl Backend {
     }
 
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        match &self.clock {
+            Some(c) => c.elapsed_ms(),
+            None => self.started.elapsed().as_millis() as u64,
+        }
     }
 
     /// Whether calls currently skip `core` (a call to it failed in the last `CORE_DOWN_FOR`).
@@ -633,6 +681,7 @@ impl Backend {
         let result = match &c.link {
             Link::Local(h) => h.call(request).await.map_err(BackendError::from),
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
+            Link::Other(l) => l.call(request).await,
         };
         if let Err(e) = &result {
             if e.is_transport() {
