@@ -51,6 +51,10 @@ use crate::versioning::shown_version_id;
 pub const IT_INFREQUENT_DAYS: u64 = 30;
 /// An ongoing restore older than this (real time) is made again by the pass.
 const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
+/// Listing entries of live buckets one pass checks for a head, per core: each check is a
+/// quorum read, so a large bucket is swept over several passes (resuming where the last one
+/// stopped, `Gateway::listing_sweep`).
+const STRAY_CHECKS_PER_CORE: u32 = 1000;
 /// Records one pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
 
@@ -81,6 +85,8 @@ struct Pass {
     /// Each scope's state, read once per pass.
     buckets: HashMap<String, ScopeState>,
     stats: LifecycleStats,
+    /// Listing entries the current core's walk may still check for a head.
+    stray_budget: u32,
     /// The versions of the key being scanned, newest first, gathered across pages.
     group: Option<(String, String, Vec<VersionRecord>)>,
 }
@@ -201,6 +207,7 @@ impl Gateway {
     pub async fn lifecycle_pass(&self, holders: &[usize]) -> LifecycleStats {
         let mut pass = Pass::default();
         for &core in holders {
+            pass.stray_budget = STRAY_CHECKS_PER_CORE;
             for tag in [b'O', b'V', b'U', b'L', b'C', b'T', b'M'] {
                 self.walk(core, tag, &mut pass).await;
             }
@@ -272,6 +279,12 @@ impl Gateway {
         }
         if let Some((b, k, list)) = pass.group.take() {
             self.on_versions(&b, &k, list, pass).await;
+        }
+        if tag == b'L' && pass.stray_budget > 0 {
+            // The sweep reached the end of this core's entries: the next starts over.
+            if let Ok(mut sweep) = self.listing_sweep.lock() {
+                sweep.remove(&core);
+            }
         }
     }
 
@@ -610,6 +623,23 @@ impl Gateway {
         }
     }
 
+    /// Whether the listing entry `k` of `core` is checked for a head in this pass: after the
+    /// entry the last pass stopped at, within the pass's budget.
+    fn sweep_turn(&self, core: usize, k: &Bytes, pass: &mut Pass) -> bool {
+        if pass.stray_budget == 0 {
+            return false;
+        }
+        let Ok(mut sweep) = self.listing_sweep.lock() else {
+            return false;
+        };
+        if sweep.get(&core).is_some_and(|last| k <= last) {
+            return false;
+        }
+        sweep.insert(core, k.clone());
+        pass.stray_budget -= 1;
+        true
+    }
+
     /// A listing entry (`L`), lifecycle configuration (`C`), tag set (`T`) or completion
     /// record (`M`): removed when its scope is dead; a listing entry also when its head is
     /// missing, a completion record once it is too old to answer a retry.
@@ -644,6 +674,9 @@ impl Gateway {
             (ScopeState::Dead, _) => true,
             (ScopeState::Live(..), b'L') => {
                 let Some(key) = key else { return };
+                if !self.sweep_turn(core, k, pass) {
+                    return;
+                }
                 match self.drop_stray_listing(bucket, key).await {
                     Ok(true) => pass.stats.strays_removed += 1,
                     Ok(false) => {}

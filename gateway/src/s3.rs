@@ -62,11 +62,18 @@ const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Gateway {
     pub(crate) backend: Arc<Backend>,
     region: String,
+    /// Per core, the last listing entry the background pass checked for a head (its sweep
+    /// resumes there: `lifecycle_worker`).
+    pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
 }
 
 impl Gateway {
     pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
-        Gateway { backend, region }
+        Gateway {
+            backend,
+            region,
+            listing_sweep: Arc::default(),
+        }
     }
 }
 
@@ -874,7 +881,8 @@ impl Gateway {
     /// this order a listing never names a key that was not written (issue #12: a PUT whose
     /// head write failed, on a full disk, left a listed key that 404'd and kept its bucket
     /// from being deleted); a crash between the two leaves a head without an entry, which
-    /// the next write or delete of the key settles.
+    /// the next write or delete of the key settles. Deletes go the other way round, entry
+    /// first, so that a listed key always has its head.
     pub(crate) async fn write_current(
         &self,
         bucket: &str,
@@ -908,15 +916,16 @@ impl Gateway {
         let Some(head) = self.head(bucket, key).await? else {
             return self.drop_stray_listing(bucket, key).await.map(|_| ());
         };
+        // Listing entry first: whatever fails, no entry is left without its head.
         let hlc = self.backend.hlc();
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &head_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
         let lcores = self.listing_cores(bucket);
         self.backend
             .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &head_key(bucket, key), hlc)
             .await
             .map_err(s3_err)?;
         self.retire_chunks(bucket, key, head);
@@ -1072,6 +1081,7 @@ impl Gateway {
         Gateway {
             backend: self.backend.clone(),
             region: self.region.clone(),
+            listing_sweep: self.listing_sweep.clone(),
         }
     }
 }

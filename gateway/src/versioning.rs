@@ -390,16 +390,16 @@ impl Gateway {
         })
     }
 
-    /// Tombstones a key's head and listing entry.
+    /// Tombstones a key's listing entry, then its head (a listed key always has its head).
     async fn remove_current(&self, bucket: &str, key: &str, hlc: u64) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &crate::records::head_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
         let lcores = self.listing_cores(bucket);
         self.backend
             .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &crate::records::head_key(bucket, key), hlc)
             .await
             .map_err(s3_err)
     }
