@@ -37,11 +37,11 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::lifecycle::{self, Action, Facts, Rule};
+use crate::multipart::COMPLETION_KEEP_MS;
+use crate::records::CompletionRecord;
 use crate::records::{
     parse_version_key, ObjectHead, StorageClass, UploadRecord, VersionRecord, Versioning,
 };
-use crate::multipart::COMPLETION_KEEP_MS;
-use crate::records::CompletionRecord;
 use crate::s3::{now_ms, s3_err, user_of, Gateway, Liveness};
 use crate::tiering::Swap;
 use crate::versioning::shown_version_id;
@@ -54,7 +54,7 @@ const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
 /// Listing entries of live buckets one pass checks for a head, per core: each check is a
 /// quorum read, so a large bucket is swept over several passes (resuming where the last one
 /// stopped, `Gateway::listing_sweep`).
-const STRAY_CHECKS_PER_CORE: u32 = 1000;
+const STRAY_CHECKS_PER_CORE: u32 = 100;
 /// Records one pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
 
@@ -269,7 +269,10 @@ impl Gateway {
                         self.upload_record(core, &bucket, rest, &e.value, pass)
                             .await;
                     }
-                    _ => self.side_record(core, tag, (&bucket, rest), (k, e), pass).await,
+                    _ => {
+                        self.side_record(core, tag, (&bucket, rest), (k, e), pass)
+                            .await;
+                    }
                 }
             }
             match next_start_after {
@@ -669,12 +672,16 @@ impl Gateway {
             return;
         }
         let state = self.scope_state(bucket, &mut pass.buckets).await;
-        let stale = match (&state, tag) {
+        let remove = match (&state, tag) {
             (ScopeState::Unknown, _) => return,
             (ScopeState::Dead, _) => true,
             (ScopeState::Live(..), b'L') => {
                 let Some(key) = key else { return };
                 if !self.sweep_turn(core, k, pass) {
+                    return;
+                }
+                // The common case, a head: one read.
+                if matches!(self.head(bucket, key).await, Ok(Some(_))) {
                     return;
                 }
                 match self.drop_stray_listing(bucket, key).await {
@@ -688,7 +695,7 @@ impl Gateway {
                 .is_ok_and(|c| now_ms().saturating_sub(c.completed_ms) >= COMPLETION_KEEP_MS),
             (ScopeState::Live(..), _) => false,
         };
-        if !stale {
+        if !remove {
             return;
         }
         // Its own HLC plus one: a newer write of the same record (there is none in a dead

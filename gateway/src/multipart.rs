@@ -31,8 +31,8 @@ use crate::checksum::{
 use crate::ec::Policy;
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
-    completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord,
-    ObjectHead, PartRecord, PartRef, Tiering, UploadRecord, Versioning,
+    completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord, ObjectHead,
+    PartRecord, PartRef, Tiering, UploadRecord, Versioning,
 };
 use crate::s3::{
     check_key, etag, head_condition, new_version_id, now_ms, requested_class, resolve_range,
@@ -242,7 +242,8 @@ impl Gateway {
         let Some(entry) = self.backend.meta_get(cores, key).await.map_err(s3_err)? else {
             return Ok(None);
         };
-        let done = CompletionRecord::decode(entry.value).map_err(|e| s3_error!(e, InternalError))?;
+        let done =
+            CompletionRecord::decode(entry.value).map_err(|e| s3_error!(e, InternalError))?;
         Ok((now_ms().saturating_sub(done.completed_ms) < COMPLETION_KEEP_MS).then_some(done))
     }
 
@@ -352,9 +353,7 @@ impl Gateway {
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self
-            .upload(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         if let Some(c) = upload.checksum {
             // S3 refuses a part checked with another algorithm than the upload's.
             c.check_part_request(&algos)?;
@@ -421,9 +420,7 @@ impl Gateway {
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self
-            .upload(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -534,9 +531,7 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let upload = self
-            .upload(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let max = usize::try_from(input.max_parts.unwrap_or(1000))
             .unwrap_or(0)
             .min(1000);
@@ -544,9 +539,7 @@ impl Gateway {
             .part_number_marker
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(0);
-        let all = self
-            .parts(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let all = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let after: Vec<_> = all.into_iter().filter(|(n, _)| *n > marker).collect();
         let truncated = after.len() > max;
         let page: Vec<Part> = after
@@ -624,16 +617,12 @@ impl Gateway {
                 ..Default::default()
             }));
         }
-        let upload = self
-            .upload(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         if let Some(c) = upload.checksum {
             c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))?;
         }
         let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
-        let uploaded = self
-            .parts(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let uploaded = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let chosen = choose_parts(wanted, &uploaded, upload.checksum)?;
         let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
         if size > OBJECT_BYTES_MAX * 1000 {
@@ -642,14 +631,7 @@ impl Gateway {
         let object_checksum = complete_checksum(upload.checksum, &chosen, &sent)?;
         let place = self.place(upload.class, None)?;
         // The version's id is taken at commit (`commit_head`).
-        let mut head = completed_head(
-            upload,
-            &chosen,
-            object_checksum,
-            [0; 12],
-            place,
-            versioning,
-        );
+        let mut head = completed_head(upload, &chosen, object_checksum, [0; 12], place, versioning);
         self.commit_head(
             &bucket,
             &input.key,
@@ -702,22 +684,11 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let upload = self
-            .upload(&bucket, &input.key, &input.upload_id)
-            .await?;
-        let parts = self
-            .parts(&bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let parts = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let place = self.place(upload.class, None)?;
-        self.finish_upload(
-            &bucket,
-            &input.key,
-            &input.upload_id,
-            &parts,
-            &[],
-            place,
-        )
-        .await?;
+        self.finish_upload(&bucket, &input.key, &input.upload_id, &parts, &[], place)
+            .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 

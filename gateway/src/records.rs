@@ -1678,7 +1678,10 @@ mod tests {
         );
         assert_eq!(parts_digest(&[(1, "\"a\"")]), parts_digest(&[(1, "a")]));
         assert_ne!(parts_digest(&[(1, "a")]), parts_digest(&[(2, "a")]));
-        assert_ne!(parts_digest(&[(1, "a"), (2, "b")]), parts_digest(&[(1, "ab")]));
+        assert_ne!(
+            parts_digest(&[(1, "a"), (2, "b")]),
+            parts_digest(&[(1, "ab")])
+        );
     }
 
     /// Format 3 of bucket records (incarnations), pinned byte for byte, and the scopes its
@@ -1700,7 +1703,10 @@ mod tests {
             deleting: true,
             ..bucket.clone()
         };
-        assert_eq!(hex::encode(deleting.encode()), format!("{}01", &hex[..hex.len() - 2]));
+        assert_eq!(
+            hex::encode(deleting.encode()),
+            format!("{}01", &hex[..hex.len() - 2])
+        );
         assert!(BucketRecord::decode(hex_bytes(&format!("{}02", &hex[..hex.len() - 2]))).is_err());
         assert!(BucketRecord::decode(hex_bytes(&format!("{hex}00"))).is_err());
         let enc = bucket.encode();

@@ -2,8 +2,10 @@
 //! answers `NotImplemented` (s3s's default), honestly.
 //!
 //! Write order of a PUT (see DESIGN.md): the body's chunks are stored on their replicas, then
-//! the listing entry, then the object head, all with one HLC; the old version's chunks are
-//! deleted after the new head is durable. In a bucket that keeps versions a version record
+//! the object head, then the listing entry, both with one HLC taken at commit (the write that
+//! completes last wins); the old version's chunks are deleted after the new head is durable.
+//! Objects are keyed by the bucket's scope (its incarnation, `records.rs`), and a write checks
+//! after committing that the incarnation is still live (`Gateway::settle_live`). In a bucket that keeps versions a version record
 //! comes first and the old version is kept (`versioning.rs`).
 
 use std::sync::Arc;
@@ -1430,7 +1432,13 @@ impl S3 for Gateway {
             },
         };
         let committed = self
-            .commit_head(&bucket, &input.key, &mut head, condition.as_ref(), versioning)
+            .commit_head(
+                &bucket,
+                &input.key,
+                &mut head,
+                condition.as_ref(),
+                versioning,
+            )
             .await;
         if let Err(e) = committed {
             if e.keep_chunks {
@@ -1623,12 +1631,7 @@ impl S3 for Gateway {
         let live = self.owned_bucket(&input.bucket, &user).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         let deleted = self
-            .delete_object_as_s3(
-                &bucket,
-                &input.key,
-                input.version_id.as_deref(),
-                versioning,
-            )
+            .delete_object_as_s3(&bucket, &input.key, input.version_id.as_deref(), versioning)
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: deleted.delete_marker.then_some(true),
@@ -1708,13 +1711,7 @@ impl S3 for Gateway {
         // An empty `delimiter=` means none.
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let page = self
-            .list_page(
-                &bucket,
-                &prefix,
-                delimiter.as_deref(),
-                after,
-                max_keys,
-            )
+            .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
             .await?;
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.contents.len() + page.prefixes.len()) as i32;
@@ -2009,13 +2006,7 @@ impl S3 for Gateway {
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let after = input.marker.as_ref().map(|m| m.as_bytes().to_vec());
         let page = self
-            .list_page(
-                &bucket,
-                &prefix,
-                delimiter.as_deref(),
-                after,
-                max_keys,
-            )
+            .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
             .await?;
         let enc = encoder(input.encoding_type.as_ref());
         let next = page

@@ -229,9 +229,7 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        let tags = self
-            .tags_of(&bucket, &input.key, &head.version_id)
-            .await?;
+        let tags = self.tags_of(&bucket, &input.key, &head.version_id).await?;
         let tag_set = tags
             .into_iter()
             .map(|(k, v)| Tag {

@@ -2,6 +2,7 @@
 listings never hold keys without objects, the write that commits last wins, CreateBucket is a
 compare-and-swap and a retried CompleteMultipartUpload answers its first success."""
 import http.client
+import os
 import threading
 import time
 import urllib.parse
@@ -231,5 +232,52 @@ def test_background_pass_reclaims_a_dead_incarnation(tmp_path):
             time.sleep(0.5)
         assert c.list_objects_v2(Bucket=name).get("KeyCount") == 0
         c.delete_bucket(Bucket=name)
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.skipif(not os.environ.get("PERCORE_OLD_BIN"),
+                    reason="set PERCORE_OLD_BIN to a percore built before bucket incarnations")
+def test_upgrade_keeps_old_buckets_and_repairs_their_strays(tmp_path):
+    """Data written by a percore before incarnations (bucket records without an id): its
+    objects stay readable where they are, and listing entries it left without a head (their
+    head write failed after the entry was written) are removed by DeleteObject and no longer
+    block DeleteBucket."""
+    from conftest import Server
+    data = str(tmp_path / "d")
+    old_bin = os.environ["PERCORE_OLD_BIN"]
+    saved = os.environ.get("PERCORE_BIN")
+    os.environ["PERCORE_BIN"] = old_bin
+    try:
+        s = Server(data)
+    finally:
+        if saved is None:
+            del os.environ["PERCORE_BIN"]
+        else:
+            os.environ["PERCORE_BIN"] = saved
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="old")
+        c.put_object(Bucket="old", Key="kept", Body=b"old bytes")
+        big = "x" * 60_000
+        for key in ["stray", "stray2"]:
+            with pytest.raises(ClientError):
+                c.put_object(Bucket="old", Key=key, Body=b"d", ContentType=big,
+                             CacheControl=big, ContentDisposition=big, ContentLanguage=big,
+                             ContentEncoding=big)
+        keys = [o["Key"] for o in c.list_objects_v2(Bucket="old")["Contents"]]
+        assert keys == ["kept", "stray", "stray2"], "the old binary leaves stray entries"
+    finally:
+        assert s.stop() == 0
+    s = Server(data)
+    try:
+        c = s.client()
+        assert c.get_object(Bucket="old", Key="kept")["Body"].read() == b"old bytes"
+        c.delete_object(Bucket="old", Key="stray")
+        keys = [o["Key"] for o in c.list_objects_v2(Bucket="old")["Contents"]]
+        assert keys == ["kept", "stray2"]
+        c.delete_object(Bucket="old", Key="kept")
+        # Only a stray entry is left: DeleteBucket removes it and succeeds.
+        c.delete_bucket(Bucket="old")
     finally:
         assert s.stop() == 0
