@@ -152,6 +152,8 @@ impl Gateway {
             )
             .await
             .map_err(s3_err)?;
+        // A configuration of a bucket deleted meanwhile is reclaimed with it.
+        self.settle_live(&bucket).await.map_err(|e| e.error)?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))

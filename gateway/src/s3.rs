@@ -224,6 +224,10 @@ impl From<S3Error> for CommitError {
 /// (the background pass removes the rest).
 const STRAY_ENTRIES_MAX: u32 = 100;
 
+/// A DeleteBucket's mark older than this was left by one that stopped (a check takes
+/// milliseconds): the next DeleteBucket takes it over.
+const DELETE_MARK_STALE_MS: u64 = 10_000;
+
 /// How often, and how long each time, a commit waits for a DeleteBucket to decide.
 const LIVE_WAITS_MAX: u32 = 50;
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
@@ -1322,22 +1326,32 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let bucket = req.input.bucket;
         let owned = self.owned_bucket(&bucket, &user).await?;
-        if owned.record.deleting {
-            return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
-        }
         // Mark, check, then delete or unmark (see `Gateway::liveness`): a write that commits
         // while the bucket is marked waits for the outcome; one that committed before the mark
-        // is seen by the check.
+        // is seen by the check. A mark older than `DELETE_MARK_STALE_MS` was left by a
+        // DeleteBucket that stopped halfway: this one takes it over.
         let marked = BucketRecord {
             deleting: true,
             ..owned.record.clone()
         };
-        let marked_hlc = self.swap_bucket(&bucket, &marked, owned.hlc).await?;
+        let unmarked = BucketRecord {
+            deleting: false,
+            ..owned.record.clone()
+        };
+        let marked_hlc = if owned.record.deleting {
+            let age_ms = now_ms().saturating_sub(engine::hlc::Hlc::millis(owned.hlc));
+            if age_ms < DELETE_MARK_STALE_MS {
+                return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
+            }
+            owned.hlc
+        } else {
+            self.swap_bucket(&bucket, &marked, owned.hlc).await?
+        };
         let empty = self.is_empty(&owned.scope).await;
         if !matches!(empty, Ok(true)) {
             // Best effort: a failed unmark leaves the mark, which the next DeleteBucket or
             // a retried write reports as OperationAborted.
-            let _ = self.swap_bucket(&bucket, &owned.record, marked_hlc).await;
+            let _ = self.swap_bucket(&bucket, &unmarked, marked_hlc).await;
             empty?;
             return Err(s3_error!(BucketNotEmpty));
         }
