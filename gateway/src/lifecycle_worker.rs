@@ -12,6 +12,14 @@
 //!   NewerNoncurrentVersions), and expired delete markers;
 //! - an incomplete multipart upload (`U`): AbortIncompleteMultipartUpload.
 //!
+//! The same pass reclaims what a deleted bucket left (`records`, incarnations): every record
+//! keyed by a scope that is no longer its bucket's live incarnation — heads, versions,
+//! uploads and their parts, listing entries, tags, lifecycle configurations, completion
+//! records — is removed and its chunks retired. Writes that raced the DeleteBucket land
+//! there, and nothing reaches them through the name. It also sweeps listing entries (`L`)
+//! whose head is missing (a write that failed between its two records, or records written
+//! before heads came first), and completion records (`M`) past `COMPLETION_KEEP_MS`.
+//!
 //! Every action is idempotent and re-derived from the records on the next pass, so a pass
 //! that stops halfway (crash, restart) resumes by simply running again; a data move that
 //! loses a race to a client write is dropped. Days are lifecycle days (`Backend::day_ms`,
@@ -29,10 +37,12 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::lifecycle::{self, Action, Facts, Rule};
+use crate::multipart::COMPLETION_KEEP_MS;
+use crate::records::CompletionRecord;
 use crate::records::{
     parse_version_key, ObjectHead, StorageClass, UploadRecord, VersionRecord, Versioning,
 };
-use crate::s3::{now_ms, s3_err, user_of, Gateway};
+use crate::s3::{now_ms, s3_err, user_of, Gateway, Liveness};
 use crate::tiering::Swap;
 use crate::versioning::shown_version_id;
 
@@ -41,6 +51,10 @@ use crate::versioning::shown_version_id;
 pub const IT_INFREQUENT_DAYS: u64 = 30;
 /// An ongoing restore older than this (real time) is made again by the pass.
 const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
+/// Listing entries of live buckets one pass checks for a head, per core: each check is a
+/// quorum read, so a large bucket is swept over several passes (resuming where the last one
+/// stopped, `Gateway::listing_sweep`).
+const STRAY_CHECKS_PER_CORE: u32 = 100;
 /// Records one pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
 
@@ -53,6 +67,10 @@ pub struct LifecycleStats {
     pub versions_deleted: u64,
     pub restores_ended: u64,
     pub uploads_aborted: u64,
+    /// Records of deleted bucket incarnations removed.
+    pub reclaimed: u64,
+    /// Listing entries without a head removed.
+    pub strays_removed: u64,
     pub failed: u64,
     /// Current versions seen, and their bytes, by storage class (`StorageClass::index`).
     pub objects: [u64; 5],
@@ -64,11 +82,25 @@ pub struct LifecycleStats {
 /// The state of one lifecycle pass.
 #[derive(Default)]
 struct Pass {
-    /// Each bucket's rules and versioning state, read once per pass (`None`: no bucket).
-    buckets: HashMap<String, Option<(Vec<Rule>, Versioning)>>,
+    /// Each scope's state, read once per pass.
+    buckets: HashMap<String, ScopeState>,
     stats: LifecycleStats,
+    /// Listing entries the current core's walk may still check for a head.
+    stray_budget: u32,
     /// The versions of the key being scanned, newest first, gathered across pages.
     group: Option<(String, String, Vec<VersionRecord>)>,
+}
+
+/// Where the records of one scope stand, for a pass.
+#[derive(Clone)]
+enum ScopeState {
+    /// The live incarnation (or one a DeleteBucket is deciding on): its rules (none without a
+    /// configuration) and versioning state.
+    Live(Vec<Rule>, Versioning),
+    /// A deleted incarnation: its records are reclaimed.
+    Dead,
+    /// Its bucket record could not be read: left alone this pass.
+    Unknown,
 }
 
 /// `tag` ‖ bucket ‖ 0 ‖ rest → (bucket, rest).
@@ -85,7 +117,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let cfg = input
             .lifecycle_configuration
             .ok_or_else(|| s3_error!(MalformedXML, "a LifecycleConfiguration is required"))?;
@@ -113,13 +145,15 @@ impl Gateway {
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
-                &self.bucket_cores(&input.bucket),
-                &lifecycle::config_key(&input.bucket),
+                &self.bucket_cores(&bucket),
+                &lifecycle::config_key(&bucket),
                 &encoded,
                 hlc,
             )
             .await
             .map_err(s3_err)?;
+        // A configuration of a bucket deleted meanwhile is reclaimed with it.
+        self.settle_live(&bucket).await.map_err(|e| e.error)?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))
@@ -130,9 +164,9 @@ impl Gateway {
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
         let user = user_of(&req)?;
-        self.owned_bucket(&req.input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&req.input.bucket, &user).await?.scope;
         let rules = self
-            .lifecycle_rules(&req.input.bucket)
+            .lifecycle_rules(&bucket)
             .await?
             .ok_or_else(|| s3_error!(NoSuchLifecycleConfiguration))?;
         Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
@@ -146,12 +180,12 @@ impl Gateway {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         let user = user_of(&req)?;
-        self.owned_bucket(&req.input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&req.input.bucket, &user).await?.scope;
         let hlc = self.backend.hlc();
         self.backend
             .meta_delete(
-                &self.bucket_cores(&req.input.bucket),
-                &lifecycle::config_key(&req.input.bucket),
+                &self.bucket_cores(&bucket),
+                &lifecycle::config_key(&bucket),
                 hlc,
             )
             .await
@@ -175,31 +209,35 @@ impl Gateway {
     pub async fn lifecycle_pass(&self, holders: &[usize]) -> LifecycleStats {
         let mut pass = Pass::default();
         for &core in holders {
-            for tag in [b'O', b'V', b'U'] {
+            pass.stray_budget = STRAY_CHECKS_PER_CORE;
+            for tag in [b'O', b'V', b'U', b'L', b'C', b'T', b'M'] {
                 self.walk(core, tag, &mut pass).await;
             }
         }
         pass.stats
     }
 
-    /// The rules and versioning state of a bucket, read once per pass.
-    async fn bucket_rules<'a>(
+    /// The state of a scope (its rules and versioning state when live), read once per pass.
+    async fn scope_state(
         &self,
-        bucket: &str,
-        cache: &'a mut HashMap<String, Option<(Vec<Rule>, Versioning)>>,
-    ) -> Option<&'a (Vec<Rule>, Versioning)> {
-        if !cache.contains_key(bucket) {
-            let rules = self.lifecycle_rules(bucket).await.ok().flatten();
-            let record = self.bucket(bucket).await.ok().flatten();
-            let value = match (rules, record) {
-                (Some(r), Some(b)) => Some((r, b.versioning)),
-                // No rules: INTELLIGENT_TIERING and restores still need the pass.
-                (None, Some(b)) => Some((Vec::new(), b.versioning)),
-                _ => None,
-            };
-            cache.insert(bucket.to_owned(), value);
+        scope: &str,
+        cache: &mut HashMap<String, ScopeState>,
+    ) -> ScopeState {
+        if let Some(s) = cache.get(scope) {
+            return s.clone();
         }
-        cache.get(bucket).and_then(Option::as_ref)
+        let name = crate::records::scope_name(scope);
+        let state = match (self.liveness(scope).await, self.bucket(name).await) {
+            (Ok(Liveness::Dead), _) => ScopeState::Dead,
+            (Ok(Liveness::Live | Liveness::Deleting), Ok(Some(b))) => {
+                // No rules: INTELLIGENT_TIERING and restores still need the pass.
+                let rules = self.lifecycle_rules(scope).await.ok().flatten();
+                ScopeState::Live(rules.unwrap_or_default(), b.versioning)
+            }
+            _ => ScopeState::Unknown,
+        };
+        cache.insert(scope.to_owned(), state.clone());
+        state
     }
 
     /// One scan of `core`'s records of one kind (`O` heads, `V` versions, `U` uploads).
@@ -229,8 +267,12 @@ impl Gateway {
                         self.versions_record(core, bucket, rest, &e.value, pass)
                             .await;
                     }
-                    _ => {
+                    b'U' => {
                         self.upload_record(core, &bucket, rest, &e.value, pass)
+                            .await;
+                    }
+                    _ => {
+                        self.side_record(core, tag, (&bucket, rest), (k, e), pass)
                             .await;
                     }
                 }
@@ -242,6 +284,12 @@ impl Gateway {
         }
         if let Some((b, k, list)) = pass.group.take() {
             self.on_versions(&b, &k, list, pass).await;
+        }
+        if tag == b'L' && pass.stray_budget > 0 {
+            // The sweep reached the end of this core's entries: the next starts over.
+            if let Ok(mut sweep) = self.listing_sweep.lock() {
+                sweep.remove(&core);
+            }
         }
     }
 
@@ -262,9 +310,16 @@ impl Gateway {
         let Ok(head) = ObjectHead::decode(value.clone()) else {
             return;
         };
-        let Some((rules, versioning)) = self.bucket_rules(bucket, &mut pass.buckets).await.cloned()
-        else {
-            return;
+        let (rules, versioning) = match self.scope_state(bucket, &mut pass.buckets).await {
+            ScopeState::Live(r, v) => (r, v),
+            ScopeState::Dead => {
+                match self.delete_key(bucket, key).await {
+                    Ok(()) => pass.stats.reclaimed += 1,
+                    Err(_) => pass.stats.failed += 1,
+                }
+                return;
+            }
+            ScopeState::Unknown => return,
         };
         self.on_current(bucket, key, head, &rules, versioning, &mut pass.stats)
             .await;
@@ -439,9 +494,23 @@ impl Gateway {
         versions: Vec<VersionRecord>,
         pass: &mut Pass,
     ) {
-        let Some((rules, versioning)) = self.bucket_rules(bucket, &mut pass.buckets).await.cloned()
-        else {
-            return;
+        let (rules, versioning) = match self.scope_state(bucket, &mut pass.buckets).await {
+            ScopeState::Live(r, v) => (r, v),
+            ScopeState::Dead => {
+                // Every version goes, for good (`Enabled`: deletes by id, no marker).
+                for v in &versions {
+                    let shown = shown_version_id(v.null_version(), v.version_id());
+                    match self
+                        .delete_object_as_s3(bucket, key, Some(&shown), Versioning::Enabled)
+                        .await
+                    {
+                        Ok(_) => pass.stats.reclaimed += 1,
+                        Err(_) => pass.stats.failed += 1,
+                    }
+                }
+                return;
+            }
+            ScopeState::Unknown => return,
         };
         let stats = &mut pass.stats;
         if rules.is_empty() {
@@ -529,18 +598,22 @@ impl Gateway {
         let Ok(upload) = UploadRecord::decode(value.clone()) else {
             return;
         };
-        let Some((rules, _)) = self.bucket_rules(bucket, buckets).await else {
-            return;
+        let dead = match self.scope_state(bucket, buckets).await {
+            ScopeState::Live(rules, _) => {
+                if !lifecycle::abort_upload(
+                    &rules,
+                    key,
+                    upload.initiated_ms,
+                    now_ms(),
+                    self.backend.day_ms(),
+                ) {
+                    return;
+                }
+                false
+            }
+            ScopeState::Dead => true,
+            ScopeState::Unknown => return,
         };
-        if !lifecycle::abort_upload(
-            rules,
-            key,
-            upload.initiated_ms,
-            now_ms(),
-            self.backend.day_ms(),
-        ) {
-            return;
-        }
         let result = async {
             let parts = self.parts(bucket, key, upload_id).await?;
             let place = self.place(upload.class, None)?;
@@ -549,8 +622,90 @@ impl Gateway {
         }
         .await;
         match result {
+            Ok(()) if dead => stats.reclaimed += 1,
             Ok(()) => stats.uploads_aborted += 1,
             Err(_) => stats.failed += 1,
+        }
+    }
+
+    /// Whether the listing entry `k` of `core` is checked for a head in this pass: after the
+    /// entry the last pass stopped at, within the pass's budget.
+    fn sweep_turn(&self, core: usize, k: &Bytes, pass: &mut Pass) -> bool {
+        if pass.stray_budget == 0 {
+            return false;
+        }
+        let Ok(mut sweep) = self.listing_sweep.lock() else {
+            return false;
+        };
+        if sweep.get(&core).is_some_and(|last| k <= last) {
+            return false;
+        }
+        sweep.insert(core, k.clone());
+        pass.stray_budget -= 1;
+        true
+    }
+
+    /// A listing entry (`L`), lifecycle configuration (`C`), tag set (`T`) or completion
+    /// record (`M`): removed when its scope is dead; a listing entry also when its head is
+    /// missing, a completion record once it is too old to answer a retry.
+    async fn side_record(
+        &self,
+        core: usize,
+        tag: u8,
+        (bucket, rest): (&str, &[u8]),
+        (k, e): (&Bytes, &proto::MetaEntry),
+        pass: &mut Pass,
+    ) {
+        let key = std::str::from_utf8(rest).ok();
+        let cores = match (tag, key) {
+            (b'L', _) => self.listing_cores(bucket),
+            (b'C', _) => self.bucket_cores(bucket),
+            (b'T', Some(key)) => self.object_cores(bucket, key),
+            (b'M', _) => match rest.iter().rposition(|b| *b == 0) {
+                Some(at) => match std::str::from_utf8(&rest[..at]) {
+                    Ok(key) => self.object_cores(bucket, key),
+                    Err(_) => return,
+                },
+                None => return,
+            },
+            _ => return,
+        };
+        if cores[0] != core {
+            return;
+        }
+        let state = self.scope_state(bucket, &mut pass.buckets).await;
+        let remove = match (&state, tag) {
+            (ScopeState::Unknown, _) => return,
+            (ScopeState::Dead, _) => true,
+            (ScopeState::Live(..), b'L') => {
+                let Some(key) = key else { return };
+                if !self.sweep_turn(core, k, pass) {
+                    return;
+                }
+                // The common case, a head: one read.
+                if matches!(self.head(bucket, key).await, Ok(Some(_))) {
+                    return;
+                }
+                match self.drop_stray_listing(bucket, key).await {
+                    Ok(true) => pass.stats.strays_removed += 1,
+                    Ok(false) => {}
+                    Err(_) => pass.stats.failed += 1,
+                }
+                return;
+            }
+            (ScopeState::Live(..), b'M') => CompletionRecord::decode(e.value.clone())
+                .is_ok_and(|c| now_ms().saturating_sub(c.completed_ms) >= COMPLETION_KEEP_MS),
+            (ScopeState::Live(..), _) => false,
+        };
+        if !remove {
+            return;
+        }
+        // Its own HLC plus one: a newer write of the same record (there is none in a dead
+        // scope) would win.
+        match self.backend.meta_delete(&cores, k, e.hlc + 1).await {
+            Ok(()) if matches!(state, ScopeState::Dead) => pass.stats.reclaimed += 1,
+            Ok(()) => {}
+            Err(_) => pass.stats.failed += 1,
         }
     }
 }

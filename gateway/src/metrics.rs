@@ -57,6 +57,8 @@ pub struct Metrics {
     expired: Counter,
     versions_deleted: Counter,
     uploads_aborted: Counter,
+    reclaimed: Counter,
+    strays_removed: Counter,
     restores_ended: Counter,
     objects: Family<ClassLabel, Gauge<u64, AtomicU64>>,
     object_bytes: Family<ClassLabel, Gauge<u64, AtomicU64>>,
@@ -86,6 +88,8 @@ impl Default for Metrics {
             expired: Counter::default(),
             versions_deleted: Counter::default(),
             uploads_aborted: Counter::default(),
+            reclaimed: Counter::default(),
+            strays_removed: Counter::default(),
             restores_ended: Counter::default(),
             objects: Family::default(),
             object_bytes: Family::default(),
@@ -124,6 +128,16 @@ impl Default for Metrics {
             "lifecycle_uploads_aborted",
             "Incomplete multipart uploads aborted by lifecycle rules",
             m.uploads_aborted.clone(),
+        );
+        registry.register(
+            "deleted_bucket_records_reclaimed",
+            "Records of deleted bucket incarnations removed by the background pass",
+            m.reclaimed.clone(),
+        );
+        registry.register(
+            "listing_strays_removed",
+            "Listing entries without an object head removed by the background pass",
+            m.strays_removed.clone(),
         );
         registry.register(
             "restores_ended",
@@ -205,6 +219,8 @@ impl Metrics {
         self.expired.inc_by(s.expired);
         self.versions_deleted.inc_by(s.versions_deleted);
         self.uploads_aborted.inc_by(s.uploads_aborted);
+        self.reclaimed.inc_by(s.reclaimed);
+        self.strays_removed.inc_by(s.strays_removed);
         self.restores_ended.inc_by(s.restores_ended);
         for class in StorageClass::ALL {
             let label = ClassLabel {

@@ -8,6 +8,12 @@
 //! Checksums: an upload created with `x-amz-checksum-algorithm` keeps each part's checksum of
 //! that algorithm in its part record, and Complete derives the object's from them (COMPOSITE or
 //! FULL_OBJECT, `checksum.rs`). Uploads created without one store and check nothing new.
+//!
+//! A completed upload leaves an `M` record (its ETag, shown version id and a digest of the
+//! part list) for `COMPLETION_KEEP_MS`: a retried Complete with the same parts answers the
+//! same success instead of NoSuchUpload (SDKs retry on timeouts; AWS behaves so). The
+//! background pass removes older ones. Records are keyed by the bucket's scope, so an upload
+//! of a deleted bucket is never reached through a bucket created again under its name.
 
 use md5::{Digest, Md5};
 use s3s::dto::{
@@ -25,8 +31,8 @@ use crate::checksum::{
 use crate::ec::Policy;
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
-    part_key, part_prefix, upload_key, ObjectHead, PartRecord, PartRef, Tiering, UploadRecord,
-    Versioning,
+    completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord, ObjectHead,
+    PartRecord, PartRef, Tiering, UploadRecord, Versioning,
 };
 use crate::s3::{
     check_key, etag, head_condition, new_version_id, now_ms, requested_class, resolve_range,
@@ -35,6 +41,10 @@ use crate::s3::{
 };
 use crate::versioning::head_version_id;
 use placement::Tier;
+
+/// How long a completed upload answers a retried Complete (the background pass removes its
+/// record after that, within a pass).
+pub const COMPLETION_KEEP_MS: u64 = 3_600_000;
 
 /// The largest part (S3's limit).
 const PART_BYTES_MAX: u64 = OBJECT_BYTES_MAX;
@@ -93,6 +103,19 @@ fn choose_parts(
         return Err(s3_error!(EntityTooSmall, "part {n} is smaller than 5 MiB"));
     }
     Ok(chosen)
+}
+
+/// The digest of a Complete's part list (`records::parts_digest`).
+fn digest_of(wanted: &[CompletedPart]) -> u64 {
+    let parts: Vec<(i32, String)> = wanted
+        .iter()
+        .map(|w| {
+            let etag = w.e_tag.as_ref().map(|e| e.value().to_string());
+            (w.part_number.unwrap_or(0), etag.unwrap_or_default())
+        })
+        .collect();
+    let refs: Vec<(i32, &str)> = parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    parts_digest(&refs)
 }
 
 /// The head of a completed upload: its chosen parts in order, the md5-of-md5s `-N` ETag.
@@ -210,6 +233,20 @@ impl Gateway {
         }
     }
 
+    /// A completed upload's record, if it is recent enough to answer a retry.
+    async fn completion(
+        &self,
+        cores: &[usize],
+        key: &bytes::Bytes,
+    ) -> S3Result<Option<CompletionRecord>> {
+        let Some(entry) = self.backend.meta_get(cores, key).await.map_err(s3_err)? else {
+            return Ok(None);
+        };
+        let done =
+            CompletionRecord::decode(entry.value).map_err(|e| s3_error!(e, InternalError))?;
+        Ok((now_ms().saturating_sub(done.completed_ms) < COMPLETION_KEEP_MS).then_some(done))
+    }
+
     /// Removes an upload's records; retires the chunks of its parts not in `keep`.
     pub(crate) async fn finish_upload(
         &self,
@@ -260,7 +297,7 @@ impl Gateway {
                 .map(ChecksumAlgorithm::as_str),
             input.checksum_type.as_ref().map(ChecksumType::as_str),
         )?;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let record = UploadRecord {
             owner: user,
             initiated_ms: now_ms(),
@@ -280,12 +317,20 @@ impl Gateway {
         self.place(record.class, None)?;
         let hlc = self.backend.hlc();
         let upload_id = hex::encode(new_version_id(hlc, input.key.as_bytes()));
-        let cores = self.object_cores(&input.bucket, &input.key);
-        let k = upload_key(&input.bucket, &input.key, &upload_id);
+        let cores = self.object_cores(&bucket, &input.key);
+        let k = upload_key(&bucket, &input.key, &upload_id);
         self.backend
             .meta_put(&cores, &k, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
+        // A bucket deleted meanwhile must not keep the upload (see `Gateway::liveness`).
+        if let Err(e) = self.settle_live(&bucket).await {
+            let _ = self
+                .backend
+                .meta_delete(&cores, &k, self.backend.hlc())
+                .await;
+            return Err(e.error);
+        }
         let (checksum_algorithm, checksum_type) = s3_names(checksum);
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
@@ -306,11 +351,9 @@ impl Gateway {
         let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self
-            .upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         if let Some(c) = upload.checksum {
             // S3 refuses a part checked with another algorithm than the upload's.
             c.check_part_request(&algos)?;
@@ -321,7 +364,7 @@ impl Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let (policy, tier) = self.place(upload.class, None)?;
-        let data_cores = self.cores_in(&input.bucket, &input.key, policy, tier);
+        let data_cores = self.cores_in(&bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -350,7 +393,7 @@ impl Gateway {
             checksum: sum,
         };
         self.put_part_record(
-            &input.bucket,
+            &bucket,
             &input.key,
             &input.upload_id,
             (number, &record),
@@ -375,11 +418,9 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self
-            .upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -407,7 +448,7 @@ impl Gateway {
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let (policy, tier) = self.place(upload.class, None)?;
-        let data_cores = self.cores_in(&input.bucket, &input.key, policy, tier);
+        let data_cores = self.cores_in(&bucket, &input.key, policy, tier);
         let body = self.object_stream(&source.bucket, &source.key, src, first, len);
         let algos: Vec<_> = upload.checksum.map(|c| c.algo).into_iter().collect();
         let mut hashers = Hashers::new(&algos);
@@ -429,7 +470,7 @@ impl Gateway {
             checksum: hashers.finish().pop(),
         };
         self.put_part_record(
-            &input.bucket,
+            &bucket,
             &input.key,
             &input.upload_id,
             (number, &record),
@@ -489,10 +530,8 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
-        let upload = self
-            .upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let max = usize::try_from(input.max_parts.unwrap_or(1000))
             .unwrap_or(0)
             .min(1000);
@@ -500,9 +539,7 @@ impl Gateway {
             .part_number_marker
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(0);
-        let all = self
-            .parts(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let all = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let after: Vec<_> = all.into_iter().filter(|(n, _)| *n > marker).collect();
         let truncated = after.len() > max;
         let page: Vec<Part> = after
@@ -550,15 +587,9 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
+        let live = self.owned_bucket(&input.bucket, &user).await?;
+        let (bucket, versioning) = (live.scope, live.versioning);
         let condition = head_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
-        let upload = self
-            .upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
-        if let Some(c) = upload.checksum {
-            c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))?;
-        }
-        let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
         let wanted = input
             .multipart_upload
             .as_ref()
@@ -567,37 +598,62 @@ impl Gateway {
         if wanted.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
-        let uploaded = self
-            .parts(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let digest = digest_of(wanted);
+        let cores = self.object_cores(&bucket, &input.key);
+        let done_key = completion_key(&bucket, &input.key, &input.upload_id);
+        if let Some(done) = self.completion(&cores, &done_key).await? {
+            if done.parts_digest != digest {
+                return Err(s3_error!(
+                    NoSuchUpload,
+                    "the upload was completed with another part list"
+                ));
+            }
+            return Ok(S3Response::new(CompleteMultipartUploadOutput {
+                bucket: Some(input.bucket.clone()),
+                key: Some(input.key.clone()),
+                e_tag: Some(etag(&done.etag)),
+                location: Some(format!("/{}/{}", input.bucket, input.key)),
+                version_id: done.version_id,
+                ..Default::default()
+            }));
+        }
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        if let Some(c) = upload.checksum {
+            c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))?;
+        }
+        let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
+        let uploaded = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let chosen = choose_parts(wanted, &uploaded, upload.checksum)?;
         let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
         if size > OBJECT_BYTES_MAX * 1000 {
             return Err(s3_error!(EntityTooLarge));
         }
         let object_checksum = complete_checksum(upload.checksum, &chosen, &sent)?;
-        let hlc = self.backend.hlc();
-        let version_id = new_version_id(hlc, input.upload_id.as_bytes());
         let place = self.place(upload.class, None)?;
-        let head = completed_head(
-            upload,
-            &chosen,
-            object_checksum,
-            version_id,
-            place,
-            versioning,
-        );
+        // The version's id is taken at commit (`commit_head`).
+        let mut head = completed_head(upload, &chosen, object_checksum, [0; 12], place, versioning);
         self.commit_head(
-            &input.bucket,
+            &bucket,
             &input.key,
-            &head,
-            hlc,
+            &mut head,
             condition.as_ref(),
             versioning,
         )
-        .await?;
+        .await
+        .map_err(|e| e.error)?;
+        let done = CompletionRecord {
+            completed_ms: now_ms(),
+            parts_digest: digest,
+            version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
+            etag: head.etag.clone(),
+        };
+        let hlc = self.backend.hlc();
+        self.backend
+            .meta_put(&cores, &done_key, &done.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
         self.finish_upload(
-            &input.bucket,
+            &bucket,
             &input.key,
             &input.upload_id,
             &uploaded,
@@ -627,23 +683,12 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        self.owned_bucket(&input.bucket, &user).await?;
-        let upload = self
-            .upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
-        let parts = self
-            .parts(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
+        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let parts = self.parts(&bucket, &input.key, &input.upload_id).await?;
         let place = self.place(upload.class, None)?;
-        self.finish_upload(
-            &input.bucket,
-            &input.key,
-            &input.upload_id,
-            &parts,
-            &[],
-            place,
-        )
-        .await?;
+        self.finish_upload(&bucket, &input.key, &input.upload_id, &parts, &[], place)
+            .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
@@ -653,12 +698,12 @@ impl Gateway {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let max = usize::try_from(input.max_uploads.unwrap_or(1000))
             .unwrap_or(0)
             .min(1000);
         let prefix = input.prefix.clone().unwrap_or_default();
-        let scan = upload_key(&input.bucket, &prefix, "");
+        let scan = upload_key(&bucket, &prefix, "");
         // Upload records sit with their objects, on any core: one merged scan of every core.
         let scan = scan.slice(..scan.len() - 1);
         let mut found = std::collections::BTreeMap::new();
@@ -668,7 +713,7 @@ impl Gateway {
             .await
             .map_err(s3_err)?;
         for (k, e) in entries {
-            let rest = &k[2 + input.bucket.len()..];
+            let rest = &k[2 + bucket.len()..];
             let Some(split) = rest.iter().rposition(|b| *b == 0) else {
                 continue;
             };

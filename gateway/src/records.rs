@@ -8,6 +8,18 @@
 //! state), listing entries at 2 (whether a version record backs the entry), object heads at 3
 //! (the null-version and recorded flags), and the version records (`V` keys) at 1. Every older
 //! version still decodes, pinned by the golden byte strings in the tests.
+//!
+//! Bucket incarnations (bucket records at 3): a bucket is known inside by the incarnation id
+//! minted when it is created (`BucketId`: the creation HLC and 8 random bytes), and every
+//! record of its objects (heads, listing entries, versions, uploads, tags, its lifecycle
+//! configuration) is keyed by its **scope**, `name/` ‖ 32 hex digits of the id, not by the
+//! bare name. A name deleted and created again is a new scope: nothing of the old
+//! incarnation can be reached through it, and a write still in flight when the bucket was
+//! deleted lands in the dead scope, where the background pass reclaims it. `/` never occurs
+//! in a bucket name, so a scope is never a name and the name is the scope up to its first `/`.
+//! Bucket records of formats 1 and 2 (before incarnations) decode with the legacy id, all
+//! zeros, whose scope is the bare name: the keys those buckets were written with, so existing
+//! data stays readable where it is. Only a bucket created since gets a real id.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -28,6 +40,11 @@ const HEAD_VERSIONING: u8 = 3;
 const HEAD_TIERING: u8 = 4;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
+/// Bucket records with an incarnation id and a deleting flag.
+const BUCKET_INCARNATION: u8 = 3;
+/// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit
+/// meanwhile fail (`Gateway::check_live`).
+const FLAG_DELETING: u8 = 1;
 /// Version records (`V` keys): the first format.
 const VERSION_RECORD: u8 = 1;
 /// Kinds of version record.
@@ -37,6 +54,14 @@ const KIND_DELETE_MARKER: u8 = 2;
 const FLAG_NULL_VERSION: u8 = 1;
 /// Version flags (object heads, listing entries): a `V` record of this version exists.
 const FLAG_IN_VERSIONS: u8 = 2;
+
+/// The longest scope: a bucket name, `/`, 32 hex digits.
+pub const SCOPE_BYTES_MAX: usize = crate::limits::BUCKET_NAME_BYTES_MAX + 1 + 32;
+// The longest version key (`V` ‖ scope ‖ 0 ‖ key ‖ 0 0 ‖ HLC ‖ id) is a valid metadata key.
+const _: () = assert!(
+    (1 + SCOPE_BYTES_MAX + 1 + crate::limits::KEY_BYTES_MAX + 2 + 8 + 12) as u64
+        <= crate::limits::META_KEY_BYTES_MAX
+);
 
 /// `B` ‖ bucket.
 pub fn bucket_key(bucket: &str) -> Bytes {
@@ -70,6 +95,61 @@ pub struct BucketRecord {
     pub owner: String,
     pub created_ms: u64,
     pub versioning: Versioning,
+    /// The incarnation: minted at CreateBucket, `BucketId::LEGACY` for records written before
+    /// incarnations.
+    pub id: BucketId,
+    /// A DeleteBucket is under way (it clears this again if the bucket is not empty).
+    pub deleting: bool,
+}
+
+/// A bucket incarnation's id: the creation HLC (little-endian) ‖ 8 random bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BucketId(pub [u8; 16]);
+
+impl BucketId {
+    /// The id of every bucket created before incarnations: its scope is its bare name.
+    pub const LEGACY: BucketId = BucketId([0; 16]);
+
+    pub fn new(hlc: u64, random: [u8; 8]) -> BucketId {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&hlc.to_le_bytes());
+        id[8..].copy_from_slice(&random);
+        assert_ne!(BucketId(id), BucketId::LEGACY, "an HLC is never zero");
+        BucketId(id)
+    }
+}
+
+impl BucketRecord {
+    /// A new incarnation of a bucket, live and unversioned.
+    pub fn new(owner: String, created_ms: u64, id: BucketId) -> BucketRecord {
+        BucketRecord {
+            owner,
+            created_ms,
+            versioning: Versioning::Unversioned,
+            id,
+            deleting: false,
+        }
+    }
+
+    /// The scope every record of this incarnation's objects is keyed by (module docs).
+    pub fn scope(&self, name: &str) -> String {
+        scope_of(name, self.id)
+    }
+}
+
+/// `name` for the legacy id, else `name/` ‖ hex id.
+pub fn scope_of(name: &str, id: BucketId) -> String {
+    assert!(!name.contains('/'), "a bucket name has no '/'");
+    if id == BucketId::LEGACY {
+        name.to_owned()
+    } else {
+        format!("{name}/{}", hex::encode(id.0))
+    }
+}
+
+/// The bucket name of a scope.
+pub fn scope_name(scope: &str) -> &str {
+    scope.split('/').next().unwrap_or(scope)
 }
 
 /// A bucket's versioning state. A bucket that was never versioned is `Unversioned`; once
@@ -482,6 +562,82 @@ pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Bytes {
     k.freeze()
 }
 
+/// `M` ‖ bucket ‖ 0 ‖ key ‖ 0 ‖ upload id: a completed upload, kept for a while so that a
+/// retried CompleteMultipartUpload answers what the first one did.
+pub fn completion_key(bucket: &str, key: &str, upload_id: &str) -> Bytes {
+    let mut k = BytesMut::from(&tagged(b'M', bucket, key)[..]);
+    k.put_u8(0);
+    k.put_slice(upload_id.as_bytes());
+    k.freeze()
+}
+
+/// What a CompleteMultipartUpload answered (`M` key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionRecord {
+    pub completed_ms: u64,
+    /// A digest of the part list the client sent (numbers and ETags), `parts_digest`.
+    pub parts_digest: u64,
+    /// The x-amz-version-id shown, if any.
+    pub version_id: Option<String>,
+    pub etag: String,
+}
+
+/// The digest of a CompleteMultipartUpload's part list: (number, ETag without quotes) in
+/// the order given.
+pub fn parts_digest(parts: &[(i32, &str)]) -> u64 {
+    let mut bytes = Vec::new();
+    for (n, etag) in parts {
+        bytes.extend_from_slice(&n.to_le_bytes());
+        bytes.extend_from_slice(etag.trim_matches('"').as_bytes());
+        bytes.push(0);
+    }
+    crate::backend::stable_hash(&[b"parts", &bytes])
+}
+
+impl CompletionRecord {
+    /// format u8 (1) ‖ completed ms u64 ‖ parts digest u64 ‖ has version u8 ‖ (version id
+    /// str) ‖ etag str.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(VERSION);
+        b.put_u64_le(self.completed_ms);
+        b.put_u64_le(self.parts_digest);
+        match &self.version_id {
+            None => b.put_u8(0),
+            Some(v) => {
+                b.put_u8(1);
+                put_str(&mut b, v);
+            }
+        }
+        put_str(&mut b, &self.etag);
+        b.freeze()
+    }
+
+    pub fn decode(mut b: Bytes) -> Result<CompletionRecord, Malformed> {
+        check(&b, 18, "completion")?;
+        if b.get_u8() != VERSION {
+            return Err(Malformed("completion"));
+        }
+        let completed_ms = b.get_u64_le();
+        let parts_digest = b.get_u64_le();
+        let version_id = match b.get_u8() {
+            0 => None,
+            1 => Some(get_str(&mut b, "completion")?),
+            _ => return Err(Malformed("completion")),
+        };
+        let etag = get_str(&mut b, "completion")?;
+        if b.has_remaining() {
+            return Err(Malformed("completion"));
+        }
+        Ok(CompletionRecord {
+            completed_ms,
+            parts_digest,
+            version_id,
+            etag,
+        })
+    }
+}
+
 /// `P` ‖ upload id ‖ 0 ‖ part number (u32 big-endian, so parts scan in order).
 pub fn part_key(upload_id: &str, part: u32) -> Bytes {
     let mut k = part_prefix(upload_id).to_vec();
@@ -743,21 +899,24 @@ fn check(b: &Bytes, n: usize, what: &'static str) -> Result<(), Malformed> {
 }
 
 impl BucketRecord {
-    /// format u8 (2) ‖ created ms u64 ‖ owner ‖ versioning state u8 (format 1: without it,
-    /// unversioned).
+    /// format u8 (3) ‖ created ms u64 ‖ owner ‖ versioning state u8 ‖ incarnation id 16 ‖
+    /// flags u8 (format 1: the first two fields, unversioned; format 2: up to the versioning
+    /// state; both with the legacy id, not deleting).
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION_VERSIONING);
+        b.put_u8(BUCKET_INCARNATION);
         b.put_u64_le(self.created_ms);
         put_str(&mut b, &self.owner);
         b.put_u8(self.versioning.code());
+        b.put_slice(&self.id.0);
+        b.put_u8(if self.deleting { FLAG_DELETING } else { 0 });
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<BucketRecord, Malformed> {
         check(&b, 9, "bucket")?;
         let format = b.get_u8();
-        if format != VERSION && format != VERSION_VERSIONING {
+        if ![VERSION, VERSION_VERSIONING, BUCKET_INCARNATION].contains(&format) {
             return Err(Malformed("bucket"));
         }
         let created_ms = b.get_u64_le();
@@ -768,10 +927,27 @@ impl BucketRecord {
             check(&b, 1, "bucket")?;
             Versioning::of(b.get_u8()).ok_or(Malformed("bucket"))?
         };
+        let (id, deleting) = if format == BUCKET_INCARNATION {
+            check(&b, 17, "bucket")?;
+            let mut id = [0u8; 16];
+            b.copy_to_slice(&mut id);
+            let flags = b.get_u8();
+            if flags & !FLAG_DELETING != 0 {
+                return Err(Malformed("bucket"));
+            }
+            (BucketId(id), flags & FLAG_DELETING != 0)
+        } else {
+            (BucketId::LEGACY, false)
+        };
+        if b.has_remaining() {
+            return Err(Malformed("bucket"));
+        }
         Ok(BucketRecord {
             owner,
             created_ms,
             versioning,
+            id,
+            deleting,
         })
     }
 }
@@ -1186,9 +1362,9 @@ mod tests {
             assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
         }
         let bucket = BucketRecord {
-            owner: "root".into(),
-            created_ms: 7,
             versioning: Versioning::Suspended,
+            deleting: true,
+            ..BucketRecord::new("root".into(), 7, BucketId::new(9, [1; 8]))
         };
         assert_eq!(BucketRecord::decode(bucket.encode()).unwrap(), bucket);
         let listing = ListingEntry {
@@ -1417,13 +1593,12 @@ mod tests {
         let null = small_head(true, false);
         assert_eq!(ObjectHead::decode(null.encode()).unwrap(), null);
 
+        // Format 2 (before incarnations) decodes with the legacy id.
         let bucket = BucketRecord {
-            owner: "root".into(),
-            created_ms: 1_700_000_000_000,
             versioning: Versioning::Enabled,
+            ..BucketRecord::new("root".into(), 1_700_000_000_000, BucketId::LEGACY)
         };
         let bucket_hex = "020068e5cf8b0100000400726f6f7401";
-        assert_eq!(hex::encode(bucket.encode()), bucket_hex);
         assert_eq!(BucketRecord::decode(hex_bytes(bucket_hex)).unwrap(), bucket);
         assert!(BucketRecord::decode(hex_bytes("020068e5cf8b0100000400726f6f7403")).is_err());
         assert!(BucketRecord::decode(hex_bytes("020068e5cf8b0100000400726f6f74")).is_err());
@@ -1475,6 +1650,113 @@ mod tests {
             assert!(VersionRecord::decode(enc.slice(..cut)).is_err());
         }
         assert!(VersionRecord::decode(hex_bytes("0103")).is_err());
+    }
+
+    #[test]
+    fn completion_records_are_pinned() {
+        let c = CompletionRecord {
+            completed_ms: 1_700_000_000_000,
+            parts_digest: 0x0102_0304_0506_0708,
+            version_id: Some("v".into()),
+            etag: "e-2".into(),
+        };
+        let hex = "010068e5cf8b010000080706050403020101010076030065 2d32".replace(' ', "");
+        assert_eq!(hex::encode(c.encode()), hex);
+        assert_eq!(CompletionRecord::decode(hex_bytes(&hex)).unwrap(), c);
+        let enc = c.encode();
+        for cut in 0..enc.len() {
+            assert!(CompletionRecord::decode(enc.slice(..cut)).is_err());
+        }
+        let none = CompletionRecord {
+            version_id: None,
+            ..c
+        };
+        assert_eq!(CompletionRecord::decode(none.encode()).unwrap(), none);
+        assert_eq!(
+            hex::encode(completion_key("b/01", "k", "u")),
+            "4d622f3031006b0075"
+        );
+        assert_eq!(parts_digest(&[(1, "\"a\"")]), parts_digest(&[(1, "a")]));
+        assert_ne!(parts_digest(&[(1, "a")]), parts_digest(&[(2, "a")]));
+        assert_ne!(
+            parts_digest(&[(1, "a"), (2, "b")]),
+            parts_digest(&[(1, "ab")])
+        );
+    }
+
+    /// Format 3 of bucket records (incarnations), pinned byte for byte, and the scopes its
+    /// keys are made of.
+    #[test]
+    fn bucket_incarnations_are_pinned() {
+        let id = BucketId::new(0x0102_0304_0506_0708, [0xaa; 8]);
+        let bucket = BucketRecord {
+            versioning: Versioning::Enabled,
+            ..BucketRecord::new("root".into(), 1_700_000_000_000, id)
+        };
+        let hex = concat!(
+            "030068e5cf8b0100000400726f6f7401",
+            "0807060504030201aaaaaaaaaaaaaaaa00"
+        );
+        assert_eq!(hex::encode(bucket.encode()), hex);
+        assert_eq!(BucketRecord::decode(hex_bytes(hex)).unwrap(), bucket);
+        let deleting = BucketRecord {
+            deleting: true,
+            ..bucket.clone()
+        };
+        assert_eq!(
+            hex::encode(deleting.encode()),
+            format!("{}01", &hex[..hex.len() - 2])
+        );
+        assert!(BucketRecord::decode(hex_bytes(&format!("{}02", &hex[..hex.len() - 2]))).is_err());
+        assert!(BucketRecord::decode(hex_bytes(&format!("{hex}00"))).is_err());
+        let enc = bucket.encode();
+        for cut in 0..enc.len() {
+            assert!(BucketRecord::decode(enc.slice(..cut)).is_err());
+        }
+        // Format 1 too: legacy id, so the scope is the bare name and the old keys stay.
+        let v1 = BucketRecord::decode(hex_bytes("010068e5cf8b0100000400726f6f74")).unwrap();
+        assert_eq!((v1.id, v1.deleting), (BucketId::LEGACY, false));
+        assert_eq!(v1.scope("photos"), "photos");
+        assert_eq!(
+            hex::encode(head_key(&v1.scope("photos"), "k")),
+            "4f70686f746f73006b"
+        );
+
+        // A new incarnation's keys: the scope `name/hex id`, pinned.
+        let scope = bucket.scope("photos");
+        assert_eq!(scope, "photos/0807060504030201aaaaaaaaaaaaaaaa");
+        assert_eq!(scope_name(&scope), "photos");
+        assert_eq!(scope_name("photos"), "photos");
+        assert_eq!(
+            hex::encode(head_key(&scope, "k")),
+            concat!(
+                "4f70686f746f732f30383037303630353034303330323031",
+                "6161616161616161616161616161616100",
+                "6b"
+            )
+        );
+        // No key of one incarnation is under a prefix of another, or of the legacy scope.
+        let again = BucketRecord::new("root".into(), 1, BucketId::new(2, [0xaa; 8]));
+        let scopes = [v1.scope("photos"), scope.clone(), again.scope("photos")];
+        for (i, a) in scopes.iter().enumerate() {
+            for (j, b) in scopes.iter().enumerate() {
+                let keys = [
+                    head_key(a, "k"),
+                    listing_key(a, "k"),
+                    upload_key(a, "k", "u"),
+                    version_key(a, "k", &[1; 12]),
+                ];
+                let prefixes = [
+                    tagged(b'O', b, ""),
+                    listing_key(b, ""),
+                    tagged(b'U', b, ""),
+                    versions_prefix(b, b"").freeze(),
+                ];
+                for (k, p) in keys.iter().zip(&prefixes) {
+                    assert_eq!(k.starts_with(p), i == j, "{a} {b}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! answers `NotImplemented` (s3s's default), honestly.
 //!
 //! Write order of a PUT (see DESIGN.md): the body's chunks are stored on their replicas, then
-//! the listing entry, then the object head, all with one HLC; the old version's chunks are
-//! deleted after the new head is durable. In a bucket that keeps versions a version record
+//! the object head, then the listing entry, both with one HLC taken at commit (the write that
+//! completes last wins); the old version's chunks are deleted after the new head is durable.
+//! Objects are keyed by the bucket's scope (its incarnation, `records.rs`), and a write checks
+//! after committing that the incarnation is still live (`Gateway::settle_live`). In a bucket that keeps versions a version record
 //! comes first and the old version is kept (`versioning.rs`).
 
 use std::sync::Arc;
@@ -43,8 +45,9 @@ use crate::limits::{
     OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, head_key, listing_key, part_stripes, BucketRecord, DeleteMarker, ListingEntry,
-    ObjectHead, PartRef, StorageClass, StripeRef, Tiering, VersionRecord, Versioning,
+    bucket_key, head_key, listing_key, part_stripes, scope_name, BucketId, BucketRecord,
+    DeleteMarker, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef, Tiering,
+    VersionRecord, Versioning,
 };
 use crate::tiering::{
     access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
@@ -63,6 +66,9 @@ pub struct Gateway {
     region: String,
     /// Background work requests leave behind (`workers.rs`), shared by this service's clones.
     pub(crate) workers: Arc<crate::workers::Workers>,
+    /// Per core, the last listing entry the background pass checked for a head (its sweep
+    /// resumes there: `lifecycle_worker`).
+    pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
 }
 
 impl Gateway {
@@ -71,6 +77,7 @@ impl Gateway {
             backend,
             region,
             workers: Arc::default(),
+            listing_sweep: Arc::default(),
         }
     }
 }
@@ -191,6 +198,66 @@ pub(crate) fn check_body(
     Ok(())
 }
 
+/// A bucket the caller owns (`Gateway::owned_bucket`).
+pub(crate) struct Owned {
+    /// What its objects' records are keyed by: `BucketRecord::scope`.
+    pub(crate) scope: String,
+    pub(crate) versioning: Versioning,
+    pub(crate) record: BucketRecord,
+    /// The record's HLC, for a compare-and-swap of it.
+    pub(crate) hlc: u64,
+}
+
+/// Where a bucket incarnation stands (`Gateway::liveness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Live,
+    /// A DeleteBucket is checking it is empty.
+    Deleting,
+    /// Deleted (or deleted and created again: another incarnation).
+    Dead,
+}
+
+/// A commit that failed: the S3 error, and whether the caller must keep the chunks it
+/// stored (the version may be reachable: the commit's outcome is not known).
+pub(crate) struct CommitError {
+    pub(crate) error: S3Error,
+    pub(crate) keep_chunks: bool,
+}
+
+impl From<S3Error> for CommitError {
+    fn from(error: S3Error) -> CommitError {
+        CommitError {
+            error,
+            keep_chunks: false,
+        }
+    }
+}
+
+/// Listing entries without a head one DeleteBucket removes before it answers BucketNotEmpty
+/// (the background pass removes the rest).
+const STRAY_ENTRIES_MAX: u32 = 100;
+
+/// A DeleteBucket's mark older than this was left by one that stopped (a check takes
+/// milliseconds): the next DeleteBucket takes it over.
+const DELETE_MARK_STALE_MS: u64 = 10_000;
+
+/// How often, and how long each time, a commit waits for a DeleteBucket to decide.
+const LIVE_WAITS_MAX: u32 = 50;
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A new bucket incarnation's id: the HLC and 8 bytes from the standard library's per-process
+/// random hash keys (no crate needed; uniqueness comes from the HLC, the bytes only keep two
+/// gateways with equal clocks apart).
+pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name.as_bytes());
+    h.write_u64(hlc);
+    h.write_u32(std::process::id());
+    BucketId::new(hlc, h.finish().to_le_bytes())
+}
+
 pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),
@@ -212,6 +279,11 @@ impl Gateway {
     }
 
     pub(crate) async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
+        Ok(self.bucket_entry(bucket).await?.map(|(b, _)| b))
+    }
+
+    /// The bucket's record and its HLC (what a compare-and-swap of it expects).
+    pub(crate) async fn bucket_entry(&self, bucket: &str) -> S3Result<Option<(BucketRecord, u64)>> {
         let cores = self.bucket_cores(bucket);
         let entry = self
             .backend
@@ -221,43 +293,60 @@ impl Gateway {
         match entry {
             None => Ok(None),
             Some(e) => BucketRecord::decode(e.value)
-                .map(Some)
+                .map(|b| Some((b, e.hlc)))
                 .map_err(|e| s3_error!(e, InternalError)),
         }
     }
 
-    /// The bucket, if it exists and belongs to `owner_key`'s user.
-    pub(crate) async fn owned_bucket(
-        &self,
-        bucket: &str,
-        access_key: &str,
-    ) -> S3Result<BucketRecord> {
-        match self.bucket(bucket).await? {
+    /// The bucket, if it exists and belongs to `owner_key`'s user: its record and the scope
+    /// its objects' records are keyed by (`records`, incarnations).
+    pub(crate) async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<Owned> {
+        match self.bucket_entry(bucket).await? {
             None => Err(s3_error!(NoSuchBucket)),
-            Some(b) if b.owner == access_key => Ok(b),
+            Some((b, hlc)) if b.owner == access_key => Ok(Owned {
+                scope: b.scope(bucket),
+                versioning: b.versioning,
+                record: b,
+                hlc,
+            }),
             Some(_) => Err(s3_error!(AccessDenied)),
         }
     }
 
+    /// Whether `scope` is its bucket's live incarnation. A DeleteBucket marks the record
+    /// deleting before it checks the bucket is empty, so a write whose records were durable
+    /// before it read `Live` here was visible to that emptiness check (the delete fails with
+    /// BucketNotEmpty); a write that reads `Dead` is in an incarnation no name reaches.
+    pub(crate) async fn liveness(&self, scope: &str) -> S3Result<Liveness> {
+        let name = scope_name(scope);
+        Ok(match self.bucket(name).await? {
+            Some(b) if b.scope(name) == scope && !b.deleting => Liveness::Live,
+            Some(b) if b.scope(name) == scope => Liveness::Deleting,
+            _ => Liveness::Dead,
+        })
+    }
+
     /// The version of an object a GET or HEAD reads: the current one, or `version_id`'s (a
     /// delete marker is 405, an unknown version NoSuchVersion). Returns its head and the
-    /// x-amz-version-id to show (none in a bucket that never kept versions, unless asked).
+    /// x-amz-version-id to show (none in a bucket that never kept versions, unless asked),
+    /// and the bucket's scope.
     pub(crate) async fn object_for_read(
         &self,
         user: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> S3Result<(ObjectHead, Option<String>)> {
-        let (head, shown, _) = self
+    ) -> S3Result<(ObjectHead, Option<String>, String)> {
+        let (head, shown, _, scope) = self
             .object_version(user, bucket, key, version_id, delete_marker_not_allowed)
             .await?;
-        Ok((head, shown))
+        Ok((head, shown, scope))
     }
 
     /// The head of a key's current version, or of version `version_id`, in a bucket the user
-    /// owns: with the x-amz-version-id to show and whether a version was named. A missing key
-    /// or version gets S3's error; a delete marker named by id gets `on_marker`'s.
+    /// owns: with the x-amz-version-id to show, whether a version was named and the bucket's
+    /// scope. A missing key or version gets S3's error; a delete marker named by id gets
+    /// `on_marker`'s.
     async fn object_version(
         &self,
         user: &str,
@@ -265,10 +354,11 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
         on_marker: impl FnOnce(&DeleteMarker) -> S3Error,
-    ) -> S3Result<(ObjectHead, Option<String>, bool)> {
+    ) -> S3Result<(ObjectHead, Option<String>, bool, String)> {
         check_key(key)?;
         let wanted = version_id.map(parse_version_id).transpose()?;
         let record = self.owned_bucket(bucket, user).await?;
+        let bucket = record.scope.as_str();
         let head = match wanted {
             None => match self.head(bucket, key).await? {
                 Some(h) => h,
@@ -282,7 +372,7 @@ impl Gateway {
         };
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
-        Ok((head, shown, wanted.is_some()))
+        Ok((head, shown, wanted.is_some(), record.scope))
     }
 
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
@@ -664,7 +754,7 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
-        let (head, version_id, named_version) = self
+        let (head, version_id, named_version, scope) = self
             .object_version(user, bucket, key, version_id.as_deref(), |_| {
                 s3_error!(
                     InvalidRequest,
@@ -690,7 +780,7 @@ impl Gateway {
         // An archived source is copied from its restored copy (InvalidObjectState without).
         let head = readable(head)?;
         Ok(CopiedSource {
-            bucket: bucket.to_string(),
+            bucket: scope,
             key: key.to_string(),
             head,
             version_id,
@@ -698,28 +788,47 @@ impl Gateway {
         })
     }
 
-    /// Makes `head` the object's current version. Unversioned buckets: listing entry, then
-    /// head, with `hlc`. Last writer wins by HLC: only the write whose head is current
-    /// afterwards retires the version it replaced; one that lost to a concurrent write retires
-    /// its own chunks instead. Buckets that keep versions: `commit_version`. When a
-    /// `condition` fails nothing is written or retired: the caller owns its chunks (a single
-    /// PUT removes them, a multipart upload keeps its parts for a retry).
+    /// Makes `head` the object's current version. The HLC and the version's id are taken
+    /// here, once the data is durable, not when the request started: of two writes to a key
+    /// the one that commits last wins, as in S3 (issue #12: a PUT that started first but
+    /// ended last used to lose). `head.version_id` is set to the new id (its parts keep the
+    /// ids their chunks were stored under). Unversioned buckets: head, then listing entry.
+    /// Last writer wins by HLC: only the write whose head is current afterwards retires the
+    /// version it replaced; one that lost to a concurrent write retires its own chunks
+    /// instead. Buckets that keep versions: `commit_version`. When a `condition` fails
+    /// nothing is written or retired: the caller owns its chunks (a single PUT removes them,
+    /// a multipart upload keeps its parts for a retry). Last, the bucket must still be the
+    /// same live incarnation (`settle_live`).
     pub(crate) async fn commit_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &mut ObjectHead,
+        condition: Option<&HeadCondition>,
+        versioning: Versioning,
+    ) -> Result<(), CommitError> {
+        assert_eq!(head.in_versions, versioning.keeps_versions());
+        assert_eq!(head.null_version, versioning.writes_null());
+        let hlc = self.backend.hlc();
+        head.version_id = new_version_id(hlc, key.as_bytes());
+        if versioning.keeps_versions() {
+            self.commit_version(bucket, key, head, hlc, condition, versioning)
+                .await?;
+        } else {
+            self.commit_unversioned(bucket, key, head, hlc, condition)
+                .await?;
+        }
+        self.settle_live(bucket).await
+    }
+
+    async fn commit_unversioned(
         &self,
         bucket: &str,
         key: &str,
         head: &ObjectHead,
         hlc: u64,
         condition: Option<&HeadCondition>,
-        versioning: Versioning,
     ) -> S3Result<()> {
-        assert_eq!(head.in_versions, versioning.keeps_versions());
-        assert_eq!(head.null_version, versioning.writes_null());
-        if versioning.keeps_versions() {
-            return self
-                .commit_version(bucket, key, head, hlc, condition, versioning)
-                .await;
-        }
         let old = match condition {
             None => self.head(bucket, key).await?,
             Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await?,
@@ -749,11 +858,10 @@ impl Gateway {
     ) -> S3Result<Option<ObjectHead>> {
         let cores = self.object_cores(bucket, key);
         let hkey = head_key(bucket, key);
-        let current = self
-            .backend
-            .meta_get(&cores[..1], &hkey)
-            .await
-            .map_err(s3_err)?;
+        // A quorum read, not the primary alone: a primary that missed an acknowledged write
+        // would let If-None-Match: * overwrite it (found by the simulation, 8 of 2000 seeds);
+        // the read repairs the primary before its compare-and-swap.
+        let current = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)?;
         let current_head = match &current {
             Some(e) => {
                 Some(ObjectHead::decode(e.value.clone()).map_err(|e| s3_error!(e, InternalError))?)
@@ -788,7 +896,12 @@ impl Gateway {
         Ok(current_head)
     }
 
-    /// Writes `head` as the key's current version: its listing entry, then its head.
+    /// Writes `head` as the key's current version: its head, then its listing entry. In
+    /// this order a listing never names a key that was not written (issue #12: a PUT whose
+    /// head write failed, on a full disk, left a listed key that 404'd and kept its bucket
+    /// from being deleted); a crash between the two leaves a head without an entry, which
+    /// the next write or delete of the key settles. Deletes go the other way round, entry
+    /// first, so that a listed key always has its head.
     pub(crate) async fn write_current(
         &self,
         bucket: &str,
@@ -796,6 +909,11 @@ impl Gateway {
         head: &ObjectHead,
         hlc: u64,
     ) -> S3Result<()> {
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
+            .await
+            .map_err(s3_err)?;
         let listing = ListingEntry {
             size: head.size,
             modified_ms: head.modified_ms,
@@ -807,32 +925,86 @@ impl Gateway {
         self.backend
             .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
             .await
-            .map_err(s3_err)?;
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
-            .await
             .map_err(s3_err)
     }
 
     /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
-    /// a key that does not exist succeeds, as in S3.
+    /// a key that does not exist succeeds, as in S3; a listing entry left without its head
+    /// (by a write that failed or crashed before this order was kept) is removed too.
     pub(crate) async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
-        if let Some(head) = self.head(bucket, key).await? {
-            let hlc = self.backend.hlc();
-            let cores = self.object_cores(bucket, key);
-            self.backend
-                .meta_delete(&cores, &head_key(bucket, key), hlc)
-                .await
-                .map_err(s3_err)?;
-            let lcores = self.listing_cores(bucket);
-            self.backend
-                .meta_delete(&lcores, &listing_key(bucket, key), hlc)
-                .await
-                .map_err(s3_err)?;
-            self.retire_chunks(bucket, key, head);
-        }
+        let Some(head) = self.head(bucket, key).await? else {
+            return self.drop_stray_listing(bucket, key).await.map(|_| ());
+        };
+        // Listing entry first: whatever fails, no entry is left without its head.
+        let hlc = self.backend.hlc();
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &head_key(bucket, key), hlc)
+            .await
+            .map_err(s3_err)?;
+        self.retire_chunks(bucket, key, head);
         Ok(())
+    }
+
+    /// Removes `key`'s listing entry if its head is absent (call it once the head was read as
+    /// absent). The tombstone takes the entry's own HLC plus one, so it hides that entry and
+    /// nothing newer: a write of the key that commits meanwhile keeps its entry. Returns
+    /// whether an entry was removed.
+    pub(crate) async fn drop_stray_listing(&self, bucket: &str, key: &str) -> S3Result<bool> {
+        let lcores = self.listing_cores(bucket);
+        let lkey = listing_key(bucket, key);
+        let Some(entry) = self
+            .backend
+            .meta_get(&lcores, &lkey)
+            .await
+            .map_err(s3_err)?
+        else {
+            return Ok(false);
+        };
+        if self.has_current(bucket, key).await? {
+            return Ok(false);
+        }
+        self.backend
+            .meta_delete(&lcores, &lkey, entry.hlc + 1)
+            .await
+            .map_err(s3_err)?;
+        Ok(true)
+    }
+
+    /// Whether a key has a current head (a listing entry stands for one).
+    async fn has_current(&self, bucket: &str, key: &str) -> S3Result<bool> {
+        Ok(self.head(bucket, key).await?.is_some())
+    }
+
+    /// After a write's records are durable: `Ok` if `scope` is still its bucket's live
+    /// incarnation. While a DeleteBucket decides (the record is marked deleting) it waits,
+    /// bounded; if the delete is still undecided the client is told OperationAborted and the
+    /// chunks are kept (the write is in the bucket if the delete fails). In a dead
+    /// incarnation the write is unreachable: NoSuchBucket, and the caller may retire its
+    /// chunks (the background pass reclaims the records).
+    pub(crate) async fn settle_live(&self, scope: &str) -> Result<(), CommitError> {
+        for _ in 0..LIVE_WAITS_MAX {
+            match self.liveness(scope).await {
+                Ok(Liveness::Live) => return Ok(()),
+                Ok(Liveness::Dead) => return Err(s3_error!(NoSuchBucket).into()),
+                Ok(Liveness::Deleting) => tokio::time::sleep(LIVE_WAIT).await,
+                Err(error) => {
+                    return Err(CommitError {
+                        error,
+                        keep_chunks: true,
+                    })
+                }
+            }
+        }
+        Err(CommitError {
+            error: s3_error!(OperationAborted, "the bucket is being deleted"),
+            keep_chunks: true,
+        })
     }
 
     /// Deletes a replaced version's chunks after `RETIRE_GRACE` (or a lifecycle day, if the
@@ -850,13 +1022,95 @@ impl Gateway {
         });
     }
 
+    /// Replaces a bucket's record if it is still the one read with HLC `expect` (a
+    /// compare-and-swap on its first core, then every replica). Returns the new HLC; a lost
+    /// race is OperationAborted (S3's answer to conflicting bucket operations).
+    pub(crate) async fn swap_bucket(
+        &self,
+        bucket: &str,
+        record: &BucketRecord,
+        expect: u64,
+    ) -> S3Result<u64> {
+        let hlc = self.backend.hlc();
+        let cores = self.bucket_cores(bucket);
+        let key = bucket_key(bucket);
+        let value = record.encode();
+        let won = self
+            .backend
+            .meta_put_if(cores[0], &key, &value, hlc, Some(expect))
+            .await
+            .map_err(s3_err)?;
+        if !won {
+            return Err(s3_error!(
+                OperationAborted,
+                "a conflicting operation on this bucket is in progress"
+            ));
+        }
+        self.backend
+            .meta_put(&cores, &key, &value, hlc)
+            .await
+            .map_err(s3_err)?;
+        Ok(hlc)
+    }
+
+    /// Whether a bucket incarnation holds nothing: no listed key with a head, no version or
+    /// delete marker (as in S3), and no multipart upload in progress (percore refuses to
+    /// delete a bucket under a pending upload: its parts would outlive the bucket). Listing
+    /// entries left without a head are removed on the way, up to `STRAY_ENTRIES_MAX` per
+    /// call.
+    async fn is_empty(&self, scope: &str) -> S3Result<bool> {
+        let prefix = listing_key(scope, "");
+        let cores = self.listing_cores(scope);
+        let mut cursor = None;
+        for _ in 0..STRAY_ENTRIES_MAX {
+            let (entries, _) = self
+                .backend
+                .meta_scan(&cores, &prefix, cursor, 1)
+                .await
+                .map_err(s3_err)?;
+            let Some((k, _)) = entries.into_iter().next() else {
+                return Ok(!self.has_versions(scope).await? && !self.has_uploads(scope).await?);
+            };
+            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if self.has_current(scope, &key).await? || !self.drop_stray_listing(scope, &key).await?
+            {
+                return Ok(false);
+            }
+            cursor = Some(k);
+        }
+        Ok(false)
+    }
+
+    /// Whether an incarnation has a multipart upload in progress (on any core).
+    async fn has_uploads(&self, scope: &str) -> S3Result<bool> {
+        let prefix = crate::records::upload_key(scope, "", "");
+        // `U` ‖ scope ‖ 0 ‖ (key ‖ 0 ‖ id): drop the key's empty-key separator.
+        let prefix = prefix.slice(..prefix.len() - 1);
+        let (entries, _) = self
+            .backend
+            .meta_scan_all(&prefix, None, 1)
+            .await
+            .map_err(s3_err)?;
+        Ok(!entries.is_empty())
+    }
+
     /// A second handle on the same backend (for background tasks).
     pub(crate) fn clone_handle(&self) -> Gateway {
         Gateway {
             backend: self.backend.clone(),
             region: self.region.clone(),
             workers: self.workers.clone(),
+            listing_sweep: self.listing_sweep.clone(),
         }
+    }
+}
+
+/// CreateBucket of a name that exists.
+fn taken(existing: &BucketRecord, user: &str) -> S3Error {
+    if existing.owner == user {
+        s3_error!(BucketAlreadyOwnedByYou)
+    } else {
+        s3_error!(BucketAlreadyExists)
     }
 }
 
@@ -1023,21 +1277,29 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let bucket = req.input.bucket;
         if let Some(existing) = self.bucket(&bucket).await? {
-            return Err(if existing.owner == user {
-                s3_error!(BucketAlreadyOwnedByYou)
-            } else {
-                s3_error!(BucketAlreadyExists)
+            return Err(taken(&existing, &user));
+        }
+        // A compare-and-swap on the record's first core (the authority, as for conditional
+        // object writes): of concurrent creators exactly one wins (issue #12: 16 of 40 races
+        // answered 200 to both).
+        let hlc = self.backend.hlc();
+        let record = BucketRecord::new(user.clone(), now_ms(), new_bucket_id(hlc, &bucket));
+        let cores = self.bucket_cores(&bucket);
+        let key = bucket_key(&bucket);
+        let won = self
+            .backend
+            .meta_put_if(cores[0], &key, &record.encode(), hlc, None)
+            .await
+            .map_err(s3_err)?;
+        if !won {
+            return Err(match self.bucket(&bucket).await? {
+                Some(existing) => taken(&existing, &user),
+                // Created and deleted meanwhile: the client may retry.
+                None => s3_error!(OperationAborted, "a concurrent operation on this bucket"),
             });
         }
-        let record = BucketRecord {
-            owner: user,
-            created_ms: now_ms(),
-            versioning: Versioning::Unversioned,
-        };
-        let hlc = self.backend.hlc();
-        let cores = self.bucket_cores(&bucket);
         self.backend
-            .meta_put(&cores, &bucket_key(&bucket), &record.encode(), hlc)
+            .meta_put(&cores, &key, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
         Ok(S3Response::new(CreateBucketOutput {
@@ -1076,16 +1338,34 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let user = user_of(&req)?;
         let bucket = req.input.bucket;
-        self.owned_bucket(&bucket, &user).await?;
-        let prefix = listing_key(&bucket, "");
-        let cores = self.listing_cores(&bucket);
-        let (entries, _) = self
-            .backend
-            .meta_scan(&cores, &prefix, None, 1)
-            .await
-            .map_err(s3_err)?;
-        // Noncurrent versions and delete markers count too, as in S3.
-        if !entries.is_empty() || self.has_versions(&bucket).await? {
+        let owned = self.owned_bucket(&bucket, &user).await?;
+        // Mark, check, then delete or unmark (see `Gateway::liveness`): a write that commits
+        // while the bucket is marked waits for the outcome; one that committed before the mark
+        // is seen by the check. A mark older than `DELETE_MARK_STALE_MS` was left by a
+        // DeleteBucket that stopped halfway: this one takes it over.
+        let marked = BucketRecord {
+            deleting: true,
+            ..owned.record.clone()
+        };
+        let unmarked = BucketRecord {
+            deleting: false,
+            ..owned.record.clone()
+        };
+        let marked_hlc = if owned.record.deleting {
+            let age_ms = now_ms().saturating_sub(engine::hlc::Hlc::millis(owned.hlc));
+            if age_ms < DELETE_MARK_STALE_MS {
+                return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
+            }
+            owned.hlc
+        } else {
+            self.swap_bucket(&bucket, &marked, owned.hlc).await?
+        };
+        let empty = self.is_empty(&owned.scope).await;
+        if !matches!(empty, Ok(true)) {
+            // Best effort: a failed unmark leaves the mark, which the next DeleteBucket or
+            // a retried write reports as OperationAborted.
+            let _ = self.swap_bucket(&bucket, &unmarked, marked_hlc).await;
+            empty?;
             return Err(s3_error!(BucketNotEmpty));
         }
         let hlc = self.backend.hlc();
@@ -1118,15 +1398,16 @@ impl S3 for Gateway {
                 return Err(s3_error!(EntityTooLarge));
             }
         }
-        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
-        let hlc = self.backend.hlc();
-        let version_id = new_version_id(hlc, input.key.as_bytes());
+        let live = self.owned_bucket(&input.bucket, &user).await?;
+        let (bucket, versioning) = (live.scope, live.versioning);
+        // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
+        let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
         let class = requested_class(input.storage_class.as_ref())?;
         let (policy, tier) = self.place(
             class,
             input.content_length.and_then(|l| u64::try_from(l).ok()),
         )?;
-        let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
+        let cores = self.cores_in(&bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -1151,7 +1432,7 @@ impl S3 for Gateway {
             kind: checksum::Kind::FullObject,
             parts: 1,
         });
-        let head = ObjectHead {
+        let mut head = ObjectHead {
             size,
             modified_ms: now_ms(),
             etag: hex::encode(md5),
@@ -1179,20 +1460,22 @@ impl S3 for Gateway {
         };
         let committed = self
             .commit_head(
-                &input.bucket,
+                &bucket,
                 &input.key,
-                &head,
-                hlc,
+                &mut head,
                 condition.as_ref(),
                 versioning,
             )
             .await;
         if let Err(e) = committed {
-            self.retire_chunks(&input.bucket, &input.key, head);
-            return Err(e);
+            if e.keep_chunks {
+                return Err(e.error);
+            }
+            self.retire_chunks(&bucket, &input.key, head);
+            return Err(e.error);
         }
         if let Some(tags) = tags.filter(|t| !t.is_empty()) {
-            self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+            self.set_tags(&bucket, &input.key, &head.version_id, &tags)
                 .await?;
         }
         let mut out = PutObjectOutput {
@@ -1216,7 +1499,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let (head, version_id) = self
+        let (head, version_id, bucket) = self
             .object_for_read(
                 &user,
                 &input.bucket,
@@ -1248,7 +1531,7 @@ impl S3 for Gateway {
             None if head.size == 0 && input.range.is_none() => (0, 0),
             None => resolve_range(input.range.as_ref(), head.size)?,
         };
-        let stream = self.object_stream(&input.bucket, &input.key, head.clone(), first, len);
+        let stream = self.object_stream(&bucket, &input.key, head.clone(), first, len);
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
@@ -1294,7 +1577,7 @@ impl S3 for Gateway {
             checksum::set_checksum!(out, c.sum.algo(), c.value());
             out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
         }
-        self.note_access(&input.bucket, &input.key, &head);
+        self.note_access(&bucket, &input.key, &head);
         Ok(S3Response::new(out))
     }
 
@@ -1304,7 +1587,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let (head, version_id) = self
+        let (head, version_id, _) = self
             .object_for_read(
                 &user,
                 &input.bucket,
@@ -1372,14 +1655,10 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
+        let live = self.owned_bucket(&input.bucket, &user).await?;
+        let (bucket, versioning) = (live.scope, live.versioning);
         let deleted = self
-            .delete_object_as_s3(
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-                versioning,
-            )
+            .delete_object_as_s3(&bucket, &input.key, input.version_id.as_deref(), versioning)
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: deleted.delete_marker.then_some(true),
@@ -1394,7 +1673,8 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
+        let live = self.owned_bucket(&input.bucket, &user).await?;
+        let (bucket, versioning) = (live.scope, live.versioning);
         let objects = input.delete.objects;
         if objects.len() > DELETE_KEYS_MAX {
             return Err(s3_error!(
@@ -1409,7 +1689,7 @@ impl S3 for Gateway {
             let version = o.version_id.as_deref();
             let result = match check_key(&o.key) {
                 Ok(()) => {
-                    self.delete_object_as_s3(&input.bucket, &o.key, version, versioning)
+                    self.delete_object_as_s3(&bucket, &o.key, version, versioning)
                         .await
                 }
                 Err(e) => Err(e),
@@ -1445,7 +1725,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let user = user_of(&req)?;
         let input = req.input;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let max_keys = max_keys(input.max_keys)?;
         let after = match (&input.continuation_token, &input.start_after) {
             (Some(t), _) => Some(
@@ -1458,13 +1738,7 @@ impl S3 for Gateway {
         // An empty `delimiter=` means none.
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let page = self
-            .list_page(
-                &input.bucket,
-                &prefix,
-                delimiter.as_deref(),
-                after,
-                max_keys,
-            )
+            .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
             .await?;
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.contents.len() + page.prefixes.len()) as i32;
@@ -1567,7 +1841,8 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
-        let versioning = self.owned_bucket(&input.bucket, &user).await?.versioning;
+        let live = self.owned_bucket(&input.bucket, &user).await?;
+        let (bucket, versioning) = (live.scope, live.versioning);
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -1590,7 +1865,7 @@ impl S3 for Gateway {
         let class = requested_class(input.storage_class.as_ref())?;
         // Copying a named version onto its own key is how S3 restores an old version; a copy
         // onto itself with another storage class is how it changes class.
-        if *src_bucket == input.bucket
+        if *src_bucket == bucket
             && *src_key == input.key
             && !replace
             && !source.named_version
@@ -1636,10 +1911,9 @@ impl S3 for Gateway {
             ),
             Some(_) => return Err(s3_error!(InvalidArgument, "TaggingDirective")),
         };
-        let hlc = self.backend.hlc();
-        let version_id = new_version_id(hlc, input.key.as_bytes());
+        let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
         let (policy, tier) = self.place(class, Some(src.size))?;
-        let cores = self.cores_in(&input.bucket, &input.key, policy, tier);
+        let cores = self.cores_in(&bucket, &input.key, policy, tier);
         let (size, md5) = self
             .store_copy(
                 (src_bucket, src_key, src),
@@ -1648,7 +1922,7 @@ impl S3 for Gateway {
                 &version_id,
             )
             .await?;
-        let head = ObjectHead {
+        let mut head = ObjectHead {
             size,
             modified_ms: now_ms(),
             etag: hex::encode(md5),
@@ -1669,19 +1943,21 @@ impl S3 for Gateway {
             },
         };
         let committed = self
-            .commit_head(&input.bucket, &input.key, &head, hlc, None, versioning)
+            .commit_head(&bucket, &input.key, &mut head, None, versioning)
             .await;
         if let Err(e) = committed {
             // Nothing points at the copied chunks: remove them (as a failed PUT does).
-            self.retire_chunks(&input.bucket, &input.key, head);
-            return Err(e);
+            if !e.keep_chunks {
+                self.retire_chunks(&bucket, &input.key, head);
+            }
+            return Err(e.error);
         }
         let tags = match replace_tags {
             Some(t) => t,
             None => self.tags_of(src_bucket, src_key, &src.version_id).await?,
         };
         if !tags.is_empty() {
-            self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+            self.set_tags(&bucket, &input.key, &head.version_id, &tags)
                 .await?;
         }
         Ok(S3Response::new(CopyObjectOutput {
@@ -1751,19 +2027,13 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        self.owned_bucket(&input.bucket, &user).await?;
+        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let max_keys = max_keys(input.max_keys)?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let after = input.marker.as_ref().map(|m| m.as_bytes().to_vec());
         let page = self
-            .list_page(
-                &input.bucket,
-                &prefix,
-                delimiter.as_deref(),
-                after,
-                max_keys,
-            )
+            .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
             .await?;
         let enc = encoder(input.encoding_type.as_ref());
         let next = page

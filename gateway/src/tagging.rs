@@ -175,8 +175,8 @@ impl Gateway {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> S3Result<ObjectHead> {
-        let (head, _) = self.object_for_read(user, bucket, key, None).await?;
+    ) -> S3Result<(ObjectHead, String)> {
+        let (head, _, scope) = self.object_for_read(user, bucket, key, None).await?;
         if let Some(v) = version_id {
             parse_version_id(v)?;
             if v != head_version_id(&head) {
@@ -186,7 +186,7 @@ impl Gateway {
                 ));
             }
         }
-        Ok(head)
+        Ok((head, scope))
     }
 
     pub(crate) async fn tagging_put(
@@ -195,7 +195,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let head = self
+        let (head, bucket) = self
             .tagged_object(
                 &user,
                 &input.bucket,
@@ -210,7 +210,7 @@ impl Gateway {
             .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
             .collect();
         validate(&tags)?;
-        self.set_tags(&input.bucket, &input.key, &head.version_id, &tags)
+        self.set_tags(&bucket, &input.key, &head.version_id, &tags)
             .await?;
         Ok(S3Response::new(PutObjectTaggingOutput::default()))
     }
@@ -221,7 +221,7 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let head = self
+        let (head, bucket) = self
             .tagged_object(
                 &user,
                 &input.bucket,
@@ -229,9 +229,7 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        let tags = self
-            .tags_of(&input.bucket, &input.key, &head.version_id)
-            .await?;
+        let tags = self.tags_of(&bucket, &input.key, &head.version_id).await?;
         let tag_set = tags
             .into_iter()
             .map(|(k, v)| Tag {
@@ -251,7 +249,7 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let head = self
+        let (head, bucket) = self
             .tagged_object(
                 &user,
                 &input.bucket,
@@ -259,7 +257,7 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        self.set_tags(&input.bucket, &input.key, &head.version_id, &[])
+        self.set_tags(&bucket, &input.key, &head.version_id, &[])
             .await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
     }

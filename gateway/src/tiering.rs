@@ -365,7 +365,7 @@ impl Gateway {
             }
             None => return Err(s3_error!(MalformedXML, "RestoreRequest needs Days")),
         };
-        let (head, _) = self
+        let (head, _, bucket) = self
             .object_for_read(
                 &user,
                 &input.bucket,
@@ -388,7 +388,7 @@ impl Gateway {
                 r.days = days;
                 r.expiry_ms = now_ms() + u64::from(days) * self.backend.day_ms();
                 longer.tiering.restore = Some(r);
-                self.swap_version(&input.bucket, &input.key, &head, &longer)
+                self.swap_version(&bucket, &input.key, &head, &longer)
                     .await?;
                 Ok(S3Response::new(RestoreObjectOutput::default()))
             }
@@ -404,7 +404,7 @@ impl Gateway {
                     parts: Vec::new(),
                 });
                 if self
-                    .swap_version(&input.bucket, &input.key, &head, &ongoing)
+                    .swap_version(&bucket, &input.key, &head, &ongoing)
                     .await?
                     == Swap::Lost
                 {
@@ -414,7 +414,7 @@ impl Gateway {
                     ));
                 }
                 let this = self.clone_handle();
-                let (bucket, key) = (input.bucket.clone(), input.key.clone());
+                let key = input.key.clone();
                 // A full queue leaves the restore ongoing: the lifecycle pass retries it.
                 self.workers
                     .restore

@@ -28,7 +28,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::limits::META_KEY_BYTES_MAX;
 use crate::records::{
-    bucket_key, key_versions_prefix, listing_key, parse_version_key, version_key, versions_prefix,
+    key_versions_prefix, listing_key, parse_version_key, version_key, versions_prefix,
     DeleteMarker, ListingEntry, ObjectHead, VersionRecord, Versioning,
 };
 use crate::s3::{
@@ -390,16 +390,16 @@ impl Gateway {
         })
     }
 
-    /// Tombstones a key's head and listing entry.
+    /// Tombstones a key's listing entry, then its head (a listed key always has its head).
     async fn remove_current(&self, bucket: &str, key: &str, hlc: u64) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &crate::records::head_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
         let lcores = self.listing_cores(bucket);
         self.backend
             .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await
+            .map_err(s3_err)?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &crate::records::head_key(bucket, key), hlc)
             .await
             .map_err(s3_err)
     }
@@ -524,7 +524,8 @@ impl Gateway {
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let mut record = self.owned_bucket(&input.bucket, &user).await?;
+        let owned = self.owned_bucket(&input.bucket, &user).await?;
+        let mut record = owned.record;
         let config = input.versioning_configuration;
         if input.mfa.is_some()
             || config
@@ -547,13 +548,11 @@ impl Gateway {
             }
         };
         if wanted != record.versioning {
+            if record.deleting {
+                return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
+            }
             record.versioning = wanted;
-            let hlc = self.backend.hlc();
-            let cores = self.bucket_cores(&input.bucket);
-            self.backend
-                .meta_put(&cores, &bucket_key(&input.bucket), &record.encode(), hlc)
-                .await
-                .map_err(s3_err)?;
+            self.swap_bucket(&input.bucket, &record, owned.hlc).await?;
         }
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
@@ -602,7 +601,7 @@ impl Gateway {
             (Some(_), Some(v)) => Some(parse_version_id(v)?),
         };
         let query = VersionQuery {
-            bucket: &input.bucket,
+            bucket: &record.scope,
             prefix: &prefix,
             delimiter: delimiter.as_deref(),
             key_marker: key_marker.as_deref(),

@@ -42,13 +42,12 @@
 //! read returned (no flip-flop), and acknowledged writes ordered as in real time.
 //!
 //! Not simulated: the object layer above the backend (records.rs, s3.rs: versioning,
-//! multipart; its conditional create is mirrored in `workload::create`, behind a switch, as it
-//! finds a bug, see `sim_conditional_creates`), layout changes, the engine's own crash
-//! recovery.
+//! multipart; its conditional create is mirrored in `workload::create`, behind a switch, see
+//! `sim_conditional_creates`), layout changes, the engine's own crash recovery.
 //!
-//! Found so far (ignored tests, each names its first seed): conditional creates on a stale
-//! primary, writes ordered against real time by skewed clocks, listing flip-flops on failed
-//! writes. `sim_seeds` prints the counts of the last two and the objects left
+//! Found so far: conditional creates on a stale primary (fixed in s3.rs; a regression test
+//! now); and, as ignored tests each naming its first seed, writes ordered against real time by
+//! skewed clocks, listing flip-flops on failed writes. `sim_seeds` prints the counts of the last two and the objects left
 //! under-replicated (hints lost with their holder).
 //!
 //! Running: `cargo test -p gateway --test sim` runs `PERCORE_SIM_SEEDS` seeds (default 5000,
@@ -232,16 +231,13 @@ fn no_seed_fails(cfg: &Config) {
     }
 }
 
-/// Conditional creates (If-None-Match: *) as s3.rs `cas_head` does them: the head is read and
-/// compared-and-swapped on the PG's first core only. A first core that missed an acknowledged
-/// write (it was down or cut off while the other two replicas took it, and its hint was not
-/// replayed yet) answers "absent", and the create wins over an existing object: a 200 where S3
-/// answers 412, and the object written before is overwritten. 8 of seeds 0..2000 show it
-/// (the first: 251). Reading the head from every replica (`meta_get` over the three, which
-/// also repairs the first core) before the compare-and-swap makes it 0 of 2000. Ignored until
-/// s3.rs does that.
+/// Conditional creates (If-None-Match: *) as s3.rs `cas_head` does them: the head is read from
+/// every replica (which repairs a stale first core), then compared-and-swapped on the PG's first
+/// core. Regression test: when the read was on the first core alone, a first core that missed an
+/// acknowledged write (down or cut off while the other two took it, its hint not replayed yet)
+/// answered "absent" and the create won over an existing object: a 200 where S3 answers 412, and
+/// the object written before was overwritten (8 of seeds 0..2000, the first: 251).
 #[test]
-#[ignore = "finds the stale-primary bug of s3.rs cas_head (8 of 2000 seeds, the first: 251)"]
 fn sim_conditional_creates() {
     let cfg = Config {
         conditional: true,

@@ -48,8 +48,8 @@ pub struct Config {
     pub fault: Fault,
     /// Which of the counted properties fail a run.
     pub strict: Strict,
-    /// Clients also do conditional creates (`create`), which find the stale-primary bug of
-    /// s3.rs `cas_head` (see main.rs `sim_conditional_creates`).
+    /// Clients also do conditional creates (`create`), as s3.rs `cas_head` does them (see
+    /// main.rs `sim_conditional_creates`).
     pub conditional: bool,
 }
 
@@ -313,7 +313,8 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
 }
 
 /// A conditional create (`If-None-Match: *`) as s3.rs `cas_head` and `write_current` do it:
-/// the data, then the head read on the PG's first core only, a compare-and-swap there
+/// the data, then the head read from every replica (a quorum read that repairs the first
+/// core), a compare-and-swap on the first core
 /// expecting no live head, then the listing entry and the head on every replica. A won
 /// compare-and-swap is a read that saw the key absent.
 async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
@@ -330,7 +331,7 @@ async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     let hkey = head_key(b, k);
     let cores = gw.meta_cores(Route::Object(b, k));
     let start = env.world.tick();
-    match gw.meta_get(&cores[..1], &hkey).await {
+    match gw.meta_get(&cores, &hkey).await {
         Ok(None) => {}
         // Exists: PreconditionFailed.
         Ok(Some(_)) => return true,
