@@ -1,7 +1,7 @@
 //! The real disk: O_DIRECT segment files on a glommio executor, and the LMDB environment.
 //! The only module of the workspace allowed `unsafe` (each block carries a SAFETY note).
 //!
-//! Pitfalls handled here (see ../shared/DESIGN.md):
+//! Pitfalls handled here (the team's design notes, "Known pitfalls"; `engine/DESIGN.md`):
 //! - glommio probes polled-I/O support with the first DmaFile a thread opens on a device; an
 //!   empty file makes the probe succeed wrongly and later reads fail with EOPNOTSUPP on virtio.
 //!   [`GlommioDisk::open`] reads the (non-empty, one block) superblock through DmaFile first.

@@ -1156,7 +1156,7 @@ impl<D: Disk> Store<D> {
     }
 
     /// Compacts one segment: copies its live fragments to the log head, checkpoints, removes
-    /// it. Returns whether a segment was reclaimed. Crash-safe at every step (DESIGN.md).
+    /// it. Returns whether a segment was reclaimed. Crash-safe at every step (engine/DESIGN.md).
     pub async fn reclaim_once(&self) -> Result<bool> {
         if self.inner.reclaiming.replace(true) {
             return Ok(false);

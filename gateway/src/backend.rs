@@ -11,7 +11,7 @@
 //!   core list for the policy (see placement/README.md). Metadata records live on the first
 //!   `meta_replicas` cores of the PG's list (distinct zones when the layout has them).
 //!
-//! Quorums (DESIGN.md, Consistency): a metadata write needs W = ⌊n/2⌋ + 1 of its n replicas,
+//! Quorums (gateway/DESIGN.md, "Routing, quorums, repair"): a metadata write needs W = ⌊n/2⌋ + 1 of its n replicas,
 //! a read R = n − W + 1, so every read overlaps every acknowledged write; the newest HLC wins,
 //! tombstones included, and a replica seen stale by a read is repaired on the spot. Fragments:
 //! replicas need W of n; an EC k+m stripe needs k shards durable (k + 1 when k = m), MinIO's

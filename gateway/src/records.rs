@@ -3,7 +3,7 @@
 //! never panics on bad bytes: a record that does not parse is an internal error, reported.
 //!
 //! Versions: uploads and parts are written at 2 (version 1 plus checksum fields at the end,
-//! see DESIGN.md); version 1 records, written before checksums were stored, still decode (as
+//! see gateway/DESIGN.md); version 1 records, written before checksums were stored, still decode (as
 //! records without a checksum). Object versioning added: bucket records at 2 (the versioning
 //! state), listing entries at 2 (whether a version record backs the entry), object heads at 3
 //! (the null-version and recorded flags), and the version records (`V` keys) at 1. Every older
@@ -1403,7 +1403,7 @@ mod tests {
     }
 
     /// Records written at version 1, before checksums were stored (encoded by hand from the
-    /// layout in DESIGN.md; never change these: add a fixture for a new version instead).
+    /// layout in gateway/DESIGN.md; never change these: add a fixture for a new version instead).
     #[test]
     fn version_1_records_still_decode() {
         let head = hex_bytes(concat!(

@@ -1,12 +1,14 @@
 //! The S3 operations percore implements, on s3s's `S3` trait. Every operation not written here
 //! answers `NotImplemented` (s3s's default), honestly.
 //!
-//! Write order of a PUT (see DESIGN.md): the body's chunks are stored on their replicas, then
-//! the object head, then the listing entry, both with one HLC taken at commit (the write that
-//! completes last wins); the old version's chunks are deleted after the new head is durable.
+//! Write order of a PUT (ARCHITECTURE.md, the life of a PUT): the body's chunks are stored on
+//! their replicas, then the object head, then the listing entry, both with one HLC taken at
+//! commit (the write that completes last wins); the old version's chunks are deleted after the
+//! new head is durable.
 //! Objects are keyed by the bucket's scope (its incarnation, `records.rs`), and a write checks
-//! after committing that the incarnation is still live (`Gateway::settle_live`). In a bucket that keeps versions a version record
-//! comes first and the old version is kept (`versioning.rs`).
+//! after committing that the incarnation is still live (`Gateway::settle_live`). In a bucket
+//! that keeps versions a version record comes first and the old version is kept
+//! (`versioning.rs`).
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //!
 //! Uses only the io-uring crate's safe calls (ring setup and IORING_REGISTER_PROBE); it submits
 //! no I/O. Whether a *device* supports polled I/O is only known by reading from it on a polled
-//! ring: that is the engine's own start-up probe (see DESIGN.md, known pitfalls).
+//! ring: that is the engine's own start-up probe (engine/src/io.rs, its pitfalls).
 
 use io_uring::{opcode, IoUring};
 use serde::Serialize;
