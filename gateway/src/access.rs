@@ -19,6 +19,9 @@
 //!   `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3` suffixes) and labels that start or end with a
 //!   hyphen (`a.-b`) are InvalidBucketName on CreateBucket; s3s checks the rest.
 //!
+//! - **Header values** at most 60 KiB each: a longer one would not fit the u16 length of the
+//!   strings of a metadata record (a 300 KB Content-Type reached one).
+//!
 //! Deliberately not here: anonymous access (every request must be signed until policies exist),
 //! and the body-level checks (payload hashes, chunk signatures), which s3s does while streaming.
 
@@ -28,6 +31,12 @@ use s3s::dto::PutObjectInput;
 use s3s::{s3_error, S3Error, S3Request, S3Result};
 
 use crate::refuse;
+
+/// The longest request header value, in bytes. Header values stored in a metadata record
+/// (content type, cache control, …) have u16 lengths there; hyper bounds the whole header
+/// section (about 400 KB).
+pub const HEADER_VALUE_BYTES_MAX: usize = 60 * 1024;
+const _: () = assert!(HEADER_VALUE_BYTES_MAX <= u16::MAX as usize);
 
 /// The longest a presigned URL may live, in seconds (AWS: 7 days).
 pub const PRESIGNED_EXPIRES_SECS_MAX: u64 = 604_800;
@@ -56,6 +65,7 @@ impl S3Access for Gate {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
+        check_header_values(cx.headers())?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         check_auth(cx.method(), cx.uri(), cx.headers(), &self.region, now)?;
         crate::http_body::check_body_limit(cx)?;
@@ -76,6 +86,23 @@ impl S3Access for Gate {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// No header value longer than [`HEADER_VALUE_BYTES_MAX`]. Found by a test: a 300 KB
+/// Content-Type reached the object head, whose strings have u16 lengths.
+pub fn check_header_values(headers: &HeaderMap) -> S3Result<()> {
+    match headers
+        .iter()
+        .find(|(_, v)| v.len() > HEADER_VALUE_BYTES_MAX)
+    {
+        Some((name, value)) => Err(s3_error!(
+            RequestHeaderSectionTooLarge,
+            "Your request header section exceeds the maximum allowed size: {name} has {} \
+             bytes, at most {HEADER_VALUE_BYTES_MAX}.",
+            value.len()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -397,6 +424,22 @@ mod tests {
         for good in ["photos", "my-bucket.v2", "a-b.c-d", "s3alias-not-suffix"] {
             assert!(check_bucket_name(good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn header_values_are_bounded() {
+        let big = "a".repeat(HEADER_VALUE_BYTES_MAX + 1);
+        let e = check_header_values(&headers(&[("content-type", big.as_str())]));
+        assert_eq!(
+            e.err().map(|e| e.code().clone()),
+            Some(S3ErrorCode::RequestHeaderSectionTooLarge)
+        );
+        let fits = "a".repeat(HEADER_VALUE_BYTES_MAX);
+        let many = [
+            ("content-type", fits.as_str()),
+            ("cache-control", fits.as_str()),
+        ];
+        assert!(check_header_values(&headers(&many)).is_ok());
     }
 
     #[test]

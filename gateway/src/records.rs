@@ -864,6 +864,14 @@ fn get_object_checksum(
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {
+    // Every string stored here comes from a request whose header section the access gate
+    // bounds (`access::HEADER_VALUE_BYTES_MAX`); a longer one is a bug, never a record whose
+    // length wrapped.
+    assert!(
+        s.len() <= usize::from(u16::MAX),
+        "record string of {} bytes",
+        s.len()
+    );
     b.put_u16_le(s.len() as u16);
     b.put_slice(s.as_bytes());
 }

@@ -105,3 +105,16 @@ def test_rejected_upload_part_keeps_the_next_request_intact(server, s3, bucket):
             code = e.response["Error"]["Code"]
         codes[code] = codes.get(code, 0) + 1
     assert codes == {"NoSuchUpload": 400}
+
+
+def test_a_header_value_too_long_for_a_record_is_refused(s3, bucket):
+    # Header values stored in the object head have u16 lengths there: a 70 KB Content-Type
+    # once reached it (the length wrapped). Now it is refused before anything is stored.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="long-type", Body=b"v", ContentType="t" * 70_000)
+    assert e.value.response["Error"]["Code"] == "RequestHeaderSectionTooLarge"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    # 60 KB fits, and reads back whole.
+    s3.put_object(Bucket=bucket, Key="long-type", Body=b"v", ContentType="t" * 60_000)
+    assert s3.head_object(Bucket=bucket, Key="long-type")["ContentType"] == "t" * 60_000
