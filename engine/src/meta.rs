@@ -105,6 +105,19 @@ pub struct ScanPage {
 
 impl MetaStore {
     pub fn open(dir: &Path) -> Result<MetaStore> {
+        // LMDB trusts its file; damage could send it outside the map's file-backed part
+        // (SIGBUS) or into its asserts. Check the structure first (see `lmdb_check`).
+        let checked = crate::lmdb_check::check_dir(dir).map_err(|detail| EngineError::Damaged {
+            what: "metadata store (LMDB data.mdb)",
+            detail,
+        })?;
+        if let Some(s) = checked {
+            tracing::debug!(
+                pages = s.pages_visited,
+                entries = s.entries,
+                "LMDB file checked"
+            );
+        }
         let env = crate::io::open_lmdb(dir, MAP_BYTES_DEFAULT)?;
         // A key LMDB refused after its log record was durable would poison the core on every
         // replay: the store checks keys against META_KEY_BYTES_MAX up front, so LMDB must

@@ -52,6 +52,9 @@ pub enum BackendError {
     Remote(#[from] RemoteError),
     #[error("core {core} is down (a call failed less than {CORE_DOWN_FOR:?} ago)")]
     Down { core: String },
+    /// The core runs but started offline: its partition is damaged (`reason` says how).
+    #[error("core {core} is offline: {reason}")]
+    Offline { core: String, reason: String },
     #[error("{what}: {got} of {of} cores succeeded, {need} needed (last error: {last})")]
     Quorum {
         what: &'static str,
@@ -63,15 +66,17 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// Whether the error says the core is unreachable (as opposed to an answer from it).
+    /// Whether the error says the core is unreachable or offline (as opposed to an answer
+    /// from it about this request): the core is then skipped for a while.
     fn is_transport(&self) -> bool {
         matches!(
             self,
-            BackendError::Remote(
-                RemoteError::Unreachable { .. }
-                    | RemoteError::Timeout { .. }
-                    | RemoteError::Protocol { .. }
-            )
+            BackendError::Offline { .. }
+                | BackendError::Remote(
+                    RemoteError::Unreachable { .. }
+                        | RemoteError::Timeout { .. }
+                        | RemoteError::Protocol { .. }
+                )
         )
     }
 }
@@ -126,6 +131,10 @@ struct Core {
     name: String,
     /// Milliseconds since `Backend::started` until which calls skip this core.
     down_until_ms: AtomicU64,
+    /// Why the core said it is offline, in its last answer (cleared by any other answer).
+    offline: std::sync::Mutex<Option<String>>,
+    /// Whether `offline` holds a reason (read without the lock on every answer).
+    offline_seen: std::sync::atomic::AtomicBool,
 }
 
 enum Router {
@@ -332,6 +341,8 @@ impl Backend {
                     link: Link::Local(h),
                     name: format!("core {i}"),
                     down_until_ms: AtomicU64::new(0),
+                    offline: std::sync::Mutex::new(None),
+                    offline_seen: std::sync::atomic::AtomicBool::new(false),
                 })
                 .collect(),
             router: Router::Node,
@@ -402,6 +413,8 @@ impl Backend {
                 link,
                 name: c.id.to_string(),
                 down_until_ms: AtomicU64::new(0),
+                offline: std::sync::Mutex::new(None),
+                offline_seen: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let policy = layout
@@ -609,6 +622,11 @@ impl Backend {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Why `core` said it is offline (damaged partition), if that was its last answer.
+    pub fn offline_reason(&self, core: usize) -> Option<String> {
+        self.cores[core].offline.lock().ok().and_then(|o| o.clone())
+    }
+
     /// Whether calls currently skip `core` (a call to it failed in the last `CORE_DOWN_FOR`).
     pub fn is_down(&self, core: usize) -> bool {
         self.now_ms() < self.cores[core].down_until_ms.load(Ordering::Relaxed)
@@ -634,11 +652,38 @@ impl Backend {
             Link::Local(h) => h.call(request).await.map_err(BackendError::from),
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
         };
+        // An offline core (damaged partition) answers everything, batches included, with one
+        // error: treated like an unreachable core, so reads go around it.
+        let result = match result {
+            Ok(Response::Error {
+                code: ErrorCode::Offline,
+                message,
+            }) => Err(BackendError::Offline {
+                core: c.name.clone(),
+                reason: message,
+            }),
+            other => other,
+        };
+        // The lock is taken only around an offline answer, never on the healthy path.
+        match &result {
+            Err(BackendError::Offline { reason, .. }) => {
+                if let Ok(mut offline) = c.offline.lock() {
+                    *offline = Some(reason.clone());
+                    c.offline_seen.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(_) if c.offline_seen.swap(false, Ordering::Relaxed) => {
+                if let Ok(mut offline) = c.offline.lock() {
+                    *offline = None;
+                }
+            }
+            _ => {}
+        }
         if let Err(e) = &result {
             if e.is_transport() {
                 let until = self.now_ms() + CORE_DOWN_FOR.as_millis() as u64;
                 if c.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
-                    tracing::warn!(core = %c.name, error = %e, "core unreachable: marked down");
+                    tracing::warn!(core = %c.name, error = %e, "core unreachable or offline: marked down");
                 }
             }
         }

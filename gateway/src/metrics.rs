@@ -45,6 +45,12 @@ pub struct CoreLabel {
     pub core: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OfflineLabel {
+    pub core: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     transitions: Family<ResultLabel, Counter>,
@@ -60,6 +66,10 @@ pub struct Metrics {
     tier_bytes: Family<TierLabel, Gauge<u64, AtomicU64>>,
     core_fragments: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_offline: Family<OfflineLabel, Gauge<u64, AtomicU64>>,
+    core_checkpoint_rebuilt: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_corrupt_records_replayed: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +95,10 @@ impl Default for Metrics {
             tier_bytes: Family::default(),
             core_fragments: Family::default(),
             core_live_bytes: Family::default(),
+            core_offline: Family::default(),
+            core_checkpoint_rebuilt: Family::default(),
+            core_corrupt_records_replayed: Family::default(),
+            core_corrupt_reads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +166,28 @@ impl Default for Metrics {
             "Live bytes stored on each of this process's cores",
             m.core_live_bytes.clone(),
         );
+        registry.register(
+            "core_offline",
+            "1 for each of this process's cores that started offline (damaged partition), \
+             with the reason",
+            m.core_offline.clone(),
+        );
+        registry.register(
+            "core_checkpoint_rebuilt",
+            "1 when the core's checkpoint was damaged at its start and its index was rebuilt \
+             from the whole log",
+            m.core_checkpoint_rebuilt.clone(),
+        );
+        registry.register(
+            "core_corrupt_records_replayed",
+            "Damaged log records the core skipped while replaying its log at start",
+            m.core_corrupt_records_replayed.clone(),
+        );
+        registry.register(
+            "core_corrupt_reads",
+            "Reads the core refused because the record failed its checks (checksum, id, kind)",
+            m.core_corrupt_reads.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -190,12 +226,31 @@ impl Metrics {
     }
 
     /// One core's counters (`name`: `node/index`, or `core i` on a single node).
-    pub fn record_core(&self, name: &str, fragments: u64, live_bytes: u64) {
+    pub fn record_core(&self, name: &str, s: &proto::CoreStats) {
         let label = CoreLabel {
             core: name.to_owned(),
         };
-        self.core_fragments.get_or_create(&label).set(fragments);
-        self.core_live_bytes.get_or_create(&label).set(live_bytes);
+        self.core_fragments.get_or_create(&label).set(s.fragments);
+        self.core_live_bytes.get_or_create(&label).set(s.live_bytes);
+        self.core_checkpoint_rebuilt
+            .get_or_create(&label)
+            .set(u64::from(s.checkpoint_rebuilt));
+        self.core_corrupt_records_replayed
+            .get_or_create(&label)
+            .set(s.corrupt_records_replayed);
+        self.core_corrupt_reads
+            .get_or_create(&label)
+            .set(s.corrupt_reads);
+    }
+
+    /// A core that started offline, and why (a core never comes back online in the same
+    /// process, so the gauge stays).
+    pub fn record_core_offline(&self, name: &str, reason: &str) {
+        let label = OfflineLabel {
+            core: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.core_offline.get_or_create(&label).set(1);
     }
 
     pub fn record_repair(&self, replayed: u64, pending: u64) {

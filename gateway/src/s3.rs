@@ -78,6 +78,7 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
         // it sheds load).
         BackendError::Quorum { .. }
         | BackendError::Down { .. }
+        | BackendError::Offline { .. }
         | BackendError::Remote(
             crate::remote::RemoteError::Unreachable { .. }
             | crate::remote::RemoteError::Timeout { .. }

@@ -1,0 +1,232 @@
+"""Damage is contained to its core: real bytes flipped or zeroed in one core's files while the
+node is stopped; after the restart the node serves every object from the other cores (EC 2+2
+and 3 replicas on a 4-core node) and its metrics name the damaged core and why.
+
+Each case writes its own objects to its own node (`percore serve --cores 4`), stops it cleanly
+(SIGTERM: final checkpoint), damages core 1's files, and starts it again on the same data.
+"""
+import os
+import random
+import re
+import struct
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Server
+
+CORES = 4
+DAMAGED = 1
+# Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (gateway/src/ec.rs).
+SIZES = [0, 1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
+
+
+def _objects(seed):
+    rng = random.Random(seed)
+    out = {}
+    for i in range(24):
+        size = SIZES[i % len(SIZES)]
+        out[f"obj/{i:03d}"] = rng.randbytes(size)
+    return out
+
+
+def _metrics(server):
+    return urllib.request.urlopen(server.endpoint + "/-/metrics", timeout=10).read().decode()
+
+
+def _wait_metric(server, pattern, what, timeout=30):
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        text = _metrics(server)
+        m = re.search(pattern, text, re.M)
+        if m:
+            return m
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: no metric matching {pattern!r} in\n{text}")
+
+
+@pytest.fixture
+def node_dir():
+    with tempfile.TemporaryDirectory() as d:
+        yield os.path.join(d, "data")
+
+
+def _fill_and_stop(data, seed):
+    s = Server(data, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        objects = _objects(seed)
+        for k, v in objects.items():
+            c.put_object(Bucket="dmg", Key=k, Body=v)
+    finally:
+        assert s.stop() == 0
+    return objects
+
+
+def _restart_and_read_all(data, objects):
+    s = Server(data, cores=CORES)
+    c = s.client()
+    for k, v in objects.items():
+        got = c.get_object(Bucket="dmg", Key=k)["Body"].read()
+        assert got == v, f"{k}: {len(got)} bytes back, {len(v)} written"
+    listed = []
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket="dmg"):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert sorted(listed) == sorted(objects)
+    return s, c
+
+
+def _core_dir(data, core=DAMAGED):
+    return os.path.join(data, f"core-{core}")
+
+
+def _flip(path, offset, mask=0x5A):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        assert b, f"{path} has no byte {offset}"
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))
+
+
+def _lmdb_newest_meta(path):
+    """(page size, main tree root page, last page) of the meta page LMDB uses."""
+    with open(path, "rb") as f:
+        head = f.read(16 + 136)
+        psize = struct.unpack_from("<I", head, 16 + 24)[0]
+        f.seek(psize)
+        second = f.read(16 + 136)
+    metas = []
+    for page in (head, second):
+        m = 16
+        root = struct.unpack_from("<Q", page, m + 72 + 40)[0]
+        last = struct.unpack_from("<Q", page, m + 120)[0]
+        txnid = struct.unpack_from("<Q", page, m + 128)[0]
+        metas.append((txnid, root, last))
+    txnid, root, last = metas[1] if metas[1][0] > metas[0][0] else metas[0]
+    return psize, root, last
+
+
+def _assert_offline(s, why):
+    m = _wait_metric(
+        s, r'^percore_core_offline\{core="core %d",reason="([^"]*)"\} 1' % DAMAGED,
+        "the offline core in the metrics")
+    assert why in m.group(1), m.group(1)
+    text = _metrics(s)
+    for core in range(CORES):
+        if core != DAMAGED:
+            assert f'percore_core_offline{{core="core {core}"' not in text
+
+
+def test_damaged_checkpoint_is_rebuilt_from_the_log(node_dir):
+    objects = _fill_and_stop(node_dir, 1)
+    ckpt = os.path.join(_core_dir(node_dir), "checkpoint")
+    size = os.path.getsize(ckpt)
+    _flip(ckpt, size // 2)  # in the body: its checksum fails
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _wait_metric(s, r'^percore_core_checkpoint_rebuilt\{core="core %d"\} 1' % DAMAGED,
+                     "the rebuilt checkpoint in the metrics")
+        assert 'percore_core_offline{' not in _metrics(s), "the core is online"
+        # The rebuilt core serves writes and reads (a new object lands on it too).
+        for i in range(8):
+            c.put_object(Bucket="dmg", Key=f"after/{i}", Body=b"x" * 5000)
+            assert c.get_object(Bucket="dmg", Key=f"after/{i}")["Body"].read() == b"x" * 5000
+    finally:
+        assert s.stop() == 0
+
+
+def test_damaged_segment_record_headers_are_read_around(node_dir):
+    objects = _fill_and_stop(node_dir, 2)
+    # Flip one byte in the header (the LSN) of every record on core 1.
+    flipped = 0
+    for name in sorted(os.listdir(_core_dir(node_dir))):
+        if not name.startswith("seg-"):
+            continue
+        path = os.path.join(_core_dir(node_dir), name)
+        with open(path, "rb") as f:
+            data = f.read()
+        for m in re.finditer(re.escape(b"PCR1\x01"), data):
+            if m.start() % 8 == 0:
+                _flip(path, m.start() + 9)
+                flipped += 1
+    assert flipped > 0
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        m = _wait_metric(s, r'^percore_core_corrupt_reads\{core="core %d"\} (\d+)' % DAMAGED,
+                         "corrupt reads of the damaged core")
+        assert int(m.group(1)) > 0
+    finally:
+        assert s.stop() == 0
+
+
+def test_damaged_checkpoint_and_records_rebuild_without_them(node_dir):
+    objects = _fill_and_stop(node_dir, 3)
+    ckpt = os.path.join(_core_dir(node_dir), "checkpoint")
+    _flip(ckpt, 20)  # the header: its checksum fails
+    seg = os.path.join(_core_dir(node_dir), "seg-00000001.log")
+    with open(seg, "rb") as f:
+        data = f.read()
+    first = data.index(b"PCR1\x01")
+    _flip(seg, first + 40)  # the record's aux field: its crc fails
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _wait_metric(s, r'^percore_core_checkpoint_rebuilt\{core="core %d"\} 1' % DAMAGED,
+                     "the rebuilt checkpoint")
+        m = _wait_metric(
+            s, r'^percore_core_corrupt_records_replayed\{core="core %d"\} (\d+)' % DAMAGED,
+            "records skipped at replay")
+        assert int(m.group(1)) >= 1
+    finally:
+        assert s.stop() == 0
+
+
+def test_zeroed_lmdb_page_takes_the_core_offline(node_dir):
+    objects = _fill_and_stop(node_dir, 4)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, root, _ = _lmdb_newest_meta(path)
+    with open(path, "r+b") as f:
+        f.seek(root * psize)
+        f.write(bytes(psize))
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "LMDB")
+        # Writes go on around the offline core (quorums of the other three).
+        c.put_object(Bucket="dmg", Key="after", Body=b"y" * 100_000)
+        assert c.get_object(Bucket="dmg", Key="after")["Body"].read() == b"y" * 100_000
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_garbled_lmdb_pages_never_crash_the_node(node_dir, seed):
+    objects = _fill_and_stop(node_dir, seed)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, _, last = _lmdb_newest_meta(path)
+    rng = random.Random(seed)
+    with open(path, "r+b") as f:
+        for page in range(2, last + 1):
+            f.seek(page * psize)
+            f.write(rng.randbytes(psize))
+    s, _ = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "LMDB")
+    finally:
+        assert s.stop() == 0
+
+
+def test_lmdb_meta_page_past_the_file_takes_the_core_offline(node_dir):
+    # The classic SIGBUS: the meta page believes in more pages than the file holds.
+    objects = _fill_and_stop(node_dir, 8)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, _, last = _lmdb_newest_meta(path)
+    os.truncate(path, (last // 2 + 1) * psize)
+    s, _ = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "outside the file")
+    finally:
+        assert s.stop() == 0
