@@ -565,7 +565,7 @@ impl<D: Disk> Store<D> {
 
     pub fn meta_get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
         check_meta_key(key)?;
-        self.inner.meta.get(key)
+        self.counted(self.inner.meta.get(key))
     }
 
     pub fn meta_scan(
@@ -575,13 +575,13 @@ impl<D: Disk> Store<D> {
         limit: u32,
     ) -> Result<ScanPage> {
         check_scan_limit(limit)?;
-        self.inner.meta.scan(prefix, start_after, limit)
+        self.counted(self.inner.meta.scan(prefix, start_after, limit))
     }
 
     /// The key's last write, live or a tombstone (`true`).
     pub fn meta_get_versioned(&self, key: &[u8]) -> Result<Option<(MetaValue, bool)>> {
         check_meta_key(key)?;
-        self.inner.meta.get_versioned(key)
+        self.counted(self.inner.meta.get_versioned(key))
     }
 
     /// A scan with tombstones (see `MetaStore::scan_versioned`).
@@ -592,7 +592,16 @@ impl<D: Disk> Store<D> {
         limit: u32,
     ) -> Result<crate::meta::VersionedPage> {
         check_scan_limit(limit)?;
-        self.inner.meta.scan_versioned(prefix, start_after, limit)
+        self.counted(self.inner.meta.scan_versioned(prefix, start_after, limit))
+    }
+
+    /// Counts a metadata read that failed its checksum in `corrupt_reads` (the request gets
+    /// the error; the gateway reads the other replicas).
+    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(EngineError::Damaged { .. }) = &r {
+            self.inner.st.borrow_mut().stats.corrupt_reads += 1;
+        }
+        r
     }
 
     pub fn stats(&self) -> StoreStats {
