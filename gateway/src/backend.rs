@@ -783,11 +783,23 @@ impl Backend {
             .fan_out(cores, |_| Request::MetaGetVersioned { key: key.clone() })
             .await;
         let mut answers: Vec<(usize, Option<MetaVersion>)> = Vec::new();
+        // Replicas whose copy failed its checksum: repaired with the newest like stale ones
+        // (the write replaces the damaged value).
+        let mut damaged: Vec<usize> = Vec::new();
         let mut last = fanned.last_error();
         for (core, r) in fanned.ok {
             match r {
                 Response::MetaVersioned(v) => answers.push((core, v)),
-                other => last = format!("{:?}", core_error(other)),
+                other => {
+                    if let Response::Error {
+                        code: ErrorCode::Corrupt,
+                        ..
+                    } = &other
+                    {
+                        damaged.push(core);
+                    }
+                    last = format!("{:?}", core_error(other));
+                }
             }
         }
         let need = read_quorum(cores.len());
@@ -812,11 +824,12 @@ impl Backend {
             return Ok(None);
         };
         self.observe(newest.hlc);
-        let stale: Vec<usize> = answers
+        let mut stale: Vec<usize> = answers
             .iter()
             .filter(|(_, v)| v.as_ref() != Some(&newest))
             .map(|(c, _)| *c)
             .collect();
+        stale.extend(damaged);
         if !stale.is_empty() {
             let repair = |_| repair_request(key, &newest);
             // Best effort: a replica that stays stale is found by the next read.

@@ -230,3 +230,37 @@ def test_lmdb_meta_page_past_the_file_takes_the_core_offline(node_dir):
         _assert_offline(s, "outside the file")
     finally:
         assert s.stop() == 0
+
+
+def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
+    objects = _fill_and_stop(node_dir, 9)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    with open(path, "rb") as f:
+        data = f.read()
+    flipped = 0
+    for m in re.finditer(re.escape(b"Odmg\x00obj/"), data):
+        start = m.start()
+        key_len = len("Odmg\x00obj/000")
+        lo, hi, flags, ksize = struct.unpack_from("<HHHH", data, start - 8)
+        size = lo | hi << 16
+        # A leaf node holding its value inline: flip a byte of the value's crc.
+        if flags == 0 and ksize == key_len and 13 <= size <= 4096:
+            _flip(path, start + key_len + 10)
+            flipped += 1
+    assert flipped > 0
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        assert 'percore_core_offline{' not in _metrics(s), "the structure is sound: online"
+        m = _wait_metric(s, r'^percore_core_corrupt_reads\{core="core %d"\} ([1-9]\d*)'
+                         % DAMAGED, "metadata values that failed their checksum")
+        assert int(m.group(1)) > 0
+    finally:
+        assert s.stop() == 0
+    # The reads repaired the damaged copies: after another restart nothing fails its check.
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        time.sleep(3)
+        assert re.search(r'^percore_core_corrupt_reads\{core="core %d"\} 0' % DAMAGED,
+                         _metrics(s), re.M)
+    finally:
+        assert s.stop() == 0
