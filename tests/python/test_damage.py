@@ -264,3 +264,43 @@ def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
                          _metrics(s), re.M)
     finally:
         assert s.stop() == 0
+
+
+def _flip_record_headers(core_dir):
+    flipped = 0
+    for name in sorted(os.listdir(core_dir)):
+        if not name.startswith("seg-"):
+            continue
+        path = os.path.join(core_dir, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        for m in re.finditer(re.escape(b"PCR1\x01"), data):
+            if m.start() % 8 == 0:
+                _flip(path, m.start() + 9)
+                flipped += 1
+    return flipped
+
+
+def test_unreadable_object_fails_before_its_headers(node_dir):
+    # Three of four cores lose every fragment record: an EC 2+2 stripe cannot be decoded.
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        body = random.Random(10).randbytes(1 << 20)
+        c.put_object(Bucket="dmg", Key="big", Body=body)
+    finally:
+        assert s.stop() == 0
+    for core in (1, 2, 3):
+        assert _flip_record_headers(_core_dir(node_dir, core)) > 0
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        # The metadata is intact (LMDB), so the object exists; its data cannot be read. The
+        # answer is an error status, not a 200 with a cut body.
+        with pytest.raises(c.exceptions.ClientError) as e:
+            c.get_object(Bucket="dmg", Key="big")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert c.head_object(Bucket="dmg", Key="big")["ContentLength"] == len(body)
+    finally:
+        assert s.stop() == 0
