@@ -304,3 +304,43 @@ def test_unreadable_object_fails_before_its_headers(node_dir):
         assert c.head_object(Bucket="dmg", Key="big")["ContentLength"] == len(body)
     finally:
         assert s.stop() == 0
+
+
+def test_failure_mid_body_is_an_error_for_the_client(node_dir):
+    # The second 1 MiB stripe of a 3 MiB object loses its records on three of four cores:
+    # the response has started (200, the first stripe sent) when the failure is found.
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        body = random.Random(11).randbytes(3 << 20)
+        c.put_object(Bucket="dmg", Key="big", Body=body)
+    finally:
+        assert s.stop() == 0
+    flipped = 0
+    for core in (1, 2, 3):
+        d = _core_dir(node_dir, core)
+        for name in sorted(os.listdir(d)):
+            if not name.startswith("seg-"):
+                continue
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            for m in re.finditer(re.escape(b"PCR1\x01\x01"), data):
+                at = m.start()
+                chunk = int.from_bytes(data[at + 28:at + 31], "little")
+                if at % 8 == 0 and chunk == 1:
+                    _flip(path, at + 9)
+                    flipped += 1
+    assert flipped >= 3
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        resp = c.get_object(Bucket="dmg", Key="big")
+        assert resp["ContentLength"] == len(body)
+        # The connection is cut before Content-Length bytes: the client's read fails.
+        with pytest.raises(Exception) as e:
+            resp["Body"].read()
+        assert "IncompleteRead(1048576 bytes read" in str(e.value), e.value
+    finally:
+        assert s.stop() == 0
