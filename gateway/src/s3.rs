@@ -97,10 +97,12 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
 
 /// An error of `object_stream` as an S3 error (it carries the backend's error).
 fn stream_error(e: std::io::Error) -> S3Error {
-    match e.into_inner().map(|inner| inner.downcast::<BackendError>()) {
-        Some(Ok(backend)) => s3_err(*backend),
-        Some(Err(other)) => s3_error!(InternalError, "{other}"),
-        None => s3_error!(InternalError, "reading the object failed"),
+    let Some(inner) = e.into_inner() else {
+        return s3_error!(InternalError, "reading the object failed");
+    };
+    match inner.downcast::<BackendError>() {
+        Ok(backend) => s3_err(*backend),
+        Err(other) => s3_error!(InternalError, "{other}"),
     }
 }
 
