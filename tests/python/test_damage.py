@@ -8,6 +8,7 @@ Each case writes its own objects to its own node (`percore serve --cores 4`), st
 import os
 import random
 import re
+import signal
 import struct
 import tempfile
 import time
@@ -344,3 +345,40 @@ def test_failure_mid_body_is_an_error_for_the_client(node_dir):
         assert "IncompleteRead(1048576 bytes read" in str(e.value), e.value
     finally:
         assert s.stop() == 0
+
+
+def test_status_names_the_offline_and_the_recovered_core(tmp_path):
+    from cluster import DevCluster
+
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=2)
+    try:
+        w = c.client(1)
+        w.create_bucket(Bucket="dmg")
+        objects = _objects(12)
+        for k, v in objects.items():
+            w.put_object(Bucket="dmg", Key=k, Body=v)
+        c.kill(3, sig=signal.SIGTERM)  # clean stop: final checkpoints
+        node3 = os.path.join(c.dir, "node-3")
+        lmdb = os.path.join(node3, "core-0", "meta", "data.mdb")
+        psize, root, _ = _lmdb_newest_meta(lmdb)
+        with open(lmdb, "r+b") as f:
+            f.seek(root * psize)
+            f.write(bytes(psize))
+        ckpt = os.path.join(node3, "core-1", "checkpoint")
+        _flip(ckpt, os.path.getsize(ckpt) // 2)
+        c.restart(3)
+        code, out = c.status()
+        assert code == 1, out
+        lines = {l.split(":", 1)[0].strip(): l for l in out.splitlines()
+                 if l.strip().startswith("core 3/")}
+        assert "OFFLINE, damaged partition" in lines["core 3/0 127.0.0.1"], out
+        assert "LMDB" in lines["core 3/0 127.0.0.1"], out
+        assert "RECOVERED FROM DAMAGE at start: checkpoint damaged" in \
+            lines["core 3/1 127.0.0.1"], out
+        assert "5/6 cores up" in out, out
+        # Every object reads back through the damaged node.
+        r = c.client(3)
+        for k, v in objects.items():
+            assert r.get_object(Bucket="dmg", Key=k)["Body"].read() == v, k
+    finally:
+        assert c.stop() == 0
