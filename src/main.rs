@@ -536,10 +536,20 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
     run_storage(&cfg, Some(cluster.layout.version()))
 }
 
+/// Says which cores started offline (damaged partition): the node serves from the others.
+fn warn_offline(node: &Node) {
+    for (core, reason) in node.offline() {
+        eprintln!(
+            "percore: WARNING: core {core} is OFFLINE ({reason}); serving from the other cores"
+        );
+    }
+}
+
 /// Runs a node's cores with their TCP ports until SIGTERM or SIGINT.
 fn run_storage(cfg: &NodeConfig, layout_version: Option<u64>) -> anyhow::Result<()> {
     let (ip, base) = cfg.listen.expect("a storage node listens");
     let node = Node::start(cfg).context("starting the node")?;
+    warn_offline(&node);
     // Before the "ready" line: a stop sent right after it must drain, not kill.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -688,6 +698,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         c.apply(&mut cfg);
     }
     let node = Node::start(&cfg).context("starting the storage cores")?;
+    warn_offline(&node);
     if settings.cores.len() == 1 && settings.cluster.is_none() {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }

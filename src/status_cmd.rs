@@ -37,6 +37,8 @@ enum CoreState {
     Up(CoreStats),
     /// Reachable, but answers with an error (a layout version mismatch, typically).
     Refuses(String),
+    /// Running but offline: its partition is damaged (the reason).
+    Offline(String),
     Down(String),
 }
 
@@ -116,8 +118,9 @@ fn describe(state: &CoreState) -> String {
     match state {
         CoreState::Down(why) => format!("down ({why})"),
         CoreState::Refuses(why) => format!("reachable but refuses: {why}"),
+        CoreState::Offline(why) => format!("OFFLINE, damaged partition ({why})"),
         CoreState::Up(s) => format!(
-            "up, {} fragments, live {}, free {}{}",
+            "up, {} fragments, live {}, free {}{}{}",
             s.fragments,
             human_bytes(s.live_bytes),
             if s.capacity_bytes == u64::MAX {
@@ -129,8 +132,28 @@ fn describe(state: &CoreState) -> String {
                 ", POISONED (refuses writes)"
             } else {
                 ""
-            }
+            },
+            recovered_damage(s)
         ),
+    }
+}
+
+/// What the core's last start repaired around, if anything.
+fn recovered_damage(s: &CoreStats) -> String {
+    let mut parts = Vec::new();
+    if s.checkpoint_rebuilt {
+        parts.push("checkpoint damaged, index rebuilt from the log".to_owned());
+    }
+    if s.corrupt_records_replayed > 0 {
+        parts.push(format!(
+            "{} damaged log records skipped",
+            s.corrupt_records_replayed
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", RECOVERED FROM DAMAGE at start: {}", parts.join(", "))
     }
 }
 
@@ -205,6 +228,10 @@ fn ask(addr: SocketAddr, layout_version: u64) -> CoreState {
         .and_then(|mut c| c.call(&Request::Stats));
     match answer {
         Ok(Response::Stats(s)) => CoreState::Up(s),
+        Ok(Response::Error {
+            code: proto::ErrorCode::Offline,
+            message,
+        }) => CoreState::Offline(message),
         Ok(Response::Error { code, message }) => CoreState::Refuses(format!("{code:?}: {message}")),
         Ok(other) => CoreState::Refuses(format!("unexpected answer {other:?}")),
         Err(e) => CoreState::Down(e.to_string()),

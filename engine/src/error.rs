@@ -105,6 +105,13 @@ pub enum EngineError {
     },
     #[error("configuration: {0}")]
     Config(String),
+    /// A persisted structure failed its checks at open (the LMDB file's structure, a value's
+    /// checksum): the core cannot trust it and goes offline.
+    #[error("damaged {what}: {detail}")]
+    Damaged { what: &'static str, detail: String },
+    /// The core did not start because its partition is damaged; every request gets this.
+    #[error("core offline: {reason}")]
+    Offline { reason: String },
 }
 
 impl EngineError {
@@ -144,6 +151,30 @@ pub fn is_no_space(e: &std::io::Error) -> bool {
             e.kind(),
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         )
+}
+
+impl EngineError {
+    /// Whether a core that failed to open with this error should start offline, leaving the
+    /// node to serve from its other cores: damage found in its files. Anything an operator
+    /// must fix first (a partition of another node, a lock held by another process, a port in
+    /// use, a bad configuration) still stops the node.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Corrupt { .. } | Self::Damaged { .. } | Self::Meta { .. } | Self::Io { .. } => {
+                true
+            }
+            Self::Partition { error, .. } => matches!(error, PartitionError::SuperblockCorrupt),
+            Self::NotFound
+            | Self::NoSpace
+            | Self::TooLarge { .. }
+            | Self::Poisoned
+            | Self::BadRequest(_)
+            | Self::Busy
+            | Self::Stopped
+            | Self::Config(_)
+            | Self::Offline { .. } => false,
+        }
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

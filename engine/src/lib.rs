@@ -11,6 +11,7 @@ pub mod hlc;
 pub mod index;
 pub mod io;
 pub mod limits;
+pub mod lmdb_check;
 pub mod meta;
 pub mod partition;
 pub mod runtime;

@@ -5,7 +5,11 @@
 //! durability: every mutation reaches this store only after its log record is durable, and the
 //! environment runs without sync; `Store::checkpoint` syncs it before moving the replay point.
 //!
-//! Value layout in LMDB: hlc u64 LE | flags u8 (1 = tombstone) | value bytes.
+//! Value layout in LMDB: hlc u64 LE | flags u8 | [crc u32 LE when flag 2] | value bytes.
+//! Flags: 1 = tombstone, 2 = checked: the crc is CRC-32 of the key, the 9 bytes before it and
+//! the value, verified on every read (LMDB checks no data: a flipped bit in a value would be
+//! served as metadata). Values written before the crc (format 1 fixtures) have flag 2 clear
+//! and are read unchecked.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -16,6 +20,10 @@ use heed::{Database, Env};
 use crate::error::{EngineError, Result};
 
 const FLAG_TOMBSTONE: u8 = 1;
+const FLAG_CHECKED: u8 = 2;
+/// hlc, flags.
+const VALUE_HEADER_BYTES: usize = 9;
+const CRC_BYTES: usize = 4;
 /// Virtual address space reserved for the map (sparse: only used pages take disk space).
 const MAP_BYTES_DEFAULT: usize = 64 << 30;
 
@@ -54,38 +62,63 @@ pub struct MetaStore {
 
 /// Orders two versions of a key: by hlc, then tombstone below value, then by value bytes, so
 /// that any replay order converges and re-applying a mutation is a no-op.
-fn newer(hlc: u64, tomb: bool, value: &[u8], old: &[u8]) -> bool {
-    let old_hlc = u64::from_le_bytes(old[0..8].try_into().expect("8 bytes"));
-    let old_tomb = old[8] & FLAG_TOMBSTONE != 0;
-    (hlc, !tomb, value) > (old_hlc, !old_tomb, &old[9..])
+fn newer(hlc: u64, tomb: bool, value: &[u8], old: &MetaValue, old_tomb: bool) -> bool {
+    (hlc, !tomb, value) > (old.hlc, !old_tomb, &old.value[..])
 }
 
-fn encode_value(hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(9 + value.len());
+fn value_crc(key: &[u8], header: &[u8], value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(key);
+    h.update(header);
+    h.update(value);
+    h.finalize()
+}
+
+fn encode_value(key: &[u8], hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(VALUE_HEADER_BYTES + CRC_BYTES + value.len());
     v.extend_from_slice(&hlc.to_le_bytes());
-    v.push(if tomb { FLAG_TOMBSTONE } else { 0 });
+    v.push(FLAG_CHECKED | if tomb { FLAG_TOMBSTONE } else { 0 });
+    let crc = value_crc(key, &v, value);
+    v.extend_from_slice(&crc.to_le_bytes());
     v.extend_from_slice(value);
     v
 }
 
-fn decode_live(raw: &[u8]) -> Result<Option<MetaValue>> {
-    let (v, deleted) = decode_any(raw)?;
+fn decode_live(key: &[u8], raw: &[u8]) -> Result<Option<MetaValue>> {
+    let (v, deleted) = decode_any(key, raw)?;
     Ok((!deleted).then_some(v))
 }
 
-/// A stored value, live or a tombstone (`true`, with an empty value).
-fn decode_any(raw: &[u8]) -> Result<(MetaValue, bool)> {
-    if raw.len() < 9 {
-        return Err(EngineError::Meta {
-            context: "decoding",
-            message: "short value".into(),
-        });
+fn damaged_value(key: &[u8], detail: &str) -> EngineError {
+    let shown: String = String::from_utf8_lossy(key).chars().take(120).collect();
+    EngineError::Damaged {
+        what: "metadata value",
+        detail: format!("{detail} (key {shown:?})"),
     }
+}
+
+/// A stored value, live or a tombstone (`true`, with an empty value), its crc verified.
+fn decode_any(key: &[u8], raw: &[u8]) -> Result<(MetaValue, bool)> {
+    if raw.len() < VALUE_HEADER_BYTES {
+        return Err(damaged_value(key, "short value"));
+    }
+    let flags = raw[8];
+    let body = if flags & FLAG_CHECKED == 0 {
+        &raw[VALUE_HEADER_BYTES..]
+    } else {
+        let Some((crc, body)) = raw[VALUE_HEADER_BYTES..].split_first_chunk::<CRC_BYTES>() else {
+            return Err(damaged_value(key, "short value"));
+        };
+        if u32::from_le_bytes(*crc) != value_crc(key, &raw[..VALUE_HEADER_BYTES], body) {
+            return Err(damaged_value(key, "checksum mismatch"));
+        }
+        body
+    };
     let value = MetaValue {
         hlc: u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes")),
-        value: bytes::Bytes::copy_from_slice(&raw[9..]),
+        value: bytes::Bytes::copy_from_slice(body),
     };
-    Ok((value, raw[8] & FLAG_TOMBSTONE != 0))
+    Ok((value, flags & FLAG_TOMBSTONE != 0))
 }
 
 /// One page of a scan with tombstones: each entry says whether it is one.
@@ -105,6 +138,22 @@ pub struct ScanPage {
 
 impl MetaStore {
     pub fn open(dir: &Path) -> Result<MetaStore> {
+        // LMDB trusts its file; damage could send it outside the map's file-backed part
+        // (SIGBUS) or into its asserts. Check the structure first (see `lmdb_check`).
+        let checked =
+            crate::lmdb_check::check_dir(dir, MAP_BYTES_DEFAULT as u64).map_err(|detail| {
+                EngineError::Damaged {
+                    what: "metadata store (LMDB data.mdb)",
+                    detail,
+                }
+            })?;
+        if let Some(s) = checked {
+            tracing::debug!(
+                pages = s.pages_visited,
+                entries = s.entries,
+                "LMDB file checked"
+            );
+        }
         let env = crate::io::open_lmdb(dir, MAP_BYTES_DEFAULT)?;
         // A key LMDB refused after its log record was durable would poison the core on every
         // replay: the store checks keys against META_KEY_BYTES_MAX up front, so LMDB must
@@ -136,17 +185,23 @@ impl MetaStore {
                 MetaMutation::Put { value, hlc, .. } => (*hlc, false, value),
                 MetaMutation::Delete { hlc, .. } => (*hlc, true, &[]),
             };
-            let apply = match self
+            let old = self
                 .db
                 .get(&wtxn, m.key())
-                .map_err(EngineError::meta("get"))?
-            {
-                Some(old) if old.len() >= 9 => newer(hlc, tomb, value, old),
-                _ => true,
+                .map_err(EngineError::meta("get"))?;
+            // A damaged old value cannot be ordered: the mutation (durable in the log) replaces
+            // it.
+            let apply = match old.map(|raw| decode_any(m.key(), raw)) {
+                Some(Ok((old, old_tomb))) => newer(hlc, tomb, value, &old, old_tomb),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "damaged metadata value overwritten");
+                    true
+                }
+                None => true,
             };
             if apply {
                 self.db
-                    .put(&mut wtxn, m.key(), &encode_value(hlc, tomb, value))
+                    .put(&mut wtxn, m.key(), &encode_value(m.key(), hlc, tomb, value))
                     .map_err(EngineError::meta("put"))?;
             }
             won.push(apply);
@@ -161,7 +216,7 @@ impl MetaStore {
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
         match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
-            Some(raw) => decode_live(raw),
+            Some(raw) => decode_live(key, raw),
             None => Ok(None),
         }
     }
@@ -178,7 +233,7 @@ impl MetaStore {
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
         match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
-            Some(raw) => decode_any(raw).map(Some),
+            Some(raw) => decode_any(key, raw).map(Some),
             None => Ok(None),
         }
     }
@@ -235,7 +290,7 @@ impl MetaStore {
                 next_start_after = entries.last().map(|(k, _, _)| k.clone());
                 break;
             }
-            let (v, deleted) = decode_any(raw)?;
+            let (v, deleted) = decode_any(k, raw)?;
             if tombstones || !deleted {
                 entries.push((bytes::Bytes::copy_from_slice(k), v, deleted));
             }

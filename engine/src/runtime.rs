@@ -129,18 +129,21 @@ impl CoreHandle {
 pub struct Node {
     handles: Vec<CoreHandle>,
     threads: Vec<JoinHandle<()>>,
+    offline: Vec<(u32, String)>,
 }
 
 impl Node {
     /// Opens every partition and starts its core. Returns once every core has recovered and
-    /// is serving, or the first core's error.
+    /// is serving, or the first core's error. A core whose partition is damaged (see
+    /// `EngineError::is_damage`) does not stop the node: it starts offline (`Node::offline`)
+    /// and answers every request `Offline`.
     pub fn start(cfg: &NodeConfig) -> Result<Node> {
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         let mut ready = Vec::new();
         for core in &cfg.cores {
             let (tx, rx) = flume::bounded::<CoreMsg>(CORE_QUEUE_LEN_MAX);
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
             let placement = core.cpu.map_or(Placement::Unbound, Placement::Fixed);
             let core_cfg = core.clone();
             let node_cfg = cfg.clone();
@@ -167,9 +170,11 @@ impl Node {
             });
             ready.push(ready_rx);
         }
+        let mut offline = Vec::new();
         for (i, r) in ready.into_iter().enumerate() {
             match r.recv() {
-                Ok(Ok(())) => {}
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(reason))) => offline.push((cfg.cores[i].index, reason)),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     return Err(EngineError::Config(format!(
@@ -178,7 +183,16 @@ impl Node {
                 }
             }
         }
-        Ok(Node { handles, threads })
+        Ok(Node {
+            handles,
+            threads,
+            offline,
+        })
+    }
+
+    /// The cores that started offline (damaged partition), with the reason.
+    pub fn offline(&self) -> &[(u32, String)] {
+        &self.offline
     }
 
     pub fn handles(&self) -> &[CoreHandle] {
@@ -198,19 +212,15 @@ impl Node {
     }
 }
 
+/// What a core reports once it has started: `Some(reason)` when it started offline.
+type Ready = Result<Option<String>>;
+
 async fn run_core(
     node: NodeConfig,
     core: CoreConfig,
     rx: flume::Receiver<CoreMsg>,
-    ready: std::sync::mpsc::Sender<Result<()>>,
+    ready: std::sync::mpsc::Sender<Ready>,
 ) {
-    let (store, partition) = match open_core(&node, &core).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
     let listener = match node.listen {
         Some((ip, base)) => {
             let port = base.checked_add(core.index as u16);
@@ -228,7 +238,21 @@ async fn run_core(
         }
         None => None,
     };
-    let _ = ready.send(Ok(()));
+    let (store, partition) = match open_core(&node, &core).await {
+        Ok(s) => s,
+        Err(e) if e.is_damage() => {
+            let reason = e.to_string();
+            tracing::error!(core = core.index, %reason, "core OFFLINE: its partition is damaged");
+            let _ = ready.send(Ok(Some(reason.clone())));
+            run_offline(listener, &node, reason, rx).await;
+            return;
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(None));
     let stats = store.stats();
     tracing::info!(core = core.index, ?stats, "core serving");
     if let Some(free) = stats.device_free_bytes {
@@ -251,7 +275,8 @@ async fn run_core(
         let layout_version = node.layout_version;
         let stop = stop.clone();
         glommio::spawn_local(async move {
-            crate::server::serve(listener, store, layout_version, stop).await;
+            let target = crate::server::Target::Store(store);
+            crate::server::serve(listener, target, layout_version, stop).await;
         })
     });
     // In-flight requests from the handle are bounded by the queue and by this semaphore.
@@ -284,6 +309,33 @@ async fn run_core(
         tracing::warn!(core = core.index, error = %e, "core did not close within 30 s");
     }
     drop(partition);
+}
+
+/// Serves an offline core until the node stops: every request, from the handle or the
+/// core's port, is answered `Offline` with the reason, so the gateway reads around it and
+/// `percore status` shows why.
+async fn run_offline(
+    listener: Option<glommio::net::TcpListener>,
+    node: &NodeConfig,
+    reason: String,
+    rx: flume::Receiver<CoreMsg>,
+) {
+    let stop = Rc::new(std::cell::Cell::new(false));
+    let reason: Rc<str> = reason.into();
+    let server = listener.map(|listener| {
+        let target = crate::server::Target::Offline(reason.clone());
+        let (layout_version, stop) = (node.layout_version, stop.clone());
+        glommio::spawn_local(async move {
+            crate::server::serve(listener, target, layout_version, stop).await;
+        })
+    });
+    while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
+        let _ = call.reply.send(crate::server::offline_response(&reason));
+    }
+    stop.set(true);
+    if let Some(server) = server {
+        server.cancel().await;
+    }
 }
 
 async fn open_core(
@@ -358,7 +410,8 @@ fn error_response(e: &EngineError) -> Response {
     let code = match e {
         EngineError::NotFound => ErrorCode::NotFound,
         EngineError::NoSpace => ErrorCode::NoSpace,
-        EngineError::Corrupt { .. } => ErrorCode::Corrupt,
+        EngineError::Corrupt { .. } | EngineError::Damaged { .. } => ErrorCode::Corrupt,
+        EngineError::Offline { .. } => ErrorCode::Offline,
         EngineError::Poisoned => ErrorCode::Poisoned,
         EngineError::TooLarge { .. } => ErrorCode::TooLarge,
         EngineError::BadRequest(_) | EngineError::Config(_) => ErrorCode::BadRequest,
@@ -400,6 +453,8 @@ fn stats_of(s: &StoreStats) -> CoreStats {
         puts: s.puts,
         gets: s.gets,
         deletes: s.deletes,
+        corrupt_records_replayed: s.corrupt_records_replayed,
+        checkpoint_rebuilt: s.checkpoint_rebuilt,
     }
 }
 

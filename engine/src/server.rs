@@ -23,9 +23,17 @@ const _: () = assert!(
     INFLIGHT_BYTES_MAX > proto::HEADER_BYTES as u64 + proto::limits::FRAME_BODY_BYTES_MAX as u64
 );
 
+/// What a core's listener serves.
+#[derive(Clone)]
+pub enum Target {
+    Store(WeakStore<GlommioDisk>),
+    /// The core is offline (damaged partition): every request is answered `Offline`.
+    Offline(Rc<str>),
+}
+
 pub async fn serve(
     listener: TcpListener,
-    store: WeakStore<GlommioDisk>,
+    store: Target,
     layout_version: u64,
     stop: Rc<Cell<bool>>,
 ) {
@@ -59,6 +67,14 @@ pub async fn serve(
     }
 }
 
+/// The answer of an offline core to every request.
+pub fn offline_response(reason: &str) -> Response {
+    Response::Error {
+        code: ErrorCode::Offline,
+        message: format!("core offline: {reason}"),
+    }
+}
+
 fn proto_error_code(e: &ProtoError) -> ErrorCode {
     match e {
         ProtoError::UnsupportedVersion { .. } => ErrorCode::VersionMismatch,
@@ -69,7 +85,7 @@ fn proto_error_code(e: &ProtoError) -> ErrorCode {
 
 async fn connection(
     mut stream: TcpStream,
-    store: &WeakStore<GlommioDisk>,
+    store: &Target,
     layout_version: u64,
     budget: &Rc<glommio::sync::Semaphore>,
 ) -> std::io::Result<()> {
@@ -120,9 +136,12 @@ async fn connection(
                     ),
                 }
             }
-            Message::Request(req) => match store.upgrade() {
-                Some(store) => dispatch(&store, req).await,
-                None => return Ok(()),
+            Message::Request(req) => match store {
+                Target::Store(weak) => match weak.upgrade() {
+                    Some(store) => dispatch(&store, req).await,
+                    None => return Ok(()),
+                },
+                Target::Offline(reason) => offline_response(reason),
             },
             Message::Response(_) => Response::Error {
                 code: ErrorCode::BadRequest,

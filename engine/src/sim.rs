@@ -180,6 +180,23 @@ impl SimDisk {
         }
     }
 
+    /// Flips one bit of a small file (the checkpoint); `false` when it has no such byte.
+    pub fn flip_small_bit(&self, name: &str, offset_bytes: usize, bit: u8) -> bool {
+        let mut st = self.state.borrow_mut();
+        match st.small.get_mut(name) {
+            Some(f) if offset_bytes < f.len() => {
+                f[offset_bytes] ^= 1 << (bit % 8);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Length of a small file, if it exists.
+    pub fn small_len(&self, name: &str) -> Option<usize> {
+        self.state.borrow().small.get(name).map(Vec::len)
+    }
+
     /// Durable length of each segment (for tests that pick where to flip bits).
     pub fn segment_lens(&self) -> Vec<(u32, u64)> {
         self.state

@@ -59,6 +59,9 @@ pub struct StoreStats {
     pub segments: u64,
     pub corrupt_reads: u64,
     pub corrupt_records_replayed: u64,
+    /// The checkpoint failed its checks at the last start: it was ignored and the index
+    /// rebuilt from every segment on the partition.
+    pub checkpoint_rebuilt: bool,
     pub poisoned: bool,
     pub puts: u64,
     pub gets: u64,
@@ -233,32 +236,25 @@ impl<D: Disk> Store<D> {
         assert!(cfg.batch_bytes > 0 && cfg.batch_bytes <= BATCH_BYTES_MAX);
         let meta_dir = disk.meta_dir();
         let meta = disk.blocking(move || MetaStore::open(&meta_dir)).await?;
-        let mut index = Index::default();
-        let mut replay_from = (0u32, 0u64);
-        let mut next_lsn = 1u64;
-        if let Some(bytes) = disk.read_small(CHECKPOINT_FILE).await? {
-            let (header, ix) = disk
-                .blocking(move || {
-                    let mut ix = Index::default();
-                    let h = decode_checkpoint(&bytes, |id, loc| {
-                        ix.insert(&id, Loc(loc));
-                    });
-                    (h, ix)
-                })
-                .await;
-            let header = header.map_err(|fault| EngineError::Corrupt {
-                segment: 0,
-                offset_bytes: 0,
-                what: match fault {
-                    crate::format::CheckpointFault::BadMagic => "checkpoint magic",
-                    crate::format::CheckpointFault::UnknownVersion(_) => "checkpoint version",
-                    crate::format::CheckpointFault::Damaged(what) => what,
-                },
-            })?;
-            index = ix;
-            replay_from = (header.replay_segment, header.replay_offset_bytes);
-            next_lsn = header.next_lsn;
-        }
+        let (index, replay_from, next_lsn, checkpoint_rebuilt) =
+            match load_checkpoint(&disk).await? {
+                Ok(Some((header, index))) => (
+                    index,
+                    (header.replay_segment, header.replay_offset_bytes),
+                    header.next_lsn,
+                    false,
+                ),
+                Ok(None) => (Index::default(), (0, 0), 1, false),
+                Err(what) => {
+                    // The checkpoint is only a shortcut: every segment still on the partition is
+                    // replayed instead (engine/DESIGN.md, "Damage").
+                    tracing::warn!(
+                        what,
+                        "checkpoint damaged: ignored, index rebuilt from the log"
+                    );
+                    (Index::default(), (0, 0), 1, true)
+                }
+            };
         let segments: BTreeSet<u32> = disk.list_segments().await?.into_iter().collect();
         let next_segment = segments.last().map_or(1, |s| s + 1);
         let capacity = cfg.capacity_bytes;
@@ -282,6 +278,7 @@ impl<D: Disk> Store<D> {
                     checkpoint_running: false,
                     stats: StoreStats {
                         capacity_bytes: capacity,
+                        checkpoint_rebuilt,
                         ..StoreStats::default()
                     },
                 }),
@@ -401,7 +398,12 @@ impl<D: Disk> Store<D> {
         st.next_lsn = st.next_lsn.max(h.lsn + 1);
         match h.kind {
             RecordKind::Fragment if h.flags & FLAG_RELOCATED != 0 => {
-                if st.index.get(&h.id) == Some(Loc(h.aux)) {
+                // When the checkpoint was damaged the segment the copy came from may be gone
+                // (reclaimed): a copy of a fragment the index has not seen is then the only
+                // one left, so it is taken.
+                let current = st.index.get(&h.id);
+                let rebuilding = st.stats.checkpoint_rebuilt;
+                if current == Some(Loc(h.aux)) || (rebuilding && current.is_none()) {
                     st.index.insert(&h.id, loc);
                 }
             }
@@ -595,7 +597,7 @@ impl<D: Disk> Store<D> {
 
     pub fn meta_get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
         check_meta_key(key)?;
-        self.inner.meta.get(key)
+        self.counted(self.inner.meta.get(key))
     }
 
     pub fn meta_scan(
@@ -605,13 +607,13 @@ impl<D: Disk> Store<D> {
         limit: u32,
     ) -> Result<ScanPage> {
         check_scan_limit(limit)?;
-        self.inner.meta.scan(prefix, start_after, limit)
+        self.counted(self.inner.meta.scan(prefix, start_after, limit))
     }
 
     /// The key's last write, live or a tombstone (`true`).
     pub fn meta_get_versioned(&self, key: &[u8]) -> Result<Option<(MetaValue, bool)>> {
         check_meta_key(key)?;
-        self.inner.meta.get_versioned(key)
+        self.counted(self.inner.meta.get_versioned(key))
     }
 
     /// A scan with tombstones (see `MetaStore::scan_versioned`).
@@ -622,7 +624,16 @@ impl<D: Disk> Store<D> {
         limit: u32,
     ) -> Result<crate::meta::VersionedPage> {
         check_scan_limit(limit)?;
-        self.inner.meta.scan_versioned(prefix, start_after, limit)
+        self.counted(self.inner.meta.scan_versioned(prefix, start_after, limit))
+    }
+
+    /// Counts a metadata read that failed its checksum in `corrupt_reads` (the request gets
+    /// the error; the gateway reads the other replicas).
+    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(EngineError::Damaged { .. }) = &r {
+            self.inner.st.borrow_mut().stats.corrupt_reads += 1;
+        }
+        r
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -1261,6 +1272,31 @@ impl<D: Disk> Store<D> {
 /// growth and the checkpoint written twice (temp file beside the old one).
 fn meta_reserve_bytes(index_entries: u64) -> u64 {
     META_RESERVE_BYTES + 2 * CHECKPOINT_ENTRY_BYTES_MAX * index_entries
+}
+
+/// The checkpoint and the index it holds: `Ok(None)` when there is none, an inner `Err`
+/// naming the damage when it fails its checks (an I/O error reading it is the outer `Err`).
+async fn load_checkpoint<D: Disk>(
+    disk: &D,
+) -> Result<Result<Option<(CheckpointHeader, Index)>, &'static str>> {
+    let Some(bytes) = disk.read_small(CHECKPOINT_FILE).await? else {
+        return Ok(Ok(None));
+    };
+    let (header, ix) = disk
+        .blocking(move || {
+            let mut ix = Index::default();
+            let h = decode_checkpoint(&bytes, |id, loc| {
+                ix.insert(&id, Loc(loc));
+            });
+            (h, ix)
+        })
+        .await;
+    Ok(match header {
+        Ok(h) => Ok(Some((h, ix))),
+        Err(crate::format::CheckpointFault::BadMagic) => Err("checkpoint magic"),
+        Err(crate::format::CheckpointFault::UnknownVersion(_)) => Err("checkpoint version"),
+        Err(crate::format::CheckpointFault::Damaged(what)) => Err(what),
+    })
 }
 
 fn check_scan_limit(limit: u32) -> Result<()> {

@@ -204,6 +204,74 @@ fn a_partition_of_another_core_is_refused() {
     assert!(err.to_string().contains("belongs to node 1"), "{err}");
 }
 
+/// A damaged partition takes its core offline, not the node: a flipped superblock byte on
+/// core 0 and a truncated LMDB file on core 1; core 2 serves, the others answer `Offline` with
+/// the reason (through the handle and through their port).
+#[test]
+fn a_damaged_partition_starts_its_core_offline() {
+    use engine::client::BlockingClient;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = node_config(dir.path());
+    cfg.cores.truncate(3);
+    let node = Node::start(&cfg).unwrap();
+    for h in node.handles() {
+        let put = Request::MetaPut {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from(vec![7u8; 20_000]),
+            hlc: 1,
+        };
+        assert_eq!(h.call_blocking(put).unwrap(), Response::Done);
+    }
+    node.shutdown();
+    let superblock = dir.path().join("core-0").join("superblock");
+    let mut sb = std::fs::read(&superblock).unwrap();
+    sb[20] ^= 0x40;
+    std::fs::write(&superblock, sb).unwrap();
+    let mdb = dir.path().join("core-1").join("meta").join("data.mdb");
+    let len = std::fs::metadata(&mdb).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&mdb)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    cfg.listen = Some((std::net::Ipv4Addr::LOCALHOST.into(), port));
+    let node = Node::start(&cfg).expect("the node starts with two damaged cores");
+    let offline: Vec<u32> = node.offline().iter().map(|(c, _)| *c).collect();
+    assert_eq!(offline, vec![0, 1], "{:?}", node.offline());
+    assert!(
+        node.offline()[0].1.contains("superblock"),
+        "{:?}",
+        node.offline()
+    );
+    assert!(node.offline()[1].1.contains("LMDB"), "{:?}", node.offline());
+    let get = || Request::MetaGet {
+        key: Bytes::from_static(b"k"),
+    };
+    for (i, h) in node.handles().iter().enumerate() {
+        let r = h.call_blocking(get()).unwrap();
+        if i == 2 {
+            assert!(matches!(r, Response::Meta(Some(_))), "{r:?}");
+        } else {
+            assert!(
+                matches!(&r, Response::Error { code: ErrorCode::Offline, message } if message.contains("offline")),
+                "{r:?}"
+            );
+        }
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port + 1));
+    let mut client = BlockingClient::connect(addr, 0).unwrap();
+    let r = client.call(&Request::Stats).unwrap();
+    assert!(
+        matches!(&r, Response::Error { code: ErrorCode::Offline, message } if message.contains("LMDB")),
+        "{r:?}"
+    );
+    node.shutdown();
+}
+
 /// A core's TCP port: requests round-trip; garbage, oversized lengths and wrong layout
 /// versions get error frames or a closed connection; the core keeps serving.
 #[test]

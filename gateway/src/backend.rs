@@ -56,6 +56,9 @@ pub enum BackendError {
     Remote(#[from] RemoteError),
     #[error("core {core} is down (a call failed less than {CORE_DOWN_FOR:?} ago)")]
     Down { core: String },
+    /// The core runs but started offline: its partition is damaged (`reason` says how).
+    #[error("core {core} is offline: {reason}")]
+    Offline { core: String, reason: String },
     #[error("{what}: {got} of {of} cores succeeded, {need} needed (last error: {last})")]
     Quorum {
         what: &'static str,
@@ -67,15 +70,17 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// Whether the error says the core is unreachable (as opposed to an answer from it).
+    /// Whether the error says the core is unreachable or offline (as opposed to an answer
+    /// from it about this request): the core is then skipped for a while.
     fn is_transport(&self) -> bool {
         matches!(
             self,
-            BackendError::Remote(
-                RemoteError::Unreachable { .. }
-                    | RemoteError::Timeout { .. }
-                    | RemoteError::Protocol { .. }
-            )
+            BackendError::Offline { .. }
+                | BackendError::Remote(
+                    RemoteError::Unreachable { .. }
+                        | RemoteError::Timeout { .. }
+                        | RemoteError::Protocol { .. }
+                )
         )
     }
 }
@@ -153,6 +158,10 @@ struct Core {
     name: String,
     /// Milliseconds since `Backend::started` until which calls skip this core.
     down_until_ms: AtomicU64,
+    /// Why the core said it is offline, in its last answer (cleared by any other answer).
+    offline: std::sync::Mutex<Option<String>>,
+    /// Whether `offline` holds a reason (read without the lock on every answer).
+    offline_seen: std::sync::atomic::AtomicBool,
 }
 
 enum Router {
@@ -361,6 +370,8 @@ impl Backend {
                     link: Link::Local(h),
                     name: format!("core {i}"),
                     down_until_ms: AtomicU64::new(0),
+                    offline: std::sync::Mutex::new(None),
+                    offline_seen: std::sync::atomic::AtomicBool::new(false),
                 })
                 .collect(),
             router: Router::Node,
@@ -432,6 +443,8 @@ impl Backend {
                 link,
                 name: c.id.to_string(),
                 down_until_ms: AtomicU64::new(0),
+                offline: std::sync::Mutex::new(None),
+                offline_seen: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let policy = layout
@@ -657,6 +670,11 @@ impl Backend {
         }
     }
 
+    /// Why `core` said it is offline (damaged partition), if that was its last answer.
+    pub fn offline_reason(&self, core: usize) -> Option<String> {
+        self.cores[core].offline.lock().ok().and_then(|o| o.clone())
+    }
+
     /// Whether calls currently skip `core` (a call to it failed in the last `CORE_DOWN_FOR`).
     pub fn is_down(&self, core: usize) -> bool {
         self.now_ms() < self.cores[core].down_until_ms.load(Ordering::Relaxed)
@@ -683,11 +701,38 @@ impl Backend {
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
             Link::Other(l) => l.call(request).await,
         };
+        // An offline core (damaged partition) answers everything, batches included, with one
+        // error: treated like an unreachable core, so reads go around it.
+        let result = match result {
+            Ok(Response::Error {
+                code: ErrorCode::Offline,
+                message,
+            }) => Err(BackendError::Offline {
+                core: c.name.clone(),
+                reason: message,
+            }),
+            other => other,
+        };
+        // The lock is taken only around an offline answer, never on the healthy path.
+        match &result {
+            Err(BackendError::Offline { reason, .. }) => {
+                if let Ok(mut offline) = c.offline.lock() {
+                    *offline = Some(reason.clone());
+                    c.offline_seen.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(_) if c.offline_seen.swap(false, Ordering::Relaxed) => {
+                if let Ok(mut offline) = c.offline.lock() {
+                    *offline = None;
+                }
+            }
+            _ => {}
+        }
         if let Err(e) = &result {
             if e.is_transport() {
                 let until = self.now_ms() + CORE_DOWN_FOR.as_millis() as u64;
                 if c.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
-                    tracing::warn!(core = %c.name, error = %e, "core unreachable: marked down");
+                    tracing::warn!(core = %c.name, error = %e, "core unreachable or offline: marked down");
                 }
             }
         }
@@ -787,11 +832,23 @@ impl Backend {
             .fan_out(cores, |_| Request::MetaGetVersioned { key: key.clone() })
             .await;
         let mut answers: Vec<(usize, Option<MetaVersion>)> = Vec::new();
+        // Replicas whose copy failed its checksum: repaired with the newest like stale ones
+        // (the write replaces the damaged value).
+        let mut damaged: Vec<usize> = Vec::new();
         let mut last = fanned.last_error();
         for (core, r) in fanned.ok {
             match r {
                 Response::MetaVersioned(v) => answers.push((core, v)),
-                other => last = format!("{:?}", core_error(other)),
+                other => {
+                    if let Response::Error {
+                        code: ErrorCode::Corrupt,
+                        ..
+                    } = &other
+                    {
+                        damaged.push(core);
+                    }
+                    last = format!("{:?}", core_error(other));
+                }
             }
         }
         let need = read_quorum(cores.len());
@@ -816,11 +873,12 @@ impl Backend {
             return Ok(None);
         };
         self.observe(newest.hlc);
-        let stale: Vec<usize> = answers
+        let mut stale: Vec<usize> = answers
             .iter()
             .filter(|(_, v)| v.as_ref() != Some(&newest))
             .map(|(c, _)| *c)
             .collect();
+        stale.extend(damaged);
         if !stale.is_empty() {
             let repair = |_| repair_request(key, &newest);
             // Best effort: a replica that stays stale is found by the next read.

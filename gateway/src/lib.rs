@@ -115,10 +115,15 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
             let stats = backend::in_background(backend.repair_pass(&holders)).await;
             metrics::global().record_repair(stats.repaired, stats.pending);
             for &core in &holders {
-                if let Ok(proto::Response::Stats(s)) =
-                    backend.call(core, proto::Request::Stats).await
-                {
-                    metrics::global().record_core(backend.core_name(core), &s);
+                match backend.call(core, proto::Request::Stats).await {
+                    Ok(proto::Response::Stats(s)) => {
+                        metrics::global().record_core(backend.core_name(core), &s);
+                    }
+                    _ => {
+                        if let Some(reason) = backend.offline_reason(core) {
+                            metrics::global().record_core_offline(backend.core_name(core), &reason);
+                        }
+                    }
                 }
             }
             if stats != hints::RepairStats::default() {

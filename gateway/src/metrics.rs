@@ -50,6 +50,12 @@ pub struct CoreLabel {
     pub core: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OfflineLabel {
+    pub core: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     transitions: Family<ResultLabel, Counter>,
@@ -71,6 +77,10 @@ pub struct Metrics {
     background_dropped: Family<WorkerLabel, Counter>,
     core_free_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_poisoned: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_offline: Family<OfflineLabel, Gauge<u64, AtomicU64>>,
+    core_checkpoint_rebuilt: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_corrupt_records_replayed: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +112,10 @@ impl Default for Metrics {
             background_dropped: Family::default(),
             core_free_bytes: Family::default(),
             core_poisoned: Family::default(),
+            core_offline: Family::default(),
+            core_checkpoint_rebuilt: Family::default(),
+            core_corrupt_records_replayed: Family::default(),
+            core_corrupt_reads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -201,6 +215,28 @@ impl Default for Metrics {
             "1 when a core refuses writes after a failed flush (restart or repair it)",
             m.core_poisoned.clone(),
         );
+        registry.register(
+            "core_offline",
+            "1 for each of this process's cores that started offline (damaged partition), \
+             with the reason",
+            m.core_offline.clone(),
+        );
+        registry.register(
+            "core_checkpoint_rebuilt",
+            "1 when the core's checkpoint was damaged at its start and its index was rebuilt \
+             from the whole log",
+            m.core_checkpoint_rebuilt.clone(),
+        );
+        registry.register(
+            "core_corrupt_records_replayed",
+            "Damaged log records the core skipped while replaying its log at start",
+            m.core_corrupt_records_replayed.clone(),
+        );
+        registry.register(
+            "core_corrupt_reads",
+            "Reads the core refused because the record failed its checks (checksum, id, kind)",
+            m.core_corrupt_reads.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -251,6 +287,25 @@ impl Metrics {
         self.core_poisoned
             .get_or_create(&label)
             .set(u64::from(s.poisoned));
+        self.core_checkpoint_rebuilt
+            .get_or_create(&label)
+            .set(u64::from(s.checkpoint_rebuilt));
+        self.core_corrupt_records_replayed
+            .get_or_create(&label)
+            .set(s.corrupt_records_replayed);
+        self.core_corrupt_reads
+            .get_or_create(&label)
+            .set(s.corrupt_reads);
+    }
+
+    /// A core that started offline, and why (a core never comes back online in the same
+    /// process, so the gauge stays).
+    pub fn record_core_offline(&self, name: &str, reason: &str) {
+        let label = OfflineLabel {
+            core: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.core_offline.get_or_create(&label).set(1);
     }
 
     /// A background worker's queue grew (+1) or shrank (−1).

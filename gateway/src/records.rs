@@ -868,7 +868,7 @@ fn put_str(b: &mut BytesMut, s: &str) {
     // bounds (`access::HEADER_VALUE_BYTES_MAX`); a longer one is a bug, never a record whose
     // length wrapped.
     assert!(
-        s.len() <= usize::from(u16::MAX),
+        u16::try_from(s.len()).is_ok(),
         "record string of {} bytes",
         s.len()
     );

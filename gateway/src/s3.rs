@@ -104,6 +104,7 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
         // it sheds load).
         BackendError::Quorum { .. }
         | BackendError::Down { .. }
+        | BackendError::Offline { .. }
         | BackendError::Remote(
             crate::remote::RemoteError::Unreachable { .. }
             | crate::remote::RemoteError::Timeout { .. }
@@ -117,6 +118,17 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
             tracing::error!(error = %other, "storage error");
             s3_error!(other, InternalError)
         }
+    }
+}
+
+/// An error of `object_stream` as an S3 error (it carries the backend's error).
+fn stream_error(e: std::io::Error) -> S3Error {
+    let Some(inner) = e.into_inner() else {
+        return s3_error!(InternalError, "reading the object failed");
+    };
+    match inner.downcast::<BackendError>() {
+        Ok(backend) => s3_err(*backend),
+        Err(other) => s3_error!(InternalError, "{other}"),
     }
 }
 
@@ -734,7 +746,8 @@ impl Gateway {
                         let next = pos + b.len() as u64;
                         Some((Ok(b), next))
                     }
-                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), first + len)),
+                    // The backend error rides inside, for `get_object` to map the first one.
+                    Err(e) => Some((Err(std::io::Error::other(e)), first + len)),
                 }
             }
         }))
@@ -1533,7 +1546,15 @@ impl S3 for Gateway {
             None if head.size == 0 && input.range.is_none() => (0, 0),
             None => resolve_range(input.range.as_ref(), head.size)?,
         };
-        let stream = self.object_stream(&bucket, &input.key, head.clone(), first, len);
+        let mut stream = self.object_stream(&bucket, &input.key, head.clone(), first, len);
+        // The first piece is read before the response starts: a GET that cannot be served
+        // fails with its status (503, 500) instead of a 200 and a cut body.
+        let first_piece = match stream.next().await {
+            Some(Ok(b)) => Some(Ok(b)),
+            Some(Err(e)) => return Err(stream_error(e)),
+            None => None,
+        };
+        let stream = futures::stream::iter(first_piece).chain(stream);
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())

@@ -131,6 +131,10 @@ pub struct CoreStats {
     pub puts: u64,
     pub gets: u64,
     pub deletes: u64,
+    /// Damaged log records skipped by the last start's replay.
+    pub corrupt_records_replayed: u64,
+    /// The last start found the checkpoint damaged and rebuilt the index from the whole log.
+    pub checkpoint_rebuilt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +151,9 @@ pub enum ErrorCode {
     TooLarge = 9,
     Internal = 10,
     ConditionFailed = 11,
+    /// The core did not start: its partition is damaged (the message says why). Callers treat
+    /// it like an unreachable core and read around it.
+    Offline = 12,
 }
 
 impl ErrorCode {
@@ -163,6 +170,7 @@ impl ErrorCode {
             8 => Self::VersionMismatch,
             9 => Self::TooLarge,
             11 => Self::ConditionFailed,
+            12 => Self::Offline,
             _ => Self::Internal,
         }
     }
@@ -452,6 +460,8 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
                 s.puts,
                 s.gets,
                 s.deletes,
+                s.corrupt_records_replayed,
+                u64::from(s.checkpoint_rebuilt),
             ];
             out.put_u32_le(fields.len() as u32);
             for f in fields {
@@ -828,7 +838,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         R_STATS => {
             let n = get_u32(b)? as usize;
             need(b, n.saturating_mul(8))?;
-            let mut f = [0u64; 11];
+            let mut f = [0u64; 13];
             for i in 0..n {
                 let v = b.get_u64_le();
                 if i < f.len() {
@@ -847,6 +857,8 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 puts: f[8],
                 gets: f[9],
                 deletes: f[10],
+                corrupt_records_replayed: f[11],
+                checkpoint_rebuilt: f[12] != 0,
             }))
         }
         R_ERROR => {
@@ -955,11 +967,17 @@ mod tests {
                 fragments: 1,
                 poisoned: true,
                 deletes: 9,
+                corrupt_records_replayed: 2,
+                checkpoint_rebuilt: true,
                 ..CoreStats::default()
             }),
             Response::Error {
                 code: ErrorCode::NoSpace,
                 message: "full".into(),
+            },
+            Response::Error {
+                code: ErrorCode::Offline,
+                message: "core offline: damaged".into(),
             },
             Response::MetaVersioned(None),
             Response::MetaVersioned(Some(MetaVersion {

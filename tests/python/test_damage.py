@@ -1,0 +1,384 @@
+"""Damage is contained to its core: real bytes flipped or zeroed in one core's files while the
+node is stopped; after the restart the node serves every object from the other cores (EC 2+2
+and 3 replicas on a 4-core node) and its metrics name the damaged core and why.
+
+Each case writes its own objects to its own node (`percore serve --cores 4`), stops it cleanly
+(SIGTERM: final checkpoint), damages core 1's files, and starts it again on the same data.
+"""
+import os
+import random
+import re
+import signal
+import struct
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Server
+
+CORES = 4
+DAMAGED = 1
+# Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (gateway/src/ec.rs).
+SIZES = [0, 1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
+
+
+def _objects(seed):
+    rng = random.Random(seed)
+    out = {}
+    for i in range(24):
+        size = SIZES[i % len(SIZES)]
+        out[f"obj/{i:03d}"] = rng.randbytes(size)
+    return out
+
+
+def _metrics(server):
+    return urllib.request.urlopen(server.endpoint + "/-/metrics", timeout=10).read().decode()
+
+
+def _wait_metric(server, pattern, what, timeout=30):
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        text = _metrics(server)
+        m = re.search(pattern, text, re.M)
+        if m:
+            return m
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: no metric matching {pattern!r} in\n{text}")
+
+
+@pytest.fixture
+def node_dir():
+    with tempfile.TemporaryDirectory() as d:
+        yield os.path.join(d, "data")
+
+
+def _fill_and_stop(data, seed):
+    s = Server(data, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        objects = _objects(seed)
+        for k, v in objects.items():
+            c.put_object(Bucket="dmg", Key=k, Body=v)
+    finally:
+        assert s.stop() == 0
+    return objects
+
+
+def _restart_and_read_all(data, objects):
+    s = Server(data, cores=CORES)
+    c = s.client()
+    for k, v in objects.items():
+        got = c.get_object(Bucket="dmg", Key=k)["Body"].read()
+        assert got == v, f"{k}: {len(got)} bytes back, {len(v)} written"
+    listed = []
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket="dmg"):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert sorted(listed) == sorted(objects)
+    return s, c
+
+
+def _core_dir(data, core=DAMAGED):
+    return os.path.join(data, f"core-{core}")
+
+
+def _flip(path, offset, mask=0x5A):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        assert b, f"{path} has no byte {offset}"
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))
+
+
+def _lmdb_newest_meta(path):
+    """(page size, main tree root page, last page) of the meta page LMDB uses."""
+    with open(path, "rb") as f:
+        head = f.read(16 + 136)
+        psize = struct.unpack_from("<I", head, 16 + 24)[0]
+        f.seek(psize)
+        second = f.read(16 + 136)
+    metas = []
+    for page in (head, second):
+        m = 16
+        root = struct.unpack_from("<Q", page, m + 72 + 40)[0]
+        last = struct.unpack_from("<Q", page, m + 120)[0]
+        txnid = struct.unpack_from("<Q", page, m + 128)[0]
+        metas.append((txnid, root, last))
+    txnid, root, last = metas[1] if metas[1][0] > metas[0][0] else metas[0]
+    return psize, root, last
+
+
+def _assert_offline(s, why):
+    m = _wait_metric(
+        s, r'^percore_core_offline\{core="core %d",reason="([^"]*)"\} 1' % DAMAGED,
+        "the offline core in the metrics")
+    assert why in m.group(1), m.group(1)
+    text = _metrics(s)
+    for core in range(CORES):
+        if core != DAMAGED:
+            assert f'percore_core_offline{{core="core {core}"' not in text
+
+
+def test_damaged_checkpoint_is_rebuilt_from_the_log(node_dir):
+    objects = _fill_and_stop(node_dir, 1)
+    ckpt = os.path.join(_core_dir(node_dir), "checkpoint")
+    size = os.path.getsize(ckpt)
+    _flip(ckpt, size // 2)  # in the body: its checksum fails
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _wait_metric(s, r'^percore_core_checkpoint_rebuilt\{core="core %d"\} 1' % DAMAGED,
+                     "the rebuilt checkpoint in the metrics")
+        assert 'percore_core_offline{' not in _metrics(s), "the core is online"
+        # The rebuilt core serves writes and reads (a new object lands on it too).
+        for i in range(8):
+            c.put_object(Bucket="dmg", Key=f"after/{i}", Body=b"x" * 5000)
+            assert c.get_object(Bucket="dmg", Key=f"after/{i}")["Body"].read() == b"x" * 5000
+    finally:
+        assert s.stop() == 0
+
+
+def test_damaged_segment_record_headers_are_read_around(node_dir):
+    objects = _fill_and_stop(node_dir, 2)
+    # Flip one byte in the header (the LSN) of every record on core 1.
+    flipped = 0
+    for name in sorted(os.listdir(_core_dir(node_dir))):
+        if not name.startswith("seg-"):
+            continue
+        path = os.path.join(_core_dir(node_dir), name)
+        with open(path, "rb") as f:
+            data = f.read()
+        for m in re.finditer(re.escape(b"PCR1\x01"), data):
+            if m.start() % 8 == 0:
+                _flip(path, m.start() + 9)
+                flipped += 1
+    assert flipped > 0
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        m = _wait_metric(s, r'^percore_core_corrupt_reads\{core="core %d"\} (\d+)' % DAMAGED,
+                         "corrupt reads of the damaged core")
+        assert int(m.group(1)) > 0
+    finally:
+        assert s.stop() == 0
+
+
+def test_damaged_checkpoint_and_records_rebuild_without_them(node_dir):
+    objects = _fill_and_stop(node_dir, 3)
+    ckpt = os.path.join(_core_dir(node_dir), "checkpoint")
+    _flip(ckpt, 20)  # the header: its checksum fails
+    seg = os.path.join(_core_dir(node_dir), "seg-00000001.log")
+    with open(seg, "rb") as f:
+        data = f.read()
+    first = data.index(b"PCR1\x01")
+    _flip(seg, first + 40)  # the record's aux field: its crc fails
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _wait_metric(s, r'^percore_core_checkpoint_rebuilt\{core="core %d"\} 1' % DAMAGED,
+                     "the rebuilt checkpoint")
+        m = _wait_metric(
+            s, r'^percore_core_corrupt_records_replayed\{core="core %d"\} (\d+)' % DAMAGED,
+            "records skipped at replay")
+        assert int(m.group(1)) >= 1
+    finally:
+        assert s.stop() == 0
+
+
+def test_zeroed_lmdb_page_takes_the_core_offline(node_dir):
+    objects = _fill_and_stop(node_dir, 4)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, root, _ = _lmdb_newest_meta(path)
+    with open(path, "r+b") as f:
+        f.seek(root * psize)
+        f.write(bytes(psize))
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "LMDB")
+        # Writes go on around the offline core (quorums of the other three).
+        c.put_object(Bucket="dmg", Key="after", Body=b"y" * 100_000)
+        assert c.get_object(Bucket="dmg", Key="after")["Body"].read() == b"y" * 100_000
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_garbled_lmdb_pages_never_crash_the_node(node_dir, seed):
+    objects = _fill_and_stop(node_dir, seed)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, _, last = _lmdb_newest_meta(path)
+    rng = random.Random(seed)
+    with open(path, "r+b") as f:
+        for page in range(2, last + 1):
+            f.seek(page * psize)
+            f.write(rng.randbytes(psize))
+    s, _ = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "LMDB")
+    finally:
+        assert s.stop() == 0
+
+
+def test_lmdb_meta_page_past_the_file_takes_the_core_offline(node_dir):
+    # The classic SIGBUS: the meta page believes in more pages than the file holds.
+    objects = _fill_and_stop(node_dir, 8)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    psize, _, last = _lmdb_newest_meta(path)
+    os.truncate(path, (last // 2 + 1) * psize)
+    s, _ = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "outside the file")
+    finally:
+        assert s.stop() == 0
+
+
+def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
+    objects = _fill_and_stop(node_dir, 9)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    with open(path, "rb") as f:
+        data = f.read()
+    flipped = 0
+    for m in re.finditer(re.escape(b"Odmg\x00obj/"), data):
+        start = m.start()
+        key_len = len("Odmg\x00obj/000")
+        lo, hi, flags, ksize = struct.unpack_from("<HHHH", data, start - 8)
+        size = lo | hi << 16
+        # A leaf node holding its value inline: flip a byte of the value's crc.
+        if flags == 0 and ksize == key_len and 13 <= size <= 4096:
+            _flip(path, start + key_len + 10)
+            flipped += 1
+    assert flipped > 0
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        assert 'percore_core_offline{' not in _metrics(s), "the structure is sound: online"
+        m = _wait_metric(s, r'^percore_core_corrupt_reads\{core="core %d"\} ([1-9]\d*)'
+                         % DAMAGED, "metadata values that failed their checksum")
+        assert int(m.group(1)) > 0
+    finally:
+        assert s.stop() == 0
+    # The reads repaired the damaged copies: after another restart nothing fails its check.
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        time.sleep(3)
+        assert re.search(r'^percore_core_corrupt_reads\{core="core %d"\} 0' % DAMAGED,
+                         _metrics(s), re.M)
+    finally:
+        assert s.stop() == 0
+
+
+def _flip_record_headers(core_dir):
+    flipped = 0
+    for name in sorted(os.listdir(core_dir)):
+        if not name.startswith("seg-"):
+            continue
+        path = os.path.join(core_dir, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        for m in re.finditer(re.escape(b"PCR1\x01"), data):
+            if m.start() % 8 == 0:
+                _flip(path, m.start() + 9)
+                flipped += 1
+    return flipped
+
+
+def test_unreadable_object_fails_before_its_headers(node_dir):
+    # Three of four cores lose every fragment record: an EC 2+2 stripe cannot be decoded.
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        body = random.Random(10).randbytes(1 << 20)
+        c.put_object(Bucket="dmg", Key="big", Body=body)
+    finally:
+        assert s.stop() == 0
+    for core in (1, 2, 3):
+        assert _flip_record_headers(_core_dir(node_dir, core)) > 0
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        # The metadata is intact (LMDB), so the object exists; its data cannot be read. The
+        # answer is an error status, not a 200 with a cut body.
+        with pytest.raises(c.exceptions.ClientError) as e:
+            c.get_object(Bucket="dmg", Key="big")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert c.head_object(Bucket="dmg", Key="big")["ContentLength"] == len(body)
+    finally:
+        assert s.stop() == 0
+
+
+def test_failure_mid_body_is_an_error_for_the_client(node_dir):
+    # The second 1 MiB stripe of a 3 MiB object loses its records on three of four cores:
+    # the response has started (200, the first stripe sent) when the failure is found.
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        body = random.Random(11).randbytes(3 << 20)
+        c.put_object(Bucket="dmg", Key="big", Body=body)
+    finally:
+        assert s.stop() == 0
+    flipped = 0
+    for core in (1, 2, 3):
+        d = _core_dir(node_dir, core)
+        for name in sorted(os.listdir(d)):
+            if not name.startswith("seg-"):
+                continue
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            for m in re.finditer(re.escape(b"PCR1\x01\x01"), data):
+                at = m.start()
+                chunk = int.from_bytes(data[at + 28:at + 31], "little")
+                if at % 8 == 0 and chunk == 1:
+                    _flip(path, at + 9)
+                    flipped += 1
+    assert flipped >= 3
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        resp = c.get_object(Bucket="dmg", Key="big")
+        assert resp["ContentLength"] == len(body)
+        # The connection is cut before Content-Length bytes: the client's read fails.
+        with pytest.raises(Exception) as e:
+            resp["Body"].read()
+        assert "IncompleteRead(1048576 bytes read" in str(e.value), e.value
+    finally:
+        assert s.stop() == 0
+
+
+def test_status_names_the_offline_and_the_recovered_core(tmp_path):
+    from cluster import DevCluster
+
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=2)
+    try:
+        w = c.client(1)
+        w.create_bucket(Bucket="dmg")
+        objects = _objects(12)
+        for k, v in objects.items():
+            w.put_object(Bucket="dmg", Key=k, Body=v)
+        c.kill(3, sig=signal.SIGTERM)  # clean stop: final checkpoints
+        node3 = os.path.join(c.dir, "node-3")
+        lmdb = os.path.join(node3, "core-0", "meta", "data.mdb")
+        psize, root, _ = _lmdb_newest_meta(lmdb)
+        with open(lmdb, "r+b") as f:
+            f.seek(root * psize)
+            f.write(bytes(psize))
+        ckpt = os.path.join(node3, "core-1", "checkpoint")
+        _flip(ckpt, os.path.getsize(ckpt) // 2)
+        c.restart(3)
+        code, out = c.status()
+        assert code == 1, out
+        lines = {l.split(":", 1)[0].strip(): l for l in out.splitlines()
+                 if l.strip().startswith("core 3/")}
+        assert "OFFLINE, damaged partition" in lines["core 3/0 127.0.0.1"], out
+        assert "LMDB" in lines["core 3/0 127.0.0.1"], out
+        assert "RECOVERED FROM DAMAGE at start: checkpoint damaged" in \
+            lines["core 3/1 127.0.0.1"], out
+        assert "5/6 cores up" in out, out
+        # Every object reads back through the damaged node.
+        r = c.client(3)
+        for k, v in objects.items():
+            assert r.get_object(Bucket="dmg", Key=k)["Body"].read() == v, k
+    finally:
+        assert c.stop() == 0
