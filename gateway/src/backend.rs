@@ -955,6 +955,7 @@ impl Backend {
             .collect();
         let batch = limit.clamp(1, SCAN_BATCH_MAX);
         let mut out = Vec::new();
+        let mut repairs = Vec::new();
         loop {
             self.refill(&mut streams, prefix, batch, need, cores.len())
                 .await?;
@@ -974,16 +975,29 @@ impl Backend {
                 if frontier.as_ref().is_some_and(|f| key > *f) {
                     break;
                 }
-                let mut best: Option<MetaVersion> = None;
+                let mut held: Vec<(usize, MetaVersion)> = Vec::new();
                 for s in &mut streams {
                     if s.buffered.front().is_some_and(|(k, _)| *k == key) {
                         let (_, v) = s.buffered.pop_front().expect("front exists");
-                        if best.as_ref().is_none_or(|b| newer(&v, b)) {
-                            best = Some(v);
-                        }
+                        held.push((s.core, v));
                     }
                 }
-                let v = best.expect("some stream held the smallest key");
+                let v = held
+                    .iter()
+                    .map(|(_, v)| v)
+                    .reduce(|a, b| if newer(b, a) { b } else { a })
+                    .expect("some stream held the smallest key")
+                    .clone();
+                // Every stream still in the merge has read past `key`: one that does not hold
+                // its newest version is stale, and is repaired like a point read's replicas.
+                let stale: Vec<usize> = streams
+                    .iter()
+                    .map(|s| s.core)
+                    .filter(|c| !held.iter().any(|(h, hv)| h == c && *hv == v))
+                    .collect();
+                if !stale.is_empty() {
+                    repairs.push((key.clone(), v.clone(), stale));
+                }
                 self.observe(v.hlc);
                 if !v.deleted {
                     out.push((
@@ -994,13 +1008,27 @@ impl Backend {
                         },
                     ));
                     if out.len() as u32 >= limit {
+                        self.repair_scanned(repairs).await;
                         return Ok((out, Some(key)));
                     }
                 }
             }
             if streams.iter().all(|s| s.done && s.buffered.is_empty()) {
+                self.repair_scanned(repairs).await;
                 return Ok((out, None));
             }
+        }
+    }
+
+    /// Read repair for a merged scan: each entry some replicas of the read quorum did not hold
+    /// at its newest version is rewritten there, with its HLC. Without it a write that failed
+    /// after reaching one replica was listed by one listing and not by the next, depending on
+    /// which replicas answered (found by the simulation, 3 of 2000 seeds). Best effort: a
+    /// replica that stays stale is found by the next read.
+    async fn repair_scanned(&self, repairs: Vec<(Bytes, MetaVersion, Vec<usize>)>) {
+        for (key, newest, stale) in repairs {
+            let repair = |_| repair_request(&key, &newest);
+            let _ = self.fan_out(&stale, repair).await;
         }
     }
 
