@@ -27,14 +27,17 @@ def free_port():
 
 
 class Server:
-    def __init__(self, data, extra=(), cores=2):
+    """A real `percore serve` on a free port. `stderr` is where its log goes (a file to read it
+    back, default nowhere), `log_level` its RUST_LOG."""
+
+    def __init__(self, data, extra=(), cores=2, stderr=subprocess.DEVNULL, log_level="warn"):
         self.data = data
         self.port = free_port()
         self.proc = subprocess.Popen(
             [percore_bin(), "serve", "--data", data, "--listen", f"127.0.0.1:{self.port}",
              "--cores", str(cores), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={**os.environ, "RUST_LOG": "warn"},
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env={**os.environ, "RUST_LOG": log_level},
         )
         fields = {}
         deadline = time.time() + 60
@@ -49,19 +52,20 @@ class Server:
         self.access_key = fields["access_key"]
         self.secret_key = fields["secret_key"]
 
-    def client(self, access_key=None, secret_key=None):
+    def client(self, access_key=None, secret_key=None, **config):
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
-            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
+                          **config),
         )
 
-    def stop(self):
+    def stop(self, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -9,22 +9,17 @@ and a 4xx does not log its body at ERROR.
 import os
 import re
 import resource
-import selectors
-import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
-from conftest import free_port, percore_bin
+from conftest import Server
 
 HEADER_TIMEOUT_S = 2
 IDLE_TIMEOUT_S = 1
@@ -40,44 +35,24 @@ def raise_nofile(want):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class HardenedServer:
+class HardenedServer(Server):
+    """`percore serve` with this module's small limits, its log kept in a file to read back."""
+
     def __init__(self, tmp, header_timeout_s=HEADER_TIMEOUT_S, idle_timeout_s=IDLE_TIMEOUT_S):
-        self.data = os.path.join(tmp, "d")
         self.stderr_path = os.path.join(tmp, "stderr.log")
-        self.port = free_port()
         self.stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(
-            [percore_bin(), "serve", "--data", self.data,
-             "--listen", f"127.0.0.1:{self.port}", "--cores", "1",
-             "--connections-max", str(CONNECTIONS_MAX),
-             "--connections-per-client-max", str(CONNECTIONS_MAX),
-             "--header-read-timeout-secs", str(header_timeout_s),
-             "--idle-timeout-secs", str(idle_timeout_s),
-             "--body-timeout-secs", str(BODY_TIMEOUT_S)],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+        super().__init__(
+            os.path.join(tmp, "d"), cores=1, stderr=self.stderr,
             # info: the default level; s3s's ERROR lines would show here if not filtered.
-            env={**os.environ, "RUST_LOG": "info"},
-        )
-        fields = {}
-        deadline = time.time() + 60
-        while "cores" not in fields:
-            assert time.time() < deadline, "percore serve did not start within 60 s"
-            line = self.proc.stdout.readline()
-            assert line, "percore serve exited before printing its endpoint"
-            m = re.match(r"(\w+): (.*)", line.strip())
-            if m:
-                fields[m.group(1)] = m.group(2)
-        self.endpoint = fields["endpoint"]
-        self.access_key = fields["access_key"]
-        self.secret_key = fields["secret_key"]
+            log_level="info",
+            extra=("--connections-max", str(CONNECTIONS_MAX),
+                   "--connections-per-client-max", str(CONNECTIONS_MAX),
+                   "--header-read-timeout-secs", str(header_timeout_s),
+                   "--idle-timeout-secs", str(idle_timeout_s),
+                   "--body-timeout-secs", str(BODY_TIMEOUT_S)))
 
     def client(self):
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
-                          connect_timeout=5, read_timeout=10),
-        )
+        return super().client(connect_timeout=5, read_timeout=10)
 
     def log(self):
         self.stderr.flush()
@@ -85,15 +60,9 @@ class HardenedServer:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = super().stop(timeout=40)
         self.stderr.close()
-        return self.proc.returncode
+        return code
 
 
 @pytest.fixture(scope="module")
