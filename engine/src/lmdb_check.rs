@@ -244,7 +244,7 @@ impl<F: FnMut(u64, &mut [u8]) -> std::io::Result<()>> Walk<'_, F> {
     fn tree(&mut self, db: Db, free: bool) -> Result<(), Damage> {
         let before = self.entries;
         if db.root != PGNO_INVALID {
-            self.page(db.root, free, 0)?;
+            self.page(db.root, free, 0, None, None)?;
         }
         let found = self.entries - before;
         if found != db.entries {
@@ -256,7 +256,17 @@ impl<F: FnMut(u64, &mut [u8]) -> std::io::Result<()>> Walk<'_, F> {
         Ok(())
     }
 
-    fn page(&mut self, pgno: u64, free: bool, depth: u32) -> Result<(), Damage> {
+    /// One page and what it reaches. Every key of a data tree lies in `lo..hi`, the range its
+    /// parent's separators give it: a damaged separator would otherwise send a lookup to the
+    /// wrong leaf, and a get would miss a key a scan finds (found by the random damage test).
+    fn page(
+        &mut self,
+        pgno: u64,
+        free: bool,
+        depth: u32,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Result<(), Damage> {
         if !self.in_file(pgno) {
             return Err(format!("a tree points at page {pgno}, outside the file"));
         }
@@ -306,12 +316,32 @@ impl<F: FnMut(u64, &mut [u8]) -> std::io::Result<()>> Walk<'_, F> {
                         return Err(format!("page {pgno}: keys out of order at node {i}"));
                     }
                 }
+                if lo.is_some_and(|lo| node.key < lo) || hi.is_some_and(|hi| node.key >= hi) {
+                    return Err(format!(
+                        "page {pgno}: node {i}'s key lies outside the range its parent gives"
+                    ));
+                }
                 previous = Some(node.key.to_vec());
             }
             if branch {
                 // 64-bit LMDB: the child's page number is lo | hi << 16 | flags << 32.
                 let child = node.lo_hi | (u64::from(node.flags) << 32);
-                self.page(child, free, depth + 1)?;
+                // Child i holds keys from separator i (the parent's bound for the first) up to
+                // separator i + 1 (the parent's bound for the last).
+                let next = if i + 1 < keys {
+                    Some(node_at(&page, i + 1, upper).map_err(|e| format!("page {pgno}: {e}"))?)
+                } else {
+                    None
+                };
+                let (child_lo, child_hi) = if free {
+                    (None, None)
+                } else {
+                    (
+                        if i == 0 { lo } else { Some(node.key) },
+                        next.as_ref().map_or(hi, |n| Some(n.key)),
+                    )
+                };
+                self.page(child, free, depth + 1, child_lo, child_hi)?;
             } else {
                 self.leaf_node(pgno, &node, free, depth)?;
             }
@@ -576,8 +606,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = sample_file(dir.path());
         let s = check_bytes(&bytes).unwrap();
-        // The main tree's one node (the named database) and the 3000 keys.
-        assert_eq!(s.entries - 1 - free_entries(&bytes), 3000, "{s:?}");
+        // The main tree's two nodes (the named databases `meta` and `format`), the format
+        // marker (`meta.rs`) and the 3000 keys.
+        assert_eq!(s.entries - 3 - free_entries(&bytes), 3000, "{s:?}");
         assert!(s.pages_visited > 10);
         assert_eq!(open_and_read_all(&bytes).unwrap(), 3000);
     }

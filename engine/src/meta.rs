@@ -9,7 +9,11 @@
 //! Flags: 1 = tombstone, 2 = checked: the crc is CRC-32 of the key, the 9 bytes before it and
 //! the value, verified on every read (LMDB checks no data: a flipped bit in a value would be
 //! served as metadata). Values written before the crc (format 1 fixtures) have flag 2 clear
-//! and are read unchecked.
+//! and are read unchecked, but only in a store that holds such values: a store created with
+//! checksums says so in its `format` database (`checked` = 1), and there a value with flag 2
+//! clear is damage. Without that marker one flipped flag bit, or a damaged key length that
+//! shifts a value's first bytes, served garbage as metadata unchecked (found by the random
+//! damage test of `lmdb_check`).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -58,7 +62,12 @@ pub struct MetaValue {
 pub struct MetaStore {
     env: Env,
     db: Database<RawBytes, RawBytes>,
+    /// Every value must carry its crc (the store was created with checksums).
+    all_checked: bool,
 }
+
+/// The `format` database's key saying every value of the store carries its crc.
+const FORMAT_CHECKED_KEY: &[u8] = b"checked";
 
 /// Orders two versions of a key: by hlc, then tombstone below value, then by value bytes, so
 /// that any replay order converges and re-applying a mutation is a no-op.
@@ -84,8 +93,8 @@ fn encode_value(key: &[u8], hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn decode_live(key: &[u8], raw: &[u8]) -> Result<Option<MetaValue>> {
-    let (v, deleted) = decode_any(key, raw)?;
+fn decode_live(key: &[u8], raw: &[u8], all_checked: bool) -> Result<Option<MetaValue>> {
+    let (v, deleted) = decode_any(key, raw, all_checked)?;
     Ok((!deleted).then_some(v))
 }
 
@@ -97,12 +106,16 @@ fn damaged_value(key: &[u8], detail: &str) -> EngineError {
     }
 }
 
-/// A stored value, live or a tombstone (`true`, with an empty value), its crc verified.
-fn decode_any(key: &[u8], raw: &[u8]) -> Result<(MetaValue, bool)> {
+/// A stored value, live or a tombstone (`true`, with an empty value), its crc verified. In a
+/// store whose values all carry one (`all_checked`), a value without one is damage.
+fn decode_any(key: &[u8], raw: &[u8], all_checked: bool) -> Result<(MetaValue, bool)> {
     if raw.len() < VALUE_HEADER_BYTES {
         return Err(damaged_value(key, "short value"));
     }
     let flags = raw[8];
+    if flags & FLAG_CHECKED == 0 && all_checked {
+        return Err(damaged_value(key, "a value without its checksum"));
+    }
     let body = if flags & FLAG_CHECKED == 0 {
         &raw[VALUE_HEADER_BYTES..]
     } else {
@@ -172,8 +185,28 @@ impl MetaStore {
         let db = env
             .create_database::<RawBytes, RawBytes>(&mut wtxn, Some("meta"))
             .map_err(EngineError::meta("creating the database"))?;
+        let format = env
+            .create_database::<RawBytes, RawBytes>(&mut wtxn, Some("format"))
+            .map_err(EngineError::meta("creating the format database"))?;
+        let marked = format
+            .get(&wtxn, FORMAT_CHECKED_KEY)
+            .map_err(EngineError::meta("reading the format"))?
+            .is_some_and(|v| v == [1]);
+        // A new store (nothing in it yet) holds only checked values from the start; an older
+        // one keeps reading its unchecked values.
+        let empty = db.is_empty(&wtxn).map_err(EngineError::meta("is_empty"))?;
+        let all_checked = marked || empty;
+        if all_checked && !marked {
+            format
+                .put(&mut wtxn, FORMAT_CHECKED_KEY, &[1])
+                .map_err(EngineError::meta("writing the format"))?;
+        }
         wtxn.commit().map_err(EngineError::meta("commit"))?;
-        Ok(MetaStore { env, db })
+        Ok(MetaStore {
+            env,
+            db,
+            all_checked,
+        })
     }
 
     /// Applies mutations in one transaction. Returns, for each, whether it won (LWW).
@@ -191,7 +224,7 @@ impl MetaStore {
                 .map_err(EngineError::meta("get"))?;
             // A damaged old value cannot be ordered: the mutation (durable in the log) replaces
             // it.
-            let apply = match old.map(|raw| decode_any(m.key(), raw)) {
+            let apply = match old.map(|raw| decode_any(m.key(), raw, self.all_checked)) {
                 Some(Ok((old, old_tomb))) => newer(hlc, tomb, value, &old, old_tomb),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "damaged metadata value overwritten");
@@ -216,7 +249,7 @@ impl MetaStore {
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
         match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
-            Some(raw) => decode_live(key, raw),
+            Some(raw) => decode_live(key, raw, self.all_checked),
             None => Ok(None),
         }
     }
@@ -233,7 +266,7 @@ impl MetaStore {
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
         match self.db.get(&rtxn, key).map_err(EngineError::meta("get"))? {
-            Some(raw) => decode_any(key, raw).map(Some),
+            Some(raw) => decode_any(key, raw, self.all_checked).map(Some),
             None => Ok(None),
         }
     }
@@ -290,7 +323,7 @@ impl MetaStore {
                 next_start_after = entries.last().map(|(k, _, _)| k.clone());
                 break;
             }
-            let (v, deleted) = decode_any(k, raw)?;
+            let (v, deleted) = decode_any(k, raw, self.all_checked)?;
             if tombstones || !deleted {
                 entries.push((bytes::Bytes::copy_from_slice(k), v, deleted));
             }
