@@ -59,6 +59,7 @@ impl S3Access for Gate {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         check_auth(cx.method(), cx.uri(), cx.headers(), &self.region, now)?;
         crate::http_body::check_body_limit(cx)?;
+        crate::http_body::check_body_digests(cx)?;
         let op = cx.s3_op().name();
         if op == "CreateBucket" {
             if let s3s::path::S3Path::Bucket { bucket } = cx.s3_path() {

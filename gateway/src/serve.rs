@@ -321,14 +321,20 @@ async fn handle(
             .is_some_and(|v| v.as_bytes() != b"0")
             || req.headers().contains_key(http::header::TRANSFER_ENCODING);
         let guard = BodyGuard::new();
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(Arc::clone(&guard));
-        let body = s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
-        let mut response = service.call(http::Request::from_parts(parts, body)).await?;
-        apply_status(&mut response);
-        if let Some(fault) = guard.fault() {
-            response = fault_response(fault, &request_id);
-        }
+        let mut response = if let Some(refused) = bad_content_sha256(req.headers(), &request_id) {
+            refused
+        } else {
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(Arc::clone(&guard));
+            let body =
+                s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
+            let mut response = service.call(http::Request::from_parts(parts, body)).await?;
+            apply_status(&mut response);
+            if let Some(fault) = guard.fault() {
+                response = fault_response(fault, &request_id);
+            }
+            response
+        };
         let failed = response.status().is_client_error() || response.status().is_server_error();
         // A body left unread would be taken for the next request: close instead.
         if close_after(expect, response.status()) || (failed && declares_body && !guard.ended()) {
@@ -360,9 +366,18 @@ fn fault_response(fault: BodyFault, request_id: &str) -> http::Response<s3s::Bod
              timeout period."
                 .to_owned(),
         ),
+        BodyFault::BadDigest(header) => (
+            "BadDigest",
+            format!("The {header} you specified did not match what we received."),
+        ),
     };
+    error_response(code, &message, request_id)
+}
+
+/// A 400 with an S3 XML error body, for what is refused outside s3s.
+fn error_response(code: &str, message: &str, request_id: &str) -> http::Response<s3s::Body> {
     let mut response = http::Response::new(s3s::Body::from(http_log::error_body(
-        code, &message, request_id,
+        code, message, request_id,
     )));
     *response.status_mut() = http::StatusCode::BAD_REQUEST;
     response.headers_mut().insert(
@@ -370,4 +385,40 @@ fn fault_response(fault: BodyFault, request_id: &str) -> http::Response<s3s::Bod
         http::HeaderValue::from_static("application/xml"),
     );
     response
+}
+
+/// What `x-amz-content-sha256` may be (AWS): a lowercase hex SHA-256 or one of the named
+/// payload modes. s3s refuses anything else as SignatureDoesNotMatch (403), which tells the
+/// client its key is wrong; AWS answers 400 InvalidArgument, checked here before s3s runs.
+fn content_sha256_valid(value: &[u8]) -> bool {
+    const MODES: [&[u8]; 6] = [
+        b"UNSIGNED-PAYLOAD",
+        b"STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        b"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+        b"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+    ];
+    let hex = value.len() == 64 && value.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    hex || MODES.contains(&value)
+}
+
+/// The refusal of a request whose `x-amz-content-sha256` is malformed (several count as one).
+fn bad_content_sha256(
+    headers: &http::HeaderMap,
+    request_id: &str,
+) -> Option<http::Response<s3s::Body>> {
+    let mut values = headers.get_all("x-amz-content-sha256").iter();
+    let first = values.next()?;
+    if values.next().is_none() && content_sha256_valid(first.as_bytes()) {
+        return None;
+    }
+    Some(error_response(
+        "InvalidArgument",
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, \
+         STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, \
+         STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, \
+         STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
+        request_id,
+    ))
 }

@@ -1,6 +1,6 @@
 """Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
-dates, reserved bucket names."""
+dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256."""
 import base64
 import email.utils
 import hashlib
@@ -169,3 +169,94 @@ def test_reserved_bucket_names_are_invalid(s3, name):
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=name)
     assert e.value.response["Error"]["Code"] == "InvalidBucketName"
+
+
+def delete_xml(*keys):
+    objs = "".join(f"<Object><Key>{k}</Key></Object>" for k in keys)
+    return f"<Delete>{objs}</Delete>".encode()
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def test_delete_objects_with_wrong_content_md5_deletes_nothing(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="b", Body=b"2")
+    body = delete_xml("a", "b")
+    path = f"/{bucket}?delete"
+    # On main this deleted both objects.
+    wrong = {"Content-MD5": b64(hashlib.md5(b"something else").digest())}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, wrong), body)
+    assert status == 400 and b"<Code>BadDigest</Code>" in reply and b"<RequestId>" in reply, reply
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["a", "b"]
+    malformed = {"Content-MD5": "not base64!"}
+    status, reply = send(server, "POST", path,
+                         signed_headers(server, "POST", path, body, malformed), body)
+    assert status == 400 and b"<Code>InvalidDigest</Code>" in reply, reply
+    short = {"Content-MD5": b64(b"0123")}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, short), body)
+    assert status == 400 and b"<Code>InvalidDigest</Code>" in reply, reply
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 2
+    right = {"Content-MD5": b64(hashlib.md5(body).digest())}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, right), body)
+    assert status == 200, reply
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize("header,digest", [
+    ("x-amz-checksum-sha256", lambda b: hashlib.sha256(b).digest()),
+    ("x-amz-checksum-sha1", lambda b: hashlib.sha1(b).digest()),
+    ("x-amz-checksum-crc32", lambda b: __import__("zlib").crc32(b).to_bytes(4, "big")),
+])
+def test_delete_objects_with_wrong_checksum_deletes_nothing(server, s3, bucket, header, digest):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    body = delete_xml("a")
+    path = f"/{bucket}?delete"
+    wrong = {header: b64(digest(b"other"))}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, wrong), body)
+    assert status == 400 and b"<Code>BadDigest</Code>" in reply, reply
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a"]
+    malformed = {header: b64(b"x")}
+    status, reply = send(server, "POST", path,
+                         signed_headers(server, "POST", path, body, malformed), body)
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in reply, reply
+    right = {header: b64(digest(body))}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, right), body)
+    assert status == 200, reply
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_wrong_content_md5_on_tagging_changes_nothing(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    body = (b"<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>")
+    path = f"/{bucket}/k?tagging"
+    wrong = {"Content-MD5": b64(hashlib.md5(b"x").digest())}
+    status, reply = send(server, "PUT", path, signed_headers(server, "PUT", path, body, wrong), body)
+    assert status == 400 and b"BadDigest" in reply, reply
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
+    # boto3 itself (which sends a checksum of its own) still works.
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "a", "Value": "b"}]
+
+
+def signed_with_content_sha256(server, method, path, value):
+    class Fixed(S3SigV4Auth):
+        def payload(self, request):
+            return value
+
+    req = AWSRequest(method=method, url=server.endpoint + path,
+                     headers={"x-amz-content-sha256": value})
+    Fixed(Credentials(server.access_key, server.secret_key), "s3", "us-east-1").add_auth(req)
+    return dict(req.prepare().headers.items())
+
+
+@pytest.mark.parametrize("value", ["notahash", "A" * 64, "unsigned-payload"])
+def test_malformed_content_sha256_is_invalid_argument(server, bucket, value):
+    path = f"/{bucket}?list-type=2"
+    status, reply = send(server, "GET", path, signed_with_content_sha256(server, "GET", path, value))
+    # s3s answered 403 SignatureDoesNotMatch, which blames the key.
+    assert status == 400 and b"<Code>InvalidArgument</Code>" in reply, reply
+    assert b"<RequestId>" in reply, reply
+    ok = signed_with_content_sha256(server, "GET", path, "UNSIGNED-PAYLOAD")
+    assert send(server, "GET", path, ok)[0] == 200
