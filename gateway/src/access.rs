@@ -20,7 +20,9 @@
 //!   hyphen (`a.-b`) are InvalidBucketName on CreateBucket; s3s checks the rest.
 //!
 //! Deliberately not here: anonymous access (every request must be signed until policies exist),
-//! and the body-level checks (payload hashes, chunk signatures), which s3s does while streaming.
+//! and the body-level checks: payload hashes and chunk signatures (s3s, while streaming), the
+//! digests of bodies read whole and the end of aws-chunked bodies (`http_body`, armed from
+//! here), a malformed `x-amz-content-sha256` (`serve`, before s3s, which misnames it).
 
 use hyper::{HeaderMap, Method, Uri};
 use s3s::access::{S3Access, S3AccessContext};

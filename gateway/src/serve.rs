@@ -326,8 +326,15 @@ async fn handle(
         } else {
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(Arc::clone(&guard));
-            let body =
-                s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
+            let mut body = RequestBody::new(body, Arc::clone(&guard), body_timeout);
+            let aws_chunked = parts
+                .headers
+                .get("x-amz-content-sha256")
+                .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+            if aws_chunked {
+                body = body.aws_chunked();
+            }
+            let body = s3s::Body::http_body(body);
             let mut response = service.call(http::Request::from_parts(parts, body)).await?;
             apply_status(&mut response);
             if let Some(fault) = guard.fault() {
@@ -364,6 +371,12 @@ fn fault_response(fault: BodyFault, request_id: &str) -> http::Response<s3s::Bod
             "RequestTimeout",
             "Your socket connection to the server was not read from or written to within the \
              timeout period."
+                .to_owned(),
+        ),
+        BodyFault::Incomplete => (
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP \
+             header: the aws-chunked body ended before its final zero-length chunk."
                 .to_owned(),
         ),
         BodyFault::BadDigest(header) => (

@@ -1,6 +1,7 @@
 """Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
-dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256."""
+dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256, aws-chunked
+bodies cut before their final chunk."""
 import base64
 import email.utils
 import hashlib
@@ -260,3 +261,76 @@ def test_malformed_content_sha256_is_invalid_argument(server, bucket, value):
     assert b"<RequestId>" in reply, reply
     ok = signed_with_content_sha256(server, "GET", path, "UNSIGNED-PAYLOAD")
     assert send(server, "GET", path, ok)[0] == 200
+
+
+def streaming_put(server, path, chunks, mode="STREAMING-AWS4-HMAC-SHA256-PAYLOAD", cut=None,
+                  tamper=False):
+    """A hand-made aws-chunked PUT: `chunks` of data, then the zero-length chunk. botocore does
+    not sign chunks, so the SigV4 chunk chain is computed here. `cut` drops the body from that
+    many bytes before its end; `tamper` flips a byte of the first chunk after signing."""
+    decoded = sum(len(c) for c in chunks)
+    headers = {"x-amz-content-sha256": mode, "x-amz-decoded-content-length": str(decoded),
+               "content-encoding": "aws-chunked"}
+
+    class Fixed(S3SigV4Auth):
+        def payload(self, request):
+            return mode
+
+    req = AWSRequest(method="PUT", url=server.endpoint + path, headers=headers)
+    signer = Fixed(Credentials(server.access_key, server.secret_key), "s3", "us-east-1")
+    signer.add_auth(req)
+    headers = {k: v for k, v in req.prepare().headers.items() if k.lower() != "content-length"}
+    amz_date = headers["X-Amz-Date"]
+    prev = headers["Authorization"].rsplit("Signature=", 1)[1]
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+
+    def h(key, msg):
+        return hmac.new(key, msg.encode() if isinstance(msg, str) else msg, hashlib.sha256)
+
+    key = h(h(h(h(("AWS4" + server.secret_key).encode(), amz_date[:8]).digest(),
+                "us-east-1").digest(), "s3").digest(), "aws4_request").digest()
+    empty = hashlib.sha256(b"").hexdigest()
+    body = b""
+    for i, data in enumerate(list(chunks) + [b""]):
+        if mode.startswith("STREAMING-AWS4-HMAC"):
+            sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, empty,
+                             hashlib.sha256(data).hexdigest()])
+            prev = h(key, sts).hexdigest()
+            if tamper and i == 0:
+                data = bytes([data[0] ^ 1]) + data[1:]
+            body += f"{len(data):x};chunk-signature={prev}\r\n".encode() + data + b"\r\n"
+        else:
+            body += f"{len(data):x}\r\n".encode() + data + (b"\r\n" if data else b"")
+    if not mode.startswith("STREAMING-AWS4-HMAC"):
+        crc = __import__("zlib").crc32(b"".join(chunks)).to_bytes(4, "big")
+        body += f"x-amz-checksum-crc32:{b64(crc)}\r\n\r\n".encode()
+    if cut:
+        body = body[:-cut]
+    return send(server, "PUT", path, headers, body)
+
+
+def missing(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key)
+    return e.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+
+
+def test_streaming_upload_works(server, s3, bucket):
+    status, reply = streaming_put(server, f"/{bucket}/s", [b"a" * 1000, b"b" * 10])
+    assert status == 200, reply
+    assert s3.get_object(Bucket=bucket, Key="s")["Body"].read() == b"a" * 1000 + b"b" * 10
+
+
+def test_streaming_upload_cut_before_final_chunk_stores_nothing(server, s3, bucket):
+    # Every data chunk arrived, signed, but not the zero-length chunk that ends the body
+    # (the final chunk line is "0;chunk-signature=<64 hex>\r\n\r\n", 86 bytes): on main the
+    # object was stored.
+    status, reply = streaming_put(server, f"/{bucket}/cut", [b"a" * 1000, b"b" * 10], cut=86)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in reply, reply
+    assert missing(s3, bucket, "cut")
+
+
+def test_streaming_upload_cut_mid_chunk_stores_nothing(server, s3, bucket):
+    status, reply = streaming_put(server, f"/{bucket}/cut", [b"a" * 1000, b"b" * 10], cut=100)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in reply, reply
+    assert missing(s3, bucket, "cut")
