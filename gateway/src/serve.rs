@@ -326,6 +326,10 @@ async fn handle(
         } else {
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(Arc::clone(&guard));
+            if let Some(amz_date) = crate::access::amz_date_from_date(&parts.headers) {
+                parts.headers.insert("x-amz-date", amz_date);
+                parts.extensions.insert(crate::access::AmzDateFromDate);
+            }
             let mut body = RequestBody::new(body, Arc::clone(&guard), body_timeout);
             let aws_chunked = parts
                 .headers

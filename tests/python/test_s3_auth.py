@@ -334,3 +334,21 @@ def test_streaming_upload_cut_mid_chunk_stores_nothing(server, s3, bucket):
     status, reply = streaming_put(server, f"/{bucket}/cut", [b"a" * 1000, b"b" * 10], cut=100)
     assert status == 400 and b"<Code>IncompleteBody</Code>" in reply, reply
     assert missing(s3, bucket, "cut")
+
+
+def test_sigv4_with_date_instead_of_x_amz_date(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"dated")
+    now = email.utils.formatdate(time.time(), usegmt=True)
+    # botocore signs Date and sends no X-Amz-Date when the request has a Date; AWS accepts it,
+    # s3s answered 400 "missing header: x-amz-date".
+    headers = signed_headers(server, "GET", f"/{bucket}/k", headers={"Date": now})
+    assert "date" in headers["Authorization"] and "X-Amz-Date" not in headers, headers
+    assert send(server, "GET", f"/{bucket}/k", headers) == (200, b"dated")
+    # Both headers: x-amz-date is the one signed with.
+    headers = signed_headers(server, "GET", f"/{bucket}/k")
+    headers["Date"] = email.utils.formatdate(time.time() - 86400, usegmt=True)
+    assert send(server, "GET", f"/{bucket}/k", headers) == (200, b"dated")
+    # The x-amz-date made from Date is not a way around the unsigned-header rule.
+    headers = signed_headers(server, "GET", f"/{bucket}/k", headers={"Date": now})
+    headers["x-amz-meta-x"] = "y"
+    assert send(server, "GET", f"/{bucket}/k", headers)[0] == 403
