@@ -1,7 +1,7 @@
 """Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
 dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256, aws-chunked
-bodies cut before their final chunk."""
+bodies cut before their final chunk or with a wrong chunk signature, SigV4 dated by Date."""
 import base64
 import email.utils
 import hashlib
@@ -352,3 +352,11 @@ def test_sigv4_with_date_instead_of_x_amz_date(server, s3, bucket):
     headers = signed_headers(server, "GET", f"/{bucket}/k", headers={"Date": now})
     headers["x-amz-meta-x"] = "y"
     assert send(server, "GET", f"/{bucket}/k", headers)[0] == 403
+
+
+def test_bad_chunk_signature_is_signature_does_not_match(server, s3, bucket):
+    # s3s found it and the upload failed, but as 400 IncompleteBody; AWS says 403.
+    status, reply = streaming_put(server, f"/{bucket}/t", [b"a" * 1000, b"b" * 10], tamper=True)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in reply, reply
+    assert b"<RequestId>" in reply, reply
+    assert missing(s3, bucket, "t")
