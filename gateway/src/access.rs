@@ -15,6 +15,12 @@
 //! - **SigV2 time.** A SigV2 header-signed request must carry a `Date` (or `x-amz-date`, which
 //!   wins as in AWS) within 15 minutes of the server's clock; s3s accepted any date, so a
 //!   captured request could be replayed forever. (s3s checks the `Expires` of SigV2 query auth.)
+//! - **`Date` instead of `x-amz-date`.** SigV4 allows either (botocore signs `Date` when a
+//!   request carries one, and then sends no `x-amz-date`); s3s 0.14 requires `x-amz-date`
+//!   (400 "missing header: x-amz-date"). `serve` adds an `x-amz-date` made from the `Date`
+//!   ([`amz_date_from_date`]; the canonical request holds only the signed headers, so the
+//!   signature is unchanged) and marks the request with [`AmzDateFromDate`], which exempts that
+//!   one header from the unsigned-header rule.
 //! - **Bucket names** AWS reserves (`xn--`, `sthree-`, `amzn-s3-demo-` prefixes; `-s3alias`,
 //!   `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3` suffixes) and labels that start or end with a
 //!   hyphen (`a.-b`) are InvalidBucketName on CreateBucket; s3s checks the rest.
@@ -23,7 +29,9 @@
 //!   strings of a metadata record (a 300 KB Content-Type reached one).
 //!
 //! Deliberately not here: anonymous access (every request must be signed until policies exist),
-//! and the body-level checks (payload hashes, chunk signatures), which s3s does while streaming.
+//! and the body-level checks: payload hashes and chunk signatures (s3s, while streaming), the
+//! digests of bodies read whole and the end of aws-chunked bodies (`http_body`, armed from
+//! here), a malformed `x-amz-content-sha256` (`serve`, before s3s, which misnames it).
 
 use hyper::{HeaderMap, Method, Uri};
 use s3s::access::{S3Access, S3AccessContext};
@@ -67,8 +75,15 @@ impl S3Access for Gate {
         }
         check_header_values(cx.headers())?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        check_auth(cx.method(), cx.uri(), cx.headers(), &self.region, now)?;
+        if cx.extensions_mut().get::<AmzDateFromDate>().is_some() {
+            let mut headers = cx.headers().clone();
+            headers.remove("x-amz-date");
+            check_auth(cx.method(), cx.uri(), &headers, &self.region, now)?;
+        } else {
+            check_auth(cx.method(), cx.uri(), cx.headers(), &self.region, now)?;
+        }
         crate::http_body::check_body_limit(cx)?;
+        crate::http_body::check_body_digests(cx)?;
         let op = cx.s3_op().name();
         if op == "CreateBucket" {
             if let s3s::path::S3Path::Bucket { bucket } = cx.s3_path() {
@@ -104,6 +119,40 @@ pub fn check_header_values(headers: &HeaderMap) -> S3Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Marks a request whose `x-amz-date` was made by `serve` from its `Date` (module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct AmzDateFromDate;
+
+/// The `x-amz-date` to add to a SigV4 header-signed request that carries a `Date` and no
+/// `x-amz-date` (module docs); `None` for every other request.
+pub fn amz_date_from_date(headers: &HeaderMap) -> Option<hyper::header::HeaderValue> {
+    if headers.contains_key("x-amz-date") {
+        return None;
+    }
+    let sigv4 = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256 "));
+    if !sigv4 {
+        return None;
+    }
+    let date = headers
+        .get("date")?
+        .to_str()
+        .ok()
+        .and_then(parse_http_date)?;
+    let t = time::OffsetDateTime::from_unix_timestamp(date).ok()?;
+    let value = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    hyper::header::HeaderValue::from_str(&value).ok()
 }
 
 /// The signature's coverage and lifetime (module docs). `now` is Unix seconds.
@@ -223,8 +272,15 @@ fn check_sigv2_date(headers: &HeaderMap, now: i64) -> S3Result<()> {
     Ok(())
 }
 
-/// An RFC 7231 date (`Thu, 03 Dec 2026 22:00:00 GMT`) as Unix seconds.
+/// An RFC 7231 date (`Thu, 03 Dec 2026 22:00:00 GMT`) as Unix seconds; the zero offsets of
+/// RFC 2822 (`-0000`, which botocore writes, and `+0000`) count as GMT.
 fn parse_http_date(s: &str) -> Option<i64> {
+    if let Some(utc) = s
+        .strip_suffix(" -0000")
+        .or_else(|| s.strip_suffix(" +0000"))
+    {
+        return parse_http_date(&format!("{utc} GMT"));
+    }
     let t = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, s).ok()?;
     let t: time::OffsetDateTime = t.into();
     Some(t.unix_timestamp())
@@ -404,6 +460,31 @@ mod tests {
             Some(S3ErrorCode::RequestTimeTooSkewed)
         );
         assert_eq!(code("/b/k", &[auth]), Some(S3ErrorCode::AccessDenied));
+    }
+
+    #[test]
+    fn amz_date_from_a_sigv4_date() {
+        let auth = v4("date;host;x-amz-content-sha256", "us-east-1");
+        let date = ("date", "Thu, 03 Dec 2026 22:10:05 GMT");
+        assert_eq!(
+            amz_date_from_date(&headers(&[("authorization", &auth), date])).unwrap(),
+            "20261203T221005Z"
+        );
+        let both = headers(&[
+            ("authorization", &auth),
+            date,
+            ("x-amz-date", "20261203T221005Z"),
+        ]);
+        assert!(amz_date_from_date(&both).is_none());
+        let botocore = ("date", "Thu, 03 Dec 2026 22:10:05 -0000");
+        assert_eq!(
+            amz_date_from_date(&headers(&[("authorization", &auth), botocore])).unwrap(),
+            "20261203T221005Z"
+        );
+        assert!(amz_date_from_date(&headers(&[("authorization", "AWS AK:c2ln"), date])).is_none());
+        assert!(
+            amz_date_from_date(&headers(&[("authorization", &auth), ("date", "soon")])).is_none()
+        );
     }
 
     #[test]

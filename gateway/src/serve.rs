@@ -15,6 +15,12 @@
 //!
 //! Every response gets an `x-amz-request-id`, error bodies a `<RequestId>`, and a failed
 //! request one log line (`http_log`).
+//!
+//! Auth fixes that must act before or after s3s live here too (rules in `access.rs` docs): a
+//! malformed `x-amz-content-sha256` is refused before s3s (which calls it a bad signature), a
+//! SigV4 request dated by `Date` alone gets the `x-amz-date` s3s requires, and a wrong chunk
+//! signature, which s3s's stream error makes the handler call IncompleteBody, is re-answered
+//! 403 SignatureDoesNotMatch.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -321,14 +327,39 @@ async fn handle(
             .is_some_and(|v| v.as_bytes() != b"0")
             || req.headers().contains_key(http::header::TRANSFER_ENCODING);
         let guard = BodyGuard::new();
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(Arc::clone(&guard));
-        let body = s3s::Body::http_body(RequestBody::new(body, Arc::clone(&guard), body_timeout));
-        let mut response = service.call(http::Request::from_parts(parts, body)).await?;
-        apply_status(&mut response);
-        if let Some(fault) = guard.fault() {
-            response = fault_response(fault, &request_id);
-        }
+        let aws_chunked = req
+            .headers()
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+        let mut response = if let Some(refused) = bad_content_sha256(req.headers(), &request_id) {
+            refused
+        } else {
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(Arc::clone(&guard));
+            if let Some(amz_date) = crate::access::amz_date_from_date(&parts.headers) {
+                parts.headers.insert("x-amz-date", amz_date);
+                parts.extensions.insert(crate::access::AmzDateFromDate);
+            }
+            let mut body = RequestBody::new(body, Arc::clone(&guard), body_timeout);
+            if aws_chunked {
+                body = body.aws_chunked();
+            }
+            let body = s3s::Body::http_body(body);
+            let mut response = service.call(http::Request::from_parts(parts, body)).await?;
+            apply_status(&mut response);
+            if let Some(fault) = guard.fault() {
+                response = fault_response(fault, &request_id);
+            } else if aws_chunked && chunk_signature_mismatch(&response) {
+                response = error_response(
+                    http::StatusCode::FORBIDDEN,
+                    "SignatureDoesNotMatch",
+                    "The request signature we calculated does not match the signature you \
+                     provided: a chunk signature of the aws-chunked body is wrong.",
+                    &request_id,
+                );
+            }
+            response
+        };
         let failed = response.status().is_client_error() || response.status().is_server_error();
         // A body left unread would be taken for the next request: close instead.
         if close_after(expect, response.status()) || (failed && declares_body && !guard.ended()) {
@@ -360,14 +391,86 @@ fn fault_response(fault: BodyFault, request_id: &str) -> http::Response<s3s::Bod
              timeout period."
                 .to_owned(),
         ),
+        BodyFault::Incomplete => (
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP \
+             header: the aws-chunked body ended before its final zero-length chunk."
+                .to_owned(),
+        ),
+        BodyFault::BadDigest(header) => (
+            "BadDigest",
+            format!("The {header} you specified did not match what we received."),
+        ),
     };
+    error_response(http::StatusCode::BAD_REQUEST, code, &message, request_id)
+}
+
+/// Whether a response is the handler's IncompleteBody for a body whose chunk signature s3s
+/// found wrong. s3s 0.14 reports it as a stream error of a private type that handlers read as
+/// a cut body; AWS answers 403 SignatureDoesNotMatch. The error's text is s3s's (pinned in
+/// Cargo.lock); the handler in `s3.rs` puts it in the message.
+fn chunk_signature_mismatch(response: &http::Response<s3s::Body>) -> bool {
+    if response.status() != http::StatusCode::BAD_REQUEST {
+        return false;
+    }
+    let Some(body) = response.body().bytes() else {
+        return false;
+    };
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    has(b"<Code>IncompleteBody</Code>") && has(b"AwsChunkedStreamError: SignatureMismatch")
+}
+
+/// An S3 XML error, for what is refused or re-answered outside s3s.
+fn error_response(
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> http::Response<s3s::Body> {
     let mut response = http::Response::new(s3s::Body::from(http_log::error_body(
-        code, &message, request_id,
+        code, message, request_id,
     )));
-    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/xml"),
     );
     response
+}
+
+/// What `x-amz-content-sha256` may be (AWS): a lowercase hex SHA-256 or one of the named
+/// payload modes. s3s refuses anything else as SignatureDoesNotMatch (403), which tells the
+/// client its key is wrong; AWS answers 400 InvalidArgument, checked here before s3s runs.
+fn content_sha256_valid(value: &[u8]) -> bool {
+    const MODES: [&[u8]; 6] = [
+        b"UNSIGNED-PAYLOAD",
+        b"STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        b"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+        b"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+    ];
+    let hex = value.len() == 64 && value.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    hex || MODES.contains(&value)
+}
+
+/// The refusal of a request whose `x-amz-content-sha256` is malformed (several count as one).
+fn bad_content_sha256(
+    headers: &http::HeaderMap,
+    request_id: &str,
+) -> Option<http::Response<s3s::Body>> {
+    let mut values = headers.get_all("x-amz-content-sha256").iter();
+    let first = values.next()?;
+    if values.next().is_none() && content_sha256_valid(first.as_bytes()) {
+        return None;
+    }
+    Some(error_response(
+        http::StatusCode::BAD_REQUEST,
+        "InvalidArgument",
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, \
+         STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, \
+         STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, \
+         STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
+        request_id,
+    ))
 }

@@ -1,6 +1,7 @@
 """Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
-dates, reserved bucket names."""
+dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256, aws-chunked
+bodies cut before their final chunk or with a wrong chunk signature, SigV4 dated by Date."""
 import base64
 import email.utils
 import hashlib
@@ -169,3 +170,193 @@ def test_reserved_bucket_names_are_invalid(s3, name):
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=name)
     assert e.value.response["Error"]["Code"] == "InvalidBucketName"
+
+
+def delete_xml(*keys):
+    objs = "".join(f"<Object><Key>{k}</Key></Object>" for k in keys)
+    return f"<Delete>{objs}</Delete>".encode()
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def test_delete_objects_with_wrong_content_md5_deletes_nothing(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="b", Body=b"2")
+    body = delete_xml("a", "b")
+    path = f"/{bucket}?delete"
+    # On main this deleted both objects.
+    wrong = {"Content-MD5": b64(hashlib.md5(b"something else").digest())}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, wrong), body)
+    assert status == 400 and b"<Code>BadDigest</Code>" in reply and b"<RequestId>" in reply, reply
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["a", "b"]
+    malformed = {"Content-MD5": "not base64!"}
+    status, reply = send(server, "POST", path,
+                         signed_headers(server, "POST", path, body, malformed), body)
+    assert status == 400 and b"<Code>InvalidDigest</Code>" in reply, reply
+    short = {"Content-MD5": b64(b"0123")}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, short), body)
+    assert status == 400 and b"<Code>InvalidDigest</Code>" in reply, reply
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 2
+    right = {"Content-MD5": b64(hashlib.md5(body).digest())}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, right), body)
+    assert status == 200, reply
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize("header,digest", [
+    ("x-amz-checksum-sha256", lambda b: hashlib.sha256(b).digest()),
+    ("x-amz-checksum-sha1", lambda b: hashlib.sha1(b).digest()),
+    ("x-amz-checksum-crc32", lambda b: __import__("zlib").crc32(b).to_bytes(4, "big")),
+])
+def test_delete_objects_with_wrong_checksum_deletes_nothing(server, s3, bucket, header, digest):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    body = delete_xml("a")
+    path = f"/{bucket}?delete"
+    wrong = {header: b64(digest(b"other"))}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, wrong), body)
+    assert status == 400 and b"<Code>BadDigest</Code>" in reply, reply
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a"]
+    malformed = {header: b64(b"x")}
+    status, reply = send(server, "POST", path,
+                         signed_headers(server, "POST", path, body, malformed), body)
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in reply, reply
+    right = {header: b64(digest(body))}
+    status, reply = send(server, "POST", path, signed_headers(server, "POST", path, body, right), body)
+    assert status == 200, reply
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_wrong_content_md5_on_tagging_changes_nothing(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    body = (b"<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>")
+    path = f"/{bucket}/k?tagging"
+    wrong = {"Content-MD5": b64(hashlib.md5(b"x").digest())}
+    status, reply = send(server, "PUT", path, signed_headers(server, "PUT", path, body, wrong), body)
+    assert status == 400 and b"BadDigest" in reply, reply
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
+    # boto3 itself (which sends a checksum of its own) still works.
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "a", "Value": "b"}]
+
+
+def signed_with_content_sha256(server, method, path, value):
+    class Fixed(S3SigV4Auth):
+        def payload(self, request):
+            return value
+
+    req = AWSRequest(method=method, url=server.endpoint + path,
+                     headers={"x-amz-content-sha256": value})
+    Fixed(Credentials(server.access_key, server.secret_key), "s3", "us-east-1").add_auth(req)
+    return dict(req.prepare().headers.items())
+
+
+@pytest.mark.parametrize("value", ["notahash", "A" * 64, "unsigned-payload"])
+def test_malformed_content_sha256_is_invalid_argument(server, bucket, value):
+    path = f"/{bucket}?list-type=2"
+    status, reply = send(server, "GET", path, signed_with_content_sha256(server, "GET", path, value))
+    # s3s answered 403 SignatureDoesNotMatch, which blames the key.
+    assert status == 400 and b"<Code>InvalidArgument</Code>" in reply, reply
+    assert b"<RequestId>" in reply, reply
+    ok = signed_with_content_sha256(server, "GET", path, "UNSIGNED-PAYLOAD")
+    assert send(server, "GET", path, ok)[0] == 200
+
+
+def streaming_put(server, path, chunks, mode="STREAMING-AWS4-HMAC-SHA256-PAYLOAD", cut=None,
+                  tamper=False):
+    """A hand-made aws-chunked PUT: `chunks` of data, then the zero-length chunk. botocore does
+    not sign chunks, so the SigV4 chunk chain is computed here. `cut` drops the body from that
+    many bytes before its end; `tamper` flips a byte of the first chunk after signing."""
+    decoded = sum(len(c) for c in chunks)
+    headers = {"x-amz-content-sha256": mode, "x-amz-decoded-content-length": str(decoded),
+               "content-encoding": "aws-chunked"}
+
+    class Fixed(S3SigV4Auth):
+        def payload(self, request):
+            return mode
+
+    req = AWSRequest(method="PUT", url=server.endpoint + path, headers=headers)
+    signer = Fixed(Credentials(server.access_key, server.secret_key), "s3", "us-east-1")
+    signer.add_auth(req)
+    headers = {k: v for k, v in req.prepare().headers.items() if k.lower() != "content-length"}
+    amz_date = headers["X-Amz-Date"]
+    prev = headers["Authorization"].rsplit("Signature=", 1)[1]
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+
+    def h(key, msg):
+        return hmac.new(key, msg.encode() if isinstance(msg, str) else msg, hashlib.sha256)
+
+    key = h(h(h(h(("AWS4" + server.secret_key).encode(), amz_date[:8]).digest(),
+                "us-east-1").digest(), "s3").digest(), "aws4_request").digest()
+    empty = hashlib.sha256(b"").hexdigest()
+    body = b""
+    for i, data in enumerate(list(chunks) + [b""]):
+        if mode.startswith("STREAMING-AWS4-HMAC"):
+            sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, empty,
+                             hashlib.sha256(data).hexdigest()])
+            prev = h(key, sts).hexdigest()
+            if tamper and i == 0:
+                data = bytes([data[0] ^ 1]) + data[1:]
+            body += f"{len(data):x};chunk-signature={prev}\r\n".encode() + data + b"\r\n"
+        else:
+            body += f"{len(data):x}\r\n".encode() + data + (b"\r\n" if data else b"")
+    if not mode.startswith("STREAMING-AWS4-HMAC"):
+        crc = __import__("zlib").crc32(b"".join(chunks)).to_bytes(4, "big")
+        body += f"x-amz-checksum-crc32:{b64(crc)}\r\n\r\n".encode()
+    if cut:
+        body = body[:-cut]
+    return send(server, "PUT", path, headers, body)
+
+
+def missing(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key)
+    return e.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+
+
+def test_streaming_upload_works(server, s3, bucket):
+    status, reply = streaming_put(server, f"/{bucket}/s", [b"a" * 1000, b"b" * 10])
+    assert status == 200, reply
+    assert s3.get_object(Bucket=bucket, Key="s")["Body"].read() == b"a" * 1000 + b"b" * 10
+
+
+def test_streaming_upload_cut_before_final_chunk_stores_nothing(server, s3, bucket):
+    # Every data chunk arrived, signed, but not the zero-length chunk that ends the body
+    # (the final chunk line is "0;chunk-signature=<64 hex>\r\n\r\n", 86 bytes): on main the
+    # object was stored.
+    status, reply = streaming_put(server, f"/{bucket}/cut", [b"a" * 1000, b"b" * 10], cut=86)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in reply, reply
+    assert missing(s3, bucket, "cut")
+
+
+def test_streaming_upload_cut_mid_chunk_stores_nothing(server, s3, bucket):
+    status, reply = streaming_put(server, f"/{bucket}/cut", [b"a" * 1000, b"b" * 10], cut=100)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in reply, reply
+    assert missing(s3, bucket, "cut")
+
+
+def test_sigv4_with_date_instead_of_x_amz_date(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"dated")
+    now = email.utils.formatdate(time.time(), usegmt=True)
+    # botocore signs Date and sends no X-Amz-Date when the request has a Date; AWS accepts it,
+    # s3s answered 400 "missing header: x-amz-date".
+    headers = signed_headers(server, "GET", f"/{bucket}/k", headers={"Date": now})
+    assert "date" in headers["Authorization"] and "X-Amz-Date" not in headers, headers
+    assert send(server, "GET", f"/{bucket}/k", headers) == (200, b"dated")
+    # Both headers: x-amz-date is the one signed with.
+    headers = signed_headers(server, "GET", f"/{bucket}/k")
+    headers["Date"] = email.utils.formatdate(time.time() - 86400, usegmt=True)
+    assert send(server, "GET", f"/{bucket}/k", headers) == (200, b"dated")
+    # The x-amz-date made from Date is not a way around the unsigned-header rule.
+    headers = signed_headers(server, "GET", f"/{bucket}/k", headers={"Date": now})
+    headers["x-amz-meta-x"] = "y"
+    assert send(server, "GET", f"/{bucket}/k", headers)[0] == 403
+
+
+def test_bad_chunk_signature_is_signature_does_not_match(server, s3, bucket):
+    # s3s found it and the upload failed, but as 400 IncompleteBody; AWS says 403.
+    status, reply = streaming_put(server, f"/{bucket}/t", [b"a" * 1000, b"b" * 10], tamper=True)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in reply, reply
+    assert b"<RequestId>" in reply, reply
+    assert missing(s3, bucket, "t")
