@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::config::{Mode, Plan, VerifyMode};
+use crate::cpu::{self, CpuSummary, Snapshot};
 use crate::error::{LoadgenError, OpError};
 use crate::limits;
 use crate::progress::Progress;
@@ -309,12 +310,12 @@ async fn for_each_key(
     (failed, first)
 }
 
-/// The measured phase. Returns the per-endpoint summaries.
+/// The measured phase. Returns the per-endpoint summaries and the CPU figures.
 pub fn run(
     runtime: &tokio::runtime::Runtime,
     ctx: &Context,
     plan: &Plan,
-) -> Result<Vec<EndpointSummary>, LoadgenError> {
+) -> Result<(Vec<EndpointSummary>, CpuSummary), LoadgenError> {
     let mut ctx = ctx.clone();
     let warmup_ns = plan.warmup.as_nanos() as u64;
     let end_ns = warmup_ns + plan.duration.as_nanos() as u64;
@@ -339,6 +340,14 @@ pub fn run(
     ctx.restart_clock();
     let ctx = Arc::new(ctx);
     let collector = runtime.spawn(collect(rx, recorder, progress, Arc::clone(&ctx)));
+    let cpu_probe = {
+        let ctx = Arc::clone(&ctx);
+        let pids = plan.settings.server_pids.clone();
+        std::thread::Builder::new()
+            .name("loadgen-cpu".to_owned())
+            .spawn(move || probe_cpu(&ctx, &pids, warmup_ns, end_ns))
+            .map_err(LoadgenError::Pacer)?
+    };
     match plan.settings.mode {
         Mode::OpenLoop {
             rate_per_s,
@@ -382,7 +391,45 @@ pub fn run(
     let measured: Vec<u64> = (0..endpoints)
         .map(|e| scheduler::owned_ns(e, warmup_ns, end_ns, slice_ns, endpoints))
         .collect();
-    Ok(recorder.summarize(&names, &measured))
+    let summaries = recorder.summarize(&names, &measured);
+    let (start, end, wall_s) = match cpu_probe.join() {
+        Ok(readings) => readings,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let requests = summaries.iter().map(|e| e.ok + e.errors).sum();
+    let bytes = summaries.iter().flat_map(|e| &e.ops).map(|o| o.bytes).sum();
+    let cpu = cpu::summarize(
+        &start,
+        &end,
+        wall_s,
+        cpu::clock_ticks_per_s(),
+        requests,
+        bytes,
+    );
+    Ok((summaries, cpu))
+}
+
+/// Reads the CPU time of the servers and of the generator at the start and at the end of the
+/// measured phase (a thread of its own, so the reading is on time whatever the pacing does).
+/// Returns both readings and the wall time between them, s.
+fn probe_cpu(
+    ctx: &Context,
+    pids: &[u32],
+    warmup_ns: u64,
+    end_ns: u64,
+) -> (Snapshot, Snapshot, f64) {
+    let sleep_until = |t_ns: u64| {
+        let now = ctx.now_ns();
+        if t_ns > now {
+            std::thread::sleep(Duration::from_nanos(t_ns - now));
+        }
+    };
+    sleep_until(warmup_ns);
+    let from = Instant::now();
+    let start = Snapshot::take(pids);
+    sleep_until(end_ns);
+    let end = Snapshot::take(pids);
+    (start, end, from.elapsed().as_secs_f64())
 }
 
 /// With `--pacer-spin`, how long before a due time the pacer stops sleeping and yields.
