@@ -7,6 +7,12 @@
 //! The open-loop pacer is a plain OS thread, not a tokio task: tokio's timer has 1 ms
 //! granularity, which at 20k req/s would release requests in bursts of 20 and charge each up to
 //! a millisecond of the generator's own lateness. The thread's lateness is reported as send lag.
+//! It hands due requests in batches to a fixed set of lanes (long-lived tasks running requests
+//! as futures), so dispatch costs no task spawn and no thread wake per request (see
+//! `pace_open_loop`).
+//!
+//! A helper thread reads the CPU time of the `--server-pid` processes and of the generator at
+//! the start and the end of the measured phase (`cpu`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
