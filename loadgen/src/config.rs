@@ -163,6 +163,10 @@ pub struct Args {
     /// A label for this run in the reports.
     #[arg(long)]
     pub label: Option<String>,
+    /// Server process to charge CPU time to (repeat it or separate with commas for a cluster):
+    /// its utime + stime over the measured phase is reported as server CPU µs per request.
+    #[arg(long = "server-pid", value_name = "PID", value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
 }
 
 /// How GET bodies are checked against the bytes the key was written with.
@@ -243,6 +247,8 @@ pub struct Settings {
     pub html: Option<PathBuf>,
     pub progress_interval_s: f64,
     pub quiet: bool,
+    /// `--server-pid`: processes whose CPU time the report charges per request.
+    pub server_pids: Vec<u32>,
 }
 
 /// The settings plus the objects a run needs.
@@ -465,6 +471,21 @@ impl Plan {
                 "--no-run without --prepare or --cleanup does nothing".to_owned(),
             ));
         }
+        let mut server_pids = args.server_pids.clone();
+        server_pids.sort_unstable();
+        server_pids.dedup();
+        if server_pids.len() > limits::SERVER_PIDS_MAX {
+            return Err(ConfigError::out_of_range(
+                "--server-pid count",
+                server_pids.len(),
+                1,
+                limits::SERVER_PIDS_MAX,
+            ));
+        }
+        for &pid in &server_pids {
+            crate::cpu::read_process(pid)
+                .map_err(|reason| ConfigError::ServerPid { pid, reason })?;
+        }
         let targets = match &args.targets {
             Some(path) => Some(TargetsFile::load(path)?),
             None => None,
@@ -522,6 +543,7 @@ impl Plan {
             html: args.html.clone(),
             progress_interval_s: progress_interval.as_secs_f64(),
             quiet: args.quiet,
+            server_pids,
         };
         Ok(Plan {
             settings,

@@ -37,6 +37,8 @@ pub enum ConfigError {
     Targets { path: PathBuf, reason: String },
     #[error("cannot create report file {path}: {reason}")]
     ReportFile { path: PathBuf, reason: String },
+    #[error("--server-pid {pid}: {reason}")]
+    ServerPid { pid: u32, reason: String },
 }
 
 impl ConfigError {

@@ -61,6 +61,8 @@ pub const SAMPLE_QUEUE_MAX: usize = 1 << 16;
 pub const ERROR_CODES_MAX: usize = 64;
 /// Longest S3 error code we keep, bytes.
 pub const ERROR_CODE_BYTES_MAX: usize = 64;
+/// Most `--server-pid` processes (a cluster on one machine).
+pub const SERVER_PIDS_MAX: usize = 256;
 
 const _: () = assert!(KEY_PREFIX_BYTES_MAX + 64 <= 1024);
 const _: () = assert!(PART_SIZE_BYTES_MIN <= PART_SIZE_BYTES_MAX);

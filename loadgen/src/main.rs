@@ -6,6 +6,7 @@
 //! in the modules below; see `--help` for the exit codes.
 
 mod config;
+mod cpu;
 mod error;
 mod limits;
 mod progress;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::config::{Args, Mode, Plan};
+use crate::cpu::CpuSummary;
 use crate::error::{ConfigError, LoadgenError};
 use crate::report::{Outcome, Report};
 use crate::runner::Context;
@@ -88,8 +90,8 @@ fn run(args: &Args) -> Result<u8, LoadgenError> {
     }
     let mut code = EXIT_OK;
     if settings.run {
-        let endpoints = runner::run(&runtime, &ctx, &plan)?;
-        let report = build_report(&plan, started_at, endpoints);
+        let (endpoints, cpu) = runner::run(&runtime, &ctx, &plan)?;
+        let report = build_report(&plan, started_at, endpoints, Some(cpu));
         print!("{}", report::text::render(&report));
         code = report.outcome.exit_code as u8;
         if let Some(path) = &settings.json {
@@ -115,7 +117,12 @@ fn run(args: &Args) -> Result<u8, LoadgenError> {
 }
 
 /// The report of a finished run, with its verdict.
-fn build_report(plan: &Plan, started_at: String, endpoints: Vec<EndpointSummary>) -> Report {
+fn build_report(
+    plan: &Plan,
+    started_at: String,
+    endpoints: Vec<EndpointSummary>,
+    cpu: Option<CpuSummary>,
+) -> Report {
     let settings = &plan.settings;
     let compare = match endpoints.as_slice() {
         [a, b] => Some(summary::ratio_table(a, b)),
@@ -135,6 +142,7 @@ fn build_report(plan: &Plan, started_at: String, endpoints: Vec<EndpointSummary>
         compare,
         targets,
         outcome,
+        cpu,
     }
 }
 

@@ -7,17 +7,25 @@
 //! The open-loop pacer is a plain OS thread, not a tokio task: tokio's timer has 1 ms
 //! granularity, which at 20k req/s would release requests in bursts of 20 and charge each up to
 //! a millisecond of the generator's own lateness. The thread's lateness is reported as send lag.
+//! It hands due requests in batches to a fixed set of lanes (long-lived tasks running requests
+//! as futures), so dispatch costs no task spawn and no thread wake per request (see
+//! `pace_open_loop`).
+//!
+//! A helper thread reads the CPU time of the `--server-pid` processes and of the generator at
+//! the start and the end of the measured phase (`cpu`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::config::{Mode, Plan, VerifyMode};
+use crate::cpu::{self, CpuSummary, Snapshot};
 use crate::error::{LoadgenError, OpError};
 use crate::limits;
 use crate::progress::Progress;
@@ -309,12 +317,12 @@ async fn for_each_key(
     (failed, first)
 }
 
-/// The measured phase. Returns the per-endpoint summaries.
+/// The measured phase. Returns the per-endpoint summaries and the CPU figures.
 pub fn run(
     runtime: &tokio::runtime::Runtime,
     ctx: &Context,
     plan: &Plan,
-) -> Result<Vec<EndpointSummary>, LoadgenError> {
+) -> Result<(Vec<EndpointSummary>, CpuSummary), LoadgenError> {
     let mut ctx = ctx.clone();
     let warmup_ns = plan.warmup.as_nanos() as u64;
     let end_ns = warmup_ns + plan.duration.as_nanos() as u64;
@@ -339,6 +347,14 @@ pub fn run(
     ctx.restart_clock();
     let ctx = Arc::new(ctx);
     let collector = runtime.spawn(collect(rx, recorder, progress, Arc::clone(&ctx)));
+    let cpu_probe = {
+        let ctx = Arc::clone(&ctx);
+        let pids = plan.settings.server_pids.clone();
+        std::thread::Builder::new()
+            .name("loadgen-cpu".to_owned())
+            .spawn(move || probe_cpu(&ctx, &pids, warmup_ns, end_ns))
+            .map_err(LoadgenError::Pacer)?
+    };
     match plan.settings.mode {
         Mode::OpenLoop {
             rate_per_s,
@@ -348,6 +364,8 @@ pub fn run(
             let handle = runtime.handle().clone();
             let ctx = Arc::clone(&ctx);
             let hard_end_ns = end_ns + plan.timeout.as_nanos() as u64 + 1_000_000_000;
+            // One lane per runtime worker thread: requests run on every thread.
+            let lanes = plan.settings.threads;
             let pacer = std::thread::Builder::new()
                 .name("loadgen-pacer".to_owned())
                 .spawn(move || {
@@ -359,6 +377,7 @@ pub fn run(
                         total,
                         u64::from(inflight_max),
                         hard_end_ns,
+                        lanes,
                     );
                 });
             match pacer {
@@ -382,20 +401,126 @@ pub fn run(
     let measured: Vec<u64> = (0..endpoints)
         .map(|e| scheduler::owned_ns(e, warmup_ns, end_ns, slice_ns, endpoints))
         .collect();
-    Ok(recorder.summarize(&names, &measured))
+    let summaries = recorder.summarize(&names, &measured);
+    let (start, end, wall_s) = match cpu_probe.join() {
+        Ok(readings) => readings,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let requests = summaries.iter().map(|e| e.ok + e.errors).sum();
+    let bytes = summaries.iter().flat_map(|e| &e.ops).map(|o| o.bytes).sum();
+    let cpu = cpu::summarize(
+        &start,
+        &end,
+        wall_s,
+        cpu::clock_ticks_per_s(),
+        requests,
+        bytes,
+    );
+    Ok((summaries, cpu))
+}
+
+/// Reads the CPU time of the servers and of the generator at the start and at the end of the
+/// measured phase (a thread of its own, so the reading is on time whatever the pacing does).
+/// Returns both readings and the wall time between them, s.
+fn probe_cpu(
+    ctx: &Context,
+    pids: &[u32],
+    warmup_ns: u64,
+    end_ns: u64,
+) -> (Snapshot, Snapshot, f64) {
+    let sleep_until = |t_ns: u64| {
+        let now = ctx.now_ns();
+        if t_ns > now {
+            std::thread::sleep(Duration::from_nanos(t_ns - now));
+        }
+    };
+    sleep_until(warmup_ns);
+    let from = Instant::now();
+    let start = Snapshot::take(pids);
+    sleep_until(end_ns);
+    let end = Snapshot::take(pids);
+    (start, end, from.elapsed().as_secs_f64())
 }
 
 /// With `--pacer-spin`, how long before a due time the pacer stops sleeping and yields.
 const PACER_SPIN: Duration = Duration::from_micros(60);
+/// The pacer wakes at most once per quantum (unless `--pacer-spin`): at high rates it releases
+/// every request due since its last wake in one batch, at most this late, instead of paying a
+/// sleep, a wake-up and a hand-over to the runtime per request (which at 20k req/s on a shared
+/// 2-CPU machine cost more than the requests themselves and put the pacer hundreds of ms
+/// behind). Below 1 / quantum (5000 req/s) it changes nothing.
+const PACER_QUANTUM: Duration = Duration::from_micros(200);
 /// How often the pacer looks for completions while the in-flight bound holds it back.
 const PACER_BLOCKED_POLL: Duration = Duration::from_micros(100);
 
-/// The open-loop pacer: sends each request at its due time through the runtime, never more
-/// than `inflight_max` at once.
+/// One request handed from the pacer to a lane.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    endpoint: usize,
+    op: Op,
+    key: u64,
+    intended_ns: u64,
+    delayed: bool,
+}
+
+/// A lane: one long-lived task that runs every request the pacer hands it, concurrently, as
+/// futures of its own (no task spawned per request). The pacer hands over batches: everything
+/// that fell due since its last wake, so a lane is woken once per pacer wake, not once per
+/// request. Ends when the pacer drops its sender and the last request finished.
+async fn lane(
+    ctx: Arc<Context>,
+    mut jobs: mpsc::UnboundedReceiver<Vec<Job>>,
+    tx: mpsc::Sender<Sample>,
+    completed: Arc<AtomicU64>,
+) {
+    let mut inflight = FuturesUnordered::new();
+    let mut open = true;
+    while open || !inflight.is_empty() {
+        tokio::select! {
+            batch = jobs.recv(), if open => match batch {
+                Some(batch) => {
+                    for job in batch {
+                        let ctx = &ctx;
+                        inflight.push(async move {
+                            execute(ctx, job.endpoint, job.op, job.key, job.intended_ns, job.delayed)
+                                .await
+                        });
+                    }
+                }
+                None => open = false,
+            },
+            Some(sample) = inflight.next(), if !inflight.is_empty() => {
+                // The collector outlives every sender; a closed channel means shutdown.
+                let _ = tx.send(sample).await;
+                completed.fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Asks the kernel to wake this thread on time: the default timer slack (50 µs) is added to
+/// every sleep and would be charged as send lag.
+#[allow(unsafe_code)] // prctl on the calling thread, plain integers
+fn tight_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and touches only this thread's timer slack.
+    let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_u64, 0_u64, 0_u64, 0_u64) };
+}
+
+/// The open-loop pacer: releases each request at its due time to the lanes, never more than
+/// `inflight_max` at once.
+///
+/// Dispatch costs no task spawn and no wake per request: the pacer wakes at the next due time
+/// but at most once per `PACER_QUANTUM` (timer slack set to 1 ns), collects every request due
+/// by then into one batch, and hands it to the next lane (round robin over wakes): one
+/// hand-over and at most one thread woken per pacer wake. At 20k req/s a wake finds about four requests due; when the pacer or the
+/// machine falls behind, the backlog leaves in one batch instead of one spawn each. Each
+/// request keeps its own due time: a request released up to a quantum late is charged that
+/// lateness (send lag, latency from the due time), never released early.
 ///
 /// Completions are counted in an atomic the pacer reads when it wakes, not sent to it: waking
 /// the pacer once per completion would cost a context switch per request, on machines where
 /// the generator shares the CPUs with the server it measures.
+#[allow(clippy::too_many_arguments)]
 fn pace_open_loop(
     ctx: &Arc<Context>,
     handle: &Handle,
@@ -404,12 +529,43 @@ fn pace_open_loop(
     total: u64,
     inflight_max: u64,
     hard_end_ns: u64,
+    lanes_count: usize,
 ) {
+    tight_timer_slack();
     let spin = ctx.pacer_spin;
     let mut schedule = OpenLoop::new(rate_per_s, total, inflight_max);
     let mut rng = SmallRng::seed_from_u64(mix64(ctx.seed, 0x00C0_FFEE));
     let endpoints = ctx.endpoints.len();
     let completed = Arc::new(AtomicU64::new(0));
+    let mut lanes = Vec::with_capacity(lanes_count);
+    for _ in 0..lanes_count.max(1) {
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        handle.spawn(lane(
+            Arc::clone(ctx),
+            jobs_rx,
+            tx.clone(),
+            Arc::clone(&completed),
+        ));
+        lanes.push((jobs_tx, Vec::new()));
+    }
+    let mut next_lane = 0;
+    let quantum_ns = if spin {
+        0
+    } else {
+        PACER_QUANTUM.as_nanos() as u64
+    };
+    let mut last_wake_ns = 0;
+    // A wake's whole batch goes to one lane, the next wake's to the next: one hand-over (and
+    // at most one thread woken) per pacer wake, and the lanes share the load over time.
+    let flush = |lanes: &mut Vec<(mpsc::UnboundedSender<Vec<Job>>, Vec<Job>)>,
+                 next_lane: &mut usize| {
+        let (jobs_tx, batch) = &mut lanes[*next_lane];
+        if !batch.is_empty() {
+            // A lane ends only after the pacer drops its sender: the send cannot fail.
+            let _ = jobs_tx.send(std::mem::take(batch));
+            *next_lane = (*next_lane + 1) % lanes.len();
+        }
+    };
     loop {
         schedule.completed_up_to(completed.load(Ordering::Acquire));
         let now = ctx.now_ns();
@@ -419,49 +575,46 @@ fn pace_open_loop(
                 let key = ctx.picker.pick(op, &mut rng);
                 let endpoint =
                     scheduler::endpoint_at(dispatch.intended_ns, ctx.slice_ns, endpoints);
-                let ctx = Arc::clone(ctx);
-                let tx = tx.clone();
-                let completed = Arc::clone(&completed);
-                handle.spawn(async move {
-                    let sample = execute(
-                        &ctx,
-                        endpoint,
-                        op,
-                        key,
-                        dispatch.intended_ns,
-                        dispatch.delayed,
-                    )
-                    .await;
-                    // The collector outlives every sender; a closed channel means shutdown.
-                    let _ = tx.send(sample).await;
-                    completed.fetch_add(1, Ordering::Release);
+                lanes[next_lane].1.push(Job {
+                    endpoint,
+                    op,
+                    key,
+                    intended_ns: dispatch.intended_ns,
+                    delayed: dispatch.delayed,
                 });
             }
             Action::WaitUntil(t) => {
-                let wait = Duration::from_nanos(t - now);
-                // A sleep overshoots by the timer slack (~50 µs), charged as send lag. With
-                // --pacer-spin the last stretch yields instead: exact, but it keeps a CPU busy,
-                // which on a small machine shared with the server costs more than it saves.
+                flush(&mut lanes, &mut next_lane);
+                let wait = Duration::from_nanos(t.max(last_wake_ns + quantum_ns) - now);
+                // A sleep may still overshoot by the wake-up latency, charged as send lag.
+                // With --pacer-spin the last stretch yields instead: exact, but it keeps a CPU
+                // busy, which on a small machine shared with the server costs more than it saves.
                 if spin && wait < PACER_SPIN {
                     std::thread::yield_now();
                 } else if spin {
                     std::thread::sleep(wait.saturating_sub(PACER_SPIN));
                 } else {
                     std::thread::sleep(wait);
+                    last_wake_ns = ctx.now_ns();
                 }
             }
             Action::WaitForCompletion => {
+                flush(&mut lanes, &mut next_lane);
                 if now >= hard_end_ns {
                     abandon(ctx, &mut schedule, &mut rng, tx, now);
                     continue;
                 }
                 std::thread::sleep(PACER_BLOCKED_POLL);
             }
-            Action::Finished => break,
+            Action::Finished => {
+                flush(&mut lanes, &mut next_lane);
+                break;
+            }
         }
     }
-    // The requests still in flight each end by their own timeout; the collector waits for their
-    // samples (every task holds a sender), so the pacer need not.
+    // Dropping the lanes' senders lets each lane end after its last request; the requests still
+    // in flight each end by their own timeout, and the collector waits for their samples (every
+    // lane holds a sender), so the pacer need not.
 }
 
 /// Charges every request that was due but never sent as a `NotSent` error.

@@ -10,8 +10,9 @@
 use std::fmt::Write as _;
 
 use crate::config::Mode;
+use crate::cpu::CpuSummary;
 use crate::report::svg::{escape, line_chart, trim_number, Axis, Series};
-use crate::report::text::{ms, opt_ms, opt_ratio};
+use crate::report::text::{ms, opt_fixed, opt_ms, opt_ratio};
 use crate::report::Report;
 use crate::summary::{EndpointSummary, IntervalSummary, OpSummary};
 use crate::targets::Verdict;
@@ -49,6 +50,9 @@ pub fn render(report: &Report) -> String {
     header(&mut out, report);
     for endpoint in &report.endpoints {
         endpoint_section(&mut out, endpoint);
+    }
+    if let Some(cpu) = &report.cpu {
+        cpu_section(&mut out, cpu);
     }
     compare_section(&mut out, report);
     targets_section(&mut out, report);
@@ -191,6 +195,82 @@ fn endpoint_section(out: &mut String, endpoint: &EndpointSummary) {
             ms(lag.max_us)
         );
     }
+}
+
+/// CPU per request: one row per server process, their total, and the generator.
+fn cpu_section(out: &mut String, cpu: &CpuSummary) {
+    let _ = writeln!(
+        out,
+        "<h2>CPU per request</h2>\n<p class=\"note\">Over the measured phase: {:.1} s, {} \
+         requests ({:.1} req/s). Server figures are utime + stime of every thread of the \
+         <code>--server-pid</code> processes, resolution {} ms; the generator's own from \
+         getrusage.</p>",
+        cpu.wall_s,
+        cpu.requests,
+        if cpu.wall_s > 0.0 {
+            cpu.requests as f64 / cpu.wall_s
+        } else {
+            0.0
+        },
+        cpu.server_tick_s * 1000.0
+    );
+    head(
+        out,
+        &[
+            "process",
+            "cpu s",
+            "user s",
+            "system s",
+            "cores",
+            "µs/request",
+            "µs/MiB",
+            "note",
+        ],
+    );
+    for p in &cpu.servers {
+        row(
+            out,
+            &[
+                format!("server pid {} {}", p.pid, p.comm),
+                opt_fixed(p.cpu_s, 3),
+                opt_fixed(p.user_s, 3),
+                opt_fixed(p.system_s, 3),
+                opt_fixed(p.cpu_s.map(|c| c / cpu.wall_s.max(1e-9)), 2),
+                opt_fixed(p.cpu_s.map(|c| c * 1e6 / cpu.requests.max(1) as f64), 1),
+                "-".to_owned(),
+                p.error.clone().unwrap_or_default(),
+            ],
+        );
+    }
+    if !cpu.servers.is_empty() {
+        row(
+            out,
+            &[
+                "server total".to_owned(),
+                opt_fixed(cpu.server_cpu_s, 3),
+                "-".to_owned(),
+                "-".to_owned(),
+                opt_fixed(cpu.server_cores, 2),
+                opt_fixed(cpu.server_us_per_request, 1),
+                opt_fixed(cpu.server_us_per_mib, 0),
+                String::new(),
+            ],
+        );
+    }
+    row(
+        out,
+        &[
+            "loadgen".to_owned(),
+            format!("{:.3}", cpu.loadgen_cpu_s),
+            "-".to_owned(),
+            "-".to_owned(),
+            format!("{:.2}", cpu.loadgen_cores),
+            opt_fixed(cpu.loadgen_us_per_request, 1),
+            "-".to_owned(),
+            String::new(),
+        ],
+    );
+    out.push_str("</table>\n");
 }
 
 fn compare_section(out: &mut String, report: &Report) {
@@ -456,6 +536,9 @@ mod tests {
         assert!(html.contains("<polyline"));
         assert!(html.contains("warm-up"));
         assert!(html.contains("99.9%"));
+        assert!(html.contains("<h2>CPU per request</h2>"));
+        assert!(html.contains("<td class=\"l\">server total</td><td>4.500</td>"));
+        assert!(html.contains("<td>375.0</td>"));
         // Offline: nothing to fetch, nothing to run.
         for banned in ["<script", "<link", "src=", "href=", "@import", "url("] {
             assert!(!html.contains(banned), "found {banned}");

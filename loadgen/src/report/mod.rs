@@ -10,6 +10,7 @@ pub mod text;
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::cpu::CpuSummary;
 use crate::summary::{EndpointSummary, RatioRow};
 use crate::targets::TargetRow;
 
@@ -35,6 +36,8 @@ pub struct Report {
     pub compare: Option<Vec<RatioRow>>,
     pub targets: Option<Vec<TargetRow>>,
     pub outcome: Outcome,
+    /// CPU time of the `--server-pid` processes and of the generator over the measured phase.
+    pub cpu: Option<CpuSummary>,
 }
 
 impl Report {
@@ -54,6 +57,29 @@ pub mod fixtures {
     use crate::targets::{evaluate, TargetsFile};
     use crate::workload::Op;
     use clap::Parser;
+
+    /// Two server processes, 4.5 s of CPU over 10 s for 12 000 requests.
+    pub fn cpu() -> CpuSummary {
+        use crate::cpu::{summarize, ProcessReading, Snapshot, StatTimes};
+        let reading = |utime_ticks, stime_ticks| {
+            Ok(ProcessReading {
+                comm: "percore".to_owned(),
+                times: StatTimes {
+                    utime_ticks,
+                    stime_ticks,
+                },
+            })
+        };
+        let start = Snapshot {
+            servers: vec![(101, reading(0, 0)), (102, reading(0, 0))],
+            self_us: 0,
+        };
+        let end = Snapshot {
+            servers: vec![(101, reading(300, 100)), (102, reading(40, 10))],
+            self_us: 1_200_000,
+        };
+        summarize(&start, &end, 10.0, 100, 12_000, 12_000 * 4096)
+    }
 
     pub fn report(compare: bool) -> Report {
         let mut argv = vec![
@@ -106,6 +132,7 @@ pub mod fixtures {
                 exit_code: 1,
                 reason: "targets missed".to_owned(),
             },
+            cpu: Some(cpu()),
         }
     }
 }
@@ -175,5 +202,11 @@ mod tests {
         assert_eq!(value["targets"][1]["verdict"], "pass");
         assert_eq!(value["outcome"]["exit_code"], 1);
         assert!(!json.contains("very-secret"));
+        let cpu = &value["cpu"];
+        assert_eq!(cpu["servers"][0]["pid"], 101);
+        assert_eq!(cpu["server_cpu_s"], 4.5);
+        assert_eq!(cpu["server_us_per_request"], 375.0);
+        assert_eq!(cpu["loadgen_us_per_request"], 100.0);
+        assert!(cpu["server_us_per_mib"].as_f64().unwrap() > 0.0);
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::config::Mode;
+use crate::cpu::CpuSummary;
 use crate::report::Report;
 use crate::summary::{EndpointSummary, Percentiles};
 use crate::targets::Verdict;
@@ -49,6 +50,9 @@ pub fn render(report: &Report) -> String {
     );
     for endpoint in &report.endpoints {
         endpoint_table(&mut out, endpoint);
+    }
+    if let Some(cpu) = &report.cpu {
+        cpu_lines(&mut out, cpu);
     }
     if let Some(rows) = &report.compare {
         let _ = writeln!(
@@ -112,6 +116,61 @@ pub fn render(report: &Report) -> String {
         report.outcome.exit_code, report.outcome.reason
     );
     out
+}
+
+/// A figure or "-" when it could not be measured.
+pub(super) fn opt_fixed(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// CPU time per request of the servers (`--server-pid`) and of the generator.
+pub(super) fn cpu_lines(out: &mut String, cpu: &CpuSummary) {
+    let ops_per_s = if cpu.wall_s > 0.0 {
+        cpu.requests as f64 / cpu.wall_s
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "\ncpu over the measured phase ({:.1} s, {} requests, {ops_per_s:.1} req/s)",
+        cpu.wall_s, cpu.requests
+    );
+    if !cpu.servers.is_empty() {
+        let _ = writeln!(
+            out,
+            "  server  {} s ({} cores)  {} µs/request  {} µs/MiB  (resolution {} ms)",
+            opt_fixed(cpu.server_cpu_s, 3),
+            opt_fixed(cpu.server_cores, 2),
+            opt_fixed(cpu.server_us_per_request, 1),
+            opt_fixed(cpu.server_us_per_mib, 0),
+            cpu.server_tick_s * 1000.0
+        );
+        for p in &cpu.servers {
+            match &p.error {
+                Some(e) => {
+                    let _ = writeln!(out, "    pid {} {}: {e}", p.pid, p.comm);
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "    pid {} {}: {} s (user {} s, system {} s)",
+                        p.pid,
+                        p.comm,
+                        opt_fixed(p.cpu_s, 3),
+                        opt_fixed(p.user_s, 3),
+                        opt_fixed(p.system_s, 3)
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  loadgen {:.3} s ({:.2} cores)  {} µs/request",
+        cpu.loadgen_cpu_s,
+        cpu.loadgen_cores,
+        opt_fixed(cpu.loadgen_us_per_request, 1)
+    );
 }
 
 fn endpoint_table(out: &mut String, endpoint: &EndpointSummary) {
@@ -202,5 +261,8 @@ mod tests {
         assert!(text.contains("PASS"));
         assert!(text.contains("exit 1: targets missed"));
         assert!(text.contains("send lag"));
+        assert!(text.contains("server  4.500 s (0.45 cores)  375.0 µs/request"));
+        assert!(text.contains("pid 101 percore: 4.000 s (user 3.000 s, system 1.000 s)"));
+        assert!(text.contains("loadgen 1.200 s (0.12 cores)  100.0 µs/request"));
     }
 }
