@@ -239,9 +239,10 @@ def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
     with open(path, "rb") as f:
         data = f.read()
     flipped = 0
-    for m in re.finditer(re.escape(b"Odmg\x00obj/"), data):
+    # Head keys: `O` ‖ the bucket's scope (name/incarnation id) ‖ 0 ‖ key.
+    for m in re.finditer(rb"Odmg(?:/[0-9a-f]{32})?\x00obj/\d{3}", data):
         start = m.start()
-        key_len = len("Odmg\x00obj/000")
+        key_len = m.end() - m.start()
         lo, hi, flags, ksize = struct.unpack_from("<HHHH", data, start - 8)
         size = lo | hi << 16
         # A leaf node holding its value inline: flip a byte of the value's crc.
