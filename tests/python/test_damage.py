@@ -20,6 +20,7 @@ from conftest import Server
 
 CORES = 4
 DAMAGED = 1
+LMDB_PAGE = 4096  # heed's default page size on x86-64
 # Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (gateway/src/ec.rs).
 SIZES = [0, 1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
 
@@ -245,8 +246,11 @@ def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
         key_len = m.end() - m.start()
         lo, hi, flags, ksize = struct.unpack_from("<HHHH", data, start - 8)
         size = lo | hi << 16
+        # Only nodes of leaf pages (page header flags at offset 10, P_LEAF = 2): a branch
+        # node's key has the same shape, and damaging it is damage to the structure.
+        (page_flags,) = struct.unpack_from("<H", data, start - start % LMDB_PAGE + 10)
         # A leaf node holding its value inline: flip a byte of the value's crc.
-        if flags == 0 and ksize == key_len and 13 <= size <= 4096:
+        if page_flags & 2 and flags == 0 and ksize == key_len and 13 <= size <= 4096:
             _flip(path, start + key_len + 10)
             flipped += 1
     assert flipped > 0
@@ -343,7 +347,11 @@ def test_failure_mid_body_is_an_error_for_the_client(node_dir):
         # The connection is cut before Content-Length bytes: the client's read fails.
         with pytest.raises(Exception) as e:
             resp["Body"].read()
-        assert "IncompleteRead(1048576 bytes read" in str(e.value), e.value
+        # The first stripe always arrives; a data fragment of the second that sits on the one
+        # sound core may too (placement follows the bucket's random incarnation id).
+        got = re.search(r"IncompleteRead\((\d+) bytes read", str(e.value))
+        assert got, e.value
+        assert 1 << 20 <= int(got.group(1)) < len(body), e.value
     finally:
         assert s.stop() == 0
 
