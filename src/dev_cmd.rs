@@ -190,7 +190,7 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", layout_path.display())),
     }
-    crate::cluster::load_layout(&layout_path, None)?;
+    crate::membership::load_layout(&layout_path, None)?;
     let mut nodes = Vec::new();
     for id in 1..=ports.nodes {
         let node = DevNode {

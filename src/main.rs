@@ -11,9 +11,9 @@
 //! `serve`, `node` and `gateway` join a cluster when their config file names a layout
 //! (`cluster.rs`); without one, `serve` is the single node it always was.
 
-mod cluster;
 mod dev_cmd;
 mod layout_cmd;
+mod membership;
 mod node_config;
 mod status_cmd;
 
@@ -210,10 +210,14 @@ impl Clock {
         Ok(clock)
     }
 
-    fn apply(self, backend: gateway::backend::Backend) -> gateway::backend::Backend {
-        backend
-            .with_day_ms(self.day_secs * 1000)
-            .with_tiering_days(self.tiering_days)
+    /// The object service over `backend` with these days.
+    fn gateway(
+        self,
+        backend: Arc<cluster::backend::Backend>,
+        region: &str,
+    ) -> gateway::s3::Gateway {
+        gateway::s3::Gateway::new(backend, region.to_owned())
+            .with_days(self.day_secs * 1000, self.tiering_days)
     }
 }
 
@@ -256,7 +260,7 @@ impl StorageSettings {
 /// A node of a cluster: the layout and this node's place in it.
 struct ClusterSettings {
     layout: Arc<placement::Layout>,
-    node: cluster::LocalNode,
+    node: membership::LocalNode,
 }
 
 impl ClusterSettings {
@@ -266,7 +270,7 @@ impl ClusterSettings {
         config: &Path,
         data: &Path,
     ) -> anyhow::Result<ClusterSettings> {
-        let (layout_path, layout) = cluster::layout_of(file, config)?;
+        let (layout_path, layout) = membership::layout_of(file, config)?;
         let node_id = file.node_id.with_context(|| {
             format!(
                 "{}: `layout` needs `node_id`: which [[node]] of {} this process is",
@@ -274,7 +278,7 @@ impl ClusterSettings {
                 layout_path.display()
             )
         })?;
-        let node = cluster::local_node(&layout, node_id, data, &file.cores)
+        let node = membership::local_node(&layout, node_id, data, &file.cores)
             .with_context(|| format!("{} against {}", config.display(), layout_path.display()))?;
         Ok(ClusterSettings {
             layout: Arc::new(layout),
@@ -705,12 +709,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = gateway_runtime()?;
     let mut banner = Vec::new();
     let backend = match &settings.cluster {
-        None => gateway::backend::Backend::new(node.handles().to_vec()),
+        None => cluster::backend::Backend::new(node.handles().to_vec()),
         Some(c) => {
             banner.push(("node", c.node.node_id.to_string()));
             banner.push(("layout_version", c.layout.version().to_string()));
             let _entered = runtime.enter();
-            gateway::backend::Backend::cluster(
+            cluster::backend::Backend::cluster(
                 c.layout.clone(),
                 Some(c.node.node_id),
                 node.handles().to_vec(),
@@ -722,12 +726,18 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(w) = backend.fallback_warning() {
         eprintln!("percore: note: {w}");
     }
-    let backend = Arc::new(settings.clock.apply(backend));
+    let backend = Arc::new(backend);
+    let objects = settings.clock.gateway(backend.clone(), &settings.region);
     // Background work on this node's own cores: replaying missed writes, lifecycle.
     gateway::start_repair(&backend, runtime.handle());
-    gateway::start_lifecycle(&backend, runtime.handle());
-    let service = gateway::service_on(backend, users, &settings.region, settings.domain.as_deref())
-        .map_err(anyhow::Error::msg)?;
+    gateway::start_lifecycle(&objects, runtime.handle());
+    let service = gateway::service_on(
+        &objects,
+        users,
+        &settings.region,
+        settings.domain.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     banner.push(("cores", settings.cores.len().to_string()));
     let (listener, shutdown) =
         announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
@@ -760,7 +770,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
-    let (_, layout) = cluster::layout_of(&file, &args.config)?;
+    let (_, layout) = membership::layout_of(&file, &args.config)?;
     let data = args.data.clone().or(file.data).with_context(|| {
         format!(
             "{}: a gateway needs `data`: the directory of its credentials and users (copy \
@@ -786,12 +796,12 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let runtime = gateway_runtime()?;
     let service = {
         let _entered = runtime.enter();
-        let backend = gateway::backend::Backend::cluster(layout.clone(), None, Vec::new())
+        let backend = cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
             .map_err(anyhow::Error::msg)
             .context("starting the cluster backend")?;
         let clock = Clock::resolve(file.lifecycle_day_secs, file.intelligent_tiering_days)?;
         gateway::service_on(
-            Arc::new(clock.apply(backend)),
+            &clock.gateway(Arc::new(backend), &region),
             users,
             &region,
             domain.as_deref(),

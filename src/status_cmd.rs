@@ -15,7 +15,7 @@ use anyhow::Context;
 use placement::Layout;
 use proto::{CoreStats, Request, Response};
 
-use crate::cluster;
+use crate::membership;
 use crate::node_config::NodeFile;
 
 /// How long a core may take to accept a connection.
@@ -45,7 +45,7 @@ enum CoreState {
 /// Prints the status; `Ok(true)` when every core is up.
 pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     let (path, layout) = load(&args.config)?;
-    let endpoints = cluster::core_endpoints(&layout);
+    let endpoints = membership::core_endpoints(&layout);
     let states = ask_all(&endpoints, layout.version());
     println!(
         "layout {}: version {}, {} nodes, {} cores",
@@ -107,11 +107,11 @@ fn load(config: &Path) -> anyhow::Result<(PathBuf, Layout)> {
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
     if table.contains_key("format") || table.contains_key("node") {
-        let layout = cluster::load_layout(config, None)?;
+        let layout = membership::load_layout(config, None)?;
         return Ok((config.to_path_buf(), layout));
     }
     let file = NodeFile::load(config)?;
-    cluster::layout_of(&file, config)
+    membership::layout_of(&file, config)
 }
 
 fn describe(state: &CoreState) -> String {

@@ -50,7 +50,7 @@ fn erasure(c: &mut Criterion) {
     g.finish();
 }
 
-/// The data path's own stripe functions (`gateway::ec`) on the same shapes, next to the raw
+/// The data path's own stripe functions (`cluster::ec`) on the same shapes, next to the raw
 /// codec above: the difference is what the path adds (cutting, padding, `Bytes` handling).
 fn stripe_path(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -61,13 +61,13 @@ fn stripe_path(
     let stripe = Bytes::from(data.concat());
     let (k8, m8) = (k as u8, m as u8);
     g.bench_function(BenchmarkId::new("path_encode_stripe", label), |b| {
-        b.iter(|| gateway::ec::encode_stripe(&stripe, k8, m8).expect("encode"));
+        b.iter(|| cluster::ec::encode_stripe(&stripe, k8, m8).expect("encode"));
     });
-    let shards = gateway::ec::encode_stripe(&stripe, k8, m8).expect("encode");
+    let shards = cluster::ec::encode_stripe(&stripe, k8, m8).expect("encode");
     // The first m data shards are lost, as in the raw decode above.
     let left: Vec<(usize, Bytes)> = shards.into_iter().enumerate().skip(m).collect();
     g.bench_function(BenchmarkId::new("path_decode_stripe_m_lost", label), |b| {
-        b.iter(|| gateway::ec::decode_stripe(k8, m8, &left).expect("decode"));
+        b.iter(|| cluster::ec::decode_stripe(k8, m8, &left).expect("decode"));
     });
 }
 

@@ -7,7 +7,6 @@ pub mod client;
 pub mod disk;
 pub mod error;
 pub mod format;
-pub mod hlc;
 pub mod index;
 pub mod io;
 pub mod limits;

@@ -1,13 +1,11 @@
 //! percore's S3 gateway: hyper + s3s on tokio. Authenticates (SigV4 headers, presigned URLs,
-//! streaming chunks: s3s, against [`creds::Users`]), then routes each request to the cores that
-//! own its bucket and key, through `engine::CoreHandle`. Never touches a disk.
+//! streaming chunks: s3s, against [`creds::Users`]), then serves each request with the object
+//! service (`s3::Gateway` and the object modules), which stores through the `cluster` crate's
+//! backend. Never touches a disk, never names an engine type.
 
 pub mod access;
-pub mod backend;
 pub mod checksum;
 pub mod creds;
-pub mod ec;
-pub mod hints;
 pub mod host;
 pub mod http_body;
 pub mod http_conns;
@@ -19,7 +17,6 @@ pub mod metrics;
 pub mod multipart;
 pub mod records;
 pub mod refuse;
-pub mod remote;
 pub mod s3;
 pub mod serve;
 pub mod tagging;
@@ -29,30 +26,14 @@ pub mod workers;
 
 use std::sync::Arc;
 
-/// Builds the s3s service over a node's cores (single node, no layout).
-pub fn service(
-    cores: Vec<engine::CoreHandle>,
-    users: creds::Users,
-    region: &str,
-    domain: Option<&str>,
-) -> Result<s3s::service::S3Service, String> {
-    service_on(
-        Arc::new(backend::Backend::new(cores)),
-        users,
-        region,
-        domain,
-    )
-}
-
-/// Builds the s3s service over any backend (a single node's or a cluster's).
+/// Builds the s3s service over an object service (a single node's or a cluster's backend).
 pub fn service_on(
-    backend: Arc<backend::Backend>,
+    gateway: &s3::Gateway,
     users: creds::Users,
     region: &str,
     domain: Option<&str>,
 ) -> Result<s3s::service::S3Service, String> {
-    let mut builder =
-        s3s::service::S3ServiceBuilder::new(s3::Gateway::new(backend, region.to_string()));
+    let mut builder = s3s::service::S3ServiceBuilder::new(gateway.clone_handle());
     builder.set_auth(users);
     builder.set_access(access::Gate::new(region));
     // s3s's own bound on bodies read whole stays above ours (`http_body`), which answers the
@@ -69,23 +50,25 @@ pub fn service_on(
 }
 
 /// Starts the lifecycle worker on `runtime`: every tenth of a lifecycle day (bounded), one pass over
-/// the records of this process's own cores (`lifecycle_worker`). Ends when the runtime does.
-pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::Handle) {
-    let holders = backend.local_cores();
+/// the records of this process's own cores (`lifecycle_worker`), run by `gateway` (the same
+/// object service the S3 requests use: one set of workers, one set of moves). Ends when the
+/// runtime does.
+pub fn start_lifecycle(gateway: &s3::Gateway, runtime: &tokio::runtime::Handle) {
+    let holders = gateway.backend().local_cores();
     if holders.is_empty() {
         return;
     }
-    let gateway = s3::Gateway::new(backend.clone(), String::new());
+    let gateway = gateway.clone_handle();
     // A tenth of a lifecycle day, within bounds: seconds under the test clock, minutes in
     // production (each pass reads every record of this node's cores).
-    let interval = std::time::Duration::from_millis(backend.day_ms() / 10).clamp(
+    let interval = std::time::Duration::from_millis(gateway.day_ms() / 10).clamp(
         limits::LIFECYCLE_INTERVAL_MIN,
         limits::LIFECYCLE_INTERVAL_MAX,
     );
     runtime.spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let stats = backend::in_background(gateway.lifecycle_pass(&holders)).await;
+            let stats = cluster::backend::in_background(gateway.lifecycle_pass(&holders)).await;
             metrics::global().record_lifecycle(&stats);
             let acted = lifecycle_worker::LifecycleStats {
                 objects: [0; 5],
@@ -101,9 +84,9 @@ pub fn start_lifecycle(backend: &Arc<backend::Backend>, runtime: &tokio::runtime
 }
 
 /// Starts the background repair of missed writes (see `hints`) on `runtime`: every
-/// `limits::REPAIR_INTERVAL`, a pass over the hints held by this process's own cores, and a
+/// `cluster::limits::REPAIR_INTERVAL`, a pass over the hints held by this process's own cores, and a
 /// refresh of their counters in `metrics`. Ends when the runtime does.
-pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::Handle) {
+pub fn start_repair(backend: &Arc<cluster::backend::Backend>, runtime: &tokio::runtime::Handle) {
     let backend = backend.clone();
     let holders = backend.local_cores();
     if holders.is_empty() {
@@ -111,8 +94,8 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
     }
     runtime.spawn(async move {
         loop {
-            tokio::time::sleep(limits::REPAIR_INTERVAL).await;
-            let stats = backend::in_background(backend.repair_pass(&holders)).await;
+            tokio::time::sleep(cluster::limits::REPAIR_INTERVAL).await;
+            let stats = cluster::backend::in_background(backend.repair_pass(&holders)).await;
             metrics::global().record_repair(stats.repaired, stats.pending);
             for &core in &holders {
                 match backend.call(core, proto::Request::Stats).await {
@@ -126,7 +109,7 @@ pub fn start_repair(backend: &Arc<backend::Backend>, runtime: &tokio::runtime::H
                     }
                 }
             }
-            if stats != hints::RepairStats::default() {
+            if stats != cluster::hints::RepairStats::default() {
                 tracing::info!(
                     repaired = stats.repaired,
                     dropped = stats.dropped,

@@ -47,7 +47,7 @@ use crate::tiering::Swap;
 use crate::versioning::shown_version_id;
 
 /// INTELLIGENT_TIERING: days without a read before the infrequent tier (S3's 30; see
-/// `Backend::with_tiering_days`).
+/// `Gateway::with_days`).
 pub const IT_INFREQUENT_DAYS: u64 = 30;
 /// An ongoing restore older than this (real time) is made again by the pass.
 const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
@@ -368,7 +368,7 @@ impl Gateway {
         stats: &mut LifecycleStats,
     ) {
         let now = now_ms();
-        let day = self.backend.day_ms();
+        let day = self.day_ms();
         let class = head.tiering.class.index();
         stats.objects[class] += 1;
         stats.object_bytes[class] += head.size;
@@ -440,7 +440,7 @@ impl Gateway {
                 let idle_since = head.tiering.last_access_ms.max(head.modified_ms);
                 if it
                     && !head.tiering.infrequent
-                    && now >= idle_since.saturating_add(self.backend.tiering_days() * day)
+                    && now >= idle_since.saturating_add(self.tiering_days() * day)
                 {
                     self.move_to(
                         bucket,
@@ -516,7 +516,7 @@ impl Gateway {
         if rules.is_empty() {
             return;
         }
-        let (now, day) = (now_ms(), self.backend.day_ms());
+        let (now, day) = (now_ms(), self.day_ms());
         let current_is_marker = matches!(versions.first(), Some(VersionRecord::DeleteMarker(_)));
         let mut newer_noncurrent = 0;
         for (i, v) in versions.iter().enumerate() {
@@ -605,7 +605,7 @@ impl Gateway {
                     key,
                     upload.initiated_ms,
                     now_ms(),
-                    self.backend.day_ms(),
+                    self.day_ms(),
                 ) {
                     return;
                 }

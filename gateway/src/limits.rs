@@ -26,7 +26,7 @@ pub const DELETE_KEYS_MAX: usize = 1000;
 /// Bytes of one metadata key on a core (the engine's bound). A version record's key holds
 /// the object key with every NUL byte written twice: only a key with hundreds of NULs can
 /// exceed it, in a bucket that keeps versions (KeyTooLongError there).
-pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
+pub const META_KEY_BYTES_MAX: u64 = cluster::limits::META_KEY_BYTES_MAX;
 /// Bytes of a bucket name (S3's limit).
 pub const BUCKET_NAME_BYTES_MAX: usize = 63;
 /// Connections served at once (default of `--connections-max`). At the cap the oldest idle
@@ -74,26 +74,6 @@ const _: () = assert!(
     "the version record of a key without NUL bytes always fits a metadata key"
 );
 
-/// Connections one gateway keeps open to one remote core at most (the core serves one request
-/// per connection at a time); calls beyond wait up to `REMOTE_QUEUE_TIMEOUT`.
-pub const REMOTE_CONNECTIONS_MAX: usize = 64;
-/// Idle connections kept per remote core.
-pub const REMOTE_IDLE_MAX: usize = 16;
-/// Connecting to a remote core.
-pub const REMOTE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-/// One call to a remote core, from sending the request to the whole answer (a 1 MiB fragment
-/// on a loaded 2-core VM takes milliseconds; seconds mean the core is stuck).
-pub const REMOTE_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Waiting for a free connection to a remote core.
-pub const REMOTE_QUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a core that failed a call is skipped before it is tried again.
-pub const CORE_DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(3);
-/// A healthy read of one fragment; past it, an EC read decodes the stripe from the others.
-pub const FRAGMENT_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-/// Entries a merged listing fetches from each replica per round.
-pub const SCAN_BATCH_MAX: u32 = 1000;
-/// Between two passes of the repair of missed writes.
-pub const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Between two lifecycle passes: a tenth of a lifecycle day, within these bounds.
 pub const LIFECYCLE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
 pub const LIFECYCLE_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(600);

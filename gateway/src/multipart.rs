@@ -28,7 +28,6 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use crate::checksum::{
     self, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
 };
-use crate::ec::Policy;
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
     completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord, ObjectHead,
@@ -40,6 +39,7 @@ use crate::s3::{
     Gateway,
 };
 use crate::versioning::head_version_id;
+use cluster::ec::Policy;
 use placement::Tier;
 
 /// How long a completed upload answers a retried Complete (the background pass removes its

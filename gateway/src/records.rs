@@ -24,8 +24,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::checksum::{Algo, Kind, ObjectChecksum, Sum, UploadChecksum};
-use crate::ec::Policy;
 use crate::limits::CHECKSUM_BYTES_MAX;
+use cluster::ec::Policy;
 
 /// The first format of every record.
 const VERSION: u8 = 1;
@@ -591,7 +591,7 @@ pub fn parts_digest(parts: &[(i32, &str)]) -> u64 {
         bytes.extend_from_slice(etag.trim_matches('"').as_bytes());
         bytes.push(0);
     }
-    crate::backend::stable_hash(&[b"parts", &bytes])
+    cluster::backend::stable_hash(&[b"parts", &bytes])
 }
 
 impl CompletionRecord {

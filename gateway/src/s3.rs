@@ -39,12 +39,10 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
-use crate::backend::{Backend, BackendError, Route};
 use crate::checksum::{self, Hashers};
-use crate::ec::Policy;
 use crate::limits::{
-    CHUNK_BYTES, DELETE_KEYS_MAX, FRAGMENT_READ_DEADLINE, KEY_BYTES_MAX, LIST_KEYS_MAX,
-    OBJECT_BYTES_MAX, USER_METADATA_BYTES_MAX,
+    CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
+    USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, BucketId, BucketRecord,
@@ -58,6 +56,9 @@ use crate::tiering::{
 use crate::versioning::{
     delete_marker_not_allowed, head_version_id, no_such_version, parse_version_id,
 };
+use cluster::backend::{Backend, BackendError, Route};
+use cluster::ec::Policy;
+use cluster::limits::FRAGMENT_READ_DEADLINE;
 use placement::Tier;
 
 /// How long a replaced or deleted version's chunks stay readable.
@@ -66,6 +67,11 @@ const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Gateway {
     pub(crate) backend: Arc<Backend>,
     region: String,
+    /// The lifecycle day and the INTELLIGENT_TIERING idle days (`with_days`).
+    days: Days,
+    /// Object versions whose data this process is moving now (`tiering::Moves`), shared by
+    /// this service's clones (requests, the lifecycle pass and restores).
+    pub(crate) moves: Arc<crate::tiering::Moves>,
     /// Background work requests leave behind (`workers.rs`), shared by this service's clones.
     pub(crate) workers: Arc<crate::workers::Workers>,
     /// Per core, the last listing entry the background pass checked for a head (its sweep
@@ -78,8 +84,54 @@ impl Gateway {
         Gateway {
             backend,
             region,
+            days: Days::default(),
+            moves: Arc::default(),
             workers: Arc::default(),
             listing_sweep: Arc::default(),
+        }
+    }
+
+    /// The same service with a lifecycle day of `day_ms` (the test clock,
+    /// `--lifecycle-day-secs`: lifecycle rules, restores and intelligent tiering count days in
+    /// it) and INTELLIGENT_TIERING objects moving to the infrequent tier after `tiering_days`
+    /// lifecycle days without a read (S3: 30).
+    pub fn with_days(mut self, day_ms: u64, tiering_days: u64) -> Gateway {
+        assert!(day_ms > 0 && tiering_days > 0, "a day lasts");
+        self.days = Days {
+            day_ms,
+            tiering_days,
+        };
+        self
+    }
+
+    /// The length of a lifecycle day.
+    pub fn day_ms(&self) -> u64 {
+        self.days.day_ms
+    }
+
+    /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
+    pub fn tiering_days(&self) -> u64 {
+        self.days.tiering_days
+    }
+
+    /// The cluster client this service stores through.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+}
+
+/// How long the object service's days are.
+#[derive(Debug, Clone, Copy)]
+struct Days {
+    day_ms: u64,
+    tiering_days: u64,
+}
+
+impl Default for Days {
+    fn default() -> Days {
+        Days {
+            day_ms: crate::lifecycle::real_day_ms(),
+            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
         }
     }
 }
@@ -106,9 +158,9 @@ pub(crate) fn s3_err(e: BackendError) -> S3Error {
         | BackendError::Down { .. }
         | BackendError::Offline { .. }
         | BackendError::Remote(
-            crate::remote::RemoteError::Unreachable { .. }
-            | crate::remote::RemoteError::Timeout { .. }
-            | crate::remote::RemoteError::Busy { .. },
+            cluster::remote::RemoteError::Unreachable { .. }
+            | cluster::remote::RemoteError::Timeout { .. }
+            | cluster::remote::RemoteError::Busy { .. },
         ) => {
             tracing::warn!(error = %e, "quorum not reached");
             let message = e.to_string();
@@ -151,7 +203,7 @@ pub(crate) fn etag(value: &str) -> ETag {
 pub(crate) fn new_version_id(hlc: u64, salt: &[u8]) -> [u8; 12] {
     let mut v = [0u8; 12];
     v[..8].copy_from_slice(&hlc.to_le_bytes());
-    let h = crate::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
+    let h = cluster::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
     v[8..].copy_from_slice(&h.to_le_bytes());
     v
 }
@@ -574,7 +626,7 @@ impl Gateway {
                 .await
                 .map_err(s3_err),
             Policy::Ec { k, m } => {
-                let shards = crate::ec::encode_stripe(&data, k, m)
+                let shards = cluster::ec::encode_stripe(&data, k, m)
                     .map_err(|e| s3_error!(InternalError, "{e}"))?;
                 let placed: Vec<_> = shards
                     .into_iter()
@@ -1029,7 +1081,7 @@ impl Gateway {
     pub(crate) fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
         let cores = self.head_cores(bucket, key, &head);
         let this = self.clone_handle();
-        let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.backend.day_ms()));
+        let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.day_ms()));
         self.workers.retire.submit(grace, async move {
             for stripe in head.stripes() {
                 this.delete_stripe(&cores, head.policy, &stripe).await;
@@ -1109,11 +1161,14 @@ impl Gateway {
         Ok(!entries.is_empty())
     }
 
-    /// A second handle on the same backend (for background tasks).
-    pub(crate) fn clone_handle(&self) -> Gateway {
+    /// A second handle on the same service: same backend, workers and moves (for the S3
+    /// service and background tasks).
+    pub fn clone_handle(&self) -> Gateway {
         Gateway {
             backend: self.backend.clone(),
             region: self.region.clone(),
+            days: self.days,
+            moves: self.moves.clone(),
             workers: self.workers.clone(),
             listing_sweep: self.listing_sweep.clone(),
         }
@@ -1367,7 +1422,7 @@ impl S3 for Gateway {
             ..owned.record.clone()
         };
         let marked_hlc = if owned.record.deleting {
-            let age_ms = now_ms().saturating_sub(engine::hlc::Hlc::millis(owned.hlc));
+            let age_ms = now_ms().saturating_sub(cluster::hlc::Hlc::millis(owned.hlc));
             if age_ms < DELETE_MARK_STALE_MS {
                 return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
             }
@@ -2100,7 +2155,7 @@ async fn read_stripe(
                 .await
         }
         Policy::Ec { k, m } => {
-            let shard = crate::ec::shard_bytes(stripe.len, k);
+            let shard = cluster::ec::shard_bytes(stripe.len, k);
             let i = (offset / shard) as usize;
             let within = offset % shard;
             let take = want.min(shard - within);
@@ -2133,7 +2188,7 @@ async fn read_stripe(
             if available.len() < usize::from(k) {
                 return Err(BackendError::NotFound);
             }
-            let data = crate::ec::decode_stripe(k, m, &available).map_err(|message| {
+            let data = cluster::ec::decode_stripe(k, m, &available).map_err(|message| {
                 BackendError::Core {
                     code: proto::ErrorCode::Corrupt,
                     message,

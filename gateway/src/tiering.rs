@@ -11,16 +11,18 @@
 //!
 //! Not owned here: deciding when to move (the lifecycle worker, `lifecycle_worker.rs`).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3s::dto::{RestoreObjectInput, RestoreObjectOutput};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::ec::Policy;
 use crate::records::{
     head_key, version_key, ObjectHead, PartRef, Restore, StorageClass, VersionRecord,
 };
 use crate::s3::{check_key, new_version_id, now_ms, s3_err, user_of, Gateway};
+use cluster::ec::Policy;
 use placement::Tier;
 
 /// Days a restore may ask for (S3's bound).
@@ -38,7 +40,41 @@ pub fn restore_header(head: &ObjectHead) -> Option<String> {
     ))
 }
 
-/// What `Backend::begin_move` marks: one version of one key.
+/// The object versions whose data this process is moving now: reads of an infrequent object,
+/// a lifecycle pass and a restore would otherwise each copy the same version.
+#[derive(Default)]
+pub struct Moves {
+    set: std::sync::Mutex<std::collections::HashSet<Vec<u8>>>,
+}
+
+impl Moves {
+    /// Marks `id` (`move_id`) as being moved; `None` when a move of it is already under way.
+    pub(crate) fn begin(self: &Arc<Self>, id: Vec<u8>) -> Option<MoveGuard> {
+        let mut set = self.set.lock().expect("move set lock");
+        set.insert(id.clone()).then(|| MoveGuard {
+            moves: self.clone(),
+            id,
+        })
+    }
+}
+
+/// Held while one object version's data is being moved; the mark goes when it is dropped.
+pub(crate) struct MoveGuard {
+    moves: Arc<Moves>,
+    id: Vec<u8>,
+}
+
+impl Drop for MoveGuard {
+    fn drop(&mut self) {
+        self.moves
+            .set
+            .lock()
+            .expect("move set lock")
+            .remove(&self.id);
+    }
+}
+
+/// What `Moves::begin` marks: one version of one key.
 fn move_id(bucket: &str, key: &str, head: &ObjectHead) -> Vec<u8> {
     let mut id = crate::records::head_key(bucket, key).to_vec();
     id.extend_from_slice(&head.version_id);
@@ -266,7 +302,7 @@ impl Gateway {
         class: StorageClass,
         infrequent: bool,
     ) -> S3Result<bool> {
-        let Some(_moving) = self.backend.begin_move(move_id(bucket, key, head)) else {
+        let Some(_moving) = self.moves.begin(move_id(bucket, key, head)) else {
             return Ok(false);
         };
         let policy_class = match (class, infrequent) {
@@ -320,7 +356,7 @@ impl Gateway {
     /// Makes the restored copy of an archived version and records it (the background half of
     /// RestoreObject).
     async fn complete_restore(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<()> {
-        let Some(_moving) = self.backend.begin_move(move_id(bucket, key, &head)) else {
+        let Some(_moving) = self.moves.begin(move_id(bucket, key, &head)) else {
             return Ok(());
         };
         let days = head.tiering.restore.as_ref().map_or(1, |r| r.days);
@@ -329,7 +365,7 @@ impl Gateway {
         let mut done = head.clone();
         done.tiering.restore = Some(Restore {
             ongoing: false,
-            expiry_ms: now_ms() + u64::from(days) * self.backend.day_ms(),
+            expiry_ms: now_ms() + u64::from(days) * self.day_ms(),
             days,
             policy: place.0,
             tier: place.1,
@@ -386,7 +422,7 @@ impl Gateway {
                 let mut longer = head.clone();
                 let mut r = r.clone();
                 r.days = days;
-                r.expiry_ms = now_ms() + u64::from(days) * self.backend.day_ms();
+                r.expiry_ms = now_ms() + u64::from(days) * self.day_ms();
                 longer.tiering.restore = Some(r);
                 self.swap_version(&bucket, &input.key, &head, &longer)
                     .await?;
@@ -419,7 +455,7 @@ impl Gateway {
                 self.workers
                     .restore
                     .submit(std::time::Duration::ZERO, async move {
-                        let made = crate::backend::in_background(
+                        let made = cluster::backend::in_background(
                             this.complete_restore(&bucket, &key, ongoing),
                         );
                         if let Err(e) = made.await {
@@ -481,13 +517,13 @@ impl Gateway {
             return;
         }
         let now = now_ms();
-        let stale = now.saturating_sub(head.tiering.last_access_ms) >= self.backend.day_ms();
+        let stale = now.saturating_sub(head.tiering.last_access_ms) >= self.day_ms();
         if !stale && !head.tiering.infrequent {
             return;
         }
         let this = self.clone_handle();
         let (bucket, key, head) = (bucket.to_owned(), key.to_owned(), head.clone());
-        let work = crate::backend::in_background(async move {
+        let work = cluster::backend::in_background(async move {
             let result = if head.tiering.infrequent {
                 this.transition(
                     &bucket,
@@ -498,7 +534,7 @@ impl Gateway {
                 )
                 .await
                 .map(|_| ())
-            } else if let Some(_noting) = this.backend.begin_move(move_id(&bucket, &key, &head)) {
+            } else if let Some(_noting) = this.moves.begin(move_id(&bucket, &key, &head)) {
                 let mut seen = head.clone();
                 seen.tiering.last_access_ms = now;
                 this.swap_version(&bucket, &key, &head, &seen)

@@ -191,7 +191,7 @@ pub fn waterfill_max(capacities: &[usize], width: usize) -> usize {
 mod tests {
     use super::*;
 
-    /// The one-node rule the gateway uses (`gateway::ec::node_policy`): six or more cores
+    /// The one-node rule the gateway uses (`cluster::ec::node_policy`): six or more cores
     /// EC 4+2, four or five EC 2+2, fewer min(3, cores) replicas; small objects min(3, cores).
     #[test]
     fn one_node_matches_the_gateway() {

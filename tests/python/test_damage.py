@@ -21,7 +21,7 @@ from conftest import Server
 CORES = 4
 DAMAGED = 1
 LMDB_PAGE = 4096  # heed's default page size on x86-64
-# Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (gateway/src/ec.rs).
+# Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (cluster/src/ec.rs).
 SIZES = [0, 1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
 
 

@@ -13,17 +13,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("proto", &[]),
     ("placement", &[]),
     ("engine", &["proto"]),
-    ("gateway", &["engine", "placement", "proto"]),
-    ("percore", &["engine", "gateway", "placement", "proto"]),
+    ("cluster", &["engine", "placement", "proto"]),
+    ("gateway", &["cluster", "placement", "proto"]),
+    (
+        "percore",
+        &["cluster", "engine", "gateway", "placement", "proto"],
+    ),
     ("loadgen", &[]),
     ("tuning", &[]),
-    ("bench", &["engine", "gateway", "placement", "proto"]),
+    (
+        "bench",
+        &["cluster", "engine", "gateway", "placement", "proto"],
+    ),
     ("tests", &[]),
 ];
 
 /// Crates that must not pull in an HTTP or S3 stack, nor an async runtime where they are pure.
 const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("engine", &["s3s", "hyper", "tokio"]),
+    ("cluster", &["s3s", "hyper", "glommio", "heed"]),
     ("proto", &["s3s", "hyper", "glommio", "heed"]),
     ("placement", &["s3s", "hyper", "tokio", "glommio", "heed"]),
 ];

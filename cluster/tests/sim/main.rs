@@ -1,5 +1,5 @@
 //! A deterministic simulation of the cluster layer, in the spirit of FoundationDB's simulator
-//! and TigerBeetle's VOPR: the real `gateway::backend::Backend` (routing by layout, quorum
+//! and TigerBeetle's VOPR: the real `cluster::backend::Backend` (routing by layout, quorum
 //! metadata writes and reads with read repair, merged listings, fragment writes and reads,
 //! hinted handoff and its repair pass) runs over simulated cores and a simulated network,
 //! driven by random operations from a seed and checked against a model.
@@ -51,10 +51,10 @@
 //! clocks. `sim_seeds` prints the counts of the last two and the objects left
 //! under-replicated (hints lost with their holder).
 //!
-//! Running: `cargo test -p gateway --test sim` runs `PERCORE_SIM_SEEDS` seeds (default 5000,
+//! Running: `cargo test -p cluster --test sim` runs `PERCORE_SIM_SEEDS` seeds (default 5000,
 //! seeds 0 to N − 1, spread over the machine's cores; each seed runs whole on one thread, so
 //! the split changes nothing); a failure prints its seed, and `PERCORE_SIM_SEED=<seed> cargo
-//! test -p gateway --test sim sim_seeds -- --nocapture` replays exactly that run (the summary
+//! test -p cluster --test sim sim_seeds -- --nocapture` replays exactly that run (the summary
 //! line ends with a hash of the whole history to compare). Seeds are fixed so CI is
 //! reproducible; explore others with `PERCORE_SIM_FIRST=<first seed>` (and `PERCORE_SIM_SEEDS`).
 

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use gateway::backend::{Backend, Clock, CoreLink, Route};
-use gateway::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
+use cluster::backend::{Backend, Clock, CoreLink, Route};
+use cluster::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
 use placement::Layout;
 use proto::FragmentId;
 
@@ -594,7 +594,7 @@ async fn repairer(env: Rc<Env>, node: usize, own: Vec<usize>) {
             continue;
         };
         let pass = async {
-            let s = gateway::backend::in_background(gw.repair_pass(&own)).await;
+            let s = cluster::backend::in_background(gw.repair_pass(&own)).await;
             env.stats.borrow_mut().repaired += s.repaired;
             true
         };
@@ -713,7 +713,7 @@ async fn heal_and_check(
     own: impl Fn(usize) -> Vec<usize>,
 ) {
     env.world
-        .sleep(gateway::limits::CORE_DOWN_FOR.as_millis() as u64 + 1)
+        .sleep(cluster::limits::CORE_DOWN_FOR.as_millis() as u64 + 1)
         .await;
     let mut pending = 0;
     for _ in 0..HEAL_PASSES_MAX {

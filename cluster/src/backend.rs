@@ -11,7 +11,7 @@
 //!   core list for the policy (see placement/README.md). Metadata records live on the first
 //!   `meta_replicas` cores of the PG's list (distinct zones when the layout has them).
 //!
-//! Quorums (gateway/DESIGN.md, "Routing, quorums, repair"): a metadata write needs W = ⌊n/2⌋ + 1 of its n replicas,
+//! Quorums (cluster/DESIGN.md, "Routing, quorums, repair"): a metadata write needs W = ⌊n/2⌋ + 1 of its n replicas,
 //! a read R = n − W + 1, so every read overlaps every acknowledged write; the newest HLC wins,
 //! tombstones included, and a replica seen stale by a read is repaired on the spot. Fragments:
 //! replicas need W of n; an EC k+m stripe needs k shards durable (k + 1 when k = m), MinIO's
@@ -19,7 +19,7 @@
 //! miss a core leave a hint record on the cores that took them (`hints`), which the repair
 //! task replays when the core is back.
 //!
-//! Seams for the deterministic simulation (gateway/tests/sim): a core may also be reached
+//! Seams for the deterministic simulation (cluster/tests/sim): a core may also be reached
 //! through any [`CoreLink`] and time read from any [`Clock`] (`Backend::with_links`); the real
 //! in-process and TCP links and the system clock are untouched by them.
 
@@ -36,7 +36,6 @@ use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{CORE_DOWN_FOR, SCAN_BATCH_MAX};
-use crate::records::{bucket_key, head_key};
 use crate::remote::{RemoteCore, RemoteError};
 
 /// Errors from the storage side, mapped to S3 codes once in `s3.rs`.
@@ -97,18 +96,25 @@ pub enum Route<'a> {
     Object(&'a str, &'a str),
 }
 
+/// `tag` ‖ parts: a node-router route key.
+fn tagged(tag: u8, parts: &[&[u8]]) -> Bytes {
+    let mut k = BytesMut::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.put_u8(tag);
+    for p in parts {
+        k.put_slice(p);
+    }
+    k.freeze()
+}
+
 impl Route<'_> {
-    /// The route key of the node router (the bytes its rendezvous hash has always used).
+    /// The route key of the node router: the bytes its rendezvous hash has always used (the
+    /// bucket record's, the listing prefix's and the object head's metadata keys, whose
+    /// layout the object service owns; pinned here so routing never changes under data).
     fn node_key(self) -> Bytes {
         match self {
-            Route::Bucket(b) => bucket_key(b),
-            Route::Listing(b) => {
-                let mut k = BytesMut::with_capacity(1 + b.len());
-                k.put_u8(b'L');
-                k.put_slice(b.as_bytes());
-                k.freeze()
-            }
-            Route::Object(b, k) => head_key(b, k),
+            Route::Bucket(b) => tagged(b'B', &[b.as_bytes()]),
+            Route::Listing(b) => tagged(b'L', &[b.as_bytes()]),
+            Route::Object(b, k) => tagged(b'O', &[b.as_bytes(), b"\0", k.as_bytes()]),
         }
     }
 
@@ -148,7 +154,7 @@ pub trait CoreLink: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Milliseconds since the backend started (down marks).
     fn elapsed_ms(&self) -> u64;
-    /// The physical part of a new HLC, in `engine::hlc::physical_now`'s units.
+    /// The physical part of a new HLC, in `crate::hlc::physical_now`'s units.
     fn hlc_physical(&self) -> u64;
 }
 
@@ -181,26 +187,8 @@ pub struct Backend {
     meta_replicas: usize,
     layout_version: u64,
     started: Instant,
-    /// The length of a lifecycle "day" (a real day, or the test clock's).
-    day_ms: u64,
-    /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
-    tiering_days: u64,
-    /// Object versions whose data this process is moving now (`begin_move`).
-    moving: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
     /// The simulation's clock (`with_links`); `None`: the system clock.
     clock: Option<Arc<dyn Clock>>,
-}
-
-/// Held while one object version's data is being moved; the mark goes when it is dropped.
-pub struct MoveGuard {
-    set: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
-    id: Vec<u8>,
-}
-
-impl Drop for MoveGuard {
-    fn drop(&mut self) {
-        self.set.lock().expect("move set lock").remove(&self.id);
-    }
 }
 
 tokio::task_local! {
@@ -378,9 +366,6 @@ impl Backend {
             hlc_last: AtomicU64::new(0),
             layout_version: 0,
             started: Instant::now(),
-            day_ms: crate::lifecycle::real_day_ms(),
-            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
-            moving: Arc::default(),
             clock: None,
         }
     }
@@ -464,9 +449,6 @@ impl Backend {
             layout_version: layout.version(),
             router: Router::Layout(layout),
             hlc_last: AtomicU64::new(0),
-            day_ms: crate::lifecycle::real_day_ms(),
-            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
-            moving: Arc::default(),
             started: Instant::now(),
             clock: None,
         })
@@ -481,43 +463,6 @@ impl Backend {
         }
         self.clock = Some(clock);
         self
-    }
-
-    /// The same backend with a lifecycle day of `day_ms` (the test clock,
-    /// `--lifecycle-day-secs`): lifecycle rules, restores and intelligent tiering count days
-    /// in it.
-    pub fn with_day_ms(mut self, day_ms: u64) -> Backend {
-        assert!(day_ms > 0, "a day lasts");
-        self.day_ms = day_ms;
-        self
-    }
-
-    /// The length of a lifecycle day.
-    pub fn day_ms(&self) -> u64 {
-        self.day_ms
-    }
-
-    /// The same backend with INTELLIGENT_TIERING objects moving to the infrequent tier after
-    /// `days` lifecycle days without a read (S3: 30).
-    pub fn with_tiering_days(mut self, days: u64) -> Backend {
-        assert!(days > 0, "at least a day");
-        self.tiering_days = days;
-        self
-    }
-
-    pub fn tiering_days(&self) -> u64 {
-        self.tiering_days
-    }
-
-    /// Marks `id` (an object version) as being moved by this process; `None` when a move of
-    /// it is already under way here (reads of an infrequent object, a lifecycle pass and a
-    /// restore would otherwise each copy it).
-    pub fn begin_move(&self, id: Vec<u8>) -> Option<MoveGuard> {
-        let mut set = self.moving.lock().expect("move set lock");
-        set.insert(id.clone()).then(|| MoveGuard {
-            set: self.moving.clone(),
-            id,
-        })
     }
 
     pub fn core_count(&self) -> usize {
@@ -593,7 +538,7 @@ impl Backend {
         let physical = self
             .clock
             .as_ref()
-            .map_or_else(engine::hlc::physical_now, |c| c.hlc_physical());
+            .map_or_else(crate::hlc::physical_now, |c| c.hlc_physical());
         let mut last = self.hlc_last.load(Ordering::Relaxed);
         loop {
             let next = physical.max(last + 1);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cluster::backend::{Backend, BackendError, Route};
 use engine::{CoreHandle, Node, NodeConfig};
-use gateway::backend::{Backend, BackendError, Route};
 use proto::{MetaVersion, Request, Response};
 
 fn start(dir: &std::path::Path, listen: Option<u16>) -> Node {
@@ -150,7 +150,7 @@ fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
     assert!(h.iter().all(|c| version_on(c, "t/w").is_some()));
     // Background work (lifecycle, repair) reaches the cores' low-share queue and back.
     let bg = rt
-        .block_on(gateway::backend::in_background(
+        .block_on(cluster::backend::in_background(
             backend.meta_get(&[0, 1, 2], &Bytes::from_static(b"t/w")),
         ))
         .unwrap();
@@ -241,7 +241,7 @@ fn missed_writes_are_repaired_when_the_core_returns() {
     rt.block_on(backend.put_fragment(&[0, 1, 2], replica_id, &replica))
         .expect("2 of 3 replicas");
     let stripe = Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-    let shards = gateway::ec::encode_stripe(&stripe, 2, 1).unwrap();
+    let shards = cluster::ec::encode_stripe(&stripe, 2, 1).unwrap();
     let mut ec_id = [9u8; 16];
     let placed: Vec<(usize, proto::FragmentId, Bytes)> = (0..3)
         .map(|i| {
@@ -249,7 +249,7 @@ fn missed_writes_are_repaired_when_the_core_returns() {
             (i, proto::FragmentId(ec_id), shards[i].clone())
         })
         .collect();
-    rt.block_on(backend.put_shards(gateway::ec::Policy::Ec { k: 2, m: 1 }, &placed))
+    rt.block_on(backend.put_shards(cluster::ec::Policy::Ec { k: 2, m: 1 }, &placed))
         .expect("k = 2 shards durable");
     let pending = rt.block_on(backend.repair_pass(&[0, 1]));
     assert_eq!(
@@ -257,7 +257,7 @@ fn missed_writes_are_repaired_when_the_core_returns() {
         "three hints wait for the core: {pending:?}"
     );
     node2 = start_node(dir2.path(), 2, 1, p2);
-    std::thread::sleep(gateway::limits::CORE_DOWN_FOR);
+    std::thread::sleep(cluster::limits::CORE_DOWN_FOR);
     let done = rt.block_on(backend.repair_pass(&[0, 1]));
     assert_eq!(done.repaired, 3, "{done:?}");
     let h2 = &node2.handles()[0];
@@ -278,7 +278,7 @@ fn missed_writes_are_repaired_when_the_core_returns() {
     let again = rt.block_on(backend.repair_pass(&[0, 1]));
     assert_eq!(
         again,
-        gateway::hints::RepairStats::default(),
+        cluster::hints::RepairStats::default(),
         "hints are gone"
     );
     drop(backend);

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use cluster::backend::{BackendError, Clock, CoreLink};
+use cluster::remote::RemoteError;
 use engine::sim::SimRng;
-use gateway::backend::{BackendError, Clock, CoreLink};
-use gateway::remote::RemoteError;
 use proto::{Request, Response};
 
 use crate::core::{Fault, SimCore};

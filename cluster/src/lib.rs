@@ -1,0 +1,15 @@
+//! percore's cluster client: how the layers above reach the storage cores. It owns routing by
+//! layout (or by rendezvous hash on a single node), quorum reads and writes of metadata records,
+//! fragment fan-out and EC stripes, core health (down marks, offline reasons), the remote
+//! client, hints and their replay, and the hybrid logical clock that orders every record.
+//!
+//! It knows nothing of S3, buckets' meaning or objects' formats: it moves opaque metadata
+//! records (key, HLC, value) and fragments, routed by a [`backend::Route`]. The object
+//! service (`gateway`) builds on it; the engine and placement sit below it.
+
+pub mod backend;
+pub mod ec;
+pub mod hints;
+pub mod hlc;
+pub mod limits;
+pub mod remote;

@@ -1,0 +1,24 @@
+//! Every bound of the cluster client, named once.
+
+/// Connections one cluster client keeps open to one remote core at most (the core serves one request
+/// per connection at a time); calls beyond wait up to `REMOTE_QUEUE_TIMEOUT`.
+pub const REMOTE_CONNECTIONS_MAX: usize = 64;
+/// Idle connections kept per remote core.
+pub const REMOTE_IDLE_MAX: usize = 16;
+/// Connecting to a remote core.
+pub const REMOTE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// One call to a remote core, from sending the request to the whole answer (a 1 MiB fragment
+/// on a loaded 2-core VM takes milliseconds; seconds mean the core is stuck).
+pub const REMOTE_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Waiting for a free connection to a remote core.
+pub const REMOTE_QUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a core that failed a call is skipped before it is tried again.
+pub const CORE_DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+/// A healthy read of one fragment; past it, an EC read decodes the stripe from the others.
+pub const FRAGMENT_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Entries a merged listing fetches from each replica per round.
+pub const SCAN_BATCH_MAX: u32 = 1000;
+/// Between two passes of the repair of missed writes.
+pub const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Bytes of one metadata record's key on a core (the engine's bound, for the layers above).
+pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
