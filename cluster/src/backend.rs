@@ -204,6 +204,41 @@ pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
     BACKGROUND.scope(true, work).await
 }
 
+/// Metadata calls this process made since it started, by kind: each is one round trip to a
+/// record's replicas (a scan counts once per page). Read by `/-/metrics`; the figures the
+/// layers issue gives per PUT are deltas of these.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MetaCalls {
+    pub gets: u64,
+    pub puts: u64,
+    pub conditional_puts: u64,
+    pub deletes: u64,
+    pub scans: u64,
+}
+
+static META_CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+const CALL_GET: usize = 0;
+const CALL_PUT: usize = 1;
+const CALL_PUT_IF: usize = 2;
+const CALL_DELETE: usize = 3;
+const CALL_SCAN: usize = 4;
+
+fn count_call(kind: usize) {
+    META_CALLS[kind].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The metadata calls this process made so far (all its backends together).
+pub fn meta_calls() -> MetaCalls {
+    let get = |k: usize| META_CALLS[k].load(Ordering::Relaxed);
+    MetaCalls {
+        gets: get(CALL_GET),
+        puts: get(CALL_PUT),
+        conditional_puts: get(CALL_PUT_IF),
+        deletes: get(CALL_DELETE),
+        scans: get(CALL_SCAN),
+    }
+}
+
 /// W of n: a majority.
 pub fn write_quorum(n: usize) -> usize {
     n / 2 + 1
@@ -710,6 +745,7 @@ impl Backend {
         value: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
+        count_call(CALL_PUT);
         let fanned = self
             .fan_out(cores, |_| Request::MetaPut {
                 key: key.clone(),
@@ -731,6 +767,7 @@ impl Backend {
         hlc: u64,
         expect_hlc: Option<u64>,
     ) -> Result<bool, BackendError> {
+        count_call(CALL_PUT_IF);
         let req = Request::MetaPutIf {
             key: key.clone(),
             value: value.clone(),
@@ -754,6 +791,7 @@ impl Backend {
         key: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
+        count_call(CALL_DELETE);
         let fanned = self
             .fan_out(cores, |_| Request::MetaDelete {
                 key: key.clone(),
@@ -773,6 +811,7 @@ impl Backend {
         cores: &[usize],
         key: &Bytes,
     ) -> Result<Option<MetaEntry>, BackendError> {
+        count_call(CALL_GET);
         let fanned = self
             .fan_out(cores, |_| Request::MetaGetVersioned { key: key.clone() })
             .await;
@@ -889,6 +928,7 @@ impl Backend {
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+        count_call(CALL_SCAN);
         let mut streams: Vec<ScanStream> = cores
             .iter()
             .map(|&core| ScanStream {

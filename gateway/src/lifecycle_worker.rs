@@ -403,9 +403,7 @@ impl Gateway {
             }
         }
         let tags = if rules.iter().any(|r| !r.filter.tags.is_empty()) {
-            self.tags_of(bucket, key, &head.version_id)
-                .await
-                .unwrap_or_default()
+            self.tags_of(bucket, key, &head).await.unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -520,14 +518,14 @@ impl Gateway {
         let current_is_marker = matches!(versions.first(), Some(VersionRecord::DeleteMarker(_)));
         let mut newer_noncurrent = 0;
         for (i, v) in versions.iter().enumerate() {
-            let (size, class, tags_id) = match v {
-                VersionRecord::Object(h) => (h.size, h.tiering.class.as_str(), Some(h.version_id)),
+            let (size, class, tagged) = match v {
+                VersionRecord::Object(h) => (h.size, h.tiering.class.as_str(), Some(h)),
                 VersionRecord::DeleteMarker(_) => (0, "STANDARD", None),
             };
             let noncurrent_since_ms = (i > 0).then(|| versions[i - 1].modified_ms());
-            let tags = match tags_id {
-                Some(id) if rules.iter().any(|r| !r.filter.tags.is_empty()) => {
-                    self.tags_of(bucket, key, &id).await.unwrap_or_default()
+            let tags = match tagged {
+                Some(h) if rules.iter().any(|r| !r.filter.tags.is_empty()) => {
+                    self.tags_of(bucket, key, h).await.unwrap_or_default()
                 }
                 _ => Vec::new(),
             };

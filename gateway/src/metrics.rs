@@ -46,6 +46,11 @@ pub struct WorkerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CoreLabel {
     pub core: String,
 }
@@ -81,6 +86,7 @@ pub struct Metrics {
     core_checkpoint_rebuilt: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_corrupt_records_replayed: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -116,6 +122,7 @@ impl Default for Metrics {
             core_checkpoint_rebuilt: Family::default(),
             core_corrupt_records_replayed: Family::default(),
             core_corrupt_reads: Family::default(),
+            meta_calls: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -203,6 +210,12 @@ impl Default for Metrics {
             "Jobs a full background queue refused (deferred: orphans for the sweep, restores \
              the lifecycle pass retries, access moves the next read redoes)",
             m.background_dropped.clone(),
+        );
+        registry.register(
+            "meta_calls",
+            "Metadata calls this process made since it started, by kind (each one round trip \
+             to a record's replicas; a scan counts once per page)",
+            m.meta_calls.clone(),
         );
         registry.register(
             "core_free_bytes",
@@ -330,6 +343,18 @@ impl Metrics {
 
     /// The OpenMetrics text.
     pub fn encode(&self) -> String {
+        let calls = cluster::backend::meta_calls();
+        for (kind, n) in [
+            ("get", calls.gets),
+            ("put", calls.puts),
+            ("conditional_put", calls.conditional_puts),
+            ("delete", calls.deletes),
+            ("scan", calls.scans),
+        ] {
+            self.meta_calls
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .set(n);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

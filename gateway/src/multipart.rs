@@ -158,6 +158,7 @@ fn completed_head(
             tier,
             ..Tiering::default()
         },
+        tags: upload.tags,
     }
 }
 
@@ -312,6 +313,12 @@ impl Gateway {
             ),
             checksum,
             class: requested_class(input.storage_class.as_ref())?,
+            tags: input
+                .tagging
+                .as_deref()
+                .map(crate::tagging::parse_header)
+                .transpose()?
+                .unwrap_or_default(),
         };
         // A class this cluster has no policy for is refused now, not at the first part.
         self.place(record.class, None)?;

@@ -38,8 +38,14 @@ const HEAD_VERSIONING: u8 = 3;
 /// Object heads with their storage class, tier, restore and access state; listing entries
 /// and uploads with their storage class.
 const HEAD_TIERING: u8 = 4;
+/// Object heads with the tags their writer gave (PUT, copy, multipart), committed with the
+/// head in one record (issue #12: tags written after the commit could fail for an object that
+/// existed).
+const HEAD_TAGS: u8 = 5;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
+/// Uploads with the tags CreateMultipartUpload was given (the completed object's).
+const UPLOAD_TAGS: u8 = 4;
 /// Bucket records with an incarnation id and a deleting flag.
 const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit
@@ -345,6 +351,10 @@ pub struct ObjectHead {
     /// Storage class, tier, restore and access state (heads before format 4: STANDARD on the
     /// nvme tier).
     pub tiering: Tiering,
+    /// The tags the version was written with (heads before format 5: none). A later
+    /// PutObjectTagging or DeleteObjectTagging of this version is a `T` record, which wins
+    /// over these (`Gateway::tags_of`).
+    pub tags: Vec<(String, String)>,
 }
 
 impl ObjectHead {
@@ -541,6 +551,8 @@ pub struct UploadRecord {
     pub checksum: Option<UploadChecksum>,
     /// The storage class the completed object gets (its parts are stored by its policy).
     pub class: StorageClass,
+    /// The tags the completed object gets (x-amz-tagging of CreateMultipartUpload).
+    pub tags: Vec<(String, String)>,
 }
 
 /// One uploaded part (`P` key).
@@ -655,7 +667,7 @@ pub fn part_prefix(upload_id: &str) -> Bytes {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(UPLOAD_CLASS);
+        b.put_u8(UPLOAD_TAGS);
         b.put_u64_le(self.initiated_ms);
         put_str(&mut b, &self.owner);
         put_str(&mut b, &self.content_type);
@@ -671,15 +683,25 @@ impl UploadRecord {
             Some(c) => b.put_slice(&[algo_code(c.algo), kind_code(c.kind)]),
         }
         b.put_u8(self.class.code());
+        assert!(
+            self.tags.len() <= crate::limits::TAGS_MAX,
+            "tags are validated"
+        );
+        b.put_u16_le(self.tags.len() as u16);
+        for (k, v) in &self.tags {
+            put_str(&mut b, k);
+            put_str(&mut b, v);
+        }
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<UploadRecord, Malformed> {
         check(&b, 9, "upload")?;
-        let (with_checksum, with_class) = match b.get_u8() {
+        let format = b.get_u8();
+        let (with_checksum, with_class) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            UPLOAD_CLASS => (true, true),
+            UPLOAD_CLASS | UPLOAD_TAGS => (true, true),
             _ => return Err(Malformed("upload")),
         };
         let initiated_ms = b.get_u64_le();
@@ -698,6 +720,15 @@ impl UploadRecord {
         } else {
             StorageClass::Standard
         };
+        let tags = if format == UPLOAD_TAGS {
+            let tags = get_pairs(&mut b)?;
+            if tags.len() > crate::limits::TAGS_MAX {
+                return Err(Malformed("upload"));
+            }
+            tags
+        } else {
+            Vec::new()
+        };
         Ok(UploadRecord {
             owner,
             initiated_ms,
@@ -706,6 +737,7 @@ impl UploadRecord {
             headers,
             checksum,
             class,
+            tags,
         })
     }
 }
@@ -963,7 +995,7 @@ impl BucketRecord {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(HEAD_TIERING);
+        b.put_u8(HEAD_TAGS);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
@@ -996,6 +1028,15 @@ impl ObjectHead {
         }
         b.put_u8(flags);
         put_tiering(&mut b, &self.tiering);
+        assert!(
+            self.tags.len() <= crate::limits::TAGS_MAX,
+            "tags are validated"
+        );
+        b.put_u16_le(self.tags.len() as u16);
+        for (k, v) in &self.tags {
+            put_str(&mut b, k);
+            put_str(&mut b, v);
+        }
         b.freeze()
     }
 
@@ -1005,7 +1046,7 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING => (true, true),
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -1061,10 +1102,19 @@ impl ObjectHead {
         } else {
             (true, false)
         };
-        let tiering = if format == HEAD_TIERING {
+        let tiering = if format >= HEAD_TIERING {
             get_tiering(&mut b)?
         } else {
             Tiering::default()
+        };
+        let tags = if format >= HEAD_TAGS {
+            let tags = get_pairs(&mut b)?;
+            if tags.len() > crate::limits::TAGS_MAX {
+                return Err(Malformed("object"));
+            }
+            tags
+        } else {
+            Vec::new()
         };
         Ok(ObjectHead {
             size,
@@ -1081,6 +1131,7 @@ impl ObjectHead {
             null_version,
             in_versions,
             tiering,
+            tags,
         })
     }
 
@@ -1341,6 +1392,7 @@ mod tests {
             null_version: false,
             in_versions: true,
             tiering: Tiering::default(),
+            tags: vec![],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.stripes().len(), 5);
@@ -1393,6 +1445,7 @@ mod tests {
             headers: vec![],
             checksum: None,
             class: StorageClass::StandardIa,
+            tags: vec![],
         };
         assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
         let part = PartRecord {
@@ -1482,6 +1535,7 @@ mod tests {
                 kind: Kind::FullObject,
             }),
             class: StorageClass::Standard,
+            tags: vec![],
         };
         assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
         let mut h = ObjectHead {
@@ -1512,6 +1566,7 @@ mod tests {
             null_version: true,
             in_versions: false,
             tiering: Tiering::default(),
+            tags: vec![],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         let enc = h.encode();
@@ -1576,6 +1631,7 @@ mod tests {
             null_version,
             in_versions,
             tiering: Tiering::default(),
+            tags: vec![],
         }
     }
 
@@ -1596,8 +1652,28 @@ mod tests {
             "00010000000303030303030303030303030300000000000000000000000002",
             "000000000000000000000000",
         );
-        assert_eq!(hex::encode(h.encode()), head_hex);
         assert_eq!(ObjectHead::decode(hex_bytes(head_hex)).unwrap(), h);
+        // Format 5: format 4's fields, then the tags (none here).
+        let head_v5_hex = concat!(
+            "0503000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+            "00010000000303030303030303030303030300000000000000000000000002",
+            "000000000000000000000000",
+            "0000",
+        );
+        assert_eq!(hex::encode(h.encode()), head_v5_hex);
+        assert_eq!(ObjectHead::decode(hex_bytes(head_v5_hex)).unwrap(), h);
+        // With tags, and every cut of it refused.
+        let mut tagged = small_head(false, true);
+        tagged.tags = vec![("k".into(), "v".into()), ("empty".into(), String::new())];
+        let enc = tagged.encode();
+        assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), tagged);
+        assert!(hex::encode(&enc).ends_with("020001006b0100760500656d7074790000"));
+        for cut in head_v5_hex.len() / 2..enc.len() {
+            assert!(
+                ObjectHead::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
         let null = small_head(true, false);
         assert_eq!(ObjectHead::decode(null.encode()).unwrap(), null);
 
@@ -1632,7 +1708,13 @@ mod tests {
         );
 
         let object = VersionRecord::Object(h.clone());
-        let object_hex = format!("0101{head_hex}");
+        // A version record holding a format 4 head decodes; new ones hold format 5.
+        let object_v4_hex = format!("0101{head_hex}");
+        assert_eq!(
+            VersionRecord::decode(hex_bytes(&object_v4_hex)).unwrap(),
+            object
+        );
+        let object_hex = format!("0101{head_v5_hex}");
         assert_eq!(hex::encode(object.encode()), object_hex);
         assert_eq!(
             VersionRecord::decode(hex_bytes(&object_hex)).unwrap(),
@@ -1839,10 +1921,26 @@ mod tests {
             headers: vec![],
             checksum: None,
             class: StorageClass::DeepArchive,
+            tags: vec![],
         };
+        // Format 3 (before tags) still decodes; format 4 adds the tags.
+        let v3 = hex_bytes("03010000000000000001006f0000000000000004");
+        assert_eq!(UploadRecord::decode(v3).unwrap(), upload);
         let hexed = hex::encode(upload.encode());
-        assert_eq!(hexed, "03010000000000000001006f0000000000000004");
+        assert_eq!(hexed, "04010000000000000001006f00000000000000040000");
         assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
+        let tagged = UploadRecord {
+            tags: vec![("a".into(), "b".into())],
+            ..upload.clone()
+        };
+        let enc = tagged.encode();
+        assert_eq!(UploadRecord::decode(enc.clone()).unwrap(), tagged);
+        for cut in hexed.len() / 2..enc.len() {
+            assert!(
+                UploadRecord::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
         for c in StorageClass::ALL {
             assert_eq!(StorageClass::parse(c.as_str()), Some(c));
             assert_eq!(StorageClass::of(c.code()), Some(c));

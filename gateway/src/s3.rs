@@ -42,7 +42,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 use crate::checksum::{self, Hashers};
 use crate::limits::{
     CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
-    USER_METADATA_BYTES_MAX,
+    STRIPES_IN_FLIGHT_MAX, USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, BucketId, BucketRecord,
@@ -564,7 +564,11 @@ impl Gateway {
         let mut md5 = Md5::new();
         let mut size: u64 = 0;
         let mut chunk = BytesMut::new();
-        let mut stored: u64 = 0;
+        // Stripes handed to the cores so far; up to `STRIPES_IN_FLIGHT_MAX` of them are being
+        // stored while the body is read on (one stripe at a time left the cores idle while the
+        // next megabyte arrived, and the network idle while the cores wrote).
+        let mut started: u64 = 0;
+        let mut in_flight = futures::stream::FuturesUnordered::new();
         let result = async {
             loop {
                 let piece = body.next().await;
@@ -580,26 +584,39 @@ impl Gateway {
                     chunk.extend_from_slice(&piece);
                 }
                 while chunk.len() >= CHUNK_BYTES as usize || (last && !chunk.is_empty()) {
+                    if in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
+                        if let Some(done) = in_flight.next().await {
+                            done?;
+                        }
+                    }
                     let take = chunk.len().min(CHUNK_BYTES as usize);
                     let data = chunk.split_to(take).freeze();
                     let stripe = StripeRef {
                         version_id: *version_id,
-                        index: stored,
+                        index: started,
                         len: take as u64,
                     };
-                    self.put_stripe(cores, policy, &stripe, data).await?;
-                    stored += 1;
+                    in_flight
+                        .push(async move { self.put_stripe(cores, policy, &stripe, data).await });
+                    started += 1;
                 }
                 if last {
+                    while let Some(done) = in_flight.next().await {
+                        done?;
+                    }
                     return Ok(());
                 }
             }
         }
         .await;
+        // Every store is over before any removal starts: a store still in flight could land
+        // after the delete of its stripe and leave an orphan.
+        while in_flight.next().await.is_some() {}
+        drop(in_flight);
         match result {
             Ok(()) => Ok((size, md5.finalize().into())),
             Err(e) => {
-                for index in 0..=stored {
+                for index in 0..=started {
                     let stripe = StripeRef {
                         version_id: *version_id,
                         index,
@@ -881,13 +898,18 @@ impl Gateway {
         if versioning.keeps_versions() {
             self.commit_version(bucket, key, head, hlc, condition, versioning)
                 .await?;
+            self.settle_live(bucket).await
         } else {
             self.commit_unversioned(bucket, key, head, hlc, condition)
-                .await?;
+                .await
         }
-        self.settle_live(bucket).await
     }
 
+    /// An unversioned commit in three metadata round trips on a healthy cluster: the head it
+    /// replaces (or the compare-and-swap of a conditional write), the new head, then at once
+    /// the listing entry, a re-read of the head (did this write win?) and of the bucket
+    /// record (is the incarnation still live?). They are independent: the listing entry goes
+    /// to the bucket's listing replicas, the rest to the key's.
     async fn commit_unversioned(
         &self,
         bucket: &str,
@@ -895,21 +917,35 @@ impl Gateway {
         head: &ObjectHead,
         hlc: u64,
         condition: Option<&HeadCondition>,
-    ) -> S3Result<()> {
+    ) -> Result<(), CommitError> {
         let old = match condition {
             None => self.head(bucket, key).await?,
             Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await?,
         };
-        self.write_current(bucket, key, head, hlc).await?;
-        match self.head(bucket, key).await? {
+        // From here the head may be on some replicas whatever the outcome: its chunks stay.
+        let written = |error| CommitError {
+            error,
+            keep_chunks: true,
+        };
+        self.put_head(bucket, key, head, hlc)
+            .await
+            .map_err(written)?;
+        let (listed, current, live) = tokio::join!(
+            self.put_listing(bucket, key, head, hlc),
+            self.head(bucket, key),
+            self.settle_live(bucket)
+        );
+        match current.map_err(written)? {
             Some(c) if c.version_id == head.version_id => {
                 if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
                     self.retire_chunks(bucket, key, old);
                 }
             }
+            // A concurrent write committed after this one: it replaced this version.
             _ => self.retire_chunks(bucket, key, head.clone()),
         }
-        Ok(())
+        live?;
+        listed.map_err(written)
     }
 
     /// A conditional write of `head`: the check and the write are one compare-and-swap on the
@@ -976,11 +1012,27 @@ impl Gateway {
         head: &ObjectHead,
         hlc: u64,
     ) -> S3Result<()> {
+        self.put_head(bucket, key, head, hlc).await?;
+        self.put_listing(bucket, key, head, hlc).await
+    }
+
+    /// Writes `head` as the key's head record.
+    async fn put_head(&self, bucket: &str, key: &str, head: &ObjectHead, hlc: u64) -> S3Result<()> {
         let cores = self.object_cores(bucket, key);
         self.backend
             .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
             .await
-            .map_err(s3_err)?;
+            .map_err(s3_err)
+    }
+
+    /// Writes the listing entry of `head` (after its head: see `write_current`).
+    async fn put_listing(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> S3Result<()> {
         let listing = ListingEntry {
             size: head.size,
             modified_ms: head.modified_ms,
@@ -1527,6 +1579,7 @@ impl S3 for Gateway {
                 tier,
                 ..Tiering::default()
             },
+            tags: tags.unwrap_or_default(),
         };
         let committed = self
             .commit_head(
@@ -1543,10 +1596,6 @@ impl S3 for Gateway {
             }
             self.retire_chunks(&bucket, &input.key, head);
             return Err(e.error);
-        }
-        if let Some(tags) = tags.filter(|t| !t.is_empty()) {
-            self.set_tags(&bucket, &input.key, &head.version_id, &tags)
-                .await?;
         }
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
@@ -1989,6 +2038,11 @@ impl S3 for Gateway {
             ),
             Some(_) => return Err(s3_error!(InvalidArgument, "TaggingDirective")),
         };
+        // The copy's tags go into its head: read before the data is copied.
+        let tags = match replace_tags {
+            Some(t) => t,
+            None => self.tags_of(src_bucket, src_key, src).await?,
+        };
         let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
         let (policy, tier) = self.place(class, Some(src.size))?;
         let cores = self.cores_in(&bucket, &input.key, policy, tier);
@@ -2019,6 +2073,7 @@ impl S3 for Gateway {
                 tier,
                 ..Tiering::default()
             },
+            tags,
         };
         let committed = self
             .commit_head(&bucket, &input.key, &mut head, None, versioning)
@@ -2029,14 +2084,6 @@ impl S3 for Gateway {
                 self.retire_chunks(&bucket, &input.key, head);
             }
             return Err(e.error);
-        }
-        let tags = match replace_tags {
-            Some(t) => t,
-            None => self.tags_of(src_bucket, src_key, &src.version_id).await?,
-        };
-        if !tags.is_empty() {
-            self.set_tags(&bucket, &input.key, &head.version_id, &tags)
-                .await?;
         }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {

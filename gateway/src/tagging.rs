@@ -147,12 +147,14 @@ impl Gateway {
             .map_err(s3_err)
     }
 
-    /// The tags of the current version of an object.
+    /// The tags of one version of an object: the `T` record's when PutObjectTagging or
+    /// DeleteObjectTagging named this version since it was written, else those it was written
+    /// with (its head's).
     pub(crate) async fn tags_of(
         &self,
         bucket: &str,
         key: &str,
-        version_id: &[u8; 12],
+        head: &ObjectHead,
     ) -> S3Result<Vec<(String, String)>> {
         let cores = self.object_cores(bucket, key);
         let entry = self
@@ -162,9 +164,8 @@ impl Gateway {
             .map_err(s3_err)?;
         Ok(entry
             .and_then(|e| decode(e.value))
-            .filter(|(v, _)| v == version_id)
-            .map(|(_, t)| t)
-            .unwrap_or_default())
+            .filter(|(v, _)| *v == head.version_id)
+            .map_or_else(|| head.tags.clone(), |(_, t)| t))
     }
 
     /// The object a tagging request is about: its current version. Tags of other versions are
@@ -229,7 +230,7 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        let tags = self.tags_of(&bucket, &input.key, &head.version_id).await?;
+        let tags = self.tags_of(&bucket, &input.key, &head).await?;
         let tag_set = tags
             .into_iter()
             .map(|(k, v)| Tag {

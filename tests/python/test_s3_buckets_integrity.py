@@ -281,3 +281,73 @@ def test_upgrade_keeps_old_buckets_and_repairs_their_strays(tmp_path):
         c.delete_bucket(Bucket="old")
     finally:
         assert s.stop() == 0
+
+
+def _meta_calls(endpoint):
+    import re
+    import urllib.request
+    text = urllib.request.urlopen(endpoint + "/-/metrics", timeout=10).read().decode()
+    return {k: int(float(v)) for k, v in re.findall(
+        r'^percore_meta_calls\{kind="([a-z_]+)"\} (\S+)', text, re.M)}
+
+
+def _tags(s3, bucket, key):
+    return sorted((t["Key"], t["Value"])
+                  for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
+
+
+def test_a_put_commits_its_tags_with_its_head(tmp_path):
+    # Its own node: no other request or pass makes metadata calls meanwhile.
+    from conftest import Server
+    s = Server(str(tmp_path / "d"))
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="tags")
+        c.put_object(Bucket="tags", Key="warm", Body=b"x")
+        before = _meta_calls(s.endpoint)
+        c.put_object(Bucket="tags", Key="k", Body=b"abc", Tagging="a=1&b=two")
+        after = _meta_calls(s.endpoint)
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        # The head (its tags inside) and the listing entry: no write of the tags after the
+        # commit, which could fail for an object that already exists.
+        assert delta["put"] == 2, delta
+        # The bucket before the data; after it the replaced head, then the head and the
+        # bucket again at once with the listing entry.
+        assert delta["get"] == 4, delta
+        assert delta["conditional_put"] == 0 and delta["delete"] == 0, delta
+        assert _tags(c, "tags", "k") == [("a", "1"), ("b", "two")]
+    finally:
+        assert s.stop() == 0
+
+
+def test_tags_follow_their_version(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"1", Tagging="v=1")
+    # PutObjectTagging of this version wins over the tags it was written with.
+    s3.put_object_tagging(Bucket=bucket, Key="k",
+                          Tagging={"TagSet": [{"Key": "set", "Value": "later"}]})
+    assert _tags(s3, bucket, "k") == [("set", "later")]
+    # A copy keeps the source's current tags (COPY is the default directive).
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k"})
+    assert _tags(s3, bucket, "copy") == [("set", "later")]
+    # A new version without tags has none: the tag set of the old one does not carry over.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"2")
+    assert _tags(s3, bucket, "k") == []
+    # DeleteObjectTagging hides the tags a version was written with.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"3", Tagging="v=3")
+    assert _tags(s3, bucket, "k") == [("v", "3")]
+    s3.delete_object_tagging(Bucket=bucket, Key="k")
+    assert _tags(s3, bucket, "k") == []
+
+
+def test_multipart_upload_keeps_the_tags_it_was_created_with(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", Tagging="team=a&tier=hot")
+    p = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1,
+                       Body=b"x" * 1000)
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]})
+    assert _tags(s3, bucket, "mp") == [("team", "a"), ("tier", "hot")]
+    # Bad tags are refused when the upload is created, not at Complete.
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(Bucket=bucket, Key="bad", Tagging="=x")
+    assert code(e) == "InvalidTag"
