@@ -12,6 +12,7 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("proto", &[]),
     ("placement", &[]),
+    ("policy", &[]),
     ("engine", &["proto"]),
     ("gateway", &["engine", "placement", "proto"]),
     ("percore", &["engine", "gateway", "placement", "proto"]),
@@ -26,6 +27,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("engine", &["s3s", "hyper", "tokio"]),
     ("proto", &["s3s", "hyper", "glommio", "heed"]),
     ("placement", &["s3s", "hyper", "tokio", "glommio", "heed"]),
+    ("policy", &["s3s", "hyper", "tokio", "glommio", "heed"]),
 ];
 
 struct Graph {
