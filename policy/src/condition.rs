@@ -325,57 +325,57 @@ fn scalars(json: &Json, at: &str) -> Result<Vec<String>, MalformedPolicy> {
     }
 }
 
-fn parse_value(test: Test, operator: &str, text: &str, variables: bool) -> Result<Value, Problem> {
+fn parse_value(test: Test, operator: &str, raw: &str, variables: bool) -> Result<Value, Problem> {
     let invalid = |expected| Problem::InvalidConditionValue {
         operator: operator.to_owned(),
-        value: text.to_owned(),
+        value: raw.to_owned(),
         expected,
     };
     if !variables
-        && text.contains("${")
+        && raw.contains("${")
         && matches!(
             test,
             Test::StringEquals | Test::StringEqualsIgnoreCase | Test::StringLike | Test::ArnLike
         )
     {
         return Err(Problem::VariableNeedsVersion {
-            text: text.to_owned(),
+            text: raw.to_owned(),
         });
     }
     Ok(match test {
         Test::StringEquals | Test::StringEqualsIgnoreCase => {
-            Value::Text(Pattern::parse(text, false, variables)?)
+            Value::Text(Pattern::parse(raw, false, variables)?)
         }
-        Test::StringLike => Value::Text(Pattern::parse(text, true, variables)?),
+        Test::StringLike => Value::Text(Pattern::parse(raw, true, variables)?),
         Test::ArnLike => {
-            if !text.starts_with("arn:") || text.matches(':').count() < 5 {
+            if !raw.starts_with("arn:") || raw.matches(':').count() < 5 {
                 return Err(invalid(
                     "an ARN (arn:partition:service:region:account:resource)",
                 ));
             }
-            Value::Text(Pattern::parse(text, true, variables)?)
+            Value::Text(Pattern::parse(raw, true, variables)?)
         }
         Test::NumericEquals
         | Test::NumericLessThan
         | Test::NumericLessThanEquals
         | Test::NumericGreaterThan
         | Test::NumericGreaterThanEquals => {
-            Value::Number(parse_number(text).ok_or_else(|| invalid("a number"))?)
+            Value::Number(parse_number(raw).ok_or_else(|| invalid("a number"))?)
         }
         Test::DateEquals
         | Test::DateLessThan
         | Test::DateLessThanEquals
         | Test::DateGreaterThan
         | Test::DateGreaterThanEquals => {
-            Value::Date(keys::parse_date_ms(text).ok_or_else(|| {
+            Value::Date(keys::parse_date_ms(raw).ok_or_else(|| {
                 invalid("an ISO 8601 date (2026-12-04T02:03:11Z) or epoch seconds")
             })?)
         }
         Test::Bool | Test::Null => {
-            Value::Bool(parse_bool(text).ok_or_else(|| invalid("\"true\" or \"false\""))?)
+            Value::Bool(parse_bool(raw).ok_or_else(|| invalid("\"true\" or \"false\""))?)
         }
         Test::IpAddress => Value::Net(
-            Net::parse(text).ok_or_else(|| invalid("an IPv4 or IPv6 address or CIDR block"))?,
+            Net::parse(raw).ok_or_else(|| invalid("an IPv4 or IPv6 address or CIDR block"))?,
         ),
     })
 }
@@ -419,7 +419,7 @@ impl Condition {
         let values = ctx.values(&self.key);
         if self.test == Test::Null {
             let absent = values.is_empty();
-            return self.values.iter().any(|v| *v == Value::Bool(absent));
+            return self.values.contains(&Value::Bool(absent));
         }
         let positive = |v: &str| self.values.iter().any(|pv| self.compare(pv, v, ctx));
         match self.qualifier {
@@ -474,7 +474,7 @@ impl Condition {
     }
 }
 
-fn ordered<T: PartialOrd>(test: Test, request: T, policy: T) -> bool {
+fn ordered<T: PartialOrd + Copy>(test: Test, request: T, policy: T) -> bool {
     match test {
         Test::NumericEquals | Test::DateEquals => request == policy,
         Test::NumericLessThan | Test::DateLessThan => request < policy,

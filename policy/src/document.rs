@@ -127,14 +127,15 @@ impl Policy {
     /// `aws:SourceIp` with no `/0` block, or an exact `aws:PrincipalArn` or `aws:username`).
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(|s| {
-            let everyone = match &s.principal {
-                Some(PrincipalMatch {
-                    principals: Principals::Everyone,
-                    negated: false,
-                }) => true,
-                Some(PrincipalMatch { negated: true, .. }) => true,
-                _ => false,
-            };
+            let everyone = matches!(
+                &s.principal,
+                Some(
+                    PrincipalMatch {
+                        principals: Principals::Everyone,
+                        negated: false,
+                    } | PrincipalMatch { negated: true, .. }
+                )
+            );
             s.effect == Effect::Allow
                 && everyone
                 && !s
