@@ -255,3 +255,104 @@ pub fn authorize(ctx: &RequestContext, identity: &[&Policy], bucket: Option<&Pol
         Decision::ImplicitDeny
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(principal: &str) -> Policy {
+        let doc = format!(
+            r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", {principal},
+                "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}}}}"#
+        );
+        Policy::parse_bucket(doc.as_bytes(), "b").unwrap()
+    }
+
+    fn decide(p: &Policy, user: Option<&str>) -> Decision {
+        p.evaluate(&RequestContext::new(
+            user,
+            "s3:GetObject",
+            "arn:aws:s3:::b/k",
+        ))
+    }
+
+    #[test]
+    fn principal_forms() {
+        for everyone in [
+            r#""Principal": "*""#,
+            r#""Principal": {"AWS": "*"}"#,
+            r#""Principal": {"AWS": ["bob", "*"]}"#,
+        ] {
+            let p = policy(everyone);
+            assert_eq!(decide(&p, None), Decision::Allow, "{everyone}");
+            assert_eq!(decide(&p, Some("alice")), Decision::Allow, "{everyone}");
+        }
+        for alice in [
+            r#""Principal": {"AWS": "alice"}"#,
+            r#""Principal": {"AWS": "arn:aws:iam::percore:user/alice"}"#,
+            r#""Principal": {"AWS": ["bob", "alice"]}"#,
+        ] {
+            let p = policy(alice);
+            assert_eq!(decide(&p, Some("alice")), Decision::Allow, "{alice}");
+            assert_eq!(decide(&p, Some("Alice")), Decision::ImplicitDeny, "{alice}");
+            assert_eq!(decide(&p, Some("carol")), Decision::ImplicitDeny, "{alice}");
+            assert_eq!(decide(&p, None), Decision::ImplicitDeny, "{alice}");
+        }
+        let not_bob = policy(r#""NotPrincipal": {"AWS": "bob"}"#);
+        assert_eq!(decide(&not_bob, None), Decision::Allow);
+        assert_eq!(decide(&not_bob, Some("alice")), Decision::Allow);
+        assert_eq!(decide(&not_bob, Some("bob")), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn actions_fold_case_resources_do_not() {
+        let p = policy(r#""Principal": "*""#);
+        let get =
+            |action: &str, resource: &str| p.evaluate(&RequestContext::new(None, action, resource));
+        assert_eq!(get("S3:GETOBJECT", "arn:aws:s3:::b/k"), Decision::Allow);
+        assert_eq!(
+            get("s3:GetObjectVersion", "arn:aws:s3:::b/k"),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            get("s3:GetObject", "arn:aws:s3:::B/k"),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            get("s3:GetObject", "ARN:aws:s3:::b/k"),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn context_keys() {
+        let ctx = RequestContext::new(Some("alice"), "s3:PutObject", "arn:aws:s3:::b/k")
+            .with_current_time(1_700_000_000)
+            .with_request_object_tag("a", "1")
+            .with_request_object_tag("b", "2")
+            .with_request_object_tag("a", "3");
+        assert_eq!(ctx.values(keys::CURRENT_TIME), ["2023-11-14T22:13:20Z"]);
+        assert_eq!(ctx.values(keys::EPOCH_TIME), ["1700000000"]);
+        assert_eq!(ctx.values(keys::REQUEST_OBJECT_TAG_KEYS), ["a", "b"]);
+        assert_eq!(ctx.values("s3:RequestObjectTag/a"), ["3"]);
+        assert_eq!(ctx.values(keys::USERNAME), ["alice"]);
+        assert_eq!(
+            ctx.values(keys::PRINCIPAL_ARN),
+            ["arn:aws:iam::percore:user/alice"]
+        );
+        let anon = RequestContext::new(None, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert!(anon.values(keys::USERNAME).is_empty());
+    }
+
+    #[test]
+    fn a_deny_wins_whatever_the_statement_order() {
+        let doc = br#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}]}"#;
+        let p = Policy::parse_bucket(doc, "b").unwrap();
+        assert_eq!(decide(&p, Some("alice")), Decision::ExplicitDeny);
+        let mut reversed = p.clone();
+        reversed.statements.reverse();
+        assert_eq!(decide(&reversed, Some("alice")), Decision::ExplicitDeny);
+    }
+}
