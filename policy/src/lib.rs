@@ -20,7 +20,7 @@
 //! the bare `NAME`; `"*"` or `{"AWS": "*"}` is everyone, anonymous callers included. Other
 //! ARNs, principal types (`Service`, `CanonicalUser`, `Federated`) and wildcards inside a
 //! name are refused. [`Policy::named_users`] lists the names so the caller can refuse a policy
-//! naming a user that does not exist.
+//! naming a user that does not exist. User names compare exactly (case-sensitive).
 //!
 //! # Evaluation (one account, as AWS documents it)
 //!

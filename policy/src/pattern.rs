@@ -335,4 +335,23 @@ mod tests {
         // Without variables, `${` is plain text.
         assert!(Pattern::parse("${", true, false).is_ok());
     }
+
+    /// The obvious recursive matcher: the model the linear one is checked against.
+    fn naive(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| naive(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && naive(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && naive(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_agrees_with_the_naive_matcher(p in "[ab*?/]{0,8}", t in "[ab/]{0,10}") {
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            proptest::prop_assert_eq!(wildcard_match(&p, &t), naive(&pc, &tc), "{} vs {}", p, t);
+        }
+    }
 }
