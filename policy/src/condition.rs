@@ -414,6 +414,17 @@ impl Condition {
         &self.operator
     }
 
+    /// The policy variables without a default its values use.
+    pub(crate) fn required_variables(&self) -> impl Iterator<Item = &str> {
+        self.values
+            .iter()
+            .filter_map(|v| match v {
+                Value::Text(p) => Some(p.required_variables()),
+                _ => None,
+            })
+            .flatten()
+    }
+
     /// Whether the condition holds for the request.
     pub fn holds(&self, ctx: &RequestContext) -> bool {
         let values = ctx.values(&self.key);

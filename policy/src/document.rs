@@ -75,6 +75,9 @@ pub struct Statement {
     pub(crate) actions: PatternList,
     pub(crate) resources: PatternList,
     pub(crate) conditions: Vec<Condition>,
+    /// The keys of the policy variables (without a default) the statement uses: a request
+    /// without a value for one of them is outside the statement.
+    pub(crate) required_variables: BTreeSet<String>,
 }
 
 /// A parsed, validated policy.
@@ -324,6 +327,13 @@ fn parse_statement(
             version == Version::V2012_10_17,
         )?,
     };
+    let required_variables = resources
+        .patterns
+        .iter()
+        .flat_map(Pattern::required_variables)
+        .chain(conditions.iter().flat_map(Condition::required_variables))
+        .map(str::to_owned)
+        .collect();
     Ok(Statement {
         sid,
         effect,
@@ -331,6 +341,7 @@ fn parse_statement(
         actions,
         resources,
         conditions,
+        required_variables,
     })
 }
 

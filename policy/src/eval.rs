@@ -206,11 +206,18 @@ impl PatternList {
 }
 
 impl Statement {
-    /// Whether the statement applies to the request.
+    /// Whether the statement applies to the request. A statement using a policy variable the
+    /// request has no value for (and that has no default) does not apply: AWS calls such a
+    /// statement invalid, and skipping it is the only reading that neither widens a
+    /// NotResource or negated condition of an Allow nor guesses a value.
     pub fn applies(&self, ctx: &RequestContext) -> bool {
-        self.principal
-            .as_ref()
-            .is_none_or(|p| p.matches(ctx.user()))
+        self.required_variables
+            .iter()
+            .all(|k| !ctx.values(k).is_empty())
+            && self
+                .principal
+                .as_ref()
+                .is_none_or(|p| p.matches(ctx.user()))
             && self.actions.matches(ctx.action(), ctx, true)
             && self.resources.matches(ctx.resource(), ctx, false)
             && self.conditions.iter().all(|c| c.holds(ctx))
@@ -342,6 +349,47 @@ mod tests {
         );
         let anon = RequestContext::new(None, "s3:GetObject", "arn:aws:s3:::b/k");
         assert!(anon.values(keys::USERNAME).is_empty());
+    }
+
+    #[test]
+    fn a_statement_with_an_unresolved_variable_does_not_apply() {
+        let doc = br#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+             "NotResource": "arn:aws:s3:::b/home/${aws:username}/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": "arn:aws:s3:::b/*",
+             "Condition": {"StringNotEquals": {"s3:prefix": "${aws:username}"}}},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:DeleteObject",
+             "Resource": "arn:aws:s3:::b/${aws:username, 'guest'}/*"}]}"#;
+        let p = Policy::parse_bucket(doc, "b").unwrap();
+        let anon = |action: &str, key: &str| {
+            p.evaluate(&RequestContext::new(
+                None,
+                action,
+                format!("arn:aws:s3:::b/{key}"),
+            ))
+        };
+        // Without a user name neither the NotResource nor the negated condition widens the
+        // Allow to everything.
+        assert_eq!(anon("s3:GetObject", "x"), Decision::ImplicitDeny);
+        assert_eq!(anon("s3:PutObject", "x"), Decision::ImplicitDeny);
+        // A default makes the variable resolve.
+        assert_eq!(anon("s3:DeleteObject", "guest/x"), Decision::Allow);
+        assert_eq!(anon("s3:DeleteObject", "alice/x"), Decision::ImplicitDeny);
+        let alice = |action: &str, key: &str| {
+            p.evaluate(&RequestContext::new(
+                Some("alice"),
+                action,
+                format!("arn:aws:s3:::b/{key}"),
+            ))
+        };
+        assert_eq!(alice("s3:GetObject", "x"), Decision::Allow);
+        assert_eq!(
+            alice("s3:GetObject", "home/alice/x"),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(alice("s3:PutObject", "x"), Decision::Allow);
+        assert_eq!(alice("s3:DeleteObject", "alice/x"), Decision::Allow);
     }
 
     #[test]

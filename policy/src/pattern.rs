@@ -6,7 +6,8 @@
 //! value of a known single-valued key, `${key, 'default'}` by the default when the request has
 //! none, and `${*}`, `${?}`, `${$}` are the literal characters. A substituted value is always
 //! literal: a user named `a*` matches only `a*`, never every user starting with `a`. A pattern
-//! whose variable has no value (and no default) matches nothing.
+//! whose variable has no value (and no default) matches nothing; a statement using such a
+//! variable does not apply at all (see [`crate::Statement::applies`]).
 //!
 //! Matching is the classic greedy algorithm with one backtrack point: O(pattern × text) at
 //! worst, no recursion, no allocation beyond the resolved pattern.
@@ -84,6 +85,14 @@ impl Pattern {
     /// Whether the pattern has a variable.
     pub(crate) fn has_variable(&self) -> bool {
         self.pieces.iter().any(|p| matches!(p, Piece::Var { .. }))
+    }
+
+    /// The keys of the variables that have no default: the request must carry them.
+    pub(crate) fn required_variables(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Var { key, default: None } => Some(key.as_str()),
+            _ => None,
+        })
     }
 
     /// The pattern with its variables replaced by `lookup`'s values (`None` when one has no
