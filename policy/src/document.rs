@@ -10,7 +10,7 @@ use crate::actions::S3_ACTIONS;
 use crate::condition::{self, Condition};
 use crate::error::{MalformedPolicy, Problem};
 use crate::json::Json;
-use crate::limits::{BUCKET_POLICY_BYTES_MAX, IDENTITY_POLICY_BYTES_MAX};
+use crate::limits::{BUCKET_POLICY_BYTES_MAX, IDENTITY_POLICY_BYTES_MAX, USER_NAME_BYTES_MAX};
 use crate::pattern::Pattern;
 
 /// The ARN prefix of every S3 resource.
@@ -471,7 +471,9 @@ fn parse_principals(json: &Json, at: &str) -> Result<Principals, MalformedPolicy
     Ok(Principals::Users(users))
 }
 
-/// The user a principal entry names.
+/// The user a principal entry names: `arn:aws:iam::percore:user/NAME` or NAME, where NAME
+/// follows percore's rule for user names (1 to 64 printable ASCII characters, `/` and `:`
+/// included; a bare NAME cannot start with `arn:`).
 fn principal_user(p: &str) -> Result<String, &'static str> {
     let name = if let Some(name) = p.strip_prefix(USER_ARN_PREFIX) {
         name
@@ -480,17 +482,14 @@ fn principal_user(p: &str) -> Result<String, &'static str> {
     } else {
         p
     };
-    if name.is_empty() {
-        return Err("the user name is empty");
-    }
     if name.contains(['*', '?']) {
         return Err("wildcards are not allowed in principals (only \"*\" alone, for everyone)");
     }
-    if name.contains(['/', ':'])
-        || name.chars().any(char::is_control)
-        || name.contains(char::is_whitespace)
+    if name.is_empty()
+        || name.len() > USER_NAME_BYTES_MAX
+        || !name.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err("not a percore user name");
+        return Err("a percore user name is 1 to 64 printable ASCII characters");
     }
     Ok(name.to_owned())
 }

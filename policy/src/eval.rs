@@ -305,6 +305,11 @@ mod tests {
             assert_eq!(decide(&p, Some("carol")), Decision::ImplicitDeny, "{alice}");
             assert_eq!(decide(&p, None), Decision::ImplicitDeny, "{alice}");
         }
+        // percore user names may hold `/` and `:`: the whole rest of the ARN is the name.
+        let odd = policy(r#""Principal": {"AWS": ["arn:aws:iam::percore:user/team/a:b", "c/d"]}"#);
+        assert_eq!(decide(&odd, Some("team/a:b")), Decision::Allow);
+        assert_eq!(decide(&odd, Some("c/d")), Decision::Allow);
+        assert_eq!(decide(&odd, Some("a:b")), Decision::ImplicitDeny);
         let not_bob = policy(r#""NotPrincipal": {"AWS": "bob"}"#);
         assert_eq!(decide(&not_bob, None), Decision::Allow);
         assert_eq!(decide(&not_bob, Some("alice")), Decision::Allow);

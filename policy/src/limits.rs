@@ -6,6 +6,9 @@ pub const BUCKET_POLICY_BYTES_MAX: usize = 20 * 1024;
 /// An identity policy document, in bytes: AWS's managed-policy limit (6,144 characters).
 pub const IDENTITY_POLICY_BYTES_MAX: usize = 6 * 1024;
 
+/// A percore user name, as `users.toml` allows it (printable ASCII).
+pub const USER_NAME_BYTES_MAX: usize = 64;
+
 /// A single policy variable's name, `${...}` excluded, in bytes: no known key is near it.
 pub const VARIABLE_NAME_BYTES_MAX: usize = 128;
 
