@@ -629,8 +629,24 @@ fn aws_examples_decide_as_documented() {
             "{}: is_public",
             example.name
         );
+        // The order of statements never matters: a deny wins wherever it is.
+        let mut reversed = policy.clone();
+        reversed.statements.reverse();
         for (what, ctx, want) in &example.requests {
             assert_eq!(policy.evaluate(ctx), *want, "{}: {what}", example.name);
+            assert_eq!(
+                reversed.evaluate(ctx),
+                *want,
+                "{}: {what}, reversed",
+                example.name
+            );
+            // The same decision through the combined evaluation, the policy in either role.
+            let combined = if example.bucket_policy {
+                authorize(ctx, &[], Some(&policy))
+            } else {
+                authorize(ctx, &[&policy], None)
+            };
+            assert_eq!(combined, *want, "{}: {what}, authorize", example.name);
             checked += 1;
         }
     }
