@@ -12,6 +12,7 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("proto", &[]),
     ("placement", &[]),
+    ("policy", &[]),
     ("engine", &["proto"]),
     ("cluster", &["engine", "placement", "proto"]),
     ("gateway", &["cluster", "placement", "proto"]),
@@ -34,6 +35,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("cluster", &["s3s", "hyper", "glommio", "heed"]),
     ("proto", &["s3s", "hyper", "glommio", "heed"]),
     ("placement", &["s3s", "hyper", "tokio", "glommio", "heed"]),
+    ("policy", &["s3s", "hyper", "tokio", "glommio", "heed"]),
 ];
 
 struct Graph {
