@@ -204,6 +204,27 @@ mod tests {
         assert!(err("segment_mib = 4096\n").contains("segment_mib"));
         assert!(err("node_id = 2\n").contains("layout"));
         assert!(err("layout_state = \"t\"\n").contains("layout"));
+        assert!(err("[tls]\ncert = \"c.pem\"\n").contains("cert"));
+    }
+
+    #[test]
+    fn tls_files_resolve_against_the_file() {
+        let dir = std::env::temp_dir().join(format!("percore-nc-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("node.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"/etc/percore/key.pem\"\n",
+        )
+        .expect("write");
+        let f = NodeFile::load(&path).expect("valid");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        let tls = f.tls.expect("[tls]");
+        assert_eq!(tls.cert_file, Some(dir.join("tls/cert.pem")));
+        assert_eq!(
+            tls.key_file.as_deref(),
+            Some(Path::new("/etc/percore/key.pem"))
+        );
     }
 
     #[test]
