@@ -38,22 +38,26 @@ pub struct SecureTransport;
 /// Why a certificate or key could not be used; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: cannot read the {what} file: {source}")]
+    // The causes are in the messages (the SIGHUP log prints the message alone), so they are
+    // not `source`s too (anyhow would print them twice).
+    #[error("{path}: cannot read the {what} file: {error}")]
     Read {
         path: PathBuf,
         what: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: the {what} file is larger than {PEM_FILE_BYTES_MAX} bytes")]
     TooLarge { path: PathBuf, what: &'static str },
     #[error("{path}: {problem}")]
     Pem { path: PathBuf, problem: String },
-    #[error("{key}: this key does not fit the certificate in {cert}: {source}")]
+    #[error("{key}: this key does not fit the certificate in {cert}: {error}")]
     Mismatch {
         cert: PathBuf,
         key: PathBuf,
-        source: rustls::Error,
+        error: rustls::Error,
     },
+    #[error("TLS settings: {0}")]
+    Settings(rustls::Error),
 }
 
 /// The files of the endpoint's certificate chain and private key.
@@ -107,10 +111,10 @@ impl Tls {
 
 fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
     use std::io::Read;
-    let read_err = |source| TlsError::Read {
+    let read_err = |error| TlsError::Read {
         path: path.to_owned(),
         what,
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut bytes = Vec::new();
@@ -164,15 +168,15 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = load_chain(&files.cert)?;
     let key = load_key(&files.key)?;
-    let mismatch = |source| TlsError::Mismatch {
+    let mismatch = |error| TlsError::Mismatch {
         cert: files.cert.clone(),
         key: files.key.clone(),
-        source,
+        error,
     };
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(mismatch)?
+            .map_err(TlsError::Settings)?
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(mismatch)?;

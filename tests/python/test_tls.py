@@ -169,6 +169,20 @@ def test_both_protocol_versions_and_alpn(tls_server, pki):
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 head = tls.recv(4096)
         assert head.startswith(b"HTTP/1.1 403"), head[:100]
+    # HTTP/2 by ALPN: the server answers the connection preface with its SETTINGS frame.
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.selected_alpn_protocol() == "h2"
+            empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + empty_settings)
+            frame = b""
+            while len(frame) < 9:
+                chunk = tls.recv(9 - len(frame))
+                assert chunk, "connection closed before a frame"
+                frame += chunk
+    assert frame[3] == 0x04 and frame[5:9] == b"\x00\x00\x00\x00", frame  # SETTINGS, stream 0
 
 
 def test_untrusted_client_is_refused(tls_server):
