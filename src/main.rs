@@ -125,6 +125,41 @@ struct ServeArgs {
     intelligent_tiering_days: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// HTTPS for the S3 endpoint (README "HTTPS"): flags, else the config file's `[tls]` table.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first, then its
+    /// intermediates); needs --tls-key. SIGHUP re-reads both files. [config: tls.cert_file]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM). [config: tls.key_file]
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Loads the certificate and key when given (both or neither); `None`: plain HTTP.
+    fn resolve(
+        &self,
+        file: &node_config::NodeFile,
+    ) -> anyhow::Result<Option<Arc<gateway::tls::Tls>>> {
+        let section = file.tls.clone().unwrap_or_default();
+        let files = match (
+            self.tls_cert.clone().or(section.cert_file),
+            self.tls_key.clone().or(section.key_file),
+        ) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => gateway::tls::TlsFiles { cert, key },
+            (Some(_), None) => bail!("--tls-cert needs --tls-key (or tls.key_file)"),
+            (None, Some(_)) => bail!("--tls-key needs --tls-cert (or tls.cert_file)"),
+        };
+        let tls = gateway::tls::Tls::load(files).context("loading the TLS certificate and key")?;
+        Ok(Some(Arc::new(tls)))
+    }
 }
 
 /// The S3 endpoint's connection limits and timeouts (defaults: `gateway::limits`; README
@@ -236,6 +271,7 @@ struct ServeSettings {
     cluster: Option<ClusterSettings>,
     clock: Clock,
     http: gateway::serve::HttpLimits,
+    tls: Option<Arc<gateway::tls::Tls>>,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -341,6 +377,7 @@ impl ServeSettings {
                 .collect()
         };
         let http = args.http.resolve(&file)?;
+        let tls = args.tls.resolve(&file)?;
         let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
@@ -371,6 +408,7 @@ impl ServeSettings {
                     .or(file.intelligent_tiering_days),
             )?,
             http,
+            tls,
         })
     }
 }
@@ -399,6 +437,8 @@ struct GatewayArgs {
     domain: Option<String>,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 #[derive(clap::Args)]
 struct NodeArgs {
@@ -739,13 +779,20 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     banner.push(("cores", settings.cores.len().to_string()));
-    let (listener, shutdown) =
-        announce(&runtime, settings.listen, &settings.region, &root, &banner)?;
+    let (listener, shutdown) = announce(
+        &runtime,
+        settings.listen,
+        &settings.region,
+        &root,
+        &banner,
+        settings.tls.as_ref(),
+    )?;
     runtime.block_on(gateway::serve::serve(
         listener,
         service,
         shutdown,
         settings.http,
+        settings.tls,
     ));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     drop(runtime);
@@ -757,6 +804,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let file = node_config::NodeFile::load(&args.config)?;
     let http = args.http.resolve(&file)?;
+    let tls = args.tls.resolve(&file)?;
     warn_if_few_files(&http);
     if file.node_id.is_some()
         || !file.cores.is_empty()
@@ -813,8 +861,10 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         ("nodes", layout.nodes().len().to_string()),
         ("cores", "0 (gateway only)".to_owned()),
     ];
-    let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner)?;
-    runtime.block_on(gateway::serve::serve(listener, service, shutdown, http));
+    let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner, tls.as_ref())?;
+    runtime.block_on(gateway::serve::serve(
+        listener, service, shutdown, http, tls,
+    ));
     eprintln!("percore: stopping (drained requests)");
     Ok(())
 }
@@ -827,15 +877,17 @@ fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the gateway runtime")
 }
 
-/// Binds the S3 endpoint and installs the stop signals, then prints the endpoint, region,
-/// root keys and `banner` (`name: value` lines; the last one ends what a client parses).
-/// Returns the listener and the future that ends at SIGTERM or SIGINT.
+/// Binds the S3 endpoint and installs the stop signals (and with `tls` the SIGHUP reload),
+/// then prints the endpoint, region, root keys and `banner` (`name: value` lines; the last one
+/// ends what a client parses). Returns the listener and the future that ends at SIGTERM or
+/// SIGINT.
 fn announce(
     runtime: &tokio::runtime::Runtime,
     listen: SocketAddr,
     region: &str,
     root: &gateway::creds::User,
     banner: &[(&str, String)],
+    tls: Option<&Arc<gateway::tls::Tls>>,
 ) -> anyhow::Result<(
     tokio::net::TcpListener,
     impl std::future::Future<Output = ()>,
@@ -847,9 +899,13 @@ fn announce(
     // server at once, and that must drain, not kill it.
     let shutdown = {
         let _entered = runtime.enter();
+        if let Some(tls) = tls {
+            reload_on_hangup(runtime, Arc::clone(tls))?;
+        }
         shutdown_signal()?
     };
-    println!("endpoint: http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("endpoint: {scheme}://{}", listener.local_addr()?);
     println!("region: {region}");
     println!("access_key: {}", root.access_key);
     println!("secret_key: {}", root.secret_key);
@@ -871,6 +927,30 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+/// Re-reads the TLS certificate and key at each SIGHUP (new connections get them); a failed
+/// reload keeps the current ones and logs an ERROR naming the file.
+fn reload_on_hangup(
+    runtime: &tokio::runtime::Runtime,
+    tls: Arc<gateway::tls::Tls>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    runtime.spawn(async move {
+        while hangup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %tls.files().cert.display(),
+                    "SIGHUP: reloaded the TLS certificate and key"
+                ),
+                Err(e) => tracing::error!(
+                    "SIGHUP: TLS reload failed, still serving the previous certificate: {e}"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn print_endpoints(ip: IpAddr, base: u16, indices: impl Iterator<Item = u32>) {

@@ -20,6 +20,10 @@
 //! layout_state = "cluster.table" # optional: the PG tables `percore layout apply` wrote
 //! node_id = 2                    # the [[node]] of the layout this process runs
 //!
+//! [tls]                          # HTTPS (README "HTTPS"); paths relative to this file
+//! cert_file = "tls/cert.pem"     # the certificate chain, PEM, the server's first
+//! key_file = "tls/key.pem"       # its private key, PEM
+//!
 //! [[core]]                       # one per disk partition, in core order: core 0, core 1, …
 //! dir = "/srv/nvme0/percore"
 //! cpu = 0                        # pin to this CPU (optional)
@@ -70,8 +74,17 @@ pub struct NodeFile {
     pub header_read_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
+    /// HTTPS: the certificate chain and key files (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsSection>,
     #[serde(default, rename = "core")]
     pub cores: Vec<CoreEntry>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,8 +111,13 @@ impl NodeFile {
         let mut file =
             NodeFile::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let tls = file
+            .tls
+            .as_mut()
+            .map(|t| [&mut t.cert_file, &mut t.key_file]);
         for p in [&mut file.layout, &mut file.layout_state]
             .into_iter()
+            .chain(tls.into_iter().flatten())
             .flatten()
         {
             if p.is_relative() {
@@ -186,6 +204,27 @@ mod tests {
         assert!(err("segment_mib = 4096\n").contains("segment_mib"));
         assert!(err("node_id = 2\n").contains("layout"));
         assert!(err("layout_state = \"t\"\n").contains("layout"));
+        assert!(err("[tls]\ncert = \"c.pem\"\n").contains("cert"));
+    }
+
+    #[test]
+    fn tls_files_resolve_against_the_file() {
+        let dir = std::env::temp_dir().join(format!("percore-nc-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("node.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"/etc/percore/key.pem\"\n",
+        )
+        .expect("write");
+        let f = NodeFile::load(&path).expect("valid");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        let tls = f.tls.expect("[tls]");
+        assert_eq!(tls.cert_file, Some(dir.join("tls/cert.pem")));
+        assert_eq!(
+            tls.key_file.as_deref(),
+            Some(Path::new("/etc/percore/key.pem"))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod s3;
 pub mod serve;
 pub mod tagging;
 pub mod tiering;
+pub mod tls;
 pub mod versioning;
 pub mod workers;
 

@@ -13,6 +13,10 @@
 //! - a global and a per-client-address cap on connections, where the oldest idle connection
 //!   makes room for a new one (`http_conns`).
 //!
+//! With [`crate::tls::Tls`] the connections are HTTPS: the handshake runs in the connection's
+//! task, under the header-read timeout and counted idle for the caps like unsent headers, and
+//! each request over it carries the [`crate::tls::SecureTransport`] extension.
+//!
 //! Every response gets an `x-amz-request-id`, error bodies a `<RequestId>`, and a failed
 //! request one log line (`http_log`).
 //!
@@ -30,10 +34,12 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
 use s3s::service::S3Service;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
 use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
+use crate::tls::{SecureTransport, Tls};
 use crate::{http_log, limits};
 
 /// The connection limits and timeouts of one server (`percore serve --help` names the flags).
@@ -146,11 +152,13 @@ fn metrics_response() -> http::Response<s3s::Body> {
 /// (a connection turning idle wakes nobody).
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
+/// Serves `listener` until `shutdown`; over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     shutdown: impl Future<Output = ()>,
     limits: HttpLimits,
+    tls: Option<Arc<Tls>>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -195,6 +203,7 @@ pub async fn serve(
             ticket,
             peer,
             stop: stop_rx.clone(),
+            tls: tls.as_ref().map(|tls| tls.acceptor()),
         };
         tokio::spawn(connection.run(stream));
     }
@@ -234,27 +243,57 @@ struct Connection {
     ticket: Ticket,
     peer: SocketAddr,
     stop: tokio::sync::watch::Receiver<bool>,
+    /// The acceptor current when the connection was accepted (a reload changes later ones).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Connection {
-    /// Serves the connection until it ends, is shed, stays idle past the idle timeout, or the
-    /// server stops (the last two close it gracefully, within `DRAIN_TIMEOUT`).
+    /// Runs the TLS handshake if any (cut at the header-read timeout, when the connection is
+    /// shed or the server stops), then serves the connection.
     async fn run(mut self, stream: TcpStream) {
+        let io = Metered::new(stream, Arc::clone(&self.ticket.state));
+        let Some(acceptor) = self.tls.take() else {
+            return self.serve(io, false).await;
+        };
+        let state = Arc::clone(&self.ticket.state);
+        let timeout = self.limits.header_read_timeout;
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(timeout, acceptor.accept(io)) => done,
+            () = state.shed() => return,
+            () = stopped(&mut self.stop) => return,
+        };
+        match handshake {
+            Ok(Ok(tls)) => self.serve(tls, true).await,
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+        }
+    }
+
+    /// Serves the connection until it ends, is shed, stays idle past the idle timeout, or the
+    /// server stops (the last two close it gracefully, within `DRAIN_TIMEOUT`). `secure`: it
+    /// came over TLS.
+    async fn serve<I>(mut self, io: I, secure: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let state = Arc::clone(&self.ticket.state);
         let svc = {
             let state = Arc::clone(&state);
             let service = self.service.clone();
             let body_timeout = self.limits.body_progress_timeout;
             hyper::service::service_fn(move |req| {
-                handle(service.clone(), Arc::clone(&state), body_timeout, req)
+                handle(
+                    service.clone(),
+                    Arc::clone(&state),
+                    body_timeout,
+                    secure,
+                    req,
+                )
             })
         };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(Metered::new(stream, Arc::clone(&state))),
-                svc,
-            )
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
             .into_owned();
         tokio::pin!(conn);
         let idle_timeout = self.limits.idle_timeout;
@@ -311,6 +350,7 @@ async fn handle(
     service: S3Service,
     conn: Arc<ConnState>,
     body_timeout: Duration,
+    secure: bool,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<ResponseBody>, s3s::HttpError> {
     let in_flight = conn.begin();
@@ -336,6 +376,9 @@ async fn handle(
         } else {
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(Arc::clone(&guard));
+            if secure {
+                parts.extensions.insert(SecureTransport);
+            }
             if let Some(amz_date) = crate::access::amz_date_from_date(&parts.headers) {
                 parts.headers.insert("x-amz-date", amz_date);
                 parts.extensions.insert(crate::access::AmzDateFromDate);

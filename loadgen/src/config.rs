@@ -6,6 +6,7 @@
 //! reading the targets file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -43,7 +44,8 @@ Examples:
 #[command(name = "percore-loadgen", version, after_help = EXIT_CODES_HELP)]
 #[allow(clippy::struct_excessive_bools)] // command-line switches are bools
 pub struct Args {
-    /// S3 endpoint, http://host:port. Give it twice (A, then B) for compare mode.
+    /// S3 endpoint, http://host:port or https://host:port. Give it twice (A, then B) for
+    /// compare mode.
     #[arg(long = "endpoint", required = true, value_name = "URL")]
     pub endpoints: Vec<String>,
     /// Access key id; once for all endpoints or once per endpoint, in --endpoint order.
@@ -60,6 +62,10 @@ pub struct Args {
     /// SigV4 region.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// HTTPS: trust the CA certificates in FILE (PEM) instead of the system's, e.g. the CA
+    /// of a self-signed test endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Bucket to use (created by --prepare).
     #[arg(long, default_value = "percore-loadgen")]
     pub bucket: String,
@@ -216,6 +222,8 @@ pub struct Settings {
     pub label: Option<String>,
     pub endpoints: Vec<EndpointSettings>,
     pub region: String,
+    /// `--ca-file`: the CAs trusted for https:// endpoints (none: the system's).
+    pub ca_file: Option<PathBuf>,
     pub bucket: String,
     /// The key set's prefix, seed included.
     pub key_prefix: String,
@@ -256,6 +264,8 @@ pub struct Settings {
 pub struct Plan {
     pub settings: Settings,
     pub endpoints: Vec<Endpoint>,
+    /// The TLS client settings of https:// endpoints.
+    pub tls: Arc<rustls::ClientConfig>,
     pub mix: OpMix,
     pub keyspace: KeySpace,
     pub picker: KeyPicker,
@@ -340,6 +350,10 @@ impl Plan {
             });
         }
 
+        let tls = crate::s3::tls_config(
+            args.ca_file.as_deref(),
+            endpoints.iter().any(Endpoint::is_https),
+        )?;
         check_bucket(&args.bucket)?;
         if args.prefix.len() > limits::KEY_PREFIX_BYTES_MAX {
             return Err(ConfigError::out_of_range(
@@ -513,6 +527,7 @@ impl Plan {
             label: args.label.clone(),
             endpoints: endpoint_settings,
             region: args.region.clone(),
+            ca_file: args.ca_file.clone(),
             bucket: args.bucket.clone(),
             key_prefix,
             workload: mix.describe(),
@@ -548,6 +563,7 @@ impl Plan {
         Ok(Plan {
             settings,
             endpoints,
+            tls,
             mix,
             keyspace,
             picker,

@@ -29,6 +29,8 @@ pub enum ConfigError {
     KeyDist { text: String, reason: String },
     #[error("cannot use endpoint {url:?}: {reason}")]
     Endpoint { url: String, reason: String },
+    #[error("--ca-file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
     #[error("missing credentials for endpoint {endpoint}: give --access-key and --secret-key (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")]
     Credentials { endpoint: String },
     #[error("{0}")]

@@ -59,7 +59,7 @@ impl Context {
     pub fn new(plan: &Plan, pool_size: usize) -> Context {
         let settings = &plan.settings;
         Context {
-            client: S3Client::new(pool_size),
+            client: S3Client::new(pool_size, &plan.tls),
             endpoints: plan.endpoints.clone(),
             bucket: settings.bucket.clone(),
             keyspace: plan.keyspace.clone(),

@@ -1,17 +1,20 @@
-//! A minimal S3 client over hyper: path-style requests, SigV4 header auth, plain HTTP.
+//! A minimal S3 client over hyper: path-style requests, SigV4 header auth, HTTP or HTTPS
+//! (rustls on ring, TLS 1.2 and 1.3; the CAs of `--ca-file`, else the system's).
 //!
 //! Owns the connection pool (TCP_NODELAY on every socket: without it a response written in two
 //! pieces waits for the client's delayed ACK, ~40 ms per small request), request signing and
 //! turning responses into values or [`OpError`]s. It does not time anything or retry: the
 //! runner measures around these calls, and a failed request is a sample, not a retry.
-//! HTTPS is not supported (the generator targets endpoints on a test network).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -38,7 +41,7 @@ pub struct Endpoint {
     pub name: String,
     /// As given on the command line.
     pub url: String,
-    /// `http://host:port`, no trailing slash.
+    /// `http://host:port` or `https://host:port`, no trailing slash.
     base: String,
     /// The `Host` header: the URL's authority.
     host: String,
@@ -58,11 +61,9 @@ impl Endpoint {
             reason: reason.to_owned(),
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported; use http://")),
-            _ => return Err(bad("the URL starts with http://")),
-        }
+        let Some(scheme @ ("http" | "https")) = uri.scheme_str() else {
+            return Err(bad("the URL starts with http:// or https://"));
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(bad(
@@ -72,15 +73,66 @@ impl Endpoint {
         Ok(Endpoint {
             name,
             url: url.to_owned(),
-            base: format!("http://{authority}"),
+            base: format!("{scheme}://{authority}"),
             host: authority.as_str().to_owned(),
             signer,
             payload_signing,
         })
     }
+
+    pub fn is_https(&self) -> bool {
+        self.base.starts_with("https://")
+    }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The TLS client settings: the CAs of `ca_file`, else (when an endpoint is https) the
+/// system's. No client certificate.
+pub fn tls_config(
+    ca_file: Option<&Path>,
+    any_https: bool,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca_file {
+        let bad = |reason: String| ConfigError::CaFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            let cert = cert.map_err(|e| bad(format!("malformed PEM certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(bad(
+                "no PEM certificate (BEGIN CERTIFICATE) in it".to_owned()
+            ));
+        }
+    } else if any_https {
+        // Unreadable system certificates are skipped; none at all is an error.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if roots.is_empty() {
+            return Err(ConfigError::Conflict(
+                "an https:// endpoint, but no CA certificate on this system: give --ca-file"
+                    .to_owned(),
+            ));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| ConfigError::Conflict(format!("TLS settings: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The shared HTTP client; cheap to clone.
 #[derive(Debug, Clone)]
@@ -97,13 +149,20 @@ pub struct GetOutcome {
 }
 
 impl S3Client {
-    /// A client keeping up to `pool_size` idle connections per endpoint.
-    pub fn new(pool_size: usize) -> S3Client {
+    /// A client keeping up to `pool_size` idle connections per endpoint; https:// endpoints
+    /// use `tls`.
+    pub fn new(pool_size: usize, tls: &rustls::ClientConfig) -> S3Client {
         let mut connector = HttpConnector::new();
         // A measured pitfall: TCP_NODELAY on every socket, or small requests stall ~40 ms on delayed ACKs.
         connector.set_nodelay(true);
-        connector.enforce_http(true);
+        // The TLS layer sees https:// URIs: the TCP connector must let them through.
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(pool_size)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -488,17 +547,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ep.host, "localhost");
-        for bad in [
-            "https://x",
-            "ftp://x",
-            "127.0.0.1:9000",
-            "http://x/bucket",
-            "::",
-        ] {
+        assert!(!ep.is_https());
+        let ep = Endpoint::new(
+            "A".to_owned(),
+            "https://s3.example.com:8443",
+            signer(),
+            PayloadSigning::Unsigned,
+        )
+        .unwrap();
+        assert_eq!(ep.base, "https://s3.example.com:8443");
+        assert!(ep.is_https());
+        for bad in ["ftp://x", "127.0.0.1:9000", "http://x/bucket", "::"] {
             assert!(
                 Endpoint::new("A".to_owned(), bad, signer(), PayloadSigning::Unsigned).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("loadgen-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let e = tls_config(Some(&missing), true).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no pem here\n").unwrap();
+        let e = tls_config(Some(&empty), true).unwrap_err().to_string();
+        assert!(
+            e.contains("empty.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        // Plain HTTP only: no CA needed, none loaded.
+        assert!(tls_config(None, false).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
