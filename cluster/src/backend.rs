@@ -204,6 +204,18 @@ pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
     BACKGROUND.scope(true, work).await
 }
 
+/// What a write that reports what it replaced found (`Backend::meta_swap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    /// Every replica that took the write holds it as the record's current version (false: a
+    /// write with a newer HLC reached one of them first, and wins everywhere in the end).
+    pub won: bool,
+    /// The newest version the replicas that took the write held just before it (a write
+    /// quorum overlaps every acknowledged write, so this is the last acknowledged one unless
+    /// a write raced this one), or the newer version that beat it.
+    pub previous: Option<MetaVersion>,
+}
+
 /// Metadata calls this process made since it started, by kind: each is one round trip to a
 /// record's replicas (a scan counts once per page). Read by `/-/metrics`; the figures the
 /// layers issue gives per PUT are deltas of these.
@@ -756,6 +768,45 @@ impl Backend {
         fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
         self.hint_missed_meta(&fanned, key).await;
         Ok(())
+    }
+
+    /// `meta_put` that learns, in the same round trip, whether the write is the record's
+    /// current version and what it replaced (`Request::MetaSwap`): the object layer's commit
+    /// without a read before and a read after its write.
+    pub async fn meta_swap(
+        &self,
+        cores: &[usize],
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+    ) -> Result<Swap, BackendError> {
+        count_call(CALL_PUT);
+        let mut fanned = self
+            .fan_out(cores, |_| Request::MetaSwap {
+                key: key.clone(),
+                value: value.clone(),
+                hlc,
+            })
+            .await;
+        let mut swap = Swap {
+            won: true,
+            previous: None,
+        };
+        for (_, response) in &mut fanned.ok {
+            if let Response::Swapped { won, previous } = response {
+                swap.won &= *won;
+                if let Some(p) = previous.take() {
+                    if swap.previous.as_ref().is_none_or(|q| newer(&p, q)) {
+                        swap.previous = Some(p);
+                    }
+                }
+                // Taken: counts toward the quorum and hints like a plain write's answer.
+                *response = Response::Done;
+            }
+        }
+        fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
+        self.hint_missed_meta(&fanned, key).await;
+        Ok(swap)
     }
 
     /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.

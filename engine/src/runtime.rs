@@ -504,6 +504,19 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             .meta_put(key, value, hlc)
             .await
             .map(|_| Response::Done),
+        Request::MetaSwap { key, value, hlc } => {
+            store
+                .meta_swap(key, value, hlc)
+                .await
+                .map(|(won, previous)| Response::Swapped {
+                    won,
+                    previous: previous.map(|(v, deleted)| MetaVersion {
+                        hlc: v.hlc,
+                        deleted,
+                        value: v.value,
+                    }),
+                })
+        }
         Request::MetaPutIf {
             key,
             value,

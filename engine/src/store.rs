@@ -584,6 +584,49 @@ impl<D: Disk> Store<D> {
         }
     }
 
+    /// `meta_put` that also returns the key's version (value and tombstone flag) just before
+    /// this write applies: the object layer's commit learns what it replaced and whether it
+    /// won in one round trip. Waits for the key's mutations already queued to apply, as
+    /// `meta_put_if` does, so the version read is the one this write is applied over; past
+    /// the wait bound it goes on with what is applied (the answer may then be older than the
+    /// version replaced; `won` is always exact). A damaged previous value reads as none: the
+    /// write replaces it.
+    pub async fn meta_swap(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        hlc: u64,
+    ) -> Result<(bool, Option<(MetaValue, bool)>)> {
+        check_meta_key(&key)?;
+        if value.len() as u64 > META_VALUE_BYTES_MAX {
+            return Err(too_large(
+                "metadata value",
+                value.len() as u64,
+                META_VALUE_BYTES_MAX,
+            ));
+        }
+        let mut waited = 0u32;
+        while waited < CONDITIONAL_WAIT_YIELDS_MAX
+            && self.inner.st.borrow().meta_pending.contains_key(&key)
+        {
+            waited += 1;
+            futures_lite::future::yield_now().await;
+        }
+        let previous = match self.counted(self.inner.meta.get_versioned(&key)) {
+            Ok(p) => p,
+            Err(EngineError::Damaged { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        // No await between the read and the enqueue inside `submit`.
+        match self
+            .submit(Op::Meta(MetaMutation::Put { key, value, hlc }))
+            .await?
+        {
+            Outcome::Meta(won) => Ok((won, previous)),
+            other => unreachable!("a metadata put completes as Meta, not {other:?}"),
+        }
+    }
+
     pub async fn meta_delete(&self, key: Bytes, hlc: u64) -> Result<bool> {
         check_meta_key(&key)?;
         match self

@@ -573,3 +573,63 @@ fn conditional_meta_writes_are_compare_and_swap() {
         store.shutdown().await.unwrap();
     });
 }
+
+/// A swap answers what it replaced and whether it won: of many concurrent swaps of one key,
+/// each sees the one applied just before it (a chain without gaps or repeats), and one with
+/// an older HLC loses to the newer version it reports.
+#[test]
+fn meta_swaps_report_what_they_replaced() {
+    run_on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::new(6, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+        let store = open(&disk).await;
+        let key = Bytes::from_static(b"b/swap");
+        let (won, previous) = store
+            .meta_swap(key.clone(), Bytes::from_static(b"first"), 10)
+            .await
+            .unwrap();
+        assert!(won && previous.is_none());
+        let tasks: Vec<_> = (0..20u64)
+            .map(|i| {
+                let (store, key) = (store.clone(), key.clone());
+                glommio::spawn_local(async move {
+                    let value = Bytes::from(vec![i as u8]);
+                    store.meta_swap(key, value, 100 + i).await.map(|r| (i, r))
+                })
+            })
+            .collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for t in tasks {
+            let (i, (won, previous)) = t.await.unwrap();
+            let (previous, deleted) = previous.expect("a version was there");
+            assert!(!deleted);
+            // HLCs rise with the spawn order, so every swap applies over the one before it.
+            assert!(won, "swap {i} has the newest HLC when it applies");
+            seen.insert(i, previous.hlc);
+        }
+        let chain: Vec<u64> = seen.values().copied().collect();
+        let expected: Vec<u64> = std::iter::once(10).chain(100..119).collect();
+        assert_eq!(
+            chain, expected,
+            "each swap saw the one applied just before it"
+        );
+        // An older HLC loses and reports the newer version that stays.
+        let (won, previous) = store
+            .meta_swap(key.clone(), Bytes::from_static(b"late"), 50)
+            .await
+            .unwrap();
+        let (previous, _) = previous.unwrap();
+        assert!(!won);
+        assert_eq!(previous.hlc, 119);
+        assert_eq!(store.meta_get(&key).unwrap().unwrap().hlc, 119);
+        // Over a tombstone: the tombstone is reported.
+        store.meta_delete(key.clone(), 500).await.unwrap();
+        let (won, previous) = store
+            .meta_swap(key.clone(), Bytes::from_static(b"again"), 501)
+            .await
+            .unwrap();
+        let (previous, deleted) = previous.unwrap();
+        assert!(won && deleted && previous.hlc == 500);
+        store.shutdown().await.unwrap();
+    });
+}

@@ -905,11 +905,13 @@ impl Gateway {
         }
     }
 
-    /// An unversioned commit in three metadata round trips on a healthy cluster: the head it
-    /// replaces (or the compare-and-swap of a conditional write), the new head, then at once
-    /// the listing entry, a re-read of the head (did this write win?) and of the bucket
-    /// record (is the incarnation still live?). They are independent: the listing entry goes
-    /// to the bucket's listing replicas, the rest to the key's.
+    /// An unversioned commit. Unconditional, in two metadata round trips on a healthy
+    /// cluster: the new head is written and answers whether it won and what it replaced
+    /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
+    /// record (is the incarnation still live?), which are independent (the listing entry goes
+    /// to the bucket's listing replicas). A conditional write: the compare-and-swap (which
+    /// reads the head it replaces), the head on every replica, then the listing entry, the
+    /// bucket and a re-read of the head (did this write win?) at once.
     async fn commit_unversioned(
         &self,
         bucket: &str,
@@ -918,31 +920,57 @@ impl Gateway {
         hlc: u64,
         condition: Option<&HeadCondition>,
     ) -> Result<(), CommitError> {
-        let old = match condition {
-            None => self.head(bucket, key).await?,
-            Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await?,
-        };
-        // From here the head may be on some replicas whatever the outcome: its chunks stay.
+        // From the head's write on, it may be on some replicas whatever the outcome: its chunks
+        // stay (a failed write leaves them to the orphan sweep, never a head without chunks).
         let written = |error| CommitError {
             error,
             keep_chunks: true,
         };
-        self.put_head(bucket, key, head, hlc)
-            .await
-            .map_err(written)?;
-        let (listed, current, live) = tokio::join!(
+        let (replaced, won) = match condition {
+            None => {
+                let cores = self.object_cores(bucket, key);
+                let swap = self
+                    .backend
+                    .meta_swap(&cores, &head_key(bucket, key), &head.encode(), hlc)
+                    .await
+                    .map_err(|e| written(s3_err(e)))?;
+                let replaced = match swap.previous.filter(|p| !p.deleted) {
+                    // A damaged or unreadable head cannot be retired: its chunks are left to
+                    // the orphan sweep.
+                    Some(p) => ObjectHead::decode(p.value).ok(),
+                    None => None,
+                };
+                (replaced, Some(swap.won))
+            }
+            Some(cond) => {
+                let old = self.cas_head(bucket, key, head, hlc, cond).await?;
+                self.put_head(bucket, key, head, hlc)
+                    .await
+                    .map_err(written)?;
+                (old, None)
+            }
+        };
+        let reread = async {
+            match won {
+                Some(won) => Ok(won),
+                None => Ok(matches!(
+                    self.head(bucket, key).await?,
+                    Some(c) if c.version_id == head.version_id
+                )),
+            }
+        };
+        let (listed, won, live) = tokio::join!(
             self.put_listing(bucket, key, head, hlc),
-            self.head(bucket, key),
+            reread,
             self.settle_live(bucket)
         );
-        match current.map_err(written)? {
-            Some(c) if c.version_id == head.version_id => {
-                if let Some(old) = old.filter(|o| o.version_id != head.version_id) {
-                    self.retire_chunks(bucket, key, old);
-                }
+        if won.map_err(written)? {
+            if let Some(old) = replaced.filter(|o| o.version_id != head.version_id) {
+                self.retire_chunks(bucket, key, old);
             }
-            // A concurrent write committed after this one: it replaced this version.
-            _ => self.retire_chunks(bucket, key, head.clone()),
+        } else {
+            // A concurrent write with a newer HLC replaced this version (or was there first).
+            self.retire_chunks(bucket, key, head.clone());
         }
         live?;
         listed.map_err(written)

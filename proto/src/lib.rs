@@ -76,6 +76,15 @@ pub enum Request {
         key: Bytes,
         hlc: u64,
     },
+    /// `MetaPut` that also answers what it replaced: `Swapped` with whether the write became
+    /// the key's current version (last-writer-wins by HLC) and the version the key held just
+    /// before it was applied (a tombstone included). One round trip where a write followed
+    /// by a read of its outcome took two.
+    MetaSwap {
+        key: Bytes,
+        value: Bytes,
+        hlc: u64,
+    },
     MetaGet {
         key: Bytes,
     },
@@ -186,6 +195,11 @@ pub enum Response {
         next_start_after: Option<Bytes>,
     },
     MetaVersioned(Option<MetaVersion>),
+    /// The answer to `MetaSwap`.
+    Swapped {
+        won: bool,
+        previous: Option<MetaVersion>,
+    },
     ScanVersioned {
         entries: Vec<(Bytes, MetaVersion)>,
         next_start_after: Option<Bytes>,
@@ -243,6 +257,7 @@ const K_META_PUT_IF: u16 = 10;
 const K_META_GET_VERSIONED: u16 = 11;
 const K_META_SCAN_VERSIONED: u16 = 12;
 const K_BACKGROUND: u16 = 13;
+const K_META_SWAP: u16 = 14;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -252,6 +267,7 @@ const R_STATS: u16 = 0x106;
 const R_ERROR: u16 = 0x107;
 const R_META_VERSIONED: u16 = 0x108;
 const R_SCAN_VERSIONED: u16 = 0x109;
+const R_SWAPPED: u16 = 0x10A;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -275,6 +291,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::DeleteFragment { .. } => K_DELETE,
         Request::MetaPut { .. } => K_META_PUT,
         Request::MetaPutIf { .. } => K_META_PUT_IF,
+        Request::MetaSwap { .. } => K_META_SWAP,
         Request::MetaDelete { .. } => K_META_DELETE,
         Request::MetaGet { .. } => K_META_GET,
         Request::MetaScan { .. } => K_META_SCAN,
@@ -308,7 +325,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             }
         }
         Request::DeleteFragment { id } => out.put_slice(&id.0),
-        Request::MetaPut { key, value, hlc } => {
+        Request::MetaPut { key, value, hlc } | Request::MetaSwap { key, value, hlc } => {
             out.put_u64_le(*hlc);
             put_bytes(out, key);
             put_bytes(out, value);
@@ -380,6 +397,7 @@ fn response_kind(r: &Response) -> u16 {
         Response::Meta(_) => R_META,
         Response::Scan { .. } => R_SCAN,
         Response::MetaVersioned(_) => R_META_VERSIONED,
+        Response::Swapped { .. } => R_SWAPPED,
         Response::ScanVersioned { .. } => R_SCAN_VERSIONED,
         Response::Batch(_) => R_BATCH,
         Response::Stats(_) => R_STATS,
@@ -427,6 +445,16 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             }
             None => out.put_u8(0),
         },
+        Response::Swapped { won, previous } => {
+            out.put_u8(u8::from(*won));
+            match previous {
+                Some(v) => {
+                    out.put_u8(1);
+                    put_version(out, v);
+                }
+                None => out.put_u8(0),
+            }
+        }
         Response::ScanVersioned {
             entries,
             next_start_after,
@@ -704,6 +732,12 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
             Message::Request(Request::MetaPut { key, value, hlc })
         }
+        K_META_SWAP => {
+            let hlc = get_u64(b)?;
+            let key = get_bytes(b, KEY)?;
+            let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
+            Message::Request(Request::MetaSwap { key, value, hlc })
+        }
         K_META_PUT_IF => {
             let hlc = get_u64(b)?;
             let key = get_bytes(b, KEY)?;
@@ -809,6 +843,19 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             1 => Some(get_version(b)?),
             _ => return Err(ProtoError::Malformed("option tag")),
         })),
+        R_SWAPPED => {
+            let won = match get_u8(b)? {
+                0 => false,
+                1 => true,
+                _ => return Err(ProtoError::Malformed("bool")),
+            };
+            let previous = match get_u8(b)? {
+                0 => None,
+                1 => Some(get_version(b)?),
+                _ => return Err(ProtoError::Malformed("option tag")),
+            };
+            Message::Response(Response::Swapped { won, previous })
+        }
         R_SCAN_VERSIONED => {
             let n = get_scan_len(b)?;
             let mut entries = Vec::new();
@@ -900,6 +947,11 @@ mod tests {
                 value: Bytes::from_static(b"v"),
                 hlc: 5,
             },
+            Request::MetaSwap {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"w"),
+                hlc: 7,
+            },
             Request::MetaDelete {
                 key: Bytes::from_static(b"k"),
                 hlc: 6,
@@ -985,6 +1037,18 @@ mod tests {
                 deleted: true,
                 value: Bytes::new(),
             })),
+            Response::Swapped {
+                won: true,
+                previous: None,
+            },
+            Response::Swapped {
+                won: false,
+                previous: Some(MetaVersion {
+                    hlc: 9,
+                    deleted: false,
+                    value: Bytes::from_static(b"newer"),
+                }),
+            },
             Response::ScanVersioned {
                 entries: vec![
                     (

@@ -94,6 +94,19 @@ impl SimCore {
                 },
                 fault,
             ),
+            Request::MetaSwap { key, value, hlc } => {
+                let previous = self.meta.get(&key).map(Stored::version);
+                let new = Stored {
+                    hlc,
+                    deleted: false,
+                    value,
+                };
+                let won = self.meta.get(&key).is_none_or(|old| new.beats(old));
+                match self.write(key, new, fault) {
+                    Response::Done => Response::Swapped { won, previous },
+                    other => other,
+                }
+            }
             Request::MetaDelete { key, hlc } => self.write(
                 key,
                 Stored {

@@ -279,8 +279,9 @@ async fn get_data(gw: &Backend, b: &str, k: &str, id: u64, ec: bool) -> Result<B
     Ok(out.freeze())
 }
 
-/// One object write: the data fragment on its replicas, then the head record, then the
-/// listing entry, all with one HLC. Each record is a write of the history.
+/// One object write: the data fragment on its replicas, then the head record (a swap, as
+/// s3.rs `commit_unversioned` writes it), then the listing entry, all with one HLC. Each
+/// record is a write of the history; the swap's answer is a read.
 async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
     let id = env.world.tick();
     let hlc = gw.hlc();
@@ -298,11 +299,34 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
         (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
         (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
     ];
-    for (key, cores) in records {
+    for (n, (key, cores)) in records.into_iter().enumerate() {
         let i = env
             .history
             .borrow_mut()
             .write(&key, Ver::put(hlc, value.clone()), start);
+        if n == 0 {
+            // The head as the object layer commits it: a swap, whose answer (the version it
+            // replaced, or the newer one that beat it) is a read of the key too.
+            let swap_start = env.world.tick();
+            let Ok(swap) = gw.meta_swap(&cores, &key, &value, hlc).await else {
+                return false;
+            };
+            let at = env.world.tick();
+            let got = swap
+                .previous
+                .filter(|p| !p.deleted)
+                .map(|p| Ver::put(p.hlc, p.value));
+            let mut history = env.history.borrow_mut();
+            history.read(Read {
+                key: key.clone(),
+                start: swap_start,
+                end: at,
+                got,
+                what: "swap-previous",
+            });
+            history.ack(&key, i, at);
+            continue;
+        }
         if gw.meta_put(&cores, &key, &value, hlc).await.is_err() {
             return false;
         }

@@ -75,6 +75,7 @@ fn core_error(request: &Request) -> Response {
         Request::PutFragment { .. }
         | Request::MetaPut { .. }
         | Request::MetaPutIf { .. }
+        | Request::MetaSwap { .. }
         | Request::MetaDelete { .. } => proto::ErrorCode::NoSpace,
         Request::GetFragment { .. } => proto::ErrorCode::Corrupt,
         _ => proto::ErrorCode::Internal,
