@@ -1427,6 +1427,13 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let bucket = req.input.bucket;
         if let Some(existing) = self.bucket(&bucket).await? {
+            // AWS's legacy rule in us-east-1: the owner re-creating its bucket gets 200 and
+            // the bucket is unchanged (every other region: 409 BucketAlreadyOwnedByYou).
+            if existing.owner == user && self.region == "us-east-1" && !existing.deleting {
+                return Ok(S3Response::new(CreateBucketOutput {
+                    location: Some(format!("/{bucket}")),
+                }));
+            }
             return Err(taken(&existing, &user));
         }
         // A compare-and-swap on the record's first core (the authority, as for conditional

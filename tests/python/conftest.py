@@ -52,9 +52,9 @@ class Server:
         self.access_key = fields["access_key"]
         self.secret_key = fields["secret_key"]
 
-    def client(self, access_key=None, secret_key=None, **config):
+    def client(self, access_key=None, secret_key=None, region="us-east-1", **config):
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            "s3", endpoint_url=self.endpoint, region_name=region,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
             config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},

@@ -15,9 +15,12 @@ def test_buckets_lifecycle(s3):
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert "lifecycle-bkt" in names
     s3.head_bucket(Bucket="lifecycle-bkt")
-    with pytest.raises(ClientError) as e:
-        s3.create_bucket(Bucket="lifecycle-bkt")
-    assert code(e.value) == ("BucketAlreadyOwnedByYou", 409)
+    # us-east-1 (the server's default region): re-creating one's own bucket is 200, as AWS
+    # answers there for legacy compatibility; the bucket and its objects are unchanged.
+    s3.put_object(Bucket="lifecycle-bkt", Key="kept", Body=b"1")
+    s3.create_bucket(Bucket="lifecycle-bkt")
+    assert s3.get_object(Bucket="lifecycle-bkt", Key="kept")["Body"].read() == b"1"
+    s3.delete_object(Bucket="lifecycle-bkt", Key="kept")
     s3.delete_bucket(Bucket="lifecycle-bkt")
     with pytest.raises(ClientError) as e:
         s3.head_bucket(Bucket="lifecycle-bkt")
@@ -486,3 +489,18 @@ def test_virtual_host_style_requests(tmp_path):
         assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"virtual host body"), reply
     finally:
         assert s.stop() == 0
+
+
+def test_recreating_an_owned_bucket_outside_us_east_1_is_409(tmp_path):
+    from conftest import Server
+    srv = Server(str(tmp_path / "d"), extra=("--region", "eu-central-1"))
+    try:
+        c = srv.client(region="eu-central-1")
+        c.create_bucket(Bucket="regional",
+                        CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        with pytest.raises(ClientError) as e:
+            c.create_bucket(Bucket="regional",
+                            CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        assert code(e.value) == ("BucketAlreadyOwnedByYou", 409)
+    finally:
+        assert srv.stop() == 0
