@@ -15,8 +15,12 @@ duration=${PUT_PATH_DURATION:-10s}
 warmup=${PUT_PATH_WARMUP:-2s}
 rounds=${PUT_PATH_ROUNDS:-2}
 ulimit -l unlimited 2>/dev/null || true
-cargo build --release --locked --quiet --bin percore --bin percore-loadgen
-after_bin="$PWD/target/release/percore"
+# PUT_PATH_AFTER_BIN: an already built "after" percore (then nothing is built; the loadgen
+# must be in target/release).
+if [ -z "${PUT_PATH_AFTER_BIN:-}" ]; then
+  cargo build --release --locked --quiet --bin percore --bin percore-loadgen
+fi
+after_bin=${PUT_PATH_AFTER_BIN:-$PWD/target/release/percore}
 loadgen="$PWD/target/release/percore-loadgen"
 
 pids=()

@@ -69,6 +69,19 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// Whether the core answered that the record is missing or failed its checks (as
+    /// opposed to not answering): a repair can rewrite it there.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            BackendError::NotFound
+                | BackendError::Core {
+                    code: ErrorCode::Corrupt,
+                    ..
+                }
+        )
+    }
+
     /// Whether the error says the core is unreachable or offline (as opposed to an answer
     /// from it about this request): the core is then skipped for a while.
     fn is_transport(&self) -> bool {
@@ -1208,9 +1221,25 @@ impl Backend {
         offset_bytes: u64,
         len_bytes: u64,
     ) -> Result<Bytes, BackendError> {
+        self.get_fragment_noting(cores, id, offset_bytes, len_bytes)
+            .await
+            .0
+    }
+
+    /// `get_fragment`, and the cores that answered, before one served it, that the fragment
+    /// is missing or damaged (not those that could not be reached): what a repair on read
+    /// rewrites (`repair_fragment`).
+    pub async fn get_fragment_noting(
+        &self,
+        cores: &[usize],
+        id: FragmentId,
+        offset_bytes: u64,
+        len_bytes: u64,
+    ) -> (Result<Bytes, BackendError>, Vec<usize>) {
         let mut order: Vec<usize> = cores.to_vec();
         order.sort_by_key(|&c| self.is_down(c));
         let mut last = BackendError::NotFound;
+        let mut damaged = Vec::new();
         for core in order {
             let req = Request::GetFragment {
                 id,
@@ -1218,14 +1247,21 @@ impl Backend {
                 len_bytes: Some(len_bytes),
             };
             match self.call(core, req).await {
-                Ok(Response::Fragment(b)) if b.len() as u64 == len_bytes => return Ok(b),
+                Ok(Response::Fragment(b)) if b.len() as u64 == len_bytes => {
+                    return (Ok(b), damaged)
+                }
                 Ok(Response::Fragment(_)) => last = BackendError::Protocol,
                 // Corrupt or missing here: another replica may have it.
-                Ok(other) => last = core_error(other),
+                Ok(other) => {
+                    last = core_error(other);
+                    if last.is_damage() {
+                        damaged.push(core);
+                    }
+                }
                 Err(e) => last = e,
             }
         }
-        Err(last)
+        (Err(last), damaged)
     }
 
     /// Deletes a fragment from every replica, ignoring replicas that never had it. A core

@@ -243,6 +243,31 @@ impl Backend {
         }
     }
 
+    /// Rewrites fragment `id` on `target` from the other fragments of its stripe (a replica,
+    /// or any k shards of an EC stripe stored under `policy` on `cores`, in shard order): the
+    /// repair of a fragment a read found missing or damaged there. `Ok(false)` when nothing
+    /// is left to rebuild it from (the version was deleted since); an error when the target
+    /// or the sources cannot be reached now.
+    pub async fn repair_fragment(
+        &self,
+        target: usize,
+        id: FragmentId,
+        policy: Policy,
+        cores: &[usize],
+    ) -> Result<bool, BackendError> {
+        match self.replay_fragment(target, id, policy, cores).await {
+            Outcome::Repaired => Ok(true),
+            Outcome::Gone => Ok(false),
+            Outcome::Later => Err(BackendError::Core {
+                code: ErrorCode::Busy,
+                message: format!(
+                    "fragment {id:?}: {} or the stripe's other fragments cannot be reached now",
+                    self.core_name(target)
+                ),
+            }),
+        }
+    }
+
     async fn replay_fragment(
         &self,
         target: usize,

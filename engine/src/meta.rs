@@ -53,6 +53,15 @@ impl MetaMutation {
     }
 }
 
+/// What applying one mutation did (`MetaStore::apply_reporting`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The mutation won last-writer-wins and is the key's state now.
+    pub won: bool,
+    /// The key's version just before (value, tombstone), when asked for.
+    pub previous: Option<(MetaValue, bool)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaValue {
     pub hlc: u64,
@@ -211,9 +220,20 @@ impl MetaStore {
 
     /// Applies mutations in one transaction. Returns, for each, whether it won (LWW).
     pub fn apply(&self, mutations: &[&MetaMutation]) -> Result<Vec<bool>> {
+        let plain: Vec<(&MetaMutation, bool)> = mutations.iter().map(|m| (*m, false)).collect();
+        Ok(self
+            .apply_reporting(&plain)?
+            .into_iter()
+            .map(|a| a.won)
+            .collect())
+    }
+
+    /// `apply`, and for each mutation flagged `true` the key's version just before it (a
+    /// damaged one reads as none: the mutation replaces it).
+    pub fn apply_reporting(&self, mutations: &[(&MetaMutation, bool)]) -> Result<Vec<Applied>> {
         let mut wtxn = self.env.write_txn().map_err(EngineError::meta("begin"))?;
         let mut won = Vec::with_capacity(mutations.len());
-        for m in mutations {
+        for &(m, report) in mutations {
             let (hlc, tomb, value): (u64, bool, &[u8]) = match m {
                 MetaMutation::Put { value, hlc, .. } => (*hlc, false, value),
                 MetaMutation::Delete { hlc, .. } => (*hlc, true, &[]),
@@ -224,8 +244,15 @@ impl MetaStore {
                 .map_err(EngineError::meta("get"))?;
             // A damaged old value cannot be ordered: the mutation (durable in the log) replaces
             // it.
+            let mut previous = None;
             let apply = match old.map(|raw| decode_any(m.key(), raw, self.all_checked)) {
-                Some(Ok((old, old_tomb))) => newer(hlc, tomb, value, &old, old_tomb),
+                Some(Ok((old, old_tomb))) => {
+                    let apply = newer(hlc, tomb, value, &old, old_tomb);
+                    if report {
+                        previous = Some((old, old_tomb));
+                    }
+                    apply
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "damaged metadata value overwritten");
                     true
@@ -237,7 +264,10 @@ impl MetaStore {
                     .put(&mut wtxn, m.key(), &encode_value(m.key(), hlc, tomb, value))
                     .map_err(EngineError::meta("put"))?;
             }
-            won.push(apply);
+            won.push(Applied {
+                won: apply,
+                previous,
+            });
         }
         wtxn.commit().map_err(EngineError::meta("commit"))?;
         Ok(won)

@@ -88,3 +88,7 @@ pub const RESTORE_QUEUE_MAX: usize = 1_024;
 pub const RESTORE_CONCURRENCY_MAX: usize = 4;
 pub const ACCESS_QUEUE_MAX: usize = 4_096;
 pub const ACCESS_CONCURRENCY_MAX: usize = 8;
+/// Repairs on read: a job is one fragment (its rewrite reads the stripe's others, ≤ a few
+/// MiB at once per running job).
+pub const REPAIR_QUEUE_MAX: usize = 4_096;
+pub const REPAIR_CONCURRENCY_MAX: usize = 4;

@@ -87,6 +87,7 @@ pub struct Metrics {
     core_corrupt_records_replayed: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
+    read_repairs: Family<ResultLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +124,7 @@ impl Default for Metrics {
             core_corrupt_records_replayed: Family::default(),
             core_corrupt_reads: Family::default(),
             meta_calls: Family::default(),
+            read_repairs: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -210,6 +212,13 @@ impl Default for Metrics {
             "Jobs a full background queue refused (deferred: orphans for the sweep, restores \
              the lifecycle pass retries, access moves the next read redoes)",
             m.background_dropped.clone(),
+        );
+        registry.register(
+            "read_repairs",
+            "Fragments reads found missing or damaged on a core, by the outcome of their \
+             rewrite from the rest of the stripe (repaired; gone: the version was deleted \
+             since; failed: the core or the sources could not be reached)",
+            m.read_repairs.clone(),
         );
         registry.register(
             "meta_calls",
@@ -342,6 +351,14 @@ impl Metrics {
     }
 
     /// The OpenMetrics text.
+    pub fn read_repair(&self, outcome: &str) {
+        self.read_repairs
+            .get_or_create(&ResultLabel {
+                result: outcome.into(),
+            })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         let calls = cluster::backend::meta_calls();
         for (kind, n) in [

@@ -60,6 +60,7 @@ use cluster::backend::{Backend, BackendError, Route};
 use cluster::ec::Policy;
 use cluster::limits::FRAGMENT_READ_DEADLINE;
 use placement::Tier;
+use proto::FragmentId;
 
 /// How long a replaced or deleted version's chunks stay readable.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -795,9 +796,11 @@ impl Gateway {
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
         let cores = Arc::new(self.head_cores(bucket, key, &head));
         let backend = self.backend.clone();
+        let workers = self.workers.clone();
         let head = Arc::new(head);
         Box::pin(futures::stream::unfold(first, move |pos| {
             let backend = backend.clone();
+            let workers = workers.clone();
             let cores = cores.clone();
             let head = head.clone();
             async move {
@@ -811,7 +814,10 @@ impl Gateway {
                 let want = (stripe.len - offset).min(first + len - pos);
                 let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
                 match r {
-                    Ok(b) => {
+                    Ok((b, damaged)) => {
+                        for (core, id) in damaged {
+                            workers.repair_on_read(&backend, core, id, head.policy, &cores);
+                        }
                         let next = pos + b.len() as u64;
                         Some((Ok(b), next))
                     }
@@ -2221,6 +2227,9 @@ impl S3 for Gateway {
 /// Reads up to `want` bytes of a stripe from `offset`. Replicas: from the first core that has
 /// the fragment intact. EC: from the data shard holding `offset` (to its end at most); if that
 /// fails, every shard is fetched and the stripe decoded from any k of them.
+///
+/// Also returns the fragments found missing or damaged on their cores on the way (core,
+/// fragment), for a repair on read.
 async fn read_stripe(
     backend: &Backend,
     cores: &[usize],
@@ -2228,13 +2237,13 @@ async fn read_stripe(
     stripe: &StripeRef,
     offset: u64,
     want: u64,
-) -> Result<Bytes, BackendError> {
+) -> Result<(Bytes, Vec<(usize, FragmentId)>), BackendError> {
     match policy {
         Policy::Replicas(n) => {
             let cores = &cores[..usize::from(n)];
-            backend
-                .get_fragment(cores, stripe.fragment_id(0), offset, want)
-                .await
+            let id = stripe.fragment_id(0);
+            let (read, damaged) = backend.get_fragment_noting(cores, id, offset, want).await;
+            read.map(|b| (b, damaged.into_iter().map(|c| (c, id)).collect()))
         }
         Policy::Ec { k, m } => {
             let shard = cluster::ec::shard_bytes(stripe.len, k);
@@ -2245,11 +2254,16 @@ async fn read_stripe(
             // others is faster than waiting for a stuck core.
             let direct = tokio::time::timeout(
                 FRAGMENT_READ_DEADLINE,
-                backend.get_fragment(&cores[i..=i], stripe.fragment_id(i as u8), within, take),
+                backend.get_fragment_noting(
+                    &cores[i..=i],
+                    stripe.fragment_id(i as u8),
+                    within,
+                    take,
+                ),
             )
             .await;
-            if let Ok(Ok(b)) = direct {
-                return Ok(b);
+            if let Ok((Ok(b), _)) = direct {
+                return Ok((b, Vec::new()));
             }
             tracing::warn!(
                 stripe = stripe.index,
@@ -2257,16 +2271,19 @@ async fn read_stripe(
                 "degraded read: decoding the stripe"
             );
             let reads = (0..usize::from(k + m)).map(|j| async move {
-                let r = backend
-                    .get_fragment(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
+                let (r, damaged) = backend
+                    .get_fragment_noting(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
                     .await;
-                (j, r)
+                (j, r, damaged)
             });
-            let available: Vec<(usize, Bytes)> = futures::future::join_all(reads)
-                .await
-                .into_iter()
-                .filter_map(|(j, r)| r.ok().map(|b| (j, b)))
-                .collect();
+            let mut damaged = Vec::new();
+            let mut available: Vec<(usize, Bytes)> = Vec::new();
+            for (j, r, bad) in futures::future::join_all(reads).await {
+                damaged.extend(bad.into_iter().map(|c| (c, stripe.fragment_id(j as u8))));
+                if let Ok(b) = r {
+                    available.push((j, b));
+                }
+            }
             if available.len() < usize::from(k) {
                 return Err(BackendError::NotFound);
             }
@@ -2277,7 +2294,10 @@ async fn read_stripe(
                 }
             })?;
             if want <= take {
-                return Ok(data[i].slice(within as usize..(within + take) as usize));
+                return Ok((
+                    data[i].slice(within as usize..(within + take) as usize),
+                    damaged,
+                ));
             }
             // The rest of the wanted span from the decoded shards at once: one copy instead
             // of a decode per missing shard.
@@ -2290,7 +2310,7 @@ async fn read_stripe(
                 out.extend_from_slice(&data[j][w as usize..(w + t) as usize]);
                 pos += t;
             }
-            Ok(out.freeze())
+            Ok((out.freeze(), damaged))
         }
     }
 }

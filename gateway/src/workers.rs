@@ -1,5 +1,6 @@
 //! The object service's background work, owned and bounded: a request that leaves work behind
-//! (the retirement of a replaced version's chunks, a restore, an access-tier move) hands it to
+//! (the retirement of a replaced version's chunks, a restore, an access-tier move, the repair
+//! of a fragment a read found missing or damaged) hands it to
 //! a [`Worker`] instead of spawning a task of its own. Each worker has a queue bound
 //! (`*_QUEUE_MAX`) and a concurrency bound (`*_CONCURRENCY_MAX`); its depth and what it had to
 //! drop are in `/-/metrics` (`percore_background_queued`, `percore_background_dropped`), and it
@@ -9,7 +10,8 @@
 //! sleeping task per replaced version, with no bound and nothing to see. A job a full queue
 //! refuses is not lost work but deferred work: unretired chunks are orphans for the orphan
 //! sweep, a restore stays ongoing and the lifecycle pass retries it, an access-tier move waits
-//! for the object's next read.
+//! for the object's next read, a repair waits for the next read that finds the damage (or the
+//! scrub).
 //!
 //! Deliberately not here: the periodic passes (lifecycle, repair), which `lib.rs` starts once
 //! per process, and the engine's own background work (reclaim), which runs on the cores.
@@ -21,9 +23,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
+use cluster::backend::Backend;
+use cluster::ec::Policy;
+use proto::FragmentId;
+
 use crate::limits::{
-    ACCESS_CONCURRENCY_MAX, ACCESS_QUEUE_MAX, RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX,
-    RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
+    ACCESS_CONCURRENCY_MAX, ACCESS_QUEUE_MAX, REPAIR_CONCURRENCY_MAX, REPAIR_QUEUE_MAX,
+    RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
 };
 
 type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -128,6 +134,11 @@ pub struct Workers {
     pub restore: Worker,
     /// Records intelligent-tiering accesses and moves objects back to the frequent tier.
     pub access: Worker,
+    /// Rewrites fragments reads found missing or damaged (`repair_on_read`).
+    pub repair: Worker,
+    /// The fragments (core, id) whose repair is queued or running: a burst of reads of one
+    /// damaged object queues each repair once.
+    repairing: Arc<Mutex<std::collections::HashSet<(usize, FragmentId)>>>,
 }
 
 impl Default for Workers {
@@ -136,6 +147,58 @@ impl Default for Workers {
             retire: Worker::new("retire", RETIRE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX),
             restore: Worker::new("restore", RESTORE_QUEUE_MAX, RESTORE_CONCURRENCY_MAX),
             access: Worker::new("access", ACCESS_QUEUE_MAX, ACCESS_CONCURRENCY_MAX),
+            repair: Worker::new("repair", REPAIR_QUEUE_MAX, REPAIR_CONCURRENCY_MAX),
+            repairing: Arc::default(),
+        }
+    }
+}
+
+impl Workers {
+    /// Queues the rewrite of fragment `id` on `core` from the rest of its stripe (stored
+    /// under `policy` on `cores`), which a read found missing or damaged there: repair on
+    /// read, so the next read of it is healthy again instead of degraded every time. Runs in
+    /// the cores' low-share queue; counted in `percore_read_repairs_total`.
+    pub fn repair_on_read(
+        &self,
+        backend: &Arc<Backend>,
+        core: usize,
+        id: FragmentId,
+        policy: Policy,
+        cores: &Arc<Vec<usize>>,
+    ) {
+        let mark = (core, id);
+        if !self
+            .repairing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(mark)
+        {
+            return;
+        }
+        let (backend, cores, repairing) = (backend.clone(), cores.clone(), self.repairing.clone());
+        let queued = self.repair.submit(std::time::Duration::ZERO, async move {
+            let result =
+                cluster::backend::in_background(backend.repair_fragment(core, id, policy, &cores))
+                    .await;
+            let outcome = match &result {
+                Ok(true) => "repaired",
+                Ok(false) => "gone",
+                Err(_) => "failed",
+            };
+            if let Err(e) = &result {
+                tracing::warn!(core = backend.core_name(core), error = %e, "repair on read failed");
+            }
+            crate::metrics::global().read_repair(outcome);
+            repairing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&mark);
+        });
+        if !queued {
+            self.repairing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&mark);
         }
     }
 }
