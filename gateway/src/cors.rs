@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use s3s::dto::{
-    CORSConfiguration, CORSRule, DeleteBucketCorsInput, DeleteBucketCorsOutput,
-    GetBucketCorsInput, GetBucketCorsOutput, PutBucketCorsInput, PutBucketCorsOutput,
+    CORSConfiguration, CORSRule, DeleteBucketCorsInput, DeleteBucketCorsOutput, GetBucketCorsInput,
+    GetBucketCorsOutput, PutBucketCorsInput, PutBucketCorsOutput,
 };
 use s3s::host::S3Host;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
@@ -146,7 +146,10 @@ fn invalid(message: String) -> S3Error {
 /// The rules of a PutBucketCors body, validated as S3 does.
 pub fn from_dto(cfg: &CORSConfiguration) -> S3Result<Vec<Rule>> {
     if cfg.cors_rules.is_empty() {
-        return Err(s3_error!(MalformedXML, "a CORSConfiguration needs a CORSRule"));
+        return Err(s3_error!(
+            MalformedXML,
+            "a CORSConfiguration needs a CORSRule"
+        ));
     }
     if cfg.cors_rules.len() > RULES_MAX {
         return Err(s3_error!(
@@ -202,16 +205,17 @@ fn rule_from_dto(r: &CORSRule) -> S3Result<Rule> {
             )));
         }
         if HeaderValue::from_str(h).is_err() {
-            return Err(invalid(format!("ExposeHeader \"{h}\" is not a header name.")));
+            return Err(invalid(format!(
+                "ExposeHeader \"{h}\" is not a header name."
+            )));
         }
     }
     let max_age = match r.max_age_seconds {
         None => None,
-        Some(s) => Some(u32::try_from(s).map_err(|_| {
-            invalid(format!(
-                "MaxAgeSeconds must not be negative (found {s})."
-            ))
-        })?),
+        Some(s) => Some(
+            u32::try_from(s)
+                .map_err(|_| invalid(format!("MaxAgeSeconds must not be negative (found {s}).")))?,
+        ),
     };
     Ok(Rule {
         id: r.id.clone().filter(|id| !id.is_empty()),
@@ -427,7 +431,12 @@ impl Gateway {
         })?;
         let hlc = self.backend.hlc();
         self.backend
-            .meta_put(&self.bucket_cores(&scope), &config_key(&scope), &encoded, hlc)
+            .meta_put(
+                &self.bucket_cores(&scope),
+                &config_key(&scope),
+                &encoded,
+                hlc,
+            )
             .await
             .map_err(s3_err)?;
         self.cors.forget(&input.bucket);
@@ -715,8 +724,16 @@ mod tests {
     #[test]
     fn wildcards() {
         assert!(wildcard("*", "http://a.example", false));
-        assert!(wildcard("http://*.example.com", "http://x.y.example.com", false));
-        assert!(!wildcard("http://*.example.com", "http://example.com", false));
+        assert!(wildcard(
+            "http://*.example.com",
+            "http://x.y.example.com",
+            false
+        ));
+        assert!(!wildcard(
+            "http://*.example.com",
+            "http://example.com",
+            false
+        ));
         assert!(!wildcard("http://a.example", "http://A.example", false));
         assert!(wildcard("x-amz-*", "X-Amz-Date", true));
         assert!(!wildcard("ab*ba", "aba", false));
@@ -740,7 +757,10 @@ mod tests {
             preflight_rule(&rules, "http://b", "PUT", &h(&["authorization"])),
             None
         );
-        assert_eq!(preflight_rule(&rules, "http://a", "GET", &h(&["x-y"])), None);
+        assert_eq!(
+            preflight_rule(&rules, "http://a", "GET", &h(&["x-y"])),
+            None
+        );
         assert_eq!(rules[1].allow_origin("http://b"), "*");
         assert_eq!(rules[0].allow_origin("http://a"), "http://a");
     }
@@ -763,7 +783,11 @@ mod tests {
         let mut other = b.to_vec();
         other[0] = 9;
         assert!(decode(Bytes::from(other)).is_err());
-        let huge = vec![rule(&[&"o".repeat(60_000), &"p".repeat(10_000)], &["GET"], &[])];
+        let huge = vec![rule(
+            &[&"o".repeat(60_000), &"p".repeat(10_000)],
+            &["GET"],
+            &[],
+        )];
         assert!(encode(&huge).is_none());
     }
 
