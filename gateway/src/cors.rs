@@ -22,7 +22,8 @@
 //! `Vary: Origin, ...` whenever the bucket has a configuration — error responses included.
 //!
 //! Both read the configuration through [`Cache`]: per bucket name, the lookup (no bucket, no
-//! configuration, or the rules) kept [`CACHE_TTL`], at most [`CACHE_ENTRIES_MAX`] names. A
+//! configuration, or the rules) kept [`CACHE_TTL`], at most [`CACHE_ENTRIES_MAX`] names and
+//! [`CACHE_BYTES_MAX`] bytes (when full, expired entries go, then all). A
 //! browser's requests cost no metadata read once the bucket's rules are cached; a name costs
 //! at most two reads (bucket record, configuration) per TTL. Put/DeleteBucketCors drop the
 //! name on the gateway that served them; another gateway of a cluster sees the change within
@@ -56,6 +57,8 @@ const _: () = assert!(RECORD_BYTES_MAX < proto::limits::META_VALUE_BYTES_MAX as 
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// Bucket names the cache holds at most (expired ones go first, then all).
 pub const CACHE_ENTRIES_MAX: usize = 4096;
+/// Bytes of rules the cache holds at most (a configuration is up to 64 KiB stored).
+pub const CACHE_BYTES_MAX: usize = 8 << 20;
 /// Headers one preflight may ask for (more is refused).
 const REQUESTED_HEADERS_MAX: usize = 256;
 /// The methods a rule may allow.
@@ -378,16 +381,43 @@ pub enum Lookup {
     Rules(Arc<Vec<Rule>>),
 }
 
-/// Per bucket name, its last lookup and when it was made (see the module docs).
+/// Per bucket name, its last lookup and when it was made (see the module docs), within
+/// [`CACHE_ENTRIES_MAX`] names and [`CACHE_BYTES_MAX`] bytes of rules.
 #[derive(Default)]
 pub struct Cache {
-    entries: Mutex<HashMap<String, (Instant, Lookup)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (Instant, Lookup, usize)>,
+    /// The sum of the entries' sizes (`size_of`).
+    bytes: usize,
+}
+
+/// What an entry holds, about: its name and its rules' text.
+fn size_of(bucket: &str, lookup: &Lookup) -> usize {
+    let rules = match lookup {
+        Lookup::Rules(rules) => rules
+            .iter()
+            .map(|r| {
+                let strs = [&r.origins, &r.methods, &r.headers, &r.expose]
+                    .iter()
+                    .flat_map(|l| l.iter())
+                    .map(|s| s.len() + 24)
+                    .sum::<usize>();
+                strs + r.id.as_ref().map_or(0, String::len) + 128
+            })
+            .sum(),
+        Lookup::NoBucket | Lookup::NoConfig => 0,
+    };
+    bucket.len() + 64 + rules
 }
 
 impl Cache {
     fn get(&self, bucket: &str) -> Option<Lookup> {
         let entries = self.entries.lock().ok()?;
-        let (at, lookup) = entries.get(bucket)?;
+        let (at, lookup, _) = entries.map.get(bucket)?;
         (at.elapsed() < CACHE_TTL).then(|| lookup.clone())
     }
 
@@ -395,19 +425,34 @@ impl Cache {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= CACHE_ENTRIES_MAX && !entries.contains_key(bucket) {
-            entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
-            if entries.len() >= CACHE_ENTRIES_MAX {
-                entries.clear();
+        let size = size_of(bucket, &lookup);
+        if let Some((_, _, old)) = entries.map.remove(bucket) {
+            entries.bytes -= old;
+        }
+        let full =
+            |e: &Entries| e.map.len() >= CACHE_ENTRIES_MAX || e.bytes + size > CACHE_BYTES_MAX;
+        if full(&entries) {
+            entries.map.retain(|_, (at, _, _)| at.elapsed() < CACHE_TTL);
+            entries.bytes = entries.map.values().map(|(_, _, s)| s).sum();
+            if full(&entries) {
+                entries.map.clear();
+                entries.bytes = 0;
             }
         }
-        entries.insert(bucket.to_owned(), (Instant::now(), lookup));
+        if size <= CACHE_BYTES_MAX {
+            entries.bytes += size;
+            entries
+                .map
+                .insert(bucket.to_owned(), (Instant::now(), lookup, size));
+        }
     }
 
     /// Drops `bucket`'s lookup (its configuration changed here).
     pub fn forget(&self, bucket: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(bucket);
+            if let Some((_, _, size)) = entries.map.remove(bucket) {
+                entries.bytes -= size;
+            }
         }
     }
 }
@@ -525,30 +570,33 @@ impl Front {
         Front { gateway, host }
     }
 
-    /// The bucket a request names: its host's under `--domain`, else the path's first segment.
+    /// The bucket a request names: its host's under `--domain`, else the path's first segment;
+    /// only S3's bucket names (s3s refuses the others), so no lookup is made for anything else.
     fn bucket_of(&self, req: &http::request::Parts) -> Option<String> {
-        if let Some(host) = &self.host {
+        let from_host = self.host.as_ref().and_then(|host| {
             let header = req
                 .headers
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri.authority().map(http::uri::Authority::as_str));
-            if let Some(header) = header {
-                if let Ok(vh) = host.parse_host_header(header) {
-                    if let Some(b) = vh.bucket() {
-                        return Some(b.to_owned());
-                    }
-                }
-            }
-        }
-        let path = req.uri.path().strip_prefix('/')?;
-        let bucket = path.split('/').next()?;
-        let valid = !bucket.is_empty()
-            && bucket.len() <= 255
+                .or_else(|| req.uri.authority().map(http::uri::Authority::as_str))?;
+            let vh = host.parse_host_header(header).ok()?;
+            vh.bucket().map(str::to_owned)
+        });
+        let bucket = match from_host {
+            Some(b) => b,
+            None => req
+                .uri
+                .path()
+                .strip_prefix('/')?
+                .split('/')
+                .next()?
+                .to_owned(),
+        };
+        let valid = (3..=63).contains(&bucket.len())
             && bucket
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        valid.then(|| bucket.to_owned())
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'));
+        valid.then_some(bucket)
     }
 
     /// The facts of a request with an `Origin` that names a bucket (`None` for any other).
@@ -789,6 +837,32 @@ mod tests {
             &[],
         )];
         assert!(encode(&huge).is_none());
+    }
+
+    #[test]
+    fn cache_is_bounded_and_forgets() {
+        let cache = Cache::default();
+        let big = Lookup::Rules(Arc::new(vec![
+            rule(&[&"o".repeat(60_000)], &["GET"], &[]);
+            4
+        ]));
+        for i in 0..200 {
+            cache.put(&format!("b{i}"), big.clone());
+            let e = cache.entries.lock().unwrap();
+            assert!(e.bytes <= CACHE_BYTES_MAX, "{} bytes held", e.bytes);
+            let sum: usize = e.map.values().map(|(_, _, s)| s).sum();
+            assert_eq!(sum, e.bytes);
+        }
+        for i in 0..(CACHE_ENTRIES_MAX + 10) {
+            cache.put(&format!("n{i}"), Lookup::NoBucket);
+            assert!(cache.entries.lock().unwrap().map.len() <= CACHE_ENTRIES_MAX);
+        }
+        let last = format!("n{}", CACHE_ENTRIES_MAX + 9);
+        assert!(matches!(cache.get(&last), Some(Lookup::NoBucket)));
+        cache.forget(&last);
+        assert!(cache.get(&last).is_none());
+        let e = cache.entries.lock().unwrap();
+        assert_eq!(e.map.values().map(|(_, _, s)| s).sum::<usize>(), e.bytes);
     }
 
     #[test]
