@@ -378,15 +378,18 @@ async fn handle(
     let req = http::Request::from_parts(parts, body);
     let mut response = if method == http::Method::GET && uri.path() == crate::metrics::PATH {
         metrics_response()
-    } else if let Some(preflight) = preflight {
+    } else if let Some(mut preflight) = preflight {
+        // Its body, if any, is not read: close rather than take it for the next request.
+        if declares_body(req.headers()) {
+            preflight.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         preflight
     } else {
         let expect = expects_continue(req.headers());
-        let declares_body = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
-            || req.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let declares_body = declares_body(req.headers());
         let guard = BodyGuard::new();
         let aws_chunked = req
             .headers()
@@ -442,6 +445,14 @@ async fn handle(
     };
     http_log::finish(&mut response, &request_id, &method, &uri);
     Ok(response.map(|body| ResponseBody::new(body, in_flight)))
+}
+
+/// Whether a request says it has a body.
+fn declares_body(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// The answer to a request whose body was aborted (the handler's own error is replaced: s3s

@@ -196,6 +196,10 @@ def test_preflight_allowed(server, s3, bucket):
     status, h, _ = preflight(server, f"/{bucket}", method="GET")
     assert status == 200 and one(h, "access-control-allow-origin") == ORIGIN
     assert one(h, "access-control-max-age") == "1234"
+    # A preflight with a body (never read) closes its connection.
+    status, h, _ = request(server, "OPTIONS", f"/{bucket}/k",
+                           {"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}, b"junk")
+    assert status == 200 and one(h, "connection") == "close"
     # Without Access-Control-Request-Headers: no Allow-Headers.
     status, h, _ = preflight(server, f"/{bucket}/k")
     assert status == 200 and "access-control-allow-headers" not in h
