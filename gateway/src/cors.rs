@@ -75,7 +75,7 @@ pub struct Rule {
     pub id: Option<String>,
     pub origins: Vec<String>,
     pub methods: Vec<String>,
-    /// Lowercase.
+    /// As given (matched case-insensitively).
     pub headers: Vec<String>,
     pub expose: Vec<String>,
     pub max_age: Option<u32>,
@@ -224,7 +224,7 @@ fn rule_from_dto(r: &CORSRule) -> S3Result<Rule> {
         id: r.id.clone().filter(|id| !id.is_empty()),
         origins: r.allowed_origins.clone(),
         methods: r.allowed_methods.clone(),
-        headers: headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        headers,
         expose,
         max_age,
     })

@@ -81,7 +81,7 @@ def test_put_get_delete_round_trip(s3, bucket):
     assert error_of(lambda: s3.get_bucket_cors(Bucket=bucket)) == ("NoSuchCORSConfiguration", 404)
     rules = [
         {"ID": "uploads", "AllowedOrigins": ["http://a.example", "https://*.b.example"],
-         "AllowedMethods": ["PUT", "POST"], "AllowedHeaders": ["x-amz-*", "content-type"],
+         "AllowedMethods": ["PUT", "POST"], "AllowedHeaders": ["x-amz-*", "Content-Type"],
          "ExposeHeaders": ["ETag", "x-amz-version-id"], "MaxAgeSeconds": 600},
         {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"]},
     ]
