@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod checksum;
+pub mod cors;
 pub mod creds;
 pub mod host;
 pub mod http_body;
@@ -27,13 +28,14 @@ pub mod workers;
 
 use std::sync::Arc;
 
-/// Builds the s3s service over an object service (a single node's or a cluster's backend).
+/// Builds the s3s service over an object service (a single node's or a cluster's backend),
+/// and the CORS front `serve` answers preflights with.
 pub fn service_on(
     gateway: &s3::Gateway,
     users: creds::Users,
     region: &str,
     domain: Option<&str>,
-) -> Result<s3s::service::S3Service, String> {
+) -> Result<serve::Service, String> {
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway.clone_handle());
     builder.set_auth(users);
     builder.set_access(access::Gate::new(region));
@@ -44,10 +46,14 @@ pub fn service_on(
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         config,
     ))));
-    if let Some(d) = domain {
-        builder.set_host(host::DomainHost::new(d)?);
+    let host = domain.map(host::DomainHost::new).transpose()?;
+    if let Some(h) = &host {
+        builder.set_host(h.clone());
     }
-    Ok(builder.build())
+    Ok(serve::Service {
+        s3: builder.build(),
+        cors: Arc::new(cors::Front::new(gateway.clone_handle(), host)),
+    })
 }
 
 /// Starts the lifecycle worker on `runtime`: every tenth of a lifecycle day (bounded), one pass over

@@ -14,7 +14,7 @@
 //!
 //! The same pass reclaims what a deleted bucket left (`records`, incarnations): every record
 //! keyed by a scope that is no longer its bucket's live incarnation — heads, versions,
-//! uploads and their parts, listing entries, tags, lifecycle configurations, completion
+//! uploads and their parts, listing entries, tags, lifecycle and CORS configurations, completion
 //! records — is removed and its chunks retired. Writes that raced the DeleteBucket land
 //! there, and nothing reaches them through the name. It also sweeps listing entries (`L`)
 //! whose head is missing (a write that failed between its two records, or records written
@@ -210,7 +210,7 @@ impl Gateway {
         let mut pass = Pass::default();
         for &core in holders {
             pass.stray_budget = STRAY_CHECKS_PER_CORE;
-            for tag in [b'O', b'V', b'U', b'L', b'C', b'T', b'M'] {
+            for tag in [b'O', b'V', b'U', b'L', b'C', b'R', b'T', b'M'] {
                 self.walk(core, tag, &mut pass).await;
             }
         }
@@ -657,7 +657,7 @@ impl Gateway {
         let key = std::str::from_utf8(rest).ok();
         let cores = match (tag, key) {
             (b'L', _) => self.listing_cores(bucket),
-            (b'C', _) => self.bucket_cores(bucket),
+            (b'C' | b'R', _) => self.bucket_cores(bucket),
             (b'T', Some(key)) => self.object_cores(bucket, key),
             (b'M', _) => match rest.iter().rposition(|b| *b == 0) {
                 Some(at) => match std::str::from_utf8(&rest[..at]) {

@@ -78,6 +78,8 @@ pub struct Gateway {
     /// Per core, the last listing entry the background pass checked for a head (its sweep
     /// resumes there: `lifecycle_worker`).
     pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
+    /// Buckets' CORS rules as last read (`cors::Cache`), shared by this service's clones.
+    pub(crate) cors: Arc<crate::cors::Cache>,
 }
 
 impl Gateway {
@@ -89,6 +91,7 @@ impl Gateway {
             moves: Arc::default(),
             workers: Arc::default(),
             listing_sweep: Arc::default(),
+            cors: Arc::default(),
         }
     }
 
@@ -1257,6 +1260,7 @@ impl Gateway {
             moves: self.moves.clone(),
             workers: self.workers.clone(),
             listing_sweep: self.listing_sweep.clone(),
+            cors: self.cors.clone(),
         }
     }
 }
@@ -1972,6 +1976,27 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         self.lifecycle_delete(req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketCorsOutput>> {
+        self.cors_put(req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketCorsOutput>> {
+        self.cors_get(req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
+        self.cors_delete(req).await
     }
 
     async fn list_object_versions(

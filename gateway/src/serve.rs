@@ -17,6 +17,9 @@
 //! task, under the header-read timeout and counted idle for the caps like unsent headers, and
 //! each request over it carries the [`crate::tls::SecureTransport`] extension.
 //!
+//! An `OPTIONS` naming a bucket is a CORS preflight, answered here (s3s routes none), and a
+//! response to a request with an `Origin` gets its bucket's CORS headers (`cors`).
+//!
 //! Every response gets an `x-amz-request-id`, error bodies a `<RequestId>`, and a failed
 //! request one log line (`http_log`).
 //!
@@ -148,6 +151,14 @@ fn metrics_response() -> http::Response<s3s::Body> {
     response
 }
 
+/// What a server serves: the s3s service, and the CORS front that answers preflights (which
+/// s3s does not route) and stamps cross-origin responses (`cors`).
+#[derive(Clone)]
+pub struct Service {
+    pub s3: S3Service,
+    pub cors: Arc<crate::cors::Front>,
+}
+
 /// How long an accept loop at the cap with every connection busy waits before looking again
 /// (a connection turning idle wakes nobody).
 const ROOM_POLL: Duration = Duration::from_millis(50);
@@ -155,7 +166,7 @@ const ROOM_POLL: Duration = Duration::from_millis(50);
 /// Serves `listener` until `shutdown`; over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
-    service: S3Service,
+    service: Service,
     shutdown: impl Future<Output = ()>,
     limits: HttpLimits,
     tls: Option<Arc<Tls>>,
@@ -238,7 +249,7 @@ async fn accept_failed(e: &std::io::Error, registry: &Registry) {
 /// One accepted connection and what it needs to serve itself.
 struct Connection {
     builder: Builder<TokioExecutor>,
-    service: S3Service,
+    service: Service,
     limits: HttpLimits,
     ticket: Ticket,
     peer: SocketAddr,
@@ -347,7 +358,7 @@ async fn closing<C: Future>(
 /// One request: counted in flight on its connection until its response body is dropped,
 /// its body guarded (`http_body`), its response stamped and logged (`http_log`).
 async fn handle(
-    service: S3Service,
+    service: Service,
     conn: Arc<ConnState>,
     body_timeout: Duration,
     secure: bool,
@@ -357,15 +368,28 @@ async fn handle(
     let request_id = http_log::new_request_id();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let (parts, body) = req.into_parts();
+    let preflight = if method == http::Method::OPTIONS {
+        service.cors.preflight(&parts, &request_id).await
+    } else {
+        None
+    };
+    let cross_origin = service.cors.actual(&parts);
+    let req = http::Request::from_parts(parts, body);
     let mut response = if method == http::Method::GET && uri.path() == crate::metrics::PATH {
         metrics_response()
+    } else if let Some(mut preflight) = preflight {
+        // Its body, if any, is not read: close rather than take it for the next request.
+        if declares_body(req.headers()) {
+            preflight.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        preflight
     } else {
         let expect = expects_continue(req.headers());
-        let declares_body = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
-            || req.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let declares_body = declares_body(req.headers());
         let guard = BodyGuard::new();
         let aws_chunked = req
             .headers()
@@ -388,7 +412,10 @@ async fn handle(
                 body = body.aws_chunked();
             }
             let body = s3s::Body::http_body(body);
-            let mut response = service.call(http::Request::from_parts(parts, body)).await?;
+            let mut response = service
+                .s3
+                .call(http::Request::from_parts(parts, body))
+                .await?;
             apply_status(&mut response);
             if let Some(fault) = guard.fault() {
                 response = fault_response(fault, &request_id);
@@ -411,10 +438,21 @@ async fn handle(
                 http::HeaderValue::from_static("close"),
             );
         }
+        if let Some(cross_origin) = cross_origin {
+            service.cors.decorate(cross_origin, &mut response).await;
+        }
         response
     };
     http_log::finish(&mut response, &request_id, &method, &uri);
     Ok(response.map(|body| ResponseBody::new(body, in_flight)))
+}
+
+/// Whether a request says it has a body.
+fn declares_body(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// The answer to a request whose body was aborted (the handler's own error is replaced: s3s
