@@ -32,8 +32,11 @@ use crate::limits::{
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint";
-/// How long a conditional write waits (in yields) for earlier writes of its key to apply.
-const CONDITIONAL_WAIT_YIELDS_MAX: u32 = 1_000_000;
+/// How a conditional write waits for earlier writes of its key to apply: naps of this length
+/// (a timer, so the executor reaps the flush meanwhile: spinning on yields starved it, see
+/// DESIGN.md), at most this many, then Busy (2 s).
+const CONDITIONAL_WAIT_NAP: std::time::Duration = std::time::Duration::from_micros(100);
+const CONDITIONAL_WAIT_NAPS_MAX: u32 = 20_000;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -568,10 +571,10 @@ impl<D: Disk> Store<D> {
         let mut waited = 0u32;
         while self.inner.st.borrow().meta_pending.contains_key(&key) {
             waited += 1;
-            if waited > CONDITIONAL_WAIT_YIELDS_MAX {
+            if waited > CONDITIONAL_WAIT_NAPS_MAX {
                 return Err(EngineError::Busy);
             }
-            futures_lite::future::yield_now().await;
+            self.inner.disk.sleep(CONDITIONAL_WAIT_NAP).await;
         }
         let current = self.inner.meta.current_hlc(&key)?;
         if current != expect_hlc {
