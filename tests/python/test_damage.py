@@ -86,6 +86,20 @@ def _core_dir(data, core=DAMAGED):
     return os.path.join(data, f"core-{core}")
 
 
+def _records(core_dir, magic=b"PCR1\x01"):
+    """(segment path, record offset, segment bytes) of every log record of a core whose header
+    starts with `magic` (b"PCR1\x01\x01": fragment records), at the 8-byte record alignment."""
+    for name in sorted(os.listdir(core_dir)):
+        if not name.startswith("seg-"):
+            continue
+        path = os.path.join(core_dir, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        for m in re.finditer(re.escape(magic), data):
+            if m.start() % 8 == 0:
+                yield path, m.start(), data
+
+
 def _flip(path, offset, mask=0x5A):
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -144,19 +158,7 @@ def test_damaged_checkpoint_is_rebuilt_from_the_log(node_dir):
 
 def test_damaged_segment_record_headers_are_read_around(node_dir):
     objects = _fill_and_stop(node_dir, 2)
-    # Flip one byte in the header (the LSN) of every record on core 1.
-    flipped = 0
-    for name in sorted(os.listdir(_core_dir(node_dir))):
-        if not name.startswith("seg-"):
-            continue
-        path = os.path.join(_core_dir(node_dir), name)
-        with open(path, "rb") as f:
-            data = f.read()
-        for m in re.finditer(re.escape(b"PCR1\x01"), data):
-            if m.start() % 8 == 0:
-                _flip(path, m.start() + 9)
-                flipped += 1
-    assert flipped > 0
+    assert _flip_record_headers(_core_dir(node_dir)) > 0
     s, c = _restart_and_read_all(node_dir, objects)
     try:
         m = _wait_metric(s, r'^percore_core_corrupt_reads\{core="core %d"\} (\d+)' % DAMAGED,
@@ -273,17 +275,11 @@ def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
 
 
 def _flip_record_headers(core_dir):
+    """Flips one byte in the header (the LSN) of every record of a core; returns how many."""
     flipped = 0
-    for name in sorted(os.listdir(core_dir)):
-        if not name.startswith("seg-"):
-            continue
-        path = os.path.join(core_dir, name)
-        with open(path, "rb") as f:
-            data = f.read()
-        for m in re.finditer(re.escape(b"PCR1\x01"), data):
-            if m.start() % 8 == 0:
-                _flip(path, m.start() + 9)
-                flipped += 1
+    for path, at, _ in _records(core_dir):
+        _flip(path, at + 9)
+        flipped += 1
     return flipped
 
 
@@ -325,19 +321,10 @@ def test_failure_mid_body_is_an_error_for_the_client(node_dir):
         assert s.stop() == 0
     flipped = 0
     for core in (1, 2, 3):
-        d = _core_dir(node_dir, core)
-        for name in sorted(os.listdir(d)):
-            if not name.startswith("seg-"):
-                continue
-            path = os.path.join(d, name)
-            with open(path, "rb") as f:
-                data = f.read()
-            for m in re.finditer(re.escape(b"PCR1\x01\x01"), data):
-                at = m.start()
-                chunk = int.from_bytes(data[at + 28:at + 31], "little")
-                if at % 8 == 0 and chunk == 1:
-                    _flip(path, at + 9)
-                    flipped += 1
+        for path, at, data in _records(_core_dir(node_dir, core), b"PCR1\x01\x01"):
+            if int.from_bytes(data[at + 28:at + 31], "little") == 1:
+                _flip(path, at + 9)
+                flipped += 1
     assert flipped >= 3
     s = Server(node_dir, cores=CORES)
     try:
@@ -403,18 +390,11 @@ def test_degraded_reads_repair_what_they_found(node_dir):
     # A byte in the payload of every fragment record (kind 1) on core 1: its checksum fails
     # when read (or the record is skipped at replay: missing). Either is damage to repair.
     flipped = 0
-    for name in sorted(os.listdir(_core_dir(node_dir))):
-        if not name.startswith("seg-"):
-            continue
-        path = os.path.join(_core_dir(node_dir), name)
-        with open(path, "rb") as f:
-            data = f.read()
-        for m in re.finditer(re.escape(b"PCR1\x01\x01"), data):
-            at = m.start()
-            payload = int.from_bytes(data[at + 32:at + 36], "little")
-            if at % 8 == 0 and payload > 16:
-                _flip(path, at + 64 + payload // 2)
-                flipped += 1
+    for path, at, data in _records(_core_dir(node_dir), b"PCR1\x01\x01"):
+        payload = int.from_bytes(data[at + 32:at + 36], "little")
+        if payload > 16:
+            _flip(path, at + 64 + payload // 2)
+            flipped += 1
     assert flipped > 0
     repaired = r'^percore_read_repairs_total\{result="repaired"\} (\d+)'
     corrupt = r'^percore_core_corrupt_reads\{core="core %d"\} (\d+)' % DAMAGED
