@@ -17,6 +17,7 @@ fn config() -> StoreConfig {
         segment_bytes: SEGMENT_BYTES,
         capacity_bytes: 64 * SEGMENT_BYTES,
         checkpoint_every_records: 50,
+        checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
         // Small writes, so bursts become several pipelined writes per group commit.
         batch_bytes: 16 * 1024,
