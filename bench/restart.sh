@@ -89,6 +89,7 @@ wait "$pid" 2>/dev/null || true
 t=$(date +%s.%N)
 start_node restart
 restart_s=$(wait_answer "$t" restart) || exit 1
+answer_hwm=$(hwm_mib)
 sleep "$idle"
 restart_hwm=$(hwm_mib)
 # Bytes the cores' replay read (each core logs its stats once serving).
@@ -100,15 +101,15 @@ echo "== GETs of random keys for 2 s, bytes checked"
   --json "$out/verify.json"
 
 python3 - "$out" "$gb" "$cores" "$data_bytes" "$store_s" "$fresh_hwm" "$loaded_hwm" \
-  "$restart_s" "$restart_hwm" "$replayed" <<'EOF'
+  "$restart_s" "$answer_hwm" "$restart_hwm" "$replayed" "$idle" <<'EOF'
 import json, os, sys
-out, gb, cores, data, store_s, fresh, loaded, restart, hwm, replayed = sys.argv[1:]
+out, gb, cores, data, store_s, fresh, loaded, restart, answer, hwm, replayed, idle = sys.argv[1:]
 verify = json.load(open(os.path.join(out, "verify.json")))["endpoints"][0]["ops"][0]
 r = {
     "stored_gib": float(gb), "cores": int(cores), "data_on_disk_bytes": int(data),
     "store_s": float(store_s), "fresh_peak_rss_mib": float(fresh),
     "loaded_peak_rss_mib": float(loaded), "restart_after_kill9_s": float(restart),
-    "restart_peak_rss_mib": float(hwm), "restart_peak_rss_per_core_mib": float(hwm) / int(cores),
+    "restart_peak_rss_at_answer_mib": float(answer), "restart_peak_rss_mib": float(hwm), "restart_peak_rss_per_core_mib": float(hwm) / int(cores),
     "replayed_log_bytes": int(replayed), "verify_gets": verify["ok"],
     "verify_errors": verify["errors"],
 }
@@ -117,7 +118,8 @@ lines = [f"# Restart after kill -9: {cores} cores, {float(gb):g} GiB stored "
          f"({int(data) / 2**30:.2f} GiB on disk)", "",
          "| figure | value |", "|---|---|",
          f"| restart (launch to first answered ListObjectsV2) | {float(restart):.2f} s |",
-         f"| peak RSS after restart (VmHWM) | {float(hwm):.0f} MiB ({float(hwm) / int(cores):.0f} MiB/core) |",
+         f"| peak RSS after restart (VmHWM), at the first answer | {float(answer):.0f} MiB |",
+         f"| peak RSS after restart (VmHWM), after {idle}s idle | {float(hwm):.0f} MiB ({float(hwm) / int(cores):.0f} MiB/core) |",
          f"| log replayed at restart (all cores) | {int(replayed) / 2**20:.0f} MiB |",
          f"| peak RSS of the first run (fresh start / after storing) | {float(fresh):.0f} / {float(loaded):.0f} MiB |",
          f"| GETs after restart, bytes checked: ok / errors | {verify['ok']} / {verify['errors']} |"]

@@ -186,7 +186,6 @@ struct State<D: Disk> {
     log_bytes_since_checkpoint: u64,
     /// Size of the last checkpoint written (the byte cadence is at least this).
     last_checkpoint_bytes: u64,
-    checkpoint_running: bool,
     /// An automatic checkpoint is spawned and has not finished.
     checkpoint_queued: bool,
     stats: StoreStats,
@@ -292,7 +291,6 @@ impl<D: Disk> Store<D> {
                     records_since_checkpoint: 0,
                     log_bytes_since_checkpoint: 0,
                     last_checkpoint_bytes: 0,
-                    checkpoint_running: false,
                     checkpoint_queued: false,
                     stats: StoreStats {
                         capacity_bytes: capacity,
@@ -765,7 +763,8 @@ impl<D: Disk> Store<D> {
                 .max(st.last_checkpoint_bytes);
             let due = (st.records_since_checkpoint >= self.inner.cfg.checkpoint_every_records
                 || st.log_bytes_since_checkpoint >= bytes_due)
-                && !st.checkpoint_running
+                // One running (its permit taken) or one spawned is enough.
+                && self.inner.checkpoint_gate.available() > 0
                 && !st.checkpoint_queued
                 && !st.poisoned;
             if due {
@@ -1170,8 +1169,7 @@ impl<D: Disk> Store<D> {
             .await
             .map_err(|_| EngineError::Stopped)?;
         let (entries, header, counted, counted_bytes) = {
-            let mut st = self.inner.st.borrow_mut();
-            st.checkpoint_running = true;
+            let st = self.inner.st.borrow();
             let entries: Vec<CheckpointEntry> = st
                 .index
                 .iter()
@@ -1192,7 +1190,6 @@ impl<D: Disk> Store<D> {
         };
         let result = self.write_checkpoint(entries, header).await;
         let mut st = self.inner.st.borrow_mut();
-        st.checkpoint_running = false;
         if let Ok(size) = result {
             st.records_since_checkpoint -= counted.min(st.records_since_checkpoint);
             st.log_bytes_since_checkpoint -= counted_bytes.min(st.log_bytes_since_checkpoint);
