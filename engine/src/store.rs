@@ -1188,7 +1188,18 @@ impl<D: Disk> Store<D> {
                 st.log_bytes_since_checkpoint,
             )
         };
+        let started = std::time::Instant::now();
+        let (replay_segment, replay_offset_bytes) =
+            (header.replay_segment, header.replay_offset_bytes);
         let result = self.write_checkpoint(entries, header).await;
+        tracing::debug!(
+            replay_segment,
+            replay_offset_bytes,
+            log_bytes = counted_bytes,
+            elapsed_ms = started.elapsed().as_millis(),
+            ok = result.is_ok(),
+            "checkpoint"
+        );
         let mut st = self.inner.st.borrow_mut();
         if let Ok(size) = result {
             st.records_since_checkpoint -= counted.min(st.records_since_checkpoint);
