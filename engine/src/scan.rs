@@ -96,26 +96,27 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
         let start = align_down(at, BLOCK_BYTES);
         let want = SCAN_READ_BYTES_MAX.min(self.limit_bytes - start);
         // The part of the window from `start` on is kept (a record that ran past its end is
-        // not read twice: with 1 MiB records that doubled the bytes read); the old window goes
-        // before the read, so one window and the device's read buffer are all that is held.
-        let mut window = Vec::with_capacity(want as usize);
+        // not read twice: with 1 MiB records that doubled the bytes read) and moved to the
+        // front of the same buffer, and the rest is read after it: one window per scan, plus
+        // the device's read buffer, is all that is held.
         let mut read_from = start;
         if start >= self.window_start && start < window_end {
-            window.extend_from_slice(&self.window[(start - self.window_start) as usize..]);
+            self.window.drain(..(start - self.window_start) as usize);
             read_from = window_end;
+        } else {
+            self.window.clear();
         }
-        self.window = Vec::new();
+        self.window.reserve_exact(want as usize - self.window.len());
         let read_len = start + want - read_from;
-        let before = window.len();
+        let before = self.window.len();
         self.disk
-            .read_append(&self.file, read_from, read_len as usize, &mut window)
+            .read_append(&self.file, read_from, read_len as usize, &mut self.window)
             .await?;
-        let got = (window.len() - before) as u64;
+        let got = (self.window.len() - before) as u64;
         self.read_bytes += got;
         if got < read_len {
             self.end_bytes = self.end_bytes.min(read_from + got);
         }
-        self.window = window;
         self.window_start = start;
         Ok(at + len <= self.end_bytes)
     }
