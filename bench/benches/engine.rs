@@ -48,6 +48,7 @@ async fn open_store(dir: &std::path::Path, checkpoint_every_records: u64) -> Sto
         segment_bytes,
         capacity_bytes: u64::MAX,
         checkpoint_every_records,
+        checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&p.superblock.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };
@@ -390,6 +391,7 @@ async fn open_store_unlocked(dir: &std::path::Path) -> Store<GlommioDisk> {
         segment_bytes: sb.segment_bytes,
         capacity_bytes: u64::MAX,
         checkpoint_every_records: 1 << 40,
+        checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&sb.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };

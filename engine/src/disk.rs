@@ -39,6 +39,19 @@ pub trait Disk: 'static {
         offset_bytes: u64,
         len_bytes: usize,
     ) -> Result<Vec<u8>>;
+    /// Appends what `read_at` would return to `out` (a scan's window: no buffer besides the
+    /// device's own read buffer).
+    async fn read_append(
+        &self,
+        file: &Self::File,
+        offset_bytes: u64,
+        len_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let bytes = self.read_at(file, offset_bytes, len_bytes).await?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
     /// Makes every completed write to `file` durable.
     async fn sync(&self, file: &Self::File) -> Result<()>;
     /// Reads a small whole file (superblock, checkpoint) if it exists.

@@ -181,6 +181,21 @@ impl RecordHeader {
 
     /// Parses and verifies the record at the start of `bytes`.
     pub fn read_record(salt: u32, bytes: &[u8]) -> Result<RecordHeader, RecordFault> {
+        let header = RecordHeader::parse(bytes)?;
+        let end = RECORD_HEADER_BYTES + header.payload_bytes as usize;
+        if bytes.len() < end {
+            return Err(RecordFault::Short);
+        }
+        let mut crc = RecordCrc::new(salt, bytes);
+        crc.update(&bytes[RECORD_HEADER_BYTES..end]);
+        crc.check(bytes)?;
+        Ok(header)
+    }
+
+    /// Checks and parses the 64-byte header at the start of `bytes` without its checksum,
+    /// which covers the payload too: a scan that does not hold the payload feeds it to a
+    /// [`RecordCrc`] piece by piece (`store::SegmentScan`).
+    pub fn parse(bytes: &[u8]) -> Result<RecordHeader, RecordFault> {
         if bytes.len() < RECORD_HEADER_BYTES {
             return Err(RecordFault::Short);
         }
@@ -209,19 +224,33 @@ impl RecordHeader {
         if header.key_bytes > header.payload_bytes {
             return Err(RecordFault::Damaged("key length"));
         }
-        let end = RECORD_HEADER_BYTES + header.payload_bytes as usize;
-        if bytes.len() < end {
-            return Err(RecordFault::Short);
-        }
-        let crc = record_crc(
-            salt,
-            &bytes[..RECORD_HEADER_BYTES],
-            &bytes[RECORD_HEADER_BYTES..end],
-        );
-        if crc != le_u32(bytes, 48) {
-            return Err(RecordFault::Damaged("checksum"));
-        }
         Ok(header)
+    }
+}
+
+/// A record's checksum computed over its payload in pieces (the header first).
+pub struct RecordCrc(crc32fast::Hasher);
+
+impl RecordCrc {
+    /// Starts with the record's 64-byte header (its checksum field excluded).
+    pub fn new(salt: u32, header: &[u8]) -> RecordCrc {
+        let mut h = crc32fast::Hasher::new_with_initial(salt);
+        h.update(&header[0..48]);
+        h.update(&header[52..RECORD_HEADER_BYTES]);
+        RecordCrc(h)
+    }
+
+    pub fn update(&mut self, payload_piece: &[u8]) {
+        self.0.update(payload_piece);
+    }
+
+    /// Compares with the checksum stored in `header`.
+    pub fn check(self, header: &[u8]) -> Result<(), RecordFault> {
+        if self.0.finalize() == le_u32(header, 48) {
+            Ok(())
+        } else {
+            Err(RecordFault::Damaged("checksum"))
+        }
     }
 }
 

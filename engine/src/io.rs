@@ -239,6 +239,21 @@ impl Disk for GlommioDisk {
         Ok(res.to_vec())
     }
 
+    async fn read_append(
+        &self,
+        file: &Rc<DmaFile>,
+        offset_bytes: u64,
+        len_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let res = file
+            .read_at(offset_bytes, len_bytes)
+            .await
+            .map_err(|e| glommio_io("reading", e))?;
+        out.extend_from_slice(&res);
+        Ok(())
+    }
+
     async fn sync(&self, file: &Rc<DmaFile>) -> Result<()> {
         file.fdatasync()
             .await

@@ -14,6 +14,7 @@ pub mod lmdb_check;
 pub mod meta;
 pub mod partition;
 pub mod runtime;
+pub mod scan;
 pub mod server;
 pub mod sim;
 pub mod store;

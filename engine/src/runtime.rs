@@ -17,7 +17,9 @@ use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, R
 use crate::error::{EngineError, Result};
 use crate::format::log_salt;
 use crate::io::GlommioDisk;
-use crate::limits::{CORE_QUEUE_LEN_MAX, SEGMENT_BYTES_DEFAULT};
+use crate::limits::{
+    CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX, SEGMENT_BYTES_DEFAULT,
+};
 use crate::partition::open_partition;
 use crate::store::{Store, StoreConfig, StoreStats};
 
@@ -41,6 +43,8 @@ pub struct NodeConfig {
     pub io_memory_bytes: usize,
     /// Records between automatic checkpoints.
     pub checkpoint_every_records: u64,
+    /// Log bytes between automatic checkpoints (see `StoreConfig::checkpoint_every_log_bytes`).
+    pub checkpoint_every_log_bytes: u64,
     /// Where each core listens (port = base_port + core index); `None`: no TCP listener.
     pub listen: Option<(IpAddr, u16)>,
     /// The layout version frames are checked against (0 accepts any).
@@ -65,6 +69,7 @@ impl NodeConfig {
             capacity_bytes_per_core: u64::MAX,
             io_memory_bytes: 4 << 20,
             checkpoint_every_records: 100_000,
+            checkpoint_every_log_bytes: CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
             listen: None,
             layout_version: 0,
             reclaim_interval: Duration::from_secs(5),
@@ -355,6 +360,7 @@ async fn open_core(
         segment_bytes: node.segment_bytes,
         capacity_bytes: node.capacity_bytes_per_core,
         checkpoint_every_records: node.checkpoint_every_records,
+        checkpoint_every_log_bytes: node.checkpoint_every_log_bytes,
         salt: log_salt(&partition.superblock.partition_uuid),
         batch_bytes: crate::limits::BATCH_BYTES_MAX,
     };

@@ -89,6 +89,8 @@ struct SimState {
     device_free_bytes: Option<u64>,
     /// Fail the next segment write with ENOSPC (a filesystem that allocates on write).
     nospace_next_write: bool,
+    /// The largest segment read asked for since the last `take_largest_read_bytes`.
+    largest_read_bytes: u64,
     rng: SimRng,
 }
 
@@ -111,6 +113,7 @@ impl SimDisk {
                 fail_next_sync: false,
                 device_free_bytes: None,
                 nospace_next_write: false,
+                largest_read_bytes: 0,
                 rng: SimRng::new(seed),
             })),
             meta_dir,
@@ -131,6 +134,12 @@ impl SimDisk {
     /// segment gives its bytes back.
     pub fn set_device_free_bytes(&self, free: Option<u64>) {
         self.state.borrow_mut().device_free_bytes = free;
+    }
+
+    /// The largest segment read (bytes asked for) since the last call, which resets it: a
+    /// test's view of the buffers replay and reclaim hold.
+    pub fn take_largest_read_bytes(&self) -> u64 {
+        std::mem::take(&mut self.state.borrow_mut().largest_read_bytes)
     }
 
     /// The next segment write fails with ENOSPC.
@@ -317,10 +326,11 @@ impl Disk for SimDisk {
 
     async fn read_at(&self, file: &u32, offset_bytes: u64, len_bytes: usize) -> Result<Vec<u8>> {
         yield_once().await;
-        let st = self.state.borrow();
+        let mut st = self.state.borrow_mut();
         if st.crashed {
             return Err(dead());
         }
+        st.largest_read_bytes = st.largest_read_bytes.max(len_bytes as u64);
         let f = st.segments.get(file).ok_or_else(dead)?;
         let v = f.visible();
         let start = (offset_bytes as usize).min(v.len());

@@ -26,10 +26,11 @@ use crate::index::Index;
 use crate::limits::{
     BATCH_BYTES_MAX, BLOCK_BYTES, CHECKPOINT_ENTRY_BYTES_MAX, FRAGMENT_BYTES_MAX,
     LOG_RESERVE_BYTES_MIN, META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX,
-    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS, SCAN_ENTRIES_MAX,
-    SEGMENTS_MAX,
+    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS,
+    RELOCATE_INFLIGHT_BYTES_MAX, SCAN_ENTRIES_MAX, SEGMENTS_MAX,
 };
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
+use crate::scan::{Scanned, SegmentScan};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// How a conditional write waits for earlier writes of its key to apply: naps of this length
@@ -45,6 +46,10 @@ pub struct StoreConfig {
     pub capacity_bytes: u64,
     /// Records written between automatic checkpoints.
     pub checkpoint_every_records: u64,
+    /// Log bytes written between automatic checkpoints (or the last checkpoint's size, if
+    /// larger): what a restart after a crash replays at most
+    /// (`limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT`).
+    pub checkpoint_every_log_bytes: u64,
     /// The partition's record checksum seed (`format::log_salt`).
     pub salt: u32,
     /// Bytes per write of a group commit (`limits::BATCH_BYTES_MAX`; tests use less to
@@ -72,6 +77,10 @@ pub struct StoreStats {
     pub flushes: u64,
     pub reclaimed_segments: u64,
     pub checkpoints: u64,
+    /// Log bytes the last start read to replay the records after its checkpoint.
+    pub replayed_bytes: u64,
+    /// Records the last start replayed (damaged ones not counted).
+    pub replayed_records: u64,
     /// Free bytes on the device holding the partition (shared with the node's other
     /// partitions on it); `None` when the device could not be asked.
     pub device_free_bytes: Option<u64>,
@@ -179,7 +188,12 @@ struct State<D: Disk> {
     /// End of the last durable batch: (segment, offset).
     durable_pos: (u32, u64),
     records_since_checkpoint: u64,
-    checkpoint_running: bool,
+    /// Bytes written to the log (block-aligned writes) since the last checkpoint's snapshot.
+    log_bytes_since_checkpoint: u64,
+    /// Size of the last checkpoint written (the byte cadence is at least this).
+    last_checkpoint_bytes: u64,
+    /// An automatic checkpoint is spawned and has not finished.
+    checkpoint_queued: bool,
     stats: StoreStats,
 }
 
@@ -281,7 +295,9 @@ impl<D: Disk> Store<D> {
                     segments: segments.clone(),
                     durable_pos: (next_segment, 0),
                     records_since_checkpoint: 0,
-                    checkpoint_running: false,
+                    log_bytes_since_checkpoint: 0,
+                    last_checkpoint_bytes: 0,
+                    checkpoint_queued: false,
                     stats: StoreStats {
                         capacity_bytes: capacity,
                         checkpoint_rebuilt,
@@ -343,43 +359,60 @@ impl<D: Disk> Store<D> {
         self.inner.cfg.salt
     }
 
-    /// Applies every valid record of a segment from `start` in order. A damaged record is
-    /// counted and skipped block by block (batches start on block boundaries), so one flipped
-    /// bit costs one record, never the rest of the log.
+    /// Applies every valid record of a segment from `start` in order, reading it through the
+    /// bounded window of a [`SegmentScan`]. A damaged record is counted and skipped block by
+    /// block (batches start on block boundaries), so one flipped bit costs one record, never
+    /// the rest of the log.
     async fn replay_segment(&self, segment: u32, start: u64) -> Result<()> {
         let file = self.inner.disk.open_segment(segment).await?;
-        let buf = self
-            .inner
-            .disk
-            .read_at(&file, 0, self.inner.cfg.segment_bytes as usize)
-            .await?;
-        let mut pos = start as usize;
+        let mut scan = SegmentScan::new(
+            &self.inner.disk,
+            file,
+            self.salt(),
+            self.inner.cfg.segment_bytes,
+            start,
+        );
         let mut meta_batch: Vec<MetaMutation> = Vec::new();
-        while pos + RECORD_HEADER_BYTES <= buf.len() {
-            match RecordHeader::read_record(self.salt(), &buf[pos..]) {
-                Ok(h) => {
-                    let loc = Loc::new(segment, pos as u64, h.record_bytes());
-                    let payload = &buf[pos + RECORD_HEADER_BYTES..][..h.payload_bytes as usize];
-                    self.replay_record(&h, loc, payload, &mut meta_batch);
-                    pos += h.record_bytes() as usize;
+        let mut records = 0u64;
+        loop {
+            match scan.next().await? {
+                Scanned::End => break,
+                Scanned::Record {
+                    header,
+                    offset_bytes,
+                    payload,
+                } => {
+                    let loc = Loc::new(segment, offset_bytes, header.record_bytes());
+                    let payload = match (header.kind, payload) {
+                        (_, Some(p)) => p,
+                        (RecordKind::Fragment | RecordKind::FragmentTombstone, None) => &[],
+                        (RecordKind::MetaPut | RecordKind::MetaDelete, None) => {
+                            // Never written: the store refuses metadata larger than the
+                            // window lends (asserted in limits.rs).
+                            tracing::warn!(segment, offset_bytes, "oversized metadata record");
+                            self.inner.st.borrow_mut().stats.corrupt_records_replayed += 1;
+                            continue;
+                        }
+                    };
+                    self.replay_record(&header, loc, payload, &mut meta_batch);
+                    records += 1;
                 }
-                Err(crate::format::RecordFault::NoMagic)
-                    if !(pos as u64).is_multiple_of(BLOCK_BYTES) =>
-                {
-                    pos = align_up(pos as u64, BLOCK_BYTES) as usize;
-                }
-                Err(crate::format::RecordFault::NoMagic) => {
-                    pos += BLOCK_BYTES as usize;
-                }
-                Err(fault) => {
-                    tracing::warn!(segment, offset = pos, ?fault, "damaged record skipped");
+                Scanned::Damaged {
+                    offset_bytes,
+                    fault,
+                } => {
+                    tracing::warn!(segment, offset_bytes, ?fault, "damaged record skipped");
                     self.inner.st.borrow_mut().stats.corrupt_records_replayed += 1;
-                    pos = align_up(pos as u64 + 1, BLOCK_BYTES) as usize;
                 }
             }
             if meta_batch.len() >= 1024 {
                 self.apply_meta_replay(&mut meta_batch)?;
             }
+        }
+        {
+            let mut st = self.inner.st.borrow_mut();
+            st.stats.replayed_bytes += scan.read_bytes();
+            st.stats.replayed_records += records;
         }
         self.apply_meta_replay(&mut meta_batch)
     }
@@ -678,6 +711,15 @@ impl<D: Disk> Store<D> {
 
     /// `submit`; a metadata mutation with `report` answers the version it was applied over.
     async fn submit_reporting(&self, op: Op, report: bool) -> Result<Outcome> {
+        self.enqueue(op, report)?
+            .await
+            .unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// Queues a write for the next group commit (synchronously: writes queued one after
+    /// another without an await between them share a commit) and returns where its outcome
+    /// will arrive.
+    fn enqueue(&self, op: Op, report: bool) -> Result<oneshot::Receiver<Result<Outcome>>> {
         let (tx, rx) = oneshot::channel();
         let start_flusher = {
             let mut st = self.inner.st.borrow_mut();
@@ -699,7 +741,7 @@ impl<D: Disk> Store<D> {
                 .disk
                 .spawn(async move { this.flush_loop().await });
         }
-        rx.await.unwrap_or(Err(EngineError::Stopped))
+        Ok(rx)
     }
 
     /// Flushes until the queue is empty. Runs as its own task so a caller that goes away never
@@ -707,7 +749,9 @@ impl<D: Disk> Store<D> {
     async fn flush_loop(self) {
         loop {
             match self.flush_round().await {
-                Ok(true) => {}
+                // Checked after every round, not only when the queue drains: under a steady
+                // load it may never drain, and the log to replay would grow without bound.
+                Ok(true) => self.checkpoint_if_due(),
                 Ok(false) => break,
                 // A full partition or device refuses writes; it never poisons the core (a
                 // failed fdatasync has poisoned it already in `flush_round`, whatever its errno).
@@ -723,11 +767,31 @@ impl<D: Disk> Store<D> {
             }
         }
         self.inner.st.borrow_mut().flushing = false;
+        self.checkpoint_if_due();
+    }
+
+    /// Spawns a checkpoint when enough records or log bytes were written since the last one:
+    /// `checkpoint_every_records`, or `checkpoint_every_log_bytes` but at least the last
+    /// checkpoint's own size (so checkpoints of a large index cost no more than the log they
+    /// save replaying). A restart after a crash thus replays a bounded tail of the log.
+    fn checkpoint_if_due(&self) {
         let due = {
-            let st = self.inner.st.borrow();
-            st.records_since_checkpoint >= self.inner.cfg.checkpoint_every_records
-                && !st.checkpoint_running
-                && !st.poisoned
+            let mut st = self.inner.st.borrow_mut();
+            let bytes_due = self
+                .inner
+                .cfg
+                .checkpoint_every_log_bytes
+                .max(st.last_checkpoint_bytes);
+            let due = (st.records_since_checkpoint >= self.inner.cfg.checkpoint_every_records
+                || st.log_bytes_since_checkpoint >= bytes_due)
+                // One running (its permit taken) or one spawned is enough.
+                && self.inner.checkpoint_gate.available() > 0
+                && !st.checkpoint_queued
+                && !st.poisoned;
+            if due {
+                st.checkpoint_queued = true;
+            }
+            due
         };
         if due {
             let this = self.clone();
@@ -735,6 +799,7 @@ impl<D: Disk> Store<D> {
                 if let Err(e) = this.checkpoint().await {
                     tracing::warn!(error = %e, "checkpoint failed; will retry later");
                 }
+                this.inner.st.borrow_mut().checkpoint_queued = false;
             });
         }
     }
@@ -760,10 +825,12 @@ impl<D: Disk> Store<D> {
         }
         let mut inflight = Vec::new();
         let mut file = None;
+        let mut written_bytes = 0u64;
         while inflight.len() < PIPELINE_BATCHES_MAX {
             let Some((batch, locs, buf, offset, f)) = self.encode_next_batch() else {
                 break;
             };
+            written_bytes += buf.as_slice().len() as u64;
             let (tx, rx) = oneshot::channel();
             let this = self.clone();
             let f2 = f.clone();
@@ -824,6 +891,7 @@ impl<D: Disk> Store<D> {
             st.durable_pos = (active.segment, active.offset_bytes);
             st.stats.flushes += 1;
             st.records_since_checkpoint += inflight.iter().map(|b| b.0.len() as u64).sum::<u64>();
+            st.log_bytes_since_checkpoint += written_bytes;
         }
         if cfg!(feature = "strict") {
             for (_, locs, _) in &inflight {
@@ -1124,9 +1192,8 @@ impl<D: Disk> Store<D> {
             .acquire_permit(1)
             .await
             .map_err(|_| EngineError::Stopped)?;
-        let (entries, header, counted) = {
-            let mut st = self.inner.st.borrow_mut();
-            st.checkpoint_running = true;
+        let (entries, header, counted, counted_bytes) = {
+            let st = self.inner.st.borrow();
             let entries: Vec<CheckpointEntry> = st
                 .index
                 .iter()
@@ -1138,23 +1205,41 @@ impl<D: Disk> Store<D> {
                 next_lsn: st.next_lsn,
                 entry_count: entries.len() as u64,
             };
-            (entries, header, st.records_since_checkpoint)
+            (
+                entries,
+                header,
+                st.records_since_checkpoint,
+                st.log_bytes_since_checkpoint,
+            )
         };
+        let started = std::time::Instant::now();
+        let (replay_segment, replay_offset_bytes) =
+            (header.replay_segment, header.replay_offset_bytes);
         let result = self.write_checkpoint(entries, header).await;
+        tracing::debug!(
+            replay_segment,
+            replay_offset_bytes,
+            log_bytes = counted_bytes,
+            elapsed_ms = started.elapsed().as_millis(),
+            ok = result.is_ok(),
+            "checkpoint"
+        );
         let mut st = self.inner.st.borrow_mut();
-        st.checkpoint_running = false;
-        if result.is_ok() {
+        if let Ok(size) = result {
             st.records_since_checkpoint -= counted.min(st.records_since_checkpoint);
+            st.log_bytes_since_checkpoint -= counted_bytes.min(st.log_bytes_since_checkpoint);
+            st.last_checkpoint_bytes = size;
             st.stats.checkpoints += 1;
         }
-        result
+        result.map(|_| ())
     }
 
+    /// Returns the checkpoint's size in bytes.
     async fn write_checkpoint(
         &self,
         entries: Vec<CheckpointEntry>,
         header: CheckpointHeader,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let env = self.inner.meta.env();
         if let Err(e) = self.inner.disk.blocking(move || sync_env(&env)).await {
             // LMDB's dirty pages may be lost: the log must stay the source of truth.
@@ -1166,10 +1251,12 @@ impl<D: Disk> Store<D> {
             .disk
             .blocking(move || encode_checkpoint(&header, &entries))
             .await;
+        let size = bytes.len() as u64;
         self.inner
             .disk
             .write_small_atomic(CHECKPOINT_FILE, bytes)
-            .await
+            .await?;
+        Ok(size)
     }
 
     /// The sealed segment most worth compacting, if any is below the live-ratio threshold.
@@ -1231,6 +1318,91 @@ impl<D: Disk> Store<D> {
         Ok(true)
     }
 
+    /// Copies the live fragments of `segment` to the log head, reading it through a scan's
+    /// bounded window; at most `RELOCATE_INFLIGHT_BYTES_MAX` of payload (plus one record) is
+    /// queued before the copies are waited for. A record the scan cannot verify is left (it
+    /// keeps the segment, see the caller).
+    async fn relocate_live(&self, segment: u32) -> Result<()> {
+        let file = self.inner.disk.open_segment(segment).await?;
+        let mut scan = SegmentScan::new(
+            &self.inner.disk,
+            file,
+            self.salt(),
+            self.inner.cfg.segment_bytes,
+            0,
+        );
+        let mut waits = Vec::new();
+        let mut queued_bytes = 0u64;
+        loop {
+            let (header, loc, lent) = match scan.next().await? {
+                Scanned::End => break,
+                Scanned::Damaged { .. } => continue,
+                Scanned::Record {
+                    header,
+                    offset_bytes,
+                    payload,
+                } => (
+                    header,
+                    Loc::new(segment, offset_bytes, header.record_bytes()),
+                    payload.map(Bytes::copy_from_slice),
+                ),
+            };
+            let live = header.kind == RecordKind::Fragment
+                && self.inner.st.borrow().index.get(&header.id) == Some(loc);
+            if !live {
+                continue;
+            }
+            let payload = match lent {
+                Some(p) => p,
+                // Larger than the scan's window: read whole (one record, at most
+                // `RECORD_BYTES_MAX`) and checked again.
+                None => match self.read_whole_record(scan.file(), loc).await? {
+                    Some(p) => p,
+                    None => continue,
+                },
+            };
+            queued_bytes += payload.len() as u64;
+            waits.push(self.enqueue(
+                Op::Relocate {
+                    id: header.id,
+                    from: loc,
+                    payload,
+                },
+                false,
+            )?);
+            if queued_bytes >= RELOCATE_INFLIGHT_BYTES_MAX {
+                for w in waits.drain(..) {
+                    w.await.unwrap_or(Err(EngineError::Stopped))?;
+                }
+                queued_bytes = 0;
+            }
+            self.inner.disk.yield_if_needed().await;
+        }
+        for w in waits {
+            w.await.unwrap_or(Err(EngineError::Stopped))?;
+        }
+        Ok(())
+    }
+
+    /// The payload of the record at `loc` if it verifies (`None` if not: left in place).
+    async fn read_whole_record(&self, file: &D::File, loc: Loc) -> Result<Option<Bytes>> {
+        let span = loc
+            .span_bytes()
+            .min(self.inner.cfg.segment_bytes - loc.offset_bytes());
+        let buf = self
+            .inner
+            .disk
+            .read_at(file, loc.offset_bytes(), span as usize)
+            .await?;
+        Ok(match RecordHeader::read_record(self.salt(), &buf) {
+            Ok(h) => {
+                let end = RECORD_HEADER_BYTES + h.payload_bytes as usize;
+                Some(Bytes::from(buf).slice(RECORD_HEADER_BYTES..end))
+            }
+            Err(_) => None,
+        })
+    }
+
     async fn reclaim_inner(&self) -> Result<bool> {
         if self.drop_dead_segments().await? {
             return Ok(true);
@@ -1238,40 +1410,7 @@ impl<D: Disk> Store<D> {
         let Some(segment) = self.reclaim_candidate() else {
             return Ok(false);
         };
-        let file = self.inner.disk.open_segment(segment).await?;
-        let buf = Bytes::from(
-            self.inner
-                .disk
-                .read_at(&file, 0, self.inner.cfg.segment_bytes as usize)
-                .await?,
-        );
-        let mut waits = Vec::new();
-        let mut pos = 0usize;
-        while pos + RECORD_HEADER_BYTES <= buf.len() {
-            match RecordHeader::read_record(self.salt(), &buf[pos..]) {
-                Ok(h) => {
-                    let loc = Loc::new(segment, pos as u64, h.record_bytes());
-                    let live = h.kind == RecordKind::Fragment
-                        && self.inner.st.borrow().index.get(&h.id) == Some(loc);
-                    if live {
-                        let start = pos + RECORD_HEADER_BYTES;
-                        let payload = buf.slice(start..start + h.payload_bytes as usize);
-                        let op = Op::Relocate {
-                            id: h.id,
-                            from: loc,
-                            payload,
-                        };
-                        waits.push(self.submit(op));
-                    }
-                    pos += h.record_bytes() as usize;
-                }
-                Err(_) => pos = align_up(pos as u64 + 1, BLOCK_BYTES) as usize,
-            }
-            self.inner.disk.yield_if_needed().await;
-        }
-        for w in waits {
-            w.await?;
-        }
+        self.relocate_live(segment).await?;
         self.checkpoint().await?;
         if self.inner.st.borrow().index.live_bytes(segment) != 0 {
             // A fragment the scan could not read (damaged) still points here: keep the segment

@@ -41,6 +41,7 @@ async fn open(dir: &Path) -> (Store<GlommioDisk>, engine::partition::OpenPartiti
         segment_bytes: SEGMENT_BYTES,
         capacity_bytes: u64::MAX,
         checkpoint_every_records: 1 << 40,
+        checkpoint_every_log_bytes: 1 << 40,
         salt: log_salt(&p.superblock.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
     };

@@ -17,6 +17,7 @@ fn config() -> StoreConfig {
         segment_bytes: SEGMENT_BYTES,
         capacity_bytes: 64 * SEGMENT_BYTES,
         checkpoint_every_records: 50,
+        checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
         // Small writes, so bursts become several pipelined writes per group commit.
         batch_bytes: 16 * 1024,
@@ -631,5 +632,185 @@ fn meta_swaps_report_what_they_replaced() {
         let (previous, deleted) = previous.unwrap();
         assert!(won && deleted && previous.hlc == 500);
         store.shutdown().await.unwrap();
+    });
+}
+
+/// Restart after a crash replays a bounded tail of the log, whatever the partition holds:
+/// checkpoints are taken by log bytes written (`checkpoint_every_log_bytes`), not only by
+/// records, and replay and reclaim read segments through a bounded window. Fragments larger
+/// than the window (their checksum computed piece by piece) replay and relocate too. After
+/// the crash every acknowledged write reads back. The same writes with the byte cadence off
+/// replay everything (so the bound is what the cadence buys, not an accident of the test).
+#[test]
+fn replay_after_a_crash_reads_a_bounded_tail() {
+    run_on_executor(|| async {
+        let with_cadence = crash_and_replay(6, 256 * 1024).await;
+        let without = crash_and_replay(6, 1 << 40).await;
+        eprintln!(
+            "replayed with the cadence: {} bytes, {} records ({} checkpoints); without: {} \
+             bytes, {} records",
+            with_cadence.replayed_bytes,
+            with_cadence.replayed_records,
+            with_cadence.checkpoints,
+            without.replayed_bytes,
+            without.replayed_records
+        );
+        assert!(
+            with_cadence.checkpoints >= 10,
+            "{} checkpoints for the log at one per 256 KiB",
+            with_cadence.checkpoints
+        );
+        // The tail: one cadence, what was written while the last checkpoint was taken, and
+        // the rest of the segment the crash left (read to its end).
+        let bound = 256 * 1024 + 2 * BIG_SEGMENT_BYTES;
+        assert!(
+            with_cadence.replayed_bytes <= bound,
+            "replayed {} bytes, bound {bound}",
+            with_cadence.replayed_bytes
+        );
+        assert!(
+            without.replayed_bytes > 8 * BIG_SEGMENT_BYTES,
+            "without the byte cadence everything is replayed: {} bytes",
+            without.replayed_bytes
+        );
+        assert!(with_cadence.replayed_records * 5 < without.replayed_records);
+    });
+}
+
+const BIG_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+struct ReplayFigures {
+    checkpoints: u64,
+    replayed_bytes: u64,
+    replayed_records: u64,
+}
+
+async fn crash_and_replay(seed: u64, every_log_bytes: u64) -> ReplayFigures {
+    let window = engine::limits::SCAN_READ_BYTES_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new(seed, 64 * BIG_SEGMENT_BYTES, dir.path().join("meta"));
+    let cfg = StoreConfig {
+        segment_bytes: BIG_SEGMENT_BYTES,
+        capacity_bytes: 64 * BIG_SEGMENT_BYTES,
+        checkpoint_every_records: 1 << 40,
+        checkpoint_every_log_bytes: every_log_bytes,
+        salt: 0x5eed,
+        batch_bytes: 64 * 1024,
+    };
+    let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
+    let mut rng = SimRng::new(seed);
+    let mut frags: BTreeMap<u64, Option<Bytes>> = BTreeMap::new();
+    let mut metas: BTreeMap<u64, Bytes> = BTreeMap::new();
+    for tag in 0..1200u64 {
+        let k = rng.below(300);
+        if rng.below(6) == 0 {
+            match store.delete_fragment(frag_id(k)).await {
+                Ok(()) | Err(EngineError::NotFound) => {}
+                Err(e) => panic!("delete {k}: {e}"),
+            }
+            frags.insert(k, None);
+        } else {
+            // Now and then a fragment larger than the scan's window.
+            let data = if tag % 97 == 5 {
+                let mut v = payload(&mut rng, tag).to_vec();
+                v.resize(window as usize + 300_000, tag as u8);
+                Bytes::from(v)
+            } else {
+                payload(&mut rng, tag)
+            };
+            store.put_fragment(frag_id(k), data.clone()).await.unwrap();
+            frags.insert(k, Some(data));
+        }
+        let m = rng.below(50);
+        let value = Bytes::from(format!("v{tag}"));
+        store
+            .meta_put(meta_key(m), value.clone(), tag + 1)
+            .await
+            .unwrap();
+        metas.insert(m, value);
+        // One reclaim pass (it checkpoints), early: most of the log comes after it.
+        if tag == 300 {
+            disk.take_largest_read_bytes();
+            while store.reclaim_once().await.unwrap() {}
+            // Relocating a fragment larger than the window reads that one record whole.
+            let largest = disk.take_largest_read_bytes();
+            assert!(
+                largest <= window + 400_000,
+                "reclaim read {largest} bytes at once"
+            );
+        }
+    }
+    // Let a checkpoint spawned by the last commit finish, as a running node would have.
+    for _ in 0..100 {
+        futures_lite::future::yield_now().await;
+    }
+    let checkpoints = store.stats().checkpoints;
+    // No final checkpoint: what kill -9 leaves.
+    store.shutdown().await.unwrap();
+    let disk = disk.restart();
+    disk.take_largest_read_bytes();
+    let store = Store::open(disk.clone(), cfg).await.unwrap();
+    let largest = disk.take_largest_read_bytes();
+    assert!(largest <= window, "replay read {largest} bytes at once");
+    let stats = store.stats();
+    assert_eq!(stats.corrupt_records_replayed, 0);
+    for (k, want) in &frags {
+        let got = match store.get_fragment(frag_id(*k), 0, None).await {
+            Ok(b) => Some(b),
+            Err(EngineError::NotFound) => None,
+            Err(e) => panic!("fragment {k}: {e}"),
+        };
+        assert_eq!(got.as_ref(), want.as_ref(), "fragment {k} after the crash");
+    }
+    for (m, want) in &metas {
+        let got = store.meta_get(&meta_key(*m)).unwrap().map(|v| v.value);
+        assert_eq!(got.as_ref(), Some(want), "meta {m} after the crash");
+    }
+    store.shutdown().await.unwrap();
+    ReplayFigures {
+        checkpoints,
+        replayed_bytes: stats.replayed_bytes,
+        replayed_records: stats.replayed_records,
+    }
+}
+
+/// A fragment larger than the scan's window is verified piece by piece at replay: one flipped
+/// bit in its payload and it is skipped as damaged (never indexed); intact, it reads back.
+#[test]
+fn replay_checks_records_larger_than_its_window() {
+    run_on_executor(|| async {
+        for flip in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = SimDisk::new(7, 64 * BIG_SEGMENT_BYTES, dir.path().join("meta"));
+            let cfg = StoreConfig {
+                segment_bytes: BIG_SEGMENT_BYTES,
+                capacity_bytes: 64 * BIG_SEGMENT_BYTES,
+                checkpoint_every_records: 1 << 40,
+                checkpoint_every_log_bytes: 1 << 40,
+                salt: 0x5eed,
+                batch_bytes: 64 * 1024,
+            };
+            let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
+            let len = engine::limits::SCAN_READ_BYTES_MAX as usize * 3 / 2;
+            let big = Bytes::from((0..len).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>());
+            store.put_fragment(frag_id(1), big.clone()).await.unwrap();
+            store.shutdown().await.unwrap();
+            let (segment, written) = disk.segment_lens()[0];
+            assert!(written >= len as u64);
+            if flip {
+                // Past the first window: only the streamed checksum can see it.
+                assert!(disk.flip_bit(segment, len as u64 - 10, 2));
+            }
+            let store = Store::open(disk.restart(), cfg).await.unwrap();
+            let got = store.get_fragment(frag_id(1), 0, None).await;
+            if flip {
+                assert!(matches!(got, Err(EngineError::NotFound)), "{got:?}");
+                assert_eq!(store.stats().corrupt_records_replayed, 1);
+            } else {
+                assert_eq!(got.unwrap(), big);
+                assert_eq!(store.stats().replayed_records, 1);
+            }
+            store.shutdown().await.unwrap();
+        }
     });
 }

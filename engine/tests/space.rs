@@ -17,6 +17,7 @@ fn config() -> StoreConfig {
         segment_bytes: SEGMENT_BYTES,
         capacity_bytes: u64::MAX,
         checkpoint_every_records: 50,
+        checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
         batch_bytes: 64 * 1024,
     }
