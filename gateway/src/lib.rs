@@ -4,6 +4,7 @@
 //! backend. Never touches a disk, never names an engine type.
 
 pub mod access;
+pub use objects::records;
 pub mod checksum;
 pub mod cors;
 pub mod creds;
@@ -16,7 +17,6 @@ pub mod lifecycle_worker;
 pub mod limits;
 pub mod metrics;
 pub mod multipart;
-pub mod records;
 pub mod refuse;
 pub mod s3;
 pub mod serve;

@@ -1,37 +1,8 @@
-//! Every bound of the gateway, named once.
+//! Every bound of the S3 API, named once; the object service's are `objects::limits` (used
+//! here by their names too).
 
-/// S3's limit on key length.
-pub const KEY_BYTES_MAX: usize = 1024;
-/// S3's limit on user metadata (names and values) of one object.
-pub const USER_METADATA_BYTES_MAX: usize = 2048;
-/// The largest single PUT (S3's limit; larger objects use multipart uploads).
-pub const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
-/// Bytes of an object stored in one fragment (one chunk per replica).
-pub const CHUNK_BYTES: u32 = 1024 * 1024;
-/// Stripes of one request's body being stored at once (`Gateway::store_body`): the body
-/// buffered per PUT or UploadPart is at most this many `CHUNK_BYTES` plus the stripe being cut.
-pub const STRIPES_IN_FLIGHT_MAX: usize = 4;
-/// Keys one listing page returns at most (S3's limit).
-pub const LIST_KEYS_MAX: usize = 1000;
-/// Parts of a multipart upload (S3's limit).
-pub const PARTS_MAX: usize = 10_000;
-/// The smallest part but the last (S3's limit).
-pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
-/// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record
-/// holds one, so do an object head and the COMPOSITE computation's input per part.
-pub const CHECKSUM_BYTES_MAX: usize = 32;
-/// Tags of one object, and their sizes in characters (S3's limits).
-pub const TAGS_MAX: usize = 10;
-pub const TAG_KEY_CHARS_MAX: usize = 128;
-pub const TAG_VALUE_CHARS_MAX: usize = 256;
-/// Keys one DeleteObjects request may name (S3's limit).
-pub const DELETE_KEYS_MAX: usize = 1000;
-/// Bytes of one metadata key on a core (the engine's bound). A version record's key holds
-/// the object key with every NUL byte written twice: only a key with hundreds of NULs can
-/// exceed it, in a bucket that keeps versions (KeyTooLongError there).
-pub const META_KEY_BYTES_MAX: u64 = cluster::limits::META_KEY_BYTES_MAX;
-/// Bytes of a bucket name (S3's limit).
-pub const BUCKET_NAME_BYTES_MAX: usize = 63;
+pub use objects::limits::*;
+
 /// Connections served at once (default of `--connections-max`). At the cap the oldest idle
 /// connection is closed for a new one; when none is idle, new ones wait in the kernel's accept
 /// queue (`http_conns`).
@@ -65,16 +36,6 @@ const _: () = assert!(CONNECTIONS_PER_CLIENT_MAX <= CONNECTIONS_MAX);
 const _: () = assert!(
     DELETE_KEYS_MAX * KEY_BYTES_MAX * 10 < XML_BODY_BYTES_MAX,
     "the largest DeleteObjects fits"
-);
-
-const _: () = assert!(
-    OBJECT_BYTES_MAX / CHUNK_BYTES as u64 <= 1 << 24,
-    "chunk index fits 24 bits"
-);
-const _: () = assert!((CHUNK_BYTES as u64) < proto::limits::FRAME_BODY_BYTES_MAX as u64);
-const _: () = assert!(
-    (1 + BUCKET_NAME_BYTES_MAX + 1 + KEY_BYTES_MAX + 2 + 8 + 12) as u64 <= META_KEY_BYTES_MAX,
-    "the version record of a key without NUL bytes always fits a metadata key"
 );
 
 /// Between two lifecycle passes: a tenth of a lifecycle day, within these bounds.

@@ -26,7 +26,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::checksum::{
-    self, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
+    self, checksum_error, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
 };
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
@@ -92,7 +92,8 @@ fn choose_parts(
         }
         // Without an algorithm nothing was stored to compare with: the values are ignored.
         if let Some(c) = checksum {
-            c.check_part(n, p.checksum.as_ref(), sent_checksums!(w))?;
+            c.check_part(n, p.checksum.as_ref(), sent_checksums!(w))
+                .map_err(checksum_error)?;
         }
         chosen.push((n, p.clone()));
     }
@@ -170,7 +171,9 @@ fn complete_checksum(
 ) -> S3Result<Option<ObjectChecksum>> {
     let Some(c) = checksum else {
         return match sent.first() {
-            Some((algo, _)) => Err(checksum::ChecksumError::UploadWithout { algo: *algo }.into()),
+            Some((algo, _)) => Err(checksum_error(checksum::ChecksumError::UploadWithout {
+                algo: *algo,
+            })),
             None => Ok(None),
         };
     };
@@ -178,9 +181,9 @@ fn complete_checksum(
         .iter()
         .map(|(n, p)| (*n, p.checksum.as_ref(), p.size))
         .collect();
-    let object = c.object_checksum(&parts)?;
+    let object = c.object_checksum(&parts).map_err(checksum_error)?;
     for (algo, value) in sent {
-        object.verify(*algo, value)?;
+        object.verify(*algo, value).map_err(checksum_error)?;
     }
     Ok(Some(object))
 }
@@ -297,7 +300,8 @@ impl Gateway {
                 .as_ref()
                 .map(ChecksumAlgorithm::as_str),
             input.checksum_type.as_ref().map(ChecksumType::as_str),
-        )?;
+        )
+        .map_err(checksum_error)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let record = UploadRecord {
             owner: user,
@@ -363,7 +367,7 @@ impl Gateway {
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         if let Some(c) = upload.checksum {
             // S3 refuses a part checked with another algorithm than the upload's.
-            c.check_part_request(&algos)?;
+            c.check_part_request(&algos).map_err(checksum_error)?;
             if algos.is_empty() {
                 algos.push(c.algo);
             }
@@ -626,7 +630,8 @@ impl Gateway {
         }
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         if let Some(c) = upload.checksum {
-            c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))?;
+            c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))
+                .map_err(checksum_error)?;
         }
         let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
         let uploaded = self.parts(&bucket, &input.key, &input.upload_id).await?;

@@ -15,7 +15,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("policy", &[]),
     ("engine", &["proto"]),
     ("cluster", &["engine", "placement", "proto"]),
-    ("gateway", &["cluster", "placement", "proto"]),
+    ("objects", &["cluster", "placement", "proto"]),
+    ("gateway", &["cluster", "objects", "placement", "proto"]),
     (
         "percore",
         &["cluster", "engine", "gateway", "placement", "proto"],
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("engine", &["s3s", "hyper", "tokio"]),
     ("cluster", &["s3s", "hyper", "glommio", "heed"]),
+    ("objects", &["s3s", "hyper", "http", "glommio", "heed"]),
     ("proto", &["s3s", "hyper", "glommio", "heed"]),
     ("placement", &["s3s", "hyper", "tokio", "glommio", "heed"]),
     ("policy", &["s3s", "hyper", "tokio", "glommio", "heed"]),
