@@ -817,6 +817,11 @@ impl Gateway {
                 let want = (stripe.len - offset).min(first + len - pos);
                 let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
                 match r {
+                    // A core answering no bytes where some were asked would loop forever.
+                    Ok((b, _)) if b.is_empty() => {
+                        let e = std::io::Error::other("a fragment read answered no bytes");
+                        Some((Err(e), first + len))
+                    }
                     Ok((b, damaged)) => {
                         for (core, id) in damaged {
                             workers.repair_on_read(&backend, core, id, head.policy, &cores);
@@ -1696,14 +1701,26 @@ impl S3 for Gateway {
             None => resolve_range(input.range.as_ref(), head.size)?,
         };
         let mut stream = self.object_stream(&bucket, &input.key, head.clone(), first, len);
-        // The first piece is read before the response starts: a GET that cannot be served
-        // fails with its status (503, 500) instead of a 200 and a cut body.
-        let first_piece = match stream.next().await {
-            Some(Ok(b)) => Some(Ok(b)),
-            Some(Err(e)) => return Err(stream_error(e)),
-            None => None,
-        };
-        let stream = futures::stream::iter(first_piece).chain(stream);
+        // The first stripe's span is read whole before the response starts (every data shard
+        // of an EC stripe, or the decode around a missing one): a GET that cannot be served
+        // fails with its status (503, 500) instead of a 200 and a cut body. Later stripes
+        // stream; a failure there cuts the connection (`stream_error`).
+        let first_span_end = head.locate(first).map_or(first, |(stripe, offset)| {
+            first + (stripe.len - offset).min(len)
+        });
+        let mut read_first = Vec::new();
+        let mut at = first;
+        while at < first_span_end {
+            match stream.next().await {
+                Some(Ok(b)) => {
+                    at += b.len() as u64;
+                    read_first.push(Ok(b));
+                }
+                Some(Err(e)) => return Err(stream_error(e)),
+                None => break,
+            }
+        }
+        let stream = futures::stream::iter(read_first).chain(stream);
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
