@@ -15,6 +15,7 @@ mod dev_cmd;
 mod layout_cmd;
 mod membership;
 mod node_config;
+mod placement_guard;
 mod status_cmd;
 
 use std::net::{IpAddr, SocketAddr};
@@ -577,7 +578,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
         bail!("io_memory_kib must be positive");
     }
     cfg.io_memory_bytes = io_memory_kib * 1024;
-    run_storage(&cfg, Some(cluster.layout.version()))
+    run_storage(&cfg, Some((&data, &cluster.layout)))
 }
 
 /// Says which cores started offline (damaged partition): the node serves from the others.
@@ -590,10 +591,22 @@ fn warn_offline(node: &Node) {
 }
 
 /// Runs a node's cores with their TCP ports until SIGTERM or SIGINT.
-fn run_storage(cfg: &NodeConfig, layout_version: Option<u64>) -> anyhow::Result<()> {
+/// A node of a layout checks first that the layout places its data where it is
+/// (`placement_guard`).
+fn run_storage(
+    cfg: &NodeConfig,
+    cluster: Option<(&Path, &placement::Layout)>,
+) -> anyhow::Result<()> {
     let (ip, base) = cfg.listen.expect("a storage node listens");
     let node = Node::start(cfg).context("starting the node")?;
     warn_offline(&node);
+    if let Some((data, layout)) = cluster {
+        if let Err(e) = placement_guard::check(data, layout, &node) {
+            node.shutdown();
+            return Err(e);
+        }
+    }
+    let layout_version = cluster.map(|(_, layout)| layout.version());
     // Before the "ready" line: a stop sent right after it must drain, not kill.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -743,6 +756,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let node = Node::start(&cfg).context("starting the storage cores")?;
     warn_offline(&node);
+    if let Some(c) = &settings.cluster {
+        if let Err(e) = placement_guard::check(&settings.data, &c.layout, &node) {
+            node.shutdown();
+            return Err(e);
+        }
+    }
     if settings.cores.len() == 1 && settings.cluster.is_none() {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }

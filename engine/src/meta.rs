@@ -331,8 +331,11 @@ impl MetaStore {
             .env
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
+        // LMDB refuses an empty key as a bound (MDB_BAD_VALSIZE), and no stored key is empty:
+        // an empty bound is the start of the store.
         let lower = match start_after {
-            Some(s) if s >= prefix => Bound::Excluded(s),
+            Some(s) if s >= prefix && !s.is_empty() => Bound::Excluded(s),
+            _ if prefix.is_empty() => Bound::Unbounded,
             _ => Bound::Included(prefix),
         };
         let range = (lower, Bound::Unbounded);
@@ -433,6 +436,15 @@ mod tests {
         );
         assert_eq!(p3.next_start_after, None);
         assert_eq!(&p3.entries[0].0[..], b"b/4");
+        // An empty prefix scans the whole store, from its start or after a key (LMDB itself
+        // refuses an empty bound).
+        let all = m.scan(b"", None, 2).unwrap();
+        assert_eq!(&all.entries[0].0[..], b"b/0", "a/1 is deleted");
+        assert_eq!(all.entries.len(), 2);
+        let rest = m.scan(b"", Some(b""), 10).unwrap();
+        assert_eq!(rest.entries.len(), 7, "b/0..b/4, c and the long key");
+        let after = m.scan(b"", all.next_start_after.as_deref(), 10).unwrap();
+        assert_eq!(&after.entries[0].0[..], b"b/2");
     }
 
     #[test]

@@ -19,6 +19,11 @@ use crate::policy::{self, ClassPolicy, Policy, Scheme};
 use crate::rebalance::{self, Stats};
 use crate::report::{self, PolicyReport, Warning};
 use crate::spread::{spread_of, Spread};
+
+/// Key of [`Layout::placement_digest`], first half: "percore1" little-endian.
+const DIGEST_KEY0: u64 = u64::from_le_bytes(*b"percore1");
+/// Second half: "placedby" little-endian.
+const DIGEST_KEY1: u64 = u64::from_le_bytes(*b"placedby");
 use crate::state::State;
 use crate::table::{Member, Table};
 
@@ -374,6 +379,28 @@ impl Layout {
     /// The tables of this layout in their stored form.
     pub fn state(&self) -> State {
         State::of(self)
+    }
+
+    /// A digest of where this layout puts data: the number of placement groups and, for each
+    /// tier's table, its depth and the core (node, index) of every slot. Two layouts with the
+    /// same digest route every object and record to the same cores, whatever else differs
+    /// (version, weights, addresses, policies, which an object's head records). A node keeps
+    /// the digest it served under to refuse a layout that would move its data without moving
+    /// it (`percore` does not execute plans yet).
+    pub fn placement_digest(&self) -> u64 {
+        let state = self.state();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&state.placement_groups.to_le_bytes());
+        for t in &state.tables {
+            bytes.push(crate::state::tier_code(t.tier));
+            bytes.extend_from_slice(&(t.depth as u32).to_le_bytes());
+            for &slot in &t.slots {
+                let (core, _) = t.members[slot as usize];
+                bytes.extend_from_slice(&core.node.to_le_bytes());
+                bytes.extend_from_slice(&core.index.to_le_bytes());
+            }
+        }
+        hash::siphash24(DIGEST_KEY0, DIGEST_KEY1, &bytes)
     }
 
     /// The achieved spread of every (class, scheme), worst PG first.

@@ -322,7 +322,7 @@ fn decode_body(mut r: Reader<'_>) -> Result<State, StateError> {
     })
 }
 
-fn tier_code(tier: Tier) -> u8 {
+pub(crate) fn tier_code(tier: Tier) -> u8 {
     match tier {
         Tier::Nvme => 0,
         Tier::Ssd => 1,

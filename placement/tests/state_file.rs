@@ -123,3 +123,38 @@ fn states_must_fit_the_layout() {
         Err(LayoutError::StateMismatch { version: 3, .. })
     ));
 }
+
+/// The placement digest a node keeps to refuse a layout that would move its data: it follows
+/// the tables only, and its value is pinned (a new digest function would make every node of an
+/// upgraded cluster refuse its own layout).
+#[test]
+fn placement_digest_follows_the_tables_only() {
+    let layout = Layout::from_file(&fixture_file()).unwrap();
+    let digest = layout.placement_digest();
+    assert_eq!(
+        digest, 5_861_986_089_080_426_262,
+        "pinned value of the fixture's digest"
+    );
+    // The next version with nothing changed adopts the same tables: same digest.
+    let mut next = fixture_file();
+    next.version = 4;
+    let same = Layout::from_file_and_state(&next, Some(&layout.state())).unwrap();
+    assert_eq!(same.version(), 4);
+    assert_eq!(same.placement_digest(), digest);
+    // A node added moves placement groups: another digest.
+    let mut grown = common::grid(3, 1, 3);
+    grown.placement_groups = 16;
+    grown.version = 4;
+    grown.nodes[0].cores = None;
+    grown.nodes[0]
+        .core_list
+        .clone_from(&fixture_file().nodes[0].core_list);
+    let grown = Layout::from_file_and_state(&grown, Some(&layout.state())).unwrap();
+    assert_ne!(grown.placement_digest(), digest);
+    // A weight changed moves some too.
+    let mut reweighted = next.clone();
+    reweighted.nodes[0].core_list[0].weight = Some(1);
+    let reweighted = Layout::from_file_and_state(&reweighted, Some(&layout.state())).unwrap();
+    assert_ne!(reweighted.state().tables, layout.state().tables);
+    assert_ne!(reweighted.placement_digest(), digest);
+}
