@@ -608,9 +608,12 @@ fn run_storage(
     }
     let layout_version = cluster.map(|(_, layout)| layout.version());
     // Before the "ready" line: a stop sent right after it must drain, not kill.
+    // SIGHUP is caught and ignored: a storage node has nothing to reload, and the default
+    // action would stop it.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .context("installing signal handlers")?;
     if let Some(v) = layout_version {
@@ -618,7 +621,9 @@ fn run_storage(
         println!("layout_version: {v}");
     }
     print_endpoints(ip, base, cfg.cores.iter().map(|c| c.index));
-    let _ = signals.forever().next();
+    let _ = signals
+        .forever()
+        .find(|&s| s != signal_hook::consts::SIGHUP);
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
     node.shutdown();
     Ok(())
@@ -918,9 +923,7 @@ fn announce(
     // server at once, and that must drain, not kill it.
     let shutdown = {
         let _entered = runtime.enter();
-        if let Some(tls) = tls {
-            reload_on_hangup(runtime, Arc::clone(tls))?;
-        }
+        reload_on_hangup(runtime, tls.cloned())?;
         shutdown_signal()?
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -949,15 +952,21 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 /// Re-reads the TLS certificate and key at each SIGHUP (new connections get them); a failed
-/// reload keeps the current ones and logs an ERROR naming the file.
+/// reload keeps the current ones and logs an ERROR naming the file. Without TLS a SIGHUP
+/// reloads nothing and is logged: its default action would stop the server (a `systemctl
+/// reload`, a closed terminal).
 fn reload_on_hangup(
     runtime: &tokio::runtime::Runtime,
-    tls: Arc<gateway::tls::Tls>,
+    tls: Option<Arc<gateway::tls::Tls>>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     runtime.spawn(async move {
         while hangup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: nothing to reload (no TLS certificate configured)");
+                continue;
+            };
             match tls.reload() {
                 Ok(()) => tracing::info!(
                     cert = %tls.files().cert.display(),

@@ -1,10 +1,15 @@
 """Nothing a client sends may crash the server: garbage, truncated bodies, absurd lengths,
 malformed XML, bad signatures. Each case gets an HTTP error (or a closed connection), and the
 server keeps serving."""
+import signal
 import socket
+import subprocess
+import time
 
 import pytest
 from botocore.exceptions import ClientError
+
+from conftest import Server, free_port, percore_bin
 
 
 def raw(server, data, read=True):
@@ -118,3 +123,34 @@ def test_a_header_value_too_long_for_a_record_is_refused(s3, bucket):
     # 60 KB fits, and reads back whole.
     s3.put_object(Bucket=bucket, Key="long-type", Body=b"v", ContentType="t" * 60_000)
     assert s3.head_object(Bucket=bucket, Key="long-type")["ContentType"] == "t" * 60_000
+
+
+def test_sighup_does_not_stop_a_server_without_tls(tmp_path):
+    # SIGHUP reloads the TLS certificate; without TLS there is nothing to reload, and its
+    # default action (what `systemctl reload` or a closed terminal sends) stopped the server.
+    s = Server(str(tmp_path / "serve"), cores=1)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="hup")
+        s.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert s.proc.poll() is None
+        c.put_object(Bucket="hup", Key="k", Body=b"still here")
+        assert c.get_object(Bucket="hup", Key="k")["Body"].read() == b"still here"
+    finally:
+        assert s.stop() == 0
+    # A storage node (`percore node`) ignores it too.
+    port = free_port()
+    node = subprocess.Popen(
+        [percore_bin(), "node", "--data", str(tmp_path / "node"), "--cores", "1",
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert node.stdout.readline().startswith("core 0:"), "the node prints its endpoint"
+        node.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert node.poll() is None
+    finally:
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(timeout=30) == 0
