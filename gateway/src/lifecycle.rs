@@ -545,7 +545,7 @@ pub fn from_dto(cfg: &BucketLifecycleConfiguration) -> S3Result<Vec<Rule>> {
             "a lifecycle configuration has at most {RULES_MAX} rules"
         ));
     }
-    let rules: Vec<Rule> = cfg.rules.iter().map(rule_of).collect::<S3Result<_>>()?;
+    let mut rules: Vec<Rule> = cfg.rules.iter().map(rule_of).collect::<S3Result<_>>()?;
     for (i, r) in rules.iter().enumerate() {
         if !r.id.is_empty() && rules[..i].iter().any(|o| o.id == r.id) {
             return Err(s3_error!(
@@ -555,7 +555,36 @@ pub fn from_dto(cfg: &BucketLifecycleConfiguration) -> S3Result<Vec<Rule>> {
             ));
         }
     }
+    // A rule sent without an ID gets one, kept with the rule and shown by
+    // GetBucketLifecycleConfiguration (as AWS does).
+    for i in 0..rules.len() {
+        if rules[i].id.is_empty() {
+            let mut attempt = 0u32;
+            rules[i].id = loop {
+                let id = generated_rule_id(i, attempt);
+                if rules.iter().all(|o| o.id != id) {
+                    break id;
+                }
+                attempt += 1;
+            };
+        }
+    }
     Ok(rules)
+}
+
+/// An ID for a rule sent without one: 32 hex digits from the standard library's per-process
+/// random hash keys (no crate needed), unique within the configuration (the caller retries
+/// with the next `attempt` on a collision).
+fn generated_rule_id(index: usize, attempt: u32) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = |n: u8| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(index);
+        h.write_u32(attempt);
+        h.write_u8(n);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(0), half(1))
 }
 
 fn dto_tag((k, v): &(String, String)) -> Tag {

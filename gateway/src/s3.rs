@@ -258,9 +258,15 @@ pub(crate) fn check_body(
         }
     }
     if let Some(expected) = content_md5 {
+        // Not the base64 of 16 bytes (empty, too short, not base64) is InvalidDigest; a
+        // well-formed digest of other bytes is BadDigest (as AWS).
         let given = base64::engine::general_purpose::STANDARD
             .decode(expected.trim())
-            .map_err(|_| s3_error!(InvalidDigest))?;
+            .ok()
+            .filter(|d| d.len() == 16)
+            .ok_or_else(|| {
+                s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.")
+            })?;
         if given != md5 {
             return Err(s3_error!(BadDigest));
         }
@@ -1393,6 +1399,9 @@ pub(crate) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, 
     }
 }
 
+/// The most names one ListBuckets page holds (AWS's max-buckets bound and default).
+const LIST_BUCKETS_PAGE_MAX: usize = 10_000;
+
 #[async_trait::async_trait]
 impl S3 for Gateway {
     async fn list_buckets(
@@ -1400,6 +1409,39 @@ impl S3 for Gateway {
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let user = user_of(&req)?;
+        let input = req.input;
+        // Pages as AWS: at most max-buckets (1 to 10,000, the default) names after the
+        // continuation token (the last name of the previous page, hex), under `prefix`, in
+        // `bucket-region` (every bucket here is in this server's region).
+        let page_max = match input.max_buckets {
+            None => LIST_BUCKETS_PAGE_MAX,
+            Some(n) if (1..=LIST_BUCKETS_PAGE_MAX as i32).contains(&n) => n as usize,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and 10000"
+                ))
+            }
+        };
+        let after = match input.continuation_token.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(
+                hex::decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        s3_error!(
+                            InvalidArgument,
+                            "The continuation token provided is incorrect"
+                        )
+                    })?,
+            ),
+        };
+        let name_prefix = input.prefix.clone().unwrap_or_default();
+        let other_region = input
+            .bucket_region
+            .as_ref()
+            .is_some_and(|r| *r != self.region);
         let prefix = Bytes::from_static(b"B");
         let mut found = std::collections::BTreeMap::new();
         // Bucket records sit on any core: one merged scan of them all (newest version of
@@ -1411,27 +1453,44 @@ impl S3 for Gateway {
             .map_err(s3_err)?;
         for (k, e) in entries {
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            if other_region
+                || !name.starts_with(&name_prefix)
+                || after.as_ref().is_some_and(|a| name <= *a)
+            {
+                continue;
+            }
             if let Ok(b) = BucketRecord::decode(e.value) {
                 if b.owner == user {
                     found.insert(name, b);
                 }
             }
         }
-        let buckets = found
+        let truncated = found.len() > page_max;
+        let buckets: Vec<Bucket> = found
             .into_iter()
+            .take(page_max)
             .map(|(name, b)| Bucket {
                 name: Some(name),
                 creation_date: Some(timestamp(b.created_ms)),
                 bucket_region: Some(self.region.clone()),
             })
             .collect();
+        let continuation_token = truncated
+            .then(|| {
+                buckets
+                    .last()
+                    .and_then(|b| b.name.as_ref())
+                    .map(hex::encode)
+            })
+            .flatten();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             owner: Some(Owner {
                 display_name: Some(user.clone()),
                 id: Some(user),
             }),
-            ..Default::default()
+            continuation_token,
+            prefix: input.prefix,
         }))
     }
 
@@ -1939,7 +1998,8 @@ impl S3 for Gateway {
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
-            delimiter: input.delimiter.map(&enc),
+            // An empty delimiter is no delimiter, and is not echoed (as AWS).
+            delimiter: input.delimiter.filter(|d| !d.is_empty()).map(&enc),
             max_keys: input.max_keys.or(Some(1000)),
             key_count: Some(key_count),
             is_truncated: Some(next.is_some()),
@@ -2253,8 +2313,10 @@ impl S3 for Gateway {
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
-            delimiter: input.delimiter.map(&enc),
-            marker: input.marker.map(&enc),
+            // An empty delimiter is no delimiter, and is not echoed (as AWS).
+            delimiter: input.delimiter.filter(|d| !d.is_empty()).map(&enc),
+            // V1 always answers a Marker, empty when none was given (as AWS).
+            marker: Some(input.marker.map(&enc).unwrap_or_default()),
             max_keys: input.max_keys.or(Some(1000)),
             is_truncated: Some(next.is_some()),
             next_marker: next,

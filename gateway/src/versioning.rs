@@ -660,7 +660,8 @@ impl Gateway {
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
-            delimiter: input.delimiter.map(&enc),
+            // An empty delimiter is no delimiter, and is not echoed (as AWS).
+            delimiter: input.delimiter.filter(|d| !d.is_empty()).map(&enc),
             key_marker: input.key_marker.map(&enc),
             version_id_marker: input.version_id_marker,
             max_keys: input.max_keys.or(Some(1000)),
