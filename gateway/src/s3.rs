@@ -230,6 +230,22 @@ pub(crate) fn standard_headers(
     content_language: Option<String>,
     expires: Option<Timestamp>,
 ) -> Vec<(String, String)> {
+    // `aws-chunked` names how the request's body was framed, not how the object is encoded:
+    // AWS stores the other codings (`gzip, aws-chunked` is stored as `gzip`).
+    let content_encoding = content_encoding.and_then(|e| {
+        if !e
+            .split(',')
+            .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"))
+        {
+            return Some(e);
+        }
+        let kept: Vec<&str> = e
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        (!kept.is_empty()).then(|| kept.join(", "))
+    });
     [
         ("cache-control", cache_control),
         ("content-disposition", content_disposition),
@@ -2554,6 +2570,22 @@ fn url_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_chunked_is_not_a_stored_content_encoding() {
+        let stored = |e: &str| {
+            standard_headers(None, None, Some(e.to_owned()), None, None)
+                .into_iter()
+                .find(|(n, _)| n == "content-encoding")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(stored("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored("AWS-CHUNKED"), None);
+        assert_eq!(stored("aws-chunked"), None);
+        assert_eq!(stored("br,gzip").as_deref(), Some("br,gzip"));
+        assert_eq!(stored("identity").as_deref(), Some("identity"));
+    }
 
     #[test]
     fn ranges_resolve_like_s3() {
