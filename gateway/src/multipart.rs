@@ -408,7 +408,6 @@ impl Gateway {
             &input.key,
             &input.upload_id,
             (number, &record),
-            hlc,
             (policy, tier),
         )
         .await?;
@@ -485,7 +484,6 @@ impl Gateway {
             &input.key,
             &input.upload_id,
             (number, &record),
-            hlc,
             (policy, tier),
         )
         .await?;
@@ -504,32 +502,41 @@ impl Gateway {
         }))
     }
 
-    /// Records an uploaded part; a part uploaded again replaces (and retires) the earlier one.
+    /// Records an uploaded part once its data is stored, ordered by that moment (an HLC taken
+    /// now, not when the request started): of two uploads of one part number, the one that
+    /// completes last is the part, as in S3. The record is swapped in: the winner retires the
+    /// part it replaced, a loser (a later upload of the part already committed) its own chunks.
     async fn put_part_record(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         (number, record): (u32, &PartRecord),
-        hlc: u64,
         (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {
         let cores = &self.object_cores(bucket, key);
         let k = part_key(upload_id, number);
-        let previous = self.backend.meta_get(cores, &k).await.map_err(s3_err)?;
-        self.backend
-            .meta_put(cores, &k, &record.encode(), hlc)
+        let hlc = self.backend.hlc();
+        let swap = self
+            .backend
+            .meta_swap(cores, &k, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
-        if let Some(old) = previous.and_then(|e| PartRecord::decode(e.value).ok()) {
-            if old.version_id != record.version_id {
-                let old = PartRef {
-                    version_id: old.version_id,
-                    size: old.size,
-                };
-                let data_cores = self.cores_in(bucket, key, policy, tier);
-                self.delete_part_chunks(&data_cores, policy, &old).await;
-            }
+        let unreferenced = if swap.won {
+            swap.previous
+                .filter(|p| !p.deleted)
+                .and_then(|p| PartRecord::decode(p.value).ok())
+                .filter(|old| old.version_id != record.version_id)
+        } else {
+            Some(record.clone())
+        };
+        if let Some(old) = unreferenced {
+            let old = PartRef {
+                version_id: old.version_id,
+                size: old.size,
+            };
+            let data_cores = self.cores_in(bucket, key, policy, tier);
+            self.delete_part_chunks(&data_cores, policy, &old).await;
         }
         Ok(())
     }

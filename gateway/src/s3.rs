@@ -794,18 +794,21 @@ impl Gateway {
         (first, len): (u64, u64),
         (cores, policy): (&[usize], Policy),
         version_id: &[u8; 12],
-    ) -> S3Result<(u64, [u8; 16])> {
+        algos: &[checksum::Algo],
+    ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>)> {
         let body = self.object_stream(bucket, key, head.clone(), first, len);
-        let mut none = Hashers::new(&[]);
-        self.store_body(
-            cores,
-            policy,
-            version_id,
-            Some(body),
-            OBJECT_BYTES_MAX,
-            &mut none,
-        )
-        .await
+        let mut hashers = Hashers::new(algos);
+        let (size, md5) = self
+            .store_body(
+                cores,
+                policy,
+                version_id,
+                Some(body),
+                OBJECT_BYTES_MAX,
+                &mut hashers,
+            )
+            .await?;
+        Ok((size, md5, hashers.finish()))
     }
 
     /// The bytes [first, first + len) of a stored object, one fragment read at a time.
@@ -1629,7 +1632,11 @@ impl S3 for Gateway {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let user = user_of(&req)?;
-        let algos = checksum::requested(&req.headers)?;
+        let mut algos = checksum::requested(&req.headers)?;
+        // A PUT that names no checksum gets a full-object CRC64NVME, as AWS computes one.
+        if algos.is_empty() {
+            algos.push(checksum::Algo::Crc64Nvme);
+        }
         let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
@@ -2202,15 +2209,31 @@ impl S3 for Gateway {
             Some(t) => t,
             None => self.tags_of(src_bucket, src_key, src).await?,
         };
+        // The copy's checksum (full object, computed from the bytes copied): the algorithm the
+        // request names, else the source's, else CRC64NVME (as AWS).
+        let algo = match input.checksum_algorithm.as_ref() {
+            Some(a) => checksum::Algo::from_name(a.as_str()).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "unknown x-amz-checksum-algorithm {}",
+                    a.as_str()
+                )
+            })?,
+            None => src
+                .checksum
+                .as_ref()
+                .map_or(checksum::Algo::Crc64Nvme, |c| c.sum.algo()),
+        };
         let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
         let (policy, tier) = self.place(class, Some(src.size))?;
         let cores = self.cores_in(&bucket, &input.key, policy, tier);
-        let (size, md5) = self
+        let (size, md5, sums) = self
             .store_copy(
                 (src_bucket, src_key, src),
                 (0, src.size),
                 (&cores, policy),
                 &version_id,
+                &[algo],
             )
             .await?;
         let mut head = ObjectHead {
@@ -2224,7 +2247,11 @@ impl S3 for Gateway {
             metadata,
             headers,
             parts: vec![PartRef { version_id, size }],
-            checksum: None,
+            checksum: sums.first().map(|sum| checksum::ObjectChecksum {
+                sum: sum.clone(),
+                kind: checksum::Kind::FullObject,
+                parts: 1,
+            }),
             null_version: versioning.writes_null(),
             in_versions: versioning.keeps_versions(),
             tiering: Tiering {
@@ -2244,12 +2271,17 @@ impl S3 for Gateway {
             }
             return Err(e.error);
         }
+        let mut result = CopyObjectResult {
+            e_tag: Some(etag(&head.etag)),
+            last_modified: Some(timestamp(head.modified_ms)),
+            ..Default::default()
+        };
+        if let Some(c) = &head.checksum {
+            checksum::set_checksum!(result, c.sum.algo(), c.sum.base64());
+            result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&head.etag)),
-                last_modified: Some(timestamp(head.modified_ms)),
-                ..Default::default()
-            }),
+            copy_object_result: Some(result),
             copy_source_version_id: source.version_id.clone(),
             version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()

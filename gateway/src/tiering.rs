@@ -148,12 +148,13 @@ impl Gateway {
         let result = async {
             for part in &head.parts {
                 let version_id = new_version_id(self.backend.hlc(), key.as_bytes());
-                let (size, md5) = self
+                let (size, md5, _) = self
                     .store_copy(
                         (bucket, key, head),
                         (first, part.size),
                         (&cores, policy),
                         &version_id,
+                        &[],
                     )
                     .await?;
                 out.push(PartRef { version_id, size });

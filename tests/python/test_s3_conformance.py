@@ -1,7 +1,12 @@
 """S3 behaviours where percore answered differently from AWS (issue: conformance gaps), each
 checked as AWS documents it."""
 import base64
+import hashlib
+import http.client
+import time
+import urllib.parse
 import uuid
+import zlib
 
 import pytest
 from botocore.exceptions import ClientError
@@ -81,3 +86,73 @@ def test_a_lifecycle_rule_sent_without_an_id_gets_one(s3, bucket):
     # Kept with the rules: the same IDs on every read.
     again = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert [r["ID"] for r in again] == ids
+
+
+def _sums(resp):
+    return {k: v for k, v in resp.items() if k.startswith("Checksum")}
+
+
+def crc64nvme(data):
+    """CRC-64/NVME bit by bit (reflected polynomial 0x9a6c9329ac4bc9b5), independent of the
+    server's table-driven code."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x9A6C9329AC4BC9B5 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def test_a_put_without_a_checksum_gets_crc64nvme(server, bucket):
+    assert crc64nvme(b"123456789") == 0xAE8B14860A799888  # the catalogue's check value
+    want = base64.b64encode(crc64nvme(b"hello").to_bytes(8, "big")).decode()
+    plain = server.client(request_checksum_calculation="when_required",
+                          response_checksum_validation="when_required")
+    put = plain.put_object(Bucket=bucket, Key="k", Body=b"hello")
+    assert put["ChecksumCRC64NVME"] == want
+    head = plain.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert _sums(head) == {"ChecksumCRC64NVME": want, "ChecksumType": "FULL_OBJECT"}
+
+
+def test_a_copy_keeps_a_checksum(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"hello", ChecksumAlgorithm="SHA256")
+    sha = base64.b64encode(hashlib.sha256(b"hello").digest()).decode()
+    out = s3.copy_object(Bucket=bucket, Key="same", CopySource=f"{bucket}/src")
+    assert out["CopyObjectResult"]["ChecksumSHA256"] == sha
+    head = s3.head_object(Bucket=bucket, Key="same", ChecksumMode="ENABLED")
+    assert _sums(head) == {"ChecksumSHA256": sha, "ChecksumType": "FULL_OBJECT"}
+    s3.copy_object(Bucket=bucket, Key="other", CopySource=f"{bucket}/src",
+                   ChecksumAlgorithm="CRC32")
+    head = s3.head_object(Bucket=bucket, Key="other", ChecksumMode="ENABLED")
+    crc = base64.b64encode(zlib.crc32(b"hello").to_bytes(4, "big")).decode()
+    assert _sums(head) == {"ChecksumCRC32": crc, "ChecksumType": "FULL_OBJECT"}
+
+
+def test_of_two_uploads_of_a_part_the_one_that_completes_last_is_the_part(server, s3, bucket):
+    # The first upload of part 1 starts, sends half its body and waits; a second upload of
+    # part 1 starts and completes; then the first completes. S3 keeps the part that completed
+    # last (the first), so Complete with its ETag works and the object holds its bytes.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="race")["UploadId"]
+    first, second = b"1" * 100_000, b"2" * 100_000
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "upload_part", Params={"Bucket": bucket, "Key": "race", "UploadId": up,
+                               "PartNumber": 1}, ExpiresIn=300))
+    slow = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    slow.putrequest("PUT", f"{url.path}?{url.query}")
+    slow.putheader("Content-Length", str(len(first)))
+    slow.endheaders()
+    slow.send(first[:50_000])
+    time.sleep(0.3)
+    quick = s3.upload_part(Bucket=bucket, Key="race", UploadId=up, PartNumber=1, Body=second)
+    slow.send(first[50_000:])
+    resp = slow.getresponse()
+    assert resp.status == 200, resp.read()
+    etag = resp.getheader("ETag")
+    slow.close()
+    assert etag == '"%s"' % hashlib.md5(first).hexdigest()
+    assert quick["ETag"] != etag
+    parts = s3.list_parts(Bucket=bucket, Key="race", UploadId=up)["Parts"]
+    assert [p["ETag"] for p in parts] == [etag]
+    s3.complete_multipart_upload(Bucket=bucket, Key="race", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object(Bucket=bucket, Key="race")["Body"].read() == first
