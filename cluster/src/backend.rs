@@ -356,11 +356,14 @@ impl Fanned {
     }
 
     /// The first core that answered `Done`.
-    pub(crate) fn first_done(&self) -> Option<usize> {
+    /// Up to `n` of the cores that answered `Done`, in the order of the cores written.
+    pub(crate) fn done(&self, n: usize) -> Vec<usize> {
         self.ok
             .iter()
-            .find(|(_, r)| matches!(r, Response::Done))
+            .filter(|(_, r)| matches!(r, Response::Done))
             .map(|(c, _)| *c)
+            .take(n)
+            .collect()
     }
 
     /// The cores that did not answer `Done`.
@@ -805,20 +808,42 @@ impl Backend {
             won: true,
             previous: None,
         };
-        for (_, response) in &mut fanned.ok {
+        // Per answering core: whether it now holds the newest version seen (it refused this
+        // write for a newer one) — only meaningful when the swap lost.
+        let mut answers: Vec<(usize, bool, Option<MetaVersion>)> = Vec::new();
+        for (core, response) in &mut fanned.ok {
             if let Response::Swapped { won, previous } = response {
                 swap.won &= *won;
-                if let Some(p) = previous.take() {
-                    if swap.previous.as_ref().is_none_or(|q| newer(&p, q)) {
-                        swap.previous = Some(p);
+                let previous = previous.take();
+                if let Some(p) = &previous {
+                    if swap.previous.as_ref().is_none_or(|q| newer(p, q)) {
+                        swap.previous = Some(p.clone());
                     }
                 }
+                answers.push((*core, *won, previous));
                 // Taken: counts toward the quorum and hints like a plain write's answer.
                 *response = Response::Done;
             }
         }
         fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
         self.hint_missed_meta(&fanned, key).await;
+        // A lost swap has seen a newer version (perhaps from a write that failed after
+        // reaching one replica): like a read, it repairs the replicas that do not hold it, so
+        // no later read returns an older one than this answer reported (found by the
+        // simulation: a get after such a swap flip-flopped).
+        if let (false, Some(newest)) = (swap.won, &swap.previous) {
+            let stale: Vec<usize> = answers
+                .iter()
+                .filter(|(_, won, p)| *won || p.as_ref() != Some(newest))
+                .map(|(c, _, _)| *c)
+                .collect();
+            if !stale.is_empty() {
+                self.observe(newest.hlc);
+                let repair = |_| repair_request(key, newest);
+                // Best effort, as a read's repair.
+                let _ = self.fan_out(&stale, repair).await;
+            }
+        }
         Ok(swap)
     }
 

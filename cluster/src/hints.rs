@@ -1,6 +1,6 @@
 //! Hinted repair: a write acknowledged by its quorum but missed by some cores (down, full,
-//! failing) leaves one **hint** per missed core, a metadata record on a core that took the
-//! write. A repair pass, run by every gateway over the cores of its own node, replays hints
+//! failing) leaves one **hint** per missed core, a metadata record on each of the first
+//! [`HINT_HOLDERS`] cores that took the write. A repair pass, run by every gateway over the cores of its own node, replays hints
 //! whose target is reachable again: a missed metadata record is copied (same HLC, so
 //! last-writer-wins makes the copy idempotent), a missed fragment is copied from a replica or
 //! rebuilt from any k shards of its stripe. A replayed hint is deleted; a hint whose data is
@@ -24,6 +24,11 @@ use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 
 use crate::backend::{Backend, BackendError, Fanned};
 use crate::ec::Policy;
+
+/// How many cores keep each hint: the first cores that took the write, which the layout
+/// spreads over failure domains, so a hint outlives the loss of one holder (its disk, its
+/// node). A hint is replayed by each holder's node; replays are idempotent.
+pub const HINT_HOLDERS: usize = 2;
 
 const TAG_META: u8 = b'M';
 const TAG_FRAGMENT: u8 = b'F';
@@ -101,20 +106,17 @@ enum Outcome {
 
 impl Backend {
     /// Records a hint for every core of a metadata write that did not take it, on the first
-    /// core that did.
+    /// [`HINT_HOLDERS`] cores that did.
     pub(crate) async fn hint_missed_meta(&self, fanned: &Fanned, key: &Bytes) {
-        let missed = fanned.missed();
-        let Some(holder) = fanned.first_done() else {
-            return;
-        };
-        for target in missed {
+        let holders = fanned.done(HINT_HOLDERS);
+        for target in fanned.missed() {
             let hint = hint_key(TAG_META, target, key);
-            self.put_hint(holder, hint, Bytes::new()).await;
+            self.put_hint(&holders, hint, Bytes::new()).await;
         }
     }
 
     /// Records a hint for every missed shard `(core, id)` of a stripe stored on `stripe_cores`
-    /// under `policy`, on the first core that took its shard.
+    /// under `policy`, on the first [`HINT_HOLDERS`] cores that took their shard.
     pub(crate) async fn hint_missed_fragments(
         &self,
         missed: &[(usize, FragmentId)],
@@ -122,23 +124,30 @@ impl Backend {
         stripe_cores: &[usize],
         fanned: &Fanned,
     ) {
-        let Some(holder) = fanned.first_done() else {
-            return;
-        };
+        let holders = fanned.done(HINT_HOLDERS);
         let value = encode_stripe(policy, stripe_cores);
         for (target, id) in missed {
             let hint = hint_key(TAG_FRAGMENT, *target, &id.0);
-            self.put_hint(holder, hint, value.clone()).await;
+            self.put_hint(&holders, hint, value.clone()).await;
         }
     }
 
-    async fn put_hint(&self, holder: usize, key: Bytes, value: Bytes) {
+    /// Stores a hint on every holder at once; each holder's repair pass replays it (a replay
+    /// is idempotent: a metadata copy keeps its HLC, a fragment is rebuilt only where missing).
+    async fn put_hint(&self, holders: &[usize], key: Bytes, value: Bytes) {
         let hlc = self.hlc();
-        let r = self
-            .call(holder, Request::MetaPut { key, value, hlc })
-            .await;
-        if !matches!(r, Ok(Response::Done)) {
-            tracing::warn!(core = %self.core_name(holder), "a repair hint could not be stored");
+        let puts = holders.iter().map(|&holder| {
+            let request = Request::MetaPut {
+                key: key.clone(),
+                value: value.clone(),
+                hlc,
+            };
+            async move { (holder, self.call(holder, request).await) }
+        });
+        for (holder, r) in futures::future::join_all(puts).await {
+            if !matches!(r, Ok(Response::Done)) {
+                tracing::warn!(core = %self.core_name(holder), "a repair hint could not be stored");
+            }
         }
     }
 
@@ -220,6 +229,16 @@ impl Backend {
             TAG_META => self.replay_meta(holder, target, rest).await,
             TAG_FRAGMENT if rest.len() == 16 => {
                 let id = FragmentId(rest[..].try_into().expect("16 bytes"));
+                // Another holder of the same hint may have replayed it already: a fragment
+                // the target reads back whole is not rebuilt again.
+                let probe = Request::GetFragment {
+                    id,
+                    offset_bytes: 0,
+                    len_bytes: Some(1),
+                };
+                if matches!(self.call(target, probe).await, Ok(Response::Fragment(_))) {
+                    return Outcome::Repaired;
+                }
                 match decode_stripe(value, self.core_count()) {
                     Some((policy, cores)) => self.replay_fragment(target, id, policy, &cores).await,
                     None => Outcome::Gone,
