@@ -68,6 +68,10 @@ pub struct NodeFile {
     pub lifecycle_day_secs: Option<u64>,
     /// Lifecycle days without a read before INTELLIGENT_TIERING's infrequent tier.
     pub intelligent_tiering_days: Option<u64>,
+    /// The scrub: lifecycle days between full passes (0: none scheduled) and its pace
+    /// (`--scrub-days`, `--scrub-bytes-per-sec`).
+    pub scrub_days: Option<u32>,
+    pub scrub_bytes_per_sec: Option<u64>,
     /// The S3 endpoint's connection limits and timeouts (the flags of the same names).
     pub connections_max: Option<usize>,
     pub connections_per_client_max: Option<usize>,
