@@ -143,6 +143,7 @@ fn describe(state: &CoreState) -> String {
 
 /// The last scrub pass over the versions the core is primary of.
 fn scrubbed(record: Option<&ScrubRecord>, now_ms: u64) -> String {
+    use std::fmt::Write;
     let Some(r) = record else {
         return "scrub: no pass ended yet".to_owned();
     };
@@ -154,13 +155,14 @@ fn scrubbed(record: Option<&ScrubRecord>, now_ms: u64) -> String {
         human_bytes(c.bytes)
     );
     if c.corrupt + c.missing > 0 {
-        s += &format!(
+        let _ = write!(
+            s,
             ", {} corrupt, {} missing, {} repaired, {} NOT repaired",
             c.corrupt, c.missing, c.repaired, c.repair_failed
         );
     }
     if c.unreachable > 0 {
-        s += &format!(", {} unchecked (core unreachable)", c.unreachable);
+        let _ = write!(s, ", {} unchecked (core unreachable)", c.unreachable);
     }
     s
 }
