@@ -409,15 +409,18 @@ impl Metrics {
         self.scrub_bytes.get_or_create(&label).inc_by(c.bytes);
     }
 
-    /// A scrub pass over the versions core `name` is primary of ended.
-    pub fn scrub_pass_ended(&self, name: &str, r: &crate::scrub::ScrubRecord) {
+    /// A scrub pass over the versions core `name` is primary of ended (`ended`), or was
+    /// read from the core's record at start (not counted as a pass of this process).
+    pub fn scrub_pass_ended(&self, name: &str, r: &crate::scrub::ScrubRecord, ended: bool) {
         let label = CoreLabel {
             core: name.to_owned(),
         };
         self.scrub_last_pass_end_ms
             .get_or_create(&label)
             .set(r.end_ms);
-        self.scrub_passes.get_or_create(&label).inc();
+        if ended {
+            self.scrub_passes.get_or_create(&label).inc();
+        }
     }
 
     pub fn read_repair(&self, outcome: &str) {

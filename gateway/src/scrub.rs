@@ -239,7 +239,11 @@ impl Gateway {
                 counts,
             };
             self.put_scrub_record(core, &record).await;
-            crate::metrics::global().scrub_pass_ended(self.backend().core_name(core), &record);
+            crate::metrics::global().scrub_pass_ended(
+                self.backend().core_name(core),
+                &record,
+                true,
+            );
             out.push((core, counts));
         }
         out
@@ -483,10 +487,25 @@ fn split_key(k: &[u8]) -> Option<(String, &[u8])> {
     Some((bucket, &k[at + 1..]))
 }
 
+/// When the schedule counts the next pass from: the oldest end in the scrub records of
+/// `holders` (shown in the metrics), or now for a core without one. A node's first pass thus
+/// comes one period after its first start, not at once: a restarted test or a node that
+/// was just upgraded does not read its whole disk while it starts.
+async fn last_pass_end(gateway: &Gateway, holders: &[usize]) -> u64 {
+    let mut oldest = now_ms();
+    for &core in holders {
+        if let Some(r) = gateway.scrub_record(core).await {
+            crate::metrics::global().scrub_pass_ended(gateway.backend().core_name(core), &r, false);
+            oldest = oldest.min(r.end_ms);
+        }
+    }
+    oldest
+}
+
 /// Starts the scrub on `runtime` (module docs): a pass over the versions this process's cores
 /// are primary of each `config.every_days` lifecycle days, counted from the oldest end in
-/// their scrub records (at once when one has none), and at once at each SIGUSR1. The signal
-/// handler is installed before this returns. Ends when the runtime does.
+/// their scrub records (from the start for a core without one), and at once at each SIGUSR1.
+/// The signal handler is installed before this returns. Ends when the runtime does.
 pub fn start(
     gateway: &Gateway,
     runtime: &tokio::runtime::Handle,
@@ -506,12 +525,7 @@ pub fn start(
         Duration::from_millis(gateway.day_ms() / 10).clamp(CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX);
     let every_ms = u64::from(config.every_days).saturating_mul(gateway.day_ms());
     runtime.spawn(async move {
-        let mut last_end_ms = None;
-        for &core in &holders {
-            let end = gateway.scrub_record(core).await.map_or(0, |r| r.end_ms);
-            last_end_ms = Some(last_end_ms.map_or(end, |l: u64| l.min(end)));
-        }
-        let mut last_end_ms = last_end_ms.unwrap_or(0);
+        let mut last_end_ms = last_pass_end(&gateway, &holders).await;
         loop {
             let due = every_ms > 0 && now_ms() >= last_end_ms.saturating_add(every_ms);
             if !due {

@@ -223,19 +223,32 @@ def test_a_pass_runs_on_schedule_and_the_record_survives_a_restart(data_dir):
         _fill(s, _objects(31, n=6))
         deadline = time.time() + 60
         while True:
-            passes = _by_core(_metrics(s), "scrub_passes_total")
+            text = _metrics(s)
+            passes = _by_core(text, "scrub_passes_total")
             if len(passes) == CORES and min(passes.values()) >= 3:
                 break
             assert time.time() < deadline, f"scheduled passes: {passes}"
             time.sleep(0.5)
+        assert _sum(_by_core(text, "scrub_fragments_total", "verified")) > 0
     finally:
         assert s.stop() == 0
-    # No schedule now: the restarted node reads its last pass from the cores' records and
-    # starts none by itself (a week of test days has not passed).
+    ended = _by_core(text, "scrub_last_pass_end_ms")
+    # The restarted node reads each core's last pass from its record (and, a week of test
+    # days not having passed, starts none by itself).
     s = Server(data_dir, cores=CORES, extra=["--lifecycle-day-secs", "1000"])
     try:
-        time.sleep(3)
-        assert _by_core(_metrics(s), "scrub_passes_total") == {}
+        deadline = time.time() + 30
+        while True:
+            text = _metrics(s)
+            restored = _by_core(text, "scrub_last_pass_end_ms")
+            if len(restored) == CORES:
+                break
+            assert time.time() < deadline, f"no last pass read back: {restored}"
+            time.sleep(0.3)
+        # Each core's record is at least as new as the metrics read before the stop (a pass
+        # may have ended between that read and the stop).
+        assert all(restored[c] >= ended[c] for c in ended), (restored, ended)
+        assert _by_core(text, "scrub_passes_total") == {}
     finally:
         assert s.stop() == 0
 
