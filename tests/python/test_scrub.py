@@ -257,3 +257,81 @@ def test_a_pass_runs_on_schedule_and_the_record_survives_a_restart(data_dir):
 def test_bad_scrub_settings_are_refused(data_dir, flags):
     with pytest.raises(AssertionError, match="exited before"):
         Server(data_dir, cores=1, extra=flags)
+
+
+def _all_fragment_records(root):
+    """(path, record offset, fragment id, payload bytes) of every fragment record under root."""
+    out = []
+    for d, _, files in os.walk(root):
+        for name in sorted(files):
+            if not name.startswith("seg-"):
+                continue
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                seg = f.read()
+            for m in re.finditer(re.escape(FRAGMENT_MAGIC), seg):
+                at = m.start()
+                if at % 8 or at + RECORD_HEADER > len(seg):
+                    continue
+                payload = int.from_bytes(seg[at + 32:at + 36], "little")
+                if payload > 0 and at + RECORD_HEADER + payload <= len(seg):
+                    out.append((path, at, seg[at + 16:at + 32], payload))
+    return out
+
+
+def _total(text, result):
+    return sum(int(v) for v in re.findall(
+        r'^percore_scrub_fragments_total\{core="[^"]*",result="%s"\} (\d+)' % result, text, re.M))
+
+
+def test_a_cluster_scrubs_each_fragment_once_and_status_shows_it(tmp_path):
+    from cluster import DevCluster
+
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=2)
+    try:
+        s3 = c.client(1)
+        s3.create_bucket(Bucket="scrub-c")
+        objects = _objects(41, n=12)
+        for k, v in objects.items():
+            s3.put_object(Bucket="scrub-c", Key=k, Body=v)
+        records = _all_fragment_records(c.dir)
+        rng = random.Random(9)
+        rng.shuffle(records)
+        stripes, damaged = set(), []
+        for r in records:
+            if r[2][:15] not in stripes and len(damaged) < 6:
+                stripes.add(r[2][:15])
+                damaged.append(r)
+        for path, at, _, payload in damaged:
+            _flip(path, at + RECORD_HEADER + rng.randrange(payload))
+        for node in range(1, c.nodes + 1):
+            os.kill(c.pid(node), signal.SIGUSR1)
+        texts = {}
+        deadline = time.time() + 120
+        for node in range(1, c.nodes + 1):
+            while True:
+                text = urllib.request.urlopen(
+                    c.endpoints[node] + "/-/metrics", timeout=10).read().decode()
+                passes = re.findall(r'^percore_scrub_passes_total\{core="[^"]*"\} (\d+)', text,
+                                    re.M)
+                if len(passes) == c.cores_per_node:
+                    texts[node] = text
+                    break
+                assert time.time() < deadline, f"node {node}: no pass ended:\n{text}"
+                time.sleep(0.3)
+        # Each fragment was checked by exactly one node: the one primary of its version.
+        assert sum(_total(t, "verified") for t in texts.values()) == len(records)
+        assert sum(_total(t, "corrupt") for t in texts.values()) == len(damaged)
+        assert sum(_total(t, "repaired") for t in texts.values()) == len(damaged)
+        assert sum(_total(t, "unreachable") for t in texts.values()) == 0
+        code, out = c.status()
+        assert code == 0, out
+        lines = [line for line in out.splitlines() if line.strip().startswith("core ")]
+        assert len(lines) == c.nodes * c.cores_per_node, out
+        assert all("scrub: last pass ended" in line for line in lines), out
+        found = sum(int(m) for m in re.findall(r", (\d+) corrupt, ", out))
+        assert found == len(damaged), out
+        for k, v in objects.items():
+            assert s3.get_object(Bucket="scrub-c", Key=k)["Body"].read() == v
+    finally:
+        assert c.stop() == 0
