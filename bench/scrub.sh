@@ -60,7 +60,7 @@ start_node() {
 
 # metric NAME: the sum of a per-core metric over the cores.
 metric() {
-  curl -s --max-time 5 "$ep/-/metrics" | awk -v n="$1" 'index($0, n "{") == 1 {s += $NF} END {print s + 0}'
+  curl -s --max-time 5 "$ep/-/metrics" | awk -v n="$1" 'index($0, n "{") == 1 {s += $NF} END {printf "%.0f\n", s}'
 }
 
 # gets PHASE: 4 KiB GETs at the fixed rate; the JSON report in OUT/get-PHASE.json.
@@ -117,7 +117,8 @@ def get(phase):
             "p99_ms": lat["p99_us"] / 1000}
 def scrub(phase):
     s, b = open(os.path.join(out, f"pass-{phase}.txt")).read().split()
-    return {"seconds": float(s), "bytes": int(b), "mib_per_s": int(b) / 2**20 / float(s)}
+    b = int(float(b))
+    return {"seconds": float(s), "bytes": b, "mib_per_s": b / 2**20 / float(s)}
 r = {"stored_gib": float(gb), "cores": int(cores), "get_rate": int(rate),
      "get": {p: get(p) for p in ["idle", "paced", "unpaced"]},
      "pass": {p: scrub(p) for p in ["paced", "unpaced", "alone"]}}
