@@ -6,11 +6,12 @@
 //! fault on the same stripe makes it unrecoverable.
 //!
 //! What a pass walks: the object heads (`O`, current versions of keys without version
-//! records), the version records (`V`, every version of a bucket that keeps versions) and the
-//! restored copies of archived objects they name, on this process's own cores, and of those
+//! records), the version records (`V`, every version of a bucket that keeps versions), the
+//! restored copies of archived objects they name, and the parts of multipart uploads not
+//! completed yet (`U`, then their `P` records), on this process's own cores, and of those
 //! only the ones whose PG primary (the first core of the record's metadata list) is the core
 //! walked: each version is scrubbed by one node of a healthy cluster, as the lifecycle pass
-//! acts (`lifecycle_worker`). Parts of multipart uploads not completed yet are not walked.
+//! acts (`lifecycle_worker`).
 //!
 //! Bounds: one stripe's fragments are checked at once; the pass paces itself to
 //! `bytes_per_sec` of fragment bytes; every core request runs in the core's background queue.
@@ -33,7 +34,10 @@ use cluster::ec::Policy;
 use proto::{ErrorCode, FragmentId, Request, Response};
 use tokio::time::Instant;
 
-use crate::records::{parse_version_key, part_stripes, ObjectHead, PartRef, VersionRecord};
+use crate::records::{
+    parse_version_key, part_prefix, part_stripes, ObjectHead, PartRecord, PartRef, UploadRecord,
+    VersionRecord,
+};
 use crate::s3::{now_ms, Gateway};
 
 /// The key of a core's scrub record (`S`: no bucket record starts with it).
@@ -230,7 +234,7 @@ impl Gateway {
         for &core in holders {
             pass.walking = core;
             pass.by_walked.insert(core, Counts::default());
-            for tag in [b'O', b'V'] {
+            for tag in [b'O', b'V', b'U'] {
                 self.scrub_walk(core, tag, &mut pass).await;
             }
             let counts = pass.by_walked[&core];
@@ -304,11 +308,16 @@ impl Gateway {
         }
     }
 
-    /// One `O` or `V` record: its version's fragments when `origin.core` is its primary.
+    /// One `O` or `V` record: its version's fragments when `origin.core` is its primary; one
+    /// `U` record: the fragments of the upload's parts.
     async fn scrub_record_entry(&self, tag: u8, origin: &Origin<'_>, pass: &mut Pass) {
         let Some((bucket, rest)) = split_key(origin.key) else {
             return;
         };
+        if tag == b'U' {
+            self.scrub_upload(&bucket, rest, origin, pass).await;
+            return;
+        }
         let (key, head) = if tag == b'O' {
             let Ok(key) = std::str::from_utf8(rest) else {
                 return;
@@ -340,6 +349,71 @@ impl Gateway {
             let cores = self.cores_in(&bucket, &key, r.policy, r.tier);
             self.scrub_parts(&cores, r.policy, &r.parts, origin, pass)
                 .await;
+        }
+    }
+
+    /// The parts uploaded so far to a multipart upload not completed (`U` ‖ scope ‖ 0 ‖ key ‖
+    /// 0 ‖ upload id), stored by its class's policy on the key's data cores; their `P` records
+    /// are on the object's metadata replicas, `origin.core` among them.
+    async fn scrub_upload(&self, bucket: &str, rest: &[u8], origin: &Origin<'_>, pass: &mut Pass) {
+        // Upload keys of keys holding NUL are skipped rather than guessed, as the lifecycle
+        // pass does.
+        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+            return;
+        };
+        let (Ok(key), Ok(upload_id)) = (
+            std::str::from_utf8(&rest[..split]),
+            std::str::from_utf8(&rest[split + 1..]),
+        ) else {
+            return;
+        };
+        if self.object_cores(bucket, key).first() != Some(&origin.core) {
+            return;
+        }
+        let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
+            return;
+        };
+        let Ok((policy, tier)) = self.place(upload.class, None) else {
+            return;
+        };
+        let cores = self.cores_in(bucket, key, policy, tier);
+        let prefix = part_prefix(upload_id);
+        let mut cursor: Option<Bytes> = None;
+        loop {
+            let req = Request::MetaScan {
+                prefix: prefix.clone(),
+                start_after: cursor.clone(),
+                limit: PASS_BATCH,
+            };
+            let Ok(Response::Scan {
+                entries,
+                next_start_after,
+            }) = self.backend().call(origin.core, req).await
+            else {
+                return;
+            };
+            for (k, e) in &entries {
+                let Ok(part) = PartRecord::decode(e.value.clone()) else {
+                    continue;
+                };
+                let part = PartRef {
+                    version_id: part.version_id,
+                    size: part.size,
+                };
+                // A part uploaded again replaces its record: the record is what a repair
+                // checks again.
+                let part_origin = Origin {
+                    core: origin.core,
+                    key: k,
+                    value: &e.value,
+                };
+                self.scrub_parts(&cores, policy, &[part], &part_origin, pass)
+                    .await;
+            }
+            match next_start_after {
+                Some(n) if !entries.is_empty() => cursor = Some(n),
+                _ => return,
+            }
         }
     }
 

@@ -142,6 +142,11 @@ def test_one_pass_finds_and_repairs_all_rot_and_a_second_finds_none(data_dir):
         versions = _objects(12, n=6)
         for k, v in versions.items():
             c.put_object(Bucket="scrub-v", Key="same", Body=v)
+        # And the parts of an upload not completed yet.
+        up = c.create_multipart_upload(Bucket="scrub", Key="pending")["UploadId"]
+        parts = [random.Random(13).randbytes(5 << 20), b"p" * 2000]
+        for n, body in enumerate(parts, 1):
+            c.upload_part(Bucket="scrub", Key="pending", UploadId=up, PartNumber=n, Body=body)
         rng = random.Random(5)
         records = _fragment_records(data_dir)
         damaged = _pick_one_per_stripe(records, 16, rng)
@@ -172,6 +177,13 @@ def test_one_pass_finds_and_repairs_all_rot_and_a_second_finds_none(data_dir):
         assert len(ends) == CORES and all(v > 0 for v in ends.values())
 
         _read_all(c, objects)
+        done = c.complete_multipart_upload(
+            Bucket="scrub", Key="pending", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": p["ETag"]} for n, p in enumerate(
+                c.list_parts(Bucket="scrub", Key="pending", UploadId=up)["Parts"], 1)]})
+        assert done["ETag"]
+        got = c.get_object(Bucket="scrub", Key="pending")["Body"].read()
+        assert got == b"".join(parts)
         listed = c.list_object_versions(Bucket="scrub-v")["Versions"]
         assert len(listed) == len(versions)
         for v in listed:
