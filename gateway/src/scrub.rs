@@ -613,7 +613,10 @@ pub fn start(
                     }
                 }
             }
-            let found = gateway.scrub_pass(&holders, config.bytes_per_sec).await;
+            // Every core request of the pass (scans and record reads included) runs in the
+            // cores' low-share queue.
+            let pass = gateway.scrub_pass(&holders, config.bytes_per_sec);
+            let found = cluster::backend::in_background(pass).await;
             last_end_ms = now_ms();
             let mut total = Counts::default();
             for (_, c) in &found {
