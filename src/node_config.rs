@@ -180,6 +180,7 @@ mod tests {
     fn full_file() {
         let f = NodeFile::from_toml_str(
             "data = \"/var/lib/percore\"\nlisten = \"0.0.0.0:9000\"\nio_memory_kib = 1024\n\
+             scrub_days = 3\nscrub_bytes_per_sec = 1048576\n\
              [[core]]\ndir = \"/a\"\ncpu = 3\n[[core]]\ndir = \"/b\"\n",
         )
         .expect("valid");
@@ -188,6 +189,10 @@ mod tests {
         assert_eq!(f.cores.len(), 2);
         assert_eq!(f.cores[0].cpu, Some(3));
         assert_eq!(f.cores[1].cpu, None);
+        assert_eq!(
+            (f.scrub_days, f.scrub_bytes_per_sec),
+            (Some(3), Some(1_048_576))
+        );
     }
 
     #[test]
