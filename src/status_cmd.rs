@@ -1,7 +1,8 @@
 //! `percore status --config FILE`: asks every core of a cluster's layout for its counters
 //! (`proto::Request::Stats` over its TCP port) and prints one line per node and per core: up
-//! or down, fragments, live and free bytes, poisoned. FILE is either a node config naming the
-//! layout (`layout = …`) or the layout file itself.
+//! or down, fragments, live and free bytes, poisoned, and the core's scrub record (its last
+//! pass, read with a `MetaGet` of `gateway::scrub::SCRUB_KEY`). FILE is either a node config
+//! naming the layout (`layout = …`) or the layout file itself.
 //!
 //! Every core is asked from its own thread and waited for at most `CORE_WAIT_MAX`, so a hung
 //! host costs the command that long, not the blocking client's own 30 s read timeout.
