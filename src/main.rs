@@ -124,6 +124,13 @@ struct ServeArgs {
     /// infrequent tier. [default: 30]
     #[arg(long)]
     intelligent_tiering_days: Option<u64>,
+    /// The scrub (README "Scrub"): lifecycle days between the starts of two full passes that
+    /// read and check every fragment; 0: none scheduled (SIGUSR1 still starts one). [default: 7]
+    #[arg(long)]
+    scrub_days: Option<u32>,
+    /// The scrub's pace: bytes of fragments read per second at most. [default: 33554432]
+    #[arg(long)]
+    scrub_bytes_per_sec: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
     #[command(flatten)]
@@ -257,6 +264,25 @@ impl Clock {
     }
 }
 
+/// The scrub's schedule and pace, checked.
+fn scrub_config(
+    days: Option<u32>,
+    bytes_per_sec: Option<u64>,
+) -> anyhow::Result<gateway::scrub::ScrubConfig> {
+    let d = gateway::scrub::ScrubConfig::default();
+    let config = gateway::scrub::ScrubConfig {
+        every_days: days.unwrap_or(d.every_days),
+        bytes_per_sec: bytes_per_sec.unwrap_or(d.bytes_per_sec),
+    };
+    if config.every_days > 36_500 {
+        bail!("scrub_days must be between 0 (no scheduled pass) and 36500");
+    }
+    if config.bytes_per_sec == 0 {
+        bail!("scrub_bytes_per_sec must be positive");
+    }
+    Ok(config)
+}
+
 /// `percore serve`'s settings once flags, the config file and defaults are merged.
 struct ServeSettings {
     data: PathBuf,
@@ -271,6 +297,7 @@ struct ServeSettings {
     /// Set when the config file names a layout: this process is one node of a cluster.
     cluster: Option<ClusterSettings>,
     clock: Clock,
+    scrub: gateway::scrub::ScrubConfig,
     http: gateway::serve::HttpLimits,
     tls: Option<Arc<gateway::tls::Tls>>,
 }
@@ -407,6 +434,10 @@ impl ServeSettings {
                 args.lifecycle_day_secs.or(file.lifecycle_day_secs),
                 args.intelligent_tiering_days
                     .or(file.intelligent_tiering_days),
+            )?,
+            scrub: scrub_config(
+                args.scrub_days.or(file.scrub_days),
+                args.scrub_bytes_per_sec.or(file.scrub_bytes_per_sec),
             )?,
             http,
             tls,
@@ -795,6 +826,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Background work on this node's own cores: replaying missed writes, lifecycle.
     gateway::start_repair(&backend, runtime.handle());
     gateway::start_lifecycle(&objects, runtime.handle());
+    gateway::scrub::start(&objects, runtime.handle(), settings.scrub)
+        .context("installing the SIGUSR1 handler of the scrub")?;
     let service = gateway::service_on(
         &objects,
         users,
@@ -835,10 +868,13 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         || file.capacity_mib.is_some()
         || file.segment_mib.is_some()
         || file.io_memory_kib.is_some()
+        || file.scrub_days.is_some()
+        || file.scrub_bytes_per_sec.is_some()
     {
         bail!(
-            "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib \
-             and io_memory_kib (or run the node with `percore serve --config`)",
+            "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib, \
+             io_memory_kib, scrub_days and scrub_bytes_per_sec (or run the node with \
+             `percore serve --config`)",
             args.config.display()
         );
     }

@@ -68,6 +68,10 @@ pub struct NodeFile {
     pub lifecycle_day_secs: Option<u64>,
     /// Lifecycle days without a read before INTELLIGENT_TIERING's infrequent tier.
     pub intelligent_tiering_days: Option<u64>,
+    /// The scrub: lifecycle days between full passes (0: none scheduled) and its pace
+    /// (`--scrub-days`, `--scrub-bytes-per-sec`).
+    pub scrub_days: Option<u32>,
+    pub scrub_bytes_per_sec: Option<u64>,
     /// The S3 endpoint's connection limits and timeouts (the flags of the same names).
     pub connections_max: Option<usize>,
     pub connections_per_client_max: Option<usize>,
@@ -176,6 +180,7 @@ mod tests {
     fn full_file() {
         let f = NodeFile::from_toml_str(
             "data = \"/var/lib/percore\"\nlisten = \"0.0.0.0:9000\"\nio_memory_kib = 1024\n\
+             scrub_days = 3\nscrub_bytes_per_sec = 1048576\n\
              [[core]]\ndir = \"/a\"\ncpu = 3\n[[core]]\ndir = \"/b\"\n",
         )
         .expect("valid");
@@ -184,6 +189,10 @@ mod tests {
         assert_eq!(f.cores.len(), 2);
         assert_eq!(f.cores[0].cpu, Some(3));
         assert_eq!(f.cores[1].cpu, None);
+        assert_eq!(
+            (f.scrub_days, f.scrub_bytes_per_sec),
+            (Some(3), Some(1_048_576))
+        );
     }
 
     #[test]

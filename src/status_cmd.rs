@@ -1,7 +1,8 @@
 //! `percore status --config FILE`: asks every core of a cluster's layout for its counters
 //! (`proto::Request::Stats` over its TCP port) and prints one line per node and per core: up
-//! or down, fragments, live and free bytes, poisoned. FILE is either a node config naming the
-//! layout (`layout = …`) or the layout file itself.
+//! or down, fragments, live and free bytes, poisoned, and the core's scrub record (its last
+//! pass, read with a `MetaGet` of `gateway::scrub::SCRUB_KEY`). FILE is either a node config
+//! naming the layout (`layout = …`) or the layout file itself.
 //!
 //! Every core is asked from its own thread and waited for at most `CORE_WAIT_MAX`, so a hung
 //! host costs the command that long, not the blocking client's own 30 s read timeout.
@@ -12,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use gateway::scrub::ScrubRecord;
 use placement::Layout;
 use proto::{CoreStats, Request, Response};
 
@@ -34,7 +36,8 @@ pub struct StatusArgs {
 
 /// What one core answered.
 enum CoreState {
-    Up(CoreStats),
+    /// Its counters, and its scrub record (`None`: no pass has ended on it yet).
+    Up(CoreStats, Option<ScrubRecord>),
     /// Reachable, but answers with an error (a layout version mismatch, typically).
     Refuses(String),
     /// Running but offline: its partition is damaged (the reason).
@@ -62,7 +65,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
             .collect();
         let up = mine
             .iter()
-            .filter(|&&i| matches!(states[i], CoreState::Up(_)))
+            .filter(|&&i| matches!(states[i], CoreState::Up(..)))
             .count();
         let word = match up {
             n if n == mine.len() => "up",
@@ -119,8 +122,8 @@ fn describe(state: &CoreState) -> String {
         CoreState::Down(why) => format!("down ({why})"),
         CoreState::Refuses(why) => format!("reachable but refuses: {why}"),
         CoreState::Offline(why) => format!("OFFLINE, damaged partition ({why})"),
-        CoreState::Up(s) => format!(
-            "up, {} fragments, live {}, free {}{}{}",
+        CoreState::Up(s, scrub) => format!(
+            "up, {} fragments, live {}, free {}{}{}; {}",
             s.fragments,
             human_bytes(s.live_bytes),
             if s.capacity_bytes == u64::MAX {
@@ -133,9 +136,51 @@ fn describe(state: &CoreState) -> String {
             } else {
                 ""
             },
-            recovered_damage(s)
+            recovered_damage(s),
+            scrubbed(scrub.as_ref(), now_ms())
         ),
     }
+}
+
+/// The last scrub pass over the versions the core is primary of.
+fn scrubbed(record: Option<&ScrubRecord>, now_ms: u64) -> String {
+    use std::fmt::Write;
+    let Some(r) = record else {
+        return "scrub: no pass ended yet".to_owned();
+    };
+    let c = &r.counts;
+    let mut s = format!(
+        "scrub: last pass ended {} ago, {} fragments ({}) checked",
+        human_secs(now_ms.saturating_sub(r.end_ms) / 1000),
+        c.verified,
+        human_bytes(c.bytes)
+    );
+    if c.corrupt + c.missing > 0 {
+        let _ = write!(
+            s,
+            ", {} corrupt, {} missing, {} repaired, {} NOT repaired",
+            c.corrupt, c.missing, c.repaired, c.repair_failed
+        );
+    }
+    if c.unreachable > 0 {
+        let _ = write!(s, ", {} unchecked (core unreachable)", c.unreachable);
+    }
+    s
+}
+
+fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What the core's last start repaired around, if anything.
@@ -224,10 +269,19 @@ fn ask(addr: SocketAddr, layout_version: u64) -> CoreState {
     if let Err(e) = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
         return CoreState::Down(e.to_string());
     }
-    let answer = engine::client::BlockingClient::connect(addr, layout_version)
-        .and_then(|mut c| c.call(&Request::Stats));
-    match answer {
-        Ok(Response::Stats(s)) => CoreState::Up(s),
+    let mut client = match engine::client::BlockingClient::connect(addr, layout_version) {
+        Ok(c) => c,
+        Err(e) => return CoreState::Down(e.to_string()),
+    };
+    match client.call(&Request::Stats) {
+        Ok(Response::Stats(s)) => {
+            let scrub = client.call(&gateway::scrub::record_request());
+            let record = match scrub {
+                Ok(Response::Meta(Some(e))) => ScrubRecord::decode(&e.value),
+                _ => None,
+            };
+            CoreState::Up(s, record)
+        }
         Ok(Response::Error {
             code: proto::ErrorCode::Offline,
             message,
@@ -248,6 +302,27 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn the_scrub_line_says_what_was_found() {
+        assert_eq!(scrubbed(None, 0), "scrub: no pass ended yet");
+        let mut r = ScrubRecord {
+            end_ms: 1_000_000,
+            counts: gateway::scrub::Counts {
+                verified: 12,
+                bytes: 3 << 20,
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            scrubbed(Some(&r), 1_000_000 + 3_600_000),
+            "scrub: last pass ended 60m ago, 12 fragments (3.0 MiB) checked"
+        );
+        r.counts.corrupt = 2;
+        r.counts.repaired = 1;
+        r.counts.repair_failed = 1;
+        assert!(scrubbed(Some(&r), 0).contains("2 corrupt, 0 missing, 1 repaired, 1 NOT repaired"));
     }
 
     #[test]

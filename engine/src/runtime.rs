@@ -522,6 +522,7 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::DeleteFragment { id } => {
             store.delete_fragment(id.0).await.map(|()| Response::Done)
         }
+        Request::VerifyFragment { id } => store.verify_fragment(id.0).await.map(|_| Response::Done),
         Request::MetaPut { key, value, hlc } => store
             .meta_put(key, value, hlc)
             .await

@@ -494,6 +494,20 @@ impl<D: Disk> Store<D> {
     /// Reads `len` bytes (to the end when `None`) from `offset` of a fragment.
     pub async fn get_fragment(&self, id: [u8; 16], offset: u64, len: Option<u64>) -> Result<Bytes> {
         self.inner.st.borrow_mut().stats.gets += 1;
+        self.read_fragment(id, offset, len).await
+    }
+
+    /// Reads a fragment whole from the media and checks its record (checksum, kind, id), as
+    /// a GET would, without counting a get: the scrub. Returns its length in bytes; `Corrupt`
+    /// (counted in `corrupt_reads`) when the record is damaged, `NotFound` when the index has
+    /// no such fragment.
+    pub async fn verify_fragment(&self, id: [u8; 16]) -> Result<u64> {
+        self.read_fragment(id, 0, None)
+            .await
+            .map(|b| b.len() as u64)
+    }
+
+    async fn read_fragment(&self, id: [u8; 16], offset: u64, len: Option<u64>) -> Result<Bytes> {
         // A reclaim may move the record between the lookup and the read: look again then.
         let mut attempts = 0;
         loop {

@@ -351,10 +351,21 @@ async fn flip_seed(seed: u64) {
     }
     let mut lost = 0u32;
     for (k, data) in &written {
+        // The scrub's check agrees with a read: sound with the fragment's length, or the
+        // same error.
+        let verified = store.verify_fragment(frag_id(*k)).await;
         match store.get_fragment(frag_id(*k), 0, None).await {
-            Ok(b) => assert_eq!(&b, data, "seed {seed}: fragment {k} returned wrong bytes"),
-            Err(EngineError::Corrupt { .. } | EngineError::NotFound) => {
+            Ok(b) => {
+                assert_eq!(&b, data, "seed {seed}: fragment {k} returned wrong bytes");
+                assert_eq!(verified.ok(), Some(data.len() as u64), "seed {seed}: {k}");
+            }
+            Err(e @ (EngineError::Corrupt { .. } | EngineError::NotFound)) => {
                 lost += 1;
+                assert_eq!(
+                    std::mem::discriminant(&verified.expect_err("a damaged fragment")),
+                    std::mem::discriminant(&e),
+                    "seed {seed}: fragment {k}"
+                );
             }
             Err(e) => panic!("seed {seed}: unexpected {e}"),
         }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod refuse;
 pub mod s3;
+pub mod scrub;
 pub mod serve;
 pub mod tagging;
 pub mod tiering;

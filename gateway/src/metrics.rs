@@ -56,6 +56,12 @@ pub struct CoreLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CoreResultLabel {
+    pub core: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OfflineLabel {
     pub core: String,
     pub reason: String,
@@ -88,6 +94,10 @@ pub struct Metrics {
     core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     read_repairs: Family<ResultLabel, Counter>,
+    scrub_fragments: Family<CoreResultLabel, Counter>,
+    scrub_bytes: Family<CoreLabel, Counter>,
+    scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    scrub_passes: Family<CoreLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -125,6 +135,10 @@ impl Default for Metrics {
             core_corrupt_reads: Family::default(),
             meta_calls: Family::default(),
             read_repairs: Family::default(),
+            scrub_fragments: Family::default(),
+            scrub_bytes: Family::default(),
+            scrub_last_pass_end_ms: Family::default(),
+            scrub_passes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -259,6 +273,29 @@ impl Default for Metrics {
             "Reads the core refused because the record failed its checks (checksum, id, kind)",
             m.core_corrupt_reads.clone(),
         );
+        registry.register(
+            "scrub_fragments",
+            "Fragments the scrub checked on each core, by result (verified: the core read and \
+             checked it; corrupt, missing: of those, found damaged or absent; repaired, \
+             repair_failed: their rewrite from the rest of the stripe; unreachable: not \
+             checked, the core did not answer)",
+            m.scrub_fragments.clone(),
+        );
+        registry.register(
+            "scrub_bytes",
+            "Bytes of fragments the scrub read and checked on each core",
+            m.scrub_bytes.clone(),
+        );
+        registry.register(
+            "scrub_last_pass_end_ms",
+            "When the last scrub pass over the versions each core is primary of ended (Unix ms)",
+            m.scrub_last_pass_end_ms.clone(),
+        );
+        registry.register(
+            "scrub_passes",
+            "Scrub passes ended over the versions each core is primary of",
+            m.scrub_passes.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -350,7 +387,42 @@ impl Metrics {
         self.hints_pending.set(pending);
     }
 
-    /// The OpenMetrics text.
+    /// Fragments the scrub checked on core `name` (`scrub::Counts`).
+    pub fn record_scrub(&self, name: &str, c: &crate::scrub::Counts) {
+        for (result, n) in [
+            ("verified", c.verified),
+            ("corrupt", c.corrupt),
+            ("missing", c.missing),
+            ("repaired", c.repaired),
+            ("repair_failed", c.repair_failed),
+            ("unreachable", c.unreachable),
+        ] {
+            let label = CoreResultLabel {
+                core: name.to_owned(),
+                result: result.to_owned(),
+            };
+            self.scrub_fragments.get_or_create(&label).inc_by(n);
+        }
+        let label = CoreLabel {
+            core: name.to_owned(),
+        };
+        self.scrub_bytes.get_or_create(&label).inc_by(c.bytes);
+    }
+
+    /// A scrub pass over the versions core `name` is primary of ended (`ended`), or was
+    /// read from the core's record at start (not counted as a pass of this process).
+    pub fn scrub_pass_ended(&self, name: &str, r: &crate::scrub::ScrubRecord, ended: bool) {
+        let label = CoreLabel {
+            core: name.to_owned(),
+        };
+        self.scrub_last_pass_end_ms
+            .get_or_create(&label)
+            .set(r.end_ms);
+        if ended {
+            self.scrub_passes.get_or_create(&label).inc();
+        }
+    }
+
     pub fn read_repair(&self, outcome: &str) {
         self.read_repairs
             .get_or_create(&ResultLabel {
@@ -359,6 +431,7 @@ impl Metrics {
             .inc();
     }
 
+    /// The OpenMetrics text.
     pub fn encode(&self) -> String {
         let calls = cluster::backend::meta_calls();
         for (kind, n) in [

@@ -110,6 +110,11 @@ pub enum Request {
     /// restores), so foreground requests keep their latency. Answered with `0`'s response.
     /// Neither a batch nor another background request.
     Background(Box<Request>),
+    /// Reads fragment `id` whole and checks its record's checksum without shipping the data
+    /// back (the scrub): `Done` when sound, `Error { NotFound }` or `Error { Corrupt }`.
+    VerifyFragment {
+        id: FragmentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +263,7 @@ const K_META_GET_VERSIONED: u16 = 11;
 const K_META_SCAN_VERSIONED: u16 = 12;
 const K_BACKGROUND: u16 = 13;
 const K_META_SWAP: u16 = 14;
+const K_VERIFY: u16 = 15;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -300,6 +306,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::Batch(_) => K_BATCH,
         Request::Stats => K_STATS,
         Request::Background(_) => K_BACKGROUND,
+        Request::VerifyFragment { .. } => K_VERIFY,
     }
 }
 
@@ -324,7 +331,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
                 None => out.put_u8(0),
             }
         }
-        Request::DeleteFragment { id } => out.put_slice(&id.0),
+        Request::DeleteFragment { id } | Request::VerifyFragment { id } => out.put_slice(&id.0),
         Request::MetaPut { key, value, hlc } | Request::MetaSwap { key, value, hlc } => {
             out.put_u64_le(*hlc);
             put_bytes(out, key);
@@ -726,6 +733,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             })
         }
         K_DELETE => Message::Request(Request::DeleteFragment { id: get_id(b)? }),
+        K_VERIFY => Message::Request(Request::VerifyFragment { id: get_id(b)? }),
         K_META_PUT => {
             let hlc = get_u64(b)?;
             let key = get_bytes(b, KEY)?;
@@ -942,6 +950,12 @@ mod tests {
             Request::DeleteFragment {
                 id: FragmentId::from_u128(9),
             },
+            Request::VerifyFragment {
+                id: FragmentId::from_u128(10),
+            },
+            Request::Background(Box::new(Request::VerifyFragment {
+                id: FragmentId::from_u128(11),
+            })),
             Request::MetaPut {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),

@@ -81,6 +81,10 @@ impl SimCore {
                 offset_bytes,
                 len_bytes,
             } => self.get_fragment(id, offset_bytes, len_bytes),
+            Request::VerifyFragment { id } => match self.fragments.get(&id.0) {
+                Some(_) => Response::Done,
+                None => error(ErrorCode::NotFound, "no such fragment"),
+            },
             Request::DeleteFragment { id } => match self.fragments.remove(&id.0) {
                 Some(_) => Response::Done,
                 None => error(ErrorCode::NotFound, "no such fragment"),

@@ -77,7 +77,7 @@ fn core_error(request: &Request) -> Response {
         | Request::MetaPutIf { .. }
         | Request::MetaSwap { .. }
         | Request::MetaDelete { .. } => proto::ErrorCode::NoSpace,
-        Request::GetFragment { .. } => proto::ErrorCode::Corrupt,
+        Request::GetFragment { .. } | Request::VerifyFragment { .. } => proto::ErrorCode::Corrupt,
         _ => proto::ErrorCode::Internal,
     };
     Response::Error {

@@ -1,0 +1,348 @@
+"""The scrub finds rot nobody has read yet and repairs it: real bytes flipped in the fragment
+records of real segment files under a running `percore serve --cores 4`; a pass (SIGUSR1)
+finds every one of them, rewrites each from the rest of its stripe, and a second pass finds
+none. Fragments lost from a core's index (skipped at replay after a restart) are found missing
+and rewritten the same way. A scheduled pass runs on the test clock.
+"""
+import os
+import random
+import re
+import signal
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Server
+
+CORES = 4
+# Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (cluster/src/ec.rs).
+SIZES = [1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
+RECORD_HEADER = 64
+FRAGMENT_MAGIC = b"PCR1\x01\x01"
+
+
+def _objects(seed, n=24):
+    rng = random.Random(seed)
+    return {f"obj/{i:03d}": rng.randbytes(SIZES[i % len(SIZES)]) for i in range(n)}
+
+
+def _metrics(s):
+    return urllib.request.urlopen(s.endpoint + "/-/metrics", timeout=10).read().decode()
+
+
+def _by_core(text, name, result=None):
+    """{core index: value} of a per-core scrub metric."""
+    if result is None:
+        pat = r'^percore_%s\{core="core (\d+)"\} (\d+)' % name
+    else:
+        pat = r'^percore_%s\{core="core (\d+)",result="%s"\} (\d+)' % (name, result)
+    return {int(c): int(v) for c, v in re.findall(pat, text, re.M)}
+
+
+def _scrub_now(s, passes_before, timeout=120):
+    """Starts a pass with SIGUSR1 and waits until every core's walk has ended; the metrics."""
+    s.proc.send_signal(signal.SIGUSR1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = _metrics(s)
+        passes = _by_core(text, "scrub_passes_total")
+        if len(passes) == CORES and all(v >= passes_before + 1 for v in passes.values()):
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"no scrub pass ended within {timeout}s:\n{_metrics(s)}")
+
+
+def _fragment_records(data):
+    """(core, segment path, record offset, fragment id, payload bytes) of every fragment
+    record in every core's segments."""
+    out = []
+    for core in range(CORES):
+        d = os.path.join(data, f"core-{core}")
+        for name in sorted(os.listdir(d)):
+            if not name.startswith("seg-"):
+                continue
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                seg = f.read()
+            for m in re.finditer(re.escape(FRAGMENT_MAGIC), seg):
+                at = m.start()
+                if at % 8 or at + RECORD_HEADER > len(seg):
+                    continue
+                fid = seg[at + 16:at + 32]
+                payload = int.from_bytes(seg[at + 32:at + 36], "little")
+                if payload > 0 and at + RECORD_HEADER + payload <= len(seg):
+                    out.append((core, path, at, fid, payload))
+    return out
+
+
+def _pick_one_per_stripe(records, n, rng, cores=None):
+    """n records of distinct stripes (fragment id without its shard byte), so every stripe
+    keeps enough sound fragments to be rebuilt."""
+    rng.shuffle(records)
+    stripes, chosen = set(), []
+    for r in records:
+        if cores is not None and r[0] not in cores:
+            continue
+        if r[3][:15] in stripes:
+            continue
+        stripes.add(r[3][:15])
+        chosen.append(r)
+        if len(chosen) == n:
+            break
+    assert len(chosen) == n, f"only {len(chosen)} stripes to damage"
+    return chosen
+
+
+def _flip(path, offset, mask=0x5A):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        b = os.pread(fd, 1, offset)
+        assert len(b) == 1
+        os.pwrite(fd, bytes([b[0] ^ mask]), offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def data_dir():
+    with tempfile.TemporaryDirectory() as d:
+        yield os.path.join(d, "data")
+
+
+def _fill(s, objects, bucket="scrub"):
+    c = s.client()
+    c.create_bucket(Bucket=bucket)
+    for k, v in objects.items():
+        c.put_object(Bucket=bucket, Key=k, Body=v)
+    return c
+
+
+def _read_all(c, objects, bucket="scrub"):
+    for k, v in objects.items():
+        got = c.get_object(Bucket=bucket, Key=k)["Body"].read()
+        assert got == v, f"{k}: {len(got)} bytes back, {len(v)} written"
+
+
+def _sum(d):
+    return sum(d.values())
+
+
+def test_one_pass_finds_and_repairs_all_rot_and_a_second_finds_none(data_dir):
+    s = Server(data_dir, cores=CORES, extra=["--scrub-days", "0",
+                                             "--scrub-bytes-per-sec", str(256 << 20)])
+    try:
+        objects = _objects(11)
+        c = _fill(s, objects)
+        # Versions too: a versioned bucket's overwritten (noncurrent) versions are scrubbed.
+        c.create_bucket(Bucket="scrub-v")
+        c.put_bucket_versioning(Bucket="scrub-v", VersioningConfiguration={"Status": "Enabled"})
+        versions = _objects(12, n=6)
+        for k, v in versions.items():
+            c.put_object(Bucket="scrub-v", Key="same", Body=v)
+        # And the parts of an upload not completed yet.
+        up = c.create_multipart_upload(Bucket="scrub", Key="pending")["UploadId"]
+        parts = [random.Random(13).randbytes(5 << 20), b"p" * 2000]
+        for n, body in enumerate(parts, 1):
+            c.upload_part(Bucket="scrub", Key="pending", UploadId=up, PartNumber=n, Body=body)
+        rng = random.Random(5)
+        records = _fragment_records(data_dir)
+        damaged = _pick_one_per_stripe(records, 16, rng)
+        expected = {core: 0 for core in range(CORES)}
+        for core, path, at, _, payload in damaged:
+            _flip(path, at + RECORD_HEADER + rng.randrange(payload))
+            expected[core] += 1
+
+        first = _scrub_now(s, 0)
+        corrupt = _by_core(first, "scrub_fragments_total", "corrupt")
+        repaired = _by_core(first, "scrub_fragments_total", "repaired")
+        verified = _by_core(first, "scrub_fragments_total", "verified")
+        assert corrupt == expected, f"found {corrupt}, flipped {expected}"
+        assert repaired == expected, f"repaired {repaired}, flipped {expected}"
+        assert _sum(_by_core(first, "scrub_fragments_total", "missing")) == 0
+        assert _sum(_by_core(first, "scrub_fragments_total", "repair_failed")) == 0
+        assert _sum(_by_core(first, "scrub_fragments_total", "unreachable")) == 0
+        # Every fragment record on disk was checked once.
+        assert _sum(verified) == len(records), (verified, len(records))
+        assert _sum(_by_core(first, "scrub_bytes_total")) == sum(r[4] for r in records)
+
+        second = _scrub_now(s, 1)
+        assert _by_core(second, "scrub_fragments_total", "corrupt") == expected, \
+            "the second pass found more damage"
+        assert _by_core(second, "scrub_fragments_total", "repaired") == expected
+        assert _sum(_by_core(second, "scrub_fragments_total", "verified")) == 2 * len(records)
+        ends = _by_core(second, "scrub_last_pass_end_ms")
+        assert len(ends) == CORES and all(v > 0 for v in ends.values())
+
+        _read_all(c, objects)
+        done = c.complete_multipart_upload(
+            Bucket="scrub", Key="pending", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": p["ETag"]} for n, p in enumerate(
+                c.list_parts(Bucket="scrub", Key="pending", UploadId=up)["Parts"], 1)]})
+        assert done["ETag"]
+        got = c.get_object(Bucket="scrub", Key="pending")["Body"].read()
+        assert got == b"".join(parts)
+        listed = c.list_object_versions(Bucket="scrub-v")["Versions"]
+        assert len(listed) == len(versions)
+        for v in listed:
+            body = c.get_object(Bucket="scrub-v", Key="same", VersionId=v["VersionId"])["Body"]
+            assert body.read() in versions.values()
+    finally:
+        assert s.stop() == 0
+
+
+def test_fragments_lost_from_the_index_are_found_missing_and_rewritten(data_dir):
+    s = Server(data_dir, cores=CORES, extra=["--scrub-days", "0"])
+    try:
+        objects = _objects(21)
+        _fill(s, objects)
+    finally:
+        assert s.stop() == 0
+    # Core 1 restarts without its checkpoint, and replay skips the records whose crc fails:
+    # their fragments are gone from its index (as in test_damage.py).
+    core_dir = os.path.join(data_dir, "core-1")
+    _flip(os.path.join(core_dir, "checkpoint"), 20)
+    rng = random.Random(7)
+    lost = _pick_one_per_stripe(_fragment_records(data_dir), 5, rng, cores={1})
+    for _, path, at, _, _ in lost:
+        _flip(path, at + 40)  # the record's aux field: its crc fails
+
+    s = Server(data_dir, cores=CORES, extra=["--scrub-days", "0"])
+    try:
+        first = _scrub_now(s, 0)
+        missing = _by_core(first, "scrub_fragments_total", "missing")
+        # Replay skips a damaged record to the next block boundary: a small record written in
+        # the same group commit right after a damaged one is lost with it.
+        assert missing.get(1, 0) >= len(lost), missing
+        assert _sum(missing) == missing[1], f"only core 1 lost fragments: {missing}"
+        assert _by_core(first, "scrub_fragments_total", "repaired") == missing
+        assert _sum(_by_core(first, "scrub_fragments_total", "corrupt")) == 0
+        second = _scrub_now(s, 1)
+        assert _by_core(second, "scrub_fragments_total", "missing") == missing
+        _read_all(s.client(), objects)
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_pass_runs_on_schedule_and_the_record_survives_a_restart(data_dir):
+    # A 1-second lifecycle day and a pass every day: passes come by themselves.
+    extra = ["--lifecycle-day-secs", "1", "--scrub-days", "1"]
+    s = Server(data_dir, cores=CORES, extra=extra)
+    try:
+        _fill(s, _objects(31, n=6))
+        deadline = time.time() + 60
+        while True:
+            text = _metrics(s)
+            passes = _by_core(text, "scrub_passes_total")
+            if len(passes) == CORES and min(passes.values()) >= 3:
+                break
+            assert time.time() < deadline, f"scheduled passes: {passes}"
+            time.sleep(0.5)
+        assert _sum(_by_core(text, "scrub_fragments_total", "verified")) > 0
+    finally:
+        assert s.stop() == 0
+    ended = _by_core(text, "scrub_last_pass_end_ms")
+    # The restarted node reads each core's last pass from its record (and, a week of test
+    # days not having passed, starts none by itself).
+    s = Server(data_dir, cores=CORES, extra=["--lifecycle-day-secs", "1000"])
+    try:
+        deadline = time.time() + 30
+        while True:
+            text = _metrics(s)
+            restored = _by_core(text, "scrub_last_pass_end_ms")
+            if len(restored) == CORES:
+                break
+            assert time.time() < deadline, f"no last pass read back: {restored}"
+            time.sleep(0.3)
+        # Each core's record is at least as new as the metrics read before the stop (a pass
+        # may have ended between that read and the stop).
+        assert all(restored[c] >= ended[c] for c in ended), (restored, ended)
+        assert _by_core(text, "scrub_passes_total") == {}
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize("flags", [["--scrub-bytes-per-sec", "0"], ["--scrub-days", "40000"]])
+def test_bad_scrub_settings_are_refused(data_dir, flags):
+    with pytest.raises(AssertionError, match="exited before"):
+        Server(data_dir, cores=1, extra=flags)
+
+
+def _all_fragment_records(root):
+    """(path, record offset, fragment id, payload bytes) of every fragment record under root."""
+    out = []
+    for d, _, files in os.walk(root):
+        for name in sorted(files):
+            if not name.startswith("seg-"):
+                continue
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                seg = f.read()
+            for m in re.finditer(re.escape(FRAGMENT_MAGIC), seg):
+                at = m.start()
+                if at % 8 or at + RECORD_HEADER > len(seg):
+                    continue
+                payload = int.from_bytes(seg[at + 32:at + 36], "little")
+                if payload > 0 and at + RECORD_HEADER + payload <= len(seg):
+                    out.append((path, at, seg[at + 16:at + 32], payload))
+    return out
+
+
+def _total(text, result):
+    return sum(int(v) for v in re.findall(
+        r'^percore_scrub_fragments_total\{core="[^"]*",result="%s"\} (\d+)' % result, text, re.M))
+
+
+def test_a_cluster_scrubs_each_fragment_once_and_status_shows_it(tmp_path):
+    from cluster import DevCluster
+
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=2)
+    try:
+        s3 = c.client(1)
+        s3.create_bucket(Bucket="scrub-c")
+        objects = _objects(41, n=12)
+        for k, v in objects.items():
+            s3.put_object(Bucket="scrub-c", Key=k, Body=v)
+        records = _all_fragment_records(c.dir)
+        rng = random.Random(9)
+        rng.shuffle(records)
+        stripes, damaged = set(), []
+        for r in records:
+            if r[2][:15] not in stripes and len(damaged) < 6:
+                stripes.add(r[2][:15])
+                damaged.append(r)
+        for path, at, _, payload in damaged:
+            _flip(path, at + RECORD_HEADER + rng.randrange(payload))
+        for node in range(1, c.nodes + 1):
+            os.kill(c.pid(node), signal.SIGUSR1)
+        texts = {}
+        deadline = time.time() + 120
+        for node in range(1, c.nodes + 1):
+            while True:
+                text = urllib.request.urlopen(
+                    c.endpoints[node] + "/-/metrics", timeout=10).read().decode()
+                passes = re.findall(r'^percore_scrub_passes_total\{core="[^"]*"\} (\d+)', text,
+                                    re.M)
+                if len(passes) == c.cores_per_node:
+                    texts[node] = text
+                    break
+                assert time.time() < deadline, f"node {node}: no pass ended:\n{text}"
+                time.sleep(0.3)
+        # Each fragment was checked by exactly one node: the one primary of its version.
+        assert sum(_total(t, "verified") for t in texts.values()) == len(records)
+        assert sum(_total(t, "corrupt") for t in texts.values()) == len(damaged)
+        assert sum(_total(t, "repaired") for t in texts.values()) == len(damaged)
+        assert sum(_total(t, "unreachable") for t in texts.values()) == 0
+        code, out = c.status()
+        assert code == 0, out
+        lines = [line for line in out.splitlines() if line.strip().startswith("core ")]
+        assert len(lines) == c.nodes * c.cores_per_node, out
+        assert all("scrub: last pass ended" in line for line in lines), out
+        found = sum(int(m) for m in re.findall(r", (\d+) corrupt, ", out))
+        assert found == len(damaged), out
+        for k, v in objects.items():
+            assert s3.get_object(Bucket="scrub-c", Key=k)["Body"].read() == v
+    finally:
+        assert c.stop() == 0
