@@ -13,8 +13,8 @@
 //! - the same digest: served (a new version that changes no table, e.g. a policy added, only
 //!   updates the version kept);
 //! - another digest: refused with the two versions when any of the node's cores holds a
-//!   fragment or a metadata record (or cannot say, being offline); a node holding nothing takes
-//!   the new layout (an empty cluster may be reshaped freely).
+//!   fragment or a metadata record other than its scrub record (or cannot say, being offline);
+//!   a node holding nothing takes the new layout (an empty cluster may be reshaped freely).
 //!
 //! Not here: the gateway-only role holds no data and keeps no file; the layout's own validation
 //! (`placement`) and the core count of a single node (`check_core_count` in main.rs).
@@ -77,13 +77,16 @@ fn holds_data(node: &Node) -> Option<String> {
             Ok(Response::Stats(_)) => {}
             other => return Some(format!("core {core} cannot say what it holds: {other:?}")),
         }
+        // The core's own scrub record says nothing of where data is: two keys are enough to
+        // see past it.
         let scan = Request::MetaScan {
             prefix: bytes::Bytes::new(),
             start_after: None,
-            limit: 1,
+            limit: 2,
         };
         match h.call_blocking(scan) {
-            Ok(Response::Scan { entries, .. }) if entries.is_empty() => {}
+            Ok(Response::Scan { entries, .. })
+                if entries.iter().all(|(k, _)| &k[..] == gateway::scrub::SCRUB_KEY) => {}
             Ok(Response::Scan { .. }) => return Some(format!("core {core} holds metadata")),
             other => return Some(format!("core {core} cannot say what it holds: {other:?}")),
         }
