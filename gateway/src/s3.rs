@@ -80,6 +80,8 @@ pub struct Gateway {
     pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
     /// Buckets' CORS rules as last read (`cors::Cache`), shared by this service's clones.
     pub(crate) cors: Arc<crate::cors::Cache>,
+    /// Buckets' policies as last read, and the users they may name (`bucket_policy`).
+    pub(crate) policies: Arc<crate::bucket_policy::State>,
 }
 
 impl Gateway {
@@ -92,6 +94,7 @@ impl Gateway {
             workers: Arc::default(),
             listing_sweep: Arc::default(),
             cors: Arc::default(),
+            policies: Arc::default(),
         }
     }
 
@@ -328,7 +331,12 @@ pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
     BucketId::new(hlc, h.finish().to_le_bytes())
 }
 
+/// The access key a request acts as: its signer's, or the bucket owner's when the access gate
+/// let another user or an anonymous caller in by the bucket's policy (`authz::ActingFor`).
 pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
+    if let Some(acting) = req.extensions.get::<crate::authz::ActingFor>() {
+        return Ok(acting.owner.clone());
+    }
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),
         None => Err(s3_error!(AccessDenied, "anonymous access is not allowed")),
@@ -1261,6 +1269,7 @@ impl Gateway {
             workers: self.workers.clone(),
             listing_sweep: self.listing_sweep.clone(),
             cors: self.cors.clone(),
+            policies: self.policies.clone(),
         }
     }
 }
@@ -1859,7 +1868,8 @@ impl S3 for Gateway {
         let mut errors = Vec::new();
         for o in objects {
             let version = o.version_id.as_deref();
-            let result = match check_key(&o.key) {
+            let allowed = crate::authz::check_key_delete(&req.extensions, &o.key, version);
+            let result = match check_key(&o.key).and(allowed) {
                 Ok(()) => {
                     self.delete_object_as_s3(&bucket, &o.key, version, versioning)
                         .await
@@ -1976,6 +1986,34 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         self.lifecycle_delete(req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketPolicyOutput>> {
+        self.policy_put(req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyOutput>> {
+        self.policy_get(req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketPolicyOutput>> {
+        self.policy_delete(req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyStatusOutput>> {
+        self.policy_status(req).await
     }
 
     async fn put_bucket_cors(

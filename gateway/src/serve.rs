@@ -42,6 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
 use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
+use crate::authz::{HideMissing, Peer};
 use crate::tls::{SecureTransport, Tls};
 use crate::{http_log, limits};
 
@@ -292,12 +293,13 @@ impl Connection {
             let state = Arc::clone(&state);
             let service = self.service.clone();
             let body_timeout = self.limits.body_progress_timeout;
+            let peer = self.peer.ip();
             hyper::service::service_fn(move |req| {
                 handle(
                     service.clone(),
                     Arc::clone(&state),
                     body_timeout,
-                    secure,
+                    (secure, peer),
                     req,
                 )
             })
@@ -361,7 +363,7 @@ async fn handle(
     service: Service,
     conn: Arc<ConnState>,
     body_timeout: Duration,
-    secure: bool,
+    (secure, peer): (bool, std::net::IpAddr),
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<ResponseBody>, s3s::HttpError> {
     let in_flight = conn.begin();
@@ -403,6 +405,9 @@ async fn handle(
             if secure {
                 parts.extensions.insert(SecureTransport);
             }
+            let hide_missing = HideMissing::default();
+            parts.extensions.insert(hide_missing.clone());
+            parts.extensions.insert(Peer(peer));
             if let Some(amz_date) = crate::access::amz_date_from_date(&parts.headers) {
                 parts.headers.insert("x-amz-date", amz_date);
                 parts.extensions.insert(crate::access::AmzDateFromDate);
@@ -417,6 +422,15 @@ async fn handle(
                 .call(http::Request::from_parts(parts, body))
                 .await?;
             apply_status(&mut response);
+            // A caller the bucket policy lets read but not list learns nothing from a 404.
+            if hide_missing.is_set() && response.status() == http::StatusCode::NOT_FOUND {
+                response = error_response(
+                    http::StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "Access Denied",
+                    &request_id,
+                );
+            }
             if let Some(fault) = guard.fault() {
                 response = fault_response(fault, &request_id);
             } else if aws_chunked && chunk_signature_mismatch(&response) {
