@@ -210,7 +210,10 @@ fn signature_of(headers: &HeaderMap, query: &str) -> (Option<&'static str>, Opti
     if query_param(query, "Signature").is_some() {
         return (Some("AWS"), Some("REST-QUERY-STRING"));
     }
-    match headers.get("authorization").map(http::HeaderValue::as_bytes) {
+    match headers
+        .get("authorization")
+        .map(http::HeaderValue::as_bytes)
+    {
         Some(v) if v.starts_with(b"AWS4-HMAC-SHA256") => {
             (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
         }
@@ -292,7 +295,11 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
         return Ok(());
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
-    if !allowed(owner, stored.as_deref(), &facts.context(required.action, resource)) {
+    if !allowed(
+        owner,
+        stored.as_deref(),
+        &facts.context(required.action, resource),
+    ) {
         return Err(denied());
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
@@ -341,7 +348,10 @@ async fn check_copy_source(
     access_key: Option<&str>,
     facts: &Facts,
 ) -> S3Result<()> {
-    let Some(source) = headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) else {
+    let Some(source) = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(());
     };
     let (path, query) = source.split_once('?').unwrap_or((source, ""));
@@ -382,9 +392,7 @@ pub fn check_key_delete(
     } else {
         "s3:DeleteObject"
     };
-    let mut ctx = judge
-        .facts
-        .context(action, object_arn(&judge.bucket, key));
+    let mut ctx = judge.facts.context(action, object_arn(&judge.bucket, key));
     if let Some(v) = version {
         ctx = ctx.with_version_id(v);
     }
@@ -431,7 +439,10 @@ mod tests {
     #[test]
     fn facts_from_a_request() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-amz-copy-source", "/src/a%20b?versionId=v".parse().unwrap());
+        headers.insert(
+            "x-amz-copy-source",
+            "/src/a%20b?versionId=v".parse().unwrap(),
+        );
         headers.insert(
             "authorization",
             "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),

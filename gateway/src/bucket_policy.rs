@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use s3s::dto::{
-    DeleteBucketPolicyInput, DeleteBucketPolicyOutput, GetBucketPolicyInput,
-    GetBucketPolicyOutput, GetBucketPolicyStatusInput, GetBucketPolicyStatusOutput,
-    PolicyStatus, PutBucketPolicyInput, PutBucketPolicyOutput,
+    DeleteBucketPolicyInput, DeleteBucketPolicyOutput, GetBucketPolicyInput, GetBucketPolicyOutput,
+    GetBucketPolicyStatusInput, GetBucketPolicyStatusOutput, PolicyStatus, PutBucketPolicyInput,
+    PutBucketPolicyOutput,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
@@ -70,14 +70,38 @@ pub struct State {
     users: OnceLock<Users>,
 }
 
+/// What the cache knows of a scope.
+#[derive(Debug, Clone)]
+enum Lookup {
+    NoPolicy,
+    Policy(Arc<Stored>),
+}
+
+impl Lookup {
+    fn of(stored: Option<Arc<Stored>>) -> Lookup {
+        stored.map_or(Lookup::NoPolicy, Lookup::Policy)
+    }
+
+    fn stored(self) -> Option<Arc<Stored>> {
+        match self {
+            Lookup::NoPolicy => None,
+            Lookup::Policy(s) => Some(s),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Entries {
-    map: HashMap<String, (Instant, Option<Arc<Stored>>, usize)>,
+    map: HashMap<String, (Instant, Lookup, usize)>,
     bytes: usize,
 }
 
-fn size_of(scope: &str, stored: Option<&Stored>) -> usize {
-    scope.len() + 64 + stored.map_or(0, |s| 4 * s.text.len() + 256)
+fn size_of(scope: &str, lookup: &Lookup) -> usize {
+    let policy = match lookup {
+        Lookup::NoPolicy => 0,
+        Lookup::Policy(s) => 4 * s.text.len() + 256,
+    };
+    scope.len() + 64 + policy
 }
 
 impl State {
@@ -91,17 +115,17 @@ impl State {
         self.users.get()
     }
 
-    fn get(&self, scope: &str) -> Option<Option<Arc<Stored>>> {
+    fn get(&self, scope: &str) -> Option<Lookup> {
         let entries = self.entries.lock().ok()?;
-        let (at, stored, _) = entries.map.get(scope)?;
-        (at.elapsed() < CACHE_TTL).then(|| stored.clone())
+        let (at, lookup, _) = entries.map.get(scope)?;
+        (at.elapsed() < CACHE_TTL).then(|| lookup.clone())
     }
 
-    fn put(&self, scope: &str, stored: Option<Arc<Stored>>) {
+    fn put(&self, scope: &str, lookup: Lookup) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        let size = size_of(scope, stored.as_deref());
+        let size = size_of(scope, &lookup);
         if let Some((_, _, old)) = entries.map.remove(scope) {
             entries.bytes -= old;
         }
@@ -118,7 +142,7 @@ impl State {
         entries.bytes += size;
         entries
             .map
-            .insert(scope.to_owned(), (Instant::now(), stored, size));
+            .insert(scope.to_owned(), (Instant::now(), lookup, size));
     }
 
     /// Drops `scope`'s lookup (its policy changed here).
@@ -169,8 +193,8 @@ fn malformed(message: &str) -> S3Error {
 /// The policy `text` for `bucket`, parsed and checked against what this gateway supplies
 /// (module docs).
 pub fn validate(text: &str, bucket: &str, users: Option<&Users>) -> S3Result<policy::Policy> {
-    let parsed =
-        policy::Policy::parse_bucket(text.as_bytes(), bucket).map_err(|e| malformed(&e.to_string()))?;
+    let parsed = policy::Policy::parse_bucket(text.as_bytes(), bucket)
+        .map_err(|e| malformed(&e.to_string()))?;
     if let Some(unknown) = parsed
         .named_users()
         .into_iter()
@@ -201,11 +225,11 @@ pub fn validate(text: &str, bucket: &str, users: Option<&Users>) -> S3Result<pol
 impl Gateway {
     /// A scope's policy (`None`: none), through the cache.
     pub(crate) async fn bucket_policy(&self, scope: &str) -> S3Result<Option<Arc<Stored>>> {
-        if let Some(stored) = self.policies.get(scope) {
-            return Ok(stored);
+        if let Some(lookup) = self.policies.get(scope) {
+            return Ok(lookup.stored());
         }
         let stored = self.read_policy(scope).await?.map(Arc::new);
-        self.policies.put(scope, stored.clone());
+        self.policies.put(scope, Lookup::of(stored.clone()));
         Ok(stored)
     }
 
@@ -352,7 +376,10 @@ mod tests {
         let tag = r#","Condition":{"StringEquals":{"s3:ExistingObjectTag/class":"secret"}}"#;
         assert_eq!(code(&doc("\"*\"", tag)), Some("NotImplemented".into()));
         let request_tag = r#","Condition":{"Null":{"s3:RequestObjectTagKeys":"true"}}"#;
-        assert_eq!(code(&doc("\"*\"", request_tag)), Some("NotImplemented".into()));
+        assert_eq!(
+            code(&doc("\"*\"", request_tag)),
+            Some("NotImplemented".into())
+        );
         let ip = r#","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#;
         assert_eq!(code(&doc("\"*\"", ip)), None);
     }
@@ -361,12 +388,12 @@ mod tests {
     fn cache_is_bounded_and_forgets() {
         let state = State::default();
         for i in 0..CACHE_ENTRIES_MAX + 10 {
-            state.put(&format!("b{i}"), None);
+            state.put(&format!("b{i}"), Lookup::NoPolicy);
         }
         let entries = state.entries.lock().unwrap();
         assert!(entries.map.len() <= CACHE_ENTRIES_MAX);
         drop(entries);
-        state.put("x", None);
+        state.put("x", Lookup::NoPolicy);
         assert!(state.get("x").is_some());
         state.forget("x");
         assert!(state.get("x").is_none());

@@ -15,8 +15,8 @@
 //! is read, on the raw headers of every operation (and on the query string, where presigned URLs
 //! may carry the same names); `put_object`'s hook also checks the parsed input, which is how the
 //! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the operations
-//! that set lock, encryption, ACL, policy or replication configuration are not implemented and
-//! answer `NotImplemented` through s3s's default, and `PutBucketVersioning` refuses MFA delete
+//! that set lock, encryption, ACL or replication configuration are not implemented and
+//! answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s), and `PutBucketVersioning` refuses MFA delete
 //! itself (`versioning.rs`).
 
 use hyper::HeaderMap;

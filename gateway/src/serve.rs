@@ -40,9 +40,9 @@ use s3s::service::S3Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::authz::{HideMissing, Peer};
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
 use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
-use crate::authz::{HideMissing, Peer};
 use crate::tls::{SecureTransport, Tls};
 use crate::{http_log, limits};
 
