@@ -31,9 +31,10 @@
 //! Then, for signed and unsigned (anonymous) requests alike, who may do what: the bucket
 //! policy's judgement (`authz`), last, so every check above applies to anonymous requests too.
 //!
-//! Deliberately not here: the body-level checks: payload hashes and chunk signatures (s3s, while streaming), the
-//! digests of bodies read whole and the end of aws-chunked bodies (`http_body`, armed from
-//! here), a malformed `x-amz-content-sha256` (`serve`, before s3s, which misnames it).
+//! Deliberately not here: the body-level checks: payload hashes and chunk signatures (s3s,
+//! while streaming), the digests of bodies read whole and the end of aws-chunked bodies
+//! (`http_body`, armed from here), a malformed `x-amz-content-sha256` (`serve`, before s3s,
+//! which misnames it).
 
 use hyper::{HeaderMap, Method, Uri};
 use s3s::access::{S3Access, S3AccessContext};

@@ -418,8 +418,10 @@ mod tests {
     fn owner_needs_no_allow_others_do_and_deny_wins() {
         let p = stored(
             r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/pub/*"},
-            {"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/pub/secret"}]}"#,
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+             "Resource":"arn:aws:s3:::b/pub/*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:GetObject",
+             "Resource":"arn:aws:s3:::b/pub/secret"}]}"#,
         );
         let facts = |user: Option<&str>| Facts {
             user: user.map(str::to_owned),
