@@ -41,6 +41,10 @@ def alice(server):
 
 @pytest.fixture
 def anon(server):
+    return anon_client(server)
+
+
+def anon_client(server):
     """A client that signs nothing."""
     return boto3.client(
         "s3", endpoint_url=server.endpoint, region_name="us-east-1",
@@ -335,3 +339,23 @@ def test_policy_goes_with_its_bucket(s3, anon, bucket):
     with pytest.raises(ClientError) as e:
         anon.get_object(Bucket=bucket, Key="k")
     assert code(e) == "AccessDenied"
+
+
+def test_policy_survives_a_restart(tmp_path):
+    from conftest import Server
+    data = str(tmp_path / "d")
+    s = Server(data)
+    try:
+        owner = s.client()
+        owner.create_bucket(Bucket="kept")
+        owner.put_object(Bucket="kept", Key="k", Body=b"x")
+        owner.put_bucket_policy(Bucket="kept", Policy=doc(
+            stmt("Allow", "*", "s3:GetObject", "arn:aws:s3:::kept/*")))
+    finally:
+        assert s.stop() == 0
+    s = Server(data)
+    try:
+        assert anon_client(s).get_object(Bucket="kept", Key="k")["Body"].read() == b"x"
+        assert "kept/*" in s.client().get_bucket_policy(Bucket="kept")["Policy"]
+    finally:
+        assert s.stop() == 0
