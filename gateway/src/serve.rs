@@ -28,6 +28,11 @@
 //! SigV4 request dated by `Date` alone gets the `x-amz-date` s3s requires, and a wrong chunk
 //! signature, which s3s's stream error makes the handler call IncompleteBody, is re-answered
 //! 403 SignatureDoesNotMatch.
+//!
+//! For the bucket-policy gate (`authz`), every request carries the client's address
+//! ([`crate::authz::Peer`], `aws:SourceIp`) and a [`crate::authz::HideMissing`] flag: when the
+//! gate sets it (a caller allowed to read but not to list), the request's 404 is answered 403
+//! AccessDenied, so the caller cannot tell a missing key from a forbidden one.
 
 use std::future::Future;
 use std::net::SocketAddr;
