@@ -35,10 +35,13 @@
 //! `s3:x-amz-storage-class`, `s3:x-amz-content-sha256`, `s3:signatureversion`, `s3:authType`.
 //! Object tag keys are not supplied and a policy using them is refused (`bucket_policy`).
 //!
-//! Known window: the handler reads the bucket record again; if the bucket is deleted and
-//! re-created by the same owner between the gate and the handler (milliseconds), a request
-//! let in by the old incarnation's policy acts on the new one.
+//! The handler's ownership check (`Gateway::owned_bucket`) uses the bucket record the gate
+//! judged by ([`with_gate_reads`], [`take_gate_read`]): one read of it per request, as before
+//! the gate, and no window in which a bucket deleted and re-created between the gate and the
+//! handler is acted on under the judgement of its old incarnation.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +53,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
+use crate::records::BucketRecord;
 use crate::s3::Gateway;
 use crate::tls::SecureTransport;
 
@@ -60,6 +64,43 @@ const OWNER_ONLY: [&str; 4] = [
     "DeleteBucketPolicy",
     "GetBucketPolicyStatus",
 ];
+
+tokio::task_local! {
+    /// The bucket record (name, record, HLC) the gate judged the request being served by,
+    /// until its handler's first ownership check takes it.
+    static GATE_READ: RefCell<Option<(String, BucketRecord, u64)>>;
+}
+
+/// Runs `f` (a request through s3s: the gate, then the handler) with room for the record the
+/// gate reads (module docs).
+pub async fn with_gate_reads<F: Future>(f: F) -> F::Output {
+    GATE_READ.scope(RefCell::new(None), f).await
+}
+
+/// The record of `bucket` the gate read for this request, once; `None` outside a request,
+/// for another bucket, or when already taken (the caller reads it).
+pub(crate) fn take_gate_read(bucket: &str) -> Option<(BucketRecord, u64)> {
+    GATE_READ
+        .try_with(|slot| {
+            let mut slot = slot.borrow_mut();
+            match slot.take() {
+                Some((name, record, hlc)) if name == bucket => Some((record, hlc)),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+fn keep_gate_read(bucket: &str, record: &BucketRecord, hlc: u64) {
+    // Outside `with_gate_reads` (no server): the handler reads the record itself.
+    let _ = GATE_READ.try_with(|slot| {
+        *slot.borrow_mut() = Some((bucket.to_owned(), record.clone(), hlc));
+    });
+}
 
 /// The client's address, put on every request by `serve` (`aws:SourceIp`).
 #[derive(Debug, Clone, Copy)]
@@ -258,9 +299,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     let Some(required) = action_for(op, version_id.is_some()) else {
         return signed_only(access_key.as_ref());
     };
-    let Some(record) = gateway.bucket(&bucket).await? else {
+    let Some((record, hlc)) = gateway.bucket_entry(&bucket).await? else {
         return Err(s3_error!(NoSuchBucket));
     };
+    keep_gate_read(&bucket, &record, hlc);
     let owner = access_key.as_deref() == Some(record.owner.as_str());
     if OWNER_ONLY.contains(&op) {
         return if owner { Ok(()) } else { Err(denied()) };

@@ -379,7 +379,12 @@ impl Gateway {
     /// The bucket, if it exists and belongs to `owner_key`'s user: its record and the scope
     /// its objects' records are keyed by (`records`, incarnations).
     pub(crate) async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<Owned> {
-        match self.bucket_entry(bucket).await? {
+        // The access gate's read of the record, judged by it, when there is one.
+        let entry = match crate::authz::take_gate_read(bucket) {
+            Some(entry) => Some(entry),
+            None => self.bucket_entry(bucket).await?,
+        };
+        match entry {
             None => Err(s3_error!(NoSuchBucket)),
             Some((b, hlc)) if b.owner == access_key => Ok(Owned {
                 scope: b.scope(bucket),

@@ -422,10 +422,8 @@ async fn handle(
                 body = body.aws_chunked();
             }
             let body = s3s::Body::http_body(body);
-            let mut response = service
-                .s3
-                .call(http::Request::from_parts(parts, body))
-                .await?;
+            let request = http::Request::from_parts(parts, body);
+            let mut response = crate::authz::with_gate_reads(service.s3.call(request)).await?;
             apply_status(&mut response);
             // A caller the bucket policy lets read but not list learns nothing from a 404.
             if hide_missing.is_set() && response.status() == http::StatusCode::NOT_FOUND {
