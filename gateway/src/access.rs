@@ -28,10 +28,13 @@
 //! - **Header values** at most 60 KiB each: a longer one would not fit the u16 length of the
 //!   strings of a metadata record (a 300 KB Content-Type reached one).
 //!
-//! Deliberately not here: anonymous access (every request must be signed until policies exist),
-//! and the body-level checks: payload hashes and chunk signatures (s3s, while streaming), the
-//! digests of bodies read whole and the end of aws-chunked bodies (`http_body`, armed from
-//! here), a malformed `x-amz-content-sha256` (`serve`, before s3s, which misnames it).
+//! Then, for signed and unsigned (anonymous) requests alike, who may do what: the bucket
+//! policy's judgement (`authz`), last, so every check above applies to anonymous requests too.
+//!
+//! Deliberately not here: the body-level checks: payload hashes and chunk signatures (s3s,
+//! while streaming), the digests of bodies read whole and the end of aws-chunked bodies
+//! (`http_body`, armed from here), a malformed `x-amz-content-sha256` (`serve`, before s3s,
+//! which misnames it).
 
 use hyper::{HeaderMap, Method, Uri};
 use s3s::access::{S3Access, S3AccessContext};
@@ -51,18 +54,19 @@ pub const PRESIGNED_EXPIRES_SECS_MAX: u64 = 604_800;
 /// How far a SigV2 request's date may be from the server's clock (AWS: 15 minutes).
 pub const SIGV2_SKEW_SECS_MAX: i64 = 15 * 60;
 
-/// s3s's access hook for percore (s3s takes one): a request must be signed, pass
-/// [`check_auth`], fit the bound on bodies read whole (`http_body`), and ask for nothing
-/// [`refuse`] turns down.
-#[derive(Debug, Clone)]
+/// s3s's access hook for percore (s3s takes one): a request must pass [`check_auth`], fit
+/// the bound on bodies read whole (`http_body`), ask for nothing [`refuse`] turns down, and be
+/// allowed by its bucket's owner or policy (`authz`).
 pub struct Gate {
     region: String,
+    gateway: crate::s3::Gateway,
 }
 
 impl Gate {
-    pub fn new(region: &str) -> Gate {
+    pub fn new(region: &str, gateway: crate::s3::Gateway) -> Gate {
         Gate {
             region: region.to_owned(),
+            gateway,
         }
     }
 }
@@ -70,9 +74,6 @@ impl Gate {
 #[async_trait::async_trait]
 impl S3Access for Gate {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        }
         check_header_values(cx.headers())?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if cx.extensions_mut().get::<AmzDateFromDate>().is_some() {
@@ -90,10 +91,10 @@ impl S3Access for Gate {
                 check_bucket_name(bucket)?;
             }
         }
-        match refuse::refusal(op, cx.headers(), cx.uri().query()) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = refuse::refusal(op, cx.headers(), cx.uri().query()) {
+            return Err(e);
         }
+        crate::authz::judge(&self.gateway, cx).await
     }
 
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
@@ -295,14 +296,14 @@ fn auth_field<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// A query parameter by exact name, percent-decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| percent_decode(v))
     })
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());

@@ -66,6 +66,11 @@ impl Users {
         self.by_access_key.get(access_key)
     }
 
+    /// Whether a user is named `name` (bucket policies name users).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.by_access_key.values().any(|u| u.name == name)
+    }
+
     pub fn root(&self) -> Option<&User> {
         self.by_access_key.values().find(|u| u.name == ROOT_USER)
     }

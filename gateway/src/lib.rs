@@ -4,6 +4,8 @@
 //! backend. Never touches a disk, never names an engine type.
 
 pub mod access;
+pub mod authz;
+pub mod bucket_policy;
 pub use objects::records;
 pub mod checksum;
 pub mod cors;
@@ -38,8 +40,9 @@ pub fn service_on(
     domain: Option<&str>,
 ) -> Result<serve::Service, String> {
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway.clone_handle());
+    gateway.policies.set_users(users.clone());
     builder.set_auth(users);
-    builder.set_access(access::Gate::new(region));
+    builder.set_access(access::Gate::new(region, gateway.clone_handle()));
     // s3s's own bound on bodies read whole stays above ours (`http_body`), which answers the
     // right 400 where s3s's answered 500.
     let mut config = s3s::config::S3Config::default();

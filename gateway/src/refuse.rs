@@ -7,17 +7,17 @@
 //!
 //! Values that ask for exactly what percore already does stay accepted, because common clients
 //! send them by default: `x-amz-acl: private` (rclone, s3cmd), the owner-only canned ACLs on
-//! objects (a bucket's objects are written only by its owner here), object lock explicitly
-//! disabled, and `BucketOwnerEnforced` object ownership (what percore does: the bucket owner owns
-//! every object).
+//! objects (every object belongs to its bucket's owner here, whoever wrote it), object lock
+//! explicitly disabled, and `BucketOwnerEnforced` object ownership (what percore does: the
+//! bucket owner owns every object).
 //!
 //! The check runs in s3s's access hook (`access.rs`), after authentication and before the body
 //! is read, on the raw headers of every operation (and on the query string, where presigned URLs
 //! may carry the same names); `put_object`'s hook also checks the parsed input, which is how the
-//! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the operations
-//! that set lock, encryption, ACL, policy or replication configuration are not implemented and
-//! answer `NotImplemented` through s3s's default, and `PutBucketVersioning` refuses MFA delete
-//! itself (`versioning.rs`).
+//! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the
+//! operations that set lock, encryption, ACL or replication configuration are not implemented
+//! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s),
+//! and `PutBucketVersioning` refuses MFA delete itself (`versioning.rs`).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;

@@ -80,6 +80,8 @@ pub struct Gateway {
     pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
     /// Buckets' CORS rules as last read (`cors::Cache`), shared by this service's clones.
     pub(crate) cors: Arc<crate::cors::Cache>,
+    /// Buckets' policies as last read, and the users they may name (`bucket_policy`).
+    pub(crate) policies: Arc<crate::bucket_policy::State>,
 }
 
 impl Gateway {
@@ -92,6 +94,7 @@ impl Gateway {
             workers: Arc::default(),
             listing_sweep: Arc::default(),
             cors: Arc::default(),
+            policies: Arc::default(),
         }
     }
 
@@ -350,7 +353,12 @@ pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
     BucketId::new(hlc, h.finish().to_le_bytes())
 }
 
+/// The access key a request acts as: its signer's, or the bucket owner's when the access gate
+/// let another user or an anonymous caller in by the bucket's policy (`authz::ActingFor`).
 pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
+    if let Some(acting) = req.extensions.get::<crate::authz::ActingFor>() {
+        return Ok(acting.owner.clone());
+    }
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),
         None => Err(s3_error!(AccessDenied, "anonymous access is not allowed")),
@@ -393,7 +401,12 @@ impl Gateway {
     /// The bucket, if it exists and belongs to `owner_key`'s user: its record and the scope
     /// its objects' records are keyed by (`records`, incarnations).
     pub(crate) async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<Owned> {
-        match self.bucket_entry(bucket).await? {
+        // The access gate's read of the record, judged by it, when there is one.
+        let entry = match crate::authz::take_gate_read(bucket) {
+            Some(entry) => Some(entry),
+            None => self.bucket_entry(bucket).await?,
+        };
+        match entry {
             None => Err(s3_error!(NoSuchBucket)),
             Some((b, hlc)) if b.owner == access_key => Ok(Owned {
                 scope: b.scope(bucket),
@@ -1338,6 +1351,7 @@ impl Gateway {
             workers: self.workers.clone(),
             listing_sweep: self.listing_sweep.clone(),
             cors: self.cors.clone(),
+            policies: self.policies.clone(),
         }
     }
 }
@@ -2007,7 +2021,8 @@ impl S3 for Gateway {
         let mut errors = Vec::new();
         for o in objects {
             let version = o.version_id.as_deref();
-            let result = match check_key(&o.key) {
+            let allowed = crate::authz::check_key_delete(&req.extensions, &o.key, version);
+            let result = match check_key(&o.key).and(allowed) {
                 Ok(()) => {
                     self.delete_object_as_s3(&bucket, &o.key, version, versioning)
                         .await
@@ -2125,6 +2140,34 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         self.lifecycle_delete(req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketPolicyOutput>> {
+        self.policy_put(req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyOutput>> {
+        self.policy_get(req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketPolicyOutput>> {
+        self.policy_delete(req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyStatusOutput>> {
+        self.policy_status(req).await
     }
 
     async fn put_bucket_cors(

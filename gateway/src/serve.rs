@@ -28,6 +28,11 @@
 //! SigV4 request dated by `Date` alone gets the `x-amz-date` s3s requires, and a wrong chunk
 //! signature, which s3s's stream error makes the handler call IncompleteBody, is re-answered
 //! 403 SignatureDoesNotMatch.
+//!
+//! For the bucket-policy gate (`authz`), every request carries the client's address
+//! ([`crate::authz::Peer`], `aws:SourceIp`) and a [`crate::authz::HideMissing`] flag: when the
+//! gate sets it (a caller allowed to read but not to list), the request's 404 is answered 403
+//! AccessDenied, so the caller cannot tell a missing key from a forbidden one.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +45,7 @@ use s3s::service::S3Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::authz::{HideMissing, Peer};
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
 use crate::http_conns::{Caps, ConnState, Metered, Registry, Ticket};
 use crate::tls::{SecureTransport, Tls};
@@ -292,12 +298,13 @@ impl Connection {
             let state = Arc::clone(&state);
             let service = self.service.clone();
             let body_timeout = self.limits.body_progress_timeout;
+            let peer = self.peer.ip();
             hyper::service::service_fn(move |req| {
                 handle(
                     service.clone(),
                     Arc::clone(&state),
                     body_timeout,
-                    secure,
+                    (secure, peer),
                     req,
                 )
             })
@@ -361,7 +368,7 @@ async fn handle(
     service: Service,
     conn: Arc<ConnState>,
     body_timeout: Duration,
-    secure: bool,
+    (secure, peer): (bool, std::net::IpAddr),
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<ResponseBody>, s3s::HttpError> {
     let in_flight = conn.begin();
@@ -403,6 +410,9 @@ async fn handle(
             if secure {
                 parts.extensions.insert(SecureTransport);
             }
+            let hide_missing = HideMissing::default();
+            parts.extensions.insert(hide_missing.clone());
+            parts.extensions.insert(Peer(peer));
             if let Some(amz_date) = crate::access::amz_date_from_date(&parts.headers) {
                 parts.headers.insert("x-amz-date", amz_date);
                 parts.extensions.insert(crate::access::AmzDateFromDate);
@@ -412,11 +422,18 @@ async fn handle(
                 body = body.aws_chunked();
             }
             let body = s3s::Body::http_body(body);
-            let mut response = service
-                .s3
-                .call(http::Request::from_parts(parts, body))
-                .await?;
+            let request = http::Request::from_parts(parts, body);
+            let mut response = crate::authz::with_gate_reads(service.s3.call(request)).await?;
             apply_status(&mut response);
+            // A caller the bucket policy lets read but not list learns nothing from a 404.
+            if hide_missing.is_set() && response.status() == http::StatusCode::NOT_FOUND {
+                response = error_response(
+                    http::StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "Access Denied",
+                    &request_id,
+                );
+            }
             if let Some(fault) = guard.fault() {
                 response = fault_response(fault, &request_id);
             } else if aws_chunked && chunk_signature_mismatch(&response) {

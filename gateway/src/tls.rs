@@ -18,7 +18,7 @@
 //! - [`SecureTransport`] is an extension on every request that arrived over TLS (`serve` puts
 //!   it there before s3s runs); the access gate reads it with
 //!   `cx.extensions_mut().get::<SecureTransport>()` (s3s's `S3AccessContext`), which is what a
-//!   policy's `aws:SecureTransport` condition will need.
+//!   bucket policy's `aws:SecureTransport` condition reads (`authz`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

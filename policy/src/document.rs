@@ -124,6 +124,18 @@ impl Policy {
         users
     }
 
+    /// Every condition key the policy's conditions test and every policy variable without a
+    /// default it uses (canonical spellings), so a caller that does not supply some key can
+    /// refuse the policy instead of evaluating a condition that can never match.
+    pub fn keys_used(&self) -> BTreeSet<&str> {
+        let mut keys = BTreeSet::new();
+        for s in &self.statements {
+            keys.extend(s.conditions.iter().map(Condition::key));
+            keys.extend(s.required_variables.iter().map(String::as_str));
+        }
+        keys
+    }
+
     /// Whether the policy is public, as GetBucketPolicyStatus reports it: some Allow
     /// statement applies to everyone (`*`, or a NotPrincipal, which always leaves callers
     /// in) without a condition that pins the caller to fixed values (an `IpAddress` on

@@ -814,3 +814,28 @@ fn principals_are_listed_for_the_caller_to_check() {
         ["alice", "bob", "carol"]
     );
 }
+
+#[test]
+fn condition_keys_and_variables_are_listed_for_the_caller_to_check() {
+    let policy = Policy::parse_bucket(
+        br#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+             "Resource": "arn:aws:s3:::examplebucket",
+             "Condition": {"StringLike": {"s3:prefix": "home/${aws:username}/*"},
+                           "IpAddress": {"AWS:SourceIp": "10.0.0.0/8"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::examplebucket/*",
+             "Condition": {"StringEquals": {"s3:ExistingObjectTag/class": "secret"}}}]}"#,
+        BUCKET,
+    )
+    .unwrap();
+    assert_eq!(
+        policy.keys_used().into_iter().collect::<Vec<_>>(),
+        [
+            "aws:SourceIp",
+            "aws:username",
+            "s3:ExistingObjectTag/class",
+            "s3:prefix"
+        ]
+    );
+}

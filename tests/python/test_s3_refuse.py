@@ -125,8 +125,8 @@ def test_create_bucket_asking_for_protection_is_refused(s3, case, extra):
 
 @pytest.mark.parametrize("call", [
     "put_bucket_encryption", "put_object_lock_configuration", "put_bucket_acl",
-    "put_object_acl", "put_object_retention", "put_object_legal_hold", "put_bucket_policy",
-    "put_bucket_replication", "put_public_access_block",
+    "put_object_acl", "put_object_retention", "put_object_legal_hold", "put_bucket_replication",
+    "put_public_access_block",
 ])
 def test_protection_configurations_are_refused(s3, bucket, call):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
@@ -141,7 +141,6 @@ def test_protection_configurations_are_refused(s3, bucket, call):
         "put_object_retention": dict(Key="k", Retention={
             "Mode": "COMPLIANCE", "RetainUntilDate": RETAIN}),
         "put_object_legal_hold": dict(Key="k", LegalHold={"Status": "ON"}),
-        "put_bucket_policy": dict(Policy='{"Version":"2012-10-17","Statement":[]}'),
         "put_bucket_replication": dict(ReplicationConfiguration={
             "Role": "arn:aws:iam::1:role/r", "Rules": [{
                 "Status": "Enabled", "Priority": 1, "Filter": {},

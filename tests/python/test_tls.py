@@ -16,6 +16,7 @@ import time
 import ipaddress
 
 import boto3
+from botocore.exceptions import ClientError
 import pytest
 from botocore.config import Config
 from cryptography import x509
@@ -153,6 +154,28 @@ def test_boto3_over_https(tls_server, pki):
     assert s3.get_object(Bucket="tls-bucket", Key="a/obj")["Body"].read() == body
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tls-bucket")["Contents"]]
     assert keys == ["a/obj"]
+
+
+def test_a_deny_without_tls_policy_lets_tls_requests_through(tls_server, pki):
+    """aws:SecureTransport is true over TLS: the Deny of the README's TLS-only policy does not
+    apply here (test_policy.py shows it applying over plain HTTP)."""
+    s3 = https_client(tls_server, pki.ca_file)
+    s3.create_bucket(Bucket="tls-only")
+    s3.put_object(Bucket="tls-only", Key="k", Body=b"v")
+    s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::tls-only", "arn:aws:s3:::tls-only/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+    assert s3.get_object(Bucket="tls-only", Key="k")["Body"].read() == b"v"
+    s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::tls-only/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}))
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="tls-only", Key="k")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_both_protocol_versions_and_alpn(tls_server, pki):

@@ -16,7 +16,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("engine", &["proto"]),
     ("cluster", &["engine", "placement", "proto"]),
     ("objects", &["cluster", "placement", "proto"]),
-    ("gateway", &["cluster", "objects", "placement", "proto"]),
+    (
+        "gateway",
+        &["cluster", "objects", "placement", "policy", "proto"],
+    ),
     (
         "percore",
         &["cluster", "engine", "gateway", "placement", "proto"],

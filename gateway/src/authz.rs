@@ -1,0 +1,512 @@
+//! Who may do what: the bucket-policy judgement the access gate (`access::Gate`) makes for
+//! every request after its authentication checks and `refuse`, before the body is read.
+//!
+//! - **No bucket** (ListBuckets) and **CreateBucket**: signed requests only, as before;
+//!   anonymous callers get AccessDenied. ListBuckets lists the caller's own buckets.
+//! - **A bucket that does not exist**: NoSuchBucket, for every caller (as AWS).
+//! - **The policy operations** (Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus): the bucket
+//!   owner only, whatever the policy says: the owner cannot be locked out and cannot delegate
+//!   them (simpler than AWS, which lets a policy grant them).
+//! - **Every other bucket or object operation** is mapped to its action and resource
+//!   (`policy::action_for`) and judged by the bucket's policy (`bucket_policy`) with the
+//!   request's condition keys ([`Facts`]):
+//!   - the owner's request is allowed unless an explicit Deny applies;
+//!   - another user's, or an anonymous one (principal `*` only), is allowed only by an Allow
+//!     and never with a Deny. The handler then acts as the bucket owner ([`ActingFor`],
+//!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner
+//!     (BucketOwnerEnforced), and listings show the owner.
+//!   - An operation percore has no action for is refused to anonymous callers and left to the
+//!     handler's ownership check for signed ones.
+//! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
+//!   versionId) on the source, judged by the source bucket's owner and policy the same way.
+//!   The copy then reads the source as the request's acting user, so a copy between buckets
+//!   of different owners is refused by the handler even when both policies allow it.
+//! - **DeleteObjects** is judged per key ([`check_key_delete`], called by the handler): a
+//!   refused key is that key's AccessDenied in the response.
+//! - **403 or 404.** A caller allowed `s3:GetObject` but not `s3:ListBucket` must not learn
+//!   whether a key exists: the gate marks such a request ([`HideMissing`], put there by
+//!   `serve`) and `serve` answers its 404 as 403 AccessDenied. The owner always sees 404.
+//!
+//! Condition keys supplied ([`Facts`]): `aws:SourceIp` (the TCP peer, [`Peer`]),
+//! `aws:SecureTransport`, `aws:CurrentTime`/`aws:EpochTime`, `aws:username` and
+//! `aws:PrincipalArn` (signed callers), `aws:UserAgent`, `aws:Referer`, `s3:prefix`,
+//! `s3:delimiter` and `s3:max-keys` (listings, when the request has them), `s3:VersionId`,
+//! `s3:x-amz-acl`, `s3:x-amz-copy-source`, `s3:x-amz-metadata-directive`,
+//! `s3:x-amz-storage-class`, `s3:x-amz-content-sha256`, `s3:signatureversion`, `s3:authType`.
+//! Object tag keys are not supplied and a policy using them is refused (`bucket_policy`).
+//!
+//! The handler's ownership check (`Gateway::owned_bucket`) uses the bucket record the gate
+//! judged by ([`with_gate_reads`], [`take_gate_read`]): one read of it per request, as before
+//! the gate, and no window in which a bucket deleted and re-created between the gate and the
+//! handler is acted on under the judgement of its old incarnation.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http::HeaderMap;
+use policy::{action_for, authorize, bucket_arn, object_arn, Decision, RequestContext};
+use s3s::access::S3AccessContext;
+use s3s::path::S3Path;
+use s3s::{s3_error, S3Error, S3Result};
+
+use crate::bucket_policy::Stored;
+use crate::records::BucketRecord;
+use crate::s3::Gateway;
+use crate::tls::SecureTransport;
+
+/// The operations only a bucket's owner may call (module docs).
+const OWNER_ONLY: [&str; 4] = [
+    "PutBucketPolicy",
+    "GetBucketPolicy",
+    "DeleteBucketPolicy",
+    "GetBucketPolicyStatus",
+];
+
+tokio::task_local! {
+    /// The bucket record (name, record, HLC) the gate judged the request being served by,
+    /// until its handler's first ownership check takes it.
+    static GATE_READ: RefCell<Option<(String, BucketRecord, u64)>>;
+}
+
+/// Runs `f` (a request through s3s: the gate, then the handler) with room for the record the
+/// gate reads (module docs).
+pub async fn with_gate_reads<F: Future>(f: F) -> F::Output {
+    GATE_READ.scope(RefCell::new(None), f).await
+}
+
+/// The record of `bucket` the gate read for this request, once; `None` outside a request,
+/// for another bucket, or when already taken (the caller reads it).
+pub(crate) fn take_gate_read(bucket: &str) -> Option<(BucketRecord, u64)> {
+    GATE_READ
+        .try_with(|slot| {
+            let mut slot = slot.borrow_mut();
+            match slot.take() {
+                Some((name, record, hlc)) if name == bucket => Some((record, hlc)),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+fn keep_gate_read(bucket: &str, record: &BucketRecord, hlc: u64) {
+    // Outside `with_gate_reads` (no server): the handler reads the record itself.
+    let _ = GATE_READ.try_with(|slot| {
+        *slot.borrow_mut() = Some((bucket.to_owned(), record.clone(), hlc));
+    });
+}
+
+/// The client's address, put on every request by `serve` (`aws:SourceIp`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
+/// Put on every request by `serve`; set by the gate when a 404 must be answered as 403
+/// (module docs).
+#[derive(Debug, Clone, Default)]
+pub struct HideMissing(Arc<AtomicBool>);
+
+impl HideMissing {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the request's 404 must be a 403.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A request the bucket policy let in for a caller who does not own the bucket: the handler
+/// acts as `owner` (the bucket owner's access key).
+#[derive(Debug, Clone)]
+pub struct ActingFor {
+    pub owner: String,
+}
+
+/// What a DeleteObjects handler needs to judge each key (module docs).
+#[derive(Debug, Clone)]
+pub struct KeyJudge {
+    bucket: String,
+    owner: bool,
+    policy: Option<Arc<Stored>>,
+    facts: Facts,
+}
+
+/// The request's condition values, taken once from the request (module docs).
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    user: Option<String>,
+    values: Vec<(Key, String)>,
+    ip: Option<IpAddr>,
+    tls: bool,
+    now_secs: i64,
+    max_keys: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    UserAgent,
+    Referer,
+    Prefix,
+    Delimiter,
+    VersionId,
+    Acl,
+    CopySource,
+    MetadataDirective,
+    StorageClass,
+    ContentSha256,
+    SignatureVersion,
+    AuthType,
+}
+
+impl Facts {
+    /// The facts of a request by `user` (a user name; `None`: anonymous).
+    pub fn of(
+        user: Option<String>,
+        headers: &HeaderMap,
+        query: &str,
+        peer: Option<IpAddr>,
+        tls: bool,
+        now_secs: i64,
+    ) -> Facts {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let mut values = Vec::new();
+        let mut add = |key, value: Option<&str>| {
+            if let Some(v) = value {
+                values.push((key, v.to_owned()));
+            }
+        };
+        add(Key::UserAgent, header("user-agent"));
+        add(Key::Referer, header("referer"));
+        add(Key::Acl, header("x-amz-acl"));
+        add(Key::MetadataDirective, header("x-amz-metadata-directive"));
+        add(Key::StorageClass, header("x-amz-storage-class"));
+        add(Key::ContentSha256, header("x-amz-content-sha256"));
+        let copy_source = header("x-amz-copy-source").map(|s| {
+            let path = s.split_once('?').map_or(s, |(p, _)| p);
+            crate::access::percent_decode(path.trim_start_matches('/'))
+        });
+        add(Key::CopySource, copy_source.as_deref());
+        let prefix = query_param(query, "prefix");
+        add(Key::Prefix, prefix.as_deref());
+        let delimiter = query_param(query, "delimiter");
+        add(Key::Delimiter, delimiter.as_deref());
+        let version_id = query_param(query, "versionId");
+        add(Key::VersionId, version_id.as_deref());
+        let (signature, auth_type) = signature_of(headers, query);
+        add(Key::SignatureVersion, signature);
+        add(Key::AuthType, auth_type);
+        Facts {
+            user,
+            values,
+            ip: peer,
+            tls,
+            now_secs,
+            max_keys: query_param(query, "max-keys").and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// The policy context of `action` on `resource` for this request.
+    pub fn context(&self, action: &str, resource: String) -> RequestContext {
+        let mut ctx = RequestContext::new(self.user.as_deref(), action, resource)
+            .with_secure_transport(self.tls)
+            .with_current_time(self.now_secs);
+        if let Some(ip) = self.ip {
+            ctx = ctx.with_source_ip(ip);
+        }
+        if let Some(n) = self.max_keys {
+            ctx = ctx.with_max_keys(n);
+        }
+        for (key, v) in &self.values {
+            ctx = match key {
+                Key::UserAgent => ctx.with_user_agent(v),
+                Key::Referer => ctx.with_referer(v),
+                Key::Prefix => ctx.with_prefix(v),
+                Key::Delimiter => ctx.with_delimiter(v),
+                Key::VersionId => ctx.with_version_id(v),
+                Key::Acl => ctx.with_acl(v),
+                Key::CopySource => ctx.with_copy_source(v),
+                Key::MetadataDirective => ctx.with_metadata_directive(v),
+                Key::StorageClass => ctx.with_storage_class(v),
+                Key::ContentSha256 => ctx.with_content_sha256(v),
+                Key::SignatureVersion => ctx.with_signature_version(v),
+                Key::AuthType => ctx.with_auth_type(v),
+            };
+        }
+        ctx
+    }
+}
+
+/// `s3:signatureversion` and `s3:authType` of a signed request.
+fn signature_of(headers: &HeaderMap, query: &str) -> (Option<&'static str>, Option<&'static str>) {
+    if query_param(query, "X-Amz-Algorithm").is_some() {
+        return (Some("AWS4-HMAC-SHA256"), Some("REST-QUERY-STRING"));
+    }
+    if query_param(query, "Signature").is_some() {
+        return (Some("AWS"), Some("REST-QUERY-STRING"));
+    }
+    match headers
+        .get("authorization")
+        .map(http::HeaderValue::as_bytes)
+    {
+        Some(v) if v.starts_with(b"AWS4-HMAC-SHA256") => {
+            (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
+        }
+        Some(v) if v.starts_with(b"AWS ") => (Some("AWS"), Some("REST-HEADER")),
+        _ => (None, None),
+    }
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    crate::access::query_param(query, name)
+}
+
+fn denied() -> S3Error {
+    s3_error!(AccessDenied, "Access Denied")
+}
+
+/// What a policy says about one request, for its owner (`owner`) or anyone else.
+fn allowed(owner: bool, policy: Option<&Stored>, ctx: &RequestContext) -> bool {
+    let decision = authorize(ctx, &[], policy.map(|s| &s.policy));
+    match decision {
+        Decision::ExplicitDeny => false,
+        Decision::Allow => true,
+        Decision::ImplicitDeny => owner,
+    }
+}
+
+/// The judgement of one request (module docs).
+pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+    let op_name = cx.s3_op().name().to_owned();
+    let op = op_name.as_str();
+    let access_key = cx.credentials().map(|c| c.access_key.clone());
+    let (bucket, key) = match cx.s3_path() {
+        S3Path::Root => return signed_only(access_key.as_ref()),
+        S3Path::Bucket { bucket } => (bucket.to_string(), None),
+        S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+    };
+    if op == "CreateBucket" {
+        return signed_only(access_key.as_ref());
+    }
+    let query = cx.uri().query().unwrap_or("").to_owned();
+    let version_id = query_param(&query, "versionId");
+    let Some(required) = action_for(op, version_id.is_some()) else {
+        return signed_only(access_key.as_ref());
+    };
+    let Some((record, hlc)) = gateway.bucket_entry(&bucket).await? else {
+        return Err(s3_error!(NoSuchBucket));
+    };
+    keep_gate_read(&bucket, &record, hlc);
+    let owner = access_key.as_deref() == Some(record.owner.as_str());
+    if OWNER_ONLY.contains(&op) {
+        return if owner { Ok(()) } else { Err(denied()) };
+    }
+    let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
+    let user = match &access_key {
+        None => None,
+        Some(k) => Some(user_name(gateway, k)?),
+    };
+    let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
+    let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let facts = Facts::of(user, cx.headers(), &query, peer, tls, now);
+    if op == "DeleteObjects" {
+        // Judged per key by the handler; another user needs a policy to get that far.
+        if !owner && stored.is_none() {
+            return Err(denied());
+        }
+        if stored.is_some() {
+            cx.extensions_mut().insert(KeyJudge {
+                bucket: bucket.clone(),
+                owner,
+                policy: stored,
+                facts,
+            });
+        }
+        if !owner {
+            cx.extensions_mut().insert(ActingFor {
+                owner: record.owner,
+            });
+        }
+        return Ok(());
+    }
+    let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
+    if !allowed(
+        owner,
+        stored.as_deref(),
+        &facts.context(required.action, resource),
+    ) {
+        return Err(denied());
+    }
+    if matches!(op, "CopyObject" | "UploadPartCopy") {
+        check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+    }
+    if !owner {
+        let reads = matches!(required.action, "s3:GetObject" | "s3:GetObjectVersion");
+        let lists = allowed(
+            false,
+            stored.as_deref(),
+            &facts.context("s3:ListBucket", bucket_arn(&bucket)),
+        );
+        if reads && !lists {
+            if let Some(hide) = cx.extensions_mut().get::<HideMissing>() {
+                hide.set();
+            }
+        }
+        cx.extensions_mut().insert(ActingFor {
+            owner: record.owner,
+        });
+    }
+    Ok(())
+}
+
+fn signed_only(access_key: Option<&String>) -> S3Result<()> {
+    match access_key {
+        Some(_) => Ok(()),
+        None => Err(denied()),
+    }
+}
+
+fn user_name(gateway: &Gateway, access_key: &str) -> S3Result<String> {
+    gateway
+        .policies
+        .users()
+        .and_then(|u| u.by_access_key(access_key))
+        .map(|u| u.name.clone())
+        .ok_or_else(|| s3_error!(InternalError, "a signed request by an unknown access key"))
+}
+
+/// `s3:GetObject` on a copy's source (module docs). A malformed or missing header, or a
+/// source bucket that does not exist, is left to the handler's error.
+async fn check_copy_source(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    access_key: Option<&str>,
+    facts: &Facts,
+) -> S3Result<()> {
+    let Some(source) = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let (path, query) = source.split_once('?').unwrap_or((source, ""));
+    let path = crate::access::percent_decode(path.trim_start_matches('/'));
+    let Some((bucket, key)) = path.split_once('/') else {
+        return Ok(());
+    };
+    let Some(record) = gateway.bucket(bucket).await? else {
+        return Ok(());
+    };
+    let owner = access_key == Some(record.owner.as_str());
+    let stored = gateway.bucket_policy(&record.scope(bucket)).await?;
+    let action = if query_param(query, "versionId").is_some() {
+        "s3:GetObjectVersion"
+    } else {
+        "s3:GetObject"
+    };
+    let ctx = facts.context(action, object_arn(bucket, key));
+    if allowed(owner, stored.as_deref(), &ctx) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+/// For DeleteObjects' handler: whether the request may delete `key` (`version`: a version
+/// id), as the gate judged the request (no [`KeyJudge`]: the owner, with no policy).
+pub fn check_key_delete(
+    extensions: &http::Extensions,
+    key: &str,
+    version: Option<&str>,
+) -> S3Result<()> {
+    let Some(judge) = extensions.get::<KeyJudge>() else {
+        return Ok(());
+    };
+    let action = if version.is_some() {
+        "s3:DeleteObjectVersion"
+    } else {
+        "s3:DeleteObject"
+    };
+    let mut ctx = judge.facts.context(action, object_arn(&judge.bucket, key));
+    if let Some(v) = version {
+        ctx = ctx.with_version_id(v);
+    }
+    if allowed(judge.owner, judge.policy.as_deref(), &ctx) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(text: &str) -> Stored {
+        Stored {
+            text: text.to_owned(),
+            policy: policy::Policy::parse_bucket(text.as_bytes(), "b").unwrap(),
+        }
+    }
+
+    #[test]
+    fn owner_needs_no_allow_others_do_and_deny_wins() {
+        let p = stored(
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+             "Resource":"arn:aws:s3:::b/pub/*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:GetObject",
+             "Resource":"arn:aws:s3:::b/pub/secret"}]}"#,
+        );
+        let facts = |user: Option<&str>| Facts {
+            user: user.map(str::to_owned),
+            ..Facts::default()
+        };
+        let get = |user, key: &str| facts(user).context("s3:GetObject", object_arn("b", key));
+        assert!(allowed(true, None, &get(Some("root"), "x")));
+        assert!(allowed(true, Some(&p), &get(Some("root"), "x")));
+        assert!(!allowed(true, Some(&p), &get(Some("root"), "pub/secret")));
+        assert!(allowed(false, Some(&p), &get(None, "pub/a")));
+        assert!(allowed(false, Some(&p), &get(Some("alice"), "pub/a")));
+        assert!(!allowed(false, Some(&p), &get(None, "x")));
+        assert!(!allowed(false, None, &get(Some("alice"), "pub/a")));
+        assert!(!allowed(false, Some(&p), &get(None, "pub/secret")));
+    }
+
+    #[test]
+    fn facts_from_a_request() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-copy-source",
+            "/src/a%20b?versionId=v".parse().unwrap(),
+        );
+        headers.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
+        );
+        let f = Facts::of(
+            Some("alice".into()),
+            &headers,
+            "prefix=home%2F&max-keys=10&list-type=2",
+            Some("10.1.2.3".parse().unwrap()),
+            true,
+            0,
+        );
+        let ctx = f.context("s3:ListBucket", bucket_arn("b"));
+        assert_eq!(ctx.values("s3:prefix"), ["home/"]);
+        assert_eq!(ctx.values("s3:max-keys"), ["10"]);
+        assert_eq!(ctx.values("s3:x-amz-copy-source"), ["src/a b"]);
+        assert_eq!(ctx.values("aws:SourceIp"), ["10.1.2.3"]);
+        assert_eq!(ctx.values("aws:SecureTransport"), ["true"]);
+        assert_eq!(ctx.values("s3:authType"), ["REST-HEADER"]);
+        assert_eq!(ctx.values("aws:username"), ["alice"]);
+        assert!(ctx.values("s3:delimiter").is_empty());
+    }
+}
