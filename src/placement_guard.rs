@@ -86,7 +86,9 @@ fn holds_data(node: &Node) -> Option<String> {
         };
         match h.call_blocking(scan) {
             Ok(Response::Scan { entries, .. })
-                if entries.iter().all(|(k, _)| &k[..] == gateway::scrub::SCRUB_KEY) => {}
+                if entries
+                    .iter()
+                    .all(|(k, _)| &k[..] == gateway::scrub::SCRUB_KEY) => {}
             Ok(Response::Scan { .. }) => return Some(format!("core {core} holds metadata")),
             other => return Some(format!("core {core} cannot say what it holds: {other:?}")),
         }
