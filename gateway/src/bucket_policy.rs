@@ -26,9 +26,8 @@
 //! entries go, then all). Put/DeleteBucketPolicy drop the scope on the gateway that served
 //! them; another gateway of a cluster sees the change within the TTL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -41,6 +40,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use crate::creds::Users;
 use crate::records::{scope_name, Malformed};
 use crate::s3::{s3_err, user_of, Gateway};
+use crate::ttl_cache::TtlCache;
 
 const VERSION: u8 = 1;
 /// The stored record: the format byte and the largest document the crate accepts.
@@ -64,10 +64,18 @@ pub struct Stored {
 }
 
 /// The policy cache and the users principals may name, shared by the gateway's clones.
-#[derive(Default)]
 pub struct State {
-    entries: Mutex<Entries>,
+    cache: TtlCache<Lookup>,
     users: OnceLock<Users>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            cache: TtlCache::new(CACHE_TTL, CACHE_ENTRIES_MAX, CACHE_BYTES_MAX),
+            users: OnceLock::new(),
+        }
+    }
 }
 
 /// What the cache knows of a scope.
@@ -90,12 +98,6 @@ impl Lookup {
     }
 }
 
-#[derive(Default)]
-struct Entries {
-    map: HashMap<String, (Instant, Lookup, usize)>,
-    bytes: usize,
-}
-
 fn size_of(scope: &str, lookup: &Lookup) -> usize {
     let policy = match lookup {
         Lookup::NoPolicy => 0,
@@ -116,42 +118,17 @@ impl State {
     }
 
     fn get(&self, scope: &str) -> Option<Lookup> {
-        let entries = self.entries.lock().ok()?;
-        let (at, lookup, _) = entries.map.get(scope)?;
-        (at.elapsed() < CACHE_TTL).then(|| lookup.clone())
+        self.cache.get(scope)
     }
 
     fn put(&self, scope: &str, lookup: Lookup) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
         let size = size_of(scope, &lookup);
-        if let Some((_, _, old)) = entries.map.remove(scope) {
-            entries.bytes -= old;
-        }
-        let full =
-            |e: &Entries| e.map.len() >= CACHE_ENTRIES_MAX || e.bytes + size > CACHE_BYTES_MAX;
-        if full(&entries) {
-            entries.map.retain(|_, (at, _, _)| at.elapsed() < CACHE_TTL);
-            entries.bytes = entries.map.values().map(|(_, _, s)| s).sum();
-            if full(&entries) {
-                entries.map.clear();
-                entries.bytes = 0;
-            }
-        }
-        entries.bytes += size;
-        entries
-            .map
-            .insert(scope.to_owned(), (Instant::now(), lookup, size));
+        self.cache.put(scope, lookup, size);
     }
 
     /// Drops `scope`'s lookup (its policy changed here).
     pub fn forget(&self, scope: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if let Some((_, _, size)) = entries.map.remove(scope) {
-                entries.bytes -= size;
-            }
-        }
+        self.cache.forget(scope);
     }
 }
 
@@ -390,9 +367,7 @@ mod tests {
         for i in 0..CACHE_ENTRIES_MAX + 10 {
             state.put(&format!("b{i}"), Lookup::NoPolicy);
         }
-        let entries = state.entries.lock().unwrap();
-        assert!(entries.map.len() <= CACHE_ENTRIES_MAX);
-        drop(entries);
+        assert!(state.cache.held().0 <= CACHE_ENTRIES_MAX);
         state.put("x", Lookup::NoPolicy);
         assert!(state.get("x").is_some());
         state.forget("x");

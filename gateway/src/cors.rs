@@ -29,9 +29,8 @@
 //! name on the gateway that served them; another gateway of a cluster sees the change within
 //! the TTL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
@@ -44,6 +43,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::records::Malformed;
 use crate::s3::{s3_err, user_of, Gateway};
+use crate::ttl_cache::TtlCache;
 
 const VERSION: u8 = 1;
 /// S3's limit on rules per configuration.
@@ -381,18 +381,14 @@ pub enum Lookup {
     Rules(Arc<Vec<Rule>>),
 }
 
-/// Per bucket name, its last lookup and when it was made (see the module docs), within
-/// [`CACHE_ENTRIES_MAX`] names and [`CACHE_BYTES_MAX`] bytes of rules.
-#[derive(Default)]
-pub struct Cache {
-    entries: Mutex<Entries>,
-}
+/// Per bucket name, its last lookup (see the module docs), within [`CACHE_ENTRIES_MAX`] names
+/// and [`CACHE_BYTES_MAX`] bytes of rules.
+pub struct Cache(TtlCache<Lookup>);
 
-#[derive(Default)]
-struct Entries {
-    map: HashMap<String, (Instant, Lookup, usize)>,
-    /// The sum of the entries' sizes (`size_of`).
-    bytes: usize,
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache(TtlCache::new(CACHE_TTL, CACHE_ENTRIES_MAX, CACHE_BYTES_MAX))
+    }
 }
 
 /// What an entry holds, about: its name and its rules' text.
@@ -416,44 +412,17 @@ fn size_of(bucket: &str, lookup: &Lookup) -> usize {
 
 impl Cache {
     fn get(&self, bucket: &str) -> Option<Lookup> {
-        let entries = self.entries.lock().ok()?;
-        let (at, lookup, _) = entries.map.get(bucket)?;
-        (at.elapsed() < CACHE_TTL).then(|| lookup.clone())
+        self.0.get(bucket)
     }
 
     fn put(&self, bucket: &str, lookup: Lookup) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
         let size = size_of(bucket, &lookup);
-        if let Some((_, _, old)) = entries.map.remove(bucket) {
-            entries.bytes -= old;
-        }
-        let full =
-            |e: &Entries| e.map.len() >= CACHE_ENTRIES_MAX || e.bytes + size > CACHE_BYTES_MAX;
-        if full(&entries) {
-            entries.map.retain(|_, (at, _, _)| at.elapsed() < CACHE_TTL);
-            entries.bytes = entries.map.values().map(|(_, _, s)| s).sum();
-            if full(&entries) {
-                entries.map.clear();
-                entries.bytes = 0;
-            }
-        }
-        if size <= CACHE_BYTES_MAX {
-            entries.bytes += size;
-            entries
-                .map
-                .insert(bucket.to_owned(), (Instant::now(), lookup, size));
-        }
+        self.0.put(bucket, lookup, size);
     }
 
     /// Drops `bucket`'s lookup (its configuration changed here).
     pub fn forget(&self, bucket: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if let Some((_, _, size)) = entries.map.remove(bucket) {
-                entries.bytes -= size;
-            }
-        }
+        self.0.forget(bucket);
     }
 }
 
@@ -848,21 +817,18 @@ mod tests {
         ]));
         for i in 0..200 {
             cache.put(&format!("b{i}"), big.clone());
-            let e = cache.entries.lock().unwrap();
-            assert!(e.bytes <= CACHE_BYTES_MAX, "{} bytes held", e.bytes);
-            let sum: usize = e.map.values().map(|(_, _, s)| s).sum();
-            assert_eq!(sum, e.bytes);
+            let (_, bytes) = cache.0.held();
+            assert!(bytes <= CACHE_BYTES_MAX, "{bytes} bytes held");
         }
         for i in 0..(CACHE_ENTRIES_MAX + 10) {
             cache.put(&format!("n{i}"), Lookup::NoBucket);
-            assert!(cache.entries.lock().unwrap().map.len() <= CACHE_ENTRIES_MAX);
+            assert!(cache.0.held().0 <= CACHE_ENTRIES_MAX);
         }
         let last = format!("n{}", CACHE_ENTRIES_MAX + 9);
         assert!(matches!(cache.get(&last), Some(Lookup::NoBucket)));
         cache.forget(&last);
         assert!(cache.get(&last).is_none());
-        let e = cache.entries.lock().unwrap();
-        assert_eq!(e.map.values().map(|(_, _, s)| s).sum::<usize>(), e.bytes);
+        cache.0.held();
     }
 
     #[test]

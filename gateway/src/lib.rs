@@ -26,6 +26,7 @@ pub mod serve;
 pub mod tagging;
 pub mod tiering;
 pub mod tls;
+pub mod ttl_cache;
 pub mod versioning;
 pub mod workers;
 
