@@ -1811,6 +1811,20 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
+        // response-* overrides are for signed requests only (as AWS): a public object's
+        // headers are not for an anonymous caller to rewrite.
+        let overrides = input.response_cache_control.is_some()
+            || input.response_content_disposition.is_some()
+            || input.response_content_encoding.is_some()
+            || input.response_content_language.is_some()
+            || input.response_content_type.is_some()
+            || input.response_expires.is_some();
+        if overrides && req.credentials.is_none() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests."
+            ));
+        }
         let (head, version_id, bucket, tag_count) = self
             .object_for_get(
                 &user,
@@ -1870,8 +1884,7 @@ impl S3 for Gateway {
             .then(|| format!("bytes {first}-{}/{}", (first + len).max(1) - 1, head.size));
         let whole = content_range.is_none();
         let sum = shown_checksum(&head, input.checksum_mode.as_ref(), whole);
-        // response-* query parameters override what is stored (S3 allows them on signed
-        // requests only; anonymous access is refused earlier).
+        // response-* query parameters override what is stored (signed requests only, above).
         let content_type = input
             .response_content_type
             .or_else(|| (!head.content_type.is_empty()).then(|| head.content_type.clone()));

@@ -213,6 +213,12 @@ def test_anonymous_read_of_a_public_bucket(s3, anon, server, bucket):
         stmt("Allow", "*", "s3:GetObject", f"arn:aws:s3:::{bucket}/site/*")))
     assert anon.get_object(Bucket=bucket, Key="site/index.html")["Body"].read() == b"<p>hi</p>"
     assert anon.head_object(Bucket=bucket, Key="site/index.html")["ContentLength"] == 9
+    # response-* overrides are for signed requests (as AWS).
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="site/index.html", ResponseContentType="x/y")
+    assert code(e) == "InvalidRequest" and status(e) == 400
+    got = s3.get_object(Bucket=bucket, Key="site/index.html", ResponseContentType="x/y")
+    assert got["ContentType"] == "x/y"
     # Allowed to read but not to list: a missing key is 403, never 404.
     with pytest.raises(ClientError) as e:
         anon.get_object(Bucket=bucket, Key="site/missing")
