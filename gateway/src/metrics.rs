@@ -98,6 +98,7 @@ pub struct Metrics {
     scrub_bytes: Family<CoreLabel, Counter>,
     scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     scrub_passes: Family<CoreLabel, Counter>,
+    scrub_records: Family<CoreResultLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +140,7 @@ impl Default for Metrics {
             scrub_bytes: Family::default(),
             scrub_last_pass_end_ms: Family::default(),
             scrub_passes: Family::default(),
+            scrub_records: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -296,6 +298,13 @@ impl Default for Metrics {
             "Scrub passes ended over the versions each core is primary of",
             m.scrub_passes.clone(),
         );
+        registry.register(
+            "scrub_records",
+            "Object metadata records the scrub compared across their replicas, by the core \
+             walked and result (checked; converged: a replica differed and a quorum read \
+             repaired it; unreachable: a replica did not answer)",
+            m.scrub_records.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -407,6 +416,16 @@ impl Metrics {
             core: name.to_owned(),
         };
         self.scrub_bytes.get_or_create(&label).inc_by(c.bytes);
+    }
+
+    /// A metadata record the scrub compared across its replicas from core `name`
+    /// (`result`: checked, converged or unreachable).
+    pub fn record_scrub_record(&self, name: &str, result: &str) {
+        let label = CoreResultLabel {
+            core: name.to_owned(),
+            result: result.to_owned(),
+        };
+        self.scrub_records.get_or_create(&label).inc();
     }
 
     /// A scrub pass over the versions core `name` is primary of ended (`ended`), or was

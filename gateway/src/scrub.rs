@@ -23,7 +23,11 @@
 //! not replicated) with when its last pass ended and what it found, which `percore status`
 //! prints and the schedule resumes from after a restart.
 //!
-//! Not here: the repair of writes a core missed (`cluster::hints`), the repair of damage a
+//! The same walk compares every head and version record a local core holds with its other
+//! replicas and settles a difference by a quorum read (`converge`: metadata anti-entropy, for
+//! writes whose hints were lost); `percore_scrub_records_total` counts it.
+//!
+//! Not here: the replay of writes a core missed (`cluster::hints`), the repair of damage a
 //! read found (`workers::repair_on_read`), orphaned fragments no record names.
 
 use std::collections::HashMap;
@@ -204,6 +208,8 @@ struct Origin<'a> {
     core: usize,
     key: &'a Bytes,
     value: &'a Bytes,
+    /// The version's HLC on `core`.
+    hlc: u64,
 }
 
 /// The state of one pass.
@@ -298,6 +304,7 @@ impl Gateway {
                     core,
                     key: k,
                     value: &e.value,
+                    hlc: e.hlc,
                 };
                 self.scrub_record_entry(tag, &origin, pass).await;
             }
@@ -308,12 +315,22 @@ impl Gateway {
         }
     }
 
-    /// One `O` or `V` record: its version's fragments when `origin.core` is its primary; one
-    /// `U` record: the fragments of the upload's parts.
+    /// One `O` or `V` record: compared with its replicas (`converge`), and its version's
+    /// fragments checked when `origin.core` is its primary; one `U` record: the fragments of
+    /// the upload's parts.
     async fn scrub_record_entry(&self, tag: u8, origin: &Origin<'_>, pass: &mut Pass) {
         let Some((bucket, rest)) = split_key(origin.key) else {
             return;
         };
+        let routed = match tag {
+            b'O' => std::str::from_utf8(rest).ok().map(str::to_owned),
+            b'V' => parse_version_key(rest).and_then(|(k, _)| String::from_utf8(k).ok()),
+            _ => None,
+        };
+        if let Some(key) = routed {
+            self.converge(&self.object_cores(&bucket, &key), origin)
+                .await;
+        }
         if tag == b'U' {
             self.scrub_upload(&bucket, rest, origin, pass).await;
             return;
@@ -349,6 +366,48 @@ impl Gateway {
             let cores = self.cores_in(&bucket, &key, r.policy, r.tier);
             self.scrub_parts(&cores, r.policy, &r.parts, origin, pass)
                 .await;
+        }
+    }
+
+    /// Anti-entropy for one metadata record, so replicas converge even when the hints of a
+    /// write they missed were lost: the primary compares its version with every other
+    /// replica's, another replica with the primary's (so a primary that missed the write is
+    /// found by the replicas that have it). A difference (a replica without the record, or
+    /// with another version) is settled by a quorum read, which writes the newest version to
+    /// the replicas that lack it (`Backend::meta_get`). A core that does not answer leaves the
+    /// record for the next pass.
+    async fn converge(&self, cores: &[usize], origin: &Origin<'_>) {
+        let metrics = crate::metrics::global();
+        let walked = self.backend().core_name(origin.core);
+        let Some(&primary) = cores.first() else {
+            return;
+        };
+        let others: Vec<usize> = if primary == origin.core {
+            cores[1..].to_vec()
+        } else if cores.contains(&origin.core) {
+            vec![primary]
+        } else {
+            return;
+        };
+        let key = origin.key.clone();
+        let asks = others.iter().map(|&c| {
+            let req = Request::MetaGetVersioned { key: key.clone() };
+            self.backend().call(c, req)
+        });
+        let mut same = true;
+        for answer in futures::future::join_all(asks).await {
+            match answer {
+                Ok(Response::MetaVersioned(Some(v))) if !v.deleted && v.hlc == origin.hlc => {}
+                Ok(Response::MetaVersioned(_)) => same = false,
+                _ => {
+                    metrics.record_scrub_record(walked, "unreachable");
+                    return;
+                }
+            }
+        }
+        metrics.record_scrub_record(walked, "checked");
+        if !same && self.backend().meta_get(cores, &key).await.is_ok() {
+            metrics.record_scrub_record(walked, "converged");
         }
     }
 
@@ -406,6 +465,7 @@ impl Gateway {
                     core: origin.core,
                     key: k,
                     value: &e.value,
+                    hlc: e.hlc,
                 };
                 self.scrub_parts(&cores, policy, &[part], &part_origin, pass)
                     .await;
