@@ -904,67 +904,15 @@ impl Backend {
         let fanned = self
             .fan_out(cores, |_| Request::MetaGetVersioned { key: key.clone() })
             .await;
-        let last = fanned.last_error();
-        let answers = fanned.ok.into_iter().map(|(core, r)| (core, Some(r)));
-        self.settle_read(cores.len(), key, answers, last).await
-    }
-
-    /// `meta_get` of several records kept by the same `cores`, in one round trip per core (a
-    /// batch of reads): each record is read from a quorum and repaired as `meta_get` does.
-    pub async fn meta_get_many(
-        &self,
-        cores: &[usize],
-        keys: &[Bytes],
-    ) -> Result<Vec<Option<MetaEntry>>, BackendError> {
-        count_call(CALL_GET);
-        let batch = || {
-            Request::Batch(
-                keys.iter()
-                    .map(|key| Request::MetaGetVersioned { key: key.clone() })
-                    .collect(),
-            )
-        };
-        let fanned = self.fan_out(cores, |_| batch()).await;
-        let last = fanned.last_error();
-        // Per core, its answers in key order (none when the batch failed as a whole).
-        let per_core: Vec<(usize, Vec<Response>)> = fanned
-            .ok
-            .into_iter()
-            .map(|(core, r)| match r {
-                Response::Batch(parts) if parts.len() == keys.len() => (core, parts),
-                other => (core, vec![other; keys.len()]),
-            })
-            .collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            let answers = per_core
-                .iter()
-                .map(|(core, parts)| (*core, parts.get(i).cloned()));
-            out.push(
-                self.settle_read(cores.len(), key, answers, last.clone())
-                    .await?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// The newest version of `key` among the answers of a read of `of` replicas, once a read
-    /// quorum answered; replicas that answered an older or damaged copy are repaired first.
-    async fn settle_read(
-        &self,
-        of: usize,
-        key: &Bytes,
-        responses: impl Iterator<Item = (usize, Option<Response>)>,
-        mut last: String,
-    ) -> Result<Option<MetaEntry>, BackendError> {
         let mut answers: Vec<(usize, Option<MetaVersion>)> = Vec::new();
         // Replicas whose copy failed its checksum: repaired with the newest like stale ones
         // (the write replaces the damaged value).
         let mut damaged: Vec<usize> = Vec::new();
-        for (core, r) in responses {
+        let mut last = fanned.last_error();
+        for (core, r) in fanned.ok {
             match r {
-                Some(Response::MetaVersioned(v)) => answers.push((core, v)),
-                Some(other) => {
+                Response::MetaVersioned(v) => answers.push((core, v)),
+                other => {
                     if let Response::Error {
                         code: ErrorCode::Corrupt,
                         ..
@@ -974,16 +922,15 @@ impl Backend {
                     }
                     last = format!("{:?}", core_error(other));
                 }
-                None => "a batch answered too few parts".clone_into(&mut last),
             }
         }
-        let need = read_quorum(of);
+        let need = read_quorum(cores.len());
         if answers.len() < need {
             return Err(BackendError::Quorum {
                 what: "metadata read",
                 got: answers.len(),
                 need,
-                of,
+                of: cores.len(),
                 last,
             });
         }

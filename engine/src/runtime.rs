@@ -468,22 +468,6 @@ fn stats_of(s: &StoreStats) -> CoreStats {
 /// in one batch share a group commit.
 pub async fn dispatch(store: &Store<GlommioDisk>, request: Request) -> Response {
     match request {
-        // Metadata reads answer from LMDB without waiting on the disk: run in turn, they
-        // cost no task each.
-        Request::Batch(parts)
-            if parts.iter().all(|r| {
-                matches!(
-                    r,
-                    Request::MetaGet { .. } | Request::MetaGetVersioned { .. }
-                )
-            }) =>
-        {
-            let mut out = Vec::with_capacity(parts.len());
-            for r in parts {
-                out.push(dispatch_one(store, r).await);
-            }
-            Response::Batch(out)
-        }
         Request::Batch(parts) => {
             let tasks: Vec<_> = parts
                 .into_iter()

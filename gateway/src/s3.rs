@@ -442,89 +442,42 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
     ) -> S3Result<(ObjectHead, Option<String>, String)> {
-        let (head, shown, _, scope, _) = self
-            .object_version(
-                user,
-                bucket,
-                key,
-                version_id,
-                false,
-                delete_marker_not_allowed,
-            )
+        let (head, shown, _, scope) = self
+            .object_version(user, bucket, key, version_id, delete_marker_not_allowed)
             .await?;
         Ok((head, shown, scope))
-    }
-
-    /// `object_for_read`, and how many tags the version has (GET's x-amz-tagging-count). The
-    /// current version's head and tag records are read in one round trip (`meta_get_many`);
-    /// a version named by id costs a second read.
-    pub(crate) async fn object_for_get(
-        &self,
-        user: &str,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> S3Result<(ObjectHead, Option<String>, String, usize)> {
-        let (head, shown, _, scope, tags) = self
-            .object_version(
-                user,
-                bucket,
-                key,
-                version_id,
-                true,
-                delete_marker_not_allowed,
-            )
-            .await?;
-        Ok((head, shown, scope, tags.unwrap_or_default()))
     }
 
     /// The head of a key's current version, or of version `version_id`, in a bucket the user
     /// owns: with the x-amz-version-id to show, whether a version was named and the bucket's
     /// scope. A missing key or version gets S3's error; a delete marker named by id gets
-    /// `on_marker`'s. With `count_tags`, also the number of the version's tags.
-    #[allow(clippy::type_complexity)]
+    /// `on_marker`'s.
     async fn object_version(
         &self,
         user: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        count_tags: bool,
         on_marker: impl FnOnce(&DeleteMarker) -> S3Error,
-    ) -> S3Result<(ObjectHead, Option<String>, bool, String, Option<usize>)> {
+    ) -> S3Result<(ObjectHead, Option<String>, bool, String)> {
         check_key(key)?;
         let wanted = version_id.map(parse_version_id).transpose()?;
         let record = self.owned_bucket(bucket, user).await?;
         let bucket = record.scope.as_str();
-        let (head, tags) = match wanted {
-            None => {
-                let (head, tags) = if count_tags {
-                    let (head, tags) = self.head_and_tag_count(bucket, key).await?;
-                    (head, Some(tags))
-                } else {
-                    (self.head(bucket, key).await?, None)
-                };
-                match head {
-                    Some(h) => (h, tags),
-                    None => return Err(self.missing_current(bucket, key, record.versioning).await),
-                }
-            }
+        let head = match wanted {
+            None => match self.head(bucket, key).await? {
+                Some(h) => h,
+                None => return Err(self.missing_current(bucket, key, record.versioning).await),
+            },
             Some(v) => match self.resolve_version(bucket, key, v).await? {
-                Some(VersionRecord::Object(h)) => {
-                    let tags = if count_tags {
-                        Some(self.tags_of(bucket, key, &h).await?.len())
-                    } else {
-                        None
-                    };
-                    (h, tags)
-                }
+                Some(VersionRecord::Object(h)) => h,
                 Some(VersionRecord::DeleteMarker(m)) => return Err(on_marker(&m)),
                 None => return Err(no_such_version()),
             },
         };
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
-        Ok((head, shown, wanted.is_some(), record.scope, tags))
+        Ok((head, shown, wanted.is_some(), record.scope))
     }
 
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
@@ -937,8 +890,8 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
-        let (head, version_id, named_version, scope, _) = self
-            .object_version(user, bucket, key, version_id.as_deref(), false, |_| {
+        let (head, version_id, named_version, scope) = self
+            .object_version(user, bucket, key, version_id.as_deref(), |_| {
                 s3_error!(
                     InvalidRequest,
                     "The source of a copy request may not specifically refer to a delete marker \
@@ -1825,8 +1778,8 @@ impl S3 for Gateway {
                 "Request specific response headers cannot be used for anonymous GET requests."
             ));
         }
-        let (head, version_id, bucket, tag_count) = self
-            .object_for_get(
+        let (head, version_id, bucket) = self
+            .object_for_read(
                 &user,
                 &input.bucket,
                 &input.key,
@@ -1891,8 +1844,6 @@ impl S3 for Gateway {
         let mut out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
-            // x-amz-tagging-count only when the version has tags (as AWS).
-            tag_count: (tag_count > 0).then_some(tag_count as i32),
             parts_count,
             content_range,
             content_type,

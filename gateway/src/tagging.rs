@@ -12,7 +12,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::limits::{TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
-use crate::records::{head_key, ObjectHead};
+use crate::records::ObjectHead;
 use crate::s3::{s3_err, user_of, Gateway};
 use crate::versioning::{head_version_id, parse_version_id};
 
@@ -166,33 +166,6 @@ impl Gateway {
             .and_then(|e| decode(e.value))
             .filter(|(v, _)| *v == head.version_id)
             .map_or_else(|| head.tags.clone(), |(_, t)| t))
-    }
-
-    /// The current head of an object and how many tags it has, both records read in one
-    /// round trip per core (`tags_of`'s rule: the `T` record when it names this version).
-    pub(crate) async fn head_and_tag_count(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> S3Result<(Option<ObjectHead>, usize)> {
-        let cores = self.object_cores(bucket, key);
-        let keys = [head_key(bucket, key), tags_key(bucket, key)];
-        let mut got = self
-            .backend
-            .meta_get_many(&cores, &keys)
-            .await
-            .map_err(s3_err)?
-            .into_iter();
-        let (head, tags) = (got.next().flatten(), got.next().flatten());
-        let Some(head) = head else {
-            return Ok((None, 0));
-        };
-        let head = ObjectHead::decode(head.value).map_err(|e| s3_error!(e, InternalError))?;
-        let count = tags
-            .and_then(|e| decode(e.value))
-            .filter(|(v, _)| *v == head.version_id)
-            .map_or(head.tags.len(), |(_, t)| t.len());
-        Ok((Some(head), count))
     }
 
     /// The object a tagging request is about: its current version. Tags of other versions are

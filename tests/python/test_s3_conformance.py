@@ -156,22 +156,3 @@ def test_of_two_uploads_of_a_part_the_one_that_completes_last_is_the_part(server
     s3.complete_multipart_upload(Bucket=bucket, Key="race", UploadId=up, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert s3.get_object(Bucket=bucket, Key="race")["Body"].read() == first
-
-
-def test_get_answers_the_tag_count(s3, bucket):
-    s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="a=1&b=")
-    assert s3.get_object(Bucket=bucket, Key="t")["TagCount"] == 2
-    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [
-        {"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}, {"Key": "c", "Value": "3"}]})
-    got = s3.get_object(Bucket=bucket, Key="t")
-    assert got["TagCount"] == 3
-    s3.delete_object_tagging(Bucket=bucket, Key="t")
-    assert "TagCount" not in s3.get_object(Bucket=bucket, Key="t")
-    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
-    assert "TagCount" not in s3.get_object(Bucket=bucket, Key="plain")
-    # A version named by id, in a versioned bucket.
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    v1 = s3.put_object(Bucket=bucket, Key="v", Body=b"1", Tagging="k=v")["VersionId"]
-    s3.put_object(Bucket=bucket, Key="v", Body=b"2")
-    assert s3.get_object(Bucket=bucket, Key="v", VersionId=v1)["TagCount"] == 1
-    assert "TagCount" not in s3.get_object(Bucket=bucket, Key="v")
