@@ -308,6 +308,12 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
         return if owner { Ok(()) } else { Err(denied()) };
     }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
+    // Without a policy nothing can deny the owner nor allow anyone else: decided before the
+    // request's facts are gathered (the common case costs a cache lookup). A copy still has
+    // its source judged.
+    if stored.is_none() && !matches!(op, "CopyObject" | "UploadPartCopy") {
+        return if owner { Ok(()) } else { Err(denied()) };
+    }
     let user = match &access_key {
         None => None,
         Some(k) => Some(user_name(gateway, k)?),
