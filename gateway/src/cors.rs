@@ -1,7 +1,7 @@
 //! CORS: a bucket's cross-origin rules (Put/Get/DeleteBucketCors), the answer to a browser's
 //! preflight `OPTIONS`, and the `Access-Control-*` headers of actual cross-origin responses.
 //!
-//! The configuration is one metadata record, `R` ‖ scope ‖ `\0` ‖ `cors` (`config_key`), on
+//! The configuration is one metadata record, `R` ‖ scope ‖ `\0` ‖ `cors` (`bucket_config`), on
 //! the bucket record's replicas, in this module's codec (format 1, at most [`RULES_MAX`] rules
 //! and [`RECORD_BYTES_MAX`] bytes). Keyed by the bucket's scope, it dies with its incarnation:
 //! the lifecycle pass reclaims it with the bucket's other records. Validation is S3's:
@@ -42,7 +42,7 @@ use s3s::host::S3Host;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::records::Malformed;
-use crate::s3::{s3_err, user_of, Gateway};
+use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
 
 const VERSION: u8 = 1;
@@ -248,15 +248,8 @@ pub fn to_dto(rules: &[Rule]) -> Vec<CORSRule> {
 // ---------------------------------------------------------------------------------------------
 // The stored record.
 
-/// `R` ‖ scope ‖ 0 ‖ `cors`.
-pub fn config_key(scope: &str) -> Bytes {
-    let mut k = BytesMut::with_capacity(scope.len() + 6);
-    k.put_u8(b'R');
-    k.put_slice(scope.as_bytes());
-    k.put_u8(0);
-    k.put_slice(b"cors");
-    k.freeze()
-}
+/// The configuration's record name (`bucket_config`).
+const CONFIG_NAME: &str = "cors";
 
 /// Format 1: version u8 ‖ rule count u16 ‖ per rule: has id u8 ‖ [id str] ‖ origins ‖
 /// methods ‖ headers ‖ expose (each a u16 count of str) ‖ has max age u8 ‖ [max age u32];
@@ -443,19 +436,9 @@ impl Gateway {
                 "The CORS configuration is too large (at most {RECORD_BYTES_MAX} bytes stored)."
             ))
         })?;
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(
-                &self.bucket_cores(&scope),
-                &config_key(&scope),
-                &encoded,
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
+        let stored = self.config_put(&scope, CONFIG_NAME, &encoded).await;
         self.cors.forget(&input.bucket);
-        // A configuration of a bucket deleted meanwhile is reclaimed with it.
-        self.settle_live(&scope).await.map_err(|e| e.error)?;
+        stored?;
         Ok(S3Response::new(PutBucketCorsOutput::default()))
     }
 
@@ -480,24 +463,16 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_delete(&self.bucket_cores(&scope), &config_key(&scope), hlc)
-            .await
-            .map_err(s3_err)?;
+        self.config_delete(&scope, CONFIG_NAME).await?;
         self.cors.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 
     /// A scope's CORS rules (`None`: no configuration).
     async fn cors_rules(&self, scope: &str) -> S3Result<Option<Vec<Rule>>> {
-        let entry = self
-            .backend
-            .meta_get(&self.bucket_cores(scope), &config_key(scope))
-            .await
-            .map_err(s3_err)?;
-        entry
-            .map(|e| decode(e.value).map_err(|e| s3_error!(e, InternalError)))
+        self.config_read(scope, CONFIG_NAME)
+            .await?
+            .map(|v| decode(v).map_err(|e| s3_error!(e, InternalError)))
             .transpose()
     }
 

@@ -4,7 +4,9 @@
 //! backend. Never touches a disk, never names an engine type.
 
 pub mod access;
+pub mod attributes;
 pub mod authz;
+pub mod bucket_config;
 pub mod bucket_policy;
 pub use objects::records;
 pub mod checksum;

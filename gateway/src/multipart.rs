@@ -28,7 +28,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use crate::checksum::{
     self, checksum_error, sent_checksums, set_checksum, Hashers, ObjectChecksum, UploadChecksum,
 };
-use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
+use crate::limits::{CHUNK_BYTES, LIST_PARTS_MAX, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
     completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord, ObjectHead,
     PartRecord, PartRef, Tiering, UploadRecord, Versioning,
@@ -140,6 +140,18 @@ fn completed_head(
             size: p.size,
         })
         .collect();
+    // Each part's checksum, kept when the upload has an algorithm (every part then has one).
+    let algo = checksum.as_ref().map(|c| c.sum.algo());
+    let sums: Vec<_> = chosen
+        .iter()
+        .filter_map(|(_, p)| p.checksum.clone())
+        .collect();
+    let part_checksums =
+        if sums.len() == chosen.len() && sums.iter().all(|s| Some(s.algo()) == algo) {
+            sums
+        } else {
+            Vec::new()
+        };
     ObjectHead {
         size: parts.iter().map(|p| p.size).sum(),
         modified_ms: now_ms(),
@@ -160,6 +172,7 @@ fn completed_head(
             ..Tiering::default()
         },
         tags: upload.tags,
+        part_checksums,
     }
 }
 
@@ -550,9 +563,9 @@ impl Gateway {
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let max = usize::try_from(input.max_parts.unwrap_or(1000))
+        let max = usize::try_from(input.max_parts.unwrap_or(LIST_PARTS_MAX as i32))
             .unwrap_or(0)
-            .min(1000);
+            .min(LIST_PARTS_MAX);
         let marker = input
             .part_number_marker
             .and_then(|m| u32::try_from(m).ok())

@@ -442,15 +442,30 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
     ) -> S3Result<(ObjectHead, Option<String>, String)> {
-        let (head, shown, _, scope) = self
+        let (head, shown, _, owned) = self
             .object_version(user, bucket, key, version_id, delete_marker_not_allowed)
             .await?;
-        Ok((head, shown, scope))
+        Ok((head, shown, owned.scope))
+    }
+
+    /// `object_for_read`, with the whole bucket record read on the way (GET counts tags by
+    /// its `tags_changed`).
+    async fn object_for_get(
+        &self,
+        user: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<(ObjectHead, Option<String>, Owned)> {
+        let (head, shown, _, owned) = self
+            .object_version(user, bucket, key, version_id, delete_marker_not_allowed)
+            .await?;
+        Ok((head, shown, owned))
     }
 
     /// The head of a key's current version, or of version `version_id`, in a bucket the user
-    /// owns: with the x-amz-version-id to show, whether a version was named and the bucket's
-    /// scope. A missing key or version gets S3's error; a delete marker named by id gets
+    /// owns: with the x-amz-version-id to show, whether a version was named and the bucket
+    /// (its record and scope). A missing key or version gets S3's error; a delete marker named by id gets
     /// `on_marker`'s.
     async fn object_version(
         &self,
@@ -459,7 +474,7 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
         on_marker: impl FnOnce(&DeleteMarker) -> S3Error,
-    ) -> S3Result<(ObjectHead, Option<String>, bool, String)> {
+    ) -> S3Result<(ObjectHead, Option<String>, bool, Owned)> {
         check_key(key)?;
         let wanted = version_id.map(parse_version_id).transpose()?;
         let record = self.owned_bucket(bucket, user).await?;
@@ -477,7 +492,7 @@ impl Gateway {
         };
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
-        Ok((head, shown, wanted.is_some(), record.scope))
+        Ok((head, shown, wanted.is_some(), record))
     }
 
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
@@ -890,7 +905,7 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
-        let (head, version_id, named_version, scope) = self
+        let (head, version_id, named_version, Owned { scope, .. }) = self
             .object_version(user, bucket, key, version_id.as_deref(), |_| {
                 s3_error!(
                     InvalidRequest,
@@ -1362,16 +1377,31 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, s).ok()
 }
 
-/// The checksum a GET or HEAD shows: with `x-amz-checksum-mode: ENABLED`, for the whole object
-/// only (S3 shows none for a range; per-part checksums are not kept in the head, so none for
-/// `partNumber` either).
-fn shown_checksum<'a>(
-    head: &'a ObjectHead,
+/// The checksum a GET or HEAD shows with `x-amz-checksum-mode: ENABLED`: the object's, with
+/// its type, for the whole object; part `n`'s for `partNumber=n` when the head keeps its
+/// parts' checksums (a multipart upload with an algorithm); none for a range (as S3).
+fn shown_checksum(
+    head: &ObjectHead,
     mode: Option<&ChecksumMode>,
-    whole: bool,
-) -> Option<&'a checksum::ObjectChecksum> {
+    part: Option<i32>,
+    ranged: bool,
+) -> Option<(checksum::Algo, String, Option<ChecksumType>)> {
     let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
-    head.checksum.as_ref().filter(|_| enabled && whole)
+    if !enabled || ranged {
+        return None;
+    }
+    match part {
+        None => head.checksum.as_ref().map(|c| {
+            let kind = ChecksumType::from_static(c.kind.s3_name());
+            (c.sum.algo(), c.value(), Some(kind))
+        }),
+        Some(n) => {
+            let sum = head
+                .part_checksums
+                .get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+            Some((sum.algo(), sum.base64(), None))
+        }
+    }
 }
 
 fn invalid_part_number() -> S3Error {
@@ -1726,6 +1756,7 @@ impl S3 for Gateway {
                 ..Tiering::default()
             },
             tags: tags.unwrap_or_default(),
+            part_checksums: Vec::new(),
         };
         let committed = self
             .commit_head(
@@ -1778,14 +1809,15 @@ impl S3 for Gateway {
                 "Request specific response headers cannot be used for anonymous GET requests."
             ));
         }
-        let (head, version_id, bucket) = self
-            .object_for_read(
+        let (head, version_id, owned) = self
+            .object_for_get(
                 &user,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
             )
             .await?;
+        let bucket = owned.scope;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1794,6 +1826,10 @@ impl S3 for Gateway {
             input.if_unmodified_since.as_ref(),
         )?;
         let (class, restore) = (shown_class(&head), restore_header(&head));
+        // x-amz-tagging-count: the head's tags, unless some object of the bucket had its tags
+        // changed since it was written; then the `T` record is read beside the first stripe.
+        let tagged = owned.record.tags_changed.then(|| head.clone());
+        let head_tags = head.tags.len();
         let head = readable(head)?;
         // partNumber selects one part's bytes (PartsCount tells how many there are).
         let part_range = match input.part_number {
@@ -1818,25 +1854,40 @@ impl S3 for Gateway {
         let first_span_end = head.locate(first).map_or(first, |(stripe, offset)| {
             first + (stripe.len - offset).min(len)
         });
-        let mut read_first = Vec::new();
-        let mut at = first;
-        while at < first_span_end {
-            match stream.next().await {
-                Some(Ok(b)) => {
-                    at += b.len() as u64;
-                    read_first.push(Ok(b));
+        let read_first = async {
+            let mut read = Vec::new();
+            let mut at = first;
+            while at < first_span_end {
+                match stream.next().await {
+                    Some(Ok(b)) => {
+                        at += b.len() as u64;
+                        read.push(Ok(b));
+                    }
+                    Some(Err(e)) => return Err(stream_error(e)),
+                    None => break,
                 }
-                Some(Err(e)) => return Err(stream_error(e)),
-                None => break,
             }
-        }
+            Ok(read)
+        };
+        let (read_first, tag_count) = match &tagged {
+            None => (read_first.await?, head_tags),
+            Some(h) => {
+                let tags = self.tags_of(&bucket, &input.key, h);
+                let (read, tags) = tokio::join!(read_first, tags);
+                (read?, tags?.len())
+            }
+        };
         let stream = futures::stream::iter(read_first).chain(stream);
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
             .then(|| format!("bytes {first}-{}/{}", (first + len).max(1) - 1, head.size));
-        let whole = content_range.is_none();
-        let sum = shown_checksum(&head, input.checksum_mode.as_ref(), whole);
+        let sum = shown_checksum(
+            &head,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some(),
+        );
         // response-* query parameters override what is stored (signed requests only, above).
         let content_type = input
             .response_content_type
@@ -1868,12 +1919,13 @@ impl S3 for Gateway {
             accept_ranges: Some("bytes".into()),
             version_id,
             storage_class: class,
+            tag_count: (tag_count > 0).then_some(tag_count as i32),
             restore,
             ..Default::default()
         };
-        if let Some(c) = sum {
-            checksum::set_checksum!(out, c.sum.algo(), c.value());
-            out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
+        if let Some((algo, value, kind)) = sum {
+            checksum::set_checksum!(out, algo, value);
+            out.checksum_type = kind;
         }
         self.note_access(&bucket, &input.key, &head);
         Ok(S3Response::new(out))
@@ -1909,8 +1961,12 @@ impl S3 for Gateway {
         };
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
-        let whole = input.part_number.is_none() && input.range.is_none();
-        let sum = shown_checksum(&head, input.checksum_mode.as_ref(), whole);
+        let sum = shown_checksum(
+            &head,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some(),
+        );
         let mut out = HeadObjectOutput {
             content_length: Some(length as i64),
             parts_count,
@@ -1929,9 +1985,9 @@ impl S3 for Gateway {
             restore: restore_header(&head),
             ..Default::default()
         };
-        if let Some(c) = sum {
-            checksum::set_checksum!(out, c.sum.algo(), c.value());
-            out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
+        if let Some((algo, value, kind)) = sum {
+            checksum::set_checksum!(out, algo, value);
+            out.checksum_type = kind;
         }
         let mut response = S3Response::new(out);
         if let Some(tier) = access_tier(&head) {
@@ -2183,6 +2239,34 @@ impl S3 for Gateway {
         self.tagging_delete(req).await
     }
 
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
+        self.attributes_get(req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketTaggingOutput>> {
+        self.bucket_tagging_put(req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketTaggingOutput>> {
+        self.bucket_tagging_get(req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketTaggingOutput>> {
+        self.bucket_tagging_delete(req).await
+    }
+
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
@@ -2316,6 +2400,7 @@ impl S3 for Gateway {
                 ..Tiering::default()
             },
             tags,
+            part_checksums: Vec::new(),
         };
         let committed = self
             .commit_head(&bucket, &input.key, &mut head, None, versioning)

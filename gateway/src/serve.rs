@@ -146,6 +146,27 @@ fn apply_status(response: &mut http::Response<s3s::Body>) {
     }
 }
 
+/// GetObjectAttributes shows its ETag unquoted (S3 does; s3s quotes every ETag): its handler
+/// marks the response (`attributes::UNQUOTED_ETAG_HEADER`), whose small XML body is rewritten.
+fn unquote_etag(response: &mut http::Response<s3s::Body>) {
+    if response
+        .headers_mut()
+        .remove(crate::attributes::UNQUOTED_ETAG_HEADER)
+        .is_none()
+    {
+        return;
+    }
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    if let Some(unquoted) = crate::attributes::unquote_etag(&body) {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, unquoted.len().into());
+        *response.body_mut() = s3s::Body::from(bytes::Bytes::from(unquoted));
+    }
+}
+
 fn metrics_response() -> http::Response<s3s::Body> {
     let mut response = http::Response::new(s3s::Body::from(crate::metrics::global().encode()));
     response.headers_mut().insert(
@@ -425,6 +446,7 @@ async fn handle(
             let request = http::Request::from_parts(parts, body);
             let mut response = crate::authz::with_gate_reads(service.s3.call(request)).await?;
             apply_status(&mut response);
+            unquote_etag(&mut response);
             // A caller the bucket policy lets read but not list learns nothing from a 404.
             if hide_missing.is_set() && response.status() == http::StatusCode::NOT_FOUND {
                 response = error_response(

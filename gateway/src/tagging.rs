@@ -1,4 +1,6 @@
-//! Object tagging: Put/Get/DeleteObjectTagging and `x-amz-tagging` on PUT. A tag set is a `T`
+//! Object tagging: Put/Get/DeleteObjectTagging and `x-amz-tagging` on PUT; bucket tagging:
+//! Put/Get/DeleteBucketTagging, the set kept as the bucket configuration record `tagging`
+//! (`bucket_config`), at most [`BUCKET_TAGS_MAX`] tags. An object's tag set is a `T`
 //! record next to the object head, bound to the object version it was set on: a new version
 //! of the key starts untagged (as in S3) without rewriting the head, so a tagging request can
 //! never race a PUT into reverting the object. Only the current version has tags: requests
@@ -6,18 +8,44 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
-    DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
-    GetObjectTaggingOutput, PutObjectTaggingInput, PutObjectTaggingOutput, Tag,
+    DeleteBucketTaggingInput, DeleteBucketTaggingOutput, DeleteObjectTaggingInput,
+    DeleteObjectTaggingOutput, GetBucketTaggingInput, GetBucketTaggingOutput,
+    GetObjectTaggingInput, GetObjectTaggingOutput, PutBucketTaggingInput, PutBucketTaggingOutput,
+    PutObjectTaggingInput, PutObjectTaggingOutput, Tag,
 };
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use crate::limits::{TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
-use crate::records::ObjectHead;
+use crate::limits::{BUCKET_TAGS_MAX, TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
+use crate::records::{BucketRecord, ObjectHead};
 use crate::s3::{s3_err, user_of, Gateway};
 use crate::versioning::{head_version_id, parse_version_id};
 
 /// A tag set, in the order given.
 pub type Tags = Vec<(String, String)>;
+
+/// Attempts at marking a bucket `tags_changed` against concurrent bucket writes.
+const MARK_TRIES: usize = 4;
+
+/// The bucket configuration record holding a bucket's tags.
+const BUCKET_CONFIG: &str = "tagging";
+
+/// The tag set of a tagging request body, as pairs.
+fn pairs(tag_set: Vec<Tag>) -> Tags {
+    tag_set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect()
+}
+
+/// The tag set of a tagging response.
+fn tag_set(tags: Tags) -> Vec<Tag> {
+    tags.into_iter()
+        .map(|(k, v)| Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
 
 /// `T` ‖ bucket ‖ 0 ‖ key.
 pub fn tags_key(bucket: &str, key: &str) -> Bytes {
@@ -29,15 +57,27 @@ pub fn tags_key(bucket: &str, key: &str) -> Bytes {
     k.freeze()
 }
 
-/// Checks a tag set as S3 does: at most 10 tags, unique keys, 1–128 character keys, values
-/// of at most 256 characters.
+/// Checks an object's tag set as S3 does (`validate_set`, at most 10 tags).
 pub fn validate(tags: &[(String, String)]) -> S3Result<()> {
-    if tags.len() > TAGS_MAX {
-        return Err(s3_error!(InvalidTag, "at most 10 tags per object"));
+    validate_set(tags, TAGS_MAX, "object")
+}
+
+/// Checks a tag set of `what` (an object or a bucket) as S3 does: at most `max` tags, unique
+/// keys, 1–128 character keys not in the reserved `aws:` namespace, values of at most 256
+/// characters.
+fn validate_set(tags: &[(String, String)], max: usize, what: &str) -> S3Result<()> {
+    if tags.len() > max {
+        return Err(s3_error!(InvalidTag, "at most {max} tags per {what}"));
     }
     for (i, (k, v)) in tags.iter().enumerate() {
         if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX {
             return Err(s3_error!(InvalidTag, "tag keys are 1 to 128 characters"));
+        }
+        if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+            return Err(s3_error!(
+                InvalidTag,
+                "Your TagKey cannot be prefixed with aws:"
+            ));
         }
         if v.chars().count() > TAG_VALUE_CHARS_MAX {
             return Err(s3_error!(
@@ -89,10 +129,42 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// An object's `T` record: format u8 (1) ‖ version id ‖ the tags (`put_tags`).
 pub fn encode(version_id: &[u8; 12], tags: &[(String, String)]) -> Bytes {
     let mut b = BytesMut::new();
     b.put_u8(1);
     b.put_slice(version_id);
+    put_tags(&mut b, tags);
+    b.freeze()
+}
+
+pub fn decode(mut b: Bytes) -> Option<([u8; 12], Tags)> {
+    if b.remaining() < 13 || b.get_u8() != 1 {
+        return None;
+    }
+    let mut version_id = [0u8; 12];
+    b.copy_to_slice(&mut version_id);
+    let tags = get_tags(&mut b)?;
+    Some((version_id, tags))
+}
+
+/// A bucket's tag record: format u8 (1) ‖ the tags (`put_tags`).
+pub fn encode_bucket(tags: &[(String, String)]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_u8(1);
+    put_tags(&mut b, tags);
+    b.freeze()
+}
+
+pub fn decode_bucket(mut b: Bytes) -> Option<Tags> {
+    if b.remaining() < 1 || b.get_u8() != 1 {
+        return None;
+    }
+    get_tags(&mut b)
+}
+
+/// count u16 ‖ per tag: key, value (each u16 length ‖ UTF-8).
+fn put_tags(b: &mut BytesMut, tags: &[(String, String)]) {
     b.put_u16_le(tags.len() as u16);
     for (k, v) in tags {
         for s in [k, v] {
@@ -100,15 +172,13 @@ pub fn encode(version_id: &[u8; 12], tags: &[(String, String)]) -> Bytes {
             b.put_slice(s.as_bytes());
         }
     }
-    b.freeze()
 }
 
-pub fn decode(mut b: Bytes) -> Option<([u8; 12], Tags)> {
-    if b.remaining() < 15 || b.get_u8() != 1 {
+/// The tags `put_tags` wrote, which must end the record.
+fn get_tags(b: &mut Bytes) -> Option<Tags> {
+    if b.remaining() < 2 {
         return None;
     }
-    let mut version_id = [0u8; 12];
-    b.copy_to_slice(&mut version_id);
     let n = b.get_u16_le();
     let mut tags = Vec::new();
     for _ in 0..n {
@@ -126,7 +196,7 @@ pub fn decode(mut b: Bytes) -> Option<([u8; 12], Tags)> {
         let [k, v] = pair;
         tags.push((k, v));
     }
-    Some((version_id, tags))
+    (!b.has_remaining()).then_some(tags)
 }
 
 impl Gateway {
@@ -168,6 +238,34 @@ impl Gateway {
             .map_or_else(|| head.tags.clone(), |(_, t)| t))
     }
 
+    /// Marks the bucket's incarnation as having object tags changed after upload
+    /// (`BucketRecord::tags_changed`), before the first such change: from then on a GET reads
+    /// the `T` record to count tags. A lost race with another bucket write is retried; one
+    /// with a deletion answers as the deletion requires.
+    async fn mark_tags_changed(&self, bucket: &str, user: &str) -> S3Result<()> {
+        for _ in 0..MARK_TRIES {
+            let owned = self.owned_bucket(bucket, user).await?;
+            if owned.record.tags_changed {
+                return Ok(());
+            }
+            if owned.record.deleting {
+                return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
+            }
+            let marked = BucketRecord {
+                tags_changed: true,
+                ..owned.record
+            };
+            match self.swap_bucket(bucket, &marked, owned.hlc).await {
+                Err(e) if *e.code() == S3ErrorCode::OperationAborted => {}
+                done => return done.map(|_| ()),
+            }
+        }
+        Err(s3_error!(
+            OperationAborted,
+            "a conflicting operation on this bucket is in progress"
+        ))
+    }
+
     /// The object a tagging request is about: its current version. Tags of other versions are
     /// not kept, so naming another version answers NotImplemented rather than a wrong set.
     async fn tagged_object(
@@ -196,6 +294,9 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
+        let tags = pairs(input.tagging.tag_set);
+        validate(&tags)?;
+        self.mark_tags_changed(&input.bucket, &user).await?;
         let (head, bucket) = self
             .tagged_object(
                 &user,
@@ -204,13 +305,6 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        let tags: Vec<(String, String)> = input
-            .tagging
-            .tag_set
-            .into_iter()
-            .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-            .collect();
-        validate(&tags)?;
         self.set_tags(&bucket, &input.key, &head.version_id, &tags)
             .await?;
         Ok(S3Response::new(PutObjectTaggingOutput::default()))
@@ -231,15 +325,8 @@ impl Gateway {
             )
             .await?;
         let tags = self.tags_of(&bucket, &input.key, &head).await?;
-        let tag_set = tags
-            .into_iter()
-            .map(|(k, v)| Tag {
-                key: Some(k),
-                value: Some(v),
-            })
-            .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
-            tag_set,
+            tag_set: tag_set(tags),
             version_id: input.version_id,
         }))
     }
@@ -250,6 +337,7 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
+        self.mark_tags_changed(&input.bucket, &user).await?;
         let (head, bucket) = self
             .tagged_object(
                 &user,
@@ -261,6 +349,53 @@ impl Gateway {
         self.set_tags(&bucket, &input.key, &head.version_id, &[])
             .await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+
+    /// PutBucketTagging: the set replaces the bucket's; an empty set removes it (as S3 does:
+    /// GetBucketTagging then answers NoSuchTagSet).
+    pub(crate) async fn bucket_tagging_put(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
+        let tags = pairs(input.tagging.tag_set);
+        validate_set(&tags, BUCKET_TAGS_MAX, "bucket")?;
+        if tags.is_empty() {
+            self.config_delete(&scope, BUCKET_CONFIG).await?;
+        } else {
+            self.config_put(&scope, BUCKET_CONFIG, &encode_bucket(&tags))
+                .await?;
+        }
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
+    }
+
+    pub(crate) async fn bucket_tagging_get(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        let stored = self
+            .config_read(&scope, BUCKET_CONFIG)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchTagSet))?;
+        let tags = decode_bucket(stored)
+            .ok_or_else(|| s3_error!(InternalError, "the stored bucket tags do not decode"))?;
+        Ok(S3Response::new(GetBucketTaggingOutput {
+            tag_set: tag_set(tags),
+        }))
+    }
+
+    pub(crate) async fn bucket_tagging_delete(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        self.config_delete(&scope, BUCKET_CONFIG).await?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
     }
 }
 
@@ -289,5 +424,20 @@ mod tests {
         .is_err());
         assert!(validate(&[("k".repeat(129), String::new())]).is_err());
         assert!(parse_header("k=%ZZ").is_err());
+        assert!(parse_header("AWS:x=1").is_err());
+        assert!(parse_header("aw=1").is_ok());
+    }
+
+    #[test]
+    fn bucket_tag_records_round_trip_and_allow_fifty() {
+        let tags: Tags = (0..BUCKET_TAGS_MAX)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .collect();
+        assert!(validate_set(&tags, BUCKET_TAGS_MAX, "bucket").is_ok());
+        assert!(validate(&tags).is_err());
+        assert_eq!(decode_bucket(encode_bucket(&tags)), Some(tags.clone()));
+        let mut trailing = BytesMut::from(&encode_bucket(&tags)[..]);
+        trailing.put_u8(0);
+        assert_eq!(decode_bucket(trailing.freeze()), None);
     }
 }

@@ -85,6 +85,10 @@ fn move_id(bucket: &str, key: &str, head: &ObjectHead) -> Vec<u8> {
 /// a moved part): what reads and retirements of that data go through.
 fn with_data(head: &ObjectHead, parts: Vec<PartRef>, policy: Policy, tier: Tier) -> ObjectHead {
     let mut view = head.clone();
+    if parts.len() != head.parts.len() {
+        // A view of some of the parts: their checksums are not known one by one here.
+        view.part_checksums.clear();
+    }
     view.size = parts.iter().map(|p| p.size).sum();
     view.parts = parts;
     view.policy = policy;

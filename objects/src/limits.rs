@@ -15,6 +15,8 @@ pub const STRIPES_IN_FLIGHT_MAX: usize = 4;
 pub const LIST_KEYS_MAX: usize = 1000;
 /// Parts of a multipart upload (S3's limit).
 pub const PARTS_MAX: usize = 10_000;
+/// Parts one ListParts or GetObjectAttributes answer lists at most (S3's limit).
+pub const LIST_PARTS_MAX: usize = 1000;
 /// The smallest part but the last (S3's limit).
 pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record
@@ -22,6 +24,8 @@ pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 pub const CHECKSUM_BYTES_MAX: usize = 32;
 /// Tags of one object, and their sizes in characters (S3's limits).
 pub const TAGS_MAX: usize = 10;
+/// Tags of one bucket (S3's limit).
+pub const BUCKET_TAGS_MAX: usize = 50;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// Keys one DeleteObjects request may name (S3's limit).

@@ -42,6 +42,10 @@ const HEAD_TIERING: u8 = 4;
 /// head in one record (issue #12: tags written after the commit could fail for an object that
 /// existed).
 const HEAD_TAGS: u8 = 5;
+/// Object heads of a multipart upload with a checksum algorithm, with each part's checksum
+/// (GetObjectAttributes' parts, a part's checksum on GET and HEAD with partNumber). Heads
+/// without part checksums are still written at format 5.
+const HEAD_PART_SUMS: u8 = 6;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
 /// Uploads with the tags CreateMultipartUpload was given (the completed object's).
@@ -51,6 +55,8 @@ const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit
 /// meanwhile fail (`Gateway::check_live`).
 const FLAG_DELETING: u8 = 1;
+/// Bucket record flag: `BucketRecord::tags_changed`.
+const FLAG_TAGS_CHANGED: u8 = 2;
 /// Version records (`V` keys): the first format.
 const VERSION_RECORD: u8 = 1;
 /// Kinds of version record.
@@ -106,6 +112,11 @@ pub struct BucketRecord {
     pub id: BucketId,
     /// A DeleteBucket is under way (it clears this again if the bucket is not empty).
     pub deleting: bool,
+    /// Some object of this incarnation has had its tags set or removed after it was written
+    /// (PutObjectTagging, DeleteObjectTagging; set before the first such change and never
+    /// cleared). Until then every object's tags are its head's, and a GET counts them
+    /// (x-amz-tagging-count) without reading the `T` record.
+    pub tags_changed: bool,
 }
 
 /// A bucket incarnation's id: the creation HLC (little-endian) ‖ 8 random bytes.
@@ -134,6 +145,7 @@ impl BucketRecord {
             versioning: Versioning::Unversioned,
             id,
             deleting: false,
+            tags_changed: false,
         }
     }
 
@@ -355,6 +367,10 @@ pub struct ObjectHead {
     /// PutObjectTagging or DeleteObjectTagging of this version is a `T` record, which wins
     /// over these (`Gateway::tags_of`).
     pub tags: Vec<(String, String)>,
+    /// Each part's checksum, in the object checksum's algorithm, when the object was uploaded
+    /// in parts with one (heads before format 6 and all others: none). Either empty or one
+    /// per part.
+    pub part_checksums: Vec<Sum>,
 }
 
 impl ObjectHead {
@@ -949,7 +965,14 @@ impl BucketRecord {
         put_str(&mut b, &self.owner);
         b.put_u8(self.versioning.code());
         b.put_slice(&self.id.0);
-        b.put_u8(if self.deleting { FLAG_DELETING } else { 0 });
+        let mut flags = 0;
+        if self.deleting {
+            flags |= FLAG_DELETING;
+        }
+        if self.tags_changed {
+            flags |= FLAG_TAGS_CHANGED;
+        }
+        b.put_u8(flags);
         b.freeze()
     }
 
@@ -967,17 +990,17 @@ impl BucketRecord {
             check(&b, 1, "bucket")?;
             Versioning::of(b.get_u8()).ok_or(Malformed("bucket"))?
         };
-        let (id, deleting) = if format == BUCKET_INCARNATION {
+        let (id, flags) = if format == BUCKET_INCARNATION {
             check(&b, 17, "bucket")?;
             let mut id = [0u8; 16];
             b.copy_to_slice(&mut id);
             let flags = b.get_u8();
-            if flags & !FLAG_DELETING != 0 {
+            if flags & !(FLAG_DELETING | FLAG_TAGS_CHANGED) != 0 {
                 return Err(Malformed("bucket"));
             }
-            (BucketId(id), flags & FLAG_DELETING != 0)
+            (BucketId(id), flags)
         } else {
-            (BucketId::LEGACY, false)
+            (BucketId::LEGACY, 0)
         };
         if b.has_remaining() {
             return Err(Malformed("bucket"));
@@ -987,7 +1010,8 @@ impl BucketRecord {
             created_ms,
             versioning,
             id,
-            deleting,
+            deleting: flags & FLAG_DELETING != 0,
+            tags_changed: flags & FLAG_TAGS_CHANGED != 0,
         })
     }
 }
@@ -995,7 +1019,11 @@ impl BucketRecord {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(HEAD_TAGS);
+        b.put_u8(if self.part_checksums.is_empty() {
+            HEAD_TAGS
+        } else {
+            HEAD_PART_SUMS
+        });
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
@@ -1037,6 +1065,14 @@ impl ObjectHead {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
+        if !self.part_checksums.is_empty() {
+            let algo = self.checksum.as_ref().map(|c| c.sum.algo());
+            assert_eq!(self.part_checksums.len(), self.parts.len(), "one per part");
+            for sum in &self.part_checksums {
+                assert_eq!(Some(sum.algo()), algo, "the object checksum's algorithm");
+                put_sum(&mut b, Some(sum));
+            }
+        }
         b.freeze()
     }
 
@@ -1046,7 +1082,7 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS => (true, true),
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -1116,6 +1152,16 @@ impl ObjectHead {
         } else {
             Vec::new()
         };
+        let mut part_checksums = Vec::new();
+        if format == HEAD_PART_SUMS {
+            let algo = checksum.as_ref().map(|c| c.sum.algo());
+            for _ in 0..parts.len() {
+                match get_sum(&mut b, "object")? {
+                    Some(sum) if Some(sum.algo()) == algo => part_checksums.push(sum),
+                    _ => return Err(Malformed("object")),
+                }
+            }
+        }
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -1132,6 +1178,7 @@ impl ObjectHead {
             in_versions,
             tiering,
             tags,
+            part_checksums,
         })
     }
 
@@ -1393,6 +1440,7 @@ mod tests {
             in_versions: true,
             tiering: Tiering::default(),
             tags: vec![],
+            part_checksums: vec![],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.stripes().len(), 5);
@@ -1567,6 +1615,7 @@ mod tests {
             in_versions: false,
             tiering: Tiering::default(),
             tags: vec![],
+            part_checksums: vec![],
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         let enc = h.encode();
@@ -1632,7 +1681,50 @@ mod tests {
             in_versions,
             tiering: Tiering::default(),
             tags: vec![],
+            part_checksums: vec![],
         }
+    }
+
+    /// Format 6: a head of a multipart upload with a checksum algorithm keeps each part's
+    /// checksum after the tags; a head without them stays at format 5.
+    #[test]
+    fn part_checksums_make_format_6() {
+        let mut h = small_head(false, true);
+        let sum = |b: u8| Sum::new(Algo::Crc32, &[b; 4]).unwrap();
+        h.parts.push(PartRef {
+            version_id: [4; 12],
+            size: 2,
+        });
+        h.size = 5;
+        h.checksum = Some(ObjectChecksum {
+            sum: sum(9),
+            kind: Kind::Composite,
+            parts: 2,
+        });
+        assert_eq!(h.encode()[0], HEAD_TAGS);
+        h.part_checksums = vec![sum(1), sum(2)];
+        let enc = h.encode();
+        assert_eq!(enc[0], HEAD_PART_SUMS);
+        let code = algo_code(Algo::Crc32);
+        assert!(hex::encode(&enc).ends_with(&format!("0000{code:02x}01010101{code:02x}02020202")));
+        assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
+        let without = h.clone();
+        let cut_from = {
+            let mut w = without;
+            w.part_checksums.clear();
+            w.encode().len()
+        };
+        for cut in cut_from..enc.len() {
+            assert!(
+                ObjectHead::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // A part's checksum in another algorithm than the object's is refused.
+        let mut other = enc.to_vec();
+        let at = other.len() - 5;
+        other[at] = algo_code(Algo::Sha1);
+        assert!(ObjectHead::decode(Bytes::from(other)).is_err());
     }
 
     /// The versioning formats, pinned byte for byte (add a fixture for a new format instead
@@ -1797,7 +1889,17 @@ mod tests {
             hex::encode(deleting.encode()),
             format!("{}01", &hex[..hex.len() - 2])
         );
-        assert!(BucketRecord::decode(hex_bytes(&format!("{}02", &hex[..hex.len() - 2]))).is_err());
+        // Flag 2: tags changed after upload (`tags_changed`); no other flag is known.
+        let retagged = BucketRecord {
+            tags_changed: true,
+            ..bucket.clone()
+        };
+        assert_eq!(
+            hex::encode(retagged.encode()),
+            format!("{}02", &hex[..hex.len() - 2])
+        );
+        assert_eq!(BucketRecord::decode(retagged.encode()).unwrap(), retagged);
+        assert!(BucketRecord::decode(hex_bytes(&format!("{}04", &hex[..hex.len() - 2]))).is_err());
         assert!(BucketRecord::decode(hex_bytes(&format!("{hex}00"))).is_err());
         let enc = bucket.encode();
         for cut in 0..enc.len() {
