@@ -1,10 +1,19 @@
 //! Object tagging: Put/Get/DeleteObjectTagging and `x-amz-tagging` on PUT; bucket tagging:
 //! Put/Get/DeleteBucketTagging, the set kept as the bucket configuration record `tagging`
-//! (`bucket_config`), at most [`BUCKET_TAGS_MAX`] tags. An object's tag set is a `T`
-//! record next to the object head, bound to the object version it was set on: a new version
-//! of the key starts untagged (as in S3) without rewriting the head, so a tagging request can
-//! never race a PUT into reverting the object. Only the current version has tags: requests
-//! naming another version answer NotImplemented.
+//! (`bucket_config`), at most [`BUCKET_TAGS_MAX`] tags.
+//!
+//! A version's tags are those it was written with (in its head), until a tagging request
+//! changes them:
+//! - for the current version, the `T` record next to the head, bound to the version it was set
+//!   on: a new version of the key starts with its own tags (as in S3) without the head being
+//!   rewritten, so a tagging request can never race a PUT into reverting the object;
+//! - for a noncurrent version, its version record, rewritten by compare-and-swap (such a
+//!   version changes only by tiering moves, which the swap retries against). Before the `T`
+//!   record is bound to a new version, the tags it held are written into the version record
+//!   of the version it leaves (`retag`).
+//!
+//! Concurrent tagging requests on two versions of one key are last-writer-wins on the `T`
+//! record, as tagging requests on one version are.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -16,9 +25,9 @@ use s3s::dto::{
 use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::limits::{BUCKET_TAGS_MAX, TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
-use crate::records::{BucketRecord, ObjectHead};
+use crate::records::{BucketRecord, ObjectHead, VersionRecord};
 use crate::s3::{s3_err, user_of, Gateway};
-use crate::versioning::{head_version_id, parse_version_id};
+use crate::tiering::Swap;
 
 /// A tag set, in the order given.
 pub type Tags = Vec<(String, String)>;
@@ -266,26 +275,84 @@ impl Gateway {
         ))
     }
 
-    /// The object a tagging request is about: its current version. Tags of other versions are
-    /// not kept, so naming another version answers NotImplemented rather than a wrong set.
-    async fn tagged_object(
+    /// The object version a tagging request is about: the current one, or `version_id`'s;
+    /// with the bucket's scope and whether it is the key's current version.
+    async fn tagged_version(
         &self,
         user: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> S3Result<(ObjectHead, String)> {
-        let (head, _, scope) = self.object_for_read(user, bucket, key, None).await?;
-        if let Some(v) = version_id {
-            parse_version_id(v)?;
-            if v != head_version_id(&head) {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "tags of a version that is not the current one"
-                ));
+    ) -> S3Result<(ObjectHead, String, bool)> {
+        let (head, _, scope) = self.object_for_read(user, bucket, key, version_id).await?;
+        let current = match version_id {
+            None => true,
+            Some(_) => self
+                .head(&scope, key)
+                .await?
+                .is_some_and(|c| c.version_id == head.version_id),
+        };
+        Ok((head, scope, current))
+    }
+
+    /// Sets the tags of version `head` of `key`. The `T` record holds the tags of one version:
+    /// the current one's, or a noncurrent one's that were set while it was current. Before it
+    /// is bound to another version, the tags it holds are written into the version record of
+    /// the one it leaves (`fold_tags`), so no version loses tags set on it. A noncurrent
+    /// version the record is not bound to has its tags written into its version record.
+    async fn retag(
+        &self,
+        scope: &str,
+        key: &str,
+        head: &ObjectHead,
+        current: bool,
+        tags: &[(String, String)],
+    ) -> S3Result<()> {
+        let cores = self.object_cores(scope, key);
+        let bound = self
+            .backend
+            .meta_get(&cores, &tags_key(scope, key))
+            .await
+            .map_err(s3_err)?
+            .and_then(|e| decode(e.value));
+        match bound {
+            Some((v, _)) if v == head.version_id => {}
+            Some((left, left_tags)) if current => {
+                self.fold_tags(scope, key, &left, left_tags).await?;
+            }
+            _ if current => {}
+            _ => {
+                return self
+                    .fold_tags(scope, key, &head.version_id, tags.to_vec())
+                    .await
             }
         }
-        Ok((head, scope))
+        self.set_tags(scope, key, &head.version_id, tags).await
+    }
+
+    /// Writes `tags` into the version record of version `id` of `key` (compare-and-swap,
+    /// retried against concurrent moves of the version; none: the version is gone).
+    async fn fold_tags(&self, scope: &str, key: &str, id: &[u8; 12], tags: Tags) -> S3Result<()> {
+        for _ in 0..MARK_TRIES {
+            let Some(VersionRecord::Object(old)) = self.version_record(scope, key, id).await?
+            else {
+                return Ok(());
+            };
+            if old.tags == tags {
+                return Ok(());
+            }
+            let new = ObjectHead {
+                tags: tags.clone(),
+                ..old.clone()
+            };
+            if self.swap_version(scope, key, &old, &new).await? != Swap::Lost {
+                return Ok(());
+            }
+        }
+        Err(s3_error!(
+            OperationAborted,
+            "the object version changed while its tags were set"
+        ))
     }
 
     pub(crate) async fn tagging_put(
@@ -297,15 +364,15 @@ impl Gateway {
         let tags = pairs(input.tagging.tag_set);
         validate(&tags)?;
         self.mark_tags_changed(&input.bucket, &user).await?;
-        let (head, bucket) = self
-            .tagged_object(
+        let (head, scope, current) = self
+            .tagged_version(
                 &user,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
             )
             .await?;
-        self.set_tags(&bucket, &input.key, &head.version_id, &tags)
+        self.retag(&scope, &input.key, &head, current, &tags)
             .await?;
         Ok(S3Response::new(PutObjectTaggingOutput::default()))
     }
@@ -316,15 +383,15 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let (head, bucket) = self
-            .tagged_object(
+        let (head, scope, _) = self
+            .tagged_version(
                 &user,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
             )
             .await?;
-        let tags = self.tags_of(&bucket, &input.key, &head).await?;
+        let tags = self.tags_of(&scope, &input.key, &head).await?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: tag_set(tags),
             version_id: input.version_id,
@@ -338,16 +405,15 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         self.mark_tags_changed(&input.bucket, &user).await?;
-        let (head, bucket) = self
-            .tagged_object(
+        let (head, scope, current) = self
+            .tagged_version(
                 &user,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
             )
             .await?;
-        self.set_tags(&bucket, &input.key, &head.version_id, &[])
-            .await?;
+        self.retag(&scope, &input.key, &head, current, &[]).await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
     }
 

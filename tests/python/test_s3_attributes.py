@@ -166,3 +166,34 @@ def test_get_counts_tags(s3, bucket):
     # Tags given to CreateMultipartUpload are the object's.
     _multipart(s3, bucket, "mp", [b"z"], Tagging="m=1")
     assert s3.get_object(Bucket=bucket, Key="mp")["TagCount"] == 1
+
+
+def test_noncurrent_versions_keep_their_own_tags(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1", Tagging="w=1")["VersionId"]
+    # Tags set on v1 while it is current, then v1 becomes noncurrent.
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "1"}]})
+    v2 = s3.put_object(Bucket=bucket, Key="k", Body=b"2")["VersionId"]
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
+    # Tagging v2 (current) must not take v1's tags away.
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "b", "Value": "2"}]})
+
+    def tags(v):
+        return s3.get_object_tagging(Bucket=bucket, Key="k", VersionId=v)["TagSet"]
+    assert tags(v1) == [{"Key": "a", "Value": "1"}]
+    assert tags(v2) == [{"Key": "b", "Value": "2"}]
+    # A noncurrent version's tags set and removed by version id.
+    s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=v1,
+                          Tagging={"TagSet": [{"Key": "c", "Value": "3"}, {"Key": "d", "Value": ""}]})
+    assert tags(v1) == [{"Key": "c", "Value": "3"}, {"Key": "d", "Value": ""}]
+    assert tags(v2) == [{"Key": "b", "Value": "2"}]
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=v1)["TagCount"] == 2
+    s3.delete_object_tagging(Bucket=bucket, Key="k", VersionId=v1)
+    assert tags(v1) == []
+    assert "TagCount" not in s3.get_object(Bucket=bucket, Key="k", VersionId=v1)
+    # Once v2 is deleted, v1 is current again, with its tags.
+    s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=v1,
+                          Tagging={"TagSet": [{"Key": "e", "Value": "5"}]})
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=v2)
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "e", "Value": "5"}]
+    assert s3.get_object(Bucket=bucket, Key="k")["TagCount"] == 1
