@@ -91,6 +91,21 @@ impl S3Access for Gate {
                 check_bucket_name(bucket)?;
             }
         }
+        let bucket = match cx.s3_path() {
+            s3s::path::S3Path::Root => None,
+            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. } => {
+                Some(bucket.to_string())
+            }
+        };
+        let query = cx.uri().query().unwrap_or("");
+        crate::public_access::check_acl_request(
+            &self.gateway,
+            op,
+            bucket.as_deref(),
+            cx.headers(),
+            query,
+        )
+        .await?;
         if let Some(e) = refuse::refusal(op, cx.headers(), cx.uri().query()) {
             return Err(e);
         }
@@ -98,6 +113,7 @@ impl S3Access for Gate {
     }
 
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        crate::public_access::check_put_object(&self.gateway, &req.input).await?;
         match refuse::put_object_refusal(&req.input) {
             Some(e) => Err(e),
             None => Ok(()),

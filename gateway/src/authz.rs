@@ -65,6 +65,17 @@ const OWNER_ONLY: [&str; 4] = [
     "GetBucketPolicyStatus",
 ];
 
+/// The bucket configuration operations a policy may grant to others but never deny to the
+/// owner (`public_access`).
+const OWNER_ALWAYS: [&str; 6] = [
+    "PutPublicAccessBlock",
+    "GetPublicAccessBlock",
+    "DeletePublicAccessBlock",
+    "PutBucketOwnershipControls",
+    "GetBucketOwnershipControls",
+    "DeleteBucketOwnershipControls",
+];
+
 tokio::task_local! {
     /// The bucket record (name, record, HLC) the gate judged the request being served by,
     /// until its handler's first ownership check takes it.
@@ -307,6 +318,9 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     if OWNER_ONLY.contains(&op) {
         return if owner { Ok(()) } else { Err(denied()) };
     }
+    if owner && OWNER_ALWAYS.contains(&op) {
+        return Ok(());
+    }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
     // Without a policy nothing can deny the owner nor allow anyone else: decided before the
     // request's facts are gathered (the common case costs a cache lookup). A copy still has
@@ -322,6 +336,15 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let facts = Facts::of(user, cx.headers(), &query, peer, tls, now);
+    if let (false, Some(s)) = (owner, &stored) {
+        let scope = record.scope(&bucket);
+        if gateway
+            .restricted(&scope, &s.policy, facts.user.as_deref())
+            .await?
+        {
+            return Err(denied());
+        }
+    }
     if op == "DeleteObjects" {
         // Judged per key by the handler; another user needs a policy to get that far.
         if !owner && stored.is_none() {
@@ -412,6 +435,15 @@ async fn check_copy_source(
     };
     let owner = access_key == Some(record.owner.as_str());
     let stored = gateway.bucket_policy(&record.scope(bucket)).await?;
+    if let (false, Some(s)) = (owner, &stored) {
+        let scope = record.scope(bucket);
+        if gateway
+            .restricted(&scope, &s.policy, facts.user.as_deref())
+            .await?
+        {
+            return Err(denied());
+        }
+    }
     let action = if query_param(query, "versionId").is_some() {
         "s3:GetObjectVersion"
     } else {

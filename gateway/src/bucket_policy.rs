@@ -239,7 +239,8 @@ impl Gateway {
                 "the bucket owner always keeps access to the bucket's policy"
             ));
         }
-        validate(&input.policy, &input.bucket, self.policies.users())?;
+        let parsed = validate(&input.policy, &input.bucket, self.policies.users())?;
+        self.check_public_policy(&scope, &parsed).await?;
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
