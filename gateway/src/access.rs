@@ -28,6 +28,9 @@
 //! - **Header values** at most 60 KiB each: a longer one would not fit the u16 length of the
 //!   strings of a metadata record (a 300 KB Content-Type reached one).
 //!
+//! A request asking for a public ACL on a bucket whose public access block sets BlockPublicAcls
+//! answers AccessDenied before `refuse` would answer NotImplemented (`public_access`).
+//!
 //! Then, for signed and unsigned (anonymous) requests alike, who may do what: the bucket
 //! policy's judgement (`authz`), last, so every check above applies to anonymous requests too.
 //!

@@ -7,6 +7,9 @@
 //! - **The policy operations** (Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus): the bucket
 //!   owner only, whatever the policy says: the owner cannot be locked out and cannot delegate
 //!   them (simpler than AWS, which lets a policy grant them).
+//! - **The public access block and ownership controls operations**: the owner always (a
+//!   policy cannot deny them to the owner); anyone else as the policy says, like any other
+//!   operation (`public_access`).
 //! - **Every other bucket or object operation** is mapped to its action and resource
 //!   (`policy::action_for`) and judged by the bucket's policy (`bucket_policy`) with the
 //!   request's condition keys ([`Facts`]):
@@ -17,6 +20,9 @@
 //!     (BucketOwnerEnforced), and listings show the owner.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
+//!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
+//!     owner and not named by the policy is denied whatever the policy allows
+//!     (`public_access::restricts`); copy sources are judged the same way.
 //! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
 //!   versionId) on the source, judged by the source bucket's owner and policy the same way.
 //!   The copy then reads the source as the request's acting user, so a copy between buckets
