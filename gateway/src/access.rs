@@ -29,7 +29,7 @@
 //!   strings of a metadata record (a 300 KB Content-Type reached one).
 //!
 //! A request asking for a public ACL on a bucket whose public access block sets BlockPublicAcls
-//! answers AccessDenied before `refuse` would answer NotImplemented (`public_access`).
+//! answers AccessDenied where `refuse` would answer NotImplemented (`public_access`).
 //!
 //! Then, for signed and unsigned (anonymous) requests alike, who may do what: the bucket
 //! policy's judgement (`authz`), last, so every check above applies to anonymous requests too.
@@ -94,31 +94,29 @@ impl S3Access for Gate {
                 check_bucket_name(bucket)?;
             }
         }
-        let bucket = match cx.s3_path() {
-            s3s::path::S3Path::Root => None,
-            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. } => {
-                Some(bucket.to_string())
-            }
-        };
-        let query = cx.uri().query().unwrap_or("");
-        crate::public_access::check_acl_request(
-            &self.gateway,
-            op,
-            bucket.as_deref(),
-            cx.headers(),
-            query,
-        )
-        .await?;
         if let Some(e) = refuse::refusal(op, cx.headers(), cx.uri().query()) {
+            // Every public ACL is refused: only a refused request can be one the bucket's
+            // public access block turns into AccessDenied.
+            let query = cx.uri().query().unwrap_or("");
+            crate::public_access::check_acl_request(
+                &self.gateway,
+                op,
+                cx.s3_path(),
+                cx.headers(),
+                query,
+            )
+            .await?;
             return Err(e);
         }
         crate::authz::judge(&self.gateway, cx).await
     }
 
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
-        crate::public_access::check_put_object(&self.gateway, &req.input).await?;
         match refuse::put_object_refusal(&req.input) {
-            Some(e) => Err(e),
+            Some(e) => {
+                crate::public_access::check_put_object(&self.gateway, &req.input).await?;
+                Err(e)
+            }
             None => Ok(()),
         }
     }

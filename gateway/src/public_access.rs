@@ -52,6 +52,7 @@ use s3s::dto::{
     PutBucketOwnershipControlsOutput, PutObjectAclInput, PutObjectAclOutput, PutObjectInput,
     PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
+use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::records::Malformed;
@@ -240,18 +241,19 @@ fn blocked_acl() -> S3Error {
     )
 }
 
-/// The gate's check (`access`), before `refuse`: a request on an existing bucket whose
-/// public access block sets BlockPublicAcls answers AccessDenied when it asks for a public
-/// ACL (module docs). Costs nothing for requests that ask for none.
+/// The gate's check (`access`), on a request `refuse` turns down: on an existing bucket whose
+/// public access block sets BlockPublicAcls, one asking for a public ACL answers AccessDenied
+/// instead (module docs). Other requests never get here.
 pub async fn check_acl_request(
     gateway: &Gateway,
     op: &str,
-    bucket: Option<&str>,
+    path: &S3Path,
     headers: &HeaderMap,
     query: &str,
 ) -> S3Result<()> {
-    let Some(bucket) = bucket else {
-        return Ok(());
+    let bucket = match path {
+        S3Path::Root => return Ok(()),
+        S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
     };
     if op == "CreateBucket" || !asks_public_acl(headers, query) {
         return Ok(());
@@ -259,7 +261,7 @@ pub async fn check_acl_request(
     gateway.check_blocks_acls(bucket).await
 }
 
-/// The same check on a PutObject's parsed input (a browser POST form's fields).
+/// The same check on a refused PutObject's parsed input (a browser POST form's fields).
 pub async fn check_put_object(gateway: &Gateway, i: &PutObjectInput) -> S3Result<()> {
     let asked = AclAsked {
         canned: i.acl.as_ref().map(s3s::dto::ObjectCannedACL::as_str),

@@ -19,7 +19,8 @@
 //! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s;
 //! Put*Acl answer it from `public_access`), and `PutBucketVersioning` refuses MFA delete
 //! itself (`versioning.rs`). A public ACL on a bucket whose public access block sets
-//! BlockPublicAcls is answered AccessDenied before this check (`public_access`).
+//! BlockPublicAcls is answered AccessDenied instead (`public_access`, called by `access` on
+//! what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;
