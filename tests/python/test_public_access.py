@@ -330,3 +330,30 @@ def test_policy_and_block_are_separate(s3, bucket):
     s3.put_bucket_policy(Bucket=bucket, Policy=public_read(bucket))
     s3.delete_public_access_block(Bucket=bucket)
     assert s3.get_bucket_policy(Bucket=bucket)["Policy"] == public_read(bucket)
+
+
+def test_configurations_survive_a_restart(tmp_path):
+    from conftest import Server
+    data = str(tmp_path / "d")
+    s = Server(data)
+    try:
+        owner = s.client()
+        owner.create_bucket(Bucket="kept", ObjectOwnership="BucketOwnerEnforced")
+        owner.put_object(Bucket="kept", Key="k", Body=b"x")
+        owner.put_bucket_policy(Bucket="kept", Policy=public_read("kept"))
+        owner.put_public_access_block(Bucket="kept", **block(RestrictPublicBuckets=True,
+                                                            BlockPublicPolicy=True))
+    finally:
+        assert s.stop() == 0
+    s = Server(data)
+    try:
+        owner = s.client()
+        got = owner.get_public_access_block(Bucket="kept")["PublicAccessBlockConfiguration"]
+        assert got["RestrictPublicBuckets"] and got["BlockPublicPolicy"]
+        with pytest.raises(ClientError) as e:
+            anon_client(s).get_object(Bucket="kept", Key="k")
+        assert code(e) == "AccessDenied"
+        got = owner.get_bucket_ownership_controls(Bucket="kept")["OwnershipControls"]
+        assert got == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    finally:
+        assert s.stop() == 0
