@@ -50,6 +50,18 @@ aws s3api get-bucket-lifecycle-configuration --bucket aws-cli-bkt >"$work/lc.jso
 grep -q '"ID": "logs-to-cold"' "$work/lc.json"
 grep -q '"NewerNoncurrentVersions": 3' "$work/lc.json"
 aws s3api delete-bucket-lifecycle --bucket aws-cli-bkt
+# The README's Block Public Access example.
+aws s3api put-public-access-block --bucket aws-cli-bkt --public-access-block-configuration \
+  BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+aws s3api get-public-access-block --bucket aws-cli-bkt | grep -q '"RestrictPublicBuckets": true'
+public='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+  "Action":"s3:GetObject","Resource":"arn:aws:s3:::aws-cli-bkt/*"}]}'
+! aws s3api put-bucket-policy --bucket aws-cli-bkt --policy "$public" 2>"$work/pab.err"
+grep -q AccessDenied "$work/pab.err"
+aws s3api put-bucket-ownership-controls --bucket aws-cli-bkt \
+  --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
+aws s3api get-bucket-ownership-controls --bucket aws-cli-bkt | grep -q BucketOwnerEnforced
+aws s3api delete-public-access-block --bucket aws-cli-bkt
 aws s3 rm --only-show-errors --recursive s3://aws-cli-bkt/
 aws s3 rb s3://aws-cli-bkt >/dev/null
 

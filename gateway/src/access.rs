@@ -28,6 +28,9 @@
 //! - **Header values** at most 60 KiB each: a longer one would not fit the u16 length of the
 //!   strings of a metadata record (a 300 KB Content-Type reached one).
 //!
+//! A request asking for a public ACL on a bucket whose public access block sets BlockPublicAcls
+//! answers AccessDenied where `refuse` would answer NotImplemented (`public_access`).
+//!
 //! Then, for signed and unsigned (anonymous) requests alike, who may do what: the bucket
 //! policy's judgement (`authz`), last, so every check above applies to anonymous requests too.
 //!
@@ -92,6 +95,17 @@ impl S3Access for Gate {
             }
         }
         if let Some(e) = refuse::refusal(op, cx.headers(), cx.uri().query()) {
+            // Every public ACL is refused: only a refused request can be one the bucket's
+            // public access block turns into AccessDenied.
+            let query = cx.uri().query().unwrap_or("");
+            crate::public_access::check_acl_request(
+                &self.gateway,
+                op,
+                cx.s3_path(),
+                cx.headers(),
+                query,
+            )
+            .await?;
             return Err(e);
         }
         crate::authz::judge(&self.gateway, cx).await
@@ -99,7 +113,10 @@ impl S3Access for Gate {
 
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
         match refuse::put_object_refusal(&req.input) {
-            Some(e) => Err(e),
+            Some(e) => {
+                crate::public_access::check_put_object(&self.gateway, &req.input).await?;
+                Err(e)
+            }
             None => Ok(()),
         }
     }

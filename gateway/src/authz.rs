@@ -7,6 +7,9 @@
 //! - **The policy operations** (Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus): the bucket
 //!   owner only, whatever the policy says: the owner cannot be locked out and cannot delegate
 //!   them (simpler than AWS, which lets a policy grant them).
+//! - **The public access block and ownership controls operations**: the owner always (a
+//!   policy cannot deny them to the owner); anyone else as the policy says, like any other
+//!   operation (`public_access`).
 //! - **Every other bucket or object operation** is mapped to its action and resource
 //!   (`policy::action_for`) and judged by the bucket's policy (`bucket_policy`) with the
 //!   request's condition keys ([`Facts`]):
@@ -17,6 +20,9 @@
 //!     (BucketOwnerEnforced), and listings show the owner.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
+//!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
+//!     owner and not named by the policy is denied whatever the policy allows
+//!     (`public_access::restricts`); copy sources are judged the same way.
 //! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
 //!   versionId) on the source, judged by the source bucket's owner and policy the same way.
 //!   The copy then reads the source as the request's acting user, so a copy between buckets
@@ -63,6 +69,17 @@ const OWNER_ONLY: [&str; 4] = [
     "GetBucketPolicy",
     "DeleteBucketPolicy",
     "GetBucketPolicyStatus",
+];
+
+/// The bucket configuration operations a policy may grant to others but never deny to the
+/// owner (`public_access`).
+const OWNER_ALWAYS: [&str; 6] = [
+    "PutPublicAccessBlock",
+    "GetPublicAccessBlock",
+    "DeletePublicAccessBlock",
+    "PutBucketOwnershipControls",
+    "GetBucketOwnershipControls",
+    "DeleteBucketOwnershipControls",
 ];
 
 tokio::task_local! {
@@ -307,6 +324,9 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     if OWNER_ONLY.contains(&op) {
         return if owner { Ok(()) } else { Err(denied()) };
     }
+    if owner && OWNER_ALWAYS.contains(&op) {
+        return Ok(());
+    }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
     // Without a policy nothing can deny the owner nor allow anyone else: decided before the
     // request's facts are gathered (the common case costs a cache lookup). A copy still has
@@ -322,6 +342,15 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let facts = Facts::of(user, cx.headers(), &query, peer, tls, now);
+    if let (false, Some(s)) = (owner, &stored) {
+        let scope = record.scope(&bucket);
+        if gateway
+            .restricted(&scope, &s.policy, facts.user.as_deref())
+            .await?
+        {
+            return Err(denied());
+        }
+    }
     if op == "DeleteObjects" {
         // Judged per key by the handler; another user needs a policy to get that far.
         if !owner && stored.is_none() {
@@ -412,6 +441,15 @@ async fn check_copy_source(
     };
     let owner = access_key == Some(record.owner.as_str());
     let stored = gateway.bucket_policy(&record.scope(bucket)).await?;
+    if let (false, Some(s)) = (owner, &stored) {
+        let scope = record.scope(bucket);
+        if gateway
+            .restricted(&scope, &s.policy, facts.user.as_deref())
+            .await?
+        {
+            return Err(denied());
+        }
+    }
     let action = if query_param(query, "versionId").is_some() {
         "s3:GetObjectVersion"
     } else {

@@ -1,7 +1,7 @@
 //! Bucket policies: Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus, the stored record,
 //! and the cache the access gate (`authz`) reads policies through.
 //!
-//! The policy is one metadata record, `R` ‖ scope ‖ `\0` ‖ `policy` ([`policy_key`]), on the
+//! The policy is one metadata record, `R` ‖ scope ‖ `\0` ‖ `policy` (`bucket_config`), on the
 //! bucket record's replicas: format byte 1 ‖ the document as the owner sent it (UTF-8, at most
 //! the policy crate's 20 KiB). Keyed by the bucket's scope, it dies with its incarnation: the
 //! lifecycle pass reclaims it with the bucket's other `R` records, and a bucket re-created
@@ -39,7 +39,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::creds::Users;
 use crate::records::{scope_name, Malformed};
-use crate::s3::{s3_err, user_of, Gateway};
+use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
 
 const VERSION: u8 = 1;
@@ -132,15 +132,8 @@ impl State {
     }
 }
 
-/// `R` ‖ scope ‖ 0 ‖ `policy`.
-pub fn policy_key(scope: &str) -> Bytes {
-    let mut k = BytesMut::with_capacity(scope.len() + 8);
-    k.put_u8(b'R');
-    k.put_slice(scope.as_bytes());
-    k.put_u8(0);
-    k.put_slice(b"policy");
-    k.freeze()
-}
+/// The configuration record's name (`bucket_config`): `R` ‖ scope ‖ 0 ‖ `policy`.
+const CONFIG_NAME: &str = "policy";
 
 /// Format 1: version u8 ‖ the document's UTF-8 bytes.
 pub fn encode(text: &str) -> Bytes {
@@ -211,15 +204,10 @@ impl Gateway {
     }
 
     async fn read_policy(&self, scope: &str) -> S3Result<Option<Stored>> {
-        let entry = self
-            .backend
-            .meta_get(&self.bucket_cores(scope), &policy_key(scope))
-            .await
-            .map_err(s3_err)?;
-        let Some(entry) = entry else {
+        let Some(stored) = self.config_read(scope, CONFIG_NAME).await? else {
             return Ok(None);
         };
-        let text = decode(&entry.value).map_err(|e| s3_error!(e, InternalError))?;
+        let text = decode(&stored).map_err(|e| s3_error!(e, InternalError))?;
         // Stored only after validation: a document the crate no longer accepts is a fault.
         let policy = policy::Policy::parse_bucket(text.as_bytes(), scope_name(scope))
             .map_err(|e| s3_error!(InternalError, "the stored bucket policy is refused: {e}"))?;
@@ -239,20 +227,13 @@ impl Gateway {
                 "the bucket owner always keeps access to the bucket's policy"
             ));
         }
-        validate(&input.policy, &input.bucket, self.policies.users())?;
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(
-                &self.bucket_cores(&scope),
-                &policy_key(&scope),
-                &encode(&input.policy),
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
+        let parsed = validate(&input.policy, &input.bucket, self.policies.users())?;
+        self.check_public_policy(&scope, &parsed).await?;
+        let stored = self
+            .config_put(&scope, CONFIG_NAME, &encode(&input.policy))
+            .await;
         self.policies.forget(&scope);
-        // A policy of a bucket deleted meanwhile is reclaimed with it.
-        self.settle_live(&scope).await.map_err(|e| e.error)?;
+        stored?;
         Ok(S3Response::new(PutBucketPolicyOutput::default()))
     }
 
@@ -277,11 +258,7 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_delete(&self.bucket_cores(&scope), &policy_key(&scope), hlc)
-            .await
-            .map_err(s3_err)?;
+        self.config_delete(&scope, CONFIG_NAME).await?;
         self.policies.forget(&scope);
         Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
@@ -327,7 +304,10 @@ mod tests {
         assert!(decode(&[]).is_err());
         assert!(decode(&[2, b'{']).is_err());
         assert!(decode(&[1, 0xff]).is_err());
-        assert_eq!(&policy_key("b/00")[..], b"Rb/00\0policy");
+        assert_eq!(
+            &crate::bucket_config::config_key("b/00", CONFIG_NAME)[..],
+            b"Rb/00\0policy"
+        );
     }
 
     #[test]

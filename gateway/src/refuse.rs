@@ -16,8 +16,11 @@
 //! may carry the same names); `put_object`'s hook also checks the parsed input, which is how the
 //! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the
 //! operations that set lock, encryption, ACL or replication configuration are not implemented
-//! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s),
-//! and `PutBucketVersioning` refuses MFA delete itself (`versioning.rs`).
+//! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s;
+//! Put*Acl answer it from `public_access`), and `PutBucketVersioning` refuses MFA delete
+//! itself (`versioning.rs`). A public ACL on a bucket whose public access block sets
+//! BlockPublicAcls is answered AccessDenied instead (`public_access`, called by `access` on
+//! what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;

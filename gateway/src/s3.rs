@@ -82,6 +82,8 @@ pub struct Gateway {
     pub(crate) cors: Arc<crate::cors::Cache>,
     /// Buckets' policies as last read, and the users they may name (`bucket_policy`).
     pub(crate) policies: Arc<crate::bucket_policy::State>,
+    /// Buckets' public access blocks as last read (`public_access`).
+    pub(crate) public_access: Arc<crate::public_access::State>,
 }
 
 impl Gateway {
@@ -95,6 +97,7 @@ impl Gateway {
             listing_sweep: Arc::default(),
             cors: Arc::default(),
             policies: Arc::default(),
+            public_access: Arc::default(),
         }
     }
 
@@ -1320,6 +1323,7 @@ impl Gateway {
             listing_sweep: self.listing_sweep.clone(),
             cors: self.cors.clone(),
             policies: self.policies.clone(),
+            public_access: self.public_access.clone(),
         }
     }
 }
@@ -1596,6 +1600,10 @@ impl S3 for Gateway {
             .meta_put(&cores, &key, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
+        // `refuse` let through no other value.
+        if req.input.object_ownership.is_some() {
+            self.store_owner_enforced(&record.scope(&bucket)).await?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -2209,6 +2217,62 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
         self.cors_delete(req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutPublicAccessBlockOutput>> {
+        self.block_put(req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetPublicAccessBlockOutput>> {
+        self.block_get(req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeletePublicAccessBlockOutput>> {
+        self.block_delete(req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<s3s::dto::PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketOwnershipControlsOutput>> {
+        self.ownership_put(req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<s3s::dto::GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketOwnershipControlsOutput>> {
+        self.ownership_get(req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketOwnershipControlsOutput>> {
+        self.ownership_delete(req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<s3s::dto::PutBucketAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketAclOutput>> {
+        self.bucket_acl_put(req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<s3s::dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectAclOutput>> {
+        self.object_acl_put(req).await
     }
 
     async fn list_object_versions(

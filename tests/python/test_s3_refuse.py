@@ -126,7 +126,6 @@ def test_create_bucket_asking_for_protection_is_refused(s3, case, extra):
 @pytest.mark.parametrize("call", [
     "put_bucket_encryption", "put_object_lock_configuration", "put_bucket_acl",
     "put_object_acl", "put_object_retention", "put_object_legal_hold", "put_bucket_replication",
-    "put_public_access_block",
 ])
 def test_protection_configurations_are_refused(s3, bucket, call):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
@@ -146,9 +145,6 @@ def test_protection_configurations_are_refused(s3, bucket, call):
                 "Status": "Enabled", "Priority": 1, "Filter": {},
                 "DeleteMarkerReplication": {"Status": "Disabled"},
                 "Destination": {"Bucket": "arn:aws:s3:::elsewhere"}}]}),
-        "put_public_access_block": dict(PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True, "RestrictPublicBuckets": True}),
     }[call]
     assert_not_implemented(lambda: getattr(s3, call)(Bucket=bucket, **args))
     # The object stays as it was: deletable, since nothing locked it.

@@ -1,0 +1,684 @@
+//! Block Public Access (bucket level) and object ownership controls: the two bucket
+//! configurations that say what a bucket may never be opened to and who owns what is written
+//! to it, their records, and the checks they add to the access gate.
+//!
+//! **PublicAccessBlock** (Put/Get/DeletePublicAccessBlock) is one metadata record,
+//! `R` ‖ scope ‖ `\0` ‖ `public-access-block` (`bucket_config`), on the bucket record's replicas:
+//! format byte 1 ‖ flags u8 (bit 0 BlockPublicAcls, 1 IgnorePublicAcls, 2 BlockPublicPolicy,
+//! 3 RestrictPublicBuckets; other bits set is a malformed record). Keyed by the scope, it dies
+//! with the bucket's incarnation like the policy record. Its settings, as AWS defines them:
+//!
+//! - **BlockPublicPolicy**: PutBucketPolicy with a public policy (`policy::Policy::is_public`,
+//!   the one definition GetBucketPolicyStatus reports) answers 403 AccessDenied
+//!   (`bucket_policy`). A public policy already stored stays, as in AWS.
+//! - **RestrictPublicBuckets**: while the bucket's policy is public, only the owner and the
+//!   users the policy names get through it; anyone else, anonymous callers above all, is
+//!   denied even where the policy allows them ([`restricts`], called by `authz`).
+//! - **BlockPublicAcls**: percore keeps no ACLs and refuses every public one (`refuse`,
+//!   NotImplemented); with this setting a request asking for one on the bucket or its objects
+//!   (a public canned ACL, or a grant to the AllUsers or AuthenticatedUsers group, in headers,
+//!   a POST form or a Put*Acl body) answers 403 AccessDenied instead, as AWS does
+//!   ([`check_acl_request`], [`Gateway::acl_put`]). CreateBucket is not judged: a bucket has no
+//!   configuration before it exists (account-level blocks are not built).
+//! - **IgnorePublicAcls**: stored and reported; there are no public ACLs to ignore.
+//!
+//! The access gate reads the setting through [`State`], a cache per scope like the policy's
+//! ([`CACHE_TTL`]); only requests that could be affected read it (a caller who is not the owner
+//! of a bucket with a policy, a request asking for a public ACL). Put/Delete drop the entry on
+//! the gateway that served them; another gateway sees the change within the TTL. The
+//! configuration calls themselves are always the owner's (`authz`), whatever the policy says;
+//! other callers need the policy's `s3:GetBucketPublicAccessBlock` /
+//! `s3:PutBucketPublicAccessBlock`.
+//!
+//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): percore's only behaviour is
+//! `BucketOwnerEnforced` (the bucket owner owns every object, ACLs are disabled). That value is
+//! stored (`R` ‖ scope ‖ `\0` ‖ `ownership`: format byte 1 ‖ 1) and reported; `ObjectWriter` and
+//! `BucketOwnerPreferred` need ACLs and answer NotImplemented. CreateBucket with
+//! `x-amz-object-ownership: BucketOwnerEnforced` stores it too (other values are refused by
+//! `refuse` before the bucket exists). Without the record GetBucketOwnershipControls answers
+//! 404 OwnershipControlsNotFoundError, as AWS for a bucket without the configuration; the
+//! behaviour is the same either way.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use s3s::dto::{
+    AccessControlPolicy, DeleteBucketOwnershipControlsInput, DeleteBucketOwnershipControlsOutput,
+    DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketOwnershipControlsInput,
+    GetBucketOwnershipControlsOutput, GetPublicAccessBlockInput, GetPublicAccessBlockOutput,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    PutBucketAclInput, PutBucketAclOutput, PutBucketOwnershipControlsInput,
+    PutBucketOwnershipControlsOutput, PutObjectAclInput, PutObjectAclOutput, PutObjectInput,
+    PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
+};
+use s3s::path::S3Path;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use crate::records::Malformed;
+use crate::s3::{user_of, Gateway};
+use crate::ttl_cache::TtlCache;
+
+const VERSION: u8 = 1;
+/// How long a scope's looked-up setting is used without reading it again.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Scopes the cache holds at most.
+pub const CACHE_ENTRIES_MAX: usize = 4096;
+/// Bytes the cache holds at most (an entry counts its scope and a fixed overhead).
+pub const CACHE_BYTES_MAX: usize = 1 << 20;
+/// The ownership record's only value: BucketOwnerEnforced.
+const OWNER_ENFORCED: u8 = 1;
+
+/// The canned ACLs that open a bucket or object to the public (AWS's list).
+const PUBLIC_CANNED_ACLS: [&str; 3] = ["public-read", "public-read-write", "authenticated-read"];
+/// The grantee groups that make a grant public.
+const PUBLIC_GROUPS: [&str; 2] = [
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+];
+const GRANT_HEADERS: [&str; 5] = [
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+];
+
+/// A bucket's PublicAccessBlock configuration (module docs).
+// AWS's four independent settings, one field each (stored as four flag bits).
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Block {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl Block {
+    fn bits(self) -> u8 {
+        u8::from(self.block_public_acls)
+            | u8::from(self.ignore_public_acls) << 1
+            | u8::from(self.block_public_policy) << 2
+            | u8::from(self.restrict_public_buckets) << 3
+    }
+
+    /// Format 1: version u8 ‖ flags u8.
+    pub fn encode(self) -> Bytes {
+        Bytes::copy_from_slice(&[VERSION, self.bits()])
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Block, Malformed> {
+        match b {
+            [VERSION, bits] if bits & !0b1111 == 0 => Ok(Block {
+                block_public_acls: bits & 1 != 0,
+                ignore_public_acls: bits & 2 != 0,
+                block_public_policy: bits & 4 != 0,
+                restrict_public_buckets: bits & 8 != 0,
+            }),
+            [VERSION, _] => Err(Malformed("public access block: unknown flags")),
+            [VERSION, ..] => Err(Malformed("public access block: wrong length")),
+            [_, ..] => Err(Malformed("public access block: unknown format")),
+            [] => Err(Malformed("public access block: empty")),
+        }
+    }
+
+    /// A setting left out of the request is false, as in AWS.
+    fn of(c: &PublicAccessBlockConfiguration) -> Block {
+        Block {
+            block_public_acls: c.block_public_acls == Some(true),
+            ignore_public_acls: c.ignore_public_acls == Some(true),
+            block_public_policy: c.block_public_policy == Some(true),
+            restrict_public_buckets: c.restrict_public_buckets == Some(true),
+        }
+    }
+
+    fn configuration(self) -> PublicAccessBlockConfiguration {
+        PublicAccessBlockConfiguration {
+            block_public_acls: Some(self.block_public_acls),
+            ignore_public_acls: Some(self.ignore_public_acls),
+            block_public_policy: Some(self.block_public_policy),
+            restrict_public_buckets: Some(self.restrict_public_buckets),
+        }
+    }
+}
+
+/// The configuration record names (`bucket_config`): `R` ‖ scope ‖ 0 ‖ name.
+const BLOCK_CONFIG: &str = "public-access-block";
+const OWNERSHIP_CONFIG: &str = "ownership";
+
+/// Whether a stored ownership record says BucketOwnerEnforced (the only value written).
+pub fn decode_ownership(b: &[u8]) -> Result<(), Malformed> {
+    match b {
+        [VERSION, OWNER_ENFORCED] => Ok(()),
+        [VERSION, ..] => Err(Malformed("ownership controls: unknown value")),
+        [_, ..] => Err(Malformed("ownership controls: unknown format")),
+        [] => Err(Malformed("ownership controls: empty")),
+    }
+}
+
+/// Whether RestrictPublicBuckets keeps a caller who does not own the bucket out of it:
+/// the bucket's policy is public and the caller (`user`: a user name, `None`: anonymous) is
+/// not one of the users it names (percore's "same account").
+pub fn restricts(block: Option<Block>, policy: &policy::Policy, user: Option<&str>) -> bool {
+    let restrict = block.is_some_and(|b| b.restrict_public_buckets);
+    restrict && policy.is_public() && !user.is_some_and(|u| policy.named_users().contains(u))
+}
+
+fn grant_is_public(value: &str) -> bool {
+    let value = value.to_ascii_lowercase();
+    PUBLIC_GROUPS
+        .iter()
+        .any(|g| value.contains(&g.to_ascii_lowercase()))
+}
+
+fn canned_is_public(value: &str) -> bool {
+    PUBLIC_CANNED_ACLS.contains(&value)
+}
+
+/// Whether a request's headers or query string (presigned URLs) ask for a public ACL.
+pub fn asks_public_acl(headers: &HeaderMap, query: &str) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let value = |name: &str| header(name).or_else(|| crate::access::query_param(query, name));
+    value("x-amz-acl").is_some_and(|v| canned_is_public(&v))
+        || GRANT_HEADERS
+            .iter()
+            .any(|h| value(h).is_some_and(|v| grant_is_public(&v)))
+}
+
+/// Whether an ACL body grants anything to a public group.
+fn policy_is_public(acl: Option<&AccessControlPolicy>) -> bool {
+    acl.and_then(|p| p.grants.as_ref()).is_some_and(|grants| {
+        grants.iter().any(|g| {
+            g.grantee
+                .as_ref()
+                .and_then(|e| e.uri.as_deref())
+                .is_some_and(grant_is_public)
+        })
+    })
+}
+
+/// The parts of a Put*Acl request or POST form that may ask for a public ACL.
+#[derive(Default)]
+pub struct AclAsked<'a> {
+    pub canned: Option<&'a str>,
+    pub grants: [Option<&'a str>; 5],
+    pub body: Option<&'a AccessControlPolicy>,
+}
+
+impl AclAsked<'_> {
+    fn is_public(&self) -> bool {
+        self.canned.is_some_and(canned_is_public)
+            || self.grants.iter().flatten().any(|g| grant_is_public(g))
+            || policy_is_public(self.body)
+    }
+}
+
+fn blocked_acl() -> S3Error {
+    s3_error!(
+        AccessDenied,
+        "Access Denied: public ACLs are blocked by the BlockPublicAcls setting of this bucket's \
+         public access block"
+    )
+}
+
+/// The gate's check (`access`), on a request `refuse` turns down: on an existing bucket whose
+/// public access block sets BlockPublicAcls, one asking for a public ACL answers AccessDenied
+/// instead (module docs). Other requests never get here.
+pub async fn check_acl_request(
+    gateway: &Gateway,
+    op: &str,
+    path: &S3Path,
+    headers: &HeaderMap,
+    query: &str,
+) -> S3Result<()> {
+    let bucket = match path {
+        S3Path::Root => return Ok(()),
+        S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
+    };
+    if op == "CreateBucket" || !asks_public_acl(headers, query) {
+        return Ok(());
+    }
+    gateway.check_blocks_acls(bucket).await
+}
+
+/// The same check on a refused PutObject's parsed input (a browser POST form's fields).
+pub async fn check_put_object(gateway: &Gateway, i: &PutObjectInput) -> S3Result<()> {
+    let asked = AclAsked {
+        canned: i.acl.as_ref().map(s3s::dto::ObjectCannedACL::as_str),
+        grants: [
+            i.grant_read.as_deref(),
+            i.grant_read_acp.as_deref(),
+            i.grant_write_acp.as_deref(),
+            i.grant_full_control.as_deref(),
+            None,
+        ],
+        body: None,
+    };
+    if asked.is_public() {
+        gateway.check_blocks_acls(&i.bucket).await
+    } else {
+        Ok(())
+    }
+}
+
+fn not_found_block() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+        "The public access block configuration was not found",
+    );
+    e.set_status_code(hyper::StatusCode::NOT_FOUND);
+    e
+}
+
+/// The public access block settings as last read, per scope (module docs).
+pub struct State {
+    cache: TtlCache<Option<Block>>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            cache: TtlCache::new(CACHE_TTL, CACHE_ENTRIES_MAX, CACHE_BYTES_MAX),
+        }
+    }
+}
+
+impl State {
+    fn put(&self, scope: &str, block: Option<Block>) {
+        self.cache.put(scope, block, scope.len() + 64);
+    }
+}
+
+impl Gateway {
+    /// A scope's public access block (`None`: none), read now.
+    pub(crate) async fn read_block(&self, scope: &str) -> S3Result<Option<Block>> {
+        self.config_read(scope, BLOCK_CONFIG)
+            .await?
+            .map(|v| Block::decode(&v).map_err(|e| s3_error!(e, InternalError)))
+            .transpose()
+    }
+
+    /// A scope's public access block, through the cache.
+    pub(crate) async fn public_access_block(&self, scope: &str) -> S3Result<Option<Block>> {
+        if let Some(block) = self.public_access.cache.get(scope) {
+            return Ok(block);
+        }
+        let block = self.read_block(scope).await?;
+        self.public_access.put(scope, block);
+        Ok(block)
+    }
+
+    /// Whether RestrictPublicBuckets keeps `user` (not the owner) out of the bucket of `scope`
+    /// whose policy is `policy` ([`restricts`]).
+    pub(crate) async fn restricted(
+        &self,
+        scope: &str,
+        policy: &policy::Policy,
+        user: Option<&str>,
+    ) -> S3Result<bool> {
+        if !policy.is_public() {
+            return Ok(false);
+        }
+        let block = self.public_access_block(scope).await?;
+        Ok(restricts(block, policy, user))
+    }
+
+    /// AccessDenied when `bucket` exists and blocks public ACLs.
+    async fn check_blocks_acls(&self, bucket: &str) -> S3Result<()> {
+        let Some(record) = self.bucket(bucket).await? else {
+            return Ok(());
+        };
+        let block = self.public_access_block(&record.scope(bucket)).await?;
+        if block.is_some_and(|b| b.block_public_acls) {
+            return Err(blocked_acl());
+        }
+        Ok(())
+    }
+
+    /// PutBucketPolicy's check (BlockPublicPolicy), on the record as it is now.
+    pub(crate) async fn check_public_policy(
+        &self,
+        scope: &str,
+        policy: &policy::Policy,
+    ) -> S3Result<()> {
+        if !policy.is_public() {
+            return Ok(());
+        }
+        if self
+            .read_block(scope)
+            .await?
+            .is_some_and(|b| b.block_public_policy)
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "Access Denied: public policies are blocked by the BlockPublicPolicy setting of \
+                 this bucket's public access block"
+            ));
+        }
+        Ok(())
+    }
+
+    /// PutBucketAcl: percore keeps no ACLs (NotImplemented), but a public one on a bucket that
+    /// blocks them is AccessDenied first (module docs).
+    pub(crate) async fn bucket_acl_put(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let user = user_of(&req)?;
+        let i = &req.input;
+        let asked = AclAsked {
+            canned: i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str),
+            grants: [
+                i.grant_read.as_deref(),
+                i.grant_write.as_deref(),
+                i.grant_read_acp.as_deref(),
+                i.grant_write_acp.as_deref(),
+                i.grant_full_control.as_deref(),
+            ],
+            body: i.access_control_policy.as_ref(),
+        };
+        Err(self.acl_refusal(&user, &i.bucket, &asked).await)
+    }
+
+    /// PutObjectAcl, as [`Gateway::bucket_acl_put`].
+    pub(crate) async fn object_acl_put(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let user = user_of(&req)?;
+        let i = &req.input;
+        let asked = AclAsked {
+            canned: i.acl.as_ref().map(s3s::dto::ObjectCannedACL::as_str),
+            grants: [
+                i.grant_read.as_deref(),
+                i.grant_write.as_deref(),
+                i.grant_read_acp.as_deref(),
+                i.grant_write_acp.as_deref(),
+                i.grant_full_control.as_deref(),
+            ],
+            body: i.access_control_policy.as_ref(),
+        };
+        Err(self.acl_refusal(&user, &i.bucket, &asked).await)
+    }
+
+    /// Why a Put*Acl is refused: the bucket's errors, AccessDenied for a public ACL the bucket
+    /// blocks, else NotImplemented (no ACL is ever stored).
+    async fn acl_refusal(&self, access_key: &str, bucket: &str, asked: &AclAsked<'_>) -> S3Error {
+        let scope = match self.owned_bucket(bucket, access_key).await {
+            Ok(owned) => owned.scope,
+            Err(e) => return e,
+        };
+        if asked.is_public() {
+            match self.read_block(&scope).await {
+                Ok(Some(b)) if b.block_public_acls => return blocked_acl(),
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+        s3_error!(
+            NotImplemented,
+            "percore has no ACLs: the bucket owner owns every object (BucketOwnerEnforced); \
+             grant access with a bucket policy"
+        )
+    }
+
+    pub(crate) async fn block_put(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
+        let block = Block::of(&input.public_access_block_configuration);
+        let stored = self.config_put(&scope, BLOCK_CONFIG, &block.encode()).await;
+        self.public_access.cache.forget(&scope);
+        stored?;
+        Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
+    }
+
+    pub(crate) async fn block_get(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        let block = self.read_block(&scope).await?.ok_or_else(not_found_block)?;
+        Ok(S3Response::new(GetPublicAccessBlockOutput {
+            public_access_block_configuration: Some(block.configuration()),
+        }))
+    }
+
+    pub(crate) async fn block_delete(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        self.config_delete(&scope, BLOCK_CONFIG).await?;
+        self.public_access.cache.forget(&scope);
+        Ok(S3Response::new(DeletePublicAccessBlockOutput::default()))
+    }
+
+    /// Stores BucketOwnerEnforced for `scope` (PutBucketOwnershipControls, CreateBucket).
+    pub(crate) async fn store_owner_enforced(&self, scope: &str) -> S3Result<()> {
+        let value = Bytes::copy_from_slice(&[VERSION, OWNER_ENFORCED]);
+        self.config_put(scope, OWNERSHIP_CONFIG, &value).await
+    }
+
+    pub(crate) async fn ownership_put(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        let user = user_of(&req)?;
+        let input = req.input;
+        let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
+        check_ownership_rules(&input.ownership_controls)?;
+        self.store_owner_enforced(&scope).await?;
+        Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
+    }
+
+    pub(crate) async fn ownership_get(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        let stored = self
+            .config_read(&scope, OWNERSHIP_CONFIG)
+            .await?
+            .ok_or_else(|| {
+                s3_error!(
+                    OwnershipControlsNotFoundError,
+                    "The bucket ownership controls were not found"
+                )
+            })?;
+        decode_ownership(&stored).map_err(|e| s3_error!(e, InternalError))?;
+        Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+            ownership_controls: Some(OwnershipControls {
+                rules: vec![OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::from_static(
+                        ObjectOwnership::BUCKET_OWNER_ENFORCED,
+                    ),
+                }],
+            }),
+        }))
+    }
+
+    pub(crate) async fn ownership_delete(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        let user = user_of(&req)?;
+        let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
+        self.config_delete(&scope, OWNERSHIP_CONFIG).await?;
+        Ok(S3Response::new(
+            DeleteBucketOwnershipControlsOutput::default(),
+        ))
+    }
+}
+
+/// One rule, BucketOwnerEnforced (module docs).
+fn check_ownership_rules(controls: &OwnershipControls) -> S3Result<()> {
+    let [rule] = controls.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "OwnershipControls must hold exactly one rule"
+        ));
+    };
+    match rule.object_ownership.as_str() {
+        ObjectOwnership::BUCKET_OWNER_ENFORCED => Ok(()),
+        v @ (ObjectOwnership::BUCKET_OWNER_PREFERRED | ObjectOwnership::OBJECT_WRITER) => {
+            Err(s3_error!(
+                NotImplemented,
+                "ObjectOwnership {v} is not supported: it needs ACLs, which percore does not \
+                 have; percore enforces bucket owner ownership (BucketOwnerEnforced)"
+            ))
+        }
+        _ => Err(s3_error!(
+            MalformedXML,
+            "ObjectOwnership must be BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_record_round_trip_and_refusals() {
+        for bits in 0..16u8 {
+            let b = Block::decode(&[VERSION, bits]).unwrap();
+            assert_eq!(b.bits(), bits);
+            assert_eq!(Block::decode(&b.encode()).unwrap(), b);
+        }
+        assert!(Block::decode(&[VERSION, 16]).is_err());
+        assert!(Block::decode(&[VERSION]).is_err());
+        assert!(Block::decode(&[VERSION, 1, 0]).is_err());
+        assert!(Block::decode(&[2, 1]).is_err());
+        assert!(Block::decode(&[]).is_err());
+        let key = crate::bucket_config::config_key;
+        assert_eq!(
+            &key("b/00", BLOCK_CONFIG)[..],
+            b"Rb/00\0public-access-block"
+        );
+        assert_eq!(&key("b/00", OWNERSHIP_CONFIG)[..], b"Rb/00\0ownership");
+        assert!(decode_ownership(&[VERSION, OWNER_ENFORCED]).is_ok());
+        assert!(decode_ownership(&[VERSION, 2]).is_err());
+        assert!(decode_ownership(&[]).is_err());
+    }
+
+    #[test]
+    fn left_out_settings_are_false() {
+        let b = Block::of(&PublicAccessBlockConfiguration {
+            block_public_policy: Some(true),
+            ignore_public_acls: Some(false),
+            ..Default::default()
+        });
+        assert_eq!(
+            b,
+            Block {
+                block_public_policy: true,
+                ..Block::default()
+            }
+        );
+        assert_eq!(Block::of(&b.configuration()), b);
+    }
+
+    fn parse(text: &str) -> policy::Policy {
+        policy::Policy::parse_bucket(text.as_bytes(), "b").unwrap()
+    }
+
+    #[test]
+    fn restrict_applies_to_public_policies_and_strangers_only() {
+        let public = parse(
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+            {"Effect":"Allow","Principal":{"AWS":"alice"},"Action":"s3:PutObject",
+             "Resource":"arn:aws:s3:::b/*"}]}"#,
+        );
+        let named_only = parse(
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":{"AWS":"alice"},"Action":"s3:GetObject",
+             "Resource":"arn:aws:s3:::b/*"}]}"#,
+        );
+        let restrict = Some(Block {
+            restrict_public_buckets: true,
+            ..Block::default()
+        });
+        assert!(restricts(restrict, &public, None));
+        assert!(restricts(restrict, &public, Some("bob")));
+        assert!(!restricts(restrict, &public, Some("alice")));
+        assert!(!restricts(restrict, &named_only, None));
+        assert!(!restricts(None, &public, None));
+        assert!(!restricts(Some(Block::default()), &public, None));
+    }
+
+    #[test]
+    fn public_acls_are_recognized() {
+        let mut h = HeaderMap::new();
+        assert!(!asks_public_acl(&h, ""));
+        h.insert("x-amz-acl", "private".parse().unwrap());
+        assert!(!asks_public_acl(&h, ""));
+        h.insert("x-amz-acl", "public-read".parse().unwrap());
+        assert!(asks_public_acl(&h, ""));
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-grant-read", "id=\"someone\"".parse().unwrap());
+        assert!(!asks_public_acl(&h, ""));
+        h.insert(
+            "x-amz-grant-write",
+            "id=\"x\", uri=\"http://acs.amazonaws.com/groups/global/AuthenticatedUsers\""
+                .parse()
+                .unwrap(),
+        );
+        assert!(asks_public_acl(&h, ""));
+        assert!(asks_public_acl(
+            &HeaderMap::new(),
+            "X-Amz-Expires=60&x-amz-acl=public-read-write"
+        ));
+        assert!(!asks_public_acl(
+            &HeaderMap::new(),
+            "X-Amz-Expires=60&x-amz-acl=bucket-owner-read"
+        ));
+        let asked = AclAsked {
+            canned: Some("authenticated-read"),
+            ..AclAsked::default()
+        };
+        assert!(asked.is_public());
+        assert!(!AclAsked::default().is_public());
+    }
+
+    #[test]
+    fn ownership_rules() {
+        let rules = |values: &[&'static str]| OwnershipControls {
+            rules: values
+                .iter()
+                .map(|v| OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::from_static(v),
+                })
+                .collect(),
+        };
+        let code = |values: &[&'static str]| {
+            check_ownership_rules(&rules(values))
+                .err()
+                .map(|e| e.code().as_str().to_owned())
+        };
+        assert_eq!(code(&["BucketOwnerEnforced"]), None);
+        assert_eq!(code(&["ObjectWriter"]), Some("NotImplemented".into()));
+        assert_eq!(
+            code(&["BucketOwnerPreferred"]),
+            Some("NotImplemented".into())
+        );
+        assert_eq!(code(&["Nobody"]), Some("MalformedXML".into()));
+        assert_eq!(code(&[]), Some("MalformedXML".into()));
+        assert_eq!(
+            code(&["BucketOwnerEnforced", "BucketOwnerEnforced"]),
+            Some("MalformedXML".into())
+        );
+    }
+}
