@@ -1,0 +1,774 @@
+//! Browser POST uploads (`POST /bucket` with a `multipart/form-data` form, AWS "Browser-based
+//! uploads using POST"), served here end to end: `serve` hands such a request over before s3s
+//! sees it. s3s 0.14 parses these forms itself but reads the whole file into memory (up to
+//! 5 GB) before any handler runs, checks `x-amz-date` against a 15-minute clock skew that AWS
+//! does not apply to POST (the policy's expiration bounds a form's life), demands `eq`
+//! conditions where AWS accepts any covering condition, and leaves the policy rules to the
+//! handler; percore answers for every rule, so none of it is s3s's here.
+//!
+//! One request, in order:
+//! 1. The fields before the file are read under fixed bounds (`post_form`).
+//! 2. Authentication: SigV4 (`x-amz-algorithm`, `x-amz-credential`, `x-amz-date`,
+//!    `x-amz-signature`: the signature of the base64 policy with the SigV4 signing key; the
+//!    credential's region must be the server's) or SigV2 (`AWSAccessKeyId`, `signature`:
+//!    HMAC-SHA1 of the policy). No signature fields: anonymous, and then no policy is allowed
+//!    (an unsigned policy would bind nobody).
+//! 3. The policy (`post_policy`): expiration, every condition, no uncovered field. The
+//!    content-length-range is enforced on the file's bytes as they stream.
+//! 4. The fields become what a PUT carries in headers (Content-Type, Cache-Control,
+//!    Content-Disposition, Content-Encoding, Expires, Content-MD5, `acl` as `x-amz-acl`, every
+//!    other `x-amz-*` but the signature fields) and are judged by the PUT path's own checks:
+//!    `access::check_header_values`, `refuse::refusal` (SSE, object lock, ACL grants, public
+//!    ACLs: NotImplemented), then the bucket policy (`authz::judge` as `s3:PutObject` on the
+//!    key, so an anonymous upload needs a policy that allows it), then `put_object` itself
+//!    (storage class, metadata size, tagging, checksums and Content-MD5 against the body).
+//!    `key`'s `${filename}` becomes the file part's name; the `tagging` field (XML, as in
+//!    PutObjectTagging) becomes the tag set.
+//! 5. The answer: a 303 to `success_action_redirect` (or `redirect`) with `bucket`, `key` and
+//!    `etag` added to its query; else `success_action_status` 200 (empty), 201 (a PostResponse
+//!    document) or 204 (the default, and for any other value, as AWS).
+//!
+//! Deliberately not done: `POST /bucket/key` forms (s3s's MethodNotAllowed stands), session
+//! tokens (`x-amz-security-token` answers NotImplemented), an invalid redirect URL (AWS ignores
+//! it; here it is refused before anything is stored, 400 InvalidArgument).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use s3s::dto::{ObjectCannedACL, PutObjectInput, StorageClass, StreamingBlob, Timestamp};
+use s3s::host::S3Host;
+use s3s::path::S3Path;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Result, S3};
+
+use crate::post_form::{FileFault, Form, FormError};
+use crate::post_policy::{PolicyError, PostPolicy};
+use crate::s3::Gateway;
+use crate::tls::SecureTransport;
+
+/// Form fields that are authentication, not object attributes.
+const AUTH_FIELDS: [&str; 4] = [
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-signature",
+];
+
+/// Form fields a PUT would carry as these headers.
+const HEADER_FIELDS: [&str; 7] = [
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+    "content-md5",
+];
+
+/// Serves browser POST uploads (module docs).
+pub struct Post {
+    gateway: Gateway,
+    region: String,
+    host: Option<crate::host::DomainHost>,
+}
+
+/// Who signed a form: an access key and its secret.
+struct Signer {
+    access_key: String,
+    secret_key: String,
+}
+
+impl Post {
+    pub fn new(gateway: Gateway, region: &str, host: Option<crate::host::DomainHost>) -> Post {
+        Post {
+            gateway,
+            region: region.to_owned(),
+            host,
+        }
+    }
+
+    /// The bucket of a POST object upload (`POST /bucket` or `POST /` on a bucket's virtual
+    /// host, no query, a multipart/form-data body); `None` for any other request.
+    pub fn target<B>(&self, req: &http::Request<B>) -> Option<String> {
+        if req.method() != http::Method::POST || req.uri().query().is_some() {
+            return None;
+        }
+        let form = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"))
+            });
+        if !form {
+            return None;
+        }
+        let path = req.uri().path();
+        let host_bucket = self.host.as_ref().and_then(|h| {
+            let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            h.parse_host_header(host).ok()?.bucket().map(str::to_owned)
+        });
+        match host_bucket {
+            Some(b) => (path == "/").then_some(b),
+            None => {
+                let name = path.strip_prefix('/')?;
+                let name = name.strip_suffix('/').unwrap_or(name);
+                (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
+            }
+        }
+    }
+
+    /// Serves one upload to `bucket`; errors become S3 error responses.
+    pub async fn serve(
+        &self,
+        bucket: String,
+        req: http::Request<s3s::Body>,
+        request_id: &str,
+    ) -> http::Response<s3s::Body> {
+        match self.upload(bucket, req).await {
+            Ok(response) => response,
+            Err(e) => {
+                let status = e
+                    .status_code()
+                    .or_else(|| e.code().status_code())
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                let message = e.message().unwrap_or_default().to_owned();
+                crate::serve::error_response(status, e.code().as_str(), &message, request_id)
+            }
+        }
+    }
+
+    async fn upload(
+        &self,
+        bucket: String,
+        req: http::Request<s3s::Body>,
+    ) -> S3Result<http::Response<s3s::Body>> {
+        let (parts, body) = req.into_parts();
+        let boundary = boundary_of(&parts.headers)?;
+        let form = Form::read(body, &boundary).await.map_err(form_error)?;
+        let fields = form.fields.clone();
+        if let Some(dup) = duplicate(&fields) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "The form field {dup} appears more than once."
+            ));
+        }
+        let signer = self.authenticate(&fields)?;
+        let range = self.check_policy(&fields, &bucket, signer.is_some())?;
+        let key = object_key(&fields, &form.file.filename)?;
+        let redirect = redirect_of(&fields)?;
+        let headers = put_headers(&fields)?;
+        crate::access::check_header_values(&headers)?;
+        if let Some(e) = crate::refuse::refusal("PutObject", &headers, None) {
+            return Err(e);
+        }
+        let mut extensions = parts.extensions;
+        let mut judged = Judged {
+            access_key: signer.as_ref().map(|s| s.access_key.clone()),
+            path: S3Path::Object {
+                bucket: bucket.clone().into(),
+                key: key.clone().into(),
+            },
+            headers: &headers,
+            extensions: &mut extensions,
+        };
+        crate::authz::judge(&self.gateway, &mut judged).await?;
+        let secure = extensions.get::<SecureTransport>().is_some();
+        let mut input = put_input(&bucket, &key, &fields, &headers)?;
+        let fault = Arc::new(Mutex::new(None));
+        input.body = Some(StreamingBlob::wrap(
+            form.file_stream(range, Arc::clone(&fault)),
+        ));
+        let request = S3Request {
+            input,
+            method: http::Method::PUT,
+            uri: parts.uri,
+            headers,
+            extensions,
+            credentials: signer.map(|s| s3s::auth::Credentials {
+                access_key: s.access_key,
+                secret_key: s.secret_key.into(),
+            }),
+            region: None,
+            service: None,
+            trailing_headers: None,
+        };
+        let stored = match self.gateway.put_object(request).await {
+            Ok(out) => out.output,
+            Err(e) => {
+                let fault = fault.lock().unwrap_or_else(PoisonError::into_inner).take();
+                return Err(fault.map_or(e, fault_error));
+            }
+        };
+        let etag = stored
+            .e_tag
+            .map(|t| t.value().to_owned())
+            .unwrap_or_default();
+        let location = self.location(&parts.headers, secure, &bucket, &key);
+        let done = Done {
+            bucket: &bucket,
+            key: &key,
+            etag: &etag,
+            location: &location,
+            version_id: stored.version_id.as_deref(),
+        };
+        Ok(done.response(redirect.as_deref(), field(&fields, "success_action_status")))
+    }
+
+    /// The form's signer, checked (module docs); `None`: anonymous.
+    fn authenticate(&self, fields: &[(String, String)]) -> S3Result<Option<Signer>> {
+        if field(fields, "x-amz-security-token").is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "x-amz-security-token: temporary credentials are not supported"
+            ));
+        }
+        if let Some(signature) = field(fields, "x-amz-signature") {
+            return self.sigv4(fields, signature).map(Some);
+        }
+        if field(fields, "signature").is_some() || field(fields, "awsaccesskeyid").is_some() {
+            return self.sigv2(fields).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn sigv4(&self, fields: &[(String, String)], signature: &str) -> S3Result<Signer> {
+        let need = |name: &str| {
+            field(fields, name).ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "Bucket POST must contain a field named '{name}'."
+                )
+            })
+        };
+        let (algorithm, credential, date) = (
+            need("x-amz-algorithm")?,
+            need("x-amz-credential")?,
+            need("x-amz-date")?,
+        );
+        let policy = need("policy")?;
+        if algorithm != "AWS4-HMAC-SHA256" {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-algorithm must be AWS4-HMAC-SHA256"
+            ));
+        }
+        let scope: Vec<&str> = credential.split('/').collect();
+        let [access_key, day, region, service, "aws4_request"] = scope[..] else {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-credential must be AK/yyyymmdd/region/s3/aws4_request"
+            ));
+        };
+        if region != self.region {
+            return Err(s3_error!(
+                InvalidArgument,
+                "the region '{region}' in x-amz-credential is wrong; expecting '{}'",
+                self.region
+            ));
+        }
+        if service != "s3" {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-credential must name the s3 service"
+            ));
+        }
+        let date_ok = date.len() == 16
+            && date.as_bytes()[8] == b'T'
+            && date.ends_with('Z')
+            && date.starts_with(day);
+        if !date_ok {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-date must be yyyymmddTHHMMSSZ of the credential's day"
+            ));
+        }
+        let signer = self.signer(access_key)?;
+        let key = ["AWS4", &signer.secret_key].concat();
+        let mut k = hmac_sha256(key.as_bytes(), day.as_bytes());
+        for part in [region, service, "aws4_request"] {
+            k = hmac_sha256(&k, part.as_bytes());
+        }
+        let expected = hex::encode(hmac_sha256(&k, policy.as_bytes()));
+        if !same(expected.as_bytes(), signature.as_bytes()) {
+            return Err(mismatch());
+        }
+        Ok(signer)
+    }
+
+    fn sigv2(&self, fields: &[(String, String)]) -> S3Result<Signer> {
+        let need = |name: &str| {
+            field(fields, name).ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "Bucket POST must contain a field named '{name}'."
+                )
+            })
+        };
+        let (access_key, signature, policy) =
+            (need("awsaccesskeyid")?, need("signature")?, need("policy")?);
+        let signer = self.signer(access_key)?;
+        let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(signer.secret_key.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(policy.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        if !same(expected.as_bytes(), signature.as_bytes()) {
+            return Err(mismatch());
+        }
+        Ok(signer)
+    }
+
+    fn signer(&self, access_key: &str) -> S3Result<Signer> {
+        let user = self
+            .gateway
+            .policies
+            .users()
+            .and_then(|u| u.by_access_key(access_key))
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records."
+                )
+            })?;
+        Ok(Signer {
+            access_key: user.access_key.clone(),
+            secret_key: user.secret_key.clone(),
+        })
+    }
+
+    /// The policy's verdict on the fields; returns the file size range it allows.
+    fn check_policy(
+        &self,
+        fields: &[(String, String)],
+        bucket: &str,
+        signed: bool,
+    ) -> S3Result<(u64, u64)> {
+        let Some(text) = field(fields, "policy") else {
+            return Ok((0, u64::MAX));
+        };
+        if !signed {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Bucket POST with a policy must be signed (x-amz-signature)."
+            ));
+        }
+        let policy = PostPolicy::parse(text).map_err(policy_error)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        policy.check(fields, bucket, now).map_err(policy_error)?;
+        Ok(policy.length_range())
+    }
+
+    /// The object's URL, as AWS gives it in `Location`.
+    fn location(&self, headers: &HeaderMap, secure: bool, bucket: &str, key: &str) -> String {
+        let scheme = if secure { "https" } else { "http" };
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        let virtual_host = self.host.as_ref().is_some_and(|h| {
+            h.parse_host_header(host)
+                .ok()
+                .is_some_and(|vh| vh.bucket().is_some())
+        });
+        let key = encode(key, true);
+        if virtual_host {
+            format!("{scheme}://{host}/{key}")
+        } else {
+            format!("{scheme}://{host}/{bucket}/{key}")
+        }
+    }
+}
+
+/// A POST request as the bucket-policy gate reads it: `s3:PutObject` on the form's key.
+struct Judged<'a> {
+    access_key: Option<String>,
+    path: S3Path,
+    headers: &'a HeaderMap,
+    extensions: &'a mut http::Extensions,
+}
+
+impl crate::authz::Judged for Judged<'_> {
+    fn op_name(&self) -> &str {
+        "PutObject"
+    }
+    fn access_key(&self) -> Option<&str> {
+        self.access_key.as_deref()
+    }
+    fn s3_path(&self) -> &S3Path {
+        &self.path
+    }
+    fn query(&self) -> &str {
+        ""
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+    fn extensions_mut(&mut self) -> &mut http::Extensions {
+        self.extensions
+    }
+}
+
+/// A stored upload and how to answer it.
+struct Done<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    etag: &'a str,
+    location: &'a str,
+    version_id: Option<&'a str>,
+}
+
+impl Done<'_> {
+    fn response(&self, redirect: Option<&str>, status: Option<&str>) -> http::Response<s3s::Body> {
+        let quoted = format!("\"{}\"", self.etag);
+        let (status, body) = match (redirect, status) {
+            (Some(_), _) => (StatusCode::SEE_OTHER, String::new()),
+            (None, Some("200")) => (StatusCode::OK, String::new()),
+            (None, Some("201")) => (
+                StatusCode::CREATED,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}\
+                     </Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
+                    xml(self.location),
+                    xml(self.bucket),
+                    xml(self.key),
+                    xml(&quoted)
+                ),
+            ),
+            _ => (StatusCode::NO_CONTENT, String::new()),
+        };
+        let xml_body = !body.is_empty();
+        let mut response = http::Response::new(s3s::Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        set("etag", &quoted);
+        if let Some(url) = redirect {
+            let query = format!(
+                "bucket={}&key={}&etag={}",
+                encode(self.bucket, false),
+                encode(self.key, false),
+                encode(&quoted, false)
+            );
+            set("location", &with_query(url, &query));
+        } else {
+            set("location", self.location);
+        }
+        if let Some(v) = self.version_id {
+            set("x-amz-version-id", v);
+        }
+        if xml_body {
+            set("content-type", "application/xml");
+        }
+        response
+    }
+}
+
+/// `url` with `query` appended to its query string (before any fragment).
+fn with_query(url: &str, query: &str) -> String {
+    let (base, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(b, f)| (b, Some(f)));
+    let sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with('?') || base.ends_with('&') {
+        ""
+    } else {
+        "&"
+    };
+    match fragment {
+        Some(f) => format!("{base}{sep}{query}#{f}"),
+        None => format!("{base}{sep}{query}"),
+    }
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn duplicate(fields: &[(String, String)]) -> Option<&str> {
+    fields.iter().enumerate().find_map(|(i, (n, _))| {
+        fields[..i]
+            .iter()
+            .any(|(m, _)| m == n)
+            .then_some(n.as_str())
+    })
+}
+
+fn boundary_of(headers: &HeaderMap) -> S3Result<String> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ct.split(';')
+        .skip(1)
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then(|| v.trim().trim_matches('"').to_owned())
+        })
+        .filter(|b| (1..=70).contains(&b.len()))
+        .ok_or_else(|| {
+            s3_error!(
+                MalformedPOSTRequest,
+                "The body of your POST request is not well-formed multipart/form-data: \
+                 no boundary."
+            )
+        })
+}
+
+/// `key` with `${filename}` replaced by the file's name.
+fn object_key(fields: &[(String, String)], filename: &str) -> S3Result<String> {
+    let key = field(fields, "key").ok_or_else(|| {
+        s3_error!(
+            InvalidArgument,
+            "Bucket POST must contain a field named 'key'.  If it is specified, please check \
+             the order of the fields."
+        )
+    })?;
+    let key = key.replace("${filename}", filename);
+    if key.is_empty() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "User key must have a length greater than 0."
+        ));
+    }
+    Ok(key)
+}
+
+/// The redirect asked for, if any: an absolute http(s) URL.
+fn redirect_of(fields: &[(String, String)]) -> S3Result<Option<String>> {
+    let Some(url) = field(fields, "success_action_redirect").or_else(|| field(fields, "redirect"))
+    else {
+        return Ok(None);
+    };
+    let valid = (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.chars().any(|c| c.is_control() || c == ' ')
+        && url.len() <= 2048;
+    if !valid {
+        return Err(s3_error!(
+            InvalidArgument,
+            "success_action_redirect must be an absolute http or https URL"
+        ));
+    }
+    Ok(Some(url.to_owned()))
+}
+
+/// The headers a PUT of this form would carry (module docs).
+fn put_headers(fields: &[(String, String)]) -> S3Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        let header = if name == "acl" {
+            "x-amz-acl"
+        } else if HEADER_FIELDS.contains(&name.as_str())
+            || (name.starts_with("x-amz-") && !AUTH_FIELDS.contains(&name.as_str()))
+        {
+            name.as_str()
+        } else {
+            continue;
+        };
+        let bad = || {
+            s3_error!(
+                InvalidArgument,
+                "The form field {name} is not a valid header value."
+            )
+        };
+        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        headers.append(header, value);
+    }
+    Ok(headers)
+}
+
+/// The PutObject input of the form (its body is added by the caller).
+fn put_input(
+    bucket: &str,
+    key: &str,
+    fields: &[(String, String)],
+    headers: &HeaderMap,
+) -> S3Result<PutObjectInput> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut input = PutObjectInput::default();
+    input.bucket = bucket.to_owned();
+    input.key = key.to_owned();
+    input.content_type = get("content-type");
+    input.cache_control = get("cache-control");
+    input.content_disposition = get("content-disposition");
+    input.content_encoding = get("content-encoding");
+    input.content_language = get("content-language");
+    input.content_md5 = get("content-md5");
+    input.expires = get("expires")
+        .map(|v| {
+            Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &v)
+                .map_err(|_| s3_error!(InvalidArgument, "Expires must be an HTTP date"))
+        })
+        .transpose()?;
+    input.storage_class = get("x-amz-storage-class").map(StorageClass::from);
+    input.acl = get("x-amz-acl").map(ObjectCannedACL::from);
+    let metadata: s3s::dto::Metadata = fields
+        .iter()
+        .filter_map(|(n, v)| Some((n.strip_prefix("x-amz-meta-")?.to_owned(), v.clone())))
+        .collect();
+    if !metadata.is_empty() {
+        input.metadata = Some(metadata);
+    }
+    input.tagging = field(fields, "tagging").map(tagging_header).transpose()?;
+    Ok(input)
+}
+
+/// The `tagging` field (a Tagging XML document) in the `x-amz-tagging` header's form, which
+/// `put_object` validates.
+fn tagging_header(xml_text: &str) -> S3Result<String> {
+    use s3s::xml::Deserialize as _;
+    let mut d = s3s::xml::Deserializer::new(xml_text.as_bytes());
+    let tagging = s3s::dto::Tagging::deserialize(&mut d).map_err(|_| {
+        s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our \
+             published schema."
+        )
+    })?;
+    let pairs: Vec<String> = tagging
+        .tag_set
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                encode(t.key.as_deref().unwrap_or(""), false),
+                encode(t.value.as_deref().unwrap_or(""), false)
+            )
+        })
+        .collect();
+    Ok(pairs.join("&"))
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters (and `/` when `keep_slash`).
+fn encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Constant-time equality.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn mismatch() -> S3Error {
+    s3_error!(
+        SignatureDoesNotMatch,
+        "The request signature we calculated does not match the signature you provided. \
+         Check your key and signing method."
+    )
+}
+
+fn form_error(e: FormError) -> S3Error {
+    match e {
+        FormError::Malformed(why) => s3_error!(
+            MalformedPOSTRequest,
+            "The body of your POST request is not well-formed multipart/form-data: {why}."
+        ),
+        FormError::FieldsTooLarge => S3Error::with_message(
+            S3ErrorCode::MaxPostPreDataLengthExceededError,
+            "Your POST request fields preceding the upload file were too large.",
+        ),
+        FormError::NoFile => s3_error!(
+            InvalidArgument,
+            "POST requires exactly one file upload per request."
+        ),
+        FormError::Body(e) => s3_error!(IncompleteBody, "the request body failed: {e}"),
+    }
+}
+
+fn fault_error(f: FileFault) -> S3Error {
+    match f {
+        FileFault::TooLarge { max } => s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size ({max} bytes by the policy)."
+        ),
+        FileFault::TooSmall { min } => s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size ({min} bytes by the \
+             policy)."
+        ),
+        FileFault::Form(e) => form_error(e),
+    }
+}
+
+fn policy_error(e: PolicyError) -> S3Error {
+    let code = match e {
+        PolicyError::Malformed(_) => S3ErrorCode::InvalidPolicyDocument,
+        _ => S3ErrorCode::AccessDenied,
+    };
+    let mut err = S3Error::with_message(code, e.message());
+    if matches!(e, PolicyError::Malformed(_)) {
+        err.set_status_code(StatusCode::BAD_REQUEST);
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_query() {
+        assert_eq!(with_query("http://a/b", "x=1"), "http://a/b?x=1");
+        assert_eq!(with_query("http://a/b?c=2", "x=1"), "http://a/b?c=2&x=1");
+        assert_eq!(with_query("http://a/b?#f", "x=1"), "http://a/b?x=1#f");
+        assert_eq!(encode("a b/\"c\"", false), "a%20b%2F%22c%22");
+    }
+
+    #[test]
+    fn sigv4_signing_key_matches_aws_example() {
+        // AWS's documented derivation example (secret, 20120215, us-east-1, iam).
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let mut k = hmac_sha256(format!("AWS4{secret}").as_bytes(), b"20120215");
+        for part in ["us-east-1", "iam", "aws4_request"] {
+            k = hmac_sha256(&k, part.as_bytes());
+        }
+        assert_eq!(
+            hex::encode(k),
+            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+        );
+    }
+}
