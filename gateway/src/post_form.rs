@@ -4,9 +4,9 @@
 //! without being held whole (s3s 0.14 read the whole file into memory, up to 5 GB, before
 //! calling any handler).
 //!
-//! Bounds ([`FIELDS_BYTES_MAX`], [`PARTS_MAX`], [`PART_HEADER_BYTES_MAX`]): over any of them
+//! Bounds (`limits::POST_*_MAX`): over any of them
 //! the request answers 400 MaxPostPreDataLengthExceededError before more is read. Fields after
-//! the file are ignored, as AWS does, but read (at most [`TAIL_BYTES_MAX`]) before the file's
+//! the file are ignored, as AWS does, but read (at most `POST_TAIL_BYTES_MAX`) before the file's
 //! stream ends, so a body that stops early never counts as a complete file: a file part with
 //! no closing boundary fails the stream, and the store path stores nothing.
 //!
@@ -17,15 +17,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-/// Bytes of all the part headers and field values before the file (AWS bounds them too; its
-/// policy document alone may be 20 KiB of base64).
-pub const FIELDS_BYTES_MAX: usize = 64 * 1024;
-/// Parts before the file.
-pub const PARTS_MAX: usize = 100;
-/// Bytes of one part's header block.
-pub const PART_HEADER_BYTES_MAX: usize = 8 * 1024;
-/// Bytes after the file's closing boundary (ignored fields, the closing delimiter).
-pub const TAIL_BYTES_MAX: usize = 64 * 1024;
+use crate::limits::{
+    POST_FIELDS_BYTES_MAX as FIELDS_BYTES_MAX, POST_PARTS_MAX as PARTS_MAX,
+    POST_PART_HEADER_BYTES_MAX as PART_HEADER_BYTES_MAX, POST_TAIL_BYTES_MAX as TAIL_BYTES_MAX,
+};
+
 /// Bytes before the first boundary (RFC 2046 allows a preamble).
 const PREAMBLE_BYTES_MAX: usize = 1024;
 

@@ -21,8 +21,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-/// The longest decoded policy document, in bytes (it is also bounded as a form field).
-pub const POLICY_BYTES_MAX: usize = 20 * 1024;
+use crate::limits::POST_POLICY_BYTES_MAX as POLICY_BYTES_MAX;
 
 /// One condition of a policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,9 +29,13 @@
 //!    document) or 204 (the default, and for any other value, as AWS).
 //!
 //! Deliberately not done: `POST /bucket/key` forms (s3s's MethodNotAllowed stands), session
-//! tokens (`x-amz-security-token` answers NotImplemented), an invalid redirect URL (AWS ignores
-//! it; here it is refused before anything is stored, 400 InvalidArgument).
+//! tokens (`x-amz-security-token` answers NotImplemented), any other `x-amz-*` field a PUT of
+//! the form would not use (NotImplemented, never ignored), an invalid redirect URL (AWS ignores
+//! it; here it is refused before anything is stored, 400 InvalidArgument). The bucket policy
+//! sees the form's fields as the PUT's headers and the browser's User-Agent and Referer;
+//! `s3:signatureversion` and `s3:authType` are not supplied for POST.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
@@ -111,14 +115,12 @@ impl Post {
             let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
             h.parse_host_header(host).ok()?.bucket().map(str::to_owned)
         });
-        match host_bucket {
-            Some(b) => (path == "/").then_some(b),
-            None => {
-                let name = path.strip_prefix('/')?;
-                let name = name.strip_suffix('/').unwrap_or(name);
-                (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
-            }
+        if let Some(b) = host_bucket {
+            return (path == "/").then_some(b);
         }
+        let name = path.strip_prefix('/')?;
+        let name = name.strip_suffix('/').unwrap_or(name);
+        (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
     }
 
     /// Serves one upload to `bucket`; errors become S3 error responses.
@@ -157,13 +159,21 @@ impl Post {
             ));
         }
         let signer = self.authenticate(&fields)?;
-        let range = self.check_policy(&fields, &bucket, signer.is_some())?;
+        let range = check_policy(&fields, &bucket, signer.is_some())?;
         let key = object_key(&fields, &form.file.filename)?;
         let redirect = redirect_of(&fields)?;
         let headers = put_headers(&fields)?;
         crate::access::check_header_values(&headers)?;
         if let Some(e) = crate::refuse::refusal("PutObject", &headers, None) {
             return Err(e);
+        }
+        check_known(&headers)?;
+        // The policy's aws:UserAgent and aws:Referer are the browser's.
+        let mut judged_headers = headers.clone();
+        for name in [http::header::USER_AGENT, http::header::REFERER] {
+            if let Some(v) = parts.headers.get(&name) {
+                judged_headers.insert(name, v.clone());
+            }
         }
         let mut extensions = parts.extensions;
         let mut judged = Judged {
@@ -172,7 +182,7 @@ impl Post {
                 bucket: bucket.clone().into(),
                 key: key.clone().into(),
             },
-            headers: &headers,
+            headers: &judged_headers,
             extensions: &mut extensions,
         };
         crate::authz::judge(&self.gateway, &mut judged).await?;
@@ -340,28 +350,6 @@ impl Post {
         })
     }
 
-    /// The policy's verdict on the fields; returns the file size range it allows.
-    fn check_policy(
-        &self,
-        fields: &[(String, String)],
-        bucket: &str,
-        signed: bool,
-    ) -> S3Result<(u64, u64)> {
-        let Some(text) = field(fields, "policy") else {
-            return Ok((0, u64::MAX));
-        };
-        if !signed {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Bucket POST with a policy must be signed (x-amz-signature)."
-            ));
-        }
-        let policy = PostPolicy::parse(text).map_err(policy_error)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        policy.check(fields, bucket, now).map_err(policy_error)?;
-        Ok(policy.length_range())
-    }
-
     /// The object's URL, as AWS gives it in `Location`.
     fn location(&self, headers: &HeaderMap, secure: bool, bucket: &str, key: &str) -> String {
         let scheme = if secure { "https" } else { "http" };
@@ -383,6 +371,25 @@ impl Post {
     }
 }
 
+/// The policy's verdict on the fields; returns the file size range it allows.
+fn check_policy(fields: &[(String, String)], bucket: &str, signed: bool) -> S3Result<(u64, u64)> {
+    let Some(text) = field(fields, "policy") else {
+        return Ok((0, u64::MAX));
+    };
+    if !signed {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Bucket POST with a policy must be signed (x-amz-signature)."
+        ));
+    }
+    let policy = PostPolicy::parse(text).map_err(|e| policy_error(&e))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    policy
+        .check(fields, bucket, now)
+        .map_err(|e| policy_error(&e))?;
+    Ok(policy.length_range())
+}
+
 /// A POST request as the bucket-policy gate reads it: `s3:PutObject` on the form's key.
 struct Judged<'a> {
     access_key: Option<String>,
@@ -392,7 +399,7 @@ struct Judged<'a> {
 }
 
 impl crate::authz::Judged for Judged<'_> {
-    fn op_name(&self) -> &str {
+    fn op_name(&self) -> &'static str {
         "PutObject"
     }
     fn access_key(&self) -> Option<&str> {
@@ -401,7 +408,7 @@ impl crate::authz::Judged for Judged<'_> {
     fn s3_path(&self) -> &S3Path {
         &self.path
     }
-    fn query(&self) -> &str {
+    fn query(&self) -> &'static str {
         ""
     }
     fn headers(&self) -> &HeaderMap {
@@ -591,6 +598,29 @@ fn put_headers(fields: &[(String, String)]) -> S3Result<HeaderMap> {
     Ok(headers)
 }
 
+/// The `x-amz-*` fields a PUT of the form uses, beyond those `refuse` turns down first.
+fn check_known(headers: &HeaderMap) -> S3Result<()> {
+    const USED: [&str; 7] = [
+        "x-amz-acl",
+        "x-amz-storage-class",
+        "x-amz-checksum-crc32",
+        "x-amz-checksum-crc32c",
+        "x-amz-checksum-crc64nvme",
+        "x-amz-checksum-sha1",
+        "x-amz-checksum-sha256",
+    ];
+    let unknown = headers.keys().map(HeaderName::as_str).find(|name| {
+        name.starts_with("x-amz-") && !name.starts_with("x-amz-meta-") && !USED.contains(name)
+    });
+    match unknown {
+        Some(name) => Err(s3_error!(
+            NotImplemented,
+            "The form field {name} is not supported in a POST upload."
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The PutObject input of the form (its body is added by the caller).
 fn put_input(
     bucket: &str,
@@ -604,32 +634,32 @@ fn put_input(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let mut input = PutObjectInput::default();
-    input.bucket = bucket.to_owned();
-    input.key = key.to_owned();
-    input.content_type = get("content-type");
-    input.cache_control = get("cache-control");
-    input.content_disposition = get("content-disposition");
-    input.content_encoding = get("content-encoding");
-    input.content_language = get("content-language");
-    input.content_md5 = get("content-md5");
-    input.expires = get("expires")
+    let expires = get("expires")
         .map(|v| {
             Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &v)
                 .map_err(|_| s3_error!(InvalidArgument, "Expires must be an HTTP date"))
         })
         .transpose()?;
-    input.storage_class = get("x-amz-storage-class").map(StorageClass::from);
-    input.acl = get("x-amz-acl").map(ObjectCannedACL::from);
     let metadata: s3s::dto::Metadata = fields
         .iter()
         .filter_map(|(n, v)| Some((n.strip_prefix("x-amz-meta-")?.to_owned(), v.clone())))
         .collect();
-    if !metadata.is_empty() {
-        input.metadata = Some(metadata);
-    }
-    input.tagging = field(fields, "tagging").map(tagging_header).transpose()?;
-    Ok(input)
+    Ok(PutObjectInput {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        content_type: get("content-type"),
+        cache_control: get("cache-control"),
+        content_disposition: get("content-disposition"),
+        content_encoding: get("content-encoding"),
+        content_language: get("content-language"),
+        content_md5: get("content-md5"),
+        expires,
+        storage_class: get("x-amz-storage-class").map(StorageClass::from),
+        acl: get("x-amz-acl").map(ObjectCannedACL::from),
+        metadata: (!metadata.is_empty()).then_some(metadata),
+        tagging: field(fields, "tagging").map(tagging_header).transpose()?,
+        ..PutObjectInput::default()
+    })
 }
 
 /// The `tagging` field (a Tagging XML document) in the `x-amz-tagging` header's form, which
@@ -668,7 +698,7 @@ fn encode(s: &str, keep_slash: bool) -> String {
         {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -734,7 +764,7 @@ fn fault_error(f: FileFault) -> S3Error {
     }
 }
 
-fn policy_error(e: PolicyError) -> S3Error {
+fn policy_error(e: &PolicyError) -> S3Error {
     let code = match e {
         PolicyError::Malformed(_) => S3ErrorCode::InvalidPolicyDocument,
         _ => S3ErrorCode::AccessDenied,

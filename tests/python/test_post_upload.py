@@ -33,7 +33,7 @@ def encode_form(fields, data, filename="upload.bin", file_type="application/octe
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
-def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None):
+def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None, referer=None):
     """POSTs a form to /bucket; returns (status, lowercase headers, body)."""
     if body is None:
         body, ctype = encode_form(list(fields.items()) if isinstance(fields, dict) else fields,
@@ -44,7 +44,8 @@ def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
         try:
-            conn.request("POST", f"/{bucket}", body=body, headers={"Content-Type": ctype})
+            headers = {"Content-Type": ctype, **({"Referer": referer} if referer else {})}
+            conn.request("POST", f"/{bucket}", body=body, headers=headers)
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered before the whole body was sent; the answer is still readable
         r = conn.getresponse()
@@ -338,6 +339,32 @@ def test_anonymous_post_needs_a_bucket_policy(server, s3, bucket):
     status, _, body = post(server, bucket, {"key": "drop/c.txt", "policy": "e30="}, b"anon")
     assert status == 400, body
     assert stored(s3, bucket, "other/a.txt") is None and stored(s3, bucket, "drop/c.txt") is None
+
+
+def test_another_users_form_needs_the_bucket_policy(server, s3, bucket):
+    alice = dict(access_key="ALICEACCESSKEY000001",
+                 secret="alice-secret-key-0000000000000000000001")
+    fields = {"key": "k", **sign(server, [{"key": "k"}], **alice)}
+    status, _, body = post(server, bucket, fields)
+    assert (status, code_of(body)) == (403, "AccessDenied"), body
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::percore:user/alice"},
+                       "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+                       "Condition": {"StringEquals": {"aws:Referer": "http://app.example/"}}}]}))
+    status, _, body = post(server, bucket, fields)
+    assert (status, code_of(body)) == (403, "AccessDenied"), body
+    status, _, body = post(server, bucket, fields, referer="http://app.example/")
+    assert status == 204, body
+    assert stored(s3, bucket, "k") == b"hello"
+
+
+def test_unknown_amz_field_is_refused(server, s3, bucket):
+    f = presigned(server, bucket, "k", fields={"x-amz-tagging": "a=b"},
+                  conditions=[{"x-amz-tagging": "a=b"}])
+    status, _, body = post(server, bucket, f)
+    assert (status, code_of(body)) == (501, "NotImplemented"), body
+    assert stored(s3, bucket, "k") is None
 
 
 def test_anonymous_post_to_a_missing_bucket(server):
