@@ -149,6 +149,14 @@ impl Post {
         req: http::Request<s3s::Body>,
     ) -> S3Result<http::Response<s3s::Body>> {
         let (parts, body) = req.into_parts();
+        if parts.headers.contains_key(http::header::AUTHORIZATION) {
+            // Never verified here, so never taken as the caller's identity.
+            return Err(s3_error!(
+                InvalidRequest,
+                "A POST upload is signed by its form fields (x-amz-signature), not by an \
+                 Authorization header."
+            ));
+        }
         let boundary = boundary_of(&parts.headers)?;
         let form = Form::read(body, &boundary).await.map_err(form_error)?;
         let fields = form.fields.clone();

@@ -16,6 +16,8 @@ import zlib
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import Server
+
 REGION = "us-east-1"
 
 
@@ -33,8 +35,9 @@ def encode_form(fields, data, filename="upload.bin", file_type="application/octe
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
-def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None, referer=None):
-    """POSTs a form to /bucket; returns (status, lowercase headers, body)."""
+def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None, referer=None,
+         headers=None, path=None):
+    """POSTs a form to /bucket (or `path`); returns (status, lowercase headers, body)."""
     if body is None:
         body, ctype = encode_form(list(fields.items()) if isinstance(fields, dict) else fields,
                                   data, filename)
@@ -44,8 +47,9 @@ def post(server, bucket, fields, data=b"hello", filename="upload.bin", body=None
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
         try:
-            headers = {"Content-Type": ctype, **({"Referer": referer} if referer else {})}
-            conn.request("POST", f"/{bucket}", body=body, headers=headers)
+            headers = {"Content-Type": ctype, **({"Referer": referer} if referer else {}),
+                       **(headers or {})}
+            conn.request("POST", path or f"/{bucket}", body=body, headers=headers)
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered before the whole body was sent; the answer is still readable
         r = conn.getresponse()
@@ -428,3 +432,23 @@ def test_large_file_is_streamed_not_buffered(server, s3, bucket):
     head = s3.head_object(Bucket=bucket, Key="big")
     assert head["ContentLength"] == size
     assert head["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+
+
+def test_virtual_host_style_and_header_auth(tmp_path):
+    srv = Server(str(tmp_path / "d"), extra=("--domain", "s3.local"))
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="vhost-post")
+        fields = presigned(srv, "vhost-post", "v/${filename}")
+        port = srv.endpoint.rsplit(":", 1)[1]
+        status, headers, body = post(srv, None, fields, b"by host", filename="x.txt", path="/",
+                                     headers={"Host": f"vhost-post.s3.local:{port}"})
+        assert status == 204, body
+        assert headers["location"] == f"http://vhost-post.s3.local:{port}/v/x.txt"
+        assert stored(s3, "vhost-post", "v/x.txt") == b"by host"
+        # A form is signed by its fields: an Authorization header is refused, not trusted.
+        status, _, body = post(srv, "vhost-post", fields,
+                               headers={"Authorization": "AWS4-HMAC-SHA256 Credential=x"})
+        assert (status, code_of(body)) == (400, "InvalidRequest"), body
+    finally:
+        assert srv.stop() == 0
