@@ -171,29 +171,16 @@ impl Post {
         let key = object_key(&fields, &form.file.filename)?;
         let redirect = redirect_of(&fields)?;
         let headers = put_headers(&fields)?;
-        crate::access::check_header_values(&headers)?;
-        if let Some(e) = crate::refuse::refusal("PutObject", &headers, None) {
-            return Err(e);
-        }
-        check_known(&headers)?;
-        // The policy's aws:UserAgent and aws:Referer are the browser's.
-        let mut judged_headers = headers.clone();
-        for name in [http::header::USER_AGENT, http::header::REFERER] {
-            if let Some(v) = parts.headers.get(&name) {
-                judged_headers.insert(name, v.clone());
-            }
-        }
         let mut extensions = parts.extensions;
-        let mut judged = Judged {
-            access_key: signer.as_ref().map(|s| s.access_key.clone()),
-            path: S3Path::Object {
-                bucket: bucket.clone().into(),
-                key: key.clone().into(),
-            },
-            headers: &judged_headers,
-            extensions: &mut extensions,
-        };
-        crate::authz::judge(&self.gateway, &mut judged).await?;
+        let object = (bucket.as_str(), key.as_str());
+        self.admit(
+            signer.as_ref(),
+            object,
+            &headers,
+            &parts.headers,
+            &mut extensions,
+        )
+        .await?;
         let secure = extensions.get::<SecureTransport>().is_some();
         let mut input = put_input(&bucket, &key, &fields, &headers)?;
         let fault = Arc::new(Mutex::new(None));
@@ -234,6 +221,40 @@ impl Post {
             version_id: stored.version_id.as_deref(),
         };
         Ok(done.response(redirect.as_deref(), field(&fields, "success_action_status")))
+    }
+
+    /// The PUT the form asks for, judged as a PUT is: header values, refusals, fields no PUT
+    /// uses, then the bucket policy (`s3:PutObject` on `object`, bucket and key).
+    async fn admit(
+        &self,
+        signer: Option<&Signer>,
+        (bucket, key): (&str, &str),
+        headers: &HeaderMap,
+        request_headers: &HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> S3Result<()> {
+        crate::access::check_header_values(headers)?;
+        if let Some(e) = crate::refuse::refusal("PutObject", headers, None) {
+            return Err(e);
+        }
+        check_known(headers)?;
+        // The policy's aws:UserAgent and aws:Referer are the browser's.
+        let mut judged_headers = headers.clone();
+        for name in [http::header::USER_AGENT, http::header::REFERER] {
+            if let Some(v) = request_headers.get(&name) {
+                judged_headers.insert(name, v.clone());
+            }
+        }
+        let mut judged = Judged {
+            access_key: signer.map(|s| s.access_key.clone()),
+            path: S3Path::Object {
+                bucket: bucket.into(),
+                key: key.into(),
+            },
+            headers: &judged_headers,
+            extensions,
+        };
+        crate::authz::judge(&self.gateway, &mut judged).await
     }
 
     /// The form's signer, checked (module docs); `None`: anonymous.
