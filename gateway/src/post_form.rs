@@ -89,10 +89,6 @@ where
         }
     }
 
-    fn find(&self, needle: &[u8]) -> Option<usize> {
-        find(&self.buf, needle)
-    }
-
     /// Reads until `needle` is buffered, with at most `max` bytes before it; returns its offset.
     async fn until(
         &mut self,
@@ -100,10 +96,14 @@ where
         max: usize,
         over: FormError,
     ) -> Result<usize, FormError> {
+        // Each byte is scanned once (a field arriving a byte at a time must not cost the
+        // square of its length).
+        let mut from = 0;
         loop {
-            if let Some(i) = self.find(needle) {
+            if let Some(i) = find(&self.buf[from..], needle).map(|i| i + from) {
                 return if i > max { Err(over) } else { Ok(i) };
             }
+            from = self.buf.len().saturating_sub(needle.len() - 1);
             if self.buf.len() > max + needle.len() {
                 return Err(over);
             }
@@ -360,7 +360,7 @@ where
     async fn next(&mut self) -> Result<Option<Bytes>, FileFault> {
         let keep = self.reader.delimiter.len() - 1;
         loop {
-            let found = self.reader.find(&self.reader.delimiter);
+            let found = find(&self.reader.buf, &self.reader.delimiter);
             let take = match found {
                 Some(i) => i,
                 None => self.reader.buf.len().saturating_sub(keep),
