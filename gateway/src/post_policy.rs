@@ -187,6 +187,15 @@ impl PostPolicy {
         }
     }
 
+    /// Whether an exact-match condition names `field` (a SigV4 policy must hold one for each
+    /// of its signature fields, AWS's rule: their values are then the form's, checked as any
+    /// condition).
+    pub fn has_eq(&self, name: &str) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| matches!(c, Condition::Eq { field, .. } if field == name))
+    }
+
     fn names(&self, name: &str) -> bool {
         self.conditions.iter().any(|c| match c {
             Condition::Eq { field, .. } | Condition::StartsWith { field, .. } => field == name,

@@ -412,6 +412,15 @@ fn check_policy(fields: &[(String, String)], bucket: &str, signed: bool) -> S3Re
         ));
     }
     let policy = PostPolicy::parse(text).map_err(|e| policy_error(&e))?;
+    if field(fields, "x-amz-signature").is_some() {
+        if let Some(missing) = AUTH_FIELDS[..3].iter().find(|f| !policy.has_eq(f)) {
+            return Err(s3_error!(
+                AccessDenied,
+                "Invalid according to Policy: the policy must hold an exact-match condition \
+                 for {missing}."
+            ));
+        }
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     policy
         .check(fields, bucket, now)

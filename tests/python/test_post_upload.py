@@ -85,11 +85,16 @@ def sign(server, conditions, expiration=None, date=None, region=REGION, secret=N
     doc = {"expiration": expiration, "conditions": list(conditions) + [{k: v} for k, v in
                                                                       auth.items()]}
     policy = base64.b64encode(json.dumps(doc).encode()).decode()
-    key = ("AWS4" + (secret or server.secret_key)).encode()
+    signature = signature_of(policy, secret or server.secret_key, day, region)
+    return {**auth, "policy": policy, "x-amz-signature": signature}
+
+
+def signature_of(policy, secret, day, region=REGION):
+    """SigV4's signature of a base64 POST policy."""
+    key = ("AWS4" + secret).encode()
     for part in (day, region, "s3", "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, policy.encode(), hashlib.sha256).hexdigest()
-    return {**auth, "policy": policy, "x-amz-signature": signature}
+    return hmac.new(key, policy.encode(), hashlib.sha256).hexdigest()
 
 
 def stored(s3, bucket, key):
@@ -135,6 +140,17 @@ def test_signature_checks(server, s3, bucket):
     status, _, body = post(server, bucket, {"key": "k", **sign(server, [{"key": "k"}],
                                                                    region="eu-west-3")})
     assert status == 400, body
+    # A SigV4 policy must pin its signature fields with exact-match conditions (AWS's rule).
+    loose = {"key": "k", **sign(server, [{"key": "k"}])}
+    doc = json.loads(base64.b64decode(loose["policy"]))
+    doc["conditions"] = [c for c in doc["conditions"] if "x-amz-date" not in c]
+    doc["conditions"].append(["starts-with", "$x-amz-date", ""])
+    loose["policy"] = base64.b64encode(json.dumps(doc).encode()).decode()
+    loose["x-amz-signature"] = signature_of(loose["policy"], server.secret_key,
+                                            loose["x-amz-credential"].split("/")[1])
+    status, _, body = post(server, bucket, loose)
+    assert (status, code_of(body)) == (403, "AccessDenied"), body
+    assert b"x-amz-date" in body
     # An unknown key.
     status, _, body = post(server, bucket, {"key": "k", **sign(server, [{"key": "k"}],
                                                                    access_key="NOSUCHKEY")})
