@@ -2,9 +2,8 @@
 //! uploads using POST"), served here end to end: `serve` hands such a request over before s3s
 //! sees it. s3s 0.14 parses these forms itself but reads the whole file into memory (up to
 //! 5 GB) before any handler runs, checks `x-amz-date` against a 15-minute clock skew that AWS
-//! does not apply to POST (the policy's expiration bounds a form's life), demands `eq`
-//! conditions where AWS accepts any covering condition, and leaves the policy rules to the
-//! handler; percore answers for every rule, so none of it is s3s's here.
+//! does not apply to POST (the policy's expiration bounds a form's life) and answers policy
+//! failures with its own codes; percore answers for every rule, so none of it is s3s's here.
 //!
 //! One request, in order:
 //! 1. The fields before the file are read under fixed bounds (`post_form`).
@@ -13,7 +12,8 @@
 //!    credential's region must be the server's) or SigV2 (`AWSAccessKeyId`, `signature`:
 //!    HMAC-SHA1 of the policy). No signature fields: anonymous, and then no policy is allowed
 //!    (an unsigned policy would bind nobody).
-//! 3. The policy (`post_policy`): expiration, every condition, no uncovered field. The
+//! 3. The policy (`post_policy`): expiration, every condition, no uncovered field, and for
+//!    SigV4 an exact-match condition on each signature field (AWS's rule). The
 //!    content-length-range is enforced on the file's bytes as they stream.
 //! 4. The fields become what a PUT carries in headers (Content-Type, Cache-Control,
 //!    Content-Disposition, Content-Encoding, Expires, Content-MD5, `acl` as `x-amz-acl`, every
