@@ -94,20 +94,8 @@ impl S3Access for Gate {
                 check_bucket_name(bucket)?;
             }
         }
-        if let Some(e) = refuse::refusal(op, cx.headers(), cx.uri().query()) {
-            // Every public ACL is refused: only a refused request can be one the bucket's
-            // public access block turns into AccessDenied.
-            let query = cx.uri().query().unwrap_or("");
-            crate::public_access::check_acl_request(
-                &self.gateway,
-                op,
-                cx.s3_path(),
-                cx.headers(),
-                query,
-            )
-            .await?;
-            return Err(e);
-        }
+        let query = cx.uri().query();
+        refused(&self.gateway, op, cx.s3_path(), cx.headers(), query).await?;
         crate::authz::judge(&self.gateway, cx).await
     }
 
@@ -120,6 +108,25 @@ impl S3Access for Gate {
             None => Ok(()),
         }
     }
+}
+
+/// `refuse`'s answer to a request asking for what percore does not do (NotImplemented), or
+/// AccessDenied where the bucket's public access block refuses the public ACL it asks for:
+/// every public ACL is refused, so only a refused request can be one the block turns into
+/// AccessDenied. Shared by s3s's requests and browser POST uploads (`post_upload`).
+pub async fn refused(
+    gateway: &crate::s3::Gateway,
+    op: &str,
+    path: &s3s::path::S3Path,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> S3Result<()> {
+    let Some(e) = refuse::refusal(op, headers, query) else {
+        return Ok(());
+    };
+    let query = query.unwrap_or("");
+    crate::public_access::check_acl_request(gateway, op, path, headers, query).await?;
+    Err(e)
 }
 
 /// No header value longer than [`HEADER_VALUE_BYTES_MAX`]. Found by a test: a 300 KB

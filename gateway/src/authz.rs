@@ -298,11 +298,43 @@ fn allowed(owner: bool, policy: Option<&Stored>, ctx: &RequestContext) -> bool {
     }
 }
 
+/// What [`judge`] reads of a request: s3s's access context, or a browser POST upload
+/// (`post_upload`), which reaches no s3s hook.
+pub trait Judged {
+    fn op_name(&self) -> &str;
+    fn access_key(&self) -> Option<&str>;
+    fn s3_path(&self) -> &S3Path;
+    fn query(&self) -> &str;
+    fn headers(&self) -> &HeaderMap;
+    fn extensions_mut(&mut self) -> &mut http::Extensions;
+}
+
+impl Judged for S3AccessContext<'_> {
+    fn op_name(&self) -> &str {
+        self.s3_op().name()
+    }
+    fn access_key(&self) -> Option<&str> {
+        self.credentials().map(|c| c.access_key.as_str())
+    }
+    fn s3_path(&self) -> &S3Path {
+        S3AccessContext::s3_path(self)
+    }
+    fn query(&self) -> &str {
+        self.uri().query().unwrap_or("")
+    }
+    fn headers(&self) -> &HeaderMap {
+        S3AccessContext::headers(self)
+    }
+    fn extensions_mut(&mut self) -> &mut http::Extensions {
+        S3AccessContext::extensions_mut(self)
+    }
+}
+
 /// The judgement of one request (module docs).
-pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-    let op_name = cx.s3_op().name().to_owned();
+pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
+    let op_name = cx.op_name().to_owned();
     let op = op_name.as_str();
-    let access_key = cx.credentials().map(|c| c.access_key.clone());
+    let access_key = cx.access_key().map(str::to_owned);
     let (bucket, key) = match cx.s3_path() {
         S3Path::Root => return signed_only(access_key.as_ref()),
         S3Path::Bucket { bucket } => (bucket.to_string(), None),
@@ -311,7 +343,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     if op == "CreateBucket" {
         return signed_only(access_key.as_ref());
     }
-    let query = cx.uri().query().unwrap_or("").to_owned();
+    let query = cx.query().to_owned();
     let version_id = query_param(&query, "versionId");
     let Some(required) = action_for(op, version_id.is_some()) else {
         return signed_only(access_key.as_ref());

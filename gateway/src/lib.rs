@@ -21,6 +21,9 @@ pub mod lifecycle_worker;
 pub mod limits;
 pub mod metrics;
 pub mod multipart;
+pub mod post_form;
+pub mod post_policy;
+pub mod post_upload;
 pub mod public_access;
 pub mod refuse;
 pub mod s3;
@@ -60,7 +63,8 @@ pub fn service_on(
     }
     Ok(serve::Service {
         s3: builder.build(),
-        cors: Arc::new(cors::Front::new(gateway.clone_handle(), host)),
+        cors: Arc::new(cors::Front::new(gateway.clone_handle(), host.clone())),
+        post: Arc::new(post_upload::Post::new(gateway.clone_handle(), region, host)),
     })
 }
 

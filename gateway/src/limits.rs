@@ -53,3 +53,20 @@ pub const ACCESS_CONCURRENCY_MAX: usize = 8;
 /// MiB at once per running job).
 pub const REPAIR_QUEUE_MAX: usize = 4_096;
 pub const REPAIR_CONCURRENCY_MAX: usize = 4;
+
+/// Browser POST uploads (`post_form`): bytes of all the part headers and field values before
+/// the file (over it: 400 MaxPostPreDataLengthExceededError; AWS bounds them too, and its
+/// policy document alone may be 20 KiB of base64), parts before the file, bytes of one part's
+/// header block, and bytes after the file's closing boundary (ignored fields).
+pub const POST_FIELDS_BYTES_MAX: usize = 64 * 1024;
+pub const POST_PARTS_MAX: usize = 100;
+pub const POST_PART_HEADER_BYTES_MAX: usize = 8 * 1024;
+pub const POST_TAIL_BYTES_MAX: usize = 64 * 1024;
+/// Bytes of a decoded POST policy document (`post_policy`).
+pub const POST_POLICY_BYTES_MAX: usize = 20 * 1024;
+
+const _: () = assert!(
+    POST_POLICY_BYTES_MAX * 4 / 3 + 4 < POST_FIELDS_BYTES_MAX,
+    "the largest policy fits the form's fields in base64"
+);
+const _: () = assert!(POST_PART_HEADER_BYTES_MAX <= POST_FIELDS_BYTES_MAX);

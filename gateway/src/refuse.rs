@@ -13,8 +13,9 @@
 //!
 //! The check runs in s3s's access hook (`access.rs`), after authentication and before the body
 //! is read, on the raw headers of every operation (and on the query string, where presigned URLs
-//! may carry the same names); `put_object`'s hook also checks the parsed input, which is how the
-//! fields of a browser POST form reach it. It does not judge bucket configuration bodies: the
+//! may carry the same names); `put_object`'s hook also checks the parsed input. Browser POST
+//! uploads, which s3s never sees, call [`refusal`] on their form fields turned into the
+//! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
 //! operations that set lock, encryption, ACL or replication configuration are not implemented
 //! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s;
 //! Put*Acl answer it from `public_access`), and `PutBucketVersioning` refuses MFA delete

@@ -184,6 +184,8 @@ fn metrics_response() -> http::Response<s3s::Body> {
 pub struct Service {
     pub s3: S3Service,
     pub cors: Arc<crate::cors::Front>,
+    /// Browser POST uploads, served before s3s (`post_upload`).
+    pub post: Arc<crate::post_upload::Post>,
 }
 
 /// How long an accept loop at the cap with every connection busy waits before looking again
@@ -444,7 +446,13 @@ async fn handle(
             }
             let body = s3s::Body::http_body(body);
             let request = http::Request::from_parts(parts, body);
-            let mut response = crate::authz::with_gate_reads(service.s3.call(request)).await?;
+            let mut response = match service.post.target(&request) {
+                Some(bucket) => {
+                    let served = service.post.serve(bucket, request, &request_id);
+                    crate::authz::with_gate_reads(served).await
+                }
+                None => crate::authz::with_gate_reads(service.s3.call(request)).await?,
+            };
             apply_status(&mut response);
             unquote_etag(&mut response);
             // A caller the bucket policy lets read but not list learns nothing from a 404.
@@ -541,7 +549,7 @@ fn chunk_signature_mismatch(response: &http::Response<s3s::Body>) -> bool {
 }
 
 /// An S3 XML error, for what is refused or re-answered outside s3s.
-fn error_response(
+pub(crate) fn error_response(
     status: http::StatusCode,
     code: &str,
     message: &str,

@@ -356,10 +356,12 @@ class Page:
     """A one-page site on its own 127.0.0.1 port: another origin than percore's."""
 
     def __init__(self, html):
-        page = html.encode()
+        self.set_html(html)
+        outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                page = outer.page
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(page)))
@@ -373,6 +375,10 @@ class Page:
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def set_html(self, html):
+        """What every GET answers from now on (any path)."""
+        self.page = html.encode()
 
     def close(self):
         self.httpd.shutdown()
@@ -397,15 +403,20 @@ def run_in_browser(server, bucket, key, body, origin_for_rule=None,
                               "AllowedMethods": ["PUT", "GET"],
                               "AllowedHeaders": list(allowed_headers),
                               "ExposeHeaders": ["ETag"]})
-        with tempfile.TemporaryDirectory() as profile:
-            out = subprocess.run(
-                [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--virtual-time-budget=20000", "--dump-dom", page.origin + "/"],
-                capture_output=True, text=True, timeout=120,
-            )
+        return load_page(browser, page)
     finally:
         page.close()
+
+
+def load_page(browser, page):
+    """Loads `page` in headless Chromium and returns the JSON it wrote after `RESULT `."""
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+             "--virtual-time-budget=20000", "--dump-dom", page.origin + "/"],
+            capture_output=True, text=True, timeout=120,
+        )
     dom = out.stdout
     assert "RESULT " in dom, (out.returncode, dom[-2000:], out.stderr[-2000:])
     text = dom.split("RESULT ", 1)[1].split("</pre>", 1)[0]
@@ -437,3 +448,87 @@ def test_browser_refused_when_the_header_is_not_allowed(server, s3, bucket):
                             allowed_headers=("x-other",))
     assert not result["ok"] and "Failed to fetch" in result["error"], result
     assert error_of(lambda: s3.head_object(Bucket=bucket, Key="refused.txt"))[1] == 404
+
+
+POST_PAGE = """<!doctype html><html><body><pre id="out">pending</pre>
+<iframe name="sink"></iframe><script>
+const job = %s;
+const out = document.getElementById("out");
+const finish = (result) => { out.textContent = "RESULT " + JSON.stringify(result); };
+if (window.top === window) (async () => {
+  try {
+    // 1. fetch() with FormData: a cross-origin POST the bucket's CORS rule lets the page read.
+    const fd = new FormData();
+    for (const [k, v] of Object.entries(job.fetchFields)) fd.append(k, v);
+    fd.append("file", new Blob([job.fetchBody], {type: "text/plain"}), "via-fetch.txt");
+    const r = await fetch(job.url, {method: "POST", body: fd});
+    const fetched = {status: r.status, etag: r.headers.get("ETag")};
+    // 2. A plain HTML form with a file input, submitted into the frame; percore's 303
+    // (success_action_redirect) brings the frame back to this origin.
+    const form = document.createElement("form");
+    form.method = "POST";
+    form.action = job.url;
+    form.enctype = "multipart/form-data";
+    form.target = "sink";
+    for (const [k, v] of Object.entries(job.formFields)) {
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = k; input.value = v;
+      form.appendChild(input);
+    }
+    const file = document.createElement("input");
+    file.type = "file"; file.name = "file";
+    const dt = new DataTransfer();
+    dt.items.add(new File([job.formBody], "via-form.txt", {type: "text/plain"}));
+    file.files = dt.files;
+    form.appendChild(file);
+    document.body.appendChild(form);
+    form.submit();
+    const frame = document.querySelector("iframe");
+    for (let i = 0; i < 100; i++) {
+      await new Promise((done) => setTimeout(done, 100));
+      let search = "";
+      try { search = frame.contentWindow.location.search; } catch (e) { continue; }
+      if (search.includes("etag=")) {
+        return finish({ok: true, fetched,
+                       redirected: Object.fromEntries(new URLSearchParams(search))});
+      }
+    }
+    finish({ok: false, fetched, error: "the form's redirect never came back"});
+  } catch (e) {
+    finish({ok: false, error: String(e)});
+  }
+})();
+</script></body></html>"""
+
+
+def test_browser_post_uploads(server, s3, bucket):
+    """A page on another origin uploads with POST twice: fetch(FormData), then an HTML form
+    whose success_action_redirect brings the browser back to the page."""
+    browser = chromium()
+    signer = server.client(signature_version="s3v4")
+    page = Page("")
+    try:
+        redirect = page.origin + "/done"
+        fetch_post = signer.generate_presigned_post(
+            bucket, "browser/${filename}", Conditions=[["starts-with", "$key", "browser/"]])
+        form_post = signer.generate_presigned_post(
+            bucket, "browser/${filename}", Fields={"success_action_redirect": redirect},
+            Conditions=[["starts-with", "$key", "browser/"],
+                        {"success_action_redirect": redirect}])
+        job = {"url": fetch_post["url"], "fetchFields": fetch_post["fields"],
+               "formFields": form_post["fields"],
+               "fetchBody": "sent by fetch", "formBody": "sent by a form"}
+        page.set_html(POST_PAGE % json.dumps(job))
+        put_cors(s3, bucket, {"AllowedOrigins": [page.origin], "AllowedMethods": ["POST"],
+                              "ExposeHeaders": ["ETag"]})
+        result = load_page(browser, page)
+    finally:
+        page.close()
+    assert result["ok"], result
+    fetched = s3.get_object(Bucket=bucket, Key="browser/via-fetch.txt")
+    assert fetched["Body"].read() == b"sent by fetch"
+    assert result["fetched"] == {"status": 204, "etag": fetched["ETag"]}
+    formed = s3.get_object(Bucket=bucket, Key="browser/via-form.txt")
+    assert formed["Body"].read() == b"sent by a form"
+    assert result["redirected"] == {"bucket": bucket, "key": "browser/via-form.txt",
+                                    "etag": formed["ETag"]}

@@ -210,12 +210,13 @@ def test_block_public_acls_on_presigned_urls(s3, bucket):
     assert status(e) == 404
 
 
-def test_block_public_acls_on_browser_post(server, bucket):
+@pytest.mark.parametrize("field", ["x-amz-acl", "acl"])
+def test_block_public_acls_on_browser_post(server, bucket, field):
     s3 = server.client(signature_version="s3v4")
 
     def post():
-        form = s3.generate_presigned_post(bucket, "k", Fields={"x-amz-acl": "public-read"},
-                                          Conditions=[{"x-amz-acl": "public-read"}],
+        form = s3.generate_presigned_post(bucket, "k", Fields={field: "public-read"},
+                                          Conditions=[{field: "public-read"}],
                                           ExpiresIn=60)
         return urllib3.request("POST", form["url"], timeout=30,
                                fields={**form["fields"], "file": ("k", b"v")})
