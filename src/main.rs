@@ -131,6 +131,11 @@ struct ServeArgs {
     /// The scrub's pace: bytes of fragments read per second at most. [default: 33554432]
     #[arg(long)]
     scrub_bytes_per_sec: Option<u64>,
+    /// Seconds before a fragment no record references (a crash between a write's data and its
+    /// head) is removed by the orphan sweep after each scrub pass; a data write taking more
+    /// than half of it is refused. The same on every node of a cluster. [default: 172800]
+    #[arg(long)]
+    orphan_grace_secs: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
     #[command(flatten)]
@@ -231,19 +236,29 @@ impl HttpArgs {
     }
 }
 
-/// The lifecycle clock of a gateway: the length of a day and intelligent tiering's idle days.
+/// The clocks of a gateway: the length of a lifecycle day, intelligent tiering's idle days,
+/// and the orphan sweep's grace.
 #[derive(Clone, Copy)]
 struct Clock {
     day_secs: u64,
     tiering_days: u64,
+    orphan_grace_secs: u64,
 }
 
 impl Clock {
-    fn resolve(day_secs: Option<u64>, tiering_days: Option<u64>) -> anyhow::Result<Clock> {
+    fn resolve(
+        day_secs: Option<u64>,
+        tiering_days: Option<u64>,
+        orphan_grace_secs: Option<u64>,
+    ) -> anyhow::Result<Clock> {
         let clock = Clock {
             day_secs: day_secs.unwrap_or(86_400),
             tiering_days: tiering_days.unwrap_or(30),
+            orphan_grace_secs: orphan_grace_secs.unwrap_or(gateway::orphans::GRACE_SECS_DEFAULT),
         };
+        if !(2..=10 * 365 * 86_400).contains(&clock.orphan_grace_secs) {
+            bail!("orphan_grace_secs must be between 2 and 315360000");
+        }
         if !(1..=86_400).contains(&clock.day_secs) {
             bail!("lifecycle_day_secs must be between 1 and 86400");
         }
@@ -261,6 +276,7 @@ impl Clock {
     ) -> gateway::s3::Gateway {
         gateway::s3::Gateway::new(backend, region.to_owned())
             .with_days(self.day_secs * 1000, self.tiering_days)
+            .with_orphan_grace(self.orphan_grace_secs * 1000)
     }
 }
 
@@ -434,6 +450,7 @@ impl ServeSettings {
                 args.lifecycle_day_secs.or(file.lifecycle_day_secs),
                 args.intelligent_tiering_days
                     .or(file.intelligent_tiering_days),
+                args.orphan_grace_secs.or(file.orphan_grace_secs),
             )?,
             scrub: scrub_config(
                 args.scrub_days.or(file.scrub_days),
@@ -907,7 +924,11 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         let backend = cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
             .map_err(anyhow::Error::msg)
             .context("starting the cluster backend")?;
-        let clock = Clock::resolve(file.lifecycle_day_secs, file.intelligent_tiering_days)?;
+        let clock = Clock::resolve(
+            file.lifecycle_day_secs,
+            file.intelligent_tiering_days,
+            file.orphan_grace_secs,
+        )?;
         gateway::service_on(
             &clock.gateway(Arc::new(backend), &region),
             users,

@@ -72,6 +72,9 @@ pub struct NodeFile {
     /// (`--scrub-days`, `--scrub-bytes-per-sec`).
     pub scrub_days: Option<u32>,
     pub scrub_bytes_per_sec: Option<u64>,
+    /// Seconds before a fragment no record references is swept (`--orphan-grace-secs`): the
+    /// same value on every node and gateway of a cluster.
+    pub orphan_grace_secs: Option<u64>,
     /// The S3 endpoint's connection limits and timeouts (the flags of the same names).
     pub connections_max: Option<usize>,
     pub connections_per_client_max: Option<usize>,
@@ -180,7 +183,7 @@ mod tests {
     fn full_file() {
         let f = NodeFile::from_toml_str(
             "data = \"/var/lib/percore\"\nlisten = \"0.0.0.0:9000\"\nio_memory_kib = 1024\n\
-             scrub_days = 3\nscrub_bytes_per_sec = 1048576\n\
+             scrub_days = 3\nscrub_bytes_per_sec = 1048576\norphan_grace_secs = 60\n\
              [[core]]\ndir = \"/a\"\ncpu = 3\n[[core]]\ndir = \"/b\"\n",
         )
         .expect("valid");
@@ -190,8 +193,8 @@ mod tests {
         assert_eq!(f.cores[0].cpu, Some(3));
         assert_eq!(f.cores[1].cpu, None);
         assert_eq!(
-            (f.scrub_days, f.scrub_bytes_per_sec),
-            (Some(3), Some(1_048_576))
+            (f.scrub_days, f.scrub_bytes_per_sec, f.orphan_grace_secs),
+            (Some(3), Some(1_048_576), Some(60))
         );
     }
 

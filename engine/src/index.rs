@@ -182,6 +182,26 @@ impl Index {
             .map(|s| (unkey(s.key), Loc(s.loc)))
     }
 
+    /// The ids in sub-tables `from..`, whole sub-tables at a time until `limit` ids (the orphan
+    /// sweep's listing), and the first sub-table not listed (`None`: the last was). A
+    /// sub-table is listed whole or not at all, and an id never moves between sub-tables, so
+    /// an id present for a whole listing is listed exactly once; a sub-table holding more than
+    /// `limit` ids alone is cut to `limit` (the rest is not listed, which only leaves it out
+    /// of the sweep).
+    pub fn ids_in(&self, from: usize, limit: usize) -> (Vec<[u8; 16]>, Option<usize>) {
+        let mut ids = Vec::new();
+        let mut at = from.min(SUBTABLES);
+        while at < SUBTABLES {
+            let table = &self.tables[at];
+            if !ids.is_empty() && ids.len() + table.len() > limit {
+                break;
+            }
+            ids.extend(table.slots().take(limit).map(|s| unkey(s.key)));
+            at += 1;
+        }
+        (ids, (at < SUBTABLES).then_some(at))
+    }
+
     /// Heap bytes held by the index: the directory, every sub-table's slot array (load slack
     /// included) and the per-segment live-byte map (hashbrown: one control byte per bucket plus
     /// a group of trailing control bytes). Allocator headers are not counted (one per sub-table).

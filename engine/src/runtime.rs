@@ -507,6 +507,13 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             store.delete_fragment(id.0).await.map(|()| Response::Done)
         }
         Request::VerifyFragment { id } => store.verify_fragment(id.0).await.map(|_| Response::Done),
+        Request::ListFragments { from, limit } => {
+            let (ids, next) = store.list_fragments(from, limit);
+            Ok(Response::Fragments {
+                ids: ids.into_iter().map(FragmentId).collect(),
+                next,
+            })
+        }
         Request::MetaPut { key, value, hlc } => store
             .meta_put(key, value, hlc)
             .await

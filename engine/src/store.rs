@@ -497,6 +497,18 @@ impl<D: Disk> Store<D> {
         self.read_fragment(id, offset, len).await
     }
 
+    /// The fragment ids of index sub-tables `from..`, at most `limit` (`Index::ids_in`), and
+    /// the next sub-table to ask for.
+    pub fn list_fragments(&self, from: u32, limit: u32) -> (Vec<[u8; 16]>, Option<u32>) {
+        let (ids, next) = self
+            .inner
+            .st
+            .borrow()
+            .index
+            .ids_in(from as usize, limit as usize);
+        (ids, next.map(|n| n as u32))
+    }
+
     /// Reads a fragment whole from the media and checks its record (checksum, kind, id), as
     /// a GET would, without counting a get: the scrub. Returns its length in bytes; `Corrupt`
     /// (counted in `corrupt_reads`) when the record is damaged, `NotFound` when the index has

@@ -191,6 +191,7 @@ pub fn unquote_etag(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::head_of_parts;
 
     #[test]
     fn attribute_names_split_on_commas_and_refuse_others() {
@@ -208,33 +209,6 @@ mod tests {
             b"<A><ETag>abc-2</ETag><ObjectSize>3</ObjectSize></A>".to_vec()
         );
         assert_eq!(unquote_etag(b"<A><ObjectSize>3</ObjectSize></A>"), None);
-    }
-
-    fn head_of_parts(sizes: &[u64]) -> ObjectHead {
-        ObjectHead {
-            size: sizes.iter().sum(),
-            modified_ms: 1,
-            etag: format!("00-{}", sizes.len()),
-            version_id: [1; 12],
-            chunk_bytes: 1 << 20,
-            policy: cluster::ec::Policy::Replicas(1),
-            content_type: String::new(),
-            metadata: vec![],
-            headers: vec![],
-            parts: sizes
-                .iter()
-                .map(|&size| crate::records::PartRef {
-                    version_id: [2; 12],
-                    size,
-                })
-                .collect(),
-            checksum: None,
-            null_version: true,
-            in_versions: false,
-            tiering: crate::records::Tiering::default(),
-            tags: vec![],
-            part_checksums: vec![],
-        }
     }
 
     #[test]

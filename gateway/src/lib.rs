@@ -21,6 +21,7 @@ pub mod lifecycle_worker;
 pub mod limits;
 pub mod metrics;
 pub mod multipart;
+pub mod orphans;
 pub mod post_form;
 pub mod post_policy;
 pub mod post_upload;
@@ -30,6 +31,8 @@ pub mod s3;
 pub mod scrub;
 pub mod serve;
 pub mod tagging;
+#[cfg(test)]
+mod test_support;
 pub mod tiering;
 pub mod tls;
 pub mod ttl_cache;

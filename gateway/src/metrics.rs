@@ -99,6 +99,8 @@ pub struct Metrics {
     scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     scrub_passes: Family<CoreLabel, Counter>,
     scrub_records: Family<CoreResultLabel, Counter>,
+    orphan_fragments: Family<CoreResultLabel, Counter>,
+    orphan_sweeps: Family<ResultLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,6 +143,8 @@ impl Default for Metrics {
             scrub_last_pass_end_ms: Family::default(),
             scrub_passes: Family::default(),
             scrub_records: Family::default(),
+            orphan_fragments: Family::default(),
+            orphan_sweeps: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -305,6 +309,19 @@ impl Default for Metrics {
              repaired it; unreachable: a replica did not answer)",
             m.scrub_records.clone(),
         );
+        registry.register(
+            "orphan_fragments",
+            "Fragments no record references, older than the orphan grace, that the orphan sweep \
+             removed from each core (result: deleted, failed)",
+            m.orphan_fragments.clone(),
+        );
+        registry.register(
+            "orphan_sweeps",
+            "Orphan sweeps this process ran after its scrub passes (result: done; stopped: a \
+             core could not be read or a record did not decode, and its last round deleted \
+             nothing)",
+            m.orphan_sweeps.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -426,6 +443,23 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.scrub_records.get_or_create(&label).inc();
+    }
+
+    /// An orphaned fragment the sweep removed from core `name` (`result`: deleted, failed).
+    pub fn record_orphan(&self, name: &str, result: &str) {
+        let label = CoreResultLabel {
+            core: name.to_owned(),
+            result: result.to_owned(),
+        };
+        self.orphan_fragments.get_or_create(&label).inc();
+    }
+
+    /// An orphan sweep ended (`result`: done, stopped).
+    pub fn orphan_sweep_ended(&self, result: &str) {
+        let label = ResultLabel {
+            result: result.to_owned(),
+        };
+        self.orphan_sweeps.get_or_create(&label).inc();
     }
 
     /// A scrub pass over the versions core `name` is primary of ended (`ended`), or was

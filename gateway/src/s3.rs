@@ -84,6 +84,8 @@ pub struct Gateway {
     pub(crate) policies: Arc<crate::bucket_policy::State>,
     /// Buckets' public access blocks as last read (`public_access`).
     pub(crate) public_access: Arc<crate::public_access::State>,
+    /// Fragments no record references are swept once this old (`orphans`; `with_orphan_grace`).
+    pub(crate) orphan_grace_ms: u64,
 }
 
 impl Gateway {
@@ -98,7 +100,17 @@ impl Gateway {
             cors: Arc::default(),
             policies: Arc::default(),
             public_access: Arc::default(),
+            orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
         }
+    }
+
+    /// The same service sweeping fragments no record references once they are `grace_ms` old
+    /// (`orphans`; the test clock shortens it); a data write that takes more than half of it
+    /// is refused.
+    pub fn with_orphan_grace(mut self, grace_ms: u64) -> Gateway {
+        assert!(grace_ms >= 2, "a grace lasts");
+        self.orphan_grace_ms = grace_ms;
+        self
     }
 
     /// The same service with a lifecycle day of `day_ms` (the test clock,
@@ -661,7 +673,8 @@ impl Gateway {
                     while let Some(done) = in_flight.next().await {
                         done?;
                     }
-                    return Ok(());
+                    // Data written too slowly for the orphan sweep's grace is not referenced.
+                    return self.check_write_age(version_id);
                 }
             }
         }
@@ -1324,6 +1337,7 @@ impl Gateway {
             cors: self.cors.clone(),
             policies: self.policies.clone(),
             public_access: self.public_access.clone(),
+            orphan_grace_ms: self.orphan_grace_ms,
         }
     }
 }

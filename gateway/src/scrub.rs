@@ -27,8 +27,10 @@
 //! replicas and settles a difference by a quorum read (`converge`: metadata anti-entropy, for
 //! writes whose hints were lost); `percore_scrub_records_total` counts it.
 //!
+//! Each pass is followed by the orphan sweep of the same cores (`orphans`).
+//!
 //! Not here: the replay of writes a core missed (`cluster::hints`), the repair of damage a
-//! read found (`workers::repair_on_read`), orphaned fragments no record names.
+//! read found (`workers::repair_on_read`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -683,6 +685,17 @@ pub fn start(
                 total.add(c);
             }
             tracing::info!(?total, "scrub pass");
+            let sweep = gateway.orphan_sweep(&holders);
+            match cluster::backend::in_background(sweep).await {
+                Ok(swept) => {
+                    tracing::info!(?swept, "orphan sweep");
+                    crate::metrics::global().orphan_sweep_ended("done");
+                }
+                Err(why) => {
+                    tracing::warn!("orphan sweep stopped (its last round deleted nothing): {why}");
+                    crate::metrics::global().orphan_sweep_ended("stopped");
+                }
+            }
         }
     });
     Ok(())

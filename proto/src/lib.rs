@@ -19,6 +19,8 @@ pub mod limits {
     pub const BATCH_LEN_MAX: u32 = 256;
     pub const SCAN_LIMIT_MAX: u32 = 10_000;
     pub const ERROR_MESSAGE_BYTES_MAX: u32 = 4096;
+    /// Fragment ids one `ListFragments` answer holds at most (16 bytes each).
+    pub const FRAGMENT_LIST_MAX: u32 = 65_536;
     const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAME_BODY_BYTES_MAX);
 }
 
@@ -114,6 +116,13 @@ pub enum Request {
     /// back (the scrub): `Done` when sound, `Error { NotFound }` or `Error { Corrupt }`.
     VerifyFragment {
         id: FragmentId,
+    },
+    /// The ids of the fragments the core holds, by index shard (the orphan sweep): shards
+    /// `from..` whole, until `limit` ids are listed; `Fragments` with the next shard to ask
+    /// for. A fragment present for the whole listing is listed exactly once.
+    ListFragments {
+        from: u32,
+        limit: u32,
     },
 }
 
@@ -211,6 +220,11 @@ pub enum Response {
     },
     Batch(Vec<Response>),
     Stats(CoreStats),
+    /// The answer to `ListFragments`: `next` is the first shard not listed (`None`: done).
+    Fragments {
+        ids: Vec<FragmentId>,
+        next: Option<u32>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -264,6 +278,7 @@ const K_META_SCAN_VERSIONED: u16 = 12;
 const K_BACKGROUND: u16 = 13;
 const K_META_SWAP: u16 = 14;
 const K_VERIFY: u16 = 15;
+const K_LIST_FRAGMENTS: u16 = 16;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -274,6 +289,7 @@ const R_ERROR: u16 = 0x107;
 const R_META_VERSIONED: u16 = 0x108;
 const R_SCAN_VERSIONED: u16 = 0x109;
 const R_SWAPPED: u16 = 0x10A;
+const R_FRAGMENTS: u16 = 0x10B;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -307,6 +323,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::Stats => K_STATS,
         Request::Background(_) => K_BACKGROUND,
         Request::VerifyFragment { .. } => K_VERIFY,
+        Request::ListFragments { .. } => K_LIST_FRAGMENTS,
     }
 }
 
@@ -384,6 +401,10 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             }
         }
         Request::Stats => {}
+        Request::ListFragments { from, limit } => {
+            out.put_u32_le(*from);
+            out.put_u32_le(*limit);
+        }
         Request::Background(inner) => {
             assert!(
                 !matches!(**inner, Request::Batch(_) | Request::Background(_)),
@@ -408,6 +429,7 @@ fn response_kind(r: &Response) -> u16 {
         Response::ScanVersioned { .. } => R_SCAN_VERSIONED,
         Response::Batch(_) => R_BATCH,
         Response::Stats(_) => R_STATS,
+        Response::Fragments { .. } => R_FRAGMENTS,
         Response::Error { .. } => R_ERROR,
     }
 }
@@ -452,6 +474,19 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             }
             None => out.put_u8(0),
         },
+        Response::Fragments { ids, next } => {
+            out.put_u32_le(ids.len() as u32);
+            for id in ids {
+                out.put_slice(&id.0);
+            }
+            match next {
+                Some(n) => {
+                    out.put_u8(1);
+                    out.put_u32_le(*n);
+                }
+                None => out.put_u8(0),
+            }
+        }
         Response::Swapped { won, previous } => {
             out.put_u8(u8::from(*won));
             match previous {
@@ -734,6 +769,17 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         }
         K_DELETE => Message::Request(Request::DeleteFragment { id: get_id(b)? }),
         K_VERIFY => Message::Request(Request::VerifyFragment { id: get_id(b)? }),
+        K_LIST_FRAGMENTS => {
+            let from = get_u32(b)?;
+            let limit = get_u32(b)?;
+            if limit > limits::FRAGMENT_LIST_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(limit),
+                    max: u64::from(limits::FRAGMENT_LIST_MAX),
+                });
+            }
+            Message::Request(Request::ListFragments { from, limit })
+        }
         K_META_PUT => {
             let hlc = get_u64(b)?;
             let key = get_bytes(b, KEY)?;
@@ -851,6 +897,25 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             1 => Some(get_version(b)?),
             _ => return Err(ProtoError::Malformed("option tag")),
         })),
+        R_FRAGMENTS => {
+            let n = get_u32(b)?;
+            if n > limits::FRAGMENT_LIST_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(n),
+                    max: u64::from(limits::FRAGMENT_LIST_MAX),
+                });
+            }
+            let mut ids = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                ids.push(get_id(b)?);
+            }
+            let next = match get_u8(b)? {
+                0 => None,
+                1 => Some(get_u32(b)?),
+                _ => return Err(ProtoError::Malformed("option tag")),
+            };
+            Message::Response(Response::Fragments { ids, next })
+        }
         R_SWAPPED => {
             let won = match get_u8(b)? {
                 0 => false,
@@ -956,6 +1021,11 @@ mod tests {
             Request::Background(Box::new(Request::VerifyFragment {
                 id: FragmentId::from_u128(11),
             })),
+            Request::ListFragments {
+                from: 3,
+                limit: 100,
+            },
+            Request::Background(Box::new(Request::ListFragments { from: 0, limit: 1 })),
             Request::MetaPut {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
@@ -1054,6 +1124,14 @@ mod tests {
             Response::Swapped {
                 won: true,
                 previous: None,
+            },
+            Response::Fragments {
+                ids: vec![FragmentId::from_u128(1), FragmentId::from_u128(2)],
+                next: Some(7),
+            },
+            Response::Fragments {
+                ids: vec![],
+                next: None,
             },
             Response::Swapped {
                 won: false,

@@ -4,12 +4,14 @@ finds every one of them, rewrites each from the rest of its stripe, and a second
 none. Fragments lost from a core's index (skipped at replay after a restart) are found missing
 and rewritten the same way. A scheduled pass runs on the test clock.
 """
+import http.client
 import os
 import random
 import re
 import signal
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -264,7 +266,127 @@ def test_a_pass_runs_on_schedule_and_the_record_survives_a_restart(data_dir):
         assert s.stop() == 0
 
 
-@pytest.mark.parametrize("flags", [["--scrub-bytes-per-sec", "0"], ["--scrub-days", "40000"]])
+def _sweeps(text, result="done"):
+    m = re.search(r'^percore_orphan_sweeps_total\{result="%s"\} (\d+)' % result, text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def _sweep_now(s, passes_before, sweeps_before, timeout=120):
+    """A scrub pass (SIGUSR1) and the orphan sweep after it; the metrics once it ended."""
+    _scrub_now(s, passes_before, timeout)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = _metrics(s)
+        if _sweeps(text) + _sweeps(text, "stopped") > sweeps_before:
+            assert _sweeps(text, "stopped") == 0, text
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"no orphan sweep ended within {timeout}s")
+
+
+def _slow_put(s, c, bucket, key, total, sent, pause):
+    """A PUT of `total` declared bytes that sends `sent` of them, then waits `pause` s."""
+    url = urllib.parse.urlsplit(c.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.putrequest("PUT", f"{url.path}?{url.query}")
+    conn.putheader("Content-Length", str(total))
+    conn.endheaders()
+    block = random.Random(total).randbytes(1 << 20)
+    for i in range(0, sent, len(block)):
+        conn.send(block[:min(len(block), sent - i)])
+    time.sleep(pause)
+    return conn
+
+
+GRACE = 20
+
+
+def _fragments(s):
+    """Fragments on the node's cores, once the per-core gauges (refreshed every 2 s) hold
+    still across a refresh."""
+    last = None
+    for _ in range(30):
+        now = _by_core(_metrics(s), "core_fragments")
+        if len(now) == CORES and now == last:
+            return _sum(now)
+        last = now
+        time.sleep(2.2)
+    raise AssertionError(f"core_fragments never settled: {last}")
+
+
+def test_fragments_a_crash_left_unreferenced_are_swept_after_the_grace(data_dir):
+    """kill -9 in the middle of a 40 MiB PUT leaves its stored stripes without a head; after
+    the grace the sweep removes exactly those, and nothing any record names: objects, a
+    noncurrent version, an uploaded part of a pending upload."""
+    extra = ["--scrub-days", "0", "--orphan-grace-secs", str(GRACE),
+             "--scrub-bytes-per-sec", str(256 << 20)]
+    s = Server(data_dir, cores=CORES, extra=extra)
+    objects = _objects(41, n=8)
+    try:
+        c = _fill(s, objects)
+        c.create_bucket(Bucket="versions")
+        c.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Enabled"})
+        old = c.put_object(Bucket="versions", Key="k", Body=b"old" * 100_000)["VersionId"]
+        c.put_object(Bucket="versions", Key="k", Body=b"new")
+        up = c.create_multipart_upload(Bucket="scrub", Key="mp")["UploadId"]
+        part = random.Random(5).randbytes(5 << 20)
+        etag = c.upload_part(Bucket="scrub", Key="mp", UploadId=up, PartNumber=1,
+                             Body=part)["ETag"]
+        kept = _fragments(s)
+        _slow_put(s, c, "scrub", "cut", 40 << 20, 20 << 20, 2)
+        s.proc.kill()
+        s.proc.wait()
+    finally:
+        if s.proc.poll() is None:
+            s.stop()
+    crashed_at = time.time()
+    s = Server(data_dir, cores=CORES, extra=extra)
+    try:
+        c = s.client()
+        before = _fragments(s)
+        assert before > kept, (before, kept)
+        # Younger than the grace: a sweep keeps them.
+        text = _sweep_now(s, 0, 0)
+        assert _sum(_by_core(text, "orphan_fragments_total", "deleted")) == 0
+        assert _fragments(s) == before
+        time.sleep(max(0.0, crashed_at + GRACE + 1 - time.time()))
+        text = _sweep_now(s, 1, 1)
+        deleted = _sum(_by_core(text, "orphan_fragments_total", "deleted"))
+        assert deleted == before - kept, (deleted, before, kept)
+        assert _fragments(s) == kept
+        _read_all(c, objects)
+        assert c.get_object(Bucket="versions", Key="k",
+                            VersionId=old)["Body"].read() == b"old" * 100_000
+        c.complete_multipart_upload(Bucket="scrub", Key="mp", UploadId=up, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag}]})
+        assert c.get_object(Bucket="scrub", Key="mp")["Body"].read() == part
+        # Nothing left to sweep.
+        text = _sweep_now(s, 2, 2)
+        assert _sum(_by_core(text, "orphan_fragments_total", "deleted")) == deleted
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_write_slower_than_half_the_grace_is_refused(data_dir):
+    s = Server(data_dir, cores=CORES, extra=["--orphan-grace-secs", "4"])
+    try:
+        c = _fill(s, {})
+        conn = _slow_put(s, c, "scrub", "slow", 2 << 20, (2 << 20) - 1, 3)
+        conn.send(b"x")
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 400 and b"RequestTimeout" in body, body
+        conn.close()
+        with pytest.raises(Exception):
+            c.head_object(Bucket="scrub", Key="slow")
+        assert _fragments(s) == 0
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize("flags", [["--scrub-bytes-per-sec", "0"], ["--scrub-days", "40000"],
+                                   ["--orphan-grace-secs", "1"]])
 def test_bad_scrub_settings_are_refused(data_dir, flags):
     with pytest.raises(AssertionError, match="exited before"):
         Server(data_dir, cores=1, extra=flags)

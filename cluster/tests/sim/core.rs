@@ -85,6 +85,19 @@ impl SimCore {
                 Some(_) => Response::Done,
                 None => error(ErrorCode::NotFound, "no such fragment"),
             },
+            // The simulated core lists everything in one page (shard 0).
+            Request::ListFragments { from, limit } => Response::Fragments {
+                ids: match from {
+                    0 => self
+                        .fragments
+                        .keys()
+                        .take(limit as usize)
+                        .map(|k| proto::FragmentId(*k))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                next: None,
+            },
             Request::DeleteFragment { id } => match self.fragments.remove(&id.0) {
                 Some(_) => Response::Done,
                 None => error(ErrorCode::NotFound, "no such fragment"),

@@ -124,3 +124,38 @@ fn with_capacity_grows_few_subtables() {
     assert!(grown <= SUBTABLES / 20, "{grown} sub-tables grew");
     assert!(ix.heap_bytes() as f64 / ix.len() as f64 <= 32.0);
 }
+
+#[test]
+fn listing_by_sub_tables_lists_every_id_once() {
+    let mut ix = Index::default();
+    let mut all = std::collections::HashSet::new();
+    for v in 0..3000u64 {
+        let id = fragment_like(v, (v % 5) as u32, (v % 3) as u8);
+        ix.insert(&id, loc(v));
+        all.insert(id);
+    }
+    let mut listed = Vec::new();
+    let mut from = Some(0);
+    let mut pages = 0;
+    while let Some(f) = from {
+        let (ids, next) = ix.ids_in(f, 100);
+        assert!(
+            ids.len() <= 100 || next == Some(f + 1),
+            "whole sub-tables up to the limit"
+        );
+        listed.extend(ids);
+        from = next;
+        pages += 1;
+    }
+    assert!(pages > 10);
+    assert_eq!(listed.len(), all.len());
+    assert_eq!(
+        listed.into_iter().collect::<std::collections::HashSet<_>>(),
+        all
+    );
+    // An id inserted behind the cursor is not listed; one left in place is listed once.
+    let (first, next) = ix.ids_in(0, 1);
+    assert_eq!(first.len(), ix.tables[0].len().min(1));
+    assert_eq!(next, Some(1));
+    assert_eq!(ix.ids_in(SUBTABLES, 10), (vec![], None));
+}

@@ -1,0 +1,32 @@
+//! What several modules' unit tests build their records from.
+
+use crate::records::{ObjectHead, PartRef, Tiering};
+
+/// A head of parts of `sizes` bytes (part version ids `[2; 12]`), uploaded in parts when
+/// there is more than one (ETag `00-N`), with nothing else set.
+pub fn head_of_parts(sizes: &[u64]) -> ObjectHead {
+    ObjectHead {
+        size: sizes.iter().sum(),
+        modified_ms: 1,
+        etag: format!("00-{}", sizes.len()),
+        version_id: [1; 12],
+        chunk_bytes: 1 << 20,
+        policy: cluster::ec::Policy::Replicas(1),
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        parts: sizes
+            .iter()
+            .map(|&size| PartRef {
+                version_id: [2; 12],
+                size,
+            })
+            .collect(),
+        checksum: None,
+        null_version: true,
+        in_versions: false,
+        tiering: Tiering::default(),
+        tags: vec![],
+        part_checksums: vec![],
+    }
+}
