@@ -579,15 +579,7 @@ impl Gateway {
         pass: &mut Pass,
     ) {
         let (buckets, stats) = (&mut pass.buckets, &mut pass.stats);
-        // rest = key ‖ 0 ‖ upload id (keys hold no NUL here: upload keys of NUL keys are
-        // skipped rather than guessed).
-        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
-            return;
-        };
-        let (Ok(key), Ok(upload_id)) = (
-            std::str::from_utf8(&rest[..split]),
-            std::str::from_utf8(&rest[split + 1..]),
-        ) else {
+        let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
         if self.object_cores(bucket, key)[0] != core {
@@ -655,18 +647,8 @@ impl Gateway {
         pass: &mut Pass,
     ) {
         let key = std::str::from_utf8(rest).ok();
-        let cores = match (tag, key) {
-            (b'L', _) => self.listing_cores(bucket),
-            (b'C' | b'R', _) => self.bucket_cores(bucket),
-            (b'T', Some(key)) => self.object_cores(bucket, key),
-            (b'M', _) => match rest.iter().rposition(|b| *b == 0) {
-                Some(at) => match std::str::from_utf8(&rest[..at]) {
-                    Ok(key) => self.object_cores(bucket, key),
-                    Err(_) => return,
-                },
-                None => return,
-            },
-            _ => return,
+        let Some(cores) = self.record_cores(tag, bucket, rest) else {
+            return;
         };
         if cores[0] != core {
             return;

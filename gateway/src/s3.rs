@@ -393,6 +393,22 @@ impl Gateway {
         self.backend.meta_cores(Route::Listing(bucket))
     }
 
+    /// The metadata cores of the record `tag ‖ scope ‖ 0 ‖ rest` (`records`): heads, versions,
+    /// tags, uploads and completions on their object's, listing entries on the bucket
+    /// listing's, configurations on the bucket record's. `None`: another kind, or a key that
+    /// does not parse.
+    pub(crate) fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Vec<usize>> {
+        let object = |key: &[u8]| Some(self.object_cores(scope, std::str::from_utf8(key).ok()?));
+        match tag {
+            b'O' | b'T' => object(rest),
+            b'V' => object(&crate::records::parse_version_key(rest)?.0),
+            b'U' | b'M' => object(crate::records::split_upload_rest(rest)?.0.as_bytes()),
+            b'L' => Some(self.listing_cores(scope)),
+            b'C' | b'R' => Some(self.bucket_cores(scope)),
+            _ => None,
+        }
+    }
+
     pub(crate) async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
         Ok(self.bucket_entry(bucket).await?.map(|(b, _)| b))
     }

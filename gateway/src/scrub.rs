@@ -23,8 +23,8 @@
 //! not replicated) with when its last pass ended and what it found, which `percore status`
 //! prints and the schedule resumes from after a restart.
 //!
-//! The same walk compares every head and version record a local core holds with its other
-//! replicas and settles a difference by a quorum read (`converge`: metadata anti-entropy, for
+//! The same walk compares every head, version, upload, part, listing entry, tag set and
+//! bucket configuration record a local core holds with its other replicas and settles a difference by a quorum read (`converge`: metadata anti-entropy, for
 //! writes whose hints were lost); `percore_scrub_records_total` counts it.
 //!
 //! Each pass is followed by the orphan sweep of the same cores (`orphans`).
@@ -48,6 +48,10 @@ use crate::s3::{now_ms, Gateway};
 
 /// The key of a core's scrub record (`S`: no bucket record starts with it).
 pub const SCRUB_KEY: &[u8] = b"Sscrub";
+/// The record kinds a pass walks: heads, versions and uploads for their fragments and
+/// replicas; listing entries, tag sets, lifecycle and other bucket configurations for their
+/// replicas only.
+const WALKED: [u8; 7] = [b'O', b'V', b'U', b'L', b'T', b'C', b'R'];
 /// Records a pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
 /// Default pace of a pass: bytes of fragments read per second, per process.
@@ -242,7 +246,7 @@ impl Gateway {
         for &core in holders {
             pass.walking = core;
             pass.by_walked.insert(core, Counts::default());
-            for tag in [b'O', b'V', b'U'] {
+            for tag in WALKED {
                 self.scrub_walk(core, tag, &mut pass).await;
             }
             let counts = pass.by_walked[&core];
@@ -317,25 +321,20 @@ impl Gateway {
         }
     }
 
-    /// One `O` or `V` record: compared with its replicas (`converge`), and its version's
-    /// fragments checked when `origin.core` is its primary; one `U` record: the fragments of
-    /// the upload's parts.
+    /// One record, compared with its replicas (`converge`); then for an `O` or `V` record its
+    /// version's fragments, checked when `origin.core` is its primary; for a `U` record the
+    /// fragments (and part records) of the upload's parts.
     async fn scrub_record_entry(&self, tag: u8, origin: &Origin<'_>, pass: &mut Pass) {
         let Some((bucket, rest)) = split_key(origin.key) else {
             return;
         };
-        let routed = match tag {
-            b'O' => std::str::from_utf8(rest).ok().map(str::to_owned),
-            b'V' => parse_version_key(rest).and_then(|(k, _)| String::from_utf8(k).ok()),
-            _ => None,
-        };
-        if let Some(key) = routed {
-            self.converge(&self.object_cores(&bucket, &key), origin)
-                .await;
+        if let Some(cores) = self.record_cores(tag, &bucket, rest) {
+            self.converge(&cores, origin).await;
         }
-        if tag == b'U' {
-            self.scrub_upload(&bucket, rest, origin, pass).await;
-            return;
+        match tag {
+            b'U' => return self.scrub_upload(&bucket, rest, origin, pass).await,
+            b'O' | b'V' => {}
+            _ => return,
         }
         let (key, head) = if tag == b'O' {
             let Ok(key) = std::str::from_utf8(rest) else {
@@ -417,20 +416,13 @@ impl Gateway {
     /// 0 ‖ upload id), stored by its class's policy on the key's data cores; their `P` records
     /// are on the object's metadata replicas, `origin.core` among them.
     async fn scrub_upload(&self, bucket: &str, rest: &[u8], origin: &Origin<'_>, pass: &mut Pass) {
-        // Upload keys of keys holding NUL are skipped rather than guessed, as the lifecycle
-        // pass does.
-        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+        let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        let (Ok(key), Ok(upload_id)) = (
-            std::str::from_utf8(&rest[..split]),
-            std::str::from_utf8(&rest[split + 1..]),
-        ) else {
-            return;
-        };
-        if self.object_cores(bucket, key).first() != Some(&origin.core) {
-            return;
-        }
+        let meta_cores = self.object_cores(bucket, key);
+        // Every replica compares its part records (`converge`); the primary also checks the
+        // parts' fragments.
+        let primary = meta_cores.first() == Some(&origin.core);
         let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
             return;
         };
@@ -469,8 +461,11 @@ impl Gateway {
                     value: &e.value,
                     hlc: e.hlc,
                 };
-                self.scrub_parts(&cores, policy, &[part], &part_origin, pass)
-                    .await;
+                self.converge(&meta_cores, &part_origin).await;
+                if primary {
+                    self.scrub_parts(&cores, policy, &[part], &part_origin, pass)
+                        .await;
+                }
             }
             match next_start_after {
                 Some(n) if !entries.is_empty() => cursor = Some(n),

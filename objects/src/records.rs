@@ -582,6 +582,16 @@ pub struct PartRecord {
     pub checksum: Option<Sum>,
 }
 
+/// The key and upload id of an upload (`U`) or completion (`M`) record key's rest (after
+/// `tag ‖ scope ‖ 0`): key ‖ 0 ‖ upload id. Upload ids hold no NUL, so the last NUL splits;
+/// `None` when either part is not UTF-8.
+pub fn split_upload_rest(rest: &[u8]) -> Option<(&str, &str)> {
+    let at = rest.iter().rposition(|b| *b == 0)?;
+    let key = std::str::from_utf8(&rest[..at]).ok()?;
+    let upload_id = std::str::from_utf8(&rest[at + 1..]).ok()?;
+    Some((key, upload_id))
+}
+
 /// `U` ‖ bucket ‖ 0 ‖ key ‖ 0 ‖ upload id.
 pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Bytes {
     let mut k = BytesMut::from(&tagged(b'U', bucket, key)[..]);

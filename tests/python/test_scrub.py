@@ -490,15 +490,20 @@ def _delete_hints(core_dir):
         env.close()
 
 
-def _heads_on(core_dir, bucket_prefix):
-    """How many object heads of a bucket a stopped core holds (live or not)."""
+def _records_on(core_dir, prefix):
+    """How many metadata records under `prefix` a stopped core holds (live or not)."""
     env = _meta_env(core_dir, readonly=True)
     try:
         db = env.open_db(b"meta", create=False)
         with env.begin(db=db) as txn:
-            return sum(1 for k, _ in txn.cursor() if k.startswith(b"O" + bucket_prefix))
+            return sum(1 for k, _ in txn.cursor() if k.startswith(prefix))
     finally:
         env.close()
+
+
+def _heads_on(core_dir, bucket_prefix):
+    """How many object heads of a bucket a stopped core holds (live or not)."""
+    return _records_on(core_dir, b"O" + bucket_prefix)
 
 
 def _cluster_pass(c):
@@ -532,10 +537,11 @@ def _records(texts, result):
 
 
 def test_a_node_whose_hints_were_lost_converges(tmp_path):
-    # Node 3 is down while 10 objects are written; the hints of what it missed are then
-    # removed from the two nodes that kept them. The scrub's anti-entropy compares each head
-    # with its replicas and writes it where it is missing: node 3 ends with every head, and
-    # a second pass finds nothing to converge.
+    # Node 3 is down while 10 objects are written (and tagged, an upload started with a part,
+    # the bucket tagged); the hints of what it missed are then removed from the two nodes that
+    # kept them. The scrub's anti-entropy compares each record with its replicas and writes it
+    # where it is missing: node 3 ends with every head, listing entry, tag set, upload, part
+    # and bucket configuration record, and a second pass finds nothing to converge.
     from cluster import DevCluster
 
     c = DevCluster(tmp_path, nodes=3, cores_per_node=1)
@@ -543,14 +549,29 @@ def test_a_node_whose_hints_were_lost_converges(tmp_path):
     try:
         s3 = c.client(1)
         s3.create_bucket(Bucket="aecheck")
+        # The bucket's first tagging marks its record (a compare-and-swap on its primary,
+        # which may be on node 3): done while every node is up.
+        s3.put_object(Bucket="aecheck", Key="first", Body=b"1")
+        s3.put_object_tagging(Bucket="aecheck", Key="first",
+                              Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
         c.kill(3)
         for k, v in objects.items():
             s3.put_object(Bucket="aecheck", Key=k, Body=v)
+        for k in list(objects)[:3]:
+            s3.put_object_tagging(Bucket="aecheck", Key=k,
+                                  Tagging={"TagSet": [{"Key": "t", "Value": k}]})
+        s3.put_bucket_tagging(Bucket="aecheck", Tagging={"TagSet": [{"Key": "b", "Value": "1"}]})
+        up = s3.create_multipart_upload(Bucket="aecheck", Key="pending")["UploadId"]
+        s3.upload_part(Bucket="aecheck", Key="pending", UploadId=up, PartNumber=1, Body=b"p")
     finally:
         c.stop()
+    kinds = [b"Laecheck", b"Taecheck", b"Raecheck", b"Uaecheck", b"P" + up.encode()]
     core = lambda node: os.path.join(c.dir, f"node-{node}", "core-0")  # noqa: E731
-    assert _heads_on(core(3), b"aecheck") == 0, "node 3 missed every write"
-    assert _heads_on(core(1), b"aecheck") == len(objects)
+    assert _heads_on(core(3), b"aecheck") == 1, "node 3 missed every write but the first"
+    assert _heads_on(core(1), b"aecheck") == len(objects) + 1
+    held = {k: _records_on(core(1), k) for k in kinds}
+    assert all(held.values()), held
+    assert {k: _records_on(core(3), k) for k in kinds} != held
     removed = _delete_hints(core(1)) + _delete_hints(core(2))
     assert removed >= 2 * len(objects), removed
     c.start()
@@ -563,7 +584,8 @@ def test_a_node_whose_hints_were_lost_converges(tmp_path):
     finally:
         c.stop()
     # Written by the scrub, before any read could repair it.
-    assert _heads_on(core(3), b"aecheck") == len(objects)
+    assert _heads_on(core(3), b"aecheck") == len(objects) + 1
+    assert {k: _records_on(core(3), k) for k in kinds} == held
     c.start()
     try:
         s3 = c.client(3)
