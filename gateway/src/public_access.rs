@@ -294,6 +294,23 @@ impl State {
     }
 }
 
+/// The ACL a Put*Acl input `$i` asks for (its canned ACL of type `$canned`, grants, body).
+macro_rules! acl_asked {
+    ($i:expr, $canned:ty) => {
+        AclAsked {
+            canned: $i.acl.as_ref().map(<$canned>::as_str),
+            grants: [
+                $i.grant_read.as_deref(),
+                $i.grant_write.as_deref(),
+                $i.grant_read_acp.as_deref(),
+                $i.grant_write_acp.as_deref(),
+                $i.grant_full_control.as_deref(),
+            ],
+            body: $i.access_control_policy.as_ref(),
+        }
+    };
+}
+
 impl Gateway {
     /// A scope's public access block (`None`: none), read now.
     pub(crate) async fn read_block(&self, scope: &str) -> S3Result<Option<Block>> {
@@ -371,17 +388,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         let user = user_of(&req)?;
         let i = &req.input;
-        let asked = AclAsked {
-            canned: i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str),
-            grants: [
-                i.grant_read.as_deref(),
-                i.grant_write.as_deref(),
-                i.grant_read_acp.as_deref(),
-                i.grant_write_acp.as_deref(),
-                i.grant_full_control.as_deref(),
-            ],
-            body: i.access_control_policy.as_ref(),
-        };
+        let asked = acl_asked!(i, s3s::dto::BucketCannedACL);
         Err(self.acl_refusal(&user, &i.bucket, &asked).await)
     }
 
@@ -392,17 +399,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let user = user_of(&req)?;
         let i = &req.input;
-        let asked = AclAsked {
-            canned: i.acl.as_ref().map(s3s::dto::ObjectCannedACL::as_str),
-            grants: [
-                i.grant_read.as_deref(),
-                i.grant_write.as_deref(),
-                i.grant_read_acp.as_deref(),
-                i.grant_write_acp.as_deref(),
-                i.grant_full_control.as_deref(),
-            ],
-            body: i.access_control_policy.as_ref(),
-        };
+        let asked = acl_asked!(i, s3s::dto::ObjectCannedACL);
         Err(self.acl_refusal(&user, &i.bucket, &asked).await)
     }
 

@@ -8,6 +8,7 @@ import tempfile
 import time
 
 import boto3
+import botocore
 import pytest
 from botocore.config import Config
 
@@ -72,13 +73,26 @@ class Server:
         return self.proc.returncode
 
 
+# The second user of the session server (`server`): another owner for cross-user tests.
+ALICE = ("ALICEACCESSKEY000001", "alice-secret-key-0000000000000000000001")
+
+
+def anon_client(server):
+    """A client that signs nothing."""
+    return boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(signature_version=botocore.UNSIGNED, retries={"max_attempts": 1},
+                      s3={"addressing_style": "path"}),
+    )
+
+
 @pytest.fixture(scope="session")
 def server():
     with tempfile.TemporaryDirectory() as data:
         users = os.path.join(data, "extra-users.toml")
         with open(users, "w") as f:
-            f.write('[[user]]\nname = "alice"\naccess_key = "ALICEACCESSKEY000001"\n'
-                    'secret_key = "alice-secret-key-0000000000000000000001"\n')
+            f.write('[[user]]\nname = "alice"\naccess_key = "%s"\nsecret_key = "%s"\n' % ALICE)
         s = Server(os.path.join(data, "d"), extra=("--users", users))
         yield s
         assert s.stop() == 0
@@ -87,6 +101,16 @@ def server():
 @pytest.fixture
 def s3(server):
     return server.client()
+
+
+@pytest.fixture
+def alice(server):
+    return server.client(*ALICE)
+
+
+@pytest.fixture
+def anon(server):
+    return anon_client(server)
 
 
 _counter = [0]

@@ -4,13 +4,10 @@ import http.client
 import json
 import urllib.parse
 
-import boto3
-import botocore
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-ALICE = ("ALICEACCESSKEY000001", "alice-secret-key-0000000000000000000001")
+from conftest import anon_client
 
 
 def code(excinfo):
@@ -32,26 +29,6 @@ def stmt(effect, principal, action, resource, condition=None, sid=None):
     if sid:
         s["Sid"] = sid
     return s
-
-
-@pytest.fixture
-def alice(server):
-    return server.client(*ALICE)
-
-
-@pytest.fixture
-def anon(server):
-    return anon_client(server)
-
-
-def anon_client(server):
-    """A client that signs nothing."""
-    return boto3.client(
-        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
-        aws_access_key_id="x", aws_secret_access_key="x",
-        config=Config(signature_version=botocore.UNSIGNED, retries={"max_attempts": 1},
-                      s3={"addressing_style": "path"}),
-    )
 
 
 def plain(server, method, path):

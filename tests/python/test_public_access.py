@@ -5,21 +5,12 @@ import pytest
 import urllib3
 from botocore.exceptions import ClientError
 
-from test_policy import ALICE, anon_client, code, doc, status, stmt
+from conftest import anon_client
+from test_policy import code, doc, status, stmt
 
 ALL_ON = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
           "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 ALL_USERS = 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'
-
-
-@pytest.fixture
-def alice(server):
-    return server.client(*ALICE)
-
-
-@pytest.fixture
-def anon(server):
-    return anon_client(server)
 
 
 def block(**settings):

@@ -129,12 +129,10 @@ def test_bucket_tagging(s3, bucket):
     assert _code(e) == ("NoSuchTagSet", 404)
 
 
-def test_bucket_tags_die_with_the_bucket_and_stay_with_the_owner(server, s3):
+def test_bucket_tags_die_with_the_bucket_and_stay_with_the_owner(s3, alice):
     s3.create_bucket(Bucket="tagged-then-gone")
     s3.put_bucket_tagging(Bucket="tagged-then-gone",
                           Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
-    alice = server.client(access_key="ALICEACCESSKEY000001",
-                          secret_key="alice-secret-key-0000000000000000000001")
     with pytest.raises(ClientError) as e:
         alice.get_bucket_tagging(Bucket="tagged-then-gone")
     assert _code(e) == ("AccessDenied", 403)

@@ -10,7 +10,8 @@ import urllib.parse
 import pytest
 from botocore.exceptions import ClientError
 
-ALICE = ("ALICEACCESSKEY000001", "alice-secret-key-0000000000000000000001")
+from conftest import ALICE
+
 MIB = 1024 * 1024
 
 
@@ -20,11 +21,6 @@ def code(err):
 
 def status(err):
     return err.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture
-def alice(server):
-    return server.client(*ALICE)
 
 
 _names = [0]
