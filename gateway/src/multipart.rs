@@ -7,7 +7,9 @@
 //!
 //! Checksums: an upload created with `x-amz-checksum-algorithm` keeps each part's checksum of
 //! that algorithm in its part record, and Complete derives the object's from them (COMPOSITE or
-//! FULL_OBJECT, `checksum.rs`). Uploads created without one store and check nothing new.
+//! FULL_OBJECT, `checksum.rs`). Uploads created without one get S3's default: each part's
+//! CRC64NVME is kept the same way, and Complete combines them into a FULL_OBJECT CRC64NVME
+//! (none when a part has none: parts uploaded before this default).
 //!
 //! A completed upload leaves an `M` record (its ETag, shown version id and a digest of the
 //! part list) for `COMPLETION_KEEP_MS`: a retried Complete with the same parts answers the
@@ -176,6 +178,13 @@ fn completed_head(
     }
 }
 
+/// The algorithm each part of `upload`'s is checksummed with and its checksum kept in: the
+/// upload's, else CRC64NVME (S3's default: an upload created without an algorithm gets a
+/// FULL_OBJECT CRC64NVME, combined from its parts' at Complete).
+fn part_algo(upload: Option<UploadChecksum>) -> checksum::Algo {
+    upload.map_or(checksum::Algo::Crc64Nvme, |c| c.algo)
+}
+
 /// The checksum of the completed object, checked against the value the client sent for it.
 fn complete_checksum(
     checksum: Option<UploadChecksum>,
@@ -183,12 +192,25 @@ fn complete_checksum(
     sent: &[(checksum::Algo, &str)],
 ) -> S3Result<Option<ObjectChecksum>> {
     let Some(c) = checksum else {
-        return match sent.first() {
-            Some((algo, _)) => Err(checksum_error(checksum::ChecksumError::UploadWithout {
+        if let Some((algo, _)) = sent.first() {
+            return Err(checksum_error(checksum::ChecksumError::UploadWithout {
                 algo: *algo,
-            })),
-            None => Ok(None),
+            }));
+        }
+        // The default: FULL_OBJECT CRC64NVME, when every part has its CRC64NVME (parts
+        // uploaded by older versions have none: then no checksum, as before).
+        let default = UploadChecksum {
+            algo: checksum::Algo::Crc64Nvme,
+            kind: checksum::Kind::FullObject,
         };
+        let parts: Option<Vec<_>> = chosen
+            .iter()
+            .map(|(n, p)| {
+                let sum = p.checksum.as_ref().filter(|s| s.algo() == default.algo)?;
+                Some((*n, Some(sum), p.size))
+            })
+            .collect();
+        return Ok(parts.and_then(|parts| default.object_checksum(&parts).ok()));
     };
     let parts: Vec<_> = chosen
         .iter()
@@ -381,9 +403,10 @@ impl Gateway {
         if let Some(c) = upload.checksum {
             // S3 refuses a part checked with another algorithm than the upload's.
             c.check_part_request(&algos).map_err(checksum_error)?;
-            if algos.is_empty() {
-                algos.push(c.algo);
-            }
+        }
+        let kept = part_algo(upload.checksum);
+        if !algos.contains(&kept) {
+            algos.push(kept);
         }
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
@@ -406,9 +429,7 @@ impl Gateway {
                 checks,
             )
             .await?;
-        let sum = upload
-            .checksum
-            .and_then(|c| sums.into_iter().find(|s| s.algo() == c.algo));
+        let sum = sums.into_iter().find(|s| s.algo() == kept);
         let record = PartRecord {
             version_id,
             size,
@@ -473,8 +494,7 @@ impl Gateway {
         let (policy, tier) = self.place(upload.class, None)?;
         let data_cores = self.cores_in(&bucket, &input.key, policy, tier);
         let body = self.object_stream(&source.bucket, &source.key, src, first, len);
-        let algos: Vec<_> = upload.checksum.map(|c| c.algo).into_iter().collect();
-        let mut hashers = Hashers::new(&algos);
+        let mut hashers = Hashers::new(&[part_algo(upload.checksum)]);
         let (size, md5) = self
             .store_body(
                 &data_cores,

@@ -98,12 +98,23 @@ def test_multipart_parts_with_checksums_are_listed_and_paged(s3, bucket):
     assert got["Body"].read() == bodies[2]
 
 
-def test_multipart_parts_without_checksums_are_only_counted(server, bucket):
+def test_an_upload_without_an_algorithm_gets_crc64nvme(server, bucket):
+    # S3's default integrity: each part's CRC64NVME is kept and the object gets a FULL_OBJECT
+    # CRC64NVME combined from them, which GET shows and GetObjectAttributes lists per part.
+    from test_s3_conformance import crc64nvme
     plain = server.client(request_checksum_calculation="when_required",
                           response_checksum_validation="when_required")
-    _multipart(plain, bucket, "mp", [b"a" * 5 * MIB, b"b"])
+    bodies = [b"a" * 5 * MIB, b"b"]
+    done = _multipart(plain, bucket, "mp", bodies)
+    whole = base64.b64encode(crc64nvme(b"".join(bodies)).to_bytes(8, "big")).decode()
+    assert (done["ChecksumCRC64NVME"], done["ChecksumType"]) == (whole, "FULL_OBJECT")
+    head = plain.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (whole, "FULL_OBJECT")
     a = plain.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts"])
-    assert a["ObjectParts"] == {"TotalPartsCount": 2}
+    parts = a["ObjectParts"]["Parts"]
+    assert [p["ChecksumCRC64NVME"] for p in parts] == [
+        base64.b64encode(crc64nvme(b).to_bytes(8, "big")).decode() for b in bodies]
+    assert a["ObjectParts"]["TotalPartsCount"] == 2
 
 
 def test_bucket_tagging(s3, bucket):

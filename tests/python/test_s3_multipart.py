@@ -342,17 +342,19 @@ def test_put_object_checksum_is_stored(s3, bucket):
     assert g["ChecksumCRC32"] == crc32(data) and g["Body"].read() == data
 
 
-def test_upload_without_algorithm_is_unchanged(s3, bucket):
+def test_upload_without_algorithm_gets_the_default_checksum(s3, bucket):
+    # boto3 checks each part with CRC32 by default: accepted; what is kept is S3's default,
+    # each part's CRC64NVME, and the object gets a FULL_OBJECT CRC64NVME at Complete.
     up = s3.create_multipart_upload(Bucket=bucket, Key="n")["UploadId"]
-    # boto3 checks each part with CRC32 by default: accepted, but nothing is kept.
     r = s3.upload_part(Bucket=bucket, Key="n", UploadId=up, PartNumber=1, Body=b"data")
-    assert "ChecksumCRC32" not in r
+    assert "ChecksumCRC32" not in r and "ChecksumCRC64NVME" in r
     listed = s3.list_parts(Bucket=bucket, Key="n", UploadId=up)
     assert "ChecksumAlgorithm" not in listed and "ChecksumCRC32" not in listed["Parts"][0]
+    assert listed["Parts"][0]["ChecksumCRC64NVME"] == r["ChecksumCRC64NVME"]
     s3.complete_multipart_upload(Bucket=bucket, Key="n", UploadId=up, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": r["ETag"]}]})
     h = s3.head_object(Bucket=bucket, Key="n", ChecksumMode="ENABLED")
-    assert not [k for k in h if k.startswith("Checksum")]
+    assert (h["ChecksumCRC64NVME"], h["ChecksumType"]) == (r["ChecksumCRC64NVME"], "FULL_OBJECT")
 
 
 def test_part_checksum_computed_when_not_sent(server, bucket):
