@@ -234,6 +234,7 @@ mod tests {
             tiering: crate::records::Tiering::default(),
             tags: vec![],
             part_checksums: vec![],
+            lock: crate::records::ObjectLock::default(),
         }
     }
 

@@ -29,6 +29,12 @@
 //!   of different owners is refused by the handler even when both policies allow it.
 //! - **DeleteObjects** is judged per key ([`check_key_delete`], called by the handler): a
 //!   refused key is that key's AccessDenied in the response.
+//! - **Bypassing governance retention** (`x-amz-bypass-governance-retention: true` on
+//!   DeleteObject, DeleteObjects, PutObjectRetention) needs `s3:BypassGovernanceRetention`
+//!   on the object, judged like any action: the owner has it unless the policy denies it,
+//!   anyone else only by an Allow. The gate does not refuse the request for it: it records
+//!   the answer ([`GovernanceBypass`], per key for DeleteObjects) and `object_lock` uses it
+//!   only where a governance retention is in the way, as S3 does.
 //! - **403 or 404.** A caller allowed `s3:GetObject` but not `s3:ListBucket` must not learn
 //!   whether a key exists: the gate marks such a request ([`HideMissing`], put there by
 //!   `serve`) and `serve` answers its 404 as 403 AccessDenied. The owner always sees 404.
@@ -144,6 +150,40 @@ impl HideMissing {
 #[derive(Debug, Clone)]
 pub struct ActingFor {
     pub owner: String,
+}
+
+/// Whether a DeleteObject or PutObjectRetention that asks to bypass governance retention
+/// may (module docs), decided by the gate.
+#[derive(Debug, Clone, Copy)]
+pub struct GovernanceBypass(pub bool);
+
+/// Whether `headers` ask to bypass governance retention (`x-amz-bypass-governance-retention`).
+fn asks_bypass(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+}
+
+/// For DeleteObject and PutObjectRetention: whether the gate granted the bypass the request
+/// asks for (none decided: not granted).
+pub fn bypass_granted(extensions: &http::Extensions) -> bool {
+    extensions.get::<GovernanceBypass>().is_some_and(|b| b.0)
+}
+
+/// For DeleteObjects' handler: whether the request may bypass governance retention on
+/// `key`, judged like the key's deletion ([`check_key_delete`]).
+pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
+    match extensions.get::<KeyJudge>() {
+        Some(judge) => {
+            let ctx = judge.facts.context(
+                "s3:BypassGovernanceRetention",
+                object_arn(&judge.bucket, key),
+            );
+            allowed(judge.owner, judge.policy.as_deref(), &ctx)
+        }
+        // No policy: only the owner gets this far.
+        None => extensions.get::<ActingFor>().is_none(),
+    }
 }
 
 /// What a DeleteObjects handler needs to judge each key (module docs).
@@ -328,6 +368,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
         return Ok(());
     }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
+    let bypass = matches!(op, "DeleteObject" | "PutObjectRetention") && asks_bypass(cx.headers());
+    if bypass && stored.is_none() {
+        cx.extensions_mut().insert(GovernanceBypass(owner));
+    }
     // Without a policy nothing can deny the owner nor allow anyone else: decided before the
     // request's facts are gathered (the common case costs a cache lookup). A copy still has
     // its source judged.
@@ -381,6 +425,12 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
         check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+    }
+    if bypass {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        let ctx = facts.context("s3:BypassGovernanceRetention", object);
+        let granted = allowed(owner, stored.as_deref(), &ctx);
+        cx.extensions_mut().insert(GovernanceBypass(granted));
     }
     if !owner {
         let reads = matches!(required.action, "s3:GetObject" | "s3:GetObjectVersion");
