@@ -500,3 +500,42 @@ def test_noncurrent_expiration_leaves_locked_versions(fast_days):
     time.sleep(3)
     assert sorted(versions(c, b, "doc")) == sorted([kept, held, current])
     assert c.get_object(Bucket=b, Key="doc", VersionId=kept)["Body"].read() == b"v0"
+
+
+# --- Persistence ---------------------------------------------------------------------------------
+
+def test_lock_state_survives_a_restart(tmp_path):
+    s = Server(str(tmp_path / "data"))
+    c = s.client()
+    c.create_bucket(Bucket="kept", ObjectLockEnabledForBucket=True)
+    c.put_object_lock_configuration(Bucket="kept", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 3}}})
+    until = later().replace(microsecond=0)
+    vid = c.put_object(Bucket="kept", Key="k", Body=b"v", ObjectLockMode="GOVERNANCE",
+                       ObjectLockRetainUntilDate=until)["VersionId"]
+    c.put_object_legal_hold(Bucket="kept", Key="k", LegalHold={"Status": "ON"})
+    up = c.create_multipart_upload(Bucket="kept", Key="mp")["UploadId"]
+    assert s.stop() == 0
+    s2 = Server(str(tmp_path / "data"))
+    try:
+        c = s2.client()
+        assert c.get_object_lock_configuration(Bucket="kept")["ObjectLockConfiguration"] == {
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 3}}}
+        assert c.get_object_retention(Bucket="kept", Key="k")["Retention"] == \
+            {"Mode": "GOVERNANCE", "RetainUntilDate": until}
+        assert c.get_object_legal_hold(Bucket="kept", Key="k")["LegalHold"] == {"Status": "ON"}
+        assert err(lambda: c.delete_object(Bucket="kept", Key="k", VersionId=vid,
+                                           BypassGovernanceRetention=True))[0] == "AccessDenied"
+        assert err(lambda: c.put_bucket_versioning(
+            Bucket="kept", VersioningConfiguration={"Status": "Suspended"}))[0] == \
+            "InvalidBucketState"
+        # The upload created before the restart carries the default retention to its object.
+        part = c.upload_part(Bucket="kept", Key="mp", UploadId=up, PartNumber=1, Body=b"x")
+        c.complete_multipart_upload(Bucket="kept", Key="mp", UploadId=up, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        assert c.get_object_retention(Bucket="kept", Key="mp")["Retention"]["Mode"] == \
+            "COMPLIANCE"
+    finally:
+        assert s2.stop() == 0
