@@ -53,3 +53,10 @@ pub const ACCESS_CONCURRENCY_MAX: usize = 8;
 /// MiB at once per running job).
 pub const REPAIR_QUEUE_MAX: usize = 4_096;
 pub const REPAIR_CONCURRENCY_MAX: usize = 4;
+/// Object Lock default retention (`object_lock.rs`): the longest S3 accepts, in days and in
+/// years.
+pub const LOCK_DEFAULT_DAYS_MAX: u32 = 36_500;
+pub const LOCK_DEFAULT_YEARS_MAX: u32 = 100;
+/// Compare-and-swap rounds an Object Lock change makes against concurrent changes of its
+/// version before it answers OperationAborted.
+pub const LOCK_SWAP_TRIES_MAX: usize = 8;

@@ -33,6 +33,10 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
+use crate::limits::{
+    LOCK_DEFAULT_DAYS_MAX as DEFAULT_DAYS_MAX, LOCK_DEFAULT_YEARS_MAX as DEFAULT_YEARS_MAX,
+    LOCK_SWAP_TRIES_MAX,
+};
 use crate::records::{
     head_key, version_key, LockMode, ObjectHead, ObjectLock, Retention, VersionRecord, Versioning,
 };
@@ -40,14 +44,9 @@ use crate::s3::{now_ms, s3_err, timestamp, user_of, Gateway, Owned};
 
 /// The bucket configuration record's name (`bucket_config`).
 pub const CONFIG_NAME: &str = "object-lock";
-/// The longest default retention S3 accepts, in days and in years.
-pub const DEFAULT_DAYS_MAX: u32 = 36_500;
-pub const DEFAULT_YEARS_MAX: u32 = 100;
 const DAY_MS: u64 = 86_400_000;
 /// A retention year, as S3 counts a default retention's Years.
 const YEAR_DAYS: u64 = 365;
-/// Compare-and-swap rounds a lock change makes against concurrent changes of its version.
-const SWAP_TRIES: usize = 8;
 /// The stored configuration's format.
 const CONFIG_FORMAT: u8 = 1;
 // The longest default retention, added to any date before 2^62 ms, cannot overflow.
@@ -454,62 +453,62 @@ impl Gateway {
         version_id: &[u8; 12],
         change: impl Fn(&ObjectLock) -> S3Result<ObjectLock>,
     ) -> S3Result<()> {
-        let cores = self.object_cores(scope, key);
-        let hkey = head_key(scope, key);
-        let vkey = version_key(scope, key, version_id);
         let mut found = false;
-        for record_key in [&hkey, &vkey] {
-            let mut done = false;
-            for _ in 0..SWAP_TRIES {
-                let Some(e) = self
-                    .backend
-                    .meta_get(&cores, record_key)
-                    .await
-                    .map_err(s3_err)?
-                else {
-                    done = true;
-                    break;
-                };
-                let is_head = record_key == &hkey;
-                let value = if is_head {
-                    let mut h =
-                        ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
-                    if &h.version_id != version_id {
-                        done = true;
-                        break;
-                    }
-                    h.lock = change(&h.lock)?;
-                    h.encode()
-                } else {
-                    match VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))? {
-                        VersionRecord::Object(mut h) => {
-                            h.lock = change(&h.lock)?;
-                            VersionRecord::Object(h).encode()
-                        }
-                        VersionRecord::DeleteMarker(_) => {
-                            done = true;
-                            break;
-                        }
-                    }
-                };
-                found = true;
-                if self.cas(&cores, record_key, value, e.hlc).await? {
-                    done = true;
-                    break;
-                }
-            }
-            if !done {
-                return Err(s3_error!(
-                    OperationAborted,
-                    "the object version changed while its lock was set; retry"
-                ));
-            }
+        for (record_key, is_head) in [
+            (head_key(scope, key), true),
+            (version_key(scope, key, version_id), false),
+        ] {
+            found |= self
+                .change_record(scope, key, (&record_key, is_head), version_id, &change)
+                .await?;
         }
         if found {
             Ok(())
         } else {
             Err(crate::versioning::no_such_version())
         }
+    }
+
+    /// `change_lock` on one record (the head when `is_head`, else the version record):
+    /// whether it held the version.
+    async fn change_record(
+        &self,
+        scope: &str,
+        key: &str,
+        (record_key, is_head): (&Bytes, bool),
+        version_id: &[u8; 12],
+        change: &impl Fn(&ObjectLock) -> S3Result<ObjectLock>,
+    ) -> S3Result<bool> {
+        let cores = self.object_cores(scope, key);
+        for _ in 0..LOCK_SWAP_TRIES_MAX {
+            let entry = self.backend.meta_get(&cores, record_key).await;
+            let Some(e) = entry.map_err(s3_err)? else {
+                return Ok(false);
+            };
+            let value = if is_head {
+                let mut h = ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
+                if &h.version_id != version_id {
+                    return Ok(false);
+                }
+                h.lock = change(&h.lock)?;
+                h.encode()
+            } else {
+                match VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))? {
+                    VersionRecord::Object(mut h) => {
+                        h.lock = change(&h.lock)?;
+                        VersionRecord::Object(h).encode()
+                    }
+                    VersionRecord::DeleteMarker(_) => return Ok(false),
+                }
+            };
+            if self.cas(&cores, record_key, value, e.hlc).await? {
+                return Ok(true);
+            }
+        }
+        Err(s3_error!(
+            OperationAborted,
+            "the object version changed while its lock was set; retry"
+        ))
     }
 
     pub(crate) async fn retention_put(
