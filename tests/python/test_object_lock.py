@@ -502,6 +502,27 @@ def test_noncurrent_expiration_leaves_locked_versions(fast_days):
     assert c.get_object(Bucket=b, Key="doc", VersionId=kept)["Body"].read() == b"v0"
 
 
+
+def test_transition_keeps_the_lock(fast_days):
+    c = fast_days.client()
+    b = new_bucket(c)
+    until = later().replace(microsecond=0)
+    vid = c.put_object(Bucket=b, Key="t/a", Body=b"x" * 3000, ObjectLockMode="COMPLIANCE",
+                       ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")[
+        "VersionId"]
+    c.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        {"ID": "it", "Filter": {"Prefix": "t/"}, "Status": "Enabled",
+         "Transitions": [{"Days": 1, "StorageClass": "INTELLIGENT_TIERING"}]}]})
+    deadline = time.time() + 40
+    while c.head_object(Bucket=b, Key="t/a").get("StorageClass") != "INTELLIGENT_TIERING":
+        assert time.time() < deadline, "the transition did not run"
+        time.sleep(0.5)
+    assert c.get_object_retention(Bucket=b, Key="t/a")["Retention"] == \
+        {"Mode": "COMPLIANCE", "RetainUntilDate": until}
+    assert c.get_object_legal_hold(Bucket=b, Key="t/a")["LegalHold"] == {"Status": "ON"}
+    assert err(lambda: c.delete_object(Bucket=b, Key="t/a", VersionId=vid))[0] == "AccessDenied"
+    assert c.get_object(Bucket=b, Key="t/a")["Body"].read() == b"x" * 3000
+
 # --- Persistence ---------------------------------------------------------------------------------
 
 def test_lock_state_survives_a_restart(tmp_path):
