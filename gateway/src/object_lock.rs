@@ -528,30 +528,34 @@ impl Gateway {
             )
             .await?;
         let now = now_ms();
-        let new = match input.retention {
-            None => None,
-            Some(r) => match (r.mode, r.retain_until_date) {
-                (None, None) => None,
-                (Some(mode), Some(until)) => {
-                    let mode = LockMode::parse(mode.as_str()).ok_or_else(|| {
-                        s3_error!(MalformedXML, "Mode must be GOVERNANCE or COMPLIANCE")
-                    })?;
-                    let until_ms = ms_of(&until)?;
-                    if until_ms <= now {
-                        return Err(s3_error!(
-                            InvalidArgument,
-                            "The retain until date must be in the future!"
-                        ));
-                    }
-                    Some(Retention { mode, until_ms })
-                }
-                _ => {
+        let Some(retention) = input.retention else {
+            return Err(s3_error!(
+                MalformedXML,
+                "the request needs a Retention element"
+            ));
+        };
+        // An empty Retention removes the retention (GOVERNANCE: with the bypass).
+        let new = match (retention.mode, retention.retain_until_date) {
+            (None, None) => None,
+            (Some(mode), Some(until)) => {
+                let mode = LockMode::parse(mode.as_str()).ok_or_else(|| {
+                    s3_error!(MalformedXML, "Mode must be GOVERNANCE or COMPLIANCE")
+                })?;
+                let until_ms = ms_of(&until)?;
+                if until_ms <= now {
                     return Err(s3_error!(
-                        MalformedXML,
-                        "Retention needs both Mode and RetainUntilDate"
-                    ))
+                        InvalidArgument,
+                        "The retain until date must be in the future!"
+                    ));
                 }
-            },
+                Some(Retention { mode, until_ms })
+            }
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "Retention needs both Mode and RetainUntilDate"
+                ))
+            }
         };
         self.change_lock(&scope, &input.key, &head.version_id, |lock| {
             if let Some(e) = retention_refusal(lock.retention, new, now, bypass) {
