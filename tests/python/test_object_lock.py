@@ -560,3 +560,41 @@ def test_lock_state_survives_a_restart(tmp_path):
             "COMPLIANCE"
     finally:
         assert s2.stop() == 0
+
+
+# --- A cluster -------------------------------------------------------------------------------------
+
+def test_lock_state_across_a_cluster_with_a_node_down(tmp_path):
+    from cluster import DevCluster
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=2)
+    try:
+        one = c.client(1)
+        one.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        until = later().replace(microsecond=0)
+        keys = [f"k{i}" for i in range(6)]
+        vids = {k: one.put_object(Bucket="vault", Key=k, Body=k.encode(),
+                                  ObjectLockMode="GOVERNANCE",
+                                  ObjectLockRetainUntilDate=until)["VersionId"] for k in keys}
+        c.kill(3)
+        two = c.client(2)
+        # Changes while a node is down: extended retention, legal holds.
+        longer = until + datetime.timedelta(hours=1)
+        for k in keys:
+            two.put_object_retention(Bucket="vault", Key=k, BypassGovernanceRetention=True,
+                                     Retention={"Mode": "COMPLIANCE", "RetainUntilDate": longer})
+            two.put_object_legal_hold(Bucket="vault", Key=k, LegalHold={"Status": "ON"})
+        c.restart(3)
+        three = c.client(3)
+        for k in keys:
+            assert three.get_object_retention(Bucket="vault", Key=k)["Retention"] == \
+                {"Mode": "COMPLIANCE", "RetainUntilDate": longer}
+            assert three.get_object_legal_hold(Bucket="vault", Key=k)["LegalHold"] == \
+                {"Status": "ON"}
+            three.put_object_legal_hold(Bucket="vault", Key=k, LegalHold={"Status": "OFF"})
+            assert err(lambda: three.delete_object(
+                Bucket="vault", Key=k, VersionId=vids[k], BypassGovernanceRetention=True)) == \
+                ("AccessDenied", 403)
+            assert one.get_object(Bucket="vault", Key=k, VersionId=vids[k])["Body"].read() == \
+                k.encode()
+    finally:
+        assert c.stop() == 0
