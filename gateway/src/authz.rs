@@ -35,6 +35,10 @@
 //!   anyone else only by an Allow. The gate does not refuse the request for it: it records
 //!   the answer ([`GovernanceBypass`], per key for DeleteObjects) and `object_lock` uses it
 //!   only where a governance retention is in the way, as S3 does.
+//! - **Object Lock headers of GET and HEAD**: in a bucket with Object Lock and a policy, the
+//!   retention headers are shown only to a caller allowed `s3:GetObjectRetention`, the legal
+//!   hold only with `s3:GetObjectLegalHold` ([`LockHeaders`]), as S3 does; other buckets pay
+//!   nothing for it.
 //! - **403 or 404.** A caller allowed `s3:GetObject` but not `s3:ListBucket` must not learn
 //!   whether a key exists: the gate marks such a request ([`HideMissing`], put there by
 //!   `serve`) and `serve` answers its 404 as 403 AccessDenied. The owner always sees 404.
@@ -184,6 +188,26 @@ pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
         // No policy: only the owner gets this far.
         None => extensions.get::<ActingFor>().is_none(),
     }
+}
+
+/// What a GET or HEAD may show of a version's Object Lock state (module docs): the retention
+/// headers need `s3:GetObjectRetention`, the legal hold `s3:GetObjectLegalHold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockHeaders {
+    pub retention: bool,
+    pub legal_hold: bool,
+}
+
+/// For GetObject and HeadObject: what the gate decided (none decided: the bucket has no
+/// Object Lock or no policy, and only its owner gets this far: everything).
+pub fn lock_headers(extensions: &http::Extensions) -> LockHeaders {
+    extensions
+        .get::<LockHeaders>()
+        .copied()
+        .unwrap_or(LockHeaders {
+            retention: true,
+            legal_hold: true,
+        })
 }
 
 /// What a DeleteObjects handler needs to judge each key (module docs).
@@ -425,6 +449,21 @@ pub async fn judge(gateway: &Gateway, cx: &mut S3AccessContext<'_>) -> S3Result<
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
         check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+    }
+    if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        let see = |action| {
+            allowed(
+                owner,
+                stored.as_deref(),
+                &facts.context(action, object.clone()),
+            )
+        };
+        let shown = LockHeaders {
+            retention: see("s3:GetObjectRetention"),
+            legal_hold: see("s3:GetObjectLegalHold"),
+        };
+        cx.extensions_mut().insert(shown);
     }
     if bypass {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));

@@ -18,8 +18,7 @@
 //! carries `x-amz-bypass-governance-retention: true` — the bucket owner unless the policy
 //! denies it, anyone else only with `s3:BypassGovernanceRetention` from the bucket policy.
 //!
-//! Not done here: the object-lock token of replication (percore does not replicate buckets),
-//! hiding the lock headers of GET/HEAD from callers without GetObjectRetention.
+//! Not done here: the object-lock token of replication (percore does not replicate buckets).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -311,19 +310,23 @@ fn missing_configuration() -> S3Error {
     )
 }
 
-/// The lock headers of a GET or HEAD: mode, retain-until date, legal hold.
+/// The lock headers of a GET or HEAD: mode, retain-until date, legal hold, those the caller
+/// may see.
 pub fn shown(
     lock: &ObjectLock,
+    may_see: crate::authz::LockHeaders,
 ) -> (
     Option<ObjectLockMode>,
     Option<Timestamp>,
     Option<ObjectLockLegalHoldStatus>,
 ) {
-    let mode = lock
-        .retention
-        .map(|r| ObjectLockMode::from(r.mode.as_str().to_owned()));
-    let until = lock.retention.map(|r| timestamp(r.until_ms));
-    let hold = lock.legal_hold.map(hold_status);
+    let retention = lock.retention.filter(|_| may_see.retention);
+    let mode = retention.map(|r| ObjectLockMode::from(r.mode.as_str().to_owned()));
+    let until = retention.map(|r| timestamp(r.until_ms));
+    let hold = lock
+        .legal_hold
+        .filter(|_| may_see.legal_hold)
+        .map(hold_status);
     (mode, until, hold)
 }
 

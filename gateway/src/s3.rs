@@ -1814,6 +1814,7 @@ impl S3 for Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
+        let lock_headers = crate::authz::lock_headers(&req.extensions);
         let input = req.input;
         // response-* overrides are for signed requests only (as AWS): a public object's
         // headers are not for an anonymous caller to rewrite.
@@ -1943,7 +1944,7 @@ impl S3 for Gateway {
             restore,
             ..Default::default()
         };
-        let (mode, until, hold) = crate::object_lock::shown(&head.lock);
+        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
         (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
         out.object_lock_legal_hold_status = hold;
         if let Some((algo, value, kind)) = sum {
@@ -1959,6 +1960,7 @@ impl S3 for Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
+        let lock_headers = crate::authz::lock_headers(&req.extensions);
         let input = req.input;
         let (head, version_id, _) = self
             .object_for_read(
@@ -2008,7 +2010,7 @@ impl S3 for Gateway {
             restore: restore_header(&head),
             ..Default::default()
         };
-        let (mode, until, hold) = crate::object_lock::shown(&head.lock);
+        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
         (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
         out.object_lock_legal_hold_status = hold;
         if let Some((algo, value, kind)) = sum {

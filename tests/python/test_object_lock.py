@@ -212,6 +212,27 @@ def test_put_headers_set_retention_and_hold(s3, locked):
         ("NoSuchObjectLockConfiguration", 404)
 
 
+@pytest.mark.parametrize("granted,shows_mode,shows_hold", [
+    ([], False, False),
+    (["s3:GetObjectRetention"], True, False),
+    (["s3:GetObjectLegalHold"], False, True),
+    (["s3:GetObjectRetention", "s3:GetObjectLegalHold"], True, True),
+])
+def test_lock_headers_are_shown_to_callers_allowed_to_read_them(s3, alice, granted, shows_mode,
+                                                                 shows_hold):
+    b = new_bucket(s3)
+    s3.put_bucket_policy(Bucket=b, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "alice"},
+         "Action": ["s3:GetObject", *granted], "Resource": f"arn:aws:s3:::{b}/*"}]}))
+    s3.put_object(Bucket=b, Key="k", Body=b"v", ObjectLockMode="GOVERNANCE",
+                  ObjectLockRetainUntilDate=later(), ObjectLockLegalHoldStatus="ON")
+    for r in [alice.head_object(Bucket=b, Key="k"), alice.get_object(Bucket=b, Key="k")]:
+        assert ("ObjectLockMode" in r) == shows_mode
+        assert ("ObjectLockRetainUntilDate" in r) == shows_mode
+        assert ("ObjectLockLegalHoldStatus" in r) == shows_hold
+    owner = s3.head_object(Bucket=b, Key="k")
+    assert (owner["ObjectLockMode"], owner["ObjectLockLegalHoldStatus"]) == ("GOVERNANCE", "ON")
+
 def test_default_retention_applies_unless_headers_say_otherwise(s3, locked):
     s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
@@ -575,14 +596,20 @@ def test_lock_state_across_a_cluster_with_a_node_down(tmp_path):
         vids = {k: one.put_object(Bucket="vault", Key=k, Body=k.encode(),
                                   ObjectLockMode="GOVERNANCE",
                                   ObjectLockRetainUntilDate=until)["VersionId"] for k in keys}
-        c.kill(3)
+        # Changes through another node: extended to COMPLIANCE, legal holds.
         two = c.client(2)
-        # Changes while a node is down: extended retention, legal holds.
         longer = until + datetime.timedelta(hours=1)
         for k in keys:
             two.put_object_retention(Bucket="vault", Key=k, BypassGovernanceRetention=True,
                                      Retention={"Mode": "COMPLIANCE", "RetainUntilDate": longer})
             two.put_object_legal_hold(Bucket="vault", Key=k, LegalHold={"Status": "ON"})
+        # With a node down, every remaining gateway still refuses the deletes.
+        c.kill(3)
+        for client in (one, two):
+            for k in keys:
+                assert err(lambda: client.delete_object(
+                    Bucket="vault", Key=k, VersionId=vids[k], BypassGovernanceRetention=True)) \
+                    == ("AccessDenied", 403)
         c.restart(3)
         three = c.client(3)
         for k in keys:
