@@ -64,6 +64,33 @@ aws s3api get-bucket-ownership-controls --bucket aws-cli-bkt | grep -q BucketOwn
 aws s3api delete-public-access-block --bucket aws-cli-bkt
 aws s3 rm --only-show-errors --recursive s3://aws-cli-bkt/
 aws s3 rb s3://aws-cli-bkt >/dev/null
+# Object Lock (the README example): a COMPLIANCE version nobody deletes, a GOVERNANCE one
+# from the default retention, held, released, its retention bypassed, then deleted.
+aws s3api create-bucket --bucket aws-lock-bkt --object-lock-enabled-for-bucket >/dev/null
+aws s3api get-bucket-versioning --bucket aws-lock-bkt | grep -q '"Status": "Enabled"'
+aws s3api put-object-lock-configuration --bucket aws-lock-bkt --object-lock-configuration \
+  'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}'
+aws s3api get-object-lock-configuration --bucket aws-lock-bkt | grep -q '"Days": 1'
+until=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+kept=$(aws s3api put-object --bucket aws-lock-bkt --key kept.txt --body "$work/tree/a.txt" \
+  --object-lock-mode COMPLIANCE --object-lock-retain-until-date "$until" \
+  --query VersionId --output text)
+aws s3api get-object-retention --bucket aws-lock-bkt --key kept.txt | grep -q COMPLIANCE
+! aws s3api delete-object --bucket aws-lock-bkt --key kept.txt --version-id "$kept" \
+  --bypass-governance-retention 2>"$work/lock.err"
+grep -q AccessDenied "$work/lock.err"
+gov=$(aws s3api put-object --bucket aws-lock-bkt --key gov.txt --body "$work/tree/a.txt" \
+  --query VersionId --output text)
+aws s3api get-object-retention --bucket aws-lock-bkt --key gov.txt | grep -q GOVERNANCE
+aws s3api put-object-legal-hold --bucket aws-lock-bkt --key gov.txt --legal-hold Status=ON
+aws s3api get-object-legal-hold --bucket aws-lock-bkt --key gov.txt | grep -q '"Status": "ON"'
+! aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" \
+  --bypass-governance-retention 2>/dev/null
+aws s3api put-object-legal-hold --bucket aws-lock-bkt --key gov.txt --legal-hold Status=OFF
+aws s3api put-object-retention --bucket aws-lock-bkt --key gov.txt --retention '{}' \
+  --bypass-governance-retention
+aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" >/dev/null
+[ "$(aws s3api list-object-versions --bucket aws-lock-bkt --query 'length(Versions)')" = 1 ]
 
 echo "-- s3cmd"
 cat >"$work/s3cfg" <<CFG

@@ -29,6 +29,16 @@
 //!   of different owners is refused by the handler even when both policies allow it.
 //! - **DeleteObjects** is judged per key ([`check_key_delete`], called by the handler): a
 //!   refused key is that key's AccessDenied in the response.
+//! - **Bypassing governance retention** (`x-amz-bypass-governance-retention: true` on
+//!   DeleteObject, DeleteObjects, PutObjectRetention) needs `s3:BypassGovernanceRetention`
+//!   on the object, judged like any action: the owner has it unless the policy denies it,
+//!   anyone else only by an Allow. The gate does not refuse the request for it: it records
+//!   the answer ([`GovernanceBypass`], per key for DeleteObjects) and `object_lock` uses it
+//!   only where a governance retention is in the way, as S3 does.
+//! - **Object Lock headers of GET and HEAD**: in a bucket with Object Lock and a policy, the
+//!   retention headers are shown only to a caller allowed `s3:GetObjectRetention`, the legal
+//!   hold only with `s3:GetObjectLegalHold` ([`LockHeaders`]), as S3 does; other buckets pay
+//!   nothing for it.
 //! - **403 or 404.** A caller allowed `s3:GetObject` but not `s3:ListBucket` must not learn
 //!   whether a key exists: the gate marks such a request ([`HideMissing`], put there by
 //!   `serve`) and `serve` answers its 404 as 403 AccessDenied. The owner always sees 404.
@@ -144,6 +154,60 @@ impl HideMissing {
 #[derive(Debug, Clone)]
 pub struct ActingFor {
     pub owner: String,
+}
+
+/// Whether a DeleteObject or PutObjectRetention that asks to bypass governance retention
+/// may (module docs), decided by the gate.
+#[derive(Debug, Clone, Copy)]
+pub struct GovernanceBypass(pub bool);
+
+/// Whether `headers` ask to bypass governance retention (`x-amz-bypass-governance-retention`).
+fn asks_bypass(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+}
+
+/// For DeleteObject and PutObjectRetention: whether the gate granted the bypass the request
+/// asks for (none decided: not granted).
+pub fn bypass_granted(extensions: &http::Extensions) -> bool {
+    extensions.get::<GovernanceBypass>().is_some_and(|b| b.0)
+}
+
+/// For DeleteObjects' handler: whether the request may bypass governance retention on
+/// `key`, judged like the key's deletion ([`check_key_delete`]).
+pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
+    match extensions.get::<KeyJudge>() {
+        Some(judge) => {
+            let ctx = judge.facts.context(
+                "s3:BypassGovernanceRetention",
+                object_arn(&judge.bucket, key),
+            );
+            allowed(judge.owner, judge.policy.as_deref(), &ctx)
+        }
+        // No policy: only the owner gets this far.
+        None => extensions.get::<ActingFor>().is_none(),
+    }
+}
+
+/// What a GET or HEAD may show of a version's Object Lock state (module docs): the retention
+/// headers need `s3:GetObjectRetention`, the legal hold `s3:GetObjectLegalHold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockHeaders {
+    pub retention: bool,
+    pub legal_hold: bool,
+}
+
+/// For GetObject and HeadObject: what the gate decided (none decided: the bucket has no
+/// Object Lock or no policy, and only its owner gets this far: everything).
+pub fn lock_headers(extensions: &http::Extensions) -> LockHeaders {
+    extensions
+        .get::<LockHeaders>()
+        .copied()
+        .unwrap_or(LockHeaders {
+            retention: true,
+            legal_hold: true,
+        })
 }
 
 /// What a DeleteObjects handler needs to judge each key (module docs).
@@ -360,6 +424,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         return Ok(());
     }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
+    let bypass = matches!(op, "DeleteObject" | "PutObjectRetention") && asks_bypass(cx.headers());
+    if bypass && stored.is_none() {
+        cx.extensions_mut().insert(GovernanceBypass(owner));
+    }
     // Without a policy nothing can deny the owner nor allow anyone else: decided before the
     // request's facts are gathered (the common case costs a cache lookup). A copy still has
     // its source judged.
@@ -413,6 +481,27 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
         check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+    }
+    if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        let see = |action| {
+            allowed(
+                owner,
+                stored.as_deref(),
+                &facts.context(action, object.clone()),
+            )
+        };
+        let shown = LockHeaders {
+            retention: see("s3:GetObjectRetention"),
+            legal_hold: see("s3:GetObjectLegalHold"),
+        };
+        cx.extensions_mut().insert(shown);
+    }
+    if bypass {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        let ctx = facts.context("s3:BypassGovernanceRetention", object);
+        let granted = allowed(owner, stored.as_deref(), &ctx);
+        cx.extensions_mut().insert(GovernanceBypass(granted));
     }
     if !owner {
         let reads = matches!(required.action, "s3:GetObject" | "s3:GetObjectVersion");

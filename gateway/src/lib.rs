@@ -21,6 +21,7 @@ pub mod lifecycle_worker;
 pub mod limits;
 pub mod metrics;
 pub mod multipart;
+pub mod object_lock;
 pub mod orphans;
 pub mod post_form;
 pub mod post_policy;

@@ -9,7 +9,8 @@
 //!   swap, retire), the end of an expired restore, and INTELLIGENT_TIERING's move to the
 //!   infrequent tier after `IT_INFREQUENT_DAYS` days without a read;
 //! - a key's version records (`V`): noncurrent expiration and transitions (with
-//!   NewerNoncurrentVersions), and expired delete markers;
+//!   NewerNoncurrentVersions), and expired delete markers; a version under Object Lock (a
+//!   legal hold, an unexpired retention) is never removed (`object_lock`);
 //! - an incomplete multipart upload (`U`): AbortIncompleteMultipartUpload.
 //!
 //! The same pass reclaims what a deleted bucket left (`records`, incarnations): every record
@@ -498,8 +499,15 @@ impl Gateway {
                 // Every version goes, for good (`Enabled`: deletes by id, no marker).
                 for v in &versions {
                     let shown = shown_version_id(v.null_version(), v.version_id());
+                    let reclaim = crate::versioning::Guard::Reclaim;
                     match self
-                        .delete_object_as_s3(bucket, key, Some(&shown), Versioning::Enabled)
+                        .delete_object_guarded(
+                            bucket,
+                            key,
+                            Some(&shown),
+                            Versioning::Enabled,
+                            reclaim,
+                        )
                         .await
                     {
                         Ok(_) => pass.stats.reclaimed += 1,
@@ -550,6 +558,10 @@ impl Gateway {
             }
             let shown = shown_version_id(v.null_version(), v.version_id());
             match lifecycle::action_for(&rules, &facts, now, day) {
+                // A version under Object Lock stays (its removal would be refused anyway).
+                Some(Action::DeleteVersion)
+                    if matches!(v, VersionRecord::Object(h)
+                        if crate::object_lock::holds(&h.lock, now)) => {}
                 Some(Action::DeleteVersion) => {
                     match self
                         .delete_object_as_s3(bucket, key, Some(&shown), versioning)

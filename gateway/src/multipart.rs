@@ -175,6 +175,7 @@ fn completed_head(
         },
         tags: upload.tags,
         part_checksums,
+        lock: upload.lock,
     }
 }
 
@@ -337,7 +338,14 @@ impl Gateway {
             input.checksum_type.as_ref().map(ChecksumType::as_str),
         )
         .map_err(checksum_error)?;
-        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
+        let owned = self.owned_bucket(&input.bucket, &user).await?;
+        let lock = crate::object_lock::WriteLock {
+            mode: input.object_lock_mode.as_ref(),
+            until: input.object_lock_retain_until_date.as_ref(),
+            hold: input.object_lock_legal_hold_status.as_ref(),
+        };
+        let lock = self.write_lock(&owned, &lock).await?;
+        let bucket = owned.scope;
         let record = UploadRecord {
             owner: user,
             initiated_ms: now_ms(),
@@ -358,6 +366,7 @@ impl Gateway {
                 .map(crate::tagging::parse_header)
                 .transpose()?
                 .unwrap_or_default(),
+            lock,
         };
         // A class this cluster has no policy for is refused now, not at the first part.
         self.place(record.class, None)?;

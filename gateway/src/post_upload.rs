@@ -637,8 +637,11 @@ fn put_headers(fields: &[(String, String)]) -> S3Result<HeaderMap> {
 
 /// The `x-amz-*` fields a PUT of the form uses, beyond those `refuse` turns down first.
 fn check_known(headers: &HeaderMap) -> S3Result<()> {
-    const USED: [&str; 7] = [
+    const USED: [&str; 10] = [
         "x-amz-acl",
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-retain-until-date",
+        "x-amz-object-lock-legal-hold",
         "x-amz-storage-class",
         "x-amz-checksum-crc32",
         "x-amz-checksum-crc32c",
@@ -677,6 +680,16 @@ fn put_input(
                 .map_err(|_| s3_error!(InvalidArgument, "Expires must be an HTTP date"))
         })
         .transpose()?;
+    let retain_until = get("x-amz-object-lock-retain-until-date")
+        .map(|v| {
+            Timestamp::parse(s3s::dto::TimestampFormat::DateTime, &v).map_err(|_| {
+                s3_error!(
+                    InvalidArgument,
+                    "x-amz-object-lock-retain-until-date must be an ISO 8601 date"
+                )
+            })
+        })
+        .transpose()?;
     let metadata: s3s::dto::Metadata = fields
         .iter()
         .filter_map(|(n, v)| Some((n.strip_prefix("x-amz-meta-")?.to_owned(), v.clone())))
@@ -695,6 +708,10 @@ fn put_input(
         acl: get("x-amz-acl").map(ObjectCannedACL::from),
         metadata: (!metadata.is_empty()).then_some(metadata),
         tagging: field(fields, "tagging").map(tagging_header).transpose()?,
+        object_lock_mode: get("x-amz-object-lock-mode").map(s3s::dto::ObjectLockMode::from),
+        object_lock_retain_until_date: retain_until,
+        object_lock_legal_hold_status: get("x-amz-object-lock-legal-hold")
+            .map(s3s::dto::ObjectLockLegalHoldStatus::from),
         ..PutObjectInput::default()
     })
 }

@@ -1,6 +1,7 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — object lock, server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants, a public
-//! canned ACL — answers `NotImplemented` before anything is stored. Accepting and ignoring such
+//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants, a public canned ACL,
+//! an Object Lock header where nothing honours it — answers `NotImplemented` before anything
+//! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
 //! a request tells the user their data is locked, encrypted or private when it is not: the worst
 //! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
 //! with a plain DELETE, an SSE-C object read back without its key).
@@ -16,7 +17,7 @@
 //! may carry the same names); `put_object`'s hook also checks the parsed input. Browser POST
 //! uploads, which s3s never sees, call [`refusal`] on their form fields turned into the
 //! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
-//! operations that set lock, encryption, ACL or replication configuration are not implemented
+//! operations that set encryption, ACL or replication configuration are not implemented
 //! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s;
 //! Put*Acl answer it from `public_access`), and `PutBucketVersioning` refuses MFA delete
 //! itself (`versioning.rs`). A public ACL on a bucket whose public access block sets
@@ -66,12 +67,6 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
         "x-amz-copy-source-server-side-encryption-customer-key-md5",
         "server-side encryption with customer keys (SSE-C)",
     ),
-    ("x-amz-object-lock-mode", "object lock retention"),
-    (
-        "x-amz-object-lock-retain-until-date",
-        "object lock retention",
-    ),
-    ("x-amz-object-lock-legal-hold", "object lock legal holds"),
     ("x-amz-grant-read", "ACL grants"),
     ("x-amz-grant-write", "ACL grants"),
     ("x-amz-grant-read-acp", "ACL grants"),
@@ -88,6 +83,16 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-website-redirect-location", "website redirects"),
     ("x-amz-write-offset-bytes", "appending to objects"),
 ];
+
+/// The Object Lock headers of a write (`object_lock`): honoured as headers on the operations
+/// that write a version, refused anywhere else and in a query string, where s3s would not
+/// read them.
+const LOCK_HEADERS: [&str; 3] = [
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+];
+const LOCK_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUpload"];
 
 /// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
 /// what percore does.
@@ -110,6 +115,9 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
             return Some(not_implemented(name, what));
         }
     }
+    if let Some(e) = lock_refusal(op, headers, query) {
+        return Some(e);
+    }
     if let Some(value) = header_or_query(headers, query, "x-amz-acl") {
         if let Some(e) = acl_refusal(op, &value) {
             return Some(e);
@@ -118,10 +126,13 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     if let Some(value) = header_or_query(headers, query, "x-amz-bucket-object-lock-enabled") {
         match value.to_ascii_lowercase().as_str() {
             "false" => {}
+            "true"
+                if op == "CreateBucket"
+                    && headers.contains_key("x-amz-bucket-object-lock-enabled") => {}
             "true" => {
-                return Some(not_implemented(
-                    "x-amz-bucket-object-lock-enabled",
-                    "object lock",
+                return Some(s3_error!(
+                    NotImplemented,
+                    "x-amz-bucket-object-lock-enabled is honoured as a CreateBucket header only"
                 ))
             }
             _ => {
@@ -149,6 +160,25 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
                      ObjectWriter"
                 ))
             }
+        }
+    }
+    None
+}
+
+/// Object Lock headers outside the writes that honour them, or in a query string.
+fn lock_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for name in LOCK_HEADERS {
+        if query_has(query, name) {
+            return Some(s3_error!(
+                NotImplemented,
+                "{name} in a query string is not supported: send it as a header"
+            ));
+        }
+        if headers.contains_key(name) && !LOCK_WRITES.contains(&op) {
+            return Some(s3_error!(
+                NotImplemented,
+                "{name} is honoured on PutObject, CopyObject and CreateMultipartUpload only"
+            ));
         }
     }
     None
@@ -220,15 +250,6 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some(),
             "x-amz-server-side-encryption-customer-algorithm",
         ),
-        (i.object_lock_mode.is_some(), "x-amz-object-lock-mode"),
-        (
-            i.object_lock_retain_until_date.is_some(),
-            "x-amz-object-lock-retain-until-date",
-        ),
-        (
-            i.object_lock_legal_hold_status.is_some(),
-            "x-amz-object-lock-legal-hold",
-        ),
         (
             i.grant_read.is_some()
                 || i.grant_read_acp.is_some()
@@ -288,11 +309,22 @@ mod tests {
                 Some(S3ErrorCode::NotImplemented)
             );
         }
+        // Object Lock headers where nothing honours them.
+        for name in LOCK_HEADERS {
+            assert_eq!(
+                code("UploadPart", &[(name, "x")]),
+                Some(S3ErrorCode::NotImplemented),
+                "{name}"
+            );
+            let q = format!("X-Amz-Expires=60&{name}=x");
+            let e = refusal("PutObject", &HeaderMap::new(), Some(&q));
+            assert_eq!(
+                e.map(|e| e.code().clone()),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
         assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-bucket-object-lock-enabled", "True")]
-            ),
+            code("PutObject", &[("x-amz-bucket-object-lock-enabled", "true")]),
             Some(S3ErrorCode::NotImplemented)
         );
         assert_eq!(
@@ -326,6 +358,18 @@ mod tests {
             ),
             None
         );
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-bucket-object-lock-enabled", "True")]
+            ),
+            None
+        );
+        for op in LOCK_WRITES {
+            for name in LOCK_HEADERS {
+                assert_eq!(code(op, &[(name, "x")]), None, "{op} {name}");
+            }
+        }
         assert_eq!(
             code(
                 "CreateBucket",

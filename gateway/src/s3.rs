@@ -1611,7 +1611,12 @@ impl S3 for Gateway {
         // object writes): of concurrent creators exactly one wins (issue #12: 16 of 40 races
         // answered 200 to both).
         let hlc = self.backend.hlc();
-        let record = BucketRecord::new(user.clone(), now_ms(), new_bucket_id(hlc, &bucket));
+        let mut record = BucketRecord::new(user.clone(), now_ms(), new_bucket_id(hlc, &bucket));
+        if req.input.object_lock_enabled_for_bucket == Some(true) {
+            // Object Lock comes with versioning, for good (`object_lock`).
+            record.object_lock = true;
+            record.versioning = Versioning::Enabled;
+        }
         let cores = self.bucket_cores(&bucket);
         let key = bucket_key(&bucket);
         let won = self
@@ -1735,6 +1740,12 @@ impl S3 for Gateway {
             }
         }
         let live = self.owned_bucket(&input.bucket, &user).await?;
+        let lock = crate::object_lock::WriteLock {
+            mode: input.object_lock_mode.as_ref(),
+            until: input.object_lock_retain_until_date.as_ref(),
+            hold: input.object_lock_legal_hold_status.as_ref(),
+        };
+        let lock = self.write_lock(&live, &lock).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
         let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
@@ -1795,6 +1806,7 @@ impl S3 for Gateway {
             },
             tags: tags.unwrap_or_default(),
             part_checksums: Vec::new(),
+            lock,
         };
         let committed = self
             .commit_head(
@@ -1832,6 +1844,7 @@ impl S3 for Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
+        let lock_headers = crate::authz::lock_headers(&req.extensions);
         let input = req.input;
         // response-* overrides are for signed requests only (as AWS): a public object's
         // headers are not for an anonymous caller to rewrite.
@@ -1961,6 +1974,9 @@ impl S3 for Gateway {
             restore,
             ..Default::default()
         };
+        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
+        (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
+        out.object_lock_legal_hold_status = hold;
         if let Some((algo, value, kind)) = sum {
             checksum::set_checksum!(out, algo, value);
             out.checksum_type = kind;
@@ -1974,6 +1990,7 @@ impl S3 for Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
+        let lock_headers = crate::authz::lock_headers(&req.extensions);
         let input = req.input;
         let (head, version_id, _) = self
             .object_for_read(
@@ -2023,6 +2040,9 @@ impl S3 for Gateway {
             restore: restore_header(&head),
             ..Default::default()
         };
+        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
+        (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
+        out.object_lock_legal_hold_status = hold;
         if let Some((algo, value, kind)) = sum {
             checksum::set_checksum!(out, algo, value);
             out.checksum_type = kind;
@@ -2049,8 +2069,17 @@ impl S3 for Gateway {
         check_key(&input.key)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
+        let bypass = input.bypass_governance_retention == Some(true)
+            && crate::authz::bypass_granted(&req.extensions);
+        let guard = crate::versioning::Guard::Enforce { bypass };
         let deleted = self
-            .delete_object_as_s3(&bucket, &input.key, input.version_id.as_deref(), versioning)
+            .delete_object_guarded(
+                &bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                versioning,
+                guard,
+            )
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: deleted.delete_marker.then_some(true),
@@ -2080,9 +2109,12 @@ impl S3 for Gateway {
         for o in objects {
             let version = o.version_id.as_deref();
             let allowed = crate::authz::check_key_delete(&req.extensions, &o.key, version);
+            let bypass = input.bypass_governance_retention == Some(true)
+                && crate::authz::key_bypass_granted(&req.extensions, &o.key);
+            let guard = crate::versioning::Guard::Enforce { bypass };
             let result = match check_key(&o.key).and(allowed) {
                 Ok(()) => {
-                    self.delete_object_as_s3(&bucket, &o.key, version, versioning)
+                    self.delete_object_guarded(&bucket, &o.key, version, versioning, guard)
                         .await
                 }
                 Err(e) => Err(e),
@@ -2312,6 +2344,48 @@ impl S3 for Gateway {
         self.versions_list(req).await
     }
 
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLockConfigurationOutput>> {
+        self.lock_config_put(req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLockConfigurationOutput>> {
+        self.lock_config_get(req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<s3s::dto::PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectRetentionOutput>> {
+        self.retention_put(req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<s3s::dto::GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectRetentionOutput>> {
+        self.retention_get(req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLegalHoldOutput>> {
+        self.legal_hold_put(req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLegalHoldOutput>> {
+        self.legal_hold_get(req).await
+    }
+
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
@@ -2369,6 +2443,12 @@ impl S3 for Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
+        let lock = crate::object_lock::WriteLock {
+            mode: input.object_lock_mode.as_ref(),
+            until: input.object_lock_retain_until_date.as_ref(),
+            hold: input.object_lock_legal_hold_status.as_ref(),
+        };
+        let lock = self.write_lock(&live, &lock).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -2495,6 +2575,7 @@ impl S3 for Gateway {
             },
             tags,
             part_checksums: Vec::new(),
+            lock,
         };
         let committed = self
             .commit_head(&bucket, &input.key, &mut head, None, versioning)

@@ -28,5 +28,6 @@ pub fn head_of_parts(sizes: &[u64]) -> ObjectHead {
         tiering: Tiering::default(),
         tags: vec![],
         part_checksums: vec![],
+        lock: crate::records::ObjectLock::default(),
     }
 }

@@ -233,7 +233,10 @@ impl Gateway {
             if let Some(e) = self.backend.meta_get(&cores, &vkey).await.map_err(s3_err)? {
                 let matches = matches!(
                     VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))?,
+                    // The lock state and tags too: a move must not undo a retention, legal
+                    // hold or tag set since it read the version.
                     VersionRecord::Object(h) if h.parts == old.parts && h.tiering == old.tiering
+                        && h.lock == old.lock && h.tags == old.tags
                 );
                 let mut recorded = new.clone();
                 recorded.in_versions = true;
@@ -254,7 +257,7 @@ impl Gateway {
 
     /// Compare-and-swap of `key` on the primary of `cores` against `expect_hlc`, then the
     /// write on the others (the same HLC everywhere).
-    async fn cas(
+    pub(crate) async fn cas(
         &self,
         cores: &[usize],
         key: &Bytes,

@@ -14,7 +14,8 @@
 //! Fragments are never shared between versions (every write stores its own, copies included),
 //! so a version's chunks are retired exactly when that version is removed: replaced as the
 //! `null` version, or deleted by id. This module does not version tags (the `T` record stays
-//! bound to the version it was set on) nor implement MFA delete, object lock or lifecycle.
+//! bound to the version it was set on) nor implement MFA delete or lifecycle; a version under
+//! Object Lock is kept by the removal's [`Guard`] (`object_lock` judges it).
 
 use std::collections::VecDeque;
 
@@ -38,6 +39,30 @@ use crate::s3::{
 
 /// Version records read per scan call.
 const VERSIONS_SCAN_BATCH: u32 = 1000;
+
+/// How a removal of one version treats its Object Lock state (`object_lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// As S3: a legal hold or an active retention keeps the version (a governance one not
+    /// when `bypass`: the request asked to bypass it and may).
+    Enforce { bypass: bool },
+    /// The reclaim of a deleted bucket incarnation, which no name reaches any more.
+    Reclaim,
+}
+
+impl Guard {
+    fn check(self, lock: &crate::records::ObjectLock) -> S3Result<()> {
+        match self {
+            Guard::Reclaim => Ok(()),
+            Guard::Enforce { bypass } => {
+                match crate::object_lock::delete_refusal(lock, now_ms(), bypass) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
 
 /// A version id as a request names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,13 +432,20 @@ impl Gateway {
     /// DeleteObject with a version id: removes that version for good (a delete marker too);
     /// if it was the latest, the next newest becomes current. Deleting a version that does
     /// not exist succeeds, as in S3.
-    async fn delete_version(&self, bucket: &str, key: &str, v: VersionRef) -> S3Result<Deleted> {
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        v: VersionRef,
+        guard: Guard,
+    ) -> S3Result<Deleted> {
         check_versioned_key(bucket, key)?;
         let current = self.head(bucket, key).await?;
         let unrecorded = current
             .as_ref()
             .filter(|c| v == VersionRef::Null && c.null_version && !c.in_versions);
         if let Some(c) = unrecorded {
+            guard.check(&c.lock)?;
             // The key's only version, written before the bucket kept versions.
             let hlc = self.backend.hlc();
             self.remove_current(bucket, key, hlc).await?;
@@ -436,6 +468,9 @@ impl Gateway {
                 delete_marker: false,
             });
         };
+        if let VersionRecord::Object(h) = &record {
+            guard.check(&h.lock)?;
+        }
         let cores = self.object_cores(bucket, key);
         let hlc = self.backend.hlc();
         self.backend
@@ -480,7 +515,7 @@ impl Gateway {
     }
 
     /// DeleteObject (and one key of DeleteObjects) in any bucket state, with or without a
-    /// version id.
+    /// version id; a version under Object Lock stays (no governance bypass).
     pub(crate) async fn delete_object_as_s3(
         &self,
         bucket: &str,
@@ -488,9 +523,23 @@ impl Gateway {
         version_id: Option<&str>,
         versioning: Versioning,
     ) -> S3Result<Deleted> {
+        let guard = Guard::Enforce { bypass: false };
+        self.delete_object_guarded(bucket, key, version_id, versioning, guard)
+            .await
+    }
+
+    /// `delete_object_as_s3`, with the Object Lock judgement `guard`.
+    pub(crate) async fn delete_object_guarded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        versioning: Versioning,
+        guard: Guard,
+    ) -> S3Result<Deleted> {
         let v = version_id.map(parse_version_id).transpose()?;
         match v {
-            Some(v) => self.delete_version(bucket, key, v).await,
+            Some(v) => self.delete_version(bucket, key, v, guard).await,
             None if versioning.keeps_versions() => {
                 self.insert_delete_marker(bucket, key, versioning).await
             }
@@ -547,6 +596,13 @@ impl Gateway {
                 ))
             }
         };
+        if record.object_lock && wanted != Versioning::Enabled {
+            return Err(s3_error!(
+                InvalidBucketState,
+                "An Object Lock configuration is present on this bucket, so the versioning state \
+                 cannot be changed."
+            ));
+        }
         if wanted != record.versioning {
             if record.deleting {
                 return Err(s3_error!(OperationAborted, "the bucket is being deleted"));

@@ -20,6 +20,10 @@
 //! Bucket records of formats 1 and 2 (before incarnations) decode with the legacy id, all
 //! zeros, whose scope is the bare name: the keys those buckets were written with, so existing
 //! data stays readable where it is. Only a bucket created since gets a real id.
+//!
+//! Object Lock: heads at 7 (a version's retention and legal hold), uploads at 5 (the lock
+//! state the completed object gets), bucket records flag 4 (lock enabled). A record without
+//! lock state is written exactly as before.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -46,10 +50,17 @@ const HEAD_TAGS: u8 = 5;
 /// (GetObjectAttributes' parts, a part's checksum on GET and HEAD with partNumber). Heads
 /// without part checksums are still written at format 5.
 const HEAD_PART_SUMS: u8 = 6;
+/// Object heads with Object Lock state (a retention, a legal hold): format 6's fields with
+/// the part checksums behind a presence byte, then the lock state. Heads without lock state
+/// are still written at format 5 or 6.
+const HEAD_LOCK: u8 = 7;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
 /// Uploads with the tags CreateMultipartUpload was given (the completed object's).
 const UPLOAD_TAGS: u8 = 4;
+/// Uploads with the Object Lock state CreateMultipartUpload resolved (the completed
+/// object's); uploads without one are still written at format 4.
+const UPLOAD_LOCK: u8 = 5;
 /// Bucket records with an incarnation id and a deleting flag.
 const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit
@@ -57,6 +68,8 @@ const BUCKET_INCARNATION: u8 = 3;
 const FLAG_DELETING: u8 = 1;
 /// Bucket record flag: `BucketRecord::tags_changed`.
 const FLAG_TAGS_CHANGED: u8 = 2;
+/// Bucket record flag: `BucketRecord::object_lock`.
+const FLAG_OBJECT_LOCK: u8 = 4;
 /// Version records (`V` keys): the first format.
 const VERSION_RECORD: u8 = 1;
 /// Kinds of version record.
@@ -117,6 +130,9 @@ pub struct BucketRecord {
     /// cleared). Until then every object's tags are its head's, and a GET counts them
     /// (x-amz-tagging-count) without reading the `T` record.
     pub tags_changed: bool,
+    /// Object Lock is enabled (at CreateBucket, or by PutObjectLockConfiguration on a bucket
+    /// with versioning Enabled). Never cleared, as in S3: versioning then stays Enabled.
+    pub object_lock: bool,
 }
 
 /// A bucket incarnation's id: the creation HLC (little-endian) ‖ 8 random bytes.
@@ -146,6 +162,7 @@ impl BucketRecord {
             id,
             deleting: false,
             tags_changed: false,
+            object_lock: false,
         }
     }
 
@@ -371,6 +388,114 @@ pub struct ObjectHead {
     /// in parts with one (heads before format 6 and all others: none). Either empty or one
     /// per part.
     pub part_checksums: Vec<Sum>,
+    /// The version's Object Lock state (heads before format 7: none).
+    pub lock: ObjectLock,
+}
+
+/// An Object Lock retention mode. Persisted codes never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Removable or shortened by a caller allowed to bypass governance retention.
+    Governance,
+    /// Never shortened nor removed, by anyone, until it ends.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<LockMode> {
+        match name {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            LockMode::Governance => 1,
+            LockMode::Compliance => 2,
+        }
+    }
+
+    fn of(code: u8) -> Option<LockMode> {
+        match code {
+            1 => Some(LockMode::Governance),
+            2 => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's retention: its mode and the instant (ms since the epoch) it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until_ms: u64,
+}
+
+/// One object version's Object Lock state. `None` is "never set" (S3 answers
+/// NoSuchObjectLockConfiguration), distinct from a legal hold set OFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObjectLock {
+    pub retention: Option<Retention>,
+    /// The legal hold: `Some(true)` ON, `Some(false)` OFF.
+    pub legal_hold: Option<bool>,
+}
+
+impl ObjectLock {
+    pub fn is_none(&self) -> bool {
+        *self == ObjectLock::default()
+    }
+}
+
+/// mode u8 (0: no retention) ‖ (retain-until ms u64, with a mode) ‖ legal hold u8 (0: never
+/// set, 1: ON, 2: OFF).
+fn put_lock(b: &mut BytesMut, lock: &ObjectLock) {
+    match lock.retention {
+        None => b.put_u8(0),
+        Some(r) => {
+            b.put_u8(r.mode.code());
+            b.put_u64_le(r.until_ms);
+        }
+    }
+    b.put_u8(match lock.legal_hold {
+        None => 0,
+        Some(true) => 1,
+        Some(false) => 2,
+    });
+}
+
+fn get_lock(b: &mut Bytes, what: &'static str) -> Result<ObjectLock, Malformed> {
+    check(b, 1, what)?;
+    let retention = match b.get_u8() {
+        0 => None,
+        code => {
+            let mode = LockMode::of(code).ok_or(Malformed(what))?;
+            check(b, 8, what)?;
+            Some(Retention {
+                mode,
+                until_ms: b.get_u64_le(),
+            })
+        }
+    };
+    check(b, 1, what)?;
+    let legal_hold = match b.get_u8() {
+        0 => None,
+        1 => Some(true),
+        2 => Some(false),
+        _ => return Err(Malformed(what)),
+    };
+    Ok(ObjectLock {
+        retention,
+        legal_hold,
+    })
 }
 
 impl ObjectHead {
@@ -569,6 +694,8 @@ pub struct UploadRecord {
     pub class: StorageClass,
     /// The tags the completed object gets (x-amz-tagging of CreateMultipartUpload).
     pub tags: Vec<(String, String)>,
+    /// The Object Lock state the completed object gets.
+    pub lock: ObjectLock,
 }
 
 /// One uploaded part (`P` key).
@@ -693,7 +820,11 @@ pub fn part_prefix(upload_id: &str) -> Bytes {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(UPLOAD_TAGS);
+        b.put_u8(if self.lock.is_none() {
+            UPLOAD_TAGS
+        } else {
+            UPLOAD_LOCK
+        });
         b.put_u64_le(self.initiated_ms);
         put_str(&mut b, &self.owner);
         put_str(&mut b, &self.content_type);
@@ -718,6 +849,9 @@ impl UploadRecord {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
+        if !self.lock.is_none() {
+            put_lock(&mut b, &self.lock);
+        }
         b.freeze()
     }
 
@@ -727,7 +861,7 @@ impl UploadRecord {
         let (with_checksum, with_class) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            UPLOAD_CLASS | UPLOAD_TAGS => (true, true),
+            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK => (true, true),
             _ => return Err(Malformed("upload")),
         };
         let initiated_ms = b.get_u64_le();
@@ -746,7 +880,7 @@ impl UploadRecord {
         } else {
             StorageClass::Standard
         };
-        let tags = if format == UPLOAD_TAGS {
+        let tags = if format >= UPLOAD_TAGS {
             let tags = get_pairs(&mut b)?;
             if tags.len() > crate::limits::TAGS_MAX {
                 return Err(Malformed("upload"));
@@ -754,6 +888,11 @@ impl UploadRecord {
             tags
         } else {
             Vec::new()
+        };
+        let lock = if format == UPLOAD_LOCK {
+            get_lock(&mut b, "upload")?
+        } else {
+            ObjectLock::default()
         };
         Ok(UploadRecord {
             owner,
@@ -764,6 +903,7 @@ impl UploadRecord {
             checksum,
             class,
             tags,
+            lock,
         })
     }
 }
@@ -982,6 +1122,9 @@ impl BucketRecord {
         if self.tags_changed {
             flags |= FLAG_TAGS_CHANGED;
         }
+        if self.object_lock {
+            flags |= FLAG_OBJECT_LOCK;
+        }
         b.put_u8(flags);
         b.freeze()
     }
@@ -1005,7 +1148,7 @@ impl BucketRecord {
             let mut id = [0u8; 16];
             b.copy_to_slice(&mut id);
             let flags = b.get_u8();
-            if flags & !(FLAG_DELETING | FLAG_TAGS_CHANGED) != 0 {
+            if flags & !(FLAG_DELETING | FLAG_TAGS_CHANGED | FLAG_OBJECT_LOCK) != 0 {
                 return Err(Malformed("bucket"));
             }
             (BucketId(id), flags)
@@ -1022,6 +1165,7 @@ impl BucketRecord {
             id,
             deleting: flags & FLAG_DELETING != 0,
             tags_changed: flags & FLAG_TAGS_CHANGED != 0,
+            object_lock: flags & FLAG_OBJECT_LOCK != 0,
         })
     }
 }
@@ -1029,11 +1173,12 @@ impl BucketRecord {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(if self.part_checksums.is_empty() {
-            HEAD_TAGS
-        } else {
-            HEAD_PART_SUMS
-        });
+        let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
+            (true, true) => HEAD_TAGS,
+            (true, false) => HEAD_PART_SUMS,
+            (false, _) => HEAD_LOCK,
+        };
+        b.put_u8(format);
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         b.put_slice(&self.version_id);
@@ -1075,6 +1220,9 @@ impl ObjectHead {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
+        if format == HEAD_LOCK {
+            b.put_u8(u8::from(!self.part_checksums.is_empty()));
+        }
         if !self.part_checksums.is_empty() {
             let algo = self.checksum.as_ref().map(|c| c.sum.algo());
             assert_eq!(self.part_checksums.len(), self.parts.len(), "one per part");
@@ -1082,6 +1230,9 @@ impl ObjectHead {
                 assert_eq!(Some(sum.algo()), algo, "the object checksum's algorithm");
                 put_sum(&mut b, Some(sum));
             }
+        }
+        if format == HEAD_LOCK {
+            put_lock(&mut b, &self.lock);
         }
         b.freeze()
     }
@@ -1092,7 +1243,7 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS => (true, true),
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -1163,7 +1314,19 @@ impl ObjectHead {
             Vec::new()
         };
         let mut part_checksums = Vec::new();
-        if format == HEAD_PART_SUMS {
+        let with_part_sums = match format {
+            HEAD_PART_SUMS => true,
+            HEAD_LOCK => {
+                check(&b, 1, "object")?;
+                match b.get_u8() {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Malformed("object")),
+                }
+            }
+            _ => false,
+        };
+        if with_part_sums {
             let algo = checksum.as_ref().map(|c| c.sum.algo());
             for _ in 0..parts.len() {
                 match get_sum(&mut b, "object")? {
@@ -1172,6 +1335,11 @@ impl ObjectHead {
                 }
             }
         }
+        let lock = if format == HEAD_LOCK {
+            get_lock(&mut b, "object")?
+        } else {
+            ObjectLock::default()
+        };
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -1189,6 +1357,7 @@ impl ObjectHead {
             tiering,
             tags,
             part_checksums,
+            lock,
         })
     }
 
@@ -1451,6 +1620,7 @@ mod tests {
             tiering: Tiering::default(),
             tags: vec![],
             part_checksums: vec![],
+            lock: ObjectLock::default(),
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.stripes().len(), 5);
@@ -1504,6 +1674,7 @@ mod tests {
             checksum: None,
             class: StorageClass::StandardIa,
             tags: vec![],
+            lock: ObjectLock::default(),
         };
         assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
         let part = PartRecord {
@@ -1594,6 +1765,7 @@ mod tests {
             }),
             class: StorageClass::Standard,
             tags: vec![],
+            lock: ObjectLock::default(),
         };
         assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
         let mut h = ObjectHead {
@@ -1626,6 +1798,7 @@ mod tests {
             tiering: Tiering::default(),
             tags: vec![],
             part_checksums: vec![],
+            lock: ObjectLock::default(),
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         let enc = h.encode();
@@ -1692,6 +1865,7 @@ mod tests {
             tiering: Tiering::default(),
             tags: vec![],
             part_checksums: vec![],
+            lock: ObjectLock::default(),
         }
     }
 
@@ -1844,6 +2018,111 @@ mod tests {
         assert!(VersionRecord::decode(hex_bytes("0103")).is_err());
     }
 
+    /// Format 7: a head with Object Lock state, pinned byte for byte; every cut of it refused;
+    /// part checksums kept behind their presence byte; a head without lock state stays at 5/6.
+    #[test]
+    fn lock_state_makes_format_7() {
+        let mut h = small_head(false, true);
+        let v5 = hex::encode(h.encode());
+        assert_eq!(&v5[..2], "05");
+        h.lock = ObjectLock {
+            retention: Some(Retention {
+                mode: LockMode::Compliance,
+                until_ms: 1_700_000_000_000,
+            }),
+            legal_hold: Some(true),
+        };
+        let enc = h.encode();
+        // Format 5's fields, no part checksums (0), COMPLIANCE (2) until the ms, hold ON (1).
+        let hex7 = format!("07{}00020068e5cf8b01000001", &v5[2..]);
+        assert_eq!(hex::encode(&enc), hex7);
+        assert_eq!(ObjectHead::decode(hex_bytes(&hex7)).unwrap(), h);
+        for cut in 0..enc.len() {
+            assert!(
+                ObjectHead::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // A hold alone, set OFF: distinct from never set.
+        h.lock = ObjectLock {
+            retention: None,
+            legal_hold: Some(false),
+        };
+        let off = h.encode();
+        assert_eq!(hex::encode(&off), format!("07{}000002", &v5[2..]));
+        assert_eq!(ObjectHead::decode(off).unwrap(), h);
+        // Unknown codes are refused: mode 3, hold 3, part-sum presence 2.
+        for bad in [
+            format!("07{}000300", &v5[2..]),
+            format!("07{}000003", &v5[2..]),
+            format!("07{}020002", &v5[2..]),
+        ] {
+            assert!(ObjectHead::decode(hex_bytes(&bad)).is_err(), "{bad}");
+        }
+        // With part checksums too: both survive.
+        let sum = |b: u8| Sum::new(Algo::Crc32, &[b; 4]).unwrap();
+        h.checksum = Some(ObjectChecksum {
+            sum: sum(9),
+            kind: Kind::Composite,
+            parts: 1,
+        });
+        h.part_checksums = vec![sum(1)];
+        h.lock.retention = Some(Retention {
+            mode: LockMode::Governance,
+            until_ms: 5,
+        });
+        let enc = h.encode();
+        assert_eq!(enc[0], HEAD_LOCK);
+        assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
+        for cut in 0..enc.len() {
+            assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
+        }
+        h.lock = ObjectLock::default();
+        assert_eq!(h.encode()[0], HEAD_PART_SUMS);
+        for m in [LockMode::Governance, LockMode::Compliance] {
+            assert_eq!(LockMode::parse(m.as_str()), Some(m));
+            assert_eq!(LockMode::of(m.code()), Some(m));
+        }
+        assert_eq!(LockMode::parse("governance"), None);
+    }
+
+    /// Format 5 of uploads: format 4 with the lock state the completed object gets.
+    #[test]
+    fn upload_lock_state_makes_format_5() {
+        let mut upload = UploadRecord {
+            owner: "o".into(),
+            initiated_ms: 1,
+            content_type: String::new(),
+            metadata: vec![],
+            headers: vec![],
+            checksum: None,
+            class: StorageClass::Standard,
+            tags: vec![],
+            lock: ObjectLock::default(),
+        };
+        let v4 = hex::encode(upload.encode());
+        assert_eq!(v4, "04010000000000000001006f00000000000000000000");
+        upload.lock = ObjectLock {
+            retention: Some(Retention {
+                mode: LockMode::Governance,
+                until_ms: 1_700_000_000_000,
+            }),
+            legal_hold: None,
+        };
+        let enc = upload.encode();
+        assert_eq!(
+            hex::encode(&enc),
+            format!("05{}010068e5cf8b01000000", &v4[2..])
+        );
+        assert_eq!(UploadRecord::decode(enc.clone()).unwrap(), upload);
+        for cut in v4.len() / 2..enc.len() {
+            assert!(
+                UploadRecord::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
     #[test]
     fn completion_records_are_pinned() {
         let c = CompletionRecord {
@@ -1899,7 +2178,7 @@ mod tests {
             hex::encode(deleting.encode()),
             format!("{}01", &hex[..hex.len() - 2])
         );
-        // Flag 2: tags changed after upload (`tags_changed`); no other flag is known.
+        // Flag 2: tags changed after upload (`tags_changed`).
         let retagged = BucketRecord {
             tags_changed: true,
             ..bucket.clone()
@@ -1909,7 +2188,17 @@ mod tests {
             format!("{}02", &hex[..hex.len() - 2])
         );
         assert_eq!(BucketRecord::decode(retagged.encode()).unwrap(), retagged);
-        assert!(BucketRecord::decode(hex_bytes(&format!("{}04", &hex[..hex.len() - 2]))).is_err());
+        // Flag 4: Object Lock enabled.
+        let locked = BucketRecord {
+            object_lock: true,
+            ..bucket.clone()
+        };
+        assert_eq!(
+            hex::encode(locked.encode()),
+            format!("{}04", &hex[..hex.len() - 2])
+        );
+        assert_eq!(BucketRecord::decode(locked.encode()).unwrap(), locked);
+        assert!(BucketRecord::decode(hex_bytes(&format!("{}08", &hex[..hex.len() - 2]))).is_err());
         assert!(BucketRecord::decode(hex_bytes(&format!("{hex}00"))).is_err());
         let enc = bucket.encode();
         for cut in 0..enc.len() {
@@ -2034,6 +2323,7 @@ mod tests {
             checksum: None,
             class: StorageClass::DeepArchive,
             tags: vec![],
+            lock: ObjectLock::default(),
         };
         // Format 3 (before tags) still decodes; format 4 adds the tags.
         let v3 = hex_bytes("03010000000000000001006f0000000000000004");

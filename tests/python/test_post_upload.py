@@ -312,9 +312,13 @@ def test_checksum_and_md5_fields(server, s3, bucket):
 @pytest.mark.parametrize("field,value,header", [
     ("acl", "public-read", "x-amz-acl"),
     ("x-amz-server-side-encryption", "AES256", "x-amz-server-side-encryption"),
-    ("x-amz-object-lock-mode", "GOVERNANCE", "x-amz-object-lock-mode"),
+    # Object Lock on a bucket without it: InvalidRequest, as a PUT (test_object_lock.py has
+    # the lock itself).
+    ("x-amz-object-lock-legal-hold", "ON", "x-amz-object-lock-legal-hold"),
 ])
 def test_refused_fields_answer_what_put_answers(server, s3, bucket, field, value, header):
+    """Fields asking for what percore refuses, or what the bucket cannot give, answer what
+    a PUT with the same header answers."""
     def add_header(request, **kwargs):
         request.headers[header] = value
     s3.meta.events.register("before-sign.s3.PutObject", add_header)
@@ -334,6 +338,26 @@ def test_refused_fields_answer_what_put_answers(server, s3, bucket, field, value
     f = presigned(server, bucket, "private", fields={"acl": "private"},
                   conditions=[{"acl": "private"}])
     assert post(server, bucket, f)[0] == 204
+
+
+def test_a_form_can_lock_what_it_uploads(server, s3):
+    s3.create_bucket(Bucket="post-locked", ObjectLockEnabledForBucket=True)
+    until = "2099-01-01T00:00:00Z"
+    fields = {"x-amz-object-lock-mode": "GOVERNANCE",
+              "x-amz-object-lock-retain-until-date": until,
+              "x-amz-object-lock-legal-hold": "ON"}
+    f = presigned(server, "post-locked", "held", fields=fields,
+                  conditions=[{k: v} for k, v in fields.items()])
+    status, _, body = post(server, "post-locked", f)
+    assert status == 204, body
+    assert s3.get_object_legal_hold(Bucket="post-locked", Key="held")["LegalHold"] == {
+        "Status": "ON"}
+    retention = s3.get_object_retention(Bucket="post-locked", Key="held")["Retention"]
+    assert retention["Mode"] == "GOVERNANCE" and retention["RetainUntilDate"].year == 2099
+    version = s3.head_object(Bucket="post-locked", Key="held")["VersionId"]
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket="post-locked", Key="held", VersionId=version)
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
 
 
 # --- anonymous uploads --------------------------------------------------------------------------

@@ -187,8 +187,8 @@ def test_presigned_url_expiry_and_tampering(s3, bucket):
 def test_unsupported_operation_is_not_implemented(s3, bucket):
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     with pytest.raises(ClientError) as e:
-        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled"})
+        s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+            "IndexDocument": {"Suffix": "index.html"}})
     assert code(e.value) == ("NotImplemented", 501)
 
 

@@ -1,17 +1,16 @@
-"""Refuse, never ignore: a request asking for a protection percore does not provide (object
-lock, server-side encryption, ACL grants, public ACLs) answers NotImplemented and stores
-nothing. Values that ask for what percore already does (private ACL, lock disabled,
-BucketOwnerEnforced) keep working: real clients send them by default."""
-import datetime
-import hashlib
+"""Refuse, never ignore: a request asking for a protection percore does not provide
+(server-side encryption, ACL grants, public ACLs) answers NotImplemented and stores nothing.
+Values that ask for what percore already does (private ACL, lock disabled,
+BucketOwnerEnforced) keep working: real clients send them by default. Object Lock is done
+(test_object_lock.py); its headers where nothing honours them are refused here."""
 import base64
+import hashlib
 
 import pytest
 from botocore.exceptions import ClientError
 
 KEY = base64.b64encode(b"k" * 32).decode()
 KEY_MD5 = base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()
-RETAIN = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
 
 # (case name, extra PutObject arguments). Each asks for a protection percore does not do.
 REFUSED_PUTS = [
@@ -22,9 +21,6 @@ REFUSED_PUTS = [
     ("sse-bucket-key", dict(ServerSideEncryption="aws:kms", BucketKeyEnabled=True)),
     ("sse-c", dict(SSECustomerAlgorithm="AES256", SSECustomerKey=KEY,
                    SSECustomerKeyMD5=KEY_MD5)),
-    ("lock-compliance", dict(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=RETAIN)),
-    ("lock-governance", dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=RETAIN)),
-    ("legal-hold", dict(ObjectLockLegalHoldStatus="ON")),
     ("acl-public-read", dict(ACL="public-read")),
     ("acl-public-read-write", dict(ACL="public-read-write")),
     ("acl-authenticated-read", dict(ACL="authenticated-read")),
@@ -109,7 +105,6 @@ def bucket_absent(s3, name):
 
 
 @pytest.mark.parametrize("case,extra", [
-    ("lock", dict(ObjectLockEnabledForBucket=True)),
     ("acl-public-read", dict(ACL="public-read")),
     ("acl-authenticated-read", dict(ACL="authenticated-read")),
     ("grant-read", dict(GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')),
@@ -124,22 +119,15 @@ def test_create_bucket_asking_for_protection_is_refused(s3, case, extra):
 
 
 @pytest.mark.parametrize("call", [
-    "put_bucket_encryption", "put_object_lock_configuration", "put_bucket_acl",
-    "put_object_acl", "put_object_retention", "put_object_legal_hold", "put_bucket_replication",
+    "put_bucket_encryption", "put_bucket_acl", "put_object_acl", "put_bucket_replication",
 ])
 def test_protection_configurations_are_refused(s3, bucket, call):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
     args = {
         "put_bucket_encryption": dict(ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
-        "put_object_lock_configuration": dict(ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}}),
         "put_bucket_acl": dict(ACL="public-read"),
         "put_object_acl": dict(Key="k", ACL="public-read"),
-        "put_object_retention": dict(Key="k", Retention={
-            "Mode": "COMPLIANCE", "RetainUntilDate": RETAIN}),
-        "put_object_legal_hold": dict(Key="k", LegalHold={"Status": "ON"}),
         "put_bucket_replication": dict(ReplicationConfiguration={
             "Role": "arn:aws:iam::1:role/r", "Rules": [{
                 "Status": "Enabled", "Priority": 1, "Filter": {},
@@ -166,6 +154,22 @@ def test_what_percore_does_stays_accepted(s3):
     s3.copy_object(Bucket=name, Key="copy", CopySource={"Bucket": name, "Key": "private"},
                    ACL="bucket-owner-full-control")
     assert s3.get_object(Bucket=name, Key="copy")["Body"].read() == b"v"
+
+
+def test_lock_headers_where_nothing_honours_them_are_refused(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+
+    def add_lock_header(request, **_):
+        request.headers["x-amz-object-lock-legal-hold"] = "ON"
+
+    s3.meta.events.register("before-sign.s3.UploadPart", add_lock_header)
+    try:
+        assert_not_implemented(lambda: s3.upload_part(
+            Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 10))
+    finally:
+        s3.meta.events.unregister("before-sign.s3.UploadPart", add_lock_header)
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=up).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=up)
 
 
 def test_unknown_canned_acl_is_invalid(s3, bucket):
