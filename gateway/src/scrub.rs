@@ -52,6 +52,12 @@ pub const SCRUB_KEY: &[u8] = b"Sscrub";
 /// replicas; listing entries, tag sets, lifecycle and other bucket configurations for their
 /// replicas only.
 const WALKED: [u8; 7] = [b'O', b'V', b'U', b'L', b'T', b'C', b'R'];
+/// Records whose versions one batch request asks of a replica (`converge`), and the bytes
+/// of their values at most (a 10,000-part head is ~300 KB).
+const COMPARE_BATCH: usize = 128;
+const COMPARE_BATCH_BYTES: usize = 2 * 1024 * 1024;
+const _: () = assert!(COMPARE_BATCH as u32 <= proto::limits::BATCH_LEN_MAX);
+const _: () = assert!(COMPARE_BATCH_BYTES * 2 < proto::limits::FRAME_BODY_BYTES_MAX as usize);
 /// Records a pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
 /// Default pace of a pass: bytes of fragments read per second, per process.
@@ -305,14 +311,25 @@ impl Gateway {
                 tracing::warn!(core = self.backend().core_name(core), "scrub: scan failed");
                 return;
             };
-            for (k, e) in &entries {
-                let origin = Origin {
+            let origins: Vec<Origin<'_>> = entries
+                .iter()
+                .map(|(k, e)| Origin {
                     core,
                     key: k,
                     value: &e.value,
                     hlc: e.hlc,
-                };
-                self.scrub_record_entry(tag, &origin, pass).await;
+                })
+                .collect();
+            let compared: Vec<_> = origins
+                .iter()
+                .filter_map(|o| {
+                    let (bucket, rest) = split_key(o.key)?;
+                    Some((self.record_cores(tag, &bucket, rest)?, o))
+                })
+                .collect();
+            self.converge(&compared).await;
+            for origin in &origins {
+                self.scrub_record_entry(tag, origin, pass).await;
             }
             match next_start_after {
                 Some(n) if !entries.is_empty() => cursor = Some(n),
@@ -321,16 +338,13 @@ impl Gateway {
         }
     }
 
-    /// One record, compared with its replicas (`converge`); then for an `O` or `V` record its
+    /// One record (compared with its replicas by the walk): for an `O` or `V` record its
     /// version's fragments, checked when `origin.core` is its primary; for a `U` record the
     /// fragments (and part records) of the upload's parts.
     async fn scrub_record_entry(&self, tag: u8, origin: &Origin<'_>, pass: &mut Pass) {
         let Some((bucket, rest)) = split_key(origin.key) else {
             return;
         };
-        if let Some(cores) = self.record_cores(tag, &bucket, rest) {
-            self.converge(&cores, origin).await;
-        }
         match tag {
             b'U' => return self.scrub_upload(&bucket, rest, origin, pass).await,
             b'O' | b'V' => {}
@@ -370,45 +384,103 @@ impl Gateway {
         }
     }
 
-    /// Anti-entropy for one metadata record, so replicas converge even when the hints of a
-    /// write they missed were lost: the primary compares its version with every other
-    /// replica's, another replica with the primary's (so a primary that missed the write is
-    /// found by the replicas that have it). A difference (a replica without the record, or
-    /// with another version) is settled by a quorum read, which writes the newest version to
-    /// the replicas that lack it (`Backend::meta_get`). A core that does not answer leaves the
-    /// record for the next pass.
-    async fn converge(&self, cores: &[usize], origin: &Origin<'_>) {
+    /// Anti-entropy for a page of metadata records (each with its replica cores), so replicas
+    /// converge even when the hints of a write they missed were lost: the primary compares its
+    /// version with every other replica's, another replica with the primary's (so a primary
+    /// that missed the write is found by the replicas that have it). The versions are asked
+    /// for in one batch per replica core (up to `COMPARE_BATCH` records each), not one request
+    /// per record. A difference (a replica without the record, or with another version) is
+    /// settled by a quorum read, which writes the newest version to the replicas that lack it
+    /// (`Backend::meta_get`). A core that does not answer leaves the record for the next pass.
+    async fn converge(&self, page: &[(Vec<usize>, &Origin<'_>)]) {
         let metrics = crate::metrics::global();
-        let walked = self.backend().core_name(origin.core);
-        let Some(&primary) = cores.first() else {
-            return;
-        };
-        let others: Vec<usize> = if primary == origin.core {
-            cores[1..].to_vec()
-        } else if cores.contains(&origin.core) {
-            vec![primary]
-        } else {
-            return;
-        };
-        let key = origin.key.clone();
-        let asks = others.iter().map(|&c| {
-            let req = Request::MetaGetVersioned { key: key.clone() };
-            self.backend().call(c, req)
-        });
-        let mut same = true;
-        for answer in futures::future::join_all(asks).await {
-            match answer {
-                Ok(Response::MetaVersioned(Some(v))) if !v.deleted && v.hlc == origin.hlc => {}
-                Ok(Response::MetaVersioned(_)) => same = false,
-                _ => {
-                    metrics.record_scrub_record(walked, "unreachable");
-                    return;
+        // Per record: the replicas it is compared with.
+        let others: Vec<Vec<usize>> = page
+            .iter()
+            .map(|(cores, origin)| match cores.first() {
+                Some(&p) if p == origin.core => cores[1..].to_vec(),
+                Some(&p) if cores.contains(&origin.core) => vec![p],
+                _ => Vec::new(),
+            })
+            .collect();
+        // Per replica core: the records asked of it, in batches.
+        let mut asks: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, cores) in others.iter().enumerate() {
+            for &c in cores {
+                asks.entry(c).or_default().push(i);
+            }
+        }
+        // Batches bounded in records and in the bytes the answers will carry (each replica's
+        // value is about the walked one's), far below a frame.
+        let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (core, items) in asks {
+            let mut bytes = 0;
+            for i in items {
+                let len = page[i].1.value.len();
+                match batches.last_mut() {
+                    Some((c, batch))
+                        if *c == core
+                            && batch.len() < COMPARE_BATCH
+                            && bytes + len <= COMPARE_BATCH_BYTES =>
+                    {
+                        batch.push(i);
+                        bytes += len;
+                    }
+                    _ => {
+                        batches.push((core, vec![i]));
+                        bytes = len;
+                    }
                 }
             }
         }
-        metrics.record_scrub_record(walked, "checked");
-        if !same && self.backend().meta_get(cores, &key).await.is_ok() {
-            metrics.record_scrub_record(walked, "converged");
+        let answers =
+            futures::future::join_all(batches.into_iter().map(|(core, items)| async move {
+                let parts = items
+                    .iter()
+                    .map(|&i| {
+                        Request::Background(Box::new(Request::MetaGetVersioned {
+                            key: page[i].1.key.clone(),
+                        }))
+                    })
+                    .collect();
+                let answer = self.backend().call(core, Request::Batch(parts)).await;
+                (items, answer)
+            }))
+            .await;
+        // Per record: whether a replica answered another version, or did not answer.
+        let mut differs = vec![false; page.len()];
+        let mut unreachable = vec![false; page.len()];
+        for (items, answer) in answers {
+            let parts = match answer {
+                Ok(Response::Batch(parts)) if parts.len() == items.len() => parts,
+                _ => {
+                    for i in items {
+                        unreachable[i] = true;
+                    }
+                    continue;
+                }
+            };
+            for (i, part) in items.into_iter().zip(parts) {
+                match part {
+                    Response::MetaVersioned(Some(v)) if !v.deleted && v.hlc == page[i].1.hlc => {}
+                    Response::MetaVersioned(_) => differs[i] = true,
+                    _ => unreachable[i] = true,
+                }
+            }
+        }
+        for (i, (cores, origin)) in page.iter().enumerate() {
+            if !cores.contains(&origin.core) {
+                continue;
+            }
+            let walked = self.backend().core_name(origin.core);
+            if unreachable[i] {
+                metrics.record_scrub_record(walked, "unreachable");
+                continue;
+            }
+            metrics.record_scrub_record(walked, "checked");
+            if differs[i] && self.backend().meta_get(cores, origin.key).await.is_ok() {
+                metrics.record_scrub_record(walked, "converged");
+            }
         }
     }
 
@@ -445,8 +517,22 @@ impl Gateway {
             else {
                 return;
             };
-            for (k, e) in &entries {
-                let Ok(part) = PartRecord::decode(e.value.clone()) else {
+            let part_origins: Vec<Origin<'_>> = entries
+                .iter()
+                .map(|(k, e)| Origin {
+                    core: origin.core,
+                    key: k,
+                    value: &e.value,
+                    hlc: e.hlc,
+                })
+                .collect();
+            let compared: Vec<_> = part_origins
+                .iter()
+                .map(|o| (meta_cores.clone(), o))
+                .collect();
+            self.converge(&compared).await;
+            for part_origin in &part_origins {
+                let Ok(part) = PartRecord::decode(part_origin.value.clone()) else {
                     continue;
                 };
                 let part = PartRef {
@@ -455,15 +541,8 @@ impl Gateway {
                 };
                 // A part uploaded again replaces its record: the record is what a repair
                 // checks again.
-                let part_origin = Origin {
-                    core: origin.core,
-                    key: k,
-                    value: &e.value,
-                    hlc: e.hlc,
-                };
-                self.converge(&meta_cores, &part_origin).await;
                 if primary {
-                    self.scrub_parts(&cores, policy, &[part], &part_origin, pass)
+                    self.scrub_parts(&cores, policy, &[part], part_origin, pass)
                         .await;
                 }
             }
