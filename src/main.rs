@@ -492,8 +492,10 @@ struct GatewayArgs {
 #[derive(clap::Args)]
 struct NodeArgs {
     /// A cluster node's settings in TOML: `layout`, `node_id`, `data` or [[core]] tables,
-    /// `capacity_mib`, `segment_mib`, `io_memory_kib` (the S3 keys are ignored). The layout
-    /// gives the cores, address and ports.
+    /// `capacity_mib`, `segment_mib`, `io_memory_kib`, and for its background work (hint
+    /// replay, lifecycle, scrub) `region`, `lifecycle_day_secs`, `intelligent_tiering_days`,
+    /// `scrub_days`, `scrub_bytes_per_sec`, `orphan_grace_secs` (the S3 endpoint keys are
+    /// ignored). The layout gives the cores, address and ports.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cores", "pin", "listen", "node_id"])]
     config: Option<PathBuf>,
     /// Data directory; core N keeps its partition in DIR/core-N. [default: ./percore-data]
@@ -626,7 +628,39 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
         bail!("io_memory_kib must be positive");
     }
     cfg.io_memory_bytes = io_memory_kib * 1024;
-    run_storage(&cfg, Some((&data, &cluster.layout)))
+    let background = Background {
+        clock: Clock::resolve(
+            file.lifecycle_day_secs,
+            file.intelligent_tiering_days,
+            file.orphan_grace_secs,
+        )?,
+        scrub: scrub_config(file.scrub_days, file.scrub_bytes_per_sec)?,
+        region: file.region.unwrap_or_else(|| "us-east-1".to_owned()),
+    };
+    run_storage(&cfg, Some((&data, &cluster, background)))
+}
+
+/// What a storage-only node of a layout needs for its background work (`start_background`):
+/// the same settings `percore serve --config` takes from the file.
+struct Background {
+    clock: Clock,
+    scrub: gateway::scrub::ScrubConfig,
+    region: String,
+}
+
+/// Background work on this process's own cores: replaying the missed writes whose hints they
+/// hold, the lifecycle walk, and the scrub with its anti-entropy and orphan sweep. Run by every
+/// process with cores: `percore serve` and the storage-only `percore node --config`.
+fn start_background(
+    objects: &gateway::s3::Gateway,
+    backend: &Arc<cluster::backend::Backend>,
+    runtime: &tokio::runtime::Handle,
+    scrub: gateway::scrub::ScrubConfig,
+) -> anyhow::Result<()> {
+    gateway::start_repair(backend, runtime);
+    gateway::start_lifecycle(objects, runtime);
+    gateway::scrub::start(objects, runtime, scrub)
+        .context("installing the SIGUSR1 handler of the scrub")
 }
 
 /// Says which cores started offline (damaged partition): the node serves from the others.
@@ -643,18 +677,23 @@ fn warn_offline(node: &Node) {
 /// (`placement_guard`).
 fn run_storage(
     cfg: &NodeConfig,
-    cluster: Option<(&Path, &placement::Layout)>,
+    cluster: Option<(&Path, &ClusterSettings, Background)>,
 ) -> anyhow::Result<()> {
     let (ip, base) = cfg.listen.expect("a storage node listens");
     let node = Node::start(cfg).context("starting the node")?;
     warn_offline(&node);
-    if let Some((data, layout)) = cluster {
-        if let Err(e) = placement_guard::check(data, layout, &node) {
-            node.shutdown();
-            return Err(e);
-        }
-    }
-    let layout_version = cluster.map(|(_, layout)| layout.version());
+    let layout_version = cluster.as_ref().map(|(_, c, _)| c.layout.version());
+    // A node of a layout runs its background work as `percore serve` does (no S3 endpoint).
+    let runtime = match cluster {
+        None => None,
+        Some((data, c, background)) => match node_background(data, c, &background, &node) {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                node.shutdown();
+                return Err(e);
+            }
+        },
+    };
     // Before the "ready" line: a stop sent right after it must drain, not kill.
     // SIGHUP is caught and ignored: a storage node has nothing to reload, and the default
     // action would stop it.
@@ -673,8 +712,37 @@ fn run_storage(
         .forever()
         .find(|&s| s != signal_hook::consts::SIGHUP);
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
+    drop(runtime);
     node.shutdown();
     Ok(())
+}
+
+/// Checks that `cluster`'s layout places the node's data where it is (`placement_guard`),
+/// then starts the background work on its cores; the runtime that runs it.
+fn node_background(
+    data: &Path,
+    cluster: &ClusterSettings,
+    background: &Background,
+    node: &Node,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    placement_guard::check(data, &cluster.layout, node)?;
+    let runtime = gateway_runtime()?;
+    let backend = {
+        let _entered = runtime.enter();
+        cluster::backend::Backend::cluster(
+            cluster.layout.clone(),
+            Some(cluster.node.node_id),
+            node.handles().to_vec(),
+        )
+        .map_err(anyhow::Error::msg)
+        .context("starting the cluster backend")?
+    };
+    let backend = Arc::new(backend);
+    let objects = background
+        .clock
+        .gateway(backend.clone(), &background.region);
+    start_background(&objects, &backend, runtime.handle(), background.scrub)?;
+    Ok(runtime)
 }
 /// `--cores`: a count, or a CPU list like `0,2-3` (one pinned core per CPU).
 fn parse_cores(spec: Option<&str>) -> anyhow::Result<Vec<Option<usize>>> {
@@ -840,11 +908,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let backend = Arc::new(backend);
     let objects = settings.clock.gateway(backend.clone(), &settings.region);
-    // Background work on this node's own cores: replaying missed writes, lifecycle.
-    gateway::start_repair(&backend, runtime.handle());
-    gateway::start_lifecycle(&objects, runtime.handle());
-    gateway::scrub::start(&objects, runtime.handle(), settings.scrub)
-        .context("installing the SIGUSR1 handler of the scrub")?;
+    start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     let service = gateway::service_on(
         &objects,
         users,
@@ -890,8 +954,8 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     {
         bail!(
             "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib, \
-             io_memory_kib, scrub_days and scrub_bytes_per_sec (or run the node with \
-             `percore serve --config`)",
+             io_memory_kib, scrub_days and scrub_bytes_per_sec (they belong in a node's file: \
+             `percore serve --config` or `percore node --config`)",
             args.config.display()
         );
     }

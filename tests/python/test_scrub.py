@@ -9,6 +9,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -593,3 +594,68 @@ def test_a_node_whose_hints_were_lost_converges(tmp_path):
             assert s3.get_object(Bucket="aecheck", Key=k)["Body"].read() == v
     finally:
         c.stop()
+
+
+def _core_line(out, node):
+    """The `percore status` line of node's core 0."""
+    lines = [line for line in out.splitlines() if line.strip().startswith(f"core {node}/0 ")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def _fragments(out, node):
+    m = re.search(r": up, (\d+) fragments", _core_line(out, node))
+    return int(m.group(1)) if m else -1
+
+
+def test_a_storage_only_node_replays_its_hints_and_scrubs(tmp_path):
+    # `percore node --config` runs a node's cores without an S3 endpoint (gateways serve S3
+    # elsewhere). Its cores' background work must still run: nodes 1 and 2 replay to node 3
+    # the writes it missed (their hints), and node 3 scrubs its core on SIGUSR1, with no
+    # `percore serve` anywhere.
+    from cluster import Lines, DevCluster, percore_bin
+
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=1)
+    objects = _objects(61, n=10)
+    try:
+        s3 = c.client(1)
+        s3.create_bucket(Bucket="storeonly")
+        c.kill(3)
+        for k, v in objects.items():
+            s3.put_object(Bucket="storeonly", Key=k, Body=v)
+    finally:
+        c.stop()
+    core = lambda node: os.path.join(c.dir, f"node-{node}", "core-0")  # noqa: E731
+    assert _heads_on(core(3), b"storeonly") == 0
+    assert _heads_on(core(1), b"storeonly") == len(objects)
+    nodes = {}
+    try:
+        for node in (1, 2, 3):
+            p = subprocess.Popen(
+                [percore_bin(), "node", "--config", c.config(node)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                text=True, env={**os.environ, "RUST_LOG": "warn"},
+            )
+            nodes[node] = p
+            Lines(p.stdout).until(r"^ready$", 60, f"percore node {node}")
+        # Small objects have 3 replicas: node 3's core ends with as many fragments as node 1's.
+        deadline = time.time() + 60
+        while True:
+            code, out = c.status()
+            if code == 0 and _fragments(out, 3) == _fragments(out, 1) > 0:
+                break
+            assert time.time() < deadline, f"node 3 never got its missed writes:\n{out}"
+            time.sleep(0.5)
+        assert "scrub: no pass ended yet" in _core_line(out, 3), out
+        nodes[3].send_signal(signal.SIGUSR1)
+        deadline = time.time() + 60
+        while "scrub: last pass ended" not in _core_line(out, 3):
+            assert time.time() < deadline, f"no scrub pass on node 3:\n{out}"
+            time.sleep(0.5)
+            code, out = c.status()
+    finally:
+        for p in nodes.values():
+            p.send_signal(signal.SIGTERM)
+        for p in nodes.values():
+            p.wait(timeout=60)
+    assert _heads_on(core(3), b"storeonly") == len(objects)
