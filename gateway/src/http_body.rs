@@ -439,9 +439,10 @@ impl Body for ResponseBody {
 }
 
 /// Operations whose body streams to the handler (objects, parts); every other body is read
-/// whole and bounded by [`XML_BODY_BYTES_MAX`].
+/// whole and bounded by [`XML_BODY_BYTES_MAX`]. (Browser POST forms never reach s3s: the
+/// `post_upload` front serves them, streaming the file itself.)
 fn streams_body(operation: &str) -> bool {
-    matches!(operation, "PutObject" | "UploadPart" | "PostObject")
+    matches!(operation, "PutObject" | "UploadPart")
 }
 
 /// Bounds bodies read whole, once the operation is known and before a body is read (called from

@@ -1499,6 +1499,20 @@ pub(crate) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, 
 /// The most names one ListBuckets page holds (AWS's max-buckets bound and default).
 const LIST_BUCKETS_PAGE_MAX: usize = 10_000;
 
+/// Sets what GET and HEAD show alike beyond the head's fields: the version's Object Lock
+/// headers (when the caller may see them) and its checksum with its type.
+macro_rules! set_lock_and_checksum {
+    ($out:expr, $lock:expr, $lock_headers:expr, $sum:expr) => {
+        let (mode, until, hold) = crate::object_lock::shown($lock, $lock_headers);
+        ($out.object_lock_mode, $out.object_lock_retain_until_date) = (mode, until);
+        $out.object_lock_legal_hold_status = hold;
+        if let Some((algo, value, kind)) = $sum {
+            checksum::set_checksum!($out, algo, value);
+            $out.checksum_type = kind;
+        }
+    };
+}
+
 #[async_trait::async_trait]
 impl S3 for Gateway {
     async fn list_buckets(
@@ -1974,13 +1988,7 @@ impl S3 for Gateway {
             restore,
             ..Default::default()
         };
-        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
-        (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
-        out.object_lock_legal_hold_status = hold;
-        if let Some((algo, value, kind)) = sum {
-            checksum::set_checksum!(out, algo, value);
-            out.checksum_type = kind;
-        }
+        set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
         self.note_access(&bucket, &input.key, &head);
         Ok(S3Response::new(out))
     }
@@ -2040,13 +2048,7 @@ impl S3 for Gateway {
             restore: restore_header(&head),
             ..Default::default()
         };
-        let (mode, until, hold) = crate::object_lock::shown(&head.lock, lock_headers);
-        (out.object_lock_mode, out.object_lock_retain_until_date) = (mode, until);
-        out.object_lock_legal_hold_status = hold;
-        if let Some((algo, value, kind)) = sum {
-            checksum::set_checksum!(out, algo, value);
-            out.checksum_type = kind;
-        }
+        set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
         let mut response = S3Response::new(out);
         if let Some(tier) = access_tier(&head) {
             response
