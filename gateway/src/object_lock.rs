@@ -345,6 +345,20 @@ pub(crate) struct WriteLock<'a> {
     pub hold: Option<&'a ObjectLockLegalHoldStatus>,
 }
 
+/// `Gateway::locked_version` for a retention or legal-hold request's bucket, key and version.
+macro_rules! locked_version {
+    ($gateway:expr, $user:expr, $input:expr) => {
+        $gateway
+            .locked_version(
+                $user,
+                &$input.bucket,
+                &$input.key,
+                $input.version_id.as_deref(),
+            )
+            .await?
+    };
+}
+
 impl Gateway {
     /// The lock state a new version written to `bucket` gets: what the request asks for, or
     /// else the bucket's default retention. Any lock field on a bucket without Object Lock is
@@ -522,14 +536,7 @@ impl Gateway {
         let bypass = req.input.bypass_governance_retention == Some(true)
             && crate::authz::bypass_granted(&req.extensions);
         let input = req.input;
-        let (head, scope) = self
-            .locked_version(
-                &user,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await?;
+        let (head, scope) = locked_version!(self, &user, input);
         let now = now_ms();
         let Some(retention) = input.retention else {
             return Err(s3_error!(
@@ -579,14 +586,7 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let (head, _) = self
-            .locked_version(
-                &user,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await?;
+        let (head, _) = locked_version!(self, &user, input);
         let Some(r) = head.lock.retention else {
             return Err(no_lock_configuration());
         };
@@ -615,14 +615,7 @@ impl Gateway {
                 ))
             }
         };
-        let (head, scope) = self
-            .locked_version(
-                &user,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await?;
+        let (head, scope) = locked_version!(self, &user, input);
         self.change_lock(&scope, &input.key, &head.version_id, |lock| {
             Ok(ObjectLock {
                 legal_hold: Some(on),
@@ -639,14 +632,7 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         let user = user_of(&req)?;
         let input = req.input;
-        let (head, _) = self
-            .locked_version(
-                &user,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await?;
+        let (head, _) = locked_version!(self, &user, input);
         let Some(on) = head.lock.legal_hold else {
             return Err(no_lock_configuration());
         };
