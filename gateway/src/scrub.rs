@@ -224,6 +224,21 @@ struct Origin<'a> {
     hlc: u64,
 }
 
+impl<'a> Origin<'a> {
+    /// The records of a scan page of `core`.
+    fn page(core: usize, entries: &'a [(Bytes, proto::MetaEntry)]) -> Vec<Origin<'a>> {
+        entries
+            .iter()
+            .map(|(key, e)| Origin {
+                core,
+                key,
+                value: &e.value,
+                hlc: e.hlc,
+            })
+            .collect()
+    }
+}
+
 /// The state of one pass.
 struct Pass {
     pacer: Pacer,
@@ -311,15 +326,7 @@ impl Gateway {
                 tracing::warn!(core = self.backend().core_name(core), "scrub: scan failed");
                 return;
             };
-            let origins: Vec<Origin<'_>> = entries
-                .iter()
-                .map(|(k, e)| Origin {
-                    core,
-                    key: k,
-                    value: &e.value,
-                    hlc: e.hlc,
-                })
-                .collect();
+            let origins = Origin::page(core, &entries);
             let compared: Vec<_> = origins
                 .iter()
                 .filter_map(|o| {
@@ -517,15 +524,7 @@ impl Gateway {
             else {
                 return;
             };
-            let part_origins: Vec<Origin<'_>> = entries
-                .iter()
-                .map(|(k, e)| Origin {
-                    core: origin.core,
-                    key: k,
-                    value: &e.value,
-                    hlc: e.hlc,
-                })
-                .collect();
+            let part_origins = Origin::page(origin.core, &entries);
             let compared: Vec<_> = part_origins
                 .iter()
                 .map(|o| (meta_cores.clone(), o))
