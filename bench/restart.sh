@@ -26,12 +26,9 @@ if [ "${RESTART_QUICK:-0}" = 1 ]; then
   idle="${RESTART_IDLE_S:-1}"
 fi
 ulimit -l unlimited 2>/dev/null || true
-cargo build --release --locked --quiet --bin percore-loadgen
-if [ -z "${PERCORE_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin percore
-  PERCORE_BIN="$PWD/target/release/percore"
-fi
-loadgen="$PWD/target/release/percore-loadgen"
+. bench/lib.sh
+release_bins
+loadgen="$LOADGEN_BIN"
 work="$(mktemp -d "${RESTART_DIR:-/var/tmp}/percore-restart-bench.XXXXXX")"
 pid=""
 cleanup() {
@@ -40,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 ep="http://127.0.0.1:$port"
 keys=$(python3 -c "print(max(1, int(float('$gb') * 1024)))")
 
@@ -72,9 +69,7 @@ hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
 
 echo "== fresh node: $cores cores, storing ${gb} GiB of 1 MiB objects ($keys keys)"
 start_node first
-for _ in $(seq 1 600); do grep -q '^cores:' "$out/first.out" 2>/dev/null && break; sleep 0.1; done
-export AWS_ACCESS_KEY_ID=$(sed -n 's/^access_key: //p' "$out/first.out")
-export AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key: //p' "$out/first.out")
+wait_started "$out/first.out" "$out/first.err"
 fresh_hwm=$(hwm_mib)
 t=$(date +%s.%N)
 "$loadgen" --endpoint "$ep" --bucket restart-bench --prepare --prepare-concurrency 16 \

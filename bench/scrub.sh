@@ -23,14 +23,8 @@ cores="${SCRUB_CORES:-2}"
 rate="${SCRUB_GET_RATE:-500}"
 secs="${SCRUB_GET_S:-15}"
 ulimit -l unlimited 2>/dev/null || true
-if [ -z "${LOADGEN_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin percore-loadgen
-  LOADGEN_BIN="$PWD/target/release/percore-loadgen"
-fi
-if [ -z "${PERCORE_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin percore
-  PERCORE_BIN="$PWD/target/release/percore"
-fi
+. bench/lib.sh
+release_bins
 work="$(mktemp -d "${SCRUB_DIR:-/var/tmp}/percore-scrub-bench.XXXXXX")"
 pid=""
 stop_node() {
@@ -43,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 ep="http://127.0.0.1:$port"
 keys=$(python3 -c "print(max(1, int(float('$gb') * 1024)))")
 
@@ -52,10 +46,7 @@ start_node() {
   RUST_LOG="${RUST_LOG:-warn}" "$PERCORE_BIN" serve --data "$work/data" --listen "127.0.0.1:$port" \
     --cores "$cores" --scrub-days 0 --scrub-bytes-per-sec "$2" >"$out/$1.out" 2>"$out/$1.err" &
   pid=$!
-  for _ in $(seq 1 600); do grep -q '^cores:' "$out/$1.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^cores:' "$out/$1.out" || { tail -5 "$out/$1.err"; echo "percore did not start" >&2; exit 1; }
-  export AWS_ACCESS_KEY_ID=$(sed -n 's/^access_key: //p' "$out/$1.out")
-  export AWS_SECRET_ACCESS_KEY=$(sed -n 's/^secret_key: //p' "$out/$1.out")
+  wait_started "$out/$1.out" "$out/$1.err"
 }
 
 # metric NAME: the sum of a per-core metric over the cores.
