@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Combines the perf suite's loadgen reports into one JSON and one self-contained HTML page.
 
-Usage: suite_report.py OUT_DIR RUN [RUN ...]   (reads OUT_DIR/RUN.json and OUT_DIR/RUN.html)
-Writes OUT_DIR/suite.json and OUT_DIR/suite.html and prints the headline table. Standard
+Usage: suite_report.py OUT_DIR RUN [RUN ...]   (reads OUT_DIR/RUN.json, OUT_DIR/RUN.html and the
+ceilings the suite measured, OUT_DIR/ceilings.json)
+Writes OUT_DIR/suite.json and OUT_DIR/suite.html and prints the ratio and headline tables. Standard
 library only: the suite runs on a fresh machine.
 """
 
@@ -15,6 +16,79 @@ from pathlib import Path
 
 def ms(us):
     return "-" if us is None else f"{us / 1000:.2f}"
+
+
+def server_us(report):
+    """Server CPU per request over the run (every op), µs; "-" without `--server-pid`."""
+    value = (report.get("cpu") or {}).get("server_us_per_request")
+    return "-" if value is None else f"{value:.0f}"
+
+
+def op_of(runs, name, op):
+    """The summary of `op` in run `name`, or None when that run is not in the suite."""
+    report = runs.get(name)
+    if report is None:
+        return None
+    return next((o for o in report["endpoints"][0]["ops"] if o["op"] == op), None)
+
+
+def ratio_rows(runs, ceilings):
+    """The issue's targets as ratios measured in this run: (what, value, target, verdict)."""
+    rows = []
+
+    def add(what, value, target, ok):
+        shown = "not measured" if value is None else f"{value:.3g}"
+        verdict = "-" if value is None or ok is None else ("met" if ok(value) else "MISSED")
+        rows.append({"what": what, "value": shown, "target": target, "verdict": verdict})
+
+    def rate(name, op):
+        o = op_of(runs, name, op)
+        return None if o is None else o["ops_per_s"]
+
+    def mib(name, op):
+        o = op_of(runs, name, op)
+        return None if o is None else o["mib_per_s"]
+
+    def lat(name, op, key):
+        o = op_of(runs, name, op)
+        value = None if o is None else (o.get("latency") or {}).get(key)
+        return None if value is None else value / 1000
+
+    def cpu(name):
+        report = runs.get(name)
+        return None if report is None else (report.get("cpu") or {}).get("server_us_per_request")
+
+    def div(a, b):
+        return None if a is None or not b else a / b
+
+    add("4 KiB GET closed loop, percore / nginx", div(rate("get-4k-peak", "get"),
+        rate("nginx-get-4k-peak", "get")), ">= 0.6", lambda v: v >= 0.6)
+    add("server CPU per 4 KiB GET, us", cpu("get-4k-peak"), "<= 50", lambda v: v <= 50)
+    add("server CPU per 4 KiB PUT, us", cpu("put-4k-peak"), "<= 100", lambda v: v <= 100)
+    add("4 KiB GET open loop p99 at 25% of peak, ms", lat("get-4k-open25", "get", "p99_us"),
+        "<= 2", lambda v: v <= 2)
+    add("4 KiB GET open loop p99 at 50% of peak, ms", lat("get-4k-open50", "get", "p99_us"),
+        "<= 5", lambda v: v <= 5)
+    add("64 MiB GET / fio read", div(mib("get-64m", "get"), ceilings.get("fio_read_mib_per_s")),
+        ">= 0.85", lambda v: v >= 0.85)
+    amp = ceilings.get("put_64m_amplification")
+    put = mib("put-64m", "put")
+    add("64 MiB PUT x its device amplification "
+        f"({'?' if amp is None else amp}) / fio write",
+        div(None if put is None or amp is None else put * amp,
+            ceilings.get("fio_write_mib_per_s")), ">= 0.85", lambda v: v >= 0.85)
+    add("1 MiB GET p99.9 / p50 (after the PUT phase)", div(lat("get-1m", "get", "p999_us"),
+        lat("get-1m", "get", "p50_us")), "<= 5", lambda v: v <= 5)
+    for name, op in [("get-4k-peak", "get"), ("put-4k-peak", "put"), ("get-1m", "get"),
+                     ("put-1m", "put")]:
+        if f"peer-{name}" in runs:
+            add(f"{name}: percore / peer", div(rate(name, op), rate(f"peer-{name}", op)),
+                "-", None)
+    return rows
+
+
+RATIO_COLUMNS = [("what", "ratio"), ("value", "value"), ("target", "target"),
+                 ("verdict", "verdict")]
 
 
 def headline_rows(runs):
@@ -38,6 +112,7 @@ def headline_rows(runs):
                     "p99_ms": ms(lat.get("p99_us")),
                     "p999_ms": ms(lat.get("p999_us")),
                     "errors": op["errors"],
+                    "server_us": server_us(report),
                 }
             )
     return rows
@@ -53,6 +128,7 @@ COLUMNS = [
     ("p99_ms", "p99 ms"),
     ("p999_ms", "p99.9 ms"),
     ("errors", "errors"),
+    ("server_us", "server us/req"),
 ]
 
 
@@ -61,20 +137,24 @@ def cell(row, key):
     return f"{value:,.1f}" if isinstance(value, float) else str(value)
 
 
-def text_table(rows):
-    table = [[label for _, label in COLUMNS]] + [[cell(r, k) for k, _ in COLUMNS] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+def text_table(rows, columns=COLUMNS):
+    table = [[label for _, label in columns]] + [[cell(r, k) for k, _ in columns] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     return "\n".join(
         "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)) for line in table
     )
 
 
-def html_page(rows, runs, out):
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
+def html_table(rows, columns):
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell(r, k))}</td>" for k, _ in COLUMNS) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell(r, k))}</td>" for k, _ in columns) + "</tr>"
         for r in rows
     )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_page(rows, ratios, runs, out):
     frames = []
     for name, _ in runs:
         page = (out / f"{name}.html").read_text(encoding="utf-8")
@@ -92,7 +172,8 @@ def html_page(rows, runs, out):
         f"<h1>percore perf suite</h1><p>{html.escape(platform.platform())}, "
         f"{html.escape(str(len(runs)))} runs. Latencies from the intended send time "
         "(open loop) or the send (closed loop).</p>"
-        f"<table><tr>{head}</tr>{body}</table>{''.join(frames)}</body></html>"
+        f"<h2>Targets, as ratios in this run</h2>{html_table(ratios, RATIO_COLUMNS)}"
+        f"<h2>Every run</h2>{html_table(rows, COLUMNS)}{''.join(frames)}</body></html>"
     )
 
 
@@ -103,13 +184,20 @@ def main(argv):
     out = Path(argv[1])
     runs = [(name, json.loads((out / f"{name}.json").read_text())) for name in argv[2:]]
     rows = headline_rows(runs)
+    ceilings_path = out / "ceilings.json"
+    ceilings = json.loads(ceilings_path.read_text()) if ceilings_path.exists() else {}
+    ratios = ratio_rows(dict(runs), ceilings)
     suite = {
         "host": platform.platform(),
+        "ceilings": ceilings,
+        "ratios": ratios,
         "headline": rows,
         "runs": {name: report for name, report in runs},
     }
     (out / "suite.json").write_text(json.dumps(suite, indent=2))
-    (out / "suite.html").write_text(html_page(rows, runs, out), encoding="utf-8")
+    (out / "suite.html").write_text(html_page(rows, ratios, runs, out), encoding="utf-8")
+    print(text_table(ratios, RATIO_COLUMNS))
+    print()
     print(text_table(rows))
     print(f"\nwrote {out / 'suite.json'} and {out / 'suite.html'}")
     return 0

@@ -136,6 +136,11 @@ pub struct Args {
     /// Skip the measured run (prepare and/or cleanup only).
     #[arg(long, conflicts_with_all = ["json", "html", "targets"])]
     pub no_run: bool,
+    /// Write every key of the key set as the file DIR/BUCKET/KEY, with the bytes a PUT sends,
+    /// and exit: a static file server rooted at DIR then serves the same GETs, bytes checked
+    /// (an HTTP ceiling to measure against with the same generator).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["prepare", "cleanup", "no_run", "json", "html", "targets"])]
+    pub write_files: Option<std::path::PathBuf>,
     /// Multipart part size (at least 5MiB).
     #[arg(long, default_value = "8MiB")]
     pub part_size: String,

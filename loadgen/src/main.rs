@@ -79,6 +79,16 @@ fn run(args: &Args) -> Result<u8, LoadgenError> {
     };
     let pool_size = in_flight.max(settings.prepare_concurrency) as usize;
     let ctx = Arc::new(Context::new(&plan, pool_size));
+    if let Some(dir) = &args.write_files {
+        let written = workload::write_files(dir, &ctx.bucket, &ctx.keyspace, &ctx.payload)?;
+        if !settings.quiet {
+            eprintln!(
+                "wrote {written} files under {}",
+                dir.join(&ctx.bucket).display()
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     let started_at = sigv4::amz_datetime_now();
 
     if settings.prepare {

@@ -11,7 +11,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Zipf};
 use serde::Serialize;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, LoadgenError};
 use crate::limits;
 use crate::units::{format_size_bytes, parse_size_bytes};
 
@@ -447,6 +447,26 @@ impl KeySpace {
     }
 }
 
+/// Writes every key of `keyspace` as the file `dir/bucket/key` holding the bytes a PUT of it
+/// sends (`--write-files`); how many files. Keys hold `/`, so directories are created.
+pub fn write_files(
+    dir: &std::path::Path,
+    bucket: &str,
+    keyspace: &KeySpace,
+    payload: &Payload,
+) -> Result<u64, LoadgenError> {
+    let root = dir.join(bucket);
+    for index in 0..keyspace.keys {
+        let path = root.join(keyspace.key_name(index));
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, keyspace.body(index, payload)));
+        written.map_err(|source| LoadgenError::Write { path, source })?;
+    }
+    Ok(keyspace.keys)
+}
+
 /// One buffer of random bytes that every request body is a slice of.
 #[derive(Debug, Clone)]
 pub struct Payload {
@@ -582,6 +602,29 @@ mod tests {
             seen.sort_unstable();
             assert_eq!(seen, (0..n).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn written_files_hold_what_a_put_sends() {
+        let space = KeySpace {
+            prefix: "4KiB-s3/".to_owned(),
+            keys: 20,
+            sizes: SizeDist::parse("uniform:1..8KiB").unwrap(),
+            seed: 3,
+        };
+        let payload = Payload::new(8192, 3);
+        let dir = std::env::temp_dir().join(format!("loadgen-files-{}", std::process::id()));
+        assert_eq!(write_files(&dir, "b", &space, &payload).unwrap(), 20);
+        for i in 0..20 {
+            let path = dir.join("b").join(space.key_name(i));
+            assert_eq!(std::fs::read(path).unwrap(), space.body(i, &payload));
+        }
+        // A path that cannot be a directory is an error naming it, not a panic.
+        let blocked = dir.join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        let err = write_files(&blocked, "b", &space, &payload).unwrap_err();
+        assert!(err.to_string().contains("file/b/4KiB-s3"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
