@@ -425,7 +425,9 @@ async fn handle(
             .headers()
             .get("x-amz-content-sha256")
             .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
-        let mut response = if let Some(refused) = bad_content_sha256(req.headers(), &request_id) {
+        let refused = bad_content_sha256(req.headers(), &request_id)
+            .or_else(|| session_token_refused(&req, &request_id));
+        let mut response = if let Some(refused) = refused {
             refused
         } else {
             let (mut parts, body) = req.into_parts();
@@ -580,6 +582,32 @@ fn content_sha256_valid(value: &[u8]) -> bool {
     ];
     let hex = value.len() == 64 && value.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     hex || MODES.contains(&value)
+}
+
+/// The refusal of a request signed with temporary credentials (`x-amz-security-token`, or
+/// `X-Amz-Security-Token` in a presigned URL): percore has no STS, so a session token would
+/// otherwise be ignored and the request judged by its access key alone. (Browser POST forms
+/// refuse the field the same way, `post_upload`.)
+fn session_token_refused<B>(
+    req: &http::Request<B>,
+    request_id: &str,
+) -> Option<http::Response<s3s::Body>> {
+    let in_query = req.uri().query().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            name.eq_ignore_ascii_case("X-Amz-Security-Token")
+        })
+    });
+    if !in_query && !req.headers().contains_key("x-amz-security-token") {
+        return None;
+    }
+    Some(error_response(
+        http::StatusCode::NOT_IMPLEMENTED,
+        "NotImplemented",
+        "x-amz-security-token: temporary credentials (session tokens) are not supported; \
+         sign with a user's access key and no session token.",
+        request_id,
+    ))
 }
 
 /// The refusal of a request whose `x-amz-content-sha256` is malformed (several count as one).

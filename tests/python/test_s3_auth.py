@@ -1,7 +1,8 @@
 """Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
 dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256, aws-chunked
-bodies cut before their final chunk or with a wrong chunk signature, SigV4 dated by Date."""
+bodies cut before their final chunk or with a wrong chunk signature, SigV4 dated by Date, session
+tokens (no temporary credentials here)."""
 import base64
 import email.utils
 import hashlib
@@ -9,6 +10,7 @@ import hmac
 import socket
 import time
 
+import boto3
 import pytest
 import urllib.error
 import urllib.request
@@ -360,3 +362,30 @@ def test_bad_chunk_signature_is_signature_does_not_match(server, s3, bucket):
     assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in reply, reply
     assert b"<RequestId>" in reply, reply
     assert missing(s3, bucket, "t")
+
+
+def test_session_tokens_are_refused_not_ignored(server, s3, bucket):
+    # percore has no temporary credentials: a request carrying a session token (header or
+    # presigned query) answers NotImplemented instead of being judged by its key alone.
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x")
+    with_token = boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+        aws_session_token="FQoGZXIvYXdzEBogus",
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+    for call in (lambda: with_token.get_object(Bucket=bucket, Key="t"),
+                 lambda: with_token.put_object(Bucket=bucket, Key="u", Body=b"y"),
+                 lambda: with_token.list_objects_v2(Bucket=bucket)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "NotImplemented"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    url = with_token.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "t"})
+    assert "x-amz-security-token=" in url.lower()
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=10)
+    assert e.value.code == 501 and b"<Code>NotImplemented</Code>" in e.value.read()
+    assert "u" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    # Without the token the same key works.
+    assert s3.get_object(Bucket=bucket, Key="t")["Body"].read() == b"x"
