@@ -32,6 +32,8 @@ pub enum Kind {
     Snapshot = 4,
     /// A snapshot's data: the [`crate::ClusterMap`].
     Map = 5,
+    /// A message between voters (`network::Request`, `network::Response`).
+    Message = 6,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,8 @@
 //!
 //! - [`map`]: the map, its commands and the pure function that applies them.
 //! - [`store`]: the durable Raft log, vote and snapshots (LMDB), and the state machine.
+//! - [`network`]: the authenticated TCP transport between voters.
+//! - [`node`]: one voter: start, propose (forwarded to the leader), stop.
 //! - [`codec`]: the checked record every persisted value and message is wrapped in.
 //! - [`limits`]: every bound of this crate.
 //!
@@ -12,12 +14,16 @@
 pub mod codec;
 pub mod limits;
 pub mod map;
+pub mod network;
+pub mod node;
 pub mod store;
 
 pub use map::{
     Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, LayoutVersion, Outcome, Refusal,
     User,
 };
+pub use network::{ProposeError, Secret};
+pub use node::{ControlNode, NodeConfig, NodeError, Timing};
 
 /// A voter's id: the layout's node id of the node it runs in.
 pub type NodeId = u64;

@@ -37,8 +37,9 @@ const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "purged";
 const KEY_SNAPSHOT: &str = "snapshot";
-/// How long opening waits for this process's previous environment of the same directory to
-/// close (a node stopped and started again in one process).
+/// How long opening waits for this process's previous store of the same directory to close
+/// (a voter stopped and started again in one process: openraft's tasks drop it a moment after
+/// shutdown). Another process holding the directory is refused after the same wait.
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -97,16 +98,22 @@ impl Db {
             .write(true)
             .open(&lock_path)
             .map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: dir });
+        let started = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                // This process's previous store of the directory may still be closing.
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < REOPEN_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Locked { path: dir });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
         let mut options = EnvOpenOptions::new();
         options.map_size(limits::STORE_MAP_BYTES).max_dbs(2);
-        let started = Instant::now();
         let env = loop {
             // SAFETY: the directory is opened by this process only (the LOCK file above is
             // held for the environment's life), and heed refuses a second open in the same
