@@ -421,15 +421,15 @@ impl Peer {
         }
     }
 
-    fn rpc_error<E: std::error::Error>(&self, e: CallError) -> RPCError<NodeId, BasicNode, E> {
-        match e {
-            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
-            CallError::Failed(e) => RPCError::Network(NetworkError::new(&e)),
-        }
-    }
-
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
         RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+fn rpc_error<E: std::error::Error>(e: CallError) -> RPCError<NodeId, BasicNode, E> {
+    match e {
+        CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Failed(e) => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
@@ -448,8 +448,8 @@ impl RaftNetwork<TypeConfig> for Peer {
             .await
         {
             Ok(Response::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
-            Ok(_) => Err(self.rpc_error(CallError::Failed(wrong_kind()))),
-            Err(e) => Err(self.rpc_error(e)),
+            Ok(_) => Err(rpc_error(CallError::Failed(wrong_kind()))),
+            Err(e) => Err(rpc_error(e)),
         }
     }
 
@@ -466,8 +466,8 @@ impl RaftNetwork<TypeConfig> for Peer {
             .await
         {
             Ok(Response::InstallSnapshot(r)) => r.map_err(|e| self.remote(e)),
-            Ok(_) => Err(self.rpc_error(CallError::Failed(wrong_kind()))),
-            Err(e) => Err(self.rpc_error(e)),
+            Ok(_) => Err(rpc_error(CallError::Failed(wrong_kind()))),
+            Err(e) => Err(rpc_error(e)),
         }
     }
 
@@ -478,8 +478,8 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         match self.call(&Request::Vote(rpc), option.hard_ttl()).await {
             Ok(Response::Vote(r)) => r.map_err(|e| self.remote(e)),
-            Ok(_) => Err(self.rpc_error(CallError::Failed(wrong_kind()))),
-            Err(e) => Err(self.rpc_error(e)),
+            Ok(_) => Err(rpc_error(CallError::Failed(wrong_kind()))),
+            Err(e) => Err(rpc_error(e)),
         }
     }
 }

@@ -76,7 +76,7 @@ impl Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
             .field("path", &self.env.path())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

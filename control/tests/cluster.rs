@@ -3,6 +3,7 @@
 //! Every wait is bounded.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -86,10 +87,12 @@ async fn agreed_leader_but(nodes: &BTreeMap<u64, ControlNode>, old: Option<u64>)
 fn layout_toml(version: u64, nodes: u64) -> String {
     let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 64\n");
     for id in 1..=nodes {
-        text += &format!(
+        write!(
+            text,
             "[[node]]\nid = {id}\naddress = \"127.0.0.1\"\nbase_port = {}\nzone = \"z{id}\"\ncores = 2\n",
             7000 + id * 10
-        );
+        )
+        .expect("writing to a String");
     }
     text
 }

@@ -3,15 +3,18 @@
 
 use control::{Applied, ClusterMap, Command, GroupPhase, LayoutVersion, Refusal, User};
 use placement::Layout;
+use std::fmt::Write as _;
 
 /// A layout of `nodes` nodes of 2 cores, one zone each, 64 PGs, at `version`.
 fn layout_toml(version: u64, nodes: u64) -> String {
     let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 64\n");
     for id in 1..=nodes {
-        text += &format!(
+        write!(
+            text,
             "[[node]]\nid = {id}\naddress = \"127.0.0.1\"\nbase_port = {}\nzone = \"z{id}\"\ncores = 2\n",
             7000 + id * 10
-        );
+        )
+        .expect("writing to a String");
     }
     text
 }
