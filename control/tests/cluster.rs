@@ -347,3 +347,86 @@ async fn a_peer_without_the_cluster_secret_is_refused() {
         node.stop().await;
     }
 }
+
+/// Relays one connection to `target`, keeping every byte the client sent.
+async fn recording_relay(target: String) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let relay = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(target).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let back = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let mut sent = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    sent.extend_from_slice(&buf[..n]);
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        back.abort();
+        sent
+    });
+    (address, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_proposal_replayed_on_a_new_connection_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = tempfile::tempdir().unwrap();
+    let (voters, nodes) = start_all(1, root.path(), &fast()).await;
+    agreed_leader(&nodes).await;
+    let (relay_address, relay) = recording_relay(voters[&1].clone()).await;
+    {
+        let mut peer = Peer::new(1, relay_address, Secret::new(SECRET).unwrap());
+        assert!(matches!(
+            peer.propose(Command::PutUser(user(5)), 1).await,
+            Ok(Ok(Applied::UserPut { .. }))
+        ));
+    }
+    let recorded = tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .expect("the relay ends with the connection")
+        .unwrap();
+    assert!(!recorded.is_empty());
+    nodes[&1]
+        .propose(Command::DeleteUser {
+            name: "user-5".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The same bytes on a new connection (a new nonce) must not bring the user back.
+    let mut raw = tokio::net::TcpStream::connect(&voters[&1]).await.unwrap();
+    let mut hello = [0u8; 24];
+    raw.read_exact(&mut hello).await.unwrap();
+    raw.write_all(&recorded).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the node closes the connection without an answer: {read:?}"
+    );
+    // A later commit proves the replay did not sit in the log ahead of it.
+    nodes[&1]
+        .propose(Command::PutUser(user(6)))
+        .await
+        .unwrap()
+        .unwrap();
+    let users: Vec<String> = nodes[&1].map().borrow().users.keys().cloned().collect();
+    assert_eq!(users, ["user-6"]);
+    for (_, node) in nodes {
+        node.stop().await;
+    }
+}
