@@ -35,8 +35,11 @@ pub const CONNECTIONS_MAX: usize = 64;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reading one frame from a connection that went quiet.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
-/// A proposal forwarded to the leader, until it commits or is refused.
-pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A proposal forwarded to the leader, until it commits or is refused (the leader's own wait,
+/// `Timing::propose_timeout`, must be shorter).
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pause after a failed accept (out of descriptors), so the loop does not spin.
+pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Hops a proposal may take: the node asked, then the leader it names.
 pub const FORWARD_HOPS_MAX: u8 = 1;
 

@@ -228,6 +228,11 @@ pub enum ProposeError {
         address: String,
         reason: String,
     },
+    #[error(
+        "not committed within {timeout_ms} ms (a majority of the voters may be down); it may \
+         still commit: read the map before proposing again"
+    )]
+    TimedOut { timeout_ms: u64 },
     #[error("the control plane stopped: {reason}")]
     Stopped { reason: String },
 }
@@ -252,8 +257,14 @@ pub fn serve<H: Handler>(
                 a = listener.accept() => a,
                 Some(_) = connections.join_next() => continue,
             };
-            let Ok((stream, peer)) = accepted else {
-                continue;
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "control plane: accept failed");
+                    tokio::time::sleep(limits::ACCEPT_RETRY_PAUSE).await;
+                    continue;
+                }
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "control plane: too many connections, one refused");

@@ -32,6 +32,8 @@ pub struct Timing {
     /// Entries kept in the log behind the snapshot (a follower further behind gets the
     /// snapshot).
     pub entries_kept_after_snapshot: u64,
+    /// How long the leader waits for a proposal to commit before answering `TimedOut`.
+    pub propose_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +44,7 @@ impl Default for Timing {
             election_max: Duration::from_millis(1000),
             snapshot_every_entries: 1000,
             entries_kept_after_snapshot: 100,
+            propose_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct ControlNode {
     local_addr: std::net::SocketAddr,
     /// Authenticates forwarded proposals.
     secret: Secret,
+    propose_timeout: Duration,
 }
 
 impl std::fmt::Debug for ControlNode {
@@ -99,6 +103,7 @@ impl std::fmt::Debug for ControlNode {
 struct Serve {
     raft: Raft<TypeConfig>,
     secret: Secret,
+    propose_timeout: Duration,
 }
 
 impl Handler for Serve {
@@ -109,14 +114,28 @@ impl Handler for Serve {
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(self.raft.install_snapshot(r).await)
             }
-            Request::Propose { command, hops } => {
-                Response::Propose(propose(&self.raft, &self.secret, command, hops).await)
-            }
+            Request::Propose { command, hops } => Response::Propose(
+                propose(
+                    &self.raft,
+                    &self.secret,
+                    self.propose_timeout,
+                    command,
+                    hops,
+                )
+                .await,
+            ),
         }
     }
 }
 
 fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
+    if config.timing.propose_timeout >= limits::PROPOSE_TIMEOUT {
+        return Err(NodeError::Config(format!(
+            "propose_timeout {:?} must be under the forwarding deadline {:?}",
+            config.timing.propose_timeout,
+            limits::PROPOSE_TIMEOUT
+        )));
+    }
     if ![1, 3, 5].contains(&config.voters.len()) {
         return Err(NodeError::Config(format!(
             "{} voters: a control plane has 1, 3 or 5",
@@ -160,7 +179,10 @@ impl ControlNode {
     pub async fn start(config: NodeConfig) -> Result<ControlNode, NodeError> {
         check_config(&config)?;
         let raft_config = Arc::new(raft_config(&config.timing)?);
-        let (log, sm) = store::open(&config.dir)?;
+        let dir = config.dir.clone();
+        let (log, sm) = tokio::task::spawn_blocking(move || store::open(&dir))
+            .await
+            .expect("opening the store does not panic")?;
         let map = sm.subscribe();
         let listener =
             TcpListener::bind(&config.listen)
@@ -200,6 +222,7 @@ impl ControlNode {
             Arc::new(Serve {
                 raft: raft.clone(),
                 secret: config.secret.clone(),
+                propose_timeout: config.timing.propose_timeout,
             }),
         );
         Ok(ControlNode {
@@ -209,6 +232,7 @@ impl ControlNode {
             server,
             local_addr,
             secret: config.secret.clone(),
+            propose_timeout: config.timing.propose_timeout,
         })
     }
 
@@ -251,12 +275,19 @@ impl ControlNode {
     /// Commits `command` through the leader: here if this voter leads, else forwarded once to
     /// the leader it knows. The outcome is the map's answer (applied, or refused and why).
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
-        propose(&self.raft, &self.secret, command, 0).await
+        propose(&self.raft, &self.secret, self.propose_timeout, command, 0).await
     }
 
     /// Like [`ControlNode::propose`] but never forwards: a follower answers who leads.
     pub async fn propose_here(&self, command: Command) -> Result<Outcome, ProposeError> {
-        propose(&self.raft, &self.secret, command, limits::FORWARD_HOPS_MAX).await
+        propose(
+            &self.raft,
+            &self.secret,
+            self.propose_timeout,
+            command,
+            limits::FORWARD_HOPS_MAX,
+        )
+        .await
     }
 
     /// Stops the voter: Raft shut down, the port closed, every connection dropped.
@@ -272,10 +303,16 @@ impl ControlNode {
 async fn propose(
     raft: &Raft<TypeConfig>,
     secret: &Secret,
+    timeout: Duration,
     command: Command,
     hops: u8,
 ) -> Result<Outcome, ProposeError> {
-    let forward = match raft.client_write(command.clone()).await {
+    let written = tokio::time::timeout(timeout, raft.client_write(command.clone()))
+        .await
+        .map_err(|_| ProposeError::TimedOut {
+            timeout_ms: timeout.as_millis() as u64,
+        })?;
+    let forward = match written {
         Ok(written) => {
             return Ok(written
                 .data

@@ -27,6 +27,7 @@ fn fast() -> Timing {
         heartbeat: Duration::from_millis(50),
         election_min: Duration::from_millis(300),
         election_max: Duration::from_millis(600),
+        propose_timeout: Duration::from_secs(2),
         ..Timing::default()
     }
 }
@@ -426,6 +427,55 @@ async fn a_recorded_proposal_replayed_on_a_new_connection_is_refused() {
         .unwrap();
     let users: Vec<String> = nodes[&1].map().borrow().users.keys().cloned().collect();
     assert_eq!(users, ["user-6"]);
+    for (_, node) in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_voters_commit_with_two_down_and_refuse_to_commit_with_three_down() {
+    let root = tempfile::tempdir().unwrap();
+    let (_voters, mut nodes) = start_all(5, root.path(), &fast()).await;
+    let leader = agreed_leader(&nodes).await;
+    let v1 = layout(1, 3, None);
+    nodes[&leader]
+        .propose(Command::ProposeLayout(v1.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The leader and one follower stop: three of five are a majority.
+    let other = *nodes.keys().find(|id| **id != leader).unwrap();
+    nodes.remove(&leader).unwrap().stop().await;
+    nodes.remove(&other).unwrap().stop().await;
+    agreed_leader_but(&nodes, Some(leader)).await;
+    let v2 = layout(2, 4, Some(&v1));
+    assert!(matches!(
+        nodes
+            .values()
+            .next()
+            .unwrap()
+            .propose(Command::ProposeLayout(v2))
+            .await,
+        Ok(Ok(Applied::LayoutCommitted { version: 2, .. }))
+    ));
+
+    // A third stops: two of five commit nothing, and say so within the bound.
+    let third = *nodes.keys().next().unwrap();
+    nodes.remove(&third).unwrap().stop().await;
+    for node in nodes.values() {
+        let answer = node.propose(Command::PutUser(user(1))).await;
+        assert!(
+            matches!(
+                answer,
+                Err(ProposeError::TimedOut { .. }
+                    | ProposeError::NoLeader
+                    | ProposeError::LeaderUnreachable { .. })
+            ),
+            "{answer:?}"
+        );
+        assert!(node.map().borrow().users.is_empty());
+    }
     for (_, node) in nodes {
         node.stop().await;
     }
