@@ -322,9 +322,6 @@ impl ClusterMap {
         }
         group.phase = phase;
         let groups_left = change.groups_left() as u32;
-        if groups_left == 0 {
-            self.prune_layouts();
-        }
         Ok(Applied::GroupPhase {
             to_version,
             pg,
