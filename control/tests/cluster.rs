@@ -231,7 +231,11 @@ async fn three_voters_survive_their_leader_and_it_catches_up_from_its_directory(
     let back = ControlNode::start(config(leader, &voters, root.path(), &fast()))
         .await
         .unwrap();
-    assert_eq!(back.map().borrow().current, 1, "it starts from what it had");
+    // From its own directory (the new leader may already be replicating v2 to it).
+    assert!(
+        back.map().borrow().current >= 1,
+        "it starts from what it had"
+    );
     map_current(&back, 2).await;
     let mut map = back.map();
     wait_until("the restarted voter has the second user", || {
