@@ -182,6 +182,9 @@ async fn three_voters_survive_their_leader_and_it_catches_up_from_its_directory(
     let (voters, mut nodes) = start_all(3, root.path(), &fast()).await;
     let leader = agreed_leader(&nodes).await;
     let follower = *nodes.keys().find(|id| **id != leader).unwrap();
+    for node in nodes.values() {
+        assert_eq!(node.voters(), [1, 2, 3].into_iter().collect());
+    }
 
     // A follower forwards to the leader; asked not to, it names it.
     let v1 = layout(1, 3, None);
