@@ -291,12 +291,20 @@ impl ControlNode {
     }
 
     /// Stops the voter: Raft shut down, the port closed, every connection dropped.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "control plane: raft shutdown");
         }
         self.server.abort();
-        let _ = self.server.await;
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for ControlNode {
+    /// A voter dropped without `stop` still closes its port: the server task holds a Raft
+    /// handle, and aborting it lets openraft's core end once the last handle is gone.
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

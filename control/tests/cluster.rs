@@ -487,3 +487,26 @@ async fn five_voters_commit_with_two_down_and_refuse_to_commit_with_three_down()
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_dropped_without_stop_closes_its_port_and_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let (voters, mut nodes) = start_all(1, root.path(), &fast()).await;
+    agreed_leader(&nodes).await;
+    nodes[&1]
+        .propose(Command::PutUser(user(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(nodes.remove(&1));
+    wait_until("the dropped voter's port closes", || {
+        std::net::TcpStream::connect(&voters[&1]).is_err()
+    })
+    .await;
+    // Its store closes too: the directory opens again, with what was committed.
+    let node = ControlNode::start(config(1, &voters, root.path(), &fast()))
+        .await
+        .expect("the directory is free again");
+    assert!(node.map().borrow().users.contains_key("user-1"));
+    node.stop().await;
+}
