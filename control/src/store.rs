@@ -53,6 +53,8 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("LMDB: {0}")]
     Lmdb(#[from] heed::Error),
+    #[error("the log entry stored at index {index} is entry {holds}")]
+    Misplaced { index: u64, holds: u64 },
     #[error("stored {what}: {source}")]
     Record {
         what: &'static str,
@@ -238,10 +240,13 @@ impl LogStore {
                     what: "log entry",
                     source,
                 })?;
-            assert_eq!(
-                entry.log_id.index, index,
-                "a log entry is stored at its index"
-            );
+            if entry.log_id.index != index {
+                // Damage to LMDB's own pages, which the record's checksum does not cover.
+                return Err(StoreError::Misplaced {
+                    index,
+                    holds: entry.log_id.index,
+                });
+            }
             out.push(entry);
         }
         Ok(out)

@@ -510,3 +510,18 @@ async fn a_voter_dropped_without_stop_closes_its_port_and_directory() {
     assert!(node.map().borrow().users.contains_key("user-1"));
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_set_raft_cannot_run_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let two: BTreeMap<u64, String> = (1..=2).map(|id| (id, free_address())).collect();
+    let err = ControlNode::start(config(1, &two, root.path(), &fast()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1, 3 or 5"), "{err}");
+    let one: BTreeMap<u64, String> = BTreeMap::from([(2, free_address())]);
+    let mut not_a_voter = config(2, &one, root.path(), &fast());
+    not_a_voter.id = 1;
+    let err = ControlNode::start(not_a_voter).await.unwrap_err();
+    assert!(err.to_string().contains("not one of the voters"), "{err}");
+}
