@@ -180,9 +180,11 @@ impl ControlNode {
         check_config(&config)?;
         let raft_config = Arc::new(raft_config(&config.timing)?);
         let dir = config.dir.clone();
-        let (log, sm) = tokio::task::spawn_blocking(move || store::open(&dir))
-            .await
-            .expect("opening the store does not panic")?;
+        let (log, sm) = match tokio::task::spawn_blocking(move || store::open(&dir)).await {
+            Ok(opened) => opened?,
+            Err(e) if e.is_cancelled() => return Err(StoreError::Cancelled.into()),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         let map = sm.subscribe();
         let listener =
             TcpListener::bind(&config.listen)

@@ -53,6 +53,8 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("LMDB: {0}")]
     Lmdb(#[from] heed::Error),
+    #[error("the write was cancelled: the runtime is shutting down")]
+    Cancelled,
     #[error("the log entry stored at index {index} is entry {holds}")]
     Misplaced { index: u64, holds: u64 },
     #[error("stored {what}: {source}")]
@@ -179,9 +181,12 @@ impl Db {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("an LMDB write does not panic")
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        // The runtime shutting down before the write ran (a panic would propagate instead).
+        Err(e) if e.is_cancelled() => Err(StoreError::Cancelled),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 fn read_err(e: &StoreError) -> StorageError<NodeId> {
