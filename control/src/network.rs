@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::codec::{self, Kind};
-use crate::map::{Command, Outcome};
+use crate::map::{ClusterMap, Command, Outcome};
 use crate::{limits, NodeId, TypeConfig};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -201,6 +201,10 @@ pub enum Request {
         command: Command,
         hops: u8,
     },
+    /// A linearizable read of the map forwarded by a voter that is not the leader.
+    ReadMap {
+        hops: u8,
+    },
 }
 
 /// The answers, one per request kind.
@@ -212,10 +216,11 @@ pub enum Response {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Propose(Result<Outcome, ProposeError>),
+    ReadMap(Result<ClusterMap, ProposeError>),
 }
 
-/// Why a proposal got no outcome. Only the leader commits: a follower forwards once, and a
-/// node that cannot says who leads.
+/// Why a proposal got no outcome, or a read no map. Only the leader commits and confirms
+/// reads: a follower forwards once, and a node that cannot says who leads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ProposeError {
     #[error("no leader is known yet (an election is under way or a majority is down)")]
@@ -233,6 +238,8 @@ pub enum ProposeError {
          still commit: read the map before proposing again"
     )]
     TimedOut { timeout_ms: u64 },
+    #[error("the leader could not confirm its leadership with a majority: {reason}")]
+    NoQuorum { reason: String },
     #[error("the control plane stopped: {reason}")]
     Stopped { reason: String },
 }
@@ -427,6 +434,24 @@ impl Peer {
             .await
         {
             Ok(Response::Propose(answer)) => answer,
+            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
+            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
+        }
+    }
+
+    /// Asks this peer (the leader) for the map as of now.
+    pub async fn read_map(&mut self, hops: u8) -> Result<ClusterMap, ProposeError> {
+        let (leader, address) = (self.target, self.address.clone());
+        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
+            leader,
+            address,
+            reason: e.to_string(),
+        };
+        match self
+            .call(&Request::ReadMap { hops }, limits::PROPOSE_TIMEOUT)
+            .await
+        {
+            Ok(Response::ReadMap(answer)) => answer,
             Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
             Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
         }

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
+};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -102,6 +104,7 @@ impl std::fmt::Debug for ControlNode {
 
 struct Serve {
     raft: Raft<TypeConfig>,
+    map: watch::Receiver<Arc<ClusterMap>>,
     secret: Secret,
     propose_timeout: Duration,
 }
@@ -123,6 +126,17 @@ impl Handler for Serve {
                     hops,
                 )
                 .await,
+            ),
+            Request::ReadMap { hops } => Response::ReadMap(
+                read_map(
+                    &self.raft,
+                    &self.map,
+                    &self.secret,
+                    self.propose_timeout,
+                    hops,
+                )
+                .await
+                .map(|m| (*m).clone()),
             ),
         }
     }
@@ -223,6 +237,7 @@ impl ControlNode {
             config.secret.clone(),
             Arc::new(Serve {
                 raft: raft.clone(),
+                map: map.clone(),
                 secret: config.secret.clone(),
                 propose_timeout: config.timing.propose_timeout,
             }),
@@ -292,6 +307,13 @@ impl ControlNode {
         .await
     }
 
+    /// The committed map as of this call: the leader confirms its leadership with a majority
+    /// and waits until it has applied everything committed before (a follower asks the
+    /// leader), so the map holds every command acknowledged before the call.
+    pub async fn read_map(&self) -> Result<Arc<ClusterMap>, ProposeError> {
+        read_map(&self.raft, &self.map, &self.secret, self.propose_timeout, 0).await
+    }
+
     /// Stops the voter: Raft shut down, the port closed, every connection dropped.
     pub async fn stop(mut self) {
         if let Err(e) = self.raft.shutdown().await {
@@ -334,6 +356,17 @@ async fn propose(
         }
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
     };
+    forward_to(forward, hops, secret)?
+        .propose(command, hops + 1)
+        .await
+}
+
+/// The leader to forward to, once: a request that already took its hop answers who leads.
+fn forward_to(
+    forward: ForwardToLeader<NodeId, BasicNode>,
+    hops: u8,
+    secret: &Secret,
+) -> Result<Peer, ProposeError> {
     let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) else {
         return Err(ProposeError::NoLeader);
     };
@@ -343,7 +376,34 @@ async fn propose(
             address: node.addr,
         });
     }
-    Peer::new(leader, node.addr, secret.clone())
-        .propose(command, hops + 1)
+    Ok(Peer::new(leader, node.addr, secret.clone()))
+}
+
+async fn read_map(
+    raft: &Raft<TypeConfig>,
+    map: &watch::Receiver<Arc<ClusterMap>>,
+    secret: &Secret,
+    timeout: Duration,
+    hops: u8,
+) -> Result<Arc<ClusterMap>, ProposeError> {
+    let confirmed = tokio::time::timeout(timeout, raft.ensure_linearizable())
         .await
+        .map_err(|_| ProposeError::TimedOut {
+            timeout_ms: timeout.as_millis() as u64,
+        })?;
+    let forward = match confirmed {
+        // The state machine has applied up to the read point: the watch holds it.
+        Ok(_) => return Ok(map.borrow().clone()),
+        Err(RaftError::Fatal(e)) => return Err(network::stopped(&e)),
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+            return Err(ProposeError::NoQuorum {
+                reason: e.to_string(),
+            })
+        }
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f,
+    };
+    let remote = forward_to(forward, hops, secret)?
+        .read_map(hops + 1)
+        .await?;
+    Ok(Arc::new(remote))
 }

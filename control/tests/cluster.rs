@@ -208,6 +208,8 @@ async fn three_voters_survive_their_leader_and_it_catches_up_from_its_directory(
         other => panic!("expected 'the leader is {leader}', got {other:?}"),
     }
     for node in nodes.values() {
+        // A read through any voter is confirmed by the leader and holds the commit.
+        assert_eq!(node.read_map().await.unwrap().current, 1);
         map_current(node, 1).await;
     }
 
@@ -482,6 +484,8 @@ async fn five_voters_commit_with_two_down_and_refuse_to_commit_with_three_down()
             "{answer:?}"
         );
         assert!(node.map().borrow().users.is_empty());
+        let read = node.read_map().await;
+        assert!(read.is_err(), "no majority confirms a read: {read:?}");
     }
     for (_, node) in nodes {
         node.stop().await;
