@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("policy", &[]),
     ("engine", &["proto"]),
     ("cluster", &["engine", "placement", "proto"]),
+    ("control", &["placement", "policy"]),
     ("objects", &["cluster", "placement", "proto"]),
     (
         "gateway",
@@ -40,6 +41,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("objects", &["s3s", "hyper", "http", "glommio", "heed"]),
     ("proto", &["s3s", "hyper", "glommio", "heed"]),
     ("placement", &["s3s", "hyper", "tokio", "glommio", "heed"]),
+    ("control", &["s3s", "hyper", "glommio"]),
     ("policy", &["s3s", "hyper", "tokio", "glommio", "heed"]),
 ];
 

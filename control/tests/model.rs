@@ -1,0 +1,230 @@
+//! The map's apply function checked against a model over random command sequences: which
+//! commands are accepted, that a refusal changes nothing, the bounds on kept versions, phases
+//! that only go forward, and that a map survives its record encoding.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use control::codec::{self, Kind};
+use control::{limits, ClusterMap, Command, GroupPhase, LayoutVersion, User};
+use placement::Layout;
+use proptest::prelude::*;
+
+/// Versions 1..=5, each rebalanced from the one before, with 3, 4, 4, 5 and 3 nodes.
+fn chain() -> &'static [LayoutVersion] {
+    static CHAIN: OnceLock<Vec<LayoutVersion>> = OnceLock::new();
+    CHAIN.get_or_init(|| {
+        let mut out: Vec<LayoutVersion> = Vec::new();
+        for (i, nodes) in [3u64, 4, 4, 5, 3].into_iter().enumerate() {
+            let version = i as u64 + 1;
+            let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 16\n");
+            for id in 1..=nodes {
+                write!(
+                    text,
+                    "[[node]]\nid = {id}\naddress = \"10.0.0.{id}\"\nbase_port = 7100\nzone = \"z{id}\"\ncores = 2\n"
+                )
+                .expect("writing to a String");
+            }
+            let state = out
+                .last()
+                .map(|p| placement::State::decode(&p.state).expect("state"));
+            let layout = Layout::from_toml_str_and_state(&text, state.as_ref()).expect("layout");
+            out.push(LayoutVersion::of(&text, &layout));
+        }
+        out
+    })
+}
+
+const NAMES: [&str; 3] = ["alice", "bob", "carol"];
+const KEYS: [&str; 3] = [
+    "AKIAKEY000000000001",
+    "AKIAKEY000000000002",
+    "AKIAKEY000000000003",
+];
+const PHASES: [GroupPhase; 4] = [
+    GroupPhase::Pending,
+    GroupPhase::Moving,
+    GroupPhase::CutOver,
+    GroupPhase::Done,
+];
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (0..5usize).prop_map(|i| Command::ProposeLayout(chain()[i].clone())),
+        (1..=6u64, 0..17u32, 0..4usize).prop_map(|(to_version, pg, p)| Command::UpdateChange {
+            to_version,
+            pg,
+            phase: PHASES[p],
+        }),
+        (0..3usize, 0..3usize).prop_map(|(n, k)| Command::PutUser(User {
+            name: NAMES[n].into(),
+            access_key: KEYS[k].into(),
+            secret_key: "s3cr3t-s3cr3t-s3cr3t-s3cr3t".into(),
+            policy_json: None,
+        })),
+        (0..3usize).prop_map(|n| Command::DeleteUser {
+            name: NAMES[n].into()
+        }),
+    ]
+}
+
+/// What the map should be, kept the simple way.
+#[derive(Default)]
+struct Model {
+    current: u64,
+    /// The last change: its target version and each moving PG's phase.
+    change: Option<(u64, BTreeMap<u32, GroupPhase>)>,
+    /// name → access key
+    users: BTreeMap<String, String>,
+}
+
+fn rank(p: GroupPhase) -> usize {
+    PHASES.iter().position(|q| *q == p).unwrap()
+}
+
+impl Model {
+    fn change_done(&self) -> bool {
+        self.change
+            .as_ref()
+            .is_none_or(|(_, g)| g.values().all(|p| *p == GroupPhase::Done))
+    }
+
+    /// Whether the model accepts `command`, and its own state after it.
+    fn step(&mut self, command: &Command, map_after: &ClusterMap) -> bool {
+        match command {
+            Command::ProposeLayout(v) => {
+                let ok = v.version == self.current + 1 && self.change_done();
+                if ok {
+                    self.current = v.version;
+                    if let Some(c) = &map_after.change {
+                        if c.to_version == v.version {
+                            // The moving groups are placement's plan (its own oracle tests);
+                            // here: all of them start Pending.
+                            assert!(c.groups.values().all(|g| g.phase == GroupPhase::Pending));
+                            self.change = Some((
+                                v.version,
+                                c.groups.iter().map(|(pg, g)| (*pg, g.phase)).collect(),
+                            ));
+                        }
+                    }
+                }
+                ok
+            }
+            Command::UpdateChange {
+                to_version,
+                pg,
+                phase,
+            } => {
+                let Some((to, groups)) = self.change.as_mut() else {
+                    return false;
+                };
+                let Some(now) = groups.get_mut(pg) else {
+                    return false;
+                };
+                let ok = *to == *to_version
+                    && (rank(*phase) == rank(*now) || rank(*phase) == rank(*now) + 1);
+                if ok {
+                    *now = *phase;
+                }
+                ok
+            }
+            Command::PutUser(u) => {
+                let taken = self
+                    .users
+                    .iter()
+                    .any(|(name, key)| *key == u.access_key && *name != u.name);
+                if !taken {
+                    self.users.insert(u.name.clone(), u.access_key.clone());
+                }
+                !taken
+            }
+            Command::DeleteUser { name } => self.users.remove(name).is_some(),
+        }
+    }
+}
+
+/// Adds commands that walk the current change's groups forward, so sequences get past the
+/// first change often.
+fn finish_change(map: &ClusterMap) -> Vec<Command> {
+    let Some(change) = &map.change else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (pg, g) in &change.groups {
+        for phase in &PHASES[rank(g.phase) + 1..] {
+            out.push(Command::UpdateChange {
+                to_version: change.to_version,
+                pg: *pg,
+                phase: *phase,
+            });
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn apply_matches_the_model(
+        commands in proptest::collection::vec((command(), any::<bool>()), 1..60)
+    ) {
+        let mut map = ClusterMap::default();
+        let mut model = Model::default();
+        for (command, finish) in commands {
+            let mut batch = vec![command];
+            if finish {
+                batch.extend(finish_change(&map));
+            }
+            for command in batch {
+                let before = map.clone();
+                let outcome = map.apply(&command);
+                let accepted = model.step(&command, &map);
+                prop_assert_eq!(outcome.is_ok(), accepted, "{:?} → {:?}", command, outcome);
+                if outcome.is_err() {
+                    prop_assert_eq!(&map, &before, "a refusal changed the map");
+                }
+                prop_assert_eq!(map.current, model.current);
+                prop_assert!(map.layouts.len() <= limits::LAYOUT_VERSIONS_KEPT_MAX);
+                if map.current > 0 {
+                    prop_assert!(map.layouts.contains_key(&map.current));
+                }
+                if let Some(c) = map.change.as_ref().filter(|c| !c.is_done()) {
+                    prop_assert!(map.layouts.contains_key(&c.from_version));
+                }
+                let users: BTreeMap<String, String> = map
+                    .users
+                    .iter()
+                    .map(|(n, u)| (n.clone(), u.access_key.clone()))
+                    .collect();
+                prop_assert_eq!(&users, &model.users);
+                if let (Some(c), Some((to, groups))) = (&map.change, &model.change) {
+                    prop_assert_eq!(c.to_version, *to);
+                    let phases: BTreeMap<u32, GroupPhase> =
+                        c.groups.iter().map(|(pg, g)| (*pg, g.phase)).collect();
+                    prop_assert_eq!(&phases, groups);
+                }
+            }
+        }
+        let bytes = codec::encode(Kind::Map, &map).unwrap();
+        prop_assert_eq!(codec::decode::<ClusterMap>(Kind::Map, &bytes).unwrap(), map);
+    }
+}
+
+#[test]
+fn the_chain_moves_data_at_each_node_count_change() {
+    // Guards the model's reach: versions whose node count changes have PGs to move.
+    let mut map = ClusterMap::default();
+    let mut moved = Vec::new();
+    for v in chain() {
+        map.apply(&Command::ProposeLayout(v.clone())).unwrap();
+        moved.push(map.change.as_ref().map_or(0, |c| c.groups.len()));
+        for c in finish_change(&map) {
+            map.apply(&c).unwrap();
+        }
+    }
+    assert_eq!(moved[0], 0);
+    assert!(moved[1] > 0 && moved[3] > 0 && moved[4] > 0, "{moved:?}");
+    assert_eq!(map.current, 5);
+}
