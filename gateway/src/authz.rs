@@ -18,6 +18,8 @@
 //!     and never with a Deny. The handler then acts as the bucket owner ([`ActingFor`],
 //!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner
 //!     (BucketOwnerEnforced), and listings show the owner.
+//!   - A caller the bucket's ACL grants what the action needs (`acl`) is allowed like the
+//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
 //!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
@@ -215,6 +217,8 @@ pub fn lock_headers(extensions: &http::Extensions) -> LockHeaders {
 pub struct KeyJudge {
     bucket: String,
     owner: bool,
+    /// The bucket's ACL lets the caller delete (`acl`).
+    granted: bool,
     policy: Option<Arc<Stored>>,
     facts: Facts,
 }
@@ -428,10 +432,20 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if bypass && stored.is_none() {
         cx.extensions_mut().insert(GovernanceBypass(owner));
     }
-    // Without a policy nothing can deny the owner nor allow anyone else: decided before the
-    // request's facts are gathered (the common case costs a cache lookup). A copy still has
-    // its source judged.
-    if stored.is_none() && !matches!(op, "CopyObject" | "UploadPartCopy") {
+    // What the bucket's ACL grants a caller who is not the owner (`acl`): allowed unless the
+    // policy denies it, like the owner.
+    let granted = !owner
+        && gateway
+            .acl_grants(
+                &record.scope(&bucket),
+                access_key.as_deref(),
+                required.action,
+            )
+            .await?;
+    // Without a policy nothing can deny the owner nor allow anyone else but the ACL: decided
+    // before the request's facts are gathered (the common case costs a cache lookup). A copy
+    // still has its source judged; a caller the ACL lets in acts as the owner (below).
+    if stored.is_none() && !granted && !matches!(op, "CopyObject" | "UploadPartCopy") {
         return if owner { Ok(()) } else { Err(denied()) };
     }
     let user = match &access_key {
@@ -452,14 +466,15 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         }
     }
     if op == "DeleteObjects" {
-        // Judged per key by the handler; another user needs a policy to get that far.
-        if !owner && stored.is_none() {
+        // Judged per key by the handler; another user needs a policy or a grant to get that far.
+        if !owner && !granted && stored.is_none() {
             return Err(denied());
         }
         if stored.is_some() {
             cx.extensions_mut().insert(KeyJudge {
                 bucket: bucket.clone(),
                 owner,
+                granted,
                 policy: stored,
                 facts,
             });
@@ -473,7 +488,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
     if !allowed(
-        owner,
+        owner || granted,
         stored.as_deref(),
         &facts.context(required.action, resource),
     ) {
@@ -505,8 +520,16 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if !owner {
         let reads = matches!(required.action, "s3:GetObject" | "s3:GetObjectVersion");
+        let acl_lists = reads
+            && gateway
+                .acl_grants(
+                    &record.scope(&bucket),
+                    access_key.as_deref(),
+                    "s3:ListBucket",
+                )
+                .await?;
         let lists = allowed(
-            false,
+            acl_lists,
             stored.as_deref(),
             &facts.context("s3:ListBucket", bucket_arn(&bucket)),
         );
@@ -603,7 +626,7 @@ pub fn check_key_delete(
     if let Some(v) = version {
         ctx = ctx.with_version_id(v);
     }
-    if allowed(judge.owner, judge.policy.as_deref(), &ctx) {
+    if allowed(judge.owner || judge.granted, judge.policy.as_deref(), &ctx) {
         Ok(())
     } else {
         Err(denied())

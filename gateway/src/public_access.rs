@@ -14,13 +14,13 @@
 //! - **RestrictPublicBuckets**: while the bucket's policy is public, only the owner and the
 //!   users the policy names get through it; anyone else, anonymous callers above all, is
 //!   denied even where the policy allows them ([`restricts`], called by `authz`).
-//! - **BlockPublicAcls**: percore keeps no ACLs and refuses every public one (`refuse`,
-//!   NotImplemented); with this setting a request asking for one on the bucket or its objects
-//!   (a public canned ACL, or a grant to the AllUsers or AuthenticatedUsers group, in headers,
-//!   a POST form or a Put*Acl body) answers 403 AccessDenied instead, as AWS does
-//!   ([`check_acl_request`], [`Gateway::acl_put`]). CreateBucket is not judged: a bucket has no
-//!   configuration before it exists (account-level blocks are not built).
-//! - **IgnorePublicAcls**: stored and reported; there are no public ACLs to ignore.
+//! - **BlockPublicAcls**: a request asking for a public ACL (a public canned ACL, or a grant
+//!   to the AllUsers or AuthenticatedUsers group, in headers, a POST form or a Put*Acl body)
+//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`); on objects,
+//!   which have no ACLs of their own and answer NotImplemented otherwise, the gate does
+//!   ([`check_acl_request`], [`Gateway::object_acl_put`]). CreateBucket is not judged: a
+//!   bucket has no configuration before it exists (account-level blocks are not built).
+//! - **IgnorePublicAcls**: the bucket ACL's public grants count for nothing (`acl`).
 //!
 //! The access gate reads the setting through [`State`], a cache per scope like the policy's
 //! ([`CACHE_TTL`]); only requests that could be affected read it (a caller who is not the owner
@@ -30,10 +30,10 @@
 //! other callers need the policy's `s3:GetBucketPublicAccessBlock` /
 //! `s3:PutBucketPublicAccessBlock`.
 //!
-//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): percore's only behaviour is
-//! `BucketOwnerEnforced` (the bucket owner owns every object, ACLs are disabled). That value is
+//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): the bucket owner owns every
+//! object in percore; `BucketOwnerEnforced` also disables ACLs (`acl`). That value is
 //! stored (`R` ‖ scope ‖ `\0` ‖ `ownership`: format byte 1 ‖ 1) and reported; `ObjectWriter` and
-//! `BucketOwnerPreferred` need ACLs and answer NotImplemented. CreateBucket with
+//! `BucketOwnerPreferred` would make writers own objects and answer NotImplemented. CreateBucket with
 //! `x-amz-object-ownership: BucketOwnerEnforced` stores it too (other values are refused by
 //! `refuse` before the bucket exists). Without the record GetBucketOwnershipControls answers
 //! 404 OwnershipControlsNotFoundError, as AWS for a bucket without the configuration; the
@@ -48,9 +48,8 @@ use s3s::dto::{
     DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketOwnershipControlsInput,
     GetBucketOwnershipControlsOutput, GetPublicAccessBlockInput, GetPublicAccessBlockOutput,
     ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
-    PutBucketAclInput, PutBucketAclOutput, PutBucketOwnershipControlsInput,
-    PutBucketOwnershipControlsOutput, PutObjectAclInput, PutObjectAclOutput, PutObjectInput,
-    PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
+    PutBucketOwnershipControlsInput, PutBucketOwnershipControlsOutput, PutObjectAclInput,
+    PutObjectAclOutput, PutObjectInput, PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -145,7 +144,7 @@ impl Block {
 
 /// The configuration record names (`bucket_config`): `R` ‖ scope ‖ 0 ‖ name.
 const BLOCK_CONFIG: &str = "public-access-block";
-const OWNERSHIP_CONFIG: &str = "ownership";
+pub(crate) const OWNERSHIP_CONFIG: &str = "ownership";
 
 /// Whether a stored ownership record says BucketOwnerEnforced (the only value written).
 pub fn decode_ownership(b: &[u8]) -> Result<(), Malformed> {
@@ -218,7 +217,7 @@ impl AclAsked<'_> {
     }
 }
 
-fn blocked_acl() -> S3Error {
+pub(crate) fn blocked_acl() -> S3Error {
     s3_error!(
         AccessDenied,
         "Access Denied: public ACLs are blocked by the BlockPublicAcls setting of this bucket's \
@@ -380,19 +379,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// PutBucketAcl: percore keeps no ACLs (NotImplemented), but a public one on a bucket that
-    /// blocks them is AccessDenied first (module docs).
-    pub(crate) async fn bucket_acl_put(
-        &self,
-        req: S3Request<PutBucketAclInput>,
-    ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let user = user_of(&req)?;
-        let i = &req.input;
-        let asked = acl_asked!(i, s3s::dto::BucketCannedACL);
-        Err(self.acl_refusal(&user, &i.bucket, &asked).await)
-    }
-
-    /// PutObjectAcl, as [`Gateway::bucket_acl_put`].
+    /// PutObjectAcl: objects have no ACLs of their own (`acl`): NotImplemented, but a public
+    /// one on a bucket that blocks them is AccessDenied first (module docs).
     pub(crate) async fn object_acl_put(
         &self,
         req: S3Request<PutObjectAclInput>,
@@ -419,8 +407,8 @@ impl Gateway {
         }
         s3_error!(
             NotImplemented,
-            "percore has no ACLs: the bucket owner owns every object (BucketOwnerEnforced); \
-             grant access with a bucket policy"
+            "objects have no ACLs of their own in percore: the bucket owner owns every object; \
+             grant access with the bucket's ACL or policy"
         )
     }
 
@@ -475,7 +463,9 @@ impl Gateway {
         let input = req.input;
         let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
         check_ownership_rules(&input.ownership_controls)?;
-        self.store_owner_enforced(&scope).await?;
+        let stored = self.store_owner_enforced(&scope).await;
+        self.acls.forget(&scope);
+        stored?;
         Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
     }
 
@@ -512,7 +502,9 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        self.config_delete(&scope, OWNERSHIP_CONFIG).await?;
+        let deleted = self.config_delete(&scope, OWNERSHIP_CONFIG).await;
+        self.acls.forget(&scope);
+        deleted?;
         Ok(S3Response::new(
             DeleteBucketOwnershipControlsOutput::default(),
         ))
@@ -532,8 +524,9 @@ fn check_ownership_rules(controls: &OwnershipControls) -> S3Result<()> {
         v @ (ObjectOwnership::BUCKET_OWNER_PREFERRED | ObjectOwnership::OBJECT_WRITER) => {
             Err(s3_error!(
                 NotImplemented,
-                "ObjectOwnership {v} is not supported: it needs ACLs, which percore does not \
-                 have; percore enforces bucket owner ownership (BucketOwnerEnforced)"
+                "ObjectOwnership {v} is not supported: the bucket owner owns every object in \
+                 percore; without ownership controls a bucket has ACLs enabled, with \
+                 BucketOwnerEnforced disabled"
             ))
         }
         _ => Err(s3_error!(

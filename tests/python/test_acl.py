@@ -1,0 +1,246 @@
+"""Bucket ACLs: each canned ACL decides who may list, write and read or change the ACL; grants
+by id and by group in headers and bodies; Get/PutBucketAcl round trips; the public access
+block (BlockPublicAcls, IgnorePublicAcls); a Deny in the bucket policy beats a grant;
+BucketOwnerEnforced disables ACLs. Objects have no ACLs of their own: GetObjectAcl shows the
+owner-only one, object grants answer NotImplemented."""
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ALICE
+from test_policy import code, doc, status, stmt
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTH_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+
+
+def can(call, **kw):
+    """Whether `call` succeeds; AccessDenied is False, any other error fails the test."""
+    try:
+        call(**kw)
+        return True
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDenied", e
+        return False
+
+
+def abilities(client, bucket, key="w"):
+    """What `client` may do to `bucket`: list, write (put then delete), read its ACL,
+    write its ACL (a no-op private put would change it, so only GetBucketAcl is tried)."""
+    return {
+        "list": can(client.list_objects_v2, Bucket=bucket),
+        "write": can(client.put_object, Bucket=bucket, Key=key, Body=b"x"),
+        "read_acp": can(client.get_bucket_acl, Bucket=bucket),
+    }
+
+
+def grants(acl):
+    """The grants of a Get*Acl answer as (grantee, permission) pairs."""
+    out = set()
+    for g in acl["Grants"]:
+        who = g["Grantee"].get("ID") or g["Grantee"].get("URI")
+        out.add((who, g["Permission"]))
+    return out
+
+
+@pytest.mark.parametrize("canned, anon_can, alice_can", [
+    ("private", dict(list=False, write=False), dict(list=False, write=False)),
+    ("public-read", dict(list=True, write=False), dict(list=True, write=False)),
+    ("public-read-write", dict(list=True, write=True), dict(list=True, write=True)),
+    ("authenticated-read", dict(list=False, write=False), dict(list=True, write=False)),
+    ("bucket-owner-full-control", dict(list=False, write=False), dict(list=False, write=False)),
+])
+def test_canned_acls_on_create(server, s3, alice, anon, canned, anon_can, alice_can):
+    bucket = f"acl-canned-{canned}"
+    s3.create_bucket(Bucket=bucket, ACL=canned)
+    for client, want in [(anon, anon_can), (alice, alice_can)]:
+        got = abilities(client, bucket)
+        assert got == {**want, "read_acp": False}, (canned, got)
+    # The owner can do everything, and what others wrote is the owner's.
+    assert abilities(s3, bucket) == {"list": True, "write": True, "read_acp": True}
+    listed = s3.list_objects_v2(Bucket=bucket, FetchOwner=True).get("Contents", [])
+    assert [o["Owner"]["ID"] for o in listed] == [server.access_key]
+    # Writers can delete too; a grant of WRITE never gives reads of objects.
+    if alice_can["write"]:
+        with pytest.raises(ClientError) as e:
+            alice.get_object(Bucket=bucket, Key="w")
+        assert code(e) == "AccessDenied"
+        alice.delete_object(Bucket=bucket, Key="w")
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_get_put_bucket_acl_round_trip(server, s3, alice, bucket):
+    owner = server.access_key
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    assert acl["Owner"]["ID"] == owner
+    assert grants(acl) == {(owner, "FULL_CONTROL")}
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert grants(s3.get_bucket_acl(Bucket=bucket)) == {(owner, "FULL_CONTROL"),
+                                                        (ALL_USERS, "READ")}
+    # A body: what Get answers can be put back, changed.
+    policy = s3.get_bucket_acl(Bucket=bucket)
+    policy["Grants"] = [g for g in policy["Grants"] if "URI" not in g["Grantee"]] + [
+        {"Grantee": {"Type": "CanonicalUser", "ID": ALICE[0]}, "Permission": "READ_ACP"},
+        {"Grantee": {"Type": "Group", "URI": AUTH_USERS}, "Permission": "WRITE"},
+    ]
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={
+        "Grants": policy["Grants"], "Owner": policy["Owner"]})
+    assert grants(s3.get_bucket_acl(Bucket=bucket)) == {
+        (owner, "FULL_CONTROL"), (ALICE[0], "READ_ACP"), (AUTH_USERS, "WRITE")}
+    assert abilities(alice, bucket) == {"list": False, "write": True, "read_acp": True}
+    # Back to private.
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    assert grants(s3.get_bucket_acl(Bucket=bucket)) == {(owner, "FULL_CONTROL")}
+    assert abilities(alice, bucket) == {"list": False, "write": False, "read_acp": False}
+
+
+def test_grant_headers_by_id_and_group(server, s3, alice, anon, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'uri="{ALL_USERS}"',
+                      GrantFullControl=f'id="{ALICE[0]}", id="{server.access_key}"')
+    assert abilities(anon, bucket) == {"list": True, "write": False, "read_acp": False}
+    assert abilities(alice, bucket) == {"list": True, "write": True, "read_acp": True}
+    # FULL_CONTROL includes WRITE_ACP: alice may hand the bucket's ACL back to private.
+    alice.put_bucket_acl(Bucket=bucket, ACL="private")
+    assert abilities(alice, bucket) == {"list": False, "write": False, "read_acp": False}
+    # On CreateBucket too.
+    name = f"{bucket}-grants"
+    s3.create_bucket(Bucket=name, GrantWrite=f'id="{ALICE[0]}"')
+    assert abilities(alice, name) == {"list": False, "write": True, "read_acp": False}
+
+
+@pytest.mark.parametrize("kw, want", [
+    (dict(ACL="public-read", GrantRead=f'uri="{ALL_USERS}"'), ("InvalidRequest", 400)),
+    (dict(GrantRead='id="NOSUCHUSERACCESSKEY"'), ("InvalidArgument", 400)),
+    (dict(GrantRead='emailAddress="a@example.com"'), ("NotImplemented", 501)),
+    (dict(GrantRead='uri="http://example.com/nobody"'), ("InvalidArgument", 400)),
+    (dict(GrantRead='nonsense'), ("InvalidArgument", 400)),
+    (dict(ACL="log-delivery-write"), ("NotImplemented", 501)),
+    (dict(ACL="aws-exec-read"), ("NotImplemented", 501)),
+    (dict(ACL="everyone"), ("InvalidArgument", 400)),
+])
+def test_bad_acls_are_refused(s3, bucket, kw, want):
+    for call, args in [(s3.put_bucket_acl, dict(Bucket=bucket)),
+                       (s3.create_bucket, dict(Bucket=f"{bucket}-new"))]:
+        with pytest.raises(ClientError) as e:
+            call(**args, **kw)
+        assert (code(e), status(e)) == want, call
+    # Nothing was stored: the bucket is private, the new one does not exist.
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket=f"{bucket}-new")
+    assert status(e) == 404
+
+
+def test_malformed_acl_bodies(server, s3, bucket):
+    owner = {"ID": server.access_key}
+    for body, want in [
+        ({"Grants": []}, "MalformedACLError"),
+        ({"Owner": owner, "Grants": [{"Grantee": {"Type": "CanonicalUser"},
+                                      "Permission": "READ"}]}, "MalformedACLError"),
+        ({"Owner": owner, "Grants": [{"Grantee": {"Type": "Group", "URI": ALL_USERS},
+                                      "Permission": "EVERYTHING"}]}, "MalformedACLError"),
+        ({"Owner": owner, "Grants": [{"Grantee": {"Type": "AmazonCustomerByEmail",
+                                                  "EmailAddress": "a@example.com"},
+                                      "Permission": "READ"}]}, "NotImplemented"),
+        ({"Owner": {"ID": ALICE[0]}, "Grants": []}, "AccessDenied"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=body)
+        assert code(e) == want, body
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_acl(Bucket=bucket)
+    assert status(e) == 400
+
+
+def test_ignore_and_block_public_acls(s3, alice, anon, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'uri="{ALL_USERS}", id="{ALICE[0]}"')
+    assert can(anon.list_objects_v2, Bucket=bucket)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "IgnorePublicAcls": True})
+    # Stored public grants count for nothing (at once on this gateway); a grant to a user
+    # still counts.
+    assert not can(anon.list_objects_v2, Bucket=bucket)
+    assert can(alice.list_objects_v2, Bucket=bucket)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True})
+    assert can(anon.list_objects_v2, Bucket=bucket)
+    for kw in [dict(ACL="public-read"), dict(GrantRead=f'uri="{AUTH_USERS}"')]:
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_acl(Bucket=bucket, **kw)
+        assert code(e) == "AccessDenied" and status(e) == 403
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'id="{ALICE[0]}"')
+    assert not can(anon.list_objects_v2, Bucket=bucket)
+
+
+def test_deny_in_policy_beats_grant(s3, alice, anon, bucket):
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        stmt("Deny", {"AWS": "alice"}, "s3:PutObject", f"arn:aws:s3:::{bucket}/*")))
+    assert not can(alice.put_object, Bucket=bucket, Key="k", Body=b"x")
+    assert can(alice.list_objects_v2, Bucket=bucket)
+    assert can(anon.put_object, Bucket=bucket, Key="k", Body=b"x")
+    # Deletes through DeleteObjects are judged per key the same way.
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        stmt("Deny", "*", "s3:DeleteObject", f"arn:aws:s3:::{bucket}/k")))
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    out = alice.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"},
+                                                                   {"Key": "other"}]})
+    assert [d["Key"] for d in out.get("Deleted", [])] == ["other"]
+    assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("k", "AccessDenied")]
+
+
+def test_bucket_owner_enforced_disables_acls(s3, alice, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'id="{ALICE[0]}"')
+    assert can(alice.list_objects_v2, Bucket=bucket)
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    # The stored grant counts for nothing and is not shown.
+    assert not can(alice.list_objects_v2, Bucket=bucket)
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+    for kw in [dict(ACL="public-read"), dict(GrantRead=f'id="{ALICE[0]}"')]:
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_acl(Bucket=bucket, **kw)
+        assert code(e) == "AccessControlListNotSupported" and status(e) == 400
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    s3.put_bucket_acl(Bucket=bucket, ACL="bucket-owner-full-control")
+    # Deleting the controls enables ACLs again (an ObjectWriter bucket in S3's terms).
+    s3.delete_bucket_ownership_controls(Bucket=bucket)
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'id="{ALICE[0]}"')
+    assert can(alice.list_objects_v2, Bucket=bucket)
+    # CreateBucket: an ACL together with BucketOwnerEnforced is refused.
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=f"{bucket}-enf", ACL="public-read",
+                         ObjectOwnership="BucketOwnerEnforced")
+    assert code(e) == "InvalidBucketAclWithObjectOwnership" and status(e) == 400
+    s3.create_bucket(Bucket=f"{bucket}-enf", ACL="private", ObjectOwnership="BucketOwnerEnforced")
+
+
+def test_acl_calls_need_their_permission(s3, alice, bucket):
+    # READ gives no READ_ACP, READ_ACP no WRITE_ACP.
+    s3.put_bucket_acl(Bucket=bucket, GrantRead=f'id="{ALICE[0]}"',
+                      GrantReadACP=f'id="{ALICE[0]}"')
+    assert can(alice.get_bucket_acl, Bucket=bucket)
+    assert not can(alice.put_bucket_acl, Bucket=bucket, ACL="public-read")
+    s3.put_bucket_acl(Bucket=bucket, GrantWriteACP=f'id="{ALICE[0]}"')
+    assert not can(alice.get_bucket_acl, Bucket=bucket)
+    alice.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert (ALL_USERS, "READ") in grants(s3.get_bucket_acl(Bucket=bucket))
+    # Nobody but the owner touches the bucket policy, whatever the ACL says.
+    s3.put_bucket_acl(Bucket=bucket, GrantFullControl=f'id="{ALICE[0]}"')
+    assert not can(alice.get_bucket_policy_status, Bucket=bucket)
+    assert not can(alice.delete_bucket, Bucket=bucket)
+
+
+def test_object_acls(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    acl = s3.get_object_acl(Bucket=bucket, Key="k")
+    assert grants(acl) == {(server.access_key, "FULL_CONTROL")}
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="missing")
+    assert code(e) == "NoSuchKey"
+    for kw in [dict(ACL="public-read"), dict(GrantRead=f'id="{ALICE[0]}"')]:
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="k2", Body=b"v", **kw)
+        assert code(e) == "NotImplemented", kw
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="k2")
+    assert status(e) == 404
