@@ -45,7 +45,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use s3s::dto::{
     AccessControlPolicy, CreateBucketInput, GetBucketAclInput, GetBucketAclOutput,
     GetObjectAclInput, GetObjectAclOutput, Grant as DtoGrant, Grantee as DtoGrantee, Owner,
-    Permission as DtoPermission, PutBucketAclInput, PutBucketAclOutput, Type,
+    Permission as DtoPermission, PutBucketAclInput, PutBucketAclOutput, PutObjectAclInput, Type,
 };
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -483,6 +483,39 @@ pub fn from_body(body: &AccessControlPolicy, owner: &str, users: Option<&Users>)
         });
     }
     bounded(Acl { grants })
+}
+
+/// Whether a PutObjectAcl asks for the ACL every object has: the owner's FULL_CONTROL only
+/// (`private`, `bucket-owner-*`: the object's owner is the bucket's), as a canned ACL or a
+/// body.
+pub fn object_acl_is_owner_only(i: &PutObjectAclInput, owner: &str) -> bool {
+    let grants = [
+        &i.grant_read,
+        &i.grant_write,
+        &i.grant_read_acp,
+        &i.grant_write_acp,
+        &i.grant_full_control,
+    ];
+    if grants.iter().any(|g| g.is_some()) {
+        return false;
+    }
+    let owner_grant = |g: &DtoGrant| {
+        g.permission.as_ref().map(DtoPermission::as_str) == Some(DtoPermission::FULL_CONTROL)
+            && g.grantee.as_ref().is_some_and(|e| {
+                e.type_.as_str() == Type::CANONICAL_USER && e.id.as_deref() == Some(owner)
+            })
+    };
+    match (&i.acl, &i.access_control_policy) {
+        (Some(c), None) => matches!(
+            c.as_str(),
+            "private" | "bucket-owner-read" | "bucket-owner-full-control"
+        ),
+        (None, Some(body)) => {
+            body.owner.as_ref().and_then(|o| o.id.as_deref()) == Some(owner)
+                && body.grants.iter().flatten().all(owner_grant)
+        }
+        _ => false,
+    }
 }
 
 /// The bucket ACL permission a policy action needs (module docs); `None`: no bucket grant

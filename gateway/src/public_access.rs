@@ -379,14 +379,21 @@ impl Gateway {
         Ok(())
     }
 
-    /// PutObjectAcl: objects have no ACLs of their own (`acl`): NotImplemented, but a public
-    /// one on a bucket that blocks them is AccessDenied first (module docs).
+    /// PutObjectAcl: objects have no ACLs of their own (`acl`): the owner-only ACL every
+    /// object has is accepted, any other is NotImplemented, but a public one on a bucket that
+    /// blocks them is AccessDenied first (module docs).
     pub(crate) async fn object_acl_put(
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let user = user_of(&req)?;
         let i = &req.input;
+        if crate::acl::object_acl_is_owner_only(i, &user) {
+            // What every object has: nothing to store, once the version is known to exist.
+            self.object_for_read(&user, &i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            return Ok(S3Response::new(PutObjectAclOutput::default()));
+        }
         let asked = acl_asked!(i, s3s::dto::ObjectCannedACL);
         Err(self.acl_refusal(&user, &i.bucket, &asked).await)
     }

@@ -244,3 +244,54 @@ def test_object_acls(server, s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="k2")
     assert status(e) == 404
+    # The ACL every object has is accepted as a no-op, on an object that exists; any other
+    # answers NotImplemented.
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="bucket-owner-full-control")
+    s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={
+        "Owner": acl["Owner"], "Grants": acl["Grants"]})
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=bucket, Key="missing", ACL="private")
+    assert code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=bucket, Key="k", ACL="authenticated-read")
+    assert code(e) == "NotImplemented"
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={
+            "Owner": acl["Owner"], "Grants": acl["Grants"] + [
+                {"Grantee": {"Type": "CanonicalUser", "ID": ALICE[0]}, "Permission": "READ"}]})
+    assert code(e) == "NotImplemented"
+    assert grants(s3.get_object_acl(Bucket=bucket, Key="k")) == {
+        (server.access_key, "FULL_CONTROL")}
+
+
+def test_object_acls_by_version(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="k")
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k", VersionId=v1)["Grants"]) == 1
+    s3.put_object_acl(Bucket=bucket, Key="k", VersionId=v1, ACL="private")
+    # The current version is a delete marker; an unknown version is NoSuchVersion.
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="k")
+    assert status(e) == 404
+    elsewhere = s3.put_object(Bucket=bucket, Key="other", Body=b"2")["VersionId"]
+    for call in (s3.get_object_acl, s3.put_object_acl):
+        kw = dict(ACL="private") if call == s3.put_object_acl else {}
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, Key="k", VersionId=elsewhere, **kw)
+        assert code(e) == "NoSuchVersion", call
+
+
+def test_a_grantee_that_may_list_sees_404_for_missing_keys(s3, anon, bucket):
+    # A policy lets anyone read objects; the ACL lets anyone list: a missing key is 404, as
+    # for the owner (without the listing grant it would be 403).
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        stmt("Allow", "*", "s3:GetObject", f"arn:aws:s3:::{bucket}/*")))
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="missing")
+    assert status(e) == 403
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="missing")
+    assert status(e) == 404
