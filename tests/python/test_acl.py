@@ -295,3 +295,40 @@ def test_a_grantee_that_may_list_sees_404_for_missing_keys(s3, anon, bucket):
     with pytest.raises(ClientError) as e:
         anon.get_object(Bucket=bucket, Key="missing")
     assert status(e) == 404
+
+
+def test_a_recreated_bucket_starts_private(s3, anon, bucket):
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    assert can(anon.list_objects_v2, Bucket=bucket)
+    s3.delete_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket)
+    assert not can(anon.list_objects_v2, Bucket=bucket)
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+
+
+def test_anonymous_browser_post_where_the_acl_allows_writes(server, s3, bucket):
+    from test_post_upload import code_of, post
+    status_, _, body = post(server, bucket, {"key": "drop/a.txt"}, b"anon")
+    assert (status_, code_of(body)) == (403, "AccessDenied"), body
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    status_, _, body = post(server, bucket, {"key": "drop/a.txt"}, b"anon")
+    assert status_ == 204, body
+    assert s3.get_object(Bucket=bucket, Key="drop/a.txt")["Body"].read() == b"anon"
+
+
+def test_acls_survive_a_restart(tmp_path):
+    from conftest import Server, anon_client
+    server = Server(str(tmp_path / "d"))
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="kept", ACL="public-read")
+        s3.put_object(Bucket="kept", Key="k", Body=b"v")
+    finally:
+        assert server.stop() == 0
+    server = Server(str(tmp_path / "d"))
+    try:
+        listed = anon_client(server).list_objects_v2(Bucket="kept")
+        assert [o["Key"] for o in listed["Contents"]] == ["k"]
+        assert (ALL_USERS, "READ") in grants(server.client().get_bucket_acl(Bucket="kept"))
+    finally:
+        assert server.stop() == 0
