@@ -297,7 +297,7 @@ fn take_u16(rest: &mut &[u8]) -> Result<u16, Malformed> {
     Ok(u16::from_le_bytes([b[0], b[1]]))
 }
 
-/// The ACL a bucket canned ACL stands for; `None`: unknown. `aws-exec-read` and
+/// The ACL a bucket canned ACL stands for (an unknown one: InvalidArgument). `aws-exec-read` and
 /// `log-delivery-write` grant to AWS services percore does not have: NotImplemented.
 /// `bucket-owner-*` are about objects: S3 ignores them on a bucket (private).
 pub fn canned_bucket(value: &str, owner: &str) -> S3Result<Acl> {
