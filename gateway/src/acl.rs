@@ -851,6 +851,7 @@ mod tests {
     #[test]
     fn grant_headers() {
         let u = users();
+        let both = format!(r#"id="ROOTACCESSKEY0001", uri={AUTHENTICATED_USERS}"#);
         let acl = from_request(
             None,
             [
@@ -858,7 +859,7 @@ mod tests {
                 None,
                 Some("id=ALICEACCESSKEY001"),
                 None,
-                Some(r#"id="ROOTACCESSKEY0001", uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers"#),
+                Some(both.as_str()),
             ],
             "ROOTACCESSKEY0001",
             Some(&u),

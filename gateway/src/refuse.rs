@@ -18,12 +18,12 @@
 //! may carry the same names); `put_object`'s hook also checks the parsed input. Browser POST
 //! uploads, which s3s never sees, call [`refusal`] on their form fields turned into the
 //! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
-//! operations that set encryption or replication configuration are not implemented
-//! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s,
-//! bucket ACLs `acl`'s; PutObjectAcl answers it from `public_access`), and `PutBucketVersioning` refuses MFA delete
-//! itself (`versioning.rs`). A public ACL on a bucket whose public access block sets
-//! BlockPublicAcls is answered AccessDenied instead (`public_access`, called by `access` on
-//! what this module refuses).
+//! operations that set encryption or replication configuration are not implemented and answer
+//! `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s, bucket ACLs
+//! `acl`'s; PutObjectAcl answers it from `public_access`), and `PutBucketVersioning` refuses MFA
+//! delete itself (`versioning.rs`). A public ACL on an object in a bucket whose public access
+//! block sets BlockPublicAcls is answered AccessDenied instead (`public_access`, called by
+//! `access` on what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;
