@@ -10,7 +10,8 @@
 //!
 //! **What a grant gives** on a bucket (S3's mapping; FULL_CONTROL is all four):
 //! READ: ListObjects(V2), ListObjectVersions, ListMultipartUploads, HeadBucket;
-//! WRITE: PutObject (CopyObject's destination, multipart uploads) and DeleteObject(s);
+//! WRITE: PutObject (CopyObject's destination, multipart uploads with their ListParts and
+//! Abort) and DeleteObject(s) (not of a given version: S3 keeps that to the owner);
 //! READ_ACP: GetBucketAcl; WRITE_ACP: PutBucketAcl. The owner always has everything; a
 //! caller let in by a grant acts as the bucket owner (`authz::ActingFor`: what it writes
 //! belongs to the bucket owner). An explicit Deny in the bucket policy beats any grant
@@ -525,7 +526,12 @@ pub fn permission_for(action: &str) -> Option<Permission> {
         "s3:ListBucket" | "s3:ListBucketVersions" | "s3:ListBucketMultipartUploads" => {
             Permission::Read
         }
-        "s3:PutObject" | "s3:DeleteObject" => Permission::Write,
+        // Multipart uploads are writes: whoever may write may also abort and list the parts
+        // of an upload (in S3 its initiator may; here every upload is the owner's).
+        "s3:PutObject"
+        | "s3:DeleteObject"
+        | "s3:AbortMultipartUpload"
+        | "s3:ListMultipartUploadParts" => Permission::Write,
         "s3:GetBucketAcl" => Permission::ReadAcp,
         "s3:PutBucketAcl" => Permission::WriteAcp,
         _ => return None,
@@ -943,6 +949,11 @@ mod tests {
     fn permissions_of_actions() {
         assert_eq!(permission_for("s3:ListBucket"), Some(Permission::Read));
         assert_eq!(permission_for("s3:PutObject"), Some(Permission::Write));
+        assert_eq!(
+            permission_for("s3:AbortMultipartUpload"),
+            Some(Permission::Write)
+        );
+        assert_eq!(permission_for("s3:DeleteObjectVersion"), None);
         assert_eq!(permission_for("s3:GetObject"), None);
         assert_eq!(permission_for("s3:PutBucketPolicy"), None);
     }

@@ -68,6 +68,23 @@ def test_canned_acls_on_create(server, s3, alice, anon, canned, anon_can, alice_
         assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
+def test_a_writer_uploads_in_parts(s3, alice, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{ALICE[0]}"')
+    up = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    etag = alice.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1,
+                             Body=b"p" * 10)["ETag"]
+    assert [p["PartNumber"] for p in alice.list_parts(Bucket=bucket, Key="mp",
+                                                      UploadId=up)["Parts"]] == [1]
+    alice.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"p" * 10
+    up = alice.create_multipart_upload(Bucket=bucket, Key="gone")["UploadId"]
+    alice.abort_multipart_upload(Bucket=bucket, Key="gone", UploadId=up)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    # Listing uploads is a READ of the bucket, which alice was not granted.
+    assert not can(alice.list_multipart_uploads, Bucket=bucket)
+
+
 def test_get_put_bucket_acl_round_trip(server, s3, alice, bucket):
     owner = server.access_key
     acl = s3.get_bucket_acl(Bucket=bucket)
