@@ -28,8 +28,9 @@
 //! enabled, the bucket owner owning every object whoever writes it (percore has no other
 //! object owner). With BucketOwnerEnforced stored (CreateBucket's `x-amz-object-ownership`
 //! or PutBucketOwnershipControls), ACLs are disabled as in S3: a stored ACL counts for nothing,
-//! GetBucketAcl shows the owner-only ACL, and setting any ACL but an owner-only one answers
-//! 400 AccessControlListNotSupported.
+//! GetBucketAcl shows the owner-only ACL, and setting any ACL but an owner-only one, on the
+//! bucket or an object, answers 400 AccessControlListNotSupported (`public_access` for
+//! objects, whose ACLs are refused anyway).
 //!
 //! **Public access block.** BlockPublicAcls refuses a public ACL (a grant to AllUsers or
 //! AuthenticatedUsers) with 403 AccessDenied; IgnorePublicAcls makes the stored public grants
@@ -486,6 +487,15 @@ pub fn from_body(body: &AccessControlPolicy, owner: &str, users: Option<&Users>)
     bounded(Acl { grants })
 }
 
+/// Whether `canned` (an object's canned ACL) grants nothing beyond the owner: the object's
+/// owner is the bucket's.
+pub fn canned_object_is_owner_only(canned: &str) -> bool {
+    matches!(
+        canned,
+        "private" | "bucket-owner-read" | "bucket-owner-full-control"
+    )
+}
+
 /// Whether a PutObjectAcl asks for the ACL every object has: the owner's FULL_CONTROL only
 /// (`private`, `bucket-owner-*`: the object's owner is the bucket's), as a canned ACL or a
 /// body.
@@ -507,10 +517,7 @@ pub fn object_acl_is_owner_only(i: &PutObjectAclInput, owner: &str) -> bool {
             })
     };
     match (&i.acl, &i.access_control_policy) {
-        (Some(c), None) => matches!(
-            c.as_str(),
-            "private" | "bucket-owner-read" | "bucket-owner-full-control"
-        ),
+        (Some(c), None) => canned_object_is_owner_only(c.as_str()),
         (None, Some(body)) => {
             body.owner.as_ref().and_then(|o| o.id.as_deref()) == Some(owner)
                 && body.grants.iter().flatten().all(owner_grant)
@@ -669,6 +676,18 @@ impl Gateway {
             return Ok(!block.is_some_and(|b| b.ignore_public_acls));
         }
         Ok(true)
+    }
+
+    /// AccessControlListNotSupported when `bucket` exists and its ownership controls say
+    /// BucketOwnerEnforced: what an object ACL that is refused anyway answers there, as in S3.
+    pub(crate) async fn check_acls_enabled(&self, bucket: &str) -> S3Result<()> {
+        let Some(record) = self.bucket(bucket).await? else {
+            return Ok(());
+        };
+        if self.acls_disabled(&record.scope(bucket)).await? {
+            return Err(not_supported());
+        }
+        Ok(())
     }
 
     /// Stores a new bucket's ACL (`of_create`).

@@ -239,10 +239,29 @@ pub async fn check_acl_request(
         S3Path::Root => return Ok(()),
         S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
     };
-    if op == "CreateBucket" || !asks_public_acl(headers, query) {
+    if op == "CreateBucket" {
         return Ok(());
     }
-    gateway.check_blocks_acls(bucket).await
+    if asks_public_acl(headers, query) {
+        gateway.check_blocks_acls(bucket).await?;
+    }
+    if asks_acl(headers, query) {
+        gateway.check_acls_enabled(bucket).await?;
+    }
+    Ok(())
+}
+
+/// Whether a request asks for an ACL beyond the owner-only one every object has.
+fn asks_acl(headers: &HeaderMap, query: &str) -> bool {
+    let present = |name: &str| {
+        headers.contains_key(name) || crate::access::query_param(query, name).is_some()
+    };
+    let canned = headers
+        .get("x-amz-acl")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| crate::access::query_param(query, "x-amz-acl"));
+    canned.is_some_and(|c| !crate::acl::canned_object_is_owner_only(&c))
+        || GRANT_HEADERS.iter().any(|h| present(h))
 }
 
 /// The same check on a refused PutObject's parsed input (a browser POST form's fields).
@@ -259,10 +278,15 @@ pub async fn check_put_object(gateway: &Gateway, i: &PutObjectInput) -> S3Result
         body: None,
     };
     if asked.is_public() {
-        gateway.check_blocks_acls(&i.bucket).await
-    } else {
-        Ok(())
+        gateway.check_blocks_acls(&i.bucket).await?;
     }
+    let owner_only = asked
+        .canned
+        .is_none_or(crate::acl::canned_object_is_owner_only);
+    if !owner_only || asked.grants.iter().any(Option::is_some) {
+        gateway.check_acls_enabled(&i.bucket).await?;
+    }
+    Ok(())
 }
 
 fn not_found_block() -> S3Error {
@@ -398,8 +422,9 @@ impl Gateway {
         Err(self.acl_refusal(&user, &i.bucket, &asked).await)
     }
 
-    /// Why a Put*Acl is refused: the bucket's errors, AccessDenied for a public ACL the bucket
-    /// blocks, else NotImplemented (no ACL is ever stored).
+    /// Why a PutObjectAcl is refused: the bucket's errors, AccessDenied for a public ACL the
+    /// bucket blocks, AccessControlListNotSupported where ACLs are disabled, else
+    /// NotImplemented (objects have no ACLs of their own).
     async fn acl_refusal(&self, access_key: &str, bucket: &str, asked: &AclAsked<'_>) -> S3Error {
         let scope = match self.owned_bucket(bucket, access_key).await {
             Ok(owned) => owned.scope,
@@ -411,6 +436,9 @@ impl Gateway {
                 Ok(_) => {}
                 Err(e) => return e,
             }
+        }
+        if let Err(e) = self.check_acls_enabled(bucket).await {
+            return e;
         }
         s3_error!(
             NotImplemented,

@@ -229,6 +229,20 @@ def test_bucket_owner_enforced_disables_acls(s3, alice, bucket):
                          ObjectOwnership="BucketOwnerEnforced")
     assert code(e) == "InvalidBucketAclWithObjectOwnership" and status(e) == 400
     s3.create_bucket(Bucket=f"{bucket}-enf", ACL="private", ObjectOwnership="BucketOwnerEnforced")
+    # Object ACLs, refused anyway (NotImplemented), are refused as S3 does in such a bucket;
+    # the owner-only ones still go through.
+    enf = f"{bucket}-enf"
+    for call, kw in [(s3.put_object, dict(Key="k", Body=b"v", ACL="public-read")),
+                     (s3.put_object, dict(Key="k", Body=b"v", GrantRead=f'id="{ALICE[0]}"')),
+                     (s3.create_multipart_upload, dict(Key="k", ACL="authenticated-read"))]:
+        with pytest.raises(ClientError) as e:
+            call(Bucket=enf, **kw)
+        assert code(e) == "AccessControlListNotSupported" and status(e) == 400, kw
+    s3.put_object(Bucket=enf, Key="k", Body=b"v", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=enf, Key="k", ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+    s3.put_object_acl(Bucket=enf, Key="k", ACL="private")
 
 
 def test_acl_calls_need_their_permission(s3, alice, bucket):
