@@ -217,7 +217,7 @@ pub fn lock_headers(extensions: &http::Extensions) -> LockHeaders {
 pub struct KeyJudge {
     bucket: String,
     owner: bool,
-    /// The bucket's ACL lets the caller delete (`acl`).
+    /// The bucket's ACL lets the caller delete keys (`acl`).
     granted: bool,
     policy: Option<Arc<Stored>>,
     facts: Facts,
@@ -470,7 +470,8 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         if !owner && !granted && stored.is_none() {
             return Err(denied());
         }
-        if stored.is_some() {
+        // A grant deletes keys, not given versions: judged per key too.
+        if stored.is_some() || granted {
             cx.extensions_mut().insert(KeyJudge {
                 bucket: bucket.clone(),
                 owner,
@@ -626,7 +627,9 @@ pub fn check_key_delete(
     if let Some(v) = version {
         ctx = ctx.with_version_id(v);
     }
-    if allowed(judge.owner || judge.granted, judge.policy.as_deref(), &ctx) {
+    // A bucket WRITE grant gives s3:DeleteObject, not s3:DeleteObjectVersion (`acl`).
+    let granted = judge.granted && version.is_none();
+    if allowed(judge.owner || granted, judge.policy.as_deref(), &ctx) {
         Ok(())
     } else {
         Err(denied())

@@ -102,6 +102,11 @@ def test_read_lists_every_way(s3, alice, anon, bucket):
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
     v = s3.list_object_versions(Bucket=bucket)["Versions"][0]["VersionId"]
     assert not can(alice.delete_object, Bucket=bucket, Key="k", VersionId=v)
+    out = alice.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": v}]})
+    assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("k", "AccessDenied")]
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=v)["Body"].read() == b"v"
+    out = alice.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
+    assert [d["Key"] for d in out["Deleted"]] == ["k"] and "Errors" not in out
 
 
 def test_get_put_bucket_acl_round_trip(server, s3, alice, bucket):
