@@ -25,6 +25,10 @@
 //!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
 //!     owner and not named by the policy is denied whatever the policy allows
 //!     (`public_access::restricts`); copy sources are judged the same way.
+//! - **Object Lock headers on a write** (PutObject, CopyObject, CreateMultipartUpload, a POST
+//!   form's fields) by a caller who is not the owner also need `s3:PutObjectRetention` (mode,
+//!   retain-until date) or `s3:PutObjectLegalHold` from the policy, as in S3; no ACL grants
+//!   them ([`check_lock_headers`]).
 //! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
 //!   versionId) on the source, judged by the source bucket's owner and policy the same way.
 //!   The copy then reads the source as the request's acting user, so a copy between buckets
@@ -498,6 +502,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if matches!(op, "CopyObject" | "UploadPartCopy") {
         check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
     }
+    if !owner && matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        check_lock_headers(cx.headers(), stored.as_deref(), &facts, &object)?;
+    }
     if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
         let see = |action| {
@@ -542,6 +550,35 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         cx.extensions_mut().insert(ActingFor {
             owner: record.owner,
         });
+    }
+    Ok(())
+}
+
+/// A write by a caller who is not the owner that sets a retention or a legal hold needs
+/// `s3:PutObjectRetention` / `s3:PutObjectLegalHold` from the policy, as in S3: a grant to
+/// write (a policy's `s3:PutObject`, an ACL's WRITE) must not let anyone lock the owner's
+/// bucket full of versions nobody may delete.
+fn check_lock_headers(
+    headers: &HeaderMap,
+    policy: Option<&Stored>,
+    facts: &Facts,
+    object: &str,
+) -> S3Result<()> {
+    let asks = |names: &[&str]| names.iter().any(|n| headers.contains_key(*n));
+    let needs: [(&[&str], &str); 2] = [
+        (
+            &[
+                "x-amz-object-lock-mode",
+                "x-amz-object-lock-retain-until-date",
+            ],
+            "s3:PutObjectRetention",
+        ),
+        (&["x-amz-object-lock-legal-hold"], "s3:PutObjectLegalHold"),
+    ];
+    for (names, action) in needs {
+        if asks(names) && !allowed(false, policy, &facts.context(action, object.to_owned())) {
+            return Err(denied());
+        }
     }
     Ok(())
 }

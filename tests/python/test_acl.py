@@ -387,3 +387,28 @@ def test_acls_survive_a_restart(tmp_path):
         assert (ALL_USERS, "READ") in grants(server.client().get_bucket_acl(Bucket="kept"))
     finally:
         assert server.stop() == 0
+
+
+def test_a_writer_cannot_lock_the_owners_objects(server, s3, alice, anon):
+    # Retention and legal holds need their own permissions, which no ACL grants: a writer
+    # let in by public-read-write must not fill the bucket with versions nobody may delete.
+    import datetime
+    name = "acl-lock-bucket"
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True, ACL="public-read-write")
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    for client in (alice, anon):
+        for kw in [dict(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until),
+                   dict(ObjectLockLegalHoldStatus="ON")]:
+            assert not can(client.put_object, Bucket=name, Key="k", Body=b"v", **kw)
+            assert not can(client.create_multipart_upload, Bucket=name, Key="k", **kw)
+        assert can(client.put_object, Bucket=name, Key="k", Body=b"v")
+    # A policy may grant them.
+    s3.put_bucket_policy(Bucket=name, Policy=doc(stmt(
+        "Allow", {"AWS": "alice"}, "s3:PutObjectLegalHold", f"arn:aws:s3:::{name}/*")))
+    v = alice.put_object(Bucket=name, Key="held", Body=b"v",
+                         ObjectLockLegalHoldStatus="ON")["VersionId"]
+    assert s3.get_object_legal_hold(Bucket=name, Key="held", VersionId=v)["LegalHold"] == {
+        "Status": "ON"}
+    s3.put_object_legal_hold(Bucket=name, Key="held", VersionId=v, LegalHold={"Status": "OFF"})
+    assert not can(alice.put_object, Bucket=name, Key="k", Body=b"v",
+                   ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
