@@ -846,6 +846,36 @@ mod tests {
         assert_eq!(Acl::decode(&[1, 0, 0]).unwrap(), Acl { grants: Vec::new() });
     }
 
+    /// Format 1 as written to disk: a fixture every later version must still open.
+    #[test]
+    fn format_1_fixture() {
+        let stored: &[u8] = &[
+            1, 3, 0, // version, 3 grants
+            5, 0, 4, 0, b'r', b'o', b'o', b't', // FULL_CONTROL to user "root"
+            1, 1, // READ to AllUsers
+            4, 2, // WRITE_ACP to AuthenticatedUsers
+        ];
+        let acl = Acl::decode(stored).unwrap();
+        assert_eq!(
+            acl.grants,
+            [
+                Grant {
+                    grantee: Grantee::User("root".into()),
+                    permission: Permission::FullControl
+                },
+                Grant {
+                    grantee: Grantee::AllUsers,
+                    permission: Permission::Read
+                },
+                Grant {
+                    grantee: Grantee::AuthenticatedUsers,
+                    permission: Permission::WriteAcp
+                },
+            ]
+        );
+        assert_eq!(&acl.encode()[..], stored);
+    }
+
     #[test]
     fn canned_acls_grant_as_s3_does() {
         let read = |c: &str, who: Option<&str>| {
