@@ -50,6 +50,16 @@ aws s3api get-bucket-lifecycle-configuration --bucket aws-cli-bkt >"$work/lc.jso
 grep -q '"ID": "logs-to-cold"' "$work/lc.json"
 grep -q '"NewerNoncurrentVersions": 3' "$work/lc.json"
 aws s3api delete-bucket-lifecycle --bucket aws-cli-bkt
+# The README's bucket ACL example: anyone may list a public-read bucket, only signed users one
+# readable by AuthenticatedUsers.
+aws s3api put-bucket-acl --bucket aws-cli-bkt --acl public-read
+aws s3api get-bucket-acl --bucket aws-cli-bkt | grep -q 'groups/global/AllUsers'
+curl -sf "$endpoint/aws-cli-bkt?list-type=2" | grep -q '<Key>big.bin</Key>'
+aws s3api put-bucket-acl --bucket aws-cli-bkt --grant-full-control "id=$ak" \
+  --grant-read uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers
+aws s3api get-bucket-acl --bucket aws-cli-bkt | grep -q 'groups/global/AuthenticatedUsers'
+! curl -sf "$endpoint/aws-cli-bkt?list-type=2" >/dev/null
+aws s3api put-bucket-acl --bucket aws-cli-bkt --acl private
 # The README's Block Public Access example.
 aws s3api put-public-access-block --bucket aws-cli-bkt --public-access-block-configuration \
   BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true

@@ -18,11 +18,17 @@
 //!     and never with a Deny. The handler then acts as the bucket owner ([`ActingFor`],
 //!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner
 //!     (BucketOwnerEnforced), and listings show the owner.
+//!   - A caller the bucket's ACL grants what the action needs (`acl`) is allowed like the
+//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
 //!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
 //!     owner and not named by the policy is denied whatever the policy allows
 //!     (`public_access::restricts`); copy sources are judged the same way.
+//! - **Object Lock headers on a write** (PutObject, CopyObject, CreateMultipartUpload, a POST
+//!   form's fields) by a caller who is not the owner also need `s3:PutObjectRetention` (mode,
+//!   retain-until date) or `s3:PutObjectLegalHold` from the policy, as in S3; no ACL grants
+//!   them ([`check_lock_headers`]).
 //! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
 //!   versionId) on the source, judged by the source bucket's owner and policy the same way.
 //!   The copy then reads the source as the request's acting user, so a copy between buckets
@@ -215,6 +221,8 @@ pub fn lock_headers(extensions: &http::Extensions) -> LockHeaders {
 pub struct KeyJudge {
     bucket: String,
     owner: bool,
+    /// The bucket's ACL lets the caller delete keys (`acl`).
+    granted: bool,
     policy: Option<Arc<Stored>>,
     facts: Facts,
 }
@@ -428,10 +436,20 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if bypass && stored.is_none() {
         cx.extensions_mut().insert(GovernanceBypass(owner));
     }
-    // Without a policy nothing can deny the owner nor allow anyone else: decided before the
-    // request's facts are gathered (the common case costs a cache lookup). A copy still has
-    // its source judged.
-    if stored.is_none() && !matches!(op, "CopyObject" | "UploadPartCopy") {
+    // What the bucket's ACL grants a caller who is not the owner (`acl`): allowed unless the
+    // policy denies it, like the owner.
+    let granted = !owner
+        && gateway
+            .acl_grants(
+                &record.scope(&bucket),
+                access_key.as_deref(),
+                required.action,
+            )
+            .await?;
+    // Without a policy nothing can deny the owner nor allow anyone else but the ACL: decided
+    // before the request's facts are gathered (the common case costs a cache lookup). A copy
+    // still has its source judged; a caller the ACL lets in acts as the owner (below).
+    if stored.is_none() && !granted && !matches!(op, "CopyObject" | "UploadPartCopy") {
         return if owner { Ok(()) } else { Err(denied()) };
     }
     let user = match &access_key {
@@ -452,14 +470,16 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         }
     }
     if op == "DeleteObjects" {
-        // Judged per key by the handler; another user needs a policy to get that far.
-        if !owner && stored.is_none() {
+        // Judged per key by the handler; another user needs a policy or a grant to get that far.
+        if !owner && !granted && stored.is_none() {
             return Err(denied());
         }
-        if stored.is_some() {
+        // A grant deletes keys, not given versions: judged per key too.
+        if stored.is_some() || granted {
             cx.extensions_mut().insert(KeyJudge {
                 bucket: bucket.clone(),
                 owner,
+                granted,
                 policy: stored,
                 facts,
             });
@@ -473,7 +493,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
     if !allowed(
-        owner,
+        owner || granted,
         stored.as_deref(),
         &facts.context(required.action, resource),
     ) {
@@ -481,6 +501,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
         check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+    }
+    if !owner && matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+        let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        check_lock_headers(cx.headers(), stored.as_deref(), &facts, &object)?;
     }
     if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
@@ -505,8 +529,16 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if !owner {
         let reads = matches!(required.action, "s3:GetObject" | "s3:GetObjectVersion");
+        let acl_lists = reads
+            && gateway
+                .acl_grants(
+                    &record.scope(&bucket),
+                    access_key.as_deref(),
+                    "s3:ListBucket",
+                )
+                .await?;
         let lists = allowed(
-            false,
+            acl_lists,
             stored.as_deref(),
             &facts.context("s3:ListBucket", bucket_arn(&bucket)),
         );
@@ -518,6 +550,35 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         cx.extensions_mut().insert(ActingFor {
             owner: record.owner,
         });
+    }
+    Ok(())
+}
+
+/// A write by a caller who is not the owner that sets a retention or a legal hold needs
+/// `s3:PutObjectRetention` / `s3:PutObjectLegalHold` from the policy, as in S3: a grant to
+/// write (a policy's `s3:PutObject`, an ACL's WRITE) must not let anyone lock the owner's
+/// bucket full of versions nobody may delete.
+fn check_lock_headers(
+    headers: &HeaderMap,
+    policy: Option<&Stored>,
+    facts: &Facts,
+    object: &str,
+) -> S3Result<()> {
+    let asks = |names: &[&str]| names.iter().any(|n| headers.contains_key(*n));
+    let needs: [(&[&str], &str); 2] = [
+        (
+            &[
+                "x-amz-object-lock-mode",
+                "x-amz-object-lock-retain-until-date",
+            ],
+            "s3:PutObjectRetention",
+        ),
+        (&["x-amz-object-lock-legal-hold"], "s3:PutObjectLegalHold"),
+    ];
+    for (names, action) in needs {
+        if asks(names) && !allowed(false, policy, &facts.context(action, object.to_owned())) {
+            return Err(denied());
+        }
     }
     Ok(())
 }
@@ -603,7 +664,9 @@ pub fn check_key_delete(
     if let Some(v) = version {
         ctx = ctx.with_version_id(v);
     }
-    if allowed(judge.owner, judge.policy.as_deref(), &ctx) {
+    // A bucket WRITE grant gives s3:DeleteObject, not s3:DeleteObjectVersion (`acl`).
+    let granted = judge.granted && version.is_none();
+    if allowed(judge.owner || granted, judge.policy.as_deref(), &ctx) {
         Ok(())
     } else {
         Err(denied())

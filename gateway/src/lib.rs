@@ -4,6 +4,7 @@
 //! backend. Never touches a disk, never names an engine type.
 
 pub mod access;
+pub mod acl;
 pub mod attributes;
 pub mod authz;
 pub mod bucket_config;

@@ -14,13 +14,13 @@
 //! - **RestrictPublicBuckets**: while the bucket's policy is public, only the owner and the
 //!   users the policy names get through it; anyone else, anonymous callers above all, is
 //!   denied even where the policy allows them ([`restricts`], called by `authz`).
-//! - **BlockPublicAcls**: percore keeps no ACLs and refuses every public one (`refuse`,
-//!   NotImplemented); with this setting a request asking for one on the bucket or its objects
-//!   (a public canned ACL, or a grant to the AllUsers or AuthenticatedUsers group, in headers,
-//!   a POST form or a Put*Acl body) answers 403 AccessDenied instead, as AWS does
-//!   ([`check_acl_request`], [`Gateway::acl_put`]). CreateBucket is not judged: a bucket has no
-//!   configuration before it exists (account-level blocks are not built).
-//! - **IgnorePublicAcls**: stored and reported; there are no public ACLs to ignore.
+//! - **BlockPublicAcls**: a request asking for a public ACL (a public canned ACL, or a grant
+//!   to the AllUsers or AuthenticatedUsers group, in headers, a POST form or a Put*Acl body)
+//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`); on objects,
+//!   which have no ACLs of their own and answer NotImplemented otherwise, the gate does
+//!   ([`check_acl_request`], [`Gateway::object_acl_put`]). CreateBucket is not judged: a
+//!   bucket has no configuration before it exists (account-level blocks are not built).
+//! - **IgnorePublicAcls**: the bucket ACL's public grants count for nothing (`acl`).
 //!
 //! The access gate reads the setting through [`State`], a cache per scope like the policy's
 //! ([`CACHE_TTL`]); only requests that could be affected read it (a caller who is not the owner
@@ -30,10 +30,10 @@
 //! other callers need the policy's `s3:GetBucketPublicAccessBlock` /
 //! `s3:PutBucketPublicAccessBlock`.
 //!
-//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): percore's only behaviour is
-//! `BucketOwnerEnforced` (the bucket owner owns every object, ACLs are disabled). That value is
+//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): the bucket owner owns every
+//! object in percore; `BucketOwnerEnforced` also disables ACLs (`acl`). That value is
 //! stored (`R` ‖ scope ‖ `\0` ‖ `ownership`: format byte 1 ‖ 1) and reported; `ObjectWriter` and
-//! `BucketOwnerPreferred` need ACLs and answer NotImplemented. CreateBucket with
+//! `BucketOwnerPreferred` would make writers own objects and answer NotImplemented. CreateBucket with
 //! `x-amz-object-ownership: BucketOwnerEnforced` stores it too (other values are refused by
 //! `refuse` before the bucket exists). Without the record GetBucketOwnershipControls answers
 //! 404 OwnershipControlsNotFoundError, as AWS for a bucket without the configuration; the
@@ -48,9 +48,8 @@ use s3s::dto::{
     DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketOwnershipControlsInput,
     GetBucketOwnershipControlsOutput, GetPublicAccessBlockInput, GetPublicAccessBlockOutput,
     ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
-    PutBucketAclInput, PutBucketAclOutput, PutBucketOwnershipControlsInput,
-    PutBucketOwnershipControlsOutput, PutObjectAclInput, PutObjectAclOutput, PutObjectInput,
-    PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
+    PutBucketOwnershipControlsInput, PutBucketOwnershipControlsOutput, PutObjectAclInput,
+    PutObjectAclOutput, PutObjectInput, PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -145,7 +144,7 @@ impl Block {
 
 /// The configuration record names (`bucket_config`): `R` ‖ scope ‖ 0 ‖ name.
 const BLOCK_CONFIG: &str = "public-access-block";
-const OWNERSHIP_CONFIG: &str = "ownership";
+pub(crate) const OWNERSHIP_CONFIG: &str = "ownership";
 
 /// Whether a stored ownership record says BucketOwnerEnforced (the only value written).
 pub fn decode_ownership(b: &[u8]) -> Result<(), Malformed> {
@@ -218,7 +217,7 @@ impl AclAsked<'_> {
     }
 }
 
-fn blocked_acl() -> S3Error {
+pub(crate) fn blocked_acl() -> S3Error {
     s3_error!(
         AccessDenied,
         "Access Denied: public ACLs are blocked by the BlockPublicAcls setting of this bucket's \
@@ -240,10 +239,29 @@ pub async fn check_acl_request(
         S3Path::Root => return Ok(()),
         S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
     };
-    if op == "CreateBucket" || !asks_public_acl(headers, query) {
+    if op == "CreateBucket" {
         return Ok(());
     }
-    gateway.check_blocks_acls(bucket).await
+    if asks_public_acl(headers, query) {
+        gateway.check_blocks_acls(bucket).await?;
+    }
+    if asks_acl(headers, query) {
+        gateway.check_acls_enabled(bucket).await?;
+    }
+    Ok(())
+}
+
+/// Whether a request asks for an ACL beyond the owner-only one every object has.
+fn asks_acl(headers: &HeaderMap, query: &str) -> bool {
+    let present = |name: &str| {
+        headers.contains_key(name) || crate::access::query_param(query, name).is_some()
+    };
+    let canned = headers
+        .get("x-amz-acl")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| crate::access::query_param(query, "x-amz-acl"));
+    canned.is_some_and(|c| !crate::acl::canned_object_is_owner_only(&c))
+        || GRANT_HEADERS.iter().any(|h| present(h))
 }
 
 /// The same check on a refused PutObject's parsed input (a browser POST form's fields).
@@ -260,10 +278,15 @@ pub async fn check_put_object(gateway: &Gateway, i: &PutObjectInput) -> S3Result
         body: None,
     };
     if asked.is_public() {
-        gateway.check_blocks_acls(&i.bucket).await
-    } else {
-        Ok(())
+        gateway.check_blocks_acls(&i.bucket).await?;
     }
+    let owner_only = asked
+        .canned
+        .is_none_or(crate::acl::canned_object_is_owner_only);
+    if !owner_only || asked.grants.iter().any(Option::is_some) {
+        gateway.check_acls_enabled(&i.bucket).await?;
+    }
+    Ok(())
 }
 
 fn not_found_block() -> S3Error {
@@ -380,31 +403,28 @@ impl Gateway {
         Ok(())
     }
 
-    /// PutBucketAcl: percore keeps no ACLs (NotImplemented), but a public one on a bucket that
+    /// PutObjectAcl: objects have no ACLs of their own (`acl`): the owner-only ACL every
+    /// object has is accepted, any other is NotImplemented, but a public one on a bucket that
     /// blocks them is AccessDenied first (module docs).
-    pub(crate) async fn bucket_acl_put(
-        &self,
-        req: S3Request<PutBucketAclInput>,
-    ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let user = user_of(&req)?;
-        let i = &req.input;
-        let asked = acl_asked!(i, s3s::dto::BucketCannedACL);
-        Err(self.acl_refusal(&user, &i.bucket, &asked).await)
-    }
-
-    /// PutObjectAcl, as [`Gateway::bucket_acl_put`].
     pub(crate) async fn object_acl_put(
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let user = user_of(&req)?;
         let i = &req.input;
+        if crate::acl::object_acl_is_owner_only(i, &user) {
+            // What every object has: nothing to store, once the version is known to exist.
+            self.object_for_read(&user, &i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            return Ok(S3Response::new(PutObjectAclOutput::default()));
+        }
         let asked = acl_asked!(i, s3s::dto::ObjectCannedACL);
         Err(self.acl_refusal(&user, &i.bucket, &asked).await)
     }
 
-    /// Why a Put*Acl is refused: the bucket's errors, AccessDenied for a public ACL the bucket
-    /// blocks, else NotImplemented (no ACL is ever stored).
+    /// Why a PutObjectAcl is refused: the bucket's errors, AccessDenied for a public ACL the
+    /// bucket blocks, AccessControlListNotSupported where ACLs are disabled, else
+    /// NotImplemented (objects have no ACLs of their own).
     async fn acl_refusal(&self, access_key: &str, bucket: &str, asked: &AclAsked<'_>) -> S3Error {
         let scope = match self.owned_bucket(bucket, access_key).await {
             Ok(owned) => owned.scope,
@@ -417,10 +437,13 @@ impl Gateway {
                 Err(e) => return e,
             }
         }
+        if let Err(e) = self.check_acls_enabled(bucket).await {
+            return e;
+        }
         s3_error!(
             NotImplemented,
-            "percore has no ACLs: the bucket owner owns every object (BucketOwnerEnforced); \
-             grant access with a bucket policy"
+            "objects have no ACLs of their own in percore: the bucket owner owns every object; \
+             grant access with the bucket's ACL or policy"
         )
     }
 
@@ -475,7 +498,9 @@ impl Gateway {
         let input = req.input;
         let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
         check_ownership_rules(&input.ownership_controls)?;
-        self.store_owner_enforced(&scope).await?;
+        let stored = self.store_owner_enforced(&scope).await;
+        self.acls.forget(&scope);
+        stored?;
         Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
     }
 
@@ -512,7 +537,9 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        self.config_delete(&scope, OWNERSHIP_CONFIG).await?;
+        let deleted = self.config_delete(&scope, OWNERSHIP_CONFIG).await;
+        self.acls.forget(&scope);
+        deleted?;
         Ok(S3Response::new(
             DeleteBucketOwnershipControlsOutput::default(),
         ))
@@ -532,8 +559,9 @@ fn check_ownership_rules(controls: &OwnershipControls) -> S3Result<()> {
         v @ (ObjectOwnership::BUCKET_OWNER_PREFERRED | ObjectOwnership::OBJECT_WRITER) => {
             Err(s3_error!(
                 NotImplemented,
-                "ObjectOwnership {v} is not supported: it needs ACLs, which percore does not \
-                 have; percore enforces bucket owner ownership (BucketOwnerEnforced)"
+                "ObjectOwnership {v} is not supported: the bucket owner owns every object in \
+                 percore; without ownership controls a bucket has ACLs enabled, with \
+                 BucketOwnerEnforced disabled"
             ))
         }
         _ => Err(s3_error!(

@@ -1,6 +1,7 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants, a public canned ACL,
-//! an Object Lock header where nothing honours it — answers `NotImplemented` before anything
+//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants or a public canned ACL
+//! on an object (buckets have ACLs, objects none of their own: `acl`), an Object Lock header
+//! where nothing honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
 //! a request tells the user their data is locked, encrypted or private when it is not: the worst
 //! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
@@ -17,12 +18,12 @@
 //! may carry the same names); `put_object`'s hook also checks the parsed input. Browser POST
 //! uploads, which s3s never sees, call [`refusal`] on their form fields turned into the
 //! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
-//! operations that set encryption, ACL or replication configuration are not implemented
-//! and answer `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s;
-//! Put*Acl answer it from `public_access`), and `PutBucketVersioning` refuses MFA delete
-//! itself (`versioning.rs`). A public ACL on a bucket whose public access block sets
-//! BlockPublicAcls is answered AccessDenied instead (`public_access`, called by `access` on
-//! what this module refuses).
+//! operations that set encryption or replication configuration are not implemented and answer
+//! `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s, bucket ACLs
+//! `acl`'s; PutObjectAcl answers it from `public_access`), and `PutBucketVersioning` refuses MFA
+//! delete itself (`versioning.rs`). A public ACL on an object in a bucket whose public access
+//! block sets BlockPublicAcls is answered AccessDenied instead (`public_access`, called by
+//! `access` on what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;
@@ -67,11 +68,6 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
         "x-amz-copy-source-server-side-encryption-customer-key-md5",
         "server-side encryption with customer keys (SSE-C)",
     ),
-    ("x-amz-grant-read", "ACL grants"),
-    ("x-amz-grant-write", "ACL grants"),
-    ("x-amz-grant-read-acp", "ACL grants"),
-    ("x-amz-grant-write-acp", "ACL grants"),
-    ("x-amz-grant-full-control", "ACL grants"),
     (
         "x-amz-expected-bucket-owner",
         "checking the bucket owner's account",
@@ -83,6 +79,18 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-website-redirect-location", "website redirects"),
     ("x-amz-write-offset-bytes", "appending to objects"),
 ];
+
+/// The ACL grant headers: honoured as headers on the bucket operations that set an ACL
+/// (`acl`), refused on objects, which have no ACLs of their own, and in a query string, where
+/// s3s would not read them.
+const GRANT_HEADERS: [&str; 5] = [
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+];
+const BUCKET_ACL_WRITES: [&str; 2] = ["CreateBucket", "PutBucketAcl"];
 
 /// The Object Lock headers of a write (`object_lock`): honoured as headers on the operations
 /// that write a version, refused anywhere else and in a query string, where s3s would not
@@ -118,8 +126,12 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     if let Some(e) = lock_refusal(op, headers, query) {
         return Some(e);
     }
+    if let Some(e) = grant_refusal(op, headers, query) {
+        return Some(e);
+    }
     if let Some(value) = header_or_query(headers, query, "x-amz-acl") {
-        if let Some(e) = acl_refusal(op, &value) {
+        let in_query = !headers.contains_key("x-amz-acl");
+        if let Some(e) = acl_refusal(op, &value, in_query) {
             return Some(e);
         }
     }
@@ -149,8 +161,9 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
             "BucketOwnerPreferred" | "ObjectWriter" => {
                 return Some(s3_error!(
                     NotImplemented,
-                    "x-amz-object-ownership: {value} is not supported: percore enforces bucket \
-                     owner ownership (BucketOwnerEnforced) and has no ACLs"
+                    "x-amz-object-ownership: {value} is not supported: the bucket owner owns \
+                     every object in percore (leave the header out for a bucket with ACLs \
+                     enabled)"
                 ))
             }
             _ => {
@@ -184,24 +197,57 @@ fn lock_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3
     None
 }
 
-/// A canned ACL is refused unless it grants nothing beyond the owner. On objects the owner-only
-/// ones include `bucket-owner-*`: only a bucket's owner writes to it, so the object's owner and
-/// the bucket's are one.
-fn acl_refusal(op: &str, value: &str) -> Option<S3Error> {
-    let owner_only = match op {
-        "CreateBucket" => value == "private",
-        _ => matches!(
-            value,
-            "private" | "bucket-owner-read" | "bucket-owner-full-control"
-        ),
-    };
+/// Grant headers anywhere but on a bucket ACL write, or in a query string; together with a
+/// canned ACL, InvalidRequest as in S3.
+fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for name in GRANT_HEADERS {
+        if query_has(query, name) {
+            return Some(s3_error!(
+                NotImplemented,
+                "{name} in a query string is not supported: send it as a header"
+            ));
+        }
+        if !headers.contains_key(name) {
+            continue;
+        }
+        if headers.contains_key("x-amz-acl") {
+            return Some(s3_error!(
+                InvalidRequest,
+                "Specifying both Canned ACLs and Header Grants is not allowed"
+            ));
+        }
+        if !BUCKET_ACL_WRITES.contains(&op) {
+            return Some(not_implemented(name, "ACL grants on objects"));
+        }
+    }
+    None
+}
+
+/// A canned ACL on a bucket ACL write is `acl`'s to judge (as a header: s3s does not read
+/// it from a query string). Elsewhere it is refused unless it grants nothing beyond the owner:
+/// objects have no ACLs of their own. On objects the owner-only ones include `bucket-owner-*`:
+/// every object belongs to its bucket's owner, so the object's owner and the bucket's are one.
+fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
+    let known = CANNED_ACLS.contains(&value);
+    if BUCKET_ACL_WRITES.contains(&op) {
+        return (in_query && value != "private").then(|| {
+            s3_error!(
+                NotImplemented,
+                "x-amz-acl in a query string is not supported: send it as a header"
+            )
+        });
+    }
+    let owner_only = matches!(
+        value,
+        "private" | "bucket-owner-read" | "bucket-owner-full-control"
+    );
     if owner_only {
         None
-    } else if CANNED_ACLS.contains(&value) {
+    } else if known {
         Some(s3_error!(
             NotImplemented,
-            "x-amz-acl: {value} is not supported: percore has no ACLs (only the owner can access \
-             a bucket and its objects)"
+            "x-amz-acl: {value} is not supported on objects: objects have no ACLs of their own \
+             in percore (grant access with the bucket's ACL or policy)"
         ))
     } else {
         Some(s3_error!(InvalidArgument, "x-amz-acl: unknown canned ACL"))
@@ -267,13 +313,13 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             let what = REFUSED_HEADERS
                 .iter()
                 .find(|(n, _)| *n == header)
-                .map_or("this feature", |(_, w)| *w);
+                .map_or("ACL grants on objects", |(_, w)| *w);
             return Some(not_implemented(header, what));
         }
     }
     i.acl
         .as_ref()
-        .and_then(|acl| acl_refusal("PutObject", acl.as_str()))
+        .and_then(|acl| acl_refusal("PutObject", acl.as_str(), false))
 }
 
 #[cfg(test)]
@@ -291,6 +337,19 @@ mod tests {
 
     #[test]
     fn protections_are_refused() {
+        for name in GRANT_HEADERS {
+            assert_eq!(
+                code("PutObject", &[(name, "id=x")]),
+                Some(S3ErrorCode::NotImplemented),
+                "{name}"
+            );
+            let q = format!("X-Amz-Expires=60&{name}=x");
+            let e = refusal("PutBucketAcl", &HeaderMap::new(), Some(&q));
+            assert_eq!(
+                e.map(|e| e.code().clone()),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
         for (name, _) in REFUSED_HEADERS {
             assert_eq!(
                 code("PutObject", &[(name, "x")]),
@@ -327,11 +386,13 @@ mod tests {
             code("PutObject", &[("x-amz-bucket-object-lock-enabled", "true")]),
             Some(S3ErrorCode::NotImplemented)
         );
+        let e = refusal(
+            "CreateBucket",
+            &HeaderMap::new(),
+            Some("X-Amz-Expires=60&x-amz-acl=public-read"),
+        );
         assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-acl", "bucket-owner-full-control")]
-            ),
+            e.map(|e| e.code().clone()),
             Some(S3ErrorCode::NotImplemented)
         );
         assert_eq!(
@@ -351,6 +412,13 @@ mod tests {
             None
         );
         assert_eq!(code("CreateBucket", &[("x-amz-acl", "private")]), None);
+        // Bucket ACLs are `acl`'s to judge.
+        for op in BUCKET_ACL_WRITES {
+            assert_eq!(code(op, &[("x-amz-acl", "public-read")]), None);
+            for name in GRANT_HEADERS {
+                assert_eq!(code(op, &[(name, "id=x")]), None, "{op} {name}");
+            }
+        }
         assert_eq!(
             code(
                 "CreateBucket",
@@ -380,6 +448,17 @@ mod tests {
         assert_eq!(
             code("GetObject", &[("x-amz-request-payer", "requester")]),
             None
+        );
+    }
+
+    #[test]
+    fn canned_and_grants_together_are_invalid() {
+        assert_eq!(
+            code(
+                "CreateBucket",
+                &[("x-amz-acl", "private"), ("x-amz-grant-read", "id=x")]
+            ),
+            Some(S3ErrorCode::InvalidRequest)
         );
     }
 

@@ -84,6 +84,8 @@ pub struct Gateway {
     pub(crate) policies: Arc<crate::bucket_policy::State>,
     /// Buckets' public access blocks as last read (`public_access`).
     pub(crate) public_access: Arc<crate::public_access::State>,
+    /// Buckets' ACLs in force as last read (`acl`).
+    pub(crate) acls: Arc<crate::acl::State>,
     /// Fragments no record references are swept once this old (`orphans`; `with_orphan_grace`).
     pub(crate) orphan_grace_ms: u64,
 }
@@ -100,6 +102,7 @@ impl Gateway {
             cors: Arc::default(),
             policies: Arc::default(),
             public_access: Arc::default(),
+            acls: Arc::default(),
             orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
         }
     }
@@ -1353,6 +1356,7 @@ impl Gateway {
             cors: self.cors.clone(),
             policies: self.policies.clone(),
             public_access: self.public_access.clone(),
+            acls: self.acls.clone(),
             orphan_grace_ms: self.orphan_grace_ms,
         }
     }
@@ -1610,6 +1614,7 @@ impl S3 for Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let user = user_of(&req)?;
+        let acl = crate::acl::of_create(&req.input, &user, self.policies.users())?;
         let bucket = req.input.bucket;
         if let Some(existing) = self.bucket(&bucket).await? {
             // AWS's legacy rule in us-east-1: the owner re-creating its bucket gets 200 and
@@ -1652,6 +1657,9 @@ impl S3 for Gateway {
         // `refuse` let through no other value.
         if req.input.object_ownership.is_some() {
             self.store_owner_enforced(&record.scope(&bucket)).await?;
+        }
+        if let Some(acl) = acl {
+            self.store_created_acl(&record.scope(&bucket), &acl).await?;
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
@@ -2330,6 +2338,20 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::PutBucketAclInput>,
     ) -> S3Result<S3Response<s3s::dto::PutBucketAclOutput>> {
         self.bucket_acl_put(req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<s3s::dto::GetBucketAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketAclOutput>> {
+        self.bucket_acl_get(req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAclOutput>> {
+        self.object_acl_get(req).await
     }
 
     async fn put_object_acl(
