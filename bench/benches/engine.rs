@@ -51,6 +51,8 @@ async fn open_store(dir: &std::path::Path, checkpoint_every_records: u64) -> Sto
         checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&p.superblock.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
+        // The device path: these benches measure the log, not the cache.
+        cache_bytes: 0,
     };
     let store = Store::open(disk, cfg).await.expect("store");
     // The partition lock must outlive the store in this process.
@@ -394,6 +396,8 @@ async fn open_store_unlocked(dir: &std::path::Path) -> Store<GlommioDisk> {
         checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&sb.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
+        // The device path: these benches measure the log, not the cache.
+        cache_bytes: 0,
     };
     Store::open(disk, cfg).await.expect("store")
 }
