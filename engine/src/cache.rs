@@ -138,7 +138,7 @@ impl FragmentCache {
 
     /// Whether a payload of `len_bytes` would be kept (callers copy it only then).
     pub fn admits(&self, len_bytes: u64) -> bool {
-        self.enabled() && len_bytes + ENTRY_OVERHEAD_BYTES <= self.entry_bytes_max
+        self.enabled() && len_bytes <= self.entry_bytes_max
     }
 
     /// The whole payload of `id` if it is cached from `loc`, the fragment's current location.
@@ -393,9 +393,12 @@ mod tests {
     #[test]
     fn oversized_entries_and_disabled_cache_are_not_kept() {
         let mut c = FragmentCache::new(1 << 30);
+        let largest = Bytes::from(vec![0u8; CACHE_ENTRY_BYTES_MAX as usize]);
+        c.insert(id(1), loc(1), largest);
+        assert_eq!(c.stats().entries, 1);
         let big = Bytes::from(vec![0u8; CACHE_ENTRY_BYTES_MAX as usize + 1]);
-        c.insert(id(1), loc(1), big);
-        assert_eq!(c.stats().entries, 0);
+        c.insert(id(2), loc(2), big);
+        assert_eq!(c.stats().entries, 1);
         let mut off = FragmentCache::new(0);
         off.insert(id(1), loc(1), data(1));
         assert_eq!(off.get(&id(1), loc(1)), None);
