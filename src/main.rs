@@ -320,9 +320,12 @@ struct ServeSettings {
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
 #[derive(Clone, Copy, Default)]
+// The fields are the config file's keys, units and all.
+#[allow(clippy::struct_field_names)]
 struct StorageSettings {
     capacity_mib: Option<u64>,
     segment_mib: Option<u64>,
+    cache_mib: Option<u64>,
 }
 
 impl StorageSettings {
@@ -332,6 +335,9 @@ impl StorageSettings {
         }
         if let Some(m) = self.capacity_mib {
             cfg.capacity_bytes_per_core = m.saturating_mul(1 << 20);
+        }
+        if let Some(m) = self.cache_mib {
+            cfg.cache_bytes_per_core = m.checked_mul(1 << 20).context("cache size")?;
         }
         Ok(())
     }
@@ -444,6 +450,7 @@ impl ServeSettings {
             storage: StorageSettings {
                 capacity_mib: file.capacity_mib,
                 segment_mib: file.segment_mib,
+                cache_mib: file.cache_mib,
             },
             cluster,
             clock: Clock::resolve(
@@ -492,7 +499,7 @@ struct GatewayArgs {
 #[derive(clap::Args)]
 struct NodeArgs {
     /// A cluster node's settings in TOML: `layout`, `node_id`, `data` or [[core]] tables,
-    /// `capacity_mib`, `segment_mib`, `io_memory_kib` (the S3 keys are ignored). The layout
+    /// `capacity_mib`, `segment_mib`, `cache_mib`, `io_memory_kib` (the S3 keys are ignored). The layout
     /// gives the cores, address and ports.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cores", "pin", "listen", "node_id"])]
     config: Option<PathBuf>,
@@ -619,6 +626,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
     StorageSettings {
         capacity_mib: args.capacity_mib.or(file.capacity_mib),
         segment_mib: args.segment_mib.or(file.segment_mib),
+        cache_mib: file.cache_mib,
     }
     .apply(&mut cfg)?;
     let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
@@ -884,13 +892,14 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
         || file.segment_mib.is_some()
+        || file.cache_mib.is_some()
         || file.io_memory_kib.is_some()
         || file.scrub_days.is_some()
         || file.scrub_bytes_per_sec.is_some()
     {
         bail!(
             "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib, \
-             io_memory_kib, scrub_days and scrub_bytes_per_sec (or run the node with \
+             cache_mib, io_memory_kib, scrub_days and scrub_bytes_per_sec (or run the node with \
              `percore serve --config`)",
             args.config.display()
         );
