@@ -320,9 +320,12 @@ struct ServeSettings {
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
 #[derive(Clone, Copy, Default)]
+// The fields are the config file's keys, units and all.
+#[allow(clippy::struct_field_names)]
 struct StorageSettings {
     capacity_mib: Option<u64>,
     segment_mib: Option<u64>,
+    cache_mib: Option<u64>,
 }
 
 impl StorageSettings {
@@ -332,6 +335,9 @@ impl StorageSettings {
         }
         if let Some(m) = self.capacity_mib {
             cfg.capacity_bytes_per_core = m.saturating_mul(1 << 20);
+        }
+        if let Some(m) = self.cache_mib {
+            cfg.cache_bytes_per_core = m.checked_mul(1 << 20).context("cache size")?;
         }
         Ok(())
     }
@@ -444,6 +450,7 @@ impl ServeSettings {
             storage: StorageSettings {
                 capacity_mib: file.capacity_mib,
                 segment_mib: file.segment_mib,
+                cache_mib: file.cache_mib,
             },
             cluster,
             clock: Clock::resolve(
@@ -492,10 +499,10 @@ struct GatewayArgs {
 #[derive(clap::Args)]
 struct NodeArgs {
     /// A cluster node's settings in TOML: `layout`, `node_id`, `data` or [[core]] tables,
-    /// `capacity_mib`, `segment_mib`, `io_memory_kib`, and for its background work (hint
-    /// replay, lifecycle, scrub) `region`, `lifecycle_day_secs`, `intelligent_tiering_days`,
-    /// `scrub_days`, `scrub_bytes_per_sec`, `orphan_grace_secs` (the S3 endpoint keys are
-    /// ignored). The layout gives the cores, address and ports.
+    /// `capacity_mib`, `segment_mib`, `cache_mib`, `io_memory_kib`, and for its background
+    /// work (hint replay, lifecycle, scrub) `region`, `lifecycle_day_secs`,
+    /// `intelligent_tiering_days`, `scrub_days`, `scrub_bytes_per_sec`, `orphan_grace_secs`
+    /// (the S3 endpoint keys are ignored). The layout gives the cores, address and ports.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cores", "pin", "listen", "node_id"])]
     config: Option<PathBuf>,
     /// Data directory; core N keeps its partition in DIR/core-N. [default: ./percore-data]
@@ -621,6 +628,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
     StorageSettings {
         capacity_mib: args.capacity_mib.or(file.capacity_mib),
         segment_mib: args.segment_mib.or(file.segment_mib),
+        cache_mib: file.cache_mib,
     }
     .apply(&mut cfg)?;
     let io_memory_kib = args.io_memory_kib.or(file.io_memory_kib).unwrap_or(2048);
@@ -948,14 +956,15 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
         || file.segment_mib.is_some()
+        || file.cache_mib.is_some()
         || file.io_memory_kib.is_some()
         || file.scrub_days.is_some()
         || file.scrub_bytes_per_sec.is_some()
     {
         bail!(
             "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib, \
-             io_memory_kib, scrub_days and scrub_bytes_per_sec (they belong in a node's file: \
-             `percore serve --config` or `percore node --config`)",
+             cache_mib, io_memory_kib, scrub_days and scrub_bytes_per_sec (they belong in a \
+             node's file: `percore serve --config` or `percore node --config`)",
             args.config.display()
         );
     }

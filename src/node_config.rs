@@ -14,6 +14,7 @@
 //!
 //! capacity_mib = 100000          # space each core may use (default: the whole device)
 //! segment_mib = 64               # segment size, fixed when a partition is created
+//! cache_mib = 64                 # each core's cache of small fragments (0: off)
 //!
 //! # In a cluster (see `cluster.rs`): the layout every node loads, and which node this is.
 //! layout = "cluster.toml"        # relative to this file's directory
@@ -44,6 +45,8 @@ pub const CPU_ID_MAX: usize = 4095;
 /// Smallest and largest segment size in MiB (the engine's own bounds, checked early here).
 pub const SEGMENT_MIB_MIN: u64 = 1;
 pub const SEGMENT_MIB_MAX: u64 = 2048;
+/// Largest cache per core in MiB (1 TiB: far past any machine's memory, a typo guard).
+pub const CACHE_MIB_MAX: u64 = 1 << 20;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +61,8 @@ pub struct NodeFile {
     pub capacity_mib: Option<u64>,
     /// Segment size in MiB, fixed when a partition is created (default 64).
     pub segment_mib: Option<u64>,
+    /// Each core's fragment cache in MiB (default 64; 0 disables it).
+    pub cache_mib: Option<u64>,
     /// The cluster's layout file; relative paths are relative to this file's directory.
     pub layout: Option<PathBuf>,
     /// The layout's state file (PG tables); same path rule.
@@ -158,6 +163,9 @@ impl NodeFile {
         if self.capacity_mib == Some(0) {
             bail!("capacity_mib must be positive");
         }
+        if self.cache_mib.is_some_and(|m| m > CACHE_MIB_MAX) {
+            bail!("cache_mib must be at most {CACHE_MIB_MAX}");
+        }
         if let Some(s) = self.segment_mib {
             if !(SEGMENT_MIB_MIN..=SEGMENT_MIB_MAX).contains(&s) {
                 bail!("segment_mib must be between {SEGMENT_MIB_MIN} and {SEGMENT_MIB_MAX}");
@@ -213,6 +221,7 @@ mod tests {
         assert!(err("listen = \"nowhere\"\n").contains("listen"));
         assert!(err("io_memory_kib = 0\n").contains("positive"));
         assert!(err("capacity_mib = 0\n").contains("capacity_mib"));
+        assert!(err("cache_mib = 1048577\n").contains("cache_mib"));
         assert!(err("segment_mib = 4096\n").contains("segment_mib"));
         assert!(err("node_id = 2\n").contains("layout"));
         assert!(err("layout_state = \"t\"\n").contains("layout"));

@@ -3,6 +3,7 @@
 //! metadata store. Knows nothing of HTTP or S3. See `engine/DESIGN.md` for the formats, the
 //! durability protocol and the crash analysis.
 
+pub mod cache;
 pub mod client;
 pub mod disk;
 pub mod error;

@@ -65,6 +65,11 @@ pub const RELOCATE_INFLIGHT_BYTES_MAX: u64 = 2 * 1024 * 1024;
 /// whatever the partition holds: 6 cores replaying 207 MiB each took 1.8 s on the 2-CPU test
 /// machine, so 128 MiB (two default segments) keeps a restart under 2 s there.
 pub const CHECKPOINT_EVERY_LOG_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+/// The largest fragment payload the per-core cache keeps (`cache.rs`): small objects and
+/// heads, so that one large object's stripes cannot flush the hot set.
+pub const CACHE_ENTRY_BYTES_MAX: u64 = 256 * 1024;
+/// Each core's cache budget unless the configuration sets one (`cache_mib`; 0 disables it).
+pub const CACHE_BYTES_PER_CORE_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Bound on one index entry's bytes in a checkpoint body (id 16 + location 8, rkyv-aligned).
 pub const CHECKPOINT_ENTRY_BYTES_MAX: u64 = 32;
 

@@ -18,7 +18,8 @@ use crate::error::{EngineError, Result};
 use crate::format::log_salt;
 use crate::io::GlommioDisk;
 use crate::limits::{
-    CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX, SEGMENT_BYTES_DEFAULT,
+    CACHE_BYTES_PER_CORE_DEFAULT, CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX,
+    SEGMENT_BYTES_DEFAULT,
 };
 use crate::partition::open_partition;
 use crate::store::{Store, StoreConfig, StoreStats};
@@ -51,6 +52,8 @@ pub struct NodeConfig {
     pub layout_version: u64,
     /// Interval of the background reclaimer.
     pub reclaim_interval: Duration,
+    /// Budget of each core's fragment cache (0 disables it).
+    pub cache_bytes_per_core: u64,
 }
 
 impl NodeConfig {
@@ -73,6 +76,7 @@ impl NodeConfig {
             listen: None,
             layout_version: 0,
             reclaim_interval: Duration::from_secs(5),
+            cache_bytes_per_core: CACHE_BYTES_PER_CORE_DEFAULT,
         }
     }
 }
@@ -363,6 +367,7 @@ async fn open_core(
         checkpoint_every_log_bytes: node.checkpoint_every_log_bytes,
         salt: log_salt(&partition.superblock.partition_uuid),
         batch_bytes: crate::limits::BATCH_BYTES_MAX,
+        cache_bytes: node.cache_bytes_per_core,
     };
     let store = Store::open(disk, cfg).await?;
     // The partition (and its lock) lives as long as the core.
@@ -461,6 +466,11 @@ fn stats_of(s: &StoreStats) -> CoreStats {
         deletes: s.deletes,
         corrupt_records_replayed: s.corrupt_records_replayed,
         checkpoint_rebuilt: s.checkpoint_rebuilt,
+        cache_hits: s.cache.hits,
+        cache_misses: s.cache.misses,
+        cache_evictions: s.cache.evictions,
+        cache_bytes: s.cache.used_bytes,
+        cache_budget_bytes: s.cache.budget_bytes,
     }
 }
 

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures_channel::oneshot;
 
+use crate::cache::FragmentCache;
 use crate::disk::{Disk, DiskBuf};
 use crate::error::{EngineError, Result};
 use crate::format::{
@@ -55,6 +56,8 @@ pub struct StoreConfig {
     /// Bytes per write of a group commit (`limits::BATCH_BYTES_MAX`; tests use less to
     /// exercise pipelined rounds).
     pub batch_bytes: u64,
+    /// Budget of the core's fragment cache (`cache.rs`; 0 disables it).
+    pub cache_bytes: u64,
 }
 
 /// Counters of one core, reported by `Stats` requests.
@@ -89,6 +92,8 @@ pub struct StoreStats {
     pub device_floor_bytes: u64,
     /// Writes refused with `NoSpace` (partition capacity or device floor reached).
     pub no_space_refusals: u64,
+    /// The fragment cache's counters.
+    pub cache: crate::cache::CacheStats,
 }
 
 enum Op {
@@ -194,6 +199,9 @@ struct State<D: Disk> {
     last_checkpoint_bytes: u64,
     /// An automatic checkpoint is spawned and has not finished.
     checkpoint_queued: bool,
+    /// Whole small fragments, filled by verified reads; every index change of an id drops or
+    /// moves its entry in the same borrow.
+    cache: FragmentCache,
     stats: StoreStats,
 }
 
@@ -298,6 +306,7 @@ impl<D: Disk> Store<D> {
                     log_bytes_since_checkpoint: 0,
                     last_checkpoint_bytes: 0,
                     checkpoint_queued: false,
+                    cache: FragmentCache::new(cfg.cache_bytes),
                     stats: StoreStats {
                         capacity_bytes: capacity,
                         checkpoint_rebuilt,
@@ -434,6 +443,8 @@ impl<D: Disk> Store<D> {
         meta: &mut Vec<MetaMutation>,
     ) {
         let mut st = self.inner.st.borrow_mut();
+        // Replay runs inside `open`, before any read: nothing is cached that it could outdate.
+        assert_eq!(st.cache.stats().entries, 0);
         st.next_lsn = st.next_lsn.max(h.lsn + 1);
         match h.kind {
             RecordKind::Fragment if h.flags & FLAG_RELOCATED != 0 => {
@@ -494,7 +505,8 @@ impl<D: Disk> Store<D> {
     /// Reads `len` bytes (to the end when `None`) from `offset` of a fragment.
     pub async fn get_fragment(&self, id: [u8; 16], offset: u64, len: Option<u64>) -> Result<Bytes> {
         self.inner.st.borrow_mut().stats.gets += 1;
-        self.read_fragment(id, offset, len).await
+        self.read_fragment(id, offset, len, Source::CacheOrDevice)
+            .await
     }
 
     /// The fragment ids of index sub-tables `from..`, at most `limit` (`Index::ids_in`), and
@@ -512,33 +524,54 @@ impl<D: Disk> Store<D> {
     /// Reads a fragment whole from the media and checks its record (checksum, kind, id), as
     /// a GET would, without counting a get: the scrub. Returns its length in bytes; `Corrupt`
     /// (counted in `corrupt_reads`) when the record is damaged, `NotFound` when the index has
-    /// no such fragment.
+    /// no such fragment. Always reads the device, never the cache (it checks the disk), and
+    /// does not fill the cache (a scrub pass is a scan).
     pub async fn verify_fragment(&self, id: [u8; 16]) -> Result<u64> {
-        self.read_fragment(id, 0, None)
+        self.read_fragment(id, 0, None, Source::Device)
             .await
             .map(|b| b.len() as u64)
     }
 
-    async fn read_fragment(&self, id: [u8; 16], offset: u64, len: Option<u64>) -> Result<Bytes> {
+    async fn read_fragment(
+        &self,
+        id: [u8; 16],
+        offset: u64,
+        len: Option<u64>,
+        source: Source,
+    ) -> Result<Bytes> {
         // A reclaim may move the record between the lookup and the read: look again then.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let loc = self
-                .inner
-                .st
-                .borrow()
-                .index
-                .get(&id)
-                .ok_or(EngineError::NotFound)?;
-            match self.read_fragment_at(id, loc, offset, len).await {
-                Ok(b) => return Ok(b),
+            let (loc, cached) = {
+                let mut st = self.inner.st.borrow_mut();
+                let loc = st.index.get(&id).ok_or(EngineError::NotFound)?;
+                let cached = match source {
+                    Source::CacheOrDevice => st.cache.get(&id, loc),
+                    Source::Device => None,
+                };
+                (loc, cached)
+            };
+            if let Some(payload) = cached {
+                return sub_range(&payload, offset, len);
+            }
+            match self.read_fragment_at(id, loc).await {
+                Ok(payload) => {
+                    if source == Source::CacheOrDevice {
+                        self.fill_cache(id, loc, &payload);
+                    }
+                    return sub_range(&payload, offset, len);
+                }
                 Err(e) if attempts < 3 && self.inner.st.borrow().index.get(&id) != Some(loc) => {
                     tracing::debug!(error = %e, "fragment moved during read; retrying");
                 }
                 Err(e) => {
                     if matches!(e, EngineError::Corrupt { .. }) {
-                        self.inner.st.borrow_mut().stats.corrupt_reads += 1;
+                        let mut st = self.inner.st.borrow_mut();
+                        st.stats.corrupt_reads += 1;
+                        // GETs see the damage the scrub found (and the gateway repairs it)
+                        // instead of a copy that hides it.
+                        st.cache.invalidate(&id);
                     }
                     return Err(e);
                 }
@@ -546,13 +579,19 @@ impl<D: Disk> Store<D> {
         }
     }
 
-    async fn read_fragment_at(
-        &self,
-        id: [u8; 16],
-        loc: Loc,
-        offset: u64,
-        len: Option<u64>,
-    ) -> Result<Bytes> {
+    /// Keeps a verified payload read from `loc`, unless the index moved the id meanwhile (an
+    /// overwrite, a delete or a relocation applied while the read was in flight). The copy
+    /// holds exactly the payload, not the read's sector-rounded buffer.
+    fn fill_cache(&self, id: [u8; 16], loc: Loc, payload: &Bytes) {
+        let mut st = self.inner.st.borrow_mut();
+        if st.index.get(&id) == Some(loc) && st.cache.admits(payload.len() as u64) {
+            st.cache
+                .insert(id, loc, Bytes::copy_from_slice(payload.as_ref()));
+        }
+    }
+
+    /// The whole payload of the fragment record at `loc`, checked.
+    async fn read_fragment_at(&self, id: [u8; 16], loc: Loc) -> Result<Bytes> {
         let file = self.inner.disk.open_segment(loc.segment()).await?;
         let span = loc
             .span_bytes()
@@ -578,15 +617,8 @@ impl<D: Disk> Store<D> {
         if h.kind != RecordKind::Fragment || h.id != id {
             return Err(corrupt("index points at another record"));
         }
-        let payload_len = u64::from(h.payload_bytes);
-        if offset > payload_len {
-            return Err(EngineError::BadRequest(
-                "range starts past the fragment's end",
-            ));
-        }
-        let end = len.map_or(payload_len, |l| payload_len.min(offset.saturating_add(l)));
-        let start = RECORD_HEADER_BYTES + offset as usize;
-        Ok(Bytes::from(buf).slice(start..RECORD_HEADER_BYTES + end as usize))
+        let end = RECORD_HEADER_BYTES + h.payload_bytes as usize;
+        Ok(Bytes::from(buf).slice(RECORD_HEADER_BYTES..end))
     }
 
     /// Sets a metadata key if `hlc` wins last-writer-wins. Returns whether it won.
@@ -717,6 +749,7 @@ impl<D: Disk> Store<D> {
         s.segments = st.segments.len() as u64;
         s.used_bytes = s.segments * self.inner.cfg.segment_bytes;
         s.poisoned = st.poisoned;
+        s.cache = st.cache.stats();
         let index_entries = st.index.len() as u64;
         drop(st);
         s.device_free_bytes = self.inner.disk.device_free_bytes().ok();
@@ -1175,10 +1208,12 @@ impl<D: Disk> Store<D> {
             let outcome = match &p.op {
                 Op::Put { id, .. } => {
                     st.index.insert(id, *loc);
+                    st.cache.invalidate(id);
                     Outcome::Stored
                 }
                 Op::Delete { id } => {
                     st.index.remove(id);
+                    st.cache.invalidate(id);
                     Outcome::Deleted
                 }
                 Op::Meta(_) if meta_refused => Outcome::Meta(false, None),
@@ -1189,6 +1224,7 @@ impl<D: Disk> Store<D> {
                 Op::Relocate { id, from, .. } => {
                     if st.index.get(id) == Some(*from) {
                         st.index.insert(id, *loc);
+                        st.cache.relocate(id, *from, *loc);
                     }
                     Outcome::Relocated
                 }
@@ -1484,6 +1520,28 @@ async fn load_checkpoint<D: Disk>(
         Err(crate::format::CheckpointFault::UnknownVersion(_)) => Err("checkpoint version"),
         Err(crate::format::CheckpointFault::Damaged(what)) => Err(what),
     })
+}
+
+/// Where a fragment read may be served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A GET: the cache when it holds the fragment's current record, else the device (and the
+    /// cache is filled).
+    CacheOrDevice,
+    /// The scrub: the device only.
+    Device,
+}
+
+/// `len` bytes (to the end when `None`) from `offset` of a whole payload.
+fn sub_range(payload: &Bytes, offset: u64, len: Option<u64>) -> Result<Bytes> {
+    let payload_len = payload.len() as u64;
+    if offset > payload_len {
+        return Err(EngineError::BadRequest(
+            "range starts past the fragment's end",
+        ));
+    }
+    let end = len.map_or(payload_len, |l| payload_len.min(offset.saturating_add(l)));
+    Ok(payload.slice(offset as usize..end as usize))
 }
 
 fn check_scan_limit(limit: u32) -> Result<()> {

@@ -44,6 +44,7 @@ async fn open(dir: &Path) -> (Store<GlommioDisk>, engine::partition::OpenPartiti
         checkpoint_every_log_bytes: 1 << 40,
         salt: log_salt(&p.superblock.partition_uuid),
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
+        cache_bytes: engine::limits::CACHE_BYTES_PER_CORE_DEFAULT,
     };
     (Store::open(disk, cfg).await.expect("store opens"), p)
 }

@@ -11,6 +11,10 @@ use engine::store::{Store, StoreConfig};
 use engine::EngineError;
 
 const SEGMENT_BYTES: u64 = 1024 * 1024;
+/// Small next to the data the runs write (fragments up to 40 KB), so entries are filled,
+/// served, invalidated and evicted all through a run: every read is checked against the model
+/// whether it came from the cache or the device.
+const CACHE_BYTES: u64 = 512 * 1024;
 
 fn config() -> StoreConfig {
     StoreConfig {
@@ -21,6 +25,7 @@ fn config() -> StoreConfig {
         salt: 0x5eed,
         // Small writes, so bursts become several pipelined writes per group commit.
         batch_bytes: 16 * 1024,
+        cache_bytes: CACHE_BYTES,
     }
 }
 
@@ -707,6 +712,7 @@ async fn crash_and_replay(seed: u64, every_log_bytes: u64) -> ReplayFigures {
         checkpoint_every_log_bytes: every_log_bytes,
         salt: 0x5eed,
         batch_bytes: 64 * 1024,
+        cache_bytes: CACHE_BYTES,
     };
     let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
     let mut rng = SimRng::new(seed);
@@ -800,6 +806,7 @@ fn replay_checks_records_larger_than_its_window() {
                 checkpoint_every_log_bytes: 1 << 40,
                 salt: 0x5eed,
                 batch_bytes: 64 * 1024,
+                cache_bytes: CACHE_BYTES,
             };
             let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
             let len = engine::limits::SCAN_READ_BYTES_MAX as usize * 3 / 2;

@@ -20,6 +20,7 @@ fn config() -> StoreConfig {
         checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
         batch_bytes: 64 * 1024,
+        cache_bytes: 0,
     }
 }
 

@@ -92,6 +92,10 @@ pub struct Metrics {
     core_checkpoint_rebuilt: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_corrupt_records_replayed: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_corrupt_reads: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_cache_reads: Family<CoreResultLabel, Gauge<u64, AtomicU64>>,
+    core_cache_evictions: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_cache_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_cache_budget_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     read_repairs: Family<ResultLabel, Counter>,
     scrub_fragments: Family<CoreResultLabel, Counter>,
@@ -136,6 +140,10 @@ impl Default for Metrics {
             core_checkpoint_rebuilt: Family::default(),
             core_corrupt_records_replayed: Family::default(),
             core_corrupt_reads: Family::default(),
+            core_cache_reads: Family::default(),
+            core_cache_evictions: Family::default(),
+            core_cache_bytes: Family::default(),
+            core_cache_budget_bytes: Family::default(),
             meta_calls: Family::default(),
             read_repairs: Family::default(),
             scrub_fragments: Family::default(),
@@ -280,6 +288,27 @@ impl Default for Metrics {
             m.core_corrupt_reads.clone(),
         );
         registry.register(
+            "core_cache_reads",
+            "Fragment reads on each core by result (hit: served from the core's cache, no \
+             device read; miss: read from the device)",
+            m.core_cache_reads.clone(),
+        );
+        registry.register(
+            "core_cache_evictions",
+            "Entries each core's cache dropped to stay within its budget",
+            m.core_cache_evictions.clone(),
+        );
+        registry.register(
+            "core_cache_bytes",
+            "Bytes each core's cache holds (payloads and per-entry overhead)",
+            m.core_cache_bytes.clone(),
+        );
+        registry.register(
+            "core_cache_budget_bytes",
+            "Each core's cache budget (cache_mib; 0: disabled)",
+            m.core_cache_budget_bytes.clone(),
+        );
+        registry.register(
             "scrub_fragments",
             "Fragments the scrub checked on each core, by result (verified: the core read and \
              checked it; corrupt, missing: of those, found damaged or absent; repaired, \
@@ -381,6 +410,22 @@ impl Metrics {
         self.core_corrupt_reads
             .get_or_create(&label)
             .set(s.corrupt_reads);
+        for (result, n) in [("hit", s.cache_hits), ("miss", s.cache_misses)] {
+            let label = CoreResultLabel {
+                core: name.to_owned(),
+                result: result.to_owned(),
+            };
+            self.core_cache_reads.get_or_create(&label).set(n);
+        }
+        self.core_cache_evictions
+            .get_or_create(&label)
+            .set(s.cache_evictions);
+        self.core_cache_bytes
+            .get_or_create(&label)
+            .set(s.cache_bytes);
+        self.core_cache_budget_bytes
+            .get_or_create(&label)
+            .set(s.cache_budget_bytes);
     }
 
     /// A core that started offline, and why (a core never comes back online in the same

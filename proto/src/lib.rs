@@ -158,6 +158,14 @@ pub struct CoreStats {
     pub corrupt_records_replayed: u64,
     /// The last start found the checkpoint damaged and rebuilt the index from the whole log.
     pub checkpoint_rebuilt: bool,
+    /// Fragment reads the core's cache served, and those it could not (read from the device).
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Cache entries dropped to stay within the budget.
+    pub cache_evictions: u64,
+    /// Bytes the cache holds now (payloads and per-entry overhead), and its budget.
+    pub cache_bytes: u64,
+    pub cache_budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +540,11 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
                 s.deletes,
                 s.corrupt_records_replayed,
                 u64::from(s.checkpoint_rebuilt),
+                s.cache_hits,
+                s.cache_misses,
+                s.cache_evictions,
+                s.cache_bytes,
+                s.cache_budget_bytes,
             ];
             out.put_u32_le(fields.len() as u32);
             for f in fields {
@@ -958,7 +971,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         R_STATS => {
             let n = get_u32(b)? as usize;
             need(b, n.saturating_mul(8))?;
-            let mut f = [0u64; 13];
+            let mut f = [0u64; 18];
             for i in 0..n {
                 let v = b.get_u64_le();
                 if i < f.len() {
@@ -979,6 +992,11 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 deletes: f[10],
                 corrupt_records_replayed: f[11],
                 checkpoint_rebuilt: f[12] != 0,
+                cache_hits: f[13],
+                cache_misses: f[14],
+                cache_evictions: f[15],
+                cache_bytes: f[16],
+                cache_budget_bytes: f[17],
             }))
         }
         R_ERROR => {
@@ -1105,6 +1123,11 @@ mod tests {
                 deletes: 9,
                 corrupt_records_replayed: 2,
                 checkpoint_rebuilt: true,
+                cache_hits: 11,
+                cache_misses: 12,
+                cache_evictions: 13,
+                cache_bytes: 14,
+                cache_budget_bytes: 15,
                 ..CoreStats::default()
             }),
             Response::Error {
