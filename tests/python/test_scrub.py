@@ -603,7 +603,7 @@ def _core_line(out, node):
     return lines[0]
 
 
-def _fragments(out, node):
+def _status_fragments(out, node):
     m = re.search(r": up, (\d+) fragments", _core_line(out, node))
     return int(m.group(1)) if m else -1
 
@@ -642,7 +642,7 @@ def test_a_storage_only_node_replays_its_hints_and_scrubs(tmp_path):
         deadline = time.time() + 60
         while True:
             code, out = c.status()
-            if code == 0 and _fragments(out, 3) == _fragments(out, 1) > 0:
+            if code == 0 and _status_fragments(out, 3) == _status_fragments(out, 1) > 0:
                 break
             assert time.time() < deadline, f"node 3 never got its missed writes:\n{out}"
             time.sleep(0.5)
