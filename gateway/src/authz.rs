@@ -533,9 +533,9 @@ fn user_name(gateway: &Gateway, access_key: &str) -> S3Result<String> {
     gateway
         .policies
         .users()
-        .and_then(|u| u.by_access_key(access_key))
-        .map(|u| u.name.clone())
-        .ok_or_else(|| s3_error!(InternalError, "a signed request by an unknown access key"))
+        .and_then(|u| u.by_access_key(access_key).map(|u| u.name.clone()))
+        // The user was deleted since s3s checked the signature (`live_users`).
+        .ok_or_else(|| s3_error!(InvalidAccessKeyId))
 }
 
 /// `s3:GetObject` on a copy's source (module docs). A malformed or missing header, or a

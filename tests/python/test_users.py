@@ -1,0 +1,159 @@
+"""`percore user …` against a running `percore serve`: users created and deleted while it runs
+(the server re-reads users.toml within a second, and on SIGHUP), and identity policies judged
+with bucket policies (gateway/src/identity.rs gives the rule)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Server, percore_bin
+
+ALLOW_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with tempfile.TemporaryDirectory() as data:
+        extra = os.path.join(data, "extra-users.toml")
+        with open(extra, "w") as f:
+            f.write('[[user]]\nname = "hup"\naccess_key = "HUPACCESSKEY00000001"\n'
+                    'secret_key = "hup-secret-key-000000000000000000000001"\n')
+        s = Server(os.path.join(data, "d"), cores=1, extra=("--users", extra))
+        s.extra_users = extra
+        yield s
+        assert s.stop() == 0
+
+
+def cli(server, *args, stdin=None):
+    return subprocess.run([percore_bin(), *args, "--data", server.data], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def create_user(server, name):
+    out = cli(server, "user", "create", name)
+    assert out.returncode == 0, out.stderr
+    fields = dict(re.findall(r"^(\w+): (.*)$", out.stdout, re.M))
+    return fields["access_key"], fields["secret_key"]
+
+
+def set_policy(server, name, *statements):
+    doc = json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+    out = cli(server, "user", "policy", "set", name, "-", stdin=doc)
+    assert out.returncode == 0, out.stderr
+
+
+def code_of(call):
+    try:
+        call()
+        return None
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+
+
+def wait_for(what, predicate, timeout=5.0):
+    """Polls `predicate` until true; the server reloads users within about a second."""
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+def wait_refused(what, call, code="AccessDenied"):
+    wait_for(what, lambda: code_of(call) == code)
+
+
+def new_bucket(client, name):
+    client.create_bucket(Bucket=name)
+    return name
+
+
+def test_create_list_and_delete_users_while_serving(server):
+    key, secret = create_user(server, "ann")
+    ann = server.client(key, secret)
+    t0 = time.time()
+    wait_for("a new user's key works", lambda: code_of(ann.list_buckets) is None)
+    assert time.time() - t0 < 3
+    new_bucket(ann, "ann-bucket")
+    ann.put_object(Bucket="ann-bucket", Key="k", Body=b"data")
+
+    listed = cli(server, "user", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(rf"^ann\t{key}\t-$", listed.stdout, re.M), listed.stdout
+    assert secret not in listed.stdout
+    assert oct(os.stat(os.path.join(server.data, "users.toml")).st_mode & 0o777) == "0o600"
+
+    # Deleted: 403 InvalidAccessKeyId within about a second; the bucket and data stay.
+    out = cli(server, "user", "delete", "ann")
+    assert out.returncode == 0, out.stderr
+    t0 = time.time()
+    wait_refused("a deleted user's key stops", ann.list_buckets, "InvalidAccessKeyId")
+    assert time.time() - t0 < 3
+    with pytest.raises(ClientError) as e:
+        ann.get_object(Bucket="ann-bucket", Key="k")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "ann" not in cli(server, "user", "list").stdout
+    # `key create` is the old name of `user create`.
+    out = subprocess.run([percore_bin(), "key", "create", "old-style", "--data", server.data],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "secret_key: " in out.stdout, out.stderr
+    assert "old-style" in cli(server, "user", "list").stdout
+    fields = dict(re.findall(r"^(\w+): (.*)$", out.stdout, re.M))
+    old = server.client(fields["access_key"], fields["secret_key"])
+    wait_for("the old-style user's key works", lambda: code_of(old.list_buckets) is None)
+
+
+def test_sighup_reloads_a_file_the_watch_cannot_see_change(server):
+    hup = server.client("HUPACCESSKEY00000001", "hup-secret-key-000000000000000000000001")
+    assert code_of(hup.list_buckets) is None
+    time.sleep(1.5)  # any reload of an earlier change is done
+    # Same inode, same size, same modification time: only SIGHUP reloads it.
+    st = os.stat(server.extra_users)
+    with open(server.extra_users, "r+") as f:
+        text = f.read()
+        f.seek(0)
+        f.write(text.replace("HUPACCESSKEY00000001", "HUPACCESSKEY00000002"))
+    os.utime(server.extra_users, ns=(st.st_atime_ns, st.st_mtime_ns))
+    time.sleep(2.5)
+    assert code_of(hup.list_buckets) is None, "reloaded without SIGHUP: the test proves nothing"
+    server.proc.send_signal(signal.SIGHUP)
+    wait_refused("SIGHUP reloads the users", hup.list_buckets, "InvalidAccessKeyId")
+    moved = server.client("HUPACCESSKEY00000002", "hup-secret-key-000000000000000000000001")
+    assert code_of(moved.list_buckets) is None
+
+
+def test_cli_refuses_bad_policies_and_root(server):
+    create_user(server, "pat")
+    with_principal = json.dumps({"Version": "2012-10-17", "Statement": [
+        {**ALLOW_ALL, "Principal": "*"}]})
+    out = cli(server, "user", "policy", "set", "pat", "-", stdin=with_principal)
+    assert out.returncode != 0
+    assert "MalformedPolicy" in out.stderr and "Principal" in out.stderr, out.stderr
+    out = cli(server, "user", "policy", "set", "pat", "-", stdin='{"Version": "2012-10-17",')
+    assert out.returncode != 0
+    assert "MalformedPolicy" in out.stderr and "JSON" in out.stderr, out.stderr
+    out = cli(server, "user", "policy", "get", "pat")
+    assert out.returncode != 0 and "no identity policy" in out.stderr
+    out = cli(server, "user", "policy", "set", "root", "-", stdin=json.dumps(
+        {"Version": "2012-10-17", "Statement": [ALLOW_ALL]}))
+    assert out.returncode != 0 and "root" in out.stderr
+    assert cli(server, "user", "delete", "root").returncode != 0
+    assert cli(server, "user", "create", "pat").returncode != 0
+    assert cli(server, "user", "delete", "nobody").returncode != 0
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        doc = {"Version": "2012-10-17", "Statement": [ALLOW_ALL]}
+        json.dump(doc, f)
+        f.flush()
+        out = cli(server, "user", "policy", "set", "pat", f.name)
+        assert out.returncode == 0, out.stderr
+    got = cli(server, "user", "policy", "get", "pat")
+    assert json.loads(got.stdout) == doc
+    assert re.search(r"^pat\t\w+\tidentity-policy$", cli(server, "user", "list").stdout, re.M)
+    assert cli(server, "user", "policy", "delete", "pat").returncode == 0
+    # The root's requests are never judged by identity policies.
+    assert code_of(server.client().list_buckets) is None
