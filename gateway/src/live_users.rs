@@ -2,7 +2,7 @@
 //! deleted or given a new identity policy with `percore user …` applies within a second,
 //! without a restart.
 //!
-//! - [`Sources`]: root (read once at start: its keys never change under a running server)
+//! - The sources ([`Sources`]): root (read once at start: its keys never change under a running server)
 //!   and the files of users: the data directory's `users.toml` and the `--users` file.
 //! - [`LiveUsers`] holds the current [`Users`] behind a lock taken for a pointer copy; every
 //!   request reads the set current when it arrives ([`LiveUsers::current`]).
@@ -155,7 +155,7 @@ pub fn log_reload(why: &str, outcome: &Result<usize, CredsError>) {
     match outcome {
         Ok(users) => tracing::info!(users, "{why}: reloaded the users"),
         Err(e) => {
-            tracing::error!("{why}: users not reloaded, still serving the previous ones: {e}")
+            tracing::error!("{why}: users not reloaded, still serving the previous ones: {e}");
         }
     }
 }

@@ -244,6 +244,7 @@ mod tests {
 
     #[test]
     fn create_list_policy_delete() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let alice = create(d, "alice").unwrap();
@@ -261,7 +262,6 @@ mod tests {
                 ("bob", bob.access_key.as_str(), false)
             ]
         );
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(d.join(USERS_FILE))
             .unwrap()
             .permissions()

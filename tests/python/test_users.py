@@ -157,3 +157,136 @@ def test_cli_refuses_bad_policies_and_root(server):
     assert cli(server, "user", "policy", "delete", "pat").returncode == 0
     # The root's requests are never judged by identity policies.
     assert code_of(server.client().list_buckets) is None
+
+
+def test_identity_deny_refuses_the_owner(server):
+    bob = server.client(*create_user(server, "bob"))
+    wait_for("bob's key works", lambda: code_of(bob.list_buckets) is None)
+    new_bucket(bob, "bob-bucket")
+    for k in ("a", "b"):
+        bob.put_object(Bucket="bob-bucket", Key=k, Body=b"x")
+    set_policy(server, "bob", ALLOW_ALL,
+               {"Effect": "Deny", "Action": "s3:DeleteObject",
+                "Resource": "arn:aws:s3:::bob-bucket/*"})
+    # (Polled on a key that does not exist: a delete before the policy applies removes nothing.)
+    wait_refused("the Deny applies",
+                 lambda: bob.delete_object(Bucket="bob-bucket", Key="absent"))
+    assert code_of(lambda: bob.delete_object(Bucket="bob-bucket", Key="a")) == "AccessDenied"
+    out = bob.delete_objects(Bucket="bob-bucket", Delete={"Objects": [{"Key": "b"}]})
+    assert [e["Code"] for e in out.get("Errors", [])] == ["AccessDenied"]
+    assert bob.get_object(Bucket="bob-bucket", Key="a")["Body"].read() == b"x"
+    bob.put_object(Bucket="bob-bucket", Key="c", Body=b"y")
+    # Removed: the owner may delete again.
+    assert cli(server, "user", "policy", "delete", "bob").returncode == 0
+    wait_for("the Deny is gone",
+             lambda: code_of(lambda: bob.delete_object(Bucket="bob-bucket", Key="a")) is None)
+
+
+def test_own_bucket_needs_an_allow_in_either_policy(server):
+    fay = server.client(*create_user(server, "fay"))
+    wait_for("fay's key works", lambda: code_of(fay.list_buckets) is None)
+    new_bucket(fay, "fay-bucket")
+    fay.put_object(Bucket="fay-bucket", Key="k", Body=b"x")
+    set_policy(server, "fay", {"Effect": "Allow", "Action": "s3:GetObject",
+                               "Resource": "arn:aws:s3:::fay-bucket/*"})
+    put = lambda: fay.put_object(Bucket="fay-bucket", Key="k2", Body=b"y")  # noqa: E731
+    wait_refused("the identity policy restricts its owner", put)
+    assert fay.get_object(Bucket="fay-bucket", Key="k")["Body"].read() == b"x"
+    assert code_of(fay.list_buckets) == "AccessDenied"
+    assert code_of(lambda: fay.create_bucket(Bucket="fay-two")) == "AccessDenied"
+    # The policy operations stay the owner's, but need the identity policy's Allow too.
+    bucket_policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "fay"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::fay-bucket/*"}]}
+    assert code_of(lambda: fay.put_bucket_policy(
+        Bucket="fay-bucket", Policy=json.dumps(bucket_policy))) == "AccessDenied"
+    set_policy(server, "fay",
+               {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutBucketPolicy"],
+                "Resource": ["arn:aws:s3:::fay-bucket/*", "arn:aws:s3:::fay-bucket"]})
+    wait_for("fay may set the bucket policy", lambda: code_of(lambda: fay.put_bucket_policy(
+        Bucket="fay-bucket", Policy=json.dumps(bucket_policy))) is None)
+    # Same owner: the bucket policy's Allow is enough.
+    assert code_of(put) is None
+
+
+def test_another_users_bucket_needs_both_policies(server):
+    dan = server.client(*create_user(server, "dan"))
+    cat = server.client(*create_user(server, "cat"))
+    eve = server.client(*create_user(server, "eve"))
+    wait_for("the keys work", lambda: code_of(eve.list_buckets) is None)
+    new_bucket(dan, "dan-bucket")
+    dan.put_object(Bucket="dan-bucket", Key="k", Body=b"dan's")
+    get = lambda c: lambda: c.get_object(Bucket="dan-bucket", Key="k")  # noqa: E731
+    set_policy(server, "cat", {"Effect": "Allow", "Action": "s3:GetObject",
+                               "Resource": "arn:aws:s3:::dan-bucket/*"})
+    set_policy(server, "eve", {"Effect": "Allow", "Action": "s3:ListBucket",
+                               "Resource": "arn:aws:s3:::dan-bucket"})
+    wait_refused("eve's own bucket calls need an Allow", eve.list_buckets)
+    # Identity Allow alone: not enough for another user's bucket.
+    assert code_of(get(cat)) == "AccessDenied"
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["cat", "eve", "root"]},
+         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::dan-bucket/*"}]}
+    dan.put_bucket_policy(Bucket="dan-bucket", Policy=json.dumps(policy))
+    # Both allow: served.
+    assert cat.get_object(Bucket="dan-bucket", Key="k")["Body"].read() == b"dan's"
+    # The bucket policy alone: not enough for a user whose identity policy does not allow it.
+    assert code_of(get(eve)) == "AccessDenied"
+    # A user without an identity policy: the bucket policy alone, as before.
+    assert server.client().get_object(Bucket="dan-bucket", Key="k")["Body"].read() == b"dan's"
+    # An identity Deny wins over the bucket policy's Allow.
+    set_policy(server, "cat",
+               {"Effect": "Allow", "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::dan-bucket/*"},
+               {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"})
+    wait_refused("cat's Deny applies", get(cat))
+
+
+def test_condition_keys_in_identity_policies(server):
+    gil = server.client(*create_user(server, "gil"))
+    wait_for("gil's key works", lambda: code_of(gil.list_buckets) is None)
+    new_bucket(gil, "gil-bucket")
+    set_policy(
+        server, "gil",
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+         "Resource": "arn:aws:s3:::gil-bucket/${aws:username}/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::gil-bucket",
+         "Condition": {"StringLike": {"s3:prefix": "${aws:username}/*"}}},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+         "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}},
+    )
+    wait_refused("gil's policy applies",
+                 lambda: gil.put_object(Bucket="gil-bucket", Key="other/x", Body=b"x"))
+    gil.put_object(Bucket="gil-bucket", Key="gil/x", Body=b"x")
+    keys = [o["Key"] for o in gil.list_objects_v2(Bucket="gil-bucket", Prefix="gil/")["Contents"]]
+    assert keys == ["gil/x"]
+    assert code_of(lambda: gil.list_objects_v2(Bucket="gil-bucket")) == "AccessDenied"
+    assert code_of(lambda: gil.list_objects_v2(Bucket="gil-bucket", Prefix="x/")) \
+        == "AccessDenied"
+    # aws:SourceIp: a Deny for this very address applies.
+    set_policy(
+        server, "gil",
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.1/32"}}},
+    )
+    wait_refused("the SourceIp Deny applies",
+                 lambda: gil.get_object(Bucket="gil-bucket", Key="gil/x"))
+
+
+def test_a_copy_needs_the_identity_allow_on_its_source(server):
+    hal = server.client(*create_user(server, "hal"))
+    wait_for("hal's key works", lambda: code_of(hal.list_buckets) is None)
+    for b in ("hal-src", "hal-dst"):
+        new_bucket(hal, b)
+    hal.put_object(Bucket="hal-src", Key="k", Body=b"source")
+    put_dst = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::hal-dst/*"}
+    set_policy(server, "hal", put_dst)
+    copy = lambda: hal.copy_object(  # noqa: E731
+        Bucket="hal-dst", Key="c", CopySource={"Bucket": "hal-src", "Key": "k"})
+    wait_refused("the source is not readable under hal's policy", copy)
+    hal.put_object(Bucket="hal-dst", Key="plain", Body=b"x")
+    set_policy(server, "hal", put_dst, {"Effect": "Allow", "Action": "s3:GetObject",
+                                        "Resource": "arn:aws:s3:::hal-src/*"})
+    wait_for("the copy is allowed", lambda: code_of(copy) is None)
+    assert hal.get_object(Bucket="hal-src", Key="k")["Body"].read() == b"source"
