@@ -290,3 +290,23 @@ def test_a_copy_needs_the_identity_allow_on_its_source(server):
                                         "Resource": "arn:aws:s3:::hal-src/*"})
     wait_for("the copy is allowed", lambda: code_of(copy) is None)
     assert hal.get_object(Bucket="hal-src", Key="k")["Body"].read() == b"source"
+
+
+def test_a_users_file_that_does_not_load_keeps_the_previous_users(server):
+    ivy = server.client(*create_user(server, "ivy"))
+    wait_for("ivy's key works", lambda: code_of(ivy.list_buckets) is None)
+    path = os.path.join(server.data, "users.toml")
+    with open(path) as f:
+        good = f.read()
+    with open(path, "w") as f:
+        f.write(good + "\n[[user]\nbroken\n")
+    time.sleep(2.5)
+    assert code_of(ivy.list_buckets) is None
+    server.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert server.proc.poll() is None
+    assert code_of(ivy.list_buckets) is None
+    # Fixed by hand without ivy: the next change is read.
+    with open(path, "w") as f:
+        f.write(re.sub(r'\[\[user\]\]\nname = "ivy"\n[^\[]*', "", good))
+    wait_refused("the fixed file is read", ivy.list_buckets, "InvalidAccessKeyId")
