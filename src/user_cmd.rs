@@ -16,7 +16,7 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataArg,
     },
-    /// List the users: name, access key, whether they have an identity policy (no secrets).
+    /// List the users: name, access keys, whether they have an identity policy (no secrets).
     List {
         #[command(flatten)]
         data: DataArg,
@@ -30,6 +30,26 @@ pub enum UserCommand {
     /// A user's identity policy (the AWS policy language, without Principal).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// A user's keys (at most two at once: rotate by creating the new one, then deleting the
+    /// old one).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Give a user one more key (the secret is shown only now); it acts as the user's others.
+    Create {
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Stop a key signing (the user's buckets stay its own).
+    Delete {
+        access_key: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,7 +97,12 @@ pub fn run(cmd: &UserCommand) -> anyhow::Result<()> {
         UserCommand::List { data } => {
             for u in user_admin::list(&data.data)? {
                 let policy = if u.has_policy { "identity-policy" } else { "-" };
-                println!("{}\t{}\t{policy}", u.name, u.access_key);
+                let keys = if u.access_keys.is_empty() {
+                    "-".to_owned()
+                } else {
+                    u.access_keys.join(",")
+                };
+                println!("{}\t{keys}\t{policy}", u.name);
             }
         }
         UserCommand::Delete { name, data } => {
@@ -88,6 +113,13 @@ pub fn run(cmd: &UserCommand) -> anyhow::Result<()> {
             let text = user_admin::read_policy_file(file)?;
             user_admin::policy_set(&data.data, name, &text)?;
             println!("set the identity policy of {name}");
+        }
+        UserCommand::Key(KeyCommand::Create { name, data }) => {
+            print_created(&user_admin::key_create(&data.data, name)?);
+        }
+        UserCommand::Key(KeyCommand::Delete { access_key, data }) => {
+            let name = user_admin::key_delete(&data.data, access_key)?;
+            println!("deleted a key of {name}");
         }
         UserCommand::Policy(PolicyCommand::Get { name, data }) => {
             println!("{}", user_admin::policy_get(&data.data, name)?);

@@ -51,6 +51,9 @@
 //!   operation with no action is refused to it (`identity` module docs give the rule and the
 //!   AWS logic it follows). Root and users without one are judged as described above.
 //!
+//! - **A user's other keys** (rotation, `user_admin`): ownership is judged by the user's id
+//!   (its first key), whichever key signed, and the handler acts as the id ([`OwnerKey`]).
+//!
 //! Condition keys supplied ([`Facts`]): `aws:SourceIp` (the TCP peer, [`Peer`]),
 //! `aws:SecureTransport`, `aws:CurrentTime`/`aws:EpochTime`, `aws:username` and
 //! `aws:PrincipalArn` (signed callers), `aws:UserAgent`, `aws:Referer`, `s3:prefix`,
@@ -163,6 +166,12 @@ impl HideMissing {
 pub struct ActingFor {
     pub owner: String,
 }
+
+/// A request signed with a user's key other than its first: the handler acts as `id` (the
+/// first key, the user's id, what its buckets record as their owner; `creds::Entry`), and
+/// the gate judges ownership by it.
+#[derive(Debug, Clone)]
+pub struct OwnerKey(pub String);
 
 /// Whether a DeleteObject or PutObjectRetention that asks to bypass governance retention
 /// may (module docs), decided by the gate.
@@ -417,14 +426,18 @@ impl Judged for S3AccessContext<'_> {
 pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     let op_name = cx.op_name().to_owned();
     let op = op_name.as_str();
-    let access_key = cx.access_key().map(str::to_owned);
+    let signer = cx.access_key().map(str::to_owned);
+    // Ownership is judged by the user's id, whichever of its keys signed (`OwnerKey`).
+    let access_key = match &signer {
+        None => None,
+        Some(k) => Some(owner_key(gateway, cx, k)?),
+    };
     let query = cx.query().to_owned();
     // A signer with an identity policy: its facts now, for the checks no bucket policy makes.
-    let early = match access_key.as_deref().and_then(|k| identity_of(gateway, k)) {
+    let early = match signer.as_deref().and_then(|k| identity_of(gateway, k)) {
         None => None,
         Some(identity) => Some(
-            request_facts(gateway, cx, access_key.as_deref(), &query)?
-                .with_identity(Some(identity)),
+            request_facts(gateway, cx, signer.as_deref(), &query)?.with_identity(Some(identity)),
         ),
     };
     let version = query_param(&query, "versionId").is_some();
@@ -476,7 +489,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     let facts = match early {
         Some(facts) => facts,
-        None => request_facts(gateway, cx, access_key.as_deref(), &query)?,
+        None => request_facts(gateway, cx, signer.as_deref(), &query)?,
     };
     if let (false, Some(s)) = (owner, &stored) {
         let scope = record.scope(&bucket);
@@ -575,6 +588,21 @@ fn user_name(gateway: &Gateway, access_key: &str) -> S3Result<String> {
         .and_then(|u| u.by_access_key(access_key).map(|u| u.name.clone()))
         // The user was deleted since s3s checked the signature (`live_users`).
         .ok_or_else(|| s3_error!(InvalidAccessKeyId))
+}
+
+/// The id of the user who signed with `access_key` (module docs of `OwnerKey`), put on the
+/// request for the handler when it is not that key.
+fn owner_key(gateway: &Gateway, cx: &mut impl Judged, access_key: &str) -> S3Result<String> {
+    let id = gateway
+        .policies
+        .users()
+        .and_then(|u| u.id_of(access_key).map(str::to_owned))
+        // The key was deleted since s3s checked the signature (`live_users`).
+        .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+    if id != access_key {
+        cx.extensions_mut().insert(OwnerKey(id.clone()));
+    }
+    Ok(id)
 }
 
 /// The identity policy of the signer of `access_key`, if it has one.

@@ -5,7 +5,7 @@
 //! (headers, presigned, streaming) is checked by s3s against these secrets; a running gateway
 //! holds them in `live_users`, which re-reads the files when they change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,16 +27,32 @@ pub struct User {
     pub secret_key: String,
 }
 
-/// A `[[user]]` table of a users file: a user and, optionally, its identity policy (a JSON
-/// document in a TOML string).
+/// A `[[user]]` table of a users file: a user, its first key, optionally its identity policy
+/// (a JSON document in a TOML string) and more keys (`[[user.key]]`, for rotation).
+///
+/// The first access key is the user's id: the buckets the user creates record it as their
+/// owner, whichever of its keys signed. Deleting it (`retired`) stops it signing and keeps it
+/// as the id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Entry {
     pub name: String,
     pub access_key: String,
     pub secret_key: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    #[serde(default, rename = "key", skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyEntry>,
+}
+
+/// A user's key beyond its first (`[[user.key]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyEntry {
+    pub access_key: String,
+    pub secret_key: String,
 }
 
 impl Entry {
@@ -70,7 +86,13 @@ pub enum CredsError {
 /// Every user the gateway accepts, by access key, and the users' identity policies.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
+    /// The keys that sign.
     by_access_key: BTreeMap<String, User>,
+    /// Every user's id (its first key, `Entry`), signing or not.
+    ids: BTreeSet<String>,
+    /// The id of the user of each key that is not its user's id.
+    id_of_key: BTreeMap<String, String>,
+    names: BTreeSet<String>,
     /// By user name; root never has one.
     identity: BTreeMap<String, Arc<policy::Policy>>,
 }
@@ -78,16 +100,25 @@ pub struct Users {
 impl Users {
     pub fn add(&mut self, user: User) -> Result<(), String> {
         validate(&user)?;
-        if self.by_access_key.values().any(|u| u.name == user.name) {
-            return Err(format!("user {} is defined twice", user.name));
-        }
-        if self.by_access_key.contains_key(&user.access_key) {
-            return Err(format!(
-                "access key of user {} is already in use",
-                user.name
-            ));
-        }
+        self.add_name(&user.name)?;
+        self.reserve_key(&user.name, &user.access_key)?;
+        self.ids.insert(user.access_key.clone());
         self.by_access_key.insert(user.access_key.clone(), user);
+        Ok(())
+    }
+
+    fn add_name(&mut self, name: &str) -> Result<(), String> {
+        if self.names.insert(name.to_owned()) {
+            Ok(())
+        } else {
+            Err(format!("user {name} is defined twice"))
+        }
+    }
+
+    fn reserve_key(&self, name: &str, access_key: &str) -> Result<(), String> {
+        if self.by_access_key.contains_key(access_key) || self.ids.contains(access_key) {
+            return Err(format!("access key of user {name} is already in use"));
+        }
         Ok(())
     }
 
@@ -95,18 +126,58 @@ impl Users {
         self.by_access_key.get(access_key)
     }
 
+    /// The id of the user who signs with `access_key` (its first key: what its buckets record
+    /// as their owner); `None`: no such key.
+    pub fn id_of(&self, access_key: &str) -> Option<&str> {
+        if let Some(id) = self.id_of_key.get(access_key) {
+            return Some(id);
+        }
+        self.by_access_key
+            .get_key_value(access_key)
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Whether a user is named `name` (bucket policies name users).
     pub fn has_name(&self, name: &str) -> bool {
-        self.by_access_key.values().any(|u| u.name == name)
+        self.names.contains(name)
     }
 
     pub fn root(&self) -> Option<&User> {
         self.by_access_key.values().find(|u| u.name == ROOT_USER)
     }
 
-    /// Adds the user of a users file's table, with its identity policy if it has one.
+    /// Adds the user of a users file's table, with its keys and its identity policy if it
+    /// has one.
     pub(crate) fn add_entry(&mut self, entry: &Entry) -> Result<(), String> {
-        self.add(entry.user())?;
+        let first = entry.user();
+        validate(&first)?;
+        if entry.retired {
+            self.add_name(&first.name)?;
+            self.reserve_key(&first.name, &first.access_key)?;
+            self.ids.insert(first.access_key);
+        } else {
+            self.add(first)?;
+        }
+        let signing = usize::from(!entry.retired) + entry.keys.len();
+        if signing > crate::limits::USER_KEYS_MAX {
+            return Err(format!(
+                "user {} has {signing} keys, more than {}",
+                entry.name,
+                crate::limits::USER_KEYS_MAX
+            ));
+        }
+        for key in &entry.keys {
+            let user = User {
+                name: entry.name.clone(),
+                access_key: key.access_key.clone(),
+                secret_key: key.secret_key.clone(),
+            };
+            validate(&user)?;
+            self.reserve_key(&user.name, &user.access_key)?;
+            self.id_of_key
+                .insert(key.access_key.clone(), entry.access_key.clone());
+            self.by_access_key.insert(key.access_key.clone(), user);
+        }
         if let Some(text) = &entry.policy {
             let policy = crate::identity::validate(text)
                 .map_err(|e| format!("identity policy of user {}: {e}", entry.name))?;
@@ -123,11 +194,11 @@ impl Users {
 
     /// How many users there are (root included).
     pub fn len(&self) -> usize {
-        self.by_access_key.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_access_key.is_empty()
+        self.names.is_empty()
     }
 }
 

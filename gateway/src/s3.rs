@@ -368,11 +368,15 @@ pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
     BucketId::new(hlc, h.finish().to_le_bytes())
 }
 
-/// The access key a request acts as: its signer's, or the bucket owner's when the access gate
-/// let another user or an anonymous caller in by the bucket's policy (`authz::ActingFor`).
+/// The access key a request acts as: its signer's (its user's first key when it signed with
+/// another, `authz::OwnerKey`), or the bucket owner's when the access gate let another user or
+/// an anonymous caller in by the bucket's policy (`authz::ActingFor`).
 pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
     if let Some(acting) = req.extensions.get::<crate::authz::ActingFor>() {
         return Ok(acting.owner.clone());
+    }
+    if let Some(id) = req.extensions.get::<crate::authz::OwnerKey>() {
+        return Ok(id.0.clone());
     }
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),

@@ -11,10 +11,10 @@
 //! - Root is not in this file (`credentials.toml`, or the environment) and is refused here: it
 //!   cannot be created, deleted or given an identity policy (root is never restricted).
 //! - Users of a `--users FILE` are the administrator's own file and are not edited here.
-//!
-//! Not done: a second key per user (key rotation). A bucket's owner is the access key that
-//! created it (`BucketRecord::owner`), so a second key would own none of the user's buckets;
-//! rotation needs owners recorded by a user id first.
+//! - Keys: a user signs with at most `limits::USER_KEYS_MAX` keys at once ([`key_create`],
+//!   [`key_delete`]: rotation). Its first key is its id, what its buckets record as their
+//!   owner (`creds::Entry`), so deleting it only stops it signing (`retired`); the access
+//!   gate has every key act as the id (`authz::OwnerKey`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,10 @@ pub enum AdminError {
     Invalid { path: PathBuf, message: String },
     #[error("user {name:?} has no identity policy")]
     NoPolicy { name: String },
+    #[error("{path}: no user signs with the access key {access_key:?}")]
+    NoSuchKey { path: PathBuf, access_key: String },
+    #[error("user {name:?} already has {max} keys: delete one first", max = crate::limits::USER_KEYS_MAX)]
+    TooManyKeys { name: String },
     /// The identity policy is refused; the message starts with the S3 code (MalformedPolicy,
     /// NotImplemented) and says what is wrong.
     #[error("{0}")]
@@ -56,7 +60,8 @@ pub enum AdminError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
-    pub access_key: String,
+    /// The keys it signs with (its first key first, unless deleted).
+    pub access_keys: Vec<String>,
     pub has_policy: bool,
 }
 
@@ -138,12 +143,7 @@ pub fn create(dir: &Path, name: &str) -> Result<User, AdminError> {
     if name == ROOT_USER {
         return Err(AdminError::Root);
     }
-    let urandom = Path::new("/dev/urandom");
-    let user = User {
-        name: name.to_owned(),
-        access_key: random_string(20, ACCESS_KEY_CHARS).map_err(io_error(urandom))?,
-        secret_key: random_string(40, SECRET_KEY_CHARS).map_err(io_error(urandom))?,
-    };
+    let user = new_key(name)?;
     edit(dir, |entries| {
         if entries.iter().any(|e| e.name == name) {
             return Err(AdminError::Exists {
@@ -155,7 +155,9 @@ pub fn create(dir: &Path, name: &str) -> Result<User, AdminError> {
             name: user.name.clone(),
             access_key: user.access_key.clone(),
             secret_key: user.secret_key.clone(),
+            retired: false,
             policy: None,
+            keys: Vec::new(),
         });
         Ok(((), true))
     })?;
@@ -167,8 +169,12 @@ pub fn list(dir: &Path) -> Result<Vec<Listed>, AdminError> {
     Ok(entries_of(&users_path(dir))?
         .into_iter()
         .map(|e| Listed {
+            access_keys: (!e.retired)
+                .then(|| e.access_key.clone())
+                .into_iter()
+                .chain(e.keys.iter().map(|k| k.access_key.clone()))
+                .collect(),
             name: e.name,
-            access_key: e.access_key,
             has_policy: e.policy.is_some(),
         })
         .collect())
@@ -181,6 +187,56 @@ pub fn delete(dir: &Path, name: &str) -> Result<(), AdminError> {
         find(entries, dir, name)?;
         entries.retain(|e| e.name != name);
         Ok(((), true))
+    })
+}
+
+fn new_key(name: &str) -> Result<User, AdminError> {
+    let urandom = Path::new("/dev/urandom");
+    Ok(User {
+        name: name.to_owned(),
+        access_key: random_string(20, ACCESS_KEY_CHARS).map_err(io_error(urandom))?,
+        secret_key: random_string(40, SECRET_KEY_CHARS).map_err(io_error(urandom))?,
+    })
+}
+
+/// Gives `name` one more key (at most `limits::USER_KEYS_MAX` sign at once); the only time
+/// its secret is shown. It acts as the user's other keys: same buckets, same policies.
+pub fn key_create(dir: &Path, name: &str) -> Result<User, AdminError> {
+    let key = new_key(name)?;
+    edit(dir, |entries| {
+        let entry = find(entries, dir, name)?;
+        if usize::from(!entry.retired) + entry.keys.len() >= crate::limits::USER_KEYS_MAX {
+            return Err(AdminError::TooManyKeys {
+                name: name.to_owned(),
+            });
+        }
+        entry.keys.push(crate::creds::KeyEntry {
+            access_key: key.access_key.clone(),
+            secret_key: key.secret_key.clone(),
+        });
+        Ok(((), true))
+    })?;
+    Ok(key)
+}
+
+/// Stops `access_key` signing (a running server refuses it within a second). A user's first
+/// key stays its id (module docs). Returns the user's name.
+pub fn key_delete(dir: &Path, access_key: &str) -> Result<String, AdminError> {
+    edit(dir, |entries| {
+        for entry in entries.iter_mut() {
+            if entry.access_key == access_key && !entry.retired {
+                entry.retired = true;
+                return Ok((entry.name.clone(), true));
+            }
+            if let Some(i) = entry.keys.iter().position(|k| k.access_key == access_key) {
+                entry.keys.remove(i);
+                return Ok((entry.name.clone(), true));
+            }
+        }
+        Err(AdminError::NoSuchKey {
+            path: users_path(dir),
+            access_key: access_key.to_owned(),
+        })
     })
 }
 
@@ -255,11 +311,11 @@ mod tests {
         assert_eq!(
             listed
                 .iter()
-                .map(|l| (l.name.as_str(), l.access_key.as_str(), l.has_policy))
+                .map(|l| (l.name.as_str(), l.access_keys.clone(), l.has_policy))
                 .collect::<Vec<_>>(),
             [
-                ("alice", alice.access_key.as_str(), false),
-                ("bob", bob.access_key.as_str(), false)
+                ("alice", vec![alice.access_key.clone()], false),
+                ("bob", vec![bob.access_key.clone()], false)
             ]
         );
         let mode = std::fs::metadata(d.join(USERS_FILE))
@@ -319,6 +375,67 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn keys_rotate_and_the_first_stays_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = create(d, "alice").unwrap();
+        let second = key_create(d, "alice").unwrap();
+        assert!(matches!(
+            key_create(d, "alice"),
+            Err(AdminError::TooManyKeys { .. })
+        ));
+        let load = || {
+            let mut users = Users::default();
+            for e in read_entries(&d.join(USERS_FILE)).unwrap() {
+                users.add_entry(&e).unwrap();
+            }
+            users
+        };
+        let users = load();
+        assert_eq!(
+            users.id_of(&second.access_key),
+            Some(first.access_key.as_str())
+        );
+        assert_eq!(
+            users.id_of(&first.access_key),
+            Some(first.access_key.as_str())
+        );
+        assert_eq!(
+            users.by_access_key(&second.access_key).unwrap().name,
+            "alice"
+        );
+
+        assert_eq!(key_delete(d, &first.access_key).unwrap(), "alice");
+        let users = load();
+        assert!(users.by_access_key(&first.access_key).is_none());
+        assert_eq!(
+            users.id_of(&second.access_key),
+            Some(first.access_key.as_str())
+        );
+        assert!(users.has_name("alice"));
+        assert_eq!(
+            list(d).unwrap()[0].access_keys,
+            vec![second.access_key.clone()]
+        );
+        assert!(matches!(
+            key_delete(d, &first.access_key),
+            Err(AdminError::NoSuchKey { .. })
+        ));
+        // Room for one more now; a third would be too many.
+        let third = key_create(d, "alice").unwrap();
+        assert_eq!(
+            load().id_of(&third.access_key),
+            Some(first.access_key.as_str())
+        );
+        assert!(matches!(
+            key_create(d, "alice"),
+            Err(AdminError::TooManyKeys { .. })
+        ));
+        key_delete(d, &second.access_key).unwrap();
+        assert!(load().by_access_key(&second.access_key).is_none());
     }
 
     #[test]

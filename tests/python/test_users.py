@@ -310,3 +310,37 @@ def test_a_users_file_that_does_not_load_keeps_the_previous_users(server):
     with open(path, "w") as f:
         f.write(re.sub(r'\[\[user\]\]\nname = "ivy"\n[^\[]*', "", good))
     wait_refused("the fixed file is read", ivy.list_buckets, "InvalidAccessKeyId")
+
+
+def test_key_rotation_keeps_the_users_buckets(server):
+    first_key, first_secret = create_user(server, "kim")
+    first = server.client(first_key, first_secret)
+    wait_for("kim's key works", lambda: code_of(first.list_buckets) is None)
+    new_bucket(first, "kim-bucket")
+    first.put_object(Bucket="kim-bucket", Key="old", Body=b"1")
+    out = cli(server, "user", "key", "create", "kim")
+    assert out.returncode == 0, out.stderr
+    fields = dict(re.findall(r"^(\w+): (.*)$", out.stdout, re.M))
+    second = server.client(fields["access_key"], fields["secret_key"])
+    wait_for("the second key works", lambda: code_of(second.list_buckets) is None)
+    # The second key acts as the first: same buckets, same ownership.
+    assert [b["Name"] for b in second.list_buckets()["Buckets"]] == ["kim-bucket"]
+    second.put_object(Bucket="kim-bucket", Key="new", Body=b"2")
+    second.put_bucket_policy(Bucket="kim-bucket", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+             "Resource": "arn:aws:s3:::kim-bucket"}]}))
+    assert first.get_bucket_policy(Bucket="kim-bucket")["Policy"]
+    assert cli(server, "user", "key", "create", "kim").returncode != 0  # two at most
+    listed = cli(server, "user", "list").stdout
+    assert re.search(rf"^kim\t{first_key},{fields['access_key']}\t-$", listed, re.M), listed
+
+    out = cli(server, "user", "key", "delete", first_key)
+    assert out.returncode == 0, out.stderr
+    wait_refused("the deleted key stops", first.list_buckets, "InvalidAccessKeyId")
+    assert second.get_object(Bucket="kim-bucket", Key="old")["Body"].read() == b"1"
+    assert [b["Name"] for b in second.list_buckets()["Buckets"]] == ["kim-bucket"]
+    second.delete_bucket_policy(Bucket="kim-bucket")
+    assert re.search(rf"^kim\t{fields['access_key']}\t-$", cli(server, "user", "list").stdout,
+                     re.M)
+    assert cli(server, "user", "key", "delete", first_key).returncode != 0
