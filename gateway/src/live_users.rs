@@ -133,12 +133,15 @@ impl LiveUsers {
         let Some(sources) = &self.sources else {
             return Ok(self.current().len());
         };
-        let stamps = sources.stamps();
-        // Seen before the read: a change made during it is seen as a change next time.
-        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = stamps;
+        // Held to the end: a SIGHUP and the watch reloading at once must not let the slower
+        // one install an older read after the newer one's.
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        // Stamped before the read: a change made during it is seen as a change next time.
+        *seen = sources.stamps();
         let users = sources.load()?;
         let count = users.len();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
+        drop(seen);
         Ok(count)
     }
 
