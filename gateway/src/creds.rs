@@ -1,17 +1,15 @@
 //! Users and their keys: the root user (generated on first start and kept in the data
 //! directory, or given by `PERCORE_ROOT_ACCESS_KEY` / `PERCORE_ROOT_SECRET_KEY`), the users
 //! of the data directory's `users.toml` (`percore user …`, `user_admin`) and of a `--users`
-//! TOML file, and each user's identity policy (`identity`). Implements s3s's `S3Auth` so SigV4
-//! (headers, presigned, streaming) is checked by s3s against these secrets; a running gateway
-//! holds them in `live_users`, which re-reads the files when they change.
+//! TOML file, and each user's identity policy (`identity`). A running gateway holds them in
+//! `live_users`, which re-reads the files when they change and through which s3s checks SigV4
+//! (headers, presigned, streaming) against these secrets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use s3s::auth::{S3Auth, SecretKey};
-use s3s::{s3_error, S3Result};
 use serde::{Deserialize, Serialize};
 
 pub const ROOT_USER: &str = "root";
@@ -313,13 +311,8 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Users from a TOML file: `[[user]]` tables with `name`, `access_key`, `secret_key` and
-/// optionally `policy` (an identity policy).
-pub fn users_file(path: &Path) -> Result<Vec<User>, CredsError> {
-    Ok(read_entries(path)?.iter().map(Entry::user).collect())
-}
-
-/// The tables of a users file.
+/// The tables of a users file: `[[user]]` with `name`, `access_key`, `secret_key`, and
+/// optionally `retired`, `policy` (an identity policy) and `[[user.key]]` tables ([`Entry`]).
 pub(crate) fn read_entries(path: &Path) -> Result<Vec<Entry>, CredsError> {
     let show = || path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CredsError::Io {
@@ -331,14 +324,4 @@ pub(crate) fn read_entries(path: &Path) -> Result<Vec<Entry>, CredsError> {
         message: e.to_string(),
     })?;
     Ok(f.users)
-}
-
-#[async_trait::async_trait]
-impl S3Auth for Users {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.by_access_key(access_key) {
-            Some(u) => Ok(SecretKey::from(u.secret_key.clone())),
-            None => Err(s3_error!(InvalidAccessKeyId)),
-        }
-    }
 }
