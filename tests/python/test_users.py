@@ -344,3 +344,15 @@ def test_key_rotation_keeps_the_users_buckets(server):
     assert re.search(rf"^kim\t{fields['access_key']}\t-$", cli(server, "user", "list").stdout,
                      re.M)
     assert cli(server, "user", "key", "delete", first_key).returncode != 0
+
+
+def test_concurrent_cli_runs_lose_no_user(server):
+    names = [f"many{i}" for i in range(8)]
+    procs = [subprocess.Popen([percore_bin(), "user", "create", n, "--data", server.data],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for n in names]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    listed = cli(server, "user", "list").stdout
+    assert all(re.search(rf"^{n}\t", listed, re.M) for n in names), listed
