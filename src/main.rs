@@ -1,6 +1,7 @@
 //! `percore`: the one binary. Subcommands:
 //! - `serve`: one node with its S3 gateway (the embedded default);
-//! - `key create`: add a user to a data directory;
+//! - `user create|list|delete`, `user policy set|get|delete`: users of a data directory and
+//!   their identity policies (`user_cmd`); `key create` is `user create`'s old name;
 //! - `node`: run a storage node (its cores and their TCP ports), no S3 gateway;
 //! - `gateway`: the S3 endpoint of a cluster alone, no cores;
 //! - `dev`: a local cluster of N `serve` processes (`dev_cmd`);
@@ -17,6 +18,7 @@ mod membership;
 mod node_config;
 mod placement_guard;
 mod status_cmd;
+mod user_cmd;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use engine::{Node, NodeConfig};
+use gateway::creds::User;
+use gateway::live_users::LiveUsers;
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +46,11 @@ enum Command {
     /// Run percore on this machine: the storage cores and the S3 endpoint, until SIGTERM or
     /// Ctrl-C (which drains in-flight requests). Prints the endpoint and the root credentials.
     Serve(ServeArgs),
-    /// Manage users' keys.
+    /// Manage users and their identity policies (a running server applies changes within a
+    /// second).
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
+    /// Manage users' keys (`key create NAME` is `user create NAME`).
     #[command(subcommand)]
     Key(KeyCommand),
     /// Run a storage node: one glommio core per partition, each on its own TCP port
@@ -547,12 +555,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
+        Command::User(cmd) => user_cmd::run(&cmd),
         Command::Key(KeyCommand::Create { name, data }) => {
-            let user = gateway::creds::create_user(&data, &name)?;
-            println!("user: {}", user.name);
-            println!("access_key: {}", user.access_key);
-            println!("secret_key: {}", user.secret_key);
-            println!("(restart percore serve to load it)");
+            user_cmd::print_created(&gateway::user_admin::create(&data, &name)?);
             Ok(())
         }
         Command::Node(args) => run_node(&args),
@@ -812,24 +817,15 @@ fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> 
     }
 }
 
-/// The root user and every user of the data directory and of the `--users` file.
-fn load_users(
-    data: &Path,
-    users_file: Option<&Path>,
-) -> anyhow::Result<(gateway::creds::Users, gateway::creds::User)> {
-    let mut users = gateway::creds::Users::default();
+/// The root user and every user of the data directory and of the `--users` file, reloaded
+/// when those files change (`gateway::live_users`).
+fn load_users(data: &Path, users_file: Option<&Path>) -> anyhow::Result<(Arc<LiveUsers>, User)> {
     let root = gateway::creds::root_user(data)?;
-    users.add(root.clone()).map_err(anyhow::Error::msg)?;
-    for u in gateway::creds::data_dir_users(data)? {
-        users.add(u).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(path) = users_file {
-        for u in gateway::creds::users_file(path)? {
-            users
-                .add(u)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        }
-    }
+    let users = LiveUsers::start(gateway::live_users::Sources {
+        root: root.clone(),
+        data_users: data.join(gateway::user_admin::USERS_FILE),
+        extra_users: users_file.map(Path::to_owned),
+    })?;
     Ok((users, root))
 }
 
@@ -917,9 +913,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let backend = Arc::new(backend);
     let objects = settings.clock.gateway(backend.clone(), &settings.region);
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
+    gateway::live_users::watch(&users, runtime.handle());
     let service = gateway::service_on(
         &objects,
-        users,
+        users.clone(),
         &settings.region,
         settings.domain.as_deref(),
     )
@@ -931,7 +928,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         &settings.region,
         &root,
         &banner,
-        settings.tls.as_ref(),
+        Reloads {
+            tls: settings.tls.as_ref(),
+            users: &users,
+        },
     )?;
     runtime.block_on(gateway::serve::serve(
         listener,
@@ -992,6 +992,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let (users, root) = load_users(&data, args.users.as_deref().or(file.users.as_deref()))?;
     let layout = Arc::new(layout);
     let runtime = gateway_runtime()?;
+    gateway::live_users::watch(&users, runtime.handle());
     let service = {
         let _entered = runtime.enter();
         let backend = cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
@@ -1004,7 +1005,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         )?;
         gateway::service_on(
             &clock.gateway(Arc::new(backend), &region),
-            users,
+            users.clone(),
             &region,
             domain.as_deref(),
         )
@@ -1015,7 +1016,11 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         ("nodes", layout.nodes().len().to_string()),
         ("cores", "0 (gateway only)".to_owned()),
     ];
-    let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner, tls.as_ref())?;
+    let reloads = Reloads {
+        tls: tls.as_ref(),
+        users: &users,
+    };
+    let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner, reloads)?;
     runtime.block_on(gateway::serve::serve(
         listener, service, shutdown, http, tls,
     ));
@@ -1031,7 +1036,14 @@ fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the gateway runtime")
 }
 
-/// Binds the S3 endpoint and installs the stop signals (and with `tls` the SIGHUP reload),
+/// What a SIGHUP reloads: the TLS certificate and key (if any) and the users.
+#[derive(Clone, Copy)]
+struct Reloads<'a> {
+    tls: Option<&'a Arc<gateway::tls::Tls>>,
+    users: &'a Arc<LiveUsers>,
+}
+
+/// Binds the S3 endpoint and installs the stop signals and the SIGHUP reload (`reloads`),
 /// then prints the endpoint, region, root keys and `banner` (`name: value` lines; the last one
 /// ends what a client parses). Returns the listener and the future that ends at SIGTERM or
 /// SIGINT.
@@ -1039,9 +1051,9 @@ fn announce(
     runtime: &tokio::runtime::Runtime,
     listen: SocketAddr,
     region: &str,
-    root: &gateway::creds::User,
+    root: &User,
     banner: &[(&str, String)],
-    tls: Option<&Arc<gateway::tls::Tls>>,
+    reloads: Reloads<'_>,
 ) -> anyhow::Result<(
     tokio::net::TcpListener,
     impl std::future::Future<Output = ()>,
@@ -1053,10 +1065,14 @@ fn announce(
     // server at once, and that must drain, not kill it.
     let shutdown = {
         let _entered = runtime.enter();
-        reload_on_hangup(runtime, tls.cloned())?;
+        reload_on_hangup(runtime, reloads.tls.cloned(), Arc::clone(reloads.users))?;
         shutdown_signal()?
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = if reloads.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!("endpoint: {scheme}://{}", listener.local_addr()?);
     println!("region: {region}");
     println!("access_key: {}", root.access_key);
@@ -1081,20 +1097,27 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Re-reads the TLS certificate and key at each SIGHUP (new connections get them); a failed
-/// reload keeps the current ones and logs an ERROR naming the file. Without TLS a SIGHUP
-/// reloads nothing and is logged: its default action would stop the server (a `systemctl
-/// reload`, a closed terminal).
+/// At each SIGHUP, re-reads the users files (`gateway::live_users`; they are also watched
+/// every second) and the TLS certificate and key (new connections get them); a failed reload
+/// keeps the current ones and logs an ERROR naming the file. Catching SIGHUP also keeps its
+/// default action from stopping the server (a `systemctl reload`, a closed terminal).
 fn reload_on_hangup(
     runtime: &tokio::runtime::Runtime,
     tls: Option<Arc<gateway::tls::Tls>>,
+    users: Arc<LiveUsers>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     runtime.spawn(async move {
         while hangup.recv().await.is_some() {
+            let reloaded = {
+                let users = Arc::clone(&users);
+                tokio::task::spawn_blocking(move || users.reload()).await
+            };
+            if let Ok(outcome) = reloaded {
+                gateway::live_users::log_reload("SIGHUP", &outcome);
+            }
             let Some(tls) = &tls else {
-                tracing::info!("SIGHUP: nothing to reload (no TLS certificate configured)");
                 continue;
             };
             match tls.reload() {

@@ -731,7 +731,7 @@ impl Gateway {
             i.grant_full_control.as_deref(),
         ];
         let canned = i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str);
-        let from_headers = from_request(canned, grants, &user, users)?;
+        let from_headers = from_request(canned, grants, &user, users.as_deref())?;
         let acl = match (from_headers, &i.access_control_policy) {
             (Some(_), Some(_)) => {
                 return Err(s3_error!(
@@ -740,7 +740,7 @@ impl Gateway {
                 ))
             }
             (Some(acl), None) => acl,
-            (None, Some(body)) => from_body(body, &user, users)?,
+            (None, Some(body)) => from_body(body, &user, users.as_deref())?,
             (None, None) => {
                 return Err(s3_error!(
                     MissingSecurityHeader,

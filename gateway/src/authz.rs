@@ -49,6 +49,17 @@
 //!   whether a key exists: the gate marks such a request ([`HideMissing`], put there by
 //!   `serve`) and `serve` answers its 404 as 403 AccessDenied. The owner always sees 404.
 //!
+//! - **Identity policies**: a signer with one (`identity`, set by `percore user policy set`)
+//!   is judged by it and the bucket policy together everywhere above ([`allowed`] calls
+//!   `identity::decide`: a Deny in either wins; its own buckets need an Allow in either,
+//!   another user's an Allow in both); requests no bucket policy decides (ListBuckets,
+//!   CreateBucket, the owner-only and owner-always operations) need an Allow in it, and an
+//!   operation with no action is refused to it (`identity` module docs give the rule and the
+//!   AWS logic it follows). Root and users without one are judged as described above.
+//!
+//! - **A user's other keys** (rotation, `user_admin`): ownership is judged by the user's id
+//!   (its first key), whichever key signed, and the handler acts as the id ([`OwnerKey`]).
+//!
 //! Condition keys supplied ([`Facts`]): `aws:SourceIp` (the TCP peer, [`Peer`]),
 //! `aws:SecureTransport`, `aws:CurrentTime`/`aws:EpochTime`, `aws:username` and
 //! `aws:PrincipalArn` (signed callers), `aws:UserAgent`, `aws:Referer`, `s3:prefix`,
@@ -69,7 +80,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
-use policy::{action_for, authorize, bucket_arn, object_arn, Decision, RequestContext};
+use policy::{action_for, bucket_arn, object_arn, RequestContext};
 use s3s::access::S3AccessContext;
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Result};
@@ -162,6 +173,12 @@ pub struct ActingFor {
     pub owner: String,
 }
 
+/// A request signed with a user's key other than its first: the handler acts as `id` (the
+/// first key, the user's id, what its buckets record as their owner; `creds::Entry`), and
+/// the gate judges ownership by it.
+#[derive(Debug, Clone)]
+pub struct OwnerKey(pub String);
+
 /// Whether a DeleteObject or PutObjectRetention that asks to bypass governance retention
 /// may (module docs), decided by the gate.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +206,7 @@ pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
                 "s3:BypassGovernanceRetention",
                 object_arn(&judge.bucket, key),
             );
-            allowed(judge.owner, judge.policy.as_deref(), &ctx)
+            allowed(judge.owner, judge.policy.as_deref(), &judge.facts, &ctx)
         }
         // No policy: only the owner gets this far.
         None => extensions.get::<ActingFor>().is_none(),
@@ -231,6 +248,8 @@ pub struct KeyJudge {
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     user: Option<String>,
+    /// The signer's identity policy, if it has one (`identity`).
+    identity: Option<Arc<policy::Policy>>,
     values: Vec<(Key, String)>,
     ip: Option<IpAddr>,
     tls: bool,
@@ -293,12 +312,25 @@ impl Facts {
         add(Key::AuthType, auth_type);
         Facts {
             user,
+            identity: None,
             values,
             ip: peer,
             tls,
             now_secs,
             max_keys: query_param(query, "max-keys").and_then(|v| v.parse().ok()),
         }
+    }
+
+    /// The facts of a request whose signer has the identity policy `identity`.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Option<Arc<policy::Policy>>) -> Facts {
+        self.identity = identity;
+        self
+    }
+
+    /// The signer's identity policy, if it has one.
+    pub fn identity(&self) -> Option<&policy::Policy> {
+        self.identity.as_deref()
     }
 
     /// The policy context of `action` on `resource` for this request.
@@ -360,13 +392,26 @@ fn denied() -> S3Error {
     s3_error!(AccessDenied, "Access Denied")
 }
 
-/// What a policy says about one request, for its owner (`owner`) or anyone else.
-fn allowed(owner: bool, policy: Option<&Stored>, ctx: &RequestContext) -> bool {
-    let decision = authorize(ctx, &[], policy.map(|s| &s.policy));
-    match decision {
-        Decision::ExplicitDeny => false,
-        Decision::Allow => true,
-        Decision::ImplicitDeny => owner,
+/// What the bucket's policy and the signer's identity policy (in `facts`) say about one
+/// request, for the bucket's owner (`owner`) or anyone else (`identity::decide`).
+fn allowed(owner: bool, policy: Option<&Stored>, facts: &Facts, ctx: &RequestContext) -> bool {
+    crate::identity::decide(owner, facts.identity(), policy.map(|s| &s.policy), ctx)
+}
+
+/// [`allowed`] for a caller who is the owner, or whom the bucket's ACL grants the action
+/// (`granted`): the grant is the bucket's side of the judgement, as a bucket policy's Allow
+/// is (`identity::decide_granted`).
+fn allowed_as(
+    owner: bool,
+    granted: bool,
+    policy: Option<&Stored>,
+    facts: &Facts,
+    ctx: &RequestContext,
+) -> bool {
+    if granted && !owner {
+        crate::identity::decide_granted(facts.identity(), policy.map(|s| &s.policy), ctx)
+    } else {
+        allowed(owner, policy, facts, ctx)
     }
 }
 
@@ -406,18 +451,38 @@ impl Judged for S3AccessContext<'_> {
 pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     let op_name = cx.op_name().to_owned();
     let op = op_name.as_str();
-    let access_key = cx.access_key().map(str::to_owned);
+    let signer = cx.access_key().map(str::to_owned);
+    // Ownership is judged by the user's id, whichever of its keys signed (`OwnerKey`).
+    let access_key = match &signer {
+        None => None,
+        Some(k) => Some(owner_key(gateway, cx, k)?),
+    };
+    let query = cx.query().to_owned();
+    // A signer with an identity policy: its facts now, for the checks no bucket policy makes.
+    let early = match signer.as_deref().and_then(|k| identity_of(gateway, k)) {
+        None => None,
+        Some(identity) => Some(
+            request_facts(gateway, cx, signer.as_deref(), &query)?.with_identity(Some(identity)),
+        ),
+    };
+    let version = query_param(&query, "versionId").is_some();
     let (bucket, key) = match cx.s3_path() {
-        S3Path::Root => return signed_only(access_key.as_ref()),
+        S3Path::Root => {
+            identity_requires(early.as_ref(), op, version, "", "")?;
+            return signed_only(access_key.as_ref());
+        }
         S3Path::Bucket { bucket } => (bucket.to_string(), None),
         S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
     };
     if op == "CreateBucket" {
+        identity_requires(early.as_ref(), op, version, &bucket, "")?;
         return signed_only(access_key.as_ref());
     }
-    let query = cx.query().to_owned();
-    let version_id = query_param(&query, "versionId");
-    let Some(required) = action_for(op, version_id.is_some()) else {
+    let Some(required) = action_for(op, version) else {
+        // Nothing could deny it to a user an identity policy restricts.
+        if early.is_some() {
+            return Err(denied());
+        }
         return signed_only(access_key.as_ref());
     };
     let Some((record, hlc)) = gateway.bucket_entry(&bucket).await? else {
@@ -425,11 +490,16 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     };
     keep_gate_read(&bucket, &record, hlc);
     let owner = access_key.as_deref() == Some(record.owner.as_str());
+    let object = key.as_deref().unwrap_or("");
     if OWNER_ONLY.contains(&op) {
-        return if owner { Ok(()) } else { Err(denied()) };
+        return if owner {
+            identity_requires(early.as_ref(), op, version, &bucket, object)
+        } else {
+            Err(denied())
+        };
     }
     if owner && OWNER_ALWAYS.contains(&op) {
-        return Ok(());
+        return identity_requires(early.as_ref(), op, version, &bucket, object);
     }
     let stored = gateway.bucket_policy(&record.scope(&bucket)).await?;
     let bypass = matches!(op, "DeleteObject" | "PutObjectRetention") && asks_bypass(cx.headers());
@@ -446,20 +516,21 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                 required.action,
             )
             .await?;
-    // Without a policy nothing can deny the owner nor allow anyone else but the ACL: decided
-    // before the request's facts are gathered (the common case costs a cache lookup). A copy
-    // still has its source judged; a caller the ACL lets in acts as the owner (below).
-    if stored.is_none() && !granted && !matches!(op, "CopyObject" | "UploadPartCopy") {
+    // Without a policy (bucket or identity) nothing can deny the owner nor allow anyone else
+    // but the ACL: decided before the request's facts are gathered (the common case costs a
+    // cache lookup). A copy still has its source judged; a caller the ACL lets in acts as the
+    // owner (below).
+    if stored.is_none()
+        && early.is_none()
+        && !granted
+        && !matches!(op, "CopyObject" | "UploadPartCopy")
+    {
         return if owner { Ok(()) } else { Err(denied()) };
     }
-    let user = match &access_key {
-        None => None,
-        Some(k) => Some(user_name(gateway, k)?),
+    let facts = match early {
+        Some(facts) => facts,
+        None => request_facts(gateway, cx, signer.as_deref(), &query)?,
     };
-    let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
-    let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let facts = Facts::of(user, cx.headers(), &query, peer, tls, now);
     if let (false, Some(s)) = (owner, &stored) {
         let scope = record.scope(&bucket);
         if gateway
@@ -475,7 +546,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
             return Err(denied());
         }
         // A grant deletes keys, not given versions: judged per key too.
-        if stored.is_some() || granted {
+        if stored.is_some() || granted || facts.identity().is_some() {
             cx.extensions_mut().insert(KeyJudge {
                 bucket: bucket.clone(),
                 owner,
@@ -492,9 +563,11 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         return Ok(());
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
-    if !allowed(
-        owner || granted,
+    if !allowed_as(
+        owner,
+        granted,
         stored.as_deref(),
+        &facts,
         &facts.context(required.action, resource),
     ) {
         return Err(denied());
@@ -512,6 +585,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
             allowed(
                 owner,
                 stored.as_deref(),
+                &facts,
                 &facts.context(action, object.clone()),
             )
         };
@@ -524,7 +598,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if bypass {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
         let ctx = facts.context("s3:BypassGovernanceRetention", object);
-        let granted = allowed(owner, stored.as_deref(), &ctx);
+        let granted = allowed(owner, stored.as_deref(), &facts, &ctx);
         cx.extensions_mut().insert(GovernanceBypass(granted));
     }
     if !owner {
@@ -537,9 +611,11 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                     "s3:ListBucket",
                 )
                 .await?;
-        let lists = allowed(
+        let lists = allowed_as(
+            false,
             acl_lists,
             stored.as_deref(),
+            &facts,
             &facts.context("s3:ListBucket", bucket_arn(&bucket)),
         );
         if reads && !lists {
@@ -576,7 +652,14 @@ fn check_lock_headers(
         (&["x-amz-object-lock-legal-hold"], "s3:PutObjectLegalHold"),
     ];
     for (names, action) in needs {
-        if asks(names) && !allowed(false, policy, &facts.context(action, object.to_owned())) {
+        if asks(names)
+            && !allowed(
+                false,
+                policy,
+                facts,
+                &facts.context(action, object.to_owned()),
+            )
+        {
             return Err(denied());
         }
     }
@@ -594,9 +677,70 @@ fn user_name(gateway: &Gateway, access_key: &str) -> S3Result<String> {
     gateway
         .policies
         .users()
-        .and_then(|u| u.by_access_key(access_key))
-        .map(|u| u.name.clone())
-        .ok_or_else(|| s3_error!(InternalError, "a signed request by an unknown access key"))
+        .and_then(|u| u.by_access_key(access_key).map(|u| u.name.clone()))
+        // The user was deleted since s3s checked the signature (`live_users`).
+        .ok_or_else(|| s3_error!(InvalidAccessKeyId))
+}
+
+/// The id of the user who signed with `access_key` (module docs of `OwnerKey`), put on the
+/// request for the handler when it is not that key.
+fn owner_key(gateway: &Gateway, cx: &mut impl Judged, access_key: &str) -> S3Result<String> {
+    let id = gateway
+        .policies
+        .users()
+        .and_then(|u| u.id_of(access_key).map(str::to_owned))
+        // The key was deleted since s3s checked the signature (`live_users`).
+        .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+    if id != access_key {
+        cx.extensions_mut().insert(OwnerKey(id.clone()));
+    }
+    Ok(id)
+}
+
+/// The identity policy of the signer of `access_key`, if it has one.
+fn identity_of(gateway: &Gateway, access_key: &str) -> Option<Arc<policy::Policy>> {
+    let users = gateway.policies.users()?;
+    crate::identity::policy_of(&users, access_key)
+}
+
+/// The request's condition values (module docs), for the signer of `access_key`.
+fn request_facts(
+    gateway: &Gateway,
+    cx: &mut impl Judged,
+    access_key: Option<&str>,
+    query: &str,
+) -> S3Result<Facts> {
+    let user = match access_key {
+        None => None,
+        Some(k) => Some(user_name(gateway, k)?),
+    };
+    let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
+    let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(Facts::of(user, cx.headers(), query, peer, tls, now))
+}
+
+/// For a request no bucket policy decides: with an identity policy (in `facts`), its Allow
+/// of the operation's action is needed (`identity`, rule 4); without one, nothing more.
+fn identity_requires(
+    facts: Option<&Facts>,
+    op: &str,
+    version: bool,
+    bucket: &str,
+    key: &str,
+) -> S3Result<()> {
+    let Some((facts, identity)) = facts.and_then(|f| Some((f, f.identity()?))) else {
+        return Ok(());
+    };
+    let Some(required) = action_for(op, version) else {
+        return Err(denied());
+    };
+    let ctx = facts.context(required.action, required.resource_arn(bucket, key));
+    if crate::identity::require(identity, &ctx) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
 }
 
 /// `s3:GetObject` on a copy's source (module docs). A malformed or missing header, or a
@@ -638,7 +782,7 @@ async fn check_copy_source(
         "s3:GetObject"
     };
     let ctx = facts.context(action, object_arn(bucket, key));
-    if allowed(owner, stored.as_deref(), &ctx) {
+    if allowed(owner, stored.as_deref(), facts, &ctx) {
         Ok(())
     } else {
         Err(denied())
@@ -666,7 +810,13 @@ pub fn check_key_delete(
     }
     // A bucket WRITE grant gives s3:DeleteObject, not s3:DeleteObjectVersion (`acl`).
     let granted = judge.granted && version.is_none();
-    if allowed(judge.owner || granted, judge.policy.as_deref(), &ctx) {
+    if allowed_as(
+        judge.owner,
+        granted,
+        judge.policy.as_deref(),
+        &judge.facts,
+        &ctx,
+    ) {
         Ok(())
     } else {
         Err(denied())
@@ -698,14 +848,20 @@ mod tests {
             ..Facts::default()
         };
         let get = |user, key: &str| facts(user).context("s3:GetObject", object_arn("b", key));
-        assert!(allowed(true, None, &get(Some("root"), "x")));
-        assert!(allowed(true, Some(&p), &get(Some("root"), "x")));
-        assert!(!allowed(true, Some(&p), &get(Some("root"), "pub/secret")));
-        assert!(allowed(false, Some(&p), &get(None, "pub/a")));
-        assert!(allowed(false, Some(&p), &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &get(None, "x")));
-        assert!(!allowed(false, None, &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &get(None, "pub/secret")));
+        let f = Facts::default();
+        assert!(allowed(true, None, &f, &get(Some("root"), "x")));
+        assert!(allowed(true, Some(&p), &f, &get(Some("root"), "x")));
+        assert!(!allowed(
+            true,
+            Some(&p),
+            &f,
+            &get(Some("root"), "pub/secret")
+        ));
+        assert!(allowed(false, Some(&p), &f, &get(None, "pub/a")));
+        assert!(allowed(false, Some(&p), &f, &get(Some("alice"), "pub/a")));
+        assert!(!allowed(false, Some(&p), &f, &get(None, "x")));
+        assert!(!allowed(false, None, &f, &get(Some("alice"), "pub/a")));
+        assert!(!allowed(false, Some(&p), &f, &get(None, "pub/secret")));
     }
 
     #[test]

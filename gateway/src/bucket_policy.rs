@@ -38,6 +38,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::creds::Users;
+use crate::live_users::LiveUsers;
 use crate::records::{scope_name, Malformed};
 use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
@@ -66,7 +67,7 @@ pub struct Stored {
 /// The policy cache and the users principals may name, shared by the gateway's clones.
 pub struct State {
     cache: TtlCache<Lookup>,
-    users: OnceLock<Users>,
+    users: OnceLock<Arc<LiveUsers>>,
 }
 
 impl Default for State {
@@ -108,13 +109,14 @@ fn size_of(scope: &str, lookup: &Lookup) -> usize {
 
 impl State {
     /// The users of this gateway (set once, when the S3 service is built).
-    pub fn set_users(&self, users: Users) {
+    pub fn set_users(&self, users: Arc<LiveUsers>) {
         // A second service over the same gateway has the same users.
         let _ = self.users.set(users);
     }
 
-    pub fn users(&self) -> Option<&Users> {
-        self.users.get()
+    /// The users now (they are reloaded when their files change: `live_users`).
+    pub fn users(&self) -> Option<Arc<Users>> {
+        self.users.get().map(|u| u.current())
     }
 
     fn get(&self, scope: &str) -> Option<Lookup> {
@@ -174,6 +176,20 @@ pub fn validate(text: &str, bucket: &str, users: Option<&Users>) -> S3Result<pol
             "Invalid principal in policy: no user named \"{unknown}\""
         )));
     }
+    if uses_unsupplied_keys(text, &parsed) {
+        return Err(s3_error!(NotImplemented, "{UNSUPPLIED_MESSAGE}"));
+    }
+    Ok(parsed)
+}
+
+/// Why a policy using a key of [`UNSUPPLIED_KEYS`] is refused.
+pub(crate) const UNSUPPLIED_MESSAGE: &str = "percore does not supply the condition keys \
+    s3:ExistingObjectTag/<key>, s3:RequestObjectTag/<key> and s3:RequestObjectTagKeys to \
+    policies";
+
+/// Whether the policy `text` (parsed: `parsed`) tests a key the gateway does not supply, in a
+/// condition or a policy variable (bucket and identity policies alike).
+pub(crate) fn uses_unsupplied_keys(text: &str, parsed: &policy::Policy) -> bool {
     let lowered = text.to_ascii_lowercase();
     let in_variable = UNSUPPLIED_KEYS
         .iter()
@@ -182,14 +198,7 @@ pub fn validate(text: &str, bucket: &str, users: Option<&Users>) -> S3Result<pol
         let key = key.to_ascii_lowercase();
         UNSUPPLIED_KEYS.iter().any(|k| key.starts_with(k))
     });
-    if in_variable || in_condition {
-        return Err(s3_error!(
-            NotImplemented,
-            "percore does not supply the condition keys s3:ExistingObjectTag/<key>, \
-             s3:RequestObjectTag/<key> and s3:RequestObjectTagKeys to bucket policies"
-        ));
-    }
-    Ok(parsed)
+    in_variable || in_condition
 }
 
 impl Gateway {
@@ -227,7 +236,11 @@ impl Gateway {
                 "the bucket owner always keeps access to the bucket's policy"
             ));
         }
-        let parsed = validate(&input.policy, &input.bucket, self.policies.users())?;
+        let parsed = validate(
+            &input.policy,
+            &input.bucket,
+            self.policies.users().as_deref(),
+        )?;
         self.check_public_policy(&scope, &parsed).await?;
         let stored = self
             .config_put(&scope, CONFIG_NAME, &encode(&input.policy))

@@ -1,5 +1,5 @@
 //! percore's S3 gateway: hyper + s3s on tokio. Authenticates (SigV4 headers, presigned URLs,
-//! streaming chunks: s3s, against [`creds::Users`]), then serves each request with the object
+//! streaming chunks: s3s, against the users of [`live_users`]), then serves each request with the object
 //! service (`s3::Gateway` and the object modules), which stores through the `cluster` crate's
 //! backend. Never touches a disk, never names an engine type.
 
@@ -17,9 +17,11 @@ pub mod host;
 pub mod http_body;
 pub mod http_conns;
 pub mod http_log;
+pub mod identity;
 pub mod lifecycle;
 pub mod lifecycle_worker;
 pub mod limits;
+pub mod live_users;
 pub mod metrics;
 pub mod multipart;
 pub mod object_lock;
@@ -38,6 +40,7 @@ mod test_support;
 pub mod tiering;
 pub mod tls;
 pub mod ttl_cache;
+pub mod user_admin;
 pub mod versioning;
 pub mod workers;
 
@@ -47,13 +50,13 @@ use std::sync::Arc;
 /// and the CORS front `serve` answers preflights with.
 pub fn service_on(
     gateway: &s3::Gateway,
-    users: creds::Users,
+    users: Arc<live_users::LiveUsers>,
     region: &str,
     domain: Option<&str>,
 ) -> Result<serve::Service, String> {
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway.clone_handle());
     gateway.policies.set_users(users.clone());
-    builder.set_auth(users);
+    builder.set_auth(live_users::Auth(users));
     builder.set_access(access::Gate::new(region, gateway.clone_handle()));
     // s3s's own bound on bodies read whole stays above ours (`http_body`), which answers the
     // right 400 where s3s's answered 500.

@@ -78,3 +78,6 @@ pub const LOCK_DEFAULT_YEARS_MAX: u32 = 100;
 /// Compare-and-swap rounds an Object Lock change makes against concurrent changes of its
 /// version before it answers OperationAborted.
 pub const LOCK_SWAP_TRIES_MAX: usize = 8;
+/// Keys a user may sign with at once (`percore user key create`): two, as AWS allows, enough
+/// to rotate one without a moment with none.
+pub const USER_KEYS_MAX: usize = 2;

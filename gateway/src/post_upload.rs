@@ -361,10 +361,9 @@ impl Post {
     }
 
     fn signer(&self, access_key: &str) -> S3Result<Signer> {
-        let user = self
-            .gateway
-            .policies
-            .users()
+        let users = self.gateway.policies.users();
+        let user = users
+            .as_deref()
             .and_then(|u| u.by_access_key(access_key))
             .ok_or_else(|| {
                 s3_error!(

@@ -371,11 +371,15 @@ pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
     BucketId::new(hlc, h.finish().to_le_bytes())
 }
 
-/// The access key a request acts as: its signer's, or the bucket owner's when the access gate
-/// let another user or an anonymous caller in by the bucket's policy (`authz::ActingFor`).
+/// The access key a request acts as: its signer's (its user's first key when it signed with
+/// another, `authz::OwnerKey`), or the bucket owner's when the access gate let another user or
+/// an anonymous caller in by the bucket's policy (`authz::ActingFor`).
 pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
     if let Some(acting) = req.extensions.get::<crate::authz::ActingFor>() {
         return Ok(acting.owner.clone());
+    }
+    if let Some(id) = req.extensions.get::<crate::authz::OwnerKey>() {
+        return Ok(id.0.clone());
     }
     match &req.credentials {
         Some(c) => Ok(c.access_key.clone()),
@@ -1614,7 +1618,7 @@ impl S3 for Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let user = user_of(&req)?;
-        let acl = crate::acl::of_create(&req.input, &user, self.policies.users())?;
+        let acl = crate::acl::of_create(&req.input, &user, self.policies.users().as_deref())?;
         let bucket = req.input.bucket;
         if let Some(existing) = self.bucket(&bucket).await? {
             // AWS's legacy rule in us-east-1: the owner re-creating its bucket gets 200 and
