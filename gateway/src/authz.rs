@@ -333,6 +333,18 @@ impl Facts {
         self.identity.as_deref()
     }
 
+    /// Replaces `s3:signatureversion` and `s3:authType` (a browser POST form's, not read from
+    /// headers).
+    fn set_signature(&mut self, (version, auth_type): (Option<&str>, Option<&str>)) {
+        self.values
+            .retain(|(k, _)| !matches!(k, Key::SignatureVersion | Key::AuthType));
+        for (key, value) in [(Key::SignatureVersion, version), (Key::AuthType, auth_type)] {
+            if let Some(v) = value {
+                self.values.push((key, v.to_owned()));
+            }
+        }
+    }
+
     /// The policy context of `action` on `resource` for this request.
     pub fn context(&self, action: &str, resource: String) -> RequestContext {
         let mut ctx = RequestContext::new(self.user.as_deref(), action, resource)
@@ -424,6 +436,11 @@ pub trait Judged {
     fn query(&self) -> &str;
     fn headers(&self) -> &HeaderMap;
     fn extensions_mut(&mut self) -> &mut http::Extensions;
+    /// `s3:signatureversion` and `s3:authType`: by default read from the signature's headers
+    /// or query.
+    fn signature(&self) -> (Option<&'static str>, Option<&'static str>) {
+        signature_of(self.headers(), self.query())
+    }
 }
 
 impl Judged for S3AccessContext<'_> {
@@ -717,7 +734,9 @@ fn request_facts(
     let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
     let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Ok(Facts::of(user, cx.headers(), query, peer, tls, now))
+    let mut facts = Facts::of(user, cx.headers(), query, peer, tls, now);
+    facts.set_signature(cx.signature());
+    Ok(facts)
 }
 
 /// For a request no bucket policy decides: with an identity policy (in `facts`), its Allow

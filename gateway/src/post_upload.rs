@@ -32,8 +32,8 @@
 //! tokens (`x-amz-security-token` answers NotImplemented), any other `x-amz-*` field a PUT of
 //! the form would not use (NotImplemented, never ignored), an invalid redirect URL (AWS ignores
 //! it; here it is refused before anything is stored, 400 InvalidArgument). The bucket policy
-//! sees the form's fields as the PUT's headers and the browser's User-Agent and Referer;
-//! `s3:signatureversion` and `s3:authType` are not supplied for POST.
+//! sees the form's fields as the PUT's headers and the browser's User-Agent and Referer; a
+//! signed form has `s3:authType` POST and `s3:signatureversion` AWS4-HMAC-SHA256 or AWS.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -81,6 +81,8 @@ pub struct Post {
 struct Signer {
     access_key: String,
     secret_key: String,
+    /// `s3:signatureversion` of the form: "AWS4-HMAC-SHA256" or "AWS" (SigV2).
+    version: &'static str,
 }
 
 impl Post {
@@ -249,6 +251,7 @@ impl Post {
         }
         let mut judged = Judged {
             access_key: signer.map(|s| s.access_key.clone()),
+            signature_version: signer.map(|s| s.version),
             path,
             headers: &judged_headers,
             extensions,
@@ -334,7 +337,10 @@ impl Post {
         if !same(expected.as_bytes(), signature.as_bytes()) {
             return Err(mismatch());
         }
-        Ok(signer)
+        Ok(Signer {
+            version: "AWS4-HMAC-SHA256",
+            ..signer
+        })
     }
 
     fn sigv2(&self, fields: &[(String, String)]) -> S3Result<Signer> {
@@ -357,7 +363,10 @@ impl Post {
         if !same(expected.as_bytes(), signature.as_bytes()) {
             return Err(mismatch());
         }
-        Ok(signer)
+        Ok(Signer {
+            version: "AWS",
+            ..signer
+        })
     }
 
     fn signer(&self, access_key: &str) -> S3Result<Signer> {
@@ -374,6 +383,7 @@ impl Post {
         Ok(Signer {
             access_key: user.access_key.clone(),
             secret_key: user.secret_key.clone(),
+            version: "AWS4-HMAC-SHA256",
         })
     }
 
@@ -429,6 +439,7 @@ fn check_policy(fields: &[(String, String)], bucket: &str, signed: bool) -> S3Re
 /// A POST request as the bucket-policy gate reads it: `s3:PutObject` on the form's key.
 struct Judged<'a> {
     access_key: Option<String>,
+    signature_version: Option<&'static str>,
     path: S3Path,
     headers: &'a HeaderMap,
     extensions: &'a mut http::Extensions,
@@ -452,6 +463,13 @@ impl crate::authz::Judged for Judged<'_> {
     }
     fn extensions_mut(&mut self) -> &mut http::Extensions {
         self.extensions
+    }
+    fn signature(&self) -> (Option<&'static str>, Option<&'static str>) {
+        // A signed form is s3:authType POST, as in S3; an anonymous one has neither key.
+        (
+            self.signature_version,
+            self.signature_version.map(|_| "POST"),
+        )
     }
 }
 

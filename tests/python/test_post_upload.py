@@ -492,3 +492,25 @@ def test_virtual_host_style_and_header_auth(tmp_path):
         assert (status, code_of(body)) == (400, "InvalidRequest"), body
     finally:
         assert srv.stop() == 0
+
+
+def test_policies_see_the_forms_auth_type_and_signature_version(server, s3, bucket):
+    # A signed form is s3:authType POST with s3:signatureversion AWS4-HMAC-SHA256 or AWS.
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/*",
+             "Condition": {"StringNotEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/nopost/*",
+             "Condition": {"StringEquals": {"s3:authType": "POST"}}}]}))
+    status, _, body = post(server, bucket, presigned(server, bucket, "v2", sigv="s3"))
+    assert (status, code_of(body)) == (403, "AccessDenied"), body
+    status, _, body = post(server, bucket, presigned(server, bucket, "v4"))
+    assert status == 204, body
+    status, _, body = post(server, bucket, presigned(server, bucket, "nopost/k"))
+    assert (status, code_of(body)) == (403, "AccessDenied"), body
+    # The same key by a signed PUT (REST-HEADER) is not a POST.
+    s3.put_object(Bucket=bucket, Key="nopost/k", Body=b"put")
+    assert stored(s3, bucket, "v4") == b"hello"
