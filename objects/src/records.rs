@@ -1340,6 +1340,10 @@ impl ObjectHead {
         } else {
             ObjectLock::default()
         };
+        // Every format ends with its last field: bytes after it are damage, not data.
+        if b.has_remaining() {
+            return Err(Malformed("object"));
+        }
         Ok(ObjectHead {
             size,
             modified_ms,
@@ -1702,7 +1706,13 @@ mod tests {
             "0200000001010101010101010101010100005000000000000202020202020202020202020000100000",
             "000000010001006101003101000d0063616368652d636f6e74726f6c08006e6f2d6361636865",
         ));
+        let mut longer = head.to_vec();
+        longer.push(0);
+        assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
         let h = ObjectHead::decode(head).unwrap();
+        let mut longer = h.encode().to_vec();
+        longer.push(0);
+        assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
         assert_eq!(
             (h.size, h.modified_ms, h.version_id[11], h.chunk_bytes),
             (6 << 20, 1_700_000_000_000, 11, 1 << 20)
