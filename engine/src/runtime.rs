@@ -524,6 +524,17 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
                 next,
             })
         }
+        Request::MetaDigest { keys } => keys
+            .iter()
+            .map(|key| {
+                let state = store.meta_get_versioned(key)?;
+                Ok(state.map(|(v, deleted)| (v.hlc, deleted)))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(|states| {
+                let entries = keys.iter().map(|k| &k[..]).zip(states);
+                Response::Digest(proto::meta_digest(entries))
+            }),
         Request::MetaPut { key, value, hlc } => store
             .meta_put(key, value, hlc)
             .await

@@ -103,6 +103,7 @@ pub struct Metrics {
     scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     scrub_passes: Family<CoreLabel, Counter>,
     scrub_records: Family<CoreResultLabel, Counter>,
+    scrub_digests: Family<CoreResultLabel, Counter>,
     orphan_fragments: Family<CoreResultLabel, Counter>,
     orphan_sweeps: Family<ResultLabel, Counter>,
 }
@@ -151,6 +152,7 @@ impl Default for Metrics {
             scrub_last_pass_end_ms: Family::default(),
             scrub_passes: Family::default(),
             scrub_records: Family::default(),
+            scrub_digests: Family::default(),
             orphan_fragments: Family::default(),
             orphan_sweeps: Family::default(),
             registry: Registry::default(),
@@ -339,6 +341,13 @@ impl Default for Metrics {
             m.scrub_records.clone(),
         );
         registry.register(
+            "scrub_digests",
+            "Batches of metadata records the scrub compared with a replica core by one digest, \
+             by the replica asked and result (same: nothing more asked; differ: the versions \
+             were then asked for; failed: no digest, e.g. a core that predates the request)",
+            m.scrub_digests.clone(),
+        );
+        registry.register(
             "orphan_fragments",
             "Fragments no record references, older than the orphan grace, that the orphan sweep \
              removed from each core (result: deleted, failed)",
@@ -482,6 +491,14 @@ impl Metrics {
 
     /// A metadata record the scrub compared across its replicas from core `name`
     /// (`result`: checked, converged or unreachable).
+    pub fn record_scrub_digest(&self, name: &str, result: &str) {
+        let label = CoreResultLabel {
+            core: name.to_owned(),
+            result: result.to_owned(),
+        };
+        self.scrub_digests.get_or_create(&label).inc();
+    }
+
     pub fn record_scrub_record(&self, name: &str, result: &str) {
         let label = CoreResultLabel {
             core: name.to_owned(),

@@ -394,9 +394,10 @@ impl Gateway {
     /// Anti-entropy for a page of metadata records (each with its replica cores), so replicas
     /// converge even when the hints of a write they missed were lost: the primary compares its
     /// version with every other replica's, another replica with the primary's (so a primary
-    /// that missed the write is found by the replicas that have it). The versions are asked
-    /// for in one batch per replica core (up to `COMPARE_BATCH` records each), not one request
-    /// per record. A difference (a replica without the record, or with another version) is
+    /// that missed the write is found by the replicas that have it). Each replica core is
+    /// asked per batch of up to `COMPARE_BATCH` records: first for one digest of their
+    /// versions (`MetaDigest`, 32 bytes back), and only when it differs for the versions
+    /// themselves, in one `Batch`. A difference (a replica without the record, or with another version) is
     /// settled by a quorum read, which writes the newest version to the replicas that lack it
     /// (`Backend::meta_get`). A core that does not answer leaves the record for the next pass.
     async fn converge(&self, page: &[(Vec<usize>, &Origin<'_>)]) {
@@ -442,6 +443,11 @@ impl Gateway {
         }
         let answers =
             futures::future::join_all(batches.into_iter().map(|(core, items)| async move {
+                // The batch's digest first: equal, every record matches and no value is
+                // shipped; else (or from a core that does not know the request) the versions.
+                if self.same_digest(core, page, &items).await {
+                    return (items, None);
+                }
                 let parts = items
                     .iter()
                     .map(|&i| {
@@ -451,13 +457,16 @@ impl Gateway {
                     })
                     .collect();
                 let answer = self.backend().call(core, Request::Batch(parts)).await;
-                (items, answer)
+                (items, Some(answer))
             }))
             .await;
         // Per record: whether a replica answered another version, or did not answer.
         let mut differs = vec![false; page.len()];
         let mut unreachable = vec![false; page.len()];
         for (items, answer) in answers {
+            let Some(answer) = answer else {
+                continue;
+            };
             let parts = match answer {
                 Ok(Response::Batch(parts)) if parts.len() == items.len() => parts,
                 _ => {
@@ -489,6 +498,31 @@ impl Gateway {
                 metrics.record_scrub_record(walked, "converged");
             }
         }
+    }
+
+    /// Whether replica `core` holds exactly the walked versions of `items` (a `MetaDigest`
+    /// of their keys equal to the digest of the walked records, all live). Counted in
+    /// `percore_scrub_digests_total` by the replica asked.
+    async fn same_digest(
+        &self,
+        core: usize,
+        page: &[(Vec<usize>, &Origin<'_>)],
+        items: &[usize],
+    ) -> bool {
+        let keys = items.iter().map(|&i| page[i].1.key.clone()).collect();
+        let expected = proto::meta_digest(
+            items
+                .iter()
+                .map(|&i| (&page[i].1.key[..], Some((page[i].1.hlc, false)))),
+        );
+        let request = Request::Background(Box::new(Request::MetaDigest { keys }));
+        let result = match self.backend().call(core, request).await {
+            Ok(Response::Digest(d)) if d == expected => "same",
+            Ok(Response::Digest(_)) => "differ",
+            _ => "failed",
+        };
+        crate::metrics::global().record_scrub_digest(self.backend().core_name(core), result);
+        result == "same"
     }
 
     /// The parts uploaded so far to a multipart upload not completed (`U` ‖ scope ‖ 0 ‖ key ‖

@@ -21,6 +21,8 @@ pub mod limits {
     pub const ERROR_MESSAGE_BYTES_MAX: u32 = 4096;
     /// Fragment ids one `ListFragments` answer holds at most (16 bytes each).
     pub const FRAGMENT_LIST_MAX: u32 = 65_536;
+    /// Keys one `MetaDigest` asks about at most.
+    pub const DIGEST_KEYS_MAX: u32 = 1024;
     const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAME_BODY_BYTES_MAX);
 }
 
@@ -124,6 +126,35 @@ pub enum Request {
         from: u32,
         limit: u32,
     },
+    /// The digest of the core's versions of `keys` ([`meta_digest`]: each key's HLC and
+    /// whether it is a tombstone, or its absence), answered `Digest`: the scrub compares a page
+    /// of records with a replica in one small answer, shipping values only where it differs.
+    MetaDigest {
+        keys: Vec<Bytes>,
+    },
+}
+
+/// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
+/// and whether that version is a tombstone.
+pub type KeyState = Option<(u64, bool)>;
+
+/// The digest of a list of keys and their states, in order (SHA-256 over each key's length,
+/// bytes and state), as a core answers `MetaDigest` and a caller computes what it expects.
+pub fn meta_digest<'a>(entries: impl IntoIterator<Item = (&'a [u8], KeyState)>) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for (key, state) in entries {
+        h.update((key.len() as u32).to_le_bytes());
+        h.update(key);
+        match state {
+            None => h.update([0u8]),
+            Some((hlc, deleted)) => {
+                h.update([1u8 + u8::from(deleted)]);
+                h.update(hlc.to_le_bytes());
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +264,8 @@ pub enum Response {
         ids: Vec<FragmentId>,
         next: Option<u32>,
     },
+    /// The answer to `MetaDigest`.
+    Digest([u8; 32]),
     Error {
         code: ErrorCode,
         message: String,
@@ -287,6 +320,7 @@ const K_BACKGROUND: u16 = 13;
 const K_META_SWAP: u16 = 14;
 const K_VERIFY: u16 = 15;
 const K_LIST_FRAGMENTS: u16 = 16;
+const K_META_DIGEST: u16 = 17;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -298,6 +332,7 @@ const R_META_VERSIONED: u16 = 0x108;
 const R_SCAN_VERSIONED: u16 = 0x109;
 const R_SWAPPED: u16 = 0x10A;
 const R_FRAGMENTS: u16 = 0x10B;
+const R_DIGEST: u16 = 0x10C;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -332,6 +367,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::Background(_) => K_BACKGROUND,
         Request::VerifyFragment { .. } => K_VERIFY,
         Request::ListFragments { .. } => K_LIST_FRAGMENTS,
+        Request::MetaDigest { .. } => K_META_DIGEST,
     }
 }
 
@@ -413,6 +449,12 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             out.put_u32_le(*from);
             out.put_u32_le(*limit);
         }
+        Request::MetaDigest { keys } => {
+            out.put_u32_le(keys.len() as u32);
+            for key in keys {
+                put_bytes(out, key);
+            }
+        }
         Request::Background(inner) => {
             assert!(
                 !matches!(**inner, Request::Batch(_) | Request::Background(_)),
@@ -438,6 +480,7 @@ fn response_kind(r: &Response) -> u16 {
         Response::Batch(_) => R_BATCH,
         Response::Stats(_) => R_STATS,
         Response::Fragments { .. } => R_FRAGMENTS,
+        Response::Digest(_) => R_DIGEST,
         Response::Error { .. } => R_ERROR,
     }
 }
@@ -482,6 +525,7 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             }
             None => out.put_u8(0),
         },
+        Response::Digest(d) => out.put_slice(d),
         Response::Fragments { ids, next } => {
             out.put_u32_le(ids.len() as u32);
             for id in ids {
@@ -793,6 +837,20 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             }
             Message::Request(Request::ListFragments { from, limit })
         }
+        K_META_DIGEST => {
+            let n = get_u32(b)?;
+            if n > limits::DIGEST_KEYS_MAX {
+                return Err(ProtoError::TooLarge {
+                    len: u64::from(n),
+                    max: u64::from(limits::DIGEST_KEYS_MAX),
+                });
+            }
+            let mut keys = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                keys.push(get_bytes(b, KEY)?);
+            }
+            Message::Request(Request::MetaDigest { keys })
+        }
         K_META_PUT => {
             let hlc = get_u64(b)?;
             let key = get_bytes(b, KEY)?;
@@ -929,6 +987,12 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             };
             Message::Response(Response::Fragments { ids, next })
         }
+        R_DIGEST => {
+            need(b, 32)?;
+            let mut d = [0u8; 32];
+            b.copy_to_slice(&mut d);
+            Message::Response(Response::Digest(d))
+        }
         R_SWAPPED => {
             let won = match get_u8(b)? {
                 0 => false,
@@ -1014,6 +1078,24 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
 mod tests {
     use super::*;
 
+    #[test]
+    fn meta_digest_tells_states_apart() {
+        let d = |e: &[(&[u8], KeyState)]| meta_digest(e.iter().copied());
+        let base = d(&[(b"a", Some((5, false))), (b"b", None)]);
+        assert_eq!(base, d(&[(b"a", Some((5, false))), (b"b", None)]));
+        for other in [
+            d(&[(b"a", Some((6, false))), (b"b", None)]),
+            d(&[(b"a", Some((5, true))), (b"b", None)]),
+            d(&[(b"a", None), (b"b", None)]),
+            d(&[(b"a", Some((5, false))), (b"b", Some((0, false)))]),
+            d(&[(b"b", None), (b"a", Some((5, false)))]),
+            d(&[(b"ab", Some((5, false)))]),
+            d(&[(b"a", Some((5, false)))]),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
     fn samples() -> Vec<Request> {
         vec![
             Request::PutFragment {
@@ -1044,6 +1126,10 @@ mod tests {
                 limit: 100,
             },
             Request::Background(Box::new(Request::ListFragments { from: 0, limit: 1 })),
+            Request::MetaDigest { keys: vec![] },
+            Request::Background(Box::new(Request::MetaDigest {
+                keys: vec![Bytes::from_static(b"a"), Bytes::from_static(b"bc")],
+            })),
             Request::MetaPut {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
@@ -1156,6 +1242,7 @@ mod tests {
                 ids: vec![],
                 next: None,
             },
+            Response::Digest([7; 32]),
             Response::Swapped {
                 won: false,
                 previous: Some(MetaVersion {

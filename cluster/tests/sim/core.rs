@@ -166,6 +166,10 @@ impl SimCore {
             Request::MetaGetVersioned { key } => {
                 Response::MetaVersioned(self.meta.get(&key).map(Stored::version))
             }
+            Request::MetaDigest { keys } => Response::Digest(proto::meta_digest(
+                keys.iter()
+                    .map(|k| (&k[..], self.meta.get(k).map(|s| (s.hlc, s.deleted)))),
+            )),
             Request::MetaScan {
                 prefix,
                 start_after,
