@@ -27,14 +27,8 @@ run_for="${CACHE_RUN:-40s}"
 warmup="${CACHE_WARMUP:-5s}"
 warm_pass="${CACHE_WARM_PASS:-10s}"
 ulimit -l unlimited 2>/dev/null || true
-if [ -z "${LOADGEN_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin percore-loadgen
-  LOADGEN_BIN="$PWD/target/release/percore-loadgen"
-fi
-if [ -z "${PERCORE_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin percore
-  PERCORE_BIN="$PWD/target/release/percore"
-fi
+. bench/lib.sh
+release_bins
 work="$(mktemp -d "${CACHE_DIR:-/var/tmp}/percore-cache-bench.XXXXXX")"
 pids=()
 cleanup() {
@@ -43,10 +37,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start NAME CACHE_MIB: a node with that cache budget per core; sets EP_NAME, AK_NAME, SK_NAME.
 start() {
@@ -58,8 +48,7 @@ start() {
     --data "$work/$name/data" --listen "127.0.0.1:$port" --cores "$cores" \
     >"$out/$name.out" 2>"$out/$name.err" &
   pids+=($!)
-  for _ in $(seq 1 600); do grep -q '^cores:' "$out/$name.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^cores:' "$out/$name.out" || { tail -5 "$out/$name.err"; echo "percore did not start" >&2; exit 1; }
+  wait_banner "$out/$name.out" "$out/$name.err"
   printf -v "EP_$name" '%s' "http://127.0.0.1:$port"
   printf -v "AK_$name" '%s' "$(sed -n 's/^access_key: //p' "$out/$name.out")"
   printf -v "SK_$name" '%s' "$(sed -n 's/^secret_key: //p' "$out/$name.out")"

@@ -40,7 +40,8 @@ cargo build --release --locked --quiet --bin percore --bin percore-loadgen
 bin="$PWD/target/release"
 
 data="${SUITE_DATA:-$(mktemp -d /var/tmp/percore-suite.XXXXXX)}"
-port="${SUITE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+. bench/lib.sh
+port="${SUITE_PORT:-$(free_port)}"
 cores_flag=()
 [ -n "${SUITE_CORES:-}" ] && cores_flag=(--cores "$SUITE_CORES")
 "$bin/percore" serve --data "$data" --listen "127.0.0.1:$port" "${cores_flag[@]}" \
@@ -153,7 +154,7 @@ if have nginx nginx-light; then
   mkdir -p "$www/root" "$www/tmp"
   "$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-get4k "${get4k[@]}" \
     --write-files "$www/root" --quiet
-  nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  nport=$(free_port)
   cat >"$www/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
