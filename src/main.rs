@@ -324,6 +324,8 @@ struct ServeSettings {
     scrub: gateway::scrub::ScrubConfig,
     http: gateway::serve::HttpLimits,
     tls: Option<Arc<gateway::tls::Tls>>,
+    /// The config file's `[[webhook]]` tables, name → URL (bucket notifications).
+    webhooks: gateway::notify::Webhooks,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -440,6 +442,7 @@ impl ServeSettings {
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
         }
+        let webhooks = file.webhooks();
         Ok(ServeSettings {
             data,
             listen: args
@@ -473,6 +476,7 @@ impl ServeSettings {
             )?,
             http,
             tls,
+            webhooks,
         })
     }
 }
@@ -911,7 +915,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: note: {w}");
     }
     let backend = Arc::new(backend);
-    let objects = settings.clock.gateway(backend.clone(), &settings.region);
+    let objects = settings
+        .clock
+        .gateway(backend.clone(), &settings.region)
+        .with_webhooks(settings.webhooks.clone());
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     gateway::live_users::watch(&users, runtime.handle());
     let service = gateway::service_on(

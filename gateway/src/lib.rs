@@ -24,6 +24,7 @@ pub mod limits;
 pub mod live_users;
 pub mod metrics;
 pub mod multipart;
+pub mod notify;
 pub mod object_lock;
 pub mod orphans;
 pub mod post_form;

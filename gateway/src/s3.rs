@@ -88,6 +88,8 @@ pub struct Gateway {
     pub(crate) acls: Arc<crate::acl::State>,
     /// Fragments no record references are swept once this old (`orphans`; `with_orphan_grace`).
     pub(crate) orphan_grace_ms: u64,
+    /// The operator's webhooks, name → URL (`notify`; `with_webhooks`).
+    pub(crate) webhooks: Arc<crate::notify::Webhooks>,
 }
 
 impl Gateway {
@@ -104,7 +106,14 @@ impl Gateway {
             public_access: Arc::default(),
             acls: Arc::default(),
             orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
+            webhooks: Arc::default(),
         }
+    }
+
+    /// The same service with the operator's webhooks, name → URL (`notify`).
+    pub fn with_webhooks(mut self, webhooks: crate::notify::Webhooks) -> Gateway {
+        self.webhooks = Arc::new(webhooks);
+        self
     }
 
     /// The same service sweeping fragments no record references once they are `grace_ms` old
@@ -1362,6 +1371,7 @@ impl Gateway {
             public_access: self.public_access.clone(),
             acls: self.acls.clone(),
             orphan_grace_ms: self.orphan_grace_ms,
+            webhooks: self.webhooks.clone(),
         }
     }
 }
@@ -2272,6 +2282,20 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyStatusOutput>> {
         self.policy_status(req).await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketNotificationConfigurationOutput>> {
+        self.notification_put(req).await
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketNotificationConfigurationOutput>> {
+        self.notification_get(req).await
     }
 
     async fn put_bucket_cors(
