@@ -915,10 +915,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: note: {w}");
     }
     let backend = Arc::new(backend);
+    let hub = gateway::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
+        .context("opening the notification queue")?;
+    let hub = Arc::new(hub);
+    hub.start(runtime.handle());
     let objects = settings
         .clock
         .gateway(backend.clone(), &settings.region)
-        .with_webhooks(settings.webhooks.clone());
+        .with_notify(hub);
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     gateway::live_users::watch(&users, runtime.handle());
     let service = gateway::service_on(

@@ -173,8 +173,8 @@ impl NodeFile {
             if !name_ok {
                 bail!("[[webhook]] {i}: name must be 1 to 1024 of A-Z a-z 0-9 - _ .");
             }
-            if !w.url.starts_with("http://") {
-                bail!("[[webhook]] {i}: url must start with http://");
+            if gateway::notify_queue::parse_url(&w.url).is_none() {
+                bail!("[[webhook]] {i}: url must be http://HOST[:PORT][/PATH]");
             }
             if self.webhooks[..i].iter().any(|o| o.name == w.name) {
                 bail!("[[webhook]] {i}: name {:?} is used twice", w.name);

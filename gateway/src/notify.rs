@@ -12,8 +12,10 @@
 //! tagging, ACL, lifecycle …) answer `NotImplemented` too; names S3 does not know, malformed
 //! filters, unknown webhooks and overlapping configurations answer `InvalidArgument`, as S3 does.
 //!
-//! Not owned here: delivering events (not built yet: a bucket with a configuration gets no
-//! deliveries, which the README says).
+//! After a successful write, [`Gateway::notify_created`] and [`Gateway::notify_removed`] (one
+//! call in each write path) turn the bucket's matching rules into S3 event records and hand
+//! them to this node's durable queue. Not owned here: the queue and its delivery
+//! (`notify_queue`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -24,6 +26,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use crate::records::ObjectHead;
 use crate::s3::{user_of, Gateway};
 
 /// The bucket configuration record holding a bucket's notification rules.
@@ -372,7 +375,172 @@ fn queue_configurations(rules: Vec<Rule>) -> Vec<QueueConfiguration> {
         .collect()
 }
 
+/// Marks a PutObject request that is a browser POST upload (`post_upload`): its event is
+/// `s3:ObjectCreated:Post`.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaPost;
+
+/// What a write did, for its event record.
+pub(crate) struct Written<'a> {
+    /// `s3:…`, an entry of [`EMITTED`].
+    pub(crate) name: &'static str,
+    pub(crate) key: &'a str,
+    pub(crate) size: Option<u64>,
+    pub(crate) etag: Option<&'a str>,
+    pub(crate) version_id: Option<String>,
+}
+
+/// A key as S3 writes it in an event: URL-encoded, `/` kept, a space as `+`.
+pub fn event_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// An ISO 8601 UTC time with milliseconds, as S3's `eventTime`.
+fn event_time(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
 impl Gateway {
+    /// Queues the events of a new current version `head` of `key` in the bucket incarnation
+    /// `scope` (`name`: Put, Post, Copy or CompleteMultipartUpload).
+    pub(crate) async fn notify_created(
+        &self,
+        scope: &str,
+        key: &str,
+        head: &ObjectHead,
+        name: &'static str,
+    ) {
+        let written = Written {
+            name,
+            key,
+            size: Some(head.size),
+            etag: Some(&head.etag),
+            version_id: head
+                .in_versions
+                .then(|| crate::versioning::head_version_id(head)),
+        };
+        self.notify(scope, written).await;
+    }
+
+    /// Queues the events of a delete of `key`: `marker_made`, a simple delete that left a
+    /// delete marker (`version_id` the marker's), else a removed version or object.
+    pub(crate) async fn notify_removed(
+        &self,
+        scope: &str,
+        key: &str,
+        marker_made: bool,
+        version_id: Option<String>,
+    ) {
+        let name = if marker_made {
+            "s3:ObjectRemoved:DeleteMarkerCreated"
+        } else {
+            "s3:ObjectRemoved:Delete"
+        };
+        let written = Written {
+            name,
+            key,
+            size: None,
+            etag: None,
+            version_id,
+        };
+        self.notify(scope, written).await;
+    }
+
+    async fn notify(&self, scope: &str, w: Written<'_>) {
+        debug_assert!(EMITTED.contains(&w.name));
+        // Without webhooks no bucket can have rules: no record read on the write path.
+        if self.notify.webhooks.is_empty() {
+            return;
+        }
+        let rules = match self.notification_rules(scope).await {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::error!("reading {scope}'s notification rules: {e}: its event dropped");
+                crate::metrics::global().notify_event("dropped");
+                return;
+            }
+        };
+        for rule in rules.iter().filter(|r| r.matches(w.name, w.key)) {
+            let record = self.event_record(scope, rule, &w);
+            self.notify.enqueue(&rule.webhook, record).await;
+        }
+    }
+
+    /// `scope`'s rules, as last read (`notify_queue::Hub::rules`).
+    async fn notification_rules(&self, scope: &str) -> S3Result<std::sync::Arc<Vec<Rule>>> {
+        if let Some(rules) = self.notify.rules.get(scope) {
+            return Ok(rules);
+        }
+        let rules = match self.config_read(scope, BUCKET_CONFIG).await? {
+            None => Vec::new(),
+            Some(stored) => decode(stored).ok_or_else(|| {
+                s3_error!(
+                    InternalError,
+                    "the stored notification configuration does not decode"
+                )
+            })?,
+        };
+        let size = rules
+            .iter()
+            .map(|r| r.prefix.len() + r.suffix.len() + 256)
+            .sum();
+        let rules = std::sync::Arc::new(rules);
+        self.notify.rules.put(scope, rules.clone(), size);
+        Ok(rules)
+    }
+
+    /// The S3 event message of `w` for `rule`.
+    fn event_record(&self, scope: &str, rule: &Rule, w: &Written<'_>) -> serde_json::Value {
+        let bucket = crate::records::scope_name(scope);
+        let mut object = serde_json::json!({
+            "key": event_key(w.key),
+            "sequencer": format!("{:016X}", self.backend.hlc()),
+        });
+        if let Some(size) = w.size {
+            object["size"] = size.into();
+        }
+        if let Some(etag) = w.etag {
+            object["eTag"] = etag.into();
+        }
+        if let Some(v) = &w.version_id {
+            object["versionId"] = v.as_str().into();
+        }
+        serde_json::json!({ "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": self.region(),
+            "eventTime": event_time(crate::s3::now_ms()),
+            "eventName": w.name.strip_prefix("s3:").unwrap_or(w.name),
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": rule.id,
+                "bucket": { "name": bucket, "arn": format!("arn:aws:s3:::{bucket}") },
+                "object": object,
+            },
+        }]})
+    }
+
     pub(crate) async fn notification_put(
         &self,
         req: S3Request<PutBucketNotificationConfigurationInput>,
@@ -380,7 +548,7 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let rules = check(input.notification_configuration, &self.webhooks)?;
+        let rules = check(input.notification_configuration, &self.notify.webhooks)?;
         if rules.is_empty() {
             self.config_delete(&scope, BUCKET_CONFIG).await?;
         } else {
@@ -467,6 +635,12 @@ mod tests {
         longer.put_u8(0);
         assert_eq!(decode(longer.freeze()), None);
         assert_eq!(decode(Bytes::from_static(&[2, 0, 0])), None);
+    }
+
+    #[test]
+    fn keys_and_times_as_s3_writes_them() {
+        assert_eq!(event_key("a b/c+d%é"), "a+b/c%2Bd%25%C3%A9");
+        assert_eq!(event_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 
     #[test]
