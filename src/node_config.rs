@@ -266,6 +266,13 @@ mod tests {
         assert!(err("node_id = 2\n").contains("layout"));
         assert!(err("layout_state = \"t\"\n").contains("layout"));
         assert!(err("[tls]\ncert = \"c.pem\"\n").contains("cert"));
+        let hook =
+            |name: &str, url: &str| format!("[[webhook]]\nname = \"{name}\"\nurl = \"{url}\"\n");
+        assert!(err(&hook("a", "https://h/")).contains("url"));
+        assert!(err(&hook("a b", "http://h/")).contains("name"));
+        assert!(err(&(hook("a", "http://h/") + &hook("a", "http://g/"))).contains("twice"));
+        let ok = NodeFile::from_toml_str(&hook("audit", "http://127.0.0.1:8080/e")).expect("valid");
+        assert_eq!(ok.webhooks()["audit"], "http://127.0.0.1:8080/e");
     }
 
     #[test]

@@ -363,7 +363,7 @@ fn queue_configurations(rules: Vec<Rule>) -> Vec<QueueConfiguration> {
             }
             QueueConfiguration {
                 events: r.events.into_iter().map(Event::from).collect(),
-                filter: (!filter_rules.is_empty()).then(|| NotificationConfigurationFilter {
+                filter: (!filter_rules.is_empty()).then_some(NotificationConfigurationFilter {
                     key: Some(S3KeyFilter {
                         filter_rules: Some(filter_rules),
                     }),
@@ -399,7 +399,12 @@ pub fn event_key(key: &str) -> String {
                 out.push(char::from(b));
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
         }
     }
     out
