@@ -625,6 +625,13 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
             config.display()
         );
     }
+    if !file.webhooks.is_empty() {
+        bail!(
+            "{}: [[webhook]] belongs to a node that serves S3 (`percore serve --config`): a \
+             storage-only node takes no writes to notify of",
+            config.display()
+        );
+    }
     let data = args
         .data
         .clone()
@@ -963,6 +970,13 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let http = args.http.resolve(&file)?;
     let tls = args.tls.resolve(&file)?;
     warn_if_few_files(&http);
+    if !file.webhooks.is_empty() {
+        bail!(
+            "{}: [[webhook]] needs a node's data directory for its event queue: define it in \
+             the file of a node that serves S3 (`percore serve --config`)",
+            args.config.display()
+        );
+    }
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
