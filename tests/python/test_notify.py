@@ -331,3 +331,20 @@ def test_events_queued_survive_kill_9():
                 assert s.stop() == 0
         finally:
             receiver.stop()
+
+
+def test_a_browser_post_upload_is_a_post_event(live):
+    from test_post_upload import post, presigned
+
+    server, receiver = live
+    s3 = server.client()
+    b = f"post-events-{os.getpid()}"
+    s3.create_bucket(Bucket=b)
+    put(s3, b, QueueConfigurations=[queue(["s3:ObjectCreated:Post"])])
+    s3.put_object(Bucket=b, Key="by-put", Body=b"x")  # a Put: not asked for
+    status, _, _ = post(server, b, presigned(server, b, "by-post"), data=b"posted")
+    assert status == 204
+    record = receiver.wait_for([("ObjectCreated:Post", "by-post")])[0]
+    assert record["s3"]["object"]["size"] == len(b"posted")
+    time.sleep(1)
+    assert ("ObjectCreated:Put", "by-put") not in receiver.got()
