@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import botocore
 import pytest
 
-from conftest import Server, free_port
+from conftest import ALICE, Server, free_port
 
 HOOK_ARN = "arn:percore:webhook::hook"
 
@@ -25,7 +25,10 @@ def nserver():
         with open(config, "w") as f:
             f.write('[[webhook]]\nname = "hook"\nurl = "http://127.0.0.1:9/events"\n'
                     '[[webhook]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n')
-        s = Server(os.path.join(d, "data"), extra=("--config", config))
+        users = os.path.join(d, "users.toml")
+        with open(users, "w") as f:
+            f.write('[[user]]\nname = "alice"\naccess_key = "%s"\nsecret_key = "%s"\n' % ALICE)
+        s = Server(os.path.join(d, "data"), extra=("--config", config, "--users", users))
         yield s
         assert s.stop() == 0
 
@@ -131,9 +134,14 @@ def test_what_percore_does_not_do_is_refused(nb):
 
 def test_only_the_owner_configures(nserver, nb):
     s3, b = nb
-    other = nserver.client("AKIANOBODY0000000000", "x" * 40)
-    with pytest.raises(botocore.exceptions.ClientError):
-        other.get_bucket_notification_configuration(Bucket=b)
+    alice = nserver.client(*ALICE)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        alice.get_bucket_notification_configuration(Bucket=b)
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put(alice, b, QueueConfigurations=[queue(["s3:ObjectCreated:*"])])
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert "QueueConfigurations" not in s3.get_bucket_notification_configuration(Bucket=b)
 
 
 class Receiver:
