@@ -643,6 +643,19 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_still_decode() {
+        // A version 1 record as written: one rule "r" to webhook "w", prefix "p/", no suffix,
+        // events s3:ObjectCreated:*.
+        let mut golden = vec![
+            1, 1, 0, 1, 0, b'r', 1, 0, b'w', 2, 0, b'p', b'/', 0, 0, 1, 18, 0,
+        ];
+        golden.extend_from_slice(b"s3:ObjectCreated:*");
+        let rules = decode(Bytes::from(golden.clone())).expect("decodes");
+        assert_eq!(rules, vec![rule(&["s3:ObjectCreated:*"], "p/", "")]);
+        assert_eq!(&encode(&rules)[..], &golden[..]);
+    }
+
+    #[test]
     fn keys_and_times_as_s3_writes_them() {
         assert_eq!(event_key("a b/c+d%é"), "a+b/c%2Bd%25%C3%A9");
         assert_eq!(event_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
