@@ -356,3 +356,42 @@ def test_a_browser_post_upload_is_a_post_event(live):
     assert record["s3"]["object"]["size"] == len(b"posted")
     time.sleep(1)
     assert ("ObjectCreated:Put", "by-put") not in receiver.got()
+
+
+def test_a_damaged_queue_file_is_set_aside_and_the_rest_delivered():
+    port = free_port()
+    receiver = Receiver(port)
+    with tempfile.TemporaryDirectory() as d:
+        data, config = os.path.join(d, "data"), hook_config(d, port)
+        s = Server(data, extra=("--config", config))
+        try:
+            s3 = s.client()
+            s3.create_bucket(Bucket="damage")
+            put(s3, "damage", QueueConfigurations=[queue(["s3:ObjectCreated:*"])])
+            for i in range(5):
+                s3.put_object(Bucket="damage", Key=f"k{i}", Body=b"x")
+        finally:
+            assert s.stop() == 0
+        queue_dir = os.path.join(data, "notify")
+        files = sorted(f for f in os.listdir(queue_dir) if f.endswith(".json"))
+        assert len(files) == 5
+        victim = os.path.join(queue_dir, files[2])
+        with open(victim, "r+b") as f:  # real bytes flipped: the JSON no longer parses
+            f.seek(0)
+            f.write(bytes(b ^ 0xFF for b in f.read(8)))
+        receiver.start()
+        try:
+            s = Server(data, extra=("--config", config))
+            try:
+                receiver.wait_for([("ObjectCreated:Put", f"k{i}") for i in (0, 1, 3, 4)])
+                deadline = time.time() + 30
+                while metric(s, "percore_notify_queued") != 0:
+                    assert time.time() < deadline, "the queue does not drain"
+                    time.sleep(0.1)
+                assert metric(s, 'percore_notify_events_total{result="dropped"}') == 1
+            finally:
+                assert s.stop() == 0
+        finally:
+            receiver.stop()
+        assert os.path.exists(victim[:-len(".json")] + ".bad")
+        assert ("ObjectCreated:Put", "k2") not in receiver.got()
