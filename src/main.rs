@@ -324,6 +324,8 @@ struct ServeSettings {
     scrub: gateway::scrub::ScrubConfig,
     http: gateway::serve::HttpLimits,
     tls: Option<Arc<gateway::tls::Tls>>,
+    /// The config file's `[[webhook]]` tables, name → URL (bucket notifications).
+    webhooks: gateway::notify::Webhooks,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -440,6 +442,7 @@ impl ServeSettings {
         if io_memory_kib == 0 {
             bail!("--io-memory-kib must be positive");
         }
+        let webhooks = file.webhooks();
         Ok(ServeSettings {
             data,
             listen: args
@@ -473,6 +476,7 @@ impl ServeSettings {
             )?,
             http,
             tls,
+            webhooks,
         })
     }
 }
@@ -618,6 +622,13 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
         bail!(
             "{}: `percore node --config` runs a node of a cluster: the file needs `layout` and \
              `node_id` (without a layout, use the flags: --data, --cores, --listen)",
+            config.display()
+        );
+    }
+    if !file.webhooks.is_empty() {
+        bail!(
+            "{}: [[webhook]] belongs to a node that serves S3 (`percore serve --config`): a \
+             storage-only node takes no writes to notify of",
             config.display()
         );
     }
@@ -911,7 +922,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: note: {w}");
     }
     let backend = Arc::new(backend);
-    let objects = settings.clock.gateway(backend.clone(), &settings.region);
+    let hub = gateway::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
+        .context("opening the notification queue")?;
+    let hub = Arc::new(hub);
+    hub.start(runtime.handle());
+    let objects = settings
+        .clock
+        .gateway(backend.clone(), &settings.region)
+        .with_notify(hub);
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     gateway::live_users::watch(&users, runtime.handle());
     let service = gateway::service_on(
@@ -952,6 +970,13 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let http = args.http.resolve(&file)?;
     let tls = args.tls.resolve(&file)?;
     warn_if_few_files(&http);
+    if !file.webhooks.is_empty() {
+        bail!(
+            "{}: [[webhook]] needs a node's data directory for its event queue: define it in \
+             the file of a node that serves S3 (`percore serve --config`)",
+            args.config.display()
+        );
+    }
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()

@@ -25,6 +25,10 @@
 //! cert_file = "tls/cert.pem"     # the certificate chain, PEM, the server's first
 //! key_file = "tls/key.pem"       # its private key, PEM
 //!
+//! [[webhook]]                    # a target of bucket notifications (README)
+//! name = "audit"                 # named by arn:percore:webhook::audit
+//! url = "http://127.0.0.1:8080/events"
+//!
 //! [[core]]                       # one per disk partition, in core order: core 0, core 1, …
 //! dir = "/srv/nvme0/percore"
 //! cpu = 0                        # pin to this CPU (optional)
@@ -90,6 +94,18 @@ pub struct NodeFile {
     pub tls: Option<TlsSection>,
     #[serde(default, rename = "core")]
     pub cores: Vec<CoreEntry>,
+    /// Targets of bucket notifications (`gateway::notify`).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEntry {
+    /// What a bucket's configuration calls it: `arn:percore:webhook::NAME`.
+    pub name: String,
+    /// Where events are POSTed: `http://host:port/path`.
+    pub url: String,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -139,7 +155,31 @@ impl NodeFile {
         Ok(file)
     }
 
+    /// The `[[webhook]]` tables, name → URL (checked by `check`).
+    pub fn webhooks(&self) -> gateway::notify::Webhooks {
+        self.webhooks
+            .iter()
+            .map(|w| (w.name.clone(), w.url.clone()))
+            .collect()
+    }
+
     fn check(&self) -> anyhow::Result<()> {
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let name_ok = !w.name.is_empty()
+                && w.name.len() <= gateway::notify::TEXT_BYTES_MAX
+                && w.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok {
+                bail!("[[webhook]] {i}: name must be 1 to 1024 of A-Z a-z 0-9 - _ .");
+            }
+            if gateway::notify_queue::parse_url(&w.url).is_none() {
+                bail!("[[webhook]] {i}: url must be http://HOST[:PORT][/PATH]");
+            }
+            if self.webhooks[..i].iter().any(|o| o.name == w.name) {
+                bail!("[[webhook]] {i}: name {:?} is used twice", w.name);
+            }
+        }
         if self.cores.len() > CORES_MAX {
             bail!("{} [[core]] tables; at most {CORES_MAX}", self.cores.len());
         }
@@ -226,6 +266,13 @@ mod tests {
         assert!(err("node_id = 2\n").contains("layout"));
         assert!(err("layout_state = \"t\"\n").contains("layout"));
         assert!(err("[tls]\ncert = \"c.pem\"\n").contains("cert"));
+        let hook =
+            |name: &str, url: &str| format!("[[webhook]]\nname = \"{name}\"\nurl = \"{url}\"\n");
+        assert!(err(&hook("a", "https://h/")).contains("url"));
+        assert!(err(&hook("a b", "http://h/")).contains("name"));
+        assert!(err(&(hook("a", "http://h/") + &hook("a", "http://g/"))).contains("twice"));
+        let ok = NodeFile::from_toml_str(&hook("audit", "http://127.0.0.1:8080/e")).expect("valid");
+        assert_eq!(ok.webhooks()["audit"], "http://127.0.0.1:8080/e");
     }
 
     #[test]

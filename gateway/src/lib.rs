@@ -24,6 +24,8 @@ pub mod limits;
 pub mod live_users;
 pub mod metrics;
 pub mod multipart;
+pub mod notify;
+pub mod notify_queue;
 pub mod object_lock;
 pub mod orphans;
 pub mod post_form;

@@ -98,6 +98,8 @@ pub struct Metrics {
     core_cache_budget_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     read_repairs: Family<ResultLabel, Counter>,
+    notify_events: Family<ResultLabel, Counter>,
+    notify_queued: Gauge<u64, AtomicU64>,
     scrub_fragments: Family<CoreResultLabel, Counter>,
     scrub_bytes: Family<CoreLabel, Counter>,
     scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
@@ -147,6 +149,8 @@ impl Default for Metrics {
             core_cache_budget_bytes: Family::default(),
             meta_calls: Family::default(),
             read_repairs: Family::default(),
+            notify_events: Family::default(),
+            notify_queued: Gauge::default(),
             scrub_fragments: Family::default(),
             scrub_bytes: Family::default(),
             scrub_last_pass_end_ms: Family::default(),
@@ -311,6 +315,18 @@ impl Default for Metrics {
             m.core_cache_budget_bytes.clone(),
         );
         registry.register(
+            "notify_events",
+            "Bucket notification events, by result (queued; delivered: a webhook answered 2xx; \
+             failed_attempts: a delivery attempt that did not; dropped: not queued, the queue \
+             was full or its file could not be written)",
+            m.notify_events.clone(),
+        );
+        registry.register(
+            "notify_queued",
+            "Bucket notification events waiting in this node's queue",
+            m.notify_queued.clone(),
+        );
+        registry.register(
             "scrub_fragments",
             "Fragments the scrub checked on each core, by result (verified: the core read and \
              checked it; corrupt, missing: of those, found damaged or absent; repaired, \
@@ -460,6 +476,18 @@ impl Metrics {
             worker: worker.to_owned(),
         };
         self.background_dropped.get_or_create(&label).inc();
+    }
+
+    /// A bucket notification event's fate (`notify_queue`).
+    pub fn notify_event(&self, result: &str) {
+        let label = ResultLabel {
+            result: result.to_owned(),
+        };
+        self.notify_events.get_or_create(&label).inc();
+    }
+
+    pub fn notify_queued(&self, events: u64) {
+        self.notify_queued.set(events);
     }
 
     pub fn record_repair(&self, replayed: u64, pending: u64) {

@@ -702,6 +702,8 @@ impl Gateway {
         )
         .await
         .map_err(|e| e.error)?;
+        let event = "s3:ObjectCreated:CompleteMultipartUpload";
+        self.notify_created(&bucket, &input.key, &head, event).await;
         let done = CompletionRecord {
             completed_ms: now_ms(),
             parts_digest: digest,

@@ -189,6 +189,8 @@ impl Post {
         input.body = Some(StreamingBlob::wrap(
             form.file_stream(range, Arc::clone(&fault)),
         ));
+        let mut extensions = extensions;
+        extensions.insert(crate::notify::ViaPost);
         let request = S3Request {
             input,
             method: http::Method::PUT,

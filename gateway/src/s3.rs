@@ -88,6 +88,8 @@ pub struct Gateway {
     pub(crate) acls: Arc<crate::acl::State>,
     /// Fragments no record references are swept once this old (`orphans`; `with_orphan_grace`).
     pub(crate) orphan_grace_ms: u64,
+    /// The operator's webhooks and this node's event queue (`notify_queue`; `with_notify`).
+    pub(crate) notify: Arc<crate::notify_queue::Hub>,
 }
 
 impl Gateway {
@@ -104,7 +106,19 @@ impl Gateway {
             public_access: Arc::default(),
             acls: Arc::default(),
             orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
+            notify: Arc::default(),
         }
+    }
+
+    /// The same service with the operator's webhooks and this node's event queue (`notify`).
+    pub fn with_notify(mut self, hub: Arc<crate::notify_queue::Hub>) -> Gateway {
+        self.notify = hub;
+        self
+    }
+
+    /// The region this service answers for.
+    pub(crate) fn region(&self) -> &str {
+        &self.region
     }
 
     /// The same service sweeping fragments no record references once they are `grace_ms` old
@@ -1362,6 +1376,7 @@ impl Gateway {
             public_access: self.public_access.clone(),
             acls: self.acls.clone(),
             orphan_grace_ms: self.orphan_grace_ms,
+            notify: self.notify.clone(),
         }
     }
 }
@@ -1745,6 +1760,7 @@ impl S3 for Gateway {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let user = user_of(&req)?;
+        let via_post = req.extensions.get::<crate::notify::ViaPost>().is_some();
         let mut algos = checksum::requested(&req.headers)?;
         // A PUT that names no checksum gets a full-object CRC64NVME, as AWS computes one.
         if algos.is_empty() {
@@ -1850,6 +1866,12 @@ impl S3 for Gateway {
             self.retire_chunks(&bucket, &input.key, head);
             return Err(e.error);
         }
+        let event = if via_post {
+            "s3:ObjectCreated:Post"
+        } else {
+            "s3:ObjectCreated:Put"
+        };
+        self.notify_created(&bucket, &input.key, &head, event).await;
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
             size: Some(size as i64),
@@ -2095,6 +2117,9 @@ impl S3 for Gateway {
                 guard,
             )
             .await?;
+        let marker_made = deleted.delete_marker && input.version_id.is_none();
+        self.notify_removed(&bucket, &input.key, marker_made, deleted.version_id.clone())
+            .await;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: deleted.delete_marker.then_some(true),
             version_id: deleted.version_id,
@@ -2133,6 +2158,11 @@ impl S3 for Gateway {
                 }
                 Err(e) => Err(e),
             };
+            if let Ok(d) = &result {
+                let marker_made = d.delete_marker && o.version_id.is_none();
+                self.notify_removed(&bucket, &o.key, marker_made, d.version_id.clone())
+                    .await;
+            }
             match result {
                 Ok(_) if quiet => {}
                 // A simple delete names the marker it made; a version delete the version
@@ -2272,6 +2302,20 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyStatusOutput>> {
         self.policy_status(req).await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketNotificationConfigurationOutput>> {
+        self.notification_put(req).await
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketNotificationConfigurationOutput>> {
+        self.notification_get(req).await
     }
 
     async fn put_bucket_cors(
@@ -2615,6 +2659,8 @@ impl S3 for Gateway {
             }
             return Err(e.error);
         }
+        self.notify_created(&bucket, &input.key, &head, "s3:ObjectCreated:Copy")
+            .await;
         let mut result = CopyObjectResult {
             e_tag: Some(etag(&head.etag)),
             last_modified: Some(timestamp(head.modified_ms)),
