@@ -7,3 +7,4 @@
 pub mod checksum;
 pub mod limits;
 pub mod records;
+pub mod seal;
