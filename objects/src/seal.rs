@@ -359,8 +359,9 @@ mod tests {
         assert_eq!(plain_size(PACKAGE_STORED_BYTES), Ok(P));
     }
 
-    /// Every range of every size up to a few packages (with a small stride through the middle
-    /// of each package) against a direct slice of the plaintext.
+    /// Every range of the tiny sizes, and for sizes around the package edges every range
+    /// whose ends lie near a package edge or on a stride through the middle, against a direct
+    /// slice of the plaintext.
     #[test]
     fn range_mapping_exhaustive_for_small_sizes() {
         let key = key();
@@ -394,6 +395,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Every plaintext size up to four packages: the stored size maps back, and no other
+    /// length in between is accepted.
+    #[test]
+    fn size_mapping_exhaustive_for_small_sizes() {
+        let mut accepted = 0;
+        for stored_bytes in 0..=stored_size(4 * P) {
+            if let Ok(plain) = plain_size(stored_bytes) {
+                assert_eq!(stored_size(plain), stored_bytes);
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 4 * P + 1, "one stored length per plaintext size");
+        for plain in 0..=4 * P {
+            assert_eq!(plain_size(stored_size(plain)), Ok(plain));
         }
     }
 
