@@ -132,6 +132,18 @@ def test_key_checks(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="enc", **SSE)["Body"].read() == b"secret"
 
 
+def test_versions_keep_their_encryption(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    secret = body_of(PACKAGE + 5, 1)
+    v1 = s3.put_object(Bucket=bucket, Key="v", Body=secret, **SSE)["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="v", Body=b"plain now")["VersionId"]
+    sizes = {v["VersionId"]: v["Size"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]}
+    assert sizes == {v1: len(secret), v2: 9}
+    assert s3.get_object(Bucket=bucket, Key="v", VersionId=v1, **SSE)["Body"].read() == secret
+    assert error_of(lambda: s3.get_object(Bucket=bucket, Key="v", VersionId=v1))[0] == 400
+    assert s3.get_object(Bucket=bucket, Key="v")["Body"].read() == b"plain now"
+
+
 def test_what_is_not_built_is_refused(s3, bucket):
     s3.put_object(Bucket=bucket, Key="enc", Body=b"secret", **SSE)
     # An encrypted source cannot be copied yet (with or without its key), nor a multipart
