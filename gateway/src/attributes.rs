@@ -149,7 +149,7 @@ impl Gateway {
             out.e_tag = Some(etag(&head.etag));
         }
         if w.contains(&Attr::Size) {
-            out.object_size = Some(head.size as i64);
+            out.object_size = Some(head.shown_size() as i64);
         }
         if w.contains(&Attr::Class) {
             let class = head.tiering.class.as_str().to_owned();

@@ -36,6 +36,7 @@ pub mod refuse;
 pub mod s3;
 pub mod scrub;
 pub mod serve;
+pub mod sse;
 pub mod tagging;
 #[cfg(test)]
 mod test_support;

@@ -410,7 +410,7 @@ impl Gateway {
         };
         let facts = Facts {
             key,
-            size: head.size,
+            size: head.shown_size(),
             tags: &tags,
             created_ms: head.modified_ms,
             class: head.tiering.class.as_str(),
@@ -527,7 +527,7 @@ impl Gateway {
         let mut newer_noncurrent = 0;
         for (i, v) in versions.iter().enumerate() {
             let (size, class, tagged) = match v {
-                VersionRecord::Object(h) => (h.size, h.tiering.class.as_str(), Some(h)),
+                VersionRecord::Object(h) => (h.shown_size(), h.tiering.class.as_str(), Some(h)),
                 VersionRecord::DeleteMarker(_) => (0, "STANDARD", None),
             };
             let noncurrent_since_ms = (i > 0).then(|| versions[i - 1].modified_ms());

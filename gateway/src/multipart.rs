@@ -176,6 +176,7 @@ fn completed_head(
         tags: upload.tags,
         part_checksums,
         lock: upload.lock,
+        encryption: None,
     }
 }
 

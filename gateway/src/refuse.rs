@@ -45,18 +45,6 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
         "server-side encryption with S3 bucket keys",
     ),
     (
-        "x-amz-server-side-encryption-customer-algorithm",
-        "server-side encryption with customer keys (SSE-C)",
-    ),
-    (
-        "x-amz-server-side-encryption-customer-key",
-        "server-side encryption with customer keys (SSE-C)",
-    ),
-    (
-        "x-amz-server-side-encryption-customer-key-md5",
-        "server-side encryption with customer keys (SSE-C)",
-    ),
-    (
         "x-amz-copy-source-server-side-encryption-customer-algorithm",
         "server-side encryption with customer keys (SSE-C)",
     ),
@@ -102,6 +90,17 @@ const LOCK_HEADERS: [&str; 3] = [
 ];
 const LOCK_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUpload"];
 
+/// The SSE-C headers (`sse`): honoured as headers on the operations that write or read a
+/// single-part object's body, refused anywhere else (copies, multipart: not built yet) and in
+/// a query string. A POST form's SSE-C fields are refused by `post_upload` (fields no form
+/// upload supports).
+const SSE_C_HEADERS: [&str; 3] = [
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5",
+];
+const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
+
 /// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
 /// what percore does.
 const CANNED_ACLS: &[&str] = &[
@@ -122,6 +121,9 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
         if headers.contains_key(*name) || query_has(query, name) {
             return Some(not_implemented(name, what));
         }
+    }
+    if let Some(e) = sse_c_refusal(op, headers, query) {
+        return Some(e);
     }
     if let Some(e) = lock_refusal(op, headers, query) {
         return Some(e);
@@ -173,6 +175,20 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
                      ObjectWriter"
                 ))
             }
+        }
+    }
+    None
+}
+
+/// SSE-C headers outside the operations that honour them, or in a query string.
+fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for name in SSE_C_HEADERS {
+        if query_has(query, name) || (headers.contains_key(name) && !SSE_C_OPS.contains(&op)) {
+            return Some(not_implemented(
+                name,
+                "server-side encryption with customer keys (SSE-C) here: only as headers of \
+                 PutObject, GetObject and HeadObject",
+            ));
         }
     }
     None
@@ -293,10 +309,6 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             "x-amz-server-side-encryption-aws-kms-key-id",
         ),
         (
-            i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some(),
-            "x-amz-server-side-encryption-customer-algorithm",
-        ),
-        (
             i.grant_read.is_some()
                 || i.grant_read_acp.is_some()
                 || i.grant_write_acp.is_some()
@@ -333,6 +345,38 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         refusal(op, &map, None).map(|e| e.code().clone())
+    }
+
+    #[test]
+    fn sse_c_headers_are_honoured_on_single_object_reads_and_writes_only() {
+        let sse = [
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+            ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
+        ];
+        for header in sse {
+            for op in SSE_C_OPS {
+                assert_eq!(code(op, &[header]), None, "{op} {header:?}");
+            }
+            for op in [
+                "CopyObject",
+                "CreateMultipartUpload",
+                "UploadPart",
+                "UploadPartCopy",
+            ] {
+                assert_eq!(
+                    code(op, &[header]),
+                    Some(S3ErrorCode::NotImplemented),
+                    "{op}"
+                );
+            }
+            let query = format!("{}=x", header.0);
+            let refused = refusal("GetObject", &HeaderMap::new(), Some(&query));
+            assert_eq!(
+                refused.map(|e| e.code().clone()),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
     }
 
     #[test]

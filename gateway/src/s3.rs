@@ -981,6 +981,12 @@ impl Gateway {
                 e
             });
         }
+        if head.encryption.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "copying an object stored with SSE-C is not supported yet"
+            ));
+        }
         // An archived source is copied from its restored copy (InvalidObjectState without).
         let head = readable(head)?;
         Ok(CopiedSource {
@@ -1182,7 +1188,7 @@ impl Gateway {
         hlc: u64,
     ) -> S3Result<()> {
         let listing = ListingEntry {
-            size: head.size,
+            size: head.shown_size(),
             modified_ms: head.modified_ms,
             etag: head.etag.clone(),
             in_versions: head.in_versions,
@@ -1781,6 +1787,11 @@ impl S3 for Gateway {
                 return Err(s3_error!(EntityTooLarge));
             }
         }
+        let customer_key = crate::sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
         let lock = crate::object_lock::WriteLock {
             mode: input.object_lock_mode.as_ref(),
@@ -1804,16 +1815,36 @@ impl S3 for Gateway {
             content_length: input.content_length,
             content_md5: input.content_md5.as_deref(),
         };
-        let (size, md5, sums) = self
-            .store_checked_body(
-                &cores,
-                policy,
-                &version_id,
-                input.body,
-                OBJECT_BYTES_MAX,
-                checks,
-            )
-            .await?;
+        let (size, md5, sums, encryption) = match &customer_key {
+            None => {
+                let (size, md5, sums) = self
+                    .store_checked_body(
+                        &cores,
+                        policy,
+                        &version_id,
+                        input.body,
+                        OBJECT_BYTES_MAX,
+                        checks,
+                    )
+                    .await?;
+                (size, md5, sums, None)
+            }
+            Some(customer) => {
+                let data_key = objects::seal::DataKey::random();
+                let place = (cores.as_slice(), policy, &version_id);
+                let body = input.body;
+                let sealed = self
+                    .store_sealed_body(place, body, data_key.clone(), checks)
+                    .await?;
+                let encryption = crate::sse::encryption(customer, &data_key, sealed.plain_bytes);
+                (
+                    sealed.stored_bytes,
+                    sealed.stored_md5,
+                    sealed.sums,
+                    Some(encryption),
+                )
+            }
+        };
         let stored = PartRef { version_id, size };
         // The object keeps one checksum, the first the request asked for (S3 stores one).
         let stored_checksum = sums.first().map(|sum| checksum::ObjectChecksum {
@@ -1849,6 +1880,7 @@ impl S3 for Gateway {
             tags: tags.unwrap_or_default(),
             part_checksums: Vec::new(),
             lock,
+            encryption,
         };
         let committed = self
             .commit_head(
@@ -1874,7 +1906,9 @@ impl S3 for Gateway {
         self.notify_created(&bucket, &input.key, &head, event).await;
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
-            size: Some(size as i64),
+            size: Some(head.shown_size() as i64),
+            sse_customer_algorithm: customer_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
             version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()
         };
@@ -1908,6 +1942,11 @@ impl S3 for Gateway {
                 "Request specific response headers cannot be used for anonymous GET requests."
             ));
         }
+        let customer_key = crate::sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let (head, version_id, owned) = self
             .object_for_get(
                 &user,
@@ -1917,6 +1956,7 @@ impl S3 for Gateway {
             )
             .await?;
         let bucket = owned.scope;
+        let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1930,29 +1970,55 @@ impl S3 for Gateway {
         let tagged = owned.record.tags_changed.then(|| head.clone());
         let head_tags = head.tags.len();
         let head = readable(head)?;
+        let shown_size = head.shown_size();
         // partNumber selects one part's bytes (PartsCount tells how many there are).
         let part_range = match input.part_number {
             None => None,
             Some(n) => Some(
                 usize::try_from(n)
                     .ok()
-                    .and_then(|n| head.part_range(n))
+                    .and_then(|n| match data_key {
+                        // Sealed bodies are single parts.
+                        Some(_) => (n == 1).then_some((0, shown_size)),
+                        None => head.part_range(n),
+                    })
                     .ok_or_else(invalid_part_number)?,
             ),
         };
         let (first, len) = match part_range {
             Some(r) => r,
-            None if head.size == 0 && input.range.is_none() => (0, 0),
-            None => resolve_range(input.range.as_ref(), head.size)?,
+            None if shown_size == 0 && input.range.is_none() => (0, 0),
+            None => resolve_range(input.range.as_ref(), shown_size)?,
         };
-        let mut stream = self.object_stream(&bucket, &input.key, head.clone(), first, len);
+        let mut stream: crate::sse::Body = match &data_key {
+            None => Box::pin(self.object_stream(&bucket, &input.key, head.clone(), first, len)),
+            // Only the packages holding the range are read and opened.
+            Some(key) if len > 0 => {
+                let range = objects::seal::stored_range(shown_size, first, first + len - 1);
+                let (offset, stored_len) = (range.stored_offset, range.stored_len);
+                let stored =
+                    self.object_stream(&bucket, &input.key, head.clone(), offset, stored_len);
+                Box::pin(crate::sse::opener(
+                    stored,
+                    key.clone(),
+                    shown_size,
+                    range,
+                    len,
+                ))
+            }
+            Some(_) => Box::pin(futures::stream::empty()),
+        };
         // The first stripe's span is read whole before the response starts (every data shard
         // of an EC stripe, or the decode around a missing one): a GET that cannot be served
         // fails with its status (503, 500) instead of a 200 and a cut body. Later stripes
         // stream; a failure there cuts the connection (`stream_error`).
-        let first_span_end = head.locate(first).map_or(first, |(stripe, offset)| {
-            first + (stripe.len - offset).min(len)
-        });
+        let first_span_end = match data_key {
+            // The first package, opened.
+            Some(_) => first + len.min(1),
+            None => head.locate(first).map_or(first, |(stripe, offset)| {
+                first + (stripe.len - offset).min(len)
+            }),
+        };
         let read_first = async {
             let mut read = Vec::new();
             let mut at = first;
@@ -1980,7 +2046,7 @@ impl S3 for Gateway {
         let parts_count = (head.parts.len() > 1 || input.part_number.is_some())
             .then_some(head.parts.len() as i32);
         let content_range = (input.range.is_some() || part_range.is_some())
-            .then(|| format!("bytes {first}-{}/{}", (first + len).max(1) - 1, head.size));
+            .then(|| format!("bytes {first}-{}/{shown_size}", (first + len).max(1) - 1));
         let sum = shown_checksum(
             &head,
             input.checksum_mode.as_ref(),
@@ -2020,6 +2086,8 @@ impl S3 for Gateway {
             storage_class: class,
             tag_count: (tag_count > 0).then_some(tag_count as i32),
             restore,
+            sse_customer_algorithm: data_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
             ..Default::default()
         };
         set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
@@ -2034,6 +2102,11 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let lock_headers = crate::authz::lock_headers(&req.extensions);
         let input = req.input;
+        let customer_key = crate::sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let (head, version_id, _) = self
             .object_for_read(
                 &user,
@@ -2042,6 +2115,7 @@ impl S3 for Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -2050,9 +2124,12 @@ impl S3 for Gateway {
             input.if_unmodified_since.as_ref(),
         )?;
         let length = match input.part_number {
-            None => head.size,
+            None => head.shown_size(),
             Some(n) => {
-                let part = usize::try_from(n).ok().and_then(|n| head.part_range(n));
+                let part = usize::try_from(n).ok().and_then(|n| match data_key {
+                    Some(_) => (n == 1).then_some((0, head.shown_size())),
+                    None => head.part_range(n),
+                });
                 part.ok_or_else(invalid_part_number)?.1
             }
         };
@@ -2080,6 +2157,8 @@ impl S3 for Gateway {
             version_id,
             storage_class: shown_class(&head),
             restore: restore_header(&head),
+            sse_customer_algorithm: data_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
             ..Default::default()
         };
         set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
@@ -2648,6 +2727,7 @@ impl S3 for Gateway {
             tags,
             part_checksums: Vec::new(),
             lock,
+            encryption: None,
         };
         let committed = self
             .commit_head(&bucket, &input.key, &mut head, None, versioning)

@@ -29,5 +29,6 @@ pub fn head_of_parts(sizes: &[u64]) -> ObjectHead {
         tags: vec![],
         part_checksums: vec![],
         lock: crate::records::ObjectLock::default(),
+        encryption: None,
     }
 }

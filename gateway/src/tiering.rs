@@ -282,7 +282,7 @@ impl Gateway {
     /// Rewrites the listing entry of a key whose current head changed class.
     async fn relist(&self, bucket: &str, key: &str, head: &ObjectHead) -> S3Result<()> {
         let listing = crate::records::ListingEntry {
-            size: head.size,
+            size: head.shown_size(),
             modified_ms: head.modified_ms,
             etag: head.etag.clone(),
             in_versions: head.in_versions,

@@ -916,7 +916,7 @@ impl WalkItem {
         Ok(match decode_version(self.value.clone())? {
             VersionRecord::Object(h) => Listed::Object {
                 version_id: head_version_id(&h),
-                size: h.size,
+                size: h.shown_size(),
                 etag: h.etag,
                 modified_ms: h.modified_ms,
                 class: h.tiering.class,

@@ -5,5 +5,7 @@
 //! Nothing here names an s3s, hyper or http type, and errors are this crate's own.
 
 pub mod checksum;
+pub mod keywrap;
 pub mod limits;
 pub mod records;
+pub mod seal;

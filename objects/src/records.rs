@@ -54,6 +54,11 @@ const HEAD_PART_SUMS: u8 = 6;
 /// the part checksums behind a presence byte, then the lock state. Heads without lock state
 /// are still written at format 5 or 6.
 const HEAD_LOCK: u8 = 7;
+/// Object heads of an encrypted body: format 7's fields, then the encryption (its kind, the
+/// plaintext size, the wrapped data key). Heads of plain bodies are still written at 5, 6 or 7.
+const HEAD_SSE: u8 = 8;
+/// Encryption kinds. Persisted codes never change.
+const SSE_CUSTOMER: u8 = 1;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
 /// Uploads with the tags CreateMultipartUpload was given (the completed object's).
@@ -390,6 +395,26 @@ pub struct ObjectHead {
     pub part_checksums: Vec<Sum>,
     /// The version's Object Lock state (heads before format 7: none).
     pub lock: ObjectLock,
+    /// How the body is encrypted (heads before format 8: not). When set, `size` and
+    /// `parts[].size` count the stored (sealed) bytes and the plaintext size is here.
+    pub encryption: Option<Encryption>,
+}
+
+/// A version's server-side encryption: its body is sealed (`seal`) under a data key kept
+/// only wrapped (`keywrap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    pub kind: EncryptionKind,
+    /// The plaintext size (what listings, HEAD and GET show).
+    pub plain_bytes: u64,
+    pub wrapped: crate::keywrap::WrappedKey,
+}
+
+/// Who holds the key-encryption key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptionKind {
+    /// SSE-C: the client sends its key with every request; it is never stored.
+    Customer,
 }
 
 /// An Object Lock retention mode. Persisted codes never change.
@@ -1174,6 +1199,7 @@ impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
+            _ if self.encryption.is_some() => HEAD_SSE,
             (true, true) => HEAD_TAGS,
             (true, false) => HEAD_PART_SUMS,
             (false, _) => HEAD_LOCK,
@@ -1220,7 +1246,7 @@ impl ObjectHead {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
-        if format == HEAD_LOCK {
+        if format >= HEAD_LOCK {
             b.put_u8(u8::from(!self.part_checksums.is_empty()));
         }
         if !self.part_checksums.is_empty() {
@@ -1231,8 +1257,17 @@ impl ObjectHead {
                 put_sum(&mut b, Some(sum));
             }
         }
-        if format == HEAD_LOCK {
+        if format >= HEAD_LOCK {
             put_lock(&mut b, &self.lock);
+        }
+        if let Some(e) = &self.encryption {
+            assert_eq!(self.parts.len(), 1, "only single-part bodies are sealed");
+            assert_eq!(crate::seal::stored_size(e.plain_bytes), self.size);
+            match e.kind {
+                EncryptionKind::Customer => b.put_u8(SSE_CUSTOMER),
+            }
+            b.put_u64_le(e.plain_bytes);
+            b.put_slice(&e.wrapped.encode());
         }
         b.freeze()
     }
@@ -1243,7 +1278,9 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK => (true, true),
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE => {
+                (true, true)
+            }
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -1316,7 +1353,7 @@ impl ObjectHead {
         let mut part_checksums = Vec::new();
         let with_part_sums = match format {
             HEAD_PART_SUMS => true,
-            HEAD_LOCK => {
+            HEAD_LOCK | HEAD_SSE => {
                 check(&b, 1, "object")?;
                 match b.get_u8() {
                     0 => false,
@@ -1335,12 +1372,17 @@ impl ObjectHead {
                 }
             }
         }
-        let lock = if format == HEAD_LOCK {
+        let lock = if format >= HEAD_LOCK {
             get_lock(&mut b, "object")?
         } else {
             ObjectLock::default()
         };
-        // Every format ends with its last field: bytes after it are damage, not data.
+        let encryption = if format == HEAD_SSE {
+            Some(get_encryption(&mut b, size, parts.len())?)
+        } else {
+            None
+        };
+        // Every byte of a head is some field's: anything after the last is damage.
         if b.has_remaining() {
             return Err(Malformed("object"));
         }
@@ -1362,7 +1404,15 @@ impl ObjectHead {
             tags,
             part_checksums,
             lock,
+            encryption,
         })
+    }
+
+    /// The size S3 shows: the plaintext's for an encrypted body, else the stored one.
+    pub fn shown_size(&self) -> u64 {
+        self.encryption
+            .as_ref()
+            .map_or(self.size, |e| e.plain_bytes)
     }
 
     /// Every stripe of the object, part after part.
@@ -1404,6 +1454,28 @@ impl ObjectHead {
             .sum();
         self.parts.get(number - 1).map(|p| (first, p.size))
     }
+}
+
+/// Format 8's encryption: kind u8 ‖ plaintext size u64 ‖ wrapped data key (121 bytes). Only
+/// single-part bodies are sealed, and the stored size must be the one sealing gives.
+fn get_encryption(b: &mut Bytes, size: u64, parts: usize) -> Result<Encryption, Malformed> {
+    check(b, 1 + 8 + crate::keywrap::WRAPPED_KEY_BYTES, "object")?;
+    let kind = match b.get_u8() {
+        SSE_CUSTOMER => EncryptionKind::Customer,
+        _ => return Err(Malformed("object")),
+    };
+    let plain_bytes = b.get_u64_le();
+    let wrapped =
+        crate::keywrap::WrappedKey::decode(&b.split_to(crate::keywrap::WRAPPED_KEY_BYTES))
+            .map_err(|_| Malformed("object"))?;
+    if parts != 1 || crate::seal::plain_size(size) != Ok(plain_bytes) {
+        return Err(Malformed("object"));
+    }
+    Ok(Encryption {
+        kind,
+        plain_bytes,
+        wrapped,
+    })
 }
 
 /// One stripe (chunk) of a part: `len` bytes of the object.
@@ -1625,6 +1697,7 @@ mod tests {
             tags: vec![],
             part_checksums: vec![],
             lock: ObjectLock::default(),
+            encryption: None,
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         assert_eq!(h.stripes().len(), 5);
@@ -1809,6 +1882,7 @@ mod tests {
             tags: vec![],
             part_checksums: vec![],
             lock: ObjectLock::default(),
+            encryption: None,
         };
         assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
         let enc = h.encode();
@@ -1876,6 +1950,7 @@ mod tests {
             tags: vec![],
             part_checksums: vec![],
             lock: ObjectLock::default(),
+            encryption: None,
         }
     }
 
@@ -2094,6 +2169,109 @@ mod tests {
             assert_eq!(LockMode::of(m.code()), Some(m));
         }
         assert_eq!(LockMode::parse("governance"), None);
+    }
+
+    /// Format 8: format 7's fields, then the encryption (kind, plaintext size, wrapped key),
+    /// pinned byte for byte around the random wrap; every cut refused; a plaintext size that
+    /// does not seal to the stored size, an unknown kind or a damaged wrap refused.
+    #[test]
+    fn encryption_makes_format_8() {
+        use crate::keywrap::WrappedKey;
+        use crate::seal::{stored_size, DataKey};
+        let mut h = small_head(false, true);
+        h.size = stored_size(3);
+        h.parts[0].size = h.size;
+        let v5 = hex::encode(h.encode());
+        assert_eq!(&v5[..2], "05");
+        let kek = [7u8; 32];
+        let key = DataKey::random();
+        let wrapped = WrappedKey::wrap(&kek, &key);
+        h.encryption = Some(Encryption {
+            kind: EncryptionKind::Customer,
+            plain_bytes: 3,
+            wrapped: wrapped.clone(),
+        });
+        let enc = h.encode();
+        // Format 5's fields, no part checksums (0), no lock (0, 0), SSE-C (1), 3 plain bytes.
+        let hex8 = format!(
+            "08{}000000010300000000000000{}",
+            &v5[2..],
+            hex::encode(wrapped.encode())
+        );
+        assert_eq!(hex::encode(&enc), hex8);
+        let back = ObjectHead::decode(enc.clone()).unwrap();
+        assert_eq!(back, h);
+        let opened = back.encryption.unwrap().wrapped.unwrap(&kek).unwrap();
+        assert_eq!(opened, key);
+        for cut in 0..enc.len() {
+            assert!(
+                ObjectHead::decode(enc.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let kind_at = enc.len() - crate::keywrap::WRAPPED_KEY_BYTES - 8 - 1;
+        let bad = |at: usize, byte: u8| {
+            let mut b = enc.to_vec();
+            b[at] = byte;
+            ObjectHead::decode(Bytes::from(b)).is_err()
+        };
+        assert!(bad(kind_at, 2), "unknown kind");
+        assert!(bad(kind_at, 0), "kind 0");
+        assert!(bad(kind_at + 1, 4), "4 plain bytes do not seal to 19");
+        assert!(bad(kind_at + 9, 2), "wrap format 2");
+        // Lock state and part checksums ride along.
+        h.lock.legal_hold = Some(true);
+        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
+        h.checksum = Some(ObjectChecksum {
+            sum: sum.clone(),
+            kind: Kind::Composite,
+            parts: 1,
+        });
+        h.part_checksums = vec![sum];
+        let enc = h.encode();
+        assert_eq!(enc[0], HEAD_SSE);
+        assert_eq!(ObjectHead::decode(enc).unwrap(), h);
+        h.encryption = None;
+        assert_eq!(h.encode()[0], HEAD_LOCK);
+    }
+
+    /// A byte after a head's last field is damage, in every format (heads of format 1 to 7
+    /// were once read without that check).
+    #[test]
+    fn heads_with_trailing_bytes_are_refused() {
+        let v2 = concat!(
+            "0203000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+            "000100000003030303030303030303030303000000000000000000000001010203040201000000",
+        );
+        let v3 = concat!(
+            "0303000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+            "00010000000303030303030303030303030300000000000000000000000002",
+        );
+        let mut heads = vec![hex_bytes(v2), hex_bytes(v3)];
+        let mut h = small_head(false, true);
+        heads.push(h.encode());
+        h.lock.legal_hold = Some(false);
+        heads.push(h.encode());
+        h.size = crate::seal::stored_size(3);
+        h.parts[0].size = h.size;
+        h.encryption = Some(Encryption {
+            kind: EncryptionKind::Customer,
+            plain_bytes: 3,
+            wrapped: crate::keywrap::WrappedKey::wrap(&[1; 32], &crate::seal::DataKey::random()),
+        });
+        heads.push(h.encode());
+        let formats: Vec<u8> = heads.iter().map(|b| b[0]).collect();
+        assert_eq!(formats, [2, 3, 5, 7, 8]);
+        for head in heads {
+            assert!(ObjectHead::decode(head.clone()).is_ok());
+            let mut longer = head.to_vec();
+            longer.push(0);
+            assert!(
+                ObjectHead::decode(Bytes::from(longer)).is_err(),
+                "format {}",
+                head[0]
+            );
+        }
     }
 
     /// Format 5 of uploads: format 4 with the lock state the completed object gets.

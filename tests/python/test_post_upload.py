@@ -514,3 +514,17 @@ def test_policies_see_the_forms_auth_type_and_signature_version(server, s3, buck
     # The same key by a signed PUT (REST-HEADER) is not a POST.
     s3.put_object(Bucket=bucket, Key="nopost/k", Body=b"put")
     assert stored(s3, bucket, "v4") == b"hello"
+
+
+def test_sse_c_fields_are_refused(server, s3, bucket):
+    # SSE-C is done for PutObject, GetObject and HeadObject only (test_sse.py): a form asking
+    # for it is refused, not stored plainly.
+    key = base64.b64encode(b"k" * 32).decode()
+    sse = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+           "x-amz-server-side-encryption-customer-key": key,
+           "x-amz-server-side-encryption-customer-key-md5":
+               base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()}
+    f = presigned(server, bucket, "k", fields=sse, conditions=[{k: v} for k, v in sse.items()])
+    status, _, body = post(server, bucket, f)
+    assert (status, code_of(body)) == (501, "NotImplemented"), body
+    assert stored(s3, bucket, "k") is None

@@ -349,3 +349,28 @@ def test_transition_reclaims_the_old_fragments(tmp_path):
         wait_for(lambda: fragments() == 36, what="restored copy reclaimed")
     finally:
         assert s.stop() == 0
+
+
+def test_encrypted_objects_move_with_their_encryption(c, bkt):
+    # An SSE-C object is transitioned (re-encoded) and restored with its encryption, and the
+    # size filter sees its plaintext size: stored, it is 17 tags of 16 bytes longer.
+    sse = dict(SSECustomerAlgorithm="AES256", SSECustomerKey=bytes(range(32)))
+    body = os.urandom(MiB + 7)
+    c.put_object(Bucket=bkt, Key="enc", Body=body, **sse)
+    c.put_object(Bucket=bkt, Key="plain", Body=os.urandom(len(body) + 17 * 16))
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "cold", "Filter": {"ObjectSizeLessThan": len(body) + 1}, "Status": "Enabled",
+         "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]},
+    ]})
+
+    def class_of(key, **extra):
+        return c.head_object(Bucket=bkt, Key=key, **extra).get("StorageClass")
+
+    wait_for(lambda: class_of("enc", **sse) == "GLACIER", what="transition")
+    assert class_of("plain") is None, "the size filter holds"
+    c.restore_object(Bucket=bkt, Key="enc", RestoreRequest={"Days": 3})
+    wait_for(lambda: 'ongoing-request="false"' in c.head_object(
+        Bucket=bkt, Key="enc", **sse)["ResponseMetadata"]["HTTPHeaders"].get("x-amz-restore", ""),
+        what="restore")
+    assert c.get_object(Bucket=bkt, Key="enc", **sse)["Body"].read() == body
+    assert error_code(lambda: c.get_object(Bucket=bkt, Key="enc"))[1] == 400
