@@ -362,28 +362,28 @@ def test_an_acl_grant_is_the_buckets_side_for_a_user_with_an_identity_policy(ser
     # A bucket ACL grant plays the bucket policy's part: a grantee without an identity policy
     # needs nothing more, one with an identity policy needs its Allow too (AWS's
     # cross-account rule, the ACL being the resource-based permission).
-    ann = server.client(*create_user(server, "ann"))
-    bob_keys = create_user(server, "bob")
-    bob = server.client(*bob_keys)
-    wait_for("the keys work", lambda: code_of(bob.list_buckets) is None)
-    new_bucket(ann, "ann-shared")
-    ann.put_bucket_acl(Bucket="ann-shared",
-                       GrantWrite=f"id={bob_keys[0]}", GrantFullControl=f"id={server.access_key}")
-    put = lambda: bob.put_object(Bucket="ann-shared", Key="b", Body=b"bob's")  # noqa: E731
-    # Without an identity policy, the WRITE grant alone lets bob write.
+    ada = server.client(*create_user(server, "ada"))
+    ben_keys = create_user(server, "ben")
+    ben = server.client(*ben_keys)
+    wait_for("the keys work", lambda: code_of(ben.list_buckets) is None)
+    new_bucket(ada, "ada-shared")
+    ada.put_bucket_acl(Bucket="ada-shared",
+                       GrantWrite=f"id={ben_keys[0]}", GrantFullControl=f"id={server.access_key}")
+    put = lambda: ben.put_object(Bucket="ada-shared", Key="b", Body=b"ben's")  # noqa: E731
+    # Without an identity policy, the WRITE grant alone lets ben write.
     assert code_of(put) is None
     # With one that does not allow s3:PutObject there, the grant is not enough.
-    set_policy(server, "bob", {"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+    set_policy(server, "ben", {"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                "Resource": "*"})
-    wait_refused("bob's identity policy applies", put)
+    wait_refused("ben's identity policy applies", put)
     # A bucket policy's Allow does not stand in for the identity policy's (nor does the
-    # grant make bob an owner, for whom either side would do).
-    ann.put_bucket_policy(Bucket="ann-shared", Policy=json.dumps({
+    # grant make ben an owner, for whom either side would do).
+    ada.put_bucket_policy(Bucket="ada-shared", Policy=json.dumps({
         "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": ["bob"]}, "Action": "s3:PutObject",
-             "Resource": "arn:aws:s3:::ann-shared/*"}]}))
+            {"Effect": "Allow", "Principal": {"AWS": ["ben"]}, "Action": "s3:PutObject",
+             "Resource": "arn:aws:s3:::ada-shared/*"}]}))
     assert code_of(put) == "AccessDenied"
     # With its Allow, the grant is the bucket's side: served.
-    set_policy(server, "bob", {"Effect": "Allow", "Action": "s3:PutObject",
-                               "Resource": "arn:aws:s3:::ann-shared/*"})
-    wait_for("bob's Allow applies", lambda: code_of(put) is None)
+    set_policy(server, "ben", {"Effect": "Allow", "Action": "s3:PutObject",
+                               "Resource": "arn:aws:s3:::ada-shared/*"})
+    wait_for("ben's Allow applies", lambda: code_of(put) is None)
