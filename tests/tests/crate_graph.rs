@@ -29,7 +29,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tuning", &[]),
     (
         "bench",
-        &["cluster", "engine", "gateway", "placement", "proto"],
+        &[
+            "cluster",
+            "engine",
+            "gateway",
+            "objects",
+            "placement",
+            "proto",
+        ],
     ),
     ("tests", &[]),
 ];
