@@ -54,6 +54,7 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use crate::creds::Users;
 use crate::public_access::CACHE_TTL;
 use crate::records::Malformed;
+use crate::s3::s3_err;
 use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
 
@@ -681,7 +682,7 @@ impl Gateway {
     /// AccessControlListNotSupported when `bucket` exists and its ownership controls say
     /// BucketOwnerEnforced: what an object ACL that is refused anyway answers there, as in S3.
     pub(crate) async fn check_acls_enabled(&self, bucket: &str) -> S3Result<()> {
-        let Some(record) = self.bucket(bucket).await? else {
+        let Some(record) = self.store.bucket(bucket).await.map_err(s3_err)? else {
             return Ok(());
         };
         if self.acls_disabled(&record.scope(bucket)).await? {

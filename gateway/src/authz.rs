@@ -87,6 +87,7 @@ use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
 use crate::records::BucketRecord;
+use crate::s3::s3_err;
 use crate::s3::Gateway;
 use crate::tls::SecureTransport;
 
@@ -502,7 +503,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         }
         return signed_only(access_key.as_ref());
     };
-    let Some((record, hlc)) = gateway.bucket_entry(&bucket).await? else {
+    let Some((record, hlc)) = gateway.store.bucket_entry(&bucket).await.map_err(s3_err)? else {
         return Err(s3_error!(NoSuchBucket));
     };
     keep_gate_read(&bucket, &record, hlc);
@@ -781,7 +782,7 @@ async fn check_copy_source(
     let Some((bucket, key)) = path.split_once('/') else {
         return Ok(());
     };
-    let Some(record) = gateway.bucket(bucket).await? else {
+    let Some(record) = gateway.store.bucket(bucket).await.map_err(s3_err)? else {
         return Ok(());
     };
     let owner = access_key == Some(record.owner.as_str());

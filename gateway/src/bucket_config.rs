@@ -27,21 +27,24 @@ impl Gateway {
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
-                &self.bucket_cores(scope),
+                &self.store.bucket_cores(scope),
                 &config_key(scope, name),
                 value,
                 hlc,
             )
             .await
             .map_err(s3_err)?;
-        self.settle_live(scope).await.map_err(|e| e.error)
+        self.store
+            .settle_live(scope)
+            .await
+            .map_err(|e| s3_err(e.error))
     }
 
     /// `scope`'s configuration `name`, as stored (`None`: none).
     pub(crate) async fn config_read(&self, scope: &str, name: &str) -> S3Result<Option<Bytes>> {
         let entry = self
             .backend
-            .meta_get(&self.bucket_cores(scope), &config_key(scope, name))
+            .meta_get(&self.store.bucket_cores(scope), &config_key(scope, name))
             .await
             .map_err(s3_err)?;
         Ok(entry.map(|e| e.value))
@@ -51,7 +54,11 @@ impl Gateway {
     pub(crate) async fn config_delete(&self, scope: &str, name: &str) -> S3Result<()> {
         let hlc = self.backend.hlc();
         self.backend
-            .meta_delete(&self.bucket_cores(scope), &config_key(scope, name), hlc)
+            .meta_delete(
+                &self.store.bucket_cores(scope),
+                &config_key(scope, name),
+                hlc,
+            )
             .await
             .map_err(s3_err)
     }

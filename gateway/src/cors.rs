@@ -42,6 +42,7 @@ use s3s::host::S3Host;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::records::Malformed;
+use crate::s3::s3_err;
 use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
 
@@ -481,7 +482,7 @@ impl Gateway {
         if let Some(l) = self.cors.get(name) {
             return Ok(l);
         }
-        let lookup = match self.bucket(name).await? {
+        let lookup = match self.store.bucket(name).await.map_err(s3_err)? {
             None => Lookup::NoBucket,
             Some(b) => match self.cors_rules(&b.scope(name)).await? {
                 None => Lookup::NoConfig,

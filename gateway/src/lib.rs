@@ -45,7 +45,6 @@ pub mod tls;
 pub mod ttl_cache;
 pub mod user_admin;
 pub mod versioning;
-pub mod workers;
 
 use std::sync::Arc;
 

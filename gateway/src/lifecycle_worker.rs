@@ -45,7 +45,7 @@ use crate::records::{
 };
 use crate::s3::{now_ms, s3_err, user_of, Gateway, Liveness};
 use crate::tiering::Swap;
-use crate::versioning::shown_version_id;
+use crate::versioning::{shown_version_id, VersionRef};
 
 /// INTELLIGENT_TIERING: days without a read before the infrequent tier (S3's 30; see
 /// `Gateway::with_days`).
@@ -131,7 +131,7 @@ impl Gateway {
                 .chain(r.noncurrent_transitions.iter().map(|(_, c)| c))
             {
                 let class = StorageClass::parse(class).expect("validated by from_dto");
-                self.place(class, None)?;
+                self.store.place(class, None).map_err(s3_err)?;
             }
         }
         let encoded = lifecycle::encode(&rules);
@@ -146,7 +146,7 @@ impl Gateway {
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
-                &self.bucket_cores(&bucket),
+                &self.store.bucket_cores(&bucket),
                 &lifecycle::config_key(&bucket),
                 &encoded,
                 hlc,
@@ -154,7 +154,10 @@ impl Gateway {
             .await
             .map_err(s3_err)?;
         // A configuration of a bucket deleted meanwhile is reclaimed with it.
-        self.settle_live(&bucket).await.map_err(|e| e.error)?;
+        self.store
+            .settle_live(&bucket)
+            .await
+            .map_err(|e| s3_err(e.error))?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))
@@ -185,7 +188,7 @@ impl Gateway {
         let hlc = self.backend.hlc();
         self.backend
             .meta_delete(
-                &self.bucket_cores(&bucket),
+                &self.store.bucket_cores(&bucket),
                 &lifecycle::config_key(&bucket),
                 hlc,
             )
@@ -198,7 +201,10 @@ impl Gateway {
     pub(crate) async fn lifecycle_rules(&self, bucket: &str) -> S3Result<Option<Vec<Rule>>> {
         let entry = self
             .backend
-            .meta_get(&self.bucket_cores(bucket), &lifecycle::config_key(bucket))
+            .meta_get(
+                &self.store.bucket_cores(bucket),
+                &lifecycle::config_key(bucket),
+            )
             .await
             .map_err(s3_err)?;
         entry
@@ -228,7 +234,10 @@ impl Gateway {
             return s.clone();
         }
         let name = crate::records::scope_name(scope);
-        let state = match (self.liveness(scope).await, self.bucket(name).await) {
+        let state = match (
+            self.store.liveness(scope).await,
+            self.store.bucket(name).await,
+        ) {
             (Ok(Liveness::Dead), _) => ScopeState::Dead,
             (Ok(Liveness::Live | Liveness::Deleting), Ok(Some(b))) => {
                 // No rules: INTELLIGENT_TIERING and restores still need the pass.
@@ -305,7 +314,7 @@ impl Gateway {
         let Ok(key) = std::str::from_utf8(rest) else {
             return;
         };
-        if self.object_cores(bucket, key)[0] != core {
+        if self.store.object_cores(bucket, key)[0] != core {
             return;
         }
         let Ok(head) = ObjectHead::decode(value.clone()) else {
@@ -314,7 +323,7 @@ impl Gateway {
         let (rules, versioning) = match self.scope_state(bucket, &mut pass.buckets).await {
             ScopeState::Live(r, v) => (r, v),
             ScopeState::Dead => {
-                match self.delete_key(bucket, key).await {
+                match self.store.delete_key(bucket, key).await {
                     Ok(()) => pass.stats.reclaimed += 1,
                     Err(_) => pass.stats.failed += 1,
                 }
@@ -342,7 +351,7 @@ impl Gateway {
         let Ok(key) = String::from_utf8(key) else {
             return;
         };
-        if self.object_cores(&bucket, &key)[0] != core {
+        if self.store.object_cores(&bucket, &key)[0] != core {
             return;
         }
         let Ok(v) = VersionRecord::decode(value.clone()) else {
@@ -423,7 +432,8 @@ impl Gateway {
         match lifecycle::action_for(rules, &facts, now, day) {
             Some(Action::Expire) => {
                 match self
-                    .delete_object_as_s3(bucket, key, None, versioning)
+                    .store
+                    .delete_object(bucket, key, None, versioning)
                     .await
                 {
                     Ok(_) => stats.expired += 1,
@@ -498,13 +508,14 @@ impl Gateway {
             ScopeState::Dead => {
                 // Every version goes, for good (`Enabled`: deletes by id, no marker).
                 for v in &versions {
-                    let shown = shown_version_id(v.null_version(), v.version_id());
+                    let version = VersionRef::of(v.null_version(), v.version_id());
                     let reclaim = crate::versioning::Guard::Reclaim;
                     match self
+                        .store
                         .delete_object_guarded(
                             bucket,
                             key,
-                            Some(&shown),
+                            Some(version),
                             Versioning::Enabled,
                             reclaim,
                         )
@@ -556,15 +567,17 @@ impl Gateway {
             if i == 0 && !facts.delete_marker {
                 continue;
             }
-            let shown = shown_version_id(v.null_version(), v.version_id());
+            let _shown = shown_version_id(v.null_version(), v.version_id());
             match lifecycle::action_for(&rules, &facts, now, day) {
                 // A version under Object Lock stays (its removal would be refused anyway).
                 Some(Action::DeleteVersion)
                     if matches!(v, VersionRecord::Object(h)
                         if crate::object_lock::holds(&h.lock, now)) => {}
                 Some(Action::DeleteVersion) => {
+                    let version = VersionRef::of(v.null_version(), v.version_id());
                     match self
-                        .delete_object_as_s3(bucket, key, Some(&shown), versioning)
+                        .store
+                        .delete_object(bucket, key, Some(version), versioning)
                         .await
                     {
                         Ok(_) => stats.versions_deleted += 1,
@@ -594,7 +607,7 @@ impl Gateway {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        if self.object_cores(bucket, key)[0] != core {
+        if self.store.object_cores(bucket, key)[0] != core {
             return;
         }
         let Ok(upload) = UploadRecord::decode(value.clone()) else {
@@ -618,7 +631,7 @@ impl Gateway {
         };
         let result = async {
             let parts = self.parts(bucket, key, upload_id).await?;
-            let place = self.place(upload.class, None)?;
+            let place = self.store.place(upload.class, None).map_err(s3_err)?;
             self.finish_upload(bucket, key, upload_id, &parts, &[], place)
                 .await
         }
@@ -659,7 +672,7 @@ impl Gateway {
         pass: &mut Pass,
     ) {
         let key = std::str::from_utf8(rest).ok();
-        let Some(cores) = self.record_cores(tag, bucket, rest) else {
+        let Some(cores) = self.store.record_cores(tag, bucket, rest) else {
             return;
         };
         if cores[0] != core {
@@ -675,10 +688,10 @@ impl Gateway {
                     return;
                 }
                 // The common case, a head: one read.
-                if matches!(self.head(bucket, key).await, Ok(Some(_))) {
+                if matches!(self.store.head(bucket, key).await, Ok(Some(_))) {
                     return;
                 }
-                match self.drop_stray_listing(bucket, key).await {
+                match self.store.drop_stray_listing(bucket, key).await {
                     Ok(true) => pass.stats.strays_removed += 1,
                     Ok(false) => {}
                     Err(_) => pass.stats.failed += 1,

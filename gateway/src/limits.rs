@@ -41,19 +41,6 @@ const _: () = assert!(
 /// Between two lifecycle passes: a tenth of a lifecycle day, within these bounds.
 pub const LIFECYCLE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
 pub const LIFECYCLE_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(600);
-/// Background workers (`workers.rs`): jobs queued and running at once, per kind. A retirement
-/// job holds one version's head (≤ a few KiB), so a full retire queue is tens of MiB at most.
-pub const RETIRE_QUEUE_MAX: usize = 16_384;
-pub const RETIRE_CONCURRENCY_MAX: usize = 16;
-pub const RESTORE_QUEUE_MAX: usize = 1_024;
-pub const RESTORE_CONCURRENCY_MAX: usize = 4;
-pub const ACCESS_QUEUE_MAX: usize = 4_096;
-pub const ACCESS_CONCURRENCY_MAX: usize = 8;
-/// Repairs on read: a job is one fragment (its rewrite reads the stripe's others, ≤ a few
-/// MiB at once per running job).
-pub const REPAIR_QUEUE_MAX: usize = 4_096;
-pub const REPAIR_CONCURRENCY_MAX: usize = 4;
-
 /// Browser POST uploads (`post_form`): bytes of all the part headers and field values before
 /// the file (over it: 400 MaxPostPreDataLengthExceededError; AWS bounds them too, and its
 /// policy document alone may be 20 KiB of base64), parts before the file, bytes of one part's

@@ -232,7 +232,7 @@ impl Gateway {
         key: &str,
         upload_id: &str,
     ) -> S3Result<UploadRecord> {
-        let cores = self.object_cores(bucket, key);
+        let cores = self.store.object_cores(bucket, key);
         let entry = self
             .backend
             .meta_get(&cores, &upload_key(bucket, key, upload_id))
@@ -249,7 +249,7 @@ impl Gateway {
         key: &str,
         upload_id: &str,
     ) -> S3Result<Vec<(u32, PartRecord)>> {
-        let cores = self.object_cores(bucket, key);
+        let cores = self.store.object_cores(bucket, key);
         let prefix = part_prefix(upload_id);
         let mut cursor = None;
         let mut out = Vec::new();
@@ -298,8 +298,8 @@ impl Gateway {
         keep: &[PartRef],
         (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
-        let data_cores = self.cores_in(bucket, key, policy, tier);
+        let cores = self.store.object_cores(bucket, key);
+        let data_cores = self.store.cores_in(bucket, key, policy, tier);
         let hlc = self.backend.hlc();
         for (n, p) in parts {
             self.backend
@@ -307,15 +307,16 @@ impl Gateway {
                 .await
                 .map_err(s3_err)?;
             if !keep.iter().any(|k| k.version_id == p.version_id) {
-                self.delete_part_chunks(
-                    &data_cores,
-                    policy,
-                    &PartRef {
-                        version_id: p.version_id,
-                        size: p.size,
-                    },
-                )
-                .await;
+                self.store
+                    .delete_part_chunks(
+                        &data_cores,
+                        policy,
+                        &PartRef {
+                            version_id: p.version_id,
+                            size: p.size,
+                        },
+                    )
+                    .await;
             }
         }
         self.backend
@@ -370,22 +371,22 @@ impl Gateway {
             lock,
         };
         // A class this cluster has no policy for is refused now, not at the first part.
-        self.place(record.class, None)?;
+        self.store.place(record.class, None).map_err(s3_err)?;
         let hlc = self.backend.hlc();
         let upload_id = hex::encode(new_version_id(hlc, input.key.as_bytes()));
-        let cores = self.object_cores(&bucket, &input.key);
+        let cores = self.store.object_cores(&bucket, &input.key);
         let k = upload_key(&bucket, &input.key, &upload_id);
         self.backend
             .meta_put(&cores, &k, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
         // A bucket deleted meanwhile must not keep the upload (see `Gateway::liveness`).
-        if let Err(e) = self.settle_live(&bucket).await {
+        if let Err(e) = self.store.settle_live(&bucket).await {
             let _ = self
                 .backend
                 .meta_delete(&cores, &k, self.backend.hlc())
                 .await;
-            return Err(e.error);
+            return Err(s3_err(e.error));
         }
         let (checksum_algorithm, checksum_type) = s3_names(checksum);
         Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -420,8 +421,8 @@ impl Gateway {
         }
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let (policy, tier) = self.place(upload.class, None)?;
-        let data_cores = self.cores_in(&bucket, &input.key, policy, tier);
+        let (policy, tier) = self.store.place(upload.class, None).map_err(s3_err)?;
+        let data_cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -501,11 +502,14 @@ impl Gateway {
         };
         let hlc = self.backend.hlc();
         let version_id = new_version_id(hlc, input.upload_id.as_bytes());
-        let (policy, tier) = self.place(upload.class, None)?;
-        let data_cores = self.cores_in(&bucket, &input.key, policy, tier);
-        let body = self.object_stream(&source.bucket, &source.key, src, first, len);
+        let (policy, tier) = self.store.place(upload.class, None).map_err(s3_err)?;
+        let data_cores = self.store.cores_in(&bucket, &input.key, policy, tier);
+        let body = self
+            .store
+            .object_stream(&source.bucket, &source.key, src, first, len);
         let mut hashers = Hashers::new(&[part_algo(upload.checksum)]);
         let (size, md5) = self
+            .store
             .store_body(
                 &data_cores,
                 policy,
@@ -514,7 +518,8 @@ impl Gateway {
                 PART_BYTES_MAX,
                 &mut hashers,
             )
-            .await?;
+            .await
+            .map_err(s3_err)?;
         let record = PartRecord {
             version_id,
             size,
@@ -557,7 +562,7 @@ impl Gateway {
         (number, record): (u32, &PartRecord),
         (policy, tier): (Policy, Tier),
     ) -> S3Result<()> {
-        let cores = &self.object_cores(bucket, key);
+        let cores = &self.store.object_cores(bucket, key);
         let k = part_key(upload_id, number);
         let hlc = self.backend.hlc();
         let swap = self
@@ -578,8 +583,10 @@ impl Gateway {
                 version_id: old.version_id,
                 size: old.size,
             };
-            let data_cores = self.cores_in(bucket, key, policy, tier);
-            self.delete_part_chunks(&data_cores, policy, &old).await;
+            let data_cores = self.store.cores_in(bucket, key, policy, tier);
+            self.store
+                .delete_part_chunks(&data_cores, policy, &old)
+                .await;
         }
         Ok(())
     }
@@ -660,7 +667,7 @@ impl Gateway {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
         let digest = digest_of(wanted);
-        let cores = self.object_cores(&bucket, &input.key);
+        let cores = self.store.object_cores(&bucket, &input.key);
         let done_key = completion_key(&bucket, &input.key, &input.upload_id);
         if let Some(done) = self.completion(&cores, &done_key).await? {
             if done.parts_digest != digest {
@@ -691,18 +698,19 @@ impl Gateway {
             return Err(s3_error!(EntityTooLarge));
         }
         let object_checksum = complete_checksum(upload.checksum, &chosen, &sent)?;
-        let place = self.place(upload.class, None)?;
+        let place = self.store.place(upload.class, None).map_err(s3_err)?;
         // The version's id is taken at commit (`commit_head`).
         let mut head = completed_head(upload, &chosen, object_checksum, [0; 12], place, versioning);
-        self.commit_head(
-            &bucket,
-            &input.key,
-            &mut head,
-            condition.as_ref(),
-            versioning,
-        )
-        .await
-        .map_err(|e| e.error)?;
+        self.store
+            .commit_head(
+                &bucket,
+                &input.key,
+                &mut head,
+                condition.as_ref(),
+                versioning,
+            )
+            .await
+            .map_err(|e| s3_err(e.error))?;
         let event = "s3:ObjectCreated:CompleteMultipartUpload";
         self.notify_created(&bucket, &input.key, &head, event).await;
         let done = CompletionRecord {
@@ -750,7 +758,7 @@ impl Gateway {
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
         let parts = self.parts(&bucket, &input.key, &input.upload_id).await?;
-        let place = self.place(upload.class, None)?;
+        let place = self.store.place(upload.class, None).map_err(s3_err)?;
         self.finish_upload(&bucket, &input.key, &input.upload_id, &parts, &[], place)
             .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))

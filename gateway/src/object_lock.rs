@@ -7,9 +7,10 @@
 //! (`bucket_config`), and a version's state in its head and its version record
 //! (`records::ObjectLock`, head format 7), changed by compare-and-swap of each record.
 //!
-//! Where it is enforced: `versioning::delete_version`, the one place a version is removed
-//! (DeleteObject and DeleteObjects with a versionId, the lifecycle worker's noncurrent
-//! expirations), judges the record it is about to remove by [`delete_refusal`]; only the
+//! Where it is enforced: the object service's `delete_version` (`objects::versions`), the
+//! one place a version is removed (DeleteObject and DeleteObjects with a versionId, the
+//! lifecycle worker's noncurrent expirations), judges the record it is about to remove by
+//! `objects::versions::delete_refused` (a refusal is 403 AccessDenied); only the
 //! reclaim of a deleted bucket incarnation (unreachable by any name) skips it. A write over a
 //! key never removes a version in a lock bucket (versioning is Enabled and cannot be
 //! suspended), and tiering moves keep the head's lock fields.
@@ -196,40 +197,14 @@ fn shown_config(rule: Option<DefaultRule>) -> ObjectLockConfiguration {
     }
 }
 
-/// Whether `lock` keeps its version from being deleted at `now_ms`, and how: `None` when
-/// nothing does, `Some(true)` when only a governance retention does (a caller allowed to
-/// bypass it may delete).
-fn protection(lock: &ObjectLock, now_ms: u64) -> Option<bool> {
-    if lock.legal_hold == Some(true) {
-        return Some(false);
-    }
-    match lock.retention {
-        Some(r) if r.until_ms > now_ms => Some(r.mode == LockMode::Governance),
-        _ => None,
-    }
-}
-
 /// Whether a version with `lock` is protected from deletion at `now_ms` by anything (what
 /// the lifecycle worker skips).
 pub fn holds(lock: &ObjectLock, now_ms: u64) -> bool {
-    protection(lock, now_ms).is_some()
-}
-
-/// The refusal of deleting a version with `lock` at `now_ms` (`bypass`: the request asked to
-/// bypass governance retention and may), as S3 answers it.
-pub fn delete_refusal(lock: &ObjectLock, now_ms: u64, bypass: bool) -> Option<S3Error> {
-    match protection(lock, now_ms) {
-        None => None,
-        Some(true) if bypass => None,
-        Some(_) => Some(s3_error!(
-            AccessDenied,
-            "Access Denied because object protected by object lock."
-        )),
-    }
+    objects::versions::lock_protection(lock, now_ms).is_some()
 }
 
 /// Whether the retention of a version may go from `old` to `new` at `now_ms` (`bypass` as
-/// in `delete_refusal`): an active COMPLIANCE retention may only be extended, by anyone; an
+/// in `objects::versions::delete_refused`): an active COMPLIANCE retention may only be extended, by anyone; an
 /// active GOVERNANCE one may be extended, and shortened, removed or changed in mode only
 /// with the bypass. An expired retention is no retention.
 pub fn retention_refusal(
@@ -420,7 +395,10 @@ impl Gateway {
         if !owned.record.object_lock {
             let mut record = owned.record.clone();
             record.object_lock = true;
-            self.swap_bucket(&input.bucket, &record, owned.hlc).await?;
+            self.store
+                .swap_bucket(&input.bucket, &record, owned.hlc)
+                .await
+                .map_err(s3_err)?;
         }
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
@@ -496,7 +474,7 @@ impl Gateway {
         version_id: &[u8; 12],
         change: &impl Fn(&ObjectLock) -> S3Result<ObjectLock>,
     ) -> S3Result<bool> {
-        let cores = self.object_cores(scope, key);
+        let cores = self.store.object_cores(scope, key);
         for _ in 0..LOCK_SWAP_TRIES_MAX {
             let entry = self.backend.meta_get(&cores, record_key).await;
             let Some(e) = entry.map_err(s3_err)? else {
@@ -689,12 +667,12 @@ mod tests {
         ];
         for (mode, until, hold, bypass, refused) in table {
             let l = lock(mode, until, hold);
-            let got = delete_refusal(&l, NOW, bypass);
-            assert_eq!(got.is_some(), refused, "{l:?} bypass {bypass}");
-            if let Some(e) = got {
-                assert_eq!(e.code().as_str(), "AccessDenied");
-            }
-            assert_eq!(holds(&l, NOW), delete_refusal(&l, NOW, false).is_some());
+            let got = objects::versions::delete_refused(&l, NOW, bypass);
+            assert_eq!(got, refused, "{l:?} bypass {bypass}");
+            assert_eq!(
+                holds(&l, NOW),
+                objects::versions::delete_refused(&l, NOW, false)
+            );
         }
     }
 

@@ -29,13 +29,12 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use proto::{FragmentId, Request, Response};
-use s3s::{s3_error, S3Result};
 
 use crate::records::{version_hlc, ObjectHead, PartRecord, VersionRecord};
 use crate::s3::{now_ms, Gateway};
 
 /// Default grace: fragments younger than this are never swept (2 days).
-pub const GRACE_SECS_DEFAULT: u64 = 2 * 86_400;
+pub use objects::store::ORPHAN_GRACE_SECS_DEFAULT as GRACE_SECS_DEFAULT;
 /// Fragments considered in one round of a sweep (bounds its memory).
 pub const CANDIDATES_PER_ROUND: usize = 250_000;
 /// Ids asked for per listing request.
@@ -85,27 +84,11 @@ fn record_refs(tag: u8, value: &Bytes) -> Option<Vec<[u8; 12]>> {
 }
 
 impl Gateway {
-    /// Refuses to let data written under `version_id` be referenced when its write started
-    /// more than half the orphan grace ago (the sweep could have taken it for an orphan).
-    pub(crate) fn check_write_age(&self, version_id: &[u8; 12]) -> S3Result<()> {
-        let started_ms = cluster::hlc::Hlc::millis(version_hlc(version_id));
-        let age_ms = now_ms().saturating_sub(started_ms);
-        if age_ms > self.orphan_grace_ms / 2 {
-            return Err(s3_error!(
-                RequestTimeout,
-                "the write took {} s, more than half the orphan grace ({} s): its data is not kept",
-                age_ms / 1000,
-                self.orphan_grace_ms / 1000
-            ));
-        }
-        Ok(())
-    }
-
     /// One sweep of `holders` (this process's cores). `Err`: stopped before deleting anything
     /// in its last round (a core could not be read, or a record did not decode).
     pub async fn orphan_sweep(&self, holders: &[usize]) -> Result<SweepCounts, String> {
         let mut counts = SweepCounts::default();
-        let cutoff_ms = now_ms().saturating_sub(self.orphan_grace_ms);
+        let cutoff_ms = now_ms().saturating_sub(self.store.orphan_grace_ms());
         // Per holder, the next index shard to list (`None`: listed).
         let mut cursors: Vec<(usize, Option<u32>)> =
             holders.iter().map(|&c| (c, Some(0))).collect();

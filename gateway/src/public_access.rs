@@ -55,6 +55,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::records::Malformed;
+use crate::s3::s3_err;
 use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
 
@@ -370,7 +371,7 @@ impl Gateway {
 
     /// AccessDenied when `bucket` exists and blocks public ACLs.
     async fn check_blocks_acls(&self, bucket: &str) -> S3Result<()> {
-        let Some(record) = self.bucket(bucket).await? else {
+        let Some(record) = self.store.bucket(bucket).await.map_err(s3_err)? else {
             return Ok(());
         };
         let block = self.public_access_block(&record.scope(bucket)).await?;

@@ -13,9 +13,8 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
-use md5::{Digest, Md5};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, ChecksumMode, ChecksumType,
     CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput,
@@ -42,12 +41,11 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 use crate::checksum::{self, Hashers};
 use crate::limits::{
     CHUNK_BYTES, DELETE_KEYS_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, OBJECT_BYTES_MAX,
-    STRIPES_IN_FLIGHT_MAX, USER_METADATA_BYTES_MAX,
+    USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, head_key, listing_key, part_stripes, scope_name, BucketId, BucketRecord,
-    DeleteMarker, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef, Tiering,
-    VersionRecord, Versioning,
+    bucket_key, listing_key, BucketId, BucketRecord, DeleteMarker, ListingEntry, ObjectHead,
+    PartRef, StorageClass, Tiering, VersionRecord, Versioning,
 };
 use crate::tiering::{
     access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
@@ -56,25 +54,22 @@ use crate::tiering::{
 use crate::versioning::{
     delete_marker_not_allowed, head_version_id, no_such_version, parse_version_id,
 };
-use cluster::backend::{Backend, BackendError, Route};
+use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
-use cluster::limits::FRAGMENT_READ_DEADLINE;
-use placement::Tier;
-use proto::FragmentId;
-
-/// How long a replaced or deleted version's chunks stay readable.
-const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+use objects::store::{Days, Store};
+pub(crate) use objects::store::{HeadCondition, Liveness};
+pub(crate) use objects::versions::new_version_id;
 
 pub struct Gateway {
+    /// The object service's store (records, data, workers: `objects::store`), shared by this
+    /// service's clones.
+    pub(crate) store: Store,
+    /// The store's cluster client, for the modules that still call it themselves.
     pub(crate) backend: Arc<Backend>,
     region: String,
-    /// The lifecycle day and the INTELLIGENT_TIERING idle days (`with_days`).
-    days: Days,
     /// Object versions whose data this process is moving now (`tiering::Moves`), shared by
     /// this service's clones (requests, the lifecycle pass and restores).
     pub(crate) moves: Arc<crate::tiering::Moves>,
-    /// Background work requests leave behind (`workers.rs`), shared by this service's clones.
-    pub(crate) workers: Arc<crate::workers::Workers>,
     /// Per core, the last listing entry the background pass checked for a head (its sweep
     /// resumes there: `lifecycle_worker`).
     pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
@@ -86,26 +81,41 @@ pub struct Gateway {
     pub(crate) public_access: Arc<crate::public_access::State>,
     /// Buckets' ACLs in force as last read (`acl`).
     pub(crate) acls: Arc<crate::acl::State>,
-    /// Fragments no record references are swept once this old (`orphans`; `with_orphan_grace`).
-    pub(crate) orphan_grace_ms: u64,
     /// The operator's webhooks and this node's event queue (`notify_queue`; `with_notify`).
     pub(crate) notify: Arc<crate::notify_queue::Hub>,
 }
 
+/// The object service's workers count into `/-/metrics`.
+struct WorkerMetrics;
+
+impl objects::workers::Observer for WorkerMetrics {
+    fn queued(&self, worker: &'static str, delta: i64) {
+        crate::metrics::global().background_queued(worker, delta);
+    }
+    fn dropped(&self, worker: &'static str) {
+        crate::metrics::global().background_dropped(worker);
+    }
+    fn read_repair(&self, outcome: &'static str) {
+        crate::metrics::global().read_repair(outcome);
+    }
+}
+
 impl Gateway {
     pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
+        let days = Days {
+            day_ms: crate::lifecycle::real_day_ms(),
+            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
+        };
         Gateway {
+            store: Store::new(backend.clone(), Arc::new(WorkerMetrics), days),
             backend,
             region,
-            days: Days::default(),
             moves: Arc::default(),
-            workers: Arc::default(),
             listing_sweep: Arc::default(),
             cors: Arc::default(),
             policies: Arc::default(),
             public_access: Arc::default(),
             acls: Arc::default(),
-            orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
             notify: Arc::default(),
         }
     }
@@ -125,8 +135,7 @@ impl Gateway {
     /// (`orphans`; the test clock shortens it); a data write that takes more than half of it
     /// is refused.
     pub fn with_orphan_grace(mut self, grace_ms: u64) -> Gateway {
-        assert!(grace_ms >= 2, "a grace lasts");
-        self.orphan_grace_ms = grace_ms;
+        self.store = self.store.with_orphan_grace(grace_ms);
         self
     }
 
@@ -136,21 +145,21 @@ impl Gateway {
     /// lifecycle days without a read (S3: 30).
     pub fn with_days(mut self, day_ms: u64, tiering_days: u64) -> Gateway {
         assert!(day_ms > 0 && tiering_days > 0, "a day lasts");
-        self.days = Days {
+        self.store = self.store.with_days(Days {
             day_ms,
             tiering_days,
-        };
+        });
         self
     }
 
     /// The length of a lifecycle day.
     pub fn day_ms(&self) -> u64 {
-        self.days.day_ms
+        self.store.days().day_ms
     }
 
     /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
     pub fn tiering_days(&self) -> u64 {
-        self.days.tiering_days
+        self.store.days().tiering_days
     }
 
     /// The cluster client this service stores through.
@@ -159,24 +168,37 @@ impl Gateway {
     }
 }
 
-/// How long the object service's days are.
-#[derive(Debug, Clone, Copy)]
-struct Days {
-    day_ms: u64,
-    tiering_days: u64,
-}
-
-impl Default for Days {
-    fn default() -> Days {
-        Days {
-            day_ms: crate::lifecycle::real_day_ms(),
-            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
+/// The one place the object service's errors (and the cluster's, inside them) become S3
+/// errors.
+pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
+    let e = match e.into() {
+        objects::Error::Storage(e) => e,
+        objects::Error::Damaged(message) => {
+            tracing::error!(%message, "a stored record is damaged");
+            return s3_error!(InternalError, "{message}");
         }
-    }
-}
-
-/// The one place storage errors become S3 errors.
-pub(crate) fn s3_err(e: BackendError) -> S3Error {
+        objects::Error::NoSuchBucket => return s3_error!(NoSuchBucket),
+        objects::Error::NoSuchKey => return s3_error!(NoSuchKey),
+        objects::Error::PreconditionFailed => return s3_error!(PreconditionFailed),
+        objects::Error::IncompleteBody(message) => return s3_error!(IncompleteBody, "{message}"),
+        objects::Error::TooLarge => return s3_error!(EntityTooLarge),
+        e @ objects::Error::NoPolicy(_) => return s3_error!(InvalidStorageClass, "{e}"),
+        e @ (objects::Error::BucketConflict | objects::Error::BucketDeleting) => {
+            return s3_error!(OperationAborted, "{e}")
+        }
+        e @ objects::Error::WriteTooSlow { .. } => return s3_error!(RequestTimeout, "{e}"),
+        objects::Error::Locked => {
+            return s3_error!(
+                AccessDenied,
+                "Access Denied because object protected by object lock."
+            )
+        }
+        e @ objects::Error::VersionKeyTooLong => return s3_error!(KeyTooLongError, "{e}"),
+        objects::Error::Internal(message) => {
+            tracing::error!(%message, "object service error");
+            return s3_error!(InternalError, "{message}");
+        }
+    };
     match e {
         // A full partition or device (README, "When a disk fills"). MinIO answers a full
         // drive with 507 too; SDKs do not retry it, unlike 503.
@@ -223,11 +245,7 @@ fn stream_error(e: std::io::Error) -> S3Error {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use objects::store::now_ms;
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
@@ -236,15 +254,6 @@ pub(crate) fn timestamp(ms: u64) -> Timestamp {
 
 pub(crate) fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_string())
-}
-
-/// A version id: the HLC (unique per gateway, increasing) and 32 bits of a hash of the key.
-pub(crate) fn new_version_id(hlc: u64, salt: &[u8]) -> [u8; 12] {
-    let mut v = [0u8; 12];
-    v[..8].copy_from_slice(&hlc.to_le_bytes());
-    let h = cluster::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
-    v[8..].copy_from_slice(&h.to_le_bytes());
-    v
 }
 
 pub(crate) fn user_metadata(
@@ -335,43 +344,9 @@ pub(crate) struct Owned {
     pub(crate) hlc: u64,
 }
 
-/// Where a bucket incarnation stands (`Gateway::liveness`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    Live,
-    /// A DeleteBucket is checking it is empty.
-    Deleting,
-    /// Deleted (or deleted and created again: another incarnation).
-    Dead,
-}
-
-/// A commit that failed: the S3 error, and whether the caller must keep the chunks it
-/// stored (the version may be reachable: the commit's outcome is not known).
-pub(crate) struct CommitError {
-    pub(crate) error: S3Error,
-    pub(crate) keep_chunks: bool,
-}
-
-impl From<S3Error> for CommitError {
-    fn from(error: S3Error) -> CommitError {
-        CommitError {
-            error,
-            keep_chunks: false,
-        }
-    }
-}
-
-/// Listing entries without a head one DeleteBucket removes before it answers BucketNotEmpty
-/// (the background pass removes the rest).
-const STRAY_ENTRIES_MAX: u32 = 100;
-
 /// A DeleteBucket's mark older than this was left by one that stopped (a check takes
 /// milliseconds): the next DeleteBucket takes it over.
 const DELETE_MARK_STALE_MS: u64 = 10_000;
-
-/// How often, and how long each time, a commit waits for a DeleteBucket to decide.
-const LIVE_WAITS_MAX: u32 = 50;
-const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A new bucket incarnation's id: the HLC and 8 bytes from the standard library's per-process
 /// random hash keys (no crate needed; uniqueness comes from the HLC, the bytes only keep two
@@ -402,61 +377,13 @@ pub(crate) fn user_of<T>(req: &S3Request<T>) -> S3Result<String> {
 }
 
 impl Gateway {
-    pub(crate) fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
-        self.backend.meta_cores(Route::Bucket(bucket))
-    }
-
-    pub(crate) fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
-        self.backend.meta_cores(Route::Object(bucket, key))
-    }
-
-    pub(crate) fn listing_cores(&self, bucket: &str) -> Vec<usize> {
-        self.backend.meta_cores(Route::Listing(bucket))
-    }
-
-    /// The metadata cores of the record `tag ‖ scope ‖ 0 ‖ rest` (`records`): heads, versions,
-    /// tags, uploads and completions on their object's, listing entries on the bucket
-    /// listing's, configurations on the bucket record's. `None`: another kind, or a key that
-    /// does not parse.
-    pub(crate) fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Vec<usize>> {
-        let object = |key: &[u8]| Some(self.object_cores(scope, std::str::from_utf8(key).ok()?));
-        match tag {
-            b'O' | b'T' => object(rest),
-            b'V' => object(&crate::records::parse_version_key(rest)?.0),
-            b'U' | b'M' => object(crate::records::split_upload_rest(rest)?.0.as_bytes()),
-            b'L' => Some(self.listing_cores(scope)),
-            b'C' | b'R' => Some(self.bucket_cores(scope)),
-            _ => None,
-        }
-    }
-
-    pub(crate) async fn bucket(&self, bucket: &str) -> S3Result<Option<BucketRecord>> {
-        Ok(self.bucket_entry(bucket).await?.map(|(b, _)| b))
-    }
-
-    /// The bucket's record and its HLC (what a compare-and-swap of it expects).
-    pub(crate) async fn bucket_entry(&self, bucket: &str) -> S3Result<Option<(BucketRecord, u64)>> {
-        let cores = self.bucket_cores(bucket);
-        let entry = self
-            .backend
-            .meta_get(&cores, &bucket_key(bucket))
-            .await
-            .map_err(s3_err)?;
-        match entry {
-            None => Ok(None),
-            Some(e) => BucketRecord::decode(e.value)
-                .map(|b| Some((b, e.hlc)))
-                .map_err(|e| s3_error!(e, InternalError)),
-        }
-    }
-
     /// The bucket, if it exists and belongs to `owner_key`'s user: its record and the scope
     /// its objects' records are keyed by (`records`, incarnations).
     pub(crate) async fn owned_bucket(&self, bucket: &str, access_key: &str) -> S3Result<Owned> {
         // The access gate's read of the record, judged by it, when there is one.
         let entry = match crate::authz::take_gate_read(bucket) {
             Some(entry) => Some(entry),
-            None => self.bucket_entry(bucket).await?,
+            None => self.store.bucket_entry(bucket).await.map_err(s3_err)?,
         };
         match entry {
             None => Err(s3_error!(NoSuchBucket)),
@@ -468,19 +395,6 @@ impl Gateway {
             }),
             Some(_) => Err(s3_error!(AccessDenied)),
         }
-    }
-
-    /// Whether `scope` is its bucket's live incarnation. A DeleteBucket marks the record
-    /// deleting before it checks the bucket is empty, so a write whose records were durable
-    /// before it read `Live` here was visible to that emptiness check (the delete fails with
-    /// BucketNotEmpty); a write that reads `Dead` is in an incarnation no name reaches.
-    pub(crate) async fn liveness(&self, scope: &str) -> S3Result<Liveness> {
-        let name = scope_name(scope);
-        Ok(match self.bucket(name).await? {
-            Some(b) if b.scope(name) == scope && !b.deleting => Liveness::Live,
-            Some(b) if b.scope(name) == scope => Liveness::Deleting,
-            _ => Liveness::Dead,
-        })
     }
 
     /// The version of an object a GET or HEAD reads: the current one, or `version_id`'s (a
@@ -532,11 +446,16 @@ impl Gateway {
         let record = self.owned_bucket(bucket, user).await?;
         let bucket = record.scope.as_str();
         let head = match wanted {
-            None => match self.head(bucket, key).await? {
+            None => match self.store.head(bucket, key).await.map_err(s3_err)? {
                 Some(h) => h,
                 None => return Err(self.missing_current(bucket, key, record.versioning).await),
             },
-            Some(v) => match self.resolve_version(bucket, key, v).await? {
+            Some(v) => match self
+                .store
+                .resolve_version(bucket, key, v)
+                .await
+                .map_err(s3_err)?
+            {
                 Some(VersionRecord::Object(h)) => h,
                 Some(VersionRecord::DeleteMarker(m)) => return Err(on_marker(&m)),
                 None => return Err(no_such_version()),
@@ -545,21 +464,6 @@ impl Gateway {
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
         Ok((head, shown, wanted.is_some(), record))
-    }
-
-    pub(crate) async fn head(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
-        let cores = self.object_cores(bucket, key);
-        let entry = self
-            .backend
-            .meta_get(&cores, &head_key(bucket, key))
-            .await
-            .map_err(s3_err)?;
-        match entry {
-            None => Ok(None),
-            Some(e) => ObjectHead::decode(e.value)
-                .map(Some)
-                .map_err(|e| s3_error!(e, InternalError)),
-        }
     }
 
     /// One page of the bucket's listing index after `after` (raw key bytes), S3 style:
@@ -579,7 +483,7 @@ impl Gateway {
             k.extend_from_slice(&a);
             Bytes::from(k)
         });
-        let cores = self.listing_cores(bucket);
+        let cores = self.store.listing_cores(bucket);
         let mut contents = Vec::new();
         let mut prefixes: Vec<String> = Vec::new();
         let mut last_key: Option<Vec<u8>> = None;
@@ -646,125 +550,6 @@ impl Gateway {
         })
     }
 
-    /// Streams a request body into `CHUNK_BYTES` stripes under `version_id`, stored on `cores`
-    /// by `policy` (whole on each for replicas; k data + m parity shards, one per core, for EC).
-    /// Returns its size and MD5. On any error, the fragments already stored are removed.
-    pub(crate) async fn store_body<S, E>(
-        &self,
-        cores: &[usize],
-        policy: Policy,
-        version_id: &[u8; 12],
-        body: Option<S>,
-        size_max: u64,
-        hashers: &mut Hashers,
-    ) -> S3Result<(u64, [u8; 16])>
-    where
-        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        assert!(
-            cores.len() >= policy.width(),
-            "the route covers the policy's width"
-        );
-        let mut body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
-        let mut md5 = Md5::new();
-        let mut size: u64 = 0;
-        let mut chunk = BytesMut::new();
-        // Stripes handed to the cores so far; up to `STRIPES_IN_FLIGHT_MAX` of them are being
-        // stored while the body is read on (one stripe at a time left the cores idle while the
-        // next megabyte arrived, and the network idle while the cores wrote).
-        let mut started: u64 = 0;
-        let mut in_flight = futures::stream::FuturesUnordered::new();
-        let result = async {
-            loop {
-                let piece = body.next().await;
-                let last = piece.is_none();
-                if let Some(piece) = piece {
-                    let piece = piece.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
-                    size += piece.len() as u64;
-                    if size > size_max {
-                        return Err(s3_error!(EntityTooLarge));
-                    }
-                    md5.update(&piece);
-                    hashers.update(&piece);
-                    chunk.extend_from_slice(&piece);
-                }
-                while chunk.len() >= CHUNK_BYTES as usize || (last && !chunk.is_empty()) {
-                    if in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
-                        if let Some(done) = in_flight.next().await {
-                            done?;
-                        }
-                    }
-                    let take = chunk.len().min(CHUNK_BYTES as usize);
-                    let data = chunk.split_to(take).freeze();
-                    let stripe = StripeRef {
-                        version_id: *version_id,
-                        index: started,
-                        len: take as u64,
-                    };
-                    in_flight
-                        .push(async move { self.put_stripe(cores, policy, &stripe, data).await });
-                    started += 1;
-                }
-                if last {
-                    while let Some(done) = in_flight.next().await {
-                        done?;
-                    }
-                    // Data written too slowly for the orphan sweep's grace is not referenced.
-                    return self.check_write_age(version_id);
-                }
-            }
-        }
-        .await;
-        // Every store is over before any removal starts: a store still in flight could land
-        // after the delete of its stripe and leave an orphan.
-        while in_flight.next().await.is_some() {}
-        drop(in_flight);
-        match result {
-            Ok(()) => Ok((size, md5.finalize().into())),
-            Err(e) => {
-                for index in 0..=started {
-                    let stripe = StripeRef {
-                        version_id: *version_id,
-                        index,
-                        len: 0,
-                    };
-                    self.delete_stripe(cores, policy, &stripe).await;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn put_stripe(
-        &self,
-        cores: &[usize],
-        policy: Policy,
-        stripe: &StripeRef,
-        data: Bytes,
-    ) -> S3Result<()> {
-        match policy {
-            Policy::Replicas(n) => self
-                .backend
-                .put_fragment(&cores[..usize::from(n)], stripe.fragment_id(0), &data)
-                .await
-                .map_err(s3_err),
-            Policy::Ec { k, m } => {
-                let shards = cluster::ec::encode_stripe(&data, k, m)
-                    .map_err(|e| s3_error!(InternalError, "{e}"))?;
-                let placed: Vec<_> = shards
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, shard)| (cores[i], stripe.fragment_id(i as u8), shard))
-                    .collect();
-                self.backend
-                    .put_shards(policy, &placed)
-                    .await
-                    .map_err(s3_err)
-            }
-        }
-    }
-
     /// `store_body`, then the checks that can only be made once the body has ended
     /// (Content-Length, Content-MD5, x-amz-checksum-* in headers or trailers). A body that fails
     /// them is removed. Returns its size, MD5 and the checksums computed.
@@ -783,88 +568,29 @@ impl Gateway {
     {
         let mut hashers = Hashers::new(checks.algos);
         let (size, md5) = self
+            .store
             .store_body(cores, policy, version_id, body, size_max, &mut hashers)
-            .await?;
+            .await
+            .map_err(s3_err)?;
         let sums = hashers.finish();
         let trailers = checks.trailers.and_then(|t| t.take());
         let verdict = check_body(size, &md5, checks.content_length, checks.content_md5)
             .and_then(|()| checksum::verify(&sums, checks.headers, trailers.as_ref()));
         if let Err(e) = verdict {
             // Nothing points at these chunks: remove them now.
-            self.delete_part_chunks(
-                cores,
-                policy,
-                &PartRef {
-                    version_id: *version_id,
-                    size,
-                },
-            )
-            .await;
+            self.store
+                .delete_part_chunks(
+                    cores,
+                    policy,
+                    &PartRef {
+                        version_id: *version_id,
+                        size,
+                    },
+                )
+                .await;
             return Err(e);
         }
         Ok((size, md5, sums))
-    }
-
-    /// Deletes every fragment of a stripe, ignoring ones that are already gone.
-    pub(crate) async fn delete_stripe(&self, cores: &[usize], policy: Policy, stripe: &StripeRef) {
-        let result = match policy {
-            Policy::Replicas(n) => {
-                self.backend
-                    .delete_fragment(&cores[..usize::from(n)], stripe.fragment_id(0))
-                    .await
-            }
-            Policy::Ec { k, m } => {
-                let dels = (0..usize::from(k + m)).map(|i| {
-                    self.backend
-                        .delete_fragment(&cores[i..=i], stripe.fragment_id(i as u8))
-                });
-                futures::future::join_all(dels).await.into_iter().collect()
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "deleting a stripe failed; left for the orphan sweep");
-        }
-    }
-
-    pub(crate) async fn delete_part_chunks(&self, cores: &[usize], policy: Policy, part: &PartRef) {
-        for stripe in part_stripes(part, CHUNK_BYTES) {
-            self.delete_stripe(cores, policy, &stripe).await;
-        }
-    }
-
-    /// How and where new data of `class` (and `size`, when known) is stored: the class's
-    /// policy and tier (INTELLIGENT_TIERING starts in the frequent tier: STANDARD's policy).
-    pub(crate) fn place(&self, class: StorageClass, size: Option<u64>) -> S3Result<(Policy, Tier)> {
-        let name = match class {
-            StorageClass::IntelligentTiering => "STANDARD",
-            other => other.as_str(),
-        };
-        let p = self.backend.class_policy(name).ok_or_else(|| {
-            s3_error!(
-                InvalidStorageClass,
-                "storage class {} has no policy on this cluster",
-                class.as_str()
-            )
-        })?;
-        Ok((p.scheme_for(size.unwrap_or(u64::MAX)), p.tier))
-    }
-
-    /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
-    /// the tier's PG table).
-    pub(crate) fn cores_in(
-        &self,
-        bucket: &str,
-        key: &str,
-        policy: Policy,
-        tier: Tier,
-    ) -> Vec<usize> {
-        self.backend
-            .route_in(Route::Object(bucket, key), tier, policy.width())
-    }
-
-    /// The cores holding a head's parts.
-    pub(crate) fn head_cores(&self, bucket: &str, key: &str, head: &ObjectHead) -> Vec<usize> {
-        self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
     /// Stores the bytes [first, first + len) of `src`'s object (bucket, key, head) as new
@@ -877,9 +603,12 @@ impl Gateway {
         version_id: &[u8; 12],
         algos: &[checksum::Algo],
     ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>)> {
-        let body = self.object_stream(bucket, key, head.clone(), first, len);
+        let body = self
+            .store
+            .object_stream(bucket, key, head.clone(), first, len);
         let mut hashers = Hashers::new(algos);
         let (size, md5) = self
+            .store
             .store_body(
                 cores,
                 policy,
@@ -888,58 +617,9 @@ impl Gateway {
                 OBJECT_BYTES_MAX,
                 &mut hashers,
             )
-            .await?;
+            .await
+            .map_err(s3_err)?;
         Ok((size, md5, hashers.finish()))
-    }
-
-    /// The bytes [first, first + len) of a stored object, one fragment read at a time.
-    /// Healthy EC reads fetch data shards only; a shard that cannot be read makes the stripe
-    /// be decoded from any k of its shards.
-    pub(crate) fn object_stream(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: ObjectHead,
-        first: u64,
-        len: u64,
-    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
-        let cores = Arc::new(self.head_cores(bucket, key, &head));
-        let backend = self.backend.clone();
-        let workers = self.workers.clone();
-        let head = Arc::new(head);
-        Box::pin(futures::stream::unfold(first, move |pos| {
-            let backend = backend.clone();
-            let workers = workers.clone();
-            let cores = cores.clone();
-            let head = head.clone();
-            async move {
-                if pos >= first + len {
-                    return None;
-                }
-                let Some((stripe, offset)) = head.locate(pos) else {
-                    let e = std::io::Error::other("object shorter than its head says");
-                    return Some((Err(e), first + len));
-                };
-                let want = (stripe.len - offset).min(first + len - pos);
-                let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
-                match r {
-                    // A core answering no bytes where some were asked would loop forever.
-                    Ok((b, _)) if b.is_empty() => {
-                        let e = std::io::Error::other("a fragment read answered no bytes");
-                        Some((Err(e), first + len))
-                    }
-                    Ok((b, damaged)) => {
-                        for (core, id) in damaged {
-                            workers.repair_on_read(&backend, core, id, head.policy, &cores);
-                        }
-                        let next = pos + b.len() as u64;
-                        Some((Ok(b), next))
-                    }
-                    // The backend error rides inside, for `get_object` to map the first one.
-                    Err(e) => Some((Err(std::io::Error::other(e)), first + len)),
-                }
-            }
-        }))
     }
 
     /// The source of a copy (its current version, or the one `?versionId=` names): its bucket
@@ -998,390 +678,19 @@ impl Gateway {
         })
     }
 
-    /// Makes `head` the object's current version. The HLC and the version's id are taken
-    /// here, once the data is durable, not when the request started: of two writes to a key
-    /// the one that commits last wins, as in S3 (issue #12: a PUT that started first but
-    /// ended last used to lose). `head.version_id` is set to the new id (its parts keep the
-    /// ids their chunks were stored under). Unversioned buckets: head, then listing entry.
-    /// Last writer wins by HLC: only the write whose head is current afterwards retires the
-    /// version it replaced; one that lost to a concurrent write retires its own chunks
-    /// instead. Buckets that keep versions: `commit_version`. When a `condition` fails
-    /// nothing is written or retired: the caller owns its chunks (a single PUT removes them,
-    /// a multipart upload keeps its parts for a retry). Last, the bucket must still be the
-    /// same live incarnation (`settle_live`).
-    pub(crate) async fn commit_head(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &mut ObjectHead,
-        condition: Option<&HeadCondition>,
-        versioning: Versioning,
-    ) -> Result<(), CommitError> {
-        assert_eq!(head.in_versions, versioning.keeps_versions());
-        assert_eq!(head.null_version, versioning.writes_null());
-        let hlc = self.backend.hlc();
-        head.version_id = new_version_id(hlc, key.as_bytes());
-        if versioning.keeps_versions() {
-            self.commit_version(bucket, key, head, hlc, condition, versioning)
-                .await?;
-            self.settle_live(bucket).await
-        } else {
-            self.commit_unversioned(bucket, key, head, hlc, condition)
-                .await
-        }
-    }
-
-    /// An unversioned commit. Unconditional, in two metadata round trips on a healthy
-    /// cluster: the new head is written and answers whether it won and what it replaced
-    /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
-    /// record (is the incarnation still live?), which are independent (the listing entry goes
-    /// to the bucket's listing replicas). A conditional write: the compare-and-swap (which
-    /// reads the head it replaces), the head on every replica, then the listing entry, the
-    /// bucket and a re-read of the head (did this write win?) at once.
-    async fn commit_unversioned(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        hlc: u64,
-        condition: Option<&HeadCondition>,
-    ) -> Result<(), CommitError> {
-        // From the head's write on, it may be on some replicas whatever the outcome: its chunks
-        // stay (a failed write leaves them to the orphan sweep, never a head without chunks).
-        let written = |error| CommitError {
-            error,
-            keep_chunks: true,
-        };
-        let (replaced, won) = match condition {
-            None => {
-                let cores = self.object_cores(bucket, key);
-                let swap = self
-                    .backend
-                    .meta_swap(&cores, &head_key(bucket, key), &head.encode(), hlc)
-                    .await
-                    .map_err(|e| written(s3_err(e)))?;
-                let replaced = match swap.previous.filter(|p| !p.deleted) {
-                    // A damaged or unreadable head cannot be retired: its chunks are left to
-                    // the orphan sweep.
-                    Some(p) => ObjectHead::decode(p.value).ok(),
-                    None => None,
-                };
-                (replaced, Some(swap.won))
-            }
-            Some(cond) => {
-                let old = self.cas_head(bucket, key, head, hlc, cond).await?;
-                self.put_head(bucket, key, head, hlc)
-                    .await
-                    .map_err(written)?;
-                (old, None)
-            }
-        };
-        let reread = async {
-            match won {
-                Some(won) => Ok(won),
-                None => Ok(matches!(
-                    self.head(bucket, key).await?,
-                    Some(c) if c.version_id == head.version_id
-                )),
-            }
-        };
-        let (listed, won, live) = tokio::join!(
-            self.put_listing(bucket, key, head, hlc),
-            reread,
-            self.settle_live(bucket)
-        );
-        if won.map_err(written)? {
-            if let Some(old) = replaced.filter(|o| o.version_id != head.version_id) {
-                self.retire_chunks(bucket, key, old);
-            }
-        } else {
-            // A concurrent write with a newer HLC replaced this version (or was there first).
-            self.retire_chunks(bucket, key, head.clone());
-        }
-        live?;
-        listed.map_err(written)
-    }
-
-    /// A conditional write of `head`: the check and the write are one compare-and-swap on the
-    /// PG's first core, the authority for conditional writes (the other replicas follow in
-    /// `write_current`). Returns the head it replaced.
-    pub(crate) async fn cas_head(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        hlc: u64,
-        cond: &HeadCondition,
-    ) -> S3Result<Option<ObjectHead>> {
-        let cores = self.object_cores(bucket, key);
-        let hkey = head_key(bucket, key);
-        // A quorum read, not the primary alone: a primary that missed an acknowledged write
-        // would let If-None-Match: * overwrite it (found by the simulation, 8 of 2000 seeds);
-        // the read repairs the primary before its compare-and-swap.
-        let current = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)?;
-        let current_head = match &current {
-            Some(e) => {
-                Some(ObjectHead::decode(e.value.clone()).map_err(|e| s3_error!(e, InternalError))?)
-            }
-            None => None,
-        };
-        let expect = match (cond, &current, &current_head) {
-            (HeadCondition::Absent, None, _) => None,
-            (HeadCondition::Absent, Some(_), _) => {
-                return Err(s3_error!(PreconditionFailed));
-            }
-            (HeadCondition::Matches(_), None, _) | (_, _, None) => {
-                return Err(s3_error!(NoSuchKey));
-            }
-            (HeadCondition::Matches(tag), Some(e), Some(h)) => {
-                // Nothing is retired here: the caller owns the new version's chunks (a
-                // multipart upload keeps its parts for a retry).
-                if h.etag != tag.trim_matches('"') {
-                    return Err(s3_error!(PreconditionFailed));
-                }
-                Some(e.hlc)
-            }
-        };
-        let won = self
-            .backend
-            .meta_put_if(cores[0], &hkey, &head.encode(), hlc, expect)
-            .await
-            .map_err(s3_err)?;
-        if !won {
-            return Err(s3_error!(PreconditionFailed));
-        }
-        Ok(current_head)
-    }
-
-    /// Writes `head` as the key's current version: its head, then its listing entry. In
-    /// this order a listing never names a key that was not written (issue #12: a PUT whose
-    /// head write failed, on a full disk, left a listed key that 404'd and kept its bucket
-    /// from being deleted); a crash between the two leaves a head without an entry, which
-    /// the next write or delete of the key settles. Deletes go the other way round, entry
-    /// first, so that a listed key always has its head.
-    pub(crate) async fn write_current(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        hlc: u64,
-    ) -> S3Result<()> {
-        self.put_head(bucket, key, head, hlc).await?;
-        self.put_listing(bucket, key, head, hlc).await
-    }
-
-    /// Writes `head` as the key's head record.
-    async fn put_head(&self, bucket: &str, key: &str, head: &ObjectHead, hlc: u64) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
-            .await
-            .map_err(s3_err)
-    }
-
-    /// Writes the listing entry of `head` (after its head: see `write_current`).
-    async fn put_listing(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        hlc: u64,
-    ) -> S3Result<()> {
-        let listing = ListingEntry {
-            size: head.shown_size(),
-            modified_ms: head.modified_ms,
-            etag: head.etag.clone(),
-            in_versions: head.in_versions,
-            class: head.tiering.class,
-        };
-        let lcores = self.listing_cores(bucket);
-        self.backend
-            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
-            .await
-            .map_err(s3_err)
-    }
-
-    /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
-    /// a key that does not exist succeeds, as in S3; a listing entry left without its head
-    /// (by a write that failed or crashed before this order was kept) is removed too.
-    pub(crate) async fn delete_key(&self, bucket: &str, key: &str) -> S3Result<()> {
-        let Some(head) = self.head(bucket, key).await? else {
-            return self.drop_stray_listing(bucket, key).await.map(|_| ());
-        };
-        // Listing entry first: whatever fails, no entry is left without its head.
-        let hlc = self.backend.hlc();
-        let lcores = self.listing_cores(bucket);
-        self.backend
-            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &head_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
-        self.retire_chunks(bucket, key, head);
-        Ok(())
-    }
-
-    /// Removes `key`'s listing entry if its head is absent (call it once the head was read as
-    /// absent). The tombstone takes the entry's own HLC plus one, so it hides that entry and
-    /// nothing newer: a write of the key that commits meanwhile keeps its entry. Returns
-    /// whether an entry was removed.
-    pub(crate) async fn drop_stray_listing(&self, bucket: &str, key: &str) -> S3Result<bool> {
-        let lcores = self.listing_cores(bucket);
-        let lkey = listing_key(bucket, key);
-        let Some(entry) = self
-            .backend
-            .meta_get(&lcores, &lkey)
-            .await
-            .map_err(s3_err)?
-        else {
-            return Ok(false);
-        };
-        if self.has_current(bucket, key).await? {
-            return Ok(false);
-        }
-        self.backend
-            .meta_delete(&lcores, &lkey, entry.hlc + 1)
-            .await
-            .map_err(s3_err)?;
-        Ok(true)
-    }
-
-    /// Whether a key has a current head (a listing entry stands for one).
-    async fn has_current(&self, bucket: &str, key: &str) -> S3Result<bool> {
-        Ok(self.head(bucket, key).await?.is_some())
-    }
-
-    /// After a write's records are durable: `Ok` if `scope` is still its bucket's live
-    /// incarnation. While a DeleteBucket decides (the record is marked deleting) it waits,
-    /// bounded; if the delete is still undecided the client is told OperationAborted and the
-    /// chunks are kept (the write is in the bucket if the delete fails). In a dead
-    /// incarnation the write is unreachable: NoSuchBucket, and the caller may retire its
-    /// chunks (the background pass reclaims the records).
-    pub(crate) async fn settle_live(&self, scope: &str) -> Result<(), CommitError> {
-        for _ in 0..LIVE_WAITS_MAX {
-            match self.liveness(scope).await {
-                Ok(Liveness::Live) => return Ok(()),
-                Ok(Liveness::Dead) => return Err(s3_error!(NoSuchBucket).into()),
-                Ok(Liveness::Deleting) => tokio::time::sleep(LIVE_WAIT).await,
-                Err(error) => {
-                    return Err(CommitError {
-                        error,
-                        keep_chunks: true,
-                    })
-                }
-            }
-        }
-        Err(CommitError {
-            error: s3_error!(OperationAborted, "the bucket is being deleted"),
-            keep_chunks: true,
-        })
-    }
-
-    /// Deletes a replaced version's chunks after `RETIRE_GRACE` (or a lifecycle day, if the
-    /// test clock makes that shorter), so GETs that read its head just before the overwrite
-    /// still stream it whole. Chunks of a process that stops before then are left for the
-    /// orphan sweep (their ids carry the version id).
-    pub(crate) fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
-        let cores = self.head_cores(bucket, key, &head);
-        let this = self.clone_handle();
-        let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.day_ms()));
-        self.workers.retire.submit(grace, async move {
-            for stripe in head.stripes() {
-                this.delete_stripe(&cores, head.policy, &stripe).await;
-            }
-        });
-    }
-
-    /// Replaces a bucket's record if it is still the one read with HLC `expect` (a
-    /// compare-and-swap on its first core, then every replica). Returns the new HLC; a lost
-    /// race is OperationAborted (S3's answer to conflicting bucket operations).
-    pub(crate) async fn swap_bucket(
-        &self,
-        bucket: &str,
-        record: &BucketRecord,
-        expect: u64,
-    ) -> S3Result<u64> {
-        let hlc = self.backend.hlc();
-        let cores = self.bucket_cores(bucket);
-        let key = bucket_key(bucket);
-        let value = record.encode();
-        let won = self
-            .backend
-            .meta_put_if(cores[0], &key, &value, hlc, Some(expect))
-            .await
-            .map_err(s3_err)?;
-        if !won {
-            return Err(s3_error!(
-                OperationAborted,
-                "a conflicting operation on this bucket is in progress"
-            ));
-        }
-        self.backend
-            .meta_put(&cores, &key, &value, hlc)
-            .await
-            .map_err(s3_err)?;
-        Ok(hlc)
-    }
-
-    /// Whether a bucket incarnation holds nothing: no listed key with a head, no version or
-    /// delete marker (as in S3), and no multipart upload in progress (percore refuses to
-    /// delete a bucket under a pending upload: its parts would outlive the bucket). Listing
-    /// entries left without a head are removed on the way, up to `STRAY_ENTRIES_MAX` per
-    /// call.
-    async fn is_empty(&self, scope: &str) -> S3Result<bool> {
-        let prefix = listing_key(scope, "");
-        let cores = self.listing_cores(scope);
-        let mut cursor = None;
-        for _ in 0..STRAY_ENTRIES_MAX {
-            let (entries, _) = self
-                .backend
-                .meta_scan(&cores, &prefix, cursor, 1)
-                .await
-                .map_err(s3_err)?;
-            let Some((k, _)) = entries.into_iter().next() else {
-                return Ok(!self.has_versions(scope).await? && !self.has_uploads(scope).await?);
-            };
-            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            if self.has_current(scope, &key).await? || !self.drop_stray_listing(scope, &key).await?
-            {
-                return Ok(false);
-            }
-            cursor = Some(k);
-        }
-        Ok(false)
-    }
-
-    /// Whether an incarnation has a multipart upload in progress (on any core).
-    async fn has_uploads(&self, scope: &str) -> S3Result<bool> {
-        let prefix = crate::records::upload_key(scope, "", "");
-        // `U` ‖ scope ‖ 0 ‖ (key ‖ 0 ‖ id): drop the key's empty-key separator.
-        let prefix = prefix.slice(..prefix.len() - 1);
-        let (entries, _) = self
-            .backend
-            .meta_scan_all(&prefix, None, 1)
-            .await
-            .map_err(s3_err)?;
-        Ok(!entries.is_empty())
-    }
-
     /// A second handle on the same service: same backend, workers and moves (for the S3
     /// service and background tasks).
     pub fn clone_handle(&self) -> Gateway {
         Gateway {
+            store: self.store.clone(),
             backend: self.backend.clone(),
             region: self.region.clone(),
-            days: self.days,
             moves: self.moves.clone(),
-            workers: self.workers.clone(),
             listing_sweep: self.listing_sweep.clone(),
             cors: self.cors.clone(),
             policies: self.policies.clone(),
             public_access: self.public_access.clone(),
             acls: self.acls.clone(),
-            orphan_grace_ms: self.orphan_grace_ms,
             notify: self.notify.clone(),
         }
     }
@@ -1641,7 +950,7 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let acl = crate::acl::of_create(&req.input, &user, self.policies.users().as_deref())?;
         let bucket = req.input.bucket;
-        if let Some(existing) = self.bucket(&bucket).await? {
+        if let Some(existing) = self.store.bucket(&bucket).await.map_err(s3_err)? {
             // AWS's legacy rule in us-east-1: the owner re-creating its bucket gets 200 and
             // the bucket is unchanged (every other region: 409 BucketAlreadyOwnedByYou).
             if existing.owner == user && self.region == "us-east-1" && !existing.deleting {
@@ -1661,7 +970,7 @@ impl S3 for Gateway {
             record.object_lock = true;
             record.versioning = Versioning::Enabled;
         }
-        let cores = self.bucket_cores(&bucket);
+        let cores = self.store.bucket_cores(&bucket);
         let key = bucket_key(&bucket);
         let won = self
             .backend
@@ -1669,7 +978,7 @@ impl S3 for Gateway {
             .await
             .map_err(s3_err)?;
         if !won {
-            return Err(match self.bucket(&bucket).await? {
+            return Err(match self.store.bucket(&bucket).await.map_err(s3_err)? {
                 Some(existing) => taken(&existing, &user),
                 // Created and deleted meanwhile: the client may retry.
                 None => s3_error!(OperationAborted, "a concurrent operation on this bucket"),
@@ -1742,18 +1051,21 @@ impl S3 for Gateway {
             }
             owned.hlc
         } else {
-            self.swap_bucket(&bucket, &marked, owned.hlc).await?
+            self.store
+                .swap_bucket(&bucket, &marked, owned.hlc)
+                .await
+                .map_err(s3_err)?
         };
-        let empty = self.is_empty(&owned.scope).await;
+        let empty = self.store.is_empty(&owned.scope).await;
         if !matches!(empty, Ok(true)) {
             // Best effort: a failed unmark leaves the mark, which the next DeleteBucket or
             // a retried write reports as OperationAborted.
-            let _ = self.swap_bucket(&bucket, &unmarked, marked_hlc).await;
-            empty?;
+            let _ = self.store.swap_bucket(&bucket, &unmarked, marked_hlc).await;
+            empty.map_err(s3_err)?;
             return Err(s3_error!(BucketNotEmpty));
         }
         let hlc = self.backend.hlc();
-        let cores = self.bucket_cores(&bucket);
+        let cores = self.store.bucket_cores(&bucket);
         self.backend
             .meta_delete(&cores, &bucket_key(&bucket), hlc)
             .await
@@ -1803,11 +1115,14 @@ impl S3 for Gateway {
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
         let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
         let class = requested_class(input.storage_class.as_ref())?;
-        let (policy, tier) = self.place(
-            class,
-            input.content_length.and_then(|l| u64::try_from(l).ok()),
-        )?;
-        let cores = self.cores_in(&bucket, &input.key, policy, tier);
+        let (policy, tier) = self
+            .store
+            .place(
+                class,
+                input.content_length.and_then(|l| u64::try_from(l).ok()),
+            )
+            .map_err(s3_err)?;
+        let cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let checks = BodyChecks {
             algos: &algos,
             headers: &headers,
@@ -1883,6 +1198,7 @@ impl S3 for Gateway {
             encryption,
         };
         let committed = self
+            .store
             .commit_head(
                 &bucket,
                 &input.key,
@@ -1893,10 +1209,10 @@ impl S3 for Gateway {
             .await;
         if let Err(e) = committed {
             if e.keep_chunks {
-                return Err(e.error);
+                return Err(s3_err(e.error));
             }
-            self.retire_chunks(&bucket, &input.key, head);
-            return Err(e.error);
+            self.store.retire_chunks(&bucket, &input.key, head);
+            return Err(s3_err(e.error));
         }
         let event = if via_post {
             "s3:ObjectCreated:Post"
@@ -1991,13 +1307,19 @@ impl S3 for Gateway {
             None => resolve_range(input.range.as_ref(), shown_size)?,
         };
         let mut stream: crate::sse::Body = match &data_key {
-            None => Box::pin(self.object_stream(&bucket, &input.key, head.clone(), first, len)),
+            None => {
+                Box::pin(
+                    self.store
+                        .object_stream(&bucket, &input.key, head.clone(), first, len),
+                )
+            }
             // Only the packages holding the range are read and opened.
             Some(key) if len > 0 => {
                 let range = objects::seal::stored_range(shown_size, first, first + len - 1);
                 let (offset, stored_len) = (range.stored_offset, range.stored_len);
                 let stored =
-                    self.object_stream(&bucket, &input.key, head.clone(), offset, stored_len);
+                    self.store
+                        .object_stream(&bucket, &input.key, head.clone(), offset, stored_len);
                 Box::pin(crate::sse::opener(
                     stored,
                     key.clone(),
@@ -2187,15 +1509,16 @@ impl S3 for Gateway {
         let bypass = input.bypass_governance_retention == Some(true)
             && crate::authz::bypass_granted(&req.extensions);
         let guard = crate::versioning::Guard::Enforce { bypass };
+        let version = input
+            .version_id
+            .as_deref()
+            .map(parse_version_id)
+            .transpose()?;
         let deleted = self
-            .delete_object_guarded(
-                &bucket,
-                &input.key,
-                input.version_id.as_deref(),
-                versioning,
-                guard,
-            )
-            .await?;
+            .store
+            .delete_object_guarded(&bucket, &input.key, version, versioning, guard)
+            .await
+            .map_err(s3_err)?;
         let marker_made = deleted.delete_marker && input.version_id.is_none();
         self.notify_removed(&bucket, &input.key, marker_made, deleted.version_id.clone())
             .await;
@@ -2230,11 +1553,15 @@ impl S3 for Gateway {
             let bypass = input.bypass_governance_retention == Some(true)
                 && crate::authz::key_bypass_granted(&req.extensions, &o.key);
             let guard = crate::versioning::Guard::Enforce { bypass };
-            let result = match check_key(&o.key).and(allowed) {
-                Ok(()) => {
-                    self.delete_object_guarded(&bucket, &o.key, version, versioning, guard)
-                        .await
-                }
+            let named = check_key(&o.key)
+                .and(allowed)
+                .and_then(|()| version.map(parse_version_id).transpose());
+            let result = match named {
+                Ok(version) => self
+                    .store
+                    .delete_object_guarded(&bucket, &o.key, version, versioning, guard)
+                    .await
+                    .map_err(s3_err),
                 Err(e) => Err(e),
             };
             if let Ok(d) = &result {
@@ -2690,8 +2017,8 @@ impl S3 for Gateway {
                 .map_or(checksum::Algo::Crc64Nvme, |c| c.sum.algo()),
         };
         let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
-        let (policy, tier) = self.place(class, Some(src.size))?;
-        let cores = self.cores_in(&bucket, &input.key, policy, tier);
+        let (policy, tier) = self.store.place(class, Some(src.size)).map_err(s3_err)?;
+        let cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let (size, md5, sums) = self
             .store_copy(
                 (src_bucket, src_key, src),
@@ -2730,14 +2057,15 @@ impl S3 for Gateway {
             encryption: None,
         };
         let committed = self
+            .store
             .commit_head(&bucket, &input.key, &mut head, None, versioning)
             .await;
         if let Err(e) = committed {
             // Nothing points at the copied chunks: remove them (as a failed PUT does).
             if !e.keep_chunks {
-                self.retire_chunks(&bucket, &input.key, head);
+                self.store.retire_chunks(&bucket, &input.key, head);
             }
-            return Err(e.error);
+            return Err(s3_err(e.error));
         }
         self.notify_created(&bucket, &input.key, &head, "s3:ObjectCreated:Copy")
             .await;
@@ -2844,103 +2172,6 @@ impl S3 for Gateway {
             ..Default::default()
         }))
     }
-}
-
-/// Reads up to `want` bytes of a stripe from `offset`. Replicas: from the first core that has
-/// the fragment intact. EC: from the data shard holding `offset` (to its end at most); if that
-/// fails, every shard is fetched and the stripe decoded from any k of them.
-///
-/// Also returns the fragments found missing or damaged on their cores on the way (core,
-/// fragment), for a repair on read.
-async fn read_stripe(
-    backend: &Backend,
-    cores: &[usize],
-    policy: Policy,
-    stripe: &StripeRef,
-    offset: u64,
-    want: u64,
-) -> Result<(Bytes, Vec<(usize, FragmentId)>), BackendError> {
-    match policy {
-        Policy::Replicas(n) => {
-            let cores = &cores[..usize::from(n)];
-            let id = stripe.fragment_id(0);
-            let (read, damaged) = backend.get_fragment_noting(cores, id, offset, want).await;
-            read.map(|b| (b, damaged.into_iter().map(|c| (c, id)).collect()))
-        }
-        Policy::Ec { k, m } => {
-            let shard = cluster::ec::shard_bytes(stripe.len, k);
-            let i = (offset / shard) as usize;
-            let within = offset % shard;
-            let take = want.min(shard - within);
-            // A shard slower than the deadline is treated as missing: decoding from the
-            // others is faster than waiting for a stuck core.
-            let direct = tokio::time::timeout(
-                FRAGMENT_READ_DEADLINE,
-                backend.get_fragment_noting(
-                    &cores[i..=i],
-                    stripe.fragment_id(i as u8),
-                    within,
-                    take,
-                ),
-            )
-            .await;
-            if let Ok((Ok(b), _)) = direct {
-                return Ok((b, Vec::new()));
-            }
-            tracing::warn!(
-                stripe = stripe.index,
-                shard = i,
-                "degraded read: decoding the stripe"
-            );
-            let reads = (0..usize::from(k + m)).map(|j| async move {
-                let (r, damaged) = backend
-                    .get_fragment_noting(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
-                    .await;
-                (j, r, damaged)
-            });
-            let mut damaged = Vec::new();
-            let mut available: Vec<(usize, Bytes)> = Vec::new();
-            for (j, r, bad) in futures::future::join_all(reads).await {
-                damaged.extend(bad.into_iter().map(|c| (c, stripe.fragment_id(j as u8))));
-                if let Ok(b) = r {
-                    available.push((j, b));
-                }
-            }
-            if available.len() < usize::from(k) {
-                return Err(BackendError::NotFound);
-            }
-            let data = cluster::ec::decode_stripe(k, m, &available).map_err(|message| {
-                BackendError::Core {
-                    code: proto::ErrorCode::Corrupt,
-                    message,
-                }
-            })?;
-            if want <= take {
-                return Ok((
-                    data[i].slice(within as usize..(within + take) as usize),
-                    damaged,
-                ));
-            }
-            // The rest of the wanted span from the decoded shards at once: one copy instead
-            // of a decode per missing shard.
-            let end = (offset + want).min(stripe.len);
-            let mut out = BytesMut::with_capacity((end - offset) as usize);
-            let mut pos = offset;
-            while pos < end {
-                let (j, w) = ((pos / shard) as usize, pos % shard);
-                let t = (shard - w).min(end - pos);
-                out.extend_from_slice(&data[j][w as usize..(w + t) as usize]);
-                pos += t;
-            }
-            Ok((out.freeze(), damaged))
-        }
-    }
-}
-
-/// A conditional write of an object: `If-None-Match: *` or `If-Match: <etag>`.
-pub(crate) enum HeadCondition {
-    Absent,
-    Matches(String),
 }
 
 /// The condition of a PUT or CompleteMultipartUpload, from its If-None-Match / If-Match.

@@ -331,7 +331,7 @@ impl Gateway {
                 .iter()
                 .filter_map(|o| {
                     let (bucket, rest) = split_key(o.key)?;
-                    Some((self.record_cores(tag, &bucket, rest)?, o))
+                    Some((self.store.record_cores(tag, &bucket, rest)?, o))
                 })
                 .collect();
             self.converge(&compared).await;
@@ -378,14 +378,14 @@ impl Gateway {
                 _ => return,
             }
         };
-        if self.object_cores(&bucket, &key).first() != Some(&origin.core) {
+        if self.store.object_cores(&bucket, &key).first() != Some(&origin.core) {
             return;
         }
-        let cores = self.head_cores(&bucket, &key, &head);
+        let cores = self.store.head_cores(&bucket, &key, &head);
         self.scrub_parts(&cores, head.policy, &head.parts, origin, pass)
             .await;
         if let Some(r) = head.tiering.restore.as_ref().filter(|r| !r.ongoing) {
-            let cores = self.cores_in(&bucket, &key, r.policy, r.tier);
+            let cores = self.store.cores_in(&bucket, &key, r.policy, r.tier);
             self.scrub_parts(&cores, r.policy, &r.parts, origin, pass)
                 .await;
         }
@@ -532,17 +532,17 @@ impl Gateway {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        let meta_cores = self.object_cores(bucket, key);
+        let meta_cores = self.store.object_cores(bucket, key);
         // Every replica compares its part records (`converge`); the primary also checks the
         // parts' fragments.
         let primary = meta_cores.first() == Some(&origin.core);
         let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
             return;
         };
-        let Ok((policy, tier)) = self.place(upload.class, None) else {
+        let Ok((policy, tier)) = self.store.place(upload.class, None) else {
             return;
         };
-        let cores = self.cores_in(bucket, key, policy, tier);
+        let cores = self.store.cores_in(bucket, key, policy, tier);
         let prefix = part_prefix(upload_id);
         let mut cursor: Option<Bytes> = None;
         loop {

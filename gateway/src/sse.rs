@@ -17,6 +17,7 @@ use s3s::{s3_error, S3Result};
 
 use crate::checksum::{self, Hashers};
 use crate::records::{Encryption, EncryptionKind, ObjectHead, PartRef};
+use crate::s3::s3_err;
 use cluster::ec::Policy;
 use objects::keywrap::{UnwrapError, WrappedKey, KEK_BYTES};
 use objects::seal::{self, DataKey, PACKAGE_PLAIN_BYTES, PACKAGE_STORED_BYTES};
@@ -238,6 +239,7 @@ impl crate::s3::Gateway {
         let size_max = seal::stored_size(crate::limits::OBJECT_BYTES_MAX);
         let mut ignored = Hashers::new(&[]);
         let (stored_bytes, stored_md5) = self
+            .store
             .store_body(
                 cores,
                 policy,
@@ -246,7 +248,8 @@ impl crate::s3::Gateway {
                 size_max,
                 &mut ignored,
             )
-            .await?;
+            .await
+            .map_err(s3_err)?;
         let plain_bytes = sealer.plain_bytes;
         assert_eq!(seal::stored_size(plain_bytes), stored_bytes);
         let plain_md5: [u8; 16] = sealer.md5.finalize().into();
@@ -264,7 +267,7 @@ impl crate::s3::Gateway {
                 version_id: *version_id,
                 size: stored_bytes,
             };
-            self.delete_part_chunks(cores, policy, &part).await;
+            self.store.delete_part_chunks(cores, policy, &part).await;
             return Err(e);
         }
         Ok(Sealed {

@@ -22,7 +22,7 @@ use s3s::dto::{
     GetObjectTaggingInput, GetObjectTaggingOutput, PutBucketTaggingInput, PutBucketTaggingOutput,
     PutObjectTaggingInput, PutObjectTaggingOutput, Tag,
 };
-use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::limits::{BUCKET_TAGS_MAX, TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 use crate::records::{BucketRecord, ObjectHead, VersionRecord};
@@ -217,7 +217,7 @@ impl Gateway {
         version_id: &[u8; 12],
         tags: &[(String, String)],
     ) -> S3Result<()> {
-        let cores = self.object_cores(bucket, key);
+        let cores = self.store.object_cores(bucket, key);
         let hlc = self.backend.hlc();
         let value = encode(version_id, tags);
         self.backend
@@ -235,7 +235,7 @@ impl Gateway {
         key: &str,
         head: &ObjectHead,
     ) -> S3Result<Vec<(String, String)>> {
-        let cores = self.object_cores(bucket, key);
+        let cores = self.store.object_cores(bucket, key);
         let entry = self
             .backend
             .meta_get(&cores, &tags_key(bucket, key))
@@ -264,9 +264,9 @@ impl Gateway {
                 tags_changed: true,
                 ..owned.record
             };
-            match self.swap_bucket(bucket, &marked, owned.hlc).await {
-                Err(e) if *e.code() == S3ErrorCode::OperationAborted => {}
-                done => return done.map(|_| ()),
+            match self.store.swap_bucket(bucket, &marked, owned.hlc).await {
+                Err(objects::Error::BucketConflict) => {}
+                done => return done.map(|_| ()).map_err(s3_err),
             }
         }
         Err(s3_error!(
@@ -288,8 +288,10 @@ impl Gateway {
         let current = match version_id {
             None => true,
             Some(_) => self
+                .store
                 .head(&scope, key)
-                .await?
+                .await
+                .map_err(s3_err)?
                 .is_some_and(|c| c.version_id == head.version_id),
         };
         Ok((head, scope, current))
@@ -308,7 +310,7 @@ impl Gateway {
         current: bool,
         tags: &[(String, String)],
     ) -> S3Result<()> {
-        let cores = self.object_cores(scope, key);
+        let cores = self.store.object_cores(scope, key);
         let bound = self
             .backend
             .meta_get(&cores, &tags_key(scope, key))
@@ -334,7 +336,11 @@ impl Gateway {
     /// retried against concurrent moves of the version; none: the version is gone).
     async fn fold_tags(&self, scope: &str, key: &str, id: &[u8; 12], tags: Tags) -> S3Result<()> {
         for _ in 0..MARK_TRIES {
-            let Some(VersionRecord::Object(old)) = self.version_record(scope, key, id).await?
+            let Some(VersionRecord::Object(old)) = self
+                .store
+                .version_record(scope, key, id)
+                .await
+                .map_err(s3_err)?
             else {
                 return Ok(());
             };

@@ -146,7 +146,7 @@ impl Gateway {
         head: &ObjectHead,
         (policy, tier): (Policy, Tier),
     ) -> S3Result<Vec<PartRef>> {
-        let cores = self.cores_in(bucket, key, policy, tier);
+        let cores = self.store.cores_in(bucket, key, policy, tier);
         let mut out: Vec<PartRef> = Vec::with_capacity(head.parts.len());
         let mut first = 0;
         let result = async {
@@ -181,7 +181,7 @@ impl Gateway {
             Ok(()) => Ok(out),
             Err(e) => {
                 for p in &out {
-                    self.delete_part_chunks(&cores, policy, p).await;
+                    self.store.delete_part_chunks(&cores, policy, p).await;
                 }
                 Err(e)
             }
@@ -191,7 +191,7 @@ impl Gateway {
     async fn md5_of(&self, bucket: &str, key: &str, head: ObjectHead) -> S3Result<[u8; 16]> {
         use futures::StreamExt;
         let size = head.size;
-        let mut stream = self.object_stream(bucket, key, head, 0, size);
+        let mut stream = self.store.object_stream(bucket, key, head, 0, size);
         let mut md5 = Md5::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| s3_error!(InternalError, "reading back: {e}"))?;
@@ -214,7 +214,7 @@ impl Gateway {
         new: &ObjectHead,
     ) -> S3Result<Swap> {
         assert_eq!(old.version_id, new.version_id, "a swap keeps the version");
-        let cores = self.object_cores(bucket, key);
+        let cores = self.store.object_cores(bucket, key);
         let (mut swapped, mut missed) = (0, 0);
         let hkey = head_key(bucket, key);
         if let Some(e) = self.backend.meta_get(&cores, &hkey).await.map_err(s3_err)? {
@@ -291,7 +291,7 @@ impl Gateway {
         let hlc = self.backend.hlc();
         self.backend
             .meta_put(
-                &self.listing_cores(bucket),
+                &self.store.listing_cores(bucket),
                 &crate::records::listing_key(bucket, key),
                 &listing.encode(),
                 hlc,
@@ -317,7 +317,10 @@ impl Gateway {
             (StorageClass::IntelligentTiering, true) => StorageClass::StandardIa,
             (c, _) => c,
         };
-        let place = self.place(policy_class, Some(head.size))?;
+        let place = self
+            .store
+            .place(policy_class, Some(head.size))
+            .map_err(s3_err)?;
         let source = readable(head.clone()).unwrap_or_else(|_| head.clone());
         let parts = self.restage(bucket, key, &source, place).await?;
         let mut new = head.clone();
@@ -333,9 +336,9 @@ impl Gateway {
         }
         match self.swap_version(bucket, key, head, &new).await? {
             Swap::Lost => {
-                let cores = self.cores_in(bucket, key, place.0, place.1);
+                let cores = self.store.cores_in(bucket, key, place.0, place.1);
                 for p in &parts {
-                    self.delete_part_chunks(&cores, place.0, p).await;
+                    self.store.delete_part_chunks(&cores, place.0, p).await;
                 }
                 return Ok(false);
             }
@@ -343,7 +346,7 @@ impl Gateway {
                 tracing::warn!(bucket, key, "a record changed during a move: old data kept");
             }
             Swap::Done => {
-                self.retire_chunks(bucket, key, head.clone());
+                self.store.retire_chunks(bucket, key, head.clone());
                 if let Some(r) = &head.tiering.restore {
                     self.retire_restore(bucket, key, head, r);
                 }
@@ -358,7 +361,7 @@ impl Gateway {
             return;
         }
         let view = with_data(head, r.parts.clone(), r.policy, r.tier);
-        self.retire_chunks(bucket, key, view);
+        self.store.retire_chunks(bucket, key, view);
     }
 
     /// Makes the restored copy of an archived version and records it (the background half of
@@ -368,7 +371,10 @@ impl Gateway {
             return Ok(());
         };
         let days = head.tiering.restore.as_ref().map_or(1, |r| r.days);
-        let place = self.place(StorageClass::Standard, Some(head.size))?;
+        let place = self
+            .store
+            .place(StorageClass::Standard, Some(head.size))
+            .map_err(s3_err)?;
         let parts = self.restage(bucket, key, &head, place).await?;
         let mut done = head.clone();
         done.tiering.restore = Some(Restore {
@@ -380,9 +386,9 @@ impl Gateway {
             parts: parts.clone(),
         });
         if self.swap_version(bucket, key, &head, &done).await? == Swap::Lost {
-            let cores = self.cores_in(bucket, key, place.0, place.1);
+            let cores = self.store.cores_in(bucket, key, place.0, place.1);
             for p in &parts {
-                self.delete_part_chunks(&cores, place.0, p).await;
+                self.store.delete_part_chunks(&cores, place.0, p).await;
             }
         }
         Ok(())
@@ -460,7 +466,8 @@ impl Gateway {
                 let this = self.clone_handle();
                 let key = input.key.clone();
                 // A full queue leaves the restore ongoing: the lifecycle pass retries it.
-                self.workers
+                self.store
+                    .workers()
                     .restore
                     .submit(std::time::Duration::ZERO, async move {
                         let made = cluster::backend::in_background(
@@ -556,6 +563,9 @@ impl Gateway {
             }
         });
         // A full queue skips this access: the object's next read notes it again.
-        self.workers.access.submit(std::time::Duration::ZERO, work);
+        self.store
+            .workers()
+            .access
+            .submit(std::time::Duration::ZERO, work);
     }
 }

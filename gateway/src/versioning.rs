@@ -27,58 +27,16 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use crate::limits::META_KEY_BYTES_MAX;
 use crate::records::{
-    key_versions_prefix, listing_key, parse_version_key, version_key, versions_prefix,
-    DeleteMarker, ListingEntry, ObjectHead, VersionRecord, Versioning,
+    listing_key, parse_version_key, version_key, versions_prefix, DeleteMarker, ListingEntry,
+    VersionRecord, Versioning,
 };
-use crate::s3::{
-    encoder, etag, max_keys, new_version_id, now_ms, s3_err, timestamp, user_of, Gateway,
-    HeadCondition,
-};
+use crate::s3::{encoder, etag, max_keys, s3_err, timestamp, user_of, Gateway};
+
+pub(crate) use objects::versions::{head_version_id, shown_version_id, Guard, VersionRef};
 
 /// Version records read per scan call.
 const VERSIONS_SCAN_BATCH: u32 = 1000;
-
-/// How a removal of one version treats its Object Lock state (`object_lock`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Guard {
-    /// As S3: a legal hold or an active retention keeps the version (a governance one not
-    /// when `bypass`: the request asked to bypass it and may).
-    Enforce { bypass: bool },
-    /// The reclaim of a deleted bucket incarnation, which no name reaches any more.
-    Reclaim,
-}
-
-impl Guard {
-    fn check(self, lock: &crate::records::ObjectLock) -> S3Result<()> {
-        match self {
-            Guard::Reclaim => Ok(()),
-            Guard::Enforce { bypass } => {
-                match crate::object_lock::delete_refusal(lock, now_ms(), bypass) {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                }
-            }
-        }
-    }
-}
-
-/// A version id as a request names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VersionRef {
-    Null,
-    Id([u8; 12]),
-}
-
-impl VersionRef {
-    pub(crate) fn shown(self) -> String {
-        match self {
-            VersionRef::Null => "null".to_string(),
-            VersionRef::Id(id) => hex::encode(id),
-        }
-    }
-}
 
 /// `null`, or the 24 lowercase hex digits percore shows; anything else is S3's 400.
 pub(crate) fn parse_version_id(s: &str) -> S3Result<VersionRef> {
@@ -94,26 +52,6 @@ pub(crate) fn parse_version_id(s: &str) -> S3Result<VersionRef> {
     } else {
         Err(s3_error!(InvalidArgument, "Invalid version id specified"))
     }
-}
-
-/// The id S3 shows for a version.
-pub(crate) fn shown_version_id(null_version: bool, id: &[u8; 12]) -> String {
-    if null_version {
-        "null".to_string()
-    } else {
-        hex::encode(id)
-    }
-}
-
-pub(crate) fn head_version_id(head: &ObjectHead) -> String {
-    shown_version_id(head.null_version, &head.version_id)
-}
-
-/// The outcome of a DeleteObject, for its response headers.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Deleted {
-    pub version_id: Option<String>,
-    pub delete_marker: bool,
 }
 
 /// x-amz-delete-marker: true, x-amz-version-id and Last-Modified of a delete marker.
@@ -151,107 +89,7 @@ pub(crate) fn no_such_version() -> S3Error {
     s3_error!(NoSuchVersion, "The specified version does not exist.")
 }
 
-/// Whether `current`, about to stop being the current version, needs a `V` record made now:
-/// it has none, and is not the null version that a write in a suspended bucket replaces.
-fn needs_record(current: &ObjectHead, versioning: Versioning) -> bool {
-    let replaced = versioning == Versioning::Suspended && current.null_version;
-    !current.in_versions && !replaced
-}
-
-/// Whether a key's version records fit a metadata key (see `limits::META_KEY_BYTES_MAX`).
-fn check_versioned_key(bucket: &str, key: &str) -> S3Result<()> {
-    if version_key(bucket, key, &[0; 12]).len() as u64 > META_KEY_BYTES_MAX {
-        return Err(s3_error!(
-            KeyTooLongError,
-            "this key is too long for a bucket that keeps versions (NUL bytes count twice)"
-        ));
-    }
-    Ok(())
-}
-
-fn decode_version(value: Bytes) -> S3Result<VersionRecord> {
-    VersionRecord::decode(value).map_err(|e| s3_error!(e, InternalError))
-}
-
 impl Gateway {
-    /// One version of a key by its id, from its `V` record.
-    pub(crate) async fn version_record(
-        &self,
-        bucket: &str,
-        key: &str,
-        id: &[u8; 12],
-    ) -> S3Result<Option<VersionRecord>> {
-        let cores = self.object_cores(bucket, key);
-        let entry = self
-            .backend
-            .meta_get(&cores, &version_key(bucket, key, id))
-            .await
-            .map_err(s3_err)?;
-        entry.map(|e| decode_version(e.value)).transpose()
-    }
-
-    /// A key's version records (`V` key, record), newest first, at most `limit`.
-    pub(crate) async fn key_versions(
-        &self,
-        bucket: &str,
-        key: &str,
-        limit: usize,
-    ) -> S3Result<Vec<(Bytes, VersionRecord)>> {
-        let cores = self.object_cores(bucket, key);
-        let prefix = key_versions_prefix(bucket, key);
-        let mut cursor = None;
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let want = (limit - out.len()).min(VERSIONS_SCAN_BATCH as usize) as u32;
-            let (entries, next) = self
-                .backend
-                .meta_scan(&cores, &prefix, cursor, want)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in entries {
-                out.push((k, decode_version(e.value)?));
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// The `V` records of a key's null version (one, barring a race of two writers).
-    async fn null_versions(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> S3Result<Vec<(Bytes, VersionRecord)>> {
-        let all = self.key_versions(bucket, key, usize::MAX).await?;
-        Ok(all.into_iter().filter(|(_, r)| r.null_version()).collect())
-    }
-
-    /// Version `v` of a key. The null version may be the head itself, without a `V` record
-    /// (written before the bucket kept versions).
-    pub(crate) async fn resolve_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        v: VersionRef,
-    ) -> S3Result<Option<VersionRecord>> {
-        check_versioned_key(bucket, key)?;
-        match v {
-            VersionRef::Id(id) => self.version_record(bucket, key, &id).await,
-            VersionRef::Null => {
-                if let Some(h) = self.head(bucket, key).await? {
-                    if h.null_version {
-                        return Ok(Some(VersionRecord::Object(h)));
-                    }
-                }
-                let found = self.null_versions(bucket, key).await?;
-                Ok(found.into_iter().next().map(|(_, r)| r))
-            }
-        }
-    }
-
     /// The error of a GET or HEAD of a key without a current version: NoSuchKey, with the
     /// delete marker's headers when the latest version is one.
     pub(crate) async fn missing_current(
@@ -264,307 +102,15 @@ impl Gateway {
         if !versioning.keeps_versions() {
             return e;
         }
-        match self.key_versions(bucket, key, 1).await {
+        match self.store.key_versions(bucket, key, 1).await {
             Ok(v) => {
                 if let Some((_, VersionRecord::DeleteMarker(m))) = v.first() {
                     e.set_headers(marker_headers(m));
                 }
                 e
             }
-            Err(err) => err,
+            Err(err) => s3_err(err),
         }
-    }
-
-    /// Records `head` (a current version written before the bucket kept versions) as a
-    /// version, so that replacing it as the current one keeps it.
-    async fn record_version(&self, bucket: &str, key: &str, head: &ObjectHead) -> S3Result<()> {
-        let mut h = head.clone();
-        h.in_versions = true;
-        let cores = self.object_cores(bucket, key);
-        let k = version_key(bucket, key, &h.version_id);
-        let value = VersionRecord::Object(h).encode();
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(&cores, &k, &value, hlc)
-            .await
-            .map_err(s3_err)
-    }
-
-    /// Removes a key's null version but `keep` (S3: a write while versioning is suspended
-    /// replaces it, wherever it is in the key's history): `current` if it is a null version
-    /// without a `V` record, and every `V` record of a null version. Retires their chunks.
-    async fn remove_null_versions(
-        &self,
-        bucket: &str,
-        key: &str,
-        keep: Option<&[u8; 12]>,
-        current: Option<&ObjectHead>,
-    ) -> S3Result<()> {
-        if let Some(c) = current {
-            if c.null_version && !c.in_versions && Some(&c.version_id) != keep {
-                self.retire_chunks(bucket, key, c.clone());
-            }
-        }
-        let cores = self.object_cores(bucket, key);
-        for (k, record) in self.null_versions(bucket, key).await? {
-            if Some(record.version_id()) == keep {
-                continue;
-            }
-            let hlc = self.backend.hlc();
-            self.backend
-                .meta_delete(&cores, &k, hlc)
-                .await
-                .map_err(s3_err)?;
-            if let VersionRecord::Object(h) = record {
-                self.retire_chunks(bucket, key, h);
-            }
-        }
-        Ok(())
-    }
-
-    /// Commits a new version in a bucket that keeps versions: its `V` record, then (after the
-    /// condition, if any) it becomes current. The version it replaces as current stays a
-    /// version (recorded now if it had no record), except the null version when versioning
-    /// is suspended, which the new one replaces.
-    pub(crate) async fn commit_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        hlc: u64,
-        condition: Option<&HeadCondition>,
-        versioning: Versioning,
-    ) -> S3Result<()> {
-        assert!(head.in_versions, "a versioned write keeps a version record");
-        check_versioned_key(bucket, key)?;
-        let cores = self.object_cores(bucket, key);
-        let vkey = version_key(bucket, key, &head.version_id);
-        let record = VersionRecord::Object(head.clone()).encode();
-        self.backend
-            .meta_put(&cores, &vkey, &record, hlc)
-            .await
-            .map_err(s3_err)?;
-        let old = match condition {
-            None => self.head(bucket, key).await,
-            Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await,
-        };
-        let old = match old {
-            Ok(old) => old.filter(|o| o.version_id != head.version_id),
-            Err(e) => {
-                // The condition failed: this version never existed.
-                let undo = self.backend.hlc();
-                if let Err(d) = self.backend.meta_delete(&cores, &vkey, undo).await {
-                    tracing::warn!(error = %d, "removing the record of a failed write failed");
-                }
-                return Err(e);
-            }
-        };
-        let suspended = versioning == Versioning::Suspended;
-        if let Some(o) = &old {
-            if needs_record(o, versioning) {
-                self.record_version(bucket, key, o).await?;
-            }
-        }
-        if suspended {
-            self.remove_null_versions(bucket, key, Some(&head.version_id), old.as_ref())
-                .await?;
-        }
-        self.write_current(bucket, key, head, hlc).await
-    }
-
-    /// DeleteObject without a version id in a bucket that keeps versions: a new delete marker
-    /// becomes the latest version (with a real id when Enabled; as the null version, which
-    /// it replaces, when Suspended).
-    async fn insert_delete_marker(
-        &self,
-        bucket: &str,
-        key: &str,
-        versioning: Versioning,
-    ) -> S3Result<Deleted> {
-        check_versioned_key(bucket, key)?;
-        let current = self.head(bucket, key).await?;
-        let suspended = versioning == Versioning::Suspended;
-        if let Some(c) = &current {
-            if needs_record(c, versioning) {
-                self.record_version(bucket, key, c).await?;
-            }
-        }
-        let hlc = self.backend.hlc();
-        let marker = DeleteMarker {
-            version_id: new_version_id(hlc, key.as_bytes()),
-            null_version: suspended,
-            modified_ms: now_ms(),
-        };
-        if suspended {
-            self.remove_null_versions(bucket, key, Some(&marker.version_id), current.as_ref())
-                .await?;
-        }
-        let cores = self.object_cores(bucket, key);
-        let vkey = version_key(bucket, key, &marker.version_id);
-        let value = VersionRecord::DeleteMarker(marker.clone()).encode();
-        self.backend
-            .meta_put(&cores, &vkey, &value, hlc)
-            .await
-            .map_err(s3_err)?;
-        if current.is_some() {
-            self.remove_current(bucket, key, hlc).await?;
-        }
-        Ok(Deleted {
-            version_id: Some(shown_version_id(marker.null_version, &marker.version_id)),
-            delete_marker: true,
-        })
-    }
-
-    /// Tombstones a key's listing entry, then its head (a listed key always has its head).
-    async fn remove_current(&self, bucket: &str, key: &str, hlc: u64) -> S3Result<()> {
-        let lcores = self.listing_cores(bucket);
-        self.backend
-            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)?;
-        let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &crate::records::head_key(bucket, key), hlc)
-            .await
-            .map_err(s3_err)
-    }
-
-    /// DeleteObject with a version id: removes that version for good (a delete marker too);
-    /// if it was the latest, the next newest becomes current. Deleting a version that does
-    /// not exist succeeds, as in S3.
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        v: VersionRef,
-        guard: Guard,
-    ) -> S3Result<Deleted> {
-        check_versioned_key(bucket, key)?;
-        let current = self.head(bucket, key).await?;
-        let unrecorded = current
-            .as_ref()
-            .filter(|c| v == VersionRef::Null && c.null_version && !c.in_versions);
-        if let Some(c) = unrecorded {
-            guard.check(&c.lock)?;
-            // The key's only version, written before the bucket kept versions.
-            let hlc = self.backend.hlc();
-            self.remove_current(bucket, key, hlc).await?;
-            self.retire_chunks(bucket, key, c.clone());
-            return Ok(Deleted {
-                version_id: Some(v.shown()),
-                delete_marker: false,
-            });
-        }
-        let target = match v {
-            VersionRef::Id(id) => self
-                .version_record(bucket, key, &id)
-                .await?
-                .map(|r| (version_key(bucket, key, &id), r)),
-            VersionRef::Null => self.null_versions(bucket, key).await?.into_iter().next(),
-        };
-        let Some((vkey, record)) = target else {
-            return Ok(Deleted {
-                version_id: Some(v.shown()),
-                delete_marker: false,
-            });
-        };
-        if let VersionRecord::Object(h) = &record {
-            guard.check(&h.lock)?;
-        }
-        let cores = self.object_cores(bucket, key);
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_delete(&cores, &vkey, hlc)
-            .await
-            .map_err(s3_err)?;
-        let delete_marker = matches!(record, VersionRecord::DeleteMarker(_));
-        if let VersionRecord::Object(h) = record {
-            self.retire_chunks(bucket, key, h);
-        }
-        self.reconcile_current(bucket, key, current).await?;
-        Ok(Deleted {
-            version_id: Some(v.shown()),
-            delete_marker,
-        })
-    }
-
-    /// Makes the head and listing entry show the key's newest remaining version after a
-    /// version was removed: the newest object version becomes current; a delete marker or no
-    /// version leaves no current one.
-    async fn reconcile_current(
-        &self,
-        bucket: &str,
-        key: &str,
-        current: Option<ObjectHead>,
-    ) -> S3Result<()> {
-        let newest = self.key_versions(bucket, key, 1).await?.into_iter().next();
-        let hlc = self.backend.hlc();
-        match newest {
-            Some((_, VersionRecord::Object(h))) => {
-                if current.is_none_or(|c| c.version_id != h.version_id) {
-                    self.write_current(bucket, key, &h, hlc).await?;
-                }
-            }
-            _ => {
-                if current.is_some() {
-                    self.remove_current(bucket, key, hlc).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// DeleteObject (and one key of DeleteObjects) in any bucket state, with or without a
-    /// version id; a version under Object Lock stays (no governance bypass).
-    pub(crate) async fn delete_object_as_s3(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        versioning: Versioning,
-    ) -> S3Result<Deleted> {
-        let guard = Guard::Enforce { bypass: false };
-        self.delete_object_guarded(bucket, key, version_id, versioning, guard)
-            .await
-    }
-
-    /// `delete_object_as_s3`, with the Object Lock judgement `guard`.
-    pub(crate) async fn delete_object_guarded(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        versioning: Versioning,
-        guard: Guard,
-    ) -> S3Result<Deleted> {
-        let v = version_id.map(parse_version_id).transpose()?;
-        match v {
-            Some(v) => self.delete_version(bucket, key, v, guard).await,
-            None if versioning.keeps_versions() => {
-                self.insert_delete_marker(bucket, key, versioning).await
-            }
-            None => {
-                self.delete_key(bucket, key).await?;
-                Ok(Deleted::default())
-            }
-        }
-    }
-
-    /// Whether a bucket still holds a version or delete marker (on any core: a key's records
-    /// live on its own cores).
-    pub(crate) async fn has_versions(&self, bucket: &str) -> S3Result<bool> {
-        let prefix = versions_prefix(bucket, b"").freeze();
-        {
-            let (entries, _) = self
-                .backend
-                .meta_scan_all(&prefix, None, 1)
-                .await
-                .map_err(s3_err)?;
-            if !entries.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     pub(crate) async fn versioning_put(
@@ -608,7 +154,10 @@ impl Gateway {
                 return Err(s3_error!(OperationAborted, "the bucket is being deleted"));
             }
             record.versioning = wanted;
-            self.swap_bucket(&input.bucket, &record, owned.hlc).await?;
+            self.store
+                .swap_bucket(&input.bucket, &record, owned.hlc)
+                .await
+                .map_err(s3_err)?;
         }
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
@@ -804,8 +353,10 @@ impl Gateway {
                 let at = match v {
                     VersionRef::Id(id) => Some(version_key(q.bucket, k, &id)),
                     VersionRef::Null => self
+                        .store
                         .null_versions(q.bucket, k)
-                        .await?
+                        .await
+                        .map_err(s3_err)?
                         .first()
                         .map(|(vk, _)| vk.clone()),
                 };
@@ -818,7 +369,11 @@ impl Gateway {
                     Some(at) => {
                         // Versions of the marker's key after it are latest only if nothing
                         // of that key sorts before the marker.
-                        let newest = self.key_versions(q.bucket, k, 1).await?;
+                        let newest = self
+                            .store
+                            .key_versions(q.bucket, k, 1)
+                            .await
+                            .map_err(s3_err)?;
                         let before = newest.first().is_some_and(|(nk, _)| *nk <= at);
                         let previous = before.then(|| k.as_bytes().to_vec());
                         (Some(listing_key(q.bucket, k)), Some(at), previous)
@@ -829,7 +384,7 @@ impl Gateway {
         let lbase = listing_key(q.bucket, "").len();
         let vbase = versions_prefix(q.bucket, b"").len();
         let mut sources = vec![Source::new(
-            Some(self.listing_cores(q.bucket)),
+            Some(self.store.listing_cores(q.bucket)),
             lprefix,
             lbase,
             lcursor,
@@ -913,16 +468,20 @@ impl WalkItem {
                 class: e.class,
             });
         }
-        Ok(match decode_version(self.value.clone())? {
-            VersionRecord::Object(h) => Listed::Object {
-                version_id: head_version_id(&h),
-                size: h.shown_size(),
-                etag: h.etag,
-                modified_ms: h.modified_ms,
-                class: h.tiering.class,
+        Ok(
+            match VersionRecord::decode(self.value.clone())
+                .map_err(|e| s3_error!(e, InternalError))?
+            {
+                VersionRecord::Object(h) => Listed::Object {
+                    version_id: head_version_id(&h),
+                    size: h.shown_size(),
+                    etag: h.etag,
+                    modified_ms: h.modified_ms,
+                    class: h.tiering.class,
+                },
+                VersionRecord::DeleteMarker(m) => Listed::Marker(m),
             },
-            VersionRecord::DeleteMarker(m) => Listed::Marker(m),
-        })
+        )
     }
 }
 

@@ -5,7 +5,13 @@
 //! Nothing here names an s3s, hyper or http type, and errors are this crate's own.
 
 pub mod checksum;
+pub mod error;
 pub mod keywrap;
 pub mod limits;
 pub mod records;
 pub mod seal;
+pub mod store;
+pub mod versions;
+pub mod workers;
+
+pub use error::{CommitError, Error};

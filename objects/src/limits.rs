@@ -37,6 +37,19 @@ pub const META_KEY_BYTES_MAX: u64 = cluster::limits::META_KEY_BYTES_MAX;
 /// Bytes of a bucket name (S3's limit).
 pub const BUCKET_NAME_BYTES_MAX: usize = 63;
 
+/// Background workers (`workers.rs`): jobs queued and running at once, per kind. A retirement
+/// job holds one version's head (≤ a few KiB), so a full retire queue is tens of MiB at most.
+pub const RETIRE_QUEUE_MAX: usize = 16_384;
+pub const RETIRE_CONCURRENCY_MAX: usize = 16;
+pub const RESTORE_QUEUE_MAX: usize = 1_024;
+pub const RESTORE_CONCURRENCY_MAX: usize = 4;
+pub const ACCESS_QUEUE_MAX: usize = 4_096;
+pub const ACCESS_CONCURRENCY_MAX: usize = 8;
+/// Repairs on read: a job is one fragment (its rewrite reads the stripe's others, ≤ a few
+/// MiB at once per running job).
+pub const REPAIR_QUEUE_MAX: usize = 4_096;
+pub const REPAIR_CONCURRENCY_MAX: usize = 4;
+
 const _: () = assert!(
     OBJECT_BYTES_MAX / CHUNK_BYTES as u64 <= 1 << 24,
     "chunk index fits 24 bits"

@@ -3,8 +3,9 @@
 //! of a fragment a read found missing or damaged) hands it to
 //! a [`Worker`] instead of spawning a task of its own. Each worker has a queue bound
 //! (`*_QUEUE_MAX`) and a concurrency bound (`*_CONCURRENCY_MAX`); its depth and what it had to
-//! drop are in `/-/metrics` (`percore_background_queued`, `percore_background_dropped`), and it
-//! stops when the service that owns it is dropped (the queue's senders go, the loop ends).
+//! drop are told to the service's [`Observer`] (the gateway shows them in `/-/metrics`:
+//! `percore_background_queued`, `percore_background_dropped`), and it stops when the service
+//! that owns it is dropped (the queue's senders go, the loop ends).
 //!
 //! Before this, each such request called `tokio::spawn`: a burst of overwrites left one
 //! sleeping task per replaced version, with no bound and nothing to see. A job a full queue
@@ -13,8 +14,8 @@
 //! for the object's next read, a repair waits for the next read that finds the damage (or the
 //! scrub).
 //!
-//! Deliberately not here: the periodic passes (lifecycle, repair), which `lib.rs` starts once
-//! per process, and the engine's own background work (reclaim), which runs on the cores.
+//! Deliberately not here: the periodic passes (lifecycle, repair), which the gateway starts
+//! once per process, and the engine's own background work (reclaim), which runs on the cores.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +33,29 @@ use crate::limits::{
     RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
 };
 
+/// Where the workers' counts go (the gateway's metrics). Every method has a default that
+/// ignores the count: tests and simulations need none.
+pub trait Observer: Send + Sync + 'static {
+    /// `delta` jobs entered (+) or left (-) `worker`'s queue.
+    fn queued(&self, worker: &'static str, delta: i64) {
+        let _ = (worker, delta);
+    }
+    /// A full queue of `worker` refused a job.
+    fn dropped(&self, worker: &'static str) {
+        let _ = worker;
+    }
+    /// A repair on read ended: "repaired", "gone" or "failed".
+    fn read_repair(&self, outcome: &'static str) {
+        let _ = outcome;
+    }
+}
+
+/// The observer that ignores every count.
+#[derive(Debug, Default)]
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
+
 type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 struct Job {
@@ -43,6 +67,7 @@ struct Job {
 /// `not_before`, at most `concurrency_max` at once.
 pub struct Worker {
     name: &'static str,
+    observer: Arc<dyn Observer>,
     concurrency_max: usize,
     queue: mpsc::Sender<Job>,
     /// The receiving end until the loop is started (on the first job, inside a runtime).
@@ -60,11 +85,17 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new(name: &'static str, queue_max: usize, concurrency_max: usize) -> Worker {
+    pub fn new(
+        name: &'static str,
+        queue_max: usize,
+        concurrency_max: usize,
+        observer: Arc<dyn Observer>,
+    ) -> Worker {
         assert!(queue_max > 0 && concurrency_max > 0);
         let (queue, pending) = mpsc::channel(queue_max);
         Worker {
             name,
+            observer,
             concurrency_max,
             queue,
             pending: Mutex::new(Some(pending)),
@@ -84,12 +115,11 @@ impl Worker {
             not_before: Instant::now() + delay,
             work: Box::pin(work),
         };
-        let metrics = crate::metrics::global();
         if self.queue.try_send(job).is_ok() {
-            metrics.background_queued(self.name, 1);
+            self.observer.queued(self.name, 1);
             true
         } else {
-            metrics.background_dropped(self.name);
+            self.observer.dropped(self.name);
             tracing::warn!(worker = self.name, "background queue full: job deferred");
             false
         }
@@ -103,21 +133,27 @@ impl Worker {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
             let receiver = pending.expect("a worker's loop starts once");
-            tokio::spawn(run(self.name, receiver, self.concurrency_max));
+            let observer = self.observer.clone();
+            tokio::spawn(run(self.name, receiver, self.concurrency_max, observer));
         });
     }
 }
 
 /// Jobs in order, each after its time, at most `concurrency_max` running. Ends when every
 /// sender is gone and the queue is empty.
-async fn run(name: &'static str, mut receiver: mpsc::Receiver<Job>, concurrency_max: usize) {
+async fn run(
+    name: &'static str,
+    mut receiver: mpsc::Receiver<Job>,
+    concurrency_max: usize,
+    observer: Arc<dyn Observer>,
+) {
     let running = Arc::new(Semaphore::new(concurrency_max));
     while let Some(job) = receiver.recv().await {
         tokio::time::sleep_until(job.not_before).await;
         let Ok(permit) = running.clone().acquire_owned().await else {
             return;
         };
-        crate::metrics::global().background_queued(name, -1);
+        observer.queued(name, -1);
         tokio::spawn(async move {
             job.work.await;
             drop(permit);
@@ -125,8 +161,7 @@ async fn run(name: &'static str, mut receiver: mpsc::Receiver<Job>, concurrency_
     }
 }
 
-/// The workers of one object service (one `Gateway` and its clones).
-#[derive(Debug)]
+/// The workers of one object service (one `Store` and its clones).
 pub struct Workers {
     /// Deletes the chunks of replaced and deleted versions after the retirement grace.
     pub retire: Worker,
@@ -139,21 +174,42 @@ pub struct Workers {
     /// The fragments (core, id) whose repair is queued or running: a burst of reads of one
     /// damaged object queues each repair once.
     repairing: Arc<Mutex<std::collections::HashSet<(usize, FragmentId)>>>,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("retire", &self.retire)
+            .field("restore", &self.restore)
+            .field("access", &self.access)
+            .field("repair", &self.repair)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Workers {
     fn default() -> Workers {
-        Workers {
-            retire: Worker::new("retire", RETIRE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX),
-            restore: Worker::new("restore", RESTORE_QUEUE_MAX, RESTORE_CONCURRENCY_MAX),
-            access: Worker::new("access", ACCESS_QUEUE_MAX, ACCESS_CONCURRENCY_MAX),
-            repair: Worker::new("repair", REPAIR_QUEUE_MAX, REPAIR_CONCURRENCY_MAX),
-            repairing: Arc::default(),
-        }
+        Workers::new(Arc::new(Unobserved))
     }
 }
 
 impl Workers {
+    /// The four workers, counted by `observer`.
+    pub fn new(observer: Arc<dyn Observer>) -> Workers {
+        let worker = |name, queue_max, concurrency_max| {
+            Worker::new(name, queue_max, concurrency_max, observer.clone())
+        };
+        Workers {
+            retire: worker("retire", RETIRE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX),
+            restore: worker("restore", RESTORE_QUEUE_MAX, RESTORE_CONCURRENCY_MAX),
+            access: worker("access", ACCESS_QUEUE_MAX, ACCESS_CONCURRENCY_MAX),
+            repair: worker("repair", REPAIR_QUEUE_MAX, REPAIR_CONCURRENCY_MAX),
+            repairing: Arc::default(),
+            observer,
+        }
+    }
+
     /// Queues the rewrite of fragment `id` on `core` from the rest of its stripe (stored
     /// under `policy` on `cores`), which a read found missing or damaged there: repair on
     /// read, so the next read of it is healthy again instead of degraded every time. Runs in
@@ -176,6 +232,7 @@ impl Workers {
             return;
         }
         let (backend, cores, repairing) = (backend.clone(), cores.clone(), self.repairing.clone());
+        let observer = self.observer.clone();
         let queued = self.repair.submit(std::time::Duration::ZERO, async move {
             let result =
                 cluster::backend::in_background(backend.repair_fragment(core, id, policy, &cores))
@@ -188,7 +245,7 @@ impl Workers {
             if let Err(e) = &result {
                 tracing::warn!(core = backend.core_name(core), error = %e, "repair on read failed");
             }
-            crate::metrics::global().read_repair(outcome);
+            observer.read_repair(outcome);
             repairing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -211,7 +268,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn runs_in_order_after_the_delay_within_the_bounds() {
-        let worker = Worker::new("test-order", 8, 2);
+        let worker = Worker::new("test-order", 8, 2, Arc::new(Unobserved));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
@@ -242,7 +299,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_queue_refuses_instead_of_growing() {
-        let worker = Worker::new("test-full", 2, 1);
+        let worker = Worker::new("test-full", 2, 1, Arc::new(Unobserved));
         let accepted = (0..5)
             .filter(|_| worker.submit(Duration::from_secs(60), async {}))
             .count();

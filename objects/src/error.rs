@@ -1,0 +1,73 @@
+//! The object service's errors: what went wrong, in the object service's terms. The S3 layer
+//! turns them into S3 codes and statuses in one place (the gateway's `s3_err`); nothing here
+//! knows how S3 spells an error on the wire.
+
+use cluster::backend::BackendError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster could not do it: too few replicas, a full disk, a core's own error.
+    #[error(transparent)]
+    Storage(#[from] BackendError),
+    /// A stored record that does not decode.
+    #[error("a stored record is damaged: {0}")]
+    Damaged(String),
+    /// The bucket does not exist (or the write's incarnation of it was deleted).
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    /// The key has no current version.
+    #[error("the key does not exist")]
+    NoSuchKey,
+    /// A conditional write found another version (or one where none was expected).
+    #[error("the condition of the write does not hold")]
+    PreconditionFailed,
+    /// A request body that ended early or could not be read.
+    #[error("the body could not be read whole: {0}")]
+    IncompleteBody(String),
+    /// A body over the size allowed.
+    #[error("the body is larger than allowed")]
+    TooLarge,
+    /// A storage class without a policy on this cluster.
+    #[error("storage class {0} has no policy on this cluster")]
+    NoPolicy(String),
+    /// A bucket operation lost a race with another one on the same bucket.
+    #[error("a conflicting operation on this bucket is in progress")]
+    BucketConflict,
+    /// A write committed while a DeleteBucket of its bucket was still deciding.
+    #[error("the bucket is being deleted")]
+    BucketDeleting,
+    /// A data write that took longer than half the orphan grace: its data is not kept.
+    #[error(
+        "the write took {took_secs} s, more than half the orphan grace ({grace_secs} s): \
+         its data is not kept"
+    )]
+    WriteTooSlow { took_secs: u64, grace_secs: u64 },
+    /// Object Lock keeps the version (a legal hold, or a retention not bypassed).
+    #[error("the version is protected by Object Lock")]
+    Locked,
+    /// A key too long for the version records of a bucket that keeps versions.
+    #[error("this key is too long for a bucket that keeps versions (NUL bytes count twice)")]
+    VersionKeyTooLong,
+    /// A bug or an impossible state, said in words.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A commit that failed: the error, and whether the caller must keep the chunks it stored
+/// (the version may be reachable: the commit's outcome is not known).
+#[derive(Debug)]
+pub struct CommitError {
+    pub error: Error,
+    pub keep_chunks: bool,
+}
+
+impl From<Error> for CommitError {
+    fn from(error: Error) -> CommitError {
+        CommitError {
+            error,
+            keep_chunks: false,
+        }
+    }
+}

@@ -1,0 +1,785 @@
+//! The object service's store: where an object's records and data live and how they are
+//! written, read and retired, over the `cluster` crate's backend. The S3 layer (the gateway)
+//! calls it with plain values and turns its [`Error`]s into S3 codes in one place.
+//!
+//! Write order (ARCHITECTURE.md, the life of a PUT): a body's chunks on their cores
+//! (`store_body`), then the object head, then the listing entry (`write_current`), both with
+//! one HLC taken at commit; a replaced version's chunks are retired after a grace
+//! (`retire_chunks`). Deletes go the other way round: listing entry, then head. Records are
+//! keyed by the bucket's scope (its incarnation, `records`), and a write checks after
+//! committing that the incarnation is still live (`settle_live`).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+
+use cluster::backend::{Backend, BackendError, Route};
+use cluster::ec::Policy;
+use cluster::limits::FRAGMENT_READ_DEADLINE;
+use placement::Tier;
+use proto::FragmentId;
+
+use crate::checksum::Hashers;
+use crate::error::{CommitError, Error, Result};
+use crate::limits::{CHUNK_BYTES, STRIPES_IN_FLIGHT_MAX};
+use crate::records::{
+    bucket_key, head_key, listing_key, part_stripes, scope_name, version_hlc, versions_prefix,
+    BucketRecord, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef,
+};
+use crate::workers::{Observer, Workers};
+
+/// How long a replaced or deleted version's chunks stay readable.
+const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Listing entries without a head one emptiness check removes before it answers "not
+/// empty" (the background pass removes the rest).
+const STRAY_ENTRIES_MAX: u32 = 100;
+
+/// How often, and how long each time, a commit waits for a DeleteBucket to decide.
+const LIVE_WAITS_MAX: u32 = 50;
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The orphan sweep's default grace: fragments no record names are deleted once this old.
+pub const ORPHAN_GRACE_SECS_DEFAULT: u64 = 2 * 24 * 3600;
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The object service's store. Cheap to clone: clones share the backend and the workers.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Arc<Backend>,
+    /// Background work requests leave behind (`workers`), shared by the clones.
+    workers: Arc<Workers>,
+    /// The lifecycle day and the INTELLIGENT_TIERING idle days (`with_days`).
+    days: Days,
+    /// Fragments no record references are swept once this old (`with_orphan_grace`).
+    orphan_grace_ms: u64,
+}
+
+/// How long the object service's days are.
+#[derive(Debug, Clone, Copy)]
+pub struct Days {
+    pub day_ms: u64,
+    pub tiering_days: u64,
+}
+
+impl Store {
+    /// A store over `backend`, its workers' counts told to `observer`, with real days.
+    pub fn new(backend: Arc<Backend>, observer: Arc<dyn Observer>, days: Days) -> Store {
+        Store {
+            backend,
+            workers: Arc::new(Workers::new(observer)),
+            days,
+            orphan_grace_ms: ORPHAN_GRACE_SECS_DEFAULT * 1000,
+        }
+    }
+
+    /// The same store with other days (the test clock shortens them).
+    pub fn with_days(mut self, days: Days) -> Store {
+        self.days = days;
+        self
+    }
+
+    /// The same store sweeping fragments no record references once they are `grace_ms` old;
+    /// a data write that takes more than half of it is refused.
+    pub fn with_orphan_grace(mut self, grace_ms: u64) -> Store {
+        assert!(grace_ms >= 2, "a grace lasts");
+        self.orphan_grace_ms = grace_ms;
+        self
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    pub fn workers(&self) -> &Arc<Workers> {
+        &self.workers
+    }
+
+    pub fn days(&self) -> Days {
+        self.days
+    }
+
+    pub fn orphan_grace_ms(&self) -> u64 {
+        self.orphan_grace_ms
+    }
+    pub fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
+        self.backend.meta_cores(Route::Bucket(bucket))
+    }
+
+    pub fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
+        self.backend.meta_cores(Route::Object(bucket, key))
+    }
+
+    pub fn listing_cores(&self, bucket: &str) -> Vec<usize> {
+        self.backend.meta_cores(Route::Listing(bucket))
+    }
+
+    /// The metadata cores of the record `tag ‖ scope ‖ 0 ‖ rest` (`records`): heads, versions,
+    /// tags, uploads and completions on their object's, listing entries on the bucket
+    /// listing's, configurations on the bucket record's. `None`: another kind, or a key that
+    /// does not parse.
+    pub fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Vec<usize>> {
+        let object = |key: &[u8]| Some(self.object_cores(scope, std::str::from_utf8(key).ok()?));
+        match tag {
+            b'O' | b'T' => object(rest),
+            b'V' => object(&crate::records::parse_version_key(rest)?.0),
+            b'U' | b'M' => object(crate::records::split_upload_rest(rest)?.0.as_bytes()),
+            b'L' => Some(self.listing_cores(scope)),
+            b'C' | b'R' => Some(self.bucket_cores(scope)),
+            _ => None,
+        }
+    }
+
+    pub async fn bucket(&self, bucket: &str) -> Result<Option<BucketRecord>> {
+        Ok(self.bucket_entry(bucket).await?.map(|(b, _)| b))
+    }
+
+    /// The bucket's record and its HLC (what a compare-and-swap of it expects).
+    pub async fn bucket_entry(&self, bucket: &str) -> Result<Option<(BucketRecord, u64)>> {
+        let cores = self.bucket_cores(bucket);
+        let entry = self.backend.meta_get(&cores, &bucket_key(bucket)).await?;
+        match entry {
+            None => Ok(None),
+            Some(e) => BucketRecord::decode(e.value)
+                .map(|b| Some((b, e.hlc)))
+                .map_err(|e| Error::Damaged(e.to_string())),
+        }
+    }
+
+    /// Whether `scope` is its bucket's live incarnation. A DeleteBucket marks the record
+    /// deleting before it checks the bucket is empty, so a write whose records were durable
+    /// before it read `Live` here was visible to that emptiness check (the delete fails with
+    /// BucketNotEmpty); a write that reads `Dead` is in an incarnation no name reaches.
+    pub async fn liveness(&self, scope: &str) -> Result<Liveness> {
+        let name = scope_name(scope);
+        Ok(match self.bucket(name).await? {
+            Some(b) if b.scope(name) == scope && !b.deleting => Liveness::Live,
+            Some(b) if b.scope(name) == scope => Liveness::Deleting,
+            _ => Liveness::Dead,
+        })
+    }
+
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>> {
+        let cores = self.object_cores(bucket, key);
+        let entry = self
+            .backend
+            .meta_get(&cores, &head_key(bucket, key))
+            .await?;
+        match entry {
+            None => Ok(None),
+            Some(e) => ObjectHead::decode(e.value)
+                .map(Some)
+                .map_err(|e| Error::Damaged(e.to_string())),
+        }
+    }
+
+    /// Streams a request body into `CHUNK_BYTES` stripes under `version_id`, stored on `cores`
+    /// by `policy` (whole on each for replicas; k data + m parity shards, one per core, for EC).
+    /// Returns its size and MD5. On any error, the fragments already stored are removed.
+    pub async fn store_body<S, E>(
+        &self,
+        cores: &[usize],
+        policy: Policy,
+        version_id: &[u8; 12],
+        body: Option<S>,
+        size_max: u64,
+        hashers: &mut Hashers,
+    ) -> Result<(u64, [u8; 16])>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        assert!(
+            cores.len() >= policy.width(),
+            "the route covers the policy's width"
+        );
+        let mut body = body.ok_or_else(|| Error::IncompleteBody("no body".into()))?;
+        let mut md5 = Md5::new();
+        let mut size: u64 = 0;
+        let mut chunk = BytesMut::new();
+        // Stripes handed to the cores so far; up to `STRIPES_IN_FLIGHT_MAX` of them are being
+        // stored while the body is read on (one stripe at a time left the cores idle while the
+        // next megabyte arrived, and the network idle while the cores wrote).
+        let mut started: u64 = 0;
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let result = async {
+            loop {
+                let piece = body.next().await;
+                let last = piece.is_none();
+                if let Some(piece) = piece {
+                    let piece = piece.map_err(|e| Error::IncompleteBody(e.to_string()))?;
+                    size += piece.len() as u64;
+                    if size > size_max {
+                        return Err(Error::TooLarge);
+                    }
+                    md5.update(&piece);
+                    hashers.update(&piece);
+                    chunk.extend_from_slice(&piece);
+                }
+                while chunk.len() >= CHUNK_BYTES as usize || (last && !chunk.is_empty()) {
+                    if in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
+                        if let Some(done) = in_flight.next().await {
+                            done?;
+                        }
+                    }
+                    let take = chunk.len().min(CHUNK_BYTES as usize);
+                    let data = chunk.split_to(take).freeze();
+                    let stripe = StripeRef {
+                        version_id: *version_id,
+                        index: started,
+                        len: take as u64,
+                    };
+                    in_flight
+                        .push(async move { self.put_stripe(cores, policy, &stripe, data).await });
+                    started += 1;
+                }
+                if last {
+                    while let Some(done) = in_flight.next().await {
+                        done?;
+                    }
+                    // Data written too slowly for the orphan sweep's grace is not referenced.
+                    return self.check_write_age(version_id);
+                }
+            }
+        }
+        .await;
+        // Every store is over before any removal starts: a store still in flight could land
+        // after the delete of its stripe and leave an orphan.
+        while in_flight.next().await.is_some() {}
+        drop(in_flight);
+        match result {
+            Ok(()) => Ok((size, md5.finalize().into())),
+            Err(e) => {
+                for index in 0..=started {
+                    let stripe = StripeRef {
+                        version_id: *version_id,
+                        index,
+                        len: 0,
+                    };
+                    self.delete_stripe(cores, policy, &stripe).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn put_stripe(
+        &self,
+        cores: &[usize],
+        policy: Policy,
+        stripe: &StripeRef,
+        data: Bytes,
+    ) -> Result<()> {
+        match policy {
+            Policy::Replicas(n) => self
+                .backend
+                .put_fragment(&cores[..usize::from(n)], stripe.fragment_id(0), &data)
+                .await
+                .map_err(Error::from),
+            Policy::Ec { k, m } => {
+                let shards = cluster::ec::encode_stripe(&data, k, m).map_err(Error::Internal)?;
+                let placed: Vec<_> = shards
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, shard)| (cores[i], stripe.fragment_id(i as u8), shard))
+                    .collect();
+                self.backend
+                    .put_shards(policy, &placed)
+                    .await
+                    .map_err(Error::from)
+            }
+        }
+    }
+
+    /// Deletes every fragment of a stripe, ignoring ones that are already gone.
+    pub async fn delete_stripe(&self, cores: &[usize], policy: Policy, stripe: &StripeRef) {
+        let result = match policy {
+            Policy::Replicas(n) => {
+                self.backend
+                    .delete_fragment(&cores[..usize::from(n)], stripe.fragment_id(0))
+                    .await
+            }
+            Policy::Ec { k, m } => {
+                let dels = (0..usize::from(k + m)).map(|i| {
+                    self.backend
+                        .delete_fragment(&cores[i..=i], stripe.fragment_id(i as u8))
+                });
+                futures::future::join_all(dels).await.into_iter().collect()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "deleting a stripe failed; left for the orphan sweep");
+        }
+    }
+
+    pub async fn delete_part_chunks(&self, cores: &[usize], policy: Policy, part: &PartRef) {
+        for stripe in part_stripes(part, CHUNK_BYTES) {
+            self.delete_stripe(cores, policy, &stripe).await;
+        }
+    }
+
+    /// How and where new data of `class` (and `size`, when known) is stored: the class's
+    /// policy and tier (INTELLIGENT_TIERING starts in the frequent tier: STANDARD's policy).
+    pub fn place(&self, class: StorageClass, size: Option<u64>) -> Result<(Policy, Tier)> {
+        let name = match class {
+            StorageClass::IntelligentTiering => "STANDARD",
+            other => other.as_str(),
+        };
+        let p = self
+            .backend
+            .class_policy(name)
+            .ok_or_else(|| Error::NoPolicy(class.as_str().to_owned()))?;
+        Ok((p.scheme_for(size.unwrap_or(u64::MAX)), p.tier))
+    }
+
+    /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
+    /// the tier's PG table).
+    pub fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Vec<usize> {
+        self.backend
+            .route_in(Route::Object(bucket, key), tier, policy.width())
+    }
+
+    /// The cores holding a head's parts.
+    pub fn head_cores(&self, bucket: &str, key: &str, head: &ObjectHead) -> Vec<usize> {
+        self.cores_in(bucket, key, head.policy, head.tiering.tier)
+    }
+
+    /// The bytes [first, first + len) of a stored object, one fragment read at a time.
+    /// Healthy EC reads fetch data shards only; a shard that cannot be read makes the stripe
+    /// be decoded from any k of its shards.
+    pub fn object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: ObjectHead,
+        first: u64,
+        len: u64,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+        let cores = Arc::new(self.head_cores(bucket, key, &head));
+        let backend = self.backend.clone();
+        let workers = self.workers.clone();
+        let head = Arc::new(head);
+        Box::pin(futures::stream::unfold(first, move |pos| {
+            let backend = backend.clone();
+            let workers = workers.clone();
+            let cores = cores.clone();
+            let head = head.clone();
+            async move {
+                if pos >= first + len {
+                    return None;
+                }
+                let Some((stripe, offset)) = head.locate(pos) else {
+                    let e = std::io::Error::other("object shorter than its head says");
+                    return Some((Err(e), first + len));
+                };
+                let want = (stripe.len - offset).min(first + len - pos);
+                let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
+                match r {
+                    // A core answering no bytes where some were asked would loop forever.
+                    Ok((b, _)) if b.is_empty() => {
+                        let e = std::io::Error::other("a fragment read answered no bytes");
+                        Some((Err(e), first + len))
+                    }
+                    Ok((b, damaged)) => {
+                        for (core, id) in damaged {
+                            workers.repair_on_read(&backend, core, id, head.policy, &cores);
+                        }
+                        let next = pos + b.len() as u64;
+                        Some((Ok(b), next))
+                    }
+                    // The backend error rides inside, for `get_object` to map the first one.
+                    Err(e) => Some((Err(std::io::Error::other(e)), first + len)),
+                }
+            }
+        }))
+    }
+
+    /// A conditional write of `head`: the check and the write are one compare-and-swap on the
+    /// PG's first core, the authority for conditional writes (the other replicas follow in
+    /// `write_current`). Returns the head it replaced.
+    pub async fn cas_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+        cond: &HeadCondition,
+    ) -> Result<Option<ObjectHead>> {
+        let cores = self.object_cores(bucket, key);
+        let hkey = head_key(bucket, key);
+        // A quorum read, not the primary alone: a primary that missed an acknowledged write
+        // would let If-None-Match: * overwrite it (found by the simulation, 8 of 2000 seeds);
+        // the read repairs the primary before its compare-and-swap.
+        let current = self.backend.meta_get(&cores, &hkey).await?;
+        let current_head = match &current {
+            Some(e) => Some(
+                ObjectHead::decode(e.value.clone()).map_err(|e| Error::Damaged(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let expect = match (cond, &current, &current_head) {
+            (HeadCondition::Absent, None, _) => None,
+            (HeadCondition::Absent, Some(_), _) => {
+                return Err(Error::PreconditionFailed);
+            }
+            (HeadCondition::Matches(_), None, _) | (_, _, None) => {
+                return Err(Error::NoSuchKey);
+            }
+            (HeadCondition::Matches(tag), Some(e), Some(h)) => {
+                // Nothing is retired here: the caller owns the new version's chunks (a
+                // multipart upload keeps its parts for a retry).
+                if h.etag != tag.trim_matches('"') {
+                    return Err(Error::PreconditionFailed);
+                }
+                Some(e.hlc)
+            }
+        };
+        let won = self
+            .backend
+            .meta_put_if(cores[0], &hkey, &head.encode(), hlc, expect)
+            .await?;
+        if !won {
+            return Err(Error::PreconditionFailed);
+        }
+        Ok(current_head)
+    }
+
+    /// Writes `head` as the key's current version: its head, then its listing entry. In
+    /// this order a listing never names a key that was not written (issue #12: a PUT whose
+    /// head write failed, on a full disk, left a listed key that 404'd and kept its bucket
+    /// from being deleted); a crash between the two leaves a head without an entry, which
+    /// the next write or delete of the key settles. Deletes go the other way round, entry
+    /// first, so that a listed key always has its head.
+    pub async fn write_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> Result<()> {
+        self.put_head(bucket, key, head, hlc).await?;
+        self.put_listing(bucket, key, head, hlc).await
+    }
+
+    /// Writes `head` as the key's head record.
+    pub async fn put_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> Result<()> {
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_put(&cores, &head_key(bucket, key), &head.encode(), hlc)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Writes the listing entry of `head` (after its head: see `write_current`).
+    pub async fn put_listing(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> Result<()> {
+        let listing = ListingEntry {
+            size: head.shown_size(),
+            modified_ms: head.modified_ms,
+            etag: head.etag.clone(),
+            in_versions: head.in_versions,
+            class: head.tiering.class,
+        };
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Deletes an object (tombstones its head and listing entry, retires its chunks). Deleting
+    /// a key that does not exist succeeds, as in S3; a listing entry left without its head
+    /// (by a write that failed or crashed before this order was kept) is removed too.
+    pub async fn delete_key(&self, bucket: &str, key: &str) -> Result<()> {
+        let Some(head) = self.head(bucket, key).await? else {
+            return self.drop_stray_listing(bucket, key).await.map(|_| ());
+        };
+        // Listing entry first: whatever fails, no entry is left without its head.
+        let hlc = self.backend.hlc();
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &head_key(bucket, key), hlc)
+            .await?;
+        self.retire_chunks(bucket, key, head);
+        Ok(())
+    }
+
+    /// Removes `key`'s listing entry if its head is absent (call it once the head was read as
+    /// absent). The tombstone takes the entry's own HLC plus one, so it hides that entry and
+    /// nothing newer: a write of the key that commits meanwhile keeps its entry. Returns
+    /// whether an entry was removed.
+    pub async fn drop_stray_listing(&self, bucket: &str, key: &str) -> Result<bool> {
+        let lcores = self.listing_cores(bucket);
+        let lkey = listing_key(bucket, key);
+        let Some(entry) = self.backend.meta_get(&lcores, &lkey).await? else {
+            return Ok(false);
+        };
+        if self.has_current(bucket, key).await? {
+            return Ok(false);
+        }
+        self.backend
+            .meta_delete(&lcores, &lkey, entry.hlc + 1)
+            .await?;
+        Ok(true)
+    }
+
+    /// Whether a key has a current head (a listing entry stands for one).
+    pub async fn has_current(&self, bucket: &str, key: &str) -> Result<bool> {
+        Ok(self.head(bucket, key).await?.is_some())
+    }
+
+    /// After a write's records are durable: `Ok` if `scope` is still its bucket's live
+    /// incarnation. While a DeleteBucket decides (the record is marked deleting) it waits,
+    /// bounded; if the delete is still undecided the client is told OperationAborted and the
+    /// chunks are kept (the write is in the bucket if the delete fails). In a dead
+    /// incarnation the write is unreachable: NoSuchBucket, and the caller may retire its
+    /// chunks (the background pass reclaims the records).
+    pub async fn settle_live(&self, scope: &str) -> Result<(), CommitError> {
+        for _ in 0..LIVE_WAITS_MAX {
+            match self.liveness(scope).await {
+                Ok(Liveness::Live) => return Ok(()),
+                Ok(Liveness::Dead) => return Err(Error::NoSuchBucket.into()),
+                Ok(Liveness::Deleting) => tokio::time::sleep(LIVE_WAIT).await,
+                Err(error) => {
+                    return Err(CommitError {
+                        error,
+                        keep_chunks: true,
+                    })
+                }
+            }
+        }
+        Err(CommitError {
+            error: Error::BucketDeleting,
+            keep_chunks: true,
+        })
+    }
+
+    /// Deletes a replaced version's chunks after `RETIRE_GRACE` (or a lifecycle day, if the
+    /// test clock makes that shorter), so GETs that read its head just before the overwrite
+    /// still stream it whole. Chunks of a process that stops before then are left for the
+    /// orphan sweep (their ids carry the version id).
+    pub fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
+        let cores = self.head_cores(bucket, key, &head);
+        let this = self.clone();
+        let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.days.day_ms));
+        self.workers.retire.submit(grace, async move {
+            for stripe in head.stripes() {
+                this.delete_stripe(&cores, head.policy, &stripe).await;
+            }
+        });
+    }
+
+    /// Replaces a bucket's record if it is still the one read with HLC `expect` (a
+    /// compare-and-swap on its first core, then every replica). Returns the new HLC; a lost
+    /// race is OperationAborted (S3's answer to conflicting bucket operations).
+    pub async fn swap_bucket(
+        &self,
+        bucket: &str,
+        record: &BucketRecord,
+        expect: u64,
+    ) -> Result<u64> {
+        let hlc = self.backend.hlc();
+        let cores = self.bucket_cores(bucket);
+        let key = bucket_key(bucket);
+        let value = record.encode();
+        let won = self
+            .backend
+            .meta_put_if(cores[0], &key, &value, hlc, Some(expect))
+            .await?;
+        if !won {
+            return Err(Error::BucketConflict);
+        }
+        self.backend.meta_put(&cores, &key, &value, hlc).await?;
+        Ok(hlc)
+    }
+
+    /// Whether a bucket incarnation holds nothing: no listed key with a head, no version or
+    /// delete marker (as in S3), and no multipart upload in progress (percore refuses to
+    /// delete a bucket under a pending upload: its parts would outlive the bucket). Listing
+    /// entries left without a head are removed on the way, up to `STRAY_ENTRIES_MAX` per
+    /// call.
+    pub async fn is_empty(&self, scope: &str) -> Result<bool> {
+        let prefix = listing_key(scope, "");
+        let cores = self.listing_cores(scope);
+        let mut cursor = None;
+        for _ in 0..STRAY_ENTRIES_MAX {
+            let (entries, _) = self.backend.meta_scan(&cores, &prefix, cursor, 1).await?;
+            let Some((k, _)) = entries.into_iter().next() else {
+                return Ok(!self.has_versions(scope).await? && !self.has_uploads(scope).await?);
+            };
+            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if self.has_current(scope, &key).await? || !self.drop_stray_listing(scope, &key).await?
+            {
+                return Ok(false);
+            }
+            cursor = Some(k);
+        }
+        Ok(false)
+    }
+
+    /// Whether an incarnation has a multipart upload in progress (on any core).
+    pub async fn has_uploads(&self, scope: &str) -> Result<bool> {
+        let prefix = crate::records::upload_key(scope, "", "");
+        // `U` ‖ scope ‖ 0 ‖ (key ‖ 0 ‖ id): drop the key's empty-key separator.
+        let prefix = prefix.slice(..prefix.len() - 1);
+        let (entries, _) = self.backend.meta_scan_all(&prefix, None, 1).await?;
+        Ok(!entries.is_empty())
+    }
+
+    /// Whether a bucket still holds a version or delete marker (on any core: a key's records
+    /// live on its own cores).
+    pub async fn has_versions(&self, bucket: &str) -> Result<bool> {
+        let prefix = versions_prefix(bucket, b"").freeze();
+        {
+            let (entries, _) = self.backend.meta_scan_all(&prefix, None, 1).await?;
+            if !entries.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Refuses to let data written under `version_id` be referenced when its write started
+    /// more than half the orphan grace ago (the sweep could have taken it for an orphan).
+    pub fn check_write_age(&self, version_id: &[u8; 12]) -> Result<()> {
+        let started_ms = cluster::hlc::Hlc::millis(version_hlc(version_id));
+        let age_ms = now_ms().saturating_sub(started_ms);
+        if age_ms > self.orphan_grace_ms / 2 {
+            return Err(Error::WriteTooSlow {
+                took_secs: age_ms / 1000,
+                grace_secs: self.orphan_grace_ms / 1000,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `want` bytes of a stripe from `offset`. Replicas: from the first core that has
+/// the fragment intact. EC: from the data shard holding `offset` (to its end at most); if that
+/// fails, every shard is fetched and the stripe decoded from any k of them.
+///
+/// Also returns the fragments found missing or damaged on their cores on the way (core,
+/// fragment), for a repair on read.
+async fn read_stripe(
+    backend: &Backend,
+    cores: &[usize],
+    policy: Policy,
+    stripe: &StripeRef,
+    offset: u64,
+    want: u64,
+) -> Result<(Bytes, Vec<(usize, FragmentId)>), BackendError> {
+    match policy {
+        Policy::Replicas(n) => {
+            let cores = &cores[..usize::from(n)];
+            let id = stripe.fragment_id(0);
+            let (read, damaged) = backend.get_fragment_noting(cores, id, offset, want).await;
+            read.map(|b| (b, damaged.into_iter().map(|c| (c, id)).collect()))
+        }
+        Policy::Ec { k, m } => {
+            let shard = cluster::ec::shard_bytes(stripe.len, k);
+            let i = (offset / shard) as usize;
+            let within = offset % shard;
+            let take = want.min(shard - within);
+            // A shard slower than the deadline is treated as missing: decoding from the
+            // others is faster than waiting for a stuck core.
+            let direct = tokio::time::timeout(
+                FRAGMENT_READ_DEADLINE,
+                backend.get_fragment_noting(
+                    &cores[i..=i],
+                    stripe.fragment_id(i as u8),
+                    within,
+                    take,
+                ),
+            )
+            .await;
+            if let Ok((Ok(b), _)) = direct {
+                return Ok((b, Vec::new()));
+            }
+            tracing::warn!(
+                stripe = stripe.index,
+                shard = i,
+                "degraded read: decoding the stripe"
+            );
+            let reads = (0..usize::from(k + m)).map(|j| async move {
+                let (r, damaged) = backend
+                    .get_fragment_noting(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
+                    .await;
+                (j, r, damaged)
+            });
+            let mut damaged = Vec::new();
+            let mut available: Vec<(usize, Bytes)> = Vec::new();
+            for (j, r, bad) in futures::future::join_all(reads).await {
+                damaged.extend(bad.into_iter().map(|c| (c, stripe.fragment_id(j as u8))));
+                if let Ok(b) = r {
+                    available.push((j, b));
+                }
+            }
+            if available.len() < usize::from(k) {
+                return Err(BackendError::NotFound);
+            }
+            let data = cluster::ec::decode_stripe(k, m, &available).map_err(|message| {
+                BackendError::Core {
+                    code: proto::ErrorCode::Corrupt,
+                    message,
+                }
+            })?;
+            if want <= take {
+                return Ok((
+                    data[i].slice(within as usize..(within + take) as usize),
+                    damaged,
+                ));
+            }
+            // The rest of the wanted span from the decoded shards at once: one copy instead
+            // of a decode per missing shard.
+            let end = (offset + want).min(stripe.len);
+            let mut out = BytesMut::with_capacity((end - offset) as usize);
+            let mut pos = offset;
+            while pos < end {
+                let (j, w) = ((pos / shard) as usize, pos % shard);
+                let t = (shard - w).min(end - pos);
+                out.extend_from_slice(&data[j][w as usize..(w + t) as usize]);
+                pos += t;
+            }
+            Ok((out.freeze(), damaged))
+        }
+    }
+}
+
+/// A conditional write of an object: `If-None-Match: *` or `If-Match: <etag>`.
+pub enum HeadCondition {
+    Absent,
+    Matches(String),
+}
+
+/// Where a bucket incarnation stands (`Gateway::liveness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Live,
+    /// A DeleteBucket is checking it is empty.
+    Deleting,
+    /// Deleted (or deleted and created again: another incarnation).
+    Dead,
+}

@@ -1,0 +1,591 @@
+//! Versions of objects: commits of a new current version (`commit_head`), version records,
+//! the `null` version, delete markers and deletes of one version, with S3's semantics.
+//!
+//! A key's current version stays where it always was, in its head `O` and listing entry `L`:
+//! a GET of the latest and a listing are one lookup and one scan, as in an unversioned
+//! bucket. While a bucket keeps versions (Enabled or Suspended) every version, delete markers
+//! included, also has a `V` record on the key's object cores (same route as its head), ordered
+//! newest first. A head written before the bucket kept versions has no `V` record: it is the
+//! key's only version, `null`, and is recorded as a version by the first write that replaces
+//! it. A key whose latest version is a delete marker has no head and no listing entry.
+//!
+//! Fragments are never shared between versions (every write stores its own, copies included),
+//! so a version's chunks are retired exactly when that version is removed: replaced as the
+//! `null` version, or deleted by id. A version under Object Lock is kept by the removal's
+//! [`Guard`].
+
+use bytes::Bytes;
+
+use crate::error::{CommitError, Error, Result};
+use crate::limits::META_KEY_BYTES_MAX;
+use crate::records::{
+    head_key, key_versions_prefix, listing_key, version_key, DeleteMarker, LockMode, ObjectHead,
+    ObjectLock, VersionRecord, Versioning,
+};
+use crate::store::{now_ms, HeadCondition, Store};
+
+/// Version records read per scan call.
+const VERSIONS_SCAN_BATCH: u32 = 1000;
+
+/// How a lock protects a version at `now_ms`: `None` not at all, `Some(true)` by a
+/// GOVERNANCE retention only (a bypass lifts it), `Some(false)` by a legal hold or a
+/// COMPLIANCE retention.
+pub fn lock_protection(lock: &ObjectLock, now_ms: u64) -> Option<bool> {
+    if lock.legal_hold == Some(true) {
+        return Some(false);
+    }
+    match lock.retention {
+        Some(r) if r.until_ms > now_ms => Some(r.mode == LockMode::Governance),
+        _ => None,
+    }
+}
+
+/// Whether deleting a version with `lock` at `now_ms` is refused (`bypass`: the request
+/// asked to bypass governance retention and may).
+pub fn delete_refused(lock: &ObjectLock, now_ms: u64, bypass: bool) -> bool {
+    match lock_protection(lock, now_ms) {
+        None => false,
+        Some(governance) => !(governance && bypass),
+    }
+}
+
+/// How a removal of one version treats its Object Lock state (`object_lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// As S3: a legal hold or an active retention keeps the version (a governance one not
+    /// when `bypass`: the request asked to bypass it and may).
+    Enforce { bypass: bool },
+    /// The reclaim of a deleted bucket incarnation, which no name reaches any more.
+    Reclaim,
+}
+
+impl Guard {
+    fn check(self, lock: &ObjectLock) -> Result<()> {
+        match self {
+            Guard::Reclaim => Ok(()),
+            Guard::Enforce { bypass } => {
+                if delete_refused(lock, now_ms(), bypass) {
+                    Err(Error::Locked)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// A version id as a request names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionRef {
+    Null,
+    Id([u8; 12]),
+}
+
+impl VersionRef {
+    /// How a request names a version that is (`null_version`) the null one or has `id`.
+    pub fn of(null_version: bool, id: &[u8; 12]) -> VersionRef {
+        if null_version {
+            VersionRef::Null
+        } else {
+            VersionRef::Id(*id)
+        }
+    }
+
+    pub fn shown(self) -> String {
+        match self {
+            VersionRef::Null => "null".to_string(),
+            VersionRef::Id(id) => hex::encode(id),
+        }
+    }
+}
+
+/// The id S3 shows for a version.
+pub fn shown_version_id(null_version: bool, id: &[u8; 12]) -> String {
+    if null_version {
+        "null".to_string()
+    } else {
+        hex::encode(id)
+    }
+}
+
+pub fn head_version_id(head: &ObjectHead) -> String {
+    shown_version_id(head.null_version, &head.version_id)
+}
+
+/// The outcome of a DeleteObject, for its response headers.
+#[derive(Debug, Clone, Default)]
+pub struct Deleted {
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
+/// Whether `current`, about to stop being the current version, needs a `V` record made now:
+/// it has none, and is not the null version that a write in a suspended bucket replaces.
+fn needs_record(current: &ObjectHead, versioning: Versioning) -> bool {
+    let replaced = versioning == Versioning::Suspended && current.null_version;
+    !current.in_versions && !replaced
+}
+
+/// Whether a key's version records fit a metadata key (see `limits::META_KEY_BYTES_MAX`).
+fn check_versioned_key(bucket: &str, key: &str) -> Result<()> {
+    if version_key(bucket, key, &[0; 12]).len() as u64 > META_KEY_BYTES_MAX {
+        return Err(Error::VersionKeyTooLong);
+    }
+    Ok(())
+}
+
+fn decode_version(value: Bytes) -> Result<VersionRecord> {
+    VersionRecord::decode(value).map_err(|e| Error::Damaged(e.to_string()))
+}
+
+/// A version id: the HLC (unique per gateway, increasing) and 32 bits of a hash of the key.
+pub fn new_version_id(hlc: u64, salt: &[u8]) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&hlc.to_le_bytes());
+    let h = cluster::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
+    v[8..].copy_from_slice(&h.to_le_bytes());
+    v
+}
+
+impl Store {
+    /// Makes `head` the object's current version. The HLC and the version's id are taken
+    /// here, once the data is durable, not when the request started: of two writes to a key
+    /// the one that commits last wins, as in S3 (issue #12: a PUT that started first but
+    /// ended last used to lose). `head.version_id` is set to the new id (its parts keep the
+    /// ids their chunks were stored under). Unversioned buckets: head, then listing entry.
+    /// Last writer wins by HLC: only the write whose head is current afterwards retires the
+    /// version it replaced; one that lost to a concurrent write retires its own chunks
+    /// instead. Buckets that keep versions: `commit_version`. When a `condition` fails
+    /// nothing is written or retired: the caller owns its chunks (a single PUT removes them,
+    /// a multipart upload keeps its parts for a retry). Last, the bucket must still be the
+    /// same live incarnation (`settle_live`).
+    pub async fn commit_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &mut ObjectHead,
+        condition: Option<&HeadCondition>,
+        versioning: Versioning,
+    ) -> Result<(), CommitError> {
+        assert_eq!(head.in_versions, versioning.keeps_versions());
+        assert_eq!(head.null_version, versioning.writes_null());
+        let hlc = self.backend.hlc();
+        head.version_id = new_version_id(hlc, key.as_bytes());
+        if versioning.keeps_versions() {
+            self.commit_version(bucket, key, head, hlc, condition, versioning)
+                .await?;
+            self.settle_live(bucket).await
+        } else {
+            self.commit_unversioned(bucket, key, head, hlc, condition)
+                .await
+        }
+    }
+
+    /// An unversioned commit. Unconditional, in two metadata round trips on a healthy
+    /// cluster: the new head is written and answers whether it won and what it replaced
+    /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
+    /// record (is the incarnation still live?), which are independent (the listing entry goes
+    /// to the bucket's listing replicas). A conditional write: the compare-and-swap (which
+    /// reads the head it replaces), the head on every replica, then the listing entry, the
+    /// bucket and a re-read of the head (did this write win?) at once.
+    async fn commit_unversioned(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+        condition: Option<&HeadCondition>,
+    ) -> Result<(), CommitError> {
+        // From the head's write on, it may be on some replicas whatever the outcome: its chunks
+        // stay (a failed write leaves them to the orphan sweep, never a head without chunks).
+        let written = |error: Error| CommitError {
+            error,
+            keep_chunks: true,
+        };
+        let (replaced, won) = match condition {
+            None => {
+                let cores = self.object_cores(bucket, key);
+                let swap = self
+                    .backend
+                    .meta_swap(&cores, &head_key(bucket, key), &head.encode(), hlc)
+                    .await
+                    .map_err(|e| written(e.into()))?;
+                let replaced = match swap.previous.filter(|p| !p.deleted) {
+                    // A damaged or unreadable head cannot be retired: its chunks are left to
+                    // the orphan sweep.
+                    Some(p) => ObjectHead::decode(p.value).ok(),
+                    None => None,
+                };
+                (replaced, Some(swap.won))
+            }
+            Some(cond) => {
+                let old = self.cas_head(bucket, key, head, hlc, cond).await?;
+                self.put_head(bucket, key, head, hlc)
+                    .await
+                    .map_err(written)?;
+                (old, None)
+            }
+        };
+        let reread = async {
+            match won {
+                Some(won) => Ok(won),
+                None => Ok(matches!(
+                    self.head(bucket, key).await?,
+                    Some(c) if c.version_id == head.version_id
+                )),
+            }
+        };
+        let (listed, won, live) = tokio::join!(
+            self.put_listing(bucket, key, head, hlc),
+            reread,
+            self.settle_live(bucket)
+        );
+        if won.map_err(written)? {
+            if let Some(old) = replaced.filter(|o| o.version_id != head.version_id) {
+                self.retire_chunks(bucket, key, old);
+            }
+        } else {
+            // A concurrent write with a newer HLC replaced this version (or was there first).
+            self.retire_chunks(bucket, key, head.clone());
+        }
+        live?;
+        listed.map_err(written)
+    }
+
+    /// One version of a key by its id, from its `V` record.
+    pub async fn version_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &[u8; 12],
+    ) -> Result<Option<VersionRecord>> {
+        let cores = self.object_cores(bucket, key);
+        let entry = self
+            .backend
+            .meta_get(&cores, &version_key(bucket, key, id))
+            .await?;
+        entry.map(|e| decode_version(e.value)).transpose()
+    }
+
+    /// A key's version records (`V` key, record), newest first, at most `limit`.
+    pub async fn key_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, VersionRecord)>> {
+        let cores = self.object_cores(bucket, key);
+        let prefix = key_versions_prefix(bucket, key);
+        let mut cursor = None;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let want = (limit - out.len()).min(VERSIONS_SCAN_BATCH as usize) as u32;
+            let (entries, next) = self
+                .backend
+                .meta_scan(&cores, &prefix, cursor, want)
+                .await?;
+            for (k, e) in entries {
+                out.push((k, decode_version(e.value)?));
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `V` records of a key's null version (one, barring a race of two writers).
+    pub async fn null_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<(Bytes, VersionRecord)>> {
+        let all = self.key_versions(bucket, key, usize::MAX).await?;
+        Ok(all.into_iter().filter(|(_, r)| r.null_version()).collect())
+    }
+
+    /// Version `v` of a key. The null version may be the head itself, without a `V` record
+    /// (written before the bucket kept versions).
+    pub async fn resolve_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        v: VersionRef,
+    ) -> Result<Option<VersionRecord>> {
+        check_versioned_key(bucket, key)?;
+        match v {
+            VersionRef::Id(id) => self.version_record(bucket, key, &id).await,
+            VersionRef::Null => {
+                if let Some(h) = self.head(bucket, key).await? {
+                    if h.null_version {
+                        return Ok(Some(VersionRecord::Object(h)));
+                    }
+                }
+                let found = self.null_versions(bucket, key).await?;
+                Ok(found.into_iter().next().map(|(_, r)| r))
+            }
+        }
+    }
+
+    /// Records `head` (a current version written before the bucket kept versions) as a
+    /// version, so that replacing it as the current one keeps it.
+    async fn record_version(&self, bucket: &str, key: &str, head: &ObjectHead) -> Result<()> {
+        let mut h = head.clone();
+        h.in_versions = true;
+        let cores = self.object_cores(bucket, key);
+        let k = version_key(bucket, key, &h.version_id);
+        let value = VersionRecord::Object(h).encode();
+        let hlc = self.backend.hlc();
+        self.backend
+            .meta_put(&cores, &k, &value, hlc)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Removes a key's null version but `keep` (S3: a write while versioning is suspended
+    /// replaces it, wherever it is in the key's history): `current` if it is a null version
+    /// without a `V` record, and every `V` record of a null version. Retires their chunks.
+    async fn remove_null_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        keep: Option<&[u8; 12]>,
+        current: Option<&ObjectHead>,
+    ) -> Result<()> {
+        if let Some(c) = current {
+            if c.null_version && !c.in_versions && Some(&c.version_id) != keep {
+                self.retire_chunks(bucket, key, c.clone());
+            }
+        }
+        let cores = self.object_cores(bucket, key);
+        for (k, record) in self.null_versions(bucket, key).await? {
+            if Some(record.version_id()) == keep {
+                continue;
+            }
+            let hlc = self.backend.hlc();
+            self.backend.meta_delete(&cores, &k, hlc).await?;
+            if let VersionRecord::Object(h) = record {
+                self.retire_chunks(bucket, key, h);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a new version in a bucket that keeps versions: its `V` record, then (after the
+    /// condition, if any) it becomes current. The version it replaces as current stays a
+    /// version (recorded now if it had no record), except the null version when versioning
+    /// is suspended, which the new one replaces.
+    pub async fn commit_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+        condition: Option<&HeadCondition>,
+        versioning: Versioning,
+    ) -> Result<()> {
+        assert!(head.in_versions, "a versioned write keeps a version record");
+        check_versioned_key(bucket, key)?;
+        let cores = self.object_cores(bucket, key);
+        let vkey = version_key(bucket, key, &head.version_id);
+        let record = VersionRecord::Object(head.clone()).encode();
+        self.backend.meta_put(&cores, &vkey, &record, hlc).await?;
+        let old = match condition {
+            None => self.head(bucket, key).await,
+            Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await,
+        };
+        let old = match old {
+            Ok(old) => old.filter(|o| o.version_id != head.version_id),
+            Err(e) => {
+                // The condition failed: this version never existed.
+                let undo = self.backend.hlc();
+                if let Err(d) = self.backend.meta_delete(&cores, &vkey, undo).await {
+                    tracing::warn!(error = %d, "removing the record of a failed write failed");
+                }
+                return Err(e);
+            }
+        };
+        let suspended = versioning == Versioning::Suspended;
+        if let Some(o) = &old {
+            if needs_record(o, versioning) {
+                self.record_version(bucket, key, o).await?;
+            }
+        }
+        if suspended {
+            self.remove_null_versions(bucket, key, Some(&head.version_id), old.as_ref())
+                .await?;
+        }
+        self.write_current(bucket, key, head, hlc).await
+    }
+
+    /// DeleteObject without a version id in a bucket that keeps versions: a new delete marker
+    /// becomes the latest version (with a real id when Enabled; as the null version, which
+    /// it replaces, when Suspended).
+    async fn insert_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        versioning: Versioning,
+    ) -> Result<Deleted> {
+        check_versioned_key(bucket, key)?;
+        let current = self.head(bucket, key).await?;
+        let suspended = versioning == Versioning::Suspended;
+        if let Some(c) = &current {
+            if needs_record(c, versioning) {
+                self.record_version(bucket, key, c).await?;
+            }
+        }
+        let hlc = self.backend.hlc();
+        let marker = DeleteMarker {
+            version_id: new_version_id(hlc, key.as_bytes()),
+            null_version: suspended,
+            modified_ms: now_ms(),
+        };
+        if suspended {
+            self.remove_null_versions(bucket, key, Some(&marker.version_id), current.as_ref())
+                .await?;
+        }
+        let cores = self.object_cores(bucket, key);
+        let vkey = version_key(bucket, key, &marker.version_id);
+        let value = VersionRecord::DeleteMarker(marker.clone()).encode();
+        self.backend.meta_put(&cores, &vkey, &value, hlc).await?;
+        if current.is_some() {
+            self.remove_current(bucket, key, hlc).await?;
+        }
+        Ok(Deleted {
+            version_id: Some(shown_version_id(marker.null_version, &marker.version_id)),
+            delete_marker: true,
+        })
+    }
+
+    /// Tombstones a key's listing entry, then its head (a listed key always has its head).
+    async fn remove_current(&self, bucket: &str, key: &str, hlc: u64) -> Result<()> {
+        let lcores = self.listing_cores(bucket);
+        self.backend
+            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+            .await?;
+        let cores = self.object_cores(bucket, key);
+        self.backend
+            .meta_delete(&cores, &head_key(bucket, key), hlc)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// DeleteObject with a version id: removes that version for good (a delete marker too);
+    /// if it was the latest, the next newest becomes current. Deleting a version that does
+    /// not exist succeeds, as in S3.
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        v: VersionRef,
+        guard: Guard,
+    ) -> Result<Deleted> {
+        check_versioned_key(bucket, key)?;
+        let current = self.head(bucket, key).await?;
+        let unrecorded = current
+            .as_ref()
+            .filter(|c| v == VersionRef::Null && c.null_version && !c.in_versions);
+        if let Some(c) = unrecorded {
+            guard.check(&c.lock)?;
+            // The key's only version, written before the bucket kept versions.
+            let hlc = self.backend.hlc();
+            self.remove_current(bucket, key, hlc).await?;
+            self.retire_chunks(bucket, key, c.clone());
+            return Ok(Deleted {
+                version_id: Some(v.shown()),
+                delete_marker: false,
+            });
+        }
+        let target = match v {
+            VersionRef::Id(id) => self
+                .version_record(bucket, key, &id)
+                .await?
+                .map(|r| (version_key(bucket, key, &id), r)),
+            VersionRef::Null => self.null_versions(bucket, key).await?.into_iter().next(),
+        };
+        let Some((vkey, record)) = target else {
+            return Ok(Deleted {
+                version_id: Some(v.shown()),
+                delete_marker: false,
+            });
+        };
+        if let VersionRecord::Object(h) = &record {
+            guard.check(&h.lock)?;
+        }
+        let cores = self.object_cores(bucket, key);
+        let hlc = self.backend.hlc();
+        self.backend.meta_delete(&cores, &vkey, hlc).await?;
+        let delete_marker = matches!(record, VersionRecord::DeleteMarker(_));
+        if let VersionRecord::Object(h) = record {
+            self.retire_chunks(bucket, key, h);
+        }
+        self.reconcile_current(bucket, key, current).await?;
+        Ok(Deleted {
+            version_id: Some(v.shown()),
+            delete_marker,
+        })
+    }
+
+    /// Makes the head and listing entry show the key's newest remaining version after a
+    /// version was removed: the newest object version becomes current; a delete marker or no
+    /// version leaves no current one.
+    async fn reconcile_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        current: Option<ObjectHead>,
+    ) -> Result<()> {
+        let newest = self.key_versions(bucket, key, 1).await?.into_iter().next();
+        let hlc = self.backend.hlc();
+        match newest {
+            Some((_, VersionRecord::Object(h))) => {
+                if current.is_none_or(|c| c.version_id != h.version_id) {
+                    self.write_current(bucket, key, &h, hlc).await?;
+                }
+            }
+            _ => {
+                if current.is_some() {
+                    self.remove_current(bucket, key, hlc).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DeleteObject (and one key of DeleteObjects) in any bucket state, with or without a
+    /// version id; a version under Object Lock stays (no governance bypass).
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionRef>,
+        versioning: Versioning,
+    ) -> Result<Deleted> {
+        let guard = Guard::Enforce { bypass: false };
+        self.delete_object_guarded(bucket, key, version, versioning, guard)
+            .await
+    }
+
+    /// `delete_object_as_s3`, with the Object Lock judgement `guard`.
+    pub async fn delete_object_guarded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionRef>,
+        versioning: Versioning,
+        guard: Guard,
+    ) -> Result<Deleted> {
+        match version {
+            Some(v) => self.delete_version(bucket, key, v, guard).await,
+            None if versioning.keeps_versions() => {
+                self.insert_delete_marker(bucket, key, versioning).await
+            }
+            None => {
+                self.delete_key(bucket, key).await?;
+                Ok(Deleted::default())
+            }
+        }
+    }
+}
