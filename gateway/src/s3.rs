@@ -44,8 +44,8 @@ use crate::limits::{
     USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, listing_key, BucketId, BucketRecord, DeleteMarker, ListingEntry, ObjectHead,
-    PartRef, StorageClass, Tiering, VersionRecord, Versioning,
+    bucket_key, BucketId, BucketRecord, DeleteMarker, ObjectHead, PartRef, StorageClass, Tiering,
+    VersionRecord, Versioning,
 };
 use crate::tiering::{
     access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
@@ -56,7 +56,7 @@ use crate::versioning::{
 };
 use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
-use objects::store::{Days, Store};
+use objects::store::{Days, Listed, Store};
 pub(crate) use objects::store::{HeadCondition, Liveness};
 pub(crate) use objects::versions::new_version_id;
 
@@ -464,90 +464,6 @@ impl Gateway {
         let shown = (record.versioning.keeps_versions() || wanted.is_some())
             .then(|| head_version_id(&head));
         Ok((head, shown, wanted.is_some(), record))
-    }
-
-    /// One page of the bucket's listing index after `after` (raw key bytes), S3 style:
-    /// keys under `prefix`, rolled up into common prefixes at `delimiter`.
-    async fn list_page(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
-        after: Option<Vec<u8>>,
-        max_keys: usize,
-    ) -> S3Result<ListPage> {
-        let base = listing_key(bucket, "");
-        let scan_prefix = listing_key(bucket, prefix);
-        let mut cursor: Option<Bytes> = after.map(|a| {
-            let mut k = base.to_vec();
-            k.extend_from_slice(&a);
-            Bytes::from(k)
-        });
-        let cores = self.store.listing_cores(bucket);
-        let mut contents = Vec::new();
-        let mut prefixes: Vec<String> = Vec::new();
-        let mut last_key: Option<Vec<u8>> = None;
-        let mut truncated = false;
-        // max-keys=0 returns an empty, untruncated page.
-        'pages: while contents.len() + prefixes.len() < max_keys {
-            let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
-            let (entries, next) = self
-                .backend
-                .meta_scan(&cores, &scan_prefix, cursor.clone(), want)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in &entries {
-                if contents.len() + prefixes.len() >= max_keys {
-                    truncated = true;
-                    break 'pages;
-                }
-                let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
-                if let Some(d) = delimiter {
-                    if let Some(at) = key[prefix.len()..].find(d) {
-                        let cp = key[..prefix.len() + at + d.len()].to_string();
-                        // Skip every key under this common prefix: 0xFF never occurs in UTF-8.
-                        let mut skip = base.to_vec();
-                        skip.extend_from_slice(cp.as_bytes());
-                        skip.push(0xff);
-                        last_key = Some(skip[base.len()..].to_vec());
-                        cursor = Some(Bytes::from(skip));
-                        prefixes.push(cp);
-                        continue 'pages;
-                    }
-                }
-                let entry = ListingEntry::decode(e.value.clone())
-                    .map_err(|e| s3_error!(e, InternalError))?;
-                contents.push(Object {
-                    key: Some(key),
-                    size: Some(entry.size as i64),
-                    e_tag: Some(etag(&entry.etag)),
-                    last_modified: Some(timestamp(entry.modified_ms)),
-                    storage_class: Some(entry.class.as_str().to_owned().into()),
-                    ..Default::default()
-                });
-                last_key = Some(k[base.len()..].to_vec());
-                cursor = Some(k.clone());
-            }
-            match next {
-                Some(n) if entries.len() as u32 >= want => cursor = Some(n),
-                _ => break,
-            }
-        }
-        if !truncated && contents.len() + prefixes.len() >= max_keys && max_keys > 0 {
-            // Exactly full: truncated only if one more key exists after the last.
-            let (more, _) = self
-                .backend
-                .meta_scan(&cores, &scan_prefix, cursor.clone(), 1)
-                .await
-                .map_err(s3_err)?;
-            truncated = !more.is_empty();
-        }
-        Ok(ListPage {
-            contents,
-            prefixes,
-            truncated,
-            last_key,
-        })
     }
 
     /// `store_body`, then the checks that can only be made once the body has ended
@@ -1613,12 +1529,14 @@ impl S3 for Gateway {
         // An empty `delimiter=` means none.
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let page = self
+            .store
             .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
-            .await?;
+            .await
+            .map_err(s3_err)?;
         let enc = encoder(input.encoding_type.as_ref());
-        let key_count = (page.contents.len() + page.prefixes.len()) as i32;
+        let key_count = (page.entries.len() + page.prefixes.len()) as i32;
         let next = page.next_token();
-        let (mut contents, prefixes) = page.encoded(&enc);
+        let (mut contents, prefixes) = page_contents(page, &enc);
         if input.fetch_owner == Some(true) {
             set_owner(&mut contents, &user);
         }
@@ -2147,13 +2065,15 @@ impl S3 for Gateway {
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let after = input.marker.as_ref().map(|m| m.as_bytes().to_vec());
         let page = self
+            .store
             .list_page(&bucket, &prefix, delimiter.as_deref(), after, max_keys)
-            .await?;
+            .await
+            .map_err(s3_err)?;
         let enc = encoder(input.encoding_type.as_ref());
         let next = page
             .next_token()
             .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
-        let (mut contents, prefixes) = page.encoded(&enc);
+        let (mut contents, prefixes) = page_contents(page, &enc);
         // V1 always names the owner (V2 only with fetch-owner=true).
         set_owner(&mut contents, &user);
         Ok(S3Response::new(ListObjectsOutput {
@@ -2227,39 +2147,31 @@ pub(crate) struct CopiedSource {
     pub named_version: bool,
 }
 
-/// A page of a listing, before the response's encoding.
-struct ListPage {
-    contents: Vec<Object>,
-    prefixes: Vec<String>,
-    truncated: bool,
-    /// The last key or common prefix (with 0xFF appended) the page covered, raw.
-    last_key: Option<Vec<u8>>,
-}
-
-impl ListPage {
-    /// Where the next page starts, when there is one.
-    fn next_token(&self) -> Option<Vec<u8>> {
-        if self.truncated {
-            self.last_key.clone()
-        } else {
-            None
-        }
-    }
-
-    fn encoded(self, enc: &impl Fn(String) -> String) -> (Vec<Object>, Vec<CommonPrefix>) {
-        let mut contents = self.contents;
-        for o in &mut contents {
-            o.key = o.key.take().map(enc);
-        }
-        let prefixes = self
-            .prefixes
-            .into_iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(enc(p)),
-            })
-            .collect();
-        (contents, prefixes)
-    }
+/// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes.
+fn page_contents(
+    page: Listed,
+    enc: &impl Fn(String) -> String,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let contents = page
+        .entries
+        .into_iter()
+        .map(|(key, entry)| Object {
+            key: Some(enc(key)),
+            size: Some(entry.size as i64),
+            e_tag: Some(etag(&entry.etag)),
+            last_modified: Some(timestamp(entry.modified_ms)),
+            storage_class: Some(entry.class.as_str().to_owned().into()),
+            ..Default::default()
+        })
+        .collect();
+    let prefixes = page
+        .prefixes
+        .into_iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect();
+    (contents, prefixes)
 }
 
 /// Every object of a bucket belongs to the bucket's owner (only the owner may write to it).

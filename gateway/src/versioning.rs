@@ -1,21 +1,9 @@
-//! Object versioning with S3's semantics: the bucket's state (Put/GetBucketVersioning), version
-//! ids, the `null` version, delete markers, reads and deletes of one version, and
-//! ListObjectVersions.
-//!
-//! A key's current version stays where it always was, in its head `O` and listing entry `L`:
-//! a GET of the latest and ListObjects are one lookup and one scan, as in an unversioned
-//! bucket (whose writes are exactly what they were). While a bucket keeps versions (Enabled or
-//! Suspended) every version, delete markers included, also has a `V` record on the key's object
-//! cores (same route key as its head), ordered newest first. A head written before the bucket
-//! kept versions has no `V` record: it is the key's only version, `null`, and is recorded as a
-//! version by the first write that replaces it. A key whose latest version is a delete marker
-//! has no head and no listing entry.
-//!
-//! Fragments are never shared between versions (every write stores its own, copies included),
-//! so a version's chunks are retired exactly when that version is removed: replaced as the
-//! `null` version, or deleted by id. This module does not version tags (the `T` record stays
-//! bound to the version it was set on) nor implement MFA delete or lifecycle; a version under
-//! Object Lock is kept by the removal's [`Guard`] (`object_lock` judges it).
+//! Object versioning as S3 requests spell it: the bucket's state (Put/GetBucketVersioning),
+//! version ids as requests name them (`parse_version_id`), the errors of reads of a delete
+//! marker or a missing version, and ListObjectVersions. The versions themselves (commits,
+//! version records, the `null` version, delete markers, deletes of one version under Object
+//! Lock's [`Guard`]) are the object service's, in `objects::versions`, whose header says how
+//! they are stored.
 
 use std::collections::VecDeque;
 

@@ -1,8 +1,13 @@
 //! percore's object service, being moved out of the `gateway` crate (the issue "The gateway in
-//! three layers"): what an object is, independent of how S3 spells it on the wire. So far the
-//! metadata keys and record codecs (`records`), the checksums of objects and uploads
-//! (`checksum`) and the object bounds (`limits`); the operations still live in the gateway.
-//! Nothing here names an s3s, hyper or http type, and errors are this crate's own.
+//! three layers"): what an object is and how it is stored, independent of how S3 spells it on
+//! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
+//! retirement), versions (`versions`: commits, version records, delete markers, deletes under
+//! Object Lock), the background workers (`workers`), the metadata keys and record codecs
+//! (`records`), the checksums of objects and uploads (`checksum`), sealed bodies (`seal`,
+//! `keywrap`) and the object bounds (`limits`). Multipart uploads, tagging, tiering and the
+//! lifecycle pass still live in the gateway and call the store.
+//! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
+//! and the gateway turns them into S3 codes in one place.
 
 pub mod checksum;
 pub mod error;

@@ -44,6 +44,28 @@ const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// The orphan sweep's default grace: fragments no record names are deleted once this old.
 pub const ORPHAN_GRACE_SECS_DEFAULT: u64 = 2 * 24 * 3600;
 
+/// A page of a bucket's listing (`Store::list_page`): keys with their entries, and common
+/// prefixes.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub entries: Vec<(String, ListingEntry)>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix (with 0xFF appended) the page covered, raw.
+    pub last_key: Option<Vec<u8>>,
+}
+
+impl Listed {
+    /// Where the next page starts, when there is one.
+    pub fn next_token(&self) -> Option<Vec<u8>> {
+        if self.truncated {
+            self.last_key.clone()
+        } else {
+            None
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, by this machine's clock.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -179,6 +201,81 @@ impl Store {
                 .map(Some)
                 .map_err(|e| Error::Damaged(e.to_string())),
         }
+    }
+
+    /// One page of the bucket's listing index after `after` (raw key bytes), S3 style:
+    /// keys under `prefix`, rolled up into common prefixes at `delimiter`.
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<Vec<u8>>,
+        max_keys: usize,
+    ) -> Result<Listed> {
+        let base = listing_key(bucket, "");
+        let scan_prefix = listing_key(bucket, prefix);
+        let mut cursor: Option<Bytes> = after.map(|a| {
+            let mut k = base.to_vec();
+            k.extend_from_slice(&a);
+            Bytes::from(k)
+        });
+        let cores = self.listing_cores(bucket);
+        let mut contents = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut truncated = false;
+        // max-keys=0 returns an empty, untruncated page.
+        'pages: while contents.len() + prefixes.len() < max_keys {
+            let want = ((max_keys - contents.len() - prefixes.len()) as u32).clamp(1, 1000);
+            let (entries, next) = self
+                .backend
+                .meta_scan(&cores, &scan_prefix, cursor.clone(), want)
+                .await?;
+            for (k, e) in &entries {
+                if contents.len() + prefixes.len() >= max_keys {
+                    truncated = true;
+                    break 'pages;
+                }
+                let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+                if let Some(d) = delimiter {
+                    if let Some(at) = key[prefix.len()..].find(d) {
+                        let cp = key[..prefix.len() + at + d.len()].to_string();
+                        // Skip every key under this common prefix: 0xFF never occurs in UTF-8.
+                        let mut skip = base.to_vec();
+                        skip.extend_from_slice(cp.as_bytes());
+                        skip.push(0xff);
+                        last_key = Some(skip[base.len()..].to_vec());
+                        cursor = Some(Bytes::from(skip));
+                        prefixes.push(cp);
+                        continue 'pages;
+                    }
+                }
+                let entry = ListingEntry::decode(e.value.clone())
+                    .map_err(|e| Error::Damaged(e.to_string()))?;
+                contents.push((key, entry));
+                last_key = Some(k[base.len()..].to_vec());
+                cursor = Some(k.clone());
+            }
+            match next {
+                Some(n) if entries.len() as u32 >= want => cursor = Some(n),
+                _ => break,
+            }
+        }
+        if !truncated && contents.len() + prefixes.len() >= max_keys && max_keys > 0 {
+            // Exactly full: truncated only if one more key exists after the last.
+            let (more, _) = self
+                .backend
+                .meta_scan(&cores, &scan_prefix, cursor.clone(), 1)
+                .await?;
+            truncated = !more.is_empty();
+        }
+        Ok(Listed {
+            entries: contents,
+            prefixes,
+            truncated,
+            last_key,
+        })
     }
 
     /// Streams a request body into `CHUNK_BYTES` stripes under `version_id`, stored on `cores`
