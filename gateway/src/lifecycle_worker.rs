@@ -630,9 +630,10 @@ impl Gateway {
             ScopeState::Unknown => return,
         };
         let result = async {
-            let parts = self.parts(bucket, key, upload_id).await?;
-            let place = self.store.place(upload.class, None).map_err(s3_err)?;
-            self.finish_upload(bucket, key, upload_id, &parts, &[], place)
+            let parts = self.store.parts(bucket, key, upload_id).await?;
+            let place = self.store.place(upload.class, None)?;
+            self.store
+                .finish_upload(bucket, key, upload_id, &parts, &[], place)
                 .await
         }
         .await;

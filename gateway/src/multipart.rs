@@ -32,8 +32,8 @@ use crate::checksum::{
 };
 use crate::limits::{CHUNK_BYTES, LIST_PARTS_MAX, OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MIN};
 use crate::records::{
-    completion_key, part_key, part_prefix, parts_digest, upload_key, CompletionRecord, ObjectHead,
-    PartRecord, PartRef, Tiering, UploadRecord, Versioning,
+    completion_key, parts_digest, upload_key, CompletionRecord, ObjectHead, PartRecord, PartRef,
+    Tiering, UploadRecord, Versioning,
 };
 use crate::s3::{
     check_key, etag, head_condition, new_version_id, now_ms, requested_class, resolve_range,
@@ -44,9 +44,7 @@ use crate::versioning::head_version_id;
 use cluster::ec::Policy;
 use placement::Tier;
 
-/// How long a completed upload answers a retried Complete (the background pass removes its
-/// record after that, within a pass).
-pub const COMPLETION_KEEP_MS: u64 = 3_600_000;
+pub use objects::uploads::COMPLETION_KEEP_MS;
 
 /// The largest part (S3's limit).
 const PART_BYTES_MAX: u64 = OBJECT_BYTES_MAX;
@@ -226,105 +224,6 @@ fn complete_checksum(
 }
 
 impl Gateway {
-    pub(crate) async fn upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> S3Result<UploadRecord> {
-        let cores = self.store.object_cores(bucket, key);
-        let entry = self
-            .backend
-            .meta_get(&cores, &upload_key(bucket, key, upload_id))
-            .await
-            .map_err(s3_err)?
-            .ok_or_else(|| s3_error!(NoSuchUpload))?;
-        UploadRecord::decode(entry.value).map_err(|e| s3_error!(e, InternalError))
-    }
-
-    /// Every part record of an upload, in part-number order.
-    pub(crate) async fn parts(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> S3Result<Vec<(u32, PartRecord)>> {
-        let cores = self.store.object_cores(bucket, key);
-        let prefix = part_prefix(upload_id);
-        let mut cursor = None;
-        let mut out = Vec::new();
-        loop {
-            let (entries, next) = self
-                .backend
-                .meta_scan(&cores, &prefix, cursor, 1000)
-                .await
-                .map_err(s3_err)?;
-            for (k, e) in entries {
-                let n = k[prefix.len()..]
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| s3_error!(InternalError, "malformed part key"))?;
-                let p = PartRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
-                out.push((n, p));
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// A completed upload's record, if it is recent enough to answer a retry.
-    async fn completion(
-        &self,
-        cores: &[usize],
-        key: &bytes::Bytes,
-    ) -> S3Result<Option<CompletionRecord>> {
-        let Some(entry) = self.backend.meta_get(cores, key).await.map_err(s3_err)? else {
-            return Ok(None);
-        };
-        let done =
-            CompletionRecord::decode(entry.value).map_err(|e| s3_error!(e, InternalError))?;
-        Ok((now_ms().saturating_sub(done.completed_ms) < COMPLETION_KEEP_MS).then_some(done))
-    }
-
-    /// Removes an upload's records; retires the chunks of its parts not in `keep`.
-    pub(crate) async fn finish_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, PartRecord)],
-        keep: &[PartRef],
-        (policy, tier): (Policy, Tier),
-    ) -> S3Result<()> {
-        let cores = self.store.object_cores(bucket, key);
-        let data_cores = self.store.cores_in(bucket, key, policy, tier);
-        let hlc = self.backend.hlc();
-        for (n, p) in parts {
-            self.backend
-                .meta_delete(&cores, &part_key(upload_id, *n), hlc)
-                .await
-                .map_err(s3_err)?;
-            if !keep.iter().any(|k| k.version_id == p.version_id) {
-                self.store
-                    .delete_part_chunks(
-                        &data_cores,
-                        policy,
-                        &PartRef {
-                            version_id: p.version_id,
-                            size: p.size,
-                        },
-                    )
-                    .await;
-            }
-        }
-        self.backend
-            .meta_delete(&cores, &upload_key(bucket, key, upload_id), hlc)
-            .await
-            .map_err(s3_err)
-    }
-
     pub(crate) async fn mp_create(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -410,7 +309,11 @@ impl Gateway {
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let upload = self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         if let Some(c) = upload.checksum {
             // S3 refuses a part checked with another algorithm than the upload's.
             c.check_part_request(&algos).map_err(checksum_error)?;
@@ -448,14 +351,16 @@ impl Gateway {
             modified_ms: now_ms(),
             checksum: sum,
         };
-        self.put_part_record(
-            &bucket,
-            &input.key,
-            &input.upload_id,
-            (number, &record),
-            (policy, tier),
-        )
-        .await?;
+        self.store
+            .put_part_record(
+                &bucket,
+                &input.key,
+                &input.upload_id,
+                (number, &record),
+                (policy, tier),
+            )
+            .await
+            .map_err(s3_err)?;
         let mut out = UploadPartOutput {
             e_tag: Some(etag(&hex::encode(md5))),
             ..Default::default()
@@ -475,7 +380,11 @@ impl Gateway {
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let upload = self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -527,14 +436,16 @@ impl Gateway {
             modified_ms: now_ms(),
             checksum: hashers.finish().pop(),
         };
-        self.put_part_record(
-            &bucket,
-            &input.key,
-            &input.upload_id,
-            (number, &record),
-            (policy, tier),
-        )
-        .await?;
+        self.store
+            .put_part_record(
+                &bucket,
+                &input.key,
+                &input.upload_id,
+                (number, &record),
+                (policy, tier),
+            )
+            .await
+            .map_err(s3_err)?;
         let mut result = CopyPartResult {
             e_tag: Some(etag(&hex::encode(md5))),
             last_modified: Some(timestamp(record.modified_ms)),
@@ -550,47 +461,6 @@ impl Gateway {
         }))
     }
 
-    /// Records an uploaded part once its data is stored, ordered by that moment (an HLC taken
-    /// now, not when the request started): of two uploads of one part number, the one that
-    /// completes last is the part, as in S3. The record is swapped in: the winner retires the
-    /// part it replaced, a loser (a later upload of the part already committed) its own chunks.
-    async fn put_part_record(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        (number, record): (u32, &PartRecord),
-        (policy, tier): (Policy, Tier),
-    ) -> S3Result<()> {
-        let cores = &self.store.object_cores(bucket, key);
-        let k = part_key(upload_id, number);
-        let hlc = self.backend.hlc();
-        let swap = self
-            .backend
-            .meta_swap(cores, &k, &record.encode(), hlc)
-            .await
-            .map_err(s3_err)?;
-        let unreferenced = if swap.won {
-            swap.previous
-                .filter(|p| !p.deleted)
-                .and_then(|p| PartRecord::decode(p.value).ok())
-                .filter(|old| old.version_id != record.version_id)
-        } else {
-            Some(record.clone())
-        };
-        if let Some(old) = unreferenced {
-            let old = PartRef {
-                version_id: old.version_id,
-                size: old.size,
-            };
-            let data_cores = self.store.cores_in(bucket, key, policy, tier);
-            self.store
-                .delete_part_chunks(&data_cores, policy, &old)
-                .await;
-        }
-        Ok(())
-    }
-
     pub(crate) async fn mp_list_parts(
         &self,
         req: S3Request<ListPartsInput>,
@@ -599,7 +469,11 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let upload = self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         let max = usize::try_from(input.max_parts.unwrap_or(LIST_PARTS_MAX as i32))
             .unwrap_or(0)
             .min(LIST_PARTS_MAX);
@@ -607,7 +481,11 @@ impl Gateway {
             .part_number_marker
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(0);
-        let all = self.parts(&bucket, &input.key, &input.upload_id).await?;
+        let all = self
+            .store
+            .parts(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         let after: Vec<_> = all.into_iter().filter(|(n, _)| *n > marker).collect();
         let truncated = after.len() > max;
         let page: Vec<Part> = after
@@ -669,7 +547,12 @@ impl Gateway {
         let digest = digest_of(wanted);
         let cores = self.store.object_cores(&bucket, &input.key);
         let done_key = completion_key(&bucket, &input.key, &input.upload_id);
-        if let Some(done) = self.completion(&cores, &done_key).await? {
+        if let Some(done) = self
+            .store
+            .completion(&cores, &done_key)
+            .await
+            .map_err(s3_err)?
+        {
             if done.parts_digest != digest {
                 return Err(s3_error!(
                     NoSuchUpload,
@@ -685,13 +568,21 @@ impl Gateway {
                 ..Default::default()
             }));
         }
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
+        let upload = self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         if let Some(c) = upload.checksum {
             c.check_type(input.checksum_type.as_ref().map(ChecksumType::as_str))
                 .map_err(checksum_error)?;
         }
         let sent: Vec<(checksum::Algo, &str)> = sent_checksums!(input).collect();
-        let uploaded = self.parts(&bucket, &input.key, &input.upload_id).await?;
+        let uploaded = self
+            .store
+            .parts(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         let chosen = choose_parts(wanted, &uploaded, upload.checksum)?;
         let size: u64 = chosen.iter().map(|(_, p)| p.size).sum();
         if size > OBJECT_BYTES_MAX * 1000 {
@@ -724,15 +615,17 @@ impl Gateway {
             .meta_put(&cores, &done_key, &done.encode(), hlc)
             .await
             .map_err(s3_err)?;
-        self.finish_upload(
-            &bucket,
-            &input.key,
-            &input.upload_id,
-            &uploaded,
-            &head.parts,
-            place,
-        )
-        .await?;
+        self.store
+            .finish_upload(
+                &bucket,
+                &input.key,
+                &input.upload_id,
+                &uploaded,
+                &head.parts,
+                place,
+            )
+            .await
+            .map_err(s3_err)?;
         let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
@@ -756,11 +649,21 @@ impl Gateway {
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let upload = self.upload(&bucket, &input.key, &input.upload_id).await?;
-        let parts = self.parts(&bucket, &input.key, &input.upload_id).await?;
+        let upload = self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
+        let parts = self
+            .store
+            .parts(&bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(s3_err)?;
         let place = self.store.place(upload.class, None).map_err(s3_err)?;
-        self.finish_upload(&bucket, &input.key, &input.upload_id, &parts, &[], place)
-            .await?;
+        self.store
+            .finish_upload(&bucket, &input.key, &input.upload_id, &parts, &[], place)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 

@@ -179,6 +179,7 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
         }
         objects::Error::NoSuchBucket => return s3_error!(NoSuchBucket),
         objects::Error::NoSuchKey => return s3_error!(NoSuchKey),
+        objects::Error::NoSuchUpload => return s3_error!(NoSuchUpload),
         objects::Error::PreconditionFailed => return s3_error!(PreconditionFailed),
         objects::Error::IncompleteBody(message) => return s3_error!(IncompleteBody, "{message}"),
         objects::Error::TooLarge => return s3_error!(EntityTooLarge),

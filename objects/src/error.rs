@@ -18,6 +18,9 @@ pub enum Error {
     /// The key has no current version.
     #[error("the key does not exist")]
     NoSuchKey,
+    /// The multipart upload does not exist (never did, completed or aborted).
+    #[error("the upload does not exist")]
+    NoSuchUpload,
     /// A conditional write found another version (or one where none was expected).
     #[error("the condition of the write does not hold")]
     PreconditionFailed,

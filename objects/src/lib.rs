@@ -2,7 +2,7 @@
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
-//! Object Lock), the background workers (`workers`), the metadata keys and record codecs
+//! Object Lock), multipart upload records (`uploads`), the background workers (`workers`), the metadata keys and record codecs
 //! (`records`), the checksums of objects and uploads (`checksum`), sealed bodies (`seal`,
 //! `keywrap`) and the object bounds (`limits`). Multipart uploads, tagging, tiering and the
 //! lifecycle pass still live in the gateway and call the store.
@@ -16,6 +16,7 @@ pub mod limits;
 pub mod records;
 pub mod seal;
 pub mod store;
+pub mod uploads;
 pub mod versions;
 pub mod workers;
 
