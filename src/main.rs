@@ -262,7 +262,7 @@ impl Clock {
         let clock = Clock {
             day_secs: day_secs.unwrap_or(86_400),
             tiering_days: tiering_days.unwrap_or(30),
-            orphan_grace_secs: orphan_grace_secs.unwrap_or(gateway::orphans::GRACE_SECS_DEFAULT),
+            orphan_grace_secs: orphan_grace_secs.unwrap_or(objects::orphans::GRACE_SECS_DEFAULT),
         };
         if !(2..=10 * 365 * 86_400).contains(&clock.orphan_grace_secs) {
             bail!("orphan_grace_secs must be between 2 and 315360000");
@@ -292,9 +292,9 @@ impl Clock {
 fn scrub_config(
     days: Option<u32>,
     bytes_per_sec: Option<u64>,
-) -> anyhow::Result<gateway::scrub::ScrubConfig> {
-    let d = gateway::scrub::ScrubConfig::default();
-    let config = gateway::scrub::ScrubConfig {
+) -> anyhow::Result<objects::scrub::ScrubConfig> {
+    let d = objects::scrub::ScrubConfig::default();
+    let config = objects::scrub::ScrubConfig {
         every_days: days.unwrap_or(d.every_days),
         bytes_per_sec: bytes_per_sec.unwrap_or(d.bytes_per_sec),
     };
@@ -321,7 +321,7 @@ struct ServeSettings {
     /// Set when the config file names a layout: this process is one node of a cluster.
     cluster: Option<ClusterSettings>,
     clock: Clock,
-    scrub: gateway::scrub::ScrubConfig,
+    scrub: objects::scrub::ScrubConfig,
     http: gateway::serve::HttpLimits,
     tls: Option<Arc<gateway::tls::Tls>>,
     /// The config file's `[[webhook]]` tables, name → URL (bucket notifications).
@@ -668,7 +668,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
 /// the same settings `percore serve --config` takes from the file.
 struct Background {
     clock: Clock,
-    scrub: gateway::scrub::ScrubConfig,
+    scrub: objects::scrub::ScrubConfig,
     region: String,
 }
 
@@ -679,11 +679,11 @@ fn start_background(
     objects: &gateway::s3::Gateway,
     backend: &Arc<cluster::backend::Backend>,
     runtime: &tokio::runtime::Handle,
-    scrub: gateway::scrub::ScrubConfig,
+    scrub: objects::scrub::ScrubConfig,
 ) -> anyhow::Result<()> {
     gateway::start_repair(backend, runtime);
     gateway::start_lifecycle(objects, runtime);
-    gateway::scrub::start(objects, runtime, scrub)
+    objects::scrub::start(objects.store(), runtime, scrub)
         .context("installing the SIGUSR1 handler of the scrub")
 }
 

@@ -88,7 +88,7 @@ fn holds_data(node: &Node) -> Option<String> {
             Ok(Response::Scan { entries, .. })
                 if entries
                     .iter()
-                    .all(|(k, _)| &k[..] == gateway::scrub::SCRUB_KEY) => {}
+                    .all(|(k, _)| &k[..] == objects::scrub::SCRUB_KEY) => {}
             Ok(Response::Scan { .. }) => return Some(format!("core {core} holds metadata")),
             other => return Some(format!("core {core} cannot say what it holds: {other:?}")),
         }

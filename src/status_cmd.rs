@@ -1,7 +1,7 @@
 //! `percore status --config FILE`: asks every core of a cluster's layout for its counters
 //! (`proto::Request::Stats` over its TCP port) and prints one line per node and per core: up
 //! or down, fragments, live and free bytes, poisoned, and the core's scrub record (its last
-//! pass, read with a `MetaGet` of `gateway::scrub::SCRUB_KEY`). FILE is either a node config
+//! pass, read with a `MetaGet` of `objects::scrub::SCRUB_KEY`). FILE is either a node config
 //! naming the layout (`layout = …`) or the layout file itself.
 //!
 //! Every core is asked from its own thread and waited for at most `CORE_WAIT_MAX`, so a hung
@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gateway::scrub::ScrubRecord;
+use objects::scrub::ScrubRecord;
 use placement::Layout;
 use proto::{CoreStats, Request, Response};
 
@@ -275,7 +275,7 @@ fn ask(addr: SocketAddr, layout_version: u64) -> CoreState {
     };
     match client.call(&Request::Stats) {
         Ok(Response::Stats(s)) => {
-            let scrub = client.call(&gateway::scrub::record_request());
+            let scrub = client.call(&objects::scrub::record_request());
             let record = match scrub {
                 Ok(Response::Meta(Some(e))) => ScrubRecord::decode(&e.value),
                 _ => None,
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(scrubbed(None, 0), "scrub: no pass ended yet");
         let mut r = ScrubRecord {
             end_ms: 1_000_000,
-            counts: gateway::scrub::Counts {
+            counts: objects::scrub::Counts {
                 verified: 12,
                 bytes: 3 << 20,
                 ..Default::default()

@@ -191,7 +191,7 @@ pub fn unquote_etag(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::head_of_parts;
+    use objects::test_support::head_of_parts;
 
     #[test]
     fn attribute_names_split_on_commas_and_refuse_others() {

@@ -20,6 +20,40 @@ use crate::records::StorageClass;
 pub const PATH: &str = "/-/metrics";
 
 /// The process's metrics (one node or gateway per process).
+/// The object service's counts (`objects::observe`) go to the global metrics.
+#[derive(Debug)]
+pub struct ServiceMetrics;
+
+impl objects::observe::Observer for ServiceMetrics {
+    fn queued(&self, worker: &'static str, delta: i64) {
+        global().background_queued(worker, delta);
+    }
+    fn dropped(&self, worker: &'static str) {
+        global().background_dropped(worker);
+    }
+    fn read_repair(&self, outcome: &'static str) {
+        global().read_repair(outcome);
+    }
+    fn scrubbed(&self, core: &str, counts: &objects::scrub::Counts) {
+        global().record_scrub(core, counts);
+    }
+    fn scrub_record(&self, core: &str, result: &'static str) {
+        global().record_scrub_record(core, result);
+    }
+    fn scrub_digest(&self, core: &str, result: &'static str) {
+        global().record_scrub_digest(core, result);
+    }
+    fn scrub_pass(&self, core: &str, record: &objects::scrub::ScrubRecord, ended: bool) {
+        global().scrub_pass_ended(core, record, ended);
+    }
+    fn orphan(&self, core: &str, result: &'static str) {
+        global().record_orphan(core, result);
+    }
+    fn orphan_sweep(&self, result: &'static str) {
+        global().orphan_sweep_ended(result);
+    }
+}
+
 pub fn global() -> &'static Metrics {
     static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
     METRICS.get_or_init(Metrics::default)
@@ -496,7 +530,7 @@ impl Metrics {
     }
 
     /// Fragments the scrub checked on core `name` (`scrub::Counts`).
-    pub fn record_scrub(&self, name: &str, c: &crate::scrub::Counts) {
+    pub fn record_scrub(&self, name: &str, c: &objects::scrub::Counts) {
         for (result, n) in [
             ("verified", c.verified),
             ("corrupt", c.corrupt),
@@ -554,7 +588,7 @@ impl Metrics {
 
     /// A scrub pass over the versions core `name` is primary of ended (`ended`), or was
     /// read from the core's record at start (not counted as a pass of this process).
-    pub fn scrub_pass_ended(&self, name: &str, r: &crate::scrub::ScrubRecord, ended: bool) {
+    pub fn scrub_pass_ended(&self, name: &str, r: &objects::scrub::ScrubRecord, ended: bool) {
         let label = CoreLabel {
             core: name.to_owned(),
         };

@@ -85,21 +85,6 @@ pub struct Gateway {
     pub(crate) notify: Arc<crate::notify_queue::Hub>,
 }
 
-/// The object service's workers count into `/-/metrics`.
-struct WorkerMetrics;
-
-impl objects::workers::Observer for WorkerMetrics {
-    fn queued(&self, worker: &'static str, delta: i64) {
-        crate::metrics::global().background_queued(worker, delta);
-    }
-    fn dropped(&self, worker: &'static str) {
-        crate::metrics::global().background_dropped(worker);
-    }
-    fn read_repair(&self, outcome: &'static str) {
-        crate::metrics::global().read_repair(outcome);
-    }
-}
-
 impl Gateway {
     pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
         let days = Days {
@@ -107,7 +92,11 @@ impl Gateway {
             tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
         };
         Gateway {
-            store: Store::new(backend.clone(), Arc::new(WorkerMetrics), days),
+            store: Store::new(
+                backend.clone(),
+                Arc::new(crate::metrics::ServiceMetrics),
+                days,
+            ),
             backend,
             region,
             moves: Arc::default(),
@@ -160,6 +149,11 @@ impl Gateway {
     /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
     pub fn tiering_days(&self) -> u64 {
         self.store.days().tiering_days
+    }
+
+    /// The object service's store (its background passes run on it: `objects::scrub`).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The cluster client this service stores through.

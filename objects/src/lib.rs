@@ -13,9 +13,14 @@ pub mod checksum;
 pub mod error;
 pub mod keywrap;
 pub mod limits;
+pub mod observe;
+pub mod orphans;
 pub mod records;
+pub mod scrub;
 pub mod seal;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod uploads;
 pub mod versions;
 pub mod workers;

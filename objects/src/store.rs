@@ -24,11 +24,12 @@ use proto::FragmentId;
 use crate::checksum::Hashers;
 use crate::error::{CommitError, Error, Result};
 use crate::limits::{CHUNK_BYTES, STRIPES_IN_FLIGHT_MAX};
+use crate::observe::Observer;
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, version_hlc, versions_prefix,
     BucketRecord, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef,
 };
-use crate::workers::{Observer, Workers};
+use crate::workers::Workers;
 
 /// How long a replaced or deleted version's chunks stay readable.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -40,9 +41,6 @@ const STRAY_ENTRIES_MAX: u32 = 100;
 /// How often, and how long each time, a commit waits for a DeleteBucket to decide.
 const LIVE_WAITS_MAX: u32 = 50;
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// The orphan sweep's default grace: fragments no record names are deleted once this old.
-pub const ORPHAN_GRACE_SECS_DEFAULT: u64 = 2 * 24 * 3600;
 
 /// A page of a bucket's listing (`Store::list_page`): keys with their entries, and common
 /// prefixes.
@@ -83,6 +81,8 @@ pub struct Store {
     days: Days,
     /// Fragments no record references are swept once this old (`with_orphan_grace`).
     orphan_grace_ms: u64,
+    /// Where the counts of background work go (the gateway's metrics).
+    observer: Arc<dyn Observer>,
 }
 
 /// How long the object service's days are.
@@ -97,9 +97,10 @@ impl Store {
     pub fn new(backend: Arc<Backend>, observer: Arc<dyn Observer>, days: Days) -> Store {
         Store {
             backend,
-            workers: Arc::new(Workers::new(observer)),
+            workers: Arc::new(Workers::new(observer.clone())),
             days,
-            orphan_grace_ms: ORPHAN_GRACE_SECS_DEFAULT * 1000,
+            orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
+            observer,
         }
     }
 
@@ -127,6 +128,10 @@ impl Store {
 
     pub fn days(&self) -> Days {
         self.days
+    }
+
+    pub fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
     }
 
     pub fn orphan_grace_ms(&self) -> u64 {

@@ -32,29 +32,7 @@ use crate::limits::{
     ACCESS_CONCURRENCY_MAX, ACCESS_QUEUE_MAX, REPAIR_CONCURRENCY_MAX, REPAIR_QUEUE_MAX,
     RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
 };
-
-/// Where the workers' counts go (the gateway's metrics). Every method has a default that
-/// ignores the count: tests and simulations need none.
-pub trait Observer: Send + Sync + 'static {
-    /// `delta` jobs entered (+) or left (-) `worker`'s queue.
-    fn queued(&self, worker: &'static str, delta: i64) {
-        let _ = (worker, delta);
-    }
-    /// A full queue of `worker` refused a job.
-    fn dropped(&self, worker: &'static str) {
-        let _ = worker;
-    }
-    /// A repair on read ended: "repaired", "gone" or "failed".
-    fn read_repair(&self, outcome: &'static str) {
-        let _ = outcome;
-    }
-}
-
-/// The observer that ignores every count.
-#[derive(Debug, Default)]
-pub struct Unobserved;
-
-impl Observer for Unobserved {}
+use crate::observe::{Observer, Unobserved};
 
 type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 

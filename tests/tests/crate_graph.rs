@@ -23,7 +23,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "percore",
-        &["cluster", "engine", "gateway", "placement", "proto"],
+        &[
+            "cluster",
+            "engine",
+            "gateway",
+            "objects",
+            "placement",
+            "proto",
+        ],
     ),
     ("loadgen", &[]),
     ("tuning", &[]),

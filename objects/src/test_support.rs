@@ -1,4 +1,5 @@
-//! What several modules' unit tests build their records from.
+//! What several modules' unit tests build their records from (this crate's, and other
+//! crates' through the `test-support` feature).
 
 use crate::records::{ObjectHead, PartRef, Tiering};
 

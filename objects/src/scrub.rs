@@ -30,7 +30,7 @@
 //! Each pass is followed by the orphan sweep of the same cores (`orphans`).
 //!
 //! Not here: the replay of writes a core missed (`cluster::hints`), the repair of damage a
-//! read found (`workers::repair_on_read`).
+//! read found (`workers::Workers::repair_on_read`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -44,7 +44,7 @@ use crate::records::{
     parse_version_key, part_prefix, part_stripes, ObjectHead, PartRecord, PartRef, UploadRecord,
     VersionRecord,
 };
-use crate::s3::{now_ms, Gateway};
+use crate::store::{now_ms, Store};
 
 /// The key of a core's scrub record (`S`: no bucket record starts with it).
 pub const SCRUB_KEY: &[u8] = b"Sscrub";
@@ -248,13 +248,15 @@ struct Pass {
 }
 
 impl Pass {
-    fn count(&mut self, gateway: &Gateway, core: usize, add: Counts) {
+    fn count(&mut self, store: &Store, core: usize, add: Counts) {
         self.by_walked.entry(self.walking).or_default().add(&add);
-        crate::metrics::global().record_scrub(gateway.backend().core_name(core), &add);
+        store
+            .observer()
+            .scrubbed(store.backend().core_name(core), &add);
     }
 }
 
-impl Gateway {
+impl Store {
     /// One full scrub pass over the versions `holders` (this process's cores) are primary
     /// of; each holder's record is written at its end. Returns what it found by holder.
     pub async fn scrub_pass(&self, holders: &[usize], bytes_per_sec: u64) -> Vec<(usize, Counts)> {
@@ -276,11 +278,8 @@ impl Gateway {
                 counts,
             };
             self.put_scrub_record(core, &record).await;
-            crate::metrics::global().scrub_pass_ended(
-                self.backend().core_name(core),
-                &record,
-                true,
-            );
+            self.observer()
+                .scrub_pass(self.backend().core_name(core), &record, true);
             out.push((core, counts));
         }
         out
@@ -331,7 +330,7 @@ impl Gateway {
                 .iter()
                 .filter_map(|o| {
                     let (bucket, rest) = split_key(o.key)?;
-                    Some((self.store.record_cores(tag, &bucket, rest)?, o))
+                    Some((self.record_cores(tag, &bucket, rest)?, o))
                 })
                 .collect();
             self.converge(&compared).await;
@@ -378,14 +377,14 @@ impl Gateway {
                 _ => return,
             }
         };
-        if self.store.object_cores(&bucket, &key).first() != Some(&origin.core) {
+        if self.object_cores(&bucket, &key).first() != Some(&origin.core) {
             return;
         }
-        let cores = self.store.head_cores(&bucket, &key, &head);
+        let cores = self.head_cores(&bucket, &key, &head);
         self.scrub_parts(&cores, head.policy, &head.parts, origin, pass)
             .await;
         if let Some(r) = head.tiering.restore.as_ref().filter(|r| !r.ongoing) {
-            let cores = self.store.cores_in(&bucket, &key, r.policy, r.tier);
+            let cores = self.cores_in(&bucket, &key, r.policy, r.tier);
             self.scrub_parts(&cores, r.policy, &r.parts, origin, pass)
                 .await;
         }
@@ -401,7 +400,7 @@ impl Gateway {
     /// settled by a quorum read, which writes the newest version to the replicas that lack it
     /// (`Backend::meta_get`). A core that does not answer leaves the record for the next pass.
     async fn converge(&self, page: &[(Vec<usize>, &Origin<'_>)]) {
-        let metrics = crate::metrics::global();
+        let observer = self.observer();
         // Per record: the replicas it is compared with.
         let others: Vec<Vec<usize>> = page
             .iter()
@@ -490,12 +489,12 @@ impl Gateway {
             }
             let walked = self.backend().core_name(origin.core);
             if unreachable[i] {
-                metrics.record_scrub_record(walked, "unreachable");
+                observer.scrub_record(walked, "unreachable");
                 continue;
             }
-            metrics.record_scrub_record(walked, "checked");
+            observer.scrub_record(walked, "checked");
             if differs[i] && self.backend().meta_get(cores, origin.key).await.is_ok() {
-                metrics.record_scrub_record(walked, "converged");
+                observer.scrub_record(walked, "converged");
             }
         }
     }
@@ -521,7 +520,8 @@ impl Gateway {
             Ok(Response::Digest(_)) => "differ",
             _ => "failed",
         };
-        crate::metrics::global().record_scrub_digest(self.backend().core_name(core), result);
+        self.observer()
+            .scrub_digest(self.backend().core_name(core), result);
         result == "same"
     }
 
@@ -532,17 +532,17 @@ impl Gateway {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        let meta_cores = self.store.object_cores(bucket, key);
+        let meta_cores = self.object_cores(bucket, key);
         // Every replica compares its part records (`converge`); the primary also checks the
         // parts' fragments.
         let primary = meta_cores.first() == Some(&origin.core);
         let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
             return;
         };
-        let Ok((policy, tier)) = self.store.place(upload.class, None) else {
+        let Ok((policy, tier)) = self.place(upload.class, None) else {
             return;
         };
-        let cores = self.store.cores_in(bucket, key, policy, tier);
+        let cores = self.cores_in(bucket, key, policy, tier);
         let prefix = part_prefix(upload_id);
         let mut cursor: Option<Bytes> = None;
         loop {
@@ -734,11 +734,13 @@ fn split_key(k: &[u8]) -> Option<(String, &[u8])> {
 /// `holders` (shown in the metrics), or now for a core without one. A node's first pass thus
 /// comes one period after its first start, not at once: a restarted test or a node that
 /// was just upgraded does not read its whole disk while it starts.
-async fn last_pass_end(gateway: &Gateway, holders: &[usize]) -> u64 {
+async fn last_pass_end(store: &Store, holders: &[usize]) -> u64 {
     let mut oldest = now_ms();
     for &core in holders {
-        if let Some(r) = gateway.scrub_record(core).await {
-            crate::metrics::global().scrub_pass_ended(gateway.backend().core_name(core), &r, false);
+        if let Some(r) = store.scrub_record(core).await {
+            store
+                .observer()
+                .scrub_pass(store.backend().core_name(core), &r, false);
             oldest = oldest.min(r.end_ms);
         }
     }
@@ -750,12 +752,12 @@ async fn last_pass_end(gateway: &Gateway, holders: &[usize]) -> u64 {
 /// their scrub records (from the start for a core without one), and at once at each SIGUSR1.
 /// The signal handler is installed before this returns. Ends when the runtime does.
 pub fn start(
-    gateway: &Gateway,
+    store: &Store,
     runtime: &tokio::runtime::Handle,
     config: ScrubConfig,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let holders = gateway.backend().local_cores();
+    let holders = store.backend().local_cores();
     let mut now_signal = {
         let _entered = runtime.enter();
         signal(SignalKind::user_defined1())?
@@ -763,12 +765,12 @@ pub fn start(
     if holders.is_empty() {
         return Ok(());
     }
-    let gateway = gateway.clone_handle();
-    let check =
-        Duration::from_millis(gateway.day_ms() / 10).clamp(CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX);
-    let every_ms = u64::from(config.every_days).saturating_mul(gateway.day_ms());
+    let store = store.clone();
+    let check = Duration::from_millis(store.days().day_ms / 10)
+        .clamp(CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX);
+    let every_ms = u64::from(config.every_days).saturating_mul(store.days().day_ms);
     runtime.spawn(async move {
-        let mut last_end_ms = last_pass_end(&gateway, &holders).await;
+        let mut last_end_ms = last_pass_end(&store, &holders).await;
         loop {
             let due = every_ms > 0 && now_ms() >= last_end_ms.saturating_add(every_ms);
             if !due {
@@ -784,7 +786,7 @@ pub fn start(
             }
             // Every core request of the pass (scans and record reads included) runs in the
             // cores' low-share queue.
-            let pass = gateway.scrub_pass(&holders, config.bytes_per_sec);
+            let pass = store.scrub_pass(&holders, config.bytes_per_sec);
             let found = cluster::backend::in_background(pass).await;
             last_end_ms = now_ms();
             let mut total = Counts::default();
@@ -792,15 +794,15 @@ pub fn start(
                 total.add(c);
             }
             tracing::info!(?total, "scrub pass");
-            let sweep = gateway.orphan_sweep(&holders);
+            let sweep = store.orphan_sweep(&holders);
             match cluster::backend::in_background(sweep).await {
                 Ok(swept) => {
                     tracing::info!(?swept, "orphan sweep");
-                    crate::metrics::global().orphan_sweep_ended("done");
+                    store.observer().orphan_sweep("done");
                 }
                 Err(why) => {
                     tracing::warn!("orphan sweep stopped (its last round deleted nothing): {why}");
-                    crate::metrics::global().orphan_sweep_ended("stopped");
+                    store.observer().orphan_sweep("stopped");
                 }
             }
         }

@@ -18,7 +18,7 @@
 //! step 3: nothing is deleted on a partial view. Deleting only what no record names at a time
 //! after the candidates were listed is safe because a reference to an old version id can
 //! only appear from a record that already existed (a completed upload's parts, a repair); the
-//! new references a write makes name fragments it wrote itself, and [`Gateway::check_write_age`]
+//! new references a write makes name fragments it wrote itself, and [`Store::check_write_age`]
 //! refuses to commit data whose write took more than half the grace, so those are always
 //! younger than the grace when they are first referenced.
 //!
@@ -31,10 +31,10 @@ use bytes::Bytes;
 use proto::{FragmentId, Request, Response};
 
 use crate::records::{version_hlc, ObjectHead, PartRecord, VersionRecord};
-use crate::s3::{now_ms, Gateway};
+use crate::store::{now_ms, Store};
 
 /// Default grace: fragments younger than this are never swept (2 days).
-pub use objects::store::ORPHAN_GRACE_SECS_DEFAULT as GRACE_SECS_DEFAULT;
+pub const GRACE_SECS_DEFAULT: u64 = 2 * 86_400;
 /// Fragments considered in one round of a sweep (bounds its memory).
 pub const CANDIDATES_PER_ROUND: usize = 250_000;
 /// Ids asked for per listing request.
@@ -83,12 +83,12 @@ fn record_refs(tag: u8, value: &Bytes) -> Option<Vec<[u8; 12]>> {
     Some(out)
 }
 
-impl Gateway {
+impl Store {
     /// One sweep of `holders` (this process's cores). `Err`: stopped before deleting anything
     /// in its last round (a core could not be read, or a record did not decode).
     pub async fn orphan_sweep(&self, holders: &[usize]) -> Result<SweepCounts, String> {
         let mut counts = SweepCounts::default();
-        let cutoff_ms = now_ms().saturating_sub(self.store.orphan_grace_ms());
+        let cutoff_ms = now_ms().saturating_sub(self.orphan_grace_ms());
         // Per holder, the next index shard to list (`None`: listed).
         let mut cursors: Vec<(usize, Option<u32>)> =
             holders.iter().map(|&c| (c, Some(0))).collect();
@@ -127,10 +127,10 @@ impl Gateway {
                 let name = self.backend().core_name(core);
                 if let Ok(Response::Done) = r {
                     counts.deleted += 1;
-                    crate::metrics::global().record_orphan(name, "deleted");
+                    self.observer().orphan(name, "deleted");
                 } else {
                     counts.failed += 1;
-                    crate::metrics::global().record_orphan(name, "failed");
+                    self.observer().orphan(name, "failed");
                 }
             }
         }
