@@ -274,11 +274,13 @@ enum Key {
 }
 
 impl Facts {
-    /// The facts of a request by `user` (a user name; `None`: anonymous).
+    /// The facts of a request by `user` (a user name; `None`: anonymous), signed as
+    /// `signature` says (`s3:signatureversion`, `s3:authType`: [`Judged::signature`]).
     pub fn of(
         user: Option<String>,
         headers: &HeaderMap,
         query: &str,
+        (signature, auth_type): (Option<&str>, Option<&str>),
         peer: Option<IpAddr>,
         tls: bool,
         now_secs: i64,
@@ -307,7 +309,6 @@ impl Facts {
         add(Key::Delimiter, delimiter.as_deref());
         let version_id = query_param(query, "versionId");
         add(Key::VersionId, version_id.as_deref());
-        let (signature, auth_type) = signature_of(headers, query);
         add(Key::SignatureVersion, signature);
         add(Key::AuthType, auth_type);
         Facts {
@@ -331,18 +332,6 @@ impl Facts {
     /// The signer's identity policy, if it has one.
     pub fn identity(&self) -> Option<&policy::Policy> {
         self.identity.as_deref()
-    }
-
-    /// Replaces `s3:signatureversion` and `s3:authType` (a browser POST form's, not read from
-    /// headers).
-    fn set_signature(&mut self, (version, auth_type): (Option<&str>, Option<&str>)) {
-        self.values
-            .retain(|(k, _)| !matches!(k, Key::SignatureVersion | Key::AuthType));
-        for (key, value) in [(Key::SignatureVersion, version), (Key::AuthType, auth_type)] {
-            if let Some(v) = value {
-                self.values.push((key, v.to_owned()));
-            }
-        }
     }
 
     /// The policy context of `action` on `resource` for this request.
@@ -734,9 +723,15 @@ fn request_facts(
     let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
     let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut facts = Facts::of(user, cx.headers(), query, peer, tls, now);
-    facts.set_signature(cx.signature());
-    Ok(facts)
+    Ok(Facts::of(
+        user,
+        cx.headers(),
+        query,
+        cx.signature(),
+        peer,
+        tls,
+        now,
+    ))
 }
 
 /// For a request no bucket policy decides: with an identity policy (in `facts`), its Allow
@@ -894,10 +889,12 @@ mod tests {
             "authorization",
             "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
         );
+        let query = "prefix=home%2F&max-keys=10&list-type=2";
         let f = Facts::of(
             Some("alice".into()),
             &headers,
-            "prefix=home%2F&max-keys=10&list-type=2",
+            query,
+            signature_of(&headers, query),
             Some("10.1.2.3".parse().unwrap()),
             true,
             0,
