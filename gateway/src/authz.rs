@@ -51,8 +51,9 @@
 //!
 //! - **Identity policies**: a signer with one (`identity`, set by `percore user policy set`)
 //!   is judged by it and the bucket policy together everywhere above ([`allowed`] calls
-//!   `identity::decide`: a Deny in either wins; its own buckets need an Allow in either,
-//!   another user's an Allow in both); requests no bucket policy decides (ListBuckets,
+//!   `identity::decide` with the caller's standing, `identity::Standing`: a Deny in either
+//!   wins; its own buckets need an Allow in either, another user's an Allow in both, an ACL
+//!   grant counting as the bucket's Allow); requests no bucket policy decides (ListBuckets,
 //!   CreateBucket, the owner-only and owner-always operations) need an Allow in it, and an
 //!   operation with no action is refused to it (`identity` module docs give the rule and the
 //!   AWS logic it follows). Root and users without one are judged as described above.
@@ -86,6 +87,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
+use crate::identity::Standing;
 use crate::records::BucketRecord;
 use crate::s3::Gateway;
 use crate::tls::SecureTransport;
@@ -206,7 +208,9 @@ pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
                 "s3:BypassGovernanceRetention",
                 object_arn(&judge.bucket, key),
             );
-            allowed(judge.owner, judge.policy.as_deref(), &judge.facts, &ctx)
+            // No ACL grants s3:BypassGovernanceRetention (`acl::permission_for`).
+            let standing = Standing::of(judge.owner, false);
+            allowed(standing, judge.policy.as_deref(), &judge.facts, &ctx)
         }
         // No policy: only the owner gets this far.
         None => extensions.get::<ActingFor>().is_none(),
@@ -394,26 +398,15 @@ fn denied() -> S3Error {
 }
 
 /// What the bucket's policy and the signer's identity policy (in `facts`) say about one
-/// request, for the bucket's owner (`owner`) or anyone else (`identity::decide`).
-fn allowed(owner: bool, policy: Option<&Stored>, facts: &Facts, ctx: &RequestContext) -> bool {
-    crate::identity::decide(owner, facts.identity(), policy.map(|s| &s.policy), ctx)
-}
-
-/// [`allowed`] for a caller who is the owner, or whom the bucket's ACL grants the action
-/// (`granted`): the grant is the bucket's side of the judgement, as a bucket policy's Allow
-/// is (`identity::decide_granted`).
-fn allowed_as(
-    owner: bool,
-    granted: bool,
+/// request, for a caller of `standing` (the owner, a caller the bucket's ACL grants the
+/// action, anyone else: `identity::decide`).
+fn allowed(
+    standing: Standing,
     policy: Option<&Stored>,
     facts: &Facts,
     ctx: &RequestContext,
 ) -> bool {
-    if granted && !owner {
-        crate::identity::decide_granted(facts.identity(), policy.map(|s| &s.policy), ctx)
-    } else {
-        allowed(owner, policy, facts, ctx)
-    }
+    crate::identity::decide(standing, facts.identity(), policy.map(|s| &s.policy), ctx)
 }
 
 /// What [`judge`] reads of a request: s3s's access context, or a browser POST upload
@@ -569,9 +562,8 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         return Ok(());
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
-    if !allowed_as(
-        owner,
-        granted,
+    if !allowed(
+        Standing::of(owner, granted),
         stored.as_deref(),
         &facts,
         &facts.context(required.action, resource),
@@ -587,9 +579,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        // No ACL grants s3:GetObjectRetention or s3:GetObjectLegalHold.
         let see = |action| {
             allowed(
-                owner,
+                Standing::of(owner, false),
                 stored.as_deref(),
                 &facts,
                 &facts.context(action, object.clone()),
@@ -604,7 +597,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if bypass {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
         let ctx = facts.context("s3:BypassGovernanceRetention", object);
-        let granted = allowed(owner, stored.as_deref(), &facts, &ctx);
+        let granted = allowed(Standing::of(owner, false), stored.as_deref(), &facts, &ctx);
         cx.extensions_mut().insert(GovernanceBypass(granted));
     }
     if !owner {
@@ -617,9 +610,8 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                     "s3:ListBucket",
                 )
                 .await?;
-        let lists = allowed_as(
-            false,
-            acl_lists,
+        let lists = allowed(
+            Standing::of(false, acl_lists),
             stored.as_deref(),
             &facts,
             &facts.context("s3:ListBucket", bucket_arn(&bucket)),
@@ -660,7 +652,8 @@ fn check_lock_headers(
     for (names, action) in needs {
         if asks(names)
             && !allowed(
-                false,
+                // Judged as anyone else's: no ACL grants them (module docs).
+                Standing::Other,
                 policy,
                 facts,
                 &facts.context(action, object.to_owned()),
@@ -796,7 +789,8 @@ async fn check_copy_source(
         "s3:GetObject"
     };
     let ctx = facts.context(action, object_arn(bucket, key));
-    if allowed(owner, stored.as_deref(), facts, &ctx) {
+    // A bucket ACL grants no object reads (`acl::permission_for`).
+    if allowed(Standing::of(owner, false), stored.as_deref(), facts, &ctx) {
         Ok(())
     } else {
         Err(denied())
@@ -824,9 +818,8 @@ pub fn check_key_delete(
     }
     // A bucket WRITE grant gives s3:DeleteObject, not s3:DeleteObjectVersion (`acl`).
     let granted = judge.granted && version.is_none();
-    if allowed_as(
-        judge.owner,
-        granted,
+    if allowed(
+        Standing::of(judge.owner, granted),
         judge.policy.as_deref(),
         &judge.facts,
         &ctx,
@@ -863,19 +856,39 @@ mod tests {
         };
         let get = |user, key: &str| facts(user).context("s3:GetObject", object_arn("b", key));
         let f = Facts::default();
-        assert!(allowed(true, None, &f, &get(Some("root"), "x")));
-        assert!(allowed(true, Some(&p), &f, &get(Some("root"), "x")));
+        assert!(allowed(Standing::Owner, None, &f, &get(Some("root"), "x")));
+        assert!(allowed(
+            Standing::Owner,
+            Some(&p),
+            &f,
+            &get(Some("root"), "x")
+        ));
         assert!(!allowed(
-            true,
+            Standing::Owner,
             Some(&p),
             &f,
             &get(Some("root"), "pub/secret")
         ));
-        assert!(allowed(false, Some(&p), &f, &get(None, "pub/a")));
-        assert!(allowed(false, Some(&p), &f, &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &f, &get(None, "x")));
-        assert!(!allowed(false, None, &f, &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &f, &get(None, "pub/secret")));
+        assert!(allowed(Standing::Other, Some(&p), &f, &get(None, "pub/a")));
+        assert!(allowed(
+            Standing::Other,
+            Some(&p),
+            &f,
+            &get(Some("alice"), "pub/a")
+        ));
+        assert!(!allowed(Standing::Other, Some(&p), &f, &get(None, "x")));
+        assert!(!allowed(
+            Standing::Other,
+            None,
+            &f,
+            &get(Some("alice"), "pub/a")
+        ));
+        assert!(!allowed(
+            Standing::Other,
+            Some(&p),
+            &f,
+            &get(None, "pub/secret")
+        ));
     }
 
     #[test]
