@@ -1965,6 +1965,18 @@ mod tests {
         }
     }
 
+    /// Gives `h` (of one part) a composite checksum and its part's checksum.
+    fn with_part_checksum(h: &mut ObjectHead) {
+        assert_eq!(h.parts.len(), 1);
+        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
+        h.checksum = Some(ObjectChecksum {
+            sum: sum.clone(),
+            kind: Kind::Composite,
+            parts: 1,
+        });
+        h.part_checksums = vec![sum];
+    }
+
     /// Format 6: a head of a multipart upload with a checksum algorithm keeps each part's
     /// checksum after the tags; a head without them stays at format 5.
     #[test]
@@ -2224,13 +2236,7 @@ mod tests {
         assert!(bad(kind_at + 9, 2), "wrap format 2");
         // Lock state and part checksums ride along.
         h.lock.legal_hold = Some(true);
-        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
-        h.checksum = Some(ObjectChecksum {
-            sum: sum.clone(),
-            kind: Kind::Composite,
-            parts: 1,
-        });
-        h.part_checksums = vec![sum];
+        with_part_checksum(&mut h);
         let enc = h.encode();
         assert_eq!(enc[0], HEAD_SSE);
         assert_eq!(ObjectHead::decode(enc).unwrap(), h);
@@ -2248,13 +2254,7 @@ mod tests {
             .collect();
         let mut h = small_head(false, true);
         heads.push(h.encode());
-        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
-        h.checksum = Some(ObjectChecksum {
-            sum: sum.clone(),
-            kind: Kind::Composite,
-            parts: 1,
-        });
-        h.part_checksums = vec![sum];
+        with_part_checksum(&mut h);
         heads.push(h.encode());
         h.lock.legal_hold = Some(false);
         heads.push(h.encode());
