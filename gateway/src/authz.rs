@@ -856,39 +856,21 @@ mod tests {
         };
         let get = |user, key: &str| facts(user).context("s3:GetObject", object_arn("b", key));
         let f = Facts::default();
-        assert!(allowed(Standing::Owner, None, &f, &get(Some("root"), "x")));
-        assert!(allowed(
-            Standing::Owner,
-            Some(&p),
-            &f,
-            &get(Some("root"), "x")
-        ));
-        assert!(!allowed(
-            Standing::Owner,
-            Some(&p),
-            &f,
-            &get(Some("root"), "pub/secret")
-        ));
-        assert!(allowed(Standing::Other, Some(&p), &f, &get(None, "pub/a")));
-        assert!(allowed(
-            Standing::Other,
-            Some(&p),
-            &f,
-            &get(Some("alice"), "pub/a")
-        ));
-        assert!(!allowed(Standing::Other, Some(&p), &f, &get(None, "x")));
-        assert!(!allowed(
-            Standing::Other,
-            None,
-            &f,
-            &get(Some("alice"), "pub/a")
-        ));
-        assert!(!allowed(
-            Standing::Other,
-            Some(&p),
-            &f,
-            &get(None, "pub/secret")
-        ));
+        // (standing, bucket policy, caller, key, allowed)
+        let cases = [
+            (Standing::Owner, None, Some("root"), "x", true),
+            (Standing::Owner, Some(&p), Some("root"), "x", true),
+            (Standing::Owner, Some(&p), Some("root"), "pub/secret", false),
+            (Standing::Other, Some(&p), None, "pub/a", true),
+            (Standing::Other, Some(&p), Some("alice"), "pub/a", true),
+            (Standing::Other, Some(&p), None, "x", false),
+            (Standing::Other, None, Some("alice"), "pub/a", false),
+            (Standing::Other, Some(&p), None, "pub/secret", false),
+        ];
+        for (i, (standing, policy, user, key, expected)) in cases.into_iter().enumerate() {
+            let ctx = get(user, key);
+            assert_eq!(allowed(standing, policy, &f, &ctx), expected, "case {i}");
+        }
     }
 
     #[test]
