@@ -6,6 +6,7 @@
 use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
+use engine::disk::Disk;
 use engine::format::log_salt;
 use engine::io::{segment_file_name, GlommioDisk};
 use engine::partition::open_partition;
@@ -60,24 +61,40 @@ fn data(k: u64, version: u8, len: usize) -> Bytes {
     )
 }
 
-async fn sim_store(cache_bytes: u64) -> (Store<SimDisk>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = SimDisk::new(1, 64 * SEGMENT_BYTES, dir.path().join("meta"));
-    (Store::open(disk, config(cache_bytes)).await.unwrap(), dir)
+/// Runs `test` on an executor with a store on a simulated disk and a cache of `cache_bytes`.
+fn with_sim_store<F: std::future::Future<Output = ()> + 'static>(
+    cache_bytes: u64,
+    test: impl FnOnce(Store<SimDisk>) -> F + Send + 'static,
+) {
+    run_on_executor(move || async move {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::new(1, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+        test(Store::open(disk, config(cache_bytes)).await.unwrap()).await;
+    });
+}
+
+/// Writes fragment `k` as `data(k, version, len)`; those bytes.
+async fn put<D: Disk>(store: &Store<D>, k: u64, version: u8, len: usize) -> Bytes {
+    let v = data(k, version, len);
+    store.put_fragment(frag_id(k), v.clone()).await.unwrap();
+    v
+}
+
+/// The whole of fragment `k`.
+async fn get<D: Disk>(store: &Store<D>, k: u64) -> Bytes {
+    store.get_fragment(frag_id(k), 0, None).await.unwrap()
 }
 
 #[test]
 fn a_read_fills_and_the_next_reads_hit_any_range() {
-    run_on_executor(|| async {
-        let (store, _dir) = sim_store(1 << 20).await;
-        let v = data(1, 0, 4096);
-        store.put_fragment(frag_id(1), v.clone()).await.unwrap();
+    with_sim_store(1 << 20, |store| async move {
+        let v = put(&store, 1, 0, 4096).await;
         // Writes do not fill: only a verified read does.
         assert_eq!(store.stats().cache.entries, 0);
-        assert_eq!(store.get_fragment(frag_id(1), 0, None).await.unwrap(), v);
+        assert_eq!(get(&store, 1).await, v);
         let s = store.stats().cache;
         assert_eq!((s.hits, s.misses, s.entries), (0, 1, 1));
-        assert_eq!(store.get_fragment(frag_id(1), 0, None).await.unwrap(), v);
+        assert_eq!(get(&store, 1).await, v);
         let part = store.get_fragment(frag_id(1), 100, Some(50)).await.unwrap();
         assert_eq!(part, v.slice(100..150));
         let tail = store
@@ -97,21 +114,16 @@ fn a_read_fills_and_the_next_reads_hit_any_range() {
 
 #[test]
 fn overwrite_and_delete_invalidate_exactly() {
-    run_on_executor(|| async {
-        let (store, _dir) = sim_store(1 << 20).await;
+    with_sim_store(1 << 20, |store| async move {
         for k in 0..3 {
-            store
-                .put_fragment(frag_id(k), data(k, 0, 3000))
-                .await
-                .unwrap();
-            store.get_fragment(frag_id(k), 0, None).await.unwrap();
+            put(&store, k, 0, 3000).await;
+            get(&store, k).await;
         }
         assert_eq!(store.stats().cache.entries, 3);
-        let new = data(1, 1, 5000);
-        store.put_fragment(frag_id(1), new.clone()).await.unwrap();
+        let new = put(&store, 1, 1, 5000).await;
         // Dropped when the overwrite applied, not left for a lookup to find stale.
         assert_eq!(store.stats().cache.entries, 2);
-        assert_eq!(store.get_fragment(frag_id(1), 0, None).await.unwrap(), new);
+        assert_eq!(get(&store, 1).await, new);
         store.delete_fragment(frag_id(2)).await.unwrap();
         assert_eq!(store.stats().cache.entries, 2);
         assert!(matches!(
@@ -119,20 +131,10 @@ fn overwrite_and_delete_invalidate_exactly() {
             Err(EngineError::NotFound)
         ));
         // The same id written again after its delete reads the new bytes.
-        let again = data(2, 2, 100);
-        store.put_fragment(frag_id(2), again.clone()).await.unwrap();
-        assert_eq!(
-            store.get_fragment(frag_id(2), 0, None).await.unwrap(),
-            again
-        );
-        assert_eq!(
-            store.get_fragment(frag_id(2), 0, None).await.unwrap(),
-            again
-        );
-        assert_eq!(
-            store.get_fragment(frag_id(0), 0, None).await.unwrap(),
-            data(0, 0, 3000)
-        );
+        let again = put(&store, 2, 2, 100).await;
+        assert_eq!(get(&store, 2).await, again);
+        assert_eq!(get(&store, 2).await, again);
+        assert_eq!(get(&store, 0).await, data(0, 0, 3000));
         let s = store.stats().cache;
         assert_eq!(s.invalidations, 2);
         assert_eq!(s.entries, 3);
@@ -141,19 +143,14 @@ fn overwrite_and_delete_invalidate_exactly() {
 
 #[test]
 fn a_fragment_moved_by_the_reclaimer_stays_cached() {
-    run_on_executor(|| async {
-        let (store, _dir) = sim_store(4 << 20).await;
-        let kept = data(0, 0, 4096);
-        store.put_fragment(frag_id(0), kept.clone()).await.unwrap();
+    with_sim_store(4 << 20, |store| async move {
+        let kept = put(&store, 0, 0, 4096).await;
         // Enough 64 KiB fragments to fill the first segment and start a second.
         for k in 1..24 {
-            store
-                .put_fragment(frag_id(k), data(k, 0, 64 << 10))
-                .await
-                .unwrap();
+            put(&store, k, 0, 64 << 10).await;
         }
         assert!(store.stats().segments >= 2);
-        assert_eq!(store.get_fragment(frag_id(0), 0, None).await.unwrap(), kept);
+        assert_eq!(get(&store, 0).await, kept);
         for k in 1..24 {
             store.delete_fragment(frag_id(k)).await.unwrap();
         }
@@ -161,7 +158,7 @@ fn a_fragment_moved_by_the_reclaimer_stays_cached() {
         while store.reclaim_once().await.unwrap() {}
         assert!(store.stats().reclaimed_segments > reclaimed_before);
         let hits = store.stats().cache.hits;
-        assert_eq!(store.get_fragment(frag_id(0), 0, None).await.unwrap(), kept);
+        assert_eq!(get(&store, 0).await, kept);
         let s = store.stats().cache;
         assert_eq!(
             s.hits,
@@ -170,39 +167,26 @@ fn a_fragment_moved_by_the_reclaimer_stays_cached() {
         );
         assert_eq!(s.invalidations, 0);
         // Still exact after the move: an overwrite drops it.
-        store
-            .put_fragment(frag_id(0), data(0, 1, 10))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get_fragment(frag_id(0), 0, None).await.unwrap(),
-            data(0, 1, 10)
-        );
+        let new = put(&store, 0, 1, 10).await;
+        assert_eq!(get(&store, 0).await, new);
     });
 }
 
 #[test]
 fn the_budget_holds_and_large_fragments_are_not_kept() {
-    run_on_executor(|| async {
-        let budget = 256 << 10;
-        let (store, _dir) = sim_store(budget).await;
+    let budget = 256 << 10;
+    with_sim_store(budget, move |store| async move {
         for k in 0..400 {
-            store
-                .put_fragment(frag_id(k), data(k, 0, 4096))
-                .await
-                .unwrap();
-            store.get_fragment(frag_id(k), 0, None).await.unwrap();
+            put(&store, k, 0, 4096).await;
+            get(&store, k).await;
             assert!(store.stats().cache.used_bytes <= budget);
         }
         let s = store.stats().cache;
         assert!(s.evictions > 0 && s.entries < 64, "{s:?}");
         // Larger than an eighth of the budget: read from the device, never kept.
-        store
-            .put_fragment(frag_id(1000), data(1000, 0, 40 << 10))
-            .await
-            .unwrap();
+        put(&store, 1000, 0, 40 << 10).await;
         for _ in 0..3 {
-            store.get_fragment(frag_id(1000), 0, None).await.unwrap();
+            get(&store, 1000).await;
         }
         assert_eq!(store.stats().cache.evictions, s.evictions);
         assert_eq!(store.stats().cache.hits, s.hits);
@@ -211,14 +195,10 @@ fn the_budget_holds_and_large_fragments_are_not_kept() {
 
 #[test]
 fn a_disabled_cache_counts_nothing() {
-    run_on_executor(|| async {
-        let (store, _dir) = sim_store(0).await;
-        store
-            .put_fragment(frag_id(1), data(1, 0, 4096))
-            .await
-            .unwrap();
+    with_sim_store(0, |store| async move {
+        put(&store, 1, 0, 4096).await;
         for _ in 0..3 {
-            store.get_fragment(frag_id(1), 0, None).await.unwrap();
+            get(&store, 1).await;
         }
         assert_eq!(store.stats().cache, engine::cache::CacheStats::default());
     });
@@ -243,14 +223,13 @@ fn verify_reads_the_disk_while_the_fragment_is_cached() {
         let mut cfg = config(1 << 20);
         cfg.salt = log_salt(&p.superblock.partition_uuid);
         let store = Store::open(disk, cfg).await.expect("store");
-        let v = data(7, 0, 4096);
-        store.put_fragment(frag_id(7), v.clone()).await.unwrap();
-        assert_eq!(store.get_fragment(frag_id(7), 0, None).await.unwrap(), v);
+        let v = put(&store, 7, 0, 4096).await;
+        assert_eq!(get(&store, 7).await, v);
         assert_eq!(store.verify_fragment(frag_id(7)).await.unwrap(), 4096);
 
         flip_byte_of(&path, &v[1000..1064]);
 
-        assert_eq!(store.get_fragment(frag_id(7), 0, None).await.unwrap(), v);
+        assert_eq!(get(&store, 7).await, v);
         assert_eq!(store.stats().cache.hits, 1);
         assert!(matches!(
             store.verify_fragment(frag_id(7)).await,

@@ -392,6 +392,20 @@ fn parse_grant_header(
 /// full-control.
 pub type GrantHeaders<'a> = [Option<&'a str>; 5];
 
+/// The [`GrantHeaders`] of an s3s input that has them (CreateBucket, PutBucketAcl,
+/// PutObjectAcl: the same five fields in each, of types with no trait in common).
+macro_rules! grant_headers {
+    ($input:expr) => {
+        [
+            $input.grant_read.as_deref(),
+            $input.grant_write.as_deref(),
+            $input.grant_read_acp.as_deref(),
+            $input.grant_write_acp.as_deref(),
+            $input.grant_full_control.as_deref(),
+        ]
+    };
+}
+
 const HEADER_PERMISSIONS: [Permission; 5] = [
     Permission::Read,
     Permission::Write,
@@ -501,14 +515,8 @@ pub fn canned_object_is_owner_only(canned: &str) -> bool {
 /// (`private`, `bucket-owner-*`: the object's owner is the bucket's), as a canned ACL or a
 /// body.
 pub fn object_acl_is_owner_only(i: &PutObjectAclInput, owner: &str) -> bool {
-    let grants = [
-        &i.grant_read,
-        &i.grant_write,
-        &i.grant_read_acp,
-        &i.grant_write_acp,
-        &i.grant_full_control,
-    ];
-    if grants.iter().any(|g| g.is_some()) {
+    let grants: GrantHeaders<'_> = grant_headers!(i);
+    if grants.iter().any(Option::is_some) {
         return false;
     }
     let owner_grant = |g: &DtoGrant| {
@@ -593,15 +601,9 @@ pub fn of_create(
     owner: &str,
     users: Option<&Users>,
 ) -> S3Result<Option<Acl>> {
-    let grants = [
-        i.grant_read.as_deref(),
-        i.grant_write.as_deref(),
-        i.grant_read_acp.as_deref(),
-        i.grant_write_acp.as_deref(),
-        i.grant_full_control.as_deref(),
-    ];
     let canned = i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str);
-    let acl = from_request(canned, grants, owner, users)?.filter(|a| !a.owner_only(owner));
+    let acl =
+        from_request(canned, grant_headers!(i), owner, users)?.filter(|a| !a.owner_only(owner));
     if acl.is_some() && i.object_ownership.is_some() {
         return Err(acl_with_enforced());
     }
@@ -724,15 +726,8 @@ impl Gateway {
         let i = &req.input;
         let owned = self.owned_bucket(&i.bucket, &user).await?;
         let users = self.policies.users();
-        let grants = [
-            i.grant_read.as_deref(),
-            i.grant_write.as_deref(),
-            i.grant_read_acp.as_deref(),
-            i.grant_write_acp.as_deref(),
-            i.grant_full_control.as_deref(),
-        ];
         let canned = i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str);
-        let from_headers = from_request(canned, grants, &user, users.as_deref())?;
+        let from_headers = from_request(canned, grant_headers!(i), &user, users.as_deref())?;
         let acl = match (from_headers, &i.access_control_policy) {
             (Some(_), Some(_)) => {
                 return Err(s3_error!(

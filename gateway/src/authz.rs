@@ -51,8 +51,9 @@
 //!
 //! - **Identity policies**: a signer with one (`identity`, set by `percore user policy set`)
 //!   is judged by it and the bucket policy together everywhere above ([`allowed`] calls
-//!   `identity::decide`: a Deny in either wins; its own buckets need an Allow in either,
-//!   another user's an Allow in both); requests no bucket policy decides (ListBuckets,
+//!   `identity::decide` with the caller's standing, `identity::Standing`: a Deny in either
+//!   wins; its own buckets need an Allow in either, another user's an Allow in both, an ACL
+//!   grant counting as the bucket's Allow); requests no bucket policy decides (ListBuckets,
 //!   CreateBucket, the owner-only and owner-always operations) need an Allow in it, and an
 //!   operation with no action is refused to it (`identity` module docs give the rule and the
 //!   AWS logic it follows). Root and users without one are judged as described above.
@@ -86,6 +87,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
+use crate::identity::Standing;
 use crate::records::BucketRecord;
 use crate::s3::s3_err;
 use crate::s3::Gateway;
@@ -207,7 +209,9 @@ pub fn key_bypass_granted(extensions: &http::Extensions, key: &str) -> bool {
                 "s3:BypassGovernanceRetention",
                 object_arn(&judge.bucket, key),
             );
-            allowed(judge.owner, judge.policy.as_deref(), &judge.facts, &ctx)
+            // No ACL grants s3:BypassGovernanceRetention (`acl::permission_for`).
+            let standing = Standing::of(judge.owner, false);
+            allowed(standing, judge.policy.as_deref(), &judge.facts, &ctx)
         }
         // No policy: only the owner gets this far.
         None => extensions.get::<ActingFor>().is_none(),
@@ -275,11 +279,13 @@ enum Key {
 }
 
 impl Facts {
-    /// The facts of a request by `user` (a user name; `None`: anonymous).
+    /// The facts of a request by `user` (a user name; `None`: anonymous), signed as
+    /// `signature` says (`s3:signatureversion`, `s3:authType`: [`Judged::signature`]).
     pub fn of(
         user: Option<String>,
         headers: &HeaderMap,
         query: &str,
+        (signature, auth_type): (Option<&str>, Option<&str>),
         peer: Option<IpAddr>,
         tls: bool,
         now_secs: i64,
@@ -308,7 +314,6 @@ impl Facts {
         add(Key::Delimiter, delimiter.as_deref());
         let version_id = query_param(query, "versionId");
         add(Key::VersionId, version_id.as_deref());
-        let (signature, auth_type) = signature_of(headers, query);
         add(Key::SignatureVersion, signature);
         add(Key::AuthType, auth_type);
         Facts {
@@ -332,18 +337,6 @@ impl Facts {
     /// The signer's identity policy, if it has one.
     pub fn identity(&self) -> Option<&policy::Policy> {
         self.identity.as_deref()
-    }
-
-    /// Replaces `s3:signatureversion` and `s3:authType` (a browser POST form's, not read from
-    /// headers).
-    fn set_signature(&mut self, (version, auth_type): (Option<&str>, Option<&str>)) {
-        self.values
-            .retain(|(k, _)| !matches!(k, Key::SignatureVersion | Key::AuthType));
-        for (key, value) in [(Key::SignatureVersion, version), (Key::AuthType, auth_type)] {
-            if let Some(v) = value {
-                self.values.push((key, v.to_owned()));
-            }
-        }
     }
 
     /// The policy context of `action` on `resource` for this request.
@@ -406,26 +399,15 @@ fn denied() -> S3Error {
 }
 
 /// What the bucket's policy and the signer's identity policy (in `facts`) say about one
-/// request, for the bucket's owner (`owner`) or anyone else (`identity::decide`).
-fn allowed(owner: bool, policy: Option<&Stored>, facts: &Facts, ctx: &RequestContext) -> bool {
-    crate::identity::decide(owner, facts.identity(), policy.map(|s| &s.policy), ctx)
-}
-
-/// [`allowed`] for a caller who is the owner, or whom the bucket's ACL grants the action
-/// (`granted`): the grant is the bucket's side of the judgement, as a bucket policy's Allow
-/// is (`identity::decide_granted`).
-fn allowed_as(
-    owner: bool,
-    granted: bool,
+/// request, for a caller of `standing` (the owner, a caller the bucket's ACL grants the
+/// action, anyone else: `identity::decide`).
+fn allowed(
+    standing: Standing,
     policy: Option<&Stored>,
     facts: &Facts,
     ctx: &RequestContext,
 ) -> bool {
-    if granted && !owner {
-        crate::identity::decide_granted(facts.identity(), policy.map(|s| &s.policy), ctx)
-    } else {
-        allowed(owner, policy, facts, ctx)
-    }
+    crate::identity::decide(standing, facts.identity(), policy.map(|s| &s.policy), ctx)
 }
 
 /// What [`judge`] reads of a request: s3s's access context, or a browser POST upload
@@ -581,9 +563,8 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         return Ok(());
     }
     let resource = required.resource_arn(&bucket, key.as_deref().unwrap_or(""));
-    if !allowed_as(
-        owner,
-        granted,
+    if !allowed(
+        Standing::of(owner, granted),
         stored.as_deref(),
         &facts,
         &facts.context(required.action, resource),
@@ -599,9 +580,10 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     if record.object_lock && matches!(op, "GetObject" | "HeadObject") {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
+        // No ACL grants s3:GetObjectRetention or s3:GetObjectLegalHold.
         let see = |action| {
             allowed(
-                owner,
+                Standing::of(owner, false),
                 stored.as_deref(),
                 &facts,
                 &facts.context(action, object.clone()),
@@ -616,7 +598,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     if bypass {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
         let ctx = facts.context("s3:BypassGovernanceRetention", object);
-        let granted = allowed(owner, stored.as_deref(), &facts, &ctx);
+        let granted = allowed(Standing::of(owner, false), stored.as_deref(), &facts, &ctx);
         cx.extensions_mut().insert(GovernanceBypass(granted));
     }
     if !owner {
@@ -629,9 +611,8 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                     "s3:ListBucket",
                 )
                 .await?;
-        let lists = allowed_as(
-            false,
-            acl_lists,
+        let lists = allowed(
+            Standing::of(false, acl_lists),
             stored.as_deref(),
             &facts,
             &facts.context("s3:ListBucket", bucket_arn(&bucket)),
@@ -672,7 +653,8 @@ fn check_lock_headers(
     for (names, action) in needs {
         if asks(names)
             && !allowed(
-                false,
+                // Judged as anyone else's: no ACL grants them (module docs).
+                Standing::Other,
                 policy,
                 facts,
                 &facts.context(action, object.to_owned()),
@@ -735,9 +717,15 @@ fn request_facts(
     let peer = cx.extensions_mut().get::<Peer>().map(|p| p.0);
     let tls = cx.extensions_mut().get::<SecureTransport>().is_some();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut facts = Facts::of(user, cx.headers(), query, peer, tls, now);
-    facts.set_signature(cx.signature());
-    Ok(facts)
+    Ok(Facts::of(
+        user,
+        cx.headers(),
+        query,
+        cx.signature(),
+        peer,
+        tls,
+        now,
+    ))
 }
 
 /// For a request no bucket policy decides: with an identity policy (in `facts`), its Allow
@@ -802,7 +790,8 @@ async fn check_copy_source(
         "s3:GetObject"
     };
     let ctx = facts.context(action, object_arn(bucket, key));
-    if allowed(owner, stored.as_deref(), facts, &ctx) {
+    // A bucket ACL grants no object reads (`acl::permission_for`).
+    if allowed(Standing::of(owner, false), stored.as_deref(), facts, &ctx) {
         Ok(())
     } else {
         Err(denied())
@@ -830,9 +819,8 @@ pub fn check_key_delete(
     }
     // A bucket WRITE grant gives s3:DeleteObject, not s3:DeleteObjectVersion (`acl`).
     let granted = judge.granted && version.is_none();
-    if allowed_as(
-        judge.owner,
-        granted,
+    if allowed(
+        Standing::of(judge.owner, granted),
         judge.policy.as_deref(),
         &judge.facts,
         &ctx,
@@ -869,19 +857,21 @@ mod tests {
         };
         let get = |user, key: &str| facts(user).context("s3:GetObject", object_arn("b", key));
         let f = Facts::default();
-        assert!(allowed(true, None, &f, &get(Some("root"), "x")));
-        assert!(allowed(true, Some(&p), &f, &get(Some("root"), "x")));
-        assert!(!allowed(
-            true,
-            Some(&p),
-            &f,
-            &get(Some("root"), "pub/secret")
-        ));
-        assert!(allowed(false, Some(&p), &f, &get(None, "pub/a")));
-        assert!(allowed(false, Some(&p), &f, &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &f, &get(None, "x")));
-        assert!(!allowed(false, None, &f, &get(Some("alice"), "pub/a")));
-        assert!(!allowed(false, Some(&p), &f, &get(None, "pub/secret")));
+        // (standing, bucket policy, caller, key, allowed)
+        let cases = [
+            (Standing::Owner, None, Some("root"), "x", true),
+            (Standing::Owner, Some(&p), Some("root"), "x", true),
+            (Standing::Owner, Some(&p), Some("root"), "pub/secret", false),
+            (Standing::Other, Some(&p), None, "pub/a", true),
+            (Standing::Other, Some(&p), Some("alice"), "pub/a", true),
+            (Standing::Other, Some(&p), None, "x", false),
+            (Standing::Other, None, Some("alice"), "pub/a", false),
+            (Standing::Other, Some(&p), None, "pub/secret", false),
+        ];
+        for (i, (standing, policy, user, key, expected)) in cases.into_iter().enumerate() {
+            let ctx = get(user, key);
+            assert_eq!(allowed(standing, policy, &f, &ctx), expected, "case {i}");
+        }
     }
 
     #[test]
@@ -895,10 +885,12 @@ mod tests {
             "authorization",
             "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
         );
+        let query = "prefix=home%2F&max-keys=10&list-type=2";
         let f = Facts::of(
             Some("alice".into()),
             &headers,
-            "prefix=home%2F&max-keys=10&list-type=2",
+            query,
+            signature_of(&headers, query),
             Some("10.1.2.3".parse().unwrap()),
             true,
             0,

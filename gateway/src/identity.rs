@@ -18,7 +18,9 @@
 //!    policy is enough. Owning the bucket grants nothing more: what the identity policy does
 //!    not allow, only the bucket policy can.
 //! 3. **Another user's bucket** (cross-account): both sides must allow, the identity policy and
-//!    the bucket policy; either alone is not enough.
+//!    the bucket policy; either alone is not enough. A grant of the bucket's ACL (`acl`) is the
+//!    bucket's side as its policy's Allow is: the bucket policy can then only deny, and the
+//!    identity policy must still allow.
 //! 4. Requests that no bucket policy judges need an Allow from the identity policy:
 //!    ListBuckets (`s3:ListAllMyBuckets` on `arn:aws:s3:::*`), CreateBucket (`s3:CreateBucket`
 //!    on the bucket), the owner-only policy operations and the owner's public access block and
@@ -64,48 +66,52 @@ pub fn policy_of(users: &Users, access_key: &str) -> Option<Arc<Policy>> {
     users.identity_policy(&user.name).cloned()
 }
 
-/// Whether a request (`ctx`) is allowed, by the caller's `identity` policy (`None`: the caller
-/// has none, or is anonymous) and the bucket's policy (`bucket`), for the bucket's `owner` or
-/// anyone else (module docs).
-pub fn decide(
-    owner: bool,
-    identity: Option<&Policy>,
-    bucket: Option<&Policy>,
-    ctx: &RequestContext,
-) -> bool {
-    let Some(identity) = identity else {
-        return match authorize(ctx, &[], bucket) {
-            Decision::ExplicitDeny => false,
-            Decision::Allow => true,
-            Decision::ImplicitDeny => owner,
-        };
-    };
-    let own = identity.evaluate(ctx);
-    let theirs = bucket.map_or(Decision::ImplicitDeny, |p| p.evaluate(ctx));
-    if own == Decision::ExplicitDeny || theirs == Decision::ExplicitDeny {
-        return false;
-    }
-    if owner {
-        own == Decision::Allow || theirs == Decision::Allow
-    } else {
-        own == Decision::Allow && theirs == Decision::Allow
+/// Where the caller of one request stands to the bucket it acts on (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The bucket's owner.
+    Owner,
+    /// Not the owner, but the bucket's ACL grants it the request's action (`acl`).
+    Granted,
+    /// Anyone else, anonymous callers included.
+    Other,
+}
+
+impl Standing {
+    /// The standing of the bucket's `owner`, else of a caller the bucket's ACL grants the
+    /// action (`granted`), else of anyone.
+    pub fn of(owner: bool, granted: bool) -> Standing {
+        match (owner, granted) {
+            (true, _) => Standing::Owner,
+            (false, true) => Standing::Granted,
+            (false, false) => Standing::Other,
+        }
     }
 }
 
-/// Whether a request is allowed to a caller whom the bucket's ACL grants it (not the owner):
-/// the grant is the bucket's side, so the bucket policy can only deny; a caller with an
-/// identity policy also needs its Allow (AWS's cross-account rule, the ACL being the
-/// resource-based permission).
-pub fn decide_granted(
+/// Whether a request (`ctx`) is allowed, by the caller's `identity` policy (`None`: the caller
+/// has none, or is anonymous) and the bucket's policy (`bucket`), for a caller of `standing`
+/// (module docs).
+pub fn decide(
+    standing: Standing,
     identity: Option<&Policy>,
     bucket: Option<&Policy>,
     ctx: &RequestContext,
 ) -> bool {
-    let theirs = bucket.map_or(Decision::ImplicitDeny, |p| p.evaluate(ctx));
-    if theirs == Decision::ExplicitDeny {
+    let theirs = authorize(ctx, &[], bucket);
+    let own = identity.map(|p| p.evaluate(ctx));
+    if theirs == Decision::ExplicitDeny || own == Some(Decision::ExplicitDeny) {
         return false;
     }
-    identity.is_none_or(|own| own.evaluate(ctx) == Decision::Allow)
+    // An ACL grant is the bucket's side of the judgement, as its policy's Allow is (AWS's
+    // cross-account rule, the ACL being the resource-based permission).
+    let bucket_allows = theirs == Decision::Allow || standing == Standing::Granted;
+    match own {
+        // Root, a user without an identity policy, or anonymous: the owner needs no Allow.
+        None => standing == Standing::Owner || bucket_allows,
+        Some(own) if standing == Standing::Owner => own == Decision::Allow || bucket_allows,
+        Some(own) => own == Decision::Allow && bucket_allows,
+    }
 }
 
 /// For a request no bucket policy judges (module docs, rule 4): whether the identity policy
@@ -155,48 +161,48 @@ mod tests {
             "Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#,
         );
         let ctx = get("alice", "k");
-        // (owner, identity, bucket policy, allowed)
-        let cases: [(bool, Option<&Policy>, Option<&Policy>, bool); 18] = [
-            // No identity policy: as before identity policies.
-            (true, None, None, true),
-            (true, None, Some(&bucket_deny), false),
-            (false, None, None, false),
-            (false, None, Some(&bucket_allow), true),
-            (false, None, Some(&bucket_deny), false),
-            // Own bucket: either side allows.
-            (true, Some(&allow), None, true),
-            (true, Some(&other), None, false),
-            (true, Some(&other), Some(&bucket_allow), true),
-            (true, Some(&allow), Some(&bucket_allow), true),
-            // Explicit deny on either side wins, own bucket or not.
-            (true, Some(&deny), Some(&bucket_allow), false),
-            (true, Some(&allow), Some(&bucket_deny), false),
-            (false, Some(&deny), Some(&bucket_allow), false),
-            (false, Some(&allow), Some(&bucket_deny), false),
-            // Another user's bucket: both sides must allow.
-            (false, Some(&allow), None, false),
-            (false, Some(&other), Some(&bucket_allow), false),
-            (false, Some(&allow), Some(&bucket_allow), true),
-            (false, Some(&deny), None, false),
-            (true, Some(&deny), None, false),
+        // Every combination, each row for the three standings: the owner, a caller the
+        // bucket's ACL grants the action, anyone else.
+        // (identity policy, bucket policy, allowed as [Owner, Granted, Other])
+        let rows: [(Option<&Policy>, Option<&Policy>, [bool; 3]); 12] = [
+            // No identity policy: the owner needs no Allow, a grant is the bucket's Allow,
+            // anyone else needs the bucket policy's; its Deny wins.
+            (None, None, [true, true, false]),
+            (None, Some(&bucket_allow), [true, true, true]),
+            (None, Some(&bucket_deny), [false, false, false]),
+            // An identity Allow: enough on its own bucket; elsewhere the bucket's side (its
+            // policy or a grant) must allow too.
+            (Some(&allow), None, [true, true, false]),
+            (Some(&allow), Some(&bucket_allow), [true, true, true]),
+            (Some(&allow), Some(&bucket_deny), [false, false, false]),
+            // An identity policy silent on the action: owning the bucket or a grant gives
+            // nothing more; only the owner's bucket policy can allow.
+            (Some(&other), None, [false, false, false]),
+            (Some(&other), Some(&bucket_allow), [true, false, false]),
+            (Some(&other), Some(&bucket_deny), [false, false, false]),
+            // An identity Deny wins everywhere.
+            (Some(&deny), None, [false, false, false]),
+            (Some(&deny), Some(&bucket_allow), [false, false, false]),
+            (Some(&deny), Some(&bucket_deny), [false, false, false]),
         ];
-        for (i, (owner, id, b, expected)) in cases.into_iter().enumerate() {
-            assert_eq!(decide(owner, id, b, &ctx), expected, "case {i}");
+        let standings = [Standing::Owner, Standing::Granted, Standing::Other];
+        for (i, (id, b, expected)) in rows.into_iter().enumerate() {
+            for (standing, expected) in standings.into_iter().zip(expected) {
+                assert_eq!(
+                    decide(standing, id, b, &ctx),
+                    expected,
+                    "row {i}, {standing:?}"
+                );
+            }
         }
-        // A caller the bucket's ACL grants the action: the grant is the bucket's side, so
-        // the bucket policy can only deny, and an identity policy must allow.
-        let granted: [(Option<&Policy>, Option<&Policy>, bool); 7] = [
-            (None, None, true),
-            (None, Some(&bucket_allow), true),
-            (None, Some(&bucket_deny), false),
-            (Some(&allow), None, true),
-            (Some(&other), None, false),
-            (Some(&other), Some(&bucket_allow), false),
-            (Some(&deny), None, false),
-        ];
-        for (i, (id, b, expected)) in granted.into_iter().enumerate() {
-            assert_eq!(decide_granted(id, b, &ctx), expected, "granted case {i}");
-        }
+    }
+
+    #[test]
+    fn standing_of_owner_and_grant() {
+        assert_eq!(Standing::of(true, false), Standing::Owner);
+        assert_eq!(Standing::of(true, true), Standing::Owner);
+        assert_eq!(Standing::of(false, true), Standing::Granted);
+        assert_eq!(Standing::of(false, false), Standing::Other);
     }
 
     #[test]
@@ -214,19 +220,19 @@ mod tests {
         let outside: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         let at = |ctx: RequestContext, ip| ctx.with_source_ip(ip);
         assert!(decide(
-            true,
+            Standing::Owner,
             Some(&home),
             None,
             &at(get("alice", "home/alice/x"), inside)
         ));
         assert!(!decide(
-            true,
+            Standing::Owner,
             Some(&home),
             None,
             &at(get("alice", "home/bob/x"), inside)
         ));
         assert!(!decide(
-            true,
+            Standing::Owner,
             Some(&home),
             None,
             &at(get("alice", "home/alice/x"), outside)
@@ -236,8 +242,13 @@ mod tests {
                 .with_prefix(prefix)
                 .with_source_ip(inside)
         };
-        assert!(decide(true, Some(&home), None, &list("home/alice/")));
-        assert!(!decide(true, Some(&home), None, &list("home/")));
+        assert!(decide(
+            Standing::Owner,
+            Some(&home),
+            None,
+            &list("home/alice/")
+        ));
+        assert!(!decide(Standing::Owner, Some(&home), None, &list("home/")));
         assert!(require(&home, &at(get("alice", "home/alice/x"), inside)));
         assert!(!require(&home, &at(get("alice", "elsewhere"), inside)));
     }

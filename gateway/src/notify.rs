@@ -497,15 +497,7 @@ impl Gateway {
         if let Some(rules) = self.notify.rules.get(scope) {
             return Ok(rules);
         }
-        let rules = match self.config_read(scope, BUCKET_CONFIG).await? {
-            None => Vec::new(),
-            Some(stored) => decode(stored).ok_or_else(|| {
-                s3_error!(
-                    InternalError,
-                    "the stored notification configuration does not decode"
-                )
-            })?,
-        };
+        let rules = self.stored_rules(scope).await?;
         let size = rules
             .iter()
             .map(|r| r.prefix.len() + r.suffix.len() + 256)
@@ -513,6 +505,20 @@ impl Gateway {
         let rules = std::sync::Arc::new(rules);
         self.notify.rules.put(scope, rules.clone(), size);
         Ok(rules)
+    }
+
+    /// `scope`'s rules as stored now (none stored: none), for the cache and for
+    /// GetBucketNotificationConfiguration, which shows the stored rules, not the cached ones.
+    async fn stored_rules(&self, scope: &str) -> S3Result<Vec<Rule>> {
+        match self.config_read(scope, BUCKET_CONFIG).await? {
+            None => Ok(Vec::new()),
+            Some(stored) => decode(stored).ok_or_else(|| {
+                s3_error!(
+                    InternalError,
+                    "the stored notification configuration does not decode"
+                )
+            }),
+        }
     }
 
     /// The S3 event message of `w` for `rule`.
@@ -571,15 +577,7 @@ impl Gateway {
     ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        let rules = match self.config_read(&scope, BUCKET_CONFIG).await? {
-            None => Vec::new(),
-            Some(stored) => decode(stored).ok_or_else(|| {
-                s3_error!(
-                    InternalError,
-                    "the stored notification configuration does not decode"
-                )
-            })?,
-        };
+        let rules = self.stored_rules(&scope).await?;
         // S3 answers an empty configuration, not an error, for a bucket without one.
         Ok(S3Response::new(GetBucketNotificationConfigurationOutput {
             queue_configurations: (!rules.is_empty()).then(|| queue_configurations(rules)),

@@ -1769,23 +1769,38 @@ mod tests {
         Bytes::from(hex::decode(s).unwrap())
     }
 
+    // Heads of the older formats as they were written (never change these: add a fixture for
+    // a new format instead). Format 1: before checksums were stored (encoded by hand from the
+    // layout in gateway/DESIGN.md).
+    const HEAD_V1_HEX: &str = concat!(
+        "0100006000000000000068e5cf8b010000000102030405060708090a0b0000100004022200303132",
+        "33343536373839616263646566303132333435363738396162636465662d320700766964656f2f78",
+        "0200000001010101010101010101010100005000000000000202020202020202020202020000100000",
+        "000000010001006101003101000d0063616368652d636f6e74726f6c08006e6f2d6361636865",
+    );
+    /// Format 2: before versioning (encoded by the code of that time).
+    const HEAD_V2_HEX: &str = concat!(
+        "0203000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+        "000100000003030303030303030303030303000000000000000000000001010203040201000000",
+    );
+    /// Format 3: before storage classes; `small_head(false, true)`.
+    const HEAD_V3_HEX: &str = concat!(
+        "0303000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+        "00010000000303030303030303030303030300000000000000000000000002",
+    );
+    /// Format 4: format 3's fields, then class, tier, last access, infrequent, restore;
+    /// `small_head(false, true)`.
+    const HEAD_V4_HEX: &str = concat!(
+        "0403000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
+        "00010000000303030303030303030303030300000000000000000000000002",
+        "000000000000000000000000",
+    );
+
     /// Records written at version 1, before checksums were stored (encoded by hand from the
     /// layout in gateway/DESIGN.md; never change these: add a fixture for a new version instead).
     #[test]
     fn version_1_records_still_decode() {
-        let head = hex_bytes(concat!(
-            "0100006000000000000068e5cf8b010000000102030405060708090a0b0000100004022200303132",
-            "33343536373839616263646566303132333435363738396162636465662d320700766964656f2f78",
-            "0200000001010101010101010101010100005000000000000202020202020202020202020000100000",
-            "000000010001006101003101000d0063616368652d636f6e74726f6c08006e6f2d6361636865",
-        ));
-        let mut longer = head.to_vec();
-        longer.push(0);
-        assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
-        let h = ObjectHead::decode(head).unwrap();
-        let mut longer = h.encode().to_vec();
-        longer.push(0);
-        assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
+        let h = ObjectHead::decode(hex_bytes(HEAD_V1_HEX)).unwrap();
         assert_eq!(
             (h.size, h.modified_ms, h.version_id[11], h.chunk_bytes),
             (6 << 20, 1_700_000_000_000, 11, 1 << 20)
@@ -1902,11 +1917,7 @@ mod tests {
     /// entry at 1 (encoded by the code of that time; never change these).
     #[test]
     fn records_before_versioning_still_decode() {
-        let head = hex_bytes(concat!(
-            "0203000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
-            "000100000003030303030303030303030303000000000000000000000001010203040201000000",
-        ));
-        let h = ObjectHead::decode(head).unwrap();
+        let h = ObjectHead::decode(hex_bytes(HEAD_V2_HEX)).unwrap();
         assert_eq!(
             (h.size, h.etag.as_str(), h.policy),
             (3, "e", Policy::Replicas(2))
@@ -1952,6 +1963,18 @@ mod tests {
             lock: ObjectLock::default(),
             encryption: None,
         }
+    }
+
+    /// Gives `h` (of one part) a composite checksum and its part's checksum.
+    fn with_part_checksum(h: &mut ObjectHead) {
+        assert_eq!(h.parts.len(), 1);
+        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
+        h.checksum = Some(ObjectChecksum {
+            sum: sum.clone(),
+            kind: Kind::Composite,
+            parts: 1,
+        });
+        h.part_checksums = vec![sum];
     }
 
     /// Format 6: a head of a multipart upload with a checksum algorithm keeps each part's
@@ -2002,17 +2025,9 @@ mod tests {
     fn versioning_formats_are_pinned() {
         let h = small_head(false, true);
         // Format 3 (before storage classes) still decodes, as STANDARD on nvme.
-        let head_v3_hex = concat!(
-            "0303000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
-            "00010000000303030303030303030303030300000000000000000000000002",
-        );
-        assert_eq!(ObjectHead::decode(hex_bytes(head_v3_hex)).unwrap(), h);
+        assert_eq!(ObjectHead::decode(hex_bytes(HEAD_V3_HEX)).unwrap(), h);
         // Format 4: the same fields, then class, tier, last access, infrequent, restore.
-        let head_hex = concat!(
-            "0403000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
-            "00010000000303030303030303030303030300000000000000000000000002",
-            "000000000000000000000000",
-        );
+        let head_hex = HEAD_V4_HEX;
         assert_eq!(ObjectHead::decode(hex_bytes(head_hex)).unwrap(), h);
         // Format 5: format 4's fields, then the tags (none here).
         let head_v5_hex = concat!(
@@ -2221,13 +2236,7 @@ mod tests {
         assert!(bad(kind_at + 9, 2), "wrap format 2");
         // Lock state and part checksums ride along.
         h.lock.legal_hold = Some(true);
-        let sum = Sum::new(Algo::Crc32, &[1; 4]).unwrap();
-        h.checksum = Some(ObjectChecksum {
-            sum: sum.clone(),
-            kind: Kind::Composite,
-            parts: 1,
-        });
-        h.part_checksums = vec![sum];
+        with_part_checksum(&mut h);
         let enc = h.encode();
         assert_eq!(enc[0], HEAD_SSE);
         assert_eq!(ObjectHead::decode(enc).unwrap(), h);
@@ -2235,20 +2244,17 @@ mod tests {
         assert_eq!(h.encode()[0], HEAD_LOCK);
     }
 
-    /// A byte after a head's last field is damage, in every format (heads of format 1 to 7
-    /// were once read without that check).
+    /// A byte after a head's last field is damage, in every format, 1 to 8 (heads of format 1
+    /// to 7 were once read without that check).
     #[test]
     fn heads_with_trailing_bytes_are_refused() {
-        let v2 = concat!(
-            "0203000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
-            "000100000003030303030303030303030303000000000000000000000001010203040201000000",
-        );
-        let v3 = concat!(
-            "0303000000000000000068e5cf8b01000003030303030303030303030300001000000201006500",
-            "00010000000303030303030303030303030300000000000000000000000002",
-        );
-        let mut heads = vec![hex_bytes(v2), hex_bytes(v3)];
+        let mut heads: Vec<Bytes> = [HEAD_V1_HEX, HEAD_V2_HEX, HEAD_V3_HEX, HEAD_V4_HEX]
+            .into_iter()
+            .map(hex_bytes)
+            .collect();
         let mut h = small_head(false, true);
+        heads.push(h.encode());
+        with_part_checksum(&mut h);
         heads.push(h.encode());
         h.lock.legal_hold = Some(false);
         heads.push(h.encode());
@@ -2261,7 +2267,7 @@ mod tests {
         });
         heads.push(h.encode());
         let formats: Vec<u8> = heads.iter().map(|b| b[0]).collect();
-        assert_eq!(formats, [2, 3, 5, 7, 8]);
+        assert_eq!(formats, [1, 2, 3, 4, 5, 6, 7, 8]);
         for head in heads {
             assert!(ObjectHead::decode(head.clone()).is_ok());
             let mut longer = head.to_vec();

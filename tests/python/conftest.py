@@ -1,4 +1,5 @@
 """Starts a real `percore serve` on 127.0.0.1 for the S3 tests and stops it by pid."""
+import contextlib
 import os
 import re
 import signal
@@ -71,6 +72,17 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running(data, **kwargs):
+    """A `Server` on the data directory `data` (`kwargs` as `Server` takes them), stopped on
+    leaving; it must exit with status 0."""
+    s = Server(data, **kwargs)
+    try:
+        yield s
+    finally:
+        assert s.stop() == 0
 
 
 # The second user of the session server (`server`): another owner for cross-user tests.

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import botocore
 import pytest
 
-from conftest import ALICE, Server, free_port
+from conftest import ALICE, Server, free_port, running
 
 HOOK_ARN = "arn:percore:webhook::hook"
 
@@ -28,9 +28,8 @@ def nserver():
         users = os.path.join(d, "users.toml")
         with open(users, "w") as f:
             f.write('[[user]]\nname = "alice"\naccess_key = "%s"\nsecret_key = "%s"\n' % ALICE)
-        s = Server(os.path.join(d, "data"), extra=("--config", config, "--users", users))
-        yield s
-        assert s.stop() == 0
+        with running(os.path.join(d, "data"), extra=("--config", config, "--users", users)) as s:
+            yield s
 
 
 _n = [0]
@@ -57,6 +56,12 @@ def queue(events, arn=HOOK_ARN, prefix=None, suffix=None, id=None):
 
 def put(s3, bucket, **config):
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+
+
+def configured(s3, bucket, *queues):
+    """Creates `bucket` with the notification configuration `queues`."""
+    s3.create_bucket(Bucket=bucket)
+    put(s3, bucket, QueueConfigurations=list(queues))
 
 
 def error(s3, bucket, **config):
@@ -175,6 +180,7 @@ class Receiver:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd = None
 
     def got(self):
         with self.lock:
@@ -206,10 +212,21 @@ def live():
     receiver = Receiver(port)
     receiver.start()
     with tempfile.TemporaryDirectory() as d:
-        s = Server(os.path.join(d, "data"), extra=("--config", hook_config(d, port)))
-        yield s, receiver
-        assert s.stop() == 0
+        with running(os.path.join(d, "data"), extra=("--config", hook_config(d, port))) as s:
+            yield s, receiver
     receiver.stop()
+
+
+@pytest.fixture
+def offline(tmp_path):
+    """For a server of the test's own: its data directory, the arguments naming the webhook
+    `hook`, and that webhook's receiver, not started (stopped at the end if the test starts
+    it)."""
+    port = free_port()
+    receiver = Receiver(port)
+    yield str(tmp_path / "data"), ("--config", hook_config(str(tmp_path), port)), receiver
+    if receiver.httpd is not None:
+        receiver.stop()
 
 
 def metric(server, name):
@@ -221,15 +238,20 @@ def metric(server, name):
     return total
 
 
+def wait_drained(server):
+    """Waits until the server's event queue is empty."""
+    deadline = time.time() + 30
+    while metric(server, "percore_notify_queued") != 0:
+        assert time.time() < deadline, "the queue does not drain"
+        time.sleep(0.1)
+
+
 def test_each_write_sends_its_event_through_the_filters(live):
     server, receiver = live
     s3 = server.client()
     b = f"events-{os.getpid()}"
-    s3.create_bucket(Bucket=b)
-    put(s3, b, QueueConfigurations=[
-        queue(["s3:ObjectCreated:*"], prefix="in/", suffix=".txt"),
-        queue(["s3:ObjectRemoved:*"], prefix="in/"),
-    ])
+    configured(s3, b, queue(["s3:ObjectCreated:*"], prefix="in/", suffix=".txt"),
+               queue(["s3:ObjectRemoved:*"], prefix="in/"))
     body = b"hello events"
     etag = s3.put_object(Bucket=b, Key="in/a b.txt", Body=body)["ETag"].strip('"')
     s3.put_object(Bucket=b, Key="in/skip.bin", Body=b"x")   # suffix filtered out
@@ -262,12 +284,10 @@ def test_versioned_deletes_name_the_marker(live):
     server, receiver = live
     s3 = server.client()
     b = f"versioned-events-{os.getpid()}"
-    s3.create_bucket(Bucket=b)
+    configured(s3, b,
+               queue(["s3:ObjectCreated:Put", "s3:ObjectRemoved:DeleteMarkerCreated"], prefix="v/"),
+               queue(["s3:ObjectRemoved:Delete"], prefix="w/"))
     s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
-    put(s3, b, QueueConfigurations=[
-        queue(["s3:ObjectCreated:Put", "s3:ObjectRemoved:DeleteMarkerCreated"], prefix="v/"),
-        queue(["s3:ObjectRemoved:Delete"], prefix="w/"),
-    ])
     v1 = s3.put_object(Bucket=b, Key="v/k", Body=b"1")["VersionId"]
     marker = s3.delete_object(Bucket=b, Key="v/k")["VersionId"]
     s3.delete_object(Bucket=b, Key="v/k", VersionId=v1)  # Delete: not asked for under v/
@@ -289,8 +309,7 @@ def test_a_receiver_that_was_down_gets_every_event(live):
     server, receiver = live
     s3 = server.client()
     b = f"outage-{os.getpid()}"
-    s3.create_bucket(Bucket=b)
-    put(s3, b, QueueConfigurations=[queue(["s3:ObjectCreated:*"])])
+    configured(s3, b, queue(["s3:ObjectCreated:*"]))
     failed_before = metric(server, 'percore_notify_events_total{result="failed_attempts"}')
     receiver.stop()
     try:
@@ -307,38 +326,24 @@ def test_a_receiver_that_was_down_gets_every_event(live):
     receiver.wait_for([("ObjectCreated:Put", f"down-{i}") for i in range(20)])
 
 
-def test_events_queued_survive_kill_9():
-    port = free_port()
-    receiver = Receiver(port)
-    with tempfile.TemporaryDirectory() as d:
-        data, config = os.path.join(d, "data"), hook_config(d, port)
-        s = Server(data, extra=("--config", config))
-        try:
-            s3 = s.client()
-            s3.create_bucket(Bucket="crash")
-            put(s3, "crash", QueueConfigurations=[queue(["s3:ObjectCreated:*",
-                                                          "s3:ObjectRemoved:*"])])
-            for i in range(30):
-                s3.put_object(Bucket="crash", Key=f"k{i}", Body=b"x")
-            s3.delete_object(Bucket="crash", Key="k0")
-        finally:
-            s.proc.send_signal(signal.SIGKILL)
-            s.proc.wait()
-        assert receiver.got() == []
-        receiver.start()
-        try:
-            s = Server(data, extra=("--config", config))
-            try:
-                expected = [("ObjectCreated:Put", f"k{i}") for i in range(30)]
-                receiver.wait_for(expected + [("ObjectRemoved:Delete", "k0")])
-                deadline = time.time() + 30
-                while metric(s, "percore_notify_queued") != 0:
-                    assert time.time() < deadline, "the queue does not drain"
-                    time.sleep(0.1)
-            finally:
-                assert s.stop() == 0
-        finally:
-            receiver.stop()
+def test_events_queued_survive_kill_9(offline):
+    data, extra, receiver = offline
+    s = Server(data, extra=extra)
+    try:
+        s3 = s.client()
+        configured(s3, "crash", queue(["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]))
+        for i in range(30):
+            s3.put_object(Bucket="crash", Key=f"k{i}", Body=b"x")
+        s3.delete_object(Bucket="crash", Key="k0")
+    finally:
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait()
+    assert receiver.got() == []
+    receiver.start()
+    with running(data, extra=extra) as s:
+        expected = [("ObjectCreated:Put", f"k{i}") for i in range(30)]
+        receiver.wait_for(expected + [("ObjectRemoved:Delete", "k0")])
+        wait_drained(s)
 
 
 def test_a_browser_post_upload_is_a_post_event(live):
@@ -347,8 +352,7 @@ def test_a_browser_post_upload_is_a_post_event(live):
     server, receiver = live
     s3 = server.client()
     b = f"post-events-{os.getpid()}"
-    s3.create_bucket(Bucket=b)
-    put(s3, b, QueueConfigurations=[queue(["s3:ObjectCreated:Post"])])
+    configured(s3, b, queue(["s3:ObjectCreated:Post"]))
     s3.put_object(Bucket=b, Key="by-put", Body=b"x")  # a Put: not asked for
     status, _, _ = post(server, b, presigned(server, b, "by-post"), data=b"posted")
     assert status == 204
@@ -358,40 +362,24 @@ def test_a_browser_post_upload_is_a_post_event(live):
     assert ("ObjectCreated:Put", "by-put") not in receiver.got()
 
 
-def test_a_damaged_queue_file_is_set_aside_and_the_rest_delivered():
-    port = free_port()
-    receiver = Receiver(port)
-    with tempfile.TemporaryDirectory() as d:
-        data, config = os.path.join(d, "data"), hook_config(d, port)
-        s = Server(data, extra=("--config", config))
-        try:
-            s3 = s.client()
-            s3.create_bucket(Bucket="damage")
-            put(s3, "damage", QueueConfigurations=[queue(["s3:ObjectCreated:*"])])
-            for i in range(5):
-                s3.put_object(Bucket="damage", Key=f"k{i}", Body=b"x")
-        finally:
-            assert s.stop() == 0
-        queue_dir = os.path.join(data, "notify")
-        files = sorted(f for f in os.listdir(queue_dir) if f.endswith(".json"))
-        assert len(files) == 5
-        victim = os.path.join(queue_dir, files[2])
-        with open(victim, "r+b") as f:  # real bytes flipped: the JSON no longer parses
-            f.seek(0)
-            f.write(bytes(b ^ 0xFF for b in f.read(8)))
-        receiver.start()
-        try:
-            s = Server(data, extra=("--config", config))
-            try:
-                receiver.wait_for([("ObjectCreated:Put", f"k{i}") for i in (0, 1, 3, 4)])
-                deadline = time.time() + 30
-                while metric(s, "percore_notify_queued") != 0:
-                    assert time.time() < deadline, "the queue does not drain"
-                    time.sleep(0.1)
-                assert metric(s, 'percore_notify_events_total{result="dropped"}') == 1
-            finally:
-                assert s.stop() == 0
-        finally:
-            receiver.stop()
-        assert os.path.exists(victim[:-len(".json")] + ".bad")
-        assert ("ObjectCreated:Put", "k2") not in receiver.got()
+def test_a_damaged_queue_file_is_set_aside_and_the_rest_delivered(offline):
+    data, extra, receiver = offline
+    with running(data, extra=extra) as s:
+        s3 = s.client()
+        configured(s3, "damage", queue(["s3:ObjectCreated:*"]))
+        for i in range(5):
+            s3.put_object(Bucket="damage", Key=f"k{i}", Body=b"x")
+    queue_dir = os.path.join(data, "notify")
+    files = sorted(f for f in os.listdir(queue_dir) if f.endswith(".json"))
+    assert len(files) == 5
+    victim = os.path.join(queue_dir, files[2])
+    with open(victim, "r+b") as f:  # real bytes flipped: the JSON no longer parses
+        f.seek(0)
+        f.write(bytes(b ^ 0xFF for b in f.read(8)))
+    receiver.start()
+    with running(data, extra=extra) as s:
+        receiver.wait_for([("ObjectCreated:Put", f"k{i}") for i in (0, 1, 3, 4)])
+        wait_drained(s)
+        assert metric(s, 'percore_notify_events_total{result="dropped"}') == 1
+    assert os.path.exists(victim[:-len(".json")] + ".bad")
+    assert ("ObjectCreated:Put", "k2") not in receiver.got()

@@ -5,12 +5,11 @@ import base64
 import hashlib
 import os
 import re
-import tempfile
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server
+from conftest import running
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -177,59 +176,57 @@ def contains(data, needle):
     return False
 
 
-def test_no_plaintext_on_disk():
+@pytest.fixture
+def stored(tmp_path):
+    """Stores objects in the bucket `sse` of a server of its own: `stored(*objects)` (keyword
+    arguments of put_object each) returns the data directory, the server stopped."""
+    data = str(tmp_path / "data")
+
+    def store(*objects):
+        with running(data) as s:
+            c = s.client()
+            c.create_bucket(Bucket="sse")
+            for o in objects:
+                c.put_object(Bucket="sse", **o)
+        return data
+
+    return store
+
+
+def test_no_plaintext_on_disk(stored):
     secret = b"percore-sse-secret-pattern-0001!" * 8192
     plain = b"percore-sse-plain-pattern-00002!" * 8192
-    with tempfile.TemporaryDirectory() as d:
-        data = os.path.join(d, "data")
-        s = Server(data)
-        try:
-            c = s.client()
-            c.create_bucket(Bucket="sse")
-            c.put_object(Bucket="sse", Key="secret", Body=secret, **SSE)
-            c.put_object(Bucket="sse", Key="plain", Body=plain)
-            assert c.get_object(Bucket="sse", Key="secret", **SSE)["Body"].read() == secret
-        finally:
-            assert s.stop() == 0
-        # The scan finds a pattern stored plainly, so its finding nothing means something.
-        assert contains(data, plain[:64])
-        assert not contains(data, secret[:64])
-        assert not contains(data, secret[5:37])
+    data = stored(dict(Key="secret", Body=secret, **SSE), dict(Key="plain", Body=plain))
+    with running(data) as s:
+        got = s.client().get_object(Bucket="sse", Key="secret", **SSE)["Body"].read()
+        assert got == secret
+    # The scan finds a pattern stored plainly, so its finding nothing means something.
+    assert contains(data, plain[:64])
+    assert not contains(data, secret[:64])
+    assert not contains(data, secret[5:37])
 
 
-def test_damaged_stored_byte_is_never_served():
+def test_damaged_stored_byte_is_never_served(stored):
     body = body_of(5 * PACKAGE + 3, 11)
-    with tempfile.TemporaryDirectory() as d:
-        data = os.path.join(d, "data")
-        s = Server(data)
+    data = stored(dict(Key="k", Body=body, **SSE))
+    # Flip a byte inside every fragment record (every copy of every stripe).
+    flipped = 0
+    for path in segment_files(data):
+        if not os.path.basename(path).startswith("seg-"):
+            continue
+        with open(path, "rb") as f:
+            raw = bytearray(f.read())
+        for m in re.finditer(re.escape(b"PCR1\x01\x01"), bytes(raw)):
+            if m.start() % 8 == 0 and m.start() + 3 * PACKAGE < len(raw):
+                raw[m.start() + 2 * PACKAGE] ^= 0x5A
+                flipped += 1
+        with open(path, "wb") as f:
+            f.write(raw)
+    assert flipped > 0
+    with running(data) as s:
         try:
-            c = s.client()
-            c.create_bucket(Bucket="sse")
-            c.put_object(Bucket="sse", Key="k", Body=body, **SSE)
-        finally:
-            assert s.stop() == 0
-        # Flip a byte inside every fragment record (every copy of every stripe).
-        flipped = 0
-        for path in segment_files(data):
-            if not os.path.basename(path).startswith("seg-"):
-                continue
-            with open(path, "rb") as f:
-                raw = bytearray(f.read())
-            for m in re.finditer(re.escape(b"PCR1\x01\x01"), bytes(raw)):
-                if m.start() % 8 == 0 and m.start() + 3 * PACKAGE < len(raw):
-                    raw[m.start() + 2 * PACKAGE] ^= 0x5A
-                    flipped += 1
-            with open(path, "wb") as f:
-                f.write(raw)
-        assert flipped > 0
-        s = Server(data)
-        try:
-            c = s.client()
-            try:
-                got = c.get_object(Bucket="sse", Key="k", **SSE)["Body"].read()
-            except Exception:  # an error status, or a body cut short: never wrong bytes
-                got = None
-            assert got is None or got == body
-            assert got != body, "every copy was damaged: nothing can serve the body"
-        finally:
-            assert s.stop() == 0
+            got = s.client().get_object(Bucket="sse", Key="k", **SSE)["Body"].read()
+        except Exception:  # an error status, or a body cut short: never wrong bytes
+            got = None
+        assert got is None or got == body
+        assert got != body, "every copy was damaged: nothing can serve the body"
