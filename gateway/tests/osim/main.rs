@@ -48,11 +48,20 @@
 //! object service (`now_ms`: LastModified, completion records' age, a DeleteBucket mark's
 //! age) read the real clock; no answer the model checks depends on them within a run.
 //!
+//! Found so far (each an ignored test naming its seeds, failing while the cause is there):
+//! two gateways whose clocks read the same millisecond mint equal version ids for one key
+//! name, so equal fragment ids, and one PUT's chunks overwrite the other's (a GET answers
+//! corrupt data: `osim_puts_of_one_key_at_one_instant_keep_their_bytes`); a version listing
+//! concurrent with a write of the key lists none of the key's versions (a delete marker added
+//! over a null version) or two versions "null" (a PUT replacing a null delete marker in a
+//! suspended bucket). The default seeds miss them; `PERCORE_OSIM_SEEDS=2000` finds them.
+//!
 //! Running: `cargo test -p gateway --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT`, seeds 0 to N − 1, spread over the machine's cores; each seed runs whole on
 //! one thread, so the split changes nothing); a failure prints its seed, and
 //! `PERCORE_OSIM_SEED=<seed> cargo test -p gateway --test osim osim_seeds -- --nocapture`
-//! replays exactly that run (the summary line ends with a hash of the whole history).
+//! replays exactly that run (the summary line ends with a hash of the whole history;
+//! `PERCORE_OSIM_TRACE=1` prints every operation and its answer).
 //! Explore other seeds with `PERCORE_OSIM_FIRST=<first seed>` (and `PERCORE_OSIM_SEEDS`).
 
 mod model;
@@ -61,6 +70,9 @@ mod workload;
 use workload::{run_seed, Config};
 
 const SEEDS_DEFAULT: u64 = 200;
+/// Seeds of `osim_puts_of_one_key_at_one_instant_keep_their_bytes` (the two PUTs take their
+/// HLC after a metadata read of random length: their clocks read the same millisecond in some).
+const SAME_INSTANT_SEEDS: u64 = 400;
 
 /// `run_seed`, with a panic turned into that seed's failure so its seed is printed.
 fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
@@ -95,16 +107,20 @@ fn osim_seeds() {
     };
     let cfg = Config::default();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let results: Vec<Result<workload::Stats, (u64, String)>> = std::thread::scope(|scope| {
+    let results: Vec<(workload::Stats, Vec<(u64, String)>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let seeds = &seeds;
                 scope.spawn(move || {
                     let mut total = workload::Stats::default();
+                    let mut failed = Vec::new();
                     for &seed in seeds.iter().skip(t).step_by(threads) {
-                        total.add(&run_caught(seed, &cfg).map_err(|e| (seed, e))?);
+                        match run_caught(seed, &cfg) {
+                            Ok(s) => total.add(&s),
+                            Err(e) => failed.push((seed, e)),
+                        }
                     }
-                    Ok(total)
+                    (total, failed)
                 })
             })
             .collect();
@@ -115,16 +131,20 @@ fn osim_seeds() {
     });
     let mut total = workload::Stats::default();
     let mut failures: Vec<(u64, String)> = Vec::new();
-    for r in results {
-        match r {
-            Ok(s) => total.add(&s),
-            Err(f) => failures.push(f),
-        }
+    for (s, f) in results {
+        total.add(&s);
+        failures.extend(f);
     }
-    if let Some((seed, e)) = failures.into_iter().min_by_key(|(s, _)| *s) {
+    failures.sort();
+    for (seed, e) in &failures {
+        eprintln!("seed {seed}: {e}");
+    }
+    if let Some((seed, e)) = failures.first() {
         panic!(
-            "object simulation seed {seed} failed: {e}\nreplay: PERCORE_OSIM_SEED={seed} cargo \
-             test -p gateway --test osim osim_seeds -- --nocapture"
+            "{} of {} object simulation seeds failed; the first, {seed}: {e}\nreplay: \
+             PERCORE_OSIM_SEED={seed} cargo test -p gateway --test osim osim_seeds -- --nocapture",
+            failures.len(),
+            seeds.len()
         );
     }
     println!(
@@ -168,4 +188,63 @@ fn osim_catches_cores_that_lose_acknowledged_writes() {
     let caught = (0..50).find_map(|seed| run_caught(seed, &cfg).err().map(|e| (seed, e)));
     let (seed, e) = caught.expect("a lying core is caught");
     println!("caught at seed {seed}: {e}");
+}
+
+/// Two PUTs of one key through two gateways whose clocks read the same millisecond get equal
+/// HLCs, so equal version ids (`s3::new_version_id`: the HLC and a hash of the key), so equal
+/// fragment ids: one PUT's chunks overwrite the other's, and the head that wins points at the
+/// other's bytes (a GET answers the wrong length or content: 2 of 400 seeds, the first 129).
+/// Found by `osim_seeds` (seed 211: two PUTs of the key name `k3` into two buckets in one step,
+/// whose chunks shared cores). Ignored until version ids are unique per gateway (for example
+/// salted with `Backend::id_salt`, as bucket ids are; the fix is in gateway/src/s3.rs).
+#[test]
+#[ignore = "finds equal version ids from equal HLCs of two gateways: one PUT's chunks overwrite the other's"]
+fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
+    let failed: Vec<(u64, String)> = (0..SAME_INSTANT_SEEDS)
+        .filter_map(|seed| workload::same_instant_puts(seed).err().map(|e| (seed, e)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {SAME_INSTANT_SEEDS} seeds failed; the first: {:?}",
+        failed.len(),
+        failed[0]
+    );
+}
+
+/// Runs `seeds` and panics with each that fails (for the ignored tests naming the seeds that
+/// found a known weakness: they fail while it is there).
+fn seeds_pass(seeds: &[u64]) {
+    let cfg = Config::default();
+    let failed: Vec<String> = seeds
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// ListObjectVersions concurrent with a DeleteObject that puts a delete marker on a key whose
+/// current version is the null version written before versioning was enabled lists no version
+/// of the key at all (before the delete it has the null version, after it the null version and
+/// the marker). Found by `osim_seeds` (2 of seeds 200..2200).
+#[test]
+#[ignore = "finds a version listing that misses a key's versions while a delete marker is added"]
+fn osim_version_listing_during_a_delete_marker() {
+    seeds_pass(&[668, 719]);
+}
+
+/// ListObjectVersions concurrent with a PUT into a suspended bucket, whose null version (a
+/// delete marker) the PUT replaces, lists two versions "null" of the key: the new object and
+/// the old marker (before it has the marker, after it the object). Found by `osim_seeds` (3 of
+/// seeds 200..2200).
+#[test]
+#[ignore = "finds a version listing with two null versions of a key while a PUT replaces one"]
+fn osim_version_listing_during_a_null_version_overwrite() {
+    seeds_pass(&[689, 768, 788]);
+}
+
+/// `osim_puts_of_one_key_at_one_instant_keep_their_bytes` as the random workload found it.
+#[test]
+#[ignore = "finds equal version ids from equal HLCs of two gateways (seed 211)"]
+fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
+    seeds_pass(&[211]);
 }

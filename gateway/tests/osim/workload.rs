@@ -1314,14 +1314,10 @@ fn judge_step(
     Ok(())
 }
 
-/// Runs one seed. `Err` names the first operation the model refused.
-pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
-    let core_node: Vec<usize> = (0..NODES * CORES_PER_NODE)
-        .map(|c| c / CORES_PER_NODE)
-        .collect();
-    let world = Shared::new(World::new(seed, core_node, NODES, cfg.fault));
+/// One object service per node, over the world's cores.
+fn gateways(world: &Shared) -> Vec<Gateway> {
     let layout = layout(NODES, CORES_PER_NODE);
-    let gateways: Vec<Gateway> = (0..NODES)
+    (0..NODES)
         .map(|node| {
             let links: Vec<Arc<dyn CoreLink>> = (0..NODES * CORES_PER_NODE)
                 .map(|core| {
@@ -1344,12 +1340,64 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
             // epoch): a grace of centuries keeps it out of the way (no orphan sweep runs).
             Gateway::new(Arc::new(backend), "us-east-1".into()).with_orphan_grace(ORPHAN_GRACE_MS)
         })
-        .collect();
+        .collect()
+}
+
+/// Two PUTs of one key through two gateways started at the same virtual instant (equal clocks,
+/// so equal HLCs), then a GET: it must return one of the two bodies whole, with its ETag.
+pub fn same_instant_puts(seed: u64) -> Result<(), String> {
+    let world = Shared::new(World::new(
+        seed,
+        (0..NODES * CORES_PER_NODE)
+            .map(|c| c / CORES_PER_NODE)
+            .collect(),
+        NODES,
+        Fault::None,
+    ));
+    let gws = gateways(&world);
+    let main = async {
+        let created = exec(&gws[0], &Op::CreateBucket(0, "sb0")).await;
+        if created != Ok(Res::Done) {
+            return Err(format!("CreateBucket answered {created:?}"));
+        }
+        let (a, b) = futures::future::join(
+            exec(&gws[0], &Op::Put(0, "sb0", "k0", 1)),
+            exec(&gws[1], &Op::Put(0, "sb0", "k0", 2)),
+        )
+        .await;
+        let etags = [(1, a), (2, b)]
+            .into_iter()
+            .map(|(id, r)| match r {
+                Ok(Res::Written(_, etag)) => Ok((id, etag)),
+                other => Err(format!("PUT {id} answered {other:?}")),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        match exec(&gws[2], &Op::Get(0, "sb0", "k0")).await {
+            Ok(Res::Object(id, etag, _)) if etags.contains(&(id, etag.clone())) => Ok(()),
+            other => Err(format!("after PUTs {etags:?}, GET answered {other:?}")),
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX)
+}
+
+/// Runs one seed. `Err` names the first operation the model refused.
+pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
+    let world = Shared::new(World::new(
+        seed,
+        (0..NODES * CORES_PER_NODE)
+            .map(|c| c / CORES_PER_NODE)
+            .collect(),
+        NODES,
+        cfg.fault,
+    ));
+    let gateways = gateways(&world);
     let main = async {
         let mut model = Model::default();
         let mut stats = Stats::default();
         let mut hash: u64 = 0;
         let mut next_id = 0u64;
+        // Every operation and its answer, printed (with a replayed seed).
+        let trace = std::env::var_os("PERCORE_OSIM_TRACE").is_some();
         for step in 0..=cfg.steps {
             let final_check = step == cfg.steps;
             let mut ops: Vec<Op> = Vec::new();
@@ -1394,6 +1442,9 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                 stats.ops += 1;
                 stats.errors += u64::from(out.is_err());
                 let line = format!("{step} {op:?} {out:?}");
+                if trace {
+                    println!("{line}");
+                }
                 hash = hash.rotate_left(7) ^ cluster::backend::stable_hash(&[line.as_bytes()]);
             }
             judge_step(&mut model, &ops, &outs, &mut stats)
