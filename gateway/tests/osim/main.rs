@@ -40,13 +40,27 @@
 //! earlier incarnation answer NoSuchUpload; a retried Complete answers the same version and
 //! ETag in the bucket it completed in.
 //!
-//! Not simulated yet: network faults (lost messages, partitions, node crashes, clock skew,
-//! failing cores: the world has them, the model's rules for ambiguous answers are not
-//! written), copies, tagging, object lock, SSE, lifecycle passes, conditional writes, the
-//! access gate (bucket policies, ACLs), multi-part uploads of more than one part (parts but
-//! the last are ≥ 5 MiB), listings with prefixes and delimiters. Wall-clock reads of the
-//! object service (`now_ms`: LastModified, completion records' age, a DeleteBucket mark's
-//! age) read the real clock; no answer the model checks depends on them within a run.
+//! With faults (`osim_seeds_with_faults`), each step also has its weather: messages lost
+//! (up to 3 %) and cores failing requests (up to 2 %: NoSpace for writes, Corrupt for
+//! fragment reads), and now and then a node cut off from the others or crashing mid-step (its
+//! operations end where they are; it restarts with a fresh object service when the step
+//! ends). The ambiguity rules: an operation answered with an error the model does not decide
+//! (ServiceUnavailable, InternalError, InsufficientStorage, OperationAborted, a crash) may or
+//! may not have happened, and may still land later (a replica that took it repairs the others
+//! when a read finds it): what it touched stays unknown for the rest of the run (a key, an
+//! upload, the uploads of a key; a bucket's existence or configuration taints its name, and
+//! nothing on that name is checked again). Reads of unknown keys are not checked, listings
+//! skip them, and DeleteBucket of a bucket that holds only unknown things may answer either
+//! way. Everything else is checked as without faults: every acknowledged write is read back.
+//!
+//! Not simulated: clock skew (the cluster simulation shows how it orders writes against real
+//! time; here every read-after-write across gateways would fail), hints replayed by repair
+//! passes, copies, tagging, object lock, SSE, lifecycle passes, conditional writes, the access
+//! gate (bucket policies, ACLs), uploads of more than one part (parts but the last are ≥ 5
+//! MiB), listings with prefixes and delimiters or of more than one page of versions. The
+//! object service's wall-clock reads (`now_ms`: LastModified, completion records' age, a
+//! DeleteBucket mark's age, the write-age check, kept out of the way by a long orphan grace)
+//! read the real clock; no answer the model checks depends on them within a run.
 //!
 //! Found so far (each an ignored test naming its seeds, failing while the cause is there):
 //! two gateways whose clocks read the same millisecond mint equal version ids for one key
@@ -54,14 +68,18 @@
 //! corrupt data: `osim_puts_of_one_key_at_one_instant_keep_their_bytes`); a version listing
 //! concurrent with a write of the key lists none of the key's versions (a delete marker added
 //! over a null version) or two versions "null" (a PUT replacing a null delete marker in a
-//! suspended bucket). The default seeds miss them; `PERCORE_OSIM_SEEDS=2000` finds them.
+//! suspended bucket); under faults, ListMultipartUploads leaves out acknowledged uploads whose
+//! cores its gateway marked down (counted by `osim_seeds_with_faults`). The default seeds miss
+//! the first three; `PERCORE_OSIM_SEEDS=2000` finds them.
 //!
 //! Running: `cargo test -p gateway --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
-//! `SEEDS_DEFAULT`, seeds 0 to N − 1, spread over the machine's cores; each seed runs whole on
-//! one thread, so the split changes nothing); a failure prints its seed, and
-//! `PERCORE_OSIM_SEED=<seed> cargo test -p gateway --test osim osim_seeds -- --nocapture`
-//! replays exactly that run (the summary line ends with a hash of the whole history;
-//! `PERCORE_OSIM_TRACE=1` prints every operation and its answer).
+//! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them; seeds 0 to N − 1,
+//! spread over the machine's cores; each seed runs whole on one thread, so the split changes
+//! nothing; about 30 s in a debug build on 2 cores); a failure prints its seed, and
+//! `PERCORE_OSIM_SEED=<seed> cargo test -p gateway --test osim osim_seeds -- --nocapture` (or
+//! `osim_seeds_with_faults`) replays exactly that run (the summary line ends with a hash of
+//! the whole history; `PERCORE_OSIM_TRACE=1` prints every operation, its answer and the
+//! nemesis).
 //! Explore other seeds with `PERCORE_OSIM_FIRST=<first seed>` (and `PERCORE_OSIM_SEEDS`).
 
 mod model;
@@ -70,6 +88,7 @@ mod workload;
 use workload::{run_seed, Config};
 
 const SEEDS_DEFAULT: u64 = 200;
+const SEEDS_FAULTS_DEFAULT: u64 = 1000;
 /// Seeds of `osim_puts_of_one_key_at_one_instant_keep_their_bytes` (the two PUTs take their
 /// HLC after a metadata read of random length: their clocks read the same millisecond in some).
 const SAME_INSTANT_SEEDS: u64 = 400;
@@ -98,14 +117,32 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn osim_seeds() {
+    run_seeds(&Config::default(), "osim_seeds", SEEDS_DEFAULT);
+}
+
+/// With faults: lost messages, failing cores, a node cut off or crashing in a step. What an
+/// operation that failed touched stays unknown to the model (`model::Model::faults`).
+#[test]
+fn osim_seeds_with_faults() {
+    let cfg = Config {
+        faults: true,
+        ..Config::default()
+    };
+    run_seeds(&cfg, "osim_seeds_with_faults", SEEDS_FAULTS_DEFAULT);
+}
+
+/// Runs `PERCORE_OSIM_SEEDS` seeds (default `default_seeds`) from `PERCORE_OSIM_FIRST` (or 0),
+/// or the one `PERCORE_OSIM_SEED`, spread over the machine's cores; panics with every seed
+/// that failed, the first to replay with `test`.
+fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
     let seeds: Vec<u64> = if let Some(s) = env_u64("PERCORE_OSIM_SEED") {
         vec![s]
     } else {
         let first = env_u64("PERCORE_OSIM_FIRST").unwrap_or(0);
-        let n = env_u64("PERCORE_OSIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
+        let n = env_u64("PERCORE_OSIM_SEEDS").unwrap_or(default_seeds);
         (first..first + n).collect()
     };
-    let cfg = Config::default();
+    let cfg = *cfg;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let results: Vec<(workload::Stats, Vec<(u64, String)>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -142,19 +179,21 @@ fn osim_seeds() {
     if let Some((seed, e)) = failures.first() {
         panic!(
             "{} of {} object simulation seeds failed; the first, {seed}: {e}\nreplay: \
-             PERCORE_OSIM_SEED={seed} cargo test -p gateway --test osim osim_seeds -- --nocapture",
+             PERCORE_OSIM_SEED={seed} cargo test -p gateway --test osim {test} -- --nocapture",
             failures.len(),
             seeds.len()
         );
     }
     println!(
-        "{} seeds: {} operations ({} answered with the error the model expected), {} races, \
-         {} messages; history hash {:016x}",
+        "{} seeds: {} operations ({} answered with an error: the model's, or under faults \
+         one that leaves the operation ambiguous), {} races, {} messages; uploads missed by a \
+         listing under faults: {}; history hash {:016x}",
         seeds.len(),
         total.ops,
         total.errors,
         total.races,
         total.messages,
+        total.uploads_missed,
         total.history_hash
     );
     assert!(total.ops > 0);
@@ -164,16 +203,22 @@ fn osim_seeds() {
 /// make different histories).
 #[test]
 fn osim_replays_exactly() {
-    let cfg = Config::default();
     let mut hashes = Vec::new();
-    for seed in [3, 1234] {
-        let a = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        let b = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
-        hashes.push(a.history_hash);
+    for faults in [false, true] {
+        let cfg = Config {
+            faults,
+            ..Config::default()
+        };
+        for seed in [3, 1234] {
+            let a = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let b = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
+            hashes.push(a.history_hash);
+        }
     }
+    hashes.sort_unstable();
     hashes.dedup();
-    assert_eq!(hashes.len(), 2, "two seeds, two histories");
+    assert_eq!(hashes.len(), 4, "four runs, four histories");
 }
 
 /// The checker fails when the system is wrong: cores that acknowledge one metadata write in
@@ -247,4 +292,24 @@ fn osim_version_listing_during_a_null_version_overwrite() {
 #[ignore = "finds equal version ids from equal HLCs of two gateways (seed 211)"]
 fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
     seeds_pass(&[211]);
+}
+
+/// Under faults, ListMultipartUploads misses an acknowledged upload: it scans every core of the
+/// cluster (`Backend::meta_scan_all_pages`), skipping the cores its gateway marked down and
+/// taking one answering core as enough, so after lost messages marked the cores that hold an
+/// upload's record down, the listing leaves it out (a later listing shows it again). Found by
+/// `osim_seeds_with_faults` (3 of seeds 0..1000: 73, 418, 502), counted there; here a failure.
+#[test]
+#[ignore = "finds ListMultipartUploads missing acknowledged uploads once lost messages marked cores down"]
+fn osim_uploads_listed_under_faults() {
+    let cfg = Config {
+        faults: true,
+        strict_uploads: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [73, 418, 502]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

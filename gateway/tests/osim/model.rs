@@ -41,7 +41,8 @@ pub struct Bucket {
     pub versioning: Versioning,
     /// Key → versions, oldest first. A key with no version is absent.
     pub keys: BTreeMap<String, Vec<Ver>>,
-    /// Keys whose state is unknown (an ambiguous write): the next GET adopts what it sees.
+    /// What is unknown after an ambiguous write: keys (`k`), uploads (`u/<id>`), and the
+    /// uploads of a key (`uk/<key>`). Without faults the next GET adopts what it sees of a key.
     pub unknown: std::collections::BTreeSet<String>,
     pub uploads: BTreeMap<String, Upload>,
 }
@@ -66,6 +67,15 @@ pub type VersionEntry = (String, String, Option<String>, bool);
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     pub buckets: BTreeMap<String, Bucket>,
+    /// Faults are on: an operation that fails may or may not have happened, and what it
+    /// touched stays unknown (its write may land later: a replica that took it repairs the
+    /// others when a read finds it).
+    pub faults: bool,
+    /// `workload::Config::strict_uploads`.
+    pub strict_uploads: bool,
+    /// Names whose bucket's existence, owner or versioning is unknown (an ambiguous
+    /// CreateBucket, DeleteBucket or PutBucketVersioning): nothing on them is checked again.
+    pub tainted: std::collections::BTreeSet<String>,
     pub dead_uploads: Vec<DeadUpload>,
     pub incarnations: u64,
 }
