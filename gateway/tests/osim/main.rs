@@ -68,9 +68,11 @@
 //! corrupt data: `osim_puts_of_one_key_at_one_instant_keep_their_bytes`); a version listing
 //! concurrent with a write of the key lists none of the key's versions (a delete marker added
 //! over a null version) or two versions "null" (a PUT replacing a null delete marker in a
-//! suspended bucket); under faults, ListMultipartUploads leaves out acknowledged uploads whose
-//! cores its gateway marked down (counted by `osim_seeds_with_faults`). The default seeds miss
-//! the first three; `PERCORE_OSIM_SEEDS=2000` finds them.
+//! suspended bucket); under faults, cluster-wide scans of upload records read too few replicas
+//! once cores are marked down (ListMultipartUploads misses acknowledged uploads or lists
+//! aborted ones, DeleteBucket answers 204 over a pending upload), and version listings miss or
+//! add delete markers (not diagnosed). The default seeds miss all but the counted upload
+//! misses; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000 finds them.
 //!
 //! Running: `cargo test -p gateway --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them; seeds 0 to N − 1,
@@ -270,21 +272,22 @@ fn seeds_pass(seeds: &[u64]) {
 /// ListObjectVersions concurrent with a DeleteObject that puts a delete marker on a key whose
 /// current version is the null version written before versioning was enabled lists no version
 /// of the key at all (before the delete it has the null version, after it the null version and
-/// the marker). Found by `osim_seeds` (2 of seeds 200..2200).
+/// the marker; also while a PUT replaces the null version). Found by `osim_seeds` (seeds 668,
+/// 719, 2384, 3624, 3777, 4373 of 200..4700).
 #[test]
 #[ignore = "finds a version listing that misses a key's versions while a delete marker is added"]
 fn osim_version_listing_during_a_delete_marker() {
-    seeds_pass(&[668, 719]);
+    seeds_pass(&[668, 719, 2384, 3624, 3777, 4373]);
 }
 
 /// ListObjectVersions concurrent with a PUT into a suspended bucket, whose null version (a
 /// delete marker) the PUT replaces, lists two versions "null" of the key: the new object and
-/// the old marker (before it has the marker, after it the object). Found by `osim_seeds` (3 of
-/// seeds 200..2200).
+/// the old marker (before it has the marker, after it the object; also a null object over a
+/// null object). Found by `osim_seeds` (seeds 689, 768, 788, 2974, 3725, 4582 of 200..4700).
 #[test]
 #[ignore = "finds a version listing with two null versions of a key while a PUT replaces one"]
 fn osim_version_listing_during_a_null_version_overwrite() {
-    seeds_pass(&[689, 768, 788]);
+    seeds_pass(&[689, 768, 788, 2974, 3725, 4582]);
 }
 
 /// `osim_puts_of_one_key_at_one_instant_keep_their_bytes` as the random workload found it.
@@ -294,20 +297,41 @@ fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
     seeds_pass(&[211]);
 }
 
-/// Under faults, ListMultipartUploads misses an acknowledged upload: it scans every core of the
-/// cluster (`Backend::meta_scan_all_pages`), skipping the cores its gateway marked down and
-/// taking one answering core as enough, so after lost messages marked the cores that hold an
-/// upload's record down, the listing leaves it out (a later listing shows it again). Found by
-/// `osim_seeds_with_faults` (3 of seeds 0..1000: 73, 418, 502), counted there; here a failure.
+/// Under faults, the cluster-wide scan of upload records (`Backend::meta_scan_all_pages`:
+/// every core, skipping those its gateway marked down, one answering core enough) reads too
+/// few replicas once lost messages marked cores down: ListMultipartUploads leaves out an
+/// acknowledged upload (seeds 73, 418, 502) or lists one acknowledged as aborted (2763, a
+/// replica that missed the abort), and DeleteBucket finds no pending upload and answers 204
+/// over an acknowledged one (2718: the upload is lost with its bucket's incarnation). Found by
+/// `osim_seeds_with_faults` (seeds 0..3500; the misses are counted there, the others fail it
+/// beyond its default seeds); here every one fails.
 #[test]
-#[ignore = "finds ListMultipartUploads missing acknowledged uploads once lost messages marked cores down"]
-fn osim_uploads_listed_under_faults() {
+#[ignore = "finds upload records missed or resurrected by cluster-wide scans once lost messages marked cores down"]
+fn osim_uploads_under_faults() {
     let cfg = Config {
         faults: true,
         strict_uploads: true,
         ..Config::default()
     };
-    let failed: Vec<String> = [73, 418, 502]
+    let failed: Vec<String> = [73, 418, 502, 2718, 2763]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Under faults, ListObjectVersions with no write of the key in flight leaves out an
+/// acknowledged delete marker that is the key's only version (seeds 1358, 1613) or lists a
+/// marker the model does not have (3160). Not diagnosed yet (the version listing's scans under
+/// down marks are the first suspect). Found by `osim_seeds_with_faults` (seeds 1000..3500).
+#[test]
+#[ignore = "finds version listings under faults missing or adding delete markers"]
+fn osim_version_listing_under_faults() {
+    let cfg = Config {
+        faults: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [1358, 1613, 3160]
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
         .collect();
