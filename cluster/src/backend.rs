@@ -169,6 +169,8 @@ pub trait Clock: Send + Sync {
     fn elapsed_ms(&self) -> u64;
     /// The physical part of a new HLC, in `crate::hlc::physical_now`'s units.
     fn hlc_physical(&self) -> u64;
+    /// What keeps ids minted at equal HLCs by two gateways apart (`Backend::id_salt`).
+    fn id_salt(&self) -> u64;
 }
 
 struct Core {
@@ -515,6 +517,22 @@ impl Backend {
             started: Instant::now(),
             clock: None,
         })
+    }
+
+    /// What keeps ids this gateway mints from an HLC (bucket incarnations) apart from another
+    /// gateway's minted at an equal HLC: random per process, or the simulation clock's (so a
+    /// seed replays exactly).
+    pub fn id_salt(&self) -> u64 {
+        static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        match &self.clock {
+            Some(clock) => clock.id_salt(),
+            None => *PROCESS.get_or_init(|| {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u32(std::process::id());
+                h.finish()
+            }),
+        }
     }
 
     /// The same backend with every core reached through `links` (one per core, in the

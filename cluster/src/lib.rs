@@ -13,3 +13,8 @@ pub mod hints;
 pub mod hlc;
 pub mod limits;
 pub mod remote;
+/// The deterministic simulation's world (simulated cores and network), shared by the cluster
+/// simulation (`tests/sim`) and the object simulation (`gateway/tests/osim`); only with the `sim`
+/// feature, which only their dev-dependencies enable.
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -343,16 +343,15 @@ pub(crate) struct Owned {
 /// milliseconds): the next DeleteBucket takes it over.
 const DELETE_MARK_STALE_MS: u64 = 10_000;
 
-/// A new bucket incarnation's id: the HLC and 8 bytes from the standard library's per-process
-/// random hash keys (no crate needed; uniqueness comes from the HLC, the bytes only keep two
-/// gateways with equal clocks apart).
-pub(crate) fn new_bucket_id(hlc: u64, name: &str) -> BucketId {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(name.as_bytes());
-    h.write_u64(hlc);
-    h.write_u32(std::process::id());
-    BucketId::new(hlc, h.finish().to_le_bytes())
+/// A new bucket incarnation's id: the HLC and 8 bytes of a hash salted by the gateway
+/// (`Backend::id_salt`: random per process; uniqueness comes from the HLC, the bytes only keep
+/// two gateways with equal clocks apart).
+pub(crate) fn new_bucket_id(hlc: u64, name: &str, salt: u64) -> BucketId {
+    BucketId::new(
+        hlc,
+        cluster::backend::stable_hash(&[name.as_bytes(), &hlc.to_le_bytes(), &salt.to_le_bytes()])
+            .to_le_bytes(),
+    )
 }
 
 /// The access key a request acts as: its signer's (its user's first key when it signed with
@@ -875,7 +874,11 @@ impl S3 for Gateway {
         // object writes): of concurrent creators exactly one wins (issue #12: 16 of 40 races
         // answered 200 to both).
         let hlc = self.backend.hlc();
-        let mut record = BucketRecord::new(user.clone(), now_ms(), new_bucket_id(hlc, &bucket));
+        let mut record = BucketRecord::new(
+            user.clone(),
+            now_ms(),
+            new_bucket_id(hlc, &bucket, self.backend.id_salt()),
+        );
         if req.input.object_lock_enabled_for_bucket == Some(true) {
             // Object Lock comes with versioning, for good (`object_lock`).
             record.object_lock = true;

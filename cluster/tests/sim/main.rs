@@ -59,9 +59,7 @@
 //! reproducible; explore others with `PERCORE_SIM_FIRST=<first seed>` (and `PERCORE_SIM_SEEDS`).
 
 mod check;
-mod core;
 mod workload;
-mod world;
 
 use workload::{run_seed, Config, Strict};
 
@@ -206,7 +204,7 @@ fn sim_without_skew_versions_follow_real_time() {
 #[test]
 fn sim_catches_cores_that_lose_acknowledged_writes() {
     let cfg = Config {
-        fault: core::Fault::DropsMetaWrites(5),
+        fault: cluster::sim::core::Fault::DropsMetaWrites(5),
         ..Config::default()
     };
     let caught = (0..50).find_map(|seed| run_seed(seed, &cfg).err().map(|e| (seed, e)));

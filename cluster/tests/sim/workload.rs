@@ -5,7 +5,6 @@
 //! the final state is checked (see `check` for the per-read rules).
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -18,8 +17,8 @@ use placement::Layout;
 use proto::FragmentId;
 
 use crate::check::{History, Read, Ver};
-use crate::core::Fault;
-use crate::world::{run, Shared, SimClock, SimLink, World};
+use cluster::sim::core::Fault;
+use cluster::sim::world::{run, Shared, SimClock, SimLink, World};
 
 pub const NODES: usize = 3;
 const CORES_PER_NODE: usize = 2;
@@ -116,20 +115,7 @@ impl Stats {
 fn layout() -> Arc<Layout> {
     static LAYOUT: OnceLock<Arc<Layout>> = OnceLock::new();
     LAYOUT
-        .get_or_init(|| {
-            let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 16\n");
-            for n in 0..NODES {
-                let _ = write!(
-                    text,
-                    "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = {}\n\
-                     zone = \"z{n}\"\n",
-                    n + 1,
-                    20_000 + 10 * n,
-                    CORES_PER_NODE
-                );
-            }
-            Arc::new(Layout::from_toml_str(&text).expect("the simulation's layout is valid"))
-        })
+        .get_or_init(|| cluster::sim::world::layout(NODES, CORES_PER_NODE))
         .clone()
 }
 
@@ -653,6 +639,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
             let clock: Arc<dyn Clock> = Arc::new(SimClock {
                 world: world.clone(),
                 skew_ms: skews[node],
+                node,
             });
             let b = Backend::cluster(layout.clone(), None, Vec::new())
                 .expect("the simulation's layout makes a backend");
@@ -699,7 +686,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
         let mut w = world.lock();
         w.up.fill(true);
         w.side.fill(0);
-        w.weather = crate::world::Weather::default();
+        w.weather = cluster::sim::world::Weather::default();
     }
     let gateways = env.gateways.borrow().clone();
     let finish: Task = Box::pin(heal_and_check(env.clone(), gateways.clone(), own));

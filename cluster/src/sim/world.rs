@@ -1,7 +1,11 @@
 //! The simulated world: virtual time, an event queue, the network between gateways and cores,
-//! node crashes and partitions, and a single-threaded executor that polls the tasks (clients,
-//! the nemesis) until none is ready, then delivers the next event. Every choice comes from one
-//! seeded generator and ties are broken by a sequence number, so a seed replays exactly.
+//! node crashes and partitions, and two ways to run tasks over it: a single-threaded executor
+//! that polls the tasks (clients, the nemesis) until none is ready, then delivers the next event
+//! (`run`: the cluster simulation's, its tasks touch nothing but the world), or a current-thread
+//! tokio runtime with its clock paused (`run_tokio`: the object simulation's, whose code under
+//! test sleeps, spawns and times out with tokio), where the world's events are tokio timers and
+//! its time is tokio's. Every choice comes from one seeded generator and ties are broken by a
+//! sequence number, so a seed replays exactly.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -11,12 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use cluster::backend::{BackendError, Clock, CoreLink};
-use cluster::remote::RemoteError;
+use crate::backend::{BackendError, Clock, CoreLink};
+use crate::remote::RemoteError;
 use engine::sim::SimRng;
 use proto::{Request, Response};
 
-use crate::core::{Fault, SimCore};
+use crate::sim::core::{Fault, SimCore};
 
 /// A call whose request or answer is lost fails after this long (the TCP client's timeout,
 /// shortened: virtual time is free but must stay below `CORE_DOWN_FOR` for nothing).
@@ -108,6 +112,9 @@ pub struct World {
     /// Logical time of the history (invocations and completions), strictly increasing.
     history_clock: u64,
     pub messages: u64,
+    /// Under `run_tokio`: the tokio instant of virtual time 0, and the driver to wake when an
+    /// event earlier than every other is queued.
+    tokio: Option<(tokio::time::Instant, Arc<tokio::sync::Notify>)>,
 }
 
 impl World {
@@ -129,7 +136,20 @@ impl World {
             next_slot: 0,
             history_clock: 0,
             messages: 0,
+            tokio: None,
         }
+    }
+
+    /// The virtual time now, in ms. Under `run_tokio` tokio's timers (the code under test's
+    /// sleeps) move time too: it is brought up to tokio's clock first.
+    pub fn now(&mut self) -> u64 {
+        if let Some((base, _)) = &self.tokio {
+            let elapsed = tokio::time::Instant::now()
+                .duration_since(*base)
+                .as_millis() as u64;
+            self.now_ms = self.now_ms.max(elapsed);
+        }
+        self.now_ms
     }
 
     /// The next instant of the history (operation invocations and completions).
@@ -149,6 +169,11 @@ impl World {
     }
 
     fn at(&mut self, time_ms: u64, event: Event) {
+        if let Some((_, driver)) = &self.tokio {
+            if self.events.keys().next().is_none_or(|&(t, _)| time_ms < t) {
+                driver.notify_one();
+            }
+        }
         self.seq += 1;
         self.events.insert((time_ms, self.seq), event);
     }
@@ -171,7 +196,7 @@ impl World {
         let slot = self.next_slot;
         self.slots.insert(slot, Slot::default());
         self.messages += 1;
-        let at = self.now_ms + self.delay();
+        let at = self.now() + self.delay();
         let sent_ms = self.now_ms;
         self.at(
             at,
@@ -343,7 +368,7 @@ impl Future for Sleep {
             Some(t) if w.now_ms >= t => Poll::Ready(()),
             Some(_) => Poll::Pending,
             None => {
-                let t = w.now_ms + self.ms;
+                let t = w.now() + self.ms;
                 w.at(t, Event::Wake(cx.waker().clone()));
                 drop(w);
                 self.until_ms = Some(t);
@@ -407,16 +432,22 @@ impl CoreLink for SimLink {
 pub struct SimClock {
     pub world: Shared,
     pub skew_ms: i64,
+    /// The node the gateway runs on (its ids' salt).
+    pub node: usize,
 }
 
 impl Clock for SimClock {
     fn elapsed_ms(&self) -> u64 {
-        self.world.lock().now_ms
+        self.world.lock().now()
     }
 
     fn hlc_physical(&self) -> u64 {
-        let ms = (EPOCH_MS + self.world.lock().now_ms).saturating_add_signed(self.skew_ms);
+        let ms = (EPOCH_MS + self.world.lock().now()).saturating_add_signed(self.skew_ms);
         ms << 16
+    }
+
+    fn id_salt(&self) -> u64 {
+        self.node as u64
     }
 }
 
@@ -478,4 +509,75 @@ pub fn run(world: &Shared, tasks: Vec<Task>, steps_max: u64) {
             w.wake();
         }
     }
+}
+
+/// A layout of `nodes` nodes of `cores` cores each, one zone per node, 16 placement groups
+/// (core `c` of node `n` is the world's core `n * cores + c`).
+pub fn layout(nodes: usize, cores: usize) -> Arc<placement::Layout> {
+    use std::fmt::Write as _;
+    let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 16\n");
+    for n in 0..nodes {
+        let _ = write!(
+            text,
+            "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = {cores}\n\
+             zone = \"z{n}\"\n",
+            n + 1,
+            20_000 + 10 * n,
+        );
+    }
+    Arc::new(placement::Layout::from_toml_str(&text).expect("the simulation's layout is valid"))
+}
+
+/// Virtual time without a world event before `run_tokio` calls it a deadlock (the code under
+/// test's own timers run meanwhile: its longest is the 30 s retirement grace).
+const IDLE_MS_MAX: u64 = 600_000;
+
+/// Runs `main` to completion on a current-thread tokio runtime whose clock is paused (it jumps
+/// to the next timer whenever every task waits), delivering the world's events as timers at
+/// their virtual time: the code under test may sleep, spawn and time out with tokio, all in
+/// virtual time, and the run is still a function of the seed (one thread, tasks polled in the
+/// order they were woken, no `select!` left to chance). Panics, with the world's state said,
+/// past `steps_max` events or `IDLE_MS_MAX` of virtual time without one while `main` waits.
+pub fn run_tokio<F: Future>(world: &Shared, main: F, steps_max: u64) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    runtime.block_on(async {
+        let driver = Arc::new(tokio::sync::Notify::new());
+        let base = tokio::time::Instant::now();
+        world.lock().tokio = Some((base, driver.clone()));
+        let mut main = std::pin::pin!(main);
+        let mut steps = 0u64;
+        loop {
+            let next = world.lock().events.keys().next().map(|&(t, _)| t);
+            let deadline = match next {
+                Some(t) => base + Duration::from_millis(t),
+                None => tokio::time::Instant::now() + Duration::from_millis(IDLE_MS_MAX),
+            };
+            tokio::select! {
+                biased;
+                out = &mut main => {
+                    world.lock().tokio = None;
+                    return out;
+                }
+                () = driver.notified() => continue,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            assert!(
+                next.is_some(),
+                "deadlock: the simulation waits and no event is left"
+            );
+            steps += 1;
+            assert!(
+                steps <= steps_max,
+                "the simulation ran past {steps_max} events"
+            );
+            let woken = world.lock().step().expect("an event is due");
+            for w in woken {
+                w.wake();
+            }
+        }
+    })
 }

@@ -1,0 +1,339 @@
+//! A deterministic simulation of the object layer: the real object service
+//! (`gateway::s3::Gateway`, called through the `s3s::S3` trait methods as the HTTP layer calls
+//! them once a request is authenticated, with the caller's credentials set) over the real
+//! cluster client (`cluster::backend::Backend`), over the cluster simulation's simulated cores
+//! and network (`cluster::sim`), driven by random S3 operations from a seed and checked
+//! against a model. The cluster simulation (`cluster/tests/sim`) checks the backend's records;
+//! this one checks what S3 clients see: versioning, multipart uploads, bucket incarnations,
+//! listings and error codes.
+//!
+//! What is simulated (all from one seed, in virtual time, on one thread): a 3-zone cluster (3
+//! nodes × 2 cores, 3 metadata replicas), one object service per node with its own backend,
+//! every core call a message with a random delay (so messages reorder), the cores the cluster
+//! simulation's in-memory model of the engine. The object service's own tokio use (its
+//! background workers' `tokio::spawn`, `settle_live`'s sleeps, list timeouts) runs on a
+//! current-thread tokio runtime whose clock is paused, with the world's events as its timers
+//! (`cluster::sim::world::run_tokio`), so a seed replays exactly.
+//!
+//! The workload (`workload`): two users, three bucket names, four keys; steps of 1 to 4
+//! concurrent operations, each through a random node, staggered by up to 30 ms: CreateBucket
+//! (both users racing for one name), DeleteBucket (racing a PUT into the bucket),
+//! PutBucketVersioning (Enabled, Suspended), GetBucketVersioning, PutObject, GetObject,
+//! HeadObject, DeleteObject (with and without a version id), DeleteObjects, ListObjectsV2
+//! (pages of 2 keys, continued), ListObjectVersions, CreateMultipartUpload, UploadPart,
+//! CompleteMultipartUpload (and its retry), AbortMultipartUpload, ListMultipartUploads,
+//! ListParts, and operations on uploads that are gone (aborted, completed, of a deleted
+//! bucket whose name may have been re-created by the other user). Then every bucket is read
+//! whole, alone.
+//!
+//! What is checked (`model`): every answer against the model's, with the S3 error code the
+//! model's state calls for (NoSuchBucket, NoSuchKey, NoSuchUpload, BucketNotEmpty,
+//! BucketAlreadyExists, AccessDenied for another user's bucket). Writes of one step touch
+//! disjoint keys and uploads, so the model after a step is exact; a read that overlapped a
+//! write of its key may see it as before or after, key by key: every acknowledged write is
+//! visible to every read that starts after it, no resurrection after an acknowledged delete,
+//! listings equal to the model (each key as before or after a write in flight), versions
+//! newest first with the latest the one GET returns, bodies byte for byte. Of two users
+//! creating one name exactly one gets 200 and the other BucketAlreadyExists; DeleteBucket
+//! never answers 204 while a PUT into the bucket answers 200 (the object would be lost); a
+//! re-created name is an empty bucket without versioning, and the uploads of the name's
+//! earlier incarnation answer NoSuchUpload; a retried Complete answers the same version and
+//! ETag in the bucket it completed in.
+//!
+//! With faults (`osim_seeds_with_faults`), each step also has its weather: messages lost
+//! (up to 3 %) and cores failing requests (up to 2 %: NoSpace for writes, Corrupt for
+//! fragment reads), and now and then a node cut off from the others or crashing mid-step (its
+//! operations end where they are; it restarts with a fresh object service when the step
+//! ends). The ambiguity rules: an operation answered with an error the model does not decide
+//! (ServiceUnavailable, InternalError, InsufficientStorage, OperationAborted, a crash) may or
+//! may not have happened, and may still land later (a replica that took it repairs the others
+//! when a read finds it): what it touched stays unknown for the rest of the run (a key, an
+//! upload, the uploads of a key; a bucket's existence or configuration taints its name, and
+//! nothing on that name is checked again). Reads of unknown keys are not checked, listings
+//! skip them, and DeleteBucket of a bucket that holds only unknown things may answer either
+//! way. Everything else is checked as without faults: every acknowledged write is read back.
+//!
+//! Not simulated: clock skew (the cluster simulation shows how it orders writes against real
+//! time; here every read-after-write across gateways would fail), hints replayed by repair
+//! passes, copies, tagging, object lock, SSE, lifecycle passes, conditional writes, the access
+//! gate (bucket policies, ACLs), uploads of more than one part (parts but the last are ≥ 5
+//! MiB), listings with prefixes and delimiters or of more than one page of versions. The
+//! object service's wall-clock reads (`now_ms`: LastModified, completion records' age, a
+//! DeleteBucket mark's age, the write-age check, kept out of the way by a long orphan grace)
+//! read the real clock; no answer the model checks depends on them within a run.
+//!
+//! Found so far (each an ignored test naming its seeds, failing while the cause is there):
+//! two gateways whose clocks read the same millisecond mint equal version ids for one key
+//! name, so equal fragment ids, and one PUT's chunks overwrite the other's (a GET answers
+//! corrupt data: `osim_puts_of_one_key_at_one_instant_keep_their_bytes`); a version listing
+//! concurrent with a write of the key lists none of the key's versions (a delete marker added
+//! over a null version) or two versions "null" (a PUT replacing a null delete marker in a
+//! suspended bucket); under faults, cluster-wide scans of upload records read too few replicas
+//! once cores are marked down (ListMultipartUploads misses acknowledged uploads or lists
+//! aborted ones, DeleteBucket answers 204 over a pending upload), and version listings miss or
+//! add delete markers (not diagnosed). The default seeds miss all but the counted upload
+//! misses; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000 finds them.
+//!
+//! Running: `cargo test -p gateway --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
+//! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them; seeds 0 to N − 1,
+//! spread over the machine's cores; each seed runs whole on one thread, so the split changes
+//! nothing; about 30 s in a debug build on 2 cores); a failure prints its seed, and
+//! `PERCORE_OSIM_SEED=<seed> cargo test -p gateway --test osim osim_seeds -- --nocapture` (or
+//! `osim_seeds_with_faults`) replays exactly that run (the summary line ends with a hash of
+//! the whole history; `PERCORE_OSIM_TRACE=1` prints every operation, its answer and the
+//! nemesis).
+//! Explore other seeds with `PERCORE_OSIM_FIRST=<first seed>` (and `PERCORE_OSIM_SEEDS`).
+
+mod model;
+mod workload;
+
+use workload::{run_seed, Config};
+
+const SEEDS_DEFAULT: u64 = 200;
+const SEEDS_FAULTS_DEFAULT: u64 = 1000;
+/// Seeds of `osim_puts_of_one_key_at_one_instant_keep_their_bytes` (the two PUTs take their
+/// HLC after a metadata read of random length: their clocks read the same millisecond in some).
+const SAME_INSTANT_SEEDS: u64 = 400;
+
+/// `run_seed`, with a panic turned into that seed's failure so its seed is printed.
+fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, cfg))).unwrap_or_else(
+        |panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Err(format!("panicked: {message}"))
+        },
+    )
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
+}
+
+#[test]
+fn osim_seeds() {
+    run_seeds(&Config::default(), "osim_seeds", SEEDS_DEFAULT);
+}
+
+/// With faults: lost messages, failing cores, a node cut off or crashing in a step. What an
+/// operation that failed touched stays unknown to the model (`model::Model::faults`).
+#[test]
+fn osim_seeds_with_faults() {
+    let cfg = Config {
+        faults: true,
+        ..Config::default()
+    };
+    run_seeds(&cfg, "osim_seeds_with_faults", SEEDS_FAULTS_DEFAULT);
+}
+
+/// Runs `PERCORE_OSIM_SEEDS` seeds (default `default_seeds`) from `PERCORE_OSIM_FIRST` (or 0),
+/// or the one `PERCORE_OSIM_SEED`, spread over the machine's cores; panics with every seed
+/// that failed, the first to replay with `test`.
+fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
+    let seeds: Vec<u64> = if let Some(s) = env_u64("PERCORE_OSIM_SEED") {
+        vec![s]
+    } else {
+        let first = env_u64("PERCORE_OSIM_FIRST").unwrap_or(0);
+        let n = env_u64("PERCORE_OSIM_SEEDS").unwrap_or(default_seeds);
+        (first..first + n).collect()
+    };
+    let cfg = *cfg;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let results: Vec<(workload::Stats, Vec<(u64, String)>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let seeds = &seeds;
+                scope.spawn(move || {
+                    let mut total = workload::Stats::default();
+                    let mut failed = Vec::new();
+                    for &seed in seeds.iter().skip(t).step_by(threads) {
+                        match run_caught(seed, &cfg) {
+                            Ok(s) => total.add(&s),
+                            Err(e) => failed.push((seed, e)),
+                        }
+                    }
+                    (total, failed)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a simulation thread panicked"))
+            .collect()
+    });
+    let mut total = workload::Stats::default();
+    let mut failures: Vec<(u64, String)> = Vec::new();
+    for (s, f) in results {
+        total.add(&s);
+        failures.extend(f);
+    }
+    failures.sort();
+    for (seed, e) in &failures {
+        eprintln!("seed {seed}: {e}");
+    }
+    if let Some((seed, e)) = failures.first() {
+        panic!(
+            "{} of {} object simulation seeds failed; the first, {seed}: {e}\nreplay: \
+             PERCORE_OSIM_SEED={seed} cargo test -p gateway --test osim {test} -- --nocapture",
+            failures.len(),
+            seeds.len()
+        );
+    }
+    println!(
+        "{} seeds: {} operations ({} answered with an error: the model's, or under faults \
+         one that leaves the operation ambiguous), {} races, {} messages; uploads missed by a \
+         listing under faults: {}; history hash {:016x}",
+        seeds.len(),
+        total.ops,
+        total.errors,
+        total.races,
+        total.messages,
+        total.uploads_missed,
+        total.history_hash
+    );
+    assert!(total.ops > 0);
+}
+
+/// Same seed, same run: the whole history is a function of the seed (and different seeds
+/// make different histories).
+#[test]
+fn osim_replays_exactly() {
+    let mut hashes = Vec::new();
+    for faults in [false, true] {
+        let cfg = Config {
+            faults,
+            ..Config::default()
+        };
+        for seed in [3, 1234] {
+            let a = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let b = run_seed(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
+            hashes.push(a.history_hash);
+        }
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(hashes.len(), 4, "four runs, four histories");
+}
+
+/// The checker fails when the system is wrong: cores that acknowledge one metadata write in
+/// three without applying it (so that now and then two of a record's three replicas miss
+/// one) are caught within a few seeds.
+#[test]
+fn osim_catches_cores_that_lose_acknowledged_writes() {
+    let cfg = Config {
+        fault: cluster::sim::core::Fault::DropsMetaWrites(3),
+        ..Config::default()
+    };
+    let caught = (0..50).find_map(|seed| run_caught(seed, &cfg).err().map(|e| (seed, e)));
+    let (seed, e) = caught.expect("a lying core is caught");
+    println!("caught at seed {seed}: {e}");
+}
+
+/// Two PUTs of one key through two gateways whose clocks read the same millisecond get equal
+/// HLCs, so equal version ids (`s3::new_version_id`: the HLC and a hash of the key), so equal
+/// fragment ids: one PUT's chunks overwrite the other's, and the head that wins points at the
+/// other's bytes (a GET answers the wrong length or content: 2 of 400 seeds, the first 129).
+/// Found by `osim_seeds` (seed 211: two PUTs of the key name `k3` into two buckets in one step,
+/// whose chunks shared cores). Ignored until version ids are unique per gateway (for example
+/// salted with `Backend::id_salt`, as bucket ids are; the fix is in gateway/src/s3.rs).
+#[test]
+#[ignore = "finds equal version ids from equal HLCs of two gateways: one PUT's chunks overwrite the other's"]
+fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
+    let failed: Vec<(u64, String)> = (0..SAME_INSTANT_SEEDS)
+        .filter_map(|seed| workload::same_instant_puts(seed).err().map(|e| (seed, e)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {SAME_INSTANT_SEEDS} seeds failed; the first: {:?}",
+        failed.len(),
+        failed[0]
+    );
+}
+
+/// Runs `seeds` and panics with each that fails (for the ignored tests naming the seeds that
+/// found a known weakness: they fail while it is there).
+fn seeds_pass(seeds: &[u64]) {
+    let cfg = Config::default();
+    let failed: Vec<String> = seeds
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// ListObjectVersions concurrent with a DeleteObject that puts a delete marker on a key whose
+/// current version is the null version written before versioning was enabled lists no version
+/// of the key at all (before the delete it has the null version, after it the null version and
+/// the marker; also while a PUT replaces the null version). Found by `osim_seeds` (seeds 668,
+/// 719, 2384, 3624, 3777, 4373 of 200..4700).
+#[test]
+#[ignore = "finds a version listing that misses a key's versions while a delete marker is added"]
+fn osim_version_listing_during_a_delete_marker() {
+    seeds_pass(&[668, 719, 2384, 3624, 3777, 4373]);
+}
+
+/// ListObjectVersions concurrent with a PUT into a suspended bucket, whose null version (a
+/// delete marker) the PUT replaces, lists two versions "null" of the key: the new object and
+/// the old marker (before it has the marker, after it the object; also a null object over a
+/// null object). Found by `osim_seeds` (seeds 689, 768, 788, 2974, 3725, 4582 of 200..4700).
+#[test]
+#[ignore = "finds a version listing with two null versions of a key while a PUT replaces one"]
+fn osim_version_listing_during_a_null_version_overwrite() {
+    seeds_pass(&[689, 768, 788, 2974, 3725, 4582]);
+}
+
+/// `osim_puts_of_one_key_at_one_instant_keep_their_bytes` as the random workload found it.
+#[test]
+#[ignore = "finds equal version ids from equal HLCs of two gateways (seed 211)"]
+fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
+    seeds_pass(&[211]);
+}
+
+/// Under faults, the cluster-wide scan of upload records (`Backend::meta_scan_all_pages`:
+/// every core, skipping those its gateway marked down, one answering core enough) reads too
+/// few replicas once lost messages marked cores down: ListMultipartUploads leaves out an
+/// acknowledged upload (seeds 73, 418, 502) or lists one acknowledged as aborted (2763, a
+/// replica that missed the abort), and DeleteBucket finds no pending upload and answers 204
+/// over an acknowledged one (2718: the upload is lost with its bucket's incarnation). Found by
+/// `osim_seeds_with_faults` (seeds 0..3500; the misses are counted there, the others fail it
+/// beyond its default seeds); here every one fails.
+#[test]
+#[ignore = "finds upload records missed or resurrected by cluster-wide scans once lost messages marked cores down"]
+fn osim_uploads_under_faults() {
+    let cfg = Config {
+        faults: true,
+        strict_uploads: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [73, 418, 502, 2718, 2763]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Under faults, ListObjectVersions with no write of the key in flight leaves out an
+/// acknowledged delete marker that is the key's only version (seeds 1358, 1613) or lists a
+/// marker the model does not have (3160). Not diagnosed yet (the version listing's scans under
+/// down marks are the first suspect). Found by `osim_seeds_with_faults` (seeds 1000..3500).
+#[test]
+#[ignore = "finds version listings under faults missing or adding delete markers"]
+fn osim_version_listing_under_faults() {
+    let cfg = Config {
+        faults: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [1358, 1613, 3160]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

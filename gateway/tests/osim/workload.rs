@@ -1,0 +1,1727 @@
+//! One seed's run: a 3-zone cluster (one node per zone, two cores each, 3 metadata replicas),
+//! one object service (`gateway::s3::Gateway`) per node over its own backend and skewed clock,
+//! and steps of concurrent S3 operations by two users, each through a random node, each judged
+//! against the model (`model`) when its step ends; then every bucket is read whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cluster::backend::{Backend, Clock, CoreLink};
+use cluster::sim::core::Fault;
+use cluster::sim::world::{layout, run_tokio, Shared, SimClock, SimLink, Weather, World};
+use futures::StreamExt;
+use gateway::s3::Gateway;
+use s3s::dto;
+use s3s::{S3Request, S3};
+
+use crate::model::{
+    body_of, err, id_of, shown, Model, Outcome, Res, Upload, Ver, VersionEntry, Versioning, USERS,
+};
+
+const NODES: usize = 3;
+const CORES_PER_NODE: usize = 2;
+const BUCKETS: [&str; 3] = ["sb0", "sb1", "sb2"];
+const KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+/// Keys per ListObjectsV2 page (small, so listings page).
+const PAGE: i32 = 2;
+/// Events one seed may deliver (far above what a run needs).
+const STEPS_MAX: u64 = 5_000_000;
+/// The object services' orphan grace (see `run_seed`).
+const ORPHAN_GRACE_MS: u64 = 1 << 45;
+/// The longest a step's operation waits before it starts (staggers the concurrent ones).
+const STAGGER_MS: u64 = 30;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub steps: usize,
+    /// Operations per step at most (they run concurrently).
+    pub width: u64,
+    /// A deliberate bug of the cores (the test that shows the checker fails).
+    pub fault: Fault,
+    /// Faults during steps: lost messages, failing cores, a node crashing (and restarting
+    /// with a fresh object service when the step ends), a node cut off.
+    pub faults: bool,
+    /// Under faults, a ListMultipartUploads that misses an acknowledged upload fails the run
+    /// (else it is counted: see main.rs `osim_uploads_listed_under_faults`).
+    pub strict_uploads: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            steps: 30,
+            width: 4,
+            fault: Fault::None,
+            faults: false,
+            strict_uploads: false,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub ops: u64,
+    /// Operations answered with an S3 error (the model expected each).
+    pub errors: u64,
+    pub messages: u64,
+    /// Races of two users creating one name, and of DeleteBucket with a PUT into it.
+    pub races: u64,
+    /// Under faults: ListMultipartUploads answers that missed an acknowledged upload.
+    pub uploads_missed: u64,
+    pub history_hash: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, s: &Stats) {
+        self.ops += s.ops;
+        self.errors += s.errors;
+        self.messages += s.messages;
+        self.races += s.races;
+        self.uploads_missed += s.uploads_missed;
+        // Commutative: the total does not depend on how seeds were spread over threads.
+        self.history_hash = self.history_hash.wrapping_add(s.history_hash);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    CreateBucket(usize, &'static str),
+    DeleteBucket(usize, &'static str),
+    PutVersioning(usize, &'static str, bool),
+    GetVersioning(usize, &'static str),
+    Put(usize, &'static str, &'static str, u64),
+    Get(usize, &'static str, &'static str),
+    Head(usize, &'static str, &'static str),
+    /// With a version id: that version.
+    Delete(usize, &'static str, &'static str, Option<String>),
+    DeleteMany(usize, &'static str, Vec<&'static str>),
+    ListKeys(usize, &'static str),
+    ListVersions(usize, &'static str),
+    CreateUpload(usize, &'static str, &'static str),
+    /// (user, bucket, key, upload id, body id).
+    UploadPart(usize, &'static str, String, String, u64),
+    /// (user, bucket, key, upload id, parts).
+    Complete(usize, &'static str, String, String, Vec<(i32, String)>),
+    Abort(usize, &'static str, String, String),
+    ListUploads(usize, &'static str),
+    ListParts(usize, &'static str, String, String),
+}
+
+impl Op {
+    fn bucket(&self) -> &'static str {
+        match self {
+            Op::CreateBucket(_, name)
+            | Op::DeleteBucket(_, name)
+            | Op::PutVersioning(_, name, _)
+            | Op::GetVersioning(_, name)
+            | Op::Put(_, name, _, _)
+            | Op::Get(_, name, _)
+            | Op::Head(_, name, _)
+            | Op::Delete(_, name, _, _)
+            | Op::DeleteMany(_, name, _)
+            | Op::ListKeys(_, name)
+            | Op::ListVersions(_, name)
+            | Op::CreateUpload(_, name, _)
+            | Op::UploadPart(_, name, _, _, _)
+            | Op::Complete(_, name, _, _, _)
+            | Op::Abort(_, name, _, _)
+            | Op::ListUploads(_, name)
+            | Op::ListParts(_, name, _, _) => name,
+        }
+    }
+
+    fn bucket_write(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateBucket(..) | Op::DeleteBucket(..) | Op::PutVersioning(..)
+        )
+    }
+
+    /// The locks a write takes within a step: object keys and upload keys of its bucket.
+    fn locks(&self) -> Vec<String> {
+        match self {
+            Op::Put(_, _, k, _) | Op::Delete(_, _, k, _) => vec![format!("o/{k}")],
+            Op::DeleteMany(_, _, ks) => ks.iter().map(|k| format!("o/{k}")).collect(),
+            Op::CreateUpload(_, _, k) => vec![format!("user/{k}")],
+            Op::UploadPart(_, _, k, _, _) | Op::Abort(_, _, k, _) | Op::ListParts(_, _, k, _) => {
+                vec![format!("user/{k}")]
+            }
+            Op::Complete(_, _, k, _, _) => vec![format!("o/{k}"), format!("user/{k}")],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn pick<T: Clone>(world: &Shared, items: &[T]) -> T {
+    items[world.below(items.len() as u64) as usize].clone()
+}
+
+/// A random operation on the model's state.
+fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
+    let user = world.below(2) as usize;
+    let owned: Vec<&'static str> = BUCKETS
+        .iter()
+        .copied()
+        .filter(|name| m.buckets.get(*name).is_some_and(|bkt| bkt.owner == user))
+        .collect();
+    // Mostly the user's own buckets (else most operations are refused).
+    let name = if !owned.is_empty() && world.below(10) < 8 {
+        pick(world, &owned)
+    } else {
+        pick(world, &BUCKETS)
+    };
+    let k = pick(world, &KEYS);
+    let bucket = m.buckets.get(name);
+    *next_id += 1;
+    let id = *next_id;
+    // A name nobody holds is mostly taken (else most operations answer NoSuchBucket).
+    if bucket.is_none() && world.below(2) == 0 {
+        return Op::CreateBucket(user, name);
+    }
+    match world.below(100) {
+        0..=7 => Op::CreateBucket(user, name),
+        8..=12 => match bucket {
+            // Half the time, a step towards an empty bucket instead: an upload aborted, a
+            // version deleted.
+            Some(bkt) if bkt.owner == user && !bkt.is_empty() && world.below(2) == 0 => {
+                if let Some((upload, up)) = bkt.uploads.iter().next() {
+                    Op::Abort(user, name, up.key.clone(), upload.clone())
+                } else if let Some((k, l)) = bkt.keys.iter().find(|(_, l)| !l.is_empty()) {
+                    let k = KEYS
+                        .iter()
+                        .copied()
+                        .find(|bkt| bkt == k)
+                        .expect("a model key");
+                    Op::Delete(user, name, k, Some(l[0].vid.clone()))
+                } else {
+                    Op::DeleteBucket(user, name)
+                }
+            }
+            _ => Op::DeleteBucket(user, name),
+        },
+        13..=16 => Op::PutVersioning(user, name, world.below(3) > 0),
+        17..=18 => Op::GetVersioning(user, name),
+        19..=36 => Op::Put(user, name, k, id),
+        37..=46 => Op::Get(user, name, k),
+        47..=49 => Op::Head(user, name, k),
+        50..=55 => Op::Delete(user, name, k, None),
+        56..=61 => {
+            // A version that exists (to empty versioned buckets), else a plain delete.
+            let versions: Vec<(&str, String)> = bucket
+                .map(|bkt| {
+                    bkt.keys
+                        .iter()
+                        .flat_map(|(k, l)| l.iter().map(|v| (k.as_str(), v.vid.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if versions.is_empty() {
+                Op::Delete(user, name, k, None)
+            } else {
+                let (k, v) = pick(world, &versions);
+                let k = KEYS
+                    .iter()
+                    .copied()
+                    .find(|bkt| *bkt == k)
+                    .expect("a model key");
+                Op::Delete(user, name, k, Some(v))
+            }
+        }
+        62..=64 => {
+            let mut keys: Vec<&'static str> = KEYS
+                .iter()
+                .copied()
+                .filter(|_| world.below(2) == 0)
+                .collect();
+            if keys.is_empty() {
+                keys.push(k);
+            }
+            Op::DeleteMany(user, name, keys)
+        }
+        65..=71 => Op::ListKeys(user, name),
+        72..=75 => Op::ListVersions(user, name),
+        76..=79 => Op::CreateUpload(user, name, k),
+        80..=95 => {
+            let live: Vec<(String, Upload)> = bucket
+                .map(|bkt| {
+                    bkt.uploads
+                        .iter()
+                        .map(|(i, up)| (i.clone(), up.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // A live upload of the bucket, or now and then a dead one (of any bucket).
+            if !live.is_empty() && world.below(5) > 0 {
+                let (upload, up) = pick(world, &live);
+                match (world.below(6), up.parts.is_empty()) {
+                    (0..=2, true) | (0, false) => Op::UploadPart(user, name, up.key, upload, id),
+                    (1..=3, false) => Op::Complete(
+                        user,
+                        name,
+                        up.key,
+                        upload,
+                        up.parts.iter().map(|(n, (e, _))| (*n, e.clone())).collect(),
+                    ),
+                    (3 | 4, _) => Op::ListParts(user, name, up.key, upload),
+                    _ => Op::Abort(user, name, up.key, upload),
+                }
+            } else if !m.dead_uploads.is_empty() {
+                let d = pick(world, &m.dead_uploads);
+                let name = BUCKETS
+                    .iter()
+                    .copied()
+                    .find(|bkt| *bkt == d.bucket)
+                    .expect("a name");
+                let user = m.buckets.get(name).map_or(user, |bkt| bkt.owner);
+                match (world.below(4), &d.completed) {
+                    (0, Some((_, parts, _, _))) => {
+                        Op::Complete(user, name, d.key, d.id, parts.clone())
+                    }
+                    (0 | 1, _) => Op::UploadPart(user, name, d.key, d.id, id),
+                    (2, _) => Op::ListParts(user, name, d.key, d.id),
+                    _ => Op::Abort(user, name, d.key, d.id),
+                }
+            } else {
+                Op::ListUploads(user, name)
+            }
+        }
+        _ => Op::ListUploads(user, name),
+    }
+}
+
+/// Whether `op` may join the step's `ops`: writes touch disjoint keys and uploads, a bucket's
+/// configuration or existence changes alone, except two races: both users creating one name,
+/// and DeleteBucket against a PUT into the bucket (unversioned).
+fn fits(m: &Model, ops: &[Op], op: &Op) -> bool {
+    let name = op.bucket();
+    let same: Vec<&Op> = ops.iter().filter(|o| o.bucket() == name).collect();
+    if same.is_empty() {
+        return true;
+    }
+    let bucket_write = |o: &Op| o.bucket_write();
+    if op.bucket_write() || same.iter().any(|o| bucket_write(o)) {
+        if same.len() != 1 {
+            return false;
+        }
+        return match (same[0], op) {
+            (Op::CreateBucket(u1, _), Op::CreateBucket(u2, _)) => u1 != u2,
+            (Op::DeleteBucket(..), Op::Put(..)) | (Op::Put(..), Op::DeleteBucket(..)) => m
+                .buckets
+                .get(name)
+                .is_some_and(|bkt| bkt.versioning == Versioning::Off),
+            _ => false,
+        };
+    }
+    let taken: BTreeSet<String> = same.iter().flat_map(|o| o.locks()).collect();
+    op.locks().iter().all(|l| !taken.contains(l))
+}
+
+fn request<T>(input: T, user: usize, method: http::Method) -> S3Request<T> {
+    S3Request {
+        input,
+        method,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(s3s::auth::Credentials {
+            access_key: USERS[user].to_owned(),
+            secret_key: "simulated".to_owned().into(),
+        }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+fn code(e: &s3s::S3Error) -> String {
+    e.code().as_str().to_owned()
+}
+
+fn etag(e: Option<&dto::ETag>) -> String {
+    e.map(|e| e.value().to_owned()).unwrap_or_default()
+}
+
+fn blob(data: Bytes) -> dto::StreamingBlob {
+    dto::StreamingBlob::wrap(futures::stream::iter([Ok::<Bytes, std::io::Error>(data)]))
+}
+
+/// Runs `op` through `gw` as the HTTP layer would after authenticating its user.
+async fn exec(gw: &Gateway, op: &Op) -> Outcome {
+    use http::Method;
+    match op.clone() {
+        Op::CreateBucket(user, name) => {
+            let input = dto::CreateBucketInput {
+                bucket: name.into(),
+                ..Default::default()
+            };
+            gw.create_bucket(request(input, user, Method::PUT))
+                .await
+                .map(|_| Res::Done)
+                .map_err(|e| code(&e))
+        }
+        Op::DeleteBucket(user, name) => {
+            let input = dto::DeleteBucketInput {
+                bucket: name.into(),
+                ..Default::default()
+            };
+            gw.delete_bucket(request(input, user, Method::DELETE))
+                .await
+                .map(|_| Res::Done)
+                .map_err(|e| code(&e))
+        }
+        Op::PutVersioning(user, name, enabled) => {
+            let status = if enabled { "Enabled" } else { "Suspended" };
+            let input = dto::PutBucketVersioningInput::builder()
+                .bucket(name.into())
+                .versioning_configuration(dto::VersioningConfiguration {
+                    status: Some(dto::BucketVersioningStatus::from(status.to_owned())),
+                    ..Default::default()
+                })
+                .build()
+                .expect("a versioning input");
+            gw.put_bucket_versioning(request(input, user, Method::PUT))
+                .await
+                .map(|_| Res::Done)
+                .map_err(|e| code(&e))
+        }
+        Op::GetVersioning(user, name) => {
+            let input = dto::GetBucketVersioningInput {
+                bucket: name.into(),
+                ..Default::default()
+            };
+            gw.get_bucket_versioning(request(input, user, Method::GET))
+                .await
+                .map(|r| Res::Status(r.output.status.map(|s| s.as_str().to_owned())))
+                .map_err(|e| code(&e))
+        }
+        Op::Put(user, name, k, id) => {
+            let data = body_of(id);
+            let input = dto::PutObjectInput {
+                bucket: name.into(),
+                key: k.into(),
+                content_length: Some(data.len() as i64),
+                body: Some(blob(data)),
+                ..Default::default()
+            };
+            gw.put_object(request(input, user, Method::PUT))
+                .await
+                .map(|r| Res::Written(r.output.version_id, etag(r.output.e_tag.as_ref())))
+                .map_err(|e| code(&e))
+        }
+        Op::Get(user, name, k) => {
+            let input = dto::GetObjectInput {
+                bucket: name.into(),
+                key: k.into(),
+                ..Default::default()
+            };
+            let out = gw
+                .get_object(request(input, user, Method::GET))
+                .await
+                .map_err(|e| code(&e))?
+                .output;
+            let mut body = Vec::new();
+            if let Some(mut stream) = out.body {
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(c) => body.extend_from_slice(&c),
+                        Err(e) => return Err(format!("body stream failed: {e}")),
+                    }
+                }
+            }
+            let id = id_of(&body).ok_or("a body too short")?;
+            if body_of(id) != body {
+                return Err(format!("body of write {id} damaged"));
+            }
+            Ok(Res::Object(id, etag(out.e_tag.as_ref()), out.version_id))
+        }
+        Op::Head(user, name, k) => {
+            let input = dto::HeadObjectInput {
+                bucket: name.into(),
+                key: k.into(),
+                ..Default::default()
+            };
+            gw.head_object(request(input, user, Method::HEAD))
+                .await
+                .map(|r| {
+                    let o = r.output;
+                    Res::Object(
+                        o.content_length.unwrap_or(-1) as u64,
+                        etag(o.e_tag.as_ref()),
+                        o.version_id,
+                    )
+                })
+                .map_err(|e| code(&e))
+        }
+        Op::Delete(user, name, k, vid) => {
+            let input = dto::DeleteObjectInput {
+                bucket: name.into(),
+                key: k.into(),
+                version_id: vid,
+                ..Default::default()
+            };
+            gw.delete_object(request(input, user, Method::DELETE))
+                .await
+                .map(|r| Res::Deleted(r.output.version_id, r.output.delete_marker == Some(true)))
+                .map_err(|e| code(&e))
+        }
+        Op::DeleteMany(user, name, keys) => {
+            let delete = dto::Delete {
+                objects: keys
+                    .iter()
+                    .map(|k| dto::ObjectIdentifier {
+                        key: (*k).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                quiet: None,
+            };
+            let input = dto::DeleteObjectsInput::builder()
+                .bucket(name.into())
+                .delete(delete)
+                .build()
+                .expect("a delete input");
+            let out = gw
+                .delete_objects(request(input, user, Method::POST))
+                .await
+                .map_err(|e| code(&e))?
+                .output;
+            let deleted = out
+                .deleted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.key.unwrap_or_default(),
+                        d.delete_marker_version_id.or(d.version_id),
+                        d.delete_marker == Some(true),
+                    )
+                })
+                .collect();
+            let errors = out
+                .errors
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (e.key.unwrap_or_default(), e.code.unwrap_or_default()))
+                .collect();
+            Ok(Res::DeletedMany(deleted, errors))
+        }
+        Op::ListKeys(user, name) => {
+            let mut keys: Vec<(String, String)> = Vec::new();
+            let mut token = None;
+            for _ in 0..20 {
+                let input = dto::ListObjectsV2Input {
+                    bucket: name.into(),
+                    max_keys: Some(PAGE),
+                    continuation_token: token.take(),
+                    ..Default::default()
+                };
+                let out = gw
+                    .list_objects_v2(request(input, user, Method::GET))
+                    .await
+                    .map_err(|e| code(&e))?
+                    .output;
+                let page = out.contents.unwrap_or_default();
+                if page.len() > PAGE as usize {
+                    return Err(format!("a page of {} keys (at most {PAGE})", page.len()));
+                }
+                for o in page {
+                    let key = o.key.unwrap_or_default();
+                    if keys.last().is_some_and(|(last, _)| *last >= key) {
+                        return Err(format!("listed {key} after {keys:?}"));
+                    }
+                    keys.push((key, etag(o.e_tag.as_ref())));
+                }
+                if out.is_truncated != Some(true) {
+                    return Ok(Res::Keys(keys));
+                }
+                token = out.next_continuation_token;
+                if token.is_none() {
+                    return Err("truncated without a continuation token".into());
+                }
+            }
+            Err("a listing of a few keys ran past 20 pages".into())
+        }
+        Op::ListVersions(user, name) => {
+            let input = dto::ListObjectVersionsInput {
+                bucket: name.into(),
+                ..Default::default()
+            };
+            let out = gw
+                .list_object_versions(request(input, user, Method::GET))
+                .await
+                .map_err(|e| code(&e))?
+                .output;
+            if out.is_truncated == Some(true) {
+                return Err("a few versions listed in more than one page".into());
+            }
+            let mut all: Vec<(String, String, Option<String>, bool)> = Vec::new();
+            for v in out.versions.unwrap_or_default() {
+                all.push((
+                    v.key.unwrap_or_default(),
+                    v.version_id.unwrap_or_default(),
+                    Some(etag(v.e_tag.as_ref())),
+                    v.is_latest == Some(true),
+                ));
+            }
+            for d in out.delete_markers.unwrap_or_default() {
+                all.push((
+                    d.key.unwrap_or_default(),
+                    d.version_id.unwrap_or_default(),
+                    None,
+                    d.is_latest == Some(true),
+                ));
+            }
+            Ok(Res::Versions(all))
+        }
+        Op::CreateUpload(user, name, k) => {
+            let input = dto::CreateMultipartUploadInput {
+                bucket: name.into(),
+                key: k.into(),
+                ..Default::default()
+            };
+            gw.create_multipart_upload(request(input, user, Method::POST))
+                .await
+                .map(|r| Res::UploadId(r.output.upload_id.unwrap_or_default()))
+                .map_err(|e| code(&e))
+        }
+        Op::UploadPart(user, name, k, upload, id) => {
+            let data = body_of(id);
+            let input = dto::UploadPartInput {
+                bucket: name.into(),
+                key: k,
+                upload_id: upload,
+                part_number: 1,
+                content_length: Some(data.len() as i64),
+                body: Some(blob(data)),
+                ..Default::default()
+            };
+            gw.upload_part(request(input, user, Method::PUT))
+                .await
+                .map(|r| Res::ETag(etag(r.output.e_tag.as_ref())))
+                .map_err(|e| code(&e))
+        }
+        Op::Complete(user, name, k, upload, parts) => {
+            let input = dto::CompleteMultipartUploadInput {
+                bucket: name.into(),
+                key: k,
+                upload_id: upload,
+                multipart_upload: Some(dto::CompletedMultipartUpload {
+                    parts: Some(
+                        parts
+                            .iter()
+                            .map(|(n, e)| dto::CompletedPart {
+                                part_number: Some(*n),
+                                e_tag: Some(dto::ETag::Strong(e.clone())),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            };
+            gw.complete_multipart_upload(request(input, user, Method::POST))
+                .await
+                .map(|r| Res::Written(r.output.version_id, etag(r.output.e_tag.as_ref())))
+                .map_err(|e| code(&e))
+        }
+        Op::Abort(user, name, k, upload) => {
+            let input = dto::AbortMultipartUploadInput {
+                bucket: name.into(),
+                key: k,
+                upload_id: upload,
+                ..Default::default()
+            };
+            gw.abort_multipart_upload(request(input, user, Method::DELETE))
+                .await
+                .map(|_| Res::Done)
+                .map_err(|e| code(&e))
+        }
+        Op::ListUploads(user, name) => {
+            let input = dto::ListMultipartUploadsInput {
+                bucket: name.into(),
+                ..Default::default()
+            };
+            let out = gw
+                .list_multipart_uploads(request(input, user, Method::GET))
+                .await
+                .map_err(|e| code(&e))?
+                .output;
+            Ok(Res::Uploads(
+                out.uploads
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|bkt| {
+                        (
+                            bkt.key.unwrap_or_default(),
+                            bkt.upload_id.unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            ))
+        }
+        Op::ListParts(user, name, k, upload) => {
+            let input = dto::ListPartsInput {
+                bucket: name.into(),
+                key: k,
+                upload_id: upload,
+                ..Default::default()
+            };
+            let out = gw
+                .list_parts(request(input, user, Method::GET))
+                .await
+                .map_err(|e| code(&e))?
+                .output;
+            Ok(Res::Parts(
+                out.parts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| (p.part_number.unwrap_or_default(), etag(p.e_tag.as_ref())))
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// What a read answers in state `m` (`None`: not a read).
+fn expect_read(m: &Model, op: &Op) -> Option<Outcome> {
+    Some(match op {
+        Op::Get(user, name, k) => m.get(*user, name, k),
+        Op::Head(user, name, k) => m.get(*user, name, k).map(|r| match r {
+            Res::Object(id, e, v) => Res::Object(body_of(id).len() as u64, e, v),
+            other => other,
+        }),
+        Op::GetVersioning(user, name) => m.owned(*user, name).map(|bkt| {
+            Res::Status(match bkt.versioning {
+                Versioning::Off => None,
+                Versioning::Enabled => Some("Enabled".into()),
+                Versioning::Suspended => Some("Suspended".into()),
+            })
+        }),
+        Op::ListParts(user, name, _, upload) => m.owned(*user, name).and_then(|bkt| {
+            bkt.uploads
+                .get(upload)
+                .map(|up| Res::Parts(up.parts.iter().map(|(n, (e, _))| (*n, e.clone())).collect()))
+                .ok_or_else(|| "NoSuchUpload".to_owned())
+        }),
+        _ => return None,
+    })
+}
+
+/// A listing's entries by key.
+fn by_key<T: Clone>(entries: &[(String, T)]) -> BTreeMap<String, Vec<(String, T)>> {
+    let mut out: BTreeMap<String, Vec<(String, T)>> = BTreeMap::new();
+    for e in entries {
+        out.entry(e.0.clone()).or_default().push(e.clone());
+    }
+    out
+}
+
+/// Each key's entries equal to those before the step or after it (keys of unknown state
+/// skipped).
+fn per_key<T: PartialEq + std::fmt::Debug + Clone>(
+    got: &BTreeMap<String, Vec<T>>,
+    before: &BTreeMap<String, Vec<T>>,
+    after: &BTreeMap<String, Vec<T>>,
+    unknown: &BTreeSet<String>,
+) -> Result<(), String> {
+    let keys: BTreeSet<&String> = got
+        .keys()
+        .chain(before.keys())
+        .chain(after.keys())
+        .collect();
+    let none = Vec::new();
+    for k in keys {
+        if unknown.contains(k) {
+            continue;
+        }
+        let g = got.get(k).unwrap_or(&none);
+        let (name, a) = (
+            before.get(k).unwrap_or(&none),
+            after.get(k).unwrap_or(&none),
+        );
+        if g != name && g != a {
+            return Err(format!(
+                "key {k}: listed {g:?}, the model has {name:?} (or {a:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a listing's answer against the states before and after its step.
+fn judge_list(
+    before: &Model,
+    after: &Model,
+    op: &Op,
+    got: &Outcome,
+    missed: &mut u64,
+) -> Result<(), String> {
+    let (faults, strict) = (before.faults, before.strict_uploads);
+    let (user, name) = match op {
+        Op::ListKeys(user, name) | Op::ListVersions(user, name) | Op::ListUploads(user, name) => {
+            (*user, *name)
+        }
+        _ => unreachable!("a listing"),
+    };
+    let unknown = after
+        .buckets
+        .get(name)
+        .map(|bkt| bkt.unknown.clone())
+        .unwrap_or_default();
+    let expected_err = before.owned(user, name).err();
+    match (got, expected_err) {
+        (Err(g), Some(e)) if *g == e => return Ok(()),
+        (Err(g), _) => return Err(format!("answered {g}")),
+        (Ok(_), Some(e)) => return Err(format!("listed where the model answers {e}")),
+        (Ok(_), None) => {}
+    }
+    match got {
+        Ok(Res::Keys(keys)) => {
+            let got = by_key(keys);
+            let strip = |m: BTreeMap<String, Vec<(String, String)>>| {
+                m.into_iter().filter(|(_, v)| !v.is_empty()).collect()
+            };
+            per_key(
+                &got,
+                &strip(before.list_keys(user, name)?),
+                &strip(after.list_keys(user, name)?),
+                &unknown,
+            )
+        }
+        Ok(Res::Versions(all)) => {
+            // Versions and delete markers come in two lists: each in order, newest first.
+            let split = |entries: Vec<VersionEntry>| {
+                let mut m: BTreeMap<String, Vec<VersionEntry>> = BTreeMap::new();
+                let (mut v, d): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.2.is_some());
+                v.extend(d);
+                for e in v {
+                    m.entry(e.0.clone()).or_default().push(e);
+                }
+                m
+            };
+            let flat =
+                |m: BTreeMap<String, Vec<VersionEntry>>| split(m.into_values().flatten().collect());
+            let got = split(all.clone());
+            per_key(
+                &got,
+                &flat(before.list_versions(user, name)?),
+                &flat(after.list_versions(user, name)?),
+                &unknown,
+            )
+        }
+        Ok(Res::Uploads(ups)) => {
+            let mut sorted = ups.clone();
+            sorted.sort();
+            if sorted != *ups {
+                return Err(format!("uploads out of order: {ups:?}"));
+            }
+            let got = by_key(ups);
+            let strip = |m: BTreeMap<String, Vec<(String, String)>>| {
+                m.into_iter()
+                    .map(|(k, mut v)| {
+                        v.sort();
+                        (k, v)
+                    })
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect()
+            };
+            // Keys with an upload left unknown.
+            let unknown_uploads: BTreeSet<String> = after
+                .buckets
+                .get(name)
+                .map(|bkt| {
+                    bkt.unknown
+                        .iter()
+                        .filter_map(|u| u.strip_prefix("uk/").map(str::to_owned))
+                        .chain(
+                            bkt.uploads
+                                .iter()
+                                .filter(|(id, _)| bkt.unknown.contains(&format!("u/{id}")))
+                                .map(|(_, up)| up.key.clone()),
+                        )
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (before, after) = (
+                strip(before.list_uploads(user, name)?),
+                strip(after.list_uploads(user, name)?),
+            );
+            let exact = per_key(&got, &before, &after, &unknown_uploads);
+            // Under faults, uploads missing from the listing (every listed one known) are
+            // counted (`Stats::uploads_missed`) and fail the run only when `strict_uploads`.
+            let missed_only = got
+                .iter()
+                .filter(|(k, _)| !unknown_uploads.contains(*k))
+                .all(|(k, v)| {
+                    v.iter().all(|e| {
+                        before.get(k).is_some_and(|b| b.contains(e))
+                            || after.get(k).is_some_and(|a| a.contains(e))
+                    })
+                });
+            match exact {
+                Err(e) if faults && !strict && missed_only => {
+                    let _ = e;
+                    *missed += 1;
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        other => Err(format!("answered {other:?}")),
+    }
+}
+
+/// Checks a write's answer against the state before its step and applies it to `after`.
+/// (Writes of one step touch disjoint state, so `before` is the state each one saw.)
+fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Result<(), String> {
+    let unexpected = || Err(format!("answered {got:?}"));
+    let faults = before.faults;
+    match op {
+        Op::CreateBucket(user, name) => match (before.buckets.get(*name), got) {
+            (None, Ok(Res::Done)) => {
+                after.incarnations += 1;
+                after.buckets.insert(
+                    (*name).to_owned(),
+                    crate::model::Bucket {
+                        owner: *user,
+                        incarnation: after.incarnations,
+                        versioning: Versioning::Off,
+                        keys: BTreeMap::new(),
+                        unknown: BTreeSet::new(),
+                        uploads: BTreeMap::new(),
+                    },
+                );
+                Ok(())
+            }
+            // us-east-1's legacy rule: the owner re-creating its bucket gets 200.
+            (Some(bkt), Ok(Res::Done)) if bkt.owner == *user => Ok(()),
+            (Some(bkt), Err(e)) if bkt.owner != *user && e == "BucketAlreadyExists" => Ok(()),
+            // Under faults a DeleteBucket that answered BucketNotEmpty may have failed to
+            // clear its mark (best effort): the owner's re-create then answers this.
+            (Some(bkt), Err(e))
+                if faults && bkt.owner == *user && e == "BucketAlreadyOwnedByYou" =>
+            {
+                Ok(())
+            }
+            _ => unexpected(),
+        },
+        Op::DeleteBucket(user, name) => {
+            let expected = before.owned(*user, name).and_then(|bkt| {
+                if bkt.is_empty() {
+                    Ok(Res::Done)
+                } else {
+                    Err("BucketNotEmpty".into())
+                }
+            });
+            // What an ambiguous write left unknown may be there or not.
+            let maybe_empty = before.owned(*user, name).is_ok_and(|bkt| {
+                bkt.keys
+                    .iter()
+                    .all(|(k, l)| l.is_empty() || bkt.unknown.contains(k))
+                    && bkt
+                        .uploads
+                        .keys()
+                        .all(|id| bkt.unknown.contains(&format!("u/{id}")))
+            });
+            let either =
+                expected == err("BucketNotEmpty") && maybe_empty && matches!(got, Ok(Res::Done));
+            if *got != expected && !either {
+                if std::env::var_os("PERCORE_OSIM_TRACE").is_some() {
+                    println!("model of {name}: {:?}", before.buckets.get(*name));
+                }
+                return Err(format!("answered {got:?}, the model {expected:?}"));
+            }
+            if got.is_ok() {
+                after.buckets.remove(*name);
+            }
+            Ok(())
+        }
+        Op::PutVersioning(user, name, enabled) => {
+            let expected = before.owned(*user, name).map(|_| Res::Done);
+            if *got != expected {
+                return Err(format!("answered {got:?}, the model {expected:?}"));
+            }
+            if got.is_ok() {
+                after.owned_mut(*user, name)?.versioning = if *enabled {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Suspended
+                };
+            }
+            Ok(())
+        }
+        Op::Put(user, name, k, id) => {
+            let bkt = match before.owned(*user, name) {
+                Err(e) => {
+                    return if *got == Err(e.clone()) {
+                        Ok(())
+                    } else {
+                        unexpected()
+                    }
+                }
+                Ok(bkt) => bkt,
+            };
+            let Ok(Res::Written(vid, etag)) = got else {
+                return unexpected();
+            };
+            let vid = new_version(bkt.versioning, vid.as_deref())?;
+            let ab = after.owned_mut(*user, name)?;
+            if !faults {
+                ab.unknown.remove(*k);
+            }
+            ab.push(
+                k,
+                Ver {
+                    vid,
+                    etag: Some(etag.clone()),
+                    body: *id,
+                },
+            );
+            Ok(())
+        }
+        Op::Delete(user, name, k, vid) => {
+            let bkt = match before.owned(*user, name) {
+                Err(e) => {
+                    return if *got == Err(e.clone()) {
+                        Ok(())
+                    } else {
+                        unexpected()
+                    }
+                }
+                Ok(bkt) => bkt,
+            };
+            let Ok(Res::Deleted(got_vid, marker)) = got else {
+                return unexpected();
+            };
+            if let Some(vid) = vid
+                .as_deref()
+                .filter(|_| faults && bkt.unknown.contains(*k))
+            {
+                // What the key holds is unknown: so is what deleting its version removed.
+                after.owned_mut(*user, name)?.remove_version(k, vid);
+                return Ok(());
+            }
+            let ab = after.owned_mut(*user, name)?;
+            if !faults {
+                ab.unknown.remove(*k);
+            }
+            delete_one(bkt, ab, k, vid.as_deref(), got_vid.as_deref(), *marker)
+        }
+        Op::DeleteMany(user, name, keys) => {
+            let bkt = match before.owned(*user, name) {
+                Err(e) => {
+                    return if *got == Err(e.clone()) {
+                        Ok(())
+                    } else {
+                        unexpected()
+                    }
+                }
+                Ok(bkt) => bkt,
+            };
+            let Ok(Res::DeletedMany(deleted, errors)) = got else {
+                return unexpected();
+            };
+            // Each key deleted or failed, in the order asked; a key that failed (under
+            // faults, with a code the model does not decide) stays unknown.
+            let ab = after.owned_mut(*user, name)?;
+            let mut deleted = deleted.iter();
+            let mut failed = errors.iter();
+            for k in keys {
+                if let Some((fk, code)) = failed.clone().next().filter(|(fk, _)| fk == k) {
+                    failed.next();
+                    if !faults || MODEL_CODES.contains(&code.as_str()) {
+                        return Err(format!("deleting {fk} failed with {code}"));
+                    }
+                    ab.unknown.insert((*k).to_owned());
+                    continue;
+                }
+                let Some((dk, dvid, marker)) = deleted.next() else {
+                    return Err(format!("{k} neither deleted nor failed"));
+                };
+                if k != dk {
+                    return Err(format!("deleted {dk} where {k} was asked"));
+                }
+                if !faults {
+                    ab.unknown.remove(*k);
+                }
+                delete_one(bkt, ab, k, None, dvid.as_deref(), *marker)?;
+            }
+            if deleted.next().is_some() || failed.next().is_some() {
+                return unexpected();
+            }
+            Ok(())
+        }
+        Op::CreateUpload(user, name, k) => match (before.owned(*user, name), got) {
+            (Err(e), Err(g)) if e == *g => Ok(()),
+            (Ok(_), Ok(Res::UploadId(id))) if !id.is_empty() => {
+                after.owned_mut(*user, name)?.uploads.insert(
+                    id.clone(),
+                    Upload {
+                        key: (*k).to_owned(),
+                        parts: BTreeMap::new(),
+                    },
+                );
+                Ok(())
+            }
+            _ => unexpected(),
+        },
+        Op::UploadPart(user, name, _, upload, id) => {
+            let live = before
+                .owned(*user, name)
+                .map(|bkt| bkt.uploads.contains_key(upload));
+            match (live, got) {
+                (Err(e), Err(g)) if e == *g => Ok(()),
+                (Ok(false), Err(g)) if g == "NoSuchUpload" => Ok(()),
+                (Ok(true), Ok(Res::ETag(e))) => {
+                    let up = after
+                        .owned_mut(*user, name)?
+                        .uploads
+                        .get_mut(upload)
+                        .expect("live");
+                    up.parts.insert(1, (e.clone(), *id));
+                    Ok(())
+                }
+                _ => unexpected(),
+            }
+        }
+        Op::Complete(user, name, k, upload, parts) => {
+            let bkt = match before.owned(*user, name) {
+                Err(e) => {
+                    return if *got == Err(e.clone()) {
+                        Ok(())
+                    } else {
+                        unexpected()
+                    }
+                }
+                Ok(bkt) => bkt,
+            };
+            if let Some(up) = bkt.uploads.get(upload) {
+                let Ok(Res::Written(vid, etag)) = got else {
+                    return unexpected();
+                };
+                let vid = new_version(bkt.versioning, vid.as_deref())?;
+                let body = up.parts.get(&1).expect("completed with its part").1;
+                let incarnation = bkt.incarnation;
+                let ab = after.owned_mut(*user, name)?;
+                ab.uploads.remove(upload);
+                if !faults {
+                    ab.unknown.remove(k.as_str());
+                }
+                ab.push(
+                    k,
+                    Ver {
+                        vid: vid.clone(),
+                        etag: Some(etag.clone()),
+                        body,
+                    },
+                );
+                after.dead_uploads.push(crate::model::DeadUpload {
+                    bucket: (*name).to_owned(),
+                    key: k.clone(),
+                    id: upload.clone(),
+                    completed: Some((incarnation, parts.clone(), shown(&vid, bkt), etag.clone())),
+                });
+                return Ok(());
+            }
+            // A retried Complete in the same incarnation answers the same success.
+            let done = before.dead_uploads.iter().find(|d| {
+                d.id == *upload
+                    && d.completed
+                        .as_ref()
+                        .is_some_and(|c| c.0 == bkt.incarnation && c.1 == *parts)
+            });
+            match (done.and_then(|d| d.completed.as_ref()), got) {
+                (Some((_, _, vid, etag)), Ok(Res::Written(v, e))) if v == vid && e == etag => {
+                    Ok(())
+                }
+                (None, Err(g)) if g == "NoSuchUpload" => Ok(()),
+                _ => unexpected(),
+            }
+        }
+        Op::Abort(user, name, k, upload) => {
+            let live = before
+                .owned(*user, name)
+                .map(|bkt| bkt.uploads.contains_key(upload));
+            match (live, got) {
+                (Err(e), Err(g)) if e == *g => Ok(()),
+                (Ok(false), Err(g)) if g == "NoSuchUpload" => Ok(()),
+                (Ok(true), Ok(Res::Done)) => {
+                    after.owned_mut(*user, name)?.uploads.remove(upload);
+                    after.dead_uploads.push(crate::model::DeadUpload {
+                        bucket: (*name).to_owned(),
+                        key: k.clone(),
+                        id: upload.clone(),
+                        completed: None,
+                    });
+                    Ok(())
+                }
+                _ => unexpected(),
+            }
+        }
+        _ => unreachable!("a write"),
+    }
+}
+
+/// The version id a new version gets in a bucket in state `v`, checked against the answer.
+fn new_version(v: Versioning, got: Option<&str>) -> Result<String, String> {
+    match (v, got) {
+        (Versioning::Off, None) | (Versioning::Suspended, None | Some("null")) => Ok("null".into()),
+        (Versioning::Enabled, Some(id)) if id != "null" && !id.is_empty() => Ok(id.to_owned()),
+        _ => Err(format!(
+            "version id {got:?} in a bucket with versioning {v:?}"
+        )),
+    }
+}
+
+/// One key's delete (of version `vid`, or the current one) as answered, checked and applied.
+fn delete_one(
+    before: &crate::model::Bucket,
+    after: &mut crate::model::Bucket,
+    key: &str,
+    vid: Option<&str>,
+    got_vid: Option<&str>,
+    marker: bool,
+) -> Result<(), String> {
+    if let Some(vid) = vid {
+        let was = before
+            .keys
+            .get(key)
+            .and_then(|l| l.iter().find(|v| v.vid == vid));
+        let expected_marker = was.is_some_and(|v| v.etag.is_none());
+        if got_vid != Some(vid) || marker != expected_marker {
+            return Err(format!(
+                "deleting version {vid} answered ({got_vid:?}, marker {marker}), the model has {was:?}"
+            ));
+        }
+        after.remove_version(key, vid);
+        return Ok(());
+    }
+    match (before.versioning, got_vid, marker) {
+        (Versioning::Off, None, false) => {
+            after.keys.remove(key);
+            Ok(())
+        }
+        (Versioning::Suspended, Some("null"), true) => {
+            after.push(
+                key,
+                Ver {
+                    vid: "null".into(),
+                    etag: None,
+                    body: 0,
+                },
+            );
+            Ok(())
+        }
+        (Versioning::Enabled, Some(v), true) if v != "null" => {
+            after.push(
+                key,
+                Ver {
+                    vid: v.to_owned(),
+                    etag: None,
+                    body: 0,
+                },
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "a delete in a bucket with versioning {:?} answered ({got_vid:?}, marker {marker})",
+            before.versioning
+        )),
+    }
+}
+
+/// The race of DeleteBucket and a PUT into its (unversioned) bucket: never both acknowledged
+/// while the object is lost; the PUT is in the bucket iff the bucket survives.
+fn judge_delete_put(
+    before: &Model,
+    after: &mut Model,
+    del: (&Op, &Outcome),
+    put: (&Op, &Outcome),
+) -> Result<(), String> {
+    let (Op::DeleteBucket(du, name), Op::Put(pu, _, k, id)) = (del.0, put.0) else {
+        unreachable!("a DeleteBucket and a Put");
+    };
+    let faults = before.faults;
+    let Ok(bkt) = before.owned(*du, name) else {
+        // The bucket is not the deleter's: both are judged alone.
+        judge_write(before, after, del.0, del.1)?;
+        return judge_write(before, after, put.0, put.1);
+    };
+    if bkt.owner != *pu {
+        judge_write(before, after, del.0, del.1)?;
+        return judge_write(before, after, put.0, put.1);
+    }
+    // Empty but for the PUT's key (or, under faults, but for what is unknown).
+    let others_empty = bkt
+        .uploads
+        .keys()
+        .all(|id| faults && bkt.unknown.contains(&format!("u/{id}")))
+        && (faults || bkt.unknown.iter().all(|u| u == k))
+        && bkt
+            .keys
+            .iter()
+            .all(|(key, l)| key == k || l.is_empty() || (faults && bkt.unknown.contains(key)));
+    match (del.1, put.1) {
+        (Ok(Res::Done), Err(e)) if e == "NoSuchBucket" || e == "OperationAborted" => {
+            let put_key_empty = bkt.keys.get(*k).is_none_or(Vec::is_empty)
+                || (faults && bkt.unknown.contains(*k));
+            if !others_empty || !put_key_empty {
+                return Err(format!("DeleteBucket of a bucket holding {:?} answered 204", bkt.keys));
+            }
+            after.buckets.remove(*name);
+            Ok(())
+        }
+        (Ok(Res::Done), Ok(_)) => Err(format!(
+            "DeleteBucket answered 204 and a PUT of {k} into it answered 200 (the acknowledged object is lost)"
+        )),
+        (Err(e), Ok(Res::Written(None, etag))) if e == "BucketNotEmpty" => {
+            let ab = after.owned_mut(*pu, name)?;
+            if !faults {
+ ab.unknown.remove(*k);
+}
+            ab.push(
+                k,
+                Ver {
+                    vid: "null".into(),
+                    etag: Some(etag.clone()),
+                    body: *id,
+                },
+            );
+            Ok(())
+        }
+        (Err(e), Err(p)) if e == "BucketNotEmpty" && p == "OperationAborted" => {
+            // The PUT is in the bucket or not: the next GET tells.
+            after.owned_mut(*pu, name)?.unknown.insert((*k).to_owned());
+            Ok(())
+        }
+        (Err(e), Err(p)) if e == "BucketNotEmpty" && !others_empty && p == "NoSuchBucket" => {
+            Err("a PUT answered NoSuchBucket into a bucket that survived".into())
+        }
+        _ => Err(format!(
+            "DeleteBucket answered {:?}, a concurrent PUT of {k} {:?}",
+            del.1, put.1
+        )),
+    }
+}
+
+/// The error codes the model decides; any other (ServiceUnavailable, InternalError,
+/// InsufficientStorage, OperationAborted, RequestTimeout, a crashed gateway) says the
+/// operation may or may not have happened.
+const MODEL_CODES: [&str; 7] = [
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NoSuchUpload",
+    "BucketNotEmpty",
+    "BucketAlreadyExists",
+    "BucketAlreadyOwnedByYou",
+    "AccessDenied",
+];
+
+/// Marks what an ambiguous `op` may have changed as unknown in `m` (a race's partner too).
+fn taint(m: &mut Model, op: &Op, ops: &[Op]) {
+    let name = op.bucket();
+    let racing = ops.iter().filter(|o| o.bucket() == name).count() > 1
+        && ops.iter().any(|o| o.bucket() == name && o.bucket_write());
+    if op.bucket_write() || racing {
+        m.tainted.insert(name.to_owned());
+        return;
+    }
+    let Some(bkt) = m.buckets.get_mut(name) else {
+        return;
+    };
+    match op {
+        Op::Put(_, _, k, _) | Op::Delete(_, _, k, _) => {
+            bkt.unknown.insert((*k).to_owned());
+        }
+        Op::DeleteMany(_, _, ks) => bkt.unknown.extend(ks.iter().map(|k| (*k).to_owned())),
+        Op::CreateUpload(_, _, k) => {
+            bkt.unknown.insert(format!("uk/{k}"));
+        }
+        Op::UploadPart(_, _, _, id, _) | Op::Abort(_, _, _, id) => {
+            bkt.unknown.insert(format!("u/{id}"));
+        }
+        Op::Complete(_, _, k, id, _) => {
+            bkt.unknown.insert(k.clone());
+            bkt.unknown.insert(format!("u/{id}"));
+        }
+        _ => {}
+    }
+}
+
+/// Judges one step: its writes (applied to the model), then its reads (each key as before the
+/// step or after it).
+fn judge_step(
+    m: &mut Model,
+    ops: &[Op],
+    outs: &[Outcome],
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let before = m.clone();
+    let mut after = m.clone();
+    let mut done = vec![false; ops.len()];
+    if m.faults {
+        for (i, op) in ops.iter().enumerate() {
+            let name = op.bucket();
+            if before.tainted.contains(name) {
+                done[i] = true;
+                continue;
+            }
+            if let Err(code) = &outs[i] {
+                if !MODEL_CODES.contains(&code.as_str()) {
+                    done[i] = true;
+                    taint(&mut after, op, ops);
+                    continue;
+                }
+            }
+            // Of an upload left unknown, or a key's read: nothing to check; a Complete of an
+            // unknown upload makes its key unknown too.
+            let unknown = |what: String| {
+                before
+                    .buckets
+                    .get(name)
+                    .is_some_and(|bkt| bkt.unknown.contains(&what))
+            };
+            let skip = match op {
+                Op::UploadPart(_, _, _, id, _)
+                | Op::Abort(_, _, _, id)
+                | Op::ListParts(_, _, _, id)
+                | Op::Complete(_, _, _, id, _) => unknown(format!("u/{id}")),
+                Op::Get(_, _, k) | Op::Head(_, _, k) => unknown((*k).to_owned()),
+                _ => false,
+            };
+            if skip {
+                done[i] = true;
+                if matches!(op, Op::Complete(..)) {
+                    taint(&mut after, op, ops);
+                }
+            }
+        }
+        // A name tainted now: its other operations of the step are not judged either.
+        for (i, op) in ops.iter().enumerate() {
+            done[i] |= after.tainted.contains(op.bucket());
+        }
+    }
+    // The races first.
+    for i in 0..ops.len() {
+        for j in i + 1..ops.len() {
+            if done[i] || done[j] || ops[i].bucket() != ops[j].bucket() {
+                continue;
+            }
+            match (&ops[i], &ops[j]) {
+                (Op::CreateBucket(..), Op::CreateBucket(..)) => {
+                    stats.races += 1;
+                    if before.buckets.contains_key(ops[i].bucket()) {
+                        judge_write(&before, &mut after, &ops[i], &outs[i])
+                            .map_err(|e| format!("{:?}: {e}", ops[i]))?;
+                        judge_write(&before, &mut after, &ops[j], &outs[j])
+                            .map_err(|e| format!("{:?}: {e}", ops[j]))?;
+                    } else {
+                        let won = outs[i].is_ok() as usize + outs[j].is_ok() as usize;
+                        if won != 1 {
+                            return Err(format!(
+                                "two users created one name: {:?} and {:?}",
+                                outs[i], outs[j]
+                            ));
+                        }
+                        let (w, l) = if outs[i].is_ok() { (i, j) } else { (j, i) };
+                        if outs[l] != err("BucketAlreadyExists") {
+                            return Err(format!("the loser of a create race got {:?}", outs[l]));
+                        }
+                        judge_write(&before, &mut after, &ops[w], &outs[w])
+                            .map_err(|e| format!("{:?}: {e}", ops[w]))?;
+                    }
+                    (done[i], done[j]) = (true, true);
+                }
+                (Op::DeleteBucket(..), Op::Put(..)) | (Op::Put(..), Op::DeleteBucket(..)) => {
+                    stats.races += 1;
+                    let (d, p) = if matches!(ops[i], Op::DeleteBucket(..)) {
+                        (i, j)
+                    } else {
+                        (j, i)
+                    };
+                    judge_delete_put(
+                        &before,
+                        &mut after,
+                        (&ops[d], &outs[d]),
+                        (&ops[p], &outs[p]),
+                    )
+                    .map_err(|e| format!("{:?} with {:?}: {e}", ops[d], ops[p]))?;
+                    (done[i], done[j]) = (true, true);
+                }
+                _ => {}
+            }
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        let read = matches!(
+            op,
+            Op::Get(..)
+                | Op::Head(..)
+                | Op::GetVersioning(..)
+                | Op::ListKeys(..)
+                | Op::ListVersions(..)
+                | Op::ListUploads(..)
+                | Op::ListParts(..)
+        );
+        if done[i] || read {
+            continue;
+        }
+        judge_write(&before, &mut after, op, &outs[i]).map_err(|e| format!("{op:?}: {e}"))?;
+    }
+    for (i, op) in ops.iter().enumerate() {
+        let got = &outs[i];
+        if done[i] {
+            continue;
+        }
+        if let Some(name) = expect_read(&before, op) {
+            let a = expect_read(&after, op).expect("a read");
+            // A key whose state is unknown: the GET tells it (an unversioned bucket).
+            let unknown_after = |bk: &str, k: &str| {
+                after
+                    .buckets
+                    .get(bk)
+                    .is_some_and(|bkt| bkt.unknown.contains(k))
+            };
+            if let Op::Get(_, bk, k) | Op::Head(_, bk, k) = op {
+                // Under faults a key left unknown stays so (its write may still land).
+                if after.faults && unknown_after(bk, k) {
+                    continue;
+                }
+            }
+            if let Op::Get(user, bk, k) = op {
+                if unknown_after(bk, k) {
+                    let bkt = after.owned_mut(*user, bk)?;
+                    bkt.unknown.remove(*k);
+                    match got {
+                        Ok(Res::Object(id, etag, None)) => bkt.push(
+                            k,
+                            Ver {
+                                vid: "null".into(),
+                                etag: Some(etag.clone()),
+                                body: *id,
+                            },
+                        ),
+                        Err(e) if e == "NoSuchKey" => {
+                            bkt.keys.remove(*k);
+                        }
+                        other => return Err(format!("{op:?}: answered {other:?}")),
+                    }
+                    continue;
+                }
+            }
+            let unknown_key = match op {
+                Op::Head(_, bk, k) => after
+                    .buckets
+                    .get(*bk)
+                    .is_some_and(|bkt| bkt.unknown.contains(*k)),
+                _ => false,
+            };
+            if !unknown_key && *got != name && *got != a {
+                return Err(format!(
+                    "{op:?}: answered {got:?}, the model {name:?} (or {a:?})"
+                ));
+            }
+        } else if matches!(
+            op,
+            Op::ListKeys(..) | Op::ListVersions(..) | Op::ListUploads(..)
+        ) {
+            judge_list(&before, &after, op, got, &mut stats.uploads_missed)
+                .map_err(|e| format!("{op:?}: {e}"))?;
+        }
+    }
+    *m = after;
+    Ok(())
+}
+
+/// One object service per node, over the world's cores.
+fn gateways(world: &Shared) -> Vec<Gateway> {
+    (0..NODES).map(|node| gateway(world, node)).collect()
+}
+
+/// Node `node`'s object service, fresh (a restart: no HLC state, no down marks).
+fn gateway(world: &Shared, node: usize) -> Gateway {
+    let links: Vec<Arc<dyn CoreLink>> = (0..NODES * CORES_PER_NODE)
+        .map(|core| {
+            Arc::new(SimLink {
+                world: world.clone(),
+                from: node,
+                core,
+            }) as Arc<dyn CoreLink>
+        })
+        .collect();
+    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+        world: world.clone(),
+        skew_ms: 0,
+        node,
+    });
+    let backend = Backend::cluster(layout(NODES, CORES_PER_NODE), None, Vec::new())
+        .expect("the simulation's backend")
+        .with_links(links, clock);
+    // The write-age check compares the real clock with the HLC's (the simulation's epoch): a
+    // grace of centuries keeps it out of the way (no orphan sweep runs).
+    Gateway::new(Arc::new(backend), "us-east-1".into()).with_orphan_grace(ORPHAN_GRACE_MS)
+}
+
+/// Two PUTs of one key through two gateways started at the same virtual instant (equal clocks,
+/// so equal HLCs), then a GET: it must return one of the two bodies whole, with its ETag.
+pub fn same_instant_puts(seed: u64) -> Result<(), String> {
+    let world = Shared::new(World::new(
+        seed,
+        (0..NODES * CORES_PER_NODE)
+            .map(|c| c / CORES_PER_NODE)
+            .collect(),
+        NODES,
+        Fault::None,
+    ));
+    let gws = gateways(&world);
+    let main = async {
+        let created = exec(&gws[0], &Op::CreateBucket(0, "sb0")).await;
+        if created != Ok(Res::Done) {
+            return Err(format!("CreateBucket answered {created:?}"));
+        }
+        let (a, b) = futures::future::join(
+            exec(&gws[0], &Op::Put(0, "sb0", "k0", 1)),
+            exec(&gws[1], &Op::Put(0, "sb0", "k0", 2)),
+        )
+        .await;
+        let etags = [(1, a), (2, b)]
+            .into_iter()
+            .map(|(id, r)| match r {
+                Ok(Res::Written(_, etag)) => Ok((id, etag)),
+                other => Err(format!("PUT {id} answered {other:?}")),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        match exec(&gws[2], &Op::Get(0, "sb0", "k0")).await {
+            Ok(Res::Object(id, etag, _)) if etags.contains(&(id, etag.clone())) => Ok(()),
+            other => Err(format!("after PUTs {etags:?}, GET answered {other:?}")),
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX)
+}
+
+/// Runs one seed. `Err` names the first operation the model refused.
+pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
+    let world = Shared::new(World::new(
+        seed,
+        (0..NODES * CORES_PER_NODE)
+            .map(|c| c / CORES_PER_NODE)
+            .collect(),
+        NODES,
+        cfg.fault,
+    ));
+    let mut gateways = gateways(&world);
+    let main = async {
+        let mut model = Model {
+            faults: cfg.faults,
+            strict_uploads: cfg.strict_uploads,
+            ..Model::default()
+        };
+        let mut stats = Stats::default();
+        let mut hash: u64 = 0;
+        let mut next_id = 0u64;
+        // Every operation and its answer, printed (with a replayed seed).
+        let trace = std::env::var_os("PERCORE_OSIM_TRACE").is_some();
+        for step in 0..=cfg.steps {
+            let final_check = step == cfg.steps;
+            let mut ops: Vec<Op> = Vec::new();
+            if final_check {
+                // Everything read once more, alone: the listings exact.
+                for name in BUCKETS {
+                    let user = model.buckets.get(name).map_or(0, |bkt| bkt.owner);
+                    ops.extend([
+                        Op::ListKeys(user, name),
+                        Op::ListVersions(user, name),
+                        Op::ListUploads(user, name),
+                    ]);
+                    ops.extend(KEYS.iter().map(|k| Op::Get(user, name, k)));
+                }
+            } else {
+                let width = 1 + world.below(cfg.width);
+                for _ in 0..width * 3 {
+                    if ops.len() as u64 == width {
+                        break;
+                    }
+                    let op = generate(&world, &model, &mut next_id);
+                    if fits(&model, &ops, &op) {
+                        ops.push(op);
+                    }
+                }
+            }
+            // The nemesis: this step's weather, a node cut off, a node to crash meanwhile.
+            let mut crash = None;
+            if cfg.faults && !final_check {
+                let mut w = world.lock();
+                w.weather = Weather {
+                    drop_per_mille: w.rng.below(30),
+                    error_per_mille: w.rng.below(20),
+                };
+                if w.rng.below(8) == 0 {
+                    let node = w.rng.below(NODES as u64) as usize;
+                    w.side[node] = 1;
+                }
+                if w.rng.below(8) == 0 {
+                    crash = Some((w.rng.below(NODES as u64) as usize, w.rng.below(60)));
+                }
+                if trace {
+                    println!(
+                        "{step} nemesis: {:?}, sides {:?}, crash {crash:?}",
+                        w.weather, w.side
+                    );
+                }
+            }
+            let runs = ops.iter().map(|op| {
+                let node = world.below(NODES as u64) as usize;
+                let delay = if final_check {
+                    0
+                } else {
+                    world.below(STAGGER_MS)
+                };
+                let (gw, world) = (&gateways[node], &world);
+                async move {
+                    world.sleep(delay).await;
+                    // A gateway that crashes ends its operations where they are.
+                    let crashed = world.crashed(node);
+                    match futures::future::select(Box::pin(exec(gw, op)), Box::pin(crashed)).await {
+                        futures::future::Either::Left((out, _)) => out,
+                        futures::future::Either::Right(_) => err("GatewayCrashed"),
+                    }
+                }
+            });
+            let nemesis = async {
+                if let Some((node, at_ms)) = crash {
+                    world.sleep(at_ms).await;
+                    world.lock().crash(node);
+                }
+            };
+            let (outs, ()) = futures::future::join(futures::future::join_all(runs), nemesis).await;
+            if cfg.faults {
+                // Healed at the step's end; a crashed node restarts with a fresh service.
+                let mut w = world.lock();
+                w.weather = Weather::default();
+                w.side = vec![0; NODES];
+                if let Some((node, _)) = crash {
+                    w.up[node] = true;
+                    drop(w);
+                    gateways[node] = gateway(&world, node);
+                }
+            }
+            for (op, out) in ops.iter().zip(&outs) {
+                stats.ops += 1;
+                stats.errors += u64::from(out.is_err());
+                let line = format!("{step} {op:?} {out:?}");
+                if trace {
+                    println!("{line}");
+                }
+                hash = hash.rotate_left(7) ^ cluster::backend::stable_hash(&[line.as_bytes()]);
+            }
+            judge_step(&mut model, &ops, &outs, &mut stats)
+                .map_err(|e| format!("step {step}: {e}"))?;
+        }
+        let w = world.lock();
+        stats.messages = w.messages;
+        stats.history_hash = hash ^ w.now_ms.rotate_left(32) ^ w.messages;
+        Ok(stats)
+    };
+    run_tokio(&world, main, STEPS_MAX)
+}
