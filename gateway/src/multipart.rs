@@ -36,9 +36,8 @@ use crate::records::{
     Tiering, UploadRecord, Versioning,
 };
 use crate::s3::{
-    check_key, etag, head_condition, new_version_id, now_ms, requested_class, resolve_range,
-    s3_err, standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions,
-    Gateway,
+    check_key, etag, head_condition, now_ms, requested_class, resolve_range, s3_err,
+    standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
 };
 use crate::versioning::head_version_id;
 use cluster::ec::Policy;
@@ -272,7 +271,7 @@ impl Gateway {
         // A class this cluster has no policy for is refused now, not at the first part.
         self.store.place(record.class, None).map_err(s3_err)?;
         let hlc = self.backend.hlc();
-        let upload_id = hex::encode(new_version_id(hlc, input.key.as_bytes()));
+        let upload_id = hex::encode(self.store.version_id(hlc, input.key.as_bytes()));
         let cores = self.store.object_cores(&bucket, &input.key);
         let k = upload_key(&bucket, &input.key, &upload_id);
         self.backend
@@ -323,7 +322,7 @@ impl Gateway {
             algos.push(kept);
         }
         let hlc = self.backend.hlc();
-        let version_id = new_version_id(hlc, input.upload_id.as_bytes());
+        let version_id = self.store.version_id(hlc, input.upload_id.as_bytes());
         let (policy, tier) = self.store.place(upload.class, None).map_err(s3_err)?;
         let data_cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let checks = BodyChecks {
@@ -410,7 +409,7 @@ impl Gateway {
             }
         };
         let hlc = self.backend.hlc();
-        let version_id = new_version_id(hlc, input.upload_id.as_bytes());
+        let version_id = self.store.version_id(hlc, input.upload_id.as_bytes());
         let (policy, tier) = self.store.place(upload.class, None).map_err(s3_err)?;
         let data_cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let body = self

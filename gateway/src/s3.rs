@@ -58,7 +58,6 @@ use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
 use objects::store::{Days, Listed, Store};
 pub(crate) use objects::store::{HeadCondition, Liveness};
-pub(crate) use objects::versions::new_version_id;
 
 pub struct Gateway {
     /// The object service's store (records, data, workers: `objects::store`), shared by this
@@ -1027,7 +1026,9 @@ impl S3 for Gateway {
         let lock = self.write_lock(&live, &lock).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
-        let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
+        let version_id = self
+            .store
+            .version_id(self.backend.hlc(), input.key.as_bytes());
         let class = requested_class(input.storage_class.as_ref())?;
         let (policy, tier) = self
             .store
@@ -1932,7 +1933,9 @@ impl S3 for Gateway {
                 .as_ref()
                 .map_or(checksum::Algo::Crc64Nvme, |c| c.sum.algo()),
         };
-        let version_id = new_version_id(self.backend.hlc(), input.key.as_bytes());
+        let version_id = self
+            .store
+            .version_id(self.backend.hlc(), input.key.as_bytes());
         let (policy, tier) = self.store.place(class, Some(src.size)).map_err(s3_err)?;
         let cores = self.store.cores_in(&bucket, &input.key, policy, tier);
         let (size, md5, sums) = self

@@ -21,7 +21,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use crate::records::{
     head_key, version_key, ObjectHead, PartRef, Restore, StorageClass, VersionRecord,
 };
-use crate::s3::{check_key, new_version_id, now_ms, s3_err, user_of, Gateway};
+use crate::s3::{check_key, now_ms, s3_err, user_of, Gateway};
 use cluster::ec::Policy;
 use placement::Tier;
 
@@ -151,7 +151,7 @@ impl Gateway {
         let mut first = 0;
         let result = async {
             for part in &head.parts {
-                let version_id = new_version_id(self.backend.hlc(), key.as_bytes());
+                let version_id = self.store.version_id(self.backend.hlc(), key.as_bytes());
                 let (size, md5, _) = self
                     .store_copy(
                         (bucket, key, head),

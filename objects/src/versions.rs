@@ -138,16 +138,27 @@ fn decode_version(value: Bytes) -> Result<VersionRecord> {
     VersionRecord::decode(value).map_err(|e| Error::Damaged(e.to_string()))
 }
 
-/// A version id: the HLC (unique per gateway, increasing) and 32 bits of a hash of the key.
-pub fn new_version_id(hlc: u64, salt: &[u8]) -> [u8; 12] {
+/// A version id: the HLC (increasing on one gateway) and 32 bits of a hash of `salt` (the key,
+/// or an upload id), the HLC and `gateway` (`Backend::id_salt`). Two gateways can take equal
+/// HLCs (the same millisecond, the same counter), and their ids must still differ: the
+/// version's chunks are stored under it, and two PUTs of one key through two gateways at
+/// one instant once stored their chunks under one id, one overwriting the other's (found by
+/// the object simulation).
+fn new_version_id(hlc: u64, salt: &[u8], gateway: u64) -> [u8; 12] {
     let mut v = [0u8; 12];
     v[..8].copy_from_slice(&hlc.to_le_bytes());
-    let h = cluster::backend::stable_hash(&[salt, &hlc.to_le_bytes()]) as u32;
+    let h =
+        cluster::backend::stable_hash(&[salt, &hlc.to_le_bytes(), &gateway.to_le_bytes()]) as u32;
     v[8..].copy_from_slice(&h.to_le_bytes());
     v
 }
 
 impl Store {
+    /// A new version id at `hlc` (`new_version_id`), this gateway's.
+    pub fn version_id(&self, hlc: u64, salt: &[u8]) -> [u8; 12] {
+        new_version_id(hlc, salt, self.backend.id_salt())
+    }
+
     /// Makes `head` the object's current version. The HLC and the version's id are taken
     /// here, once the data is durable, not when the request started: of two writes to a key
     /// the one that commits last wins, as in S3 (issue #12: a PUT that started first but
@@ -170,7 +181,7 @@ impl Store {
         assert_eq!(head.in_versions, versioning.keeps_versions());
         assert_eq!(head.null_version, versioning.writes_null());
         let hlc = self.backend.hlc();
-        head.version_id = new_version_id(hlc, key.as_bytes());
+        head.version_id = self.version_id(hlc, key.as_bytes());
         if versioning.keeps_versions() {
             self.commit_version(bucket, key, head, hlc, condition, versioning)
                 .await?;
@@ -438,7 +449,7 @@ impl Store {
         }
         let hlc = self.backend.hlc();
         let marker = DeleteMarker {
-            version_id: new_version_id(hlc, key.as_bytes()),
+            version_id: self.version_id(hlc, key.as_bytes()),
             null_version: suspended,
             modified_ms: now_ms(),
         };

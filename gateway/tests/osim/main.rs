@@ -62,10 +62,11 @@
 //! DeleteBucket mark's age, the write-age check, kept out of the way by a long orphan grace)
 //! read the real clock; no answer the model checks depends on them within a run.
 //!
-//! Found so far (each an ignored test naming its seeds, failing while the cause is there):
-//! two gateways whose clocks read the same millisecond mint equal version ids for one key
-//! name, so equal fragment ids, and one PUT's chunks overwrite the other's (a GET answers
-//! corrupt data: `osim_puts_of_one_key_at_one_instant_keep_their_bytes`); a version listing
+//! Found so far: two gateways whose clocks read the same millisecond minted equal version ids
+//! for one key name, so equal fragment ids, and one PUT's chunks overwrote the other's (a GET
+//! answered corrupt data; fixed, `osim_puts_of_one_key_at_one_instant_keep_their_bytes` is
+//! its regression test). Each still open is an ignored test naming its seeds, failing while
+//! the cause is there: a version listing
 //! concurrent with a write of the key lists none of the key's versions (a delete marker added
 //! over a null version) or two versions "null" (a PUT replacing a null delete marker in a
 //! suspended bucket); under faults, cluster-wide scans of upload records read too few replicas
@@ -238,14 +239,13 @@ fn osim_catches_cores_that_lose_acknowledged_writes() {
 }
 
 /// Two PUTs of one key through two gateways whose clocks read the same millisecond get equal
-/// HLCs, so equal version ids (`s3::new_version_id`: the HLC and a hash of the key), so equal
-/// fragment ids: one PUT's chunks overwrite the other's, and the head that wins points at the
-/// other's bytes (a GET answers the wrong length or content: 2 of 400 seeds, the first 129).
-/// Found by `osim_seeds` (seed 211: two PUTs of the key name `k3` into two buckets in one step,
-/// whose chunks shared cores). Ignored until version ids are unique per gateway (for example
-/// salted with `Backend::id_salt`, as bucket ids are; the fix is in gateway/src/s3.rs).
+/// HLCs. Version ids were the HLC and a hash of the key, so the two PUTs had equal fragment
+/// ids: one PUT's chunks overwrote the other's, and the head that won pointed at the other's
+/// bytes (a GET answered the wrong length or content: 2 of 400 seeds, the first 129). Found by
+/// `osim_seeds` (seed 211: two PUTs of the key name `k3` into two buckets in one step, whose
+/// chunks shared cores). Version ids are now salted with `Backend::id_salt`
+/// (`objects::versions`, `Store::version_id`); this fails without it.
 #[test]
-#[ignore = "finds equal version ids from equal HLCs of two gateways: one PUT's chunks overwrite the other's"]
 fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
     let failed: Vec<(u64, String)> = (0..SAME_INSTANT_SEEDS)
         .filter_map(|seed| workload::same_instant_puts(seed).err().map(|e| (seed, e)))
@@ -292,7 +292,6 @@ fn osim_version_listing_during_a_null_version_overwrite() {
 
 /// `osim_puts_of_one_key_at_one_instant_keep_their_bytes` as the random workload found it.
 #[test]
-#[ignore = "finds equal version ids from equal HLCs of two gateways (seed 211)"]
 fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
     seeds_pass(&[211]);
 }
