@@ -143,6 +143,15 @@ pub enum Command {
     DeleteUser {
         name: String,
     },
+    /// Create a user, refused if one of that name exists (`PutUser` would replace it): two
+    /// administrators creating one name at once get one user and one refusal.
+    CreateUser(User),
+    /// Set (`Some`) or remove (`None`) an existing user's identity policy, keeping its keys:
+    /// unlike a read followed by `PutUser`, it cannot bring back a user deleted meanwhile.
+    SetUserPolicy {
+        name: String,
+        policy_json: Option<String>,
+    },
 }
 
 /// What an applied command did.
@@ -164,6 +173,10 @@ pub enum Applied {
     },
     UserDeleted {
         name: String,
+    },
+    UserPolicySet {
+        name: String,
+        has_policy: bool,
     },
 }
 
@@ -209,6 +222,10 @@ pub enum Refusal {
     NoSuchUser { name: String },
     #[error("the map holds {max} users already")]
     TooManyUsers { max: usize },
+    #[error("a user named {name:?} already exists")]
+    UserExists { name: String },
+    #[error("user {name:?} has no identity policy")]
+    NoPolicy { name: String },
 }
 
 /// The answer to a command: what it did, or why it did nothing.
@@ -239,7 +256,36 @@ impl ClusterMap {
                 Some(_) => Ok(Applied::UserDeleted { name: name.clone() }),
                 None => Err(Refusal::NoSuchUser { name: name.clone() }),
             },
+            Command::CreateUser(user) => {
+                if self.users.contains_key(&user.name) {
+                    return Err(Refusal::UserExists {
+                        name: user.name.clone(),
+                    });
+                }
+                self.put_user(user)
+            }
+            Command::SetUserPolicy { name, policy_json } => {
+                self.set_user_policy(name, policy_json.as_deref())
+            }
         }
+    }
+
+    fn set_user_policy(&mut self, name: &str, policy_json: Option<&str>) -> Outcome {
+        let Some(old) = self.users.get(name) else {
+            return Err(Refusal::NoSuchUser { name: name.into() });
+        };
+        if policy_json.is_none() && old.policy_json.is_none() {
+            return Err(Refusal::NoPolicy { name: name.into() });
+        }
+        let user = User {
+            policy_json: policy_json.map(str::to_owned),
+            ..old.clone()
+        };
+        self.put_user(&user)?;
+        Ok(Applied::UserPolicySet {
+            name: name.into(),
+            has_policy: policy_json.is_some(),
+        })
     }
 
     fn propose_layout(&mut self, proposed: &LayoutVersion) -> Outcome {

@@ -205,6 +205,12 @@ pub enum Request {
     ReadMap {
         hops: u8,
     },
+    /// A follower's (any node's, or an administrator's) wait for the map this voter applied
+    /// after log index `after`: answered once it has, or after `limits::WATCH_WAIT` with the
+    /// map it has (the follower asks again).
+    WatchMap {
+        after: u64,
+    },
 }
 
 /// The answers, one per request kind.
@@ -217,6 +223,8 @@ pub enum Response {
     ),
     Propose(Result<Outcome, ProposeError>),
     ReadMap(Result<ClusterMap, ProposeError>),
+    /// The voter's applied map and the log index it is at.
+    WatchMap(Result<(u64, ClusterMap), ProposeError>),
 }
 
 /// Why a proposal got no outcome, or a read no map. Only the leader commits and confirms
@@ -452,6 +460,25 @@ impl Peer {
             .await
         {
             Ok(Response::ReadMap(answer)) => answer,
+            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
+            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
+        }
+    }
+
+    /// Asks this voter for its applied map once it is past log index `after` (a follower's
+    /// long poll: `Request::WatchMap`).
+    pub async fn watch_map(&mut self, after: u64) -> Result<(u64, ClusterMap), ProposeError> {
+        let (leader, address) = (self.target, self.address.clone());
+        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
+            leader,
+            address,
+            reason: e.to_string(),
+        };
+        match self
+            .call(&Request::WatchMap { after }, limits::WATCH_CALL_TIMEOUT)
+            .await
+        {
+            Ok(Response::WatchMap(answer)) => answer,
             Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
             Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
         }

@@ -138,8 +138,41 @@ impl Handler for Serve {
                 .await
                 .map(|m| (*m).clone()),
             ),
+            Request::WatchMap { after } => {
+                Response::WatchMap(watch_map(&self.raft, &self.map, after).await)
+            }
         }
     }
+}
+
+/// The applied map once it is past log index `after`, or after `limits::WATCH_WAIT` the map
+/// as it is (module docs of `follow`). The index is read before the map, and the map is
+/// published before openraft counts its entries applied, so the map holds at least every
+/// entry up to the index answered.
+async fn watch_map(
+    raft: &Raft<TypeConfig>,
+    map: &watch::Receiver<Arc<ClusterMap>>,
+    after: u64,
+) -> Result<(u64, ClusterMap), ProposeError> {
+    let waited = raft
+        .wait(Some(limits::WATCH_WAIT))
+        .applied_index_at_least(Some(after + 1), "a follower's watch")
+        .await;
+    let index = match waited {
+        Ok(m) => m.last_applied.map_or(0, |l| l.index),
+        Err(openraft::metrics::WaitError::Timeout(..)) => raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index),
+        Err(openraft::metrics::WaitError::ShuttingDown) => {
+            return Err(ProposeError::Stopped {
+                reason: "the voter is shutting down".into(),
+            })
+        }
+    };
+    let map = map.borrow().clone();
+    Ok((index, (*map).clone()))
 }
 
 fn check_config(config: &NodeConfig) -> Result<(), NodeError> {

@@ -42,6 +42,7 @@ const KEYS: [&str; 3] = [
     "AKIAKEY000000000002",
     "AKIAKEY000000000003",
 ];
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
 const PHASES: [GroupPhase; 4] = [
     GroupPhase::Pending,
     GroupPhase::Moving,
@@ -66,6 +67,16 @@ fn command() -> impl Strategy<Value = Command> {
         (0..3usize).prop_map(|n| Command::DeleteUser {
             name: NAMES[n].into()
         }),
+        (0..3usize, 0..3usize).prop_map(|(n, k)| Command::CreateUser(User {
+            name: NAMES[n].into(),
+            access_key: KEYS[k].into(),
+            secret_key: "s3cr3t-s3cr3t-s3cr3t-s3cr3t".into(),
+            policy_json: None,
+        })),
+        (0..3usize, any::<bool>()).prop_map(|(n, set)| Command::SetUserPolicy {
+            name: NAMES[n].into(),
+            policy_json: set.then(|| POLICY.to_owned()),
+        }),
     ]
 }
 
@@ -77,6 +88,8 @@ struct Model {
     change: Option<(u64, BTreeMap<u32, GroupPhase>)>,
     /// name → access key
     users: BTreeMap<String, String>,
+    /// The users with an identity policy.
+    with_policy: std::collections::BTreeSet<String>,
 }
 
 fn rank(p: GroupPhase) -> usize {
@@ -136,10 +149,32 @@ impl Model {
                     .any(|(name, key)| *key == u.access_key && *name != u.name);
                 if !taken {
                     self.users.insert(u.name.clone(), u.access_key.clone());
+                    self.with_policy.remove(&u.name);
                 }
                 !taken
             }
-            Command::DeleteUser { name } => self.users.remove(name).is_some(),
+            Command::DeleteUser { name } => {
+                self.with_policy.remove(name);
+                self.users.remove(name).is_some()
+            }
+            Command::CreateUser(u) => {
+                let taken = self.users.contains_key(&u.name)
+                    || self.users.values().any(|key| *key == u.access_key);
+                if !taken {
+                    self.users.insert(u.name.clone(), u.access_key.clone());
+                }
+                !taken
+            }
+            Command::SetUserPolicy { name, policy_json } => {
+                let ok = self.users.contains_key(name)
+                    && (policy_json.is_some() || self.with_policy.contains(name));
+                if ok && policy_json.is_some() {
+                    self.with_policy.insert(name.clone());
+                } else if ok {
+                    self.with_policy.remove(name);
+                }
+                ok
+            }
         }
     }
 }
