@@ -45,11 +45,11 @@ pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>)
     loop {
         let peer = &mut peers[at];
         match peer.watch_map(seen.unwrap_or(0)).await {
-            Ok((index, map)) => {
+            Ok(w) => {
                 backoff = limits::FOLLOW_BACKOFF_MIN;
-                if seen.is_none_or(|s| index > s) {
-                    seen = Some(index);
-                    on_map(index, Arc::new(map));
+                if seen.is_none_or(|s| w.index > s) {
+                    seen = Some(w.index);
+                    on_map(w.index, Arc::new(w.map));
                 }
             }
             Err(e) => {

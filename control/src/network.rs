@@ -223,8 +223,16 @@ pub enum Response {
     ),
     Propose(Result<Outcome, ProposeError>),
     ReadMap(Result<ClusterMap, ProposeError>),
-    /// The voter's applied map and the log index it is at.
-    WatchMap(Result<(u64, ClusterMap), ProposeError>),
+    WatchMap(Result<Watched, ProposeError>),
+}
+
+/// A voter's answer to a follower: its applied map, the log index it is at and the leader it
+/// knows of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watched {
+    pub index: u64,
+    pub leader: Option<NodeId>,
+    pub map: ClusterMap,
 }
 
 /// Why a proposal got no outcome, or a read no map. Only the leader commits and confirms
@@ -467,7 +475,7 @@ impl Peer {
 
     /// Asks this voter for its applied map once it is past log index `after` (a follower's
     /// long poll: `Request::WatchMap`).
-    pub async fn watch_map(&mut self, after: u64) -> Result<(u64, ClusterMap), ProposeError> {
+    pub async fn watch_map(&mut self, after: u64) -> Result<Watched, ProposeError> {
         let (leader, address) = (self.target, self.address.clone());
         let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
             leader,

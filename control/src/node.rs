@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::map::{ClusterMap, Command, Outcome};
-use crate::network::{self, Handler, Peer, Peers, ProposeError, Request, Response, Secret};
+use crate::network::{
+    self, Handler, Peer, Peers, ProposeError, Request, Response, Secret, Watched,
+};
 use crate::store::{self, StoreError};
 use crate::{limits, NodeId, TypeConfig};
 
@@ -153,18 +155,14 @@ async fn watch_map(
     raft: &Raft<TypeConfig>,
     map: &watch::Receiver<Arc<ClusterMap>>,
     after: u64,
-) -> Result<(u64, ClusterMap), ProposeError> {
+) -> Result<Watched, ProposeError> {
     let waited = raft
         .wait(Some(limits::WATCH_WAIT))
         .applied_index_at_least(Some(after + 1), "a follower's watch")
         .await;
-    let index = match waited {
-        Ok(m) => m.last_applied.map_or(0, |l| l.index),
-        Err(openraft::metrics::WaitError::Timeout(..)) => raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |l| l.index),
+    let metrics = match waited {
+        Ok(m) => m,
+        Err(openraft::metrics::WaitError::Timeout(..)) => raft.metrics().borrow().clone(),
         Err(openraft::metrics::WaitError::ShuttingDown) => {
             return Err(ProposeError::Stopped {
                 reason: "the voter is shutting down".into(),
@@ -172,7 +170,11 @@ async fn watch_map(
         }
     };
     let map = map.borrow().clone();
-    Ok((index, (*map).clone()))
+    Ok(Watched {
+        index: metrics.last_applied.map_or(0, |l| l.index),
+        leader: metrics.current_leader,
+        map: (*map).clone(),
+    })
 }
 
 fn check_config(config: &NodeConfig) -> Result<(), NodeError> {

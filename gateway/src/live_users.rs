@@ -35,6 +35,9 @@ pub struct Sources {
     pub data_users: PathBuf,
     /// The `--users` file (must exist).
     pub extra_users: Option<PathBuf>,
+    /// A clustered node's users of the replicated map (`cluster_users`), added after the
+    /// files' (which win a clash).
+    pub cluster: Option<Arc<crate::cluster_users::ClusterUsers>>,
 }
 
 /// What identifies a version of a file: inode, size, modification time; `None`: absent.
@@ -80,6 +83,9 @@ impl Sources {
                         message,
                     })?;
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.add_to(&mut users);
         }
         Ok(users)
     }
@@ -218,6 +224,7 @@ mod tests {
             root: root(),
             data_users: dir.path().join("users.toml"),
             extra_users: None,
+            cluster: None,
         })
         .unwrap();
         assert_eq!(live.current().len(), 1);

@@ -23,7 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "percore",
-        &["cluster", "engine", "gateway", "placement", "proto"],
+        &["cluster", "control", "engine", "gateway", "placement", "proto"],
     ),
     ("loadgen", &[]),
     ("tuning", &[]),
