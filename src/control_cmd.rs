@@ -40,7 +40,8 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
         match asked {
             Ok(Ok(w)) => println!(
                 "voter {id} {address}: up, leader {}, log index {}, users {}",
-                w.leader.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+                w.leader
+                    .map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
                 w.index,
                 w.map.users.len()
             ),

@@ -171,6 +171,22 @@ pub fn start(
     Ok(Running { voter, follower })
 }
 
+/// `percore serve`: [`start`] with `settings`, or without `[control]` [`forget`] an earlier
+/// run's `control.toml`.
+pub fn start_or_forget(
+    runtime: &tokio::runtime::Runtime,
+    settings: Option<&Settings>,
+    node_id: Option<NodeId>,
+    data: &Path,
+    users: &Arc<LiveUsers>,
+    cluster_users: Option<Arc<ClusterUsers>>,
+) -> anyhow::Result<Option<Running>> {
+    match settings {
+        Some(s) => start(runtime, s, node_id, data, Some(users), cluster_users).map(Some),
+        None => forget(data).map(|()| None),
+    }
+}
+
 impl Running {
     /// Stops following and shuts the voter down (its port closed, its store flushed).
     pub fn stop(self, runtime: &tokio::runtime::Runtime) {
@@ -256,9 +272,13 @@ mod tests {
                 .map(|(i, a)| ((*i).to_owned(), (*a).to_owned()))
                 .collect(),
         };
-        let ok = section(&[("1", "127.0.0.1:1"), ("2", "127.0.0.1:2"), ("3", "127.0.0.1:3")])
-            .resolve(&dir)
-            .unwrap();
+        let ok = section(&[
+            ("1", "127.0.0.1:1"),
+            ("2", "127.0.0.1:2"),
+            ("3", "127.0.0.1:3"),
+        ])
+        .resolve(&dir)
+        .unwrap();
         let order: Vec<NodeId> = ok.voters_from(Some(2)).list.iter().map(|v| v.0).collect();
         assert_eq!(order, [2, 3, 1]);
         let err = |s: ControlSection| format!("{:#}", s.resolve(&dir).unwrap_err());

@@ -22,6 +22,7 @@
 //! node configs, such as `capacity_mib`, are kept). A child that exits on its own is reported
 //! and the others keep running (tests kill a node and restart it themselves).
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,12 +257,13 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
                 ports.s3(id),
                 toml_path(&layout_path)?
             );
-            text.push_str(&format!(
-                "\n[control]\nsecret_file = {}\n[control.voters]\n",
-                toml_path(&dir.join(SECRET_FILE))?
-            ));
+            let secret = toml_path(&dir.join(SECRET_FILE))?;
+            let _ = write!(
+                text,
+                "\n[control]\nsecret_file = {secret}\n[control.voters]\n"
+            );
             for voter in 1..=ports.voters() {
-                text.push_str(&format!("{voter} = \"127.0.0.1:{}\"\n", ports.control(voter)));
+                let _ = writeln!(text, "{voter} = \"127.0.0.1:{}\"", ports.control(voter));
             }
             std::fs::write(&node.config, text)
                 .with_context(|| format!("writing {}", node.config.display()))?;

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use engine::{Node, NodeConfig};
-use gateway::creds::User;
 use gateway::cluster_users::ClusterUsers;
+use gateway::creds::User;
 use gateway::live_users::LiveUsers;
 
 #[derive(Parser)]
@@ -386,7 +386,10 @@ impl ClusterSettings {
         let node = membership::local_node(&layout, node_id, data, &file.cores)
             .with_context(|| format!("{} against {}", config.display(), layout_path.display()))?;
         let control = match &file.control {
-            Some(c) => Some(c.resolve(Path::new("/")).with_context(|| config.display().to_string())?),
+            Some(c) => Some(
+                c.resolve(Path::new("/"))
+                    .with_context(|| config.display().to_string())?,
+            ),
             None => None,
         };
         Ok(ClusterSettings {
@@ -948,22 +951,19 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }
     let runtime = gateway_runtime()?;
-    let control = match control {
-        Some(s) => {
-            let id = settings.cluster.as_ref().map(|c| c.node.node_id);
-            let started =
-                control_plane::start(&runtime, s, id, &settings.data, Some(&users), map_users);
-            match started {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    node.shutdown();
-                    return Err(e);
-                }
-            }
-        }
-        None => {
-            control_plane::forget(&settings.data)?;
-            None
+    let id = settings.cluster.as_ref().map(|c| c.node.node_id);
+    let control = match control_plane::start_or_forget(
+        &runtime,
+        control,
+        id,
+        &settings.data,
+        &users,
+        map_users,
+    ) {
+        Ok(control) => control,
+        Err(e) => {
+            node.shutdown();
+            return Err(e);
         }
     };
     let mut banner = Vec::new();

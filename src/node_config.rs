@@ -159,7 +159,11 @@ impl NodeFile {
                 *p = dir.join(&*p);
             }
         }
-        if let Some(c) = file.control.as_mut().filter(|c| c.secret_file.is_relative()) {
+        if let Some(c) = file
+            .control
+            .as_mut()
+            .filter(|c| c.secret_file.is_relative())
+        {
             c.secret_file = dir.join(&c.secret_file);
         }
         Ok(file)

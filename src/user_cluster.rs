@@ -27,9 +27,8 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the client's runtime")?;
     let voters = control.voters_from(None);
-    let propose = |command: Command| {
-        runtime.block_on(control::follow::propose_any(&voters, command))
-    };
+    let propose =
+        |command: Command| runtime.block_on(control::follow::propose_any(&voters, command));
     let read = || -> anyhow::Result<control::ClusterMap> {
         runtime
             .block_on(control::follow::read_any(&voters))

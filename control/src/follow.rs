@@ -37,7 +37,10 @@ impl Voters {
 /// Follows the committed map from the voters until the task is dropped: `on_map` gets every
 /// newer map (and the log index it is at) in order, the first one as soon as a voter answers.
 pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>) + Send) {
-    assert!(!voters.list.is_empty(), "a follower needs at least one voter");
+    assert!(
+        !voters.list.is_empty(),
+        "a follower needs at least one voter"
+    );
     let mut peers = voters.peers();
     let mut at = 0usize;
     let mut seen: Option<u64> = None;
@@ -123,5 +126,8 @@ pub async fn propose_any(voters: &Voters, command: Command) -> Result<Outcome, P
 
 /// The committed map as of now (the leader confirms it leads), through any voter.
 pub async fn read_any(voters: &Voters) -> Result<ClusterMap, ProposeError> {
-    any_voter(voters, |peer| Box::pin(async move { peer.read_map(0).await })).await
+    any_voter(voters, |peer| {
+        Box::pin(async move { peer.read_map(0).await })
+    })
+    .await
 }

@@ -20,11 +20,11 @@ pub mod network;
 pub mod node;
 pub mod store;
 
+pub use follow::Voters;
 pub use map::{
     Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, LayoutVersion, Outcome, Refusal,
     User,
 };
-pub use follow::Voters;
 pub use network::{ProposeError, Secret};
 pub use node::{ControlNode, NodeConfig, NodeError, Timing};
 

@@ -583,7 +583,9 @@ async fn a_follower_gets_each_change_and_moves_on_when_its_voter_stops() {
 
     // Refusals are answers: a second create of one name commits nothing new.
     assert!(matches!(
-        control::follow::propose_any(&voters_list, put(2)).await.unwrap(),
+        control::follow::propose_any(&voters_list, put(2))
+            .await
+            .unwrap(),
         Err(control::Refusal::UserExists { .. })
     ));
 

@@ -115,9 +115,15 @@ mod tests {
             },
         ]);
         cluster.add_to(&mut users);
-        assert_eq!(users.by_access_key("ALICEACCESSKEY000001").unwrap().name, "alice");
+        assert_eq!(
+            users.by_access_key("ALICEACCESSKEY000001").unwrap().name,
+            "alice"
+        );
         assert!(users.by_access_key("MAPROOTACCESSKEY0001").is_none());
-        assert_eq!(users.by_access_key("ROOTACCESSKEY0000001").unwrap().name, "root");
+        assert_eq!(
+            users.by_access_key("ROOTACCESSKEY0000001").unwrap().name,
+            "root"
+        );
         assert!(!users.has_name("mallory") && !users.has_name("bob"));
         assert_eq!(users.len(), 2);
     }

@@ -23,7 +23,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "percore",
-        &["cluster", "control", "engine", "gateway", "placement", "proto"],
+        &[
+            "cluster",
+            "control",
+            "engine",
+            "gateway",
+            "placement",
+            "proto",
+        ],
     ),
     ("loadgen", &[]),
     ("tuning", &[]),
