@@ -12,6 +12,8 @@
 //! - A reload that fails (a hand-edited file that does not parse, two users with one key)
 //!   keeps the current users and logs an ERROR naming the file; the next change is tried
 //!   again. Nothing is half-applied: the new set replaces the old one whole.
+//! - A clustered node also serves the users of the replicated map (`cluster_users`): the
+//!   binary reloads when the map changes; the files' users win a clash.
 //! - [`Auth`] is what s3s checks signatures against: a key deleted from the file answers
 //!   InvalidAccessKeyId (403) from the first request after the reload.
 
