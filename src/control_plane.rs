@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 /// The file a node writes in its data directory for `percore user`.
 pub const CLIENT_FILE: &str = "control.toml";
+/// How long a starting node waits for the map's users before it serves S3 anyway (its
+/// voters may all be down: it must still start, with root and its files' users).
+const FIRST_MAP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most bytes of a secret file.
 const SECRET_FILE_BYTES_MAX: u64 = 4096;
 
@@ -152,9 +155,11 @@ pub fn start(
         (Some(users), Some(cluster)) => {
             let users = Arc::clone(users);
             let handle = runtime.handle().clone();
-            runtime.spawn(control::follow::follow(voters, move |index, map| {
+            let (loaded, mut first) = tokio::sync::watch::channel(false);
+            let follower = runtime.spawn(control::follow::follow(voters, move |index, map| {
                 cluster.set(map_users(&map));
                 let users = Arc::clone(&users);
+                let loaded = loaded.clone();
                 handle.spawn(async move {
                     let outcome = tokio::task::spawn_blocking(move || users.reload()).await;
                     if let Ok(outcome) = outcome {
@@ -163,8 +168,21 @@ pub fn start(
                             &outcome,
                         );
                     }
+                    loaded.send_replace(true);
                 });
-            }))
+            }));
+            // Serving before the map's users are in would refuse their keys for a moment.
+            let waited = runtime.block_on(async {
+                tokio::time::timeout(FIRST_MAP_WAIT, first.wait_for(|l| *l)).await
+            });
+            if waited.is_err() {
+                tracing::warn!(
+                    "no voter answered within {}s: serving root and the users files until the \
+                     replicated map arrives",
+                    FIRST_MAP_WAIT.as_secs()
+                );
+            }
+            follower
         }
         _ => runtime.spawn(async {}),
     };

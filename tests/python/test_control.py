@@ -165,3 +165,26 @@ def test_users_survive_the_leader_killed_and_reach_it_when_it_returns(cluster3):
     wait_code(c, [old], bea, "InvalidAccessKeyId", "the old leader knows of the deletion")
     status = run("control", "status", "--data", data_dir(c, old))
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(tmp_path):
+    # 4 nodes: voters 1-3; node 4 follows them (voter 1 first) and proposes through them.
+    c = DevCluster(tmp_path, nodes=4, cores_per_node=1)
+    try:
+        assert "[control]" in open(c.config(4)).read()
+        assert not os.path.exists(os.path.join(data_dir(c, 4), "control"))
+        out = user_cli(c, 4, "create", "dee")
+        assert out.returncode == 0, out.stderr
+        dee = keys_of(out)
+        wait_code(c, [4, 1], dee, None, "a user made through the node that is no voter")
+        c.kill(1)
+        out = user_cli(c, 2, "create", "eve")
+        assert out.returncode == 0, out.stderr
+        eve = keys_of(out)
+        wait_code(c, [4], eve, None, "node 4 follows another voter once voter 1 is gone",
+                  timeout_s=SPREAD_S + 5)
+        out = user_cli(c, 4, "delete", "dee")
+        assert out.returncode == 0, out.stderr
+        wait_code(c, [4, 2, 3], dee, "InvalidAccessKeyId", "deleted through node 4")
+    finally:
+        assert c.stop() == 0
