@@ -257,14 +257,16 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
                 ports.s3(id),
                 toml_path(&layout_path)?
             );
-            let secret = toml_path(&dir.join(SECRET_FILE))?;
-            let _ = write!(
+            // One line (an inline table), so keys appended to the file stay top-level keys.
+            let voters: Vec<String> = (1..=ports.voters())
+                .map(|v| format!("{v} = \"127.0.0.1:{}\"", ports.control(v)))
+                .collect();
+            let _ = writeln!(
                 text,
-                "\n[control]\nsecret_file = {secret}\n[control.voters]\n"
+                "control = {{ secret_file = {}, voters = {{ {} }} }}",
+                toml_path(&dir.join(SECRET_FILE))?,
+                voters.join(", ")
             );
-            for voter in 1..=ports.voters() {
-                let _ = writeln!(text, "{voter} = \"127.0.0.1:{}\"", ports.control(voter));
-            }
             std::fs::write(&node.config, text)
                 .with_context(|| format!("writing {}", node.config.display()))?;
         }
@@ -583,6 +585,19 @@ mod tests {
         let p3 = Ports::new(&args(3, 9000, 2)).expect("valid");
         let nodes = prepare(&dir, p3).expect("first");
         assert_eq!(nodes.len(), 3);
+        // The control plane's voters are in each config, and keys appended to it stay
+        // top-level keys (tests and operators append `capacity_mib` and the like).
+        let config = &nodes[2].config;
+        let control = NodeFile::load(config)
+            .expect("loads")
+            .control
+            .expect("[control]");
+        assert_eq!(control.voters.len(), 3);
+        assert_eq!(control.voters["3"], "127.0.0.1:9011");
+        let text = std::fs::read_to_string(config).expect("read");
+        std::fs::write(config, text + "capacity_mib = 3\n").expect("append");
+        assert_eq!(NodeFile::load(config).expect("loads").capacity_mib, Some(3));
+        assert!(dir.join(SECRET_FILE).exists());
         let again = prepare(&dir, p3).expect("same cluster again");
         assert_eq!(again[2].config, dir.join("node-3.toml"));
         let p4 = Ports::new(&args(4, 9000, 2)).expect("valid");

@@ -6,8 +6,9 @@
 //! long poll: "the map after log index N", answered when the voter has applied more, or after
 //! `limits::WATCH_WAIT` with what it has. A follower never goes back: a voter behind the index
 //! it already has holds the answer until it catches up, and an older map is not delivered.
-//! A voter that fails (down, restarting, partitioned) is left for the next one after a pause
-//! that doubles from `FOLLOW_BACKOFF_MIN` up to `FOLLOW_BACKOFF_MAX`.
+//! A voter that fails (down, restarting), answers with an older map than the follower has, or
+//! knows no leader (cut off from the majority, or an election) is left for the next one after
+//! a pause that doubles from `FOLLOW_BACKOFF_MIN` up to `FOLLOW_BACKOFF_MAX`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,28 +48,34 @@ pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>)
     let mut backoff = limits::FOLLOW_BACKOFF_MIN;
     loop {
         let peer = &mut peers[at];
-        match peer.watch_map(seen.unwrap_or(0)).await {
+        let why = match peer.watch_map(seen.unwrap_or(0)).await {
             Ok(w) => {
-                backoff = limits::FOLLOW_BACKOFF_MIN;
+                let behind = seen.is_some_and(|s| w.index < s);
                 if seen.is_none_or(|s| w.index > s) {
                     seen = Some(w.index);
                     on_map(w.index, Arc::new(w.map));
                 }
+                if behind {
+                    format!("it is at log index {}, behind this follower", w.index)
+                } else if w.leader.is_none() {
+                    "it knows no leader".to_owned()
+                } else {
+                    backoff = limits::FOLLOW_BACKOFF_MIN;
+                    continue;
+                }
             }
-            Err(e) => {
-                let (id, _) = &voters.list[at];
-                at = (at + 1) % peers.len();
-                let (next, _) = &voters.list[at];
-                tracing::info!(
-                    voter = id,
-                    next,
-                    error = %e,
-                    "control plane: following the map from another voter"
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(limits::FOLLOW_BACKOFF_MAX);
-            }
-        }
+            Err(e) => e.to_string(),
+        };
+        let (id, _) = &voters.list[at];
+        at = (at + 1) % peers.len();
+        let (next, _) = &voters.list[at];
+        tracing::info!(
+            voter = id,
+            next,
+            "control plane: following the map from another voter: {why}"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(limits::FOLLOW_BACKOFF_MAX);
     }
 }
 
