@@ -171,7 +171,7 @@ def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(t
     # 4 nodes: voters 1-3; node 4 follows them (voter 1 first) and proposes through them.
     c = DevCluster(tmp_path, nodes=4, cores_per_node=1)
     try:
-        assert "[control]" in open(c.config(4)).read()
+        assert "control = {" in open(c.config(4)).read()
         assert not os.path.exists(os.path.join(data_dir(c, 4), "control"))
         out = user_cli(c, 4, "create", "dee")
         assert out.returncode == 0, out.stderr
