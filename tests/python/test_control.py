@@ -8,6 +8,8 @@ process is stopped by pid (cluster.py)."""
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import time
 
@@ -16,8 +18,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cluster import DevCluster
-from conftest import percore_bin
+from cluster import STOP_TIMEOUT_S, DevCluster, Lines
+from conftest import free_port, percore_bin
 
 # How long a committed change may take to reach every node's gateway.
 SPREAD_S = 5
@@ -167,24 +169,57 @@ def test_users_survive_the_leader_killed_and_reach_it_when_it_returns(cluster3):
     assert status.returncode == 0, status.stdout + status.stderr
 
 
-def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(tmp_path):
-    # 4 nodes: voters 1-3; node 4 follows them (voter 1 first) and proposes through them.
-    c = DevCluster(tmp_path, nodes=4, cores_per_node=1)
+def start_gateway(c, tmp_path):
+    """`percore gateway` for the cluster, following its control plane (node 1's [control])."""
+    data = tmp_path / "gw"
+    data.mkdir()
+    shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
+    control = [line for line in open(c.config(1)) if line.startswith("control = ")]
+    port = free_port()
+    config = tmp_path / "gw.toml"
+    config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
+                      f'listen = "127.0.0.1:{port}"\n{control[0]}')
+    p = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
+                         stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,
+                         text=True, env={**os.environ, "RUST_LOG": "warn"})
     try:
+        Lines(p.stdout).until(r"^endpoint: ", 60, "the gateway")
+    except AssertionError:
+        p.kill()
+        p.wait()
+        raise
+    c.endpoints["gw"] = f"http://127.0.0.1:{port}"
+    return p
+
+
+def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(tmp_path):
+    # 4 nodes: voters 1-3; node 4 and a gateway follow them (voter 1 first), node 4's data
+    # directory proposes through them.
+    c = DevCluster(tmp_path, nodes=4, cores_per_node=1)
+    gw = None
+    try:
+        gw = start_gateway(c, tmp_path)
         assert "control = {" in open(c.config(4)).read()
         assert not os.path.exists(os.path.join(data_dir(c, 4), "control"))
         out = user_cli(c, 4, "create", "dee")
         assert out.returncode == 0, out.stderr
         dee = keys_of(out)
-        wait_code(c, [4, 1], dee, None, "a user made through the node that is no voter")
+        wait_code(c, [4, 1, "gw"], dee, None, "a user made through the node that is no voter")
         c.kill(1)
         out = user_cli(c, 2, "create", "eve")
         assert out.returncode == 0, out.stderr
         eve = keys_of(out)
-        wait_code(c, [4], eve, None, "node 4 follows another voter once voter 1 is gone",
-                  timeout_s=SPREAD_S + 5)
+        wait_code(c, [4, "gw"], eve, None, "node 4 and the gateway follow another voter once "
+                  "voter 1 is gone", timeout_s=SPREAD_S + 5)
         out = user_cli(c, 4, "delete", "dee")
         assert out.returncode == 0, out.stderr
-        wait_code(c, [4, 2, 3], dee, "InvalidAccessKeyId", "deleted through node 4")
+        wait_code(c, [4, 2, 3, "gw"], dee, "InvalidAccessKeyId", "deleted through node 4")
     finally:
+        if gw is not None:
+            gw.send_signal(signal.SIGTERM)
+            try:
+                gw.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+                gw.wait()
         assert c.stop() == 0
