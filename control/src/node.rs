@@ -260,7 +260,21 @@ impl ControlNode {
         // Before serving, so no peer's message reaches a voter between its start and its
         // bootstrap: with `initialize` after `serve`, one run of tests/cluster.rs in a few
         // panicked openraft's engine (its assertion that a follower has no leader state).
-        match raft.initialize(members).await {
+        // Asked first: `initialize` on a directory holding a log refuses and logs an ERROR
+        // ("Can not initialize") at every restart, which reads like damage.
+        let pristine = match raft.is_initialized().await {
+            Ok(initialized) => !initialized,
+            Err(e) => {
+                let _ = raft.shutdown().await;
+                return Err(NodeError::Raft(e.to_string()));
+            }
+        };
+        let initialized = if pristine {
+            raft.initialize(members).await
+        } else {
+            Ok(())
+        };
+        match initialized {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => {
                 let _ = raft.shutdown().await;
