@@ -577,9 +577,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
         Command::User(cmd) => user_cmd::run(&cmd),
+        // `user create`'s old name, through the same path (a clustered node's map).
         Command::Key(KeyCommand::Create { name, data }) => {
-            user_cmd::print_created(&gateway::user_admin::create(&data, &name)?);
-            Ok(())
+            user_cmd::run(&user_cmd::UserCommand::Create {
+                name,
+                data: user_cmd::DataArg { data },
+            })
         }
         Command::Node(args) => run_node(&args),
         Command::Gateway(args) => gateway(&args),

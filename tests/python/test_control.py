@@ -124,6 +124,11 @@ def test_a_user_made_on_one_node_signs_on_every_node_until_deleted(cluster3):
     assert out.returncode == 0, out.stderr
     wait_code(c, [1, 2], ann, None, "a policy removed on node 3")
 
+    # `percore key create`, `user create`'s old name, takes the same path.
+    out = run("key", "create", "kay", "--data", data_dir(c, 3))
+    assert out.returncode == 0, out.stderr
+    wait_code(c, [1], keys_of(out), None, "a user made with the old command name")
+
     # Refusals: the name is taken, root is each node's own, keys rotate only in users files.
     out = user_cli(c, 3, "create", "ann")
     assert out.returncode != 0 and "already exists" in out.stderr, out.stderr
