@@ -218,11 +218,21 @@ impl Running {
 fn map_users(map: &ClusterMap) -> Vec<MapUser> {
     map.users
         .values()
-        .map(|u| MapUser {
-            name: u.name.clone(),
-            access_key: u.access_key.clone(),
-            secret_key: u.secret_key.clone(),
-            policy_json: u.policy_json.clone(),
+        .map(|u| {
+            let keys = map.keys.get(&u.name);
+            MapUser {
+                name: u.name.clone(),
+                access_key: u.access_key.clone(),
+                secret_key: u.secret_key.clone(),
+                retired: keys.is_some_and(|k| k.retired),
+                more: keys.map_or_else(Vec::new, |k| {
+                    k.more
+                        .iter()
+                        .map(|m| (m.access_key.clone(), m.secret_key.clone()))
+                        .collect()
+                }),
+                policy_json: u.policy_json.clone(),
+            }
         })
         .collect()
 }

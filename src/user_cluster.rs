@@ -3,8 +3,8 @@
 //! cluster secret (`control::follow::propose_any`: any voter, forwarded to the leader). Every
 //! node serves the change once it follows the committed map (within a second or two).
 //!
-//! The map holds one key per user (map format 1): `key create` and `key delete` are refused
-//! here until the map keeps several (rotation stays a users-file feature for now).
+//! Keys rotate as in a users file: `key create` gives a user one more key (two sign at most),
+//! `key delete` stops one signing (a user's first key stays its id, retired).
 
 use anyhow::{bail, Context};
 use control::{Applied, Command, ProposeError, Refusal, User};
@@ -60,13 +60,24 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
             print_created(&keys);
         }
         UserCommand::List { .. } => {
-            for u in read()?.users.values() {
+            let map = read()?;
+            for u in map.users.values() {
                 let policy = if u.policy_json.is_some() {
                     "identity-policy"
                 } else {
                     "-"
                 };
-                println!("{}\t{}\t{policy}", u.name, u.access_key);
+                let keys: Vec<String> = map
+                    .signing_keys(&u.name)
+                    .into_iter()
+                    .map(|k| k.access_key)
+                    .collect();
+                let keys = if keys.is_empty() {
+                    "-".to_owned()
+                } else {
+                    keys.join(",")
+                };
+                println!("{}\t{keys}\t{policy}", u.name);
             }
         }
         UserCommand::Delete { name, .. } => {
@@ -101,12 +112,33 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
             }))?;
             println!("removed the identity policy of {name}");
         }
-        UserCommand::Key(KeyCommand::Create { .. } | KeyCommand::Delete { .. }) => {
-            bail!(
-                "NotImplemented: a clustered node's users are in the replicated map, which holds \
-                 one key per user: key rotation is not built for it yet (delete the user and \
-                 create it again for a new key)"
-            );
+        UserCommand::Key(KeyCommand::Create { name, .. }) => {
+            let keys = gateway::user_admin::new_key(name)?;
+            let key = control::Key {
+                access_key: keys.access_key.clone(),
+                secret_key: keys.secret_key.clone(),
+            };
+            match propose(Command::AddUserKey {
+                name: name.clone(),
+                key,
+            }) {
+                // A retry after an unreachable leader may meet its own first attempt.
+                Ok(Err(Refusal::AccessKeyInUse { .. }))
+                    if read()?.owner_of_key(&keys.access_key) == Some(name.as_str()) => {}
+                outcome => {
+                    answer(outcome)?;
+                }
+            }
+            print_created(&keys);
+        }
+        UserCommand::Key(KeyCommand::Delete { access_key, .. }) => {
+            let name = match answer(propose(Command::DeleteUserKey {
+                access_key: access_key.clone(),
+            }))? {
+                Applied::UserKeyDeleted { name } => name,
+                other => bail!("unexpected answer of the cluster: {other:?}"),
+            };
+            println!("deleted a key of {name}");
         }
     }
     Ok(())

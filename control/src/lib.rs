@@ -22,8 +22,8 @@ pub mod store;
 
 pub use follow::Voters;
 pub use map::{
-    Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, LayoutVersion, Outcome, Refusal,
-    User,
+    decode_map, Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, Key, LayoutVersion,
+    Outcome, Refusal, User, UserKeys,
 };
 pub use network::{ProposeError, Secret};
 pub use node::{ControlNode, NodeConfig, NodeError, Timing};

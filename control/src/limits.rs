@@ -13,8 +13,11 @@ pub const LAYOUT_VERSIONS_KEPT_MAX: usize = 3;
 pub const USERS_MAX: usize = 10_000;
 /// An identity policy document (JSON), as AWS bounds managed policies (6 KiB) with room.
 pub const USER_POLICY_BYTES_MAX: usize = 20 * 1024;
+/// Keys a user signs with at once (the gateway's bound): its first and one more, to rotate.
+pub const USER_KEYS_MAX: usize = 2;
 /// Bytes of one user record at most: name, keys and policy.
-pub const USER_BYTES_MAX: usize = 64 + 128 + 128 + USER_POLICY_BYTES_MAX;
+pub const USER_BYTES_MAX: usize =
+    64 + (USER_KEYS_MAX + 1) * (128 + 128 + 16) + USER_POLICY_BYTES_MAX;
 
 /// One encoded record (a log entry, the snapshot, the vote): a whole map at most.
 pub const RECORD_BYTES_MAX: usize = LAYOUT_VERSIONS_KEPT_MAX

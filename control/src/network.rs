@@ -38,7 +38,7 @@ pub const HELLO_MAGIC: [u8; 4] = *b"PCRH";
 /// Magic of every frame: "PCRW".
 pub const FRAME_MAGIC: [u8; 4] = *b"PCRW";
 /// The wire format this build speaks.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 const NONCE_BYTES: usize = 16;
 const HELLO_BYTES: usize = 8 + NONCE_BYTES;
 const MAC_BYTES: usize = 32;

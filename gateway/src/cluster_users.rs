@@ -12,12 +12,15 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::creds::{Entry, Users};
 
-/// One user of the replicated map: one key, an optional identity policy (JSON).
+/// One user of the replicated map: its first key (its id; `retired`: it no longer signs),
+/// its more keys (access key, secret key), an optional identity policy (JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapUser {
     pub name: String,
     pub access_key: String,
     pub secret_key: String,
+    pub retired: bool,
+    pub more: Vec<(String, String)>,
     pub policy_json: Option<String>,
 }
 
@@ -50,7 +53,8 @@ impl ClusterUsers {
     pub(crate) fn add_to(&self, users: &mut Users) {
         let map = Arc::clone(&self.users.read().unwrap_or_else(PoisonError::into_inner));
         for u in map.iter() {
-            if users.has_name(&u.name) || users.id_of(&u.access_key).is_some() {
+            let mut keys = std::iter::once(&u.access_key).chain(u.more.iter().map(|(k, _)| k));
+            if users.has_name(&u.name) || keys.any(|k| users.id_of(k).is_some()) {
                 tracing::warn!(
                     user = %u.name,
                     "a user of the replicated map clashes with root or a users file of this \
@@ -68,11 +72,18 @@ impl ClusterUsers {
                 name: u.name.clone(),
                 access_key: u.access_key.clone(),
                 secret_key: u.secret_key.clone(),
-                retired: false,
+                retired: u.retired,
                 policy: u.policy_json.clone(),
-                keys: Vec::new(),
+                keys: u
+                    .more
+                    .iter()
+                    .map(|(access_key, secret_key)| crate::creds::KeyEntry {
+                        access_key: access_key.clone(),
+                        secret_key: secret_key.clone(),
+                    })
+                    .collect(),
             };
-            // The checks above leave only the key's own form to fail, before any change.
+            // The checks above leave only the keys' own form to fail (the map checks it too).
             if let Err(e) = users.add_entry(&entry) {
                 tracing::error!(user = %u.name, "a user of the replicated map is skipped: {e}");
             }
@@ -90,6 +101,8 @@ mod tests {
             name: name.into(),
             access_key: key.into(),
             secret_key: format!("{name}-secret-key-0000000000000000000000"),
+            retired: false,
+            more: Vec::new(),
             policy_json: None,
         }
     }
@@ -118,6 +131,23 @@ mod tests {
         assert_eq!(
             users.by_access_key("ALICEACCESSKEY000001").unwrap().name,
             "alice"
+        );
+        // More keys sign as the user; a retired first key does not, and stays the id.
+        let carl = ClusterUsers::default();
+        carl.set(vec![MapUser {
+            retired: true,
+            more: vec![(
+                "CARLMOREKEY000000001".into(),
+                "carl-more-secret-0000000000000".into(),
+            )],
+            ..user("carl", "CARLACCESSKEY0000001")
+        }]);
+        let mut more = Users::default();
+        carl.add_to(&mut more);
+        assert!(more.by_access_key("CARLACCESSKEY0000001").is_none());
+        assert_eq!(
+            more.id_of("CARLMOREKEY000000001"),
+            Some("CARLACCESSKEY0000001")
         );
         assert!(users.by_access_key("MAPROOTACCESSKEY0001").is_none());
         assert_eq!(

@@ -129,17 +129,34 @@ def test_a_user_made_on_one_node_signs_on_every_node_until_deleted(cluster3):
     assert out.returncode == 0, out.stderr
     wait_code(c, [1], keys_of(out), None, "a user made with the old command name")
 
-    # Refusals: the name is taken, root is each node's own, keys rotate only in users files.
+    # Refusals: the name is taken, root is each node's own.
     out = user_cli(c, 3, "create", "ann")
     assert out.returncode != 0 and "already exists" in out.stderr, out.stderr
     out = user_cli(c, 1, "create", "root")
     assert out.returncode != 0 and "root" in out.stderr, out.stderr
+
+    # Keys rotate: a second key made on node 1 signs on node 3 as ann (her bucket); a third
+    # is refused; her first key deleted through node 2 stops everywhere, the second goes on.
     out = user_cli(c, 1, "key", "create", "ann")
-    assert out.returncode != 0 and "NotImplemented" in out.stderr, out.stderr
+    assert out.returncode == 0, out.stderr
+    ann2 = keys_of(out)
+    wait_code(c, [3, 2], ann2, None, "a user's second key")
+    assert [b["Name"] for b in s3(c, 3, ann2).list_buckets()["Buckets"]] == ["ann-bucket"]
+    listed = user_cli(c, 3, "list").stdout
+    assert re.search(rf"^ann\t{ann[0]},{ann2[0]}\t-$", listed, re.M), listed
+    out = user_cli(c, 2, "key", "create", "ann")
+    assert out.returncode != 0 and "2 keys" in out.stderr, out.stderr
+    out = user_cli(c, 2, "key", "delete", ann[0])
+    assert out.returncode == 0 and "ann" in out.stdout, out.stderr
+    wait_code(c, [1, 2, 3], ann, "InvalidAccessKeyId", "a deleted first key stops everywhere")
+    wait_code(c, [1, 2, 3], ann2, None, "the second key goes on")
+    assert s3(c, 1, ann2).get_object(Bucket="ann-bucket", Key="k")["Body"].read() == b"hello"
+    out = user_cli(c, 3, "key", "delete", ann[0])
+    assert out.returncode != 0 and "no user signs" in out.stderr, out.stderr
 
     out = user_cli(c, 2, "delete", "ann")
     assert out.returncode == 0, out.stderr
-    wait_code(c, [1, 2, 3], ann, "InvalidAccessKeyId", "a deleted user's key stops everywhere")
+    wait_code(c, [1, 2, 3], ann2, "InvalidAccessKeyId", "a deleted user's key stops everywhere")
     out = user_cli(c, 1, "delete", "ann")
     assert out.returncode != 0 and "no user" in out.stderr, out.stderr
     # Root (each node's credentials.toml) is untouched by all this.
