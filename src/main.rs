@@ -762,8 +762,12 @@ fn run_storage(
         .forever()
         .find(|&s| s != signal_hook::consts::SIGHUP);
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
-    if let Some((runtime, Some(control))) = runtime {
-        control.stop(&runtime);
+    // The background work (and the voter) stop before the cores they use.
+    if let Some((runtime, control)) = runtime {
+        if let Some(control) = control {
+            control.stop(&runtime);
+        }
+        drop(runtime);
     }
     node.shutdown();
     Ok(())
