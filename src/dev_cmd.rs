@@ -9,14 +9,20 @@
 //! `credentials.toml` (the root keys, generated once and copied into every node's data dir).
 //!
 //! Ports: node I's S3 endpoint is PORT + I - 1; its cores listen from
-//! base_port = PORT + N + (I - 1) × C (core i on base_port + i). So N nodes of C cores use
-//! PORT ..= PORT + N + N × C - 1.
+//! base_port = PORT + N + (I - 1) × C (core i on base_port + i); the control plane's voters
+//! (nodes 1..=V, V = 3 with three nodes or more, else 1) listen on PORT + N + N × C + I - 1.
+//! So N nodes of C cores use PORT ..= PORT + N + N × C + V - 1.
+//!
+//! The control plane: `control.secret` (generated once, mode 0600) and a `[control]` section
+//! in each new node config naming the V voters, so the users created with `percore user …
+//! --data DIR/node-I` live in the replicated map and sign on every node.
 //!
 //! Re-running `dev` on the same DIR restarts the same cluster with its data: the layout's
 //! nodes must match the flags (other edits of cluster.toml, such as policies, and edits of the
 //! node configs, such as `capacity_mib`, are kept). A child that exits on its own is reported
 //! and the others keep running (tests kill a node and restart it themselves).
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -72,6 +78,20 @@ struct Ports {
 }
 
 impl Ports {
+    /// How many of the nodes are voters of the control plane.
+    fn voters(self) -> u16 {
+        if self.nodes >= 3 {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Voter `id`'s control port (ids from 1, at most `voters`).
+    fn control(self, id: u16) -> u16 {
+        self.listen_base + self.nodes + self.nodes * self.cores_per_node + id - 1
+    }
+
     fn new(args: &DevArgs) -> anyhow::Result<Ports> {
         if !(1..=NODES_MAX).contains(&args.nodes) {
             bail!("--nodes must be between 1 and {NODES_MAX}");
@@ -83,7 +103,8 @@ impl Ports {
             bail!("--listen-base must be a port number, not 0");
         }
         let (n, c) = (u32::from(args.nodes), u32::from(args.cores_per_node));
-        let last = u32::from(args.listen_base) + n + n * c - 1;
+        let voters = if n >= 3 { 3 } else { 1 };
+        let last = u32::from(args.listen_base) + n + n * c + voters - 1;
         if last > 65_535 {
             bail!(
                 "{} nodes of {} cores need ports {}..={last}: above 65535; choose a lower \
@@ -118,6 +139,9 @@ impl Ports {
             for i in 0..self.cores_per_node {
                 ports.push((self.core_base(id) + i, format!("node {id}'s core {i}")));
             }
+        }
+        for id in 1..=self.voters() {
+            ports.push((self.control(id), format!("node {id}'s control plane")));
         }
         ports
     }
@@ -161,8 +185,24 @@ struct DevNode {
     log: PathBuf,
 }
 
+/// The cluster secret of the control plane, in DIR.
+const SECRET_FILE: &str = "control.secret";
+
+/// Writes DIR's cluster secret once (random, mode 0600).
+fn control_secret(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join(SECRET_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let secret = gateway::creds::random_string(48, gateway::creds::SECRET_KEY_CHARS)
+        .context("generating the cluster secret")?;
+    gateway::creds::write_private(&path, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes (or checks) DIR's cluster files and returns the nodes.
 fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
+    control_secret(dir)?;
     let layout_path = dir.join("cluster.toml");
     let wanted = layout_file(ports);
     match std::fs::read_to_string(&layout_path) {
@@ -209,13 +249,23 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
                 );
             }
         } else {
-            let text = format!(
+            let mut text = format!(
                 "# Node {id} of the `percore dev` cluster in this directory: \
                  percore serve --config THIS_FILE\ndata = {}\nlisten = \"127.0.0.1:{}\"\n\
                  layout = {}\nnode_id = {id}\n",
                 toml_path(&node.data)?,
                 ports.s3(id),
                 toml_path(&layout_path)?
+            );
+            // One line (an inline table), so keys appended to the file stay top-level keys.
+            let voters: Vec<String> = (1..=ports.voters())
+                .map(|v| format!("{v} = \"127.0.0.1:{}\"", ports.control(v)))
+                .collect();
+            let _ = writeln!(
+                text,
+                "control = {{ secret_file = {}, voters = {{ {} }} }}",
+                toml_path(&dir.join(SECRET_FILE))?,
+                voters.join(", ")
             );
             std::fs::write(&node.config, text)
                 .with_context(|| format!("writing {}", node.config.display()))?;
@@ -504,14 +554,17 @@ mod tests {
         let mut sorted = all.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(sorted, (9000..=9008).collect::<Vec<_>>());
-        assert_eq!(all.len(), 9);
+        assert_eq!((p.control(1), p.control(3)), (9009, 9011));
+        assert_eq!(sorted, (9000..=9011).collect::<Vec<_>>());
+        assert_eq!(all.len(), 12);
+        let one = Ports::new(&args(2, 9000, 2)).expect("valid");
+        assert_eq!((one.voters(), one.control(1)), (1, 9006));
     }
 
     #[test]
     fn ports_above_65535_are_refused() {
-        assert!(Ports::new(&args(3, 65_527, 2)).is_ok());
-        let err = format!("{:#}", Ports::new(&args(3, 65_528, 2)).unwrap_err());
+        assert!(Ports::new(&args(3, 65_524, 2)).is_ok());
+        let err = format!("{:#}", Ports::new(&args(3, 65_525, 2)).unwrap_err());
         assert!(err.contains("65536") && err.contains("65535"), "{err}");
         assert!(Ports::new(&args(0, 9000, 2)).is_err());
         assert!(Ports::new(&args(3, 9000, 0)).is_err());
@@ -532,6 +585,19 @@ mod tests {
         let p3 = Ports::new(&args(3, 9000, 2)).expect("valid");
         let nodes = prepare(&dir, p3).expect("first");
         assert_eq!(nodes.len(), 3);
+        // The control plane's voters are in each config, and keys appended to it stay
+        // top-level keys (tests and operators append `capacity_mib` and the like).
+        let config = &nodes[2].config;
+        let control = NodeFile::load(config)
+            .expect("loads")
+            .control
+            .expect("[control]");
+        assert_eq!(control.voters.len(), 3);
+        assert_eq!(control.voters["3"], "127.0.0.1:9011");
+        let text = std::fs::read_to_string(config).expect("read");
+        std::fs::write(config, text + "capacity_mib = 3\n").expect("append");
+        assert_eq!(NodeFile::load(config).expect("loads").capacity_mib, Some(3));
+        assert!(dir.join(SECRET_FILE).exists());
         let again = prepare(&dir, p3).expect("same cluster again");
         assert_eq!(again[2].config, dir.join("node-3.toml"));
         let p4 = Ports::new(&args(4, 9000, 2)).expect("valid");

@@ -12,12 +12,15 @@
 //! `serve`, `node` and `gateway` join a cluster when their config file names a layout
 //! (`cluster.rs`); without one, `serve` is the single node it always was.
 
+mod control_cmd;
+mod control_plane;
 mod dev_cmd;
 mod layout_cmd;
 mod membership;
 mod node_config;
 mod placement_guard;
 mod status_cmd;
+mod user_cluster;
 mod user_cmd;
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use engine::{Node, NodeConfig};
+use gateway::cluster_users::ClusterUsers;
 use gateway::creds::User;
 use gateway::live_users::LiveUsers;
 
@@ -78,6 +82,9 @@ enum Command {
     /// Check, show and compare layout files (the cluster map; see placement/README.md).
     #[command(subcommand)]
     Layout(layout_cmd::LayoutCommand),
+    /// The control plane of a clustered node (the replicated map of users and layouts).
+    #[command(subcommand)]
+    Control(control_cmd::ControlCommand),
 }
 
 #[derive(Subcommand)]
@@ -357,6 +364,8 @@ impl StorageSettings {
 struct ClusterSettings {
     layout: Arc<placement::Layout>,
     node: membership::LocalNode,
+    /// `[control]`: the voters this node follows (and is one of, maybe).
+    control: Option<control_plane::Settings>,
 }
 
 impl ClusterSettings {
@@ -376,9 +385,17 @@ impl ClusterSettings {
         })?;
         let node = membership::local_node(&layout, node_id, data, &file.cores)
             .with_context(|| format!("{} against {}", config.display(), layout_path.display()))?;
+        let control = match &file.control {
+            Some(c) => Some(
+                c.resolve(Path::new("/"))
+                    .with_context(|| config.display().to_string())?,
+            ),
+            None => None,
+        };
         Ok(ClusterSettings {
             layout: Arc::new(layout),
             node,
+            control,
         })
     }
 
@@ -560,9 +577,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
         Command::User(cmd) => user_cmd::run(&cmd),
+        // `user create`'s old name, through the same path (a clustered node's map).
         Command::Key(KeyCommand::Create { name, data }) => {
-            user_cmd::print_created(&gateway::user_admin::create(&data, &name)?);
-            Ok(())
+            user_cmd::run(&user_cmd::UserCommand::Create {
+                name,
+                data: user_cmd::DataArg { data },
+            })
         }
         Command::Node(args) => run_node(&args),
         Command::Gateway(args) => gateway(&args),
@@ -576,6 +596,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Stats { listen, cores } => stats(listen, cores),
         Command::Layout(cmd) => layout_cmd::run(&cmd),
+        Command::Control(cmd) => {
+            if !control_cmd::run(&cmd)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -736,7 +762,13 @@ fn run_storage(
         .forever()
         .find(|&s| s != signal_hook::consts::SIGHUP);
     eprintln!("percore: stopping (draining queued requests, final checkpoint)");
-    drop(runtime);
+    // The background work (and the voter) stop before the cores they use.
+    if let Some((runtime, control)) = runtime {
+        if let Some(control) = control {
+            control.stop(&runtime);
+        }
+        drop(runtime);
+    }
     node.shutdown();
     Ok(())
 }
@@ -748,7 +780,7 @@ fn node_background(
     cluster: &ClusterSettings,
     background: &Background,
     node: &Node,
-) -> anyhow::Result<tokio::runtime::Runtime> {
+) -> anyhow::Result<(tokio::runtime::Runtime, Option<control_plane::Running>)> {
     placement_guard::check(data, &cluster.layout, node)?;
     let runtime = gateway_runtime()?;
     let backend = {
@@ -766,7 +798,20 @@ fn node_background(
         .clock
         .gateway(backend.clone(), &background.region);
     start_background(&objects, &backend, runtime.handle(), background.scrub)?;
-    Ok(runtime)
+    // A storage-only node serves no users: it runs its voter, if it is one, and follows
+    // nothing.
+    let control = match &cluster.control {
+        Some(s) => Some(control_plane::start(
+            &runtime,
+            s,
+            Some(cluster.node.node_id),
+            data,
+            None,
+            None,
+        )?),
+        None => None,
+    };
+    Ok((runtime, control))
 }
 /// `--cores`: a count, or a CPU list like `0,2-3` (one pinned core per CPU).
 fn parse_cores(spec: Option<&str>) -> anyhow::Result<Vec<Option<usize>>> {
@@ -830,12 +875,17 @@ fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> 
 
 /// The root user and every user of the data directory and of the `--users` file, reloaded
 /// when those files change (`gateway::live_users`).
-fn load_users(data: &Path, users_file: Option<&Path>) -> anyhow::Result<(Arc<LiveUsers>, User)> {
+fn load_users(
+    data: &Path,
+    users_file: Option<&Path>,
+    cluster: Option<&Arc<ClusterUsers>>,
+) -> anyhow::Result<(Arc<LiveUsers>, User)> {
     let root = gateway::creds::root_user(data)?;
     let users = LiveUsers::start(gateway::live_users::Sources {
         root: root.clone(),
         data_users: data.join(gateway::user_admin::USERS_FILE),
         extra_users: users_file.map(Path::to_owned),
+        cluster: cluster.cloned(),
     })?;
     Ok((users, root))
 }
@@ -882,7 +932,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if settings.cluster.is_some() {
         warn_if_new_root_keys(&settings.data);
     }
-    let (users, root) = load_users(&settings.data, settings.users.as_deref())?;
+    let control = settings.cluster.as_ref().and_then(|c| c.control.as_ref());
+    let map_users = control.map(|_| Arc::new(ClusterUsers::default()));
+    let (users, root) = load_users(
+        &settings.data,
+        settings.users.as_deref(),
+        map_users.as_ref(),
+    )?;
     let mut cfg = NodeConfig::simple(1, &settings.data, settings.cores.len() as u32);
     cfg.cores.clone_from(&settings.cores);
     cfg.io_memory_bytes = settings.io_memory_kib * 1024;
@@ -902,6 +958,21 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: WARNING: one core keeps ONE copy of every object: no redundancy");
     }
     let runtime = gateway_runtime()?;
+    let id = settings.cluster.as_ref().map(|c| c.node.node_id);
+    let control = match control_plane::start_or_forget(
+        &runtime,
+        control,
+        id,
+        &settings.data,
+        &users,
+        map_users,
+    ) {
+        Ok(control) => control,
+        Err(e) => {
+            node.shutdown();
+            return Err(e);
+        }
+    };
     let mut banner = Vec::new();
     let backend = match &settings.cluster {
         None => cluster::backend::Backend::new(node.handles().to_vec()),
@@ -959,6 +1030,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         settings.tls,
     ));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
+    if let Some(c) = control {
+        c.stop(&runtime);
+    }
     drop(runtime);
     node.shutdown();
     Ok(())
@@ -1014,9 +1088,29 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "us-east-1".to_owned());
     let domain = args.domain.clone().or(file.domain);
     warn_if_new_root_keys(&data);
-    let (users, root) = load_users(&data, args.users.as_deref().or(file.users.as_deref()))?;
+    let control = match &file.control {
+        Some(c) => Some(c.resolve(Path::new("/"))?),
+        None => None,
+    };
+    let map_users = control.as_ref().map(|_| Arc::new(ClusterUsers::default()));
+    let (users, root) = load_users(
+        &data,
+        args.users.as_deref().or(file.users.as_deref()),
+        map_users.as_ref(),
+    )?;
     let layout = Arc::new(layout);
     let runtime = gateway_runtime()?;
+    let control = match control {
+        Some(s) => Some(control_plane::start(
+            &runtime,
+            &s,
+            None,
+            &data,
+            Some(&users),
+            map_users,
+        )?),
+        None => None,
+    };
     gateway::live_users::watch(&users, runtime.handle());
     let service = {
         let _entered = runtime.enter();
@@ -1050,6 +1144,9 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         listener, service, shutdown, http, tls,
     ));
     eprintln!("percore: stopping (drained requests)");
+    if let Some(c) = control {
+        c.stop(&runtime);
+    }
     Ok(())
 }
 

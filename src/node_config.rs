@@ -21,6 +21,11 @@
 //! layout_state = "cluster.table" # optional: the PG tables `percore layout apply` wrote
 //! node_id = 2                    # the [[node]] of the layout this process runs
 //!
+//! [control]                      # the control plane (`control_plane.rs`)
+//! secret_file = "control.secret"
+//! [control.voters]
+//! 1 = "10.0.0.1:9300"
+//!
 //! [tls]                          # HTTPS (README "HTTPS"); paths relative to this file
 //! cert_file = "tls/cert.pem"     # the certificate chain, PEM, the server's first
 //! key_file = "tls/key.pem"       # its private key, PEM
@@ -97,6 +102,8 @@ pub struct NodeFile {
     /// Targets of bucket notifications (`gateway::notify`).
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookEntry>,
+    /// The control plane: its voters and the cluster secret (`control_plane`).
+    pub control: Option<crate::control_plane::ControlSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +158,13 @@ impl NodeFile {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
+        }
+        if let Some(c) = file
+            .control
+            .as_mut()
+            .filter(|c| c.secret_file.is_relative())
+        {
+            c.secret_file = dir.join(&c.secret_file);
         }
         Ok(file)
     }
@@ -212,6 +226,9 @@ impl NodeFile {
             }
         }
         if self.layout.is_none() {
+            if self.control.is_some() {
+                bail!("[control] is the control plane of a cluster: set `layout` too");
+            }
             if self.node_id.is_some() {
                 bail!("node_id names a [[node]] of a layout: set `layout` too");
             }

@@ -1,6 +1,8 @@
 //! `percore user …`: users and their identity policies in a data directory's `users.toml`
 //! (`gateway::user_admin`). A running server picks a change up within a second (it watches the
-//! file; SIGHUP reloads at once).
+//! file; SIGHUP reloads at once). The data directory of a clustered node (one that wrote
+//! `control.toml`) has its users in the replicated map instead: the commands propose through
+//! the control plane (`user_cluster`).
 
 use std::path::PathBuf;
 
@@ -79,7 +81,7 @@ pub enum PolicyCommand {
 pub struct DataArg {
     /// The data directory of `percore serve` (or of `percore gateway`).
     #[arg(long, default_value = "./percore-data")]
-    data: PathBuf,
+    pub data: PathBuf,
 }
 
 /// Prints a new user's keys, the only time its secret is shown.
@@ -89,7 +91,28 @@ pub fn print_created(user: &gateway::creds::User) {
     println!("secret_key: {}", user.secret_key);
 }
 
+/// The data directory a command names.
+fn data_of(cmd: &UserCommand) -> &std::path::Path {
+    let data = match cmd {
+        UserCommand::Create { data, .. }
+        | UserCommand::List { data }
+        | UserCommand::Delete { data, .. }
+        | UserCommand::Policy(
+            PolicyCommand::Set { data, .. }
+            | PolicyCommand::Get { data, .. }
+            | PolicyCommand::Delete { data, .. },
+        )
+        | UserCommand::Key(KeyCommand::Create { data, .. } | KeyCommand::Delete { data, .. }) => {
+            data
+        }
+    };
+    &data.data
+}
+
 pub fn run(cmd: &UserCommand) -> anyhow::Result<()> {
+    if let Some(control) = crate::control_plane::client_of(data_of(cmd))? {
+        return crate::user_cluster::run(cmd, &control);
+    }
     match cmd {
         UserCommand::Create { name, data } => {
             print_created(&user_admin::create(&data.data, name)?);

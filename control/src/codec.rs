@@ -13,8 +13,19 @@ use crate::limits;
 
 /// Magic of a control record: "PCCT".
 pub const MAGIC: [u8; 4] = *b"PCCT";
-/// The record format this build writes and reads.
+/// The record format this build writes and reads, but for the map (`MAP_FORMAT_VERSION`).
 pub const FORMAT_VERSION: u16 = 1;
+/// The map's record format: 2 since users have several keys (`ClusterMap::keys`); format 1
+/// maps are still read ([`crate::map::decode_map`]).
+pub const MAP_FORMAT_VERSION: u16 = 2;
+
+/// The format this build writes records of `kind` in.
+pub fn format_of(kind: Kind) -> u16 {
+    match kind {
+        Kind::Map => MAP_FORMAT_VERSION,
+        _ => FORMAT_VERSION,
+    }
+}
 /// Header bytes before the payload.
 pub const HEADER_BYTES: usize = 16;
 
@@ -42,8 +53,8 @@ pub enum CodecError {
     Short { size_bytes: usize },
     #[error("bad magic {found:02x?}")]
     Magic { found: [u8; 4] },
-    #[error("record format {found} is not {FORMAT_VERSION}")]
-    Format { found: u16 },
+    #[error("record format {found} is not {expected}")]
+    Format { found: u16, expected: u16 },
     #[error("record kind {found} where {expected:?} was expected")]
     Kind { found: u16, expected: Kind },
     #[error("record says {declared} payload bytes, holds {present}")]
@@ -86,7 +97,7 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError
     }
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&format_of(kind).to_le_bytes());
     out.extend_from_slice(&(kind as u16).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     let crc = checksum(&out, &payload);
@@ -98,6 +109,22 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError
 
 /// The value of a record of `kind`, once every header field and the checksum hold.
 pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
+    decode_format(kind, format_of(kind), bytes)
+}
+
+/// The record format of `bytes` (its header's field, unchecked): 0 if too short.
+pub fn format_in(bytes: &[u8]) -> u16 {
+    bytes
+        .get(4..6)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// Like [`decode`], for a record written in `format` (an older format's own type).
+pub fn decode_format<T: DeserializeOwned>(
+    kind: Kind,
+    format: u16,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
     if bytes.len() < HEADER_BYTES {
         return Err(CodecError::Short {
             size_bytes: bytes.len(),
@@ -109,8 +136,11 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecE
     if magic != MAGIC {
         return Err(CodecError::Magic { found: magic });
     }
-    if u16_at(4) != FORMAT_VERSION {
-        return Err(CodecError::Format { found: u16_at(4) });
+    if u16_at(4) != format {
+        return Err(CodecError::Format {
+            found: u16_at(4),
+            expected: format,
+        });
     }
     if u16_at(6) != kind as u16 {
         return Err(CodecError::Kind {

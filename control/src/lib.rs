@@ -5,6 +5,7 @@
 //! - [`store`]: the durable Raft log, vote and snapshots (LMDB), and the state machine.
 //! - [`network`]: the authenticated TCP transport between voters.
 //! - [`node`]: one voter: start, propose (forwarded to the leader), stop.
+//! - [`follow`]: any process's client: following the committed map, proposing, reading.
 //! - [`codec`]: the checked record every persisted value and message is wrapped in.
 //! - [`limits`]: every bound of this crate.
 //!
@@ -12,15 +13,17 @@
 //! follow the committed map (control/DESIGN.md says how and what is not done yet).
 
 pub mod codec;
+pub mod follow;
 pub mod limits;
 pub mod map;
 pub mod network;
 pub mod node;
 pub mod store;
 
+pub use follow::Voters;
 pub use map::{
-    Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, LayoutVersion, Outcome, Refusal,
-    User,
+    decode_map, Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, Key, LayoutVersion,
+    Outcome, Refusal, User, UserKeys,
 };
 pub use network::{ProposeError, Secret};
 pub use node::{ControlNode, NodeConfig, NodeError, Timing};

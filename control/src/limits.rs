@@ -13,8 +13,11 @@ pub const LAYOUT_VERSIONS_KEPT_MAX: usize = 3;
 pub const USERS_MAX: usize = 10_000;
 /// An identity policy document (JSON), as AWS bounds managed policies (6 KiB) with room.
 pub const USER_POLICY_BYTES_MAX: usize = 20 * 1024;
+/// Keys a user signs with at once (the gateway's bound): its first and one more, to rotate.
+pub const USER_KEYS_MAX: usize = 2;
 /// Bytes of one user record at most: name, keys and policy.
-pub const USER_BYTES_MAX: usize = 64 + 128 + 128 + USER_POLICY_BYTES_MAX;
+pub const USER_BYTES_MAX: usize =
+    64 + (USER_KEYS_MAX + 1) * (128 + 128 + 16) + USER_POLICY_BYTES_MAX;
 
 /// One encoded record (a log entry, the snapshot, the vote): a whole map at most.
 pub const RECORD_BYTES_MAX: usize = LAYOUT_VERSIONS_KEPT_MAX
@@ -40,6 +43,17 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause after a failed accept (out of descriptors), so the loop does not spin.
 pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a voter holds a follower's `WatchMap` before answering with the map it has.
+pub const WATCH_WAIT: Duration = Duration::from_secs(10);
+/// A follower's wait for a `WatchMap` answer: the voter's hold and room for a slow answer.
+pub const WATCH_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// A follower's pause after a voter failed it, doubled at each failure up to the maximum,
+/// before it asks the next voter.
+pub const FOLLOW_BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long an administrator's command looks for a voter that commits it (elections, a
+/// voter down) before giving up.
+pub const ADMIN_RETRY_FOR: Duration = Duration::from_secs(20);
 /// Hops a proposal may take: the node asked, then the leader it names.
 pub const FORWARD_HOPS_MAX: u8 = 1;
 
@@ -52,3 +66,8 @@ const _: () = assert!(
     "lengths are u32 on disk"
 );
 const _: () = assert!(FRAME_BYTES_MAX < (1 << 40));
+const _: () = assert!(
+    WATCH_WAIT.as_millis() < WATCH_CALL_TIMEOUT.as_millis()
+        && WATCH_CALL_TIMEOUT.as_millis() < FRAME_TIMEOUT.as_millis(),
+    "a held watch is answered before the follower and the connection give up"
+);

@@ -112,6 +112,46 @@ pub struct User {
     pub policy_json: Option<String>,
 }
 
+/// One more key of a user (rotation), beside its first in [`User`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// A user's keys beyond its first (map format 2): the first key is the user's id (what its
+/// buckets record as their owner), so deleting it only stops it signing (`retired`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserKeys {
+    pub retired: bool,
+    pub more: Vec<Key>,
+}
+
+/// The map as format 1 stored it (before `keys`): read, then converted.
+#[derive(Deserialize)]
+struct ClusterMapV1 {
+    layouts: BTreeMap<u64, Arc<LayoutVersion>>,
+    current: u64,
+    change: Option<Change>,
+    users: BTreeMap<String, User>,
+}
+
+/// A map record (`codec::Kind::Map`) of format 2, or of format 1 (no user has more keys).
+pub fn decode_map(bytes: &[u8]) -> Result<ClusterMap, crate::codec::CodecError> {
+    use crate::codec::{self, Kind};
+    if codec::format_in(bytes) == 1 {
+        let v1: ClusterMapV1 = codec::decode_format(Kind::Map, 1, bytes)?;
+        return Ok(ClusterMap {
+            layouts: v1.layouts,
+            current: v1.current,
+            change: v1.change,
+            users: v1.users,
+            keys: BTreeMap::new(),
+        });
+    }
+    codec::decode(Kind::Map, bytes)
+}
+
 /// What the control plane replicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMap {
@@ -124,6 +164,8 @@ pub struct ClusterMap {
     pub change: Option<Change>,
     /// Users by name.
     pub users: BTreeMap<String, User>,
+    /// By user name, the users whose first key is retired or who have more keys (format 2).
+    pub keys: BTreeMap<String, UserKeys>,
 }
 
 /// A change to the map, proposed through Raft.
@@ -138,10 +180,28 @@ pub enum Command {
         pg: u32,
         phase: GroupPhase,
     },
-    /// Create a user or replace its keys and policy.
+    /// Create a user or replace its keys (its more keys dropped) and policy.
     PutUser(User),
     DeleteUser {
         name: String,
+    },
+    /// Create a user, refused if one of that name exists (`PutUser` would replace it): two
+    /// administrators creating one name at once get one user and one refusal.
+    CreateUser(User),
+    /// Set (`Some`) or remove (`None`) an existing user's identity policy, keeping its keys:
+    /// unlike a read followed by `PutUser`, it cannot bring back a user deleted meanwhile.
+    SetUserPolicy {
+        name: String,
+        policy_json: Option<String>,
+    },
+    /// Give a user one more key (at most `limits::USER_KEYS_MAX` sign at once).
+    AddUserKey {
+        name: String,
+        key: Key,
+    },
+    /// Stop a key signing: a user's first key is retired (it stays the id), another removed.
+    DeleteUserKey {
+        access_key: String,
     },
 }
 
@@ -163,6 +223,16 @@ pub enum Applied {
         replaced: bool,
     },
     UserDeleted {
+        name: String,
+    },
+    UserPolicySet {
+        name: String,
+        has_policy: bool,
+    },
+    UserKeyAdded {
+        name: String,
+    },
+    UserKeyDeleted {
         name: String,
     },
 }
@@ -209,6 +279,14 @@ pub enum Refusal {
     NoSuchUser { name: String },
     #[error("the map holds {max} users already")]
     TooManyUsers { max: usize },
+    #[error("a user named {name:?} already exists")]
+    UserExists { name: String },
+    #[error("user {name:?} has no identity policy")]
+    NoPolicy { name: String },
+    #[error("user {name:?} already has {max} keys: delete one first")]
+    TooManyKeys { name: String, max: usize },
+    #[error("no user signs with the access key {access_key:?}")]
+    NoSuchKey { access_key: String },
 }
 
 /// The answer to a command: what it did, or why it did nothing.
@@ -220,9 +298,38 @@ impl ClusterMap {
         self.layouts.get(&self.current)
     }
 
-    /// The user whose access key is `access_key`.
+    /// The user whose first access key is `access_key`.
     pub fn user_by_access_key(&self, access_key: &str) -> Option<&User> {
         self.users.values().find(|u| u.access_key == access_key)
+    }
+
+    /// The name of the user an access key belongs to (its first key, retired or not, or one
+    /// of its more keys).
+    pub fn owner_of_key(&self, access_key: &str) -> Option<&str> {
+        if let Some(u) = self.user_by_access_key(access_key) {
+            return Some(&u.name);
+        }
+        self.keys
+            .iter()
+            .find(|(_, k)| k.more.iter().any(|m| m.access_key == access_key))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The keys a user signs with now: its first (unless retired), then its more keys.
+    pub fn signing_keys(&self, name: &str) -> Vec<Key> {
+        let Some(u) = self.users.get(name) else {
+            return Vec::new();
+        };
+        let extra = self.keys.get(name);
+        let first = Key {
+            access_key: u.access_key.clone(),
+            secret_key: u.secret_key.clone(),
+        };
+        (!extra.is_some_and(|k| k.retired))
+            .then_some(first)
+            .into_iter()
+            .chain(extra.iter().flat_map(|k| k.more.iter().cloned()))
+            .collect()
     }
 
     /// Applies one command: the map changes only when the answer is `Ok`.
@@ -234,12 +341,46 @@ impl ClusterMap {
                 pg,
                 phase,
             } => self.update_change(*to_version, *pg, *phase),
-            Command::PutUser(user) => self.put_user(user),
+            Command::PutUser(user) => self.put_user(user, false),
             Command::DeleteUser { name } => match self.users.remove(name) {
-                Some(_) => Ok(Applied::UserDeleted { name: name.clone() }),
+                Some(_) => {
+                    self.keys.remove(name);
+                    Ok(Applied::UserDeleted { name: name.clone() })
+                }
                 None => Err(Refusal::NoSuchUser { name: name.clone() }),
             },
+            Command::AddUserKey { name, key } => self.add_user_key(name, key),
+            Command::DeleteUserKey { access_key } => self.delete_user_key(access_key),
+            Command::CreateUser(user) => {
+                if self.users.contains_key(&user.name) {
+                    return Err(Refusal::UserExists {
+                        name: user.name.clone(),
+                    });
+                }
+                self.put_user(user, false)
+            }
+            Command::SetUserPolicy { name, policy_json } => {
+                self.set_user_policy(name, policy_json.as_deref())
+            }
         }
+    }
+
+    fn set_user_policy(&mut self, name: &str, policy_json: Option<&str>) -> Outcome {
+        let Some(old) = self.users.get(name) else {
+            return Err(Refusal::NoSuchUser { name: name.into() });
+        };
+        if policy_json.is_none() && old.policy_json.is_none() {
+            return Err(Refusal::NoPolicy { name: name.into() });
+        }
+        let user = User {
+            policy_json: policy_json.map(str::to_owned),
+            ..old.clone()
+        };
+        self.put_user(&user, true)?;
+        Ok(Applied::UserPolicySet {
+            name: name.into(),
+            has_policy: policy_json.is_some(),
+        })
     }
 
     fn propose_layout(&mut self, proposed: &LayoutVersion) -> Outcome {
@@ -330,19 +471,77 @@ impl ClusterMap {
         })
     }
 
-    fn put_user(&mut self, user: &User) -> Outcome {
+    fn add_user_key(&mut self, name: &str, key: &Key) -> Outcome {
+        let Some(user) = self.users.get(name) else {
+            return Err(Refusal::NoSuchUser { name: name.into() });
+        };
+        let probe = User {
+            access_key: key.access_key.clone(),
+            secret_key: key.secret_key.clone(),
+            ..user.clone()
+        };
+        check_user(&probe).map_err(|reason| Refusal::InvalidUser {
+            name: name.into(),
+            reason,
+        })?;
+        if let Some(owner) = self.owner_of_key(&key.access_key) {
+            return Err(Refusal::AccessKeyInUse {
+                name: name.into(),
+                owner: owner.into(),
+            });
+        }
+        if self.signing_keys(name).len() >= limits::USER_KEYS_MAX {
+            return Err(Refusal::TooManyKeys {
+                name: name.into(),
+                max: limits::USER_KEYS_MAX,
+            });
+        }
+        self.keys
+            .entry(name.to_owned())
+            .or_default()
+            .more
+            .push(key.clone());
+        Ok(Applied::UserKeyAdded { name: name.into() })
+    }
+
+    fn delete_user_key(&mut self, access_key: &str) -> Outcome {
+        let not_found = || Refusal::NoSuchKey {
+            access_key: access_key.into(),
+        };
+        let name = self
+            .owner_of_key(access_key)
+            .ok_or_else(not_found)?
+            .to_owned();
+        let first = self.users[&name].access_key == access_key;
+        let keys = self.keys.entry(name.clone()).or_default();
+        if first {
+            if keys.retired {
+                return Err(not_found());
+            }
+            keys.retired = true;
+        } else {
+            keys.more.retain(|k| k.access_key != access_key);
+        }
+        if *keys == UserKeys::default() {
+            self.keys.remove(&name);
+        }
+        Ok(Applied::UserKeyDeleted { name })
+    }
+
+    /// Creates or replaces `user`; a replaced user keeps its more keys only with `keep_keys`
+    /// (its policy changed, not its key).
+    fn put_user(&mut self, user: &User, keep_keys: bool) -> Outcome {
         check_user(user).map_err(|reason| Refusal::InvalidUser {
             name: user.name.clone(),
             reason,
         })?;
         if let Some(owner) = self
-            .users
-            .values()
-            .find(|u| u.access_key == user.access_key && u.name != user.name)
+            .owner_of_key(&user.access_key)
+            .filter(|owner| *owner != user.name)
         {
             return Err(Refusal::AccessKeyInUse {
                 name: user.name.clone(),
-                owner: owner.name.clone(),
+                owner: owner.to_owned(),
             });
         }
         let replaced = self.users.contains_key(&user.name);
@@ -350,6 +549,10 @@ impl ClusterMap {
             return Err(Refusal::TooManyUsers {
                 max: limits::USERS_MAX,
             });
+        }
+        if !keep_keys {
+            // A new first key that was one of the user's more keys must not sign twice.
+            self.keys.remove(&user.name);
         }
         self.users.insert(user.name.clone(), user.clone());
         Ok(Applied::UserPut {

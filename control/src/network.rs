@@ -38,7 +38,7 @@ pub const HELLO_MAGIC: [u8; 4] = *b"PCRH";
 /// Magic of every frame: "PCRW".
 pub const FRAME_MAGIC: [u8; 4] = *b"PCRW";
 /// The wire format this build speaks.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 const NONCE_BYTES: usize = 16;
 const HELLO_BYTES: usize = 8 + NONCE_BYTES;
 const MAC_BYTES: usize = 32;
@@ -205,6 +205,12 @@ pub enum Request {
     ReadMap {
         hops: u8,
     },
+    /// A follower's (any node's, or an administrator's) wait for the map this voter applied
+    /// after log index `after`: answered once it has, or after `limits::WATCH_WAIT` with the
+    /// map it has (the follower asks again).
+    WatchMap {
+        after: u64,
+    },
 }
 
 /// The answers, one per request kind.
@@ -217,6 +223,16 @@ pub enum Response {
     ),
     Propose(Result<Outcome, ProposeError>),
     ReadMap(Result<ClusterMap, ProposeError>),
+    WatchMap(Result<Watched, ProposeError>),
+}
+
+/// A voter's answer to a follower: its applied map, the log index it is at and the leader it
+/// knows of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watched {
+    pub index: u64,
+    pub leader: Option<NodeId>,
+    pub map: ClusterMap,
 }
 
 /// Why a proposal got no outcome, or a read no map. Only the leader commits and confirms
@@ -452,6 +468,25 @@ impl Peer {
             .await
         {
             Ok(Response::ReadMap(answer)) => answer,
+            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
+            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
+        }
+    }
+
+    /// Asks this voter for its applied map once it is past log index `after` (a follower's
+    /// long poll: `Request::WatchMap`).
+    pub async fn watch_map(&mut self, after: u64) -> Result<Watched, ProposeError> {
+        let (leader, address) = (self.target, self.address.clone());
+        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
+            leader,
+            address,
+            reason: e.to_string(),
+        };
+        match self
+            .call(&Request::WatchMap { after }, limits::WATCH_CALL_TIMEOUT)
+            .await
+        {
+            Ok(Response::WatchMap(answer)) => answer,
             Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
             Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
         }

@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::map::{ClusterMap, Command, Outcome};
-use crate::network::{self, Handler, Peer, Peers, ProposeError, Request, Response, Secret};
+use crate::network::{
+    self, Handler, Peer, Peers, ProposeError, Request, Response, Secret, Watched,
+};
 use crate::store::{self, StoreError};
 use crate::{limits, NodeId, TypeConfig};
 
@@ -138,8 +140,41 @@ impl Handler for Serve {
                 .await
                 .map(|m| (*m).clone()),
             ),
+            Request::WatchMap { after } => {
+                Response::WatchMap(watch_map(&self.raft, &self.map, after).await)
+            }
         }
     }
+}
+
+/// The applied map once it is past log index `after`, or after `limits::WATCH_WAIT` the map
+/// as it is (module docs of `follow`). The index is read before the map, and the map is
+/// published before openraft counts its entries applied, so the map holds at least every
+/// entry up to the index answered.
+async fn watch_map(
+    raft: &Raft<TypeConfig>,
+    map: &watch::Receiver<Arc<ClusterMap>>,
+    after: u64,
+) -> Result<Watched, ProposeError> {
+    let waited = raft
+        .wait(Some(limits::WATCH_WAIT))
+        .applied_index_at_least(Some(after + 1), "a follower's watch")
+        .await;
+    let metrics = match waited {
+        Ok(m) => m,
+        Err(openraft::metrics::WaitError::Timeout(..)) => raft.metrics().borrow().clone(),
+        Err(openraft::metrics::WaitError::ShuttingDown) => {
+            return Err(ProposeError::Stopped {
+                reason: "the voter is shutting down".into(),
+            })
+        }
+    };
+    let map = map.borrow().clone();
+    Ok(Watched {
+        index: metrics.last_applied.map_or(0, |l| l.index),
+        leader: metrics.current_leader,
+        map: (*map).clone(),
+    })
 }
 
 fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
@@ -225,7 +260,21 @@ impl ControlNode {
         // Before serving, so no peer's message reaches a voter between its start and its
         // bootstrap: with `initialize` after `serve`, one run of tests/cluster.rs in a few
         // panicked openraft's engine (its assertion that a follower has no leader state).
-        match raft.initialize(members).await {
+        // Asked first: `initialize` on a directory holding a log refuses and logs an ERROR
+        // ("Can not initialize") at every restart, which reads like damage.
+        let pristine = match raft.is_initialized().await {
+            Ok(initialized) => !initialized,
+            Err(e) => {
+                let _ = raft.shutdown().await;
+                return Err(NodeError::Raft(e.to_string()));
+            }
+        };
+        let initialized = if pristine {
+            raft.initialize(members).await
+        } else {
+            Ok(())
+        };
+        match initialized {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => {
                 let _ = raft.shutdown().await;

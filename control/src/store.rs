@@ -206,7 +206,7 @@ pub fn open(dir: &Path) -> Result<(LogStore, MapStore), StoreError> {
     if let Some(s) = &snapshot {
         applied.map =
             Arc::new(
-                codec::decode(Kind::Map, &s.data).map_err(|source| StoreError::Record {
+                crate::map::decode_map(&s.data).map_err(|source| StoreError::Record {
                     what: "snapshot data",
                     source,
                 })?,
@@ -549,7 +549,7 @@ impl RaftStateMachine<TypeConfig> for MapStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StoreResult<()> {
         let data = snapshot.into_inner();
-        let map: ClusterMap = codec::decode(Kind::Map, &data).map_err(|source| {
+        let map: ClusterMap = crate::map::decode_map(&data).map_err(|source| {
             StorageIOError::read_snapshot(
                 Some(meta.signature()),
                 AnyError::new(&StoreError::Record {

@@ -529,3 +529,86 @@ async fn a_voter_set_raft_cannot_run_is_refused_at_start() {
     let err = ControlNode::start(not_a_voter).await.unwrap_err();
     assert!(err.to_string().contains("not one of the voters"), "{err}");
 }
+
+/// A follower that is no voter (a node beyond the voters, a gateway): it gets every committed
+/// change in order, moves to another voter when the one it follows is stopped, and never
+/// delivers an older map than it already has (the stopped voter, started again behind the
+/// others, is not followed backwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_gets_each_change_and_moves_on_when_its_voter_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let timing = fast();
+    let (voters, mut nodes) = start_all(3, dir.path(), &timing).await;
+    agreed_leader(&nodes).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, Vec<String>)>::new()));
+    let follower = {
+        let seen = seen.clone();
+        let voters = control::Voters {
+            list: voters.iter().map(|(i, a)| (*i, a.clone())).collect(),
+            secret: Secret::new(SECRET).unwrap(),
+        };
+        tokio::spawn(control::follow::follow(voters, move |index, map| {
+            let names = map.users.keys().cloned().collect();
+            seen.lock().unwrap().push((index, names));
+        }))
+    };
+    let has = |name: &str| {
+        let seen = seen.clone();
+        let name = name.to_owned();
+        move || {
+            seen.lock()
+                .unwrap()
+                .last()
+                .is_some_and(|(_, names)| names.contains(&name))
+        }
+    };
+    let voters_list = control::Voters {
+        list: voters.iter().map(|(i, a)| (*i, a.clone())).collect(),
+        secret: Secret::new(SECRET).unwrap(),
+    };
+    let put = |i: u32| Command::CreateUser(user(i));
+    assert!(control::follow::propose_any(&voters_list, put(1))
+        .await
+        .unwrap()
+        .is_ok());
+    wait_until("the follower sees user-1", has("user-1")).await;
+
+    // Voter 1, the one it follows first, stops: it moves on.
+    nodes.remove(&1).unwrap().stop().await;
+    assert!(control::follow::propose_any(&voters_list, put(2))
+        .await
+        .unwrap()
+        .is_ok());
+    wait_until("the follower sees user-2 from another voter", has("user-2")).await;
+
+    // Refusals are answers: a second create of one name commits nothing new.
+    assert!(matches!(
+        control::follow::propose_any(&voters_list, put(2))
+            .await
+            .unwrap(),
+        Err(control::Refusal::UserExists { .. })
+    ));
+
+    // Voter 1 back: the follower keeps a single, increasing history.
+    nodes.insert(
+        1,
+        ControlNode::start(config(1, &voters, dir.path(), &timing))
+            .await
+            .unwrap(),
+    );
+    assert!(control::follow::propose_any(&voters_list, put(3))
+        .await
+        .unwrap()
+        .is_ok());
+    wait_until("the follower sees user-3", has("user-3")).await;
+    follower.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "indexes go up: {seen:?}"
+    );
+    assert!(seen.iter().all(|(_, names)| names.len() <= 3));
+    for node in nodes.into_values() {
+        node.stop().await;
+    }
+}

@@ -80,15 +80,20 @@ fn check(name: &str, kind: Kind, bytes: &[u8]) -> Vec<u8> {
     stored
 }
 
+/// Format 1 is no longer written: its fixture is only read.
+fn stored(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).expect("the fixture is in the repository")
+}
+
 #[test]
 fn format_1_map_still_decodes() {
     let map = sample_map();
-    let stored = check(
-        "map-format-1.bin",
-        Kind::Map,
-        &codec::encode(Kind::Map, &map).unwrap(),
-    );
-    let decoded: ClusterMap = codec::decode(Kind::Map, &stored).unwrap();
+    let stored = stored("map-format-1.bin");
+    assert_eq!(codec::format_in(&stored), 1);
+    // Read as format 1 (no user has more keys), never as the current format.
+    assert!(codec::decode::<ClusterMap>(Kind::Map, &stored).is_err());
+    let decoded = control::decode_map(&stored).unwrap();
+    assert!(decoded.keys.is_empty());
     assert_eq!(decoded, map);
     assert_eq!(decoded.current, 2);
     assert_eq!(
@@ -101,6 +106,38 @@ fn format_1_map_still_decodes() {
             .len(),
         5
     );
+}
+
+/// Format 2: a user with a retired first key and one more key.
+#[test]
+fn format_2_map_still_decodes() {
+    let mut map = sample_map();
+    map.apply(&Command::AddUserKey {
+        name: "alice".into(),
+        key: control::Key {
+            access_key: "AKIAALICE0000000002".into(),
+            secret_key: "m0r3-s3cr3t-m0r3-s3cr3t".into(),
+        },
+    })
+    .unwrap();
+    map.apply(&Command::DeleteUserKey {
+        access_key: "AKIAALICE0000000001".into(),
+    })
+    .unwrap();
+    let stored = check(
+        "map-format-2.bin",
+        Kind::Map,
+        &codec::encode(Kind::Map, &map).unwrap(),
+    );
+    assert_eq!(codec::format_in(&stored), 2);
+    let decoded = control::decode_map(&stored).unwrap();
+    assert_eq!(decoded, map);
+    let keys: Vec<String> = decoded
+        .signing_keys("alice")
+        .into_iter()
+        .map(|k| k.access_key)
+        .collect();
+    assert_eq!(keys, ["AKIAALICE0000000002"]);
 }
 
 #[test]

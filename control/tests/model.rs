@@ -37,11 +37,14 @@ fn chain() -> &'static [LayoutVersion] {
 }
 
 const NAMES: [&str; 3] = ["alice", "bob", "carol"];
-const KEYS: [&str; 3] = [
+const KEYS: [&str; 5] = [
     "AKIAKEY000000000001",
     "AKIAKEY000000000002",
     "AKIAKEY000000000003",
+    "AKIAKEY000000000004",
+    "AKIAKEY000000000005",
 ];
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
 const PHASES: [GroupPhase; 4] = [
     GroupPhase::Pending,
     GroupPhase::Moving,
@@ -66,6 +69,26 @@ fn command() -> impl Strategy<Value = Command> {
         (0..3usize).prop_map(|n| Command::DeleteUser {
             name: NAMES[n].into()
         }),
+        (0..3usize, 0..3usize).prop_map(|(n, k)| Command::CreateUser(User {
+            name: NAMES[n].into(),
+            access_key: KEYS[k].into(),
+            secret_key: "s3cr3t-s3cr3t-s3cr3t-s3cr3t".into(),
+            policy_json: None,
+        })),
+        (0..3usize, 0..5usize).prop_map(|(n, k)| Command::AddUserKey {
+            name: NAMES[n].into(),
+            key: control::Key {
+                access_key: KEYS[k].into(),
+                secret_key: "m0r3-s3cr3t-m0r3-s3cr3t".into(),
+            },
+        }),
+        (0..5usize).prop_map(|k| Command::DeleteUserKey {
+            access_key: KEYS[k].into()
+        }),
+        (0..3usize, any::<bool>()).prop_map(|(n, set)| Command::SetUserPolicy {
+            name: NAMES[n].into(),
+            policy_json: set.then(|| POLICY.to_owned()),
+        }),
     ]
 }
 
@@ -77,6 +100,30 @@ struct Model {
     change: Option<(u64, BTreeMap<u32, GroupPhase>)>,
     /// name → access key
     users: BTreeMap<String, String>,
+    /// The users with an identity policy.
+    with_policy: std::collections::BTreeSet<String>,
+    /// name → the user's more keys; the users whose first key is retired.
+    more: BTreeMap<String, Vec<String>>,
+    retired: std::collections::BTreeSet<String>,
+}
+
+impl Model {
+    fn owner(&self, key: &str) -> Option<String> {
+        self.users
+            .iter()
+            .find(|(_, k)| *k == key)
+            .or_else(|| {
+                self.more
+                    .iter()
+                    .find(|(_, ks)| ks.iter().any(|k| k == key))
+                    .map(|(n, _)| (n, n))
+            })
+            .map(|(n, _)| n.clone())
+    }
+
+    fn signing(&self, name: &str) -> usize {
+        usize::from(!self.retired.contains(name)) + self.more.get(name).map_or(0, Vec::len)
+    }
 }
 
 fn rank(p: GroupPhase) -> usize {
@@ -130,16 +177,65 @@ impl Model {
                 ok
             }
             Command::PutUser(u) => {
-                let taken = self
-                    .users
-                    .iter()
-                    .any(|(name, key)| *key == u.access_key && *name != u.name);
+                let taken = self.owner(&u.access_key).is_some_and(|o| o != u.name);
+                if !taken {
+                    self.users.insert(u.name.clone(), u.access_key.clone());
+                    self.with_policy.remove(&u.name);
+                    self.more.remove(&u.name);
+                    self.retired.remove(&u.name);
+                }
+                !taken
+            }
+            Command::DeleteUser { name } => {
+                self.with_policy.remove(name);
+                self.more.remove(name);
+                self.retired.remove(name);
+                self.users.remove(name).is_some()
+            }
+            Command::AddUserKey { name, key } => {
+                let ok = self.users.contains_key(name)
+                    && self.owner(&key.access_key).is_none()
+                    && self.signing(name) < limits::USER_KEYS_MAX;
+                if ok {
+                    self.more
+                        .entry(name.clone())
+                        .or_default()
+                        .push(key.access_key.clone());
+                }
+                ok
+            }
+            Command::DeleteUserKey { access_key } => {
+                let Some(owner) = self.owner(access_key) else {
+                    return false;
+                };
+                if self.users[&owner] == *access_key {
+                    self.retired.insert(owner)
+                } else {
+                    let more = self.more.get_mut(&owner).unwrap();
+                    more.retain(|k| k != access_key);
+                    if more.is_empty() {
+                        self.more.remove(&owner);
+                    }
+                    true
+                }
+            }
+            Command::CreateUser(u) => {
+                let taken = self.users.contains_key(&u.name) || self.owner(&u.access_key).is_some();
                 if !taken {
                     self.users.insert(u.name.clone(), u.access_key.clone());
                 }
                 !taken
             }
-            Command::DeleteUser { name } => self.users.remove(name).is_some(),
+            Command::SetUserPolicy { name, policy_json } => {
+                let ok = self.users.contains_key(name)
+                    && (policy_json.is_some() || self.with_policy.contains(name));
+                if ok && policy_json.is_some() {
+                    self.with_policy.insert(name.clone());
+                } else if ok {
+                    self.with_policy.remove(name);
+                }
+                ok
+            }
         }
     }
 }
@@ -199,6 +295,23 @@ proptest! {
                     .map(|(n, u)| (n.clone(), u.access_key.clone()))
                     .collect();
                 prop_assert_eq!(&users, &model.users);
+                let more: BTreeMap<String, Vec<String>> = map
+                    .keys
+                    .iter()
+                    .filter(|(_, k)| !k.more.is_empty())
+                    .map(|(n, k)| (n.clone(), k.more.iter().map(|m| m.access_key.clone()).collect()))
+                    .collect();
+                prop_assert_eq!(&more, &model.more);
+                let retired: std::collections::BTreeSet<String> = map
+                    .keys
+                    .iter()
+                    .filter(|(_, k)| k.retired)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                prop_assert_eq!(&retired, &model.retired);
+                for name in map.users.keys() {
+                    prop_assert!(map.signing_keys(name).len() <= limits::USER_KEYS_MAX);
+                }
                 if let (Some(c), Some((to, groups))) = (&map.change, &model.change) {
                     prop_assert_eq!(c.to_version, *to);
                     let phases: BTreeMap<u32, GroupPhase> =

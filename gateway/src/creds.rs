@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const ROOT_USER: &str = "root";
 const CREDENTIALS_FILE: &str = "credentials.toml";
 pub(crate) const ACCESS_KEY_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-pub(crate) const SECRET_KEY_CHARS: &[u8] =
+pub const SECRET_KEY_CHARS: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +226,7 @@ fn validate(u: &User) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn random_string(len: usize, alphabet: &[u8]) -> Result<String, std::io::Error> {
+pub fn random_string(len: usize, alphabet: &[u8]) -> Result<String, std::io::Error> {
     let mut bytes = vec![0u8; len];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     // Rejection-free mapping: 256 % 36 and 256 % 62 leave a bias under 1%, fine for key text
@@ -292,7 +292,7 @@ pub fn root_user(dir: &Path) -> Result<User, CredsError> {
 
 /// Writes `data` to `path` atomically: a temporary file beside it (mode 0600), fsynced, renamed
 /// over `path`, and the directory fsynced so the rename survives a crash.
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));

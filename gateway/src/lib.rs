@@ -11,6 +11,7 @@ pub mod bucket_config;
 pub mod bucket_policy;
 pub use objects::records;
 pub mod checksum;
+pub mod cluster_users;
 pub mod cors;
 pub mod creds;
 pub mod host;

@@ -12,6 +12,8 @@
 //! - A reload that fails (a hand-edited file that does not parse, two users with one key)
 //!   keeps the current users and logs an ERROR naming the file; the next change is tried
 //!   again. Nothing is half-applied: the new set replaces the old one whole.
+//! - A clustered node also serves the users of the replicated map (`cluster_users`): the
+//!   binary reloads when the map changes; the files' users win a clash.
 //! - [`Auth`] is what s3s checks signatures against: a key deleted from the file answers
 //!   InvalidAccessKeyId (403) from the first request after the reload.
 
@@ -35,6 +37,9 @@ pub struct Sources {
     pub data_users: PathBuf,
     /// The `--users` file (must exist).
     pub extra_users: Option<PathBuf>,
+    /// A clustered node's users of the replicated map (`cluster_users`), added after the
+    /// files' (which win a clash).
+    pub cluster: Option<Arc<crate::cluster_users::ClusterUsers>>,
 }
 
 /// What identifies a version of a file: inode, size, modification time; `None`: absent.
@@ -80,6 +85,9 @@ impl Sources {
                         message,
                     })?;
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.add_to(&mut users);
         }
         Ok(users)
     }
@@ -218,6 +226,7 @@ mod tests {
             root: root(),
             data_users: dir.path().join("users.toml"),
             extra_users: None,
+            cluster: None,
         })
         .unwrap();
         assert_eq!(live.current().len(), 1);

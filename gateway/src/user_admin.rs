@@ -190,7 +190,8 @@ pub fn delete(dir: &Path, name: &str) -> Result<(), AdminError> {
     })
 }
 
-fn new_key(name: &str) -> Result<User, AdminError> {
+/// New keys for `name` (random access key and secret key), not stored anywhere.
+pub fn new_key(name: &str) -> Result<User, AdminError> {
     let urandom = Path::new("/dev/urandom");
     Ok(User {
         name: name.to_owned(),

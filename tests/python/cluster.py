@@ -104,7 +104,8 @@ class DevCluster:
         self.dir = str(tmp_path / "cluster")
         self.nodes = nodes
         self.cores_per_node = cores_per_node
-        self.base = port_block(nodes + nodes * cores_per_node)
+        # S3 endpoints, cores, and the control plane's voters (3 with three nodes or more, else 1).
+        self.base = port_block(nodes + nodes * cores_per_node + (3 if nodes >= 3 else 1))
         self.node_pids = {}
         self.restarted = {}  # node id -> Popen of a `percore serve` this test started
         self.endpoints = {}

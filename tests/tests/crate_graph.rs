@@ -25,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "percore",
         &[
             "cluster",
+            "control",
             "engine",
             "gateway",
             "objects",

@@ -1,0 +1,62 @@
+//! `percore control status --data DIR`: what each voter of the control plane a clustered
+//! node follows says now: reachable or not, the leader it knows, its applied log index and
+//! the users in its map. Asks with the cluster secret (the node's `control.toml`).
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum ControlCommand {
+    /// Each voter: up or unreachable, the leader it knows, its log index, its users.
+    /// Exits 1 when a voter does not answer.
+    Status {
+        /// The data directory of a clustered node (`percore serve --config` with [control]).
+        #[arg(long, default_value = "./percore-data")]
+        data: PathBuf,
+    },
+}
+
+/// How long one voter may take to answer.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Prints every voter's state; `false` when one did not answer.
+pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
+    let ControlCommand::Status { data } = cmd;
+    let Some(settings) = crate::control_plane::client_of(data)? else {
+        bail!(
+            "{}: no control.toml: this is not the data directory of a node with [control]",
+            data.display()
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client's runtime")?;
+    let mut all_up = true;
+    for (id, address) in &settings.voters {
+        let mut peer = control::network::Peer::new(*id, address.clone(), settings.secret.clone());
+        let asked =
+            runtime.block_on(async { tokio::time::timeout(ASK_TIMEOUT, peer.watch_map(0)).await });
+        match asked {
+            Ok(Ok(w)) => println!(
+                "voter {id} {address}: up, leader {}, log index {}, users {}",
+                w.leader
+                    .map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+                w.index,
+                w.map.users.len()
+            ),
+            Ok(Err(e)) => {
+                all_up = false;
+                println!("voter {id} {address}: unreachable ({e})");
+            }
+            Err(_) => {
+                all_up = false;
+                println!(
+                    "voter {id} {address}: unreachable (no answer within {}s)",
+                    ASK_TIMEOUT.as_secs()
+                );
+            }
+        }
+    }
+    Ok(all_up)
+}

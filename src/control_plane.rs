@@ -1,0 +1,320 @@
+//! A clustered node's control plane (control/DESIGN.md): the `[control]` section of its config
+//! file, the voter it runs in-process when it is one, and the follower that serves the
+//! replicated map's users through the node's gateway.
+//!
+//! ```toml
+//! [control]
+//! secret_file = "control.secret"  # the cluster secret (≥ 16 bytes); relative to this file
+//! [control.voters]                # every voter: node id = "host:port" of its control port
+//! 1 = "10.0.0.1:9300"
+//! 2 = "10.0.0.2:9300"
+//! 3 = "10.0.0.3:9300"
+//! ```
+//! A node is a voter when its `node_id` is one of `voters`: it listens on its address there and
+//! keeps the Raft log in `DATA/control/raft/`. Every node, voter or not, follows the committed
+//! map from the voters (its own first) and serves the map's users beside its users files.
+//! The node also writes `DATA/control.toml` (the voters and the secret file), so `percore user
+//! … --data DATA` proposes through the control plane instead of editing `DATA/users.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use control::{ClusterMap, ControlNode, NodeId, Secret, Voters};
+use gateway::cluster_users::{ClusterUsers, MapUser};
+use gateway::live_users::LiveUsers;
+use serde::{Deserialize, Serialize};
+
+/// The file a node writes in its data directory for `percore user`.
+pub const CLIENT_FILE: &str = "control.toml";
+/// How long a starting node waits for the map's users before it serves S3 anyway (its
+/// voters may all be down: it must still start, with root and its files' users).
+const FIRST_MAP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Most bytes of a secret file.
+const SECRET_FILE_BYTES_MAX: u64 = 4096;
+
+/// The `[control]` section of a config file (and the `control.toml` a node writes).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// The cluster secret's file (relative paths: to the config file's directory).
+    pub secret_file: PathBuf,
+    /// Node id → the address of its control port.
+    pub voters: BTreeMap<String, String>,
+}
+
+/// A checked `[control]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub voters: BTreeMap<NodeId, String>,
+    pub secret: Secret,
+    pub secret_file: PathBuf,
+}
+
+impl ControlSection {
+    /// The voters and the secret, checked; `dir` resolves a relative secret file.
+    pub fn resolve(&self, dir: &Path) -> anyhow::Result<Settings> {
+        let secret_file = if self.secret_file.is_relative() {
+            dir.join(&self.secret_file)
+        } else {
+            self.secret_file.clone()
+        };
+        let mut voters = BTreeMap::new();
+        for (id, address) in &self.voters {
+            let id: NodeId = id
+                .parse()
+                .with_context(|| format!("[control.voters]: {id:?} is not a node id"))?;
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                bail!("[control.voters]: node {id}'s address {address:?} is not IP:PORT");
+            }
+            voters.insert(id, address.clone());
+        }
+        if ![1, 3, 5].contains(&voters.len()) {
+            bail!(
+                "[control.voters]: {} voters; a control plane has 1, 3 or 5",
+                voters.len()
+            );
+        }
+        Ok(Settings {
+            voters,
+            secret: read_secret(&secret_file)?,
+            secret_file,
+        })
+    }
+}
+
+/// The cluster secret: the file's bytes without surrounding whitespace.
+fn read_secret(path: &Path) -> anyhow::Result<Secret> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(SECRET_FILE_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading the cluster secret {}", path.display()))?;
+    if bytes.len() as u64 > SECRET_FILE_BYTES_MAX {
+        bail!(
+            "{}: a cluster secret is at most {SECRET_FILE_BYTES_MAX} bytes",
+            path.display()
+        );
+    }
+    Secret::new(bytes.trim_ascii()).with_context(|| path.display().to_string())
+}
+
+impl Settings {
+    /// The voters in the order a process asks them: itself first when it is one.
+    pub fn voters_from(&self, me: Option<NodeId>) -> Voters {
+        let mut list: Vec<(NodeId, String)> =
+            self.voters.iter().map(|(i, a)| (*i, a.clone())).collect();
+        if let Some(at) = list.iter().position(|(i, _)| Some(*i) == me) {
+            list.rotate_left(at);
+        }
+        Voters {
+            list,
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+/// A node's running control plane: its voter (if it is one) and its follower.
+pub struct Running {
+    voter: Option<ControlNode>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the voter (when `node_id` is one) and the follower on `runtime`; `users` gets the
+/// map's users (`None`: a storage-only node, which follows nothing). Writes
+/// `DATA/control.toml` for `percore user`.
+pub fn start(
+    runtime: &tokio::runtime::Runtime,
+    settings: &Settings,
+    node_id: Option<NodeId>,
+    data: &Path,
+    users: Option<&Arc<LiveUsers>>,
+    cluster_users: Option<Arc<ClusterUsers>>,
+) -> anyhow::Result<Running> {
+    write_client_file(data, settings)?;
+    let voter = match node_id.and_then(|id| settings.voters.get(&id).map(|a| (id, a))) {
+        None => None,
+        Some((id, address)) => {
+            let config = control::NodeConfig {
+                id,
+                listen: address.clone(),
+                voters: settings.voters.clone(),
+                secret: settings.secret.clone(),
+                dir: data.join("control"),
+                timing: control::Timing::default(),
+            };
+            let node = runtime
+                .block_on(ControlNode::start(config))
+                .context("starting the control-plane voter")?;
+            Some(node)
+        }
+    };
+    let voters = settings.voters_from(node_id);
+    let follower = match (users, cluster_users) {
+        (Some(users), Some(cluster)) => {
+            let users = Arc::clone(users);
+            let handle = runtime.handle().clone();
+            let (loaded, mut first) = tokio::sync::watch::channel(false);
+            let follower = runtime.spawn(control::follow::follow(voters, move |index, map| {
+                cluster.set(map_users(&map));
+                let users = Arc::clone(&users);
+                let loaded = loaded.clone();
+                handle.spawn(async move {
+                    let outcome = tokio::task::spawn_blocking(move || users.reload()).await;
+                    if let Ok(outcome) = outcome {
+                        gateway::live_users::log_reload(
+                            &format!("replicated map at log index {index}"),
+                            &outcome,
+                        );
+                    }
+                    loaded.send_replace(true);
+                });
+            }));
+            // Serving before the map's users are in would refuse their keys for a moment.
+            let waited = runtime.block_on(async {
+                tokio::time::timeout(FIRST_MAP_WAIT, first.wait_for(|l| *l)).await
+            });
+            if waited.is_err() {
+                tracing::warn!(
+                    "no voter answered within {}s: serving root and the users files until the \
+                     replicated map arrives",
+                    FIRST_MAP_WAIT.as_secs()
+                );
+            }
+            follower
+        }
+        _ => runtime.spawn(async {}),
+    };
+    Ok(Running { voter, follower })
+}
+
+/// `percore serve`: [`start`] with `settings`, or without `[control]` [`forget`] an earlier
+/// run's `control.toml`.
+pub fn start_or_forget(
+    runtime: &tokio::runtime::Runtime,
+    settings: Option<&Settings>,
+    node_id: Option<NodeId>,
+    data: &Path,
+    users: &Arc<LiveUsers>,
+    cluster_users: Option<Arc<ClusterUsers>>,
+) -> anyhow::Result<Option<Running>> {
+    match settings {
+        Some(s) => start(runtime, s, node_id, data, Some(users), cluster_users).map(Some),
+        None => forget(data).map(|()| None),
+    }
+}
+
+impl Running {
+    /// Stops following and shuts the voter down (its port closed, its store flushed).
+    pub fn stop(self, runtime: &tokio::runtime::Runtime) {
+        self.follower.abort();
+        if let Some(voter) = self.voter {
+            runtime.block_on(voter.stop());
+        }
+    }
+}
+
+fn map_users(map: &ClusterMap) -> Vec<MapUser> {
+    map.users
+        .values()
+        .map(|u| {
+            let keys = map.keys.get(&u.name);
+            MapUser {
+                name: u.name.clone(),
+                access_key: u.access_key.clone(),
+                secret_key: u.secret_key.clone(),
+                retired: keys.is_some_and(|k| k.retired),
+                more: keys.map_or_else(Vec::new, |k| {
+                    k.more
+                        .iter()
+                        .map(|m| (m.access_key.clone(), m.secret_key.clone()))
+                        .collect()
+                }),
+                policy_json: u.policy_json.clone(),
+            }
+        })
+        .collect()
+}
+
+/// `DATA/control.toml`: the voters and the secret file, for `percore user --data DATA`.
+fn write_client_file(data: &Path, settings: &Settings) -> anyhow::Result<()> {
+    let section = ControlSection {
+        secret_file: settings
+            .secret_file
+            .canonicalize()
+            .with_context(|| settings.secret_file.display().to_string())?,
+        voters: settings
+            .voters
+            .iter()
+            .map(|(i, a)| (i.to_string(), a.clone()))
+            .collect(),
+    };
+    let text = format!(
+        "# Written by percore at each start: the control plane this node follows. `percore \
+         user … --data` proposes there.\n{}",
+        toml::to_string(&section).context("control.toml")?
+    );
+    std::fs::create_dir_all(data).with_context(|| data.display().to_string())?;
+    let path = data.join(CLIENT_FILE);
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A node started without `[control]` drops a `control.toml` of an earlier run, so `percore
+/// user --data` edits its users file again.
+pub fn forget(data: &Path) -> anyhow::Result<()> {
+    let path = data.join(CLIENT_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// The control plane a data directory's node follows (its `control.toml`), if any.
+pub fn client_of(data: &Path) -> anyhow::Result<Option<Settings>> {
+    let path = data.join(CLIENT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let section: ControlSection =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(section.resolve(data)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_is_checked() {
+        let dir = std::env::temp_dir().join(format!("percore-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("s"), "0123456789abcdef0123\n").unwrap();
+        let section = |voters: &[(&str, &str)]| ControlSection {
+            secret_file: "s".into(),
+            voters: voters
+                .iter()
+                .map(|(i, a)| ((*i).to_owned(), (*a).to_owned()))
+                .collect(),
+        };
+        let ok = section(&[
+            ("1", "127.0.0.1:1"),
+            ("2", "127.0.0.1:2"),
+            ("3", "127.0.0.1:3"),
+        ])
+        .resolve(&dir)
+        .unwrap();
+        let order: Vec<NodeId> = ok.voters_from(Some(2)).list.iter().map(|v| v.0).collect();
+        assert_eq!(order, [2, 3, 1]);
+        let err = |s: ControlSection| format!("{:#}", s.resolve(&dir).unwrap_err());
+        assert!(err(section(&[("1", "127.0.0.1:1"), ("2", "127.0.0.1:2")])).contains("1, 3 or 5"));
+        assert!(err(section(&[("x", "127.0.0.1:1")])).contains("node id"));
+        assert!(err(section(&[("1", "nowhere")])).contains("IP:PORT"));
+        std::fs::write(dir.join("s"), "short").unwrap();
+        assert!(err(section(&[("1", "127.0.0.1:1")])).contains("16"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
