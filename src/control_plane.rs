@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use control::{ClusterMap, ControlNode, NodeId, Secret, Voters};
-use gateway::cluster_users::{ClusterUsers, MapUser};
-use gateway::live_users::LiveUsers;
+use s3api::cluster_users::{ClusterUsers, MapUser};
+use s3api::live_users::LiveUsers;
 use serde::{Deserialize, Serialize};
 
 /// The file a node writes in its data directory for `percore user`.
@@ -163,7 +163,7 @@ pub fn start(
                 handle.spawn(async move {
                     let outcome = tokio::task::spawn_blocking(move || users.reload()).await;
                     if let Ok(outcome) = outcome {
-                        gateway::live_users::log_reload(
+                        s3api::live_users::log_reload(
                             &format!("replicated map at log index {index}"),
                             &outcome,
                         );

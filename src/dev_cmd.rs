@@ -194,9 +194,9 @@ fn control_secret(dir: &Path) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let secret = gateway::creds::random_string(48, gateway::creds::SECRET_KEY_CHARS)
+    let secret = s3api::creds::random_string(48, s3api::creds::SECRET_KEY_CHARS)
         .context("generating the cluster secret")?;
-    gateway::creds::write_private(&path, format!("{secret}\n").as_bytes())
+    s3api::creds::write_private(&path, format!("{secret}\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -277,9 +277,9 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
 
 /// The root keys, generated once in DIR and copied (with the users file, if any) into every
 /// node's data dir: the nodes of a cluster share their users.
-fn share_credentials(dir: &Path, nodes: &[DevNode]) -> anyhow::Result<gateway::creds::User> {
-    let root = gateway::creds::root_user(dir)?;
-    // The file names of `gateway::creds` (credentials.toml: root keys; users.toml: `percore
+fn share_credentials(dir: &Path, nodes: &[DevNode]) -> anyhow::Result<s3api::creds::User> {
+    let root = s3api::creds::root_user(dir)?;
+    // The file names of `s3api::creds` (credentials.toml: root keys; users.toml: `percore
     // key create`). With the keys in the environment there is no file: children inherit it.
     for name in ["credentials.toml", "users.toml"] {
         let from = dir.join(name);

@@ -30,9 +30,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use engine::{Node, NodeConfig};
-use gateway::cluster_users::ClusterUsers;
-use gateway::creds::User;
-use gateway::live_users::LiveUsers;
+use s3api::cluster_users::ClusterUsers;
+use s3api::creds::User;
+use s3api::live_users::LiveUsers;
 
 #[derive(Parser)]
 #[command(
@@ -174,23 +174,23 @@ impl TlsArgs {
     fn resolve(
         &self,
         file: &node_config::NodeFile,
-    ) -> anyhow::Result<Option<Arc<gateway::tls::Tls>>> {
+    ) -> anyhow::Result<Option<Arc<s3api::tls::Tls>>> {
         let section = file.tls.clone().unwrap_or_default();
         let files = match (
             self.tls_cert.clone().or(section.cert_file),
             self.tls_key.clone().or(section.key_file),
         ) {
             (None, None) => return Ok(None),
-            (Some(cert), Some(key)) => gateway::tls::TlsFiles { cert, key },
+            (Some(cert), Some(key)) => s3api::tls::TlsFiles { cert, key },
             (Some(_), None) => bail!("--tls-cert needs --tls-key (or tls.key_file)"),
             (None, Some(_)) => bail!("--tls-key needs --tls-cert (or tls.cert_file)"),
         };
-        let tls = gateway::tls::Tls::load(files).context("loading the TLS certificate and key")?;
+        let tls = s3api::tls::Tls::load(files).context("loading the TLS certificate and key")?;
         Ok(Some(Arc::new(tls)))
     }
 }
 
-/// The S3 endpoint's connection limits and timeouts (defaults: `gateway::limits`; README
+/// The S3 endpoint's connection limits and timeouts (defaults: `s3api::limits`; README
 /// "Connection limits and timeouts").
 #[derive(clap::Args, Clone, Copy)]
 struct HttpArgs {
@@ -216,12 +216,12 @@ struct HttpArgs {
 
 impl HttpArgs {
     /// The flags, else the config file's keys of the same names, else the defaults.
-    fn resolve(self, file: &node_config::NodeFile) -> anyhow::Result<gateway::serve::HttpLimits> {
-        let d = gateway::serve::HttpLimits::default();
+    fn resolve(self, file: &node_config::NodeFile) -> anyhow::Result<s3api::serve::HttpLimits> {
+        let d = s3api::serve::HttpLimits::default();
         let secs = |flag: Option<u64>, key: Option<u64>, default| {
             flag.or(key).map_or(default, std::time::Duration::from_secs)
         };
-        let limits = gateway::serve::HttpLimits {
+        let limits = s3api::serve::HttpLimits {
             connections_max: self
                 .connections_max
                 .or(file.connections_max)
@@ -284,12 +284,8 @@ impl Clock {
     }
 
     /// The object service over `backend` with these days.
-    fn gateway(
-        self,
-        backend: Arc<cluster::backend::Backend>,
-        region: &str,
-    ) -> gateway::s3::Gateway {
-        gateway::s3::Gateway::new(backend, region.to_owned())
+    fn gateway(self, backend: Arc<cluster::backend::Backend>, region: &str) -> s3api::s3::Gateway {
+        s3api::s3::Gateway::new(backend, region.to_owned())
             .with_days(self.day_secs * 1000, self.tiering_days)
             .with_orphan_grace(self.orphan_grace_secs * 1000)
     }
@@ -329,10 +325,10 @@ struct ServeSettings {
     cluster: Option<ClusterSettings>,
     clock: Clock,
     scrub: objects::scrub::ScrubConfig,
-    http: gateway::serve::HttpLimits,
-    tls: Option<Arc<gateway::tls::Tls>>,
+    http: s3api::serve::HttpLimits,
+    tls: Option<Arc<s3api::tls::Tls>>,
     /// The config file's `[[webhook]]` tables, name → URL (bucket notifications).
-    webhooks: gateway::notify::Webhooks,
+    webhooks: s3api::notify::Webhooks,
 }
 
 /// Engine settings a config file may set beyond the cores (unset: the engine's defaults).
@@ -566,12 +562,12 @@ fn main() -> anyhow::Result<()> {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // s3s logs every error response at ERROR, with whole request bodies: the gateway's own
-    // line replaces them (`gateway::http_log`).
+    // line replaces them (`s3api::http_log`).
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(env.and(filter_fn(gateway::http_log::keep_event))),
+                .with_filter(env.and(filter_fn(s3api::http_log::keep_event))),
         )
         .init();
     match Cli::parse().command {
@@ -702,13 +698,13 @@ struct Background {
 /// hold, the lifecycle walk, and the scrub with its anti-entropy and orphan sweep. Run by every
 /// process with cores: `percore serve` and the storage-only `percore node --config`.
 fn start_background(
-    objects: &gateway::s3::Gateway,
+    objects: &s3api::s3::Gateway,
     backend: &Arc<cluster::backend::Backend>,
     runtime: &tokio::runtime::Handle,
     scrub: objects::scrub::ScrubConfig,
 ) -> anyhow::Result<()> {
-    gateway::start_repair(backend, runtime);
-    gateway::start_lifecycle(objects, runtime);
+    s3api::start_repair(backend, runtime);
+    s3api::start_lifecycle(objects, runtime);
     objects::scrub::start(objects.store(), runtime, scrub)
         .context("installing the SIGUSR1 handler of the scrub")
 }
@@ -874,16 +870,16 @@ fn check_core_count(data: &std::path::Path, cores: usize) -> anyhow::Result<()> 
 }
 
 /// The root user and every user of the data directory and of the `--users` file, reloaded
-/// when those files change (`gateway::live_users`).
+/// when those files change (`s3api::live_users`).
 fn load_users(
     data: &Path,
     users_file: Option<&Path>,
     cluster: Option<&Arc<ClusterUsers>>,
 ) -> anyhow::Result<(Arc<LiveUsers>, User)> {
-    let root = gateway::creds::root_user(data)?;
-    let users = LiveUsers::start(gateway::live_users::Sources {
+    let root = s3api::creds::root_user(data)?;
+    let users = LiveUsers::start(s3api::live_users::Sources {
         root: root.clone(),
-        data_users: data.join(gateway::user_admin::USERS_FILE),
+        data_users: data.join(s3api::user_admin::USERS_FILE),
         extra_users: users_file.map(Path::to_owned),
         cluster: cluster.cloned(),
     })?;
@@ -892,7 +888,7 @@ fn load_users(
 
 /// Each connection takes a file descriptor: say so when the process's limit is below the cap
 /// (past it, accepts fail and only idle connections can be closed to make room).
-fn warn_if_few_files(http: &gateway::serve::HttpLimits) {
+fn warn_if_few_files(http: &s3api::serve::HttpLimits) {
     let soft = std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|limits| {
@@ -993,7 +989,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: note: {w}");
     }
     let backend = Arc::new(backend);
-    let hub = gateway::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
+    let hub = s3api::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
         .context("opening the notification queue")?;
     let hub = Arc::new(hub);
     hub.start(runtime.handle());
@@ -1002,8 +998,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .gateway(backend.clone(), &settings.region)
         .with_notify(hub);
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
-    gateway::live_users::watch(&users, runtime.handle());
-    let service = gateway::service_on(
+    s3api::live_users::watch(&users, runtime.handle());
+    let service = s3api::service_on(
         &objects,
         users.clone(),
         &settings.region,
@@ -1022,7 +1018,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             users: &users,
         },
     )?;
-    runtime.block_on(gateway::serve::serve(
+    runtime.block_on(s3api::serve::serve(
         listener,
         service,
         shutdown,
@@ -1111,7 +1107,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    gateway::live_users::watch(&users, runtime.handle());
+    s3api::live_users::watch(&users, runtime.handle());
     let service = {
         let _entered = runtime.enter();
         let backend = cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
@@ -1122,7 +1118,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             file.intelligent_tiering_days,
             file.orphan_grace_secs,
         )?;
-        gateway::service_on(
+        s3api::service_on(
             &clock.gateway(Arc::new(backend), &region),
             users.clone(),
             &region,
@@ -1140,9 +1136,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         users: &users,
     };
     let (listener, shutdown) = announce(&runtime, listen, &region, &root, &banner, reloads)?;
-    runtime.block_on(gateway::serve::serve(
-        listener, service, shutdown, http, tls,
-    ));
+    runtime.block_on(s3api::serve::serve(listener, service, shutdown, http, tls));
     eprintln!("percore: stopping (drained requests)");
     if let Some(c) = control {
         c.stop(&runtime);
@@ -1161,7 +1155,7 @@ fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// What a SIGHUP reloads: the TLS certificate and key (if any) and the users.
 #[derive(Clone, Copy)]
 struct Reloads<'a> {
-    tls: Option<&'a Arc<gateway::tls::Tls>>,
+    tls: Option<&'a Arc<s3api::tls::Tls>>,
     users: &'a Arc<LiveUsers>,
 }
 
@@ -1219,13 +1213,13 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// At each SIGHUP, re-reads the users files (`gateway::live_users`; they are also watched
+/// At each SIGHUP, re-reads the users files (`s3api::live_users`; they are also watched
 /// every second) and the TLS certificate and key (new connections get them); a failed reload
 /// keeps the current ones and logs an ERROR naming the file. Catching SIGHUP also keeps its
 /// default action from stopping the server (a `systemctl reload`, a closed terminal).
 fn reload_on_hangup(
     runtime: &tokio::runtime::Runtime,
-    tls: Option<Arc<gateway::tls::Tls>>,
+    tls: Option<Arc<s3api::tls::Tls>>,
     users: Arc<LiveUsers>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -1237,7 +1231,7 @@ fn reload_on_hangup(
                 tokio::task::spawn_blocking(move || users.reload()).await
             };
             if let Ok(outcome) = reloaded {
-                gateway::live_users::log_reload("SIGHUP", &outcome);
+                s3api::live_users::log_reload("SIGHUP", &outcome);
             }
             let Some(tls) = &tls else {
                 continue;

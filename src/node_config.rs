@@ -99,7 +99,7 @@ pub struct NodeFile {
     pub tls: Option<TlsSection>,
     #[serde(default, rename = "core")]
     pub cores: Vec<CoreEntry>,
-    /// Targets of bucket notifications (`gateway::notify`).
+    /// Targets of bucket notifications (`s3api::notify`).
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookEntry>,
     /// The control plane: its voters and the cluster secret (`control_plane`).
@@ -170,7 +170,7 @@ impl NodeFile {
     }
 
     /// The `[[webhook]]` tables, name → URL (checked by `check`).
-    pub fn webhooks(&self) -> gateway::notify::Webhooks {
+    pub fn webhooks(&self) -> s3api::notify::Webhooks {
         self.webhooks
             .iter()
             .map(|w| (w.name.clone(), w.url.clone()))
@@ -180,14 +180,14 @@ impl NodeFile {
     fn check(&self) -> anyhow::Result<()> {
         for (i, w) in self.webhooks.iter().enumerate() {
             let name_ok = !w.name.is_empty()
-                && w.name.len() <= gateway::notify::TEXT_BYTES_MAX
+                && w.name.len() <= s3api::notify::TEXT_BYTES_MAX
                 && w.name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !name_ok {
                 bail!("[[webhook]] {i}: name must be 1 to 1024 of A-Z a-z 0-9 - _ .");
             }
-            if gateway::notify_queue::parse_url(&w.url).is_none() {
+            if s3api::notify_queue::parse_url(&w.url).is_none() {
                 bail!("[[webhook]] {i}: url must be http://HOST[:PORT][/PATH]");
             }
             if self.webhooks[..i].iter().any(|o| o.name == w.name) {

@@ -36,10 +36,10 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
     };
     match cmd {
         UserCommand::Create { name, .. } => {
-            if name == gateway::creds::ROOT_USER {
+            if name == s3api::creds::ROOT_USER {
                 bail!("root is kept in credentials.toml (or the environment) on each node, not in the replicated map");
             }
-            let keys = gateway::user_admin::new_key(name)?;
+            let keys = s3api::user_admin::new_key(name)?;
             let user = User {
                 name: keys.name.clone(),
                 access_key: keys.access_key.clone(),
@@ -85,8 +85,8 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
             println!("deleted user {name}");
         }
         UserCommand::Policy(PolicyCommand::Set { name, file, .. }) => {
-            let text = gateway::user_admin::read_policy_file(file)?;
-            gateway::identity::validate(&text).map_err(anyhow::Error::msg)?;
+            let text = s3api::user_admin::read_policy_file(file)?;
+            s3api::identity::validate(&text).map_err(anyhow::Error::msg)?;
             answer(propose(Command::SetUserPolicy {
                 name: name.clone(),
                 policy_json: Some(text),
@@ -113,7 +113,7 @@ pub fn run(cmd: &UserCommand, control: &Settings) -> anyhow::Result<()> {
             println!("removed the identity policy of {name}");
         }
         UserCommand::Key(KeyCommand::Create { name, .. }) => {
-            let keys = gateway::user_admin::new_key(name)?;
+            let keys = s3api::user_admin::new_key(name)?;
             let key = control::Key {
                 access_key: keys.access_key.clone(),
                 secret_key: keys.secret_key.clone(),

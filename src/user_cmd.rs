@@ -1,5 +1,5 @@
 //! `percore user …`: users and their identity policies in a data directory's `users.toml`
-//! (`gateway::user_admin`). A running server picks a change up within a second (it watches the
+//! (`s3api::user_admin`). A running server picks a change up within a second (it watches the
 //! file; SIGHUP reloads at once). The data directory of a clustered node (one that wrote
 //! `control.toml`) has its users in the replicated map instead: the commands propose through
 //! the control plane (`user_cluster`).
@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use gateway::user_admin;
+use s3api::user_admin;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -85,7 +85,7 @@ pub struct DataArg {
 }
 
 /// Prints a new user's keys, the only time its secret is shown.
-pub fn print_created(user: &gateway::creds::User) {
+pub fn print_created(user: &s3api::creds::User) {
     println!("user: {}", user.name);
     println!("access_key: {}", user.access_key);
     println!("secret_key: {}", user.secret_key);

@@ -14,7 +14,7 @@
 //!
 //! Core numbers are indices into the backend's core list (the layout's core order): a hint is
 //! only meaningful under the layout version that wrote it, which the layout-change work will
-//! have to drain first (noted in gateway/DESIGN.md).
+//! have to drain first (noted in s3api/DESIGN.md).
 //!
 //! Not owned here: scrubbing (finding damage nobody wrote down) and moving data for layout
 //! changes.

@@ -14,7 +14,7 @@ pub mod hlc;
 pub mod limits;
 pub mod remote;
 /// The deterministic simulation's world (simulated cores and network), shared by the cluster
-/// simulation (`tests/sim`) and the object simulation (`gateway/tests/osim`); only with the `sim`
+/// simulation (`tests/sim`) and the object simulation (`s3api/tests/osim`); only with the `sim`
 /// feature, which only their dev-dependencies enable.
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -613,7 +613,7 @@ fn change_between(old: &State, new: &State) -> Result<Change, String> {
     })
 }
 
-/// The rules `gateway/src/creds.rs` applies to users from files, and a valid identity policy.
+/// The rules `s3api/src/creds.rs` applies to users from files, and a valid identity policy.
 fn check_user(u: &User) -> Result<(), String> {
     if u.name.is_empty() || u.name.len() > 64 || !u.name.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the name must be 1-64 printable ASCII characters".into());

@@ -1,9 +1,9 @@
-//! The gateway's metadata records and keys (see gateway/DESIGN.md): bucket records, object
+//! The gateway's metadata records and keys (see s3api/DESIGN.md): bucket records, object
 //! heads and listing entries, each a versioned fixed-width little-endian encoding. Decoding
 //! never panics on bad bytes: a record that does not parse is an internal error, reported.
 //!
 //! Versions: uploads and parts are written at 2 (version 1 plus checksum fields at the end,
-//! see gateway/DESIGN.md); version 1 records, written before checksums were stored, still decode (as
+//! see s3api/DESIGN.md); version 1 records, written before checksums were stored, still decode (as
 //! records without a checksum). Object versioning added: bucket records at 2 (the versioning
 //! state), listing entries at 2 (whether a version record backs the entry), object heads at 3
 //! (the null-version and recorded flags), and the version records (`V` keys) at 1. Every older
@@ -1771,7 +1771,7 @@ mod tests {
 
     // Heads of the older formats as they were written (never change these: add a fixture for
     // a new format instead). Format 1: before checksums were stored (encoded by hand from the
-    // layout in gateway/DESIGN.md).
+    // layout in s3api/DESIGN.md).
     const HEAD_V1_HEX: &str = concat!(
         "0100006000000000000068e5cf8b010000000102030405060708090a0b0000100004022200303132",
         "33343536373839616263646566303132333435363738396162636465662d320700766964656f2f78",
@@ -1797,7 +1797,7 @@ mod tests {
     );
 
     /// Records written at version 1, before checksums were stored (encoded by hand from the
-    /// layout in gateway/DESIGN.md; never change these: add a fixture for a new version instead).
+    /// layout in s3api/DESIGN.md; never change these: add a fixture for a new version instead).
     #[test]
     fn version_1_records_still_decode() {
         let h = ObjectHead::decode(hex_bytes(HEAD_V1_HEX)).unwrap();

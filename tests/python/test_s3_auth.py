@@ -1,4 +1,4 @@
-"""Authentication holes found on main, each refused now (gateway/src/access.rs): unsigned x-amz-*
+"""Authentication holes found on main, each refused now (s3api/src/access.rs): unsigned x-amz-*
 headers, an unsigned host, unbounded presigned lifetimes, the credential scope's region, SigV2
 dates, reserved bucket names, digests of XML bodies, malformed x-amz-content-sha256, aws-chunked
 bodies cut before their final chunk or with a wrong chunk signature, SigV4 dated by Date, session

@@ -1,6 +1,6 @@
 """`percore user …` against a running `percore serve`: users created and deleted while it runs
 (the server re-reads users.toml within a second, and on SIGHUP), and identity policies judged
-with bucket policies (gateway/src/identity.rs gives the rule)."""
+with bucket policies (s3api/src/identity.rs gives the rule)."""
 import json
 import os
 import re

@@ -1,5 +1,5 @@
 //! A deterministic simulation of the object layer: the real object service
-//! (`gateway::s3::Gateway`, called through the `s3s::S3` trait methods as the HTTP layer calls
+//! (`s3api::s3::Gateway`, called through the `s3s::S3` trait methods as the HTTP layer calls
 //! them once a request is authenticated, with the caller's credentials set) over the real
 //! cluster client (`cluster::backend::Backend`), over the cluster simulation's simulated cores
 //! and network (`cluster::sim`), driven by random S3 operations from a seed and checked
@@ -75,11 +75,11 @@
 //! add delete markers (not diagnosed). The default seeds miss all but the counted upload
 //! misses; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000 finds them.
 //!
-//! Running: `cargo test -p gateway --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
+//! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them; seeds 0 to N − 1,
 //! spread over the machine's cores; each seed runs whole on one thread, so the split changes
 //! nothing; about 30 s in a debug build on 2 cores); a failure prints its seed, and
-//! `PERCORE_OSIM_SEED=<seed> cargo test -p gateway --test osim osim_seeds -- --nocapture` (or
+//! `PERCORE_OSIM_SEED=<seed> cargo test -p s3api --test osim osim_seeds -- --nocapture` (or
 //! `osim_seeds_with_faults`) replays exactly that run (the summary line ends with a hash of
 //! the whole history; `PERCORE_OSIM_TRACE=1` prints every operation, its answer and the
 //! nemesis).
@@ -182,7 +182,7 @@ fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
     if let Some((seed, e)) = failures.first() {
         panic!(
             "{} of {} object simulation seeds failed; the first, {seed}: {e}\nreplay: \
-             PERCORE_OSIM_SEED={seed} cargo test -p gateway --test osim {test} -- --nocapture",
+             PERCORE_OSIM_SEED={seed} cargo test -p s3api --test osim {test} -- --nocapture",
             failures.len(),
             seeds.len()
         );

@@ -1,7 +1,9 @@
-//! percore's S3 gateway: hyper + s3s on tokio. Authenticates (SigV4 headers, presigned URLs,
-//! streaming chunks: s3s, against the users of [`live_users`]), then serves each request with the object
-//! service (`s3::Gateway` and the object modules), which stores through the `cluster` crate's
-//! backend. Never touches a disk, never names an engine type.
+//! percore's S3 API (`s3api`): hyper + s3s on tokio, what `percore serve` and `percore
+//! gateway` run. Authenticates (SigV4 headers, presigned URLs, streaming chunks: s3s, against
+//! the users of [`live_users`]), judges access, then serves each request with the object
+//! service: the `objects` crate's store, called by `s3::Gateway` and the object modules still
+//! here, whose errors become S3 codes in one place (`s3::s3_err`). Never touches a disk, never
+//! names an engine type.
 
 pub mod access;
 pub mod acl;

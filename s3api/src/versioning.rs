@@ -381,7 +381,7 @@ impl Gateway {
         )];
         if q.with_versions {
             // A key's version records live on its own cores: one scan merged over every core
-            // (its cost grows with the cluster, unlike ListObjects; noted in gateway/DESIGN.md).
+            // (its cost grows with the cluster, unlike ListObjects; noted in s3api/DESIGN.md).
             sources.push(Source::new(None, vprefix, vbase, vcursor, false, batch));
         }
         Ok((VersionWalk { sources }, previous))

@@ -1,5 +1,5 @@
 //! One seed's run: a 3-zone cluster (one node per zone, two cores each, 3 metadata replicas),
-//! one object service (`gateway::s3::Gateway`) per node over its own backend and skewed clock,
+//! one object service (`s3api::s3::Gateway`) per node over its own backend and skewed clock,
 //! and steps of concurrent S3 operations by two users, each through a random node, each judged
 //! against the model (`model`) when its step ends; then every bucket is read whole.
 
@@ -11,7 +11,7 @@ use cluster::backend::{Backend, Clock, CoreLink};
 use cluster::sim::core::Fault;
 use cluster::sim::world::{layout, run_tokio, Shared, SimClock, SimLink, Weather, World};
 use futures::StreamExt;
-use gateway::s3::Gateway;
+use s3api::s3::Gateway;
 use s3s::dto;
 use s3s::{S3Request, S3};
 
