@@ -61,74 +61,32 @@
 mod check;
 mod workload;
 
+use cluster::sim::{caught, env_u64, run_spread, seeds};
 use workload::{run_seed, Config, Strict};
 
 const SEEDS_DEFAULT: u64 = 5000;
 
-/// `run_seed`, with a panic (an assertion of the code under test, a deadlock of the
-/// simulation) turned into that seed's failure so its seed is printed.
+/// `run_seed`, a panic caught (`cluster::sim::caught`).
 fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, cfg))).unwrap_or_else(
-        |panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            Err(format!("panicked: {message}"))
-        },
-    )
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-    )
+    caught(|| run_seed(seed, cfg))
 }
 
 #[test]
 fn sim_seeds() {
-    let seeds: Vec<u64> = if let Some(s) = env_u64("PERCORE_SIM_SEED") {
-        vec![s]
-    } else {
-        let first = env_u64("PERCORE_SIM_FIRST").unwrap_or(0);
-        let n = env_u64("PERCORE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
-        (first..first + n).collect()
-    };
+    let seeds = seeds("PERCORE_SIM", SEEDS_DEFAULT);
     let cfg = Config::default();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let results: Vec<Result<workload::Stats, (u64, String)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let seeds = &seeds;
-                scope.spawn(move || {
-                    let mut total = workload::Stats::default();
-                    for &seed in seeds.iter().skip(t).step_by(threads) {
-                        total.add(&run_caught(seed, &cfg).map_err(|e| (seed, e))?);
-                    }
-                    Ok(total)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a simulation thread panicked"))
-            .collect()
-    });
     let mut total = workload::Stats::default();
     let mut failures: Vec<(u64, String)> = Vec::new();
-    for r in results {
-        match r {
+    for (seed, result) in run_spread(&seeds, |seed| run_seed(seed, &cfg)) {
+        match result {
             Ok(s) => total.add(&s),
-            Err(f) => failures.push(f),
+            Err(e) => failures.push((seed, e)),
         }
     }
     if let Some((seed, e)) = failures.into_iter().min_by_key(|(s, _)| *s) {
         panic!(
             "simulation seed {seed} failed: {e}\nreplay: PERCORE_SIM_SEED={seed} cargo test -p \
-             gateway --test sim sim_seeds -- --nocapture"
+             cluster --test sim sim_seeds -- --nocapture"
         );
     }
     println!(

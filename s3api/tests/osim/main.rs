@@ -88,6 +88,7 @@
 mod model;
 mod workload;
 
+use cluster::sim::{caught, run_spread, seeds};
 use workload::{run_seed, Config};
 
 const SEEDS_DEFAULT: u64 = 200;
@@ -96,26 +97,9 @@ const SEEDS_FAULTS_DEFAULT: u64 = 1000;
 /// HLC after a metadata read of random length: their clocks read the same millisecond in some).
 const SAME_INSTANT_SEEDS: u64 = 400;
 
-/// `run_seed`, with a panic turned into that seed's failure so its seed is printed.
+/// `run_seed`, a panic caught (`cluster::sim::caught`).
 fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, cfg))).unwrap_or_else(
-        |panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            Err(format!("panicked: {message}"))
-        },
-    )
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-    )
+    caught(|| run_seed(seed, cfg))
 }
 
 #[test]
@@ -138,42 +122,14 @@ fn osim_seeds_with_faults() {
 /// or the one `PERCORE_OSIM_SEED`, spread over the machine's cores; panics with every seed
 /// that failed, the first to replay with `test`.
 fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
-    let seeds: Vec<u64> = if let Some(s) = env_u64("PERCORE_OSIM_SEED") {
-        vec![s]
-    } else {
-        let first = env_u64("PERCORE_OSIM_FIRST").unwrap_or(0);
-        let n = env_u64("PERCORE_OSIM_SEEDS").unwrap_or(default_seeds);
-        (first..first + n).collect()
-    };
-    let cfg = *cfg;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let results: Vec<(workload::Stats, Vec<(u64, String)>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let seeds = &seeds;
-                scope.spawn(move || {
-                    let mut total = workload::Stats::default();
-                    let mut failed = Vec::new();
-                    for &seed in seeds.iter().skip(t).step_by(threads) {
-                        match run_caught(seed, &cfg) {
-                            Ok(s) => total.add(&s),
-                            Err(e) => failed.push((seed, e)),
-                        }
-                    }
-                    (total, failed)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a simulation thread panicked"))
-            .collect()
-    });
+    let seeds = seeds("PERCORE_OSIM", default_seeds);
     let mut total = workload::Stats::default();
     let mut failures: Vec<(u64, String)> = Vec::new();
-    for (s, f) in results {
-        total.add(&s);
-        failures.extend(f);
+    for (seed, result) in run_spread(&seeds, |seed| run_seed(seed, cfg)) {
+        match result {
+            Ok(s) => total.add(&s),
+            Err(e) => failures.push((seed, e)),
+        }
     }
     failures.sort();
     for (seed, e) in &failures {
