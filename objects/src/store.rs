@@ -137,6 +137,7 @@ impl Store {
     pub fn orphan_grace_ms(&self) -> u64 {
         self.orphan_grace_ms
     }
+
     pub fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
         self.backend.meta_cores(Route::Bucket(bucket))
     }
