@@ -15,18 +15,10 @@ use engine::store::{Store, StoreConfig};
 use engine::EngineError;
 use glommio::Shares;
 
-const SEGMENT_BYTES: u64 = 1024 * 1024;
+mod common;
+use common::run_on_executor;
 
-fn run_on_executor<F: std::future::Future<Output = ()> + 'static>(
-    f: impl FnOnce() -> F + Send + 'static,
-) {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(move || async move { f().await })
-        .expect("executor starts")
-        .join()
-        .expect("executor finishes");
-}
+const SEGMENT_BYTES: u64 = 1024 * 1024;
 
 fn config(cache_bytes: u64) -> StoreConfig {
     StoreConfig {

@@ -10,6 +10,9 @@ use engine::sim::{SimDisk, SimRng};
 use engine::store::{Store, StoreConfig};
 use engine::EngineError;
 
+mod common;
+use common::run_on_executor;
+
 const SEGMENT_BYTES: u64 = 1024 * 1024;
 /// Small next to the data the runs write (fragments up to 40 KB), so entries are filled,
 /// served, invalidated and evicted all through a run: every read is checked against the model
@@ -293,17 +296,6 @@ fn seeds() -> Vec<u64> {
             }
         })
         .collect()
-}
-
-fn run_on_executor<F: std::future::Future<Output = ()> + 'static>(
-    f: impl FnOnce() -> F + Send + 'static,
-) {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(move || async move { f().await })
-        .expect("executor starts")
-        .join()
-        .expect("executor finishes");
 }
 
 #[test]

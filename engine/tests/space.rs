@@ -9,6 +9,9 @@ use engine::sim::SimDisk;
 use engine::store::{Store, StoreConfig};
 use engine::EngineError;
 
+mod common;
+use common::run_on_executor;
+
 const SEGMENT_BYTES: u64 = 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
 
@@ -29,17 +32,6 @@ fn frag_id(k: u64) -> [u8; 16] {
     id[0..8].copy_from_slice(&k.to_le_bytes());
     id[8] = 0x5a;
     id
-}
-
-fn run_on_executor<F: std::future::Future<Output = ()> + 'static>(
-    f: impl FnOnce() -> F + Send + 'static,
-) {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(move || async move { f().await })
-        .expect("executor starts")
-        .join()
-        .expect("executor finishes");
 }
 
 /// Puts 300 KB fragments until the store refuses one; returns the keys stored.
