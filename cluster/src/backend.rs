@@ -271,6 +271,15 @@ pub fn write_quorum(n: usize) -> usize {
     n / 2 + 1
 }
 
+/// Which cores of a merged scan must answer (`Backend::scan_merged`).
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// At least this many.
+    Cores(usize),
+    /// A read quorum of every metadata record's replicas (`Backend::meta_sets_answering`).
+    EverySet,
+}
+
 /// R of n: overlaps every write quorum.
 pub fn read_quorum(n: usize) -> usize {
     n + 1 - write_quorum(n)
@@ -992,7 +1001,8 @@ impl Backend {
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        self.scan_merged(cores, read_quorum(cores.len()), prefix, start_after, limit)
+        let need = Need::Cores(read_quorum(cores.len()));
+        self.scan_merged(cores, need, prefix, start_after, limit)
             .await
     }
 
@@ -1005,8 +1015,48 @@ impl Backend {
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
         let cores: Vec<usize> = self.all_cores().collect();
-        self.scan_merged(&cores, 1, prefix, start_after, limit)
+        self.scan_merged(&cores, Need::Cores(1), prefix, start_after, limit)
             .await
+    }
+
+    /// `meta_scan_all` for records that a listing must all see (a bucket's version records,
+    /// each on its key's cores): fails unless the cores that answered hold a read quorum of
+    /// every record's replicas. One answering core was enough, and once lost messages had
+    /// marked cores down a version listing left out records whose replicas were all skipped,
+    /// or listed one whose tombstones were all on skipped replicas (found by the object
+    /// simulation).
+    pub async fn meta_scan_all_quorum(
+        &self,
+        prefix: &Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+        let cores: Vec<usize> = self.all_cores().collect();
+        self.scan_merged(&cores, Need::EverySet, prefix, start_after, limit)
+            .await
+    }
+
+    /// The fewest of `answering` among the replicas of any metadata record: the first
+    /// `replicas()` cores of every PG row, or (node router) of any set of that many cores.
+    fn meta_sets_answering(&self, answering: &[usize]) -> usize {
+        let n = self.meta_replicas;
+        match &self.router {
+            Router::Node => n - (self.cores.len() - answering.len()).min(n),
+            Router::Layout(layout) => {
+                let table = layout
+                    .table(self.policy.tier)
+                    .expect("checked in Backend::cluster");
+                (0..table.placement_groups())
+                    .map(|pg| {
+                        let row = table.row_indices(pg, n);
+                        row.iter()
+                            .filter(|&&i| answering.contains(&(i as usize)))
+                            .count()
+                    })
+                    .min()
+                    .unwrap_or(n)
+            }
+        }
     }
 
     /// Every live record under `prefix` on the whole cluster (`meta_scan_all`, page after
@@ -1030,7 +1080,7 @@ impl Backend {
     async fn scan_merged(
         &self,
         cores: &[usize],
-        need: usize,
+        need: Need,
         prefix: &Bytes,
         start_after: Option<Bytes>,
         limit: u32,
@@ -1131,7 +1181,7 @@ impl Backend {
         streams: &mut Vec<ScanStream>,
         prefix: &Bytes,
         batch: u32,
-        need: usize,
+        need: Need,
         of: usize,
     ) -> Result<(), BackendError> {
         let dry: Vec<usize> = (0..streams.len())
@@ -1180,16 +1230,31 @@ impl Backend {
         for i in failed.into_iter().rev() {
             streams.remove(i);
         }
-        if streams.len() < need {
-            return Err(BackendError::Quorum {
+        match need {
+            Need::Cores(need) if streams.len() < need => Err(BackendError::Quorum {
                 what: "listing",
                 got: streams.len(),
                 need,
                 of,
                 last,
-            });
+            }),
+            Need::EverySet => {
+                let answering: Vec<usize> = streams.iter().map(|s| s.core).collect();
+                let got = self.meta_sets_answering(&answering);
+                let need = read_quorum(self.meta_replicas);
+                if got < need {
+                    return Err(BackendError::Quorum {
+                        what: "listing (replicas of some record)",
+                        got,
+                        need,
+                        of: self.meta_replicas,
+                        last,
+                    });
+                }
+                Ok(())
+            }
+            Need::Cores(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// Stores a whole fragment on every core of `cores` (replicas); acknowledged once a write

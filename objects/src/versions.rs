@@ -453,14 +453,18 @@ impl Store {
             null_version: suspended,
             modified_ms: now_ms(),
         };
-        if suspended {
-            self.remove_null_versions(bucket, key, Some(&marker.version_id), current.as_ref())
-                .await?;
-        }
         let cores = self.object_cores(bucket, key);
         let vkey = version_key(bucket, key, &marker.version_id);
         let value = VersionRecord::DeleteMarker(marker.clone()).encode();
         self.backend.meta_put(&cores, &vkey, &value, hlc).await?;
+        // The marker first, then the null version it replaces goes, as a write's `V` record
+        // before `remove_null_versions` in `commit_version`: in between a version listing
+        // shows the newest null version of the key, so it sees the key as before or as after
+        // this delete, never with neither (nor, after a crash here, without both).
+        if suspended {
+            self.remove_null_versions(bucket, key, Some(&marker.version_id), current.as_ref())
+                .await?;
+        }
         if current.is_some() {
             self.remove_current(bucket, key, hlc).await?;
         }

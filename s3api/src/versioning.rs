@@ -308,7 +308,7 @@ impl Gateway {
             }
             let is_latest = previous_key.as_deref() != Some(&item.key[..]);
             previous_key = Some(item.key.clone());
-            let version = item.listed()?;
+            let version = item.version;
             let shown = match &version {
                 Listed::Object { version_id, .. } => version_id.clone(),
                 Listed::Marker(m) => shown_version_id(m.null_version, &m.version_id),
@@ -371,29 +371,33 @@ impl Gateway {
         };
         let lbase = listing_key(q.bucket, "").len();
         let vbase = versions_prefix(q.bucket, b"").len();
-        let mut sources = vec![Source::new(
+        let listing = Source::new(
             Some(self.store.listing_cores(q.bucket)),
             lprefix,
             lbase,
             lcursor,
             true,
             batch,
-        )];
-        if q.with_versions {
-            // A key's version records live on its own cores: one scan merged over every core
-            // (its cost grows with the cluster, unlike ListObjects; noted in s3api/DESIGN.md).
-            sources.push(Source::new(None, vprefix, vbase, vcursor, false, batch));
-        }
-        Ok((VersionWalk { sources }, previous))
+        );
+        // A key's version records live on its own cores: one scan merged over every core (its
+        // cost grows with the cluster, unlike ListObjects; noted in s3api/DESIGN.md).
+        let versions = q
+            .with_versions
+            .then(|| Source::new(None, vprefix, vbase, vcursor, false, batch));
+        let walk = VersionWalk {
+            bucket: q.bucket.to_owned(),
+            listing,
+            versions,
+            null_of: None,
+        };
+        Ok((walk, previous))
     }
 }
 
 /// The first position after every version of `key` in the version index: the key's prefix
 /// ends 0 0; 0 1 sorts after all of them and before any longer key (0 FF, or a non-zero byte).
 fn after_key(bucket: &str, key: &str) -> Bytes {
-    let mut k = versions_prefix(bucket, key.as_bytes());
-    k.put_slice(&[0, 1]);
-    k.freeze()
+    after_key_raw(bucket, key.as_bytes())
 }
 
 struct VersionQuery<'a> {
@@ -433,43 +437,28 @@ enum Listed {
 }
 
 /// One version found by a walk: from the listing index (a current version without a `V`
-/// record, the key's only one) or from the version index.
+/// record, the key's only one at rest) or from the version index.
 struct WalkItem {
     raw: Bytes,
     key: Vec<u8>,
-    /// The position within the key: the `V` key's last 20 bytes (zero for listing entries).
+    /// The position within the key: the `V` key's last 20 bytes (zero for listing entries,
+    /// which sort after every `V` record of their key: `position`).
     order: [u8; 20],
-    value: Bytes,
     from_listing: bool,
+    /// Whether this is a null version (a listing entry always is).
+    null: bool,
+    version: Listed,
 }
 
+/// Where an item sorts in the merge: by key, then a key's `V` records newest first, then its
+/// listing entry. A listing entry is a version written before the bucket kept versions, older
+/// than any `V` record of its key but the copy of itself that a write records (which sorts
+/// by its old HLC, last, and is the same version).
+type Position = (Vec<u8>, bool, [u8; 20]);
+
 impl WalkItem {
-    fn listed(&self) -> S3Result<Listed> {
-        if self.from_listing {
-            let e = ListingEntry::decode(self.value.clone())
-                .map_err(|e| s3_error!(e, InternalError))?;
-            return Ok(Listed::Object {
-                version_id: "null".to_string(),
-                size: e.size,
-                etag: e.etag,
-                modified_ms: e.modified_ms,
-                class: e.class,
-            });
-        }
-        Ok(
-            match VersionRecord::decode(self.value.clone())
-                .map_err(|e| s3_error!(e, InternalError))?
-            {
-                VersionRecord::Object(h) => Listed::Object {
-                    version_id: head_version_id(&h),
-                    size: h.shown_size(),
-                    etag: h.etag,
-                    modified_ms: h.modified_ms,
-                    class: h.tiering.class,
-                },
-                VersionRecord::DeleteMarker(m) => Listed::Marker(m),
-            },
-        )
+    fn position(&self) -> Position {
+        (self.key.clone(), self.from_listing, self.order)
     }
 }
 
@@ -480,6 +469,7 @@ struct Source {
     prefix: Bytes,
     /// Bytes of the bucket part of its keys.
     base: usize,
+    /// The last raw key read (or skipped to): the scan resumes after it.
     cursor: Option<Bytes>,
     buf: VecDeque<WalkItem>,
     done: bool,
@@ -508,8 +498,10 @@ impl Source {
         }
     }
 
-    /// Reads the next batch of the scan (the listing index's may all be filtered out).
-    async fn fetch(&mut self, gw: &Gateway) -> S3Result<()> {
+    /// Reads the next batch of the scan (the listing index's may all be filtered out). With
+    /// `limit` (a raw key), entries at or after it are dropped unread and the scan resumes
+    /// at `limit`: the version index is read only where the listing index already was.
+    async fn fetch(&mut self, gw: &Gateway, limit: Option<&Bytes>) -> S3Result<()> {
         let cursor = self.cursor.clone();
         let (entries, next) = match &self.cores {
             Some(cores) => {
@@ -519,7 +511,7 @@ impl Source {
             }
             None => {
                 gw.backend
-                    .meta_scan_all(&self.prefix, cursor, self.batch)
+                    .meta_scan_all_quorum(&self.prefix, cursor, self.batch)
                     .await
             }
         }
@@ -529,6 +521,12 @@ impl Source {
         }
         self.done = next.is_none();
         for (raw, e) in entries {
+            if let Some(l) = limit.filter(|l| raw >= **l) {
+                // Read before the listing index was: read again once it has been.
+                self.cursor = Some(l.clone());
+                self.done = false;
+                break;
+            }
             if let Some(item) = self.item(raw, e.value)? {
                 self.buf.push_back(item);
             }
@@ -536,22 +534,34 @@ impl Source {
         Ok(())
     }
 
-    /// Whether the next item could come from this source: it has one buffered, or the scan
-    /// has not ended.
-    fn pending(&self) -> bool {
-        !self.buf.is_empty() || !self.done
+    /// The listing index's: with an empty buffer, every key this source may still hold
+    /// sorts after this one (`None`: nothing read yet).
+    fn passed_key(&self) -> Option<&[u8]> {
+        assert!(self.listing, "the version index's cursor is a raw key");
+        self.cursor.as_ref().map(|c| &c[self.base.min(c.len())..])
     }
 
-    /// With an empty buffer: every key this source may still hold sorts after this one.
-    fn passed_key(&self) -> Option<&[u8]> {
-        assert!(self.listing, "version scans buffer every entry they read");
-        self.cursor.as_ref().map(|c| &c[self.base.min(c.len())..])
+    /// Whether every item of this source at or before `key` (every one when `None`) is
+    /// buffered: the merge may take its smallest item.
+    fn reached(&self, bucket: &str, key: Option<&[u8]>) -> bool {
+        if self.done || !self.buf.is_empty() {
+            return true;
+        }
+        let Some(key) = key else {
+            return false;
+        };
+        if self.listing {
+            self.passed_key().is_some_and(|p| p >= key)
+        } else {
+            let after = after_key_raw(bucket, key);
+            self.cursor.as_ref().is_some_and(|c| *c >= after)
+        }
     }
 
     fn item(&self, raw: Bytes, value: Bytes) -> S3Result<Option<WalkItem>> {
         let rest = &raw[self.base..];
         if self.listing {
-            let e = ListingEntry::decode(value.clone()).map_err(|e| s3_error!(e, InternalError))?;
+            let e = ListingEntry::decode(value).map_err(|e| s3_error!(e, InternalError))?;
             // A current version with a `V` record is listed from the version index.
             if e.in_versions {
                 return Ok(None);
@@ -560,20 +570,40 @@ impl Source {
                 key: rest.to_vec(),
                 raw,
                 order: [0; 20],
-                value,
                 from_listing: true,
+                null: true,
+                version: Listed::Object {
+                    version_id: "null".to_string(),
+                    size: e.size,
+                    etag: e.etag,
+                    modified_ms: e.modified_ms,
+                    class: e.class,
+                },
             }));
         }
         let (key, _) = parse_version_key(rest)
             .ok_or_else(|| s3_error!(InternalError, "malformed version key"))?;
         let mut order = [0u8; 20];
         order.copy_from_slice(&raw[raw.len() - 20..]);
+        let record = VersionRecord::decode(value).map_err(|e| s3_error!(e, InternalError))?;
+        let null = record.null_version();
+        let version = match record {
+            VersionRecord::Object(h) => Listed::Object {
+                version_id: head_version_id(&h),
+                size: h.shown_size(),
+                etag: h.etag,
+                modified_ms: h.modified_ms,
+                class: h.tiering.class,
+            },
+            VersionRecord::DeleteMarker(m) => Listed::Marker(m),
+        };
         Ok(Some(WalkItem {
             raw,
             key,
             order,
-            value,
             from_listing: false,
+            null,
+            version,
         }))
     }
 
@@ -588,75 +618,106 @@ impl Source {
     }
 }
 
-/// A merge of sorted sources by (key, newest first), without duplicates (a `V` record is on
-/// several cores).
+/// `after_key` for raw key bytes: the version index's first position after every version of
+/// `key` (and of every key before it).
+fn after_key_raw(bucket: &str, key: &[u8]) -> Bytes {
+    let mut k = versions_prefix(bucket, key);
+    k.put_slice(&[0, 1]);
+    k.freeze()
+}
+
+/// A merge of the listing index and the version index by `Position`, without duplicates (a
+/// `V` record is on several cores), showing one null version per key.
+///
+/// A write that moves a key's version from the listing index to the version index (a version
+/// written before the bucket kept versions, recorded by the write that replaces it, or
+/// replaced as the null version) writes the `V` records first and changes the listing entry
+/// last, so the walk reads a key's listing entry before its `V` records: it sees the version
+/// in one index or both, never in neither (the version index used to be read first, and a
+/// listing concurrent with a delete marker on such a key listed no version of it; found by
+/// the object simulation). Seen in both, or with the null version a write in a suspended
+/// bucket replaces (written before the old one is removed), the key shows its newest null
+/// version only: S3's null version is one version.
 struct VersionWalk {
-    sources: Vec<Source>,
+    bucket: String,
+    listing: Source,
+    /// `None` in a bucket that never kept versions.
+    versions: Option<Source>,
+    /// The key whose null version the walk has already yielded.
+    null_of: Option<Vec<u8>>,
 }
 
 impl VersionWalk {
     async fn next(&mut self, gw: &Gateway) -> S3Result<Option<WalkItem>> {
-        let position = |i: &WalkItem| (i.key.clone(), i.order);
-        let min = loop {
-            for s in self.sources.iter_mut().filter(|s| !s.listing) {
-                while s.buf.is_empty() && !s.done {
-                    s.fetch(gw).await?;
-                }
-            }
-            let min = self
-                .sources
-                .iter()
-                .filter_map(|s| s.buf.front().map(position))
-                .min();
-            // The listing index skips the entries of versions that have `V` records (most, in
-            // a versioned bucket): read it only as far as the merge has come, not to its end.
-            let mut fetched = false;
-            for s in &mut self.sources {
-                if !s.listing || !s.buf.is_empty() || s.done {
+        while let Some(item) = self.next_any(gw).await? {
+            if item.null {
+                if self.null_of.as_deref() == Some(&item.key[..]) {
+                    // An older null version of the key, mid-write: the newer one replaces it.
                     continue;
                 }
-                let covered = match (&min, s.passed_key()) {
-                    (Some((key, _)), Some(passed)) => key.as_slice() <= passed,
-                    _ => false,
-                };
-                if !covered {
-                    s.fetch(gw).await?;
-                    fetched = true;
+                self.null_of = Some(item.key.clone());
+            }
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+
+    /// The next item of the merge, null versions not yet deduplicated.
+    async fn next_any(&mut self, gw: &Gateway) -> S3Result<Option<WalkItem>> {
+        loop {
+            let min = self
+                .listing
+                .buf
+                .front()
+                .into_iter()
+                .chain(self.versions.iter().filter_map(|v| v.buf.front()))
+                .map(WalkItem::position)
+                .min();
+            let key = min.as_ref().map(|(k, _, _)| k.as_slice());
+            // The listing index first, and only as far as the merge has come (it skips the
+            // entries of versions that have `V` records: most, in a versioned bucket).
+            if !self.listing.reached(&self.bucket, key) {
+                self.listing.fetch(gw, None).await?;
+                continue;
+            }
+            let limit = match self.listing.passed_key() {
+                _ if self.listing.done => None,
+                Some(passed) => Some(after_key_raw(&self.bucket, passed)),
+                None => unreachable!("a listing index not yet read is not reached"),
+            };
+            match &mut self.versions {
+                Some(v) if !v.reached(&self.bucket, key) => {
+                    v.fetch(gw, limit.as_ref()).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(min) = min else {
+                assert!(self.listing.done, "every source was read");
+                assert!(self.versions.as_ref().is_none_or(|v| v.done));
+                return Ok(None);
+            };
+            let mut found = None;
+            for s in std::iter::once(&mut self.listing).chain(self.versions.as_mut()) {
+                if s.buf.front().is_some_and(|i| i.position() == min) {
+                    let item = s.buf.pop_front();
+                    found = found.or(item);
                 }
             }
-            if !fetched {
-                break min;
-            }
-        };
-        let Some(min) = min else {
-            assert!(
-                self.sources.iter().all(|s| !s.pending()),
-                "every source was read"
-            );
-            return Ok(None);
-        };
-        let mut found = None;
-        for s in &mut self.sources {
-            if s.buf.front().is_some_and(|i| position(i) == min) {
-                let item = s.buf.pop_front();
-                found = found.or(item);
-            }
+            return Ok(found);
         }
-        Ok(found)
     }
 
     /// Skips every key under the common prefix `cp` (0xFF never occurs in UTF-8).
     fn skip_prefix(&mut self, bucket: &str, cp: &[u8]) {
-        for s in &mut self.sources {
-            let mut position = if s.listing {
-                let mut p = BytesMut::from(&listing_key(bucket, "")[..]);
-                p.put_slice(cp);
-                p
-            } else {
-                versions_prefix(bucket, cp)
-            };
+        let mut position = BytesMut::from(&listing_key(bucket, "")[..]);
+        position.put_slice(cp);
+        position.put_u8(0xff);
+        self.listing.skip_to(&position.freeze());
+        if let Some(v) = &mut self.versions {
+            let mut position = versions_prefix(bucket, cp);
             position.put_u8(0xff);
-            s.skip_to(&position.freeze());
+            v.skip_to(&position.freeze());
         }
     }
 }
