@@ -732,12 +732,21 @@ impl Backend {
                 core: self.cores[core].name.clone(),
             });
         }
-        self.call_anyway(core, request).await
+        self.call_core(core, request).await
     }
 
     /// `call` even when `core` is marked down (a scan that cannot reach its quorum without
     /// it); an answer lifts the mark.
     async fn call_anyway(&self, core: usize, request: Request) -> Result<Response, BackendError> {
+        let result = self.call_core(core, request).await;
+        if result.is_ok() {
+            self.cores[core].down_until_ms.store(0, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// `call` without the down mark's check.
+    async fn call_core(&self, core: usize, request: Request) -> Result<Response, BackendError> {
         let c = &self.cores[core];
         let request = match request {
             Request::Batch(_) | Request::Background(_) => request,
@@ -785,8 +794,6 @@ impl Backend {
                     tracing::warn!(core = %c.name, error = %e, "core unreachable or offline: marked down");
                 }
             }
-        } else if self.is_down(core) {
-            c.down_until_ms.store(0, Ordering::Relaxed);
         }
         result
     }
