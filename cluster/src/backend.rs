@@ -1079,13 +1079,12 @@ impl Backend {
     /// the scan may return; `Err` is the quorum error naming the worst replica set.
     fn scan_quorum_met(
         &self,
-        quorum: ScanQuorum,
-        sets: Option<&[Vec<usize>]>,
-        scanned: usize,
+        need: &Need<'_>,
         alive: &[usize],
         last: &str,
     ) -> Result<(), BackendError> {
-        let (got, need, of) = match (quorum, sets) {
+        let scanned = need.scanned;
+        let (got, need, of) = match (need.quorum, need.sets) {
             (ScanQuorum::Replicas, _) => (alive.len(), read_quorum(scanned), scanned),
             (ScanQuorum::EverySet, Some(sets)) => {
                 let n = self.meta_replicas;
@@ -1282,9 +1281,7 @@ impl Backend {
                 .filter(|i| !dry.iter().zip(&results).any(|(d, r)| d == i && r.is_err()))
                 .map(|i| streams[i].core)
                 .collect();
-            let short = self
-                .scan_quorum_met(need.quorum, need.sets, need.scanned, &alive, "")
-                .is_err();
+            let short = self.scan_quorum_met(need, &alive, "").is_err();
             if short {
                 let retries = skipped
                     .iter()
@@ -1324,7 +1321,7 @@ impl Backend {
             streams.remove(i);
         }
         let alive: Vec<usize> = streams.iter().map(|s| s.core).collect();
-        self.scan_quorum_met(need.quorum, need.sets, need.scanned, &alive, &last)
+        self.scan_quorum_met(need, &alive, &last)
     }
 
     /// Stores a whole fragment on every core of `cores` (replicas); acknowledged once a write
