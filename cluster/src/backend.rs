@@ -1283,10 +1283,10 @@ impl Backend {
                 .collect();
             let short = self.scan_quorum_met(need, &alive, "").is_err();
             if short {
-                let retries = skipped
+                let forced = skipped
                     .iter()
                     .map(|&j| self.call_anyway(streams[dry[j]].core, page(&streams[dry[j]])));
-                let retried = futures::future::join_all(retries).await;
+                let retried = futures::future::join_all(forced).await;
                 for (&j, r) in skipped.iter().zip(retried) {
                     results[j] = r;
                 }
