@@ -1249,8 +1249,8 @@ impl Backend {
     }
 
     /// Fetches the next page of every stream that has run dry; drops streams whose core
-    /// failed, and fails when those left miss the scan's quorum. Cores skipped because they
-    /// are marked down are tried anyway when the quorum needs them.
+    /// failed, and fails when those left miss the scan's quorum. In a cluster-wide scan, cores
+    /// skipped because they are marked down are tried anyway when the quorum needs them.
     async fn refill(
         &self,
         streams: &mut Vec<ScanStream>,
@@ -1276,7 +1276,9 @@ impl Backend {
         let skipped: Vec<usize> = (0..dry.len())
             .filter(|&j| matches!(results[j], Err(BackendError::Down { .. })))
             .collect();
-        if !skipped.is_empty() {
+        // Only cluster-wide scans: a replica scan (a bucket's listing) short of its quorum
+        // fails as before.
+        if matches!(need.quorum, ScanQuorum::EverySet) && !skipped.is_empty() {
             let alive: Vec<usize> = (0..streams.len())
                 .filter(|i| !dry.iter().zip(&results).any(|(d, r)| d == i && r.is_err()))
                 .map(|i| streams[i].core)
