@@ -271,15 +271,6 @@ pub fn write_quorum(n: usize) -> usize {
     n / 2 + 1
 }
 
-/// Which cores of a merged scan must answer (`Backend::scan_merged`).
-#[derive(Debug, Clone, Copy)]
-enum Need {
-    /// At least this many.
-    Cores(usize),
-    /// A read quorum of every metadata record's replicas (`Backend::meta_sets_answering`).
-    EverySet,
-}
-
 /// R of n: overlaps every write quorum.
 pub fn read_quorum(n: usize) -> usize {
     n + 1 - write_quorum(n)
@@ -411,6 +402,24 @@ struct ScanStream {
     buffered: VecDeque<(Bytes, MetaVersion)>,
     cursor: Option<Bytes>,
     done: bool,
+}
+
+/// What a merged scan needs to keep hearing from: its quorum, the replica sets of a
+/// cluster-wide one, how many cores it scans.
+struct Need<'a> {
+    quorum: ScanQuorum,
+    sets: Option<&'a [Vec<usize>]>,
+    scanned: usize,
+}
+
+/// Which replicas a merged scan must keep hearing from (`Backend::scan_merged`).
+#[derive(Clone, Copy)]
+enum ScanQuorum {
+    /// A read quorum of the cores scanned, which are one record set's replicas (`meta_scan`).
+    Replicas,
+    /// A read quorum of every metadata replica set of the cluster (`meta_scan_all`): the cores
+    /// scanned are all of them, and the scan does not know which set a record belongs to.
+    EverySet,
 }
 
 impl Backend {
@@ -718,12 +727,27 @@ impl Backend {
     /// One request to one core. A core that cannot be reached is marked down and skipped (an
     /// immediate `Down`) until `CORE_DOWN_FOR` has passed; then the next call tries it again.
     pub async fn call(&self, core: usize, request: Request) -> Result<Response, BackendError> {
-        let c = &self.cores[core];
         if self.is_down(core) {
             return Err(BackendError::Down {
-                core: c.name.clone(),
+                core: self.cores[core].name.clone(),
             });
         }
+        self.call_core(core, request).await
+    }
+
+    /// `call` even when `core` is marked down (a scan that cannot reach its quorum without
+    /// it); an answer lifts the mark.
+    async fn call_anyway(&self, core: usize, request: Request) -> Result<Response, BackendError> {
+        let result = self.call_core(core, request).await;
+        if result.is_ok() {
+            self.cores[core].down_until_ms.store(0, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// `call` without the down mark's check.
+    async fn call_core(&self, core: usize, request: Request) -> Result<Response, BackendError> {
+        let c = &self.cores[core];
         let request = match request {
             Request::Batch(_) | Request::Background(_) => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
@@ -1001,13 +1025,20 @@ impl Backend {
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let need = Need::Cores(read_quorum(cores.len()));
-        self.scan_merged(cores, need, prefix, start_after, limit)
+        self.scan_merged(cores, ScanQuorum::Replicas, prefix, start_after, limit)
             .await
     }
 
-    /// `meta_scan` over every core of the cluster, skipping cores that are down (for rare
-    /// cluster-wide listings: buckets, multipart uploads).
+    /// `meta_scan` over every core of the cluster (for rare cluster-wide listings: buckets,
+    /// multipart uploads, whether a bucket holds any), as quorum-correct as a point read: it
+    /// hears from a read quorum of every metadata replica set (every PG's first replicas on a
+    /// cluster; any `replicas()` of the node's cores on one node), so each record it returns
+    /// is the newest of a read quorum of its replicas and no acknowledged record is missed.
+    /// Cores marked down are tried anyway when the quorum needs them; when it cannot be had
+    /// the scan fails (`BackendError::Quorum`) rather than answer an incomplete list.
+    /// One answering core per record was enough before: once lost messages had marked cores
+    /// down, ListMultipartUploads left out acknowledged uploads or listed aborted ones, and
+    /// DeleteBucket answered 204 over a pending upload (found by the object simulation).
     pub async fn meta_scan_all(
         &self,
         prefix: &Bytes,
@@ -1015,48 +1046,73 @@ impl Backend {
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
         let cores: Vec<usize> = self.all_cores().collect();
-        self.scan_merged(&cores, Need::Cores(1), prefix, start_after, limit)
+        self.scan_merged(&cores, ScanQuorum::EverySet, prefix, start_after, limit)
             .await
     }
 
-    /// `meta_scan_all` for records that a listing must all see (a bucket's version records,
-    /// each on its key's cores): fails unless the cores that answered hold a read quorum of
-    /// every record's replicas. One answering core was enough, and once lost messages had
-    /// marked cores down a version listing left out records whose replicas were all skipped,
-    /// or listed one whose tombstones were all on skipped replicas (found by the object
-    /// simulation).
-    pub async fn meta_scan_all_quorum(
+    /// The metadata replica sets a cluster-wide scan must reach a read quorum of, `None` on
+    /// one node (the node router may put a record on any `replicas()` of its cores).
+    fn meta_replica_sets(&self) -> Option<Vec<Vec<usize>>> {
+        let Router::Layout(layout) = &self.router else {
+            return None;
+        };
+        let table = layout
+            .table(self.policy.tier)
+            .expect("checked in Backend::cluster");
+        let mut sets: Vec<Vec<usize>> = (0..layout.placement_groups())
+            .map(|pg| {
+                let mut set: Vec<usize> = table
+                    .row_indices(pg, self.meta_replicas)
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect();
+                set.sort_unstable();
+                set
+            })
+            .collect();
+        sets.sort_unstable();
+        sets.dedup();
+        Some(sets)
+    }
+
+    /// Whether the scanned cores still in a merge (`alive`) hold a read quorum of every record
+    /// the scan may return; `Err` is the quorum error naming the worst replica set.
+    fn scan_quorum_met(
         &self,
-        prefix: &Bytes,
-        start_after: Option<Bytes>,
-        limit: u32,
-    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let cores: Vec<usize> = self.all_cores().collect();
-        self.scan_merged(&cores, Need::EverySet, prefix, start_after, limit)
-            .await
-    }
-
-    /// The fewest of `answering` among the replicas of any metadata record: the first
-    /// `replicas()` cores of every PG row, or (node router) of any set of that many cores.
-    fn meta_sets_answering(&self, answering: &[usize]) -> usize {
-        let n = self.meta_replicas;
-        match &self.router {
-            Router::Node => n - (self.cores.len() - answering.len()).min(n),
-            Router::Layout(layout) => {
-                let table = layout
-                    .table(self.policy.tier)
-                    .expect("checked in Backend::cluster");
-                (0..table.placement_groups())
-                    .map(|pg| {
-                        let row = table.row_indices(pg, n);
-                        row.iter()
-                            .filter(|&&i| answering.contains(&(i as usize)))
-                            .count()
-                    })
+        need: &Need<'_>,
+        alive: &[usize],
+        last: &str,
+    ) -> Result<(), BackendError> {
+        let scanned = need.scanned;
+        let (got, need, of) = match (need.quorum, need.sets) {
+            (ScanQuorum::Replicas, _) => (alive.len(), read_quorum(scanned), scanned),
+            (ScanQuorum::EverySet, Some(sets)) => {
+                let n = self.meta_replicas;
+                let got = sets
+                    .iter()
+                    .map(|set| set.iter().filter(|c| alive.contains(c)).count())
                     .min()
-                    .unwrap_or(n)
+                    .unwrap_or(n);
+                (got, read_quorum(n), n)
             }
+            (ScanQuorum::EverySet, None) => {
+                // Any `n` of the node's cores may be a record's replicas: the worst set lost
+                // as many as failed.
+                let n = self.meta_replicas;
+                let failed = scanned - alive.len();
+                (n.saturating_sub(failed), read_quorum(n), n)
+            }
+        };
+        if got < need {
+            return Err(BackendError::Quorum {
+                what: "listing",
+                got,
+                need,
+                of,
+                last: last.to_owned(),
+            });
         }
+        Ok(())
     }
 
     /// Every live record under `prefix` on the whole cluster (`meta_scan_all`, page after
@@ -1080,7 +1136,7 @@ impl Backend {
     async fn scan_merged(
         &self,
         cores: &[usize],
-        need: Need,
+        quorum: ScanQuorum,
         prefix: &Bytes,
         start_after: Option<Bytes>,
         limit: u32,
@@ -1096,11 +1152,19 @@ impl Backend {
             })
             .collect();
         let batch = limit.clamp(1, SCAN_BATCH_MAX);
+        let sets = match quorum {
+            ScanQuorum::Replicas => None,
+            ScanQuorum::EverySet => self.meta_replica_sets(),
+        };
+        let need = Need {
+            quorum,
+            sets: sets.as_deref(),
+            scanned: cores.len(),
+        };
         let mut out = Vec::new();
         let mut repairs = Vec::new();
         loop {
-            self.refill(&mut streams, prefix, batch, need, cores.len())
-                .await?;
+            self.refill(&mut streams, prefix, batch, &need).await?;
             // Every stream that is not done has buffered entries: keys up to the smallest of
             // their last buffered keys are known on every stream.
             let frontier = streams
@@ -1132,11 +1196,21 @@ impl Backend {
                     .clone();
                 // Every stream still in the merge has read past `key`: one that does not hold
                 // its newest version is stale, and is repaired like a point read's replicas.
-                let stale: Vec<usize> = streams
-                    .iter()
-                    .map(|s| s.core)
-                    .filter(|c| !held.iter().any(|(h, hv)| h == c && *hv == v))
-                    .collect();
+                // A cluster-wide scan does not know the key's replicas: it repairs only the
+                // cores holding an older version (writing it to all the others spread the
+                // record over every core of the cluster).
+                let stale: Vec<usize> = match quorum {
+                    ScanQuorum::Replicas => streams
+                        .iter()
+                        .map(|s| s.core)
+                        .filter(|c| !held.iter().any(|(h, hv)| h == c && *hv == v))
+                        .collect(),
+                    ScanQuorum::EverySet => held
+                        .iter()
+                        .filter(|(_, hv)| *hv != v)
+                        .map(|(c, _)| *c)
+                        .collect(),
+                };
                 if !stale.is_empty() {
                     repairs.push((key.clone(), v.clone(), stale));
                 }
@@ -1175,14 +1249,14 @@ impl Backend {
     }
 
     /// Fetches the next page of every stream that has run dry; drops streams whose core
-    /// failed, and fails when fewer than `need` remain.
+    /// failed, and fails when those left miss the scan's quorum. In a cluster-wide scan, cores
+    /// skipped because they are marked down are tried anyway when the quorum needs them.
     async fn refill(
         &self,
         streams: &mut Vec<ScanStream>,
         prefix: &Bytes,
         batch: u32,
-        need: Need,
-        of: usize,
+        need: &Need<'_>,
     ) -> Result<(), BackendError> {
         let dry: Vec<usize> = (0..streams.len())
             .filter(|&i| !streams[i].done && streams[i].buffered.is_empty())
@@ -1190,18 +1264,36 @@ impl Backend {
         if dry.is_empty() {
             return Ok(());
         }
-        let calls = dry.iter().map(|&i| {
-            let s = &streams[i];
-            self.call(
-                s.core,
-                Request::MetaScanVersioned {
-                    prefix: prefix.clone(),
-                    start_after: s.cursor.clone(),
-                    limit: batch,
-                },
-            )
-        });
-        let results = futures::future::join_all(calls).await;
+        let page = |s: &ScanStream| Request::MetaScanVersioned {
+            prefix: prefix.clone(),
+            start_after: s.cursor.clone(),
+            limit: batch,
+        };
+        let calls = dry
+            .iter()
+            .map(|&i| self.call(streams[i].core, page(&streams[i])));
+        let mut results = futures::future::join_all(calls).await;
+        let skipped: Vec<usize> = (0..dry.len())
+            .filter(|&j| matches!(results[j], Err(BackendError::Down { .. })))
+            .collect();
+        // Only cluster-wide scans: a replica scan (a bucket's listing) short of its quorum
+        // fails as before.
+        if matches!(need.quorum, ScanQuorum::EverySet) && !skipped.is_empty() {
+            let alive: Vec<usize> = (0..streams.len())
+                .filter(|i| !dry.iter().zip(&results).any(|(d, r)| d == i && r.is_err()))
+                .map(|i| streams[i].core)
+                .collect();
+            let short = self.scan_quorum_met(need, &alive, "").is_err();
+            if short {
+                let forced = skipped
+                    .iter()
+                    .map(|&j| self.call_anyway(streams[dry[j]].core, page(&streams[dry[j]])));
+                let retried = futures::future::join_all(forced).await;
+                for (&j, r) in skipped.iter().zip(retried) {
+                    results[j] = r;
+                }
+            }
+        }
         let mut failed = Vec::new();
         let mut last = String::new();
         for (i, r) in dry.into_iter().zip(results) {
@@ -1230,31 +1322,8 @@ impl Backend {
         for i in failed.into_iter().rev() {
             streams.remove(i);
         }
-        match need {
-            Need::Cores(need) if streams.len() < need => Err(BackendError::Quorum {
-                what: "listing",
-                got: streams.len(),
-                need,
-                of,
-                last,
-            }),
-            Need::EverySet => {
-                let answering: Vec<usize> = streams.iter().map(|s| s.core).collect();
-                let got = self.meta_sets_answering(&answering);
-                let need = read_quorum(self.meta_replicas);
-                if got < need {
-                    return Err(BackendError::Quorum {
-                        what: "listing (replicas of some record)",
-                        got,
-                        need,
-                        of: self.meta_replicas,
-                        last,
-                    });
-                }
-                Ok(())
-            }
-            Need::Cores(_) => Ok(()),
-        }
+        let alive: Vec<usize> = streams.iter().map(|s| s.core).collect();
+        self.scan_quorum_met(need, &alive, &last)
     }
 
     /// Stores a whole fragment on every core of `cores` (replicas); acknowledged once a write

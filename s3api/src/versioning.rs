@@ -511,7 +511,7 @@ impl Source {
             }
             None => {
                 gw.backend
-                    .meta_scan_all_quorum(&self.prefix, cursor, self.batch)
+                    .meta_scan_all(&self.prefix, cursor, self.batch)
                     .await
             }
         }

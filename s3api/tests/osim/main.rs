@@ -68,13 +68,13 @@
 //! its regression test). A version listing concurrent with a write of the key listed none of
 //! the key's versions (a delete marker added over a null version) or two versions "null" (a
 //! PUT replacing a null delete marker in a suspended bucket): fixed, their seeds are two
-//! tests. Each still open is an ignored test naming its seeds, failing while the cause is
-//! there: under faults, cluster-wide scans of upload records read too few replicas once cores
-//! are marked down (ListMultipartUploads misses acknowledged uploads or lists aborted ones,
-//! DeleteBucket answers 204 over a pending upload). Version listings under faults missed or
-//! added records the same way (fixed: their scan needs a read quorum of every replica set).
-//! The default seeds miss all but the counted upload misses; `PERCORE_OSIM_SEEDS=2500` with
-//! `PERCORE_OSIM_FIRST` 200 and 1000 finds them.
+//! tests. Under faults, cluster-wide scans read too few replicas once cores were marked down
+//! (ListMultipartUploads missed acknowledged uploads or listed aborted ones, DeleteBucket
+//! answered 204 over a pending upload, version listings missed or added delete markers):
+//! fixed, cluster-wide scans hear a read quorum of every metadata replica set
+//! (`osim_uploads_under_faults`, `osim_version_listing_under_faults`). Every finding so far
+//! is fixed and is a test naming its seeds; `PERCORE_OSIM_SEEDS=2500` with
+//! `PERCORE_OSIM_FIRST` 200 and 1000 explores further.
 //!
 //! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them; seeds 0 to N − 1,
@@ -107,6 +107,10 @@ fn run_caught(seed: u64, cfg: &Config) -> Result<workload::Stats, String> {
 fn osim_seeds() {
     run_seeds(&Config::default(), "osim_seeds", SEEDS_DEFAULT);
 }
+
+/// Seeds of `osim_seeds_with_faults` that found the version listing racing a delete marker
+/// (`osim_version_listing_during_a_delete_marker`).
+const FAULT_SEEDS_MARKER_RACE: &[u64] = &[789];
 
 /// With faults: lost messages, failing cores, a node cut off or crashing in a step. What an
 /// operation that failed touched stays unknown to the model (`model::Model::faults`).
@@ -146,14 +150,12 @@ fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
     }
     println!(
         "{} seeds: {} operations ({} answered with an error: the model's, or under faults \
-         one that leaves the operation ambiguous), {} races, {} messages; uploads missed by a \
-         listing under faults: {}; history hash {:016x}",
+         one that leaves the operation ambiguous), {} races, {} messages; history hash {:016x}",
         seeds.len(),
         total.ops,
         total.errors,
         total.races,
         total.messages,
-        total.uploads_missed,
         total.history_hash
     );
     assert!(total.ops > 0);
@@ -233,10 +235,19 @@ fn seeds_pass(seeds: &[u64]) {
 /// before the write added them and the listing entry after the write removed it. Found by
 /// `osim_seeds` (seeds 668, 719, 2384, 3624, 3777, 4373 of 200..4700). The walk now reads a
 /// key's listing entry before its `V` records and shows one null version per key
-/// (`gateway::versioning`'s `VersionWalk`); this fails without either.
+/// (`s3api::versioning`'s `VersionWalk`); this fails without either. Seed 789 with faults
+/// found it too once cluster-wide scans heard a read quorum (their messages changed its
+/// history).
 #[test]
 fn osim_version_listing_during_a_delete_marker() {
     seeds_pass(&[668, 719, 2384, 3624, 3777, 4373]);
+    let cfg = Config {
+        faults: true,
+        ..Config::default()
+    };
+    for &seed in FAULT_SEEDS_MARKER_RACE {
+        run_caught(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed} with faults: {e}"));
+    }
 }
 
 /// ListObjectVersions concurrent with a PUT into a suspended bucket, whose null version (a
@@ -256,20 +267,19 @@ fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
     seeds_pass(&[211]);
 }
 
-/// Under faults, the cluster-wide scan of upload records (`Backend::meta_scan_all_pages`:
-/// every core, skipping those its gateway marked down, one answering core enough) reads too
-/// few replicas once lost messages marked cores down: ListMultipartUploads leaves out an
-/// acknowledged upload (seeds 73, 418, 502) or lists one acknowledged as aborted (2763, a
-/// replica that missed the abort), and DeleteBucket finds no pending upload and answers 204
-/// over an acknowledged one (2718: the upload is lost with its bucket's incarnation). Found by
-/// `osim_seeds_with_faults` (seeds 0..3500; the misses are counted there, the others fail it
-/// beyond its default seeds); here every one fails.
+/// Under faults, the cluster-wide scan of upload records (`Backend::meta_scan_all_pages`)
+/// read too few replicas once lost messages marked cores down (every core, skipping those
+/// its gateway marked down, one answering core enough): ListMultipartUploads left out an
+/// acknowledged upload (seeds 73, 418, 502) or listed one acknowledged as aborted (2763, a
+/// replica that missed the abort), and DeleteBucket found no pending upload and answered 204
+/// over an acknowledged one (2718: the upload was lost with its bucket's incarnation). Found
+/// by `osim_seeds_with_faults` (seeds 0..3500). Cluster-wide scans now hear a read quorum of
+/// every metadata replica set, trying down-marked cores when the quorum needs them, or fail;
+/// each of these seeds fails without it.
 #[test]
-#[ignore = "finds upload records missed or resurrected by cluster-wide scans once lost messages marked cores down"]
 fn osim_uploads_under_faults() {
     let cfg = Config {
         faults: true,
-        strict_uploads: true,
         ..Config::default()
     };
     let failed: Vec<String> = [73, 418, 502, 2718, 2763]
@@ -285,9 +295,9 @@ fn osim_uploads_under_faults() {
 /// marker the model does not have (3160): the `V` scan read every core but one answering core
 /// was enough, and cores marked down by lost messages were skipped, so a record whose replicas
 /// were all skipped was missed (and one whose tombstones were, listed). Found by
-/// `osim_seeds_with_faults` (seeds 0..3500). The scan now needs a read quorum of every
-/// record's replicas (`Backend::meta_scan_all_quorum`; else ServiceUnavailable); 1613 and 3160
-/// fail without it.
+/// `osim_seeds_with_faults` (seeds 0..3500). Cluster-wide scans (`Backend::meta_scan_all`)
+/// now need a read quorum of every metadata replica set (else ServiceUnavailable); 1613 and
+/// 3160 fail without it.
 #[test]
 fn osim_version_listing_under_faults() {
     let cfg = Config {

@@ -71,8 +71,6 @@ pub struct Model {
     /// touched stays unknown (its write may land later: a replica that took it repairs the
     /// others when a read finds it).
     pub faults: bool,
-    /// `workload::Config::strict_uploads`.
-    pub strict_uploads: bool,
     /// Names whose bucket's existence, owner or versioning is unknown (an ambiguous
     /// CreateBucket, DeleteBucket or PutBucketVersioning): nothing on them is checked again.
     pub tainted: std::collections::BTreeSet<String>,
