@@ -167,8 +167,9 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
     let e = match e.into() {
         objects::Error::Storage(e) => e,
         objects::Error::Damaged(message) => {
+            // Logged, not shown: the client learns only that the server failed.
             tracing::error!(%message, "a stored record is damaged");
-            return s3_error!(InternalError, "{message}");
+            return s3_error!(InternalError);
         }
         objects::Error::NoSuchBucket => return s3_error!(NoSuchBucket),
         objects::Error::NoSuchKey => return s3_error!(NoSuchKey),
