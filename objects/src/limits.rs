@@ -8,7 +8,7 @@ pub const USER_METADATA_BYTES_MAX: usize = 2048;
 pub const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// Bytes of an object stored in one fragment (one chunk per replica).
 pub const CHUNK_BYTES: u32 = 1024 * 1024;
-/// Stripes of one request's body being stored at once (`Gateway::store_body`): the body
+/// Stripes of one request's body being stored at once (`Store::store_body`): the body
 /// buffered per PUT or UploadPart is at most this many `CHUNK_BYTES` plus the stripe being cut.
 pub const STRIPES_IN_FLIGHT_MAX: usize = 4;
 /// Keys one listing page returns at most (S3's limit).

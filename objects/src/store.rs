@@ -877,7 +877,7 @@ pub enum HeadCondition {
     Matches(String),
 }
 
-/// Where a bucket incarnation stands (`Gateway::liveness`).
+/// Where a bucket incarnation stands (`Store::liveness`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
     Live,

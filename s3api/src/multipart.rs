@@ -278,7 +278,7 @@ impl Gateway {
             .meta_put(&cores, &k, &record.encode(), hlc)
             .await
             .map_err(s3_err)?;
-        // A bucket deleted meanwhile must not keep the upload (see `Gateway::liveness`).
+        // A bucket deleted meanwhile must not keep the upload (see `Store::liveness`).
         if let Err(e) = self.store.settle_live(&bucket).await {
             let _ = self
                 .backend

@@ -6,9 +6,9 @@
 //! commit (the write that completes last wins); the old version's chunks are deleted after the
 //! new head is durable.
 //! Objects are keyed by the bucket's scope (its incarnation, `records.rs`), and a write checks
-//! after committing that the incarnation is still live (`Gateway::settle_live`). In a bucket
+//! after committing that the incarnation is still live (`Store::settle_live`). In a bucket
 //! that keeps versions a version record comes first and the old version is kept
-//! (`versioning.rs`).
+//! (`objects::versions`).
 
 use std::sync::Arc;
 
@@ -946,7 +946,7 @@ impl S3 for Gateway {
         let user = user_of(&req)?;
         let bucket = req.input.bucket;
         let owned = self.owned_bucket(&bucket, &user).await?;
-        // Mark, check, then delete or unmark (see `Gateway::liveness`): a write that commits
+        // Mark, check, then delete or unmark (see `Store::liveness`): a write that commits
         // while the bucket is marked waits for the outcome; one that committed before the mark
         // is seen by the check. A mark older than `DELETE_MARK_STALE_MS` was left by a
         // DeleteBucket that stopped halfway: this one takes it over.
