@@ -43,8 +43,9 @@ bin="$PWD/target/release"
 work="$(mktemp -d /var/tmp/percore-cluster-bench.XXXXXX)"
 nodes=3 cores=2
 
-# A base port with nodes + nodes*cores free ports after it (percore dev's port plan).
-base=$(python3 - "$((nodes + nodes * cores))" <<'EOF'
+# A base port with nodes + nodes*cores free ports after it, and the control plane's 3 voters'
+# ports (percore dev's port plan).
+base=$(python3 - "$((nodes + nodes * cores + 3))" <<'EOF'
 import random, socket, sys
 n = int(sys.argv[1])
 for _ in range(200):

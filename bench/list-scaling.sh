@@ -82,7 +82,8 @@ measure list-1-node "http://127.0.0.1:$port"
 stop
 
 for n in 3 8; do
-  base=$(free_base $((2 * n)))
+  # percore dev's port plan: n S3 ports, n core ports, 3 control plane voters.
+  base=$(free_base $((2 * n + 3)))
   "$bin/percore" dev --nodes "$n" --cores-per-node 1 --data "$work/dev$n" --listen-base "$base" \
     >"$out/dev$n.out" 2>"$out/dev$n.out.err" &
   pid=$!
