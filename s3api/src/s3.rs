@@ -2258,4 +2258,49 @@ mod tests {
         let e = s3_error!(NoSuchKey);
         assert_eq!(*e.code(), s3s::S3ErrorCode::NoSuchKey);
     }
+
+    /// Every error of the object service answers its S3 code and status (`s3_err`).
+    #[test]
+    fn object_service_errors_become_their_s3_codes() {
+        use objects::Error as E;
+        let table: Vec<(E, &str, u16)> = vec![
+            (E::NoSuchBucket, "NoSuchBucket", 404),
+            (E::NoSuchKey, "NoSuchKey", 404),
+            (E::NoSuchUpload, "NoSuchUpload", 404),
+            (E::PreconditionFailed, "PreconditionFailed", 412),
+            (E::IncompleteBody("cut".into()), "IncompleteBody", 400),
+            (E::TooLarge, "EntityTooLarge", 400),
+            (E::NoPolicy("GLACIER".into()), "InvalidStorageClass", 400),
+            (E::BucketConflict, "OperationAborted", 409),
+            (E::BucketDeleting, "OperationAborted", 409),
+            (
+                E::WriteTooSlow {
+                    took_secs: 90,
+                    grace_secs: 100,
+                },
+                "RequestTimeout",
+                400,
+            ),
+            (E::Locked, "AccessDenied", 403),
+            (E::VersionKeyTooLong, "KeyTooLongError", 400),
+            (E::Damaged("bad head".into()), "InternalError", 500),
+            (E::Internal("bug".into()), "InternalError", 500),
+            (
+                E::Storage(BackendError::NoSpace),
+                "InsufficientStorage",
+                507,
+            ),
+            (E::Storage(BackendError::NotFound), "InternalError", 500),
+        ];
+        for (error, code, status) in table {
+            let shown = format!("{error:?}");
+            let e = s3_err(error);
+            assert_eq!(e.code().as_str(), code, "{shown}");
+            let got = e
+                .status_code()
+                .or_else(|| e.code().status_code())
+                .map(|s| s.as_u16());
+            assert_eq!(got, Some(status), "{shown}");
+        }
+    }
 }
