@@ -13,5 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
   }
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-PERCORE_BIN="$PWD/target/debug/percore" "$venv/bin/python" -m pytest -q tests/python
+# A passing test's data directory is removed when it ends (its servers preallocate segments:
+# kept, a whole run's directories take ~10 GB); a failing test's stays for a look.
+PERCORE_BIN="$PWD/target/debug/percore" "$venv/bin/python" -m pytest -q \
+  -o tmp_path_retention_policy=failed tests/python
 bash tests/clients.sh "$PWD/target/debug/percore" "$venv"

@@ -9,6 +9,7 @@ second)."""
 import datetime
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -495,10 +496,11 @@ def test_legal_hold_on_and_off_by_version(s3, locked):
 
 @pytest.fixture(scope="module")
 def fast_days(tmp_path_factory):
-    data = str(tmp_path_factory.mktemp("lock-lifecycle") / "d")
-    s = Server(data, extra=("--lifecycle-day-secs", "1"))
+    base = tmp_path_factory.mktemp("lock-lifecycle")
+    s = Server(str(base / "d"), extra=("--lifecycle-day-secs", "1"))
     yield s
     assert s.stop() == 0
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_noncurrent_expiration_leaves_locked_versions(fast_days):

@@ -6,6 +6,7 @@ Twelve cores, so the classes really differ: STANDARD is EC 4+2, STANDARD_IA, GLA
 DEEP_ARCHIVE are EC 8+4 (one node: every class on the nvme tier, the documented fallback).
 HEAD's x-percore-placement header shows how an object's data is stored now."""
 import os
+import shutil
 import time
 
 import pytest
@@ -18,11 +19,12 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def tiered(tmp_path_factory):
-    data = str(tmp_path_factory.mktemp("lifecycle") / "d")
-    s = Server(data, cores=12, extra=("--io-memory-kib", "512", "--lifecycle-day-secs", "1",
+    base = tmp_path_factory.mktemp("lifecycle")
+    s = Server(str(base / "d"), cores=12, extra=("--io-memory-kib", "512", "--lifecycle-day-secs", "1",
                                       "--intelligent-tiering-days", "3"))
     yield s
     assert s.stop() == 0
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
