@@ -705,8 +705,30 @@ fn start_background(
 ) -> anyhow::Result<()> {
     s3api::start_repair(backend, runtime);
     s3api::start_lifecycle(objects, runtime);
-    objects::scrub::start(objects.store(), runtime, scrub)
-        .context("installing the SIGUSR1 handler of the scrub")
+    let asked = scrub_on_signal(runtime).context("installing the SIGUSR1 handler of the scrub")?;
+    runtime.spawn(objects::scrub::run(objects.store().clone(), scrub, asked));
+    Ok(())
+}
+
+/// `kill -USR1` asks for a scrub pass now: the receiver the scrub listens to. The handler is
+/// installed before this returns, also on a process without cores (SIGUSR1 would end it).
+fn scrub_on_signal(
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = {
+        let _entered = runtime.enter();
+        signal(SignalKind::user_defined1())?
+    };
+    let (ask, asked) = tokio::sync::mpsc::channel(1);
+    runtime.spawn(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("SIGUSR1: a scrub pass is asked for");
+            // A pass already asked for and not started yet covers this one too.
+            let _ = ask.try_send(());
+        }
+    });
+    Ok(asked)
 }
 
 /// Says which cores started offline (damaged partition): the node serves from the others.

@@ -3,7 +3,7 @@
 //! write's data and its head leaves (the head is written last), and what a retirement that
 //! missed a core leaves.
 //!
-//! A sweep, run at the end of each scrub pass (`scrub::start`), round by round:
+//! A sweep, run at the end of each scrub pass (`scrub::run`), round by round:
 //! 1. **Candidates**: the fragments of this process's cores (`Request::ListFragments`, by index
 //!    shard, at most [`CANDIDATES_PER_ROUND`] per round) whose version id was minted more than
 //!    the grace ago (the version id holds the HLC of the write's start).

@@ -16,7 +16,7 @@
 //! Bounds: one stripe's fragments are checked at once; the pass paces itself to
 //! `bytes_per_sec` of fragment bytes; every core request runs in the core's background queue.
 //! A full pass starts every `every_days` lifecycle days (the test clock shortens them), and
-//! at once on SIGUSR1 (`start`).
+//! at once when the process asks (`run`; the binary asks on SIGUSR1).
 //!
 //! What a pass leaves: per core, in `/-/metrics` (`percore_scrub_*`), counters by the core
 //! that holds the fragment; and on each walked core a record (`SCRUB_KEY`, that core's own,
@@ -747,67 +747,55 @@ async fn last_pass_end(store: &Store, holders: &[usize]) -> u64 {
     oldest
 }
 
-/// Starts the scrub on `runtime` (module docs): a pass over the versions this process's cores
-/// are primary of each `config.every_days` lifecycle days, counted from the oldest end in
-/// their scrub records (from the start for a core without one), and at once at each SIGUSR1.
-/// The signal handler is installed before this returns. Ends when the runtime does.
-pub fn start(
-    store: &Store,
-    runtime: &tokio::runtime::Handle,
-    config: ScrubConfig,
-) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
+/// The scrub's schedule (module docs): a pass over the versions this process's cores are
+/// primary of each `config.every_days` lifecycle days, counted from the oldest end in their
+/// scrub records (from the start for a core without one), and one at once each time `now`
+/// yields (the binary sends one on SIGUSR1). Ends when `now` closes; at once on a process
+/// without cores.
+pub async fn run(store: Store, config: ScrubConfig, mut now: tokio::sync::mpsc::Receiver<()>) {
     let holders = store.backend().local_cores();
-    let mut now_signal = {
-        let _entered = runtime.enter();
-        signal(SignalKind::user_defined1())?
-    };
     if holders.is_empty() {
-        return Ok(());
+        return;
     }
-    let store = store.clone();
     let check = Duration::from_millis(store.days().day_ms / 10)
         .clamp(CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX);
     let every_ms = u64::from(config.every_days).saturating_mul(store.days().day_ms);
-    runtime.spawn(async move {
-        let mut last_end_ms = last_pass_end(&store, &holders).await;
-        loop {
-            let due = every_ms > 0 && now_ms() >= last_end_ms.saturating_add(every_ms);
-            if !due {
-                tokio::select! {
-                    () = tokio::time::sleep(check) => continue,
-                    got = now_signal.recv() => {
-                        if got.is_none() {
-                            return;
-                        }
-                        tracing::info!("SIGUSR1: scrub pass started");
+    let mut last_end_ms = last_pass_end(&store, &holders).await;
+    loop {
+        let due = every_ms > 0 && now_ms() >= last_end_ms.saturating_add(every_ms);
+        if !due {
+            tokio::select! {
+                () = tokio::time::sleep(check) => continue,
+                got = now.recv() => {
+                    if got.is_none() {
+                        return;
                     }
-                }
-            }
-            // Every core request of the pass (scans and record reads included) runs in the
-            // cores' low-share queue.
-            let pass = store.scrub_pass(&holders, config.bytes_per_sec);
-            let found = cluster::backend::in_background(pass).await;
-            last_end_ms = now_ms();
-            let mut total = Counts::default();
-            for (_, c) in &found {
-                total.add(c);
-            }
-            tracing::info!(?total, "scrub pass");
-            let sweep = store.orphan_sweep(&holders);
-            match cluster::backend::in_background(sweep).await {
-                Ok(swept) => {
-                    tracing::info!(?swept, "orphan sweep");
-                    store.observer().orphan_sweep("done");
-                }
-                Err(why) => {
-                    tracing::warn!("orphan sweep stopped (its last round deleted nothing): {why}");
-                    store.observer().orphan_sweep("stopped");
+                    tracing::info!("scrub pass asked for: started");
                 }
             }
         }
-    });
-    Ok(())
+        // Every core request of the pass (scans and record reads included) runs in the
+        // cores' low-share queue.
+        let pass = store.scrub_pass(&holders, config.bytes_per_sec);
+        let found = cluster::backend::in_background(pass).await;
+        last_end_ms = now_ms();
+        let mut total = Counts::default();
+        for (_, c) in &found {
+            total.add(c);
+        }
+        tracing::info!(?total, "scrub pass");
+        let sweep = store.orphan_sweep(&holders);
+        match cluster::backend::in_background(sweep).await {
+            Ok(swept) => {
+                tracing::info!(?swept, "orphan sweep");
+                store.observer().orphan_sweep("done");
+            }
+            Err(why) => {
+                tracing::warn!("orphan sweep stopped (its last round deleted nothing): {why}");
+                store.observer().orphan_sweep("stopped");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
