@@ -118,6 +118,13 @@ pub struct World {
 }
 
 impl World {
+    /// A world of `layout`'s cores, on its nodes.
+    pub fn of_layout(seed: u64, layout: &placement::Layout, fault: Fault) -> World {
+        let core_node: Vec<usize> = layout.cores().iter().map(|c| c.node as usize).collect();
+        let nodes = core_node.iter().max().map_or(0, |n| n + 1);
+        World::new(seed, core_node, nodes, fault)
+    }
+
     pub fn new(seed: u64, core_node: Vec<usize>, nodes: usize, fault: Fault) -> World {
         World {
             now_ms: 0,

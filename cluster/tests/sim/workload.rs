@@ -617,8 +617,8 @@ type Task = Pin<Box<dyn Future<Output = ()>>>;
 /// Runs one seed; `Err` describes the first violation found.
 pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     let layout = layout();
-    let core_node: Vec<usize> = layout.cores().iter().map(|c| c.node as usize).collect();
-    let world = Shared::new(World::new(seed, core_node.clone(), NODES, cfg.fault));
+    let world = Shared::new(World::of_layout(seed, &layout, cfg.fault));
+    let core_node = world.lock().core_node.clone();
     let span = 2 * cfg.skew_ms_max + 1;
     let skews: Vec<i64> = (0..NODES)
         .map(|_| world.below(span) as i64 - cfg.skew_ms_max as i64)

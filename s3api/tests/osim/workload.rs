@@ -843,6 +843,21 @@ fn judge_list(before: &Model, after: &Model, op: &Op, got: &Outcome) -> Result<(
 
 /// Checks a write's answer against the state before its step and applies it to `after`.
 /// (Writes of one step touch disjoint state, so `before` is the state each one saw.)
+/// The bucket `name` as the model has it for `user`, or `None` when the model refuses the
+/// request and the answer was that refusal (an error if it was anything else).
+fn owned_or_refused<'m>(
+    before: &'m Model,
+    user: usize,
+    name: &str,
+    got: &Outcome,
+) -> Result<Option<&'m crate::model::Bucket>, String> {
+    match before.owned(user, name) {
+        Ok(bkt) => Ok(Some(bkt)),
+        Err(e) if *got == Err(e.clone()) => Ok(None),
+        Err(_) => Err(format!("answered {got:?}")),
+    }
+}
+
 fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Result<(), String> {
     let unexpected = || Err(format!("answered {got:?}"));
     let faults = before.faults;
@@ -921,15 +936,8 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
             Ok(())
         }
         Op::Put(user, name, k, id) => {
-            let bkt = match before.owned(*user, name) {
-                Err(e) => {
-                    return if *got == Err(e.clone()) {
-                        Ok(())
-                    } else {
-                        unexpected()
-                    }
-                }
-                Ok(bkt) => bkt,
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
             };
             let Ok(Res::Written(vid, etag)) = got else {
                 return unexpected();
@@ -950,15 +958,8 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
             Ok(())
         }
         Op::Delete(user, name, k, vid) => {
-            let bkt = match before.owned(*user, name) {
-                Err(e) => {
-                    return if *got == Err(e.clone()) {
-                        Ok(())
-                    } else {
-                        unexpected()
-                    }
-                }
-                Ok(bkt) => bkt,
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
             };
             let Ok(Res::Deleted(got_vid, marker)) = got else {
                 return unexpected();
@@ -978,15 +979,8 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
             delete_one(bkt, ab, k, vid.as_deref(), got_vid.as_deref(), *marker)
         }
         Op::DeleteMany(user, name, keys) => {
-            let bkt = match before.owned(*user, name) {
-                Err(e) => {
-                    return if *got == Err(e.clone()) {
-                        Ok(())
-                    } else {
-                        unexpected()
-                    }
-                }
-                Ok(bkt) => bkt,
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
             };
             let Ok(Res::DeletedMany(deleted, errors)) = got else {
                 return unexpected();
@@ -1055,15 +1049,8 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
             }
         }
         Op::Complete(user, name, k, upload, parts) => {
-            let bkt = match before.owned(*user, name) {
-                Err(e) => {
-                    return if *got == Err(e.clone()) {
-                        Ok(())
-                    } else {
-                        unexpected()
-                    }
-                }
-                Ok(bkt) => bkt,
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
             };
             if let Some(up) = bkt.uploads.get(upload) {
                 let Ok(Res::Written(vid, etag)) = got else {
@@ -1523,7 +1510,7 @@ fn gateway(world: &Shared, node: usize) -> Gateway {
         skew_ms: 0,
         node,
     });
-    let backend = Backend::cluster(layout(NODES, CORES_PER_NODE), None, Vec::new())
+    let backend = Backend::cluster(shape(), None, Vec::new())
         .expect("the simulation's backend")
         .with_links(links, clock);
     // The write-age check compares the real clock with the HLC's (the simulation's epoch): a
@@ -1531,17 +1518,15 @@ fn gateway(world: &Shared, node: usize) -> Gateway {
     Gateway::new(Arc::new(backend), "us-east-1".into()).with_orphan_grace(ORPHAN_GRACE_MS)
 }
 
+/// The simulated cluster's layout: `NODES` nodes of `CORES_PER_NODE` cores.
+fn shape() -> Arc<placement::Layout> {
+    layout(NODES, CORES_PER_NODE)
+}
+
 /// Two PUTs of one key through two gateways started at the same virtual instant (equal clocks,
 /// so equal HLCs), then a GET: it must return one of the two bodies whole, with its ETag.
 pub fn same_instant_puts(seed: u64) -> Result<(), String> {
-    let world = Shared::new(World::new(
-        seed,
-        (0..NODES * CORES_PER_NODE)
-            .map(|c| c / CORES_PER_NODE)
-            .collect(),
-        NODES,
-        Fault::None,
-    ));
+    let world = Shared::new(World::of_layout(seed, &shape(), Fault::None));
     let gws = gateways(&world);
     let main = async {
         let created = exec(&gws[0], &Op::CreateBucket(0, "sb0")).await;
@@ -1570,14 +1555,7 @@ pub fn same_instant_puts(seed: u64) -> Result<(), String> {
 
 /// Runs one seed. `Err` names the first operation the model refused.
 pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
-    let world = Shared::new(World::new(
-        seed,
-        (0..NODES * CORES_PER_NODE)
-            .map(|c| c / CORES_PER_NODE)
-            .collect(),
-        NODES,
-        cfg.fault,
-    ));
+    let world = Shared::new(World::of_layout(seed, &shape(), cfg.fault));
     let mut gateways = gateways(&world);
     let main = async {
         let mut model = Model {
