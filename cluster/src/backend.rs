@@ -878,6 +878,11 @@ impl Backend {
         }
         fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
         self.hint_missed_meta(&fanned, key).await;
+        // The receive rule: the record this write replaced or lost to is older than the next
+        // HLC this gateway takes (a retry of a lost swap is ordered after it).
+        if let Some(p) = &swap.previous {
+            self.observe(p.hlc);
+        }
         // A lost swap has seen a newer version (perhaps from a write that failed after
         // reaching one replica): like a read, it repairs the replicas that do not hold it, so
         // no later read returns an older one than this answer reported (found by the
@@ -889,7 +894,6 @@ impl Backend {
                 .map(|(c, _, _)| *c)
                 .collect();
             if !stale.is_empty() {
-                self.observe(newest.hlc);
                 let repair = |_| repair_request(key, newest);
                 // Best effort, as a read's repair.
                 let _ = self.fan_out(&stale, repair).await;

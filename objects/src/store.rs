@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 
-use cluster::backend::{Backend, BackendError, Route};
+use cluster::backend::{Backend, BackendError, Route, Swap};
 use cluster::ec::Policy;
 use cluster::limits::FRAGMENT_READ_DEADLINE;
 use placement::Tier;
@@ -72,6 +72,9 @@ pub fn now_ms() -> u64 {
 }
 
 /// The object service's store. Cheap to clone: clones share the backend and the workers.
+/// Swaps `Store::swap_in` makes against records with newer HLCs.
+const SWAP_TRIES: usize = 4;
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) backend: Arc<Backend>,
@@ -570,6 +573,31 @@ impl Store {
     ) -> Result<()> {
         self.put_head(bucket, key, head, hlc).await?;
         self.put_listing(bucket, key, head, hlc).await
+    }
+
+    /// `Backend::meta_swap` of the record `value(hlc)` at a fresh HLC, made again at an HLC
+    /// past the record it lost to while that one is newer (up to `SWAP_TRIES` swaps): the
+    /// record may be a write that committed before this one under a clock ahead of this
+    /// gateway's, and of two writes the one that commits last wins (commit order, not clocks;
+    /// found by the object simulation with skewed clocks). Only a write that commits meanwhile
+    /// still beats it. Returns the last swap and its HLC.
+    pub async fn swap_in(
+        &self,
+        cores: &[usize],
+        key: &Bytes,
+        mut value: impl FnMut(u64) -> Bytes,
+    ) -> Result<(Swap, u64), BackendError> {
+        let mut tries = 1;
+        loop {
+            // `meta_swap` observed the record it lost to: this HLC is past it.
+            let hlc = self.backend.hlc();
+            let swap = self.backend.meta_swap(cores, key, &value(hlc), hlc).await?;
+            let beaten = swap.previous.as_ref().is_some_and(|p| p.hlc > hlc);
+            if swap.won || !beaten || tries == SWAP_TRIES {
+                return Ok((swap, hlc));
+            }
+            tries += 1;
+        }
     }
 
     /// Writes `head` as the key's head record.

@@ -124,11 +124,8 @@ impl Store {
     ) -> Result<()> {
         let cores = &self.object_cores(bucket, key);
         let k = part_key(upload_id, number);
-        let hlc = self.backend.hlc();
-        let swap = self
-            .backend
-            .meta_swap(cores, &k, &record.encode(), hlc)
-            .await?;
+        let value = record.encode();
+        let (swap, _) = self.swap_in(cores, &k, |_| value.clone()).await?;
         let unreferenced = if swap.won {
             swap.previous
                 .filter(|p| !p.deleted)

@@ -180,15 +180,21 @@ impl Store {
     ) -> Result<(), CommitError> {
         assert_eq!(head.in_versions, versioning.keeps_versions());
         assert_eq!(head.null_version, versioning.writes_null());
-        let hlc = self.backend.hlc();
-        head.version_id = self.version_id(hlc, key.as_bytes());
         if versioning.keeps_versions() {
-            self.commit_version(bucket, key, head, hlc, condition, versioning)
+            // The current version is read before the HLC is taken (the receive rule moves this
+            // gateway's clock past it), so the new version's id, which orders the versions, is
+            // newer than it even when this gateway's clock is behind the one that wrote it.
+            let current = match condition {
+                None => Some(self.head(bucket, key).await?),
+                Some(_) => None,
+            };
+            let hlc = self.backend.hlc();
+            head.version_id = self.version_id(hlc, key.as_bytes());
+            self.commit_version(bucket, key, head, hlc, condition, current, versioning)
                 .await?;
             self.settle_live(bucket).await
         } else {
-            self.commit_unversioned(bucket, key, head, hlc, condition)
-                .await
+            self.commit_unversioned(bucket, key, head, condition).await
         }
     }
 
@@ -199,12 +205,12 @@ impl Store {
     /// to the bucket's listing replicas). A conditional write: the compare-and-swap (which
     /// reads the head it replaces), the head on every replica, then the listing entry, the
     /// bucket and a re-read of the head (did this write win?) at once.
+    /// The head is swapped in by `Store::swap_in`: commit order, not clocks, decides.
     async fn commit_unversioned(
         &self,
         bucket: &str,
         key: &str,
-        head: &ObjectHead,
-        hlc: u64,
+        head: &mut ObjectHead,
         condition: Option<&HeadCondition>,
     ) -> Result<(), CommitError> {
         // From the head's write on, it may be on some replicas whatever the outcome: its chunks
@@ -213,12 +219,14 @@ impl Store {
             error,
             keep_chunks: true,
         };
-        let (replaced, won) = match condition {
+        let (replaced, won, hlc) = match condition {
             None => {
                 let cores = self.object_cores(bucket, key);
-                let swap = self
-                    .backend
-                    .meta_swap(&cores, &head_key(bucket, key), &head.encode(), hlc)
+                let (swap, hlc) = self
+                    .swap_in(&cores, &head_key(bucket, key), |hlc| {
+                        head.version_id = self.version_id(hlc, key.as_bytes());
+                        head.encode()
+                    })
                     .await
                     .map_err(|e| written(e.into()))?;
                 let replaced = match swap.previous.filter(|p| !p.deleted) {
@@ -227,14 +235,16 @@ impl Store {
                     Some(p) => ObjectHead::decode(p.value).ok(),
                     None => None,
                 };
-                (replaced, Some(swap.won))
+                (replaced, Some(swap.won), hlc)
             }
             Some(cond) => {
+                let hlc = self.backend.hlc();
+                head.version_id = self.version_id(hlc, key.as_bytes());
                 let old = self.cas_head(bucket, key, head, hlc, cond).await?;
                 self.put_head(bucket, key, head, hlc)
                     .await
                     .map_err(written)?;
-                (old, None)
+                (old, None, hlc)
             }
         };
         let reread = async {
@@ -256,7 +266,7 @@ impl Store {
                 self.retire_chunks(bucket, key, old);
             }
         } else {
-            // A concurrent write with a newer HLC replaced this version (or was there first).
+            // A write that committed meanwhile replaced this version.
             self.retire_chunks(bucket, key, head.clone());
         }
         live?;
@@ -387,6 +397,9 @@ impl Store {
     /// condition, if any) it becomes current. The version it replaces as current stays a
     /// version (recorded now if it had no record), except the null version when versioning
     /// is suspended, which the new one replaces.
+    /// `current` is the key's current version as read before `hlc` was taken (`commit_head`),
+    /// when the write has no condition (a condition reads it itself).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_version(
         &self,
         bucket: &str,
@@ -394,6 +407,7 @@ impl Store {
         head: &ObjectHead,
         hlc: u64,
         condition: Option<&HeadCondition>,
+        current: Option<Option<ObjectHead>>,
         versioning: Versioning,
     ) -> Result<()> {
         assert!(head.in_versions, "a versioned write keeps a version record");
@@ -402,9 +416,10 @@ impl Store {
         let vkey = version_key(bucket, key, &head.version_id);
         let record = VersionRecord::Object(head.clone()).encode();
         self.backend.meta_put(&cores, &vkey, &record, hlc).await?;
-        let old = match condition {
-            None => self.head(bucket, key).await,
-            Some(cond) => self.cas_head(bucket, key, head, hlc, cond).await,
+        let old = match (condition, current) {
+            (Some(cond), _) => self.cas_head(bucket, key, head, hlc, cond).await,
+            (None, Some(current)) => Ok(current),
+            (None, None) => self.head(bucket, key).await,
         };
         let old = match old {
             Ok(old) => old.filter(|o| o.version_id != head.version_id),
@@ -467,6 +482,13 @@ impl Store {
         }
         if current.is_some() {
             self.remove_current(bucket, key, hlc).await?;
+        } else {
+            // No current version to remove, but the head's tombstone still takes this
+            // marker's HLC: the next write of the key reads it before taking its own
+            // (`commit_head`), so its version is newer than this marker whatever the clocks.
+            self.backend
+                .meta_delete(&cores, &head_key(bucket, key), hlc)
+                .await?;
         }
         Ok(Deleted {
             version_id: Some(shown_version_id(marker.null_version, &marker.version_id)),

@@ -94,6 +94,7 @@ use workload::{run_seed, Config};
 
 const SEEDS_DEFAULT: u64 = 200;
 const SEEDS_FAULTS_DEFAULT: u64 = 1000;
+const SEEDS_SKEW_DEFAULT: u64 = 200;
 /// Seeds of `osim_puts_of_one_key_at_one_instant_keep_their_bytes` (the two PUTs take their
 /// HLC after a metadata read of random length: their clocks read the same millisecond in some).
 const SAME_INSTANT_SEEDS: u64 = 400;
@@ -121,6 +122,37 @@ fn osim_seeds_with_faults() {
         ..Config::default()
     };
     run_seeds(&cfg, "osim_seeds_with_faults", SEEDS_FAULTS_DEFAULT);
+}
+
+/// Gateways whose clocks disagree by up to 600 ms, without and with faults: a write
+/// acknowledged before another started must still be older than it (the last writer in real
+/// time wins, versions and delete markers in that order, the last upload of a part is the part).
+#[test]
+fn osim_seeds_with_skewed_clocks() {
+    for faults in [false, true] {
+        let cfg = Config {
+            skew_ms_max: 300,
+            faults,
+            ..Config::default()
+        };
+        run_seeds(&cfg, "osim_seeds_with_skewed_clocks", SEEDS_SKEW_DEFAULT);
+    }
+}
+
+/// Seeds where, under skewed clocks, a delete marker over a key without a current version
+/// (308, 743, 758, 980) and the later of two uploads of one part (1655) used to be ordered
+/// by their clocks, not by when they happened.
+#[test]
+fn osim_skewed_clocks_order_markers_and_parts() {
+    let cfg = Config {
+        skew_ms_max: 300,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [308, 743, 758, 980, 1655]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 /// Runs `PERCORE_OSIM_SEEDS` seeds (default `default_seeds`) from `PERCORE_OSIM_FIRST` (or 0),

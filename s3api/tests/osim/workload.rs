@@ -42,6 +42,9 @@ pub struct Config {
     /// Faults during steps: lost messages, failing cores, a node crashing (and restarting
     /// with a fresh object service when the step ends), a node cut off.
     pub faults: bool,
+    /// Each node's clock reads the virtual time plus a skew drawn in ± this (0: no skew, and
+    /// nothing drawn, so the histories of unskewed seeds stay as they were).
+    pub skew_ms_max: u64,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             width: 4,
             fault: Fault::None,
             faults: false,
+            skew_ms_max: 0,
         }
     }
 }
@@ -1490,12 +1494,14 @@ fn judge_step(
 }
 
 /// One object service per node, over the world's cores.
-fn gateways(world: &Shared) -> Vec<Gateway> {
-    (0..NODES).map(|node| gateway(world, node)).collect()
+fn gateways(world: &Shared, skews: &[i64]) -> Vec<Gateway> {
+    (0..NODES)
+        .map(|node| gateway(world, node, skews[node]))
+        .collect()
 }
 
 /// Node `node`'s object service, fresh (a restart: no HLC state, no down marks).
-fn gateway(world: &Shared, node: usize) -> Gateway {
+fn gateway(world: &Shared, node: usize, skew_ms: i64) -> Gateway {
     let links: Vec<Arc<dyn CoreLink>> = (0..NODES * CORES_PER_NODE)
         .map(|core| {
             Arc::new(SimLink {
@@ -1507,7 +1513,7 @@ fn gateway(world: &Shared, node: usize) -> Gateway {
         .collect();
     let clock: Arc<dyn Clock> = Arc::new(SimClock {
         world: world.clone(),
-        skew_ms: 0,
+        skew_ms,
         node,
     });
     let backend = Backend::cluster(shape(), None, Vec::new())
@@ -1527,7 +1533,7 @@ fn shape() -> Arc<placement::Layout> {
 /// so equal HLCs), then a GET: it must return one of the two bodies whole, with its ETag.
 pub fn same_instant_puts(seed: u64) -> Result<(), String> {
     let world = Shared::new(World::of_layout(seed, &shape(), Fault::None));
-    let gws = gateways(&world);
+    let gws = gateways(&world, &[0; NODES]);
     let main = async {
         let created = exec(&gws[0], &Op::CreateBucket(0, "sb0")).await;
         if created != Ok(Res::Done) {
@@ -1556,7 +1562,13 @@ pub fn same_instant_puts(seed: u64) -> Result<(), String> {
 /// Runs one seed. `Err` names the first operation the model refused.
 pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
     let world = Shared::new(World::of_layout(seed, &shape(), cfg.fault));
-    let mut gateways = gateways(&world);
+    let skews: Vec<i64> = (0..NODES)
+        .map(|_| match cfg.skew_ms_max {
+            0 => 0,
+            max => world.below(2 * max + 1) as i64 - max as i64,
+        })
+        .collect();
+    let mut gateways = gateways(&world, &skews);
     let main = async {
         let mut model = Model {
             faults: cfg.faults,
@@ -1648,7 +1660,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                 if let Some((node, _)) = crash {
                     w.up[node] = true;
                     drop(w);
-                    gateways[node] = gateway(&world, node);
+                    gateways[node] = gateway(&world, node, skews[node]);
                 }
             }
             for (op, out) in ops.iter().zip(&outs) {
