@@ -704,7 +704,7 @@ fn start_background(
     scrub: objects::scrub::ScrubConfig,
 ) -> anyhow::Result<()> {
     s3api::start_repair(backend, runtime);
-    s3api::start_lifecycle(objects, runtime);
+    objects::lifecycle::pass::start(objects.store(), runtime);
     objects::scrub::start(objects.store(), runtime, scrub)
         .context("installing the SIGUSR1 handler of the scrub")
 }

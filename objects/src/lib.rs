@@ -12,6 +12,7 @@
 pub mod checksum;
 pub mod error;
 pub mod keywrap;
+pub mod lifecycle;
 pub mod limits;
 pub mod observe;
 pub mod orphans;
@@ -21,6 +22,7 @@ pub mod seal;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+pub mod tiering;
 pub mod uploads;
 pub mod versions;
 pub mod workers;
