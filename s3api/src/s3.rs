@@ -132,16 +132,6 @@ impl Gateway {
         self
     }
 
-    /// The length of a lifecycle day.
-    pub fn day_ms(&self) -> u64 {
-        self.store.days().day_ms
-    }
-
-    /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
-    pub fn tiering_days(&self) -> u64 {
-        self.store.days().tiering_days
-    }
-
     /// The object service's store (its background passes run on it: `objects::scrub`).
     pub fn store(&self) -> &Store {
         &self.store

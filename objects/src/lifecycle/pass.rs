@@ -59,6 +59,9 @@ const PASS_BATCH: u32 = 500;
 const INTERVAL_MIN: Duration = Duration::from_secs(1);
 const INTERVAL_MAX: Duration = Duration::from_secs(600);
 
+/// A tag set, in the order given.
+type Tags = Vec<(String, String)>;
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LifecycleStats {
@@ -616,7 +619,7 @@ impl Store {
         bucket: &str,
         key: &str,
         head: &ObjectHead,
-    ) -> crate::error::Result<Vec<(String, String)>> {
+    ) -> crate::error::Result<Tags> {
         let mut tkey = Vec::with_capacity(bucket.len() + key.len() + 2);
         tkey.push(b'T');
         tkey.extend_from_slice(bucket.as_bytes());
@@ -632,7 +635,7 @@ impl Store {
 }
 
 /// A `T` record's version id and tags (`Store::version_tags`); `None`: it does not decode.
-fn decode_tags(mut b: Bytes) -> Option<([u8; 12], Vec<(String, String)>)> {
+fn decode_tags(mut b: Bytes) -> Option<([u8; 12], Tags)> {
     if b.remaining() < 15 || b.get_u8() != 1 {
         return None;
     }
