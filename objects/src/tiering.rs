@@ -482,3 +482,76 @@ impl Store {
 fn damaged(e: impl std::fmt::Display) -> Error {
     Error::Damaged(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::head_of_parts;
+
+    fn archived(restore: Option<Restore>) -> ObjectHead {
+        let mut head = head_of_parts(&[5, 7]);
+        head.tiering.class = StorageClass::Glacier;
+        head.tiering.tier = Tier::Hdd;
+        head.tiering.restore = restore;
+        head
+    }
+
+    fn copy(ongoing: bool, expiry_ms: u64) -> Restore {
+        Restore {
+            ongoing,
+            expiry_ms,
+            days: 1,
+            policy: Policy::Replicas(3),
+            tier: Tier::Nvme,
+            parts: vec![PartRef {
+                version_id: [9; 12],
+                size: 12,
+            }],
+        }
+    }
+
+    #[test]
+    fn archived_versions_read_through_their_restored_copy_only() {
+        let standard = head_of_parts(&[5]);
+        assert_eq!(readable(standard.clone()), Some(standard), "not archived");
+        assert_eq!(readable(archived(None)), None, "never restored");
+        let later = now_ms() + 60_000;
+        assert_eq!(readable(archived(Some(copy(true, later)))), None, "ongoing");
+        assert_eq!(readable(archived(Some(copy(false, 1)))), None, "expired");
+        let view = readable(archived(Some(copy(false, later)))).expect("a live copy");
+        assert_eq!(view.parts, copy(false, later).parts);
+        assert_eq!(
+            (view.size, view.policy, view.tiering.tier),
+            (12, Policy::Replicas(3), Tier::Nvme)
+        );
+        assert_eq!(
+            view.tiering.class,
+            StorageClass::Glacier,
+            "the class shown stays"
+        );
+    }
+
+    #[test]
+    fn one_move_of_a_version_at_a_time() {
+        let moves = Arc::new(Moves::default());
+        let head = head_of_parts(&[1]);
+        let first = moves
+            .begin(move_id("b", "k", &head))
+            .expect("none under way");
+        assert!(
+            moves.begin(move_id("b", "k", &head)).is_none(),
+            "the same version"
+        );
+        let mut other = head.clone();
+        other.version_id = [3; 12];
+        assert!(
+            moves.begin(move_id("b", "k", &other)).is_some(),
+            "another version"
+        );
+        drop(first);
+        assert!(
+            moves.begin(move_id("b", "k", &head)).is_some(),
+            "after the first ended"
+        );
+    }
+}
