@@ -704,7 +704,7 @@ fn start_background(
     scrub: objects::scrub::ScrubConfig,
 ) -> anyhow::Result<()> {
     s3api::start_repair(backend, runtime);
-    s3api::start_lifecycle(objects, runtime);
+    objects::lifecycle::pass::start(objects.store(), runtime);
     let asked = scrub_on_signal(runtime).context("installing the SIGUSR1 handler of the scrub")?;
     runtime.spawn(objects::scrub::run(objects.store().clone(), scrub, asked));
     Ok(())

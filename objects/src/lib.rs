@@ -2,16 +2,20 @@
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
-//! Object Lock), multipart upload records (`uploads`), the background workers (`workers`), the metadata keys and record codecs
-//! (`records`), the checksums of objects and uploads (`checksum`), sealed bodies (`seal`,
-//! `keywrap`) and the object bounds (`limits`). Multipart uploads, tagging, tiering and the
-//! lifecycle pass still live in the gateway and call the store.
+//! Object Lock), multipart upload records (`uploads`), storage classes at work (`tiering`:
+//! verified data moves, restores of archived versions, intelligent tiering's access
+//! tracking), lifecycle rules and the background pass that applies them (`lifecycle`), the
+//! background workers (`workers`), the metadata keys and record codecs (`records`), the
+//! checksums of objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the
+//! object bounds (`limits`). Multipart and tagging requests still live in the gateway and
+//! call the store.
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
 pub mod checksum;
 pub mod error;
 pub mod keywrap;
+pub mod lifecycle;
 pub mod limits;
 pub mod observe;
 pub mod orphans;
@@ -21,6 +25,7 @@ pub mod seal;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+pub mod tiering;
 pub mod uploads;
 pub mod versions;
 pub mod workers;

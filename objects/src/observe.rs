@@ -2,6 +2,7 @@
 //! `/-/metrics`. The service never names the metrics registry; it calls its [`Observer`],
 //! whose every method has a default that ignores the count (tests and simulations need none).
 
+use crate::lifecycle::LifecycleStats;
 use crate::scrub::{Counts, ScrubRecord};
 
 pub trait Observer: Send + Sync + 'static {
@@ -47,6 +48,11 @@ pub trait Observer: Send + Sync + 'static {
     /// (`orphans`): "deleted" or "failed".
     fn orphan(&self, core: &str, result: &'static str) {
         let _ = (core, result);
+    }
+
+    /// A lifecycle pass ended, having done `stats` (`lifecycle::pass`).
+    fn lifecycle_pass(&self, stats: &LifecycleStats) {
+        let _ = stats;
     }
 
     /// An orphan sweep ended: "done" or "stopped".

@@ -11,7 +11,7 @@
 //! completed yet (`U`, then their `P` records), on this process's own cores, and of those
 //! only the ones whose PG primary (the first core of the record's metadata list) is the core
 //! walked: each version is scrubbed by one node of a healthy cluster, as the lifecycle pass
-//! acts (`lifecycle_worker`).
+//! acts (`lifecycle::pass`).
 //!
 //! Bounds: one stripe's fragments are checked at once; the pass paces itself to
 //! `bytes_per_sec` of fragment bytes; every core request runs in the core's background queue.

@@ -71,10 +71,11 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The object service's store. Cheap to clone: clones share the backend and the workers.
 /// Swaps `Store::swap_in` makes against records with newer HLCs.
 const SWAP_TRIES: usize = 4;
 
+/// The object service's store. Cheap to clone: clones share the backend, the workers and the
+/// moves under way.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) backend: Arc<Backend>,
@@ -86,6 +87,12 @@ pub struct Store {
     orphan_grace_ms: u64,
     /// Where the counts of background work go (the gateway's metrics).
     observer: Arc<dyn Observer>,
+    /// Object versions whose data this process is moving now (`tiering::Moves`): requests,
+    /// the lifecycle pass and restores.
+    pub(crate) moves: Arc<crate::tiering::Moves>,
+    /// Per core, the last listing entry the lifecycle pass checked for a head (its sweep
+    /// resumes there: `lifecycle::pass`).
+    pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
 }
 
 /// How long the object service's days are.
@@ -104,6 +111,8 @@ impl Store {
             days,
             orphan_grace_ms: crate::orphans::GRACE_SECS_DEFAULT * 1000,
             observer,
+            moves: Arc::default(),
+            listing_sweep: Arc::default(),
         }
     }
 

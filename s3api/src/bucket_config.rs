@@ -1,7 +1,7 @@
 //! A bucket's configuration records (policy, CORS, tagging, …): one metadata record each,
 //! `R` ‖ scope ‖ 0 ‖ name, on the bucket's cores. Keyed by the incarnation's scope, so a
 //! re-created bucket starts without any, and the lifecycle pass reclaims a deleted bucket's
-//! (`lifecycle_worker`, every `R` record of a dead scope).
+//! (`objects::lifecycle::pass`, every `R` record of a dead scope).
 //!
 //! Not owned here: what a record holds and how it is checked (each configuration's module).
 

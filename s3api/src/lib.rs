@@ -22,7 +22,6 @@ pub mod http_conns;
 pub mod http_log;
 pub mod identity;
 pub mod lifecycle;
-pub mod lifecycle_worker;
 pub mod limits;
 pub mod live_users;
 pub mod metrics;
@@ -75,40 +74,6 @@ pub fn service_on(
         cors: Arc::new(cors::Front::new(gateway.clone_handle(), host.clone())),
         post: Arc::new(post_upload::Post::new(gateway.clone_handle(), region, host)),
     })
-}
-
-/// Starts the lifecycle worker on `runtime`: every tenth of a lifecycle day (bounded), one pass over
-/// the records of this process's own cores (`lifecycle_worker`), run by `gateway` (the same
-/// object service the S3 requests use: one set of workers, one set of moves). Ends when the
-/// runtime does.
-pub fn start_lifecycle(gateway: &s3::Gateway, runtime: &tokio::runtime::Handle) {
-    let holders = gateway.backend().local_cores();
-    if holders.is_empty() {
-        return;
-    }
-    let gateway = gateway.clone_handle();
-    // A tenth of a lifecycle day, within bounds: seconds under the test clock, minutes in
-    // production (each pass reads every record of this node's cores).
-    let interval = std::time::Duration::from_millis(gateway.day_ms() / 10).clamp(
-        limits::LIFECYCLE_INTERVAL_MIN,
-        limits::LIFECYCLE_INTERVAL_MAX,
-    );
-    runtime.spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            let stats = cluster::backend::in_background(gateway.lifecycle_pass(&holders)).await;
-            metrics::global().record_lifecycle(&stats);
-            let acted = lifecycle_worker::LifecycleStats {
-                objects: [0; 5],
-                object_bytes: [0; 5],
-                tier_bytes: [0; 3],
-                ..stats
-            };
-            if acted != lifecycle_worker::LifecycleStats::default() {
-                tracing::info!(?acted, "lifecycle pass");
-            }
-        }
-    });
 }
 
 /// Starts the background repair of missed writes (see `hints`) on `runtime`: every

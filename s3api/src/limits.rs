@@ -38,9 +38,6 @@ const _: () = assert!(
     "the largest DeleteObjects fits"
 );
 
-/// Between two lifecycle passes: a tenth of a lifecycle day, within these bounds.
-pub const LIFECYCLE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
-pub const LIFECYCLE_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(600);
 /// Browser POST uploads (`post_form`): bytes of all the part headers and field values before
 /// the file (over it: 400 MaxPostPreDataLengthExceededError; AWS bounds them too, and its
 /// policy document alone may be 20 KiB of base64), parts before the file, bytes of one part's

@@ -13,8 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::lifecycle_worker::LifecycleStats;
 use crate::records::StorageClass;
+use objects::lifecycle::LifecycleStats;
 
 /// The path the metrics are served on.
 pub const PATH: &str = "/-/metrics";
@@ -45,6 +45,9 @@ impl objects::observe::Observer for ServiceMetrics {
     }
     fn scrub_pass(&self, core: &str, record: &objects::scrub::ScrubRecord, ended: bool) {
         global().scrub_pass_ended(core, record, ended);
+    }
+    fn lifecycle_pass(&self, stats: &LifecycleStats) {
+        global().record_lifecycle(stats);
     }
     fn orphan(&self, core: &str, result: &'static str) {
         global().record_orphan(core, result);

@@ -56,8 +56,8 @@ use crate::versioning::{
 };
 use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
+pub(crate) use objects::store::HeadCondition;
 use objects::store::{Days, Listed, Store};
-pub(crate) use objects::store::{HeadCondition, Liveness};
 
 pub struct Gateway {
     /// The object service's store (records, data, workers: `objects::store`), shared by this
@@ -66,12 +66,6 @@ pub struct Gateway {
     /// The store's cluster client, for the modules that still call it themselves.
     pub(crate) backend: Arc<Backend>,
     region: String,
-    /// Object versions whose data this process is moving now (`tiering::Moves`), shared by
-    /// this service's clones (requests, the lifecycle pass and restores).
-    pub(crate) moves: Arc<crate::tiering::Moves>,
-    /// Per core, the last listing entry the background pass checked for a head (its sweep
-    /// resumes there: `lifecycle_worker`).
-    pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
     /// Buckets' CORS rules as last read (`cors::Cache`), shared by this service's clones.
     pub(crate) cors: Arc<crate::cors::Cache>,
     /// Buckets' policies as last read, and the users they may name (`bucket_policy`).
@@ -87,8 +81,8 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(backend: Arc<Backend>, region: String) -> Gateway {
         let days = Days {
-            day_ms: crate::lifecycle::real_day_ms(),
-            tiering_days: crate::lifecycle_worker::IT_INFREQUENT_DAYS,
+            day_ms: objects::lifecycle::real_day_ms(),
+            tiering_days: objects::lifecycle::IT_INFREQUENT_DAYS,
         };
         Gateway {
             store: Store::new(
@@ -98,8 +92,6 @@ impl Gateway {
             ),
             backend,
             region,
-            moves: Arc::default(),
-            listing_sweep: Arc::default(),
             cors: Arc::default(),
             policies: Arc::default(),
             public_access: Arc::default(),
@@ -138,16 +130,6 @@ impl Gateway {
             tiering_days,
         });
         self
-    }
-
-    /// The length of a lifecycle day.
-    pub fn day_ms(&self) -> u64 {
-        self.store.days().day_ms
-    }
-
-    /// INTELLIGENT_TIERING: lifecycle days without a read before the infrequent tier.
-    pub fn tiering_days(&self) -> u64 {
-        self.store.days().tiering_days
     }
 
     /// The object service's store (its background passes run on it: `objects::scrub`).
@@ -595,8 +577,6 @@ impl Gateway {
             store: self.store.clone(),
             backend: self.backend.clone(),
             region: self.region.clone(),
-            moves: self.moves.clone(),
-            listing_sweep: self.listing_sweep.clone(),
             cors: self.cors.clone(),
             policies: self.policies.clone(),
             public_access: self.public_access.clone(),
@@ -1329,7 +1309,7 @@ impl S3 for Gateway {
             ..Default::default()
         };
         set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
-        self.note_access(&bucket, &input.key, &head);
+        self.store.note_access(&bucket, &input.key, &head);
         Ok(S3Response::new(out))
     }
 

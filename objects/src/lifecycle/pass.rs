@@ -1,16 +1,17 @@
-//! Bucket lifecycle at work: the Put/Get/DeleteBucketLifecycleConfiguration handlers, and the
-//! background pass every node runs over the placement groups it is primary of.
+//! The lifecycle pass: the object service's background walk that applies buckets' lifecycle
+//! rules, which every process with cores runs over the placement groups it is primary of
+//! (`start`).
 //!
 //! A pass walks the records of this process's own cores and acts only on those whose PG
 //! primary (the first core of the record's metadata list) is the core being walked, so each
 //! object is handled by exactly one node of a healthy cluster. For each:
 //! - a current version (`O` head): expiration (a delete marker where the bucket keeps
-//!   versions, a delete otherwise), transitions (`tiering::transition`: re-encode, verify,
+//!   versions, a delete otherwise), transitions (`Store::transition`: re-encode, verify,
 //!   swap, retire), the end of an expired restore, and INTELLIGENT_TIERING's move to the
 //!   infrequent tier after `IT_INFREQUENT_DAYS` days without a read;
 //! - a key's version records (`V`): noncurrent expiration and transitions (with
 //!   NewerNoncurrentVersions), and expired delete markers; a version under Object Lock (a
-//!   legal hold, an unexpired retention) is never removed (`object_lock`);
+//!   legal hold, an unexpired retention: `versions::lock_protection`) is never removed;
 //! - an incomplete multipart upload (`U`): AbortIncompleteMultipartUpload.
 //!
 //! The same pass reclaims what a deleted bucket left (`records`, incarnations): every record
@@ -23,41 +24,43 @@
 //!
 //! Every action is idempotent and re-derived from the records on the next pass, so a pass
 //! that stops halfway (crash, restart) resumes by simply running again; a data move that
-//! loses a race to a client write is dropped. Days are lifecycle days (`Backend::day_ms`,
+//! loses a race to a client write is dropped. Days are lifecycle days (`Store::days`,
 //! shortened by the test clock `--lifecycle-day-secs`); the test clock does not round to
 //! midnight as S3 does.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use bytes::Bytes;
-use s3s::dto::{
-    DeleteBucketLifecycleInput, DeleteBucketLifecycleOutput, GetBucketLifecycleConfigurationInput,
-    GetBucketLifecycleConfigurationOutput, PutBucketLifecycleConfigurationInput,
-    PutBucketLifecycleConfigurationOutput,
-};
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use bytes::{Buf, Bytes};
 
-use crate::lifecycle::{self, Action, Facts, Rule};
-use crate::multipart::COMPLETION_KEEP_MS;
-use crate::records::CompletionRecord;
+use super::{abort_upload, action_for, Action, Facts, Rule};
 use crate::records::{
-    parse_version_key, ObjectHead, StorageClass, UploadRecord, VersionRecord, Versioning,
+    parse_version_key, CompletionRecord, ObjectHead, StorageClass, UploadRecord, VersionRecord,
+    Versioning,
 };
-use crate::s3::{now_ms, s3_err, user_of, Gateway, Liveness};
+use crate::store::{now_ms, Liveness, Store};
 use crate::tiering::Swap;
-use crate::versioning::{shown_version_id, VersionRef};
+use crate::uploads::COMPLETION_KEEP_MS;
+use crate::versions::{lock_protection, Guard, VersionRef};
 
 /// INTELLIGENT_TIERING: days without a read before the infrequent tier (S3's 30; see
-/// `Gateway::with_days`).
+/// `Store::with_days`).
 pub const IT_INFREQUENT_DAYS: u64 = 30;
 /// An ongoing restore older than this (real time) is made again by the pass.
 const RESTORE_RESUME_AFTER_MS: u64 = 60_000;
 /// Listing entries of live buckets one pass checks for a head, per core: each check is a
 /// quorum read, so a large bucket is swept over several passes (resuming where the last one
-/// stopped, `Gateway::listing_sweep`).
+/// stopped, `Store::listing_sweep`).
 const STRAY_CHECKS_PER_CORE: u32 = 100;
 /// Records one pass reads from one core per scan request.
 const PASS_BATCH: u32 = 500;
+/// Passes start every tenth of a lifecycle day, within these bounds: seconds under the test
+/// clock, minutes in production (each pass reads every record of this node's cores).
+const INTERVAL_MIN: Duration = Duration::from_secs(1);
+const INTERVAL_MAX: Duration = Duration::from_secs(600);
+
+/// A tag set, in the order given.
+type Tags = Vec<(String, String)>;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -111,107 +114,7 @@ fn split_key(k: &[u8]) -> Option<(String, &[u8])> {
     Some((bucket, &k[at + 1..]))
 }
 
-impl Gateway {
-    pub(crate) async fn lifecycle_put(
-        &self,
-        req: S3Request<PutBucketLifecycleConfigurationInput>,
-    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        let user = user_of(&req)?;
-        let input = req.input;
-        let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
-        let cfg = input
-            .lifecycle_configuration
-            .ok_or_else(|| s3_error!(MalformedXML, "a LifecycleConfiguration is required"))?;
-        let rules = lifecycle::from_dto(&cfg)?;
-        for r in &rules {
-            for class in r
-                .transitions
-                .iter()
-                .map(|(_, c)| c)
-                .chain(r.noncurrent_transitions.iter().map(|(_, c)| c))
-            {
-                let class = StorageClass::parse(class).expect("validated by from_dto");
-                self.store.place(class, None).map_err(s3_err)?;
-            }
-        }
-        let encoded = lifecycle::encode(&rules);
-        if encoded.len() > lifecycle::RECORD_BYTES_MAX {
-            return Err(s3_error!(
-                InvalidRequest,
-                "the lifecycle configuration is too large ({} bytes stored, at most {})",
-                encoded.len(),
-                lifecycle::RECORD_BYTES_MAX
-            ));
-        }
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(
-                &self.store.bucket_cores(&bucket),
-                &lifecycle::config_key(&bucket),
-                &encoded,
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
-        // A configuration of a bucket deleted meanwhile is reclaimed with it.
-        self.store
-            .settle_live(&bucket)
-            .await
-            .map_err(|e| s3_err(e.error))?;
-        Ok(S3Response::new(
-            PutBucketLifecycleConfigurationOutput::default(),
-        ))
-    }
-
-    pub(crate) async fn lifecycle_get(
-        &self,
-        req: S3Request<GetBucketLifecycleConfigurationInput>,
-    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        let user = user_of(&req)?;
-        let bucket = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        let rules = self
-            .lifecycle_rules(&bucket)
-            .await?
-            .ok_or_else(|| s3_error!(NoSuchLifecycleConfiguration))?;
-        Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
-            rules: Some(lifecycle::to_dto(&rules)),
-            ..Default::default()
-        }))
-    }
-
-    pub(crate) async fn lifecycle_delete(
-        &self,
-        req: S3Request<DeleteBucketLifecycleInput>,
-    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let user = user_of(&req)?;
-        let bucket = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_delete(
-                &self.store.bucket_cores(&bucket),
-                &lifecycle::config_key(&bucket),
-                hlc,
-            )
-            .await
-            .map_err(s3_err)?;
-        Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
-    }
-
-    /// A bucket's lifecycle rules (`None`: no configuration).
-    pub(crate) async fn lifecycle_rules(&self, bucket: &str) -> S3Result<Option<Vec<Rule>>> {
-        let entry = self
-            .backend
-            .meta_get(
-                &self.store.bucket_cores(bucket),
-                &lifecycle::config_key(bucket),
-            )
-            .await
-            .map_err(s3_err)?;
-        entry
-            .map(|e| lifecycle::decode(e.value).map_err(|e| s3_error!(e, InternalError)))
-            .transpose()
-    }
-
+impl Store {
     /// One lifecycle pass over the records held by `holders` (this process's cores).
     pub async fn lifecycle_pass(&self, holders: &[usize]) -> LifecycleStats {
         let mut pass = Pass::default();
@@ -234,10 +137,7 @@ impl Gateway {
             return s.clone();
         }
         let name = crate::records::scope_name(scope);
-        let state = match (
-            self.store.liveness(scope).await,
-            self.store.bucket(name).await,
-        ) {
+        let state = match (self.liveness(scope).await, self.bucket(name).await) {
             (Ok(Liveness::Dead), _) => ScopeState::Dead,
             (Ok(Liveness::Live | Liveness::Deleting), Ok(Some(b))) => {
                 // No rules: INTELLIGENT_TIERING and restores still need the pass.
@@ -314,7 +214,7 @@ impl Gateway {
         let Ok(key) = std::str::from_utf8(rest) else {
             return;
         };
-        if self.store.object_cores(bucket, key)[0] != core {
+        if self.object_cores(bucket, key)[0] != core {
             return;
         }
         let Ok(head) = ObjectHead::decode(value.clone()) else {
@@ -323,7 +223,7 @@ impl Gateway {
         let (rules, versioning) = match self.scope_state(bucket, &mut pass.buckets).await {
             ScopeState::Live(r, v) => (r, v),
             ScopeState::Dead => {
-                match self.store.delete_key(bucket, key).await {
+                match self.delete_key(bucket, key).await {
                     Ok(()) => pass.stats.reclaimed += 1,
                     Err(_) => pass.stats.failed += 1,
                 }
@@ -351,7 +251,7 @@ impl Gateway {
         let Ok(key) = String::from_utf8(key) else {
             return;
         };
-        if self.store.object_cores(&bucket, &key)[0] != core {
+        if self.object_cores(&bucket, &key)[0] != core {
             return;
         }
         let Ok(v) = VersionRecord::decode(value.clone()) else {
@@ -378,7 +278,7 @@ impl Gateway {
         stats: &mut LifecycleStats,
     ) {
         let now = now_ms();
-        let day = self.day_ms();
+        let day = self.days().day_ms;
         let class = head.tiering.class.index();
         stats.objects[class] += 1;
         stats.object_bytes[class] += head.size;
@@ -413,7 +313,9 @@ impl Gateway {
             }
         }
         let tags = if rules.iter().any(|r| !r.filter.tags.is_empty()) {
-            self.tags_of(bucket, key, &head).await.unwrap_or_default()
+            self.version_tags(bucket, key, &head)
+                .await
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -429,17 +331,11 @@ impl Gateway {
             newer_noncurrent: 0,
             sole_delete_marker: false,
         };
-        match lifecycle::action_for(rules, &facts, now, day) {
-            Some(Action::Expire) => {
-                match self
-                    .store
-                    .delete_object(bucket, key, None, versioning)
-                    .await
-                {
-                    Ok(_) => stats.expired += 1,
-                    Err(_) => stats.failed += 1,
-                }
-            }
+        match action_for(rules, &facts, now, day) {
+            Some(Action::Expire) => match self.delete_object(bucket, key, None, versioning).await {
+                Ok(_) => stats.expired += 1,
+                Err(_) => stats.failed += 1,
+            },
             Some(Action::Transition(class)) => {
                 let class = StorageClass::parse(&class).expect("validated class");
                 self.move_to(bucket, key, &head, class, false, stats).await;
@@ -449,7 +345,7 @@ impl Gateway {
                 let idle_since = head.tiering.last_access_ms.max(head.modified_ms);
                 if it
                     && !head.tiering.infrequent
-                    && now >= idle_since.saturating_add(self.tiering_days() * day)
+                    && now >= idle_since.saturating_add(self.days().tiering_days * day)
                 {
                     self.move_to(
                         bucket,
@@ -509,9 +405,8 @@ impl Gateway {
                 // Every version goes, for good (`Enabled`: deletes by id, no marker).
                 for v in &versions {
                     let version = VersionRef::of(v.null_version(), v.version_id());
-                    let reclaim = crate::versioning::Guard::Reclaim;
+                    let reclaim = Guard::Reclaim;
                     match self
-                        .store
                         .delete_object_guarded(
                             bucket,
                             key,
@@ -533,7 +428,7 @@ impl Gateway {
         if rules.is_empty() {
             return;
         }
-        let (now, day) = (now_ms(), self.day_ms());
+        let (now, day) = (now_ms(), self.days().day_ms);
         let current_is_marker = matches!(versions.first(), Some(VersionRecord::DeleteMarker(_)));
         let mut newer_noncurrent = 0;
         for (i, v) in versions.iter().enumerate() {
@@ -544,7 +439,7 @@ impl Gateway {
             let noncurrent_since_ms = (i > 0).then(|| versions[i - 1].modified_ms());
             let tags = match tagged {
                 Some(h) if rules.iter().any(|r| !r.filter.tags.is_empty()) => {
-                    self.tags_of(bucket, key, h).await.unwrap_or_default()
+                    self.version_tags(bucket, key, h).await.unwrap_or_default()
                 }
                 _ => Vec::new(),
             };
@@ -567,16 +462,14 @@ impl Gateway {
             if i == 0 && !facts.delete_marker {
                 continue;
             }
-            let _shown = shown_version_id(v.null_version(), v.version_id());
-            match lifecycle::action_for(&rules, &facts, now, day) {
+            match action_for(&rules, &facts, now, day) {
                 // A version under Object Lock stays (its removal would be refused anyway).
                 Some(Action::DeleteVersion)
                     if matches!(v, VersionRecord::Object(h)
-                        if crate::object_lock::holds(&h.lock, now)) => {}
+                        if lock_protection(&h.lock, now).is_some()) => {}
                 Some(Action::DeleteVersion) => {
                     let version = VersionRef::of(v.null_version(), v.version_id());
                     match self
-                        .store
                         .delete_object(bucket, key, Some(version), versioning)
                         .await
                     {
@@ -607,7 +500,7 @@ impl Gateway {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        if self.store.object_cores(bucket, key)[0] != core {
+        if self.object_cores(bucket, key)[0] != core {
             return;
         }
         let Ok(upload) = UploadRecord::decode(value.clone()) else {
@@ -615,12 +508,12 @@ impl Gateway {
         };
         let dead = match self.scope_state(bucket, buckets).await {
             ScopeState::Live(rules, _) => {
-                if !lifecycle::abort_upload(
+                if !abort_upload(
                     &rules,
                     key,
                     upload.initiated_ms,
                     now_ms(),
-                    self.day_ms(),
+                    self.days().day_ms,
                 ) {
                     return;
                 }
@@ -630,10 +523,9 @@ impl Gateway {
             ScopeState::Unknown => return,
         };
         let result = async {
-            let parts = self.store.parts(bucket, key, upload_id).await?;
-            let place = self.store.place(upload.class, None)?;
-            self.store
-                .finish_upload(bucket, key, upload_id, &parts, &[], place)
+            let parts = self.parts(bucket, key, upload_id).await?;
+            let place = self.place(upload.class, None)?;
+            self.finish_upload(bucket, key, upload_id, &parts, &[], place)
                 .await
         }
         .await;
@@ -673,7 +565,7 @@ impl Gateway {
         pass: &mut Pass,
     ) {
         let key = std::str::from_utf8(rest).ok();
-        let Some(cores) = self.store.record_cores(tag, bucket, rest) else {
+        let Some(cores) = self.record_cores(tag, bucket, rest) else {
             return;
         };
         if cores[0] != core {
@@ -689,10 +581,10 @@ impl Gateway {
                     return;
                 }
                 // The common case, a head: one read.
-                if matches!(self.store.head(bucket, key).await, Ok(Some(_))) {
+                if matches!(self.head(bucket, key).await, Ok(Some(_))) {
                     return;
                 }
-                match self.store.drop_stray_listing(bucket, key).await {
+                match self.drop_stray_listing(bucket, key).await {
                     Ok(true) => pass.stats.strays_removed += 1,
                     Ok(false) => {}
                     Err(_) => pass.stats.failed += 1,
@@ -713,5 +605,118 @@ impl Gateway {
             Ok(()) => {}
             Err(_) => pass.stats.failed += 1,
         }
+    }
+}
+
+impl Store {
+    /// The tags of one version of an object, as lifecycle filters see them: the `T` record's
+    /// when a tagging request named this version since it was written, else those it was
+    /// written with (its head's). The `T` record is `T` ‖ bucket ‖ 0 ‖ key, valued version 1
+    /// u8 ‖ version id (12 bytes) ‖ tag count u16 ‖ (key, value: u16 length ‖ UTF-8)*; one
+    /// that does not decode counts as none (the head's tags).
+    async fn version_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+    ) -> crate::error::Result<Tags> {
+        let mut tkey = Vec::with_capacity(bucket.len() + key.len() + 2);
+        tkey.push(b'T');
+        tkey.extend_from_slice(bucket.as_bytes());
+        tkey.push(0);
+        tkey.extend_from_slice(key.as_bytes());
+        let cores = self.object_cores(bucket, key);
+        let entry = self.backend.meta_get(&cores, &Bytes::from(tkey)).await?;
+        Ok(entry
+            .and_then(|e| decode_tags(e.value))
+            .filter(|(v, _)| *v == head.version_id)
+            .map_or_else(|| head.tags.clone(), |(_, t)| t))
+    }
+}
+
+/// A `T` record's version id and tags (`Store::version_tags`); `None`: it does not decode.
+fn decode_tags(mut b: Bytes) -> Option<([u8; 12], Tags)> {
+    if b.remaining() < 15 || b.get_u8() != 1 {
+        return None;
+    }
+    let mut version_id = [0u8; 12];
+    b.copy_to_slice(&mut version_id);
+    let n = b.get_u16_le();
+    let mut tags = Vec::with_capacity(usize::from(n).min(64));
+    for _ in 0..n {
+        let mut pair = [String::new(), String::new()];
+        for s in &mut pair {
+            if b.remaining() < 2 {
+                return None;
+            }
+            let len = usize::from(b.get_u16_le());
+            if b.remaining() < len {
+                return None;
+            }
+            *s = String::from_utf8(b.split_to(len).to_vec()).ok()?;
+        }
+        let [k, v] = pair;
+        tags.push((k, v));
+    }
+    (!b.has_remaining()).then_some((version_id, tags))
+}
+
+/// Starts the lifecycle pass of this process's own cores on `runtime`: every tenth of a
+/// lifecycle day (bounded), one pass, run by `store` (the same object service the requests
+/// use: one set of workers, one set of moves); what it did goes to the store's observer.
+/// Ends when the runtime does.
+pub fn start(store: &Store, runtime: &tokio::runtime::Handle) {
+    let holders = store.backend().local_cores();
+    if holders.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let interval =
+        Duration::from_millis(store.days().day_ms / 10).clamp(INTERVAL_MIN, INTERVAL_MAX);
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let stats = cluster::backend::in_background(store.lifecycle_pass(&holders)).await;
+            store.observer().lifecycle_pass(&stats);
+            let acted = LifecycleStats {
+                objects: [0; 5],
+                object_bytes: [0; 5],
+                tier_bytes: [0; 3],
+                ..stats
+            };
+            if acted != LifecycleStats::default() {
+                tracing::info!(?acted, "lifecycle pass");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_records_decode_whole_or_not_at_all() {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&[7; 12]);
+        b.extend_from_slice(&1u16.to_le_bytes());
+        for s in ["k", "vv"] {
+            b.extend_from_slice(&(s.len() as u16).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        let (v, tags) = decode_tags(Bytes::from(b.clone())).expect("a whole record");
+        assert_eq!(v, [7; 12]);
+        assert_eq!(tags, vec![("k".to_owned(), "vv".to_owned())]);
+        for cut in 0..b.len() {
+            assert!(
+                decode_tags(Bytes::copy_from_slice(&b[..cut])).is_none(),
+                "{cut}"
+            );
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(decode_tags(Bytes::from(longer)).is_none(), "trailing bytes");
+        b[0] = 2;
+        assert!(decode_tags(Bytes::from(b)).is_none(), "another format");
     }
 }
