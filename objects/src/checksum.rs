@@ -8,7 +8,7 @@
 //! FULL_OBJECT (CRCs only), the CRC of the whole object, by combining the part CRCs.
 //!
 //! Values are base64 of the big-endian checksum (4 bytes for the CRC-32s, 8 for CRC-64/NVME, the
-//! digest for SHA), as S3 encodes them. How they are persisted is `records.rs`'s business; which
+//! digest for SHA), as S3 encodes them. How they are persisted is `records`'s business; which
 //! ones a request asks for and how they travel in headers is the S3 API's (s3api/src/checksum.rs).
 
 use base64::Engine as _;

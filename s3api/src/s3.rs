@@ -5,7 +5,7 @@
 //! their replicas, then the object head, then the listing entry, both with one HLC taken at
 //! commit (the write that completes last wins); the old version's chunks are deleted after the
 //! new head is durable.
-//! Objects are keyed by the bucket's scope (its incarnation, `records.rs`), and a write checks
+//! Objects are keyed by the bucket's scope (its incarnation, `objects::records`), and a write checks
 //! after committing that the incarnation is still live (`Store::settle_live`). In a bucket
 //! that keeps versions a version record comes first and the old version is kept
 //! (`objects::versions`).

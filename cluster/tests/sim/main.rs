@@ -41,7 +41,7 @@
 //! counted, and fail a run only when asked (`Strict`): no read older than what an earlier
 //! read returned (no flip-flop), and acknowledged writes ordered as in real time.
 //!
-//! Not simulated: the object layer above the backend (records.rs, s3.rs: versioning,
+//! Not simulated: the object layer above the backend (objects/src/records/, s3.rs: versioning,
 //! multipart; its conditional create is mirrored in `workload::create`, behind a switch, see
 //! `sim_conditional_creates`), layout changes, the engine's own crash recovery.
 //!
