@@ -2,10 +2,12 @@
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
-//! Object Lock), multipart upload records (`uploads`), the background workers (`workers`), the metadata keys and record codecs
-//! (`records`), the checksums of objects and uploads (`checksum`), sealed bodies (`seal`,
-//! `keywrap`) and the object bounds (`limits`). Multipart uploads, tagging, tiering and the
-//! lifecycle pass still live in the gateway and call the store.
+//! Object Lock), multipart uploads (`multipart`: create, parts stored or copied,
+//! complete, abort, listings; their records in `uploads`), the background workers
+//! (`workers`), the metadata keys and record codecs (`records`), the checksums of objects and
+//! uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the object bounds (`limits`).
+//! Tagging, Object Lock requests, tiering and the lifecycle pass still live in the gateway and
+//! call the store.
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
@@ -13,6 +15,7 @@ pub mod checksum;
 pub mod error;
 pub mod keywrap;
 pub mod limits;
+pub mod multipart;
 pub mod observe;
 pub mod orphans;
 pub mod records;
@@ -25,4 +28,4 @@ pub mod uploads;
 pub mod versions;
 pub mod workers;
 
-pub use error::{CommitError, Error};
+pub use error::{CommitError, Error, PartError};

@@ -17,6 +17,8 @@ pub const LIST_KEYS_MAX: usize = 1000;
 pub const PARTS_MAX: usize = 10_000;
 /// Parts one ListParts or GetObjectAttributes answer lists at most (S3's limit).
 pub const LIST_PARTS_MAX: usize = 1000;
+/// The most uploads a ListMultipartUploads answers.
+pub const LIST_UPLOADS_MAX: usize = 1000;
 /// The smallest part but the last (S3's limit).
 pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record

@@ -189,6 +189,8 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             )
         }
         e @ objects::Error::VersionKeyTooLong => return s3_error!(KeyTooLongError, "{e}"),
+        objects::Error::Part(e) => return part_error(e),
+        objects::Error::Checksum(e) => return crate::checksum::checksum_error(e),
         objects::Error::Internal(message) => {
             tracing::error!(%message, "object service error");
             return s3_error!(InternalError, "{message}");
@@ -226,6 +228,19 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             tracing::error!(error = %other, "storage error");
             s3_error!(other, InternalError)
         }
+    }
+}
+
+/// The S3 code of a multipart request's part error (S3's messages, none where S3 gives none).
+fn part_error(e: objects::PartError) -> S3Error {
+    use objects::PartError as P;
+    match e {
+        P::Number => s3_error!(InvalidArgument, "{e}"),
+        P::Missing => s3_error!(InvalidPart),
+        P::Order => s3_error!(InvalidPartOrder),
+        P::NotUploaded(_) | P::ETag(_) => s3_error!(InvalidPart, "{e}"),
+        P::TooSmall(_) => s3_error!(EntityTooSmall, "{e}"),
+        P::CompletedOtherwise => s3_error!(NoSuchUpload, "{e}"),
     }
 }
 
@@ -513,23 +528,17 @@ impl Gateway {
         version_id: &[u8; 12],
         algos: &[checksum::Algo],
     ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>)> {
-        let body = self
-            .store
-            .object_stream(bucket, key, head.clone(), first, len);
-        let mut hashers = Hashers::new(algos);
-        let (size, md5) = self
-            .store
-            .store_body(
-                cores,
-                policy,
+        let size_max = OBJECT_BYTES_MAX;
+        self.store
+            .copy_body(
+                (bucket, key, head),
+                (first, len),
+                (cores, policy),
                 version_id,
-                Some(body),
-                OBJECT_BYTES_MAX,
-                &mut hashers,
+                (size_max, algos),
             )
             .await
-            .map_err(s3_err)?;
-        Ok((size, md5, hashers.finish()))
+            .map_err(s3_err)
     }
 
     /// The source of a copy (its current version, or the one `?versionId=` names): its bucket
@@ -2282,6 +2291,32 @@ mod tests {
                 400,
             ),
             (E::Locked, "AccessDenied", 403),
+            (E::Part(objects::PartError::Number), "InvalidArgument", 400),
+            (E::Part(objects::PartError::Missing), "InvalidPart", 400),
+            (E::Part(objects::PartError::Order), "InvalidPartOrder", 400),
+            (
+                E::Part(objects::PartError::NotUploaded(3)),
+                "InvalidPart",
+                400,
+            ),
+            (E::Part(objects::PartError::ETag(3)), "InvalidPart", 400),
+            (
+                E::Part(objects::PartError::TooSmall(3)),
+                "EntityTooSmall",
+                400,
+            ),
+            (
+                E::Part(objects::PartError::CompletedOtherwise),
+                "NoSuchUpload",
+                404,
+            ),
+            (
+                E::Checksum(objects::checksum::ChecksumError::ObjectMismatch {
+                    algo: objects::checksum::Algo::Sha1,
+                }),
+                "BadDigest",
+                400,
+            ),
             (E::VersionKeyTooLong, "KeyTooLongError", 400),
             (E::Damaged("bad head".into()), "InternalError", 500),
             (E::Internal("bug".into()), "InternalError", 500),
