@@ -1888,24 +1888,28 @@ impl S3 for Gateway {
                 "copying an object to itself needs a metadata change (MetadataDirective REPLACE)"
             ));
         }
-        let (content_type, metadata, headers) = if replace {
-            (
-                input.content_type.unwrap_or_default(),
-                user_metadata(input.metadata)?,
-                standard_headers(
+        let written = objects::copy::Written {
+            tags: Vec::new(),
+            class,
+            lock,
+            algo: None,
+            ..Default::default()
+        };
+        let mut written = if replace {
+            objects::copy::Written {
+                content_type: input.content_type.unwrap_or_default(),
+                metadata: user_metadata(input.metadata)?,
+                headers: standard_headers(
                     input.cache_control,
                     input.content_disposition,
                     input.content_encoding,
                     input.content_language,
                     input.expires,
                 ),
-            )
+                ..written
+            }
         } else {
-            (
-                src.content_type.clone(),
-                src.metadata.clone(),
-                src.headers.clone(),
-            )
+            written.source_metadata(src)
         };
         let replace_tags = match input
             .tagging_directive
@@ -1924,78 +1928,32 @@ impl S3 for Gateway {
             Some(_) => return Err(s3_error!(InvalidArgument, "TaggingDirective")),
         };
         // The copy's tags go into its head: read before the data is copied.
-        let tags = match replace_tags {
+        written.tags = match replace_tags {
             Some(t) => t,
             None => self.tags_of(src_bucket, src_key, src).await?,
         };
         // The copy's checksum (full object, computed from the bytes copied): the algorithm the
         // request names, else the source's, else CRC64NVME (as AWS).
-        let algo = match input.checksum_algorithm.as_ref() {
-            Some(a) => checksum::Algo::from_name(a.as_str()).ok_or_else(|| {
+        written.algo = match input.checksum_algorithm.as_ref() {
+            Some(a) => Some(checksum::Algo::from_name(a.as_str()).ok_or_else(|| {
                 s3_error!(
                     InvalidRequest,
                     "unknown x-amz-checksum-algorithm {}",
                     a.as_str()
                 )
-            })?,
-            None => src
-                .checksum
-                .as_ref()
-                .map_or(checksum::Algo::Crc64Nvme, |c| c.sum.algo()),
+            })?),
+            None => None,
         };
-        let version_id = self
-            .store
-            .version_id(self.backend.hlc(), input.key.as_bytes());
-        let (policy, tier) = self.store.place(class, Some(src.size)).map_err(s3_err)?;
-        let cores = self.store.cores_in(&bucket, &input.key, policy, tier);
-        let (size, md5, sums) = self
-            .store_copy(
-                (src_bucket, src_key, src),
-                (0, src.size),
-                (&cores, policy),
-                &version_id,
-                &[algo],
-            )
-            .await?;
-        let mut head = ObjectHead {
-            size,
-            modified_ms: now_ms(),
-            etag: hex::encode(md5),
-            version_id,
-            chunk_bytes: CHUNK_BYTES,
-            policy,
-            content_type,
-            metadata,
-            headers,
-            parts: vec![PartRef { version_id, size }],
-            checksum: sums.first().map(|sum| checksum::ObjectChecksum {
-                sum: sum.clone(),
-                kind: checksum::Kind::FullObject,
-                parts: 1,
-            }),
-            null_version: versioning.writes_null(),
-            in_versions: versioning.keeps_versions(),
-            tiering: Tiering {
-                class,
-                tier,
-                ..Tiering::default()
-            },
-            tags,
-            part_checksums: Vec::new(),
-            lock,
-            encryption: None,
+        let copied = objects::copy::Source {
+            scope: src_bucket,
+            key: src_key,
+            head: src,
         };
-        let committed = self
+        let head = self
             .store
-            .commit_head(&bucket, &input.key, &mut head, None, versioning)
-            .await;
-        if let Err(e) = committed {
-            // Nothing points at the copied chunks: remove them (as a failed PUT does).
-            if !e.keep_chunks {
-                self.store.retire_chunks(&bucket, &input.key, head);
-            }
-            return Err(s3_err(e.error));
-        }
+            .copy_object((&bucket, &input.key, versioning), copied, written)
+            .await
+            .map_err(s3_err)?;
         self.notify_created(&bucket, &input.key, &head, "s3:ObjectCreated:Copy")
             .await;
         let mut result = CopyObjectResult {
