@@ -3,16 +3,18 @@
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
 //! Object Lock), multipart uploads (`multipart`: create, parts stored or copied,
-//! complete, abort, listings; their records in `uploads`), copies (`copy`), the background
+//! complete, abort, listings; their records in `uploads`), copies (`copy`), object and
+//! bucket tags (`tagging`), bucket configuration records (`configs`), the background
 //! workers (`workers`), the metadata keys and record codecs (`records`), the checksums of
 //! objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the object bounds
 //! (`limits`).
-//! Tagging, Object Lock requests, tiering and the lifecycle pass still live in the gateway and
+//! Object Lock requests, tiering and the lifecycle pass still live in the gateway and
 //! call the store.
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
 pub mod checksum;
+pub mod configs;
 pub mod copy;
 pub mod error;
 pub mod keywrap;
@@ -24,6 +26,7 @@ pub mod records;
 pub mod scrub;
 pub mod seal;
 pub mod store;
+pub mod tagging;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod uploads;
