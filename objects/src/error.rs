@@ -50,6 +50,13 @@ pub enum Error {
     /// Object Lock keeps the version (a legal hold, or a retention not bypassed).
     #[error("the version is protected by Object Lock")]
     Locked,
+    /// The version a request names does not exist (or is a delete marker where an object
+    /// version is needed).
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    /// A version changed under a compare-and-swap too many times: the request may be retried.
+    #[error("{0}")]
+    VersionChanged(&'static str),
     /// A key too long for the version records of a bucket that keeps versions.
     #[error("this key is too long for a bucket that keeps versions (NUL bytes count twice)")]
     VersionKeyTooLong,

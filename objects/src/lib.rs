@@ -4,12 +4,12 @@
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
 //! Object Lock), multipart uploads (`multipart`: create, parts stored or copied,
 //! complete, abort, listings; their records in `uploads`), copies (`copy`), object and
-//! bucket tags (`tagging`), bucket configuration records (`configs`), the background
+//! bucket tags (`tagging`), Object Lock configurations and retention and legal-hold changes
+//! (`lock`), bucket configuration records (`configs`), the background
 //! workers (`workers`), the metadata keys and record codecs (`records`), the checksums of
 //! objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the object bounds
 //! (`limits`).
-//! Object Lock requests, tiering and the lifecycle pass still live in the gateway and
-//! call the store.
+//! Tiering and the lifecycle pass still live in the gateway and call the store.
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
@@ -19,6 +19,7 @@ pub mod copy;
 pub mod error;
 pub mod keywrap;
 pub mod limits;
+pub mod lock;
 pub mod multipart;
 pub mod observe;
 pub mod orphans;

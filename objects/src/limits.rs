@@ -61,3 +61,10 @@ const _: () = assert!(
     (1 + BUCKET_NAME_BYTES_MAX + 1 + KEY_BYTES_MAX + 2 + 8 + 12) as u64 <= META_KEY_BYTES_MAX,
     "the version record of a key without NUL bytes always fits a metadata key"
 );
+
+/// Object Lock default retention (`lock`): the longest S3 accepts, in days and in years.
+pub const LOCK_DEFAULT_DAYS_MAX: u32 = 36_500;
+pub const LOCK_DEFAULT_YEARS_MAX: u32 = 100;
+/// Compare-and-swap rounds an Object Lock change makes against concurrent changes of its
+/// version before it answers OperationAborted.
+pub const LOCK_SWAP_TRIES_MAX: usize = 8;

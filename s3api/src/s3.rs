@@ -189,6 +189,8 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             )
         }
         e @ objects::Error::VersionKeyTooLong => return s3_error!(KeyTooLongError, "{e}"),
+        objects::Error::NoSuchVersion => return crate::versioning::no_such_version(),
+        e @ objects::Error::VersionChanged(_) => return s3_error!(OperationAborted, "{e}"),
         objects::Error::Part(e) => return part_error(e),
         objects::Error::Checksum(e) => return crate::checksum::checksum_error(e),
         objects::Error::Internal(message) => {
@@ -2249,6 +2251,8 @@ mod tests {
                 400,
             ),
             (E::Locked, "AccessDenied", 403),
+            (E::NoSuchVersion, "NoSuchVersion", 404),
+            (E::VersionChanged("retry"), "OperationAborted", 409),
             (E::Part(objects::PartError::Number), "InvalidArgument", 400),
             (E::Part(objects::PartError::Missing), "InvalidPart", 400),
             (E::Part(objects::PartError::Order), "InvalidPartOrder", 400),
