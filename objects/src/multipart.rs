@@ -62,13 +62,31 @@ pub struct Completion<'a> {
     pub versioning: Versioning,
 }
 
-/// What a Complete answers: the object's ETag and shown version id, and its head when this
-/// request committed it (a retry of a completed upload has none).
+/// What a Complete did.
 #[derive(Debug)]
-pub struct Completed {
-    pub etag: String,
+pub enum Completed {
+    /// A retry of an upload completed with the same part list: its first answer (the object's
+    /// ETag and shown version id).
+    Retried {
+        etag: String,
+        version_id: Option<String>,
+    },
+    /// The object committed now; `Store::finish_completion` records the completion and
+    /// removes the upload.
+    Committed(Box<Committed>),
+}
+
+/// An upload whose object a Complete committed (`Store::complete_upload`), its completion not
+/// yet recorded.
+#[derive(Debug)]
+#[must_use = "an upload committed is finished by Store::finish_completion"]
+pub struct Committed {
+    pub head: ObjectHead,
+    /// The version id a Complete shows (none when the bucket keeps no versions).
     pub version_id: Option<String>,
-    pub head: Option<ObjectHead>,
+    digest: u64,
+    uploaded: Vec<(u32, PartRecord)>,
+    place: (Policy, Tier),
 }
 
 /// A part about to be stored: its upload, the version id its chunks are stored under, where,
@@ -399,8 +417,8 @@ impl Store {
     }
 
     /// Completes an upload: a retry of a completed one answers its first success (when its
-    /// part list is the same); else the parts are chosen, the head committed, the completion
-    /// recorded and the upload's records and unused parts removed.
+    /// part list is the same); else the parts are chosen and the head committed. The caller
+    /// then tells of the new object and calls `finish_completion`.
     pub async fn complete_upload(
         &self,
         (scope, key, upload_id): (&str, &str, &str),
@@ -413,10 +431,9 @@ impl Store {
             if done.parts_digest != digest {
                 return Err(Error::Part(PartError::CompletedOtherwise));
             }
-            return Ok(Completed {
+            return Ok(Completed::Retried {
                 etag: done.etag,
                 version_id: done.version_id,
-                head: None,
             });
         }
         let upload = self.upload(scope, key, upload_id).await?;
@@ -439,23 +456,37 @@ impl Store {
             .versioning
             .keeps_versions()
             .then(|| head_version_id(&head));
-        let done = CompletionRecord {
-            completed_ms: now_ms(),
-            parts_digest: digest,
-            version_id: version_id.clone(),
-            etag: head.etag.clone(),
-        };
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(&cores, &done_key, &done.encode(), hlc)
-            .await?;
-        self.finish_upload(scope, key, upload_id, &uploaded, &head.parts, place)
-            .await?;
-        Ok(Completed {
-            etag: head.etag.clone(),
+        Ok(Completed::Committed(Box::new(Committed {
+            head,
             version_id,
-            head: Some(head),
-        })
+            digest,
+            uploaded,
+            place,
+        })))
+    }
+
+    /// Finishes a Complete that committed: records the completion (a retry then answers the
+    /// same success), then removes the upload's records and the parts the object does not use.
+    pub async fn finish_completion(
+        &self,
+        (scope, key, upload_id): (&str, &str, &str),
+        done: &Committed,
+    ) -> Result<()> {
+        let record = CompletionRecord {
+            completed_ms: now_ms(),
+            parts_digest: done.digest,
+            version_id: done.version_id.clone(),
+            etag: done.head.etag.clone(),
+        };
+        let cores = self.object_cores(scope, key);
+        let hlc = self.backend.hlc();
+        let done_key = completion_key(scope, key, upload_id);
+        self.backend
+            .meta_put(&cores, &done_key, &record.encode(), hlc)
+            .await?;
+        let parts = &done.head.parts;
+        self.finish_upload(scope, key, upload_id, &done.uploaded, parts, done.place)
+            .await
     }
 
     /// Aborts an upload: its records and its parts' chunks go.

@@ -20,7 +20,7 @@ use crate::s3::{
     check_key, etag, head_condition, now_ms, requested_class, resolve_range, s3_err,
     standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
 };
-use objects::multipart::{part_number, Completion, WantedPart, PART_BYTES_MAX};
+use objects::multipart::{part_number, Completed, Completion, WantedPart, PART_BYTES_MAX};
 
 pub use objects::uploads::COMPLETION_KEEP_MS;
 
@@ -305,25 +305,49 @@ impl Gateway {
             condition,
             versioning,
         };
+        let ids = (
+            bucket.as_str(),
+            input.key.as_str(),
+            input.upload_id.as_str(),
+        );
         let done = self
             .store
-            .complete_upload((&bucket, &input.key, &input.upload_id), completion)
+            .complete_upload(ids, completion)
+            .await
+            .map_err(s3_err)?;
+        let location = Some(format!("/{}/{}", input.bucket, input.key));
+        let committed = match done {
+            Completed::Committed(committed) => committed,
+            // A retry of a completed upload: its first answer, without the checksum.
+            Completed::Retried {
+                etag: e,
+                version_id,
+            } => {
+                return Ok(S3Response::new(CompleteMultipartUploadOutput {
+                    bucket: Some(input.bucket),
+                    key: Some(input.key),
+                    e_tag: Some(etag(&e)),
+                    location,
+                    version_id,
+                    ..Default::default()
+                }))
+            }
+        };
+        let head = &committed.head;
+        let event = "s3:ObjectCreated:CompleteMultipartUpload";
+        self.notify_created(&bucket, &input.key, head, event).await;
+        self.store
+            .finish_completion(ids, &committed)
             .await
             .map_err(s3_err)?;
         let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
-            e_tag: Some(etag(&done.etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            version_id: done.version_id,
+            e_tag: Some(etag(&head.etag)),
+            location,
+            version_id: committed.version_id.clone(),
             ..Default::default()
         };
-        let Some(head) = done.head else {
-            // A retry of a completed upload: its first answer, without the checksum.
-            return Ok(S3Response::new(out));
-        };
-        let event = "s3:ObjectCreated:CompleteMultipartUpload";
-        self.notify_created(&bucket, &input.key, &head, event).await;
         if let Some(c) = &head.checksum {
             set_checksum!(out, c.sum.algo(), c.value());
             out.checksum_type = Some(ChecksumType::from_static(c.kind.s3_name()));
