@@ -4,6 +4,8 @@
 
 use cluster::backend::BackendError;
 
+use crate::checksum::ChecksumError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The cluster could not do it: too few replicas, a full disk, a core's own error.
@@ -48,12 +50,46 @@ pub enum Error {
     /// Object Lock keeps the version (a legal hold, or a retention not bypassed).
     #[error("the version is protected by Object Lock")]
     Locked,
+    /// The version a request names does not exist (or is a delete marker where an object
+    /// version is needed).
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    /// A version changed under a compare-and-swap too many times: the request may be retried.
+    #[error("{0}")]
+    VersionChanged(&'static str),
     /// A key too long for the version records of a bucket that keeps versions.
     #[error("this key is too long for a bucket that keeps versions (NUL bytes count twice)")]
     VersionKeyTooLong,
+    /// A multipart request's part list or part number that S3 refuses.
+    #[error(transparent)]
+    Part(#[from] PartError),
+    /// A checksum a request named or sent that does not fit (`checksum::ChecksumError`).
+    #[error(transparent)]
+    Checksum(#[from] ChecksumError),
     /// A bug or an impossible state, said in words.
     #[error("{0}")]
     Internal(String),
+}
+
+/// What is wrong with a multipart request's part (S3's messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PartError {
+    #[error("part numbers are 1 to 10000")]
+    Number,
+    /// A part of a Complete's list without a number.
+    #[error("a part has no number")]
+    Missing,
+    #[error("the part list is not in ascending order")]
+    Order,
+    #[error("part {0} was not uploaded")]
+    NotUploaded(u32),
+    #[error("the ETag of part {0} does not match")]
+    ETag(u32),
+    #[error("part {0} is smaller than 5 MiB")]
+    TooSmall(u32),
+    /// A Complete of an upload already completed with another part list.
+    #[error("the upload was completed with another part list")]
+    CompletedOtherwise,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

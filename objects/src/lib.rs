@@ -2,27 +2,35 @@
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
-//! Object Lock), multipart upload records (`uploads`), storage classes at work (`tiering`:
+//! Object Lock), multipart uploads (`multipart`: create, parts stored or copied,
+//! complete, abort, listings; their records in `uploads`), copies (`copy`), object and
+//! bucket tags (`tagging`), Object Lock configurations and retention and legal-hold changes
+//! (`lock`), bucket configuration records (`configs`), storage classes at work (`tiering`:
 //! verified data moves, restores of archived versions, intelligent tiering's access
 //! tracking), lifecycle rules and the background pass that applies them (`lifecycle`), the
-//! background workers (`workers`), the metadata keys and record codecs (`records`), the
-//! checksums of objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the
-//! object bounds (`limits`). Multipart and tagging requests still live in the gateway and
-//! call the store.
+//! scrub and the orphan sweep after it (`scrub`, `orphans`), the background workers
+//! (`workers`), the metadata keys and record codecs (`records`), the checksums of objects
+//! and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the object bounds
+//! (`limits`).
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
 pub mod checksum;
+pub mod configs;
+pub mod copy;
 pub mod error;
 pub mod keywrap;
 pub mod lifecycle;
 pub mod limits;
+pub mod lock;
+pub mod multipart;
 pub mod observe;
 pub mod orphans;
 pub mod records;
 pub mod scrub;
 pub mod seal;
 pub mod store;
+pub mod tagging;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod tiering;
@@ -30,4 +38,4 @@ pub mod uploads;
 pub mod versions;
 pub mod workers;
 
-pub use error::{CommitError, Error};
+pub use error::{CommitError, Error, PartError};

@@ -17,6 +17,8 @@ pub const LIST_KEYS_MAX: usize = 1000;
 pub const PARTS_MAX: usize = 10_000;
 /// Parts one ListParts or GetObjectAttributes answer lists at most (S3's limit).
 pub const LIST_PARTS_MAX: usize = 1000;
+/// The most uploads a ListMultipartUploads answers.
+pub const LIST_UPLOADS_MAX: usize = 1000;
 /// The smallest part but the last (S3's limit).
 pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record
@@ -59,3 +61,10 @@ const _: () = assert!(
     (1 + BUCKET_NAME_BYTES_MAX + 1 + KEY_BYTES_MAX + 2 + 8 + 12) as u64 <= META_KEY_BYTES_MAX,
     "the version record of a key without NUL bytes always fits a metadata key"
 );
+
+/// Object Lock default retention (`lock`): the longest S3 accepts, in days and in years.
+pub const LOCK_DEFAULT_DAYS_MAX: u32 = 36_500;
+pub const LOCK_DEFAULT_YEARS_MAX: u32 = 100;
+/// Compare-and-swap rounds an Object Lock change makes against concurrent changes of its
+/// version before it answers OperationAborted.
+pub const LOCK_SWAP_TRIES_MAX: usize = 8;

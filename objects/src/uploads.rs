@@ -3,8 +3,8 @@
 //! completed upload leaves (`M`) so that a retried Complete answers the same success, and the
 //! removal of an upload's records and unused chunks. Records are keyed by the bucket's scope
 //! (its incarnation), so an upload of a deleted bucket is never reached through a bucket
-//! created again under its name. The S3 requests (Create, UploadPart, Complete, ...) are the
-//! gateway's `multipart.rs`.
+//! created again under its name. The requests (Create, UploadPart, Complete, ...) are
+//! `multipart`'s.
 
 use cluster::ec::Policy;
 use placement::Tier;

@@ -55,13 +55,6 @@ const _: () = assert!(
 );
 const _: () = assert!(POST_PART_HEADER_BYTES_MAX <= POST_FIELDS_BYTES_MAX);
 
-/// Object Lock default retention (`object_lock.rs`): the longest S3 accepts, in days and in
-/// years.
-pub const LOCK_DEFAULT_DAYS_MAX: u32 = 36_500;
-pub const LOCK_DEFAULT_YEARS_MAX: u32 = 100;
-/// Compare-and-swap rounds an Object Lock change makes against concurrent changes of its
-/// version before it answers OperationAborted.
-pub const LOCK_SWAP_TRIES_MAX: usize = 8;
 /// Keys a user may sign with at once (`percore user key create`): two, as AWS allows, enough
 /// to rotate one without a moment with none.
 pub const USER_KEYS_MAX: usize = 2;

@@ -1,11 +1,14 @@
-//! S3 Object Lock: a bucket's lock configuration (enabled, default retention), each object
-//! version's retention (GOVERNANCE or COMPLIANCE until a date) and legal hold, and the rule
-//! that decides whether a version may be deleted or its retention changed.
+//! S3 Object Lock requests: a bucket's lock configuration (enabled, default retention), each
+//! object version's retention (GOVERNANCE or COMPLIANCE until a date) and legal hold. Here:
+//! the requests parsed (modes, dates, the configuration's XML) and answered. The state, its
+//! record codec, the default rule applied to new versions and the changes of a version's lock
+//! (by compare-and-swap, judged by `objects::lock::retention_refused`) are the object
+//! service's (`objects::lock`).
 //!
 //! Where the state lives: the bucket record's `object_lock` flag (never cleared; versioning then
 //! stays Enabled), the default retention as the bucket configuration record `object-lock`
-//! (`bucket_config`), and a version's state in its head and its version record
-//! (`records::ObjectLock`, head format 7), changed by compare-and-swap of each record.
+//! (`objects::configs`), and a version's state in its head and its version record
+//! (`records::ObjectLock`, head format 7).
 //!
 //! Where it is enforced: the object service's `delete_version` (`objects::versions`), the
 //! one place a version is removed (DeleteObject and DeleteObjects with a versionId, the
@@ -21,7 +24,6 @@
 //!
 //! Not done here: the object-lock token of replication (percore does not replicate buckets).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
     DefaultRetention, GetObjectLegalHoldInput, GetObjectLegalHoldOutput,
     GetObjectLockConfigurationInput, GetObjectLockConfigurationOutput, GetObjectRetentionInput,
@@ -35,93 +37,11 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::limits::{
     LOCK_DEFAULT_DAYS_MAX as DEFAULT_DAYS_MAX, LOCK_DEFAULT_YEARS_MAX as DEFAULT_YEARS_MAX,
-    LOCK_SWAP_TRIES_MAX,
 };
-use crate::records::{
-    head_key, version_key, LockMode, ObjectHead, ObjectLock, Retention, VersionRecord, Versioning,
-};
+use crate::records::{LockMode, ObjectHead, ObjectLock, Retention, Versioning};
 use crate::s3::{now_ms, s3_err, timestamp, user_of, Gateway, Owned};
 
-/// The bucket configuration record's name (`bucket_config`).
-pub const CONFIG_NAME: &str = "object-lock";
-const DAY_MS: u64 = 86_400_000;
-/// A retention year, as S3 counts a default retention's Years.
-const YEAR_DAYS: u64 = 365;
-/// The stored configuration's format.
-const CONFIG_FORMAT: u8 = 1;
-// The longest default retention, added to any date before 2^62 ms, cannot overflow.
-const _: () = assert!((DEFAULT_YEARS_MAX as u64) * YEAR_DAYS * DAY_MS < (1u64 << 62));
-const _: () = assert!((DEFAULT_DAYS_MAX as u64) * DAY_MS < (1u64 << 62));
-
-/// A bucket's default retention: mode and period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DefaultRule {
-    pub mode: LockMode,
-    pub period: Period,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    Days(u32),
-    Years(u32),
-}
-
-impl Period {
-    fn ms(self) -> u64 {
-        match self {
-            Period::Days(d) => u64::from(d) * DAY_MS,
-            Period::Years(y) => u64::from(y) * YEAR_DAYS * DAY_MS,
-        }
-    }
-}
-
-/// format u8 (1) ‖ mode u8 (0: no default retention) ‖ (unit u8: 1 days, 2 years ‖ count
-/// u32, with a mode).
-pub fn encode_config(rule: Option<&DefaultRule>) -> Bytes {
-    let mut b = BytesMut::with_capacity(7);
-    b.put_u8(CONFIG_FORMAT);
-    match rule {
-        None => b.put_u8(0),
-        Some(r) => {
-            b.put_u8(match r.mode {
-                LockMode::Governance => 1,
-                LockMode::Compliance => 2,
-            });
-            let (unit, n) = match r.period {
-                Period::Days(d) => (1, d),
-                Period::Years(y) => (2, y),
-            };
-            b.put_u8(unit);
-            b.put_u32_le(n);
-        }
-    }
-    b.freeze()
-}
-
-/// The stored configuration (a record that does not parse is an internal error).
-pub fn decode_config(mut b: Bytes) -> Result<Option<DefaultRule>, &'static str> {
-    let bad = "malformed object lock configuration record";
-    if b.remaining() < 2 || b.get_u8() != CONFIG_FORMAT {
-        return Err(bad);
-    }
-    let mode = match b.get_u8() {
-        0 if !b.has_remaining() => return Ok(None),
-        1 => LockMode::Governance,
-        2 => LockMode::Compliance,
-        _ => return Err(bad),
-    };
-    if b.remaining() != 5 {
-        return Err(bad);
-    }
-    let unit = b.get_u8();
-    let n = b.get_u32_le();
-    let period = match unit {
-        1 if (1..=DEFAULT_DAYS_MAX).contains(&n) => Period::Days(n),
-        2 if (1..=DEFAULT_YEARS_MAX).contains(&n) => Period::Years(n),
-        _ => return Err(bad),
-    };
-    Ok(Some(DefaultRule { mode, period }))
-}
+pub use objects::lock::{DefaultRule, Period};
 
 /// Checks a PutObjectLockConfiguration body: `ObjectLockEnabled` must be `Enabled`; a rule
 /// needs a mode and exactly one of Days and Years, positive and within S3's bounds.
@@ -195,33 +115,6 @@ fn shown_config(rule: Option<DefaultRule>) -> ObjectLockConfiguration {
             }),
         }),
     }
-}
-
-/// Whether a version with `lock` is protected from deletion at `now_ms` by anything (what
-/// the lifecycle worker skips).
-pub fn holds(lock: &ObjectLock, now_ms: u64) -> bool {
-    objects::versions::lock_protection(lock, now_ms).is_some()
-}
-
-/// Whether the retention of a version may go from `old` to `new` at `now_ms` (`bypass` as
-/// in `objects::versions::delete_refused`): an active COMPLIANCE retention may only be extended, by anyone; an
-/// active GOVERNANCE one may be extended, and shortened, removed or changed in mode only
-/// with the bypass. An expired retention is no retention.
-pub fn retention_refusal(
-    old: Option<Retention>,
-    new: Option<Retention>,
-    now_ms: u64,
-    bypass: bool,
-) -> Option<S3Error> {
-    let old = old.filter(|r| r.until_ms > now_ms)?;
-    let extends = new.is_some_and(|n| n.mode == old.mode && n.until_ms >= old.until_ms);
-    let allowed = extends || (old.mode == LockMode::Governance && bypass);
-    (!allowed).then(|| {
-        s3_error!(
-            AccessDenied,
-            "Access Denied because object protected by object lock."
-        )
-    })
 }
 
 fn ms_of(t: &Timestamp) -> S3Result<u64> {
@@ -352,27 +245,12 @@ impl Gateway {
             };
         }
         let now = now_ms();
-        let mut retention = requested_retention(w.mode.map(ObjectLockMode::as_str), w.until, now)?;
+        let retention = requested_retention(w.mode.map(ObjectLockMode::as_str), w.until, now)?;
         let legal_hold = requested_hold(w.hold.map(ObjectLockLegalHoldStatus::as_str))?;
-        if retention.is_none() {
-            if let Some(rule) = self.default_rule(&bucket.scope).await? {
-                retention = Some(Retention {
-                    mode: rule.mode,
-                    until_ms: now + rule.period.ms(),
-                });
-            }
-        }
-        Ok(ObjectLock {
-            retention,
-            legal_hold,
-        })
-    }
-
-    async fn default_rule(&self, scope: &str) -> S3Result<Option<DefaultRule>> {
-        match self.config_read(scope, CONFIG_NAME).await? {
-            None => Ok(None),
-            Some(b) => decode_config(b).map_err(|e| s3_error!(InternalError, "{e}")),
-        }
+        self.store
+            .write_lock(&bucket.scope, (retention, legal_hold), now)
+            .await
+            .map_err(s3_err)
     }
 
     pub(crate) async fn lock_config_put(
@@ -389,17 +267,10 @@ impl Gateway {
                 "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
             ));
         }
-        // The rule first: a flag set without it is a lock without default retention.
-        self.config_put(&owned.scope, CONFIG_NAME, &encode_config(rule.as_ref()))
-            .await?;
-        if !owned.record.object_lock {
-            let mut record = owned.record.clone();
-            record.object_lock = true;
-            self.store
-                .swap_bucket(&input.bucket, &record, owned.hlc)
-                .await
-                .map_err(s3_err)?;
-        }
+        self.store
+            .set_lock_config(&input.bucket, (&owned.record, owned.hlc), rule.as_ref())
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
 
@@ -415,7 +286,11 @@ impl Gateway {
                 "Object Lock configuration does not exist for this bucket"
             ));
         }
-        let rule = self.default_rule(&owned.scope).await?;
+        let rule = self
+            .store
+            .default_rule(&owned.scope)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(GetObjectLockConfigurationOutput {
             object_lock_configuration: Some(shown_config(rule)),
         }))
@@ -435,75 +310,6 @@ impl Gateway {
         }
         let (head, _, scope) = self.object_for_read(user, bucket, key, version_id).await?;
         Ok((head, scope))
-    }
-
-    /// Changes the lock state of one version in every record holding it (its head, if it is
-    /// current, and its version record), each by compare-and-swap against the record read,
-    /// retried against concurrent changes. `change` judges the state it finds and returns the
-    /// new one (an error leaves the record as it is).
-    async fn change_lock(
-        &self,
-        scope: &str,
-        key: &str,
-        version_id: &[u8; 12],
-        change: impl Fn(&ObjectLock) -> S3Result<ObjectLock>,
-    ) -> S3Result<()> {
-        let mut found = false;
-        for (record_key, is_head) in [
-            (head_key(scope, key), true),
-            (version_key(scope, key, version_id), false),
-        ] {
-            found |= self
-                .change_record(scope, key, (&record_key, is_head), version_id, &change)
-                .await?;
-        }
-        if found {
-            Ok(())
-        } else {
-            Err(crate::versioning::no_such_version())
-        }
-    }
-
-    /// `change_lock` on one record (the head when `is_head`, else the version record):
-    /// whether it held the version.
-    async fn change_record(
-        &self,
-        scope: &str,
-        key: &str,
-        (record_key, is_head): (&Bytes, bool),
-        version_id: &[u8; 12],
-        change: &impl Fn(&ObjectLock) -> S3Result<ObjectLock>,
-    ) -> S3Result<bool> {
-        let cores = self.store.object_cores(scope, key);
-        for _ in 0..LOCK_SWAP_TRIES_MAX {
-            let entry = self.backend.meta_get(&cores, record_key).await;
-            let Some(e) = entry.map_err(s3_err)? else {
-                return Ok(false);
-            };
-            let value = if is_head {
-                let mut h = ObjectHead::decode(e.value).map_err(|e| s3_error!(e, InternalError))?;
-                if &h.version_id != version_id {
-                    return Ok(false);
-                }
-                h.lock = change(&h.lock)?;
-                h.encode()
-            } else {
-                match VersionRecord::decode(e.value).map_err(|e| s3_error!(e, InternalError))? {
-                    VersionRecord::Object(mut h) => {
-                        h.lock = change(&h.lock)?;
-                        VersionRecord::Object(h).encode()
-                    }
-                    VersionRecord::DeleteMarker(_) => return Ok(false),
-                }
-            };
-            if self.cas(&cores, record_key, value, e.hlc).await? {
-                return Ok(true);
-            }
-        }
-        Err(s3_error!(
-            OperationAborted,
-            "the object version changed while its lock was set; retry"
-        ))
     }
 
     pub(crate) async fn retention_put(
@@ -545,16 +351,10 @@ impl Gateway {
                 ))
             }
         };
-        self.change_lock(&scope, &input.key, &head.version_id, |lock| {
-            if let Some(e) = retention_refusal(lock.retention, new, now, bypass) {
-                return Err(e);
-            }
-            Ok(ObjectLock {
-                retention: new,
-                ..*lock
-            })
-        })
-        .await?;
+        self.store
+            .set_retention((&scope, &input.key, &head.version_id), new, now, bypass)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(PutObjectRetentionOutput::default()))
     }
 
@@ -594,13 +394,10 @@ impl Gateway {
             }
         };
         let (head, scope) = locked_version!(self, &user, input);
-        self.change_lock(&scope, &input.key, &head.version_id, |lock| {
-            Ok(ObjectLock {
-                legal_hold: Some(on),
-                ..*lock
-            })
-        })
-        .await?;
+        self.store
+            .set_legal_hold((&scope, &input.key, &head.version_id), on)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
     }
 
@@ -676,41 +473,6 @@ mod tests {
         }
     }
 
-    /// Changes of retention: COMPLIANCE only extended, GOVERNANCE shortened, removed or
-    /// changed in mode only with the bypass, an expired retention replaced freely.
-    #[test]
-    fn retention_change_table() {
-        use LockMode::{Compliance as C, Governance as G};
-        let r = |mode, until_ms| Some(Retention { mode, until_ms });
-        let (t, t_later, t_sooner) = (NOW + 10_000, NOW + 20_000, NOW + 5_000);
-        // (old, new, bypass, refused)
-        let table = [
-            (None, r(C, t), false, false),
-            (None, None, false, false),
-            (r(C, t), r(C, t_later), false, false),
-            (r(C, t), r(C, t), false, false),
-            (r(C, t), r(C, t_sooner), true, true),
-            (r(C, t), r(G, t_later), true, true),
-            (r(C, t), None, true, true),
-            (r(G, t), r(G, t_later), false, false),
-            (r(G, t), r(G, t_sooner), false, true),
-            (r(G, t), r(G, t_sooner), true, false),
-            (r(G, t), None, false, true),
-            (r(G, t), None, true, false),
-            (r(G, t), r(C, t_later), false, true),
-            (r(G, t), r(C, t_later), true, false),
-            (r(C, NOW - 1), None, false, false),
-            (r(C, NOW - 1), r(G, t), false, false),
-        ];
-        for (old, new, bypass, refused) in table {
-            assert_eq!(
-                retention_refusal(old, new, NOW, bypass).is_some(),
-                refused,
-                "{old:?} -> {new:?} bypass {bypass}"
-            );
-        }
-    }
-
     #[test]
     fn configurations_parse_like_s3() {
         let cfg = |enabled: Option<&str>, mode: Option<&str>, days, years| {
@@ -782,45 +544,6 @@ mod tests {
             code(cfg(Some("Enabled"), Some("GOVERNANCE"), None, Some(101))),
             "InvalidArgument"
         );
-    }
-
-    /// The stored record, pinned byte for byte, and every cut of it refused.
-    #[test]
-    fn stored_configuration_is_pinned() {
-        assert_eq!(hex::encode(encode_config(None)), "0100");
-        let rule = DefaultRule {
-            mode: LockMode::Compliance,
-            period: Period::Years(7),
-        };
-        let enc = encode_config(Some(&rule));
-        assert_eq!(hex::encode(&enc), "01020207000000");
-        assert_eq!(decode_config(enc.clone()).unwrap(), Some(rule));
-        assert_eq!(decode_config(encode_config(None)).unwrap(), None);
-        for cut in 0..enc.len() {
-            assert!(decode_config(enc.slice(..cut)).is_err(), "cut at {cut}");
-        }
-        // Another format, mode 3, unit 3, Days 0, Years 101, a byte too many.
-        for bad in [
-            "0200",
-            "0103",
-            "01010300000000",
-            "01010100000000",
-            "01010265000000",
-            "0100ff",
-        ] {
-            let b = Bytes::from(hex::decode(bad).unwrap());
-            assert!(decode_config(b).is_err(), "{bad}");
-        }
-        let days = DefaultRule {
-            mode: LockMode::Governance,
-            period: Period::Days(1),
-        };
-        assert_eq!(
-            decode_config(encode_config(Some(&days))).unwrap(),
-            Some(days)
-        );
-        assert_eq!(Period::Days(2).ms(), 2 * DAY_MS);
-        assert_eq!(Period::Years(1).ms(), 365 * DAY_MS);
     }
 
     #[test]

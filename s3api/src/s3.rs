@@ -171,6 +171,10 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             )
         }
         e @ objects::Error::VersionKeyTooLong => return s3_error!(KeyTooLongError, "{e}"),
+        objects::Error::NoSuchVersion => return crate::versioning::no_such_version(),
+        e @ objects::Error::VersionChanged(_) => return s3_error!(OperationAborted, "{e}"),
+        objects::Error::Part(e) => return part_error(e),
+        objects::Error::Checksum(e) => return crate::checksum::checksum_error(e),
         objects::Error::Internal(message) => {
             tracing::error!(%message, "object service error");
             return s3_error!(InternalError, "{message}");
@@ -208,6 +212,19 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             tracing::error!(error = %other, "storage error");
             s3_error!(other, InternalError)
         }
+    }
+}
+
+/// The S3 code of a multipart request's part error (S3's messages, none where S3 gives none).
+fn part_error(e: objects::PartError) -> S3Error {
+    use objects::PartError as P;
+    match e {
+        P::Number => s3_error!(InvalidArgument, "{e}"),
+        P::Missing => s3_error!(InvalidPart),
+        P::Order => s3_error!(InvalidPartOrder),
+        P::NotUploaded(_) | P::ETag(_) => s3_error!(InvalidPart, "{e}"),
+        P::TooSmall(_) => s3_error!(EntityTooSmall, "{e}"),
+        P::CompletedOtherwise => s3_error!(NoSuchUpload, "{e}"),
     }
 }
 
@@ -483,35 +500,6 @@ impl Gateway {
             return Err(e);
         }
         Ok((size, md5, sums))
-    }
-
-    /// Stores the bytes [first, first + len) of `src`'s object (bucket, key, head) as new
-    /// chunks under `version_id` on `cores` by `policy`. Returns their size and MD5.
-    pub(crate) async fn store_copy(
-        &self,
-        (bucket, key, head): (&str, &str, &ObjectHead),
-        (first, len): (u64, u64),
-        (cores, policy): (&[usize], Policy),
-        version_id: &[u8; 12],
-        algos: &[checksum::Algo],
-    ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>)> {
-        let body = self
-            .store
-            .object_stream(bucket, key, head.clone(), first, len);
-        let mut hashers = Hashers::new(algos);
-        let (size, md5) = self
-            .store
-            .store_body(
-                cores,
-                policy,
-                version_id,
-                Some(body),
-                OBJECT_BYTES_MAX,
-                &mut hashers,
-            )
-            .await
-            .map_err(s3_err)?;
-        Ok((size, md5, hashers.finish()))
     }
 
     /// The source of a copy (its current version, or the one `?versionId=` names): its bucket
@@ -1859,24 +1847,28 @@ impl S3 for Gateway {
                 "copying an object to itself needs a metadata change (MetadataDirective REPLACE)"
             ));
         }
-        let (content_type, metadata, headers) = if replace {
-            (
-                input.content_type.unwrap_or_default(),
-                user_metadata(input.metadata)?,
-                standard_headers(
+        let written = objects::copy::Written {
+            tags: Vec::new(),
+            class,
+            lock,
+            algo: None,
+            ..Default::default()
+        };
+        let mut written = if replace {
+            objects::copy::Written {
+                content_type: input.content_type.unwrap_or_default(),
+                metadata: user_metadata(input.metadata)?,
+                headers: standard_headers(
                     input.cache_control,
                     input.content_disposition,
                     input.content_encoding,
                     input.content_language,
                     input.expires,
                 ),
-            )
+                ..written
+            }
         } else {
-            (
-                src.content_type.clone(),
-                src.metadata.clone(),
-                src.headers.clone(),
-            )
+            written.source_metadata(src)
         };
         let replace_tags = match input
             .tagging_directive
@@ -1895,78 +1887,32 @@ impl S3 for Gateway {
             Some(_) => return Err(s3_error!(InvalidArgument, "TaggingDirective")),
         };
         // The copy's tags go into its head: read before the data is copied.
-        let tags = match replace_tags {
+        written.tags = match replace_tags {
             Some(t) => t,
             None => self.tags_of(src_bucket, src_key, src).await?,
         };
         // The copy's checksum (full object, computed from the bytes copied): the algorithm the
         // request names, else the source's, else CRC64NVME (as AWS).
-        let algo = match input.checksum_algorithm.as_ref() {
-            Some(a) => checksum::Algo::from_name(a.as_str()).ok_or_else(|| {
+        written.algo = match input.checksum_algorithm.as_ref() {
+            Some(a) => Some(checksum::Algo::from_name(a.as_str()).ok_or_else(|| {
                 s3_error!(
                     InvalidRequest,
                     "unknown x-amz-checksum-algorithm {}",
                     a.as_str()
                 )
-            })?,
-            None => src
-                .checksum
-                .as_ref()
-                .map_or(checksum::Algo::Crc64Nvme, |c| c.sum.algo()),
+            })?),
+            None => None,
         };
-        let version_id = self
-            .store
-            .version_id(self.backend.hlc(), input.key.as_bytes());
-        let (policy, tier) = self.store.place(class, Some(src.size)).map_err(s3_err)?;
-        let cores = self.store.cores_in(&bucket, &input.key, policy, tier);
-        let (size, md5, sums) = self
-            .store_copy(
-                (src_bucket, src_key, src),
-                (0, src.size),
-                (&cores, policy),
-                &version_id,
-                &[algo],
-            )
-            .await?;
-        let mut head = ObjectHead {
-            size,
-            modified_ms: now_ms(),
-            etag: hex::encode(md5),
-            version_id,
-            chunk_bytes: CHUNK_BYTES,
-            policy,
-            content_type,
-            metadata,
-            headers,
-            parts: vec![PartRef { version_id, size }],
-            checksum: sums.first().map(|sum| checksum::ObjectChecksum {
-                sum: sum.clone(),
-                kind: checksum::Kind::FullObject,
-                parts: 1,
-            }),
-            null_version: versioning.writes_null(),
-            in_versions: versioning.keeps_versions(),
-            tiering: Tiering {
-                class,
-                tier,
-                ..Tiering::default()
-            },
-            tags,
-            part_checksums: Vec::new(),
-            lock,
-            encryption: None,
+        let copied = objects::copy::Source {
+            scope: src_bucket,
+            key: src_key,
+            head: src,
         };
-        let committed = self
+        let head = self
             .store
-            .commit_head(&bucket, &input.key, &mut head, None, versioning)
-            .await;
-        if let Err(e) = committed {
-            // Nothing points at the copied chunks: remove them (as a failed PUT does).
-            if !e.keep_chunks {
-                self.store.retire_chunks(&bucket, &input.key, head);
-            }
-            return Err(s3_err(e.error));
-        }
+            .copy_object((&bucket, &input.key, versioning), copied, written)
+            .await
+            .map_err(s3_err)?;
         self.notify_created(&bucket, &input.key, &head, "s3:ObjectCreated:Copy")
             .await;
         let mut result = CopyObjectResult {
@@ -2262,6 +2208,34 @@ mod tests {
                 400,
             ),
             (E::Locked, "AccessDenied", 403),
+            (E::NoSuchVersion, "NoSuchVersion", 404),
+            (E::VersionChanged("retry"), "OperationAborted", 409),
+            (E::Part(objects::PartError::Number), "InvalidArgument", 400),
+            (E::Part(objects::PartError::Missing), "InvalidPart", 400),
+            (E::Part(objects::PartError::Order), "InvalidPartOrder", 400),
+            (
+                E::Part(objects::PartError::NotUploaded(3)),
+                "InvalidPart",
+                400,
+            ),
+            (E::Part(objects::PartError::ETag(3)), "InvalidPart", 400),
+            (
+                E::Part(objects::PartError::TooSmall(3)),
+                "EntityTooSmall",
+                400,
+            ),
+            (
+                E::Part(objects::PartError::CompletedOtherwise),
+                "NoSuchUpload",
+                404,
+            ),
+            (
+                E::Checksum(objects::checksum::ChecksumError::ObjectMismatch {
+                    algo: objects::checksum::Algo::Sha1,
+                }),
+                "BadDigest",
+                400,
+            ),
             (E::VersionKeyTooLong, "KeyTooLongError", 400),
             (E::Damaged("bad head".into()), "InternalError", 500),
             (E::Internal("bug".into()), "InternalError", 500),

@@ -123,21 +123,6 @@ impl Gateway {
             .await
             .map_err(s3_err)
     }
-
-    /// `objects::Store::cas`, for the S3 modules that swap records themselves (Object Lock
-    /// configuration changes).
-    pub(crate) async fn cas(
-        &self,
-        cores: &[usize],
-        key: &bytes::Bytes,
-        value: bytes::Bytes,
-        expect_hlc: u64,
-    ) -> S3Result<bool> {
-        self.store
-            .cas(cores, key, value, expect_hlc)
-            .await
-            .map_err(s3_err)
-    }
 }
 
 /// The response header of HEAD that shows an INTELLIGENT_TIERING object's access tier.

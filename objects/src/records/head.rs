@@ -159,7 +159,7 @@ pub struct ObjectHead {
     pub tiering: Tiering,
     /// The tags the version was written with (heads before format 5: none). A later
     /// PutObjectTagging or DeleteObjectTagging of this version is a `T` record, which wins
-    /// over these (`Gateway::tags_of`).
+    /// over these (`Store::tags_of`).
     pub tags: Vec<(String, String)>,
     /// Each part's checksum, in the object checksum's algorithm, when the object was uploaded
     /// in parts with one (heads before format 6 and all others: none). Either empty or one
