@@ -265,33 +265,13 @@ impl Store {
                     VersionRecord::DeleteMarker(_) => return Ok(false),
                 }
             };
-            if self.swap_record(&cores, record_key, value, e.hlc).await? {
+            if self.cas(&cores, record_key, value, e.hlc).await? {
                 return Ok(true);
             }
         }
         Err(Error::VersionChanged(
             "the object version changed while its lock was set; retry",
         ))
-    }
-
-    /// Compare-and-swap of `key` on the primary of `cores` against `expect_hlc`, then the
-    /// write on the others (the same HLC everywhere): whether it won.
-    async fn swap_record(
-        &self,
-        cores: &[usize],
-        key: &Bytes,
-        value: Bytes,
-        expect_hlc: u64,
-    ) -> Result<bool> {
-        let hlc = self.backend.hlc();
-        let won = self
-            .backend
-            .meta_put_if(cores[0], key, &value, hlc, Some(expect_hlc))
-            .await?;
-        if won {
-            self.backend.meta_put(cores, key, &value, hlc).await?;
-        }
-        Ok(won)
     }
 }
 

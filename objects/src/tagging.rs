@@ -19,8 +19,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
-use crate::records::{BucketRecord, ObjectHead};
+use crate::records::{BucketRecord, ObjectHead, VersionRecord};
 use crate::store::Store;
+use crate::tiering::Swap;
 
 /// A tag set, in the order given.
 pub type Tags = Vec<(String, String)>;
@@ -111,9 +112,12 @@ fn get_tags(b: &mut Bytes) -> Option<Tags> {
     (!b.has_remaining()).then_some(tags)
 }
 
+/// Compare-and-swaps `fold_tags` makes against concurrent moves of the version.
+const FOLD_TRIES: usize = 4;
+
 /// What must happen before the `T` record is bound to a version (`Store::rebinding`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rebinding {
+enum Rebinding {
     /// Nothing: bind it.
     Bind,
     /// Write these tags into the version record of the version the record leaves, then bind.
@@ -213,7 +217,7 @@ impl Store {
     /// version, the tags it holds go into the version record of the one it leaves, so no
     /// version loses tags set on it. A noncurrent version the record is not bound to has its
     /// tags written into its version record.
-    pub async fn rebinding(
+    async fn rebinding(
         &self,
         scope: &str,
         key: &str,
@@ -226,6 +230,57 @@ impl Store {
             _ if current => Rebinding::Bind,
             _ => Rebinding::FoldOnly,
         })
+    }
+
+    /// Sets the tags of version `head` of `key` (PutObjectTagging, DeleteObjectTagging with
+    /// none), `current` when it is the key's current version: what `rebinding` says goes
+    /// first, then the `T` record is bound to it (or, for a noncurrent version the record is
+    /// not bound to, its version record takes the tags).
+    pub async fn retag(
+        &self,
+        scope: &str,
+        key: &str,
+        head: &ObjectHead,
+        current: bool,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        match self.rebinding(scope, key, head, current).await? {
+            Rebinding::Bind => {}
+            Rebinding::FoldLeft(left, left_tags) => {
+                self.fold_tags(scope, key, &left, left_tags).await?;
+            }
+            Rebinding::FoldOnly => {
+                return self
+                    .fold_tags(scope, key, &head.version_id, tags.to_vec())
+                    .await;
+            }
+        }
+        self.set_tags(scope, key, &head.version_id, tags).await
+    }
+
+    /// Writes `tags` into the version record of version `id` of `key` by compare-and-swap,
+    /// made again (up to `FOLD_TRIES` times) when a data move of the version changed the
+    /// record meanwhile; a version that is gone has nothing to tag.
+    async fn fold_tags(&self, scope: &str, key: &str, id: &[u8; 12], tags: Tags) -> Result<()> {
+        for _ in 0..FOLD_TRIES {
+            let Some(VersionRecord::Object(old)) = self.version_record(scope, key, id).await?
+            else {
+                return Ok(());
+            };
+            if old.tags == tags {
+                return Ok(());
+            }
+            let new = ObjectHead {
+                tags: tags.clone(),
+                ..old.clone()
+            };
+            if self.swap_version(scope, key, &old, &new).await? != Swap::Lost {
+                return Ok(());
+            }
+        }
+        Err(Error::VersionChanged(
+            "the object version changed while its tags were set",
+        ))
     }
 
     /// The bucket's tag set (`None`: none set).
@@ -263,7 +318,16 @@ mod tests {
             decode(encode(&[7; 12], &tags)),
             Some(([7; 12], tags.clone()))
         );
-        assert_eq!(decode(encode(&[7; 12], &tags).slice(..14)), None);
+        let whole = encode(&[7; 12], &tags);
+        for cut in 0..whole.len() {
+            assert_eq!(decode(whole.slice(..cut)), None, "cut at {cut}");
+        }
+        let mut trailing = BytesMut::from(&whole[..]);
+        trailing.put_u8(0);
+        assert_eq!(decode(trailing.freeze()), None, "trailing bytes");
+        let mut other = BytesMut::from(&whole[..]);
+        other[0] = 2;
+        assert_eq!(decode(other.freeze()), None, "another format");
     }
 
     #[test]

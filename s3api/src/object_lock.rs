@@ -467,7 +467,7 @@ mod tests {
             let got = objects::versions::delete_refused(&l, NOW, bypass);
             assert_eq!(got, refused, "{l:?} bypass {bypass}");
             assert_eq!(
-                holds(&l, NOW),
+                objects::versions::lock_protection(&l, NOW).is_some(),
                 objects::versions::delete_refused(&l, NOW, false)
             );
         }

@@ -14,15 +14,10 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::limits::{BUCKET_TAGS_MAX, TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
-use crate::records::{ObjectHead, VersionRecord};
+use crate::records::ObjectHead;
 use crate::s3::{s3_err, user_of, Gateway};
-use crate::tiering::Swap;
 
-use objects::tagging::Rebinding;
-pub use objects::tagging::{decode, encode, tags_key, Tags};
-
-/// Attempts at folding tags into a version record against concurrent moves of the version.
-const FOLD_TRIES: usize = 4;
+use objects::tagging::Tags;
 
 /// The tag set of a tagging request body, as pairs.
 fn pairs(tag_set: Vec<Tag>) -> Tags {
@@ -156,66 +151,6 @@ impl Gateway {
         Ok((head, scope, current))
     }
 
-    /// Sets the tags of version `head` of `key` (`Store::rebinding` says what goes first).
-    async fn retag(
-        &self,
-        scope: &str,
-        key: &str,
-        head: &ObjectHead,
-        current: bool,
-        tags: &[(String, String)],
-    ) -> S3Result<()> {
-        let rebinding = self
-            .store
-            .rebinding(scope, key, head, current)
-            .await
-            .map_err(s3_err)?;
-        match rebinding {
-            Rebinding::Bind => {}
-            Rebinding::FoldLeft(left, left_tags) => {
-                self.fold_tags(scope, key, &left, left_tags).await?;
-            }
-            Rebinding::FoldOnly => {
-                return self
-                    .fold_tags(scope, key, &head.version_id, tags.to_vec())
-                    .await
-            }
-        }
-        self.store
-            .set_tags(scope, key, &head.version_id, tags)
-            .await
-            .map_err(s3_err)
-    }
-
-    /// Writes `tags` into the version record of version `id` of `key` (compare-and-swap,
-    /// retried against concurrent moves of the version; none: the version is gone).
-    async fn fold_tags(&self, scope: &str, key: &str, id: &[u8; 12], tags: Tags) -> S3Result<()> {
-        for _ in 0..FOLD_TRIES {
-            let Some(VersionRecord::Object(old)) = self
-                .store
-                .version_record(scope, key, id)
-                .await
-                .map_err(s3_err)?
-            else {
-                return Ok(());
-            };
-            if old.tags == tags {
-                return Ok(());
-            }
-            let new = ObjectHead {
-                tags: tags.clone(),
-                ..old.clone()
-            };
-            if self.swap_version(scope, key, &old, &new).await? != Swap::Lost {
-                return Ok(());
-            }
-        }
-        Err(s3_error!(
-            OperationAborted,
-            "the object version changed while its tags were set"
-        ))
-    }
-
     pub(crate) async fn tagging_put(
         &self,
         req: S3Request<PutObjectTaggingInput>,
@@ -233,8 +168,10 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        self.retag(&scope, &input.key, &head, current, &tags)
-            .await?;
+        self.store
+            .retag(&scope, &input.key, &head, current, &tags)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(PutObjectTaggingOutput::default()))
     }
 
@@ -274,7 +211,10 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
-        self.retag(&scope, &input.key, &head, current, &[]).await?;
+        self.store
+            .retag(&scope, &input.key, &head, current, &[])
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
     }
 

@@ -13,7 +13,6 @@ use crate::records::{ObjectHead, StorageClass};
 use crate::s3::{check_key, s3_err, user_of, Gateway};
 use cluster::ec::Policy;
 use objects::tiering::Restoring;
-pub use objects::tiering::Swap;
 
 /// Days a restore may ask for (S3's bound).
 pub const RESTORE_DAYS_MAX: i32 = 30_000;
@@ -107,21 +106,6 @@ impl Gateway {
                 Ok(out)
             }
         }
-    }
-
-    /// `objects::Store::swap_version`, for the S3 modules that swap a version's records
-    /// themselves (tagging of noncurrent versions).
-    pub(crate) async fn swap_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        old: &ObjectHead,
-        new: &ObjectHead,
-    ) -> S3Result<Swap> {
-        self.store
-            .swap_version(bucket, key, old, new)
-            .await
-            .map_err(s3_err)
     }
 }
 

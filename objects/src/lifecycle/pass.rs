@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 
 use super::{abort_upload, action_for, Action, Facts, Rule};
 use crate::records::{
@@ -58,9 +58,6 @@ const PASS_BATCH: u32 = 500;
 /// clock, minutes in production (each pass reads every record of this node's cores).
 const INTERVAL_MIN: Duration = Duration::from_secs(1);
 const INTERVAL_MAX: Duration = Duration::from_secs(600);
-
-/// A tag set, in the order given.
-type Tags = Vec<(String, String)>;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -313,9 +310,7 @@ impl Store {
             }
         }
         let tags = if rules.iter().any(|r| !r.filter.tags.is_empty()) {
-            self.version_tags(bucket, key, &head)
-                .await
-                .unwrap_or_default()
+            self.tags_of(bucket, key, &head).await.unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -439,7 +434,7 @@ impl Store {
             let noncurrent_since_ms = (i > 0).then(|| versions[i - 1].modified_ms());
             let tags = match tagged {
                 Some(h) if rules.iter().any(|r| !r.filter.tags.is_empty()) => {
-                    self.version_tags(bucket, key, h).await.unwrap_or_default()
+                    self.tags_of(bucket, key, h).await.unwrap_or_default()
                 }
                 _ => Vec::new(),
             };
@@ -608,59 +603,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// The tags of one version of an object, as lifecycle filters see them: the `T` record's
-    /// when a tagging request named this version since it was written, else those it was
-    /// written with (its head's). The `T` record is `T` ‖ bucket ‖ 0 ‖ key, valued version 1
-    /// u8 ‖ version id (12 bytes) ‖ tag count u16 ‖ (key, value: u16 length ‖ UTF-8)*; one
-    /// that does not decode counts as none (the head's tags).
-    async fn version_tags(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-    ) -> crate::error::Result<Tags> {
-        let mut tkey = Vec::with_capacity(bucket.len() + key.len() + 2);
-        tkey.push(b'T');
-        tkey.extend_from_slice(bucket.as_bytes());
-        tkey.push(0);
-        tkey.extend_from_slice(key.as_bytes());
-        let cores = self.object_cores(bucket, key);
-        let entry = self.backend.meta_get(&cores, &Bytes::from(tkey)).await?;
-        Ok(entry
-            .and_then(|e| decode_tags(e.value))
-            .filter(|(v, _)| *v == head.version_id)
-            .map_or_else(|| head.tags.clone(), |(_, t)| t))
-    }
-}
-
-/// A `T` record's version id and tags (`Store::version_tags`); `None`: it does not decode.
-fn decode_tags(mut b: Bytes) -> Option<([u8; 12], Tags)> {
-    if b.remaining() < 15 || b.get_u8() != 1 {
-        return None;
-    }
-    let mut version_id = [0u8; 12];
-    b.copy_to_slice(&mut version_id);
-    let n = b.get_u16_le();
-    let mut tags = Vec::with_capacity(usize::from(n).min(64));
-    for _ in 0..n {
-        let mut pair = [String::new(), String::new()];
-        for s in &mut pair {
-            if b.remaining() < 2 {
-                return None;
-            }
-            let len = usize::from(b.get_u16_le());
-            if b.remaining() < len {
-                return None;
-            }
-            *s = String::from_utf8(b.split_to(len).to_vec()).ok()?;
-        }
-        let [k, v] = pair;
-        tags.push((k, v));
-    }
-    (!b.has_remaining()).then_some((version_id, tags))
-}
-
 /// Starts the lifecycle pass of this process's own cores on `runtime`: every tenth of a
 /// lifecycle day (bounded), one pass, run by `store` (the same object service the requests
 /// use: one set of workers, one set of moves); what it did goes to the store's observer.
@@ -689,34 +631,4 @@ pub fn start(store: &Store, runtime: &tokio::runtime::Handle) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_records_decode_whole_or_not_at_all() {
-        let mut b = vec![1u8];
-        b.extend_from_slice(&[7; 12]);
-        b.extend_from_slice(&1u16.to_le_bytes());
-        for s in ["k", "vv"] {
-            b.extend_from_slice(&(s.len() as u16).to_le_bytes());
-            b.extend_from_slice(s.as_bytes());
-        }
-        let (v, tags) = decode_tags(Bytes::from(b.clone())).expect("a whole record");
-        assert_eq!(v, [7; 12]);
-        assert_eq!(tags, vec![("k".to_owned(), "vv".to_owned())]);
-        for cut in 0..b.len() {
-            assert!(
-                decode_tags(Bytes::copy_from_slice(&b[..cut])).is_none(),
-                "{cut}"
-            );
-        }
-        let mut longer = b.clone();
-        longer.push(0);
-        assert!(decode_tags(Bytes::from(longer)).is_none(), "trailing bytes");
-        b[0] = 2;
-        assert!(decode_tags(Bytes::from(b)).is_none(), "another format");
-    }
 }
