@@ -1,6 +1,9 @@
 //! Bucket records (the incarnation id, versioning, flags) and their codec.
 
-use super::*;
+use super::{
+    check, get_str, put_str, scope_of, Buf, BufMut, Bytes, BytesMut, Malformed, BUCKET_INCARNATION,
+    FLAG_DELETING, FLAG_OBJECT_LOCK, FLAG_TAGS_CHANGED, VERSION, VERSION_VERSIONING,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketRecord {

@@ -1,6 +1,9 @@
 //! The pieces every record codec shares: strings, pairs, checksums, format checks.
 
-use super::*;
+use super::{
+    Algo, Buf, BufMut, Bytes, BytesMut, Kind, ObjectChecksum, Sum, UploadChecksum,
+    CHECKSUM_BYTES_MAX, VERSION, VERSION_CHECKSUMS,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {0} record")]

@@ -1,7 +1,12 @@
 //! Object heads (a version's data, checksums, tiering, tags, lock and encryption state),
 //! the stripes and fragment ids of their data, and their codec.
 
-use super::*;
+use super::{
+    check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
+    Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
+    FLAG_NULL_VERSION, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
+    HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
+};
 
 /// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,7 +1,7 @@
 //! The metadata keys: bucket records, heads, listing entries, version records, uploads,
 //! parts and completions, and the scopes (bucket incarnations) they are keyed by.
 
-use super::*;
+use super::{BucketId, BufMut, Bytes, BytesMut};
 
 /// The longest scope: a bucket name, `/`, 32 hex digits.
 pub const SCOPE_BYTES_MAX: usize = crate::limits::BUCKET_NAME_BYTES_MAX + 1 + 32;

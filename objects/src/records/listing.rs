@@ -1,6 +1,9 @@
 //! Listing entries (what ListObjects shows of a key) and their codec.
 
-use super::*;
+use super::{
+    check, get_str, put_str, Buf, BufMut, Bytes, BytesMut, Malformed, StorageClass,
+    FLAG_IN_VERSIONS, LISTING_CLASS, VERSION, VERSION_VERSIONING,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingEntry {

@@ -1,6 +1,11 @@
 //! Multipart upload, part and completion records and their codecs.
 
-use super::*;
+use super::{
+    algo_code, check, get_lock, get_pairs, get_str, get_sum, get_upload_checksum, get_version,
+    kind_code, put_lock, put_str, put_sum, Buf, BufMut, Bytes, BytesMut, Malformed, ObjectLock,
+    StorageClass, Sum, UploadChecksum, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
+    VERSION_CHECKSUMS,
+};
 
 /// An upload in progress (`U` key).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! Version records (`V` keys): an object version or a delete marker.
 
-use super::*;
+use super::{
+    check, Buf, BufMut, Bytes, BytesMut, Malformed, ObjectHead, FLAG_NULL_VERSION,
+    KIND_DELETE_MARKER, KIND_OBJECT, VERSION_RECORD,
+};
 
 /// One version of an object (the value of a `V` key): the object's head, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
