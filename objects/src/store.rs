@@ -27,7 +27,7 @@ use crate::limits::{CHUNK_BYTES, STRIPES_IN_FLIGHT_MAX};
 use crate::observe::Observer;
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, version_hlc, versions_prefix,
-    BucketRecord, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef,
+    BucketId, BucketRecord, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef,
 };
 use crate::workers::Workers;
 
@@ -69,6 +69,17 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A new bucket incarnation's id: the HLC and 8 bytes of a hash salted by the gateway
+/// (`Backend::id_salt`: random per process; uniqueness comes from the HLC, the bytes only keep
+/// two gateways with equal clocks apart).
+pub fn new_bucket_id(hlc: u64, name: &str, salt: u64) -> BucketId {
+    BucketId::new(
+        hlc,
+        cluster::backend::stable_hash(&[name.as_bytes(), &hlc.to_le_bytes(), &salt.to_le_bytes()])
+            .to_le_bytes(),
+    )
 }
 
 /// Swaps `Store::swap_in` makes against records with newer HLCs.
@@ -730,6 +741,82 @@ impl Store {
                 this.delete_stripe(&cores, head.policy, &stripe).await;
             }
         });
+    }
+
+    /// CreateBucket's record, owned by `owner`, of a new incarnation (`new_bucket_id`); with
+    /// Object Lock, versioning is Enabled for good. A compare-and-swap on the record's first
+    /// core (the authority, as for conditional object writes), so of concurrent creators
+    /// exactly one wins (issue #12: 16 of 40 races answered 200 to both), then the write on
+    /// every replica. `None`: another creation holds the name (the caller reads whose).
+    pub async fn create_bucket(
+        &self,
+        bucket: &str,
+        owner: String,
+        object_lock: bool,
+    ) -> Result<Option<BucketRecord>> {
+        let hlc = self.backend.hlc();
+        let id = new_bucket_id(hlc, bucket, self.backend.id_salt());
+        let mut record = BucketRecord::new(owner, now_ms(), id);
+        if object_lock {
+            record.object_lock = true;
+            record.versioning = crate::records::Versioning::Enabled;
+        }
+        let cores = self.bucket_cores(bucket);
+        let key = bucket_key(bucket);
+        let value = record.encode();
+        if !self
+            .backend
+            .meta_put_if(cores[0], &key, &value, hlc, None)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.backend.meta_put(&cores, &key, &value, hlc).await?;
+        Ok(Some(record))
+    }
+
+    /// DeleteBucket's last step, once the bucket is marked and found empty: the record's
+    /// tombstone. What its incarnation left is the background pass's to reclaim.
+    pub async fn remove_bucket(&self, bucket: &str) -> Result<()> {
+        let hlc = self.backend.hlc();
+        let cores = self.bucket_cores(bucket);
+        self.backend
+            .meta_delete(&cores, &bucket_key(bucket), hlc)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Every bucket's name and record (ListBuckets), from one merged scan of all cores
+    /// (bucket records sit on any core; deleted buckets hidden); a record that does not
+    /// decode is left out.
+    pub async fn bucket_records(&self) -> Result<Vec<(String, BucketRecord)>> {
+        let entries = self
+            .backend
+            .meta_scan_all_pages(&Bytes::from_static(b"B"))
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(k, e)| {
+                let name = String::from_utf8_lossy(&k[1..]).into_owned();
+                BucketRecord::decode(e.value).ok().map(|b| (name, b))
+            })
+            .collect())
+    }
+
+    /// One batch of a scan for the version listing's walk: of `cores` (one replica set) or,
+    /// without, of every core (`Backend::meta_scan`, `meta_scan_all`).
+    pub async fn scan_batch(
+        &self,
+        cores: Option<&[usize]>,
+        prefix: &Bytes,
+        after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, proto::MetaEntry)>, Option<Bytes>)> {
+        match cores {
+            Some(cores) => self.backend.meta_scan(cores, prefix, after, limit).await,
+            None => self.backend.meta_scan_all(prefix, after, limit).await,
+        }
+        .map_err(Error::from)
     }
 
     /// Replaces a bucket's record if it is still the one read with HLC `expect` (a

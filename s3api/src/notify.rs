@@ -526,7 +526,7 @@ impl Gateway {
         let bucket = crate::records::scope_name(scope);
         let mut object = serde_json::json!({
             "key": event_key(w.key),
-            "sequencer": format!("{:016X}", self.backend.hlc()),
+            "sequencer": format!("{:016X}", self.store.backend().hlc()),
         });
         if let Some(size) = w.size {
             object["size"] = size.into();

@@ -44,8 +44,8 @@ use crate::limits::{
     USER_METADATA_BYTES_MAX,
 };
 use crate::records::{
-    bucket_key, BucketId, BucketRecord, DeleteMarker, ObjectHead, PartRef, StorageClass, Tiering,
-    VersionRecord, Versioning,
+    BucketRecord, DeleteMarker, ObjectHead, PartRef, StorageClass, Tiering, VersionRecord,
+    Versioning,
 };
 use crate::tiering::{
     access_tier, placement_of, readable, restore_header, shown_class, ACCESS_TIER_HEADER,
@@ -63,8 +63,6 @@ pub struct Gateway {
     /// The object service's store (records, data, workers: `objects::store`), shared by this
     /// service's clones.
     pub(crate) store: Store,
-    /// The store's cluster client, for the modules that still call it themselves.
-    pub(crate) backend: Arc<Backend>,
     region: String,
     /// Buckets' CORS rules as last read (`cors::Cache`), shared by this service's clones.
     pub(crate) cors: Arc<crate::cors::Cache>,
@@ -85,12 +83,7 @@ impl Gateway {
             tiering_days: objects::lifecycle::IT_INFREQUENT_DAYS,
         };
         Gateway {
-            store: Store::new(
-                backend.clone(),
-                Arc::new(crate::metrics::ServiceMetrics),
-                days,
-            ),
-            backend,
+            store: Store::new(backend, Arc::new(crate::metrics::ServiceMetrics), days),
             region,
             cors: Arc::default(),
             policies: Arc::default(),
@@ -139,7 +132,7 @@ impl Gateway {
 
     /// The cluster client this service stores through.
     pub fn backend(&self) -> &Arc<Backend> {
-        &self.backend
+        self.store.backend()
     }
 }
 
@@ -341,17 +334,6 @@ pub(crate) struct Owned {
 /// A DeleteBucket's mark older than this was left by one that stopped (a check takes
 /// milliseconds): the next DeleteBucket takes it over.
 const DELETE_MARK_STALE_MS: u64 = 10_000;
-
-/// A new bucket incarnation's id: the HLC and 8 bytes of a hash salted by the gateway
-/// (`Backend::id_salt`: random per process; uniqueness comes from the HLC, the bytes only keep
-/// two gateways with equal clocks apart).
-pub(crate) fn new_bucket_id(hlc: u64, name: &str, salt: u64) -> BucketId {
-    BucketId::new(
-        hlc,
-        cluster::backend::stable_hash(&[name.as_bytes(), &hlc.to_le_bytes(), &salt.to_le_bytes()])
-            .to_le_bytes(),
-    )
-}
 
 /// The access key a request acts as: its signer's (its user's first key when it signed with
 /// another, `authz::OwnerKey`), or the bucket owner's when the access gate let another user or
@@ -563,7 +545,6 @@ impl Gateway {
     pub fn clone_handle(&self) -> Gateway {
         Gateway {
             store: self.store.clone(),
-            backend: self.backend.clone(),
             region: self.region.clone(),
             cors: self.cors.clone(),
             policies: self.policies.clone(),
@@ -769,28 +750,16 @@ impl S3 for Gateway {
             .bucket_region
             .as_ref()
             .is_some_and(|r| *r != self.region);
-        let prefix = Bytes::from_static(b"B");
         let mut found = std::collections::BTreeMap::new();
-        // Bucket records sit on any core: one merged scan of them all (newest version of
-        // each, deleted buckets hidden).
-        let entries = self
-            .backend
-            .meta_scan_all_pages(&prefix)
-            .await
-            .map_err(s3_err)?;
-        for (k, e) in entries {
-            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+        for (name, b) in self.store.bucket_records().await.map_err(s3_err)? {
             if other_region
+                || b.owner != user
                 || !name.starts_with(&name_prefix)
                 || after.as_ref().is_some_and(|a| name <= *a)
             {
                 continue;
             }
-            if let Ok(b) = BucketRecord::decode(e.value) {
-                if b.owner == user {
-                    found.insert(name, b);
-                }
-            }
+            found.insert(name, b);
         }
         let truncated = found.len() > page_max;
         let buckets: Vec<Bucket> = found
@@ -838,38 +807,20 @@ impl S3 for Gateway {
             }
             return Err(taken(&existing, &user));
         }
-        // A compare-and-swap on the record's first core (the authority, as for conditional
-        // object writes): of concurrent creators exactly one wins (issue #12: 16 of 40 races
-        // answered 200 to both).
-        let hlc = self.backend.hlc();
-        let mut record = BucketRecord::new(
-            user.clone(),
-            now_ms(),
-            new_bucket_id(hlc, &bucket, self.backend.id_salt()),
-        );
-        if req.input.object_lock_enabled_for_bucket == Some(true) {
-            // Object Lock comes with versioning, for good (`object_lock`).
-            record.object_lock = true;
-            record.versioning = Versioning::Enabled;
-        }
-        let cores = self.store.bucket_cores(&bucket);
-        let key = bucket_key(&bucket);
-        let won = self
-            .backend
-            .meta_put_if(cores[0], &key, &record.encode(), hlc, None)
+        // Object Lock comes with versioning, for good (`object_lock`).
+        let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
+        let created = self
+            .store
+            .create_bucket(&bucket, user.clone(), object_lock)
             .await
             .map_err(s3_err)?;
-        if !won {
+        let Some(record) = created else {
             return Err(match self.store.bucket(&bucket).await.map_err(s3_err)? {
                 Some(existing) => taken(&existing, &user),
                 // Created and deleted meanwhile: the client may retry.
                 None => s3_error!(OperationAborted, "a concurrent operation on this bucket"),
             });
-        }
-        self.backend
-            .meta_put(&cores, &key, &record.encode(), hlc)
-            .await
-            .map_err(s3_err)?;
+        };
         // `refuse` let through no other value.
         if req.input.object_ownership.is_some() {
             self.store_owner_enforced(&record.scope(&bucket)).await?;
@@ -946,12 +897,7 @@ impl S3 for Gateway {
             empty.map_err(s3_err)?;
             return Err(s3_error!(BucketNotEmpty));
         }
-        let hlc = self.backend.hlc();
-        let cores = self.store.bucket_cores(&bucket);
-        self.backend
-            .meta_delete(&cores, &bucket_key(&bucket), hlc)
-            .await
-            .map_err(s3_err)?;
+        self.store.remove_bucket(&bucket).await.map_err(s3_err)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -997,7 +943,7 @@ impl S3 for Gateway {
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
         let version_id = self
             .store
-            .version_id(self.backend.hlc(), input.key.as_bytes());
+            .version_id(self.store.backend().hlc(), input.key.as_bytes());
         let class = requested_class(input.storage_class.as_ref())?;
         let (policy, tier) = self
             .store

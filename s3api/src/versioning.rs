@@ -503,19 +503,11 @@ impl Source {
     /// at `limit`: the version index is read only where the listing index already was.
     async fn fetch(&mut self, gw: &Gateway, limit: Option<&Bytes>) -> S3Result<()> {
         let cursor = self.cursor.clone();
-        let (entries, next) = match &self.cores {
-            Some(cores) => {
-                gw.backend
-                    .meta_scan(cores, &self.prefix, cursor, self.batch)
-                    .await
-            }
-            None => {
-                gw.backend
-                    .meta_scan_all(&self.prefix, cursor, self.batch)
-                    .await
-            }
-        }
-        .map_err(s3_err)?;
+        let (entries, next) = gw
+            .store
+            .scan_batch(self.cores.as_deref(), &self.prefix, cursor, self.batch)
+            .await
+            .map_err(s3_err)?;
         if let Some((k, _)) = entries.last() {
             self.cursor = Some(k.clone());
         }
