@@ -473,3 +473,144 @@ impl VersionWalk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(hlc: u64) -> [u8; 12] {
+        let mut id = [7u8; 12];
+        id[..8].copy_from_slice(&hlc.to_le_bytes());
+        id
+    }
+
+    fn listing_source(bucket: &str) -> Source {
+        let base = listing_key(bucket, "").len();
+        Source::new(Some(vec![0]), listing_key(bucket, ""), base, None, true, 10)
+    }
+
+    fn version_source(bucket: &str) -> Source {
+        let base = versions_prefix(bucket, b"").len();
+        let prefix = versions_prefix(bucket, b"").freeze();
+        Source::new(None, prefix, base, None, false, 10)
+    }
+
+    fn entry(in_versions: bool) -> Bytes {
+        ListingEntry {
+            size: 3,
+            modified_ms: 5,
+            etag: "e".into(),
+            in_versions,
+            class: StorageClass::default(),
+        }
+        .encode()
+    }
+
+    fn marker(hlc: u64, null_version: bool) -> Bytes {
+        VersionRecord::DeleteMarker(DeleteMarker {
+            version_id: id(hlc),
+            null_version,
+            modified_ms: hlc,
+        })
+        .encode()
+    }
+
+    #[test]
+    fn after_key_follows_every_version_of_its_key_and_precedes_longer_keys() {
+        let after = after_key("b", "k");
+        for hlc in [0, 1, u64::MAX] {
+            assert!(version_key("b", "k", &id(hlc)) < after);
+        }
+        for longer in ["k\0", "k\0\0", "ka", "k\u{1}"] {
+            assert!(
+                after < version_key("b", longer, &id(u64::MAX)),
+                "{longer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_listing_entry_sorts_after_its_keys_versions_and_before_the_next_key() {
+        let bucket = "b";
+        let listing = listing_source(bucket);
+        let versions = version_source(bucket);
+        let item = |s: &Source, raw: Bytes, value: Bytes| s.item(raw, value).unwrap().unwrap();
+        let l = item(&listing, listing_key(bucket, "k"), entry(false));
+        let newest = item(
+            &versions,
+            version_key(bucket, "k", &id(9)),
+            marker(9, false),
+        );
+        let older = item(&versions, version_key(bucket, "k", &id(2)), marker(2, true));
+        let next = item(
+            &versions,
+            version_key(bucket, "k0", &id(1)),
+            marker(1, false),
+        );
+        assert!(newest.position() < older.position());
+        assert!(older.position() < l.position());
+        assert!(l.position() < next.position());
+        assert!(l.null && older.null && !newest.null);
+        assert_eq!(newest.key, b"k");
+        assert!(matches!(
+            l.version,
+            ListedVersion::Object { ref version_id, size: 3, .. } if version_id == "null"
+        ));
+    }
+
+    #[test]
+    fn a_listing_entry_with_a_version_record_is_listed_from_the_version_index() {
+        let listing = listing_source("b");
+        assert!(listing
+            .item(listing_key("b", "k"), entry(true))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn damaged_records_are_errors() {
+        let listing = listing_source("b");
+        let versions = version_source("b");
+        let junk = Bytes::from_static(b"\xee junk");
+        assert!(matches!(
+            listing.item(listing_key("b", "k"), junk.clone()),
+            Err(Error::Damaged(_))
+        ));
+        assert!(matches!(
+            versions.item(version_key("b", "k", &id(1)), junk),
+            Err(Error::Damaged(_))
+        ));
+        // A `V` key whose key part never ends.
+        let mut unended = versions_prefix("b", b"k");
+        unended.put_slice(&[b'a'; 20][..]);
+        assert!(matches!(
+            versions.item(unended.freeze(), marker(1, false)),
+            Err(Error::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn skip_to_drops_what_it_passes_and_moves_the_cursor_forward_only() {
+        let mut s = version_source("b");
+        for (key, hlc) in [("a/1", 3), ("a/2", 2), ("c", 1)] {
+            let raw = version_key("b", key, &id(hlc));
+            let item = s.item(raw.clone(), marker(hlc, false)).unwrap().unwrap();
+            s.buf.push_back(item);
+        }
+        let mut past_a = versions_prefix("b", b"a/");
+        past_a.put_u8(0xff);
+        let past_a = past_a.freeze();
+        s.skip_to(&past_a);
+        assert_eq!(s.buf.len(), 1);
+        assert_eq!(s.buf[0].key, b"c");
+        // Items left buffered: the scan's cursor is theirs.
+        assert_eq!(s.cursor, None);
+        s.buf.clear();
+        s.cursor = Some(version_key("b", "z", &id(1)));
+        s.skip_to(&past_a);
+        assert_eq!(s.cursor, Some(version_key("b", "z", &id(1))));
+        s.cursor = None;
+        s.skip_to(&past_a);
+        assert_eq!(s.cursor, Some(past_a));
+    }
+}
