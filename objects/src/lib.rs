@@ -2,7 +2,8 @@
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
 //! retirement), versions (`versions`: commits, version records, delete markers, deletes under
-//! Object Lock), multipart uploads (`multipart`: create, parts stored or copied,
+//! Object Lock) and their listing (`version_list`: the walk merging the listing and version
+//! indexes), multipart uploads (`multipart`: create, parts stored or copied,
 //! complete, abort, listings; their records in `uploads`), copies (`copy`), object and
 //! bucket tags (`tagging`), Object Lock configurations and retention and legal-hold changes
 //! (`lock`), bucket configuration records (`configs`), storage classes at work (`tiering`:
@@ -35,6 +36,7 @@ pub mod tagging;
 pub mod test_support;
 pub mod tiering;
 pub mod uploads;
+pub mod version_list;
 pub mod versions;
 pub mod workers;
 

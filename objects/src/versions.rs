@@ -25,7 +25,7 @@ use crate::records::{
 use crate::store::{now_ms, HeadCondition, Store};
 
 /// Version records read per scan call.
-const VERSIONS_SCAN_BATCH: u32 = 1000;
+pub(crate) const VERSIONS_SCAN_BATCH: u32 = 1000;
 
 /// How a lock protects a version at `now_ms`: `None` not at all, `Some(true)` by a
 /// GOVERNANCE retention only (a bypass lifts it), `Some(false)` by a legal hold or a
