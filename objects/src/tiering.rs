@@ -27,8 +27,7 @@ use crate::checksum::Hashers;
 use crate::error::{Error, Result};
 use crate::limits::OBJECT_BYTES_MAX;
 use crate::records::{
-    head_key, listing_key, version_key, ListingEntry, ObjectHead, PartRef, Restore, StorageClass,
-    VersionRecord,
+    head_key, version_key, ObjectHead, PartRef, Restore, StorageClass, VersionRecord,
 };
 use crate::store::{now_ms, Store};
 
@@ -212,7 +211,9 @@ impl Store {
             if current.version_id == old.version_id {
                 if current == *old && self.cas(&cores, &hkey, new.encode(), e.hlc).await? {
                     swapped += 1;
-                    self.relist(bucket, key, new).await?;
+                    // The listing entry shows the new class.
+                    self.put_listing(bucket, key, new, self.backend.hlc())
+                        .await?;
                 } else {
                     missed += 1;
                 }
@@ -263,27 +264,6 @@ impl Store {
             self.backend.meta_put(cores, key, &value, hlc).await?;
         }
         Ok(won)
-    }
-
-    /// Rewrites the listing entry of a key whose current head changed class.
-    async fn relist(&self, bucket: &str, key: &str, head: &ObjectHead) -> Result<()> {
-        let listing = ListingEntry {
-            size: head.shown_size(),
-            modified_ms: head.modified_ms,
-            etag: head.etag.clone(),
-            in_versions: head.in_versions,
-            class: head.tiering.class,
-        };
-        let hlc = self.backend.hlc();
-        self.backend
-            .meta_put(
-                &self.listing_cores(bucket),
-                &listing_key(bucket, key),
-                &listing.encode(),
-                hlc,
-            )
-            .await?;
-        Ok(())
     }
 
     /// Moves one version's data to `class` (its policy and tier), verified, swapped, then
