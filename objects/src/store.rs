@@ -528,23 +528,26 @@ impl Store {
         }))
     }
 
-    /// A conditional write of `head`: the check and the write are one compare-and-swap on the
-    /// PG's first core, the authority for conditional writes (the other replicas follow in
-    /// `write_current`). Returns the head it replaced.
-    pub async fn cas_head(
+    /// The check of a conditional write of `key`: a quorum read of its head judged against
+    /// `cond`. The write follows with `put_head_if` at an HLC taken after this read, which
+    /// moved the clock past the head's (or its tombstone's): the authority's last-writer-wins
+    /// rule would otherwise refuse a write whose HLC is older than what it replaces, when the
+    /// gateway that wrote that had a clock ahead of this one's (If-None-Match: * after a
+    /// delete, If-Match after a PUT, answering 412 though the condition held).
+    pub async fn check_head(
         &self,
         bucket: &str,
         key: &str,
-        head: &ObjectHead,
-        hlc: u64,
         cond: &HeadCondition,
-    ) -> Result<Option<ObjectHead>> {
+    ) -> Result<Checked> {
         let cores = self.object_cores(bucket, key);
-        let hkey = head_key(bucket, key);
         // A quorum read, not the primary alone: a primary that missed an acknowledged write
         // would let If-None-Match: * overwrite it (found by the simulation, 8 of 2000 seeds);
         // the read repairs the primary before its compare-and-swap.
-        let current = self.backend.meta_get(&cores, &hkey).await?;
+        let current = self
+            .backend
+            .meta_get(&cores, &head_key(bucket, key))
+            .await?;
         let current_head = match &current {
             Some(e) => Some(
                 ObjectHead::decode(e.value.clone()).map_err(|e| Error::Damaged(e.to_string()))?,
@@ -568,14 +571,40 @@ impl Store {
                 Some(e.hlc)
             }
         };
+        Ok(Checked {
+            expect,
+            current: current_head,
+        })
+    }
+
+    /// The write of a conditional write after `check_head`: a compare-and-swap on the PG's
+    /// first core, the authority for conditional writes, against the head the check read
+    /// (the other replicas follow in `write_current`). PreconditionFailed when another write
+    /// came in between.
+    pub async fn put_head_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+        expect: Option<u64>,
+    ) -> Result<()> {
+        let cores = self.object_cores(bucket, key);
         let won = self
             .backend
-            .meta_put_if(cores[0], &hkey, &head.encode(), hlc, expect)
+            .meta_put_if(
+                cores[0],
+                &head_key(bucket, key),
+                &head.encode(),
+                hlc,
+                expect,
+            )
             .await?;
-        if !won {
-            return Err(Error::PreconditionFailed);
+        if won {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed)
         }
-        Ok(current_head)
     }
 
     /// Writes `head` as the key's current version: its head, then its listing entry. In
@@ -993,6 +1022,13 @@ async fn read_stripe(
             Ok((out.freeze(), damaged))
         }
     }
+}
+
+/// What `Store::check_head` found: the HLC the compare-and-swap expects (none: the key is
+/// absent) and the head the write would replace.
+pub struct Checked {
+    pub expect: Option<u64>,
+    pub current: Option<ObjectHead>,
 }
 
 /// A conditional write of an object: `If-None-Match: *` or `If-Match: <etag>`.

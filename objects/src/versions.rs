@@ -22,7 +22,7 @@ use crate::records::{
     head_key, key_versions_prefix, listing_key, version_key, DeleteMarker, LockMode, ObjectHead,
     ObjectLock, VersionRecord, Versioning,
 };
-use crate::store::{now_ms, HeadCondition, Store};
+use crate::store::{now_ms, Checked, HeadCondition, Store};
 
 /// Version records read per scan call.
 pub(crate) const VERSIONS_SCAN_BATCH: u32 = 1000;
@@ -153,6 +153,14 @@ fn new_version_id(hlc: u64, salt: &[u8], gateway: u64) -> [u8; 12] {
     v
 }
 
+/// What a versioned commit read of the key before it took its HLC (`commit_head`).
+enum Before {
+    /// The current version (an unconditional write).
+    Read(Option<ObjectHead>),
+    /// The condition's check (`Store::check_head`).
+    Checked(Checked),
+}
+
 impl Store {
     /// A new version id at `hlc` (`new_version_id`), this gateway's.
     pub fn version_id(&self, hlc: u64, salt: &[u8]) -> [u8; 12] {
@@ -184,13 +192,13 @@ impl Store {
             // The current version is read before the HLC is taken (the receive rule moves this
             // gateway's clock past it), so the new version's id, which orders the versions, is
             // newer than it even when this gateway's clock is behind the one that wrote it.
-            let current = match condition {
-                None => Some(self.head(bucket, key).await?),
-                Some(_) => None,
+            let before = match condition {
+                None => Before::Read(self.head(bucket, key).await?),
+                Some(cond) => Before::Checked(self.check_head(bucket, key, cond).await?),
             };
             let hlc = self.backend.hlc();
             head.version_id = self.version_id(hlc, key.as_bytes());
-            self.commit_version(bucket, key, head, hlc, condition, current, versioning)
+            self.commit_version(bucket, key, head, hlc, before, versioning)
                 .await?;
             self.settle_live(bucket).await
         } else {
@@ -202,10 +210,11 @@ impl Store {
     /// cluster: the new head is written and answers whether it won and what it replaced
     /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
     /// record (is the incarnation still live?), which are independent (the listing entry goes
-    /// to the bucket's listing replicas). A conditional write: the compare-and-swap (which
-    /// reads the head it replaces), the head on every replica, then the listing entry, the
-    /// bucket and a re-read of the head (did this write win?) at once.
-    /// The head is swapped in by `Store::swap_in`: commit order, not clocks, decides.
+    /// to the bucket's listing replicas). The head is swapped in by `Store::swap_in`: commit
+    /// order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
+    /// read of the head it replaces), then at an HLC taken after it the compare-and-swap on
+    /// the authority, the head on every replica, then the listing entry, the bucket and a
+    /// re-read of the head (did this write win?) at once.
     async fn commit_unversioned(
         &self,
         bucket: &str,
@@ -238,13 +247,15 @@ impl Store {
                 (replaced, Some(swap.won), hlc)
             }
             Some(cond) => {
+                let checked = self.check_head(bucket, key, cond).await?;
                 let hlc = self.backend.hlc();
                 head.version_id = self.version_id(hlc, key.as_bytes());
-                let old = self.cas_head(bucket, key, head, hlc, cond).await?;
+                self.put_head_if(bucket, key, head, hlc, checked.expect)
+                    .await?;
                 self.put_head(bucket, key, head, hlc)
                     .await
                     .map_err(written)?;
-                (old, None, hlc)
+                (checked.current, None, hlc)
             }
         };
         let reread = async {
@@ -393,21 +404,19 @@ impl Store {
         Ok(())
     }
 
-    /// Commits a new version in a bucket that keeps versions: its `V` record, then (after the
-    /// condition, if any) it becomes current. The version it replaces as current stays a
+    /// Commits a new version in a bucket that keeps versions: its `V` record, then it becomes
+    /// current (a conditional write by compare-and-swap against what its check read; when
+    /// that fails the `V` record is removed). The version it replaces as current stays a
     /// version (recorded now if it had no record), except the null version when versioning
-    /// is suspended, which the new one replaces.
-    /// `current` is the key's current version as read before `hlc` was taken (`commit_head`),
-    /// when the write has no condition (a condition reads it itself).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn commit_version(
+    /// is suspended, which the new one replaces. `before` is what `commit_head` read of the
+    /// key before `hlc` was taken.
+    async fn commit_version(
         &self,
         bucket: &str,
         key: &str,
         head: &ObjectHead,
         hlc: u64,
-        condition: Option<&HeadCondition>,
-        current: Option<Option<ObjectHead>>,
+        before: Before,
         versioning: Versioning,
     ) -> Result<()> {
         assert!(head.in_versions, "a versioned write keeps a version record");
@@ -416,10 +425,12 @@ impl Store {
         let vkey = version_key(bucket, key, &head.version_id);
         let record = VersionRecord::Object(head.clone()).encode();
         self.backend.meta_put(&cores, &vkey, &record, hlc).await?;
-        let old = match (condition, current) {
-            (Some(cond), _) => self.cas_head(bucket, key, head, hlc, cond).await,
-            (None, Some(current)) => Ok(current),
-            (None, None) => self.head(bucket, key).await,
+        let old = match before {
+            Before::Read(current) => Ok(current),
+            Before::Checked(checked) => self
+                .put_head_if(bucket, key, head, hlc, checked.expect)
+                .await
+                .map(|()| checked.current),
         };
         let old = match old {
             Ok(old) => old.filter(|o| o.version_id != head.version_id),
