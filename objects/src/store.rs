@@ -519,15 +519,19 @@ impl Store {
 
     /// A conditional write of `head`: the check and the write are one compare-and-swap on the
     /// PG's first core, the authority for conditional writes (the other replicas follow in
-    /// `write_current`). Returns the head it replaced.
+    /// `write_current`). At `hlc`, or (`None`) at an HLC taken once the current head has been
+    /// read, which moves this gateway's clock past it, and `head`'s version id then minted:
+    /// of two writes the one that commits last wins, whatever the clocks (found by the object
+    /// simulation with skewed clocks: a conditional write through a gateway whose clock was
+    /// behind lost to the head it had replaced). Returns the head it replaced and the HLC.
     pub async fn cas_head(
         &self,
         bucket: &str,
         key: &str,
-        head: &ObjectHead,
-        hlc: u64,
+        head: &mut ObjectHead,
+        hlc: Option<u64>,
         cond: &HeadCondition,
-    ) -> Result<Option<ObjectHead>> {
+    ) -> Result<(Option<ObjectHead>, u64)> {
         let cores = self.object_cores(bucket, key);
         let hkey = head_key(bucket, key);
         // A quorum read, not the primary alone: a primary that missed an acknowledged write
@@ -557,6 +561,14 @@ impl Store {
                 Some(e.hlc)
             }
         };
+        let hlc = match hlc {
+            Some(hlc) => hlc,
+            None => {
+                let hlc = self.backend.hlc();
+                head.version_id = self.version_id(hlc, key.as_bytes());
+                hlc
+            }
+        };
         let won = self
             .backend
             .meta_put_if(cores[0], &hkey, &head.encode(), hlc, expect)
@@ -564,7 +576,7 @@ impl Store {
         if !won {
             return Err(Error::PreconditionFailed);
         }
-        Ok(current_head)
+        Ok((current_head, hlc))
     }
 
     /// Writes `head` as the key's current version: its head, then its listing entry. In

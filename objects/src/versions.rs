@@ -184,10 +184,11 @@ impl Store {
             // The current version is read before the HLC is taken (the receive rule moves this
             // gateway's clock past it), so the new version's id, which orders the versions, is
             // newer than it even when this gateway's clock is behind the one that wrote it.
-            let current = match condition {
-                None => Some(self.head(bucket, key).await?),
-                Some(_) => None,
-            };
+            // A conditional write reads it too, though its compare-and-swap reads it again
+            // (found by the object simulation with skewed clocks: a conditional write through
+            // a gateway whose clock was behind got a version id older than the version it
+            // replaced).
+            let current = Some(self.head(bucket, key).await?);
             let hlc = self.backend.hlc();
             head.version_id = self.version_id(hlc, key.as_bytes());
             self.commit_version(bucket, key, head, hlc, condition, current, versioning)
@@ -238,9 +239,8 @@ impl Store {
                 (replaced, Some(swap.won), hlc)
             }
             Some(cond) => {
-                let hlc = self.backend.hlc();
-                head.version_id = self.version_id(hlc, key.as_bytes());
-                let old = self.cas_head(bucket, key, head, hlc, cond).await?;
+                // The HLC is taken after the compare-and-swap's read of the current head.
+                let (old, hlc) = self.cas_head(bucket, key, head, None, cond).await?;
                 self.put_head(bucket, key, head, hlc)
                     .await
                     .map_err(written)?;
@@ -417,7 +417,11 @@ impl Store {
         let record = VersionRecord::Object(head.clone()).encode();
         self.backend.meta_put(&cores, &vkey, &record, hlc).await?;
         let old = match (condition, current) {
-            (Some(cond), _) => self.cas_head(bucket, key, head, hlc, cond).await,
+            (Some(cond), _) => {
+                let mut head = head.clone();
+                let cas = self.cas_head(bucket, key, &mut head, Some(hlc), cond).await;
+                cas.map(|(old, _)| old)
+            }
             (None, Some(current)) => Ok(current),
             (None, None) => self.head(bucket, key).await,
         };

@@ -154,7 +154,7 @@ fn osim_seeds_with_skewed_clocks() {
 fn osim_skewed_clocks_order_markers_and_parts() {
     let cfg = Config {
         skew_ms_max: 300,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [308, 743, 758, 980, 1655]
         .iter()
@@ -260,7 +260,7 @@ fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
 /// Runs `seeds` and panics with each that fails (for the ignored tests naming the seeds that
 /// found a known weakness: they fail while it is there).
 fn seeds_pass(seeds: &[u64]) {
-    let cfg = Config::default();
+    let cfg = Config::narrow();
     let failed: Vec<String> = seeds
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
@@ -283,7 +283,7 @@ fn osim_version_listing_during_a_delete_marker() {
     seeds_pass(&[668, 719, 2384, 3624, 3777, 4373]);
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     for &seed in FAULT_SEEDS_MARKER_RACE {
         run_caught(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed} with faults: {e}"));
@@ -320,7 +320,7 @@ fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
 fn osim_uploads_under_faults() {
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [73, 418, 502, 2718, 2763]
         .iter()
@@ -342,9 +342,54 @@ fn osim_uploads_under_faults() {
 fn osim_version_listing_under_faults() {
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [104, 1358, 1613, 3160]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Under skewed clocks, a conditional write (If-Match, If-None-Match: *) through a gateway
+/// whose clock was behind took its HLC before it read the head it replaced: in an unversioned
+/// bucket its head lost to the older one on the replicas although it answered 200 (seed 85: the
+/// next If-Match of its ETag answered PreconditionFailed), in a versioned bucket its version id
+/// was older than the version it replaced (seed 120: the version listing put it below it).
+/// Found by `osim_seeds_with_skewed_clocks` once it made conditional writes. The HLC is now
+/// taken after the current head is read (`Store::cas_head`, `Store::commit_head`); both seeds
+/// fail without it.
+#[test]
+fn osim_skewed_clocks_order_conditional_writes() {
+    let cfg = Config {
+        skew_ms_max: 300,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [85, 120]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A conditional write into a bucket that keeps versions writes its version record before it
+/// checks its condition and removes the record when the condition fails: a version listing in
+/// between lists a version that never existed, even as the latest (seed 503: a create that
+/// answered PreconditionFailed, listed as the key's latest version), and a gateway crash in
+/// between would leave it for good. Found by `osim_seeds` once it made conditional writes
+/// (seeds 114, 179, 186 of 200 before the HLC fix above, which narrowed the window; 179 and 186
+/// an If-Match that answered NoSuchKey in a suspended bucket; 503 of 600 since); the random
+/// runs keep version listings out of such steps
+/// (`Config::list_conditional_versions`). The fix (check the condition, or write the record as
+/// pending, before the record is visible) is in `objects::versions::commit_version`.
+#[test]
+#[ignore = "known bug: a failed conditional write's version is listed meanwhile (seed 503)"]
+fn osim_failed_conditional_write_listed() {
+    let cfg = Config {
+        list_conditional_versions: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [503]
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
         .collect();
