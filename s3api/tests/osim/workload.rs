@@ -363,6 +363,17 @@ fn generate_wide(
         !m.tainted.contains(b) && m.buckets.get(b).is_none_or(|bkt| !bkt.unknown.contains(k))
     };
     if world.below(2) == 0 {
+        // Mostly a key with a current object (else most If-Match answer NoSuchKey).
+        let objects: Vec<&'static str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| bucket.is_some_and(|bkt| bkt.current(k).is_some()))
+            .collect();
+        let k = if !objects.is_empty() && world.below(3) > 0 {
+            pick(world, &objects)
+        } else {
+            k
+        };
         if !known(name, k) {
             return Op::Put(user, name, k, id);
         }
@@ -391,7 +402,17 @@ fn generate_wide(
     } else {
         pick(world, &BUCKETS)
     };
-    let mut sk = pick(world, &KEYS);
+    // Mostly a key that has versions there (else most copies answer NoSuchKey).
+    let held: Vec<&'static str> = KEYS
+        .iter()
+        .copied()
+        .filter(|k| m.buckets.get(sb).is_some_and(|bkt| bkt.keys.contains_key(*k)))
+        .collect();
+    let mut sk = if !held.is_empty() && world.below(5) > 0 {
+        pick(world, &held)
+    } else {
+        pick(world, &KEYS)
+    };
     // Of a version that exists (an object or a marker), or of the current version.
     let versions: Vec<String> = m
         .buckets
