@@ -22,7 +22,33 @@ use crate::model::{
 const NODES: usize = 3;
 const CORES_PER_NODE: usize = 2;
 const BUCKETS: [&str; 3] = ["sb0", "sb1", "sb2"];
+/// The keys of the narrow workload (`Config::wide` off: as when the first seeds were found).
 const KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+/// The keys of the wide workload: as many (so as many writes meet on one key), two of them
+/// under prefixes, one nested, for listings with a prefix and a delimiter.
+const WIDE_KEYS: [&str; 4] = ["k0", "k1", "d/k2", "d/e/k3"];
+/// The prefixes listings ask for (`Op::ListPrefixed`).
+const PREFIXES: [&str; 5] = ["", "k", "d/", "d/e", "x"];
+/// Versions per ListObjectVersions page of `Op::ListVersionsPaged` (small, so it pages).
+const VERSIONS_PAGE: i32 = 2;
+
+/// The workload's keys.
+fn keys(wide: bool) -> &'static [&'static str; 4] {
+    if wide {
+        &WIDE_KEYS
+    } else {
+        &KEYS
+    }
+}
+
+/// Key `k` as the `&'static str` of the workload's keys.
+fn static_key(k: &str) -> &'static str {
+    KEYS.iter()
+        .chain(&WIDE_KEYS)
+        .copied()
+        .find(|x| *x == k)
+        .expect("a workload key")
+}
 /// Keys per ListObjectsV2 page (small, so listings page).
 const PAGE: i32 = 2;
 /// Events one seed may deliver (far above what a run needs).
@@ -124,7 +150,11 @@ pub enum Op {
     Delete(usize, &'static str, &'static str, Option<String>),
     DeleteMany(usize, &'static str, Vec<&'static str>),
     ListKeys(usize, &'static str),
+    /// ListObjectsV2 of the keys under a prefix, with the delimiter "/" or without.
+    ListPrefixed(usize, &'static str, &'static str, bool),
     ListVersions(usize, &'static str),
+    /// ListObjectVersions in pages of `VERSIONS_PAGE`.
+    ListVersionsPaged(usize, &'static str),
     CreateUpload(usize, &'static str, &'static str),
     /// (user, bucket, key, upload id, body id).
     UploadPart(usize, &'static str, String, String, u64),
@@ -150,7 +180,9 @@ impl Op {
             | Op::Delete(_, name, _, _)
             | Op::DeleteMany(_, name, _)
             | Op::ListKeys(_, name)
+            | Op::ListPrefixed(_, name, _, _)
             | Op::ListVersions(_, name)
+            | Op::ListVersionsPaged(_, name)
             | Op::CreateUpload(_, name, _)
             | Op::UploadPart(_, name, _, _, _)
             | Op::Complete(_, name, _, _, _)
@@ -224,7 +256,7 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
     } else {
         pick(world, &BUCKETS)
     };
-    let k = pick(world, &KEYS);
+    let k = pick(world, keys(wide));
     let bucket = m.buckets.get(name);
     *next_id += 1;
     let id = *next_id;
@@ -233,8 +265,11 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
         return Op::CreateBucket(user, name);
     }
     // One draw more only in the wide workload (the narrow one draws as it always did).
-    if wide && world.below(100) < 16 {
-        return generate_wide(world, m, user, name, k, id);
+    if wide {
+        let r = world.below(100);
+        if r < 24 {
+            return generate_wide(world, m, (user, name, k, id), r);
+        }
     }
     match world.below(100) {
         0..=7 => Op::CreateBucket(user, name),
@@ -245,11 +280,7 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
                 if let Some((upload, up)) = bkt.uploads.iter().next() {
                     Op::Abort(user, name, up.key.clone(), upload.clone())
                 } else if let Some((k, l)) = bkt.keys.iter().find(|(_, l)| !l.is_empty()) {
-                    let k = KEYS
-                        .iter()
-                        .copied()
-                        .find(|bkt| bkt == k)
-                        .expect("a model key");
+                    let k = static_key(k);
                     Op::Delete(user, name, k, Some(l[0].vid.clone()))
                 } else {
                     Op::DeleteBucket(user, name)
@@ -277,16 +308,12 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
                 Op::Delete(user, name, k, None)
             } else {
                 let (k, v) = pick(world, &versions);
-                let k = KEYS
-                    .iter()
-                    .copied()
-                    .find(|bkt| *bkt == k)
-                    .expect("a model key");
+                let k = static_key(k);
                 Op::Delete(user, name, k, Some(v))
             }
         }
         62..=64 => {
-            let mut keys: Vec<&'static str> = KEYS
+            let mut keys: Vec<&'static str> = keys(wide)
                 .iter()
                 .copied()
                 .filter(|_| world.below(2) == 0)
@@ -347,24 +374,28 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
     }
 }
 
-/// A conditional write or a copy (`Config::wide`), of `user` into `name`/`k`.
+/// An operation of the wide workload only (`Config::wide`), of `user` on `name`/`k`, by `r`
+/// (below 24): a conditional write, a copy, a listing under a prefix, a paged version listing.
 fn generate_wide(
     world: &Shared,
     m: &Model,
-    user: usize,
-    name: &'static str,
-    k: &'static str,
-    id: u64,
+    (user, name, k, id): (usize, &'static str, &'static str, u64),
+    r: u64,
 ) -> Op {
     let bucket = m.buckets.get(name);
+    match r {
+        16..=20 => return Op::ListPrefixed(user, name, pick(world, &PREFIXES), world.below(3) > 0),
+        21.. => return Op::ListVersionsPaged(user, name),
+        _ => {}
+    }
     // What a key's state is unknown of (a write that may or may not have landed) is not
     // the subject of a condition or a copy's source: their outcome would be unknown too.
     let known = |b: &str, k: &str| {
         !m.tainted.contains(b) && m.buckets.get(b).is_none_or(|bkt| !bkt.unknown.contains(k))
     };
-    if world.below(2) == 0 {
+    if r < 8 {
         // Mostly a key with a current object (else most If-Match answer NoSuchKey).
-        let objects: Vec<&'static str> = KEYS
+        let objects: Vec<&'static str> = WIDE_KEYS
             .iter()
             .copied()
             .filter(|k| bucket.is_some_and(|bkt| bkt.current(k).is_some()))
@@ -382,7 +413,9 @@ fn generate_wide(
             .and_then(|bkt| bkt.keys.get(k))
             .map(|l| l.iter().filter_map(|v| v.etag.clone()).collect())
             .unwrap_or_default();
-        let current = bucket.and_then(|bkt| bkt.current(k)).and_then(|v| v.etag.clone());
+        let current = bucket
+            .and_then(|bkt| bkt.current(k))
+            .and_then(|v| v.etag.clone());
         let cond = match world.below(6) {
             0..=2 => None,
             3 | 4 if current.is_some() => current,
@@ -403,15 +436,19 @@ fn generate_wide(
         pick(world, &BUCKETS)
     };
     // Mostly a key that has versions there (else most copies answer NoSuchKey).
-    let held: Vec<&'static str> = KEYS
+    let held: Vec<&'static str> = WIDE_KEYS
         .iter()
         .copied()
-        .filter(|k| m.buckets.get(sb).is_some_and(|bkt| bkt.keys.contains_key(*k)))
+        .filter(|k| {
+            m.buckets
+                .get(sb)
+                .is_some_and(|bkt| bkt.keys.contains_key(*k))
+        })
         .collect();
     let mut sk = if !held.is_empty() && world.below(5) > 0 {
         pick(world, &held)
     } else {
-        pick(world, &KEYS)
+        pick(world, &WIDE_KEYS)
     };
     // Of a version that exists (an object or a marker), or of the current version.
     let versions: Vec<String> = m
@@ -423,7 +460,8 @@ fn generate_wide(
     let vid = (!versions.is_empty() && world.below(3) == 0).then(|| pick(world, &versions));
     if sb == name && sk == k && vid.is_none() {
         // A copy onto itself needs a change S3 asks for (not simulated): another key.
-        sk = KEYS[(KEYS.iter().position(|x| *x == k).expect("a key") + 1) % KEYS.len()];
+        let at = WIDE_KEYS.iter().position(|x| *x == k).expect("a key");
+        sk = WIDE_KEYS[(at + 1) % WIDE_KEYS.len()];
     }
     if !known(sb, sk) {
         return Op::Get(user, sb, sk);
@@ -457,8 +495,9 @@ fn fits(cfg: &Config, m: &Model, ops: &[Op], op: &Op) -> bool {
         .buckets
         .get(name)
         .is_some_and(|bkt| bkt.versioning != Versioning::Off);
+    let versions = |o: &Op| matches!(o, Op::ListVersions(..) | Op::ListVersionsPaged(..));
     let conditional_listed = |a: &Op, b: &Op| {
-        matches!((a, b), (Op::PutIf(..), Op::ListVersions(..)) | (Op::ListVersions(..), Op::PutIf(..)))
+        matches!(a, Op::PutIf(..)) && versions(b) || versions(a) && matches!(b, Op::PutIf(..))
     };
     if !cfg.list_conditional_versions
         && keeps_versions
@@ -765,6 +804,10 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
             }
             Err("a listing of a few keys ran past 20 pages".into())
         }
+        Op::ListPrefixed(user, name, prefix, delimiter) => {
+            list_prefixed(gw, user, name, prefix, delimiter).await
+        }
+        Op::ListVersionsPaged(user, name) => list_versions_paged(gw, user, name).await,
         Op::ListVersions(user, name) => {
             let input = dto::ListObjectVersionsInput {
                 bucket: name.into(),
@@ -906,6 +949,121 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
     }
 }
 
+/// ListObjectsV2 under `prefix` (with the delimiter "/" or without), in pages of `PAGE`
+/// entries (keys and common prefixes), continued: every entry in order, once.
+async fn list_prefixed(
+    gw: &Gateway,
+    user: usize,
+    name: &str,
+    prefix: &str,
+    delimiter: bool,
+) -> Outcome {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    let mut token = None;
+    for _ in 0..20 {
+        let input = dto::ListObjectsV2Input {
+            bucket: name.into(),
+            prefix: Some(prefix.into()),
+            delimiter: delimiter.then(|| "/".into()),
+            max_keys: Some(PAGE),
+            continuation_token: token.take(),
+            ..Default::default()
+        };
+        let out = gw
+            .list_objects_v2(request(input, user, http::Method::GET))
+            .await
+            .map_err(|e| code(&e))?
+            .output;
+        let mut page: Vec<(String, Option<String>)> = out
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.key.unwrap_or_default(), Some(etag(o.e_tag.as_ref()))))
+            .chain(
+                out.common_prefixes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| (p.prefix.unwrap_or_default(), None)),
+            )
+            .collect();
+        if page.len() > PAGE as usize {
+            return Err(format!("a page of {} entries (at most {PAGE})", page.len()));
+        }
+        page.sort();
+        for (entry, tag) in page {
+            if last.as_ref().is_some_and(|l| *l >= entry) {
+                return Err(format!("listed {entry} after {last:?}"));
+            }
+            last = Some(entry.clone());
+            match tag {
+                Some(tag) => keys.push((entry, tag)),
+                None => prefixes.push(entry),
+            }
+        }
+        if out.is_truncated != Some(true) {
+            return Ok(Res::Listed(keys, prefixes));
+        }
+        token = out.next_continuation_token;
+        if token.is_none() {
+            return Err("truncated without a continuation token".into());
+        }
+    }
+    Err("a listing of a few keys ran past 20 pages".into())
+}
+
+/// ListObjectVersions in pages of `VERSIONS_PAGE` versions and markers, each continued from
+/// the page before's key and version id markers.
+async fn list_versions_paged(gw: &Gateway, user: usize, name: &str) -> Outcome {
+    let mut all: Vec<VersionEntry> = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    for _ in 0..50 {
+        let input = dto::ListObjectVersionsInput {
+            bucket: name.into(),
+            max_keys: Some(VERSIONS_PAGE),
+            key_marker: key_marker.take(),
+            version_id_marker: version_marker.take(),
+            ..Default::default()
+        };
+        let out = gw
+            .list_object_versions(request(input, user, http::Method::GET))
+            .await
+            .map_err(|e| code(&e))?
+            .output;
+        let before = all.len();
+        for v in out.versions.unwrap_or_default() {
+            all.push((
+                v.key.unwrap_or_default(),
+                v.version_id.unwrap_or_default(),
+                Some(etag(v.e_tag.as_ref())),
+                v.is_latest == Some(true),
+            ));
+        }
+        for d in out.delete_markers.unwrap_or_default() {
+            all.push((
+                d.key.unwrap_or_default(),
+                d.version_id.unwrap_or_default(),
+                None,
+                d.is_latest == Some(true),
+            ));
+        }
+        let n = all.len() - before;
+        if n > VERSIONS_PAGE as usize {
+            return Err(format!("a page of {n} versions (at most {VERSIONS_PAGE})"));
+        }
+        if out.is_truncated != Some(true) {
+            return Ok(Res::Versions(all));
+        }
+        key_marker = out.next_key_marker;
+        version_marker = out.next_version_id_marker;
+        if key_marker.is_none() {
+            return Err("truncated without a key marker".into());
+        }
+    }
+    Err("a listing of a few versions ran past 50 pages".into())
+}
+
 /// What a read answers in state `m` (`None`: not a read).
 fn expect_read(m: &Model, op: &Op) -> Option<Outcome> {
     Some(match op {
@@ -975,9 +1133,11 @@ fn per_key<T: PartialEq + std::fmt::Debug + Clone>(
 /// Checks a listing's answer against the states before and after its step.
 fn judge_list(before: &Model, after: &Model, op: &Op, got: &Outcome) -> Result<(), String> {
     let (user, name) = match op {
-        Op::ListKeys(user, name) | Op::ListVersions(user, name) | Op::ListUploads(user, name) => {
-            (*user, *name)
-        }
+        Op::ListKeys(user, name)
+        | Op::ListPrefixed(user, name, _, _)
+        | Op::ListVersions(user, name)
+        | Op::ListVersionsPaged(user, name)
+        | Op::ListUploads(user, name) => (*user, *name),
         _ => unreachable!("a listing"),
     };
     let unknown = after
@@ -1004,6 +1164,65 @@ fn judge_list(before: &Model, after: &Model, op: &Op, got: &Outcome) -> Result<(
                 &strip(after.list_keys(user, name)?),
                 &unknown,
             )
+        }
+        Ok(Res::Listed(keys, prefixes)) => {
+            let Op::ListPrefixed(_, _, prefix, delimiter) = op else {
+                return Err("a listing under a prefix answered for another".into());
+            };
+            // The keys under the prefix, but those rolled up into a common prefix.
+            let rolled = |k: &str| -> Option<String> {
+                let rest = k.strip_prefix(*prefix)?;
+                let at = rest.find('/').filter(|_| *delimiter)?;
+                Some(format!("{prefix}{}", &rest[..=at]))
+            };
+            let shown = |k: &str| k.starts_with(*prefix) && rolled(k).is_none();
+            let contents = |m: &Model| -> Result<BTreeMap<String, Vec<(String, String)>>, String> {
+                Ok(m.list_keys(user, name)?
+                    .into_iter()
+                    .filter(|(k, v)| shown(k) && !v.is_empty())
+                    .collect())
+            };
+            per_key(
+                &by_key(keys),
+                &contents(before)?,
+                &contents(after)?,
+                &unknown,
+            )?;
+            // A common prefix is listed iff one of its keys holds an object, each key as
+            // before or after the step: listed where a key holds one in both, not where none
+            // holds one in either (one holding a key of unknown state is skipped).
+            let objects = |m: &Model| -> Result<BTreeSet<String>, String> {
+                Ok(m.list_keys(user, name)?
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, _)| k)
+                    .collect())
+            };
+            let (b, a) = (objects(before)?, objects(after)?);
+            let candidates: BTreeSet<String> = b
+                .iter()
+                .chain(&a)
+                .filter_map(|k| rolled(k))
+                .chain(prefixes.iter().cloned())
+                .collect();
+            for p in candidates {
+                if unknown.iter().any(|u| rolled(u).as_ref() == Some(&p)) {
+                    continue;
+                }
+                let under = |k: &&String| rolled(k).as_ref() == Some(&p);
+                let must = b.iter().filter(under).any(|k| a.contains(k));
+                let may = b.iter().chain(&a).any(|k| under(&k));
+                let listed = prefixes.contains(&p);
+                if (must && !listed) || (listed && !may) {
+                    return Err(format!(
+                        "common prefix {p} listed: {listed}; the model has objects under it \
+                         before {:?}, after {:?}",
+                        b.iter().filter(under).collect::<Vec<_>>(),
+                        a.iter().filter(under).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            Ok(())
         }
         Ok(Res::Versions(all)) => {
             // Versions and delete markers come in two lists: each in order, newest first.
@@ -1503,7 +1722,11 @@ fn judge_creates(
     let (Op::PutIf(ua, name, k, _, _), Op::PutIf(ub, _, _, _, _)) = (a.0, b.0) else {
         unreachable!("two creates");
     };
-    let free = |u: usize| before.owned(u, name).is_ok_and(|bkt| bkt.current(k).is_none());
+    let free = |u: usize| {
+        before
+            .owned(u, name)
+            .is_ok_and(|bkt| bkt.current(k).is_none())
+    };
     if !(free(*ua) && free(*ub)) {
         judge_write(before, after, a.0, a.1)?;
         return judge_write(before, after, b.0, b.1);
@@ -1511,7 +1734,12 @@ fn judge_creates(
     let (w, l) = match (a.1, b.1) {
         (Ok(_), Err(_)) => (a, b),
         (Err(_), Ok(_)) => (b, a),
-        _ => return Err(format!("answered {:?} and {:?}: exactly one wins", a.1, b.1)),
+        _ => {
+            return Err(format!(
+                "answered {:?} and {:?}: exactly one wins",
+                a.1, b.1
+            ))
+        }
     };
     if *l.1 != err("PreconditionFailed") {
         return Err(format!("the loser answered {:?}", l.1));
@@ -1749,8 +1977,13 @@ fn judge_step(
                 }
                 (a, b) if racing_creates(a, b) => {
                     stats.races += 1;
-                    judge_creates(&before, &mut after, (&ops[i], &outs[i]), (&ops[j], &outs[j]))
-                        .map_err(|e| format!("{:?} with {:?}: {e}", ops[i], ops[j]))?;
+                    judge_creates(
+                        &before,
+                        &mut after,
+                        (&ops[i], &outs[i]),
+                        (&ops[j], &outs[j]),
+                    )
+                    .map_err(|e| format!("{:?} with {:?}: {e}", ops[i], ops[j]))?;
                     (done[i], done[j]) = (true, true);
                 }
                 (Op::DeleteBucket(..), Op::Put(..)) | (Op::Put(..), Op::DeleteBucket(..)) => {
@@ -1780,7 +2013,9 @@ fn judge_step(
                 | Op::Head(..)
                 | Op::GetVersioning(..)
                 | Op::ListKeys(..)
+                | Op::ListPrefixed(..)
                 | Op::ListVersions(..)
+                | Op::ListVersionsPaged(..)
                 | Op::ListUploads(..)
                 | Op::ListParts(..)
         );
@@ -1844,7 +2079,11 @@ fn judge_step(
             }
         } else if matches!(
             op,
-            Op::ListKeys(..) | Op::ListVersions(..) | Op::ListUploads(..)
+            Op::ListKeys(..)
+                | Op::ListPrefixed(..)
+                | Op::ListVersions(..)
+                | Op::ListVersionsPaged(..)
+                | Op::ListUploads(..)
         ) {
             judge_list(&before, &after, op, got).map_err(|e| format!("{op:?}: {e}"))?;
         }
@@ -1951,7 +2190,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                         Op::ListVersions(user, name),
                         Op::ListUploads(user, name),
                     ]);
-                    ops.extend(KEYS.iter().map(|k| Op::Get(user, name, k)));
+                    ops.extend(keys(cfg.wide).iter().map(|k| Op::Get(user, name, k)));
                 }
             } else {
                 let width = 1 + world.below(cfg.width);
