@@ -505,6 +505,17 @@ fn fits(cfg: &Config, m: &Model, ops: &[Op], op: &Op) -> bool {
     {
         return false;
     }
+    // A listing of several pages is not a snapshot (S3 promises none across pages): a write
+    // between two pages may show a key half as before, half as after (two latest versions).
+    // Paged version listings run in steps that write nothing else in their bucket.
+    let paged = |o: &Op| matches!(o, Op::ListVersionsPaged(..));
+    let writes = |o: &Op| o.bucket_write() || !o.locks().is_empty();
+    if same
+        .iter()
+        .any(|o| paged(o) && writes(op) || writes(o) && paged(op))
+    {
+        return false;
+    }
     if same.is_empty() {
         return true;
     }
