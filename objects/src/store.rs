@@ -561,13 +561,12 @@ impl Store {
                 Some(e.hlc)
             }
         };
-        let hlc = match hlc {
-            Some(hlc) => hlc,
-            None => {
-                let hlc = self.backend.hlc();
-                head.version_id = self.version_id(hlc, key.as_bytes());
-                hlc
-            }
+        let hlc = if let Some(hlc) = hlc {
+            hlc
+        } else {
+            let hlc = self.backend.hlc();
+            head.version_id = self.version_id(hlc, key.as_bytes());
+            hlc
         };
         let won = self
             .backend

@@ -378,13 +378,13 @@ fn osim_version_listing_under_faults() {
 
 /// Under skewed clocks, a conditional write (If-Match, If-None-Match: *) through a gateway
 /// whose clock was behind took its HLC before it read the head it replaced: it answered 200,
-/// yet in an unversioned bucket its head lost to the older one on the replicas (seeds 49,
-/// 270: listings showed the replaced object; 234: a HEAD answered NoSuchKey), and in a bucket
-/// that keeps versions its version id was older than the version it replaced (170, 285, 335:
-/// version listings showed the replaced version as the latest, or the versions in the clocks'
-/// order). Found by `osim_seeds_with_skewed_clocks` once it made conditional writes (6 of 400
-/// seeds). The HLC is now taken after the current head is read (`Store::cas_head`,
-/// `Store::commit_head`); each of these seeds fails without it.
+/// yet its head lost to the older one on the replicas (an unversioned or suspended bucket:
+/// seeds 49, 170, 270, 285, listings showed the replaced object; 234, a HEAD answered
+/// NoSuchKey), or its version id was older than the version it replaced (a versioned bucket:
+/// 335, the version listing ordered them by the clocks). Found by
+/// `osim_seeds_with_skewed_clocks` once it made conditional writes (6 of 400 seeds). The HLC
+/// is now taken after the current head is read (`Store::cas_head`, `Store::commit_head`);
+/// each of these seeds fails without it.
 #[test]
 fn osim_skewed_clocks_order_conditional_writes() {
     let cfg = Config {

@@ -1727,35 +1727,36 @@ fn racing_creates(a: &Op, b: &Op) -> bool {
 fn judge_creates(
     before: &Model,
     after: &mut Model,
-    a: (&Op, &Outcome),
-    b: (&Op, &Outcome),
+    first: (&Op, &Outcome),
+    second: (&Op, &Outcome),
 ) -> Result<(), String> {
-    let (Op::PutIf(ua, name, k, _, _), Op::PutIf(ub, _, _, _, _)) = (a.0, b.0) else {
+    let (Op::PutIf(user1, name, key, _, _), Op::PutIf(user2, _, _, _, _)) = (first.0, second.0)
+    else {
         unreachable!("two creates");
     };
     let free = |u: usize| {
         before
             .owned(u, name)
-            .is_ok_and(|bkt| bkt.current(k).is_none())
+            .is_ok_and(|bkt| bkt.current(key).is_none())
     };
-    if !(free(*ua) && free(*ub)) {
-        judge_write(before, after, a.0, a.1)?;
-        return judge_write(before, after, b.0, b.1);
+    if !(free(*user1) && free(*user2)) {
+        judge_write(before, after, first.0, first.1)?;
+        return judge_write(before, after, second.0, second.1);
     }
-    let (w, l) = match (a.1, b.1) {
-        (Ok(_), Err(_)) => (a, b),
-        (Err(_), Ok(_)) => (b, a),
+    let (winner, loser) = match (first.1, second.1) {
+        (Ok(_), Err(_)) => (first, second),
+        (Err(_), Ok(_)) => (second, first),
         _ => {
             return Err(format!(
                 "answered {:?} and {:?}: exactly one wins",
-                a.1, b.1
+                first.1, second.1
             ))
         }
     };
-    if *l.1 != err("PreconditionFailed") {
-        return Err(format!("the loser answered {:?}", l.1));
+    if *loser.1 != err("PreconditionFailed") {
+        return Err(format!("the loser answered {:?}", loser.1));
     }
-    judge_write(before, after, w.0, w.1)
+    judge_write(before, after, winner.0, winner.1)
 }
 
 /// The race of DeleteBucket and a PUT into its (unversioned) bucket: never both acknowledged
@@ -1920,10 +1921,11 @@ fn judge_step(
                 | Op::Abort(_, _, _, id)
                 | Op::ListParts(_, _, _, id)
                 | Op::Complete(_, _, _, id, _) => unknown(format!("u/{id}")),
-                Op::Get(_, _, k) | Op::Head(_, _, k) => unknown((*k).to_owned()),
                 // A condition on a key of unknown state, a copy of one: the write's outcome
                 // is unknown too.
-                Op::PutIf(_, _, k, _, _) => unknown((*k).to_owned()),
+                Op::Get(_, _, k) | Op::Head(_, _, k) | Op::PutIf(_, _, k, _, _) => {
+                    unknown((*k).to_owned())
+                }
                 Op::Copy(_, _, _, sb, sk, _) => {
                     before.tainted.contains(*sb)
                         || before
