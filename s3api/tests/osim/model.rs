@@ -90,6 +90,8 @@ pub enum Res {
     Object(u64, String, Option<String>),
     /// ListObjectsV2 (all pages): (key, ETag).
     Keys(Vec<(String, String)>),
+    /// ListObjectsV2 under a prefix (all pages): (key, ETag), common prefixes.
+    Listed(Vec<(String, String)>, Vec<String>),
     /// ListObjectVersions.
     Versions(Vec<VersionEntry>),
     /// ListMultipartUploads: (key, upload id).

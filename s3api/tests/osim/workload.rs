@@ -22,7 +22,33 @@ use crate::model::{
 const NODES: usize = 3;
 const CORES_PER_NODE: usize = 2;
 const BUCKETS: [&str; 3] = ["sb0", "sb1", "sb2"];
+/// The keys of the narrow workload (`Config::wide` off: as when the first seeds were found).
 const KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+/// The keys of the wide workload: as many (so as many writes meet on one key), two of them
+/// under prefixes, one nested, for listings with a prefix and a delimiter.
+const WIDE_KEYS: [&str; 4] = ["k0", "k1", "d/k2", "d/e/k3"];
+/// The prefixes listings ask for (`Op::ListPrefixed`).
+const PREFIXES: [&str; 5] = ["", "k", "d/", "d/e", "x"];
+/// Versions per ListObjectVersions page of `Op::ListVersionsPaged` (small, so it pages).
+const VERSIONS_PAGE: i32 = 2;
+
+/// The workload's keys.
+fn keys(wide: bool) -> &'static [&'static str; 4] {
+    if wide {
+        &WIDE_KEYS
+    } else {
+        &KEYS
+    }
+}
+
+/// Key `k` as the `&'static str` of the workload's keys.
+fn static_key(k: &str) -> &'static str {
+    KEYS.iter()
+        .chain(&WIDE_KEYS)
+        .copied()
+        .find(|x| *x == k)
+        .expect("a workload key")
+}
 /// Keys per ListObjectsV2 page (small, so listings page).
 const PAGE: i32 = 2;
 /// Events one seed may deliver (far above what a run needs).
@@ -45,6 +71,13 @@ pub struct Config {
     /// Each node's clock reads the virtual time plus a skew drawn in ± this (0: no skew, and
     /// nothing drawn, so the histories of unskewed seeds stay as they were).
     pub skew_ms_max: u64,
+    /// The operations added after the first findings (conditional writes, copies): off, the
+    /// generator draws exactly as it did before them, so the seeds of the regression tests
+    /// below still run the histories that found their bugs.
+    pub wide: bool,
+    /// Version listings in the steps of conditional writes into buckets that keep versions
+    /// (off: a known bug, `osim_failed_conditional_write_listed`, is kept out of the way).
+    pub list_conditional_versions: bool,
 }
 
 impl Default for Config {
@@ -55,6 +88,18 @@ impl Default for Config {
             fault: Fault::None,
             faults: false,
             skew_ms_max: 0,
+            wide: true,
+            list_conditional_versions: false,
+        }
+    }
+}
+
+impl Config {
+    /// The workload as it was when the seeds of the regression tests were found.
+    pub fn narrow() -> Config {
+        Config {
+            wide: false,
+            ..Config::default()
         }
     }
 }
@@ -88,13 +133,28 @@ pub enum Op {
     PutVersioning(usize, &'static str, bool),
     GetVersioning(usize, &'static str),
     Put(usize, &'static str, &'static str, u64),
+    /// PutObject with If-None-Match: * (`None`) or If-Match: that ETag.
+    PutIf(usize, &'static str, &'static str, u64, Option<String>),
+    /// CopyObject: (user, bucket, key, source bucket, source key, source version id).
+    Copy(
+        usize,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<String>,
+    ),
     Get(usize, &'static str, &'static str),
     Head(usize, &'static str, &'static str),
     /// With a version id: that version.
     Delete(usize, &'static str, &'static str, Option<String>),
     DeleteMany(usize, &'static str, Vec<&'static str>),
     ListKeys(usize, &'static str),
+    /// ListObjectsV2 of the keys under a prefix, with the delimiter "/" or without.
+    ListPrefixed(usize, &'static str, &'static str, bool),
     ListVersions(usize, &'static str),
+    /// ListObjectVersions in pages of `VERSIONS_PAGE`.
+    ListVersionsPaged(usize, &'static str),
     CreateUpload(usize, &'static str, &'static str),
     /// (user, bucket, key, upload id, body id).
     UploadPart(usize, &'static str, String, String, u64),
@@ -113,12 +173,16 @@ impl Op {
             | Op::PutVersioning(_, name, _)
             | Op::GetVersioning(_, name)
             | Op::Put(_, name, _, _)
+            | Op::PutIf(_, name, _, _, _)
+            | Op::Copy(_, name, _, _, _, _)
             | Op::Get(_, name, _)
             | Op::Head(_, name, _)
             | Op::Delete(_, name, _, _)
             | Op::DeleteMany(_, name, _)
             | Op::ListKeys(_, name)
+            | Op::ListPrefixed(_, name, _, _)
             | Op::ListVersions(_, name)
+            | Op::ListVersionsPaged(_, name)
             | Op::CreateUpload(_, name, _)
             | Op::UploadPart(_, name, _, _, _)
             | Op::Complete(_, name, _, _, _)
@@ -138,7 +202,10 @@ impl Op {
     /// The locks a write takes within a step: object keys and upload keys of its bucket.
     fn locks(&self) -> Vec<String> {
         match self {
-            Op::Put(_, _, k, _) | Op::Delete(_, _, k, _) => vec![format!("o/{k}")],
+            Op::Put(_, _, k, _)
+            | Op::PutIf(_, _, k, _, _)
+            | Op::Copy(_, _, k, _, _, _)
+            | Op::Delete(_, _, k, _) => vec![format!("o/{k}")],
             Op::DeleteMany(_, _, ks) => ks.iter().map(|k| format!("o/{k}")).collect(),
             Op::CreateUpload(_, _, k) => vec![format!("user/{k}")],
             Op::UploadPart(_, _, k, _, _) | Op::Abort(_, _, k, _) | Op::ListParts(_, _, k, _) => {
@@ -148,6 +215,27 @@ impl Op {
             _ => Vec::new(),
         }
     }
+
+    /// The object a copy reads while its step runs: (bucket, key).
+    fn source(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Op::Copy(_, _, _, sb, sk, _) => Some((sb, sk)),
+            _ => None,
+        }
+    }
+
+    /// Whether `self` reads what `other` writes (a copy's source).
+    fn reads_written_by(&self, other: &Op) -> bool {
+        self.source().is_some_and(|(b, k)| {
+            other.bucket() == b
+                && (other.bucket_write() || other.locks().contains(&format!("o/{k}")))
+        })
+    }
+
+    /// If-None-Match: * of key `k`.
+    fn creates(&self, k: &str) -> bool {
+        matches!(self, Op::PutIf(_, _, key, _, None) if *key == k)
+    }
 }
 
 fn pick<T: Clone>(world: &Shared, items: &[T]) -> T {
@@ -155,7 +243,7 @@ fn pick<T: Clone>(world: &Shared, items: &[T]) -> T {
 }
 
 /// A random operation on the model's state.
-fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
+fn generate(world: &Shared, m: &Model, next_id: &mut u64, wide: bool) -> Op {
     let user = world.below(2) as usize;
     let owned: Vec<&'static str> = BUCKETS
         .iter()
@@ -168,13 +256,20 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
     } else {
         pick(world, &BUCKETS)
     };
-    let k = pick(world, &KEYS);
+    let k = pick(world, keys(wide));
     let bucket = m.buckets.get(name);
     *next_id += 1;
     let id = *next_id;
     // A name nobody holds is mostly taken (else most operations answer NoSuchBucket).
     if bucket.is_none() && world.below(2) == 0 {
         return Op::CreateBucket(user, name);
+    }
+    // One draw more only in the wide workload (the narrow one draws as it always did).
+    if wide {
+        let r = world.below(100);
+        if r < 24 {
+            return generate_wide(world, m, (user, name, k, id), r);
+        }
     }
     match world.below(100) {
         0..=7 => Op::CreateBucket(user, name),
@@ -185,11 +280,7 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
                 if let Some((upload, up)) = bkt.uploads.iter().next() {
                     Op::Abort(user, name, up.key.clone(), upload.clone())
                 } else if let Some((k, l)) = bkt.keys.iter().find(|(_, l)| !l.is_empty()) {
-                    let k = KEYS
-                        .iter()
-                        .copied()
-                        .find(|bkt| bkt == k)
-                        .expect("a model key");
+                    let k = static_key(k);
                     Op::Delete(user, name, k, Some(l[0].vid.clone()))
                 } else {
                     Op::DeleteBucket(user, name)
@@ -217,16 +308,12 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
                 Op::Delete(user, name, k, None)
             } else {
                 let (k, v) = pick(world, &versions);
-                let k = KEYS
-                    .iter()
-                    .copied()
-                    .find(|bkt| *bkt == k)
-                    .expect("a model key");
+                let k = static_key(k);
                 Op::Delete(user, name, k, Some(v))
             }
         }
         62..=64 => {
-            let mut keys: Vec<&'static str> = KEYS
+            let mut keys: Vec<&'static str> = keys(wide)
                 .iter()
                 .copied()
                 .filter(|_| world.below(2) == 0)
@@ -287,12 +374,148 @@ fn generate(world: &Shared, m: &Model, next_id: &mut u64) -> Op {
     }
 }
 
+/// An operation of the wide workload only (`Config::wide`), of `user` on `name`/`k`, by `r`
+/// (below 24): a conditional write, a copy, a listing under a prefix, a paged version listing.
+fn generate_wide(
+    world: &Shared,
+    m: &Model,
+    (user, name, k, id): (usize, &'static str, &'static str, u64),
+    r: u64,
+) -> Op {
+    let bucket = m.buckets.get(name);
+    match r {
+        16..=20 => return Op::ListPrefixed(user, name, pick(world, &PREFIXES), world.below(3) > 0),
+        21.. => return Op::ListVersionsPaged(user, name),
+        _ => {}
+    }
+    // What a key's state is unknown of (a write that may or may not have landed) is not
+    // the subject of a condition or a copy's source: their outcome would be unknown too.
+    let known = |b: &str, k: &str| {
+        !m.tainted.contains(b) && m.buckets.get(b).is_none_or(|bkt| !bkt.unknown.contains(k))
+    };
+    if r < 8 {
+        // Mostly a key with a current object (else most If-Match answer NoSuchKey).
+        let objects: Vec<&'static str> = WIDE_KEYS
+            .iter()
+            .copied()
+            .filter(|k| bucket.is_some_and(|bkt| bkt.current(k).is_some()))
+            .collect();
+        let k = if !objects.is_empty() && world.below(3) > 0 {
+            pick(world, &objects)
+        } else {
+            k
+        };
+        if !known(name, k) {
+            return Op::Put(user, name, k, id);
+        }
+        // If-None-Match: *, or If-Match: the current ETag, one of an older version, or none.
+        let etags: Vec<String> = bucket
+            .and_then(|bkt| bkt.keys.get(k))
+            .map(|l| l.iter().filter_map(|v| v.etag.clone()).collect())
+            .unwrap_or_default();
+        let current = bucket
+            .and_then(|bkt| bkt.current(k))
+            .and_then(|v| v.etag.clone());
+        let cond = match world.below(6) {
+            0..=2 => None,
+            3 | 4 if current.is_some() => current,
+            _ if !etags.is_empty() => Some(pick(world, &etags)),
+            _ => Some(hex_md5(b"no such body")),
+        };
+        return Op::PutIf(user, name, k, id, cond);
+    }
+    // A copy: mostly from the user's own buckets (one of them may be `name`).
+    let owned: Vec<&'static str> = BUCKETS
+        .iter()
+        .copied()
+        .filter(|b| m.buckets.get(*b).is_some_and(|bkt| bkt.owner == user))
+        .collect();
+    let sb = if !owned.is_empty() && world.below(10) < 8 {
+        pick(world, &owned)
+    } else {
+        pick(world, &BUCKETS)
+    };
+    // Mostly a key that has versions there (else most copies answer NoSuchKey).
+    let held: Vec<&'static str> = WIDE_KEYS
+        .iter()
+        .copied()
+        .filter(|k| {
+            m.buckets
+                .get(sb)
+                .is_some_and(|bkt| bkt.keys.contains_key(*k))
+        })
+        .collect();
+    let mut sk = if !held.is_empty() && world.below(5) > 0 {
+        pick(world, &held)
+    } else {
+        pick(world, &WIDE_KEYS)
+    };
+    // Of a version that exists (an object or a marker), or of the current version.
+    let versions: Vec<String> = m
+        .buckets
+        .get(sb)
+        .and_then(|bkt| bkt.keys.get(sk))
+        .map(|l| l.iter().map(|v| v.vid.clone()).collect())
+        .unwrap_or_default();
+    let vid = (!versions.is_empty() && world.below(3) == 0).then(|| pick(world, &versions));
+    if sb == name && sk == k && vid.is_none() {
+        // A copy onto itself needs a change S3 asks for (not simulated): another key.
+        let at = WIDE_KEYS.iter().position(|x| *x == k).expect("a key");
+        sk = WIDE_KEYS[(at + 1) % WIDE_KEYS.len()];
+    }
+    if !known(sb, sk) {
+        return Op::Get(user, sb, sk);
+    }
+    Op::Copy(user, name, k, sb, sk, vid)
+}
+
+/// The ETag S3 gives a body written whole (its MD5, in hex).
+pub fn hex_md5(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
 /// Whether `op` may join the step's `ops`: writes touch disjoint keys and uploads, a bucket's
 /// configuration or existence changes alone, except two races: both users creating one name,
 /// and DeleteBucket against a PUT into the bucket (unversioned).
-fn fits(m: &Model, ops: &[Op], op: &Op) -> bool {
+fn fits(cfg: &Config, m: &Model, ops: &[Op], op: &Op) -> bool {
+    // A copy's source is not written in its step (what the copy read would be unknown).
+    if ops
+        .iter()
+        .any(|o| op.reads_written_by(o) || o.reads_written_by(op))
+    {
+        return false;
+    }
     let name = op.bucket();
     let same: Vec<&Op> = ops.iter().filter(|o| o.bucket() == name).collect();
+    // A known bug kept out of the random runs (`osim_failed_conditional_write_listed`): a
+    // conditional write into a bucket that keeps versions writes its version record before
+    // its condition is checked, so a concurrent version listing may show a version that fails.
+    let keeps_versions = m
+        .buckets
+        .get(name)
+        .is_some_and(|bkt| bkt.versioning != Versioning::Off);
+    let versions = |o: &Op| matches!(o, Op::ListVersions(..) | Op::ListVersionsPaged(..));
+    let conditional_listed = |a: &Op, b: &Op| {
+        matches!(a, Op::PutIf(..)) && versions(b) || versions(a) && matches!(b, Op::PutIf(..))
+    };
+    if !cfg.list_conditional_versions
+        && keeps_versions
+        && same.iter().any(|o| conditional_listed(o, op))
+    {
+        return false;
+    }
+    // A listing of several pages is not a snapshot (S3 promises none across pages): a write
+    // between two pages may show a key half as before, half as after (two latest versions).
+    // Paged version listings run in steps that write nothing else in their bucket.
+    let paged = |o: &Op| matches!(o, Op::ListVersionsPaged(..));
+    let writes = |o: &Op| o.bucket_write() || !o.locks().is_empty();
+    if same
+        .iter()
+        .any(|o| paged(o) && writes(op) || writes(o) && paged(op))
+    {
+        return false;
+    }
     if same.is_empty() {
         return true;
     }
@@ -311,7 +534,20 @@ fn fits(m: &Model, ops: &[Op], op: &Op) -> bool {
         };
     }
     let taken: BTreeSet<String> = same.iter().flat_map(|o| o.locks()).collect();
-    op.locks().iter().all(|l| !taken.contains(l))
+    if op.locks().iter().all(|l| !taken.contains(l)) {
+        return true;
+    }
+    // One race: two creates of one key (If-None-Match: *), of which at most one may win.
+    match op {
+        Op::PutIf(_, _, k, _, None) => {
+            let holders: Vec<&&Op> = same
+                .iter()
+                .filter(|o| o.locks().contains(&format!("o/{k}")))
+                .collect();
+            holders.len() == 1 && holders[0].creates(k)
+        }
+        _ => false,
+    }
 }
 
 fn request<T>(input: T, user: usize, method: http::Method) -> S3Request<T> {
@@ -404,6 +640,46 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
             gw.put_object(request(input, user, Method::PUT))
                 .await
                 .map(|r| Res::Written(r.output.version_id, etag(r.output.e_tag.as_ref())))
+                .map_err(|e| code(&e))
+        }
+        Op::PutIf(user, name, k, id, cond) => {
+            let data = body_of(id);
+            let (if_none_match, if_match) = match cond {
+                None => (Some(dto::ETagCondition::Any), None),
+                Some(e) => (None, Some(dto::ETagCondition::ETag(dto::ETag::Strong(e)))),
+            };
+            let input = dto::PutObjectInput {
+                bucket: name.into(),
+                key: k.into(),
+                content_length: Some(data.len() as i64),
+                body: Some(blob(data)),
+                if_none_match,
+                if_match,
+                ..Default::default()
+            };
+            gw.put_object(request(input, user, Method::PUT))
+                .await
+                .map(|r| Res::Written(r.output.version_id, etag(r.output.e_tag.as_ref())))
+                .map_err(|e| code(&e))
+        }
+        Op::Copy(user, name, k, sb, sk, vid) => {
+            let input = dto::CopyObjectInput::builder()
+                .bucket(name.into())
+                .key(k.into())
+                .copy_source(dto::CopySource::Bucket {
+                    bucket: sb.into(),
+                    key: sk.into(),
+                    version_id: vid.map(Into::into),
+                })
+                .build()
+                .expect("a copy input");
+            gw.copy_object(request(input, user, Method::PUT))
+                .await
+                .map(|r| {
+                    let o = r.output;
+                    let e = o.copy_object_result.and_then(|c| c.e_tag);
+                    Res::Written(o.version_id, etag(e.as_ref()))
+                })
                 .map_err(|e| code(&e))
         }
         Op::Get(user, name, k) => {
@@ -539,6 +815,10 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
             }
             Err("a listing of a few keys ran past 20 pages".into())
         }
+        Op::ListPrefixed(user, name, prefix, delimiter) => {
+            list_prefixed(gw, user, name, prefix, delimiter).await
+        }
+        Op::ListVersionsPaged(user, name) => list_versions_paged(gw, user, name).await,
         Op::ListVersions(user, name) => {
             let input = dto::ListObjectVersionsInput {
                 bucket: name.into(),
@@ -680,6 +960,121 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
     }
 }
 
+/// ListObjectsV2 under `prefix` (with the delimiter "/" or without), in pages of `PAGE`
+/// entries (keys and common prefixes), continued: every entry in order, once.
+async fn list_prefixed(
+    gw: &Gateway,
+    user: usize,
+    name: &str,
+    prefix: &str,
+    delimiter: bool,
+) -> Outcome {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    let mut token = None;
+    for _ in 0..20 {
+        let input = dto::ListObjectsV2Input {
+            bucket: name.into(),
+            prefix: Some(prefix.into()),
+            delimiter: delimiter.then(|| "/".into()),
+            max_keys: Some(PAGE),
+            continuation_token: token.take(),
+            ..Default::default()
+        };
+        let out = gw
+            .list_objects_v2(request(input, user, http::Method::GET))
+            .await
+            .map_err(|e| code(&e))?
+            .output;
+        let mut page: Vec<(String, Option<String>)> = out
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.key.unwrap_or_default(), Some(etag(o.e_tag.as_ref()))))
+            .chain(
+                out.common_prefixes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| (p.prefix.unwrap_or_default(), None)),
+            )
+            .collect();
+        if page.len() > PAGE as usize {
+            return Err(format!("a page of {} entries (at most {PAGE})", page.len()));
+        }
+        page.sort();
+        for (entry, tag) in page {
+            if last.as_ref().is_some_and(|l| *l >= entry) {
+                return Err(format!("listed {entry} after {last:?}"));
+            }
+            last = Some(entry.clone());
+            match tag {
+                Some(tag) => keys.push((entry, tag)),
+                None => prefixes.push(entry),
+            }
+        }
+        if out.is_truncated != Some(true) {
+            return Ok(Res::Listed(keys, prefixes));
+        }
+        token = out.next_continuation_token;
+        if token.is_none() {
+            return Err("truncated without a continuation token".into());
+        }
+    }
+    Err("a listing of a few keys ran past 20 pages".into())
+}
+
+/// ListObjectVersions in pages of `VERSIONS_PAGE` versions and markers, each continued from
+/// the page before's key and version id markers.
+async fn list_versions_paged(gw: &Gateway, user: usize, name: &str) -> Outcome {
+    let mut all: Vec<VersionEntry> = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    for _ in 0..50 {
+        let input = dto::ListObjectVersionsInput {
+            bucket: name.into(),
+            max_keys: Some(VERSIONS_PAGE),
+            key_marker: key_marker.take(),
+            version_id_marker: version_marker.take(),
+            ..Default::default()
+        };
+        let out = gw
+            .list_object_versions(request(input, user, http::Method::GET))
+            .await
+            .map_err(|e| code(&e))?
+            .output;
+        let before = all.len();
+        for v in out.versions.unwrap_or_default() {
+            all.push((
+                v.key.unwrap_or_default(),
+                v.version_id.unwrap_or_default(),
+                Some(etag(v.e_tag.as_ref())),
+                v.is_latest == Some(true),
+            ));
+        }
+        for d in out.delete_markers.unwrap_or_default() {
+            all.push((
+                d.key.unwrap_or_default(),
+                d.version_id.unwrap_or_default(),
+                None,
+                d.is_latest == Some(true),
+            ));
+        }
+        let n = all.len() - before;
+        if n > VERSIONS_PAGE as usize {
+            return Err(format!("a page of {n} versions (at most {VERSIONS_PAGE})"));
+        }
+        if out.is_truncated != Some(true) {
+            return Ok(Res::Versions(all));
+        }
+        key_marker = out.next_key_marker;
+        version_marker = out.next_version_id_marker;
+        if key_marker.is_none() {
+            return Err("truncated without a key marker".into());
+        }
+    }
+    Err("a listing of a few versions ran past 50 pages".into())
+}
+
 /// What a read answers in state `m` (`None`: not a read).
 fn expect_read(m: &Model, op: &Op) -> Option<Outcome> {
     Some(match op {
@@ -749,9 +1144,11 @@ fn per_key<T: PartialEq + std::fmt::Debug + Clone>(
 /// Checks a listing's answer against the states before and after its step.
 fn judge_list(before: &Model, after: &Model, op: &Op, got: &Outcome) -> Result<(), String> {
     let (user, name) = match op {
-        Op::ListKeys(user, name) | Op::ListVersions(user, name) | Op::ListUploads(user, name) => {
-            (*user, *name)
-        }
+        Op::ListKeys(user, name)
+        | Op::ListPrefixed(user, name, _, _)
+        | Op::ListVersions(user, name)
+        | Op::ListVersionsPaged(user, name)
+        | Op::ListUploads(user, name) => (*user, *name),
         _ => unreachable!("a listing"),
     };
     let unknown = after
@@ -778,6 +1175,65 @@ fn judge_list(before: &Model, after: &Model, op: &Op, got: &Outcome) -> Result<(
                 &strip(after.list_keys(user, name)?),
                 &unknown,
             )
+        }
+        Ok(Res::Listed(keys, prefixes)) => {
+            let Op::ListPrefixed(_, _, prefix, delimiter) = op else {
+                return Err("a listing under a prefix answered for another".into());
+            };
+            // The keys under the prefix, but those rolled up into a common prefix.
+            let rolled = |k: &str| -> Option<String> {
+                let rest = k.strip_prefix(*prefix)?;
+                let at = rest.find('/').filter(|_| *delimiter)?;
+                Some(format!("{prefix}{}", &rest[..=at]))
+            };
+            let shown = |k: &str| k.starts_with(*prefix) && rolled(k).is_none();
+            let contents = |m: &Model| -> Result<BTreeMap<String, Vec<(String, String)>>, String> {
+                Ok(m.list_keys(user, name)?
+                    .into_iter()
+                    .filter(|(k, v)| shown(k) && !v.is_empty())
+                    .collect())
+            };
+            per_key(
+                &by_key(keys),
+                &contents(before)?,
+                &contents(after)?,
+                &unknown,
+            )?;
+            // A common prefix is listed iff one of its keys holds an object, each key as
+            // before or after the step: listed where a key holds one in both, not where none
+            // holds one in either (one holding a key of unknown state is skipped).
+            let objects = |m: &Model| -> Result<BTreeSet<String>, String> {
+                Ok(m.list_keys(user, name)?
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, _)| k)
+                    .collect())
+            };
+            let (b, a) = (objects(before)?, objects(after)?);
+            let candidates: BTreeSet<String> = b
+                .iter()
+                .chain(&a)
+                .filter_map(|k| rolled(k))
+                .chain(prefixes.iter().cloned())
+                .collect();
+            for p in candidates {
+                if unknown.iter().any(|u| rolled(u).as_ref() == Some(&p)) {
+                    continue;
+                }
+                let under = |k: &&String| rolled(k).as_ref() == Some(&p);
+                let must = b.iter().filter(under).any(|k| a.contains(k));
+                let may = b.iter().chain(&a).any(|k| under(&k));
+                let listed = prefixes.contains(&p);
+                if (must && !listed) || (listed && !may) {
+                    return Err(format!(
+                        "common prefix {p} listed: {listed}; the model has objects under it \
+                         before {:?}, after {:?}",
+                        b.iter().filter(under).collect::<Vec<_>>(),
+                        a.iter().filter(under).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            Ok(())
         }
         Ok(Res::Versions(all)) => {
             // Versions and delete markers come in two lists: each in order, newest first.
@@ -943,23 +1399,53 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
             let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
                 return Ok(());
             };
-            let Ok(Res::Written(vid, etag)) = got else {
-                return unexpected();
+            written(bkt, after, *user, name, k, *id, None, got)
+        }
+        Op::PutIf(user, name, k, id, cond) => {
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
             };
-            let vid = new_version(bkt.versioning, vid.as_deref())?;
-            let ab = after.owned_mut(*user, name)?;
-            if !faults {
-                ab.unknown.remove(*k);
+            // If-None-Match: * writes where there is no current object (none, or a delete
+            // marker); If-Match needs the current object (else NoSuchKey) with that ETag.
+            let current = bkt.current(k).and_then(|v| v.etag.as_ref());
+            let refused = match (cond, current) {
+                (None, Some(_)) => Some("PreconditionFailed"),
+                (Some(_), None) => Some("NoSuchKey"),
+                (Some(want), Some(e)) if want != e => Some("PreconditionFailed"),
+                _ => None,
+            };
+            match refused {
+                Some(code) if *got == err(code) => Ok(()),
+                Some(_) => unexpected(),
+                None => written(bkt, after, *user, name, k, *id, None, got),
             }
-            ab.push(
-                k,
-                Ver {
-                    vid,
-                    etag: Some(etag.clone()),
-                    body: *id,
+        }
+        Op::Copy(user, name, k, sb, sk, svid) => {
+            let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
+                return Ok(());
+            };
+            let Some(src) = owned_or_refused(before, *user, sb, got)? else {
+                return Ok(());
+            };
+            let versions = src.keys.get(*sk);
+            let source = match svid {
+                None => src.current(sk).ok_or("NoSuchKey"),
+                Some(v) => match versions.and_then(|l| l.iter().find(|x| x.vid == *v)) {
+                    None => Err("NoSuchVersion"),
+                    // S3 refuses a delete marker named as a copy's source.
+                    Some(x) if x.etag.is_none() => Err("InvalidRequest"),
+                    Some(x) => Ok(x),
                 },
-            );
-            Ok(())
+            };
+            match source {
+                Err(code) if *got == err(code) => Ok(()),
+                Err(_) => unexpected(),
+                // The copy is one object written whole: its ETag is its bytes' MD5.
+                Ok(v) => {
+                    let etag = hex_md5(&body_of(v.body));
+                    written(bkt, after, *user, name, k, v.body, Some(&etag), got)
+                }
+            }
         }
         Op::Delete(user, name, k, vid) => {
             let Some(bkt) = owned_or_refused(before, *user, name, got)? else {
@@ -1123,6 +1609,42 @@ fn judge_write(before: &Model, after: &mut Model, op: &Op, got: &Outcome) -> Res
     }
 }
 
+/// A new version of `k` with body `body` as answered (`Written`, with the ETag `etag` when the
+/// model knows it), checked and applied to `after`.
+#[allow(clippy::too_many_arguments)]
+fn written(
+    bkt: &crate::model::Bucket,
+    after: &mut Model,
+    user: usize,
+    name: &str,
+    k: &str,
+    body: u64,
+    etag: Option<&str>,
+    got: &Outcome,
+) -> Result<(), String> {
+    let Ok(Res::Written(vid, got_etag)) = got else {
+        return Err(format!("answered {got:?}"));
+    };
+    if etag.is_some_and(|e| e != got_etag) {
+        return Err(format!("answered {got:?}, the model's ETag {etag:?}"));
+    }
+    let vid = new_version(bkt.versioning, vid.as_deref())?;
+    let faults = after.faults;
+    let ab = after.owned_mut(user, name)?;
+    if !faults {
+        ab.unknown.remove(k);
+    }
+    ab.push(
+        k,
+        Ver {
+            vid,
+            etag: Some(got_etag.clone()),
+            body,
+        },
+    );
+    Ok(())
+}
+
 /// The version id a new version gets in a bucket in state `v`, checked against the answer.
 fn new_version(v: Versioning, got: Option<&str>) -> Result<String, String> {
     match (v, got) {
@@ -1189,6 +1711,52 @@ fn delete_one(
             before.versioning
         )),
     }
+}
+
+/// Whether `a` and `b` are two creates (If-None-Match: *) of one key.
+fn racing_creates(a: &Op, b: &Op) -> bool {
+    match a {
+        Op::PutIf(_, name, k, _, None) => b.bucket() == *name && b.creates(k),
+        _ => false,
+    }
+}
+
+/// Two creates of one key (If-None-Match: *) racing: where the key has no current object and
+/// both may write, exactly one wins and the other answers PreconditionFailed; else each gets
+/// the answer it gets alone.
+fn judge_creates(
+    before: &Model,
+    after: &mut Model,
+    first: (&Op, &Outcome),
+    second: (&Op, &Outcome),
+) -> Result<(), String> {
+    let (Op::PutIf(user1, name, key, _, _), Op::PutIf(user2, _, _, _, _)) = (first.0, second.0)
+    else {
+        unreachable!("two creates");
+    };
+    let free = |u: usize| {
+        before
+            .owned(u, name)
+            .is_ok_and(|bkt| bkt.current(key).is_none())
+    };
+    if !(free(*user1) && free(*user2)) {
+        judge_write(before, after, first.0, first.1)?;
+        return judge_write(before, after, second.0, second.1);
+    }
+    let (winner, loser) = match (first.1, second.1) {
+        (Ok(_), Err(_)) => (first, second),
+        (Err(_), Ok(_)) => (second, first),
+        _ => {
+            return Err(format!(
+                "answered {:?} and {:?}: exactly one wins",
+                first.1, second.1
+            ))
+        }
+    };
+    if *loser.1 != err("PreconditionFailed") {
+        return Err(format!("the loser answered {:?}", loser.1));
+    }
+    judge_write(before, after, winner.0, winner.1)
 }
 
 /// The race of DeleteBucket and a PUT into its (unversioned) bucket: never both acknowledged
@@ -1268,9 +1836,12 @@ fn judge_delete_put(
 /// The error codes the model decides; any other (ServiceUnavailable, InternalError,
 /// InsufficientStorage, OperationAborted, RequestTimeout, a crashed gateway) says the
 /// operation may or may not have happened.
-const MODEL_CODES: [&str; 7] = [
+const MODEL_CODES: [&str; 10] = [
     "NoSuchBucket",
     "NoSuchKey",
+    "NoSuchVersion",
+    "PreconditionFailed",
+    "InvalidRequest",
     "NoSuchUpload",
     "BucketNotEmpty",
     "BucketAlreadyExists",
@@ -1291,7 +1862,10 @@ fn taint(m: &mut Model, op: &Op, ops: &[Op]) {
         return;
     };
     match op {
-        Op::Put(_, _, k, _) | Op::Delete(_, _, k, _) => {
+        Op::Put(_, _, k, _)
+        | Op::PutIf(_, _, k, _, _)
+        | Op::Copy(_, _, k, _, _, _)
+        | Op::Delete(_, _, k, _) => {
             bkt.unknown.insert((*k).to_owned());
         }
         Op::DeleteMany(_, _, ks) => bkt.unknown.extend(ks.iter().map(|k| (*k).to_owned())),
@@ -1347,13 +1921,34 @@ fn judge_step(
                 | Op::Abort(_, _, _, id)
                 | Op::ListParts(_, _, _, id)
                 | Op::Complete(_, _, _, id, _) => unknown(format!("u/{id}")),
-                Op::Get(_, _, k) | Op::Head(_, _, k) => unknown((*k).to_owned()),
+                // A condition on a key of unknown state, a copy of one: the write's outcome
+                // is unknown too.
+                Op::Get(_, _, k) | Op::Head(_, _, k) | Op::PutIf(_, _, k, _, _) => {
+                    unknown((*k).to_owned())
+                }
+                Op::Copy(_, _, _, sb, sk, _) => {
+                    before.tainted.contains(*sb)
+                        || before
+                            .buckets
+                            .get(*sb)
+                            .is_some_and(|bkt| bkt.unknown.contains(*sk))
+                }
                 _ => false,
             };
             if skip {
                 done[i] = true;
-                if matches!(op, Op::Complete(..)) {
+                if matches!(op, Op::Complete(..) | Op::PutIf(..) | Op::Copy(..)) {
                     taint(&mut after, op, ops);
+                }
+            }
+        }
+        // Of two racing creates of one key, one left unknown leaves the other's outcome
+        // unknown too (it may have lost to it).
+        for i in 0..ops.len() {
+            for j in 0..ops.len() {
+                if i != j && done[i] && !done[j] && racing_creates(&ops[i], &ops[j]) {
+                    done[j] = true;
+                    taint(&mut after, &ops[j], ops);
                 }
             }
         }
@@ -1393,6 +1988,17 @@ fn judge_step(
                     }
                     (done[i], done[j]) = (true, true);
                 }
+                (a, b) if racing_creates(a, b) => {
+                    stats.races += 1;
+                    judge_creates(
+                        &before,
+                        &mut after,
+                        (&ops[i], &outs[i]),
+                        (&ops[j], &outs[j]),
+                    )
+                    .map_err(|e| format!("{:?} with {:?}: {e}", ops[i], ops[j]))?;
+                    (done[i], done[j]) = (true, true);
+                }
                 (Op::DeleteBucket(..), Op::Put(..)) | (Op::Put(..), Op::DeleteBucket(..)) => {
                     stats.races += 1;
                     let (d, p) = if matches!(ops[i], Op::DeleteBucket(..)) {
@@ -1420,7 +2026,9 @@ fn judge_step(
                 | Op::Head(..)
                 | Op::GetVersioning(..)
                 | Op::ListKeys(..)
+                | Op::ListPrefixed(..)
                 | Op::ListVersions(..)
+                | Op::ListVersionsPaged(..)
                 | Op::ListUploads(..)
                 | Op::ListParts(..)
         );
@@ -1484,7 +2092,11 @@ fn judge_step(
             }
         } else if matches!(
             op,
-            Op::ListKeys(..) | Op::ListVersions(..) | Op::ListUploads(..)
+            Op::ListKeys(..)
+                | Op::ListPrefixed(..)
+                | Op::ListVersions(..)
+                | Op::ListVersionsPaged(..)
+                | Op::ListUploads(..)
         ) {
             judge_list(&before, &after, op, got).map_err(|e| format!("{op:?}: {e}"))?;
         }
@@ -1591,7 +2203,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                         Op::ListVersions(user, name),
                         Op::ListUploads(user, name),
                     ]);
-                    ops.extend(KEYS.iter().map(|k| Op::Get(user, name, k)));
+                    ops.extend(keys(cfg.wide).iter().map(|k| Op::Get(user, name, k)));
                 }
             } else {
                 let width = 1 + world.below(cfg.width);
@@ -1599,8 +2211,8 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
                     if ops.len() as u64 == width {
                         break;
                     }
-                    let op = generate(&world, &model, &mut next_id);
-                    if fits(&model, &ops, &op) {
+                    let op = generate(&world, &model, &mut next_id, cfg.wide);
+                    if fits(cfg, &model, &ops, &op) {
                         ops.push(op);
                     }
                 }
