@@ -188,7 +188,7 @@ fn no_seed_fails(cfg: &Config) {
     }
 }
 
-/// Conditional creates (If-None-Match: *) as s3.rs `cas_head` does them: the head is read from
+/// Conditional creates (If-None-Match: *) as `objects::Store::check_head` does them: the head is read from
 /// every replica (which repairs a stale first core), then compared-and-swapped on the PG's first
 /// core. Regression test: when the read was on the first core alone, a first core that missed an
 /// acknowledged write (down or cut off while the other two took it, its hint not replayed yet)

@@ -47,7 +47,7 @@ pub struct Config {
     pub fault: Fault,
     /// Which of the counted properties fail a run.
     pub strict: Strict,
-    /// Clients also do conditional creates (`create`), as s3.rs `cas_head` does them (see
+    /// Clients also do conditional creates (`create`), as `objects::Store::check_head` and `put_head_if` do them (see
     /// main.rs `sim_conditional_creates`).
     pub conditional: bool,
 }
@@ -322,7 +322,7 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
     true
 }
 
-/// A conditional create (`If-None-Match: *`) as s3.rs `cas_head` and `write_current` do it:
+/// A conditional create (`If-None-Match: *`) as `objects::Store::check_head`, `put_head_if` and `write_current` do it:
 /// the data, then the head read from every replica (a quorum read that repairs the first
 /// core), a compare-and-swap on the first core
 /// expecting no live head, then the listing entry and the head on every replica. A won
