@@ -105,9 +105,10 @@
 //! condition was checked, so a concurrent version listing listed a version that failed:
 //! fixed, the check comes first (`osim_failed_conditional_write_listed`; the random runs still
 //! keep version listings out of steps with conditional writes, whose compare-and-swap can lose
-//! to a write in between). Open, not yet diagnosed: two seeds beyond the default ranges
-//! (`osim_seeds_beyond_the_default_range`, ignored). Every other finding is fixed and is a
-//! test naming its seeds; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000
+//! to a write in between). Beyond the default ranges: equal HLCs from two skewed gateways
+//! (the later PUT lost the tie) and a stale authority failing an If-Match that held: fixed
+//! (`osim_equal_hlcs_and_a_stale_authority`). Every finding is fixed and is a test naming
+//! its seeds; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000
 //! explores further.
 //!
 //! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
@@ -190,13 +191,16 @@ fn osim_skewed_clocks_order_markers_and_parts() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-/// Found beyond the default seed ranges while this session closed, not yet diagnosed: with
-/// faults, seed 2392 (an If-Match PUT answered PreconditionFailed where the model expects it
-/// to succeed); with skewed clocks, seed 1899 (a suspended bucket's null version listed with
-/// the bytes of an older write).
+/// Two findings beyond the default seed ranges. With skewed clocks (seed 1899): two PUTs of
+/// one key through two gateways whose clocks read the same instant took equal HLCs, the later
+/// one lost the tie on the replicas and still answered 200 (a suspended bucket's null version
+/// then listed the older bytes); a swap that ties is now made again past it
+/// (`Store::swap_in`). With lost messages (seed 2392): an If-Match PUT whose condition held
+/// answered 412, because the authority of the key's replicas had missed the write and the
+/// check's repair of it was lost; the compare-and-swap now re-reads and tries once more, and
+/// answers 503 rather than 412 (`Store::put_head_if`). Each failed before its fix.
 #[test]
-#[ignore = "undiagnosed: seeds 2392 (faults) and 1899 (skewed clocks)"]
-fn osim_seeds_beyond_the_default_range() {
+fn osim_equal_hlcs_and_a_stale_authority() {
     let faults = Config {
         faults: true,
         ..Config::default()
@@ -306,8 +310,8 @@ fn osim_puts_of_one_key_at_one_instant_keep_their_bytes() {
     );
 }
 
-/// Runs `seeds` and panics with each that fails (for the ignored tests naming the seeds that
-/// found a known weakness: they fail while it is there).
+/// Runs `seeds` of the narrow workload (the one that found them) and panics with each that
+/// fails.
 fn seeds_pass(seeds: &[u64]) {
     let cfg = Config::narrow();
     let failed: Vec<String> = seeds
