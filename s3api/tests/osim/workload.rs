@@ -575,6 +575,31 @@ fn etag(e: Option<&dto::ETag>) -> String {
     e.map(|e| e.value().to_owned()).unwrap_or_default()
 }
 
+/// A version listing's versions, then its delete markers, as the model's rows: key, version
+/// id, ETag (none for a marker), whether latest.
+fn version_rows(
+    versions: Option<Vec<dto::ObjectVersion>>,
+    markers: Option<Vec<dto::DeleteMarkerEntry>>,
+) -> Vec<(String, String, Option<String>, bool)> {
+    let versions = versions.unwrap_or_default().into_iter().map(|v| {
+        (
+            v.key.unwrap_or_default(),
+            v.version_id.unwrap_or_default(),
+            Some(etag(v.e_tag.as_ref())),
+            v.is_latest == Some(true),
+        )
+    });
+    let markers = markers.unwrap_or_default().into_iter().map(|d| {
+        (
+            d.key.unwrap_or_default(),
+            d.version_id.unwrap_or_default(),
+            None,
+            d.is_latest == Some(true),
+        )
+    });
+    versions.chain(markers).collect()
+}
+
 fn blob(data: Bytes) -> dto::StreamingBlob {
     dto::StreamingBlob::wrap(futures::stream::iter([Ok::<Bytes, std::io::Error>(data)]))
 }
@@ -832,23 +857,7 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
             if out.is_truncated == Some(true) {
                 return Err("a few versions listed in more than one page".into());
             }
-            let mut all: Vec<(String, String, Option<String>, bool)> = Vec::new();
-            for v in out.versions.unwrap_or_default() {
-                all.push((
-                    v.key.unwrap_or_default(),
-                    v.version_id.unwrap_or_default(),
-                    Some(etag(v.e_tag.as_ref())),
-                    v.is_latest == Some(true),
-                ));
-            }
-            for d in out.delete_markers.unwrap_or_default() {
-                all.push((
-                    d.key.unwrap_or_default(),
-                    d.version_id.unwrap_or_default(),
-                    None,
-                    d.is_latest == Some(true),
-                ));
-            }
+            let all = version_rows(out.versions, out.delete_markers);
             Ok(Res::Versions(all))
         }
         Op::CreateUpload(user, name, k) => {
@@ -1043,22 +1052,7 @@ async fn list_versions_paged(gw: &Gateway, user: usize, name: &str) -> Outcome {
             .map_err(|e| code(&e))?
             .output;
         let before = all.len();
-        for v in out.versions.unwrap_or_default() {
-            all.push((
-                v.key.unwrap_or_default(),
-                v.version_id.unwrap_or_default(),
-                Some(etag(v.e_tag.as_ref())),
-                v.is_latest == Some(true),
-            ));
-        }
-        for d in out.delete_markers.unwrap_or_default() {
-            all.push((
-                d.key.unwrap_or_default(),
-                d.version_id.unwrap_or_default(),
-                None,
-                d.is_latest == Some(true),
-            ));
-        }
+        all.extend(version_rows(out.versions, out.delete_markers));
         let n = all.len() - before;
         if n > VERSIONS_PAGE as usize {
             return Err(format!("a page of {n} versions (at most {VERSIONS_PAGE})"));
