@@ -15,10 +15,10 @@
 //! transition count u16 ‖ (days u32 ‖ newer opt u32 ‖ class str)* ‖ abort-multipart opt u32.
 //! `str` = u16 length ‖ UTF-8; `opt` = u8 0/1 ‖ value.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
-use crate::records::Malformed;
+use crate::records::{Malformed, Reader};
 use crate::store::Store;
 
 pub mod pass;
@@ -298,38 +298,15 @@ pub fn encode(rules: &[Rule]) -> Bytes {
     b.freeze()
 }
 
-struct Reader(Bytes);
+/// Lifecycle rules' own fields, over the shared record reader.
+trait RuleFields {
+    fn opt(&mut self) -> Result<Option<u64>, Malformed>;
+    fn opt_u32(&mut self) -> Result<Option<u32>, Malformed>;
+    fn when(&mut self, tag: u8) -> Result<When, Malformed>;
+    fn noncurrent(&mut self) -> Result<NoncurrentAction, Malformed>;
+}
 
-impl Reader {
-    fn need(&self, n: usize) -> Result<(), Malformed> {
-        if self.0.remaining() < n {
-            Err(Malformed("lifecycle record truncated"))
-        } else {
-            Ok(())
-        }
-    }
-    fn u8(&mut self) -> Result<u8, Malformed> {
-        self.need(1)?;
-        Ok(self.0.get_u8())
-    }
-    fn u16(&mut self) -> Result<u16, Malformed> {
-        self.need(2)?;
-        Ok(self.0.get_u16_le())
-    }
-    fn u32(&mut self) -> Result<u32, Malformed> {
-        self.need(4)?;
-        Ok(self.0.get_u32_le())
-    }
-    fn u64(&mut self) -> Result<u64, Malformed> {
-        self.need(8)?;
-        Ok(self.0.get_u64_le())
-    }
-    fn str(&mut self) -> Result<String, Malformed> {
-        let n = usize::from(self.u16()?);
-        self.need(n)?;
-        let s = self.0.split_to(n);
-        String::from_utf8(s.to_vec()).map_err(|_| Malformed("lifecycle string not UTF-8"))
-    }
+impl RuleFields for Reader {
     fn opt(&mut self) -> Result<Option<u64>, Malformed> {
         match self.u8()? {
             0 => Ok(None),
@@ -358,7 +335,7 @@ impl Reader {
 }
 
 pub fn decode(b: Bytes) -> Result<Vec<Rule>, Malformed> {
-    let mut r = Reader(b);
+    let mut r = Reader::new(b, "lifecycle");
     if r.u8()? != VERSION {
         return Err(Malformed("unknown lifecycle record version"));
     }
@@ -407,7 +384,7 @@ pub fn decode(b: Bytes) -> Result<Vec<Rule>, Malformed> {
             abort_multipart_days,
         });
     }
-    if r.0.has_remaining() {
+    if !r.is_done() {
         return Err(Malformed("lifecycle record has trailing bytes"));
     }
     Ok(rules)
@@ -454,5 +431,46 @@ impl Store {
             .meta_delete(&self.bucket_cores(bucket), &config_key(bucket), hlc)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_every_cut_is_refused() {
+        let rule = Rule {
+            id: "r1".into(),
+            enabled: true,
+            filter: Filter {
+                prefix: "logs/é".into(),
+                tags: vec![("k".into(), "v".into())],
+                size_gt: Some(1),
+                size_lt: None,
+            },
+            expiration: Some(Expiration::At(When::DateMs(1_700_000_000_000))),
+            transitions: vec![(When::Days(30), "GLACIER".into())],
+            noncurrent_expiration: Some(NoncurrentAction {
+                days: 7,
+                newer_versions: Some(2),
+            }),
+            noncurrent_transitions: vec![(
+                NoncurrentAction {
+                    days: 1,
+                    newer_versions: None,
+                },
+                "STANDARD_IA".into(),
+            )],
+            abort_multipart_days: Some(3),
+        };
+        let whole = encode(std::slice::from_ref(&rule));
+        assert_eq!(decode(whole.clone()).expect("whole"), vec![rule]);
+        for cut in 0..whole.len() {
+            assert!(decode(whole.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut longer = whole.to_vec();
+        longer.push(0);
+        assert!(decode(Bytes::from(longer)).is_err(), "trailing bytes");
     }
 }

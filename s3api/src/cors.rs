@@ -32,7 +32,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use s3s::dto::{
     CORSConfiguration, CORSRule, DeleteBucketCorsInput, DeleteBucketCorsOutput, GetBucketCorsInput,
@@ -41,7 +41,7 @@ use s3s::dto::{
 use s3s::host::S3Host;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use crate::records::Malformed;
+use crate::records::{Malformed, Reader};
 use crate::s3::s3_err;
 use crate::s3::{user_of, Gateway};
 use crate::ttl_cache::TtlCache;
@@ -293,41 +293,14 @@ pub fn encode(rules: &[Rule]) -> Option<Bytes> {
     Some(b.freeze())
 }
 
-struct Reader(Bytes);
-
-impl Reader {
-    fn need(&self, n: usize) -> Result<(), Malformed> {
-        if self.0.remaining() < n {
-            return Err(Malformed("cors record truncated"));
-        }
-        Ok(())
-    }
-    fn u8(&mut self) -> Result<u8, Malformed> {
-        self.need(1)?;
-        Ok(self.0.get_u8())
-    }
-    fn u16(&mut self) -> Result<u16, Malformed> {
-        self.need(2)?;
-        Ok(self.0.get_u16_le())
-    }
-    fn u32(&mut self) -> Result<u32, Malformed> {
-        self.need(4)?;
-        Ok(self.0.get_u32_le())
-    }
-    fn str(&mut self) -> Result<String, Malformed> {
-        let n = usize::from(self.u16()?);
-        self.need(n)?;
-        let s = self.0.split_to(n);
-        String::from_utf8(s.to_vec()).map_err(|_| Malformed("cors record string not UTF-8"))
-    }
-    fn list(&mut self) -> Result<Vec<String>, Malformed> {
-        let n = self.u16()?;
-        (0..n).map(|_| self.str()).collect()
-    }
+/// A list of strings: u16 count ‖ strings.
+fn list(r: &mut Reader) -> Result<Vec<String>, Malformed> {
+    let n = r.u16()?;
+    (0..n).map(|_| r.str()).collect()
 }
 
 pub fn decode(b: Bytes) -> Result<Vec<Rule>, Malformed> {
-    let mut r = Reader(b);
+    let mut r = Reader::new(b, "cors");
     if r.u8()? != VERSION {
         return Err(Malformed("unknown cors record version"));
     }
@@ -339,10 +312,10 @@ pub fn decode(b: Bytes) -> Result<Vec<Rule>, Malformed> {
             1 => Some(r.str()?),
             _ => return Err(Malformed("cors record id tag")),
         };
-        let origins = r.list()?;
-        let methods = r.list()?;
-        let headers = r.list()?;
-        let expose = r.list()?;
+        let origins = list(&mut r)?;
+        let methods = list(&mut r)?;
+        let headers = list(&mut r)?;
+        let expose = list(&mut r)?;
         let max_age = match r.u8()? {
             0 => None,
             1 => Some(r.u32()?),
@@ -357,7 +330,7 @@ pub fn decode(b: Bytes) -> Result<Vec<Rule>, Malformed> {
             max_age,
         });
     }
-    if r.0.has_remaining() {
+    if !r.is_done() {
         return Err(Malformed("cors record has trailing bytes"));
     }
     Ok(rules)

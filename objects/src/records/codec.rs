@@ -164,3 +164,55 @@ pub(super) fn check(b: &Bytes, n: usize, what: &'static str) -> Result<(), Malfo
         Ok(())
     }
 }
+
+/// A reader of a record's fields that answers `Malformed(what)`, never a panic, when the bytes
+/// end early or a string is not UTF-8 (the configuration records: lifecycle and CORS rules).
+pub struct Reader {
+    bytes: Bytes,
+    what: &'static str,
+}
+
+impl Reader {
+    pub fn new(bytes: Bytes, what: &'static str) -> Reader {
+        Reader { bytes, what }
+    }
+
+    fn need(&self, n: usize) -> Result<(), Malformed> {
+        if self.bytes.remaining() < n {
+            return Err(Malformed(self.what));
+        }
+        Ok(())
+    }
+
+    pub fn u8(&mut self) -> Result<u8, Malformed> {
+        self.need(1)?;
+        Ok(self.bytes.get_u8())
+    }
+
+    pub fn u16(&mut self) -> Result<u16, Malformed> {
+        self.need(2)?;
+        Ok(self.bytes.get_u16_le())
+    }
+
+    pub fn u32(&mut self) -> Result<u32, Malformed> {
+        self.need(4)?;
+        Ok(self.bytes.get_u32_le())
+    }
+
+    pub fn u64(&mut self) -> Result<u64, Malformed> {
+        self.need(8)?;
+        Ok(self.bytes.get_u64_le())
+    }
+
+    /// u16 length ‖ UTF-8.
+    pub fn str(&mut self) -> Result<String, Malformed> {
+        let n = usize::from(self.u16()?);
+        self.need(n)?;
+        String::from_utf8(self.bytes.split_to(n).to_vec()).map_err(|_| Malformed(self.what))
+    }
+
+    /// Whether every byte was read (a record must end where its fields do).
+    pub fn is_done(&self) -> bool {
+        !self.bytes.has_remaining()
+    }
+}
