@@ -250,8 +250,16 @@ impl Store {
                 let checked = self.check_head(bucket, key, cond).await?;
                 let hlc = self.backend.hlc();
                 head.version_id = self.version_id(hlc, key.as_bytes());
-                self.put_head_if(bucket, key, head, hlc, checked.expect)
-                    .await?;
+                match self
+                    .put_head_if(bucket, key, head, hlc, checked.expect)
+                    .await
+                {
+                    Ok(()) => {}
+                    // Refused by the authority: nothing was written.
+                    Err(e @ (Error::PreconditionFailed | Error::NoSuchKey)) => return Err(e.into()),
+                    // The authority may have taken it (an answer lost): its chunks stay.
+                    Err(e) => return Err(written(e)),
+                }
                 self.put_head(bucket, key, head, hlc)
                     .await
                     .map_err(written)?;
@@ -418,42 +426,63 @@ impl Store {
         hlc: u64,
         before: Before,
         versioning: Versioning,
-    ) -> Result<()> {
+    ) -> Result<(), CommitError> {
         assert!(head.in_versions, "a versioned write keeps a version record");
         check_versioned_key(bucket, key)?;
+        // From the `V` record's write on, the version may be on some replicas whatever the
+        // outcome: its chunks stay (a failed write leaves them to the orphan sweep), unless
+        // the condition definitely failed and the record was removed again.
+        let written = |error: Error| CommitError {
+            error,
+            keep_chunks: true,
+        };
         let cores = self.object_cores(bucket, key);
         let vkey = version_key(bucket, key, &head.version_id);
         let record = VersionRecord::Object(head.clone()).encode();
-        self.backend.meta_put(&cores, &vkey, &record, hlc).await?;
+        self.backend
+            .meta_put(&cores, &vkey, &record, hlc)
+            .await
+            .map_err(|e| written(e.into()))?;
         let old = match before {
-            Before::Read(current) => Ok(current),
-            Before::Checked(checked) => self
-                .put_head_if(bucket, key, head, hlc, checked.expect)
-                .await
-                .map(|()| checked.current),
-        };
-        let old = match old {
-            Ok(old) => old.filter(|o| o.version_id != head.version_id),
-            Err(e) => {
-                // The condition failed: this version never existed.
-                let undo = self.backend.hlc();
-                if let Err(d) = self.backend.meta_delete(&cores, &vkey, undo).await {
-                    tracing::warn!(error = %d, "removing the record of a failed write failed");
+            Before::Read(current) => current,
+            Before::Checked(checked) => {
+                match self
+                    .put_head_if(bucket, key, head, hlc, checked.expect)
+                    .await
+                {
+                    Ok(()) => checked.current,
+                    // The condition failed: this version never existed.
+                    Err(e @ (Error::PreconditionFailed | Error::NoSuchKey)) => {
+                        let undo = self.backend.hlc();
+                        return match self.backend.meta_delete(&cores, &vkey, undo).await {
+                            Ok(()) => Err(e.into()),
+                            Err(d) => {
+                                tracing::warn!(error = %d, "removing the record of a failed write failed");
+                                Err(written(e))
+                            }
+                        };
+                    }
+                    // The authority may have taken the head (an answer lost): the version
+                    // stays as it is.
+                    Err(e) => return Err(written(e)),
                 }
-                return Err(e);
             }
         };
+        let old = old.filter(|o| o.version_id != head.version_id);
         let suspended = versioning == Versioning::Suspended;
         if let Some(o) = &old {
             if needs_record(o, versioning) {
-                self.record_version(bucket, key, o).await?;
+                self.record_version(bucket, key, o).await.map_err(written)?;
             }
         }
         if suspended {
             self.remove_null_versions(bucket, key, Some(&head.version_id), old.as_ref())
-                .await?;
+                .await
+                .map_err(written)?;
         }
-        self.write_current(bucket, key, head, hlc).await
+        self.write_current(bucket, key, head, hlc)
+            .await
+            .map_err(written)
     }
 
     /// DeleteObject without a version id in a bucket that keeps versions: a new delete marker
