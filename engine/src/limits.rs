@@ -54,6 +54,10 @@ pub const META_RESERVE_BYTES: u64 = 8 * 1024 * 1024;
 /// piece. Replay and reclaim read whole 64 MiB segments at once before (an idle 6-core node
 /// peaked at ~590 MiB RSS right after start).
 pub const SCAN_READ_BYTES_MAX: u64 = 2 * 1024 * 1024;
+/// One read of the scrub's verify (`Store::verify_fragment`): a fragment is read and
+/// checksummed in pieces of this size, one after the other, so a foreground 4 KiB read waits
+/// behind at most one of them on the device.
+pub const VERIFY_READ_BYTES: u64 = 128 * 1024;
 /// Payload bytes of relocations the reclaimer queues before it waits for them to be durable
 /// (plus at most one record, which may be larger). Each is held twice while in flight (its
 /// copy and its encoded write buffer): 8 MiB cost an idle 6-core node ~86 MiB of RSS on its
@@ -78,6 +82,7 @@ const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(RECORD_BYTES_MAX <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 const _: () = assert!(BATCH_BYTES_MAX.is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(VERIFY_READ_BYTES.is_multiple_of(BLOCK_BYTES) && VERIFY_READ_BYTES > 64);
 const _: () = assert!(SCAN_READ_BYTES_MAX.is_multiple_of(BLOCK_BYTES));
 // A metadata record's payload is always lent by the scan (replay needs it).
 const _: () =

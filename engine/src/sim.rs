@@ -189,6 +189,18 @@ impl SimDisk {
         }
     }
 
+    /// Where `needle` first occurs in the durable bytes of a segment (tests that damage one
+    /// record they know the contents of).
+    pub fn find(&self, needle: &[u8]) -> Option<(u32, u64)> {
+        let st = self.state.borrow();
+        st.segments.iter().find_map(|(id, f)| {
+            f.durable
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .map(|at| (*id, at as u64))
+        })
+    }
+
     /// Flips one bit of a small file (the checkpoint); `false` when it has no such byte.
     pub fn flip_small_bit(&self, name: &str, offset_bytes: usize, bit: u8) -> bool {
         let mut st = self.state.borrow_mut();
