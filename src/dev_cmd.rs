@@ -154,6 +154,7 @@ fn layout_file(ports: Ports) -> LayoutFile {
         version: 1,
         placement_groups: DEV_PLACEMENT_GROUPS,
         balance_slack_percent: placement::limits::BALANCE_SLACK_PERCENT_DEFAULT,
+        orphan_grace_secs: None,
         nodes: (1..=ports.nodes)
             .map(|id| NodeSpec {
                 id: u64::from(id),

@@ -261,18 +261,43 @@ struct Clock {
 }
 
 impl Clock {
+    /// With a `layout` (a cluster node or gateway), the orphan grace is the layout's, a
+    /// cluster setting: this process's own setting may only repeat it.
     fn resolve(
         day_secs: Option<u64>,
         tiering_days: Option<u64>,
         orphan_grace_secs: Option<u64>,
+        layout: Option<&placement::Layout>,
     ) -> anyhow::Result<Clock> {
+        let orphan_grace_secs = match layout {
+            None => orphan_grace_secs,
+            Some(l) => {
+                if let Some(mine) = orphan_grace_secs.filter(|s| Some(*s) != l.orphan_grace_secs())
+                {
+                    bail!(
+                        "orphan_grace_secs = {mine} is set for this process, but the layout \
+                         (version {}) {}: in a cluster it is a setting of the layout file, the \
+                         same for every node and gateway (README, \"Orphan sweep\")",
+                        l.version(),
+                        l.orphan_grace_secs()
+                            .map_or_else(|| "does not set it".to_owned(), |s| format!("sets {s}")),
+                    );
+                }
+                l.orphan_grace_secs()
+            }
+        };
         let clock = Clock {
             day_secs: day_secs.unwrap_or(86_400),
             tiering_days: tiering_days.unwrap_or(30),
             orphan_grace_secs: orphan_grace_secs.unwrap_or(objects::orphans::GRACE_SECS_DEFAULT),
         };
-        if !(2..=10 * 365 * 86_400).contains(&clock.orphan_grace_secs) {
-            bail!("orphan_grace_secs must be between 2 and 315360000");
+        let range = placement::limits::ORPHAN_GRACE_SECS;
+        if !range.contains(&clock.orphan_grace_secs) {
+            bail!(
+                "orphan_grace_secs must be between {} and {}",
+                range.start(),
+                range.end()
+            );
         }
         if !(1..=86_400).contains(&clock.day_secs) {
             bail!("lifecycle_day_secs must be between 1 and 86400");
@@ -456,6 +481,13 @@ impl ServeSettings {
             bail!("--io-memory-kib must be positive");
         }
         let webhooks = file.webhooks();
+        let clock = Clock::resolve(
+            args.lifecycle_day_secs.or(file.lifecycle_day_secs),
+            args.intelligent_tiering_days
+                .or(file.intelligent_tiering_days),
+            args.orphan_grace_secs.or(file.orphan_grace_secs),
+            cluster.as_ref().map(|c| &*c.layout),
+        )?;
         Ok(ServeSettings {
             data,
             listen: args
@@ -477,12 +509,7 @@ impl ServeSettings {
                 cache_mib: file.cache_mib,
             },
             cluster,
-            clock: Clock::resolve(
-                args.lifecycle_day_secs.or(file.lifecycle_day_secs),
-                args.intelligent_tiering_days
-                    .or(file.intelligent_tiering_days),
-                args.orphan_grace_secs.or(file.orphan_grace_secs),
-            )?,
+            clock,
             scrub: scrub_config(
                 args.scrub_days.or(file.scrub_days),
                 args.scrub_bytes_per_sec.or(file.scrub_bytes_per_sec),
@@ -679,6 +706,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
             file.lifecycle_day_secs,
             file.intelligent_tiering_days,
             file.orphan_grace_secs,
+            Some(&cluster.layout),
         )?,
         scrub: scrub_config(file.scrub_days, file.scrub_bytes_per_sec)?,
         region: file.region.unwrap_or_else(|| "us-east-1".to_owned()),
@@ -1139,6 +1167,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             file.lifecycle_day_secs,
             file.intelligent_tiering_days,
             file.orphan_grace_secs,
+            Some(&layout),
         )?;
         s3api::service_on(
             &clock.gateway(Arc::new(backend), &region),
@@ -1288,4 +1317,38 @@ fn stats(listen: SocketAddr, cores: u16) -> anyhow::Result<()> {
         println!("core {i} ({addr}): {r:?}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    fn layout(grace: Option<u64>) -> placement::Layout {
+        let mut file = placement::LayoutFile::single_node(1, "127.0.0.1", 7100);
+        file.orphan_grace_secs = grace;
+        placement::Layout::from_file(&file).unwrap()
+    }
+
+    fn grace(mine: Option<u64>, layout: Option<&placement::Layout>) -> anyhow::Result<u64> {
+        Clock::resolve(None, None, mine, layout).map(|c| c.orphan_grace_secs)
+    }
+
+    /// One process alone takes its own setting; in a cluster the layout's grace holds for
+    /// every process, and a process set to anything else refuses to start.
+    #[test]
+    fn the_orphan_grace_of_a_cluster_is_the_layouts() {
+        let default = objects::orphans::GRACE_SECS_DEFAULT;
+        assert_eq!(grace(None, None).unwrap(), default);
+        assert_eq!(grace(Some(60), None).unwrap(), 60);
+        assert!(grace(Some(1), None).is_err());
+        let plain = layout(None);
+        let set = layout(Some(600));
+        assert_eq!(grace(None, Some(&plain)).unwrap(), default);
+        assert_eq!(grace(None, Some(&set)).unwrap(), 600);
+        assert_eq!(grace(Some(600), Some(&set)).unwrap(), 600);
+        let e = grace(Some(60), Some(&plain)).unwrap_err().to_string();
+        assert!(e.contains("does not set it"), "{e}");
+        let e = grace(Some(60), Some(&set)).unwrap_err().to_string();
+        assert!(e.contains("sets 600"), "{e}");
+    }
 }

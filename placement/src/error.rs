@@ -20,6 +20,8 @@ pub enum LayoutError {
     PlacementGroups { count: u32, max: u32 },
     #[error("balance_slack_percent = {percent}: must be at most {max}")]
     BalanceSlack { percent: u32, max: u32 },
+    #[error("orphan_grace_secs = {secs}: must be between {min} and {max}")]
+    OrphanGrace { secs: u64, min: u64, max: u64 },
     #[error("the layout has no node")]
     NoNodes,
     #[error("the layout has {count} nodes, more than the {max} allowed")]

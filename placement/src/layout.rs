@@ -84,6 +84,13 @@ pub struct LayoutFile {
     /// when cores come and go (README.md has the measured trade-off).
     #[serde(default = "default_slack")]
     pub balance_slack_percent: u32,
+    /// Seconds before the orphan sweep may remove a fragment that no record references, for
+    /// every node and gateway of the cluster (default: the object service's, 2 days). A
+    /// cluster setting, not a node's: a data write is refused once it has taken half of it, and
+    /// a sweep with a shorter grace than a writer's could remove the fragments of a write still
+    /// in flight. Processes serve each other only at the same layout version, so they agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphan_grace_secs: Option<u64>,
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeSpec>,
     /// Storage class name → policy; classes not listed get the default rule.
@@ -166,6 +173,7 @@ impl LayoutFile {
             version: 1,
             placement_groups: limits::PLACEMENT_GROUPS_DEFAULT,
             balance_slack_percent: limits::BALANCE_SLACK_PERCENT_DEFAULT,
+            orphan_grace_secs: None,
             nodes: vec![NodeSpec {
                 id: 1,
                 address: address.to_owned(),
@@ -223,6 +231,7 @@ pub struct Layout {
     version: u64,
     placement_groups: u32,
     balance_slack_percent: u32,
+    orphan_grace_secs: Option<u64>,
     nodes: Vec<Node>,
     zones: Vec<String>,
     cores: Vec<Core>,
@@ -293,6 +302,7 @@ impl Layout {
             version: file.version,
             placement_groups: file.placement_groups,
             balance_slack_percent: file.balance_slack_percent,
+            orphan_grace_secs: file.orphan_grace_secs,
             nodes,
             zones,
             cores,
@@ -326,6 +336,11 @@ impl Layout {
     /// The load bound of the tables, percent above fair share.
     pub fn balance_slack_percent(&self) -> u32 {
         self.balance_slack_percent
+    }
+
+    /// The cluster's orphan grace in seconds, when the file sets one.
+    pub fn orphan_grace_secs(&self) -> Option<u64> {
+        self.orphan_grace_secs
     }
 
     /// Nodes, by id.
@@ -508,6 +523,15 @@ fn check_header(file: &LayoutFile) -> Result<(), LayoutError> {
             percent: file.balance_slack_percent,
             max: limits::BALANCE_SLACK_PERCENT_MAX,
         });
+    }
+    if let Some(secs) = file.orphan_grace_secs {
+        if !limits::ORPHAN_GRACE_SECS.contains(&secs) {
+            return Err(LayoutError::OrphanGrace {
+                secs,
+                min: *limits::ORPHAN_GRACE_SECS.start(),
+                max: *limits::ORPHAN_GRACE_SECS.end(),
+            });
+        }
     }
     Ok(())
 }

@@ -42,6 +42,8 @@ pub const SMALL_REPLICAS_DEFAULT: u8 = 3;
 pub const BALANCE_SLACK_PERCENT_DEFAULT: u32 = 10;
 /// Largest `balance_slack_percent`: 1000 % is, in practice, plain weighted rendezvous.
 pub const BALANCE_SLACK_PERCENT_MAX: u32 = 1000;
+/// The orphan grace a layout may set, in seconds: 2 s (tests) to 10 years.
+pub const ORPHAN_GRACE_SECS: std::ops::RangeInclusive<u64> = 2..=10 * 365 * 86_400;
 
 const _: () = assert!(PLACEMENT_GROUPS_MAX.is_power_of_two());
 const _: () = assert!(PLACEMENT_GROUPS_DEFAULT.is_power_of_two());

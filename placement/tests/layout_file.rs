@@ -435,3 +435,35 @@ fn the_file_round_trips() {
     let again: LayoutFile = toml::from_str(&file.to_toml_string()).unwrap();
     assert_eq!(file, again);
 }
+
+/// The orphan grace is a cluster setting of the layout: read, bounded, kept through a round
+/// trip, and absent from a file that does not set it (older files read as before).
+#[test]
+fn the_orphan_grace_is_a_layout_setting() {
+    let one = "[[node]]\nid = 1\naddress = \"a\"\nbase_port = 1\ncores = 1\n";
+    let layout = Layout::from_toml_str(&format!("{HEAD}orphan_grace_secs = 600\n{one}")).unwrap();
+    assert_eq!(layout.orphan_grace_secs(), Some(600));
+    assert_eq!(
+        Layout::from_toml_str(&format!("{HEAD}{one}"))
+            .unwrap()
+            .orphan_grace_secs(),
+        None
+    );
+    for secs in [0, 1, 10 * 365 * 86_400 + 1] {
+        assert_eq!(
+            err(&format!("{HEAD}orphan_grace_secs = {secs}\n{one}")),
+            LayoutError::OrphanGrace {
+                secs,
+                min: 2,
+                max: 10 * 365 * 86_400
+            }
+        );
+    }
+    let file: LayoutFile =
+        toml::from_str(&format!("{HEAD}orphan_grace_secs = 600\n{one}")).unwrap();
+    let text = file.to_toml_string();
+    assert!(text.contains("orphan_grace_secs = 600"), "{text}");
+    assert_eq!(toml::from_str::<LayoutFile>(&text).unwrap(), file);
+    let plain: LayoutFile = toml::from_str(&format!("{HEAD}{one}")).unwrap();
+    assert!(!plain.to_toml_string().contains("orphan_grace"));
+}
