@@ -17,8 +17,8 @@ use crate::checksum::{self, checksum_error, sent_checksums, set_checksum, Upload
 use crate::limits::{LIST_PARTS_MAX, LIST_UPLOADS_MAX};
 use crate::records::UploadRecord;
 use crate::s3::{
-    check_key, etag, head_condition, now_ms, requested_class, resolve_range, s3_err,
-    standard_headers, timestamp, user_metadata, user_of, BodyChecks, CopyConditions, Gateway,
+    check_key, copy_conditions, etag, head_condition, now_ms, requested_class, resolve_range,
+    s3_err, standard_headers, timestamp, user_metadata, user_of, BodyChecks, Gateway,
 };
 use objects::multipart::{part_number, Completed, Completion, WantedPart, PART_BYTES_MAX};
 
@@ -163,12 +163,7 @@ impl Gateway {
             .part_write(&bucket, &input.key, &input.upload_id, &[])
             .await
             .map_err(s3_err)?;
-        let conditions = CopyConditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        };
+        let conditions = copy_conditions!(input);
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;

@@ -1760,12 +1760,7 @@ impl S3 for Gateway {
         };
         let lock = self.write_lock(&live, &lock).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
-        let conditions = CopyConditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        };
+        let conditions = copy_conditions!(input);
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
@@ -1999,6 +1994,20 @@ pub(crate) struct BodyChecks<'a> {
     pub content_length: Option<i64>,
     pub content_md5: Option<&'a str>,
 }
+
+/// The x-amz-copy-source-if-* headers of a request (CopyObject, UploadPartCopy: two input
+/// types with the same fields).
+macro_rules! copy_conditions {
+    ($input:expr) => {
+        $crate::s3::CopyConditions {
+            if_match: $input.copy_source_if_match.as_ref(),
+            if_none_match: $input.copy_source_if_none_match.as_ref(),
+            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(crate) use copy_conditions;
 
 /// x-amz-copy-source-if-* headers.
 // The field names are S3's header names (x-amz-copy-source-if-*).

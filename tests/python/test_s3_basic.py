@@ -209,6 +209,30 @@ def test_restart_keeps_objects(tmp_path):
     assert s2.stop() == 0
 
 
+def test_copy_object_source_conditions(s3, bucket):
+    """Each x-amz-copy-source-if-* header of CopyObject is checked against the source: a
+    condition that holds copies, one that fails answers 412 and copies nothing."""
+    import datetime
+    tag = s3.put_object(Bucket=bucket, Key="src", Body=b"source")["ETag"]
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    src = {"Bucket": bucket, "Key": "src"}
+    holds = [{"CopySourceIfMatch": tag}, {"CopySourceIfNoneMatch": '"0000"'},
+             {"CopySourceIfModifiedSince": past}, {"CopySourceIfUnmodifiedSince": future}]
+    fails = [{"CopySourceIfMatch": '"0000"'}, {"CopySourceIfNoneMatch": tag},
+             {"CopySourceIfModifiedSince": future}, {"CopySourceIfUnmodifiedSince": past}]
+    for i, cond in enumerate(holds):
+        s3.copy_object(Bucket=bucket, Key=f"ok-{i}", CopySource=src, **cond)
+        assert s3.get_object(Bucket=bucket, Key=f"ok-{i}")["Body"].read() == b"source"
+    for i, cond in enumerate(fails):
+        with pytest.raises(ClientError) as e:
+            s3.copy_object(Bucket=bucket, Key=f"no-{i}", CopySource=src, **cond)
+        assert code(e.value) == ("PreconditionFailed", 412), cond
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket=bucket, Key=f"no-{i}")
+        assert code(e.value)[1] == 404
+
+
 def test_conditional_get_and_head(s3, bucket):
     import datetime
     r = s3.put_object(Bucket=bucket, Key="c", Body=b"conditional")
