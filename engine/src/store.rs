@@ -530,31 +530,7 @@ impl<D: Disk> Store<D> {
     /// checksum computed as they come: a whole-fragment read (up to 1 MiB) sat on the device
     /// beside the GETs' 4 KiB reads and raised their p99 (README, "Scrub").
     pub async fn verify_fragment(&self, id: [u8; 16]) -> Result<u64> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let loc = self
-                .inner
-                .st
-                .borrow()
-                .index
-                .get(&id)
-                .ok_or(EngineError::NotFound)?;
-            match self.verify_at(id, loc).await {
-                Ok(len) => return Ok(len),
-                Err(e) if attempts < 3 && self.inner.st.borrow().index.get(&id) != Some(loc) => {
-                    tracing::debug!(error = %e, "fragment moved during verify; retrying");
-                }
-                Err(e) => {
-                    if matches!(e, EngineError::Corrupt { .. }) {
-                        let mut st = self.inner.st.borrow_mut();
-                        st.stats.corrupt_reads += 1;
-                        st.cache.invalidate(&id);
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        self.at_current_loc(id, |loc| self.verify_at(id, loc)).await
     }
 
     /// Checks the fragment record at `loc` as `read_fragment_at` does (magic, header,
@@ -619,33 +595,54 @@ impl<D: Disk> Store<D> {
     /// A GET's read: the cache when it holds the fragment's current record, else the device
     /// (and the cache is filled).
     async fn read_fragment(&self, id: [u8; 16], offset: u64, len: Option<u64>) -> Result<Bytes> {
-        // A reclaim may move the record between the lookup and the read: look again then.
+        let cached = {
+            let mut st = self.inner.st.borrow_mut();
+            let loc = st.index.get(&id).ok_or(EngineError::NotFound)?;
+            st.cache.get(&id, loc)
+        };
+        let payload = match cached {
+            Some(payload) => payload,
+            None => {
+                self.at_current_loc(id, |loc| async move {
+                    let payload = self.read_fragment_at(id, loc).await?;
+                    self.fill_cache(id, loc, &payload);
+                    Ok(payload)
+                })
+                .await?
+            }
+        };
+        sub_range(&payload, offset, len)
+    }
+
+    /// Runs `read` at the fragment's current location. A reclaim may move the record between
+    /// the lookup and the read: a read that failed while the record moved is made again at its
+    /// new place (three tries at most). A damaged record is counted in `corrupt_reads` and its
+    /// cached copy dropped, so GETs see the damage the scrub found (and the gateway repairs
+    /// it) instead of a copy that hides it.
+    async fn at_current_loc<T, F: std::future::Future<Output = Result<T>>>(
+        &self,
+        id: [u8; 16],
+        read: impl Fn(Loc) -> F,
+    ) -> Result<T> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (loc, cached) = {
-                let mut st = self.inner.st.borrow_mut();
-                let loc = st.index.get(&id).ok_or(EngineError::NotFound)?;
-                let cached = st.cache.get(&id, loc);
-                (loc, cached)
-            };
-            if let Some(payload) = cached {
-                return sub_range(&payload, offset, len);
-            }
-            match self.read_fragment_at(id, loc).await {
-                Ok(payload) => {
-                    self.fill_cache(id, loc, &payload);
-                    return sub_range(&payload, offset, len);
-                }
+            let loc = self
+                .inner
+                .st
+                .borrow()
+                .index
+                .get(&id)
+                .ok_or(EngineError::NotFound)?;
+            match read(loc).await {
+                Ok(v) => return Ok(v),
                 Err(e) if attempts < 3 && self.inner.st.borrow().index.get(&id) != Some(loc) => {
-                    tracing::debug!(error = %e, "fragment moved during read; retrying");
+                    tracing::debug!(error = %e, "fragment moved during a read; retrying");
                 }
                 Err(e) => {
                     if matches!(e, EngineError::Corrupt { .. }) {
                         let mut st = self.inner.st.borrow_mut();
                         st.stats.corrupt_reads += 1;
-                        // GETs see the damage the scrub found (and the gateway repairs it)
-                        // instead of a copy that hides it.
                         st.cache.invalidate(&id);
                     }
                     return Err(e);

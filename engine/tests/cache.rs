@@ -40,16 +40,9 @@ fn frag_id(k: u64) -> [u8; 16] {
 
 /// Bytes unique to `(k, version)`, so a flipped byte or a stale copy is recognised.
 fn data(k: u64, version: u8, len: usize) -> Bytes {
-    let mut x = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(version) << 56) | 1;
-    Bytes::from(
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect::<Vec<_>>(),
+    common::xorshift_bytes(
+        k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(version) << 56,
+        len,
     )
 }
 

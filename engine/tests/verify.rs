@@ -3,7 +3,6 @@
 //! its header, either side of a piece boundary, its last payload byte — is found, and a sound
 //! record of any length verifies with its length.
 
-use bytes::Bytes;
 use engine::format::RECORD_HEADER_BYTES;
 use engine::limits::VERIFY_READ_BYTES;
 use engine::sim::SimDisk;
@@ -25,19 +24,6 @@ fn config() -> StoreConfig {
         batch_bytes: 2 * 1024 * 1024,
         cache_bytes: 0,
     }
-}
-
-/// Bytes that do not repeat within a fragment, so a window of them is found once.
-fn pattern(len: usize, tag: u64) -> Bytes {
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn id(k: u64) -> [u8; 16] {
@@ -66,7 +52,8 @@ fn verify_finds_a_flip_in_every_piece_of_a_record() {
             900 * 1024,
         ];
         for (k, &len) in lens.iter().enumerate() {
-            let data = pattern(len, k as u64 + 1);
+            let data =
+                common::xorshift_bytes((k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), len);
             store
                 .put_fragment(id(k as u64), data.clone())
                 .await

@@ -12,3 +12,18 @@ pub fn run_on_executor<F: std::future::Future<Output = ()> + 'static>(
         .join()
         .expect("executor finishes");
 }
+
+/// `len` bytes of a xorshift stream seeded by `seed`: no window of them repeats within a
+/// fragment, so a flipped byte, a stale copy or a record's place on the disk is recognised.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn xorshift_bytes(seed: u64, len: usize) -> bytes::Bytes {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
