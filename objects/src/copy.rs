@@ -98,6 +98,7 @@ impl Store {
             part_checksums: Vec::new(),
             lock: written.lock,
             encryption: None,
+            acl: None,
         };
         let committed = self
             .commit_head(scope, key, &mut head, None, versioning)

@@ -1026,6 +1026,7 @@ impl S3 for Gateway {
             part_checksums: Vec::new(),
             lock,
             encryption,
+            acl: None,
         };
         let committed = self
             .store

@@ -5,7 +5,7 @@ use super::{
     check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
     Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
     FLAG_NULL_VERSION, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
-    HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
+    HEAD_ACL, HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
 };
 
 /// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.
@@ -175,6 +175,10 @@ pub struct ObjectHead {
     /// How the body is encrypted (heads before format 8: not). When set, `size` and
     /// `parts[].size` count the stored (sealed) bytes and the plaintext size is here.
     pub encryption: Option<Encryption>,
+    /// The version's access control list, as the S3 layer encodes it (opaque here; heads
+    /// before format 9: none, which the S3 layer reads as its default). At most
+    /// `limits::HEAD_ACL_BYTES_MAX` bytes, never empty.
+    pub acl: Option<Bytes>,
 }
 
 /// A version's server-side encryption: its body is sealed (`seal`) under a data key kept
@@ -313,6 +317,7 @@ impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
+            _ if self.acl.is_some() => HEAD_ACL,
             _ if self.encryption.is_some() => HEAD_SSE,
             (true, true) => HEAD_TAGS,
             (true, false) => HEAD_PART_SUMS,
@@ -374,6 +379,9 @@ impl ObjectHead {
         if format >= HEAD_LOCK {
             put_lock(&mut b, &self.lock);
         }
+        if format == HEAD_ACL {
+            b.put_u8(u8::from(self.encryption.is_some()));
+        }
         if let Some(e) = &self.encryption {
             assert_eq!(self.parts.len(), 1, "only single-part bodies are sealed");
             assert_eq!(crate::seal::stored_size(e.plain_bytes), self.size);
@@ -382,6 +390,14 @@ impl ObjectHead {
             }
             b.put_u64_le(e.plain_bytes);
             b.put_slice(&e.wrapped.encode());
+        }
+        if let Some(acl) = &self.acl {
+            assert!(
+                !acl.is_empty() && acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
+                "ACLs are bounded by the S3 layer"
+            );
+            b.put_u16_le(acl.len() as u16);
+            b.put_slice(acl);
         }
         b.freeze()
     }
@@ -392,9 +408,8 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE => {
-                (true, true)
-            }
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE
+            | HEAD_ACL => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -467,7 +482,7 @@ impl ObjectHead {
         let mut part_checksums = Vec::new();
         let with_part_sums = match format {
             HEAD_PART_SUMS => true,
-            HEAD_LOCK | HEAD_SSE => {
+            HEAD_LOCK | HEAD_SSE | HEAD_ACL => {
                 check(&b, 1, "object")?;
                 match b.get_u8() {
                     0 => false,
@@ -491,8 +506,30 @@ impl ObjectHead {
         } else {
             ObjectLock::default()
         };
-        let encryption = if format == HEAD_SSE {
+        let encrypted = match format {
+            HEAD_SSE => true,
+            HEAD_ACL => {
+                check(&b, 1, "object")?;
+                match b.get_u8() {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Malformed("object")),
+                }
+            }
+            _ => false,
+        };
+        let encryption = if encrypted {
             Some(get_encryption(&mut b, size, parts.len())?)
+        } else {
+            None
+        };
+        let acl = if format == HEAD_ACL {
+            check(&b, 2, "object")?;
+            let len = usize::from(b.get_u16_le());
+            if len == 0 || len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() < len {
+                return Err(Malformed("object"));
+            }
+            Some(b.split_to(len))
         } else {
             None
         };
@@ -519,6 +556,7 @@ impl ObjectHead {
             part_checksums,
             lock,
             encryption,
+            acl,
         })
     }
 

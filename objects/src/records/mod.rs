@@ -61,6 +61,10 @@ const HEAD_LOCK: u8 = 7;
 /// Object heads of an encrypted body: format 7's fields, then the encryption (its kind, the
 /// plaintext size, the wrapped data key). Heads of plain bodies are still written at 5, 6 or 7.
 const HEAD_SSE: u8 = 8;
+/// Object heads with an access control list (S3 object ACLs, ownership): format 8's fields
+/// with the encryption behind a presence byte, then the ACL (u16 length ‖ the S3 layer's
+/// bytes). Heads without an ACL are still written at 5, 6, 7 or 8.
+const HEAD_ACL: u8 = 9;
 /// Encryption kinds. Persisted codes never change.
 const SSE_CUSTOMER: u8 = 1;
 const LISTING_CLASS: u8 = 3;
