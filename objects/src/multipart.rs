@@ -238,7 +238,7 @@ fn completed_head(
         part_checksums,
         lock: upload.lock,
         encryption: None,
-        acl: None,
+        acl: upload.acl,
     }
 }
 

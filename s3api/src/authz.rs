@@ -88,6 +88,7 @@ use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
 use crate::identity::Standing;
+use crate::object_acl::{JudgedVersion, ObjectGrant};
 use crate::records::BucketRecord;
 use crate::s3::s3_err;
 use crate::s3::Gateway;
@@ -508,7 +509,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     // What the bucket's ACL grants a caller who is not the owner (`acl`): allowed unless the
     // policy denies it, like the owner.
-    let granted = !owner
+    let mut granted = !owner
         && gateway
             .acl_grants(
                 &record.scope(&bucket),
@@ -516,18 +517,63 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                 required.action,
             )
             .await?;
+    let with_identity = early.is_some();
+    let mut facts = early;
+    // What the object's own ACL grants (`object_acl`): read only for the operations it
+    // decides, for a caller nothing else lets in yet (the bucket owner: where writers may own
+    // objects).
+    if let (Some(permission), Some(k)) = (crate::object_acl::permission_for(op), key.as_deref()) {
+        let moot = !owner
+            && (granted
+                || match &stored {
+                    None => false,
+                    Some(_) => {
+                        let f = match facts.take() {
+                            Some(f) => f,
+                            None => request_facts(gateway, cx, signer.as_deref(), &query)?,
+                        };
+                        let resource = required.resource_arn(&bucket, k);
+                        let ctx = f.context(required.action, resource);
+                        let allows = allowed(Standing::Other, stored.as_deref(), &f, &ctx);
+                        facts = Some(f);
+                        allows
+                    }
+                });
+        if !moot {
+            let version_id = query_param(&query, "versionId");
+            let judged = gateway
+                .object_grant(
+                    (&bucket, &record.scope(&bucket), &record.owner),
+                    (k, version_id.as_deref()),
+                    access_key.as_deref(),
+                    (permission, owner),
+                )
+                .await;
+            // The object read took the gate's bucket read: keep it for the handler.
+            keep_gate_read(&bucket, &record, hlc);
+            match judged? {
+                ObjectGrant::Moot => {}
+                ObjectGrant::Granted(v) => {
+                    granted |= !owner;
+                    cx.extensions_mut().insert(JudgedVersion(v));
+                }
+                ObjectGrant::Refused if owner => return Err(denied()),
+                ObjectGrant::Refused => {}
+            }
+        }
+    }
     // Without a policy (bucket or identity) nothing can deny the owner nor allow anyone else
     // but the ACL: decided before the request's facts are gathered (the common case costs a
     // cache lookup). A copy still has its source judged; a caller the ACL lets in acts as the
     // owner (below).
     if stored.is_none()
-        && early.is_none()
+        && !with_identity
         && !granted
         && !matches!(op, "CopyObject" | "UploadPartCopy")
     {
         return if owner { Ok(()) } else { Err(denied()) };
     }
-    let facts = match early {
+    let facts = match facts {
         Some(facts) => facts,
         None => request_facts(gateway, cx, signer.as_deref(), &query)?,
     };

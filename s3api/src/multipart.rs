@@ -40,6 +40,7 @@ impl Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
         let input = req.input;
         check_key(&input.key)?;
         let checksum = UploadChecksum::parse(
@@ -57,6 +58,9 @@ impl Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&owned, &lock).await?;
+        // The completed object's owner and ACL, resolved now (as S3: the initiator writes).
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&owned, writer.as_deref(), asked).await?;
         let bucket = owned.scope;
         let record = UploadRecord {
             owner: user,
@@ -79,6 +83,7 @@ impl Gateway {
                 .transpose()?
                 .unwrap_or_default(),
             lock,
+            acl,
         };
         let upload_id = self
             .store

@@ -79,6 +79,13 @@ const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-full-control",
 ];
 const BUCKET_ACL_WRITES: [&str; 2] = ["CreateBucket", "PutBucketAcl"];
+/// The object operations that take an ACL (`object_acl`), as headers.
+const OBJECT_ACL_WRITES: [&str; 4] = [
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "PutObjectAcl",
+];
 
 /// The Object Lock headers of a write (`object_lock`): honoured as headers on the operations
 /// that write a version, refused anywhere else and in a query string, where s3s would not
@@ -100,19 +107,6 @@ const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-key-md5",
 ];
 const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
-
-/// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
-/// what percore does.
-const CANNED_ACLS: &[&str] = &[
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-    "log-delivery-write",
-];
 
 /// Why a request must be refused, or `None` when percore does what it asks. `op` is s3s's
 /// operation name (`"CreateBucket"`, `"PutObject"`, …).
@@ -159,15 +153,7 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     }
     if let Some(value) = header_or_query(headers, query, "x-amz-object-ownership") {
         match value.as_str() {
-            "BucketOwnerEnforced" => {}
-            "BucketOwnerPreferred" | "ObjectWriter" => {
-                return Some(s3_error!(
-                    NotImplemented,
-                    "x-amz-object-ownership: {value} is not supported: the bucket owner owns \
-                     every object in percore (leave the header out for a bucket with ACLs \
-                     enabled)"
-                ))
-            }
+            "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter" => {}
             _ => {
                 return Some(s3_error!(
                     InvalidArgument,
@@ -213,8 +199,8 @@ fn lock_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3
     None
 }
 
-/// Grant headers anywhere but on a bucket ACL write, or in a query string; together with a
-/// canned ACL, InvalidRequest as in S3.
+/// Grant headers anywhere but on an ACL write (bucket or object), or in a query string;
+/// together with a canned ACL, InvalidRequest as in S3.
 fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     for name in GRANT_HEADERS {
         if query_has(query, name) {
@@ -232,20 +218,22 @@ fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S
                 "Specifying both Canned ACLs and Header Grants is not allowed"
             ));
         }
-        if !BUCKET_ACL_WRITES.contains(&op) {
-            return Some(not_implemented(name, "ACL grants on objects"));
+        if !BUCKET_ACL_WRITES.contains(&op) && !OBJECT_ACL_WRITES.contains(&op) {
+            return Some(not_implemented(
+                name,
+                "ACL grants here: only on CreateBucket, PutBucketAcl, PutObject, CopyObject, \
+                 CreateMultipartUpload and PutObjectAcl",
+            ));
         }
     }
     None
 }
 
-/// A canned ACL on a bucket ACL write is `acl`'s to judge (as a header: s3s does not read
-/// it from a query string). Elsewhere it is refused unless it grants nothing beyond the owner:
-/// objects have no ACLs of their own. On objects the owner-only ones include `bucket-owner-*`:
-/// every object belongs to its bucket's owner, so the object's owner and the bucket's are one.
+/// A canned ACL on an ACL write (bucket: `acl`; object: `object_acl`) is theirs to judge, as
+/// a header: s3s does not read it from a query string, where anything but `private` is
+/// refused. On any other operation it means nothing and is refused unless `private`.
 fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
-    let known = CANNED_ACLS.contains(&value);
-    if BUCKET_ACL_WRITES.contains(&op) {
+    if BUCKET_ACL_WRITES.contains(&op) || OBJECT_ACL_WRITES.contains(&op) {
         return (in_query && value != "private").then(|| {
             s3_error!(
                 NotImplemented,
@@ -253,21 +241,13 @@ fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
             )
         });
     }
-    let owner_only = matches!(
-        value,
-        "private" | "bucket-owner-read" | "bucket-owner-full-control"
-    );
-    if owner_only {
-        None
-    } else if known {
-        Some(s3_error!(
+    (value != "private").then(|| {
+        s3_error!(
             NotImplemented,
-            "x-amz-acl: {value} is not supported on objects: objects have no ACLs of their own \
-             in percore (grant access with the bucket's ACL or policy)"
-        ))
-    } else {
-        Some(s3_error!(InvalidArgument, "x-amz-acl: unknown canned ACL"))
-    }
+            "x-amz-acl is honoured on CreateBucket, PutBucketAcl, PutObject, CopyObject, \
+             CreateMultipartUpload and PutObjectAcl only"
+        )
+    })
 }
 
 fn not_implemented(header: &str, what: &str) -> S3Error {
@@ -309,13 +289,6 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             "x-amz-server-side-encryption-aws-kms-key-id",
         ),
         (
-            i.grant_read.is_some()
-                || i.grant_read_acp.is_some()
-                || i.grant_write_acp.is_some()
-                || i.grant_full_control.is_some(),
-            "x-amz-grant-read",
-        ),
-        (
             i.website_redirect_location.is_some(),
             "x-amz-website-redirect-location",
         ),
@@ -325,13 +298,12 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             let what = REFUSED_HEADERS
                 .iter()
                 .find(|(n, _)| *n == header)
-                .map_or("ACL grants on objects", |(_, w)| *w);
+                .map_or("this field", |(_, w)| *w);
             return Some(not_implemented(header, what));
         }
     }
-    i.acl
-        .as_ref()
-        .and_then(|acl| acl_refusal("PutObject", acl.as_str(), false))
+    // A form's ACL fields are the handler's (`object_acl`), as a PUT's headers.
+    None
 }
 
 #[cfg(test)]
@@ -383,7 +355,7 @@ mod tests {
     fn protections_are_refused() {
         for name in GRANT_HEADERS {
             assert_eq!(
-                code("PutObject", &[(name, "id=x")]),
+                code("UploadPart", &[(name, "id=x")]),
                 Some(S3ErrorCode::NotImplemented),
                 "{name}"
             );
@@ -408,7 +380,13 @@ mod tests {
             "aws-exec-read",
         ] {
             assert_eq!(
-                code("PutObject", &[("x-amz-acl", acl)]),
+                code("UploadPart", &[("x-amz-acl", acl)]),
+                Some(S3ErrorCode::NotImplemented)
+            );
+            let q = format!("X-Amz-Expires=60&x-amz-acl={acl}");
+            let e = refusal("PutObject", &HeaderMap::new(), Some(&q));
+            assert_eq!(
+                e.map(|e| e.code().clone()),
                 Some(S3ErrorCode::NotImplemented)
             );
         }
@@ -440,11 +418,8 @@ mod tests {
             Some(S3ErrorCode::NotImplemented)
         );
         assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-object-ownership", "ObjectWriter")]
-            ),
-            Some(S3ErrorCode::NotImplemented)
+            code("CreateBucket", &[("x-amz-object-ownership", "Writer")]),
+            Some(S3ErrorCode::InvalidArgument)
         );
     }
 
@@ -456,8 +431,8 @@ mod tests {
             None
         );
         assert_eq!(code("CreateBucket", &[("x-amz-acl", "private")]), None);
-        // Bucket ACLs are `acl`'s to judge.
-        for op in BUCKET_ACL_WRITES {
+        // Bucket ACLs are `acl`'s to judge, object ACLs `object_acl`'s.
+        for op in BUCKET_ACL_WRITES.into_iter().chain(OBJECT_ACL_WRITES) {
             assert_eq!(code(op, &[("x-amz-acl", "public-read")]), None);
             for name in GRANT_HEADERS {
                 assert_eq!(code(op, &[(name, "id=x")]), None, "{op} {name}");
@@ -482,13 +457,16 @@ mod tests {
                 assert_eq!(code(op, &[(name, "x")]), None, "{op} {name}");
             }
         }
-        assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-object-ownership", "BucketOwnerEnforced")]
-            ),
-            None
-        );
+        for value in [
+            "BucketOwnerEnforced",
+            "BucketOwnerPreferred",
+            "ObjectWriter",
+        ] {
+            assert_eq!(
+                code("CreateBucket", &[("x-amz-object-ownership", value)]),
+                None
+            );
+        }
         assert_eq!(
             code("GetObject", &[("x-amz-request-payer", "requester")]),
             None
@@ -508,10 +486,6 @@ mod tests {
 
     #[test]
     fn bad_values_are_invalid_arguments() {
-        assert_eq!(
-            code("PutObject", &[("x-amz-acl", "everyone")]),
-            Some(S3ErrorCode::InvalidArgument)
-        );
         assert_eq!(
             code(
                 "CreateBucket",

@@ -822,8 +822,11 @@ impl S3 for Gateway {
             });
         };
         // `refuse` let through no other value.
-        if req.input.object_ownership.is_some() {
-            self.store_owner_enforced(&record.scope(&bucket)).await?;
+        if let Some(o) = &req.input.object_ownership {
+            let ownership = crate::public_access::Ownership::parse(o.as_str())
+                .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-object-ownership"))?;
+            self.store_ownership(&record.scope(&bucket), ownership)
+                .await?;
         }
         if let Some(acl) = acl {
             self.store_created_acl(&record.scope(&bucket), &acl).await?;
@@ -906,6 +909,7 @@ impl S3 for Gateway {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
         let via_post = req.extensions.get::<crate::notify::ViaPost>().is_some();
         let mut algos = checksum::requested(&req.headers)?;
         // A PUT that names no checksum gets a full-object CRC64NVME, as AWS computes one.
@@ -939,6 +943,8 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
         let version_id = self
@@ -1026,7 +1032,7 @@ impl S3 for Gateway {
             part_checksums: Vec::new(),
             lock,
             encryption,
-            acl: None,
+            acl,
         };
         let committed = self
             .store
@@ -1074,6 +1080,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let lock_headers = crate::authz::lock_headers(&req.extensions);
+        let judged = crate::object_acl::judged(&req.extensions);
         let input = req.input;
         // response-* overrides are for signed requests only (as AWS): a public object's
         // headers are not for an anonymous caller to rewrite.
@@ -1102,6 +1109,7 @@ impl S3 for Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        crate::object_acl::check_judged(judged, &head)?;
         let bucket = owned.scope;
         let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
@@ -1254,6 +1262,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
         let lock_headers = crate::authz::lock_headers(&req.extensions);
+        let judged = crate::object_acl::judged(&req.extensions);
         let input = req.input;
         let customer_key = crate::sse::customer_key(
             input.sse_customer_algorithm.as_deref(),
@@ -1268,6 +1277,7 @@ impl S3 for Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        crate::object_acl::check_judged(judged, &head)?;
         let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
             &head,
@@ -1751,6 +1761,7 @@ impl S3 for Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
         let input = req.input;
         check_key(&input.key)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
@@ -1760,6 +1771,9 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
+        // The destination's own ACL: S3 never copies the source's.
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -1798,6 +1812,7 @@ impl S3 for Gateway {
             tags: Vec::new(),
             class,
             lock,
+            acl,
             algo: None,
             ..Default::default()
         };

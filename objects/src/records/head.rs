@@ -4,8 +4,8 @@
 use super::{
     check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
     Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
-    FLAG_NULL_VERSION, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
-    HEAD_ACL, HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
+    FLAG_NULL_VERSION, HEAD_ACL, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
+    HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
 };
 
 /// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.

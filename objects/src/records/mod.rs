@@ -74,6 +74,10 @@ const UPLOAD_TAGS: u8 = 4;
 /// Uploads with the Object Lock state CreateMultipartUpload resolved (the completed
 /// object's); uploads without one are still written at format 4.
 const UPLOAD_LOCK: u8 = 5;
+/// Uploads with the access control list the completed object gets: format 5's fields (the
+/// lock state always, possibly none), then the ACL (u16 length ‖ bytes, the record's last
+/// field); uploads without one are still written at format 4 or 5.
+const UPLOAD_ACL: u8 = 6;
 /// Bucket records with an incarnation id and a deleting flag.
 const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit

@@ -85,6 +85,7 @@ fn records_round_trip_and_reject_garbage() {
         class: StorageClass::StandardIa,
         tags: vec![],
         lock: ObjectLock::default(),
+        acl: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let part = PartRecord {
@@ -197,6 +198,7 @@ fn checksums_round_trip() {
         class: StorageClass::Standard,
         tags: vec![],
         lock: ObjectLock::default(),
+        acl: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let mut h = ObjectHead {
@@ -666,6 +668,46 @@ fn heads_with_trailing_bytes_are_refused() {
     }
 }
 
+/// Format 6 of uploads: format 5's fields (the lock state always) and the ACL the completed
+/// object gets, pinned byte for byte; every cut and a trailing byte refused.
+#[test]
+fn upload_acl_makes_format_6() {
+    let mut upload = UploadRecord {
+        owner: "o".into(),
+        initiated_ms: 1,
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        checksum: None,
+        class: StorageClass::Standard,
+        tags: vec![],
+        lock: ObjectLock::default(),
+        acl: None,
+    };
+    let v4 = hex::encode(upload.encode());
+    assert_eq!(v4, "04010000000000000001006f00000000000000000000");
+    upload.acl = Some(Bytes::from_static(b"\x01ab"));
+    let enc = upload.encode();
+    // No retention (0), no hold (0), 3 ACL bytes.
+    let hex6 = format!("06{}0000030001616200", &v4[2..]);
+    let hex6 = &hex6[..hex6.len() - 2];
+    assert_eq!(hex::encode(&enc), hex6);
+    assert_eq!(UploadRecord::decode(hex_bytes(hex6)).unwrap(), upload);
+    for cut in 0..enc.len() {
+        assert!(
+            UploadRecord::decode(enc.slice(..cut)).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(UploadRecord::decode(Bytes::from(longer)).is_err());
+    upload.lock.legal_hold = Some(true);
+    assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
+    upload.acl = None;
+    assert_eq!(upload.encode()[0], 5);
+}
+
 /// Format 5 of uploads: format 4 with the lock state the completed object gets.
 #[test]
 fn upload_lock_state_makes_format_5() {
@@ -679,6 +721,7 @@ fn upload_lock_state_makes_format_5() {
         class: StorageClass::Standard,
         tags: vec![],
         lock: ObjectLock::default(),
+        acl: None,
     };
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
@@ -904,6 +947,7 @@ fn tiering_round_trips_and_rejects_garbage() {
         class: StorageClass::DeepArchive,
         tags: vec![],
         lock: ObjectLock::default(),
+        acl: None,
     };
     // Format 3 (before tags) still decodes; format 4 adds the tags.
     let v3 = hex_bytes("03010000000000000001006f0000000000000004");

@@ -3,7 +3,7 @@
 use super::{
     algo_code, check, get_lock, get_pairs, get_str, get_sum, get_upload_checksum, get_version,
     kind_code, put_lock, put_str, put_sum, Buf, BufMut, Bytes, BytesMut, Malformed, ObjectLock,
-    StorageClass, Sum, UploadChecksum, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
+    StorageClass, Sum, UploadChecksum, UPLOAD_ACL, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
     VERSION_CHECKSUMS,
 };
 
@@ -23,6 +23,8 @@ pub struct UploadRecord {
     pub tags: Vec<(String, String)>,
     /// The Object Lock state the completed object gets.
     pub lock: ObjectLock,
+    /// The access control list the completed object gets (`ObjectHead::acl`).
+    pub acl: Option<Bytes>,
 }
 
 /// One uploaded part (`P` key).
@@ -106,11 +108,12 @@ impl CompletionRecord {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(if self.lock.is_none() {
-            UPLOAD_TAGS
-        } else {
-            UPLOAD_LOCK
-        });
+        let format = match (self.lock.is_none(), &self.acl) {
+            (_, Some(_)) => UPLOAD_ACL,
+            (true, None) => UPLOAD_TAGS,
+            (false, None) => UPLOAD_LOCK,
+        };
+        b.put_u8(format);
         b.put_u64_le(self.initiated_ms);
         put_str(&mut b, &self.owner);
         put_str(&mut b, &self.content_type);
@@ -135,8 +138,16 @@ impl UploadRecord {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
-        if !self.lock.is_none() {
+        if format >= UPLOAD_LOCK {
             put_lock(&mut b, &self.lock);
+        }
+        if let Some(acl) = &self.acl {
+            assert!(
+                !acl.is_empty() && acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
+                "ACLs are bounded by the S3 layer"
+            );
+            b.put_u16_le(acl.len() as u16);
+            b.put_slice(acl);
         }
         b.freeze()
     }
@@ -147,7 +158,7 @@ impl UploadRecord {
         let (with_checksum, with_class) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK => (true, true),
+            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK | UPLOAD_ACL => (true, true),
             _ => return Err(Malformed("upload")),
         };
         let initiated_ms = b.get_u64_le();
@@ -175,10 +186,20 @@ impl UploadRecord {
         } else {
             Vec::new()
         };
-        let lock = if format == UPLOAD_LOCK {
+        let lock = if format >= UPLOAD_LOCK {
             get_lock(&mut b, "upload")?
         } else {
             ObjectLock::default()
+        };
+        let acl = if format == UPLOAD_ACL {
+            check(&b, 2, "upload")?;
+            let len = usize::from(b.get_u16_le());
+            if len == 0 || len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() != len {
+                return Err(Malformed("upload"));
+            }
+            Some(b.split_to(len))
+        } else {
+            None
         };
         Ok(UploadRecord {
             owner,
@@ -190,6 +211,7 @@ impl UploadRecord {
             class,
             tags,
             lock,
+            acl,
         })
     }
 }
