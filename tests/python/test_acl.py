@@ -296,31 +296,35 @@ def readers(s3, alice, anon, bucket, key, **kw):
     return tuple(out)
 
 
-@pytest.mark.parametrize("canned, want", [
+# (canned ACL, (alice may read, anyone may read))
+OBJECT_CANNED = [
     ("private", (False, False)),
     ("public-read", (True, True)),
     ("public-read-write", (True, True)),
     ("authenticated-read", (True, False)),
     ("bucket-owner-read", (False, False)),
     ("bucket-owner-full-control", (False, False)),
-])
-def test_object_canned_acls(server, s3, alice, anon, bucket, canned, want):
-    s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL=canned)
-    assert readers(s3, alice, anon, bucket, "k") == want
-    if want[1]:
-        assert anon.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
-    acl = s3.get_object_acl(Bucket=bucket, Key="k")
-    assert acl["Owner"]["ID"] == server.access_key
-    extra = {"public-read": {(ALL_USERS, "READ")},
-             "public-read-write": {(ALL_USERS, "READ"), (ALL_USERS, "WRITE")},
-             "authenticated-read": {(AUTH_USERS, "READ")}}.get(canned, set())
-    assert grants(acl) == {(server.access_key, "FULL_CONTROL")} | extra
-    # READ reads the object, never its ACL, nor writes it.
-    assert not can(anon.get_object_acl, Bucket=bucket, Key="k")
-    assert not can(alice.put_object_acl, Bucket=bucket, Key="k", ACL="private")
-    # A new write of the key starts from its own ACL (private here).
-    s3.put_object(Bucket=bucket, Key="k", Body=b"w")
-    assert readers(s3, alice, anon, bucket, "k") == (False, False)
+]
+
+
+def test_object_canned_acls(server, s3, alice, anon, bucket):
+    for canned, want in OBJECT_CANNED:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL=canned)
+        assert readers(s3, alice, anon, bucket, "k") == want, canned
+        if want[1]:
+            assert anon.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+        acl = s3.get_object_acl(Bucket=bucket, Key="k")
+        assert acl["Owner"]["ID"] == server.access_key
+        extra = {"public-read": {(ALL_USERS, "READ")},
+                 "public-read-write": {(ALL_USERS, "READ"), (ALL_USERS, "WRITE")},
+                 "authenticated-read": {(AUTH_USERS, "READ")}}.get(canned, set())
+        assert grants(acl) == {(server.access_key, "FULL_CONTROL")} | extra, canned
+        # READ reads the object, never its ACL, nor writes it.
+        assert not can(anon.get_object_acl, Bucket=bucket, Key="k")
+        assert not can(alice.put_object_acl, Bucket=bucket, Key="k", ACL="private")
+        # A new write of the key starts from its own ACL (private here).
+        s3.put_object(Bucket=bucket, Key="k", Body=b"w")
+        assert readers(s3, alice, anon, bucket, "k") == (False, False)
 
 
 def test_object_grants_by_header_and_body(server, s3, alice, anon, bucket):
@@ -349,7 +353,7 @@ def test_object_grants_by_header_and_body(server, s3, alice, anon, bucket):
     assert readers(s3, alice, anon, bucket, "k") == (False, False)
 
 
-@pytest.mark.parametrize("kw, want", [
+BAD_OBJECT_ACLS = [
     (dict(ACL="public-read", GrantRead=f'uri="{ALL_USERS}"'), ("InvalidRequest", 400)),
     (dict(GrantRead='id="NOSUCHUSERACCESSKEY"'), ("InvalidArgument", 400)),
     (dict(GrantRead='emailAddress="a@example.com"'), ("NotImplemented", 501)),
@@ -357,16 +361,19 @@ def test_object_grants_by_header_and_body(server, s3, alice, anon, bucket):
      ("NotImplemented", 501)),
     (dict(ACL="aws-exec-read"), ("NotImplemented", 501)),
     (dict(ACL="everyone"), ("InvalidArgument", 400)),
-])
-def test_bad_object_acls_are_refused(s3, bucket, kw, want):
+]
+
+
+def test_bad_object_acls_are_refused(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
-    for call, args in [(s3.put_object, dict(Key="new", Body=b"v")),
-                       (s3.put_object_acl, dict(Key="k")),
-                       (s3.copy_object, dict(Key="new", CopySource=f"{bucket}/k")),
-                       (s3.create_multipart_upload, dict(Key="new"))]:
-        with pytest.raises(ClientError) as e:
-            call(Bucket=bucket, **args, **kw)
-        assert (code(e), status(e)) == want, call
+    for kw, want in BAD_OBJECT_ACLS:
+        for call, args in [(s3.put_object, dict(Key="new", Body=b"v")),
+                           (s3.put_object_acl, dict(Key="k")),
+                           (s3.copy_object, dict(Key="new", CopySource=f"{bucket}/k")),
+                           (s3.create_multipart_upload, dict(Key="new"))]:
+            with pytest.raises(ClientError) as e:
+                call(Bucket=bucket, **args, **kw)
+            assert (code(e), status(e)) == want, (call, kw)
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
