@@ -523,22 +523,17 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     // decides, for a caller nothing else lets in yet (the bucket owner: where writers may own
     // objects).
     if let (Some(permission), Some(k)) = (crate::object_acl::permission_for(op), key.as_deref()) {
-        let moot = !owner
-            && (granted
-                || match &stored {
-                    None => false,
-                    Some(_) => {
-                        let f = match facts.take() {
-                            Some(f) => f,
-                            None => request_facts(gateway, cx, signer.as_deref(), &query)?,
-                        };
-                        let resource = required.resource_arn(&bucket, k);
-                        let ctx = f.context(required.action, resource);
-                        let allows = allowed(Standing::Other, stored.as_deref(), &f, &ctx);
-                        facts = Some(f);
-                        allows
-                    }
-                });
+        let mut moot = !owner && granted;
+        if let (false, false, Some(_)) = (owner, granted, &stored) {
+            // A policy that already allows the caller makes the object's ACL moot.
+            let f = match facts.take() {
+                Some(f) => f,
+                None => request_facts(gateway, cx, signer.as_deref(), &query)?,
+            };
+            let ctx = f.context(required.action, required.resource_arn(&bucket, k));
+            moot = allowed(Standing::Other, stored.as_deref(), &f, &ctx);
+            facts = Some(f);
+        }
         if !moot {
             let version_id = query_param(&query, "versionId");
             let judged = gateway
@@ -552,13 +547,12 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
             // The object read took the gate's bucket read: keep it for the handler.
             keep_gate_read(&bucket, &record, hlc);
             match judged? {
-                ObjectGrant::Moot => {}
                 ObjectGrant::Granted(v) => {
                     granted |= !owner;
                     cx.extensions_mut().insert(JudgedVersion(v));
                 }
                 ObjectGrant::Refused if owner => return Err(denied()),
-                ObjectGrant::Refused => {}
+                ObjectGrant::Moot | ObjectGrant::Refused => {}
             }
         }
     }

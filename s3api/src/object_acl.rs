@@ -281,7 +281,7 @@ impl Gateway {
             }
             return Ok(None);
         }
-        let owner = match (ownership, writer) {
+        let object_owner = match (ownership, writer) {
             (Ownership::ObjectWriter, Some(w)) => w,
             (Ownership::BucketOwnerPreferred, Some(w))
                 if asked.canned != Some("bucket-owner-full-control") =>
@@ -290,11 +290,11 @@ impl Gateway {
             }
             _ => bucket_owner,
         };
-        let acl = self.asked_acl(&asked, owner, bucket_owner)?;
-        let acl = acl.unwrap_or_else(|| Acl::private(owner));
+        let acl = self.asked_acl(&asked, object_owner, bucket_owner)?;
+        let acl = acl.unwrap_or_else(|| Acl::private(object_owner));
         self.check_public_acl(&owned.scope, &acl).await?;
         let object = ObjectAcl {
-            owner: owner.to_owned(),
+            owner: object_owner.to_owned(),
             acl,
         };
         Ok(object.stored(bucket_owner))
