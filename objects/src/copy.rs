@@ -31,6 +31,7 @@ pub struct Written {
     pub tags: Vec<(String, String)>,
     pub class: StorageClass,
     pub lock: ObjectLock,
+    pub owner: Option<String>,
     pub acl: Option<bytes::Bytes>,
     pub algo: Option<Algo>,
 }
@@ -100,6 +101,7 @@ impl Store {
             part_checksums: Vec::new(),
             lock: written.lock,
             encryption: None,
+            owner: written.owner,
             acl: written.acl,
         };
         let committed = self

@@ -83,7 +83,8 @@ impl Gateway {
                 .transpose()?
                 .unwrap_or_default(),
             lock,
-            acl,
+            object_owner: acl.owner,
+            acl: acl.acl,
         };
         let upload_id = self
             .store

@@ -9,9 +9,12 @@
 //! version written before, and every version whose ACL is the default) is owned by the bucket
 //! owner with the owner's FULL_CONTROL only: exactly what percore did before object ACLs.
 //!
-//! **Record.** format byte 1 ‖ owner id length u16 LE ‖ owner id ‖ the grants, encoded as a
-//! bucket ACL record (`acl`: format byte 1 ‖ count u16 LE ‖ grants). A version whose owner is
-//! the bucket owner and whose ACL is the owner's FULL_CONTROL only stores nothing.
+//! **Record.** The owner is the head's `owner` (none: the bucket owner); the ACL is the head's
+//! `acl`, encoded as a bucket ACL record is (`acl`: format byte 1 ‖ count u16 LE ‖ grants;
+//! none: the owner's FULL_CONTROL only). The owner is a field of its own, not part of the ACL,
+//! so that listings can show it (the listing entry carries it, format 4) without reading the
+//! head. A version owned by the bucket owner with the owner-only ACL stores neither: its head
+//! is written in the format it had before object ACLs.
 //!
 //! **What a grant gives** on an object (S3's mapping; FULL_CONTROL is all three):
 //! READ: GetObject, HeadObject (GetObjectVersion with a versionId); READ_ACP: GetObjectAcl;
@@ -39,7 +42,7 @@
 //! The owner does not change with PutObjectAcl, nor with a later change of the bucket's
 //! ownership controls, as in S3.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use s3s::dto::{
     AccessControlPolicy, GetObjectAclInput, GetObjectAclOutput, PutObjectAclInput,
     PutObjectAclOutput,
@@ -51,14 +54,20 @@ use crate::public_access::Ownership;
 use crate::records::{Malformed, ObjectHead};
 use crate::s3::{s3_err, user_of, Gateway, Owned};
 
-const FORMAT: u8 = 1;
-
 /// One version's owner and ACL (module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectAcl {
     /// The owner's canonical id (its user's id).
     pub owner: String,
     pub acl: Acl,
+}
+
+/// What a version's head stores of its owner and ACL (`ObjectHead::owner`,
+/// `ObjectHead::acl`): `None` for the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub owner: Option<String>,
+    pub acl: Option<Bytes>,
 }
 
 impl ObjectAcl {
@@ -70,51 +79,24 @@ impl ObjectAcl {
         }
     }
 
-    /// The owner and ACL of `head` in a bucket owned by `bucket_owner`.
+    /// The owner and ACL of `head` in a bucket owned by `bucket_owner` (module docs).
     pub fn of_head(head: &ObjectHead, bucket_owner: &str) -> Result<ObjectAcl, Malformed> {
-        match &head.acl {
-            None => Ok(ObjectAcl::default_for(bucket_owner)),
-            Some(b) => ObjectAcl::decode(b),
-        }
-    }
-
-    /// What a version's head stores (`None`: the default, module docs).
-    pub fn stored(&self, bucket_owner: &str) -> Option<Bytes> {
-        (*self != ObjectAcl::default_for(bucket_owner)).then(|| self.encode())
-    }
-
-    pub fn encode(&self) -> Bytes {
-        assert!(self.owner.len() <= crate::acl::ACL_ID_BYTES_MAX);
-        let mut b = BytesMut::new();
-        b.put_u8(FORMAT);
-        b.put_u16_le(self.owner.len() as u16);
-        b.put_slice(self.owner.as_bytes());
-        b.put_slice(&self.acl.encode());
-        b.freeze()
-    }
-
-    pub fn decode(b: &[u8]) -> Result<ObjectAcl, Malformed> {
-        let bad = |what| Err(Malformed(what));
-        let [format, l0, l1, rest @ ..] = b else {
-            return bad("object acl: truncated");
-        };
-        if *format != FORMAT {
-            return bad("object acl: unknown format");
-        }
-        let len = usize::from(u16::from_le_bytes([*l0, *l1]));
-        let Some((owner, grants)) = rest.split_at_checked(len) else {
-            return bad("object acl: truncated");
-        };
-        let Ok(owner) = std::str::from_utf8(owner) else {
-            return bad("object acl: owner is not UTF-8");
-        };
-        if owner.is_empty() {
-            return bad("object acl: no owner");
-        }
+        let owner = head.owner.as_deref().unwrap_or(bucket_owner);
         Ok(ObjectAcl {
             owner: owner.to_owned(),
-            acl: Acl::decode(grants)?,
+            acl: match &head.acl {
+                None => Acl::private(owner),
+                Some(b) => Acl::decode(b)?,
+            },
         })
+    }
+
+    /// What a version's head stores (module docs).
+    pub fn stored(&self, bucket_owner: &str) -> Stored {
+        Stored {
+            owner: (self.owner != bucket_owner).then(|| self.owner.clone()),
+            acl: (self.acl != Acl::private(&self.owner)).then(|| self.acl.encode()),
+        }
     }
 
     /// Whether it gives `permission` to the caller (`None`: anonymous); `ignore_public`:
@@ -260,7 +242,8 @@ pub enum ObjectGrant {
 }
 
 impl Gateway {
-    /// The owner and ACL a new version gets (`ObjectHead::acl`) in the bucket `owned`, written
+    /// The owner and ACL a new version gets (`ObjectHead::owner`, `ObjectHead::acl`) in the
+    /// bucket `owned`, written
     /// by `writer` (`None`: anonymous), asking for `asked` (module docs): refused when the
     /// bucket's ownership disables ACLs or its public access block blocks public ones.
     pub(crate) async fn acl_for_write(
@@ -268,18 +251,18 @@ impl Gateway {
         owned: &Owned,
         writer: Option<&str>,
         asked: Asked<'_>,
-    ) -> S3Result<Option<Bytes>> {
+    ) -> S3Result<Stored> {
         let bucket_owner = owned.record.owner.as_str();
         // The common case pays nothing: the bucket owner writing without an ACL.
         if !asked.any() && writer.is_none_or(|w| w == bucket_owner) {
-            return Ok(None);
+            return Ok(Stored::default());
         }
         let ownership = self.read_ownership(&owned.scope).await?;
         if ownership == Ownership::BucketOwnerEnforced {
             if !asked.owner_only() {
                 return Err(crate::acl::not_supported());
             }
-            return Ok(None);
+            return Ok(Stored::default());
         }
         let object_owner = match (ownership, writer) {
             (Ownership::ObjectWriter, Some(w)) => w,
@@ -485,7 +468,10 @@ impl Gateway {
             return Err(s3_error!(InvalidArgument, "too many grants"));
         }
         self.store
-            .set_acl((&scope, &i.key, &head.version_id), new.stored(bucket_owner))
+            .set_acl(
+                (&scope, &i.key, &head.version_id),
+                new.stored(bucket_owner).acl,
+            )
             .await
             .map_err(s3_err)?;
         Ok(S3Response::new(PutObjectAclOutput::default()))
@@ -512,36 +498,32 @@ mod tests {
     }
 
     #[test]
-    fn record_round_trip_and_every_cut_refused() {
+    fn stored_in_the_head_and_read_back() {
         let o = sample();
-        let bytes = o.encode();
-        assert_eq!(ObjectAcl::decode(&bytes).unwrap(), o);
-        for cut in 0..bytes.len() {
-            assert!(ObjectAcl::decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut longer = bytes.to_vec();
-        longer.push(0);
-        assert!(ObjectAcl::decode(&longer).is_err());
-        let mut other = bytes.to_vec();
-        other[0] = 2;
-        assert!(ObjectAcl::decode(&other).is_err());
-        assert!(ObjectAcl::decode(&[1, 0, 0, 1, 0, 0]).is_err(), "no owner");
-        assert!(
-            ObjectAcl::decode(&[1, 1, 0, 0xff, 1, 0, 0]).is_err(),
-            "not UTF-8"
-        );
+        let stored = o.stored(ROOT);
+        assert_eq!(stored.owner.as_deref(), Some(ALICE));
+        let mut head = objects::test_support::head_of_parts(&[1]);
+        head.owner = stored.owner;
+        head.acl = stored.acl;
+        assert_eq!(ObjectAcl::of_head(&head, ROOT).unwrap(), o);
+        // A damaged ACL is an error, never a default.
+        head.acl = Some(Bytes::from_static(&[1, 1, 0, 9]));
+        assert!(ObjectAcl::of_head(&head, ROOT).is_err());
     }
 
-    /// Format 1 as written to disk: a fixture every later version must still open.
+    /// The ACL as written to disk (the bucket ACL's format 1): a fixture every later version
+    /// must still open.
     #[test]
     fn format_1_fixture() {
         let stored: &[u8] = &[
-            1, 1, 0, b'a', // format, owner "a"
-            1, 2, 0, // the grants' format, 2 grants
+            1, 2, 0, // format, 2 grants
             5, 0, 1, 0, b'a', // FULL_CONTROL to user "a"
             1, 1, // READ to AllUsers
         ];
-        let o = ObjectAcl::decode(stored).unwrap();
+        let mut head = objects::test_support::head_of_parts(&[1]);
+        head.owner = Some("a".into());
+        head.acl = Some(Bytes::from_static(stored));
+        let o = ObjectAcl::of_head(&head, ROOT).unwrap();
         assert_eq!(o.owner, "a");
         assert_eq!(
             o.acl.grants,
@@ -556,20 +538,27 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(&o.encode()[..], stored);
+        assert_eq!(o.stored(ROOT).acl.as_deref(), Some(stored));
     }
 
     #[test]
     fn the_default_stores_nothing() {
-        assert_eq!(ObjectAcl::default_for(ROOT).stored(ROOT), None);
+        assert_eq!(ObjectAcl::default_for(ROOT).stored(ROOT), Stored::default());
+        // A writer's object with the writer's FULL_CONTROL: only its owner is stored.
         let alices = ObjectAcl::default_for(ALICE);
-        assert!(alices.stored(ROOT).is_some());
+        assert_eq!(
+            alices.stored(ROOT),
+            Stored {
+                owner: Some(ALICE.into()),
+                acl: None
+            }
+        );
         let mut head = objects::test_support::head_of_parts(&[1]);
         assert_eq!(
             ObjectAcl::of_head(&head, ROOT).unwrap(),
             ObjectAcl::default_for(ROOT)
         );
-        head.acl = alices.stored(ROOT);
+        head.owner = Some(ALICE.into());
         assert_eq!(ObjectAcl::of_head(&head, ROOT).unwrap(), alices);
     }
 

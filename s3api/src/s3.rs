@@ -1032,7 +1032,8 @@ impl S3 for Gateway {
             part_checksums: Vec::new(),
             lock,
             encryption,
-            acl,
+            owner: acl.owner,
+            acl: acl.acl,
         };
         let committed = self
             .store
@@ -1461,10 +1462,8 @@ impl S3 for Gateway {
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.entries.len() + page.prefixes.len()) as i32;
         let next = page.next_token();
-        let (mut contents, prefixes) = page_contents(page, &enc);
-        if input.fetch_owner == Some(true) {
-            set_owner(&mut contents, &user);
-        }
+        let owners = (input.fetch_owner == Some(true)).then_some(user.as_str());
+        let (contents, prefixes) = page_contents(page, &enc, owners);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -1812,7 +1811,8 @@ impl S3 for Gateway {
             tags: Vec::new(),
             class,
             lock,
-            acl,
+            owner: acl.owner,
+            acl: acl.acl,
             algo: None,
             ..Default::default()
         };
@@ -1963,9 +1963,8 @@ impl S3 for Gateway {
         let next = page
             .next_token()
             .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
-        let (mut contents, prefixes) = page_contents(page, &enc);
         // V1 always names the owner (V2 only with fetch-owner=true).
-        set_owner(&mut contents, &user);
+        let (contents, prefixes) = page_contents(page, &enc, Some(&user));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -2037,10 +2036,12 @@ pub(crate) struct CopiedSource {
     pub named_version: bool,
 }
 
-/// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes.
+/// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes; with
+/// their owners when `bucket_owner` is given (an object's own, else the bucket owner).
 fn page_contents(
     page: Listed,
     enc: &impl Fn(String) -> String,
+    bucket_owner: Option<&str>,
 ) -> (Vec<Object>, Vec<CommonPrefix>) {
     let contents = page
         .entries
@@ -2051,6 +2052,7 @@ fn page_contents(
             e_tag: Some(etag(&entry.etag)),
             last_modified: Some(timestamp(entry.modified_ms)),
             storage_class: Some(entry.class.as_str().to_owned().into()),
+            owner: bucket_owner.map(|b| owner_dto(entry.owner.as_deref().unwrap_or(b))),
             ..Default::default()
         })
         .collect();
@@ -2064,13 +2066,11 @@ fn page_contents(
     (contents, prefixes)
 }
 
-/// Every object of a bucket belongs to the bucket's owner (only the owner may write to it).
-fn set_owner(contents: &mut [Object], owner: &str) {
-    for o in contents {
-        o.owner = Some(Owner {
-            display_name: Some(owner.to_owned()),
-            id: Some(owner.to_owned()),
-        });
+/// The Owner element of a user id.
+pub(crate) fn owner_dto(id: &str) -> Owner {
+    Owner {
+        display_name: Some(id.to_owned()),
+        id: Some(id.to_owned()),
     }
 }
 

@@ -553,6 +553,23 @@ def test_object_writer_owns_what_it_writes(server, s3, alice, anon, bucket):
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
     anon.put_object(Bucket=bucket, Key="anon", Body=b"x")
     assert s3.get_object_acl(Bucket=bucket, Key="anon")["Owner"]["ID"] == root
+    # Listings show each object's owner.
+    want = {"anon": root, "mine": ALICE[0], "read": ALICE[0], "root": root,
+            "shared": ALICE[0]}
+    v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert {o["Key"]: o["Owner"]["ID"] for o in v2} == want
+    assert all("Owner" not in o for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    v1 = s3.list_objects(Bucket=bucket)["Contents"]
+    assert {o["Key"]: o["Owner"]["ID"] for o in v1} == want
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {v["Key"]: v["Owner"]["ID"] for v in versions} == want
+    # In a bucket keeping versions too, each version with its own owner.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="mine", Body=b"taken")
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="mine")["Versions"]
+    assert [v["Owner"]["ID"] for v in versions] == [root, ALICE[0]]
+    v2 = s3.list_objects_v2(Bucket=bucket, Prefix="mine", FetchOwner=True)["Contents"]
+    assert [o["Owner"]["ID"] for o in v2] == [root]
 
 
 def test_bucket_owner_preferred(server, s3, alice, bucket):

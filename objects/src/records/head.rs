@@ -175,6 +175,9 @@ pub struct ObjectHead {
     /// How the body is encrypted (heads before format 8: not). When set, `size` and
     /// `parts[].size` count the stored (sealed) bytes and the plaintext size is here.
     pub encryption: Option<Encryption>,
+    /// The version's owner (a user id) when it is not the bucket's owner, who owns every
+    /// version without one (heads before format 9: none).
+    pub owner: Option<String>,
     /// The version's access control list, as the S3 layer encodes it (opaque here; heads
     /// before format 9: none, which the S3 layer reads as its default). At most
     /// `limits::HEAD_ACL_BYTES_MAX` bytes, never empty.
@@ -317,7 +320,7 @@ impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
-            _ if self.acl.is_some() => HEAD_ACL,
+            _ if self.acl.is_some() || self.owner.is_some() => HEAD_ACL,
             _ if self.encryption.is_some() => HEAD_SSE,
             (true, true) => HEAD_TAGS,
             (true, false) => HEAD_PART_SUMS,
@@ -391,13 +394,8 @@ impl ObjectHead {
             b.put_u64_le(e.plain_bytes);
             b.put_slice(&e.wrapped.encode());
         }
-        if let Some(acl) = &self.acl {
-            assert!(
-                !acl.is_empty() && acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
-                "ACLs are bounded by the S3 layer"
-            );
-            b.put_u16_le(acl.len() as u16);
-            b.put_slice(acl);
+        if format == HEAD_ACL {
+            put_owner_and_acl(&mut b, self.owner.as_deref(), self.acl.as_ref());
         }
         b.freeze()
     }
@@ -523,15 +521,10 @@ impl ObjectHead {
         } else {
             None
         };
-        let acl = if format == HEAD_ACL {
-            check(&b, 2, "object")?;
-            let len = usize::from(b.get_u16_le());
-            if len == 0 || len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() < len {
-                return Err(Malformed("object"));
-            }
-            Some(b.split_to(len))
+        let (owner, acl) = if format == HEAD_ACL {
+            get_owner_and_acl(&mut b, "object")?
         } else {
-            None
+            (None, None)
         };
         // Every byte of a head is some field's: anything after the last is damage.
         if b.has_remaining() {
@@ -556,6 +549,7 @@ impl ObjectHead {
             part_checksums,
             lock,
             encryption,
+            owner,
             acl,
         })
     }
@@ -610,6 +604,43 @@ impl ObjectHead {
 
 /// Format 8's encryption: kind u8 ‖ plaintext size u64 ‖ wrapped data key (121 bytes). Only
 /// single-part bodies are sealed, and the stored size must be the one sealing gives.
+/// A version's owner (`put_str`, empty: the bucket owner) ‖ its ACL (u16 length, 0: none ‖
+/// bytes).
+pub(super) fn put_owner_and_acl(b: &mut BytesMut, owner: Option<&str>, acl: Option<&Bytes>) {
+    assert!(
+        owner.is_none_or(|o| !o.is_empty() && o.len() <= crate::limits::OWNER_ID_BYTES_MAX),
+        "owners are user ids"
+    );
+    put_str(b, owner.unwrap_or(""));
+    let acl = acl.map_or(&[][..], |a| &a[..]);
+    assert!(
+        acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
+        "ACLs are bounded by the S3 layer"
+    );
+    b.put_u16_le(acl.len() as u16);
+    b.put_slice(acl);
+}
+
+pub(super) fn get_owner_and_acl(
+    b: &mut Bytes,
+    what: &'static str,
+) -> Result<(Option<String>, Option<Bytes>), Malformed> {
+    let owner = get_str(b, what)?;
+    if owner.len() > crate::limits::OWNER_ID_BYTES_MAX {
+        return Err(Malformed(what));
+    }
+    check(b, 2, what)?;
+    let len = usize::from(b.get_u16_le());
+    if len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() < len {
+        return Err(Malformed(what));
+    }
+    let acl = b.split_to(len);
+    Ok((
+        (!owner.is_empty()).then_some(owner),
+        (!acl.is_empty()).then_some(acl),
+    ))
+}
+
 pub(super) fn get_encryption(
     b: &mut Bytes,
     size: u64,

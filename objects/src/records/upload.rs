@@ -23,7 +23,9 @@ pub struct UploadRecord {
     pub tags: Vec<(String, String)>,
     /// The Object Lock state the completed object gets.
     pub lock: ObjectLock,
-    /// The access control list the completed object gets (`ObjectHead::acl`).
+    /// The owner and access control list the completed object gets (`ObjectHead::owner`,
+    /// `ObjectHead::acl`).
+    pub object_owner: Option<String>,
     pub acl: Option<Bytes>,
 }
 
@@ -108,10 +110,11 @@ impl CompletionRecord {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        let format = match (self.lock.is_none(), &self.acl) {
-            (_, Some(_)) => UPLOAD_ACL,
-            (true, None) => UPLOAD_TAGS,
-            (false, None) => UPLOAD_LOCK,
+        let owned = self.acl.is_some() || self.object_owner.is_some();
+        let format = match (self.lock.is_none(), owned) {
+            (_, true) => UPLOAD_ACL,
+            (true, false) => UPLOAD_TAGS,
+            (false, false) => UPLOAD_LOCK,
         };
         b.put_u8(format);
         b.put_u64_le(self.initiated_ms);
@@ -141,13 +144,8 @@ impl UploadRecord {
         if format >= UPLOAD_LOCK {
             put_lock(&mut b, &self.lock);
         }
-        if let Some(acl) = &self.acl {
-            assert!(
-                !acl.is_empty() && acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
-                "ACLs are bounded by the S3 layer"
-            );
-            b.put_u16_le(acl.len() as u16);
-            b.put_slice(acl);
+        if format == UPLOAD_ACL {
+            super::put_owner_and_acl(&mut b, self.object_owner.as_deref(), self.acl.as_ref());
         }
         b.freeze()
     }
@@ -191,15 +189,15 @@ impl UploadRecord {
         } else {
             ObjectLock::default()
         };
-        let acl = if format == UPLOAD_ACL {
-            check(&b, 2, "upload")?;
-            let len = usize::from(b.get_u16_le());
-            if len == 0 || len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() != len {
+        let (object_owner, acl) = if format == UPLOAD_ACL {
+            let completed = super::get_owner_and_acl(&mut b, "upload")?;
+            // The record's last field.
+            if b.has_remaining() {
                 return Err(Malformed("upload"));
             }
-            Some(b.split_to(len))
+            completed
         } else {
-            None
+            (None, None)
         };
         Ok(UploadRecord {
             owner,
@@ -211,6 +209,7 @@ impl UploadRecord {
             class,
             tags,
             lock,
+            object_owner,
             acl,
         })
     }
