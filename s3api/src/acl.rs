@@ -15,8 +15,7 @@
 //! READ_ACP: GetBucketAcl; WRITE_ACP: PutBucketAcl. The owner always has everything; a
 //! caller let in by a grant acts as the bucket owner (`authz::ActingFor`: what it writes
 //! belongs to the bucket owner). An explicit Deny in the bucket policy beats any grant
-//! (`authz`). Objects have no ACLs of their own yet: an object ACL other than the owner-only
-//! ones answers NotImplemented (`refuse`), GetObjectAcl shows the owner-only ACL.
+//! (`authz`). Objects have ACLs of their own (`object_acl`), encoded as this record is.
 //!
 //! **Record.** `R` ‖ scope ‖ `\0` ‖ `acl` (`bucket_config`): format byte 1 ‖ grant count u16
 //! LE ‖ per grant: permission u8 (1 READ, 2 WRITE, 3 READ_ACP, 4 WRITE_ACP, 5 FULL_CONTROL) ‖
@@ -25,12 +24,12 @@
 //! FULL_CONTROL only). Keyed by the scope, it dies with the bucket's incarnation.
 //!
 //! **Object ownership.** percore's default for a bucket without ownership controls is ACLs
-//! enabled, the bucket owner owning every object whoever writes it (percore has no other
-//! object owner). With BucketOwnerEnforced stored (CreateBucket's `x-amz-object-ownership`
-//! or PutBucketOwnershipControls), ACLs are disabled as in S3: a stored ACL counts for nothing,
-//! GetBucketAcl shows the owner-only ACL, and setting any ACL but an owner-only one, on the
-//! bucket or an object, answers 400 AccessControlListNotSupported (`public_access` for
-//! objects, whose ACLs are refused anyway).
+//! enabled, the bucket owner owning every object whoever writes it; ObjectWriter and
+//! BucketOwnerPreferred let writers own objects (`object_acl`). With BucketOwnerEnforced stored
+//! (CreateBucket's `x-amz-object-ownership` or PutBucketOwnershipControls), ACLs are disabled
+//! as in S3: a stored ACL counts for nothing, GetBucketAcl shows the owner-only ACL, and
+//! setting any ACL but an owner-only one, on the bucket or an object, answers 400
+//! AccessControlListNotSupported. The cache ([`State`]) keeps the ownership with the ACL.
 //!
 //! **Public access block.** BlockPublicAcls refuses a public ACL (a grant to AllUsers or
 //! AuthenticatedUsers) with 403 AccessDenied; IgnorePublicAcls makes the stored public grants

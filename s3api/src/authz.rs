@@ -16,10 +16,15 @@
 //!   - the owner's request is allowed unless an explicit Deny applies;
 //!   - another user's, or an anonymous one (principal `*` only), is allowed only by an Allow
 //!     and never with a Deny. The handler then acts as the bucket owner ([`ActingFor`],
-//!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner
-//!     (BucketOwnerEnforced), and listings show the owner.
+//!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner, unless
+//!     the bucket's ownership controls make writers own objects (`object_acl`).
 //!   - A caller the bucket's ACL grants what the action needs (`acl`) is allowed like the
-//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too.
+//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too. So is a
+//!     caller an object version's own ACL grants GetObject, HeadObject, GetObjectAcl or
+//!     PutObjectAcl (`object_acl`: read only where no cheaper input lets the caller in; the
+//!     version judged is the one the handler must serve, [`JudgedVersion`]). Where writers may
+//!     own objects (ObjectWriter, BucketOwnerPreferred), the bucket owner too gets only what an
+//!     object owned by someone else grants it, for those four operations.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
 //!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the

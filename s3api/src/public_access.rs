@@ -16,11 +16,12 @@
 //!   denied even where the policy allows them ([`restricts`], called by `authz`).
 //! - **BlockPublicAcls**: a request asking for a public ACL (a public canned ACL, or a grant
 //!   to the AllUsers or AuthenticatedUsers group, in headers, a POST form or a Put*Acl body)
-//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`); on objects,
-//!   which have no ACLs of their own and answer NotImplemented otherwise, the gate does
-//!   ([`check_acl_request`], [`Gateway::object_acl_put`]). CreateBucket is not judged: a
-//!   bucket has no configuration before it exists (account-level blocks are not built).
-//! - **IgnorePublicAcls**: the bucket ACL's public grants count for nothing (`acl`).
+//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`), object
+//!   writes and PutObjectAcl too (`object_acl`); on a request `refuse` turns down anyway the
+//!   gate does ([`check_acl_request`]). CreateBucket is not judged: a bucket has no
+//!   configuration before it exists (account-level blocks are not built).
+//! - **IgnorePublicAcls**: the public grants of the bucket's ACL and of its objects' count for
+//!   nothing (`acl`, `object_acl`).
 //!
 //! The access gate reads the setting through [`State`], a cache per scope like the policy's
 //! ([`CACHE_TTL`]); only requests that could be affected read it (a caller who is not the owner
@@ -30,14 +31,16 @@
 //! other callers need the policy's `s3:GetBucketPublicAccessBlock` /
 //! `s3:PutBucketPublicAccessBlock`.
 //!
-//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): the bucket owner owns every
-//! object in percore; `BucketOwnerEnforced` also disables ACLs (`acl`). That value is
-//! stored (`R` ‖ scope ‖ `\0` ‖ `ownership`: format byte 1 ‖ 1) and reported; `ObjectWriter` and
-//! `BucketOwnerPreferred` would make writers own objects and answer NotImplemented. CreateBucket with
-//! `x-amz-object-ownership: BucketOwnerEnforced` stores it too (other values are refused by
-//! `refuse` before the bucket exists). Without the record GetBucketOwnershipControls answers
-//! 404 OwnershipControlsNotFoundError, as AWS for a bucket without the configuration; the
-//! behaviour is the same either way.
+//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls, [`Ownership`]): who owns
+//! what is written to the bucket (`object_acl` has the rules). `BucketOwnerEnforced` disables
+//! ACLs (`acl`) and the bucket owner owns every object; `ObjectWriter` makes the writer own
+//! what it writes; `BucketOwnerPreferred` the bucket owner what is written with
+//! `bucket-owner-full-control`, the writer the rest. Stored as `R` ‖ scope ‖ `\0` ‖
+//! `ownership`: format byte 1 ‖ 1 BucketOwnerEnforced, 2 BucketOwnerPreferred, 3
+//! ObjectWriter; CreateBucket's `x-amz-object-ownership` stores it too. Without the record
+//! GetBucketOwnershipControls answers 404 OwnershipControlsNotFoundError, as AWS for a bucket
+//! without the configuration, and the bucket behaves as percore always did: ACLs enabled, the
+//! bucket owner owning every object.
 
 use std::time::Duration;
 

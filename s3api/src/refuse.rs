@@ -1,17 +1,15 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants or a public canned ACL
-//! on an object (buckets have ACLs, objects none of their own: `acl`), an Object Lock header
-//! where nothing honours it — answers `NotImplemented` before anything
+//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL headers where no ACL is set
+//! (buckets: `acl`, objects: `object_acl`) or in a query string, an Object Lock header where
+//! nothing honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
 //! a request tells the user their data is locked, encrypted or private when it is not: the worst
 //! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
 //! with a plain DELETE, an SSE-C object read back without its key).
 //!
 //! Values that ask for exactly what percore already does stay accepted, because common clients
-//! send them by default: `x-amz-acl: private` (rclone, s3cmd), the owner-only canned ACLs on
-//! objects (every object belongs to its bucket's owner here, whoever wrote it), object lock
-//! explicitly disabled, and `BucketOwnerEnforced` object ownership (what percore does: the
-//! bucket owner owns every object).
+//! send them by default: `x-amz-acl: private` (rclone, s3cmd) anywhere, and object lock
+//! explicitly disabled.
 //!
 //! The check runs in s3s's access hook (`access.rs`), after authentication and before the body
 //! is read, on the raw headers of every operation (and on the query string, where presigned URLs
@@ -20,10 +18,10 @@
 //! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
 //! operations that set encryption or replication configuration are not implemented and answer
 //! `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s, bucket ACLs
-//! `acl`'s; PutObjectAcl answers it from `public_access`), and `PutBucketVersioning` refuses MFA
-//! delete itself (`versioning.rs`). A public ACL on an object in a bucket whose public access
-//! block sets BlockPublicAcls is answered AccessDenied instead (`public_access`, called by
-//! `access` on what this module refuses).
+//! `acl`'s, object ACLs `object_acl`'s), and `PutBucketVersioning` refuses MFA
+//! delete itself (`versioning.rs`). A public ACL this module refuses, in a bucket whose public
+//! access block sets BlockPublicAcls, is answered AccessDenied instead (`public_access`, called
+//! by `access` on what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;
@@ -68,9 +66,8 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-write-offset-bytes", "appending to objects"),
 ];
 
-/// The ACL grant headers: honoured as headers on the bucket operations that set an ACL
-/// (`acl`), refused on objects, which have no ACLs of their own, and in a query string, where
-/// s3s would not read them.
+/// The ACL grant headers: honoured as headers on the operations that set an ACL (`acl`,
+/// `object_acl`), refused elsewhere and in a query string, where s3s would not read them.
 const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-read",
     "x-amz-grant-write",
