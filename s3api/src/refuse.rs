@@ -105,6 +105,18 @@ const SSE_C_HEADERS: [&str; 3] = [
 ];
 const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
 
+/// The canned ACLs S3 defines.
+const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+];
+
 /// Why a request must be refused, or `None` when percore does what it asks. `op` is s3s's
 /// operation name (`"CreateBucket"`, `"PutObject"`, …).
 pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
@@ -228,7 +240,9 @@ fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S
 
 /// A canned ACL on an ACL write (bucket: `acl`; object: `object_acl`) is theirs to judge, as
 /// a header: s3s does not read it from a query string, where anything but `private` is
-/// refused. On any other operation it means nothing and is refused unless `private`.
+/// refused. On any other operation it sets nothing: the ones that grant nothing beyond the
+/// owner (what clients send by default) pass, an unknown one is InvalidArgument, any other
+/// NotImplemented.
 fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
     if BUCKET_ACL_WRITES.contains(&op) || OBJECT_ACL_WRITES.contains(&op) {
         return (in_query && value != "private").then(|| {
@@ -238,13 +252,17 @@ fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
             )
         });
     }
-    (value != "private").then(|| {
-        s3_error!(
+    if crate::acl::canned_object_is_owner_only(value) {
+        None
+    } else if CANNED_ACLS.contains(&value) {
+        Some(s3_error!(
             NotImplemented,
             "x-amz-acl is honoured on CreateBucket, PutBucketAcl, PutObject, CopyObject, \
              CreateMultipartUpload and PutObjectAcl only"
-        )
-    })
+        ))
+    } else {
+        Some(s3_error!(InvalidArgument, "x-amz-acl: unknown canned ACL"))
+    }
 }
 
 fn not_implemented(header: &str, what: &str) -> S3Error {
@@ -483,6 +501,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_invalid_arguments() {
+        assert_eq!(
+            code("UploadPart", &[("x-amz-acl", "everyone")]),
+            Some(S3ErrorCode::InvalidArgument)
+        );
+        assert_eq!(
+            code("UploadPart", &[("x-amz-acl", "bucket-owner-read")]),
+            None
+        );
         assert_eq!(
             code(
                 "CreateBucket",
