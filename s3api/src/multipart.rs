@@ -160,6 +160,7 @@ impl Gateway {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let user = user_of(&req)?;
+        let judged_source = crate::object_acl::judged_source(&req.extensions);
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
@@ -178,6 +179,7 @@ impl Gateway {
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        crate::object_acl::check_judged(judged_source, &source.head)?;
         let src = &source.head;
         let (first, len) = match &input.copy_source_range {
             None => (0, src.size),

@@ -209,6 +209,15 @@ pub(crate) fn judged(extensions: &http::Extensions) -> Option<JudgedVersion> {
     extensions.get::<JudgedVersion>().copied()
 }
 
+/// The version of a copy's source the gate judged by its ACL (module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct JudgedSource(pub [u8; 12]);
+
+/// The source version the gate judged a copy by, if it judged one.
+pub(crate) fn judged_source(extensions: &http::Extensions) -> Option<JudgedVersion> {
+    extensions.get::<JudgedSource>().map(|s| JudgedVersion(s.0))
+}
+
 /// AccessDenied when the gate judged another version than `head` (a write came between).
 pub(crate) fn check_judged(judged: Option<JudgedVersion>, head: &ObjectHead) -> S3Result<()> {
     match judged {

@@ -1761,6 +1761,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let user = user_of(&req)?;
         let writer = crate::object_acl::signer_of(&req);
+        let judged_source = crate::object_acl::judged_source(&req.extensions);
         let input = req.input;
         check_key(&input.key)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
@@ -1783,6 +1784,7 @@ impl S3 for Gateway {
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        crate::object_acl::check_judged(judged_source, &source.head)?;
         let (src_bucket, src_key, src) = (&source.bucket, &source.key, &source.head);
         let replace = match input
             .metadata_directive

@@ -440,6 +440,27 @@ def test_copies_get_their_own_acl(s3, alice, anon, bucket):
     assert readers(s3, alice, anon, bucket, "src") == (True, False)
 
 
+def test_an_object_read_grant_lets_a_writer_copy_it(server, s3, alice, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{ALICE[0]}"')
+    s3.put_object(Bucket=bucket, Key="private", Body=b"p")
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"s", GrantRead=f'id="{ALICE[0]}"')
+    for call, kw in [(alice.copy_object, {}),
+                     (alice.upload_part_copy, dict(PartNumber=1))]:
+        if call == alice.upload_part_copy:
+            up = alice.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+            kw = dict(kw, UploadId=up)
+        assert not can(call, Bucket=bucket, Key="dst", CopySource=f"{bucket}/private", **kw)
+        assert can(call, Bucket=bucket, Key="dst", CopySource=f"{bucket}/shared", **kw)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"s"
+    # Where writers own objects, the bucket owner copies only what it may read.
+    ownership(s3, bucket, "ObjectWriter")
+    alice.put_object(Bucket=bucket, Key="alices", Body=b"a")
+    assert not can(s3.copy_object, Bucket=bucket, Key="c", CopySource=f"{bucket}/alices")
+    alice.put_object_acl(Bucket=bucket, Key="alices", ACL="bucket-owner-read")
+    s3.copy_object(Bucket=bucket, Key="c", CopySource=f"{bucket}/alices")
+    assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"a"
+
+
 def test_multipart_uploads_get_their_acl_at_complete(s3, alice, anon, bucket):
     up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ACL="public-read")["UploadId"]
     etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1,
