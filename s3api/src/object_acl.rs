@@ -18,8 +18,11 @@
 //!
 //! **What a grant gives** on an object (S3's mapping; FULL_CONTROL is all three):
 //! READ: GetObject, HeadObject (GetObjectVersion with a versionId); READ_ACP: GetObjectAcl;
-//! WRITE_ACP: PutObjectAcl. The object's owner may always read and write its ACL. An object
-//! WRITE grant means nothing (S3 documents it as not applicable). The gate reads a version's
+//! WRITE_ACP: PutObjectAcl. READ also lets a caller copy the version (the source of
+//! CopyObject and UploadPartCopy). The object's owner may always read and write its ACL. An
+//! object WRITE grant means nothing (S3 documents it as not applicable). Other object
+//! operations (tagging, attributes, retention) are not judged by object ACLs: they stay the
+//! bucket owner's and the policy's, whoever owns the object. The gate reads a version's
 //! ACL only for those operations, only for a caller the bucket's policy does not already
 //! allow, and only where it can matter (not with BucketOwnerEnforced; for the bucket owner,
 //! only where writers may own objects). An explicit Deny in the bucket policy beats any grant;
@@ -252,9 +255,9 @@ pub enum ObjectGrant {
 
 impl Gateway {
     /// The owner and ACL a new version gets (`ObjectHead::owner`, `ObjectHead::acl`) in the
-    /// bucket `owned`, written
-    /// by `writer` (`None`: anonymous), asking for `asked` (module docs): refused when the
-    /// bucket's ownership disables ACLs or its public access block blocks public ones.
+    /// bucket `owned`, written by `writer` (`None`: anonymous), asking for `asked` (module
+    /// docs): refused when the bucket's ownership disables ACLs or its public access block
+    /// blocks public ones.
     pub(crate) async fn acl_for_write(
         &self,
         owned: &Owned,
