@@ -28,6 +28,11 @@
 //! Object Lock: heads at 7 (a version's retention and legal hold), uploads at 5 (the lock
 //! state the completed object gets), bucket records flag 4 (lock enabled). A record without
 //! lock state is written exactly as before.
+//!
+//! Object ACLs and owners: heads at 9 (a version's owner when not the bucket's, and its ACL
+//! as the S3 layer encodes it, opaque here), uploads at 6 (what the completed object gets),
+//! listing entries at 4 (the current version's owner, for listings). A version owned by the
+//! bucket owner with the default ACL is written exactly as before.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
