@@ -393,6 +393,12 @@ impl Gateway {
         Ok(ObjectGrant::Refused)
     }
 
+    /// Whether listings of `scope` show each object's own owner: not where the ownership is
+    /// BucketOwnerEnforced, under which the bucket owner owns every object (as in S3).
+    pub(crate) async fn shows_object_owners(&self, scope: &str) -> S3Result<bool> {
+        Ok(self.acl_in_force(scope).await?.ownership != Ownership::BucketOwnerEnforced)
+    }
+
     /// GetObjectAcl: the version's owner and grants (the owner-only ACL of the bucket owner
     /// where ACLs are disabled).
     pub(crate) async fn object_acl_get(

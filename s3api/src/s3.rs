@@ -1462,7 +1462,10 @@ impl S3 for Gateway {
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.entries.len() + page.prefixes.len()) as i32;
         let next = page.next_token();
-        let owners = (input.fetch_owner == Some(true)).then_some(user.as_str());
+        let owners = match input.fetch_owner {
+            Some(true) => Some((user.as_str(), self.shows_object_owners(&bucket).await?)),
+            _ => None,
+        };
         let (contents, prefixes) = page_contents(page, &enc, owners);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -1966,7 +1969,8 @@ impl S3 for Gateway {
             .next_token()
             .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
         // V1 always names the owner (V2 only with fetch-owner=true).
-        let (contents, prefixes) = page_contents(page, &enc, Some(&user));
+        let owners = (user.as_str(), self.shows_object_owners(&bucket).await?);
+        let (contents, prefixes) = page_contents(page, &enc, Some(owners));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -2039,11 +2043,12 @@ pub(crate) struct CopiedSource {
 }
 
 /// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes; with
-/// their owners when `bucket_owner` is given (an object's own, else the bucket owner).
+/// their owners when `owners` gives the bucket owner (an object's own when the flag says
+/// objects have their own, else the bucket owner).
 fn page_contents(
     page: Listed,
     enc: &impl Fn(String) -> String,
-    bucket_owner: Option<&str>,
+    owners: Option<(&str, bool)>,
 ) -> (Vec<Object>, Vec<CommonPrefix>) {
     let contents = page
         .entries
@@ -2054,7 +2059,10 @@ fn page_contents(
             e_tag: Some(etag(&entry.etag)),
             last_modified: Some(timestamp(entry.modified_ms)),
             storage_class: Some(entry.class.as_str().to_owned().into()),
-            owner: bucket_owner.map(|b| owner_dto(entry.owner.as_deref().unwrap_or(b))),
+            owner: owners.map(|(bucket_owner, own)| {
+                let object_owner = entry.owner.as_deref().filter(|_| own);
+                owner_dto(object_owner.unwrap_or(bucket_owner))
+            }),
             ..Default::default()
         })
         .collect();

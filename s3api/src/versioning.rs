@@ -195,6 +195,7 @@ impl Gateway {
             with_versions: record.versioning.keeps_versions(),
         };
         let page = self.store.versions_page(&query).await.map_err(s3_err)?;
+        let own = self.shows_object_owners(&record.scope).await?;
         let enc = encoder(input.encoding_type.as_ref());
         let owner = Owner {
             display_name: Some(user.clone()),
@@ -222,6 +223,7 @@ impl Gateway {
                     owner: Some(
                         version_owner
                             .as_deref()
+                            .filter(|_| own)
                             .map_or_else(|| owner.clone(), owner_dto),
                     ),
                     storage_class: Some(class.as_str().to_owned().into()),

@@ -591,6 +591,15 @@ def test_object_writer_owns_what_it_writes(server, s3, alice, anon, bucket):
     assert [v["Owner"]["ID"] for v in versions] == [root, ALICE[0]]
     v2 = s3.list_objects_v2(Bucket=bucket, Prefix="mine", FetchOwner=True)["Contents"]
     assert [o["Owner"]["ID"] for o in v2] == [root]
+    # BucketOwnerEnforced: the bucket owner owns everything, and has every right.
+    ownership(s3, bucket, "BucketOwnerEnforced")
+    assert s3.get_object(Bucket=bucket, Key="read")["Body"].read() == b"c"
+    assert s3.get_object_acl(Bucket=bucket, Key="read")["Owner"]["ID"] == root
+    v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert {o["Owner"]["ID"] for o in v2} == {root}
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {v["Owner"]["ID"] for v in versions} == {root}
+    assert not can(alice.get_object, Bucket=bucket, Key="read")
 
 
 def test_bucket_owner_preferred(server, s3, alice, bucket):
