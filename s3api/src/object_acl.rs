@@ -618,6 +618,22 @@ mod tests {
         assert_eq!(code("everyone"), "InvalidArgument");
     }
 
+    /// The handler serves the version the gate judged, or none.
+    #[test]
+    fn a_version_written_after_the_judgement_is_refused() {
+        let mut head = objects::test_support::head_of_parts(&[1]);
+        head.version_id = [1; 12];
+        assert!(check_judged(None, &head).is_ok());
+        assert!(check_judged(Some(JudgedVersion([1; 12])), &head).is_ok());
+        let e = check_judged(Some(JudgedVersion([2; 12])), &head).unwrap_err();
+        assert_eq!(e.code().as_str(), "AccessDenied");
+        let mut ext = http::Extensions::new();
+        assert!(judged(&ext).is_none() && judged_source(&ext).is_none());
+        ext.insert(JudgedSource([2; 12]));
+        assert!(judged(&ext).is_none());
+        assert!(check_judged(judged_source(&ext), &head).is_err());
+    }
+
     #[test]
     fn permissions_of_operations() {
         assert_eq!(permission_for("GetObject"), Some(Permission::Read));
