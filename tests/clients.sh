@@ -60,6 +60,24 @@ aws s3api put-bucket-acl --bucket aws-cli-bkt --grant-full-control "id=$ak" \
 aws s3api get-bucket-acl --bucket aws-cli-bkt | grep -q 'groups/global/AuthenticatedUsers'
 ! curl -sf "$endpoint/aws-cli-bkt?list-type=2" >/dev/null
 aws s3api put-bucket-acl --bucket aws-cli-bkt --acl private
+# The README's object ACL example: anyone may GET a public-read object, and no other; a grant
+# replaces it.
+aws s3api put-object --bucket aws-cli-bkt --key cat.txt --body "$work/tree/a.txt" \
+  --acl public-read >/dev/null
+curl -sf "$endpoint/aws-cli-bkt/cat.txt" | grep -q one
+anon_get() { curl -s -o /dev/null -w '%{http_code}' "$endpoint/aws-cli-bkt/$1"; }
+[ "$(anon_get big.bin)" = 403 ]
+aws s3api put-object-acl --bucket aws-cli-bkt --key cat.txt --grant-read "id=$ak"
+aws s3api get-object-acl --bucket aws-cli-bkt --key cat.txt | grep -q '"Permission": "READ"'
+[ "$(anon_get cat.txt)" = 403 ]
+# The README's object ownership example (one user here: the writer is the bucket owner).
+aws s3api put-bucket-ownership-controls --bucket aws-cli-bkt \
+  --ownership-controls 'Rules=[{ObjectOwnership=ObjectWriter}]'
+aws s3api put-object --bucket aws-cli-bkt --key report.txt --body "$work/tree/a.txt" \
+  --acl bucket-owner-full-control >/dev/null
+aws s3api list-objects-v2 --bucket aws-cli-bkt --fetch-owner --prefix report \
+  | grep -q "\"ID\": \"$ak\""
+aws s3api delete-bucket-ownership-controls --bucket aws-cli-bkt
 # The README's Block Public Access example.
 aws s3api put-public-access-block --bucket aws-cli-bkt --public-access-block-configuration \
   BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true

@@ -20,8 +20,9 @@ pub struct Source<'a> {
 }
 
 /// What the copy is written with: its content type, user metadata and standard headers, its
-/// tags, storage class and Object Lock settings, and the algorithm of its checksum (`None`:
-/// the source's, else CRC64NVME, as AWS).
+/// tags, storage class, Object Lock settings and access control list (the destination's own,
+/// never the source's, as S3), and the algorithm of its checksum (`None`: the source's, else
+/// CRC64NVME, as AWS).
 #[derive(Debug, Clone, Default)]
 pub struct Written {
     pub content_type: String,
@@ -30,6 +31,8 @@ pub struct Written {
     pub tags: Vec<(String, String)>,
     pub class: StorageClass,
     pub lock: ObjectLock,
+    pub owner: Option<String>,
+    pub acl: Option<bytes::Bytes>,
     pub algo: Option<Algo>,
 }
 
@@ -98,6 +101,8 @@ impl Store {
             part_checksums: Vec::new(),
             lock: written.lock,
             encryption: None,
+            owner: written.owner,
+            acl: written.acl,
         };
         let committed = self
             .commit_head(scope, key, &mut head, None, versioning)

@@ -24,6 +24,11 @@ pub const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Bytes of one raw x-amz-checksum-* value (a SHA-256 digest, the longest). A part record
 /// holds one, so do an object head and the COMPOSITE computation's input per part.
 pub const CHECKSUM_BYTES_MAX: usize = 32;
+/// Bytes of one version's access control list in its head (`ObjectHead::acl`: the S3
+/// layer's encoding of at most 100 grants with their ids, and the owner's id).
+pub const HEAD_ACL_BYTES_MAX: usize = 32 * 1024;
+/// Bytes of a version's owner id (`ObjectHead::owner`: a user id, an access key).
+pub const OWNER_ID_BYTES_MAX: usize = 256;
 /// Tags of one object, and their sizes in characters (S3's limits).
 pub const TAGS_MAX: usize = 10;
 /// Tags of one bucket (S3's limit).

@@ -206,16 +206,51 @@ impl Store {
         .await
     }
 
-    /// Changes the lock state of one version in every record holding it (its head, if it is
-    /// current, and its version record), each by compare-and-swap against the record read,
-    /// retried against concurrent changes. `change` judges the state it finds and returns the
-    /// new one (an error leaves the record as it is).
+    /// Changes the lock state of one version in every record holding it (`change_version`).
     async fn change_lock(
         &self,
         scope: &str,
         key: &str,
         version_id: &[u8; 12],
         change: impl Fn(&ObjectLock) -> Result<ObjectLock>,
+    ) -> Result<()> {
+        self.change_version(scope, key, version_id, |h| {
+            h.lock = change(&h.lock)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| match e {
+            Error::VersionChanged(_) => {
+                Error::VersionChanged("the object version changed while its lock was set; retry")
+            }
+            e => e,
+        })
+    }
+
+    /// Sets the access control list of one version of `key` (`ObjectHead::acl`; `None`: the
+    /// S3 layer's default) in every record holding it (`change_version`).
+    pub async fn set_acl(
+        &self,
+        (scope, key, version_id): (&str, &str, &[u8; 12]),
+        acl: Option<Bytes>,
+    ) -> Result<()> {
+        self.change_version(scope, key, version_id, |h| {
+            h.acl.clone_from(&acl);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes one version in every record holding it (its head, if it is current, and its
+    /// version record), each by compare-and-swap against the record read, retried against
+    /// concurrent changes. `change` judges the version it finds and changes it (an error
+    /// leaves the record as it is). NoSuchVersion when no record holds it.
+    pub(crate) async fn change_version(
+        &self,
+        scope: &str,
+        key: &str,
+        version_id: &[u8; 12],
+        change: impl Fn(&mut ObjectHead) -> Result<()>,
     ) -> Result<()> {
         let mut found = false;
         for (record_key, is_head) in [
@@ -233,7 +268,7 @@ impl Store {
         }
     }
 
-    /// `change_lock` on one record (the head when `is_head`, else the version record):
+    /// `change_version` on one record (the head when `is_head`, else the version record):
     /// whether it held the version.
     async fn change_record(
         &self,
@@ -241,7 +276,7 @@ impl Store {
         key: &str,
         (record_key, is_head): (&Bytes, bool),
         version_id: &[u8; 12],
-        change: &impl Fn(&ObjectLock) -> Result<ObjectLock>,
+        change: &impl Fn(&mut ObjectHead) -> Result<()>,
     ) -> Result<bool> {
         let cores = self.object_cores(scope, key);
         let damaged = |e: crate::records::Malformed| Error::Damaged(e.to_string());
@@ -254,12 +289,12 @@ impl Store {
                 if &h.version_id != version_id {
                     return Ok(false);
                 }
-                h.lock = change(&h.lock)?;
+                change(&mut h)?;
                 h.encode()
             } else {
                 match VersionRecord::decode(e.value).map_err(damaged)? {
                     VersionRecord::Object(mut h) => {
-                        h.lock = change(&h.lock)?;
+                        change(&mut h)?;
                         VersionRecord::Object(h).encode()
                     }
                     VersionRecord::DeleteMarker(_) => return Ok(false),
@@ -270,7 +305,7 @@ impl Store {
             }
         }
         Err(Error::VersionChanged(
-            "the object version changed while its lock was set; retry",
+            "the object version changed while it was being changed; retry",
         ))
     }
 }

@@ -238,6 +238,8 @@ fn completed_head(
         part_checksums,
         lock: upload.lock,
         encryption: None,
+        owner: upload.object_owner,
+        acl: upload.acl,
     }
 }
 

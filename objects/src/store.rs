@@ -692,6 +692,7 @@ impl Store {
             etag: head.etag.clone(),
             in_versions: head.in_versions,
             class: head.tiering.class,
+            owner: head.owner.clone(),
         };
         let lcores = self.listing_cores(bucket);
         self.backend

@@ -31,5 +31,7 @@ pub fn head_of_parts(sizes: &[u64]) -> ObjectHead {
         part_checksums: vec![],
         lock: crate::records::ObjectLock::default(),
         encryption: None,
+        owner: None,
+        acl: None,
     }
 }

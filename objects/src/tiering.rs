@@ -224,10 +224,10 @@ impl Store {
             if let Some(e) = self.backend.meta_get(&cores, &vkey).await? {
                 let matches = matches!(
                     VersionRecord::decode(e.value).map_err(damaged)?,
-                    // The lock state and tags too: a move must not undo a retention, legal
-                    // hold or tag set since it read the version.
+                    // The lock state, tags and ACL too: a move must not undo a retention,
+                    // legal hold, tag set or ACL set since it read the version.
                     VersionRecord::Object(h) if h.parts == old.parts && h.tiering == old.tiering
-                        && h.lock == old.lock && h.tags == old.tags
+                        && h.lock == old.lock && h.tags == old.tags && h.acl == old.acl
                 );
                 let mut recorded = new.clone();
                 recorded.in_versions = true;

@@ -68,6 +68,8 @@ pub enum ListedVersion {
         etag: String,
         modified_ms: u64,
         class: StorageClass,
+        /// The version's owner when it is not the bucket owner.
+        owner: Option<String>,
     },
     Marker(DeleteMarker),
 }
@@ -330,6 +332,7 @@ impl Source {
                     etag: e.etag,
                     modified_ms: e.modified_ms,
                     class: e.class,
+                    owner: e.owner,
                 },
             }));
         }
@@ -346,6 +349,7 @@ impl Source {
                 etag: h.etag,
                 modified_ms: h.modified_ms,
                 class: h.tiering.class,
+                owner: h.owner,
             },
             VersionRecord::DeleteMarker(m) => ListedVersion::Marker(m),
         };
@@ -502,6 +506,7 @@ mod tests {
             etag: "e".into(),
             in_versions,
             class: StorageClass::default(),
+            owner: None,
         }
         .encode()
     }

@@ -15,8 +15,7 @@
 //! READ_ACP: GetBucketAcl; WRITE_ACP: PutBucketAcl. The owner always has everything; a
 //! caller let in by a grant acts as the bucket owner (`authz::ActingFor`: what it writes
 //! belongs to the bucket owner). An explicit Deny in the bucket policy beats any grant
-//! (`authz`). Objects have no ACLs of their own yet: an object ACL other than the owner-only
-//! ones answers NotImplemented (`refuse`), GetObjectAcl shows the owner-only ACL.
+//! (`authz`). Objects have ACLs of their own (`object_acl`), encoded as this record is.
 //!
 //! **Record.** `R` ‖ scope ‖ `\0` ‖ `acl` (`bucket_config`): format byte 1 ‖ grant count u16
 //! LE ‖ per grant: permission u8 (1 READ, 2 WRITE, 3 READ_ACP, 4 WRITE_ACP, 5 FULL_CONTROL) ‖
@@ -25,12 +24,12 @@
 //! FULL_CONTROL only). Keyed by the scope, it dies with the bucket's incarnation.
 //!
 //! **Object ownership.** percore's default for a bucket without ownership controls is ACLs
-//! enabled, the bucket owner owning every object whoever writes it (percore has no other
-//! object owner). With BucketOwnerEnforced stored (CreateBucket's `x-amz-object-ownership`
-//! or PutBucketOwnershipControls), ACLs are disabled as in S3: a stored ACL counts for nothing,
-//! GetBucketAcl shows the owner-only ACL, and setting any ACL but an owner-only one, on the
-//! bucket or an object, answers 400 AccessControlListNotSupported (`public_access` for
-//! objects, whose ACLs are refused anyway).
+//! enabled, the bucket owner owning every object whoever writes it; ObjectWriter and
+//! BucketOwnerPreferred let writers own objects (`object_acl`). With BucketOwnerEnforced stored
+//! (CreateBucket's `x-amz-object-ownership` or PutBucketOwnershipControls), ACLs are disabled
+//! as in S3: a stored ACL counts for nothing, GetBucketAcl shows the owner-only ACL, and
+//! setting any ACL but an owner-only one, on the bucket or an object, answers 400
+//! AccessControlListNotSupported. The cache ([`State`]) keeps the ownership with the ACL.
 //!
 //! **Public access block.** BlockPublicAcls refuses a public ACL (a grant to AllUsers or
 //! AuthenticatedUsers) with 403 AccessDenied; IgnorePublicAcls makes the stored public grants
@@ -46,13 +45,13 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use s3s::dto::{
     AccessControlPolicy, CreateBucketInput, GetBucketAclInput, GetBucketAclOutput,
-    GetObjectAclInput, GetObjectAclOutput, Grant as DtoGrant, Grantee as DtoGrantee, Owner,
-    Permission as DtoPermission, PutBucketAclInput, PutBucketAclOutput, PutObjectAclInput, Type,
+    Grant as DtoGrant, Grantee as DtoGrantee, Owner, Permission as DtoPermission,
+    PutBucketAclInput, PutBucketAclOutput, Type,
 };
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::creds::Users;
-use crate::public_access::CACHE_TTL;
+use crate::public_access::{Ownership, CACHE_TTL};
 use crate::records::Malformed;
 use crate::s3::s3_err;
 use crate::s3::{user_of, Gateway};
@@ -511,30 +510,6 @@ pub fn canned_object_is_owner_only(canned: &str) -> bool {
     )
 }
 
-/// Whether a PutObjectAcl asks for the ACL every object has: the owner's FULL_CONTROL only
-/// (`private`, `bucket-owner-*`: the object's owner is the bucket's), as a canned ACL or a
-/// body.
-pub fn object_acl_is_owner_only(i: &PutObjectAclInput, owner: &str) -> bool {
-    let grants: GrantHeaders<'_> = grant_headers!(i);
-    if grants.iter().any(Option::is_some) {
-        return false;
-    }
-    let owner_grant = |g: &DtoGrant| {
-        g.permission.as_ref().map(DtoPermission::as_str) == Some(DtoPermission::FULL_CONTROL)
-            && g.grantee.as_ref().is_some_and(|e| {
-                e.type_.as_str() == Type::CANONICAL_USER && e.id.as_deref() == Some(owner)
-            })
-    };
-    match (&i.acl, &i.access_control_policy) {
-        (Some(c), None) => canned_object_is_owner_only(c.as_str()),
-        (None, Some(body)) => {
-            body.owner.as_ref().and_then(|o| o.id.as_deref()) == Some(owner)
-                && body.grants.iter().flatten().all(owner_grant)
-        }
-        _ => false,
-    }
-}
-
 /// The bucket ACL permission a policy action needs (module docs); `None`: no bucket grant
 /// gives it.
 pub fn permission_for(action: &str) -> Option<Permission> {
@@ -554,10 +529,17 @@ pub fn permission_for(action: &str) -> Option<Permission> {
     })
 }
 
-/// The ACLs in force as last read, per scope (`None`: none beyond the owner, or ACLs
-/// disabled by BucketOwnerEnforced).
+/// A bucket's ACL and object ownership in force, as last read.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    /// `None`: none beyond the owner, or ACLs disabled by BucketOwnerEnforced.
+    pub acl: Option<Arc<Acl>>,
+    pub ownership: Ownership,
+}
+
+/// The ACLs and ownerships in force as last read, per scope.
 pub struct State {
-    cache: TtlCache<Option<Arc<Acl>>>,
+    cache: TtlCache<InForce>,
 }
 
 impl Default for State {
@@ -575,7 +557,7 @@ impl State {
     }
 }
 
-fn not_supported() -> S3Error {
+pub(crate) fn not_supported() -> S3Error {
     let mut e = S3Error::with_message(
         S3ErrorCode::Custom("AccessControlListNotSupported".into()),
         "The bucket does not allow ACLs (its object ownership is BucketOwnerEnforced)",
@@ -604,24 +586,34 @@ pub fn of_create(
     let canned = i.acl.as_ref().map(s3s::dto::BucketCannedACL::as_str);
     let acl =
         from_request(canned, grant_headers!(i), owner, users)?.filter(|a| !a.owner_only(owner));
-    if acl.is_some() && i.object_ownership.is_some() {
+    let enforced = i
+        .object_ownership
+        .as_ref()
+        .map(s3s::dto::ObjectOwnership::as_str)
+        == Some(s3s::dto::ObjectOwnership::BUCKET_OWNER_ENFORCED);
+    if acl.is_some() && enforced {
         return Err(acl_with_enforced());
     }
     Ok(acl)
 }
 
 impl Gateway {
-    /// Whether `scope`'s ownership controls say BucketOwnerEnforced (ACLs disabled).
-    async fn acls_disabled(&self, scope: &str) -> S3Result<bool> {
+    /// `scope`'s object ownership, read now.
+    pub(crate) async fn read_ownership(&self, scope: &str) -> S3Result<Ownership> {
         let stored = self
             .config_read(scope, crate::public_access::OWNERSHIP_CONFIG)
             .await?;
         match stored {
-            None => Ok(false),
-            Some(v) => crate::public_access::decode_ownership(&v)
-                .map(|()| true)
-                .map_err(|e| s3_error!(e, InternalError)),
+            None => Ok(Ownership::Unset),
+            Some(v) => {
+                crate::public_access::decode_ownership(&v).map_err(|e| s3_error!(e, InternalError))
+            }
         }
+    }
+
+    /// Whether `scope`'s ownership controls say BucketOwnerEnforced (ACLs disabled).
+    async fn acls_disabled(&self, scope: &str) -> S3Result<bool> {
+        Ok(self.read_ownership(scope).await? == Ownership::BucketOwnerEnforced)
     }
 
     /// `scope`'s stored ACL (`None`: private), read now.
@@ -632,12 +624,13 @@ impl Gateway {
             .transpose()
     }
 
-    /// The ACL in force for `scope`, through the cache (`State`).
-    async fn acl_in_force(&self, scope: &str) -> S3Result<Option<Arc<Acl>>> {
-        if let Some(acl) = self.acls.cache.get(scope) {
-            return Ok(acl);
+    /// The ACL and ownership in force for `scope`, through the cache (`State`).
+    pub(crate) async fn acl_in_force(&self, scope: &str) -> S3Result<InForce> {
+        if let Some(in_force) = self.acls.cache.get(scope) {
+            return Ok(in_force);
         }
-        let acl = if self.acls_disabled(scope).await? {
+        let ownership = self.read_ownership(scope).await?;
+        let acl = if ownership == Ownership::BucketOwnerEnforced {
             None
         } else {
             self.read_acl(scope).await?.map(Arc::new)
@@ -652,8 +645,9 @@ impl Gateway {
                 .sum()
         });
         let size = scope.len() + 64 + ids;
-        self.acls.cache.put(scope, acl.clone(), size);
-        Ok(acl)
+        let in_force = InForce { acl, ownership };
+        self.acls.cache.put(scope, in_force.clone(), size);
+        Ok(in_force)
     }
 
     /// Whether the ACL of the bucket of `scope` gives the caller (`access_key`, not the
@@ -667,7 +661,7 @@ impl Gateway {
         let Some(permission) = permission_for(action) else {
             return Ok(false);
         };
-        let Some(acl) = self.acl_in_force(scope).await? else {
+        let Some(acl) = self.acl_in_force(scope).await?.acl else {
             return Ok(false);
         };
         if !acl.allows(access_key, permission, true) {
@@ -766,24 +760,6 @@ impl Gateway {
         self.acls.forget(&owned.scope);
         stored?;
         Ok(S3Response::new(PutBucketAclOutput::default()))
-    }
-
-    /// GetObjectAcl: the owner-only ACL of an existing version (objects have no ACLs of their
-    /// own: module docs).
-    pub(crate) async fn object_acl_get(
-        &self,
-        req: S3Request<GetObjectAclInput>,
-    ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let user = user_of(&req)?;
-        let i = &req.input;
-        self.object_for_read(&user, &i.bucket, &i.key, i.version_id.as_deref())
-            .await?;
-        let (owner, grants) = Acl::private(&user).to_dto(&user);
-        Ok(S3Response::new(GetObjectAclOutput {
-            grants: Some(grants),
-            owner: Some(owner),
-            request_charged: None,
-        }))
     }
 }
 

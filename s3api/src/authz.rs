@@ -16,10 +16,15 @@
 //!   - the owner's request is allowed unless an explicit Deny applies;
 //!   - another user's, or an anonymous one (principal `*` only), is allowed only by an Allow
 //!     and never with a Deny. The handler then acts as the bucket owner ([`ActingFor`],
-//!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner
-//!     (BucketOwnerEnforced), and listings show the owner.
+//!     read by `s3::user_of`): what such a caller writes belongs to the bucket owner, unless
+//!     the bucket's ownership controls make writers own objects (`object_acl`).
 //!   - A caller the bucket's ACL grants what the action needs (`acl`) is allowed like the
-//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too.
+//!     owner: unless an explicit Deny applies; it then acts as the bucket owner too. So is a
+//!     caller an object version's own ACL grants GetObject, HeadObject, GetObjectAcl or
+//!     PutObjectAcl (`object_acl`: read only where no cheaper input lets the caller in; the
+//!     version judged is the one the handler must serve, [`JudgedVersion`]). Where writers may
+//!     own objects (ObjectWriter, BucketOwnerPreferred), the bucket owner too gets only what an
+//!     object owned by someone else grants it, for those four operations.
 //!   - An operation percore has no action for is refused to anonymous callers and left to the
 //!     handler's ownership check for signed ones.
 //!   - RestrictPublicBuckets: while the bucket's policy is public, a caller who is not the
@@ -30,7 +35,8 @@
 //!   retain-until date) or `s3:PutObjectLegalHold` from the policy, as in S3; no ACL grants
 //!   them ([`check_lock_headers`]).
 //! - **CopyObject, UploadPartCopy** also need `s3:GetObject` (`s3:GetObjectVersion` with a
-//!   versionId) on the source, judged by the source bucket's owner and policy the same way.
+//!   versionId) on the source, judged by the source bucket's owner and policy the same way,
+//!   and by the source version's own ACL (READ), whose judged version the handler must copy.
 //!   The copy then reads the source as the request's acting user, so a copy between buckets
 //!   of different owners is refused by the handler even when both policies allow it.
 //! - **DeleteObjects** is judged per key ([`check_key_delete`], called by the handler): a
@@ -88,6 +94,7 @@ use s3s::{s3_error, S3Error, S3Result};
 
 use crate::bucket_policy::Stored;
 use crate::identity::Standing;
+use crate::object_acl::{JudgedSource, JudgedVersion, ObjectGrant};
 use crate::records::BucketRecord;
 use crate::s3::s3_err;
 use crate::s3::Gateway;
@@ -508,7 +515,7 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
     }
     // What the bucket's ACL grants a caller who is not the owner (`acl`): allowed unless the
     // policy denies it, like the owner.
-    let granted = !owner
+    let mut granted = !owner
         && gateway
             .acl_grants(
                 &record.scope(&bucket),
@@ -516,18 +523,57 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
                 required.action,
             )
             .await?;
+    let with_identity = early.is_some();
+    let mut facts = early;
+    // What the object's own ACL grants (`object_acl`): read only for the operations it
+    // decides, for a caller nothing else lets in yet (the bucket owner: where writers may own
+    // objects).
+    if let (Some(permission), Some(k)) = (crate::object_acl::permission_for(op), key.as_deref()) {
+        let mut moot = !owner && granted;
+        if let (false, false, Some(_)) = (owner, granted, &stored) {
+            // A policy that already allows the caller makes the object's ACL moot.
+            let f = match facts.take() {
+                Some(f) => f,
+                None => request_facts(gateway, cx, signer.as_deref(), &query)?,
+            };
+            let ctx = f.context(required.action, required.resource_arn(&bucket, k));
+            moot = allowed(Standing::Other, stored.as_deref(), &f, &ctx);
+            facts = Some(f);
+        }
+        if !moot {
+            let version_id = query_param(&query, "versionId");
+            let judged = gateway
+                .object_grant(
+                    (&bucket, &record.scope(&bucket), &record.owner),
+                    (k, version_id.as_deref()),
+                    access_key.as_deref(),
+                    (permission, owner),
+                )
+                .await;
+            // The object read took the gate's bucket read: keep it for the handler.
+            keep_gate_read(&bucket, &record, hlc);
+            match judged? {
+                ObjectGrant::Granted(v) => {
+                    granted |= !owner;
+                    cx.extensions_mut().insert(JudgedVersion(v));
+                }
+                ObjectGrant::Refused if owner => return Err(denied()),
+                ObjectGrant::Moot | ObjectGrant::Refused => {}
+            }
+        }
+    }
     // Without a policy (bucket or identity) nothing can deny the owner nor allow anyone else
     // but the ACL: decided before the request's facts are gathered (the common case costs a
     // cache lookup). A copy still has its source judged; a caller the ACL lets in acts as the
     // owner (below).
     if stored.is_none()
-        && early.is_none()
+        && !with_identity
         && !granted
         && !matches!(op, "CopyObject" | "UploadPartCopy")
     {
         return if owner { Ok(()) } else { Err(denied()) };
     }
-    let facts = match early {
+    let facts = match facts {
         Some(facts) => facts,
         None => request_facts(gateway, cx, signer.as_deref(), &query)?,
     };
@@ -572,7 +618,12 @@ pub async fn judge(gateway: &Gateway, cx: &mut impl Judged) -> S3Result<()> {
         return Err(denied());
     }
     if matches!(op, "CopyObject" | "UploadPartCopy") {
-        check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await?;
+        let judged = check_copy_source(gateway, cx.headers(), access_key.as_deref(), &facts).await;
+        // Reading the source may have taken the gate's bucket read: keep it for the handler.
+        keep_gate_read(&bucket, &record, hlc);
+        if let Some(v) = judged? {
+            cx.extensions_mut().insert(JudgedSource(v));
+        }
     }
     if !owner && matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload") {
         let object = object_arn(&bucket, key.as_deref().unwrap_or(""));
@@ -751,27 +802,29 @@ fn identity_requires(
     }
 }
 
-/// `s3:GetObject` on a copy's source (module docs). A malformed or missing header, or a
-/// source bucket that does not exist, is left to the handler's error.
+/// `s3:GetObject` on a copy's source (module docs), from the source bucket's policy or the
+/// source version's own ACL (`object_acl`: the version judged by it is returned, for the
+/// handler to copy that one or none). A malformed or missing header, or a source bucket that
+/// does not exist, is left to the handler's error.
 async fn check_copy_source(
     gateway: &Gateway,
     headers: &HeaderMap,
     access_key: Option<&str>,
     facts: &Facts,
-) -> S3Result<()> {
+) -> S3Result<Option<[u8; 12]>> {
     let Some(source) = headers
         .get("x-amz-copy-source")
         .and_then(|v| v.to_str().ok())
     else {
-        return Ok(());
+        return Ok(None);
     };
     let (path, query) = source.split_once('?').unwrap_or((source, ""));
     let path = crate::access::percent_decode(path.trim_start_matches('/'));
     let Some((bucket, key)) = path.split_once('/') else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(record) = gateway.store.bucket(bucket).await.map_err(s3_err)? else {
-        return Ok(());
+        return Ok(None);
     };
     let owner = access_key == Some(record.owner.as_str());
     let stored = gateway.bucket_policy(&record.scope(bucket)).await?;
@@ -790,9 +843,29 @@ async fn check_copy_source(
         "s3:GetObject"
     };
     let ctx = facts.context(action, object_arn(bucket, key));
-    // A bucket ACL grants no object reads (`acl::permission_for`).
-    if allowed(Standing::of(owner, false), stored.as_deref(), facts, &ctx) {
-        Ok(())
+    // A bucket ACL grants no object reads (`acl::permission_for`); the source's own ACL may,
+    // read unless the policy already allows a caller who is not the owner (for the owner:
+    // where writers may own objects, an object owned by another must grant it READ).
+    let judged = if owner || !allowed(Standing::Other, stored.as_deref(), facts, &ctx) {
+        let version_id = query_param(query, "versionId");
+        gateway
+            .object_grant(
+                (bucket, &record.scope(bucket), &record.owner),
+                (key, version_id.as_deref()),
+                access_key,
+                (crate::acl::Permission::Read, owner),
+            )
+            .await?
+    } else {
+        ObjectGrant::Moot
+    };
+    let (granted, version) = match judged {
+        ObjectGrant::Refused if owner => return Err(denied()),
+        ObjectGrant::Granted(v) => (!owner, Some(v)),
+        ObjectGrant::Moot | ObjectGrant::Refused => (false, None),
+    };
+    if allowed(Standing::of(owner, granted), stored.as_deref(), facts, &ctx) {
+        Ok(version)
     } else {
         Err(denied())
     }

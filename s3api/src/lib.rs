@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod notify;
 pub mod notify_queue;
+pub mod object_acl;
 pub mod object_lock;
 pub mod post_form;
 pub mod post_policy;

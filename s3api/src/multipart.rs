@@ -40,6 +40,7 @@ impl Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
         let input = req.input;
         check_key(&input.key)?;
         let checksum = UploadChecksum::parse(
@@ -57,6 +58,9 @@ impl Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&owned, &lock).await?;
+        // The completed object's owner and ACL, resolved now (as S3: the initiator writes).
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&owned, writer.as_deref(), asked).await?;
         let bucket = owned.scope;
         let record = UploadRecord {
             owner: user,
@@ -79,6 +83,8 @@ impl Gateway {
                 .transpose()?
                 .unwrap_or_default(),
             lock,
+            object_owner: acl.owner,
+            acl: acl.acl,
         };
         let upload_id = self
             .store
@@ -154,6 +160,7 @@ impl Gateway {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let user = user_of(&req)?;
+        let judged_source = crate::object_acl::judged_source(&req.extensions);
         let input = req.input;
         check_key(&input.key)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
@@ -167,6 +174,7 @@ impl Gateway {
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        crate::object_acl::check_judged(judged_source, &source.head)?;
         let src = &source.head;
         let (first, len) = match &input.copy_source_range {
             None => (0, src.size),

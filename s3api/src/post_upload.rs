@@ -18,8 +18,8 @@
 //! 4. The fields become what a PUT carries in headers (Content-Type, Cache-Control,
 //!    Content-Disposition, Content-Encoding, Expires, Content-MD5, `acl` as `x-amz-acl`, every
 //!    other `x-amz-*` but the signature fields) and are judged by the PUT path's own checks:
-//!    `access::check_header_values`, `refuse::refusal` (SSE, object lock, ACL grants, public
-//!    ACLs: NotImplemented), then the bucket policy (`authz::judge` as `s3:PutObject` on the
+//!    `access::check_header_values`, `refuse::refusal` (SSE, object lock in the wrong place:
+//!    NotImplemented), then the bucket policy (`authz::judge` as `s3:PutObject` on the
 //!    key, so an anonymous upload needs a policy that allows it), then `put_object` itself
 //!    (storage class, metadata size, tagging, checksums and Content-MD5 against the body).
 //!    `key`'s `${filename}` becomes the file part's name; the `tagging` field (XML, as in

@@ -16,11 +16,12 @@
 //!   denied even where the policy allows them ([`restricts`], called by `authz`).
 //! - **BlockPublicAcls**: a request asking for a public ACL (a public canned ACL, or a grant
 //!   to the AllUsers or AuthenticatedUsers group, in headers, a POST form or a Put*Acl body)
-//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`); on objects,
-//!   which have no ACLs of their own and answer NotImplemented otherwise, the gate does
-//!   ([`check_acl_request`], [`Gateway::object_acl_put`]). CreateBucket is not judged: a
-//!   bucket has no configuration before it exists (account-level blocks are not built).
-//! - **IgnorePublicAcls**: the bucket ACL's public grants count for nothing (`acl`).
+//!   answers 403 AccessDenied, as AWS does: PutBucketAcl checks it itself (`acl`), object
+//!   writes and PutObjectAcl too (`object_acl`); on a request `refuse` turns down anyway the
+//!   gate does ([`check_acl_request`]). CreateBucket is not judged: a bucket has no
+//!   configuration before it exists (account-level blocks are not built).
+//! - **IgnorePublicAcls**: the public grants of the bucket's ACL and of its objects' count for
+//!   nothing (`acl`, `object_acl`).
 //!
 //! The access gate reads the setting through [`State`], a cache per scope like the policy's
 //! ([`CACHE_TTL`]); only requests that could be affected read it (a caller who is not the owner
@@ -30,14 +31,16 @@
 //! other callers need the policy's `s3:GetBucketPublicAccessBlock` /
 //! `s3:PutBucketPublicAccessBlock`.
 //!
-//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls): the bucket owner owns every
-//! object in percore; `BucketOwnerEnforced` also disables ACLs (`acl`). That value is
-//! stored (`R` ‖ scope ‖ `\0` ‖ `ownership`: format byte 1 ‖ 1) and reported; `ObjectWriter` and
-//! `BucketOwnerPreferred` would make writers own objects and answer NotImplemented. CreateBucket with
-//! `x-amz-object-ownership: BucketOwnerEnforced` stores it too (other values are refused by
-//! `refuse` before the bucket exists). Without the record GetBucketOwnershipControls answers
-//! 404 OwnershipControlsNotFoundError, as AWS for a bucket without the configuration; the
-//! behaviour is the same either way.
+//! **OwnershipControls** (Put/Get/DeleteBucketOwnershipControls, [`Ownership`]): who owns
+//! what is written to the bucket (`object_acl` has the rules). `BucketOwnerEnforced` disables
+//! ACLs (`acl`) and the bucket owner owns every object; `ObjectWriter` makes the writer own
+//! what it writes; `BucketOwnerPreferred` the bucket owner what is written with
+//! `bucket-owner-full-control`, the writer the rest. Stored as `R` ‖ scope ‖ `\0` ‖
+//! `ownership`: format byte 1 ‖ 1 BucketOwnerEnforced, 2 BucketOwnerPreferred, 3
+//! ObjectWriter; CreateBucket's `x-amz-object-ownership` stores it too. Without the record
+//! GetBucketOwnershipControls answers 404 OwnershipControlsNotFoundError, as AWS for a bucket
+//! without the configuration, and the bucket behaves as percore always did: ACLs enabled, the
+//! bucket owner owning every object.
 
 use std::time::Duration;
 
@@ -48,8 +51,8 @@ use s3s::dto::{
     DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketOwnershipControlsInput,
     GetBucketOwnershipControlsOutput, GetPublicAccessBlockInput, GetPublicAccessBlockOutput,
     ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
-    PutBucketOwnershipControlsInput, PutBucketOwnershipControlsOutput, PutObjectAclInput,
-    PutObjectAclOutput, PutObjectInput, PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
+    PutBucketOwnershipControlsInput, PutBucketOwnershipControlsOutput, PutObjectInput,
+    PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -66,8 +69,10 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 pub const CACHE_ENTRIES_MAX: usize = 4096;
 /// Bytes the cache holds at most (an entry counts its scope and a fixed overhead).
 pub const CACHE_BYTES_MAX: usize = 1 << 20;
-/// The ownership record's only value: BucketOwnerEnforced.
+/// The ownership record's values (`Ownership`). Persisted codes never change.
 const OWNER_ENFORCED: u8 = 1;
+const OWNER_PREFERRED: u8 = 2;
+const OBJECT_WRITER: u8 = 3;
 
 /// The canned ACLs that open a bucket or object to the public (AWS's list).
 const PUBLIC_CANNED_ACLS: [&str; 3] = ["public-read", "public-read-write", "authenticated-read"];
@@ -147,10 +152,62 @@ impl Block {
 const BLOCK_CONFIG: &str = "public-access-block";
 pub(crate) const OWNERSHIP_CONFIG: &str = "ownership";
 
-/// Whether a stored ownership record says BucketOwnerEnforced (the only value written).
-pub fn decode_ownership(b: &[u8]) -> Result<(), Malformed> {
+/// A bucket's object ownership (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// No ownership controls: ACLs enabled, the bucket owner owns every object.
+    Unset,
+    BucketOwnerEnforced,
+    BucketOwnerPreferred,
+    ObjectWriter,
+}
+
+impl Ownership {
+    /// The value of an `x-amz-object-ownership` header or an ownership rule (`None`: not one
+    /// of S3's three).
+    pub fn parse(value: &str) -> Option<Ownership> {
+        Some(match value {
+            ObjectOwnership::BUCKET_OWNER_ENFORCED => Ownership::BucketOwnerEnforced,
+            ObjectOwnership::BUCKET_OWNER_PREFERRED => Ownership::BucketOwnerPreferred,
+            ObjectOwnership::OBJECT_WRITER => Ownership::ObjectWriter,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Ownership::Unset => None,
+            Ownership::BucketOwnerEnforced => Some(ObjectOwnership::BUCKET_OWNER_ENFORCED),
+            Ownership::BucketOwnerPreferred => Some(ObjectOwnership::BUCKET_OWNER_PREFERRED),
+            Ownership::ObjectWriter => Some(ObjectOwnership::OBJECT_WRITER),
+        }
+    }
+
+    fn code(self) -> Option<u8> {
+        match self {
+            Ownership::Unset => None,
+            Ownership::BucketOwnerEnforced => Some(OWNER_ENFORCED),
+            Ownership::BucketOwnerPreferred => Some(OWNER_PREFERRED),
+            Ownership::ObjectWriter => Some(OBJECT_WRITER),
+        }
+    }
+
+    /// Whether objects of the bucket may be owned by their writers (ACLs enabled and not
+    /// every object the bucket owner's).
+    pub fn writers_own(self) -> bool {
+        matches!(
+            self,
+            Ownership::BucketOwnerPreferred | Ownership::ObjectWriter
+        )
+    }
+}
+
+/// The ownership a stored ownership record says.
+pub fn decode_ownership(b: &[u8]) -> Result<Ownership, Malformed> {
     match b {
-        [VERSION, OWNER_ENFORCED] => Ok(()),
+        [VERSION, OWNER_ENFORCED] => Ok(Ownership::BucketOwnerEnforced),
+        [VERSION, OWNER_PREFERRED] => Ok(Ownership::BucketOwnerPreferred),
+        [VERSION, OBJECT_WRITER] => Ok(Ownership::ObjectWriter),
         [VERSION, ..] => Err(Malformed("ownership controls: unknown value")),
         [_, ..] => Err(Malformed("ownership controls: unknown format")),
         [] => Err(Malformed("ownership controls: empty")),
@@ -318,23 +375,6 @@ impl State {
     }
 }
 
-/// The ACL a Put*Acl input `$i` asks for (its canned ACL of type `$canned`, grants, body).
-macro_rules! acl_asked {
-    ($i:expr, $canned:ty) => {
-        AclAsked {
-            canned: $i.acl.as_ref().map(<$canned>::as_str),
-            grants: [
-                $i.grant_read.as_deref(),
-                $i.grant_write.as_deref(),
-                $i.grant_read_acp.as_deref(),
-                $i.grant_write_acp.as_deref(),
-                $i.grant_full_control.as_deref(),
-            ],
-            body: $i.access_control_policy.as_ref(),
-        }
-    };
-}
-
 impl Gateway {
     /// A scope's public access block (`None`: none), read now.
     pub(crate) async fn read_block(&self, scope: &str) -> S3Result<Option<Block>> {
@@ -404,50 +444,6 @@ impl Gateway {
         Ok(())
     }
 
-    /// PutObjectAcl: objects have no ACLs of their own (`acl`): the owner-only ACL every
-    /// object has is accepted, any other is NotImplemented, but a public one on a bucket that
-    /// blocks them is AccessDenied first (module docs).
-    pub(crate) async fn object_acl_put(
-        &self,
-        req: S3Request<PutObjectAclInput>,
-    ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        let user = user_of(&req)?;
-        let i = &req.input;
-        if crate::acl::object_acl_is_owner_only(i, &user) {
-            // What every object has: nothing to store, once the version is known to exist.
-            self.object_for_read(&user, &i.bucket, &i.key, i.version_id.as_deref())
-                .await?;
-            return Ok(S3Response::new(PutObjectAclOutput::default()));
-        }
-        let asked = acl_asked!(i, s3s::dto::ObjectCannedACL);
-        Err(self.acl_refusal(&user, &i.bucket, &asked).await)
-    }
-
-    /// Why a PutObjectAcl is refused: the bucket's errors, AccessDenied for a public ACL the
-    /// bucket blocks, AccessControlListNotSupported where ACLs are disabled, else
-    /// NotImplemented (objects have no ACLs of their own).
-    async fn acl_refusal(&self, access_key: &str, bucket: &str, asked: &AclAsked<'_>) -> S3Error {
-        let scope = match self.owned_bucket(bucket, access_key).await {
-            Ok(owned) => owned.scope,
-            Err(e) => return e,
-        };
-        if asked.is_public() {
-            match self.read_block(&scope).await {
-                Ok(Some(b)) if b.block_public_acls => return blocked_acl(),
-                Ok(_) => {}
-                Err(e) => return e,
-            }
-        }
-        if let Err(e) = self.check_acls_enabled(bucket).await {
-            return e;
-        }
-        s3_error!(
-            NotImplemented,
-            "objects have no ACLs of their own in percore: the bucket owner owns every object; \
-             grant access with the bucket's ACL or policy"
-        )
-    }
-
     pub(crate) async fn block_put(
         &self,
         req: S3Request<PutPublicAccessBlockInput>,
@@ -486,9 +482,15 @@ impl Gateway {
     }
 
     /// Stores BucketOwnerEnforced for `scope` (PutBucketOwnershipControls, CreateBucket).
-    pub(crate) async fn store_owner_enforced(&self, scope: &str) -> S3Result<()> {
-        let value = Bytes::copy_from_slice(&[VERSION, OWNER_ENFORCED]);
-        self.config_put(scope, OWNERSHIP_CONFIG, &value).await
+    /// Stores `scope`'s ownership (`Unset`: removes the record).
+    pub(crate) async fn store_ownership(&self, scope: &str, ownership: Ownership) -> S3Result<()> {
+        match ownership.code() {
+            Some(code) => {
+                let value = Bytes::copy_from_slice(&[VERSION, code]);
+                self.config_put(scope, OWNERSHIP_CONFIG, &value).await
+            }
+            None => self.config_delete(scope, OWNERSHIP_CONFIG).await,
+        }
     }
 
     pub(crate) async fn ownership_put(
@@ -498,8 +500,8 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         let scope = self.owned_bucket(&input.bucket, &user).await?.scope;
-        check_ownership_rules(&input.ownership_controls)?;
-        let stored = self.store_owner_enforced(&scope).await;
+        let ownership = check_ownership_rules(&input.ownership_controls)?;
+        let stored = self.store_ownership(&scope, ownership).await;
         self.acls.forget(&scope);
         stored?;
         Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
@@ -520,13 +522,12 @@ impl Gateway {
                     "The bucket ownership controls were not found"
                 )
             })?;
-        decode_ownership(&stored).map_err(|e| s3_error!(e, InternalError))?;
+        let ownership = decode_ownership(&stored).map_err(|e| s3_error!(e, InternalError))?;
+        let name = ownership.name().ok_or_else(|| s3_error!(InternalError))?;
         Ok(S3Response::new(GetBucketOwnershipControlsOutput {
             ownership_controls: Some(OwnershipControls {
                 rules: vec![OwnershipControlsRule {
-                    object_ownership: ObjectOwnership::from_static(
-                        ObjectOwnership::BUCKET_OWNER_ENFORCED,
-                    ),
+                    object_ownership: ObjectOwnership::from_static(name),
                 }],
             }),
         }))
@@ -548,28 +549,19 @@ impl Gateway {
 }
 
 /// One rule, BucketOwnerEnforced (module docs).
-fn check_ownership_rules(controls: &OwnershipControls) -> S3Result<()> {
+fn check_ownership_rules(controls: &OwnershipControls) -> S3Result<Ownership> {
     let [rule] = controls.rules.as_slice() else {
         return Err(s3_error!(
             MalformedXML,
             "OwnershipControls must hold exactly one rule"
         ));
     };
-    match rule.object_ownership.as_str() {
-        ObjectOwnership::BUCKET_OWNER_ENFORCED => Ok(()),
-        v @ (ObjectOwnership::BUCKET_OWNER_PREFERRED | ObjectOwnership::OBJECT_WRITER) => {
-            Err(s3_error!(
-                NotImplemented,
-                "ObjectOwnership {v} is not supported: the bucket owner owns every object in \
-                 percore; without ownership controls a bucket has ACLs enabled, with \
-                 BucketOwnerEnforced disabled"
-            ))
-        }
-        _ => Err(s3_error!(
+    Ownership::parse(rule.object_ownership.as_str()).ok_or_else(|| {
+        s3_error!(
             MalformedXML,
             "ObjectOwnership must be BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter"
-        )),
-    }
+        )
+    })
 }
 
 #[cfg(test)]
@@ -594,8 +586,25 @@ mod tests {
             b"Rb/00\0public-access-block"
         );
         assert_eq!(&key("b/00", OWNERSHIP_CONFIG)[..], b"Rb/00\0ownership");
-        assert!(decode_ownership(&[VERSION, OWNER_ENFORCED]).is_ok());
-        assert!(decode_ownership(&[VERSION, 2]).is_err());
+        for o in [
+            Ownership::BucketOwnerEnforced,
+            Ownership::BucketOwnerPreferred,
+            Ownership::ObjectWriter,
+        ] {
+            let code = o.code().unwrap();
+            assert_eq!(decode_ownership(&[VERSION, code]).unwrap(), o);
+            assert_eq!(Ownership::parse(o.name().unwrap()), Some(o));
+            assert!(decode_ownership(&[VERSION, code, 0]).is_err());
+        }
+        // Format 1 as written to disk.
+        assert_eq!(
+            decode_ownership(&[1, 1]).unwrap(),
+            Ownership::BucketOwnerEnforced
+        );
+        assert!(decode_ownership(&[VERSION, 4]).is_err());
+        assert!(decode_ownership(&[VERSION, 0]).is_err());
+        assert!(decode_ownership(&[VERSION]).is_err());
+        assert!(decode_ownership(&[2, 1]).is_err());
         assert!(decode_ownership(&[]).is_err());
     }
 
@@ -695,10 +704,11 @@ mod tests {
                 .map(|e| e.code().as_str().to_owned())
         };
         assert_eq!(code(&["BucketOwnerEnforced"]), None);
-        assert_eq!(code(&["ObjectWriter"]), Some("NotImplemented".into()));
+        assert_eq!(code(&["ObjectWriter"]), None);
+        assert_eq!(code(&["BucketOwnerPreferred"]), None);
         assert_eq!(
-            code(&["BucketOwnerPreferred"]),
-            Some("NotImplemented".into())
+            check_ownership_rules(&rules(&["ObjectWriter"])).unwrap(),
+            Ownership::ObjectWriter
         );
         assert_eq!(code(&["Nobody"]), Some("MalformedXML".into()));
         assert_eq!(code(&[]), Some("MalformedXML".into()));

@@ -1,17 +1,15 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants or a public canned ACL
-//! on an object (buckets have ACLs, objects none of their own: `acl`), an Object Lock header
-//! where nothing honours it — answers `NotImplemented` before anything
+//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL headers where no ACL is set
+//! (buckets: `acl`, objects: `object_acl`) or in a query string, an Object Lock header where
+//! nothing honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
 //! a request tells the user their data is locked, encrypted or private when it is not: the worst
 //! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
 //! with a plain DELETE, an SSE-C object read back without its key).
 //!
 //! Values that ask for exactly what percore already does stay accepted, because common clients
-//! send them by default: `x-amz-acl: private` (rclone, s3cmd), the owner-only canned ACLs on
-//! objects (every object belongs to its bucket's owner here, whoever wrote it), object lock
-//! explicitly disabled, and `BucketOwnerEnforced` object ownership (what percore does: the
-//! bucket owner owns every object).
+//! send them by default: `x-amz-acl: private` (rclone, s3cmd) anywhere, and object lock
+//! explicitly disabled.
 //!
 //! The check runs in s3s's access hook (`access.rs`), after authentication and before the body
 //! is read, on the raw headers of every operation (and on the query string, where presigned URLs
@@ -20,10 +18,10 @@
 //! headers a PUT would carry (`post_upload`). It does not judge bucket configuration bodies: the
 //! operations that set encryption or replication configuration are not implemented and answer
 //! `NotImplemented` through s3s's default (bucket policies are `bucket_policy`'s, bucket ACLs
-//! `acl`'s; PutObjectAcl answers it from `public_access`), and `PutBucketVersioning` refuses MFA
-//! delete itself (`versioning.rs`). A public ACL on an object in a bucket whose public access
-//! block sets BlockPublicAcls is answered AccessDenied instead (`public_access`, called by
-//! `access` on what this module refuses).
+//! `acl`'s, object ACLs `object_acl`'s), and `PutBucketVersioning` refuses MFA
+//! delete itself (`versioning.rs`). A public ACL this module refuses, in a bucket whose public
+//! access block sets BlockPublicAcls, is answered AccessDenied instead (`public_access`, called
+//! by `access` on what this module refuses).
 
 use hyper::HeaderMap;
 use s3s::dto::PutObjectInput;
@@ -68,9 +66,8 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-write-offset-bytes", "appending to objects"),
 ];
 
-/// The ACL grant headers: honoured as headers on the bucket operations that set an ACL
-/// (`acl`), refused on objects, which have no ACLs of their own, and in a query string, where
-/// s3s would not read them.
+/// The ACL grant headers: honoured as headers on the operations that set an ACL (`acl`,
+/// `object_acl`), refused elsewhere and in a query string, where s3s would not read them.
 const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-read",
     "x-amz-grant-write",
@@ -79,6 +76,13 @@ const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-full-control",
 ];
 const BUCKET_ACL_WRITES: [&str; 2] = ["CreateBucket", "PutBucketAcl"];
+/// The object operations that take an ACL (`object_acl`), as headers.
+const OBJECT_ACL_WRITES: [&str; 4] = [
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "PutObjectAcl",
+];
 
 /// The Object Lock headers of a write (`object_lock`): honoured as headers on the operations
 /// that write a version, refused anywhere else and in a query string, where s3s would not
@@ -101,8 +105,7 @@ const SSE_C_HEADERS: [&str; 3] = [
 ];
 const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
 
-/// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
-/// what percore does.
+/// The canned ACLs S3 defines.
 const CANNED_ACLS: &[&str] = &[
     "private",
     "public-read",
@@ -159,15 +162,7 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     }
     if let Some(value) = header_or_query(headers, query, "x-amz-object-ownership") {
         match value.as_str() {
-            "BucketOwnerEnforced" => {}
-            "BucketOwnerPreferred" | "ObjectWriter" => {
-                return Some(s3_error!(
-                    NotImplemented,
-                    "x-amz-object-ownership: {value} is not supported: the bucket owner owns \
-                     every object in percore (leave the header out for a bucket with ACLs \
-                     enabled)"
-                ))
-            }
+            "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter" => {}
             _ => {
                 return Some(s3_error!(
                     InvalidArgument,
@@ -213,8 +208,8 @@ fn lock_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3
     None
 }
 
-/// Grant headers anywhere but on a bucket ACL write, or in a query string; together with a
-/// canned ACL, InvalidRequest as in S3.
+/// Grant headers anywhere but on an ACL write (bucket or object), or in a query string;
+/// together with a canned ACL, InvalidRequest as in S3.
 fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     for name in GRANT_HEADERS {
         if query_has(query, name) {
@@ -232,20 +227,24 @@ fn grant_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S
                 "Specifying both Canned ACLs and Header Grants is not allowed"
             ));
         }
-        if !BUCKET_ACL_WRITES.contains(&op) {
-            return Some(not_implemented(name, "ACL grants on objects"));
+        if !BUCKET_ACL_WRITES.contains(&op) && !OBJECT_ACL_WRITES.contains(&op) {
+            return Some(not_implemented(
+                name,
+                "ACL grants here: only on CreateBucket, PutBucketAcl, PutObject, CopyObject, \
+                 CreateMultipartUpload and PutObjectAcl",
+            ));
         }
     }
     None
 }
 
-/// A canned ACL on a bucket ACL write is `acl`'s to judge (as a header: s3s does not read
-/// it from a query string). Elsewhere it is refused unless it grants nothing beyond the owner:
-/// objects have no ACLs of their own. On objects the owner-only ones include `bucket-owner-*`:
-/// every object belongs to its bucket's owner, so the object's owner and the bucket's are one.
+/// A canned ACL on an ACL write (bucket: `acl`; object: `object_acl`) is theirs to judge, as
+/// a header: s3s does not read it from a query string, where anything but `private` is
+/// refused. On any other operation it sets nothing: the ones that grant nothing beyond the
+/// owner (what clients send by default) pass, an unknown one is InvalidArgument, any other
+/// NotImplemented.
 fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
-    let known = CANNED_ACLS.contains(&value);
-    if BUCKET_ACL_WRITES.contains(&op) {
+    if BUCKET_ACL_WRITES.contains(&op) || OBJECT_ACL_WRITES.contains(&op) {
         return (in_query && value != "private").then(|| {
             s3_error!(
                 NotImplemented,
@@ -253,17 +252,13 @@ fn acl_refusal(op: &str, value: &str, in_query: bool) -> Option<S3Error> {
             )
         });
     }
-    let owner_only = matches!(
-        value,
-        "private" | "bucket-owner-read" | "bucket-owner-full-control"
-    );
-    if owner_only {
+    if crate::acl::canned_object_is_owner_only(value) {
         None
-    } else if known {
+    } else if CANNED_ACLS.contains(&value) {
         Some(s3_error!(
             NotImplemented,
-            "x-amz-acl: {value} is not supported on objects: objects have no ACLs of their own \
-             in percore (grant access with the bucket's ACL or policy)"
+            "x-amz-acl is honoured on CreateBucket, PutBucketAcl, PutObject, CopyObject, \
+             CreateMultipartUpload and PutObjectAcl only"
         ))
     } else {
         Some(s3_error!(InvalidArgument, "x-amz-acl: unknown canned ACL"))
@@ -309,13 +304,6 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             "x-amz-server-side-encryption-aws-kms-key-id",
         ),
         (
-            i.grant_read.is_some()
-                || i.grant_read_acp.is_some()
-                || i.grant_write_acp.is_some()
-                || i.grant_full_control.is_some(),
-            "x-amz-grant-read",
-        ),
-        (
             i.website_redirect_location.is_some(),
             "x-amz-website-redirect-location",
         ),
@@ -325,13 +313,12 @@ pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
             let what = REFUSED_HEADERS
                 .iter()
                 .find(|(n, _)| *n == header)
-                .map_or("ACL grants on objects", |(_, w)| *w);
+                .map_or("this field", |(_, w)| *w);
             return Some(not_implemented(header, what));
         }
     }
-    i.acl
-        .as_ref()
-        .and_then(|acl| acl_refusal("PutObject", acl.as_str(), false))
+    // A form's ACL fields are the handler's (`object_acl`), as a PUT's headers.
+    None
 }
 
 #[cfg(test)]
@@ -383,7 +370,7 @@ mod tests {
     fn protections_are_refused() {
         for name in GRANT_HEADERS {
             assert_eq!(
-                code("PutObject", &[(name, "id=x")]),
+                code("UploadPart", &[(name, "id=x")]),
                 Some(S3ErrorCode::NotImplemented),
                 "{name}"
             );
@@ -408,7 +395,13 @@ mod tests {
             "aws-exec-read",
         ] {
             assert_eq!(
-                code("PutObject", &[("x-amz-acl", acl)]),
+                code("UploadPart", &[("x-amz-acl", acl)]),
+                Some(S3ErrorCode::NotImplemented)
+            );
+            let q = format!("X-Amz-Expires=60&x-amz-acl={acl}");
+            let e = refusal("PutObject", &HeaderMap::new(), Some(&q));
+            assert_eq!(
+                e.map(|e| e.code().clone()),
                 Some(S3ErrorCode::NotImplemented)
             );
         }
@@ -440,11 +433,8 @@ mod tests {
             Some(S3ErrorCode::NotImplemented)
         );
         assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-object-ownership", "ObjectWriter")]
-            ),
-            Some(S3ErrorCode::NotImplemented)
+            code("CreateBucket", &[("x-amz-object-ownership", "Writer")]),
+            Some(S3ErrorCode::InvalidArgument)
         );
     }
 
@@ -456,8 +446,8 @@ mod tests {
             None
         );
         assert_eq!(code("CreateBucket", &[("x-amz-acl", "private")]), None);
-        // Bucket ACLs are `acl`'s to judge.
-        for op in BUCKET_ACL_WRITES {
+        // Bucket ACLs are `acl`'s to judge, object ACLs `object_acl`'s.
+        for op in BUCKET_ACL_WRITES.into_iter().chain(OBJECT_ACL_WRITES) {
             assert_eq!(code(op, &[("x-amz-acl", "public-read")]), None);
             for name in GRANT_HEADERS {
                 assert_eq!(code(op, &[(name, "id=x")]), None, "{op} {name}");
@@ -482,13 +472,16 @@ mod tests {
                 assert_eq!(code(op, &[(name, "x")]), None, "{op} {name}");
             }
         }
-        assert_eq!(
-            code(
-                "CreateBucket",
-                &[("x-amz-object-ownership", "BucketOwnerEnforced")]
-            ),
-            None
-        );
+        for value in [
+            "BucketOwnerEnforced",
+            "BucketOwnerPreferred",
+            "ObjectWriter",
+        ] {
+            assert_eq!(
+                code("CreateBucket", &[("x-amz-object-ownership", value)]),
+                None
+            );
+        }
         assert_eq!(
             code("GetObject", &[("x-amz-request-payer", "requester")]),
             None
@@ -509,8 +502,12 @@ mod tests {
     #[test]
     fn bad_values_are_invalid_arguments() {
         assert_eq!(
-            code("PutObject", &[("x-amz-acl", "everyone")]),
+            code("UploadPart", &[("x-amz-acl", "everyone")]),
             Some(S3ErrorCode::InvalidArgument)
+        );
+        assert_eq!(
+            code("UploadPart", &[("x-amz-acl", "bucket-owner-read")]),
+            None
         );
         assert_eq!(
             code(

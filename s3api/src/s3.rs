@@ -822,8 +822,11 @@ impl S3 for Gateway {
             });
         };
         // `refuse` let through no other value.
-        if req.input.object_ownership.is_some() {
-            self.store_owner_enforced(&record.scope(&bucket)).await?;
+        if let Some(o) = &req.input.object_ownership {
+            let ownership = crate::public_access::Ownership::parse(o.as_str())
+                .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-object-ownership"))?;
+            self.store_ownership(&record.scope(&bucket), ownership)
+                .await?;
         }
         if let Some(acl) = acl {
             self.store_created_acl(&record.scope(&bucket), &acl).await?;
@@ -906,6 +909,7 @@ impl S3 for Gateway {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
         let via_post = req.extensions.get::<crate::notify::ViaPost>().is_some();
         let mut algos = checksum::requested(&req.headers)?;
         // A PUT that names no checksum gets a full-object CRC64NVME, as AWS computes one.
@@ -939,6 +943,8 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         // The chunks' id; the version's own id and HLC are taken at commit (`commit_head`).
         let version_id = self
@@ -1026,6 +1032,8 @@ impl S3 for Gateway {
             part_checksums: Vec::new(),
             lock,
             encryption,
+            owner: acl.owner,
+            acl: acl.acl,
         };
         let committed = self
             .store
@@ -1073,6 +1081,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let user = user_of(&req)?;
         let lock_headers = crate::authz::lock_headers(&req.extensions);
+        let judged = crate::object_acl::judged(&req.extensions);
         let input = req.input;
         // response-* overrides are for signed requests only (as AWS): a public object's
         // headers are not for an anonymous caller to rewrite.
@@ -1101,6 +1110,7 @@ impl S3 for Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        crate::object_acl::check_judged(judged, &head)?;
         let bucket = owned.scope;
         let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
@@ -1253,6 +1263,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = user_of(&req)?;
         let lock_headers = crate::authz::lock_headers(&req.extensions);
+        let judged = crate::object_acl::judged(&req.extensions);
         let input = req.input;
         let customer_key = crate::sse::customer_key(
             input.sse_customer_algorithm.as_deref(),
@@ -1267,6 +1278,7 @@ impl S3 for Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        crate::object_acl::check_judged(judged, &head)?;
         let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
         check_conditions(
             &head,
@@ -1450,10 +1462,11 @@ impl S3 for Gateway {
         let enc = encoder(input.encoding_type.as_ref());
         let key_count = (page.entries.len() + page.prefixes.len()) as i32;
         let next = page.next_token();
-        let (mut contents, prefixes) = page_contents(page, &enc);
-        if input.fetch_owner == Some(true) {
-            set_owner(&mut contents, &user);
-        }
+        let owners = match input.fetch_owner {
+            Some(true) => Some((user.as_str(), self.shows_object_owners(&bucket).await?)),
+            _ => None,
+        };
+        let (contents, prefixes) = page_contents(page, &enc, owners);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -1750,6 +1763,8 @@ impl S3 for Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let user = user_of(&req)?;
+        let writer = crate::object_acl::signer_of(&req);
+        let judged_source = crate::object_acl::judged_source(&req.extensions);
         let input = req.input;
         check_key(&input.key)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
@@ -1759,11 +1774,15 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
+        // The destination's own ACL: S3 never copies the source's.
+        let asked = crate::object_acl::asked_of_write!(input);
+        let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         let conditions = copy_conditions!(input);
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
             .await?;
+        crate::object_acl::check_judged(judged_source, &source.head)?;
         let (src_bucket, src_key, src) = (&source.bucket, &source.key, &source.head);
         let replace = match input
             .metadata_directive
@@ -1792,6 +1811,8 @@ impl S3 for Gateway {
             tags: Vec::new(),
             class,
             lock,
+            owner: acl.owner,
+            acl: acl.acl,
             algo: None,
             ..Default::default()
         };
@@ -1942,9 +1963,9 @@ impl S3 for Gateway {
         let next = page
             .next_token()
             .map(|k| enc(String::from_utf8_lossy(&k).into_owned()));
-        let (mut contents, prefixes) = page_contents(page, &enc);
         // V1 always names the owner (V2 only with fetch-owner=true).
-        set_owner(&mut contents, &user);
+        let owners = (user.as_str(), self.shows_object_owners(&bucket).await?);
+        let (contents, prefixes) = page_contents(page, &enc, Some(owners));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: input.prefix.map(&enc),
@@ -2030,10 +2051,13 @@ pub(crate) struct CopiedSource {
     pub named_version: bool,
 }
 
-/// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes.
+/// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes; with
+/// their owners when `owners` gives the bucket owner (an object's own when the flag says
+/// objects have their own, else the bucket owner).
 fn page_contents(
     page: Listed,
     enc: &impl Fn(String) -> String,
+    owners: Option<(&str, bool)>,
 ) -> (Vec<Object>, Vec<CommonPrefix>) {
     let contents = page
         .entries
@@ -2044,6 +2068,10 @@ fn page_contents(
             e_tag: Some(etag(&entry.etag)),
             last_modified: Some(timestamp(entry.modified_ms)),
             storage_class: Some(entry.class.as_str().to_owned().into()),
+            owner: owners.map(|(bucket_owner, own)| {
+                let object_owner = entry.owner.as_deref().filter(|_| own);
+                owner_dto(object_owner.unwrap_or(bucket_owner))
+            }),
             ..Default::default()
         })
         .collect();
@@ -2057,13 +2085,11 @@ fn page_contents(
     (contents, prefixes)
 }
 
-/// Every object of a bucket belongs to the bucket's owner (only the owner may write to it).
-fn set_owner(contents: &mut [Object], owner: &str) {
-    for o in contents {
-        o.owner = Some(Owner {
-            display_name: Some(owner.to_owned()),
-            id: Some(owner.to_owned()),
-        });
+/// The Owner element of a user id.
+pub(crate) fn owner_dto(id: &str) -> Owner {
+    Owner {
+        display_name: Some(id.to_owned()),
+        id: Some(id.to_owned()),
     }
 }
 

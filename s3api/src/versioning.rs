@@ -13,7 +13,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::records::{DeleteMarker, VersionRecord, Versioning};
-use crate::s3::{encoder, etag, max_keys, s3_err, timestamp, user_of, Gateway};
+use crate::s3::{encoder, etag, max_keys, owner_dto, s3_err, timestamp, user_of, Gateway};
 
 use objects::version_list::{ListedVersion, VersionQuery};
 pub(crate) use objects::versions::{head_version_id, shown_version_id, Guard, VersionRef};
@@ -195,6 +195,7 @@ impl Gateway {
             with_versions: record.versioning.keeps_versions(),
         };
         let page = self.store.versions_page(&query).await.map_err(s3_err)?;
+        let own = self.shows_object_owners(&record.scope).await?;
         let enc = encoder(input.encoding_type.as_ref());
         let owner = Owner {
             display_name: Some(user.clone()),
@@ -211,6 +212,7 @@ impl Gateway {
                     etag: tag,
                     modified_ms,
                     class,
+                    owner: version_owner,
                 } => versions.push(ObjectVersion {
                     key,
                     version_id: Some(version_id),
@@ -218,7 +220,12 @@ impl Gateway {
                     size: Some(size as i64),
                     e_tag: Some(etag(&tag)),
                     last_modified: Some(timestamp(modified_ms)),
-                    owner: Some(owner.clone()),
+                    owner: Some(
+                        version_owner
+                            .as_deref()
+                            .filter(|_| own)
+                            .map_or_else(|| owner.clone(), owner_dto),
+                    ),
                     storage_class: Some(class.as_str().to_owned().into()),
                     ..Default::default()
                 }),

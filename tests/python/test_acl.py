@@ -1,8 +1,9 @@
-"""Bucket ACLs: each canned ACL decides who may list, write and read or change the ACL; grants
-by id and by group in headers and bodies; Get/PutBucketAcl round trips; the public access
-block (BlockPublicAcls, IgnorePublicAcls); a Deny in the bucket policy beats a grant;
-BucketOwnerEnforced disables ACLs. Objects have no ACLs of their own: GetObjectAcl shows the
-owner-only one, object grants answer NotImplemented."""
+"""Bucket and object ACLs: each canned ACL decides who may list, write and read or change the
+ACL; grants by id and by group in headers and bodies; Get/Put Bucket/Object Acl round trips;
+object ACLs per version, on PUT, copy, multipart and POST forms; the public access block
+(BlockPublicAcls, IgnorePublicAcls); a Deny in the bucket policy beats a grant;
+BucketOwnerEnforced disables ACLs; ObjectWriter and BucketOwnerPreferred make writers own
+what they write."""
 import pytest
 from botocore.exceptions import ClientError
 
@@ -253,8 +254,8 @@ def test_bucket_owner_enforced_disables_acls(s3, alice, bucket):
                          ObjectOwnership="BucketOwnerEnforced")
     assert code(e) == "InvalidBucketAclWithObjectOwnership" and status(e) == 400
     s3.create_bucket(Bucket=f"{bucket}-enf", ACL="private", ObjectOwnership="BucketOwnerEnforced")
-    # Object ACLs, refused anyway (NotImplemented), are refused as S3 does in such a bucket;
-    # the owner-only ones still go through.
+    # Object ACLs are refused as S3 does in such a bucket; the owner-only ones still go
+    # through.
     enf = f"{bucket}-enf"
     for call, kw in [(s3.put_object, dict(Key="k", Body=b"v", ACL="public-read")),
                      (s3.put_object, dict(Key="k", Body=b"v", GrantRead=f'id="{ALICE[0]}"')),
@@ -285,57 +286,366 @@ def test_acl_calls_need_their_permission(s3, alice, bucket):
     assert not can(alice.delete_bucket, Bucket=bucket)
 
 
-def test_object_acls(server, s3, bucket):
-    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+def readers(s3, alice, anon, bucket, key, **kw):
+    """Who may GET and HEAD `key` (both must agree): (alice, anonymous)."""
+    out = []
+    for client in (alice, anon):
+        got = can(client.get_object, Bucket=bucket, Key=key, **kw)
+        assert got == can(client.head_object, Bucket=bucket, Key=key, **kw), key
+        out.append(got)
+    return tuple(out)
+
+
+# (canned ACL, (alice may read, anyone may read))
+OBJECT_CANNED = [
+    ("private", (False, False)),
+    ("public-read", (True, True)),
+    ("public-read-write", (True, True)),
+    ("authenticated-read", (True, False)),
+    ("bucket-owner-read", (False, False)),
+    ("bucket-owner-full-control", (False, False)),
+]
+
+
+def test_object_canned_acls(server, s3, alice, anon, bucket):
+    for canned, want in OBJECT_CANNED:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL=canned)
+        assert readers(s3, alice, anon, bucket, "k") == want, canned
+        if want[1]:
+            assert anon.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+        acl = s3.get_object_acl(Bucket=bucket, Key="k")
+        assert acl["Owner"]["ID"] == server.access_key
+        extra = {"public-read": {(ALL_USERS, "READ")},
+                 "public-read-write": {(ALL_USERS, "READ"), (ALL_USERS, "WRITE")},
+                 "authenticated-read": {(AUTH_USERS, "READ")}}.get(canned, set())
+        assert grants(acl) == {(server.access_key, "FULL_CONTROL")} | extra, canned
+        # READ reads the object, never its ACL, nor writes it.
+        assert not can(anon.get_object_acl, Bucket=bucket, Key="k")
+        assert not can(alice.put_object_acl, Bucket=bucket, Key="k", ACL="private")
+        # A new write of the key starts from its own ACL (private here).
+        s3.put_object(Bucket=bucket, Key="k", Body=b"w")
+        assert readers(s3, alice, anon, bucket, "k") == (False, False)
+
+
+def test_object_grants_by_header_and_body(server, s3, alice, anon, bucket):
+    owner = server.access_key
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v", GrantRead=f'id="{ALICE[0]}"',
+                  GrantReadACP=f'id="{ALICE[0]}"', GrantFullControl=f'id="{owner}"')
+    assert readers(s3, alice, anon, bucket, "k") == (True, False)
+    assert grants(alice.get_object_acl(Bucket=bucket, Key="k")) == {
+        (ALICE[0], "READ"), (ALICE[0], "READ_ACP"), (owner, "FULL_CONTROL")}
+    assert not can(alice.put_object_acl, Bucket=bucket, Key="k", ACL="public-read")
+    # WRITE_ACP lets alice open it to everyone.
+    s3.put_object_acl(Bucket=bucket, Key="k", GrantWriteACP=f'id="{ALICE[0]}"')
+    assert readers(s3, alice, anon, bucket, "k") == (False, False)
+    alice.put_object_acl(Bucket=bucket, Key="k", ACL="public-read")
+    assert readers(s3, alice, anon, bucket, "k") == (True, True)
+    # A body: what Get answers can be put back, changed.
     acl = s3.get_object_acl(Bucket=bucket, Key="k")
-    assert grants(acl) == {(server.access_key, "FULL_CONTROL")}
-    with pytest.raises(ClientError) as e:
-        s3.get_object_acl(Bucket=bucket, Key="missing")
-    assert code(e) == "NoSuchKey"
-    for kw in [dict(ACL="public-read"), dict(GrantRead=f'id="{ALICE[0]}"')]:
-        with pytest.raises(ClientError) as e:
-            s3.put_object(Bucket=bucket, Key="k2", Body=b"v", **kw)
-        assert code(e) == "NotImplemented", kw
-    with pytest.raises(ClientError) as e:
-        s3.head_object(Bucket=bucket, Key="k2")
-    assert status(e) == 404
-    # The ACL every object has is accepted as a no-op, on an object that exists; any other
-    # answers NotImplemented.
-    s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")
-    s3.put_object_acl(Bucket=bucket, Key="k", ACL="bucket-owner-full-control")
     s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={
-        "Owner": acl["Owner"], "Grants": acl["Grants"]})
-    with pytest.raises(ClientError) as e:
-        s3.put_object_acl(Bucket=bucket, Key="missing", ACL="private")
-    assert code(e) == "NoSuchKey"
-    with pytest.raises(ClientError) as e:
-        s3.put_object_acl(Bucket=bucket, Key="k", ACL="authenticated-read")
-    assert code(e) == "NotImplemented"
-    with pytest.raises(ClientError) as e:
-        s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={
-            "Owner": acl["Owner"], "Grants": acl["Grants"] + [
-                {"Grantee": {"Type": "CanonicalUser", "ID": ALICE[0]}, "Permission": "READ"}]})
-    assert code(e) == "NotImplemented"
-    assert grants(s3.get_object_acl(Bucket=bucket, Key="k")) == {
-        (server.access_key, "FULL_CONTROL")}
+        "Owner": acl["Owner"],
+        "Grants": [g for g in acl["Grants"] if "URI" not in g["Grantee"]] + [
+            {"Grantee": {"Type": "Group", "URI": AUTH_USERS}, "Permission": "READ"}]})
+    assert readers(s3, alice, anon, bucket, "k") == (True, False)
+    # Back to the owner's alone.
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")
+    assert grants(s3.get_object_acl(Bucket=bucket, Key="k")) == {(owner, "FULL_CONTROL")}
+    assert readers(s3, alice, anon, bucket, "k") == (False, False)
 
 
-def test_object_acls_by_version(s3, bucket):
+BAD_OBJECT_ACLS = [
+    (dict(ACL="public-read", GrantRead=f'uri="{ALL_USERS}"'), ("InvalidRequest", 400)),
+    (dict(GrantRead='id="NOSUCHUSERACCESSKEY"'), ("InvalidArgument", 400)),
+    (dict(GrantRead='emailAddress="a@example.com"'), ("NotImplemented", 501)),
+    (dict(GrantRead='uri="http://acs.amazonaws.com/groups/s3/LogDelivery"'),
+     ("NotImplemented", 501)),
+    (dict(ACL="aws-exec-read"), ("NotImplemented", 501)),
+    (dict(ACL="everyone"), ("InvalidArgument", 400)),
+]
+
+
+def test_bad_object_acls_are_refused(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    for kw, want in BAD_OBJECT_ACLS:
+        for call, args in [(s3.put_object, dict(Key="new", Body=b"v")),
+                           (s3.put_object_acl, dict(Key="k")),
+                           (s3.copy_object, dict(Key="new", CopySource=f"{bucket}/k")),
+                           (s3.create_multipart_upload, dict(Key="new"))]:
+            with pytest.raises(ClientError) as e:
+                call(Bucket=bucket, **args, **kw)
+            assert (code(e), status(e)) == want, (call, kw)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
+
+
+def test_object_acl_calls_on_missing_objects(s3, anon, bucket):
+    for call, kw in [(s3.get_object_acl, {}), (s3.put_object_acl, dict(ACL="private"))]:
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, Key="missing", **kw)
+        assert code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=bucket, Key="missing")
+    assert status(e) == 400
+    # An anonymous caller learns nothing of a key it may not read.
+    s3.put_object(Bucket=bucket, Key="open", Body=b"v", ACL="public-read")
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="missing")
+    assert status(e) == 403
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="open", VersionId="0" * 24)
+    assert status(e) == 403
+
+
+def test_object_acls_by_version(s3, alice, anon, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["VersionId"]
-    s3.delete_object(Bucket=bucket, Key="k")
-    assert len(s3.get_object_acl(Bucket=bucket, Key="k", VersionId=v1)["Grants"]) == 1
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1", ACL="public-read")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="k", Body=b"2")["VersionId"]
+    # Each version has its own ACL: the current one is private, the old one public.
+    assert readers(s3, alice, anon, bucket, "k") == (False, False)
+    assert readers(s3, alice, anon, bucket, "k", VersionId=v1) == (True, True)
+    assert anon.get_object(Bucket=bucket, Key="k", VersionId=v1)["Body"].read() == b"1"
+    assert (ALL_USERS, "READ") in grants(s3.get_object_acl(Bucket=bucket, Key="k",
+                                                           VersionId=v1))
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
+    # PutObjectAcl of one version leaves the other alone.
+    s3.put_object_acl(Bucket=bucket, Key="k", VersionId=v2, ACL="authenticated-read")
     s3.put_object_acl(Bucket=bucket, Key="k", VersionId=v1, ACL="private")
-    # The current version is a delete marker; an unknown version is NoSuchVersion.
+    assert readers(s3, alice, anon, bucket, "k") == (True, False)
+    assert readers(s3, alice, anon, bucket, "k", VersionId=v1) == (False, False)
+    # The current version is a delete marker: the old versions keep their ACLs.
+    s3.delete_object(Bucket=bucket, Key="k")
     with pytest.raises(ClientError) as e:
         s3.get_object_acl(Bucket=bucket, Key="k")
     assert status(e) == 404
+    assert readers(s3, alice, anon, bucket, "k", VersionId=v2) == (True, False)
     elsewhere = s3.put_object(Bucket=bucket, Key="other", Body=b"2")["VersionId"]
     for call in (s3.get_object_acl, s3.put_object_acl):
         kw = dict(ACL="private") if call == s3.put_object_acl else {}
         with pytest.raises(ClientError) as e:
             call(Bucket=bucket, Key="k", VersionId=elsewhere, **kw)
         assert code(e) == "NoSuchVersion", call
+
+
+def test_copies_get_their_own_acl(s3, alice, anon, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"v", ACL="public-read")
+    # S3 never copies the source's ACL: the copy is private unless the request says.
+    s3.copy_object(Bucket=bucket, Key="plain", CopySource=f"{bucket}/src")
+    assert readers(s3, alice, anon, bucket, "plain") == (False, False)
+    s3.copy_object(Bucket=bucket, Key="shared", CopySource=f"{bucket}/src",
+                   GrantRead=f'id="{ALICE[0]}"')
+    assert readers(s3, alice, anon, bucket, "shared") == (True, False)
+    s3.copy_object(Bucket=bucket, Key="src", CopySource=f"{bucket}/src",
+                   MetadataDirective="REPLACE", ACL="authenticated-read")
+    assert readers(s3, alice, anon, bucket, "src") == (True, False)
+
+
+def test_an_object_read_grant_lets_a_writer_copy_it(server, s3, alice, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{ALICE[0]}"')
+    s3.put_object(Bucket=bucket, Key="private", Body=b"p")
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"s", GrantRead=f'id="{ALICE[0]}"')
+    for call, kw in [(alice.copy_object, {}),
+                     (alice.upload_part_copy, dict(PartNumber=1))]:
+        if call == alice.upload_part_copy:
+            up = alice.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+            kw = dict(kw, UploadId=up)
+        assert not can(call, Bucket=bucket, Key="dst", CopySource=f"{bucket}/private", **kw)
+        assert can(call, Bucket=bucket, Key="dst", CopySource=f"{bucket}/shared", **kw)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"s"
+    # Where writers own objects, the bucket owner copies only what it may read.
+    ownership(s3, bucket, "ObjectWriter")
+    alice.put_object(Bucket=bucket, Key="alices", Body=b"a")
+    assert not can(s3.copy_object, Bucket=bucket, Key="c", CopySource=f"{bucket}/alices")
+    alice.put_object_acl(Bucket=bucket, Key="alices", ACL="bucket-owner-read")
+    s3.copy_object(Bucket=bucket, Key="c", CopySource=f"{bucket}/alices")
+    assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"a"
+
+
+def test_multipart_uploads_get_their_acl_at_complete(s3, alice, anon, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ACL="public-read")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1,
+                          Body=b"p" * 10)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert readers(s3, alice, anon, bucket, "mp") == (True, True)
+    assert anon.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"p" * 10
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp2",
+                                    GrantRead=f'id="{ALICE[0]}"')["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp2", UploadId=up, PartNumber=1,
+                          Body=b"q")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp2", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert readers(s3, alice, anon, bucket, "mp2") == (True, False)
+
+
+def test_post_forms_set_the_acl(server, s3, alice, anon, bucket):
+    from test_post_upload import post, sign
+    fields = sign(server, [{"bucket": bucket}, ["starts-with", "$key", ""],
+                           {"acl": "public-read"}])
+    status_, _, body = post(server, bucket, {**fields, "key": "form", "acl": "public-read"},
+                            b"posted")
+    assert status_ == 204, body
+    assert readers(s3, alice, anon, bucket, "form") == (True, True)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True})
+    status_, _, body = post(server, bucket, {**fields, "key": "form2", "acl": "public-read"},
+                            b"posted")
+    assert status_ == 403, body
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["form"]
+
+
+def test_deny_in_policy_beats_object_grant(s3, alice, anon, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL="public-read")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"v", ACL="public-read")
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        stmt("Deny", "*", "s3:GetObject", f"arn:aws:s3:::{bucket}/k")))
+    assert readers(s3, alice, anon, bucket, "k") == (False, False)
+    assert readers(s3, alice, anon, bucket, "other") == (True, True)
+    s3.put_object_acl(Bucket=bucket, Key="k", GrantReadACP=f'id="{ALICE[0]}"')
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        stmt("Deny", {"AWS": "alice"}, "s3:GetObjectAcl", f"arn:aws:s3:::{bucket}/*")))
+    assert not can(alice.get_object_acl, Bucket=bucket, Key="k")
+
+
+def test_block_and_ignore_public_acls_on_objects(s3, alice, anon, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v",
+                  GrantRead=f'uri="{ALL_USERS}", id="{ALICE[0]}"')
+    assert readers(s3, alice, anon, bucket, "k") == (True, True)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "IgnorePublicAcls": True})
+    # Stored public grants count for nothing; a grant to a user still counts.
+    assert readers(s3, alice, anon, bucket, "k") == (True, False)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True})
+    assert readers(s3, alice, anon, bucket, "k") == (True, True)
+    for call, kw in [(s3.put_object, dict(Key="n", Body=b"v", ACL="public-read")),
+                     (s3.put_object, dict(Key="n", Body=b"v", GrantRead=f'uri="{AUTH_USERS}"')),
+                     (s3.put_object_acl, dict(Key="k", ACL="public-read-write")),
+                     (s3.copy_object, dict(Key="n", CopySource=f"{bucket}/k",
+                                           ACL="authenticated-read")),
+                     (s3.create_multipart_upload, dict(Key="n", ACL="public-read"))]:
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, **kw)
+        assert code(e) == "AccessDenied" and status(e) == 403, kw
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+    s3.put_object_acl(Bucket=bucket, Key="k", GrantRead=f'id="{ALICE[0]}"')
+    assert readers(s3, alice, anon, bucket, "k") == (True, False)
+
+
+def ownership(s3, bucket, value):
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": value}]})
+    rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": value}]
+
+
+def test_object_writer_owns_what_it_writes(server, s3, alice, anon, bucket):
+    root = server.access_key
+    ownership(s3, bucket, "ObjectWriter")
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{ALICE[0]}"')
+    alice.put_object(Bucket=bucket, Key="mine", Body=b"a")
+    acl = alice.get_object_acl(Bucket=bucket, Key="mine")
+    assert acl["Owner"]["ID"] == ALICE[0]
+    assert grants(acl) == {(ALICE[0], "FULL_CONTROL")}
+    assert alice.get_object(Bucket=bucket, Key="mine")["Body"].read() == b"a"
+    # The bucket owner gets what the ACL grants it: nothing here.
+    for call in (s3.get_object, s3.head_object, s3.get_object_acl):
+        assert not can(call, Bucket=bucket, Key="mine"), call
+    assert not can(s3.put_object_acl, Bucket=bucket, Key="mine", ACL="private")
+    # It may still delete it (S3: the bucket owner pays for and can remove any object).
+    alice.put_object(Bucket=bucket, Key="gone", Body=b"a")
+    s3.delete_object(Bucket=bucket, Key="gone")
+    alice.put_object(Bucket=bucket, Key="shared", Body=b"b", ACL="bucket-owner-full-control")
+    acl = s3.get_object_acl(Bucket=bucket, Key="shared")
+    assert acl["Owner"]["ID"] == ALICE[0]
+    assert grants(acl) == {(ALICE[0], "FULL_CONTROL"), (root, "FULL_CONTROL")}
+    assert s3.get_object(Bucket=bucket, Key="shared")["Body"].read() == b"b"
+    alice.put_object(Bucket=bucket, Key="read", Body=b"c", ACL="bucket-owner-read")
+    assert can(s3.get_object, Bucket=bucket, Key="read")
+    assert not can(s3.get_object_acl, Bucket=bucket, Key="read")
+    # The owner hands its object over with its ACL; the owner stays.
+    alice.put_object_acl(Bucket=bucket, Key="mine", ACL="public-read")
+    assert readers(s3, alice, anon, bucket, "mine") == (True, True)
+    assert not can(s3.get_object_acl, Bucket=bucket, Key="mine")
+    assert alice.get_object_acl(Bucket=bucket, Key="mine")["Owner"]["ID"] == ALICE[0]
+    # What the bucket owner writes is its own; anonymous writers own nothing.
+    s3.put_object(Bucket=bucket, Key="root", Body=b"r")
+    assert s3.get_object_acl(Bucket=bucket, Key="root")["Owner"]["ID"] == root
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    anon.put_object(Bucket=bucket, Key="anon", Body=b"x")
+    assert s3.get_object_acl(Bucket=bucket, Key="anon")["Owner"]["ID"] == root
+    # Listings show each object's owner.
+    want = {"anon": root, "mine": ALICE[0], "read": ALICE[0], "root": root,
+            "shared": ALICE[0]}
+    v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert {o["Key"]: o["Owner"]["ID"] for o in v2} == want
+    assert all("Owner" not in o for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    v1 = s3.list_objects(Bucket=bucket)["Contents"]
+    assert {o["Key"]: o["Owner"]["ID"] for o in v1} == want
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {v["Key"]: v["Owner"]["ID"] for v in versions} == want
+    # In a bucket keeping versions too, each version with its own owner.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="mine", Body=b"taken")
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="mine")["Versions"]
+    assert [v["Owner"]["ID"] for v in versions] == [root, ALICE[0]]
+    v2 = s3.list_objects_v2(Bucket=bucket, Prefix="mine", FetchOwner=True)["Contents"]
+    assert [o["Owner"]["ID"] for o in v2] == [root]
+    # BucketOwnerEnforced: the bucket owner owns everything, and has every right.
+    ownership(s3, bucket, "BucketOwnerEnforced")
+    assert s3.get_object(Bucket=bucket, Key="read")["Body"].read() == b"c"
+    assert s3.get_object_acl(Bucket=bucket, Key="read")["Owner"]["ID"] == root
+    v2 = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert {o["Owner"]["ID"] for o in v2} == {root}
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {v["Owner"]["ID"] for v in versions} == {root}
+    assert not can(alice.get_object, Bucket=bucket, Key="read")
+
+
+def test_bucket_owner_preferred(server, s3, alice, bucket):
+    root = server.access_key
+    ownership(s3, bucket, "BucketOwnerPreferred")
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{ALICE[0]}"')
+    alice.put_object(Bucket=bucket, Key="given", Body=b"a", ACL="bucket-owner-full-control")
+    acl = s3.get_object_acl(Bucket=bucket, Key="given")
+    assert acl["Owner"]["ID"] == root and grants(acl) == {(root, "FULL_CONTROL")}
+    assert not can(alice.get_object, Bucket=bucket, Key="given")
+    alice.put_object(Bucket=bucket, Key="kept", Body=b"b")
+    assert alice.get_object_acl(Bucket=bucket, Key="kept")["Owner"]["ID"] == ALICE[0]
+    assert not can(s3.get_object, Bucket=bucket, Key="kept")
+    # In parts and by copy too.
+    up = alice.create_multipart_upload(Bucket=bucket, Key="mp",
+                                       ACL="bucket-owner-full-control")["UploadId"]
+    etag = alice.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1,
+                             Body=b"p")["ETag"]
+    alice.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_acl(Bucket=bucket, Key="mp")["Owner"]["ID"] == root
+    # Back to no controls: what was written keeps its owner; new writes are the bucket's.
+    s3.delete_bucket_ownership_controls(Bucket=bucket)
+    alice.put_object(Bucket=bucket, Key="later", Body=b"c")
+    assert s3.get_object_acl(Bucket=bucket, Key="later")["Owner"]["ID"] == root
+    assert not can(alice.get_object, Bucket=bucket, Key="later")
+
+
+def test_create_bucket_with_each_ownership(s3, alice, bucket):
+    for value in ["ObjectWriter", "BucketOwnerPreferred", "BucketOwnerEnforced"]:
+        name = f"{bucket}-{value.lower()}"
+        s3.create_bucket(Bucket=name, ObjectOwnership=value)
+        rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": value}]
+    # An ACL on CreateBucket goes with the two that keep ACLs enabled.
+    s3.create_bucket(Bucket=f"{bucket}-w", ObjectOwnership="ObjectWriter",
+                     GrantRead=f'id="{ALICE[0]}"')
+    assert can(alice.list_objects_v2, Bucket=f"{bucket}-w")
+
+
+def test_object_acls_in_an_enforced_bucket_count_for_nothing(s3, anon, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v", ACL="public-read")
+    assert can(anon.get_object, Bucket=bucket, Key="k")
+    ownership(s3, bucket, "BucketOwnerEnforced")
+    assert not can(anon.get_object, Bucket=bucket, Key="k")
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
 
 
 def test_a_grantee_that_may_list_sees_404_for_missing_keys(s3, anon, bucket):
@@ -378,13 +688,16 @@ def test_acls_survive_a_restart(tmp_path):
         s3 = server.client()
         s3.create_bucket(Bucket="kept", ACL="public-read")
         s3.put_object(Bucket="kept", Key="k", Body=b"v")
+        s3.put_object(Bucket="kept", Key="open", Body=b"o", ACL="public-read")
     finally:
         assert server.stop() == 0
     server = Server(str(tmp_path / "d"))
     try:
         listed = anon_client(server).list_objects_v2(Bucket="kept")
-        assert [o["Key"] for o in listed["Contents"]] == ["k"]
+        assert [o["Key"] for o in listed["Contents"]] == ["k", "open"]
         assert (ALL_USERS, "READ") in grants(server.client().get_bucket_acl(Bucket="kept"))
+        assert anon_client(server).get_object(Bucket="kept", Key="open")["Body"].read() == b"o"
+        assert not can(anon_client(server).get_object, Bucket="kept", Key="k")
     finally:
         assert server.stop() == 0
 

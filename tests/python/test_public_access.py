@@ -145,11 +145,6 @@ def test_block_public_acls(s3, bucket, call, acl):
         acl = dict(GrantFullControl=ALL_USERS)
     if call == "put_bucket_acl" and acl.get("ACL") == "public-read":
         acl = dict(ACL="public-read-write")
-    # Without the block: objects have no ACLs of their own (bucket ACLs: test_acl.py).
-    if call != "put_bucket_acl":
-        with pytest.raises(ClientError) as e:
-            getattr(s3, call)(Bucket=bucket, **args, **acl)
-        assert code(e) == "NotImplemented"
     s3.put_public_access_block(Bucket=bucket, **block(BlockPublicAcls=True))
     with pytest.raises(ClientError) as e:
         getattr(s3, call)(Bucket=bucket, **args, **acl)
@@ -160,14 +155,13 @@ def test_block_public_acls(s3, bucket, call, acl):
     assert status(e) == 404
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
-    # An ACL that is not public is still not implemented on an object, block or not, and
-    # allowed on the bucket.
-    if call == "put_object_acl":
-        with pytest.raises(ClientError) as e:
-            getattr(s3, call)(Bucket=bucket, **args, GrantRead=f'id="{owner_id(s3)}"')
-        assert code(e) == "NotImplemented"
-    if call == "put_bucket_acl":
-        s3.put_bucket_acl(Bucket=bucket, GrantRead=f'id="{owner_id(s3)}"')
+    assert len(s3.get_object_acl(Bucket=bucket, Key="src")["Grants"]) == 1
+    # An ACL that is not public is allowed, block or not.
+    if call in ("put_object_acl", "put_bucket_acl"):
+        getattr(s3, call)(Bucket=bucket, **args, GrantRead=f'id="{owner_id(s3)}"')
+    # Without the block the public one is allowed too (test_acl.py has what it grants).
+    s3.delete_public_access_block(Bucket=bucket)
+    getattr(s3, call)(Bucket=bucket, **args, **acl)
 
 
 def owner_id(s3):
@@ -193,9 +187,8 @@ def test_block_public_acls_in_acl_bodies(s3, bucket, call):
         s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=policy(owner))
         assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
         return
-    with pytest.raises(ClientError) as e:
-        getattr(s3, call)(Bucket=bucket, **key, AccessControlPolicy=policy(owner))
-    assert code(e) == "NotImplemented"
+    s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy=policy(owner))
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
 
 
 def test_block_public_acls_on_presigned_urls(s3, bucket):
@@ -220,14 +213,18 @@ def test_block_public_acls_on_browser_post(server, bucket, field):
                                           ExpiresIn=60)
         return urllib3.request("POST", form["url"], timeout=30,
                                fields={**form["fields"], "file": ("k", b"v")})
-    r = post()
-    assert r.status == 501 and b"<Code>NotImplemented</Code>" in r.data
     s3.put_public_access_block(Bucket=bucket, **block(BlockPublicAcls=True))
     r = post()
     assert r.status == 403 and b"<Code>AccessDenied</Code>" in r.data
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="k")
     assert status(e) == 404
+    s3.delete_public_access_block(Bucket=bucket)
+    r = post()
+    assert r.status == 204, r.data
+    acl = s3.get_object_acl(Bucket=bucket, Key="k")
+    assert "http://acs.amazonaws.com/groups/global/AllUsers" in [
+        g["Grantee"].get("URI") for g in acl["Grants"]]
 
 
 def test_only_the_owner_or_the_policy(s3, alice, anon, bucket):
@@ -279,13 +276,10 @@ def test_ownership_controls(s3, bucket):
     enforced = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=enforced)
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"] == enforced
-    for refused in ("ObjectWriter", "BucketOwnerPreferred"):
-        with pytest.raises(ClientError) as e:
-            s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
-                "Rules": [{"ObjectOwnership": refused}]})
-        assert code(e) == "NotImplemented" and status(e) == 501
-    # The refused value changed nothing.
-    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"] == enforced
+    for value in ("ObjectWriter", "BucketOwnerPreferred", "BucketOwnerEnforced"):
+        controls = {"Rules": [{"ObjectOwnership": value}]}
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=controls)
+        assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"] == controls
     s3.delete_bucket_ownership_controls(Bucket=bucket)
     with pytest.raises(ClientError) as e:
         s3.get_bucket_ownership_controls(Bucket=bucket)

@@ -4,7 +4,7 @@
 use super::{
     check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
     Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
-    FLAG_NULL_VERSION, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
+    FLAG_NULL_VERSION, HEAD_ACL, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
     HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
 };
 
@@ -175,6 +175,13 @@ pub struct ObjectHead {
     /// How the body is encrypted (heads before format 8: not). When set, `size` and
     /// `parts[].size` count the stored (sealed) bytes and the plaintext size is here.
     pub encryption: Option<Encryption>,
+    /// The version's owner (a user id) when it is not the bucket's owner, who owns every
+    /// version without one (heads before format 9: none).
+    pub owner: Option<String>,
+    /// The version's access control list, as the S3 layer encodes it (opaque here; heads
+    /// before format 9: none, which the S3 layer reads as its default). At most
+    /// `limits::HEAD_ACL_BYTES_MAX` bytes, never empty.
+    pub acl: Option<Bytes>,
 }
 
 /// A version's server-side encryption: its body is sealed (`seal`) under a data key kept
@@ -313,6 +320,7 @@ impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
+            _ if self.acl.is_some() || self.owner.is_some() => HEAD_ACL,
             _ if self.encryption.is_some() => HEAD_SSE,
             (true, true) => HEAD_TAGS,
             (true, false) => HEAD_PART_SUMS,
@@ -374,6 +382,9 @@ impl ObjectHead {
         if format >= HEAD_LOCK {
             put_lock(&mut b, &self.lock);
         }
+        if format == HEAD_ACL {
+            b.put_u8(u8::from(self.encryption.is_some()));
+        }
         if let Some(e) = &self.encryption {
             assert_eq!(self.parts.len(), 1, "only single-part bodies are sealed");
             assert_eq!(crate::seal::stored_size(e.plain_bytes), self.size);
@@ -382,6 +393,9 @@ impl ObjectHead {
             }
             b.put_u64_le(e.plain_bytes);
             b.put_slice(&e.wrapped.encode());
+        }
+        if format == HEAD_ACL {
+            put_owner_and_acl(&mut b, self.owner.as_deref(), self.acl.as_ref());
         }
         b.freeze()
     }
@@ -392,9 +406,8 @@ impl ObjectHead {
         let (with_checksum, with_flags) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE => {
-                (true, true)
-            }
+            HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE
+            | HEAD_ACL => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -467,7 +480,7 @@ impl ObjectHead {
         let mut part_checksums = Vec::new();
         let with_part_sums = match format {
             HEAD_PART_SUMS => true,
-            HEAD_LOCK | HEAD_SSE => {
+            HEAD_LOCK | HEAD_SSE | HEAD_ACL => {
                 check(&b, 1, "object")?;
                 match b.get_u8() {
                     0 => false,
@@ -491,10 +504,27 @@ impl ObjectHead {
         } else {
             ObjectLock::default()
         };
-        let encryption = if format == HEAD_SSE {
+        let encrypted = match format {
+            HEAD_SSE => true,
+            HEAD_ACL => {
+                check(&b, 1, "object")?;
+                match b.get_u8() {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Malformed("object")),
+                }
+            }
+            _ => false,
+        };
+        let encryption = if encrypted {
             Some(get_encryption(&mut b, size, parts.len())?)
         } else {
             None
+        };
+        let (owner, acl) = if format == HEAD_ACL {
+            get_owner_and_acl(&mut b, "object")?
+        } else {
+            (None, None)
         };
         // Every byte of a head is some field's: anything after the last is damage.
         if b.has_remaining() {
@@ -519,6 +549,8 @@ impl ObjectHead {
             part_checksums,
             lock,
             encryption,
+            owner,
+            acl,
         })
     }
 
@@ -572,6 +604,43 @@ impl ObjectHead {
 
 /// Format 8's encryption: kind u8 ‖ plaintext size u64 ‖ wrapped data key (121 bytes). Only
 /// single-part bodies are sealed, and the stored size must be the one sealing gives.
+/// A version's owner (`put_str`, empty: the bucket owner) ‖ its ACL (u16 length, 0: none ‖
+/// bytes).
+pub(super) fn put_owner_and_acl(b: &mut BytesMut, owner: Option<&str>, acl: Option<&Bytes>) {
+    assert!(
+        owner.is_none_or(|o| !o.is_empty() && o.len() <= crate::limits::OWNER_ID_BYTES_MAX),
+        "owners are user ids"
+    );
+    put_str(b, owner.unwrap_or(""));
+    let acl = acl.map_or(&[][..], |a| &a[..]);
+    assert!(
+        acl.len() <= crate::limits::HEAD_ACL_BYTES_MAX,
+        "ACLs are bounded by the S3 layer"
+    );
+    b.put_u16_le(acl.len() as u16);
+    b.put_slice(acl);
+}
+
+pub(super) fn get_owner_and_acl(
+    b: &mut Bytes,
+    what: &'static str,
+) -> Result<(Option<String>, Option<Bytes>), Malformed> {
+    let owner = get_str(b, what)?;
+    if owner.len() > crate::limits::OWNER_ID_BYTES_MAX {
+        return Err(Malformed(what));
+    }
+    check(b, 2, what)?;
+    let len = usize::from(b.get_u16_le());
+    if len > crate::limits::HEAD_ACL_BYTES_MAX || b.remaining() < len {
+        return Err(Malformed(what));
+    }
+    let acl = b.split_to(len);
+    Ok((
+        (!owner.is_empty()).then_some(owner),
+        (!acl.is_empty()).then_some(acl),
+    ))
+}
+
 pub(super) fn get_encryption(
     b: &mut Bytes,
     size: u64,

@@ -2,7 +2,7 @@
 
 use super::{
     check, get_str, put_str, Buf, BufMut, Bytes, BytesMut, Malformed, StorageClass,
-    FLAG_IN_VERSIONS, LISTING_CLASS, VERSION, VERSION_VERSIONING,
+    FLAG_IN_VERSIONS, LISTING_CLASS, LISTING_OWNER, VERSION, VERSION_VERSIONING,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,13 +15,20 @@ pub struct ListingEntry {
     /// key's only version, `null`.
     pub in_versions: bool,
     pub class: StorageClass,
+    /// The current version's owner when it is not the bucket owner (`ObjectHead::owner`).
+    pub owner: Option<String>,
 }
 
 impl ListingEntry {
-    /// format u8 (2) ‖ size u64 ‖ modified ms u64 ‖ ETag ‖ flags u8 (format 1: without them).
+    /// format u8 ‖ size u64 ‖ modified ms u64 ‖ ETag ‖ flags u8 (format 1: without them) ‖
+    /// class u8 (from format 3) ‖ owner (format 4, a non-empty string).
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(LISTING_CLASS);
+        b.put_u8(if self.owner.is_some() {
+            LISTING_OWNER
+        } else {
+            LISTING_CLASS
+        });
         b.put_u64_le(self.size);
         b.put_u64_le(self.modified_ms);
         put_str(&mut b, &self.etag);
@@ -31,13 +38,17 @@ impl ListingEntry {
             0
         });
         b.put_u8(self.class.code());
+        if let Some(owner) = &self.owner {
+            assert!(!owner.is_empty(), "an owner is a user id");
+            put_str(&mut b, owner);
+        }
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<ListingEntry, Malformed> {
         check(&b, 17, "listing")?;
         let format = b.get_u8();
-        if format != VERSION && format != VERSION_VERSIONING && format != LISTING_CLASS {
+        if ![VERSION, VERSION_VERSIONING, LISTING_CLASS, LISTING_OWNER].contains(&format) {
             return Err(Malformed("listing"));
         }
         let size = b.get_u64_le();
@@ -53,11 +64,20 @@ impl ListingEntry {
                 _ => return Err(Malformed("listing")),
             }
         };
-        let class = if format == LISTING_CLASS {
+        let class = if format >= LISTING_CLASS {
             check(&b, 1, "listing")?;
             StorageClass::of(b.get_u8()).ok_or(Malformed("listing"))?
         } else {
             StorageClass::Standard
+        };
+        let owner = if format == LISTING_OWNER {
+            let owner = get_str(&mut b, "listing")?;
+            if owner.is_empty() || b.has_remaining() {
+                return Err(Malformed("listing"));
+            }
+            Some(owner)
+        } else {
+            None
         };
         Ok(ListingEntry {
             size,
@@ -65,6 +85,7 @@ impl ListingEntry {
             etag,
             in_versions,
             class,
+            owner,
         })
     }
 }

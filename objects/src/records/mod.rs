@@ -28,6 +28,11 @@
 //! Object Lock: heads at 7 (a version's retention and legal hold), uploads at 5 (the lock
 //! state the completed object gets), bucket records flag 4 (lock enabled). A record without
 //! lock state is written exactly as before.
+//!
+//! Object ACLs and owners: heads at 9 (a version's owner when not the bucket's, and its ACL
+//! as the S3 layer encodes it, opaque here), uploads at 6 (what the completed object gets),
+//! listing entries at 4 (the current version's owner, for listings). A version owned by the
+//! bucket owner with the default ACL is written exactly as before.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -61,6 +66,14 @@ const HEAD_LOCK: u8 = 7;
 /// Object heads of an encrypted body: format 7's fields, then the encryption (its kind, the
 /// plaintext size, the wrapped data key). Heads of plain bodies are still written at 5, 6 or 7.
 const HEAD_SSE: u8 = 8;
+/// Object heads with an owner or an access control list (S3 object ACLs, ownership): format
+/// 8's fields with the encryption behind a presence byte, then the owner (a string, empty:
+/// the bucket owner) and the ACL (u16 length, 0: none ‖ the S3 layer's bytes). Heads with
+/// neither are still written at 5, 6, 7 or 8.
+const HEAD_ACL: u8 = 9;
+/// Listing entries with the current version's owner (when not the bucket owner): format
+/// 3's fields, then the owner; entries without one are still written at format 3.
+const LISTING_OWNER: u8 = 4;
 /// Encryption kinds. Persisted codes never change.
 const SSE_CUSTOMER: u8 = 1;
 const LISTING_CLASS: u8 = 3;
@@ -70,6 +83,10 @@ const UPLOAD_TAGS: u8 = 4;
 /// Uploads with the Object Lock state CreateMultipartUpload resolved (the completed
 /// object's); uploads without one are still written at format 4.
 const UPLOAD_LOCK: u8 = 5;
+/// Uploads with the owner or access control list the completed object gets: format 5's
+/// fields (the lock state always, possibly none), then the owner and ACL as a head of format
+/// 9 has them (the record's last fields); uploads with neither are still written at 4 or 5.
+const UPLOAD_ACL: u8 = 6;
 /// Bucket records with an incarnation id and a deleting flag.
 const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit

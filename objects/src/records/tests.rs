@@ -30,6 +30,8 @@ fn records_round_trip_and_reject_garbage() {
         part_checksums: vec![],
         lock: ObjectLock::default(),
         encryption: None,
+        owner: None,
+        acl: None,
     };
     assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
     assert_eq!(h.stripes().len(), 5);
@@ -70,6 +72,7 @@ fn records_round_trip_and_reject_garbage() {
         etag: "e".into(),
         in_versions: true,
         class: StorageClass::Standard,
+        owner: None,
     };
     assert_eq!(ListingEntry::decode(listing.encode()).unwrap(), listing);
     assert_ne!(fragment_id(&[1; 12], 0, 0), fragment_id(&[1; 12], 1, 0));
@@ -84,6 +87,8 @@ fn records_round_trip_and_reject_garbage() {
         class: StorageClass::StandardIa,
         tags: vec![],
         lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let part = PartRecord {
@@ -196,6 +201,8 @@ fn checksums_round_trip() {
         class: StorageClass::Standard,
         tags: vec![],
         lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let mut h = ObjectHead {
@@ -230,6 +237,8 @@ fn checksums_round_trip() {
         part_checksums: vec![],
         lock: ObjectLock::default(),
         encryption: None,
+        owner: None,
+        acl: None,
     };
     assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
     let enc = h.encode();
@@ -293,6 +302,8 @@ fn small_head(null_version: bool, in_versions: bool) -> ObjectHead {
         part_checksums: vec![],
         lock: ObjectLock::default(),
         encryption: None,
+        owner: None,
+        acl: None,
     }
 }
 
@@ -400,6 +411,7 @@ fn versioning_formats_are_pinned() {
         etag: "e".into(),
         in_versions: true,
         class: StorageClass::Standard,
+        owner: None,
     };
     // Format 2 decodes as STANDARD; format 3 adds the class.
     let listing_v2_hex = "0203000000000000000068e5cf8b01000001006502";
@@ -575,6 +587,103 @@ fn encryption_makes_format_8() {
     assert_eq!(h.encode()[0], HEAD_LOCK);
 }
 
+/// Format 9: format 8's fields with the encryption behind a presence byte, then the owner
+/// (a string, empty: the bucket's) and the ACL (u16 length, 0: none ‖ bytes), pinned byte for
+/// byte; every cut refused; a bad presence byte, a length past the end or a trailing byte
+/// refused; a head with neither stays at 5..8.
+#[test]
+fn owner_and_acl_make_format_9() {
+    let mut h = small_head(false, true);
+    let v5 = hex::encode(h.encode());
+    assert_eq!(&v5[..2], "05");
+    h.acl = Some(Bytes::from_static(b"\x01ab"));
+    let enc = h.encode();
+    // Format 5's fields, no part checksums (0), no lock (0, 0), not encrypted (0), no owner
+    // (0-length string), 3 ACL bytes.
+    let hex9 = format!("09{}0000000000000300016162", &v5[2..]);
+    assert_eq!(hex::encode(&enc), hex9);
+    assert_eq!(ObjectHead::decode(hex_bytes(&hex9)).unwrap(), h);
+    // An owner alone ("al"), and both.
+    h.acl = None;
+    h.owner = Some("al".into());
+    let owner_only = format!("09{}000000000200616c0000", &v5[2..]);
+    assert_eq!(hex::encode(h.encode()), owner_only);
+    assert_eq!(ObjectHead::decode(hex_bytes(&owner_only)).unwrap(), h);
+    h.acl = Some(Bytes::from_static(b"\x01ab"));
+    let enc = h.encode();
+    assert_eq!(
+        hex::encode(&enc),
+        format!("09{}000000000200616c0300016162", &v5[2..])
+    );
+    assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
+    for cut in 0..enc.len() {
+        assert!(
+            ObjectHead::decode(enc.slice(..cut)).is_err(),
+            "cut at {cut}"
+        );
+    }
+    for bad in [
+        format!("09{}0000000200000300016162", &v5[2..]),
+        format!("09{}0000000000000400016162", &v5[2..]),
+        format!("09{}000000000000030001616200", &v5[2..]),
+    ] {
+        assert!(ObjectHead::decode(hex_bytes(&bad)).is_err(), "{bad}");
+    }
+    // Lock state, part checksums and encryption ride along.
+    h.lock.legal_hold = Some(true);
+    with_part_checksum(&mut h);
+    h.size = crate::seal::stored_size(3);
+    h.parts[0].size = h.size;
+    h.encryption = Some(Encryption {
+        kind: EncryptionKind::Customer,
+        plain_bytes: 3,
+        wrapped: crate::keywrap::WrappedKey::wrap(&[1; 32], &crate::seal::DataKey::random()),
+    });
+    let enc = h.encode();
+    assert_eq!(enc[0], HEAD_ACL);
+    assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
+    for cut in 0..enc.len() {
+        assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
+    }
+    // As a version record too.
+    let v = VersionRecord::Object(h.clone());
+    assert_eq!(VersionRecord::decode(v.encode()).unwrap(), v);
+    h.acl = None;
+    h.owner = None;
+    assert_eq!(h.encode()[0], HEAD_SSE);
+}
+
+/// Format 4 of listing entries: format 3's fields, then the owner, pinned; every cut and a
+/// trailing byte refused; an entry without an owner stays at 3.
+#[test]
+fn listing_owner_makes_format_4() {
+    let mut entry = ListingEntry {
+        size: 3,
+        modified_ms: 5,
+        etag: "e".into(),
+        in_versions: false,
+        class: StorageClass::Standard,
+        owner: None,
+    };
+    let v3 = hex::encode(entry.encode());
+    assert_eq!(&v3[..2], "03");
+    entry.owner = Some("al".into());
+    let enc = entry.encode();
+    let hex4 = format!("04{}0200616c", &v3[2..]);
+    assert_eq!(hex::encode(&enc), hex4);
+    assert_eq!(ListingEntry::decode(hex_bytes(&hex4)).unwrap(), entry);
+    for cut in 0..enc.len() {
+        assert!(
+            ListingEntry::decode(enc.slice(..cut)).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(ListingEntry::decode(Bytes::from(longer)).is_err());
+    assert!(ListingEntry::decode(hex_bytes(&format!("04{}0000", &v3[2..]))).is_err());
+}
+
 /// A byte after a head's last field is damage, in every format, 1 to 8 (heads of format 1
 /// to 7 were once read without that check).
 #[test]
@@ -611,6 +720,48 @@ fn heads_with_trailing_bytes_are_refused() {
     }
 }
 
+/// Format 6 of uploads: format 5's fields (the lock state always) and the owner and ACL the
+/// completed object gets, pinned byte for byte; every cut and a trailing byte refused.
+#[test]
+fn upload_owner_and_acl_make_format_6() {
+    let mut upload = UploadRecord {
+        owner: "o".into(),
+        initiated_ms: 1,
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        checksum: None,
+        class: StorageClass::Standard,
+        tags: vec![],
+        lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
+    };
+    let v4 = hex::encode(upload.encode());
+    assert_eq!(v4, "04010000000000000001006f00000000000000000000");
+    upload.acl = Some(Bytes::from_static(b"\x01ab"));
+    upload.object_owner = Some("al".into());
+    let enc = upload.encode();
+    // No retention (0), no hold (0), owner "al", 3 ACL bytes.
+    let hex6 = format!("06{}00000200616c0300016162", &v4[2..]);
+    assert_eq!(hex::encode(&enc), hex6);
+    assert_eq!(UploadRecord::decode(hex_bytes(&hex6)).unwrap(), upload);
+    for cut in 0..enc.len() {
+        assert!(
+            UploadRecord::decode(enc.slice(..cut)).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(UploadRecord::decode(Bytes::from(longer)).is_err());
+    upload.lock.legal_hold = Some(true);
+    upload.acl = None;
+    assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
+    upload.object_owner = None;
+    assert_eq!(upload.encode()[0], 5);
+}
+
 /// Format 5 of uploads: format 4 with the lock state the completed object gets.
 #[test]
 fn upload_lock_state_makes_format_5() {
@@ -624,6 +775,8 @@ fn upload_lock_state_makes_format_5() {
         class: StorageClass::Standard,
         tags: vec![],
         lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
     };
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
@@ -849,6 +1002,8 @@ fn tiering_round_trips_and_rejects_garbage() {
         class: StorageClass::DeepArchive,
         tags: vec![],
         lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
     };
     // Format 3 (before tags) still decodes; format 4 adds the tags.
     let v3 = hex_bytes("03010000000000000001006f0000000000000004");

@@ -3,7 +3,7 @@
 use super::{
     algo_code, check, get_lock, get_pairs, get_str, get_sum, get_upload_checksum, get_version,
     kind_code, put_lock, put_str, put_sum, Buf, BufMut, Bytes, BytesMut, Malformed, ObjectLock,
-    StorageClass, Sum, UploadChecksum, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
+    StorageClass, Sum, UploadChecksum, UPLOAD_ACL, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
     VERSION_CHECKSUMS,
 };
 
@@ -23,6 +23,10 @@ pub struct UploadRecord {
     pub tags: Vec<(String, String)>,
     /// The Object Lock state the completed object gets.
     pub lock: ObjectLock,
+    /// The owner and access control list the completed object gets (`ObjectHead::owner`,
+    /// `ObjectHead::acl`).
+    pub object_owner: Option<String>,
+    pub acl: Option<Bytes>,
 }
 
 /// One uploaded part (`P` key).
@@ -106,11 +110,13 @@ impl CompletionRecord {
 impl UploadRecord {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(if self.lock.is_none() {
-            UPLOAD_TAGS
-        } else {
-            UPLOAD_LOCK
-        });
+        let owned = self.acl.is_some() || self.object_owner.is_some();
+        let format = match (self.lock.is_none(), owned) {
+            (_, true) => UPLOAD_ACL,
+            (true, false) => UPLOAD_TAGS,
+            (false, false) => UPLOAD_LOCK,
+        };
+        b.put_u8(format);
         b.put_u64_le(self.initiated_ms);
         put_str(&mut b, &self.owner);
         put_str(&mut b, &self.content_type);
@@ -135,8 +141,11 @@ impl UploadRecord {
             put_str(&mut b, k);
             put_str(&mut b, v);
         }
-        if !self.lock.is_none() {
+        if format >= UPLOAD_LOCK {
             put_lock(&mut b, &self.lock);
+        }
+        if format == UPLOAD_ACL {
+            super::put_owner_and_acl(&mut b, self.object_owner.as_deref(), self.acl.as_ref());
         }
         b.freeze()
     }
@@ -147,7 +156,7 @@ impl UploadRecord {
         let (with_checksum, with_class) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK => (true, true),
+            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK | UPLOAD_ACL => (true, true),
             _ => return Err(Malformed("upload")),
         };
         let initiated_ms = b.get_u64_le();
@@ -175,10 +184,20 @@ impl UploadRecord {
         } else {
             Vec::new()
         };
-        let lock = if format == UPLOAD_LOCK {
+        let lock = if format >= UPLOAD_LOCK {
             get_lock(&mut b, "upload")?
         } else {
             ObjectLock::default()
+        };
+        let (object_owner, acl) = if format == UPLOAD_ACL {
+            let completed = super::get_owner_and_acl(&mut b, "upload")?;
+            // The record's last field.
+            if b.has_remaining() {
+                return Err(Malformed("upload"));
+            }
+            completed
+        } else {
+            (None, None)
         };
         Ok(UploadRecord {
             owner,
@@ -190,6 +209,8 @@ impl UploadRecord {
             class,
             tags,
             lock,
+            object_owner,
+            acl,
         })
     }
 }
