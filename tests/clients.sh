@@ -3,6 +3,13 @@
 # and rclone each upload, list, download, compare and delete a multi-MiB file, and sync a
 # small tree. Usage: tests/clients.sh PERCORE_BIN VENV (tests/run.sh calls it).
 set -euo pipefail
+# `! cmd` never stops a `set -e` script; this does: the command must fail.
+fails() {
+  if "$@"; then
+    echo "clients.sh: expected to fail: $*" >&2
+    return 1
+  fi
+}
 bin=$1
 venv=$2
 "$venv/bin/pip" install --quiet --disable-pip-version-check awscli==1.46.3 s3cmd==2.4.0
@@ -58,7 +65,7 @@ curl -sf "$endpoint/aws-cli-bkt?list-type=2" | grep -q '<Key>big.bin</Key>'
 aws s3api put-bucket-acl --bucket aws-cli-bkt --grant-full-control "id=$ak" \
   --grant-read uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers
 aws s3api get-bucket-acl --bucket aws-cli-bkt | grep -q 'groups/global/AuthenticatedUsers'
-! curl -sf "$endpoint/aws-cli-bkt?list-type=2" >/dev/null
+fails curl -sf "$endpoint/aws-cli-bkt?list-type=2" >/dev/null
 aws s3api put-bucket-acl --bucket aws-cli-bkt --acl private
 # The README's object ACL example: anyone may GET a public-read object, and no other; a grant
 # replaces it.
@@ -84,7 +91,7 @@ aws s3api put-public-access-block --bucket aws-cli-bkt --public-access-block-con
 aws s3api get-public-access-block --bucket aws-cli-bkt | grep -q '"RestrictPublicBuckets": true'
 public='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
   "Action":"s3:GetObject","Resource":"arn:aws:s3:::aws-cli-bkt/*"}]}'
-! aws s3api put-bucket-policy --bucket aws-cli-bkt --policy "$public" 2>"$work/pab.err"
+fails aws s3api put-bucket-policy --bucket aws-cli-bkt --policy "$public" 2>"$work/pab.err"
 grep -q AccessDenied "$work/pab.err"
 aws s3api put-bucket-ownership-controls --bucket aws-cli-bkt \
   --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
@@ -104,7 +111,7 @@ kept=$(aws s3api put-object --bucket aws-lock-bkt --key kept.txt --body "$work/t
   --object-lock-mode COMPLIANCE --object-lock-retain-until-date "$until" \
   --query VersionId --output text)
 aws s3api get-object-retention --bucket aws-lock-bkt --key kept.txt | grep -q COMPLIANCE
-! aws s3api delete-object --bucket aws-lock-bkt --key kept.txt --version-id "$kept" \
+fails aws s3api delete-object --bucket aws-lock-bkt --key kept.txt --version-id "$kept" \
   --bypass-governance-retention 2>"$work/lock.err"
 grep -q AccessDenied "$work/lock.err"
 gov=$(aws s3api put-object --bucket aws-lock-bkt --key gov.txt --body "$work/tree/a.txt" \
@@ -112,7 +119,7 @@ gov=$(aws s3api put-object --bucket aws-lock-bkt --key gov.txt --body "$work/tre
 aws s3api get-object-retention --bucket aws-lock-bkt --key gov.txt | grep -q GOVERNANCE
 aws s3api put-object-legal-hold --bucket aws-lock-bkt --key gov.txt --legal-hold Status=ON
 aws s3api get-object-legal-hold --bucket aws-lock-bkt --key gov.txt | grep -q '"Status": "ON"'
-! aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" \
+fails aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" \
   --bypass-governance-retention 2>/dev/null
 aws s3api put-object-legal-hold --bucket aws-lock-bkt --key gov.txt --legal-hold Status=OFF
 aws s3api put-object-retention --bucket aws-lock-bkt --key gov.txt --retention '{}' \
