@@ -156,12 +156,7 @@ impl MasterKeys {
                     }
                     active = Some((n, (*id).to_owned()));
                 }
-                _ => {
-                    return Err(refused(
-                        n,
-                        "expected `key ID BASE64-KEY` or `active ID`",
-                    ))
-                }
+                _ => return Err(refused(n, "expected `key ID BASE64-KEY` or `active ID`")),
             }
         }
         let Some((n, active_id)) = active else {
@@ -182,9 +177,15 @@ impl MasterKeys {
              file.\n# Never remove a key: the objects written under it could not be read.\n"
         );
         for (id, key) in &self.keys {
-            out.push_str(&format!("key {id} {}\n", b64.encode(key)));
+            out.push_str("key ");
+            out.push_str(id);
+            out.push(' ');
+            out.push_str(&b64.encode(key));
+            out.push('\n');
         }
-        out.push_str(&format!("active {}\n", self.active_id()));
+        out.push_str("active ");
+        out.push_str(self.active_id());
+        out.push('\n');
         out
     }
 
@@ -243,8 +244,7 @@ impl MasterKeys {
     /// read or write.
     pub fn load(path: &Path) -> Result<MasterKeys, KeyFileError> {
         check_private(path)?;
-        let text =
-            std::fs::read_to_string(path).map_err(|e| io_refused("reading", path, &e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| io_refused("reading", path, &e))?;
         MasterKeys::parse(&text).map_err(|e| KeyFileError {
             line: e.line,
             why: format!("{}: {}", path.display(), e.why),
@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(keys.active(), ("a", &[1; KEK_BYTES]));
         assert_eq!(keys.get("b.2_x-y"), Some(&[2; KEK_BYTES]));
         assert_eq!(keys.get("c"), None);
-        assert!(!format!("{keys:?}").contains("AQEB"), "no key bytes in Debug");
+        assert!(
+            !format!("{keys:?}").contains("AQEB"),
+            "no key bytes in Debug"
+        );
     }
 
     /// Every bad file is refused, with the line that is wrong.
@@ -369,14 +372,22 @@ mod tests {
             ("percore-master-keys 2\n".into(), 1, "first line"),
             (format!("{h}\nkey a {k1}\n"), 0, "no `active"),
             (format!("{h}\nkey a {k1}\nactive b\n"), 3, "not in the file"),
-            (format!("{h}\nkey a {k1}\nkey a {k2}\nactive a\n"), 3, "twice"),
+            (
+                format!("{h}\nkey a {k1}\nkey a {k2}\nactive a\n"),
+                3,
+                "twice",
+            ),
             (format!("{h}\nkey a {short}\nactive a\n"), 2, "32 bytes"),
             (format!("{h}\nkey a not-base64!\nactive a\n"), 2, "32 bytes"),
             (format!("{h}\nkey a/b {k1}\nactive a/b\n"), 2, "key id"),
             (format!("{h}\nkey {long_id} {k1}\n"), 2, "key id"),
             (format!("{h}\nkey a {k1} extra\nactive a\n"), 2, "expected"),
             (format!("{h}\nkey a\nactive a\n"), 2, "expected"),
-            (format!("{h}\nkey a {k1}\nactive a\nactive a\n"), 4, "second"),
+            (
+                format!("{h}\nkey a {k1}\nactive a\nactive a\n"),
+                4,
+                "second",
+            ),
             (format!("{h}\nkey a {k1}\nactive\n"), 3, "expected"),
             (format!("{h}\nkeys a {k1}\nactive a\n"), 2, "expected"),
         ];

@@ -57,6 +57,8 @@ impl Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&owned, &lock).await?;
+        self.refuse_unencrypted_write(&owned.scope, "CreateMultipartUpload")
+            .await?;
         let bucket = owned.scope;
         let record = UploadRecord {
             owner: user,

@@ -1,5 +1,6 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL grants or a public canned ACL
+//! provide — server-side encryption where it is not built (SSE headers on copies and multipart
+//! uploads, KMS encryption contexts, S3 Bucket Keys), ACL grants or a public canned ACL
 //! on an object (buckets have ACLs, objects none of their own: `acl`), an Object Lock header
 //! where nothing honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
@@ -31,11 +32,6 @@ use s3s::{s3_error, S3Error};
 
 /// Headers whose mere presence asks for something percore does not do, with what each asks for.
 const REFUSED_HEADERS: &[(&str, &str)] = &[
-    ("x-amz-server-side-encryption", "server-side encryption"),
-    (
-        "x-amz-server-side-encryption-aws-kms-key-id",
-        "server-side encryption with KMS keys",
-    ),
     (
         "x-amz-server-side-encryption-context",
         "server-side encryption with KMS keys",
@@ -100,6 +96,14 @@ const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-key-md5",
 ];
 const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
+
+/// The SSE-S3 and SSE-KMS headers (`sse`): honoured as headers of PutObject (and as a POST
+/// form's fields), refused anywhere else (copies, multipart: not built yet; AWS refuses them
+/// on GET and HEAD) and in a query string.
+const SSE_HEADERS: [&str; 2] = [
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+];
 
 /// The canned ACLs S3 defines. Of these, only the ones that grant nothing beyond the owner are
 /// what percore does.
@@ -180,8 +184,16 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     None
 }
 
-/// SSE-C headers outside the operations that honour them, or in a query string.
+/// SSE headers outside the operations that honour them, or in a query string.
 fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for name in SSE_HEADERS {
+        if query_has(query, name) || (headers.contains_key(name) && op != "PutObject") {
+            return Some(not_implemented(
+                name,
+                "server-side encryption with S3 or KMS keys here: only as headers of PutObject",
+            ));
+        }
+    }
     for name in SSE_C_HEADERS {
         if query_has(query, name) || (headers.contains_key(name) && !SSE_C_OPS.contains(&op)) {
             return Some(not_implemented(
@@ -301,14 +313,6 @@ fn query_has(query: Option<&str>, name: &str) -> bool {
 pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
     let asked = [
         (
-            i.server_side_encryption.is_some(),
-            "x-amz-server-side-encryption",
-        ),
-        (
-            i.ssekms_key_id.is_some(),
-            "x-amz-server-side-encryption-aws-kms-key-id",
-        ),
-        (
             i.grant_read.is_some()
                 || i.grant_read_acp.is_some()
                 || i.grant_write_acp.is_some()
@@ -375,6 +379,45 @@ mod tests {
             assert_eq!(
                 refused.map(|e| e.code().clone()),
                 Some(S3ErrorCode::NotImplemented)
+            );
+        }
+    }
+
+    #[test]
+    fn sse_s3_and_kms_headers_are_honoured_on_put_object_only() {
+        for header in [
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+        ] {
+            assert_eq!(code("PutObject", &[header]), None, "{header:?}");
+            for op in [
+                "CopyObject",
+                "CreateMultipartUpload",
+                "UploadPart",
+                "GetObject",
+                "HeadObject",
+            ] {
+                assert_eq!(
+                    code(op, &[header]),
+                    Some(S3ErrorCode::NotImplemented),
+                    "{op} {header:?}"
+                );
+            }
+            let query = format!("{}=x", header.0);
+            let refused = refusal("PutObject", &HeaderMap::new(), Some(&query));
+            assert_eq!(
+                refused.map(|e| e.code().clone()),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
+        for name in [
+            "x-amz-server-side-encryption-context",
+            "x-amz-server-side-encryption-bucket-key-enabled",
+        ] {
+            assert_eq!(
+                code("PutObject", &[(name, "x")]),
+                Some(S3ErrorCode::NotImplemented),
+                "{name}"
             );
         }
     }
