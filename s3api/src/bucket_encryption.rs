@@ -11,6 +11,11 @@
 //!
 //! Record (format 1): format u8 ‖ algorithm u8 (1 AES256, 2 aws:kms) ‖ key id (u16 length ‖
 //! bytes; empty: the active master key).
+//!
+//! Every PutObject without SSE headers needs its bucket's default, so a gateway keeps what it
+//! last read per bucket incarnation (scope) for [`CACHE_TTL`] (`ttl_cache`, as CORS rules
+//! and policies are kept): a change made through this gateway applies at once, one made
+//! through another gateway of a cluster within [`CACHE_TTL`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use s3s::dto::{
@@ -22,6 +27,23 @@ use s3s::dto::{
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use crate::s3::{user_of, Gateway};
+use crate::ttl_cache::TtlCache;
+
+/// How long a gateway keeps a bucket's default it read.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Bound on the buckets whose default a gateway keeps.
+pub const CACHE_ENTRIES_MAX: usize = 4096;
+/// Bound on the bytes those entries hold (scope, key id and overhead, about).
+pub const CACHE_BYTES_MAX: usize = 1 << 20;
+
+/// Per bucket scope, its default as last read (`None`: none).
+pub struct Cache(TtlCache<Option<BucketDefault>>);
+
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache(TtlCache::new(CACHE_TTL, CACHE_ENTRIES_MAX, CACHE_BYTES_MAX))
+    }
+}
 
 /// The configuration record's name (`bucket_config`).
 pub const CONFIG_NAME: &str = "encryption";
@@ -31,23 +53,23 @@ const ALGO_KMS: u8 = 2;
 
 /// A bucket's default encryption.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Default {
+pub enum BucketDefault {
     /// SSE-S3 under the active master key.
     Aes256,
     /// SSE-KMS under the named key (`None`: the active master key).
     Kms { key_id: Option<String> },
 }
 
-impl Default {
+impl BucketDefault {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         b.put_u8(FORMAT);
         let id = match self {
-            Default::Aes256 => {
+            BucketDefault::Aes256 => {
                 b.put_u8(ALGO_AES256);
                 ""
             }
-            Default::Kms { key_id } => {
+            BucketDefault::Kms { key_id } => {
                 b.put_u8(ALGO_KMS);
                 key_id.as_deref().unwrap_or("")
             }
@@ -59,7 +81,7 @@ impl Default {
     }
 
     /// The record as stored; anything else is damage.
-    pub fn decode(mut b: Bytes) -> Option<Default> {
+    pub fn decode(mut b: Bytes) -> Option<BucketDefault> {
         if b.remaining() < 4 || b.get_u8() != FORMAT {
             return None;
         }
@@ -70,10 +92,10 @@ impl Default {
         }
         let id = String::from_utf8(b.to_vec()).ok()?;
         match (algo, id.as_str()) {
-            (ALGO_AES256, "") => Some(Default::Aes256),
-            (ALGO_KMS, "") => Some(Default::Kms { key_id: None }),
+            (ALGO_AES256, "") => Some(BucketDefault::Aes256),
+            (ALGO_KMS, "") => Some(BucketDefault::Kms { key_id: None }),
             (ALGO_KMS, _) if objects::master_keys::valid_id(&id) => {
-                Some(Default::Kms { key_id: Some(id) })
+                Some(BucketDefault::Kms { key_id: Some(id) })
             }
             _ => None,
         }
@@ -90,7 +112,7 @@ fn not_found() -> S3Error {
 }
 
 /// The one rule of a PutBucketEncryption body, checked.
-fn parse(config: ServerSideEncryptionConfiguration, gateway: &Gateway) -> S3Result<Default> {
+fn parse(config: ServerSideEncryptionConfiguration, gateway: &Gateway) -> S3Result<BucketDefault> {
     let [rule] = <[ServerSideEncryptionRule; 1]>::try_from(config.rules).map_err(|_| {
         s3_error!(
             MalformedXML,
@@ -121,13 +143,13 @@ fn parse(config: ServerSideEncryptionConfiguration, gateway: &Gateway) -> S3Resu
                     "a KMSMasterKeyID is allowed only with SSEAlgorithm aws:kms"
                 ));
             }
-            Ok(Default::Aes256)
+            Ok(BucketDefault::Aes256)
         }
         ServerSideEncryption::AWS_KMS => {
             let key_id = key_id
                 .map(|id| crate::sse::kms_key(gateway, id).map(|(id, _)| id))
                 .transpose()?;
-            Ok(Default::Kms { key_id })
+            Ok(BucketDefault::Kms { key_id })
         }
         ServerSideEncryption::AWS_KMS_DSSE => Err(s3_error!(
             NotImplemented,
@@ -141,17 +163,26 @@ fn parse(config: ServerSideEncryptionConfiguration, gateway: &Gateway) -> S3Resu
 }
 
 impl Gateway {
-    /// The default encryption of the bucket whose scope is `scope`, if it has one.
-    pub(crate) async fn bucket_encryption(&self, scope: &str) -> S3Result<Option<Default>> {
-        let Some(raw) = self.config_read(scope, CONFIG_NAME).await? else {
-            return Ok(None);
-        };
-        let decoded = Default::decode(raw);
-        if decoded.is_none() {
-            tracing::error!(scope, "a bucket's encryption record is damaged");
-            return Err(s3_error!(InternalError));
+    /// The default encryption of the bucket whose scope is `scope`, if it has one (cached:
+    /// module docs).
+    pub(crate) async fn bucket_encryption(&self, scope: &str) -> S3Result<Option<BucketDefault>> {
+        if let Some(known) = self.encryption_defaults.0.get(scope) {
+            return Ok(known);
         }
-        Ok(decoded)
+        let read = match self.config_read(scope, CONFIG_NAME).await? {
+            None => None,
+            Some(raw) => {
+                let decoded = BucketDefault::decode(raw);
+                if decoded.is_none() {
+                    tracing::error!(scope, "a bucket's encryption record is damaged");
+                    return Err(s3_error!(InternalError));
+                }
+                decoded
+            }
+        };
+        let size = scope.len() + 64 + objects::master_keys::KEY_ID_BYTES_MAX;
+        self.encryption_defaults.0.put(scope, read.clone(), size);
+        Ok(read)
     }
 
     /// Multipart uploads and copies do not encrypt yet: into a bucket with default encryption
@@ -178,8 +209,12 @@ impl Gateway {
         if self.master_keys.is_none() {
             return Err(crate::sse::no_key_file());
         }
-        self.config_put(&scope, CONFIG_NAME, &default.encode())
-            .await?;
+        self.encryption_defaults.0.forget(&scope);
+        let stored = self
+            .config_put(&scope, CONFIG_NAME, &default.encode())
+            .await;
+        self.encryption_defaults.0.forget(&scope);
+        stored?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
     }
 
@@ -194,8 +229,8 @@ impl Gateway {
             .await?
             .ok_or_else(not_found)?;
         let (algorithm, key_id) = match default {
-            Default::Aes256 => (ServerSideEncryption::AES256, None),
-            Default::Kms { key_id } => (ServerSideEncryption::AWS_KMS, key_id),
+            BucketDefault::Aes256 => (ServerSideEncryption::AES256, None),
+            BucketDefault::Kms { key_id } => (ServerSideEncryption::AWS_KMS, key_id),
         };
         let rule = ServerSideEncryptionRule {
             apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
@@ -217,7 +252,9 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         let user = user_of(&req)?;
         let scope = self.owned_bucket(&req.input.bucket, &user).await?.scope;
-        self.config_delete(&scope, CONFIG_NAME).await?;
+        let deleted = self.config_delete(&scope, CONFIG_NAME).await;
+        self.encryption_defaults.0.forget(&scope);
+        deleted?;
         Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
     }
 }
@@ -230,10 +267,13 @@ mod tests {
     #[test]
     fn records_are_golden_and_damage_is_refused() {
         let cases = [
-            (Default::Aes256, "0101".to_owned() + "0000"),
-            (Default::Kms { key_id: None }, "0102".to_owned() + "0000"),
+            (BucketDefault::Aes256, "0101".to_owned() + "0000"),
             (
-                Default::Kms {
+                BucketDefault::Kms { key_id: None },
+                "0102".to_owned() + "0000",
+            ),
+            (
+                BucketDefault::Kms {
                     key_id: Some("k-1".into()),
                 },
                 "0102".to_owned() + "0300" + "6b2d31",
@@ -242,13 +282,13 @@ mod tests {
         for (d, hex) in cases {
             let enc = d.encode();
             assert_eq!(hex::encode(&enc), hex);
-            assert_eq!(Default::decode(enc.clone()), Some(d));
+            assert_eq!(BucketDefault::decode(enc.clone()), Some(d));
             for cut in 0..enc.len() {
-                assert_eq!(Default::decode(enc.slice(..cut)), None, "cut {cut}");
+                assert_eq!(BucketDefault::decode(enc.slice(..cut)), None, "cut {cut}");
             }
             let mut longer = enc.to_vec();
             longer.push(b'x');
-            assert_eq!(Default::decode(Bytes::from(longer)), None);
+            assert_eq!(BucketDefault::decode(Bytes::from(longer)), None);
         }
         for bad in [
             "0201".to_owned() + "0000",
@@ -256,18 +296,18 @@ mod tests {
             "0101030061 6263".replace(' ', ""),
         ] {
             assert_eq!(
-                Default::decode(Bytes::from(hex::decode(&bad).unwrap())),
+                BucketDefault::decode(Bytes::from(hex::decode(&bad).unwrap())),
                 None,
                 "{bad}"
             );
         }
         // An AES256 record with a key id, an id no key may have.
         assert_eq!(
-            Default::decode(Bytes::from(hex::decode("010101006b").unwrap())),
+            BucketDefault::decode(Bytes::from(hex::decode("010101006b").unwrap())),
             None
         );
         assert_eq!(
-            Default::decode(Bytes::from(hex::decode("010201002f").unwrap())),
+            BucketDefault::decode(Bytes::from(hex::decode("010201002f").unwrap())),
             None
         );
     }

@@ -76,6 +76,8 @@ pub struct Gateway {
     pub(crate) notify: Arc<crate::notify_queue::Hub>,
     /// The master key file's keys (SSE-S3, SSE-KMS: `sse`; `with_master_keys`).
     pub(crate) master_keys: Option<Arc<objects::master_keys::MasterKeys>>,
+    /// Buckets' default encryption as last read (`bucket_encryption`).
+    pub(crate) encryption_defaults: Arc<crate::bucket_encryption::Cache>,
 }
 
 impl Gateway {
@@ -93,6 +95,7 @@ impl Gateway {
             acls: Arc::default(),
             notify: Arc::default(),
             master_keys: None,
+            encryption_defaults: Arc::default(),
         }
     }
 
@@ -555,6 +558,7 @@ impl Gateway {
             acls: self.acls.clone(),
             notify: self.notify.clone(),
             master_keys: self.master_keys.clone(),
+            encryption_defaults: self.encryption_defaults.clone(),
         }
     }
 }

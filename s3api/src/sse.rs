@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use s3s::{s3_error, S3Result};
 
-use crate::bucket_encryption::Default as BucketDefault;
+use crate::bucket_encryption::BucketDefault;
 use crate::checksum::{self, Hashers};
 use crate::records::{Encryption, EncryptionKind, ObjectHead, PartRef};
 use crate::s3::{s3_err, Gateway};
