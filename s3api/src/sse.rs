@@ -152,14 +152,20 @@ fn master_keys(gateway: &Gateway) -> S3Result<&MasterKeys> {
     gateway.master_keys.as_deref().ok_or_else(no_key_file)
 }
 
+/// The key id a KMS key id names: itself, or an ARN's part after `:key/` (an ARN of
+/// anything else names no key: "").
+fn kms_key_id(named: &str) -> &str {
+    match named.strip_prefix("arn:") {
+        Some(_) => named.rsplit_once(":key/").map_or("", |(_, id)| id),
+        None => named,
+    }
+}
+
 /// The master key file's key a KMS key id names: its bare id, or an ARN ending in
 /// `:key/ID`. An unknown key answers 400 KMS.NotFoundException, as AWS does.
 pub fn kms_key(gateway: &Gateway, named: &str) -> S3Result<(String, [u8; KEK_BYTES])> {
     let keys = master_keys(gateway)?;
-    let id = match named.strip_prefix("arn:") {
-        Some(_) => named.rsplit_once(":key/").map_or("", |(_, id)| id),
-        None => named,
-    };
+    let id = kms_key_id(named);
     if let Some(key) = keys.get(id) {
         return Ok((id.to_owned(), *key));
     }
@@ -637,6 +643,19 @@ mod tests {
                 s3s::S3ErrorCode::InvalidArgument,
                 "{a:?} {k:?} {m:?}"
             );
+        }
+    }
+
+    #[test]
+    fn kms_key_ids_are_bare_or_key_arns() {
+        for (named, id) in [
+            ("backups", "backups"),
+            ("arn:aws:kms:us-east-1:111122223333:key/backups", "backups"),
+            ("arn:aws:kms:us-east-1:111122223333:alias/backups", ""),
+            ("arn:aws:s3:::bucket", ""),
+            ("alias/backups", "alias/backups"),
+        ] {
+            assert_eq!(kms_key_id(named), id, "{named}");
         }
     }
 
