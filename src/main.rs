@@ -2,6 +2,7 @@
 //! - `serve`: one node with its S3 gateway (the embedded default);
 //! - `user create|list|delete`, `user policy set|get|delete`: users of a data directory and
 //!   their identity policies (`user_cmd`); `key create` is `user create`'s old name;
+//!   `key rotate-master|add-kms`: the master key file (`master_keys_cmd`);
 //! - `node`: run a storage node (its cores and their TCP ports), no S3 gateway;
 //! - `gateway`: the S3 endpoint of a cluster alone, no cores;
 //! - `dev`: a local cluster of N `serve` processes (`dev_cmd`);
@@ -16,6 +17,7 @@ mod control_cmd;
 mod control_plane;
 mod dev_cmd;
 mod layout_cmd;
+mod master_keys_cmd;
 mod membership;
 mod node_config;
 mod placement_guard;
@@ -92,6 +94,21 @@ enum KeyCommand {
     /// Create a user with a new access key and secret key, kept in DIR/users.toml.
     Create {
         /// The user's name.
+        name: String,
+        /// The data directory of `percore serve`.
+        #[arg(long, default_value = "./percore-data")]
+        data: PathBuf,
+    },
+    /// Add a new active master key to DIR/master.keys (SSE-S3); older keys stay, so objects
+    /// written under them stay readable. Prints the new key's id.
+    RotateMaster {
+        /// The data directory of `percore serve`.
+        #[arg(long, default_value = "./percore-data")]
+        data: PathBuf,
+    },
+    /// Add a named key to DIR/master.keys for SSE-KMS (`--ssekms-key-id NAME`).
+    AddKms {
+        /// The key's id: 1 to 64 characters of A-Z a-z 0-9 - _ .
         name: String,
         /// The data directory of `percore serve`.
         #[arg(long, default_value = "./percore-data")]
@@ -607,6 +624,8 @@ fn main() -> anyhow::Result<()> {
                 data: user_cmd::DataArg { data },
             })
         }
+        Command::Key(KeyCommand::RotateMaster { data }) => master_keys_cmd::rotate(&data),
+        Command::Key(KeyCommand::AddKms { name, data }) => master_keys_cmd::add_kms(&data, &name),
         Command::Node(args) => run_node(&args),
         Command::Gateway(args) => gateway(&args),
         Command::Dev(args) => dev_cmd::run(&args),
@@ -992,6 +1011,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(c) = &settings.cluster {
         c.apply(&mut cfg);
     }
+    let master_keys = master_keys_cmd::load(&settings.data, settings.cluster.is_none())?;
     let node = Node::start(&cfg).context("starting the storage cores")?;
     warn_offline(&node);
     if let Some(c) = &settings.cluster {
@@ -1047,6 +1067,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .clock
         .gateway(backend.clone(), &settings.region)
         .with_notify(hub);
+    let objects = match master_keys {
+        Some(keys) => objects.with_master_keys(keys),
+        None => objects,
+    };
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     s3api::live_users::watch(&users, runtime.handle());
     let service = s3api::service_on(
@@ -1145,6 +1169,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         map_users.as_ref(),
     )?;
     let layout = Arc::new(layout);
+    let master_keys = master_keys_cmd::load(&data, false)?;
     let runtime = gateway_runtime()?;
     let control = match control {
         Some(s) => Some(control_plane::start(
@@ -1169,13 +1194,13 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             file.orphan_grace_secs,
             Some(&layout),
         )?;
-        s3api::service_on(
-            &clock.gateway(Arc::new(backend), &region),
-            users.clone(),
-            &region,
-            domain.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)?
+        let objects = clock.gateway(Arc::new(backend), &region);
+        let objects = match master_keys {
+            Some(keys) => objects.with_master_keys(keys),
+            None => objects,
+        };
+        s3api::service_on(&objects, users.clone(), &region, domain.as_deref())
+            .map_err(anyhow::Error::msg)?
     };
     let banner = [
         ("layout_version", layout.version().to_string()),

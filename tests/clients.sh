@@ -126,6 +126,23 @@ aws s3api put-object-retention --bucket aws-lock-bkt --key gov.txt --retention '
   --bypass-governance-retention
 aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" >/dev/null
 [ "$(aws s3api list-object-versions --bucket aws-lock-bkt --query 'length(Versions)')" = 1 ]
+# Encryption (README "Encryption"): SSE-S3 asked by a PUT, then as the bucket's default.
+aws s3api create-bucket --bucket aws-enc-bkt >/dev/null
+aws s3 cp --only-show-errors --sse AES256 "$work/tree/a.txt" s3://aws-enc-bkt/sse.txt
+aws s3api head-object --bucket aws-enc-bkt --key sse.txt | grep -q '"ServerSideEncryption": "AES256"'
+! aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>"$work/enc.err"
+grep -q ServerSideEncryptionConfigurationNotFoundError "$work/enc.err"
+aws s3api put-bucket-encryption --bucket aws-enc-bkt --server-side-encryption-configuration \
+  '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
+aws s3api get-bucket-encryption --bucket aws-enc-bkt | grep -q '"SSEAlgorithm": "AES256"'
+aws s3 cp --only-show-errors "$work/tree/sub/b.txt" s3://aws-enc-bkt/default.txt
+aws s3api head-object --bucket aws-enc-bkt --key default.txt |
+  grep -q '"ServerSideEncryption": "AES256"'
+aws s3 cp --only-show-errors s3://aws-enc-bkt/default.txt "$work/enc.out"
+cmp "$work/tree/sub/b.txt" "$work/enc.out"
+aws s3api delete-bucket-encryption --bucket aws-enc-bkt
+! aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>/dev/null
+aws s3 rb --force s3://aws-enc-bkt >/dev/null
 
 echo "-- s3cmd"
 cat >"$work/s3cfg" <<CFG

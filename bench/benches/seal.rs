@@ -1,6 +1,8 @@
 //! Server-side encryption's package sealing (`objects::seal`: AES-256-GCM per 64 KiB package,
 //! nonce and AAD per package) next to raw AES-256-GCM over the same bytes in one call: the
-//! difference is what cutting into packages costs (a tag, a nonce and a cipher call each).
+//! difference is what cutting into packages costs (a tag, a nonce and a cipher call each). And
+//! the per-object cost SSE-S3 adds to that: wrapping a data key under the master key (each PUT)
+//! and unwrapping it (each GET and HEAD), `objects::keywrap`.
 
 use std::time::Duration;
 
@@ -41,5 +43,20 @@ fn sealing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sealing);
+fn wrapping(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keywrap");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let master = [7u8; objects::keywrap::KEK_BYTES];
+    let data_key = seal::DataKey::random();
+    g.bench_function("wrap", |b| {
+        b.iter(|| objects::keywrap::WrappedKey::wrap(&master, &data_key));
+    });
+    let wrapped = objects::keywrap::WrappedKey::wrap(&master, &data_key);
+    g.bench_function("unwrap", |b| {
+        b.iter(|| wrapped.unwrap(&master).expect("unwrap"));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, sealing, wrapping);
 criterion_main!(benches);

@@ -24,6 +24,7 @@ pub mod keywrap;
 pub mod lifecycle;
 pub mod limits;
 pub mod lock;
+pub mod master_keys;
 pub mod multipart;
 pub mod observe;
 pub mod orphans;

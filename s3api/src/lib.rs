@@ -10,6 +10,7 @@ pub mod acl;
 pub mod attributes;
 pub mod authz;
 pub mod bucket_config;
+pub mod bucket_encryption;
 pub mod bucket_policy;
 pub use objects::records;
 pub mod checksum;

@@ -58,6 +58,8 @@ impl Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&owned, &lock).await?;
+        self.refuse_unencrypted_write(&owned.scope, "CreateMultipartUpload")
+            .await?;
         // The completed object's owner and ACL, resolved now (as S3: the initiator writes).
         let asked = crate::object_acl::asked_of_write!(input);
         let acl = self.acl_for_write(&owned, writer.as_deref(), asked).await?;

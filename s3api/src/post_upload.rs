@@ -656,8 +656,10 @@ fn put_headers(fields: &[(String, String)]) -> S3Result<HeaderMap> {
 
 /// The `x-amz-*` fields a PUT of the form uses, beyond those `refuse` turns down first.
 fn check_known(headers: &HeaderMap) -> S3Result<()> {
-    const USED: [&str; 10] = [
+    const USED: [&str; 12] = [
         "x-amz-acl",
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
         "x-amz-object-lock-mode",
         "x-amz-object-lock-retain-until-date",
         "x-amz-object-lock-legal-hold",
@@ -731,6 +733,9 @@ fn put_input(
         object_lock_retain_until_date: retain_until,
         object_lock_legal_hold_status: get("x-amz-object-lock-legal-hold")
             .map(s3s::dto::ObjectLockLegalHoldStatus::from),
+        server_side_encryption: get("x-amz-server-side-encryption")
+            .map(s3s::dto::ServerSideEncryption::from),
+        ssekms_key_id: get("x-amz-server-side-encryption-aws-kms-key-id"),
         ..PutObjectInput::default()
     })
 }

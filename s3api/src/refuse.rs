@@ -1,7 +1,8 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption (SSE-S3, SSE-KMS, SSE-C), ACL headers where no ACL is set
-//! (buckets: `acl`, objects: `object_acl`) or in a query string, an Object Lock header where
-//! nothing honours it — answers `NotImplemented` before anything
+//! provide — server-side encryption where it is not built (SSE headers on copies and multipart
+//! uploads, KMS encryption contexts, S3 Bucket Keys), ACL headers where no ACL is set (buckets:
+//! `acl`, objects: `object_acl`) or in a query string, an Object Lock header where nothing
+//! honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
 //! a request tells the user their data is locked, encrypted or private when it is not: the worst
 //! failure a store can have (seen on main before this module: a COMPLIANCE-locked object deleted
@@ -29,11 +30,6 @@ use s3s::{s3_error, S3Error};
 
 /// Headers whose mere presence asks for something percore does not do, with what each asks for.
 const REFUSED_HEADERS: &[(&str, &str)] = &[
-    ("x-amz-server-side-encryption", "server-side encryption"),
-    (
-        "x-amz-server-side-encryption-aws-kms-key-id",
-        "server-side encryption with KMS keys",
-    ),
     (
         "x-amz-server-side-encryption-context",
         "server-side encryption with KMS keys",
@@ -105,6 +101,14 @@ const SSE_C_HEADERS: [&str; 3] = [
 ];
 const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
 
+/// The SSE-S3 and SSE-KMS headers (`sse`): honoured as headers of PutObject (and as a POST
+/// form's fields), refused anywhere else (copies, multipart: not built yet; AWS refuses them
+/// on GET and HEAD) and in a query string.
+const SSE_HEADERS: [&str; 2] = [
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+];
+
 /// The canned ACLs S3 defines.
 const CANNED_ACLS: &[&str] = &[
     "private",
@@ -175,8 +179,16 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     None
 }
 
-/// SSE-C headers outside the operations that honour them, or in a query string.
+/// SSE headers outside the operations that honour them, or in a query string.
 fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for name in SSE_HEADERS {
+        if query_has(query, name) || (headers.contains_key(name) && op != "PutObject") {
+            return Some(not_implemented(
+                name,
+                "server-side encryption with S3 or KMS keys here: only as headers of PutObject",
+            ));
+        }
+    }
     for name in SSE_C_HEADERS {
         if query_has(query, name) || (headers.contains_key(name) && !SSE_C_OPS.contains(&op)) {
             return Some(not_implemented(
@@ -294,20 +306,10 @@ fn query_has(query: Option<&str>, name: &str) -> bool {
 /// What [`refusal`] finds in headers, found in a parsed PutObject input: a browser POST upload
 /// carries these as form fields, not headers.
 pub fn put_object_refusal(i: &PutObjectInput) -> Option<S3Error> {
-    let asked = [
-        (
-            i.server_side_encryption.is_some(),
-            "x-amz-server-side-encryption",
-        ),
-        (
-            i.ssekms_key_id.is_some(),
-            "x-amz-server-side-encryption-aws-kms-key-id",
-        ),
-        (
-            i.website_redirect_location.is_some(),
-            "x-amz-website-redirect-location",
-        ),
-    ];
+    let asked = [(
+        i.website_redirect_location.is_some(),
+        "x-amz-website-redirect-location",
+    )];
     for (present, header) in asked {
         if present {
             let what = REFUSED_HEADERS
@@ -362,6 +364,45 @@ mod tests {
             assert_eq!(
                 refused.map(|e| e.code().clone()),
                 Some(S3ErrorCode::NotImplemented)
+            );
+        }
+    }
+
+    #[test]
+    fn sse_s3_and_kms_headers_are_honoured_on_put_object_only() {
+        for header in [
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+        ] {
+            assert_eq!(code("PutObject", &[header]), None, "{header:?}");
+            for op in [
+                "CopyObject",
+                "CreateMultipartUpload",
+                "UploadPart",
+                "GetObject",
+                "HeadObject",
+            ] {
+                assert_eq!(
+                    code(op, &[header]),
+                    Some(S3ErrorCode::NotImplemented),
+                    "{op} {header:?}"
+                );
+            }
+            let query = format!("{}=x", header.0);
+            let refused = refusal("PutObject", &HeaderMap::new(), Some(&query));
+            assert_eq!(
+                refused.map(|e| e.code().clone()),
+                Some(S3ErrorCode::NotImplemented)
+            );
+        }
+        for name in [
+            "x-amz-server-side-encryption-context",
+            "x-amz-server-side-encryption-bucket-key-enabled",
+        ] {
+            assert_eq!(
+                code("PutObject", &[(name, "x")]),
+                Some(S3ErrorCode::NotImplemented),
+                "{name}"
             );
         }
     }

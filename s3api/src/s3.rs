@@ -74,6 +74,10 @@ pub struct Gateway {
     pub(crate) acls: Arc<crate::acl::State>,
     /// The operator's webhooks and this node's event queue (`notify_queue`; `with_notify`).
     pub(crate) notify: Arc<crate::notify_queue::Hub>,
+    /// The master key file's keys (SSE-S3, SSE-KMS: `sse`; `with_master_keys`).
+    pub(crate) master_keys: Option<Arc<objects::master_keys::MasterKeys>>,
+    /// Buckets' default encryption as last read (`bucket_encryption`).
+    pub(crate) encryption_defaults: Arc<crate::bucket_encryption::Cache>,
 }
 
 impl Gateway {
@@ -90,6 +94,8 @@ impl Gateway {
             public_access: Arc::default(),
             acls: Arc::default(),
             notify: Arc::default(),
+            master_keys: None,
+            encryption_defaults: Arc::default(),
         }
     }
 
@@ -526,7 +532,7 @@ impl Gateway {
         if head.encryption.is_some() {
             return Err(s3_error!(
                 NotImplemented,
-                "copying an object stored with SSE-C is not supported yet"
+                "copying an object stored with server-side encryption is not supported yet"
             ));
         }
         // An archived source is copied from its restored copy (InvalidObjectState without).
@@ -551,6 +557,8 @@ impl Gateway {
             public_access: self.public_access.clone(),
             acls: self.acls.clone(),
             notify: self.notify.clone(),
+            master_keys: self.master_keys.clone(),
+            encryption_defaults: self.encryption_defaults.clone(),
         }
     }
 }
@@ -937,6 +945,12 @@ impl S3 for Gateway {
             input.sse_customer_key_md5.as_deref(),
         )?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
+        let asked = crate::sse::Asked {
+            algorithm: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: customer_key,
+        };
+        let write_key = self.write_key(&live.scope, asked).await?;
         let lock = crate::object_lock::WriteLock {
             mode: input.object_lock_mode.as_ref(),
             until: input.object_lock_retain_until_date.as_ref(),
@@ -966,7 +980,7 @@ impl S3 for Gateway {
             content_length: input.content_length,
             content_md5: input.content_md5.as_deref(),
         };
-        let (size, md5, sums, encryption) = match &customer_key {
+        let (size, md5, sums, encryption) = match &write_key {
             None => {
                 let (size, md5, sums) = self
                     .store_checked_body(
@@ -980,14 +994,14 @@ impl S3 for Gateway {
                     .await?;
                 (size, md5, sums, None)
             }
-            Some(customer) => {
+            Some(write_key) => {
                 let data_key = objects::seal::DataKey::random();
                 let place = (cores.as_slice(), policy, &version_id);
                 let body = input.body;
                 let sealed = self
                     .store_sealed_body(place, body, data_key.clone(), checks)
                     .await?;
-                let encryption = crate::sse::encryption(customer, &data_key, sealed.plain_bytes);
+                let encryption = crate::sse::encryption(write_key, &data_key, sealed.plain_bytes);
                 (
                     sealed.stored_bytes,
                     sealed.stored_md5,
@@ -1058,11 +1072,15 @@ impl S3 for Gateway {
             "s3:ObjectCreated:Put"
         };
         self.notify_created(&bucket, &input.key, &head, event).await;
+        let customer_key = write_key.as_ref().and_then(crate::sse::WriteKey::customer);
+        let (server_side_encryption, ssekms_key_id) = crate::sse::response_headers(&head);
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&head.etag)),
             size: Some(head.shown_size() as i64),
-            sse_customer_algorithm: customer_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
-            sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
+            sse_customer_algorithm: customer_key.map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer_key.map(|c| c.md5_base64.clone()),
+            server_side_encryption,
+            ssekms_key_id,
             version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
             ..Default::default()
         };
@@ -1112,7 +1130,7 @@ impl S3 for Gateway {
             .await?;
         crate::object_acl::check_judged(judged, &head)?;
         let bucket = owned.scope;
-        let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
+        let data_key = crate::sse::read_key(self, &head, customer_key.as_ref())?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1248,8 +1266,10 @@ impl S3 for Gateway {
             storage_class: class,
             tag_count: (tag_count > 0).then_some(tag_count as i32),
             restore,
-            sse_customer_algorithm: data_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_algorithm: customer_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
             sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
+            server_side_encryption: crate::sse::response_headers(&head).0,
+            ssekms_key_id: crate::sse::response_headers(&head).1,
             ..Default::default()
         };
         set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
@@ -1279,7 +1299,7 @@ impl S3 for Gateway {
             )
             .await?;
         crate::object_acl::check_judged(judged, &head)?;
-        let data_key = crate::sse::read_key(&head, customer_key.as_ref())?;
+        let data_key = crate::sse::read_key(self, &head, customer_key.as_ref())?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1321,8 +1341,10 @@ impl S3 for Gateway {
             version_id,
             storage_class: shown_class(&head),
             restore: restore_header(&head),
-            sse_customer_algorithm: data_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_algorithm: customer_key.as_ref().map(|_| crate::sse::ALGORITHM.into()),
             sse_customer_key_md5: customer_key.map(|c| c.md5_base64),
+            server_side_encryption: crate::sse::response_headers(&head).0,
+            ssekms_key_id: crate::sse::response_headers(&head).1,
             ..Default::default()
         };
         set_lock_and_checksum!(out, &head.lock, lock_headers, sum);
@@ -1744,6 +1766,27 @@ impl S3 for Gateway {
         self.bucket_tagging_put(req).await
     }
 
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketEncryptionOutput>> {
+        self.bucket_encryption_put(req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketEncryptionOutput>> {
+        self.bucket_encryption_get(req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketEncryptionOutput>> {
+        self.bucket_encryption_delete(req).await
+    }
+
     async fn get_bucket_tagging(
         &self,
         req: S3Request<s3s::dto::GetBucketTaggingInput>,
@@ -1774,6 +1817,8 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
+        self.refuse_unencrypted_write(&live.scope, "CopyObject")
+            .await?;
         // The destination's own ACL: S3 never copies the source's.
         let asked = crate::object_acl::asked_of_write!(input);
         let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;

@@ -1,11 +1,15 @@
-//! Server-side encryption with customer keys (SSE-C) on PutObject, GetObject and HeadObject
-//! (issue 17 item 2): the request's key headers checked as AWS checks them, the body sealed in
+//! Server-side encryption on PutObject, GetObject and HeadObject (issue 17 item 2): SSE-C
+//! (customer keys), SSE-S3 (the master key file's active key) and SSE-KMS (a named key of the
+//! master key file). The request's headers are checked as AWS checks them, the body sealed in
 //! packages (`objects::seal`) as it streams towards the stripes, and opened package by package
-//! as a GET streams it back. The data key is kept only wrapped under the customer's key
-//! (`objects::keywrap`), which is never stored.
+//! as a GET streams it back. The data key is kept only wrapped (`objects::keywrap`) under the
+//! customer's key, which is never stored, or under a master key (`objects::master_keys`),
+//! whose id the head records so that rotation leaves old objects readable. A PUT that asks
+//! for nothing gets its bucket's default encryption (`bucket_encryption`).
 //!
-//! What this module does not do: copies, multipart uploads and POST forms with SSE-C (refused
-//! in `refuse` and `copy_source`), SSE-S3 or KMS (refused).
+//! What this module does not do: copies, multipart uploads and POST forms with SSE headers
+//! (refused in `refuse`, `post_upload` and `copy_source`; into a bucket with default
+//! encryption by `bucket_encryption`), KMS encryption contexts (refused), an external KMS.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,12 +19,15 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use s3s::{s3_error, S3Result};
 
+use crate::bucket_encryption::BucketDefault;
 use crate::checksum::{self, Hashers};
 use crate::records::{Encryption, EncryptionKind, ObjectHead, PartRef};
-use crate::s3::s3_err;
+use crate::s3::{s3_err, Gateway};
 use cluster::ec::Policy;
 use objects::keywrap::{UnwrapError, WrappedKey, KEK_BYTES};
+use objects::master_keys::MasterKeys;
 use objects::seal::{self, DataKey, PACKAGE_PLAIN_BYTES, PACKAGE_STORED_BYTES};
+use s3s::dto::ServerSideEncryption;
 
 /// The one algorithm SSE-C names.
 pub const ALGORITHM: &str = "AES256";
@@ -93,45 +100,287 @@ pub fn customer_key(
     }))
 }
 
-/// The encryption a new head records for a body sealed under `data_key`.
-pub fn encryption(customer: &CustomerKey, data_key: &DataKey, plain_bytes: u64) -> Encryption {
-    Encryption {
-        kind: EncryptionKind::Customer,
-        plain_bytes,
-        wrapped: WrappedKey::wrap(&customer.key, data_key),
+/// The key a write seals its body under.
+#[derive(Debug)]
+pub enum WriteKey {
+    Customer(CustomerKey),
+    /// SSE-S3: the master key file's active key.
+    Master(MasterKey),
+    /// SSE-KMS: the master key file's key the request (or the bucket's default) named.
+    Kms(MasterKey),
+}
+
+/// A key of the master key file, with its id.
+pub struct MasterKey {
+    pub id: String,
+    key: [u8; KEK_BYTES],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id)
     }
 }
 
-/// The data key a read of `head` opens the body with: `None` for a plain object read without
-/// a key. A key for a plain object, no key for an encrypted one: 400 InvalidRequest; the wrong
-/// key: 403 AccessDenied (as AWS).
-pub fn read_key(head: &ObjectHead, customer: Option<&CustomerKey>) -> S3Result<Option<DataKey>> {
-    match (&head.encryption, customer) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(s3_error!(
+impl WriteKey {
+    /// The customer key, for SSE-C's response headers.
+    pub fn customer(&self) -> Option<&CustomerKey> {
+        match self {
+            WriteKey::Customer(c) => Some(c),
+            WriteKey::Master(_) | WriteKey::Kms(_) => None,
+        }
+    }
+}
+
+/// What a PutObject asks for, as headers (s3s's parsed input).
+pub struct Asked<'a> {
+    pub algorithm: Option<&'a ServerSideEncryption>,
+    pub kms_key_id: Option<&'a str>,
+    pub customer: Option<CustomerKey>,
+}
+
+/// SSE-S3 or SSE-KMS asked of a gateway started without a master key file.
+pub fn no_key_file() -> s3s::S3Error {
+    s3_error!(
+        NotImplemented,
+        "server-side encryption with S3 or KMS keys needs a master key file, and this gateway \
+         has none (see README, Encryption)"
+    )
+}
+
+fn master_keys(gateway: &Gateway) -> S3Result<&MasterKeys> {
+    gateway.master_keys.as_deref().ok_or_else(no_key_file)
+}
+
+/// The key id a KMS key id names: itself, or an ARN's part after `:key/` (an ARN of
+/// anything else names no key: "").
+fn kms_key_id(named: &str) -> &str {
+    match named.strip_prefix("arn:") {
+        Some(_) => named.rsplit_once(":key/").map_or("", |(_, id)| id),
+        None => named,
+    }
+}
+
+/// The master key file's key a KMS key id names: its bare id, or an ARN ending in
+/// `:key/ID`. An unknown key answers 400 KMS.NotFoundException, as AWS does.
+pub fn kms_key(gateway: &Gateway, named: &str) -> S3Result<(String, [u8; KEK_BYTES])> {
+    let keys = master_keys(gateway)?;
+    let id = kms_key_id(named);
+    if let Some(key) = keys.get(id) {
+        return Ok((id.to_owned(), *key));
+    }
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom("KMS.NotFoundException".into()),
+        format!("Invalid keyId '{named}'"),
+    );
+    e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    Err(e)
+}
+
+fn active_key(gateway: &Gateway) -> S3Result<MasterKey> {
+    let (id, key) = master_keys(gateway)?.active();
+    Ok(MasterKey {
+        id: id.to_owned(),
+        key: *key,
+    })
+}
+
+fn named_key(gateway: &Gateway, named: Option<&str>) -> S3Result<MasterKey> {
+    match named {
+        None => active_key(gateway),
+        Some(named) => {
+            let (id, key) = kms_key(gateway, named)?;
+            Ok(MasterKey { id, key })
+        }
+    }
+}
+
+impl Gateway {
+    /// The same service with the master key file's keys (SSE-S3, SSE-KMS); without them those
+    /// answer NotImplemented and objects stored with them answer 500.
+    pub fn with_master_keys(mut self, keys: std::sync::Arc<MasterKeys>) -> Gateway {
+        self.master_keys = Some(keys);
+        self
+    }
+
+    /// The key a PutObject seals its body under: the one its headers ask for, else its
+    /// bucket's default (`scope`'s), else none. Checked as AWS checks them: SSE-C with
+    /// another algorithm, a KMS key id without aws:kms, an unknown algorithm: 400
+    /// InvalidArgument; an unknown KMS key: 400 KMS.NotFoundException.
+    pub(crate) async fn write_key(
+        &self,
+        scope: &str,
+        asked: Asked<'_>,
+    ) -> S3Result<Option<WriteKey>> {
+        let algorithm = asked.algorithm.map(ServerSideEncryption::as_str);
+        if let Some(customer) = asked.customer {
+            if algorithm.is_some() || asked.kms_key_id.is_some() {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Server Side Encryption with Customer provided key is incompatible with the \
+                     encryption method specified"
+                ));
+            }
+            return Ok(Some(WriteKey::Customer(customer)));
+        }
+        if asked.kms_key_id.is_some() && algorithm != Some(ServerSideEncryption::AWS_KMS) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Server Side Encryption with AWS KMS managed key requires HTTP header \
+                 x-amz-server-side-encryption : aws:kms"
+            ));
+        }
+        match algorithm {
+            Some(ServerSideEncryption::AES256) => Ok(Some(WriteKey::Master(active_key(self)?))),
+            Some(ServerSideEncryption::AWS_KMS) => {
+                Ok(Some(WriteKey::Kms(named_key(self, asked.kms_key_id)?)))
+            }
+            Some(ServerSideEncryption::AWS_KMS_DSSE) => Err(s3_error!(
+                NotImplemented,
+                "aws:kms:dsse (dual-layer encryption) is not supported"
+            )),
+            Some(other) => Err(s3_error!(
+                InvalidArgument,
+                "x-amz-server-side-encryption: {other} is not AES256 or aws:kms"
+            )),
+            None => match self.bucket_encryption(scope).await? {
+                None => Ok(None),
+                Some(BucketDefault::Aes256) => Ok(Some(WriteKey::Master(active_key(self)?))),
+                Some(BucketDefault::Kms { key_id }) => {
+                    Ok(Some(WriteKey::Kms(named_key(self, key_id.as_deref())?)))
+                }
+            },
+        }
+    }
+}
+
+/// The encryption a new head records for a body sealed under `data_key`.
+pub fn encryption(write_key: &WriteKey, data_key: &DataKey, plain_bytes: u64) -> Encryption {
+    let (kind, kek) = match write_key {
+        WriteKey::Customer(c) => (EncryptionKind::Customer, &c.key),
+        WriteKey::Master(m) => (
+            EncryptionKind::Master {
+                key_id: m.id.clone(),
+            },
+            &m.key,
+        ),
+        WriteKey::Kms(m) => (
+            EncryptionKind::Kms {
+                key_id: m.id.clone(),
+            },
+            &m.key,
+        ),
+    };
+    Encryption {
+        kind,
+        plain_bytes,
+        wrapped: WrappedKey::wrap(kek, data_key),
+    }
+}
+
+/// The response headers of an object's server-side encryption by S3 or KMS keys:
+/// (x-amz-server-side-encryption, x-amz-server-side-encryption-aws-kms-key-id).
+pub fn response_headers(head: &ObjectHead) -> (Option<ServerSideEncryption>, Option<String>) {
+    match head.encryption.as_ref().map(|e| &e.kind) {
+        Some(EncryptionKind::Master { .. }) => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AES256,
+            )),
+            None,
+        ),
+        Some(EncryptionKind::Kms { key_id }) => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AWS_KMS,
+            )),
+            Some(key_id.clone()),
+        ),
+        Some(EncryptionKind::Customer) | None => (None, None),
+    }
+}
+
+/// The data key a read of `head` opens the body with: `None` for a plain object. SSE-C: a
+/// key for a plain object or for one not stored with SSE-C, no key for an SSE-C one: 400
+/// InvalidRequest; the wrong key: 403 AccessDenied (as AWS). SSE-S3 and SSE-KMS: a master key
+/// missing from the file, or one that does not open the object's data key (the file was
+/// changed), is the server's fault: 500, logged at ERROR, and no byte is served.
+pub fn read_key(
+    gateway: &Gateway,
+    head: &ObjectHead,
+    customer: Option<&CustomerKey>,
+) -> S3Result<Option<DataKey>> {
+    let not_applicable = || {
+        s3_error!(
             InvalidRequest,
             "The encryption parameters are not applicable to this object."
-        )),
-        (Some(_), None) => Err(s3_error!(
-            InvalidRequest,
-            "The object was stored using a form of Server Side Encryption. The correct \
-             parameters must be provided to retrieve the object."
-        )),
-        (Some(e), Some(c)) => match e.wrapped.unwrap(&c.key) {
-            Ok(key) => Ok(Some(key)),
-            Err(UnwrapError::WrongKey) => Err(s3_error!(
-                AccessDenied,
-                "The provided key does not match the key the object was encrypted with."
-            )),
-            Err(UnwrapError::Damaged) => {
-                tracing::error!("an object's wrapped data key failed authentication");
-                Err(s3_error!(
-                    InternalError,
-                    "the object's key record is damaged"
-                ))
+        )
+    };
+    match (head.encryption.as_ref(), customer) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(not_applicable()),
+        (Some(e), customer) => match &e.kind {
+            EncryptionKind::Customer => customer_read_key(e, customer).map(Some),
+            EncryptionKind::Master { key_id } | EncryptionKind::Kms { key_id } => {
+                if customer.is_some() {
+                    return Err(not_applicable());
+                }
+                master_read_key(gateway, e, key_id).map(Some)
             }
         },
     }
+}
+
+fn customer_read_key(e: &Encryption, customer: Option<&CustomerKey>) -> S3Result<DataKey> {
+    let Some(c) = customer else {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct \
+             parameters must be provided to retrieve the object."
+        ));
+    };
+    match e.wrapped.unwrap(&c.key) {
+        Ok(key) => Ok(key),
+        Err(UnwrapError::WrongKey) => Err(s3_error!(
+            AccessDenied,
+            "The provided key does not match the key the object was encrypted with."
+        )),
+        Err(UnwrapError::Damaged) => {
+            tracing::error!("an object's wrapped data key failed authentication");
+            Err(s3_error!(
+                InternalError,
+                "the object's key record is damaged"
+            ))
+        }
+    }
+}
+
+fn master_read_key(gateway: &Gateway, e: &Encryption, key_id: &str) -> S3Result<DataKey> {
+    let Some(keys) = gateway.master_keys.as_deref() else {
+        tracing::error!(
+            key_id,
+            "an object is encrypted under a master key and this gateway has no master key file"
+        );
+        return Err(s3_error!(
+            InternalError,
+            "the master key this object was encrypted under is not available"
+        ));
+    };
+    let Some(kek) = keys.get(key_id) else {
+        tracing::error!(
+            key_id,
+            "an object's master key is missing from the master key file"
+        );
+        return Err(s3_error!(
+            InternalError,
+            "the master key this object was encrypted under is not available"
+        ));
+    };
+    e.wrapped.unwrap(kek).map_err(|err| {
+        tracing::error!(key_id, error = %err, "an object's data key does not open under its master key");
+        s3_error!(
+            InternalError,
+            "the object's data key does not open under its master key"
+        )
+    })
 }
 
 /// A body stream sealed package by package: yields the stored (sealed) bytes, and keeps the
@@ -394,6 +643,19 @@ mod tests {
                 s3s::S3ErrorCode::InvalidArgument,
                 "{a:?} {k:?} {m:?}"
             );
+        }
+    }
+
+    #[test]
+    fn kms_key_ids_are_bare_or_key_arns() {
+        for (named, id) in [
+            ("backups", "backups"),
+            ("arn:aws:kms:us-east-1:111122223333:key/backups", "backups"),
+            ("arn:aws:kms:us-east-1:111122223333:alias/backups", ""),
+            ("arn:aws:s3:::bucket", ""),
+            ("alias/backups", "alias/backups"),
+        ] {
+            assert_eq!(kms_key_id(named), id, "{named}");
         }
     }
 

@@ -311,7 +311,8 @@ def test_checksum_and_md5_fields(server, s3, bucket):
 
 @pytest.mark.parametrize("field,value,header", [
     ("acl", "aws-exec-read", "x-amz-acl"),
-    ("x-amz-server-side-encryption", "AES256", "x-amz-server-side-encryption"),
+    ("x-amz-server-side-encryption-context", "eyJhIjoiYiJ9",
+     "x-amz-server-side-encryption-context"),
     # Object Lock on a bucket without it: InvalidRequest, as a PUT (test_object_lock.py has
     # the lock itself).
     ("x-amz-object-lock-legal-hold", "ON", "x-amz-object-lock-legal-hold"),

@@ -15,8 +15,6 @@ KEY_MD5 = base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()
 
 # (case name, extra PutObject arguments). Each asks for a protection percore does not do.
 REFUSED_PUTS = [
-    ("sse-s3", dict(ServerSideEncryption="AES256")),
-    ("sse-kms", dict(ServerSideEncryption="aws:kms", SSEKMSKeyId="key-1")),
     ("sse-kms-context", dict(ServerSideEncryption="aws:kms",
                              SSEKMSEncryptionContext="eyJhIjoiYiJ9")),
     ("sse-bucket-key", dict(ServerSideEncryption="aws:kms", BucketKeyEnabled=True)),
@@ -30,11 +28,12 @@ REFUSED_PUTS = [
 ]
 
 
-# SSE-C is done for PutObject, GetObject and HeadObject (test_sse.py); multipart uploads and
-# copies with it are still refused.
+# SSE-C, SSE-S3 and SSE-KMS are done for PutObject (test_sse.py, test_sse_s3.py); multipart
+# uploads and copies with them are still refused.
 SSE_C = ("sse-c", dict(SSECustomerAlgorithm="AES256", SSECustomerKey=KEY,
                        SSECustomerKeyMD5=KEY_MD5))
-NOT_PUTS = REFUSED_PUTS + [SSE_C]
+NOT_PUTS = REFUSED_PUTS + [SSE_C, ("sse-s3", dict(ServerSideEncryption="AES256")),
+                           ("sse-kms", dict(ServerSideEncryption="aws:kms"))]
 
 
 def assert_not_implemented(call):
@@ -114,8 +113,10 @@ def test_create_bucket_asking_for_protection_is_refused(s3, case, extra):
 def test_protection_configurations_are_refused(s3, bucket, call):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
     args = {
+        # Bucket default encryption is test_sse_s3.py's; S3 Bucket Keys percore has not.
         "put_bucket_encryption": dict(ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+             "BucketKeyEnabled": True}]}),
         "put_bucket_acl": dict(ACL="log-delivery-write"),
         "put_object_acl": dict(Key="k", ACL="aws-exec-read"),
         "put_bucket_replication": dict(ReplicationConfiguration={

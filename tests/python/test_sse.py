@@ -158,8 +158,6 @@ def test_what_is_not_built_is_refused(s3, bucket):
         Bucket=bucket, Key="mp2", UploadId=up, PartNumber=1,
         CopySource={"Bucket": bucket, "Key": "enc"}))[0] == 501
     s3.abort_multipart_upload(Bucket=bucket, Key="mp2", UploadId=up)
-    assert error_of(lambda: s3.put_object(
-        Bucket=bucket, Key="s3", Body=b"x", ServerSideEncryption="AES256"))[0] == 501
 
 
 def segment_files(data):

@@ -5,7 +5,7 @@ use super::{
     check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
     Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
     FLAG_NULL_VERSION, HEAD_ACL, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
-    HEAD_VERSIONING, SSE_CUSTOMER, VERSION, VERSION_CHECKSUMS,
+    HEAD_VERSIONING, SSE_CUSTOMER, SSE_KMS, SSE_MASTER, VERSION, VERSION_CHECKSUMS,
 };
 
 /// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.
@@ -195,10 +195,15 @@ pub struct Encryption {
 }
 
 /// Who holds the key-encryption key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncryptionKind {
     /// SSE-C: the client sends its key with every request; it is never stored.
     Customer,
+    /// SSE-S3: the master key file's key `key_id` (the active one when the object was
+    /// written; rotation keeps it).
+    Master { key_id: String },
+    /// SSE-KMS: the master key file's key the request named.
+    Kms { key_id: String },
 }
 
 /// An Object Lock retention mode. Persisted codes never change.
@@ -388,8 +393,16 @@ impl ObjectHead {
         if let Some(e) = &self.encryption {
             assert_eq!(self.parts.len(), 1, "only single-part bodies are sealed");
             assert_eq!(crate::seal::stored_size(e.plain_bytes), self.size);
-            match e.kind {
+            match &e.kind {
                 EncryptionKind::Customer => b.put_u8(SSE_CUSTOMER),
+                EncryptionKind::Master { key_id } => {
+                    b.put_u8(SSE_MASTER);
+                    put_str(&mut b, key_id);
+                }
+                EncryptionKind::Kms { key_id } => {
+                    b.put_u8(SSE_KMS);
+                    put_str(&mut b, key_id);
+                }
             }
             b.put_u64_le(e.plain_bytes);
             b.put_slice(&e.wrapped.encode());
@@ -602,8 +615,6 @@ impl ObjectHead {
     }
 }
 
-/// Format 8's encryption: kind u8 ‖ plaintext size u64 ‖ wrapped data key (121 bytes). Only
-/// single-part bodies are sealed, and the stored size must be the one sealing gives.
 /// A version's owner (`put_str`, empty: the bucket owner) ‖ its ACL (u16 length, 0: none ‖
 /// bytes).
 pub(super) fn put_owner_and_acl(b: &mut BytesMut, owner: Option<&str>, acl: Option<&Bytes>) {
@@ -641,16 +652,30 @@ pub(super) fn get_owner_and_acl(
     ))
 }
 
+/// Format 8's encryption: kind u8 ‖ (SSE-S3 and SSE-KMS: key id, u16 length ‖ bytes) ‖
+/// plaintext size u64 ‖ wrapped data key (121 bytes). Only single-part bodies are sealed, and
+/// the stored size must be the one sealing gives.
 pub(super) fn get_encryption(
     b: &mut Bytes,
     size: u64,
     parts: usize,
 ) -> Result<Encryption, Malformed> {
-    check(b, 1 + 8 + crate::keywrap::WRAPPED_KEY_BYTES, "object")?;
+    check(b, 1, "object")?;
+    let key_id = |b: &mut Bytes| -> Result<String, Malformed> {
+        let id = get_str(b, "object")?;
+        if crate::master_keys::valid_id(&id) {
+            Ok(id)
+        } else {
+            Err(Malformed("object"))
+        }
+    };
     let kind = match b.get_u8() {
         SSE_CUSTOMER => EncryptionKind::Customer,
+        SSE_MASTER => EncryptionKind::Master { key_id: key_id(b)? },
+        SSE_KMS => EncryptionKind::Kms { key_id: key_id(b)? },
         _ => return Err(Malformed("object")),
     };
+    check(b, 8 + crate::keywrap::WRAPPED_KEY_BYTES, "object")?;
     let plain_bytes = b.get_u64_le();
     let wrapped =
         crate::keywrap::WrappedKey::decode(&b.split_to(crate::keywrap::WRAPPED_KEY_BYTES))

@@ -76,6 +76,11 @@ const HEAD_ACL: u8 = 9;
 const LISTING_OWNER: u8 = 4;
 /// Encryption kinds. Persisted codes never change.
 const SSE_CUSTOMER: u8 = 1;
+/// SSE-S3: the kind is followed by the id of the master key (`master_keys`) that wrapped the
+/// data key (u16 length ‖ bytes).
+const SSE_MASTER: u8 = 2;
+/// SSE-KMS against a named key of the master key file: the kind is followed by its id.
+const SSE_KMS: u8 = 3;
 const LISTING_CLASS: u8 = 3;
 const UPLOAD_CLASS: u8 = 3;
 /// Uploads with the tags CreateMultipartUpload was given (the completed object's).

@@ -573,7 +573,7 @@ fn encryption_makes_format_8() {
         b[at] = byte;
         ObjectHead::decode(Bytes::from(b)).is_err()
     };
-    assert!(bad(kind_at, 2), "unknown kind");
+    assert!(bad(kind_at, 4), "unknown kind");
     assert!(bad(kind_at, 0), "kind 0");
     assert!(bad(kind_at + 1, 4), "4 plain bytes do not seal to 19");
     assert!(bad(kind_at + 9, 2), "wrap format 2");
@@ -682,6 +682,64 @@ fn listing_owner_makes_format_4() {
     longer.push(0);
     assert!(ListingEntry::decode(Bytes::from(longer)).is_err());
     assert!(ListingEntry::decode(hex_bytes(&format!("04{}0000", &v3[2..]))).is_err());
+}
+
+/// Format 8 with SSE-S3 (kind 2) and SSE-KMS (kind 3): the key id that wrapped the data key
+/// after the kind, pinned byte for byte around the random wrap; every cut refused, an id that
+/// is no key id refused.
+#[test]
+fn master_and_kms_kinds_keep_their_key_id() {
+    use crate::keywrap::WrappedKey;
+    use crate::seal::{stored_size, DataKey};
+    let mut h = small_head(false, true);
+    h.size = stored_size(3);
+    h.parts[0].size = h.size;
+    let v5 = hex::encode(h.encode());
+    let wrapped = WrappedKey::wrap(&[7u8; 32], &DataKey::random());
+    for (kind, code) in [
+        (
+            EncryptionKind::Master {
+                key_id: "master-2".into(),
+            },
+            "02",
+        ),
+        (
+            EncryptionKind::Kms {
+                key_id: "backups".into(),
+            },
+            "03",
+        ),
+    ] {
+        let id = match &kind {
+            EncryptionKind::Master { key_id } | EncryptionKind::Kms { key_id } => key_id.clone(),
+            EncryptionKind::Customer => unreachable!(),
+        };
+        h.encryption = Some(Encryption {
+            kind: kind.clone(),
+            plain_bytes: 3,
+            wrapped: wrapped.clone(),
+        });
+        let enc = h.encode();
+        // Format 5's fields, no part checksums (0), no lock (0, 0), the kind, the id (u16
+        // length, bytes), 3 plain bytes, the wrap.
+        let hex8 = format!(
+            "08{}000000{code}{:02x}00{}0300000000000000{}",
+            &v5[2..],
+            id.len(),
+            hex::encode(id.as_bytes()),
+            hex::encode(wrapped.encode())
+        );
+        assert_eq!(hex::encode(&enc), hex8);
+        assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
+        for cut in 0..enc.len() {
+            assert!(ObjectHead::decode(enc.slice(..cut)).is_err(), "cut {cut}");
+        }
+        // An id byte that no key id may hold ('/').
+        let id_at = enc.len() - crate::keywrap::WRAPPED_KEY_BYTES - 8 - id.len();
+        let mut b = enc.to_vec();
+        b[id_at] = b'/';
+        assert!(ObjectHead::decode(Bytes::from(b)).is_err());
+    }
 }
 
 /// A byte after a head's last field is damage, in every format, 1 to 8 (heads of format 1
