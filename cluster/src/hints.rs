@@ -240,6 +240,16 @@ impl Backend {
                     return Outcome::Repaired;
                 }
                 match decode_stripe(value, self.core_count()) {
+                    // A position a layout change took from the target since: its fragments
+                    // there were retired, a replay would leave an orphan.
+                    Some((_, cores))
+                        if self
+                            .transition
+                            .as_ref()
+                            .is_some_and(|t| t.left(&cores, target)) =>
+                    {
+                        Outcome::Gone
+                    }
                     Some((policy, cores)) => self.replay_fragment(target, id, policy, &cores).await,
                     None => Outcome::Gone,
                 }
@@ -314,7 +324,11 @@ impl Backend {
 
     /// A whole fragment from the first of `cores` that has it; NotFound only when every core
     /// answered that it has none.
-    async fn read_whole(&self, cores: &[usize], id: FragmentId) -> Result<Bytes, BackendError> {
+    pub(crate) async fn read_whole(
+        &self,
+        cores: &[usize],
+        id: FragmentId,
+    ) -> Result<Bytes, BackendError> {
         let mut all_missing = true;
         for &c in cores {
             let req = Request::GetFragment {
@@ -339,7 +353,7 @@ impl Backend {
     }
 
     /// Shard `id` of an EC stripe rebuilt from any k of the others.
-    async fn rebuild_shard(
+    pub(crate) async fn rebuild_shard(
         &self,
         target: usize,
         id: FragmentId,

@@ -12,6 +12,7 @@ pub mod ec;
 pub mod hints;
 pub mod hlc;
 pub mod limits;
+pub mod moves;
 pub mod remote;
 /// The deterministic simulation's world (simulated cores and network), shared by the cluster
 /// simulation (`tests/sim`) and the object simulation (`s3api/tests/osim`); only with the `sim`

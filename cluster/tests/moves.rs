@@ -1,0 +1,923 @@
+//! Layout changes under load, in the deterministic simulation (`cluster::sim`): a cluster grows
+//! from 3 nodes to 4 or shrinks from 4 to 3 while clients write and read, the mover
+//! (`cluster::moves`) moves every placement group, and a checker reads every acknowledged
+//! object and lists every bucket between two mover steps.
+//!
+//! Invariants checked at every read: an acknowledged object is never missing (no deletes in
+//! this workload, so a 404 is always wrong), its data are the bytes of the version its head
+//! names, that version is no older than any acknowledged before the read started; a listed key
+//! reads back. At the end: every group is done, a gateway of the new layout alone reads every
+//! object, no fragment of a live version is left on a core its new row does not give it, and
+//! the fragment bytes moved are at most 1.05 × what the plan requires.
+//!
+//! Faults (`faults`): lost messages, one node down for a while (its two cores), and the mover
+//! crashing once in the middle of a step and starting again from the groups' phases.
+//!
+//! Each seed runs whole on one thread: `PERCORE_MOVE_SEED=<seed> cargo test -p cluster --test
+//! moves -- --nocapture` replays one; `PERCORE_MOVE_SEEDS` / `PERCORE_MOVE_FIRST` choose others.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use cluster::backend::{Backend, Clock, CoreLink, Route};
+use cluster::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
+use cluster::moves::{Catalog, Mover, MoverConfig, Phase, Progress, Stripe, Transition};
+use cluster::sim::core::Fault;
+use cluster::sim::world::{run_tokio, Shared, SimClock, SimLink, World};
+use cluster::sim::{run_spread, seeds};
+use placement::Layout;
+use proto::FragmentId;
+
+const CORES_PER_NODE: usize = 2;
+const BUCKETS: u64 = 2;
+/// Keys per bucket; the first `KEYS_BEFORE` exist before the change starts.
+const KEYS: u64 = 10;
+const KEYS_BEFORE: u64 = 7;
+/// Keys clients never overwrite.
+const KEYS_KEPT: u64 = 4;
+const EC_K: u8 = 4;
+const EC_M: u8 = 2;
+const WIDTH_EC: usize = 6;
+const REPLICAS: usize = 3;
+const KIND_EC: u8 = 1;
+const STEPS_MAX: u64 = 20_000_000;
+/// A failed read is tried again this many times (lost messages, a node down) before it counts
+/// as unreadable.
+const READ_TRIES: usize = 12;
+const RATE_BYTES_PER_S: u64 = 2_000_000;
+
+fn layout_text(nodes: usize, version: u64) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 16\n");
+    for n in 0..nodes {
+        let _ = write!(
+            text,
+            "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = \
+             {CORES_PER_NODE}\nzone = \"z{n}\"\n",
+            n + 1,
+            20_000 + 10 * n,
+        );
+    }
+    text
+}
+
+/// Version 1 of `from` nodes and version 2 of `to` nodes built from its tables (what
+/// `percore layout apply` computes).
+fn layouts(from: usize, to: usize) -> (Arc<Layout>, Arc<Layout>) {
+    let old = Layout::from_toml_str(&layout_text(from, 1)).expect("valid layout");
+    let new = Layout::from_toml_str_and_state(&layout_text(to, 2), Some(&old.state()))
+        .expect("valid next layout");
+    (Arc::new(old), Arc::new(new))
+}
+
+fn record_key(tag: u8, bucket: &str, key: &str) -> Bytes {
+    let mut k = BytesMut::new();
+    k.put_u8(tag);
+    k.put_slice(bucket.as_bytes());
+    k.put_u8(0);
+    k.put_slice(key.as_bytes());
+    k.freeze()
+}
+
+fn head_key(b: &str, k: &str) -> Bytes {
+    record_key(b'O', b, k)
+}
+
+fn listing_key(b: &str, k: &str) -> Bytes {
+    record_key(b'L', b, k)
+}
+
+fn is_ec(id: u64) -> bool {
+    id.is_multiple_of(3)
+}
+
+/// Version `id`'s data: replicated objects of a few KiB, EC ones of tens of KiB.
+fn data_of(id: u64) -> Bytes {
+    let len = if is_ec(id) {
+        8192 + (id * 7919 % 40_000) as usize
+    } else {
+        512 + (id * 131 % 4000) as usize
+    };
+    Bytes::from(
+        (0..len)
+            .map(|i| (id as u8).wrapping_mul(31).wrapping_add(i as u8))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn fragment_of(id: u64) -> FragmentId {
+    let mut f = [0u8; 16];
+    f[..8].copy_from_slice(&id.to_le_bytes());
+    f[8] = 0xf5;
+    FragmentId(f)
+}
+
+fn shard_id(id: u64, i: usize) -> FragmentId {
+    let mut f = fragment_of(id);
+    f.0[15] = i as u8;
+    f
+}
+
+fn value_of(id: u64) -> Bytes {
+    let mut v = id.to_le_bytes().to_vec();
+    if is_ec(id) {
+        v.push(KIND_EC);
+    }
+    Bytes::from(v)
+}
+
+fn id_of(value: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(value.get(..8)?.try_into().ok()?))
+}
+
+/// The fragments of version `id`, position by position.
+fn stripe_of(id: u64) -> (Policy, Vec<(FragmentId, Bytes)>) {
+    let data = data_of(id);
+    if is_ec(id) {
+        let shards = encode_stripe(&data, EC_K, EC_M).expect("encodes");
+        let s = shards
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (shard_id(id, i), s))
+            .collect();
+        (Policy::Ec { k: EC_K, m: EC_M }, s)
+    } else {
+        (
+            Policy::Replicas(REPLICAS as u8),
+            vec![(fragment_of(id), data); REPLICAS],
+        )
+    }
+}
+
+/// The workload's record formats, as the object layer's catalog would say them.
+struct SimCatalog;
+
+impl Catalog for SimCatalog {
+    fn route<'k>(&self, key: &'k [u8]) -> Option<Route<'k>> {
+        let (&tag, rest) = key.split_first()?;
+        let zero = rest.iter().position(|&b| b == 0)?;
+        let b = std::str::from_utf8(&rest[..zero]).ok()?;
+        let k = std::str::from_utf8(&rest[zero + 1..]).ok()?;
+        match tag {
+            b'O' => Some(Route::Object(b, k)),
+            b'L' => Some(Route::Listing(b)),
+            _ => None,
+        }
+    }
+
+    fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe> {
+        if key.first() != Some(&b'O') {
+            return Vec::new();
+        }
+        let Some(id) = id_of(value) else {
+            return Vec::new();
+        };
+        let (policy, shards) = stripe_of(id);
+        vec![Stripe {
+            policy,
+            ids: shards.into_iter().map(|(f, _)| f).collect(),
+        }]
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Version {
+    id: u64,
+    hlc: u64,
+    start: u64,
+    acked: Option<u64>,
+    /// Fragment bytes at moved positions, when written by the old layout alone.
+    pending_bytes: Option<u64>,
+}
+
+/// 3 → 4 nodes or 4 → 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Grow,
+    Shrink,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    change: Change,
+    faults: bool,
+    /// Clients during the move.
+    clients: usize,
+    /// Whether clients write (else they only read).
+    writes: bool,
+    crash_mover: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    progress: Progress,
+    /// What the plan requires moving: fragment bytes at moved positions of the last
+    /// acknowledged version of each key written by the old layout alone (the mover moves it,
+    /// or nothing when a write during the move replaced it first).
+    required_bytes: u64,
+    /// The same for every version written by the old layout alone (an upper bound whatever
+    /// the faults did to acknowledgements).
+    pending_bytes: u64,
+    reads: u64,
+    writes: u64,
+    mover_crashes: u64,
+    elapsed_ms: u64,
+    /// Reads that failed under faults (never a wrong answer: those fail the seed).
+    unavailable: u64,
+}
+
+struct Env {
+    world: Shared,
+    clock: Cell<u64>,
+    next_id: Cell<u64>,
+    old: Arc<Layout>,
+    new: Arc<Layout>,
+    versions: RefCell<BTreeMap<(String, String), Vec<Version>>>,
+    failures: RefCell<Vec<String>>,
+    figures: RefCell<Figures>,
+    moving: Cell<bool>,
+    /// Whether faults may be in force (reads may be unavailable, never wrong).
+    faults: Cell<bool>,
+    /// Objects a read could not reach under faults, read again once healed.
+    unavailable: RefCell<Vec<(String, String)>>,
+}
+
+impl Env {
+    fn tick(&self) -> u64 {
+        self.clock.set(self.clock.get() + 1);
+        self.clock.get()
+    }
+
+    fn fail(&self, m: String) {
+        self.failures.borrow_mut().push(m);
+    }
+
+    /// Fragment bytes of version `id` at the positions its group moves.
+    fn moved_bytes(&self, b: &str, k: &str, id: u64) -> u64 {
+        let pg = self.old.pg_of(b.as_bytes(), k.as_bytes());
+        let tier = placement::Tier::Nvme;
+        let old = self.old.table(tier).expect("nvme").row(pg);
+        let new = self.new.table(tier).expect("nvme").row(pg);
+        let (_, shards) = stripe_of(id);
+        shards
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| old[*i] != new[*i])
+            .map(|(_, (_, s))| s.len() as u64)
+            .sum()
+    }
+}
+
+impl Env {
+    /// After healing every read must succeed, those that were unavailable included (the
+    /// final reads cover every object).
+    fn faults_over(&self) {
+        self.faults.set(false);
+        self.unavailable.borrow_mut().clear();
+    }
+}
+
+/// A gateway's hint replay (as `percore serve` runs it): a pass over its node's cores every
+/// 2 s during the move.
+async fn repairer(env: Rc<Env>, gw: Arc<Backend>, own: Vec<usize>) {
+    while env.moving.get() {
+        env.world.sleep(2000).await;
+        cluster::backend::in_background(gw.repair_pass(&own)).await;
+    }
+}
+
+fn bucket(i: u64) -> String {
+    format!("b{i}")
+}
+
+fn key(i: u64) -> String {
+    format!("k{i}")
+}
+
+/// One object write through `gw`: the data, the head (a swap), the listing entry, each
+/// placed for the operation's whole length.
+async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
+    let id = env.next_id.get();
+    env.next_id.set(id + 1);
+    let (policy, shards) = stripe_of(id);
+    let data_at = gw.place(Route::Object(b, k), shards.len());
+    let head_at = gw.place_meta(Route::Object(b, k));
+    let list_at = gw.place_meta(Route::Listing(b));
+    let hlc = gw.hlc();
+    let start = env.tick();
+    let pending_bytes =
+        (data_at.phase() == Some(Phase::Pending)).then(|| env.moved_bytes(b, k, id));
+    let slot = {
+        let mut versions = env.versions.borrow_mut();
+        let list = versions.entry((b.to_owned(), k.to_owned())).or_default();
+        list.push(Version {
+            id,
+            hlc,
+            start,
+            acked: None,
+            pending_bytes,
+        });
+        list.len() - 1
+    };
+    env.figures.borrow_mut().pending_bytes += pending_bytes.unwrap_or(0);
+    let value = value_of(id);
+    let ok = gw.put_shards_at(&data_at, policy, &shards).await.is_ok()
+        && gw
+            .meta_swap_at(&head_at, &head_key(b, k), &value, hlc)
+            .await
+            .is_ok()
+        && gw
+            .meta_put_at(&list_at, &listing_key(b, k), &value, hlc)
+            .await
+            .is_ok();
+    if ok {
+        let at = env.tick();
+        env.versions
+            .borrow_mut()
+            .get_mut(&(b.to_owned(), k.to_owned()))
+            .expect("added")[slot]
+            .acked = Some(at);
+        env.figures.borrow_mut().writes += 1;
+    }
+    ok
+}
+
+/// Reads an object: `Ok(None)` when its head is absent, `Err` when it could not be read
+/// (quorum, data), else the version and its data.
+async fn read_object(gw: &Backend, b: &str, k: &str) -> Result<Option<(u64, u64, Bytes)>, String> {
+    let head_at = gw.place_meta(Route::Object(b, k));
+    let head = gw
+        .meta_get_at(&head_at, &head_key(b, k))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(head) = head else { return Ok(None) };
+    let id = id_of(&head.value).ok_or("a head no put wrote")?;
+    let len = data_of(id).len() as u64;
+    if !is_ec(id) {
+        let at = gw.place(Route::Object(b, k), REPLICAS);
+        let data = gw
+            .get_fragment(&at.replica_cores(), fragment_of(id), 0, len)
+            .await
+            .map_err(|e| format!("version {id}: {e}"))?;
+        return Ok(Some((id, head.hlc, data)));
+    }
+    let at = gw.place(Route::Object(b, k), WIDTH_EC);
+    let shard_len = shard_bytes(len, EC_K);
+    let mut available = Vec::new();
+    for i in 0..WIDTH_EC {
+        if available.len() == usize::from(EC_K) {
+            break;
+        }
+        if let Ok(s) = gw
+            .get_fragment(&at.fragment_cores(i), shard_id(id, i), 0, shard_len)
+            .await
+        {
+            available.push((i, s));
+        }
+    }
+    if available.len() < usize::from(EC_K) {
+        return Err(format!("version {id}: {} shards readable", available.len()));
+    }
+    let mut out = BytesMut::new();
+    for d in decode_stripe(EC_K, EC_M, &available)? {
+        out.extend_from_slice(&d);
+    }
+    out.truncate(len as usize);
+    Ok(Some((id, head.hlc, out.freeze())))
+}
+
+/// A checked read of `b/k`, tried again on failures: every acknowledged object is readable,
+/// its data exact, its version no older than any acknowledged before the read started.
+async fn check_read(env: &Env, gw: &Backend, b: &str, k: &str, what: &str) {
+    let start = env.tick();
+    let mut last = String::new();
+    for _ in 0..READ_TRIES {
+        match read_object(gw, b, k).await {
+            Ok(got) => {
+                let end = env.tick();
+                check_version(env, b, k, start, end, got, what);
+                env.figures.borrow_mut().reads += 1;
+                return;
+            }
+            Err(e) => last = e,
+        }
+        env.world.sleep(500).await;
+    }
+    let acked = env
+        .versions
+        .borrow()
+        .get(&(b.to_owned(), k.to_owned()))
+        .is_some_and(|v| v.iter().any(|v| v.acked.is_some()));
+    if !acked {
+        return;
+    }
+    // Under faults no quorum system promises availability (a node down and lost messages
+    // leave a stripe written with k shards unreadable until its hints replay): counted, and
+    // read again once healed; without faults it is a failure.
+    if env.faults.get() {
+        env.figures.borrow_mut().unavailable += 1;
+        env.unavailable
+            .borrow_mut()
+            .push((b.to_owned(), k.to_owned()));
+    } else {
+        env.fail(format!(
+            "{what} {b}/{k}: unreadable {READ_TRIES} times: {last}"
+        ));
+    }
+}
+
+fn check_version(
+    env: &Env,
+    b: &str,
+    k: &str,
+    start: u64,
+    end: u64,
+    got: Option<(u64, u64, Bytes)>,
+    what: &str,
+) {
+    let versions = env.versions.borrow();
+    let list = versions
+        .get(&(b.to_owned(), k.to_owned()))
+        .cloned()
+        .unwrap_or_default();
+    let floor = list
+        .iter()
+        .filter(|v| v.acked.is_some_and(|a| a < start))
+        .map(|v| (v.hlc, value_of(v.id)))
+        .max();
+    let Some((id, hlc, data)) = got else {
+        if floor.is_some() {
+            env.fail(format!("{what} {b}/{k}: 404 for an acknowledged object"));
+        }
+        return;
+    };
+    let Some(v) = list.iter().find(|v| v.id == id) else {
+        env.fail(format!("{what} {b}/{k}: version {id} was never written"));
+        return;
+    };
+    if v.start > end || v.hlc != hlc {
+        env.fail(format!(
+            "{what} {b}/{k}: version {id} read before it was written"
+        ));
+    }
+    if floor.is_some_and(|f| (hlc, value_of(id)) < f) {
+        env.fail(format!(
+            "{what} {b}/{k}: version {id} older than one acknowledged before the read"
+        ));
+    }
+    if data != data_of(id) {
+        env.fail(format!("{what} {b}/{k}: version {id} read wrong bytes"));
+    }
+}
+
+/// Lists bucket `b` whole; every listed key must read back, every key acknowledged before the
+/// listing started must be listed.
+async fn check_list(env: &Env, gw: &Backend, b: &str) {
+    let start = env.tick();
+    let prefix = record_key(b'L', b, "");
+    let mut listed: Vec<String> = Vec::new();
+    let mut cursor = None;
+    let mut tries = 0;
+    loop {
+        let at = gw.place_meta(Route::Listing(b));
+        match gw.meta_scan_at(&at, &prefix, cursor.clone(), 3).await {
+            Ok((entries, next)) => {
+                for (key, _) in entries {
+                    let k = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    listed.push(k);
+                }
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                tries += 1;
+                if tries >= READ_TRIES {
+                    env.fail(format!("list {b}: failed {tries} times: {e}"));
+                    return;
+                }
+                env.world.sleep(500).await;
+            }
+        }
+    }
+    let missing: Vec<String> = env
+        .versions
+        .borrow()
+        .iter()
+        .filter(|((vb, _), list)| {
+            vb == b && list.iter().any(|v| v.acked.is_some_and(|a| a < start))
+        })
+        .map(|((_, k), _)| k.clone())
+        .filter(|k| !listed.contains(k))
+        .collect();
+    if !missing.is_empty() {
+        env.fail(format!(
+            "list {b}: acknowledged keys not listed: {missing:?}"
+        ));
+    }
+    for k in listed {
+        check_read(env, gw, b, &k, "listed").await;
+    }
+}
+
+/// Every acknowledged object read, every bucket listed.
+async fn check_all(env: &Env, gw: &Backend) {
+    let keys: Vec<(String, String)> = env.versions.borrow().keys().cloned().collect();
+    let reads = keys.iter().map(|(b, k)| check_read(env, gw, b, k, "check"));
+    futures::future::join_all(reads).await;
+    let buckets: Vec<String> = (0..BUCKETS).map(bucket).collect();
+    futures::future::join_all(buckets.iter().map(|b| check_list(env, gw, b))).await;
+}
+
+/// A client: reads any key, and when `writes`, writes keys from `KEYS_KEPT` on (new ones and
+/// overwrites; the first `KEYS_KEPT` keep their first version, which the mover must move).
+async fn client(env: Rc<Env>, gw: Arc<Backend>, writes: bool) {
+    while env.moving.get() {
+        env.world.sleep(100 + env.world.below(900)).await;
+        let b = bucket(env.world.below(BUCKETS));
+        if writes && env.world.below(3) != 0 {
+            let k = key(KEYS_KEPT + env.world.below(KEYS - KEYS_KEPT));
+            put(&env, &gw, &b, &k).await;
+        } else {
+            let k = key(env.world.below(KEYS));
+            check_read(&env, &gw, &b, &k, "get").await;
+        }
+    }
+}
+
+/// Loses messages and takes one node down for a while, again and again, during the move.
+async fn nemesis(env: Rc<Env>, nodes: usize) {
+    while env.moving.get() {
+        env.world.sleep(200 + env.world.below(1500)).await;
+        let mut w = env.world.lock();
+        match w.rng.below(4) {
+            0 => {
+                let n = w.rng.below(nodes as u64) as usize;
+                if w.up.iter().all(|u| *u) {
+                    w.up[n] = false;
+                }
+            }
+            1 => w.up.fill(true),
+            _ => w.weather.drop_per_mille = [0, 10, 30][w.rng.below(3) as usize],
+        }
+    }
+    let mut w = env.world.lock();
+    w.up.fill(true);
+    w.weather.drop_per_mille = 0;
+}
+
+/// The mover's side: one step, then a whole check, until every group is done; once, a crash
+/// in the middle of a step (the step's future dropped) and a new mover.
+async fn mover(env: Rc<Env>, gw: Arc<Backend>, crash: bool) {
+    let catalog = SimCatalog;
+    let config = MoverConfig {
+        rate_bytes_per_s: RATE_BYTES_PER_S,
+    };
+    let mut mover = Mover::new(&gw, &catalog, config);
+    let mut total = Progress::default();
+    let steps = env.world.below(40);
+    let mut crashed = !crash;
+    let started = tokio::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        if !crashed && n >= steps {
+            let after = 1 + env.world.below(400);
+            let cut = {
+                let step = std::pin::pin!(mover.step());
+                let sleep =
+                    std::pin::pin!(tokio::time::sleep(std::time::Duration::from_millis(after)));
+                matches!(
+                    futures::future::select(step, sleep).await,
+                    futures::future::Either::Right(_)
+                )
+            };
+            if cut {
+                crashed = true;
+                add(&mut total, &mover.progress());
+                env.figures.borrow_mut().mover_crashes += 1;
+                mover = Mover::new(&gw, &catalog, config);
+                continue;
+            }
+            crashed = true;
+        } else {
+            match mover.step().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    env.fail(format!("the mover failed: {e}"));
+                    break;
+                }
+            }
+        }
+        check_all(&env, &gw).await;
+    }
+    add(&mut total, &mover.progress());
+    let mut f = env.figures.borrow_mut();
+    f.progress = total;
+    f.elapsed_ms = started.elapsed().as_millis() as u64;
+    drop(f);
+    env.moving.set(false);
+}
+
+fn add(total: &mut Progress, p: &Progress) {
+    total.groups += p.groups;
+    total.records += p.records;
+    total.fragments += p.fragments;
+    total.bytes += p.bytes;
+    total.in_place += p.in_place;
+    total.retired += p.retired;
+}
+
+fn gateway(world: &Shared, transition: &Arc<Transition>, node: usize) -> Arc<Backend> {
+    let links: Vec<Arc<dyn CoreLink>> = (0..transition.cores().len())
+        .map(|core| {
+            Arc::new(SimLink {
+                world: world.clone(),
+                from: node,
+                core,
+            }) as Arc<dyn CoreLink>
+        })
+        .collect();
+    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+        world: world.clone(),
+        skew_ms: 0,
+        node,
+    });
+    let b = Backend::moving(transition.clone(), None, Vec::new()).expect("a moving backend");
+    Arc::new(b.with_links(links, clock))
+}
+
+/// A gateway of the new layout alone (after the change): its cores are the union's first.
+fn new_gateway(world: &Shared, new: &Arc<Layout>) -> Backend {
+    let links: Vec<Arc<dyn CoreLink>> = (0..new.cores().len())
+        .map(|core| {
+            Arc::new(SimLink {
+                world: world.clone(),
+                from: 0,
+                core,
+            }) as Arc<dyn CoreLink>
+        })
+        .collect();
+    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+        world: world.clone(),
+        skew_ms: 0,
+        node: 0,
+    });
+    Backend::cluster(new.clone(), None, Vec::new())
+        .expect("a backend")
+        .with_links(links, clock)
+}
+
+fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
+    let (old, new) = if cfg.change == Change::Grow {
+        layouts(3, 4)
+    } else {
+        layouts(4, 3)
+    };
+    let transition =
+        Arc::new(Transition::new(old.clone(), new.clone()).map_err(|e| e.to_string())?);
+    let core_node: Vec<usize> = transition
+        .cores()
+        .iter()
+        .map(|c| (c.node - 1) as usize)
+        .collect();
+    let nodes = 4;
+    let world = Shared::new(World::new(seed, core_node, nodes, Fault::None));
+    let env = Rc::new(Env {
+        world: world.clone(),
+        clock: Cell::new(0),
+        next_id: Cell::new(1),
+        old: old.clone(),
+        new: new.clone(),
+        versions: RefCell::default(),
+        failures: RefCell::default(),
+        figures: RefCell::default(),
+        moving: Cell::new(true),
+        faults: Cell::new(cfg.faults),
+        unavailable: RefCell::default(),
+    });
+    // Gateways on the nodes of both versions (a removed node's gateway serves until the end).
+    let gateways: Vec<Arc<Backend>> = (0..nodes)
+        .map(|n| gateway(&world, &transition, n))
+        .collect();
+    let main = {
+        let env = env.clone();
+        let gateways = gateways.clone();
+        let transition = transition.clone();
+        async move {
+            for bi in 0..BUCKETS {
+                for ki in 0..KEYS_BEFORE {
+                    if !put(&env, &gateways[0], &bucket(bi), &key(ki)).await {
+                        env.fail("a write before the change failed on a healthy cluster".into());
+                    }
+                }
+            }
+            check_all(&env, &gateways[0]).await;
+            let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> =
+                vec![Box::pin(mover(
+                    env.clone(),
+                    gateways[0].clone(),
+                    cfg.crash_mover,
+                ))];
+            for c in 0..cfg.clients {
+                let gw = gateways[1 + c % 3].clone();
+                tasks.push(Box::pin(client(env.clone(), gw, cfg.writes)));
+            }
+            if cfg.faults {
+                tasks.push(Box::pin(nemesis(env.clone(), nodes)));
+            }
+            for (n, gw) in gateways.iter().enumerate() {
+                let own: Vec<usize> = (0..gw.core_count())
+                    .filter(|&c| transition.cores()[c].node == n as u64 + 1)
+                    .collect();
+                tasks.push(Box::pin(repairer(env.clone(), gw.clone(), own)));
+            }
+            futures::future::join_all(tasks).await;
+            // After the change: the new layout alone.
+            let after = new_gateway(&env.world, &env.new);
+            env.world.sleep(4000).await;
+            for (n, gw) in gateways.iter().enumerate() {
+                let own: Vec<usize> = (0..gw.core_count())
+                    .filter(|&c| transition.cores()[c].node == n as u64 + 1)
+                    .collect();
+                gw.repair_pass(&own).await;
+            }
+            env.faults_over();
+            let keys: Vec<(String, String)> = env.versions.borrow().keys().cloned().collect();
+            for (b, k) in keys {
+                check_read(&env, &after, &b, &k, "after").await;
+            }
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+    if let Some(f) = env.failures.borrow().first() {
+        return Err(f.clone());
+    }
+    let (done, total) = transition.done();
+    if done != total {
+        return Err(format!("{done} of {total} groups done"));
+    }
+    retired(&env, &world, &new)?;
+    let mut f = *env.figures.borrow();
+    f.required_bytes = env
+        .versions
+        .borrow()
+        .values()
+        .filter_map(|list| {
+            list.iter()
+                .filter(|v| v.acked.is_some() && v.pending_bytes.is_some())
+                .max_by_key(|v| v.hlc)
+                .and_then(|v| v.pending_bytes)
+        })
+        .sum();
+    // Under faults an unacknowledged write may be what the mover found (its acknowledgement
+    // lost): the bound is then every version written by the old layout alone.
+    let required = if cfg.faults {
+        f.pending_bytes
+    } else {
+        f.required_bytes
+    };
+    if f.progress.bytes as f64 > 1.05 * required as f64 {
+        return Err(format!(
+            "{} bytes moved for {required} required",
+            f.progress.bytes
+        ));
+    }
+    Ok(f)
+}
+
+/// No fragment of a live version is left on a core its group's new row does not put it on.
+fn retired(env: &Env, world: &Shared, new: &Layout) -> Result<(), String> {
+    let w = world.lock();
+    let tier = placement::Tier::Nvme;
+    for ((b, k), _) in env.versions.borrow().iter() {
+        let pg = new.pg_of(b.as_bytes(), k.as_bytes());
+        let row = new.table(tier).expect("nvme").row_indices(pg, WIDTH_EC);
+        let head = head_key(b, k);
+        let primary = row[0] as usize;
+        let Some(id) = w.cores[primary]
+            .meta
+            .get(&head)
+            .and_then(|s| id_of(&s.value))
+        else {
+            continue;
+        };
+        let (_, shards) = stripe_of(id);
+        for (c, core) in w.cores.iter().enumerate() {
+            for (i, (fid, _)) in shards.iter().enumerate() {
+                let allowed = if is_ec(id) {
+                    row[i] as usize == c
+                } else {
+                    row[..REPLICAS].contains(&(c as u32))
+                };
+                if !allowed && core.fragments.contains_key(&fid.0) {
+                    return Err(format!(
+                        "{b}/{k} version {id}: core {c} still holds fragment {i} after the move"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_many(prefix: &str, default: u64, cfg: Config) {
+    let seeds = seeds(prefix, default);
+    let mut total = Figures::default();
+    let mut failures = Vec::new();
+    for (seed, r) in run_spread(&seeds, |s| run_seed(s, cfg)) {
+        match r {
+            Ok(f) => {
+                add(&mut total.progress, &f.progress);
+                total.required_bytes += f.required_bytes;
+                total.pending_bytes += f.pending_bytes;
+                total.reads += f.reads;
+                total.writes += f.writes;
+                total.mover_crashes += f.mover_crashes;
+                total.elapsed_ms += f.elapsed_ms;
+                total.unavailable += f.unavailable;
+            }
+            Err(e) => failures.push((seed, e)),
+        }
+    }
+    if let Some((seed, e)) = failures.first() {
+        panic!(
+            "{} of {} seeds failed; seed {seed}: {e}\nreplay: {prefix}_SEED={seed}",
+            failures.len(),
+            seeds.len()
+        );
+    }
+    let p = total.progress;
+    println!(
+        "{} seeds: {} groups moved, {} records and {} fragments copied ({} bytes, {:.3} of the \
+         {} the plan requires), {} found in place, {} retired; {} checked reads, {} writes \
+         during the moves, {} mover crashes, {} ms of virtual time moving, {} reads unavailable under faults",
+        seeds.len(),
+        p.groups,
+        p.records,
+        p.fragments,
+        p.bytes,
+        p.bytes as f64 / total.required_bytes.max(1) as f64,
+        total.required_bytes,
+        p.in_place,
+        p.retired,
+        total.reads,
+        total.writes,
+        total.mover_crashes,
+        total.elapsed_ms,
+        total.unavailable
+    );
+}
+
+#[test]
+fn move_grow_under_writes() {
+    let cfg = Config {
+        change: Change::Grow,
+        faults: false,
+        clients: 3,
+        writes: true,
+        crash_mover: false,
+    };
+    run_many("PERCORE_MOVE_GROW", 20, cfg);
+}
+
+#[test]
+fn move_shrink_under_writes() {
+    let cfg = Config {
+        change: Change::Shrink,
+        faults: false,
+        clients: 3,
+        writes: true,
+        crash_mover: false,
+    };
+    run_many("PERCORE_MOVE_SHRINK", 20, cfg);
+}
+
+#[test]
+fn move_grow_under_faults() {
+    let cfg = Config {
+        change: Change::Grow,
+        faults: true,
+        clients: 3,
+        writes: true,
+        crash_mover: true,
+    };
+    run_many("PERCORE_MOVE_GROW_FAULTS", 20, cfg);
+}
+
+#[test]
+fn move_shrink_under_faults() {
+    let cfg = Config {
+        change: Change::Shrink,
+        faults: true,
+        clients: 3,
+        writes: true,
+        crash_mover: true,
+    };
+    run_many("PERCORE_MOVE_SHRINK_FAULTS", 20, cfg);
+}
