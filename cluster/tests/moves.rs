@@ -48,6 +48,8 @@ const STEPS_MAX: u64 = 20_000_000;
 /// as unreadable.
 const READ_TRIES: usize = 12;
 const RATE_BYTES_PER_S: u64 = 2_000_000;
+/// The largest fragment the workload writes (an EC shard of 48 KiB of data, or a replica).
+const FRAGMENT_BYTES_MAX: u64 = 16 * 1024;
 
 fn layout_text(nodes: usize, version: u64) -> String {
     use std::fmt::Write as _;
@@ -193,11 +195,27 @@ struct Version {
     pending_bytes: Option<u64>,
 }
 
-/// 3 → 4 nodes or 4 → 3.
+/// The layout change of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
+    /// 3 → 4 nodes: one or two positions of a group's row move, one metadata replica at most:
+    /// the rows' read quorums overlap so much that routing mistakes hide (see `Double`).
     Grow,
+    /// 4 → 3 nodes.
     Shrink,
+    /// 3 → 6 nodes: half of every row moves, often two of the three metadata replicas.
+    Double,
+}
+
+impl Change {
+    /// (nodes before, nodes after).
+    fn nodes(self) -> (usize, usize) {
+        match self {
+            Change::Grow => (3, 4),
+            Change::Shrink => (4, 3),
+            Change::Double => (3, 6),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -209,6 +227,33 @@ struct Config {
     /// Whether clients write (else they only read).
     writes: bool,
     crash_mover: bool,
+    /// Whether every object is read between two mover steps (off only to time the mover).
+    check_steps: bool,
+    rate_bytes_per_s: u64,
+}
+
+impl Config {
+    /// Clients writing and reading during the change, every object checked between two steps.
+    fn under_writes(change: Change) -> Config {
+        Config {
+            change,
+            faults: false,
+            clients: 3,
+            writes: true,
+            crash_mover: false,
+            check_steps: true,
+            rate_bytes_per_s: RATE_BYTES_PER_S,
+        }
+    }
+
+    /// `under_writes` with lost messages, a node down at times, and the mover crashing once.
+    fn under_faults(change: Change) -> Config {
+        Config {
+            faults: true,
+            crash_mover: true,
+            ..Config::under_writes(change)
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -262,10 +307,12 @@ impl Env {
         let old = self.old.table(tier).expect("nvme").row(pg);
         let new = self.new.table(tier).expect("nvme").row(pg);
         let (_, shards) = stripe_of(id);
+        let width = shards.len();
         shards
             .iter()
             .enumerate()
-            .filter(|(i, _)| old[*i] != new[*i])
+            // A replica's new core may hold the same fragment at another old position.
+            .filter(|(i, _)| old[*i] != new[*i] && (is_ec(id) || !old[..width].contains(&new[*i])))
             .map(|(_, (_, s))| s.len() as u64)
             .sum()
     }
@@ -572,10 +619,11 @@ async fn nemesis(env: Rc<Env>, nodes: usize) {
 
 /// The mover's side: one step, then a whole check, until every group is done; once, a crash
 /// in the middle of a step (the step's future dropped) and a new mover.
-async fn mover(env: Rc<Env>, gw: Arc<Backend>, crash: bool) {
+async fn mover(env: Rc<Env>, gw: Arc<Backend>, cfg: Config) {
+    let crash = cfg.crash_mover;
     let catalog = SimCatalog;
     let config = MoverConfig {
-        rate_bytes_per_s: RATE_BYTES_PER_S,
+        rate_bytes_per_s: cfg.rate_bytes_per_s,
     };
     let mut mover = Mover::new(&gw, &catalog, config);
     let mut total = Progress::default();
@@ -614,7 +662,9 @@ async fn mover(env: Rc<Env>, gw: Arc<Backend>, crash: bool) {
                 }
             }
         }
-        check_all(&env, &gw).await;
+        if cfg.check_steps {
+            check_all(&env, &gw).await;
+        }
     }
     add(&mut total, &mover.progress());
     let mut f = env.figures.borrow_mut();
@@ -674,11 +724,8 @@ fn new_gateway(world: &Shared, new: &Arc<Layout>) -> Backend {
 }
 
 fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
-    let (old, new) = if cfg.change == Change::Grow {
-        layouts(3, 4)
-    } else {
-        layouts(4, 3)
-    };
+    let (from, to) = cfg.change.nodes();
+    let (old, new) = layouts(from, to);
     let transition =
         Arc::new(Transition::new(old.clone(), new.clone()).map_err(|e| e.to_string())?);
     let core_node: Vec<usize> = transition
@@ -686,7 +733,7 @@ fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
         .iter()
         .map(|c| (c.node - 1) as usize)
         .collect();
-    let nodes = 4;
+    let nodes = from.max(to);
     let world = Shared::new(World::new(seed, core_node, nodes, Fault::None));
     let env = Rc::new(Env {
         world: world.clone(),
@@ -719,11 +766,7 @@ fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
             }
             check_all(&env, &gateways[0]).await;
             let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> =
-                vec![Box::pin(mover(
-                    env.clone(),
-                    gateways[0].clone(),
-                    cfg.crash_mover,
-                ))];
+                vec![Box::pin(mover(env.clone(), gateways[0].clone(), cfg))];
             for c in 0..cfg.clients {
                 let gw = gateways[1 + c % 3].clone();
                 tasks.push(Box::pin(client(env.clone(), gw, cfg.writes)));
@@ -876,48 +919,134 @@ fn run_many(prefix: &str, default: u64, cfg: Config) {
 
 #[test]
 fn move_grow_under_writes() {
-    let cfg = Config {
-        change: Change::Grow,
-        faults: false,
-        clients: 3,
-        writes: true,
-        crash_mover: false,
-    };
-    run_many("PERCORE_MOVE_GROW", 20, cfg);
+    run_many("PERCORE_MOVE_GROW", 8, Config::under_writes(Change::Grow));
 }
 
 #[test]
 fn move_shrink_under_writes() {
-    let cfg = Config {
-        change: Change::Shrink,
-        faults: false,
-        clients: 3,
-        writes: true,
-        crash_mover: false,
-    };
-    run_many("PERCORE_MOVE_SHRINK", 20, cfg);
+    run_many("PERCORE_MOVE_SHRINK", 8, Config::under_writes(Change::Shrink));
+}
+
+/// Half of every row moves: a read of the new row alone while a group moves, or a write to
+/// one row alone, misses acknowledged objects here (the gentler changes hide it behind the
+/// rows' overlap).
+#[test]
+fn move_double_under_writes() {
+    run_many("PERCORE_MOVE_DOUBLE", 8, Config::under_writes(Change::Double));
 }
 
 #[test]
 fn move_grow_under_faults() {
-    let cfg = Config {
-        change: Change::Grow,
-        faults: true,
-        clients: 3,
-        writes: true,
-        crash_mover: true,
-    };
-    run_many("PERCORE_MOVE_GROW_FAULTS", 20, cfg);
+    run_many("PERCORE_MOVE_GROW_FAULTS", 6, Config::under_faults(Change::Grow));
 }
 
 #[test]
 fn move_shrink_under_faults() {
+    run_many("PERCORE_MOVE_SHRINK_FAULTS", 6, Config::under_faults(Change::Shrink));
+}
+
+#[test]
+fn move_double_under_faults() {
+    run_many("PERCORE_MOVE_DOUBLE_FAULTS", 6, Config::under_faults(Change::Double));
+}
+
+/// Seeds that failed once, kept forever. Shrink under faults, seed 13: a retirement cut by
+/// the mover's crash had deleted an old shard; the next mover rebuilt it from the old row
+/// to compare it with the destination's copy, lacked shards, and failed 100 times.
+#[test]
+fn move_pinned_seeds() {
+    for (change, seed) in [(Change::Shrink, 13)] {
+        if let Err(e) = run_seed(seed, Config::under_faults(change)) {
+            panic!("{change:?} under faults, seed {seed}: {e}");
+        }
+    }
+}
+
+/// With readers only, the mover copies exactly what the plan requires: every fragment at a
+/// moved position once (more only for the one copy a crash interrupted), nothing else.
+#[test]
+fn move_copies_what_the_plan_requires() {
+    for change in [Change::Grow, Change::Shrink, Change::Double] {
+        let cfg = Config {
+            writes: false,
+            crash_mover: true,
+            ..Config::under_writes(change)
+        };
+        for seed in 0..3 {
+            let f = run_seed(seed, cfg).unwrap_or_else(|e| panic!("{change:?} seed {seed}: {e}"));
+            let (moved, required) = (f.progress.bytes, f.required_bytes);
+            assert!(
+                moved >= required && moved as f64 <= 1.05 * required as f64,
+                "{change:?} seed {seed}: {moved} bytes moved, {required} required"
+            );
+            println!("{change:?} seed {seed}: {moved} bytes moved, {required} required");
+        }
+    }
+}
+
+/// The mover copies no faster than its limit: moving B bytes at R bytes/s takes at least
+/// (B − one fragment) / R of virtual time.
+#[test]
+fn move_keeps_to_its_rate_limit() {
+    let rate = 2_000;
     let cfg = Config {
-        change: Change::Shrink,
-        faults: true,
-        clients: 3,
-        writes: true,
-        crash_mover: true,
+        writes: false,
+        check_steps: false,
+        rate_bytes_per_s: rate,
+        ..Config::under_writes(Change::Grow)
     };
-    run_many("PERCORE_MOVE_SHRINK_FAULTS", 20, cfg);
+    for seed in 0..2 {
+        let f = run_seed(seed, cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let floor_ms = f.progress.bytes.saturating_sub(FRAGMENT_BYTES_MAX) * 1000 / rate;
+        assert!(
+            f.elapsed_ms >= floor_ms,
+            "seed {seed}: {} bytes in {} ms at {rate} bytes/s",
+            f.progress.bytes,
+            f.elapsed_ms
+        );
+        println!("seed {seed}: {} bytes in {} ms at {rate} bytes/s", f.progress.bytes, f.elapsed_ms);
+    }
+}
+
+/// Groups the change does not move are placed as the old layout places them, outside any
+/// phase; moving ones start `Pending` on their old row.
+#[test]
+fn unmoved_groups_route_as_before() {
+    let (old, new) = layouts(3, 4);
+    let t = Arc::new(Transition::new(old.clone(), new).expect("a change"));
+    let moving = Backend::moving(t.clone(), None, Vec::new()).expect("a backend");
+    let plain = Backend::cluster(old, None, Vec::new()).expect("a backend");
+    let mut unmoved = 0;
+    for i in 0..200 {
+        let k = key(i);
+        let route = Route::Object("b", &k);
+        let p = moving.place(route, WIDTH_EC);
+        let row = plain.route_n(route, WIDTH_EC);
+        match t.phase(p.pg()) {
+            None => {
+                unmoved += 1;
+                assert_eq!(p.phase(), None);
+                assert_eq!(p.cores(), &row[..]);
+                assert_eq!(p.replica_cores(), row);
+            }
+            Some(phase) => {
+                assert_eq!((phase, p.phase()), (Phase::Pending, Some(Phase::Pending)));
+                assert_eq!(p.cores(), &row[..], "a pending group routes by its old row");
+            }
+        }
+    }
+    assert!(unmoved > 0 || t.groups().len() == 16);
+}
+
+/// A change that renumbers cores (a node removed before the last) is refused: hints name
+/// cores by index.
+#[test]
+fn transition_refuses_renumbered_cores() {
+    let old = Arc::new(Layout::from_toml_str(&layout_text(4, 1)).expect("valid"));
+    let text = layout_text(4, 2).replacen("id = 2\n", "id = 5\n", 1);
+    let new = Layout::from_toml_str_and_state(&text, Some(&old.state())).expect("valid");
+    match Transition::new(old, Arc::new(new)) {
+        Err(e) => assert!(e.to_string().contains("renumbers cores"), "{e}"),
+        Ok(_) => panic!("a change renumbering cores was accepted"),
+    }
 }
