@@ -47,7 +47,7 @@ const STEPS_MAX: u64 = 20_000_000;
 /// A failed read is tried again this many times (lost messages, a node down) before it counts
 /// as unreadable.
 const READ_TRIES: usize = 12;
-const RATE_BYTES_PER_S: u64 = 2_000_000;
+const RATE_BYTES_PER_S: u64 = 5_000;
 /// The largest fragment the workload writes (an EC shard of 48 KiB of data, or a replica).
 const FRAGMENT_BYTES_MAX: u64 = 16 * 1024;
 
