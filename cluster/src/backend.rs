@@ -530,8 +530,8 @@ impl Backend {
 
     /// A gateway during a layout change: every core of `transition`'s old and new layouts
     /// (`Transition::cores`: the old layout's in its order, then those only the new one has),
-    /// frames stamped with the version of the layout each core is taken from. The plain calls route by the old layout; `place`
-    /// routes by both (see `moves`).
+    /// frames stamped with the version of the layout each core is taken from. The plain calls
+    /// route by the old layout; `place` routes by both (see `moves`).
     pub fn moving(
         transition: Arc<Transition>,
         local_node: Option<u64>,

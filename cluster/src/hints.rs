@@ -12,12 +12,14 @@
 //!   1 EC) ‖ k u8 ‖ m u8 ‖ count u16 ‖ core u32 × count (fragment i of the stripe on the i-th;
 //!   all little-endian).
 //!
-//! Core numbers are indices into the backend's core list (the layout's core order): a hint is
-//! only meaningful under the layout version that wrote it, which the layout-change work will
-//! have to drain first (noted in s3api/DESIGN.md).
+//! Core numbers are indices into the backend's core list (the layout's core order; during a
+//! layout change the union of both versions, numbered as the new layout numbers its cores:
+//! `moves::Transition::new` refuses a change that would renumber them), so a hint names the
+//! same core before, during and after a change. A fragment hint for a position a cut-over
+//! group gave away is dropped (`Transition::left`).
 //!
 //! Not owned here: scrubbing (finding damage nobody wrote down) and moving data for layout
-//! changes.
+//! changes (`moves`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};

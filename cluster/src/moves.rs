@@ -19,6 +19,10 @@
 //!   the group are deleted (after the new ones are checked once more).
 //!
 //! Groups the change does not move route by the old layout's rows, which are the new ones.
+//! Only `Backend::place` and the `*_at` calls know the change: the plain calls
+//! (`meta_cores`, `meta_put`, ...) of a moving backend route by the old layout alone, and
+//! conditional writes (`meta_put_if`) have no `*_at` form yet (who serializes a group whose
+//! first core moves is the control plane's primary epoch, not done).
 //!
 //! Owns: the per-group phase and the operations in flight under each phase (this process's
 //! fence; across gateways it is the control plane's, see cluster/DESIGN.md), the union of
@@ -28,6 +32,7 @@
 //! yet: they stay, older than what their new replicas hold).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +59,16 @@ pub enum Phase {
 const PHASES: usize = 4;
 
 impl Phase {
+    fn of(n: u8) -> Phase {
+        match n {
+            0 => Phase::Pending,
+            1 => Phase::Moving,
+            2 => Phase::CutOver,
+            3 => Phase::Done,
+            _ => unreachable!("a phase is stored as 0..4"),
+        }
+    }
+
     fn next(self) -> Option<Phase> {
         match self {
             Phase::Pending => Some(Phase::Moving),
@@ -85,11 +100,33 @@ pub enum MoveError {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+/// One moving group: its phase and the operations routed under each phase not finished yet.
+/// Atomics, not a lock, on the path of every operation: an operation counts itself under the
+/// phase it read, then reads the phase again and backs out if it changed; the mover stores
+/// the new phase, then waits for the old phase's count to reach zero. Both sides are
+/// sequentially consistent, so either the operation sees the new phase or the mover sees
+/// the operation (the fence).
 struct GroupState {
-    phase: Phase,
-    /// Operations routed under each phase not finished yet.
-    in_flight: [u32; PHASES],
+    phase: AtomicU8,
+    in_flight: [AtomicU32; PHASES],
+}
+
+impl GroupState {
+    fn phase(&self) -> Phase {
+        Phase::of(self.phase.load(Ordering::SeqCst))
+    }
+
+    /// The phase an operation is routed under, counted in flight.
+    fn enter(&self) -> Phase {
+        loop {
+            let phase = self.phase();
+            self.in_flight[phase as usize].fetch_add(1, Ordering::SeqCst);
+            if self.phase() == phase {
+                return phase;
+            }
+            self.in_flight[phase as usize].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A layout change as the gateways route it: both versions, the union of their cores (the
@@ -104,7 +141,8 @@ pub struct Transition {
     tier: Tier,
     depth: usize,
     meta_replicas: usize,
-    groups: Mutex<BTreeMap<u32, GroupState>>,
+    /// Every group the change moves (the keys never change).
+    groups: BTreeMap<u32, GroupState>,
 }
 
 impl Transition {
@@ -156,8 +194,8 @@ impl Transition {
             .iter()
             .map(|m| {
                 let state = GroupState {
-                    phase: Phase::Pending,
-                    in_flight: [0; PHASES],
+                    phase: AtomicU8::new(Phase::Pending as u8),
+                    in_flight: std::array::from_fn(|_| AtomicU32::new(0)),
                 };
                 (m.pg, state)
             })
@@ -171,7 +209,7 @@ impl Transition {
             new_index,
             tier,
             depth,
-            groups: Mutex::new(groups),
+            groups,
         })
     }
 
@@ -188,62 +226,56 @@ impl Transition {
         &self.cores
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, GroupState>> {
-        self.groups
-            .lock()
-            .expect("a panic under this lock ends the process")
-    }
-
     /// The groups the change moves, in order.
     pub fn groups(&self) -> Vec<u32> {
-        self.lock().keys().copied().collect()
+        self.groups.keys().copied().collect()
     }
 
     /// The phase of group `pg`; `None` when the change does not move it.
     pub fn phase(&self, pg: u32) -> Option<Phase> {
-        self.lock().get(&pg).map(|g| g.phase)
+        self.groups.get(&pg).map(GroupState::phase)
     }
 
     /// Moves group `pg` to `to`: the next phase, or the one it is in (a mover that restarted
-    /// repeats itself; nothing changes). Going back or skipping a phase is a bug.
+    /// repeats itself; nothing changes). Going back or skipping a phase is a bug. One mover
+    /// per group advances it (the control plane's change serializes them).
     pub fn advance(&self, pg: u32, to: Phase) {
-        let mut groups = self.lock();
-        let g = groups.get_mut(&pg).expect("only moving groups advance");
+        let g = self.groups.get(&pg).expect("only moving groups advance");
+        let phase = g.phase();
         assert!(
-            g.phase == to || g.phase.next() == Some(to),
-            "group {pg}: {:?} cannot go to {to:?}",
-            g.phase
+            phase == to || phase.next() == Some(to),
+            "group {pg}: {phase:?} cannot go to {to:?}"
         );
-        g.phase = to;
+        g.phase.store(to as u8, Ordering::SeqCst);
     }
 
     /// Operations routed as `phase` in group `pg` not finished yet.
     pub fn in_flight(&self, pg: u32, phase: Phase) -> u32 {
-        self.lock()
+        self.groups
             .get(&pg)
-            .map_or(0, |g| g.in_flight[phase as usize])
+            .map_or(0, |g| g.in_flight[phase as usize].load(Ordering::SeqCst))
     }
 
     /// (groups done, groups moved by the change).
     pub fn done(&self) -> (usize, usize) {
-        let groups = self.lock();
-        let done = groups.values().filter(|g| g.phase == Phase::Done).count();
-        (done, groups.len())
+        let done = self
+            .groups
+            .values()
+            .filter(|g| g.phase() == Phase::Done)
+            .count();
+        (done, self.groups.len())
     }
 
     /// Whether `target` lost its place in a stripe stored on the old row `stripe` of a group
     /// cut over already (a fragment hint for it is obsolete: the mover moved that position).
     pub fn left(&self, stripe: &[usize], target: usize) -> bool {
-        let cut: Vec<u32> = self
-            .lock()
+        self.groups
             .iter()
-            .filter(|(_, g)| g.phase >= Phase::CutOver)
-            .map(|(pg, _)| *pg)
-            .collect();
-        cut.into_iter().any(|pg| {
-            let (old, new) = self.rows(pg, stripe.len().min(self.depth));
-            old == stripe && !new.contains(&target)
-        })
+            .filter(|(_, g)| g.phase() >= Phase::CutOver)
+            .any(|(&pg, _)| {
+                let (old, new) = self.rows(pg, stripe.len().min(self.depth));
+                old == stripe && !new.contains(&target)
+            })
     }
 
     /// The first `n` positions of group `pg`'s row in each version, as union indices.
@@ -270,13 +302,7 @@ impl Transition {
         );
         let pg = route.pg(&self.old);
         let (old, new) = self.rows(pg, n);
-        let phase = {
-            let mut groups = self.lock();
-            groups.get_mut(&pg).map(|g| {
-                g.in_flight[g.phase as usize] += 1;
-                g.phase
-            })
-        };
+        let phase = self.groups.get(&pg).map(GroupState::enter);
         Placement {
             pg,
             phase,
@@ -302,9 +328,9 @@ pub struct Placement {
 impl Drop for Placement {
     fn drop(&mut self) {
         if let (Some(t), Some(phase)) = (&self.transition, self.phase) {
-            if let Some(g) = t.lock().get_mut(&self.pg) {
-                g.in_flight[phase as usize] -= 1;
-            }
+            let g = t.groups.get(&self.pg).expect("placed in a moving group");
+            let before = g.in_flight[phase as usize].fetch_sub(1, Ordering::SeqCst);
+            assert!(before > 0, "an operation leaves a phase it entered");
         }
     }
 }
@@ -604,8 +630,8 @@ pub struct Progress {
     pub fragments: u64,
     /// Fragment bytes copied.
     pub bytes: u64,
-    /// Fragments found already in place and verified (written there by a write during the
-    /// move, or by a mover before a crash).
+    /// Fragments the new core already read back whole (its checksum checked by the core):
+    /// written there by a write during the move, or by a mover before a crash.
     pub in_place: u64,
     /// Fragments deleted from the cores that left their position.
     pub retired: u64,
@@ -621,7 +647,7 @@ pub struct MoverConfig {
 /// Moves the groups of a layout change: see the module doc. Every request it makes is
 /// background work (the cores' low-share queue). Restartable: a new mover continues from the
 /// groups' phases and what the cores hold (copies are idempotent: records keep their HLC,
-/// fragments found in place are only verified).
+/// fragments already on their new core are not copied again).
 pub struct Mover<'a> {
     backend: &'a Backend,
     transition: Arc<Transition>,
@@ -673,8 +699,9 @@ impl<'a> Mover<'a> {
         Ok(self.progress())
     }
 
-    /// Takes the first group not done one phase forward (retrying a failed pass after a pause,
-    /// `MOVE_ATTEMPTS_MAX` times); `None` once every group is done.
+    /// Takes the first group not done one step forward, to `CutOver` (through `Moving` and the
+    /// copy) or to `Done` (the retirement), retrying a failed step after a pause
+    /// (`MOVE_ATTEMPTS_MAX` times); `None` once every group is done.
     pub async fn step(&self) -> Result<Option<(u32, Phase)>, MoveError> {
         let t = &self.transition;
         let Some(pg) = t
@@ -701,11 +728,17 @@ impl<'a> Mover<'a> {
         })
     }
 
+    /// One step of group `pg`: from `Pending` (or `Moving`, after a crash) to `CutOver`, or
+    /// from `CutOver` to `Done`.
     async fn phase_step(&self, pg: u32) -> Result<Phase, MoveError> {
         let t = &self.transition;
-        let phase = t.phase(pg).expect("a moving group");
+        let mut phase = t.phase(pg).expect("a moving group");
+        if phase == Phase::Pending {
+            t.advance(pg, Phase::Moving);
+            phase = Phase::Moving;
+        }
         let to = match phase {
-            Phase::Pending => Phase::Moving,
+            Phase::Pending => unreachable!("advanced above"),
             Phase::Moving => {
                 // Every write routed by the old layout alone has ended: the copy's read
                 // quorum sees all of them.
