@@ -1021,7 +1021,7 @@ fn move_grow_under_writes() {
 fn move_shrink_under_writes() {
     run_many(
         "PERCORE_MOVE_SHRINK",
-        8,
+        5,
         Config::under_writes(Change::Shrink),
     );
 }
@@ -1033,7 +1033,7 @@ fn move_shrink_under_writes() {
 fn move_double_under_writes() {
     run_many(
         "PERCORE_MOVE_DOUBLE",
-        8,
+        5,
         Config::under_writes(Change::Double),
     );
 }
@@ -1042,7 +1042,7 @@ fn move_double_under_writes() {
 fn move_grow_under_faults() {
     run_many(
         "PERCORE_MOVE_GROW_FAULTS",
-        6,
+        3,
         Config::under_faults(Change::Grow),
     );
 }
@@ -1051,7 +1051,7 @@ fn move_grow_under_faults() {
 fn move_shrink_under_faults() {
     run_many(
         "PERCORE_MOVE_SHRINK_FAULTS",
-        6,
+        3,
         Config::under_faults(Change::Shrink),
     );
 }
@@ -1060,7 +1060,7 @@ fn move_shrink_under_faults() {
 fn move_double_under_faults() {
     run_many(
         "PERCORE_MOVE_DOUBLE_FAULTS",
-        6,
+        3,
         Config::under_faults(Change::Double),
     );
 }
