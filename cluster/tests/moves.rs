@@ -817,7 +817,11 @@ fn new_gateway(world: &Shared, new: &Arc<Layout>) -> Backend {
         .with_links(links, clock)
 }
 
-fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
+/// A run's world, change, model and one gateway per node (a removed node's gateway serves
+/// until the end).
+type Setup = (Shared, Arc<Transition>, Rc<Env>, Vec<Arc<Backend>>);
+
+fn setup(seed: u64, cfg: Config) -> Result<Setup, String> {
     let (from, to) = cfg.change.nodes();
     let (old, new) = layouts(from, to);
     let transition =
@@ -833,8 +837,8 @@ fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
         world: world.clone(),
         clock: Cell::new(0),
         next_id: Cell::new(1),
-        old: old.clone(),
-        new: new.clone(),
+        old,
+        new,
         versions: RefCell::default(),
         failures: RefCell::default(),
         figures: RefCell::default(),
@@ -842,10 +846,15 @@ fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
         faults: Cell::new(cfg.faults),
         unavailable: RefCell::default(),
     });
-    // Gateways on the nodes of both versions (a removed node's gateway serves until the end).
     let gateways: Vec<Arc<Backend>> = (0..nodes)
         .map(|n| gateway(&world, &transition, n))
         .collect();
+    Ok((world, transition, env, gateways))
+}
+
+fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
+    let (world, transition, env, gateways) = setup(seed, cfg)?;
+    let new = env.new.clone();
     let main = {
         let env = env.clone();
         let gateways = gateways.clone();
@@ -866,7 +875,7 @@ fn run_seed(seed: u64, cfg: Config) -> Result<Figures, String> {
                 tasks.push(Box::pin(client(env.clone(), gw, cfg.ops == Ops::Writes)));
             }
             if cfg.faults {
-                tasks.push(Box::pin(nemesis(env.clone(), nodes)));
+                tasks.push(Box::pin(nemesis(env.clone(), gateways.len())));
             }
             for (n, gw) in gateways.iter().enumerate() {
                 let own: Vec<usize> = (0..gw.core_count())
@@ -1162,4 +1171,117 @@ fn transition_refuses_renumbered_cores() {
         Err(e) => assert!(e.to_string().contains("renumbers cores"), "{e}"),
         Ok(_) => panic!("a change renumbering cores was accepted"),
     }
+}
+
+/// The rows of group `pg`'s first `n` positions in both versions, as the change's core
+/// numbers.
+fn rows_of(t: &Transition, pg: u32, n: usize) -> (Vec<usize>, Vec<usize>) {
+    let row = |l: &Layout| -> Vec<usize> {
+        l.table(placement::Tier::Nvme).expect("nvme").row(pg)[..n]
+            .iter()
+            .map(|id| t.cores().iter().position(|c| c == id).expect("in the union"))
+            .collect()
+    };
+    (row(t.old_layout()), row(t.new_layout()))
+}
+
+/// Routing while groups move, without the mover: every group `Moving`, nothing copied. Reads
+/// find every object written before (they read the old row too), and a write reaches a write
+/// quorum of the old row and of the new one.
+#[test]
+fn moving_groups_read_and_write_both_rows() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    let main = {
+        let (env, t, gw) = (env.clone(), t.clone(), gateways[1].clone());
+        async move {
+            let keys: Vec<(String, String)> = (0..BUCKETS)
+                .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
+                .collect();
+            for (b, k) in &keys {
+                assert!(put(&env, &gateways[0], b, k).await, "a healthy put");
+            }
+            for pg in t.groups() {
+                t.advance(pg, Phase::Moving);
+            }
+            for (b, k) in &keys {
+                check_read(&env, &gw, b, k, "moving").await;
+            }
+            for (b, k) in &keys {
+                assert!(put(&env, &gw, b, k).await, "a healthy put while moving");
+            }
+            env.world.sleep(100).await;
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+    if let Some(f) = env.failures.borrow().first() {
+        panic!("{f}");
+    }
+    let w = world.lock();
+    let mut two_moved = 0;
+    for ((b, k), list) in env.versions.borrow().iter() {
+        let last = list.last().expect("written");
+        let pg = env.old.pg_of(b.as_bytes(), k.as_bytes());
+        let (old, new) = rows_of(&t, pg, REPLICAS);
+        two_moved += usize::from(old.iter().filter(|c| !new.contains(c)).count() >= 2);
+        let head = head_key(b, k);
+        let holds = |row: &[usize]| {
+            row.iter()
+                .filter(|&&c| w.cores[c].meta.get(&head).and_then(|s| id_of(&s.value)) == Some(last.id))
+                .count()
+        };
+        assert!(
+            holds(&old) >= 2 && holds(&new) >= 2,
+            "{b}/{k}: the head written while moving is on {} of the old row {old:?} and {} of \
+             the new row {new:?}",
+            holds(&old),
+            holds(&new)
+        );
+    }
+    assert!(two_moved > 0, "some group moves two metadata replicas");
+}
+
+/// The mover copies a group only once every operation routed before it moved has ended: a
+/// placement held under `Pending` keeps the step waiting (nothing copied), and once it is
+/// dropped the step completes.
+#[test]
+fn the_fence_waits_for_operations_routed_before() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    let main = {
+        let (env, t) = (env.clone(), t.clone());
+        async move {
+            for ki in 0..KEYS {
+                assert!(put(&env, &gateways[0], "b0", &key(ki)).await, "a healthy put");
+            }
+            let first = t.groups()[0];
+            let k = (0..10_000)
+                .map(|i| format!("f{i}"))
+                .find(|k| env.old.pg_of(b"b0", k.as_bytes()) == first)
+                .expect("a key of the first group");
+            let held = gateways[1].place(Route::Object("b0", &k), WIDTH_EC);
+            assert_eq!(held.phase(), Some(Phase::Pending));
+            let catalog = SimCatalog;
+            let config = MoverConfig {
+                rate_bytes_per_s: RATE_BYTES_PER_S,
+            };
+            let mover = Mover::new(&gateways[0], &catalog, config);
+            let waited = {
+                let step = std::pin::pin!(mover.step());
+                let sleep = std::pin::pin!(tokio::time::sleep(std::time::Duration::from_secs(5)));
+                matches!(
+                    futures::future::select(step, sleep).await,
+                    futures::future::Either::Right(_)
+                )
+            };
+            assert!(waited, "the step went on while an operation routed as Pending ran");
+            assert_eq!(t.phase(first), Some(Phase::Moving));
+            let p = mover.progress();
+            assert_eq!((p.records, p.fragments, p.in_place), (0, 0, 0), "copied: {p:?}");
+            drop(held);
+            let step = mover.step().await.expect("a step");
+            assert_eq!(step, Some((first, Phase::CutOver)));
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
 }
