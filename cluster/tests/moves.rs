@@ -1285,3 +1285,62 @@ fn the_fence_waits_for_operations_routed_before() {
     };
     run_tokio(&world, main, STEPS_MAX);
 }
+
+/// The mover copies tombstones with their HLC: a core entering a group may still hold an old
+/// version of a deleted object (from an earlier layout that put it in this group: records are
+/// not deleted from cores that leave), and only the copied tombstone hides it. The staying
+/// replica is down at the read, so the two entering cores answer alone.
+#[test]
+fn the_mover_copies_tombstones() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    let (k, entering, staying) = (0..10_000)
+        .map(|i| format!("t{i}"))
+        .find_map(|k| {
+            let pg = env.old.pg_of(b"b0", k.as_bytes());
+            let (old, new) = rows_of(&t, pg, REPLICAS);
+            let entering: Vec<usize> = new.iter().copied().filter(|c| !old.contains(c)).collect();
+            let staying: Vec<usize> = new.iter().copied().filter(|c| old.contains(c)).collect();
+            (entering.len() == 2 && staying.len() == 1).then(|| (k, entering, staying[0]))
+        })
+        .expect("a group that moves two metadata replicas");
+    let head = head_key("b0", &k);
+    let main = {
+        let (env, world, t) = (env.clone(), world.clone(), t.clone());
+        let (k, head) = (k.clone(), head.clone());
+        async move {
+            assert!(put(&env, &gateways[0], "b0", &k).await, "a healthy put");
+            assert!(delete(&env, &gateways[0], "b0", &k).await, "a healthy delete");
+            {
+                let put = env.versions.borrow()[&("b0".to_owned(), k.clone())][0].clone();
+                let mut w = world.lock();
+                for &c in &entering {
+                    let stale = cluster::sim::core::Stored {
+                        hlc: put.hlc,
+                        deleted: false,
+                        value: value_of(put.id),
+                    };
+                    w.cores[c].meta.insert(head.clone(), stale);
+                }
+            }
+            let catalog = SimCatalog;
+            let config = MoverConfig {
+                rate_bytes_per_s: RATE_BYTES_PER_S,
+            };
+            Mover::new(&gateways[0], &catalog, config)
+                .run()
+                .await
+                .expect("the move completes");
+            assert_eq!(t.done().0, t.done().1);
+            let node = (t.cores()[staying].node - 1) as usize;
+            world.lock().up[node] = false;
+            let after = new_gateway(&world, t.new_layout());
+            let got = read_object(&after, "b0", &k).await;
+            assert!(
+                matches!(got, Ok(None)),
+                "b0/{k} was deleted before the move and reads back as {got:?}"
+            );
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+}
