@@ -1376,3 +1376,55 @@ fn the_mover_copies_tombstones() {
     };
     run_tokio(&world, main, STEPS_MAX);
 }
+
+/// A fragment hint naming a core whose position its group gave away is dropped, not replayed:
+/// a write missed that core before the move (its node down), the mover moved and retired the
+/// position, and the hint's replay must not put the fragment back there.
+#[test]
+fn hints_for_positions_given_away_are_dropped() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    // An EC object (id 3: `is_ec`) whose group moves a position.
+    let (k, pg, position) = (0..10_000)
+        .map(|i| format!("h{i}"))
+        .find_map(|k| {
+            let pg = env.old.pg_of(b"b0", k.as_bytes());
+            let (old, new) = rows_of(&t, pg, WIDTH_EC);
+            let i = (0..WIDTH_EC).find(|&i| old[i] != new[i] && !new.contains(&old[i]))?;
+            Some((k, pg, i))
+        })
+        .expect("a group giving a position to a core outside it");
+    let (old, _) = rows_of(&t, pg, WIDTH_EC);
+    let leaving = old[position];
+    let node = (t.cores()[leaving].node - 1) as usize;
+    let main = {
+        let (env, world, t) = (env.clone(), world.clone(), t.clone());
+        let k = k.clone();
+        async move {
+            env.next_id.set(3);
+            world.lock().up[node] = false;
+            assert!(put(&env, &gateways[0], "b0", &k).await, "a put with one node down");
+            world.lock().up[node] = true;
+            env.world.sleep(4000).await;
+            let catalog = SimCatalog;
+            let config = MoverConfig {
+                rate_bytes_per_s: RATE_BYTES_PER_S,
+            };
+            Mover::new(&gateways[0], &catalog, config)
+                .run()
+                .await
+                .expect("the move completes");
+            assert_eq!(t.done().0, t.done().1);
+            for gw in &gateways {
+                let all: Vec<usize> = gw.all_cores().collect();
+                gw.repair_pass(&all).await;
+            }
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+    let w = world.lock();
+    assert!(
+        !w.cores[leaving].fragments.contains_key(&shard_id(3, position).0),
+        "b0/{k}: shard {position} is back on core {leaving}, which gave the position away"
+    );
+}
