@@ -932,7 +932,7 @@ impl<'a> Mover<'a> {
             self.count(|p| p.in_place += 1);
             return Ok(true);
         }
-        let Some(data) = self.source(stripe, i, old, dest).await? else {
+        let Some(data) = self.source(stripe, i, old).await? else {
             return Ok(false);
         };
         let want = stable_hash(&[&data]);
@@ -964,7 +964,6 @@ impl<'a> Mover<'a> {
         stripe: &Stripe,
         i: usize,
         old: &[usize],
-        dest: usize,
     ) -> Result<Option<Bytes>, MoveError> {
         let id = stripe.ids[i];
         if let Some(b) = self.read(old[i], id).await? {
@@ -975,7 +974,10 @@ impl<'a> Mover<'a> {
                 let others: Vec<usize> = old.iter().copied().filter(|&c| c != old[i]).collect();
                 self.backend.read_whole(&others, id).await
             }
-            Policy::Ec { k, m } => self.backend.rebuild_shard(dest, id, k, m, old).await,
+            // Every other shard of the old row is a source, the destination's too when it
+            // holds one (excluding it left a stripe written with k shards, one of them on the
+            // destination, unrebuildable: 3 → 4 nodes, a node down at the write).
+            Policy::Ec { k, m } => self.backend.rebuild_shard(usize::MAX, id, k, m, old).await,
         };
         match rebuilt {
             Ok(b) => Ok(Some(b)),
