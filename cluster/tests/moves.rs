@@ -1379,9 +1379,9 @@ fn the_mover_copies_tombstones() {
 
 /// A fragment hint naming a core whose position its group gave away is dropped, not replayed:
 /// a write missed that core before the move (its node down), the mover moved and retired the
-/// position, and the hint's replay must not put the fragment back there. (3 → 4 nodes: the
-/// old row keeps enough shards to rebuild it from; when half of it moves, the replay finds
-/// too few and drops the hint anyway.)
+/// position, and the hint's replay must not put the fragment back there. (A group that moves
+/// one position: its old row keeps enough shards to rebuild the fragment from; when half of
+/// it moves, the replay finds too few and drops the hint anyway.)
 #[test]
 fn hints_for_positions_given_away_are_dropped() {
     let cfg = Config::under_writes(Change::Grow);
@@ -1392,8 +1392,10 @@ fn hints_for_positions_given_away_are_dropped() {
         .find_map(|k| {
             let pg = env.old.pg_of(b"b0", k.as_bytes());
             let (old, new) = rows_of(&t, pg, WIDTH_EC);
-            let i = (0..WIDTH_EC).find(|&i| old[i] != new[i] && !new.contains(&old[i]))?;
-            Some((k, pg, i))
+            let moved: Vec<usize> = (0..WIDTH_EC).filter(|&i| old[i] != new[i]).collect();
+            // One position moves, to a core outside the old row: the old row keeps five
+            // shards, enough to rebuild the one the hint names.
+            (moved.len() == 1 && !new.contains(&old[moved[0]])).then(|| (k, pg, moved[0]))
         })
         .expect("a group giving a position to a core outside it");
     let (old, _) = rows_of(&t, pg, WIDTH_EC);
