@@ -1023,14 +1023,14 @@ fn run_many(prefix: &str, default: u64, cfg: Config) {
 
 #[test]
 fn move_grow_under_writes() {
-    run_many("PERCORE_MOVE_GROW", 5, Config::under_writes(Change::Grow));
+    run_many("PERCORE_MOVE_GROW", 8, Config::under_writes(Change::Grow));
 }
 
 #[test]
 fn move_shrink_under_writes() {
     run_many(
         "PERCORE_MOVE_SHRINK",
-        5,
+        8,
         Config::under_writes(Change::Shrink),
     );
 }
@@ -1042,7 +1042,7 @@ fn move_shrink_under_writes() {
 fn move_double_under_writes() {
     run_many(
         "PERCORE_MOVE_DOUBLE",
-        5,
+        8,
         Config::under_writes(Change::Double),
     );
 }
@@ -1051,7 +1051,7 @@ fn move_double_under_writes() {
 fn move_grow_under_faults() {
     run_many(
         "PERCORE_MOVE_GROW_FAULTS",
-        3,
+        4,
         Config::under_faults(Change::Grow),
     );
 }
@@ -1060,7 +1060,7 @@ fn move_grow_under_faults() {
 fn move_shrink_under_faults() {
     run_many(
         "PERCORE_MOVE_SHRINK_FAULTS",
-        3,
+        4,
         Config::under_faults(Change::Shrink),
     );
 }
@@ -1069,7 +1069,7 @@ fn move_shrink_under_faults() {
 fn move_double_under_faults() {
     run_many(
         "PERCORE_MOVE_DOUBLE_FAULTS",
-        3,
+        4,
         Config::under_faults(Change::Double),
     );
 }
