@@ -36,6 +36,7 @@ use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{CORE_DOWN_FOR, SCAN_BATCH_MAX};
+use crate::moves::Transition;
 use crate::remote::{RemoteCore, RemoteError};
 
 /// Errors from the storage side, mapped to S3 codes once in `s3.rs`.
@@ -134,7 +135,7 @@ impl Route<'_> {
     /// The PG on a cluster. A bucket's record hashes as key `bucket` of the empty bucket and
     /// its listing index as the empty key of the bucket: neither is an object's (bucket, key)
     /// (bucket names and keys are never empty).
-    fn pg(self, layout: &Layout) -> u32 {
+    pub(crate) fn pg(self, layout: &Layout) -> u32 {
         match self {
             Route::Bucket(b) => layout.pg_of(b"", b.as_bytes()),
             Route::Listing(b) => layout.pg_of(b.as_bytes(), b""),
@@ -204,6 +205,8 @@ pub struct Backend {
     started: Instant,
     /// The simulation's clock (`with_links`); `None`: the system clock.
     clock: Option<Arc<dyn Clock>>,
+    /// The layout change in progress (`Backend::moving`), which `place` routes by.
+    pub(crate) transition: Option<Arc<Transition>>,
 }
 
 tokio::task_local! {
@@ -307,8 +310,8 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
 
 /// The results of one request sent to several cores.
 pub(crate) struct Fanned {
-    ok: Vec<(usize, Response)>,
-    failed: Vec<(usize, BackendError)>,
+    pub(crate) ok: Vec<(usize, Response)>,
+    pub(crate) failed: Vec<(usize, BackendError)>,
 }
 
 impl Fanned {
@@ -320,10 +323,35 @@ impl Fanned {
 
     /// Ok when at least `need` cores answered `Done`; a quorum lost to full disks is NoSpace.
     fn done_quorum(&self, what: &'static str, need: usize, of: usize) -> Result<(), BackendError> {
+        self.done_quorum_in(what, need, of, |_| true)
+    }
+
+    /// Ok when every replica set of `sets` has a write quorum of its cores that answered
+    /// `Done` (one set: `done_quorum`; two during a layout change, see `moves`).
+    pub(crate) fn write_quorum_sets(
+        &self,
+        what: &'static str,
+        sets: &[&[usize]],
+    ) -> Result<(), BackendError> {
+        for set in sets {
+            let need = write_quorum(set.len());
+            self.done_quorum_in(what, need, set.len(), |c| set.contains(&c))?;
+        }
+        Ok(())
+    }
+
+    /// `done_quorum` counting only the cores `member` accepts.
+    fn done_quorum_in(
+        &self,
+        what: &'static str,
+        need: usize,
+        of: usize,
+        member: impl Fn(usize) -> bool,
+    ) -> Result<(), BackendError> {
         let done = self
             .ok
             .iter()
-            .filter(|(_, r)| matches!(r, Response::Done))
+            .filter(|(c, r)| member(*c) && matches!(r, Response::Done))
             .count();
         if done >= need {
             return Ok(());
@@ -410,6 +438,8 @@ struct Need<'a> {
     quorum: ScanQuorum,
     sets: Option<&'a [Vec<usize>]>,
     scanned: usize,
+    /// Whether tombstones are returned (the mover copies them), not only live records.
+    tombstones: bool,
 }
 
 /// Which replicas a merged scan must keep hearing from (`Backend::scan_merged`).
@@ -420,6 +450,11 @@ enum ScanQuorum {
     /// A read quorum of every metadata replica set of the cluster (`meta_scan_all`): the cores
     /// scanned are all of them, and the scan does not know which set a record belongs to.
     EverySet,
+    /// A read quorum of each of the given replica sets (`Need::sets`): the two replica sets of a
+    /// placement group during a layout change (`moves`), or one set whose cores hold records of
+    /// other groups too (the mover's scans). Repairs like `EverySet`: only cores holding an
+    /// older version.
+    Sets,
 }
 
 impl Backend {
@@ -450,6 +485,7 @@ impl Backend {
             layout_version: 0,
             started: Instant::now(),
             clock: None,
+            transition: None,
         }
     }
 
@@ -487,34 +523,49 @@ impl Backend {
             local.into_iter().map(|h| (h.index(), h)).collect();
         let mut cores = Vec::with_capacity(layout.cores().len());
         for c in layout.cores() {
-            let node = &layout.nodes()[c.node as usize];
-            let link = if Some(node.id) == local_node {
-                let handle = local
-                    .remove(&u32::from(c.id.index))
-                    .ok_or_else(|| format!("core {} of the layout has no local core", c.id))?;
-                Link::Local(handle)
-            } else {
-                let port = node.base_port.checked_add(c.id.index).ok_or_else(|| {
-                    format!(
-                        "core {}: port {} + {} overflows",
-                        c.id, node.base_port, c.id.index
-                    )
-                })?;
-                let addr = (node.address.as_str(), port)
-                    .to_socket_addrs()
-                    .map_err(|e| format!("core {}: address {}: {e}", c.id, node.address))?
-                    .next()
-                    .ok_or_else(|| format!("core {}: {} has no address", c.id, node.address))?;
-                Link::Remote(RemoteCore::new(addr, layout.version()))
-            };
-            cores.push(Core {
-                link,
-                name: c.id.to_string(),
-                down_until_ms: AtomicU64::new(0),
-                offline: std::sync::Mutex::new(None),
-                offline_seen: std::sync::atomic::AtomicBool::new(false),
-            });
+            cores.push(layout_core(&layout, c, local_node, &mut local)?);
         }
+        Backend::of_layout(layout, cores)
+    }
+
+    /// A gateway during a layout change: every core of `transition`'s old and new layouts
+    /// (`Transition::cores`: the old layout's in its order, then those only the new one has),
+    /// frames stamped with the version of the layout each core is taken from. The plain calls
+    /// route by the old layout; `place` routes by both (see `moves`).
+    pub fn moving(
+        transition: Arc<Transition>,
+        local_node: Option<u64>,
+        local: Vec<CoreHandle>,
+    ) -> Result<Backend, String> {
+        if local_node.is_none() && !local.is_empty() {
+            return Err("local cores need the id of their node".into());
+        }
+        let mut local: std::collections::BTreeMap<u32, CoreHandle> =
+            local.into_iter().map(|h| (h.index(), h)).collect();
+        let (old, new) = (transition.old_layout(), transition.new_layout());
+        let mut cores = Vec::with_capacity(transition.cores().len());
+        for id in transition.cores() {
+            let layout = if old.core_index(*id).is_some() {
+                old
+            } else {
+                new
+            };
+            let c = &layout.cores()[layout.core_index(*id).expect("a core of the union")];
+            cores.push(layout_core(layout, c, local_node, &mut local)?);
+        }
+        if !local.is_empty() {
+            return Err(format!(
+                "{} local cores are in neither layout version",
+                local.len()
+            ));
+        }
+        let mut backend = Backend::of_layout(old.clone(), cores)?;
+        backend.transition = Some(transition);
+        Ok(backend)
+    }
+
+    /// The backend of `layout` over `cores` (one per layout core, in its order, or more).
+    fn of_layout(layout: Arc<Layout>, cores: Vec<Core>) -> Result<Backend, String> {
         let policy = layout
             .policies()
             .get("STANDARD")
@@ -534,6 +585,7 @@ impl Backend {
             hlc_last: AtomicU64::new(0),
             started: Instant::now(),
             clock: None,
+            transition: None,
         })
     }
 
@@ -824,6 +876,19 @@ impl Backend {
         value: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
+        self.meta_put_in(cores, &[cores], key, value, hlc).await
+    }
+
+    /// `meta_put` to every core of `cores`, acknowledged once each replica set of `sets` (whose
+    /// cores are all in `cores`) has a write quorum.
+    pub(crate) async fn meta_put_in(
+        &self,
+        cores: &[usize],
+        sets: &[&[usize]],
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+    ) -> Result<(), BackendError> {
         count_call(CALL_PUT);
         let fanned = self
             .fan_out(cores, |_| Request::MetaPut {
@@ -832,7 +897,7 @@ impl Backend {
                 hlc,
             })
             .await;
-        fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
+        fanned.write_quorum_sets("metadata write", sets)?;
         self.hint_missed_meta(&fanned, key).await;
         Ok(())
     }
@@ -843,6 +908,18 @@ impl Backend {
     pub async fn meta_swap(
         &self,
         cores: &[usize],
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+    ) -> Result<Swap, BackendError> {
+        self.meta_swap_in(cores, &[cores], key, value, hlc).await
+    }
+
+    /// `meta_swap` with the quorums of `meta_put_in`.
+    pub(crate) async fn meta_swap_in(
+        &self,
+        cores: &[usize],
+        sets: &[&[usize]],
         key: &Bytes,
         value: &Bytes,
         hlc: u64,
@@ -876,7 +953,7 @@ impl Backend {
                 *response = Response::Done;
             }
         }
-        fanned.done_quorum("metadata write", write_quorum(cores.len()), cores.len())?;
+        fanned.write_quorum_sets("metadata write", sets)?;
         self.hint_missed_meta(&fanned, key).await;
         // The receive rule: the record this write replaced or lost to is older than the next
         // HLC this gateway takes (a retry of a lost swap is ordered after it).
@@ -935,6 +1012,17 @@ impl Backend {
         key: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
+        self.meta_delete_in(cores, &[cores], key, hlc).await
+    }
+
+    /// `meta_delete` with the quorums of `meta_put_in`.
+    pub(crate) async fn meta_delete_in(
+        &self,
+        cores: &[usize],
+        sets: &[&[usize]],
+        key: &Bytes,
+        hlc: u64,
+    ) -> Result<(), BackendError> {
         count_call(CALL_DELETE);
         let fanned = self
             .fan_out(cores, |_| Request::MetaDelete {
@@ -942,7 +1030,7 @@ impl Backend {
                 hlc,
             })
             .await;
-        fanned.done_quorum("metadata delete", write_quorum(cores.len()), cores.len())?;
+        fanned.write_quorum_sets("metadata delete", sets)?;
         self.hint_missed_meta(&fanned, key).await;
         Ok(())
     }
@@ -953,6 +1041,17 @@ impl Backend {
     pub async fn meta_get(
         &self,
         cores: &[usize],
+        key: &Bytes,
+    ) -> Result<Option<MetaEntry>, BackendError> {
+        self.meta_get_in(cores, &[cores], key).await
+    }
+
+    /// `meta_get` from every core of `cores`, answered once each replica set of `sets` (whose
+    /// cores are all in `cores`) has a read quorum of answers.
+    pub(crate) async fn meta_get_in(
+        &self,
+        cores: &[usize],
+        sets: &[&[usize]],
         key: &Bytes,
     ) -> Result<Option<MetaEntry>, BackendError> {
         count_call(CALL_GET);
@@ -979,15 +1078,18 @@ impl Backend {
                 }
             }
         }
-        let need = read_quorum(cores.len());
-        if answers.len() < need {
-            return Err(BackendError::Quorum {
-                what: "metadata read",
-                got: answers.len(),
-                need,
-                of: cores.len(),
-                last,
-            });
+        for set in sets {
+            let need = read_quorum(set.len());
+            let got = answers.iter().filter(|(c, _)| set.contains(c)).count();
+            if got < need {
+                return Err(BackendError::Quorum {
+                    what: "metadata read",
+                    got,
+                    need,
+                    of: set.len(),
+                    last,
+                });
+            }
         }
         let mut newest: Option<MetaVersion> = None;
         for (_, v) in &answers {
@@ -1029,8 +1131,44 @@ impl Backend {
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        self.scan_merged(cores, ScanQuorum::Replicas, prefix, start_after, limit)
-            .await
+        let (entries, next) = self
+            .scan_merged(
+                cores,
+                ScanQuorum::Replicas,
+                None,
+                prefix,
+                start_after,
+                limit,
+            )
+            .await?;
+        Ok((live(entries), next))
+    }
+
+    /// A merged scan of `cores` holding a read quorum of every replica set of `sets`: with
+    /// `tombstones`, deleted records come with their HLC (`MetaVersion`), else only live ones.
+    pub(crate) async fn meta_scan_sets(
+        &self,
+        cores: &[usize],
+        sets: Vec<Vec<usize>>,
+        tombstones: bool,
+        prefix: &Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, MetaVersion)>, Option<Bytes>), BackendError> {
+        let mode = if tombstones {
+            ScanMode::Versions
+        } else {
+            ScanMode::Live
+        };
+        self.scan_merged(
+            cores,
+            ScanQuorum::Sets,
+            Some((sets, mode)),
+            prefix,
+            start_after,
+            limit,
+        )
+        .await
     }
 
     /// `meta_scan` over every core of the cluster (for rare cluster-wide listings: buckets,
@@ -1050,8 +1188,17 @@ impl Backend {
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
         let cores: Vec<usize> = self.all_cores().collect();
-        self.scan_merged(&cores, ScanQuorum::EverySet, prefix, start_after, limit)
-            .await
+        let (entries, next) = self
+            .scan_merged(
+                &cores,
+                ScanQuorum::EverySet,
+                None,
+                prefix,
+                start_after,
+                limit,
+            )
+            .await?;
+        Ok((live(entries), next))
     }
 
     /// The metadata replica sets a cluster-wide scan must reach a read quorum of, `None` on
@@ -1099,6 +1246,19 @@ impl Backend {
                     .unwrap_or(n);
                 (got, read_quorum(n), n)
             }
+            (ScanQuorum::Sets, Some(sets)) => {
+                // The set with the smallest margin over its read quorum.
+                let worst = sets
+                    .iter()
+                    .map(|set| {
+                        let got = set.iter().filter(|c| alive.contains(c)).count();
+                        (got as i64 - read_quorum(set.len()) as i64, got, set.len())
+                    })
+                    .min()
+                    .unwrap_or((0, 0, 0));
+                (worst.1, read_quorum(worst.2), worst.2)
+            }
+            (ScanQuorum::Sets, None) => unreachable!("a Sets scan names its sets"),
             (ScanQuorum::EverySet, None) => {
                 // Any `n` of the node's cores may be a record's replicas: the worst set lost
                 // as many as failed.
@@ -1141,10 +1301,11 @@ impl Backend {
         &self,
         cores: &[usize],
         quorum: ScanQuorum,
+        given: Option<(Vec<Vec<usize>>, ScanMode)>,
         prefix: &Bytes,
         start_after: Option<Bytes>,
         limit: u32,
-    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+    ) -> Result<(Vec<(Bytes, MetaVersion)>, Option<Bytes>), BackendError> {
         count_call(CALL_SCAN);
         let mut streams: Vec<ScanStream> = cores
             .iter()
@@ -1156,14 +1317,17 @@ impl Backend {
             })
             .collect();
         let batch = limit.clamp(1, SCAN_BATCH_MAX);
+        let tombstones = matches!(given, Some((_, ScanMode::Versions)));
         let sets = match quorum {
             ScanQuorum::Replicas => None,
             ScanQuorum::EverySet => self.meta_replica_sets(),
+            ScanQuorum::Sets => given.map(|(sets, _)| sets),
         };
         let need = Need {
             quorum,
             sets: sets.as_deref(),
             scanned: cores.len(),
+            tombstones,
         };
         let mut out = Vec::new();
         let mut repairs = Vec::new();
@@ -1209,7 +1373,7 @@ impl Backend {
                         .map(|s| s.core)
                         .filter(|c| !held.iter().any(|(h, hv)| h == c && *hv == v))
                         .collect(),
-                    ScanQuorum::EverySet => held
+                    ScanQuorum::EverySet | ScanQuorum::Sets => held
                         .iter()
                         .filter(|(_, hv)| *hv != v)
                         .map(|(c, _)| *c)
@@ -1219,14 +1383,8 @@ impl Backend {
                     repairs.push((key.clone(), v.clone(), stale));
                 }
                 self.observe(v.hlc);
-                if !v.deleted {
-                    out.push((
-                        key.clone(),
-                        MetaEntry {
-                            hlc: v.hlc,
-                            value: v.value,
-                        },
-                    ));
+                if !v.deleted || need.tombstones {
+                    out.push((key.clone(), v));
                     if out.len() as u32 >= limit {
                         self.repair_scanned(repairs).await;
                         return Ok((out, Some(key)));
@@ -1282,7 +1440,7 @@ impl Backend {
             .collect();
         // Only cluster-wide scans: a replica scan (a bucket's listing) short of its quorum
         // fails as before.
-        if matches!(need.quorum, ScanQuorum::EverySet) && !skipped.is_empty() {
+        if matches!(need.quorum, ScanQuorum::EverySet | ScanQuorum::Sets) && !skipped.is_empty() {
             let alive: Vec<usize> = (0..streams.len())
                 .filter(|i| !dry.iter().zip(&results).any(|(d, r)| d == i && r.is_err()))
                 .map(|i| streams[i].core)
@@ -1470,6 +1628,69 @@ impl Backend {
         }
         Ok(())
     }
+}
+
+/// What a `Sets` scan returns.
+#[derive(Clone, Copy)]
+enum ScanMode {
+    /// Live records only.
+    Live,
+    /// Tombstones too.
+    Versions,
+}
+
+/// The live records of a merged scan's answer.
+fn live(entries: Vec<(Bytes, MetaVersion)>) -> Vec<(Bytes, MetaEntry)> {
+    entries
+        .into_iter()
+        .filter(|(_, v)| !v.deleted)
+        .map(|(k, v)| {
+            (
+                k,
+                MetaEntry {
+                    hlc: v.hlc,
+                    value: v.value,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The backend's core for core `c` of `layout`: in-process through `local` when it is node
+/// `local_node`'s (taken from `local`), else over TCP at its layout endpoint.
+fn layout_core(
+    layout: &Layout,
+    c: &placement::Core,
+    local_node: Option<u64>,
+    local: &mut std::collections::BTreeMap<u32, CoreHandle>,
+) -> Result<Core, String> {
+    let node = &layout.nodes()[c.node as usize];
+    let link = if Some(node.id) == local_node {
+        let handle = local
+            .remove(&u32::from(c.id.index))
+            .ok_or_else(|| format!("core {} of the layout has no local core", c.id))?;
+        Link::Local(handle)
+    } else {
+        let port = node.base_port.checked_add(c.id.index).ok_or_else(|| {
+            format!(
+                "core {}: port {} + {} overflows",
+                c.id, node.base_port, c.id.index
+            )
+        })?;
+        let addr = (node.address.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("core {}: address {}: {e}", c.id, node.address))?
+            .next()
+            .ok_or_else(|| format!("core {}: {} has no address", c.id, node.address))?;
+        Link::Remote(RemoteCore::new(addr, layout.version()))
+    };
+    Ok(Core {
+        link,
+        name: c.id.to_string(),
+        down_until_ms: AtomicU64::new(0),
+        offline: std::sync::Mutex::new(None),
+        offline_seen: std::sync::atomic::AtomicBool::new(false),
+    })
 }
 
 /// The write that brings a stale replica to `newest` (same HLC: every replica converges).

@@ -12,12 +12,14 @@
 //!   1 EC) ‖ k u8 ‖ m u8 ‖ count u16 ‖ core u32 × count (fragment i of the stripe on the i-th;
 //!   all little-endian).
 //!
-//! Core numbers are indices into the backend's core list (the layout's core order): a hint is
-//! only meaningful under the layout version that wrote it, which the layout-change work will
-//! have to drain first (noted in s3api/DESIGN.md).
+//! Core numbers are indices into the backend's core list (the layout's core order; during a
+//! layout change the union of both versions, numbered as the new layout numbers its cores:
+//! `moves::Transition::new` refuses a change that would renumber them), so a hint names the
+//! same core before, during and after a change. A fragment hint for a position a cut-over
+//! group gave away is dropped (`Transition::left`).
 //!
 //! Not owned here: scrubbing (finding damage nobody wrote down) and moving data for layout
-//! changes.
+//! changes (`moves`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
@@ -240,6 +242,16 @@ impl Backend {
                     return Outcome::Repaired;
                 }
                 match decode_stripe(value, self.core_count()) {
+                    // A position a layout change took from the target since: its fragments
+                    // there were retired, a replay would leave an orphan.
+                    Some((_, cores))
+                        if self
+                            .transition
+                            .as_ref()
+                            .is_some_and(|t| t.left(&cores, target)) =>
+                    {
+                        Outcome::Gone
+                    }
                     Some((policy, cores)) => self.replay_fragment(target, id, policy, &cores).await,
                     None => Outcome::Gone,
                 }
@@ -314,7 +326,11 @@ impl Backend {
 
     /// A whole fragment from the first of `cores` that has it; NotFound only when every core
     /// answered that it has none.
-    async fn read_whole(&self, cores: &[usize], id: FragmentId) -> Result<Bytes, BackendError> {
+    pub(crate) async fn read_whole(
+        &self,
+        cores: &[usize],
+        id: FragmentId,
+    ) -> Result<Bytes, BackendError> {
         let mut all_missing = true;
         for &c in cores {
             let req = Request::GetFragment {
@@ -339,7 +355,7 @@ impl Backend {
     }
 
     /// Shard `id` of an EC stripe rebuilt from any k of the others.
-    async fn rebuild_shard(
+    pub(crate) async fn rebuild_shard(
         &self,
         target: usize,
         id: FragmentId,

@@ -22,3 +22,12 @@ pub const SCAN_BATCH_MAX: u32 = 1000;
 pub const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bytes of one metadata record's key on a core (the engine's bound, for the layers above).
 pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
+/// Attempts of one phase step of one placement group before the mover gives up (each after
+/// `MOVE_RETRY_PAUSE_MS`): a core down for longer than that stops the move with an error.
+pub const MOVE_ATTEMPTS_MAX: u32 = 100;
+/// Pause between two attempts of a failed phase step.
+pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
+/// Polls of a placement group's operations in flight before the mover's fence fails.
+pub const MOVE_FENCE_POLLS_MAX: u32 = 1000;
+/// Between two polls of the fence.
+pub const MOVE_FENCE_POLL_MS: u64 = 20;

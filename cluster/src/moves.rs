@@ -1,0 +1,1038 @@
+//! Live data movement under a layout change (cluster/DESIGN.md, "Layout changes"): routing by
+//! two layout versions while placement groups move (`Transition`, `Placement`, the `*_at`
+//! calls of the backend), and the mover that copies a group's records and fragments from
+//! their old cores to their new ones, verifies them, cuts the group over and retires the old
+//! fragments (`Mover`).
+//!
+//! A moving group goes `Pending → Moving → CutOver → Done` (the phases of the control plane's
+//! change, control/DESIGN.md):
+//! - **Pending**: routed by the old layout alone, as before the change.
+//! - **Moving**: writes go to the union of the old and the new cores of every position and
+//!   are acknowledged once the old replica set *and* the new one each have a write quorum;
+//!   metadata reads need a read quorum of each set and take the newest; fragment reads try the
+//!   new core of a position, then the old one. The mover copies only once no operation routed
+//!   as Pending is in flight for the group (the fence), so every write acknowledged before the
+//!   copy read is in the old read quorum the copy reads, and every later one in both sets.
+//! - **CutOver**: the mover has copied and verified the group: reads and writes use the new
+//!   cores alone.
+//! - **Done**: once no operation routed as Moving is in flight, the old cores' fragments of
+//!   the group are deleted (after the new ones are checked once more).
+//!
+//! Groups the change does not move route by the old layout's rows, which are the new ones.
+//! Only `Backend::place` and the `*_at` calls know the change: the plain calls
+//! (`meta_cores`, `meta_put`, ...) of a moving backend route by the old layout alone, and
+//! conditional writes (`meta_put_if`) have no `*_at` form yet (who serializes a group whose
+//! first core moves is the control plane's primary epoch, not done).
+//!
+//! Owns: the per-group phase and the operations in flight under each phase (this process's
+//! fence; across gateways it is the control plane's, see cluster/DESIGN.md), the union of
+//! cores, the mover and its progress. Does not own: which records reference which fragments
+//! (the layer above says, through a [`Catalog`]), committing phases to the cluster map, nor
+//! deleting metadata records from cores that left a group (the engine has no purge request
+//! yet: they stay, older than what their new replicas hold).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use placement::{CoreId, Layout, Tier};
+use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+
+use crate::backend::{stable_hash, Backend, BackendError, Fanned, Route, Swap};
+use crate::ec::Policy;
+use crate::limits::{
+    MOVE_ATTEMPTS_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS,
+    SCAN_BATCH_MAX,
+};
+
+/// Where a moving placement group is (control plane's `Phase`, same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    Pending = 0,
+    Moving = 1,
+    CutOver = 2,
+    Done = 3,
+}
+
+const PHASES: usize = 4;
+
+impl Phase {
+    fn of(n: u8) -> Phase {
+        match n {
+            0 => Phase::Pending,
+            1 => Phase::Moving,
+            2 => Phase::CutOver,
+            3 => Phase::Done,
+            _ => unreachable!("a phase is stored as 0..4"),
+        }
+    }
+
+    fn next(self) -> Option<Phase> {
+        match self {
+            Phase::Pending => Some(Phase::Moving),
+            Phase::Moving => Some(Phase::CutOver),
+            Phase::CutOver => Some(Phase::Done),
+            Phase::Done => None,
+        }
+    }
+}
+
+/// Why a layout change cannot be routed or moved.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("this layout change is refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("fragment {id:?} read back from {core} differs from what was copied")]
+    Verify { id: FragmentId, core: String },
+    #[error("record {key:?} on {core} is older than what was copied")]
+    VerifyRecord { key: Bytes, core: String },
+    #[error("placement group {pg}: operations routed as {phase:?} still in flight")]
+    Fence { pg: u32, phase: Phase },
+    #[error("placement group {pg}: {attempts} attempts failed, the last: {last}")]
+    Attempts {
+        pg: u32,
+        attempts: u32,
+        last: String,
+    },
+}
+
+/// One moving group: its phase and the operations routed under each phase not finished yet.
+/// Atomics, not a lock, on the path of every operation: an operation counts itself under the
+/// phase it read, then reads the phase again and backs out if it changed; the mover stores
+/// the new phase, then waits for the old phase's count to reach zero. Both sides are
+/// sequentially consistent, so either the operation sees the new phase or the mover sees
+/// the operation (the fence).
+struct GroupState {
+    phase: AtomicU8,
+    in_flight: [AtomicU32; PHASES],
+}
+
+impl GroupState {
+    fn phase(&self) -> Phase {
+        Phase::of(self.phase.load(Ordering::SeqCst))
+    }
+
+    /// The phase an operation is routed under, counted in flight.
+    fn enter(&self) -> Phase {
+        loop {
+            let phase = self.phase();
+            self.in_flight[phase as usize].fetch_add(1, Ordering::SeqCst);
+            if self.phase() == phase {
+                return phase;
+            }
+            self.in_flight[phase as usize].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A layout change as the gateways route it: both versions, the union of their cores (the
+/// backend's core indices), and the phase of every group the change moves.
+pub struct Transition {
+    old: Arc<Layout>,
+    new: Arc<Layout>,
+    cores: Vec<CoreId>,
+    /// Core index of each layout → index in `cores`.
+    old_index: Vec<usize>,
+    new_index: Vec<usize>,
+    tier: Tier,
+    depth: usize,
+    meta_replicas: usize,
+    /// Every group the change moves (the keys never change).
+    groups: BTreeMap<u32, GroupState>,
+}
+
+impl Transition {
+    /// The change from `old` to `new`, every moving group `Pending`. Refused when the two do
+    /// not make one change that this slice moves: versions not increasing, another number of
+    /// placement groups, a STANDARD policy on another tier or shallower, moves in another
+    /// tier, or core numbers that change (hints name cores by their index in the union, which
+    /// must stay the new layout's own: old cores first, new ones appended).
+    pub fn new(old: Arc<Layout>, new: Arc<Layout>) -> Result<Transition, MoveError> {
+        let refuse = |m: String| Err(MoveError::Refused(m));
+        let plan = placement::plan(&old, &new).map_err(|e| MoveError::Refused(e.to_string()))?;
+        let standard = |l: &Layout| l.policies().get("STANDARD").map(|p| p.tier);
+        let tier = match (standard(&old), standard(&new)) {
+            (Some(a), Some(b)) if a == b => a,
+            _ => return refuse("both versions need a STANDARD policy on one tier".into()),
+        };
+        if let Some(m) = plan.moves.iter().find(|m| m.tier != tier) {
+            return refuse(format!(
+                "it moves tier {} (only the STANDARD tier {tier} moves yet)",
+                m.tier
+            ));
+        }
+        let depth = old
+            .table(tier)
+            .expect("STANDARD's tier has a table")
+            .depth();
+        let mut cores: Vec<CoreId> = old.cores().iter().map(|c| c.id).collect();
+        for c in new.cores() {
+            if !cores.contains(&c.id) {
+                cores.push(c.id);
+            }
+        }
+        let index = |l: &Layout| -> Vec<usize> {
+            l.cores()
+                .iter()
+                .map(|c| cores.iter().position(|u| *u == c.id).expect("in the union"))
+                .collect()
+        };
+        let (old_index, new_index) = (index(&old), index(&new));
+        if new_index.iter().enumerate().any(|(i, u)| i != *u) {
+            return refuse(
+                "it renumbers cores (a core removed before the last, or cores reordered): hints \
+                 name cores by index until they name them by id"
+                    .into(),
+            );
+        }
+        let groups = plan
+            .moves
+            .iter()
+            .map(|m| {
+                let state = GroupState {
+                    phase: AtomicU8::new(Phase::Pending as u8),
+                    in_flight: std::array::from_fn(|_| AtomicU32::new(0)),
+                };
+                (m.pg, state)
+            })
+            .collect();
+        Ok(Transition {
+            meta_replicas: depth.min(3),
+            old,
+            new,
+            cores,
+            old_index,
+            new_index,
+            tier,
+            depth,
+            groups,
+        })
+    }
+
+    pub fn old_layout(&self) -> &Arc<Layout> {
+        &self.old
+    }
+
+    pub fn new_layout(&self) -> &Arc<Layout> {
+        &self.new
+    }
+
+    /// Every core of both versions: the old layout's in its order, then the new ones.
+    pub fn cores(&self) -> &[CoreId] {
+        &self.cores
+    }
+
+    /// The groups the change moves, in order.
+    pub fn groups(&self) -> Vec<u32> {
+        self.groups.keys().copied().collect()
+    }
+
+    /// The phase of group `pg`; `None` when the change does not move it.
+    pub fn phase(&self, pg: u32) -> Option<Phase> {
+        self.groups.get(&pg).map(GroupState::phase)
+    }
+
+    /// Moves group `pg` to `to`: the next phase, or the one it is in (a mover that restarted
+    /// repeats itself; nothing changes). Going back or skipping a phase is a bug. One mover
+    /// per group advances it (the control plane's change serializes them).
+    pub fn advance(&self, pg: u32, to: Phase) {
+        let g = self.groups.get(&pg).expect("only moving groups advance");
+        let phase = g.phase();
+        assert!(
+            phase == to || phase.next() == Some(to),
+            "group {pg}: {phase:?} cannot go to {to:?}"
+        );
+        g.phase.store(to as u8, Ordering::SeqCst);
+    }
+
+    /// Operations routed as `phase` in group `pg` not finished yet.
+    pub fn in_flight(&self, pg: u32, phase: Phase) -> u32 {
+        self.groups
+            .get(&pg)
+            .map_or(0, |g| g.in_flight[phase as usize].load(Ordering::SeqCst))
+    }
+
+    /// (groups done, groups moved by the change).
+    pub fn done(&self) -> (usize, usize) {
+        let done = self
+            .groups
+            .values()
+            .filter(|g| g.phase() == Phase::Done)
+            .count();
+        (done, self.groups.len())
+    }
+
+    /// Whether `target` lost its place in a stripe stored on the old row `stripe` of a group
+    /// cut over already (a fragment hint for it is obsolete: the mover moved that position).
+    pub fn left(&self, stripe: &[usize], target: usize) -> bool {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.phase() >= Phase::CutOver)
+            .any(|(&pg, _)| {
+                let (old, new) = self.rows(pg, stripe.len().min(self.depth));
+                old == stripe && !new.contains(&target)
+            })
+    }
+
+    /// The first `n` positions of group `pg`'s row in each version, as union indices.
+    fn rows(&self, pg: u32, n: usize) -> (Vec<usize>, Vec<usize>) {
+        let row = |l: &Layout, map: &[usize]| -> Vec<usize> {
+            l.table(self.tier)
+                .expect("checked in Transition::new")
+                .row_indices(pg, n)
+                .iter()
+                .map(|&i| map[i as usize])
+                .collect()
+        };
+        (
+            row(&self.old, &self.old_index),
+            row(&self.new, &self.new_index),
+        )
+    }
+
+    /// Where `route`'s first `n` positions live now, counted in flight until dropped.
+    fn place(self: &Arc<Self>, route: Route<'_>, n: usize) -> Placement {
+        assert!(
+            n <= self.depth,
+            "a policy never spans more cores than the table"
+        );
+        let pg = route.pg(&self.old);
+        let (old, new) = self.rows(pg, n);
+        let phase = self.groups.get(&pg).map(GroupState::enter);
+        Placement {
+            pg,
+            phase,
+            old,
+            new,
+            transition: phase.map(|_| self.clone()),
+        }
+    }
+}
+
+/// Where one route's positions live for one operation (`Backend::place`): its group's rows in
+/// both versions and the phase it was routed under, which the operation holds (the mover's
+/// fence waits for it) until this is dropped.
+pub struct Placement {
+    pg: u32,
+    /// `None`: the group does not move (or no change is in progress).
+    phase: Option<Phase>,
+    old: Vec<usize>,
+    new: Vec<usize>,
+    transition: Option<Arc<Transition>>,
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        if let (Some(t), Some(phase)) = (&self.transition, self.phase) {
+            let g = t.groups.get(&self.pg).expect("placed in a moving group");
+            let before = g.in_flight[phase as usize].fetch_sub(1, Ordering::SeqCst);
+            assert!(before > 0, "an operation leaves a phase it entered");
+        }
+    }
+}
+
+impl Placement {
+    pub fn pg(&self) -> u32 {
+        self.pg
+    }
+
+    pub fn phase(&self) -> Option<Phase> {
+        self.phase
+    }
+
+    /// The rows writes must reach a quorum of (and reads a read quorum of): the old one
+    /// before the group moves, both while it moves, the new one from its cut-over.
+    fn rows(&self) -> Vec<&[usize]> {
+        match self.phase {
+            None | Some(Phase::Pending) => vec![&self.old],
+            Some(Phase::Moving) => vec![&self.old, &self.new],
+            Some(Phase::CutOver | Phase::Done) => vec![&self.new],
+        }
+    }
+
+    /// Every core of `rows`, each once, the first row's first.
+    fn union(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for row in self.rows() {
+            for c in row {
+                if !out.contains(c) {
+                    out.push(*c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The cores a read of position `i` tries, in order: the new core first while the group
+    /// moves (it holds everything from the cut-over on), then the old one.
+    pub fn fragment_cores(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        for row in self.rows().into_iter().rev() {
+            if !out.contains(&row[i]) {
+                out.push(row[i]);
+            }
+        }
+        out
+    }
+
+    /// The cores a read of a replicated fragment tries: every core of the current rows, new
+    /// ones first.
+    pub fn replica_cores(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for row in self.rows().into_iter().rev() {
+            for c in row {
+                if !out.contains(c) {
+                    out.push(*c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The cores of the row reads and writes end at (the new one from `Moving` on): what a
+    /// caller that needs one list (a hint, a primary) uses.
+    pub fn cores(&self) -> &[usize] {
+        match self.phase {
+            None | Some(Phase::Pending) => &self.old,
+            _ => &self.new,
+        }
+    }
+}
+
+impl Backend {
+    /// Where `route`'s first `n` positions (of the STANDARD tier's row) live for one
+    /// operation: by both versions during a layout change (`Backend::moving`), else the
+    /// plain row. Hold it until the operation ends.
+    pub fn place(&self, route: Route<'_>, n: usize) -> Placement {
+        if let Some(t) = &self.transition {
+            return t.place(route, n);
+        }
+        let row = self.route_n(route, n);
+        Placement {
+            pg: 0,
+            phase: None,
+            old: row.clone(),
+            new: row,
+            transition: None,
+        }
+    }
+
+    /// `place` for `route`'s metadata records.
+    pub fn place_meta(&self, route: Route<'_>) -> Placement {
+        self.place(route, self.replicas())
+    }
+
+    /// `meta_put` at `p`: a write quorum of every row it is routed to.
+    pub async fn meta_put_at(
+        &self,
+        p: &Placement,
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+    ) -> Result<(), BackendError> {
+        self.meta_put_in(&p.union(), &p.rows(), key, value, hlc)
+            .await
+    }
+
+    /// `meta_swap` at `p`.
+    pub async fn meta_swap_at(
+        &self,
+        p: &Placement,
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+    ) -> Result<Swap, BackendError> {
+        self.meta_swap_in(&p.union(), &p.rows(), key, value, hlc)
+            .await
+    }
+
+    /// `meta_delete` at `p`.
+    pub async fn meta_delete_at(
+        &self,
+        p: &Placement,
+        key: &Bytes,
+        hlc: u64,
+    ) -> Result<(), BackendError> {
+        self.meta_delete_in(&p.union(), &p.rows(), key, hlc).await
+    }
+
+    /// `meta_get` at `p`: a read quorum of every row, the newest version.
+    pub async fn meta_get_at(
+        &self,
+        p: &Placement,
+        key: &Bytes,
+    ) -> Result<Option<MetaEntry>, BackendError> {
+        self.meta_get_in(&p.union(), &p.rows(), key).await
+    }
+
+    /// `meta_scan` at `p`: merged from a read quorum of every row.
+    pub async fn meta_scan_at(
+        &self,
+        p: &Placement,
+        prefix: &Bytes,
+        start_after: Option<Bytes>,
+        limit: u32,
+    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
+        let sets = p.rows().into_iter().map(<[usize]>::to_vec).collect();
+        let (entries, next) = self
+            .meta_scan_sets(&p.union(), sets, false, prefix, start_after, limit)
+            .await?;
+        let live = entries
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    MetaEntry {
+                        hlc: v.hlc,
+                        value: v.value,
+                    },
+                )
+            })
+            .collect();
+        Ok((live, next))
+    }
+
+    /// `put_shards` at `p`: fragment i (`shards[i]`) on position i of every row it is routed
+    /// to, acknowledged once every row holds the policy's write quorum; missed ones get a hint
+    /// naming the row they belong to.
+    pub async fn put_shards_at(
+        &self,
+        p: &Placement,
+        policy: Policy,
+        shards: &[(FragmentId, Bytes)],
+    ) -> Result<(), BackendError> {
+        let width = policy.width();
+        assert_eq!(shards.len(), width, "one fragment per position");
+        assert!(p.old.len() >= width, "placed for the whole stripe");
+        let need = match policy {
+            Policy::Replicas(n) => crate::backend::write_quorum(usize::from(n)),
+            Policy::Ec { k, m } => crate::backend::ec_write_quorum(k, m),
+        };
+        // (core, position) once each, in the order of the rows.
+        let rows = p.rows();
+        let mut writes: Vec<(usize, usize)> = Vec::new();
+        for row in &rows {
+            for (i, &c) in row[..width].iter().enumerate() {
+                if !writes.contains(&(c, i)) {
+                    writes.push((c, i));
+                }
+            }
+        }
+        let calls = writes.iter().map(|&(c, i)| {
+            let (id, data) = &shards[i];
+            let request = Request::PutFragment {
+                id: *id,
+                data: data.clone(),
+            };
+            self.call(c, request)
+        });
+        let results = futures::future::join_all(calls).await;
+        let done: Vec<bool> = results
+            .iter()
+            .map(|r| matches!(r, Ok(Response::Done)))
+            .collect();
+        let mut fanned = Fanned {
+            ok: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (&(c, _), r) in writes.iter().zip(results) {
+            match r {
+                Ok(resp) => fanned.ok.push((c, resp)),
+                Err(e) => fanned.failed.push((c, e)),
+            }
+        }
+        for row in &rows {
+            let got = (0..width)
+                .filter(|&i| {
+                    let w = writes
+                        .iter()
+                        .position(|&x| x == (row[i], i))
+                        .expect("written");
+                    done[w]
+                })
+                .count();
+            if got < need {
+                let full = fanned.ok.iter().any(|(_, r)| {
+                    matches!(
+                        r,
+                        Response::Error {
+                            code: ErrorCode::NoSpace,
+                            ..
+                        }
+                    )
+                });
+                if full {
+                    return Err(BackendError::NoSpace);
+                }
+                return Err(BackendError::Quorum {
+                    what: "fragment write",
+                    got,
+                    need,
+                    of: width,
+                    last: format!("{:?}", fanned.failed.last().map(|(_, e)| e.to_string())),
+                });
+            }
+        }
+        // A missed write is hinted once, with the stripe of the first row it belongs to.
+        let mut hinted: Vec<(usize, usize)> = Vec::new();
+        for row in &rows {
+            let mut missed: Vec<(usize, FragmentId)> = Vec::new();
+            for i in 0..width {
+                let w = writes
+                    .iter()
+                    .position(|&x| x == (row[i], i))
+                    .expect("written");
+                if !done[w] && !hinted.contains(&(row[i], i)) {
+                    hinted.push((row[i], i));
+                    missed.push((row[i], shards[i].0));
+                }
+            }
+            if !missed.is_empty() {
+                self.hint_missed_fragments(&missed, policy, &row[..width], &fanned)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the layer above tells the mover about its records: which group a record belongs to
+/// and which fragments it references. The cluster layer moves opaque records; the object
+/// layer knows their formats.
+pub trait Catalog: Send + Sync {
+    /// The route of a metadata record, `None` for records no object route owns (hints).
+    fn route<'k>(&self, key: &'k [u8]) -> Option<Route<'k>>;
+    /// The stripes a live record references (an object head's data): fragment i of each on
+    /// position i of the record's group.
+    fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe>;
+}
+
+/// One stripe a record references: its policy and its fragments, position by position (EC
+/// shards' ids end in their index, as `records::fragment_id` makes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripe {
+    pub policy: Policy,
+    pub ids: Vec<FragmentId>,
+}
+
+/// What a mover did, for status and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Groups this mover took to `Done`.
+    pub groups: u64,
+    /// Metadata records copied (and read back) to new cores.
+    pub records: u64,
+    /// Fragments copied (and read back) to new cores.
+    pub fragments: u64,
+    /// Fragment bytes copied.
+    pub bytes: u64,
+    /// Fragments the new core already read back whole (its checksum checked by the core):
+    /// written there by a write during the move, or by a mover before a crash.
+    pub in_place: u64,
+    /// Fragments deleted from the cores that left their position.
+    pub retired: u64,
+}
+
+/// How a mover runs.
+#[derive(Debug, Clone, Copy)]
+pub struct MoverConfig {
+    /// Fragment bytes copied per second at most (the configured limit).
+    pub rate_bytes_per_s: u64,
+}
+
+/// Moves the groups of a layout change: see the module doc. Every request it makes is
+/// background work (the cores' low-share queue). Restartable: a new mover continues from the
+/// groups' phases and what the cores hold (copies are idempotent: records keep their HLC,
+/// fragments already on their new core are not copied again).
+pub struct Mover<'a> {
+    backend: &'a Backend,
+    transition: Arc<Transition>,
+    catalog: &'a dyn Catalog,
+    config: MoverConfig,
+    progress: Mutex<Progress>,
+    /// When the rate limit lets the next copy start.
+    next_at: Mutex<Option<tokio::time::Instant>>,
+}
+
+/// Which of a group's passes runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Copy and verify, before the cut-over.
+    Copy,
+    /// Check again and delete the old fragments, after it.
+    Retire,
+}
+
+impl<'a> Mover<'a> {
+    /// A mover over `backend` (which must route by a transition: `Backend::moving`).
+    pub fn new(backend: &'a Backend, catalog: &'a dyn Catalog, config: MoverConfig) -> Mover<'a> {
+        let transition = backend
+            .transition
+            .clone()
+            .expect("a mover runs on a backend routing a layout change");
+        assert!(config.rate_bytes_per_s > 0, "a rate limit above zero");
+        Mover {
+            backend,
+            transition,
+            catalog,
+            config,
+            progress: Mutex::new(Progress::default()),
+            next_at: Mutex::new(None),
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.progress.lock().expect("progress lock")
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Progress)) {
+        f(&mut self.progress.lock().expect("progress lock"));
+    }
+
+    /// Moves every group to `Done`.
+    pub async fn run(&self) -> Result<Progress, MoveError> {
+        while self.step().await?.is_some() {}
+        Ok(self.progress())
+    }
+
+    /// Takes the first group not done one step forward, to `CutOver` (through `Moving` and the
+    /// copy) or to `Done` (the retirement), retrying a failed step after a pause
+    /// (`MOVE_ATTEMPTS_MAX` times); `None` once every group is done.
+    pub async fn step(&self) -> Result<Option<(u32, Phase)>, MoveError> {
+        let t = &self.transition;
+        let Some(pg) = t
+            .groups()
+            .into_iter()
+            .find(|&pg| t.phase(pg) != Some(Phase::Done))
+        else {
+            return Ok(None);
+        };
+        let mut last = String::new();
+        for attempt in 0..MOVE_ATTEMPTS_MAX {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(MOVE_RETRY_PAUSE_MS)).await;
+            }
+            match crate::backend::in_background(self.phase_step(pg)).await {
+                Ok(to) => return Ok(Some((pg, to))),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(MoveError::Attempts {
+            pg,
+            attempts: MOVE_ATTEMPTS_MAX,
+            last,
+        })
+    }
+
+    /// One step of group `pg`: from `Pending` (or `Moving`, after a crash) to `CutOver`, or
+    /// from `CutOver` to `Done`.
+    async fn phase_step(&self, pg: u32) -> Result<Phase, MoveError> {
+        let t = &self.transition;
+        let mut phase = t.phase(pg).expect("a moving group");
+        if phase == Phase::Pending {
+            t.advance(pg, Phase::Moving);
+            phase = Phase::Moving;
+        }
+        let to = match phase {
+            Phase::Pending => unreachable!("advanced above"),
+            Phase::Moving => {
+                // Every write routed by the old layout alone has ended: the copy's read
+                // quorum sees all of them.
+                self.fence(pg, Phase::Pending).await?;
+                self.pass(pg, Pass::Copy).await?;
+                Phase::CutOver
+            }
+            Phase::CutOver => {
+                // No write routed as Moving may still land on an old core, no read routed as
+                // Moving may still fall back to one.
+                self.fence(pg, Phase::Moving).await?;
+                self.pass(pg, Pass::Retire).await?;
+                self.count(|p| p.groups += 1);
+                Phase::Done
+            }
+            Phase::Done => return Ok(Phase::Done),
+        };
+        t.advance(pg, to);
+        Ok(to)
+    }
+
+    async fn fence(&self, pg: u32, phase: Phase) -> Result<(), MoveError> {
+        for _ in 0..MOVE_FENCE_POLLS_MAX {
+            if self.transition.in_flight(pg, phase) == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(MOVE_FENCE_POLL_MS)).await;
+        }
+        Err(MoveError::Fence { pg, phase })
+    }
+
+    /// One pass over group `pg`'s records: read from a read quorum of the old metadata row
+    /// (`Copy`) or the new one (`Retire`); records copied to the new cores of the moved
+    /// metadata positions, fragments of live records to the new cores of the moved fragment
+    /// positions, and, when retiring, the old copies of those fragments deleted.
+    async fn pass(&self, pg: u32, pass: Pass) -> Result<(), MoveError> {
+        let t = &self.transition;
+        let (old, new) = t.rows(pg, t.depth);
+        let meta = t.meta_replicas;
+        let source = if pass == Pass::Copy {
+            &old[..meta]
+        } else {
+            &new[..meta]
+        };
+        let moved_meta: Vec<usize> = (0..meta).filter(|&i| old[i] != new[i]).collect();
+        let empty = Bytes::new();
+        let mut cursor: Option<Bytes> = None;
+        loop {
+            let (entries, next) = self
+                .backend
+                .meta_scan_sets(
+                    source,
+                    vec![source.to_vec()],
+                    true,
+                    &empty,
+                    cursor.clone(),
+                    SCAN_BATCH_MAX,
+                )
+                .await?;
+            for (key, v) in entries {
+                let Some(route) = self.catalog.route(&key) else {
+                    continue;
+                };
+                if route.pg(&t.old) != pg {
+                    continue;
+                }
+                if pass == Pass::Copy {
+                    for &i in &moved_meta {
+                        self.copy_record(new[i], &key, &v).await?;
+                    }
+                }
+                if v.deleted {
+                    continue;
+                }
+                for stripe in self.catalog.stripes(&key, &v.value) {
+                    self.move_stripe(&stripe, &old, &new, pass).await?;
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Copies version `v` of `key` to `core` (same HLC: a newer write there wins) and reads it
+    /// back: the core must hold it or a newer version.
+    async fn copy_record(
+        &self,
+        core: usize,
+        key: &Bytes,
+        v: &MetaVersion,
+    ) -> Result<(), MoveError> {
+        let copy = if v.deleted {
+            Request::MetaDelete {
+                key: key.clone(),
+                hlc: v.hlc,
+            }
+        } else {
+            Request::MetaPut {
+                key: key.clone(),
+                value: v.value.clone(),
+                hlc: v.hlc,
+            }
+        };
+        expect_done(self.backend.call(core, copy).await)?;
+        let back = self
+            .backend
+            .call(core, Request::MetaGetVersioned { key: key.clone() })
+            .await?;
+        let held = match back {
+            Response::MetaVersioned(held) => held,
+            other => {
+                return Err(expect_done(Ok(other))
+                    .err()
+                    .unwrap_or(BackendError::Protocol)
+                    .into())
+            }
+        };
+        let ok = held
+            .as_ref()
+            .is_some_and(|h| (h.hlc, !h.deleted, &h.value) >= (v.hlc, !v.deleted, &v.value));
+        if !ok {
+            return Err(MoveError::VerifyRecord {
+                key: key.clone(),
+                core: self.backend.core_name(core).to_owned(),
+            });
+        }
+        self.count(|p| p.records += 1);
+        Ok(())
+    }
+
+    /// Every moved position of `stripe`: its fragment copied (or found) on the new core and
+    /// verified; when retiring, then deleted from the old core unless that core holds the
+    /// same fragment in the new row.
+    async fn move_stripe(
+        &self,
+        stripe: &Stripe,
+        old: &[usize],
+        new: &[usize],
+        pass: Pass,
+    ) -> Result<(), MoveError> {
+        let width = stripe.policy.width();
+        assert_eq!(stripe.ids.len(), width, "one fragment id per position");
+        for i in (0..width).filter(|&i| old[i] != new[i]) {
+            let id = stripe.ids[i];
+            if !self.move_fragment(stripe, i, &old[..width], new[i]).await? {
+                continue;
+            }
+            if pass == Pass::Retire {
+                let kept = match stripe.policy {
+                    Policy::Replicas(_) => new[..width].contains(&old[i]),
+                    Policy::Ec { .. } => false,
+                };
+                if !kept {
+                    let r = self
+                        .backend
+                        .call(old[i], Request::DeleteFragment { id })
+                        .await?;
+                    match r {
+                        Response::Done => self.count(|p| p.retired += 1),
+                        Response::Error {
+                            code: ErrorCode::NotFound,
+                            ..
+                        } => {}
+                        other => return Err(expect_done(Ok(other)).unwrap_err().into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fragment `i` of `stripe` on `dest`, verified; `false` when it is gone everywhere (the
+    /// object was overwritten or deleted since the scan: nothing to move).
+    async fn move_fragment(
+        &self,
+        stripe: &Stripe,
+        i: usize,
+        old: &[usize],
+        dest: usize,
+    ) -> Result<bool, MoveError> {
+        let id = stripe.ids[i];
+        // A fragment the destination reads back whole (its checksum checked by the core) is
+        // in place: a write during the move put it there, or this mover before a crash (a
+        // fragment is written whole or not at all). Comparing it with the old copy would
+        // need that copy, which a retirement interrupted by a crash may have deleted already
+        // (and rebuilding it from the old row then lacks shards: the first version failed so,
+        // shrink seed 13).
+        if self.read(dest, id).await?.is_some() {
+            self.count(|p| p.in_place += 1);
+            return Ok(true);
+        }
+        let Some(data) = self.source(stripe, i, old).await? else {
+            return Ok(false);
+        };
+        let want = stable_hash(&[&data]);
+        self.pace(data.len() as u64).await;
+        let len = data.len() as u64;
+        expect_done(
+            self.backend
+                .call(dest, Request::PutFragment { id, data })
+                .await,
+        )?;
+        let back = self.read(dest, id).await?;
+        if back.is_none_or(|b| stable_hash(&[&b]) != want) {
+            return Err(MoveError::Verify {
+                id,
+                core: self.backend.core_name(dest).to_owned(),
+            });
+        }
+        self.count(|p| {
+            p.fragments += 1;
+            p.bytes += len;
+        });
+        Ok(true)
+    }
+
+    /// The bytes of fragment `i`: from its old core, else (missing or damaged there) from
+    /// another replica or decoded from k other shards of the old row. `None`: gone everywhere.
+    async fn source(
+        &self,
+        stripe: &Stripe,
+        i: usize,
+        old: &[usize],
+    ) -> Result<Option<Bytes>, MoveError> {
+        let id = stripe.ids[i];
+        if let Some(b) = self.read(old[i], id).await? {
+            return Ok(Some(b));
+        }
+        let rebuilt = match stripe.policy {
+            Policy::Replicas(_) => {
+                let others: Vec<usize> = old.iter().copied().filter(|&c| c != old[i]).collect();
+                self.backend.read_whole(&others, id).await
+            }
+            // Every other shard of the old row is a source, the destination's too when it
+            // holds one (excluding it left a stripe written with k shards, one of them on the
+            // destination, unrebuildable: 3 → 4 nodes, a node down at the write).
+            Policy::Ec { k, m } => self.backend.rebuild_shard(usize::MAX, id, k, m, old).await,
+        };
+        match rebuilt {
+            Ok(b) => Ok(Some(b)),
+            Err(BackendError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The whole fragment `id` on `core`; `None` when the core answers it is missing or
+    /// damaged.
+    async fn read(&self, core: usize, id: FragmentId) -> Result<Option<Bytes>, MoveError> {
+        let request = Request::GetFragment {
+            id,
+            offset_bytes: 0,
+            len_bytes: None,
+        };
+        match self.backend.call(core, request).await? {
+            Response::Fragment(b) => Ok(Some(b)),
+            Response::Error {
+                code: ErrorCode::NotFound | ErrorCode::Corrupt,
+                ..
+            } => Ok(None),
+            other => Err(expect_done(Ok(other)).unwrap_err().into()),
+        }
+    }
+
+    /// Waits until copying `bytes` more keeps the mover under its rate limit.
+    async fn pace(&self, bytes: u64) {
+        let cost = Duration::from_nanos(
+            (u128::from(bytes) * 1_000_000_000 / u128::from(self.config.rate_bytes_per_s)) as u64,
+        );
+        let start = {
+            let mut next = self.next_at.lock().expect("rate lock");
+            let now = tokio::time::Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + cost);
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+/// `Ok` for `Done`, the core's error otherwise.
+fn expect_done(r: Result<Response, BackendError>) -> Result<(), BackendError> {
+    match r? {
+        Response::Done => Ok(()),
+        Response::Error {
+            code: ErrorCode::NotFound,
+            ..
+        } => Err(BackendError::NotFound),
+        Response::Error {
+            code: ErrorCode::NoSpace,
+            ..
+        } => Err(BackendError::NoSpace),
+        Response::Error { code, message } => Err(BackendError::Core { code, message }),
+        _ => Err(BackendError::Protocol),
+    }
+}
