@@ -130,7 +130,7 @@ aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" 
 aws s3api create-bucket --bucket aws-enc-bkt >/dev/null
 aws s3 cp --only-show-errors --sse AES256 "$work/tree/a.txt" s3://aws-enc-bkt/sse.txt
 aws s3api head-object --bucket aws-enc-bkt --key sse.txt | grep -q '"ServerSideEncryption": "AES256"'
-! aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>"$work/enc.err"
+fails aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>"$work/enc.err"
 grep -q ServerSideEncryptionConfigurationNotFoundError "$work/enc.err"
 aws s3api put-bucket-encryption --bucket aws-enc-bkt --server-side-encryption-configuration \
   '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
@@ -141,7 +141,7 @@ aws s3api head-object --bucket aws-enc-bkt --key default.txt |
 aws s3 cp --only-show-errors s3://aws-enc-bkt/default.txt "$work/enc.out"
 cmp "$work/tree/sub/b.txt" "$work/enc.out"
 aws s3api delete-bucket-encryption --bucket aws-enc-bkt
-! aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>/dev/null
+fails aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>/dev/null
 aws s3 rb --force s3://aws-enc-bkt >/dev/null
 
 echo "-- s3cmd"
