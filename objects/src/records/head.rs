@@ -493,14 +493,7 @@ impl ObjectHead {
         let mut part_checksums = Vec::new();
         let with_part_sums = match format {
             HEAD_PART_SUMS => true,
-            HEAD_LOCK | HEAD_SSE | HEAD_ACL => {
-                check(&b, 1, "object")?;
-                match b.get_u8() {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(Malformed("object")),
-                }
-            }
+            HEAD_LOCK | HEAD_SSE | HEAD_ACL => get_presence(&mut b)?,
             _ => false,
         };
         if with_part_sums {
@@ -519,14 +512,7 @@ impl ObjectHead {
         };
         let encrypted = match format {
             HEAD_SSE => true,
-            HEAD_ACL => {
-                check(&b, 1, "object")?;
-                match b.get_u8() {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(Malformed("object")),
-                }
-            }
+            HEAD_ACL => get_presence(&mut b)?,
             _ => false,
         };
         let encryption = if encrypted {
@@ -612,6 +598,16 @@ impl ObjectHead {
             .map(|p| p.size)
             .sum();
         self.parts.get(number - 1).map(|p| (first, p.size))
+    }
+}
+
+/// A presence byte of a head: 0 (absent) or 1 (present), anything else damage.
+fn get_presence(b: &mut Bytes) -> Result<bool, Malformed> {
+    check(b, 1, "object")?;
+    match b.get_u8() {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Malformed("object")),
     }
 }
 
