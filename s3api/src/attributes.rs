@@ -140,6 +140,14 @@ impl Gateway {
                 input.version_id.as_deref(),
             )
             .await?;
+        // As GET and HEAD: an SSE-C object's attributes need its key (AWS requires the three
+        // headers here too), and SSE-C headers for any other object are not applicable.
+        let customer = crate::sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        crate::sse::read_key(self, &head, customer.as_ref())?;
         let mut out = GetObjectAttributesOutput {
             last_modified: Some(timestamp(head.modified_ms)),
             version_id,

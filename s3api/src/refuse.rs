@@ -99,7 +99,12 @@ const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-key",
     "x-amz-server-side-encryption-customer-key-md5",
 ];
-const SSE_C_OPS: [&str; 3] = ["PutObject", "GetObject", "HeadObject"];
+const SSE_C_OPS: [&str; 4] = [
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "GetObjectAttributes",
+];
 
 /// The SSE-S3 and SSE-KMS headers (`sse`): honoured as headers of PutObject (and as a POST
 /// form's fields), refused anywhere else (copies, multipart: not built yet; AWS refuses them
@@ -194,7 +199,7 @@ fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S
             return Some(not_implemented(
                 name,
                 "server-side encryption with customer keys (SSE-C) here: only as headers of \
-                 PutObject, GetObject and HeadObject",
+                 PutObject, GetObject, HeadObject and GetObjectAttributes",
             ));
         }
     }

@@ -28,6 +28,13 @@ def error_of(call):
     return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]
 
 
+
+def raw_sse(key):
+    """SSE-C parameters as headers carry them, for the calls botocore does not encode
+    (GetObjectAttributes)."""
+    return dict(SSECustomerAlgorithm="AES256", SSECustomerKey=base64.b64encode(key).decode(),
+                SSECustomerKeyMD5=base64.b64encode(hashlib.md5(key).digest()).decode())
+
 @pytest.mark.parametrize("size", [0, 1, PACKAGE - 1, PACKAGE, PACKAGE + 1, (1 << 20) + 17,
                                   (2 << 20) + 5])
 def test_round_trip(s3, bucket, size):
@@ -49,7 +56,8 @@ def test_round_trip(s3, bucket, size):
     assert head["SSECustomerKeyMD5"] == key_md5
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [("k", size, put["ETag"])]
-    attrs = s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"])
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"],
+                                     **raw_sse(KEY))
     assert attrs["ObjectSize"] == size
 
 
@@ -113,6 +121,16 @@ def test_key_checks(s3, bucket):
     assert error_of(lambda: s3.get_object(Bucket=bucket, Key="plain", **SSE)) == (
         400, "InvalidRequest")
     assert error_of(lambda: s3.head_object(Bucket=bucket, Key="plain", **SSE))[0] == 400
+    # GetObjectAttributes asks for the key as HEAD does (AWS).
+    attrs = dict(ObjectAttributes=["ObjectSize"])
+    assert error_of(lambda: s3.get_object_attributes(Bucket=bucket, Key="enc", **attrs)) == (
+        400, "InvalidRequest")
+    assert error_of(lambda: s3.get_object_attributes(Bucket=bucket, Key="enc", **attrs,
+                                                     **raw_sse(OTHER_KEY))) == (403, "AccessDenied")
+    got = s3.get_object_attributes(Bucket=bucket, Key="enc", **attrs, **raw_sse(KEY))
+    assert got["ObjectSize"] == 6
+    assert error_of(lambda: s3.get_object_attributes(Bucket=bucket, Key="plain", **attrs,
+                                                     **raw_sse(KEY))) == (400, "InvalidRequest")
     # Bad headers: InvalidArgument, nothing stored.
     b64 = base64.b64encode
     bad = [
