@@ -252,7 +252,7 @@ def test_anonymous_requests_still_pass_the_other_checks(s3, server, bucket):
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
         conn.request("PUT", f"/{bucket}/drop/a", body=b"x",
-                     headers={"x-amz-server-side-encryption": "AES256"})
+                     headers={"x-amz-website-redirect-location": "/elsewhere"})
         r = conn.getresponse()
         assert r.status == 501 and b"NotImplemented" in r.read()
     finally:
