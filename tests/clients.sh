@@ -126,7 +126,8 @@ aws s3api put-object-retention --bucket aws-lock-bkt --key gov.txt --retention '
   --bypass-governance-retention
 aws s3api delete-object --bucket aws-lock-bkt --key gov.txt --version-id "$gov" >/dev/null
 [ "$(aws s3api list-object-versions --bucket aws-lock-bkt --query 'length(Versions)')" = 1 ]
-# Encryption (README "Encryption"): SSE-S3 asked by a PUT, then as the bucket's default.
+# Encryption (README "Encryption"): SSE-S3 asked by a PUT, then as the bucket's default (on
+# PUT and multipart uploads), then SSE-C.
 aws s3api create-bucket --bucket aws-enc-bkt >/dev/null
 aws s3 cp --only-show-errors --sse AES256 "$work/tree/a.txt" s3://aws-enc-bkt/sse.txt
 aws s3api head-object --bucket aws-enc-bkt --key sse.txt | grep -q '"ServerSideEncryption": "AES256"'
@@ -140,6 +141,26 @@ aws s3api head-object --bucket aws-enc-bkt --key default.txt |
   grep -q '"ServerSideEncryption": "AES256"'
 aws s3 cp --only-show-errors s3://aws-enc-bkt/default.txt "$work/enc.out"
 cmp "$work/tree/sub/b.txt" "$work/enc.out"
+# 20 MB: the CLI uploads in parts (and copies with UploadPartCopy), every part sealed.
+aws s3 cp --only-show-errors "$work/big.bin" s3://aws-enc-bkt/big.bin
+aws s3api head-object --bucket aws-enc-bkt --key big.bin | grep -q '"ServerSideEncryption": "AES256"'
+aws s3 cp --only-show-errors s3://aws-enc-bkt/big.bin "$work/enc.out"
+cmp "$work/big.bin" "$work/enc.out"
+# SSE-C: the customer's key on the upload, the download and both sides of a copy.
+head -c 32 /dev/urandom >"$work/c.key"
+head -c 32 /dev/urandom >"$work/c2.key"
+aws s3 cp --only-show-errors --sse-c AES256 --sse-c-key "fileb://$work/c.key" \
+  "$work/big.bin" s3://aws-enc-bkt/big-c.bin
+fails aws s3 cp --only-show-errors s3://aws-enc-bkt/big-c.bin "$work/enc.out" 2>/dev/null
+aws s3 cp --only-show-errors --sse-c AES256 --sse-c-key "fileb://$work/c.key" \
+  s3://aws-enc-bkt/big-c.bin "$work/enc.out"
+cmp "$work/big.bin" "$work/enc.out"
+aws s3 cp --only-show-errors --sse-c-copy-source AES256 \
+  --sse-c-copy-source-key "fileb://$work/c.key" --sse-c AES256 --sse-c-key "fileb://$work/c2.key" \
+  s3://aws-enc-bkt/big-c.bin s3://aws-enc-bkt/big-c2.bin
+aws s3 cp --only-show-errors --sse-c AES256 --sse-c-key "fileb://$work/c2.key" \
+  s3://aws-enc-bkt/big-c2.bin "$work/enc.out"
+cmp "$work/big.bin" "$work/enc.out"
 aws s3api delete-bucket-encryption --bucket aws-enc-bkt
 fails aws s3api get-bucket-encryption --bucket aws-enc-bkt 2>/dev/null
 aws s3 rb --force s3://aws-enc-bkt >/dev/null

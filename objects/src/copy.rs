@@ -8,15 +8,28 @@
 use crate::checksum::{Algo, Kind, ObjectChecksum};
 use crate::error::Result;
 use crate::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX};
-use crate::records::{ObjectHead, ObjectLock, PartRef, StorageClass, Tiering, Versioning};
+use crate::records::{
+    Encryption, ObjectHead, ObjectLock, PartRef, StorageClass, Tiering, Versioning,
+};
+use crate::seal::DataKey;
 use crate::store::{now_ms, Store};
 
-/// A copy's source: its bucket's scope, its key and the version copied.
+/// A copy's source: its bucket's scope, its key and the version copied, with its data key
+/// when it is encrypted (the S3 layer unwrapped it).
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     pub scope: &'a str,
     pub key: &'a str,
     pub head: &'a ObjectHead,
+    pub data_key: Option<&'a DataKey>,
+}
+
+/// How a copy is sealed: its encryption's kind and its data key, wrapped (`plain_bytes` and
+/// the nonce bases are the copy's to fill), and that data key.
+#[derive(Debug, Clone)]
+pub struct Sealing {
+    pub encryption: Encryption,
+    pub data_key: DataKey,
 }
 
 /// What the copy is written with: its content type, user metadata and standard headers, its
@@ -34,6 +47,8 @@ pub struct Written {
     pub owner: Option<String>,
     pub acl: Option<bytes::Bytes>,
     pub algo: Option<Algo>,
+    /// The copy's encryption (the destination's own, as S3), none: stored plain.
+    pub sealing: Option<Sealing>,
 }
 
 impl Written {
@@ -65,15 +80,22 @@ impl Store {
         let version_id = self.version_id(self.backend.hlc(), key.as_bytes());
         let (policy, tier) = self.place(written.class, Some(src.size))?;
         let cores = self.cores_in(scope, key, policy, tier);
+        let sealing = written.sealing;
         let (size, md5, sums) = self
             .copy_body(
                 (source.scope, source.key, src),
-                (0, src.size),
+                (0, src.shown_size()),
                 (&cores, policy),
                 &version_id,
                 (OBJECT_BYTES_MAX, &[algo]),
+                (source.data_key, sealing.as_ref().map(|s| &s.data_key)),
             )
             .await?;
+        let encryption = sealing.map(|s| Encryption {
+            plain_bytes: src.shown_size(),
+            part_nonces: Vec::new(),
+            ..s.encryption
+        });
         let mut head = ObjectHead {
             size,
             modified_ms: now_ms(),
@@ -100,7 +122,7 @@ impl Store {
             tags: written.tags,
             part_checksums: Vec::new(),
             lock: written.lock,
-            encryption: None,
+            encryption,
             owner: written.owner,
             acl: written.acl,
         };

@@ -31,6 +31,7 @@ pub mod orphans;
 pub mod records;
 pub mod scrub;
 pub mod seal;
+pub mod sealed;
 pub mod store;
 pub mod tagging;
 #[cfg(any(test, feature = "test-support"))]

@@ -27,6 +27,8 @@ use crate::records::{
     completion_key, parts_digest, upload_key, CompletionRecord, ObjectHead, PartRecord, PartRef,
     Tiering, UploadRecord, Versioning,
 };
+use crate::seal::{self, DataKey};
+use crate::sealed::Sealer;
 use crate::store::{now_ms, HeadCondition, Store};
 use crate::versions::head_version_id;
 
@@ -99,9 +101,20 @@ pub struct PartWrite {
     pub tier: Tier,
     pub data_cores: Vec<usize>,
     pub algos: Vec<Algo>,
+    /// An encrypted upload's part: the upload's data key with a fresh nonce base
+    /// (`seal_with`).
+    pub part_key: Option<DataKey>,
 }
 
 impl PartWrite {
+    /// Seals the part under its upload's data key (the S3 layer unwrapped it) and a nonce
+    /// base of its own, drawn now: a part uploaded again never reuses a nonce.
+    pub fn seal_with(&mut self, upload_key: &DataKey) {
+        let mut part_key = DataKey::random();
+        part_key.key = upload_key.key;
+        self.part_key = Some(part_key);
+    }
+
     /// The algorithm the part's checksum is kept in.
     fn kept(&self) -> Algo {
         part_algo(self.upload.checksum)
@@ -175,21 +188,37 @@ fn choose_parts(
     }
     if let Some((n, _)) = chosen[..chosen.len() - 1]
         .iter()
-        .find(|(_, p)| p.size < PART_BYTES_MIN)
+        .find(|(_, p)| p.plain_size() < PART_BYTES_MIN)
     {
         return Err(Error::Part(PartError::TooSmall(*n)));
     }
     Ok(chosen)
 }
 
-/// The head of a completed upload: its chosen parts in order, the md5-of-md5s `-N` ETag.
+/// The head of a completed upload: its chosen parts in order, the md5-of-md5s `-N` ETag; an
+/// encrypted upload's with each part's nonce base. Every part of an encrypted upload is
+/// sealed and no part of another is (`Store::commit_part`): anything else is damage.
 fn completed_head(
     upload: UploadRecord,
     chosen: &[(u32, PartRecord)],
     checksum: Option<ObjectChecksum>,
     (policy, tier): (Policy, Tier),
     versioning: Versioning,
-) -> ObjectHead {
+) -> Result<ObjectHead> {
+    let nonces: Vec<_> = chosen.iter().filter_map(|(_, p)| p.nonce).collect();
+    let encryption = match upload.encryption {
+        None if nonces.is_empty() => None,
+        Some(mut e) if nonces.len() == chosen.len() => {
+            e.plain_bytes = chosen.iter().map(|(_, p)| p.plain_size()).sum();
+            e.part_nonces = nonces;
+            Some(e)
+        }
+        _ => {
+            return Err(Error::Damaged(
+                "an upload's parts and its encryption disagree".into(),
+            ))
+        }
+    };
     let mut md5s = Md5::new();
     for (_, p) in chosen {
         md5s.update(p.md5);
@@ -214,7 +243,7 @@ fn completed_head(
         } else {
             Vec::new()
         };
-    ObjectHead {
+    Ok(ObjectHead {
         size: parts.iter().map(|p| p.size).sum(),
         modified_ms: now_ms(),
         etag: format!("{}-{}", hex::encode(md5s), chosen.len()),
@@ -237,10 +266,10 @@ fn completed_head(
         tags: upload.tags,
         part_checksums,
         lock: upload.lock,
-        encryption: None,
+        encryption,
         owner: upload.object_owner,
         acl: upload.acl,
-    }
+    })
 }
 
 /// The checksum of the completed object, checked against the value the client sent for it.
@@ -263,14 +292,14 @@ fn complete_checksum(
             .iter()
             .map(|(n, p)| {
                 let sum = p.checksum.as_ref().filter(|s| s.algo() == default.algo)?;
-                Some((*n, Some(sum), p.size))
+                Some((*n, Some(sum), p.plain_size()))
             })
             .collect();
         return Ok(parts.and_then(|parts| default.object_checksum(&parts).ok()));
     };
     let parts: Vec<_> = chosen
         .iter()
-        .map(|(n, p)| (*n, p.checksum.as_ref(), p.size))
+        .map(|(n, p)| (*n, p.checksum.as_ref(), p.plain_size()))
         .collect();
     let object = c.object_checksum(&parts)?;
     for (algo, value) in sent {
@@ -337,6 +366,7 @@ impl Store {
             tier,
             data_cores,
             algos,
+            part_key: None,
         })
     }
 
@@ -350,12 +380,18 @@ impl Store {
         (size, md5, sums): (u64, [u8; 16], Vec<Sum>),
     ) -> Result<PartRecord> {
         let kept = write.kept();
+        if write.upload.encryption.is_some() != write.part_key.is_some() {
+            return Err(Error::Internal(
+                "a part of an encrypted upload is sealed, and only such a part".into(),
+            ));
+        }
         let record = PartRecord {
             version_id: write.version_id,
             size,
             md5,
             modified_ms: now_ms(),
             checksum: sums.into_iter().find(|s| s.algo() == kept),
+            nonce: write.part_key.as_ref().map(|k| k.nonce_base),
         };
         self.put_part_record(
             scope,
@@ -368,14 +404,17 @@ impl Store {
         Ok(record)
     }
 
-    /// Stores the bytes [first, first + len) of an object (its bucket's scope, key and head)
-    /// as part `number` of an upload (UploadPartCopy). Returns the part's record.
+    /// Stores the bytes [first, first + len) of an object (its bucket's scope, key and head;
+    /// shown bytes: the plaintext of an encrypted one, opened with `src_key`) as part
+    /// `number` of an upload (UploadPartCopy), sealed if the upload is encrypted. Returns the
+    /// part's record.
     pub async fn copy_part(
         &self,
         (scope, key, upload_id): (&str, &str, &str),
         number: u32,
         write: &PartWrite,
         (src_scope, src_key, src): (&str, &str, &ObjectHead),
+        src_data_key: Option<&DataKey>,
         range: (u64, u64),
     ) -> Result<PartRecord> {
         let algos = [write.kept()];
@@ -386,15 +425,18 @@ impl Store {
                 (&write.data_cores, write.policy),
                 &write.version_id,
                 (PART_BYTES_MAX, &algos),
+                (src_data_key, write.part_key.as_ref()),
             )
             .await?;
         self.commit_part((scope, key, upload_id), number, write, stored)
             .await
     }
 
-    /// Stores the bytes [first, first + len) of an object (bucket, key, head) as new chunks
-    /// under `version_id` on `cores` by `policy`, at most `size_max` bytes, computing `algos`'
-    /// checksums. Returns their size, MD5 and checksums (a copy, or a part copied).
+    /// Stores the shown bytes [first, first + len) of an object (bucket, key, head; an
+    /// encrypted one opened with the first key) as new chunks under `version_id` on `cores`
+    /// by `policy`, at most `size_max` bytes, computing `algos`' checksums of them; sealed
+    /// under the second key when there is one. Returns the stored size and MD5 (the sealed
+    /// bytes' when sealed) and the checksums (a copy, or a part copied).
     pub async fn copy_body(
         &self,
         (bucket, key, head): (&str, &str, &ObjectHead),
@@ -402,20 +444,36 @@ impl Store {
         (cores, policy): (&[usize], Policy),
         version_id: &[u8; 12],
         (size_max, algos): (u64, &[Algo]),
+        (source_key, seal_key): (Option<&DataKey>, Option<&DataKey>),
     ) -> Result<(u64, [u8; 16], Vec<Sum>)> {
-        let body = self.object_stream(bucket, key, head.clone(), first, len);
-        let mut hashers = Hashers::new(algos);
+        let body = self.plain_stream(bucket, key, head.clone(), source_key, first, len);
+        let Some(seal_key) = seal_key else {
+            let mut hashers = Hashers::new(algos);
+            let (size, md5) = self
+                .store_body(
+                    cores,
+                    policy,
+                    version_id,
+                    Some(body),
+                    size_max,
+                    &mut hashers,
+                )
+                .await?;
+            return Ok((size, md5, hashers.finish()));
+        };
+        let mut sealer = Sealer::new(body, seal_key.clone(), algos);
+        let mut none = Hashers::new(&[]);
         let (size, md5) = self
             .store_body(
                 cores,
                 policy,
                 version_id,
-                Some(body),
-                size_max,
-                &mut hashers,
+                Some(&mut sealer),
+                seal::stored_size(size_max),
+                &mut none,
             )
             .await?;
-        Ok((size, md5, hashers.finish()))
+        Ok((size, md5, sealer.finish().1))
     }
 
     /// Completes an upload: a retry of a completed one answers its first success (when its
@@ -450,7 +508,7 @@ impl Store {
         }
         let object_checksum = complete_checksum(upload.checksum, &chosen, c.checksums)?;
         let place = self.place(upload.class, None)?;
-        let mut head = completed_head(upload, &chosen, object_checksum, place, c.versioning);
+        let mut head = completed_head(upload, &chosen, object_checksum, place, c.versioning)?;
         self.commit_head(scope, key, &mut head, c.condition.as_ref(), c.versioning)
             .await
             .map_err(|e| e.error)?;
@@ -577,6 +635,7 @@ mod tests {
             md5: [n; 16],
             modified_ms: 0,
             checksum: None,
+            nonce: None,
         }
     }
 

@@ -234,6 +234,7 @@ mod tests {
             md5: [0; 16],
             modified_ms: 1,
             checksum: None,
+            nonce: None,
         };
         assert_eq!(record_refs(b'P', &part.encode()).unwrap(), [[4; 12]]);
         assert_eq!(record_refs(b'O', &Bytes::from_static(b"junk")), None);

@@ -87,11 +87,12 @@ fn object_parts(head: &ObjectHead, marker: i32, max: i32) -> Option<GetObjectAtt
     let end = start
         .saturating_add(usize::try_from(max).unwrap_or(0))
         .min(total);
+    let sizes = head.shown_part_sizes();
     let parts = (start..end)
         .map(|i| {
             let mut p = ObjectPart {
                 part_number: Some(i as i32 + 1),
-                size: Some(head.parts[i].size as i64),
+                size: Some(sizes[i] as i64),
                 ..Default::default()
             };
             let sum = &head.part_checksums[i];

@@ -1,13 +1,12 @@
 //! Bucket default encryption (Put/Get/DeleteBucketEncryption, issue 17 item 2): one rule, its
 //! algorithm SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, against a named key of the master key
 //! file), kept as the bucket's `encryption` configuration record and applied by `sse` to
-//! every PutObject that asks for no encryption itself.
+//! every PutObject, CopyObject and CreateMultipartUpload that asks for no encryption itself.
 //!
 //! Refused, never ignored: `aws:kms:dsse` and more than one rule (NotImplemented, MalformedXML
 //! as AWS), `BucketKeyEnabled: true` (NotImplemented: an S3 Bucket Key saves KMS calls, and
 //! percore makes none, so the flag would promise a behaviour that does not exist; `false` is
-//! accepted and reported). Multipart uploads and copies into a bucket with a default answer
-//! NotImplemented (`refuse_unencrypted_write`): they would store plaintext.
+//! accepted and reported).
 //!
 //! Record (format 1): format u8 ‖ algorithm u8 (1 AES256, 2 aws:kms) ‖ key id (u16 length ‖
 //! bytes; empty: the active master key).
@@ -183,19 +182,6 @@ impl Gateway {
         let size = scope.len() + 64 + objects::master_keys::KEY_ID_BYTES_MAX;
         self.encryption_defaults.0.put(scope, read.clone(), size);
         Ok(read)
-    }
-
-    /// Multipart uploads and copies do not encrypt yet: into a bucket with default encryption
-    /// they would store plaintext, so they are refused.
-    pub(crate) async fn refuse_unencrypted_write(&self, scope: &str, op: &str) -> S3Result<()> {
-        if self.bucket_encryption(scope).await?.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "{op} into a bucket with default encryption is not supported yet (it would \
-                 store the object unencrypted): use PutObject"
-            ));
-        }
-        Ok(())
     }
 
     pub(crate) async fn bucket_encryption_put(

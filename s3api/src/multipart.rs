@@ -3,6 +3,12 @@
 //! checksum, retried Completes, listings) is the object service's (`objects::multipart`, its
 //! records `objects::uploads`); here requests become its calls and its answers DTOs, and a
 //! part body's headers and trailers are checked (Content-MD5, x-amz-checksum-*).
+//!
+//! Server-side encryption: Create draws the upload's data key and keeps it wrapped in the
+//! upload (under the customer's key, SSE-C; else a master key: the request's choice, or the
+//! bucket's default); UploadPart and UploadPartCopy seal each part under it with a nonce base
+//! of their own (`sse`). An SSE-C upload's UploadPart, UploadPartCopy and Complete must carry
+//! the customer's key, as GET does.
 
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, ChecksumType,
@@ -34,7 +40,33 @@ fn valid_part_number(n: i32) -> S3Result<u32> {
     part_number(n).map_err(s3_err)
 }
 
+/// The SSE-C key a request's x-amz-server-side-encryption-customer-* headers carry.
+macro_rules! customer_key {
+    ($input:expr) => {
+        crate::sse::customer_key(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+
 impl Gateway {
+    /// Seals a part of an encrypted upload under the upload's data key (an SSE-C upload's
+    /// opened with the request's key: none is 400, a wrong one 403); a key sent for a part of
+    /// another upload is 400.
+    fn seal_part(
+        &self,
+        write: &mut objects::multipart::PartWrite,
+        customer: Option<&crate::sse::CustomerKey>,
+    ) -> S3Result<()> {
+        let upload_key = crate::sse::data_key(self, write.upload.encryption.as_ref(), customer)?;
+        if let Some(k) = upload_key {
+            write.seal_with(&k);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn mp_create(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -58,8 +90,12 @@ impl Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&owned, &lock).await?;
-        self.refuse_unencrypted_write(&owned.scope, "CreateMultipartUpload")
-            .await?;
+        let asked = crate::sse::Asked {
+            algorithm: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: customer_key!(input)?,
+        };
+        let write_key = self.write_key(&owned.scope, asked).await?;
         // The completed object's owner and ACL, resolved now (as S3: the initiator writes).
         let asked = crate::object_acl::asked_of_write!(input);
         let acl = self.acl_for_write(&owned, writer.as_deref(), asked).await?;
@@ -87,6 +123,9 @@ impl Gateway {
             lock,
             object_owner: acl.owner,
             acl: acl.acl,
+            encryption: write_key
+                .as_ref()
+                .map(|k| crate::sse::fresh_sealing(k).encryption),
         };
         let upload_id = self
             .store
@@ -94,12 +133,19 @@ impl Gateway {
             .await
             .map_err(s3_err)?;
         let (checksum_algorithm, checksum_type) = s3_names(checksum);
+        let (server_side_encryption, ssekms_key_id) =
+            crate::sse::kind_headers(record.encryption.as_ref());
+        let customer = write_key.as_ref().and_then(crate::sse::WriteKey::customer);
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm,
             checksum_type,
+            server_side_encryption,
+            ssekms_key_id,
+            sse_customer_algorithm: customer.map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer.map(|c| c.md5_base64.clone()),
             ..Default::default()
         }))
     }
@@ -113,13 +159,15 @@ impl Gateway {
         let (headers, trailers) = (req.headers, req.trailing_headers);
         let input = req.input;
         check_key(&input.key)?;
+        let customer = customer_key!(input)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let write = self
+        let mut write = self
             .store
             .part_write(&bucket, &input.key, &input.upload_id, &algos)
             .await
             .map_err(s3_err)?;
+        self.seal_part(&mut write, customer.as_ref())?;
         let checks = BodyChecks {
             algos: &write.algos,
             headers: &headers,
@@ -127,16 +175,26 @@ impl Gateway {
             content_length: input.content_length,
             content_md5: input.content_md5.as_deref(),
         };
-        let (size, md5, sums) = self
-            .store_checked_body(
-                &write.data_cores,
-                write.policy,
-                &write.version_id,
-                input.body,
-                PART_BYTES_MAX,
-                checks,
-            )
-            .await?;
+        let (size, md5, sums) = match &write.part_key {
+            None => {
+                self.store_checked_body(
+                    &write.data_cores,
+                    write.policy,
+                    &write.version_id,
+                    input.body,
+                    PART_BYTES_MAX,
+                    checks,
+                )
+                .await?
+            }
+            Some(part_key) => {
+                let at = (&write.data_cores[..], write.policy, &write.version_id);
+                let sealed = self
+                    .store_sealed_body(at, input.body, part_key.clone(), checks)
+                    .await?;
+                (sealed.stored_bytes, sealed.stored_md5, sealed.sums)
+            }
+        };
         let record = self
             .store
             .commit_part(
@@ -147,8 +205,14 @@ impl Gateway {
             )
             .await
             .map_err(s3_err)?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::sse::kind_headers(write.upload.encryption.as_ref());
         let mut out = UploadPartOutput {
             e_tag: Some(etag(&hex::encode(md5))),
+            server_side_encryption,
+            ssekms_key_id,
+            sse_customer_algorithm: customer.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer.map(|c| c.md5_base64),
             ..Default::default()
         };
         if let Some(s) = &record.checksum {
@@ -165,13 +229,15 @@ impl Gateway {
         let judged_source = crate::object_acl::judged_source(&req.extensions);
         let input = req.input;
         check_key(&input.key)?;
+        let customer = customer_key!(input)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let number = valid_part_number(input.part_number)?;
-        let write = self
+        let mut write = self
             .store
             .part_write(&bucket, &input.key, &input.upload_id, &[])
             .await
             .map_err(s3_err)?;
+        self.seal_part(&mut write, customer.as_ref())?;
         let conditions = copy_conditions!(input);
         let source = self
             .copy_source(&user, &input.copy_source, conditions)
@@ -179,7 +245,7 @@ impl Gateway {
         crate::object_acl::check_judged(judged_source, &source.head)?;
         let src = &source.head;
         let (first, len) = match &input.copy_source_range {
-            None => (0, src.size),
+            None => (0, src.shown_size()),
             Some(r) => {
                 let range = s3s::dto::Range::parse(r)
                     .map_err(|_| s3_error!(InvalidArgument, "x-amz-copy-source-range"))?;
@@ -189,7 +255,7 @@ impl Gateway {
                         "x-amz-copy-source-range must be bytes=first-last"
                     ));
                 }
-                resolve_range(Some(&range), src.size)?
+                resolve_range(Some(&range), src.shown_size())?
             }
         };
         let record = self
@@ -199,6 +265,7 @@ impl Gateway {
                 number,
                 &write,
                 (&source.bucket, &source.key, src),
+                source.data_key.as_ref(),
                 (first, len),
             )
             .await
@@ -211,9 +278,15 @@ impl Gateway {
         if let Some(s) = &record.checksum {
             set_checksum!(result, s.algo(), s.base64());
         }
+        let (server_side_encryption, ssekms_key_id) =
+            crate::sse::kind_headers(write.upload.encryption.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
             copy_source_version_id: source.version_id,
+            server_side_encryption,
+            ssekms_key_id,
+            sse_customer_algorithm: customer.as_ref().map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer.map(|c| c.md5_base64),
             ..Default::default()
         }))
     }
@@ -246,7 +319,7 @@ impl Gateway {
                 let mut part = Part {
                     part_number: Some(n as i32),
                     e_tag: Some(etag(&hex::encode(p.md5))),
-                    size: Some(p.size as i64),
+                    size: Some(p.plain_size() as i64),
                     last_modified: Some(timestamp(p.modified_ms)),
                     ..Default::default()
                 };
@@ -284,9 +357,23 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
+        let customer = customer_key!(input)?;
         let live = self.owned_bucket(&input.bucket, &user).await?;
         let (bucket, versioning) = (live.scope, live.versioning);
         let condition = head_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+        // An SSE-C upload completes with its key (a retried Complete of a completed upload
+        // finds none: the object service answers it).
+        match self
+            .store
+            .upload(&bucket, &input.key, &input.upload_id)
+            .await
+        {
+            Ok(upload) => {
+                crate::sse::data_key(self, upload.encryption.as_ref(), customer.as_ref())?;
+            }
+            Err(objects::Error::NoSuchUpload) => {}
+            Err(e) => return Err(s3_err(e)),
+        }
         let wanted: Vec<WantedPart> = input
             .multipart_upload
             .as_ref()
@@ -345,12 +432,15 @@ impl Gateway {
             .finish_completion(ids, &committed)
             .await
             .map_err(s3_err)?;
+        let (server_side_encryption, ssekms_key_id) = crate::sse::response_headers(head);
         let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&head.etag)),
             location,
             version_id: committed.version_id.clone(),
+            server_side_encryption,
+            ssekms_key_id,
             ..Default::default()
         };
         if let Some(c) = &head.checksum {

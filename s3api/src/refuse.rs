@@ -1,6 +1,6 @@
 //! Refuse what percore does not do. A request that asks for a protection percore does not
-//! provide — server-side encryption where it is not built (SSE headers on copies and multipart
-//! uploads, KMS encryption contexts, S3 Bucket Keys), ACL headers where no ACL is set (buckets:
+//! provide — server-side encryption where it is not built (SSE headers on operations that do
+//! not write or read a body, KMS encryption contexts, S3 Bucket Keys), ACL headers where no ACL is set (buckets:
 //! `acl`, objects: `object_acl`) or in a query string, an Object Lock header where nothing
 //! honours it — answers `NotImplemented` before anything
 //! is stored (Object Lock itself is `object_lock`'s). Accepting and ignoring such
@@ -37,18 +37,6 @@ const REFUSED_HEADERS: &[(&str, &str)] = &[
     (
         "x-amz-server-side-encryption-bucket-key-enabled",
         "server-side encryption with S3 bucket keys",
-    ),
-    (
-        "x-amz-copy-source-server-side-encryption-customer-algorithm",
-        "server-side encryption with customer keys (SSE-C)",
-    ),
-    (
-        "x-amz-copy-source-server-side-encryption-customer-key",
-        "server-side encryption with customer keys (SSE-C)",
-    ),
-    (
-        "x-amz-copy-source-server-side-encryption-customer-key-md5",
-        "server-side encryption with customer keys (SSE-C)",
     ),
     (
         "x-amz-expected-bucket-owner",
@@ -90,29 +78,44 @@ const LOCK_HEADERS: [&str; 3] = [
 ];
 const LOCK_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUpload"];
 
-/// The SSE-C headers (`sse`): honoured as headers on the operations that write or read a
-/// single-part object's body, refused anywhere else (copies, multipart: not built yet) and in
-/// a query string. A POST form's SSE-C fields are refused by `post_upload` (fields no form
-/// upload supports).
+/// The SSE-C headers (`sse`): honoured as headers on the operations that write or read an
+/// object's body (and Complete, which checks an SSE-C upload's key), refused anywhere else
+/// and in a query string. A POST form's SSE-C fields are refused by `post_upload` (fields no
+/// form upload supports).
 const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-customer-key",
     "x-amz-server-side-encryption-customer-key-md5",
 ];
-const SSE_C_OPS: [&str; 4] = [
+const SSE_C_OPS: [&str; 9] = [
     "PutObject",
     "GetObject",
     "HeadObject",
     "GetObjectAttributes",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
 ];
 
-/// The SSE-S3 and SSE-KMS headers (`sse`): honoured as headers of PutObject (and as a POST
-/// form's fields), refused anywhere else (copies, multipart: not built yet; AWS refuses them
-/// on GET and HEAD) and in a query string.
+/// A copy's source's SSE-C key: honoured as headers of the copies, refused anywhere else and
+/// in a query string.
+const COPY_SOURCE_SSE_C_HEADERS: [&str; 3] = [
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
+];
+const COPIES: [&str; 2] = ["CopyObject", "UploadPartCopy"];
+
+/// The SSE-S3 and SSE-KMS headers (`sse`): honoured as headers of the operations that create
+/// an object (and as a POST form's fields), refused anywhere else (AWS refuses them on GET
+/// and HEAD; an upload's parts are sealed as the upload was created) and in a query string.
 const SSE_HEADERS: [&str; 2] = [
     "x-amz-server-side-encryption",
     "x-amz-server-side-encryption-aws-kms-key-id",
 ];
+const SSE_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUpload"];
 
 /// The canned ACLs S3 defines.
 const CANNED_ACLS: &[&str] = &[
@@ -187,10 +190,11 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
 /// SSE headers outside the operations that honour them, or in a query string.
 fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     for name in SSE_HEADERS {
-        if query_has(query, name) || (headers.contains_key(name) && op != "PutObject") {
+        if query_has(query, name) || (headers.contains_key(name) && !SSE_WRITES.contains(&op)) {
             return Some(not_implemented(
                 name,
-                "server-side encryption with S3 or KMS keys here: only as headers of PutObject",
+                "server-side encryption with S3 or KMS keys here: only as headers of PutObject, \
+                 CopyObject and CreateMultipartUpload",
             ));
         }
     }
@@ -199,7 +203,16 @@ fn sse_c_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S
             return Some(not_implemented(
                 name,
                 "server-side encryption with customer keys (SSE-C) here: only as headers of \
-                 PutObject, GetObject, HeadObject and GetObjectAttributes",
+                 the operations that write or read an object's body",
+            ));
+        }
+    }
+    for name in COPY_SOURCE_SSE_C_HEADERS {
+        if query_has(query, name) || (headers.contains_key(name) && !COPIES.contains(&op)) {
+            return Some(not_implemented(
+                name,
+                "a copy source's customer key here: only as headers of CopyObject and \
+                 UploadPartCopy",
             ));
         }
     }
@@ -342,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn sse_c_headers_are_honoured_on_single_object_reads_and_writes_only() {
+    fn sse_c_headers_are_honoured_on_body_reads_and_writes_only() {
         let sse = [
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-server-side-encryption-customer-key", "a2V5"),
@@ -353,10 +366,10 @@ mod tests {
                 assert_eq!(code(op, &[header]), None, "{op} {header:?}");
             }
             for op in [
-                "CopyObject",
-                "CreateMultipartUpload",
-                "UploadPart",
-                "UploadPartCopy",
+                "PutObjectTagging",
+                "ListParts",
+                "DeleteObject",
+                "PutObjectAcl",
             ] {
                 assert_eq!(
                     code(op, &[header]),
@@ -374,16 +387,36 @@ mod tests {
     }
 
     #[test]
-    fn sse_s3_and_kms_headers_are_honoured_on_put_object_only() {
+    fn copy_source_keys_are_honoured_on_copies_only() {
+        for name in COPY_SOURCE_SSE_C_HEADERS {
+            for op in COPIES {
+                assert_eq!(code(op, &[(name, "x")]), None, "{op} {name}");
+            }
+            for op in ["PutObject", "GetObject", "UploadPart"] {
+                assert_eq!(
+                    code(op, &[(name, "x")]),
+                    Some(S3ErrorCode::NotImplemented),
+                    "{op} {name}"
+                );
+            }
+            let refused = refusal("CopyObject", &HeaderMap::new(), Some(&format!("{name}=x")));
+            assert!(refused.is_some(), "{name} in a query string");
+        }
+    }
+
+    #[test]
+    fn sse_s3_and_kms_headers_are_honoured_on_object_creation_only() {
         for header in [
             ("x-amz-server-side-encryption", "AES256"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
         ] {
-            assert_eq!(code("PutObject", &[header]), None, "{header:?}");
+            for op in SSE_WRITES {
+                assert_eq!(code(op, &[header]), None, "{op} {header:?}");
+            }
             for op in [
-                "CopyObject",
-                "CreateMultipartUpload",
                 "UploadPart",
+                "UploadPartCopy",
+                "CompleteMultipartUpload",
                 "GetObject",
                 "HeadObject",
             ] {

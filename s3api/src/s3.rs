@@ -506,6 +506,11 @@ impl Gateway {
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources"));
         };
+        let customer = crate::sse::customer_key(
+            conditions.sse_algorithm,
+            conditions.sse_key,
+            conditions.sse_key_md5,
+        )?;
         let (head, version_id, named_version, Owned { scope, .. }) = self
             .object_version(user, bucket, key, version_id.as_deref(), |_| {
                 s3_error!(
@@ -529,12 +534,7 @@ impl Gateway {
                 e
             });
         }
-        if head.encryption.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "copying an object stored with server-side encryption is not supported yet"
-            ));
-        }
+        let data_key = crate::sse::read_key(self, &head, customer.as_ref())?;
         // An archived source is copied from its restored copy (InvalidObjectState without).
         let head = readable(head)?;
         Ok(CopiedSource {
@@ -543,6 +543,7 @@ impl Gateway {
             head,
             version_id,
             named_version,
+            data_key,
         })
     }
 
@@ -1151,11 +1152,7 @@ impl S3 for Gateway {
             Some(n) => Some(
                 usize::try_from(n)
                     .ok()
-                    .and_then(|n| match data_key {
-                        // Sealed bodies are single parts.
-                        Some(_) => (n == 1).then_some((0, shown_size)),
-                        None => head.part_range(n),
-                    })
+                    .and_then(|n| head.shown_part_range(n))
                     .ok_or_else(invalid_part_number)?,
             ),
         };
@@ -1164,30 +1161,15 @@ impl S3 for Gateway {
             None if shown_size == 0 && input.range.is_none() => (0, 0),
             None => resolve_range(input.range.as_ref(), shown_size)?,
         };
-        let mut stream: crate::sse::Body = match &data_key {
-            None => {
-                Box::pin(
-                    self.store
-                        .object_stream(&bucket, &input.key, head.clone(), first, len),
-                )
-            }
-            // Only the packages holding the range are read and opened.
-            Some(key) if len > 0 => {
-                let range = objects::seal::stored_range(shown_size, first, first + len - 1);
-                let (offset, stored_len) = (range.stored_offset, range.stored_len);
-                let stored =
-                    self.store
-                        .object_stream(&bucket, &input.key, head.clone(), offset, stored_len);
-                Box::pin(crate::sse::opener(
-                    stored,
-                    key.clone(),
-                    shown_size,
-                    range,
-                    len,
-                ))
-            }
-            Some(_) => Box::pin(futures::stream::empty()),
-        };
+        // An encrypted body: only the packages holding the range are read and opened.
+        let mut stream = self.store.plain_stream(
+            &bucket,
+            &input.key,
+            head.clone(),
+            data_key.as_ref(),
+            first,
+            len,
+        );
         // The first stripe's span is read whole before the response starts (every data shard
         // of an EC stripe, or the decode around a missing one): a GET that cannot be served
         // fails with its status (503, 500) instead of a 200 and a cut body. Later stripes
@@ -1299,7 +1281,7 @@ impl S3 for Gateway {
             )
             .await?;
         crate::object_acl::check_judged(judged, &head)?;
-        let data_key = crate::sse::read_key(self, &head, customer_key.as_ref())?;
+        crate::sse::read_key(self, &head, customer_key.as_ref())?;
         check_conditions(
             &head,
             input.if_match.as_ref(),
@@ -1310,10 +1292,9 @@ impl S3 for Gateway {
         let length = match input.part_number {
             None => head.shown_size(),
             Some(n) => {
-                let part = usize::try_from(n).ok().and_then(|n| match data_key {
-                    Some(_) => (n == 1).then_some((0, head.shown_size())),
-                    None => head.part_range(n),
-                });
+                let part = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| head.shown_part_range(n));
                 part.ok_or_else(invalid_part_number)?.1
             }
         };
@@ -1817,8 +1798,19 @@ impl S3 for Gateway {
             hold: input.object_lock_legal_hold_status.as_ref(),
         };
         let lock = self.write_lock(&live, &lock).await?;
-        self.refuse_unencrypted_write(&live.scope, "CopyObject")
-            .await?;
+        // The destination's own encryption (the request's, else its bucket's default): S3
+        // never copies the source's.
+        let asked = crate::sse::Asked {
+            algorithm: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: crate::sse::customer_key(
+                input.sse_customer_algorithm.as_deref(),
+                input.sse_customer_key.as_deref(),
+                input.sse_customer_key_md5.as_deref(),
+            )?,
+        };
+        let asks_encryption = asked.algorithm.is_some() || asked.customer.is_some();
+        let write_key = self.write_key(&live.scope, asked).await?;
         // The destination's own ACL: S3 never copies the source's.
         let asked = crate::object_acl::asked_of_write!(input);
         let acl = self.acl_for_write(&live, writer.as_deref(), asked).await?;
@@ -1841,11 +1833,13 @@ impl S3 for Gateway {
         let class = requested_class(input.storage_class.as_ref())?;
         // Copying a named version onto its own key is how S3 restores an old version; a copy
         // onto itself with another storage class is how it changes class.
+        // So is a copy onto itself that changes its encryption (a new SSE-C key, say).
         if *src_bucket == bucket
             && *src_key == input.key
             && !replace
             && !source.named_version
             && input.storage_class.is_none()
+            && !asks_encryption
         {
             return Err(s3_error!(
                 InvalidRequest,
@@ -1859,6 +1853,7 @@ impl S3 for Gateway {
             owner: acl.owner,
             acl: acl.acl,
             algo: None,
+            sealing: write_key.as_ref().map(crate::sse::fresh_sealing),
             ..Default::default()
         };
         let mut written = if replace {
@@ -1914,6 +1909,7 @@ impl S3 for Gateway {
             scope: src_bucket,
             key: src_key,
             head: src,
+            data_key: source.data_key.as_ref(),
         };
         let head = self
             .store
@@ -1931,10 +1927,16 @@ impl S3 for Gateway {
             checksum::set_checksum!(result, c.sum.algo(), c.sum.base64());
             result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
         }
+        let customer_key = write_key.as_ref().and_then(crate::sse::WriteKey::customer);
+        let (server_side_encryption, ssekms_key_id) = crate::sse::response_headers(&head);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
             copy_source_version_id: source.version_id.clone(),
             version_id: versioning.keeps_versions().then(|| head_version_id(&head)),
+            server_side_encryption,
+            ssekms_key_id,
+            sse_customer_algorithm: customer_key.map(|_| crate::sse::ALGORITHM.into()),
+            sse_customer_key_md5: customer_key.map(|c| c.md5_base64.clone()),
             ..Default::default()
         }))
     }
@@ -2070,19 +2072,24 @@ macro_rules! copy_conditions {
             if_none_match: $input.copy_source_if_none_match.as_ref(),
             if_modified_since: $input.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+            sse_algorithm: $input.copy_source_sse_customer_algorithm.as_deref(),
+            sse_key: $input.copy_source_sse_customer_key.as_deref(),
+            sse_key_md5: $input.copy_source_sse_customer_key_md5.as_deref(),
         }
     };
 }
 pub(crate) use copy_conditions;
 
-/// x-amz-copy-source-if-* headers.
-// The field names are S3's header names (x-amz-copy-source-if-*).
-#[allow(clippy::struct_field_names)]
+/// x-amz-copy-source-if-* headers, and the source's SSE-C key
+/// (x-amz-copy-source-server-side-encryption-customer-*).
 pub(crate) struct CopyConditions<'a> {
     pub if_match: Option<&'a ETagCondition>,
     pub if_none_match: Option<&'a ETagCondition>,
     pub if_modified_since: Option<&'a Timestamp>,
     pub if_unmodified_since: Option<&'a Timestamp>,
+    pub sse_algorithm: Option<&'a str>,
+    pub sse_key: Option<&'a str>,
+    pub sse_key_md5: Option<&'a str>,
 }
 
 /// The object a copy reads.
@@ -2094,6 +2101,8 @@ pub(crate) struct CopiedSource {
     pub version_id: Option<String>,
     /// The request named the version (`?versionId=`).
     pub named_version: bool,
+    /// An encrypted source's data key (an SSE-C source's opened with the request's key).
+    pub data_key: Option<objects::seal::DataKey>,
 }
 
 /// A listing page as S3 shows it: objects (keys not yet encoded) and common prefixes; with

@@ -7,15 +7,17 @@
 //! whose id the head records so that rotation leaves old objects readable. A PUT that asks
 //! for nothing gets its bucket's default encryption (`bucket_encryption`).
 //!
-//! What this module does not do: copies, multipart uploads and POST forms with SSE headers
-//! (refused in `refuse`, `post_upload` and `copy_source`; into a bucket with default
-//! encryption by `bucket_encryption`), KMS encryption contexts (refused), an external KMS.
-
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! Copies and multipart uploads: a copy's source is opened with its own key (SSE-C: the
+//! x-amz-copy-source-server-side-encryption-customer-* headers) and the copy sealed under the
+//! key the request asks for, else its bucket's default (`copy_sealing`); a multipart upload
+//! gets one data key when it is created, and each part is sealed under it with a nonce base of
+//! its own (`objects::multipart`).
+//!
+//! What this module does not do: POST forms with SSE-C fields (refused in `post_upload`),
+//! KMS encryption contexts (refused), an external KMS.
 
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3s::{s3_error, S3Result};
 
@@ -26,7 +28,8 @@ use crate::s3::{s3_err, Gateway};
 use cluster::ec::Policy;
 use objects::keywrap::{UnwrapError, WrappedKey, KEK_BYTES};
 use objects::master_keys::MasterKeys;
-use objects::seal::{self, DataKey, PACKAGE_PLAIN_BYTES, PACKAGE_STORED_BYTES};
+use objects::seal::{self, DataKey};
+use objects::sealed::Sealer;
 use s3s::dto::ServerSideEncryption;
 
 /// The one algorithm SSE-C names.
@@ -275,13 +278,29 @@ pub fn encryption(write_key: &WriteKey, data_key: &DataKey, plain_bytes: u64) ->
         kind,
         plain_bytes,
         wrapped: WrappedKey::wrap(kek, data_key),
+        part_nonces: Vec::new(),
+    }
+}
+
+/// What a new upload or copy is sealed under: `write_key`'s encryption of a fresh data key
+/// (`plain_bytes` 0: the writer fills it in), and that key.
+pub fn fresh_sealing(write_key: &WriteKey) -> objects::copy::Sealing {
+    let data_key = DataKey::random();
+    objects::copy::Sealing {
+        encryption: encryption(write_key, &data_key, 0),
+        data_key,
     }
 }
 
 /// The response headers of an object's server-side encryption by S3 or KMS keys:
 /// (x-amz-server-side-encryption, x-amz-server-side-encryption-aws-kms-key-id).
 pub fn response_headers(head: &ObjectHead) -> (Option<ServerSideEncryption>, Option<String>) {
-    match head.encryption.as_ref().map(|e| &e.kind) {
+    kind_headers(head.encryption.as_ref())
+}
+
+/// `response_headers` of an encryption (an object's, an upload's).
+pub fn kind_headers(e: Option<&Encryption>) -> (Option<ServerSideEncryption>, Option<String>) {
+    match e.map(|e| &e.kind) {
         Some(EncryptionKind::Master { .. }) => (
             Some(ServerSideEncryption::from_static(
                 ServerSideEncryption::AES256,
@@ -308,13 +327,23 @@ pub fn read_key(
     head: &ObjectHead,
     customer: Option<&CustomerKey>,
 ) -> S3Result<Option<DataKey>> {
+    data_key(gateway, head.encryption.as_ref(), customer)
+}
+
+/// `read_key` of an encryption: an object's, or an upload's (its parts are sealed under it,
+/// and UploadPart and Complete of an SSE-C upload need its key).
+pub fn data_key(
+    gateway: &Gateway,
+    encryption: Option<&Encryption>,
+    customer: Option<&CustomerKey>,
+) -> S3Result<Option<DataKey>> {
     let not_applicable = || {
         s3_error!(
             InvalidRequest,
             "The encryption parameters are not applicable to this object."
         )
     };
-    match (head.encryption.as_ref(), customer) {
+    match (encryption, customer) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(not_applicable()),
         (Some(e), customer) => match &e.kind {
@@ -383,82 +412,6 @@ fn master_read_key(gateway: &Gateway, e: &Encryption, key_id: &str) -> S3Result<
     })
 }
 
-/// A body stream sealed package by package: yields the stored (sealed) bytes, and keeps the
-/// plaintext's size, MD5 and checksums for the request's checks. A package is sealed only
-/// once a byte after it has arrived (or the body has ended): the last one is sealed as last.
-pub struct Sealer<S> {
-    inner: S,
-    key: DataKey,
-    plain: BytesMut,
-    index: u64,
-    inner_done: bool,
-    finished: bool,
-    pub plain_bytes: u64,
-    md5: Md5,
-    hashers: Hashers,
-}
-
-impl<S> Sealer<S> {
-    pub fn new(inner: S, key: DataKey, algos: &[checksum::Algo]) -> Sealer<S> {
-        Sealer {
-            inner,
-            key,
-            plain: BytesMut::new(),
-            index: 0,
-            inner_done: false,
-            finished: false,
-            plain_bytes: 0,
-            md5: Md5::new(),
-            hashers: Hashers::new(algos),
-        }
-    }
-
-    fn seal_next(&mut self, last: bool) -> Bytes {
-        let take = self.plain.len().min(PACKAGE_PLAIN_BYTES as usize);
-        assert!(last || take == PACKAGE_PLAIN_BYTES as usize);
-        let plain = self.plain.split_to(take);
-        let mut out = Vec::with_capacity(take + seal::TAG_BYTES as usize);
-        seal::seal_package(&self.key, self.index, last, &plain, &mut out);
-        self.index += 1;
-        Bytes::from(out)
-    }
-}
-
-impl<S, E> futures::Stream for Sealer<S>
-where
-    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
-{
-    type Item = Result<Bytes, E>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if this.plain.len() as u64 > PACKAGE_PLAIN_BYTES {
-                return Poll::Ready(Some(Ok(this.seal_next(false))));
-            }
-            if this.finished {
-                return Poll::Ready(None);
-            }
-            if this.inner_done {
-                // At most one package left: 1..=64 KiB, or the empty body's empty package.
-                this.finished = true;
-                return Poll::Ready(Some(Ok(this.seal_next(true))));
-            }
-            match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => this.inner_done = true,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(Some(Ok(piece))) => {
-                    this.plain_bytes += piece.len() as u64;
-                    this.md5.update(&piece);
-                    this.hashers.update(&piece);
-                    this.plain.extend_from_slice(&piece);
-                }
-            }
-        }
-    }
-}
-
 /// What a sealed store stored: the plaintext's size, MD5 and checksums, and the MD5 of the
 /// stored bytes (the object's ETag: the plaintext's MD5 would let anyone who may list the
 /// bucket confirm a guess of the content).
@@ -501,8 +454,7 @@ impl crate::s3::Gateway {
             .map_err(s3_err)?;
         let plain_bytes = sealer.plain_bytes;
         assert_eq!(seal::stored_size(plain_bytes), stored_bytes);
-        let plain_md5: [u8; 16] = sealer.md5.finalize().into();
-        let sums = sealer.hashers.finish();
+        let (plain_md5, sums) = sealer.finish();
         let trailers = checks.trailers.and_then(|t| t.take());
         let verdict = crate::s3::check_body(
             plain_bytes,
@@ -528,88 +480,9 @@ impl crate::s3::Gateway {
     }
 }
 
-/// A GET's body: a plain object's stored bytes, or an encrypted one's opened packages.
-pub type Body = Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync>>;
-
-/// A stream of stored bytes (whole packages from `package_first` on) opened package by
-/// package, cut to `len` plaintext bytes from `skip` bytes into the first package. A package
-/// that fails authentication ends the stream with an error: no byte of it is served.
-pub fn opener<S>(
-    stored: S,
-    key: DataKey,
-    plain_bytes: u64,
-    range: seal::StoredRange,
-    len: u64,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static
-where
-    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
-{
-    struct State<S> {
-        stored: S,
-        key: DataKey,
-        buf: BytesMut,
-        index: u64,
-        skip: u64,
-        left: u64,
-        ended: bool,
-    }
-    let state = State {
-        stored,
-        key,
-        buf: BytesMut::new(),
-        index: range.package_first,
-        skip: range.skip_bytes,
-        left: len,
-        ended: false,
-    };
-    Box::pin(futures::stream::unfold(state, move |mut st| async move {
-        use futures::StreamExt as _;
-        if st.left == 0 {
-            return None;
-        }
-        // One whole package, or the rest of the body (the last package).
-        while (st.buf.len() as u64) < PACKAGE_STORED_BYTES && !st.ended {
-            match st.stored.next().await {
-                Some(Ok(b)) => st.buf.extend_from_slice(&b),
-                Some(Err(e)) => {
-                    st.left = 0;
-                    return Some((Err(e), st));
-                }
-                None => st.ended = true,
-            }
-        }
-        let take = st.buf.len().min(PACKAGE_STORED_BYTES as usize);
-        let package = st.buf.split_to(take);
-        let opened = seal::open_packages(&st.key, plain_bytes, st.index, &package);
-        st.index += 1;
-        let plain = match opened {
-            Ok(p) => p,
-            Err(e) => {
-                st.left = 0;
-                tracing::error!(error = %e, "a sealed package failed to open");
-                let e = std::io::Error::other(format!("the object's stored data is damaged: {e}"));
-                return Some((Err(e), st));
-            }
-        };
-        let from = usize::try_from(st.skip).expect("within a package");
-        st.skip = 0;
-        let to = plain
-            .len()
-            .min(from + usize::try_from(st.left).unwrap_or(usize::MAX));
-        if from >= to {
-            st.left = 0;
-            let e = std::io::Error::other("the object is shorter than its head says");
-            return Some((Err(e), st));
-        }
-        st.left -= (to - from) as u64;
-        Some((Ok(Bytes::copy_from_slice(&plain[from..to])), st))
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt as _;
 
     fn md5_b64(key: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(Md5::digest(key))
@@ -657,81 +530,5 @@ mod tests {
         ] {
             assert_eq!(kms_key_id(named), id, "{named}");
         }
-    }
-
-    fn pieces(body: &[u8], piece: usize) -> Vec<Result<Bytes, std::io::Error>> {
-        body.chunks(piece.max(1))
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect()
-    }
-
-    /// Sealed as it streams in pieces of any size, the body opens whole to itself, and every
-    /// range opens to its bytes; the plaintext's MD5 and size are kept.
-    #[tokio::test]
-    async fn sealer_and_opener_round_trip() {
-        let p = PACKAGE_PLAIN_BYTES as usize;
-        for size in [0, 1, p - 1, p, p + 1, 2 * p, 3 * p + 17] {
-            let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            for piece in [1000, p, 3 * p] {
-                let key = DataKey::random();
-                let mut sealer = Sealer::new(
-                    futures::stream::iter(pieces(&body, piece)),
-                    key.clone(),
-                    &[],
-                );
-                let mut stored = Vec::new();
-                while let Some(b) = sealer.next().await {
-                    stored.extend_from_slice(&b.unwrap());
-                }
-                assert_eq!(sealer.plain_bytes, size as u64);
-                assert_eq!(seal::open(&key, &stored).unwrap(), body);
-                if size == 0 {
-                    continue;
-                }
-                let last = size as u64 - 1;
-                for (first, end) in [(0, 0), (last, last), (0, last), (last / 2, last)] {
-                    let range = seal::stored_range(size as u64, first, end);
-                    let start = range.stored_offset as usize;
-                    let fetched = &stored[start..start + range.stored_len as usize];
-                    let len = end - first + 1;
-                    let stream = opener(
-                        futures::stream::iter(pieces(fetched, 5000)),
-                        key.clone(),
-                        size as u64,
-                        range,
-                        len,
-                    );
-                    let got: Vec<u8> = stream
-                        .collect::<Vec<_>>()
-                        .await
-                        .into_iter()
-                        .flat_map(|b| b.unwrap().to_vec())
-                        .collect();
-                    assert_eq!(got, body[first as usize..=end as usize], "{size} {first}");
-                }
-            }
-        }
-    }
-
-    /// A flipped stored byte ends the stream with an error before any byte of its package.
-    #[tokio::test]
-    async fn opener_refuses_a_damaged_package() {
-        let p = PACKAGE_PLAIN_BYTES as usize;
-        let body = vec![9u8; 2 * p + 5];
-        let key = DataKey::random();
-        let mut stored = seal::seal(&key, &body);
-        stored[p + 100] ^= 1;
-        let range = seal::stored_range(body.len() as u64, 0, body.len() as u64 - 1);
-        let stream = opener(
-            futures::stream::iter(pieces(&stored, 7000)),
-            key,
-            body.len() as u64,
-            range,
-            body.len() as u64,
-        );
-        let items = stream.collect::<Vec<_>>().await;
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[0].as_ref().unwrap().len(), p);
-        assert!(items[1].is_err());
     }
 }

@@ -4,14 +4,8 @@ NotImplemented and stores nothing. Values that ask for what percore already does
 ACL, lock disabled, BucketOwnerEnforced) keep working: real clients send them by default.
 Object Lock is done (test_object_lock.py), so are object ACLs (test_acl.py); their headers
 where nothing honours them are refused here."""
-import base64
-import hashlib
-
 import pytest
 from botocore.exceptions import ClientError
-
-KEY = base64.b64encode(b"k" * 32).decode()
-KEY_MD5 = base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()
 
 # (case name, extra PutObject arguments). Each asks for a protection percore does not do.
 REFUSED_PUTS = [
@@ -28,12 +22,9 @@ REFUSED_PUTS = [
 ]
 
 
-# SSE-C, SSE-S3 and SSE-KMS are done for PutObject (test_sse.py, test_sse_s3.py); multipart
-# uploads and copies with them are still refused.
-SSE_C = ("sse-c", dict(SSECustomerAlgorithm="AES256", SSECustomerKey=KEY,
-                       SSECustomerKeyMD5=KEY_MD5))
-NOT_PUTS = REFUSED_PUTS + [SSE_C, ("sse-s3", dict(ServerSideEncryption="AES256")),
-                           ("sse-kms", dict(ServerSideEncryption="aws:kms"))]
+# SSE-C, SSE-S3 and SSE-KMS are done for PutObject, copies and multipart uploads (test_sse.py,
+# test_sse_s3.py, test_sse_multipart.py); what PutObject refuses, they refuse too.
+NOT_PUTS = REFUSED_PUTS
 
 
 def assert_not_implemented(call):
@@ -69,24 +60,6 @@ def test_copy_asking_for_protection_is_refused(s3, bucket, case, extra):
     assert_not_implemented(lambda: s3.copy_object(
         Bucket=bucket, Key="dst-" + case, CopySource={"Bucket": bucket, "Key": "src"}, **extra))
     assert_absent(s3, bucket, "dst-" + case)
-
-
-def test_sse_c_copy_sources_are_refused(s3, bucket):
-    s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
-    assert_not_implemented(lambda: s3.copy_object(
-        Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "plain"},
-        CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=KEY,
-        CopySourceSSECustomerKeyMD5=KEY_MD5))
-    assert_absent(s3, bucket, "copy")
-
-
-def test_upload_part_with_sse_c_is_refused(s3, bucket):
-    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
-    assert_not_implemented(lambda: s3.upload_part(
-        Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 10,
-        SSECustomerAlgorithm="AES256", SSECustomerKey=KEY, SSECustomerKeyMD5=KEY_MD5))
-    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=up).get("Parts", []) == []
-    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=up)
 
 
 def bucket_absent(s3, name):

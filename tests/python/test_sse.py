@@ -1,4 +1,5 @@
-"""SSE-C (server-side encryption with customer keys) on PutObject, GetObject and HeadObject:
+"""SSE-C (server-side encryption with customer keys) on PutObject, GetObject and HeadObject
+(multipart uploads and copies: test_sse_multipart.py):
 round trips, ranges, the key checks AWS makes, sizes shown as the plaintext's, no plaintext in
 any file of the data directory, and a damaged stored byte never served as data."""
 import base64
@@ -159,23 +160,6 @@ def test_versions_keep_their_encryption(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="v", VersionId=v1, **SSE)["Body"].read() == secret
     assert error_of(lambda: s3.get_object(Bucket=bucket, Key="v", VersionId=v1))[0] == 400
     assert s3.get_object(Bucket=bucket, Key="v")["Body"].read() == b"plain now"
-
-
-def test_what_is_not_built_is_refused(s3, bucket):
-    s3.put_object(Bucket=bucket, Key="enc", Body=b"secret", **SSE)
-    # An encrypted source cannot be copied yet (with or without its key), nor a multipart
-    # upload be created with SSE-C.
-    for extra in [{}, dict(CopySourceSSECustomerAlgorithm="AES256",
-                           CopySourceSSECustomerKey=KEY)]:
-        assert error_of(lambda: s3.copy_object(
-            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "enc"},
-            **extra))[0] == 501
-    assert error_of(lambda: s3.create_multipart_upload(Bucket=bucket, Key="mp", **SSE))[0] == 501
-    up = s3.create_multipart_upload(Bucket=bucket, Key="mp2")["UploadId"]
-    assert error_of(lambda: s3.upload_part_copy(
-        Bucket=bucket, Key="mp2", UploadId=up, PartNumber=1,
-        CopySource={"Bucket": bucket, "Key": "enc"}))[0] == 501
-    s3.abort_multipart_upload(Bucket=bucket, Key="mp2", UploadId=up)
 
 
 def segment_files(data):

@@ -93,10 +93,6 @@ def test_request_checks(s3, bucket):
         assert error_of(lambda: s3.put_object(Bucket=bucket, Key="bad", Body=b"x", **extra)) == (
             501, "NotImplemented"), extra
     assert error_of(lambda: s3.head_object(Bucket=bucket, Key="bad"))[0] == 404
-    # Multipart uploads and copies with SSE-S3 are not built: refused.
-    assert error_of(lambda: s3.create_multipart_upload(Bucket=bucket, Key="mp", **S3))[0] == 501
-    assert error_of(lambda: s3.copy_object(
-        Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "enc"}))[0] == 501
 
 
 def test_post_form_fields(server, s3, bucket):
@@ -134,11 +130,6 @@ def test_bucket_default_encryption(s3, bucket):
     s3.put_object(Bucket=bucket, Key="customer", Body=b"mine", **CUSTOMER)
     assert error_of(lambda: s3.get_object(Bucket=bucket, Key="customer"))[0] == 400
     assert s3.get_object(Bucket=bucket, Key="customer", **CUSTOMER)["Body"].read() == b"mine"
-    # What would store plaintext despite the default is refused.
-    s3.put_object(Bucket=bucket, Key="src", Body=b"s", **S3)
-    assert error_of(lambda: s3.create_multipart_upload(Bucket=bucket, Key="mp"))[0] == 501
-    assert error_of(lambda: s3.copy_object(
-        Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "before"}))[0] == 501
     # Refused configurations leave the default as it was.
     refused = [
         ({"SSEAlgorithm": "AES256"}, True, (501, "NotImplemented")),

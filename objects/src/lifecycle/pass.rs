@@ -618,7 +618,9 @@ pub fn start(store: &Store, runtime: &tokio::runtime::Handle) {
     runtime.spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let stats = cluster::backend::in_background(store.lifecycle_pass(&holders)).await;
+            // A pass holds pages of records across its awaits: boxed, not on this task's stack.
+            let pass = Box::pin(store.lifecycle_pass(&holders));
+            let stats = cluster::backend::in_background(pass).await;
             store.observer().lifecycle_pass(&stats);
             let acted = LifecycleStats {
                 objects: [0; 5],

@@ -4,8 +4,8 @@
 use super::{
     check, get_object_checksum, get_pairs, get_str, get_sum, put_object_checksum, put_str, put_sum,
     Buf, BufMut, Bytes, BytesMut, Malformed, ObjectChecksum, Policy, Sum, FLAG_IN_VERSIONS,
-    FLAG_NULL_VERSION, HEAD_ACL, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_TAGS, HEAD_TIERING,
-    HEAD_VERSIONING, SSE_CUSTOMER, SSE_KMS, SSE_MASTER, VERSION, VERSION_CHECKSUMS,
+    FLAG_NULL_VERSION, HEAD_ACL, HEAD_LOCK, HEAD_PART_SUMS, HEAD_SSE, HEAD_SSE_PARTS, HEAD_TAGS,
+    HEAD_TIERING, HEAD_VERSIONING, SSE_CUSTOMER, SSE_KMS, SSE_MASTER, VERSION, VERSION_CHECKSUMS,
 };
 
 /// The storage classes percore stores (x-amz-storage-class). Persisted codes never change.
@@ -192,6 +192,25 @@ pub struct Encryption {
     /// The plaintext size (what listings, HEAD and GET show).
     pub plain_bytes: u64,
     pub wrapped: crate::keywrap::WrappedKey,
+    /// Empty for a body sealed whole (PutObject, CopyObject) under the wrapped key's nonce
+    /// base. A multipart upload's body has one nonce base per part: each part is sealed
+    /// alone (its own packages, its own last one) under the wrapped data key and its nonce
+    /// base, drawn at random when the part was uploaded (a part uploaded again gets another,
+    /// so no nonce repeats under the upload's key).
+    pub part_nonces: Vec<[u8; crate::seal::NONCE_BASE_BYTES]>,
+}
+
+impl Encryption {
+    /// The key and nonce base part `part` of the body is sealed under.
+    pub fn part_key(&self, data_key: &crate::seal::DataKey, part: usize) -> crate::seal::DataKey {
+        match self.part_nonces.get(part) {
+            None => data_key.clone(),
+            Some(nonce_base) => crate::seal::DataKey {
+                key: data_key.key,
+                nonce_base: *nonce_base,
+            },
+        }
+    }
 }
 
 /// Who holds the key-encryption key.
@@ -324,7 +343,12 @@ impl ObjectHead {
 impl ObjectHead {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
+        let sealed_parts = self
+            .encryption
+            .as_ref()
+            .is_some_and(|e| !e.part_nonces.is_empty());
         let format = match (self.lock.is_none(), self.part_checksums.is_empty()) {
+            _ if sealed_parts => HEAD_SSE_PARTS,
             _ if self.acl.is_some() || self.owner.is_some() => HEAD_ACL,
             _ if self.encryption.is_some() => HEAD_SSE,
             (true, true) => HEAD_TAGS,
@@ -387,27 +411,26 @@ impl ObjectHead {
         if format >= HEAD_LOCK {
             put_lock(&mut b, &self.lock);
         }
-        if format == HEAD_ACL {
+        if format >= HEAD_ACL {
             b.put_u8(u8::from(self.encryption.is_some()));
         }
         if let Some(e) = &self.encryption {
-            assert_eq!(self.parts.len(), 1, "only single-part bodies are sealed");
-            assert_eq!(crate::seal::stored_size(e.plain_bytes), self.size);
-            match &e.kind {
-                EncryptionKind::Customer => b.put_u8(SSE_CUSTOMER),
-                EncryptionKind::Master { key_id } => {
-                    b.put_u8(SSE_MASTER);
-                    put_str(&mut b, key_id);
-                }
-                EncryptionKind::Kms { key_id } => {
-                    b.put_u8(SSE_KMS);
-                    put_str(&mut b, key_id);
-                }
-            }
+            assert_eq!(
+                sealed_part_sizes(&self.parts, e).map(|p| p.iter().sum()),
+                Some(e.plain_bytes),
+                "every part a sealed body, adding up to the plaintext size"
+            );
+            put_sse_kind(&mut b, &e.kind);
             b.put_u64_le(e.plain_bytes);
             b.put_slice(&e.wrapped.encode());
+            if format == HEAD_SSE_PARTS {
+                b.put_u32_le(e.part_nonces.len() as u32);
+                for nonce in &e.part_nonces {
+                    b.put_slice(nonce);
+                }
+            }
         }
-        if format == HEAD_ACL {
+        if format >= HEAD_ACL {
             put_owner_and_acl(&mut b, self.owner.as_deref(), self.acl.as_ref());
         }
         b.freeze()
@@ -420,7 +443,7 @@ impl ObjectHead {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
             HEAD_VERSIONING | HEAD_TIERING | HEAD_TAGS | HEAD_PART_SUMS | HEAD_LOCK | HEAD_SSE
-            | HEAD_ACL => (true, true),
+            | HEAD_ACL | HEAD_SSE_PARTS => (true, true),
             _ => return Err(Malformed("object")),
         };
         let size = b.get_u64_le();
@@ -452,7 +475,10 @@ impl ObjectHead {
                 size: b.get_u64_le(),
             });
         }
-        if parts.iter().map(|p| p.size).sum::<u64>() != size {
+        let total = parts
+            .iter()
+            .try_fold(0u64, |sum, p| sum.checked_add(p.size));
+        if total != Some(size) {
             return Err(Malformed("object"));
         }
         let metadata = get_pairs(&mut b)?;
@@ -493,7 +519,7 @@ impl ObjectHead {
         let mut part_checksums = Vec::new();
         let with_part_sums = match format {
             HEAD_PART_SUMS => true,
-            HEAD_LOCK | HEAD_SSE | HEAD_ACL => get_presence(&mut b)?,
+            HEAD_LOCK | HEAD_SSE | HEAD_ACL | HEAD_SSE_PARTS => get_presence(&mut b)?,
             _ => false,
         };
         if with_part_sums {
@@ -512,15 +538,15 @@ impl ObjectHead {
         };
         let encrypted = match format {
             HEAD_SSE => true,
-            HEAD_ACL => get_presence(&mut b)?,
+            HEAD_ACL | HEAD_SSE_PARTS => get_presence(&mut b)?,
             _ => false,
         };
         let encryption = if encrypted {
-            Some(get_encryption(&mut b, size, parts.len())?)
+            Some(get_encryption(&mut b, &parts, format == HEAD_SSE_PARTS)?)
         } else {
             None
         };
-        let (owner, acl) = if format == HEAD_ACL {
+        let (owner, acl) = if format >= HEAD_ACL {
             get_owner_and_acl(&mut b, "object")?
         } else {
             (None, None)
@@ -589,7 +615,7 @@ impl ObjectHead {
         None
     }
 
-    /// The byte range (first, length) of part `number` (1-based).
+    /// The stored byte range (first, length) of part `number` (1-based).
     pub fn part_range(&self, number: usize) -> Option<(u64, u64)> {
         let first: u64 = self
             .parts
@@ -598,6 +624,55 @@ impl ObjectHead {
             .map(|p| p.size)
             .sum();
         self.parts.get(number - 1).map(|p| (first, p.size))
+    }
+
+    /// Each part's size as S3 shows it: its plaintext's for an encrypted body.
+    pub fn shown_part_sizes(&self) -> Vec<u64> {
+        match &self.encryption {
+            None => self.parts.iter().map(|p| p.size).collect(),
+            Some(e) => sealed_part_sizes(&self.parts, e).expect("heads are checked"),
+        }
+    }
+
+    /// The range (first, length) of part `number` (1-based) as S3 shows it (GET and HEAD
+    /// with partNumber): of the plaintext for an encrypted body.
+    pub fn shown_part_range(&self, number: usize) -> Option<(u64, u64)> {
+        let sizes = self.shown_part_sizes();
+        let first = sizes.iter().take(number.checked_sub(1)?).sum();
+        sizes.get(number - 1).map(|size| (first, *size))
+    }
+
+    /// The stored bytes that serve plaintext bytes [first, first + len) of an encrypted
+    /// body (`len` > 0, within the plaintext): one piece per part the range touches, in
+    /// order. `None` for a plain body.
+    pub fn sealed_pieces(&self, first: u64, len: u64) -> Option<Vec<SealedPiece>> {
+        let e = self.encryption.as_ref()?;
+        assert!(
+            len > 0 && first + len <= e.plain_bytes,
+            "a range of the plaintext"
+        );
+        let mut pieces = Vec::new();
+        let (mut plain_at, mut stored_at) = (0, 0);
+        for (part, (p, plain_bytes)) in self.parts.iter().zip(self.shown_part_sizes()).enumerate() {
+            let (from, to) = (
+                first.max(plain_at),
+                (first + len).min(plain_at + plain_bytes),
+            );
+            if from < to {
+                let range =
+                    crate::seal::stored_range(plain_bytes, from - plain_at, to - plain_at - 1);
+                pieces.push(SealedPiece {
+                    part,
+                    stored_offset: stored_at + range.stored_offset,
+                    range,
+                    plain_bytes,
+                    len: to - from,
+                });
+            }
+            plain_at += plain_bytes;
+            stored_at += p.size;
+        }
+        Some(pieces)
     }
 }
 
@@ -648,42 +723,118 @@ pub(super) fn get_owner_and_acl(
     ))
 }
 
-/// Format 8's encryption: kind u8 ‖ (SSE-S3 and SSE-KMS: key id, u16 length ‖ bytes) ‖
-/// plaintext size u64 ‖ wrapped data key (121 bytes). Only single-part bodies are sealed, and
-/// the stored size must be the one sealing gives.
-pub(super) fn get_encryption(
-    b: &mut Bytes,
-    size: u64,
-    parts: usize,
-) -> Result<Encryption, Malformed> {
-    check(b, 1, "object")?;
+/// An encryption's kind: u8 ‖ (SSE-S3 and SSE-KMS: the key id, u16 length ‖ bytes).
+pub(super) fn put_sse_kind(b: &mut BytesMut, kind: &EncryptionKind) {
+    match kind {
+        EncryptionKind::Customer => b.put_u8(SSE_CUSTOMER),
+        EncryptionKind::Master { key_id } => {
+            b.put_u8(SSE_MASTER);
+            put_str(b, key_id);
+        }
+        EncryptionKind::Kms { key_id } => {
+            b.put_u8(SSE_KMS);
+            put_str(b, key_id);
+        }
+    }
+}
+
+pub(super) fn get_sse_kind(b: &mut Bytes, what: &'static str) -> Result<EncryptionKind, Malformed> {
+    check(b, 1, what)?;
     let key_id = |b: &mut Bytes| -> Result<String, Malformed> {
-        let id = get_str(b, "object")?;
+        let id = get_str(b, what)?;
         if crate::master_keys::valid_id(&id) {
             Ok(id)
         } else {
-            Err(Malformed("object"))
+            Err(Malformed(what))
         }
     };
-    let kind = match b.get_u8() {
+    Ok(match b.get_u8() {
         SSE_CUSTOMER => EncryptionKind::Customer,
         SSE_MASTER => EncryptionKind::Master { key_id: key_id(b)? },
         SSE_KMS => EncryptionKind::Kms { key_id: key_id(b)? },
-        _ => return Err(Malformed("object")),
+        _ => return Err(Malformed(what)),
+    })
+}
+
+pub(super) fn get_wrapped_key(
+    b: &mut Bytes,
+    what: &'static str,
+) -> Result<crate::keywrap::WrappedKey, Malformed> {
+    check(b, crate::keywrap::WRAPPED_KEY_BYTES, what)?;
+    crate::keywrap::WrappedKey::decode(&b.split_to(crate::keywrap::WRAPPED_KEY_BYTES))
+        .map_err(|_| Malformed(what))
+}
+
+/// Each part's plaintext size, when every part is a sealed body and the parts and nonce
+/// bases agree (one part without nonces, or one nonce base per part).
+fn sealed_part_sizes(parts: &[PartRef], e: &Encryption) -> Option<Vec<u64>> {
+    let agree = if e.part_nonces.is_empty() {
+        parts.len() == 1
+    } else {
+        e.part_nonces.len() == parts.len()
     };
-    check(b, 8 + crate::keywrap::WRAPPED_KEY_BYTES, "object")?;
-    let plain_bytes = b.get_u64_le();
-    let wrapped =
-        crate::keywrap::WrappedKey::decode(&b.split_to(crate::keywrap::WRAPPED_KEY_BYTES))
-            .map_err(|_| Malformed("object"))?;
-    if parts != 1 || crate::seal::plain_size(size) != Ok(plain_bytes) {
-        return Err(Malformed("object"));
+    if !agree {
+        return None;
     }
-    Ok(Encryption {
+    parts
+        .iter()
+        .map(|p| crate::seal::plain_size(p.size).ok())
+        .collect()
+}
+
+/// A head's encryption: its kind (`put_sse_kind`) ‖ plaintext size u64 ‖ wrapped data key
+/// (121 bytes) ‖ (format 10: u32 count ‖ a 12-byte nonce base per part). Every part must be
+/// a sealed body's length and their plaintexts must add up to the plaintext size.
+pub(super) fn get_encryption(
+    b: &mut Bytes,
+    parts: &[PartRef],
+    with_part_nonces: bool,
+) -> Result<Encryption, Malformed> {
+    let kind = get_sse_kind(b, "object")?;
+    check(b, 8, "object")?;
+    let plain_bytes = b.get_u64_le();
+    let wrapped = get_wrapped_key(b, "object")?;
+    let mut part_nonces = Vec::new();
+    if with_part_nonces {
+        check(b, 4, "object")?;
+        let n = b.get_u32_le() as usize;
+        if n == 0 || n > crate::limits::PARTS_MAX || b.remaining() < n * 12 {
+            return Err(Malformed("object"));
+        }
+        for _ in 0..n {
+            let mut nonce = [0u8; crate::seal::NONCE_BASE_BYTES];
+            b.copy_to_slice(&mut nonce);
+            part_nonces.push(nonce);
+        }
+    }
+    let e = Encryption {
         kind,
         plain_bytes,
         wrapped,
-    })
+        part_nonces,
+    };
+    let total = sealed_part_sizes(parts, &e)
+        .and_then(|p| p.iter().try_fold(0u64, |sum, s| sum.checked_add(*s)));
+    if total != Some(plain_bytes) {
+        return Err(Malformed("object"));
+    }
+    Ok(e)
+}
+
+/// The stored bytes of one part of an encrypted body that serve part of a plaintext range
+/// (`ObjectHead::sealed_pieces`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedPiece {
+    /// The part (0-based): its key is `Encryption::part_key`.
+    pub part: usize,
+    /// Where the packages to fetch start in the object's stored bytes.
+    pub stored_offset: u64,
+    /// The packages to fetch, within the part (`range.stored_len` bytes).
+    pub range: crate::seal::StoredRange,
+    /// The part's plaintext size.
+    pub plain_bytes: u64,
+    /// Plaintext bytes this piece serves.
+    pub len: u64,
 }
 
 /// One stripe (chunk) of a part: `len` bytes of the object.

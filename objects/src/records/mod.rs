@@ -33,6 +33,9 @@
 //! as the S3 layer encodes it, opaque here), uploads at 6 (what the completed object gets),
 //! listing entries at 4 (the current version's owner, for listings). A version owned by the
 //! bucket owner with the default ACL is written exactly as before.
+//!
+//! Encrypted multipart uploads: uploads at 7 (the upload's wrapped data key), parts at 3
+//! (each part's nonce base), heads at 10 (the nonce base of every part).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -71,6 +74,10 @@ const HEAD_SSE: u8 = 8;
 /// the bucket owner) and the ACL (u16 length, 0: none ‖ the S3 layer's bytes). Heads with
 /// neither are still written at 5, 6, 7 or 8.
 const HEAD_ACL: u8 = 9;
+/// Object heads of an encrypted multipart upload: format 9's fields, the encryption followed
+/// by each part's nonce base (`Encryption::part_nonces`). Every other head is still written
+/// at format 5 to 9.
+const HEAD_SSE_PARTS: u8 = 10;
 /// Listing entries with the current version's owner (when not the bucket owner): format
 /// 3's fields, then the owner; entries without one are still written at format 3.
 const LISTING_OWNER: u8 = 4;
@@ -92,6 +99,12 @@ const UPLOAD_LOCK: u8 = 5;
 /// fields (the lock state always, possibly none), then the owner and ACL as a head of format
 /// 9 has them (the record's last fields); uploads with neither are still written at 4 or 5.
 const UPLOAD_ACL: u8 = 6;
+/// Uploads whose parts are sealed (server-side encryption): format 6's fields, then the
+/// encryption's kind and the upload's wrapped data key (`UploadRecord::encryption`); uploads
+/// without are still written at 4, 5 or 6.
+const UPLOAD_SSE: u8 = 7;
+/// Parts sealed under their upload's data key: format 2's fields, then the part's nonce base.
+const PART_SSE: u8 = 3;
 /// Bucket records with an incarnation id and a deleting flag.
 const BUCKET_INCARNATION: u8 = 3;
 /// Bucket record flags: a DeleteBucket is checking the bucket is empty; writes that commit

@@ -89,6 +89,7 @@ fn records_round_trip_and_reject_garbage() {
         lock: ObjectLock::default(),
         object_owner: None,
         acl: None,
+        encryption: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let part = PartRecord {
@@ -97,6 +98,7 @@ fn records_round_trip_and_reject_garbage() {
         md5: [5; 16],
         modified_ms: 3,
         checksum: None,
+        nonce: None,
     };
     assert_eq!(PartRecord::decode(part.encode()).unwrap(), part);
     assert!(part_key("u", 2) > part_key("u", 1));
@@ -182,6 +184,7 @@ fn checksums_round_trip() {
         md5: [5; 16],
         modified_ms: 3,
         checksum: Some(sha.clone()),
+        nonce: None,
     };
     assert_eq!(PartRecord::decode(part.encode()).unwrap(), part);
     let enc = part.encode();
@@ -203,6 +206,7 @@ fn checksums_round_trip() {
         lock: ObjectLock::default(),
         object_owner: None,
         acl: None,
+        encryption: None,
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let mut h = ObjectHead {
@@ -548,6 +552,7 @@ fn encryption_makes_format_8() {
         kind: EncryptionKind::Customer,
         plain_bytes: 3,
         wrapped: wrapped.clone(),
+        part_nonces: Vec::new(),
     });
     let enc = h.encode();
     // Format 5's fields, no part checksums (0), no lock (0, 0), SSE-C (1), 3 plain bytes.
@@ -638,6 +643,7 @@ fn owner_and_acl_make_format_9() {
         kind: EncryptionKind::Customer,
         plain_bytes: 3,
         wrapped: crate::keywrap::WrappedKey::wrap(&[1; 32], &crate::seal::DataKey::random()),
+        part_nonces: Vec::new(),
     });
     let enc = h.encode();
     assert_eq!(enc[0], HEAD_ACL);
@@ -718,6 +724,7 @@ fn master_and_kms_kinds_keep_their_key_id() {
             kind: kind.clone(),
             plain_bytes: 3,
             wrapped: wrapped.clone(),
+            part_nonces: Vec::new(),
         });
         let enc = h.encode();
         // Format 5's fields, no part checksums (0), no lock (0, 0), the kind, the id (u16
@@ -762,6 +769,7 @@ fn heads_with_trailing_bytes_are_refused() {
         kind: EncryptionKind::Customer,
         plain_bytes: 3,
         wrapped: crate::keywrap::WrappedKey::wrap(&[1; 32], &crate::seal::DataKey::random()),
+        part_nonces: Vec::new(),
     });
     heads.push(h.encode());
     let formats: Vec<u8> = heads.iter().map(|b| b[0]).collect();
@@ -794,6 +802,7 @@ fn upload_owner_and_acl_make_format_6() {
         lock: ObjectLock::default(),
         object_owner: None,
         acl: None,
+        encryption: None,
     };
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
@@ -835,6 +844,7 @@ fn upload_lock_state_makes_format_5() {
         lock: ObjectLock::default(),
         object_owner: None,
         acl: None,
+        encryption: None,
     };
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
@@ -1062,6 +1072,7 @@ fn tiering_round_trips_and_rejects_garbage() {
         lock: ObjectLock::default(),
         object_owner: None,
         acl: None,
+        encryption: None,
     };
     // Format 3 (before tags) still decodes; format 4 adds the tags.
     let v3 = hex_bytes("03010000000000000001006f0000000000000004");
@@ -1086,4 +1097,167 @@ fn tiering_round_trips_and_rejects_garbage() {
         assert_eq!(StorageClass::of(c.code()), Some(c));
     }
     assert_eq!(StorageClass::parse("REDUCED_REDUNDANCY"), None);
+}
+
+/// Format 10: format 9's fields, the encryption followed by each part's nonce base (u32
+/// count ‖ 12 bytes each), pinned byte for byte around the random wrap; every cut refused; a
+/// count that is not the part count, parts whose plaintexts do not add up, or a part that is
+/// not a sealed length refused. A head sealed whole stays at 8.
+#[test]
+fn sealed_parts_make_format_10() {
+    use crate::keywrap::{WrappedKey, WRAPPED_KEY_BYTES};
+    use crate::seal::{stored_size, DataKey};
+    let mut h = small_head(false, true);
+    h.parts = vec![
+        PartRef {
+            version_id: [1; 12],
+            size: stored_size(3),
+        },
+        PartRef {
+            version_id: [2; 12],
+            size: stored_size(70_000),
+        },
+    ];
+    h.size = h.parts.iter().map(|p| p.size).sum();
+    let wrapped = WrappedKey::wrap(&[7u8; 32], &DataKey::random());
+    h.encryption = Some(Encryption {
+        kind: EncryptionKind::Customer,
+        plain_bytes: 70_003,
+        wrapped: wrapped.clone(),
+        part_nonces: vec![[0xaa; 12], [0xbb; 12]],
+    });
+    let enc = h.encode();
+    assert_eq!(enc[0], HEAD_SSE_PARTS);
+    // No part checksums (0), no lock (0, 0), encrypted (1), SSE-C (1), 70 003 plain bytes,
+    // the wrap, two nonce bases, no owner (empty string), no ACL (0).
+    let tail = format!(
+        "0000000101{}{}02000000{}{}00000000",
+        "7311010000000000",
+        hex::encode(wrapped.encode()),
+        "aa".repeat(12),
+        "bb".repeat(12),
+    );
+    assert!(hex::encode(&enc).ends_with(&tail), "{}", hex::encode(&enc));
+    let back = ObjectHead::decode(enc.clone()).unwrap();
+    assert_eq!(back, h);
+    assert_eq!(back.shown_part_sizes(), [3, 70_000]);
+    assert_eq!(back.shown_part_range(2), Some((3, 70_000)));
+    assert_eq!(back.shown_part_range(3), None);
+    for cut in 0..enc.len() {
+        assert!(ObjectHead::decode(enc.slice(..cut)).is_err(), "cut {cut}");
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
+    let count_at = enc.len() - 4 - 24 - 4;
+    let bad = |b: Vec<u8>| ObjectHead::decode(Bytes::from(b)).is_err();
+    let with = |at: usize, byte: u8| {
+        let mut b = enc.to_vec();
+        b[at] = byte;
+        b
+    };
+    assert!(bad(with(count_at, 1)), "one nonce base for two parts");
+    assert!(bad(with(count_at, 3)), "three for two");
+    let plain_at = count_at - WRAPPED_KEY_BYTES - 8;
+    assert!(bad(with(plain_at, 0x74)), "plaintexts that do not add up");
+    // Part 1 stored as 18 bytes (2 bytes sealed: the plaintexts no longer add up) and as 10
+    // (shorter than a tag: no sealing gives it); the head's size follows, so only the part
+    // is off.
+    let part_at = enc
+        .windows(12)
+        .position(|w| w == [1; 12])
+        .expect("part 1's version id")
+        + 12;
+    for size in [18u64, 10] {
+        let mut b = enc.to_vec();
+        b[part_at..part_at + 8].copy_from_slice(&size.to_le_bytes());
+        let total = size + stored_size(70_000);
+        b[1..9].copy_from_slice(&total.to_le_bytes());
+        assert!(bad(b), "part of {size} stored bytes");
+    }
+    // Sealed whole: no nonce bases, and the head stays at format 8.
+    h.parts.truncate(1);
+    h.size = h.parts[0].size;
+    let e = h.encryption.as_mut().unwrap();
+    e.part_nonces.clear();
+    e.plain_bytes = 3;
+    assert_eq!(h.encode()[0], HEAD_SSE);
+}
+
+/// Format 7 of uploads: format 6's fields, then the encryption's kind and the upload's wrapped
+/// data key; parts of format 3: format 2's fields and the part's nonce base. Pinned byte for
+/// byte, every cut and a trailing byte refused; a sealed part of a length sealing never
+/// gives refused.
+#[test]
+fn sealed_uploads_make_upload_format_7_and_part_format_3() {
+    use crate::keywrap::WrappedKey;
+    use crate::seal::{stored_size, DataKey};
+    let wrapped = WrappedKey::wrap(&[7u8; 32], &DataKey::random());
+    let mut upload = UploadRecord {
+        owner: "o".into(),
+        initiated_ms: 1,
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        checksum: None,
+        class: StorageClass::Standard,
+        tags: vec![],
+        lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
+        encryption: Some(Encryption {
+            kind: EncryptionKind::Kms {
+                key_id: "k1".into(),
+            },
+            plain_bytes: 0,
+            wrapped: wrapped.clone(),
+            part_nonces: Vec::new(),
+        }),
+    };
+    let enc = upload.encode();
+    // Format 4's fields; no retention, no hold (0, 0); no owner (empty string), no ACL (0);
+    // SSE-KMS (3), key id "k1", the wrap.
+    let hex7 = format!(
+        "07010000000000000001006f000000000000000000000000000000000302006b31{}",
+        hex::encode(wrapped.encode())
+    );
+    assert_eq!(hex::encode(&enc), hex7);
+    assert_eq!(UploadRecord::decode(enc.clone()).unwrap(), upload);
+    for cut in 0..enc.len() {
+        assert!(UploadRecord::decode(enc.slice(..cut)).is_err(), "cut {cut}");
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(UploadRecord::decode(Bytes::from(longer)).is_err());
+    upload.encryption = None;
+    assert_eq!(upload.encode()[0], 4);
+
+    let part = PartRecord {
+        version_id: [4; 12],
+        size: stored_size(5),
+        md5: [5; 16],
+        modified_ms: 3,
+        checksum: None,
+        nonce: Some([0xcc; 12]),
+    };
+    let enc = part.encode();
+    let hex3 = format!(
+        "03{}1500000000000000{}030000000000000000{}",
+        "04".repeat(12),
+        "05".repeat(16),
+        "cc".repeat(12)
+    );
+    assert_eq!(hex::encode(&enc), hex3);
+    let back = PartRecord::decode(enc.clone()).unwrap();
+    assert_eq!((back.plain_size(), &back), (5, &part));
+    for cut in 0..enc.len() {
+        assert!(PartRecord::decode(enc.slice(..cut)).is_err(), "cut {cut}");
+    }
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(PartRecord::decode(Bytes::from(longer)).is_err());
+    // 10 stored bytes: shorter than a tag, no sealing gives it.
+    let mut b = enc.to_vec();
+    b[13..21].copy_from_slice(&10u64.to_le_bytes());
+    assert!(PartRecord::decode(Bytes::from(b)).is_err());
 }

@@ -1,11 +1,14 @@
 //! Multipart upload, part and completion records and their codecs.
 
+use super::head::{get_sse_kind, get_wrapped_key, put_sse_kind};
+use super::Encryption;
 use super::{
     algo_code, check, get_lock, get_pairs, get_str, get_sum, get_upload_checksum, get_version,
     kind_code, put_lock, put_str, put_sum, Buf, BufMut, Bytes, BytesMut, Malformed, ObjectLock,
-    StorageClass, Sum, UploadChecksum, UPLOAD_ACL, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_TAGS, VERSION,
-    VERSION_CHECKSUMS,
+    StorageClass, Sum, UploadChecksum, PART_SSE, UPLOAD_ACL, UPLOAD_CLASS, UPLOAD_LOCK, UPLOAD_SSE,
+    UPLOAD_TAGS, VERSION, VERSION_CHECKSUMS,
 };
+use crate::seal::NONCE_BASE_BYTES;
 
 /// An upload in progress (`U` key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct UploadRecord {
     /// `ObjectHead::acl`).
     pub object_owner: Option<String>,
     pub acl: Option<Bytes>,
+    /// How the parts are sealed: the encryption's kind and the upload's data key, wrapped
+    /// (`plain_bytes` 0 and no nonce bases here: the completed head gets those).
+    pub encryption: Option<Encryption>,
 }
 
 /// One uploaded part (`P` key).
@@ -38,6 +44,9 @@ pub struct PartRecord {
     pub modified_ms: u64,
     /// The part's checksum of the upload's algorithm (none if the upload has none).
     pub checksum: Option<Sum>,
+    /// The nonce base the part is sealed under (an encrypted upload's part; `size` and `md5`
+    /// are then of the sealed bytes).
+    pub nonce: Option<[u8; NONCE_BASE_BYTES]>,
 }
 
 /// What a CompleteMultipartUpload answered (`M` key).
@@ -112,6 +121,7 @@ impl UploadRecord {
         let mut b = BytesMut::new();
         let owned = self.acl.is_some() || self.object_owner.is_some();
         let format = match (self.lock.is_none(), owned) {
+            _ if self.encryption.is_some() => UPLOAD_SSE,
             (_, true) => UPLOAD_ACL,
             (true, false) => UPLOAD_TAGS,
             (false, false) => UPLOAD_LOCK,
@@ -144,8 +154,16 @@ impl UploadRecord {
         if format >= UPLOAD_LOCK {
             put_lock(&mut b, &self.lock);
         }
-        if format == UPLOAD_ACL {
+        if format >= UPLOAD_ACL {
             super::put_owner_and_acl(&mut b, self.object_owner.as_deref(), self.acl.as_ref());
+        }
+        if let Some(e) = &self.encryption {
+            assert!(
+                e.plain_bytes == 0 && e.part_nonces.is_empty(),
+                "an upload's encryption is its kind and key"
+            );
+            put_sse_kind(&mut b, &e.kind);
+            b.put_slice(&e.wrapped.encode());
         }
         b.freeze()
     }
@@ -156,7 +174,7 @@ impl UploadRecord {
         let (with_checksum, with_class) = match format {
             VERSION => (false, false),
             VERSION_CHECKSUMS => (true, false),
-            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK | UPLOAD_ACL => (true, true),
+            UPLOAD_CLASS | UPLOAD_TAGS | UPLOAD_LOCK | UPLOAD_ACL | UPLOAD_SSE => (true, true),
             _ => return Err(Malformed("upload")),
         };
         let initiated_ms = b.get_u64_le();
@@ -189,16 +207,25 @@ impl UploadRecord {
         } else {
             ObjectLock::default()
         };
-        let (object_owner, acl) = if format == UPLOAD_ACL {
-            let completed = super::get_owner_and_acl(&mut b, "upload")?;
-            // The record's last field.
-            if b.has_remaining() {
-                return Err(Malformed("upload"));
-            }
-            completed
+        let (object_owner, acl) = if format >= UPLOAD_ACL {
+            super::get_owner_and_acl(&mut b, "upload")?
         } else {
             (None, None)
         };
+        let encryption = if format == UPLOAD_SSE {
+            Some(Encryption {
+                kind: get_sse_kind(&mut b, "upload")?,
+                plain_bytes: 0,
+                wrapped: get_wrapped_key(&mut b, "upload")?,
+                part_nonces: Vec::new(),
+            })
+        } else {
+            None
+        };
+        // Formats 6 and 7 end with their last field.
+        if format >= UPLOAD_ACL && b.has_remaining() {
+            return Err(Malformed("upload"));
+        }
         Ok(UploadRecord {
             owner,
             initiated_ms,
@@ -211,25 +238,46 @@ impl UploadRecord {
             lock,
             object_owner,
             acl,
+            encryption,
         })
     }
 }
 
 impl PartRecord {
+    /// The part's size as uploaded: its plaintext's when sealed.
+    pub fn plain_size(&self) -> u64 {
+        match self.nonce {
+            None => self.size,
+            Some(_) => crate::seal::plain_size(self.size).expect("decoded parts are checked"),
+        }
+    }
+
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(VERSION_CHECKSUMS);
+        b.put_u8(if self.nonce.is_some() {
+            PART_SSE
+        } else {
+            VERSION_CHECKSUMS
+        });
         b.put_slice(&self.version_id);
         b.put_u64_le(self.size);
         b.put_slice(&self.md5);
         b.put_u64_le(self.modified_ms);
         put_sum(&mut b, self.checksum.as_ref());
+        if let Some(nonce) = &self.nonce {
+            assert!(crate::seal::plain_size(self.size).is_ok(), "a sealed part");
+            b.put_slice(nonce);
+        }
         b.freeze()
     }
 
     pub fn decode(mut b: Bytes) -> Result<PartRecord, Malformed> {
         check(&b, 1 + 12 + 8 + 16 + 8, "part")?;
-        let with_checksum = get_version(&mut b, "part")?;
+        let sealed = b[0] == PART_SSE;
+        let with_checksum = sealed || get_version(&mut b, "part")?;
+        if sealed {
+            b.advance(1);
+        }
         let mut version_id = [0u8; 12];
         b.copy_to_slice(&mut version_id);
         let size = b.get_u64_le();
@@ -241,12 +289,24 @@ impl PartRecord {
         } else {
             None
         };
+        let nonce = if sealed {
+            check(&b, NONCE_BASE_BYTES, "part")?;
+            let mut nonce = [0u8; NONCE_BASE_BYTES];
+            b.copy_to_slice(&mut nonce);
+            if crate::seal::plain_size(size).is_err() || b.has_remaining() {
+                return Err(Malformed("part"));
+            }
+            Some(nonce)
+        } else {
+            None
+        };
         Ok(PartRecord {
             version_id,
             size,
             md5,
             modified_ms,
             checksum,
+            nonce,
         })
     }
 }
