@@ -656,10 +656,13 @@ fn put_headers(fields: &[(String, String)]) -> S3Result<HeaderMap> {
 
 /// The `x-amz-*` fields a PUT of the form uses, beyond those `refuse` turns down first.
 fn check_known(headers: &HeaderMap) -> S3Result<()> {
-    const USED: [&str; 12] = [
+    const USED: [&str; 15] = [
         "x-amz-acl",
         "x-amz-server-side-encryption",
         "x-amz-server-side-encryption-aws-kms-key-id",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-key",
+        "x-amz-server-side-encryption-customer-key-md5",
         "x-amz-object-lock-mode",
         "x-amz-object-lock-retain-until-date",
         "x-amz-object-lock-legal-hold",
@@ -736,6 +739,9 @@ fn put_input(
         server_side_encryption: get("x-amz-server-side-encryption")
             .map(s3s::dto::ServerSideEncryption::from),
         ssekms_key_id: get("x-amz-server-side-encryption-aws-kms-key-id"),
+        sse_customer_algorithm: get("x-amz-server-side-encryption-customer-algorithm"),
+        sse_customer_key: get("x-amz-server-side-encryption-customer-key"),
+        sse_customer_key_md5: get("x-amz-server-side-encryption-customer-key-md5"),
         ..PutObjectInput::default()
     })
 }

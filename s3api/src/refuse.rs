@@ -80,8 +80,8 @@ const LOCK_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUploa
 
 /// The SSE-C headers (`sse`): honoured as headers on the operations that write or read an
 /// object's body (and Complete, which checks an SSE-C upload's key), refused anywhere else
-/// and in a query string. A POST form's SSE-C fields are refused by `post_upload` (fields no
-/// form upload supports).
+/// and in a query string. A POST form's SSE-C fields are a PutObject's headers
+/// (`post_upload`).
 const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-customer-key",

@@ -13,8 +13,9 @@
 //! gets one data key when it is created, and each part is sealed under it with a nonce base of
 //! its own (`objects::multipart`).
 //!
-//! What this module does not do: POST forms with SSE-C fields (refused in `post_upload`),
-//! KMS encryption contexts (refused), an external KMS.
+//! POST forms: their SSE fields become a PutObject's headers (`post_upload`).
+//!
+//! What this module does not do: KMS encryption contexts (refused), an external KMS.
 
 use base64::Engine as _;
 use bytes::Bytes;

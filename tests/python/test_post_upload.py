@@ -534,15 +534,26 @@ def test_policies_see_the_forms_auth_type_and_signature_version(server, s3, buck
     assert stored(s3, bucket, "v4") == b"hello"
 
 
-def test_sse_c_fields_are_refused(server, s3, bucket):
-    # SSE-C is done for PutObject, GetObject and HeadObject only (test_sse.py): a form asking
-    # for it is refused, not stored plainly.
-    key = base64.b64encode(b"k" * 32).decode()
+def test_sse_c_fields_encrypt_the_upload(server, s3, bucket):
+    # The form's SSE-C fields are a PUT's SSE-C headers: the object is stored encrypted under
+    # the key, and read back only with it; a bad key MD5 stores nothing.
+    raw = b"k" * 32
+    key = base64.b64encode(raw).decode()
+    md5 = base64.b64encode(hashlib.md5(raw).digest()).decode()
     sse = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
            "x-amz-server-side-encryption-customer-key": key,
-           "x-amz-server-side-encryption-customer-key-md5":
-               base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()}
+           "x-amz-server-side-encryption-customer-key-md5": md5}
     f = presigned(server, bucket, "k", fields=sse, conditions=[{k: v} for k, v in sse.items()])
+    status, _, body = post(server, bucket, f, b"posted secret")
+    assert status == 204, body
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    got = s3.get_object(Bucket=bucket, Key="k", SSECustomerAlgorithm="AES256",
+                        SSECustomerKey=raw)
+    assert got["Body"].read() == b"posted secret"
+    bad = dict(sse, **{"x-amz-server-side-encryption-customer-key-md5": key})
+    f = presigned(server, bucket, "bad", fields=bad, conditions=[{k: v} for k, v in bad.items()])
     status, _, body = post(server, bucket, f)
-    assert (status, code_of(body)) == (501, "NotImplemented"), body
-    assert stored(s3, bucket, "k") is None
+    assert (status, code_of(body)) == (400, "InvalidArgument"), body
+    assert stored(s3, bucket, "bad") is None
