@@ -695,7 +695,7 @@ fn run_layout_node(args: &NodeArgs, config: &Path) -> anyhow::Result<()> {
     }
     if !file.webhooks.is_empty() {
         bail!(
-            "{}: [[webhook]] belongs to a node that serves S3 (`percore serve --config`): a \
+            "{}: [[webhook]] belongs to a process that serves S3 (`percore serve --config`, `percore gateway`): a \
              storage-only node takes no writes to notify of",
             config.display()
         );
@@ -1061,7 +1061,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let backend = Arc::new(backend);
     let hub = s3api::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
         .context("opening the notification queue")?;
-    let hub = Arc::new(hub);
+    let hub = Arc::new(match settings.cluster {
+        Some(_) => hub.shared(),
+        None => hub,
+    });
     hub.start(runtime.handle());
     let objects = settings
         .clock
@@ -1114,13 +1117,6 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let http = args.http.resolve(&file)?;
     let tls = args.tls.resolve(&file)?;
     warn_if_few_files(&http);
-    if !file.webhooks.is_empty() {
-        bail!(
-            "{}: [[webhook]] needs a node's data directory for its event queue: define it in \
-             the file of a node that serves S3 (`percore serve --config`)",
-            args.config.display()
-        );
-    }
     if file.node_id.is_some()
         || !file.cores.is_empty()
         || file.capacity_mib.is_some()
@@ -1138,6 +1134,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         );
     }
     let (_, layout) = membership::layout_of(&file, &args.config)?;
+    let webhooks = file.webhooks();
     let data = args.data.clone().or(file.data).with_context(|| {
         format!(
             "{}: a gateway needs `data`: the directory of its credentials and users (copy \
@@ -1194,7 +1191,12 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             file.orphan_grace_secs,
             Some(&layout),
         )?;
-        let objects = clock.gateway(Arc::new(backend), &region);
+        // The gateway's events queue in its data directory, as a node's do in its own.
+        let hub = s3api::notify_queue::Hub::open(&data, webhooks)
+            .context("opening the notification queue")?;
+        let hub = Arc::new(hub.shared());
+        hub.start(runtime.handle());
+        let objects = clock.gateway(Arc::new(backend), &region).with_notify(hub);
         let objects = match master_keys {
             Some(keys) => objects.with_master_keys(keys),
             None => objects,

@@ -474,8 +474,9 @@ impl Gateway {
 
     async fn notify(&self, scope: &str, w: Written<'_>) {
         debug_assert!(EMITTED.contains(&w.name));
-        // Without webhooks no bucket can have rules: no record read on the write path.
-        if self.notify.webhooks.is_empty() {
+        // Without webhooks here and no other process to define them, no bucket can have
+        // rules: no record read on the write path.
+        if self.notify.webhooks.is_empty() && !self.notify.shared {
             return;
         }
         let rules = match self.notification_rules(scope).await {
@@ -487,6 +488,25 @@ impl Gateway {
             }
         };
         for rule in rules.iter().filter(|r| r.matches(w.name, w.key)) {
+            if !self.notify.webhooks.contains_key(&rule.webhook) {
+                // Set through a process that defines it; this one cannot queue for it.
+                crate::metrics::global().notify_event("dropped");
+                let first = self
+                    .notify
+                    .lacking
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(rule.webhook.clone());
+                if first {
+                    tracing::error!(
+                        webhook = rule.webhook,
+                        "a bucket's notification rule names a webhook this process's config \
+                         does not define: events of writes through this process are dropped \
+                         (define the same [[webhook]] tables on every process that serves S3)"
+                    );
+                }
+                continue;
+            }
             let record = self.event_record(scope, rule, &w);
             self.notify.enqueue(&rule.webhook, record).await;
         }

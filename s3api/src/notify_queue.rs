@@ -57,6 +57,12 @@ pub struct Hub {
     next_seq: AtomicU64,
     depth: AtomicU64,
     wake: tokio::sync::Notify,
+    /// Other processes may have stored rules (a cluster's gateways and nodes that serve S3
+    /// share the buckets): rules are read on every write even without webhooks here, so an
+    /// event for a webhook this process lacks is counted and logged as dropped, not ignored.
+    pub(crate) shared: bool,
+    /// The webhooks this process lacks that a rule named, each logged once.
+    pub(crate) lacking: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Hub {
@@ -74,11 +80,21 @@ impl Hub {
             next_seq: AtomicU64::new(next_seq),
             depth: AtomicU64::new(depth),
             wake: tokio::sync::Notify::new(),
+            shared: false,
+            lacking: std::sync::Mutex::default(),
         }
     }
 
-    /// The hub of a node whose data directory is `data`: its queue is `data/notify`, created
-    /// if missing; leftover `.tmp` files (a crash mid-write, never acknowledged) are removed.
+    /// The hub of a process of a cluster (`shared`).
+    #[must_use]
+    pub fn shared(mut self) -> Hub {
+        self.shared = true;
+        self
+    }
+
+    /// The hub of a process (a node that serves S3, a gateway) whose data directory is `data`:
+    /// its queue is `data/notify`, created if missing; leftover `.tmp` files (a crash
+    /// mid-write, never acknowledged) are removed.
     pub fn open(data: &Path, webhooks: Webhooks) -> std::io::Result<Hub> {
         let dir = data.join("notify");
         std::fs::create_dir_all(&dir)?;

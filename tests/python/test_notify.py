@@ -3,17 +3,21 @@ config file: the configuration's round trip and the errors S3 answers; events PO
 receiver on 127.0.0.1 for each kind of write, through a receiver outage and a kill -9."""
 import json
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
+import types
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import botocore
 import pytest
 
-from conftest import ALICE, Server, free_port, running
+from cluster import STOP_TIMEOUT_S, DevCluster, Lines
+from conftest import ALICE, Server, free_port, percore_bin, running
 
 HOOK_ARN = "arn:percore:webhook::hook"
 
@@ -383,3 +387,55 @@ def test_a_damaged_queue_file_is_set_aside_and_the_rest_delivered(offline):
         assert metric(s, 'percore_notify_events_total{result="dropped"}') == 1
     assert os.path.exists(victim[:-len(".json")] + ".bad")
     assert ("ObjectCreated:Put", "k2") not in receiver.got()
+
+
+def test_a_gateway_sends_events_and_a_process_without_the_webhook_counts_them_dropped(
+        tmp_path):
+    # A cluster: `percore dev` nodes that serve S3 without webhooks, and a `percore gateway`
+    # whose config defines `hook`. A configuration set through the gateway holds for writes
+    # through any process: the gateway queues and sends its writes' events; a node without
+    # the webhook cannot, and counts each such event as dropped instead of ignoring it.
+    port = free_port()
+    receiver = Receiver(port)
+    receiver.start()
+    c = DevCluster(tmp_path, nodes=3, cores_per_node=1)
+    gw = None
+    try:
+        data = tmp_path / "gw"
+        data.mkdir()
+        shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
+        gw_port = free_port()
+        config = tmp_path / "gw.toml"
+        config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
+                          f'listen = "127.0.0.1:{gw_port}"\n[[webhook]]\nname = "hook"\n'
+                          f'url = "http://127.0.0.1:{port}/events"\n')
+        gw = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
+                              stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,
+                              text=True, env={**os.environ, "RUST_LOG": "warn"})
+        Lines(gw.stdout).until(r"^endpoint: ", 60, "the gateway")
+        c.endpoints["gw"] = f"http://127.0.0.1:{gw_port}"
+        via_gw, via_node = c.client("gw"), c.client(1)
+        configured(via_gw, "cev", queue(["s3:ObjectCreated:*"]))
+        via_gw.put_object(Bucket="cev", Key="through-gateway", Body=b"g")
+        receiver.wait_for([("ObjectCreated:Put", "through-gateway")])
+        # The gateway's queue lives in its data directory.
+        assert os.path.isdir(data / "notify")
+        node = types.SimpleNamespace(endpoint=c.endpoints[1])
+        dropped = 'percore_notify_events_total{result="dropped"}'
+        before = metric(node, dropped)
+        via_node.put_object(Bucket="cev", Key="through-node", Body=b"n")
+        deadline = time.time() + 30
+        while metric(node, dropped) < before + 1:
+            assert time.time() < deadline, "the node did not count the event it cannot send"
+            time.sleep(0.2)
+        assert ("ObjectCreated:Put", "through-node") not in receiver.got()
+    finally:
+        if gw is not None:
+            gw.send_signal(signal.SIGTERM)
+            try:
+                gw.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+                gw.wait()
+        assert c.stop() == 0
+        receiver.stop()
