@@ -298,6 +298,8 @@ impl Gateway {
         let user = user_of(&req)?;
         let input = req.input;
         check_key(&input.key)?;
+        // AWS takes an SSE-C upload's key here without needing it; one sent is checked.
+        let customer = customer_key!(input)?;
         let bucket = self.owned_bucket(&input.bucket, &user).await?.scope;
         let max = usize::try_from(input.max_parts.unwrap_or(LIST_PARTS_MAX as i32))
             .unwrap_or(0)
@@ -312,6 +314,9 @@ impl Gateway {
             .await
             .map_err(s3_err)?;
         let (upload, truncated) = (listed.upload, listed.truncated);
+        if customer.is_some() {
+            crate::sse::data_key(self, upload.encryption.as_ref(), customer.as_ref())?;
+        }
         let page: Vec<Part> = listed
             .parts
             .into_iter()

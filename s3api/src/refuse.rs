@@ -79,7 +79,8 @@ const LOCK_HEADERS: [&str; 3] = [
 const LOCK_WRITES: [&str; 3] = ["PutObject", "CopyObject", "CreateMultipartUpload"];
 
 /// The SSE-C headers (`sse`): honoured as headers on the operations that write or read an
-/// object's body (and Complete, which checks an SSE-C upload's key), refused anywhere else
+/// object's body (and Complete and ListParts, which check an SSE-C upload's key), refused
+/// anywhere else
 /// and in a query string. A POST form's SSE-C fields are a PutObject's headers
 /// (`post_upload`).
 const SSE_C_HEADERS: [&str; 3] = [
@@ -87,7 +88,7 @@ const SSE_C_HEADERS: [&str; 3] = [
     "x-amz-server-side-encryption-customer-key",
     "x-amz-server-side-encryption-customer-key-md5",
 ];
-const SSE_C_OPS: [&str; 9] = [
+const SSE_C_OPS: [&str; 10] = [
     "PutObject",
     "GetObject",
     "HeadObject",
@@ -97,6 +98,7 @@ const SSE_C_OPS: [&str; 9] = [
     "UploadPart",
     "UploadPartCopy",
     "CompleteMultipartUpload",
+    "ListParts",
 ];
 
 /// A copy's source's SSE-C key: honoured as headers of the copies, refused anywhere else and
@@ -367,7 +369,7 @@ mod tests {
             }
             for op in [
                 "PutObjectTagging",
-                "ListParts",
+                "AbortMultipartUpload",
                 "DeleteObject",
                 "PutObjectAcl",
             ] {

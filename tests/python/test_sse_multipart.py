@@ -58,6 +58,10 @@ def test_sse_c_upload_round_trip_and_key_checks(s3, bucket):
         parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
     listed = s3.list_parts(Bucket=bucket, Key="mp", UploadId=up)["Parts"]
     assert [p["Size"] for p in listed] == PARTS
+    # ListParts needs no key; one sent is checked.
+    assert len(s3.list_parts(Bucket=bucket, Key="mp", UploadId=up, **raw_sse(KEY))["Parts"]) == 3
+    assert error_of(lambda: s3.list_parts(Bucket=bucket, Key="mp", UploadId=up,
+                                          **raw_sse(OTHER_KEY)))[0] == 403
     mpu = {"Parts": parts}
     assert error_of(lambda: s3.complete_multipart_upload(
         Bucket=bucket, Key="mp", UploadId=up, MultipartUpload=mpu)) == (400, "InvalidRequest")
