@@ -5,6 +5,7 @@
 //! may use is the S3 layer's.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -200,21 +201,27 @@ impl Store {
             return Box::pin(futures::stream::empty());
         }
         let pieces = head.sealed_pieces(first, len).expect("an encrypted head");
-        let streams: Vec<_> = pieces
+        let part_keys: Vec<_> = pieces
+            .iter()
+            .map(|p| e.part_key(data_key, p.part))
+            .collect();
+        // One head shared by every part's stream (an upload may have 10,000 parts), and each
+        // stream made when the one before has ended: one part read at a time.
+        let head = Arc::new(head);
+        let (store, bucket, key) = (self.clone(), bucket.to_owned(), key.to_owned());
+        let streams = pieces
             .into_iter()
-            .map(|piece| {
-                let stored = self.object_stream(
-                    bucket,
-                    key,
+            .zip(part_keys)
+            .map(move |(piece, part_key)| {
+                let stored = store.object_stream(
+                    &bucket,
+                    &key,
                     head.clone(),
                     piece.stored_offset,
                     piece.range.stored_len,
                 );
-                let part_key = e.part_key(data_key, piece.part);
                 opener(stored, part_key, piece.plain_bytes, piece.range, piece.len)
-            })
-            .collect();
-        // Each part's stream reads nothing until it is polled: one part at a time.
+            });
         Box::pin(futures::StreamExt::flatten(futures::stream::iter(streams)))
     }
 }

@@ -485,14 +485,14 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
-        head: ObjectHead,
+        head: impl Into<Arc<ObjectHead>>,
         first: u64,
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+        let head: Arc<ObjectHead> = head.into();
         let cores = Arc::new(self.head_cores(bucket, key, &head));
         let backend = self.backend.clone();
         let workers = self.workers.clone();
-        let head = Arc::new(head);
         Box::pin(futures::stream::unfold(first, move |pos| {
             let backend = backend.clone();
             let workers = workers.clone();
