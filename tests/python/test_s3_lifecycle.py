@@ -124,6 +124,52 @@ def test_archive_needs_a_restore(c, bkt):
     assert (code, status) == ("InvalidObjectState", 403)
 
 
+def test_encrypted_multipart_objects_move_between_classes(c, bkt):
+    # Sealed parts are moved as they are stored (a transition, a restore) and read back with
+    # their keys afterwards; a copy onto itself to another class seals its copy anew.
+    key = bytes(range(32))
+    sse = dict(SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    parts = [os.urandom(5 * MiB + 7), os.urandom(70_000)]
+    whole = b"".join(parts)
+    for name, extra in [("c", sse), ("s", dict(ServerSideEncryption="AES256"))]:
+        for obj in (f"{name}/move", f"{name}/copy"):
+            up = c.create_multipart_upload(Bucket=bkt, Key=obj, **extra)["UploadId"]
+            etags = []
+            for n, body in enumerate(parts, 1):
+                on_part = sse if name == "c" else {}
+                r = c.upload_part(Bucket=bkt, Key=obj, UploadId=up, PartNumber=n, Body=body,
+                                  **on_part)
+                etags.append({"PartNumber": n, "ETag": r["ETag"]})
+            c.complete_multipart_upload(Bucket=bkt, Key=obj, UploadId=up,
+                                        MultipartUpload={"Parts": etags},
+                                        **(sse if name == "c" else {}))
+    # The copy onto itself to another class (the source opened, the copy sealed again).
+    c.copy_object(Bucket=bkt, Key="c/copy", CopySource={"Bucket": bkt, "Key": "c/copy"},
+                  StorageClass="STANDARD_IA", CopySourceSSECustomerAlgorithm="AES256",
+                  CopySourceSSECustomerKey=key, **sse)
+    c.copy_object(Bucket=bkt, Key="s/copy", CopySource={"Bucket": bkt, "Key": "s/copy"},
+                  StorageClass="STANDARD_IA", ServerSideEncryption="AES256")
+    for obj, extra in [("c/copy", sse), ("s/copy", {})]:
+        h = c.head_object(Bucket=bkt, Key=obj, **extra)["ResponseMetadata"]["HTTPHeaders"]
+        assert h["x-percore-placement"] == "ec-8+4/nvme"
+        assert c.get_object(Bucket=bkt, Key=obj, **extra)["Body"].read() == whole
+    # A transition moves the sealed parts; a restore brings them back readable.
+    c.put_bucket_lifecycle_configuration(Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "cold", "Filter": {"Prefix": ""}, "Status": "Enabled",
+         "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]}]})
+    for obj, extra in [("c/move", sse), ("s/move", {})]:
+        wait_for(lambda: c.head_object(Bucket=bkt, Key=obj, **extra).get("StorageClass")
+                 == "GLACIER", what=f"{obj} transitioned")
+        c.restore_object(Bucket=bkt, Key=obj, RestoreRequest={"Days": 5})
+        wait_for(lambda: 'ongoing-request="false"' in c.head_object(
+            Bucket=bkt, Key=obj, **extra)["ResponseMetadata"]["HTTPHeaders"].get(
+            "x-amz-restore", ""), what=f"{obj} restored")
+        got = c.get_object(Bucket=bkt, Key=obj, Range=f"bytes={5 * MiB}-{5 * MiB + 20}", **extra)
+        assert got["Body"].read() == whole[5 * MiB:5 * MiB + 21]
+        assert c.get_object(Bucket=bkt, Key=obj, **extra)["Body"].read() == whole
+    c.delete_bucket_lifecycle(Bucket=bkt)
+
+
 def test_lifecycle_configuration_api(c, bkt):
     assert error_code(lambda: c.get_bucket_lifecycle_configuration(Bucket=bkt))[0] == \
         "NoSuchLifecycleConfiguration"
