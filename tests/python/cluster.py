@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import time
 import boto3
 from botocore.config import Config
 
-from conftest import percore_bin
+from conftest import free_port, percore_bin
 
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 60
@@ -207,3 +208,37 @@ class DevCluster:
                 wait_gone(pid, 10)
         self.err.close()
         return self.proc.returncode if self.proc else None
+
+
+def start_gateway(c, tmp_path, extra=""):
+    """`percore gateway` for the cluster `c`: its own data directory (the cluster's credentials
+    copied in) and config (`extra` appended), its endpoint registered as `c.endpoints["gw"]`.
+    Returns (the process, its data directory); stop it with `stop_process`."""
+    data = tmp_path / "gw"
+    data.mkdir()
+    shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
+    port = free_port()
+    config = tmp_path / "gw.toml"
+    config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
+                      f'listen = "127.0.0.1:{port}"\n{extra}')
+    p = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
+                         stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,
+                         text=True, env={**os.environ, "RUST_LOG": "warn"})
+    try:
+        Lines(p.stdout).until(r"^endpoint: ", 60, "the gateway")
+    except AssertionError:
+        p.kill()
+        p.wait()
+        raise
+    c.endpoints["gw"] = f"http://127.0.0.1:{port}"
+    return p, data
+
+
+def stop_process(p):
+    """SIGTERM, then SIGKILL if `p` has not exited within STOP_TIMEOUT_S."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()

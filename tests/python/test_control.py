@@ -8,8 +8,6 @@ process is stopped by pid (cluster.py)."""
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import time
 
@@ -18,8 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cluster import STOP_TIMEOUT_S, DevCluster, Lines
-from conftest import free_port, percore_bin
+from cluster import DevCluster, start_gateway, stop_process
+from conftest import percore_bin
 
 # How long a committed change may take to reach every node's gateway.
 SPREAD_S = 5
@@ -191,36 +189,14 @@ def test_users_survive_the_leader_killed_and_reach_it_when_it_returns(cluster3):
     assert status.returncode == 0, status.stdout + status.stderr
 
 
-def start_gateway(c, tmp_path):
-    """`percore gateway` for the cluster, following its control plane (node 1's [control])."""
-    data = tmp_path / "gw"
-    data.mkdir()
-    shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
-    control = [line for line in open(c.config(1)) if line.startswith("control = ")]
-    port = free_port()
-    config = tmp_path / "gw.toml"
-    config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
-                      f'listen = "127.0.0.1:{port}"\n{control[0]}')
-    p = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
-                         stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,
-                         text=True, env={**os.environ, "RUST_LOG": "warn"})
-    try:
-        Lines(p.stdout).until(r"^endpoint: ", 60, "the gateway")
-    except AssertionError:
-        p.kill()
-        p.wait()
-        raise
-    c.endpoints["gw"] = f"http://127.0.0.1:{port}"
-    return p
-
-
 def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(tmp_path):
     # 4 nodes: voters 1-3; node 4 and a gateway follow them (voter 1 first), node 4's data
     # directory proposes through them.
     c = DevCluster(tmp_path, nodes=4, cores_per_node=1)
     gw = None
     try:
-        gw = start_gateway(c, tmp_path)
+        control = [line for line in open(c.config(1)) if line.startswith("control = ")]
+        gw, _ = start_gateway(c, tmp_path, extra=control[0])
         assert "control = {" in open(c.config(4)).read()
         assert not os.path.exists(os.path.join(data_dir(c, 4), "control"))
         out = user_cli(c, 4, "create", "dee")
@@ -238,10 +214,5 @@ def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(t
         wait_code(c, [4, 2, 3, "gw"], dee, "InvalidAccessKeyId", "deleted through node 4")
     finally:
         if gw is not None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+            stop_process(gw)
         assert c.stop() == 0

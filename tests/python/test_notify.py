@@ -3,9 +3,7 @@ config file: the configuration's round trip and the errors S3 answers; events PO
 receiver on 127.0.0.1 for each kind of write, through a receiver outage and a kill -9."""
 import json
 import os
-import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import botocore
 import pytest
 
-from cluster import STOP_TIMEOUT_S, DevCluster, Lines
-from conftest import ALICE, Server, free_port, percore_bin, running
+from cluster import DevCluster, start_gateway, stop_process
+from conftest import ALICE, Server, free_port, running
 
 HOOK_ARN = "arn:percore:webhook::hook"
 
@@ -401,19 +399,8 @@ def test_a_gateway_sends_events_and_a_process_without_the_webhook_counts_them_dr
     c = DevCluster(tmp_path, nodes=3, cores_per_node=1)
     gw = None
     try:
-        data = tmp_path / "gw"
-        data.mkdir()
-        shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
-        gw_port = free_port()
-        config = tmp_path / "gw.toml"
-        config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
-                          f'listen = "127.0.0.1:{gw_port}"\n[[webhook]]\nname = "hook"\n'
-                          f'url = "http://127.0.0.1:{port}/events"\n')
-        gw = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
-                              stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,
-                              text=True, env={**os.environ, "RUST_LOG": "warn"})
-        Lines(gw.stdout).until(r"^endpoint: ", 60, "the gateway")
-        c.endpoints["gw"] = f"http://127.0.0.1:{gw_port}"
+        gw, data = start_gateway(c, tmp_path, extra=(
+            f'[[webhook]]\nname = "hook"\nurl = "http://127.0.0.1:{port}/events"\n'))
         via_gw, via_node = c.client("gw"), c.client(1)
         configured(via_gw, "cev", queue(["s3:ObjectCreated:*"]))
         via_gw.put_object(Bucket="cev", Key="through-gateway", Body=b"g")
@@ -431,11 +418,6 @@ def test_a_gateway_sends_events_and_a_process_without_the_webhook_counts_them_dr
         assert ("ObjectCreated:Put", "through-node") not in receiver.got()
     finally:
         if gw is not None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+            stop_process(gw)
         assert c.stop() == 0
         receiver.stop()
