@@ -187,20 +187,10 @@ class DevCluster:
     def stop(self):
         """Stops dev (which stops its children), then whatever is left, by pid."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
         for node, p in list(self.restarted.items()):
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                stop_process(p)
             self.restarted.pop(node)
         for pid in self.node_pids.values():
             if pid_alive(pid) and is_percore(pid):
