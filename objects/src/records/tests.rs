@@ -283,6 +283,24 @@ fn records_before_versioning_still_decode() {
     assert_eq!((l.size, l.etag.as_str(), l.in_versions), (3, "e", false));
 }
 
+/// An upload by "o" at 1 ms, STANDARD, with nothing else set (format 4).
+fn small_upload() -> UploadRecord {
+    UploadRecord {
+        owner: "o".into(),
+        initiated_ms: 1,
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        checksum: None,
+        class: StorageClass::Standard,
+        tags: vec![],
+        lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
+        encryption: None,
+    }
+}
+
 fn small_head(null_version: bool, in_versions: bool) -> ObjectHead {
     ObjectHead {
         size: 3,
@@ -790,20 +808,7 @@ fn heads_with_trailing_bytes_are_refused() {
 /// completed object gets, pinned byte for byte; every cut and a trailing byte refused.
 #[test]
 fn upload_owner_and_acl_make_format_6() {
-    let mut upload = UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
-        checksum: None,
-        class: StorageClass::Standard,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
-        encryption: None,
-    };
+    let mut upload = small_upload();
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
     upload.acl = Some(Bytes::from_static(b"\x01ab"));
@@ -832,20 +837,7 @@ fn upload_owner_and_acl_make_format_6() {
 /// Format 5 of uploads: format 4 with the lock state the completed object gets.
 #[test]
 fn upload_lock_state_makes_format_5() {
-    let mut upload = UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
-        checksum: None,
-        class: StorageClass::Standard,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
-        encryption: None,
-    };
+    let mut upload = small_upload();
     let v4 = hex::encode(upload.encode());
     assert_eq!(v4, "04010000000000000001006f00000000000000000000");
     upload.lock = ObjectLock {
@@ -1061,18 +1053,8 @@ fn tiering_round_trips_and_rejects_garbage() {
         assert!(ObjectHead::decode(bytes.slice(..bytes.len() - cut)).is_err());
     }
     let upload = UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
-        checksum: None,
         class: StorageClass::DeepArchive,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
-        encryption: None,
+        ..small_upload()
     };
     // Format 3 (before tags) still decodes; format 4 adds the tags.
     let v3 = hex_bytes("03010000000000000001006f0000000000000004");
@@ -1194,17 +1176,6 @@ fn sealed_uploads_make_upload_format_7_and_part_format_3() {
     use crate::seal::{stored_size, DataKey};
     let wrapped = WrappedKey::wrap(&[7u8; 32], &DataKey::random());
     let mut upload = UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
-        checksum: None,
-        class: StorageClass::Standard,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
         encryption: Some(Encryption {
             kind: EncryptionKind::Kms {
                 key_id: "k1".into(),
@@ -1213,6 +1184,7 @@ fn sealed_uploads_make_upload_format_7_and_part_format_3() {
             wrapped: wrapped.clone(),
             part_nonces: Vec::new(),
         }),
+        ..small_upload()
     };
     let enc = upload.encode();
     // Format 4's fields; no retention, no hold (0, 0); no owner (empty string), no ACL (0);
