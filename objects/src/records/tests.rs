@@ -192,21 +192,11 @@ fn checksums_round_trip() {
         assert!(PartRecord::decode(enc.slice(..cut)).is_err());
     }
     let upload = UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
         checksum: Some(UploadChecksum {
             algo: Algo::Crc64Nvme,
             kind: Kind::FullObject,
         }),
-        class: StorageClass::Standard,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
-        encryption: None,
+        ..small_upload()
     };
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
     let mut h = ObjectHead {
