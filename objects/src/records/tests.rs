@@ -57,9 +57,7 @@ fn records_round_trip_and_reject_garbage() {
     assert_eq!(h.part_range(3), None);
     assert_eq!(h.part_range(0), None);
     let enc = h.encode();
-    for cut in 0..enc.len() {
-        assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     let bucket = BucketRecord {
         versioning: Versioning::Suspended,
         deleting: true,
@@ -102,6 +100,20 @@ fn records_round_trip_and_reject_garbage() {
     };
     assert_eq!(PartRecord::decode(part.encode()).unwrap(), part);
     assert!(part_key("u", 2) > part_key("u", 1));
+}
+
+/// Every cut of `enc` short of its end fails to decode.
+fn refuses_cuts<T, E>(decode: impl Fn(Bytes) -> Result<T, E>, enc: &Bytes) {
+    for cut in 0..enc.len() {
+        assert!(decode(enc.slice(..cut)).is_err(), "cut at {cut}");
+    }
+}
+
+/// `enc` with one more byte after its last field fails to decode.
+fn refuses_trailing<T, E>(decode: impl Fn(Bytes) -> Result<T, E>, enc: &Bytes) {
+    let mut longer = enc.to_vec();
+    longer.push(0);
+    assert!(decode(Bytes::from(longer)).is_err(), "a trailing byte");
 }
 
 fn hex_bytes(s: &str) -> Bytes {
@@ -188,9 +200,7 @@ fn checksums_round_trip() {
     };
     assert_eq!(PartRecord::decode(part.encode()).unwrap(), part);
     let enc = part.encode();
-    for cut in 0..enc.len() {
-        assert!(PartRecord::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(PartRecord::decode, &enc);
     let upload = UploadRecord {
         checksum: Some(UploadChecksum {
             algo: Algo::Crc64Nvme,
@@ -236,9 +246,7 @@ fn checksums_round_trip() {
     };
     assert_eq!(ObjectHead::decode(h.encode()).unwrap(), h);
     let enc = h.encode();
-    for cut in 0..enc.len() {
-        assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     // A composite checksum's N is the head's part count.
     h.checksum = Some(ObjectChecksum {
         sum: sha,
@@ -467,9 +475,7 @@ fn versioning_formats_are_pinned() {
         marker
     );
     let enc = marker.encode();
-    for cut in 0..enc.len() {
-        assert!(VersionRecord::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(VersionRecord::decode, &enc);
     assert!(VersionRecord::decode(hex_bytes("0103")).is_err());
 }
 
@@ -492,12 +498,7 @@ fn lock_state_makes_format_7() {
     let hex7 = format!("07{}00020068e5cf8b01000001", &v5[2..]);
     assert_eq!(hex::encode(&enc), hex7);
     assert_eq!(ObjectHead::decode(hex_bytes(&hex7)).unwrap(), h);
-    for cut in 0..enc.len() {
-        assert!(
-            ObjectHead::decode(enc.slice(..cut)).is_err(),
-            "cut at {cut}"
-        );
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     // A hold alone, set OFF: distinct from never set.
     h.lock = ObjectLock {
         retention: None,
@@ -529,9 +530,7 @@ fn lock_state_makes_format_7() {
     let enc = h.encode();
     assert_eq!(enc[0], HEAD_LOCK);
     assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
-    for cut in 0..enc.len() {
-        assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     h.lock = ObjectLock::default();
     assert_eq!(h.encode()[0], HEAD_PART_SUMS);
     for m in [LockMode::Governance, LockMode::Compliance] {
@@ -574,12 +573,7 @@ fn encryption_makes_format_8() {
     assert_eq!(back, h);
     let opened = back.encryption.unwrap().wrapped.unwrap(&kek).unwrap();
     assert_eq!(opened, key);
-    for cut in 0..enc.len() {
-        assert!(
-            ObjectHead::decode(enc.slice(..cut)).is_err(),
-            "cut at {cut}"
-        );
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     let kind_at = enc.len() - crate::keywrap::WRAPPED_KEY_BYTES - 8 - 1;
     let bad = |at: usize, byte: u8| {
         let mut b = enc.to_vec();
@@ -629,12 +623,7 @@ fn owner_and_acl_make_format_9() {
         format!("09{}000000000200616c0300016162", &v5[2..])
     );
     assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
-    for cut in 0..enc.len() {
-        assert!(
-            ObjectHead::decode(enc.slice(..cut)).is_err(),
-            "cut at {cut}"
-        );
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     for bad in [
         format!("09{}0000000200000300016162", &v5[2..]),
         format!("09{}0000000000000400016162", &v5[2..]),
@@ -656,9 +645,7 @@ fn owner_and_acl_make_format_9() {
     let enc = h.encode();
     assert_eq!(enc[0], HEAD_ACL);
     assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
-    for cut in 0..enc.len() {
-        assert!(ObjectHead::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(ObjectHead::decode, &enc);
     // As a version record too.
     let v = VersionRecord::Object(h.clone());
     assert_eq!(VersionRecord::decode(v.encode()).unwrap(), v);
@@ -686,15 +673,8 @@ fn listing_owner_makes_format_4() {
     let hex4 = format!("04{}0200616c", &v3[2..]);
     assert_eq!(hex::encode(&enc), hex4);
     assert_eq!(ListingEntry::decode(hex_bytes(&hex4)).unwrap(), entry);
-    for cut in 0..enc.len() {
-        assert!(
-            ListingEntry::decode(enc.slice(..cut)).is_err(),
-            "cut at {cut}"
-        );
-    }
-    let mut longer = enc.to_vec();
-    longer.push(0);
-    assert!(ListingEntry::decode(Bytes::from(longer)).is_err());
+    refuses_cuts(ListingEntry::decode, &enc);
+    refuses_trailing(ListingEntry::decode, &enc);
     assert!(ListingEntry::decode(hex_bytes(&format!("04{}0000", &v3[2..]))).is_err());
 }
 
@@ -746,9 +726,7 @@ fn master_and_kms_kinds_keep_their_key_id() {
         );
         assert_eq!(hex::encode(&enc), hex8);
         assert_eq!(ObjectHead::decode(enc.clone()).unwrap(), h);
-        for cut in 0..enc.len() {
-            assert!(ObjectHead::decode(enc.slice(..cut)).is_err(), "cut {cut}");
-        }
+        refuses_cuts(ObjectHead::decode, &enc);
         // An id byte that no key id may hold ('/').
         let id_at = enc.len() - crate::keywrap::WRAPPED_KEY_BYTES - 8 - id.len();
         let mut b = enc.to_vec();
@@ -808,15 +786,8 @@ fn upload_owner_and_acl_make_format_6() {
     let hex6 = format!("06{}00000200616c0300016162", &v4[2..]);
     assert_eq!(hex::encode(&enc), hex6);
     assert_eq!(UploadRecord::decode(hex_bytes(&hex6)).unwrap(), upload);
-    for cut in 0..enc.len() {
-        assert!(
-            UploadRecord::decode(enc.slice(..cut)).is_err(),
-            "cut at {cut}"
-        );
-    }
-    let mut longer = enc.to_vec();
-    longer.push(0);
-    assert!(UploadRecord::decode(Bytes::from(longer)).is_err());
+    refuses_cuts(UploadRecord::decode, &enc);
+    refuses_trailing(UploadRecord::decode, &enc);
     upload.lock.legal_hold = Some(true);
     upload.acl = None;
     assert_eq!(UploadRecord::decode(upload.encode()).unwrap(), upload);
@@ -863,9 +834,7 @@ fn completion_records_are_pinned() {
     assert_eq!(hex::encode(c.encode()), hex);
     assert_eq!(CompletionRecord::decode(hex_bytes(&hex)).unwrap(), c);
     let enc = c.encode();
-    for cut in 0..enc.len() {
-        assert!(CompletionRecord::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(CompletionRecord::decode, &enc);
     let none = CompletionRecord {
         version_id: None,
         ..c
@@ -929,9 +898,7 @@ fn bucket_incarnations_are_pinned() {
     assert!(BucketRecord::decode(hex_bytes(&format!("{}08", &hex[..hex.len() - 2]))).is_err());
     assert!(BucketRecord::decode(hex_bytes(&format!("{hex}00"))).is_err());
     let enc = bucket.encode();
-    for cut in 0..enc.len() {
-        assert!(BucketRecord::decode(enc.slice(..cut)).is_err());
-    }
+    refuses_cuts(BucketRecord::decode, &enc);
     // Format 1 too: legacy id, so the scope is the bare name and the old keys stay.
     let v1 = BucketRecord::decode(hex_bytes("010068e5cf8b0100000400726f6f74")).unwrap();
     assert_eq!((v1.id, v1.deleting), (BucketId::LEGACY, false));
@@ -1115,12 +1082,8 @@ fn sealed_parts_make_format_10() {
     assert_eq!(back.shown_part_sizes(), [3, 70_000]);
     assert_eq!(back.shown_part_range(2), Some((3, 70_000)));
     assert_eq!(back.shown_part_range(3), None);
-    for cut in 0..enc.len() {
-        assert!(ObjectHead::decode(enc.slice(..cut)).is_err(), "cut {cut}");
-    }
-    let mut longer = enc.to_vec();
-    longer.push(0);
-    assert!(ObjectHead::decode(Bytes::from(longer)).is_err());
+    refuses_cuts(ObjectHead::decode, &enc);
+    refuses_trailing(ObjectHead::decode, &enc);
     let count_at = enc.len() - 4 - 24 - 4;
     let bad = |b: Vec<u8>| ObjectHead::decode(Bytes::from(b)).is_err();
     let with = |at: usize, byte: u8| {
@@ -1185,12 +1148,8 @@ fn sealed_uploads_make_upload_format_7_and_part_format_3() {
     );
     assert_eq!(hex::encode(&enc), hex7);
     assert_eq!(UploadRecord::decode(enc.clone()).unwrap(), upload);
-    for cut in 0..enc.len() {
-        assert!(UploadRecord::decode(enc.slice(..cut)).is_err(), "cut {cut}");
-    }
-    let mut longer = enc.to_vec();
-    longer.push(0);
-    assert!(UploadRecord::decode(Bytes::from(longer)).is_err());
+    refuses_cuts(UploadRecord::decode, &enc);
+    refuses_trailing(UploadRecord::decode, &enc);
     upload.encryption = None;
     assert_eq!(upload.encode()[0], 4);
 
@@ -1212,12 +1171,8 @@ fn sealed_uploads_make_upload_format_7_and_part_format_3() {
     assert_eq!(hex::encode(&enc), hex3);
     let back = PartRecord::decode(enc.clone()).unwrap();
     assert_eq!((back.plain_size(), &back), (5, &part));
-    for cut in 0..enc.len() {
-        assert!(PartRecord::decode(enc.slice(..cut)).is_err(), "cut {cut}");
-    }
-    let mut longer = enc.to_vec();
-    longer.push(0);
-    assert!(PartRecord::decode(Bytes::from(longer)).is_err());
+    refuses_cuts(PartRecord::decode, &enc);
+    refuses_trailing(PartRecord::decode, &enc);
     // 10 stored bytes: shorter than a tag, no sealing gives it.
     let mut b = enc.to_vec();
     b[13..21].copy_from_slice(&10u64.to_le_bytes());
