@@ -36,7 +36,7 @@ use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{CORE_DOWN_FOR, SCAN_BATCH_MAX};
-use crate::moves::Transition;
+use crate::moves::{Cores, Placement, Transition};
 use crate::remote::{RemoteCore, RemoteError};
 
 /// Errors from the storage side, mapped to S3 codes once in `s3.rs`.
@@ -321,13 +321,9 @@ impl Fanned {
             .map_or_else(|| "none".to_owned(), |(_, e)| e.to_string())
     }
 
-    /// Ok when at least `need` cores answered `Done`; a quorum lost to full disks is NoSpace.
-    fn done_quorum(&self, what: &'static str, need: usize, of: usize) -> Result<(), BackendError> {
-        self.done_quorum_in(what, need, of, |_| true)
-    }
-
     /// Ok when every replica set of `sets` has a write quorum of its cores that answered
-    /// `Done` (one set: `done_quorum`; two during a layout change, see `moves`).
+    /// `Done` (one set, or two during a layout change, see `moves`); a quorum lost to full
+    /// disks is NoSpace.
     pub(crate) fn write_quorum_sets(
         &self,
         what: &'static str,
@@ -340,7 +336,7 @@ impl Fanned {
         Ok(())
     }
 
-    /// `done_quorum` counting only the cores `member` accepts.
+    /// Ok when at least `need` of the cores `member` accepts answered `Done`.
     fn done_quorum_in(
         &self,
         what: &'static str,
@@ -356,6 +352,18 @@ impl Fanned {
         if done >= need {
             return Ok(());
         }
+        Err(self.quorum_error(what, done, need, of))
+    }
+
+    /// Why `got` of `of` answers fell short of `need`: NoSpace when a core was full (the
+    /// caller answers 507, not 503), else the quorum with the last error seen.
+    pub(crate) fn quorum_error(
+        &self,
+        what: &'static str,
+        got: usize,
+        need: usize,
+        of: usize,
+    ) -> BackendError {
         let full = self.ok.iter().any(|(_, r)| {
             matches!(
                 r,
@@ -369,20 +377,20 @@ impl Fanned {
             .iter()
             .any(|(_, e)| matches!(e, BackendError::NoSpace));
         if full {
-            return Err(BackendError::NoSpace);
+            return BackendError::NoSpace;
         }
         let last = self
             .ok
             .iter()
             .find(|(_, r)| !matches!(r, Response::Done))
             .map_or_else(|| self.last_error(), |(_, r)| format!("{r:?}"));
-        Err(BackendError::Quorum {
+        BackendError::Quorum {
             what,
-            got: done,
+            got,
             need,
             of,
             last,
-        })
+        }
     }
 
     /// The first core that answered `Done`.
@@ -658,8 +666,11 @@ impl Backend {
 
     /// The first `n` cores of `route`'s list in the PG table of `tier` (the node router has
     /// one tier: `tier` is ignored there).
-    pub fn route_in(&self, route: Route<'_>, tier: placement::Tier, n: usize) -> Vec<usize> {
-        match &self.router {
+    pub fn route_in(&self, route: Route<'_>, tier: placement::Tier, n: usize) -> Placement {
+        if let Some(t) = self.transition.as_ref().filter(|t| t.tier() == tier) {
+            return t.place(route, n);
+        }
+        Placement::row(match &self.router {
             Router::Node => self.route_n(route, n),
             Router::Layout(layout) => {
                 let table = layout
@@ -675,7 +686,7 @@ impl Backend {
                     .map(|&i| i as usize)
                     .collect()
             }
-        }
+        })
     }
 
     /// Copies kept of every metadata record: 3, or every core when there are fewer (one core
@@ -712,8 +723,8 @@ impl Backend {
     }
 
     /// The cores holding `route`'s metadata records, primary first.
-    pub fn meta_cores(&self, route: Route<'_>) -> Vec<usize> {
-        self.route_n(route, self.meta_replicas)
+    pub fn meta_cores(&self, route: Route<'_>) -> Placement {
+        self.place_meta(route)
     }
 
     /// The first `n` cores of `route`'s list: fragment i lives on the i-th.
@@ -871,12 +882,13 @@ impl Backend {
     /// hint (see `hints`).
     pub async fn meta_put(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
         key: &Bytes,
         value: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
-        self.meta_put_in(cores, &[cores], key, value, hlc).await
+        self.meta_put_in(&cores.union(), &cores.rows(), key, value, hlc)
+            .await
     }
 
     /// `meta_put` to every core of `cores`, acknowledged once each replica set of `sets` (whose
@@ -907,12 +919,13 @@ impl Backend {
     /// without a read before and a read after its write.
     pub async fn meta_swap(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
         key: &Bytes,
         value: &Bytes,
         hlc: u64,
     ) -> Result<Swap, BackendError> {
-        self.meta_swap_in(cores, &[cores], key, value, hlc).await
+        self.meta_swap_in(&cores.union(), &cores.rows(), key, value, hlc)
+            .await
     }
 
     /// `meta_swap` with the quorums of `meta_put_in`.
@@ -1008,11 +1021,12 @@ impl Backend {
     /// Tombstones a metadata record on a write quorum of `cores`.
     pub async fn meta_delete(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
         key: &Bytes,
         hlc: u64,
     ) -> Result<(), BackendError> {
-        self.meta_delete_in(cores, &[cores], key, hlc).await
+        self.meta_delete_in(&cores.union(), &cores.rows(), key, hlc)
+            .await
     }
 
     /// `meta_delete` with the quorums of `meta_put_in`.
@@ -1040,10 +1054,10 @@ impl Backend {
     /// version are brought up to date before returning (read repair).
     pub async fn meta_get(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
         key: &Bytes,
     ) -> Result<Option<MetaEntry>, BackendError> {
-        self.meta_get_in(cores, &[cores], key).await
+        self.meta_get_in(&cores.union(), &cores.rows(), key).await
     }
 
     /// `meta_get` from every core of `cores`, answered once each replica set of `sets` (whose
@@ -1126,21 +1140,22 @@ impl Backend {
     /// exhausted; fewer than `limit` entries always come with `None`.
     pub async fn meta_scan(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
         prefix: &Bytes,
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let (entries, next) = self
-            .scan_merged(
-                cores,
-                ScanQuorum::Replicas,
-                None,
-                prefix,
-                start_after,
-                limit,
-            )
-            .await?;
+        let rows = cores.rows();
+        // During a layout change, a quorum of each row, cores marked down tried anyway (a
+        // listing must not fail on a down mark while groups move under it).
+        let (entries, next) = if let (None, [row]) = (&self.transition, &*rows) {
+            self.scan_merged(row, ScanQuorum::Replicas, None, prefix, start_after, limit)
+                .await?
+        } else {
+            let sets = rows.iter().map(|r| r.to_vec()).collect();
+            self.meta_scan_sets(&cores.union(), sets, false, prefix, start_after, limit)
+                .await?
+        };
         Ok((live(entries), next))
     }
 
@@ -1488,65 +1503,96 @@ impl Backend {
         self.scan_quorum_met(need, &alive, &last)
     }
 
-    /// Stores a whole fragment on every core of `cores` (replicas); acknowledged once a write
-    /// quorum has it durable, the others get a hint.
+    /// Stores a whole fragment on the first `n` cores of every row of `cores` (replicas):
+    /// `put_shards` with the same fragment at every position.
     pub async fn put_fragment(
         &self,
-        cores: &[usize],
+        cores: &(impl Cores + ?Sized),
+        n: u8,
         id: FragmentId,
         data: &Bytes,
     ) -> Result<(), BackendError> {
-        let shards: Vec<(usize, FragmentId, Bytes)> =
-            cores.iter().map(|&c| (c, id, data.clone())).collect();
-        self.put_shards(Policy::Replicas(cores.len() as u8), &shards)
-            .await
+        let shards: Vec<(FragmentId, Bytes)> = (0..n).map(|_| (id, data.clone())).collect();
+        self.put_shards(cores, Policy::Replicas(n), &shards).await
     }
 
-    /// Stores the fragments of one stripe under `policy`, `(core, id, data)` each with
-    /// fragment i on the i-th, concurrently; acknowledged once the policy's write quorum is
-    /// durable (`write_quorum` of the replicas, `ec_write_quorum` shards), the others get a
-    /// hint.
+    /// Stores the fragments of one stripe under `policy`, fragment i (`shards[i]`) on
+    /// position i of every row of `cores`, concurrently; acknowledged once every row holds
+    /// the policy's write quorum durable (`write_quorum` of the replicas, `ec_write_quorum`
+    /// shards). Missed ones get a hint naming the row they belong to.
     pub async fn put_shards(
         &self,
+        cores: &(impl Cores + ?Sized),
         policy: Policy,
-        shards: &[(usize, FragmentId, Bytes)],
+        shards: &[(FragmentId, Bytes)],
     ) -> Result<(), BackendError> {
+        let width = policy.width();
+        assert_eq!(shards.len(), width, "one fragment per position");
         let need = match policy {
             Policy::Replicas(n) => write_quorum(usize::from(n)),
             Policy::Ec { k, m } => ec_write_quorum(k, m),
         };
-        assert_eq!(shards.len(), policy.width(), "one fragment per position");
-        let calls = shards.iter().map(|(core, id, data)| {
-            self.call(
-                *core,
-                Request::PutFragment {
-                    id: *id,
-                    data: data.clone(),
-                },
-            )
+        let rows = cores.rows();
+        // (core, position) once each, in the order of the rows.
+        let mut writes: Vec<(usize, usize)> = Vec::with_capacity(width * rows.len());
+        for row in rows.iter() {
+            assert!(row.len() >= width, "placed for the whole stripe");
+            for (i, &c) in row[..width].iter().enumerate() {
+                if !writes.contains(&(c, i)) {
+                    writes.push((c, i));
+                }
+            }
+        }
+        let calls = writes.iter().map(|&(c, i)| {
+            let (id, data) = &shards[i];
+            let request = Request::PutFragment {
+                id: *id,
+                data: data.clone(),
+            };
+            self.call(c, request)
         });
         let results = futures::future::join_all(calls).await;
+        let done: Vec<bool> = results
+            .iter()
+            .map(|r| matches!(r, Ok(Response::Done)))
+            .collect();
         let mut fanned = Fanned {
             ok: Vec::new(),
             failed: Vec::new(),
         };
-        for ((core, _, _), r) in shards.iter().zip(results) {
+        for (&(c, _), r) in writes.iter().zip(results) {
             match r {
-                Ok(resp) => fanned.ok.push((*core, resp)),
-                Err(e) => fanned.failed.push((*core, e)),
+                Ok(resp) => fanned.ok.push((c, resp)),
+                Err(e) => fanned.failed.push((c, e)),
             }
         }
-        fanned.done_quorum("fragment write", need, shards.len())?;
-        let missed = fanned.missed();
-        if !missed.is_empty() {
-            let ids: Vec<(usize, FragmentId)> = shards
+        let written = |core: usize, i: usize| {
+            let w = writes
                 .iter()
-                .filter(|(c, _, _)| missed.contains(c))
-                .map(|(c, id, _)| (*c, *id))
-                .collect();
-            let stripe_cores: Vec<usize> = shards.iter().map(|(c, _, _)| *c).collect();
-            self.hint_missed_fragments(&ids, policy, &stripe_cores, &fanned)
-                .await;
+                .position(|&x| x == (core, i))
+                .expect("written");
+            done[w]
+        };
+        for row in rows.iter() {
+            let got = (0..width).filter(|&i| written(row[i], i)).count();
+            if got < need {
+                return Err(fanned.quorum_error("fragment write", got, need, width));
+            }
+        }
+        // A missed write is hinted once, with the stripe of the first row it belongs to.
+        let mut hinted: Vec<(usize, usize)> = Vec::new();
+        for row in rows.iter() {
+            let mut missed: Vec<(usize, FragmentId)> = Vec::new();
+            for i in 0..width {
+                if !written(row[i], i) && !hinted.contains(&(row[i], i)) {
+                    hinted.push((row[i], i));
+                    missed.push((row[i], shards[i].0));
+                }
+            }
+            if !missed.is_empty() {
+                self.hint_missed_fragments(&missed, policy, &row[..width], &fanned)
+                    .await;
+            }
         }
         Ok(())
     }

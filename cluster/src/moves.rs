@@ -31,6 +31,7 @@
 //! deleting metadata records from cores that left a group (the engine has no purge request
 //! yet: they stay, older than what their new replicas hold).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,9 +39,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use placement::{CoreId, Layout, Tier};
-use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 
-use crate::backend::{stable_hash, Backend, BackendError, Fanned, Route, Swap};
+use crate::backend::{stable_hash, Backend, BackendError, Route};
 use crate::ec::Policy;
 use crate::limits::{
     MOVE_ATTEMPTS_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS,
@@ -226,6 +227,11 @@ impl Transition {
         &self.cores
     }
 
+    /// The tier whose table the change moves (the STANDARD policy's).
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
     /// The groups the change moves, in order.
     pub fn groups(&self) -> Vec<u32> {
         self.groups.keys().copied().collect()
@@ -295,7 +301,7 @@ impl Transition {
     }
 
     /// Where `route`'s first `n` positions live now, counted in flight until dropped.
-    fn place(self: &Arc<Self>, route: Route<'_>, n: usize) -> Placement {
+    pub(crate) fn place(self: &Arc<Self>, route: Route<'_>, n: usize) -> Placement {
         assert!(
             n <= self.depth,
             "a policy never spans more cores than the table"
@@ -315,12 +321,14 @@ impl Transition {
 
 /// Where one route's positions live for one operation (`Backend::place`): its group's rows in
 /// both versions and the phase it was routed under, which the operation holds (the mover's
-/// fence waits for it) until this is dropped.
+/// fence waits for it) until this is dropped. Outside a layout change, or in a group it does
+/// not move, one row.
 pub struct Placement {
     pg: u32,
     /// `None`: the group does not move (or no change is in progress).
     phase: Option<Phase>,
     old: Vec<usize>,
+    /// The new version's row; empty when `phase` is `None` (the rows are the same).
     new: Vec<usize>,
     transition: Option<Arc<Transition>>,
 }
@@ -335,6 +343,17 @@ impl Drop for Placement {
     }
 }
 
+impl std::fmt::Debug for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placement")
+            .field("pg", &self.pg)
+            .field("phase", &self.phase)
+            .field("old", &self.old)
+            .field("new", &self.new)
+            .finish()
+    }
+}
+
 impl Placement {
     pub fn pg(&self) -> u32 {
         self.pg
@@ -344,34 +363,81 @@ impl Placement {
         self.phase
     }
 
-    /// The rows writes must reach a quorum of (and reads a read quorum of): the old one
-    /// before the group moves, both while it moves, the new one from its cut-over.
-    fn rows(&self) -> Vec<&[usize]> {
+    /// The cores of the row reads and writes end at (the new one from `Moving` on): what a
+    /// caller that needs one list (a hint, a repair) uses.
+    pub fn cores(&self) -> &[usize] {
         match self.phase {
-            None | Some(Phase::Pending) => vec![&self.old],
-            Some(Phase::Moving) => vec![&self.old, &self.new],
-            Some(Phase::CutOver | Phase::Done) => vec![&self.new],
+            None | Some(Phase::Pending) => &self.old,
+            _ => &self.new,
         }
     }
+}
 
-    /// Every core of `rows`, each once, the first row's first.
-    fn union(&self) -> Vec<usize> {
+/// The rows of one operation (`Cores::rows`): one, or two while its group moves.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    rows: [&'a [usize]; 2],
+    len: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn one(row: &'a [usize]) -> Rows<'a> {
+        Rows {
+            rows: [row, &[]],
+            len: 1,
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Rows<'a> {
+    type Target = [&'a [usize]];
+
+    fn deref(&self) -> &[&'a [usize]] {
+        &self.rows[..self.len]
+    }
+}
+
+/// The cores one operation's calls go to, position by position: a row a caller chose (a core
+/// list: the scrub's, the mover's, a test's) or a `Placement`, which is two rows while its
+/// group moves. Writes need a write quorum of every row, reads a read quorum of every row.
+pub trait Cores {
+    /// The rows, the old one first.
+    fn rows(&self) -> Rows<'_>;
+
+    /// Every core of the rows, each once, the first row's first.
+    fn union(&self) -> Cow<'_, [usize]> {
+        let rows = self.rows();
+        if let [one] = *rows {
+            return Cow::Borrowed(one);
+        }
         let mut out: Vec<usize> = Vec::new();
-        for row in self.rows() {
-            for c in row {
+        for row in rows.iter() {
+            for c in row.iter() {
                 if !out.contains(c) {
                     out.push(*c);
                 }
             }
         }
-        out
+        Cow::Owned(out)
     }
 
-    /// The cores a read of position `i` tries, in order: the new core first while the group
-    /// moves (it holds everything from the cut-over on), then the old one.
-    pub fn fragment_cores(&self, i: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        for row in self.rows().into_iter().rev() {
+    /// The core that serializes conditional writes: the first row's first. While a group
+    /// moves that is the old row's (its new one may not hold the record before the copy).
+    fn authority(&self) -> usize {
+        self.rows()[0][0]
+    }
+
+    /// The row reads and writes end at (the new one while a group moves).
+    fn last_row(&self) -> &[usize] {
+        let rows = self.rows();
+        rows[rows.len() - 1]
+    }
+
+    /// The cores a read of position `i` tries, in order: the new row's first (it holds
+    /// everything from the cut-over on), then the old one's.
+    fn fragment_cores(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(2);
+        for row in self.rows().iter().rev() {
             if !out.contains(&row[i]) {
                 out.push(row[i]);
             }
@@ -379,12 +445,12 @@ impl Placement {
         out
     }
 
-    /// The cores a read of a replicated fragment tries: every core of the current rows, new
-    /// ones first.
-    pub fn replica_cores(&self) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::new();
-        for row in self.rows().into_iter().rev() {
-            for c in row {
+    /// The cores a read of a replicated fragment of `n` copies tries: the first `n` of every
+    /// row, the new row's first.
+    fn replica_cores(&self, n: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::with_capacity(n);
+        for row in self.rows().iter().rev() {
+            for c in &row[..n] {
                 if !out.contains(c) {
                     out.push(*c);
                 }
@@ -392,13 +458,36 @@ impl Placement {
         }
         out
     }
+}
 
-    /// The cores of the row reads and writes end at (the new one from `Moving` on): what a
-    /// caller that needs one list (a hint, a primary) uses.
-    pub fn cores(&self) -> &[usize] {
+impl Cores for [usize] {
+    fn rows(&self) -> Rows<'_> {
+        Rows::one(self)
+    }
+}
+
+impl Cores for Vec<usize> {
+    fn rows(&self) -> Rows<'_> {
+        Rows::one(self)
+    }
+}
+
+impl<const N: usize> Cores for [usize; N] {
+    fn rows(&self) -> Rows<'_> {
+        Rows::one(self)
+    }
+}
+
+impl Cores for Placement {
+    /// The old row before the group moves, both while it moves, the new one from its cut-over.
+    fn rows(&self) -> Rows<'_> {
         match self.phase {
-            None | Some(Phase::Pending) => &self.old,
-            _ => &self.new,
+            None | Some(Phase::Pending) => Rows::one(&self.old),
+            Some(Phase::Moving) => Rows {
+                rows: [&self.old, &self.new],
+                len: 2,
+            },
+            Some(Phase::CutOver | Phase::Done) => Rows::one(&self.new),
         }
     }
 }
@@ -411,192 +500,25 @@ impl Backend {
         if let Some(t) = &self.transition {
             return t.place(route, n);
         }
-        let row = self.route_n(route, n);
-        Placement {
-            pg: 0,
-            phase: None,
-            old: row.clone(),
-            new: row,
-            transition: None,
-        }
+        Placement::row(self.route_n(route, n))
     }
 
     /// `place` for `route`'s metadata records.
     pub fn place_meta(&self, route: Route<'_>) -> Placement {
         self.place(route, self.replicas())
     }
+}
 
-    /// `meta_put` at `p`: a write quorum of every row it is routed to.
-    pub async fn meta_put_at(
-        &self,
-        p: &Placement,
-        key: &Bytes,
-        value: &Bytes,
-        hlc: u64,
-    ) -> Result<(), BackendError> {
-        self.meta_put_in(&p.union(), &p.rows(), key, value, hlc)
-            .await
-    }
-
-    /// `meta_swap` at `p`.
-    pub async fn meta_swap_at(
-        &self,
-        p: &Placement,
-        key: &Bytes,
-        value: &Bytes,
-        hlc: u64,
-    ) -> Result<Swap, BackendError> {
-        self.meta_swap_in(&p.union(), &p.rows(), key, value, hlc)
-            .await
-    }
-
-    /// `meta_delete` at `p`.
-    pub async fn meta_delete_at(
-        &self,
-        p: &Placement,
-        key: &Bytes,
-        hlc: u64,
-    ) -> Result<(), BackendError> {
-        self.meta_delete_in(&p.union(), &p.rows(), key, hlc).await
-    }
-
-    /// `meta_get` at `p`: a read quorum of every row, the newest version.
-    pub async fn meta_get_at(
-        &self,
-        p: &Placement,
-        key: &Bytes,
-    ) -> Result<Option<MetaEntry>, BackendError> {
-        self.meta_get_in(&p.union(), &p.rows(), key).await
-    }
-
-    /// `meta_scan` at `p`: merged from a read quorum of every row.
-    pub async fn meta_scan_at(
-        &self,
-        p: &Placement,
-        prefix: &Bytes,
-        start_after: Option<Bytes>,
-        limit: u32,
-    ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let sets = p.rows().into_iter().map(<[usize]>::to_vec).collect();
-        let (entries, next) = self
-            .meta_scan_sets(&p.union(), sets, false, prefix, start_after, limit)
-            .await?;
-        let live = entries
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    MetaEntry {
-                        hlc: v.hlc,
-                        value: v.value,
-                    },
-                )
-            })
-            .collect();
-        Ok((live, next))
-    }
-
-    /// `put_shards` at `p`: fragment i (`shards[i]`) on position i of every row it is routed
-    /// to, acknowledged once every row holds the policy's write quorum; missed ones get a hint
-    /// naming the row they belong to.
-    pub async fn put_shards_at(
-        &self,
-        p: &Placement,
-        policy: Policy,
-        shards: &[(FragmentId, Bytes)],
-    ) -> Result<(), BackendError> {
-        let width = policy.width();
-        assert_eq!(shards.len(), width, "one fragment per position");
-        assert!(p.old.len() >= width, "placed for the whole stripe");
-        let need = match policy {
-            Policy::Replicas(n) => crate::backend::write_quorum(usize::from(n)),
-            Policy::Ec { k, m } => crate::backend::ec_write_quorum(k, m),
-        };
-        // (core, position) once each, in the order of the rows.
-        let rows = p.rows();
-        let mut writes: Vec<(usize, usize)> = Vec::new();
-        for row in &rows {
-            for (i, &c) in row[..width].iter().enumerate() {
-                if !writes.contains(&(c, i)) {
-                    writes.push((c, i));
-                }
-            }
+impl Placement {
+    /// One row, routed by no change (a core list the caller chose).
+    pub fn row(cores: Vec<usize>) -> Placement {
+        Placement {
+            pg: 0,
+            phase: None,
+            old: cores,
+            new: Vec::new(),
+            transition: None,
         }
-        let calls = writes.iter().map(|&(c, i)| {
-            let (id, data) = &shards[i];
-            let request = Request::PutFragment {
-                id: *id,
-                data: data.clone(),
-            };
-            self.call(c, request)
-        });
-        let results = futures::future::join_all(calls).await;
-        let done: Vec<bool> = results
-            .iter()
-            .map(|r| matches!(r, Ok(Response::Done)))
-            .collect();
-        let mut fanned = Fanned {
-            ok: Vec::new(),
-            failed: Vec::new(),
-        };
-        for (&(c, _), r) in writes.iter().zip(results) {
-            match r {
-                Ok(resp) => fanned.ok.push((c, resp)),
-                Err(e) => fanned.failed.push((c, e)),
-            }
-        }
-        for row in &rows {
-            let got = (0..width)
-                .filter(|&i| {
-                    let w = writes
-                        .iter()
-                        .position(|&x| x == (row[i], i))
-                        .expect("written");
-                    done[w]
-                })
-                .count();
-            if got < need {
-                let full = fanned.ok.iter().any(|(_, r)| {
-                    matches!(
-                        r,
-                        Response::Error {
-                            code: ErrorCode::NoSpace,
-                            ..
-                        }
-                    )
-                });
-                if full {
-                    return Err(BackendError::NoSpace);
-                }
-                return Err(BackendError::Quorum {
-                    what: "fragment write",
-                    got,
-                    need,
-                    of: width,
-                    last: format!("{:?}", fanned.failed.last().map(|(_, e)| e.to_string())),
-                });
-            }
-        }
-        // A missed write is hinted once, with the stripe of the first row it belongs to.
-        let mut hinted: Vec<(usize, usize)> = Vec::new();
-        for row in &rows {
-            let mut missed: Vec<(usize, FragmentId)> = Vec::new();
-            for i in 0..width {
-                let w = writes
-                    .iter()
-                    .position(|&x| x == (row[i], i))
-                    .expect("written");
-                if !done[w] && !hinted.contains(&(row[i], i)) {
-                    hinted.push((row[i], i));
-                    missed.push((row[i], shards[i].0));
-                }
-            }
-            if !missed.is_empty() {
-                self.hint_missed_fragments(&missed, policy, &row[..width], &fanned)
-                    .await;
-            }
-        }
-        Ok(())
     }
 }
 

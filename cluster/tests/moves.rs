@@ -37,7 +37,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use cluster::backend::{Backend, Clock, CoreLink, Route};
 use cluster::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
-use cluster::moves::{Catalog, Mover, MoverConfig, Phase, Progress, Stripe, Transition};
+use cluster::moves::{Catalog, Cores, Mover, MoverConfig, Phase, Progress, Stripe, Transition};
 use cluster::sim::core::Fault;
 use cluster::sim::world::{run_tokio, Shared, SimClock, SimLink, World};
 use cluster::sim::{run_spread, seeds};
@@ -407,13 +407,13 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     };
     env.figures.borrow_mut().pending_bytes += pending_bytes.unwrap_or(0);
     let value = value_of(id);
-    let ok = gw.put_shards_at(&data_at, policy, &shards).await.is_ok()
+    let ok = gw.put_shards(&data_at, policy, &shards).await.is_ok()
         && gw
-            .meta_swap_at(&head_at, &head_key(b, k), &value, hlc)
+            .meta_swap(&head_at, &head_key(b, k), &value, hlc)
             .await
             .is_ok()
         && gw
-            .meta_put_at(&list_at, &listing_key(b, k), &value, hlc)
+            .meta_put(&list_at, &listing_key(b, k), &value, hlc)
             .await
             .is_ok();
     if ok {
@@ -449,12 +449,9 @@ async fn delete(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
         });
         list.len() - 1
     };
-    let ok = gw
-        .meta_delete_at(&head_at, &head_key(b, k), hlc)
-        .await
-        .is_ok()
+    let ok = gw.meta_delete(&head_at, &head_key(b, k), hlc).await.is_ok()
         && gw
-            .meta_delete_at(&list_at, &listing_key(b, k), hlc)
+            .meta_delete(&list_at, &listing_key(b, k), hlc)
             .await
             .is_ok();
     if ok {
@@ -474,7 +471,7 @@ async fn delete(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
 async fn read_object(gw: &Backend, b: &str, k: &str) -> Result<Option<(u64, u64, Bytes)>, String> {
     let head_at = gw.place_meta(Route::Object(b, k));
     let head = gw
-        .meta_get_at(&head_at, &head_key(b, k))
+        .meta_get(&head_at, &head_key(b, k))
         .await
         .map_err(|e| e.to_string())?;
     let Some(head) = head else { return Ok(None) };
@@ -483,7 +480,7 @@ async fn read_object(gw: &Backend, b: &str, k: &str) -> Result<Option<(u64, u64,
     if !is_ec(id) {
         let at = gw.place(Route::Object(b, k), REPLICAS);
         let data = gw
-            .get_fragment(&at.replica_cores(), fragment_of(id), 0, len)
+            .get_fragment(&at.replica_cores(REPLICAS), fragment_of(id), 0, len)
             .await
             .map_err(|e| format!("version {id}: {e}"))?;
         return Ok(Some((id, head.hlc, data)));
@@ -611,7 +608,7 @@ async fn check_list(env: &Env, gw: &Backend, b: &str) {
     let mut tries = 0;
     loop {
         let at = gw.place_meta(Route::Listing(b));
-        match gw.meta_scan_at(&at, &prefix, cursor.clone(), 3).await {
+        match gw.meta_scan(&at, &prefix, cursor.clone(), 3).await {
             Ok((entries, next)) => {
                 for (key, _) in entries {
                     let k = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
@@ -1152,7 +1149,7 @@ fn unmoved_groups_route_as_before() {
             let p = moving.place(route, WIDTH_EC);
             let row = plain.route_n(route, WIDTH_EC);
             assert_eq!(p.cores(), &row[..], "{k}: placed on its old row");
-            assert_eq!(p.replica_cores(), row);
+            assert_eq!(p.replica_cores(WIDTH_EC), row);
             let want = t.phase(p.pg()).map(|_| Phase::Pending);
             assert_eq!(p.phase(), want, "{k}");
             assert_eq!(want.is_some(), moves);

@@ -90,8 +90,8 @@ fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
         .enable_all()
         .build()
         .unwrap();
-    let cores: Vec<usize> = backend.meta_cores(Route::Object("b", "k"));
-    assert_eq!(cores.len(), 3, "three replicas on three cores");
+    let placed = backend.meta_cores(Route::Object("b", "k"));
+    assert_eq!(placed.cores().len(), 3, "three replicas on three cores");
     // Core 2 missed the newer write.
     put(&h[0], "t/stale", "new", 5);
     put(&h[1], "t/stale", "new", 5);
@@ -239,18 +239,19 @@ fn missed_writes_are_repaired_when_the_core_returns() {
         .expect("2 of 3 is a write quorum");
     let replica_id = proto::FragmentId([3; 16]);
     let replica = Bytes::from(vec![7u8; 5000]);
-    rt.block_on(backend.put_fragment(&[0, 1, 2], replica_id, &replica))
+    rt.block_on(backend.put_fragment(&[0, 1, 2], 3, replica_id, &replica))
         .expect("2 of 3 replicas");
     let stripe = Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let shards = cluster::ec::encode_stripe(&stripe, 2, 1).unwrap();
     let mut ec_id = [9u8; 16];
-    let placed: Vec<(usize, proto::FragmentId, Bytes)> = (0..3)
+    let placed: Vec<(proto::FragmentId, Bytes)> = (0..3)
         .map(|i| {
             ec_id[15] = i as u8;
-            (i, proto::FragmentId(ec_id), shards[i].clone())
+            (proto::FragmentId(ec_id), shards[i].clone())
         })
         .collect();
-    rt.block_on(backend.put_shards(cluster::ec::Policy::Ec { k: 2, m: 1 }, &placed))
+    let ec = cluster::ec::Policy::Ec { k: 2, m: 1 };
+    rt.block_on(backend.put_shards(&[0, 1, 2], ec, &placed))
         .expect("k = 2 shards durable");
     let pending = rt.block_on(backend.repair_pass(&[0, 1]));
     assert_eq!(
@@ -277,7 +278,7 @@ fn missed_writes_are_repaired_when_the_core_returns() {
         other => panic!("{other:?}"),
     };
     assert_eq!(get(replica_id), replica);
-    assert_eq!(get(placed[2].1), shards[2], "the parity shard was rebuilt");
+    assert_eq!(get(placed[2].0), shards[2], "the parity shard was rebuilt");
     // The other holder's copies find the work done (a whole fragment is not rebuilt again).
     let rest = rt.block_on(backend.repair_pass(&[0]));
     assert_eq!(rest.repaired, 3, "{rest:?}");

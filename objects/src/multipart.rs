@@ -17,6 +17,7 @@
 //! success instead of NoSuchUpload (SDKs retry on timeouts; AWS behaves so).
 
 use cluster::ec::Policy;
+use cluster::moves::Placement;
 use md5::{Digest, Md5};
 use placement::Tier;
 
@@ -99,7 +100,7 @@ pub struct PartWrite {
     pub version_id: [u8; 12],
     pub policy: Policy,
     pub tier: Tier,
-    pub data_cores: Vec<usize>,
+    pub data_cores: Placement,
     pub algos: Vec<Algo>,
     /// An encrypted upload's part: the upload's data key with a fresh nonce base
     /// (`seal_with`).
@@ -441,7 +442,7 @@ impl Store {
         &self,
         (bucket, key, head): (&str, &str, &ObjectHead),
         (first, len): (u64, u64),
-        (cores, policy): (&[usize], Policy),
+        (cores, policy): (&Placement, Policy),
         version_id: &[u8; 12],
         (size_max, algos): (u64, &[Algo]),
         (source_key, seal_key): (Option<&DataKey>, Option<&DataKey>),

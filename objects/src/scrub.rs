@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use cluster::ec::Policy;
+use cluster::moves::Cores;
 use proto::{ErrorCode, FragmentId, Request, Response};
 use tokio::time::Instant;
 
@@ -330,7 +331,10 @@ impl Store {
                 .iter()
                 .filter_map(|o| {
                     let (bucket, rest) = split_key(o.key)?;
-                    Some((self.record_cores(tag, &bucket, rest)?, o))
+                    Some((
+                        self.record_cores(tag, &bucket, rest)?.last_row().to_vec(),
+                        o,
+                    ))
                 })
                 .collect();
             self.converge(&compared).await;
@@ -377,15 +381,15 @@ impl Store {
                 _ => return,
             }
         };
-        if self.object_cores(&bucket, &key).first() != Some(&origin.core) {
+        if self.object_cores(&bucket, &key).authority() != origin.core {
             return;
         }
         let cores = self.head_cores(&bucket, &key, &head);
-        self.scrub_parts(&cores, head.policy, &head.parts, origin, pass)
+        self.scrub_parts(cores.last_row(), head.policy, &head.parts, origin, pass)
             .await;
         if let Some(r) = head.tiering.restore.as_ref().filter(|r| !r.ongoing) {
             let cores = self.cores_in(&bucket, &key, r.policy, r.tier);
-            self.scrub_parts(&cores, r.policy, &r.parts, origin, pass)
+            self.scrub_parts(cores.last_row(), r.policy, &r.parts, origin, pass)
                 .await;
         }
     }
@@ -535,7 +539,7 @@ impl Store {
         let meta_cores = self.object_cores(bucket, key);
         // Every replica compares its part records (`converge`); the primary also checks the
         // parts' fragments.
-        let primary = meta_cores.first() == Some(&origin.core);
+        let primary = meta_cores.authority() == origin.core;
         let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
             return;
         };
@@ -561,7 +565,7 @@ impl Store {
             let part_origins = Origin::page(origin.core, &entries);
             let compared: Vec<_> = part_origins
                 .iter()
-                .map(|o| (meta_cores.clone(), o))
+                .map(|o| (meta_cores.last_row().to_vec(), o))
                 .collect();
             self.converge(&compared).await;
             for part_origin in &part_origins {
@@ -575,7 +579,7 @@ impl Store {
                 // A part uploaded again replaces its record: the record is what a repair
                 // checks again.
                 if primary {
-                    self.scrub_parts(&cores, policy, &[part], part_origin, pass)
+                    self.scrub_parts(cores.last_row(), policy, &[part], part_origin, pass)
                         .await;
                 }
             }

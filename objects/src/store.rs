@@ -18,6 +18,7 @@ use md5::{Digest, Md5};
 use cluster::backend::{Backend, BackendError, Route, Swap};
 use cluster::ec::Policy;
 use cluster::limits::FRAGMENT_READ_DEADLINE;
+use cluster::moves::{Cores, Placement};
 use placement::Tier;
 use proto::FragmentId;
 
@@ -161,15 +162,15 @@ impl Store {
         self.orphan_grace_ms
     }
 
-    pub fn bucket_cores(&self, bucket: &str) -> Vec<usize> {
+    pub fn bucket_cores(&self, bucket: &str) -> Placement {
         self.backend.meta_cores(Route::Bucket(bucket))
     }
 
-    pub fn object_cores(&self, bucket: &str, key: &str) -> Vec<usize> {
+    pub fn object_cores(&self, bucket: &str, key: &str) -> Placement {
         self.backend.meta_cores(Route::Object(bucket, key))
     }
 
-    pub fn listing_cores(&self, bucket: &str) -> Vec<usize> {
+    pub fn listing_cores(&self, bucket: &str) -> Placement {
         self.backend.meta_cores(Route::Listing(bucket))
     }
 
@@ -177,7 +178,7 @@ impl Store {
     /// tags, uploads and completions on their object's, listing entries on the bucket
     /// listing's, configurations on the bucket record's. `None`: another kind, or a key that
     /// does not parse.
-    pub fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Vec<usize>> {
+    pub fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Placement> {
         let object = |key: &[u8]| Some(self.object_cores(scope, std::str::from_utf8(key).ok()?));
         match tag {
             b'O' | b'T' => object(rest),
@@ -312,7 +313,7 @@ impl Store {
     /// Returns its size and MD5. On any error, the fragments already stored are removed.
     pub async fn store_body<S, E>(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         policy: Policy,
         version_id: &[u8; 12],
         body: Option<S>,
@@ -324,7 +325,7 @@ impl Store {
         E: std::fmt::Display,
     {
         assert!(
-            cores.len() >= policy.width(),
+            cores.last_row().len() >= policy.width(),
             "the route covers the policy's width"
         );
         let mut body = body.ok_or_else(|| Error::IncompleteBody("no body".into()))?;
@@ -399,7 +400,7 @@ impl Store {
 
     pub async fn put_stripe(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         policy: Policy,
         stripe: &StripeRef,
         data: Bytes,
@@ -407,7 +408,7 @@ impl Store {
         match policy {
             Policy::Replicas(n) => self
                 .backend
-                .put_fragment(&cores[..usize::from(n)], stripe.fragment_id(0), &data)
+                .put_fragment(cores, n, stripe.fragment_id(0), &data)
                 .await
                 .map_err(Error::from),
             Policy::Ec { k, m } => {
@@ -415,10 +416,10 @@ impl Store {
                 let placed: Vec<_> = shards
                     .into_iter()
                     .enumerate()
-                    .map(|(i, shard)| (cores[i], stripe.fragment_id(i as u8), shard))
+                    .map(|(i, shard)| (stripe.fragment_id(i as u8), shard))
                     .collect();
                 self.backend
-                    .put_shards(policy, &placed)
+                    .put_shards(cores, policy, &placed)
                     .await
                     .map_err(Error::from)
             }
@@ -426,17 +427,22 @@ impl Store {
     }
 
     /// Deletes every fragment of a stripe, ignoring ones that are already gone.
-    pub async fn delete_stripe(&self, cores: &[usize], policy: Policy, stripe: &StripeRef) {
+    pub async fn delete_stripe(&self, cores: &Placement, policy: Policy, stripe: &StripeRef) {
         let result = match policy {
             Policy::Replicas(n) => {
+                let replicas = cores.replica_cores(usize::from(n));
                 self.backend
-                    .delete_fragment(&cores[..usize::from(n)], stripe.fragment_id(0))
+                    .delete_fragment(&replicas, stripe.fragment_id(0))
                     .await
             }
             Policy::Ec { k, m } => {
                 let dels = (0..usize::from(k + m)).map(|i| {
-                    self.backend
-                        .delete_fragment(&cores[i..=i], stripe.fragment_id(i as u8))
+                    let at = cores.fragment_cores(i);
+                    async move {
+                        self.backend
+                            .delete_fragment(&at, stripe.fragment_id(i as u8))
+                            .await
+                    }
                 });
                 futures::future::join_all(dels).await.into_iter().collect()
             }
@@ -446,7 +452,7 @@ impl Store {
         }
     }
 
-    pub async fn delete_part_chunks(&self, cores: &[usize], policy: Policy, part: &PartRef) {
+    pub async fn delete_part_chunks(&self, cores: &Placement, policy: Policy, part: &PartRef) {
         for stripe in part_stripes(part, CHUNK_BYTES) {
             self.delete_stripe(cores, policy, &stripe).await;
         }
@@ -468,13 +474,13 @@ impl Store {
 
     /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
     /// the tier's PG table).
-    pub fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Vec<usize> {
+    pub fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Placement {
         self.backend
             .route_in(Route::Object(bucket, key), tier, policy.width())
     }
 
     /// The cores holding a head's parts.
-    pub fn head_cores(&self, bucket: &str, key: &str, head: &ObjectHead) -> Vec<usize> {
+    pub fn head_cores(&self, bucket: &str, key: &str, head: &ObjectHead) -> Placement {
         self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
@@ -515,8 +521,12 @@ impl Store {
                         Some((Err(e), first + len))
                     }
                     Ok((b, damaged)) => {
-                        for (core, id) in damaged {
-                            workers.repair_on_read(&backend, core, id, head.policy, &cores);
+                        // A repair rebuilds from one row: not while the group moves (the
+                        // mover reads every fragment it copies back whole).
+                        if let [row] = *cores.rows() {
+                            for (core, id) in damaged {
+                                workers.repair_on_read(&backend, core, id, head.policy, row);
+                            }
                         }
                         let next = pos + b.len() as u64;
                         Some((Ok(b), next))
@@ -599,7 +609,7 @@ impl Store {
         for _ in 0..2 {
             if self
                 .backend
-                .meta_put_if(cores[0], &hkey, &value, hlc, expect)
+                .meta_put_if(cores.authority(), &hkey, &value, hlc, expect)
                 .await?
             {
                 return Ok(());
@@ -643,7 +653,7 @@ impl Store {
     /// still beats it. Returns the last swap and its HLC.
     pub async fn swap_in(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         key: &Bytes,
         mut value: impl FnMut(u64) -> Bytes,
     ) -> Result<(Swap, u64), BackendError> {
@@ -810,7 +820,7 @@ impl Store {
         let value = record.encode();
         if !self
             .backend
-            .meta_put_if(cores[0], &key, &value, hlc, None)
+            .meta_put_if(cores.authority(), &key, &value, hlc, None)
             .await?
         {
             return Ok(None);
@@ -851,7 +861,7 @@ impl Store {
     /// without, of every core (`Backend::meta_scan`, `meta_scan_all`).
     pub async fn scan_batch(
         &self,
-        cores: Option<&[usize]>,
+        cores: Option<&Placement>,
         prefix: &Bytes,
         after: Option<Bytes>,
         limit: u32,
@@ -878,7 +888,7 @@ impl Store {
         let value = record.encode();
         let won = self
             .backend
-            .meta_put_if(cores[0], &key, &value, hlc, Some(expect))
+            .meta_put_if(cores.authority(), &key, &value, hlc, Some(expect))
             .await?;
         if !won {
             return Err(Error::BucketConflict);
@@ -956,7 +966,7 @@ impl Store {
 /// fragment), for a repair on read.
 async fn read_stripe(
     backend: &Backend,
-    cores: &[usize],
+    cores: &Placement,
     policy: Policy,
     stripe: &StripeRef,
     offset: u64,
@@ -964,9 +974,9 @@ async fn read_stripe(
 ) -> Result<(Bytes, Vec<(usize, FragmentId)>), BackendError> {
     match policy {
         Policy::Replicas(n) => {
-            let cores = &cores[..usize::from(n)];
+            let cores = cores.replica_cores(usize::from(n));
             let id = stripe.fragment_id(0);
-            let (read, damaged) = backend.get_fragment_noting(cores, id, offset, want).await;
+            let (read, damaged) = backend.get_fragment_noting(&cores, id, offset, want).await;
             read.map(|b| (b, damaged.into_iter().map(|c| (c, id)).collect()))
         }
         Policy::Ec { k, m } => {
@@ -979,7 +989,7 @@ async fn read_stripe(
             let direct = tokio::time::timeout(
                 FRAGMENT_READ_DEADLINE,
                 backend.get_fragment_noting(
-                    &cores[i..=i],
+                    &cores.fragment_cores(i),
                     stripe.fragment_id(i as u8),
                     within,
                     take,
@@ -996,7 +1006,12 @@ async fn read_stripe(
             );
             let reads = (0..usize::from(k + m)).map(|j| async move {
                 let (r, damaged) = backend
-                    .get_fragment_noting(&cores[j..=j], stripe.fragment_id(j as u8), 0, shard)
+                    .get_fragment_noting(
+                        &cores.fragment_cores(j),
+                        stripe.fragment_id(j as u8),
+                        0,
+                        shard,
+                    )
                     .await;
                 (j, r, damaged)
             });

@@ -21,6 +21,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use cluster::ec::Policy;
+use cluster::moves::{Cores, Placement};
 use placement::Tier;
 
 use crate::checksum::Hashers;
@@ -250,7 +251,7 @@ impl Store {
     /// write on the others (the same HLC everywhere).
     pub async fn cas(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         key: &Bytes,
         value: Bytes,
         expect_hlc: u64,
@@ -258,7 +259,7 @@ impl Store {
         let hlc = self.backend.hlc();
         let won = self
             .backend
-            .meta_put_if(cores[0], key, &value, hlc, Some(expect_hlc))
+            .meta_put_if(cores.authority(), key, &value, hlc, Some(expect_hlc))
             .await?;
         if won {
             self.backend.meta_put(cores, key, &value, hlc).await?;

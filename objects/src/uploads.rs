@@ -7,6 +7,7 @@
 //! `multipart`'s.
 
 use cluster::ec::Policy;
+use cluster::moves::Placement;
 use placement::Tier;
 
 use crate::error::{Error, Result};
@@ -64,7 +65,7 @@ impl Store {
     /// A completed upload's record, if it is recent enough to answer a retry.
     pub async fn completion(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         key: &bytes::Bytes,
     ) -> Result<Option<CompletionRecord>> {
         let Some(entry) = self.backend.meta_get(cores, key).await? else {

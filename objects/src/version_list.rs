@@ -8,6 +8,7 @@
 //! markers. Parsing the request (marker syntax, max-keys bounds) and the DTOs are the S3
 //! layer's.
 
+use cluster::moves::Placement;
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -229,7 +230,7 @@ impl WalkItem {
 /// One sorted scan (a core's version index, or the bucket's listing index) read in batches.
 struct Source {
     /// The replicas of an index (a bucket's listing), or `None`: every core of the cluster.
-    cores: Option<Vec<usize>>,
+    cores: Option<Placement>,
     prefix: Bytes,
     /// Bytes of the bucket part of its keys.
     base: usize,
@@ -243,7 +244,7 @@ struct Source {
 
 impl Source {
     fn new(
-        cores: Option<Vec<usize>>,
+        cores: Option<Placement>,
         prefix: Bytes,
         base: usize,
         cursor: Option<Bytes>,
@@ -268,7 +269,7 @@ impl Source {
     async fn fetch(&mut self, store: &Store, limit: Option<&Bytes>) -> Result<()> {
         let cursor = self.cursor.clone();
         let (entries, next) = store
-            .scan_batch(self.cores.as_deref(), &self.prefix, cursor, self.batch)
+            .scan_batch(self.cores.as_ref(), &self.prefix, cursor, self.batch)
             .await?;
         if let Some((k, _)) = entries.last() {
             self.cursor = Some(k.clone());
@@ -490,7 +491,14 @@ mod tests {
 
     fn listing_source(bucket: &str) -> Source {
         let base = listing_key(bucket, "").len();
-        Source::new(Some(vec![0]), listing_key(bucket, ""), base, None, true, 10)
+        Source::new(
+            Some(Placement::row(vec![0])),
+            listing_key(bucket, ""),
+            base,
+            None,
+            true,
+            10,
+        )
     }
 
     fn version_source(bucket: &str) -> Source {

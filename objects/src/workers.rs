@@ -198,7 +198,7 @@ impl Workers {
         core: usize,
         id: FragmentId,
         policy: Policy,
-        cores: &Arc<Vec<usize>>,
+        cores: &[usize],
     ) {
         let mark = (core, id);
         if !self
@@ -209,7 +209,7 @@ impl Workers {
         {
             return;
         }
-        let (backend, cores, repairing) = (backend.clone(), cores.clone(), self.repairing.clone());
+        let (backend, cores, repairing) = (backend.clone(), cores.to_vec(), self.repairing.clone());
         let observer = self.observer.clone();
         let queued = self.repair.submit(std::time::Duration::ZERO, async move {
             let result =

@@ -188,7 +188,7 @@ impl Gateway {
                 .await?
             }
             Some(part_key) => {
-                let at = (&write.data_cores[..], write.policy, &write.version_id);
+                let at = (&write.data_cores, write.policy, &write.version_id);
                 let sealed = self
                     .store_sealed_body(at, input.body, part_key.clone(), checks)
                     .await?;

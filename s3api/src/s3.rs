@@ -56,6 +56,7 @@ use crate::versioning::{
 };
 use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
+use cluster::moves::Placement;
 pub(crate) use objects::store::HeadCondition;
 use objects::store::{Days, Listed, Store};
 
@@ -452,7 +453,7 @@ impl Gateway {
     /// them is removed. Returns its size, MD5 and the checksums computed.
     pub(crate) async fn store_checked_body<S, E>(
         &self,
-        cores: &[usize],
+        cores: &Placement,
         policy: Policy,
         version_id: &[u8; 12],
         body: Option<S>,
@@ -997,7 +998,7 @@ impl S3 for Gateway {
             }
             Some(write_key) => {
                 let data_key = objects::seal::DataKey::random();
-                let place = (cores.as_slice(), policy, &version_id);
+                let place = (&cores, policy, &version_id);
                 let body = input.body;
                 let sealed = self
                     .store_sealed_body(place, body, data_key.clone(), checks)

@@ -27,6 +27,7 @@ use crate::checksum::{self, Hashers};
 use crate::records::{Encryption, EncryptionKind, ObjectHead, PartRef};
 use crate::s3::{s3_err, Gateway};
 use cluster::ec::Policy;
+use cluster::moves::Placement;
 use objects::keywrap::{UnwrapError, WrappedKey, KEK_BYTES};
 use objects::master_keys::MasterKeys;
 use objects::seal::{self, DataKey};
@@ -428,7 +429,7 @@ impl crate::s3::Gateway {
     /// Content-MD5 and checksums are checked against the plaintext.
     pub(crate) async fn store_sealed_body<S, E>(
         &self,
-        (cores, policy, version_id): (&[usize], Policy, &[u8; 12]),
+        (cores, policy, version_id): (&Placement, Policy, &[u8; 12]),
         body: Option<S>,
         data_key: DataKey,
         checks: crate::s3::BodyChecks<'_>,

@@ -200,7 +200,7 @@ async fn put_data(gw: &Backend, b: &str, k: &str, id: u64, ec: bool) -> bool {
     if !ec {
         let cores = gw.route_n(Route::Object(b, k), gw.replicas());
         return gw
-            .put_fragment(&cores, fragment_of(id), &data)
+            .put_fragment(&cores, cores.len() as u8, fragment_of(id), &data)
             .await
             .is_ok();
     }
@@ -209,9 +209,9 @@ async fn put_data(gw: &Backend, b: &str, k: &str, id: u64, ec: bool) -> bool {
     let stripe: Vec<_> = shards
         .into_iter()
         .enumerate()
-        .map(|(i, shard)| (cores[i], shard_id(id, i), shard))
+        .map(|(i, shard)| (shard_id(id, i), shard))
         .collect();
-    gw.put_shards(Policy::Ec { k: EC_K, m: EC_M }, &stripe)
+    gw.put_shards(&cores, Policy::Ec { k: EC_K, m: EC_M }, &stripe)
         .await
         .is_ok()
 }
@@ -282,8 +282,14 @@ async fn put(env: &Env, gw: &Backend, b: &str, k: &str, ec: bool) -> bool {
     }
     let value = Bytes::from(value);
     let records = [
-        (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
-        (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
+        (
+            head_key(b, k),
+            gw.route_n(Route::Object(b, k), gw.replicas()),
+        ),
+        (
+            listing_key(b, k),
+            gw.route_n(Route::Listing(b), gw.replicas()),
+        ),
     ];
     for (n, (key, cores)) in records.into_iter().enumerate() {
         let i = env
@@ -332,14 +338,14 @@ async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     let data = data_of(id);
     let frag_cores = gw.route_n(Route::Object(b, k), gw.replicas());
     if gw
-        .put_fragment(&frag_cores, fragment_of(id), &data)
+        .put_fragment(&frag_cores, frag_cores.len() as u8, fragment_of(id), &data)
         .await
         .is_err()
     {
         return false;
     }
     let hkey = head_key(b, k);
-    let cores = gw.meta_cores(Route::Object(b, k));
+    let cores = gw.route_n(Route::Object(b, k), gw.replicas());
     let start = env.world.tick();
     match gw.meta_get(&cores, &hkey).await {
         Ok(None) => {}
@@ -372,7 +378,7 @@ async fn create(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
         .history
         .borrow_mut()
         .write(&lkey, Ver::put(hlc, value.clone()), start);
-    let lcores = gw.meta_cores(Route::Listing(b));
+    let lcores = gw.route_n(Route::Listing(b), gw.replicas());
     if gw.meta_put(&lcores, &lkey, &value, hlc).await.is_err() {
         return false;
     }
@@ -390,8 +396,14 @@ async fn delete(env: &Env, gw: &Backend, b: &str, k: &str) -> bool {
     let hlc = gw.hlc();
     let start = env.world.tick();
     let records = [
-        (head_key(b, k), gw.meta_cores(Route::Object(b, k))),
-        (listing_key(b, k), gw.meta_cores(Route::Listing(b))),
+        (
+            head_key(b, k),
+            gw.route_n(Route::Object(b, k), gw.replicas()),
+        ),
+        (
+            listing_key(b, k),
+            gw.route_n(Route::Listing(b), gw.replicas()),
+        ),
     ];
     for (key, cores) in records {
         let i = env
@@ -431,7 +443,7 @@ async fn read_record(
 
 /// An object read: the head, then its data, which must be the version's.
 async fn get(env: &Env, gw: &Backend, b: &str, k: &str, healthy: bool) -> bool {
-    let cores = gw.meta_cores(Route::Object(b, k));
+    let cores = gw.route_n(Route::Object(b, k), gw.replicas());
     let Some(got) = read_record(env, gw, &head_key(b, k), &cores, "get").await else {
         return false;
     };
@@ -464,7 +476,7 @@ async fn get(env: &Env, gw: &Backend, b: &str, k: &str, healthy: bool) -> bool {
 /// A whole listing of a bucket, page by page; every key of the bucket becomes a read of its
 /// listing record, over the window of the page that covered it.
 async fn list(env: &Env, gw: &Backend, b: &str) -> bool {
-    let cores = gw.meta_cores(Route::Listing(b));
+    let cores = gw.route_n(Route::Listing(b), gw.replicas());
     let prefix = listing_prefix(b);
     let mut cursor: Option<Bytes> = None;
     let mut last: Option<Bytes> = None;
@@ -757,7 +769,7 @@ async fn heal_and_check(
             if !get(&env, gw, &b, &k, true).await {
                 env.fail(format!("get {b}/{k} failed on a healed cluster"));
             }
-            let cores = gw.meta_cores(Route::Listing(&b));
+            let cores = gw.route_n(Route::Listing(&b), gw.replicas());
             if read_record(&env, gw, &listing_key(&b, &k), &cores, "final read")
                 .await
                 .is_none()
@@ -781,8 +793,14 @@ fn stale_after_repair(env: &Env, gw: &Backend) -> u64 {
         for ki in 0..KEYS {
             let k = object(ki);
             let records = [
-                (head_key(&b, &k), gw.meta_cores(Route::Object(&b, &k))),
-                (listing_key(&b, &k), gw.meta_cores(Route::Listing(&b))),
+                (
+                    head_key(&b, &k),
+                    gw.route_n(Route::Object(&b, &k), gw.replicas()),
+                ),
+                (
+                    listing_key(&b, &k),
+                    gw.route_n(Route::Listing(&b), gw.replicas()),
+                ),
             ];
             for (key, cores) in records {
                 let Some(acked) = history.acked_floor(&key, u64::MAX) else {
@@ -812,8 +830,14 @@ fn converged(env: &Env, gw: &Backend) -> Result<(), String> {
         for ki in 0..KEYS {
             let k = object(ki);
             let records = [
-                (head_key(&b, &k), gw.meta_cores(Route::Object(&b, &k))),
-                (listing_key(&b, &k), gw.meta_cores(Route::Listing(&b))),
+                (
+                    head_key(&b, &k),
+                    gw.route_n(Route::Object(&b, &k), gw.replicas()),
+                ),
+                (
+                    listing_key(&b, &k),
+                    gw.route_n(Route::Listing(&b), gw.replicas()),
+                ),
             ];
             for (key, cores) in records {
                 let versions: Vec<_> = cores.iter().map(|&c| w.cores[c].meta.get(&key)).collect();
@@ -860,7 +884,7 @@ fn fragments_checked(env: &Env, gw: &Backend) -> Result<u64, String> {
         for ki in 0..KEYS {
             let k = object(ki);
             let head = head_key(&b, &k);
-            let primary = gw.meta_cores(Route::Object(&b, &k))[0];
+            let primary = gw.route_n(Route::Object(&b, &k), gw.replicas())[0];
             let Some(stored) = w.cores[primary].meta.get(&head).filter(|s| !s.deleted) else {
                 continue;
             };

@@ -28,6 +28,7 @@
 //! shortened by the test clock `--lifecycle-day-secs`); the test clock does not round to
 //! midnight as S3 does.
 
+use cluster::moves::Cores;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -211,7 +212,7 @@ impl Store {
         let Ok(key) = std::str::from_utf8(rest) else {
             return;
         };
-        if self.object_cores(bucket, key)[0] != core {
+        if self.object_cores(bucket, key).authority() != core {
             return;
         }
         let Ok(head) = ObjectHead::decode(value.clone()) else {
@@ -248,7 +249,7 @@ impl Store {
         let Ok(key) = String::from_utf8(key) else {
             return;
         };
-        if self.object_cores(&bucket, &key)[0] != core {
+        if self.object_cores(&bucket, &key).authority() != core {
             return;
         }
         let Ok(v) = VersionRecord::decode(value.clone()) else {
@@ -495,7 +496,7 @@ impl Store {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        if self.object_cores(bucket, key)[0] != core {
+        if self.object_cores(bucket, key).authority() != core {
             return;
         }
         let Ok(upload) = UploadRecord::decode(value.clone()) else {
@@ -563,7 +564,7 @@ impl Store {
         let Some(cores) = self.record_cores(tag, bucket, rest) else {
             return;
         };
-        if cores[0] != core {
+        if cores.authority() != core {
             return;
         }
         let state = self.scope_state(bucket, &mut pass.buckets).await;
