@@ -10,9 +10,10 @@
 //! verified data moves, restores of archived versions, intelligent tiering's access
 //! tracking), lifecycle rules and the background pass that applies them (`lifecycle`), the
 //! scrub and the orphan sweep after it (`scrub`, `orphans`), the background workers
-//! (`workers`), the metadata keys and record codecs (`records`), the checksums of objects
-//! and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the object bounds
-//! (`limits`).
+//! (`workers`), the metadata keys and record codecs (`records`), what the records route and
+//! reference for the cluster layer's mover under a layout change (`move_catalog`), the
+//! checksums of objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the
+//! object bounds (`limits`).
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
@@ -25,6 +26,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod lock;
 pub mod master_keys;
+pub mod move_catalog;
 pub mod multipart;
 pub mod observe;
 pub mod orphans;

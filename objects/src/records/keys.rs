@@ -121,6 +121,17 @@ pub fn parse_version_key(rest: &[u8]) -> Option<(Vec<u8>, [u8; 12])> {
     Some((key, version_id))
 }
 
+/// The tag, scope and rest of a scoped record key, `tag ‖ scope ‖ 0 ‖ rest` (heads, tags,
+/// versions, uploads, completions, listing entries, configurations: what
+/// `Store::record_cores` routes); `None` without a NUL after the scope or with a scope that
+/// is not UTF-8. Scopes hold no NUL, so the first one ends the scope.
+pub fn split_scoped_key(key: &[u8]) -> Option<(u8, &str, &[u8])> {
+    let (&tag, tail) = key.split_first()?;
+    let at = tail.iter().position(|b| *b == 0)?;
+    let scope = std::str::from_utf8(&tail[..at]).ok()?;
+    Some((tag, scope, &tail[at + 1..]))
+}
+
 /// The key and upload id of an upload (`U`) or completion (`M`) record key's rest (after
 /// `tag ‖ scope ‖ 0`): key ‖ 0 ‖ upload id. Upload ids hold no NUL, so the last NUL splits;
 /// `None` when either part is not UTF-8.
