@@ -306,15 +306,18 @@ mod tests {
                 );
                 let rest = &k[1 + scope.len() + 1..];
                 let cores = store.record_cores(tag, &scope, rest).expect("routed");
-                assert_eq!(store.backend().meta_cores(route.unwrap()), cores);
+                assert_eq!(
+                    store.backend().meta_cores(route.unwrap()).cores(),
+                    cores.cores()
+                );
             }
         }
         let b = bucket_key("photos");
         let route = catalog.route(&b);
         assert_eq!(shown(route), shown(Some(Route::Bucket("photos"))));
         assert_eq!(
-            store.backend().meta_cores(route.unwrap()),
-            store.bucket_cores("photos")
+            store.backend().meta_cores(route.unwrap()).cores(),
+            store.bucket_cores("photos").cores()
         );
         assert_eq!(catalog.unroutable(), 0);
     }
@@ -331,7 +334,7 @@ mod tests {
         for key in [&hint[..], crate::scrub::SCRUB_KEY, &part[..]] {
             assert_eq!(shown(catalog.route(key)), "None", "{}", key.escape_ascii());
         }
-        assert_eq!(store.record_cores(b'P', "0a1b", &part[6..]), None);
+        assert!(store.record_cores(b'P', "0a1b", &part[6..]).is_none());
         let mut garbage: Vec<Vec<u8>> = vec![
             vec![],
             b"O".to_vec(),
