@@ -1,6 +1,6 @@
 //! Live data movement under a layout change (cluster/DESIGN.md, "Layout changes"): routing by
-//! two layout versions while placement groups move (`Transition`, `Placement`, the `*_at`
-//! calls of the backend), and the mover that copies a group's records and fragments from
+//! two layout versions while placement groups move (`Transition`, `Placement`, `Cores`: what
+//! every call of the backend routes by), and the mover that copies a group's records and fragments from
 //! their old cores to their new ones, verifies them, cuts the group over and retires the old
 //! fragments (`Mover`).
 //!
@@ -19,10 +19,10 @@
 //!   the group are deleted (after the new ones are checked once more).
 //!
 //! Groups the change does not move route by the old layout's rows, which are the new ones.
-//! Only `Backend::place` and the `*_at` calls know the change: the plain calls
-//! (`meta_cores`, `meta_put`, ...) of a moving backend route by the old layout alone, and
-//! conditional writes (`meta_put_if`) have no `*_at` form yet (who serializes a group whose
-//! first core moves is the control plane's primary epoch, not done).
+//! A `Placement` (`Backend::place`, `meta_cores`, `route_in`) knows the change; a plain core
+//! list passed as `Cores` is one row and routes as given. Conditional writes (`meta_put_if`)
+//! go to one core, `Cores::authority` (who serializes a group whose first core moves is the
+//! control plane's primary epoch, not done).
 //!
 //! Owns: the per-group phase and the operations in flight under each phase (this process's
 //! fence; across gateways it is the control plane's, see cluster/DESIGN.md), the union of
@@ -350,7 +350,7 @@ impl std::fmt::Debug for Placement {
             .field("phase", &self.phase)
             .field("old", &self.old)
             .field("new", &self.new)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -412,7 +412,7 @@ pub trait Cores {
         }
         let mut out: Vec<usize> = Vec::new();
         for row in rows.iter() {
-            for c in row.iter() {
+            for c in *row {
                 if !out.contains(c) {
                     out.push(*c);
                 }
@@ -531,6 +531,22 @@ pub trait Catalog: Send + Sync {
     /// The stripes a live record references (an object head's data): fragment i of each on
     /// position i of the record's group.
     fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe>;
+    /// The key prefixes of records that belong to a live record, on its cores and in its
+    /// group, under keys `route` cannot place (an upload's parts, keyed by the upload alone):
+    /// the mover moves them with it. None by default.
+    fn dependents(&self, _key: &[u8], _value: &Bytes) -> Vec<Bytes> {
+        Vec::new()
+    }
+    /// The stripes a live dependent record references, told by its owner (`owner`: the key
+    /// and value `dependents` was asked of).
+    fn dependent_stripes(
+        &self,
+        _owner: (&[u8], &Bytes),
+        _key: &[u8],
+        _value: &Bytes,
+    ) -> Vec<Stripe> {
+        Vec::new()
+    }
 }
 
 /// One stripe a record references: its policy and its fragments, position by position (EC
@@ -737,6 +753,54 @@ impl<'a> Mover<'a> {
                 }
                 for stripe in self.catalog.stripes(&key, &v.value) {
                     self.move_stripe(&stripe, &old, &new, pass).await?;
+                }
+                for prefix in self.catalog.dependents(&key, &v.value) {
+                    let rows = (&old[..], &new[..], source, &moved_meta[..]);
+                    self.pass_dependents(&prefix, (&key, &v.value), rows, pass)
+                        .await?;
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// `pass` over the records under `prefix` that belong to `owner` (`Catalog::dependents`):
+    /// read from the same read quorum of `source`, copied to the metadata cores that enter,
+    /// their stripes moved.
+    async fn pass_dependents(
+        &self,
+        prefix: &Bytes,
+        owner: (&[u8], &Bytes),
+        (old, new, source, moved_meta): (&[usize], &[usize], &[usize], &[usize]),
+        pass: Pass,
+    ) -> Result<(), MoveError> {
+        let mut cursor: Option<Bytes> = None;
+        loop {
+            let (entries, next) = self
+                .backend
+                .meta_scan_sets(
+                    source,
+                    vec![source.to_vec()],
+                    true,
+                    prefix,
+                    cursor.clone(),
+                    SCAN_BATCH_MAX,
+                )
+                .await?;
+            for (key, v) in entries {
+                if pass == Pass::Copy {
+                    for &i in moved_meta {
+                        self.copy_record(new[i], &key, &v).await?;
+                    }
+                }
+                if v.deleted {
+                    continue;
+                }
+                for stripe in self.catalog.dependent_stripes(owner, &key, &v.value) {
+                    self.move_stripe(&stripe, old, new, pass).await?;
                 }
             }
             match next {

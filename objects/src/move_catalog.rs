@@ -10,11 +10,11 @@
 //! | `O` | object head | `Object(scope, key)` | its parts', its restored copy's (on the tier) |
 //! | `V` | version record | `Object(scope, key)` | a version's as a head's; a delete marker: none |
 //! | `T` | object tags | `Object(scope, key)` | none (a version id and tags) |
-//! | `U` | upload in progress | `Object(scope, key)` | none (its parts are `P` records) |
+//! | `U` | upload in progress | `Object(scope, key)` | none; its parts' `P` records are its dependents |
 //! | `M` | completed upload | `Object(scope, key)` | none (what Complete answered) |
 //! | `L` | listing entry | `Listing(scope)` | none |
 //! | `C`, `R` | bucket configurations | `Bucket(scope)` | none |
-//! | `P` | uploaded part | none | none (below) |
+//! | `P` | uploaded part | none (moved with its upload) | its data, by the upload's class |
 //! | any other (`H` hints, `S` scrub records, ...) | | none | none |
 //!
 //! A head's data and its version record's are the same fragments: both list them, and the
@@ -30,10 +30,11 @@
 //! - **Part records** (`P` ‖ upload id ‖ 0 ‖ number) live on their object's metadata cores,
 //!   but their key does not name the object, and neither the key nor the record says the
 //!   part's policy or tier (UploadPart takes them from the upload's class through the layout's
-//!   policies). So they have no route (`record_cores` has none for them either) and no
-//!   stripes: the mover neither copies them nor moves their fragments, and an upload in
-//!   progress across a layout change may lose parts. The fix is a part key under its object
-//!   and the policy and tier in the part record.
+//!   policies). So they have no route (`record_cores` has none for them either); they are an
+//!   upload's dependents (`Catalog::dependents`): the mover moves an upload's `P` records with
+//!   its live `U` record, and their stripes by the policy and tier of the upload's class
+//!   (`Store::place`). Parts of an upload whose `U` record is gone (completed: the head
+//!   references their data; aborted) are not moved.
 //! - **Version records of keys holding NUL bytes**: a `V` key writes each NUL of the object
 //!   key as 0 0xFF, so the key a route must borrow is not in the key bytes, and
 //!   `Catalog::route` returns a borrowed `Route`: such a record gets no route (warned). The fix
@@ -50,10 +51,12 @@ use cluster::ec::Policy;
 use cluster::moves::{Catalog, Stripe};
 use placement::Tier;
 
+use crate::limits::CHUNK_BYTES;
 use crate::records::{
-    parse_version_key, part_stripes, split_scoped_key, split_upload_rest, ObjectHead, PartRef,
-    VersionRecord,
+    parse_version_key, part_prefix, part_stripes, split_scoped_key, split_upload_rest, ObjectHead,
+    PartRecord, PartRef, UploadRecord, VersionRecord,
 };
+use crate::store::Store;
 
 /// Stripes of one part at most: a fragment id numbers its stripe in 24 bits
 /// (`records::fragment_id`). A head claiming more is damaged, not a reason to crash.
@@ -62,6 +65,8 @@ const PART_STRIPES_MAX: u64 = 1 << 24;
 /// The object service's records, for a mover of `tier`'s PG table.
 pub struct ObjectCatalog {
     tier: Tier,
+    /// Where each storage class stores new data (an upload's parts).
+    store: Store,
     /// Heads and version records whose value did not decode or names fragments no id can
     /// number: listed without stripes, warned.
     damaged: AtomicU64,
@@ -70,10 +75,15 @@ pub struct ObjectCatalog {
 }
 
 impl ObjectCatalog {
-    /// The catalog of a mover of `tier`'s PG table (the layout's STANDARD policy's tier).
-    pub fn new(tier: Tier) -> ObjectCatalog {
+    /// The catalog of a mover of `store`'s STANDARD tier (the table a layout change moves).
+    pub fn new(store: &Store) -> ObjectCatalog {
+        let tier = store
+            .backend()
+            .class_policy("STANDARD")
+            .map_or(Tier::Nvme, |p| p.tier);
         ObjectCatalog {
             tier,
+            store: store.clone(),
             damaged: AtomicU64::new(0),
             unroutable: AtomicU64::new(0),
         }
@@ -81,6 +91,13 @@ impl ObjectCatalog {
 
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// The same catalog moving `tier`'s table (tests of the tier filter).
+    #[cfg(test)]
+    fn with_tier(mut self, tier: Tier) -> ObjectCatalog {
+        self.tier = tier;
+        self
     }
 
     /// Heads and version records found damaged so far (their fragments were not listed).
@@ -183,6 +200,52 @@ impl Catalog for ObjectCatalog {
             }
         }
     }
+
+    /// A live upload's part records (`P` ‖ upload id ‖ 0).
+    fn dependents(&self, key: &[u8], _value: &Bytes) -> Vec<Bytes> {
+        match split_scoped_key(key) {
+            Some((b'U', _, rest)) => split_upload_rest(rest)
+                .map(|(_, upload_id)| vec![part_prefix(upload_id)])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A part's stripes, stored by its upload's class (as UploadPart stored them), when that
+    /// is on this catalog's tier.
+    fn dependent_stripes(&self, owner: (&[u8], &Bytes), key: &[u8], value: &Bytes) -> Vec<Stripe> {
+        let upload = match UploadRecord::decode(owner.1.clone()) {
+            Ok(u) => u,
+            Err(e) => {
+                self.warn_damaged(owner.0, &e.to_string());
+                return Vec::new();
+            }
+        };
+        let part = match PartRecord::decode(value.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.warn_damaged(key, &e.to_string());
+                return Vec::new();
+            }
+        };
+        let Ok((policy, tier)) = self.store.place(upload.class, None) else {
+            self.warn_damaged(owner.0, "its storage class has no policy in this layout");
+            return Vec::new();
+        };
+        if tier != self.tier {
+            return Vec::new();
+        }
+        let part = PartRef {
+            version_id: part.version_id,
+            size: part.size,
+        };
+        let mut out = Vec::new();
+        if data_stripes(&[part], CHUNK_BYTES, policy, &mut out).is_none() {
+            self.warn_damaged(key, "more stripes or shards than a fragment id numbers");
+            return Vec::new();
+        }
+        out
+    }
 }
 
 /// Appends the stripes of `parts`, cut in `chunk_bytes` and stored under `policy`: position i
@@ -226,8 +289,8 @@ mod tests {
     use super::*;
     use crate::observe::Unobserved;
     use crate::records::{
-        bucket_key, completion_key, fragment_id, head_key, listing_key, part_key, scope_of,
-        upload_key, version_key, BucketId, DeleteMarker, ObjectLock, PartRecord, Restore,
+        bucket_key, completion_key, fragment_id, head_key, listing_key, part_key, part_prefix,
+        scope_of, upload_key, version_key, BucketId, DeleteMarker, ObjectLock, PartRecord, Restore,
         StorageClass, UploadRecord,
     };
     use crate::store::{Days, Store};
@@ -294,7 +357,7 @@ mod tests {
     #[test]
     fn routes_agree_with_record_cores() {
         let store = store();
-        let catalog = ObjectCatalog::new(Tier::Nvme);
+        let catalog = ObjectCatalog::new(&store).with_tier(Tier::Nvme);
         let scope = scope();
         for key in ["a/b.jpg", "ünï €", "nul\0key", "ends in a space "] {
             for (tag, k, expected) in scoped_records(&scope, key) {
@@ -325,7 +388,7 @@ mod tests {
     #[test]
     fn records_no_route_owns_have_none() {
         let store = store();
-        let catalog = ObjectCatalog::new(Tier::Nvme);
+        let catalog = ObjectCatalog::new(&store).with_tier(Tier::Nvme);
         let scope = scope();
         // A hint (`H` ‖ kind ‖ target core u32 BE ‖ the hinted key), a core's scrub record,
         // an uploaded part (keyed by upload id alone).
@@ -386,7 +449,7 @@ mod tests {
 
     #[test]
     fn heads_list_every_stripe_of_every_part() {
-        let catalog = ObjectCatalog::new(Tier::Nvme);
+        let catalog = ObjectCatalog::new(&store()).with_tier(Tier::Nvme);
         let k = head_key(&scope(), "k");
         let replicated = head(&[10], Policy::Replicas(3));
         assert_eq!(
@@ -420,11 +483,15 @@ mod tests {
         let mut h = head(&[6], Policy::Replicas(2));
         h.tiering.tier = Tier::Ssd;
         assert_eq!(
-            ObjectCatalog::new(Tier::Nvme).stripes(&k, &h.encode()),
+            ObjectCatalog::new(&store())
+                .with_tier(Tier::Nvme)
+                .stripes(&k, &h.encode()),
             vec![]
         );
         assert_eq!(
-            ObjectCatalog::new(Tier::Ssd).stripes(&k, &h.encode()),
+            ObjectCatalog::new(&store())
+                .with_tier(Tier::Ssd)
+                .stripes(&k, &h.encode()),
             expected([10; 12], 2, Policy::Replicas(2))
         );
         // Archived on hdd, restored to nvme: each copy listed by the catalog of its tier.
@@ -443,22 +510,28 @@ mod tests {
             }],
         });
         assert_eq!(
-            ObjectCatalog::new(Tier::Nvme).stripes(&k, &h.encode()),
+            ObjectCatalog::new(&store())
+                .with_tier(Tier::Nvme)
+                .stripes(&k, &h.encode()),
             expected([9; 12], 2, ec)
         );
         assert_eq!(
-            ObjectCatalog::new(Tier::Hdd).stripes(&k, &h.encode()),
+            ObjectCatalog::new(&store())
+                .with_tier(Tier::Hdd)
+                .stripes(&k, &h.encode()),
             expected([10; 12], 2, Policy::Replicas(2))
         );
         assert_eq!(
-            ObjectCatalog::new(Tier::Ssd).stripes(&k, &h.encode()),
+            ObjectCatalog::new(&store())
+                .with_tier(Tier::Ssd)
+                .stripes(&k, &h.encode()),
             vec![]
         );
     }
 
     #[test]
     fn versions_list_their_data_and_markers_nothing() {
-        let catalog = ObjectCatalog::new(Tier::Nvme);
+        let catalog = ObjectCatalog::new(&store()).with_tier(Tier::Nvme);
         let k = version_key(&scope(), "k", &VERSION);
         let mut h = head(&[5, 4], Policy::Replicas(1));
         h.in_versions = true;
@@ -474,11 +547,8 @@ mod tests {
         assert_eq!(catalog.damaged(), 0);
     }
 
-    #[test]
-    fn uploads_and_other_records_list_nothing() {
-        let catalog = ObjectCatalog::new(Tier::Nvme);
-        let scope = scope();
-        let upload = UploadRecord {
+    fn upload() -> UploadRecord {
+        UploadRecord {
             owner: "o".into(),
             initiated_ms: 1,
             content_type: String::new(),
@@ -491,20 +561,80 @@ mod tests {
             object_owner: None,
             acl: None,
             encryption: None,
-        };
-        let u = upload_key(&scope, "k", "0a1b");
-        assert_eq!(catalog.stripes(&u, &upload.encode()), vec![]);
-        // A part's fragments cannot be listed from its record (module doc).
-        let part = PartRecord {
+        }
+    }
+
+    fn part(size: u64) -> PartRecord {
+        PartRecord {
             version_id: [4; 12],
-            size: 9,
+            size,
             md5: [0; 16],
             modified_ms: 1,
             checksum: None,
             nonce: None,
-        };
+        }
+    }
+
+    #[test]
+    fn an_uploads_parts_move_with_it() {
+        let store = store();
+        let (policy, tier) = store.place(StorageClass::Standard, None).unwrap();
+        let catalog = ObjectCatalog::new(&store);
+        assert_eq!(catalog.tier(), tier);
+        let u = upload_key(&scope(), "k", "0a1b");
+        let upload = upload().encode();
+        assert_eq!(catalog.dependents(&u, &upload), vec![part_prefix("0a1b")]);
         assert_eq!(
-            catalog.stripes(&part_key("0a1b", 1), &part.encode()),
+            part_key("0a1b", 7).slice(..part_prefix("0a1b").len()),
+            part_prefix("0a1b")
+        );
+        for (tag, k, _) in scoped_records(&scope(), "k") {
+            if tag != b'U' {
+                assert_eq!(
+                    catalog.dependents(&k, &upload),
+                    Vec::<Bytes>::new(),
+                    "{tag}"
+                );
+            }
+        }
+        // Stored as UploadPart stores it: the class's policy, in CHUNK_BYTES chunks.
+        let size = 2 * u64::from(CHUNK_BYTES) + 1;
+        let p = part_key("0a1b", 1);
+        let owner = (&u[..], &upload);
+        assert_eq!(
+            catalog.dependent_stripes(owner, &p, &part(size).encode()),
+            expected([4; 12], 3, policy)
+        );
+        let elsewhere = if tier == Tier::Hdd {
+            Tier::Nvme
+        } else {
+            Tier::Hdd
+        };
+        let other = ObjectCatalog::new(&store).with_tier(elsewhere);
+        assert_eq!(
+            other.dependent_stripes(owner, &p, &part(size).encode()),
+            vec![]
+        );
+        // Damaged part or upload records: nothing, counted.
+        let junk = Bytes::from_static(b"junk");
+        assert_eq!(catalog.dependent_stripes(owner, &p, &junk), vec![]);
+        assert_eq!(
+            catalog.dependent_stripes((&u, &junk), &p, &part(1).encode()),
+            vec![]
+        );
+        assert_eq!(catalog.damaged(), 2);
+    }
+
+    #[test]
+    fn uploads_and_other_records_list_nothing() {
+        let catalog = ObjectCatalog::new(&store()).with_tier(Tier::Nvme);
+        let scope = scope();
+        let upload = upload();
+        let u = upload_key(&scope, "k", "0a1b");
+        assert_eq!(catalog.stripes(&u, &upload.encode()), vec![]);
+        // A part's fragments are listed through its upload (`dependent_stripes`) only.
+        assert_eq!(
+            catalog.stripes(&part_key("0a1b", 1), &part(9).encode()),
             vec![]
         );
         // Other records are never decoded as heads, whatever their value.
@@ -520,7 +650,7 @@ mod tests {
 
     #[test]
     fn damaged_records_list_nothing_and_are_counted() {
-        let catalog = ObjectCatalog::new(Tier::Nvme);
+        let catalog = ObjectCatalog::new(&store()).with_tier(Tier::Nvme);
         let o = head_key(&scope(), "k");
         let v = version_key(&scope(), "k", &VERSION);
         assert_eq!(catalog.stripes(&o, &Bytes::from_static(b"junk")), vec![]);
