@@ -135,7 +135,7 @@ impl Route<'_> {
     /// The PG on a cluster. A bucket's record hashes as key `bucket` of the empty bucket and
     /// its listing index as the empty key of the bucket: neither is an object's (bucket, key)
     /// (bucket names and keys are never empty).
-    pub(crate) fn pg(self, layout: &Layout) -> u32 {
+    pub fn pg(self, layout: &Layout) -> u32 {
         match self {
             Route::Bucket(b) => layout.pg_of(b"", b.as_bytes()),
             Route::Listing(b) => layout.pg_of(b.as_bytes(), b""),

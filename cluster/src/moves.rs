@@ -528,6 +528,12 @@ impl Placement {
 pub trait Catalog: Send + Sync {
     /// The route of a metadata record, `None` for records no object route owns (hints).
     fn route<'k>(&self, key: &'k [u8]) -> Option<Route<'k>>;
+    /// The placement group of a metadata record under `layout` (what the mover filters by):
+    /// its route's, unless the catalog can place records whose route it cannot borrow from
+    /// their key.
+    fn group(&self, key: &[u8], layout: &Layout) -> Option<u32> {
+        self.route(key).map(|r| r.pg(layout))
+    }
     /// The stripes a live record references (an object head's data): fragment i of each on
     /// position i of the record's group.
     fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe>;
@@ -737,10 +743,7 @@ impl<'a> Mover<'a> {
                 )
                 .await?;
             for (key, v) in entries {
-                let Some(route) = self.catalog.route(&key) else {
-                    continue;
-                };
-                if route.pg(&t.old) != pg {
+                if self.catalog.group(&key, &t.old) != Some(pg) {
                     continue;
                 }
                 if pass == Pass::Copy {

@@ -36,9 +36,8 @@
 //!   (`Store::place`). Parts of an upload whose `U` record is gone (completed: the head
 //!   references their data; aborted) are not moved.
 //! - **Version records of keys holding NUL bytes**: a `V` key writes each NUL of the object
-//!   key as 0 0xFF, so the key a route must borrow is not in the key bytes, and
-//!   `Catalog::route` returns a borrowed `Route`: such a record gets no route (warned). The fix
-//!   is a route that may own its key.
+//!   key as 0 0xFF, so the key a `Route` must borrow is not in the key bytes: such a record
+//!   has no `route`, and `Catalog::group` places it from the key it unescapes.
 //!
 //! Owns: which route and which stripes, per record. Does not own: moving them
 //! (`cluster::moves`), nor the record formats (`records`).
@@ -49,7 +48,7 @@ use bytes::Bytes;
 use cluster::backend::Route;
 use cluster::ec::Policy;
 use cluster::moves::{Catalog, Stripe};
-use placement::Tier;
+use placement::{Layout, Tier};
 
 use crate::limits::CHUNK_BYTES;
 use crate::records::{
@@ -70,8 +69,6 @@ pub struct ObjectCatalog {
     /// Heads and version records whose value did not decode or names fragments no id can
     /// number: listed without stripes, warned.
     damaged: AtomicU64,
-    /// Version records without a route because their key holds a NUL (module doc).
-    unroutable: AtomicU64,
 }
 
 impl ObjectCatalog {
@@ -85,7 +82,6 @@ impl ObjectCatalog {
             tier,
             store: store.clone(),
             damaged: AtomicU64::new(0),
-            unroutable: AtomicU64::new(0),
         }
     }
 
@@ -105,24 +101,12 @@ impl ObjectCatalog {
         self.damaged.load(Ordering::Relaxed)
     }
 
-    /// Version records given no route so far (their key holds a NUL).
-    pub fn unroutable(&self) -> u64 {
-        self.unroutable.load(Ordering::Relaxed)
-    }
-
     /// The route of a version record's key after its scope: its object's, borrowed from the
-    /// key bytes, which hold the object key as it is when it has no NUL.
-    fn version_route<'k>(&self, scope: &'k str, rest: &'k [u8]) -> Option<Route<'k>> {
+    /// key bytes, which hold the object key as it is when it has no NUL (`group` places the
+    /// others).
+    fn version_route<'k>(scope: &'k str, rest: &'k [u8]) -> Option<Route<'k>> {
         let (key, _) = parse_version_key(rest)?;
         if key.contains(&0) {
-            if doubling(&self.unroutable) {
-                tracing::warn!(
-                    scope,
-                    unroutable = self.unroutable(),
-                    "layout change: a version record of a key holding NUL has no route; it and \
-                     its fragments are not moved"
-                );
-            }
             return None;
         }
         Some(Route::Object(
@@ -171,12 +155,24 @@ impl Catalog for ObjectCatalog {
         let (tag, scope, rest) = split_scoped_key(key)?;
         match tag {
             b'O' | b'T' => Some(Route::Object(scope, std::str::from_utf8(rest).ok()?)),
-            b'V' => self.version_route(scope, rest),
+            b'V' => Self::version_route(scope, rest),
             b'U' | b'M' => Some(Route::Object(scope, split_upload_rest(rest)?.0)),
             b'L' => Some(Route::Listing(scope)),
             b'C' | b'R' => Some(Route::Bucket(scope)),
             _ => None,
         }
+    }
+
+    /// The route's group, and a version record of a key holding NUL by its unescaped key.
+    fn group(&self, key: &[u8], layout: &Layout) -> Option<u32> {
+        if let Some(route) = self.route(key) {
+            return Some(route.pg(layout));
+        }
+        let (b'V', scope, rest) = split_scoped_key(key)? else {
+            return None;
+        };
+        let (object, _) = parse_version_key(rest)?;
+        Some(Route::Object(scope, std::str::from_utf8(&object).ok()?).pg(layout))
     }
 
     fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe> {
@@ -283,7 +279,6 @@ fn doubling(counter: &AtomicU64) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use placement::Layout;
     use proto::FragmentId;
 
     use super::*;
@@ -298,8 +293,19 @@ mod tests {
 
     const VERSION: [u8; 12] = [5; 12];
 
-    /// A store of a 4-node layout, 4 cores each (no core is reached: routing only).
+    /// A store of `layout()` (no core is reached: routing only).
     fn store() -> Store {
+        let backend =
+            cluster::backend::Backend::cluster(layout(), None, Vec::new()).expect("routes");
+        let days = Days {
+            day_ms: 86_400_000,
+            tiering_days: 30,
+        };
+        Store::new(Arc::new(backend), Arc::new(Unobserved), days)
+    }
+
+    /// A 4-node layout, 4 cores each.
+    fn layout() -> Arc<Layout> {
         use std::fmt::Write as _;
         let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 64\n");
         for n in 0..4 {
@@ -311,13 +317,7 @@ mod tests {
                 20_000 + 10 * n,
             );
         }
-        let layout = Arc::new(Layout::from_toml_str(&text).expect("a valid layout"));
-        let backend = cluster::backend::Backend::cluster(layout, None, Vec::new()).expect("routes");
-        let days = Days {
-            day_ms: 86_400_000,
-            tiering_days: 30,
-        };
-        Store::new(Arc::new(backend), Arc::new(Unobserved), days)
+        Arc::new(Layout::from_toml_str(&text).expect("a valid layout"))
     }
 
     fn shown(route: Option<Route<'_>>) -> String {
@@ -382,7 +382,29 @@ mod tests {
             store.backend().meta_cores(route.unwrap()).cores(),
             store.bucket_cores("photos").cores()
         );
-        assert_eq!(catalog.unroutable(), 0);
+    }
+
+    #[test]
+    fn groups_agree_with_routes_and_place_nul_keys() {
+        let layout = layout();
+        let catalog = ObjectCatalog::new(&store());
+        let scope = scope();
+        for key in ["a/b.jpg", "nul\0key", "\0", "k\0\0"] {
+            for (tag, k, expected) in scoped_records(&scope, key) {
+                let want = Some(expected.pg(&layout));
+                assert_eq!(catalog.group(&k, &layout), want, "{tag} record of {key:?}");
+            }
+            // A version record of a key holding NUL has no route, yet its object's group.
+            let v = version_key(&scope, key, &VERSION);
+            let want = Route::Object(&scope, key).pg(&layout);
+            assert_eq!(catalog.group(&v, &layout), Some(want), "{key:?}");
+        }
+        // Groups spread: not one constant answer.
+        let groups: std::collections::BTreeSet<u32> = (0..200)
+            .filter_map(|i| catalog.group(&head_key(&scope, &format!("k{i}")), &layout))
+            .collect();
+        assert!(groups.len() > 20, "{}", groups.len());
+        assert_eq!(catalog.group(&part_key("0a1b", 1), &layout), None);
     }
 
     #[test]
@@ -416,7 +438,6 @@ mod tests {
         // The version key of a key holding NUL does not hold the key itself (module doc).
         let v = version_key(&scope, "nul\0key", &VERSION);
         assert_eq!(shown(catalog.route(&v)), "None");
-        assert_eq!(catalog.unroutable(), 1);
     }
 
     /// The stripes of a part of `chunks` chunks, written out: position i holds shard i

@@ -496,24 +496,26 @@ impl Store {
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
         let head: Arc<ObjectHead> = head.into();
-        let cores = Arc::new(self.head_cores(bucket, key, &head));
-        let backend = self.backend.clone();
-        let workers = self.workers.clone();
+        let this = self.clone();
+        let place: Arc<(String, String)> = Arc::new((bucket.to_owned(), key.to_owned()));
         Box::pin(futures::stream::unfold(first, move |pos| {
-            let backend = backend.clone();
-            let workers = workers.clone();
-            let cores = cores.clone();
+            let this = this.clone();
+            let place = place.clone();
             let head = head.clone();
             async move {
                 if pos >= first + len {
                     return None;
                 }
+                // Placed stripe by stripe: a slow reader holds no placement between reads,
+                // so a layout change's fence never waits for a whole download.
+                let (backend, workers) = (&this.backend, &this.workers);
+                let cores = this.head_cores(&place.0, &place.1, &head);
                 let Some((stripe, offset)) = head.locate(pos) else {
                     let e = std::io::Error::other("object shorter than its head says");
                     return Some((Err(e), first + len));
                 };
                 let want = (stripe.len - offset).min(first + len - pos);
-                let r = read_stripe(&backend, &cores, head.policy, &stripe, offset, want).await;
+                let r = read_stripe(backend, &cores, head.policy, &stripe, offset, want).await;
                 match r {
                     // A core answering no bytes where some were asked would loop forever.
                     Ok((b, _)) if b.is_empty() => {
@@ -525,7 +527,7 @@ impl Store {
                         // mover reads every fragment it copies back whole).
                         if let [row] = *cores.rows() {
                             for (core, id) in damaged {
-                                workers.repair_on_read(&backend, core, id, head.policy, row);
+                                workers.repair_on_read(backend, core, id, head.policy, row);
                             }
                         }
                         let next = pos + b.len() as u64;
@@ -787,10 +789,13 @@ impl Store {
     /// still stream it whole. Chunks of a process that stops before then are left for the
     /// orphan sweep (their ids carry the version id).
     pub fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
-        let cores = self.head_cores(bucket, key, &head);
         let this = self.clone();
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.days.day_ms));
         self.workers.retire.submit(grace, async move {
+            // Placed when the grace is over, not held through it: a held placement would keep
+            // a layout change's mover waiting at its fence for the whole grace.
+            let cores = this.head_cores(&bucket, &key, &head);
             for stripe in head.stripes() {
                 this.delete_stripe(&cores, head.policy, &stripe).await;
             }
