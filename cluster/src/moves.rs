@@ -350,7 +350,7 @@ impl std::fmt::Debug for Placement {
             .field("phase", &self.phase)
             .field("old", &self.old)
             .field("new", &self.new)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -412,7 +412,7 @@ pub trait Cores {
         }
         let mut out: Vec<usize> = Vec::new();
         for row in rows.iter() {
-            for c in row.iter() {
+            for c in *row {
                 if !out.contains(c) {
                     out.push(*c);
                 }
