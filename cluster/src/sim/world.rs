@@ -521,8 +521,27 @@ pub fn run(world: &Shared, tasks: Vec<Task>, steps_max: u64) {
 /// A layout of `nodes` nodes of `cores` cores each, one zone per node, 16 placement groups
 /// (core `c` of node `n` is the world's core `n * cores + c`).
 pub fn layout(nodes: usize, cores: usize) -> Arc<placement::Layout> {
+    Arc::new(
+        placement::Layout::from_toml_str(&layout_text(nodes, cores, 1))
+            .expect("the simulation's layout is valid"),
+    )
+}
+
+/// The next version of `old`: `nodes` nodes of `cores` cores each as `layout` makes them,
+/// its tables built from `old`'s (what `percore layout apply` computes), so that
+/// `moves::Transition::new(old, next)` is the change from one to the other.
+pub fn next_layout(old: &placement::Layout, nodes: usize, cores: usize) -> Arc<placement::Layout> {
+    let text = layout_text(nodes, cores, old.version() + 1);
+    Arc::new(
+        placement::Layout::from_toml_str_and_state(&text, Some(&old.state()))
+            .expect("the simulation's next layout is valid"),
+    )
+}
+
+/// The text of `layout`'s layouts, version `version`.
+fn layout_text(nodes: usize, cores: usize, version: u64) -> String {
     use std::fmt::Write as _;
-    let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 16\n");
+    let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 16\n");
     for n in 0..nodes {
         let _ = write!(
             text,
@@ -532,7 +551,7 @@ pub fn layout(nodes: usize, cores: usize) -> Arc<placement::Layout> {
             20_000 + 10 * n,
         );
     }
-    Arc::new(placement::Layout::from_toml_str(&text).expect("the simulation's layout is valid"))
+    text
 }
 
 /// Virtual time without a world event before `run_tokio` calls it a deadlock (the code under

@@ -75,6 +75,25 @@
 //! node's clock reads the virtual time plus its own skew within ± 300 ms, and everything above
 //! is checked as before: the write that happened last wins, whatever the clocks say.
 //!
+//! During a layout change (`osim_seeds_during_a_grow`, 3 → 4 nodes, also with faults;
+//! `osim_seeds_during_a_shrink`, 4 → 3, the last node leaving: `workload::Config::change`),
+//! the world holds the cores of both layouts, every object service routes by one
+//! `cluster::moves::Transition` (`Backend::moving`), and a mover (`cluster::moves::Mover` over
+//! the object service's catalog, `objects::move_catalog::ObjectCatalog`) on node 0 moves every
+//! placement group from a step of the first sixth on, a step of it after each pause of up to
+//! 100 ms, concurrently with the workload; under faults it stops when its node crashes and
+//! once in the middle of a step, and a new mover goes on from the groups' phases. Everything
+//! above is checked meanwhile. The final check waits until every group is done, runs as
+//! before, and then a fresh object service over the new layout alone (no transition, no old
+//! row to fall back to) reads everything again: listings equal to the model, every key's
+//! current version and every version the model holds (by version id) with its bytes.
+//! Without faults, every fragment a live record references is then on each core its new row
+//! gives it and on no other (a GET may read a replica a row kept, so this is what shows each
+//! moved position was copied; a mover whose catalog lists no stripes fails 17 of 20 grow seeds
+//! and 19 of 20 shrink seeds there, one whose catalog routes no record fails the model's
+//! checks during the steps, with faults too). Multipart uploads are kept out of these runs
+//! (`Config::uploads_during_change`): part records have no route for the mover yet.
+//!
 //! Not simulated: hints replayed by repair passes, tagging, object lock, SSE, lifecycle
 //! passes, the access gate (bucket policies, ACLs), uploads of more than one part (parts but
 //! the last are ≥ 5 MiB), copies with conditions or directives, UploadPartCopy. The
@@ -107,15 +126,21 @@
 //! keep version listings out of steps with conditional writes, whose compare-and-swap can lose
 //! to a write in between). Beyond the default ranges: equal HLCs from two skewed gateways
 //! (the later PUT lost the tie) and a stale authority failing an If-Match that held: fixed
-//! (`osim_equal_hlcs_and_a_stale_authority`). Every finding is fixed and is a test naming
-//! its seeds; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000
+//! (`osim_equal_hlcs_and_a_stale_authority`). During a layout change: the object service
+//! holds the `Placement` of a replaced version's chunks for the whole retirement grace (30 s:
+//! `Store::retire_chunks` places them when the job is queued, not when it runs), so the mover's
+//! fence for the group waits up to 30 s after an overwrite or a delete (it times out at 20 s
+//! and tries again): most groups move only after the steps, not during them. Not fixed yet
+//! (objects); nothing the model checks is wrong meanwhile. Every other finding is fixed and is
+//! a test naming its seeds; `PERCORE_OSIM_SEEDS=2500` with `PERCORE_OSIM_FIRST` 200 and 1000
 //! explores further.
 //!
 //! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
 //! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them, `SEEDS_SKEW_DEFAULT` twice with
-//! skewed clocks; seeds 0 to N − 1,
+//! skewed clocks, `SEEDS_CHANGE_DEFAULT` in each layout-change test; seeds 0 to N − 1,
 //! spread over the machine's cores; each seed runs whole on one thread, so the split changes
-//! nothing; about 30 s in a debug build on 2 cores); a failure prints its seed, and
+//! nothing; about 30 s in a debug build on 2 cores, and as much again for the layout
+//! changes); a failure prints its seed, and
 //! `PERCORE_OSIM_SEED=<seed> cargo test -p s3api --test osim osim_seeds -- --nocapture` (or
 //! `osim_seeds_with_faults`) replays exactly that run (the summary line ends with a hash of
 //! the whole history; `PERCORE_OSIM_TRACE=1` prints every operation, its answer and the
@@ -126,11 +151,14 @@ mod model;
 mod workload;
 
 use cluster::sim::{caught, run_spread, seeds};
-use workload::{run_seed, Config};
+use workload::{run_seed, Change, Config};
 
 const SEEDS_DEFAULT: u64 = 200;
 const SEEDS_FAULTS_DEFAULT: u64 = 1000;
 const SEEDS_SKEW_DEFAULT: u64 = 200;
+/// Seeds of each layout-change test (`osim_seeds_during_a_grow`, ...; the shrink half as
+/// many).
+const SEEDS_CHANGE_DEFAULT: u64 = 100;
 /// Seeds of `osim_puts_of_one_key_at_one_instant_keep_their_bytes` (the two PUTs take their
 /// HLC after a metadata read of random length: their clocks read the same millisecond in some).
 const SAME_INSTANT_SEEDS: u64 = 400;
@@ -173,6 +201,45 @@ fn osim_seeds_with_skewed_clocks() {
         };
         run_seeds(&cfg, "osim_seeds_with_skewed_clocks", SEEDS_SKEW_DEFAULT);
     }
+}
+
+/// A layout change, 3 → 4 nodes, while the workload runs: the mover moves every group from
+/// the first third of the steps on; every acknowledged write stays readable meanwhile, and
+/// after the change a service of the new layout alone reads everything back and every
+/// fragment is where the new layout puts it (`workload::Config::change`).
+#[test]
+fn osim_seeds_during_a_grow() {
+    let cfg = Config {
+        change: Some(Change::Grow),
+        ..Config::default()
+    };
+    run_seeds(&cfg, "osim_seeds_during_a_grow", SEEDS_CHANGE_DEFAULT);
+}
+
+/// `osim_seeds_during_a_grow` with faults: the mover also stops when its node crashes and
+/// once in the middle of a step, and starts again.
+#[test]
+fn osim_seeds_during_a_grow_with_faults() {
+    let cfg = Config {
+        change: Some(Change::Grow),
+        faults: true,
+        ..Config::default()
+    };
+    run_seeds(
+        &cfg,
+        "osim_seeds_during_a_grow_with_faults",
+        SEEDS_CHANGE_DEFAULT,
+    );
+}
+
+/// A layout change, 4 → 3 nodes (the last node leaves), while the workload runs.
+#[test]
+fn osim_seeds_during_a_shrink() {
+    let cfg = Config {
+        change: Some(Change::Shrink),
+        ..Config::default()
+    };
+    run_seeds(&cfg, "osim_seeds_during_a_shrink", SEEDS_CHANGE_DEFAULT / 2);
 }
 
 /// Seeds where, under skewed clocks, a delete marker over a key without a current version
@@ -252,6 +319,18 @@ fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
         total.history_hash
     );
     assert!(total.ops > 0);
+    if cfg.change.is_some() {
+        println!(
+            "{} placement groups moved, {} mover restarts, {} fragment copies where the new \
+             layout puts them",
+            total.groups_moved, total.mover_restarts, total.fragments_placed
+        );
+        assert!(total.groups_moved > 0, "the mover moved groups");
+        assert!(
+            cfg.faults || total.fragments_placed > 0,
+            "fragments were checked"
+        );
+    }
 }
 
 /// Same seed, same run: the whole history is a function of the seed (and different seeds

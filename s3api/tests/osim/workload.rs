@@ -1,16 +1,26 @@
 //! One seed's run: a 3-zone cluster (one node per zone, two cores each, 3 metadata replicas),
 //! one object service (`s3api::s3::Gateway`) per node over its own backend and skewed clock,
 //! and steps of concurrent S3 operations by two users, each through a random node, each judged
-//! against the model (`model`) when its step ends; then every bucket is read whole.
+//! against the model (`model`) when its step ends; then every bucket is read whole. With a
+//! layout change (`Config::change`), the mover moves the data meanwhile (`run_mover`), and
+//! after it everything is read again through the new layout alone
+//! (`read_through_new_layout`, `placed`).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster::backend::{Backend, Clock, CoreLink};
-use cluster::sim::core::Fault;
-use cluster::sim::world::{layout, run_tokio, Shared, SimClock, SimLink, Weather, World};
+use cluster::backend::{Backend, Clock, CoreLink, Route};
+use cluster::ec::Policy;
+use cluster::moves::{Catalog, Mover, MoverConfig, Transition};
+use cluster::sim::core::{Fault, Stored};
+use cluster::sim::world::{
+    layout, next_layout, run_tokio, Shared, SimClock, SimLink, Weather, World,
+};
 use futures::StreamExt;
+use objects::move_catalog::ObjectCatalog;
+use objects::records::{scope_of, BucketRecord};
 use s3api::s3::Gateway;
 use s3s::dto;
 use s3s::{S3Request, S3};
@@ -58,6 +68,8 @@ const ORPHAN_GRACE_MS: u64 = 1 << 45;
 /// The longest a step's operation waits before it starts (staggers the concurrent ones).
 const STAGGER_MS: u64 = 30;
 
+/// Independent switches of a run, each on or off by itself.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     pub steps: usize,
@@ -78,6 +90,38 @@ pub struct Config {
     /// Version listings in the steps of conditional writes into buckets that keep versions
     /// (off: a known bug, `osim_failed_conditional_write_listed`, is kept out of the way).
     pub list_conditional_versions: bool,
+    /// A layout change whose data a mover moves while the steps run (`Change`; `None`: the
+    /// cluster keeps its layout, and nothing is drawn for a change, so the histories of the
+    /// seeds above stay as they were).
+    pub change: Option<Change>,
+    /// Multipart uploads (CreateMultipartUpload, UploadPart, Complete, Abort, ListParts) in
+    /// the steps of a layout change. Off: the object catalog gives part records (`P`) no
+    /// route (`objects::move_catalog`, "Part records"), so the mover moves neither them nor
+    /// their fragments, and an upload in progress across the change loses its parts: a known
+    /// gap, kept out of the way until it is fixed. ListMultipartUploads still runs (upload
+    /// records are routed; with no uploads it checks the cluster-wide scan of a moving
+    /// cluster).
+    pub uploads_during_change: bool,
+}
+
+/// The layout change of a run (`Config::change`). `moves::Transition` refuses a change that
+/// renumbers cores, so a shrink removes the last node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// 3 → 4 nodes: a position or two of a group's row move.
+    Grow,
+    /// 4 → 3 nodes: the last node's positions move to the others.
+    Shrink,
+}
+
+impl Change {
+    /// (nodes before, nodes after).
+    fn nodes(self) -> (usize, usize) {
+        match self {
+            Change::Grow => (NODES, NODES + 1),
+            Change::Shrink => (NODES + 1, NODES),
+        }
+    }
 }
 
 impl Default for Config {
@@ -90,6 +134,8 @@ impl Default for Config {
             skew_ms_max: 0,
             wide: true,
             list_conditional_versions: false,
+            change: None,
+            uploads_during_change: false,
         }
     }
 }
@@ -112,6 +158,12 @@ pub struct Stats {
     pub messages: u64,
     /// Races of two users creating one name, and of DeleteBucket with a PUT into it.
     pub races: u64,
+    /// Placement groups moved by layout changes (`Config::change`).
+    pub groups_moved: u64,
+    /// Movers started again: after their node crashed, or cut in the middle of a step.
+    pub mover_restarts: u64,
+    /// Fragment copies found where the new layout puts them after a change (without faults).
+    pub fragments_placed: u64,
     pub history_hash: u64,
 }
 
@@ -121,6 +173,9 @@ impl Stats {
         self.errors += s.errors;
         self.messages += s.messages;
         self.races += s.races;
+        self.groups_moved += s.groups_moved;
+        self.mover_restarts += s.mover_restarts;
+        self.fragments_placed += s.fragments_placed;
         // Commutative: the total does not depend on how seeds were spread over threads.
         self.history_hash = self.history_hash.wrapping_add(s.history_hash);
     }
@@ -230,6 +285,19 @@ impl Op {
             other.bucket() == b
                 && (other.bucket_write() || other.locks().contains(&format!("o/{k}")))
         })
+    }
+
+    /// A multipart upload's operation (ListMultipartUploads aside: see
+    /// `Config::uploads_during_change`).
+    fn of_upload(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateUpload(..)
+                | Op::UploadPart(..)
+                | Op::Complete(..)
+                | Op::Abort(..)
+                | Op::ListParts(..)
+        )
     }
 
     /// If-None-Match: * of key `k`.
@@ -479,6 +547,9 @@ pub fn hex_md5(data: &[u8]) -> String {
 /// configuration or existence changes alone, except two races: both users creating one name,
 /// and DeleteBucket against a PUT into the bucket (unversioned).
 fn fits(cfg: &Config, m: &Model, ops: &[Op], op: &Op) -> bool {
+    if cfg.change.is_some() && !cfg.uploads_during_change && op.of_upload() {
+        return false;
+    }
     // A copy's source is not written in its step (what the copy read would be unknown).
     if ops
         .iter()
@@ -604,6 +675,36 @@ fn blob(data: Bytes) -> dto::StreamingBlob {
     dto::StreamingBlob::wrap(futures::stream::iter([Ok::<Bytes, std::io::Error>(data)]))
 }
 
+/// GetObject of `k` (of version `vid`, else the current one), its body read whole and checked
+/// to be the bytes of the write it names.
+async fn get(gw: &Gateway, user: usize, name: &str, k: &str, vid: Option<String>) -> Outcome {
+    let input = dto::GetObjectInput {
+        bucket: name.into(),
+        key: k.into(),
+        version_id: vid,
+        ..Default::default()
+    };
+    let out = gw
+        .get_object(request(input, user, http::Method::GET))
+        .await
+        .map_err(|e| code(&e))?
+        .output;
+    let mut body = Vec::new();
+    if let Some(mut stream) = out.body {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => body.extend_from_slice(&c),
+                Err(e) => return Err(format!("body stream failed: {e}")),
+            }
+        }
+    }
+    let id = id_of(&body).ok_or("a body too short")?;
+    if body_of(id) != body {
+        return Err(format!("body of write {id} damaged"));
+    }
+    Ok(Res::Object(id, etag(out.e_tag.as_ref()), out.version_id))
+}
+
 /// Runs `op` through `gw` as the HTTP layer would after authenticating its user.
 async fn exec(gw: &Gateway, op: &Op) -> Outcome {
     use http::Method;
@@ -707,32 +808,7 @@ async fn exec(gw: &Gateway, op: &Op) -> Outcome {
                 })
                 .map_err(|e| code(&e))
         }
-        Op::Get(user, name, k) => {
-            let input = dto::GetObjectInput {
-                bucket: name.into(),
-                key: k.into(),
-                ..Default::default()
-            };
-            let out = gw
-                .get_object(request(input, user, Method::GET))
-                .await
-                .map_err(|e| code(&e))?
-                .output;
-            let mut body = Vec::new();
-            if let Some(mut stream) = out.body {
-                while let Some(chunk) = stream.next().await {
-                    match chunk {
-                        Ok(c) => body.extend_from_slice(&c),
-                        Err(e) => return Err(format!("body stream failed: {e}")),
-                    }
-                }
-            }
-            let id = id_of(&body).ok_or("a body too short")?;
-            if body_of(id) != body {
-                return Err(format!("body of write {id} damaged"));
-            }
-            Ok(Res::Object(id, etag(out.e_tag.as_ref()), out.version_id))
-        }
+        Op::Get(user, name, k) => get(gw, user, name, k, None).await,
         Op::Head(user, name, k) => {
             let input = dto::HeadObjectInput {
                 bucket: name.into(),
@@ -2099,16 +2175,66 @@ fn judge_step(
     Ok(())
 }
 
-/// One object service per node, over the world's cores.
-fn gateways(world: &Shared, skews: &[i64]) -> Vec<Gateway> {
-    (0..NODES)
-        .map(|node| gateway(world, node, skews[node]))
-        .collect()
+/// The cluster of a run: its layout, or the layout change it goes through.
+struct Cluster {
+    /// Nodes, each with an object service: every node of both layouts during a change.
+    nodes: usize,
+    /// The layout the gateways route by (during a change, the old one: `transition` says the
+    /// rest).
+    layout: Arc<placement::Layout>,
+    transition: Option<Arc<Transition>>,
 }
 
-/// Node `node`'s object service, fresh (a restart: no HLC state, no down marks).
-fn gateway(world: &Shared, node: usize, skew_ms: i64) -> Gateway {
-    let links: Vec<Arc<dyn CoreLink>> = (0..NODES * CORES_PER_NODE)
+impl Cluster {
+    fn of(cfg: &Config) -> Result<Cluster, String> {
+        let Some(change) = cfg.change else {
+            return Ok(Cluster {
+                nodes: NODES,
+                layout: shape(),
+                transition: None,
+            });
+        };
+        let (from, to) = change.nodes();
+        let old = layout(from, CORES_PER_NODE);
+        let new = next_layout(&old, to, CORES_PER_NODE);
+        let transition = Transition::new(old.clone(), new).map_err(|e| e.to_string())?;
+        Ok(Cluster {
+            nodes: from.max(to),
+            layout: old,
+            transition: Some(Arc::new(transition)),
+        })
+    }
+
+    /// The run's world: the layout's cores, or during a change the union of both versions'
+    /// (`Transition::cores`), node n's cores on node n, where its object service runs.
+    fn world(&self, seed: u64, fault: Fault) -> World {
+        match &self.transition {
+            None => World::of_layout(seed, &self.layout, fault),
+            Some(t) => {
+                // `CoreId::node` is the node's id, 1 for the first.
+                let core_node = t.cores().iter().map(|c| (c.node - 1) as usize).collect();
+                World::new(seed, core_node, self.nodes, fault)
+            }
+        }
+    }
+
+    /// Node `node`'s backend, fresh (a restart: no HLC state, no down marks). During a change
+    /// every backend routes by the one `Transition`: the fence it keeps is per process, and
+    /// this simulation is one process, so it is exact (across processes the control plane
+    /// fences).
+    fn backend(&self, world: &Shared, node: usize, skew_ms: i64) -> Arc<Backend> {
+        let backend = match &self.transition {
+            None => Backend::cluster(self.layout.clone(), None, Vec::new()),
+            Some(t) => Backend::moving(t.clone(), None, Vec::new()),
+        }
+        .expect("the simulation's backend");
+        Arc::new(linked(world, backend, node, skew_ms))
+    }
+}
+
+/// `backend` reaching every core through the world's network from `node`, on its clock.
+fn linked(world: &Shared, backend: Backend, node: usize, skew_ms: i64) -> Backend {
+    let links: Vec<Arc<dyn CoreLink>> = (0..backend.core_count())
         .map(|core| {
             Arc::new(SimLink {
                 world: world.clone(),
@@ -2122,12 +2248,25 @@ fn gateway(world: &Shared, node: usize, skew_ms: i64) -> Gateway {
         skew_ms,
         node,
     });
-    let backend = Backend::cluster(shape(), None, Vec::new())
-        .expect("the simulation's backend")
-        .with_links(links, clock);
+    backend.with_links(links, clock)
+}
+
+/// One object service per node, over the world's cores.
+fn gateways(world: &Shared, cluster: &Cluster, skews: &[i64]) -> Vec<Gateway> {
+    (0..cluster.nodes)
+        .map(|node| gateway(world, cluster, node, skews[node]))
+        .collect()
+}
+
+/// Node `node`'s object service, fresh (a restart: no HLC state, no down marks).
+fn gateway(world: &Shared, cluster: &Cluster, node: usize, skew_ms: i64) -> Gateway {
+    service(cluster.backend(world, node, skew_ms))
+}
+
+fn service(backend: Arc<Backend>) -> Gateway {
     // The write-age check compares the real clock with the HLC's (the simulation's epoch): a
     // grace of centuries keeps it out of the way (no orphan sweep runs).
-    Gateway::new(Arc::new(backend), "us-east-1".into()).with_orphan_grace(ORPHAN_GRACE_MS)
+    Gateway::new(backend, "us-east-1".into()).with_orphan_grace(ORPHAN_GRACE_MS)
 }
 
 /// The simulated cluster's layout: `NODES` nodes of `CORES_PER_NODE` cores.
@@ -2138,8 +2277,9 @@ fn shape() -> Arc<placement::Layout> {
 /// Two PUTs of one key through two gateways started at the same virtual instant (equal clocks,
 /// so equal HLCs), then a GET: it must return one of the two bodies whole, with its ETag.
 pub fn same_instant_puts(seed: u64) -> Result<(), String> {
-    let world = Shared::new(World::of_layout(seed, &shape(), Fault::None));
-    let gws = gateways(&world, &[0; NODES]);
+    let cluster = Cluster::of(&Config::default())?;
+    let world = Shared::new(cluster.world(seed, Fault::None));
+    let gws = gateways(&world, &cluster, &[0; NODES]);
     let main = async {
         let created = exec(&gws[0], &Op::CreateBucket(0, "sb0")).await;
         if created != Ok(Res::Done) {
@@ -2165,126 +2305,441 @@ pub fn same_instant_puts(seed: u64) -> Result<(), String> {
     run_tokio(&world, main, STEPS_MAX)
 }
 
+/// One seed's run: what its tasks (the steps, the mover) share.
+struct Run {
+    world: Shared,
+    cluster: Cluster,
+    cfg: Config,
+    skews: Vec<i64>,
+    /// The step the workload is at (the mover starts a few steps in, so data exists).
+    step: Cell<usize>,
+    /// Every group of the layout change is done (the final check waits for it).
+    moved: Cell<bool>,
+    /// Every operation and its answer, printed (with a replayed seed).
+    trace: bool,
+}
+
 /// Runs one seed. `Err` names the first operation the model refused.
 pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
-    let world = Shared::new(World::of_layout(seed, &shape(), cfg.fault));
-    let skews: Vec<i64> = (0..NODES)
+    let cluster = Cluster::of(cfg)?;
+    let world = Shared::new(cluster.world(seed, cfg.fault));
+    let skews: Vec<i64> = (0..cluster.nodes)
         .map(|_| match cfg.skew_ms_max {
             0 => 0,
             max => world.below(2 * max + 1) as i64 - max as i64,
         })
         .collect();
-    let mut gateways = gateways(&world, &skews);
+    let gateways = gateways(&world, &cluster, &skews);
+    let mover_backend = gateways[MOVER_NODE].backend().clone();
+    let run = Run {
+        world: world.clone(),
+        cluster,
+        cfg: *cfg,
+        skews,
+        step: Cell::new(0),
+        moved: Cell::new(false),
+        trace: std::env::var_os("PERCORE_OSIM_TRACE").is_some(),
+    };
     let main = async {
-        let mut model = Model {
-            faults: cfg.faults,
-            ..Model::default()
-        };
-        let mut stats = Stats::default();
-        let mut hash: u64 = 0;
-        let mut next_id = 0u64;
-        // Every operation and its answer, printed (with a replayed seed).
-        let trace = std::env::var_os("PERCORE_OSIM_TRACE").is_some();
-        for step in 0..=cfg.steps {
-            let final_check = step == cfg.steps;
-            let mut ops: Vec<Op> = Vec::new();
-            if final_check {
-                // Everything read once more, alone: the listings exact.
-                for name in BUCKETS {
-                    let user = model.buckets.get(name).map_or(0, |bkt| bkt.owner);
-                    ops.extend([
-                        Op::ListKeys(user, name),
-                        Op::ListVersions(user, name),
-                        Op::ListUploads(user, name),
-                    ]);
-                    ops.extend(keys(cfg.wide).iter().map(|k| Op::Get(user, name, k)));
-                }
-            } else {
-                let width = 1 + world.below(cfg.width);
-                for _ in 0..width * 3 {
-                    if ops.len() as u64 == width {
-                        break;
-                    }
-                    let op = generate(&world, &model, &mut next_id, cfg.wide);
-                    if fits(cfg, &model, &ops, &op) {
-                        ops.push(op);
-                    }
-                }
-            }
-            // The nemesis: this step's weather, a node cut off, a node to crash meanwhile.
-            let mut crash = None;
-            if cfg.faults && !final_check {
-                let mut w = world.lock();
-                w.weather = Weather {
-                    drop_per_mille: w.rng.below(30),
-                    error_per_mille: w.rng.below(20),
-                };
-                if w.rng.below(8) == 0 {
-                    let node = w.rng.below(NODES as u64) as usize;
-                    w.side[node] = 1;
-                }
-                if w.rng.below(8) == 0 {
-                    crash = Some((w.rng.below(NODES as u64) as usize, w.rng.below(60)));
-                }
-                if trace {
-                    println!(
-                        "{step} nemesis: {:?}, sides {:?}, crash {crash:?}",
-                        w.weather, w.side
-                    );
-                }
-            }
-            let runs = ops.iter().map(|op| {
-                let node = world.below(NODES as u64) as usize;
-                let delay = if final_check {
-                    0
-                } else {
-                    world.below(STAGGER_MS)
-                };
-                let (gw, world) = (&gateways[node], &world);
-                async move {
-                    world.sleep(delay).await;
-                    // A gateway that crashes ends its operations where they are.
-                    let crashed = world.crashed(node);
-                    match futures::future::select(Box::pin(exec(gw, op)), Box::pin(crashed)).await {
-                        futures::future::Either::Left((out, _)) => out,
-                        futures::future::Either::Right(_) => err("GatewayCrashed"),
-                    }
-                }
-            });
-            let nemesis = async {
-                if let Some((node, at_ms)) = crash {
-                    world.sleep(at_ms).await;
-                    world.lock().crash(node);
-                }
-            };
-            let (outs, ()) = futures::future::join(futures::future::join_all(runs), nemesis).await;
-            if cfg.faults {
-                // Healed at the step's end; a crashed node restarts with a fresh service.
-                let mut w = world.lock();
-                w.weather = Weather::default();
-                w.side = vec![0; NODES];
-                if let Some((node, _)) = crash {
-                    w.up[node] = true;
-                    drop(w);
-                    gateways[node] = gateway(&world, node, skews[node]);
-                }
-            }
-            for (op, out) in ops.iter().zip(&outs) {
-                stats.ops += 1;
-                stats.errors += u64::from(out.is_err());
-                let line = format!("{step} {op:?} {out:?}");
-                if trace {
-                    println!("{line}");
-                }
-                hash = hash.rotate_left(7) ^ cluster::backend::stable_hash(&[line.as_bytes()]);
-            }
-            judge_step(&mut model, &ops, &outs, &mut stats)
-                .map_err(|e| format!("step {step}: {e}"))?;
+        let steps = run_steps(&run, gateways);
+        if run.cluster.transition.is_none() {
+            return steps.await;
         }
-        let w = world.lock();
-        stats.messages = w.messages;
-        stats.history_hash = hash ^ w.now_ms.rotate_left(32) ^ w.messages;
+        let mover = run_mover(&run, mover_backend);
+        let (mut stats, (groups, restarts)) = futures::future::try_join(steps, mover).await?;
+        stats.groups_moved = groups;
+        stats.mover_restarts = restarts;
         Ok(stats)
     };
     run_tokio(&world, main, STEPS_MAX)
+}
+
+/// The steps of one seed, then the final check (after the layout change, once every group is
+/// done, and then again through the new layout alone).
+async fn run_steps(run: &Run, mut gateways: Vec<Gateway>) -> Result<Stats, String> {
+    let (world, cfg) = (&run.world, &run.cfg);
+    let mut model = Model {
+        faults: cfg.faults,
+        ..Model::default()
+    };
+    let mut stats = Stats::default();
+    let mut hash: u64 = 0;
+    let mut next_id = 0u64;
+    for step in 0..=cfg.steps {
+        run.step.set(step);
+        let final_check = step == cfg.steps;
+        let mut ops: Vec<Op> = Vec::new();
+        if final_check {
+            if run.cluster.transition.is_some() {
+                // The final check reads what the mover moved.
+                while !run.moved.get() {
+                    world.sleep(MOVER_POLL_MS).await;
+                }
+            }
+            ops = final_ops(&model, cfg.wide);
+        } else {
+            let width = 1 + world.below(cfg.width);
+            for _ in 0..width * 3 {
+                if ops.len() as u64 == width {
+                    break;
+                }
+                let op = generate(world, &model, &mut next_id, cfg.wide);
+                if fits(cfg, &model, &ops, &op) {
+                    ops.push(op);
+                }
+            }
+        }
+        // The nemesis: this step's weather, a node cut off, a node to crash meanwhile.
+        let mut crash = None;
+        if cfg.faults && !final_check {
+            let mut w = world.lock();
+            w.weather = Weather {
+                drop_per_mille: w.rng.below(30),
+                error_per_mille: w.rng.below(20),
+            };
+            if w.rng.below(8) == 0 {
+                let node = w.rng.below(run.cluster.nodes as u64) as usize;
+                w.side[node] = 1;
+            }
+            if w.rng.below(8) == 0 {
+                crash = Some((
+                    w.rng.below(run.cluster.nodes as u64) as usize,
+                    w.rng.below(60),
+                ));
+            }
+            if run.trace {
+                println!(
+                    "{step} nemesis: {:?}, sides {:?}, crash {crash:?}",
+                    w.weather, w.side
+                );
+            }
+        }
+        let runs = ops.iter().map(|op| {
+            let node = world.below(run.cluster.nodes as u64) as usize;
+            let delay = if final_check {
+                0
+            } else {
+                world.below(STAGGER_MS)
+            };
+            let gw = &gateways[node];
+            async move {
+                world.sleep(delay).await;
+                // A gateway that crashes ends its operations where they are.
+                let crashed = world.crashed(node);
+                match futures::future::select(Box::pin(exec(gw, op)), Box::pin(crashed)).await {
+                    futures::future::Either::Left((out, _)) => out,
+                    futures::future::Either::Right(_) => err("GatewayCrashed"),
+                }
+            }
+        });
+        let nemesis = async {
+            if let Some((node, at_ms)) = crash {
+                world.sleep(at_ms).await;
+                world.lock().crash(node);
+            }
+        };
+        let (outs, ()) = futures::future::join(futures::future::join_all(runs), nemesis).await;
+        if cfg.faults {
+            // Healed at the step's end; a crashed node restarts with a fresh service.
+            let mut w = world.lock();
+            w.weather = Weather::default();
+            w.side = vec![0; run.cluster.nodes];
+            if let Some((node, _)) = crash {
+                w.up[node] = true;
+                drop(w);
+                gateways[node] = gateway(world, &run.cluster, node, run.skews[node]);
+            }
+        }
+        record(run, &step.to_string(), &ops, &outs, &mut stats, &mut hash);
+        judge_step(&mut model, &ops, &outs, &mut stats).map_err(|e| format!("step {step}: {e}"))?;
+    }
+    if run.cluster.transition.is_some() {
+        read_through_new_layout(run, &mut model, &mut stats, &mut hash).await?;
+        if !cfg.faults {
+            stats.fragments_placed = placed(run)?;
+        }
+    }
+    let w = world.lock();
+    stats.messages = w.messages;
+    stats.history_hash = hash ^ w.now_ms.rotate_left(32) ^ w.messages;
+    Ok(stats)
+}
+
+/// The final check's operations: every bucket read whole, alone (the listings exact).
+fn final_ops(model: &Model, wide: bool) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for name in BUCKETS {
+        let user = model.buckets.get(name).map_or(0, |bkt| bkt.owner);
+        ops.extend([
+            Op::ListKeys(user, name),
+            Op::ListVersions(user, name),
+            Op::ListUploads(user, name),
+        ]);
+        ops.extend(keys(wide).iter().map(|k| Op::Get(user, name, k)));
+    }
+    ops
+}
+
+/// Counts `ops` and their answers, hashes them into the history, prints them when tracing.
+fn record(run: &Run, step: &str, ops: &[Op], outs: &[Outcome], stats: &mut Stats, hash: &mut u64) {
+    for (op, out) in ops.iter().zip(outs) {
+        stats.ops += 1;
+        stats.errors += u64::from(out.is_err());
+        let line = format!("{step} {op:?} {out:?}");
+        if run.trace {
+            println!("{line}");
+        }
+        *hash = hash.rotate_left(7) ^ cluster::backend::stable_hash(&[line.as_bytes()]);
+    }
+}
+
+/// The node whose process runs the mover (beside its object service).
+const MOVER_NODE: usize = 0;
+/// The mover's rate limit (the bodies are small: it hardly waits for it).
+const MOVER_RATE_BYTES_PER_S: u64 = 20_000;
+/// The longest pause between two steps of the mover (so that the move spreads over many
+/// steps of the workload).
+const MOVER_PAUSE_MS_MAX: u64 = 100;
+/// How often a task waiting for the mover (or the mover for its start) looks again.
+const MOVER_POLL_MS: u64 = 50;
+/// The longest a mover cut in the middle of a step runs before it is cut.
+const MOVER_CUT_MS_MAX: u64 = 400;
+
+/// Why a mover stopped before every group was done.
+enum Stop {
+    /// Its node crashed (its process lost what it was doing).
+    Crashed,
+    /// It alone crashed, in the middle of a step.
+    Cut,
+}
+
+/// The layout change's mover (`cluster::moves::Mover` over the object service's catalog,
+/// `objects::move_catalog::ObjectCatalog`, of the old layout's STANDARD tier), on node
+/// `MOVER_NODE`: from a step of the first third of the workload on, a step of the mover (a
+/// group to `CutOver`, or to `Done`) after each pause of up to `MOVER_PAUSE_MS_MAX`, until
+/// every group is done. Under faults it stops where it is when its node crashes and starts
+/// again (a new `Mover` over a fresh backend, from the groups' phases) once the node is up,
+/// and once it is cut in the middle of a step (a crash of the mover alone). Returns (groups
+/// moved, restarts).
+async fn run_mover(run: &Run, mut backend: Arc<Backend>) -> Result<(u64, u64), String> {
+    let (world, cfg) = (&run.world, &run.cfg);
+    let t = run.cluster.transition.as_ref().expect("a layout change");
+    let catalog = ObjectCatalog::new(t.tier());
+    let config = MoverConfig {
+        rate_bytes_per_s: MOVER_RATE_BYTES_PER_S,
+    };
+    let start = 1 + world.below((cfg.steps as u64 / 6).max(1));
+    while (run.step.get() as u64) < start {
+        world.sleep(MOVER_POLL_MS).await;
+    }
+    // Under faults, the mover step in which it is cut once.
+    let mut cut_at = cfg.faults.then(|| world.below(2 * t.groups().len() as u64));
+    let (mut groups, mut restarts, mut n) = (0, 0, 0u64);
+    loop {
+        let mover = Mover::new(&backend, &catalog, config);
+        let stop = loop {
+            world.sleep(world.below(MOVER_PAUSE_MS_MAX)).await;
+            n += 1;
+            let cut_ms = match cut_at {
+                Some(at) if n > at => {
+                    cut_at = None;
+                    Some(1 + world.below(MOVER_CUT_MS_MAX))
+                }
+                _ => None,
+            };
+            let crashed = world.crashed(MOVER_NODE);
+            let stopped = async move {
+                match cut_ms {
+                    None => {
+                        crashed.await;
+                        Stop::Crashed
+                    }
+                    Some(ms) => {
+                        match futures::future::select(Box::pin(crashed), Box::pin(world.sleep(ms)))
+                            .await
+                        {
+                            futures::future::Either::Left(_) => Stop::Crashed,
+                            futures::future::Either::Right(_) => Stop::Cut,
+                        }
+                    }
+                }
+            };
+            match futures::future::select(Box::pin(mover.step()), Box::pin(stopped)).await {
+                futures::future::Either::Left((Ok(Some((pg, phase))), _)) => {
+                    if run.trace {
+                        println!("{} mover: group {pg} {phase:?}", run.step.get());
+                    }
+                }
+                futures::future::Either::Left((Ok(None), _)) => break None,
+                futures::future::Either::Left((Err(e), _)) => {
+                    return Err(format!("the mover failed: {e}"));
+                }
+                futures::future::Either::Right((stop, _)) => break Some(stop),
+            }
+        };
+        groups += mover.progress().groups;
+        drop(mover);
+        let Some(stop) = stop else { break };
+        restarts += 1;
+        if run.trace {
+            println!("the mover stopped ({}), starts again", stop.said());
+        }
+        if let Stop::Crashed = stop {
+            while !world.lock().up[MOVER_NODE] {
+                world.sleep(MOVER_POLL_MS).await;
+            }
+            backend = run
+                .cluster
+                .backend(world, MOVER_NODE, run.skews[MOVER_NODE]);
+        }
+    }
+    let (done, total) = t.done();
+    if done != total {
+        return Err(format!(
+            "the mover ended with {done} of {total} groups done"
+        ));
+    }
+    run.moved.set(true);
+    Ok((groups, restarts))
+}
+
+impl Stop {
+    fn said(&self) -> &'static str {
+        match self {
+            Stop::Crashed => "its node crashed",
+            Stop::Cut => "cut in the middle of a step",
+        }
+    }
+}
+
+/// After the change, the proof that the data moved: a fresh object service over the new
+/// layout alone (`Backend::cluster`, no transition: no old row to fall back to) reads
+/// everything once more, alone, as the final check does (listings exact, every key's current
+/// version with its bytes), and every version the model holds by its version id, bytes
+/// checked.
+async fn read_through_new_layout(
+    run: &Run,
+    model: &mut Model,
+    stats: &mut Stats,
+    hash: &mut u64,
+) -> Result<(), String> {
+    let t = run.cluster.transition.as_ref().expect("a layout change");
+    let backend = Backend::cluster(t.new_layout().clone(), None, Vec::new())
+        .expect("the new layout's backend");
+    let gw = service(Arc::new(linked(&run.world, backend, 0, run.skews[0])));
+    let ops = final_ops(model, run.cfg.wide);
+    let outs = futures::future::join_all(ops.iter().map(|op| exec(&gw, op))).await;
+    record(run, "new layout:", &ops, &outs, stats, hash);
+    judge_step(model, &ops, &outs, stats)
+        .map_err(|e| format!("read through the new layout alone: {e}"))?;
+    for (name, bkt) in &model.buckets {
+        if model.tainted.contains(name) {
+            continue;
+        }
+        for (k, versions) in &bkt.keys {
+            if bkt.unknown.contains(k) {
+                continue;
+            }
+            for v in versions {
+                let Some(e) = &v.etag else { continue };
+                let got = get(&gw, bkt.owner, name, k, Some(v.vid.clone())).await;
+                record(
+                    run,
+                    "new layout:",
+                    &[Op::Get(bkt.owner, static_bucket(name), static_key(k))],
+                    std::slice::from_ref(&got),
+                    stats,
+                    hash,
+                );
+                match &got {
+                    Ok(Res::Object(id, etag, _)) if *id == v.body && etag == e => {}
+                    _ => {
+                        return Err(format!(
+                            "read through the new layout alone: {name}/{k} version {}: \
+                             answered {got:?}, the model body {} ETag {e}",
+                            v.vid, v.body
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The bucket name `name` as the `&'static str` of `BUCKETS`.
+fn static_bucket(name: &str) -> &'static str {
+    BUCKETS
+        .iter()
+        .copied()
+        .find(|b| *b == name)
+        .expect("a workload bucket")
+}
+
+/// Without faults, after the change: every fragment a live record of a bucket that exists
+/// references (the newest of its key over every core, as `ObjectCatalog` lists its stripes)
+/// is on every core its
+/// group's new row puts it on, and on no other core (the mover retired the old copies). A
+/// GET through the new layout may read a replica a row kept, so this is what shows each moved
+/// position was copied. Under faults a write acknowledged by a quorum may miss a replica (no
+/// repair pass runs here), and a crashed gateway's write may still land on an old core.
+/// Returns the fragment copies checked.
+fn placed(run: &Run) -> Result<u64, String> {
+    let t = run.cluster.transition.as_ref().expect("a layout change");
+    let new = t.new_layout();
+    let table = new.table(t.tier()).expect("the moving tier's table");
+    let catalog = ObjectCatalog::new(t.tier());
+    let w = run.world.lock();
+    let mut newest: BTreeMap<&Bytes, &Stored> = BTreeMap::new();
+    for core in &w.cores {
+        for (key, s) in &core.meta {
+            let e = newest.entry(key).or_insert(s);
+            if (s.hlc, !s.deleted, &s.value) > (e.hlc, !e.deleted, &e.value) {
+                *e = s;
+            }
+        }
+    }
+    // The records of buckets that exist: a deleted incarnation's heads may outlive their
+    // data (DeleteBucket of a bucket emptied meanwhile), and are no object of anyone's.
+    let scopes: BTreeSet<String> = newest
+        .iter()
+        .filter(|(_, s)| !s.deleted)
+        .filter_map(|(key, s)| {
+            let name = std::str::from_utf8(key.strip_prefix(b"B")?).ok()?;
+            let record = BucketRecord::decode(s.value.clone()).ok()?;
+            Some(scope_of(name, record.id))
+        })
+        .collect();
+    let mut fragments = 0;
+    for (key, s) in newest {
+        let Some(Route::Object(b, k)) = catalog.route(key).filter(|_| !s.deleted) else {
+            continue;
+        };
+        if !scopes.contains(b) {
+            continue;
+        }
+        let pg = new.pg_of(b.as_bytes(), k.as_bytes());
+        for stripe in catalog.stripes(key, &s.value) {
+            let row = table.row_indices(pg, stripe.ids.len());
+            for (c, core) in w.cores.iter().enumerate() {
+                for (i, id) in stripe.ids.iter().enumerate() {
+                    let here = match stripe.policy {
+                        Policy::Replicas(_) => row.contains(&(c as u32)),
+                        Policy::Ec { .. } => row[i] as usize == c,
+                    };
+                    let held = core.fragments.contains_key(&id.0);
+                    fragments += u64::from(here);
+                    if here != held {
+                        return Err(format!(
+                            "after the change, record {} (group {pg}, new row {row:?}): \
+                             core {c} {} fragment {i} {id:?}",
+                            key.escape_ascii(),
+                            if held { "still holds" } else { "misses" }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(fragments)
 }
