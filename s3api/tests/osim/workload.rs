@@ -94,14 +94,6 @@ pub struct Config {
     /// cluster keeps its layout, and nothing is drawn for a change, so the histories of the
     /// seeds above stay as they were).
     pub change: Option<Change>,
-    /// Multipart uploads (CreateMultipartUpload, UploadPart, Complete, Abort, ListParts) in
-    /// the steps of a layout change. Off: the object catalog gives part records (`P`) no
-    /// route (`objects::move_catalog`, "Part records"), so the mover moves neither them nor
-    /// their fragments, and an upload in progress across the change loses its parts: a known
-    /// gap, kept out of the way until it is fixed. ListMultipartUploads still runs (upload
-    /// records are routed; with no uploads it checks the cluster-wide scan of a moving
-    /// cluster).
-    pub uploads_during_change: bool,
 }
 
 /// The layout change of a run (`Config::change`). `moves::Transition` refuses a change that
@@ -135,7 +127,6 @@ impl Default for Config {
             wide: true,
             list_conditional_versions: false,
             change: None,
-            uploads_during_change: false,
         }
     }
 }
@@ -285,19 +276,6 @@ impl Op {
             other.bucket() == b
                 && (other.bucket_write() || other.locks().contains(&format!("o/{k}")))
         })
-    }
-
-    /// A multipart upload's operation (ListMultipartUploads aside: see
-    /// `Config::uploads_during_change`).
-    fn of_upload(&self) -> bool {
-        matches!(
-            self,
-            Op::CreateUpload(..)
-                | Op::UploadPart(..)
-                | Op::Complete(..)
-                | Op::Abort(..)
-                | Op::ListParts(..)
-        )
     }
 
     /// If-None-Match: * of key `k`.
@@ -547,9 +525,6 @@ pub fn hex_md5(data: &[u8]) -> String {
 /// configuration or existence changes alone, except two races: both users creating one name,
 /// and DeleteBucket against a PUT into the bucket (unversioned).
 fn fits(cfg: &Config, m: &Model, ops: &[Op], op: &Op) -> bool {
-    if cfg.change.is_some() && !cfg.uploads_during_change && op.of_upload() {
-        return false;
-    }
     // A copy's source is not written in its step (what the copy read would be unknown).
     if ops
         .iter()
@@ -2505,6 +2480,16 @@ const MOVER_POLL_MS: u64 = 50;
 /// The longest a mover cut in the middle of a step runs before it is cut.
 const MOVER_CUT_MS_MAX: u64 = 400;
 
+/// The object service's catalog for `t`'s mover: of the new layout's STANDARD tier (the one
+/// the change moves), its classes' policies from a store routing by that layout alone.
+fn catalog_of(t: &Transition) -> ObjectCatalog {
+    let backend = Backend::cluster(t.new_layout().clone(), None, Vec::new())
+        .expect("the new layout's backend");
+    let catalog = ObjectCatalog::new(Gateway::new(Arc::new(backend), "us-east-1".into()).store());
+    assert_eq!(catalog.tier(), t.tier(), "the change moves STANDARD's tier");
+    catalog
+}
+
 /// Why a mover stopped before every group was done.
 enum Stop {
     /// Its node crashed (its process lost what it was doing).
@@ -2524,7 +2509,7 @@ enum Stop {
 async fn run_mover(run: &Run, mut backend: Arc<Backend>) -> Result<(u64, u64), String> {
     let (world, cfg) = (&run.world, &run.cfg);
     let t = run.cluster.transition.as_ref().expect("a layout change");
-    let catalog = ObjectCatalog::new(t.tier());
+    let catalog = catalog_of(t);
     let config = MoverConfig {
         rate_bytes_per_s: MOVER_RATE_BYTES_PER_S,
     };
@@ -2688,7 +2673,7 @@ fn placed(run: &Run) -> Result<u64, String> {
     let t = run.cluster.transition.as_ref().expect("a layout change");
     let new = t.new_layout();
     let table = new.table(t.tier()).expect("the moving tier's table");
-    let catalog = ObjectCatalog::new(t.tier());
+    let catalog = catalog_of(t);
     let w = run.world.lock();
     let mut newest: BTreeMap<&Bytes, &Stored> = BTreeMap::new();
     for core in &w.cores {
@@ -2711,7 +2696,7 @@ fn placed(run: &Run) -> Result<u64, String> {
         })
         .collect();
     let mut fragments = 0;
-    for (key, s) in newest {
+    for (key, s) in &newest {
         let Some(Route::Object(b, k)) = catalog.route(key).filter(|_| !s.deleted) else {
             continue;
         };
@@ -2719,7 +2704,24 @@ fn placed(run: &Run) -> Result<u64, String> {
             continue;
         }
         let pg = new.pg_of(b.as_bytes(), k.as_bytes());
-        for stripe in catalog.stripes(key, &s.value) {
+        // Its own stripes, and an upload's parts' (found here from the upload's key, not
+        // through the catalog's `dependents`, whose omission this must catch).
+        let mut stripes = catalog.stripes(key, &s.value);
+        let parts = objects::records::split_scoped_key(key)
+            .filter(|(tag, _, _)| *tag == b'U')
+            .and_then(|(_, _, rest)| objects::records::split_upload_rest(rest))
+            .map(|(_, upload_id)| objects::records::part_prefix(upload_id));
+        if let Some(prefix) = parts {
+            for (dk, ds) in newest.range::<&Bytes, _>(&prefix..) {
+                if !dk.starts_with(&prefix) {
+                    break;
+                }
+                if !ds.deleted {
+                    stripes.extend(catalog.dependent_stripes((key, &s.value), dk, &ds.value));
+                }
+            }
+        }
+        for stripe in stripes {
             let row = table.row_indices(pg, stripe.ids.len());
             for (c, core) in w.cores.iter().enumerate() {
                 for (i, id) in stripe.ids.iter().enumerate() {
