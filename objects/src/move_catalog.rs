@@ -25,8 +25,7 @@
 //! stripe listed for another tier would be looked for, copied and retired on the wrong PG
 //! table, so what a record does not place on the tier is never listed.
 //!
-//! What no catalog can say through `Catalog` with the records as they are (gaps in what a
-//! layout change moves, not rules of this module):
+//! Records whose key a route cannot borrow from:
 //! - **Part records** (`P` ‖ upload id ‖ 0 ‖ number) live on their object's metadata cores,
 //!   but their key does not name the object, and neither the key nor the record says the
 //!   part's policy or tier (UploadPart takes them from the upload's class through the layout's
