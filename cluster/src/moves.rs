@@ -731,17 +731,7 @@ impl<'a> Mover<'a> {
         let empty = Bytes::new();
         let mut cursor: Option<Bytes> = None;
         loop {
-            let (entries, next) = self
-                .backend
-                .meta_scan_sets(
-                    source,
-                    vec![source.to_vec()],
-                    true,
-                    &empty,
-                    cursor.clone(),
-                    SCAN_BATCH_MAX,
-                )
-                .await?;
+            let (entries, next) = self.scan_page(source, &empty, cursor.clone()).await?;
             for (key, v) in entries {
                 if self.catalog.group(&key, &t.old) != Some(pg) {
                     continue;
@@ -770,6 +760,26 @@ impl<'a> Mover<'a> {
         }
     }
 
+    /// A page of every record under `prefix` after `cursor`, tombstones included, merged from a
+    /// read quorum of `source` (one replica set; its cores hold other groups' records too).
+    async fn scan_page(
+        &self,
+        source: &[usize],
+        prefix: &Bytes,
+        cursor: Option<Bytes>,
+    ) -> Result<(Vec<(Bytes, MetaVersion)>, Option<Bytes>), BackendError> {
+        self.backend
+            .meta_scan_sets(
+                source,
+                vec![source.to_vec()],
+                true,
+                prefix,
+                cursor,
+                SCAN_BATCH_MAX,
+            )
+            .await
+    }
+
     /// `pass` over the records under `prefix` that belong to `owner` (`Catalog::dependents`):
     /// read from the same read quorum of `source`, copied to the metadata cores that enter,
     /// their stripes moved.
@@ -782,17 +792,7 @@ impl<'a> Mover<'a> {
     ) -> Result<(), MoveError> {
         let mut cursor: Option<Bytes> = None;
         loop {
-            let (entries, next) = self
-                .backend
-                .meta_scan_sets(
-                    source,
-                    vec![source.to_vec()],
-                    true,
-                    prefix,
-                    cursor.clone(),
-                    SCAN_BATCH_MAX,
-                )
-                .await?;
+            let (entries, next) = self.scan_page(source, prefix, cursor.clone()).await?;
             for (key, v) in entries {
                 if pass == Pass::Copy {
                     for &i in moved_meta {

@@ -284,11 +284,11 @@ mod tests {
     use crate::observe::Unobserved;
     use crate::records::{
         bucket_key, completion_key, fragment_id, head_key, listing_key, part_key, part_prefix,
-        scope_of, upload_key, version_key, BucketId, DeleteMarker, ObjectLock, PartRecord, Restore,
-        StorageClass, UploadRecord,
+        scope_of, upload_key, version_key, BucketId, DeleteMarker, PartRecord, Restore,
+        StorageClass,
     };
     use crate::store::{Days, Store};
-    use crate::test_support::head_of_parts;
+    use crate::test_support::{head_of_parts, small_upload};
 
     const VERSION: [u8; 12] = [5; 12];
 
@@ -567,23 +567,6 @@ mod tests {
         assert_eq!(catalog.damaged(), 0);
     }
 
-    fn upload() -> UploadRecord {
-        UploadRecord {
-            owner: "o".into(),
-            initiated_ms: 1,
-            content_type: String::new(),
-            metadata: vec![],
-            headers: vec![],
-            checksum: None,
-            class: StorageClass::Standard,
-            tags: vec![],
-            lock: ObjectLock::default(),
-            object_owner: None,
-            acl: None,
-            encryption: None,
-        }
-    }
-
     fn part(size: u64) -> PartRecord {
         PartRecord {
             version_id: [4; 12],
@@ -602,7 +585,7 @@ mod tests {
         let catalog = ObjectCatalog::new(&store);
         assert_eq!(catalog.tier(), tier);
         let u = upload_key(&scope(), "k", "0a1b");
-        let upload = upload().encode();
+        let upload = small_upload().encode();
         assert_eq!(catalog.dependents(&u, &upload), vec![part_prefix("0a1b")]);
         assert_eq!(
             part_key("0a1b", 7).slice(..part_prefix("0a1b").len()),
@@ -649,7 +632,7 @@ mod tests {
     fn uploads_and_other_records_list_nothing() {
         let catalog = ObjectCatalog::new(&store()).with_tier(Tier::Nvme);
         let scope = scope();
-        let upload = upload();
+        let upload = small_upload();
         let u = upload_key(&scope, "k", "0a1b");
         assert_eq!(catalog.stripes(&u, &upload.encode()), vec![]);
         // A part's fragments are listed through its upload (`dependent_stripes`) only.

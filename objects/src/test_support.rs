@@ -1,7 +1,7 @@
 //! What several modules' unit tests build their records from (this crate's, and other
 //! crates' through the `test-support` feature).
 
-use crate::records::{ObjectHead, PartRef, Tiering};
+use crate::records::{ObjectHead, ObjectLock, PartRef, StorageClass, Tiering, UploadRecord};
 
 /// A head of parts of `sizes` bytes (part version ids `[2; 12]`), uploaded in parts when
 /// there is more than one (ETag `00-N`), with nothing else set.
@@ -33,5 +33,23 @@ pub fn head_of_parts(sizes: &[u64]) -> ObjectHead {
         encryption: None,
         owner: None,
         acl: None,
+    }
+}
+
+/// An upload by "o" at 1 ms, STANDARD, with nothing else set (format 4 when encoded).
+pub fn small_upload() -> UploadRecord {
+    UploadRecord {
+        owner: "o".into(),
+        initiated_ms: 1,
+        content_type: String::new(),
+        metadata: vec![],
+        headers: vec![],
+        checksum: None,
+        class: StorageClass::Standard,
+        tags: vec![],
+        lock: ObjectLock::default(),
+        object_owner: None,
+        acl: None,
+        encryption: None,
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_support::small_upload;
 
 #[test]
 fn records_round_trip_and_reject_garbage() {
@@ -279,24 +280,6 @@ fn records_before_versioning_still_decode() {
     assert_eq!(b.versioning, Versioning::Unversioned);
     let l = ListingEntry::decode(hex_bytes("0103000000000000000068e5cf8b010000010065")).unwrap();
     assert_eq!((l.size, l.etag.as_str(), l.in_versions), (3, "e", false));
-}
-
-/// An upload by "o" at 1 ms, STANDARD, with nothing else set (format 4).
-fn small_upload() -> UploadRecord {
-    UploadRecord {
-        owner: "o".into(),
-        initiated_ms: 1,
-        content_type: String::new(),
-        metadata: vec![],
-        headers: vec![],
-        checksum: None,
-        class: StorageClass::Standard,
-        tags: vec![],
-        lock: ObjectLock::default(),
-        object_owner: None,
-        acl: None,
-        encryption: None,
-    }
 }
 
 fn small_head(null_version: bool, in_versions: bool) -> ObjectHead {
