@@ -28,8 +28,7 @@ use crate::records::{
     completion_key, parts_digest, upload_key, CompletionRecord, ObjectHead, PartRecord, PartRef,
     Tiering, UploadRecord, Versioning,
 };
-use crate::seal::{self, DataKey};
-use crate::sealed::Sealer;
+use crate::seal::DataKey;
 use crate::store::{now_ms, HeadCondition, Store};
 use crate::versions::head_version_id;
 
@@ -462,19 +461,15 @@ impl Store {
                 .await?;
             return Ok((size, md5, hashers.finish()));
         };
-        let mut sealer = Sealer::new(body, seal_key.clone(), algos);
-        let mut none = Hashers::new(&[]);
-        let (size, md5) = self
-            .store_body(
-                cores,
-                policy,
-                version_id,
-                Some(&mut sealer),
-                seal::stored_size(size_max),
-                &mut none,
+        let sealed = self
+            .store_sealed(
+                (cores, policy, version_id),
+                body,
+                seal_key.clone(),
+                (size_max, algos),
             )
             .await?;
-        Ok((size, md5, sealer.finish().1))
+        Ok((sealed.stored_bytes, sealed.stored_md5, sealed.sums))
     }
 
     /// Completes an upload: a retry of a completed one answers its first success (when its

@@ -15,6 +15,8 @@ use crate::checksum::{Algo, Hashers, Sum};
 use crate::records::ObjectHead;
 use crate::seal::{self, DataKey, PACKAGE_PLAIN_BYTES, PACKAGE_STORED_BYTES};
 use crate::store::Store;
+use cluster::ec::Policy;
+use cluster::moves::Placement;
 
 /// A stream of plaintext (a GET's body, a copy's source).
 pub type Body = Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync>>;
@@ -397,5 +399,56 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].as_ref().unwrap().len(), p);
         assert!(items[1].is_err());
+    }
+}
+
+/// What `Store::store_sealed` stored: the plaintext's size, MD5 and checksums, and the sealed
+/// bytes' size and MD5.
+#[derive(Debug)]
+pub struct SealedBody {
+    pub plain_bytes: u64,
+    pub plain_md5: [u8; 16],
+    pub sums: Vec<Sum>,
+    pub stored_bytes: u64,
+    pub stored_md5: [u8; 16],
+}
+
+impl Store {
+    /// Seals `body` under `key` (computing `algos`' checksums of the plaintext) and stores it
+    /// as new chunks under `version_id` on `cores` by `policy`, at most `plain_max` bytes of
+    /// plaintext: PUT and UploadPart with SSE, and encrypted copies.
+    pub async fn store_sealed<S, E>(
+        &self,
+        (cores, policy, version_id): (&Placement, Policy, &[u8; 12]),
+        body: S,
+        key: DataKey,
+        (plain_max, algos): (u64, &[Algo]),
+    ) -> crate::error::Result<SealedBody>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut sealer = Sealer::new(body, key, algos);
+        let mut none = Hashers::new(&[]);
+        let (stored_bytes, stored_md5) = self
+            .store_body(
+                cores,
+                policy,
+                version_id,
+                Some(&mut sealer),
+                seal::stored_size(plain_max),
+                &mut none,
+            )
+            .await?;
+        let plain_bytes = sealer.plain_bytes;
+        assert_eq!(seal::stored_size(plain_bytes), stored_bytes);
+        let (plain_md5, sums) = sealer.finish();
+        Ok(SealedBody {
+            plain_bytes,
+            plain_md5,
+            sums,
+            stored_bytes,
+            stored_md5,
+        })
     }
 }

@@ -23,15 +23,14 @@ use md5::{Digest, Md5};
 use s3s::{s3_error, S3Result};
 
 use crate::bucket_encryption::BucketDefault;
-use crate::checksum::{self, Hashers};
+use crate::checksum;
 use crate::records::{Encryption, EncryptionKind, ObjectHead, PartRef};
 use crate::s3::{s3_err, Gateway};
 use cluster::ec::Policy;
 use cluster::moves::Placement;
 use objects::keywrap::{UnwrapError, WrappedKey, KEK_BYTES};
 use objects::master_keys::MasterKeys;
-use objects::seal::{self, DataKey};
-use objects::sealed::Sealer;
+use objects::seal::DataKey;
 use s3s::dto::ServerSideEncryption;
 
 /// The one algorithm SSE-C names.
@@ -439,24 +438,18 @@ impl crate::s3::Gateway {
         E: std::fmt::Display,
     {
         let body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
-        let mut sealer = Sealer::new(body, data_key, checks.algos);
-        let size_max = seal::stored_size(crate::limits::OBJECT_BYTES_MAX);
-        let mut ignored = Hashers::new(&[]);
-        let (stored_bytes, stored_md5) = self
+        let limits = (crate::limits::OBJECT_BYTES_MAX, checks.algos);
+        let objects::sealed::SealedBody {
+            plain_bytes,
+            plain_md5,
+            sums,
+            stored_bytes,
+            stored_md5,
+        } = self
             .store
-            .store_body(
-                cores,
-                policy,
-                version_id,
-                Some(&mut sealer),
-                size_max,
-                &mut ignored,
-            )
+            .store_sealed((cores, policy, version_id), body, data_key, limits)
             .await
             .map_err(s3_err)?;
-        let plain_bytes = sealer.plain_bytes;
-        assert_eq!(seal::stored_size(plain_bytes), stored_bytes);
-        let (plain_md5, sums) = sealer.finish();
         let trailers = checks.trailers.and_then(|t| t.take());
         let verdict = crate::s3::check_body(
             plain_bytes,
