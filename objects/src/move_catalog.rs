@@ -1,6 +1,7 @@
 //! The object service's [`Catalog`] for the cluster layer's mover (cluster/DESIGN.md, "Layout
-//! changes"): the route of each metadata record, as `Store::record_cores` routes it, and the
-//! stripes on the moving tier that a live record references, fragment by fragment.
+//! changes"): the route of each metadata record (`records::record_route`, the table
+//! `Store::record_cores` routes by too), and the stripes on the moving tier that a live record
+//! references, fragment by fragment.
 //!
 //! Record by record (keys in `records::keys`, `tagging`, `lifecycle`, `configs`):
 //!
@@ -41,6 +42,7 @@
 //! Owns: which route and which stripes, per record. Does not own: moving them
 //! (`cluster::moves`), nor the record formats (`records`).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -51,8 +53,8 @@ use placement::{Layout, Tier};
 
 use crate::limits::CHUNK_BYTES;
 use crate::records::{
-    parse_version_key, part_prefix, part_stripes, split_scoped_key, split_upload_rest, ObjectHead,
-    PartRecord, PartRef, UploadRecord, VersionRecord,
+    part_prefix, part_stripes, record_route, split_scoped_key, split_upload_rest, ObjectHead,
+    PartRecord, PartRef, RecordRoute, UploadRecord, VersionRecord,
 };
 use crate::store::Store;
 
@@ -100,20 +102,6 @@ impl ObjectCatalog {
         self.damaged.load(Ordering::Relaxed)
     }
 
-    /// The route of a version record's key after its scope: its object's, borrowed from the
-    /// key bytes, which hold the object key as it is when it has no NUL (`group` places the
-    /// others).
-    fn version_route<'k>(scope: &'k str, rest: &'k [u8]) -> Option<Route<'k>> {
-        let (key, _) = parse_version_key(rest)?;
-        if key.contains(&0) {
-            return None;
-        }
-        Some(Route::Object(
-            scope,
-            std::str::from_utf8(&rest[..key.len()]).ok()?,
-        ))
-    }
-
     /// The stripes on this catalog's tier of `head`'s data and of its restored copy; `None`
     /// when the head names fragments no id can number.
     fn head_stripes(&self, head: &ObjectHead) -> Option<Vec<Stripe>> {
@@ -147,31 +135,28 @@ impl ObjectCatalog {
 }
 
 impl Catalog for ObjectCatalog {
+    /// `records::record_route`'s, when the key holds the object's key as it is (a version
+    /// record of a key holding NUL escapes it: `group` places those).
     fn route<'k>(&self, key: &'k [u8]) -> Option<Route<'k>> {
         if let Some(name) = key.strip_prefix(b"B") {
             return std::str::from_utf8(name).ok().map(Route::Bucket);
         }
         let (tag, scope, rest) = split_scoped_key(key)?;
-        match tag {
-            b'O' | b'T' => Some(Route::Object(scope, std::str::from_utf8(rest).ok()?)),
-            b'V' => Self::version_route(scope, rest),
-            b'U' | b'M' => Some(Route::Object(scope, split_upload_rest(rest)?.0)),
-            b'L' => Some(Route::Listing(scope)),
-            b'C' | b'R' => Some(Route::Bucket(scope)),
-            _ => None,
-        }
+        Some(match record_route(tag, scope, rest)? {
+            RecordRoute::Bucket(b) => Route::Bucket(b),
+            RecordRoute::Listing(b) => Route::Listing(b),
+            RecordRoute::Object(b, Cow::Borrowed(k)) => Route::Object(b, k),
+            RecordRoute::Object(_, Cow::Owned(_)) => return None,
+        })
     }
 
-    /// The route's group, and a version record of a key holding NUL by its unescaped key.
+    /// The route's group, a version record of a key holding NUL's by its unescaped key.
     fn group(&self, key: &[u8], layout: &Layout) -> Option<u32> {
         if let Some(route) = self.route(key) {
             return Some(route.pg(layout));
         }
-        let (b'V', scope, rest) = split_scoped_key(key)? else {
-            return None;
-        };
-        let (object, _) = parse_version_key(rest)?;
-        Some(Route::Object(scope, std::str::from_utf8(&object).ok()?).pg(layout))
+        let (tag, scope, rest) = split_scoped_key(key)?;
+        Some(record_route(tag, scope, rest)?.route().pg(layout))
     }
 
     fn stripes(&self, key: &[u8], value: &Bytes) -> Vec<Stripe> {

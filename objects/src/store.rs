@@ -179,15 +179,8 @@ impl Store {
     /// listing's, configurations on the bucket record's. `None`: another kind, or a key that
     /// does not parse.
     pub fn record_cores(&self, tag: u8, scope: &str, rest: &[u8]) -> Option<Placement> {
-        let object = |key: &[u8]| Some(self.object_cores(scope, std::str::from_utf8(key).ok()?));
-        match tag {
-            b'O' | b'T' => object(rest),
-            b'V' => object(&crate::records::parse_version_key(rest)?.0),
-            b'U' | b'M' => object(crate::records::split_upload_rest(rest)?.0.as_bytes()),
-            b'L' => Some(self.listing_cores(scope)),
-            b'C' | b'R' => Some(self.bucket_cores(scope)),
-            _ => None,
-        }
+        let route = crate::records::record_route(tag, scope, rest)?;
+        Some(self.backend.meta_cores(route.route()))
     }
 
     pub async fn bucket(&self, bucket: &str) -> Result<Option<BucketRecord>> {

@@ -132,6 +132,52 @@ pub fn split_scoped_key(key: &[u8]) -> Option<(u8, &str, &[u8])> {
     Some((tag, scope, &tail[at + 1..]))
 }
 
+/// Where a scoped record routes (`record_route`): the object's key borrowed from the record's
+/// key when it holds it as it is, owned when the record escapes it (a version key of an object
+/// key holding NUL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordRoute<'k> {
+    Bucket(&'k str),
+    Listing(&'k str),
+    Object(&'k str, std::borrow::Cow<'k, str>),
+}
+
+impl RecordRoute<'_> {
+    pub fn route(&self) -> cluster::backend::Route<'_> {
+        use cluster::backend::Route;
+        match self {
+            RecordRoute::Bucket(b) => Route::Bucket(b),
+            RecordRoute::Listing(b) => Route::Listing(b),
+            RecordRoute::Object(b, k) => Route::Object(b, k),
+        }
+    }
+}
+
+/// The route of the record `tag ‖ scope ‖ 0 ‖ rest`: heads (`O`), tags (`T`), versions (`V`),
+/// uploads (`U`) and completions (`M`) on their object's, listing entries (`L`) on the bucket
+/// listing's, configurations (`C`, `R`) on the bucket record's. `None`: another kind (part
+/// records, keyed by their upload alone), or a key that does not parse.
+pub fn record_route<'k>(tag: u8, scope: &'k str, rest: &'k [u8]) -> Option<RecordRoute<'k>> {
+    use std::borrow::Cow;
+    let object = |key: &'k [u8]| Some(Cow::Borrowed(std::str::from_utf8(key).ok()?));
+    let key = match tag {
+        b'O' | b'T' => object(rest)?,
+        b'V' => {
+            let (key, _) = parse_version_key(rest)?;
+            if key.contains(&0) {
+                Cow::Owned(String::from_utf8(key).ok()?)
+            } else {
+                object(&rest[..key.len()])?
+            }
+        }
+        b'U' | b'M' => Cow::Borrowed(split_upload_rest(rest)?.0),
+        b'L' => return Some(RecordRoute::Listing(scope)),
+        b'C' | b'R' => return Some(RecordRoute::Bucket(scope)),
+        _ => return None,
+    };
+    Some(RecordRoute::Object(scope, key))
+}
+
 /// The key and upload id of an upload (`U`) or completion (`M`) record key's rest (after
 /// `tag ‖ scope ‖ 0`): key ‖ 0 ‖ upload id. Upload ids hold no NUL, so the last NUL splits;
 /// `None` when either part is not UTF-8.
