@@ -41,6 +41,34 @@ struct Job {
     work: Work,
 }
 
+/// Between two warnings of one worker's full queue: each dropped job is counted in the
+/// metrics; the log says so once per period, with how many (one line per job flooded the log
+/// under sustained overwrites: 338,546 lines in one perf-suite run).
+const FULL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When a full queue is worth a warning: the first refusal, then at most once per
+/// `FULL_WARNING_EVERY`, with the refusals since the last warning.
+#[derive(Debug, Default)]
+struct FullWarnings {
+    last: Option<Instant>,
+    unsaid: u64,
+}
+
+impl FullWarnings {
+    /// Notes one refusal at `now`; `Some(refusals)` when a warning is due.
+    fn refused(&mut self, now: Instant) -> Option<u64> {
+        self.unsaid += 1;
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < FULL_WARNING_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
+    }
+}
+
 /// One kind of background work: a bounded FIFO queue of jobs, each run no earlier than its
 /// `not_before`, at most `concurrency_max` at once.
 pub struct Worker {
@@ -51,6 +79,7 @@ pub struct Worker {
     /// The receiving end until the loop is started (on the first job, inside a runtime).
     pending: Mutex<Option<mpsc::Receiver<Job>>>,
     started: OnceLock<()>,
+    full: Mutex<FullWarnings>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -78,6 +107,7 @@ impl Worker {
             queue,
             pending: Mutex::new(Some(pending)),
             started: OnceLock::new(),
+            full: Mutex::new(FullWarnings::default()),
         }
     }
 
@@ -98,7 +128,20 @@ impl Worker {
             true
         } else {
             self.observer.dropped(self.name);
-            tracing::warn!(worker = self.name, "background queue full: job deferred");
+            let due = self
+                .full
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .refused(Instant::now());
+            if let Some(jobs) = due {
+                tracing::warn!(
+                    worker = self.name,
+                    jobs,
+                    "background queue full: jobs deferred (percore_background_dropped counts \
+                     them; said at most once per {}s)",
+                    FULL_WARNING_EVERY.as_secs()
+                );
+            }
             false
         }
     }
@@ -273,6 +316,24 @@ mod tests {
             2,
             "at most the concurrency bound at once"
         );
+    }
+
+    #[test]
+    fn a_full_queue_is_said_once_per_period_with_the_count() {
+        let mut w = FullWarnings::default();
+        let t0 = Instant::now();
+        assert_eq!(w.refused(t0), Some(1), "the first refusal is said");
+        let quiet: Vec<_> = (1..1000)
+            .map(|i| w.refused(t0 + Duration::from_millis(i)))
+            .collect();
+        assert!(
+            quiet.iter().all(Option::is_none),
+            "then nothing within the period"
+        );
+        let later = t0 + FULL_WARNING_EVERY;
+        assert_eq!(w.refused(later), Some(1000), "999 unsaid and this one");
+        assert_eq!(w.refused(later + Duration::from_secs(1)), None);
+        assert_eq!(w.refused(later + FULL_WARNING_EVERY * 3), Some(2));
     }
 
     #[tokio::test(start_paused = true)]
