@@ -26,6 +26,8 @@ use s3api::cluster_users::{ClusterUsers, MapUser};
 use s3api::live_users::LiveUsers;
 use serde::{Deserialize, Serialize};
 
+use crate::layout_follow::LayoutFollower;
+
 /// The file a node writes in its data directory for `percore user`.
 pub const CLIENT_FILE: &str = "control.toml";
 /// How long a starting node waits for the map's users before it serves S3 anyway (its
@@ -122,8 +124,8 @@ pub struct Running {
 }
 
 /// Starts the voter (when `node_id` is one) and the follower on `runtime`; `users` gets the
-/// map's users (`None`: a storage-only node, which follows nothing). Writes
-/// `DATA/control.toml` for `percore user`.
+/// map's users (`None`: a storage-only node, which follows nothing), and `layouts` brings the
+/// gateway's backend to the map's layouts. Writes `DATA/control.toml` for `percore user`.
 pub fn start(
     runtime: &tokio::runtime::Runtime,
     settings: &Settings,
@@ -131,6 +133,7 @@ pub fn start(
     data: &Path,
     users: Option<&Arc<LiveUsers>>,
     cluster_users: Option<Arc<ClusterUsers>>,
+    layouts: Option<LayoutFollower>,
 ) -> anyhow::Result<Running> {
     write_client_file(data, settings)?;
     let voter = match node_id.and_then(|id| settings.voters.get(&id).map(|a| (id, a))) {
@@ -156,7 +159,11 @@ pub fn start(
             let users = Arc::clone(users);
             let handle = runtime.handle().clone();
             let (loaded, mut first) = tokio::sync::watch::channel(false);
+            let maps = layouts.map(|layouts| follow_layouts(runtime.handle(), layouts));
             let follower = runtime.spawn(control::follow::follow(voters, move |index, map| {
+                if let Some(maps) = &maps {
+                    maps.send_replace(Some((index, map.clone())));
+                }
                 cluster.set(map_users(&map));
                 let users = Arc::clone(&users);
                 let loaded = loaded.clone();
@@ -198,9 +205,19 @@ pub fn start_or_forget(
     data: &Path,
     users: &Arc<LiveUsers>,
     cluster_users: Option<Arc<ClusterUsers>>,
+    layouts: Option<LayoutFollower>,
 ) -> anyhow::Result<Option<Running>> {
     match settings {
-        Some(s) => start(runtime, s, node_id, data, Some(users), cluster_users).map(Some),
+        Some(s) => start(
+            runtime,
+            s,
+            node_id,
+            data,
+            Some(users),
+            cluster_users,
+            layouts,
+        )
+        .map(Some),
         None => forget(data).map(|()| None),
     }
 }
@@ -213,6 +230,31 @@ impl Running {
             runtime.block_on(voter.stop());
         }
     }
+}
+
+/// Applies the newest map's layouts, one map at a time, in a task of its own (a layout step
+/// may wait for operations in flight; users must not wait for it). A map that cannot be
+/// applied is logged; the next one tries again.
+fn follow_layouts(
+    runtime: &tokio::runtime::Handle,
+    layouts: LayoutFollower,
+) -> tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>> {
+    let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
+    runtime.spawn(async move {
+        while newest.changed().await.is_ok() {
+            let Some((index, map)) = newest.borrow_and_update().clone() else {
+                continue;
+            };
+            if let Err(e) = layouts.apply(&map).await {
+                tracing::warn!(
+                    index,
+                    "control plane: the map's layouts are not applied (the next map tries \
+                     again): {e}"
+                );
+            }
+        }
+    });
+    maps
 }
 
 fn map_users(map: &ClusterMap) -> Vec<MapUser> {

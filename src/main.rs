@@ -17,6 +17,7 @@ mod control_cmd;
 mod control_plane;
 mod dev_cmd;
 mod layout_cmd;
+mod layout_follow;
 mod master_keys_cmd;
 mod membership;
 mod node_config;
@@ -873,6 +874,7 @@ fn node_background(
             data,
             None,
             None,
+            None,
         )?),
         None => None,
     };
@@ -1025,20 +1027,6 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let runtime = gateway_runtime()?;
     let id = settings.cluster.as_ref().map(|c| c.node.node_id);
-    let control = match control_plane::start_or_forget(
-        &runtime,
-        control,
-        id,
-        &settings.data,
-        &users,
-        map_users,
-    ) {
-        Ok(control) => control,
-        Err(e) => {
-            node.shutdown();
-            return Err(e);
-        }
-    };
     let mut banner = Vec::new();
     let backend = match &settings.cluster {
         None => cluster::backend::Backend::new(node.handles().to_vec()),
@@ -1059,6 +1047,24 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("percore: note: {w}");
     }
     let backend = Arc::new(backend);
+    let layouts = id.map(|id| {
+        layout_follow::LayoutFollower::new(backend.clone(), Some(id), node.handles().to_vec())
+    });
+    let control = match control_plane::start_or_forget(
+        &runtime,
+        control,
+        id,
+        &settings.data,
+        &users,
+        map_users,
+        layouts,
+    ) {
+        Ok(control) => control,
+        Err(e) => {
+            node.shutdown();
+            return Err(e);
+        }
+    };
     let hub = s3api::notify_queue::Hub::open(&settings.data, settings.webhooks.clone())
         .context("opening the notification queue")?;
     let hub = Arc::new(match settings.cluster {
@@ -1168,6 +1174,13 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
     let layout = Arc::new(layout);
     let master_keys = master_keys_cmd::load(&data, false)?;
     let runtime = gateway_runtime()?;
+    let backend = {
+        let _entered = runtime.enter();
+        cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
+            .map_err(anyhow::Error::msg)
+            .context("starting the cluster backend")?
+    };
+    let backend = Arc::new(backend);
     let control = match control {
         Some(s) => Some(control_plane::start(
             &runtime,
@@ -1176,15 +1189,17 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             &data,
             Some(&users),
             map_users,
+            Some(layout_follow::LayoutFollower::new(
+                backend.clone(),
+                None,
+                Vec::new(),
+            )),
         )?),
         None => None,
     };
     s3api::live_users::watch(&users, runtime.handle());
     let service = {
         let _entered = runtime.enter();
-        let backend = cluster::backend::Backend::cluster(layout.clone(), None, Vec::new())
-            .map_err(anyhow::Error::msg)
-            .context("starting the cluster backend")?;
         let clock = Clock::resolve(
             file.lifecycle_day_secs,
             file.intelligent_tiering_days,
@@ -1196,7 +1211,7 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             .context("opening the notification queue")?;
         let hub = Arc::new(hub.shared());
         hub.start(runtime.handle());
-        let objects = clock.gateway(Arc::new(backend), &region).with_notify(hub);
+        let objects = clock.gateway(backend, &region).with_notify(hub);
         let objects = match master_keys {
             Some(keys) => objects.with_master_keys(keys),
             None => objects,

@@ -186,14 +186,62 @@ struct Core {
     offline_seen: std::sync::atomic::AtomicBool,
 }
 
+impl Core {
+    fn new(link: Link, name: String) -> Core {
+        Core {
+            link,
+            name,
+            down_until_ms: AtomicU64::new(0),
+            offline: std::sync::Mutex::new(None),
+            offline_seen: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+#[derive(Clone)]
 enum Router {
     Node,
     Layout(Arc<Layout>),
 }
 
-pub struct Backend {
-    cores: Vec<Core>,
+/// What a layout change replaces while the backend serves (`begin_change`, `finish_change`):
+/// the cores, how routes map to them, and the change routed by. A call reads it once; core
+/// indices keep their meaning from one view to the next (a change appends the cores only the
+/// new layout has, and `Transition::new` refuses one that would renumber them).
+pub(crate) struct View {
+    cores: Vec<Arc<Core>>,
     router: Router,
+    /// The layout version frames are stamped with (0: a single node without a layout).
+    layout_version: u64,
+    /// The layout change in progress, which `place` routes by.
+    pub(crate) transition: Option<Arc<Transition>>,
+    /// The change that ended last (`adopt`): a fragment hint for a position it gave away is
+    /// dropped, not replayed, after the change too.
+    last_change: Option<Arc<Transition>>,
+}
+
+impl View {
+    /// Whether operations routed by this view are held until they end: a layout's, outside a
+    /// change (the node router never changes; a change counts its operations per group).
+    pub(crate) fn holdable(&self) -> bool {
+        self.transition.is_none() && matches!(self.router, Router::Layout(_))
+    }
+}
+
+/// What `Backend::begin_change` replaced: the operations routed by the view before it
+/// (`Placement`s made outside a change hold it) still in flight.
+pub struct Replaced(Arc<View>);
+
+impl Replaced {
+    /// Operations routed by the replaced view not finished yet (and, for an instant, calls
+    /// reading it).
+    pub fn in_flight(&self) -> usize {
+        Arc::strong_count(&self.0) - 1
+    }
+}
+
+pub struct Backend {
+    view: arc_swap::ArcSwap<View>,
     hlc_last: AtomicU64,
     /// The STANDARD policy: `ec::node_policy` on one node, the layout's on a cluster.
     policy: ClassPolicy,
@@ -201,13 +249,15 @@ pub struct Backend {
     classes: std::collections::BTreeMap<String, ClassPolicy>,
     /// Copies of every metadata record.
     meta_replicas: usize,
-    layout_version: u64,
     started: Instant,
     /// The simulation's clock (`with_links`); `None`: the system clock.
     clock: Option<Arc<dyn Clock>>,
-    /// The layout change in progress (`Backend::moving`), which `place` routes by.
-    pub(crate) transition: Option<Arc<Transition>>,
+    /// The simulation's links to cores a layout change adds (`with_link_maker`), by core index.
+    link_maker: Option<LinkMaker>,
 }
+
+/// Makes the link to a core by its index (the simulation's network).
+pub type LinkMaker = Arc<dyn Fn(usize) -> Arc<dyn CoreLink> + Send + Sync>;
 
 tokio::task_local! {
     /// Set while background work runs (`in_background`): its requests go to the cores'
@@ -477,23 +527,21 @@ impl Backend {
                 .map(|c| ((*c).to_owned(), crate::ec::node_class_policy(c, n)))
                 .collect(),
             meta_replicas: n.min(3),
-            cores: cores
-                .into_iter()
-                .enumerate()
-                .map(|(i, h)| Core {
-                    link: Link::Local(h),
-                    name: format!("core {i}"),
-                    down_until_ms: AtomicU64::new(0),
-                    offline: std::sync::Mutex::new(None),
-                    offline_seen: std::sync::atomic::AtomicBool::new(false),
-                })
-                .collect(),
-            router: Router::Node,
+            view: arc_swap::ArcSwap::from_pointee(View {
+                cores: cores
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h)| Arc::new(Core::new(Link::Local(h), format!("core {i}"))))
+                    .collect(),
+                router: Router::Node,
+                layout_version: 0,
+                transition: None,
+                last_change: None,
+            }),
             hlc_last: AtomicU64::new(0),
-            layout_version: 0,
             started: Instant::now(),
             clock: None,
-            transition: None,
+            link_maker: None,
         }
     }
 
@@ -531,7 +579,7 @@ impl Backend {
             local.into_iter().map(|h| (h.index(), h)).collect();
         let mut cores = Vec::with_capacity(layout.cores().len());
         for c in layout.cores() {
-            cores.push(layout_core(&layout, c, local_node, &mut local)?);
+            cores.push(Arc::new(layout_core(&layout, c, local_node, &mut local)?));
         }
         Backend::of_layout(layout, cores)
     }
@@ -559,7 +607,7 @@ impl Backend {
                 new
             };
             let c = &layout.cores()[layout.core_index(*id).expect("a core of the union")];
-            cores.push(layout_core(layout, c, local_node, &mut local)?);
+            cores.push(Arc::new(layout_core(layout, c, local_node, &mut local)?));
         }
         if !local.is_empty() {
             return Err(format!(
@@ -567,13 +615,20 @@ impl Backend {
                 local.len()
             ));
         }
-        let mut backend = Backend::of_layout(old.clone(), cores)?;
-        backend.transition = Some(transition);
+        let backend = Backend::of_layout(old.clone(), cores)?;
+        let view = backend.view.load_full();
+        backend.view.store(Arc::new(View {
+            cores: view.cores.clone(),
+            router: Router::Layout(old.clone()),
+            layout_version: view.layout_version,
+            transition: Some(transition),
+            last_change: None,
+        }));
         Ok(backend)
     }
 
     /// The backend of `layout` over `cores` (one per layout core, in its order, or more).
-    fn of_layout(layout: Arc<Layout>, cores: Vec<Core>) -> Result<Backend, String> {
+    fn of_layout(layout: Arc<Layout>, cores: Vec<Arc<Core>>) -> Result<Backend, String> {
         let policy = layout
             .policies()
             .get("STANDARD")
@@ -587,13 +642,17 @@ impl Backend {
             meta_replicas: depth.min(3),
             classes: layout.policies().clone(),
             policy,
-            cores,
-            layout_version: layout.version(),
-            router: Router::Layout(layout),
+            view: arc_swap::ArcSwap::from_pointee(View {
+                cores,
+                layout_version: layout.version(),
+                router: Router::Layout(layout),
+                transition: None,
+                last_change: None,
+            }),
             hlc_last: AtomicU64::new(0),
             started: Instant::now(),
             clock: None,
-            transition: None,
+            link_maker: None,
         })
     }
 
@@ -616,26 +675,205 @@ impl Backend {
     /// The same backend with every core reached through `links` (one per core, in the
     /// layout's core order) and time read from `clock`: the deterministic simulation's seam.
     pub fn with_links(mut self, links: Vec<Arc<dyn CoreLink>>, clock: Arc<dyn Clock>) -> Backend {
-        assert_eq!(links.len(), self.cores.len(), "one link per core");
-        for (core, link) in self.cores.iter_mut().zip(links) {
-            core.link = Link::Other(link);
-        }
+        let view = self.view.load_full();
+        assert_eq!(links.len(), view.cores.len(), "one link per core");
+        let cores = (view.cores.iter().zip(links))
+            .map(|(core, link)| Arc::new(Core::new(Link::Other(link), core.name.clone())))
+            .collect();
+        self.view.store(Arc::new(View {
+            cores,
+            router: view.router.clone(),
+            layout_version: view.layout_version,
+            transition: view.transition.clone(),
+            last_change: view.last_change.clone(),
+        }));
         self.clock = Some(clock);
         self
     }
 
+    /// `with_links` with every core's link made by `maker`, which also makes the links of the
+    /// cores a layout change adds (`begin_change`, `adopt`).
+    pub fn with_link_maker(mut self, maker: LinkMaker, clock: Arc<dyn Clock>) -> Backend {
+        let links = (0..self.core_count()).map(|i| maker(i)).collect();
+        self.link_maker = Some(maker);
+        self.with_links(links, clock)
+    }
+
+    /// The core `c` of `layout` at index `index`, added by a layout change.
+    fn added_core(
+        &self,
+        layout: &Layout,
+        c: &placement::Core,
+        index: usize,
+        local_node: Option<u64>,
+        local: &mut std::collections::BTreeMap<u32, CoreHandle>,
+    ) -> Result<Arc<Core>, String> {
+        Ok(Arc::new(match &self.link_maker {
+            Some(make) => Core::new(Link::Other(make(index)), c.id.to_string()),
+            None => layout_core(layout, c, local_node, local)?,
+        }))
+    }
+
     pub fn core_count(&self) -> usize {
-        self.cores.len()
+        self.view.load().cores.len()
     }
 
     /// The layout version frames are stamped with (0: a single node without a layout).
     pub fn layout_version(&self) -> u64 {
-        self.layout_version
+        self.view.load().layout_version
+    }
+
+    /// The layout change this backend routes by, if one is in progress.
+    pub fn transition(&self) -> Option<Arc<Transition>> {
+        self.view.load().transition.clone()
+    }
+
+    /// The change in progress, else the one that ended last.
+    pub(crate) fn last_transition(&self) -> Option<Arc<Transition>> {
+        let view = self.view.load();
+        view.transition.clone().or_else(|| view.last_change.clone())
+    }
+
+    pub(crate) fn view(&self) -> arc_swap::Guard<Arc<View>> {
+        self.view.load()
+    }
+
+    /// Starts routing by `transition` while serving (a node or gateway that learned of a
+    /// committed layout change): its old layout must be the one this backend routes by. The
+    /// cores only the new layout has are added after the others (this node's own from
+    /// `local`, the rest over TCP stamped with the new version). Every group starts
+    /// `Pending`, routed as before; the operations routed before the change are not counted
+    /// in any group, so the caller waits for `Replaced::in_flight` to reach zero before it
+    /// lets a group move (the fence of `moves`). Starting the change already routed by is
+    /// accepted and replaces nothing.
+    pub fn begin_change(
+        &self,
+        transition: Arc<Transition>,
+        local_node: Option<u64>,
+        local: Vec<CoreHandle>,
+    ) -> Result<Option<Replaced>, String> {
+        let view = self.view.load_full();
+        if let Some(t) = &view.transition {
+            if Arc::ptr_eq(t, &transition) {
+                return Ok(None);
+            }
+            return Err(format!(
+                "a layout change to version {} is in progress",
+                t.new_layout().version()
+            ));
+        }
+        let (old, new) = (transition.old_layout(), transition.new_layout());
+        match &view.router {
+            Router::Layout(l) if l.version() == old.version() => {}
+            Router::Layout(l) => {
+                return Err(format!(
+                    "the change starts from layout version {}, this gateway routes by {}",
+                    old.version(),
+                    l.version()
+                ))
+            }
+            Router::Node => return Err("a single node has no layout to change".into()),
+        }
+        self.check_policies(new)?;
+        if view.cores.len() != old.cores().len() {
+            return Err(format!(
+                "this gateway has {} cores, layout version {} has {}",
+                view.cores.len(),
+                old.version(),
+                old.cores().len()
+            ));
+        }
+        let mut local: std::collections::BTreeMap<u32, CoreHandle> =
+            local.into_iter().map(|h| (h.index(), h)).collect();
+        let mut cores = view.cores.clone();
+        for id in &transition.cores()[cores.len()..] {
+            let c = &new.cores()[new.core_index(*id).expect("a core of the union")];
+            cores.push(self.added_core(new, c, cores.len(), local_node, &mut local)?);
+        }
+        let previous = self.view.swap(Arc::new(View {
+            cores,
+            router: Router::Layout(old.clone()),
+            layout_version: view.layout_version,
+            transition: Some(transition),
+            last_change: None,
+        }));
+        drop(view);
+        Ok(Some(Replaced(previous)))
+    }
+
+    /// Routes by `layout` alone from now on: the end of the change in progress (every group
+    /// `Done`), or a newer layout whose cores keep this backend's numbering (a restarted
+    /// gateway catching up). Cores that keep their index are kept, frames to them stamped
+    /// with the new version from now on; the new layout's other cores are added (this node's
+    /// own from `local`); cores past the new layout's are dropped (a call that chose one
+    /// before answers `Down`).
+    pub fn adopt(
+        &self,
+        layout: Arc<Layout>,
+        local_node: Option<u64>,
+        local: Vec<CoreHandle>,
+    ) -> Result<(), String> {
+        let view = self.view.load_full();
+        let same = |i: usize, c: &placement::Core| {
+            view.cores
+                .get(i)
+                .is_some_and(|k| k.name == c.id.to_string())
+        };
+        self.check_policies(&layout)?;
+        let mut local: std::collections::BTreeMap<u32, CoreHandle> =
+            local.into_iter().map(|h| (h.index(), h)).collect();
+        let mut cores = Vec::with_capacity(layout.cores().len());
+        for (i, c) in layout.cores().iter().enumerate() {
+            if same(i, c) {
+                let kept = view.cores[i].clone();
+                if let Link::Remote(r) = &kept.link {
+                    r.set_layout_version(layout.version());
+                }
+                if let Link::Local(h) = &kept.link {
+                    local.remove(&h.index());
+                }
+                cores.push(kept);
+            } else if view.cores.iter().any(|k| k.name == c.id.to_string()) {
+                return Err(format!(
+                    "layout version {} numbers core {} otherwise than version {}",
+                    layout.version(),
+                    c.id,
+                    view.layout_version
+                ));
+            } else {
+                cores.push(self.added_core(&layout, c, i, local_node, &mut local)?);
+            }
+        }
+        let last_change = view.transition.clone().or_else(|| view.last_change.clone());
+        self.view.store(Arc::new(View {
+            cores,
+            layout_version: layout.version(),
+            router: Router::Layout(layout),
+            transition: None,
+            last_change,
+        }));
+        Ok(())
+    }
+
+    /// A layout this backend can switch to: the same STANDARD policy (the backend's quorums
+    /// and copies are fixed at its start).
+    fn check_policies(&self, layout: &Layout) -> Result<(), String> {
+        match layout.policies().get("STANDARD") {
+            Some(p) if *p == self.policy => Ok(()),
+            _ => Err(format!(
+                "layout version {} changes the STANDARD policy: restart the gateway with it",
+                layout.version()
+            )),
+        }
     }
 
     /// `node/index` (cluster) or `core i` (single node).
-    pub fn core_name(&self, core: usize) -> &str {
-        &self.cores[core].name
+    pub fn core_name(&self, core: usize) -> String {
+        self.view
+            .load()
+            .cores
+            .get(core)
+            .map_or_else(|| format!("core {core}"), |c| c.name.clone())
     }
 
     /// Archive classes stored on a faster tier than hdd because this cluster has no hdd
@@ -667,10 +905,11 @@ impl Backend {
     /// The first `n` cores of `route`'s list in the PG table of `tier` (the node router has
     /// one tier: `tier` is ignored there).
     pub fn route_in(&self, route: Route<'_>, tier: placement::Tier, n: usize) -> Placement {
-        if let Some(t) = self.transition.as_ref().filter(|t| t.tier() == tier) {
+        let view = self.view.load();
+        if let Some(t) = view.transition.as_ref().filter(|t| t.tier() == tier) {
             return t.place(route, n);
         }
-        Placement::row(match &self.router {
+        let mut placement = Placement::row(match &view.router {
             Router::Node => self.route_n(route, n),
             Router::Layout(layout) => {
                 let table = layout
@@ -686,7 +925,11 @@ impl Backend {
                     .map(|&i| i as usize)
                     .collect()
             }
-        })
+        });
+        if view.holdable() {
+            placement.held = Some(arc_swap::Guard::into_inner(view));
+        }
+        placement
     }
 
     /// Copies kept of every metadata record: 3, or every core when there are fewer (one core
@@ -729,14 +972,15 @@ impl Backend {
 
     /// The first `n` cores of `route`'s list: fragment i lives on the i-th.
     pub fn route_n(&self, route: Route<'_>, n: usize) -> Vec<usize> {
-        match &self.router {
+        let view = self.view.load();
+        match &view.router {
             Router::Node => {
                 assert!(
-                    n <= self.cores.len(),
+                    n <= view.cores.len(),
                     "a policy never spans more cores than the node has"
                 );
                 let key = route.node_key();
-                let mut scored: Vec<(u64, usize)> = (0..self.cores.len())
+                let mut scored: Vec<(u64, usize)> = (0..view.cores.len())
                     .map(|i| (stable_hash(&[&key, &(i as u32).to_le_bytes()]), i))
                     .collect();
                 scored.sort_unstable_by(|a, b| b.cmp(a));
@@ -761,13 +1005,20 @@ impl Backend {
 
     /// The cores this process runs (in-process handles).
     pub fn local_cores(&self) -> Vec<usize> {
-        (0..self.cores.len())
-            .filter(|&i| matches!(self.cores[i].link, Link::Local(_)))
+        let view = self.view.load();
+        (0..view.cores.len())
+            .filter(|&i| matches!(view.cores[i].link, Link::Local(_)))
             .collect()
     }
 
     pub fn all_cores(&self) -> std::ops::Range<usize> {
-        0..self.cores.len()
+        0..self.core_count()
+    }
+
+    /// Core `core` of the current view; `None` when a layout change that removed it has ended
+    /// (a caller that chose its cores before that).
+    fn core(&self, core: usize) -> Option<Arc<Core>> {
+        self.view.load().cores.get(core).cloned()
     }
 
     fn now_ms(&self) -> u64 {
@@ -779,12 +1030,13 @@ impl Backend {
 
     /// Why `core` said it is offline (damaged partition), if that was its last answer.
     pub fn offline_reason(&self, core: usize) -> Option<String> {
-        self.cores[core].offline.lock().ok().and_then(|o| o.clone())
+        self.core(core)?.offline.lock().ok().and_then(|o| o.clone())
     }
 
     /// Whether calls currently skip `core` (a call to it failed in the last `CORE_DOWN_FOR`).
     pub fn is_down(&self, core: usize) -> bool {
-        self.now_ms() < self.cores[core].down_until_ms.load(Ordering::Relaxed)
+        self.core(core)
+            .is_some_and(|c| self.now_ms() < c.down_until_ms.load(Ordering::Relaxed))
     }
 
     /// One request to one core. A core that cannot be reached is marked down and skipped (an
@@ -792,7 +1044,7 @@ impl Backend {
     pub async fn call(&self, core: usize, request: Request) -> Result<Response, BackendError> {
         if self.is_down(core) {
             return Err(BackendError::Down {
-                core: self.cores[core].name.clone(),
+                core: self.core_name(core),
             });
         }
         self.call_core(core, request).await
@@ -802,15 +1054,20 @@ impl Backend {
     /// it); an answer lifts the mark.
     async fn call_anyway(&self, core: usize, request: Request) -> Result<Response, BackendError> {
         let result = self.call_core(core, request).await;
-        if result.is_ok() {
-            self.cores[core].down_until_ms.store(0, Ordering::Relaxed);
+        if let (Ok(_), Some(c)) = (&result, self.core(core)) {
+            c.down_until_ms.store(0, Ordering::Relaxed);
         }
         result
     }
 
     /// `call` without the down mark's check.
     async fn call_core(&self, core: usize, request: Request) -> Result<Response, BackendError> {
-        let c = &self.cores[core];
+        let Some(c) = self.core(core) else {
+            // Chosen under a view that had it: the layout change that removed it has ended.
+            return Err(BackendError::Down {
+                core: format!("core {core} (no longer in the layout)"),
+            });
+        };
         let request = match request {
             Request::Batch(_) | Request::Background(_) => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
@@ -1148,7 +1405,8 @@ impl Backend {
         let rows = cores.rows();
         // During a layout change, a quorum of each row, cores marked down tried anyway (a
         // listing must not fail on a down mark while groups move under it).
-        let (entries, next) = if let (None, [row]) = (&self.transition, &*rows) {
+        let moving = self.view.load().transition.is_some();
+        let (entries, next) = if let (false, [row]) = (moving, &*rows) {
             self.scan_merged(row, ScanQuorum::Replicas, None, prefix, start_after, limit)
                 .await?
         } else {
@@ -1219,7 +1477,8 @@ impl Backend {
     /// The metadata replica sets a cluster-wide scan must reach a read quorum of, `None` on
     /// one node (the node router may put a record on any `replicas()` of its cores).
     fn meta_replica_sets(&self) -> Option<Vec<Vec<usize>>> {
-        let Router::Layout(layout) = &self.router else {
+        let view = self.view.load();
+        let Router::Layout(layout) = &view.router else {
             return None;
         };
         let table = layout
@@ -1660,7 +1919,7 @@ impl Backend {
             .fan_out(cores, |_| Request::DeleteFragment { id })
             .await;
         for (core, e) in &fanned.failed {
-            tracing::debug!(core = %self.cores[*core].name, error = %e, "fragment delete missed");
+            tracing::debug!(core = %self.core_name(*core), error = %e, "fragment delete missed");
         }
         for (_, r) in fanned.ok {
             match r {
@@ -1730,13 +1989,7 @@ fn layout_core(
             .ok_or_else(|| format!("core {}: {} has no address", c.id, node.address))?;
         Link::Remote(RemoteCore::new(addr, layout.version()))
     };
-    Ok(Core {
-        link,
-        name: c.id.to_string(),
-        down_until_ms: AtomicU64::new(0),
-        offline: std::sync::Mutex::new(None),
-        offline_seen: std::sync::atomic::AtomicBool::new(false),
-    })
+    Ok(Core::new(link, c.id.to_string()))
 }
 
 /// The write that brings a stale replica to `newest` (same HLC: every replica converges).

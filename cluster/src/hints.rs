@@ -246,8 +246,7 @@ impl Backend {
                     // there were retired, a replay would leave an orphan.
                     Some((_, cores))
                         if self
-                            .transition
-                            .as_ref()
+                            .last_transition()
                             .is_some_and(|t| t.left(&cores, target)) =>
                     {
                         Outcome::Gone

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use placement::{CoreId, Layout, Tier};
 use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 
-use crate::backend::{stable_hash, Backend, BackendError, Route};
+use crate::backend::{stable_hash, Backend, BackendError, Route, View};
 use crate::ec::Policy;
 use crate::limits::{
     MOVE_ATTEMPTS_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS,
@@ -70,7 +70,18 @@ impl Phase {
         }
     }
 
-    fn next(self) -> Option<Phase> {
+    /// The phase before this one.
+    pub fn previous(self) -> Option<Phase> {
+        match self {
+            Phase::Pending => None,
+            Phase::Moving => Some(Phase::Pending),
+            Phase::CutOver => Some(Phase::Moving),
+            Phase::Done => Some(Phase::CutOver),
+        }
+    }
+
+    /// The phase after this one.
+    pub fn next(self) -> Option<Phase> {
         match self {
             Phase::Pending => Some(Phase::Moving),
             Phase::Moving => Some(Phase::CutOver),
@@ -255,6 +266,18 @@ impl Transition {
         g.phase.store(to as u8, Ordering::SeqCst);
     }
 
+    /// Waits (polling, bounded: `MOVE_FENCE_POLLS_MAX`) until no operation routed as `phase`
+    /// in group `pg` is in flight here.
+    pub async fn fence(&self, pg: u32, phase: Phase) -> Result<(), MoveError> {
+        for _ in 0..MOVE_FENCE_POLLS_MAX {
+            if self.in_flight(pg, phase) == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(MOVE_FENCE_POLL_MS)).await;
+        }
+        Err(MoveError::Fence { pg, phase })
+    }
+
     /// Operations routed as `phase` in group `pg` not finished yet.
     pub fn in_flight(&self, pg: u32, phase: Phase) -> u32 {
         self.groups
@@ -315,6 +338,7 @@ impl Transition {
             old,
             new,
             transition: phase.map(|_| self.clone()),
+            held: None,
         }
     }
 }
@@ -331,6 +355,9 @@ pub struct Placement {
     /// The new version's row; empty when `phase` is `None` (the rows are the same).
     new: Vec<usize>,
     transition: Option<Arc<Transition>>,
+    /// The backend's view it was routed by, outside a change: held so that a change starting
+    /// meanwhile waits for it (`Backend::begin_change`).
+    pub(crate) held: Option<Arc<View>>,
 }
 
 impl Drop for Placement {
@@ -497,10 +524,13 @@ impl Backend {
     /// operation: by both versions during a layout change (`Backend::moving`), else the
     /// plain row. Hold it until the operation ends.
     pub fn place(&self, route: Route<'_>, n: usize) -> Placement {
-        if let Some(t) = &self.transition {
+        let view = self.view();
+        if let Some(t) = &view.transition {
             return t.place(route, n);
         }
-        Placement::row(self.route_n(route, n))
+        let mut placement = Placement::row(self.route_n(route, n));
+        placement.held = view.holdable().then(|| arc_swap::Guard::into_inner(view));
+        placement
     }
 
     /// `place` for `route`'s metadata records.
@@ -518,6 +548,7 @@ impl Placement {
             old: cores,
             new: Vec::new(),
             transition: None,
+            held: None,
         }
     }
 }
@@ -581,6 +612,53 @@ pub struct Progress {
     pub retired: u64,
 }
 
+/// How a mover takes a group to a phase, and learns that no operation routed under the phase
+/// before can still be in flight anywhere: the fence. `LocalPhases` (the gateways of this
+/// process share the `Transition`) is the default; a cluster's control plane commits the phase
+/// in its map and waits for every node to apply it.
+pub trait Phases: Send + Sync {
+    /// Takes group `pg` of `transition` to `to` (or keeps it there: a restarted mover repeats
+    /// itself); once this returns, `transition` (this process's) is there too.
+    fn advance<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pg: u32,
+        to: Phase,
+    ) -> futures::future::BoxFuture<'a, Result<(), MoveError>>;
+    /// Returns once no operation routed as `phase` in group `pg` is in flight anywhere.
+    fn fence<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pg: u32,
+        phase: Phase,
+    ) -> futures::future::BoxFuture<'a, Result<(), MoveError>>;
+}
+
+/// The fence in one process: the phase stored in the shared `Transition`, and a wait for the
+/// operations it counts under a phase.
+pub struct LocalPhases;
+
+impl Phases for LocalPhases {
+    fn advance<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pg: u32,
+        to: Phase,
+    ) -> futures::future::BoxFuture<'a, Result<(), MoveError>> {
+        transition.advance(pg, to);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn fence<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pg: u32,
+        phase: Phase,
+    ) -> futures::future::BoxFuture<'a, Result<(), MoveError>> {
+        Box::pin(transition.fence(pg, phase))
+    }
+}
+
 /// How a mover runs.
 #[derive(Debug, Clone, Copy)]
 pub struct MoverConfig {
@@ -597,6 +675,7 @@ pub struct Mover<'a> {
     transition: Arc<Transition>,
     catalog: &'a dyn Catalog,
     config: MoverConfig,
+    phases: Arc<dyn Phases>,
     progress: Mutex<Progress>,
     /// When the rate limit lets the next copy start.
     next_at: Mutex<Option<tokio::time::Instant>>,
@@ -615,8 +694,7 @@ impl<'a> Mover<'a> {
     /// A mover over `backend` (which must route by a transition: `Backend::moving`).
     pub fn new(backend: &'a Backend, catalog: &'a dyn Catalog, config: MoverConfig) -> Mover<'a> {
         let transition = backend
-            .transition
-            .clone()
+            .transition()
             .expect("a mover runs on a backend routing a layout change");
         assert!(config.rate_bytes_per_s > 0, "a rate limit above zero");
         Mover {
@@ -624,9 +702,17 @@ impl<'a> Mover<'a> {
             transition,
             catalog,
             config,
+            phases: Arc::new(LocalPhases),
             progress: Mutex::new(Progress::default()),
             next_at: Mutex::new(None),
         }
+    }
+
+    /// The same mover taking groups from phase to phase through `phases` (a cluster's control
+    /// plane) instead of this process's transition alone.
+    pub fn with_phases(mut self, phases: Arc<dyn Phases>) -> Mover<'a> {
+        self.phases = phases;
+        self
     }
 
     pub fn progress(&self) -> Progress {
@@ -675,43 +761,31 @@ impl<'a> Mover<'a> {
     /// One step of group `pg`: from `Pending` (or `Moving`, after a crash) to `CutOver`, or
     /// from `CutOver` to `Done`.
     async fn phase_step(&self, pg: u32) -> Result<Phase, MoveError> {
-        let t = &self.transition;
-        let mut phase = t.phase(pg).expect("a moving group");
-        if phase == Phase::Pending {
-            t.advance(pg, Phase::Moving);
-            phase = Phase::Moving;
-        }
-        let to = match phase {
-            Phase::Pending => unreachable!("advanced above"),
-            Phase::Moving => {
+        let (t, phases) = (&self.transition, &self.phases);
+        let to = match t.phase(pg).expect("a moving group") {
+            // From `Moving` too: a mover that stopped there repeats the phase (a no-op).
+            Phase::Pending | Phase::Moving => {
+                phases.advance(t, pg, Phase::Moving).await?;
                 // Every write routed by the old layout alone has ended: the copy's read
                 // quorum sees all of them.
-                self.fence(pg, Phase::Pending).await?;
+                phases.fence(t, pg, Phase::Pending).await?;
                 self.pass(pg, Pass::Copy).await?;
                 Phase::CutOver
             }
             Phase::CutOver => {
+                // Repeated: a mover that restarted must know every node is there.
+                phases.advance(t, pg, Phase::CutOver).await?;
                 // No write routed as Moving may still land on an old core, no read routed as
                 // Moving may still fall back to one.
-                self.fence(pg, Phase::Moving).await?;
+                phases.fence(t, pg, Phase::Moving).await?;
                 self.pass(pg, Pass::Retire).await?;
                 self.count(|p| p.groups += 1);
                 Phase::Done
             }
             Phase::Done => return Ok(Phase::Done),
         };
-        t.advance(pg, to);
+        phases.advance(t, pg, to).await?;
         Ok(to)
-    }
-
-    async fn fence(&self, pg: u32, phase: Phase) -> Result<(), MoveError> {
-        for _ in 0..MOVE_FENCE_POLLS_MAX {
-            if self.transition.in_flight(pg, phase) == 0 {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(MOVE_FENCE_POLL_MS)).await;
-        }
-        Err(MoveError::Fence { pg, phase })
     }
 
     /// One pass over group `pg`'s records: read from a read quorum of the old metadata row
@@ -853,7 +927,7 @@ impl<'a> Mover<'a> {
         if !ok {
             return Err(MoveError::VerifyRecord {
                 key: key.clone(),
-                core: self.backend.core_name(core).to_owned(),
+                core: self.backend.core_name(core),
             });
         }
         self.count(|p| p.records += 1);
@@ -936,7 +1010,7 @@ impl<'a> Mover<'a> {
         if back.is_none_or(|b| stable_hash(&[&b]) != want) {
             return Err(MoveError::Verify {
                 id,
-                core: self.backend.core_name(dest).to_owned(),
+                core: self.backend.core_name(dest),
             });
         }
         self.count(|p| {

@@ -50,7 +50,9 @@ struct Conn {
 /// One remote core: its address and a pool of connections to it.
 pub struct RemoteCore {
     addr: SocketAddr,
-    layout_version: u64,
+    /// The layout version frames are stamped with: the one the core was taken from, raised
+    /// when a layout change that keeps the core ends (`Backend::finish_change`).
+    layout_version: AtomicU64,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
     next_id: AtomicU64,
@@ -66,7 +68,7 @@ impl RemoteCore {
     pub fn new(addr: SocketAddr, layout_version: u64) -> RemoteCore {
         RemoteCore {
             addr,
-            layout_version,
+            layout_version: AtomicU64::new(layout_version),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(REMOTE_CONNECTIONS_MAX),
             next_id: AtomicU64::new(1),
@@ -75,6 +77,11 @@ impl RemoteCore {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stamps this core's frames with `version` from now on.
+    pub fn set_layout_version(&self, version: u64) {
+        self.layout_version.store(version, Ordering::Relaxed);
     }
 
     /// Sends one request and waits for its answer, on a pooled connection. A connection that
@@ -149,7 +156,12 @@ impl RemoteCore {
             message,
         };
         let mut out = BytesMut::new();
-        encode_request(id, self.layout_version, request, &mut out);
+        encode_request(
+            id,
+            self.layout_version.load(Ordering::Relaxed),
+            request,
+            &mut out,
+        );
         conn.stream
             .write_all(&out)
             .await
@@ -183,7 +195,7 @@ impl RemoteCore {
                 message,
             }) => Err(RemoteError::LayoutMismatch {
                 addr: self.addr,
-                ours: self.layout_version,
+                ours: self.layout_version.load(Ordering::Relaxed),
                 theirs: message,
             }),
             Message::Response(r) if frame.request_id == id => Ok(r),

@@ -1300,6 +1300,107 @@ fn the_fence_waits_for_operations_routed_before() {
     run_tokio(&world, main, STEPS_MAX);
 }
 
+/// A gateway that learns of the change while it serves (a node following the control map):
+/// it starts by the old layout alone, takes the change (`begin_change`: the cores the new
+/// layout adds appear, and the operations it routed before are waited for), routes by both
+/// while the mover runs, then takes the new layout alone (`adopt`) and reads everything.
+#[test]
+fn a_gateway_takes_the_change_while_it_serves() {
+    for change in [Change::Grow, Change::Shrink] {
+        let cfg = Config::under_writes(change);
+        let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+        let late = late_gateway(&world, &env.old, 1);
+        let main = {
+            let (env, t, late) = (env.clone(), t.clone(), late.clone());
+            async move {
+                let keys: Vec<(String, String)> = (0..BUCKETS)
+                    .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
+                    .collect();
+                for (b, k) in &keys {
+                    assert!(put(&env, &late, b, k).await, "a healthy put");
+                }
+                let held = late.place(Route::Object("b0", "k0"), WIDTH_EC);
+                assert_eq!(held.phase(), None);
+                let wrong = Transition::new(env.new.clone(), env.old.clone());
+                if let Ok(wrong) = wrong {
+                    assert!(
+                        late.begin_change(Arc::new(wrong), None, Vec::new())
+                            .is_err(),
+                        "a change from another layout version is refused"
+                    );
+                }
+                let replaced = late
+                    .begin_change(t.clone(), None, Vec::new())
+                    .expect("the change")
+                    .expect("a view replaced");
+                assert_eq!(late.core_count(), t.cores().len());
+                assert_eq!(
+                    replaced.in_flight(),
+                    1,
+                    "the placement held before the change"
+                );
+                drop(held);
+                assert_eq!(replaced.in_flight(), 0);
+                assert!(
+                    late.begin_change(t.clone(), None, Vec::new())
+                        .expect("the same change again")
+                        .is_none(),
+                    "taking the change again replaces nothing"
+                );
+                let catalog = SimCatalog;
+                let config = MoverConfig {
+                    rate_bytes_per_s: RATE_BYTES_PER_S,
+                };
+                let mover = Mover::new(&gateways[0], &catalog, config);
+                // A write through this gateway after each step: some land in groups cut
+                // over already, found after the change only if routed by both versions.
+                let overwrites = keys.iter().skip(KEYS_KEPT as usize).cycle();
+                for (b, k) in overwrites {
+                    if mover.step().await.expect("a step").is_none() {
+                        break;
+                    }
+                    assert!(put(&env, &late, b, k).await, "a healthy put");
+                    check_read(&env, &late, b, k, "during the change").await;
+                }
+                late.adopt(env.new.clone(), None, Vec::new())
+                    .expect("the new layout");
+                assert_eq!(late.core_count(), env.new.cores().len());
+                assert_eq!(late.layout_version(), env.new.version());
+                assert!(late.transition().is_none());
+                env.moving.set(false);
+                check_all(&env, &late).await;
+            }
+        };
+        run_tokio(&world, main, STEPS_MAX);
+        let failure = env.failures.borrow().first().cloned();
+        if let Some(f) = failure {
+            panic!("{change:?}: {f}");
+        }
+    }
+}
+
+/// A gateway of `layout` alone at node `node`, whose links reach every core of the world (a
+/// change adds some).
+fn late_gateway(world: &Shared, layout: &Arc<Layout>, node: usize) -> Arc<Backend> {
+    let maker = {
+        let world = world.clone();
+        Arc::new(move |core| {
+            Arc::new(SimLink {
+                world: world.clone(),
+                from: node,
+                core,
+            }) as Arc<dyn CoreLink>
+        })
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+        world: world.clone(),
+        skew_ms: 0,
+        node,
+    });
+    let b = Backend::cluster(layout.clone(), None, Vec::new()).expect("a backend");
+    Arc::new(b.with_link_maker(maker, clock))
+}
+
 /// The mover copies tombstones with their HLC: a core entering a group may still hold an old
 /// version of a deleted object (from an earlier layout that put it in this group: records are
 /// not deleted from cores that leave), and only the copied tombstone hides it. The staying

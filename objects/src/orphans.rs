@@ -127,10 +127,10 @@ impl Store {
                 let name = self.backend().core_name(core);
                 if let Ok(Response::Done) = r {
                     counts.deleted += 1;
-                    self.observer().orphan(name, "deleted");
+                    self.observer().orphan(&name, "deleted");
                 } else {
                     counts.failed += 1;
-                    self.observer().orphan(name, "failed");
+                    self.observer().orphan(&name, "failed");
                 }
             }
         }

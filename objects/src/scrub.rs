@@ -253,7 +253,7 @@ impl Pass {
         self.by_walked.entry(self.walking).or_default().add(&add);
         store
             .observer()
-            .scrubbed(store.backend().core_name(core), &add);
+            .scrubbed(store.backend().core_name(core).as_str(), &add);
     }
 }
 
@@ -280,7 +280,7 @@ impl Store {
             };
             self.put_scrub_record(core, &record).await;
             self.observer()
-                .scrub_pass(self.backend().core_name(core), &record, true);
+                .scrub_pass(self.backend().core_name(core).as_str(), &record, true);
             out.push((core, counts));
         }
         out
@@ -323,7 +323,10 @@ impl Store {
                 next_start_after,
             }) = self.backend().call(core, req).await
             else {
-                tracing::warn!(core = self.backend().core_name(core), "scrub: scan failed");
+                tracing::warn!(
+                    core = self.backend().core_name(core).as_str(),
+                    "scrub: scan failed"
+                );
                 return;
             };
             let origins = Origin::page(core, &entries);
@@ -493,12 +496,12 @@ impl Store {
             }
             let walked = self.backend().core_name(origin.core);
             if unreachable[i] {
-                observer.scrub_record(walked, "unreachable");
+                observer.scrub_record(&walked, "unreachable");
                 continue;
             }
-            observer.scrub_record(walked, "checked");
+            observer.scrub_record(&walked, "checked");
             if differs[i] && self.backend().meta_get(cores, origin.key).await.is_ok() {
-                observer.scrub_record(walked, "converged");
+                observer.scrub_record(&walked, "converged");
             }
         }
     }
@@ -525,7 +528,7 @@ impl Store {
             _ => "failed",
         };
         self.observer()
-            .scrub_digest(self.backend().core_name(core), result);
+            .scrub_digest(self.backend().core_name(core).as_str(), result);
         result == "same"
     }
 
@@ -744,7 +747,7 @@ async fn last_pass_end(store: &Store, holders: &[usize]) -> u64 {
         if let Some(r) = store.scrub_record(core).await {
             store
                 .observer()
-                .scrub_pass(store.backend().core_name(core), &r, false);
+                .scrub_pass(store.backend().core_name(core).as_str(), &r, false);
             oldest = oldest.min(r.end_ms);
         }
     }

@@ -95,11 +95,12 @@ pub fn start_repair(backend: &Arc<cluster::backend::Backend>, runtime: &tokio::r
             for &core in &holders {
                 match backend.call(core, proto::Request::Stats).await {
                     Ok(proto::Response::Stats(s)) => {
-                        metrics::global().record_core(backend.core_name(core), &s);
+                        metrics::global().record_core(&backend.core_name(core), &s);
                     }
                     _ => {
                         if let Some(reason) = backend.offline_reason(core) {
-                            metrics::global().record_core_offline(backend.core_name(core), &reason);
+                            metrics::global()
+                                .record_core_offline(&backend.core_name(core), &reason);
                         }
                     }
                 }

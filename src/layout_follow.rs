@@ -1,0 +1,260 @@
+//! A node's or gateway's side of a layout change: its backend routes by the layouts of the
+//! committed map (cluster/DESIGN.md, "Layout changes"; control/DESIGN.md, "How nodes follow
+//! the map"). Given each newer map, [`LayoutFollower::apply`] brings the backend there:
+//! - a change from the version it routes by: it starts routing by both versions
+//!   (`Backend::begin_change`) and waits until no operation routed by the old layout alone
+//!   is in flight;
+//! - each group's phase, one step at a time, waiting after each step until no operation this
+//!   process routed under the phase before is in flight (so that once this process reports
+//!   the map's index as applied, the mover may count on it);
+//! - a change whose groups are all done: the new layout alone (`Backend::adopt`).
+//!
+//! Every process following the map runs one (`percore serve` with `[control]`, `percore
+//! gateway`), in a task of its own (`control_plane::follow_layouts`). What it needs from the
+//! others is not built yet (cluster/DESIGN.md, "Next slice"): `percore layout apply` does not
+//! propose layouts to the map, no mover runs across processes (its fence: every node applied
+//! the phase), and the cores' layout check does not follow the map.
+
+use std::sync::Arc;
+
+use cluster::backend::Backend;
+use cluster::moves::{Phase, Transition};
+use control::map::{ClusterMap, GroupPhase};
+use engine::CoreHandle;
+use placement::Layout;
+
+/// Polls of the operations routed before a change (`LIVE_FENCE_POLL_MS` apart) before
+/// `apply` gives up; the next map tries again.
+const LIVE_FENCE_POLLS_MAX: u32 = 1500;
+const LIVE_FENCE_POLL_MS: u64 = 20;
+
+pub struct LayoutFollower {
+    backend: Arc<Backend>,
+    node_id: Option<u64>,
+    /// This node's core handles (none on a gateway): a change may add some of its cores.
+    local: Vec<CoreHandle>,
+}
+
+fn phase_of(p: GroupPhase) -> Phase {
+    match p {
+        GroupPhase::Pending => Phase::Pending,
+        GroupPhase::Moving => Phase::Moving,
+        GroupPhase::CutOver => Phase::CutOver,
+        GroupPhase::Done => Phase::Done,
+    }
+}
+
+fn layout_of(map: &ClusterMap, version: u64) -> Result<Arc<Layout>, String> {
+    let stored = map
+        .layouts
+        .get(&version)
+        .ok_or_else(|| format!("the map does not keep layout version {version}"))?;
+    Ok(Arc::new(stored.layout()?))
+}
+
+impl LayoutFollower {
+    pub fn new(backend: Arc<Backend>, node_id: Option<u64>, local: Vec<CoreHandle>) -> Self {
+        LayoutFollower {
+            backend,
+            node_id,
+            local,
+        }
+    }
+
+    /// Brings the backend to `map`'s layouts (see the module doc). An error leaves it where
+    /// it got to: applying a later map (or this one again) continues from there.
+    pub async fn apply(&self, map: &ClusterMap) -> Result<(), String> {
+        let b = &self.backend;
+        let Some(change) = &map.change else {
+            return self.adopt(map, map.current);
+        };
+        let routed = b.transition();
+        let t = match routed {
+            Some(t) if t.new_layout().version() == change.to_version => t,
+            Some(t) => {
+                return Err(format!(
+                    "this process routes a change to layout version {}, the map's is to {}: \
+                     restart it",
+                    t.new_layout().version(),
+                    change.to_version
+                ))
+            }
+            None if b.layout_version() == change.from_version && !change.is_done() => {
+                let old = layout_of(map, change.from_version)?;
+                let new = layout_of(map, change.to_version)?;
+                let t = Arc::new(Transition::new(old, new).map_err(|e| e.to_string())?);
+                // Nothing routes by it yet: its groups go where the map has them at once.
+                for (pg, g) in &change.groups {
+                    while let Some(at) = t.phase(*pg).filter(|at| *at < phase_of(g.phase)) {
+                        t.advance(*pg, at.next().expect("before the map's phase"));
+                    }
+                }
+                let replaced = b.begin_change(t.clone(), self.node_id, self.local.clone())?;
+                if let Some(replaced) = replaced {
+                    wait_for(|| replaced.in_flight() == 0, "routed by the old layout").await?;
+                }
+                t
+            }
+            None if b.layout_version() >= change.to_version => return Ok(()),
+            None => return self.adopt(map, change.to_version),
+        };
+        for (pg, g) in &change.groups {
+            let to = phase_of(g.phase);
+            while let Some(at) = t.phase(*pg).filter(|at| *at < to) {
+                t.advance(*pg, at.next().expect("before the map's phase"));
+                t.fence(*pg, at).await.map_err(|e| e.to_string())?;
+            }
+        }
+        if change.is_done() {
+            return self.adopt(map, change.to_version);
+        }
+        Ok(())
+    }
+
+    /// Routes by layout `version` alone, if newer than what the backend routes by.
+    fn adopt(&self, map: &ClusterMap, version: u64) -> Result<(), String> {
+        if version == 0 || version <= self.backend.layout_version() {
+            return Ok(());
+        }
+        let layout = layout_of(map, version)?;
+        self.backend.adopt(layout, self.node_id, self.local.clone())
+    }
+}
+
+async fn wait_for(done: impl Fn() -> bool, what: &str) -> Result<(), String> {
+    for _ in 0..LIVE_FENCE_POLLS_MAX {
+        if done() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(LIVE_FENCE_POLL_MS)).await;
+    }
+    Err(format!(
+        "operations {what} still in flight after {} s",
+        u64::from(LIVE_FENCE_POLLS_MAX) * LIVE_FENCE_POLL_MS / 1000
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::backend::Route;
+    use control::map::{Applied, Command, LayoutVersion};
+
+    fn layout_text(nodes: usize, version: u64) -> String {
+        use std::fmt::Write as _;
+        let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 16\n");
+        for n in 0..nodes {
+            let _ = write!(
+                text,
+                "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = 2\nzone = \
+                 \"z{n}\"\n",
+                n + 1,
+                20_000 + 10 * n,
+            );
+        }
+        text
+    }
+
+    /// A map holding versions 1 (3 nodes) and 2 (4 nodes, planned from 1's tables), as
+    /// `ProposeLayout` commits them.
+    fn map_3_to_4() -> ClusterMap {
+        let mut map = ClusterMap::default();
+        let v1 = Layout::from_toml_str(&layout_text(3, 1)).unwrap();
+        let text2 = layout_text(4, 2);
+        let v2 = Layout::from_toml_str_and_state(&text2, Some(&v1.state())).unwrap();
+        for (text, l) in [(layout_text(3, 1), &v1), (text2, &v2)] {
+            let outcome = map.apply(&Command::ProposeLayout(LayoutVersion::of(&text, l)));
+            assert!(
+                matches!(outcome, Ok(Applied::LayoutCommitted { .. })),
+                "{outcome:?}"
+            );
+        }
+        map
+    }
+
+    fn step_all(map: &mut ClusterMap, phase: GroupPhase) {
+        let change = map.change.clone().unwrap();
+        for pg in change.groups.keys() {
+            let outcome = map.apply(&Command::UpdateChange {
+                to_version: change.to_version,
+                pg: *pg,
+                phase,
+            });
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gateway_follows_a_change_from_start_to_end() {
+        let mut map = map_3_to_4();
+        let v1 = layout_of(&map, 1).unwrap();
+        let backend = Arc::new(Backend::cluster(v1, None, Vec::new()).unwrap());
+        let follower = LayoutFollower::new(backend.clone(), None, Vec::new());
+        let held = backend.place(Route::Object("b", "k"), 3);
+        // A change whose start waits for an operation routed by the old layout alone.
+        let applying = tokio::spawn({
+            let map = map.clone();
+            async move { follower.apply(&map).await.map(|()| follower) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !applying.is_finished(),
+            "the change waits for the operation"
+        );
+        drop(held);
+        let follower = applying.await.unwrap().unwrap();
+        let t = backend.transition().expect("routing the change");
+        assert_eq!(backend.core_count(), 8);
+        let groups = t.groups();
+        assert_eq!(
+            groups.len(),
+            map.change.as_ref().unwrap().groups.len(),
+            "the map and the transition move the same groups"
+        );
+        assert!(groups.iter().all(|pg| t.phase(*pg) == Some(Phase::Pending)));
+        // Phases follow the map, each step fenced: an operation routed as Pending holds it.
+        let pg = groups[0];
+        let key = (0..10_000)
+            .map(|i| format!("k{i}"))
+            .find(|k| Route::Object("b", k).pg(&layout_of(&map, 1).unwrap()) == pg)
+            .unwrap();
+        let held = backend.place(Route::Object("b", &key), 3);
+        assert_eq!(held.phase(), Some(Phase::Pending));
+        step_all(&mut map, GroupPhase::Moving);
+        let applying = tokio::spawn({
+            let map = map.clone();
+            async move { follower.apply(&map).await.map(|()| follower) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!applying.is_finished(), "the phase waits for the operation");
+        assert_eq!(t.phase(pg), Some(Phase::Moving));
+        drop(held);
+        let follower = applying.await.unwrap().unwrap();
+        assert!(groups.iter().all(|pg| t.phase(*pg) == Some(Phase::Moving)));
+        // Two phases at once (a follower that missed a map), then the end.
+        step_all(&mut map, GroupPhase::CutOver);
+        step_all(&mut map, GroupPhase::Done);
+        follower.apply(&map).await.unwrap();
+        assert!(backend.transition().is_none());
+        assert_eq!(backend.layout_version(), 2);
+        assert_eq!(backend.core_count(), 8);
+        // A later map changes nothing more.
+        follower.apply(&map).await.unwrap();
+        assert_eq!(backend.layout_version(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_gateway_started_after_the_change_adopts_the_new_layout() {
+        let mut map = map_3_to_4();
+        for phase in [GroupPhase::Moving, GroupPhase::CutOver, GroupPhase::Done] {
+            step_all(&mut map, phase);
+        }
+        let v1 = layout_of(&map, 1).unwrap();
+        let backend = Arc::new(Backend::cluster(v1, None, Vec::new()).unwrap());
+        let follower = LayoutFollower::new(backend.clone(), None, Vec::new());
+        follower.apply(&map).await.unwrap();
+        assert!(backend.transition().is_none());
+        assert_eq!(backend.layout_version(), 2);
+        assert_eq!(backend.core_count(), 8);
+    }
+}
