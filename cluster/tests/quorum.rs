@@ -1,6 +1,7 @@
 //! The backend's quorum logic against real cores (three cores of one engine node under a temp
 //! dir), reached in-process and over TCP through a layout: newest-wins reads with tombstones,
-//! read repair, merged listings that page exactly, and the layout-version check.
+//! read repair, merged listings that page exactly, and the layout gate (newer layouts served,
+//! those below the node's floor refused).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -180,12 +181,17 @@ fn remote_replicas_through_a_layout() {
     assert_eq!(backend.core_count(), 3);
     assert!(backend.local_cores().is_empty());
     check_quorum_reads(&backend, &handles);
-    // A gateway on another layout version is refused with a clear error.
-    let stale = Backend::cluster(layout(2, port), None, Vec::new()).unwrap();
+    // A gateway on a newer layout is served (its map may be ahead of the node's); once the
+    // node's floor passes a gateway's layout, that gateway is refused with a clear error.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let newer = Backend::cluster(layout(2, port), None, Vec::new()).unwrap();
+    let r = rt.block_on(newer.call(0, Request::Stats)).unwrap();
+    assert!(matches!(r, Response::Stats(_)), "{r:?}");
+    node.layout_gate().set_layout(2, 2);
+    let stale = Backend::cluster(layout(1, port), None, Vec::new()).unwrap();
     let err = rt
         .block_on(stale.call(0, Request::Stats))
         .expect_err("layout mismatch");
@@ -196,7 +202,7 @@ fn remote_replicas_through_a_layout() {
     // A local node id must match the layout and the cores started.
     assert!(Backend::cluster(layout(1, port), Some(9), Vec::new()).is_err());
     assert!(Backend::cluster(layout(1, port), Some(1), handles[..2].to_vec()).is_err());
-    drop((backend, stale));
+    drop((backend, newer, stale));
     node.shutdown();
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod disk;
 pub mod error;
 pub mod format;
+pub mod gate;
 pub mod index;
 pub mod io;
 pub mod limits;
@@ -21,4 +22,5 @@ pub mod sim;
 pub mod store;
 
 pub use error::{EngineError, PartitionError, Result};
+pub use gate::LayoutGate;
 pub use runtime::{CoreConfig, CoreHandle, Node, NodeConfig};

@@ -1,11 +1,13 @@
 //! Starting a node's cores: one pinned glommio executor per partition, each serving requests
 //! from a bounded cross-thread queue ([`CoreHandle`], usable from tokio) and from its own TCP
 //! port (base port + core index). Requests and responses are `proto` messages; payloads move
-//! as `Bytes` without copies at the boundary.
+//! as `Bytes` without copies at the boundary. The node's [`LayoutGate`] is shared by its cores:
+//! their servers check every frame against it, and `MapApplied` is answered from it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, R
 
 use crate::error::{EngineError, Result};
 use crate::format::log_salt;
+use crate::gate::LayoutGate;
 use crate::io::GlommioDisk;
 use crate::limits::{
     CACHE_BYTES_PER_CORE_DEFAULT, CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX,
@@ -48,7 +51,8 @@ pub struct NodeConfig {
     pub checkpoint_every_log_bytes: u64,
     /// Where each core listens (port = base_port + core index); `None`: no TCP listener.
     pub listen: Option<(IpAddr, u16)>,
-    /// The layout version frames are checked against (0 accepts any).
+    /// The layout the node's gate starts with, as its floor and its version (0 accepts any
+    /// frame); the node's map follower moves it at run time (`Node::layout_gate`).
     pub layout_version: u64,
     /// Interval of the background reclaimer.
     pub reclaim_interval: Duration,
@@ -105,7 +109,8 @@ impl CoreHandle {
     }
 
     /// Sends a request and waits for its response. Waits while the core's queue is full
-    /// (backpressure); `Stopped` once the core is gone.
+    /// (backpressure); `Stopped` once the core is gone. In-process calls carry no layout
+    /// version: the gate does not check them (it answers `MapApplied` all the same).
     pub async fn call(&self, request: Request) -> Result<Response> {
         let (reply, rx) = oneshot::channel();
         let msg = CoreMsg::Call(Call { request, reply });
@@ -139,6 +144,7 @@ pub struct Node {
     handles: Vec<CoreHandle>,
     threads: Vec<JoinHandle<()>>,
     offline: Vec<(u32, String)>,
+    gate: Arc<LayoutGate>,
 }
 
 impl Node {
@@ -147,6 +153,7 @@ impl Node {
     /// `EngineError::is_damage`) does not stop the node: it starts offline (`Node::offline`)
     /// and answers every request `Offline`.
     pub fn start(cfg: &NodeConfig) -> Result<Node> {
+        let gate = Arc::new(LayoutGate::new(cfg.layout_version));
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         let mut ready = Vec::new();
@@ -156,11 +163,12 @@ impl Node {
             let placement = core.cpu.map_or(Placement::Unbound, Placement::Fixed);
             let core_cfg = core.clone();
             let node_cfg = cfg.clone();
+            let core_gate = gate.clone();
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("percore-core-{}", core.index))
                 .io_memory(cfg.io_memory_bytes)
                 .spawn(move || async move {
-                    run_core(node_cfg, core_cfg, rx, ready_tx).await;
+                    run_core(node_cfg, core_cfg, core_gate, rx, ready_tx).await;
                 })
                 .map_err(|e| EngineError::Config(format!("starting core {}: {e}", core.index)))?;
             threads.push(std::thread::spawn(move || {
@@ -196,7 +204,16 @@ impl Node {
             handles,
             threads,
             offline,
+            gate,
         })
+    }
+
+    /// The node's layout gate, shared by its cores: the map follower sets the layouts the
+    /// cores accept (`LayoutGate::set_layout`) and the map index applied
+    /// (`LayoutGate::set_applied`); both take effect from the next frame, on open connections
+    /// too.
+    pub fn layout_gate(&self) -> Arc<LayoutGate> {
+        self.gate.clone()
     }
 
     /// The cores that started offline (damaged partition), with the reason.
@@ -227,6 +244,7 @@ type Ready = Result<Option<String>>;
 async fn run_core(
     node: NodeConfig,
     core: CoreConfig,
+    gate: Arc<LayoutGate>,
     rx: flume::Receiver<CoreMsg>,
     ready: std::sync::mpsc::Sender<Ready>,
 ) {
@@ -253,7 +271,7 @@ async fn run_core(
             let reason = e.to_string();
             tracing::error!(core = core.index, %reason, "core OFFLINE: its partition is damaged");
             let _ = ready.send(Ok(Some(reason.clone())));
-            run_offline(listener, &node, reason, rx).await;
+            run_offline(listener, &gate, reason, rx).await;
             return;
         }
         Err(e) => {
@@ -281,16 +299,19 @@ async fn run_core(
     // blocked in accept outlived the core, and the port stayed bound for a restart).
     let server = listener.map(|listener| {
         let store = store.downgrade();
-        let layout_version = node.layout_version;
-        let stop = stop.clone();
+        let (gate, stop) = (gate.clone(), stop.clone());
         glommio::spawn_local(async move {
             let target = crate::server::Target::Store(store);
-            crate::server::serve(listener, target, layout_version, stop).await;
+            crate::server::serve(listener, target, gate, stop).await;
         })
     });
     // In-flight requests from the handle are bounded by the queue and by this semaphore.
     let inflight = Rc::new(glommio::sync::Semaphore::new(CORE_QUEUE_LEN_MAX as u64));
     while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
+        if matches!(call.request, Request::MapApplied) {
+            let _ = call.reply.send(gate.map_applied());
+            continue;
+        }
         let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
             break;
         };
@@ -322,10 +343,10 @@ async fn run_core(
 
 /// Serves an offline core until the node stops: every request, from the handle or the
 /// core's port, is answered `Offline` with the reason, so the gateway reads around it and
-/// `percore status` shows why.
+/// `percore status` shows why. `MapApplied` is about the node and answered from its gate.
 async fn run_offline(
     listener: Option<glommio::net::TcpListener>,
-    node: &NodeConfig,
+    gate: &Arc<LayoutGate>,
     reason: String,
     rx: flume::Receiver<CoreMsg>,
 ) {
@@ -333,13 +354,17 @@ async fn run_offline(
     let reason: Rc<str> = reason.into();
     let server = listener.map(|listener| {
         let target = crate::server::Target::Offline(reason.clone());
-        let (layout_version, stop) = (node.layout_version, stop.clone());
+        let (gate, stop) = (gate.clone(), stop.clone());
         glommio::spawn_local(async move {
-            crate::server::serve(listener, target, layout_version, stop).await;
+            crate::server::serve(listener, target, gate, stop).await;
         })
     });
     while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
-        let _ = call.reply.send(crate::server::offline_response(&reason));
+        let response = match call.request {
+            Request::MapApplied => gate.map_applied(),
+            _ => crate::server::offline_response(&reason),
+        };
+        let _ = call.reply.send(response);
     }
     stop.set(true);
     if let Some(server) = server {
@@ -627,6 +652,11 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
                 next_start_after: page.next_start_after,
             }),
         Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
+        // Answered from the node's gate where requests arrive (the server and the handle
+        // loop); wrapped, it would need the gate here for no use.
+        Request::MapApplied => Err(EngineError::BadRequest(
+            "MapApplied is sent alone, not in a batch or a background request",
+        )),
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
         Request::Background(_) => unreachable!("handled above"),
     };

@@ -1,15 +1,19 @@
 //! A core's TCP listener: frames of the `proto` codec, one request at a time per connection
 //! (concurrency comes from several connections and from batches). A malformed frame gets an
 //! error response and the connection is closed; nothing a peer sends can panic the core.
+//! Every request frame passes the node's [`LayoutGate`] first, read per frame so a change of
+//! layout takes effect on connections already open.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Response};
+use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Request, Response};
 
+use crate::gate::LayoutGate;
 use crate::io::GlommioDisk;
 use crate::limits::CONNECTIONS_MAX;
 use crate::runtime::dispatch;
@@ -34,7 +38,7 @@ pub enum Target {
 pub async fn serve(
     listener: TcpListener,
     store: Target,
-    layout_version: u64,
+    gate: Arc<LayoutGate>,
     stop: Rc<Cell<bool>>,
 ) {
     let open = Rc::new(Cell::new(0usize));
@@ -57,8 +61,9 @@ pub async fn serve(
         let store = store.clone();
         let open2 = open.clone();
         let budget = budget.clone();
+        let gate = gate.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = connection(stream, &store, layout_version, &budget).await {
+            if let Err(e) = connection(stream, &store, &gate, &budget).await {
                 tracing::debug!(error = %e, "connection closed");
             }
             open2.set(open2.get() - 1);
@@ -86,7 +91,7 @@ fn proto_error_code(e: &ProtoError) -> ErrorCode {
 async fn connection(
     mut stream: TcpStream,
     store: &Target,
-    layout_version: u64,
+    gate: &LayoutGate,
     budget: &Rc<glommio::sync::Semaphore>,
 ) -> std::io::Result<()> {
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -111,7 +116,7 @@ async fn connection(
                         message: e.to_string(),
                     };
                     out.clear();
-                    encode_response(0, layout_version, &r, &mut out);
+                    encode_response(0, gate.version(), &r, &mut out);
                     stream.write_all(&out).await?;
                     return Ok(());
                 }
@@ -123,25 +128,17 @@ async fn connection(
             inbuf.extend_from_slice(&chunk[..n]);
         };
         let response = match frame.message {
-            Message::Request(_)
-                if layout_version != 0
-                    && frame.layout_version != 0
-                    && frame.layout_version != layout_version =>
-            {
-                Response::Error {
-                    code: ErrorCode::LayoutMismatch,
-                    message: format!(
-                        "routed with layout {}, core has layout {layout_version}",
-                        frame.layout_version
-                    ),
-                }
-            }
-            Message::Request(req) => match store {
-                Target::Store(weak) => match weak.upgrade() {
-                    Some(store) => dispatch(&store, req).await,
-                    None => return Ok(()),
+            // About the node, not routed: answered whatever layout the sender has.
+            Message::Request(Request::MapApplied) => gate.map_applied(),
+            Message::Request(req) => match gate.refusal(frame.layout_version) {
+                Some(refused) => refused,
+                None => match store {
+                    Target::Store(weak) => match weak.upgrade() {
+                        Some(store) => dispatch(&store, req).await,
+                        None => return Ok(()),
+                    },
+                    Target::Offline(reason) => offline_response(reason),
                 },
-                Target::Offline(reason) => offline_response(reason),
             },
             Message::Response(_) => Response::Error {
                 code: ErrorCode::BadRequest,
@@ -150,7 +147,7 @@ async fn connection(
         };
         drop(permit);
         out.clear();
-        encode_response(frame.request_id, layout_version, &response, &mut out);
+        encode_response(frame.request_id, gate.version(), &response, &mut out);
         stream.write_all(&out).await?;
     }
 }

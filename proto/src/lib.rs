@@ -132,6 +132,13 @@ pub enum Request {
     MetaDigest {
         keys: Vec<Bytes>,
     },
+    /// The node's layout gate: the control-map log index the node has applied and the layouts
+    /// it accepts, answered `MapApplied` (a mover learns through any core's port how far each
+    /// node has followed the map). About the node, not the core's partition: every core of a
+    /// node answers the same, an offline core answers it too, and so does a core whose floor
+    /// the frame's layout version is below. Sent alone: in a batch or a background request
+    /// it is answered `Error { BadRequest }`.
+    MapApplied,
 }
 
 /// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
@@ -266,6 +273,14 @@ pub enum Response {
     },
     /// The answer to `MetaDigest`.
     Digest([u8; 32]),
+    /// The answer to `MapApplied`: the control-map log `index` the node has applied (0: it
+    /// follows no map), the layout `floor` below which it refuses frames (0: none) and the
+    /// layout `version` it stamps answers with.
+    MapApplied {
+        index: u64,
+        floor: u64,
+        version: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -303,7 +318,7 @@ pub enum ProtoError {
     NestedBatch,
 }
 
-// Message kinds: requests 1..=15, responses 0x100 + n.
+// Message kinds: requests 1.., responses 0x100 + n; appended, never renumbered.
 const K_PUT: u16 = 1;
 const K_GET: u16 = 2;
 const K_DELETE: u16 = 3;
@@ -321,6 +336,7 @@ const K_META_SWAP: u16 = 14;
 const K_VERIFY: u16 = 15;
 const K_LIST_FRAGMENTS: u16 = 16;
 const K_META_DIGEST: u16 = 17;
+const K_MAP_APPLIED: u16 = 18;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -333,6 +349,7 @@ const R_SCAN_VERSIONED: u16 = 0x109;
 const R_SWAPPED: u16 = 0x10A;
 const R_FRAGMENTS: u16 = 0x10B;
 const R_DIGEST: u16 = 0x10C;
+const R_MAP_APPLIED: u16 = 0x10D;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -368,6 +385,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::VerifyFragment { .. } => K_VERIFY,
         Request::ListFragments { .. } => K_LIST_FRAGMENTS,
         Request::MetaDigest { .. } => K_META_DIGEST,
+        Request::MapApplied => K_MAP_APPLIED,
     }
 }
 
@@ -444,7 +462,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
                 put_bytes(out, &body);
             }
         }
-        Request::Stats => {}
+        Request::Stats | Request::MapApplied => {}
         Request::ListFragments { from, limit } => {
             out.put_u32_le(*from);
             out.put_u32_le(*limit);
@@ -481,6 +499,7 @@ fn response_kind(r: &Response) -> u16 {
         Response::Stats(_) => R_STATS,
         Response::Fragments { .. } => R_FRAGMENTS,
         Response::Digest(_) => R_DIGEST,
+        Response::MapApplied { .. } => R_MAP_APPLIED,
         Response::Error { .. } => R_ERROR,
     }
 }
@@ -526,6 +545,15 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             None => out.put_u8(0),
         },
         Response::Digest(d) => out.put_slice(d),
+        Response::MapApplied {
+            index,
+            floor,
+            version,
+        } => {
+            out.put_u64_le(*index);
+            out.put_u64_le(*floor);
+            out.put_u64_le(*version);
+        }
         Response::Fragments { ids, next } => {
             out.put_u32_le(ids.len() as u32);
             for id in ids {
@@ -909,6 +937,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             })
         }
         K_STATS => Message::Request(Request::Stats),
+        K_MAP_APPLIED => Message::Request(Request::MapApplied),
         K_BACKGROUND => {
             let k = get_u16(b)?;
             if k == K_BATCH || k == K_BACKGROUND {
@@ -993,6 +1022,11 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             b.copy_to_slice(&mut d);
             Message::Response(Response::Digest(d))
         }
+        R_MAP_APPLIED => Message::Response(Response::MapApplied {
+            index: get_u64(b)?,
+            floor: get_u64(b)?,
+            version: get_u64(b)?,
+        }),
         R_SWAPPED => {
             let won = match get_u8(b)? {
                 0 => false,
@@ -1164,6 +1198,7 @@ mod tests {
                 limit: 3,
             },
             Request::Stats,
+            Request::MapApplied,
         ]
     }
 
@@ -1243,6 +1278,16 @@ mod tests {
                 next: None,
             },
             Response::Digest([7; 32]),
+            Response::MapApplied {
+                index: 0,
+                floor: 0,
+                version: 0,
+            },
+            Response::MapApplied {
+                index: u64::MAX,
+                floor: 2,
+                version: 3,
+            },
             Response::Swapped {
                 won: false,
                 previous: Some(MetaVersion {
@@ -1272,7 +1317,15 @@ mod tests {
                 ],
                 next_start_after: None,
             },
-            Response::Batch(vec![Response::Done, Response::Meta(None)]),
+            Response::Batch(vec![
+                Response::Done,
+                Response::Meta(None),
+                Response::MapApplied {
+                    index: 9,
+                    floor: 1,
+                    version: 1,
+                },
+            ]),
         ];
         for r in responses {
             let mut buf = BytesMut::new();
@@ -1282,6 +1335,29 @@ mod tests {
                 Message::Response(r)
             );
         }
+    }
+
+    /// `MapApplied` took the next free kinds (18, 0x10D) and its answer is three u64s: a core
+    /// of an older build answers kind 18 with an unknown-kind error, never a misread.
+    #[test]
+    fn map_applied_kinds_are_appended() {
+        let mut buf = BytesMut::new();
+        encode_request(1, 0, &Request::MapApplied, &mut buf);
+        assert_eq!(&buf[6..8], &18u16.to_le_bytes());
+        assert_eq!(buf.len(), HEADER_BYTES);
+        let mut buf = BytesMut::new();
+        let answer = Response::MapApplied {
+            index: 0x0102_0304_0506_0708,
+            floor: 2,
+            version: 3,
+        };
+        encode_response(1, 3, &answer, &mut buf);
+        assert_eq!(&buf[6..8], &0x10Du16.to_le_bytes());
+        assert_eq!(
+            &buf[HEADER_BYTES..HEADER_BYTES + 8],
+            &[8, 7, 6, 5, 4, 3, 2, 1]
+        );
+        assert_eq!(buf.len(), HEADER_BYTES + 24);
     }
 
     #[test]

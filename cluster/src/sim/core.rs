@@ -210,6 +210,12 @@ impl SimCore {
                 live_bytes: self.fragments.values().map(|b| b.len() as u64).sum(),
                 ..CoreStats::default()
             }),
+            // The simulation follows no control map and checks no layout.
+            Request::MapApplied => Response::MapApplied {
+                index: 0,
+                floor: 0,
+                version: 0,
+            },
         }
     }
 
