@@ -33,18 +33,24 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
         .build()
         .context("starting the client's runtime")?;
     let mut all_up = true;
+    let mut newest: Option<(u64, control::ClusterMap)> = None;
     for (id, address) in &settings.voters {
         let mut peer = control::network::Peer::new(*id, address.clone(), settings.secret.clone());
         let asked =
             runtime.block_on(async { tokio::time::timeout(ASK_TIMEOUT, peer.watch_map(0)).await });
         match asked {
-            Ok(Ok(w)) => println!(
-                "voter {id} {address}: up, leader {}, log index {}, users {}",
-                w.leader
-                    .map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
-                w.index,
-                w.map.users.len()
-            ),
+            Ok(Ok(w)) => {
+                println!(
+                    "voter {id} {address}: up, leader {}, log index {}, users {}",
+                    w.leader
+                        .map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+                    w.index,
+                    w.map.users.len()
+                );
+                if newest.as_ref().is_none_or(|(i, _)| w.index > *i) {
+                    newest = Some((w.index, w.map));
+                }
+            }
             Ok(Err(e)) => {
                 all_up = false;
                 println!("voter {id} {address}: unreachable ({e})");
@@ -58,5 +64,34 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
             }
         }
     }
+    if let Some((_, map)) = newest {
+        print_layouts(&map);
+    }
     Ok(all_up)
+}
+
+/// The map's layout and the change in progress: what an operator growing or shrinking the
+/// cluster watches.
+fn print_layouts(map: &control::ClusterMap) {
+    use control::map::GroupPhase;
+    if map.current == 0 {
+        println!("layout: none in the map yet (the nodes route by their layout files)");
+        return;
+    }
+    println!("layout: version {}", map.current);
+    if let Some(c) = &map.change {
+        let count = |p: GroupPhase| c.groups.values().filter(|g| g.phase == p).count();
+        let state = if c.is_done() { "done" } else { "in progress" };
+        println!(
+            "change: version {} -> {} {state}: {} of {} placement groups done ({} pending, {} \
+             moving, {} cut over)",
+            c.from_version,
+            c.to_version,
+            count(GroupPhase::Done),
+            c.groups.len(),
+            count(GroupPhase::Pending),
+            count(GroupPhase::Moving),
+            count(GroupPhase::CutOver),
+        );
+    }
 }

@@ -27,6 +27,7 @@ use s3api::live_users::LiveUsers;
 use serde::{Deserialize, Serialize};
 
 use crate::layout_follow::LayoutFollower;
+use crate::layout_mover::{Applied, MoverTask};
 
 /// The file a node writes in its data directory for `percore user`.
 pub const CLIENT_FILE: &str = "control.toml";
@@ -121,6 +122,11 @@ impl Settings {
 pub struct Running {
     voter: Option<ControlNode>,
     follower: tokio::task::JoinHandle<()>,
+    /// The newest map whose layouts this process applied (when it follows layouts).
+    applied: Option<Applied>,
+    voters: Voters,
+    /// The layout mover (`start_mover`), on a voter that serves.
+    mover: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts the voter (when `node_id` is one) and the follower on `runtime`; `users` gets the
@@ -154,30 +160,36 @@ pub fn start(
         }
     };
     let voters = settings.voters_from(node_id);
+    let mut applied = None;
     let follower = match (users, cluster_users) {
         (Some(users), Some(cluster)) => {
             let users = Arc::clone(users);
             let handle = runtime.handle().clone();
             let (loaded, mut first) = tokio::sync::watch::channel(false);
             let maps = layouts.map(|layouts| follow_layouts(runtime.handle(), layouts));
-            let follower = runtime.spawn(control::follow::follow(voters, move |index, map| {
-                if let Some(maps) = &maps {
-                    maps.send_replace(Some((index, map.clone())));
-                }
-                cluster.set(map_users(&map));
-                let users = Arc::clone(&users);
-                let loaded = loaded.clone();
-                handle.spawn(async move {
-                    let outcome = tokio::task::spawn_blocking(move || users.reload()).await;
-                    if let Ok(outcome) = outcome {
-                        s3api::live_users::log_reload(
-                            &format!("replicated map at log index {index}"),
-                            &outcome,
-                        );
+            applied = maps.as_ref().map(|(_, applied)| applied.clone());
+            let maps = maps.map(|(maps, _)| maps);
+            let follower = runtime.spawn(control::follow::follow(
+                voters.clone(),
+                move |index, map| {
+                    if let Some(maps) = &maps {
+                        maps.send_replace(Some((index, map.clone())));
                     }
-                    loaded.send_replace(true);
-                });
-            }));
+                    cluster.set(map_users(&map));
+                    let users = Arc::clone(&users);
+                    let loaded = loaded.clone();
+                    handle.spawn(async move {
+                        let outcome = tokio::task::spawn_blocking(move || users.reload()).await;
+                        if let Ok(outcome) = outcome {
+                            s3api::live_users::log_reload(
+                                &format!("replicated map at log index {index}"),
+                                &outcome,
+                            );
+                        }
+                        loaded.send_replace(true);
+                    });
+                },
+            ));
             // Serving before the map's users are in would refuse their keys for a moment.
             let waited = runtime.block_on(async {
                 tokio::time::timeout(FIRST_MAP_WAIT, first.wait_for(|l| *l)).await
@@ -193,7 +205,13 @@ pub fn start(
         }
         _ => runtime.spawn(async {}),
     };
-    Ok(Running { voter, follower })
+    Ok(Running {
+        voter,
+        follower,
+        applied,
+        voters,
+        mover: None,
+    })
 }
 
 /// `percore serve`: [`start`] with `settings`, or without `[control]` [`forget`] an earlier
@@ -223,8 +241,27 @@ pub fn start_or_forget(
 }
 
 impl Running {
+    /// Starts the layout mover of this node (`layout_mover`), if it is a voter following the
+    /// map's layouts: it moves a change while this voter leads.
+    pub fn start_mover(&mut self, runtime: &tokio::runtime::Handle, store: &objects::store::Store) {
+        let (Some(voter), Some(applied)) = (&self.voter, &self.applied) else {
+            return;
+        };
+        let task = MoverTask {
+            leadership: voter.leadership(),
+            voters: self.voters.clone(),
+            store: store.clone(),
+            applied: applied.clone(),
+            rate_bytes_per_s: crate::layout_mover::MOVE_RATE_BYTES_PER_S_DEFAULT,
+        };
+        self.mover = Some(runtime.spawn(task.run()));
+    }
+
     /// Stops following and shuts the voter down (its port closed, its store flushed).
     pub fn stop(self, runtime: &tokio::runtime::Runtime) {
+        if let Some(mover) = self.mover {
+            mover.abort();
+        }
         self.follower.abort();
         if let Some(voter) = self.voter {
             runtime.block_on(voter.stop());
@@ -235,26 +272,35 @@ impl Running {
 /// Applies the newest map's layouts, one map at a time, in a task of its own (a layout step
 /// may wait for operations in flight; users must not wait for it). A map that cannot be
 /// applied is logged; the next one tries again.
+/// Where the follower hands each newer map (and its log index) to the layouts' task.
+type MapSender = tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>>;
+
+/// The sender of the maps to apply, and the newest map applied.
 fn follow_layouts(
     runtime: &tokio::runtime::Handle,
     layouts: LayoutFollower,
-) -> tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>> {
+) -> (MapSender, Applied) {
     let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
+    let (done, applied) = tokio::sync::watch::channel(None);
     runtime.spawn(async move {
         while newest.changed().await.is_ok() {
             let Some((index, map)) = newest.borrow_and_update().clone() else {
                 continue;
             };
-            if let Err(e) = layouts.apply(&map).await {
-                tracing::warn!(
+            match layouts.apply(&map).await {
+                Ok(()) => {
+                    layouts.applied(index);
+                    done.send_replace(Some((index, map)));
+                }
+                Err(e) => tracing::warn!(
                     index,
                     "control plane: the map's layouts are not applied (the next map tries \
                      again): {e}"
-                );
+                ),
             }
         }
     });
-    maps
+    (maps, applied)
 }
 
 fn map_users(map: &ClusterMap) -> Vec<MapUser> {

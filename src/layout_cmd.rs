@@ -44,13 +44,18 @@ pub enum LayoutCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Move the cluster to the layout file NEW: rebalance the PG tables stored in the state
-    /// file from their previous version with the fewest moves (or, with no state file yet,
-    /// start from the stateless tables), print the plan and write the new state atomically.
+    /// Move the cluster to the layout file NEW: rebalance the PG tables from their previous
+    /// version with the fewest moves (or, with no state yet, start from the stateless tables)
+    /// and print the plan. With --config (a node of a cluster with a control plane), propose
+    /// the new version to the control plane, whose nodes move the data live; with --state,
+    /// write the new tables to that state file.
     Apply {
         /// The state file (the stored PG tables); created if missing.
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        state: Option<PathBuf>,
+        /// A node's config file (with `[control]`): propose through its control plane.
         #[arg(long)]
-        state: PathBuf,
+        config: Option<PathBuf>,
         /// The new layout file (TOML); its version must be greater than the state's.
         new: PathBuf,
         /// Moves to list (0: only the summary).
@@ -82,10 +87,15 @@ pub fn run(cmd: &LayoutCommand) -> anyhow::Result<()> {
         LayoutCommand::Diff { old, new, limit } => diff(old, new, *limit),
         LayoutCommand::Apply {
             state,
+            config,
             new,
             limit,
             dry_run,
-        } => apply(state, new, *limit, *dry_run),
+        } => match (state, config) {
+            (Some(state), _) => apply(state, new, *limit, *dry_run),
+            (None, Some(config)) => propose(config, new, *limit, *dry_run),
+            (None, None) => unreachable!("clap requires --state or --config"),
+        },
     }
 }
 
@@ -323,6 +333,78 @@ fn apply(state_path: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::
         state_path.display(),
         layout.version()
     );
+    Ok(())
+}
+
+/// `apply --config`: the next layout version proposed to the control plane of the node whose
+/// config is `config`, planned from the map's current version. The map's first version is the
+/// node's own layout (its file and state), proposed first: the file workflow bootstraps it.
+fn propose(config: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Result<()> {
+    use control::map::{Applied, Command, LayoutVersion};
+    let file = crate::node_config::NodeFile::load(config)?;
+    let control = file
+        .control
+        .as_ref()
+        .with_context(|| {
+            format!(
+                "{} has no [control]: a cluster without a control plane changes layouts with \
+                 --state and a restart",
+                config.display()
+            )
+        })?
+        .resolve(Path::new("/"))
+        .with_context(|| config.display().to_string())?;
+    let (layout_path, own) = crate::membership::layout_of(&file, config)?;
+    let own_text = std::fs::read_to_string(&layout_path)
+        .with_context(|| format!("reading {}", layout_path.display()))?;
+    let text =
+        std::fs::read_to_string(new).with_context(|| format!("reading {}", new.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client's runtime")?;
+    let voters = control.voters_from(None);
+    let map = runtime
+        .block_on(control::follow::read_any(&voters))
+        .context("reading the replicated map")?;
+    let (base, first) = if let Some(v) = map.current_layout() {
+        (v.layout().map_err(anyhow::Error::msg)?, None)
+    } else {
+        let first = LayoutVersion::of(&own_text, &own);
+        (own, Some(first))
+    };
+    let next = Layout::from_toml_str_and_state(&text, Some(&base.state()))
+        .with_context(|| format!("{} is not a valid next layout", new.display()))?;
+    print_plan(&plan_states(&base.state(), &next.state())?, limit);
+    for w in next.warnings() {
+        println!("WARNING: {w}");
+    }
+    if dry_run {
+        println!("dry run: nothing proposed");
+        return Ok(());
+    }
+    let commit = |command: Command| -> anyhow::Result<Applied> {
+        match runtime.block_on(control::follow::propose_any(&voters, command)) {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(refusal)) => anyhow::bail!("refused by the cluster: {refusal}"),
+            Err(e) => Err(e).context("the control plane did not commit the layout"),
+        }
+    };
+    if let Some(first) = first {
+        let version = first.version;
+        commit(Command::ProposeLayout(first))?;
+        println!("layout version {version} (the nodes' until now) committed to the control plane");
+    }
+    match commit(Command::ProposeLayout(LayoutVersion::of(&text, &next)))? {
+        Applied::LayoutCommitted {
+            version,
+            groups_moving,
+        } => println!(
+            "layout version {version} committed: {groups_moving} placement groups move; the \
+             nodes move the data now (`percore status --config` shows where they are)"
+        ),
+        other => println!("committed: {other:?}"),
+    }
     Ok(())
 }
 

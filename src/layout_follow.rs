@@ -33,6 +33,9 @@ pub struct LayoutFollower {
     node_id: Option<u64>,
     /// This node's core handles (none on a gateway): a change may add some of its cores.
     local: Vec<CoreHandle>,
+    /// This node's layout gate (none on a gateway): which frames its cores take, and the log
+    /// index of the map it applied, which a mover asks for.
+    gate: Option<Arc<engine::LayoutGate>>,
 }
 
 fn phase_of(p: GroupPhase) -> Phase {
@@ -58,6 +61,28 @@ impl LayoutFollower {
             backend,
             node_id,
             local,
+            gate: None,
+        }
+    }
+
+    /// The follower of a node: its cores' gate follows the layouts too.
+    pub fn with_gate(mut self, gate: Arc<engine::LayoutGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Tells the node's cores that the map at log index `index` is applied: `apply`
+    /// returned, so the operations this process routed under the phases before have ended.
+    pub fn applied(&self, index: u64) {
+        if let Some(gate) = &self.gate {
+            gate.set_applied(index);
+        }
+    }
+
+    /// The cores take frames routed by `floor` or a newer layout version.
+    fn gate_layouts(&self, floor: u64, version: u64) {
+        if let Some(gate) = &self.gate {
+            gate.set_layout(floor, version);
         }
     }
 
@@ -79,7 +104,12 @@ impl LayoutFollower {
                     change.to_version
                 ))
             }
-            None if b.layout_version() == change.from_version && !change.is_done() => {
+            // From the old layout, or from the new one (a node started with the new layout
+            // file, to join the change).
+            None if (b.layout_version() == change.from_version
+                || b.layout_version() == change.to_version)
+                && !change.is_done() =>
+            {
                 let old = layout_of(map, change.from_version)?;
                 let new = layout_of(map, change.to_version)?;
                 let t = Arc::new(Transition::new(old, new).map_err(|e| e.to_string())?);
@@ -90,6 +120,7 @@ impl LayoutFollower {
                     }
                 }
                 let replaced = b.begin_change(t.clone(), self.node_id, self.local.clone())?;
+                self.gate_layouts(change.from_version, change.to_version);
                 if let Some(replaced) = replaced {
                     wait_for(|| replaced.in_flight() == 0, "routed by the old layout").await?;
                 }
@@ -117,7 +148,10 @@ impl LayoutFollower {
             return Ok(());
         }
         let layout = layout_of(map, version)?;
-        self.backend.adopt(layout, self.node_id, self.local.clone())
+        self.backend
+            .adopt(layout, self.node_id, self.local.clone())?;
+        self.gate_layouts(version, version);
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ mod control_plane;
 mod dev_cmd;
 mod layout_cmd;
 mod layout_follow;
+mod layout_mover;
 mod master_keys_cmd;
 mod membership;
 mod node_config;
@@ -1049,8 +1050,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let backend = Arc::new(backend);
     let layouts = id.map(|id| {
         layout_follow::LayoutFollower::new(backend.clone(), Some(id), node.handles().to_vec())
+            .with_gate(node.layout_gate())
     });
-    let control = match control_plane::start_or_forget(
+    let mut control = match control_plane::start_or_forget(
         &runtime,
         control,
         id,
@@ -1081,6 +1083,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         None => objects,
     };
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
+    if let Some(control) = &mut control {
+        control.start_mover(runtime.handle(), objects.store());
+    }
     s3api::live_users::watch(&users, runtime.handle());
     let service = s3api::service_on(
         &objects,

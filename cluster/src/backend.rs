@@ -739,7 +739,8 @@ impl Backend {
     }
 
     /// Starts routing by `transition` while serving (a node or gateway that learned of a
-    /// committed layout change): its old layout must be the one this backend routes by. The
+    /// committed layout change): this backend routes by its old layout (or by its new one: a
+    /// node started with the new layout to join the change). The
     /// cores only the new layout has are added after the others (this node's own from
     /// `local`, the rest over TCP stamped with the new version). Every group starts
     /// `Pending`, routed as before; the operations routed before the change are not counted
@@ -764,36 +765,50 @@ impl Backend {
         }
         let (old, new) = (transition.old_layout(), transition.new_layout());
         match &view.router {
-            Router::Layout(l) if l.version() == old.version() => {}
+            // From the old layout, or from the new one: a node that started with the new
+            // layout to join the change (the union numbers the new layout's cores as it does).
+            Router::Layout(l) if l.version() == old.version() || l.version() == new.version() => {}
             Router::Layout(l) => {
                 return Err(format!(
-                    "the change starts from layout version {}, this gateway routes by {}",
+                    "the change from layout version {} to {} does not start from version {},                      which this gateway routes by",
                     old.version(),
+                    new.version(),
                     l.version()
                 ))
             }
             Router::Node => return Err("a single node has no layout to change".into()),
         }
         self.check_policies(new)?;
-        if view.cores.len() != old.cores().len() {
+        let union = transition.cores();
+        let renumbered = view.cores.len() > union.len()
+            || view
+                .cores
+                .iter()
+                .zip(union)
+                .any(|(k, id)| k.name != id.to_string());
+        if renumbered {
             return Err(format!(
-                "this gateway has {} cores, layout version {} has {}",
-                view.cores.len(),
+                "this gateway's cores are not numbered as the change from layout version {} to                  {} numbers them",
                 old.version(),
-                old.cores().len()
+                new.version()
             ));
         }
         let mut local: std::collections::BTreeMap<u32, CoreHandle> =
             local.into_iter().map(|h| (h.index(), h)).collect();
         let mut cores = view.cores.clone();
-        for id in &transition.cores()[cores.len()..] {
-            let c = &new.cores()[new.core_index(*id).expect("a core of the union")];
-            cores.push(self.added_core(new, c, cores.len(), local_node, &mut local)?);
+        for id in &union[cores.len()..] {
+            let layout = if new.core_index(*id).is_some() {
+                new
+            } else {
+                old
+            };
+            let c = &layout.cores()[layout.core_index(*id).expect("a core of the union")];
+            cores.push(self.added_core(layout, c, cores.len(), local_node, &mut local)?);
         }
         let previous = self.view.swap(Arc::new(View {
             cores,
             router: Router::Layout(old.clone()),
-            layout_version: view.layout_version,
+            layout_version: old.version(),
             transition: Some(transition),
             last_change: None,
         }));
@@ -1069,7 +1084,8 @@ impl Backend {
             });
         };
         let request = match request {
-            Request::Batch(_) | Request::Background(_) => request,
+            // MapApplied asks the node, not its partition: answered alone, never queued.
+            Request::Batch(_) | Request::Background(_) | Request::MapApplied => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
                 Request::Background(Box::new(plain))
             }

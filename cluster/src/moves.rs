@@ -102,6 +102,8 @@ pub enum MoveError {
     Verify { id: FragmentId, core: String },
     #[error("record {key:?} on {core} is older than what was copied")]
     VerifyRecord { key: Bytes, core: String },
+    #[error("the control plane did not confirm the phase: {0}")]
+    Unconfirmed(String),
     #[error("placement group {pg}: operations routed as {phase:?} still in flight")]
     Fence { pg: u32, phase: Phase },
     #[error("placement group {pg}: {attempts} attempts failed, the last: {last}")]
@@ -748,7 +750,10 @@ impl<'a> Mover<'a> {
             }
             match crate::backend::in_background(self.phase_step(pg)).await {
                 Ok(to) => return Ok(Some((pg, to))),
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    tracing::info!(pg, attempt, error = %e, "layout change: a step failed; it is tried again");
+                    last = e.to_string();
+                }
             }
         }
         Err(MoveError::Attempts {

@@ -221,6 +221,19 @@ fn raft_config(timing: &Timing) -> Result<openraft::Config, NodeError> {
     .map_err(|e| NodeError::Config(e.to_string()))
 }
 
+/// Whether one voter leads, as of its latest metrics (`ControlNode::leadership`).
+#[derive(Clone)]
+pub struct Leadership {
+    id: NodeId,
+    metrics: watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+}
+
+impl Leadership {
+    pub fn leads(&self) -> bool {
+        self.metrics.borrow().current_leader == Some(self.id)
+    }
+}
+
 impl ControlNode {
     /// Opens the voter's directory, listens, and starts Raft. A pristine directory is
     /// bootstrapped with the configured voters (every voter may do so: the same membership
@@ -320,6 +333,14 @@ impl ControlNode {
     /// The leader this voter knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this voter leads, for a task that outlives a borrow of it (the layout mover).
+    pub fn leadership(&self) -> Leadership {
+        Leadership {
+            id: self.id,
+            metrics: self.raft.metrics(),
+        }
     }
 
     /// The voters of the committed membership.

@@ -1,0 +1,220 @@
+//! The mover of a clustered node (cluster/DESIGN.md, "Layout changes"): while this node's
+//! voter leads and the committed map has a change not done, it moves the change's groups with
+//! the object layer's catalog, taking each group from phase to phase through the control plane
+//! ([`ControlPhases`]): the phase is committed in the map, then the mover waits until every
+//! node of both layouts has applied it (each node's follower reports a map's log index on its
+//! cores only once it routes by it and the operations it routed under the phase before have
+//! ended). A new leader's mover continues where the last one stopped: the phases are in the
+//! map, and the copies are idempotent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::backend::Backend;
+use cluster::moves::{MoveError, Mover, MoverConfig, Phase, Phases, Transition};
+use control::map::{ClusterMap, Command, GroupPhase, Refusal};
+use control::{Leadership, Voters};
+use objects::move_catalog::ObjectCatalog;
+use objects::store::Store;
+use proto::{Request, Response};
+
+/// The newest map this process applied (its log index), `None` before the first.
+pub type Applied = tokio::sync::watch::Receiver<Option<(u64, Arc<ClusterMap>)>>;
+
+/// How often an idle mover looks for a change to move (and a moving one at its leadership).
+const MOVER_POLL: Duration = Duration::from_millis(500);
+/// How long a committed phase may take to reach this process's follower.
+const PHASE_APPLIED_WAIT: Duration = Duration::from_secs(30);
+/// How long the mover waits for every node to apply a phase (a node down holds the change:
+/// the step fails and is tried again, `MOVE_ATTEMPTS_MAX` times).
+const NODES_APPLIED_WAIT: Duration = Duration::from_secs(30);
+const NODES_APPLIED_POLL: Duration = Duration::from_millis(50);
+/// Fragment bytes a mover copies per second at most.
+pub const MOVE_RATE_BYTES_PER_S_DEFAULT: u64 = 64 << 20;
+
+fn group_phase(p: Phase) -> GroupPhase {
+    match p {
+        Phase::Pending => GroupPhase::Pending,
+        Phase::Moving => GroupPhase::Moving,
+        Phase::CutOver => GroupPhase::CutOver,
+        Phase::Done => GroupPhase::Done,
+    }
+}
+
+/// The fence across processes: a phase committed in the map and applied by every node.
+pub struct ControlPhases {
+    voters: Voters,
+    backend: Arc<Backend>,
+    applied: Applied,
+}
+
+impl ControlPhases {
+    /// The log index at which this process applied a map with group `pg` at `to` or later.
+    async fn applied_here(&self, to_version: u64, pg: u32, to: GroupPhase) -> Result<u64, String> {
+        let mut applied = self.applied.clone();
+        let reached = |a: &Option<(u64, Arc<ClusterMap>)>| {
+            a.as_ref().is_some_and(|(_, map)| {
+                map.current > to_version
+                    || map.change.as_ref().is_some_and(|c| {
+                        c.to_version == to_version
+                            && c.groups.get(&pg).is_some_and(|g| g.phase >= to)
+                    })
+            })
+        };
+        let waited = tokio::time::timeout(PHASE_APPLIED_WAIT, applied.wait_for(reached)).await;
+        match waited {
+            Ok(Ok(a)) => Ok(a.as_ref().map_or(0, |(index, _)| *index)),
+            Ok(Err(_)) => Err("this process stopped following the map".into()),
+            Err(_) => Err(format!(
+                "this process did not apply it within {} s",
+                PHASE_APPLIED_WAIT.as_secs()
+            )),
+        }
+    }
+
+    /// Waits until every node of both layouts answers that it applied log index `index`.
+    async fn nodes_applied(&self, t: &Transition, index: u64) -> Result<(), String> {
+        // One core per node: the node answers for all of its cores.
+        let mut nodes: Vec<(u64, usize)> = Vec::new();
+        for (i, c) in t.cores().iter().enumerate() {
+            if !nodes.iter().any(|(n, _)| *n == c.node) {
+                nodes.push((c.node, i));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + NODES_APPLIED_WAIT;
+        for (node, core) in nodes {
+            loop {
+                let last = match self.backend.call(core, Request::MapApplied).await {
+                    Ok(Response::MapApplied { index: at, .. }) if at >= index => break,
+                    Ok(Response::MapApplied { index: at, .. }) => format!("it is at {at}"),
+                    Ok(other) => format!("it answered {other:?}"),
+                    Err(e) => e.to_string(),
+                };
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "node {node} did not apply log index {index} within {} s: {last}",
+                        NODES_APPLIED_WAIT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(NODES_APPLIED_POLL).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Phases for ControlPhases {
+    fn advance<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pg: u32,
+        to: Phase,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MoveError>> + Send + 'a>> {
+        Box::pin(async move {
+            let to_version = transition.new_layout().version();
+            let phase = group_phase(to);
+            let command = Command::UpdateChange {
+                to_version,
+                pg,
+                phase,
+            };
+            match control::follow::propose_any(&self.voters, command).await {
+                Ok(Ok(_)) => {}
+                // Another mover (a leader before this one) took it further already.
+                Ok(Err(Refusal::PhaseOrder { from, .. })) if from >= phase => {}
+                Ok(Err(r)) => return Err(MoveError::Unconfirmed(r.to_string())),
+                Err(e) => return Err(MoveError::Unconfirmed(e.to_string())),
+            }
+            let index = self
+                .applied_here(to_version, pg, phase)
+                .await
+                .map_err(MoveError::Unconfirmed)?;
+            self.nodes_applied(transition, index)
+                .await
+                .map_err(MoveError::Unconfirmed)
+        })
+    }
+
+    /// Nothing more to wait for: a node reports a phase applied only once the operations it
+    /// routed under the phase before have ended.
+    fn fence<'a>(
+        &'a self,
+        _transition: &'a Arc<Transition>,
+        _pg: u32,
+        _phase: Phase,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MoveError>> + Send + 'a>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What a node's mover needs.
+pub struct MoverTask {
+    pub leadership: Leadership,
+    pub voters: Voters,
+    pub store: Store,
+    pub applied: Applied,
+    pub rate_bytes_per_s: u64,
+}
+
+impl MoverTask {
+    /// Moves every change this node's voter leads through, until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            tokio::time::sleep(MOVER_POLL).await;
+            if !self.leadership.leads() {
+                continue;
+            }
+            let backend = self.store.backend().clone();
+            let Some(t) = backend.transition() else {
+                continue;
+            };
+            let map = self.applied.borrow().as_ref().map(|(_, m)| m.clone());
+            let moving = map
+                .and_then(|m| m.change.clone())
+                .is_some_and(|c| c.to_version == t.new_layout().version() && !c.is_done());
+            if !moving {
+                continue;
+            }
+            self.move_change(&backend, &t).await;
+        }
+    }
+
+    async fn move_change(&self, backend: &Arc<Backend>, t: &Transition) {
+        let to = t.new_layout().version();
+        let catalog = ObjectCatalog::new(&self.store);
+        let phases = ControlPhases {
+            voters: self.voters.clone(),
+            backend: backend.clone(),
+            applied: self.applied.clone(),
+        };
+        let config = MoverConfig {
+            rate_bytes_per_s: self.rate_bytes_per_s,
+        };
+        let mover = Mover::new(backend, &catalog, config).with_phases(Arc::new(phases));
+        tracing::info!(
+            to,
+            "layout change: this node leads the control plane and moves the data"
+        );
+        let lost = async {
+            while self.leadership.leads() {
+                tokio::time::sleep(MOVER_POLL).await;
+            }
+        };
+        tokio::select! {
+            outcome = mover.run() => match outcome {
+                Ok(p) => tracing::info!(
+                    to,
+                    groups = p.groups,
+                    records = p.records,
+                    fragments = p.fragments,
+                    bytes = p.bytes,
+                    "layout change: every group moved"
+                ),
+                Err(e) => tracing::warn!(to, "layout change: the mover stopped (it starts again): {e}"),
+            },
+            () = lost => tracing::info!(to, "layout change: this node no longer leads; its mover stops"),
+        }
+    }
+}
