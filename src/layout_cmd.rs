@@ -411,7 +411,7 @@ fn propose(config: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Re
 /// Writes `bytes` to a temporary file next to `path`, syncs it, renames it over `path` and
 /// syncs the directory: a crash leaves the old state or the new one, never a torn file (and a
 /// torn file would fail the state's length and checksum checks anyway).
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

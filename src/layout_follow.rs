@@ -36,6 +36,8 @@ pub struct LayoutFollower {
     /// This node's layout gate (none on a gateway): which frames its cores take, and the log
     /// index of the map it applied, which a mover asks for.
     gate: Option<Arc<engine::LayoutGate>>,
+    /// This node's data directory (none on a gateway): where the layout it takes is kept.
+    data: Option<std::path::PathBuf>,
 }
 
 fn phase_of(p: GroupPhase) -> Phase {
@@ -62,12 +64,15 @@ impl LayoutFollower {
             node_id,
             local,
             gate: None,
+            data: None,
         }
     }
 
-    /// The follower of a node: its cores' gate follows the layouts too.
-    pub fn with_gate(mut self, gate: Arc<engine::LayoutGate>) -> Self {
+    /// The follower of a node: its cores' gate follows the layouts too, and the layout it
+    /// takes at the end of a change is kept in `data` (`map_layout`, `placement_guard`).
+    pub fn of_node(mut self, gate: Arc<engine::LayoutGate>, data: &std::path::Path) -> Self {
         self.gate = Some(gate);
+        self.data = Some(data.to_path_buf());
         self
     }
 
@@ -148,6 +153,13 @@ impl LayoutFollower {
             return Ok(());
         }
         let layout = layout_of(map, version)?;
+        if let Some(data) = &self.data {
+            // Kept before routing by it: a restart after this point starts from it.
+            let stored = map.layouts.get(&version).expect("layout_of found it");
+            crate::map_layout::keep(data, stored)
+                .and_then(|()| crate::placement_guard::keep(data, &layout))
+                .map_err(|e| format!("keeping layout version {version}: {e:#}"))?;
+        }
         self.backend
             .adopt(layout, self.node_id, self.local.clone())?;
         self.gate_layouts(version, version);

@@ -19,6 +19,7 @@ mod dev_cmd;
 mod layout_cmd;
 mod layout_follow;
 mod layout_mover;
+mod map_layout;
 mod master_keys_cmd;
 mod membership;
 mod node_config;
@@ -415,7 +416,18 @@ impl ClusterSettings {
         config: &Path,
         data: &Path,
     ) -> anyhow::Result<ClusterSettings> {
-        let (layout_path, layout) = membership::layout_of(file, config)?;
+        let (layout_path, mut layout) = membership::layout_of(file, config)?;
+        if let Some(kept) = crate::map_layout::newer_than(data, &layout)? {
+            eprintln!(
+                "percore: note: routing by layout version {} taken from the control plane (kept \
+                 in {}), not version {} of {}",
+                kept.version(),
+                data.display(),
+                layout.version(),
+                layout_path.display()
+            );
+            layout = kept;
+        }
         let node_id = file.node_id.with_context(|| {
             format!(
                 "{}: `layout` needs `node_id`: which [[node]] of {} this process is",
@@ -1050,7 +1062,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let backend = Arc::new(backend);
     let layouts = id.map(|id| {
         layout_follow::LayoutFollower::new(backend.clone(), Some(id), node.handles().to_vec())
-            .with_gate(node.layout_gate())
+            .of_node(node.layout_gate(), &settings.data)
     });
     let mut control = match control_plane::start_or_forget(
         &runtime,

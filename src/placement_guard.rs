@@ -65,6 +65,18 @@ pub fn check(data: &Path, layout: &placement::Layout, node: &Node) -> anyhow::Re
     write(&path, now)
 }
 
+/// Keeps `layout` as the placement `data` is served under: the node took it live from the
+/// control plane (`layout_follow`), its data moved by the change.
+pub fn keep(data: &Path, layout: &placement::Layout) -> anyhow::Result<()> {
+    write(
+        &data.join(FILE),
+        Kept {
+            layout_version: layout.version(),
+            digest: layout.placement_digest(),
+        },
+    )
+}
+
 /// Why the node counts as holding data: the first core with a fragment or a metadata record,
 /// or one that cannot answer. None when every core is empty.
 fn holds_data(node: &Node) -> Option<String> {

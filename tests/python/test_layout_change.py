@@ -2,8 +2,11 @@
 cluster grows to 4 nodes and shrinks back to 3 through its control plane (`percore layout
 apply --config`), while a reader reads every acknowledged object and lists the bucket without
 pause and a writer keeps writing. Every read must return the exact bytes, every listed key
-must be readable, at every moment of both changes; after the shrink, the fourth node is
-stopped and everything is still read. Every wait is bounded; every process stopped by pid."""
+must be readable, at every moment of both changes. In the middle of the shrink the control
+plane's leader (whose node runs the mover) is killed with SIGKILL and restarted: a new leader
+takes the move over, the restarted node routes by the layout it took from the map (its config
+still names version 1), and the change completes. After the shrink the fourth node is stopped
+and everything is still read. Every wait is bounded; every process stopped by pid."""
 import os
 import re
 import shutil
@@ -33,6 +36,15 @@ def apply_layout(c, path):
     return r.stdout
 
 
+def change_progress(c):
+    """(groups done, groups moved, the leader) as `percore control status` says."""
+    out = control_status(c)
+    m = re.search(r"(\d+) of (\d+) placement groups done", out)
+    leader = re.search(r"leader (\d+)", out)
+    return (int(m.group(1)) if m else 0, int(m.group(2)) if m else 0,
+            int(leader.group(1)) if leader else None)
+
+
 def wait_change_done(c, to_version, check):
     """Polls `percore control status` until the change to `to_version` is done; `check` runs
     between polls (it fails the test on a bad read)."""
@@ -54,6 +66,8 @@ class Traffic:
 
     def __init__(self, c, bucket, blobs):
         self.c, self.bucket, self.blobs = c, bucket, blobs
+        # The nodes it goes through (a node killed by the test is taken out meanwhile).
+        self.nodes = [1, 2, 3]
         self.lock = threading.Lock()
         self.errors, self.reads, self.writes = [], 0, 0
         self.done = threading.Event()
@@ -62,35 +76,40 @@ class Traffic:
         for t in self.threads:
             t.start()
 
+    def node(self, i):
+        with self.lock:
+            return self.nodes[i % len(self.nodes)]
+
     def read(self):
-        clients = [self.c.client(n) for n in (1, 2, 3)]
+        clients = {n: self.c.client(n) for n in (1, 2, 3)}
         i = 0
         while not self.done.is_set():
             with self.lock:
                 items = list(self.blobs.items())
             for key, data in items:
-                rc = clients[i % 3]
+                n = self.node(i)
                 i += 1
                 try:
-                    got = rc.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                    got = clients[n].get_object(Bucket=self.bucket, Key=key)["Body"].read()
                     if got != data:
                         self.errors.append(f"{key}: {len(got)} bytes read, {len(data)} written")
                 except Exception as e:  # noqa: BLE001 - every failure is a finding
-                    self.errors.append(f"GET {key} through node {i % 3 + 1}: {e}")
+                    self.errors.append(f"GET {key} through node {n}: {e}")
                 self.reads += 1
+            lister, header = self.node(i), self.node(i + 1)
             try:
-                listed = clients[i % 3].list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
+                listed = clients[lister].list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
                 for o in listed.get("Contents", []):
-                    clients[(i + 1) % 3].head_object(Bucket=self.bucket, Key=o["Key"])
+                    clients[header].head_object(Bucket=self.bucket, Key=o["Key"])
             except Exception as e:  # noqa: BLE001
-                self.errors.append(f"LIST/HEAD: {e}")
+                self.errors.append(f"LIST through node {lister}, HEAD through {header}: {e}")
 
     def write(self):
         n = 0
         while not self.done.is_set():
             key, data = f"during-{n}", os.urandom(SIZES[n % len(SIZES)])
             try:
-                self.c.client(n % 3 + 1).put_object(Bucket=self.bucket, Key=key, Body=data)
+                self.c.client(self.node(n)).put_object(Bucket=self.bucket, Key=key, Body=data)
                 with self.lock:
                     self.blobs[key] = data
                 self.writes += 1
@@ -177,7 +196,26 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         open(v3_path, "w").write(v3)
         out = apply_layout(c, v3_path)
         assert re.search(r"layout version 3 committed: \d+ placement groups move", out), out
+        # Kill -9 the leader (its node moves the data) once a tenth of the groups are done.
+        deadline = time.time() + CHANGE_TIMEOUT_S
+        while True:
+            done, total, leader = change_progress(c)
+            if total and done >= total // 10 and leader in (1, 2, 3):
+                break
+            assert time.time() < deadline, control_status(c)
+            traffic.check()
+            time.sleep(0.5)
+        with traffic.lock:
+            traffic.nodes.remove(leader)
+        time.sleep(1)  # requests through it in flight end
+        c.kill(leader)
+        time.sleep(3)
+        c.restart(leader)
+        with traffic.lock:
+            traffic.nodes.append(leader)
         wait_change_done(c, 3, traffic.check)
+        assert "routing by layout version 2 taken from the control plane" in open(
+            os.path.join(c.dir, "..", "dev.err")).read()
         traffic.stop()
         assert traffic.writes > 0 and traffic.reads > len(items), (traffic.writes, traffic.reads)
 
