@@ -401,7 +401,7 @@ fn propose(config: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Re
             groups_moving,
         } => println!(
             "layout version {version} committed: {groups_moving} placement groups move; the \
-             nodes move the data now (`percore status --config` shows where they are)"
+             nodes move the data now (`percore control status --data DATA` shows how far)"
         ),
         other => println!("committed: {other:?}"),
     }

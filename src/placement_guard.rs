@@ -1,10 +1,11 @@
-//! A node refuses a layout that would move its data, because percore does not move data yet.
-//!
-//! `percore layout apply` computes a new layout's tables and the plan of moves, but no node
-//! executes the plan: a node started under a layout whose tables differ routes reads to cores
-//! that never received the data. Found on main: a 3-node cluster holding 400 objects, given a
-//! layout with a 4th node, started on all four without a word, and 168 objects became
-//! unreadable while the listing still showed 400.
+//! A node refuses to start under a layout that would move its data: data moves only through a
+//! live change (`percore layout apply --config`: the nodes follow the control plane's map and
+//! move the data while they serve, cluster/DESIGN.md "Layout changes"), never by restarting
+//! nodes with another layout file. A node started under a layout whose tables differ would
+//! route reads to cores that never received the data. Found on main before live changes: a
+//! 3-node cluster holding 400 objects, given a layout with a 4th node, started on all four
+//! without a word, and 168 objects became unreadable while the listing still showed 400. A
+//! node that took a layout live keeps it (`keep`, and `map_layout`), so its restart is served.
 //!
 //! So each node's data directory keeps the placement it serves under, `DIR/placement.toml`: the
 //! layout version and [`placement::Layout::placement_digest`] (the tables, nothing else). At
@@ -49,10 +50,11 @@ pub fn check(data: &Path, layout: &placement::Layout, node: &Node) -> anyhow::Re
             if let Some(why) = holds_data(node) {
                 bail!(
                     "{} was served under layout version {}, and layout version {} places data \
-                     on other cores ({why}). percore does not move data between cores yet: \
-                     start this node with the layout (and layout_state) of version {}. A node \
-                     that holds nothing takes a new layout; see README, \"Run a multi-node \
-                     cluster\"",
+                     on other cores ({why}). Data moves only while the nodes run: start this \
+                     node with the layout (and layout_state) of version {}, then propose the \
+                     new one with `percore layout apply --config NODE.toml NEW` (a cluster with \
+                     a control plane). A node that holds nothing takes a new layout; see \
+                     README, \"Grow or shrink a running cluster\"",
                     data.display(),
                     k.layout_version,
                     now.layout_version,

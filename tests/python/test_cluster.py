@@ -344,9 +344,10 @@ def _serve_node(cluster, node):
 
 
 def test_a_layout_that_would_move_stored_data_is_refused(tmp_path):
-    # percore does not move data when the layout changes: a node that holds data refuses a
-    # layout placing it on other cores (found on main: a 4th node added, 168 of 400 objects
-    # unreadable while the listing showed them all). A node holding nothing takes any layout.
+    # Data moves only through a live change (test_layout_change.py), not by restarting nodes
+    # with another layout file: a node that holds data refuses a layout placing it on other
+    # cores (found on main: a 4th node added, 168 of 400 objects unreadable while the listing
+    # showed them all). A node holding nothing takes any layout.
     c = DevCluster(tmp_path, nodes=3, cores_per_node=1)
     c.stop()
     path = os.path.join(c.dir, "cluster.toml")
