@@ -243,7 +243,12 @@ pub fn start_or_forget(
 impl Running {
     /// Starts the layout mover of this node (`layout_mover`), if it is a voter following the
     /// map's layouts: it moves a change while this voter leads.
-    pub fn start_mover(&mut self, runtime: &tokio::runtime::Handle, store: &objects::store::Store) {
+    pub fn start_mover(
+        &mut self,
+        runtime: &tokio::runtime::Handle,
+        store: &objects::store::Store,
+        rate_bytes_per_s: u64,
+    ) {
         let (Some(voter), Some(applied)) = (&self.voter, &self.applied) else {
             return;
         };
@@ -252,7 +257,7 @@ impl Running {
             voters: self.voters.clone(),
             store: store.clone(),
             applied: applied.clone(),
-            rate_bytes_per_s: crate::layout_mover::MOVE_RATE_BYTES_PER_S_DEFAULT,
+            rate_bytes_per_s,
         };
         self.mover = Some(runtime.spawn(task.run()));
     }
@@ -290,6 +295,7 @@ fn follow_layouts(
             match layouts.apply(&map).await {
                 Ok(()) => {
                     layouts.applied(index);
+                    record_layout(&map);
                     done.send_replace(Some((index, map)));
                 }
                 Err(e) => tracing::warn!(
@@ -301,6 +307,29 @@ fn follow_layouts(
         }
     });
     (maps, applied)
+}
+
+/// The map's layout and its change's groups by phase, in `/-/metrics`.
+fn record_layout(map: &ClusterMap) {
+    use control::map::GroupPhase;
+    let count = |p: GroupPhase| {
+        map.change.as_ref().map_or(0, |c| {
+            c.groups.values().filter(|g| g.phase == p).count() as u64
+        })
+    };
+    let routed = match &map.change {
+        Some(c) if !c.is_done() => c.from_version,
+        _ => map.current,
+    };
+    s3api::metrics::global().record_layout(
+        routed,
+        &[
+            ("pending", count(GroupPhase::Pending)),
+            ("moving", count(GroupPhase::Moving)),
+            ("cut_over", count(GroupPhase::CutOver)),
+            ("done", count(GroupPhase::Done)),
+        ],
+    );
 }
 
 fn map_users(map: &ClusterMap) -> Vec<MapUser> {

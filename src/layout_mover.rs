@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::backend::Backend;
-use cluster::moves::{MoveError, Mover, MoverConfig, Phase, Phases, Transition};
+use cluster::moves::{MoveError, Mover, MoverConfig, Phase, Phases, Progress, Transition};
 use control::map::{ClusterMap, Command, GroupPhase, Refusal};
 use control::{Leadership, Voters};
 use objects::move_catalog::ObjectCatalog;
@@ -149,6 +149,29 @@ impl Phases for ControlPhases {
     }
 }
 
+/// The mover's figures in `/-/metrics`, with its estimate of the time left: the groups left at
+/// the rate this mover took groups to `Done` since it started (none done yet: no estimate).
+fn record_progress(p: &Progress, t: &Transition, first_done: usize, elapsed: Duration) {
+    let (done, total) = t.done();
+    let moved_here = done.saturating_sub(first_done) as u64;
+    let left = (total - done) as u64;
+    let eta = if moved_here == 0 || left == 0 {
+        0
+    } else {
+        elapsed.as_secs() * left / moved_here
+    };
+    s3api::metrics::global().record_move(
+        &[
+            ("records", p.records),
+            ("fragments", p.fragments),
+            ("bytes", p.bytes),
+            ("in_place", p.in_place),
+            ("retired", p.retired),
+        ],
+        eta,
+    );
+}
+
 /// What a node's mover needs.
 pub struct MoverTask {
     pub leadership: Leadership,
@@ -202,6 +225,14 @@ impl MoverTask {
                 tokio::time::sleep(MOVER_POLL).await;
             }
         };
+        let report = async {
+            let started = tokio::time::Instant::now();
+            let first_done = t.done().0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                record_progress(&mover.progress(), t, first_done, started.elapsed());
+            }
+        };
         tokio::select! {
             outcome = mover.run() => match outcome {
                 Ok(p) => tracing::info!(
@@ -215,6 +246,8 @@ impl MoverTask {
                 Err(e) => tracing::warn!(to, "layout change: the mover stopped (it starts again): {e}"),
             },
             () = lost => tracing::info!(to, "layout change: this node no longer leads; its mover stops"),
+            () = report => {}
         }
+        record_progress(&mover.progress(), t, t.done().0, Duration::ZERO);
     }
 }

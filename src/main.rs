@@ -407,6 +407,8 @@ struct ClusterSettings {
     node: membership::LocalNode,
     /// `[control]`: the voters this node follows (and is one of, maybe).
     control: Option<control_plane::Settings>,
+    /// A layout change's copy rate when this node moves the data (`move_mib_per_sec`).
+    move_rate_bytes_per_s: u64,
 }
 
 impl ClusterSettings {
@@ -444,10 +446,18 @@ impl ClusterSettings {
             ),
             None => None,
         };
+        let move_rate_bytes_per_s = match file.move_mib_per_sec {
+            None => layout_mover::MOVE_RATE_BYTES_PER_S_DEFAULT,
+            Some(0) => bail!("{}: move_mib_per_sec must be at least 1", config.display()),
+            Some(m) => m
+                .checked_mul(1 << 20)
+                .with_context(|| format!("{}: move_mib_per_sec is too large", config.display()))?,
+        };
         Ok(ClusterSettings {
             layout: Arc::new(layout),
             node,
             control,
+            move_rate_bytes_per_s,
         })
     }
 
@@ -1095,8 +1105,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         None => objects,
     };
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
-    if let Some(control) = &mut control {
-        control.start_mover(runtime.handle(), objects.store());
+    if let (Some(control), Some(c)) = (&mut control, &settings.cluster) {
+        control.start_mover(runtime.handle(), objects.store(), c.move_rate_bytes_per_s);
     }
     s3api::live_users::watch(&users, runtime.handle());
     let service = s3api::service_on(
@@ -1148,10 +1158,12 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
         || file.io_memory_kib.is_some()
         || file.scrub_days.is_some()
         || file.scrub_bytes_per_sec.is_some()
+        || file.move_mib_per_sec.is_some()
     {
         bail!(
             "{}: a gateway runs no cores: remove node_id, [[core]], capacity_mib, segment_mib, \
-             cache_mib, io_memory_kib, scrub_days and scrub_bytes_per_sec (they belong in a \
+             cache_mib, io_memory_kib, scrub_days, scrub_bytes_per_sec and move_mib_per_sec \
+             (they belong in a \
              node's file: `percore serve --config` or `percore node --config`)",
             args.config.display()
         );

@@ -20,6 +20,7 @@
 //! layout = "cluster.toml"        # relative to this file's directory
 //! layout_state = "cluster.table" # optional: the PG tables `percore layout apply` wrote
 //! node_id = 2                    # the [[node]] of the layout this process runs
+//! move_mib_per_sec = 64          # a layout change's copy rate, when this node moves the data
 //!
 //! [control]                      # the control plane (`control_plane.rs`)
 //! secret_file = "control.secret"
@@ -72,6 +73,9 @@ pub struct NodeFile {
     pub segment_mib: Option<u64>,
     /// Each core's fragment cache in MiB (default 64; 0 disables it).
     pub cache_mib: Option<u64>,
+    /// Fragment MiB a layout change's mover copies per second at most, when this node runs it
+    /// (default 64; at least 1).
+    pub move_mib_per_sec: Option<u64>,
     /// The cluster's layout file; relative paths are relative to this file's directory.
     pub layout: Option<PathBuf>,
     /// The layout's state file (PG tables); same path rule.

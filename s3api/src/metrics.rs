@@ -68,6 +68,11 @@ pub struct ClassLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -137,6 +142,10 @@ pub struct Metrics {
     read_repairs: Family<ResultLabel, Counter>,
     notify_events: Family<ResultLabel, Counter>,
     notify_queued: Gauge<u64, AtomicU64>,
+    layout_version: Gauge<u64, AtomicU64>,
+    layout_change_groups: Family<PhaseLabel, Gauge<u64, AtomicU64>>,
+    layout_moved: Family<KindLabel, Gauge<u64, AtomicU64>>,
+    layout_move_eta_seconds: Gauge<u64, AtomicU64>,
     scrub_fragments: Family<CoreResultLabel, Counter>,
     scrub_bytes: Family<CoreLabel, Counter>,
     scrub_last_pass_end_ms: Family<CoreLabel, Gauge<u64, AtomicU64>>,
@@ -188,6 +197,10 @@ impl Default for Metrics {
             read_repairs: Family::default(),
             notify_events: Family::default(),
             notify_queued: Gauge::default(),
+            layout_version: Gauge::default(),
+            layout_change_groups: Family::default(),
+            layout_moved: Family::default(),
+            layout_move_eta_seconds: Gauge::default(),
             scrub_fragments: Family::default(),
             scrub_bytes: Family::default(),
             scrub_last_pass_end_ms: Family::default(),
@@ -364,6 +377,31 @@ impl Default for Metrics {
             m.notify_queued.clone(),
         );
         registry.register(
+            "layout_version",
+            "The layout version this process routes by alone (a change in progress: its old \
+             one), as the control plane's map says",
+            m.layout_version.clone(),
+        );
+        registry.register(
+            "layout_change_groups",
+            "Placement groups of the last layout change, by phase (pending, moving, cut_over, \
+             done), as the control plane's map this process applied says",
+            m.layout_change_groups.clone(),
+        );
+        registry.register(
+            "layout_moved",
+            "What this node's mover copied in the change it moves, by kind (records, \
+             fragments, bytes, in_place: fragments found on their new core already, retired: \
+             old fragments deleted); 0 on nodes that do not move",
+            m.layout_moved.clone(),
+        );
+        registry.register(
+            "layout_move_eta_seconds",
+            "Seconds this node's mover expects to need for the groups left, at its rate so far \
+             (0: nothing moving here)",
+            m.layout_move_eta_seconds.clone(),
+        );
+        registry.register(
             "scrub_fragments",
             "Fragments the scrub checked on each core, by result (verified: the core read and \
              checked it; corrupt, missing: of those, found damaged or absent; repaired, \
@@ -521,6 +559,30 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.notify_events.get_or_create(&label).inc();
+    }
+
+    /// The map's layout and its change's groups by phase (`[(phase, groups)]`).
+    pub fn record_layout(&self, version: u64, groups: &[(&str, u64)]) {
+        self.layout_version.set(version);
+        for (phase, n) in groups {
+            self.layout_change_groups
+                .get_or_create(&PhaseLabel {
+                    phase: (*phase).to_owned(),
+                })
+                .set(*n);
+        }
+    }
+
+    /// What this node's mover did so far (`[(kind, count)]`) and its estimate of the rest.
+    pub fn record_move(&self, moved: &[(&str, u64)], eta_seconds: u64) {
+        for (kind, n) in moved {
+            self.layout_moved
+                .get_or_create(&KindLabel {
+                    kind: (*kind).to_owned(),
+                })
+                .set(*n);
+        }
+        self.layout_move_eta_seconds.set(eta_seconds);
     }
 
     pub fn notify_queued(&self, events: u64) {

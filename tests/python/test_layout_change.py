@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 
 from cluster import DevCluster, Lines, port_block, stop_process
 from conftest import percore_bin
@@ -34,6 +35,12 @@ def apply_layout(c, path):
                         "--limit", "0"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
+
+
+def metrics(c, node):
+    text = urllib.request.urlopen(c.endpoints[node] + "/-/metrics", timeout=10).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def change_progress(c):
@@ -182,6 +189,14 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
         status = wait_change_done(c, 2, traffic.check)
         assert "256 of 256 placement groups done" in status, status
+        leader = change_progress(c)[2]
+        m = metrics(c, leader)
+        # The mover's node copied the objects' fragments; every node routes by version 2.
+        assert m.get('percore_layout_moved{kind="bytes"}', 0) > 0, m
+        for n in (1, 2, 3, 4):
+            m = metrics(c, n)
+            assert m.get("percore_layout_version") == 2, (n, m.get("percore_layout_version"))
+            assert m.get('percore_layout_change_groups{phase="done"}') == 256, n
         # The new node serves every object (it routes by the new layout alone now).
         r4 = c.client(4)
         with traffic.lock:
