@@ -93,5 +93,27 @@ fn print_layouts(map: &control::ClusterMap) {
             count(GroupPhase::Moving),
             count(GroupPhase::CutOver),
         );
+        // Nodes the change removes: when they may be stopped.
+        let nodes = |v: u64| -> Vec<u64> {
+            map.layouts
+                .get(&v)
+                .and_then(|l| l.layout().ok())
+                .map(|l| l.nodes().iter().map(|n| n.id).collect())
+                .unwrap_or_default()
+        };
+        let staying = nodes(c.to_version);
+        for node in nodes(c.from_version) {
+            if staying.contains(&node) {
+                continue;
+            }
+            if c.is_done() {
+                println!("node {node}: left the layout, its data moved: it can be stopped");
+            } else {
+                println!(
+                    "node {node}: leaving the layout: do not stop it before the change is done \
+                     (it may hold the only copies of what has not moved yet)"
+                );
+            }
+        }
     }
 }

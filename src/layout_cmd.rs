@@ -379,6 +379,20 @@ fn propose(config: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Re
     for w in next.warnings() {
         println!("WARNING: {w}");
     }
+    // What the nodes could not route: refused here, before a change that would never move.
+    let next_standard = next.policies().get("STANDARD");
+    if base.policies().get("STANDARD") != next_standard {
+        anyhow::bail!(
+            "{} changes the STANDARD policy: the nodes cannot move data to another policy \
+             while they serve",
+            new.display()
+        );
+    }
+    let next = std::sync::Arc::new(next);
+    if let Err(e) = cluster::moves::Transition::new(std::sync::Arc::new(base.clone()), next.clone())
+    {
+        anyhow::bail!("{}: {e}", new.display());
+    }
     if dry_run {
         println!("dry run: nothing proposed");
         return Ok(());

@@ -30,11 +30,11 @@ def control_status(c):
     return r.stdout + r.stderr
 
 
-def apply_layout(c, path):
+def apply_layout(c, path, ok=True):
     r = subprocess.run([percore_bin(), "layout", "apply", "--config", c.config(1), path,
                         "--limit", "0"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
+    assert (r.returncode == 0) == ok, r.stdout + r.stderr
+    return r.stdout + r.stderr
 
 
 def metrics(c, node):
@@ -204,6 +204,16 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         for key, data in items:
             assert r4.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
 
+        # A layout without node 2 would renumber the cores (hints name them by index): refused
+        # before anything is committed.
+        blocks = open(v2_path).read().split("[[node]]")
+        without_2 = "[[node]]".join(b for b in blocks if "id = 2\n" not in b)
+        bad = os.path.join(c.dir, "cluster-bad.toml")
+        open(bad, "w").write(without_2.replace("version = 2\n", "version = 3\n"))
+        out = apply_layout(c, bad, ok=False)
+        assert "renumbers cores" in out, out
+        assert "layout: version 2" in control_status(c)
+
         # Shrink back: version 3 has the first three nodes only.
         v3 = open(os.path.join(c.dir, "cluster.toml")).read().replace("version = 1\n",
                                                                       "version = 3\n")
@@ -211,6 +221,7 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         open(v3_path, "w").write(v3)
         out = apply_layout(c, v3_path)
         assert re.search(r"layout version 3 committed: \d+ placement groups move", out), out
+        assert "node 4: leaving the layout: do not stop it" in control_status(c)
         # Kill -9 the leader (its node moves the data) once a tenth of the groups are done.
         deadline = time.time() + CHANGE_TIMEOUT_S
         while True:
@@ -228,7 +239,8 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         c.restart(leader)
         with traffic.lock:
             traffic.nodes.append(leader)
-        wait_change_done(c, 3, traffic.check)
+        status = wait_change_done(c, 3, traffic.check)
+        assert "node 4: left the layout, its data moved: it can be stopped" in status, status
         assert "routing by layout version 2 taken from the control plane" in open(
             os.path.join(c.dir, "..", "dev.err")).read()
         traffic.stop()
