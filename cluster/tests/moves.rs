@@ -784,13 +784,17 @@ fn gateway(world: &Shared, transition: &Arc<Transition>, node: usize) -> Arc<Bac
             }) as Arc<dyn CoreLink>
         })
         .collect();
-    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+    let b = Backend::moving(transition.clone(), None, Vec::new()).expect("a moving backend");
+    Arc::new(b.with_links(links, clock(world, node)))
+}
+
+/// Node `node`'s clock, unskewed.
+fn clock(world: &Shared, node: usize) -> Arc<dyn Clock> {
+    Arc::new(SimClock {
         world: world.clone(),
         skew_ms: 0,
         node,
-    });
-    let b = Backend::moving(transition.clone(), None, Vec::new()).expect("a moving backend");
-    Arc::new(b.with_links(links, clock))
+    })
 }
 
 /// A gateway of the new layout alone (after the change): its cores are the union's first.
@@ -804,14 +808,9 @@ fn new_gateway(world: &Shared, new: &Arc<Layout>) -> Backend {
             }) as Arc<dyn CoreLink>
         })
         .collect();
-    let clock: Arc<dyn Clock> = Arc::new(SimClock {
-        world: world.clone(),
-        skew_ms: 0,
-        node: 0,
-    });
     Backend::cluster(new.clone(), None, Vec::new())
         .expect("a backend")
-        .with_links(links, clock)
+        .with_links(links, clock(world, 0))
 }
 
 /// A run's world, change, model and one gateway per node (a removed node's gateway serves
@@ -1392,13 +1391,8 @@ fn late_gateway(world: &Shared, layout: &Arc<Layout>, node: usize) -> Arc<Backen
             }) as Arc<dyn CoreLink>
         })
     };
-    let clock: Arc<dyn Clock> = Arc::new(SimClock {
-        world: world.clone(),
-        skew_ms: 0,
-        node,
-    });
     let b = Backend::cluster(layout.clone(), None, Vec::new()).expect("a backend");
-    Arc::new(b.with_link_maker(maker, clock))
+    Arc::new(b.with_link_maker(maker, clock(world, node)))
 }
 
 /// The mover copies tombstones with their HLC: a core entering a group may still hold an old
