@@ -22,8 +22,11 @@ took "python clients"
 # A passing test's data directory is removed when it ends (its servers preallocate segments:
 # kept, a whole run's directories take ~10 GB); a failing test's stays for a look.
 # --durations: the slowest tests in the log, where to look when the suite grows slow.
+# -n: the tests mostly wait (on servers starting and stopping, timeouts, sleeps), so more
+# workers than cores pay (PYTEST_WORKERS=0 runs them in this process, one after another);
+# each worker has its own session server and its own ports (conftest.py).
 PERCORE_BIN="$PWD/target/debug/percore" "$venv/bin/python" -m pytest -q --durations=30 \
-  -o tmp_path_retention_policy=failed tests/python
+  -n "${PYTEST_WORKERS:-3}" -o tmp_path_retention_policy=failed tests/python
 took "S3 suite (pytest)"
 bash tests/clients.sh "$PWD/target/debug/percore" "$venv"
 took "command-line clients"
