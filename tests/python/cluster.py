@@ -5,11 +5,9 @@ Every wait is bounded: reading the dev process's output goes through a reader th
 queue, so a silent child costs a timeout, never a hang."""
 import os
 import queue
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -17,29 +15,10 @@ import time
 import boto3
 from botocore.config import Config
 
-from conftest import free_port, percore_bin
+from conftest import free_port, percore_bin, port_block
 
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 60
-
-
-def port_block(count):
-    """A base port such that base .. base + count - 1 are all free right now."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no block of {count} free ports found")
 
 
 def pid_alive(pid):
@@ -106,7 +85,10 @@ class DevCluster:
         self.nodes = nodes
         self.cores_per_node = cores_per_node
         # S3 endpoints, cores, and the control plane's voters (3 with three nodes or more, else 1).
-        self.base = port_block(nodes + nodes * cores_per_node + (3 if nodes >= 3 else 1))
+        # A test may add a node at base + 50 (test_cluster's join test): kept out of other
+        # blocks.
+        self.base = port_block(nodes + nodes * cores_per_node + (3 if nodes >= 3 else 1),
+                               spare=64)
         self.node_pids = {}
         self.restarted = {}  # node id -> Popen of a `percore serve` this test started
         self.endpoints = {}

@@ -1,6 +1,7 @@
 """Starts a real `percore serve` on 127.0.0.1 for the S3 tests and stops it by pid."""
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -22,10 +23,59 @@ def percore_bin():
     return path
 
 
-def free_port():
+# Ports for the servers a run starts. A port the kernel picks (bind to 0) comes from the
+# ephemeral range, the one it also hands to every outgoing connection: with pytest-xdist's
+# workers side by side, a port found free and bound by a server a moment later, or a killed
+# node's port before its restart, can be taken in between by another worker's client. So the
+# servers' ports come from below the ephemeral range, each worker its own slice, each port
+# handed out once per worker (a slice holds thousands; a whole run takes a few hundred).
+PORTS_LOW = 10000
+
+
+def _port_slice():
+    """(first, end) of this worker's ports: its share of PORTS_LOW up to the ephemeral range."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    assert ephemeral_low > PORTS_LOW + 4000, f"ephemeral ports from {ephemeral_low}: too low"
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+    width = (ephemeral_low - PORTS_LOW) // workers
+    first = PORTS_LOW + worker * width
+    return first, first + width
+
+
+_ports = {}
+
+
+def _port_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_block(count, spare=0):
+    """A base port such that base .. base + count - 1 are all free right now, none handed out
+    before by this worker; the `spare` ports after the block are not handed out later either
+    (a test may add a node on them)."""
+    if not _ports:
+        first, end = _port_slice()
+        # A random start: two runs side by side (two checkouts) seldom meet.
+        _ports.update(first=first, end=end, next=random.randrange(first, end))
+    for _ in range(2000):
+        base = _ports["next"]
+        if base + count + spare > _ports["end"]:
+            base = _ports["first"]
+        _ports["next"] = base + count + spare
+        if all(_port_free(p) for p in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports in {_ports}")
+
+
+def free_port():
+    return port_block(1)
 
 
 class Server:
