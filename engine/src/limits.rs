@@ -36,6 +36,9 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const SCAN_ENTRIES_MAX: u32 = 10_000;
 /// Segments one partition may hold (segment ids are u32, index offsets are u32).
 pub const SEGMENTS_MAX: u32 = 1 << 20;
+/// How often an idle reclaimer looks whether its core is stopping (it sleeps its interval in
+/// steps of this).
+pub const RECLAIM_STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// Sealed segments whose live ratio is below this (per mille) are reclaimed.
 pub const RECLAIM_LIVE_PERMILLE_MAX: u64 = 500;
 /// Free segments kept back for the reclaimer, so compaction can run on a full partition.
