@@ -432,9 +432,9 @@ fn start_reclaimer(
         'passes: while !stop.get() {
             let mut left = interval;
             while !left.is_zero() {
-                let step = left.min(crate::limits::RECLAIM_STOP_POLL);
-                glommio::timer::sleep(step).await;
-                left -= step;
+                let nap = left.min(crate::limits::RECLAIM_STOP_POLL);
+                glommio::timer::sleep(nap).await;
+                left -= nap;
                 if stop.get() {
                     break 'passes;
                 }
