@@ -190,14 +190,24 @@ pub fn start(
                     });
                 },
             ));
-            // Serving before the map's users are in would refuse their keys for a moment.
+            // Serving before the map's users are in would refuse their keys for a moment;
+            // serving before its layouts are applied would route a restarted node by the layout
+            // it kept while a change moves groups (writes to a moving group's old cores alone).
+            let mut layouts_applied = applied.clone();
             let waited = runtime.block_on(async {
-                tokio::time::timeout(FIRST_MAP_WAIT, first.wait_for(|l| *l)).await
+                tokio::time::timeout(FIRST_MAP_WAIT, async {
+                    let _ = first.wait_for(|l| *l).await;
+                    if let Some(a) = &mut layouts_applied {
+                        let _ = a.wait_for(Option::is_some).await;
+                    }
+                })
+                .await
             });
             if waited.is_err() {
                 tracing::warn!(
-                    "no voter answered within {}s: serving root and the users files until the \
-                     replicated map arrives",
+                    "no voter answered within {}s (or the map's layouts are not applied yet): \
+                     serving root and the users files, and routing by the layout this node \
+                     has, until the replicated map arrives",
                     FIRST_MAP_WAIT.as_secs()
                 );
             }

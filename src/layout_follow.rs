@@ -131,7 +131,6 @@ impl LayoutFollower {
                 }
                 t
             }
-            None if b.layout_version() >= change.to_version => return Ok(()),
             None => return self.adopt(map, change.to_version),
         };
         for (pg, g) in &change.groups {
@@ -147,12 +146,21 @@ impl LayoutFollower {
         Ok(())
     }
 
-    /// Routes by layout `version` alone, if newer than what the backend routes by.
+    /// Routes by the map's layout `version` alone, unless the backend routes by a newer one or
+    /// by that very one. The same version with other tables is taken too: a node started with
+    /// a layout file of that version has the file's own tables, not the ones the map planned
+    /// from the version before.
     fn adopt(&self, map: &ClusterMap, version: u64) -> Result<(), String> {
-        if version == 0 || version <= self.backend.layout_version() {
+        if version == 0 || version < self.backend.layout_version() {
             return Ok(());
         }
         let layout = layout_of(map, version)?;
+        let routed = self.backend.layout();
+        if routed.is_some_and(|r| {
+            r.version() == version && r.placement_digest() == layout.placement_digest()
+        }) {
+            return Ok(());
+        }
         if let Some(data) = &self.data {
             // Kept before routing by it: a restart after this point starts from it.
             let stored = map.layouts.get(&version).expect("layout_of found it");
@@ -287,6 +295,24 @@ mod tests {
         // A later map changes nothing more.
         follower.apply(&map).await.unwrap();
         assert_eq!(backend.layout_version(), 2);
+    }
+
+    /// A node started with the new layout's file has that file's own tables; the map's
+    /// tables of the same version (planned from the version before) replace them.
+    #[tokio::test]
+    async fn a_layout_file_of_the_same_version_gives_way_to_the_map_s_tables() {
+        let mut map = map_3_to_4();
+        for phase in [GroupPhase::Moving, GroupPhase::CutOver, GroupPhase::Done] {
+            step_all(&mut map, phase);
+        }
+        let file = Arc::new(Layout::from_toml_str(&layout_text(4, 2)).unwrap());
+        let planned = layout_of(&map, 2).unwrap();
+        assert_ne!(file.placement_digest(), planned.placement_digest());
+        let backend = Arc::new(Backend::cluster(file, None, Vec::new()).unwrap());
+        let follower = LayoutFollower::new(backend.clone(), None, Vec::new());
+        follower.apply(&map).await.unwrap();
+        let routed = backend.layout().unwrap();
+        assert_eq!(routed.placement_digest(), planned.placement_digest());
     }
 
     #[tokio::test]

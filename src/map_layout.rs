@@ -21,7 +21,9 @@ pub fn keep(data: &Path, version: &LayoutVersion) -> anyhow::Result<()> {
     crate::layout_cmd::write_atomically(&data.join(TEXT), version.layout_toml.as_bytes())
 }
 
-/// The kept layout when it is newer than `configured` (the config's layout file).
+/// The kept layout when it is newer than `configured` (the config's layout file), or of the
+/// same version with other tables (the map's tables of a version are planned from the
+/// version before; a layout file alone has its own).
 pub fn newer_than(data: &Path, configured: &Layout) -> anyhow::Result<Option<Layout>> {
     let text = match std::fs::read_to_string(data.join(TEXT)) {
         Ok(t) => t,
@@ -34,7 +36,9 @@ pub fn newer_than(data: &Path, configured: &Layout) -> anyhow::Result<Option<Lay
         .with_context(|| format!("{} is not a valid state file", data.join(TABLE).display()))?;
     let layout = Layout::from_toml_str_and_state(&text, Some(&state))
         .with_context(|| format!("{} with its tables", data.join(TEXT).display()))?;
-    Ok((layout.version() > configured.version()).then_some(layout))
+    let other_tables = layout.version() == configured.version()
+        && layout.placement_digest() != configured.placement_digest();
+    Ok((layout.version() > configured.version() || other_tables).then_some(layout))
 }
 
 #[cfg(test)]
@@ -68,6 +72,12 @@ mod tests {
         assert_eq!(kept.version(), 2);
         assert_eq!(kept.placement_digest(), v2.placement_digest());
         assert!(newer_than(&dir, &v2).unwrap().is_none());
+        // The same version with the file's own (stateless) tables: the kept ones win.
+        let planned = Layout::from_toml_str_and_state(&text, Some(&v1.state())).unwrap();
+        assert_ne!(planned.placement_digest(), v2.placement_digest());
+        keep(&dir, &LayoutVersion::of(&text, &planned)).unwrap();
+        let kept = newer_than(&dir, &v2).unwrap().expect("the map's tables");
+        assert_eq!(kept.placement_digest(), planned.placement_digest());
         // Tables of another version than the text: refused, not routed by.
         let (_, v3) = layout(3, 4);
         std::fs::write(dir.join(TABLE), State::of(&v3).encode()).unwrap();

@@ -723,6 +723,15 @@ impl Backend {
         self.view.load().layout_version
     }
 
+    /// The layout this backend routes by alone (a change in progress: its old one); `None`
+    /// on a single node.
+    pub fn layout(&self) -> Option<Arc<Layout>> {
+        match &self.view.load().router {
+            Router::Layout(l) => Some(l.clone()),
+            Router::Node => None,
+        }
+    }
+
     /// The layout change this backend routes by, if one is in progress.
     pub fn transition(&self) -> Option<Arc<Transition>> {
         self.view.load().transition.clone()
