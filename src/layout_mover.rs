@@ -200,11 +200,13 @@ impl MoverTask {
             if !moving {
                 continue;
             }
-            self.move_change(&backend, &t).await;
+            self.move_change(&backend, t).await;
         }
     }
 
-    async fn move_change(&self, backend: &Arc<Backend>, t: &Transition) {
+    /// Moves `t` (what the backend routes by when this starts: the follower may take the
+    /// change's end at any time, so the mover keeps its own handle of it).
+    async fn move_change(&self, backend: &Arc<Backend>, t: Arc<Transition>) {
         let to = t.new_layout().version();
         let catalog = ObjectCatalog::new(&self.store);
         let phases = ControlPhases {
@@ -215,7 +217,8 @@ impl MoverTask {
         let config = MoverConfig {
             rate_bytes_per_s: self.rate_bytes_per_s,
         };
-        let mover = Mover::new(backend, &catalog, config).with_phases(Arc::new(phases));
+        let mover =
+            Mover::of_change(backend, t.clone(), &catalog, config).with_phases(Arc::new(phases));
         tracing::info!(
             to,
             "layout change: this node leads the control plane and moves the data"
@@ -230,7 +233,7 @@ impl MoverTask {
             let first_done = t.done().0;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                record_progress(&mover.progress(), t, first_done, started.elapsed());
+                record_progress(&mover.progress(), &t, first_done, started.elapsed());
             }
         };
         tokio::select! {
@@ -248,6 +251,6 @@ impl MoverTask {
             () = lost => tracing::info!(to, "layout change: this node no longer leads; its mover stops"),
             () = report => {}
         }
-        record_progress(&mover.progress(), t, t.done().0, Duration::ZERO);
+        record_progress(&mover.progress(), &t, t.done().0, Duration::ZERO);
     }
 }

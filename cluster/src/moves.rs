@@ -698,6 +698,17 @@ impl<'a> Mover<'a> {
         let transition = backend
             .transition()
             .expect("a mover runs on a backend routing a layout change");
+        Mover::of_change(backend, transition, catalog, config)
+    }
+
+    /// A mover of `transition` over `backend` (which routes by it, or did: a backend that
+    /// took the change's end meanwhile answers for the cores it kept).
+    pub fn of_change(
+        backend: &'a Backend,
+        transition: Arc<Transition>,
+        catalog: &'a dyn Catalog,
+        config: MoverConfig,
+    ) -> Mover<'a> {
         assert!(config.rate_bytes_per_s > 0, "a rate limit above zero");
         Mover {
             backend,
