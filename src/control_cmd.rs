@@ -80,7 +80,7 @@ fn print_layouts(map: &control::ClusterMap) {
     }
     println!("layout: version {}", map.current);
     if let Some(c) = &map.change {
-        let count = |p: GroupPhase| c.groups.values().filter(|g| g.phase == p).count();
+        let count = |p: GroupPhase| c.groups_in(p);
         let state = if c.is_done() { "done" } else { "in progress" };
         println!(
             "change: version {} -> {} {state}: {} of {} placement groups done ({} pending, {} \

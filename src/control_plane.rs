@@ -322,11 +322,7 @@ fn follow_layouts(
 /// The map's layout and its change's groups by phase, in `/-/metrics`.
 fn record_layout(map: &ClusterMap) {
     use control::map::GroupPhase;
-    let count = |p: GroupPhase| {
-        map.change.as_ref().map_or(0, |c| {
-            c.groups.values().filter(|g| g.phase == p).count() as u64
-        })
-    };
+    let count = |p: GroupPhase| map.change.as_ref().map_or(0, |c| c.groups_in(p) as u64);
     let routed = match &map.change {
         Some(c) if !c.is_done() => c.from_version,
         _ => map.current,

@@ -88,6 +88,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// Groups in `phase`.
+    pub fn groups_in(&self, phase: GroupPhase) -> usize {
+        self.groups.values().filter(|g| g.phase == phase).count()
+    }
+
     /// Groups not yet `Done`.
     pub fn groups_left(&self) -> usize {
         self.groups
