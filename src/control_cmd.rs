@@ -70,8 +70,8 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
     Ok(all_up)
 }
 
-/// The map's layout and the change in progress: what an operator growing or shrinking the
-/// cluster watches.
+/// The map's layout and the change in progress: what an operator growing, shrinking, draining
+/// or replacing nodes watches.
 fn print_layouts(map: &control::ClusterMap) {
     use control::map::GroupPhase;
     if map.current == 0 {
@@ -79,6 +79,8 @@ fn print_layouts(map: &control::ClusterMap) {
         return;
     }
     println!("layout: version {}", map.current);
+    let layout = |v: u64| map.layouts.get(&v).and_then(|l| l.layout().ok());
+    let in_progress = map.change.as_ref().filter(|c| !c.is_done());
     if let Some(c) = &map.change {
         let count = |p: GroupPhase| c.groups_in(p);
         let state = if c.is_done() { "done" } else { "in progress" };
@@ -93,11 +95,9 @@ fn print_layouts(map: &control::ClusterMap) {
             count(GroupPhase::Moving),
             count(GroupPhase::CutOver),
         );
-        // Nodes the change removes: when they may be stopped.
+        // Nodes the change deletes from the file (the last ones): when they may be stopped.
         let nodes = |v: u64| -> Vec<u64> {
-            map.layouts
-                .get(&v)
-                .and_then(|l| l.layout().ok())
+            layout(v)
                 .map(|l| l.nodes().iter().map(|n| n.id).collect())
                 .unwrap_or_default()
         };
@@ -114,6 +114,34 @@ fn print_layouts(map: &control::ClusterMap) {
                      (it may hold the only copies of what has not moved yet)"
                 );
             }
+        }
+    }
+    let Some(current) = layout(map.current) else {
+        return;
+    };
+    for node in current.nodes() {
+        let drained = current
+            .cores()
+            .iter()
+            .filter(|c| current.nodes()[c.node as usize].id == node.id)
+            .all(|c| c.weight == 0);
+        let id = node.id;
+        match (node.removed, drained, in_progress.is_some()) {
+            (true, _, true) => println!(
+                "node {id}: removed: the change rebuilds what it held from the other copies; \
+                 it must stay stopped"
+            ),
+            (true, _, false) => {
+                println!("node {id}: removed: it can be stopped and its data wiped");
+            }
+            (false, true, true) => println!(
+                "node {id}: draining: do not stop it before the change is done (it may hold \
+                 the only copies of what has not moved yet)"
+            ),
+            (false, true, false) => println!(
+                "node {id}: drained, it holds no data: `percore node remove {id}` takes it out"
+            ),
+            (false, false, _) => {}
         }
     }
 }

@@ -163,6 +163,7 @@ fn layout_file(ports: Ports) -> LayoutFile {
                 zone: format!("zone-{id}"),
                 cores: Some(ports.cores_per_node),
                 weight: None,
+                removed: false,
                 tier: None,
                 core_list: Vec::new(),
             })

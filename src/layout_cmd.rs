@@ -337,89 +337,144 @@ fn apply(state_path: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::
 }
 
 /// `apply --config`: the next layout version proposed to the control plane of the node whose
-/// config is `config`, planned from the map's current version. The map's first version is the
-/// node's own layout (its file and state), proposed first: the file workflow bootstraps it.
+/// config is `config`, planned from the map's current version.
 fn propose(config: &Path, new: &Path, limit: usize, dry_run: bool) -> anyhow::Result<()> {
-    use control::map::{Applied, Command, LayoutVersion};
-    let file = crate::node_config::NodeFile::load(config)?;
-    let control = file
-        .control
-        .as_ref()
-        .with_context(|| {
-            format!(
-                "{} has no [control]: a cluster without a control plane changes layouts with \
-                 --state and a restart",
-                config.display()
-            )
-        })?
-        .resolve(Path::new("/"))
-        .with_context(|| config.display().to_string())?;
-    let (layout_path, own) = crate::membership::layout_of(&file, config)?;
-    let own_text = std::fs::read_to_string(&layout_path)
-        .with_context(|| format!("reading {}", layout_path.display()))?;
     let text =
         std::fs::read_to_string(new).with_context(|| format!("reading {}", new.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the client's runtime")?;
-    let voters = control.voters_from(None);
-    let map = runtime
-        .block_on(control::follow::read_any(&voters))
-        .context("reading the replicated map")?;
-    let (base, first) = if let Some(v) = map.current_layout() {
-        (v.layout().map_err(anyhow::Error::msg)?, None)
-    } else {
-        let first = LayoutVersion::of(&own_text, &own);
-        (own, Some(first))
-    };
-    let next = Layout::from_toml_str_and_state(&text, Some(&base.state()))
-        .with_context(|| format!("{} is not a valid next layout", new.display()))?;
-    print_plan(&plan_states(&base.state(), &next.state())?, limit);
-    for w in next.warnings() {
-        println!("WARNING: {w}");
-    }
-    // What the nodes could not route: refused here, before a change that would never move.
-    let next_standard = next.policies().get("STANDARD");
-    if base.policies().get("STANDARD") != next_standard {
-        anyhow::bail!(
-            "{} changes the STANDARD policy: the nodes cannot move data to another policy \
-             while they serve",
-            new.display()
-        );
-    }
-    let next = std::sync::Arc::new(next);
-    if let Err(e) = cluster::moves::Transition::new(std::sync::Arc::new(base.clone()), next.clone())
-    {
-        anyhow::bail!("{}: {e}", new.display());
-    }
-    if dry_run {
-        println!("dry run: nothing proposed");
-        return Ok(());
-    }
-    let commit = |command: Command| -> anyhow::Result<Applied> {
-        match runtime.block_on(control::follow::propose_any(&voters, command)) {
-            Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(refusal)) => anyhow::bail!("refused by the cluster: {refusal}"),
-            Err(e) => Err(e).context("the control plane did not commit the layout"),
-        }
-    };
-    if let Some(first) = first {
-        let version = first.version;
-        commit(Command::ProposeLayout(first))?;
-        println!("layout version {version} (the nodes' until now) committed to the control plane");
-    }
-    match commit(Command::ProposeLayout(LayoutVersion::of(&text, &next)))? {
-        Applied::LayoutCommitted {
-            version,
-            groups_moving,
-        } => println!(
-            "layout version {version} committed: {groups_moving} placement groups move; the \
-             nodes move the data now (`percore control status --data DATA` shows how far)"
-        ),
-        other => println!("committed: {other:?}"),
-    }
+    Proposal::open(config)?.submit(&text, &new.display().to_string(), limit, dry_run)?;
     Ok(())
+}
+
+/// A layout change proposed through a node's control plane (`layout apply --config`, `node
+/// add|drain|remove`): the map's current layout, and the next version planned from it. The
+/// map's first version is the node's own layout (its file and state), proposed first: the file
+/// workflow bootstraps it.
+pub struct Proposal {
+    runtime: tokio::runtime::Runtime,
+    voters: control::Voters,
+    /// The map's current layout (or the node's own, before the map has one) and its file.
+    pub base: Layout,
+    pub base_text: String,
+    /// The map as read.
+    pub map: control::ClusterMap,
+    first: Option<control::map::LayoutVersion>,
+}
+
+impl Proposal {
+    /// Reads the replicated map through the control plane `config` names.
+    pub fn open(config: &Path) -> anyhow::Result<Proposal> {
+        use control::map::LayoutVersion;
+        let file = crate::node_config::NodeFile::load(config)?;
+        let control = file
+            .control
+            .as_ref()
+            .with_context(|| {
+                format!(
+                    "{} has no [control]: a cluster without a control plane changes layouts \
+                     with `layout apply --state` and a restart",
+                    config.display()
+                )
+            })?
+            .resolve(Path::new("/"))
+            .with_context(|| config.display().to_string())?;
+        let (layout_path, own) = crate::membership::layout_of(&file, config)?;
+        let own_text = std::fs::read_to_string(&layout_path)
+            .with_context(|| format!("reading {}", layout_path.display()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the client's runtime")?;
+        let voters = control.voters_from(None);
+        let map = runtime
+            .block_on(control::follow::read_any(&voters))
+            .context("reading the replicated map")?;
+        let (base, base_text, first) = if let Some(v) = map.current_layout() {
+            let layout = v.layout().map_err(anyhow::Error::msg)?;
+            (layout, v.layout_toml.clone(), None)
+        } else {
+            let first = LayoutVersion::of(&own_text, &own);
+            (own, own_text, Some(first))
+        };
+        Ok(Proposal {
+            runtime,
+            voters,
+            base,
+            base_text,
+            map,
+            first,
+        })
+    }
+
+    /// The base layout's file, to edit into the next version.
+    pub fn base_file(&self) -> anyhow::Result<placement::LayoutFile> {
+        toml::from_str(&self.base_text).context("the map's layout file does not parse")
+    }
+
+    /// Plans `text` (named `what`) from the base, refuses what the nodes could not move, and
+    /// proposes it (after the node's own layout when the map has none). Returns the version
+    /// committed, `None` on a dry run.
+    pub fn submit(
+        &self,
+        text: &str,
+        what: &str,
+        limit: usize,
+        dry_run: bool,
+    ) -> anyhow::Result<Option<u64>> {
+        use control::map::{Applied, Command, LayoutVersion};
+        let base = &self.base;
+        let next = Layout::from_toml_str_and_state(text, Some(&base.state()))
+            .with_context(|| format!("{what} is not a valid next layout"))?;
+        print_plan(&plan_states(&base.state(), &next.state())?, limit);
+        for w in next.warnings() {
+            println!("WARNING: {w}");
+        }
+        // What the nodes could not route: refused here, before a change that would never move.
+        if base.policies().get("STANDARD") != next.policies().get("STANDARD") {
+            anyhow::bail!(
+                "{what} changes the STANDARD policy: the nodes cannot move data to another \
+                 policy while they serve"
+            );
+        }
+        let next = std::sync::Arc::new(next);
+        if let Err(e) =
+            cluster::moves::Transition::new(std::sync::Arc::new(base.clone()), next.clone())
+        {
+            anyhow::bail!("{what}: {e}");
+        }
+        if dry_run {
+            println!("dry run: nothing proposed");
+            return Ok(None);
+        }
+        let commit = |command: Command| -> anyhow::Result<Applied> {
+            match self
+                .runtime
+                .block_on(control::follow::propose_any(&self.voters, command))
+            {
+                Ok(Ok(applied)) => Ok(applied),
+                Ok(Err(refusal)) => anyhow::bail!("refused by the cluster: {refusal}"),
+                Err(e) => Err(e).context("the control plane did not commit the layout"),
+            }
+        };
+        if let Some(first) = &self.first {
+            let version = first.version;
+            commit(Command::ProposeLayout(first.clone()))?;
+            println!(
+                "layout version {version} (the nodes' until now) committed to the control plane"
+            );
+        }
+        match commit(Command::ProposeLayout(LayoutVersion::of(text, &next)))? {
+            Applied::LayoutCommitted {
+                version,
+                groups_moving,
+            } => println!(
+                "layout version {version} committed: {groups_moving} placement groups move; \
+                 the nodes move the data now (`percore control status --data DATA` shows how \
+                 far)"
+            ),
+            other => println!("committed: {other:?}"),
+        }
+        Ok(Some(next.version()))
+    }
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it, renames it over `path` and

@@ -168,9 +168,19 @@ impl LayoutFollower {
                 .and_then(|()| crate::placement_guard::keep(data, &layout))
                 .map_err(|e| format!("keeping layout version {version}: {e:#}"))?;
         }
+        let removed = self
+            .node_id
+            .is_some_and(|id| layout.nodes().iter().any(|n| n.id == id && n.removed));
         self.backend
             .adopt(layout, self.node_id, self.local.clone())?;
         self.gate_layouts(version, version);
+        if removed {
+            tracing::warn!(
+                version,
+                "this node was removed from the cluster: its cores serve nothing any more; \
+                 stop it"
+            );
+        }
         Ok(())
     }
 }

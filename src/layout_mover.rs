@@ -76,10 +76,12 @@ impl ControlPhases {
 
     /// Waits until every node of both layouts answers that it applied log index `index`.
     async fn nodes_applied(&self, t: &Transition, index: u64) -> Result<(), String> {
-        // One core per node: the node answers for all of its cores.
+        // One core per node: the node answers for all of its cores. A node the change removes
+        // is not waited for: the operator said it is out (dead or stopped), and every other
+        // node's cores refuse its frames once they route by the new layout alone.
         let mut nodes: Vec<(u64, usize)> = Vec::new();
         for (i, c) in t.cores().iter().enumerate() {
-            if !nodes.iter().any(|(n, _)| *n == c.node) {
+            if !t.leaves(i) && !nodes.iter().any(|(n, _)| *n == c.node) {
                 nodes.push((c.node, i));
             }
         }

@@ -22,6 +22,7 @@ mod layout_mover;
 mod map_layout;
 mod master_keys_cmd;
 mod membership;
+mod node_cmd;
 mod node_config;
 mod placement_guard;
 mod status_cmd;
@@ -590,7 +591,11 @@ struct GatewayArgs {
     tls: TlsArgs,
 }
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct NodeArgs {
+    /// Change the cluster's membership instead of running a node.
+    #[command(subcommand)]
+    action: Option<node_cmd::NodeAction>,
     /// A cluster node's settings in TOML: `layout`, `node_id`, `data` or [[core]] tables,
     /// `capacity_mib`, `segment_mib`, `cache_mib`, `io_memory_kib`, and for its background
     /// work (hint replay, lifecycle, scrub) `region`, `lifecycle_day_secs`,
@@ -672,6 +677,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_node(args: &NodeArgs) -> anyhow::Result<()> {
+    if let Some(action) = &args.action {
+        return node_cmd::run(action);
+    }
     if let Some(config) = &args.config {
         return run_layout_node(args, config);
     }

@@ -75,6 +75,14 @@ pub fn local_node(
         );
     };
     let node = &layout.nodes()[pos];
+    if node.removed {
+        bail!(
+            "node {node_id} was removed from the cluster (layout version {} marks it `removed`): \
+             the cluster no longer uses its data. To bring this machine back, wipe its data \
+             and add it as a new node with another id (`percore node add`)",
+            layout.version()
+        );
+    }
     let indices: Vec<u16> = layout
         .cores()
         .iter()

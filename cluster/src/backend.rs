@@ -149,6 +149,9 @@ enum Link {
     Remote(RemoteCore),
     /// Any other way to a core (the simulation's network).
     Other(Arc<dyn CoreLink>),
+    /// A core of a node removed from the layout (`NodeSpec::removed`): it keeps its number,
+    /// nothing connects to it, every call answers `Down`.
+    Gone,
 }
 
 /// A way to reach one core other than in-process or over TCP: the deterministic simulation's
@@ -615,6 +618,7 @@ impl Backend {
                 local.len()
             ));
         }
+        out_of_reach(&mut cores, &transition);
         let backend = Backend::of_layout(old.clone(), cores)?;
         let view = backend.view.load_full();
         backend.view.store(Arc::new(View {
@@ -678,7 +682,11 @@ impl Backend {
         let view = self.view.load_full();
         assert_eq!(links.len(), view.cores.len(), "one link per core");
         let cores = (view.cores.iter().zip(links))
-            .map(|(core, link)| Arc::new(Core::new(Link::Other(link), core.name.clone())))
+            .map(|(core, link)| match core.link {
+                // A removed node's core stays out of reach.
+                Link::Gone => core.clone(),
+                _ => Arc::new(Core::new(Link::Other(link), core.name.clone())),
+            })
             .collect();
         self.view.store(Arc::new(View {
             cores,
@@ -709,6 +717,9 @@ impl Backend {
         local: &mut std::collections::BTreeMap<u32, CoreHandle>,
     ) -> Result<Arc<Core>, String> {
         Ok(Arc::new(match &self.link_maker {
+            Some(_) if layout.nodes()[c.node as usize].removed => {
+                Core::new(Link::Gone, c.id.to_string())
+            }
             Some(make) => Core::new(Link::Other(make(index)), c.id.to_string()),
             None => layout_core(layout, c, local_node, local)?,
         }))
@@ -814,6 +825,7 @@ impl Backend {
             let c = &layout.cores()[layout.core_index(*id).expect("a core of the union")];
             cores.push(self.added_core(layout, c, cores.len(), local_node, &mut local)?);
         }
+        out_of_reach(&mut cores, &transition);
         let previous = self.view.swap(Arc::new(View {
             cores,
             router: Router::Layout(old.clone()),
@@ -847,8 +859,12 @@ impl Backend {
         let mut local: std::collections::BTreeMap<u32, CoreHandle> =
             local.into_iter().map(|h| (h.index(), h)).collect();
         let mut cores = Vec::with_capacity(layout.cores().len());
+        let removed = |c: &placement::Core| layout.nodes()[c.node as usize].removed;
         for (i, c) in layout.cores().iter().enumerate() {
-            if same(i, c) {
+            if same(i, c) && removed(c) {
+                // Its node left with this version: nothing connects to it any more.
+                cores.push(Arc::new(Core::new(Link::Gone, c.id.to_string())));
+            } else if same(i, c) {
                 let kept = view.cores[i].clone();
                 if let Link::Remote(r) = &kept.link {
                     r.set_layout_version(layout.version());
@@ -1035,8 +1051,18 @@ impl Backend {
             .collect()
     }
 
-    pub fn all_cores(&self) -> std::ops::Range<usize> {
-        0..self.core_count()
+    /// Every core but those of removed nodes.
+    pub fn all_cores(&self) -> Vec<usize> {
+        let view = self.view.load();
+        (0..view.cores.len())
+            .filter(|&i| !matches!(view.cores[i].link, Link::Gone))
+            .collect()
+    }
+
+    /// Whether `core` belongs to a node removed from the layout: it never takes data again.
+    pub fn is_gone(&self, core: usize) -> bool {
+        self.core(core)
+            .is_some_and(|c| matches!(c.link, Link::Gone))
     }
 
     /// Core `core` of the current view; `None` when a layout change that removed it has ended
@@ -1104,6 +1130,11 @@ impl Backend {
             Link::Local(h) => h.call(request).await.map_err(BackendError::from),
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
             Link::Other(l) => l.call(request).await,
+            Link::Gone => {
+                return Err(BackendError::Down {
+                    core: format!("{} (its node was removed from the layout)", c.name),
+                })
+            }
         };
         // An offline core (damaged partition) answers everything, batches included, with one
         // error: treated like an unreachable core, so reads go around it.
@@ -1485,7 +1516,7 @@ impl Backend {
         start_after: Option<Bytes>,
         limit: u32,
     ) -> Result<(Vec<(Bytes, MetaEntry)>, Option<Bytes>), BackendError> {
-        let cores: Vec<usize> = self.all_cores().collect();
+        let cores = self.all_cores();
         let (entries, next) = self
             .scan_merged(
                 &cores,
@@ -1986,6 +2017,16 @@ fn live(entries: Vec<(Bytes, MetaVersion)>) -> Vec<(Bytes, MetaEntry)> {
         .collect()
 }
 
+/// The cores of a node `transition` removes: out of reach from its start (the node is dead, or
+/// drained and about to stop).
+fn out_of_reach(cores: &mut [Arc<Core>], transition: &Transition) {
+    for (i, core) in cores.iter_mut().enumerate() {
+        if transition.leaves(i) && !matches!(core.link, Link::Gone) {
+            *core = Arc::new(Core::new(Link::Gone, core.name.clone()));
+        }
+    }
+}
+
 /// The backend's core for core `c` of `layout`: in-process through `local` when it is node
 /// `local_node`'s (taken from `local`), else over TCP at its layout endpoint.
 fn layout_core(
@@ -1995,7 +2036,13 @@ fn layout_core(
     local: &mut std::collections::BTreeMap<u32, CoreHandle>,
 ) -> Result<Core, String> {
     let node = &layout.nodes()[c.node as usize];
-    let link = if Some(node.id) == local_node {
+    let link = if node.removed {
+        // This node's own too: a removed node serves no core (its handle is set aside).
+        if Some(node.id) == local_node {
+            local.remove(&u32::from(c.id.index));
+        }
+        Link::Gone
+    } else if Some(node.id) == local_node {
         let handle = local
             .remove(&u32::from(c.id.index))
             .ok_or_else(|| format!("core {} of the layout has no local core", c.id))?;

@@ -220,7 +220,8 @@ impl Backend {
             return Outcome::Gone;
         }
         let target = u32::from_be_bytes(hint[2..6].try_into().expect("4 bytes")) as usize;
-        if target >= self.core_count() {
+        // A core past the layout's, or of a removed node, never takes data again.
+        if target >= self.core_count() || self.is_gone(target) {
             return Outcome::Gone;
         }
         if self.is_down(target) {

@@ -198,8 +198,9 @@ impl Transition {
         let (old_index, new_index) = (index(&old), index(&new));
         if new_index.iter().enumerate().any(|(i, u)| i != *u) {
             return refuse(
-                "it renumbers cores (a core removed before the last, or cores reordered): hints \
-                 name cores by index until they name them by id"
+                "it renumbers cores (a node deleted before the last, or cores reordered): a node \
+                 leaves by staying in the file marked `removed = true` (`percore node remove`), \
+                 so every core keeps its number"
                     .into(),
             );
         }
@@ -295,6 +296,18 @@ impl Transition {
             .filter(|g| g.phase() == Phase::Done)
             .count();
         (done, self.groups.len())
+    }
+
+    /// Whether union core `core` belongs to a node the new layout removes (`NodeSpec::removed`):
+    /// the node is out, dead or stopped, so the change neither reads from it, retires on it,
+    /// nor waits for it.
+    pub fn leaves(&self, core: usize) -> bool {
+        let Some(id) = self.cores.get(core) else {
+            return false;
+        };
+        self.new
+            .core_index(*id)
+            .is_some_and(|i| self.new.nodes()[self.new.cores()[i].node as usize].removed)
     }
 
     /// Whether `target` lost its place in a stripe stored on the old row `stripe` of a group
@@ -508,6 +521,16 @@ impl<const N: usize> Cores for [usize; N] {
 }
 
 impl Cores for Placement {
+    /// The first row's first core that stays: a node the change removes is dead or stopped
+    /// (every gateway routes by the same change, so they agree on it).
+    fn authority(&self) -> usize {
+        let row = self.rows()[0];
+        self.transition
+            .as_ref()
+            .and_then(|t| row.iter().copied().find(|&c| !t.leaves(c)))
+            .unwrap_or(row[0])
+    }
+
     /// The old row before the group moves, both while it moves, the new one from its cut-over.
     fn rows(&self) -> Rows<'_> {
         match self.phase {
@@ -972,7 +995,8 @@ impl<'a> Mover<'a> {
                     Policy::Replicas(_) => new[..width].contains(&old[i]),
                     Policy::Ec { .. } => false,
                 };
-                if !kept {
+                // A removed node's copies go with it (it is dead or will be wiped).
+                if !kept && !self.transition.leaves(old[i]) {
                     let r = self
                         .backend
                         .call(old[i], Request::DeleteFragment { id })
@@ -1045,8 +1069,14 @@ impl<'a> Mover<'a> {
         old: &[usize],
     ) -> Result<Option<Bytes>, MoveError> {
         let id = stripe.ids[i];
-        if let Some(b) = self.read(old[i], id).await? {
-            return Ok(Some(b));
+        match self.read(old[i], id).await {
+            Ok(Some(b)) => return Ok(Some(b)),
+            Ok(None) => {}
+            // A dead node's copy is rebuilt from the others (replacing a dead node).
+            Err(MoveError::Backend(e)) if self.transition.leaves(old[i]) => {
+                tracing::debug!(error = %e, "layout change: the old core is gone, its fragment is rebuilt");
+            }
+            Err(e) => return Err(e),
         }
         let rebuilt = match stripe.policy {
             Policy::Replicas(_) => {

@@ -1515,7 +1515,7 @@ fn hints_for_positions_given_away_are_dropped() {
                 .expect("the move completes");
             assert_eq!(t.done().0, t.done().1);
             for gw in &gateways {
-                let all: Vec<usize> = gw.all_cores().collect();
+                let all: Vec<usize> = gw.all_cores();
                 gw.repair_pass(&all).await;
             }
         }

@@ -139,6 +139,7 @@ fn changes(zones: usize, f: &LayoutFile, old: &Layout) -> Vec<(&'static str, Lay
         zone: "cold".into(),
         cores: Some(12),
         weight: None,
+        removed: false,
         tier: Some(Tier::Hdd),
         core_list: Vec::new(),
     });

@@ -38,8 +38,8 @@ pub enum LayoutError {
     CoresTwice { node: u64 },
     #[error("core {core} appears twice")]
     DuplicateCore { core: CoreId },
-    #[error("core {core} has weight 0: weights must be between 1 and {max}")]
-    ZeroWeight { core: CoreId, max: u32 },
+    #[error("every core has weight 0 or belongs to a removed node: no core is left to hold data")]
+    NoLiveCores,
     #[error("core {core} has weight {weight}, more than the {max} allowed")]
     WeightTooLarge { core: CoreId, weight: u32, max: u32 },
     #[error("node {node}: core {index} would listen on port {base_port} + {index}, past 65535")]

@@ -121,9 +121,16 @@ pub struct NodeSpec {
     /// Shorthand: cores 0..N, each with the node's `weight` and `tier`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<u16>,
-    /// Default weight of the node's cores (default 1).
+    /// Default weight of the node's cores (default 1). Weight 0 drains a core: it keeps its
+    /// place in the layout (its number) and takes no placement group, so a layout change moves
+    /// everything off it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// The node left the cluster (drained, or dead and replaced): its cores keep their numbers
+    /// and take no data (weight 0 whatever the file says), nothing connects to them, a layout
+    /// change does not wait for the node, and its address and ports may be reused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// Default tier of the node's cores (default nvme).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
@@ -181,6 +188,7 @@ impl LayoutFile {
                 zone: "local".to_owned(),
                 cores: Some(cores),
                 weight: None,
+                removed: false,
                 tier: None,
                 core_list: Vec::new(),
             }],
@@ -204,6 +212,8 @@ pub struct Node {
     pub address: String,
     pub base_port: u16,
     pub zone: String,
+    /// See [`NodeSpec::removed`].
+    pub removed: bool,
 }
 
 /// A core of a validated layout; `zone` and `node` index [`Layout::zones`] and
@@ -211,6 +221,7 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Core {
     pub id: CoreId,
+    /// 0: drained (or of a removed node); the core is in no table.
     pub weight: u32,
     pub tier: Tier,
     pub zone: u32,
@@ -491,12 +502,12 @@ impl Layout {
         spread_of(&zones[..n], &nodes[..n], scheme.tolerance())
     }
 
-    /// Cores of `tier`, as indices into [`Layout::cores`].
+    /// Cores of `tier` that take data (weight above 0), as indices into [`Layout::cores`].
     pub fn tier_cores(&self, tier: Tier) -> impl Iterator<Item = usize> + '_ {
         self.cores
             .iter()
             .enumerate()
-            .filter(move |(_, c)| c.tier == tier)
+            .filter(move |(_, c)| c.tier == tier && c.weight > 0)
             .map(|(i, _)| i)
     }
 }
@@ -603,6 +614,7 @@ fn collect_nodes(specs: &[NodeSpec]) -> Result<Collected, LayoutError> {
             address: spec.address.clone(),
             base_port: spec.base_port,
             zone: spec.zone.clone(),
+            removed: spec.removed,
         });
     }
     if cores.len() > limits::CORES_MAX {
@@ -610,6 +622,9 @@ fn collect_nodes(specs: &[NodeSpec]) -> Result<Collected, LayoutError> {
             count: cores.len(),
             max: limits::CORES_MAX,
         });
+    }
+    if cores.iter().all(|c| c.weight == 0) {
+        return Err(LayoutError::NoLiveCores);
     }
     check_ports(&sorted, &cores)?;
     assert!(cores.windows(2).all(|w| w[0].id < w[1].id));
@@ -651,6 +666,11 @@ fn node_cores(spec: &NodeSpec) -> Result<Vec<(u16, u32, Tier)>, LayoutError> {
     if list.is_empty() {
         return Err(LayoutError::NodeWithoutCores { node: spec.id });
     }
+    if spec.removed {
+        for c in &mut list {
+            c.1 = 0;
+        }
+    }
     if list.len() > limits::CORES_PER_NODE_MAX {
         return Err(LayoutError::TooManyCoresOnNode {
             node: spec.id,
@@ -672,12 +692,6 @@ fn node_cores(spec: &NodeSpec) -> Result<Vec<(u16, u32, Tier)>, LayoutError> {
             node: spec.id,
             index,
         };
-        if weight == 0 {
-            return Err(LayoutError::ZeroWeight {
-                core,
-                max: limits::WEIGHT_MAX,
-            });
-        }
         if weight > limits::WEIGHT_MAX {
             return Err(LayoutError::WeightTooLarge {
                 core,
@@ -700,7 +714,8 @@ fn node_cores(spec: &NodeSpec) -> Result<Vec<(u16, u32, Tier)>, LayoutError> {
 /// split the connections between them: a pitfall measured on glommio 0.9).
 fn check_ports(sorted: &[&NodeSpec], cores: &[Core]) -> Result<(), LayoutError> {
     let mut ranges: Vec<(&str, u16, u16, u64)> = Vec::with_capacity(sorted.len());
-    for (i, spec) in sorted.iter().enumerate() {
+    // A removed node listens nowhere any more: a new node may take its address and ports.
+    for (i, spec) in sorted.iter().enumerate().filter(|(_, n)| !n.removed) {
         let last_index = cores
             .iter()
             .filter(|c| c.node as usize == i)
@@ -739,6 +754,7 @@ fn collect_policies(
 ) -> Result<BTreeMap<String, ClassPolicy>, LayoutError> {
     let tiers: Vec<Tier> = cores
         .iter()
+        .filter(|c| c.weight > 0)
         .map(|c| c.tier)
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -801,7 +817,10 @@ fn explicit_policy(
     let tier = spec
         .tier
         .unwrap_or_else(|| policy::default_tier(class, tiers));
-    let eligible = cores.iter().filter(|c| c.tier == tier).count();
+    let eligible = cores
+        .iter()
+        .filter(|c| c.tier == tier && c.weight > 0)
+        .count();
     if eligible == 0 {
         return Err(LayoutError::UnknownTier {
             class: class.to_owned(),
@@ -857,7 +876,7 @@ pub(crate) fn top_level_domains(
     let mut per_zone = vec![0usize; zone_count];
     let mut per_node = vec![0usize; node_count];
     let mut total = 0;
-    for c in cores.iter().filter(|c| c.tier == tier) {
+    for c in cores.iter().filter(|c| c.tier == tier && c.weight > 0) {
         per_zone[c.zone as usize] += 1;
         per_node[c.node as usize] += 1;
         total += 1;
@@ -893,7 +912,7 @@ fn build_tables(
             let members: Vec<Member> = cores
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.tier == tier)
+                .filter(|(_, c)| c.tier == tier && c.weight > 0)
                 .map(|(i, c)| Member {
                     id: c.id,
                     layout_index: i as u32,

@@ -173,7 +173,12 @@ pub(crate) fn warnings(layout: &Layout) -> Vec<Warning> {
         .iter()
         .map(crate::table::Table::tier)
         .collect();
-    let present: BTreeSet<Tier> = layout.cores().iter().map(|c| c.tier).collect();
+    let present: BTreeSet<Tier> = layout
+        .cores()
+        .iter()
+        .filter(|c| c.weight > 0)
+        .map(|c| c.tier)
+        .collect();
     for tier in present.difference(&used) {
         out.push(Warning::UnusedTier {
             tier: *tier,
@@ -185,7 +190,10 @@ pub(crate) fn warnings(layout: &Layout) -> Vec<Warning> {
 
 /// Zones and nodes the cores of `tier` span.
 fn tier_domains(layout: &Layout, tier: Tier) -> (usize, usize) {
-    let cores = layout.cores().iter().filter(|c| c.tier == tier);
+    let cores = layout
+        .cores()
+        .iter()
+        .filter(|c| c.tier == tier && c.weight > 0);
     let zones: BTreeSet<u32> = cores.clone().map(|c| c.zone).collect();
     let nodes: BTreeSet<u32> = cores.map(|c| c.node).collect();
     (zones.len(), nodes.len())

@@ -261,18 +261,12 @@ fn node_errors_name_the_node_or_core() {
         }
     );
 
-    f.nodes[0].core_list[1] = CoreSpec {
+    f.nodes[0].core_list = vec![CoreSpec {
         index: 4,
         weight: Some(0),
         tier: None,
-    };
-    assert_eq!(
-        err_file(&f),
-        LayoutError::ZeroWeight {
-            core: CoreId { node: 1, index: 4 },
-            max: 1 << 20
-        }
-    );
+    }];
+    assert_eq!(err_file(&f), LayoutError::NoLiveCores);
     f.nodes[0].cores = Some(2);
     assert_eq!(err_file(&f), LayoutError::CoresTwice { node: 1 });
 
@@ -466,4 +460,56 @@ fn the_orphan_grace_is_a_layout_setting() {
     assert_eq!(toml::from_str::<LayoutFile>(&text).unwrap(), file);
     let plain: LayoutFile = toml::from_str(&format!("{HEAD}{one}")).unwrap();
     assert!(!plain.to_toml_string().contains("orphan_grace"));
+}
+
+/// Weight 0 drains a core and `removed` takes a node out: both keep their cores' numbers, take
+/// no placement group, and leave the policies to the cores that hold data.
+#[test]
+fn drained_and_removed_cores_keep_their_numbers_and_hold_nothing() {
+    let four = grid(1, 4, 2);
+    let all = Layout::from_file(&four).unwrap();
+    let mut drained = four.clone();
+    drained.version = 2;
+    drained.nodes[1].weight = Some(0);
+    let state = all.state();
+    let after = Layout::from_file_and_state(&drained, Some(&state)).unwrap();
+    let mut removed = drained.clone();
+    removed.version = 3;
+    removed.nodes[1].weight = None;
+    removed.nodes[1].removed = true;
+    // A new node may reuse a removed node's address and ports.
+    let mut reused = node(9, "z0", 2);
+    reused.address = removed.nodes[1].address.clone();
+    reused.base_port = removed.nodes[1].base_port;
+    removed.nodes.push(reused);
+    let gone = Layout::from_file_and_state(&removed, Some(&after.state())).unwrap();
+    let node2 = removed.nodes[1].id;
+    for l in [&after, &gone] {
+        let ids: Vec<CoreId> = l.cores().iter().map(|c| c.id).collect();
+        assert_eq!(
+            &ids[..8],
+            &all.cores().iter().map(|c| c.id).collect::<Vec<_>>()[..]
+        );
+        let policy = l.policy_for("STANDARD", 1 << 20).unwrap();
+        for pg in 0..l.placement_groups() {
+            let placed = l.cores_for(pg, &policy).unwrap();
+            assert!(placed.cores.iter().all(|c| c.node != node2), "pg {pg}");
+        }
+        assert!(l
+            .cores()
+            .iter()
+            .filter(|c| c.id.node == node2)
+            .all(|c| c.weight == 0));
+    }
+    assert!(gone.nodes().iter().any(|n| n.id == node2 && n.removed));
+    // The policies are those of the three nodes that hold data.
+    let three = Layout::from_file(&grid(1, 3, 2)).unwrap();
+    assert_eq!(after.policies(), three.policies());
+    // The ports of a node that is not removed are still checked.
+    let mut clash = removed.clone();
+    clash.nodes[1].removed = false;
+    assert!(matches!(
+        Layout::from_file(&clash).unwrap_err(),
+        LayoutError::PortsOverlap { .. }
+    ));
 }

@@ -206,6 +206,39 @@ def start_gateway(c, tmp_path, extra=""):
     return p, data
 
 
+def new_node_ports(c):
+    """A port block for one more node of `c`: its S3 endpoint, then its cores."""
+    return port_block(1 + c.cores_per_node)
+
+
+def start_new_node(c, node, layout_path, ports):
+    """Starts node `node` (not one of dev's) with `percore serve`: node 3's config with its own
+    data directory (the cluster's credentials copied in), endpoint on `ports`, the layout file
+    `layout_path` (which must give the node its cores from `ports + 1`). Registers its endpoint
+    in `c.endpoints`; returns the process (stop it with `stop_process`)."""
+    node3 = open(c.config(3)).read()
+    data = os.path.join(c.dir, f"node-{node}")
+    os.makedirs(data)
+    shutil.copy(os.path.join(c.dir, "credentials.toml"), os.path.join(data, "credentials.toml"))
+    config = re.sub(r'(?m)^data = .*$', f'data = "{data}"', node3)
+    config = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{ports}"', config)
+    config = re.sub(r'(?m)^layout = .*$', f'layout = "{layout_path}"', config)
+    config = re.sub(r'(?m)^node_id = .*$', f"node_id = {node}", config)
+    path = os.path.join(c.dir, f"node-{node}.toml")
+    open(path, "w").write(config)
+    p = subprocess.Popen([percore_bin(), "serve", "--config", path], stdout=subprocess.PIPE,
+                         stderr=c.err, stdin=subprocess.DEVNULL, text=True,
+                         env={**os.environ, "RUST_LOG": "warn"})
+    try:
+        Lines(p.stdout).until(r"^cores: ", START_TIMEOUT_S, f"node {node}")
+    except AssertionError:
+        p.kill()
+        p.wait()
+        raise
+    c.endpoints[node] = f"http://127.0.0.1:{ports}"
+    return p
+
+
 def stop_process(p):
     """SIGTERM, then SIGKILL if `p` has not exited within STOP_TIMEOUT_S."""
     p.send_signal(signal.SIGTERM)

@@ -531,11 +531,39 @@ pub fn layout(nodes: usize, cores: usize) -> Arc<placement::Layout> {
 /// its tables built from `old`'s (what `percore layout apply` computes), so that
 /// `moves::Transition::new(old, next)` is the change from one to the other.
 pub fn next_layout(old: &placement::Layout, nodes: usize, cores: usize) -> Arc<placement::Layout> {
-    let text = layout_text(nodes, cores, old.version() + 1);
+    next_layout_removing(old, nodes, cores, &[])
+}
+
+/// `next_layout` with the nodes of index `removed` (0 for the first) marked `removed`: they
+/// keep their cores' numbers and hold nothing (a dead node replaced, a drained node taken out).
+pub fn next_layout_removing(
+    old: &placement::Layout,
+    nodes: usize,
+    cores: usize,
+    removed: &[usize],
+) -> Arc<placement::Layout> {
+    let text = mark_removed(&layout_text(nodes, cores, old.version() + 1), removed);
     Arc::new(
         placement::Layout::from_toml_str_and_state(&text, Some(&old.state()))
             .expect("the simulation's next layout is valid"),
     )
+}
+
+/// `text` (of `layout_text`) with the nodes of index `removed` marked `removed = true`.
+fn mark_removed(text: &str, removed: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let zone = line
+            .strip_prefix("zone = \"z")
+            .and_then(|z| z.strip_suffix('"'))
+            .and_then(|z| z.parse::<usize>().ok());
+        if zone.is_some_and(|n| removed.contains(&n)) {
+            out.push_str("removed = true\n");
+        }
+    }
+    out
 }
 
 /// The text of `layout`'s layouts, version `version`.

@@ -13,6 +13,7 @@ pub fn node(id: u64, zone: &str, cores: u16) -> NodeSpec {
         zone: zone.to_owned(),
         cores: Some(cores),
         weight: None,
+        removed: false,
         tier: None,
         core_list: Vec::new(),
     }

@@ -244,6 +244,22 @@ fn osim_seeds_during_a_shrink() {
     run_seeds(&cfg, "osim_seeds_during_a_shrink", SEEDS_CHANGE_DEFAULT / 2);
 }
 
+/// A dead node replaced while the workload runs (`workload::Change::Replace`): the second of 4
+/// nodes never answers and is marked removed, a fifth node takes its place; what it held is
+/// rebuilt from the other copies.
+#[test]
+fn osim_seeds_during_a_replace() {
+    let cfg = Config {
+        change: Some(Change::Replace),
+        ..Config::default()
+    };
+    run_seeds(
+        &cfg,
+        "osim_seeds_during_a_replace",
+        SEEDS_CHANGE_DEFAULT / 2,
+    );
+}
+
 /// Seeds where, under skewed clocks, a delete marker over a key without a current version
 /// (308, 743, 758, 980) and the later of two uploads of one part (1655) used to be ordered
 /// by their clocks, not by when they happened.

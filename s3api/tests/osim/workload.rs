@@ -16,7 +16,7 @@ use cluster::ec::Policy;
 use cluster::moves::{Catalog, Mover, MoverConfig, Transition};
 use cluster::sim::core::{Fault, Stored};
 use cluster::sim::world::{
-    layout, next_layout, run_tokio, Shared, SimClock, SimLink, Weather, World,
+    layout, next_layout, next_layout_removing, run_tokio, Shared, SimClock, SimLink, Weather, World,
 };
 use futures::StreamExt;
 use objects::move_catalog::ObjectCatalog;
@@ -104,7 +104,15 @@ pub enum Change {
     Grow,
     /// 4 → 3 nodes: the last node's positions move to the others.
     Shrink,
+    /// 4 nodes, one of them dead (`DEAD_NODE`, not the last: its cores keep their numbers),
+    /// replaced by a fifth: the dead node is marked removed, its positions move to the others
+    /// and the new node, rebuilt from the other copies (its cores never answer, and no
+    /// operation goes through its gateway).
+    Replace,
 }
+
+/// The node `Change::Replace` replaces (by index: the second).
+const DEAD_NODE: usize = 1;
 
 impl Change {
     /// (nodes before, nodes after).
@@ -112,6 +120,7 @@ impl Change {
         match self {
             Change::Grow => (NODES, NODES + 1),
             Change::Shrink => (NODES + 1, NODES),
+            Change::Replace => (NODES + 1, NODES + 2),
         }
     }
 }
@@ -2171,7 +2180,10 @@ impl Cluster {
         };
         let (from, to) = change.nodes();
         let old = layout(from, CORES_PER_NODE);
-        let new = next_layout(&old, to, CORES_PER_NODE);
+        let new = match change {
+            Change::Replace => next_layout_removing(&old, to, CORES_PER_NODE, &[DEAD_NODE]),
+            Change::Grow | Change::Shrink => next_layout(&old, to, CORES_PER_NODE),
+        };
         let transition = Transition::new(old.clone(), new).map_err(|e| e.to_string())?;
         Ok(Cluster {
             nodes: from.max(to),
@@ -2390,7 +2402,10 @@ async fn run_steps(run: &Run, mut gateways: Vec<Gateway>) -> Result<Stats, Strin
             }
         }
         let runs = ops.iter().map(|op| {
-            let node = world.below(run.cluster.nodes as u64) as usize;
+            let mut node = world.below(run.cluster.nodes as u64) as usize;
+            if cfg.change == Some(Change::Replace) && node == DEAD_NODE {
+                node += 1;
+            }
             let delay = if final_check {
                 0
             } else {
@@ -2723,7 +2738,8 @@ fn placed(run: &Run) -> Result<u64, String> {
         }
         for stripe in stripes {
             let row = table.row_indices(pg, stripe.ids.len());
-            for (c, core) in w.cores.iter().enumerate() {
+            // A removed node's copies went with it.
+            for (c, core) in w.cores.iter().enumerate().filter(|(c, _)| !t.leaves(*c)) {
                 for (i, id) in stripe.ids.iter().enumerate() {
                     let here = match stripe.policy {
                         Policy::Replicas(_) => row.contains(&(c as u32)),

@@ -1,0 +1,143 @@
+"""What the tests of live layout changes share: the control plane's view of a change (through
+`percore control status`), proposing a layout, a node's metrics, and the traffic that runs
+through the cluster while a change moves data."""
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+from conftest import percore_bin
+
+CHANGE_TIMEOUT_S = 300
+KiB = 1024
+# Replicated (under 128 KiB) and EC 4+2 objects.
+SIZES = [1, 4 * KiB, 100_000, 300_000, 1024 * KiB + 1]
+
+
+def control_status(c):
+    r = subprocess.run([percore_bin(), "control", "status", "--data", os.path.join(c.dir, "node-1")],
+                       capture_output=True, text=True, timeout=60)
+    return r.stdout + r.stderr
+
+
+def apply_layout(c, path, ok=True):
+    r = subprocess.run([percore_bin(), "layout", "apply", "--config", c.config(1), path,
+                        "--limit", "0"], capture_output=True, text=True, timeout=120)
+    assert (r.returncode == 0) == ok, r.stdout + r.stderr
+    return r.stdout + r.stderr
+
+
+def metrics(c, node):
+    text = urllib.request.urlopen(c.endpoints[node] + "/-/metrics", timeout=10).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def change_progress(c):
+    """(groups done, groups moved, the leader) as `percore control status` says."""
+    out = control_status(c)
+    m = re.search(r"(\d+) of (\d+) placement groups done", out)
+    leader = re.search(r"leader (\d+)", out)
+    return (int(m.group(1)) if m else 0, int(m.group(2)) if m else 0,
+            int(leader.group(1)) if leader else None)
+
+
+def wait_change_done(c, to_version, check):
+    """Polls `percore control status` until the change to `to_version` is done; `check` runs
+    between polls (it fails the test on a bad read)."""
+    deadline = time.time() + CHANGE_TIMEOUT_S
+    while time.time() < deadline:
+        out = control_status(c)
+        m = re.search(r"change: version \d+ -> (\d+) (done|in progress)", out)
+        if m and int(m.group(1)) == to_version and m.group(2) == "done":
+            assert f"layout: version {to_version}" in out, out
+            return out
+        check()
+        time.sleep(1)
+    raise AssertionError(f"the change to version {to_version} did not finish: {control_status(c)}")
+
+
+class Traffic:
+    """A reader that reads every acknowledged object and lists the bucket, round after round,
+    through `nodes`, and a writer that adds objects through them, both until `stop`."""
+
+    def __init__(self, c, bucket, blobs, nodes=(1, 2, 3)):
+        self.c, self.bucket, self.blobs = c, bucket, blobs
+        # The nodes it goes through (a node killed by the test is taken out meanwhile).
+        self.nodes = list(nodes)
+        self.lock = threading.Lock()
+        self.errors, self.reads, self.writes = [], 0, 0
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self.read, daemon=True),
+                        threading.Thread(target=self.write, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def node(self, i):
+        with self.lock:
+            return self.nodes[i % len(self.nodes)]
+
+    def read(self):
+        clients = {}
+        i = 0
+        while not self.done.is_set():
+            with self.lock:
+                items = list(self.blobs.items())
+            for key, data in items:
+                n = self.node(i)
+                i += 1
+                try:
+                    if n not in clients:
+                        clients[n] = self.c.client(n)
+                    got = clients[n].get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                    if got != data:
+                        self.errors.append(f"{key}: {len(got)} bytes read, {len(data)} written")
+                except Exception as e:  # noqa: BLE001 - every failure is a finding
+                    self.errors.append(f"GET {key} through node {n}: {e}")
+                self.reads += 1
+            lister, header = self.node(i), self.node(i + 1)
+            try:
+                for n in (lister, header):
+                    clients.setdefault(n, self.c.client(n))
+                listed = clients[lister].list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
+                for o in listed.get("Contents", []):
+                    clients[header].head_object(Bucket=self.bucket, Key=o["Key"])
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"LIST through node {lister}, HEAD through {header}: {e}")
+
+    def write(self):
+        n = 0
+        while not self.done.is_set():
+            key, data = f"during-{n}", os.urandom(SIZES[n % len(SIZES)])
+            try:
+                self.c.client(self.node(n)).put_object(Bucket=self.bucket, Key=key, Body=data)
+                with self.lock:
+                    self.blobs[key] = data
+                self.writes += 1
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"PUT {key}: {e}")
+            n += 1
+            time.sleep(0.3)
+
+    def check(self):
+        assert not self.errors, self.errors[:10]
+
+    def stop(self):
+        self.done.set()
+        for t in self.threads:
+            t.join(timeout=120)
+        self.check()
+
+
+def wait_status(c, text, check, timeout_s=60):
+    """Polls `percore control status` until it says `text`; `check` runs between polls."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        out = control_status(c)
+        if text in out:
+            return out
+        check()
+        time.sleep(0.5)
+    raise AssertionError(f"control status never said {text!r}: {control_status(c)}")

@@ -1,0 +1,119 @@
+"""Membership changes on real processes (issue "Elastic cluster"): a 4-node `percore dev`
+cluster drains node 4 and removes it (`percore node drain|remove`), then loses node 3 to
+SIGKILL and replaces it by a new node 5 (`percore node replace`), while a reader reads every
+acknowledged object and lists the bucket, and a writer keeps writing, through the nodes that
+stay. Every read must return the exact bytes at every moment. Removing a node that still holds
+data is refused. At the end node 2 is stopped too: with nodes 1 and 5 alone, every object
+must still read, which it can only if node 5 holds what node 3 held (its metadata replicas,
+its EC shards). Node 3, restarted after all, finds itself removed and serves nothing from its
+cores; after that it refuses to start. Every wait is bounded; every process stopped by
+pid."""
+import os
+import re
+import subprocess
+import time
+
+from changes import SIZES, Traffic, control_status, metrics, wait_change_done, wait_status
+from cluster import DevCluster, new_node_ports, start_new_node, stop_process
+from conftest import percore_bin
+
+
+def node_cmd(c, *args, ok=True):
+    r = subprocess.run([percore_bin(), "node", *args, "--config", c.config(1), "--limit", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode == 0) == ok, r.stdout + r.stderr
+    return r.stdout + r.stderr
+
+
+def read_all(c, node, bucket, blobs):
+    client = c.client(node)
+    for key, data in blobs.items():
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data, (node, key)
+    listed = client.list_objects_v2(Bucket=bucket, MaxKeys=1000)
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(blobs), node
+
+
+def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path):
+    c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
+    dev_err = os.path.join(c.dir, "..", "dev.err")
+    node5 = traffic = None
+    try:
+        bucket = "members"
+        w = c.client(1)
+        w.create_bucket(Bucket=bucket)
+        blobs = {}
+        for i in range(40):
+            key, data = f"before-{i}", os.urandom(SIZES[i % len(SIZES)])
+            w.put_object(Bucket=bucket, Key=key, Body=data)
+            blobs[key] = data
+        traffic = Traffic(c, bucket, blobs, nodes=(1, 2, 3))
+
+        # Node 4 holds data: removing it is refused, draining it moves everything off.
+        out = node_cmd(c, "remove", "4", ok=False)
+        assert "still holds data" in out and "drain it first" in out, out
+        out = node_cmd(c, "drain", "4")
+        assert "layout version 1 (the nodes' until now) committed" in out, out
+        assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
+        status = control_status(c)
+        assert "node 4: draining: do not stop it" in status or "node 4: drained" in status, \
+            status
+        status = wait_change_done(c, 2, traffic.check)
+        assert "node 4: drained, it holds no data: `percore node remove 4`" in status, status
+        for n in (1, 2, 3, 4):
+            assert metrics(c, n).get("percore_layout_version") == 2, n
+
+        # Removed: a version that moves nothing; node 4 may then be stopped.
+        out = node_cmd(c, "remove", "4")
+        assert "layout version 3 committed: 0 placement groups move" in out, out
+        status = wait_status(c, "node 4: removed: it can be stopped", traffic.check)
+        assert "layout: version 3" in status, status
+        c.kill(4, sig=15)
+        traffic.check()
+
+        # Node 3 dies. It holds data, so a plain remove is refused; replace it by node 5.
+        with traffic.lock:
+            traffic.nodes.remove(3)
+        c.kill(3)
+        out = node_cmd(c, "remove", "3", ok=False)
+        assert "still holds data" in out, out
+        ports = new_node_ports(c)
+        v4_path = os.path.join(c.dir, "cluster-v4.toml")
+        out = node_cmd(c, "replace", "3", "--id", "5", "--address", "127.0.0.1", "--base-port",
+                       str(ports + 1), "--cores", str(c.cores_per_node), "--zone", "zone-5",
+                       "--write", v4_path)
+        assert re.search(r"layout version 4 committed: \d+ placement groups move", out), out
+        node5 = start_new_node(c, 5, v4_path, ports)
+        status = wait_change_done(c, 4, traffic.check)
+        assert "node 3: removed: it can be stopped and its data wiped" in status, status
+        with traffic.lock:
+            traffic.nodes.append(5)
+        traffic.stop()
+        assert traffic.writes > 0 and traffic.reads > len(blobs), (traffic.writes, traffic.reads)
+        moved = sum(metrics(c, n).get('percore_layout_moved{kind="bytes"}', 0) for n in (1, 2))
+        assert moved > 0
+
+        # Node 5 holds what node 3 held: with node 2 stopped too, nodes 1 and 5 serve it all.
+        read_all(c, 5, bucket, blobs)
+        c.kill(2, sig=15)
+        read_all(c, 1, bucket, blobs)
+        read_all(c, 5, bucket, blobs)
+
+        # Node 3 comes back from the dead: it starts from the layout it kept (version 3), takes
+        # the map's version 4, finds itself removed and says so; its cores serve nothing.
+        c.restart(3)
+        deadline = time.time() + 60
+        while "this node was removed from the cluster" not in open(dev_err).read():
+            assert time.time() < deadline, "node 3 never saw it was removed"
+            time.sleep(0.5)
+        read_all(c, 3, bucket, blobs)
+        c.kill(3, sig=15)
+        # Once it knows, it refuses to start.
+        r = subprocess.run([percore_bin(), "serve", "--config", c.config(3)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "was removed from the cluster" in r.stderr, r.stderr
+    finally:
+        if traffic is not None:
+            traffic.done.set()
+        if node5 is not None:
+            stop_process(node5)
+        c.stop()
