@@ -43,6 +43,7 @@ async fn open(dir: &Path) -> (Store<GlommioDisk>, engine::partition::OpenPartiti
         checkpoint_every_records: 1 << 40,
         checkpoint_every_log_bytes: 1 << 40,
         salt: log_salt(&p.superblock.partition_uuid),
+        format1_segments_below: p.superblock.format1_segments_below,
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
         cache_bytes: engine::limits::CACHE_BYTES_PER_CORE_DEFAULT,
     };
