@@ -282,10 +282,13 @@ impl Disk for GlommioDisk {
             .map_err(|e| glommio_io("sizing a reused segment", e))?;
         if size < size_bytes {
             // Its creation was cut short (a crash between create and fallocate): reserve it
-            // now, as `create_segment` would have.
-            file.pre_allocate(size_bytes, false)
-                .await
-                .map_err(|e| glommio_io("reserving a reused segment", e))?;
+            // now, as `create_segment` would have, and as there, a device that cannot hold it
+            // gets the file deleted (the segment does not exist) and `NoSpace`.
+            if let Err(e) = file.pre_allocate(size_bytes, false).await {
+                let _ = file.close().await;
+                let _ = std::fs::remove_file(&path);
+                return Err(glommio_io("reserving a reused segment", e));
+            }
             file.fdatasync()
                 .await
                 .map_err(|e| glommio_io("syncing a reused segment", e))?;

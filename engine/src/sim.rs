@@ -374,11 +374,14 @@ impl Disk for SimDisk {
             EngineError::io("reusing a segment file")(std::io::ErrorKind::NotFound.into())
         })?;
         if file.reserved_bytes < size_bytes {
-            take_device_bytes(
-                &mut st,
-                size_bytes - file.reserved_bytes,
-                "reserving a segment",
-            )?;
+            // As the real disk: a file the device cannot complete is deleted.
+            let more = size_bytes - file.reserved_bytes;
+            if let Err(e) = take_device_bytes(&mut st, more, "reserving a segment") {
+                if let Some(device_free) = st.device_free_bytes.as_mut() {
+                    *device_free += file.reserved_bytes;
+                }
+                return Err(e);
+            }
             file.reserved_bytes = size_bytes;
         }
         st.segments.insert(segment, file);
