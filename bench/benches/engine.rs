@@ -60,6 +60,7 @@ async fn open_store_cached(
         checkpoint_every_records,
         checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&p.superblock.partition_uuid),
+        format1_segments_below: p.superblock.format1_segments_below,
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
         cache_bytes,
     };
@@ -416,6 +417,7 @@ async fn open_store_unlocked(dir: &std::path::Path) -> Store<GlommioDisk> {
         checkpoint_every_records: 1 << 40,
         checkpoint_every_log_bytes: engine::limits::CHECKPOINT_EVERY_LOG_BYTES_DEFAULT,
         salt: log_salt(&sb.partition_uuid),
+        format1_segments_below: sb.format1_segments_below,
         batch_bytes: engine::limits::BATCH_BYTES_MAX,
         // The device path: these benches measure the log, not the cache.
         cache_bytes: 0,

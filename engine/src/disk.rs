@@ -30,6 +30,18 @@ pub trait Disk: 'static {
     /// Segment ids present in the partition, ascending.
     async fn list_segments(&self) -> Result<Vec<u32>>;
     async fn remove_segment(&self, segment: u32) -> Result<()>;
+    /// Free files (reclaimed segment files kept for reuse), by the number of the segment
+    /// each last served, ascending.
+    async fn list_free(&self) -> Result<Vec<u32>>;
+    /// Moves segment `segment`'s file into the free pool, durably, under its number. Its
+    /// bytes stay as they are: records of this and earlier lives.
+    async fn retire_segment(&self, segment: u32) -> Result<()>;
+    /// Makes free file `free` segment `segment` (a number never used before, so greater than
+    /// `free`), durably, with `size_bytes` reserved, and opens it. The old records stay in it;
+    /// each names the segment it was written into, so replay stops at them.
+    async fn reuse_free(&self, free: u32, segment: u32, size_bytes: u64) -> Result<Self::File>;
+    /// Deletes a free file (the pool is at its bound, or the device needs the room).
+    async fn remove_free(&self, free: u32) -> Result<()>;
     /// Writes a whole block-aligned buffer at a block-aligned offset.
     async fn write_at(&self, file: &Self::File, buf: Self::Buf, offset_bytes: u64) -> Result<()>;
     /// Reads up to `len_bytes` at any offset (shorter at the end of the file).

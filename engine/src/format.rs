@@ -7,7 +7,13 @@
 use crate::error::PartitionError;
 use crate::limits::{BLOCK_BYTES, SEGMENTS_MAX};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The superblock's format version. Version 2 (segment files recycled, records naming their
+/// segment) opens a version-1 partition by upgrading its superblock in place
+/// (`partition::open_partition`); a build that knows only version 1 refuses a version-2
+/// partition with `UnknownVersion` (it could not read version-2 records).
+pub const SUPERBLOCK_VERSION: u32 = 2;
+/// The index checkpoint's format version (unchanged by the superblock's version 2).
+pub const CHECKPOINT_VERSION: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Superblock
@@ -17,20 +23,31 @@ pub const SUPERBLOCK_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
+    /// The version it was read with; only [`SUPERBLOCK_VERSION`] is ever written.
+    pub version: u32,
     pub node_id: u64,
     pub core_index: u32,
     pub partition_uuid: [u8; 16],
     pub segment_bytes: u64,
+    /// Segments numbered below this may hold format-1 records (they were written before the
+    /// partition was upgraded to version 2; none of their files is ever renumbered into a
+    /// segment at or above it). 0 for a partition created at version 2.
+    pub format1_segments_below: u32,
 }
 
 impl Superblock {
     pub fn encode(&self) -> [u8; SUPERBLOCK_BYTES] {
+        assert_eq!(
+            self.version, SUPERBLOCK_VERSION,
+            "only the current version is written"
+        );
         let mut b = [0u8; SUPERBLOCK_BYTES];
         b[0..8].copy_from_slice(&SUPERBLOCK_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&SUPERBLOCK_VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&(SUPERBLOCK_BYTES as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.node_id.to_le_bytes());
         b[24..28].copy_from_slice(&self.core_index.to_le_bytes());
+        b[28..32].copy_from_slice(&self.format1_segments_below.to_le_bytes());
         b[32..48].copy_from_slice(&self.partition_uuid);
         b[48..56].copy_from_slice(&self.segment_bytes.to_le_bytes());
         let crc = crc32fast::hash(&b[0..56]);
@@ -38,7 +55,9 @@ impl Superblock {
         b
     }
 
-    /// Decodes and checks a superblock against the owner the configuration expects.
+    /// Decodes and checks a superblock against the owner the configuration expects. A
+    /// version-1 superblock decodes with `version` 1 (its reserved bytes 28..32 are zero); the
+    /// caller upgrades it.
     pub fn decode_for(
         bytes: &[u8],
         node_id: u64,
@@ -48,10 +67,10 @@ impl Superblock {
             return Err(PartitionError::NotAPartition);
         }
         let version = le_u32(bytes, 8);
-        if version != FORMAT_VERSION {
+        if version != 1 && version != SUPERBLOCK_VERSION {
             return Err(PartitionError::UnknownVersion {
                 version_found: version,
-                version_known: FORMAT_VERSION,
+                version_known: SUPERBLOCK_VERSION,
             });
         }
         if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
@@ -60,10 +79,12 @@ impl Superblock {
         let mut partition_uuid = [0u8; 16];
         partition_uuid.copy_from_slice(&bytes[32..48]);
         let sb = Superblock {
+            version,
             node_id: le_u64(bytes, 16),
             core_index: le_u32(bytes, 24),
             partition_uuid,
             segment_bytes: le_u64(bytes, 48),
+            format1_segments_below: le_u32(bytes, 28),
         };
         if sb.node_id != node_id || sb.core_index != core_index {
             return Err(PartitionError::WrongOwner {
@@ -84,7 +105,10 @@ pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"PCR1");
 pub const RECORD_HEADER_BYTES: usize = 64;
 /// Records start at multiples of this within a segment.
 pub const RECORD_ALIGN_BYTES: u64 = 8;
-const RECORD_VERSION: u8 = 1;
+/// Version 2 names the record's segment in header bytes 52..56 (covered by the checksum);
+/// version 1 (bytes 52..64 zero) is still read in the segments a version-1 partition held
+/// (`Superblock::format1_segments_below`).
+const RECORD_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -128,6 +152,11 @@ pub struct RecordHeader {
     /// Metadata records: the hybrid logical timestamp. Relocated fragments: the packed
     /// [`Loc`] they were copied from.
     pub aux: u64,
+    /// The segment the record was written into (format 2). A recycled segment file still
+    /// holds the records of its earlier lives, whose checksums verify (the seed is the
+    /// partition's): this number tells them apart (`RecordHeader::belongs_to`). `None` for
+    /// a format-1 record, which names no segment; every record written names one.
+    pub segment: Option<u32>,
 }
 
 /// Why bytes at a position are not a valid record.
@@ -154,6 +183,9 @@ impl RecordHeader {
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         assert_eq!(payload_len, self.payload_bytes as usize);
         assert_eq!(out.len() as u64, self.record_bytes());
+        let segment = self
+            .segment
+            .expect("a record is written naming its segment");
         let h = &mut out[..RECORD_HEADER_BYTES];
         h.fill(0);
         h[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -165,6 +197,7 @@ impl RecordHeader {
         h[32..36].copy_from_slice(&self.payload_bytes.to_le_bytes());
         h[36..40].copy_from_slice(&self.key_bytes.to_le_bytes());
         h[40..48].copy_from_slice(&self.aux.to_le_bytes());
+        h[52..56].copy_from_slice(&segment.to_le_bytes());
         let mut at = RECORD_HEADER_BYTES;
         for part in payload {
             out[at..at + part.len()].copy_from_slice(part);
@@ -202,9 +235,12 @@ impl RecordHeader {
         if le_u32(bytes, 0) != RECORD_MAGIC {
             return Err(RecordFault::NoMagic);
         }
-        if bytes[4] != RECORD_VERSION {
-            return Err(RecordFault::Damaged("record version"));
-        }
+        // Version 1 has no segment number: its bytes 52..64 are all reserved (zero).
+        let (segment, reserved_from) = match bytes[4] {
+            1 => (None, 52),
+            RECORD_VERSION => (Some(le_u32(bytes, 52)), 56),
+            _ => return Err(RecordFault::Damaged("record version")),
+        };
         let kind = RecordKind::from_u8(bytes[5]).ok_or(RecordFault::Damaged("record kind"))?;
         let header = RecordHeader {
             kind,
@@ -214,8 +250,12 @@ impl RecordHeader {
             payload_bytes: le_u32(bytes, 32),
             key_bytes: le_u32(bytes, 36),
             aux: le_u64(bytes, 40),
+            segment,
         };
-        if bytes[52..RECORD_HEADER_BYTES].iter().any(|b| *b != 0) {
+        if bytes[reserved_from..RECORD_HEADER_BYTES]
+            .iter()
+            .any(|b| *b != 0)
+        {
             return Err(RecordFault::Damaged("reserved header bytes"));
         }
         if u64::from(header.payload_bytes) > crate::limits::RECORD_BYTES_MAX {
@@ -225,6 +265,19 @@ impl RecordHeader {
             return Err(RecordFault::Damaged("key length"));
         }
         Ok(header)
+    }
+
+    /// Whether a verified record was written into `segment` in the segment file's current
+    /// life. A format-2 record names its segment; a format-1 record names none and belongs
+    /// only to a segment numbered below `format1_segments_below` (files a version-1 partition
+    /// held; segment numbers only grow, so no recycled file is ever renumbered below it).
+    /// Anything else is a record of an earlier life of a recycled file: replay must stop at
+    /// it (engine/DESIGN.md, "Recycled segment files").
+    pub fn belongs_to(&self, segment: u32, format1_segments_below: u32) -> bool {
+        match self.segment {
+            Some(s) => s == segment,
+            None => segment < format1_segments_below,
+        }
     }
 }
 
@@ -334,7 +387,7 @@ pub fn encode_checkpoint(header: &CheckpointHeader, entries: &Vec<CheckpointEntr
     let body = rkyv::to_bytes::<rkyv::rancor::Error>(entries).expect("plain data always archives");
     let mut out = vec![0u8; CHECKPOINT_HEADER_BYTES];
     out[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
-    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[8..12].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
     out[16..20].copy_from_slice(&header.replay_segment.to_le_bytes());
     out[20..28].copy_from_slice(&header.replay_offset_bytes.to_le_bytes());
     out[28..36].copy_from_slice(&header.next_lsn.to_le_bytes());
@@ -363,7 +416,7 @@ pub fn decode_checkpoint(
         return Err(CheckpointFault::BadMagic);
     }
     let version = le_u32(bytes, 8);
-    if version != FORMAT_VERSION {
+    if version != CHECKPOINT_VERSION {
         return Err(CheckpointFault::UnknownVersion(version));
     }
     if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
@@ -433,10 +486,12 @@ mod tests {
             payload_bytes: 11,
             key_bytes: 3,
             aux: 99,
+            segment: Some(0x0102_0304),
         };
         let mut buf = vec![0u8; h.record_bytes() as usize];
         h.write_record(5, &[b"key", b"value..."], &mut buf);
         assert_eq!(RecordHeader::read_record(5, &buf), Ok(h));
+        assert_eq!(buf[4], 2, "written as version 2");
         assert!(
             RecordHeader::read_record(6, &buf).is_err(),
             "another partition's salt"
@@ -455,13 +510,53 @@ mod tests {
         );
     }
 
+    /// A format-1 record (bytes 52..64 zero, covered by its checksum) still reads, naming no
+    /// segment; it belongs only to the segments a version-1 partition held.
+    #[test]
+    fn format1_records_read_and_belong_only_below_the_upgrade() {
+        let h = RecordHeader {
+            kind: RecordKind::Fragment,
+            flags: 0,
+            lsn: 9,
+            id: [1; 16],
+            payload_bytes: 5,
+            key_bytes: 0,
+            aux: 0,
+            segment: Some(0),
+        };
+        let mut buf = vec![0u8; h.record_bytes() as usize];
+        h.write_record(5, &[b"hello"], &mut buf);
+        // What a version-1 build wrote: version 1, no segment number, same checksum rule.
+        buf[4] = 1;
+        let crc = record_crc(5, &buf[..RECORD_HEADER_BYTES], b"hello");
+        buf[48..52].copy_from_slice(&crc.to_le_bytes());
+        let v1 = RecordHeader::read_record(5, &buf).expect("a version-1 record reads");
+        assert_eq!(v1.segment, None);
+        assert!(v1.belongs_to(3, 4) && !v1.belongs_to(4, 4) && !v1.belongs_to(0, 0));
+        // A version-1 header with a nonzero byte where version 2 keeps its segment is damage.
+        buf[53] = 1;
+        let crc = record_crc(5, &buf[..RECORD_HEADER_BYTES], b"hello");
+        buf[48..52].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            RecordHeader::read_record(5, &buf),
+            Err(RecordFault::Damaged("reserved header bytes"))
+        );
+        let v2 = RecordHeader {
+            segment: Some(7),
+            ..h
+        };
+        assert!(v2.belongs_to(7, 100) && !v2.belongs_to(6, 100) && !v2.belongs_to(8, 0));
+    }
+
     #[test]
     fn superblock_checks_owner_and_version() {
         let sb = Superblock {
+            version: SUPERBLOCK_VERSION,
             node_id: 3,
             core_index: 1,
             partition_uuid: [9; 16],
             segment_bytes: 1 << 20,
+            format1_segments_below: 17,
         };
         let b = sb.encode();
         assert_eq!(Superblock::decode_for(&b, 3, 1), Ok(sb));
@@ -472,15 +567,23 @@ mod tests {
                 ..
             })
         ));
-        let mut v2 = b;
-        v2[8] = 2;
+        let mut v3 = b;
+        v3[8] = 3;
         assert!(matches!(
-            Superblock::decode_for(&v2, 3, 1),
+            Superblock::decode_for(&v3, 3, 1),
             Err(PartitionError::UnknownVersion {
-                version_found: 2,
-                ..
+                version_found: 3,
+                version_known: 2,
             })
         ));
+        // A version-1 superblock (bytes 28..32 reserved, zero) decodes for the upgrade.
+        let mut v1 = b;
+        v1[8] = 1;
+        v1[28..32].fill(0);
+        let crc = crc32fast::hash(&v1[0..56]);
+        v1[56..60].copy_from_slice(&crc.to_le_bytes());
+        let old = Superblock::decode_for(&v1, 3, 1).expect("version 1 decodes");
+        assert_eq!((old.version, old.format1_segments_below), (1, 0));
         let mut flipped = b;
         flipped[20] ^= 4;
         assert_eq!(

@@ -82,14 +82,71 @@ impl GlommioDisk {
     fn segment_path(&self, segment: u32) -> PathBuf {
         self.dir.join(segment_file_name(segment))
     }
+
+    fn free_path(&self, free: u32) -> PathBuf {
+        self.dir.join(free_file_name(free))
+    }
+
+    /// The names of the partition directory's entries.
+    async fn dir_names(&self) -> Result<Vec<String>> {
+        let dir = self.dir.clone();
+        self.blocking(move || -> std::io::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(names)
+        })
+        .await
+        .map_err(EngineError::io("listing segments"))
+    }
+
+    /// Renames `from` to `to` (which must not exist: a live segment is never replaced) and
+    /// syncs the directory, so the new name is durable before any record is written under it.
+    async fn rename_durably(
+        &self,
+        from: PathBuf,
+        to: PathBuf,
+        context: &'static str,
+    ) -> Result<()> {
+        let dir = self.dir.clone();
+        self.blocking(move || -> std::io::Result<()> {
+            if to.try_exists()? {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} exists", to.display()),
+                ));
+            }
+            std::fs::rename(from, to)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(EngineError::io(context))
+    }
 }
 
 pub fn segment_file_name(segment: u32) -> String {
     format!("seg-{segment:08x}.log")
 }
 
-fn parse_segment_file_name(name: &str) -> Option<u32> {
-    let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+/// Files of the free pool: reclaimed segment files kept for reuse, named by the last segment
+/// number each served (engine/DESIGN.md, "Recycled segment files").
+pub const FREE_FILE_PREFIX: &str = "free-";
+
+pub fn free_file_name(free: u32) -> String {
+    format!("{FREE_FILE_PREFIX}{free:08x}.log")
+}
+
+pub fn parse_segment_file_name(name: &str) -> Option<u32> {
+    parse_numbered(name, "seg-")
+}
+
+fn parse_free_file_name(name: &str) -> Option<u32> {
+    parse_numbered(name, FREE_FILE_PREFIX)
+}
+
+fn parse_numbered(name: &str, prefix: &str) -> Option<u32> {
+    let hex = name.strip_prefix(prefix)?.strip_suffix(".log")?;
     if hex.len() != 8 {
         return None;
     }
@@ -177,23 +234,79 @@ impl Disk for GlommioDisk {
     }
 
     async fn list_segments(&self) -> Result<Vec<u32>> {
-        let dir = self.dir.clone();
-        let names = self
-            .blocking(move || -> std::io::Result<Vec<String>> {
-                let mut names = Vec::new();
-                for entry in std::fs::read_dir(dir)? {
-                    names.push(entry?.file_name().to_string_lossy().into_owned());
-                }
-                Ok(names)
-            })
-            .await
-            .map_err(EngineError::io("listing segments"))?;
+        let names = self.dir_names().await?;
         let mut ids: Vec<u32> = names
             .iter()
             .filter_map(|n| parse_segment_file_name(n))
             .collect();
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    async fn list_free(&self) -> Result<Vec<u32>> {
+        let names = self.dir_names().await?;
+        let mut ids: Vec<u32> = names
+            .iter()
+            .filter_map(|n| parse_free_file_name(n))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn retire_segment(&self, segment: u32) -> Result<()> {
+        // A read still in flight keeps its descriptor (the same file under its new name):
+        // what it reads is checked (checksum, kind, id, segment) and retried at the
+        // fragment's new place (`Store::at_current_loc`).
+        self.files.borrow_mut().remove(&segment);
+        self.rename_durably(
+            self.segment_path(segment),
+            self.free_path(segment),
+            "keeping a segment file for reuse",
+        )
+        .await
+    }
+
+    async fn reuse_free(&self, free: u32, segment: u32, size_bytes: u64) -> Result<Rc<DmaFile>> {
+        let path = self.segment_path(segment);
+        self.rename_durably(self.free_path(free), path.clone(), "reusing a segment file")
+            .await?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| glommio_io("opening a reused segment", e))?;
+        let size = file
+            .file_size()
+            .await
+            .map_err(|e| glommio_io("sizing a reused segment", e))?;
+        if size < size_bytes {
+            // Its creation was cut short (a crash between create and fallocate): reserve it
+            // now, as `create_segment` would have, and as there, a device that cannot hold it
+            // gets the file deleted (the segment does not exist) and `NoSpace`.
+            if let Err(e) = file.pre_allocate(size_bytes, false).await {
+                let _ = file.close().await;
+                let _ = std::fs::remove_file(&path);
+                return Err(glommio_io("reserving a reused segment", e));
+            }
+            file.fdatasync()
+                .await
+                .map_err(|e| glommio_io("syncing a reused segment", e))?;
+        }
+        let file = Rc::new(file);
+        self.files.borrow_mut().insert(segment, file.clone());
+        Ok(file)
+    }
+
+    async fn remove_free(&self, free: u32) -> Result<()> {
+        let path = self.free_path(free);
+        let dir = self.dir.clone();
+        self.blocking(move || -> std::io::Result<()> {
+            std::fs::remove_file(path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(EngineError::io("removing a free segment file"))
     }
 
     async fn remove_segment(&self, segment: u32) -> Result<()> {

@@ -44,6 +44,12 @@ pub const RECLAIM_LIVE_PERMILLE_MAX: u64 = 500;
 /// Free segments kept back for the reclaimer, so compaction can run on a full partition.
 /// Deletes and metadata may use them too; fragment data may not.
 pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
+/// Reclaimed segment files each partition keeps in its free pool to reuse for new segments
+/// (a rename instead of unlink, create, fallocate and syncs: engine/DESIGN.md, "Recycled
+/// segment files"); more are deleted. Their device bytes count as the partition's free space.
+/// A few cover the churn between two reclaim passes: each roll takes one, each reclaimed
+/// segment gives one back.
+pub const FREE_SEGMENT_FILES_MAX: usize = 4;
 /// Log bytes each partition keeps on its device for deletes, metadata and relocations once
 /// fragment data is refused (at least `RECLAIM_RESERVE_SEGMENTS` segments). Every flush starts
 /// on a fresh block, so deletes one after another take 4 KiB each: 16 MiB holds 4096. Two 1 MiB

@@ -7,8 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, PartitionError, Result};
-use crate::format::{Superblock, SUPERBLOCK_BYTES};
-use crate::io::{write_file_atomic, SUPERBLOCK_FILE};
+use crate::format::{Superblock, SUPERBLOCK_BYTES, SUPERBLOCK_VERSION};
+use crate::io::{parse_segment_file_name, write_file_atomic, FREE_FILE_PREFIX, SUPERBLOCK_FILE};
 use crate::limits::{BLOCK_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 
 const LOCK_FILE: &str = "lock";
@@ -68,7 +68,11 @@ pub fn open_partition(
                     },
                 ));
             }
-            sb
+            if sb.version == SUPERBLOCK_VERSION {
+                sb
+            } else {
+                upgrade_from_version1(dir, sb)?
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if has_segments(dir)? {
@@ -76,16 +80,14 @@ pub fn open_partition(
                 return Err(err(dir, PartitionError::NotAPartition));
             }
             let sb = Superblock {
+                version: SUPERBLOCK_VERSION,
                 node_id,
                 core_index,
                 partition_uuid: new_uuid(),
                 segment_bytes,
+                format1_segments_below: 0,
             };
-            // One whole block: glommio's polled-I/O probe must read a non-empty file.
-            let mut block = vec![0u8; BLOCK_BYTES as usize];
-            block[..SUPERBLOCK_BYTES].copy_from_slice(&sb.encode());
-            write_file_atomic(dir, SUPERBLOCK_FILE, &block)
-                .map_err(EngineError::io("writing the superblock"))?;
+            write_superblock(dir, &sb)?;
             sb
         }
         Err(e) => return Err(EngineError::io("opening the superblock")(e)),
@@ -97,10 +99,55 @@ pub fn open_partition(
     })
 }
 
+/// One whole block: glommio's polled-I/O probe must read a non-empty file.
+fn write_superblock(dir: &Path, sb: &Superblock) -> Result<()> {
+    let mut block = vec![0u8; BLOCK_BYTES as usize];
+    block[..SUPERBLOCK_BYTES].copy_from_slice(&sb.encode());
+    write_file_atomic(dir, SUPERBLOCK_FILE, &block)
+        .map_err(EngineError::io("writing the superblock"))
+}
+
+/// Version 2 recycles segment files and names each record's segment; a version-1 partition's
+/// segments hold records that name none. They stay readable: the upgraded superblock records
+/// that segments below the next one to be created may hold them, and no recycled file is
+/// ever renumbered below it. Atomic (the old superblock stays until the new one is whole);
+/// done before any version-2 record is written. A version-1 build then refuses the partition
+/// (`UnknownVersion`): it could not read the version-2 records.
+fn upgrade_from_version1(dir: &Path, old: Superblock) -> Result<Superblock> {
+    let segments = segment_numbers(dir)?;
+    let below = segments.iter().max().map_or(0, |s| s + 1);
+    let sb = Superblock {
+        version: SUPERBLOCK_VERSION,
+        format1_segments_below: below,
+        ..old
+    };
+    write_superblock(dir, &sb)?;
+    tracing::info!(
+        dir = %dir.display(),
+        format1_segments_below = below,
+        "partition upgraded from format version 1 to 2"
+    );
+    Ok(sb)
+}
+
+/// The numbers of the segment files in `dir` (not the free pool's).
+fn segment_numbers(dir: &Path) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(EngineError::io("listing the partition"))? {
+        let entry = entry.map_err(EngineError::io("listing the partition"))?;
+        if let Some(n) = parse_segment_file_name(&entry.file_name().to_string_lossy()) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
 fn has_segments(dir: &Path) -> Result<bool> {
     for entry in std::fs::read_dir(dir).map_err(EngineError::io("listing the partition"))? {
         let entry = entry.map_err(EngineError::io("listing the partition"))?;
-        if entry.file_name().to_string_lossy().starts_with("seg-") {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("seg-") || name.starts_with(FREE_FILE_PREFIX) {
             return Ok(true);
         }
     }

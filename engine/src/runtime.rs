@@ -391,6 +391,7 @@ async fn open_core(
         checkpoint_every_records: node.checkpoint_every_records,
         checkpoint_every_log_bytes: node.checkpoint_every_log_bytes,
         salt: log_salt(&partition.superblock.partition_uuid),
+        format1_segments_below: partition.superblock.format1_segments_below,
         batch_bytes: crate::limits::BATCH_BYTES_MAX,
         cache_bytes: node.cache_bytes_per_core,
     };
@@ -478,13 +479,15 @@ fn error_response(e: &EngineError) -> Response {
 }
 
 /// `free_bytes` is what fragment data may still take: the tighter of the configured capacity
-/// and the device's free space above its floor (shared with the partitions on that device).
+/// and the device's free space above its floor (shared with the partitions on that device)
+/// plus the core's free segment files (held on the device, free for this core's log).
 /// `capacity_bytes` is then used + free, unless a configured capacity is the bound.
 fn stats_of(s: &StoreStats) -> CoreStats {
     let by_capacity = s.capacity_bytes.saturating_sub(s.used_bytes);
-    let by_device = s
-        .device_free_bytes
-        .map_or(u64::MAX, |free| free.saturating_sub(s.device_floor_bytes));
+    let by_device = s.device_free_bytes.map_or(u64::MAX, |free| {
+        free.saturating_add(s.free_segment_bytes)
+            .saturating_sub(s.device_floor_bytes)
+    });
     let free_bytes = by_capacity.min(by_device);
     let capacity_bytes = if by_device < by_capacity {
         s.used_bytes.saturating_add(by_device)

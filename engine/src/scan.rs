@@ -12,7 +12,9 @@
 //! The walk is the one recovery always made (engine/DESIGN.md, "Recovery"): a valid record is
 //! skipped by its length; missing magic at an unaligned position is batch padding (next
 //! block); at a block boundary it is an unwritten block (next block); a damaged record is
-//! reported and skipped to the next block.
+//! reported and skipped to the next block. A record that verifies but names another segment
+//! (or is of format 1 where none may be) is from an earlier life of a recycled file: the
+//! scan ends there (`stale_at`), since nothing of this life after it was acknowledged.
 
 use crate::disk::Disk;
 use crate::error::Result;
@@ -40,7 +42,8 @@ pub enum Scanned<'a> {
         offset_bytes: u64,
         fault: RecordFault,
     },
-    /// No room for another record header.
+    /// No room for another record header, or a record of the file's earlier life (see
+    /// [`SegmentScan::stale_at`]).
     End,
 }
 
@@ -48,6 +51,11 @@ pub struct SegmentScan<'d, D: Disk> {
     disk: &'d D,
     file: D::File,
     salt: u32,
+    /// The segment scanned: a record must name it (`RecordHeader::belongs_to`).
+    segment: u32,
+    format1_segments_below: u32,
+    /// Where a record of an earlier life of the file was found; the scan ended there.
+    stale_at: Option<u64>,
     /// Bytes of the segment that may hold records (the configured segment size).
     limit_bytes: u64,
     window: Vec<u8>,
@@ -60,11 +68,24 @@ pub struct SegmentScan<'d, D: Disk> {
 }
 
 impl<'d, D: Disk> SegmentScan<'d, D> {
-    pub fn new(disk: &'d D, file: D::File, salt: u32, limit_bytes: u64, start: u64) -> Self {
+    /// Scans segment `segment` from `start`; `format1_segments_below` is the partition's
+    /// (`Superblock::format1_segments_below`).
+    pub fn new(
+        disk: &'d D,
+        file: D::File,
+        salt: u32,
+        segment: u32,
+        format1_segments_below: u32,
+        limit_bytes: u64,
+        start: u64,
+    ) -> Self {
         SegmentScan {
             disk,
             file,
             salt,
+            segment,
+            format1_segments_below,
+            stale_at: None,
             limit_bytes,
             window: Vec::new(),
             window_start: 0,
@@ -76,6 +97,15 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
 
     pub fn read_bytes(&self) -> u64 {
         self.read_bytes
+    }
+
+    /// Where the scan met a record of an earlier life of the (recycled) file and ended.
+    /// Such a record verifies (the checksum seed is the partition's) and is never applied:
+    /// everything from it on in this segment is stale or was never acknowledged (the log's
+    /// acknowledged records are a prefix of each segment: a group commit is acknowledged
+    /// only after its fdatasync, and the next one starts after it).
+    pub fn stale_at(&self) -> Option<u64> {
+        self.stale_at
     }
 
     pub fn file(&self) -> &D::File {
@@ -129,6 +159,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
     /// The next record (or damage) from the current position.
     pub async fn next(&mut self) -> Result<Scanned<'_>> {
         loop {
+            if self.stale_at.is_some() {
+                return Ok(Scanned::End);
+            }
             let pos = self.pos;
             if !self.ensure(pos, RECORD_HEADER_BYTES as u64).await? {
                 return Ok(Scanned::End);
@@ -155,6 +188,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                 if let Err(fault) = RecordHeader::read_record(self.salt, bytes) {
                     return Ok(self.damaged(pos, fault));
                 }
+                if self.is_stale(&header, pos) {
+                    continue;
+                }
                 self.pos = pos + header.record_bytes();
                 let from = (pos - self.window_start) as usize + RECORD_HEADER_BYTES;
                 let payload = &self.window[from..from + header.payload_bytes as usize];
@@ -166,6 +202,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             }
             if let Err(fault) = self.verify_streamed(pos, span).await? {
                 return Ok(self.damaged(pos, fault));
+            }
+            if self.is_stale(&header, pos) {
+                continue;
             }
             self.pos = pos + header.record_bytes();
             return Ok(Scanned::Record {
@@ -200,6 +239,17 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             self.disk.yield_if_needed().await;
         }
         Ok(crc.check(&header))
+    }
+
+    /// A verified record of an earlier life of the file: the scan ends at it. Checked only
+    /// after the checksum, so a flipped bit in a record's segment number is damage (one
+    /// record lost), never the end of the segment.
+    fn is_stale(&mut self, header: &RecordHeader, pos: u64) -> bool {
+        if header.belongs_to(self.segment, self.format1_segments_below) {
+            return false;
+        }
+        self.stale_at = Some(pos);
+        true
     }
 
     fn damaged(&mut self, pos: u64, fault: RecordFault) -> Scanned<'static> {

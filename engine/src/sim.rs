@@ -33,6 +33,8 @@ struct SimFile {
     pending: Vec<(u64, Vec<u8>)>,
     /// Device bytes the segment reserved when it was created.
     reserved_bytes: u64,
+    /// Which creation made the file (1, 2, ...): a reused file keeps it, as an inode would.
+    serial: u64,
 }
 
 impl SimFile {
@@ -75,6 +77,10 @@ impl SimRng {
 
 struct SimState {
     segments: BTreeMap<u32, SimFile>,
+    /// The free pool: retired segment files with their bytes, by their last segment number.
+    free: BTreeMap<u32, SimFile>,
+    /// Segment files created so far (the next file's serial).
+    created: u64,
     small: BTreeMap<String, Vec<u8>>,
     /// Bytes the device can hold (segments only).
     capacity_bytes: u64,
@@ -106,6 +112,8 @@ impl SimDisk {
         SimDisk {
             state: Rc::new(RefCell::new(SimState {
                 segments: BTreeMap::new(),
+                free: BTreeMap::new(),
+                created: 0,
                 small: BTreeMap::new(),
                 capacity_bytes,
                 ops_until_crash: None,
@@ -150,9 +158,10 @@ impl SimDisk {
     /// Ends the current "process": unsynced writes are kept, dropped or torn at random; the
     /// returned disk is the same media as the next process sees it.
     pub fn restart(&self) -> SimDisk {
-        let mut st = self.state.borrow_mut();
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
         let mut rng = st.rng.clone();
-        for file in st.segments.values_mut() {
+        for file in st.segments.values_mut().chain(st.free.values_mut()) {
             let pending = std::mem::take(&mut file.pending);
             for (off, data) in pending {
                 match rng.below(3) {
@@ -173,7 +182,7 @@ impl SimDisk {
         st.crashed = false;
         st.ops_until_crash = None;
         st.fail_next_sync = false;
-        drop(st);
+        drop(guard);
         self.clone()
     }
 
@@ -211,6 +220,22 @@ impl SimDisk {
             }
             _ => false,
         }
+    }
+
+    /// The serial of the file that is segment `segment` (its creation's number, kept when a
+    /// free file is reused): tests see which file a segment is.
+    pub fn segment_file_serial(&self, segment: u32) -> Option<u64> {
+        self.state.borrow().segments.get(&segment).map(|f| f.serial)
+    }
+
+    /// Segment files created so far (not counting reuses of free files).
+    pub fn segments_created(&self) -> u64 {
+        self.state.borrow().created
+    }
+
+    /// The free pool's file numbers.
+    pub fn free_files(&self) -> Vec<u32> {
+        self.state.borrow().free.keys().copied().collect()
     }
 
     /// Length of a small file, if it exists.
@@ -284,13 +309,15 @@ impl Disk for SimDisk {
     async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<u32> {
         self.step()?;
         let mut st = self.state.borrow_mut();
-        let used: u64 = st.segments.len() as u64 * size_bytes;
+        let used: u64 = (st.segments.len() + st.free.len()) as u64 * size_bytes;
         if used + size_bytes > st.capacity_bytes {
             return Err(EngineError::NoSpace);
         }
         take_device_bytes(&mut st, size_bytes, "reserving a segment")?;
+        st.created += 1;
         let file = SimFile {
             reserved_bytes: size_bytes,
+            serial: st.created,
             ..SimFile::default()
         };
         assert!(st.segments.insert(segment, file).is_none());
@@ -317,6 +344,56 @@ impl Disk for SimDisk {
         if let Some(f) = st.segments.remove(&segment) {
             if let Some(free) = st.device_free_bytes.as_mut() {
                 *free += f.reserved_bytes;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_free(&self) -> Result<Vec<u32>> {
+        Ok(self.state.borrow().free.keys().copied().collect())
+    }
+
+    async fn retire_segment(&self, segment: u32) -> Result<()> {
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        let file = st.segments.remove(&segment).ok_or_else(|| {
+            EngineError::io("keeping a segment file for reuse")(std::io::ErrorKind::NotFound.into())
+        })?;
+        assert!(st.free.insert(segment, file).is_none());
+        Ok(())
+    }
+
+    async fn reuse_free(&self, free: u32, segment: u32, size_bytes: u64) -> Result<u32> {
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        assert!(
+            !st.segments.contains_key(&segment),
+            "a live segment is never replaced"
+        );
+        let mut file = st.free.remove(&free).ok_or_else(|| {
+            EngineError::io("reusing a segment file")(std::io::ErrorKind::NotFound.into())
+        })?;
+        if file.reserved_bytes < size_bytes {
+            // As the real disk: a file the device cannot complete is deleted.
+            let more = size_bytes - file.reserved_bytes;
+            if let Err(e) = take_device_bytes(&mut st, more, "reserving a segment") {
+                if let Some(device_free) = st.device_free_bytes.as_mut() {
+                    *device_free += file.reserved_bytes;
+                }
+                return Err(e);
+            }
+            file.reserved_bytes = size_bytes;
+        }
+        st.segments.insert(segment, file);
+        Ok(segment)
+    }
+
+    async fn remove_free(&self, free: u32) -> Result<()> {
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        if let Some(f) = st.free.remove(&free) {
+            if let Some(device_free) = st.device_free_bytes.as_mut() {
+                *device_free += f.reserved_bytes;
             }
         }
         Ok(())

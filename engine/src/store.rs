@@ -26,9 +26,10 @@ use crate::format::{
 use crate::index::Index;
 use crate::limits::{
     BATCH_BYTES_MAX, BLOCK_BYTES, CHECKPOINT_ENTRY_BYTES_MAX, FRAGMENT_BYTES_MAX,
-    LOG_RESERVE_BYTES_MIN, META_KEY_BYTES_MAX, META_RESERVE_BYTES, META_VALUE_BYTES_MAX,
-    PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX, RECLAIM_RESERVE_SEGMENTS,
-    RELOCATE_INFLIGHT_BYTES_MAX, SCAN_ENTRIES_MAX, SEGMENTS_MAX, VERIFY_READ_BYTES,
+    FREE_SEGMENT_FILES_MAX, LOG_RESERVE_BYTES_MIN, META_KEY_BYTES_MAX, META_RESERVE_BYTES,
+    META_VALUE_BYTES_MAX, PIPELINE_BATCHES_MAX, RECLAIM_LIVE_PERMILLE_MAX,
+    RECLAIM_RESERVE_SEGMENTS, RELOCATE_INFLIGHT_BYTES_MAX, SCAN_ENTRIES_MAX, SEGMENTS_MAX,
+    VERIFY_READ_BYTES,
 };
 use crate::meta::{sync_env, MetaMutation, MetaStore, MetaValue, ScanPage};
 use crate::scan::{Scanned, SegmentScan};
@@ -53,6 +54,9 @@ pub struct StoreConfig {
     pub checkpoint_every_log_bytes: u64,
     /// The partition's record checksum seed (`format::log_salt`).
     pub salt: u32,
+    /// Segments below this number may hold format-1 records
+    /// (`Superblock::format1_segments_below`; 0 for a partition created at version 2).
+    pub format1_segments_below: u32,
     /// Bytes per write of a group commit (`limits::BATCH_BYTES_MAX`; tests use less to
     /// exercise pipelined rounds).
     pub batch_bytes: u64,
@@ -65,9 +69,20 @@ pub struct StoreConfig {
 pub struct StoreStats {
     pub fragments: u64,
     pub live_bytes: u64,
+    /// Bytes of the segments in use (the free pool's files are not counted: they are free).
     pub used_bytes: u64,
     pub capacity_bytes: u64,
     pub segments: u64,
+    /// Files in the free pool (reclaimed segment files kept for reuse, at most
+    /// `FREE_SEGMENT_FILES_MAX`) and their bytes: held on the device, free for this
+    /// partition's log (`device_free_bytes` does not include them).
+    pub free_segment_files: u64,
+    pub free_segment_bytes: u64,
+    /// New segments made by reusing a free file rather than creating one.
+    pub segments_reused: u64,
+    /// Segments whose replay at the last start ended at a record of an earlier life of the
+    /// (recycled) file.
+    pub replay_stale_stops: u64,
     pub corrupt_reads: u64,
     pub corrupt_records_replayed: u64,
     /// The checkpoint failed its checks at the last start: it was ignored and the index
@@ -190,6 +205,9 @@ struct State<D: Disk> {
     writing_segment: Option<u32>,
     next_segment: u32,
     segments: BTreeSet<u32>,
+    /// The free pool: reclaimed segment files kept for reuse, by the last segment number each
+    /// served (at most `FREE_SEGMENT_FILES_MAX`).
+    free: BTreeSet<u32>,
     /// End of the last durable batch: (segment, offset).
     durable_pos: (u32, u64),
     records_since_checkpoint: u64,
@@ -284,7 +302,18 @@ impl<D: Disk> Store<D> {
                 }
             };
         let segments: BTreeSet<u32> = disk.list_segments().await?.into_iter().collect();
-        let next_segment = segments.last().map_or(1, |s| s + 1);
+        let mut free: BTreeSet<u32> = disk.list_free().await?.into_iter().collect();
+        while free.len() > FREE_SEGMENT_FILES_MAX {
+            let extra = free.pop_last().expect("over the bound");
+            disk.remove_free(extra).await?;
+        }
+        // Above every number a file on the partition served (a free file's records name at
+        // most its own number), so no record on the media names a segment created from here.
+        let next_segment = segments
+            .last()
+            .max(free.last())
+            .map_or(1, |s| s + 1)
+            .max(cfg.format1_segments_below);
         let capacity = cfg.capacity_bytes;
         let store = Store {
             inner: Rc::new(Inner {
@@ -301,6 +330,7 @@ impl<D: Disk> Store<D> {
                     writing_segment: None,
                     next_segment,
                     segments: segments.clone(),
+                    free,
                     durable_pos: (next_segment, 0),
                     records_since_checkpoint: 0,
                     log_bytes_since_checkpoint: 0,
@@ -374,13 +404,7 @@ impl<D: Disk> Store<D> {
     /// the rest of the log.
     async fn replay_segment(&self, segment: u32, start: u64) -> Result<()> {
         let file = self.inner.disk.open_segment(segment).await?;
-        let mut scan = SegmentScan::new(
-            &self.inner.disk,
-            file,
-            self.salt(),
-            self.inner.cfg.segment_bytes,
-            start,
-        );
+        let mut scan = self.scan(segment, file, start);
         let mut meta_batch: Vec<MetaMutation> = Vec::new();
         let mut records = 0u64;
         loop {
@@ -418,12 +442,39 @@ impl<D: Disk> Store<D> {
                 self.apply_meta_replay(&mut meta_batch)?;
             }
         }
+        if let Some(offset_bytes) = scan.stale_at() {
+            tracing::debug!(
+                segment,
+                offset_bytes,
+                "replay ended at a recycled file's old record"
+            );
+            self.inner.st.borrow_mut().stats.replay_stale_stops += 1;
+        }
         {
             let mut st = self.inner.st.borrow_mut();
             st.stats.replayed_bytes += scan.read_bytes();
             st.stats.replayed_records += records;
         }
         self.apply_meta_replay(&mut meta_batch)
+    }
+
+    /// A scan of `segment` from `start` (replay, reclaim).
+    fn scan(&self, segment: u32, file: D::File, start: u64) -> SegmentScan<'_, D> {
+        SegmentScan::new(
+            &self.inner.disk,
+            file,
+            self.salt(),
+            segment,
+            self.inner.cfg.format1_segments_below,
+            self.inner.cfg.segment_bytes,
+            start,
+        )
+    }
+
+    /// Whether a verified record read at `loc` is one of `loc`'s segment in its file's
+    /// current life (not a record a recycled file kept from an earlier one).
+    fn belongs(&self, h: &RecordHeader, loc: Loc) -> bool {
+        h.belongs_to(loc.segment(), self.inner.cfg.format1_segments_below)
     }
 
     fn apply_meta_replay(&self, batch: &mut Vec<MetaMutation>) -> Result<()> {
@@ -586,7 +637,7 @@ impl<D: Disk> Store<D> {
             at += want;
         }
         crc.check(&first).map_err(fault)?;
-        if h.kind != RecordKind::Fragment || h.id != id {
+        if h.kind != RecordKind::Fragment || h.id != id || !self.belongs(&h, loc) {
             return Err(corrupt("index points at another record"));
         }
         Ok(u64::from(h.payload_bytes))
@@ -686,7 +737,9 @@ impl<D: Disk> Store<D> {
                 crate::format::RecordFault::Damaged(what) => what,
             })
         })?;
-        if h.kind != RecordKind::Fragment || h.id != id {
+        // A read that raced with a reclaim may find the file already reused: its new record
+        // names another segment (the caller retries at the fragment's new place).
+        if h.kind != RecordKind::Fragment || h.id != id || !self.belongs(&h, loc) {
             return Err(corrupt("index points at another record"));
         }
         let end = RECORD_HEADER_BYTES + h.payload_bytes as usize;
@@ -820,6 +873,8 @@ impl<D: Disk> Store<D> {
         s.live_bytes = st.index.live_bytes_total();
         s.segments = st.segments.len() as u64;
         s.used_bytes = s.segments * self.inner.cfg.segment_bytes;
+        s.free_segment_files = st.free.len() as u64;
+        s.free_segment_bytes = s.free_segment_files * self.inner.cfg.segment_bytes;
         s.poisoned = st.poisoned;
         s.cache = st.cache.stats();
         let index_entries = st.index.len() as u64;
@@ -1051,7 +1106,7 @@ impl<D: Disk> Store<D> {
             let Ok(bytes) = read else { return };
             let header = RecordHeader::read_record(self.salt(), &bytes);
             assert!(
-                header.is_ok(),
+                header.is_ok_and(|h| self.belongs(&h, *loc)),
                 "strict: record at {loc:?} verifies after sync: {header:?}"
             );
         }
@@ -1091,6 +1146,7 @@ impl<D: Disk> Store<D> {
             encode_op(
                 &p.op,
                 lsn,
+                active.segment,
                 self.salt(),
                 &mut out[at as usize..(at + len) as usize],
             );
@@ -1135,8 +1191,9 @@ impl<D: Disk> Store<D> {
         }
     }
 
-    /// Seals the active segment and creates the next. Foreground writes may not use the last
-    /// `RECLAIM_RESERVE_SEGMENTS` segments of capacity; relocations may.
+    /// Seals the active segment and opens the next (a reused free file or a new one).
+    /// Foreground writes may not use the last `RECLAIM_RESERVE_SEGMENTS` segments of
+    /// capacity; relocations may.
     async fn rotate(&self) -> Result<()> {
         // Writes refused for the reserve are answered once `st` is released: `answer` borrows
         // it again (metadata writes). Answering inside the borrow panicked the core the first
@@ -1147,11 +1204,7 @@ impl<D: Disk> Store<D> {
             self.answer(p, Err(EngineError::NoSpace));
         }
         let segment = segment?;
-        let file = self
-            .inner
-            .disk
-            .create_segment(segment, self.inner.cfg.segment_bytes)
-            .await?;
+        let file = self.open_new_segment(segment).await?;
         let mut st = self.inner.st.borrow_mut();
         st.segments.insert(segment);
         st.writing_segment = Some(segment);
@@ -1161,6 +1214,77 @@ impl<D: Disk> Store<D> {
             offset_bytes: 0,
         });
         Ok(())
+    }
+
+    /// Segment `segment`'s file: a free file renamed, when the pool has one and the device
+    /// is above its floor (no unlink, create, fallocate or their syncs); else created and
+    /// preallocated. Below the floor the pool's files are deleted first: their room goes
+    /// back to the device, whose reserve LMDB and checkpoints need, and the segment is
+    /// created in it as it was before recycling.
+    async fn open_new_segment(&self, segment: u32) -> Result<D::File> {
+        let segment_bytes = self.inner.cfg.segment_bytes;
+        if !self.inner.st.borrow().free.is_empty() {
+            if self.device_above_floor() {
+                // Out of the pool before the await: nothing else may take it meanwhile.
+                let free = self.inner.st.borrow_mut().free.pop_first();
+                let free = free.expect("checked above; only the flusher takes from the pool");
+                assert!(free < segment, "segment numbers only grow");
+                let file = self
+                    .inner
+                    .disk
+                    .reuse_free(free, segment, segment_bytes)
+                    .await?;
+                self.inner.st.borrow_mut().stats.segments_reused += 1;
+                return Ok(file);
+            }
+            self.delete_free_files().await?;
+        }
+        self.inner.disk.create_segment(segment, segment_bytes).await
+    }
+
+    /// Gives up a reclaimed segment's file (nothing points into it: the caller checked, and a
+    /// checkpoint past it is durable): kept in the free pool while the pool has room and the
+    /// device is above its floor, else deleted.
+    async fn release_segment(&self, segment: u32) -> Result<()> {
+        let keep =
+            self.inner.st.borrow().free.len() < FREE_SEGMENT_FILES_MAX && self.device_above_floor();
+        if keep {
+            self.inner.disk.retire_segment(segment).await?;
+        } else {
+            self.inner.disk.remove_segment(segment).await?;
+        }
+        let mut st = self.inner.st.borrow_mut();
+        st.segments.remove(&segment);
+        if keep {
+            st.free.insert(segment);
+            assert!(st.free.len() <= FREE_SEGMENT_FILES_MAX);
+        }
+        st.stats.reclaimed_segments += 1;
+        Ok(())
+    }
+
+    /// Deletes every file of the free pool (the device fell below its floor).
+    async fn delete_free_files(&self) -> Result<()> {
+        let files = std::mem::take(&mut self.inner.st.borrow_mut().free);
+        tracing::info!(
+            files = files.len(),
+            "device below its floor: free segment files deleted"
+        );
+        for free in files {
+            self.inner.disk.remove_free(free).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the device's free space (the pool's files not counted) is at least its floor,
+    /// so keeping or reusing a free file takes nothing from the reserve. Unknown counts as
+    /// yes, as in `room_for_segment`.
+    fn device_above_floor(&self) -> bool {
+        let index_entries = self.inner.st.borrow().index.len() as u64;
+        self.inner
+            .disk
+            .device_free_bytes()
+            .map_or(true, |free| free >= self.device_floor_bytes(index_entries))
     }
 
     /// The number of the segment to rotate to, or NoSpace. Near the reserve, queued writes
@@ -1193,11 +1317,18 @@ impl<D: Disk> Store<D> {
     /// Whether a new segment may be created, and for which writes: the tighter of the
     /// partition's configured capacity (its last `RECLAIM_RESERVE_SEGMENTS` segments are the
     /// reserve) and the device's free space (the floor, see [`Store::device_floor_bytes`]).
+    /// The free pool's files are free space in both: the capacity counts segments in use
+    /// (a new file is created only when the pool is empty, so files on the partition never
+    /// exceed it), and their bytes are added to the device's free bytes.
     fn room_for_segment(&self) -> Room {
         let segment_bytes = self.inner.cfg.segment_bytes;
-        let (count, index_entries) = {
+        let (count, index_entries, free_files_bytes) = {
             let st = self.inner.st.borrow();
-            (st.segments.len() as u64, st.index.len() as u64)
+            (
+                st.segments.len() as u64,
+                st.index.len() as u64,
+                st.free.len() as u64 * segment_bytes,
+            )
         };
         let max_segments =
             (self.inner.cfg.capacity_bytes / segment_bytes).min(u64::from(SEGMENTS_MAX));
@@ -1213,7 +1344,8 @@ impl<D: Disk> Store<D> {
                 tracing::warn!(error = %e, "cannot read the device's free space");
                 Room::All
             }
-            Ok(free) => {
+            Ok(device_free) => {
+                let free = device_free.saturating_add(free_files_bytes);
                 let partitions = u64::from(self.inner.disk.partitions_on_device().max(1));
                 let meta_floor = partitions * meta_reserve_bytes(index_entries);
                 if free >= segment_bytes + self.device_floor_bytes(index_entries) {
@@ -1444,10 +1576,7 @@ impl<D: Disk> Store<D> {
         for segment in dead {
             // Entries are only ever added at the log head, never to a sealed segment.
             assert_eq!(self.inner.st.borrow().index.live_bytes(segment), 0);
-            self.inner.disk.remove_segment(segment).await?;
-            let mut st = self.inner.st.borrow_mut();
-            st.segments.remove(&segment);
-            st.stats.reclaimed_segments += 1;
+            self.release_segment(segment).await?;
         }
         Ok(true)
     }
@@ -1458,13 +1587,7 @@ impl<D: Disk> Store<D> {
     /// keeps the segment, see the caller).
     async fn relocate_live(&self, segment: u32) -> Result<()> {
         let file = self.inner.disk.open_segment(segment).await?;
-        let mut scan = SegmentScan::new(
-            &self.inner.disk,
-            file,
-            self.salt(),
-            self.inner.cfg.segment_bytes,
-            0,
-        );
+        let mut scan = self.scan(segment, file, 0);
         let mut waits = Vec::new();
         let mut queued_bytes = 0u64;
         loop {
@@ -1529,11 +1652,11 @@ impl<D: Disk> Store<D> {
             .read_at(file, loc.offset_bytes(), span as usize)
             .await?;
         Ok(match RecordHeader::read_record(self.salt(), &buf) {
-            Ok(h) => {
+            Ok(h) if self.belongs(&h, loc) => {
                 let end = RECORD_HEADER_BYTES + h.payload_bytes as usize;
                 Some(Bytes::from(buf).slice(RECORD_HEADER_BYTES..end))
             }
-            Err(_) => None,
+            _ => None,
         })
     }
 
@@ -1555,10 +1678,7 @@ impl<D: Disk> Store<D> {
             );
             return Ok(false);
         }
-        self.inner.disk.remove_segment(segment).await?;
-        let mut st = self.inner.st.borrow_mut();
-        st.segments.remove(&segment);
-        st.stats.reclaimed_segments += 1;
+        self.release_segment(segment).await?;
         Ok(true)
     }
 }
@@ -1640,7 +1760,7 @@ fn check_meta_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn encode_op(op: &Op, lsn: u64, salt: u32, out: &mut [u8]) {
+fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
     let (kind, flags, id, key_bytes, aux) = match op {
         Op::Put { id, .. } => (RecordKind::Fragment, 0, *id, 0, 0),
         Op::Delete { id } => (RecordKind::FragmentTombstone, 0, *id, 0, 0),
@@ -1660,6 +1780,7 @@ fn encode_op(op: &Op, lsn: u64, salt: u32, out: &mut [u8]) {
         payload_bytes: op.payload_bytes() as u32,
         key_bytes,
         aux,
+        segment: Some(segment),
     };
     match op {
         Op::Put { data, .. } => header.write_record(salt, &[data], out),

@@ -27,6 +27,7 @@ fn config(cache_bytes: u64) -> StoreConfig {
         checkpoint_every_records: 1 << 40,
         checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
+        format1_segments_below: 0,
         batch_bytes: 64 * 1024,
         cache_bytes,
     }
@@ -207,6 +208,7 @@ fn verify_reads_the_disk_while_the_fragment_is_cached() {
         let disk = GlommioDisk::open(&path, q).await.expect("disk");
         let mut cfg = config(1 << 20);
         cfg.salt = log_salt(&p.superblock.partition_uuid);
+        cfg.format1_segments_below = p.superblock.format1_segments_below;
         let store = Store::open(disk, cfg).await.expect("store");
         let v = put(&store, 7, 0, 4096).await;
         assert_eq!(get(&store, 7).await, v);

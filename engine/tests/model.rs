@@ -26,6 +26,7 @@ fn config() -> StoreConfig {
         checkpoint_every_records: 50,
         checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
+        format1_segments_below: 0,
         // Small writes, so bursts become several pipelined writes per group commit.
         batch_bytes: 16 * 1024,
         cache_bytes: CACHE_BYTES,
@@ -703,6 +704,7 @@ async fn crash_and_replay(seed: u64, every_log_bytes: u64) -> ReplayFigures {
         checkpoint_every_records: 1 << 40,
         checkpoint_every_log_bytes: every_log_bytes,
         salt: 0x5eed,
+        format1_segments_below: 0,
         batch_bytes: 64 * 1024,
         cache_bytes: CACHE_BYTES,
     };
@@ -797,6 +799,7 @@ fn replay_checks_records_larger_than_its_window() {
                 checkpoint_every_records: 1 << 40,
                 checkpoint_every_log_bytes: 1 << 40,
                 salt: 0x5eed,
+                format1_segments_below: 0,
                 batch_bytes: 64 * 1024,
                 cache_bytes: CACHE_BYTES,
             };

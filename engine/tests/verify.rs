@@ -21,6 +21,7 @@ fn config() -> StoreConfig {
         checkpoint_every_records: 1000,
         checkpoint_every_log_bytes: 1 << 40,
         salt: 0x5eed,
+        format1_segments_below: 0,
         batch_bytes: 2 * 1024 * 1024,
         cache_bytes: 0,
     }
