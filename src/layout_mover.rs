@@ -139,6 +139,49 @@ impl Phases for ControlPhases {
         })
     }
 
+    /// The groups' phases proposed together (each its own command, in flight at once, so the
+    /// control plane commits them in a batch or a few), then one wait for this process and
+    /// one for every node.
+    fn advance_groups<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pgs: &'a [u32],
+        to: Phase,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MoveError>> + Send + 'a>> {
+        Box::pin(async move {
+            let to_version = transition.new_layout().version();
+            let phase = group_phase(to);
+            let proposals = pgs.iter().map(|&pg| {
+                let command = Command::UpdateChange {
+                    to_version,
+                    pg,
+                    phase,
+                };
+                control::follow::propose_any(&self.voters, command)
+            });
+            for outcome in futures::future::join_all(proposals).await {
+                match outcome {
+                    Ok(Ok(_)) => {}
+                    // Another mover (a leader before this one) took it further already.
+                    Ok(Err(Refusal::PhaseOrder { from, .. })) if from >= phase => {}
+                    Ok(Err(r)) => return Err(MoveError::Unconfirmed(r.to_string())),
+                    Err(e) => return Err(MoveError::Unconfirmed(e.to_string())),
+                }
+            }
+            let mut index = 0;
+            for &pg in pgs {
+                let at = self
+                    .applied_here(to_version, pg, phase)
+                    .await
+                    .map_err(MoveError::Unconfirmed)?;
+                index = index.max(at);
+            }
+            self.nodes_applied(transition, index)
+                .await
+                .map_err(MoveError::Unconfirmed)
+        })
+    }
+
     /// Nothing more to wait for: a node reports a phase applied only once the operations it
     /// routed under the phase before have ended.
     fn fence<'a>(
@@ -216,9 +259,7 @@ impl MoverTask {
             backend: backend.clone(),
             applied: self.applied.clone(),
         };
-        let config = MoverConfig {
-            rate_bytes_per_s: self.rate_bytes_per_s,
-        };
+        let config = MoverConfig::at_rate(self.rate_bytes_per_s);
         let mover =
             Mover::of_change(backend, t.clone(), &catalog, config).with_phases(Arc::new(phases));
         tracing::info!(

@@ -25,6 +25,9 @@ pub const META_KEY_BYTES_MAX: u64 = engine::limits::META_KEY_BYTES_MAX;
 /// Attempts of one phase step of one placement group before the mover gives up (each after
 /// `MOVE_RETRY_PAUSE_MS`): a core down for longer than that stops the move with an error.
 pub const MOVE_ATTEMPTS_MAX: u32 = 100;
+/// Placement groups one mover step takes through a phase together (`MoverConfig`'s default):
+/// a cluster commits their phase and waits for every node once for all of them.
+pub const MOVE_GROUPS_PER_STEP: usize = 16;
 /// Pause between two attempts of a failed phase step.
 pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
 /// Polls of a placement group's operations in flight before the mover's fence fails.

@@ -657,6 +657,22 @@ pub trait Phases: Send + Sync {
         pg: u32,
         phase: Phase,
     ) -> futures::future::BoxFuture<'a, Result<(), MoveError>>;
+    /// `advance` for every group of `pgs` (a mover step's groups): one after the other unless
+    /// the implementation does better (a cluster commits them together and waits for the
+    /// nodes once).
+    fn advance_groups<'a>(
+        &'a self,
+        transition: &'a Arc<Transition>,
+        pgs: &'a [u32],
+        to: Phase,
+    ) -> futures::future::BoxFuture<'a, Result<(), MoveError>> {
+        Box::pin(async move {
+            for &pg in pgs {
+                self.advance(transition, pg, to).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The fence in one process: the phase stored in the shared `Transition`, and a wait for the
@@ -689,6 +705,18 @@ impl Phases for LocalPhases {
 pub struct MoverConfig {
     /// Fragment bytes copied per second at most (the configured limit).
     pub rate_bytes_per_s: u64,
+    /// Groups one step takes through a phase together (`MOVE_GROUPS_PER_STEP`; at least 1).
+    pub groups_per_step: usize,
+}
+
+impl MoverConfig {
+    /// The default step at `rate_bytes_per_s`.
+    pub fn at_rate(rate_bytes_per_s: u64) -> MoverConfig {
+        MoverConfig {
+            rate_bytes_per_s,
+            groups_per_step: crate::limits::MOVE_GROUPS_PER_STEP,
+        }
+    }
 }
 
 /// Moves the groups of a layout change: see the module doc. Every request it makes is
@@ -733,6 +761,7 @@ impl<'a> Mover<'a> {
         config: MoverConfig,
     ) -> Mover<'a> {
         assert!(config.rate_bytes_per_s > 0, "a rate limit above zero");
+        assert!(config.groups_per_step > 0, "a step moves a group at least");
         Mover {
             backend,
             transition,
@@ -766,64 +795,78 @@ impl<'a> Mover<'a> {
     }
 
     /// Takes the first group not done one step forward, to `CutOver` (through `Moving` and the
-    /// copy) or to `Done` (the retirement), retrying a failed step after a pause
-    /// (`MOVE_ATTEMPTS_MAX` times); `None` once every group is done.
+    /// copy) or to `Done` (the retirement), with the groups after it in the same stage (up to
+    /// `groups_per_step` in all: their phases committed together, the fence waited for once),
+    /// retrying a failed step after a pause (`MOVE_ATTEMPTS_MAX` times). Returns the first
+    /// group and the phase the step reached; `None` once every group is done.
     pub async fn step(&self) -> Result<Option<(u32, Phase)>, MoveError> {
         let t = &self.transition;
-        let Some(pg) = t
+        let copying = |p: Option<Phase>| matches!(p, Some(Phase::Pending | Phase::Moving));
+        let mut left = t
             .groups()
             .into_iter()
-            .find(|&pg| t.phase(pg) != Some(Phase::Done))
-        else {
+            .filter(|&pg| t.phase(pg) != Some(Phase::Done));
+        let Some(first) = left.next() else {
             return Ok(None);
         };
+        let stage = copying(t.phase(first));
+        let pgs: Vec<u32> = std::iter::once(first)
+            .chain(left.filter(|&pg| copying(t.phase(pg)) == stage))
+            .take(self.config.groups_per_step)
+            .collect();
         let mut last = String::new();
         for attempt in 0..MOVE_ATTEMPTS_MAX {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(MOVE_RETRY_PAUSE_MS)).await;
             }
-            match crate::backend::in_background(self.phase_step(pg)).await {
-                Ok(to) => return Ok(Some((pg, to))),
+            match crate::backend::in_background(self.phase_step(&pgs, stage)).await {
+                Ok(to) => return Ok(Some((first, to))),
                 Err(e) => {
-                    tracing::info!(pg, attempt, error = %e, "layout change: a step failed; it is tried again");
+                    tracing::info!(pg = first, groups = pgs.len(), attempt, error = %e, "layout change: a step failed; it is tried again");
                     last = e.to_string();
                 }
             }
         }
         Err(MoveError::Attempts {
-            pg,
+            pg: first,
             attempts: MOVE_ATTEMPTS_MAX,
             last,
         })
     }
 
-    /// One step of group `pg`: from `Pending` (or `Moving`, after a crash) to `CutOver`, or
-    /// from `CutOver` to `Done`.
-    async fn phase_step(&self, pg: u32) -> Result<Phase, MoveError> {
+    /// One step of groups `pgs`: from `Pending` (or `Moving`, after a crash) to `CutOver`
+    /// (`copying`), or from `CutOver` to `Done`.
+    async fn phase_step(&self, pgs: &[u32], copying: bool) -> Result<Phase, MoveError> {
         let (t, phases) = (&self.transition, &self.phases);
-        let to = match t.phase(pg).expect("a moving group") {
+        let to = if copying {
             // From `Moving` too: a mover that stopped there repeats the phase (a no-op).
-            Phase::Pending | Phase::Moving => {
-                phases.advance(t, pg, Phase::Moving).await?;
+            phases.advance_groups(t, pgs, Phase::Moving).await?;
+            for &pg in pgs {
                 // Every write routed by the old layout alone has ended: the copy's read
                 // quorum sees all of them.
                 phases.fence(t, pg, Phase::Pending).await?;
-                self.pass(pg, Pass::Copy).await?;
-                Phase::CutOver
             }
-            Phase::CutOver => {
-                // Repeated: a mover that restarted must know every node is there.
-                phases.advance(t, pg, Phase::CutOver).await?;
+            for &pg in pgs {
+                self.pass(pg, Pass::Copy).await?;
+            }
+            Phase::CutOver
+        } else {
+            // Repeated: a mover that restarted must know every node is there.
+            phases.advance_groups(t, pgs, Phase::CutOver).await?;
+            for &pg in pgs {
                 // No write routed as Moving may still land on an old core, no read routed as
                 // Moving may still fall back to one.
                 phases.fence(t, pg, Phase::Moving).await?;
-                self.pass(pg, Pass::Retire).await?;
-                self.count(|p| p.groups += 1);
-                Phase::Done
             }
-            Phase::Done => return Ok(Phase::Done),
+            for &pg in pgs {
+                self.pass(pg, Pass::Retire).await?;
+            }
+            Phase::Done
         };
-        phases.advance(t, pg, to).await?;
+        phases.advance_groups(t, pgs, to).await?;
+        if to == Phase::Done {
+            self.count(|p| p.groups += pgs.len() as u64);
+        }
         Ok(to)
     }
 

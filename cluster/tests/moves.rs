@@ -713,8 +713,10 @@ async fn nemesis(env: Rc<Env>, nodes: usize) {
 async fn mover(env: Rc<Env>, gw: Arc<Backend>, cfg: Config) {
     let crash = cfg.crash_mover;
     let catalog = SimCatalog;
+    // One group a step, or a few together (their phases advanced together).
     let config = MoverConfig {
         rate_bytes_per_s: cfg.rate_bytes_per_s,
+        groups_per_step: 1 + env.world.below(4) as usize,
     };
     let mut mover = Mover::new(&gw, &catalog, config);
     let mut total = Progress::default();
@@ -1268,9 +1270,7 @@ fn the_fence_waits_for_operations_routed_before() {
             let held = gateways[1].place(Route::Object("b0", &k), WIDTH_EC);
             assert_eq!(held.phase(), Some(Phase::Pending));
             let catalog = SimCatalog;
-            let config = MoverConfig {
-                rate_bytes_per_s: RATE_BYTES_PER_S,
-            };
+            let config = MoverConfig::at_rate(RATE_BYTES_PER_S);
             let mover = Mover::new(&gateways[0], &catalog, config);
             let waited = {
                 let step = std::pin::pin!(mover.step());
@@ -1347,9 +1347,7 @@ fn a_gateway_takes_the_change_while_it_serves() {
                     "taking the change again replaces nothing"
                 );
                 let catalog = SimCatalog;
-                let config = MoverConfig {
-                    rate_bytes_per_s: RATE_BYTES_PER_S,
-                };
+                let config = MoverConfig::at_rate(RATE_BYTES_PER_S);
                 let mover = Mover::new(&gateways[0], &catalog, config);
                 // A write through this gateway after each step: some land in groups cut
                 // over already, found after the change only if routed by both versions.
@@ -1425,8 +1423,10 @@ fn the_mover_copies_tombstones() {
                 "a healthy delete"
             );
             let catalog = SimCatalog;
+            // One group a step: the test stops between two groups.
             let config = MoverConfig {
                 rate_bytes_per_s: RATE_BYTES_PER_S,
+                groups_per_step: 1,
             };
             let mover = Mover::new(&gateways[0], &catalog, config);
             let pg = env.old.pg_of(b"b0", k.as_bytes());
@@ -1506,9 +1506,7 @@ fn hints_for_positions_given_away_are_dropped() {
             world.lock().up[node] = true;
             env.world.sleep(4000).await;
             let catalog = SimCatalog;
-            let config = MoverConfig {
-                rate_bytes_per_s: RATE_BYTES_PER_S,
-            };
+            let config = MoverConfig::at_rate(RATE_BYTES_PER_S);
             Mover::new(&gateways[0], &catalog, config)
                 .run()
                 .await

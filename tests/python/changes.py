@@ -97,12 +97,15 @@ class Traffic:
                 except Exception as e:  # noqa: BLE001 - every failure is a finding
                     self.errors.append(f"GET {key} through node {n}: {e}")
                 self.reads += 1
-            lister, header = self.node(i), self.node(i + 1)
+            # Each request takes its node when it starts: a node the test takes out (then kills
+            # a second later) gets no new request.
+            lister, header = self.node(i), None
             try:
-                for n in (lister, header):
-                    clients.setdefault(n, self.c.client(n))
+                clients.setdefault(lister, self.c.client(lister))
                 listed = clients[lister].list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
-                for o in listed.get("Contents", []):
+                for j, o in enumerate(listed.get("Contents", [])):
+                    header = self.node(i + 1 + j)
+                    clients.setdefault(header, self.c.client(header))
                     clients[header].head_object(Bucket=self.bucket, Key=o["Key"])
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"LIST through node {lister}, HEAD through {header}: {e}")

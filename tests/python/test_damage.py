@@ -86,9 +86,10 @@ def _core_dir(data, core=DAMAGED):
     return os.path.join(data, f"core-{core}")
 
 
-def _records(core_dir, magic=b"PCR1\x01"):
+def _records(core_dir, magic=b"PCR1\x02"):
     """(segment path, record offset, segment bytes) of every log record of a core whose header
-    starts with `magic` (b"PCR1\x01\x01": fragment records), at the 8-byte record alignment."""
+    starts with `magic` (the record magic, then format 2; b"PCR1\x02\x01": fragment records),
+    at the 8-byte record alignment."""
     for name in sorted(os.listdir(core_dir)):
         if not name.startswith("seg-"):
             continue
@@ -175,7 +176,7 @@ def test_damaged_checkpoint_and_records_rebuild_without_them(node_dir):
     seg = os.path.join(_core_dir(node_dir), "seg-00000001.log")
     with open(seg, "rb") as f:
         data = f.read()
-    first = data.index(b"PCR1\x01")
+    first = data.index(b"PCR1\x02")
     _flip(seg, first + 40)  # the record's aux field: its crc fails
     s, c = _restart_and_read_all(node_dir, objects)
     try:
@@ -333,7 +334,7 @@ def test_failure_mid_body_is_an_error_for_the_client(node_dir):
         assert s.stop() == 0
     flipped = 0
     for core in (1, 2, 3):
-        for path, at, data in _records(_core_dir(node_dir, core), b"PCR1\x01\x01"):
+        for path, at, data in _records(_core_dir(node_dir, core), b"PCR1\x02\x01"):
             if int.from_bytes(data[at + 28:at + 31], "little") == 1:
                 _flip(path, at + 9)
                 flipped += 1
@@ -402,7 +403,7 @@ def test_degraded_reads_repair_what_they_found(node_dir):
     # A byte in the payload of every fragment record (kind 1) on core 1: its checksum fails
     # when read (or the record is skipped at replay: missing). Either is damage to repair.
     flipped = 0
-    for path, at, data in _records(_core_dir(node_dir), b"PCR1\x01\x01"):
+    for path, at, data in _records(_core_dir(node_dir), b"PCR1\x02\x01"):
         payload = int.from_bytes(data[at + 32:at + 36], "little")
         if payload > 16:
             _flip(path, at + 64 + payload // 2)

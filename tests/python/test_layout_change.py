@@ -95,6 +95,9 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
             traffic.nodes.remove(leader)
         time.sleep(1)  # requests through it in flight end
         c.kill(leader)
+        killed_at = change_progress(c)[0]
+        print(f"the leader, node {leader}, killed with {killed_at} of {total} groups done")
+        assert killed_at < total, "the shrink ended before the leader was killed"
         time.sleep(3)
         c.restart(leader)
         with traffic.lock:

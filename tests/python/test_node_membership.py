@@ -73,6 +73,7 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         # Node 3 dies. It holds data, so a plain remove is refused; replace it by node 5.
         with traffic.lock:
             traffic.nodes.remove(3)
+        time.sleep(1)  # requests through it in flight end
         c.kill(3)
         out = node_cmd(c, "remove", "3", ok=False)
         assert "still holds data" in out, out

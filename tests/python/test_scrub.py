@@ -23,7 +23,7 @@ CORES = 4
 # Small objects get 3 replicas, large ones EC 2+2 on a 4-core node (cluster/src/ec.rs).
 SIZES = [1, 1000, 70_000, 300_000, 1 << 20, 3 * (1 << 20) + 17]
 RECORD_HEADER = 64
-FRAGMENT_MAGIC = b"PCR1\x01\x01"
+FRAGMENT_MAGIC = b"PCR1\x02\x01"
 
 
 def _objects(seed, n=24):

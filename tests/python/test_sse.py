@@ -216,7 +216,7 @@ def test_damaged_stored_byte_is_never_served(stored):
             continue
         with open(path, "rb") as f:
             raw = bytearray(f.read())
-        for m in re.finditer(re.escape(b"PCR1\x01\x01"), bytes(raw)):
+        for m in re.finditer(re.escape(b"PCR1\x02\x01"), bytes(raw)):
             if m.start() % 8 == 0 and m.start() + 3 * PACKAGE < len(raw):
                 raw[m.start() + 2 * PACKAGE] ^= 0x5A
                 flipped += 1

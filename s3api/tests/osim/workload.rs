@@ -2525,8 +2525,10 @@ async fn run_mover(run: &Run, mut backend: Arc<Backend>) -> Result<(u64, u64), S
     let (world, cfg) = (&run.world, &run.cfg);
     let t = run.cluster.transition.as_ref().expect("a layout change");
     let catalog = catalog_of(t);
+    // One group a step, or a few together (their phases advanced together).
     let config = MoverConfig {
         rate_bytes_per_s: MOVER_RATE_BYTES_PER_S,
+        groups_per_step: 1 + world.below(4) as usize,
     };
     let start = 1 + world.below((cfg.steps as u64 / 6).max(1));
     while (run.step.get() as u64) < start {
