@@ -119,6 +119,12 @@ fn print_layouts(map: &control::ClusterMap) {
     let Some(current) = layout(map.current) else {
         return;
     };
+    // Removed by the change in progress (not before it): its data is being rebuilt.
+    let removed_before = |id: u64| {
+        in_progress
+            .and_then(|c| layout(c.from_version))
+            .is_none_or(|l| l.nodes().iter().any(|n| n.id == id && n.removed))
+    };
     for node in current.nodes() {
         let drained = current
             .cores()
@@ -126,7 +132,7 @@ fn print_layouts(map: &control::ClusterMap) {
             .filter(|c| current.nodes()[c.node as usize].id == node.id)
             .all(|c| c.weight == 0);
         let id = node.id;
-        match (node.removed, drained, in_progress.is_some()) {
+        match (node.removed, drained, !removed_before(id)) {
             (true, _, true) => println!(
                 "node {id}: removed: the change rebuilds what it held from the other copies; \
                  it must stay stopped"

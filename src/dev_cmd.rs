@@ -224,7 +224,9 @@ fn prepare(dir: &Path, ports: Ports) -> anyhow::Result<Vec<DevNode>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let text = format!(
                 "# A local cluster written by `percore dev` (see README, \"Run a multi-node \
-                 cluster\").\n# Its nodes must not change; policies may be added.\n{}",
+                 cluster\").\n# Do not edit its nodes: `percore node add|drain|remove|replace` \
+                 changes them through the control plane\n# (README, \"Grow or shrink a running \
+                 cluster\"). Policies may be added.\n{}",
                 wanted.to_toml_string()
             );
             std::fs::write(&layout_path, text)

@@ -465,6 +465,10 @@ impl Proposal {
         match commit(Command::ProposeLayout(LayoutVersion::of(text, &next)))? {
             Applied::LayoutCommitted {
                 version,
+                groups_moving: 0,
+            } => println!("layout version {version} committed: no placement group moves"),
+            Applied::LayoutCommitted {
+                version,
                 groups_moving,
             } => println!(
                 "layout version {version} committed: {groups_moving} placement groups move; \

@@ -150,6 +150,7 @@ pub fn run(action: &NodeAction) -> anyhow::Result<()> {
     let committed = proposal.submit(&text, &what, common.limit, common.dry_run)?;
     if let (Some(path), Some(version)) = (write, committed) {
         crate::layout_cmd::write_atomically(path, text.as_bytes())?;
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         println!(
             "{} holds layout version {version}: start the new node with `layout = \"{}\"` in \
              its config",

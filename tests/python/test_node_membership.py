@@ -64,7 +64,7 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
 
         # Removed: a version that moves nothing; node 4 may then be stopped.
         out = node_cmd(c, "remove", "4")
-        assert "layout version 3 committed: 0 placement groups move" in out, out
+        assert "layout version 3 committed: no placement group moves" in out, out
         status = wait_status(c, "node 4: removed: it can be stopped", traffic.check)
         assert "layout: version 3" in status, status
         c.kill(4, sig=15)
