@@ -48,7 +48,12 @@ enum CoreState {
 /// Prints the status; `Ok(true)` when every core is up.
 pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     let (path, layout) = load(&args.config)?;
-    let endpoints = membership::core_endpoints(&layout);
+    // A removed node's cores are not asked (a new node may listen on its ports now).
+    let removed_node = |id: u64| layout.nodes().iter().any(|n| n.id == id && n.removed);
+    let endpoints: Vec<_> = membership::core_endpoints(&layout)
+        .into_iter()
+        .filter(|(node, _, _)| !removed_node(*node))
+        .collect();
     let states = ask_all(&endpoints, layout.version());
     println!(
         "layout {}: version {}, {} nodes, {} cores",
@@ -59,7 +64,16 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     );
     let mut cores_down = 0;
     let mut nodes_down = 0;
+    let mut removed = 0;
     for node in layout.nodes() {
+        if node.removed {
+            println!(
+                "node {} ({}:{}, zone {}): removed from the cluster, not asked",
+                node.id, node.address, node.base_port, node.zone
+            );
+            removed += 1;
+            continue;
+        }
         let mine: Vec<usize> = (0..endpoints.len())
             .filter(|&i| endpoints[i].0 == node.id)
             .collect();
@@ -94,11 +108,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
             );
         }
     }
+    let asked = endpoints.len();
     println!(
-        "summary: {}/{} cores up, {nodes_down} of {} nodes down",
-        endpoints.len() - cores_down,
-        endpoints.len(),
-        layout.nodes().len()
+        "summary: {}/{asked} cores up, {nodes_down} of {} nodes down",
+        asked - cores_down,
+        layout.nodes().len() - removed
     );
     Ok(cores_down == 0)
 }
@@ -114,7 +128,16 @@ fn load(config: &Path) -> anyhow::Result<(PathBuf, Layout)> {
         return Ok((config.to_path_buf(), layout));
     }
     let file = NodeFile::load(config)?;
-    membership::layout_of(&file, config)
+    let (path, layout) = membership::layout_of(&file, config)?;
+    // The layout the node took from the control plane, when newer than its file's.
+    let data = file
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./percore-data"));
+    match crate::map_layout::newer_than(&data, &layout)? {
+        Some(kept) => Ok((data.join("map-layout.toml"), kept)),
+        None => Ok((path, layout)),
+    }
 }
 
 fn describe(state: &CoreState) -> String {

@@ -93,6 +93,16 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         moved = sum(metrics(c, n).get('percore_layout_moved{kind="bytes"}', 0) for n in (1, 2))
         assert moved > 0
 
+        # `percore status` through node 1's config asks the layout node 1 took from the map:
+        # nodes 1, 2 and 5, all up; the removed ones are not asked.
+        r = subprocess.run([percore_bin(), "status", "--config", c.config(1)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for n in (3, 4):
+            assert re.search(rf"(?m)^node {n} .*: removed from the cluster, not asked$",
+                             r.stdout), r.stdout
+        assert "summary: 6/6 cores up, 0 of 3 nodes down" in r.stdout, r.stdout
+
         # Node 5 holds what node 3 held: with node 2 stopped too, nodes 1 and 5 serve it all.
         read_all(c, 5, bucket, blobs)
         c.kill(2, sig=15)
