@@ -37,7 +37,7 @@ pub struct StatusArgs {
 /// What one core answered.
 enum CoreState {
     /// Its counters, and its scrub record (`None`: no pass has ended on it yet).
-    Up(CoreStats, Option<ScrubRecord>),
+    Up(Box<CoreStats>, Option<ScrubRecord>),
     /// Reachable, but answers with an error (a layout version mismatch, typically).
     Refuses(String),
     /// Running but offline: its partition is damaged (the reason).
@@ -303,7 +303,7 @@ fn ask(addr: SocketAddr, layout_version: u64) -> CoreState {
                 Ok(Response::Meta(Some(e))) => ScrubRecord::decode(&e.value),
                 _ => None,
             };
-            CoreState::Up(s, record)
+            CoreState::Up(Box::new(s), record)
         }
         Ok(Response::Error {
             code: proto::ErrorCode::Offline,

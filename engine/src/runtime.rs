@@ -513,6 +513,9 @@ fn stats_of(s: &StoreStats) -> CoreStats {
         cache_evictions: s.cache.evictions,
         cache_bytes: s.cache.used_bytes,
         cache_budget_bytes: s.cache.budget_bytes,
+        free_segment_files: s.free_segment_files,
+        segments_reused: s.segments_reused,
+        replay_stale_stops: s.replay_stale_stops,
     }
 }
 

@@ -204,6 +204,12 @@ pub struct CoreStats {
     /// Bytes the cache holds now (payloads and per-entry overhead), and its budget.
     pub cache_bytes: u64,
     pub cache_budget_bytes: u64,
+    /// Reclaimed segment files kept for reuse, segments written into a reused file, and log
+    /// scans that stopped at a reused file's old records (engine/DESIGN.md, "Recycled segment
+    /// files").
+    pub free_segment_files: u64,
+    pub segments_reused: u64,
+    pub replay_stale_stops: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,6 +623,9 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
                 s.cache_evictions,
                 s.cache_bytes,
                 s.cache_budget_bytes,
+                s.free_segment_files,
+                s.segments_reused,
+                s.replay_stale_stops,
             ];
             out.put_u32_le(fields.len() as u32);
             for f in fields {
@@ -1069,7 +1078,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         R_STATS => {
             let n = get_u32(b)? as usize;
             need(b, n.saturating_mul(8))?;
-            let mut f = [0u64; 18];
+            let mut f = [0u64; 21];
             for i in 0..n {
                 let v = b.get_u64_le();
                 if i < f.len() {
@@ -1095,6 +1104,9 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 cache_evictions: f[15],
                 cache_bytes: f[16],
                 cache_budget_bytes: f[17],
+                free_segment_files: f[18],
+                segments_reused: f[19],
+                replay_stale_stops: f[20],
             }))
         }
         R_ERROR => {
@@ -1249,6 +1261,9 @@ mod tests {
                 cache_evictions: 13,
                 cache_bytes: 14,
                 cache_budget_bytes: 15,
+                free_segment_files: 16,
+                segments_reused: 17,
+                replay_stale_stops: 18,
                 ..CoreStats::default()
             }),
             Response::Error {

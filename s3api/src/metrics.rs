@@ -138,6 +138,9 @@ pub struct Metrics {
     core_cache_evictions: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_cache_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_cache_budget_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_free_segment_files: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_segments_reused: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_replay_stale_stops: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     read_repairs: Family<ResultLabel, Counter>,
     notify_events: Family<ResultLabel, Counter>,
@@ -193,6 +196,9 @@ impl Default for Metrics {
             core_cache_evictions: Family::default(),
             core_cache_bytes: Family::default(),
             core_cache_budget_bytes: Family::default(),
+            core_free_segment_files: Family::default(),
+            core_segments_reused: Family::default(),
+            core_replay_stale_stops: Family::default(),
             meta_calls: Family::default(),
             read_repairs: Family::default(),
             notify_events: Family::default(),
@@ -348,6 +354,21 @@ impl Default for Metrics {
             "Fragment reads on each core by result (hit: served from the core's cache, no \
              device read; miss: read from the device)",
             m.core_cache_reads.clone(),
+        );
+        registry.register(
+            "core_free_segment_files",
+            "Reclaimed segment files each core keeps for reuse (counted as free space)",
+            m.core_free_segment_files.clone(),
+        );
+        registry.register(
+            "core_segments_reused",
+            "Segments each core wrote into a reused file instead of creating one",
+            m.core_segments_reused.clone(),
+        );
+        registry.register(
+            "core_replay_stale_stops",
+            "Log scans that stopped at a reused segment file's records of an earlier life",
+            m.core_replay_stale_stops.clone(),
         );
         registry.register(
             "core_cache_evictions",
@@ -526,6 +547,15 @@ impl Metrics {
         self.core_cache_budget_bytes
             .get_or_create(&label)
             .set(s.cache_budget_bytes);
+        self.core_free_segment_files
+            .get_or_create(&label)
+            .set(s.free_segment_files);
+        self.core_segments_reused
+            .get_or_create(&label)
+            .set(s.segments_reused);
+        self.core_replay_stale_stops
+            .get_or_create(&label)
+            .set(s.replay_stale_stops);
     }
 
     /// A core that started offline, and why (a core never comes back online in the same

@@ -200,5 +200,11 @@ def test_a_full_disk_refuses_cleanly_deletes_and_recovers(small_fs):
         put_when_room(c, acked, "after-kill")
         read_all(c, acked)
         assert set(settled_metrics(s, "core_poisoned").values()) == {0}
+        # The segment files reclaim kept for reuse, and what reuse and replay did (a full
+        # device gets the pool back, so the figures are printed, not bounded).
+        pool = {name: metrics(s, name) for name in
+                ("core_free_segment_files", "core_segments_reused", "core_replay_stale_stops")}
+        assert all(len(v) == 2 for v in pool.values()), pool
+        print(f"segment files after the last start: {pool}")
     finally:
         s.stop()
