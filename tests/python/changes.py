@@ -144,3 +144,25 @@ def wait_status(c, text, check, timeout_s=60):
         check()
         time.sleep(0.5)
     raise AssertionError(f"control status never said {text!r}: {control_status(c)}")
+
+
+def fill_bucket(c, bucket, count=40):
+    """Creates `bucket` through node 1 and writes `count` objects of the mixed SIZES into it;
+    returns {key: bytes}."""
+    w = c.client(1)
+    w.create_bucket(Bucket=bucket)
+    blobs = {}
+    for i in range(count):
+        key, data = f"before-{i}", os.urandom(SIZES[i % len(SIZES)])
+        w.put_object(Bucket=bucket, Key=key, Body=data)
+        blobs[key] = data
+    return blobs
+
+
+def read_all(c, node, bucket, blobs):
+    """Every object of `blobs` reads back whole through `node`, and the listing is exact."""
+    client = c.client(node)
+    for key, data in blobs.items():
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data, (node, key)
+    listed = client.list_objects_v2(Bucket=bucket, MaxKeys=1000)
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(blobs), node

@@ -11,8 +11,8 @@ import os
 import re
 import time
 
-from changes import (CHANGE_TIMEOUT_S, SIZES, Traffic, apply_layout, change_progress,
-                     control_status, metrics, wait_change_done)
+from changes import (CHANGE_TIMEOUT_S, Traffic, apply_layout, change_progress, control_status,
+                     fill_bucket, metrics, read_all, wait_change_done)
 from cluster import DevCluster, new_node_ports, start_new_node, stop_process
 
 def add_node_4(c):
@@ -34,13 +34,7 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
     node4 = traffic = None
     try:
         bucket = "moving"
-        w = c.client(1)
-        w.create_bucket(Bucket=bucket)
-        blobs = {}
-        for i in range(40):
-            key, data = f"before-{i}", os.urandom(SIZES[i % len(SIZES)])
-            w.put_object(Bucket=bucket, Key=key, Body=data)
-            blobs[key] = data
+        blobs = fill_bucket(c, bucket)
         node4, v2_path = add_node_4(c)
 
         traffic = Traffic(c, bucket, blobs)
@@ -113,11 +107,7 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         stop_process(node4)
         node4 = None
         for n in (1, 2, 3):
-            rc = c.client(n)
-            for key, data in blobs.items():
-                assert rc.get_object(Bucket=bucket, Key=key)["Body"].read() == data, (n, key)
-            listed = rc.list_objects_v2(Bucket=bucket, MaxKeys=1000)
-            assert sorted(o["Key"] for o in listed["Contents"]) == sorted(blobs)
+            read_all(c, n, bucket, blobs)
     finally:
         if traffic is not None:
             traffic.done.set()

@@ -13,7 +13,8 @@ import re
 import subprocess
 import time
 
-from changes import SIZES, Traffic, control_status, metrics, wait_change_done, wait_status
+from changes import (Traffic, control_status, fill_bucket, metrics, read_all, wait_change_done,
+                     wait_status)
 from cluster import DevCluster, new_node_ports, start_new_node, stop_process
 from conftest import percore_bin
 
@@ -25,27 +26,13 @@ def node_cmd(c, *args, ok=True):
     return r.stdout + r.stderr
 
 
-def read_all(c, node, bucket, blobs):
-    client = c.client(node)
-    for key, data in blobs.items():
-        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data, (node, key)
-    listed = client.list_objects_v2(Bucket=bucket, MaxKeys=1000)
-    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(blobs), node
-
-
 def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path):
     c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
     dev_err = os.path.join(c.dir, "..", "dev.err")
     node5 = traffic = None
     try:
         bucket = "members"
-        w = c.client(1)
-        w.create_bucket(Bucket=bucket)
-        blobs = {}
-        for i in range(40):
-            key, data = f"before-{i}", os.urandom(SIZES[i % len(SIZES)])
-            w.put_object(Bucket=bucket, Key=key, Body=data)
-            blobs[key] = data
+        blobs = fill_bucket(c, bucket)
         traffic = Traffic(c, bucket, blobs, nodes=(1, 2, 3))
 
         # Node 4 holds data: removing it is refused, draining it moves everything off.
