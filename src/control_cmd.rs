@@ -119,20 +119,26 @@ fn print_layouts(map: &control::ClusterMap) {
     let Some(current) = layout(map.current) else {
         return;
     };
-    // Removed by the change in progress (not before it): its data is being rebuilt.
-    let removed_before = |id: u64| {
-        in_progress
-            .and_then(|c| layout(c.from_version))
-            .is_none_or(|l| l.nodes().iter().any(|n| n.id == id && n.removed))
+    // The layout the change in progress starts from: what a node was before it.
+    let before = in_progress.and_then(|c| layout(c.from_version));
+    let drained = |l: &placement::Layout, id: u64| {
+        l.cores()
+            .iter()
+            .filter(|c| l.nodes()[c.node as usize].id == id)
+            .all(|c| c.weight == 0)
     };
     for node in current.nodes() {
-        let drained = current
-            .cores()
-            .iter()
-            .filter(|c| current.nodes()[c.node as usize].id == node.id)
-            .all(|c| c.weight == 0);
         let id = node.id;
-        match (node.removed, drained, !removed_before(id)) {
+        // Whether the change in progress removes or drains it (its data moves now).
+        let changing = before.as_ref().is_some_and(|b| {
+            let was = b.nodes().iter().find(|n| n.id == id);
+            if node.removed {
+                !was.is_some_and(|n| n.removed)
+            } else {
+                was.is_some() && !drained(b, id)
+            }
+        });
+        match (node.removed, drained(&current, id), changing) {
             (true, _, true) => println!(
                 "node {id}: removed: the change rebuilds what it held from the other copies; \
                  it must stay stopped"
