@@ -72,7 +72,7 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
 
 /// The map's layout and the change in progress: what an operator growing, shrinking, draining
 /// or replacing nodes watches.
-fn print_layouts(map: &control::ClusterMap) {
+pub fn print_layouts(map: &control::ClusterMap) {
     use control::map::GroupPhase;
     if map.current == 0 {
         println!("layout: none in the map yet (the nodes route by their layout files)");

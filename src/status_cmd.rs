@@ -114,7 +114,32 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
         asked - cores_down,
         layout.nodes().len() - removed
     );
+    print_change(&args.config);
     Ok(cores_down == 0)
+}
+
+/// With a node config that has `[control]`: the map's layout and the change in progress (as
+/// `percore control status` prints them), or why the map could not be read.
+fn print_change(config: &Path) {
+    let Ok(file) = NodeFile::load(config) else {
+        return;
+    };
+    let Some(control) = file.control.as_ref() else {
+        return;
+    };
+    let read = control.resolve(Path::new("/")).and_then(|c| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the client's runtime")?;
+        runtime
+            .block_on(control::follow::read_any(&c.voters_from(None)))
+            .context("reading the replicated map")
+    });
+    match read {
+        Ok(map) => crate::control_cmd::print_layouts(&map),
+        Err(e) => println!("control plane: {e:#}"),
+    }
 }
 
 /// FILE as a layout (it has `format` or `[[node]]`), else as a node config naming one.

@@ -89,6 +89,9 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
             assert re.search(rf"(?m)^node {n} .*: removed from the cluster, not asked$",
                              r.stdout), r.stdout
         assert "summary: 6/6 cores up, 0 of 3 nodes down" in r.stdout, r.stdout
+        # ... and the map's layout and change, as `percore control status` says them.
+        assert "layout: version 4\nchange: version 3 -> 4 done" in r.stdout, r.stdout
+        assert "node 3: removed: it can be stopped and its data wiped" in r.stdout, r.stdout
 
         # Node 5 holds what node 3 held: with node 2 stopped too, nodes 1 and 5 serve it all.
         read_all(c, 5, bucket, blobs)
