@@ -350,6 +350,52 @@ mod tests {
     }
 
     #[test]
+    fn drain_sets_weight_0_on_a_node_or_a_zone_and_add_refuses_a_known_id() {
+        let mut f = file(4, "");
+        f.version = 2;
+        f.nodes[1].core_list = vec![placement::layout::CoreSpec {
+            index: 0,
+            weight: Some(3),
+            tier: None,
+        }];
+        f.nodes[1].cores = None;
+        assert_eq!(drain(&mut f, Some(2), None).unwrap(), "draining node 2");
+        assert_eq!(f.nodes[1].weight, Some(0));
+        assert_eq!(
+            f.nodes[1].core_list[0].weight,
+            Some(0),
+            "explicit core weights too"
+        );
+        assert!(f
+            .nodes
+            .iter()
+            .filter(|n| n.id != 2)
+            .all(|n| n.weight.is_none()));
+        let said = drain(&mut f, None, Some("z3")).unwrap();
+        assert!(said.contains("zone z3") && said.contains("[3]"), "{said}");
+        assert_eq!(f.nodes[2].weight, Some(0));
+        assert!(drain(&mut f, None, Some("nowhere")).is_err());
+        assert!(drain(&mut f, Some(9), None).is_err());
+        f.nodes[3].removed = true;
+        assert!(drain(&mut f, Some(4), None).is_err(), "a removed node");
+        let new = NewNode {
+            id: 1,
+            address: "127.0.0.1".into(),
+            base_port: 9000,
+            cores: 2,
+            zone: "z9".into(),
+            weight: None,
+            write: PathBuf::from("unused"),
+        };
+        assert!(add(&mut f, &new).is_err(), "node 1 exists");
+        let new = NewNode { id: 9, ..new };
+        add(&mut f, &new).unwrap();
+        let drained = Layout::from_file(&f).unwrap();
+        assert!(holdings(&drained, 2).is_empty() && holdings(&drained, 3).is_empty());
+        assert!(!holdings(&drained, 9).is_empty());
+    }
+
+    #[test]
     fn a_drained_node_holds_nothing() {
         let mut f = file(4, "");
         f.nodes[3].weight = Some(0);
