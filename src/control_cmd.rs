@@ -86,13 +86,14 @@ pub fn print_layouts(map: &control::ClusterMap) {
         let state = if c.is_done() { "done" } else { "in progress" };
         println!(
             "change: version {} -> {} {state}: {} of {} placement groups done ({} pending, {} \
-             moving, {} cut over)",
+             moving, {} handing over, {} cut over)",
             c.from_version,
             c.to_version,
             count(GroupPhase::Done),
             c.groups.len(),
             count(GroupPhase::Pending),
             count(GroupPhase::Moving),
+            count(GroupPhase::Handoff),
             count(GroupPhase::CutOver),
         );
         // Nodes the change deletes from the file (the last ones): when they may be stopped.

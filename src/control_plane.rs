@@ -332,6 +332,7 @@ fn record_layout(map: &ClusterMap) {
         &[
             ("pending", count(GroupPhase::Pending)),
             ("moving", count(GroupPhase::Moving)),
+            ("handoff", count(GroupPhase::Handoff)),
             ("cut_over", count(GroupPhase::CutOver)),
             ("done", count(GroupPhase::Done)),
         ],

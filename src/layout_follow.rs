@@ -4,9 +4,10 @@
 //! - a change from the version it routes by: it starts routing by both versions
 //!   (`Backend::begin_change`) and waits until no operation routed by the old layout alone
 //!   is in flight;
-//! - each group's phase, one step at a time, waiting after each step until no operation this
-//!   process routed under the phase before is in flight (so that once this process reports
-//!   the map's index as applied, the mover may count on it);
+//! - each group's phase, one step at a time, waiting after each step for this process's fence
+//!   of the phase reached (`Transition::fence`: mostly the operations routed under the phase
+//!   before; so that once this process reports the map's index as applied, the mover may
+//!   count on it);
 //! - a change whose groups are all done: the new layout alone (`Backend::adopt`).
 //!
 //! Every process following the map runs one (`percore serve` with `[control]`, `percore
@@ -44,6 +45,7 @@ fn phase_of(p: GroupPhase) -> Phase {
     match p {
         GroupPhase::Pending => Phase::Pending,
         GroupPhase::Moving => Phase::Moving,
+        GroupPhase::Handoff => Phase::Handoff,
         GroupPhase::CutOver => Phase::CutOver,
         GroupPhase::Done => Phase::Done,
     }
@@ -136,8 +138,9 @@ impl LayoutFollower {
         for (pg, g) in &change.groups {
             let to = phase_of(g.phase);
             while let Some(at) = t.phase(*pg).filter(|at| *at < to) {
-                t.advance(*pg, at.next().expect("before the map's phase"));
-                t.fence(*pg, at).await.map_err(|e| e.to_string())?;
+                let next = at.next().expect("before the map's phase");
+                t.advance(*pg, next);
+                t.fence(*pg, next).await.map_err(|e| e.to_string())?;
             }
         }
         if change.is_done() {
@@ -295,7 +298,8 @@ mod tests {
         drop(held);
         let follower = applying.await.unwrap().unwrap();
         assert!(groups.iter().all(|pg| t.phase(*pg) == Some(Phase::Moving)));
-        // Two phases at once (a follower that missed a map), then the end.
+        // Three phases at once (a follower that missed maps), then the end.
+        step_all(&mut map, GroupPhase::Handoff);
         step_all(&mut map, GroupPhase::CutOver);
         step_all(&mut map, GroupPhase::Done);
         follower.apply(&map).await.unwrap();
@@ -312,7 +316,12 @@ mod tests {
     #[tokio::test]
     async fn a_layout_file_of_the_same_version_gives_way_to_the_map_s_tables() {
         let mut map = map_3_to_4();
-        for phase in [GroupPhase::Moving, GroupPhase::CutOver, GroupPhase::Done] {
+        for phase in [
+            GroupPhase::Moving,
+            GroupPhase::Handoff,
+            GroupPhase::CutOver,
+            GroupPhase::Done,
+        ] {
             step_all(&mut map, phase);
         }
         let file = Arc::new(Layout::from_toml_str(&layout_text(4, 2)).unwrap());
@@ -328,7 +337,12 @@ mod tests {
     #[tokio::test]
     async fn a_gateway_started_after_the_change_adopts_the_new_layout() {
         let mut map = map_3_to_4();
-        for phase in [GroupPhase::Moving, GroupPhase::CutOver, GroupPhase::Done] {
+        for phase in [
+            GroupPhase::Moving,
+            GroupPhase::Handoff,
+            GroupPhase::CutOver,
+            GroupPhase::Done,
+        ] {
             step_all(&mut map, phase);
         }
         let v1 = layout_of(&map, 1).unwrap();

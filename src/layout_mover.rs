@@ -38,6 +38,7 @@ fn group_phase(p: Phase) -> GroupPhase {
     match p {
         Phase::Pending => GroupPhase::Pending,
         Phase::Moving => GroupPhase::Moving,
+        Phase::Handoff => GroupPhase::Handoff,
         Phase::CutOver => GroupPhase::CutOver,
         Phase::Done => GroupPhase::Done,
     }
@@ -182,8 +183,8 @@ impl Phases for ControlPhases {
         })
     }
 
-    /// Nothing more to wait for: a node reports a phase applied only once the operations it
-    /// routed under the phase before have ended.
+    /// Nothing more to wait for: a node reports a phase applied only once its own fence of
+    /// that phase passed (`Transition::fence`).
     fn fence<'a>(
         &'a self,
         _transition: &'a Arc<Transition>,

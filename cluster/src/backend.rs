@@ -1102,7 +1102,11 @@ impl Backend {
 
     /// `call` even when `core` is marked down (a scan that cannot reach its quorum without
     /// it); an answer lifts the mark.
-    async fn call_anyway(&self, core: usize, request: Request) -> Result<Response, BackendError> {
+    pub(crate) async fn call_anyway(
+        &self,
+        core: usize,
+        request: Request,
+    ) -> Result<Response, BackendError> {
         let result = self.call_core(core, request).await;
         if let (Ok(_), Some(c)) = (&result, self.core(core)) {
             c.down_until_ms.store(0, Ordering::Relaxed);
@@ -1303,6 +1307,21 @@ impl Backend {
             }
         }
         Ok(swap)
+    }
+
+    /// `meta_put_if` on the core that serializes `cores`' conditional writes
+    /// (`Placement::serializer`), after waiting for it while its group hands the role from the
+    /// old row's authority to the new row's during a layout change.
+    pub async fn meta_put_if_in(
+        &self,
+        cores: &Placement,
+        key: &Bytes,
+        value: &Bytes,
+        hlc: u64,
+        expect_hlc: Option<u64>,
+    ) -> Result<bool, BackendError> {
+        let (core, _serialized) = cores.serialize().await?;
+        self.meta_put_if(core, key, value, hlc, expect_hlc).await
     }
 
     /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.

@@ -28,9 +28,18 @@ pub const MOVE_ATTEMPTS_MAX: u32 = 100;
 /// Placement groups one mover step takes through a phase together (`MoverConfig`'s default):
 /// a cluster commits their phase and waits for every node once for all of them.
 pub const MOVE_GROUPS_PER_STEP: usize = 16;
+/// Tries of one mover request that got no answer before its step fails (each request is
+/// idempotent; the step's retry redoes all of its groups).
+pub const MOVE_CALL_TRIES_MAX: u32 = 3;
 /// Pause between two attempts of a failed phase step.
 pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
 /// Polls of a placement group's operations in flight before the mover's fence fails.
 pub const MOVE_FENCE_POLLS_MAX: u32 = 1000;
 /// Between two polls of the fence.
 pub const MOVE_FENCE_POLL_MS: u64 = 20;
+/// Polls of a placement group handing its conditional writes over (`Phase::Handoff`) before a
+/// conditional write gives up with 503: the handoff is two commits of the control plane and
+/// one scan of the old authority, so 10 s mean the mover stalled.
+pub const HANDOFF_WAIT_POLLS_MAX: u32 = 2000;
+/// Between two polls of a handoff.
+pub const HANDOFF_WAIT_POLL_MS: u64 = 5;

@@ -4,8 +4,8 @@
 //! their old cores to their new ones, verifies them, cuts the group over and retires the old
 //! fragments (`Mover`).
 //!
-//! A moving group goes `Pending → Moving → CutOver → Done` (the phases of the control plane's
-//! change, control/DESIGN.md):
+//! A moving group goes `Pending → Moving → Handoff → CutOver → Done` (the phases of the
+//! control plane's change, control/DESIGN.md):
 //! - **Pending**: routed by the old layout alone, as before the change.
 //! - **Moving**: writes go to the union of the old and the new cores of every position and
 //!   are acknowledged once the old replica set *and* the new one each have a write quorum;
@@ -13,16 +13,18 @@
 //!   new core of a position, then the old one. The mover copies only once no operation routed
 //!   as Pending is in flight for the group (the fence), so every write acknowledged before the
 //!   copy read is in the old read quorum the copy reads, and every later one in both sets.
+//! - **Handoff**: routed as Moving, but conditional writes wait: once no operation routed as
+//!   Moving is in flight, the mover copies what the old row's authority holds to the new
+//!   row's first core, which serializes them from CutOver on (`Placement::serializer`).
 //! - **CutOver**: the mover has copied and verified the group: reads and writes use the new
 //!   cores alone.
-//! - **Done**: once no operation routed as Moving is in flight, the old cores' fragments of
-//!   the group are deleted (after the new ones are checked once more).
+//! - **Done**: once no operation routed with both rows is in flight, the old cores' fragments
+//!   of the group are deleted (after the new ones are checked once more).
 //!
 //! Groups the change does not move route by the old layout's rows, which are the new ones.
 //! A `Placement` (`Backend::place`, `meta_cores`, `route_in`) knows the change; a plain core
-//! list passed as `Cores` is one row and routes as given. Conditional writes (`meta_put_if`)
-//! go to one core, `Cores::authority` (who serializes a group whose first core moves is the
-//! control plane's primary epoch, not done).
+//! list passed as `Cores` is one row and routes as given. Conditional writes
+//! (`Backend::meta_put_if_in`) go to one core, `Placement::serializer`.
 //!
 //! Owns: the per-group phase and the operations in flight under each phase (this process's
 //! fence; across gateways it is the control plane's, see cluster/DESIGN.md), the union of
@@ -44,29 +46,33 @@ use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 use crate::backend::{stable_hash, Backend, BackendError, Route, View};
 use crate::ec::Policy;
 use crate::limits::{
-    MOVE_ATTEMPTS_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS,
-    SCAN_BATCH_MAX,
+    HANDOFF_WAIT_POLLS_MAX, HANDOFF_WAIT_POLL_MS, MOVE_ATTEMPTS_MAX, MOVE_CALL_TRIES_MAX,
+    MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS, SCAN_BATCH_MAX,
 };
 
-/// Where a moving placement group is (control plane's `Phase`, same order).
+/// Where a moving placement group is (the control plane's `GroupPhase`, same order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
     Pending = 0,
     Moving = 1,
-    CutOver = 2,
-    Done = 3,
+    /// Routed as `Moving`, but no core takes conditional writes: the role of serializing them
+    /// passes from the old row's authority to the new row's (`Placement::serializer`).
+    Handoff = 2,
+    CutOver = 3,
+    Done = 4,
 }
 
-const PHASES: usize = 4;
+const PHASES: usize = 5;
 
 impl Phase {
     fn of(n: u8) -> Phase {
         match n {
             0 => Phase::Pending,
             1 => Phase::Moving,
-            2 => Phase::CutOver,
-            3 => Phase::Done,
-            _ => unreachable!("a phase is stored as 0..4"),
+            2 => Phase::Handoff,
+            3 => Phase::CutOver,
+            4 => Phase::Done,
+            _ => unreachable!("a phase is stored as 0..5"),
         }
     }
 
@@ -75,7 +81,8 @@ impl Phase {
         match self {
             Phase::Pending => None,
             Phase::Moving => Some(Phase::Pending),
-            Phase::CutOver => Some(Phase::Moving),
+            Phase::Handoff => Some(Phase::Moving),
+            Phase::CutOver => Some(Phase::Handoff),
             Phase::Done => Some(Phase::CutOver),
         }
     }
@@ -84,10 +91,16 @@ impl Phase {
     pub fn next(self) -> Option<Phase> {
         match self {
             Phase::Pending => Some(Phase::Moving),
-            Phase::Moving => Some(Phase::CutOver),
+            Phase::Moving => Some(Phase::Handoff),
+            Phase::Handoff => Some(Phase::CutOver),
             Phase::CutOver => Some(Phase::Done),
             Phase::Done => None,
         }
+    }
+
+    /// Whether operations routed under this phase use both rows.
+    fn both_rows(self) -> bool {
+        matches!(self, Phase::Moving | Phase::Handoff)
     }
 }
 
@@ -104,7 +117,7 @@ pub enum MoveError {
     VerifyRecord { key: Bytes, core: String },
     #[error("the control plane did not confirm the phase: {0}")]
     Unconfirmed(String),
-    #[error("placement group {pg}: operations routed as {phase:?} still in flight")]
+    #[error("placement group {pg}: operations that {phase:?} must wait for still in flight")]
     Fence { pg: u32, phase: Phase },
     #[error("placement group {pg}: {attempts} attempts failed, the last: {last}")]
     Attempts {
@@ -123,22 +136,53 @@ pub enum MoveError {
 struct GroupState {
     phase: AtomicU8,
     in_flight: [AtomicU32; PHASES],
+    /// Conditional writes in flight on the core that serializes them, by the phase they chose
+    /// it under (`Placement::serialize`): the handoff waits for these alone.
+    serialized: [AtomicU32; PHASES],
 }
 
 impl GroupState {
+    fn new() -> GroupState {
+        GroupState {
+            phase: AtomicU8::new(Phase::Pending as u8),
+            in_flight: std::array::from_fn(|_| AtomicU32::new(0)),
+            serialized: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
     fn phase(&self) -> Phase {
         Phase::of(self.phase.load(Ordering::SeqCst))
     }
 
-    /// The phase an operation is routed under, counted in flight.
-    fn enter(&self) -> Phase {
+    /// The phase an operation is routed under, counted in `counts` until it leaves.
+    fn enter(&self, counts: &[AtomicU32; PHASES]) -> Phase {
         loop {
             let phase = self.phase();
-            self.in_flight[phase as usize].fetch_add(1, Ordering::SeqCst);
+            counts[phase as usize].fetch_add(1, Ordering::SeqCst);
             if self.phase() == phase {
                 return phase;
             }
-            self.in_flight[phase as usize].fetch_sub(1, Ordering::SeqCst);
+            counts[phase as usize].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether nothing that reaching `phase` must exclude is in flight: the copy (`Moving`)
+    /// waits for every operation routed by the old row alone; the handoff for the conditional
+    /// writes serialized by the old authority; the retirement (`CutOver`) for every operation
+    /// routed with both rows (a conditional write waiting out the handoff holds a placement
+    /// routed as `Moving` or `Handoff`, and is served once the group is past it); `Done` for
+    /// those routed as `CutOver`.
+    fn fenced(&self, phase: Phase) -> bool {
+        let zero =
+            |counts: &[AtomicU32; PHASES], p: Phase| counts[p as usize].load(Ordering::SeqCst) == 0;
+        match phase {
+            Phase::Pending => true,
+            Phase::Moving => zero(&self.in_flight, Phase::Pending),
+            Phase::Handoff => zero(&self.serialized, Phase::Moving),
+            Phase::CutOver => {
+                zero(&self.in_flight, Phase::Moving) && zero(&self.in_flight, Phase::Handoff)
+            }
+            Phase::Done => zero(&self.in_flight, Phase::CutOver),
         }
     }
 }
@@ -207,13 +251,7 @@ impl Transition {
         let groups = plan
             .moves
             .iter()
-            .map(|m| {
-                let state = GroupState {
-                    phase: AtomicU8::new(Phase::Pending as u8),
-                    in_flight: std::array::from_fn(|_| AtomicU32::new(0)),
-                };
-                (m.pg, state)
-            })
+            .map(|m| (m.pg, GroupState::new()))
             .collect();
         Ok(Transition {
             meta_replicas: depth.min(3),
@@ -269,11 +307,15 @@ impl Transition {
         g.phase.store(to as u8, Ordering::SeqCst);
     }
 
-    /// Waits (polling, bounded: `MOVE_FENCE_POLLS_MAX`) until no operation routed as `phase`
-    /// in group `pg` is in flight here.
+    /// Waits (polling, bounded: `MOVE_FENCE_POLLS_MAX`) until nothing that group `pg`'s
+    /// reaching `phase` must exclude is in flight here: the fence of `phase` (each phase's
+    /// in `GroupState::fenced`).
     pub async fn fence(&self, pg: u32, phase: Phase) -> Result<(), MoveError> {
+        let Some(g) = self.groups.get(&pg) else {
+            return Ok(());
+        };
         for _ in 0..MOVE_FENCE_POLLS_MAX {
-            if self.in_flight(pg, phase) == 0 {
+            if g.fenced(phase) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(MOVE_FENCE_POLL_MS)).await;
@@ -346,7 +388,7 @@ impl Transition {
         );
         let pg = route.pg(&self.old);
         let (old, new) = self.rows(pg, n);
-        let phase = self.groups.get(&pg).map(GroupState::enter);
+        let phase = self.groups.get(&pg).map(|g| g.enter(&g.in_flight));
         Placement {
             pg,
             phase,
@@ -535,12 +577,91 @@ impl Cores for Placement {
     fn rows(&self) -> Rows<'_> {
         match self.phase {
             None | Some(Phase::Pending) => Rows::one(&self.old),
-            Some(Phase::Moving) => Rows {
+            Some(p) if p.both_rows() => Rows {
                 rows: [&self.old, &self.new],
                 len: 2,
             },
-            Some(Phase::CutOver | Phase::Done) => Rows::one(&self.new),
+            Some(_) => Rows::one(&self.new),
         }
+    }
+}
+
+impl Placement {
+    /// The core that serializes this group's conditional writes, if one does now: the old
+    /// row's first core that stays through `Moving`, the new row's first from `CutOver` on,
+    /// none in `Handoff` (cluster/DESIGN.md, "Conditional writes change hands once"). Chosen
+    /// by the group's phase at the time, not the one this placement was routed under.
+    pub fn serializer(&self) -> Option<usize> {
+        let Some(t) = &self.transition else {
+            return Some(self.authority());
+        };
+        self.serializer_in(t, t.phase(self.pg).expect("a placed group moves"))
+    }
+
+    fn serializer_in(&self, t: &Transition, phase: Phase) -> Option<usize> {
+        match phase {
+            Phase::Pending | Phase::Moving => Some(
+                self.old
+                    .iter()
+                    .copied()
+                    .find(|&c| !t.leaves(c))
+                    .unwrap_or(self.old[0]),
+            ),
+            Phase::Handoff => None,
+            Phase::CutOver | Phase::Done => Some(self.new[0]),
+        }
+    }
+
+    /// The serializer, counted in flight under the phase that chose it until the guard is
+    /// dropped (the handoff waits for those chosen under `Moving`); during `Handoff`, waits
+    /// for the group's next phase (bounded: `HANDOFF_WAIT_POLLS_MAX`, then 503).
+    pub(crate) async fn serialize(&self) -> Result<(usize, Option<Serialized>), BackendError> {
+        let Some(t) = &self.transition else {
+            return Ok((self.authority(), None));
+        };
+        let g = t.groups.get(&self.pg).expect("a placed group moves");
+        for _ in 0..HANDOFF_WAIT_POLLS_MAX {
+            let phase = g.enter(&g.serialized);
+            let guard = Serialized {
+                transition: t.clone(),
+                pg: self.pg,
+                phase,
+            };
+            if let Some(core) = self.serializer_in(t, phase) {
+                return Ok((core, Some(guard)));
+            }
+            drop(guard);
+            tokio::time::sleep(Duration::from_millis(HANDOFF_WAIT_POLL_MS)).await;
+        }
+        Err(BackendError::Quorum {
+            what: "conditional write",
+            got: 0,
+            need: 1,
+            of: 1,
+            last: format!(
+                "placement group {} is handing its conditional writes to another core",
+                self.pg
+            ),
+        })
+    }
+}
+
+/// A conditional write on its group's serializer, counted under the phase that chose it.
+pub(crate) struct Serialized {
+    transition: Arc<Transition>,
+    pg: u32,
+    phase: Phase,
+}
+
+impl Drop for Serialized {
+    fn drop(&mut self) {
+        let g = self
+            .transition
+            .groups
+            .get(&self.pg)
+            .expect("a moving group");
+        let before = g.serialized[self.phase as usize].fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "a conditional write leaves a phase it entered");
     }
 }
 
@@ -650,7 +771,8 @@ pub trait Phases: Send + Sync {
         pg: u32,
         to: Phase,
     ) -> futures::future::BoxFuture<'a, Result<(), MoveError>>;
-    /// Returns once no operation routed as `phase` in group `pg` is in flight anywhere.
+    /// Returns once nothing that group `pg`'s reaching `phase` must exclude is in flight
+    /// anywhere (`Transition::fence`).
     fn fence<'a>(
         &'a self,
         transition: &'a Arc<Transition>,
@@ -734,6 +856,27 @@ pub struct Mover<'a> {
     next_at: Mutex<Option<tokio::time::Instant>>,
 }
 
+/// Which work a mover step does, by the phase its groups are in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `Pending` or `Moving` (a mover that stopped there): copy, then `Handoff`.
+    Copy,
+    /// `Handoff`: hand the old authority's records to the new one, then `CutOver`.
+    Handoff,
+    /// `CutOver`: retire, then `Done`.
+    Retire,
+}
+
+impl Stage {
+    fn of(phase: Option<Phase>) -> Stage {
+        match phase {
+            Some(Phase::Pending | Phase::Moving) | None => Stage::Copy,
+            Some(Phase::Handoff) => Stage::Handoff,
+            Some(Phase::CutOver | Phase::Done) => Stage::Retire,
+        }
+    }
+}
+
 /// Which of a group's passes runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
@@ -794,14 +937,14 @@ impl<'a> Mover<'a> {
         Ok(self.progress())
     }
 
-    /// Takes the first group not done one step forward, to `CutOver` (through `Moving` and the
-    /// copy) or to `Done` (the retirement), with the groups after it in the same stage (up to
-    /// `groups_per_step` in all: their phases committed together, the fence waited for once),
-    /// retrying a failed step after a pause (`MOVE_ATTEMPTS_MAX` times). Returns the first
-    /// group and the phase the step reached; `None` once every group is done.
+    /// Takes the first group not done one step forward: to `Handoff` (through `Moving` and the
+    /// copy), to `CutOver` (the old authority's records handed to the new one), or to `Done`
+    /// (the retirement), with the groups after it in the same stage (up to `groups_per_step`
+    /// in all: their phases committed together, the fence waited for once), retrying a failed
+    /// step after a pause (`MOVE_ATTEMPTS_MAX` times). Returns the first group and the phase
+    /// the step reached; `None` once every group is done.
     pub async fn step(&self) -> Result<Option<(u32, Phase)>, MoveError> {
         let t = &self.transition;
-        let copying = |p: Option<Phase>| matches!(p, Some(Phase::Pending | Phase::Moving));
         let mut left = t
             .groups()
             .into_iter()
@@ -809,9 +952,9 @@ impl<'a> Mover<'a> {
         let Some(first) = left.next() else {
             return Ok(None);
         };
-        let stage = copying(t.phase(first));
+        let stage = Stage::of(t.phase(first));
         let pgs: Vec<u32> = std::iter::once(first)
-            .chain(left.filter(|&pg| copying(t.phase(pg)) == stage))
+            .chain(left.filter(|&pg| Stage::of(t.phase(pg)) == stage))
             .take(self.config.groups_per_step)
             .collect();
         let mut last = String::new();
@@ -834,40 +977,85 @@ impl<'a> Mover<'a> {
         })
     }
 
-    /// One step of groups `pgs`: from `Pending` (or `Moving`, after a crash) to `CutOver`
-    /// (`copying`), or from `CutOver` to `Done`.
-    async fn phase_step(&self, pgs: &[u32], copying: bool) -> Result<Phase, MoveError> {
+    /// One step of groups `pgs` in `stage`. Each stage first (re)commits the phase it works
+    /// in (a mover that restarted there repeats it, a no-op, and learns that every node is
+    /// there), then waits for the operations routed under the phase before (the fence), works,
+    /// and commits the next phase.
+    async fn phase_step(&self, pgs: &[u32], stage: Stage) -> Result<Phase, MoveError> {
         let (t, phases) = (&self.transition, &self.phases);
-        let to = if copying {
-            // From `Moving` too: a mover that stopped there repeats the phase (a no-op).
-            phases.advance_groups(t, pgs, Phase::Moving).await?;
-            for &pg in pgs {
-                // Every write routed by the old layout alone has ended: the copy's read
-                // quorum sees all of them.
-                phases.fence(t, pg, Phase::Pending).await?;
-            }
-            for &pg in pgs {
-                self.pass(pg, Pass::Copy).await?;
-            }
-            Phase::CutOver
-        } else {
-            // Repeated: a mover that restarted must know every node is there.
-            phases.advance_groups(t, pgs, Phase::CutOver).await?;
-            for &pg in pgs {
-                // No write routed as Moving may still land on an old core, no read routed as
-                // Moving may still fall back to one.
-                phases.fence(t, pg, Phase::Moving).await?;
-            }
-            for &pg in pgs {
-                self.pass(pg, Pass::Retire).await?;
-            }
-            Phase::Done
+        let (at, to) = match stage {
+            Stage::Copy => (Phase::Moving, Phase::Handoff),
+            Stage::Handoff => (Phase::Handoff, Phase::CutOver),
+            Stage::Retire => (Phase::CutOver, Phase::Done),
         };
+        phases.advance_groups(t, pgs, at).await?;
+        for &pg in pgs {
+            // Copy: every write routed by the old layout alone has ended, so the copy's read
+            // quorum sees all of them. Handoff: no conditional write can still reach the old
+            // authority. Retire: no operation routed with both rows may still land on an old
+            // core or fall back to one.
+            phases.fence(t, pg, at).await?;
+        }
+        match stage {
+            Stage::Copy => {
+                for &pg in pgs {
+                    self.pass(pg, Pass::Copy).await?;
+                }
+            }
+            Stage::Handoff => self.hand_over(pgs).await?,
+            Stage::Retire => {
+                for &pg in pgs {
+                    self.pass(pg, Pass::Retire).await?;
+                }
+            }
+        }
         phases.advance_groups(t, pgs, to).await?;
         if to == Phase::Done {
             self.count(|p| p.groups += pgs.len() as u64);
         }
         Ok(to)
+    }
+
+    /// The handoff of groups `pgs`: every record of each group that its old authority (the
+    /// core that serialized its conditional writes until `Moving`) holds is copied to the new
+    /// one, with its HLC, and read back. A conditional write the old authority accepted may
+    /// have failed to reach any other replica (its gateway stopped, or lost the answers): the
+    /// new authority must refuse a create over it too, as the old one would have. One scan
+    /// per old authority for all the step's groups that have it; a group whose authority
+    /// stays, or whose old one leaves with a removed node, has nothing to hand over.
+    async fn hand_over(&self, pgs: &[u32]) -> Result<(), MoveError> {
+        let t = &self.transition;
+        let mut by_source: BTreeMap<usize, BTreeMap<u32, usize>> = BTreeMap::new();
+        for &pg in pgs {
+            let (old, new) = t.rows(pg, t.meta_replicas);
+            let Some(from) = old.iter().copied().find(|&c| !t.leaves(c)) else {
+                continue;
+            };
+            if from != new[0] {
+                by_source.entry(from).or_default().insert(pg, new[0]);
+            }
+        }
+        let empty = Bytes::new();
+        for (source, groups) in by_source {
+            let mut cursor: Option<Bytes> = None;
+            loop {
+                let (entries, next) = self.scan_page(&[source], &empty, cursor.clone()).await?;
+                for (key, v) in entries {
+                    let to = self
+                        .catalog
+                        .group(&key, &t.old)
+                        .and_then(|g| groups.get(&g));
+                    if let Some(&to) = to {
+                        self.copy_record(to, &key, &v).await?;
+                    }
+                }
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One pass over group `pg`'s records: read from a read quorum of the old metadata row
@@ -924,16 +1112,30 @@ impl<'a> Mover<'a> {
         prefix: &Bytes,
         cursor: Option<Bytes>,
     ) -> Result<(Vec<(Bytes, MetaVersion)>, Option<Bytes>), BackendError> {
-        self.backend
-            .meta_scan_sets(
-                source,
-                vec![source.to_vec()],
-                true,
-                prefix,
-                cursor,
-                SCAN_BATCH_MAX,
-            )
-            .await
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let page = self
+                .backend
+                .meta_scan_sets(
+                    source,
+                    vec![source.to_vec()],
+                    true,
+                    prefix,
+                    cursor.clone(),
+                    SCAN_BATCH_MAX,
+                )
+                .await;
+            match page {
+                // A lost message costs the page, not the step (as for `call`).
+                Err(
+                    BackendError::Quorum { .. }
+                    | BackendError::Down { .. }
+                    | BackendError::Remote(_),
+                ) if tries < MOVE_CALL_TRIES_MAX => {}
+                page => return page,
+            }
+        }
     }
 
     /// `pass` over the records under `prefix` that belong to `owner` (`Catalog::dependents`):
@@ -989,9 +1191,8 @@ impl<'a> Mover<'a> {
                 hlc: v.hlc,
             }
         };
-        expect_done(self.backend.call(core, copy).await)?;
+        expect_done(self.call(core, copy).await)?;
         let back = self
-            .backend
             .call(core, Request::MetaGetVersioned { key: key.clone() })
             .await?;
         let held = match back {
@@ -1040,10 +1241,7 @@ impl<'a> Mover<'a> {
                 };
                 // A removed node's copies go with it (it is dead or will be wiped).
                 if !kept && !self.transition.leaves(old[i]) {
-                    let r = self
-                        .backend
-                        .call(old[i], Request::DeleteFragment { id })
-                        .await?;
+                    let r = self.call(old[i], Request::DeleteFragment { id }).await?;
                     match r {
                         Response::Done => self.count(|p| p.retired += 1),
                         Response::Error {
@@ -1084,11 +1282,7 @@ impl<'a> Mover<'a> {
         let want = stable_hash(&[&data]);
         self.pace(data.len() as u64).await;
         let len = data.len() as u64;
-        expect_done(
-            self.backend
-                .call(dest, Request::PutFragment { id, data })
-                .await,
-        )?;
+        expect_done(self.call(dest, Request::PutFragment { id, data }).await)?;
         let back = self.read(dest, id).await?;
         if back.is_none_or(|b| stable_hash(&[&b]) != want) {
             return Err(MoveError::Verify {
@@ -1146,7 +1340,7 @@ impl<'a> Mover<'a> {
             offset_bytes: 0,
             len_bytes: None,
         };
-        match self.backend.call(core, request).await? {
+        match self.call(core, request).await? {
             Response::Fragment(b) => Ok(Some(b)),
             Response::Error {
                 code: ErrorCode::NotFound | ErrorCode::Corrupt,
@@ -1154,6 +1348,22 @@ impl<'a> Mover<'a> {
             } => Ok(None),
             other => Err(expect_done(Ok(other)).unwrap_err().into()),
         }
+    }
+
+    /// One request of the mover to `core`, tried again at once (`MOVE_CALL_TRIES_MAX` in all,
+    /// past the core's down mark) when it got no answer: every request the mover makes is
+    /// idempotent, and one lost message used to fail the whole step, whose retry redid every
+    /// group of it (under 3 % loss a step of three groups failed 100 times in a row).
+    async fn call(&self, core: usize, request: Request) -> Result<Response, BackendError> {
+        let mut result = self.backend.call(core, request.clone()).await;
+        for _ in 1..MOVE_CALL_TRIES_MAX {
+            match &result {
+                Err(BackendError::Down { .. } | BackendError::Remote(_)) => {}
+                _ => break,
+            }
+            result = self.backend.call_anyway(core, request.clone()).await;
+        }
+        result
     }
 
     /// Waits until copying `bytes` more keeps the mover under its rate limit.

@@ -23,7 +23,8 @@
 //! faults a read may fail (counted as unavailable: no quorum system promises more), never
 //! answer wrong; once healed every object must read.
 //!
-//! Not covered: conditional writes, other tiers, skewed clocks (the gateways' clocks agree
+//! Conditional writes are covered by one focused test (`conditional_writes_change_hands_once`),
+//! not by the random runs. Not covered: other tiers, skewed clocks (the gateways' clocks agree
 //! here).
 //!
 //! Each seed runs whole on one thread: `PERCORE_MOVE_SEED=<seed> cargo test -p cluster --test
@@ -1293,7 +1294,86 @@ fn the_fence_waits_for_operations_routed_before() {
             );
             drop(held);
             let step = mover.step().await.expect("a step");
-            assert_eq!(step, Some((first, Phase::CutOver)));
+            assert_eq!(step, Some((first, Phase::Handoff)));
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+}
+
+/// Conditional writes change hands between the copy and the cut-over. A create the old row's
+/// authority accepted after the copy read its group (its gateway then failed to write the
+/// other replicas: the record is on that core alone) must make a create routed after the
+/// cut-over fail too. Between the two, in `Handoff`, no core serializes the group: a create
+/// waits, and once the mover handed the old authority's records over, the new authority
+/// refuses it. Without the gap, the old and the new authority each accepted one create.
+#[test]
+fn conditional_writes_change_hands_once() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    let main = {
+        let t = t.clone();
+        let old = env.old.clone();
+        async move {
+            let gw = &gateways[0];
+            let (pg, old_authority, new_authority) = t
+                .groups()
+                .into_iter()
+                .map(|pg| {
+                    let (o, n) = rows_of(&t, pg, REPLICAS);
+                    (pg, o[0], n[0])
+                })
+                .find(|(_, o, n)| o != n)
+                .expect("a group whose first core changes");
+            let k = (0..10_000)
+                .map(|i| format!("c{i}"))
+                .find(|k| old.pg_of(b"b0", k.as_bytes()) == pg)
+                .expect("a key of the group");
+            let head = head_key("b0", &k);
+            let route = Route::Object("b0", &k);
+            let catalog = SimCatalog;
+            let mover = Mover::new(gw, &catalog, MoverConfig::at_rate(RATE_BYTES_PER_S));
+            while t.phase(pg) != Some(Phase::Handoff) {
+                mover.step().await.expect("a step");
+            }
+            // What a create routed as Moving left after the copy: the old authority alone.
+            let first = Bytes::from_static(b"first");
+            assert!(gw
+                .meta_put_if(old_authority, &head, &first, gw.hlc(), None)
+                .await
+                .expect("the old authority answers"));
+            let placed = gw.place_meta(route);
+            assert_eq!(placed.phase(), Some(Phase::Handoff));
+            assert_eq!(placed.serializer(), None, "no core serializes a handoff");
+            let second = {
+                let gw = gw.clone();
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let hlc = gw.hlc();
+                    let won = gw
+                        .meta_put_if_in(&placed, &head, &Bytes::from_static(b"second"), hlc, None)
+                        .await;
+                    drop(placed);
+                    won
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert!(!second.is_finished(), "a create waits out the handoff");
+            assert_eq!(
+                mover.step().await.expect("a step").map(|(_, p)| p),
+                Some(Phase::CutOver)
+            );
+            let won = second
+                .await
+                .expect("joined")
+                .expect("the new authority answers");
+            assert!(
+                !won,
+                "core {new_authority} accepted a create over one core {old_authority} accepted"
+            );
+            let after = gw.place_meta(route);
+            assert_eq!(after.serializer(), Some(new_authority));
+            drop(after);
+            mover.run().await.expect("the change ends");
         }
     };
     run_tokio(&world, main, STEPS_MAX);

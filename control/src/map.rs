@@ -44,8 +44,12 @@ impl LayoutVersion {
 }
 
 /// Where one placement group stands in a layout change. Only forward, one step at a time:
-/// the data movement of issue 14 item 2 drives it (copy, verify, cut over, retire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// the data movement of issue 14 item 2 drives it (copy, verify, hand over, cut over, retire).
+///
+/// The variants are encoded by their place in this declaration (bincode), so `Handoff`, added
+/// later, comes last here and keeps maps and log entries written before it readable; the
+/// order of the phases is `rank`'s, not the declaration's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupPhase {
     /// Nothing copied yet: readers and writers use the old placement.
     Pending,
@@ -56,6 +60,9 @@ pub enum GroupPhase {
     CutOver,
     /// Old fragments retired: the group lives under the new version only.
     Done,
+    /// Between `Moving` and `CutOver`: routed as Moving, while the role of serializing the
+    /// group's conditional writes passes from the old placement's first core to the new one's.
+    Handoff,
 }
 
 impl GroupPhase {
@@ -63,10 +70,34 @@ impl GroupPhase {
     pub fn next(self) -> Option<GroupPhase> {
         match self {
             GroupPhase::Pending => Some(GroupPhase::Moving),
-            GroupPhase::Moving => Some(GroupPhase::CutOver),
+            GroupPhase::Moving => Some(GroupPhase::Handoff),
+            GroupPhase::Handoff => Some(GroupPhase::CutOver),
             GroupPhase::CutOver => Some(GroupPhase::Done),
             GroupPhase::Done => None,
         }
+    }
+
+    /// The phase's place in a change.
+    fn rank(self) -> u8 {
+        match self {
+            GroupPhase::Pending => 0,
+            GroupPhase::Moving => 1,
+            GroupPhase::Handoff => 2,
+            GroupPhase::CutOver => 3,
+            GroupPhase::Done => 4,
+        }
+    }
+}
+
+impl PartialOrd for GroupPhase {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupPhase {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
     }
 }
 

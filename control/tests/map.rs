@@ -189,7 +189,12 @@ fn a_new_node_makes_a_change_whose_groups_go_forward_one_phase_at_a_time() {
     ));
 
     for &pg in &pgs {
-        for phase in [GroupPhase::Moving, GroupPhase::CutOver, GroupPhase::Done] {
+        for phase in [
+            GroupPhase::Moving,
+            GroupPhase::Handoff,
+            GroupPhase::CutOver,
+            GroupPhase::Done,
+        ] {
             map.apply(&Command::UpdateChange {
                 to_version: 2,
                 pg,

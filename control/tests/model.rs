@@ -45,9 +45,10 @@ const KEYS: [&str; 5] = [
     "AKIAKEY000000000005",
 ];
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
-const PHASES: [GroupPhase; 4] = [
+const PHASES: [GroupPhase; 5] = [
     GroupPhase::Pending,
     GroupPhase::Moving,
+    GroupPhase::Handoff,
     GroupPhase::CutOver,
     GroupPhase::Done,
 ];
@@ -55,7 +56,7 @@ const PHASES: [GroupPhase; 4] = [
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (0..5usize).prop_map(|i| Command::ProposeLayout(chain()[i].clone())),
-        (1..=6u64, 0..17u32, 0..4usize).prop_map(|(to_version, pg, p)| Command::UpdateChange {
+        (1..=6u64, 0..17u32, 0..5usize).prop_map(|(to_version, pg, p)| Command::UpdateChange {
             to_version,
             pg,
             phase: PHASES[p],

@@ -604,7 +604,7 @@ impl Store {
         for _ in 0..2 {
             if self
                 .backend
-                .meta_put_if(cores.authority(), &hkey, &value, hlc, expect)
+                .meta_put_if_in(&cores, &hkey, &value, hlc, expect)
                 .await?
             {
                 return Ok(());
@@ -818,7 +818,7 @@ impl Store {
         let value = record.encode();
         if !self
             .backend
-            .meta_put_if(cores.authority(), &key, &value, hlc, None)
+            .meta_put_if_in(&cores, &key, &value, hlc, None)
             .await?
         {
             return Ok(None);
@@ -886,7 +886,7 @@ impl Store {
         let value = record.encode();
         let won = self
             .backend
-            .meta_put_if(cores.authority(), &key, &value, hlc, Some(expect))
+            .meta_put_if_in(&cores, &key, &value, hlc, Some(expect))
             .await?;
         if !won {
             return Err(Error::BucketConflict);

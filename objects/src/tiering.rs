@@ -21,7 +21,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use cluster::ec::Policy;
-use cluster::moves::{Cores, Placement};
+use cluster::moves::Placement;
 use placement::Tier;
 
 use crate::checksum::Hashers;
@@ -259,7 +259,7 @@ impl Store {
         let hlc = self.backend.hlc();
         let won = self
             .backend
-            .meta_put_if(cores.authority(), key, &value, hlc, Some(expect_hlc))
+            .meta_put_if_in(cores, key, &value, hlc, Some(expect_hlc))
             .await?;
         if won {
             self.backend.meta_put(cores, key, &value, hlc).await?;

@@ -405,7 +405,7 @@ impl Default for Metrics {
         );
         registry.register(
             "layout_change_groups",
-            "Placement groups of the last layout change, by phase (pending, moving, cut_over, \
+            "Placement groups of the last layout change, by phase (pending, moving, handoff, cut_over, \
              done), as the control plane's map this process applied says",
             m.layout_change_groups.clone(),
         );

@@ -61,7 +61,9 @@ def wait_change_done(c, to_version, check):
 
 class Traffic:
     """A reader that reads every acknowledged object and lists the bucket, round after round,
-    through `nodes`, and a writer that adds objects through them, both until `stop`."""
+    through `nodes`, a writer that adds objects through them, and two creators that send
+    If-None-Match: * PUTs of the same new key at once through two nodes (at most one may win,
+    across any phase of a change), all until `stop`."""
 
     def __init__(self, c, bucket, blobs, nodes=(1, 2, 3)):
         self.c, self.bucket, self.blobs = c, bucket, blobs
@@ -70,8 +72,13 @@ class Traffic:
         self.lock = threading.Lock()
         self.errors, self.reads, self.writes = [], 0, 0
         self.done = threading.Event()
+        # Creators: key -> the creators that won it; a barrier starts each pair at once.
+        self.created, self.creates = {}, 0
+        self.pair = threading.Barrier(2, timeout=120)
         self.threads = [threading.Thread(target=self.read, daemon=True),
-                        threading.Thread(target=self.write, daemon=True)]
+                        threading.Thread(target=self.write, daemon=True),
+                        threading.Thread(target=self.create, args=(0,), daemon=True),
+                        threading.Thread(target=self.create, args=(1,), daemon=True)]
         for t in self.threads:
             t.start()
 
@@ -124,11 +131,44 @@ class Traffic:
             n += 1
             time.sleep(0.3)
 
+    def create(self, side):
+        clients = {}
+        n = 0
+        while True:
+            try:
+                self.pair.wait()
+            except threading.BrokenBarrierError:
+                return
+            if self.done.is_set():
+                self.pair.abort()
+                return
+            key, node = f"create-{n}", self.node(n + side)
+            data = b"creator %d of %s" % (side, key.encode())
+            try:
+                clients.setdefault(node, self.c.client(node))
+                clients[node].put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                with self.lock:
+                    self.created.setdefault(key, []).append(side)
+                    if len(self.created[key]) == 1:
+                        self.blobs[key] = data
+                    else:
+                        self.errors.append(f"{key}: both conditional creates won")
+            except Exception as e:  # noqa: BLE001
+                status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+                # The other creator won (412), or a conflict or 503 a client retries.
+                if status not in (409, 412, 503):
+                    self.errors.append(f"conditional PUT {key} through node {node}: {e}")
+            with self.lock:
+                self.creates += 1
+            n += 1
+            time.sleep(0.1)
+
     def check(self):
         assert not self.errors, self.errors[:10]
 
     def stop(self):
         self.done.set()
+        self.pair.abort()
         for t in self.threads:
             t.join(timeout=120)
         self.check()

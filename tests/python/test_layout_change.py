@@ -102,6 +102,7 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
             os.path.join(c.dir, "..", "dev.err")).read()
         traffic.stop()
         assert traffic.writes > 0 and traffic.reads > len(items), (traffic.writes, traffic.reads)
+        assert traffic.creates > 0 and traffic.created, (traffic.creates, len(traffic.created))
 
         # Node 4 gone: everything is on nodes 1-3.
         stop_process(node4)
