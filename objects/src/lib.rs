@@ -10,9 +10,10 @@
 //! verified data moves, restores of archived versions, intelligent tiering's access
 //! tracking), lifecycle rules and the background pass that applies them (`lifecycle`), the
 //! scrub and the orphan sweep after it (`scrub`, `orphans`), the background workers
-//! (`workers`), the metadata keys and record codecs (`records`), what the records route and
-//! reference for the cluster layer's mover under a layout change (`move_catalog`), the
-//! checksums of objects and uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the
+//! (`workers`) and the retirement schedule of replaced versions' chunks (`retire`), the
+//! metadata keys and record codecs (`records`), what the records route and reference for the
+//! cluster layer's mover under a layout change (`move_catalog`), the checksums of objects and
+//! uploads (`checksum`), sealed bodies (`seal`, `keywrap`) and the
 //! object bounds (`limits`).
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
@@ -31,6 +32,7 @@ pub mod multipart;
 pub mod observe;
 pub mod orphans;
 pub mod records;
+pub mod retire;
 pub mod scrub;
 pub mod seal;
 pub mod sealed;

@@ -44,10 +44,23 @@ pub const META_KEY_BYTES_MAX: u64 = cluster::limits::META_KEY_BYTES_MAX;
 /// Bytes of a bucket name (S3's limit).
 pub const BUCKET_NAME_BYTES_MAX: usize = 63;
 
-/// Background workers (`workers.rs`): jobs queued and running at once, per kind. A retirement
-/// job holds one version's head (≤ a few KiB), so a full retire queue is tens of MiB at most.
-pub const RETIRE_QUEUE_MAX: usize = 16_384;
-pub const RETIRE_CONCURRENCY_MAX: usize = 16;
+/// The retirement schedule (`retire.rs`): bytes it holds at most, its entries' slots counted
+/// a block at a time. It was a worker queue of 16,384 jobs, each a boxed future holding a whole
+/// head: at the 30 s grace, 546 overwrites a second, and a suite run at ~7,500/s dropped most
+/// retirements (issue #16). An entry now holds what the delete needs (~170 bytes for a small
+/// object: `RETIRE_SMALL_KEY_BYTES` of key, one part, its bucket's scope shared), so 64 MiB
+/// hold ~400,000 of them: over 13,000 overwrites a second through the grace. At least
+/// `RETIRE_SMALL_ENTRIES_MIN` (10,000 a second for 30 s) and any one version's entry fit
+/// (compile-time checks in `retire.rs`, where an entry's size is known). Past the bound a
+/// retirement is dropped, counted and left for the orphan sweep.
+pub const RETIRE_SCHEDULE_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub const RETIRE_SMALL_ENTRIES_MIN: usize = 300_000;
+pub const RETIRE_SMALL_KEY_BYTES: usize = 64;
+/// Retirements running at once. One holds no data, only a delete request per fragment in
+/// flight, so many cost little. 10,000 a second through 16 (the old worker's bound) would need
+/// each done in 1.6 ms; 64 leave 6.4 ms for a small version's deletes under load.
+pub const RETIRE_CONCURRENCY_MAX: usize = 64;
+/// Background workers (`workers.rs`): jobs queued and running at once, per kind.
 pub const RESTORE_QUEUE_MAX: usize = 1_024;
 pub const RESTORE_CONCURRENCY_MAX: usize = 4;
 pub const ACCESS_QUEUE_MAX: usize = 4_096;

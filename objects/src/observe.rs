@@ -11,6 +11,12 @@ pub trait Observer: Send + Sync + 'static {
         let _ = (worker, delta);
     }
 
+    /// The bytes `worker`'s queue holds grew (+) or shrank (-) by `delta` (the retirement
+    /// schedule's: `retire`).
+    fn queued_bytes(&self, worker: &'static str, delta: i64) {
+        let _ = (worker, delta);
+    }
+
     /// A full queue of `worker` refused a job.
     fn dropped(&self, worker: &'static str) {
         let _ = worker;

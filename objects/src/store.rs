@@ -83,6 +83,51 @@ pub fn new_bucket_id(hlc: u64, name: &str, salt: u64) -> BucketId {
     )
 }
 
+/// The cores holding data of `key` in the bucket scope `bucket` stored under `policy` on
+/// `tier` (the first ones of its route in the tier's PG table): `Store::cores_in`, for what
+/// holds the backend but no store (the retirement schedule).
+pub(crate) fn object_placement(
+    backend: &Backend,
+    bucket: &str,
+    key: &str,
+    policy: Policy,
+    tier: Tier,
+) -> Placement {
+    backend.route_in(Route::Object(bucket, key), tier, policy.width())
+}
+
+/// Deletes every fragment of a stripe on `cores`, ignoring ones that are already gone:
+/// `Store::delete_stripe`, for what holds the backend but no store (the retirement schedule).
+pub(crate) async fn delete_stripe_on(
+    backend: &Backend,
+    cores: &Placement,
+    policy: Policy,
+    stripe: &StripeRef,
+) {
+    let result = match policy {
+        Policy::Replicas(n) => {
+            let replicas = cores.replica_cores(usize::from(n));
+            backend
+                .delete_fragment(&replicas, stripe.fragment_id(0))
+                .await
+        }
+        Policy::Ec { k, m } => {
+            let dels = (0..usize::from(k + m)).map(|i| {
+                let at = cores.fragment_cores(i);
+                async move {
+                    backend
+                        .delete_fragment(&at, stripe.fragment_id(i as u8))
+                        .await
+                }
+            });
+            futures::future::join_all(dels).await.into_iter().collect()
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "deleting a stripe failed; left for the orphan sweep");
+    }
+}
+
 /// Swaps `Store::swap_in` makes against records with newer HLCs.
 const SWAP_TRIES: usize = 4;
 
@@ -421,28 +466,7 @@ impl Store {
 
     /// Deletes every fragment of a stripe, ignoring ones that are already gone.
     pub async fn delete_stripe(&self, cores: &Placement, policy: Policy, stripe: &StripeRef) {
-        let result = match policy {
-            Policy::Replicas(n) => {
-                let replicas = cores.replica_cores(usize::from(n));
-                self.backend
-                    .delete_fragment(&replicas, stripe.fragment_id(0))
-                    .await
-            }
-            Policy::Ec { k, m } => {
-                let dels = (0..usize::from(k + m)).map(|i| {
-                    let at = cores.fragment_cores(i);
-                    async move {
-                        self.backend
-                            .delete_fragment(&at, stripe.fragment_id(i as u8))
-                            .await
-                    }
-                });
-                futures::future::join_all(dels).await.into_iter().collect()
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "deleting a stripe failed; left for the orphan sweep");
-        }
+        delete_stripe_on(&self.backend, cores, policy, stripe).await;
     }
 
     pub async fn delete_part_chunks(&self, cores: &Placement, policy: Policy, part: &PartRef) {
@@ -468,8 +492,7 @@ impl Store {
     /// The cores holding data stored under `policy` on `tier` (the first ones of its route in
     /// the tier's PG table).
     pub fn cores_in(&self, bucket: &str, key: &str, policy: Policy, tier: Tier) -> Placement {
-        self.backend
-            .route_in(Route::Object(bucket, key), tier, policy.width())
+        object_placement(&self.backend, bucket, key, policy, tier)
     }
 
     /// The cores holding a head's parts.
@@ -779,20 +802,16 @@ impl Store {
 
     /// Deletes a replaced version's chunks after `RETIRE_GRACE` (or a lifecycle day, if the
     /// test clock makes that shorter), so GETs that read its head just before the overwrite
-    /// still stream it whole. Chunks of a process that stops before then are left for the
-    /// orphan sweep (their ids carry the version id).
+    /// still stream it whole. Chunks of a process that stops before then, or that a full
+    /// retirement schedule refuses (`retire`: counted, said in the log), are left for the
+    /// orphan sweep (their ids carry the version id). The chunks are placed when the grace is
+    /// over, not held through it: a held placement would keep a layout change's mover waiting
+    /// at its fence for the whole grace.
     pub fn retire_chunks(&self, bucket: &str, key: &str, head: ObjectHead) {
-        let this = self.clone();
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let grace = RETIRE_GRACE.min(std::time::Duration::from_millis(self.days.day_ms));
-        self.workers.retire.submit(grace, async move {
-            // Placed when the grace is over, not held through it: a held placement would keep
-            // a layout change's mover waiting at its fence for the whole grace.
-            let cores = this.head_cores(&bucket, &key, &head);
-            for stripe in head.stripes() {
-                this.delete_stripe(&cores, head.policy, &stripe).await;
-            }
-        });
+        self.workers
+            .retire
+            .schedule(&self.backend, grace, bucket, key, head);
     }
 
     /// CreateBucket's record, owned by `owner`, of a new incarnation (`new_bucket_id`); with

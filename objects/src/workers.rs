@@ -5,7 +5,9 @@
 //! (`*_QUEUE_MAX`) and a concurrency bound (`*_CONCURRENCY_MAX`); its depth and what it had to
 //! drop are told to the service's [`Observer`] (the gateway shows them in `/-/metrics`:
 //! `percore_background_queued`, `percore_background_dropped`), and it stops when the service
-//! that owns it is dropped (the queue's senders go, the loop ends).
+//! that owns it is dropped (the queue's senders go, the loop ends). Retirements, which come
+//! with every overwrite and delete, have a schedule of their own (`retire`: compact entries
+//! bounded by bytes, not boxed jobs), counted under the same names.
 //!
 //! Before this, each such request called `tokio::spawn`: a burst of overwrites left one
 //! sleeping task per replaced version, with no bound and nothing to see. A job a full queue
@@ -30,9 +32,10 @@ use proto::FragmentId;
 
 use crate::limits::{
     ACCESS_CONCURRENCY_MAX, ACCESS_QUEUE_MAX, REPAIR_CONCURRENCY_MAX, REPAIR_QUEUE_MAX,
-    RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX, RETIRE_QUEUE_MAX,
+    RESTORE_CONCURRENCY_MAX, RESTORE_QUEUE_MAX,
 };
 use crate::observe::{Observer, Unobserved};
+use crate::retire::Retirements;
 
 type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -44,19 +47,19 @@ struct Job {
 /// Between two warnings of one worker's full queue: each dropped job is counted in the
 /// metrics; the log says so once per period, with how many (one line per job flooded the log
 /// under sustained overwrites: 338,546 lines in one perf-suite run).
-const FULL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const FULL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// When a full queue is worth a warning: the first refusal, then at most once per
 /// `FULL_WARNING_EVERY`, with the refusals since the last warning.
 #[derive(Debug, Default)]
-struct FullWarnings {
+pub(crate) struct FullWarnings {
     last: Option<Instant>,
     unsaid: u64,
 }
 
 impl FullWarnings {
     /// Notes one refusal at `now`; `Some(refusals)` when a warning is due.
-    fn refused(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn refused(&mut self, now: Instant) -> Option<u64> {
         self.unsaid += 1;
         if self
             .last
@@ -185,7 +188,7 @@ async fn run(
 /// The workers of one object service (one `Store` and its clones).
 pub struct Workers {
     /// Deletes the chunks of replaced and deleted versions after the retirement grace.
-    pub retire: Worker,
+    pub retire: Retirements,
     /// Completes restores of archived objects.
     pub restore: Worker,
     /// Records intelligent-tiering accesses and moves objects back to the frequent tier.
@@ -216,13 +219,13 @@ impl Default for Workers {
 }
 
 impl Workers {
-    /// The four workers, counted by `observer`.
+    /// The retirement schedule and the three workers, counted by `observer`.
     pub fn new(observer: Arc<dyn Observer>) -> Workers {
         let worker = |name, queue_max, concurrency_max| {
             Worker::new(name, queue_max, concurrency_max, observer.clone())
         };
         Workers {
-            retire: worker("retire", RETIRE_QUEUE_MAX, RETIRE_CONCURRENCY_MAX),
+            retire: Retirements::new(observer.clone()),
             restore: worker("restore", RESTORE_QUEUE_MAX, RESTORE_CONCURRENCY_MAX),
             access: worker("access", ACCESS_QUEUE_MAX, ACCESS_CONCURRENCY_MAX),
             repair: worker("repair", REPAIR_QUEUE_MAX, REPAIR_CONCURRENCY_MAX),

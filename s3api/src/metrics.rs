@@ -28,6 +28,9 @@ impl objects::observe::Observer for ServiceMetrics {
     fn queued(&self, worker: &'static str, delta: i64) {
         global().background_queued(worker, delta);
     }
+    fn queued_bytes(&self, worker: &'static str, delta: i64) {
+        global().background_queued_bytes(worker, delta);
+    }
     fn dropped(&self, worker: &'static str) {
         global().background_dropped(worker);
     }
@@ -127,6 +130,7 @@ pub struct Metrics {
     core_fragments: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     background_queued: Family<WorkerLabel, Gauge>,
+    background_queued_bytes: Family<WorkerLabel, Gauge>,
     background_dropped: Family<WorkerLabel, Counter>,
     core_free_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_poisoned: Family<CoreLabel, Gauge<u64, AtomicU64>>,
@@ -185,6 +189,7 @@ impl Default for Metrics {
             core_fragments: Family::default(),
             core_live_bytes: Family::default(),
             background_queued: Family::default(),
+            background_queued_bytes: Family::default(),
             background_dropped: Family::default(),
             core_free_bytes: Family::default(),
             core_poisoned: Family::default(),
@@ -294,8 +299,14 @@ impl Default for Metrics {
         );
         registry.register(
             "background_queued",
-            "Jobs waiting in each background worker's queue (workers.rs)",
+            "Jobs waiting in each background worker's queue (workers.rs; retire: versions in the \
+             retirement schedule, retire.rs)",
             m.background_queued.clone(),
+        );
+        registry.register(
+            "background_queued_bytes",
+            "Bytes held by a background worker's queue (the retirement schedule's: retire.rs)",
+            m.background_queued_bytes.clone(),
         );
         registry.register(
             "background_dropped",
@@ -576,6 +587,16 @@ impl Metrics {
         self.background_queued.get_or_create(&label).inc_by(delta);
     }
 
+    /// The bytes a background worker's queue holds grew or shrank by `delta`.
+    pub fn background_queued_bytes(&self, worker: &str, delta: i64) {
+        let label = WorkerLabel {
+            worker: worker.to_owned(),
+        };
+        self.background_queued_bytes
+            .get_or_create(&label)
+            .inc_by(delta);
+    }
+
     pub fn background_dropped(&self, worker: &str) {
         let label = WorkerLabel {
             worker: worker.to_owned(),
@@ -752,5 +773,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("percore_object_bytes{class=\"STANDARD\"} 0"));
+        m.background_queued_bytes("retire", 500);
+        m.background_queued_bytes("retire", -200);
+        let text = m.encode();
+        assert!(
+            text.contains("percore_background_queued_bytes{worker=\"retire\"} 300"),
+            "{text}"
+        );
     }
 }
