@@ -76,6 +76,9 @@ pub fn print_layouts(map: &control::ClusterMap) {
     use control::map::GroupPhase;
     if map.current == 0 {
         println!("layout: none in the map yet (the nodes route by their layout files)");
+        for id in &map.demoted {
+            print_demoted(*id);
+        }
         return;
     }
     println!("layout: version {}", map.current);
@@ -156,5 +159,16 @@ pub fn print_layouts(map: &control::ClusterMap) {
             ),
             (false, false, _) => {}
         }
+        if map.demoted.contains(&id) && !node.removed {
+            print_demoted(id);
+        }
     }
+}
+
+fn print_demoted(id: u64) {
+    println!(
+        "node {id}: demoted: the control plane's leader could not reach it past its lease, so \
+         its cores no longer serialize conditional writes (the next core of each of its \
+         placement groups does); it still stores and serves data"
+    );
 }

@@ -127,6 +127,8 @@ pub struct Running {
     voters: Voters,
     /// The layout mover (`start_mover`), on a voter that serves.
     mover: Option<tokio::task::JoinHandle<()>>,
+    /// Grants leases and demotes nodes while this voter leads (`lease_keeper`).
+    keeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts the voter (when `node_id` is one) and the follower on `runtime`; `users` gets the
@@ -221,6 +223,7 @@ pub fn start(
         applied,
         voters,
         mover: None,
+        keeper: None,
     })
 }
 
@@ -251,8 +254,9 @@ pub fn start_or_forget(
 }
 
 impl Running {
-    /// Starts the layout mover of this node (`layout_mover`), if it is a voter following the
-    /// map's layouts: it moves a change while this voter leads.
+    /// Starts the layout mover of this node (`layout_mover`) and its lease keeper
+    /// (`lease_keeper`), if it is a voter following the map's layouts: they move a change, and
+    /// grant leases and demote nodes, while this voter leads.
     pub fn start_mover(
         &mut self,
         runtime: &tokio::runtime::Handle,
@@ -270,12 +274,23 @@ impl Running {
             rate_bytes_per_s,
         };
         self.mover = Some(runtime.spawn(task.run()));
+        let keeper = crate::lease_keeper::LeaseTask {
+            leadership: voter.leadership(),
+            confirmer: voter.confirmer(),
+            voters: self.voters.clone(),
+            backend: store.backend().clone(),
+            applied: applied.clone(),
+        };
+        self.keeper = Some(runtime.spawn(keeper.run()));
     }
 
     /// Stops following and shuts the voter down (its port closed, its store flushed).
     pub fn stop(self, runtime: &tokio::runtime::Runtime) {
         if let Some(mover) = self.mover {
             mover.abort();
+        }
+        if let Some(keeper) = self.keeper {
+            keeper.abort();
         }
         self.follower.abort();
         if let Some(voter) = self.voter {

@@ -73,6 +73,9 @@ impl LayoutFollower {
     /// The follower of a node: its cores' gate follows the layouts too, and the layout it
     /// takes at the end of a change is kept in `data` (`map_layout`, `placement_guard`).
     pub fn of_node(mut self, gate: Arc<engine::LayoutGate>, data: &std::path::Path) -> Self {
+        // A node that follows the map serializes conditional writes only under a lease from
+        // the control plane's leader (`lease_keeper`).
+        gate.enforce_leases();
         self.gate = Some(gate);
         self.data = Some(data.to_path_buf());
         self
@@ -97,6 +100,7 @@ impl LayoutFollower {
     /// it got to: applying a later map (or this one again) continues from there.
     pub async fn apply(&self, map: &ClusterMap) -> Result<(), String> {
         let b = &self.backend;
+        b.set_demoted(map.demoted.clone());
         let Some(change) = &map.change else {
             return self.adopt(map, map.current);
         };

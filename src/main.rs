@@ -19,6 +19,7 @@ mod dev_cmd;
 mod layout_cmd;
 mod layout_follow;
 mod layout_mover;
+mod lease_keeper;
 mod map_layout;
 mod master_keys_cmd;
 mod membership;

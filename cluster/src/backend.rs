@@ -35,7 +35,7 @@ use placement::{ClassPolicy, Layout};
 use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
-use crate::limits::{CORE_DOWN_FOR, SCAN_BATCH_MAX};
+use crate::limits::{CORE_DOWN_FOR, NO_LEASE_WAITS_MAX, NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX};
 use crate::moves::{Cores, Placement, Transition};
 use crate::remote::{RemoteCore, RemoteError};
 
@@ -59,6 +59,13 @@ pub enum BackendError {
     /// The core runs but started offline: its partition is damaged (`reason` says how).
     #[error("core {core} is offline: {reason}")]
     Offline { core: String, reason: String },
+    /// A conditional write's serializer holds no lease (cluster/DESIGN.md, "Failover of
+    /// conditional writes"): nothing was written.
+    #[error(
+        "core {core} holds no lease to serialize conditional writes (cut off from the control \
+         plane's leader, or demoted)"
+    )]
+    NoLease { core: String },
     #[error("{what}: {got} of {of} cores succeeded, {need} needed (last error: {last})")]
     Quorum {
         what: &'static str,
@@ -257,6 +264,9 @@ pub struct Backend {
     clock: Option<Arc<dyn Clock>>,
     /// The simulation's links to cores a layout change adds (`with_link_maker`), by core index.
     link_maker: Option<LinkMaker>,
+    /// Nodes whose cores no longer serialize conditional writes (the control map's `demoted`,
+    /// set by the node's map follower).
+    demoted: arc_swap::ArcSwap<std::collections::BTreeSet<u64>>,
 }
 
 /// Makes the link to a core by its index (the simulation's network).
@@ -545,6 +555,7 @@ impl Backend {
             started: Instant::now(),
             clock: None,
             link_maker: None,
+            demoted: arc_swap::ArcSwap::default(),
         }
     }
 
@@ -657,6 +668,7 @@ impl Backend {
             started: Instant::now(),
             clock: None,
             link_maker: None,
+            demoted: arc_swap::ArcSwap::default(),
         })
     }
 
@@ -1124,7 +1136,10 @@ impl Backend {
         };
         let request = match request {
             // MapApplied asks the node, not its partition: answered alone, never queued.
-            Request::Batch(_) | Request::Background(_) | Request::MapApplied => request,
+            Request::Batch(_)
+            | Request::Background(_)
+            | Request::MapApplied
+            | Request::Lease { .. } => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
                 Request::Background(Box::new(plain))
             }
@@ -1310,8 +1325,9 @@ impl Backend {
     }
 
     /// `meta_put_if` on the core that serializes `cores`' conditional writes
-    /// (`Placement::serializer`), after waiting for it while its group hands the role from the
-    /// old row's authority to the new row's during a layout change.
+    /// (`Placement::serializer`, skipping cores of demoted nodes), after waiting for it while
+    /// its group hands the role from the old row's authority to the new row's during a layout
+    /// change.
     pub async fn meta_put_if_in(
         &self,
         cores: &Placement,
@@ -1320,8 +1336,44 @@ impl Backend {
         hlc: u64,
         expect_hlc: Option<u64>,
     ) -> Result<bool, BackendError> {
-        let (core, _serialized) = cores.serialize().await?;
-        self.meta_put_if(core, key, value, hlc, expect_hlc).await
+        // A serializer without a lease gets one within a round of grants, or its node is
+        // demoted and the next core serializes: both are waited for, a while.
+        let mut waits = 0;
+        loop {
+            let (core, _serialized) = cores.serialize(&|c| self.serializes(c)).await?;
+            match self.meta_put_if(core, key, value, hlc, expect_hlc).await {
+                Err(BackendError::NoLease { .. }) if waits < NO_LEASE_WAITS_MAX => {
+                    waits += 1;
+                    tokio::time::sleep(NO_LEASE_WAIT_POLL).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Whether core `core` may serialize conditional writes: its node is not demoted.
+    pub fn serializes(&self, core: usize) -> bool {
+        let demoted = self.demoted.load();
+        demoted.is_empty() || !self.node_of(core).is_some_and(|n| demoted.contains(&n))
+    }
+
+    /// The node id of core `core` (`None` on a single node without a layout).
+    pub fn node_of(&self, core: usize) -> Option<u64> {
+        let view = self.view.load();
+        if let Some(t) = &view.transition {
+            return t.cores().get(core).map(|c| c.node);
+        }
+        match &view.router {
+            Router::Layout(l) => l.cores().get(core).map(|c| c.id.node),
+            Router::Node => None,
+        }
+    }
+
+    /// Takes the control map's demoted nodes (`ClusterMap::demoted`).
+    pub fn set_demoted(&self, nodes: std::collections::BTreeSet<u64>) {
+        if **self.demoted.load() != nodes {
+            self.demoted.store(Arc::new(nodes));
+        }
     }
 
     /// Compare-and-swap of a metadata record on one core; `Ok(false)` when the condition failed.
@@ -1346,6 +1398,13 @@ impl Backend {
                 code: ErrorCode::ConditionFailed,
                 ..
             } => Ok(false),
+            // Demoted, or cut off from the control plane: nothing was written.
+            Response::Error {
+                code: ErrorCode::NoLease,
+                ..
+            } => Err(BackendError::NoLease {
+                core: self.core_name(core),
+            }),
             other => Err(core_error(other)),
         }
     }
@@ -1553,6 +1612,21 @@ impl Backend {
     /// one node (the node router may put a record on any `replicas()` of its cores).
     fn meta_replica_sets(&self) -> Option<Vec<Vec<usize>>> {
         let view = self.view.load();
+        if let Some(t) = &view.transition {
+            // A moving group's sets as its phase routes writes: the old row, both, or the new
+            // one (checking the old layout's alone missed an upload written after a cut-over,
+            // found by the object simulation, grow with faults, seed 59).
+            let mut sets: Vec<Vec<usize>> = (0..t.old_layout().placement_groups())
+                .flat_map(|pg| t.meta_sets(pg, self.meta_replicas))
+                .map(|mut set| {
+                    set.sort_unstable();
+                    set
+                })
+                .collect();
+            sets.sort_unstable();
+            sets.dedup();
+            return Some(sets);
+        }
         let Router::Layout(layout) = &view.router else {
             return None;
         };

@@ -43,3 +43,8 @@ pub const MOVE_FENCE_POLL_MS: u64 = 20;
 pub const HANDOFF_WAIT_POLLS_MAX: u32 = 2000;
 /// Between two polls of a handoff.
 pub const HANDOFF_WAIT_POLL_MS: u64 = 5;
+/// Waits of a conditional write whose serializer holds no lease (its node just started, or is
+/// being demoted: leases run 4 s, a node unreached for 6 s is demoted) before it answers 503.
+pub const NO_LEASE_WAITS_MAX: u32 = 80;
+/// Between two of those waits.
+pub const NO_LEASE_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -364,6 +364,17 @@ impl Transition {
             })
     }
 
+    /// The replica sets (first `n` positions) group `pg`'s writes reach a write quorum of now:
+    /// the old row, both rows while it moves, the new row from its cut-over.
+    pub(crate) fn meta_sets(&self, pg: u32, n: usize) -> Vec<Vec<usize>> {
+        let (old, new) = self.rows(pg, n);
+        match self.phase(pg) {
+            None | Some(Phase::Pending) => vec![old],
+            Some(p) if p.both_rows() => vec![old, new],
+            Some(_) => vec![new],
+        }
+    }
+
     /// The first `n` positions of group `pg`'s row in each version, as union indices.
     fn rows(&self, pg: u32, n: usize) -> (Vec<usize>, Vec<usize>) {
         let row = |l: &Layout, map: &[usize]| -> Vec<usize> {
@@ -589,35 +600,54 @@ impl Cores for Placement {
 impl Placement {
     /// The core that serializes this group's conditional writes, if one does now: the old
     /// row's first core that stays through `Moving`, the new row's first from `CutOver` on,
-    /// none in `Handoff` (cluster/DESIGN.md, "Conditional writes change hands once"). Chosen
-    /// by the group's phase at the time, not the one this placement was routed under.
-    pub fn serializer(&self) -> Option<usize> {
+    /// none in `Handoff` (cluster/DESIGN.md, "Conditional writes change hands once"), each
+    /// time the first for which `usable` holds (its node is not demoted). Chosen by the
+    /// group's phase at the time, not the one this placement was routed under.
+    pub fn serializer(&self, usable: &(dyn Fn(usize) -> bool + Sync)) -> Option<usize> {
         let Some(t) = &self.transition else {
-            return Some(self.authority());
+            return self.old.iter().copied().find(|&c| usable(c));
         };
-        self.serializer_in(t, t.phase(self.pg).expect("a placed group moves"))
+        self.serializer_in(t, t.phase(self.pg).expect("a placed group moves"), usable)
     }
 
-    fn serializer_in(&self, t: &Transition, phase: Phase) -> Option<usize> {
+    fn serializer_in(
+        &self,
+        t: &Transition,
+        phase: Phase,
+        usable: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Option<usize> {
         match phase {
-            Phase::Pending | Phase::Moving => Some(
-                self.old
-                    .iter()
-                    .copied()
-                    .find(|&c| !t.leaves(c))
-                    .unwrap_or(self.old[0]),
-            ),
+            Phase::Pending | Phase::Moving => self
+                .old
+                .iter()
+                .copied()
+                .find(|&c| !t.leaves(c) && usable(c)),
             Phase::Handoff => None,
-            Phase::CutOver | Phase::Done => Some(self.new[0]),
+            Phase::CutOver | Phase::Done => self.new.iter().copied().find(|&c| usable(c)),
         }
     }
 
     /// The serializer, counted in flight under the phase that chose it until the guard is
     /// dropped (the handoff waits for those chosen under `Moving`); during `Handoff`, waits
-    /// for the group's next phase (bounded: `HANDOFF_WAIT_POLLS_MAX`, then 503).
-    pub(crate) async fn serialize(&self) -> Result<(usize, Option<Serialized>), BackendError> {
+    /// for the group's next phase (bounded: `HANDOFF_WAIT_POLLS_MAX`, then 503). 503 at once
+    /// when every core of the row is on a demoted node.
+    pub(crate) async fn serialize(
+        &self,
+        usable: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<(usize, Option<Serialized>), BackendError> {
+        let none_usable = || BackendError::Quorum {
+            what: "conditional write",
+            got: 0,
+            need: 1,
+            of: 1,
+            last: format!(
+                "every core of placement group {}'s row is on a demoted node",
+                self.pg
+            ),
+        };
         let Some(t) = &self.transition else {
-            return Ok((self.authority(), None));
+            let core = self.serializer(usable).ok_or_else(none_usable)?;
+            return Ok((core, None));
         };
         let g = t.groups.get(&self.pg).expect("a placed group moves");
         for _ in 0..HANDOFF_WAIT_POLLS_MAX {
@@ -627,10 +657,13 @@ impl Placement {
                 pg: self.pg,
                 phase,
             };
-            if let Some(core) = self.serializer_in(t, phase) {
+            if let Some(core) = self.serializer_in(t, phase, usable) {
                 return Ok((core, Some(guard)));
             }
             drop(guard);
+            if phase != Phase::Handoff {
+                return Err(none_usable());
+            }
             tokio::time::sleep(Duration::from_millis(HANDOFF_WAIT_POLL_MS)).await;
         }
         Err(BackendError::Quorum {
@@ -1026,13 +1059,16 @@ impl<'a> Mover<'a> {
     async fn hand_over(&self, pgs: &[u32]) -> Result<(), MoveError> {
         let t = &self.transition;
         let mut by_source: BTreeMap<usize, BTreeMap<u32, usize>> = BTreeMap::new();
+        let usable = |c: usize| self.backend.serializes(c);
         for &pg in pgs {
             let (old, new) = t.rows(pg, t.meta_replicas);
-            let Some(from) = old.iter().copied().find(|&c| !t.leaves(c)) else {
-                continue;
-            };
-            if from != new[0] {
-                by_source.entry(from).or_default().insert(pg, new[0]);
+            // As `Placement::serializer` chooses: cores of demoted nodes are skipped.
+            let from = old.iter().copied().find(|&c| !t.leaves(c) && usable(c));
+            let to = new.iter().copied().find(|&c| usable(c));
+            if let (Some(from), Some(to)) = (from, to) {
+                if from != to {
+                    by_source.entry(from).or_default().insert(pg, to);
+                }
             }
         }
         let empty = Bytes::new();

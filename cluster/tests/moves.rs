@@ -1343,7 +1343,11 @@ fn conditional_writes_change_hands_once() {
                 .expect("the old authority answers"));
             let placed = gw.place_meta(route);
             assert_eq!(placed.phase(), Some(Phase::Handoff));
-            assert_eq!(placed.serializer(), None, "no core serializes a handoff");
+            assert_eq!(
+                placed.serializer(&|_| true),
+                None,
+                "no core serializes a handoff"
+            );
             let second = {
                 let gw = gw.clone();
                 let head = head.clone();
@@ -1371,7 +1375,7 @@ fn conditional_writes_change_hands_once() {
                 "core {new_authority} accepted a create over one core {old_authority} accepted"
             );
             let after = gw.place_meta(route);
-            assert_eq!(after.serializer(), Some(new_authority));
+            assert_eq!(after.serializer(&|_| true), Some(new_authority));
             drop(after);
             mover.run().await.expect("the change ends");
         }

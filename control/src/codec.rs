@@ -15,9 +15,10 @@ use crate::limits;
 pub const MAGIC: [u8; 4] = *b"PCCT";
 /// The record format this build writes and reads, but for the map (`MAP_FORMAT_VERSION`).
 pub const FORMAT_VERSION: u16 = 1;
-/// The map's record format: 2 since users have several keys (`ClusterMap::keys`); format 1
-/// maps are still read ([`crate::map::decode_map`]).
-pub const MAP_FORMAT_VERSION: u16 = 2;
+/// The map's record format: 3 since nodes can be demoted (`ClusterMap::demoted`), 2 since
+/// users have several keys (`ClusterMap::keys`); format 1 and 2 maps are still read
+/// ([`crate::map::decode_map`]).
+pub const MAP_FORMAT_VERSION: u16 = 3;
 
 /// The format this build writes records of `kind` in.
 pub fn format_of(kind: Kind) -> u16 {

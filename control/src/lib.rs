@@ -26,7 +26,7 @@ pub use map::{
     Outcome, Refusal, User, UserKeys,
 };
 pub use network::{ProposeError, Secret};
-pub use node::{ControlNode, Leadership, NodeConfig, NodeError, Timing};
+pub use node::{Confirmer, ControlNode, Leadership, NodeConfig, NodeError, Timing};
 
 /// A voter's id: the layout's node id of the node it runs in.
 pub type NodeId = u64;

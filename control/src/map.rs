@@ -7,7 +7,7 @@
 //! same command on the same map gives the same map and the same answer in every process, and a
 //! refusal is an answer, not an error, so every voter refuses alike.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use placement::{Layout, State};
@@ -172,20 +172,45 @@ struct ClusterMapV1 {
     users: BTreeMap<String, User>,
 }
 
-/// A map record (`codec::Kind::Map`) of format 2, or of format 1 (no user has more keys).
+/// The map as format 2 stored it (before `demoted`): read, then converted.
+#[derive(Deserialize)]
+struct ClusterMapV2 {
+    layouts: BTreeMap<u64, Arc<LayoutVersion>>,
+    current: u64,
+    change: Option<Change>,
+    users: BTreeMap<String, User>,
+    keys: BTreeMap<String, UserKeys>,
+}
+
+/// A map record (`codec::Kind::Map`) of format 3, or of format 2 (no node demoted) or 1 (no
+/// user has more keys either).
 pub fn decode_map(bytes: &[u8]) -> Result<ClusterMap, crate::codec::CodecError> {
     use crate::codec::{self, Kind};
-    if codec::format_in(bytes) == 1 {
-        let v1: ClusterMapV1 = codec::decode_format(Kind::Map, 1, bytes)?;
-        return Ok(ClusterMap {
-            layouts: v1.layouts,
-            current: v1.current,
-            change: v1.change,
-            users: v1.users,
-            keys: BTreeMap::new(),
-        });
+    match codec::format_in(bytes) {
+        1 => {
+            let v1: ClusterMapV1 = codec::decode_format(Kind::Map, 1, bytes)?;
+            Ok(ClusterMap {
+                layouts: v1.layouts,
+                current: v1.current,
+                change: v1.change,
+                users: v1.users,
+                keys: BTreeMap::new(),
+                demoted: BTreeSet::new(),
+            })
+        }
+        2 => {
+            let v2: ClusterMapV2 = codec::decode_format(Kind::Map, 2, bytes)?;
+            Ok(ClusterMap {
+                layouts: v2.layouts,
+                current: v2.current,
+                change: v2.change,
+                users: v2.users,
+                keys: v2.keys,
+                demoted: BTreeSet::new(),
+            })
+        }
+        _ => codec::decode(Kind::Map, bytes),
     }
-    codec::decode(Kind::Map, bytes)
 }
 
 /// What the control plane replicates.
@@ -202,6 +227,10 @@ pub struct ClusterMap {
     pub users: BTreeMap<String, User>,
     /// By user name, the users whose first key is retired or who have more keys (format 2).
     pub keys: BTreeMap<String, UserKeys>,
+    /// Nodes whose cores no longer serialize conditional writes (format 3): the leader found
+    /// one unreachable past any lease it could hold (cluster/DESIGN.md, "Failover of
+    /// conditional writes"). Each group's next core on a node not demoted serializes instead.
+    pub demoted: BTreeSet<u64>,
 }
 
 /// A change to the map, proposed through Raft.
@@ -239,6 +268,11 @@ pub enum Command {
     DeleteUserKey {
         access_key: String,
     },
+    /// Demote a node: its cores stop serializing conditional writes (the leader, once any
+    /// lease it granted the node must have run out). Repeating it changes nothing.
+    Demote {
+        node: u64,
+    },
 }
 
 /// What an applied command did.
@@ -270,6 +304,9 @@ pub enum Applied {
     },
     UserKeyDeleted {
         name: String,
+    },
+    Demoted {
+        node: u64,
     },
 }
 
@@ -323,6 +360,8 @@ pub enum Refusal {
     TooManyKeys { name: String, max: usize },
     #[error("no user signs with the access key {access_key:?}")]
     NoSuchKey { access_key: String },
+    #[error("node {node} is not in the current layout (node ids start at 1)")]
+    NoSuchNode { node: u64 },
 }
 
 /// The answer to a command: what it did, or why it did nothing.
@@ -398,7 +437,25 @@ impl ClusterMap {
             Command::SetUserPolicy { name, policy_json } => {
                 self.set_user_policy(name, policy_json.as_deref())
             }
+            Command::Demote { node } => self.demote(*node),
         }
+    }
+
+    /// A node of the current layout, or any node before the map holds a layout (the nodes
+    /// route by their layout files then, which the map does not know).
+    fn demote(&mut self, node: u64) -> Outcome {
+        let known = match self.layouts.get(&self.current) {
+            None => node > 0,
+            Some(l) => l
+                .layout()
+                .ok()
+                .is_some_and(|l| l.nodes().iter().any(|n| n.id == node)),
+        };
+        if !known {
+            return Err(Refusal::NoSuchNode { node });
+        }
+        self.demoted.insert(node);
+        Ok(Applied::Demoted { node })
     }
 
     fn set_user_policy(&mut self, name: &str, policy_json: Option<&str>) -> Outcome {

@@ -234,6 +234,22 @@ impl Leadership {
     }
 }
 
+/// Confirms that one voter still leads, with a quorum (`ControlNode::confirmer`): what a lease
+/// the leader grants is measured from.
+#[derive(Clone)]
+pub struct Confirmer(Raft<TypeConfig>);
+
+impl Confirmer {
+    /// Whether this voter led, confirmed by a quorum, at some moment after the call began
+    /// (within `timeout`).
+    pub async fn confirm(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.0.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
 impl ControlNode {
     /// Opens the voter's directory, listens, and starts Raft. A pristine directory is
     /// bootstrapped with the configured voters (every voter may do so: the same membership
@@ -352,6 +368,11 @@ impl ControlNode {
             .membership()
             .voter_ids()
             .collect()
+    }
+
+    /// A handle that confirms this voter's leadership (`Confirmer`).
+    pub fn confirmer(&self) -> Confirmer {
+        Confirmer(self.raft.clone())
     }
 
     /// openraft's own handle, for metrics and waiting.

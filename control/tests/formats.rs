@@ -124,13 +124,12 @@ fn format_2_map_still_decodes() {
         access_key: "AKIAALICE0000000001".into(),
     })
     .unwrap();
-    let stored = check(
-        "map-format-2.bin",
-        Kind::Map,
-        &codec::encode(Kind::Map, &map).unwrap(),
-    );
+    // Format 2 is no longer written: its fixture is only read (as format 2, no node demoted).
+    let stored = stored("map-format-2.bin");
     assert_eq!(codec::format_in(&stored), 2);
+    assert!(codec::decode::<ClusterMap>(Kind::Map, &stored).is_err());
     let decoded = control::decode_map(&stored).unwrap();
+    assert!(decoded.demoted.is_empty());
     assert_eq!(decoded, map);
     let keys: Vec<String> = decoded
         .signing_keys("alice")
@@ -138,6 +137,22 @@ fn format_2_map_still_decodes() {
         .map(|k| k.access_key)
         .collect();
     assert_eq!(keys, ["AKIAALICE0000000002"]);
+}
+
+/// Format 3: a demoted node.
+#[test]
+fn format_3_map_still_decodes() {
+    let mut map = sample_map();
+    map.apply(&Command::Demote { node: 3 }).unwrap();
+    let stored = check(
+        "map-format-3.bin",
+        Kind::Map,
+        &codec::encode(Kind::Map, &map).unwrap(),
+    );
+    assert_eq!(codec::format_in(&stored), 3);
+    let decoded = control::decode_map(&stored).unwrap();
+    assert_eq!(decoded, map);
+    assert_eq!(decoded.demoted.iter().copied().collect::<Vec<_>>(), [3]);
 }
 
 #[test]

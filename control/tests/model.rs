@@ -90,6 +90,7 @@ fn command() -> impl Strategy<Value = Command> {
             name: NAMES[n].into(),
             policy_json: set.then(|| POLICY.to_owned()),
         }),
+        (1..=6u64).prop_map(|node| Command::Demote { node }),
     ]
 }
 
@@ -106,6 +107,8 @@ struct Model {
     /// name → the user's more keys; the users whose first key is retired.
     more: BTreeMap<String, Vec<String>>,
     retired: std::collections::BTreeSet<String>,
+    /// Demoted nodes.
+    demoted: std::collections::BTreeSet<u64>,
 }
 
 impl Model {
@@ -227,6 +230,15 @@ impl Model {
                 }
                 !taken
             }
+            Command::Demote { node } => {
+                // Nodes 1..=n of the current version (the chain's node counts).
+                let nodes = [3u64, 4, 4, 5, 3];
+                let ok = self.current == 0 || *node <= nodes[self.current as usize - 1];
+                if ok {
+                    self.demoted.insert(*node);
+                }
+                ok
+            }
             Command::SetUserPolicy { name, policy_json } => {
                 let ok = self.users.contains_key(name)
                     && (policy_json.is_some() || self.with_policy.contains(name));
@@ -310,6 +322,7 @@ proptest! {
                     .map(|(n, _)| n.clone())
                     .collect();
                 prop_assert_eq!(&retired, &model.retired);
+                prop_assert_eq!(&map.demoted, &model.demoted);
                 for name in map.users.keys() {
                     prop_assert!(map.signing_keys(name).len() <= limits::USER_KEYS_MAX);
                 }

@@ -3,10 +3,17 @@
 //! shared by every core (`Arc`, atomics: cores read it per frame, the node's map follower
 //! writes it rarely). It does not follow the map itself, and it does not drain requests it
 //! admitted before a change (see `set_applied`).
+//!
+//! It also holds the node's lease to serialize conditional writes (cluster/DESIGN.md,
+//! "Failover of conditional writes"): once a clustered node enforces leases, its cores refuse
+//! `MetaPutIf` unless the control plane's leader granted a lease (`Request::Lease`) that has
+//! not run out. The leader demotes a node only after any lease it granted must have run out,
+//! so a node cut off from the leader stops serializing before another core starts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
-use proto::{ErrorCode, Response};
+use proto::{ErrorCode, Request, Response};
 
 /// Aligned to a cache line so the atomics every core reads per frame do not share one with the
 /// `Arc`'s reference counts or with anything else that is written often.
@@ -19,6 +26,11 @@ pub struct LayoutGate {
     version: AtomicU64,
     /// The control-map log index the node has applied (0: it follows no map).
     applied: AtomicU64,
+    /// Whether `MetaPutIf` needs a lease (a node with a control plane).
+    leases: AtomicBool,
+    /// Until when the lease runs, in ms since `born` (0: none granted).
+    lease_until_ms: AtomicU64,
+    born: Instant,
 }
 
 impl LayoutGate {
@@ -28,6 +40,66 @@ impl LayoutGate {
             floor: AtomicU64::new(layout_version),
             version: AtomicU64::new(layout_version),
             applied: AtomicU64::new(0),
+            leases: AtomicBool::new(false),
+            lease_until_ms: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    /// From now on `MetaPutIf` needs a lease (`grant_lease`); until one is granted, none passes.
+    pub fn enforce_leases(&self) {
+        self.leases.store(true, Ordering::Release);
+    }
+
+    /// Extends the lease to `duration_ms` from now (never shortens it: grants arrive out of
+    /// order).
+    pub fn grant_lease(&self, duration_ms: u32) {
+        let until = self.now_ms() + u64::from(duration_ms);
+        self.lease_until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Whether a conditional write may be served now: leases not enforced, or one running.
+    pub fn holds_lease(&self) -> bool {
+        !self.leases.load(Ordering::Acquire)
+            || self.now_ms() < self.lease_until_ms.load(Ordering::Acquire)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The answer to `request` if it holds a conditional write (alone, in a batch or as
+    /// background work) and the node holds no lease; `None` if it passes.
+    pub fn lease_refusal(&self, request: &Request) -> Option<Response> {
+        fn conditional(r: &Request) -> bool {
+            match r {
+                Request::MetaPutIf { .. } => true,
+                Request::Background(inner) => conditional(inner),
+                Request::Batch(all) => all.iter().any(conditional),
+                _ => false,
+            }
+        }
+        if self.holds_lease() || !conditional(request) {
+            return None;
+        }
+        Some(Response::Error {
+            code: ErrorCode::NoLease,
+            message: "this node holds no lease to serialize conditional writes (cut off from \
+                      the control plane's leader, or demoted)"
+                .into(),
+        })
+    }
+
+    /// The answer to a request about the node itself (`MapApplied`, `Lease`), answered from
+    /// the gate whatever the core's state; `None` for any other request.
+    pub fn node_answer(&self, request: &Request) -> Option<Response> {
+        match request {
+            Request::MapApplied => Some(self.map_applied()),
+            Request::Lease { duration_ms } => {
+                self.grant_lease(*duration_ms);
+                Some(self.map_applied())
+            }
+            _ => None,
         }
     }
 
@@ -151,6 +223,44 @@ mod tests {
     #[should_panic(expected = "above the node's version")]
     fn a_floor_above_the_version_is_a_bug() {
         LayoutGate::new(1).set_layout(3, 2);
+    }
+
+    fn put_if() -> Request {
+        Request::MetaPutIf {
+            key: bytes::Bytes::from_static(b"k"),
+            value: bytes::Bytes::from_static(b"v"),
+            hlc: 1,
+            expect_hlc: None,
+        }
+    }
+
+    #[test]
+    fn conditional_writes_need_a_running_lease_once_enforced() {
+        let gate = LayoutGate::new(0);
+        assert!(gate.lease_refusal(&put_if()).is_none(), "not enforced");
+        gate.enforce_leases();
+        let refused = |r: &Request| {
+            matches!(
+                gate.lease_refusal(r),
+                Some(Response::Error {
+                    code: ErrorCode::NoLease,
+                    ..
+                })
+            )
+        };
+        assert!(refused(&put_if()), "none granted yet");
+        assert!(refused(&Request::Background(Box::new(put_if()))));
+        assert!(refused(&Request::Batch(vec![Request::Stats, put_if()])));
+        assert!(gate.lease_refusal(&Request::Stats).is_none());
+        assert_eq!(
+            gate.node_answer(&Request::Lease { duration_ms: 200 }),
+            Some(gate.map_applied())
+        );
+        assert!(!refused(&put_if()), "granted");
+        gate.grant_lease(0);
+        assert!(!refused(&put_if()), "a shorter grant does not shorten it");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(refused(&put_if()), "ran out");
     }
 
     #[test]

@@ -308,8 +308,12 @@ async fn run_core(
     // In-flight requests from the handle are bounded by the queue and by this semaphore.
     let inflight = Rc::new(glommio::sync::Semaphore::new(CORE_QUEUE_LEN_MAX as u64));
     while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
-        if matches!(call.request, Request::MapApplied) {
-            let _ = call.reply.send(gate.map_applied());
+        if let Some(answer) = gate.node_answer(&call.request) {
+            let _ = call.reply.send(answer);
+            continue;
+        }
+        if let Some(refused) = gate.lease_refusal(&call.request) {
+            let _ = call.reply.send(refused);
             continue;
         }
         let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
@@ -360,10 +364,9 @@ async fn run_offline(
         })
     });
     while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
-        let response = match call.request {
-            Request::MapApplied => gate.map_applied(),
-            _ => crate::server::offline_response(&reason),
-        };
+        let response = gate
+            .node_answer(&call.request)
+            .unwrap_or_else(|| crate::server::offline_response(&reason));
         let _ = call.reply.send(response);
     }
     stop.set(true);
@@ -674,8 +677,8 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
         // Answered from the node's gate where requests arrive (the server and the handle
         // loop); wrapped, it would need the gate here for no use.
-        Request::MapApplied => Err(EngineError::BadRequest(
-            "MapApplied is sent alone, not in a batch or a background request",
+        Request::MapApplied | Request::Lease { .. } => Err(EngineError::BadRequest(
+            "MapApplied and Lease are sent alone, not in a batch or a background request",
         )),
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
         Request::Background(_) => unreachable!("handled above"),

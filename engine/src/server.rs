@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Request, Response};
+use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Response};
 
 use crate::gate::LayoutGate;
 use crate::io::GlommioDisk;
@@ -129,15 +129,20 @@ async fn connection(
         };
         let response = match frame.message {
             // About the node, not routed: answered whatever layout the sender has.
-            Message::Request(Request::MapApplied) => gate.map_applied(),
-            Message::Request(req) => match gate.refusal(frame.layout_version) {
-                Some(refused) => refused,
-                None => match store {
-                    Target::Store(weak) => match weak.upgrade() {
-                        Some(store) => dispatch(&store, req).await,
-                        None => return Ok(()),
+            Message::Request(req) => match gate.node_answer(&req) {
+                Some(answer) => answer,
+                None => match gate
+                    .refusal(frame.layout_version)
+                    .or_else(|| gate.lease_refusal(&req))
+                {
+                    Some(refused) => refused,
+                    None => match store {
+                        Target::Store(weak) => match weak.upgrade() {
+                            Some(store) => dispatch(&store, req).await,
+                            None => return Ok(()),
+                        },
+                        Target::Offline(reason) => offline_response(reason),
                     },
-                    Target::Offline(reason) => offline_response(reason),
                 },
             },
             Message::Response(_) => Response::Error {

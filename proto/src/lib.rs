@@ -139,6 +139,14 @@ pub enum Request {
     /// the frame's layout version is below. Sent alone: in a batch or a background request
     /// it is answered `Error { BadRequest }`.
     MapApplied,
+    /// The node may serialize conditional writes (`MetaPutIf`) for `duration_ms` more, from
+    /// when it reads this: a lease the control plane's leader grants every node it has not
+    /// demoted, again and again. A node whose gate enforces leases refuses `MetaPutIf` once
+    /// its lease ran out. Answered like `MapApplied`, from the node's gate, and sent alone
+    /// like it.
+    Lease {
+        duration_ms: u32,
+    },
 }
 
 /// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
@@ -229,6 +237,9 @@ pub enum ErrorCode {
     /// The core did not start: its partition is damaged (the message says why). Callers treat
     /// it like an unreachable core and read around it.
     Offline = 12,
+    /// A conditional write (`MetaPutIf`) on a node whose lease to serialize them ran out
+    /// (`Request::Lease`): it may have been demoted; callers answer 503.
+    NoLease = 13,
 }
 
 impl ErrorCode {
@@ -246,6 +257,7 @@ impl ErrorCode {
             9 => Self::TooLarge,
             11 => Self::ConditionFailed,
             12 => Self::Offline,
+            13 => Self::NoLease,
             _ => Self::Internal,
         }
     }
@@ -343,6 +355,7 @@ const K_VERIFY: u16 = 15;
 const K_LIST_FRAGMENTS: u16 = 16;
 const K_META_DIGEST: u16 = 17;
 const K_MAP_APPLIED: u16 = 18;
+const K_LEASE: u16 = 19;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -392,6 +405,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::ListFragments { .. } => K_LIST_FRAGMENTS,
         Request::MetaDigest { .. } => K_META_DIGEST,
         Request::MapApplied => K_MAP_APPLIED,
+        Request::Lease { .. } => K_LEASE,
     }
 }
 
@@ -469,6 +483,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             }
         }
         Request::Stats | Request::MapApplied => {}
+        Request::Lease { duration_ms } => out.put_u32_le(*duration_ms),
         Request::ListFragments { from, limit } => {
             out.put_u32_le(*from);
             out.put_u32_le(*limit);
@@ -947,6 +962,9 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         }
         K_STATS => Message::Request(Request::Stats),
         K_MAP_APPLIED => Message::Request(Request::MapApplied),
+        K_LEASE => Message::Request(Request::Lease {
+            duration_ms: get_u32(b)?,
+        }),
         K_BACKGROUND => {
             let k = get_u16(b)?;
             if k == K_BATCH || k == K_BACKGROUND {
@@ -1211,6 +1229,7 @@ mod tests {
             },
             Request::Stats,
             Request::MapApplied,
+            Request::Lease { duration_ms: 4000 },
         ]
     }
 
@@ -1373,6 +1392,22 @@ mod tests {
             &[8, 7, 6, 5, 4, 3, 2, 1]
         );
         assert_eq!(buf.len(), HEADER_BYTES + 24);
+    }
+
+    /// `Lease` took the next free kind (19): a u32 after the header.
+    #[test]
+    fn lease_kind_is_appended() {
+        let mut buf = BytesMut::new();
+        encode_request(
+            1,
+            0,
+            &Request::Lease {
+                duration_ms: 0x0102_0304,
+            },
+            &mut buf,
+        );
+        assert_eq!(&buf[6..8], &19u16.to_le_bytes());
+        assert_eq!(&buf[HEADER_BYTES..], &[4, 3, 2, 1]);
     }
 
     #[test]

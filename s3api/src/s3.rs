@@ -197,6 +197,7 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
         // Too few replicas or shards answered: the client may retry (503, as S3 does when
         // it sheds load).
         BackendError::Quorum { .. }
+        | BackendError::NoLease { .. }
         | BackendError::Down { .. }
         | BackendError::Offline { .. }
         | BackendError::Remote(

@@ -210,8 +210,8 @@ impl SimCore {
                 live_bytes: self.fragments.values().map(|b| b.len() as u64).sum(),
                 ..CoreStats::default()
             }),
-            // The simulation follows no control map and checks no layout.
-            Request::MapApplied => Response::MapApplied {
+            // The simulation follows no control map, checks no layout and enforces no lease.
+            Request::MapApplied | Request::Lease { .. } => Response::MapApplied {
                 index: 0,
                 floor: 0,
                 version: 0,
