@@ -76,8 +76,8 @@ pub fn print_layouts(map: &control::ClusterMap) {
     use control::map::GroupPhase;
     if map.current == 0 {
         println!("layout: none in the map yet (the nodes route by their layout files)");
-        for id in &map.demoted {
-            print_demoted(*id);
+        for (id, d) in &map.demoted {
+            print_demoted(*id, *d);
         }
         return;
     }
@@ -159,16 +159,23 @@ pub fn print_layouts(map: &control::ClusterMap) {
             ),
             (false, false, _) => {}
         }
-        if map.demoted.contains(&id) && !node.removed {
-            print_demoted(id);
+        if let Some(d) = map.demoted.get(&id).filter(|_| !node.removed) {
+            print_demoted(id, *d);
         }
     }
 }
 
-fn print_demoted(id: u64) {
-    println!(
-        "node {id}: demoted: the control plane's leader could not reach it past its lease, so \
-         its cores no longer serialize conditional writes (the next core of each of its \
-         placement groups does); it still stores and serves data"
-    );
+fn print_demoted(id: u64, d: control::map::Demotion) {
+    match d {
+        control::map::Demotion::Demoted => println!(
+            "node {id}: demoted: the control plane's leader could not reach it past its \
+             lease, so its cores no longer serialize conditional writes (the next core of each \
+             of its placement groups does); it still stores and serves data"
+        ),
+        control::map::Demotion::Restoring => println!(
+            "node {id}: restoring: it is back; once every node has applied that, it \
+             serializes conditional writes again (those of its placement groups wait until \
+             then)"
+        ),
+    }
 }

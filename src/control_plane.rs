@@ -310,6 +310,7 @@ fn follow_layouts(
     runtime: &tokio::runtime::Handle,
     layouts: LayoutFollower,
 ) -> (MapSender, Applied) {
+    layouts.enforce_leases();
     let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
     let (done, applied) = tokio::sync::watch::channel(None);
     runtime.spawn(async move {

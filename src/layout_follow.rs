@@ -18,9 +18,9 @@
 
 use std::sync::Arc;
 
-use cluster::backend::Backend;
+use cluster::backend::{Backend, Standing};
 use cluster::moves::{Phase, Transition};
-use control::map::{ClusterMap, GroupPhase};
+use control::map::{ClusterMap, Demotion, GroupPhase};
 use engine::CoreHandle;
 use placement::Layout;
 
@@ -39,6 +39,20 @@ pub struct LayoutFollower {
     gate: Option<Arc<engine::LayoutGate>>,
     /// This node's data directory (none on a gateway): where the layout it takes is kept.
     data: Option<std::path::PathBuf>,
+}
+
+/// The map's demotions as the backend routes by them.
+fn standing_of(map: &ClusterMap) -> std::collections::BTreeMap<u64, Standing> {
+    map.demoted
+        .iter()
+        .map(|(node, d)| {
+            let s = match d {
+                Demotion::Demoted => Standing::Skipped,
+                Demotion::Restoring => Standing::Waits,
+            };
+            (*node, s)
+        })
+        .collect()
 }
 
 fn phase_of(p: GroupPhase) -> Phase {
@@ -73,12 +87,18 @@ impl LayoutFollower {
     /// The follower of a node: its cores' gate follows the layouts too, and the layout it
     /// takes at the end of a change is kept in `data` (`map_layout`, `placement_guard`).
     pub fn of_node(mut self, gate: Arc<engine::LayoutGate>, data: &std::path::Path) -> Self {
-        // A node that follows the map serializes conditional writes only under a lease from
-        // the control plane's leader (`lease_keeper`).
-        gate.enforce_leases();
         self.gate = Some(gate);
         self.data = Some(data.to_path_buf());
         self
+    }
+
+    /// A node that follows the control map serializes conditional writes, and routes them,
+    /// only under a lease from the control plane's leader (`lease_keeper`).
+    pub fn enforce_leases(&self) {
+        if let Some(gate) = &self.gate {
+            self.backend.route_under_gate(gate.clone());
+            gate.enforce_leases();
+        }
     }
 
     /// Tells the node's cores that the map at log index `index` is applied: `apply`
@@ -100,7 +120,7 @@ impl LayoutFollower {
     /// it got to: applying a later map (or this one again) continues from there.
     pub async fn apply(&self, map: &ClusterMap) -> Result<(), String> {
         let b = &self.backend;
-        b.set_demoted(map.demoted.clone());
+        b.set_standing(standing_of(map)).await;
         let Some(change) = &map.change else {
             return self.adopt(map, map.current);
         };

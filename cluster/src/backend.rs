@@ -23,9 +23,9 @@
 //! through any [`CoreLink`] and time read from any [`Clock`] (`Backend::with_links`); the real
 //! in-process and TCP links and the system clock are untouched by them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::ToSocketAddrs;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,8 +35,10 @@ use placement::{ClassPolicy, Layout};
 use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
-use crate::limits::{CORE_DOWN_FOR, NO_LEASE_WAITS_MAX, NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX};
-use crate::moves::{Cores, Placement, Transition};
+use crate::limits::{
+    CONDITIONAL_WAIT_MAX, CORE_DOWN_FOR, HANDOFF_WAIT_POLL, NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX,
+};
+use crate::moves::{Choice, Cores, Placement, Transition};
 use crate::remote::{RemoteCore, RemoteError};
 
 /// Errors from the storage side, mapped to S3 codes once in `s3.rs`.
@@ -264,9 +266,35 @@ pub struct Backend {
     clock: Option<Arc<dyn Clock>>,
     /// The simulation's links to cores a layout change adds (`with_link_maker`), by core index.
     link_maker: Option<LinkMaker>,
-    /// Nodes whose cores no longer serialize conditional writes (the control map's `demoted`,
-    /// set by the node's map follower).
-    demoted: arc_swap::ArcSwap<std::collections::BTreeSet<u64>>,
+    /// How nodes stand for serializing conditional writes (the control map's demotions, set
+    /// by the node's map follower; a node not listed serves).
+    standing: arc_swap::ArcSwap<BTreeMap<u64, Standing>>,
+    /// Bumped by each new standing; conditional writes in flight by the parity of the one
+    /// they chose under (`enter_standing`).
+    standing_gen: AtomicU64,
+    standing_in_flight: [AtomicU32; 2],
+    /// This node's gate (`route_under_gate`; none on a pure gateway or a single node).
+    gate: std::sync::OnceLock<Arc<engine::LayoutGate>>,
+}
+
+/// How a node stands for serializing conditional writes (`Backend::standing_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Its cores serialize the groups whose row they head.
+    Serves,
+    /// Demoted: the next core of the row serializes.
+    Skipped,
+    /// On its way back from a demotion: the groups whose row it heads wait.
+    Waits,
+}
+
+/// A conditional write counted under the standing it chose its serializer by.
+struct StandingGuard<'a>(&'a AtomicU32);
+
+impl Drop for StandingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Makes the link to a core by its index (the simulation's network).
@@ -555,7 +583,10 @@ impl Backend {
             started: Instant::now(),
             clock: None,
             link_maker: None,
-            demoted: arc_swap::ArcSwap::default(),
+            standing: arc_swap::ArcSwap::default(),
+            standing_gen: AtomicU64::new(0),
+            standing_in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+            gate: std::sync::OnceLock::new(),
         }
     }
 
@@ -668,7 +699,10 @@ impl Backend {
             started: Instant::now(),
             clock: None,
             link_maker: None,
-            demoted: arc_swap::ArcSwap::default(),
+            standing: arc_swap::ArcSwap::default(),
+            standing_gen: AtomicU64::new(0),
+            standing_in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+            gate: std::sync::OnceLock::new(),
         })
     }
 
@@ -1325,9 +1359,10 @@ impl Backend {
     }
 
     /// `meta_put_if` on the core that serializes `cores`' conditional writes
-    /// (`Placement::serializer`, skipping cores of demoted nodes), after waiting for it while
-    /// its group hands the role from the old row's authority to the new row's during a layout
-    /// change.
+    /// (`Placement::choose`, by the nodes' standing: `Backend::standing_of`). Waits, bounded
+    /// by `CONDITIONAL_WAIT_MAX` (then 503), while no core may serialize: the group hands the
+    /// role over in a layout change, a node of its row is on its way back from a demotion,
+    /// the serializer or this node holds no lease (a node just started, or being demoted).
     pub async fn meta_put_if_in(
         &self,
         cores: &Placement,
@@ -1336,25 +1371,47 @@ impl Backend {
         hlc: u64,
         expect_hlc: Option<u64>,
     ) -> Result<bool, BackendError> {
-        // A serializer without a lease gets one within a round of grants, or its node is
-        // demoted and the next core serializes: both are waited for, a while.
-        let mut waits = 0;
+        let deadline = tokio::time::Instant::now() + CONDITIONAL_WAIT_MAX;
         loop {
-            let (core, _serialized) = cores.serialize(&|c| self.serializes(c)).await?;
-            match self.meta_put_if(core, key, value, hlc, expect_hlc).await {
-                Err(BackendError::NoLease { .. }) if waits < NO_LEASE_WAITS_MAX => {
-                    waits += 1;
-                    tokio::time::sleep(NO_LEASE_WAIT_POLL).await;
+            let wait = {
+                // Counted under the standing it chooses by, until the write's answer.
+                let _chosen_under = self.enter_standing();
+                let no_lease = self.gate.get().is_some_and(|g| !g.holds_lease());
+                match cores.choose(&|c| self.standing_of(c)) {
+                    Choice::NoneUsable(e) => return Err(e),
+                    Choice::Wait(e) => (HANDOFF_WAIT_POLL, e),
+                    Choice::Core(..) if no_lease => (
+                        NO_LEASE_WAIT_POLL,
+                        BackendError::NoLease {
+                            core: "this node's gateway".into(),
+                        },
+                    ),
+                    Choice::Core(core, _serialized) => {
+                        match self.meta_put_if(core, key, value, hlc, expect_hlc).await {
+                            Err(e @ BackendError::NoLease { .. }) => (NO_LEASE_WAIT_POLL, e),
+                            done => return done,
+                        }
+                    }
                 }
-                done => return done,
+            };
+            if tokio::time::Instant::now() + wait.0 > deadline {
+                return Err(wait.1);
             }
+            tokio::time::sleep(wait.0).await;
         }
     }
 
-    /// Whether core `core` may serialize conditional writes: its node is not demoted.
-    pub fn serializes(&self, core: usize) -> bool {
-        let demoted = self.demoted.load();
-        demoted.is_empty() || !self.node_of(core).is_some_and(|n| demoted.contains(&n))
+    /// How core `core`'s node stands for serializing conditional writes (the control map's
+    /// demotions, `set_standing`).
+    pub fn standing_of(&self, core: usize) -> Standing {
+        let standing = self.standing.load();
+        if standing.is_empty() {
+            return Standing::Serves;
+        }
+        match self.node_of(core).and_then(|n| standing.get(&n)) {
+            None => Standing::Serves,
+            Some(s) => *s,
+        }
     }
 
     /// The node id of core `core` (`None` on a single node without a layout).
@@ -1369,10 +1426,42 @@ impl Backend {
         }
     }
 
-    /// Takes the control map's demoted nodes (`ClusterMap::demoted`).
-    pub fn set_demoted(&self, nodes: std::collections::BTreeSet<u64>) {
-        if **self.demoted.load() != nodes {
-            self.demoted.store(Arc::new(nodes));
+    /// This node's gate: its gateway routes conditional writes only while the node holds a
+    /// lease (a node cut off from the control plane's leader may route by a stale map).
+    pub fn route_under_gate(&self, gate: Arc<engine::LayoutGate>) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// Takes the control map's demotions (node id → `Skipped` for a demoted node, `Waits`
+    /// for one on its way back), then waits (bounded) until no conditional write this process
+    /// chose a serializer for under the standing before is in flight: the fence a restore
+    /// needs before the node serializes again.
+    pub async fn set_standing(&self, standing: BTreeMap<u64, Standing>) {
+        if **self.standing.load() == standing {
+            return;
+        }
+        self.standing.store(Arc::new(standing));
+        let before = self.standing_gen.fetch_add(1, Ordering::SeqCst);
+        let counted = &self.standing_in_flight[(before % 2) as usize];
+        let drained = tokio::time::Instant::now() + CONDITIONAL_WAIT_MAX * 3;
+        while counted.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() > drained {
+                tracing::warn!("conditional writes chosen under the last demotions still run");
+                return;
+            }
+            tokio::time::sleep(HANDOFF_WAIT_POLL).await;
+        }
+    }
+
+    fn enter_standing(&self) -> StandingGuard<'_> {
+        loop {
+            let generation = self.standing_gen.load(Ordering::SeqCst);
+            let counted = &self.standing_in_flight[(generation % 2) as usize];
+            counted.fetch_add(1, Ordering::SeqCst);
+            if self.standing_gen.load(Ordering::SeqCst) == generation {
+                return StandingGuard(counted);
+            }
+            counted.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

@@ -37,14 +37,13 @@ pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
 pub const MOVE_FENCE_POLLS_MAX: u32 = 1000;
 /// Between two polls of the fence.
 pub const MOVE_FENCE_POLL_MS: u64 = 20;
-/// Polls of a placement group handing its conditional writes over (`Phase::Handoff`) before a
-/// conditional write gives up with 503: the handoff is two commits of the control plane and
-/// one scan of the old authority, so 10 s mean the mover stalled.
-pub const HANDOFF_WAIT_POLLS_MAX: u32 = 2000;
-/// Between two polls of a handoff.
-pub const HANDOFF_WAIT_POLL_MS: u64 = 5;
-/// Waits of a conditional write whose serializer holds no lease (its node just started, or is
-/// being demoted: leases run 4 s, a node unreached for 6 s is demoted) before it answers 503.
-pub const NO_LEASE_WAITS_MAX: u32 = 80;
-/// Between two of those waits.
+/// How long a conditional write waits for a core that may serialize it before it answers 503:
+/// a layout change's handoff (two commits of the control plane and one scan of the old
+/// authority), a demoted node's way back (a commit, then every node applying it), a node
+/// without a lease yet (its first grant after a start comes within a second or two of the
+/// leader's election; leases run 4 s, a node unreached for 6 s is demoted).
+pub const CONDITIONAL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// Between two looks at a handoff or a restore.
+pub const HANDOFF_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// Between two tries of a serializer without a lease.
 pub const NO_LEASE_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -43,11 +43,11 @@ use bytes::Bytes;
 use placement::{CoreId, Layout, Tier};
 use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 
-use crate::backend::{stable_hash, Backend, BackendError, Route, View};
+use crate::backend::{stable_hash, Backend, BackendError, Route, Standing, View};
 use crate::ec::Policy;
 use crate::limits::{
-    HANDOFF_WAIT_POLLS_MAX, HANDOFF_WAIT_POLL_MS, MOVE_ATTEMPTS_MAX, MOVE_CALL_TRIES_MAX,
-    MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS, SCAN_BATCH_MAX,
+    MOVE_ATTEMPTS_MAX, MOVE_CALL_TRIES_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS,
+    MOVE_RETRY_PAUSE_MS, SCAN_BATCH_MAX,
 };
 
 /// Where a moving placement group is (the control plane's `GroupPhase`, same order).
@@ -600,83 +600,86 @@ impl Cores for Placement {
 impl Placement {
     /// The core that serializes this group's conditional writes, if one does now: the old
     /// row's first core that stays through `Moving`, the new row's first from `CutOver` on,
-    /// none in `Handoff` (cluster/DESIGN.md, "Conditional writes change hands once"), each
-    /// time the first for which `usable` holds (its node is not demoted). Chosen by the
-    /// group's phase at the time, not the one this placement was routed under.
-    pub fn serializer(&self, usable: &(dyn Fn(usize) -> bool + Sync)) -> Option<usize> {
-        let Some(t) = &self.transition else {
-            return self.old.iter().copied().find(|&c| usable(c));
-        };
-        self.serializer_in(t, t.phase(self.pg).expect("a placed group moves"), usable)
-    }
-
-    fn serializer_in(
-        &self,
-        t: &Transition,
-        phase: Phase,
-        usable: &(dyn Fn(usize) -> bool + Sync),
-    ) -> Option<usize> {
-        match phase {
-            Phase::Pending | Phase::Moving => self
-                .old
-                .iter()
-                .copied()
-                .find(|&c| !t.leaves(c) && usable(c)),
-            Phase::Handoff => None,
-            Phase::CutOver | Phase::Done => self.new.iter().copied().find(|&c| usable(c)),
+    /// none in `Handoff` (cluster/DESIGN.md, "Conditional writes change hands once"); each
+    /// time by the nodes' `standing` (a demoted node's core is skipped; one on its way back
+    /// stops the walk: none). Chosen by the group's phase at the time, not the one this
+    /// placement was routed under.
+    pub fn serializer(&self, standing: &(dyn Fn(usize) -> Standing + Sync)) -> Option<usize> {
+        match self.choose(standing) {
+            Choice::Core(core, _) => Some(core),
+            Choice::Wait(_) | Choice::NoneUsable(_) => None,
         }
     }
 
-    /// The serializer, counted in flight under the phase that chose it until the guard is
-    /// dropped (the handoff waits for those chosen under `Moving`); during `Handoff`, waits
-    /// for the group's next phase (bounded: `HANDOFF_WAIT_POLLS_MAX`, then 503). 503 at once
-    /// when every core of the row is on a demoted node.
-    pub(crate) async fn serialize(
-        &self,
-        usable: &(dyn Fn(usize) -> bool + Sync),
-    ) -> Result<(usize, Option<Serialized>), BackendError> {
-        let none_usable = || BackendError::Quorum {
-            what: "conditional write",
-            got: 0,
-            need: 1,
-            of: 1,
-            last: format!(
+    /// `serializer`, counted in flight under the phase that chose it until the choice is
+    /// dropped (the handoff waits for those chosen under `Moving`), or why none serializes.
+    pub(crate) fn choose(&self, standing: &(dyn Fn(usize) -> Standing + Sync)) -> Choice {
+        let walk = |row: &[usize], leaves: &dyn Fn(usize) -> bool| -> Choice {
+            for &c in row {
+                if leaves(c) {
+                    continue;
+                }
+                match standing(c) {
+                    Standing::Serves => return Choice::Core(c, None),
+                    Standing::Skipped => {}
+                    Standing::Waits => {
+                        return Choice::Wait(waiting(format!(
+                            "a node of placement group {}'s row is on its way back from a \
+                             demotion",
+                            self.pg
+                        )))
+                    }
+                }
+            }
+            Choice::NoneUsable(waiting(format!(
                 "every core of placement group {}'s row is on a demoted node",
                 self.pg
-            ),
+            )))
         };
         let Some(t) = &self.transition else {
-            let core = self.serializer(usable).ok_or_else(none_usable)?;
-            return Ok((core, None));
+            return walk(&self.old, &|_| false);
         };
         let g = t.groups.get(&self.pg).expect("a placed group moves");
-        for _ in 0..HANDOFF_WAIT_POLLS_MAX {
-            let phase = g.enter(&g.serialized);
-            let guard = Serialized {
-                transition: t.clone(),
-                pg: self.pg,
-                phase,
-            };
-            if let Some(core) = self.serializer_in(t, phase, usable) {
-                return Ok((core, Some(guard)));
-            }
-            drop(guard);
-            if phase != Phase::Handoff {
-                return Err(none_usable());
-            }
-            tokio::time::sleep(Duration::from_millis(HANDOFF_WAIT_POLL_MS)).await;
-        }
-        Err(BackendError::Quorum {
-            what: "conditional write",
-            got: 0,
-            need: 1,
-            of: 1,
-            last: format!(
+        let phase = g.enter(&g.serialized);
+        let guard = Serialized {
+            transition: t.clone(),
+            pg: self.pg,
+            phase,
+        };
+        let choice = match phase {
+            Phase::Pending | Phase::Moving => walk(&self.old, &|c| t.leaves(c)),
+            Phase::Handoff => Choice::Wait(waiting(format!(
                 "placement group {} is handing its conditional writes to another core",
                 self.pg
-            ),
-        })
+            ))),
+            Phase::CutOver | Phase::Done => walk(&self.new, &|_| false),
+        };
+        match choice {
+            Choice::Core(core, None) => Choice::Core(core, Some(guard)),
+            other => other,
+        }
     }
+}
+
+/// The error of a conditional write that found no serializer (`why`): 503.
+fn waiting(why: String) -> BackendError {
+    BackendError::Quorum {
+        what: "conditional write",
+        got: 0,
+        need: 1,
+        of: 1,
+        last: why,
+    }
+}
+
+/// What `Placement::choose` found.
+pub(crate) enum Choice {
+    /// The serializer, and the count of the choice under its group's phase (during a change).
+    Core(usize, Option<Serialized>),
+    /// None now, one later (a handoff, a restore): the error if the wait runs out.
+    Wait(BackendError),
+    /// None: every core of the row is on a demoted node.
+    NoneUsable(BackendError),
 }
 
 /// A conditional write on its group's serializer, counted under the phase that chose it.
@@ -1059,7 +1062,7 @@ impl<'a> Mover<'a> {
     async fn hand_over(&self, pgs: &[u32]) -> Result<(), MoveError> {
         let t = &self.transition;
         let mut by_source: BTreeMap<usize, BTreeMap<u32, usize>> = BTreeMap::new();
-        let usable = |c: usize| self.backend.serializes(c);
+        let usable = |c: usize| self.backend.standing_of(c) != Standing::Skipped;
         for &pg in pgs {
             let (old, new) = t.rows(pg, t.meta_replicas);
             // As `Placement::serializer` chooses: cores of demoted nodes are skipped.

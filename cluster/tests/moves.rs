@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cluster::backend::{Backend, Clock, CoreLink, Route};
+use cluster::backend::{Backend, Clock, CoreLink, Route, Standing};
 use cluster::ec::{decode_stripe, encode_stripe, shard_bytes, Policy};
 use cluster::moves::{Catalog, Cores, Mover, MoverConfig, Phase, Progress, Stripe, Transition};
 use cluster::sim::core::Fault;
@@ -1344,7 +1344,7 @@ fn conditional_writes_change_hands_once() {
             let placed = gw.place_meta(route);
             assert_eq!(placed.phase(), Some(Phase::Handoff));
             assert_eq!(
-                placed.serializer(&|_| true),
+                placed.serializer(&|_| Standing::Serves),
                 None,
                 "no core serializes a handoff"
             );
@@ -1375,7 +1375,7 @@ fn conditional_writes_change_hands_once() {
                 "core {new_authority} accepted a create over one core {old_authority} accepted"
             );
             let after = gw.place_meta(route);
-            assert_eq!(after.serializer(&|_| true), Some(new_authority));
+            assert_eq!(after.serializer(&|_| Standing::Serves), Some(new_authority));
             drop(after);
             mover.run().await.expect("the change ends");
         }
@@ -1610,4 +1610,60 @@ fn hints_for_positions_given_away_are_dropped() {
             .contains_key(&shard_id(3, position).0),
         "b0/{k}: shard {position} is back on core {leaving}, which gave the position away"
     );
+}
+
+/// A gateway chooses the serializer of a group by the nodes' standing: a demoted node's core
+/// is skipped, a node on its way back makes the group wait. And taking a new standing waits
+/// for the conditional writes chosen under the one before: a write in flight to a core that
+/// does not answer holds `set_standing` until it ends (the fence a restore relies on).
+#[test]
+fn serializers_follow_the_nodes_standing_and_a_new_standing_waits_for_writes_in_flight() {
+    let cfg = Config::under_writes(Change::Grow);
+    let (world, _t, env, _gateways) = setup(0, cfg).expect("a change");
+    let gw = late_gateway(&world, &env.old, 0);
+    let main = {
+        let (gw, world) = (gw.clone(), world.clone());
+        async move {
+            let placed = gw.place_meta(Route::Object("b0", "k0"));
+            let row = placed.cores().to_vec();
+            let node = |c: usize| gw.node_of(c).expect("a layout's core");
+            let standing = |s: Standing| std::collections::BTreeMap::from([(node(row[0]), s)]);
+            let serves = |_: usize| Standing::Serves;
+            assert_eq!(placed.serializer(&serves), Some(row[0]));
+            gw.set_standing(standing(Standing::Skipped)).await;
+            assert_eq!(placed.serializer(&|c| gw.standing_of(c)), Some(row[1]));
+            gw.set_standing(standing(Standing::Waits)).await;
+            assert_eq!(placed.serializer(&|c| gw.standing_of(c)), None);
+            gw.set_standing(std::collections::BTreeMap::new()).await;
+            // A conditional write to row[0], whose node stops answering.
+            world.lock().up[node(row[0]) as usize - 1] = false;
+            let write = {
+                let gw = gw.clone();
+                tokio::spawn(async move {
+                    let placed = gw.place_meta(Route::Object("b0", "k0"));
+                    let hlc = gw.hlc();
+                    gw.meta_put_if_in(&placed, &head_key("b0", "k0"), &Bytes::new(), hlc, None)
+                        .await
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let waited = {
+                let taken = std::pin::pin!(gw.set_standing(standing(Standing::Skipped)));
+                let sleep =
+                    std::pin::pin!(tokio::time::sleep(std::time::Duration::from_millis(500)));
+                matches!(
+                    futures::future::select(taken, sleep).await,
+                    futures::future::Either::Right(_)
+                )
+            };
+            assert!(
+                waited,
+                "the new standing did not wait for the write in flight"
+            );
+            let answer = write.await.expect("joined");
+            assert!(answer.is_err(), "{answer:?}");
+            gw.set_standing(standing(Standing::Skipped)).await;
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
 }

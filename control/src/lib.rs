@@ -22,8 +22,8 @@ pub mod store;
 
 pub use follow::Voters;
 pub use map::{
-    decode_map, Applied, Change, ClusterMap, Command, GroupChange, GroupPhase, Key, LayoutVersion,
-    Outcome, Refusal, User, UserKeys,
+    decode_map, Applied, Change, ClusterMap, Command, Demotion, GroupChange, GroupPhase, Key,
+    LayoutVersion, Outcome, Refusal, User, UserKeys,
 };
 pub use network::{ProposeError, Secret};
 pub use node::{Confirmer, ControlNode, Leadership, NodeConfig, NodeError, Timing};

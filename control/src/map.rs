@@ -7,7 +7,7 @@
 //! same command on the same map gives the same map and the same answer in every process, and a
 //! refusal is an answer, not an error, so every voter refuses alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use placement::{Layout, State};
@@ -195,7 +195,7 @@ pub fn decode_map(bytes: &[u8]) -> Result<ClusterMap, crate::codec::CodecError> 
                 change: v1.change,
                 users: v1.users,
                 keys: BTreeMap::new(),
-                demoted: BTreeSet::new(),
+                demoted: BTreeMap::new(),
             })
         }
         2 => {
@@ -206,7 +206,7 @@ pub fn decode_map(bytes: &[u8]) -> Result<ClusterMap, crate::codec::CodecError> 
                 change: v2.change,
                 users: v2.users,
                 keys: v2.keys,
-                demoted: BTreeSet::new(),
+                demoted: BTreeMap::new(),
             })
         }
         _ => codec::decode(Kind::Map, bytes),
@@ -227,10 +227,21 @@ pub struct ClusterMap {
     pub users: BTreeMap<String, User>,
     /// By user name, the users whose first key is retired or who have more keys (format 2).
     pub keys: BTreeMap<String, UserKeys>,
-    /// Nodes whose cores no longer serialize conditional writes (format 3): the leader found
+    /// Nodes whose cores do not serialize conditional writes (format 3): the leader found
     /// one unreachable past any lease it could hold (cluster/DESIGN.md, "Failover of
-    /// conditional writes"). Each group's next core on a node not demoted serializes instead.
-    pub demoted: BTreeSet<u64>,
+    /// conditional writes"). Each group's next core on a node not demoted serializes instead;
+    /// while a node is `Restoring`, no core of the groups it heads does.
+    pub demoted: BTreeMap<u64, Demotion>,
+}
+
+/// Where a demoted node stands (`ClusterMap::demoted`); a node not listed serializes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Demotion {
+    /// The next core of each of its groups serializes their conditional writes.
+    Demoted,
+    /// On its way back: none of its groups' conditional writes is served until every node has
+    /// applied this (`Command::Reinstate` follows).
+    Restoring,
 }
 
 /// A change to the map, proposed through Raft.
@@ -273,6 +284,15 @@ pub enum Command {
     Demote {
         node: u64,
     },
+    /// A demoted node is back: `Demoted` → `Restoring` (repeating it changes nothing).
+    Restore {
+        node: u64,
+    },
+    /// A `Restoring` node serializes again (the leader, once every node applied `Restore`
+    /// or holds no lease).
+    Reinstate {
+        node: u64,
+    },
 }
 
 /// What an applied command did.
@@ -306,6 +326,12 @@ pub enum Applied {
         name: String,
     },
     Demoted {
+        node: u64,
+    },
+    Restoring {
+        node: u64,
+    },
+    Reinstated {
         node: u64,
     },
 }
@@ -362,6 +388,13 @@ pub enum Refusal {
     NoSuchKey { access_key: String },
     #[error("node {node} is not in the current layout (node ids start at 1)")]
     NoSuchNode { node: u64 },
+    #[error("node {node} is {standing} ({command} needs it {needs})")]
+    DemotionOrder {
+        node: u64,
+        standing: String,
+        command: String,
+        needs: String,
+    },
 }
 
 /// The answer to a command: what it did, or why it did nothing.
@@ -438,6 +471,8 @@ impl ClusterMap {
                 self.set_user_policy(name, policy_json.as_deref())
             }
             Command::Demote { node } => self.demote(*node),
+            Command::Restore { node } => self.restore(*node),
+            Command::Reinstate { node } => self.reinstate(*node),
         }
     }
 
@@ -454,8 +489,42 @@ impl ClusterMap {
         if !known {
             return Err(Refusal::NoSuchNode { node });
         }
-        self.demoted.insert(node);
+        self.demoted.insert(node, Demotion::Demoted);
         Ok(Applied::Demoted { node })
+    }
+
+    fn restore(&mut self, node: u64) -> Outcome {
+        match self.demoted.get(&node) {
+            Some(Demotion::Demoted | Demotion::Restoring) => {
+                self.demoted.insert(node, Demotion::Restoring);
+                Ok(Applied::Restoring { node })
+            }
+            None => Err(self.demotion_order(node, "Restore", "demoted")),
+        }
+    }
+
+    fn reinstate(&mut self, node: u64) -> Outcome {
+        match self.demoted.get(&node) {
+            Some(Demotion::Restoring) => {
+                self.demoted.remove(&node);
+                Ok(Applied::Reinstated { node })
+            }
+            _ => Err(self.demotion_order(node, "Reinstate", "restoring")),
+        }
+    }
+
+    fn demotion_order(&self, node: u64, command: &str, needs: &str) -> Refusal {
+        let standing = match self.demoted.get(&node) {
+            None => "not demoted",
+            Some(Demotion::Demoted) => "demoted",
+            Some(Demotion::Restoring) => "restoring",
+        };
+        Refusal::DemotionOrder {
+            node,
+            standing: standing.into(),
+            command: command.into(),
+            needs: needs.into(),
+        }
     }
 
     fn set_user_policy(&mut self, name: &str, policy_json: Option<&str>) -> Outcome {

@@ -139,11 +139,13 @@ fn format_2_map_still_decodes() {
     assert_eq!(keys, ["AKIAALICE0000000002"]);
 }
 
-/// Format 3: a demoted node.
+/// Format 3: a demoted node, and one on its way back.
 #[test]
 fn format_3_map_still_decodes() {
     let mut map = sample_map();
     map.apply(&Command::Demote { node: 3 }).unwrap();
+    map.apply(&Command::Demote { node: 4 }).unwrap();
+    map.apply(&Command::Restore { node: 4 }).unwrap();
     let stored = check(
         "map-format-3.bin",
         Kind::Map,
@@ -152,7 +154,13 @@ fn format_3_map_still_decodes() {
     assert_eq!(codec::format_in(&stored), 3);
     let decoded = control::decode_map(&stored).unwrap();
     assert_eq!(decoded, map);
-    assert_eq!(decoded.demoted.iter().copied().collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        decoded.demoted.into_iter().collect::<Vec<_>>(),
+        [
+            (3, control::Demotion::Demoted),
+            (4, control::Demotion::Restoring)
+        ]
+    );
 }
 
 #[test]

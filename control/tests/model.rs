@@ -91,6 +91,8 @@ fn command() -> impl Strategy<Value = Command> {
             policy_json: set.then(|| POLICY.to_owned()),
         }),
         (1..=6u64).prop_map(|node| Command::Demote { node }),
+        (1..=6u64).prop_map(|node| Command::Restore { node }),
+        (1..=6u64).prop_map(|node| Command::Reinstate { node }),
     ]
 }
 
@@ -107,8 +109,8 @@ struct Model {
     /// name → the user's more keys; the users whose first key is retired.
     more: BTreeMap<String, Vec<String>>,
     retired: std::collections::BTreeSet<String>,
-    /// Demoted nodes.
-    demoted: std::collections::BTreeSet<u64>,
+    /// Demoted nodes, and whether each is on its way back.
+    demoted: BTreeMap<u64, bool>,
 }
 
 impl Model {
@@ -235,7 +237,21 @@ impl Model {
                 let nodes = [3u64, 4, 4, 5, 3];
                 let ok = self.current == 0 || *node <= nodes[self.current as usize - 1];
                 if ok {
-                    self.demoted.insert(*node);
+                    self.demoted.insert(*node, false);
+                }
+                ok
+            }
+            Command::Restore { node } => match self.demoted.get_mut(node) {
+                Some(restoring) => {
+                    *restoring = true;
+                    true
+                }
+                None => false,
+            },
+            Command::Reinstate { node } => {
+                let ok = self.demoted.get(node) == Some(&true);
+                if ok {
+                    self.demoted.remove(node);
                 }
                 ok
             }
@@ -322,7 +338,12 @@ proptest! {
                     .map(|(n, _)| n.clone())
                     .collect();
                 prop_assert_eq!(&retired, &model.retired);
-                prop_assert_eq!(&map.demoted, &model.demoted);
+                let demoted: BTreeMap<u64, bool> = map
+                    .demoted
+                    .iter()
+                    .map(|(n, d)| (*n, *d == control::Demotion::Restoring))
+                    .collect();
+                prop_assert_eq!(&demoted, &model.demoted);
                 for name in map.users.keys() {
                     prop_assert!(map.signing_keys(name).len() <= limits::USER_KEYS_MAX);
                 }

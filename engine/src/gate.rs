@@ -28,6 +28,8 @@ pub struct LayoutGate {
     applied: AtomicU64,
     /// Whether `MetaPutIf` needs a lease (a node with a control plane).
     leases: AtomicBool,
+    /// Whether the last grant let the cores serialize (false: the node is demoted).
+    serializes: AtomicBool,
     /// Until when the lease runs, in ms since `born` (0: none granted).
     lease_until_ms: AtomicU64,
     born: Instant,
@@ -41,6 +43,7 @@ impl LayoutGate {
             version: AtomicU64::new(layout_version),
             applied: AtomicU64::new(0),
             leases: AtomicBool::new(false),
+            serializes: AtomicBool::new(false),
             lease_until_ms: AtomicU64::new(0),
             born: Instant::now(),
         }
@@ -52,16 +55,27 @@ impl LayoutGate {
     }
 
     /// Extends the lease to `duration_ms` from now (never shortens it: grants arrive out of
-    /// order).
-    pub fn grant_lease(&self, duration_ms: u32) {
+    /// order), and says whether the cores may serialize under it. The leader flips
+    /// `serializes` only for a node it demoted (after its lease ran out) or gives the role
+    /// back to (after every node applied that it may), never within one running lease.
+    pub fn grant_lease(&self, duration_ms: u32, serializes: bool) {
+        self.serializes.store(serializes, Ordering::Release);
         let until = self.now_ms() + u64::from(duration_ms);
         self.lease_until_ms.fetch_max(until, Ordering::AcqRel);
     }
 
-    /// Whether a conditional write may be served now: leases not enforced, or one running.
+    /// Whether the node holds a running lease (or enforces none): its gateway may route
+    /// conditional writes, its map being recent enough.
     pub fn holds_lease(&self) -> bool {
         !self.leases.load(Ordering::Acquire)
             || self.now_ms() < self.lease_until_ms.load(Ordering::Acquire)
+    }
+
+    /// Whether the node's cores may serialize a conditional write now: leases not enforced,
+    /// or a running lease that lets them.
+    pub fn may_serialize(&self) -> bool {
+        !self.leases.load(Ordering::Acquire)
+            || (self.serializes.load(Ordering::Acquire) && self.holds_lease())
     }
 
     fn now_ms(&self) -> u64 {
@@ -79,7 +93,7 @@ impl LayoutGate {
                 _ => false,
             }
         }
-        if self.holds_lease() || !conditional(request) {
+        if self.may_serialize() || !conditional(request) {
             return None;
         }
         Some(Response::Error {
@@ -95,8 +109,11 @@ impl LayoutGate {
     pub fn node_answer(&self, request: &Request) -> Option<Response> {
         match request {
             Request::MapApplied => Some(self.map_applied()),
-            Request::Lease { duration_ms } => {
-                self.grant_lease(*duration_ms);
+            Request::Lease {
+                duration_ms,
+                serializes,
+            } => {
+                self.grant_lease(*duration_ms, *serializes);
                 Some(self.map_applied())
             }
             _ => None,
@@ -253,14 +270,24 @@ mod tests {
         assert!(refused(&Request::Batch(vec![Request::Stats, put_if()])));
         assert!(gate.lease_refusal(&Request::Stats).is_none());
         assert_eq!(
-            gate.node_answer(&Request::Lease { duration_ms: 200 }),
+            gate.node_answer(&Request::Lease {
+                duration_ms: 200,
+                serializes: false,
+            }),
             Some(gate.map_applied())
         );
+        assert!(gate.holds_lease());
+        assert!(
+            refused(&put_if()),
+            "a demoted node's lease does not serialize"
+        );
+        gate.grant_lease(200, true);
         assert!(!refused(&put_if()), "granted");
-        gate.grant_lease(0);
+        gate.grant_lease(0, true);
         assert!(!refused(&put_if()), "a shorter grant does not shorten it");
         std::thread::sleep(std::time::Duration::from_millis(250));
         assert!(refused(&put_if()), "ran out");
+        assert!(!gate.holds_lease());
     }
 
     #[test]

@@ -139,13 +139,15 @@ pub enum Request {
     /// the frame's layout version is below. Sent alone: in a batch or a background request
     /// it is answered `Error { BadRequest }`.
     MapApplied,
-    /// The node may serialize conditional writes (`MetaPutIf`) for `duration_ms` more, from
-    /// when it reads this: a lease the control plane's leader grants every node it has not
-    /// demoted, again and again. A node whose gate enforces leases refuses `MetaPutIf` once
-    /// its lease ran out. Answered like `MapApplied`, from the node's gate, and sent alone
-    /// like it.
+    /// The node's lease for `duration_ms` more, from when it reads this, granted again and
+    /// again by the control plane's leader to every node it reaches: while it runs, the
+    /// node's gateway may route conditional writes, and its cores may serialize them
+    /// (`MetaPutIf`) if `serializes` (false for a demoted node). A node whose gate enforces
+    /// leases refuses `MetaPutIf` otherwise. Answered like `MapApplied`, from the node's gate,
+    /// and sent alone like it.
     Lease {
         duration_ms: u32,
+        serializes: bool,
     },
 }
 
@@ -483,7 +485,13 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
             }
         }
         Request::Stats | Request::MapApplied => {}
-        Request::Lease { duration_ms } => out.put_u32_le(*duration_ms),
+        Request::Lease {
+            duration_ms,
+            serializes,
+        } => {
+            out.put_u32_le(*duration_ms);
+            out.put_u8(u8::from(*serializes));
+        }
         Request::ListFragments { from, limit } => {
             out.put_u32_le(*from);
             out.put_u32_le(*limit);
@@ -964,6 +972,11 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         K_MAP_APPLIED => Message::Request(Request::MapApplied),
         K_LEASE => Message::Request(Request::Lease {
             duration_ms: get_u32(b)?,
+            serializes: match get_u8(b)? {
+                0 => false,
+                1 => true,
+                _ => return Err(ProtoError::Malformed("a lease's serializes flag is 0 or 1")),
+            },
         }),
         K_BACKGROUND => {
             let k = get_u16(b)?;
@@ -1229,7 +1242,10 @@ mod tests {
             },
             Request::Stats,
             Request::MapApplied,
-            Request::Lease { duration_ms: 4000 },
+            Request::Lease {
+                duration_ms: 4000,
+                serializes: true,
+            },
         ]
     }
 
@@ -1394,7 +1410,7 @@ mod tests {
         assert_eq!(buf.len(), HEADER_BYTES + 24);
     }
 
-    /// `Lease` took the next free kind (19): a u32 after the header.
+    /// `Lease` took the next free kind (19): a u32 and a u8 flag after the header.
     #[test]
     fn lease_kind_is_appended() {
         let mut buf = BytesMut::new();
@@ -1403,11 +1419,12 @@ mod tests {
             0,
             &Request::Lease {
                 duration_ms: 0x0102_0304,
+                serializes: true,
             },
             &mut buf,
         );
         assert_eq!(&buf[6..8], &19u16.to_le_bytes());
-        assert_eq!(&buf[HEADER_BYTES..], &[4, 3, 2, 1]);
+        assert_eq!(&buf[HEADER_BYTES..], &[4, 3, 2, 1, 1]);
     }
 
     #[test]
