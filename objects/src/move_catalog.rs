@@ -290,18 +290,7 @@ mod tests {
 
     /// A 4-node layout, 4 cores each.
     fn layout() -> Arc<Layout> {
-        use std::fmt::Write as _;
-        let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 64\n");
-        for n in 0..4 {
-            let _ = write!(
-                text,
-                "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = 4\n\
-                 zone = \"z{n}\"\n",
-                n + 1,
-                20_000 + 10 * n,
-            );
-        }
-        Arc::new(Layout::from_toml_str(&text).expect("a valid layout"))
+        crate::test_support::four_nodes_of_four_cores()
     }
 
     fn shown(route: Option<Route<'_>>) -> String {

@@ -481,18 +481,7 @@ mod tests {
     /// A store over 16 cores (4 nodes in 4 zones) that delete at once, with a lifecycle day
     /// of `day_ms` (the test clock: it shortens the retirement grace).
     fn store(day_ms: u64) -> (Store, Deleted, Arc<Counted>) {
-        use std::fmt::Write as _;
-        let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 64\n");
-        for n in 0..4 {
-            let _ = write!(
-                text,
-                "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = 4\n\
-                 zone = \"z{n}\"\n",
-                n + 1,
-                20_000 + 10 * n,
-            );
-        }
-        let layout = Arc::new(placement::Layout::from_toml_str(&text).expect("a valid layout"));
+        let layout = crate::test_support::four_nodes_of_four_cores();
         let backend = Backend::cluster(layout, None, Vec::new()).expect("routes");
         let deleted = Deleted::default();
         let links = (0..backend.core_count())

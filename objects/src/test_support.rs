@@ -53,3 +53,20 @@ pub fn small_upload() -> UploadRecord {
         encryption: None,
     }
 }
+
+/// A layout of 4 nodes in 4 zones, 4 cores each, 64 placement groups (nothing listens: for
+/// routing, or for links a test makes).
+pub fn four_nodes_of_four_cores() -> std::sync::Arc<placement::Layout> {
+    use std::fmt::Write as _;
+    let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 64\n");
+    for n in 0..4 {
+        let _ = write!(
+            text,
+            "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = 4\n\
+             zone = \"z{n}\"\n",
+            n + 1,
+            20_000 + 10 * n,
+        );
+    }
+    std::sync::Arc::new(placement::Layout::from_toml_str(&text).expect("a valid layout"))
+}
