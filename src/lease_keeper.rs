@@ -5,15 +5,15 @@
 //!
 //! - Every `LEASE_GRANT_EVERY`, the leader confirms its leadership with a quorum
 //!   (`Confirmer`), then sends `Request::Lease` to one core of each node of the current
-//!   layout that is not removed. The lease runs `LEASE` from the
-//!   confirmation, less the time taken since: a leader that lost its quorum grants nothing a
-//!   new one could overlap for longer than `LEASE` after the new one's election.
-//! - A node's cores refuse `MetaPutIf` once its lease ran out (`engine::LayoutGate`).
+//!   layout that is not removed. The lease runs `LEASE` from the confirmation, less the time
+//!   taken since: a leader that lost its quorum grants nothing a new one could overlap for
+//!   longer than `LEASE` after the new one's election.
+//! - A node's cores refuse `MetaPutIf` once its lease ran out, or under a demoted node's lease
+//!   (`engine::LayoutGate`).
 //! - A node whose last acknowledged grant (or this leader's start, whichever is later) is
 //!   more than `LEASE + LEASE_MARGIN` old is demoted (`Command::Demote`): by then it serializes
-//!   nothing, so each of its groups' next core may start (`Backend::serializes`), with no
-//!   moment at which both accept.
-//!
+//!   nothing, so each of its groups' next core may start (`Placement::choose` skips it), with
+//!   no moment at which both accept.
 //! - A demoted node that answers `ROUNDS_BEFORE_RESTORE` grants in a row is on its way back
 //!   (`Command::Restore`): no core serializes the groups it heads. Once every node either
 //!   answered a grant having applied that map (its follower then ended the conditional writes
