@@ -1,9 +1,13 @@
 //! `percore control status --data DIR`: what each voter of the control plane a clustered
 //! node follows says now: reachable or not, the leader it knows, its applied log index and
-//! the users in its map. Asks with the cluster secret (the node's `control.toml`).
+//! the users in its map. `percore control voters --data DIR [ID[=HOST:PORT]…]`: the voters,
+//! or a change of them. Both ask with the cluster secret (the node's `control.toml`).
 
 use anyhow::{bail, Context};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::control_plane::Settings;
 
 #[derive(clap::Subcommand)]
 pub enum ControlCommand {
@@ -14,6 +18,34 @@ pub enum ControlCommand {
         #[arg(long, default_value = "./percore-data")]
         data: PathBuf,
     },
+    /// The control plane's voters; given a list, make it the voters (1, 3 or 5 of them). A
+    /// node that is not yet a member is given with its control address, ID=HOST:PORT (its
+    /// `[control] listen`, where it must be running); it catches up before it votes. To
+    /// replace dead voter 3 by node 5: `percore control voters 1 2 5=10.0.0.5:9300`.
+    Voters {
+        /// The data directory of a clustered node (`percore serve --config` with [control]).
+        #[arg(long, default_value = "./percore-data")]
+        data: PathBuf,
+        /// The new voters: ID, or ID=HOST:PORT for a node not yet a member.
+        #[arg(value_parser = parse_voter)]
+        voters: Vec<(u64, Option<String>)>,
+    },
+}
+
+fn parse_voter(arg: &str) -> Result<(u64, Option<String>), String> {
+    let (id, address) = match arg.split_once('=') {
+        Some((id, address)) => (id, Some(address)),
+        None => (arg, None),
+    };
+    let id = id
+        .parse()
+        .map_err(|_| format!("{id:?} is not a node id (ID or ID=HOST:PORT)"))?;
+    if let Some(a) = address {
+        if a.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("{a:?} is not IP:PORT"));
+        }
+    }
+    Ok((id, address.map(str::to_owned)))
 }
 
 /// How long one voter may take to answer.
@@ -21,7 +53,13 @@ const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Prints every voter's state; `false` when one did not answer.
 pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
-    let ControlCommand::Status { data } = cmd;
+    match cmd {
+        ControlCommand::Status { data } => status(data),
+        ControlCommand::Voters { data, voters } => change_voters(data, voters).map(|()| true),
+    }
+}
+
+fn client(data: &Path) -> anyhow::Result<(Settings, tokio::runtime::Runtime)> {
     let Some(settings) = crate::control_plane::client_of(data)? else {
         bail!(
             "{}: no control.toml: this is not the data directory of a node with [control]",
@@ -32,7 +70,44 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
         .enable_all()
         .build()
         .context("starting the client's runtime")?;
+    Ok((settings, runtime))
+}
+
+fn print_voters(voters: &BTreeMap<u64, String>) {
+    let list: Vec<String> = voters.iter().map(|(id, a)| format!("{id} ({a})")).collect();
+    println!("voters: {}", list.join(", "));
+}
+
+/// Prints the voters, or makes `wanted` the voters (when given).
+fn change_voters(data: &Path, wanted: &[(u64, Option<String>)]) -> anyhow::Result<()> {
+    let (settings, runtime) = client(data)?;
+    let voters = settings.voters_from(None);
+    if wanted.is_empty() {
+        let current = runtime
+            .block_on(control::follow::voters_any(&voters))
+            .context("asking the voters")?;
+        print_voters(&current);
+        return Ok(());
+    }
+    let asked: BTreeMap<u64, Option<String>> = wanted.iter().cloned().collect();
+    if asked.len() != wanted.len() {
+        bail!("a node is named twice");
+    }
+    let changed = runtime
+        .block_on(control::follow::change_voters_any(&voters, asked))
+        .context("changing the voters")?;
+    print_voters(&changed);
+    println!(
+        "every node learns the new voters from the control plane; keep [control.voters] in new \
+         nodes' configs up to date (any voter that answers will do)"
+    );
+    Ok(())
+}
+
+fn status(data: &Path) -> anyhow::Result<bool> {
+    let (settings, runtime) = client(data)?;
     let mut all_up = true;
+    let mut members = None;
     let mut newest: Option<(u64, control::ClusterMap)> = None;
     for (id, address) in &settings.voters {
         let mut peer = control::network::Peer::new(*id, address.clone(), settings.secret.clone());
@@ -48,6 +123,7 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
                     w.map.users.len()
                 );
                 if newest.as_ref().is_none_or(|(i, _)| w.index > *i) {
+                    members = Some(w.voters);
                     newest = Some((w.index, w.map));
                 }
             }
@@ -63,6 +139,9 @@ pub fn run(cmd: &ControlCommand) -> anyhow::Result<bool> {
                 );
             }
         }
+    }
+    if let Some(members) = members.filter(|m| !m.is_empty()) {
+        print_voters(&members);
     }
     if let Some((_, map)) = newest {
         print_layouts(&map);

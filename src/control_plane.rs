@@ -11,7 +11,9 @@
 //! 3 = "10.0.0.3:9300"
 //! ```
 //! A node is a voter when its `node_id` is one of `voters`: it listens on its address there and
-//! keeps the Raft log in `DATA/control/raft/`. Every node, voter or not, follows the committed
+//! keeps the Raft log in `DATA/control/raft/`. A node that is not, with `listen = "HOST:PORT"`
+//! in `[control]`, runs an empty voter there that bootstraps nothing: `percore control voters`
+//! makes it one (it replaces a dead voter, or grows the voters). Every node, voter or not, follows the committed
 //! map from the voters (its own first) and serves the map's users beside its users files.
 //! The node also writes `DATA/control.toml` (the voters and the secret file), so `percore user
 //! … --data DATA` proposes through the control plane instead of editing `DATA/users.toml`.
@@ -45,12 +47,17 @@ pub struct ControlSection {
     pub secret_file: PathBuf,
     /// Node id → the address of its control port.
     pub voters: BTreeMap<String, String>,
+    /// This node's control port when it is not one of `voters`: it may be made a voter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// A checked `[control]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub voters: BTreeMap<NodeId, String>,
+    /// `listen`: where this node's voter listens when it is not one of `voters`.
+    pub listen: Option<String>,
     pub secret: Secret,
     pub secret_file: PathBuf,
 }
@@ -79,8 +86,14 @@ impl ControlSection {
                 voters.len()
             );
         }
+        if let Some(listen) = &self.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                bail!("[control] listen = {listen:?} is not IP:PORT");
+            }
+        }
         Ok(Settings {
             voters,
+            listen: self.listen.clone(),
             secret: read_secret(&secret_file)?,
             secret_file,
         })
@@ -144,12 +157,12 @@ pub fn start(
     layouts: Option<LayoutFollower>,
 ) -> anyhow::Result<Running> {
     write_client_file(data, settings)?;
-    let voter = match node_id.and_then(|id| settings.voters.get(&id).map(|a| (id, a))) {
+    let voter = match voter_address(settings, node_id)? {
         None => None,
         Some((id, address)) => {
             let config = control::NodeConfig {
                 id,
-                listen: address.clone(),
+                listen: address,
                 voters: settings.voters.clone(),
                 secret: settings.secret.clone(),
                 dir: data.join("control"),
@@ -171,6 +184,7 @@ pub fn start(
             let maps = layouts.map(|layouts| follow_layouts(runtime.handle(), layouts));
             applied = maps.as_ref().map(|(_, applied)| applied.clone());
             let maps = maps.map(|(maps, _)| maps);
+            let (data, mut written) = (data.to_owned(), settings.clone());
             let follower = runtime.spawn(control::follow::follow(
                 voters.clone(),
                 move |index, map| {
@@ -190,6 +204,16 @@ pub fn start(
                         }
                         loaded.send_replace(true);
                     });
+                },
+                move |list| {
+                    // A list in the middle of a change (both sets at once) is not kept.
+                    if ![1, 3, 5].contains(&list.len()) {
+                        return;
+                    }
+                    written.voters = list.iter().cloned().collect();
+                    if let Err(e) = write_client_file(&data, &written) {
+                        tracing::warn!("control plane: the voters changed: {e:#}");
+                    }
                 },
             ));
             // Serving before the map's users are in would refuse their keys for a moment;
@@ -225,6 +249,25 @@ pub fn start(
         mover: None,
         keeper: None,
     })
+}
+
+/// This node's voter and where it listens: a founding voter at its address in `voters`, a
+/// node with `listen` there (it joins when the voters add it), else none.
+fn voter_address(
+    settings: &Settings,
+    node_id: Option<NodeId>,
+) -> anyhow::Result<Option<(NodeId, String)>> {
+    let Some(id) = node_id else {
+        return Ok(None);
+    };
+    match (settings.voters.get(&id), &settings.listen) {
+        (Some(at), Some(listen)) if at != listen => {
+            bail!("[control] listen = {listen:?} but [control.voters] lists node {id} at {at:?}")
+        }
+        (Some(at), _) => Ok(Some((id, at.clone()))),
+        (None, Some(listen)) => Ok(Some((id, listen.clone()))),
+        (None, None) => Ok(None),
+    }
 }
 
 /// `percore serve`: [`start`] with `settings`, or without `[control]` [`forget`] an earlier
@@ -389,10 +432,11 @@ fn write_client_file(data: &Path, settings: &Settings) -> anyhow::Result<()> {
             .iter()
             .map(|(i, a)| (i.to_string(), a.clone()))
             .collect(),
+        listen: None,
     };
     let text = format!(
-        "# Written by percore at each start: the control plane this node follows. `percore \
-         user … --data` proposes there.\n{}",
+        "# Written by percore at each start and when the voters change: the control plane \
+         this node follows. `percore user … --data` proposes there.\n{}",
         toml::to_string(&section).context("control.toml")?
     );
     std::fs::create_dir_all(data).with_context(|| data.display().to_string())?;
@@ -439,6 +483,7 @@ mod tests {
                 .iter()
                 .map(|(i, a)| ((*i).to_owned(), (*a).to_owned()))
                 .collect(),
+            listen: None,
         };
         let ok = section(&[
             ("1", "127.0.0.1:1"),

@@ -405,6 +405,15 @@ impl Proposal {
         })
     }
 
+    /// Whether node `id` is a voter of the control plane, as a voter that answers says.
+    pub fn is_voter(&self, id: u64) -> anyhow::Result<bool> {
+        let voters = self
+            .runtime
+            .block_on(control::follow::voters_any(&self.voters))
+            .context("asking the voters")?;
+        Ok(voters.contains_key(&id))
+    }
+
     /// The base layout's file, to edit into the next version.
     pub fn base_file(&self) -> anyhow::Result<placement::LayoutFile> {
         toml::from_str(&self.base_text).context("the map's layout file does not parse")

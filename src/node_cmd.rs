@@ -148,6 +148,20 @@ pub fn run(action: &NodeAction) -> anyhow::Result<()> {
     };
     let text = file.to_toml_string();
     let committed = proposal.submit(&text, &what, common.limit, common.dry_run)?;
+    let gone = match action {
+        NodeAction::Remove { id, .. } => Some(*id),
+        NodeAction::Replace { dead, .. } => Some(*dead),
+        _ => None,
+    };
+    if let Some(id) = gone.filter(|_| committed.is_some()) {
+        if proposal.is_voter(id)? {
+            println!(
+                "node {id} is a voter of the control plane: replace it there too, by a node \
+                 started with `[control] listen = \"HOST:PORT\"`: `percore control voters \
+                 --data DATA ID… NEW=HOST:PORT` (README, \"Replace a dead node\")"
+            );
+        }
+    }
     if let (Some(path), Some(version)) = (write, committed) {
         crate::layout_cmd::write_atomically(path, text.as_bytes())?;
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());

@@ -10,6 +10,7 @@
 //! knows no leader (cut off from the majority, or an election) is left for the next one after
 //! a pause that doubles from `FOLLOW_BACKOFF_MIN` up to `FOLLOW_BACKOFF_MAX`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +38,18 @@ impl Voters {
 
 /// Follows the committed map from the voters until the task is dropped: `on_map` gets every
 /// newer map (and the log index it is at) in order, the first one as soon as a voter answers.
-pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>) + Send) {
+/// The voters asked follow the membership the answers carry: a voter added since is asked
+/// too, one taken out no more, and `on_voters` gets each new list.
+pub async fn follow(
+    voters: Voters,
+    mut on_map: impl FnMut(u64, Arc<ClusterMap>) + Send,
+    mut on_voters: impl FnMut(&[(NodeId, String)]) + Send,
+) {
     assert!(
         !voters.list.is_empty(),
         "a follower needs at least one voter"
     );
+    let mut voters = voters;
     let mut peers = voters.peers();
     let mut at = 0usize;
     let mut seen: Option<u64> = None;
@@ -54,6 +62,23 @@ pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>)
                 if seen.is_none_or(|s| w.index > s) {
                     seen = Some(w.index);
                     on_map(w.index, Arc::new(w.map));
+                }
+                if !behind && w.leader.is_some() {
+                    if let Some(list) = relisted(&voters.list, &w.voters) {
+                        let asked = voters.list[at].0;
+                        tracing::info!(
+                            voters = ?list.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                            "control plane: the voters changed"
+                        );
+                        voters.list = list;
+                        peers = voters.peers();
+                        at = voters
+                            .list
+                            .iter()
+                            .position(|(id, _)| *id == asked)
+                            .unwrap_or(0);
+                        on_voters(&voters.list);
+                    }
                 }
                 if behind {
                     format!("it is at log index {}, behind this follower", w.index)
@@ -77,6 +102,29 @@ pub async fn follow(voters: Voters, mut on_map: impl FnMut(u64, Arc<ClusterMap>)
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(limits::FOLLOW_BACKOFF_MAX);
     }
+}
+
+/// The list to ask once a voter answered with membership `members`: the voters still in it,
+/// in the order asked until now, then the new ones; `None` when nothing changed (or the
+/// answer names no voter, as an older voter's does).
+fn relisted(
+    list: &[(NodeId, String)],
+    members: &BTreeMap<NodeId, String>,
+) -> Option<Vec<(NodeId, String)>> {
+    if members.is_empty() {
+        return None;
+    }
+    let mut next: Vec<(NodeId, String)> = list
+        .iter()
+        .filter(|(id, _)| members.contains_key(id))
+        .map(|(id, _)| (*id, members[id].clone()))
+        .collect();
+    for (id, address) in members {
+        if !next.iter().any(|(i, _)| i == id) {
+            next.push((*id, address.clone()));
+        }
+    }
+    (next != list).then_some(next)
 }
 
 /// Whether asking another voter (or the same one later) may succeed where `e` failed: the
@@ -131,10 +179,57 @@ pub async fn propose_any(voters: &Voters, command: Command) -> Result<Outcome, P
     .await
 }
 
+/// Makes `voters` the control plane's voters through any voter (`ControlNode::change_voters`).
+pub async fn change_voters_any(
+    voters: &Voters,
+    wanted: BTreeMap<NodeId, Option<String>>,
+) -> Result<BTreeMap<NodeId, String>, ProposeError> {
+    any_voter(voters, |peer| {
+        let wanted = wanted.clone();
+        Box::pin(async move { peer.change_voters(wanted, 0).await })
+    })
+    .await
+}
+
+/// The voters of the membership, as the first voter that answers knows them.
+pub async fn voters_any(voters: &Voters) -> Result<BTreeMap<NodeId, String>, ProposeError> {
+    any_voter(voters, |peer| {
+        Box::pin(async move { peer.watch_map(0).await.map(|w| w.voters) })
+    })
+    .await
+}
+
 /// The committed map as of now (the leader confirms it leads), through any voter.
 pub async fn read_any(voters: &Voters) -> Result<ClusterMap, ProposeError> {
     any_voter(voters, |peer| {
         Box::pin(async move { peer.read_map(0).await })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(ids: &[(u64, &str)]) -> Vec<(NodeId, String)> {
+        ids.iter().map(|(i, a)| (*i, (*a).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_list_keeps_its_order_drops_old_voters_and_appends_new_ones() {
+        let asked = list(&[(2, "b"), (1, "a"), (3, "c")]);
+        let same: BTreeMap<_, _> = [(1, "a".into()), (2, "b".into()), (3, "c".into())].into();
+        assert_eq!(relisted(&asked, &same), None);
+        assert_eq!(relisted(&asked, &BTreeMap::new()), None);
+        let replaced: BTreeMap<_, _> = [(1, "a".into()), (2, "b".into()), (5, "e".into())].into();
+        assert_eq!(
+            relisted(&asked, &replaced),
+            Some(list(&[(2, "b"), (1, "a"), (5, "e")]))
+        );
+        let moved: BTreeMap<_, _> = [(1, "a2".into()), (2, "b".into()), (3, "c".into())].into();
+        assert_eq!(
+            relisted(&asked, &moved),
+            Some(list(&[(2, "b"), (1, "a2"), (3, "c")]))
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! It owns the bytes on the socket, the client side openraft calls ([`Peers`], [`Peer`]) and
 //! the accept loop ([`serve`]). What a request does is the node's business ([`Handler`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -211,6 +212,13 @@ pub enum Request {
     WatchMap {
         after: u64,
     },
+    /// An administrator's change of the voters, forwarded by a voter that is not the leader
+    /// (`ControlNode::change_voters`): every voter of the new set, with its control address
+    /// when it is not yet a member.
+    ChangeVoters {
+        voters: BTreeMap<NodeId, Option<String>>,
+        hops: u8,
+    },
 }
 
 /// The answers, one per request kind.
@@ -224,15 +232,18 @@ pub enum Response {
     Propose(Result<Outcome, ProposeError>),
     ReadMap(Result<ClusterMap, ProposeError>),
     WatchMap(Result<Watched, ProposeError>),
+    ChangeVoters(Result<BTreeMap<NodeId, String>, ProposeError>),
 }
 
-/// A voter's answer to a follower: its applied map, the log index it is at and the leader it
-/// knows of.
+/// A voter's answer to a follower: its applied map, the log index it is at, the leader it
+/// knows of, and the voters of the membership it knows (each with its control address), so
+/// a follower finds the voters made after its config was written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Watched {
     pub index: u64,
     pub leader: Option<NodeId>,
     pub map: ClusterMap,
+    pub voters: BTreeMap<NodeId, String>,
 }
 
 /// Why a proposal got no outcome, or a read no map. Only the leader commits and confirms
@@ -258,6 +269,8 @@ pub enum ProposeError {
     NoQuorum { reason: String },
     #[error("the control plane stopped: {reason}")]
     Stopped { reason: String },
+    #[error("the voters were not changed: {reason}")]
+    VotersRefused { reason: String },
 }
 
 /// What the server side does with a request (the node implements it).
@@ -487,6 +500,32 @@ impl Peer {
             .await
         {
             Ok(Response::WatchMap(answer)) => answer,
+            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
+            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
+        }
+    }
+
+    /// Asks this peer (the leader) to change the voters (`Request::ChangeVoters`); the voters
+    /// once changed.
+    pub async fn change_voters(
+        &mut self,
+        voters: BTreeMap<NodeId, Option<String>>,
+        hops: u8,
+    ) -> Result<BTreeMap<NodeId, String>, ProposeError> {
+        let (leader, address) = (self.target, self.address.clone());
+        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
+            leader,
+            address,
+            reason: e.to_string(),
+        };
+        match self
+            .call(
+                &Request::ChangeVoters { voters, hops },
+                limits::PROPOSE_TIMEOUT,
+            )
+            .await
+        {
+            Ok(Response::ChangeVoters(answer)) => answer,
             Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
             Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
         }

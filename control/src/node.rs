@@ -13,7 +13,7 @@ use std::time::Duration;
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
 };
-use openraft::{BasicNode, Raft, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -143,6 +143,9 @@ impl Handler for Serve {
             Request::WatchMap { after } => {
                 Response::WatchMap(watch_map(&self.raft, &self.map, after).await)
             }
+            Request::ChangeVoters { voters, hops } => Response::ChangeVoters(
+                change_voters(&self.raft, &self.secret, self.propose_timeout, voters, hops).await,
+            ),
         }
     }
 }
@@ -174,7 +177,22 @@ async fn watch_map(
         index: metrics.last_applied.map_or(0, |l| l.index),
         leader: metrics.current_leader,
         map: (*map).clone(),
+        voters: voters_of(metrics.membership_config.membership()),
     })
+}
+
+/// The voters of a membership, each with its address.
+fn voters_of(membership: &openraft::Membership<NodeId, BasicNode>) -> BTreeMap<NodeId, String> {
+    membership
+        .voter_ids()
+        .map(|id| {
+            let address = membership
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+                .unwrap_or_default();
+            (id, address)
+        })
+        .collect()
 }
 
 fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
@@ -192,16 +210,12 @@ fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
         )));
     }
     match config.voters.get(&config.id) {
-        Some(address) if *address == config.listen => Ok(()),
-        Some(address) => Err(NodeError::Config(format!(
+        Some(address) if *address != config.listen => Err(NodeError::Config(format!(
             "node {} listens on {} but the voters list it at {address}",
             config.id, config.listen
         ))),
-        None => Err(NodeError::Config(format!(
-            "node {} is not one of the voters {:?}",
-            config.id,
-            config.voters.keys().collect::<Vec<_>>()
-        ))),
+        // Not a founding voter: it joins once the voters add it (`change_voters`).
+        Some(_) | None => Ok(()),
     }
 }
 
@@ -251,9 +265,11 @@ impl Confirmer {
 }
 
 impl ControlNode {
-    /// Opens the voter's directory, listens, and starts Raft. A pristine directory is
-    /// bootstrapped with the configured voters (every voter may do so: the same membership
-    /// everywhere is safe); a directory holding a log resumes from it.
+    /// Opens the voter's directory, listens, and starts Raft. A pristine directory of a
+    /// founding voter (one of `config.voters`) is bootstrapped with them (every founding voter
+    /// may do so: the same membership everywhere is safe); a directory holding a log resumes
+    /// from it. A node that is not one of `config.voters` starts empty and waits for the
+    /// voters to add it ([`ControlNode::change_voters`]).
     pub async fn start(config: NodeConfig) -> Result<ControlNode, NodeError> {
         check_config(&config)?;
         let raft_config = Arc::new(raft_config(&config.timing)?);
@@ -298,7 +314,10 @@ impl ControlNode {
                 return Err(NodeError::Raft(e.to_string()));
             }
         };
-        let initialized = if pristine {
+        // Only a founding voter bootstraps. A joining one must not: its own first membership
+        // would carry the same log id as the cluster's, and Raft would take the two for one.
+        let founding = config.voters.contains_key(&config.id);
+        let initialized = if pristine && founding {
             raft.initialize(members).await
         } else {
             Ok(())
@@ -405,6 +424,18 @@ impl ControlNode {
         read_map(&self.raft, &self.map, &self.secret, self.propose_timeout, 0).await
     }
 
+    /// Makes `voters` the control plane's voters, through the leader (forwarded once from a
+    /// follower): each node not yet a member (given with its control address) is added as a
+    /// learner and caught up first, then the membership changes in one joint step; voters
+    /// left out stop being members. The new set has 1, 3 or 5 voters. Answers the voters once
+    /// changed.
+    pub async fn change_voters(
+        &self,
+        voters: BTreeMap<NodeId, Option<String>>,
+    ) -> Result<BTreeMap<NodeId, String>, ProposeError> {
+        change_voters(&self.raft, &self.secret, self.propose_timeout, voters, 0).await
+    }
+
     /// Stops the voter: Raft shut down, the port closed, every connection dropped.
     pub async fn stop(mut self) {
         if let Err(e) = self.raft.shutdown().await {
@@ -497,4 +528,109 @@ async fn read_map(
         .read_map(hops + 1)
         .await?;
     Ok(Arc::new(remote))
+}
+
+/// Why a voter set cannot be asked for, given the current membership: its size, or a node
+/// whose address is missing or differs from its member's.
+fn check_voters(
+    wanted: &BTreeMap<NodeId, Option<String>>,
+    membership: &openraft::Membership<NodeId, BasicNode>,
+) -> Result<(), String> {
+    if ![1, 3, 5].contains(&wanted.len()) {
+        return Err(format!(
+            "{} voters asked for: a control plane has 1, 3 or 5",
+            wanted.len()
+        ));
+    }
+    for (id, address) in wanted {
+        match (membership.get_node(id), address) {
+            (None, None) => {
+                return Err(format!(
+                    "node {id} is not a member of the control plane: give its control address \
+                     (ID=HOST:PORT, its `[control] listen`)"
+                ))
+            }
+            (Some(node), Some(address)) if node.addr != *address => {
+                return Err(format!(
+                    "node {id} is a member at {}, not at {address}",
+                    node.addr
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn change_voters(
+    raft: &Raft<TypeConfig>,
+    secret: &Secret,
+    timeout: Duration,
+    wanted: BTreeMap<NodeId, Option<String>>,
+    hops: u8,
+) -> Result<BTreeMap<NodeId, String>, ProposeError> {
+    let refused = |reason: String| ProposeError::VotersRefused { reason };
+    let confirmed = tokio::time::timeout(timeout, raft.ensure_linearizable())
+        .await
+        .map_err(|_| ProposeError::TimedOut {
+            timeout_ms: timeout.as_millis() as u64,
+        })?;
+    match confirmed {
+        Ok(_) => {}
+        Err(RaftError::Fatal(e)) => return Err(network::stopped(&e)),
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+            return Err(ProposeError::NoQuorum {
+                reason: e.to_string(),
+            })
+        }
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+            return forward_to(f, hops, secret)?
+                .change_voters(wanted, hops + 1)
+                .await
+        }
+    }
+    let membership = raft.metrics().borrow().membership_config.clone();
+    let membership = membership.membership();
+    check_voters(&wanted, membership).map_err(refused)?;
+    let written = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| match e {
+        RaftError::Fatal(e) => network::stopped(&e),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => refused(e.to_string()),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            forward_to(f, limits::FORWARD_HOPS_MAX, secret)
+                .err()
+                .unwrap_or(ProposeError::NoLeader)
+        }
+    };
+    for (id, address) in &wanted {
+        let Some(address) = address else { continue };
+        if membership.get_node(id).is_some() {
+            continue;
+        }
+        let node = BasicNode::new(address);
+        match tokio::time::timeout(timeout, raft.add_learner(*id, node, true)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(written(e)),
+            Err(_) => {
+                // Not caught up: take it out again, so a retry may name another address.
+                let removed = ChangeMembers::RemoveNodes([*id].into());
+                let _ = tokio::time::timeout(timeout, raft.change_membership(removed, true)).await;
+                return Err(refused(format!(
+                    "node {id} at {address} did not catch up within {} ms: is it running, with \
+                     `[control] listen = \"{address}\"` and the cluster secret?",
+                    timeout.as_millis()
+                )));
+            }
+        }
+    }
+    let ids: BTreeSet<NodeId> = wanted.keys().copied().collect();
+    let changed = tokio::time::timeout(timeout, raft.change_membership(ids, false))
+        .await
+        .map_err(|_| ProposeError::TimedOut {
+            timeout_ms: timeout.as_millis() as u64,
+        })?
+        .map_err(written)?;
+    let membership = changed
+        .membership
+        .expect("a membership change answers with the membership");
+    Ok(voters_of(&membership))
 }

@@ -524,10 +524,13 @@ async fn a_voter_set_raft_cannot_run_is_refused_at_start() {
         .unwrap_err();
     assert!(err.to_string().contains("1, 3 or 5"), "{err}");
     let one: BTreeMap<u64, String> = BTreeMap::from([(2, free_address())]);
-    let mut not_a_voter = config(2, &one, root.path(), &fast());
-    not_a_voter.id = 1;
-    let err = ControlNode::start(not_a_voter).await.unwrap_err();
-    assert!(err.to_string().contains("not one of the voters"), "{err}");
+    let mut moved = config(2, &one, root.path(), &fast());
+    moved.listen = free_address();
+    let err = ControlNode::start(moved).await.unwrap_err();
+    assert!(
+        err.to_string().contains("but the voters list it at"),
+        "{err}"
+    );
 }
 
 /// A follower that is no voter (a node beyond the voters, a gateway): it gets every committed
@@ -547,10 +550,14 @@ async fn a_follower_gets_each_change_and_moves_on_when_its_voter_stops() {
             list: voters.iter().map(|(i, a)| (*i, a.clone())).collect(),
             secret: Secret::new(SECRET).unwrap(),
         };
-        tokio::spawn(control::follow::follow(voters, move |index, map| {
-            let names = map.users.keys().cloned().collect();
-            seen.lock().unwrap().push((index, names));
-        }))
+        tokio::spawn(control::follow::follow(
+            voters,
+            move |index, map| {
+                let names = map.users.keys().cloned().collect();
+                seen.lock().unwrap().push((index, names));
+            },
+            |_| {},
+        ))
     };
     let has = |name: &str| {
         let seen = seen.clone();
@@ -609,6 +616,125 @@ async fn a_follower_gets_each_change_and_moves_on_when_its_voter_stops() {
     );
     assert!(seen.iter().all(|(_, names)| names.len() <= 3));
     for node in nodes.into_values() {
+        node.stop().await;
+    }
+}
+
+/// A dead voter replaced by a node that joins: the joining node starts empty (it bootstraps
+/// nothing of its own), catches up as a learner, and becomes a voter in one membership change;
+/// the plane then keeps a majority through the loss of another original voter, which it would
+/// not have with the dead one still counted. A follower learns the new voter from the answers.
+/// Voter sets Raft cannot run, or naming a new node without its address, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_voter_is_replaced_by_a_joining_node_and_the_plane_survives_another_loss() {
+    let root = tempfile::tempdir().unwrap();
+    let timing = fast();
+    let (founding, mut nodes) = start_all(3, root.path(), &timing).await;
+    agreed_leader(&nodes).await;
+    let voters_list = control::Voters {
+        list: founding.iter().map(|(i, a)| (*i, a.clone())).collect(),
+        secret: Secret::new(SECRET).unwrap(),
+    };
+    let learned = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u64>>::new()));
+    let follower = {
+        let learned = learned.clone();
+        tokio::spawn(control::follow::follow(
+            voters_list.clone(),
+            |_, _| {},
+            move |list| {
+                let ids = list.iter().map(|(id, _)| *id).collect();
+                learned.lock().unwrap().push(ids);
+            },
+        ))
+    };
+    let put = |i: u32| Command::CreateUser(user(i));
+    assert!(control::follow::propose_any(&voters_list, put(1))
+        .await
+        .unwrap()
+        .is_ok());
+
+    // Voter 3 dies; node 4 starts with the founding voters in its config, not being one.
+    nodes.remove(&3).unwrap().stop().await;
+    let address4 = free_address();
+    let joining = NodeConfig {
+        id: 4,
+        listen: address4.clone(),
+        dir: root.path().join("node-4"),
+        ..config(1, &founding, root.path(), &timing)
+    };
+    let joined = ControlNode::start(joining)
+        .await
+        .expect("a joining node starts");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        joined.voters().is_empty(),
+        "it bootstrapped a membership of its own"
+    );
+    assert!(joined.map().borrow().users.is_empty());
+
+    // Refused: a set of 2, a new node without its address, a member at another address.
+    let ask = |pairs: &[(u64, Option<&str>)]| -> BTreeMap<u64, Option<String>> {
+        pairs
+            .iter()
+            .map(|(id, a)| (*id, a.map(str::to_owned)))
+            .collect()
+    };
+    for (wanted, why) in [
+        (ask(&[(1, None), (2, None)]), "1, 3 or 5"),
+        (
+            ask(&[(1, None), (2, None), (4, None)]),
+            "give its control address",
+        ),
+        (
+            ask(&[(1, None), (2, Some("127.0.0.1:1")), (4, Some(&address4))]),
+            "is a member at",
+        ),
+    ] {
+        match control::follow::change_voters_any(&voters_list, wanted).await {
+            Err(ProposeError::VotersRefused { reason }) => {
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("not refused ({why}): {other:?}"),
+        }
+    }
+
+    // Through a follower voter: forwarded to the leader.
+    let follower_voter = *nodes
+        .keys()
+        .find(|id| nodes[*id].leader() != Some(**id))
+        .unwrap();
+    let changed = nodes[&follower_voter]
+        .change_voters(ask(&[(1, None), (2, None), (4, Some(&address4))]))
+        .await
+        .expect("the voters change");
+    assert_eq!(changed.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(changed[&4], address4);
+    wait_until("node 4 is a voter with the users", || {
+        joined.voters().into_iter().collect::<Vec<_>>() == vec![1, 2, 4]
+            && joined.map().borrow().users.contains_key("user-1")
+    })
+    .await;
+    wait_until("the follower learns voter 4", || {
+        learned.lock().unwrap().last() == Some(&vec![1, 2, 4])
+    })
+    .await;
+
+    // Voter 2 stops too: 1 and 4 are a majority of {1, 2, 4} (of {1, 2, 3} they would not
+    // be), so proposals commit and reads are confirmed.
+    nodes.remove(&2).unwrap().stop().await;
+    let after = control::Voters {
+        list: vec![(4, address4.clone())],
+        secret: Secret::new(SECRET).unwrap(),
+    };
+    assert!(control::follow::propose_any(&after, put(2))
+        .await
+        .unwrap()
+        .is_ok());
+    let read = control::follow::read_any(&after).await.unwrap();
+    assert!(read.users.contains_key("user-2"));
+    follower.abort();
+    joined.stop().await;
+    for (_, node) in nodes {
         node.stop().await;
     }
 }

@@ -123,10 +123,12 @@ class DevCluster:
     def config(self, node):
         return os.path.join(self.dir, f"node-{node}.toml")
 
-    def client(self, node, read_timeout_s=60):
+    def client(self, node, read_timeout_s=60, keys=None):
+        """An S3 client of `node`, signing as root or with `keys` (access key, secret key)."""
+        access, secret = keys or (self.access_key, self.secret_key)
         return boto3.client(
             "s3", endpoint_url=self.endpoints[node], region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            aws_access_key_id=access, aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
                           connect_timeout=5, read_timeout=read_timeout_s),
         )
@@ -211,12 +213,17 @@ def new_node_ports(c):
     return port_block(1 + c.cores_per_node)
 
 
-def start_new_node(c, node, layout_path, ports):
+def start_new_node(c, node, layout_path, ports, control_listen=None):
     """Starts node `node` (not one of dev's) with `percore serve`: node 3's config with its own
     data directory (the cluster's credentials copied in), endpoint on `ports`, the layout file
-    `layout_path` (which must give the node its cores from `ports + 1`). Registers its endpoint
-    in `c.endpoints`; returns the process (stop it with `stop_process`)."""
+    `layout_path` (which must give the node its cores from `ports + 1`), and with
+    `control_listen` ("HOST:PORT") a control port, where it may be made a voter. Registers its
+    endpoint in `c.endpoints`; returns the process (stop it with `stop_process`)."""
     node3 = open(c.config(3)).read()
+    if control_listen is not None:
+        node3, n = re.subn(r'(?m)^control = \{ ', f'control = {{ listen = "{control_listen}", ',
+                           node3)
+        assert n == 1, node3
     data = os.path.join(c.dir, f"node-{node}")
     os.makedirs(data)
     shutil.copy(os.path.join(c.dir, "credentials.toml"), os.path.join(data, "credentials.toml"))

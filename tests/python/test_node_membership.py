@@ -5,7 +5,9 @@ acknowledged object and lists the bucket, and a writer keeps writing, through th
 stay. Every read must return the exact bytes at every moment. Removing a node that still holds
 data is refused. At the end node 2 is stopped too: with nodes 1 and 5 alone, every object
 must still read, which it can only if node 5 holds what node 3 held (its metadata replicas,
-its EC shards). Node 3, restarted after all, finds itself removed and serves nothing from its
+its EC shards). Node 3 was a voter of the control plane: node 5 replaces it there too
+(`percore control voters`), so with node 2 stopped, nodes 1 and 5 are still a majority and a
+user created then works on both. Node 3, restarted after all, finds itself removed and serves nothing from its
 cores; after that it refuses to start. Every wait is bounded; every process stopped by
 pid."""
 import os
@@ -15,12 +17,20 @@ import time
 
 from changes import (Traffic, control_status, fill_bucket, metrics, read_all, wait_change_done,
                      wait_status)
+from botocore.exceptions import ClientError
 from cluster import DevCluster, new_node_ports, start_new_node, stop_process
-from conftest import percore_bin
+from conftest import percore_bin, port_block
 
 
 def node_cmd(c, *args, ok=True):
     r = subprocess.run([percore_bin(), "node", *args, "--config", c.config(1), "--limit", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode == 0) == ok, r.stdout + r.stderr
+    return r.stdout + r.stderr
+
+
+def control_cli(c, *args, ok=True):
+    r = subprocess.run([percore_bin(), "control", *args, "--data", os.path.join(c.dir, "node-1")],
                        capture_output=True, text=True, timeout=120)
     assert (r.returncode == 0) == ok, r.stdout + r.stderr
     return r.stdout + r.stderr
@@ -70,7 +80,9 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
                        str(ports + 1), "--cores", str(c.cores_per_node), "--zone", "zone-5",
                        "--write", v4_path)
         assert re.search(r"layout version 4 committed: \d+ placement groups move", out), out
-        node5 = start_new_node(c, 5, v4_path, ports)
+        assert "node 3 is a voter of the control plane: replace it there too" in out, out
+        control5 = f"127.0.0.1:{port_block(1)}"
+        node5 = start_new_node(c, 5, v4_path, ports, control_listen=control5)
         status = wait_change_done(c, 4, traffic.check)
         assert "node 3: removed: it can be stopped and its data wiped" in status, status
         with traffic.lock:
@@ -93,11 +105,41 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         assert "layout: version 4\nchange: version 3 -> 4 done" in r.stdout, r.stdout
         assert "node 3: removed: it can be stopped and its data wiped" in r.stdout, r.stdout
 
+        # Node 3 was a voter: node 5 takes its place in the control plane.
+        out = control_cli(c, "voters")
+        assert re.search(r"(?m)^voters: 1 \(.*\), 2 \(.*\), 3 \(", out), out
+        out = control_cli(c, "voters", "1", "5", ok=False)
+        assert "a control plane has 1, 3 or 5" in out, out
+        out = control_cli(c, "voters", "1", "2", f"5={control5}")
+        assert "voters: 1 (" in out and f"5 ({control5})" in out and "3 (" not in out, out
+        # Every node learns it from the map's answers, and rewrites its control.toml.
+        deadline = time.time() + 30
+        while f"voter 5 {control5}: up" not in (status := control_status(c)):
+            assert time.time() < deadline, status
+            time.sleep(0.5)
+        assert "voter 3 " not in status, status
+
         # Node 5 holds what node 3 held: with node 2 stopped too, nodes 1 and 5 serve it all.
         read_all(c, 5, bucket, blobs)
         c.kill(2, sig=15)
         read_all(c, 1, bucket, blobs)
         read_all(c, 5, bucket, blobs)
+        # ... and are a majority of the voters: a user created now signs on both.
+        out = subprocess.run([percore_bin(), "user", "create", "late", "--data",
+                              os.path.join(c.dir, "node-1")], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        keys = tuple(re.search(rf"(?m)^{k}: (\S+)$", out.stdout).group(1)
+                     for k in ("access_key", "secret_key"))
+        for node in (1, 5):
+            deadline = time.time() + 30
+            while True:
+                try:
+                    c.client(node, keys=keys).list_buckets()
+                    break
+                except ClientError as e:
+                    assert time.time() < deadline, f"node {node}: {e}"
+                    time.sleep(0.2)
 
         # Node 3 comes back from the dead: it starts from the layout it kept (version 3), takes
         # the map's version 4, finds itself removed and says so; its cores serve nothing.

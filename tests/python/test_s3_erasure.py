@@ -4,7 +4,6 @@ reads back byte-identical; with three lost, reads fail instead of returning wron
 import glob
 import os
 
-import pytest
 
 from conftest import Server
 
