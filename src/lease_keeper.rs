@@ -63,6 +63,58 @@ pub struct LeaseTask {
     pub applied: Applied,
 }
 
+/// One round's view, from which each node's next step is decided (`Round::decide`): pure, so
+/// the rules are tested with any clock.
+struct Round<'a> {
+    /// The nodes leased this round.
+    nodes: &'a [u64],
+    heard: &'a BTreeMap<u64, Heard>,
+    /// When this leader began leading: a node not heard since is counted from then.
+    since: Instant,
+    now: Instant,
+}
+
+impl Round<'_> {
+    /// Whether node `n`'s lease, from any leader, must have run out.
+    fn expired(&self, n: u64) -> bool {
+        let heard = self.heard.get(&n).and_then(|h| h.at);
+        let last = heard.unwrap_or(self.since).max(self.since);
+        self.now.saturating_duration_since(last) > LEASE + LEASE_MARGIN
+    }
+
+    /// What to propose for `node`, whose standing in the map is `standing` (and, if it is
+    /// `Restoring`, was so at map index `restoring_at`).
+    fn decide(&self, node: u64, standing: Option<Demotion>, restoring_at: u64) -> Option<Command> {
+        match standing {
+            None | Some(Demotion::Restoring) if self.expired(node) => {
+                Some(Command::Demote { node })
+            }
+            Some(Demotion::Demoted)
+                if self
+                    .heard
+                    .get(&node)
+                    .is_some_and(|h| h.rounds >= ROUNDS_BEFORE_RESTORE) =>
+            {
+                Some(Command::Restore { node })
+            }
+            // Every node routes by a map where it is on its way back (and ended what it chose
+            // before), or holds no lease and routes nothing.
+            Some(Demotion::Restoring)
+                if self.nodes.iter().all(|&n| {
+                    self.expired(n)
+                        || self
+                            .heard
+                            .get(&n)
+                            .is_some_and(|h| h.applied >= restoring_at)
+                }) =>
+            {
+                Some(Command::Reinstate { node })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What this leader heard from one node.
 #[derive(Default, Clone, Copy)]
 struct Heard {
@@ -100,37 +152,27 @@ impl LeaseTask {
             }
             let nodes = layout_nodes(&map, &self.backend);
             self.grant(&nodes, &map, confirmed_at, &mut heard).await;
-            // Whether node `n`'s lease (any leader's) must have run out.
-            let expired = |n: u64| {
-                let last = heard.get(&n).and_then(|h| h.at).unwrap_or(since).max(since);
-                last.elapsed() > LEASE + LEASE_MARGIN
+            let round = Round {
+                nodes: &nodes,
+                heard: &heard,
+                since,
+                now: Instant::now(),
             };
+            let mut decided = Vec::new();
             for &node in &nodes {
-                match map.demoted.get(&node) {
-                    None | Some(Demotion::Restoring) if expired(node) => {
-                        restoring_at.remove(&node);
-                        self.propose(node, Command::Demote { node }).await;
-                    }
-                    Some(Demotion::Demoted)
-                        if heard
-                            .get(&node)
-                            .is_some_and(|h| h.rounds >= ROUNDS_BEFORE_RESTORE) =>
-                    {
-                        self.propose(node, Command::Restore { node }).await;
-                    }
-                    Some(Demotion::Restoring) => {
-                        let at = *restoring_at.entry(node).or_insert(index);
-                        // Every node routes by a map where it is on its way back (and ended
-                        // what it chose before), or holds no lease and routes nothing.
-                        let fenced = nodes
-                            .iter()
-                            .all(|&n| expired(n) || heard.get(&n).is_some_and(|h| h.applied >= at));
-                        if fenced {
-                            restoring_at.remove(&node);
-                            self.propose(node, Command::Reinstate { node }).await;
-                        }
-                    }
-                    _ => {}
+                let standing = map.demoted.get(&node).copied();
+                let at = if standing == Some(Demotion::Restoring) {
+                    *restoring_at.entry(node).or_insert(index)
+                } else {
+                    restoring_at.remove(&node);
+                    0
+                };
+                decided.push((node, round.decide(node, standing, at)));
+            }
+            for (node, command) in decided {
+                if let Some(command) = command {
+                    restoring_at.remove(&node);
+                    self.propose(node, command).await;
                 }
             }
         }
@@ -214,4 +256,120 @@ fn layout_nodes(map: &ClusterMap, backend: &Backend) -> Vec<u64> {
         .filter(|n| !n.removed)
         .map(|n| n.id)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(at: Option<Instant>, applied: u64, rounds: u32) -> Heard {
+        Heard {
+            at,
+            applied,
+            rounds,
+        }
+    }
+
+    #[test]
+    fn a_node_silent_past_its_lease_and_the_margin_is_demoted_counting_from_the_election() {
+        let since = Instant::now();
+        let limit = LEASE + LEASE_MARGIN;
+        let nodes = [1, 2];
+        let heard = BTreeMap::from([(1, heard(Some(since), 5, 1))]);
+        let at = |after: Duration| Round {
+            nodes: &nodes,
+            heard: &heard,
+            since,
+            now: since + after,
+        };
+        // Node 2, never heard, is counted from the election: not demoted before the limit.
+        assert_eq!(at(limit).decide(2, None, 0), None);
+        let late = at(limit + Duration::from_millis(1));
+        assert_eq!(late.decide(2, None, 0), Some(Command::Demote { node: 2 }));
+        assert_eq!(late.decide(1, None, 0), Some(Command::Demote { node: 1 }));
+        // A node on its way back that goes silent again is demoted again.
+        assert_eq!(
+            late.decide(1, Some(Demotion::Restoring), 7),
+            Some(Command::Demote { node: 1 })
+        );
+        // A demoted node stays demoted while silent (nothing to propose).
+        assert_eq!(late.decide(1, Some(Demotion::Demoted), 0), None);
+    }
+
+    #[test]
+    fn a_demoted_node_is_restored_after_answering_enough_rounds_in_a_row() {
+        let since = Instant::now();
+        let nodes = [1, 2];
+        for (rounds, want) in [
+            (ROUNDS_BEFORE_RESTORE - 1, None),
+            (ROUNDS_BEFORE_RESTORE, Some(Command::Restore { node: 2 })),
+        ] {
+            let heard = BTreeMap::from([(2, heard(Some(since), 3, rounds))]);
+            let round = Round {
+                nodes: &nodes,
+                heard: &heard,
+                since,
+                now: since + LEASE_GRANT_EVERY,
+            };
+            assert_eq!(
+                round.decide(2, Some(Demotion::Demoted), 0),
+                want,
+                "{rounds}"
+            );
+        }
+    }
+
+    /// The restore fence: a restoring node serializes again only once every node has either
+    /// applied the map in which it is restoring, or holds no lease any more.
+    #[test]
+    fn a_restoring_node_is_reinstated_only_once_every_node_applied_its_restore_or_lost_its_lease() {
+        let since = Instant::now();
+        let nodes = [1, 2, 3];
+        let restoring_at = 10;
+        let now = since + LEASE_GRANT_EVERY;
+        let decide = |heard: &BTreeMap<u64, Heard>, now: Instant| {
+            Round {
+                nodes: &nodes,
+                heard,
+                since,
+                now,
+            }
+            .decide(2, Some(Demotion::Restoring), restoring_at)
+        };
+        let behind = BTreeMap::from([
+            (1, heard(Some(now), 10, 4)),
+            (2, heard(Some(now), 10, 4)),
+            (3, heard(Some(now), 9, 4)),
+        ]);
+        assert_eq!(
+            decide(&behind, now),
+            None,
+            "node 3 routes by a map before the restore"
+        );
+        let caught_up = BTreeMap::from([
+            (1, heard(Some(now), 11, 4)),
+            (2, heard(Some(now), 10, 4)),
+            (3, heard(Some(now), 10, 4)),
+        ]);
+        assert_eq!(
+            decide(&caught_up, now),
+            Some(Command::Reinstate { node: 2 })
+        );
+        // Node 3, still behind, goes silent: once its lease must have run out, it no longer
+        // holds the reinstatement back (the others still answer).
+        let silent = BTreeMap::from([
+            (1, heard(Some(now), 10, 4)),
+            (2, heard(Some(now), 10, 4)),
+            (3, heard(Some(since), 9, 0)),
+        ]);
+        let limit = since + LEASE + LEASE_MARGIN;
+        assert_eq!(decide(&silent, limit), None);
+        let later = limit + Duration::from_millis(1);
+        let fresh = BTreeMap::from([
+            (1, heard(Some(later), 10, 5)),
+            (2, heard(Some(later), 10, 5)),
+            (3, heard(Some(since), 9, 0)),
+        ]);
+        assert_eq!(decide(&fresh, later), Some(Command::Reinstate { node: 2 }));
+    }
 }
