@@ -1401,6 +1401,17 @@ impl Backend {
         }
     }
 
+    /// The core that runs a group's background duties (scrub, lifecycle, tiering) for the
+    /// records placed at `cores`: the one that serializes its conditional writes now, so a
+    /// demoted node's groups are not left without one, else (a handoff, a node on its way
+    /// back) the row's first core that stays. Two cores may both act for a moment around a
+    /// change of standing; the duties are idempotent and their writes conditional.
+    pub fn primary(&self, cores: &Placement) -> usize {
+        cores
+            .serializer(&|c| self.standing_of(c))
+            .unwrap_or_else(|| cores.authority())
+    }
+
     /// How core `core`'s node stands for serializing conditional writes (the control map's
     /// demotions, `set_standing`).
     pub fn standing_of(&self, core: usize) -> Standing {

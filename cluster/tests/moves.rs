@@ -1630,10 +1630,15 @@ fn serializers_follow_the_nodes_standing_and_a_new_standing_waits_for_writes_in_
             let standing = |s: Standing| std::collections::BTreeMap::from([(node(row[0]), s)]);
             let serves = |_: usize| Standing::Serves;
             assert_eq!(placed.serializer(&serves), Some(row[0]));
+            assert_eq!(gw.primary(&placed), row[0]);
+            // Demoted: the next core serializes, and runs the group's background duties.
             gw.set_standing(standing(Standing::Skipped)).await;
             assert_eq!(placed.serializer(&|c| gw.standing_of(c)), Some(row[1]));
+            assert_eq!(gw.primary(&placed), row[1]);
+            // On its way back: none serializes; the duties stay with the row's first.
             gw.set_standing(standing(Standing::Waits)).await;
             assert_eq!(placed.serializer(&|c| gw.standing_of(c)), None);
+            assert_eq!(gw.primary(&placed), row[0]);
             gw.set_standing(std::collections::BTreeMap::new()).await;
             // A conditional write to row[0], whose node stops answering.
             world.lock().up[node(row[0]) as usize - 1] = false;

@@ -384,7 +384,7 @@ impl Store {
                 _ => return,
             }
         };
-        if self.object_cores(&bucket, &key).authority() != origin.core {
+        if self.backend.primary(&self.object_cores(&bucket, &key)) != origin.core {
             return;
         }
         let cores = self.head_cores(&bucket, &key, &head);
@@ -542,7 +542,7 @@ impl Store {
         let meta_cores = self.object_cores(bucket, key);
         // Every replica compares its part records (`converge`); the primary also checks the
         // parts' fragments.
-        let primary = meta_cores.authority() == origin.core;
+        let primary = self.backend.primary(&meta_cores) == origin.core;
         let Ok(upload) = UploadRecord::decode(origin.value.clone()) else {
             return;
         };

@@ -6,11 +6,15 @@
 //! Bounded in entries and in bytes (each entry's size is the caller's estimate): an insert
 //! that would pass a bound first drops the expired entries, and if that is not enough, all of
 //! them (a cache, not a store: the next lookups read the records again). An entry larger than
-//! the byte bound alone is not kept.
+//! the byte bound alone is not kept. Its clock is tokio's, so the object simulation's paused
+//! clock expires entries as it does everything else (with a real clock a seed's history could
+//! depend on the machine's load).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 pub struct TtlCache<V> {
     ttl: Duration,

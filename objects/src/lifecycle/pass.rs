@@ -28,7 +28,6 @@
 //! shortened by the test clock `--lifecycle-day-secs`); the test clock does not round to
 //! midnight as S3 does.
 
-use cluster::moves::Cores;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -212,7 +211,7 @@ impl Store {
         let Ok(key) = std::str::from_utf8(rest) else {
             return;
         };
-        if self.object_cores(bucket, key).authority() != core {
+        if self.backend.primary(&self.object_cores(bucket, key)) != core {
             return;
         }
         let Ok(head) = ObjectHead::decode(value.clone()) else {
@@ -249,7 +248,7 @@ impl Store {
         let Ok(key) = String::from_utf8(key) else {
             return;
         };
-        if self.object_cores(&bucket, &key).authority() != core {
+        if self.backend.primary(&self.object_cores(&bucket, &key)) != core {
             return;
         }
         let Ok(v) = VersionRecord::decode(value.clone()) else {
@@ -496,7 +495,7 @@ impl Store {
         let Some((key, upload_id)) = crate::records::split_upload_rest(rest) else {
             return;
         };
-        if self.object_cores(bucket, key).authority() != core {
+        if self.backend.primary(&self.object_cores(bucket, key)) != core {
             return;
         }
         let Ok(upload) = UploadRecord::decode(value.clone()) else {
@@ -564,7 +563,7 @@ impl Store {
         let Some(cores) = self.record_cores(tag, bucket, rest) else {
             return;
         };
-        if cores.authority() != core {
+        if self.backend.primary(&cores) != core {
             return;
         }
         let state = self.scope_state(bucket, &mut pass.buckets).await;
