@@ -1033,17 +1033,9 @@ impl<'a> Mover<'a> {
             phases.fence(t, pg, at).await?;
         }
         match stage {
-            Stage::Copy => {
-                for &pg in pgs {
-                    self.pass(pg, Pass::Copy).await?;
-                }
-            }
+            Stage::Copy => self.pass(pgs, Pass::Copy).await?,
             Stage::Handoff => self.hand_over(pgs).await?,
-            Stage::Retire => {
-                for &pg in pgs {
-                    self.pass(pg, Pass::Retire).await?;
-                }
-            }
+            Stage::Retire => self.pass(pgs, Pass::Retire).await?,
         }
         phases.advance_groups(t, pgs, to).await?;
         if to == Phase::Done {
@@ -1078,7 +1070,9 @@ impl<'a> Mover<'a> {
         for (source, groups) in by_source {
             let mut cursor: Option<Bytes> = None;
             loop {
-                let (entries, next) = self.scan_page(&[source], &empty, cursor.clone()).await?;
+                let (entries, next) = self
+                    .scan_page(&[source], &[vec![source]], &empty, cursor.clone())
+                    .await?;
                 for (key, v) in entries {
                     let to = self
                         .catalog
@@ -1097,30 +1091,56 @@ impl<'a> Mover<'a> {
         Ok(())
     }
 
-    /// One pass over group `pg`'s records: read from a read quorum of the old metadata row
-    /// (`Copy`) or the new one (`Retire`); records copied to the new cores of the moved
-    /// metadata positions, fragments of live records to the new cores of the moved fragment
-    /// positions, and, when retiring, the old copies of those fragments deleted.
-    async fn pass(&self, pg: u32, pass: Pass) -> Result<(), MoveError> {
+    /// One pass over groups `pgs`' records: read from a read quorum of each group's old
+    /// metadata row (`Copy`) or its new one (`Retire`); records copied to the new cores of the
+    /// moved metadata positions, fragments of live records to the new cores of the moved
+    /// fragment positions, and, when retiring, the old copies of those fragments deleted.
+    /// One merged scan of the cores of every group's source for the whole step, holding a read
+    /// quorum of each source: a scan per group read every record of its cores (theirs and
+    /// every other group's) once per group, so a move of G groups read the cores' metadata
+    /// about G / (cores / replicas) times over, which was most of a move's work next to the
+    /// foreground (bench/move.py). A core outside a record's replicas can only hold an older
+    /// copy of it (left by an earlier change), which the newest one outranks.
+    async fn pass(&self, pgs: &[u32], pass: Pass) -> Result<(), MoveError> {
         let t = &self.transition;
-        let (old, new) = t.rows(pg, t.depth);
         let meta = t.meta_replicas;
-        let source = if pass == Pass::Copy {
-            &old[..meta]
-        } else {
-            &new[..meta]
-        };
-        let moved_meta: Vec<usize> = (0..meta).filter(|&i| old[i] != new[i]).collect();
+        // Each group's old row, new row and moved metadata positions.
+        let mut groups: BTreeMap<u32, [Vec<usize>; 3]> = BTreeMap::new();
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        for &pg in pgs {
+            let (old, new) = t.rows(pg, t.depth);
+            let source = if pass == Pass::Copy {
+                &old[..meta]
+            } else {
+                &new[..meta]
+            };
+            let mut set = source.to_vec();
+            set.sort_unstable();
+            sets.push(set);
+            let moved_meta: Vec<usize> = (0..meta).filter(|&i| old[i] != new[i]).collect();
+            groups.insert(pg, [old, new, moved_meta]);
+        }
+        sets.sort_unstable();
+        sets.dedup();
+        let mut cores: Vec<usize> = sets.iter().flatten().copied().collect();
+        cores.sort_unstable();
+        cores.dedup();
         let empty = Bytes::new();
         let mut cursor: Option<Bytes> = None;
         loop {
-            let (entries, next) = self.scan_page(source, &empty, cursor.clone()).await?;
+            let (entries, next) = self
+                .scan_page(&cores, &sets, &empty, cursor.clone())
+                .await?;
             for (key, v) in entries {
-                if self.catalog.group(&key, &t.old) != Some(pg) {
+                let Some([old, new, moved_meta]) = self
+                    .catalog
+                    .group(&key, &t.old)
+                    .and_then(|g| groups.get(&g))
+                else {
                     continue;
-                }
+                };
                 if pass == Pass::Copy {
-                    for &i in &moved_meta {
+                    for &i in moved_meta {
                         self.copy_record(new[i], &key, &v).await?;
                     }
                 }
@@ -1128,8 +1148,13 @@ impl<'a> Mover<'a> {
                     continue;
                 }
                 for stripe in self.catalog.stripes(&key, &v.value) {
-                    self.move_stripe(&stripe, &old, &new, pass).await?;
+                    self.move_stripe(&stripe, old, new, pass).await?;
                 }
+                let source = if pass == Pass::Copy {
+                    &old[..meta]
+                } else {
+                    &new[..meta]
+                };
                 for prefix in self.catalog.dependents(&key, &v.value) {
                     let rows = (&old[..], &new[..], source, &moved_meta[..]);
                     self.pass_dependents(&prefix, (&key, &v.value), rows, pass)
@@ -1147,7 +1172,8 @@ impl<'a> Mover<'a> {
     /// read quorum of `source` (one replica set; its cores hold other groups' records too).
     async fn scan_page(
         &self,
-        source: &[usize],
+        cores: &[usize],
+        sets: &[Vec<usize>],
         prefix: &Bytes,
         cursor: Option<Bytes>,
     ) -> Result<(Vec<(Bytes, MetaVersion)>, Option<Bytes>), BackendError> {
@@ -1157,8 +1183,8 @@ impl<'a> Mover<'a> {
             let page = self
                 .backend
                 .meta_scan_sets(
-                    source,
-                    vec![source.to_vec()],
+                    cores,
+                    sets.to_vec(),
                     true,
                     prefix,
                     cursor.clone(),
@@ -1189,7 +1215,9 @@ impl<'a> Mover<'a> {
     ) -> Result<(), MoveError> {
         let mut cursor: Option<Bytes> = None;
         loop {
-            let (entries, next) = self.scan_page(source, prefix, cursor.clone()).await?;
+            let (entries, next) = self
+                .scan_page(source, &[source.to_vec()], prefix, cursor.clone())
+                .await?;
             for (key, v) in entries {
                 if pass == Pass::Copy {
                     for &i in moved_meta {
