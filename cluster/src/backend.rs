@@ -199,6 +199,21 @@ struct Core {
 }
 
 impl Core {
+    /// One request on this core's link, without the backend's bookkeeping (down marks,
+    /// offline answers): `Backend::call_core`, and repairs sent without waiting.
+    async fn send(&self, request: Request) -> Result<Response, BackendError> {
+        match &self.link {
+            Link::Local(h) => h.call(request).await.map_err(BackendError::from),
+            Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
+            Link::Other(l) => l.call(request).await,
+            Link::Gone => Err(BackendError::Down {
+                core: format!("{} (its node was removed from the layout)", self.name),
+            }),
+        }
+    }
+}
+
+impl Core {
     fn new(link: Link, name: String) -> Core {
         Core {
             link,
@@ -1179,15 +1194,9 @@ impl Backend {
             }
             plain => plain,
         };
-        let result = match &c.link {
-            Link::Local(h) => h.call(request).await.map_err(BackendError::from),
-            Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
-            Link::Other(l) => l.call(request).await,
-            Link::Gone => {
-                return Err(BackendError::Down {
-                    core: format!("{} (its node was removed from the layout)", c.name),
-                })
-            }
+        let result = match c.send(request).await {
+            Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
+            result => result,
         };
         // An offline core (damaged partition) answers everything, batches included, with one
         // error: treated like an unreachable core, so reads go around it.
@@ -1225,6 +1234,29 @@ impl Backend {
             }
         }
         result
+    }
+
+    /// Sends one request per core of `cores` as background work (the cores' low-share queue)
+    /// in tasks of their own, without waiting for the answers: a best-effort write nothing
+    /// waits for (a read repair a quorum does not need). `false`, nothing sent, outside a
+    /// tokio runtime. Cores marked down are skipped, and nothing is marked down on a failure.
+    fn send_detached(&self, cores: &[usize], make: impl Fn(usize) -> Request) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        for &core in cores {
+            if self.is_down(core) {
+                continue;
+            }
+            let Some(c) = self.core(core) else { continue };
+            let request = Request::Background(Box::new(make(core)));
+            runtime.spawn(async move {
+                if let Err(e) = c.send(request).await {
+                    tracing::debug!(core = %c.name, error = %e, "a read repair was not made");
+                }
+            });
+        }
+        true
     }
 
     /// Runs one request per core concurrently.
@@ -1613,11 +1645,22 @@ impl Backend {
             .filter(|(_, v)| v.as_ref() != Some(&newest))
             .map(|(c, _)| *c)
             .collect();
+        // A write quorum of every set holding the newest version already keeps every later
+        // read from an older one: the repair need not delay this answer.
+        let held = sets.iter().all(|set| {
+            let holding = answers
+                .iter()
+                .filter(|(c, v)| set.contains(c) && v.as_ref() == Some(&newest))
+                .count();
+            holding >= write_quorum(set.len())
+        });
         stale.extend(damaged);
         if !stale.is_empty() {
             let repair = |_| repair_request(key, &newest);
             // Best effort: a replica that stays stale is found by the next read.
-            let _ = self.fan_out(&stale, repair).await;
+            if !(held && self.send_detached(&stale, repair)) {
+                let _ = self.fan_out(&stale, repair).await;
+            }
         }
         Ok((!newest.deleted).then(|| MetaEntry {
             hlc: newest.hlc,

@@ -84,6 +84,17 @@ fn version_on(h: &CoreHandle, key: &str) -> Option<MetaVersion> {
     }
 }
 
+/// Runs `rt` until `f` holds (a repair sent without waiting lands), for at most 2 s.
+fn eventually(rt: &tokio::runtime::Runtime, what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(10)).await });
+    }
+    panic!("not within 2 s: {what}");
+}
+
 /// Replicas that disagree: the newest wins, tombstones included, and stale replicas are
 /// repaired by the read; listings merge every replica and page exactly.
 fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
@@ -102,7 +113,28 @@ fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
         .unwrap()
         .unwrap();
     assert_eq!((got.hlc, &got.value[..]), (5, &b"new"[..]));
-    assert_eq!(version_on(&h[2], "t/stale").unwrap().hlc, 5, "read repair");
+    // Two of three hold the newest, a write quorum: the repair of core 2 is sent without
+    // delaying the answer, and lands once the runtime runs it.
+    eventually(&rt, "read repair", || {
+        version_on(&h[2], "t/stale").unwrap().hlc == 5
+    });
+    // Only core 0 holds the newest (a write that reached one replica): the read returns it
+    // only once the repair made it a write quorum, so no later read returns the older one.
+    put(&h[0], "t/lone", "new", 5);
+    put(&h[1], "t/lone", "old", 3);
+    put(&h[2], "t/lone", "old", 3);
+    let got = rt
+        .block_on(backend.meta_get(&[0, 1, 2], &Bytes::from_static(b"t/lone")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.hlc, 5);
+    for c in &h[1..] {
+        assert_eq!(
+            version_on(c, "t/lone").unwrap().hlc,
+            5,
+            "repaired before the answer"
+        );
+    }
     // Core 2 missed a delete: the key stays deleted, in reads and in listings.
     for c in h {
         put(c, "t/gone", "v", 1);
@@ -113,7 +145,9 @@ fn check_quorum_reads(backend: &Backend, h: &[CoreHandle]) {
         .block_on(backend.meta_get(&[2, 1, 0], &Bytes::from_static(b"t/gone")))
         .unwrap();
     assert_eq!(got, None, "a missed delete does not resurrect the key");
-    assert!(version_on(&h[2], "t/gone").unwrap().deleted, "repaired");
+    eventually(&rt, "the missed delete repaired", || {
+        version_on(&h[2], "t/gone").unwrap().deleted
+    });
     // Listing: each replica holds a different subset; the merge is their union, newest wins.
     put(&h[0], "l/a", "1", 1);
     put(&h[1], "l/b", "1", 1);
