@@ -8,7 +8,8 @@ an open-loop 4 KiB GET load runs through node 1. It measures, in one run:
 - foreground 4 KiB GET p99 during the move ÷ the same load idle, just before (target ≤ 1.2):
   the load runs in windows of `MOVE_WINDOW` (5 s) one after the other, and each side's
   figure is its worst window's p99 (the generator cannot be stopped at the move's end and
-  still report, so the move's time is covered by whole windows);
+  still report, so the move's time is covered by whole windows); for context, the same load
+  once the change is done (`MOVE_AFTER_WINDOWS`, the 4-node cluster idle);
 - bytes copied ÷ an estimate of what the plan requires: the bytes the cores held before the
   change (every fragment, the data set's EC shards and replicas) × the fraction of fragment
   slots the plan moves (target ≤ 1.05; an estimate, as the moved slots hold a data set's
@@ -19,8 +20,9 @@ logs. Standard library only; the S3 work is percore-loadgen's.
 
 Usage: python3 bench/move.py OUT_DIR
 Env:   MOVE_RATE_MIB (8), MOVE_GET_RATE (400 GETs/s), MOVE_DATA_KEYS (1500 objects of
-       MOVE_DATA_SIZE, 256KiB), MOVE_IDLE_WINDOWS (4), MOVE_WINDOW (5 s), MOVE_QUICK=1 (a
-       smoke run of this script: small data, one idle window).
+       MOVE_DATA_SIZE, 256KiB), MOVE_IDLE_WINDOWS (4), MOVE_AFTER_WINDOWS (2),
+       MOVE_WINDOW (5 s), MOVE_QUICK=1 (a smoke run of this script: small data, one idle
+       window and one after).
 """
 import json
 import os
@@ -43,6 +45,7 @@ GET_RATE = int(os.environ.get("MOVE_GET_RATE", "400"))
 DATA_KEYS = int(os.environ.get("MOVE_DATA_KEYS", "60" if QUICK else "1500"))
 DATA_SIZE = os.environ.get("MOVE_DATA_SIZE", "256KiB")
 IDLE_WINDOWS = int(os.environ.get("MOVE_IDLE_WINDOWS", "1" if QUICK else "4"))
+AFTER_WINDOWS = int(os.environ.get("MOVE_AFTER_WINDOWS", "1" if QUICK else "2"))
 WINDOW_S = int(os.environ.get("MOVE_WINDOW", "5"))
 CHANGE_TIMEOUT_S = 900
 NODES, CORES = 3, 2
@@ -204,11 +207,14 @@ def main():
         finished = {}
 
         def watch():
-            # Polls the change every 0.5 s while the load's windows run.
+            # Polls node 1's layout version (2 once the change is done) every 0.5 s while the
+            # load's windows run: one HTTP GET, where a `percore control status` process each
+            # time cost the machine more than the GETs measured (a process start, a runtime,
+            # three voters asked) and was charged to the move.
             while time.time() - started < CHANGE_TIMEOUT_S:
-                status = control_status(percore, node1)
-                if re.search(r"change: version 1 -> 2 done", status):
-                    finished["at"], finished["status"] = time.time(), status
+                if metrics(args["endpoint"]).get("percore_layout_version") == 2:
+                    finished["at"] = time.time()
+                    finished["status"] = control_status(percore, node1)
                     return
                 time.sleep(0.5)
 
@@ -223,6 +229,10 @@ def main():
         leader = int(re.search(r"leader (\d+)", status).group(1))
         copied = metrics(f"http://127.0.0.1:{base + leader - 1}").get(
             'percore_layout_moved{kind="bytes"}', 0.0)
+
+        # The same load once the change is done: the 4-node cluster idle, to tell what the
+        # move costs from what the larger cluster costs.
+        after = [window(lg, args, out, f"get-after-{i}") for i in range(AFTER_WINDOWS)]
 
         idle_p99 = max(w[0] for w in idle)
         idle_err = sum(w[1] for w in idle)
@@ -241,6 +251,10 @@ def main():
             "get_p99_idle_ms": round(idle_p99, 2),
             "get_p99_during_ms": round(during_p99, 2),
             "get_p99_ratio": round(during_p99 / idle_p99, 2),
+            "windows_after": len(after),
+            "get_p99_after_ms": round(max(w[0] for w in after), 2) if after else None,
+            "get_p99_during_vs_after": (round(during_p99 / max(w[0] for w in after), 2)
+                                        if after else None),
             "get_errors_idle": idle_err,
             "get_errors_during": during_err,
             "get_ops_per_s_during": during_ops,
