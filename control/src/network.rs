@@ -450,59 +450,56 @@ impl Peer {
         }
     }
 
-    /// Sends a proposal to this peer (the leader) and returns its answer.
-    pub async fn propose(&mut self, command: Command, hops: u8) -> Result<Outcome, ProposeError> {
+    /// One request whose answer `pick` takes out of the response of its kind (`None`: an
+    /// answer of another kind); no answer counts as the peer unreachable.
+    async fn ask<T>(
+        &mut self,
+        request: &Request,
+        limit: std::time::Duration,
+        pick: impl FnOnce(Response) -> Option<Result<T, ProposeError>>,
+    ) -> Result<T, ProposeError> {
         let (leader, address) = (self.target, self.address.clone());
         let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
             leader,
             address,
             reason: e.to_string(),
         };
-        match self
-            .call(&Request::Propose { command, hops }, limits::PROPOSE_TIMEOUT)
-            .await
-        {
-            Ok(Response::Propose(answer)) => answer,
-            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
+        match self.call(request, limit).await {
+            Ok(response) => pick(response)
+                .unwrap_or_else(|| Err(unreachable(WireError::Refused("answer of another kind")))),
             Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
         }
     }
 
+    /// Sends a proposal to this peer (the leader) and returns its answer.
+    pub async fn propose(&mut self, command: Command, hops: u8) -> Result<Outcome, ProposeError> {
+        let request = Request::Propose { command, hops };
+        self.ask(&request, limits::PROPOSE_TIMEOUT, |r| match r {
+            Response::Propose(answer) => Some(answer),
+            _ => None,
+        })
+        .await
+    }
+
     /// Asks this peer (the leader) for the map as of now.
     pub async fn read_map(&mut self, hops: u8) -> Result<ClusterMap, ProposeError> {
-        let (leader, address) = (self.target, self.address.clone());
-        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
-            leader,
-            address,
-            reason: e.to_string(),
-        };
-        match self
-            .call(&Request::ReadMap { hops }, limits::PROPOSE_TIMEOUT)
-            .await
-        {
-            Ok(Response::ReadMap(answer)) => answer,
-            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
-            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
-        }
+        let request = Request::ReadMap { hops };
+        self.ask(&request, limits::PROPOSE_TIMEOUT, |r| match r {
+            Response::ReadMap(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     /// Asks this voter for its applied map once it is past log index `after` (a follower's
     /// long poll: `Request::WatchMap`).
     pub async fn watch_map(&mut self, after: u64) -> Result<Watched, ProposeError> {
-        let (leader, address) = (self.target, self.address.clone());
-        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
-            leader,
-            address,
-            reason: e.to_string(),
-        };
-        match self
-            .call(&Request::WatchMap { after }, limits::WATCH_CALL_TIMEOUT)
-            .await
-        {
-            Ok(Response::WatchMap(answer)) => answer,
-            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
-            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
-        }
+        let request = Request::WatchMap { after };
+        self.ask(&request, limits::WATCH_CALL_TIMEOUT, |r| match r {
+            Response::WatchMap(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     /// Asks this peer (the leader) to change the voters (`Request::ChangeVoters`); the voters
@@ -512,23 +509,12 @@ impl Peer {
         voters: BTreeMap<NodeId, Option<String>>,
         hops: u8,
     ) -> Result<BTreeMap<NodeId, String>, ProposeError> {
-        let (leader, address) = (self.target, self.address.clone());
-        let unreachable = |e: WireError| ProposeError::LeaderUnreachable {
-            leader,
-            address,
-            reason: e.to_string(),
-        };
-        match self
-            .call(
-                &Request::ChangeVoters { voters, hops },
-                limits::PROPOSE_TIMEOUT,
-            )
-            .await
-        {
-            Ok(Response::ChangeVoters(answer)) => answer,
-            Ok(_) => Err(unreachable(WireError::Refused("answer of another kind"))),
-            Err(CallError::Unreachable(e) | CallError::Failed(e)) => Err(unreachable(e)),
-        }
+        let request = Request::ChangeVoters { voters, hops };
+        self.ask(&request, limits::PROPOSE_TIMEOUT, |r| match r {
+            Response::ChangeVoters(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
