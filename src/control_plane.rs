@@ -322,6 +322,7 @@ impl Running {
             confirmer: voter.confirmer(),
             voters: self.voters.clone(),
             backend: store.backend().clone(),
+            catalog: Arc::new(objects::move_catalog::ObjectCatalog::new(store)),
             applied: applied.clone(),
         };
         self.keeper = Some(runtime.spawn(keeper.run()));

@@ -17,8 +17,10 @@
 //! - A demoted node that answers `ROUNDS_BEFORE_RESTORE` grants in a row is on its way back
 //!   (`Command::Restore`): no core serializes the groups it heads. Once every node either
 //!   answered a grant having applied that map (its follower then ended the conditional writes
-//!   it chose before) or holds no lease, it serializes again (`Command::Reinstate`) and its
-//!   grants let its cores serialize.
+//!   it chose before) or holds no lease, the records of its groups that their substitutes hold
+//!   are copied to it (`cluster::restore::hand_back`: a create a substitute accepted may not
+//!   have reached any other replica yet), then it serializes again (`Command::Reinstate`) and
+//!   its grants let its cores serialize.
 //! - Every node reached gets a lease, a demoted one's `serializes: false`: a node's gateway
 //!   routes conditional writes only under a lease (its map may be stale otherwise).
 //!
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::backend::Backend;
+use cluster::moves::Catalog;
 use control::follow::Voters;
 use control::map::{ClusterMap, Command, Demotion};
 use control::{Confirmer, Leadership};
@@ -60,8 +63,13 @@ pub struct LeaseTask {
     pub confirmer: Confirmer,
     pub voters: Voters,
     pub backend: Arc<Backend>,
+    /// Which placement group a record belongs to (the records a node gets back).
+    pub catalog: Arc<dyn Catalog>,
     pub applied: Applied,
 }
+
+/// A node's records being handed back (`LeaseTask::handed_back`).
+type HandBack = tokio::task::JoinHandle<Result<u64, cluster::backend::BackendError>>;
 
 /// One round's view, from which each node's next step is decided (`Round::decide`): pure, so
 /// the rules are tested with any clock.
@@ -133,12 +141,15 @@ impl LeaseTask {
         let mut heard: BTreeMap<u64, Heard> = BTreeMap::new();
         // Node → the map index at which this leader saw it `Restoring`.
         let mut restoring_at: BTreeMap<u64, u64> = BTreeMap::new();
+        // Node → its records being handed back before it is reinstated (`handed_back`).
+        let mut handing: BTreeMap<u64, HandBack> = BTreeMap::new();
         loop {
             tokio::time::sleep(LEASE_GRANT_EVERY).await;
             if !self.leadership.leads() {
                 led_since = None;
                 heard.clear();
                 restoring_at.clear();
+                handing.clear();
                 continue;
             }
             let since = *led_since.get_or_insert_with(Instant::now);
@@ -169,12 +180,55 @@ impl LeaseTask {
                 };
                 decided.push((node, round.decide(node, standing, at)));
             }
+            // A copy for a node no longer on its way back is not waited for.
+            handing.retain(|n, _| map.demoted.get(n) == Some(&Demotion::Restoring));
             for (node, command) in decided {
-                if let Some(command) = command {
-                    restoring_at.remove(&node);
-                    self.propose(node, command).await;
+                let Some(command) = command else {
+                    continue;
+                };
+                if let Command::Reinstate { .. } = command {
+                    if !self.handed_back(node, &mut handing) {
+                        continue;
+                    }
                 }
+                restoring_at.remove(&node);
+                self.propose(node, command).await;
             }
+        }
+    }
+
+    /// Whether node `node`'s groups' records were handed back from the cores that serialized
+    /// them while it was demoted (`cluster::restore::hand_back`), so it may be reinstated. The
+    /// copy runs in a task of its own (it scans the other nodes' cores, and grants must go on
+    /// meanwhile): the first call starts it, later ones look; a failed copy is started again.
+    fn handed_back(&self, node: u64, handing: &mut BTreeMap<u64, HandBack>) -> bool {
+        let running = handing.entry(node).or_insert_with(|| {
+            let (backend, catalog) = (self.backend.clone(), self.catalog.clone());
+            tokio::spawn(
+                async move { cluster::restore::hand_back(&backend, &*catalog, node).await },
+            )
+        });
+        if !running.is_finished() {
+            return false;
+        }
+        let Some(done) = handing.remove(&node) else {
+            return false;
+        };
+        match futures::FutureExt::now_or_never(done) {
+            Some(Ok(Ok(copied))) => {
+                tracing::info!(
+                    node,
+                    copied,
+                    "leases: the records its substitutes accepted were handed back to node \
+                     {node}"
+                );
+                true
+            }
+            Some(Ok(Err(e))) => {
+                tracing::warn!(node, error = %e, "leases: handing records back failed; tried again");
+                false
+            }
+            _ => false,
         }
     }
 

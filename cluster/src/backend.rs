@@ -2300,8 +2300,9 @@ fn layout_core(
     Ok(Core::new(link, c.id.to_string()))
 }
 
-/// The write that brings a stale replica to `newest` (same HLC: every replica converges).
-fn repair_request(key: &Bytes, newest: &MetaVersion) -> Request {
+/// The write that brings a stale replica to `newest` (same HLC: every replica converges), a
+/// tombstone as a delete: a read repair, and a record copied from one core to another.
+pub(crate) fn repair_request(key: &Bytes, newest: &MetaVersion) -> Request {
     if newest.deleted {
         Request::MetaDelete {
             key: key.clone(),

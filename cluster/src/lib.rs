@@ -16,6 +16,7 @@ pub mod hlc;
 pub mod limits;
 pub mod moves;
 pub mod remote;
+pub mod restore;
 /// The deterministic simulation's world (simulated cores and network), shared by the cluster
 /// simulation (`tests/sim`) and the object simulation (`s3api/tests/osim`); only with the `sim`
 /// feature, which only their dev-dependencies enable.

@@ -43,7 +43,7 @@ use bytes::Bytes;
 use placement::{CoreId, Layout, Tier};
 use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 
-use crate::backend::{stable_hash, Backend, BackendError, Route, Standing, View};
+use crate::backend::{repair_request, stable_hash, Backend, BackendError, Route, Standing, View};
 use crate::ec::Policy;
 use crate::limits::{
     MOVE_ATTEMPTS_MAX, MOVE_CALL_TRIES_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS,
@@ -1246,35 +1246,11 @@ impl<'a> Mover<'a> {
         key: &Bytes,
         v: &MetaVersion,
     ) -> Result<(), MoveError> {
-        let copy = if v.deleted {
-            Request::MetaDelete {
-                key: key.clone(),
-                hlc: v.hlc,
-            }
-        } else {
-            Request::MetaPut {
-                key: key.clone(),
-                value: v.value.clone(),
-                hlc: v.hlc,
-            }
-        };
-        expect_done(self.call(core, copy).await)?;
+        expect_done(self.call(core, repair_request(key, v)).await)?;
         let back = self
             .call(core, Request::MetaGetVersioned { key: key.clone() })
             .await?;
-        let held = match back {
-            Response::MetaVersioned(held) => held,
-            other => {
-                return Err(expect_done(Ok(other))
-                    .err()
-                    .unwrap_or(BackendError::Protocol)
-                    .into())
-            }
-        };
-        let ok = held
-            .as_ref()
-            .is_some_and(|h| (h.hlc, !h.deleted, &h.value) >= (v.hlc, !v.deleted, &v.value));
-        if !ok {
+        if !holds_at_least(back, v)? {
             return Err(MoveError::VerifyRecord {
                 key: key.clone(),
                 core: self.backend.core_name(core),
@@ -1449,8 +1425,24 @@ impl<'a> Mover<'a> {
     }
 }
 
+/// Whether a core's answer to `MetaGetVersioned`, read back after `repair_request`, holds
+/// version `v` or a newer one.
+pub(crate) fn holds_at_least(back: Response, v: &MetaVersion) -> Result<bool, BackendError> {
+    let held = match back {
+        Response::MetaVersioned(held) => held,
+        other => {
+            return Err(expect_done(Ok(other))
+                .err()
+                .unwrap_or(BackendError::Protocol))
+        }
+    };
+    Ok(held
+        .as_ref()
+        .is_some_and(|h| (h.hlc, !h.deleted, &h.value) >= (v.hlc, !v.deleted, &v.value)))
+}
+
 /// `Ok` for `Done`, the core's error otherwise.
-fn expect_done(r: Result<Response, BackendError>) -> Result<(), BackendError> {
+pub(crate) fn expect_done(r: Result<Response, BackendError>) -> Result<(), BackendError> {
     match r? {
         Response::Done => Ok(()),
         Response::Error {

@@ -1612,6 +1612,50 @@ fn hints_for_positions_given_away_are_dropped() {
     );
 }
 
+/// A demoted node's way back (`restore::hand_back`): a create its substitute accepted, whose
+/// writer stopped before replicating it, is given back to the node before it serializes again,
+/// so a second create of the key through the node is refused, as the substitute would have.
+#[test]
+fn a_substitutes_accepted_creates_are_handed_back_before_the_node_serializes_again() {
+    let cfg = Config::under_writes(Change::Grow);
+    let (world, _t, env, _gateways) = setup(0, cfg).expect("a change");
+    let gw = late_gateway(&world, &env.old, 0);
+    let main = async move {
+        let placed = gw.place_meta(Route::Object("b9", "k9"));
+        let row = placed.cores().to_vec();
+        let node = |c: usize| gw.node_of(c).expect("a layout's core");
+        let back = node(row[0]);
+        let standing = |s: Standing| std::collections::BTreeMap::from([(back, s)]);
+        gw.set_standing(standing(Standing::Skipped)).await;
+        let substitute = placed
+            .serializer(&|c| gw.standing_of(c))
+            .expect("a substitute");
+        assert_ne!(node(substitute), back);
+        let key = head_key("b9", "k9");
+        let hlc = gw.hlc();
+        let first = gw
+            .meta_put_if(substitute, &key, &Bytes::from_static(b"first"), hlc, None)
+            .await;
+        assert!(matches!(first, Ok(true)), "{first:?}");
+        gw.set_standing(standing(Standing::Waits)).await;
+        let copied = cluster::restore::hand_back(&gw, &SimCatalog, back)
+            .await
+            .expect("handed back");
+        assert!(copied >= 1, "{copied}");
+        gw.set_standing(std::collections::BTreeMap::new()).await;
+        let placed = gw.place_meta(Route::Object("b9", "k9"));
+        let hlc = gw.hlc();
+        let second = gw
+            .meta_put_if_in(&placed, &key, &Bytes::from_static(b"second"), hlc, None)
+            .await;
+        assert!(
+            matches!(second, Ok(false)),
+            "node {back}'s core accepted a create over one its substitute accepted: {second:?}"
+        );
+    };
+    run_tokio(&world, main, STEPS_MAX);
+}
+
 /// A gateway chooses the serializer of a group by the nodes' standing: a demoted node's core
 /// is skipped, a node on its way back makes the group wait. And taking a new standing waits
 /// for the conditional writes chosen under the one before: a write in flight to a core that
