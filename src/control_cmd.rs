@@ -140,13 +140,35 @@ fn status(data: &Path) -> anyhow::Result<bool> {
             }
         }
     }
-    if let Some(members) = members.filter(|m| !m.is_empty()) {
-        print_voters(&members);
+    let members = members.filter(|m| !m.is_empty());
+    if let Some(members) = &members {
+        print_voters(members);
     }
     if let Some((_, map)) = newest {
         print_layouts(&map);
+        for id in removed_voters(&map, members.as_ref()) {
+            println!(
+                "node {id}: removed from the layout but still a voter of the control plane: \
+                 replace it there (`percore control voters`, README \"Replace a dead voter\")"
+            );
+        }
     }
     Ok(all_up)
+}
+
+/// The voters of `members` that the map's current layout marks removed.
+fn removed_voters(map: &control::ClusterMap, members: Option<&BTreeMap<u64, String>>) -> Vec<u64> {
+    let (Some(members), Some(layout)) =
+        (members, map.current_layout().and_then(|l| l.layout().ok()))
+    else {
+        return Vec::new();
+    };
+    layout
+        .nodes()
+        .iter()
+        .filter(|n| n.removed && members.contains_key(&n.id))
+        .map(|n| n.id)
+        .collect()
 }
 
 /// The map's layout and the change in progress: what an operator growing, shrinking, draining
