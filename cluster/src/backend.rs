@@ -1645,17 +1645,17 @@ impl Backend {
             .filter(|(_, v)| v.as_ref() != Some(&newest))
             .map(|(c, _)| *c)
             .collect();
-        // A write quorum of every set holding the newest version already keeps every later
-        // read from an older one: the repair need not delay this answer.
-        let held = sets.iter().all(|set| {
-            let holding = answers
-                .iter()
-                .filter(|(c, v)| set.contains(c) && v.as_ref() == Some(&newest))
-                .count();
-            holding >= write_quorum(set.len())
-        });
         stale.extend(damaged);
         if !stale.is_empty() {
+            // A write quorum of every set holding the newest version already keeps every
+            // later read from an older one: the repair need not delay this answer.
+            let held = sets.iter().all(|set| {
+                let holding = answers
+                    .iter()
+                    .filter(|(c, v)| set.contains(c) && v.as_ref() == Some(&newest))
+                    .count();
+                holding >= write_quorum(set.len())
+            });
             let repair = |_| repair_request(key, &newest);
             // Best effort: a replica that stays stale is found by the next read.
             if !(held && self.send_detached(&stale, repair)) {

@@ -605,15 +605,37 @@ impl Placement {
     /// stops the walk: none). Chosen by the group's phase at the time, not the one this
     /// placement was routed under.
     pub fn serializer(&self, standing: &(dyn Fn(usize) -> Standing + Sync)) -> Option<usize> {
-        match self.choose(standing) {
+        let phase = self.transition.as_ref().and_then(|t| t.phase(self.pg));
+        match self.pick(phase, standing) {
             Choice::Core(core, _) => Some(core),
             Choice::Wait(_) | Choice::NoneUsable(_) => None,
         }
     }
 
     /// `serializer`, counted in flight under the phase that chose it until the choice is
-    /// dropped (the handoff waits for those chosen under `Moving`), or why none serializes.
+    /// dropped (the handoff waits for those chosen under `Moving`), or why none serializes:
+    /// for a conditional write (`serializer` counts nothing: the scrub's and the lifecycle's
+    /// choice of a primary, a restore's hand-back).
     pub(crate) fn choose(&self, standing: &(dyn Fn(usize) -> Standing + Sync)) -> Choice {
+        let Some(t) = &self.transition else {
+            return self.pick(None, standing);
+        };
+        let g = t.groups.get(&self.pg).expect("a placed group moves");
+        let phase = g.enter(&g.serialized);
+        let guard = Serialized {
+            transition: t.clone(),
+            pg: self.pg,
+            phase,
+        };
+        match self.pick(Some(phase), standing) {
+            Choice::Core(core, None) => Choice::Core(core, Some(guard)),
+            other => other,
+        }
+    }
+
+    /// The serializer under the group's `phase` (`None`: not moving) and the nodes'
+    /// `standing`, uncounted.
+    fn pick(&self, phase: Option<Phase>, standing: &(dyn Fn(usize) -> Standing + Sync)) -> Choice {
         let walk = |row: &[usize], leaves: &dyn Fn(usize) -> bool| -> Choice {
             for &c in row {
                 if leaves(c) {
@@ -639,24 +661,13 @@ impl Placement {
         let Some(t) = &self.transition else {
             return walk(&self.old, &|_| false);
         };
-        let g = t.groups.get(&self.pg).expect("a placed group moves");
-        let phase = g.enter(&g.serialized);
-        let guard = Serialized {
-            transition: t.clone(),
-            pg: self.pg,
-            phase,
-        };
-        let choice = match phase {
-            Phase::Pending | Phase::Moving => walk(&self.old, &|c| t.leaves(c)),
-            Phase::Handoff => Choice::Wait(waiting(format!(
+        match phase {
+            None | Some(Phase::Pending | Phase::Moving) => walk(&self.old, &|c| t.leaves(c)),
+            Some(Phase::Handoff) => Choice::Wait(waiting(format!(
                 "placement group {} is handing its conditional writes to another core",
                 self.pg
             ))),
-            Phase::CutOver | Phase::Done => walk(&self.new, &|_| false),
-        };
-        match choice {
-            Choice::Core(core, None) => Choice::Core(core, Some(guard)),
-            other => other,
+            Some(Phase::CutOver | Phase::Done) => walk(&self.new, &|_| false),
         }
     }
 }
