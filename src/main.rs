@@ -1137,19 +1137,46 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             users: &users,
         },
     )?;
-    runtime.block_on(s3api::serve::serve(
-        listener,
+    // Thread-per-core: each core accepts from the S3 port and serves what it accepted.
+    let server = s3api::serve_cores::CoreServer::new(
         service,
-        shutdown,
         settings.http,
         settings.tls,
-    ));
+        runtime.handle().clone(),
+    );
+    if let Err(e) = serve_on_cores(&server, listener, &node) {
+        node.shutdown();
+        return Err(e);
+    }
+    runtime.block_on(server.run(shutdown));
     eprintln!("percore: stopping (drained requests; final checkpoint)");
     if let Some(c) = control {
         c.stop(&runtime);
     }
-    drop(runtime);
+    // The cores stop first: they drop whatever connection a drain left, while the runtime
+    // whose timers those connections use still runs.
     node.shutdown();
+    drop(runtime);
+    Ok(())
+}
+
+/// Hands each core of `node` a duplicate of the S3 port's socket and `server`'s accept loop.
+fn serve_on_cores(
+    server: &s3api::serve_cores::CoreServer,
+    listener: tokio::net::TcpListener,
+    node: &Node,
+) -> anyhow::Result<()> {
+    let listener = listener
+        .into_std()
+        .context("handing the S3 port to the cores")?;
+    for core in node.handles() {
+        let socket = listener
+            .try_clone()
+            .context("handing the S3 port to the cores")?;
+        let task = server.core_task();
+        core.spawn(move || task(engine::io::glommio_listener(socket)))
+            .map_err(|e| anyhow::anyhow!("core {} did not take the S3 port: {e}", core.index()))?;
+    }
     Ok(())
 }
 

@@ -476,14 +476,21 @@ pub fn open_lmdb(dir: &Path, map_size_bytes: usize) -> Result<heed::Env> {
 /// a second process on the same port silently takes half the connections), so a port already
 /// in use is an error here.
 pub fn bind_listener(addr: std::net::SocketAddr) -> Result<glommio::net::TcpListener> {
-    use std::os::fd::IntoRawFd;
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         EngineError::Config(format!(
             "cannot listen on {addr}: {e} (is another process using it?)"
         ))
     })?;
-    let fd = std_listener.into_raw_fd();
+    Ok(glommio_listener(std_listener))
+}
+
+/// The same listening socket as a glommio listener of the calling core's executor (it must be
+/// called on a core's thread): thread-per-core HTTP serving hands each core a duplicate of the
+/// S3 port's socket (`std::net::TcpListener::try_clone`), so every core accepts from it.
+pub fn glommio_listener(listener: std::net::TcpListener) -> glommio::net::TcpListener {
+    use std::os::fd::IntoRawFd;
+    let fd = listener.into_raw_fd();
     // SAFETY: `fd` was just released by `into_raw_fd`, so it is an open, listening TCP socket
     // that nothing else owns; the glommio listener takes sole ownership and closes it.
-    Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }

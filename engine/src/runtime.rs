@@ -90,8 +90,16 @@ struct Call {
     reply: oneshot::Sender<Response>,
 }
 
+/// Work a caller hands a core to run on its executor (`CoreHandle::spawn`): made on the
+/// core's thread, so the future need not be `Send`.
+type Work =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send + Sync>;
+
 enum CoreMsg {
     Call(Call),
+    /// Run a task on the core's executor (detached): the HTTP server of thread-per-core
+    /// serving (`s3api::serve_cores`).
+    Spawn(Work),
     /// Stop after the requests already received (sent by `Node::shutdown`).
     Stop,
 }
@@ -133,6 +141,21 @@ impl CoreHandle {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// Runs `work()` as a task on this core's executor, beside its requests: `work` is called
+    /// on the core's thread, so the future it makes may hold the core's thread-local I/O
+    /// (glommio sockets). The task is detached; it ends with the core at the latest. An
+    /// offline core runs it too. `Stopped` once the core is gone.
+    pub fn spawn<F, Fut>(&self, work: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let work: Work = Box::new(move || Box::pin(work()));
+        self.tx
+            .send(CoreMsg::Spawn(work))
+            .map_err(|_| EngineError::Stopped)
+    }
+
     /// Blocking form for non-async callers (tests, tools).
     pub fn call_blocking(&self, request: Request) -> Result<Response> {
         futures_lite::future::block_on(self.call(request))
@@ -164,6 +187,8 @@ impl Node {
             let core_cfg = core.clone();
             let node_cfg = cfg.clone();
             let core_gate = gate.clone();
+            // No spin before park: measured on 2 CPUs shared with the load generator (4 KiB GET,
+            // 64 in flight), spinning 20 µs cost 16% of the ops/s and 100 µs 24%.
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("percore-core-{}", core.index))
                 .io_memory(cfg.io_memory_bytes)
@@ -307,7 +332,7 @@ async fn run_core(
     });
     // In-flight requests from the handle are bounded by the queue and by this semaphore.
     let inflight = Rc::new(glommio::sync::Semaphore::new(CORE_QUEUE_LEN_MAX as u64));
-    while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
+    while let Some(call) = next_call(&rx).await {
         if let Some(answer) = gate.node_answer(&call.request) {
             let _ = call.reply.send(answer);
             continue;
@@ -363,7 +388,7 @@ async fn run_offline(
             crate::server::serve(listener, target, gate, stop).await;
         })
     });
-    while let Ok(CoreMsg::Call(call)) = rx.recv_async().await {
+    while let Some(call) = next_call(&rx).await {
         let response = gate
             .node_answer(&call.request)
             .unwrap_or_else(|| crate::server::offline_response(&reason));
@@ -372,6 +397,20 @@ async fn run_offline(
     stop.set(true);
     if let Some(server) = server {
         server.cancel().await;
+    }
+}
+
+/// The next call from the core's handles; work handed over by `CoreHandle::spawn` is started
+/// on the way. `None`: stop (a `Stop`, or every handle gone).
+async fn next_call(rx: &flume::Receiver<CoreMsg>) -> Option<Call> {
+    loop {
+        match rx.recv_async().await {
+            Ok(CoreMsg::Call(call)) => return Some(call),
+            Ok(CoreMsg::Spawn(work)) => {
+                glommio::spawn_local(work()).detach();
+            }
+            Ok(CoreMsg::Stop) | Err(_) => return None,
+        }
     }
 }
 

@@ -1,9 +1,10 @@
-//! percore's S3 API (`s3api`): hyper + s3s on tokio, what `percore serve` and `percore
-//! gateway` run. Authenticates (SigV4 headers, presigned URLs, streaming chunks: s3s, against
-//! the users of [`live_users`]), judges access, then serves each request with the object
-//! service: the `objects` crate's store, called by `s3::Gateway` and the object modules still
-//! here, whose errors become S3 codes in one place (`s3::s3_err`). Never touches a disk, never
-//! names an engine type.
+//! percore's S3 API (`s3api`): hyper + s3s, what `percore serve` runs on its cores
+//! (`serve_cores`) and `percore gateway` on tokio (`serve`). Authenticates (SigV4 headers,
+//! presigned URLs, streaming chunks: s3s, against the users of [`live_users`]), judges access,
+//! then serves each request with the object service: the `objects` crate's store, called by
+//! `s3::Gateway` and the object modules still here, whose errors become S3 codes in one place
+//! (`s3::s3_err`). Never touches a disk, never names an engine type (a core's listener comes
+//! as glommio's).
 
 pub mod access;
 pub mod acl;
@@ -38,6 +39,7 @@ pub mod public_access;
 pub mod refuse;
 pub mod s3;
 pub mod serve;
+pub mod serve_cores;
 pub mod sse;
 pub mod tagging;
 pub mod tiering;

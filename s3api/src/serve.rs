@@ -39,11 +39,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
 use s3s::service::S3Service;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::authz::{HideMissing, Peer};
 use crate::http_body::{BodyFault, BodyGuard, RequestBody, ResponseBody};
@@ -190,9 +190,10 @@ pub struct Service {
 
 /// How long an accept loop at the cap with every connection busy waits before looking again
 /// (a connection turning idle wakes nobody).
-const ROOM_POLL: Duration = Duration::from_millis(50);
+pub(crate) const ROOM_POLL: Duration = Duration::from_millis(50);
 
-/// Serves `listener` until `shutdown`; over TLS when `tls` is given.
+/// Serves `listener` until `shutdown`; over TLS when `tls` is given. (`percore gateway`; a node
+/// serves on its cores, `serve_cores`.)
 pub async fn serve(
     listener: TcpListener,
     service: Service,
@@ -200,70 +201,156 @@ pub async fn serve(
     limits: HttpLimits,
     tls: Option<Arc<Tls>>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let registry = Registry::new(Caps {
-        connections_max: limits.connections_max,
-        per_client_max: limits.connections_per_client_max,
-    });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = registry.room(ROOM_POLL) => {}
-            () = &mut shutdown => break,
+    let shared = Shared::new(service, limits, tls);
+    let builder = shared.builder(Exec::Tokio);
+    let mut stop = shared.stop.clone();
+    let accepting = async {
+        loop {
+            tokio::select! {
+                () = shared.registry.room(ROOM_POLL) => {}
+                () = stopped(&mut stop) => break,
+            }
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        accept_failed(&e, &shared.registry).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut stop) => break,
+            };
+            // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
+            let _ = stream.set_nodelay(true);
+            if let Some(connection) = shared.connection(&builder, peer) {
+                tokio::spawn(connection.run(stream));
+            }
         }
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    accept_failed(&e, &registry).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let ticket = match registry.admit(peer.ip()) {
+    };
+    tokio::join!(accepting, shared.stop_after(shutdown));
+    drop(listener);
+    shared.drain().await;
+}
+
+/// What every accept loop of one server shares: the service, the limits, the connection
+/// registry (caps are per server, whichever core accepted), and the stop signal.
+pub(crate) struct Shared {
+    pub(crate) service: Service,
+    pub(crate) limits: HttpLimits,
+    pub(crate) tls: Option<Arc<Tls>>,
+    pub(crate) registry: Arc<Registry>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(service: Service, limits: HttpLimits, tls: Option<Arc<Tls>>) -> Shared {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        Shared {
+            service,
+            limits,
+            tls,
+            registry: Registry::new(Caps {
+                connections_max: limits.connections_max,
+                per_client_max: limits.connections_per_client_max,
+            }),
+            stop_tx,
+            stop,
+        }
+    }
+
+    /// hyper's connection builder, its HTTP/2 streams run by `exec`.
+    pub(crate) fn builder(&self, exec: Exec) -> Builder<Exec> {
+        let mut builder = Builder::new(exec);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        builder
+    }
+
+    /// An accepted connection from `peer`, admitted under the caps (`None`: refused).
+    pub(crate) fn connection(
+        &self,
+        builder: &Builder<Exec>,
+        peer: SocketAddr,
+    ) -> Option<Connection> {
+        let ticket = match self.registry.admit(peer.ip()) {
             Ok(t) => t,
             Err(refused) => {
                 tracing::debug!(%peer, ?refused, "connection refused");
-                continue;
+                return None;
             }
         };
-        // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
-        let _ = stream.set_nodelay(true);
-        let connection = Connection {
+        Some(Connection {
             builder: builder.clone(),
-            service: service.clone(),
-            limits,
+            service: self.service.clone(),
+            limits: self.limits,
             ticket,
             peer,
-            stop: stop_rx.clone(),
-            tls: tls.as_ref().map(|tls| tls.acceptor()),
-        };
-        tokio::spawn(connection.run(stream));
+            stop: self.stop.clone(),
+            tls: self.tls.as_ref().map(|tls| tls.acceptor()),
+        })
     }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, registry.drained())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+
+    /// Tells every accept loop and connection to stop once `shutdown` ends.
+    pub(crate) async fn stop_after(&self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        let _ = self.stop_tx.send(true);
     }
-    let (shed, refused) = registry.counters();
-    if shed + refused > 0 {
-        tracing::info!(shed, refused, "connections shed or refused at the caps");
+
+    /// Waits for the connections to close (after the stop), at most `DRAIN_TIMEOUT`.
+    pub(crate) async fn drain(&self) {
+        let _ = self.stop_tx.send(true);
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.registry.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+        }
+        let (shed, refused) = self.registry.counters();
+        if shed + refused > 0 {
+            tracing::info!(shed, refused, "connections shed or refused at the caps");
+        }
+    }
+}
+
+/// Who runs a connection's HTTP/2 streams: tokio's pool (`percore gateway`), or the core whose
+/// executor serves the connection (`serve_cores`), with the tokio runtime entered for the
+/// timers and spawns the service uses.
+#[derive(Clone)]
+pub(crate) enum Exec {
+    Tokio,
+    Core(tokio::runtime::Handle),
+}
+
+impl<F> hyper::rt::Executor<F> for Exec
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        match self {
+            Exec::Tokio => {
+                tokio::spawn(future);
+            }
+            Exec::Core(runtime) => {
+                glommio::spawn_local(crate::serve_cores::InRuntime::new(
+                    runtime.clone(),
+                    async move {
+                        future.await;
+                    },
+                ))
+                .detach();
+            }
+        }
     }
 }
 
 /// A failed accept. Out of file descriptors (EMFILE, ENFILE): the oldest idle connection is
 /// closed so the next accept can succeed.
-async fn accept_failed(e: &std::io::Error, registry: &Registry) {
+pub(crate) async fn accept_failed(e: &std::io::Error, registry: &Registry) {
     const EMFILE: i32 = 24;
     const ENFILE: i32 = 23;
     let out_of_files = matches!(e.raw_os_error(), Some(EMFILE | ENFILE));
@@ -276,8 +363,8 @@ async fn accept_failed(e: &std::io::Error, registry: &Registry) {
 }
 
 /// One accepted connection and what it needs to serve itself.
-struct Connection {
-    builder: Builder<TokioExecutor>,
+pub(crate) struct Connection {
+    builder: Builder<Exec>,
     service: Service,
     limits: HttpLimits,
     ticket: Ticket,
@@ -290,7 +377,10 @@ struct Connection {
 impl Connection {
     /// Runs the TLS handshake if any (cut at the header-read timeout, when the connection is
     /// shed or the server stops), then serves the connection.
-    async fn run(mut self, stream: TcpStream) {
+    pub(crate) async fn run<S>(mut self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
         let io = Metered::new(stream, Arc::clone(&self.ticket.state));
         let Some(acceptor) = self.tls.take() else {
             return self.serve(io, false).await;
@@ -314,7 +404,7 @@ impl Connection {
     /// came over TLS.
     async fn serve<I>(mut self, io: I, secure: bool)
     where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        I: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let state = Arc::clone(&self.ticket.state);
         let svc = {
@@ -334,7 +424,7 @@ impl Connection {
         };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+            .serve_connection(TokioIo::new(io), svc)
             .into_owned();
         tokio::pin!(conn);
         let idle_timeout = self.limits.idle_timeout;
@@ -349,11 +439,11 @@ impl Connection {
                 ended = conn.as_mut() => break Some(ended),
                 () = state.shed() => break None,
                 () = stopped(&mut self.stop) => {
-                    break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                    break closing(conn.as_mut(), hyper_util::server::conn::auto::Connection::graceful_shutdown).await;
                 }
                 () = tokio::time::sleep(wait) => {
                     if state.idle_for().is_some_and(|idle| idle >= idle_timeout) {
-                        break closing(conn.as_mut(), UpgradeableConnection::graceful_shutdown).await;
+                        break closing(conn.as_mut(), hyper_util::server::conn::auto::Connection::graceful_shutdown).await;
                     }
                     if state.unread_for().is_some_and(|unread| unread >= unread_timeout) {
                         tracing::debug!(peer = %self.peer, "client stopped reading");
@@ -370,7 +460,7 @@ impl Connection {
 }
 
 /// Ends when the server stops.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     // An error means the server is gone: stop too.
     let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
 }

@@ -1,0 +1,128 @@
+//! Thread-per-core serving (a node's S3 port): every storage core's glommio executor accepts
+//! connections from the port's socket and serves them itself, hyper and s3s included, so a
+//! request is parsed, authenticated and answered on the core that accepted it. A request for
+//! that core's own data reaches its store without leaving the thread; other cores are reached
+//! through their handles (core-to-core channels). The tokio runtime stays for background work:
+//! its handle is entered whenever a core polls a connection (`InRuntime`), so the timers and
+//! the occasional `tokio::spawn` of the service work unchanged.
+//!
+//! Connection caps, timeouts, TLS and the shutdown drain are `serve`'s: one registry for the
+//! whole server, whichever core accepted. `percore gateway` (no cores) serves on tokio
+//! (`serve::serve`).
+//!
+//! Why (#16, "Thread-per-core from socket to disk"): with hyper on tokio threads, every core
+//! call was a hop between a tokio worker and a glommio executor each way (a flume send and an
+//! eventfd wake-up in, a futex wake-up out), and the 2 tokio workers and 2 cores shared 2 CPUs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::serve::{stopped, Exec, HttpLimits, Service, Shared, ROOM_POLL};
+use crate::tls::Tls;
+
+/// A future polled with a tokio runtime entered, on a thread that is not one of its workers.
+pub struct InRuntime<F> {
+    runtime: tokio::runtime::Handle,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> InRuntime<F> {
+    pub fn new(runtime: tokio::runtime::Handle, future: F) -> InRuntime<F> {
+        InRuntime {
+            runtime,
+            future: Box::pin(future),
+        }
+    }
+}
+
+impl<F: Future> Future for InRuntime<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = self.runtime.enter();
+        self.future.as_mut().poll(cx)
+    }
+}
+
+/// One S3 port served by the cores of a node: `core_task` for each core, then `run` until the
+/// shutdown.
+pub struct CoreServer {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl CoreServer {
+    pub fn new(
+        service: Service,
+        limits: HttpLimits,
+        tls: Option<Arc<Tls>>,
+        runtime: tokio::runtime::Handle,
+    ) -> CoreServer {
+        CoreServer {
+            shared: Arc::new(Shared::new(service, limits, tls)),
+            runtime,
+        }
+    }
+
+    /// What one core runs, given the port's socket as a listener of that core's executor: the
+    /// accept loop, which spawns each connection on the same core. Ends at the stop.
+    pub fn core_task(
+        &self,
+    ) -> impl FnOnce(glommio::net::TcpListener) -> InRuntime<AcceptLoop> + Send + Sync + 'static
+    {
+        let (shared, runtime) = (Arc::clone(&self.shared), self.runtime.clone());
+        move |listener| {
+            let accept = accept_loop(listener, shared, runtime.clone());
+            InRuntime::new(runtime, Box::pin(accept))
+        }
+    }
+
+    /// Waits for `shutdown`, stops every core's accept loop and drains the connections (at
+    /// most `serve::DRAIN_TIMEOUT`). The caller then stops the cores, which drops whatever a
+    /// drain left.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.shared.stop_after(shutdown).await;
+        self.shared.drain().await;
+    }
+}
+
+/// A core's accept loop, as `core_task` makes it.
+pub type AcceptLoop = Pin<Box<dyn Future<Output = ()>>>;
+
+async fn accept_loop(
+    listener: glommio::net::TcpListener,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+) {
+    let builder = shared.builder(Exec::Core(runtime.clone()));
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            () = shared.registry.room(ROOM_POLL) => {}
+            () = stopped(&mut stop) => break,
+        }
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::serve::accept_failed(&e.into(), &shared.registry).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
+        let _ = stream.set_nodelay(true);
+        if let Some(connection) = shared.connection(&builder, peer) {
+            let served = connection.run(stream.compat());
+            glommio::spawn_local(InRuntime::new(runtime.clone(), served)).detach();
+        }
+    }
+}
