@@ -1132,6 +1132,16 @@ impl Backend {
         self.view.load().cores.get(core).cloned()
     }
 
+    /// Whether `core` is the one whose thread runs the caller (a node serving HTTP on its
+    /// cores): a call to it never leaves the thread.
+    fn is_local(&self, core: usize) -> bool {
+        self.view
+            .load()
+            .cores
+            .get(core)
+            .is_some_and(|c| matches!(&c.link, Link::Local(h) if h.is_current()))
+    }
+
     fn now_ms(&self) -> u64 {
         match &self.clock {
             Some(c) => c.elapsed_ms(),
@@ -2173,7 +2183,8 @@ impl Backend {
         len_bytes: u64,
     ) -> (Result<Bytes, BackendError>, Vec<usize>) {
         let mut order: Vec<usize> = cores.to_vec();
-        order.sort_by_key(|&c| self.is_down(c));
+        // The calling core's own copy first (no hop), then in order; cores marked down last.
+        order.sort_by_key(|&c| (self.is_down(c), !self.is_local(c)));
         let mut last = BackendError::NotFound;
         let mut damaged = Vec::new();
         for core in order {

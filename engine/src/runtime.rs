@@ -108,12 +108,28 @@ enum CoreMsg {
 #[derive(Clone)]
 pub struct CoreHandle {
     index: u32,
+    /// Unique among the cores of this process (several nodes may run in one test process).
+    id: u64,
     tx: flume::Sender<CoreMsg>,
+}
+
+/// The ids given to cores (`CoreHandle::id`), from 1.
+static NEXT_CORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the core whose executor runs on this thread (0: none).
+    static CURRENT_CORE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl CoreHandle {
     pub fn index(&self) -> u32 {
         self.index
+    }
+
+    /// Whether the caller runs on this core's own thread (thread-per-core serving): a call
+    /// then stays on the thread, and a read that may pick among replicas prefers this one.
+    pub fn is_current(&self) -> bool {
+        CURRENT_CORE.with(std::cell::Cell::get) == self.id
     }
 
     /// Sends a request and waits for its response. Waits while the core's queue is full
@@ -187,12 +203,14 @@ impl Node {
             let core_cfg = core.clone();
             let node_cfg = cfg.clone();
             let core_gate = gate.clone();
+            let id = NEXT_CORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // No spin before park: measured on 2 CPUs shared with the load generator (4 KiB GET,
             // 64 in flight), spinning 20 µs cost 16% of the ops/s and 100 µs 24%.
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("percore-core-{}", core.index))
                 .io_memory(cfg.io_memory_bytes)
                 .spawn(move || async move {
+                    CURRENT_CORE.with(|c| c.set(id));
                     run_core(node_cfg, core_cfg, core_gate, rx, ready_tx).await;
                 })
                 .map_err(|e| EngineError::Config(format!("starting core {}: {e}", core.index)))?;
@@ -208,6 +226,7 @@ impl Node {
             }));
             handles.push(CoreHandle {
                 index: core.index,
+                id,
                 tx,
             });
             ready.push(ready_rx);
