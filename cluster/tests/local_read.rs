@@ -44,7 +44,10 @@ fn a_core_reads_its_own_replica_first() {
         .unwrap();
     rt.block_on(backend.put_fragment(&[0usize, 1][..], 2, id, &data))
         .unwrap();
-    assert!(h.iter().all(|c| !c.is_current()), "the test thread is no core");
+    assert!(
+        h.iter().all(|c| !c.is_current()),
+        "the test thread is no core"
+    );
     // Core 1 is second in the replica order, yet a read on its thread is its own.
     let before = (gets(&h[0]), gets(&h[1]));
     assert_eq!(read_on(&h[1], &backend, id), data);
@@ -52,7 +55,8 @@ fn a_core_reads_its_own_replica_first() {
     // From the test's thread, the order stands: core 0.
     let before = (gets(&h[0]), gets(&h[1]));
     assert_eq!(
-        rt.block_on(backend.get_fragment(&[0, 1], id, 0, 4096)).unwrap(),
+        rt.block_on(backend.get_fragment(&[0, 1], id, 0, 4096))
+            .unwrap(),
         data
     );
     assert_eq!((gets(&h[0]), gets(&h[1])), (before.0 + 1, before.1));

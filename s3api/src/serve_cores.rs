@@ -15,6 +15,7 @@
 //! eventfd wake-up in, a futex wake-up out), and the 2 tokio workers and 2 cores shared 2 CPUs.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,26 +26,47 @@ use crate::serve::{stopped, Exec, HttpLimits, Service, Shared, ROOM_POLL};
 use crate::tls::Tls;
 
 /// A future polled with a tokio runtime entered, on a thread that is not one of its workers.
+/// A panic while polling it ends it (logged), as tokio ends a panicking task: glommio would
+/// carry the panic out of the core's executor, and a core thread that panics aborts the node.
 pub struct InRuntime<F> {
     runtime: tokio::runtime::Handle,
-    future: Pin<Box<F>>,
+    /// `None` once a poll panicked.
+    future: Option<Pin<Box<F>>>,
 }
 
-impl<F: Future> InRuntime<F> {
+impl<F: Future<Output = ()>> InRuntime<F> {
     pub fn new(runtime: tokio::runtime::Handle, future: F) -> InRuntime<F> {
         InRuntime {
             runtime,
-            future: Box::pin(future),
+            future: Some(Box::pin(future)),
         }
     }
 }
 
-impl<F: Future> Future for InRuntime<F> {
-    type Output = F::Output;
+impl<F: Future<Output = ()>> Future for InRuntime<F> {
+    type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _entered = self.runtime.enter();
-        self.future.as_mut().poll(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(());
+        };
+        let _entered = this.runtime.enter();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a connection's task panicked: it is dropped");
+                // Its drop may panic too: it is the same broken state, and it ends here.
+                let broken = this.future.take();
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(broken)));
+                Poll::Ready(())
+            }
+        }
     }
 }
 
@@ -124,5 +146,40 @@ async fn accept_loop(
             let served = connection.run(stream.compat());
             glommio::spawn_local(InRuntime::new(runtime.clone(), served)).detach();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicking connection task ends alone; the core's executor goes on with its others.
+    #[test]
+    fn a_panicking_task_ends_and_the_core_goes_on() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        let ran = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let panicking = glommio::spawn_local(InRuntime::new(handle.clone(), async {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    panic!("a handler bug");
+                }));
+                panicking.await;
+                // The executor still runs tasks, and tokio's timers still reach them.
+                let (tx, rx) = std::sync::mpsc::channel();
+                glommio::spawn_local(InRuntime::new(handle, async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    tx.send(()).unwrap();
+                }))
+                .await;
+                rx.try_recv().is_ok()
+            })
+            .unwrap()
+            .join();
+        assert!(matches!(ran, Ok(true)), "{ran:?}");
     }
 }
