@@ -1,6 +1,7 @@
 //! The HTTP server: accepts connections on a tokio listener (TCP_NODELAY on each), serves them
 //! with hyper (HTTP/1.1 and HTTP/2) through the s3s service, and on shutdown stops accepting and
-//! drains in-flight requests (bounded by a timeout).
+//! drains in-flight requests (bounded by a timeout). A node runs the same connections on its
+//! cores instead (`serve_cores`): `Shared` and `Connection` serve both.
 //!
 //! Hostile connections must not starve clients. Each connection lives under [`HttpLimits`]:
 //! - a header-read timeout (hyper's, on its tokio timer): a client sending its headers a byte
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::conn::auto::{Builder, Connection as HttpConnection};
 use s3s::service::S3Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -439,11 +440,11 @@ impl Connection {
                 ended = conn.as_mut() => break Some(ended),
                 () = state.shed() => break None,
                 () = stopped(&mut self.stop) => {
-                    break closing(conn.as_mut(), hyper_util::server::conn::auto::Connection::graceful_shutdown).await;
+                    break closing(conn.as_mut(), HttpConnection::graceful_shutdown).await;
                 }
                 () = tokio::time::sleep(wait) => {
                     if state.idle_for().is_some_and(|idle| idle >= idle_timeout) {
-                        break closing(conn.as_mut(), hyper_util::server::conn::auto::Connection::graceful_shutdown).await;
+                        break closing(conn.as_mut(), HttpConnection::graceful_shutdown).await;
                     }
                     if state.unread_for().is_some_and(|unread| unread >= unread_timeout) {
                         tracing::debug!(peer = %self.peer, "client stopped reading");

@@ -60,7 +60,7 @@ impl<F: Future<Output = ()>> Future for InRuntime<F> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                tracing::error!(panic = %what, "a connection's task panicked: it is dropped");
+                tracing::error!(panic = %what, "an HTTP task on a core panicked: it is dropped");
                 // Its drop may panic too: it is the same broken state, and it ends here.
                 let broken = this.future.take();
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(broken)));
