@@ -13,6 +13,11 @@
 //! `serve`, `node` and `gateway` join a cluster when their config file names a layout
 //! (`cluster.rs`); without one, `serve` is the single node it always was.
 
+/// mimalloc, not glibc's malloc: a request allocates and frees many small buffers on the core
+/// that serves it (see s3api/DESIGN.md, "The HTTP edge", for the measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod control_cmd;
 mod control_plane;
 mod dev_cmd;
