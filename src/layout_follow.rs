@@ -11,10 +11,9 @@
 //! - a change whose groups are all done: the new layout alone (`Backend::adopt`).
 //!
 //! Every process following the map runs one (`percore serve` with `[control]`, `percore
-//! gateway`), in a task of its own (`control_plane::follow_layouts`). What it needs from the
-//! others is not built yet (cluster/DESIGN.md, "Next slice"): `percore layout apply` does not
-//! propose layouts to the map, no mover runs across processes (its fence: every node applied
-//! the phase), and the cores' layout check does not follow the map.
+//! gateway`), in a task of its own (`control_plane::follow_layouts`). A node's follower also
+//! moves its cores' layout gate (`gate_layouts`; which stamps pass: cluster/DESIGN.md, "Across
+//! processes"), and the mover (`layout_mover`) waits for every node's applied index.
 
 use std::sync::Arc;
 
@@ -170,6 +169,15 @@ impl LayoutFollower {
         if change.is_done() {
             return self.adopt(map, change.to_version);
         }
+        if t.groups()
+            .iter()
+            .all(|pg| t.phase(*pg) >= Some(Phase::CutOver))
+        {
+            // Every group routes as the new layout does. The nodes that adopt it once the
+            // change is done refuse frames stamped with the old version: this process's are
+            // not stale, and from now on they say so.
+            b.stamp_frames(change.to_version);
+        }
         Ok(())
     }
 
@@ -200,7 +208,7 @@ impl LayoutFollower {
             .is_some_and(|id| layout.nodes().iter().any(|n| n.id == id && n.removed));
         self.backend
             .adopt(layout, self.node_id, self.local.clone())?;
-        self.gate_layouts(version, version);
+        self.gate_layouts(floor_of(map, version), version);
         if removed {
             tracing::warn!(
                 version,
@@ -209,6 +217,24 @@ impl LayoutFollower {
             );
         }
         Ok(())
+    }
+}
+
+/// The oldest layout version whose frames a node routing by the map's `version` takes: the
+/// version before it, if the change between them moves no group (a drained node removed), else
+/// `version` itself. A process that has not adopted `version` yet routes every group where
+/// `version` does, and its frames, stamped with the version before, are not stale. Without
+/// this, the nodes that adopt a removal first refuse the others' frames until they catch up.
+fn floor_of(map: &ClusterMap, version: u64) -> u64 {
+    let Some((&before, _)) = map.layouts.range(..version).next_back() else {
+        return version;
+    };
+    let (Ok(old), Ok(new)) = (layout_of(map, before), layout_of(map, version)) else {
+        return version;
+    };
+    match Transition::new(old, new) {
+        Ok(t) if t.groups().is_empty() => before,
+        _ => version,
     }
 }
 
@@ -322,9 +348,19 @@ mod tests {
         drop(held);
         let follower = applying.await.unwrap().unwrap();
         assert!(groups.iter().all(|pg| t.phase(*pg) == Some(Phase::Moving)));
-        // Three phases at once (a follower that missed maps), then the end.
         step_all(&mut map, GroupPhase::Handoff);
+        follower.apply(&map).await.unwrap();
+        let stamps = backend.frame_stamps();
+        assert_eq!(stamps.len(), 8);
+        assert!(
+            stamps[..6].iter().all(|v| *v == 1) && stamps[6..].iter().all(|v| *v == 2),
+            "before the cut-over, frames to the old cores carry the old version: {stamps:?}"
+        );
+        // Every group cut over: routed as the new layout, and stamped so.
         step_all(&mut map, GroupPhase::CutOver);
+        follower.apply(&map).await.unwrap();
+        assert_eq!(backend.layout_version(), 1, "still routing the change");
+        assert_eq!(backend.frame_stamps(), vec![2; 8]);
         step_all(&mut map, GroupPhase::Done);
         follower.apply(&map).await.unwrap();
         assert!(backend.transition().is_none());
@@ -356,6 +392,46 @@ mod tests {
         follower.apply(&map).await.unwrap();
         let routed = backend.layout().unwrap();
         assert_eq!(routed.placement_digest(), planned.placement_digest());
+    }
+
+    /// A node drained (weight 0) by version 2, removed by version 3: the change to 3 moves
+    /// nothing, so a node that adopted 3 takes frames routed by 2.
+    #[test]
+    fn a_removal_that_moves_nothing_keeps_the_floor_at_the_version_before() {
+        let mut map = map_3_to_4();
+        for phase in [
+            GroupPhase::Moving,
+            GroupPhase::Handoff,
+            GroupPhase::CutOver,
+            GroupPhase::Done,
+        ] {
+            step_all(&mut map, phase);
+        }
+        let v2 = layout_of(&map, 2).unwrap();
+        let drained = layout_text(4, 3).replace("zone = \"z3\"\n", "zone = \"z3\"\nweight = 0\n");
+        let removed =
+            layout_text(4, 4).replace("zone = \"z3\"\n", "zone = \"z3\"\nremoved = true\n");
+        let v3 = Layout::from_toml_str_and_state(&drained, Some(&v2.state())).unwrap();
+        commit(&mut map, &drained, &v3);
+        step_all(&mut map, GroupPhase::Moving);
+        step_all(&mut map, GroupPhase::Handoff);
+        step_all(&mut map, GroupPhase::CutOver);
+        step_all(&mut map, GroupPhase::Done);
+        let v4 = Layout::from_toml_str_and_state(&removed, Some(&v3.state())).unwrap();
+        commit(&mut map, &removed, &v4);
+        assert!(map.change.as_ref().unwrap().is_done(), "nothing to move");
+        assert_eq!(floor_of(&map, 4), 3, "the removal moves no group");
+        assert_eq!(floor_of(&map, 3), 3, "the drain moves groups");
+        assert_eq!(floor_of(&map, 2), 2, "the fourth node took groups");
+        assert_eq!(floor_of(&map, 1), 1, "no version before");
+    }
+
+    fn commit(map: &mut ClusterMap, text: &str, layout: &Layout) {
+        let outcome = map.apply(&Command::ProposeLayout(LayoutVersion::of(text, layout)));
+        assert!(
+            matches!(outcome, Ok(Applied::LayoutCommitted { .. })),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]

@@ -898,6 +898,29 @@ impl Backend {
         Ok(Some(Replaced(previous)))
     }
 
+    /// Stamps the frames to every remote core with `version` from now on (those stamped newer
+    /// keep theirs). A process whose change has cut every group over routes each of them as
+    /// the new layout does, so it says so: a node that adopted the new layout already, and
+    /// refuses frames routed by the old one, takes this process's frames too
+    /// (`LayoutFollower::apply`). The version it routes by (`layout_version`) is unchanged.
+    pub fn stamp_frames(&self, version: u64) {
+        for core in &self.view.load().cores {
+            if let Link::Remote(r) = &core.link {
+                r.raise_layout_version(version);
+            }
+        }
+    }
+
+    /// The layout version the frames to each remote core are stamped with, in core order.
+    pub fn frame_stamps(&self) -> Vec<u64> {
+        let view = self.view.load();
+        let remote = view.cores.iter().filter_map(|core| match &core.link {
+            Link::Remote(r) => Some(r.layout_version()),
+            _ => None,
+        });
+        remote.collect()
+    }
+
     /// Routes by `layout` alone from now on: the end of the change in progress (every group
     /// `Done`), or a newer layout whose cores keep this backend's numbering (a restarted
     /// gateway catching up). Cores that keep their index are kept, frames to them stamped

@@ -84,6 +84,17 @@ impl RemoteCore {
         self.layout_version.store(version, Ordering::Relaxed);
     }
 
+    /// The layout version this core's frames are stamped with.
+    pub fn layout_version(&self) -> u64 {
+        self.layout_version.load(Ordering::Relaxed)
+    }
+
+    /// Stamps this core's frames with `version` from now on, unless they are stamped with a
+    /// newer one already.
+    pub fn raise_layout_version(&self, version: u64) {
+        self.layout_version.fetch_max(version, Ordering::Relaxed);
+    }
+
     /// Sends one request and waits for its answer, on a pooled connection. A connection that
     /// failed or timed out is dropped, never reused (its stream position is unknown).
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
