@@ -1118,6 +1118,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         Some(keys) => objects.with_master_keys(keys),
         None => objects,
     };
+    // A single node is the only writer of its bucket records: it may keep them.
+    let objects = match settings.cluster {
+        None => objects.with_bucket_cache(),
+        Some(_) => objects,
+    };
     start_background(&objects, &backend, runtime.handle(), settings.scrub)?;
     if let (Some(control), Some(c)) = (&mut control, &settings.cluster) {
         control.start_mover(runtime.handle(), objects.store(), c.move_rate_bytes_per_s);

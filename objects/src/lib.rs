@@ -1,7 +1,7 @@
 //! percore's object service, being moved out of the `gateway` crate (the issue "The gateway in
 //! three layers"): what an object is and how it is stored, independent of how S3 spells it on
 //! the wire. So far: the store (`store`: records, the data path, listings, incarnations,
-//! retirement), versions (`versions`: commits, version records, delete markers, deletes under
+//! retirement; `bucket_cache`: the bucket records a single node keeps), versions (`versions`: commits, version records, delete markers, deletes under
 //! Object Lock) and their listing (`version_list`: the walk merging the listing and version
 //! indexes), multipart uploads (`multipart`: create, parts stored or copied,
 //! complete, abort, listings; their records in `uploads`), copies (`copy`), object and
@@ -18,6 +18,7 @@
 //! Nothing here names an s3s, hyper or http type; errors are this crate's own ([`Error`]),
 //! and the gateway turns them into S3 codes in one place.
 
+pub mod bucket_cache;
 pub mod checksum;
 pub mod configs;
 pub mod copy;

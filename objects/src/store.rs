@@ -24,7 +24,7 @@ use proto::FragmentId;
 
 use crate::checksum::Hashers;
 use crate::error::{CommitError, Error, Result};
-use crate::limits::{CHUNK_BYTES, STRIPES_IN_FLIGHT_MAX};
+use crate::limits::{CHUNK_BYTES, GET_STRIPES_AHEAD, STRIPES_IN_FLIGHT_MAX};
 use crate::observe::Observer;
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, version_hlc, versions_prefix,
@@ -150,6 +150,8 @@ pub struct Store {
     /// Per core, the last listing entry the lifecycle pass checked for a head (its sweep
     /// resumes there: `lifecycle::pass`).
     pub(crate) listing_sweep: Arc<std::sync::Mutex<std::collections::HashMap<usize, Bytes>>>,
+    /// The bucket records read, kept (`with_bucket_cache`: single nodes).
+    bucket_cache: Option<Arc<crate::bucket_cache::BucketCache>>,
 }
 
 /// How long the object service's days are.
@@ -170,7 +172,25 @@ impl Store {
             observer,
             moves: Arc::default(),
             listing_sweep: Arc::default(),
+            bucket_cache: None,
         }
+    }
+
+    /// The same store keeping the bucket records it reads until it writes them
+    /// (`bucket_cache`). Only for a store no other process writes through: a single node.
+    pub fn with_bucket_cache(mut self) -> Store {
+        self.bucket_cache = Some(Arc::default());
+        self
+    }
+
+    /// The bucket cache, if this store keeps one.
+    pub fn bucket_cache(&self) -> Option<&Arc<crate::bucket_cache::BucketCache>> {
+        self.bucket_cache.as_ref()
+    }
+
+    /// Marks a write of `bucket`'s record in flight, for the bucket cache, until it drops.
+    fn writing_bucket<'a>(&'a self, bucket: &'a str) -> Option<crate::bucket_cache::Writing<'a>> {
+        self.bucket_cache.as_ref().map(|c| c.writing(bucket))
     }
 
     /// The same store with other days (the test clock shortens them).
@@ -234,14 +254,21 @@ impl Store {
 
     /// The bucket's record and its HLC (what a compare-and-swap of it expects).
     pub async fn bucket_entry(&self, bucket: &str) -> Result<Option<(BucketRecord, u64)>> {
+        let miss = match self.bucket_cache.as_ref().map(|c| c.get(bucket)) {
+            Some(Ok(hit)) => return Ok(Some(hit)),
+            Some(Err(miss)) => Some(miss),
+            None => None,
+        };
         let cores = self.bucket_cores(bucket);
         let entry = self.backend.meta_get(&cores, &bucket_key(bucket)).await?;
-        match entry {
-            None => Ok(None),
-            Some(e) => BucketRecord::decode(e.value)
-                .map(|b| Some((b, e.hlc)))
-                .map_err(|e| Error::Damaged(e.to_string())),
+        let Some(e) = entry else {
+            return Ok(None);
+        };
+        let record = BucketRecord::decode(e.value).map_err(|e| Error::Damaged(e.to_string()))?;
+        if let (Some(cache), Some(miss)) = (&self.bucket_cache, miss) {
+            cache.offer(bucket, miss, &record, e.hlc);
         }
+        Ok(Some((record, e.hlc)))
     }
 
     /// Whether `scope` is its bucket's live incarnation. A DeleteBucket marks the record
@@ -500,9 +527,11 @@ impl Store {
         self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
-    /// The bytes [first, first + len) of a stored object, one fragment read at a time.
-    /// Healthy EC reads fetch data shards only; a shard that cannot be read makes the stripe
-    /// be decoded from any k of its shards.
+    /// The bytes [first, first + len) of a stored object, a stripe's span at a time, with up
+    /// to `GET_STRIPES_AHEAD` spans read ahead of the one being sent (the next stripes' reads
+    /// overlap the current one's send). Healthy EC reads fetch the span's data shards, in
+    /// parallel; a shard that cannot be read makes the stripe be decoded from any k of its
+    /// shards. The stream ends after its first error.
     pub fn object_stream(
         &self,
         bucket: &str,
@@ -511,49 +540,63 @@ impl Store {
         first: u64,
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+        use futures::StreamExt as _;
         let head: Arc<ObjectHead> = head.into();
         let this = self.clone();
         let place: Arc<(String, String)> = Arc::new((bucket.to_owned(), key.to_owned()));
-        Box::pin(futures::stream::unfold(first, move |pos| {
-            let this = this.clone();
-            let place = place.clone();
-            let head = head.clone();
-            async move {
-                if pos >= first + len {
-                    return None;
+        let spans = stripe_spans(head.clone(), first, len);
+        let reads = futures::stream::iter(spans)
+            .map(move |span| {
+                let (this, place, head) = (this.clone(), place.clone(), head.clone());
+                async move {
+                    let Some((stripe, offset, want)) = span else {
+                        return Err(std::io::Error::other("object shorter than its head says"));
+                    };
+                    this.read_span(&place, &head, &stripe, offset, want).await
                 }
-                // Placed stripe by stripe: a slow reader holds no placement between reads,
-                // so a layout change's fence never waits for a whole download.
-                let (backend, workers) = (&this.backend, &this.workers);
-                let cores = this.head_cores(&place.0, &place.1, &head);
-                let Some((stripe, offset)) = head.locate(pos) else {
-                    let e = std::io::Error::other("object shorter than its head says");
-                    return Some((Err(e), first + len));
-                };
-                let want = (stripe.len - offset).min(first + len - pos);
-                let r = read_stripe(backend, &cores, head.policy, &stripe, offset, want).await;
-                match r {
-                    // A core answering no bytes where some were asked would loop forever.
-                    Ok((b, _)) if b.is_empty() => {
-                        let e = std::io::Error::other("a fragment read answered no bytes");
-                        Some((Err(e), first + len))
-                    }
-                    Ok((b, damaged)) => {
-                        // A repair rebuilds from one row: not while the group moves (the
-                        // mover reads every fragment it copies back whole).
-                        if let [row] = *cores.rows() {
-                            for (core, id) in damaged {
-                                workers.repair_on_read(backend, core, id, head.policy, row);
-                            }
-                        }
-                        let next = pos + b.len() as u64;
-                        Some((Ok(b), next))
-                    }
-                    // The backend error rides inside, for `get_object` to map the first one.
-                    Err(e) => Some((Err(std::io::Error::other(e)), first + len)),
-                }
-            }
+            })
+            .buffered(GET_STRIPES_AHEAD);
+        Box::pin(reads.scan(false, |failed, r| {
+            let item = (!*failed).then(|| {
+                *failed = r.is_err();
+                r
+            });
+            futures::future::ready(item)
         }))
+    }
+
+    /// `want` bytes of `stripe` from `offset`, for `object_stream`.
+    async fn read_span(
+        &self,
+        place: &(String, String),
+        head: &ObjectHead,
+        stripe: &StripeRef,
+        offset: u64,
+        want: u64,
+    ) -> Result<Bytes, std::io::Error> {
+        // Placed span by span: a slow reader holds no placement between reads, so a layout
+        // change's fence never waits for a whole download.
+        let cores = self.head_cores(&place.0, &place.1, head);
+        let (b, damaged) = read_stripe(&self.backend, &cores, head.policy, stripe, offset, want)
+            .await
+            // The backend error rides inside, for `get_object` to map the first one.
+            .map_err(std::io::Error::other)?;
+        // A read answering other than what was asked would cut or pad the body.
+        if b.len() as u64 != want {
+            return Err(std::io::Error::other(format!(
+                "a fragment read answered {} bytes where {want} were asked",
+                b.len()
+            )));
+        }
+        // A repair rebuilds from one row: not while the group moves (the mover reads every
+        // fragment it copies back whole).
+        if let [row] = *cores.rows() {
+            for (core, id) in damaged {
+                self.workers
+                    .repair_on_read(&self.backend, core, id, head.policy, row);
+            }
+        }
+        Ok(b)
     }
 
     /// The check of a conditional write of `key`: a quorum read of its head judged against
@@ -835,6 +878,7 @@ impl Store {
         let cores = self.bucket_cores(bucket);
         let key = bucket_key(bucket);
         let value = record.encode();
+        let _writing = self.writing_bucket(bucket);
         if !self
             .backend
             .meta_put_if_in(&cores, &key, &value, hlc, None)
@@ -851,6 +895,7 @@ impl Store {
     pub async fn remove_bucket(&self, bucket: &str) -> Result<()> {
         let hlc = self.backend.hlc();
         let cores = self.bucket_cores(bucket);
+        let _writing = self.writing_bucket(bucket);
         self.backend
             .meta_delete(&cores, &bucket_key(bucket), hlc)
             .await
@@ -903,6 +948,7 @@ impl Store {
         let cores = self.bucket_cores(bucket);
         let key = bucket_key(bucket);
         let value = record.encode();
+        let _writing = self.writing_bucket(bucket);
         let won = self
             .backend
             .meta_put_if_in(&cores, &key, &value, hlc, Some(expect))
@@ -975,9 +1021,32 @@ impl Store {
     }
 }
 
-/// Reads up to `want` bytes of a stripe from `offset`. Replicas: from the first core that has
-/// the fragment intact. EC: from the data shard holding `offset` (to its end at most); if that
-/// fails, every shard is fetched and the stripe decoded from any k of them.
+/// The spans of [first, first + len) of `head`'s body, a stripe's part each: (stripe, offset
+/// in it, bytes), or `None` (and nothing after) where the head's parts end too soon.
+fn stripe_spans(
+    head: Arc<ObjectHead>,
+    first: u64,
+    len: u64,
+) -> impl Iterator<Item = Option<(StripeRef, u64, u64)>> + Send + 'static {
+    let end = first + len;
+    let mut pos = first;
+    std::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let Some((stripe, offset)) = head.locate(pos) else {
+            pos = end;
+            return Some(None);
+        };
+        let want = (stripe.len - offset).min(end - pos);
+        pos += want;
+        Some(Some((stripe, offset, want)))
+    })
+}
+
+/// Reads `want` bytes of a stripe from `offset` (within the stripe). Replicas: from the first
+/// core that has the fragment intact. EC: from the data shards holding the span, in parallel;
+/// if one fails, every shard is fetched and the stripe decoded from any k of them.
 ///
 /// Also returns the fragments found missing or damaged on their cores on the way (core,
 /// fragment), for a repair on read.
@@ -998,27 +1067,43 @@ async fn read_stripe(
         }
         Policy::Ec { k, m } => {
             let shard = cluster::ec::shard_bytes(stripe.len, k);
-            let i = (offset / shard) as usize;
-            let within = offset % shard;
-            let take = want.min(shard - within);
+            let end = offset + want;
+            let (first, last) = (offset / shard, (end - 1) / shard);
             // A shard slower than the deadline is treated as missing: decoding from the
             // others is faster than waiting for a stuck core.
-            let direct = tokio::time::timeout(
-                FRAGMENT_READ_DEADLINE,
-                backend.get_fragment_noting(
-                    &cores.fragment_cores(i),
+            let direct = (first..=last).map(|i| async move {
+                let from = offset.max(i * shard);
+                let to = end.min((i + 1) * shard);
+                let holders = cores.fragment_cores(i as usize);
+                let read = backend.get_fragment_noting(
+                    &holders,
                     stripe.fragment_id(i as u8),
-                    within,
-                    take,
-                ),
-            )
-            .await;
-            if let Ok((Ok(b), _)) = direct {
-                return Ok((b, Vec::new()));
+                    from - i * shard,
+                    to - from,
+                );
+                tokio::time::timeout(FRAGMENT_READ_DEADLINE, read).await
+            });
+            let direct: Option<Vec<Bytes>> = futures::future::join_all(direct)
+                .await
+                .into_iter()
+                .map(|r| match r {
+                    Ok((Ok(b), _)) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            if let Some(mut spans) = direct {
+                if spans.len() == 1 {
+                    return Ok((spans.pop().expect("one span"), Vec::new()));
+                }
+                let mut out = BytesMut::with_capacity(want as usize);
+                for b in spans {
+                    out.extend_from_slice(&b);
+                }
+                return Ok((out.freeze(), Vec::new()));
             }
             tracing::warn!(
                 stripe = stripe.index,
-                shard = i,
+                shards = ?(first..=last),
                 "degraded read: decoding the stripe"
             );
             let reads = (0..usize::from(k + m)).map(|j| async move {
@@ -1049,16 +1134,15 @@ async fn read_stripe(
                     message,
                 }
             })?;
-            if want <= take {
+            // The wanted span from the decoded shards: one copy, whatever shards it spans.
+            if first == last {
+                let within = offset - first * shard;
                 return Ok((
-                    data[i].slice(within as usize..(within + take) as usize),
+                    data[first as usize].slice(within as usize..(within + want) as usize),
                     damaged,
                 ));
             }
-            // The rest of the wanted span from the decoded shards at once: one copy instead
-            // of a decode per missing shard.
-            let end = (offset + want).min(stripe.len);
-            let mut out = BytesMut::with_capacity((end - offset) as usize);
+            let mut out = BytesMut::with_capacity(want as usize);
             let mut pos = offset;
             while pos < end {
                 let (j, w) = ((pos / shard) as usize, pos % shard);
@@ -1092,4 +1176,50 @@ pub enum Liveness {
     Deleting,
     /// Deleted (or deleted and created again: another incarnation).
     Dead,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (stripe index, offset in it, bytes) of each span, `None` where the head runs out.
+    fn spans(head: ObjectHead, first: u64, len: u64) -> Vec<Option<(u64, u64, u64)>> {
+        stripe_spans(Arc::new(head), first, len)
+            .map(|s| s.map(|(stripe, offset, want)| (stripe.index, offset, want)))
+            .collect()
+    }
+
+    #[test]
+    fn a_range_is_cut_at_stripe_and_part_ends() {
+        const MIB: u64 = 1 << 20;
+        // Two parts: 2.5 MiB (three stripes, the last half full) and 1 MiB.
+        let head = crate::test_support::head_of_parts(&[5 * MIB / 2, MIB]);
+        assert_eq!(
+            spans(head.clone(), 0, head.size),
+            vec![
+                Some((0, 0, MIB)),
+                Some((1, 0, MIB)),
+                Some((2, 0, MIB / 2)),
+                Some((0, 0, MIB)),
+            ]
+        );
+        // From inside a stripe, across the part boundary, ending inside the next stripe.
+        assert_eq!(
+            spans(head.clone(), MIB + 10, 2 * MIB),
+            vec![
+                Some((1, 10, MIB - 10)),
+                Some((2, 0, MIB / 2)),
+                Some((0, 0, MIB / 2 + 10)),
+            ]
+        );
+        assert_eq!(spans(head.clone(), 7, 1), vec![Some((0, 7, 1))]);
+        assert!(spans(head.clone(), 0, 0).is_empty());
+        // A head whose parts end before its size: the span there is None, and the last.
+        let mut short = head;
+        short.parts.pop();
+        assert_eq!(
+            spans(short, 2 * MIB, 2 * MIB),
+            vec![Some((2, 0, MIB / 2)), None]
+        );
+    }
 }

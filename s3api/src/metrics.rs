@@ -6,6 +6,7 @@
 //! cluster's totals are the sum over its nodes.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -146,6 +147,9 @@ pub struct Metrics {
     core_segments_reused: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_replay_stale_stops: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
+    bucket_cache_reads: Family<ResultLabel, Gauge<u64, AtomicU64>>,
+    /// The service's bucket cache, read when the metrics are encoded (`watch_bucket_cache`).
+    bucket_cache: std::sync::Mutex<Option<Arc<objects::bucket_cache::BucketCache>>>,
     read_repairs: Family<ResultLabel, Counter>,
     notify_events: Family<ResultLabel, Counter>,
     notify_queued: Gauge<u64, AtomicU64>,
@@ -205,6 +209,8 @@ impl Default for Metrics {
             core_segments_reused: Family::default(),
             core_replay_stale_stops: Family::default(),
             meta_calls: Family::default(),
+            bucket_cache_reads: Family::default(),
+            bucket_cache: std::sync::Mutex::default(),
             read_repairs: Family::default(),
             notify_events: Family::default(),
             notify_queued: Gauge::default(),
@@ -326,6 +332,12 @@ impl Default for Metrics {
             "Metadata calls this process made since it started, by kind (each one round trip \
              to a record's replicas; a scan counts once per page)",
             m.meta_calls.clone(),
+        );
+        registry.register(
+            "bucket_cache_reads",
+            "Bucket record reads by result (hit: from the single node's bucket cache, no \
+             metadata call; miss: read from the replicas)",
+            m.bucket_cache_reads.clone(),
         );
         registry.register(
             "core_free_bytes",
@@ -724,8 +736,23 @@ impl Metrics {
             .inc();
     }
 
+    /// Reports the hits and misses of `cache` from now on.
+    pub fn watch_bucket_cache(&self, cache: Arc<objects::bucket_cache::BucketCache>) {
+        *self.bucket_cache.lock().expect("metrics lock") = Some(cache);
+    }
+
     /// The OpenMetrics text.
     pub fn encode(&self) -> String {
+        let watched = self.bucket_cache.lock().expect("metrics lock").clone();
+        if let Some((hits, misses)) = watched.map(|c| c.counts()) {
+            for (result, n) in [("hit", hits), ("miss", misses)] {
+                self.bucket_cache_reads
+                    .get_or_create(&ResultLabel {
+                        result: result.into(),
+                    })
+                    .set(n);
+            }
+        }
         let calls = cluster::backend::meta_calls();
         for (kind, n) in [
             ("get", calls.gets),

@@ -134,6 +134,17 @@ const CANNED_ACLS: &[&str] = &[
 /// Why a request must be refused, or `None` when percore does what it asks. `op` is s3s's
 /// operation name (`"CreateBucket"`, `"PutObject"`, …).
 pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    // Most requests name none of the headers below: one pass over their headers says so,
+    // where a lookup per name (about thirty) took 4% of a 4 KiB GET's cycles.
+    let named = headers.keys().any(|k| checked(k.as_str()));
+    if !named && !query.is_some_and(query_names_amz) {
+        return None;
+    }
+    every_refusal(op, headers, query)
+}
+
+/// `refusal` without its shortcut.
+fn every_refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     for (name, what) in REFUSED_HEADERS {
         if headers.contains_key(*name) || query_has(query, name) {
             return Some(not_implemented(name, what));
@@ -314,6 +325,38 @@ fn header_or_query(headers: &HeaderMap, query: Option<&str>, name: &str) -> Opti
     })
 }
 
+/// The headers (and query parameters) `refusal` looks for: every one starts with `x-amz-`.
+const SINGLE_NAMES: [&str; 3] = [
+    "x-amz-acl",
+    "x-amz-bucket-object-lock-enabled",
+    "x-amz-object-ownership",
+];
+
+/// Whether `refusal` looks at the header `name` (lower case, as `HeaderMap` keeps names).
+fn checked(name: &str) -> bool {
+    name.starts_with("x-amz-")
+        && (REFUSED_HEADERS.iter().any(|(n, _)| *n == name)
+            || [
+                &GRANT_HEADERS[..],
+                &LOCK_HEADERS,
+                &SSE_C_HEADERS,
+                &COPY_SOURCE_SSE_C_HEADERS,
+                &SSE_HEADERS,
+                &SINGLE_NAMES,
+            ]
+            .iter()
+            .any(|names| names.contains(&name)))
+}
+
+/// Whether a query parameter's name starts with `x-amz-` in any case (a presigned URL's do):
+/// only then can `query_has` find one of the names `refusal` looks for.
+fn query_names_amz(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+        k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+    })
+}
+
 fn query_has(query: Option<&str>, name: &str) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|pair| {
@@ -354,6 +397,54 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         refusal(op, &map, None).map(|e| e.code().clone())
+    }
+
+    /// The shortcut skips no name: with each name as a header or a query parameter (any
+    /// case), under each operation, `refusal` answers as the checks without it do.
+    #[test]
+    fn the_shortcut_answers_as_every_check() {
+        let mut names: Vec<&str> = REFUSED_HEADERS.iter().map(|(n, _)| *n).collect();
+        for list in [
+            &GRANT_HEADERS[..],
+            &LOCK_HEADERS,
+            &SSE_C_HEADERS,
+            &COPY_SOURCE_SSE_C_HEADERS,
+            &SSE_HEADERS,
+            &SINGLE_NAMES,
+        ] {
+            names.extend(list);
+        }
+        let ops = [
+            "GetObject",
+            "PutObject",
+            "CreateBucket",
+            "CopyObject",
+            "ListObjectsV2",
+        ];
+        let code = |e: Option<S3Error>| e.map(|e| e.code().clone());
+        let mut refused = 0;
+        for name in names {
+            assert!(checked(name), "{name}");
+            for value in ["true", "private", "public-read", "x"] {
+                for op in ops {
+                    let mut map = HeaderMap::new();
+                    map.insert(name, value.parse().unwrap());
+                    let shortcut = code(refusal(op, &map, None));
+                    assert_eq!(shortcut, code(every_refusal(op, &map, None)), "{op} {name}");
+                    refused += usize::from(shortcut.is_some());
+                    let query = format!("{}={value}", name.to_ascii_uppercase());
+                    let empty = HeaderMap::new();
+                    let shortcut = code(refusal(op, &empty, Some(&query)));
+                    let every = code(every_refusal(op, &empty, Some(&query)));
+                    assert_eq!(shortcut, every, "{op} {query}");
+                }
+            }
+        }
+        assert!(refused > 100, "the names asked refusals: {refused}");
+        let mut plain = HeaderMap::new();
+        plain.insert("x-amz-date", "20261206T000000Z".parse().unwrap());
+        plain.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        assert!(refusal("GetObject", &plain, Some("versionId=1&X-Amz-Expires=60")).is_none());
     }
 
     #[test]

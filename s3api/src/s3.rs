@@ -106,6 +106,17 @@ impl Gateway {
         self
     }
 
+    /// The same service keeping the bucket records it reads until it writes them
+    /// (`objects::bucket_cache`). Only for a service no other process writes bucket records
+    /// beside: a single node.
+    pub fn with_bucket_cache(mut self) -> Gateway {
+        self.store = self.store.with_bucket_cache();
+        if let Some(cache) = self.store.bucket_cache() {
+            crate::metrics::global().watch_bucket_cache(cache.clone());
+        }
+        self
+    }
+
     /// The region this service answers for.
     pub(crate) fn region(&self) -> &str {
         &self.region

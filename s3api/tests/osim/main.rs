@@ -138,7 +138,7 @@
 //! explores further.
 //!
 //! Running: `cargo test -p s3api --test osim` runs `PERCORE_OSIM_SEEDS` seeds (default
-//! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them, `SEEDS_SKEW_DEFAULT` twice with
+//! `SEEDS_DEFAULT` without faults, `SEEDS_FAULTS_DEFAULT` with them, `SEEDS_CACHE_DEFAULT` and `SEEDS_SKEW_DEFAULT` twice with
 //! skewed clocks, `SEEDS_CHANGE_DEFAULT` in each layout-change test; seeds 0 to N − 1,
 //! spread over the machine's cores; each seed runs whole on one thread, so the split changes
 //! nothing; about 30 s in a debug build on 2 cores, and as much again for the layout
@@ -158,6 +158,8 @@ use workload::{run_seed, Change, Config};
 const SEEDS_DEFAULT: u64 = 200;
 const SEEDS_FAULTS_DEFAULT: u64 = 1000;
 const SEEDS_SKEW_DEFAULT: u64 = 200;
+/// Seeds of `osim_seeds_through_one_caching_gateway`, twice (without and with faults).
+const SEEDS_CACHE_DEFAULT: u64 = 100;
 /// Seeds of each layout-change test (`osim_seeds_during_a_grow`, ...; the shrink half as
 /// many).
 const SEEDS_CHANGE_DEFAULT: u64 = 100;
@@ -202,6 +204,26 @@ fn osim_seeds_with_skewed_clocks() {
             ..Config::default()
         };
         run_seeds(&cfg, "osim_seeds_with_skewed_clocks", SEEDS_SKEW_DEFAULT);
+    }
+}
+
+/// Every operation through one service that keeps the bucket records it reads (as a single
+/// node does, `objects::bucket_cache`), without and with faults: no read may answer a record
+/// older than the replicas would.
+#[test]
+fn osim_seeds_through_one_caching_gateway() {
+    for faults in [false, true] {
+        let cfg = Config {
+            one_gateway: true,
+            faults,
+            ..Config::default()
+        };
+        let hits = run_seeds(
+            &cfg,
+            "osim_seeds_through_one_caching_gateway",
+            SEEDS_CACHE_DEFAULT,
+        );
+        assert!(hits > 0, "the cache answered some reads");
     }
 }
 
@@ -304,7 +326,8 @@ fn osim_equal_hlcs_and_a_stale_authority() {
 /// Runs `PERCORE_OSIM_SEEDS` seeds (default `default_seeds`) from `PERCORE_OSIM_FIRST` (or 0),
 /// or the one `PERCORE_OSIM_SEED`, spread over the machine's cores; panics with every seed
 /// that failed, the first to replay with `test`.
-fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
+/// Runs the seeds; returns the bucket cache's hits (`Config::one_gateway`).
+fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) -> u64 {
     let seeds = seeds("PERCORE_OSIM", default_seeds);
     let mut total = workload::Stats::default();
     let mut failures: Vec<(u64, String)> = Vec::new();
@@ -349,6 +372,7 @@ fn run_seeds(cfg: &Config, test: &str, default_seeds: u64) {
             "fragments were checked"
         );
     }
+    total.bucket_cache_hits
 }
 
 /// Same seed, same run: the whole history is a function of the seed (and different seeds

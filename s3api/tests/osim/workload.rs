@@ -94,6 +94,10 @@ pub struct Config {
     /// cluster keeps its layout, and nothing is drawn for a change, so the histories of the
     /// seeds above stay as they were).
     pub change: Option<Change>,
+    /// Every operation goes through the first node's service, which keeps the bucket records
+    /// it reads (`Store::with_bucket_cache`, exact only for a single writer): the other nodes
+    /// serve none. Off: as before (the node is still drawn, so histories do not move).
+    pub one_gateway: bool,
 }
 
 /// The layout change of a run (`Config::change`). `moves::Transition` refuses a change that
@@ -136,6 +140,7 @@ impl Default for Config {
             wide: true,
             list_conditional_versions: false,
             change: None,
+            one_gateway: false,
         }
     }
 }
@@ -164,6 +169,9 @@ pub struct Stats {
     pub mover_restarts: u64,
     /// Fragment copies found where the new layout puts them after a change (without faults).
     pub fragments_placed: u64,
+    /// Bucket records the one gateway found in its cache (`Config::one_gateway`; since its
+    /// last restart).
+    pub bucket_cache_hits: u64,
     pub history_hash: u64,
 }
 
@@ -176,6 +184,7 @@ impl Stats {
         self.groups_moved += s.groups_moved;
         self.mover_restarts += s.mover_restarts;
         self.fragments_placed += s.fragments_placed;
+        self.bucket_cache_hits += s.bucket_cache_hits;
         // Commutative: the total does not depend on how seeds were spread over threads.
         self.history_hash = self.history_hash.wrapping_add(s.history_hash);
     }
@@ -2250,6 +2259,15 @@ fn gateway(world: &Shared, cluster: &Cluster, node: usize, skew_ms: i64) -> Gate
     service(cluster.backend(world, node, skew_ms))
 }
 
+/// Node `node`'s service `g`, keeping bucket records if it is the one gateway of the run.
+fn cached(cfg: &Config, node: usize, g: Gateway) -> Gateway {
+    if cfg.one_gateway && node == 0 {
+        g.with_bucket_cache()
+    } else {
+        g
+    }
+}
+
 fn service(backend: Arc<Backend>) -> Gateway {
     // The write-age check compares the real clock with the HLC's (the simulation's epoch): a
     // grace of centuries keeps it out of the way (no orphan sweep runs).
@@ -2316,7 +2334,11 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Stats, String> {
             max => world.below(2 * max + 1) as i64 - max as i64,
         })
         .collect();
-    let gateways = gateways(&world, &cluster, &skews);
+    let gateways: Vec<Gateway> = gateways(&world, &cluster, &skews)
+        .into_iter()
+        .enumerate()
+        .map(|(node, g)| cached(cfg, node, g))
+        .collect();
     let mover_backend = gateways[MOVER_NODE].backend().clone();
     let run = Run {
         world: world.clone(),
@@ -2406,6 +2428,9 @@ async fn run_steps(run: &Run, mut gateways: Vec<Gateway>) -> Result<Stats, Strin
             if cfg.change == Some(Change::Replace) && node == DEAD_NODE {
                 node += 1;
             }
+            if cfg.one_gateway {
+                node = 0;
+            }
             let delay = if final_check {
                 0
             } else {
@@ -2437,7 +2462,8 @@ async fn run_steps(run: &Run, mut gateways: Vec<Gateway>) -> Result<Stats, Strin
             if let Some((node, _)) = crash {
                 w.up[node] = true;
                 drop(w);
-                gateways[node] = gateway(world, &run.cluster, node, run.skews[node]);
+                let fresh = gateway(world, &run.cluster, node, run.skews[node]);
+                gateways[node] = cached(cfg, node, fresh);
             }
         }
         record(run, &step.to_string(), &ops, &outs, &mut stats, &mut hash);
@@ -2448,6 +2474,9 @@ async fn run_steps(run: &Run, mut gateways: Vec<Gateway>) -> Result<Stats, Strin
         if !cfg.faults {
             stats.fragments_placed = placed(run)?;
         }
+    }
+    if let Some(cache) = gateways[0].store().bucket_cache() {
+        stats.bucket_cache_hits = cache.counts().0;
     }
     let w = world.lock();
     stats.messages = w.messages;
