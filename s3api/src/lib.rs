@@ -16,6 +16,7 @@ pub mod bucket_policy;
 pub use objects::records;
 pub mod checksum;
 pub mod cluster_users;
+pub mod core_stream;
 pub mod cors;
 pub mod creds;
 pub mod host;

@@ -20,8 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio_util::compat::FuturesAsyncReadCompatExt;
-
+use crate::core_stream::CoreStream;
 use crate::serve::{stopped, Exec, HttpLimits, Service, Shared, ROOM_POLL};
 use crate::tls::Tls;
 
@@ -143,7 +142,7 @@ async fn accept_loop(
         // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
         let _ = stream.set_nodelay(true);
         if let Some(connection) = shared.connection(&builder, peer) {
-            let served = connection.run(stream.compat());
+            let served = connection.run(CoreStream::new(stream));
             glommio::spawn_local(InRuntime::new(runtime.clone(), served)).detach();
         }
     }
