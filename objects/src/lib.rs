@@ -32,6 +32,7 @@ pub mod move_catalog;
 pub mod multipart;
 pub mod observe;
 pub mod orphans;
+pub mod read_ahead;
 pub mod records;
 pub mod retire;
 pub mod scrub;

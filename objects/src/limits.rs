@@ -11,9 +11,6 @@ pub const CHUNK_BYTES: u32 = 1024 * 1024;
 /// Stripes of one request's body being stored at once (`Store::store_body`): the body
 /// buffered per PUT or UploadPart is at most this many `CHUNK_BYTES` plus the stripe being cut.
 pub const STRIPES_IN_FLIGHT_MAX: usize = 4;
-/// Stripe spans a GET reads ahead of the one it sends: the next reads overlap the current
-/// send. Memory held per GET is at most this many `CHUNK_BYTES`.
-pub const GET_STRIPES_AHEAD: usize = 4;
 /// Keys one listing page returns at most (S3's limit).
 pub const LIST_KEYS_MAX: usize = 1000;
 /// Parts of a multipart upload (S3's limit).

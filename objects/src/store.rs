@@ -24,7 +24,7 @@ use proto::FragmentId;
 
 use crate::checksum::Hashers;
 use crate::error::{CommitError, Error, Result};
-use crate::limits::{CHUNK_BYTES, GET_STRIPES_AHEAD, STRIPES_IN_FLIGHT_MAX};
+use crate::limits::{CHUNK_BYTES, STRIPES_IN_FLIGHT_MAX};
 use crate::observe::Observer;
 use crate::records::{
     bucket_key, head_key, listing_key, part_stripes, scope_name, version_hlc, versions_prefix,
@@ -527,9 +527,9 @@ impl Store {
         self.cores_in(bucket, key, head.policy, head.tiering.tier)
     }
 
-    /// The bytes [first, first + len) of a stored object, a stripe's span at a time, with up
-    /// to `GET_STRIPES_AHEAD` spans read ahead of the one being sent (the next stripes' reads
-    /// overlap the current one's send). Healthy EC reads fetch the span's data shards, in
+    /// The bytes [first, first + len) of a stored object, a stripe's span at a time, with
+    /// spans read ahead of the one being sent within the process's budget (`read_ahead`: the
+    /// next stripes' reads overlap the current one's send). Healthy EC reads fetch the span's data shards, in
     /// parallel; a shard that cannot be read makes the stripe be decoded from any k of its
     /// shards. The stream ends after its first error.
     pub fn object_stream(
@@ -545,17 +545,20 @@ impl Store {
         let this = self.clone();
         let place: Arc<(String, String)> = Arc::new((bucket.to_owned(), key.to_owned()));
         let spans = stripe_spans(head.clone(), first, len);
-        let reads = futures::stream::iter(spans)
-            .map(move |span| {
+        let reads = crate::read_ahead::ReadAhead::new(
+            spans,
+            |span| span.as_ref().map_or(0, |(_, _, want)| *want),
+            move |span| {
                 let (this, place, head) = (this.clone(), place.clone(), head.clone());
-                async move {
+                Box::pin(async move {
                     let Some((stripe, offset, want)) = span else {
                         return Err(std::io::Error::other("object shorter than its head says"));
                     };
                     this.read_span(&place, &head, &stripe, offset, want).await
-                }
-            })
-            .buffered(GET_STRIPES_AHEAD);
+                })
+            },
+            crate::read_ahead::Budget::process(),
+        );
         Box::pin(reads.scan(false, |failed, r| {
             let item = (!*failed).then(|| {
                 *failed = r.is_err();
