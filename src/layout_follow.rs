@@ -301,6 +301,18 @@ mod tests {
         }
     }
 
+    /// Every group of the map's change through every phase.
+    fn finish(map: &mut ClusterMap) {
+        for phase in [
+            GroupPhase::Moving,
+            GroupPhase::Handoff,
+            GroupPhase::CutOver,
+            GroupPhase::Done,
+        ] {
+            step_all(map, phase);
+        }
+    }
+
     #[tokio::test]
     async fn a_gateway_follows_a_change_from_start_to_end() {
         let mut map = map_3_to_4();
@@ -376,14 +388,7 @@ mod tests {
     #[tokio::test]
     async fn a_layout_file_of_the_same_version_gives_way_to_the_map_s_tables() {
         let mut map = map_3_to_4();
-        for phase in [
-            GroupPhase::Moving,
-            GroupPhase::Handoff,
-            GroupPhase::CutOver,
-            GroupPhase::Done,
-        ] {
-            step_all(&mut map, phase);
-        }
+        finish(&mut map);
         let file = Arc::new(Layout::from_toml_str(&layout_text(4, 2)).unwrap());
         let planned = layout_of(&map, 2).unwrap();
         assert_ne!(file.placement_digest(), planned.placement_digest());
@@ -399,24 +404,14 @@ mod tests {
     #[test]
     fn a_removal_that_moves_nothing_keeps_the_floor_at_the_version_before() {
         let mut map = map_3_to_4();
-        for phase in [
-            GroupPhase::Moving,
-            GroupPhase::Handoff,
-            GroupPhase::CutOver,
-            GroupPhase::Done,
-        ] {
-            step_all(&mut map, phase);
-        }
+        finish(&mut map);
         let v2 = layout_of(&map, 2).unwrap();
         let drained = layout_text(4, 3).replace("zone = \"z3\"\n", "zone = \"z3\"\nweight = 0\n");
         let removed =
             layout_text(4, 4).replace("zone = \"z3\"\n", "zone = \"z3\"\nremoved = true\n");
         let v3 = Layout::from_toml_str_and_state(&drained, Some(&v2.state())).unwrap();
         commit(&mut map, &drained, &v3);
-        step_all(&mut map, GroupPhase::Moving);
-        step_all(&mut map, GroupPhase::Handoff);
-        step_all(&mut map, GroupPhase::CutOver);
-        step_all(&mut map, GroupPhase::Done);
+        finish(&mut map);
         let v4 = Layout::from_toml_str_and_state(&removed, Some(&v3.state())).unwrap();
         commit(&mut map, &removed, &v4);
         assert!(map.change.as_ref().unwrap().is_done(), "nothing to move");
@@ -437,14 +432,7 @@ mod tests {
     #[tokio::test]
     async fn a_gateway_started_after_the_change_adopts_the_new_layout() {
         let mut map = map_3_to_4();
-        for phase in [
-            GroupPhase::Moving,
-            GroupPhase::Handoff,
-            GroupPhase::CutOver,
-            GroupPhase::Done,
-        ] {
-            step_all(&mut map, phase);
-        }
+        finish(&mut map);
         let v1 = layout_of(&map, 1).unwrap();
         let backend = Arc::new(Backend::cluster(v1, None, Vec::new()).unwrap());
         let follower = LayoutFollower::new(backend.clone(), None, Vec::new());

@@ -332,20 +332,21 @@ const SINGLE_NAMES: [&str; 3] = [
     "x-amz-object-ownership",
 ];
 
+/// The lists of names `refusal` looks for, besides `REFUSED_HEADERS`.
+const NAME_LISTS: [&[&str]; 6] = [
+    &GRANT_HEADERS,
+    &LOCK_HEADERS,
+    &SSE_C_HEADERS,
+    &COPY_SOURCE_SSE_C_HEADERS,
+    &SSE_HEADERS,
+    &SINGLE_NAMES,
+];
+
 /// Whether `refusal` looks at the header `name` (lower case, as `HeaderMap` keeps names).
 fn checked(name: &str) -> bool {
     name.starts_with("x-amz-")
         && (REFUSED_HEADERS.iter().any(|(n, _)| *n == name)
-            || [
-                &GRANT_HEADERS[..],
-                &LOCK_HEADERS,
-                &SSE_C_HEADERS,
-                &COPY_SOURCE_SSE_C_HEADERS,
-                &SSE_HEADERS,
-                &SINGLE_NAMES,
-            ]
-            .iter()
-            .any(|names| names.contains(&name)))
+            || NAME_LISTS.iter().any(|names| names.contains(&name)))
 }
 
 /// Whether a query parameter's name starts with `x-amz-` in any case (a presigned URL's do):
@@ -404,14 +405,7 @@ mod tests {
     #[test]
     fn the_shortcut_answers_as_every_check() {
         let mut names: Vec<&str> = REFUSED_HEADERS.iter().map(|(n, _)| *n).collect();
-        for list in [
-            &GRANT_HEADERS[..],
-            &LOCK_HEADERS,
-            &SSE_C_HEADERS,
-            &COPY_SOURCE_SSE_C_HEADERS,
-            &SSE_HEADERS,
-            &SINGLE_NAMES,
-        ] {
+        for list in NAME_LISTS {
             names.extend(list);
         }
         let ops = [
