@@ -14,7 +14,10 @@
 //! - while any write is in flight, nothing is cached (so a read cannot find an older record in
 //!   the cache after another read found the newer one on the replicas);
 //! - a read of the replicas is cached only if no write started or ended while it ran (the
-//!   generation it saw at its start is still the cache's, under the lock that writes take).
+//!   generation it saw at its start is still the cache's, under the lock that writes take);
+//! - a write runs to its end even if the request that made it is dropped (its client gone):
+//!   the store runs it as a task of its own (`Store::write_bucket`), or core calls already
+//!   sent would land after the cache took the write for over.
 //!
 //! Not for a store whose cores other processes write too (a cluster node: the other nodes'
 //! gateways change bucket records); the binary turns it on for single nodes only. Absent

@@ -188,9 +188,31 @@ impl Store {
         self.bucket_cache.as_ref()
     }
 
-    /// Marks a write of `bucket`'s record in flight, for the bucket cache, until it drops.
-    fn writing_bucket<'a>(&'a self, bucket: &'a str) -> Option<crate::bucket_cache::Writing<'a>> {
-        self.bucket_cache.as_ref().map(|c| c.writing(bucket))
+    /// Runs `write`, a write of `bucket`'s record. With the bucket cache, the write is marked
+    /// in flight for the cache (`BucketCache::writing`) and runs as a task of its own: a
+    /// request dropped halfway (its client gone) would otherwise leave core calls already
+    /// sent to land after the cache took the write for over, and the cache would keep the
+    /// record they replace.
+    async fn write_bucket<T: Send + 'static>(
+        &self,
+        bucket: &str,
+        write: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let Some(cache) = self.bucket_cache.clone() else {
+            return write.await;
+        };
+        let bucket = bucket.to_owned();
+        let task = tokio::spawn(async move {
+            let _writing = cache.writing(&bucket);
+            write.await
+        });
+        match task.await {
+            Ok(written) => written,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Storage(BackendError::Down {
+                core: "the runtime (stopping)".into(),
+            })),
+        }
     }
 
     /// The same store with other days (the test clock shortens them).
@@ -878,31 +900,38 @@ impl Store {
             record.object_lock = true;
             record.versioning = crate::records::Versioning::Enabled;
         }
-        let cores = self.bucket_cores(bucket);
-        let key = bucket_key(bucket);
-        let value = record.encode();
-        let _writing = self.writing_bucket(bucket);
-        if !self
-            .backend
-            .meta_put_if_in(&cores, &key, &value, hlc, None)
-            .await?
-        {
-            return Ok(None);
-        }
-        self.backend.meta_put(&cores, &key, &value, hlc).await?;
-        Ok(Some(record))
+        let (store, name) = (self.clone(), bucket.to_owned());
+        self.write_bucket(bucket, async move {
+            let cores = store.bucket_cores(&name);
+            let key = bucket_key(&name);
+            let value = record.encode();
+            if !store
+                .backend
+                .meta_put_if_in(&cores, &key, &value, hlc, None)
+                .await?
+            {
+                return Ok(None);
+            }
+            store.backend.meta_put(&cores, &key, &value, hlc).await?;
+            Ok(Some(record))
+        })
+        .await
     }
 
     /// DeleteBucket's last step, once the bucket is marked and found empty: the record's
     /// tombstone. What its incarnation left is the background pass's to reclaim.
     pub async fn remove_bucket(&self, bucket: &str) -> Result<()> {
         let hlc = self.backend.hlc();
-        let cores = self.bucket_cores(bucket);
-        let _writing = self.writing_bucket(bucket);
-        self.backend
-            .meta_delete(&cores, &bucket_key(bucket), hlc)
-            .await
-            .map_err(Error::from)
+        let (store, name) = (self.clone(), bucket.to_owned());
+        self.write_bucket(bucket, async move {
+            let cores = store.bucket_cores(&name);
+            store
+                .backend
+                .meta_delete(&cores, &bucket_key(&name), hlc)
+                .await
+                .map_err(Error::from)
+        })
+        .await
     }
 
     /// Every bucket's name and record (ListBuckets), from one merged scan of all cores
@@ -948,19 +977,22 @@ impl Store {
         expect: u64,
     ) -> Result<u64> {
         let hlc = self.backend.hlc();
-        let cores = self.bucket_cores(bucket);
-        let key = bucket_key(bucket);
+        let (store, name) = (self.clone(), bucket.to_owned());
         let value = record.encode();
-        let _writing = self.writing_bucket(bucket);
-        let won = self
-            .backend
-            .meta_put_if_in(&cores, &key, &value, hlc, Some(expect))
-            .await?;
-        if !won {
-            return Err(Error::BucketConflict);
-        }
-        self.backend.meta_put(&cores, &key, &value, hlc).await?;
-        Ok(hlc)
+        self.write_bucket(bucket, async move {
+            let cores = store.bucket_cores(&name);
+            let key = bucket_key(&name);
+            let won = store
+                .backend
+                .meta_put_if_in(&cores, &key, &value, hlc, Some(expect))
+                .await?;
+            if !won {
+                return Err(Error::BucketConflict);
+            }
+            store.backend.meta_put(&cores, &key, &value, hlc).await?;
+            Ok(hlc)
+        })
+        .await
     }
 
     /// Whether a bucket incarnation holds nothing: no listed key with a head, no version or
