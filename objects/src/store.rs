@@ -581,7 +581,14 @@ impl Store {
             },
             crate::read_ahead::Budget::process(),
         );
-        Box::pin(reads.scan(false, |failed, r| {
+        let pieces = reads.flat_map(|r| {
+            let pieces: Vec<Result<Bytes, std::io::Error>> = match r {
+                Ok(pieces) => pieces.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(pieces)
+        });
+        Box::pin(pieces.scan(false, |failed, r| {
             let item = (!*failed).then(|| {
                 *failed = r.is_err();
                 r
@@ -590,7 +597,8 @@ impl Store {
         }))
     }
 
-    /// `want` bytes of `stripe` from `offset`, for `object_stream`.
+    /// `want` bytes of `stripe` from `offset`, for `object_stream`, in the pieces the cores
+    /// answered (an EC span's data shards are not copied into one buffer).
     async fn read_span(
         &self,
         place: &(String, String),
@@ -598,19 +606,20 @@ impl Store {
         stripe: &StripeRef,
         offset: u64,
         want: u64,
-    ) -> Result<Bytes, std::io::Error> {
+    ) -> Result<Vec<Bytes>, std::io::Error> {
         // Placed span by span: a slow reader holds no placement between reads, so a layout
         // change's fence never waits for a whole download.
         let cores = self.head_cores(&place.0, &place.1, head);
-        let (b, damaged) = read_stripe(&self.backend, &cores, head.policy, stripe, offset, want)
-            .await
-            // The backend error rides inside, for `get_object` to map the first one.
-            .map_err(std::io::Error::other)?;
+        let (pieces, damaged) =
+            read_stripe(&self.backend, &cores, head.policy, stripe, offset, want)
+                .await
+                // The backend error rides inside, for `get_object` to map the first one.
+                .map_err(std::io::Error::other)?;
         // A read answering other than what was asked would cut or pad the body.
-        if b.len() as u64 != want {
+        let got: usize = pieces.iter().map(Bytes::len).sum();
+        if got as u64 != want || pieces.iter().any(Bytes::is_empty) {
             return Err(std::io::Error::other(format!(
-                "a fragment read answered {} bytes where {want} were asked",
-                b.len()
+                "a fragment read answered {got} bytes where {want} were asked"
             )));
         }
         // A repair rebuilds from one row: not while the group moves (the mover reads every
@@ -621,7 +630,7 @@ impl Store {
                     .repair_on_read(&self.backend, core, id, head.policy, row);
             }
         }
-        Ok(b)
+        Ok(pieces)
     }
 
     /// The check of a conditional write of `key`: a quorum read of its head judged against
@@ -1079,9 +1088,10 @@ fn stripe_spans(
     })
 }
 
-/// Reads `want` bytes of a stripe from `offset` (within the stripe). Replicas: from the first
-/// core that has the fragment intact. EC: from the data shards holding the span, in parallel;
-/// if one fails, every shard is fetched and the stripe decoded from any k of them.
+/// Reads `want` bytes of a stripe from `offset` (within the stripe), in pieces: replicas, one
+/// piece from the first core that has the fragment intact; EC, one piece per data shard the
+/// span covers, read in parallel, or, if one fails, slices of the stripe decoded from any k
+/// of its shards (every shard fetched).
 ///
 /// Also returns the fragments found missing or damaged on their cores on the way (core,
 /// fragment), for a repair on read.
@@ -1092,13 +1102,13 @@ async fn read_stripe(
     stripe: &StripeRef,
     offset: u64,
     want: u64,
-) -> Result<(Bytes, Vec<(usize, FragmentId)>), BackendError> {
+) -> Result<(Vec<Bytes>, Vec<(usize, FragmentId)>), BackendError> {
     match policy {
         Policy::Replicas(n) => {
             let cores = cores.replica_cores(usize::from(n));
             let id = stripe.fragment_id(0);
             let (read, damaged) = backend.get_fragment_noting(&cores, id, offset, want).await;
-            read.map(|b| (b, damaged.into_iter().map(|c| (c, id)).collect()))
+            read.map(|b| (vec![b], damaged.into_iter().map(|c| (c, id)).collect()))
         }
         Policy::Ec { k, m } => {
             let shard = cluster::ec::shard_bytes(stripe.len, k);
@@ -1126,15 +1136,8 @@ async fn read_stripe(
                     _ => None,
                 })
                 .collect();
-            if let Some(mut spans) = direct {
-                if spans.len() == 1 {
-                    return Ok((spans.pop().expect("one span"), Vec::new()));
-                }
-                let mut out = BytesMut::with_capacity(want as usize);
-                for b in spans {
-                    out.extend_from_slice(&b);
-                }
-                return Ok((out.freeze(), Vec::new()));
+            if let Some(pieces) = direct {
+                return Ok((pieces, Vec::new()));
             }
             tracing::warn!(
                 stripe = stripe.index,
@@ -1169,23 +1172,16 @@ async fn read_stripe(
                     message,
                 }
             })?;
-            // The wanted span from the decoded shards: one copy, whatever shards it spans.
-            if first == last {
-                let within = offset - first * shard;
-                return Ok((
-                    data[first as usize].slice(within as usize..(within + want) as usize),
-                    damaged,
-                ));
-            }
-            let mut out = BytesMut::with_capacity(want as usize);
+            // The wanted span as slices of the decoded shards: no copy.
+            let mut pieces = Vec::new();
             let mut pos = offset;
             while pos < end {
                 let (j, w) = ((pos / shard) as usize, pos % shard);
                 let t = (shard - w).min(end - pos);
-                out.extend_from_slice(&data[j][w as usize..(w + t) as usize]);
+                pieces.push(data[j].slice(w as usize..(w + t) as usize));
                 pos += t;
             }
-            Ok((out.freeze(), damaged))
+            Ok((pieces, damaged))
         }
     }
 }
