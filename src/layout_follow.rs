@@ -194,6 +194,9 @@ impl LayoutFollower {
         if routed.is_some_and(|r| {
             r.version() == version && r.placement_digest() == layout.placement_digest()
         }) {
+            // Routed by it already (a node restarted with it kept): its cores' gate started
+            // at this version alone, and may take the version before too (`floor_of`).
+            self.gate_layouts(floor_of(map, version), version);
             return Ok(());
         }
         if let Some(data) = &self.data {
@@ -419,6 +422,32 @@ mod tests {
         assert_eq!(floor_of(&map, 3), 3, "the drain moves groups");
         assert_eq!(floor_of(&map, 2), 2, "the fourth node took groups");
         assert_eq!(floor_of(&map, 1), 1, "no version before");
+    }
+
+    /// A node restarted after it adopted the removal: its gate starts at the removal's
+    /// version alone, and the first map it applies lowers the floor to the version before.
+    #[tokio::test]
+    async fn a_node_restarted_on_a_removal_takes_the_version_before_again() {
+        let mut map = map_3_to_4();
+        finish(&mut map);
+        let v2 = layout_of(&map, 2).unwrap();
+        let drained = layout_text(4, 3).replace("zone = \"z3\"\n", "zone = \"z3\"\nweight = 0\n");
+        let v3 = Layout::from_toml_str_and_state(&drained, Some(&v2.state())).unwrap();
+        commit(&mut map, &drained, &v3);
+        finish(&mut map);
+        let removed =
+            layout_text(4, 4).replace("zone = \"z3\"\n", "zone = \"z3\"\nremoved = true\n");
+        let v4 = Layout::from_toml_str_and_state(&removed, Some(&v3.state())).unwrap();
+        commit(&mut map, &removed, &v4);
+        let kept = layout_of(&map, 4).unwrap();
+        let backend = Arc::new(Backend::cluster(kept, None, Vec::new()).unwrap());
+        let gate = Arc::new(engine::LayoutGate::new(4));
+        // Nothing is written there: the node routes by the map's version 4 already.
+        let dir = std::env::temp_dir().join(format!("percore-follow-{}", std::process::id()));
+        let follower = LayoutFollower::new(backend, None, Vec::new()).of_node(gate.clone(), &dir);
+        follower.apply(&map).await.unwrap();
+        assert!(!dir.exists(), "no layout kept");
+        assert_eq!((gate.floor(), gate.version()), (3, 4));
     }
 
     fn commit(map: &mut ClusterMap, text: &str, layout: &Layout) {
