@@ -4,8 +4,10 @@
 #   OUT/suite.json   every run's full loadgen JSON, the ceilings, the ratios and targets
 #   OUT/suite.html   one self-contained page: ratio table, headline table, every run's report
 #   OUT/<run>.json, OUT/<run>.html   each run alone
-# Workloads: 4 KiB GET and PUT (closed loop to find the peak, then open loop at 25%, 50% and
-# 80% of the GET peak and 80% of the PUT peak), 1 MiB and 64 MiB PUT/GET, and a mixed
+# Workloads: small objects on disk first (4 KiB and 1 KiB PUTs into fresh buckets; the log and
+# LMDB bytes they took, from /-/metrics, per byte the policy stores), 4 KiB GET and PUT (closed
+# loop to find the peak, then open loop at 25%, 50% and 80% of the GET peak and 80% of the PUT
+# peak), zipfian 4 KiB GETs with the cache's hit ratio, 1 MiB and 64 MiB PUT/GET, and a mixed
 # get/put/delete/list open-loop run at half the GET peak. Every run charges the server's CPU
 # per request (`--server-pid`).
 # Side by side in the same run: the HTTP ceiling (nginx, one worker, serving the 4 KiB key set
@@ -31,8 +33,10 @@ warmup="${SUITE_WARMUP:-5s}"
 keys_small=2000
 keys_1m=200
 keys_64m=8
+keys_disk=10000
+keys_zipf=10000
 if [ "${SUITE_QUICK:-0}" = 1 ]; then
-  duration=3s warmup=1s keys_small=200 keys_1m=20 keys_64m=2
+  duration=3s warmup=1s keys_small=200 keys_1m=20 keys_64m=2 keys_disk=1000 keys_zipf=1000
 fi
 ulimit -l unlimited 2>/dev/null || true
 
@@ -97,11 +101,14 @@ print(next(o["ops_per_s"] for o in r["endpoints"][0]["ops"] if o["op"] == sys.ar
 }
 # share FRACTION RATE: FRACTION of RATE, at least 1/s.
 share() { python3 -c 'import sys; print(max(1.0, round(float(sys.argv[1]) * float(sys.argv[2]), 1)))' "$1" "$2"; }
-# live_bytes: the server's live bytes over its cores (engine counters, refreshed every 2 s).
-live_bytes() {
+# core_sum NAME…: each named core metric summed over the server's cores, one line (engine
+# counters, refreshed every 2 s: read after a pause).
+core_sum() {
   sleep 3
-  curl -s --max-time 5 "$endpoint/-/metrics" |
-    awk 'index($0, "percore_core_live_bytes{") == 1 {s += $NF} END {printf "%.0f\n", s}'
+  curl -s --max-time 5 "$endpoint/-/metrics" | awk -v names="$*" '
+    BEGIN { n = split(names, want, " ") }
+    { for (i = 1; i <= n; i++) if (index($0, want[i] "{") == 1) s[i] += $NF }
+    END { for (i = 1; i <= n; i++) printf "%.0f%s", s[i], (i < n ? " " : "\n") }'
 }
 # have TOOL PACKAGE: TOOL is on PATH, installed from Debian's PACKAGE if it was not (as root).
 have() {
@@ -120,27 +127,69 @@ p = sys.argv[1]; c = json.load(open(p)); c[sys.argv[2]] = json.loads(sys.argv[3]
 json.dump(c, open(p, "w"), indent=2)' "$ceilings" "$1" "$2"
 }
 
+# Small objects on disk, on the fresh server (no reclaim running): what a fresh bucket of
+# KEYS objects of SIZE took of the log (records and padding) and of LMDB, per byte the
+# policy stores (the object bytes times the copies it keeps: fragments added per object,
+# each a whole copy for objects this small).
+disk_use() {
+  local size=$1 bytes=$2 keys=$3
+  echo "== small objects on disk: $keys x $size"
+  local before after
+  before=$(core_sum percore_core_log_appended_bytes percore_core_meta_bytes percore_core_fragments)
+  "$bin/percore-loadgen" --endpoint "$endpoint" --bucket "suite-disk-${size,,}" --workload put \
+    --size "$size" --keys "$keys" --prepare --prepare-concurrency 64 --no-run --quiet
+  after=$(core_sum percore_core_log_appended_bytes percore_core_meta_bytes percore_core_fragments)
+  ceiling "disk_${size,,}" "$(python3 -c 'import json,sys
+b = [float(x) for x in sys.argv[1].split()]; a = [float(x) for x in sys.argv[2].split()]
+size, keys = int(sys.argv[3]), int(sys.argv[4])
+log, meta, frags = a[0] - b[0], a[1] - b[1], a[2] - b[2]
+copies = frags / keys
+print(json.dumps({"objects": keys, "object_bytes": size, "log_bytes": log, "meta_bytes": meta,
+                  "copies": copies,
+                  "amplification": round((log + meta) / (keys * size * copies), 3) if copies else None}))' \
+    "$before" "$after" "$bytes" "$keys")"
+}
+disk_use 4KiB 4096 "$keys_disk"
+disk_use 1KiB 1024 "$((keys_disk * 2))"
+
 get4k=(--workload get --size 4KiB --keys "$keys_small")
 run get-4k-peak get4k "${get4k[@]}" --prepare --concurrency 64
 get_peak=$(peak get-4k-peak get)
 run get-4k-open25 get4k "${get4k[@]}" --rate "$(share 0.25 "$get_peak")"
 run get-4k-open50 get4k "${get4k[@]}" --rate "$(share 0.5 "$get_peak")"
 run get-4k-open get4k "${get4k[@]}" --rate "$(share 0.8 "$get_peak")" --cleanup --delete-bucket
+# The cache: zipfian 4 KiB GETs (exponent 0.99) over a key set that fits its budget; the hit
+# ratio over the run (loadgen's warmup included) from the cores' counters.
+"$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-zipf --workload put --size 4KiB \
+  --keys "$keys_zipf" --prepare --prepare-concurrency 64 --no-run --quiet
+cache_before=$(core_sum percore_core_cache_reads)
+hits_before=$(curl -s --max-time 5 "$endpoint/-/metrics" |
+  awk 'index($0, "percore_core_cache_reads{") == 1 && index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}')
+run get-4k-zipf zipf --workload get --size 4KiB --keys "$keys_zipf" --key-dist zipf \
+  --concurrency 64 --cleanup --delete-bucket
+cache_after=$(core_sum percore_core_cache_reads)
+hits_after=$(curl -s --max-time 5 "$endpoint/-/metrics" |
+  awk 'index($0, "percore_core_cache_reads{") == 1 && index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}')
+ceiling cache_zipf "$(python3 -c 'import json,sys
+reads, hits = float(sys.argv[2]) - float(sys.argv[1]), float(sys.argv[4]) - float(sys.argv[3])
+print(json.dumps({"reads": reads, "hits": hits, "hit_ratio": round(hits / reads, 4) if reads else None}))' \
+  "$cache_before" "$cache_after" "$hits_before" "$hits_after")"
 run put-4k-peak put4k --workload put --size 4KiB --keys "$keys_small" --prepare --concurrency 64
 run put-4k-open put4k --workload put --size 4KiB --keys "$keys_small" \
   --rate "$(share 0.8 "$(peak put-4k-peak put)")" --cleanup --delete-bucket
 run put-1m 1m --workload put --size 1MiB --keys "$keys_1m" --prepare --concurrency 8
 run get-1m 1m --workload get --size 1MiB --keys "$keys_1m" --concurrency 8 --cleanup --delete-bucket
-# What 64 MiB objects cost the device: live bytes the key set adds per object byte stored
-# (measured on a fresh bucket, before the PUT run overwrites it).
-live_before=$(live_bytes)
+# What 64 MiB objects cost the device: log bytes the key set takes per object byte stored
+# (measured on a fresh bucket, before the PUT run overwrites it; a reclaim relocating live
+# records meanwhile would count too).
+log_before=$(core_sum percore_core_log_appended_bytes)
 "$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-64m --workload put --size 64MiB \
   --keys "$keys_64m" --prepare --prepare-concurrency 2 --no-run --quiet
-live_after=$(live_bytes)
+log_after=$(core_sum percore_core_log_appended_bytes)
 run put-64m 64m --workload put --size 64MiB --keys "$keys_64m" --concurrency 2
 ceiling put_64m_amplification "$(python3 -c 'import sys
 gained, stored = float(sys.argv[1]) - float(sys.argv[2]), float(sys.argv[3]) * 64 * 2**20
-print(round(gained / stored, 3) if gained > 0 else "null")' "$live_after" "$live_before" "$keys_64m")"
+print(round(gained / stored, 3) if gained > 0 else "null")' "$log_after" "$log_before" "$keys_64m")"
 run get-64m 64m --workload get --size 64MiB --keys "$keys_64m" --concurrency 2 --cleanup \
   --delete-bucket
 run mixed mixed --workload get=70,put=20,delete=5,list=5 --size 4KiB --keys "$keys_small" --prepare \

@@ -79,6 +79,14 @@ def ratio_rows(runs, ceilings):
             ceilings.get("fio_write_mib_per_s")), ">= 0.85", lambda v: v >= 0.85)
     add("1 MiB GET p99.9 / p50 (after the PUT phase)", div(lat("get-1m", "get", "p999_us"),
         lat("get-1m", "get", "p50_us")), "<= 5", lambda v: v <= 5)
+    for size in ("4kib", "1kib"):
+        d = ceilings.get(f"disk_{size}") or {}
+        copies = d.get("copies")
+        add(f"{size[:-3]} KiB objects on disk (log + LMDB) / the policy's "
+            f"{'?' if copies is None else f'{copies:.3g}'} copies",
+            d.get("amplification"), "<= 1.25", lambda v: v <= 1.25)
+    add("zipfian 4 KiB GETs served from the cache", (ceilings.get("cache_zipf") or {}).get(
+        "hit_ratio"), ">= 0.95", lambda v: v >= 0.95)
     for name, op in [("get-4k-peak", "get"), ("put-4k-peak", "put"), ("get-1m", "get"),
                      ("put-1m", "put")]:
         if f"peer-{name}" in runs:

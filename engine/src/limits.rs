@@ -51,9 +51,10 @@ pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
 /// segment gives one back.
 pub const FREE_SEGMENT_FILES_MAX: usize = 4;
 /// Log bytes each partition keeps on its device for deletes, metadata and relocations once
-/// fragment data is refused (at least `RECLAIM_RESERVE_SEGMENTS` segments). Every flush starts
-/// on a fresh block, so deletes one after another take 4 KiB each: 16 MiB holds 4096. Two 1 MiB
-/// segments ran out after ~100 S3 deletes (each writes several records) on a full test disk.
+/// fragment data is refused (at least `RECLAIM_RESERVE_SEGMENTS` segments). Sized when every
+/// flush started on a fresh block (deletes one after another took 4 KiB each, 4096 in 16 MiB;
+/// two 1 MiB segments ran out after ~100 S3 deletes on a full test disk); a flush now goes on
+/// where the last one ended, so deletes take only their records' bytes.
 pub const LOG_RESERVE_BYTES_MIN: u64 = 16 * 1024 * 1024;
 /// Device bytes each partition keeps free for LMDB growth and checkpoints once data writes
 /// are refused (beside its reserve segments and its checkpoint's size).

@@ -368,6 +368,13 @@ impl MetaStore {
     }
 
     /// Makes everything applied so far durable (blocking: call off the executor).
+    /// Bytes of the LMDB file in use: its pages up to the last one written (free pages
+    /// inside it, kept for reuse, included).
+    pub fn file_bytes(&self) -> u64 {
+        let pages = self.env.info().last_page_number as u64 + 1;
+        pages * u64::from(self.env.stat().page_size)
+    }
+
     pub fn force_sync(&self) -> Result<()> {
         self.env.force_sync().map_err(EngineError::meta("sync"))
     }

@@ -577,6 +577,8 @@ fn stats_of(s: &StoreStats) -> CoreStats {
         free_segment_files: s.free_segment_files,
         segments_reused: s.segments_reused,
         replay_stale_stops: s.replay_stale_stops,
+        log_appended_bytes: s.log_appended_bytes,
+        meta_bytes: s.meta_bytes,
     }
 }
 

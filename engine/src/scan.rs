@@ -10,16 +10,19 @@
 //! fragment).
 //!
 //! The walk is the one recovery always made (engine/DESIGN.md, "Recovery"): a valid record is
-//! skipped by its length; missing magic at an unaligned position is batch padding (next
+//! skipped by its length; missing magic at an unaligned position is a round's padding (next
 //! block); at a block boundary it is an unwritten block (next block); a damaged record is
-//! reported and skipped to the next block. A record that verifies but names another segment
+//! reported and the scan looks for the next record header at every 8-byte position after it
+//! (records follow each other across group commits, so the next one need not start on a
+//! block). A record that verifies but names another segment
 //! (or is of format 1 where none may be) is from an earlier life of a recycled file: the
 //! scan ends there (`stale_at`), since nothing of this life after it was acknowledged.
 
 use crate::disk::Disk;
 use crate::error::Result;
 use crate::format::{
-    align_down, align_up, RecordCrc, RecordFault, RecordHeader, RECORD_HEADER_BYTES,
+    align_down, align_up, RecordCrc, RecordFault, RecordHeader, RECORD_ALIGN_BYTES,
+    RECORD_HEADER_BYTES, RECORD_MAGIC,
 };
 use crate::limits::{BLOCK_BYTES, SCAN_READ_BYTES_MAX};
 
@@ -37,7 +40,7 @@ pub enum Scanned<'a> {
         payload: Option<&'a [u8]>,
     },
     /// A damaged record (or one running past the segment's end); the scan goes on at the
-    /// next block.
+    /// next record header after it.
     Damaged {
         offset_bytes: u64,
         fault: RecordFault,
@@ -63,6 +66,9 @@ pub struct SegmentScan<'d, D: Disk> {
     /// Where the file ends, once a short read showed it (at most `limit_bytes`).
     end_bytes: u64,
     pos: u64,
+    /// After damage: the next record header is searched for at every 8-byte position, and
+    /// bytes that are not one are skipped silently (they are the damaged record's).
+    resyncing: bool,
     /// Bytes read from the device so far (replay reports it).
     read_bytes: u64,
 }
@@ -91,6 +97,7 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             window_start: 0,
             end_bytes: limit_bytes,
             pos: start,
+            resyncing: false,
             read_bytes: 0,
         }
     }
@@ -162,6 +169,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             if self.stale_at.is_some() {
                 return Ok(Scanned::End);
             }
+            if self.resyncing && !self.find_magic().await? {
+                return Ok(Scanned::End);
+            }
             let pos = self.pos;
             if !self.ensure(pos, RECORD_HEADER_BYTES as u64).await? {
                 return Ok(Scanned::End);
@@ -169,6 +179,10 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             let header_bytes = self.slice(pos, RECORD_HEADER_BYTES as u64);
             let header = match RecordHeader::parse(header_bytes) {
                 Ok(h) => h,
+                Err(_) if self.resyncing => {
+                    self.pos = pos + RECORD_ALIGN_BYTES;
+                    continue;
+                }
                 Err(RecordFault::NoMagic) if !pos.is_multiple_of(BLOCK_BYTES) => {
                     self.pos = align_up(pos, BLOCK_BYTES);
                     continue;
@@ -191,6 +205,7 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                 if self.is_stale(&header, pos) {
                     continue;
                 }
+                self.resyncing = false;
                 self.pos = pos + header.record_bytes();
                 let from = (pos - self.window_start) as usize + RECORD_HEADER_BYTES;
                 let payload = &self.window[from..from + header.payload_bytes as usize];
@@ -206,6 +221,7 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             if self.is_stale(&header, pos) {
                 continue;
             }
+            self.resyncing = false;
             self.pos = pos + header.record_bytes();
             return Ok(Scanned::Record {
                 header,
@@ -252,8 +268,33 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
         true
     }
 
+    /// Moves the position to the next 8-byte position at or after it that starts with the
+    /// record magic, reading window after window. `false` when the segment ends first.
+    async fn find_magic(&mut self) -> Result<bool> {
+        let magic = RECORD_MAGIC.to_le_bytes();
+        loop {
+            let pos = self.pos;
+            if !self.ensure(pos, RECORD_HEADER_BYTES as u64).await? {
+                return Ok(false);
+            }
+            let window_end = self.window_start + self.window.len() as u64;
+            let from = (pos - self.window_start) as usize;
+            let found = self.window[from..]
+                .chunks_exact(RECORD_ALIGN_BYTES as usize)
+                .position(|c| c[..4] == magic);
+            if let Some(i) = found {
+                self.pos = pos + i as u64 * RECORD_ALIGN_BYTES;
+                return Ok(true);
+            }
+            // Every 8-byte position of the window was looked at (windows end on a block).
+            self.pos = align_up(window_end, RECORD_ALIGN_BYTES).max(pos + RECORD_ALIGN_BYTES);
+            self.disk.yield_if_needed().await;
+        }
+    }
+
     fn damaged(&mut self, pos: u64, fault: RecordFault) -> Scanned<'static> {
-        self.pos = align_up(pos + 1, BLOCK_BYTES);
+        self.pos = pos + RECORD_ALIGN_BYTES;
+        self.resyncing = true;
         Scanned::Damaged {
             offset_bytes: pos,
             fault,

@@ -20,7 +20,7 @@ use crate::cache::FragmentCache;
 use crate::disk::{Disk, DiskBuf};
 use crate::error::{EngineError, Result};
 use crate::format::{
-    align_up, decode_checkpoint, encode_checkpoint, record_bytes_for, CheckpointEntry,
+    align_down, align_up, decode_checkpoint, encode_checkpoint, record_bytes_for, CheckpointEntry,
     CheckpointHeader, Loc, RecordHeader, RecordKind, FLAG_RELOCATED, RECORD_HEADER_BYTES,
 };
 use crate::index::Index;
@@ -71,6 +71,13 @@ pub struct StoreStats {
     pub live_bytes: u64,
     /// Bytes of the segments in use (the free pool's files are not counted: they are free).
     pub used_bytes: u64,
+    /// Log bytes appends have taken since the core started: records, a fresh block's start
+    /// skipped by a later batch of a commit, and a segment's end left unused when a record
+    /// did not fit (the padding that ends the last commit is not counted: the next one fills
+    /// it).
+    pub log_appended_bytes: u64,
+    /// Bytes of the core's LMDB file in use (`MetaStore::file_bytes`).
+    pub meta_bytes: u64,
     pub capacity_bytes: u64,
     pub segments: u64,
     /// Files in the free pool (reclaimed segment files kept for reuse, at most
@@ -186,8 +193,13 @@ struct Pending {
 struct Active<F> {
     segment: u32,
     file: F,
-    /// Next write position: always block-aligned (each flush starts on a fresh block).
+    /// Next write position: where the last record written ends (8-byte aligned). The next
+    /// group commit goes on from there ("Log and group commit" in engine/DESIGN.md).
     offset_bytes: u64,
+    /// The bytes of the block holding `offset_bytes` that precede it (empty when that is a
+    /// block boundary): records already written, which the next write of that block repeats
+    /// unchanged.
+    tail: Vec<u8>,
 }
 
 struct State<D: Disk> {
@@ -399,9 +411,9 @@ impl<D: Disk> Store<D> {
     }
 
     /// Applies every valid record of a segment from `start` in order, reading it through the
-    /// bounded window of a [`SegmentScan`]. A damaged record is counted and skipped block by
-    /// block (batches start on block boundaries), so one flipped bit costs one record, never
-    /// the rest of the log.
+    /// bounded window of a [`SegmentScan`]. A damaged record is counted and skipped (the scan
+    /// finds the next record header after it), so one flipped bit costs one record, never the
+    /// rest of the log.
     async fn replay_segment(&self, segment: u32, start: u64) -> Result<()> {
         let file = self.inner.disk.open_segment(segment).await?;
         let mut scan = self.scan(segment, file, start);
@@ -877,6 +889,7 @@ impl<D: Disk> Store<D> {
         s.free_segment_bytes = s.free_segment_files * self.inner.cfg.segment_bytes;
         s.poisoned = st.poisoned;
         s.cache = st.cache.stats();
+        s.meta_bytes = self.inner.meta.file_bytes();
         let index_entries = st.index.len() as u64;
         drop(st);
         s.device_free_bytes = self.inner.disk.device_free_bytes().ok();
@@ -1013,7 +1026,8 @@ impl<D: Disk> Store<D> {
         let mut file = None;
         let mut written_bytes = 0u64;
         while inflight.len() < PIPELINE_BATCHES_MAX {
-            let Some((batch, locs, buf, offset, f)) = self.encode_next_batch() else {
+            let Some((batch, locs, buf, offset, f)) = self.encode_next_batch(inflight.is_empty())
+            else {
                 break;
             };
             written_bytes += buf.as_slice().len() as u64;
@@ -1115,12 +1129,27 @@ impl<D: Disk> Store<D> {
     /// Takes the records that fit the active segment (at most `BATCH_BYTES_MAX` unless a
     /// single record is larger), encodes them into one block-aligned buffer and advances the
     /// segment's write position. `None` when the queue is empty or its head does not fit.
+    ///
+    /// The first batch of a round goes on where the last round's records end: its buffer
+    /// starts with the block those records end in, repeated byte for byte, so small commits
+    /// do not pad every round to a block ("Log and group commit" in engine/DESIGN.md). A later
+    /// batch of the same round starts on a fresh block, since the batch before it is still
+    /// being written and two writes in flight must never share a block.
     #[allow(clippy::type_complexity)]
-    fn encode_next_batch(&self) -> Option<(Vec<Pending>, Vec<Loc>, D::Buf, u64, D::File)> {
+    fn encode_next_batch(
+        &self,
+        first_of_round: bool,
+    ) -> Option<(Vec<Pending>, Vec<Loc>, D::Buf, u64, D::File)> {
         let mut st = self.inner.st.borrow_mut();
         let st = &mut *st;
         let active = st.active.as_mut()?;
-        let room = self.inner.cfg.segment_bytes - active.offset_bytes;
+        let fresh_block = !first_of_round && !active.tail.is_empty();
+        let from = if fresh_block {
+            align_up(active.offset_bytes, BLOCK_BYTES)
+        } else {
+            active.offset_bytes
+        };
+        let room = self.inner.cfg.segment_bytes - from;
         let mut batch = Vec::new();
         let mut bytes = 0u64;
         while let Some(p) = st.queue.front() {
@@ -1134,11 +1163,20 @@ impl<D: Disk> Store<D> {
         if batch.is_empty() {
             return None;
         }
-        let write_bytes = align_up(bytes, BLOCK_BYTES);
+        let before = active.offset_bytes;
+        if fresh_block {
+            active.offset_bytes = from;
+            active.tail.clear();
+        }
+        let start = align_down(active.offset_bytes, BLOCK_BYTES);
+        let prefix = active.tail.len();
+        debug_assert_eq!(start + prefix as u64, active.offset_bytes);
+        let write_bytes = align_up(prefix as u64 + bytes, BLOCK_BYTES);
         let mut buf = self.inner.disk.alloc(write_bytes as usize);
         let out = buf.as_mut_slice();
+        out[..prefix].copy_from_slice(&active.tail);
         let mut locs = Vec::with_capacity(batch.len());
-        let mut at = 0u64;
+        let mut at = prefix as u64;
         for p in &batch {
             let lsn = st.next_lsn;
             st.next_lsn += 1;
@@ -1150,14 +1188,19 @@ impl<D: Disk> Store<D> {
                 self.salt(),
                 &mut out[at as usize..(at + len) as usize],
             );
-            locs.push(Loc::new(active.segment, active.offset_bytes + at, len));
+            locs.push(Loc::new(active.segment, start + at, len));
             at += len;
         }
         out[at as usize..].fill(0);
-        let offset = active.offset_bytes;
-        active.offset_bytes += write_bytes;
-        assert!(active.offset_bytes <= self.inner.cfg.segment_bytes);
-        Some((batch, locs, buf, offset, active.file.clone()))
+        let end = start + at;
+        st.stats.log_appended_bytes += end - before;
+        active.tail.clear();
+        active
+            .tail
+            .extend_from_slice(&out[align_down(at, BLOCK_BYTES) as usize..at as usize]);
+        active.offset_bytes = end;
+        assert!(start + write_bytes <= self.inner.cfg.segment_bytes);
+        Some((batch, locs, buf, start, active.file.clone()))
     }
 
     /// Answers a queued write (every answer goes through here, so the per-key count of pending
@@ -1206,12 +1249,17 @@ impl<D: Disk> Store<D> {
         let segment = segment?;
         let file = self.open_new_segment(segment).await?;
         let mut st = self.inner.st.borrow_mut();
+        if let Some(sealed) = &st.active {
+            let unused = self.inner.cfg.segment_bytes - sealed.offset_bytes;
+            st.stats.log_appended_bytes += unused;
+        }
         st.segments.insert(segment);
         st.writing_segment = Some(segment);
         st.active = Some(Active {
             segment,
             file,
             offset_bytes: 0,
+            tail: Vec::new(),
         });
         Ok(())
     }

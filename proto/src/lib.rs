@@ -220,6 +220,10 @@ pub struct CoreStats {
     pub free_segment_files: u64,
     pub segments_reused: u64,
     pub replay_stale_stops: u64,
+    /// Log bytes appends took since the core started, and bytes of its LMDB file in use
+    /// (engine `StoreStats`).
+    pub log_appended_bytes: u64,
+    pub meta_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -649,6 +653,8 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
                 s.free_segment_files,
                 s.segments_reused,
                 s.replay_stale_stops,
+                s.log_appended_bytes,
+                s.meta_bytes,
             ];
             out.put_u32_le(fields.len() as u32);
             for f in fields {
@@ -1109,7 +1115,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         R_STATS => {
             let n = get_u32(b)? as usize;
             need(b, n.saturating_mul(8))?;
-            let mut f = [0u64; 21];
+            let mut f = [0u64; 23];
             for i in 0..n {
                 let v = b.get_u64_le();
                 if i < f.len() {
@@ -1138,6 +1144,8 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 free_segment_files: f[18],
                 segments_reused: f[19],
                 replay_stale_stops: f[20],
+                log_appended_bytes: f[21],
+                meta_bytes: f[22],
             }))
         }
         R_ERROR => {
@@ -1299,6 +1307,8 @@ mod tests {
                 free_segment_files: 16,
                 segments_reused: 17,
                 replay_stale_stops: 18,
+                log_appended_bytes: 19,
+                meta_bytes: 20,
                 ..CoreStats::default()
             }),
             Response::Error {

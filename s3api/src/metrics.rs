@@ -130,6 +130,8 @@ pub struct Metrics {
     tier_bytes: Family<TierLabel, Gauge<u64, AtomicU64>>,
     core_fragments: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_live_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_log_appended_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_meta_bytes: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     background_queued: Family<WorkerLabel, Gauge>,
     background_queued_bytes: Family<WorkerLabel, Gauge>,
     background_dropped: Family<WorkerLabel, Counter>,
@@ -192,6 +194,8 @@ impl Default for Metrics {
             tier_bytes: Family::default(),
             core_fragments: Family::default(),
             core_live_bytes: Family::default(),
+            core_log_appended_bytes: Family::default(),
+            core_meta_bytes: Family::default(),
             background_queued: Family::default(),
             background_queued_bytes: Family::default(),
             background_dropped: Family::default(),
@@ -302,6 +306,17 @@ impl Default for Metrics {
             "core_live_bytes",
             "Live bytes stored on each of this process's cores",
             m.core_live_bytes.clone(),
+        );
+        registry.register(
+            "core_log_appended_bytes",
+            "Log bytes each core's appends took since it started (records and the padding they \
+             left; engine/DESIGN.md, \"Log and group commit\")",
+            m.core_log_appended_bytes.clone(),
+        );
+        registry.register(
+            "core_meta_bytes",
+            "Bytes of each core's metadata store (its LMDB file) in use",
+            m.core_meta_bytes.clone(),
         );
         registry.register(
             "background_queued",
@@ -541,6 +556,10 @@ impl Metrics {
         };
         self.core_fragments.get_or_create(&label).set(s.fragments);
         self.core_live_bytes.get_or_create(&label).set(s.live_bytes);
+        self.core_log_appended_bytes
+            .get_or_create(&label)
+            .set(s.log_appended_bytes);
+        self.core_meta_bytes.get_or_create(&label).set(s.meta_bytes);
         self.core_free_bytes.get_or_create(&label).set(s.free_bytes);
         self.core_poisoned
             .get_or_create(&label)
