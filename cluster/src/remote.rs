@@ -32,8 +32,9 @@ pub enum RemoteError {
     #[error("core {addr} answered with a bad frame: {message}")]
     Protocol { addr: SocketAddr, message: String },
     #[error(
-        "layout mismatch: this gateway routes with layout {ours}, core {addr} has layout \
-         {theirs}: every node must load the same layout"
+        "layout mismatch: core {addr} refused a request this process routed by layout {ours} \
+         ({theirs}); the newer layout reaches this process through the control plane's map \
+         (or the same layout file on every node, without one)"
     )]
     LayoutMismatch {
         addr: SocketAddr,

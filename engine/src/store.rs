@@ -1060,7 +1060,11 @@ impl<D: Disk> Store<D> {
             // round was acknowledged: its writers learn NoSpace, the core stays healthy. The
             // segment's tail is left alone (replay skips blocks without a record); the next
             // round starts a new segment, where the free-space floor applies.
-            self.inner.st.borrow_mut().active = None;
+            let mut st = self.inner.st.borrow_mut();
+            if let Some(left) = st.active.take() {
+                st.stats.log_appended_bytes += self.inner.cfg.segment_bytes - left.offset_bytes;
+            }
+            drop(st);
             for (batch, _, _) in inflight {
                 for p in batch {
                     self.answer(p, Err(EngineError::NoSpace));

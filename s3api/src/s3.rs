@@ -220,6 +220,15 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             let message = e.to_string();
             s3_error!(e, ServiceUnavailable, "{message}")
         }
+        // A core refused a request routed by a layout older than its node's (this process
+        // has not applied the newest map yet, which its follower fetches): nothing was done
+        // there, and a retry once the map is applied goes to the right cores (503, retried by
+        // SDKs), never a 500.
+        BackendError::Remote(cluster::remote::RemoteError::LayoutMismatch { .. }) => {
+            tracing::warn!(error = %e, "routed by an older layout than a core's");
+            let message = e.to_string();
+            s3_error!(e, ServiceUnavailable, "{message}")
+        }
         other => {
             tracing::error!(error = %other, "storage error");
             s3_error!(other, InternalError)
@@ -2191,6 +2200,22 @@ fn url_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_layout_refusal_is_a_503_to_retry() {
+        let e = BackendError::Remote(cluster::remote::RemoteError::LayoutMismatch {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            ours: 2,
+            theirs: "routed with layout 2, this node refuses layouts below 3".into(),
+        });
+        let err = s3_err(objects::Error::Storage(e));
+        assert_eq!(err.code(), &s3s::S3ErrorCode::ServiceUnavailable);
+        assert!(
+            err.message().is_some_and(|m| m.contains("layout")),
+            "{:?}",
+            err.message()
+        );
+    }
 
     #[test]
     fn aws_chunked_is_not_a_stored_content_encoding() {
