@@ -16,7 +16,8 @@
 //! (records follow each other across group commits, so the next one need not start on a
 //! block). A record that verifies but names another segment
 //! (or is of format 1 where none may be) is from an earlier life of a recycled file: the
-//! scan ends there (`stale_at`), since nothing of this life after it was acknowledged.
+//! scan ends there (`stale_at`), since nothing of this life after it was acknowledged; while
+//! searching past damage it is passed over instead (`skipped_in_resync`).
 
 use crate::disk::Disk;
 use crate::error::Result;
@@ -202,6 +203,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                 if let Err(fault) = RecordHeader::read_record(self.salt, bytes) {
                     return Ok(self.damaged(pos, fault));
                 }
+                if self.skipped_in_resync(&header, pos) {
+                    continue;
+                }
                 if self.is_stale(&header, pos) {
                     continue;
                 }
@@ -217,6 +221,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             }
             if let Err(fault) = self.verify_streamed(pos, span).await? {
                 return Ok(self.damaged(pos, fault));
+            }
+            if self.skipped_in_resync(&header, pos) {
+                continue;
             }
             if self.is_stale(&header, pos) {
                 continue;
@@ -265,6 +272,19 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             return false;
         }
         self.stale_at = Some(pos);
+        true
+    }
+
+    /// While searching past damage, a verified record naming another segment is passed over
+    /// rather than ending the scan: it may be a record image inside the damaged record's bytes
+    /// (a fragment holding a copy of a segment file), with this life's records after it.
+    /// Passing over never applies it, and an earlier life's records are never this life's,
+    /// so the search goes on to the file's end at worst.
+    fn skipped_in_resync(&mut self, header: &RecordHeader, pos: u64) -> bool {
+        if !self.resyncing || header.belongs_to(self.segment, self.format1_segments_below) {
+            return false;
+        }
+        self.pos = pos + RECORD_ALIGN_BYTES;
         true
     }
 

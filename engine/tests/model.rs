@@ -882,3 +882,74 @@ fn small_commits_share_blocks_and_a_flip_costs_one_record() {
         store.shutdown().await.unwrap();
     });
 }
+
+/// A fragment whose bytes hold a record image of this partition naming another segment (a copy
+/// of a segment file stored as an object), with its own header damaged: the scan's search
+/// past the damage meets the image first. It is passed over, never applied, and the records
+/// after the damaged one still replay (ending the scan there, as at a recycled file's old
+/// records, would lose them).
+#[test]
+fn a_record_image_inside_a_damaged_record_neither_applies_nor_ends_replay() {
+    use engine::format::{RecordHeader, RecordKind};
+    run_on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::new(12, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+        let cfg = StoreConfig {
+            checkpoint_every_records: 1 << 40,
+            checkpoint_every_log_bytes: 1 << 40,
+            ..config()
+        };
+        let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
+        let inner = Bytes::from(vec![0xabu8; 500]);
+        let header = RecordHeader {
+            kind: RecordKind::Fragment,
+            flags: 0,
+            lsn: 1,
+            id: frag_id(99),
+            payload_bytes: inner.len() as u32,
+            key_bytes: 0,
+            aux: 0,
+            segment: Some(77),
+        };
+        let mut image = vec![0u8; header.record_bytes() as usize];
+        header.write_record(cfg.salt, &[&inner], &mut image);
+        let mut offsets = Vec::new();
+        let mut end = 0u64;
+        let mut written = Vec::new();
+        for k in 0..8u64 {
+            let data = if k == 3 {
+                Bytes::from([image.clone(), vec![7u8; 300]].concat())
+            } else {
+                Bytes::from(vec![k as u8; 700 + 37 * k as usize])
+            };
+            store.put_fragment(frag_id(k), data.clone()).await.unwrap();
+            offsets.push(end);
+            end += engine::format::record_bytes_for(data.len() as u64);
+            written.push(data);
+        }
+        store.shutdown().await.unwrap();
+        let (segment, _) = disk.segment_lens()[0];
+        // Fragment 3's LSN: its header fails its checksum.
+        assert!(disk.flip_bit(segment, offsets[3] + 9, 1));
+        let store = Store::open(disk.restart(), cfg).await.unwrap();
+        let s = store.stats();
+        assert_eq!(
+            (s.corrupt_records_replayed, s.replay_stale_stops),
+            (1, 0),
+            "{s:?}"
+        );
+        assert!(matches!(
+            store.get_fragment(frag_id(99), 0, None).await,
+            Err(EngineError::NotFound)
+        ));
+        for (k, data) in written.iter().enumerate() {
+            let got = store.get_fragment(frag_id(k as u64), 0, None).await;
+            if k == 3 {
+                assert!(matches!(got, Err(EngineError::NotFound)), "{got:?}");
+            } else {
+                assert_eq!(&got.unwrap(), data, "fragment {k}");
+            }
+        }
+        store.shutdown().await.unwrap();
+    });
+}
