@@ -162,18 +162,21 @@ run get-4k-open get4k "${get4k[@]}" --rate "$(share 0.8 "$get_peak")" --cleanup 
 # ratio over the run (loadgen's warmup included) from the cores' counters.
 "$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-zipf --workload put --size 4KiB \
   --keys "$keys_zipf" --prepare --prepare-concurrency 64 --no-run --quiet
-cache_before=$(core_sum percore_core_cache_reads)
-hits_before=$(curl -s --max-time 5 "$endpoint/-/metrics" |
-  awk 'index($0, "percore_core_cache_reads{") == 1 && index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}')
+# cache_reads: the cores' cache reads, then those that hit (one line).
+cache_reads() {
+  core_sum percore_core_cache_reads
+  curl -s --max-time 5 "$endpoint/-/metrics" | awk 'index($0, "percore_core_cache_reads{") == 1 &&
+    index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}'
+}
+cache_before=$(cache_reads | paste -sd' ')
 run get-4k-zipf zipf --workload get --size 4KiB --keys "$keys_zipf" --key-dist zipf \
   --concurrency 64 --cleanup --delete-bucket
-cache_after=$(core_sum percore_core_cache_reads)
-hits_after=$(curl -s --max-time 5 "$endpoint/-/metrics" |
-  awk 'index($0, "percore_core_cache_reads{") == 1 && index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}')
+cache_after=$(cache_reads | paste -sd' ')
 ceiling cache_zipf "$(python3 -c 'import json,sys
-reads, hits = float(sys.argv[2]) - float(sys.argv[1]), float(sys.argv[4]) - float(sys.argv[3])
+(r0, h0), (r1, h1) = ([float(x) for x in a.split()] for a in sys.argv[1:3])
+reads, hits = r1 - r0, h1 - h0
 print(json.dumps({"reads": reads, "hits": hits, "hit_ratio": round(hits / reads, 4) if reads else None}))' \
-  "$cache_before" "$cache_after" "$hits_before" "$hits_after")"
+  "$cache_before" "$cache_after")"
 run put-4k-peak put4k --workload put --size 4KiB --keys "$keys_small" --prepare --concurrency 64
 run put-4k-open put4k --workload put --size 4KiB --keys "$keys_small" \
   --rate "$(share 0.8 "$(peak put-4k-peak put)")" --cleanup --delete-bucket
