@@ -110,6 +110,12 @@ core_sum() {
     { for (i = 1; i <= n; i++) if (index($0, want[i] "{") == 1) s[i] += $NF }
     END { for (i = 1; i <= n; i++) printf "%.0f%s", s[i], (i < n ? " " : "\n") }'
 }
+# cache_reads: the cores' cache reads, then those that hit (two lines).
+cache_reads() {
+  core_sum percore_core_cache_reads
+  curl -s --max-time 5 "$endpoint/-/metrics" | awk 'index($0, "percore_core_cache_reads{") == 1 &&
+    index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}'
+}
 # have TOOL PACKAGE: TOOL is on PATH, installed from Debian's PACKAGE if it was not (as root).
 have() {
   command -v "$1" >/dev/null && return 0
@@ -162,12 +168,6 @@ run get-4k-open get4k "${get4k[@]}" --rate "$(share 0.8 "$get_peak")" --cleanup 
 # ratio over the run (loadgen's warmup included) from the cores' counters.
 "$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-zipf --workload put --size 4KiB \
   --keys "$keys_zipf" --prepare --prepare-concurrency 64 --no-run --quiet
-# cache_reads: the cores' cache reads, then those that hit (one line).
-cache_reads() {
-  core_sum percore_core_cache_reads
-  curl -s --max-time 5 "$endpoint/-/metrics" | awk 'index($0, "percore_core_cache_reads{") == 1 &&
-    index($0, "result=\"hit\"") {s += $NF} END {printf "%.0f\n", s}'
-}
 cache_before=$(cache_reads | paste -sd' ')
 run get-4k-zipf zipf --workload get --size 4KiB --keys "$keys_zipf" --key-dist zipf \
   --concurrency 64 --cleanup --delete-bucket
