@@ -17,7 +17,7 @@
 //! block). A record that verifies but names another segment
 //! (or is of format 1 where none may be) is from an earlier life of a recycled file: the
 //! scan ends there (`stale_at`), since nothing of this life after it was acknowledged; while
-//! searching past damage it is passed over instead (`skipped_in_resync`).
+//! searching past damage it is passed over instead (`of_this_life`).
 
 use crate::disk::Disk;
 use crate::error::Result;
@@ -203,14 +203,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                 if let Err(fault) = RecordHeader::read_record(self.salt, bytes) {
                     return Ok(self.damaged(pos, fault));
                 }
-                if self.skipped_in_resync(&header, pos) {
+                if !self.of_this_life(&header, pos) {
                     continue;
                 }
-                if self.is_stale(&header, pos) {
-                    continue;
-                }
-                self.resyncing = false;
-                self.pos = pos + header.record_bytes();
                 let from = (pos - self.window_start) as usize + RECORD_HEADER_BYTES;
                 let payload = &self.window[from..from + header.payload_bytes as usize];
                 return Ok(Scanned::Record {
@@ -222,14 +217,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             if let Err(fault) = self.verify_streamed(pos, span).await? {
                 return Ok(self.damaged(pos, fault));
             }
-            if self.skipped_in_resync(&header, pos) {
+            if !self.of_this_life(&header, pos) {
                 continue;
             }
-            if self.is_stale(&header, pos) {
-                continue;
-            }
-            self.resyncing = false;
-            self.pos = pos + header.record_bytes();
             return Ok(Scanned::Record {
                 header,
                 offset_bytes: pos,
@@ -264,28 +254,26 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
         Ok(crc.check(&header))
     }
 
-    /// A verified record of an earlier life of the file: the scan ends at it. Checked only
-    /// after the checksum, so a flipped bit in a record's segment number is damage (one
-    /// record lost), never the end of the segment.
-    fn is_stale(&mut self, header: &RecordHeader, pos: u64) -> bool {
+    /// Whether a verified record at `pos` is of this life of the file; if so the scan goes on
+    /// after it. Checked only after the checksum, so a flipped bit in a record's segment number
+    /// is damage (one record lost), never the end of the segment. A record that names another
+    /// segment is of an earlier life, and the scan ends at it (`stale_at`); except while
+    /// searching past damage, where it is passed over: it may be a record image inside the
+    /// damaged record's bytes (a fragment holding a copy of a segment file), with this life's
+    /// records after it. Passing over never applies it, and an earlier life's records are
+    /// never this life's, so the search goes on to the file's end at worst.
+    fn of_this_life(&mut self, header: &RecordHeader, pos: u64) -> bool {
         if header.belongs_to(self.segment, self.format1_segments_below) {
-            return false;
+            self.resyncing = false;
+            self.pos = pos + header.record_bytes();
+            return true;
         }
-        self.stale_at = Some(pos);
-        true
-    }
-
-    /// While searching past damage, a verified record naming another segment is passed over
-    /// rather than ending the scan: it may be a record image inside the damaged record's bytes
-    /// (a fragment holding a copy of a segment file), with this life's records after it.
-    /// Passing over never applies it, and an earlier life's records are never this life's,
-    /// so the search goes on to the file's end at worst.
-    fn skipped_in_resync(&mut self, header: &RecordHeader, pos: u64) -> bool {
-        if !self.resyncing || header.belongs_to(self.segment, self.format1_segments_below) {
-            return false;
+        if self.resyncing {
+            self.pos = pos + RECORD_ALIGN_BYTES;
+        } else {
+            self.stale_at = Some(pos);
         }
-        self.pos = pos + RECORD_ALIGN_BYTES;
-        true
+        false
     }
 
     /// Moves the position to the next 8-byte position at or after it that starts with the

@@ -1060,11 +1060,7 @@ impl<D: Disk> Store<D> {
             // round was acknowledged: its writers learn NoSpace, the core stays healthy. The
             // segment's tail is left alone (replay skips blocks without a record); the next
             // round starts a new segment, where the free-space floor applies.
-            let mut st = self.inner.st.borrow_mut();
-            if let Some(left) = st.active.take() {
-                st.stats.log_appended_bytes += self.inner.cfg.segment_bytes - left.offset_bytes;
-            }
-            drop(st);
+            self.leave_active(&mut self.inner.st.borrow_mut());
             for (batch, _, _) in inflight {
                 for p in batch {
                     self.answer(p, Err(EngineError::NoSpace));
@@ -1253,10 +1249,7 @@ impl<D: Disk> Store<D> {
         let segment = segment?;
         let file = self.open_new_segment(segment).await?;
         let mut st = self.inner.st.borrow_mut();
-        if let Some(sealed) = &st.active {
-            let unused = self.inner.cfg.segment_bytes - sealed.offset_bytes;
-            st.stats.log_appended_bytes += unused;
-        }
+        self.leave_active(&mut st);
         st.segments.insert(segment);
         st.writing_segment = Some(segment);
         st.active = Some(Active {
@@ -1266,6 +1259,14 @@ impl<D: Disk> Store<D> {
             tail: Vec::new(),
         });
         Ok(())
+    }
+
+    /// Stops writing the active segment: the rest of it stays unused, and counts as taken in
+    /// `log_appended_bytes`.
+    fn leave_active(&self, st: &mut State<D>) {
+        if let Some(left) = st.active.take() {
+            st.stats.log_appended_bytes += self.inner.cfg.segment_bytes - left.offset_bytes;
+        }
     }
 
     /// Segment `segment`'s file: a free file renamed, when the pool has one and the device

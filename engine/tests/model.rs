@@ -828,6 +828,43 @@ fn replay_checks_records_larger_than_its_window() {
     });
 }
 
+/// The config of the replay tests below: checkpoints only at open (replay reads the whole log).
+fn replay_config() -> StoreConfig {
+    StoreConfig {
+        checkpoint_every_records: 1 << 40,
+        checkpoint_every_log_bytes: 1 << 40,
+        ..config()
+    }
+}
+
+/// Puts `data[k]` as fragment k, each put awaited (one record per group commit); where each
+/// record starts (they follow each other from the segment's start) and where the last ends.
+async fn put_one_by_one(store: &Store<SimDisk>, data: &[Bytes]) -> (Vec<u64>, u64) {
+    let mut offsets = Vec::new();
+    let mut end = 0u64;
+    for (k, d) in data.iter().enumerate() {
+        store
+            .put_fragment(frag_id(k as u64), d.clone())
+            .await
+            .unwrap();
+        offsets.push(end);
+        end += engine::format::record_bytes_for(d.len() as u64);
+    }
+    (offsets, end)
+}
+
+/// Every fragment of `data` reads back, but those in `lost`, which are absent.
+async fn only_lost_are_gone(store: &Store<SimDisk>, data: &[Bytes], lost: &[usize]) {
+    for (k, d) in data.iter().enumerate() {
+        let got = store.get_fragment(frag_id(k as u64), 0, None).await;
+        if lost.contains(&k) {
+            assert!(matches!(got, Err(EngineError::NotFound)), "{k}: {got:?}");
+        } else {
+            assert_eq!(&got.unwrap(), d, "fragment {k}");
+        }
+    }
+}
+
 /// Small commits one after another share blocks: each group commit goes on where the last one
 /// ended (no padding to a block per commit), and a flipped bit at replay still costs only the
 /// record it hits. Records after a damaged one rarely start on a block, so the scan finds them
@@ -837,26 +874,12 @@ fn small_commits_share_blocks_and_a_flip_costs_one_record() {
     run_on_executor(|| async {
         let dir = tempfile::tempdir().unwrap();
         let disk = SimDisk::new(11, 64 * SEGMENT_BYTES, dir.path().join("meta"));
-        let cfg = StoreConfig {
-            checkpoint_every_records: 1 << 40,
-            checkpoint_every_log_bytes: 1 << 40,
-            ..config()
-        };
-        let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
+        let store = Store::open(disk.clone(), replay_config()).await.unwrap();
         let mut rng = SimRng::new(11);
-        let mut written = Vec::new();
-        // Where each record starts: they follow each other from the segment's start.
-        let mut offsets = Vec::new();
-        let mut end = 0u64;
-        for k in 0..40u64 {
-            let len = 100 + rng.below(1400) as usize;
-            let data = Bytes::from(vec![k as u8 ^ 0x5a; len]);
-            // Each put is awaited: one record per group commit.
-            store.put_fragment(frag_id(k), data.clone()).await.unwrap();
-            offsets.push(end);
-            end += engine::format::record_bytes_for(len as u64);
-            written.push(data);
-        }
+        let written: Vec<Bytes> = (0..40u8)
+            .map(|k| Bytes::from(vec![k ^ 0x5a; 100 + rng.below(1400) as usize]))
+            .collect();
+        let (offsets, end) = put_one_by_one(&store, &written).await;
         // The log took exactly the records' bytes (the padding after the last is not counted).
         assert_eq!(store.stats().log_appended_bytes, end);
         assert!(store.stats().meta_bytes >= 4096);
@@ -869,16 +892,9 @@ fn small_commits_share_blocks_and_a_flip_costs_one_record() {
         // A payload bit of record 10, a header byte (its LSN) of record 20.
         assert!(disk.flip_bit(segment, offsets[10] + 64 + 7, 3));
         assert!(disk.flip_bit(segment, offsets[20] + 9, 0));
-        let store = Store::open(disk.restart(), cfg).await.unwrap();
+        let store = Store::open(disk.restart(), replay_config()).await.unwrap();
         assert_eq!(store.stats().corrupt_records_replayed, 2);
-        for (k, data) in written.iter().enumerate() {
-            let got = store.get_fragment(frag_id(k as u64), 0, None).await;
-            if k == 10 || k == 20 {
-                assert!(matches!(got, Err(EngineError::NotFound)), "{k}: {got:?}");
-            } else {
-                assert_eq!(&got.unwrap(), data, "fragment {k}");
-            }
-        }
+        only_lost_are_gone(&store, &written, &[10, 20]).await;
         store.shutdown().await.unwrap();
     });
 }
@@ -894,11 +910,7 @@ fn a_record_image_inside_a_damaged_record_neither_applies_nor_ends_replay() {
     run_on_executor(|| async {
         let dir = tempfile::tempdir().unwrap();
         let disk = SimDisk::new(12, 64 * SEGMENT_BYTES, dir.path().join("meta"));
-        let cfg = StoreConfig {
-            checkpoint_every_records: 1 << 40,
-            checkpoint_every_log_bytes: 1 << 40,
-            ..config()
-        };
+        let cfg = replay_config();
         let store = Store::open(disk.clone(), cfg.clone()).await.unwrap();
         let inner = Bytes::from(vec![0xabu8; 500]);
         let header = RecordHeader {
@@ -913,20 +925,13 @@ fn a_record_image_inside_a_damaged_record_neither_applies_nor_ends_replay() {
         };
         let mut image = vec![0u8; header.record_bytes() as usize];
         header.write_record(cfg.salt, &[&inner], &mut image);
-        let mut offsets = Vec::new();
-        let mut end = 0u64;
-        let mut written = Vec::new();
-        for k in 0..8u64 {
-            let data = if k == 3 {
-                Bytes::from([image.clone(), vec![7u8; 300]].concat())
-            } else {
-                Bytes::from(vec![k as u8; 700 + 37 * k as usize])
-            };
-            store.put_fragment(frag_id(k), data.clone()).await.unwrap();
-            offsets.push(end);
-            end += engine::format::record_bytes_for(data.len() as u64);
-            written.push(data);
-        }
+        let written: Vec<Bytes> = (0..8u8)
+            .map(|k| match k {
+                3 => Bytes::from([image.clone(), vec![7u8; 300]].concat()),
+                _ => Bytes::from(vec![k; 700 + 37 * k as usize]),
+            })
+            .collect();
+        let (offsets, _) = put_one_by_one(&store, &written).await;
         store.shutdown().await.unwrap();
         let (segment, _) = disk.segment_lens()[0];
         // Fragment 3's LSN: its header fails its checksum.
@@ -942,14 +947,7 @@ fn a_record_image_inside_a_damaged_record_neither_applies_nor_ends_replay() {
             store.get_fragment(frag_id(99), 0, None).await,
             Err(EngineError::NotFound)
         ));
-        for (k, data) in written.iter().enumerate() {
-            let got = store.get_fragment(frag_id(k as u64), 0, None).await;
-            if k == 3 {
-                assert!(matches!(got, Err(EngineError::NotFound)), "{got:?}");
-            } else {
-                assert_eq!(&got.unwrap(), data, "fragment {k}");
-            }
-        }
+        only_lost_are_gone(&store, &written, &[3]).await;
         store.shutdown().await.unwrap();
     });
 }
