@@ -1,6 +1,8 @@
 """What the tests of live layout changes share: the control plane's view of a change (through
 `percore control status`), proposing a layout, a node's metrics, and the traffic that runs
 through the cluster while a change moves data."""
+import collections
+import contextlib
 import os
 import re
 import subprocess
@@ -67,8 +69,10 @@ class Traffic:
 
     def __init__(self, c, bucket, blobs, nodes=(1, 2, 3)):
         self.c, self.bucket, self.blobs = c, bucket, blobs
-        # The nodes it goes through (a node killed by the test is taken out meanwhile).
+        # The nodes it goes through (a node killed by the test is taken out meanwhile), and
+        # the requests in flight through each.
         self.nodes = list(nodes)
+        self.in_flight = collections.Counter()
         self.lock = threading.Lock()
         self.errors, self.reads, self.writes = [], 0, 0
         self.done = threading.Event()
@@ -82,52 +86,88 @@ class Traffic:
         for t in self.threads:
             t.start()
 
-    def node(self, i):
+    @contextlib.contextmanager
+    def through(self, i):
+        """The node request `i` goes through, counted in flight until the block ends: a node
+        the test takes out (`take_out`) gets no new request, and is killed only once the
+        requests that took it before have ended (however slow a client is to start one)."""
         with self.lock:
-            return self.nodes[i % len(self.nodes)]
+            n = self.nodes[i % len(self.nodes)]
+            self.in_flight[n] += 1
+        try:
+            yield n
+        finally:
+            with self.lock:
+                self.in_flight[n] -= 1
+
+    def take_out(self, node, timeout_s=120):
+        """No new request goes through `node`; returns once none that took it is in flight."""
+        with self.lock:
+            self.nodes.remove(node)
+        deadline = time.time() + timeout_s
+        while True:
+            with self.lock:
+                if self.in_flight[node] == 0:
+                    return
+            assert time.time() < deadline, f"requests through node {node} still in flight"
+            time.sleep(0.05)
+
+    def put_back(self, node):
+        """Requests go through `node` (again)."""
+        with self.lock:
+            self.nodes.append(node)
 
     def read(self):
         clients = {}
         i = 0
+
+        def client(n):
+            if n not in clients:
+                clients[n] = self.c.client(n)
+            return clients[n]
+
         while not self.done.is_set():
             with self.lock:
                 items = list(self.blobs.items())
             for key, data in items:
-                n = self.node(i)
-                i += 1
-                try:
-                    if n not in clients:
-                        clients[n] = self.c.client(n)
-                    got = clients[n].get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                    if got != data:
-                        self.errors.append(f"{key}: {len(got)} bytes read, {len(data)} written")
-                except Exception as e:  # noqa: BLE001 - every failure is a finding
-                    self.errors.append(f"GET {key} through node {n}: {e}")
+                with self.through(i) as n:
+                    i += 1
+                    try:
+                        got = client(n).get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                        if got != data:
+                            self.errors.append(
+                                f"{key}: {len(got)} bytes read, {len(data)} written")
+                    except Exception as e:  # noqa: BLE001 - every failure is a finding
+                        self.errors.append(f"GET {key} through node {n}: {e}")
                 self.reads += 1
-            # Each request takes its node when it starts: a node the test takes out (then kills
-            # a second later) gets no new request.
-            lister, header = self.node(i), None
-            try:
-                clients.setdefault(lister, self.c.client(lister))
-                listed = clients[lister].list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
-                for j, o in enumerate(listed.get("Contents", [])):
-                    header = self.node(i + 1 + j)
-                    clients.setdefault(header, self.c.client(header))
-                    clients[header].head_object(Bucket=self.bucket, Key=o["Key"])
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(f"LIST through node {lister}, HEAD through {header}: {e}")
+            header = None
+            with self.through(i) as lister:
+                try:
+                    listed = client(lister).list_objects_v2(Bucket=self.bucket, MaxKeys=1000)
+                except Exception as e:  # noqa: BLE001
+                    self.errors.append(f"LIST through node {lister}: {e}")
+                    continue
+            for j, o in enumerate(listed.get("Contents", [])):
+                with self.through(i + 1 + j) as header:
+                    try:
+                        client(header).head_object(Bucket=self.bucket, Key=o["Key"])
+                    except Exception as e:  # noqa: BLE001
+                        self.errors.append(f"HEAD {o['Key']} (listed through node {lister}) "
+                                           f"through node {header}: {e}")
+                        break
 
     def write(self):
         n = 0
         while not self.done.is_set():
             key, data = f"during-{n}", os.urandom(SIZES[n % len(SIZES)])
-            try:
-                self.c.client(self.node(n)).put_object(Bucket=self.bucket, Key=key, Body=data)
-                with self.lock:
-                    self.blobs[key] = data
-                self.writes += 1
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(f"PUT {key}: {e}")
+            with self.through(n) as node:
+                try:
+                    self.c.client(node).put_object(Bucket=self.bucket, Key=key, Body=data)
+                    with self.lock:
+                        self.blobs[key] = data
+                    self.writes += 1
+                except Exception as e:  # noqa: BLE001
+                    self.errors.append(f"PUT {key} through node {node}: {e}")
             n += 1
             time.sleep(0.3)
 
@@ -142,22 +182,26 @@ class Traffic:
             if self.done.is_set():
                 self.pair.abort()
                 return
-            key, node = f"create-{n}", self.node(n + side)
+            key = f"create-{n}"
             data = b"creator %d of %s" % (side, key.encode())
-            try:
-                clients.setdefault(node, self.c.client(node))
-                clients[node].put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
-                with self.lock:
-                    self.created.setdefault(key, []).append(side)
-                    if len(self.created[key]) == 1:
-                        self.blobs[key] = data
-                    else:
-                        self.errors.append(f"{key}: both conditional creates won")
-            except Exception as e:  # noqa: BLE001
-                status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-                # The other creator won (412), or a conflict or 503 a client retries.
-                if status not in (409, 412, 503):
-                    self.errors.append(f"conditional PUT {key} through node {node}: {e}")
+            with self.through(n + side) as node:
+                try:
+                    if node not in clients:
+                        clients[node] = self.c.client(node)
+                    clients[node].put_object(Bucket=self.bucket, Key=key, Body=data,
+                                             IfNoneMatch="*")
+                    with self.lock:
+                        self.created.setdefault(key, []).append(side)
+                        if len(self.created[key]) == 1:
+                            self.blobs[key] = data
+                        else:
+                            self.errors.append(f"{key}: both conditional creates won")
+                except Exception as e:  # noqa: BLE001
+                    status = getattr(e, "response", {}).get("ResponseMetadata", {}).get(
+                        "HTTPStatusCode")
+                    # The other creator won (412), or a conflict or 503 a client retries.
+                    if status not in (409, 412, 503):
+                        self.errors.append(f"conditional PUT {key} through node {node}: {e}")
             with self.lock:
                 self.creates += 1
             n += 1

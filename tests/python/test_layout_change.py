@@ -85,17 +85,14 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
             assert time.time() < deadline, control_status(c)
             traffic.check()
             time.sleep(0.5)
-        with traffic.lock:
-            traffic.nodes.remove(leader)
-        time.sleep(1)  # requests through it in flight end
+        traffic.take_out(leader)
         c.kill(leader)
         killed_at = change_progress(c)[0]
         print(f"the leader, node {leader}, killed with {killed_at} of {total} groups done")
         assert killed_at < total, "the shrink ended before the leader was killed"
         time.sleep(3)
         c.restart(leader)
-        with traffic.lock:
-            traffic.nodes.append(leader)
+        traffic.put_back(leader)
         status = wait_change_done(c, 3, traffic.check)
         assert "node 4: left the layout, its data moved: it can be stopped" in status, status
         assert "routing by layout version 2 taken from the control plane" in open(

@@ -68,9 +68,7 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         traffic.check()
 
         # Node 3 dies. It holds data, so a plain remove is refused; replace it by node 5.
-        with traffic.lock:
-            traffic.nodes.remove(3)
-        time.sleep(1)  # requests through it in flight end
+        traffic.take_out(3)
         c.kill(3)
         out = node_cmd(c, "remove", "3", ok=False)
         assert "still holds data" in out, out
@@ -85,8 +83,7 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         node5 = start_new_node(c, 5, v4_path, ports, control_listen=control5)
         status = wait_change_done(c, 4, traffic.check)
         assert "node 3: removed: it can be stopped and its data wiped" in status, status
-        with traffic.lock:
-            traffic.nodes.append(5)
+        traffic.put_back(5)
         traffic.stop()
         assert traffic.writes > 0 and traffic.reads > len(blobs), (traffic.writes, traffic.reads)
         moved = sum(metrics(c, n).get('percore_layout_moved{kind="bytes"}', 0) for n in (1, 2))
@@ -161,3 +158,4 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
         if node5 is not None:
             stop_process(node5)
         c.stop()
+
