@@ -181,7 +181,8 @@ pub fn start(
             let users = Arc::clone(users);
             let handle = runtime.handle().clone();
             let (loaded, mut first) = tokio::sync::watch::channel(false);
-            let maps = layouts.map(|layouts| follow_layouts(runtime.handle(), layouts));
+            let maps = layouts
+                .map(|layouts| follow_layouts(runtime.handle(), layouts, settings.secret.clone()));
             applied = maps.as_ref().map(|(_, applied)| applied.clone());
             let maps = maps.map(|(maps, _)| maps);
             let (data, mut written) = (data.to_owned(), settings.clone());
@@ -189,7 +190,7 @@ pub fn start(
                 voters.clone(),
                 move |index, map| {
                     if let Some(maps) = &maps {
-                        maps.send_replace(Some((index, map.clone())));
+                        newer_map(maps, index, map.clone());
                     }
                     cluster.set(map_users(&map));
                     let users = Arc::clone(&users);
@@ -343,20 +344,95 @@ impl Running {
     }
 }
 
+/// Where the follower hands each newer map (and its log index) to the layouts' task: from
+/// the voters, and from a node that refused a frame of this process (`MapCatchUp`).
+type MapSender = Arc<tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>>>;
+
+/// Hands `map` at `index` to the layouts' task if it is newer than the last one handed: the
+/// voters and a refusing node may hand the same index, or an older one, in any order.
+fn newer_map(maps: &MapSender, index: u64, map: Arc<ClusterMap>) {
+    maps.send_if_modified(|last| {
+        if last.as_ref().is_some_and(|(at, _)| *at >= index) {
+            return false;
+        }
+        *last = Some((index, map));
+        true
+    });
+}
+
+/// A process's `CatchUp`: a node's sealed map is opened with the cluster secret and handed to
+/// the layouts' task like one from the voters.
+struct MapCatchUp {
+    secret: Secret,
+    maps: MapSender,
+    applied: Applied,
+}
+
+impl cluster::backend::CatchUp for MapCatchUp {
+    fn applied(&self) -> u64 {
+        self.applied
+            .borrow()
+            .as_ref()
+            .map_or(0, |(index, _)| *index)
+    }
+
+    fn offer(&self, sealed: &[u8]) -> Result<u64, String> {
+        let (index, map) = control::follow::open_map(&self.secret, sealed)?;
+        tracing::info!(
+            index,
+            "control plane: a node refused a frame routed by an older layout; its map is taken"
+        );
+        newer_map(&self.maps, index, Arc::new(map));
+        Ok(index)
+    }
+}
+
+/// `map` at `index` sealed for the node's gate (`ControlMap`), if it fits a core's frame.
+fn sealed_for_gate(secret: &Secret, index: u64, map: &ClusterMap) -> Option<bytes::Bytes> {
+    let sealed = match control::follow::seal_map(secret, index, map) {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            tracing::warn!(
+                index,
+                "control plane: the map is not sealed for refused processes: {e}"
+            );
+            return None;
+        }
+    };
+    // The answer's length prefix is in the frame's body too.
+    if sealed.len() + 4 > proto::limits::FRAME_BODY_BYTES_MAX as usize {
+        tracing::warn!(
+            index,
+            bytes = sealed.len(),
+            "control plane: the map is too large for a core's answer: a process this node \
+             refuses as routed by an old layout waits for the voters' map"
+        );
+        return None;
+    }
+    Some(bytes::Bytes::from(sealed))
+}
+
 /// Applies the newest map's layouts, one map at a time, in a task of its own (a layout step
 /// may wait for operations in flight; users must not wait for it). A map that cannot be
-/// applied is logged; the next one tries again.
-/// Where the follower hands each newer map (and its log index) to the layouts' task.
-type MapSender = tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>>;
-
+/// applied is logged; the next one tries again. On a node, each map applied is sealed with
+/// `secret` for its cores' gate; in every process, a frame refused by a node takes that
+/// node's map (`MapCatchUp`).
+///
 /// The sender of the maps to apply, and the newest map applied.
 fn follow_layouts(
     runtime: &tokio::runtime::Handle,
     layouts: LayoutFollower,
+    secret: Secret,
 ) -> (MapSender, Applied) {
     layouts.enforce_leases();
     let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
+    let maps = Arc::new(maps);
     let (done, applied) = tokio::sync::watch::channel(None);
+    layouts.catch_up_with(Arc::new(MapCatchUp {
+        secret: secret.clone(),
+        maps: maps.clone(),
+        applied: applied.clone(),
+    }));
     runtime.spawn(async move {
         while newest.changed().await.is_ok() {
             let Some((index, map)) = newest.borrow_and_update().clone() else {
@@ -364,7 +440,11 @@ fn follow_layouts(
             };
             match layouts.apply(&map).await {
                 Ok(()) => {
-                    layouts.applied(index);
+                    let sealed = layouts
+                        .is_node()
+                        .then(|| sealed_for_gate(&secret, index, &map))
+                        .flatten();
+                    layouts.applied(index, sealed);
                     record_layout(&map);
                     done.send_replace(Some((index, map)));
                 }

@@ -102,10 +102,25 @@ impl LayoutFollower {
 
     /// Tells the node's cores that the map at log index `index` is applied: `apply`
     /// returned, so the operations this process routed under the phases before have ended.
-    pub fn applied(&self, index: u64) {
+    /// `sealed` is that map sealed with the cluster secret (`control::follow::seal_map`),
+    /// answered to a process the cores refuse (called on a node only: see `is_node`).
+    pub fn applied(&self, index: u64, sealed: Option<bytes::Bytes>) {
         if let Some(gate) = &self.gate {
+            if let Some(sealed) = sealed {
+                gate.set_sealed_map(sealed);
+            }
             gate.set_applied(index);
         }
+    }
+
+    /// Whether this follows a node's map (its cores have a gate), not a pure gateway's.
+    pub fn is_node(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// See `Backend::catch_up_with`.
+    pub fn catch_up_with(&self, catch_up: Arc<dyn cluster::backend::CatchUp>) {
+        self.backend.catch_up_with(catch_up);
     }
 
     /// The cores take frames routed by `floor` or a newer layout version.

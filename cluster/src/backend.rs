@@ -36,7 +36,8 @@ use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{
-    CONDITIONAL_WAIT_MAX, CORE_DOWN_FOR, HANDOFF_WAIT_POLL, NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX,
+    CATCH_UP_POLL, CATCH_UP_WAIT_MAX, CONDITIONAL_WAIT_MAX, CORE_DOWN_FOR, HANDOFF_WAIT_POLL,
+    NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX,
 };
 use crate::moves::{Choice, Cores, Placement, Transition};
 use crate::remote::{RemoteCore, RemoteError};
@@ -290,6 +291,25 @@ pub struct Backend {
     standing_in_flight: [AtomicU32; 2],
     /// This node's gate (`route_under_gate`; none on a pure gateway or a single node).
     gate: std::sync::OnceLock<Arc<engine::LayoutGate>>,
+    /// How this process takes a newer control map from a node that refused its frame
+    /// (`catch_up_with`; none without a control plane).
+    catch_up: std::sync::OnceLock<Arc<dyn CatchUp>>,
+    /// The highest map index fetched from a refusing node so far: concurrent refusals naming
+    /// the same index fetch it once.
+    map_fetched: AtomicU64,
+}
+
+/// A process's way to the control map it follows, for a node that refused one of its frames
+/// as routed by an old layout (`RemoteError::LayoutMismatch`): the node answers its own map
+/// (`Request::ControlMap`), sealed with the cluster secret, and the process applies it as
+/// its follower would, without waiting for the voters (control/DESIGN.md, "How nodes follow
+/// the map").
+pub trait CatchUp: Send + Sync {
+    /// The log index of the map this process has applied.
+    fn applied(&self) -> u64;
+    /// Takes a sealed map a node answered, to be applied like one from the voters: its
+    /// index, or why it was not taken (it does not verify under this process's secret).
+    fn offer(&self, sealed: &[u8]) -> Result<u64, String>;
 }
 
 /// How a node stands for serializing conditional writes (`Backend::standing_of`).
@@ -602,6 +622,8 @@ impl Backend {
             standing_gen: AtomicU64::new(0),
             standing_in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
             gate: std::sync::OnceLock::new(),
+            catch_up: std::sync::OnceLock::new(),
+            map_fetched: AtomicU64::new(0),
         }
     }
 
@@ -718,6 +740,8 @@ impl Backend {
             standing_gen: AtomicU64::new(0),
             standing_in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
             gate: std::sync::OnceLock::new(),
+            catch_up: std::sync::OnceLock::new(),
+            map_fetched: AtomicU64::new(0),
         })
     }
 
@@ -1221,6 +1245,7 @@ impl Backend {
             Request::Batch(_)
             | Request::Background(_)
             | Request::MapApplied
+            | Request::ControlMap
             | Request::Lease { .. } => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {
                 Request::Background(Box::new(plain))
@@ -1229,6 +1254,20 @@ impl Backend {
         };
         let result = match c.send(request).await {
             Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
+            Err(BackendError::Remote(RemoteError::LayoutMismatch {
+                addr,
+                ours,
+                theirs,
+                index,
+            })) => {
+                self.catch_up_from(&c, index).await;
+                return Err(BackendError::Remote(RemoteError::LayoutMismatch {
+                    addr,
+                    ours,
+                    theirs,
+                    index,
+                }));
+            }
             result => result,
         };
         // An offline core (damaged partition) answers everything, batches included, with one
@@ -1506,6 +1545,51 @@ impl Backend {
     /// lease (a node cut off from the control plane's leader may route by a stale map).
     pub fn route_under_gate(&self, gate: Arc<engine::LayoutGate>) {
         let _ = self.gate.set(gate);
+    }
+
+    /// From now on a refusal of a frame routed by an old layout, naming a map index this
+    /// process has not applied, is answered by fetching that node's map and applying it
+    /// through `catch_up` before the refusal is returned: the caller's retry is routed by it.
+    pub fn catch_up_with(&self, catch_up: Arc<dyn CatchUp>) {
+        let _ = self.catch_up.set(catch_up);
+    }
+
+    /// After core `c` refused a frame naming map `index`: fetches the node's map (once per
+    /// index however many refusals name it), offers it, and waits (`CATCH_UP_WAIT_MAX`) until
+    /// this process has applied it.
+    async fn catch_up_from(&self, c: &Core, index: u64) {
+        let Some(catch_up) = self.catch_up.get() else {
+            return;
+        };
+        if index == 0 || catch_up.applied() >= index {
+            return;
+        }
+        let before = self.map_fetched.fetch_max(index, Ordering::AcqRel);
+        if before < index {
+            let taken = match c.send(Request::ControlMap).await {
+                Ok(Response::ControlMap(sealed)) if sealed.is_empty() => {
+                    Err("it has no map to answer".to_owned())
+                }
+                Ok(Response::ControlMap(sealed)) => catch_up.offer(&sealed).map(|_| ()),
+                Ok(other) => Err(format!("it answered {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = taken {
+                tracing::warn!(core = %c.name, index, "the map of a node that refused a frame as routed by an old layout was not taken: {why}");
+                // The next refusal naming it tries again.
+                let _ = self.map_fetched.compare_exchange(
+                    index,
+                    before,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                return;
+            }
+        }
+        let waited = Instant::now();
+        while catch_up.applied() < index && waited.elapsed() < CATCH_UP_WAIT_MAX {
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
     }
 
     /// Takes the control map's demotions (node id → `Skipped` for a demoted node, `Waits`

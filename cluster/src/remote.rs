@@ -31,15 +31,19 @@ pub enum RemoteError {
     Busy { addr: SocketAddr, after: Duration },
     #[error("core {addr} answered with a bad frame: {message}")]
     Protocol { addr: SocketAddr, message: String },
+    /// `index`: the control-map log index the refusing node applied (0: it follows no map,
+    /// or its build does not say), whose map `Request::ControlMap` fetches from it.
     #[error(
         "layout mismatch: core {addr} refused a request this process routed by layout {ours} \
-         ({theirs}); the newer layout reaches this process through the control plane's map \
-         (or the same layout file on every node, without one)"
+         ({theirs}); this process takes the newer layout from the control plane's map, which \
+         that node answers too (or, without a control plane, from the same layout file on \
+         every node)"
     )]
     LayoutMismatch {
         addr: SocketAddr,
         ours: u64,
         theirs: String,
+        index: u64,
     },
 }
 
@@ -201,15 +205,21 @@ impl RemoteCore {
     }
 
     fn answer(&self, id: u64, frame: proto::Frame) -> Result<Response, RemoteError> {
+        let refused = |theirs, index| RemoteError::LayoutMismatch {
+            addr: self.addr,
+            ours: self.layout_version.load(Ordering::Relaxed),
+            theirs,
+            index,
+        };
         match frame.message {
+            Message::Response(Response::LayoutRefused { message, index }) => {
+                Err(refused(message, index))
+            }
+            // A node of an earlier build: a refusal without its map index.
             Message::Response(Response::Error {
                 code: ErrorCode::LayoutMismatch,
                 message,
-            }) => Err(RemoteError::LayoutMismatch {
-                addr: self.addr,
-                ours: self.layout_version.load(Ordering::Relaxed),
-                theirs: message,
-            }),
+            }) => Err(refused(message, 0)),
             Message::Response(r) if frame.request_id == id => Ok(r),
             Message::Response(Response::Error { message, .. }) if frame.request_id == 0 => {
                 Err(RemoteError::Protocol {

@@ -207,9 +207,93 @@ pub async fn read_any(voters: &Voters) -> Result<ClusterMap, ProposeError> {
     .await
 }
 
+/// What a sealed map's MAC covers first, so that no other MAC made with the cluster secret
+/// (the transport's) passes for one.
+const SEALED_MAP_DOMAIN: &[u8] = b"percore sealed control map 1";
+
+/// `map` at log `index`, for a node to hand to a process it refused as routed by an old
+/// layout (`proto::Request::ControlMap`): its layouts, change and demotions, without users or
+/// keys (a core's port is not encrypted, and a process takes its users from the voters
+/// alone), MACed with the cluster secret: the MAC, the index, then the map record.
+pub fn seal_map(
+    secret: &Secret,
+    index: u64,
+    map: &ClusterMap,
+) -> Result<Vec<u8>, crate::codec::CodecError> {
+    let layouts_only = ClusterMap {
+        layouts: map.layouts.clone(),
+        current: map.current,
+        change: map.change.clone(),
+        users: BTreeMap::new(),
+        keys: BTreeMap::new(),
+        demoted: map.demoted.clone(),
+    };
+    let record = crate::codec::encode(crate::codec::Kind::Map, &layouts_only)?;
+    let index = index.to_le_bytes();
+    let mac = secret.mac(&[SEALED_MAP_DOMAIN, &index, &record]);
+    Ok([&mac[..], &index, &record].concat())
+}
+
+/// The log index and map of a sealed map ([`seal_map`]), if it was sealed with `secret`.
+pub fn open_map(secret: &Secret, sealed: &[u8]) -> Result<(u64, ClusterMap), String> {
+    use crate::network::MAC_BYTES;
+    if sealed.len() < MAC_BYTES + 8 {
+        return Err(format!(
+            "a sealed map of {} bytes is too short",
+            sealed.len()
+        ));
+    }
+    let (mac, rest) = sealed.split_at(MAC_BYTES);
+    let (index, record) = rest.split_at(8);
+    if !secret.verify(&[SEALED_MAP_DOMAIN, index, record], mac) {
+        return Err("the map is not sealed with this cluster's secret".into());
+    }
+    let index = u64::from_le_bytes(index.try_into().expect("8 bytes"));
+    let map = crate::map::decode_map(record).map_err(|e| e.to_string())?;
+    Ok((index, map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_map_opens_with_its_secret_alone_and_carries_no_users() {
+        let secret = Secret::new(b"sixteen bytes at least").unwrap();
+        let mut map = ClusterMap {
+            current: 3,
+            ..ClusterMap::default()
+        };
+        let outcome = map.apply(&Command::CreateUser(crate::map::User {
+            name: "ann".into(),
+            access_key: "AKIAANN0000000000000".into(),
+            secret_key: "a-secret-key-that-must-not-leave".into(),
+            policy_json: None,
+        }));
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(map.users.len(), 1);
+        map.demoted.insert(2, crate::map::Demotion::Demoted);
+        let sealed = seal_map(&secret, 41, &map).unwrap();
+        let (index, opened) = open_map(&secret, &sealed).unwrap();
+        assert_eq!(index, 41);
+        assert_eq!(opened.current, 3);
+        assert_eq!(opened.demoted, map.demoted);
+        assert!(opened.users.is_empty() && opened.keys.is_empty());
+        assert!(
+            !sealed
+                .windows(b"a-secret-key".len())
+                .any(|w| w == b"a-secret-key"),
+            "a user's secret key is not in the sealed map"
+        );
+        let other = Secret::new(b"another secret of sixteen").unwrap();
+        assert!(open_map(&other, &sealed).is_err());
+        for at in [0, 32, 40, sealed.len() - 1] {
+            let mut flipped = sealed.clone();
+            flipped[at] ^= 1;
+            assert!(open_map(&secret, &flipped).is_err(), "byte {at} flipped");
+        }
+        assert!(open_map(&secret, &sealed[..39]).is_err());
+    }
 
     fn list(ids: &[(u64, &str)]) -> Vec<(NodeId, String)> {
         ids.iter().map(|(i, a)| (*i, (*a).to_owned())).collect()

@@ -42,7 +42,7 @@ pub const FRAME_MAGIC: [u8; 4] = *b"PCRW";
 pub const WIRE_VERSION: u16 = 2;
 const NONCE_BYTES: usize = 16;
 const HELLO_BYTES: usize = 8 + NONCE_BYTES;
-const MAC_BYTES: usize = 32;
+pub(crate) const MAC_BYTES: usize = 32;
 /// magic, version, direction, sequence, body length, header MAC, body MAC.
 const FRAME_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 2 * MAC_BYTES;
 /// Direction field of a request and of a response: a request cannot be sent back as an answer.
@@ -62,7 +62,7 @@ impl Secret {
         Ok(Secret(Arc::new(bytes.to_vec())))
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_BYTES] {
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_BYTES] {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
         for p in parts {
             mac.update(p);
@@ -70,7 +70,7 @@ impl Secret {
         mac.finalize().into_bytes().into()
     }
 
-    fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+    pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
         for p in parts {
             mac.update(p);

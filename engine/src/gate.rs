@@ -2,7 +2,9 @@
 //! stamp answers with, and the control-map log index the node has applied. One gate per node,
 //! shared by every core (`Arc`, atomics: cores read it per frame, the node's map follower
 //! writes it rarely). It does not follow the map itself, and it does not drain requests it
-//! admitted before a change (see `set_applied`).
+//! admitted before a change (see `set_applied`). A frame it refuses is answered with the
+//! index of the map the node applied, and `Request::ControlMap` with that map, sealed by the
+//! node's follower (`set_sealed_map`): the refused process catches up from the node.
 //!
 //! It also holds the node's lease to serialize conditional writes (cluster/DESIGN.md,
 //! "Failover of conditional writes"): once a clustered node enforces leases, its cores refuse
@@ -11,8 +13,10 @@
 //! so a node cut off from the leader stops serializing before another core starts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
+use bytes::Bytes;
 use proto::{ErrorCode, Request, Response};
 
 /// Aligned to a cache line so the atomics every core reads per frame do not share one with the
@@ -33,6 +37,9 @@ pub struct LayoutGate {
     /// Until when the lease runs, in ms since `born` (0: none granted).
     lease_until_ms: AtomicU64,
     born: Instant,
+    /// The map at `applied`, sealed with the cluster secret (empty: none). Read only to
+    /// answer `ControlMap`, which a process sends after a refusal.
+    sealed_map: Mutex<Bytes>,
 }
 
 impl LayoutGate {
@@ -46,6 +53,7 @@ impl LayoutGate {
             serializes: AtomicBool::new(false),
             lease_until_ms: AtomicU64::new(0),
             born: Instant::now(),
+            sealed_map: Mutex::new(Bytes::new()),
         }
     }
 
@@ -104,11 +112,12 @@ impl LayoutGate {
         })
     }
 
-    /// The answer to a request about the node itself (`MapApplied`, `Lease`), answered from
-    /// the gate whatever the core's state; `None` for any other request.
+    /// The answer to a request about the node itself (`MapApplied`, `Lease`, `ControlMap`),
+    /// answered from the gate whatever the core's state; `None` for any other request.
     pub fn node_answer(&self, request: &Request) -> Option<Response> {
         match request {
             Request::MapApplied => Some(self.map_applied()),
+            Request::ControlMap => Some(Response::ControlMap(self.sealed_map())),
             Request::Lease {
                 duration_ms,
                 serializes,
@@ -141,6 +150,23 @@ impl LayoutGate {
         self.applied.store(index, Ordering::Release);
     }
 
+    /// Keeps the map the node is applying, sealed, for `ControlMap`. Call it before
+    /// `set_applied` of its index: a process refused with that index then fetches it (or a
+    /// later one).
+    pub fn set_sealed_map(&self, sealed: Bytes) {
+        *self
+            .sealed_map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sealed;
+    }
+
+    fn sealed_map(&self) -> Bytes {
+        self.sealed_map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn floor(&self) -> u64 {
         self.floor.load(Ordering::Acquire)
     }
@@ -156,19 +182,20 @@ impl LayoutGate {
     /// The answer to a frame stamped with `stamped` if the gate refuses it, `None` if it
     /// passes. Version 0 on either side passes, as does any version at or above the floor: a
     /// newer frame comes from a gateway whose map is ahead of this node's, and routing by a
-    /// newer layout is not stale. Only routing by a layout older than the floor is refused.
+    /// newer layout is not stale. Only routing by a layout older than the floor is refused,
+    /// with the index of the map the node applied (which `ControlMap` answers).
     pub fn refusal(&self, stamped: u64) -> Option<Response> {
         let floor = self.floor();
         if floor == 0 || stamped == 0 || stamped >= floor {
             return None;
         }
-        Some(Response::Error {
-            code: ErrorCode::LayoutMismatch,
+        Some(Response::LayoutRefused {
             message: format!(
                 "routed with layout {stamped}, this node refuses layouts below {floor} \
                  (its layout is {})",
                 self.version()
             ),
+            index: self.applied(),
         })
     }
 
@@ -203,13 +230,29 @@ mod tests {
         assert!(passes(&gate, 3));
         assert!(passes(&gate, 4));
         assert!(passes(&gate, 9));
-        let Some(Response::Error { code, message }) = gate.refusal(2) else {
+        gate.set_applied(17);
+        let Some(Response::LayoutRefused { message, index }) = gate.refusal(2) else {
             panic!("refused");
         };
-        assert_eq!(code, ErrorCode::LayoutMismatch);
+        assert_eq!(index, 17, "the refusal names the map the node applied");
         assert!(
             message.contains("layout 2") && message.contains("below 3"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn control_map_answers_the_sealed_map_whatever_the_stamp() {
+        let gate = LayoutGate::new(3);
+        assert_eq!(
+            gate.node_answer(&Request::ControlMap),
+            Some(Response::ControlMap(Bytes::new())),
+            "no map yet"
+        );
+        gate.set_sealed_map(Bytes::from_static(b"sealed"));
+        assert_eq!(
+            gate.node_answer(&Request::ControlMap),
+            Some(Response::ControlMap(Bytes::from_static(b"sealed")))
         );
     }
 

@@ -737,9 +737,12 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
         // Answered from the node's gate where requests arrive (the server and the handle
         // loop); wrapped, it would need the gate here for no use.
-        Request::MapApplied | Request::Lease { .. } => Err(EngineError::BadRequest(
-            "MapApplied and Lease are sent alone, not in a batch or a background request",
-        )),
+        Request::MapApplied | Request::Lease { .. } | Request::ControlMap => {
+            Err(EngineError::BadRequest(
+                "MapApplied, Lease and ControlMap are sent alone, not in a batch or a \
+                 background request",
+            ))
+        }
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
         Request::Background(_) => unreachable!("handled above"),
     };

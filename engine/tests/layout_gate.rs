@@ -1,7 +1,8 @@
 //! The node's layout gate on a real node with TCP listeners: frames stamped below the floor
 //! are refused and newer ones accepted, a floor raised at run time holds on connections
 //! already open and on every core, and `MapApplied` answers what the gate was set to, over
-//! TCP and through the handle, offline cores included.
+//! TCP and through the handle, offline cores included. A refusal names the node's map index,
+//! which `ControlMap` answers whatever the stamp.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -78,16 +79,13 @@ fn put(hlc: u64) -> Request {
 }
 
 fn served(r: &Response) -> bool {
-    !matches!(r, Response::Error { .. })
+    !matches!(r, Response::Error { .. } | Response::LayoutRefused { .. })
 }
 
-/// `Some(message)` if `r` is a LayoutMismatch refusal.
+/// `Some(message)` if `r` is a refusal of a frame routed by an old layout.
 fn refusal(r: &Response) -> Option<&str> {
     match r {
-        Response::Error {
-            code: ErrorCode::LayoutMismatch,
-            message,
-        } => Some(message),
+        Response::LayoutRefused { message, .. } => Some(message),
         _ => None,
     }
 }
@@ -195,12 +193,36 @@ fn map_applied_answers_the_gate_over_tcp_and_through_the_handle() {
             assert_eq!(f.layout_version, 6);
             assert_eq!(answer(f), expect(17, 4, 6), "stamped {stamped}");
         }
+        // A refusal names the map the node applied, and the map is answered to the process
+        // it refused (whose frames are stamped below the floor).
+        let r = answer(exchange(s, 1, &put(1)));
+        assert!(
+            matches!(r, Response::LayoutRefused { index: 17, .. }),
+            "{r:?}"
+        );
+        assert_eq!(
+            answer(exchange(s, 1, &Request::ControlMap)),
+            Response::ControlMap(Bytes::new()),
+            "no map sealed yet"
+        );
+    }
+    gate.set_sealed_map(Bytes::from_static(b"the map at 17"));
+    for (h, s) in node.handles().iter().zip(&mut open) {
+        assert_eq!(
+            h.call_blocking(Request::ControlMap).unwrap(),
+            Response::ControlMap(Bytes::from_static(b"the map at 17"))
+        );
+        assert_eq!(
+            answer(exchange(s, 1, &Request::ControlMap)),
+            Response::ControlMap(Bytes::from_static(b"the map at 17"))
+        );
     }
     // About the node: sent alone, never wrapped.
     let h = &node.handles()[0];
     for wrapped in [
         Request::Batch(vec![Request::Stats, Request::MapApplied]),
         Request::Background(Box::new(Request::MapApplied)),
+        Request::Batch(vec![Request::Stats, Request::ControlMap]),
     ] {
         let r = h.call_blocking(wrapped).unwrap();
         let bad = |r: &Response| {

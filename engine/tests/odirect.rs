@@ -321,16 +321,7 @@ fn tcp_protocol_rejects_malformed_frames() {
     }
     let mut c = BlockingClient::connect(addr, 4).unwrap();
     let r = c.call(&Request::Stats).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                code: ErrorCode::LayoutMismatch,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert!(matches!(r, Response::LayoutRefused { .. }), "{r:?}");
     let mut c = BlockingClient::connect(addr, 5).unwrap();
     let put = Request::PutFragment {
         id: fragment_id(1),

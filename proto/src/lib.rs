@@ -149,6 +149,11 @@ pub enum Request {
         duration_ms: u32,
         serializes: bool,
     },
+    /// The control map the node applied last, sealed with the cluster secret, answered
+    /// `ControlMap` (empty: the node follows no map). A process whose frame was refused as
+    /// routed by an old layout (`LayoutRefused`) fetches it to catch up without waiting for
+    /// the voters. Answered from the node's gate and sent alone, like `MapApplied`.
+    ControlMap,
 }
 
 /// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
@@ -235,6 +240,8 @@ pub enum ErrorCode {
     Poisoned = 4,
     Busy = 5,
     BadRequest = 6,
+    /// A refusal of a frame routed by an old layout, as builds before `Response::LayoutRefused`
+    /// answer it (without the node's map index).
     LayoutMismatch = 7,
     VersionMismatch = 8,
     TooLarge = 9,
@@ -305,6 +312,15 @@ pub enum Response {
         floor: u64,
         version: u64,
     },
+    /// The answer to `ControlMap`: the node's sealed map (empty: none).
+    ControlMap(Bytes),
+    /// The frame was routed by a layout older than the node's floor: nothing was done. `index`
+    /// is the control-map log index the node has applied (0: it follows no map), whose map
+    /// `ControlMap` fetches from it.
+    LayoutRefused {
+        message: String,
+        index: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -362,6 +378,7 @@ const K_LIST_FRAGMENTS: u16 = 16;
 const K_META_DIGEST: u16 = 17;
 const K_MAP_APPLIED: u16 = 18;
 const K_LEASE: u16 = 19;
+const K_CONTROL_MAP: u16 = 20;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -375,6 +392,8 @@ const R_SWAPPED: u16 = 0x10A;
 const R_FRAGMENTS: u16 = 0x10B;
 const R_DIGEST: u16 = 0x10C;
 const R_MAP_APPLIED: u16 = 0x10D;
+const R_CONTROL_MAP: u16 = 0x10E;
+const R_LAYOUT_REFUSED: u16 = 0x10F;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -412,6 +431,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::MetaDigest { .. } => K_META_DIGEST,
         Request::MapApplied => K_MAP_APPLIED,
         Request::Lease { .. } => K_LEASE,
+        Request::ControlMap => K_CONTROL_MAP,
     }
 }
 
@@ -488,7 +508,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
                 put_bytes(out, &body);
             }
         }
-        Request::Stats | Request::MapApplied => {}
+        Request::Stats | Request::MapApplied | Request::ControlMap => {}
         Request::Lease {
             duration_ms,
             serializes,
@@ -533,6 +553,8 @@ fn response_kind(r: &Response) -> u16 {
         Response::Fragments { .. } => R_FRAGMENTS,
         Response::Digest(_) => R_DIGEST,
         Response::MapApplied { .. } => R_MAP_APPLIED,
+        Response::ControlMap(_) => R_CONTROL_MAP,
+        Response::LayoutRefused { .. } => R_LAYOUT_REFUSED,
         Response::Error { .. } => R_ERROR,
     }
 }
@@ -586,6 +608,11 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             out.put_u64_le(*index);
             out.put_u64_le(*floor);
             out.put_u64_le(*version);
+        }
+        Response::ControlMap(sealed) => put_bytes(out, sealed),
+        Response::LayoutRefused { message, index } => {
+            out.put_u64_le(*index);
+            put_message(out, message);
         }
         Response::Fragments { ids, next } => {
             out.put_u32_le(ids.len() as u32);
@@ -663,17 +690,27 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
         }
         Response::Error { code, message } => {
             out.put_u16_le(*code as u16);
-            let mut m = message.as_bytes();
-            if m.len() > limits::ERROR_MESSAGE_BYTES_MAX as usize {
-                let mut cut = limits::ERROR_MESSAGE_BYTES_MAX as usize;
-                while !message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                m = &m[..cut];
-            }
-            put_bytes(out, m);
+            put_message(out, message);
         }
     }
+}
+
+/// An error's message, cut at a character boundary to `ERROR_MESSAGE_BYTES_MAX`.
+fn put_message(out: &mut BytesMut, message: &str) {
+    let mut m = message.as_bytes();
+    if m.len() > limits::ERROR_MESSAGE_BYTES_MAX as usize {
+        let mut cut = limits::ERROR_MESSAGE_BYTES_MAX as usize;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m = &m[..cut];
+    }
+    put_bytes(out, m);
+}
+
+fn get_message(b: &mut Bytes) -> Result<String, ProtoError> {
+    let m = get_bytes(b, limits::ERROR_MESSAGE_BYTES_MAX)?;
+    Ok(String::from_utf8_lossy(&m).into_owned())
 }
 
 fn write_frame(kind: u16, request_id: u64, layout_version: u64, body: &[u8], out: &mut BytesMut) {
@@ -976,6 +1013,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         }
         K_STATS => Message::Request(Request::Stats),
         K_MAP_APPLIED => Message::Request(Request::MapApplied),
+        K_CONTROL_MAP => Message::Request(Request::ControlMap),
         K_LEASE => Message::Request(Request::Lease {
             duration_ms: get_u32(b)?,
             serializes: match get_u8(b)? {
@@ -1073,6 +1111,15 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             floor: get_u64(b)?,
             version: get_u64(b)?,
         }),
+        R_CONTROL_MAP => Message::Response(Response::ControlMap(get_bytes(
+            b,
+            limits::FRAME_BODY_BYTES_MAX,
+        )?)),
+        R_LAYOUT_REFUSED => {
+            let index = get_u64(b)?;
+            let message = get_message(b)?;
+            Message::Response(Response::LayoutRefused { message, index })
+        }
         R_SWAPPED => {
             let won = match get_u8(b)? {
                 0 => false,
@@ -1150,8 +1197,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         }
         R_ERROR => {
             let code = ErrorCode::from_u16(get_u16(b)?);
-            let m = get_bytes(b, limits::ERROR_MESSAGE_BYTES_MAX)?;
-            let message = String::from_utf8_lossy(&m).into_owned();
+            let message = get_message(b)?;
             Message::Response(Response::Error { code, message })
         }
         other => return Err(ProtoError::UnknownKind(other)),
@@ -1254,6 +1300,7 @@ mod tests {
                 duration_ms: 4000,
                 serializes: true,
             },
+            Request::ControlMap,
         ]
     }
 
@@ -1347,6 +1394,12 @@ mod tests {
                 index: u64::MAX,
                 floor: 2,
                 version: 3,
+            },
+            Response::ControlMap(Bytes::new()),
+            Response::ControlMap(Bytes::from_static(b"sealed map")),
+            Response::LayoutRefused {
+                message: "routed with layout 1".into(),
+                index: 12,
             },
             Response::Swapped {
                 won: false,

@@ -221,9 +221,9 @@ pub(crate) fn s3_err(e: impl Into<objects::Error>) -> S3Error {
             s3_error!(e, ServiceUnavailable, "{message}")
         }
         // A core refused a request routed by a layout older than its node's (this process
-        // has not applied the newest map yet, which its follower fetches): nothing was done
-        // there, and a retry once the map is applied goes to the right cores (503, retried by
-        // SDKs), never a 500.
+        // had not applied the newest map yet; the backend took it from that node before this
+        // error came up): nothing was done there, and a retry goes to the right cores (503,
+        // retried by SDKs), never a 500.
         BackendError::Remote(cluster::remote::RemoteError::LayoutMismatch { .. }) => {
             tracing::warn!(error = %e, "routed by an older layout than a core's");
             let message = e.to_string();
@@ -2207,6 +2207,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             ours: 2,
             theirs: "routed with layout 2, this node refuses layouts below 3".into(),
+            index: 9,
         });
         let err = s3_err(objects::Error::Storage(e));
         assert_eq!(err.code(), &s3s::S3ErrorCode::ServiceUnavailable);

@@ -18,8 +18,8 @@ import time
 from changes import (Traffic, control_status, fill_bucket, metrics, read_all, wait_change_done,
                      wait_status)
 from botocore.exceptions import ClientError
-from cluster import DevCluster, new_node_ports, start_new_node, stop_process
-from conftest import percore_bin, port_block
+from cluster import DevCluster, new_node_ports, start_gateway, start_new_node, stop_process
+from conftest import free_port, percore_bin, port_block
 
 
 def node_cmd(c, *args, ok=True):
@@ -159,3 +159,51 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
             stop_process(node5)
         c.stop()
 
+
+def test_a_gateway_cut_off_from_the_voters_takes_the_new_layout_from_a_node_that_refuses_it(
+        tmp_path):
+    # A gateway whose voters are all unreachable routes by the layout file (version 1). Node 4
+    # is drained: once the change is done, every node refuses frames stamped with version 1.
+    # The first request the gateway sends after that is refused and answered 503; the refusal
+    # names the node's map, which the gateway fetches from that node (sealed with the cluster
+    # secret) and applies. Every request after it is routed by version 2 and served. Without
+    # the node's map the gateway would answer 503 until a voter came back.
+    c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
+    gw = None
+    try:
+        bucket = "catch-up"
+        blobs = fill_bucket(c, bucket, count=10)
+        control = [line for line in open(c.config(1)) if line.startswith("control = ")][0]
+        nobody = free_port()
+        cut_off = re.sub(r'"127\.0\.0\.1:\d+"', f'"127.0.0.1:{nobody}"', control)
+        assert cut_off != control and str(nobody) in cut_off, cut_off
+        gw, _ = start_gateway(c, tmp_path, extra=cut_off)
+        read_all(c, "gw", bucket, blobs)
+
+        out = node_cmd(c, "drain", "4")
+        assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
+        wait_change_done(c, 2, lambda: None)
+        for n in (1, 2, 3, 4):
+            assert metrics(c, n).get("percore_layout_version") == 2, n
+
+        client = c.client("gw")
+        refused = []
+        for key, data in blobs.items():
+            try:
+                got = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ServiceUnavailable", e.response
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+                refused.append(key)
+                got = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert got == data, key
+        assert len(refused) <= 1, f"refused after the first refusal: {refused}"
+        assert metrics(c, "gw").get("percore_layout_version") == 2
+        read_all(c, "gw", bucket, blobs)
+        new = os.urandom(100_000)
+        client.put_object(Bucket=bucket, Key="after", Body=new)
+        assert c.client(2).get_object(Bucket=bucket, Key="after")["Body"].read() == new
+    finally:
+        if gw is not None:
+            stop_process(gw)
+        assert c.stop() == 0

@@ -216,6 +216,7 @@ impl SimCore {
                 floor: 0,
                 version: 0,
             },
+            Request::ControlMap => Response::ControlMap(Bytes::new()),
         }
     }
 
