@@ -424,7 +424,7 @@ fn follow_layouts(
     layouts: LayoutFollower,
     secret: Secret,
 ) -> (MapSender, Applied) {
-    layouts.enforce_leases();
+    layouts.follow_the_map();
     let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
     let maps = Arc::new(maps);
     let (done, applied) = tokio::sync::watch::channel(None);
@@ -438,7 +438,11 @@ fn follow_layouts(
             let Some((index, map)) = newest.borrow_and_update().clone() else {
                 continue;
             };
-            match layouts.apply(&map).await {
+            let applied = match layouts.apply(&map).await {
+                Ok(()) => layouts.fence_epoch(&map).await,
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(()) => {
                     let sealed = layouts
                         .is_node()

@@ -92,11 +92,19 @@ impl LayoutFollower {
     }
 
     /// A node that follows the control map serializes conditional writes, and routes them,
-    /// only under a lease from the control plane's leader (`lease_keeper`).
-    pub fn enforce_leases(&self) {
+    /// only under a lease from the control plane's leader (`lease_keeper`). A pure gateway
+    /// that follows it stamps its frames from the start (`fence_epoch`): with the epoch of a
+    /// map whose current layout is the one it routes by, until it applies a map.
+    pub fn follow_the_map(&self) {
         if let Some(gate) = &self.gate {
             self.backend.route_under_gate(gate.clone());
             gate.enforce_leases();
+        } else {
+            let routed = ClusterMap {
+                current: self.backend.layout_version(),
+                ..ClusterMap::default()
+            };
+            self.backend.stamp_epoch(routed.routing_epoch().max(1));
         }
     }
 
@@ -110,6 +118,28 @@ impl LayoutFollower {
                 gate.set_sealed_map(sealed);
             }
             gate.set_applied(index);
+        }
+    }
+
+    /// The fence of pure gateways (cluster/DESIGN.md, "Across processes"), once `apply` of
+    /// `map` returned and before `applied`: a node's cores refuse frames fenced with a lower
+    /// routing epoch than the map's, and this waits until those its cores admitted under the
+    /// floor before are answered (so the mover, which waits for the node's applied index, never
+    /// copies a group while a pure gateway's write routed under the phase before may land);
+    /// a pure gateway stamps its frames with the map's epoch from now on (its own fence of the
+    /// operations routed under the phases before is behind it, in `apply`).
+    pub async fn fence_epoch(&self, map: &ClusterMap) -> Result<(), String> {
+        let epoch = map.routing_epoch();
+        if let Some(gate) = &self.gate {
+            let generation = gate.raise_epoch_floor(epoch);
+            wait_for(
+                || gate.admitted_under(generation) == 0,
+                "admitted from pure gateways under the epoch before",
+            )
+            .await
+        } else {
+            self.backend.stamp_epoch(epoch);
+            Ok(())
         }
     }
 

@@ -36,8 +36,7 @@ use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{
-    CATCH_UP_POLL, CATCH_UP_WAIT_MAX, CONDITIONAL_WAIT_MAX, CORE_DOWN_FOR, HANDOFF_WAIT_POLL,
-    NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX,
+    CONDITIONAL_WAIT_MAX, CORE_DOWN_FOR, HANDOFF_WAIT_POLL, NO_LEASE_WAIT_POLL, SCAN_BATCH_MAX,
 };
 use crate::moves::{Choice, Cores, Placement, Transition};
 use crate::remote::{RemoteCore, RemoteError};
@@ -201,10 +200,18 @@ struct Core {
 
 impl Core {
     /// One request on this core's link, without the backend's bookkeeping (down marks,
-    /// offline answers): `Backend::call_core`, and repairs sent without waiting.
-    async fn send(&self, request: Request) -> Result<Response, BackendError> {
+    /// offline answers): `Backend::call_core`, and repairs sent without waiting. Over TCP, a
+    /// non-zero `epoch` (`Backend::stamp_epoch`) is sent with the request (`Request::Fenced`).
+    async fn send(&self, request: Request, epoch: u64) -> Result<Response, BackendError> {
         match &self.link {
             Link::Local(h) => h.call(request).await.map_err(BackendError::from),
+            Link::Remote(r) if epoch > 0 => {
+                let fenced = Request::Fenced {
+                    epoch,
+                    request: Box::new(request),
+                };
+                r.call(&fenced).await.map_err(BackendError::from)
+            }
             Link::Remote(r) => r.call(&request).await.map_err(BackendError::from),
             Link::Other(l) => l.call(request).await,
             Link::Gone => Err(BackendError::Down {
@@ -297,6 +304,8 @@ pub struct Backend {
     /// The highest map index fetched from a refusing node so far: concurrent refusals naming
     /// the same index fetch it once.
     map_fetched: AtomicU64,
+    /// The routing epoch frames to other processes' cores carry (`stamp_epoch`; 0: none).
+    epoch: AtomicU64,
 }
 
 /// A process's way to the control map it follows, for a node that refused one of its frames
@@ -624,6 +633,7 @@ impl Backend {
             gate: std::sync::OnceLock::new(),
             catch_up: std::sync::OnceLock::new(),
             map_fetched: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -742,6 +752,7 @@ impl Backend {
             gate: std::sync::OnceLock::new(),
             catch_up: std::sync::OnceLock::new(),
             map_fetched: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -1252,7 +1263,7 @@ impl Backend {
             }
             plain => plain,
         };
-        let result = match c.send(request).await {
+        let result = match c.send(request, self.epoch.load(Ordering::Acquire)).await {
             Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
             Err(BackendError::Remote(RemoteError::LayoutMismatch {
                 addr,
@@ -1316,6 +1327,9 @@ impl Backend {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };
+        // Read while the operation that routed these writes runs: the stamp cannot have passed
+        // the phase it routed under (`stamp_epoch`).
+        let epoch = self.epoch.load(Ordering::Acquire);
         for &core in cores {
             if self.is_down(core) {
                 continue;
@@ -1323,7 +1337,7 @@ impl Backend {
             let Some(c) = self.core(core) else { continue };
             let request = Request::Background(Box::new(make(core)));
             runtime.spawn(async move {
-                if let Err(e) = c.send(request).await {
+                if let Err(e) = c.send(request, epoch).await {
                     tracing::debug!(core = %c.name, error = %e, "a read repair was not made");
                 }
             });
@@ -1547,16 +1561,29 @@ impl Backend {
         let _ = self.gate.set(gate);
     }
 
-    /// From now on a refusal of a frame routed by an old layout, naming a map index this
-    /// process has not applied, is answered by fetching that node's map and applying it
-    /// through `catch_up` before the refusal is returned: the caller's retry is routed by it.
+    /// From now on every frame to another process's cores carries routing `epoch` (the epoch
+    /// of the control map this process applied: a pure gateway's, which the mover does not
+    /// fence), so that a node whose map is a phase ahead refuses it (`engine::LayoutGate`,
+    /// "fenced frames"). Call it once the map is applied, after this process's own fence of
+    /// the operations routed under the phases before: an operation routed under an older
+    /// phase then never sends a frame stamped with the new epoch. Never goes down.
+    pub fn stamp_epoch(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// From now on a refusal of a frame routed by an old layout (or stamped with an old
+    /// epoch), naming a map index this process has not applied, fetches that node's map and
+    /// hands it to `catch_up` before the refusal is returned: the caller's retry is routed by
+    /// it.
     pub fn catch_up_with(&self, catch_up: Arc<dyn CatchUp>) {
         let _ = self.catch_up.set(catch_up);
     }
 
     /// After core `c` refused a frame naming map `index`: fetches the node's map (once per
-    /// index however many refusals name it), offers it, and waits (`CATCH_UP_WAIT_MAX`) until
-    /// this process has applied it.
+    /// index however many refusals name it) and offers it. It does not wait for the map to be
+    /// applied: applying it may wait for the very operation that was refused (a step of a
+    /// change fences the operations routed under the phase before), so the refusal goes up at
+    /// once, and the client's retry finds the map applied or being applied.
     async fn catch_up_from(&self, c: &Core, index: u64) {
         let Some(catch_up) = self.catch_up.get() else {
             return;
@@ -1566,7 +1593,7 @@ impl Backend {
         }
         let before = self.map_fetched.fetch_max(index, Ordering::AcqRel);
         if before < index {
-            let taken = match c.send(Request::ControlMap).await {
+            let taken = match c.send(Request::ControlMap, 0).await {
                 Ok(Response::ControlMap(sealed)) if sealed.is_empty() => {
                     Err("it has no map to answer".to_owned())
                 }
@@ -1583,12 +1610,7 @@ impl Backend {
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 );
-                return;
             }
-        }
-        let waited = Instant::now();
-        while catch_up.applied() < index && waited.elapsed() < CATCH_UP_WAIT_MAX {
-            tokio::time::sleep(CATCH_UP_POLL).await;
         }
     }
 

@@ -47,8 +47,3 @@ pub const CONDITIONAL_WAIT_MAX: std::time::Duration = std::time::Duration::from_
 pub const HANDOFF_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// Between two tries of a serializer without a lease.
 pub const NO_LEASE_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-/// How long a call refused as routed by an old layout waits for this process to apply the
-/// refusing node's map before the refusal goes up (a 503: the retry is routed by that map).
-pub const CATCH_UP_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
-/// Between two looks at whether that map is applied.
-pub const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_millis(10);

@@ -401,6 +401,22 @@ pub enum Refusal {
 pub type Outcome = Result<Applied, Refusal>;
 
 impl ClusterMap {
+    /// Where routing by this map stands, as one number that only grows from map to map: the
+    /// change's new layout version in the high 32 bits and 1 + the sum of its groups' phase
+    /// ranks in the low ones (every step of the change raises it, and a new change starts
+    /// above the last one's end), or the current version alone before any change (0: no
+    /// layout). A node refuses frames a pure gateway stamped with a lower epoch than its
+    /// map's (cluster/DESIGN.md, "Across processes").
+    pub fn routing_epoch(&self) -> u64 {
+        match &self.change {
+            Some(c) => {
+                let steps: u64 = c.groups.values().map(|g| u64::from(g.phase.rank())).sum();
+                (c.to_version << 32) | (1 + steps)
+            }
+            None => self.current << 32,
+        }
+    }
+
     /// The current layout version, if one has committed.
     pub fn current_layout(&self) -> Option<&Arc<LayoutVersion>> {
         self.layouts.get(&self.current)
@@ -801,4 +817,58 @@ fn check_user(u: &User) -> Result<(), String> {
         policy::Policy::parse_identity(doc.as_bytes()).map_err(|e| format!("policy: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(to_version: u64, phases: &[GroupPhase]) -> Change {
+        Change {
+            from_version: to_version - 1,
+            to_version,
+            groups: phases
+                .iter()
+                .enumerate()
+                .map(|(pg, phase)| {
+                    let g = GroupChange {
+                        phase: *phase,
+                        fragment_moves: 1,
+                    };
+                    (pg as u32, g)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_routing_epoch_rises_with_every_step_and_every_change() {
+        use GroupPhase::*;
+        let at = |current, c: Option<Change>| {
+            ClusterMap {
+                current,
+                change: c,
+                ..ClusterMap::default()
+            }
+            .routing_epoch()
+        };
+        let steps = [
+            at(0, None),
+            at(1, None),
+            at(1, Some(change(2, &[Pending, Pending]))),
+            at(1, Some(change(2, &[Moving, Pending]))),
+            at(1, Some(change(2, &[Moving, Moving]))),
+            at(1, Some(change(2, &[Handoff, Moving]))),
+            at(1, Some(change(2, &[CutOver, CutOver]))),
+            at(2, Some(change(2, &[Done, Done]))),
+            // A removal that moves no group, then the next change.
+            at(3, Some(change(3, &[]))),
+            at(3, Some(change(4, &[Pending]))),
+            at(4, Some(change(4, &[Done]))),
+        ];
+        assert_eq!(steps[0], 0, "no layout: no epoch");
+        for w in steps.windows(2) {
+            assert!(w[0] < w[1], "{:#x} then {:#x}", w[0], w[1]);
+        }
+    }
 }

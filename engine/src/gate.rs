@@ -6,6 +6,12 @@
 //! index of the map the node applied, and `Request::ControlMap` with that map, sealed by the
 //! node's follower (`set_sealed_map`): the refused process catches up from the node.
 //!
+//! It also fences the frames of processes that stamp a routing epoch (`Request::Fenced`: pure
+//! gateways, which the mover does not ask whether they applied a phase): a frame stamped below
+//! the node's epoch floor is refused, and the follower raising the floor waits until every
+//! fenced frame admitted under the floor before has been answered (`raise_epoch_floor`,
+//! `admitted_under`) before it reports the map applied.
+//!
 //! It also holds the node's lease to serialize conditional writes (cluster/DESIGN.md,
 //! "Failover of conditional writes"): once a clustered node enforces leases, its cores refuse
 //! `MetaPutIf` unless the control plane's leader granted a lease (`Request::Lease`) that has
@@ -40,6 +46,22 @@ pub struct LayoutGate {
     /// The map at `applied`, sealed with the cluster secret (empty: none). Read only to
     /// answer `ControlMap`, which a process sends after a refusal.
     sealed_map: Mutex<Bytes>,
+    /// Fenced frames stamped below it are refused (0: none).
+    epoch_floor: AtomicU64,
+    /// Bumped by each raise of the floor; fenced frames being answered are counted by the
+    /// parity of the generation they were admitted under (`admit_fenced`).
+    epoch_generation: AtomicU64,
+    epoch_admitted: [AtomicU64; 2],
+}
+
+/// A fenced frame admitted by the gate, counted until it is dropped (its answer written).
+#[derive(Debug)]
+pub struct Admitted<'a>(&'a AtomicU64);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl LayoutGate {
@@ -54,6 +76,9 @@ impl LayoutGate {
             lease_until_ms: AtomicU64::new(0),
             born: Instant::now(),
             sealed_map: Mutex::new(Bytes::new()),
+            epoch_floor: AtomicU64::new(0),
+            epoch_generation: AtomicU64::new(0),
+            epoch_admitted: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -199,6 +224,49 @@ impl LayoutGate {
         })
     }
 
+    /// Admits a frame stamped with routing `epoch` (`Request::Fenced`), or refuses it if it is
+    /// below the epoch floor. An admitted frame is counted under the floor's generation until
+    /// the guard drops: a raise of the floor waits for it (`admitted_under`).
+    pub fn admit_fenced(&self, epoch: u64) -> Result<Admitted<'_>, Box<Response>> {
+        let admitted = loop {
+            let generation = self.epoch_generation.load(Ordering::SeqCst);
+            let slot = &self.epoch_admitted[(generation & 1) as usize];
+            slot.fetch_add(1, Ordering::SeqCst);
+            // Counted under the generation still current: a raise after this point waits for
+            // this frame; one before it is seen by the floor read below.
+            if self.epoch_generation.load(Ordering::SeqCst) == generation {
+                break Admitted(slot);
+            }
+            slot.fetch_sub(1, Ordering::SeqCst);
+        };
+        let floor = self.epoch_floor.load(Ordering::SeqCst);
+        if epoch < floor {
+            return Err(Box::new(Response::LayoutRefused {
+                message: format!(
+                    "routed at epoch {epoch:#x} of the control map, this node refuses epochs \
+                     below {floor:#x} (a process a phase of a layout change behind)"
+                ),
+                index: self.applied(),
+            }));
+        }
+        Ok(admitted)
+    }
+
+    /// Refuses fenced frames stamped below `epoch` from now on (the floor never goes down),
+    /// and returns the generation the frames admitted before were counted under: once
+    /// `admitted_under` it is 0, none of them is still being answered.
+    pub fn raise_epoch_floor(&self, epoch: u64) -> u64 {
+        self.epoch_floor.fetch_max(epoch, Ordering::SeqCst);
+        self.epoch_generation.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Fenced frames admitted under `generation` (from `raise_epoch_floor`) not answered yet.
+    /// Raises are serialized by the node's follower, which waits for this to reach 0 before
+    /// the next: the two parities never mix generations.
+    pub fn admitted_under(&self, generation: u64) -> u64 {
+        self.epoch_admitted[(generation & 1) as usize].load(Ordering::SeqCst)
+    }
+
     /// The answer to `Request::MapApplied`. The applied index is read first: the floor and
     /// version read after it are those set before it, or later ones.
     pub fn map_applied(&self) -> Response {
@@ -239,6 +307,49 @@ mod tests {
             message.contains("layout 2") && message.contains("below 3"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn fenced_frames_below_the_epoch_floor_are_refused_and_a_raise_waits_for_those_admitted() {
+        let gate = LayoutGate::new(3);
+        gate.set_applied(8);
+        let early = gate.admit_fenced(5).expect("no floor yet");
+        let generation = gate.raise_epoch_floor(7);
+        assert_eq!(
+            gate.admitted_under(generation),
+            1,
+            "the frame admitted before"
+        );
+        let Err(refused) = gate.admit_fenced(6) else {
+            panic!("below the floor");
+        };
+        let Response::LayoutRefused { index, message } = *refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(index, 8);
+        assert!(
+            message.contains("0x6") && message.contains("0x7"),
+            "{message}"
+        );
+        assert_eq!(
+            gate.admitted_under(generation),
+            1,
+            "a refused frame is not counted"
+        );
+        let later = gate.admit_fenced(7).expect("at the floor");
+        let above = gate.admit_fenced(9).expect("above the floor");
+        assert_eq!(
+            gate.admitted_under(generation),
+            1,
+            "counted under the new generation"
+        );
+        drop(early);
+        assert_eq!(gate.admitted_under(generation), 0);
+        let next = gate.raise_epoch_floor(2);
+        assert_eq!(gate.admitted_under(next), 2, "the two admitted since");
+        drop((later, above));
+        assert_eq!(gate.admitted_under(next), 0);
+        assert!(gate.admit_fenced(6).is_err(), "the floor never goes down");
     }
 
     #[test]

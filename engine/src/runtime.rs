@@ -744,6 +744,10 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             ))
         }
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
+        // Unwrapped by the core's server, where it arrives over TCP, after the gate's check.
+        Request::Fenced { .. } => Err(EngineError::BadRequest(
+            "a fenced request is answered by a core's server, not inside another request",
+        )),
         Request::Background(_) => unreachable!("handled above"),
     };
     result.unwrap_or_else(|e| error_response(&e))

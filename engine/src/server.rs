@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Response};
+use proto::{decode_frame, encode_response, ErrorCode, Message, ProtoError, Request, Response};
 
 use crate::gate::LayoutGate;
 use crate::io::GlommioDisk;
@@ -80,6 +80,40 @@ pub fn offline_response(reason: &str) -> Response {
     }
 }
 
+/// The answer to one request frame stamped with `layout_version`, `None` if the store is gone.
+/// A fenced request (`Request::Fenced`) is unwrapped and answered as if it came alone, once its
+/// routing epoch passes the gate; it stays counted by the gate until answered.
+async fn answer(
+    request: Request,
+    layout_version: u64,
+    store: &Target,
+    gate: &LayoutGate,
+) -> Option<Response> {
+    let (epoch, request) = match request {
+        Request::Fenced { epoch, request } => (Some(epoch), *request),
+        plain => (None, plain),
+    };
+    // About the node, not routed: answered whatever layout and epoch the sender has.
+    if let Some(answer) = gate.node_answer(&request) {
+        return Some(answer);
+    }
+    if let Some(refused) = gate
+        .refusal(layout_version)
+        .or_else(|| gate.lease_refusal(&request))
+    {
+        return Some(refused);
+    }
+    let _admitted = match epoch.map(|e| gate.admit_fenced(e)) {
+        Some(Err(refused)) => return Some(*refused),
+        Some(Ok(admitted)) => Some(admitted),
+        None => None,
+    };
+    Some(match store {
+        Target::Store(weak) => dispatch(&weak.upgrade()?, request).await,
+        Target::Offline(reason) => offline_response(reason),
+    })
+}
+
 fn proto_error_code(e: &ProtoError) -> ErrorCode {
     match e {
         ProtoError::UnsupportedVersion { .. } => ErrorCode::VersionMismatch,
@@ -128,22 +162,9 @@ async fn connection(
             inbuf.extend_from_slice(&chunk[..n]);
         };
         let response = match frame.message {
-            // About the node, not routed: answered whatever layout the sender has.
-            Message::Request(req) => match gate.node_answer(&req) {
-                Some(answer) => answer,
-                None => match gate
-                    .refusal(frame.layout_version)
-                    .or_else(|| gate.lease_refusal(&req))
-                {
-                    Some(refused) => refused,
-                    None => match store {
-                        Target::Store(weak) => match weak.upgrade() {
-                            Some(store) => dispatch(&store, req).await,
-                            None => return Ok(()),
-                        },
-                        Target::Offline(reason) => offline_response(reason),
-                    },
-                },
+            Message::Request(req) => match answer(req, frame.layout_version, store, gate).await {
+                Some(response) => response,
+                None => return Ok(()),
             },
             Message::Response(_) => Response::Error {
                 code: ErrorCode::BadRequest,

@@ -283,3 +283,60 @@ fn an_offline_core_answers_map_applied() {
     assert!(refusal(&r).is_some(), "{r:?}");
     node.shutdown();
 }
+
+/// A fenced request (a pure gateway's) below the node's epoch floor is refused on every core,
+/// with the node's map index; at or above it, it is answered as if it came alone; a question
+/// about the node is answered whatever the epoch. A raise of the floor is waited out only by
+/// fenced frames still being answered: none here once each answer is read.
+#[test]
+fn fenced_frames_below_the_epoch_floor_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, port) = start(dir.path(), 3);
+    let gate = node.layout_gate();
+    let fenced = |epoch, request| Request::Fenced {
+        epoch,
+        request: Box::new(request),
+    };
+    let mut open: Vec<TcpStream> = (0..2).map(|core| connect(port + core)).collect();
+    for s in &mut open {
+        assert_eq!(answer(exchange(s, 3, &fenced(5, put(1)))), Response::Done);
+    }
+    gate.set_applied(11);
+    let generation = gate.raise_epoch_floor((2 << 32) | 4);
+    assert_eq!(
+        gate.admitted_under(generation),
+        0,
+        "every admitted frame was answered"
+    );
+    for s in &mut open {
+        let r = answer(exchange(s, 3, &fenced((2 << 32) | 3, put(9))));
+        assert!(
+            matches!(r, Response::LayoutRefused { index: 11, .. }),
+            "{r:?}"
+        );
+        assert_eq!(
+            answer(exchange(s, 3, &fenced(1, Request::MapApplied))),
+            Response::MapApplied {
+                index: 11,
+                floor: 3,
+                version: 3
+            }
+        );
+        for epoch in [(2 << 32) | 4, 3 << 32] {
+            let r = answer(exchange(s, 3, &fenced(epoch, put(3))));
+            assert_eq!(r, Response::Done, "epoch {epoch:#x}");
+        }
+        // Plain frames (a node's own gateway) are not fenced by epoch.
+        assert_eq!(answer(exchange(s, 3, &put(4))), Response::Done);
+    }
+    let r = node.handles()[0]
+        .call_blocking(Request::MetaGet {
+            key: Bytes::from_static(b"bucket/k"),
+        })
+        .unwrap();
+    let Response::Meta(Some(entry)) = r else {
+        panic!("{r:?}");
+    };
+    assert_eq!(entry.hlc, 4, "the refused write (hlc 9) was not applied");
+    node.shutdown();
+}

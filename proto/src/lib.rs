@@ -154,6 +154,15 @@ pub enum Request {
     /// routed by an old layout (`LayoutRefused`) fetches it to catch up without waiting for
     /// the voters. Answered from the node's gate and sent alone, like `MapApplied`.
     ControlMap,
+    /// `request` as routed by a process that stamps the routing epoch of the control map it
+    /// applied (a pure gateway: cluster/DESIGN.md, "Across processes"). The node's server
+    /// refuses it (`LayoutRefused`) if `epoch` is below the epoch of the map the node applied,
+    /// and answers the request itself otherwise, as if it came alone. Wraps any request but
+    /// another `Fenced`.
+    Fenced {
+        epoch: u64,
+        request: Box<Request>,
+    },
 }
 
 /// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
@@ -379,6 +388,7 @@ const K_META_DIGEST: u16 = 17;
 const K_MAP_APPLIED: u16 = 18;
 const K_LEASE: u16 = 19;
 const K_CONTROL_MAP: u16 = 20;
+const K_FENCED: u16 = 21;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -432,6 +442,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::MapApplied => K_MAP_APPLIED,
         Request::Lease { .. } => K_LEASE,
         Request::ControlMap => K_CONTROL_MAP,
+        Request::Fenced { .. } => K_FENCED,
     }
 }
 
@@ -501,7 +512,10 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
         Request::Batch(parts) => {
             out.put_u32_le(parts.len() as u32);
             for p in parts {
-                assert!(!matches!(p, Request::Batch(_)), "batches do not nest");
+                assert!(
+                    !matches!(p, Request::Batch(_) | Request::Fenced { .. }),
+                    "batches do not nest, and a fenced request is not inside one"
+                );
                 let mut body = BytesMut::new();
                 encode_request_body(p, &mut body);
                 out.put_u16_le(request_kind(p));
@@ -528,13 +542,27 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
         }
         Request::Background(inner) => {
             assert!(
-                !matches!(**inner, Request::Batch(_) | Request::Background(_)),
+                !matches!(
+                    **inner,
+                    Request::Batch(_) | Request::Background(_) | Request::Fenced { .. }
+                ),
                 "a background request wraps one plain request"
             );
             let mut body = BytesMut::new();
             encode_request_body(inner, &mut body);
             out.put_u16_le(request_kind(inner));
             put_bytes(out, &body);
+        }
+        // The wrapped request's body follows unframed: the rest of the frame is its body, so
+        // a fragment is not copied once more.
+        Request::Fenced { epoch, request } => {
+            assert!(
+                !matches!(**request, Request::Fenced { .. }),
+                "a fenced request does not wrap another"
+            );
+            out.put_u64_le(*epoch);
+            out.put_u16_le(request_kind(request));
+            encode_request_body(request, out);
         }
     }
 }
@@ -1022,6 +1050,23 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 _ => return Err(ProtoError::Malformed("a lease's serializes flag is 0 or 1")),
             },
         }),
+        K_FENCED => {
+            if !top {
+                return Err(ProtoError::Malformed("a fenced request is not nested"));
+            }
+            let epoch = get_u64(b)?;
+            let k = get_u16(b)?;
+            if k == K_FENCED {
+                return Err(ProtoError::Malformed("a fenced request wraps another"));
+            }
+            let Message::Request(inner) = decode_message(k, b, true)? else {
+                return Err(ProtoError::Malformed("a fenced request wraps a request"));
+            };
+            Message::Request(Request::Fenced {
+                epoch,
+                request: Box::new(inner),
+            })
+        }
         K_BACKGROUND => {
             let k = get_u16(b)?;
             if k == K_BATCH || k == K_BACKGROUND {
@@ -1308,6 +1353,14 @@ mod tests {
     fn requests_and_responses_round_trip() {
         let mut all = samples();
         all.push(Request::Batch(samples()));
+        let fenced: Vec<Request> = all
+            .iter()
+            .map(|r| Request::Fenced {
+                epoch: (7 << 32) | 0xc,
+                request: Box::new(r.clone()),
+            })
+            .collect();
+        all.extend(fenced);
         for (i, r) in all.iter().enumerate() {
             let mut buf = BytesMut::new();
             encode_request(i as u64, 3, r, &mut buf);
@@ -1448,6 +1501,46 @@ mod tests {
                 Message::Response(r)
             );
         }
+    }
+
+    /// A fenced request wraps one request at the top of a frame: never another fenced one,
+    /// and never inside a batch or a background request.
+    #[test]
+    fn a_fenced_request_is_only_at_the_top() {
+        let fenced = |inner_kind: u16| {
+            let mut body = BytesMut::new();
+            body.put_u64_le(9);
+            body.put_u16_le(inner_kind);
+            body
+        };
+        let frame = |kind: u16, body: &[u8]| {
+            let mut buf = BytesMut::new();
+            write_frame(kind, 1, 0, body, &mut buf);
+            decode_frame(&mut buf)
+        };
+        assert_eq!(
+            frame(K_FENCED, &fenced(K_STATS)).unwrap().unwrap().message,
+            Message::Request(Request::Fenced {
+                epoch: 9,
+                request: Box::new(Request::Stats)
+            })
+        );
+        assert!(
+            frame(K_FENCED, &fenced(K_FENCED)).is_err(),
+            "fenced in fenced"
+        );
+        let mut background = BytesMut::new();
+        background.put_u16_le(K_FENCED);
+        put_bytes(&mut background, &fenced(K_STATS));
+        assert!(
+            frame(K_BACKGROUND, &background).is_err(),
+            "fenced in background"
+        );
+        let mut batch = BytesMut::new();
+        batch.put_u32_le(1);
+        batch.put_u16_le(K_FENCED);
+        put_bytes(&mut batch, &fenced(K_STATS));
+        assert!(frame(K_BATCH, &batch).is_err(), "fenced in a batch");
     }
 
     /// `MapApplied` took the next free kinds (18, 0x10D) and its answer is three u64s: a core
