@@ -166,7 +166,7 @@ impl LayoutFollower {
         let b = &self.backend;
         b.set_standing(standing_of(map)).await;
         let Some(change) = &map.change else {
-            return self.adopt(map, map.current);
+            return self.adopt(map, map.current).await;
         };
         let routed = b.transition();
         let t = match routed {
@@ -201,7 +201,7 @@ impl LayoutFollower {
                 }
                 t
             }
-            None => return self.adopt(map, change.to_version),
+            None => return self.adopt(map, change.to_version).await,
         };
         for (pg, g) in &change.groups {
             let to = phase_of(g.phase);
@@ -212,7 +212,7 @@ impl LayoutFollower {
             }
         }
         if change.is_done() {
-            return self.adopt(map, change.to_version);
+            return self.adopt(map, change.to_version).await;
         }
         if t.groups()
             .iter()
@@ -230,7 +230,7 @@ impl LayoutFollower {
     /// by that very one. The same version with other tables is taken too: a node started with
     /// a layout file of that version has the file's own tables, not the ones the map planned
     /// from the version before.
-    fn adopt(&self, map: &ClusterMap, version: u64) -> Result<(), String> {
+    async fn adopt(&self, map: &ClusterMap, version: u64) -> Result<(), String> {
         if version == 0 || version < self.backend.layout_version() {
             return Ok(());
         }
@@ -254,9 +254,16 @@ impl LayoutFollower {
         let removed = self
             .node_id
             .is_some_and(|id| layout.nodes().iter().any(|n| n.id == id && n.removed));
-        self.backend
+        let replaced = self
+            .backend
             .adopt(layout, self.node_id, self.local.clone())?;
         self.gate_layouts(floor_of(map, version), version);
+        if let Some(replaced) = replaced {
+            // Adopted from a plain view (a gateway that missed the change, a removal): an
+            // operation routed by the layout before must not send frames stamped as routed by
+            // this one (and, from a pure gateway, with this map's epoch) once it is applied.
+            wait_for(|| replaced.in_flight() == 0, "routed by the layout before").await?;
+        }
         if removed {
             tracing::warn!(
                 version,
@@ -510,7 +517,22 @@ mod tests {
         let v1 = layout_of(&map, 1).unwrap();
         let backend = Arc::new(Backend::cluster(v1, None, Vec::new()).unwrap());
         let follower = LayoutFollower::new(backend.clone(), None, Vec::new());
-        follower.apply(&map).await.unwrap();
+        // An operation routed by version 1 alone, in flight: its frames would carry version 2
+        // (and, from a pure gateway, the new map's epoch) once the layout is adopted, so the
+        // map is applied only once it ended.
+        let held = backend.place(Route::Object("b", "k"), 3);
+        let applying = tokio::spawn({
+            let map = map.clone();
+            async move { follower.apply(&map).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !applying.is_finished(),
+            "the adoption waits for the operation"
+        );
+        assert_eq!(backend.layout_version(), 2, "routed by version 2 already");
+        drop(held);
+        applying.await.unwrap().unwrap();
         assert!(backend.transition().is_none());
         assert_eq!(backend.layout_version(), 2);
         assert_eq!(backend.core_count(), 8);

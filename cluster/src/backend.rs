@@ -961,13 +961,16 @@ impl Backend {
     /// gateway catching up). Cores that keep their index are kept, frames to them stamped
     /// with the new version from now on; the new layout's other cores are added (this node's
     /// own from `local`); cores past the new layout's are dropped (a call that chose one
-    /// before answers `Down`).
+    /// before answers `Down`). Adopted outside a change (from a layout's plain view), it
+    /// returns that view: the operations routed by it may still be in flight, their frames
+    /// to kept cores stamped with the new version from now on, and the caller waits for them
+    /// (`Replaced::in_flight`) before it counts the layout as applied.
     pub fn adopt(
         &self,
         layout: Arc<Layout>,
         local_node: Option<u64>,
         local: Vec<CoreHandle>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Replaced>, String> {
         let view = self.view.load_full();
         let same = |i: usize, c: &placement::Core| {
             view.cores
@@ -1011,7 +1014,7 @@ impl Backend {
             transition: None,
             last_change,
         }));
-        Ok(())
+        Ok(view.holdable().then(|| Replaced(view)))
     }
 
     /// A layout this backend can switch to: the same STANDARD policy (the backend's quorums

@@ -1443,7 +1443,8 @@ fn a_gateway_takes_the_change_while_it_serves() {
                     assert!(put(&env, &late, b, k).await, "a healthy put");
                     check_read(&env, &late, b, k, "during the change").await;
                 }
-                late.adopt(env.new.clone(), None, Vec::new())
+                let _ = late
+                    .adopt(env.new.clone(), None, Vec::new())
                     .expect("the new layout");
                 assert_eq!(late.core_count(), env.new.cores().len());
                 assert_eq!(late.layout_version(), env.new.version());
