@@ -15,7 +15,7 @@
 //! moves its cores' layout gate (`gate_layouts`; which stamps pass: cluster/DESIGN.md, "Across
 //! processes"), and the mover (`layout_mover`) waits for every node's applied index.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use cluster::backend::{Backend, Standing};
 use cluster::moves::{Phase, Transition};
@@ -38,6 +38,10 @@ pub struct LayoutFollower {
     gate: Option<Arc<engine::LayoutGate>>,
     /// This node's data directory (none on a gateway): where the layout it takes is kept.
     data: Option<std::path::PathBuf>,
+    /// A raise of the gate's epoch floor whose fenced frames were not all answered within the
+    /// wait (`fence_epoch`): waited out before the next raise, which would count new frames
+    /// under the same parity.
+    undrained: std::sync::Mutex<Option<u64>>,
 }
 
 /// The map's demotions as the backend routes by them.
@@ -80,6 +84,7 @@ impl LayoutFollower {
             local,
             gate: None,
             data: None,
+            undrained: std::sync::Mutex::new(None),
         }
     }
 
@@ -131,12 +136,22 @@ impl LayoutFollower {
     pub async fn fence_epoch(&self, map: &ClusterMap) -> Result<(), String> {
         let epoch = map.routing_epoch();
         if let Some(gate) = &self.gate {
+            let drained = |generation| gate.admitted_under(generation) == 0;
+            let what = "admitted from pure gateways under the epoch before";
+            let undrained = *self
+                .undrained
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(generation) = undrained {
+                wait_for(|| drained(generation), what).await?;
+            }
             let generation = gate.raise_epoch_floor(epoch);
-            wait_for(
-                || gate.admitted_under(generation) == 0,
-                "admitted from pure gateways under the epoch before",
-            )
-            .await
+            let waited = wait_for(|| drained(generation), what).await;
+            *self
+                .undrained
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = waited.is_err().then_some(generation);
+            waited
         } else {
             self.backend.stamp_epoch(epoch);
             Ok(())

@@ -262,7 +262,7 @@ impl LayoutGate {
 
     /// Fenced frames admitted under `generation` (from `raise_epoch_floor`) not answered yet.
     /// Raises are serialized by the node's follower, which waits for this to reach 0 before
-    /// the next: the two parities never mix generations.
+    /// the next (even after a wait that gave up): the two parities never mix generations.
     pub fn admitted_under(&self, generation: u64) -> u64 {
         self.epoch_admitted[(generation & 1) as usize].load(Ordering::SeqCst)
     }
