@@ -90,6 +90,19 @@ fn refusal(r: &Response) -> Option<&str> {
     }
 }
 
+/// The HLC of the version of `put`'s key that core 0 holds.
+fn held_hlc(node: &Node) -> u64 {
+    let r = node.handles()[0]
+        .call_blocking(Request::MetaGet {
+            key: Bytes::from_static(b"bucket/k"),
+        })
+        .unwrap();
+    let Response::Meta(Some(entry)) = r else {
+        panic!("{r:?}");
+    };
+    entry.hlc
+}
+
 #[test]
 fn frames_below_the_floor_are_refused_and_newer_ones_accepted() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,15 +125,7 @@ fn frames_below_the_floor_are_refused_and_newer_ones_accepted() {
         }
     }
     // The refused write was not applied: the last accepted one is what the core holds.
-    let r = node.handles()[0]
-        .call_blocking(Request::MetaGet {
-            key: Bytes::from_static(b"bucket/k"),
-        })
-        .unwrap();
-    let Response::Meta(Some(entry)) = r else {
-        panic!("{r:?}");
-    };
-    assert_eq!(entry.hlc, 5);
+    assert_eq!(held_hlc(&node), 5);
     node.shutdown();
 }
 
@@ -329,14 +334,10 @@ fn fenced_frames_below_the_epoch_floor_are_refused() {
         // Plain frames (a node's own gateway) are not fenced by epoch.
         assert_eq!(answer(exchange(s, 3, &put(4))), Response::Done);
     }
-    let r = node.handles()[0]
-        .call_blocking(Request::MetaGet {
-            key: Bytes::from_static(b"bucket/k"),
-        })
-        .unwrap();
-    let Response::Meta(Some(entry)) = r else {
-        panic!("{r:?}");
-    };
-    assert_eq!(entry.hlc, 4, "the refused write (hlc 9) was not applied");
+    assert_eq!(
+        held_hlc(&node),
+        4,
+        "the refused write (hlc 9) was not applied"
+    );
     node.shutdown();
 }
