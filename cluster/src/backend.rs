@@ -1268,19 +1268,9 @@ impl Backend {
         };
         let result = match c.send(request, self.epoch.load(Ordering::Acquire)).await {
             Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
-            Err(BackendError::Remote(RemoteError::LayoutMismatch {
-                addr,
-                ours,
-                theirs,
-                index,
-            })) => {
+            Err(e @ BackendError::Remote(RemoteError::LayoutMismatch { index, .. })) => {
                 self.catch_up_from(&c, index).await;
-                return Err(BackendError::Remote(RemoteError::LayoutMismatch {
-                    addr,
-                    ours,
-                    theirs,
-                    index,
-                }));
+                return Err(e);
             }
             result => result,
         };
