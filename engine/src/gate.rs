@@ -54,7 +54,8 @@ pub struct LayoutGate {
     epoch_admitted: [AtomicU64; 2],
 }
 
-/// A fenced frame admitted by the gate, counted until it is dropped (its answer written).
+/// A fenced frame admitted by the gate, counted until it is dropped: once the core has answered
+/// it (its work done), before the answer is sent back.
 #[derive(Debug)]
 pub struct Admitted<'a>(&'a AtomicU64);
 
