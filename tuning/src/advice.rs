@@ -152,24 +152,21 @@ fn uring(facts: &HostFacts) -> Vec<Finding> {
     out
 }
 
+/// percore turns THP off for its own process at start (`PR_SET_THP_DISABLE`), so the host's
+/// setting only matters to the other programs beside it.
 fn thp(facts: &HostFacts) -> Option<Finding> {
     match (facts.thp_enabled.as_deref(), facts.thp_defrag.as_deref()) {
         (Some("always"), Some("always")) => Some(finding(
-            Level::Warning,
-            "transparent hugepages",
-            "enabled=always with defrag=always: direct compaction can stall allocations for \
-             milliseconds; set defrag to `madvise` or `defer+madvise`",
-        )),
-        (Some("always"), _) => Some(finding(
             Level::Advice,
             "transparent hugepages",
-            "enabled=always: percore does not need THP; `madvise` avoids khugepaged work on \
-             the cores' heaps",
+            "enabled=always with defrag=always: percore turns THP off for its own process, \
+             but other programs here can stall for milliseconds in direct compaction; \
+             `madvise` or `defer+madvise` for defrag avoids it",
         )),
         (Some(mode), _) => Some(finding(
             Level::Ok,
             "transparent hugepages",
-            format!("enabled={mode}"),
+            format!("enabled={mode} (percore turns THP off for its own process)"),
         )),
         (None, _) => None,
     }
@@ -501,7 +498,7 @@ mod tests {
         assert!(f.iter().any(|f| f.topic == "numa"));
         assert!(f
             .iter()
-            .any(|f| f.topic.contains("hugepages") && f.level == Level::Warning));
+            .any(|f| f.topic.contains("hugepages") && f.level == Level::Advice));
     }
 
     #[test]
