@@ -34,6 +34,9 @@ pub const CONNECTION_INFLIGHT_MAX: usize = 64;
 pub const CONNECTIONS_MAX: usize = 1024;
 /// Entries one metadata scan may return.
 pub const SCAN_ENTRIES_MAX: u32 = 10_000;
+/// Entries a background metadata scan reads between two yields of its task queue: about
+/// 30 µs of a core's CPU, against about 300 µs for a mover's page of 1,000 read at once.
+pub const BACKGROUND_SCAN_CHUNK_ENTRIES: u32 = 100;
 /// Segments one partition may hold (segment ids are u32, index offsets are u32).
 pub const SEGMENTS_MAX: u32 = 1 << 20;
 /// How often an idle reclaimer looks whether its core is stopping (it sleeps its interval in
