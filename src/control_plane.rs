@@ -186,12 +186,21 @@ pub fn start(
             applied = maps.as_ref().map(|(_, applied)| applied.clone());
             let maps = maps.map(|(maps, _)| maps);
             let (data, mut written) = (data.to_owned(), settings.clone());
+            // The users and keys of the last map taken: a layout change commits a map per
+            // mover step, and reloading the users (a read of the users files) for each was
+            // work for nothing.
+            let mut taken: Option<UsersOfMap> = None;
             let follower = runtime.spawn(control::follow::follow(
                 voters.clone(),
                 move |index, map| {
                     if let Some(maps) = &maps {
                         newer_map(maps, index, map.clone());
                     }
+                    let of_map = (map.users.clone(), map.keys.clone());
+                    if taken.as_ref() == Some(&of_map) {
+                        return;
+                    }
+                    taken = Some(of_map);
                     cluster.set(map_users(&map));
                     let users = Arc::clone(&users);
                     let loaded = loaded.clone();
@@ -347,6 +356,12 @@ impl Running {
 /// Where the follower hands each newer map (and its log index) to the layouts' task: from
 /// the voters, and from a node that refused a frame of this process (`MapCatchUp`).
 type MapSender = Arc<tokio::sync::watch::Sender<Option<(u64, Arc<ClusterMap>)>>>;
+
+/// A map's users and their keys, as the map holds them.
+type UsersOfMap = (
+    std::collections::BTreeMap<String, control::map::User>,
+    std::collections::BTreeMap<String, control::map::UserKeys>,
+);
 
 /// Hands `map` at `index` to the layouts' task if it is newer than the last one handed: the
 /// voters and a refusing node may hand the same index, or an older one, in any order.

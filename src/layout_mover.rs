@@ -140,9 +140,8 @@ impl Phases for ControlPhases {
         })
     }
 
-    /// The groups' phases proposed together (each its own command, in flight at once, so the
-    /// control plane commits them in a batch or a few), then one wait for this process and
-    /// one for every node.
+    /// The groups' phases in one command (`UpdateChanges`: one commit, one map for every
+    /// follower to apply), then one wait for this process and one for every node.
     fn advance_groups<'a>(
         &'a self,
         transition: &'a Arc<Transition>,
@@ -152,22 +151,16 @@ impl Phases for ControlPhases {
         Box::pin(async move {
             let to_version = transition.new_layout().version();
             let phase = group_phase(to);
-            let proposals = pgs.iter().map(|&pg| {
-                let command = Command::UpdateChange {
-                    to_version,
-                    pg,
-                    phase,
-                };
-                control::follow::propose_any(&self.voters, command)
-            });
-            for outcome in futures::future::join_all(proposals).await {
-                match outcome {
-                    Ok(Ok(_)) => {}
-                    // Another mover (a leader before this one) took it further already.
-                    Ok(Err(Refusal::PhaseOrder { from, .. })) if from >= phase => {}
-                    Ok(Err(r)) => return Err(MoveError::Unconfirmed(r.to_string())),
-                    Err(e) => return Err(MoveError::Unconfirmed(e.to_string())),
-                }
+            let command = Command::UpdateChanges {
+                to_version,
+                pgs: pgs.to_vec(),
+                phase,
+            };
+            // Groups a mover before this one took further already are left where they are.
+            match control::follow::propose_any(&self.voters, command).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(r)) => return Err(MoveError::Unconfirmed(r.to_string())),
+                Err(e) => return Err(MoveError::Unconfirmed(e.to_string())),
             }
             let mut index = 0;
             for &pg in pgs {

@@ -293,6 +293,17 @@ pub enum Command {
     Reinstate {
         node: u64,
     },
+    /// (Last, so that the variants before keep their encoding in stored log entries.) Move
+    /// several placement groups of the change to `to_version` to `phase` at once (a
+    /// mover's step: one commit, one map for every follower to apply, where one
+    /// `UpdateChange` per group made as many). Refused as a whole, the map unchanged, if a
+    /// group is not in the change or more than one phase before `phase`; a group at `phase`
+    /// or past it already (a mover before this one took it there) stays where it is.
+    UpdateChanges {
+        to_version: u64,
+        pgs: Vec<u32>,
+        phase: GroupPhase,
+    },
 }
 
 /// What an applied command did.
@@ -333,6 +344,13 @@ pub enum Applied {
     },
     Reinstated {
         node: u64,
+    },
+    /// `UpdateChanges`: `moved` of its groups changed phase (the others were there already).
+    GroupPhases {
+        to_version: u64,
+        phase: GroupPhase,
+        moved: u32,
+        groups_left: u32,
     },
 }
 
@@ -465,6 +483,11 @@ impl ClusterMap {
                 pg,
                 phase,
             } => self.update_change(*to_version, *pg, *phase),
+            Command::UpdateChanges {
+                to_version,
+                pgs,
+                phase,
+            } => self.update_changes(*to_version, pgs, *phase),
             Command::PutUser(user) => self.put_user(user, false),
             Command::DeleteUser { name } => match self.users.remove(name) {
                 Some(_) => {
@@ -645,6 +668,44 @@ impl ClusterMap {
             to_version,
             pg,
             phase,
+            groups_left,
+        })
+    }
+
+    fn update_changes(&mut self, to_version: u64, pgs: &[u32], phase: GroupPhase) -> Outcome {
+        let last = match &self.change {
+            Some(c) => format!("{} to {}", c.from_version, c.to_version),
+            None => "none".to_owned(),
+        };
+        let Some(change) = self.change.as_mut().filter(|c| c.to_version == to_version) else {
+            return Err(Refusal::NoSuchChange { to_version, last });
+        };
+        // Every group checked before any moves: refused as a whole.
+        for &pg in pgs {
+            let Some(group) = change.groups.get(&pg) else {
+                return Err(Refusal::GroupNotInChange { to_version, pg });
+            };
+            if group.phase < phase && group.phase.next() != Some(phase) {
+                return Err(Refusal::PhaseOrder {
+                    pg,
+                    from: group.phase,
+                    to: phase,
+                });
+            }
+        }
+        let mut moved = 0;
+        for pg in pgs {
+            let group = change.groups.get_mut(pg).expect("checked above");
+            if group.phase < phase {
+                group.phase = phase;
+                moved += 1;
+            }
+        }
+        let groups_left = change.groups_left() as u32;
+        Ok(Applied::GroupPhases {
+            to_version,
+            phase,
+            moved,
             groups_left,
         })
     }

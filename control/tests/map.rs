@@ -188,13 +188,62 @@ fn a_new_node_makes_a_change_whose_groups_go_forward_one_phase_at_a_time() {
         Err(Refusal::NoSuchChange { to_version: 3, .. })
     ));
 
+    // Several groups in one command (a mover's step): all or nothing.
+    let steps = |pgs: &[u32], phase| Command::UpdateChanges {
+        to_version: 2,
+        pgs: pgs.to_vec(),
+        phase,
+    };
+    let before = map.clone();
+    assert_eq!(
+        map.apply(&steps(&[pgs[1], unmoved], GroupPhase::Moving)),
+        Err(Refusal::GroupNotInChange {
+            to_version: 2,
+            pg: unmoved
+        })
+    );
+    // pgs[1] is Pending: two phases short of Handoff.
+    assert!(matches!(
+        map.apply(&steps(&[pg, pgs[1]], GroupPhase::Handoff)),
+        Err(Refusal::PhaseOrder {
+            from: GroupPhase::Pending,
+            to: GroupPhase::Handoff,
+            ..
+        })
+    ));
+    assert_eq!(map, before, "a refused command changes nothing");
+    // pg is Moving already and stays; the others move.
+    assert_eq!(
+        map.apply(&steps(&pgs, GroupPhase::Moving)),
+        Ok(Applied::GroupPhases {
+            to_version: 2,
+            phase: GroupPhase::Moving,
+            moved: pgs.len() as u32 - 1,
+            groups_left: pgs.len() as u32,
+        })
+    );
+    map.apply(&steps(&[pg], GroupPhase::Handoff))
+        .expect("pg on");
+    // A group a mover before took further stays where it is.
+    assert!(matches!(
+        map.apply(&steps(&pgs, GroupPhase::Moving)),
+        Ok(Applied::GroupPhases { moved: 0, .. })
+    ));
+    assert_eq!(
+        map.change.as_ref().unwrap().groups[&pg].phase,
+        GroupPhase::Handoff
+    );
+    assert!(matches!(
+        map.apply(&Command::UpdateChanges {
+            to_version: 3,
+            pgs: vec![pg],
+            phase: GroupPhase::Moving
+        }),
+        Err(Refusal::NoSuchChange { to_version: 3, .. })
+    ));
+
     for &pg in &pgs {
-        for phase in [
-            GroupPhase::Moving,
-            GroupPhase::Handoff,
-            GroupPhase::CutOver,
-            GroupPhase::Done,
-        ] {
+        for phase in [GroupPhase::Handoff, GroupPhase::CutOver, GroupPhase::Done] {
             map.apply(&Command::UpdateChange {
                 to_version: 2,
                 pg,

@@ -61,6 +61,16 @@ fn command() -> impl Strategy<Value = Command> {
             pg,
             phase: PHASES[p],
         }),
+        (
+            1..=6u64,
+            proptest::collection::vec(0..17u32, 0..4),
+            0..5usize
+        )
+            .prop_map(|(to_version, pgs, p)| Command::UpdateChanges {
+                to_version,
+                pgs,
+                phase: PHASES[p],
+            }),
         (0..3usize, 0..3usize).prop_map(|(n, k)| Command::PutUser(User {
             name: NAMES[n].into(),
             access_key: KEYS[k].into(),
@@ -182,6 +192,31 @@ impl Model {
                 }
                 ok
             }
+            Command::UpdateChanges {
+                to_version,
+                pgs,
+                phase,
+            } => {
+                let Some((to, groups)) = self.change.as_mut() else {
+                    return false;
+                };
+                // All or nothing: each group in the change, at most one phase before.
+                let ok = *to == *to_version
+                    && pgs.iter().all(|pg| {
+                        groups
+                            .get(pg)
+                            .is_some_and(|now| rank(*phase) <= rank(*now) + 1)
+                    });
+                if ok {
+                    for pg in pgs {
+                        let now = groups.get_mut(pg).expect("checked");
+                        if rank(*now) < rank(*phase) {
+                            *now = *phase;
+                        }
+                    }
+                }
+                ok
+            }
             Command::PutUser(u) => {
                 let taken = self.owner(&u.access_key).is_some_and(|o| o != u.name);
                 if !taken {
@@ -276,6 +311,21 @@ fn finish_change(map: &ClusterMap) -> Vec<Command> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    // Every group one phase on in one command, as a mover's step does, then the rest one by one.
+    let pgs: Vec<u32> = change.groups.keys().copied().collect();
+    let least = change
+        .groups
+        .values()
+        .map(|g| rank(g.phase))
+        .min()
+        .unwrap_or(0);
+    if let Some(phase) = PHASES.get(least + 1) {
+        out.push(Command::UpdateChanges {
+            to_version: change.to_version,
+            pgs,
+            phase: *phase,
+        });
+    }
     for (pg, g) in &change.groups {
         for phase in &PHASES[rank(g.phase) + 1..] {
             out.push(Command::UpdateChange {
