@@ -9,7 +9,9 @@ an open-loop 4 KiB GET load runs through node 1. It measures, in one run:
   the load runs in windows of `MOVE_WINDOW` (5 s) one after the other, and each side's
   figure is its worst window's p99 (the generator cannot be stopped at the move's end and
   still report, so the move's time is covered by whole windows); for context, the same load
-  once the change is done (`MOVE_AFTER_WINDOWS`, the 4-node cluster idle);
+  once the change is done (`MOVE_AFTER_WINDOWS`, the 4-node cluster idle). summary.json
+  lists every window's p99 and the generator's own send lag p99 (a window whose lag rose was
+  disturbed by other work on the CPUs, whatever the cluster did);
 - bytes copied ÷ an estimate of what the plan requires: the bytes the cores held before the
   change (every fragment, the data set's EC shards and replicas) × the fraction of fragment
   slots the plan moves (target ≤ 1.05; an estimate, as the moved slots hold a data set's
@@ -103,7 +105,8 @@ def control_status(binary, data):
 
 
 def window(binary, args, out, name):
-    """One window of the open-loop 4 KiB GET load; (p99 ms, errors, GETs/s)."""
+    """One window of the open-loop 4 KiB GET load; (p99 ms, errors, GETs/s, the generator's
+    own send lag p99 ms: how late its requests left, a sign of other work on the CPUs)."""
     cmd = [binary, "--endpoint", args["endpoint"], "--access-key", args["ak"], "--secret-key",
            args["sk"], "--bucket", "movebench", "--workload", "get", "--size", "4KiB", "--keys",
            "1000", "--rate", str(GET_RATE), "--warmup", "1s", "--duration", f"{WINDOW_S}s",
@@ -112,7 +115,8 @@ def window(binary, args, out, name):
                    stderr=subprocess.STDOUT, timeout=300, check=True)
     report = json.load(open(os.path.join(out, f"{name}.json")))
     op = next(o for o in report["endpoints"][0]["ops"] if o["op"] == "get")
-    return op["latency"]["p99_us"] / 1000.0, op["errors"], op["ops_per_s"]
+    lag = report["endpoints"][0].get("send_lag", {}).get("p99_us", 0) / 1000.0
+    return op["latency"]["p99_us"] / 1000.0, op["errors"], op["ops_per_s"], lag
 
 
 def main():
@@ -255,6 +259,12 @@ def main():
             "get_p99_after_ms": round(max(w[0] for w in after), 2) if after else None,
             "get_p99_during_vs_after": (round(during_p99 / max(w[0] for w in after), 2)
                                         if after else None),
+            "get_p99_windows_ms": {name: [round(w[0], 2) for w in ws]
+                                   for name, ws in (("idle", idle), ("during", during),
+                                                    ("after", after))},
+            "send_lag_p99_windows_ms": {name: [round(w[3], 2) for w in ws]
+                                        for name, ws in (("idle", idle), ("during", during),
+                                                         ("after", after))},
             "get_errors_idle": idle_err,
             "get_errors_during": during_err,
             "get_ops_per_s_during": during_ops,
