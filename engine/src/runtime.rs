@@ -854,16 +854,7 @@ async fn scan_in_chunks(store: &Store<GlommioDisk>, request: Request) -> Respons
             (Some(_), error) => return error,
         });
         let page_ref = page.as_ref().expect("just set");
-        let next = match page_ref {
-            Response::Scan {
-                next_start_after, ..
-            }
-            | Response::ScanVersioned {
-                next_start_after, ..
-            } => next_start_after.clone(),
-            _ => None,
-        };
-        match next {
+        match page_ref.next_start_after().cloned() {
             Some(next) if page_len(page_ref) < limit => start_after = Some(next),
             _ => return page.expect("just set"),
         }

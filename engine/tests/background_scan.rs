@@ -40,19 +40,6 @@ fn background(request: Request) -> Request {
     Request::Background(Box::new(request))
 }
 
-/// The next page's start, `None` when the answer is not a page.
-fn next_of(page: &Response) -> Option<Bytes> {
-    match page {
-        Response::Scan {
-            next_start_after, ..
-        }
-        | Response::ScanVersioned {
-            next_start_after, ..
-        } => next_start_after.clone(),
-        _ => None,
-    }
-}
-
 #[test]
 fn a_background_scan_answers_the_page_a_plain_scan_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +100,7 @@ fn a_background_scan_answers_the_page_a_plain_scan_does() {
                     "{plain:?}"
                 );
                 pages += 1;
-                start_after = next_of(&plain);
+                start_after = plain.next_start_after().cloned();
                 if start_after.is_none() {
                     break;
                 }

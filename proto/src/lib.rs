@@ -336,6 +336,21 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// A scan page's resume key (`None`: the scan is done, or this is not a scan page).
+    pub fn next_start_after(&self) -> Option<&Bytes> {
+        match self {
+            Response::Scan {
+                next_start_after, ..
+            }
+            | Response::ScanVersioned {
+                next_start_after, ..
+            } => next_start_after.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Request(Request),
