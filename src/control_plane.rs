@@ -196,11 +196,13 @@ pub fn start(
                     if let Some(maps) = &maps {
                         newer_map(maps, index, map.clone());
                     }
-                    let of_map = (map.users.clone(), map.keys.clone());
-                    if taken.as_ref() == Some(&of_map) {
+                    if taken
+                        .as_ref()
+                        .is_some_and(|(users, keys)| *users == map.users && *keys == map.keys)
+                    {
                         return;
                     }
-                    taken = Some(of_map);
+                    taken = Some((map.users.clone(), map.keys.clone()));
                     cluster.set(map_users(&map));
                     let users = Arc::clone(&users);
                     let loaded = loaded.clone();

@@ -785,14 +785,10 @@ async fn in_background(store: &Store<GlommioDisk>, request: Request) -> Response
 /// meanwhile is found by the next step's scan as by the next page's.
 async fn scan_in_chunks(store: &Store<GlommioDisk>, request: Request) -> Response {
     let (Request::MetaScan {
-        prefix,
-        start_after,
-        limit,
+        start_after, limit, ..
     }
     | Request::MetaScanVersioned {
-        prefix,
-        start_after,
-        limit,
+        start_after, limit, ..
     }) = &request
     else {
         unreachable!("called with scans only");
@@ -801,26 +797,27 @@ async fn scan_in_chunks(store: &Store<GlommioDisk>, request: Request) -> Respons
         // Refused as a whole (the store's check).
         return dispatch_one(store, request).await;
     }
-    let versioned = matches!(request, Request::MetaScanVersioned { .. });
-    let (prefix, limit) = (prefix.clone(), *limit);
+    let limit = *limit;
     let mut start_after = start_after.clone();
     let mut page: Option<Response> = None;
     loop {
         let taken = page.as_ref().map_or(0, page_len);
-        let want = (limit - taken).min(BACKGROUND_SCAN_CHUNK_ENTRIES);
-        let piece = if versioned {
-            Request::MetaScanVersioned {
-                prefix: prefix.clone(),
-                start_after: start_after.take(),
-                limit: want,
-            }
-        } else {
-            Request::MetaScan {
-                prefix: prefix.clone(),
-                start_after: start_after.take(),
-                limit: want,
-            }
-        };
+        // The same scan from where the page got to, for one piece.
+        let mut piece = request.clone();
+        if let Request::MetaScan {
+            start_after: from,
+            limit: want,
+            ..
+        }
+        | Request::MetaScanVersioned {
+            start_after: from,
+            limit: want,
+            ..
+        } = &mut piece
+        {
+            *from = start_after.take();
+            *want = (limit - taken).min(BACKGROUND_SCAN_CHUNK_ENTRIES);
+        }
         let piece = Box::pin(dispatch_one(store, piece)).await;
         page = Some(match (page, piece) {
             (None, first) => first,
