@@ -1165,6 +1165,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         service,
         settings.http,
         settings.tls,
+        node.handles().len(),
         runtime.handle().clone(),
     );
     if let Err(e) = serve_on_cores(&server, listener, &node) {
@@ -1192,11 +1193,11 @@ fn serve_on_cores(
     let listener = listener
         .into_std()
         .context("handing the S3 port to the cores")?;
-    for core in node.handles() {
+    for (i, core) in node.handles().iter().enumerate() {
         let socket = listener
             .try_clone()
             .context("handing the S3 port to the cores")?;
-        let task = server.core_task();
+        let task = server.core_task(i);
         core.spawn(move || task(engine::io::glommio_listener(socket)))
             .map_err(|e| anyhow::anyhow!("core {} did not take the S3 port: {e}", core.index()))?;
     }

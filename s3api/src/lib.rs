@@ -14,6 +14,7 @@ pub mod bucket_config;
 pub mod bucket_encryption;
 pub mod bucket_policy;
 pub use objects::records;
+pub mod accept_share;
 pub mod checksum;
 pub mod cluster_users;
 pub mod core_stream;

@@ -148,6 +148,7 @@ pub struct Metrics {
     core_free_segment_files: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_segments_reused: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_replay_stale_stops: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    http_connections: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     bucket_cache_reads: Family<ResultLabel, Gauge<u64, AtomicU64>>,
     /// The service's bucket cache, read when the metrics are encoded (`watch_bucket_cache`).
@@ -212,6 +213,7 @@ impl Default for Metrics {
             core_free_segment_files: Family::default(),
             core_segments_reused: Family::default(),
             core_replay_stale_stops: Family::default(),
+            http_connections: Family::default(),
             meta_calls: Family::default(),
             bucket_cache_reads: Family::default(),
             bucket_cache: std::sync::Mutex::default(),
@@ -419,6 +421,12 @@ impl Default for Metrics {
             m.core_cache_bytes.clone(),
         );
         registry.register(
+            "http_connections",
+            "S3 connections each core holds (a node's cores accept from one port and keep what \
+             they accepted; \"core N\" is the node's N-th core)",
+            m.http_connections.clone(),
+        );
+        registry.register(
             "core_cache_budget_bytes",
             "Each core's cache budget (cache_mib; 0: disabled)",
             m.core_cache_budget_bytes.clone(),
@@ -598,6 +606,14 @@ impl Metrics {
         self.core_replay_stale_stops
             .get_or_create(&label)
             .set(s.replay_stale_stops);
+    }
+
+    /// The S3 connections the node's core `core` (its index on this node) holds now.
+    pub fn http_connections(&self, core: usize, held: usize) {
+        let label = CoreLabel {
+            core: format!("core {core}"),
+        };
+        self.http_connections.get_or_create(&label).set(held as u64);
     }
 
     /// A core that started offline, and why (a core never comes back online in the same

@@ -7,7 +7,8 @@
 //! the occasional `tokio::spawn` of the service work unchanged.
 //!
 //! Connection caps, timeouts, TLS and the shutdown drain are `serve`'s: one registry for the
-//! whole server, whichever core accepted. `percore gateway` (no cores) serves on tokio
+//! whole server, whichever core accepted. A core far ahead of the others in connections leaves
+//! the next one to them for a moment (`accept_share`). `percore gateway` (no cores) serves on tokio
 //! (`serve::serve`).
 //!
 //! Why (#16, "Thread-per-core from socket to disk"): with hyper on tokio threads, every core
@@ -20,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::accept_share::{AcceptShare, ACCEPT_DEFER_MAX, ACCEPT_DEFER_POLL};
 use crate::core_stream::CoreStream;
 use crate::serve::{stopped, Exec, HttpLimits, Service, Shared, ROOM_POLL};
 use crate::tls::Tls;
@@ -73,6 +75,7 @@ impl<F: Future<Output = ()>> Future for InRuntime<F> {
 /// shutdown.
 pub struct CoreServer {
     shared: Arc<Shared>,
+    share: Arc<AcceptShare>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -81,23 +84,33 @@ impl CoreServer {
         service: Service,
         limits: HttpLimits,
         tls: Option<Arc<Tls>>,
+        cores: usize,
         runtime: tokio::runtime::Handle,
     ) -> CoreServer {
         CoreServer {
             shared: Arc::new(Shared::new(service, limits, tls)),
+            share: AcceptShare::new(cores),
             runtime,
         }
     }
 
-    /// What one core runs, given the port's socket as a listener of that core's executor: the
-    /// accept loop, which spawns each connection on the same core. Ends at the stop.
+    /// What core `core` (of the `cores` given to `new`) runs, given the port's socket as a
+    /// listener of that core's executor: the accept loop, which spawns each connection on the
+    /// same core. Ends at the stop.
     pub fn core_task(
         &self,
+        core: usize,
     ) -> impl FnOnce(glommio::net::TcpListener) -> InRuntime<AcceptLoop> + Send + Sync + 'static
     {
+        assert!(
+            core < self.share.cores(),
+            "core {core} of {}",
+            self.share.cores()
+        );
         let (shared, runtime) = (Arc::clone(&self.shared), self.runtime.clone());
+        let share = Arc::clone(&self.share);
         move |listener| {
-            let accept = accept_loop(listener, shared, runtime.clone());
+            let accept = accept_loop(listener, shared, (share, core), runtime.clone());
             InRuntime::new(runtime, Box::pin(accept))
         }
     }
@@ -117,6 +130,7 @@ pub type AcceptLoop = Pin<Box<dyn Future<Output = ()>>>;
 async fn accept_loop(
     listener: glommio::net::TcpListener,
     shared: Arc<Shared>,
+    (share, core): (Arc<AcceptShare>, usize),
     runtime: tokio::runtime::Handle,
 ) {
     let builder = shared.builder(Exec::Core(runtime.clone()));
@@ -124,6 +138,10 @@ async fn accept_loop(
     loop {
         tokio::select! {
             () = shared.registry.room(ROOM_POLL) => {}
+            () = stopped(&mut stop) => break,
+        }
+        tokio::select! {
+            () = my_turn(&share, core) => {}
             () = stopped(&mut stop) => break,
         }
         let stream = tokio::select! {
@@ -142,9 +160,24 @@ async fn accept_loop(
         // Without it a response written in two pieces waits ~40 ms for a delayed ACK.
         let _ = stream.set_nodelay(true);
         if let Some(connection) = shared.connection(&builder, peer) {
+            let held = share.hold(core);
             let served = connection.run(CoreStream::new(stream));
+            let served = async move {
+                served.await;
+                drop(held);
+            };
             glommio::spawn_local(InRuntime::new(runtime.clone(), served)).detach();
         }
+    }
+}
+
+/// Returns once core `core` may accept: it is not ahead of the others (`AcceptShare::ahead`),
+/// or it left the port to them for `ACCEPT_DEFER_MAX`.
+async fn my_turn(share: &AcceptShare, core: usize) {
+    let mut waited = std::time::Duration::ZERO;
+    while share.ahead(core) && waited < ACCEPT_DEFER_MAX {
+        glommio::timer::sleep(ACCEPT_DEFER_POLL).await;
+        waited += ACCEPT_DEFER_POLL;
     }
 }
 
