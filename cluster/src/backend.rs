@@ -357,6 +357,30 @@ pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
     BACKGROUND.scope(true, work).await
 }
 
+tokio::task_local! {
+    /// The highest control-map index a node named while refusing one of this operation's
+    /// frames as routed by an old layout (0: none), for `noting_refusals`.
+    static REFUSED_AT: Arc<AtomicU64>;
+}
+
+/// Runs `op`, noting whether a node refused one of its frames as routed by an old layout:
+/// `Some(index)` of the map that node named. This process fetches that map from the node
+/// while the refused call returns (`catch_up_from`); once it has applied it
+/// (`Backend::caught_up`), the same operation run again is routed by it. Frames of tasks that
+/// `op` spawns are not noted.
+pub fn noting_refusals<F: std::future::Future>(
+    op: F,
+) -> impl std::future::Future<Output = (F::Output, Option<u64>)> {
+    use futures::FutureExt;
+    // A combinator, not an async block: one that took `op` would hold it twice (an S3
+    // request's future is about 16 KiB).
+    let at = Arc::new(AtomicU64::new(0));
+    REFUSED_AT.scope(Arc::clone(&at), op).map(move |out| {
+        let at = at.load(Ordering::Relaxed);
+        (out, (at > 0).then_some(at))
+    })
+}
+
 /// What a write that reports what it replaced found (`Backend::meta_swap`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Swap {
@@ -1269,6 +1293,7 @@ impl Backend {
         let result = match c.send(request, self.epoch.load(Ordering::Acquire)).await {
             Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
             Err(e @ BackendError::Remote(RemoteError::LayoutMismatch { index, .. })) => {
+                let _ = REFUSED_AT.try_with(|at| at.fetch_max(index, Ordering::Relaxed));
                 self.catch_up_from(&c, index).await;
                 return Err(e);
             }
@@ -1572,11 +1597,30 @@ impl Backend {
         let _ = self.catch_up.set(catch_up);
     }
 
+    /// Waits until this process has applied the control map at `index` or a later one, at
+    /// most `REROUTE_WAIT_MAX`: whether it has (at once `false` without a control plane).
+    /// Called once the refused operation has ended: applying a map waits for the operations
+    /// routed under the one before (the binary's `LayoutFollower::apply`), that one included.
+    pub async fn caught_up(&self, index: u64) -> bool {
+        let Some(catch_up) = self.catch_up.get() else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + crate::limits::REROUTE_WAIT_MAX;
+        while catch_up.applied() < index {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(crate::limits::REROUTE_WAIT_POLL).await;
+        }
+        true
+    }
+
     /// After core `c` refused a frame naming map `index`: fetches the node's map (once per
     /// index however many refusals name it) and offers it. It does not wait for the map to be
     /// applied: applying it may wait for the very operation that was refused (a step of a
     /// change fences the operations routed under the phase before), so the refusal goes up at
-    /// once, and the client's retry finds the map applied or being applied.
+    /// once, and the request's run again (`caught_up`) or the client's retry finds the map
+    /// applied or being applied.
     async fn catch_up_from(&self, c: &Core, index: u64) {
         let Some(catch_up) = self.catch_up.get() else {
             return;

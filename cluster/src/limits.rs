@@ -47,3 +47,11 @@ pub const CONDITIONAL_WAIT_MAX: std::time::Duration = std::time::Duration::from_
 pub const HANDOFF_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// Between two tries of a serializer without a lease.
 pub const NO_LEASE_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a request refused as routed by an old layout waits for this process to apply the
+/// refusing node's map before it is routed again (`Backend::caught_up`); past it, 503.
+pub const REROUTE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often that wait looks at the applied map.
+pub const REROUTE_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a request pauses before it runs again when a node refused it naming a map this
+/// process already applied (the node is applying a newer one).
+pub const REROUTE_BEHIND_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);

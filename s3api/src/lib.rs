@@ -79,6 +79,7 @@ pub fn service_on(
         s3: builder.build(),
         cors: Arc::new(cors::Front::new(gateway.clone_handle(), host.clone())),
         post: Arc::new(post_upload::Post::new(gateway.clone_handle(), region, host)),
+        backend: gateway.backend().clone(),
     })
 }
 

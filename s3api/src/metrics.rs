@@ -154,6 +154,7 @@ pub struct Metrics {
     /// The service's bucket cache, read when the metrics are encoded (`watch_bucket_cache`).
     bucket_cache: std::sync::Mutex<Option<Arc<objects::bucket_cache::BucketCache>>>,
     read_repairs: Family<ResultLabel, Counter>,
+    requests_rerouted: Family<ResultLabel, Counter>,
     notify_events: Family<ResultLabel, Counter>,
     notify_queued: Gauge<u64, AtomicU64>,
     layout_version: Gauge<u64, AtomicU64>,
@@ -218,6 +219,7 @@ impl Default for Metrics {
             bucket_cache_reads: Family::default(),
             bucket_cache: std::sync::Mutex::default(),
             read_repairs: Family::default(),
+            requests_rerouted: Family::default(),
             notify_events: Family::default(),
             notify_queued: Gauge::default(),
             layout_version: Gauge::default(),
@@ -343,6 +345,13 @@ impl Default for Metrics {
              rewrite from the rest of the stripe (repaired; gone: the version was deleted \
              since; failed: the core or the sources could not be reached)",
             m.read_repairs.clone(),
+        );
+        registry.register(
+            "requests_rerouted",
+            "S3 requests without a body that a node refused as routed by an old layout, run \
+             again once this process applied that node's map (result: served, the second run \
+             answered; gave_up, the map was not applied in time or the node refused again: 503)",
+            m.requests_rerouted.clone(),
         );
         registry.register(
             "meta_calls",
@@ -761,6 +770,15 @@ impl Metrics {
         if ended {
             self.scrub_passes.get_or_create(&label).inc();
         }
+    }
+
+    /// A request run again after a layout refusal (`serve`): `served` or `gave_up`.
+    pub fn request_rerouted(&self, result: &str) {
+        self.requests_rerouted
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
     }
 
     pub fn read_repair(&self, outcome: &str) {

@@ -187,6 +187,8 @@ pub struct Service {
     pub cors: Arc<crate::cors::Front>,
     /// Browser POST uploads, served before s3s (`post_upload`).
     pub post: Arc<crate::post_upload::Post>,
+    /// Where a request refused as routed by an old layout waits for the newer map (`rerun`).
+    pub backend: Arc<cluster::backend::Backend>,
 }
 
 /// How long an accept loop at the cap with every connection busy waits before looking again
@@ -537,6 +539,8 @@ async fn handle(
             if aws_chunked {
                 body = body.aws_chunked();
             }
+            // A request without a body can be run again as it came.
+            let again = (!declares_body && !aws_chunked).then(|| parts.clone());
             let body = s3s::Body::http_body(body);
             let request = http::Request::from_parts(parts, body);
             let mut response = match service.post.target(&request) {
@@ -544,7 +548,7 @@ async fn handle(
                     let served = service.post.serve(bucket, request, &request_id);
                     crate::authz::with_gate_reads(served).await
                 }
-                None => crate::authz::with_gate_reads(service.s3.call(request)).await?,
+                None => rerun(&service, request, again).await?,
             };
             apply_status(&mut response);
             unquote_etag(&mut response);
@@ -586,6 +590,67 @@ async fn handle(
     http_log::finish(&mut response, &request_id, &method, &uri);
     Ok(response.map(|body| ResponseBody::new(body, in_flight)))
 }
+
+/// Runs a request through s3s. When it answered 503 because a node refused one of its frames
+/// as routed by an old layout, and it has no body (`again`: its head as s3s got it), it is run
+/// again once this process applied the map that node named (`Backend::caught_up`), at most
+/// `REROUTES_MAX` times: the client gets the answer of the newer routing instead of a 503 to
+/// retry. A request with a body still answers 503 (its body is gone; SDKs retry 503s). The
+/// run that was refused did nothing it must not do twice: a core that refuses a frame runs
+/// nothing of it, and a write whose head a core refused never commits (cluster/DESIGN.md).
+async fn rerun(
+    service: &Service,
+    request: http::Request<s3s::Body>,
+    again: Option<http::request::Parts>,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    let call = |request| {
+        cluster::backend::noting_refusals(crate::authz::with_gate_reads(service.s3.call(request)))
+    };
+    let (mut response, mut refused_at) = call(request).await;
+    let (mut reruns, mut gave_up, mut applied) = (0, None, 0);
+    while let (Some(index), Some(head)) = (refused_at, again.as_ref()) {
+        if response.as_ref().map(http::Response::status).ok()
+            != Some(http::StatusCode::SERVICE_UNAVAILABLE)
+        {
+            break;
+        }
+        if reruns == REROUTES_MAX {
+            gave_up = Some("refused_again");
+            break;
+        }
+        if index > applied {
+            if !service.backend.caught_up(index).await {
+                gave_up = Some("not_applied");
+                break;
+            }
+            applied = index;
+        } else {
+            // The node raised its floor for a map it is still applying (it waits for what it
+            // admitted under the floor before), and names the map before, which this process
+            // has: the next refusal, once it is done, names the new one.
+            tokio::time::sleep(cluster::limits::REROUTE_BEHIND_PAUSE).await;
+        }
+        reruns += 1;
+        tracing::debug!(
+            index,
+            reruns,
+            "a request refused by an old layout runs again"
+        );
+        let request = http::Request::from_parts(head.clone(), s3s::Body::empty());
+        (response, refused_at) = call(request).await;
+    }
+    match gave_up {
+        Some(why) => crate::metrics::global().request_rerouted(why),
+        None if reruns > 0 => crate::metrics::global().request_rerouted("served"),
+        None => {}
+    }
+    response
+}
+
+/// How many times one request without a body is run again after layout refusals (a change
+/// of 256 groups takes 16 steps; a process without a voter to follow learns of each by a
+/// refusal, and two reruns were measured not to be enough).
+const REROUTES_MAX: usize = 8;
 
 /// Whether a request says it has a body.
 fn declares_body(headers: &http::HeaderMap) -> bool {

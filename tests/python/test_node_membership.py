@@ -16,7 +16,9 @@ import subprocess
 import threading
 import time
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from changes import (SIZES, Traffic, control_status, fill_bucket, metrics, read_all,
                      wait_change_done, wait_status)
@@ -172,13 +174,16 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
     # routing epoch of the map it applied; a node that applied a later phase refuses them and
     # names its map, which the gateway fetches from that node (sealed with the cluster secret)
     # and applies, so its next requests route by the change's phases. A write refused that way
-    # answers 503 (the client retries). Every write the gateway acknowledged must read back
+    # answers 503 (its body is gone; the client retries). A request without a body (a reader's
+    # GETs, HEADs and listings here) is run again by the gateway once it applied that map: the
+    # reader must never see a 503. Every write the gateway acknowledged must read back
     # whole through a node that routes by version 2 alone: without the fence, the gateway
     # writes the old rows alone all through the change, behind the mover's copies.
     c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
-    gw = writer = None
+    gw = writer = reader = None
     stop = threading.Event()
     written, refused, errors = {}, [], []
+    reads = {"ok": 0, "503": []}
     try:
         bucket = "fenced"
         blobs = fill_bucket(c, bucket, count=10)
@@ -208,19 +213,61 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
                 n += 1
                 time.sleep(0.05)
 
+        def read():
+            # One attempt per request: the cluster's clients retry a 503 once, which would hide
+            # the very answers this reader counts.
+            client = boto3.client(
+                "s3", endpoint_url=c.endpoints["gw"], region_name="us-east-1",
+                aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key,
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                              s3={"addressing_style": "path"}, connect_timeout=5,
+                              read_timeout=60))
+            keys, n = sorted(blobs), 0
+            while not stop.is_set():
+                key = keys[n % len(keys)]
+                what = ("list" if n % 5 == 4 else "head" if n % 5 == 3 else "get") + " " + key
+                try:
+                    if what.startswith("get"):
+                        got = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                        assert got == blobs[key], f"GET {key}: {len(got)} bytes"
+                    elif what.startswith("head"):
+                        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+                        assert size == len(blobs[key]), f"HEAD {key}: {size}"
+                    else:
+                        listed = client.list_objects_v2(Bucket=bucket, MaxKeys=1000)
+                        missing = set(blobs) - {o["Key"] for o in listed.get("Contents", [])}
+                        assert not missing, f"listing lacks {sorted(missing)[:5]}"
+                    reads["ok"] += 1
+                except ClientError as e:
+                    if e.response["ResponseMetadata"]["HTTPStatusCode"] == 503:
+                        reads["503"].append(what)
+                    else:
+                        errors.append(f"{what}: {e}")
+                except Exception as e:  # noqa: BLE001 - every failure is a finding
+                    errors.append(f"{what}: {e}")
+                n += 1
+
         writer = threading.Thread(target=write, daemon=True)
         writer.start()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         out = node_cmd(c, "drain", "4")
         assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
         wait_change_done(c, 2, lambda: None)
         time.sleep(1)
         stop.set()
         writer.join(timeout=60)
-        assert not writer.is_alive()
+        reader.join(timeout=60)
+        assert not writer.is_alive() and not reader.is_alive()
         assert not errors, errors[:10]
+        rerouted = {k: v for k, v in metrics(c, "gw").items()
+                    if k.startswith("percore_requests_rerouted")}
         print(f"{len(written)} writes through the gateway acknowledged, {len(refused)} refused "
-              f"(503)")
+              f"(503); {reads['ok']} reads, {len(reads['503'])} answered 503; rerouted: "
+              f"{rerouted}")
         assert len(written) >= 3, (len(written), len(refused))
+        assert not reads["503"], reads["503"][:10]
+        assert reads["ok"] >= 10, reads["ok"]
         assert metrics(c, "gw").get("percore_layout_version") == 2
 
         # Through node 2 (the new layout alone) and through the gateway: every object whole.
@@ -233,8 +280,9 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
         assert r2.get_object(Bucket=bucket, Key="after")["Body"].read() == new
     finally:
         stop.set()
-        if writer is not None:
-            writer.join(timeout=60)
+        for thread in (writer, reader):
+            if thread is not None:
+                thread.join(timeout=60)
         if gw is not None:
             stop_process(gw)
         assert c.stop() == 0
