@@ -105,11 +105,8 @@ impl LayoutFollower {
             self.backend.route_under_gate(gate.clone());
             gate.enforce_leases();
         } else {
-            let routed = ClusterMap {
-                current: self.backend.layout_version(),
-                ..ClusterMap::default()
-            };
-            self.backend.stamp_epoch(routed.routing_epoch().max(1));
+            let epoch = file_epoch(self.backend.layout_version());
+            self.backend.stamp_epoch(epoch);
         }
     }
 
@@ -319,6 +316,27 @@ async fn wait_for(done: impl Fn() -> bool, what: &str) -> Result<(), String> {
         "operations {what} still in flight after {} s",
         u64::from(LIVE_FENCE_POLLS_MAX) * LIVE_FENCE_POLL_MS / 1000
     ))
+}
+
+/// The routing epoch of a map whose current layout is `version`, with no change.
+fn file_epoch(version: u64) -> u64 {
+    let routed = ClusterMap {
+        current: version,
+        ..ClusterMap::default()
+    };
+    routed.routing_epoch().max(1)
+}
+
+/// A pure gateway without a control plane routes by its layout file for its whole life. It
+/// stamps its frames with the epoch at which a change into that file's version ends (the
+/// low half all ones, above any step of such a change): nodes that follow a map refuse them
+/// from the first step of a change to a later version on (503 to its clients, never a write
+/// into the old rows behind the mover's copies), and take them again once it is restarted on
+/// the new file after the change. Nodes without a control plane raise no epoch floor.
+/// Without it, a write such a gateway acknowledged during a drain was lost ("a stored piece
+/// is missing" through a node of the new layout, `test_node_membership.py`).
+pub fn fence_by_the_file(backend: &Backend) {
+    backend.stamp_epoch(file_epoch(backend.layout_version()) | u64::from(u32::MAX));
 }
 
 #[cfg(test)]

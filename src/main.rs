@@ -1270,8 +1270,8 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
             .context("starting the cluster backend")?
     };
     let backend = Arc::new(backend);
-    let control = match control {
-        Some(s) => Some(control_plane::start(
+    let control = if let Some(s) = control {
+        Some(control_plane::start(
             &runtime,
             &s,
             None,
@@ -1283,8 +1283,10 @@ fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
                 None,
                 Vec::new(),
             )),
-        )?),
-        None => None,
+        )?)
+    } else {
+        layout_follow::fence_by_the_file(&backend);
+        None
     };
     s3api::live_users::watch(&users, runtime.handle());
     let service = {

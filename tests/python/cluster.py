@@ -184,16 +184,18 @@ class DevCluster:
         return self.proc.returncode if self.proc else None
 
 
-def start_gateway(c, tmp_path, extra=""):
+def start_gateway(c, tmp_path, extra="", layout=None):
     """`percore gateway` for the cluster `c`: its own data directory (the cluster's credentials
-    copied in) and config (`extra` appended), its endpoint registered as `c.endpoints["gw"]`.
-    Returns (the process, its data directory); stop it with `stop_process`."""
+    copied in) and config (`extra` appended; `layout`, the cluster's file by default), its
+    endpoint registered as `c.endpoints["gw"]`. Returns (the process, its data directory);
+    stop it with `stop_process`."""
     data = tmp_path / "gw"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     shutil.copy(os.path.join(c.dir, "credentials.toml"), data / "credentials.toml")
     port = free_port()
     config = tmp_path / "gw.toml"
-    config.write_text(f'layout = "{c.dir}/cluster.toml"\ndata = "{data}"\n'
+    layout = layout or f"{c.dir}/cluster.toml"
+    config.write_text(f'layout = "{layout}"\ndata = "{data}"\n'
                       f'listen = "127.0.0.1:{port}"\n{extra}')
     p = subprocess.Popen([percore_bin(), "gateway", "--config", str(config)],
                          stdout=subprocess.PIPE, stderr=c.err, stdin=subprocess.DEVNULL,

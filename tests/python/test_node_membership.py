@@ -166,6 +166,77 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
 
 
 
+def test_a_pure_gateway_without_control_is_refused_once_a_change_starts(tmp_path):
+    # A pure gateway without `[control]` cannot follow a change: it routes by its layout file
+    # (version 1) for its whole life. It stamps its frames with that file's epoch, so once the
+    # nodes take the first step of a change they refuse them (503) instead of taking writes
+    # into the old rows behind the mover's copies. Every write it acknowledged must read back
+    # whole through a node that routes by version 2 alone, and after the change it keeps
+    # answering 503 (never a wrong answer) until it is restarted on the new layout file.
+    c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
+    gw = writer = None
+    stop = threading.Event()
+    written, refused, errors = {}, [], []
+    try:
+        bucket = "unfollowed"
+        blobs = fill_bucket(c, bucket, count=10)
+        gw, _ = start_gateway(c, tmp_path)
+        read_all(c, "gw", bucket, blobs)
+
+        def write():
+            client, n = c.client("gw"), 0
+            while not stop.is_set():
+                key, data = f"through-gw-{n}", os.urandom(SIZES[n % len(SIZES)])
+                try:
+                    client.put_object(Bucket=bucket, Key=key, Body=data)
+                    written[key] = data
+                except ClientError as e:
+                    if e.response["ResponseMetadata"]["HTTPStatusCode"] == 503:
+                        refused.append(key)
+                    else:
+                        errors.append(f"PUT {key}: {e}")
+                except Exception as e:  # noqa: BLE001 - every failure is a finding
+                    errors.append(f"PUT {key}: {e}")
+                n += 1
+                time.sleep(0.05)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        time.sleep(1)
+        out = node_cmd(c, "drain", "4")
+        assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
+        wait_change_done(c, 2, lambda: None)
+        time.sleep(1)
+        stop.set()
+        writer.join(timeout=60)
+        assert not writer.is_alive()
+        assert not errors, errors[:10]
+        print(f"{len(written)} writes through the gateway acknowledged, {len(refused)} refused "
+              f"(503)")
+        assert written and refused, (len(written), len(refused))
+        r2 = c.client(2)
+        for key, data in {**blobs, **written}.items():
+            assert r2.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+        with pytest.raises(ClientError) as e:
+            c.client("gw").get_object(Bucket=bucket, Key=sorted(blobs)[0])["Body"].read()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.value.response
+        # Restarted on the layout the change ended with (version 2, as a node keeps it), it
+        # serves again.
+        stop_process(gw)
+        gw = None
+        kept = os.path.join(c.dir, "node-1", "map-layout")
+        gw, _ = start_gateway(c, tmp_path, extra=f'layout_state = "{kept}.table"\n',
+                              layout=f"{kept}.toml")
+        read_all(c, "gw", bucket, {**blobs, **written})
+    finally:
+        stop.set()
+        if writer is not None:
+            writer.join(timeout=60)
+        if gw is not None:
+            stop_process(gw)
+        assert c.stop() == 0
+
+
 @pytest.mark.parametrize("voters", ["unreachable", "reachable"])
 def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters):
     # A pure gateway whose voters are all unreachable routes by its layout file (version 1),
