@@ -1597,6 +1597,13 @@ impl Backend {
         let _ = self.catch_up.set(catch_up);
     }
 
+    /// Whether a request refused as routed by an old layout can be routed again by a newer
+    /// map (this process follows a control plane, `catch_up_with`): only then does the S3
+    /// layer keep what it needs to run a request again.
+    pub fn can_catch_up(&self) -> bool {
+        self.catch_up.get().is_some()
+    }
+
     /// Waits until this process has applied the control map at `index` or a later one, at
     /// most `REROUTE_WAIT_MAX`: whether it has (at once `false` without a control plane).
     /// Called once the refused operation has ended: applying a map waits for the operations

@@ -183,9 +183,43 @@ impl fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
+/// Where a request body's bytes come from.
+enum Source {
+    /// The client's connection.
+    Incoming(hyper::body::Incoming),
+    /// A body read whole before its request ran (`None` once sent).
+    Kept(Option<Bytes>),
+}
+
+impl Source {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self {
+            Source::Incoming(body) => Pin::new(body).poll_frame(cx),
+            Source::Kept(kept) => Poll::Ready(kept.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Incoming(body) => body.is_end_stream(),
+            Source::Kept(kept) => kept.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Source::Incoming(body) => body.size_hint(),
+            Source::Kept(kept) => SizeHint::with_exact(kept.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
 /// hyper's request body with a progress timeout and an optional size bound.
 pub struct RequestBody {
-    inner: hyper::body::Incoming,
+    inner: Source,
     guard: Arc<BodyGuard>,
     progress_timeout: Duration,
     /// Armed when the reader starts waiting for the client, disarmed by each frame: time the
@@ -203,13 +237,39 @@ impl RequestBody {
         progress_timeout: Duration,
     ) -> RequestBody {
         RequestBody {
-            inner,
+            inner: Source::Incoming(inner),
             guard,
             progress_timeout,
             stall: None,
             framing: None,
             finished: false,
         }
+    }
+
+    /// A body read whole before its request ran (`read_whole`), passed to a run of the request
+    /// through the same checks (`guard`: that run's).
+    pub fn replay(whole: Bytes, guard: Arc<BodyGuard>, progress_timeout: Duration) -> RequestBody {
+        RequestBody {
+            inner: Source::Kept(Some(whole)),
+            guard,
+            progress_timeout,
+            stall: None,
+            framing: None,
+            finished: false,
+        }
+    }
+
+    /// The whole body, read through this body's checks (the progress timeout; the aws-chunked
+    /// framing): for a small body that a request may need to run again with (`serve::rerun`).
+    pub async fn read_whole(mut self) -> Result<Bytes, BodyError> {
+        let mut whole = bytes::BytesMut::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut self).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame?.into_data() {
+                whole.extend_from_slice(&data);
+            }
+        }
+        Ok(whole.freeze())
     }
 
     /// Follows the body's aws-chunked framing: it must end with its zero-length chunk.
@@ -269,7 +329,7 @@ impl Body for RequestBody {
         if self.guard.fault().is_some() {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        match self.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 self.stall = None;
                 if let Some(data) = frame.data_ref() {
@@ -554,6 +614,41 @@ mod tests {
             f.update(p);
         }
         f.complete()
+    }
+
+    fn read(body: RequestBody) -> Result<Bytes, BodyError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(body.read_whole())
+    }
+
+    /// A body read whole before its request ran goes through the checks again when a run
+    /// reads it: the bytes come back as they were, and a fault is the new guard's.
+    #[test]
+    fn a_replayed_body_passes_the_checks_again() {
+        let whole =
+            Bytes::from_static(b"5;chunk-signature=00\r\nhello\r\n0;chunk-signature=00\r\n\r\n");
+        let guard = BodyGuard::new();
+        let body = RequestBody::replay(whole.clone(), guard.clone(), Duration::from_secs(1));
+        assert_eq!(read(body.aws_chunked()).unwrap(), whole);
+        assert!(guard.ended() && guard.fault().is_none());
+
+        let cut = whole.slice(..whole.len() - 30);
+        let guard = BodyGuard::new();
+        let body = RequestBody::replay(cut, guard.clone(), Duration::from_secs(1));
+        assert!(matches!(
+            read(body.aws_chunked()),
+            Err(BodyError::Fault(BodyFault::Incomplete))
+        ));
+        assert_eq!(guard.fault(), Some(BodyFault::Incomplete));
+
+        let guard = BodyGuard::new();
+        guard.limit(3);
+        let body = RequestBody::replay(whole, guard.clone(), Duration::from_secs(1));
+        assert!(read(body).is_err());
+        assert_eq!(guard.fault(), Some(BodyFault::TooLarge));
     }
 
     #[test]

@@ -348,9 +348,10 @@ impl Default for Metrics {
         );
         registry.register(
             "requests_rerouted",
-            "S3 requests without a body that a node refused as routed by an old layout, run \
-             again once this process applied that node's map (result: served, the second run \
-             answered; gave_up, the map was not applied in time or the node refused again: 503)",
+            "S3 requests (without a body, or with one of at most 64 KiB) that a node refused \
+             as routed by an old layout, run again once this process applied that node's map \
+             (served: a later run answered; not_applied: the map was not applied within 1 s; \
+             refused_again: still refused after 8 runs; the last two answer 503)",
             m.requests_rerouted.clone(),
         );
         registry.register(

@@ -40,6 +40,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::{Builder, Connection as HttpConnection};
 use s3s::service::S3Service;
@@ -513,7 +514,9 @@ async fn handle(
     } else {
         let expect = expects_continue(req.headers());
         let declares_body = declares_body(req.headers());
-        let guard = BodyGuard::new();
+        let mut guard = BodyGuard::new();
+        // Whether the body was read whole before the request ran.
+        let mut read_before = false;
         let aws_chunked = req
             .headers()
             .get("x-amz-content-sha256")
@@ -539,16 +542,55 @@ async fn handle(
             if aws_chunked {
                 body = body.aws_chunked();
             }
-            // A request without a body can be run again as it came.
-            let again = (!declares_body && !aws_chunked).then(|| parts.clone());
-            let body = s3s::Body::http_body(body);
-            let request = http::Request::from_parts(parts, body);
-            let mut response = match service.post.target(&request) {
-                Some(bucket) => {
-                    let served = service.post.serve(bucket, request, &request_id);
-                    crate::authz::with_gate_reads(served).await
+            // In a process that follows a control plane, a request can run again as it came
+            // (`rerun`) if it has no body, or a small one, read whole before it runs (the read
+            // passes the same checks; each run gets the bytes through a guard of its own, as
+            // the first run's body would have). Elsewhere a refused request cannot be routed
+            // again, and nothing is kept.
+            let reruns = service.backend.can_catch_up();
+            let (body, whole) = if reruns && small_body(&parts.headers, declares_body) {
+                match body.read_whole().await {
+                    Ok(whole) => {
+                        guard = BodyGuard::new();
+                        parts.extensions.insert(Arc::clone(&guard));
+                        let mut body =
+                            RequestBody::replay(whole.clone(), Arc::clone(&guard), body_timeout);
+                        if aws_chunked {
+                            body = body.aws_chunked();
+                        }
+                        (Ok(body), Some(whole))
+                    }
+                    // The guard holds the fault (answered below), if it was one of ours.
+                    Err(_) => (Err(()), None),
                 }
-                None => rerun(&service, request, again).await?,
+            } else {
+                (Ok(body), None)
+            };
+            read_before = whole.is_some();
+            let mut response = match body {
+                Err(()) => error_response(
+                    http::StatusCode::BAD_REQUEST,
+                    "IncompleteBody",
+                    "The request body ended before its declared length.",
+                    &request_id,
+                ),
+                Ok(body) => {
+                    let again = (reruns && (!declares_body || whole.is_some())).then(|| Again {
+                        head: parts.clone(),
+                        body: whole,
+                        aws_chunked,
+                        body_timeout,
+                    });
+                    let request = http::Request::from_parts(parts, s3s::Body::http_body(body));
+                    if let Some(bucket) = service.post.target(&request) {
+                        let served = service.post.serve(bucket, request, &request_id);
+                        crate::authz::with_gate_reads(served).await
+                    } else {
+                        let ran;
+                        (ran, guard) = rerun(&service, request, guard, again).await;
+                        ran?
+                    }
+                }
             };
             apply_status(&mut response);
             unquote_etag(&mut response);
@@ -576,7 +618,9 @@ async fn handle(
         };
         let failed = response.status().is_client_error() || response.status().is_server_error();
         // A body left unread would be taken for the next request: close instead.
-        if close_after(expect, response.status()) || (failed && declares_body && !guard.ended()) {
+        if close_after(expect, response.status())
+            || (failed && declares_body && !read_before && !guard.ended())
+        {
             response.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
@@ -591,24 +635,72 @@ async fn handle(
     Ok(response.map(|body| ResponseBody::new(body, in_flight)))
 }
 
+/// Whether a request's body is read whole before it runs, so that it can run again
+/// (`rerun`): a declared length up to `RERUN_BODY_BYTES_MAX`. A client that sends `Expect:
+/// 100-continue` (botocore does, for every PutObject) then gets its go-ahead before the
+/// request's checks: a refusal costs it at most that many bytes sent.
+fn small_body(headers: &http::HeaderMap, declares_body: bool) -> bool {
+    declares_body
+        && !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n <= crate::limits::RERUN_BODY_BYTES_MAX)
+}
+
+/// What a request needs to run again (`rerun`): its head as s3s got it, and its body if it
+/// has one (read whole before the first run).
+struct Again {
+    head: http::request::Parts,
+    body: Option<Bytes>,
+    aws_chunked: bool,
+    body_timeout: Duration,
+}
+
+impl Again {
+    /// The request again, with a body guard of its own (returned) for the checks of its body.
+    fn request(&self) -> (http::Request<s3s::Body>, Arc<BodyGuard>) {
+        let guard = BodyGuard::new();
+        let mut head = self.head.clone();
+        head.extensions.insert(Arc::clone(&guard));
+        let body = match &self.body {
+            None => s3s::Body::empty(),
+            Some(whole) => {
+                let mut body =
+                    RequestBody::replay(whole.clone(), Arc::clone(&guard), self.body_timeout);
+                if self.aws_chunked {
+                    body = body.aws_chunked();
+                }
+                s3s::Body::http_body(body)
+            }
+        };
+        (http::Request::from_parts(head, body), guard)
+    }
+}
+
 /// Runs a request through s3s. When it answered 503 because a node refused one of its frames
-/// as routed by an old layout, and it has no body (`again`: its head as s3s got it), it is run
-/// again once this process applied the map that node named (`Backend::caught_up`), at most
-/// `REROUTES_MAX` times: the client gets the answer of the newer routing instead of a 503 to
-/// retry. A request with a body still answers 503 (its body is gone; SDKs retry 503s). The
-/// run that was refused did nothing it must not do twice: a core that refuses a frame runs
-/// nothing of it, and a write whose head a core refused never commits (cluster/DESIGN.md).
+/// as routed by an old layout, and it can run again as it came (`again`: no body, or a small
+/// one read whole before the first run), it runs again once this process applied the map
+/// that node named (`Backend::caught_up`), at most `REROUTES_MAX` times: the client gets the
+/// answer of the newer routing instead of a 503 to retry. A request with a larger body still
+/// answers 503 (SDKs retry 503s). The run that was refused did nothing it must not do twice: a
+/// core that refuses a frame runs nothing of it, and a write whose head a core refused never
+/// commits (cluster/DESIGN.md). Returns the response and the body guard of the last run.
 async fn rerun(
     service: &Service,
     request: http::Request<s3s::Body>,
-    again: Option<http::request::Parts>,
-) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    guard: Arc<BodyGuard>,
+    again: Option<Again>,
+) -> (
+    Result<http::Response<s3s::Body>, s3s::HttpError>,
+    Arc<BodyGuard>,
+) {
     let call = |request| {
         cluster::backend::noting_refusals(crate::authz::with_gate_reads(service.s3.call(request)))
     };
     let (mut response, mut refused_at) = call(request).await;
-    let (mut reruns, mut gave_up, mut applied) = (0, None, 0);
-    while let (Some(index), Some(head)) = (refused_at, again.as_ref()) {
+    let (mut guard, mut reruns, mut gave_up, mut applied) = (guard, 0, None, 0);
+    while let (Some(index), Some(again)) = (refused_at, again.as_ref()) {
         if response.as_ref().map(http::Response::status).ok()
             != Some(http::StatusCode::SERVICE_UNAVAILABLE)
         {
@@ -636,7 +728,8 @@ async fn rerun(
             reruns,
             "a request refused by an old layout runs again"
         );
-        let request = http::Request::from_parts(head.clone(), s3s::Body::empty());
+        let request;
+        (request, guard) = again.request();
         (response, refused_at) = call(request).await;
     }
     match gave_up {
@@ -644,12 +737,12 @@ async fn rerun(
         None if reruns > 0 => crate::metrics::global().request_rerouted("served"),
         None => {}
     }
-    response
+    (response, guard)
 }
 
-/// How many times one request without a body is run again after layout refusals (a change
-/// of 256 groups takes 16 steps; a process without a voter to follow learns of each by a
-/// refusal, and two reruns were measured not to be enough).
+/// How many times one request is run again after layout refusals (a change of 256 groups
+/// takes 16 steps; a process without a voter to follow learns of each by a refusal, and two
+/// reruns were measured not to be enough).
 const REROUTES_MAX: usize = 8;
 
 /// Whether a request says it has a body.
