@@ -170,6 +170,36 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
 
 
 
+def drain_4_to_the_end(c):
+    """Drains node 4 (layout version 2) and waits until the change is done, and a second."""
+    out = node_cmd(c, "drain", "4")
+    assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
+    wait_change_done(c, 2, lambda: None)
+    time.sleep(1)
+
+
+def write_through_gateway(c, bucket, stop, found):
+    """Writes objects of the mixed SIZES through the gateway every 50 ms until `stop`. `found`
+    is (written, refused, errors): acknowledged objects go into `written`, (key, size) of
+    those answered 503 into `refused`, any other failure into `errors`."""
+    written, refused, errors = found
+    client, n = c.client("gw"), 0
+    while not stop.is_set():
+        key, data = f"through-gw-{n}", os.urandom(SIZES[n % len(SIZES)])
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data)
+            written[key] = data
+        except ClientError as e:
+            if e.response["ResponseMetadata"]["HTTPStatusCode"] == 503:
+                refused.append((key, len(data)))
+            else:
+                errors.append(f"PUT {key}: {e}")
+        except Exception as e:  # noqa: BLE001 - every failure is a finding
+            errors.append(f"PUT {key}: {e}")
+        n += 1
+        time.sleep(0.05)
+
+
 def test_a_pure_gateway_without_control_is_refused_once_a_change_starts(tmp_path):
     # A pure gateway without `[control]` cannot follow a change: it routes by its layout file
     # (version 1) for its whole life. It stamps its frames with that file's epoch, so once the
@@ -187,30 +217,11 @@ def test_a_pure_gateway_without_control_is_refused_once_a_change_starts(tmp_path
         gw, _ = start_gateway(c, tmp_path)
         read_all(c, "gw", bucket, blobs)
 
-        def write():
-            client, n = c.client("gw"), 0
-            while not stop.is_set():
-                key, data = f"through-gw-{n}", os.urandom(SIZES[n % len(SIZES)])
-                try:
-                    client.put_object(Bucket=bucket, Key=key, Body=data)
-                    written[key] = data
-                except ClientError as e:
-                    if e.response["ResponseMetadata"]["HTTPStatusCode"] == 503:
-                        refused.append(key)
-                    else:
-                        errors.append(f"PUT {key}: {e}")
-                except Exception as e:  # noqa: BLE001 - every failure is a finding
-                    errors.append(f"PUT {key}: {e}")
-                n += 1
-                time.sleep(0.05)
-
-        writer = threading.Thread(target=write, daemon=True)
+        writer = threading.Thread(target=write_through_gateway, daemon=True,
+                                  args=(c, bucket, stop, (written, refused, errors)))
         writer.start()
         time.sleep(1)
-        out = node_cmd(c, "drain", "4")
-        assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
-        wait_change_done(c, 2, lambda: None)
-        time.sleep(1)
+        drain_4_to_the_end(c)
         stop.set()
         writer.join(timeout=60)
         assert not writer.is_alive()
@@ -272,23 +283,6 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
         gw, _ = start_gateway(c, tmp_path, extra=control)
         read_all(c, "gw", bucket, blobs)
 
-        def write():
-            client, n = c.client("gw"), 0
-            while not stop.is_set():
-                key, data = f"through-gw-{n}", os.urandom(SIZES[n % len(SIZES)])
-                try:
-                    client.put_object(Bucket=bucket, Key=key, Body=data)
-                    written[key] = data
-                except ClientError as e:
-                    if e.response["ResponseMetadata"]["HTTPStatusCode"] == 503:
-                        refused.append((key, len(data)))
-                    else:
-                        errors.append(f"PUT {key}: {e}")
-                except Exception as e:  # noqa: BLE001 - every failure is a finding
-                    errors.append(f"PUT {key}: {e}")
-                n += 1
-                time.sleep(0.05)
-
         def read():
             # One attempt per request: the cluster's clients retry a 503 once, which would hide
             # the very answers this reader counts.
@@ -323,14 +317,12 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
                     errors.append(f"{what}: {e}")
                 n += 1
 
-        writer = threading.Thread(target=write, daemon=True)
+        writer = threading.Thread(target=write_through_gateway, daemon=True,
+                                  args=(c, bucket, stop, (written, refused, errors)))
         writer.start()
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        out = node_cmd(c, "drain", "4")
-        assert re.search(r"layout version 2 committed: \d+ placement groups move", out), out
-        wait_change_done(c, 2, lambda: None)
-        time.sleep(1)
+        drain_4_to_the_end(c)
         stop.set()
         writer.join(timeout=60)
         reader.join(timeout=60)
