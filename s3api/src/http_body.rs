@@ -262,14 +262,18 @@ impl RequestBody {
     /// The whole body, read through this body's checks (the progress timeout; the aws-chunked
     /// framing): for a small body that a request may need to run again with (`serve::rerun`).
     pub async fn read_whole(mut self) -> Result<Bytes, BodyError> {
-        let mut whole = bytes::BytesMut::new();
+        let mut pieces = Vec::new();
         while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut self).poll_frame(cx)).await
         {
             if let Ok(data) = frame?.into_data() {
-                whole.extend_from_slice(&data);
+                pieces.push(data);
             }
         }
-        Ok(whole.freeze())
+        // A small body usually comes in one frame: kept as it came, not copied.
+        if pieces.len() == 1 {
+            return Ok(pieces.pop().expect("one piece"));
+        }
+        Ok(pieces.concat().into())
     }
 
     /// Follows the body's aws-chunked framing: it must end with its zero-length chunk.

@@ -27,9 +27,10 @@ pub const BODY_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// MaxMessageLengthExceeded (400). 1000 DeleteObjects keys of 1024 characters, each written as
 /// 10-byte XML character references, stay under it.
 pub const XML_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
-/// Bytes of a request body kept as it passes, so that its request can run again when a node
-/// refused it as routed by an old layout (`serve::rerun`). Larger bodies answer 503 then.
-/// At most `CONNECTIONS_MAX` × this is held, and only while those requests run.
+/// Bytes of a request body read whole before its request runs, in a process that follows a
+/// control plane, so that the request can run again when a node refused it as routed by an old
+/// layout (`serve::rerun`). Larger bodies stream, and answer 503 then. At most
+/// `CONNECTIONS_MAX` × this is held, and only while those requests run.
 pub const RERUN_BODY_BYTES_MAX: u64 = 64 * 1024;
 /// Characters of a client-supplied string (path, error message) in one log line.
 pub const LOG_FIELD_CHARS_MAX: usize = 256;

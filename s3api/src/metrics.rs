@@ -773,7 +773,8 @@ impl Metrics {
         }
     }
 
-    /// A request run again after a layout refusal (`serve`): `served` or `gave_up`.
+    /// A request run again after a layout refusal (`serve::rerun`): `served`, `not_applied` or
+    /// `refused_again`.
     pub fn request_rerouted(&self, result: &str) {
         self.requests_rerouted
             .get_or_create(&ResultLabel {
