@@ -24,7 +24,12 @@ Usage: python3 bench/move.py OUT_DIR
 Env:   MOVE_RATE_MIB (8), MOVE_GET_RATE (400 GETs/s), MOVE_DATA_KEYS (1500 objects of
        MOVE_DATA_SIZE, 256KiB), MOVE_IDLE_WINDOWS (4), MOVE_AFTER_WINDOWS (2),
        MOVE_WINDOW (5 s), MOVE_QUICK=1 (a smoke run of this script: small data, one idle
-       window and one after).
+       window and one after), MOVE_PERCORE (a percore binary to run instead of building
+       target/release/percore: an A/B of two builds).
+       MOVE_HOG=SHARE: no layout change; instead the "during" windows run beside one process
+       per CPU that is busy SHARE of its time (0.09: 9%) in 4 ms bursts (MOVE_HOG_IDLE=1: at
+       the SCHED_IDLE priority), to tell what any background work of that size does to the
+       GET tail on this machine (bench/README.md, "Layout change").
 """
 import json
 import os
@@ -49,6 +54,9 @@ DATA_SIZE = os.environ.get("MOVE_DATA_SIZE", "256KiB")
 IDLE_WINDOWS = int(os.environ.get("MOVE_IDLE_WINDOWS", "1" if QUICK else "4"))
 AFTER_WINDOWS = int(os.environ.get("MOVE_AFTER_WINDOWS", "1" if QUICK else "2"))
 WINDOW_S = int(os.environ.get("MOVE_WINDOW", "5"))
+HOG = float(os.environ.get("MOVE_HOG", "0"))
+HOG_IDLE = os.environ.get("MOVE_HOG_IDLE") == "1"
+HOG_WINDOWS = 5
 CHANGE_TIMEOUT_S = 900
 NODES, CORES = 3, 2
 
@@ -119,14 +127,55 @@ def window(binary, args, out, name):
     return op["latency"]["p99_us"] / 1000.0, op["errors"], op["ops_per_s"], lag
 
 
+def hog_windows(lg, args, out):
+    """The GET windows beside one CPU hog per CPU (MOVE_HOG), each busy 4 ms at a time."""
+    busy = 0.004
+    code = ("import os, time\n"
+            + ("os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n" if HOG_IDLE
+               else "")
+            + f"for _ in range({int(3600 / (busy / HOG))}):\n"
+            "    t = time.perf_counter()\n"
+            f"    while time.perf_counter() - t < {busy}:\n"
+            "        pass\n"
+            f"    time.sleep({busy * (1 - HOG) / HOG})\n")
+    hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 1)]
+    try:
+        return [window(lg, args, out, f"get-during-{i}") for i in range(HOG_WINDOWS)]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def write_summary(out, summary, rows, title):
+    json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+    md = [f"# {title} (release, one run)", "", "| what | value | target |", "|---|---|---|"]
+    md += [f"| {w} | {v} | {t} |" for w, v, t in rows]
+    md += ["", "```", json.dumps(summary, indent=2), "```", ""]
+    open(os.path.join(out, "summary.md"), "w").write("\n".join(md))
+    print("\n".join(md))
+
+
+def window_lists(idle, during, after):
+    return {
+        "get_p99_windows_ms": {name: [round(w[0], 2) for w in ws]
+                               for name, ws in (("idle", idle), ("during", during),
+                                                ("after", after))},
+        "send_lag_p99_windows_ms": {name: [round(w[3], 2) for w in ws]
+                                    for name, ws in (("idle", idle), ("during", during),
+                                                     ("after", after))},
+    }
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: python3 bench/move.py OUT_DIR")
     out = os.path.abspath(sys.argv[1])
     os.makedirs(out, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "percore",
-                    "--bin", "percore-loadgen"], cwd=ROOT, check=True)
-    percore = os.path.join(ROOT, "target", "release", "percore")
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "percore-loadgen"]
+                   + ([] if os.environ.get("MOVE_PERCORE") else ["--bin", "percore"]),
+                   cwd=ROOT, check=True)
+    percore = os.environ.get("MOVE_PERCORE") or os.path.join(ROOT, "target", "release", "percore")
     lg = os.path.join(ROOT, "target", "release", "percore-loadgen")
     work = tempfile.mkdtemp(prefix="percore-move-bench.", dir="/var/tmp")
     cdir = os.path.join(work, "c")
@@ -171,6 +220,18 @@ def main():
         subprocess.run(small, check=True, stdout=subprocess.DEVNULL)
 
         idle = [window(lg, args, out, f"get-idle-{i}") for i in range(IDLE_WINDOWS)]
+        if HOG:
+            during = hog_windows(lg, args, out)
+            after = [window(lg, args, out, f"get-after-{i}") for i in range(AFTER_WINDOWS)]
+            ratio = round(max(w[0] for w in during) / max(w[0] for w in idle), 2)
+            summary = {"hog_share_per_cpu": HOG, "hog_sched_idle": HOG_IDLE,
+                       "hog_processes": os.cpu_count() or 1, "get_p99_ratio": ratio,
+                       **window_lists(idle, during, after)}
+            which = "SCHED_IDLE" if HOG_IDLE else "normal priority"
+            write_summary(out, summary, [("4 KiB GET p99 beside the hogs / idle", ratio,
+                                          "(≤ 1.2 asked of a move)")],
+                          f"GET tail beside CPU hogs ({HOG:.0%} of each CPU, {which})")
+            return
 
         # Node 4 and layout version 2.
         ports = port_block(1 + CORES)
@@ -259,12 +320,7 @@ def main():
             "get_p99_after_ms": round(max(w[0] for w in after), 2) if after else None,
             "get_p99_during_vs_after": (round(during_p99 / max(w[0] for w in after), 2)
                                         if after else None),
-            "get_p99_windows_ms": {name: [round(w[0], 2) for w in ws]
-                                   for name, ws in (("idle", idle), ("during", during),
-                                                    ("after", after))},
-            "send_lag_p99_windows_ms": {name: [round(w[3], 2) for w in ws]
-                                        for name, ws in (("idle", idle), ("during", during),
-                                                         ("after", after))},
+            **window_lists(idle, during, after),
             "get_errors_idle": idle_err,
             "get_errors_during": during_err,
             "get_ops_per_s_during": during_ops,
@@ -272,18 +328,12 @@ def main():
             "moved_slot_fraction": moved_fraction,
             "bytes_copied_vs_estimate": round(copied / required, 3) if required else None,
         }
-        json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
         rows = [
             ("move throughput / limit", summary["move_rate_vs_limit"], "≤ 1 (pacing)"),
             ("4 KiB GET p99 during / idle", summary["get_p99_ratio"], "≤ 1.2"),
             ("bytes copied / estimated required", summary["bytes_copied_vs_estimate"], "≤ 1.05"),
         ]
-        md = ["# Layout change 3 → 4 nodes (release, one run)", "",
-              "| what | value | target |", "|---|---|---|"]
-        md += [f"| {w} | {v} | {t} |" for w, v, t in rows]
-        md += ["", "```", json.dumps(summary, indent=2), "```", ""]
-        open(os.path.join(out, "summary.md"), "w").write("\n".join(md))
-        print("\n".join(md))
+        write_summary(out, summary, rows, "Layout change 3 → 4 nodes")
     finally:
         for p in reversed(procs):
             if p.poll() is None:

@@ -10,7 +10,7 @@
 //! - **Moving**: writes go to the union of the old and the new cores of every position and
 //!   are acknowledged once the old replica set *and* the new one each have a write quorum;
 //!   metadata reads need a read quorum of each set and take the newest; fragment reads try the
-//!   new core of a position, then the old one. The mover copies only once no operation routed
+//!   old core of a position, then the new one. The mover copies only once no operation routed
 //!   as Pending is in flight for the group (the fence), so every write acknowledged before the
 //!   copy read is in the old read quorum the copy reads, and every later one in both sets.
 //! - **Handoff**: routed as Moving, but conditional writes wait: once no operation routed as
@@ -528,11 +528,16 @@ pub trait Cores {
         rows[rows.len() - 1]
     }
 
-    /// The cores a read of position `i` tries, in order: the new row's first (it holds
-    /// everything from the cut-over on), then the old one's.
+    /// The cores a read of position `i` tries, in order: the old row's first, then the new
+    /// one's. While a group moves the old row holds every fragment (those written before the
+    /// move, and every later write goes to both rows); its retirement waits for the reads
+    /// routed with both rows. A new core lacks what the mover has not copied yet: asking it
+    /// first cost most reads of a moving group a second round trip (bench/README.md, "Layout
+    /// change"). Only a version written from the group's cut-over on, found by a read routed
+    /// before it, is on the new row alone, and is read there second.
     fn fragment_cores(&self, i: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(2);
-        for row in self.rows().iter().rev() {
+        for row in self.rows().iter() {
             if !out.contains(&row[i]) {
                 out.push(row[i]);
             }
@@ -541,10 +546,10 @@ pub trait Cores {
     }
 
     /// The cores a read of a replicated fragment of `n` copies tries: the first `n` of every
-    /// row, the new row's first.
+    /// row, the old row's first (as `fragment_cores`).
     fn replica_cores(&self, n: usize) -> Vec<usize> {
         let mut out: Vec<usize> = Vec::with_capacity(n);
-        for row in self.rows().iter().rev() {
+        for row in self.rows().iter() {
             for c in &row[..n] {
                 if !out.contains(c) {
                     out.push(*c);

@@ -1247,6 +1247,66 @@ fn moving_groups_read_and_write_both_rows() {
     assert!(two_moved > 0, "some group moves two metadata replicas");
 }
 
+/// Reads of a moving group before the mover copied it (bench/README.md, "Layout change"): a
+/// fragment is asked of the old row first (a new core lacks it until the copy), and the head's
+/// repair onto the new cores that lack it does not hold the answer up (the old row holds it on
+/// a write quorum, and the mover copies it before the cut-over); the repair lands just after.
+#[test]
+fn a_moving_groups_reads_ask_the_old_row_first_and_repair_the_new_one_after() {
+    let cfg = Config::under_writes(Change::Double);
+    let (world, t, env, gateways) = setup(0, cfg).expect("a change");
+    let main = {
+        let (env, t, gw, world) = (env.clone(), t.clone(), gateways[1].clone(), world.clone());
+        async move {
+            let keys: Vec<(String, String)> = (0..BUCKETS)
+                .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
+                .collect();
+            for (b, k) in &keys {
+                assert!(put(&env, &gateways[0], b, k).await, "a healthy put");
+            }
+            for pg in t.groups() {
+                t.advance(pg, Phase::Moving);
+            }
+            let mut repaired_after = 0;
+            for (b, k) in &keys {
+                let pg = env.old.pg_of(b.as_bytes(), k.as_bytes());
+                let (old, new) = rows_of(&t, pg, REPLICAS);
+                let at = gw.place(Route::Object(b, k), REPLICAS);
+                assert_eq!(at.replica_cores(REPLICAS)[..REPLICAS], old[..], "{b}/{k}");
+                for (i, c) in old.iter().enumerate() {
+                    assert_eq!(at.fragment_cores(i)[0], *c, "{b}/{k}: position {i}");
+                }
+                let entering: Vec<usize> =
+                    new.iter().copied().filter(|c| !old.contains(c)).collect();
+                let head = head_key(b, k);
+                let got = gw
+                    .meta_get(&gw.place_meta(Route::Object(b, k)), &head)
+                    .await;
+                assert!(got.expect("a quorum of both rows").is_some(), "{b}/{k}");
+                let holding = {
+                    let w = world.lock();
+                    entering
+                        .iter()
+                        .filter(|&&c| w.cores[c].meta.contains_key(&head))
+                        .count()
+                };
+                assert_eq!(holding, 0, "{b}/{k}: the read waited for the repair");
+                env.world.sleep(100).await;
+                let w = world.lock();
+                assert!(
+                    entering
+                        .iter()
+                        .all(|&c| w.cores[c].meta.contains_key(&head)),
+                    "{b}/{k}: the repair of {entering:?} did not land"
+                );
+                repaired_after += entering.len();
+            }
+            assert!(repaired_after > 0, "some reads repaired an entering core");
+        }
+    };
+    run_tokio(&world, main, STEPS_MAX);
+}
+
 /// The mover copies a group only once every operation routed before it moved has ended: a
 /// placement held under `Pending` keeps the step waiting (nothing copied), and once it is
 /// dropped the step completes.
