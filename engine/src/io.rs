@@ -459,7 +459,8 @@ pub fn write_file_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result
 pub fn open_lmdb(dir: &Path, map_size_bytes: usize) -> Result<heed::Env> {
     std::fs::create_dir_all(dir).map_err(EngineError::io("creating the metadata directory"))?;
     let mut options = heed::EnvOpenOptions::new();
-    options.map_size(map_size_bytes).max_dbs(4);
+    // `meta` and `format`, and the split stores' 28 trees (`meta.rs`).
+    options.map_size(map_size_bytes).max_dbs(32);
     // SAFETY: NO_SYNC trades LMDB's own durability for speed; every mutation is first durable
     // in the core's log and replayed after a crash from the last checkpoint, which calls
     // `force_sync` before it moves the replay point (engine/DESIGN.md, "Metadata").
