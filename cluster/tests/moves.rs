@@ -1189,6 +1189,21 @@ fn rows_of(t: &Transition, pg: u32, n: usize) -> (Vec<usize>, Vec<usize>) {
     (row(t.old_layout()), row(t.new_layout()))
 }
 
+/// Every key of every bucket written through `gw` before the change, then every group taken to
+/// `Moving` without the mover (nothing copied): the keys.
+async fn written_then_moving(env: &Env, gw: &Backend, t: &Transition) -> Vec<(String, String)> {
+    let keys: Vec<(String, String)> = (0..BUCKETS)
+        .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
+        .collect();
+    for (b, k) in &keys {
+        assert!(put(env, gw, b, k).await, "a healthy put");
+    }
+    for pg in t.groups() {
+        t.advance(pg, Phase::Moving);
+    }
+    keys
+}
+
 /// Routing while groups move, without the mover: every group `Moving`, nothing copied. Reads
 /// find every object written before (they read the old row too), and a write reaches a write
 /// quorum of the old row and of the new one.
@@ -1199,15 +1214,7 @@ fn moving_groups_read_and_write_both_rows() {
     let main = {
         let (env, t, gw) = (env.clone(), t.clone(), gateways[1].clone());
         async move {
-            let keys: Vec<(String, String)> = (0..BUCKETS)
-                .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
-                .collect();
-            for (b, k) in &keys {
-                assert!(put(&env, &gateways[0], b, k).await, "a healthy put");
-            }
-            for pg in t.groups() {
-                t.advance(pg, Phase::Moving);
-            }
+            let keys = written_then_moving(&env, &gateways[0], &t).await;
             for (b, k) in &keys {
                 check_read(&env, &gw, b, k, "moving").await;
             }
@@ -1258,15 +1265,7 @@ fn a_moving_groups_reads_ask_the_old_row_first_and_repair_the_new_one_after() {
     let main = {
         let (env, t, gw, world) = (env.clone(), t.clone(), gateways[1].clone(), world.clone());
         async move {
-            let keys: Vec<(String, String)> = (0..BUCKETS)
-                .flat_map(|b| (0..KEYS).map(move |k| (bucket(b), key(k))))
-                .collect();
-            for (b, k) in &keys {
-                assert!(put(&env, &gateways[0], b, k).await, "a healthy put");
-            }
-            for pg in t.groups() {
-                t.advance(pg, Phase::Moving);
-            }
+            let keys = written_then_moving(&env, &gateways[0], &t).await;
             let mut repaired_after = 0;
             for (b, k) in &keys {
                 let pg = env.old.pg_of(b.as_bytes(), k.as_bytes());

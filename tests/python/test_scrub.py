@@ -489,15 +489,27 @@ def test_a_cluster_scrubs_each_fragment_once_and_status_shows_it(tmp_path):
 
 def _meta_env(core_dir, readonly):
     import lmdb
-    return lmdb.open(os.path.join(core_dir, "meta"), map_size=1 << 36, max_dbs=4,
+    return lmdb.open(os.path.join(core_dir, "meta"), map_size=1 << 36, max_dbs=32,
                      readonly=readonly, lock=not readonly)
+
+
+def _tree(env, first):
+    """The database of a core's metadata store that holds the keys starting with byte `first`:
+    a split store's tree for it (engine/DESIGN.md, "Trees"), or an older store's one `meta`."""
+    fmt = env.open_db(b"format", create=False)
+    with env.begin(db=fmt) as txn:
+        split = txn.get(b"split") == b"\x01"
+    if not split:
+        return env.open_db(b"meta", create=False)
+    index = 1 + first - ord("A") if ord("A") <= first <= ord("Z") else (0 if first < ord("A") else 27)
+    return env.open_db(b"m%02d" % index, create=False)
 
 
 def _delete_hints(core_dir):
     """Removes every hint record (`H…`) from a stopped core's metadata store; how many."""
     env = _meta_env(core_dir, readonly=False)
     try:
-        db = env.open_db(b"meta", create=False)
+        db = _tree(env, ord("H"))
         with env.begin(write=True, db=db) as txn:
             keys = [k for k, _ in txn.cursor() if k.startswith(b"H")]
             for k in keys:
@@ -511,7 +523,7 @@ def _records_on(core_dir, prefix):
     """How many metadata records under `prefix` a stopped core holds (live or not)."""
     env = _meta_env(core_dir, readonly=True)
     try:
-        db = env.open_db(b"meta", create=False)
+        db = _tree(env, prefix[0])
         with env.begin(db=db) as txn:
             return sum(1 for k, _ in txn.cursor() if k.startswith(prefix))
     finally:
