@@ -602,8 +602,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = sample_file(dir.path());
         let s = check_bytes(&bytes).unwrap();
-        // The main tree's nodes (the named databases `meta`, `format` and the 28 trees of a
-        // split store), the two format markers (`meta.rs`) and the 3000 keys.
+        // The main tree's nodes (a split store's named databases `format` and its 28 trees,
+        // and its guard key `meta`), the two format markers (`meta.rs`) and the 3000 keys.
         assert_eq!(s.entries - 32 - free_entries(&bytes), 3000, "{s:?}");
         assert!(s.pages_visited > 10);
         assert_eq!(open_and_read_all(&bytes).unwrap(), 3000);
