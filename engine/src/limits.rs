@@ -53,6 +53,11 @@ pub const RECLAIM_RESERVE_SEGMENTS: u64 = 2;
 /// A few cover the churn between two reclaim passes: each roll takes one, each reclaimed
 /// segment gives one back.
 pub const FREE_SEGMENT_FILES_MAX: usize = 4;
+/// A segment the reclaimer deletes is shrunk by this much at a time, `TRIM_STEP_PAUSE` apart,
+/// before its unlink: on a `discard` mount each step is one trim of this size, short enough
+/// that reads waiting for the device pass between steps (engine/DESIGN.md, "Reclaim").
+pub const TRIM_STEP_BYTES: u64 = 2 * 1024 * 1024;
+pub const TRIM_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Log bytes each partition keeps on its device for deletes, metadata and relocations once
 /// fragment data is refused (at least `RECLAIM_RESERVE_SEGMENTS` segments). Sized when every
 /// flush started on a fresh block (deletes one after another took 4 KiB each, 4096 in 16 MiB;

@@ -505,15 +505,8 @@ fn start_reclaimer(
             let Some(store) = weak.upgrade() else {
                 break;
             };
-            loop {
-                match store.reclaim_once().await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reclaim failed");
-                        break;
-                    }
-                }
+            if let Err(e) = store.reclaim_pass().await {
+                tracing::warn!(error = %e, "reclaim failed");
             }
         }
     });

@@ -1588,7 +1588,7 @@ impl<D: Disk> Store<D> {
             .filter(|s| Some(*s) != st.writing_segment && *s < st.durable_pos.0)
             .map(|s| (st.index.live_bytes(s), s))
             .filter(|(live, _)| {
-                live * 1000 / self.inner.cfg.segment_bytes < RECLAIM_LIVE_PERMILLE_MAX
+                *live > 0 && live * 1000 / self.inner.cfg.segment_bytes < RECLAIM_LIVE_PERMILLE_MAX
             })
             .min()
             .map(|(_, s)| s)
@@ -1600,9 +1600,34 @@ impl<D: Disk> Store<D> {
         if self.inner.reclaiming.replace(true) {
             return Ok(false);
         }
-        let result = self.reclaim_inner().await;
+        let result = self.reclaim_inner(true).await;
         self.inner.reclaiming.set(false);
         result
+    }
+
+    /// One pass of the background reclaimer: the segments dead when it starts are removed
+    /// behind one checkpoint, then segments are compacted one by one while any is worth it.
+    /// Segments that die during the pass wait for the next one, unless the partition is short
+    /// of room (engine/DESIGN.md, "Reclaim": a pass that removed each newly dead segment at
+    /// once ran back-to-back checkpoints for as long as deletes went on). Returns the number
+    /// of segments removed.
+    pub async fn reclaim_pass(&self) -> Result<u32> {
+        if self.inner.reclaiming.replace(true) {
+            return Ok(0);
+        }
+        let reclaimed = || self.inner.st.borrow().stats.reclaimed_segments;
+        let before = reclaimed();
+        let mut drop_dead = true;
+        let result = loop {
+            match self.reclaim_inner(drop_dead).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+            drop_dead = self.room_for_segment() != Room::All;
+        };
+        self.inner.reclaiming.set(false);
+        result.map(|()| u32::try_from(reclaimed() - before).unwrap_or(u32::MAX))
     }
 
     /// Removes every sealed segment no index entry points to, behind one checkpoint, without
@@ -1713,8 +1738,10 @@ impl<D: Disk> Store<D> {
         })
     }
 
-    async fn reclaim_inner(&self) -> Result<bool> {
-        if self.drop_dead_segments().await? {
+    /// Removes the dead segments (when `drop_dead`) or else compacts the best candidate that
+    /// still holds something live (a dead one is left for removal: reading it finds nothing).
+    async fn reclaim_inner(&self, drop_dead: bool) -> Result<bool> {
+        if drop_dead && self.drop_dead_segments().await? {
             return Ok(true);
         }
         let Some(segment) = self.reclaim_candidate() else {
@@ -1843,5 +1870,80 @@ fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
         }
         Op::Meta(MetaMutation::Delete { key, .. }) => header.write_record(salt, &[key], out),
         Op::Relocate { payload, .. } => header.write_record(salt, &[payload], out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimDisk;
+
+    const SEGMENT_BYTES: u64 = 1024 * 1024;
+
+    fn id(k: u64) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[0..8].copy_from_slice(&k.to_le_bytes());
+        id
+    }
+
+    /// The reclaimer's pass removes dead segments only at its start (room permitting): a
+    /// segment that died since is neither compacted (its whole file read to find nothing
+    /// live) nor removed until the next pass, while one that still holds something live is
+    /// compacted.
+    #[test]
+    fn a_dead_segment_is_left_for_removal_not_compacted() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = tempfile::tempdir().unwrap();
+                let disk = SimDisk::new(7, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+                let cfg = StoreConfig {
+                    segment_bytes: SEGMENT_BYTES,
+                    capacity_bytes: 64 * SEGMENT_BYTES,
+                    checkpoint_every_records: 1 << 40,
+                    checkpoint_every_log_bytes: 1 << 40,
+                    salt: 0x5eed,
+                    format1_segments_below: 0,
+                    batch_bytes: crate::limits::BATCH_BYTES_MAX,
+                    cache_bytes: 0,
+                };
+                let store = Store::open(disk, cfg).await.unwrap();
+                // 100 KB fragments: a few segments' worth.
+                for k in 0..40 {
+                    store
+                        .put_fragment(id(k), Bytes::from(vec![k as u8; 100_000]))
+                        .await
+                        .unwrap();
+                }
+                let seg = |k| store.inner.st.borrow().index.get(&id(k)).unwrap().segment();
+                let (dead, sparse) = (seg(0), seg(0) + 1);
+                let of = |s: u32| (0..40).filter(move |k| seg(*k) == s);
+                let kept = of(sparse).next().unwrap();
+                assert!(of(sparse).count() > 2);
+                for k in of(dead)
+                    .chain(of(sparse).filter(|k| *k != kept))
+                    .collect::<Vec<_>>()
+                {
+                    store.delete_fragment(id(k)).await.unwrap();
+                }
+                let segments = || store.inner.st.borrow().segments.clone();
+                assert!(self::contains(&segments(), &[dead, sparse]));
+                // Past the pass's start: the dead one is skipped, the sparse one compacted.
+                assert!(store.reclaim_inner(false).await.unwrap());
+                assert!(segments().contains(&dead) && !segments().contains(&sparse));
+                assert_ne!(seg(kept), sparse, "its live fragment was copied");
+                assert!(!store.reclaim_inner(false).await.unwrap());
+                assert!(segments().contains(&dead), "left for the next pass");
+                // The next pass removes it first.
+                assert!(store.reclaim_pass().await.unwrap() >= 1);
+                assert!(!segments().contains(&dead));
+                store.shutdown().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn contains(set: &BTreeSet<u32>, all: &[u32]) -> bool {
+        all.iter().all(|s| set.contains(s))
     }
 }

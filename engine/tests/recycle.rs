@@ -339,10 +339,95 @@ fn ino_of(dir: &std::path::Path, name: &str) -> Option<u64> {
     std::fs::metadata(dir.join(name)).map(|m| m.ino()).ok()
 }
 
+/// Segments larger than a trim step, so the reclaimer removes each in several steps: more
+/// die at once than the pool keeps (the rest are removed); then a crash part way through a
+/// removal is played by planting a shortened copy of a dead segment under a number the log
+/// used before. The store opens beside it, serves what it held, and its next reclaim pass
+/// removes it.
+#[test]
+fn removed_segments_are_trimmed_in_steps_and_a_crash_part_way_is_removed_again() {
+    use engine::limits::{BLOCK_BYTES, TRIM_STEP_BYTES};
+    let segment_bytes = 2 * TRIM_STEP_BYTES + 16 * BLOCK_BYTES;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("core-0");
+    let segs = |dir: &std::path::Path, prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        v.sort();
+        v
+    };
+    let d = dir.clone();
+    run_on_executor(move || async move {
+        let (store, p) = open_real_sized(&d, segment_bytes).await;
+        // About 41 records of 100 KB a segment: 400 fill nine segments and start a tenth.
+        for k in 0..400 {
+            store.put_fragment(id(k), old(k)).await.unwrap();
+        }
+        for k in 0..400 {
+            store.delete_fragment(id(k)).await.unwrap();
+        }
+        store.put_fragment(id(1000), new(1000)).await.unwrap();
+        let before = store.stats();
+        let removed = store.reclaim_pass().await.unwrap();
+        let after = store.stats();
+        assert!(
+            removed > FREE_SEGMENT_FILES_MAX as u32,
+            "{before:?} {after:?}"
+        );
+        assert_eq!(after.free_segment_files, FREE_SEGMENT_FILES_MAX as u64);
+        assert_eq!(after.segments, before.segments - u64::from(removed));
+        assert_eq!(segs(&d, "free-").len(), FREE_SEGMENT_FILES_MAX);
+        assert_eq!(
+            segs(&d, "seg-").len() as u64,
+            after.segments,
+            "the rest are gone"
+        );
+        store.shutdown().await.unwrap();
+        drop(p);
+    });
+    // A removal cut short: a dead segment's file, shorter than a segment, under the number of
+    // a segment removed above (below every number in use).
+    let live = segs(&dir, "seg-");
+    let first_live: u32 = u32::from_str_radix(&live[0][4..12], 16).unwrap();
+    let planted = format!("seg-{:08x}.log", first_live - 1);
+    assert!(!dir.join(&planted).exists());
+    let pool = segs(&dir, "free-");
+    let bytes = std::fs::read(dir.join(&pool[0])).unwrap();
+    std::fs::write(dir.join(&planted), &bytes[..(segment_bytes / 2) as usize]).unwrap();
+    let d = dir.clone();
+    run_on_executor(move || async move {
+        let (store, p) = open_real_sized(&d, segment_bytes).await;
+        assert_eq!(get(&store, 1000).await, Some(new(1000)));
+        assert_eq!(
+            get(&store, 5).await,
+            None,
+            "the planted copy's records are not applied"
+        );
+        // The planted segment, and the segment written before the restart (fragment 1000
+        // and the tombstones: compacted).
+        let removed = store.reclaim_pass().await.unwrap();
+        assert_eq!(removed, 2);
+        assert!(!d.join(&planted).exists());
+        assert_eq!(get(&store, 1000).await, Some(new(1000)));
+        store.shutdown().await.unwrap();
+        drop(p);
+    });
+}
+
 async fn open_real(
     dir: &std::path::Path,
 ) -> (Store<GlommioDisk>, engine::partition::OpenPartition) {
-    let p = open_partition(dir, 1, 0, SEGMENT_BYTES).expect("partition");
+    open_real_sized(dir, SEGMENT_BYTES).await
+}
+
+async fn open_real_sized(
+    dir: &std::path::Path,
+    segment_bytes: u64,
+) -> (Store<GlommioDisk>, engine::partition::OpenPartition) {
+    let p = open_partition(dir, 1, 0, segment_bytes).expect("partition");
     let q = glommio::executor().create_task_queue(
         glommio::Shares::Static(10),
         glommio::Latency::NotImportant,
@@ -352,6 +437,8 @@ async fn open_real(
     let cfg = StoreConfig {
         salt: log_salt(&p.superblock.partition_uuid),
         format1_segments_below: p.superblock.format1_segments_below,
+        segment_bytes,
+        capacity_bytes: 64 * segment_bytes,
         ..config()
     };
     (Store::open(disk, cfg).await.expect("store"), p)
