@@ -111,11 +111,12 @@ core_sum() {
     END { for (i = 1; i <= n; i++) printf "%.0f%s", s[i], (i < n ? " " : "\n") }'
 }
 # settle: waits (at most 180 s) until the server's background work is done: no job waiting in a
-# background worker (retire...) and the cores' log unchanged over two counter refreshes, so
-# the retiring and reclaiming an earlier phase left behind is not counted in the next one's
-# log bytes. Prints how long it waited.
+# background worker (retire...) and the cores' log unchanged over three counter refreshes in a
+# row (two 3 s intervals: longer than the reclaimer's 5 s between passes, so a pass that is
+# still to come is waited for), so the retiring and reclaiming an earlier phase left behind is
+# not counted in the next one's log bytes. Prints how long it waited.
 settle() {
-  local waited=0 last now queued
+  local waited=0 quiet=0 last now queued
   last=$(core_sum percore_core_log_appended_bytes)
   while [ "$waited" -lt 180 ]; do
     now=$(core_sum percore_core_log_appended_bytes)
@@ -123,6 +124,11 @@ settle() {
     queued=$(curl -s --max-time 5 "$endpoint/-/metrics" |
       awk 'index($0, "percore_background_queued{") == 1 {s += $NF} END {printf "%.0f", s}')
     if [ "$now" = "$last" ] && [ "$queued" = 0 ]; then
+      quiet=$((quiet + 1))
+    else
+      quiet=0
+    fi
+    if [ "$quiet" -ge 2 ]; then
       echo "   (background settled after ${waited} s)"
       return 0
     fi
