@@ -32,7 +32,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use engine::CoreHandle;
 use placement::{ClassPolicy, Layout};
-use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+use proto::{ErrorCode, FragmentId, MetaEntry, MetaVersion, MetaWrite, Request, Response};
 
 use crate::ec::Policy;
 use crate::limits::{
@@ -1430,6 +1430,28 @@ impl Backend {
             .await
     }
 
+    /// `meta_swap` of `first` (a put or a delete) with a second write of another key at the
+    /// same HLC, in one round trip and one log record on each core (`Request::MetaPair`):
+    /// on any core both are applied or neither, even across a crash. For records whose
+    /// replicas are the same cores (`same_cores`): an object's head and its listing entry
+    /// on a node that holds both. Answers for `first`, as `meta_swap` does.
+    pub async fn meta_pair(
+        &self,
+        cores: &(impl Cores + ?Sized),
+        first: &MetaWrite,
+        second: &MetaWrite,
+        hlc: u64,
+    ) -> Result<Swap, BackendError> {
+        let request = || Request::MetaPair {
+            first: first.clone(),
+            second: second.clone(),
+            hlc,
+        };
+        let keys = [first.key(), second.key()];
+        self.swap_fanned(&cores.union(), &cores.rows(), &keys, request)
+            .await
+    }
+
     /// `meta_swap` with the quorums of `meta_put_in`.
     pub(crate) async fn meta_swap_in(
         &self,
@@ -1439,14 +1461,27 @@ impl Backend {
         value: &Bytes,
         hlc: u64,
     ) -> Result<Swap, BackendError> {
+        let request = || Request::MetaSwap {
+            key: key.clone(),
+            value: value.clone(),
+            hlc,
+        };
+        self.swap_fanned(cores, sets, &[key], request).await
+    }
+
+    /// A swap (`MetaSwap` or `MetaPair`, answered `Swapped` for `keys[0]`) fanned out to
+    /// `cores` with the quorums of `meta_put_in`; a core that missed it gets a hint for each
+    /// of `keys`.
+    async fn swap_fanned(
+        &self,
+        cores: &[usize],
+        sets: &[&[usize]],
+        keys: &[&Bytes],
+        request: impl Fn() -> Request,
+    ) -> Result<Swap, BackendError> {
+        let key = keys[0];
         count_call(CALL_PUT);
-        let mut fanned = self
-            .fan_out(cores, |_| Request::MetaSwap {
-                key: key.clone(),
-                value: value.clone(),
-                hlc,
-            })
-            .await;
+        let mut fanned = self.fan_out(cores, |_| request()).await;
         let mut swap = Swap {
             won: true,
             previous: None,
@@ -1469,7 +1504,9 @@ impl Backend {
             }
         }
         fanned.write_quorum_sets("metadata write", sets)?;
-        self.hint_missed_meta(&fanned, key).await;
+        for key in keys {
+            self.hint_missed_meta(&fanned, key).await;
+        }
         // The receive rule: the record this write replaced or lost to is older than the next
         // HLC this gateway takes (a retry of a lost swap is ordered after it).
         if let Some(p) = &swap.previous {

@@ -578,6 +578,20 @@ impl<const N: usize> Cores for [usize; N] {
     }
 }
 
+/// Whether the records placed by `a` and `b` are written to the same cores with the same
+/// quorums: the same number of rows, each holding the same cores (in any order: the order
+/// matters to conditional writes alone). Two records so placed can share one write
+/// (`Backend::meta_pair`).
+pub fn same_cores(a: &(impl Cores + ?Sized), b: &(impl Cores + ?Sized)) -> bool {
+    let sorted = |row: &[usize]| {
+        let mut row = row.to_vec();
+        row.sort_unstable();
+        row
+    };
+    let (a, b) = (a.rows(), b.rows());
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| sorted(x) == sorted(y))
+}
+
 impl Cores for Placement {
     /// The first row's first core that stays: a node the change removes is dead or stopped
     /// (every gateway routes by the same change, so they agree on it).

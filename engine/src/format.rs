@@ -121,6 +121,12 @@ pub enum RecordKind {
     MetaPut = 3,
     /// A metadata key was deleted (payload: key).
     MetaDelete = 4,
+    /// Two metadata mutations at one HLC, applied together or not at all (one checksum covers
+    /// both): an object's head and its listing entry (`Store::meta_pair`). Payload: first
+    /// key, first value, second key, second value; `key_bytes` is the first key's length,
+    /// `id` holds the first value's and the second key's lengths ([`RecordHeader::pair`]),
+    /// `flags` which of the two are deletes ([`FLAG_FIRST_DELETE`], [`FLAG_SECOND_DELETE`]).
+    MetaPair = 5,
 }
 
 impl RecordKind {
@@ -130,6 +136,7 @@ impl RecordKind {
             2 => Some(Self::FragmentTombstone),
             3 => Some(Self::MetaPut),
             4 => Some(Self::MetaDelete),
+            5 => Some(Self::MetaPair),
             _ => None,
         }
     }
@@ -137,6 +144,29 @@ impl RecordKind {
 
 /// Flag on a fragment record: the reclaimer copied it; `aux` holds where it came from.
 pub const FLAG_RELOCATED: u16 = 1;
+/// Flags on a [`RecordKind::MetaPair`] record: its first (second) mutation is a delete, whose
+/// value is empty.
+pub const FLAG_FIRST_DELETE: u16 = 1;
+pub const FLAG_SECOND_DELETE: u16 = 2;
+
+/// Where the parts of a [`RecordKind::MetaPair`] record's payload end: the first key, the
+/// first value, the second key (the second value runs to the payload's end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairLayout {
+    pub first_key: u32,
+    pub first_value: u32,
+    pub second_key: u32,
+}
+
+impl PairLayout {
+    /// The header's `id` field of a pair record with these lengths.
+    pub fn id(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[0..4].copy_from_slice(&self.first_value.to_le_bytes());
+        id[4..8].copy_from_slice(&self.second_key.to_le_bytes());
+        id
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -264,7 +294,36 @@ impl RecordHeader {
         if header.key_bytes > header.payload_bytes {
             return Err(RecordFault::Damaged("key length"));
         }
+        if header.kind == RecordKind::MetaPair && header.pair().is_none() {
+            return Err(RecordFault::Damaged("pair lengths"));
+        }
         Ok(header)
+    }
+
+    /// A [`RecordKind::MetaPair`] record's layout, if its lengths are consistent: they add up
+    /// within the payload, both keys are non-empty, a delete's value is empty, and the rest of
+    /// `id` is zero. `None` for any other kind.
+    pub fn pair(&self) -> Option<PairLayout> {
+        if self.kind != RecordKind::MetaPair {
+            return None;
+        }
+        let layout = PairLayout {
+            first_key: self.key_bytes,
+            first_value: le_u32(&self.id, 0),
+            second_key: le_u32(&self.id, 4),
+        };
+        let head = u64::from(layout.first_key)
+            + u64::from(layout.first_value)
+            + u64::from(layout.second_key);
+        let second_value = u64::from(self.payload_bytes).checked_sub(head)?;
+        let known = FLAG_FIRST_DELETE | FLAG_SECOND_DELETE;
+        let consistent = layout.first_key > 0
+            && layout.second_key > 0
+            && self.flags & !known == 0
+            && (self.flags & FLAG_FIRST_DELETE == 0 || layout.first_value == 0)
+            && (self.flags & FLAG_SECOND_DELETE == 0 || second_value == 0)
+            && self.id[8..].iter().all(|b| *b == 0);
+        consistent.then_some(layout)
     }
 
     /// Whether a verified record was written into `segment` in the segment file's current

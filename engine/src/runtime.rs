@@ -14,7 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use glommio::{LocalExecutorBuilder, Placement, Shares};
-use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+use proto::{
+    CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, MetaWrite, Request, Response,
+};
 
 use crate::error::{EngineError, Result};
 use crate::format::log_salt;
@@ -25,6 +27,7 @@ use crate::limits::{
     CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX, SCAN_ENTRIES_MAX,
     SEGMENT_BYTES_DEFAULT,
 };
+use crate::meta::MetaMutation;
 use crate::partition::open_partition;
 use crate::store::{Store, StoreConfig, StoreStats};
 
@@ -644,6 +647,23 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::MetaSwap { key, value, hlc } => {
             store
                 .meta_swap(key, value, hlc)
+                .await
+                .map(|(won, previous)| Response::Swapped {
+                    won,
+                    previous: previous.map(|(v, deleted)| MetaVersion {
+                        hlc: v.hlc,
+                        deleted,
+                        value: v.value,
+                    }),
+                })
+        }
+        Request::MetaPair { first, second, hlc } => {
+            let mutation = |write: MetaWrite| match write {
+                MetaWrite::Put { key, value } => MetaMutation::Put { key, value, hlc },
+                MetaWrite::Delete { key } => MetaMutation::Delete { key, hlc },
+            };
+            store
+                .meta_pair(mutation(first), mutation(second))
                 .await
                 .map(|(won, previous)| Response::Swapped {
                     won,

@@ -21,7 +21,8 @@ use crate::disk::{Disk, DiskBuf};
 use crate::error::{EngineError, Result};
 use crate::format::{
     align_down, align_up, decode_checkpoint, encode_checkpoint, record_bytes_for, CheckpointEntry,
-    CheckpointHeader, Loc, RecordHeader, RecordKind, FLAG_RELOCATED, RECORD_HEADER_BYTES,
+    CheckpointHeader, Loc, PairLayout, RecordHeader, RecordKind, FLAG_FIRST_DELETE, FLAG_RELOCATED,
+    FLAG_SECOND_DELETE, RECORD_HEADER_BYTES,
 };
 use crate::index::Index;
 use crate::limits::{
@@ -127,6 +128,8 @@ enum Op {
         id: [u8; 16],
     },
     Meta(MetaMutation),
+    /// Two mutations at one HLC in one record (`Store::meta_pair`).
+    MetaPair(Box<[MetaMutation; 2]>),
     Relocate {
         id: [u8; 16],
         from: Loc,
@@ -139,10 +142,19 @@ impl Op {
         match self {
             Op::Put { data, .. } => data.len() as u64,
             Op::Delete { .. } => 0,
-            Op::Meta(MetaMutation::Put { key, value, .. }) => (key.len() + value.len()) as u64,
-            Op::Meta(MetaMutation::Delete { key, .. }) => key.len() as u64,
+            Op::Meta(m) => meta_payload_bytes(m),
+            Op::MetaPair(pair) => pair.iter().map(meta_payload_bytes).sum(),
             Op::Relocate { payload, .. } => payload.len() as u64,
         }
+    }
+    /// The metadata keys the write mutates (counted in `meta_pending` while it is queued).
+    fn meta_keys(&self) -> impl Iterator<Item = &[u8]> {
+        let (one, pair): (Option<&MetaMutation>, &[MetaMutation]) = match self {
+            Op::Meta(m) => (Some(m), &[]),
+            Op::MetaPair(pair) => (None, &pair[..]),
+            _ => (None, &[]),
+        };
+        one.into_iter().chain(pair).map(MetaMutation::key)
     }
     fn record_bytes(&self) -> u64 {
         record_bytes_for(self.payload_bytes())
@@ -157,7 +169,7 @@ impl Op {
         match self {
             Op::Put { .. } => Room::All,
             Op::Relocate { .. } => Room::Relocations,
-            Op::Delete { .. } | Op::Meta(_) => Room::Tombstones,
+            Op::Delete { .. } | Op::Meta(_) | Op::MetaPair(_) => Room::Tombstones,
         }
     }
 }
@@ -431,7 +443,10 @@ impl<D: Disk> Store<D> {
                     let payload = match (header.kind, payload) {
                         (_, Some(p)) => p,
                         (RecordKind::Fragment | RecordKind::FragmentTombstone, None) => &[],
-                        (RecordKind::MetaPut | RecordKind::MetaDelete, None) => {
+                        (
+                            RecordKind::MetaPut | RecordKind::MetaDelete | RecordKind::MetaPair,
+                            None,
+                        ) => {
                             // Never written: the store refuses metadata larger than the
                             // window lends (asserted in limits.rs).
                             tracing::warn!(segment, offset_bytes, "oversized metadata record");
@@ -539,6 +554,29 @@ impl<D: Disk> Store<D> {
                     key: Bytes::copy_from_slice(payload),
                     hlc: h.aux,
                 });
+            }
+            RecordKind::MetaPair => {
+                let layout = h
+                    .pair()
+                    .expect("a verified pair record's lengths are consistent");
+                let (k1, rest) = payload.split_at(layout.first_key as usize);
+                let (v1, rest) = rest.split_at(layout.first_value as usize);
+                let (k2, v2) = rest.split_at(layout.second_key as usize);
+                let mutation = |key: &[u8], value: &[u8], deleted: bool| {
+                    let key = Bytes::copy_from_slice(key);
+                    if deleted {
+                        MetaMutation::Delete { key, hlc: h.aux }
+                    } else {
+                        let value = Bytes::copy_from_slice(value);
+                        MetaMutation::Put {
+                            key,
+                            value,
+                            hlc: h.aux,
+                        }
+                    }
+                };
+                meta.push(mutation(k1, v1, h.flags & FLAG_FIRST_DELETE != 0));
+                meta.push(mutation(k2, v2, h.flags & FLAG_SECOND_DELETE != 0));
             }
         }
     }
@@ -826,6 +864,36 @@ impl<D: Disk> Store<D> {
         }
     }
 
+    /// Two metadata mutations at one HLC (`hlc` of both), logged as one record: after a crash
+    /// both apply or neither, where two records could each be torn apart (an object's head
+    /// and its listing entry: a listing must never name a key without its head). Applied in
+    /// order, each by last-writer-wins on its own key; answers like `meta_swap` for `first`.
+    pub async fn meta_pair(
+        &self,
+        first: MetaMutation,
+        second: MetaMutation,
+    ) -> Result<(bool, Option<(MetaValue, bool)>)> {
+        for m in [&first, &second] {
+            match m {
+                MetaMutation::Put { key, value, .. } => check_meta_record(key, value)?,
+                MetaMutation::Delete { key, .. } => check_meta_key(key)?,
+            }
+        }
+        if meta_hlc(&first) != meta_hlc(&second) {
+            return Err(EngineError::BadRequest("a metadata pair has one HLC"));
+        }
+        if first.key() == second.key() {
+            return Err(EngineError::BadRequest("a metadata pair names two keys"));
+        }
+        match self
+            .submit_reporting(Op::MetaPair(Box::new([first, second])), true)
+            .await?
+        {
+            Outcome::Meta(won, previous) => Ok((won, previous)),
+            other => unreachable!("a metadata pair completes as Meta, not {other:?}"),
+        }
+    }
+
     pub async fn meta_delete(&self, key: Bytes, hlc: u64) -> Result<bool> {
         check_meta_key(&key)?;
         match self
@@ -925,9 +993,9 @@ impl<D: Disk> Store<D> {
             if st.poisoned {
                 return Err(EngineError::Poisoned);
             }
-            if let Op::Meta(m) = &op {
+            for key in op.meta_keys() {
                 *st.meta_pending
-                    .entry(Bytes::copy_from_slice(m.key()))
+                    .entry(Bytes::copy_from_slice(key))
                     .or_default() += 1;
             }
             st.queue.push_back(Pending { op, tx, report });
@@ -1206,15 +1274,15 @@ impl<D: Disk> Store<D> {
     /// Answers a queued write (every answer goes through here, so the per-key count of pending
     /// metadata mutations stays exact).
     fn answer(&self, p: Pending, result: Result<Outcome>) {
-        if let Op::Meta(m) = &p.op {
+        for key in p.op.meta_keys() {
             let mut st = self.inner.st.borrow_mut();
             let count = st
                 .meta_pending
-                .get_mut(m.key())
+                .get_mut(key)
                 .expect("a queued mutation is counted");
             *count -= 1;
             if *count == 0 {
-                st.meta_pending.remove(m.key());
+                st.meta_pending.remove(key);
             }
         }
         if matches!(result, Err(EngineError::NoSpace)) {
@@ -1434,16 +1502,16 @@ impl<D: Disk> Store<D> {
 
     /// Applies a durable batch to the index and the metadata store and answers its waiters.
     fn apply_batch(&self, batch: Vec<Pending>, locs: &[Loc]) -> Result<()> {
-        let metas: Vec<(&MetaMutation, bool)> = batch
-            .iter()
-            .filter_map(|p| {
-                if let Op::Meta(m) = &p.op {
-                    Some((m, p.report))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        // A pair's second mutation is applied after its first and reports nothing: the pair
+        // answers for its first (`Store::meta_pair`).
+        let mut metas: Vec<(&MetaMutation, bool)> = Vec::new();
+        for p in &batch {
+            match &p.op {
+                Op::Meta(m) => metas.push((m, p.report)),
+                Op::MetaPair(pair) => metas.extend([(&pair[0], p.report), (&pair[1], false)]),
+                _ => {}
+            }
+        }
         let won = if metas.is_empty() {
             Some(Vec::new())
         } else {
@@ -1473,9 +1541,14 @@ impl<D: Disk> Store<D> {
                     st.cache.invalidate(id);
                     Outcome::Deleted
                 }
-                Op::Meta(_) if meta_refused => Outcome::Meta(false, None),
+                Op::Meta(_) | Op::MetaPair(_) if meta_refused => Outcome::Meta(false, None),
                 Op::Meta(_) => {
                     let applied = won.next().expect("one result per mutation");
+                    Outcome::Meta(applied.won, applied.previous)
+                }
+                Op::MetaPair(_) => {
+                    let applied = won.next().expect("one result per mutation");
+                    won.next().expect("one result per mutation");
                     Outcome::Meta(applied.won, applied.previous)
                 }
                 Op::Relocate { id, from, .. } => {
@@ -1490,7 +1563,7 @@ impl<D: Disk> Store<D> {
         }
         drop(st);
         for (p, o) in batch.into_iter().zip(outcomes) {
-            if meta_refused && matches!(p.op, Op::Meta(_)) {
+            if meta_refused && matches!(p.op, Op::Meta(_) | Op::MetaPair(_)) {
                 self.answer(p, Err(EngineError::NoSpace));
             } else {
                 self.answer(p, Ok(o));
@@ -1850,6 +1923,30 @@ fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
         Op::Meta(MetaMutation::Delete { key, hlc }) => {
             (RecordKind::MetaDelete, 0, [0; 16], key.len() as u32, *hlc)
         }
+        Op::MetaPair(pair) => {
+            let [first, second] = &**pair;
+            let layout = PairLayout {
+                first_key: first.key().len() as u32,
+                first_value: meta_value(first).len() as u32,
+                second_key: second.key().len() as u32,
+            };
+            let mut flags = 0;
+            if matches!(first, MetaMutation::Delete { .. }) {
+                flags |= FLAG_FIRST_DELETE;
+            }
+            if matches!(second, MetaMutation::Delete { .. }) {
+                flags |= FLAG_SECOND_DELETE;
+            }
+            let hlc = meta_hlc(first);
+            debug_assert_eq!(hlc, meta_hlc(second), "a pair has one HLC");
+            (
+                RecordKind::MetaPair,
+                flags,
+                layout.id(),
+                layout.first_key,
+                hlc,
+            )
+        }
         Op::Relocate { id, from, .. } => (RecordKind::Fragment, FLAG_RELOCATED, *id, 0, from.0),
     };
     let header = RecordHeader {
@@ -1869,7 +1966,35 @@ fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
             header.write_record(salt, &[key, value], out);
         }
         Op::Meta(MetaMutation::Delete { key, .. }) => header.write_record(salt, &[key], out),
+        Op::MetaPair(pair) => {
+            let [first, second] = &**pair;
+            let parts = [
+                first.key(),
+                meta_value(first),
+                second.key(),
+                meta_value(second),
+            ];
+            header.write_record(salt, &parts, out);
+        }
         Op::Relocate { payload, .. } => header.write_record(salt, &[payload], out),
+    }
+}
+
+fn meta_payload_bytes(m: &MetaMutation) -> u64 {
+    (m.key().len() + meta_value(m).len()) as u64
+}
+
+/// A mutation's value as logged (a delete's is empty).
+fn meta_value(m: &MetaMutation) -> &[u8] {
+    match m {
+        MetaMutation::Put { value, .. } => value,
+        MetaMutation::Delete { .. } => &[],
+    }
+}
+
+fn meta_hlc(m: &MetaMutation) -> u64 {
+    match m {
+        MetaMutation::Put { hlc, .. } | MetaMutation::Delete { hlc, .. } => *hlc,
     }
 }
 

@@ -5,7 +5,9 @@
 //! Write order (ARCHITECTURE.md, the life of a PUT): a body's chunks on their cores
 //! (`store_body`), then the object head, then the listing entry (`write_current`), both with
 //! one HLC taken at commit; a replaced version's chunks are retired after a grace
-//! (`retire_chunks`). Deletes go the other way round: listing entry, then head. Records are
+//! (`retire_chunks`). Deletes go the other way round: listing entry, then head. Where the
+//! head's cores hold the bucket's listing too (a single node), head and entry are one record
+//! on each core instead, written in one round (`listing_with_head`). Records are
 //! keyed by the bucket's scope (its incarnation, `records`), and a write checks after
 //! committing that the incarnation is still live (`settle_live`).
 
@@ -18,9 +20,9 @@ use md5::{Digest, Md5};
 use cluster::backend::{Backend, BackendError, Route, Swap};
 use cluster::ec::Policy;
 use cluster::limits::FRAGMENT_READ_DEADLINE;
-use cluster::moves::{Cores, Placement};
+use cluster::moves::{same_cores, Cores, Placement};
 use placement::Tier;
-use proto::FragmentId;
+use proto::{FragmentId, MetaWrite};
 
 use crate::checksum::Hashers;
 use crate::error::{CommitError, Error, Result};
@@ -729,6 +731,8 @@ impl Store {
     /// from being deleted); a crash between the two leaves a head without an entry, which
     /// the next write or delete of the key settles. Deletes go the other way round, entry
     /// first, so that a listed key always has its head.
+    /// Where the head's replicas hold the listing entry too (`listing_with_head`), both go
+    /// in one record on each core, both or neither.
     pub async fn write_current(
         &self,
         bucket: &str,
@@ -736,8 +740,35 @@ impl Store {
         head: &ObjectHead,
         hlc: u64,
     ) -> Result<()> {
+        let cores = self.object_cores(bucket, key);
+        if let Some(listing) = self.listing_with_head(&cores, bucket, key, head) {
+            let head = MetaWrite::Put {
+                key: head_key(bucket, key),
+                value: head.encode(),
+            };
+            self.backend.meta_pair(&cores, &head, &listing, hlc).await?;
+            return Ok(());
+        }
         self.put_head(bucket, key, head, hlc).await?;
         self.put_listing(bucket, key, head, hlc).await
+    }
+
+    /// The write of `head`'s listing entry, when the head's cores `cores` are the bucket
+    /// listing's too (one node holds both: always on a single node): the head's write then
+    /// carries it in the same record (`Backend::meta_pair`), one round trip where two
+    /// followed each other, and a crash can never keep one without the other. `None` where
+    /// the listing lives on other cores: the entry is then written after the head.
+    pub fn listing_with_head(
+        &self,
+        cores: &Placement,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+    ) -> Option<MetaWrite> {
+        same_cores(cores, &self.listing_cores(bucket)).then(|| MetaWrite::Put {
+            key: listing_key(bucket, key),
+            value: listing_entry(head).encode(),
+        })
     }
 
     /// `Backend::meta_swap` of the record `value(hlc)` at a fresh HLC, made again at an HLC
@@ -750,13 +781,34 @@ impl Store {
         &self,
         cores: &Placement,
         key: &Bytes,
+        value: impl FnMut(u64) -> Bytes,
+    ) -> Result<(Swap, u64), BackendError> {
+        self.swap_in_with(cores, key, value, None).await
+    }
+
+    /// `swap_in` that writes `also` (a record of another key on the same cores: a listing
+    /// entry, `listing_with_head`) in each swap's record, at its HLC (`Backend::meta_pair`).
+    pub async fn swap_in_with(
+        &self,
+        cores: &Placement,
+        key: &Bytes,
         mut value: impl FnMut(u64) -> Bytes,
+        also: Option<&MetaWrite>,
     ) -> Result<(Swap, u64), BackendError> {
         let mut tries = 1;
         loop {
             // `meta_swap` observed the record it lost to: this HLC is past it.
             let hlc = self.backend.hlc();
-            let swap = self.backend.meta_swap(cores, key, &value(hlc), hlc).await?;
+            let swap = match also {
+                None => self.backend.meta_swap(cores, key, &value(hlc), hlc).await?,
+                Some(also) => {
+                    let first = MetaWrite::Put {
+                        key: key.clone(),
+                        value: value(hlc),
+                    };
+                    self.backend.meta_pair(cores, &first, also, hlc).await?
+                }
+            };
             // Beaten by a newer record, or by another write at the same HLC (two gateways
             // whose skewed clocks read the same instant; the tie went to the other value:
             // seed 1899 of the skewed-clock simulation).
@@ -791,17 +843,10 @@ impl Store {
         head: &ObjectHead,
         hlc: u64,
     ) -> Result<()> {
-        let listing = ListingEntry {
-            size: head.shown_size(),
-            modified_ms: head.modified_ms,
-            etag: head.etag.clone(),
-            in_versions: head.in_versions,
-            class: head.tiering.class,
-            owner: head.owner.clone(),
-        };
         let lcores = self.listing_cores(bucket);
+        let listing = listing_entry(head).encode();
         self.backend
-            .meta_put(&lcores, &listing_key(bucket, key), &listing.encode(), hlc)
+            .meta_put(&lcores, &listing_key(bucket, key), &listing, hlc)
             .await
             .map_err(Error::from)
     }
@@ -813,16 +858,29 @@ impl Store {
         let Some(head) = self.head(bucket, key).await? else {
             return self.drop_stray_listing(bucket, key).await.map(|_| ());
         };
-        // Listing entry first: whatever fails, no entry is left without its head.
         let hlc = self.backend.hlc();
         let lcores = self.listing_cores(bucket);
-        self.backend
-            .meta_delete(&lcores, &listing_key(bucket, key), hlc)
-            .await?;
         let cores = self.object_cores(bucket, key);
-        self.backend
-            .meta_delete(&cores, &head_key(bucket, key), hlc)
-            .await?;
+        if same_cores(&cores, &lcores) {
+            // Both on the same cores: one record each, both or neither.
+            let head_gone = MetaWrite::Delete {
+                key: head_key(bucket, key),
+            };
+            let entry_gone = MetaWrite::Delete {
+                key: listing_key(bucket, key),
+            };
+            self.backend
+                .meta_pair(&cores, &entry_gone, &head_gone, hlc)
+                .await?;
+        } else {
+            // Listing entry first: whatever fails, no entry is left without its head.
+            self.backend
+                .meta_delete(&lcores, &listing_key(bucket, key), hlc)
+                .await?;
+            self.backend
+                .meta_delete(&cores, &head_key(bucket, key), hlc)
+                .await?;
+        }
         self.retire_chunks(bucket, key, head);
         Ok(())
     }
@@ -1207,6 +1265,18 @@ pub enum Liveness {
     Deleting,
     /// Deleted (or deleted and created again: another incarnation).
     Dead,
+}
+
+/// The listing entry of `head` (`put_listing`, `Store::listing_with_head`).
+fn listing_entry(head: &ObjectHead) -> ListingEntry {
+    ListingEntry {
+        size: head.shown_size(),
+        modified_ms: head.modified_ms,
+        etag: head.etag.clone(),
+        in_versions: head.in_versions,
+        class: head.tiering.class,
+        owner: head.owner.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -210,7 +210,9 @@ impl Store {
     /// cluster: the new head is written and answers whether it won and what it replaced
     /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
     /// record (is the incarnation still live?), which are independent (the listing entry goes
-    /// to the bucket's listing replicas). The head is swapped in by `Store::swap_in`: commit
+    /// to the bucket's listing replicas). Where the head's cores hold the listing too (a
+    /// single node), the entry goes in the head's own record (`Store::listing_with_head`) and
+    /// the second round trip is the re-read alone. The head is swapped in by `Store::swap_in`: commit
     /// order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
     /// read of the head it replaces), then at an HLC taken after it the compare-and-swap on
     /// the authority, the head on every replica, then the listing entry, the bucket and a
@@ -228,14 +230,20 @@ impl Store {
             error,
             keep_chunks: true,
         };
-        let (replaced, won, hlc) = match condition {
+        let (replaced, won, hlc, listed) = match condition {
             None => {
                 let cores = self.object_cores(bucket, key);
+                let listing = self.listing_with_head(&cores, bucket, key, head);
                 let (swap, hlc) = self
-                    .swap_in(&cores, &head_key(bucket, key), |hlc| {
-                        head.version_id = self.version_id(hlc, key.as_bytes());
-                        head.encode()
-                    })
+                    .swap_in_with(
+                        &cores,
+                        &head_key(bucket, key),
+                        |hlc| {
+                            head.version_id = self.version_id(hlc, key.as_bytes());
+                            head.encode()
+                        },
+                        listing.as_ref(),
+                    )
                     .await
                     .map_err(|e| written(e.into()))?;
                 let replaced = match swap.previous.filter(|p| !p.deleted) {
@@ -244,7 +252,7 @@ impl Store {
                     Some(p) => ObjectHead::decode(p.value).ok(),
                     None => None,
                 };
-                (replaced, Some(swap.won), hlc)
+                (replaced, Some(swap.won), hlc, listing.is_some())
             }
             Some(cond) => {
                 let checked = self.check_head(bucket, key, cond).await?;
@@ -263,7 +271,7 @@ impl Store {
                 self.put_head(bucket, key, head, hlc)
                     .await
                     .map_err(written)?;
-                (checked.current, None, hlc)
+                (checked.current, None, hlc, false)
             }
         };
         let reread = async {
@@ -275,11 +283,14 @@ impl Store {
                 )),
             }
         };
-        let (listed, won, live) = tokio::join!(
-            self.put_listing(bucket, key, head, hlc),
-            reread,
-            self.settle_live(bucket)
-        );
+        let listing = async {
+            if listed {
+                Ok(())
+            } else {
+                self.put_listing(bucket, key, head, hlc).await
+            }
+        };
+        let (listed, won, live) = tokio::join!(listing, reread, self.settle_live(bucket));
         if won.map_err(written)? {
             if let Some(old) = replaced.filter(|o| o.version_id != head.version_id) {
                 self.retire_chunks(bucket, key, old);

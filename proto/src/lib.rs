@@ -49,6 +49,21 @@ impl std::fmt::Debug for FragmentId {
     }
 }
 
+/// One of the two metadata writes of a `Request::MetaPair`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaWrite {
+    Put { key: Bytes, value: Bytes },
+    Delete { key: Bytes },
+}
+
+impl MetaWrite {
+    pub fn key(&self) -> &Bytes {
+        match self {
+            MetaWrite::Put { key, .. } | MetaWrite::Delete { key } => key,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     PutFragment {
@@ -87,6 +102,15 @@ pub enum Request {
     MetaSwap {
         key: Bytes,
         value: Bytes,
+        hlc: u64,
+    },
+    /// Two metadata writes of distinct keys at one HLC, logged by the core as one record:
+    /// after a crash both apply or neither (an object's head and its listing entry when one
+    /// core holds both). Each applies by last-writer-wins on its own key. Answered `Swapped`
+    /// for `first`, as `MetaSwap` is.
+    MetaPair {
+        first: MetaWrite,
+        second: MetaWrite,
         hlc: u64,
     },
     MetaGet {
@@ -404,6 +428,7 @@ const K_MAP_APPLIED: u16 = 18;
 const K_LEASE: u16 = 19;
 const K_CONTROL_MAP: u16 = 20;
 const K_FENCED: u16 = 21;
+const K_META_PAIR: u16 = 22;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -443,6 +468,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::MetaPut { .. } => K_META_PUT,
         Request::MetaPutIf { .. } => K_META_PUT_IF,
         Request::MetaSwap { .. } => K_META_SWAP,
+        Request::MetaPair { .. } => K_META_PAIR,
         Request::MetaDelete { .. } => K_META_DELETE,
         Request::MetaGet { .. } => K_META_GET,
         Request::MetaScan { .. } => K_META_SCAN,
@@ -508,6 +534,22 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
         Request::MetaDelete { key, hlc } => {
             out.put_u64_le(*hlc);
             put_bytes(out, key);
+        }
+        Request::MetaPair { first, second, hlc } => {
+            out.put_u64_le(*hlc);
+            for write in [first, second] {
+                match write {
+                    MetaWrite::Put { key, value } => {
+                        out.put_u8(0);
+                        put_bytes(out, key);
+                        put_bytes(out, value);
+                    }
+                    MetaWrite::Delete { key } => {
+                        out.put_u8(1);
+                        put_bytes(out, key);
+                    }
+                }
+            }
         }
         Request::MetaGet { key } | Request::MetaGetVersioned { key } => put_bytes(out, key),
         Request::MetaScan {
@@ -1009,6 +1051,25 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
             Message::Request(Request::MetaSwap { key, value, hlc })
         }
+        K_META_PAIR => {
+            let hlc = get_u64(b)?;
+            let mut write = || -> Result<MetaWrite, ProtoError> {
+                Ok(match get_u8(b)? {
+                    0 => {
+                        let key = get_bytes(b, KEY)?;
+                        let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
+                        MetaWrite::Put { key, value }
+                    }
+                    1 => MetaWrite::Delete {
+                        key: get_bytes(b, KEY)?,
+                    },
+                    _ => return Err(ProtoError::Malformed("metadata write tag")),
+                })
+            };
+            let first = write()?;
+            let second = write()?;
+            Message::Request(Request::MetaPair { first, second, hlc })
+        }
         K_META_PUT_IF => {
             let hlc = get_u64(b)?;
             let key = get_bytes(b, KEY)?;
@@ -1330,6 +1391,26 @@ mod tests {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"w"),
                 hlc: 7,
+            },
+            Request::MetaPair {
+                first: MetaWrite::Put {
+                    key: Bytes::from_static(b"h/k"),
+                    value: Bytes::from_static(b"head"),
+                },
+                second: MetaWrite::Delete {
+                    key: Bytes::from_static(b"l/k"),
+                },
+                hlc: 8,
+            },
+            Request::MetaPair {
+                first: MetaWrite::Delete {
+                    key: Bytes::from_static(b"l/k"),
+                },
+                second: MetaWrite::Put {
+                    key: Bytes::from_static(b"h/k"),
+                    value: Bytes::new(),
+                },
+                hlc: 9,
             },
             Request::MetaDelete {
                 key: Bytes::from_static(b"k"),

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use proto::{CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, Request, Response};
+use proto::{
+    CoreStats, ErrorCode, FragmentId, MetaEntry, MetaVersion, MetaWrite, Request, Response,
+};
 
 /// One stored version of a key: hlc, tombstone, value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +125,43 @@ impl SimCore {
                     Response::Done => Response::Swapped { won, previous },
                     other => other,
                 }
+            }
+            // One record on a real core: both writes apply or neither (a dropped write
+            // drops both).
+            Request::MetaPair { first, second, hlc } => {
+                let stored = |write: MetaWrite| match write {
+                    MetaWrite::Put { key, value } => (
+                        key,
+                        Stored {
+                            hlc,
+                            deleted: false,
+                            value,
+                        },
+                    ),
+                    MetaWrite::Delete { key } => (
+                        key,
+                        Stored {
+                            hlc,
+                            deleted: true,
+                            value: Bytes::new(),
+                        },
+                    ),
+                };
+                let (key, new) = stored(first);
+                let previous = self.meta.get(&key).map(Stored::version);
+                let won = self.meta.get(&key).is_none_or(|old| new.beats(old));
+                self.writes += 1;
+                if let Fault::DropsMetaWrites(n) = fault {
+                    if self.writes.is_multiple_of(n) {
+                        return Response::Swapped { won, previous };
+                    }
+                }
+                for (key, new) in [(key, new), stored(second)] {
+                    if self.meta.get(&key).is_none_or(|old| new.beats(old)) {
+                        self.meta.insert(key, new);
+                    }
+                }
+                Response::Swapped { won, previous }
             }
             Request::MetaDelete { key, hlc } => self.write(
                 key,

@@ -80,6 +80,7 @@ fn core_error(request: &Request) -> Response {
         | Request::MetaPut { .. }
         | Request::MetaPutIf { .. }
         | Request::MetaSwap { .. }
+        | Request::MetaPair { .. }
         | Request::MetaDelete { .. } => proto::ErrorCode::NoSpace,
         Request::GetFragment { .. } | Request::VerifyFragment { .. } => proto::ErrorCode::Corrupt,
         _ => proto::ErrorCode::Internal,
