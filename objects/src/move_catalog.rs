@@ -18,6 +18,10 @@
 //! | `P` | uploaded part | none (moved with its upload) | its data, by the upload's class |
 //! | any other (`H` hints, `S` scrub records, ...) | | none | none |
 //!
+//! A pass scans the `U` records before the rest (`Catalog::scan_first`): a multipart upload
+//! completed while a pass runs is met as a live upload (its parts' data copied as its
+//! dependents) or, if it was gone, through the head that its completion wrote first.
+//!
 //! A head's data and its version record's are the same fragments: both list them, and the
 //! mover's second copy finds them in place. Tiers: the mover moves one tier's PG table (the
 //! STANDARD policy's), so a catalog lists only the stripes stored on its tier: a head's parts
@@ -189,6 +193,14 @@ impl Catalog for ObjectCatalog {
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
+    }
+
+    /// Upload records (`U`): a completion writes its head (`O`, and `V` in a bucket that keeps
+    /// versions), which takes over the parts' data, then removes the upload. A pass that met
+    /// the head before it was written and the upload after it was removed would list the
+    /// parts under neither.
+    fn scan_first(&self) -> Vec<Bytes> {
+        vec![Bytes::from_static(b"U")]
     }
 
     /// A part's stripes, stored by its upload's class (as UploadPart stored them), when that
