@@ -27,7 +27,7 @@ use crate::limits::{
     CHECKPOINT_EVERY_LOG_BYTES_DEFAULT, CORE_QUEUE_LEN_MAX, SCAN_ENTRIES_MAX,
     SEGMENT_BYTES_DEFAULT,
 };
-use crate::meta::MetaMutation;
+use crate::meta::{MetaMutation, MetaValue};
 use crate::partition::open_partition;
 use crate::store::{Store, StoreConfig, StoreStats};
 
@@ -601,6 +601,18 @@ pub async fn dispatch(store: &Store<GlommioDisk>, request: Request) -> Response 
     }
 }
 
+/// The answer of a swap (`MetaSwap`, `MetaPair`): whether it won, and the version before it.
+fn swapped((won, previous): (bool, Option<(MetaValue, bool)>)) -> Response {
+    Response::Swapped {
+        won,
+        previous: previous.map(|(v, deleted)| MetaVersion {
+            hlc: v.hlc,
+            deleted,
+            value: v.value,
+        }),
+    }
+}
+
 async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response {
     if let Request::Background(inner) = request {
         return in_background(store, *inner).await;
@@ -645,17 +657,7 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             .await
             .map(|_| Response::Done),
         Request::MetaSwap { key, value, hlc } => {
-            store
-                .meta_swap(key, value, hlc)
-                .await
-                .map(|(won, previous)| Response::Swapped {
-                    won,
-                    previous: previous.map(|(v, deleted)| MetaVersion {
-                        hlc: v.hlc,
-                        deleted,
-                        value: v.value,
-                    }),
-                })
+            store.meta_swap(key, value, hlc).await.map(swapped)
         }
         Request::MetaPair { first, second, hlc } => {
             let mutation = |write: MetaWrite| match write {
@@ -665,14 +667,7 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
             store
                 .meta_pair(mutation(first), mutation(second))
                 .await
-                .map(|(won, previous)| Response::Swapped {
-                    won,
-                    previous: previous.map(|(v, deleted)| MetaVersion {
-                        hlc: v.hlc,
-                        deleted,
-                        value: v.value,
-                    }),
-                })
+                .map(swapped)
         }
         Request::MetaPutIf {
             key,

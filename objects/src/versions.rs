@@ -15,6 +15,7 @@
 //! [`Guard`].
 
 use bytes::Bytes;
+use proto::MetaWrite;
 
 use crate::error::{CommitError, Error, Result};
 use crate::limits::META_KEY_BYTES_MAX;
@@ -215,8 +216,9 @@ impl Store {
     /// the second round trip is the re-read alone. The head is swapped in by `Store::swap_in`: commit
     /// order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
     /// read of the head it replaces), then at an HLC taken after it the compare-and-swap on
-    /// the authority, the head on every replica, then the listing entry, the bucket and a
-    /// re-read of the head (did this write win?) at once.
+    /// the authority, the head on every replica (with the listing entry where they hold it),
+    /// then the listing entry (unless written), the bucket and a re-read of the head (did this
+    /// write win?) at once.
     async fn commit_unversioned(
         &self,
         bucket: &str,
@@ -268,10 +270,26 @@ impl Store {
                     // The authority may have taken it (an answer lost): its chunks stay.
                     Err(e) => return Err(written(e)),
                 }
-                self.put_head(bucket, key, head, hlc)
-                    .await
-                    .map_err(written)?;
-                (checked.current, None, hlc, false)
+                // The head on every replica, with the listing entry where they hold it too.
+                let cores = self.object_cores(bucket, key);
+                let listing = self.listing_with_head(&cores, bucket, key, head);
+                match &listing {
+                    Some(listing) => {
+                        let record = MetaWrite::Put {
+                            key: head_key(bucket, key),
+                            value: head.encode(),
+                        };
+                        self.backend
+                            .meta_pair(&cores, &record, listing, hlc)
+                            .await
+                            .map_err(|e| written(e.into()))?;
+                    }
+                    None => self
+                        .put_head(bucket, key, head, hlc)
+                        .await
+                        .map_err(written)?,
+                }
+                (checked.current, None, hlc, listing.is_some())
             }
         };
         let reread = async {
