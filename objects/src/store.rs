@@ -746,7 +746,9 @@ impl Store {
                 key: head_key(bucket, key),
                 value: head.encode(),
             };
-            self.backend.meta_pair(&cores, &head, &listing, hlc).await?;
+            self.backend
+                .meta_pair(&cores, &head, &listing.write, hlc)
+                .await?;
             return Ok(());
         }
         self.put_head(bucket, key, head, hlc).await?;
@@ -757,17 +759,24 @@ impl Store {
     /// listing's too (one node holds both: always on a single node): the head's write then
     /// carries it in the same record (`Backend::meta_pair`), one round trip where two
     /// followed each other, and a crash can never keep one without the other. `None` where
-    /// the listing lives on other cores: the entry is then written after the head.
+    /// the listing lives on other cores: the entry is then written after the head. Keep it
+    /// until the write has ended: it holds the listing's placement, so that a layout change
+    /// moving the listing's group waits for the write at its fence as for any write routed
+    /// there (the head's placement counts in the head's group alone).
     pub fn listing_with_head(
         &self,
         cores: &Placement,
         bucket: &str,
         key: &str,
         head: &ObjectHead,
-    ) -> Option<MetaWrite> {
-        same_cores(cores, &self.listing_cores(bucket)).then(|| MetaWrite::Put {
-            key: listing_key(bucket, key),
-            value: listing_entry(head).encode(),
+    ) -> Option<PairedListing> {
+        let placement = self.listing_cores(bucket);
+        same_cores(cores, &placement).then(|| PairedListing {
+            write: MetaWrite::Put {
+                key: listing_key(bucket, key),
+                value: listing_entry(head).encode(),
+            },
+            _placement: placement,
         })
     }
 
@@ -1265,6 +1274,13 @@ pub enum Liveness {
     Deleting,
     /// Deleted (or deleted and created again: another incarnation).
     Dead,
+}
+
+/// A listing entry written with its head (`Store::listing_with_head`), and the listing's
+/// placement, held while it is written.
+pub struct PairedListing {
+    pub write: MetaWrite,
+    _placement: Placement,
 }
 
 /// The listing entry of `head` (`put_listing`, `Store::listing_with_head`).

@@ -244,7 +244,7 @@ impl Store {
                             head.version_id = self.version_id(hlc, key.as_bytes());
                             head.encode()
                         },
-                        listing.as_ref(),
+                        listing.as_ref().map(|l| &l.write),
                     )
                     .await
                     .map_err(|e| written(e.into()))?;
@@ -280,7 +280,7 @@ impl Store {
                             value: head.encode(),
                         };
                         self.backend
-                            .meta_pair(&cores, &record, listing, hlc)
+                            .meta_pair(&cores, &record, &listing.write, hlc)
                             .await
                             .map_err(|e| written(e.into()))?;
                     }
