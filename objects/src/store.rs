@@ -6,10 +6,11 @@
 //! (`store_body`), then the object head, then the listing entry (`write_current`), both with
 //! one HLC taken at commit; a replaced version's chunks are retired after a grace
 //! (`retire_chunks`). Deletes go the other way round: listing entry, then head. Where the
-//! head's cores hold the bucket's listing too (a single node), head and entry are one record
-//! on each core instead, written in one round (`listing_with_head`). Records are
-//! keyed by the bucket's scope (its incarnation, `records`), and a write checks after
-//! committing that the incarnation is still live (`settle_live`).
+//! head's cores hold the bucket's listing too (any key on a node with as many cores as
+//! copies), head and entry are one record on each core instead, written in one round
+//! (`listing_with_head`). Records are keyed by the bucket's scope (its incarnation,
+//! `records`), and a write checks after committing that the incarnation is still live
+//! (`settle_live`).
 
 use std::sync::Arc;
 
@@ -756,7 +757,7 @@ impl Store {
     }
 
     /// The write of `head`'s listing entry, when the head's cores `cores` are the bucket
-    /// listing's too (one node holds both: always on a single node): the head's write then
+    /// listing's too (every key on a node with as many cores as copies): the head's write then
     /// carries it in the same record (`Backend::meta_pair`), one round trip where two
     /// followed each other, and a crash can never keep one without the other. `None` where
     /// the listing lives on other cores: the entry is then written after the head. Keep it

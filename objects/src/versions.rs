@@ -211,10 +211,10 @@ impl Store {
     /// cluster: the new head is written and answers whether it won and what it replaced
     /// (`Backend::meta_swap`); then at once the listing entry and a re-read of the bucket
     /// record (is the incarnation still live?), which are independent (the listing entry goes
-    /// to the bucket's listing replicas). Where the head's cores hold the listing too (a
-    /// single node), the entry goes in the head's own record (`Store::listing_with_head`) and
-    /// the second round trip is the re-read alone. The head is swapped in by `Store::swap_in`: commit
-    /// order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
+    /// to the bucket's listing replicas). Where the head's cores hold the listing too (any key
+    /// on a node with as many cores as copies), the entry goes in the head's own record
+    /// (`Store::listing_with_head`) and the second round trip is the re-read alone. The head
+    /// is swapped in by `Store::swap_in`: commit order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
     /// read of the head it replaces), then at an HLC taken after it the compare-and-swap on
     /// the authority, the head on every replica (with the listing entry where they hold it),
     /// then the listing entry (unless written), the bucket and a re-read of the head (did this
