@@ -741,19 +741,35 @@ impl Store {
         head: &ObjectHead,
         hlc: u64,
     ) -> Result<()> {
-        let cores = self.object_cores(bucket, key);
-        if let Some(listing) = self.listing_with_head(&cores, bucket, key, head) {
-            let head = MetaWrite::Put {
-                key: head_key(bucket, key),
-                value: head.encode(),
-            };
-            self.backend
-                .meta_pair(&cores, &head, &listing.write, hlc)
-                .await?;
-            return Ok(());
+        if !self.put_head_listed(bucket, key, head, hlc).await? {
+            self.put_listing(bucket, key, head, hlc).await?;
         }
-        self.put_head(bucket, key, head, hlc).await?;
-        self.put_listing(bucket, key, head, hlc).await
+        Ok(())
+    }
+
+    /// Writes `head` as the key's head record, with its listing entry in the same record where
+    /// the head's cores hold the listing (`listing_with_head`). Returns whether the entry was
+    /// written.
+    pub async fn put_head_listed(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &ObjectHead,
+        hlc: u64,
+    ) -> Result<bool> {
+        let cores = self.object_cores(bucket, key);
+        let Some(listing) = self.listing_with_head(&cores, bucket, key, head) else {
+            self.put_head(bucket, key, head, hlc).await?;
+            return Ok(false);
+        };
+        let record = MetaWrite::Put {
+            key: head_key(bucket, key),
+            value: head.encode(),
+        };
+        self.backend
+            .meta_pair(&cores, &record, &listing.write, hlc)
+            .await?;
+        Ok(true)
     }
 
     /// The write of `head`'s listing entry, when the head's cores `cores` are the bucket

@@ -15,7 +15,6 @@
 //! [`Guard`].
 
 use bytes::Bytes;
-use proto::MetaWrite;
 
 use crate::error::{CommitError, Error, Result};
 use crate::limits::META_KEY_BYTES_MAX;
@@ -214,11 +213,11 @@ impl Store {
     /// to the bucket's listing replicas). Where the head's cores hold the listing too (any key
     /// on a node with as many cores as copies), the entry goes in the head's own record
     /// (`Store::listing_with_head`) and the second round trip is the re-read alone. The head
-    /// is swapped in by `Store::swap_in`: commit order, not clocks, decides. A conditional write: the check (`Store::check_head`, a
-    /// read of the head it replaces), then at an HLC taken after it the compare-and-swap on
-    /// the authority, the head on every replica (with the listing entry where they hold it),
-    /// then the listing entry (unless written), the bucket and a re-read of the head (did this
-    /// write win?) at once.
+    /// is swapped in by `Store::swap_in`: commit order, not clocks, decides. A conditional
+    /// write: the check (`Store::check_head`, a read of the head it replaces), then at an HLC
+    /// taken after it the compare-and-swap on the authority, the head on every replica (with
+    /// the listing entry where they hold it: `Store::put_head_listed`), then the listing entry
+    /// (unless written), the bucket and a re-read of the head (did this write win?) at once.
     async fn commit_unversioned(
         &self,
         bucket: &str,
@@ -271,25 +270,11 @@ impl Store {
                     Err(e) => return Err(written(e)),
                 }
                 // The head on every replica, with the listing entry where they hold it too.
-                let cores = self.object_cores(bucket, key);
-                let listing = self.listing_with_head(&cores, bucket, key, head);
-                match &listing {
-                    Some(listing) => {
-                        let record = MetaWrite::Put {
-                            key: head_key(bucket, key),
-                            value: head.encode(),
-                        };
-                        self.backend
-                            .meta_pair(&cores, &record, &listing.write, hlc)
-                            .await
-                            .map_err(|e| written(e.into()))?;
-                    }
-                    None => self
-                        .put_head(bucket, key, head, hlc)
-                        .await
-                        .map_err(written)?,
-                }
-                (checked.current, None, hlc, listing.is_some())
+                let listed = self
+                    .put_head_listed(bucket, key, head, hlc)
+                    .await
+                    .map_err(written)?;
+                (checked.current, None, hlc, listed)
             }
         };
         let reread = async {
