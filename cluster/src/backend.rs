@@ -1448,7 +1448,41 @@ impl Backend {
             hlc,
         };
         let keys = [first.key(), second.key()];
-        self.swap_fanned(&cores.union(), &cores.rows(), &keys, request)
+        self.swap_fanned(&cores.union(), &cores.rows(), &keys, request, None)
+            .await
+    }
+
+    /// `meta_pair` with a fragment of `n` replicas in the same write on each core
+    /// (`Request::PutPaired`): a small object's data, head and listing entry in one round
+    /// trip and one durable round, where `cores` hold all three (every row holds the
+    /// fragment's `n` replicas). A core that missed it gets a hint for the fragment and for
+    /// each key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_paired(
+        &self,
+        cores: &(impl Cores + ?Sized),
+        n: u8,
+        id: FragmentId,
+        data: &Bytes,
+        first: &MetaWrite,
+        second: &MetaWrite,
+        hlc: u64,
+    ) -> Result<Swap, BackendError> {
+        let rows = cores.rows();
+        assert!(
+            rows.iter().all(|row| row.len() == usize::from(n)),
+            "every row holds the fragment's replicas"
+        );
+        let request = || Request::PutPaired {
+            id,
+            data: data.clone(),
+            first: first.clone(),
+            second: second.clone(),
+            hlc,
+        };
+        let keys = [first.key(), second.key()];
+        let fragment = Some((Policy::Replicas(n), id));
+        self.swap_fanned(&cores.union(), &rows, &keys, request, fragment)
             .await
     }
 
@@ -1466,18 +1500,20 @@ impl Backend {
             value: value.clone(),
             hlc,
         };
-        self.swap_fanned(cores, sets, &[key], request).await
+        self.swap_fanned(cores, sets, &[key], request, None).await
     }
 
-    /// A swap (`MetaSwap` or `MetaPair`, answered `Swapped` for `keys[0]`) fanned out to
-    /// `cores` with the quorums of `meta_put_in`; a core that missed it gets a hint for each
-    /// of `keys`.
+    /// A swap (`MetaSwap`, `MetaPair` or `PutPaired`, answered `Swapped` for `keys[0]`)
+    /// fanned out to `cores` with the quorums of `meta_put_in`; a core that missed it gets a
+    /// hint for each of `keys`, and for `fragment` (its policy and id) when the write carries
+    /// one, naming the first of `sets` that holds the core.
     async fn swap_fanned(
         &self,
         cores: &[usize],
         sets: &[&[usize]],
         keys: &[&Bytes],
         request: impl Fn() -> Request,
+        fragment: Option<(Policy, FragmentId)>,
     ) -> Result<Swap, BackendError> {
         let key = keys[0];
         count_call(CALL_PUT);
@@ -1504,6 +1540,16 @@ impl Backend {
             }
         }
         fanned.write_quorum_sets("metadata write", sets)?;
+        if let Some((policy, id)) = fragment {
+            for core in fanned.missed() {
+                let row = sets
+                    .iter()
+                    .find(|set| set.contains(&core))
+                    .expect("a fanned core is in one of the sets");
+                self.hint_missed_fragments(&[(core, id)], policy, row, &fanned)
+                    .await;
+            }
+        }
         for key in keys {
             self.hint_missed_meta(&fanned, key).await;
         }

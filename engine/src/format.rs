@@ -148,11 +148,20 @@ pub const FLAG_RELOCATED: u16 = 1;
 /// value is empty.
 pub const FLAG_FIRST_DELETE: u16 = 1;
 pub const FLAG_SECOND_DELETE: u16 = 2;
+/// Flag on a [`RecordKind::MetaPair`] record: a guarded pair. Its payload starts with the id
+/// of the fragment written just before it in the same write (`Store::put_fragment_paired`),
+/// and a replay applies the pair only if that fragment is in the index once the log has been
+/// read: a torn write that lost the fragment's record never leaves its head behind.
+pub const FLAG_GUARDED: u16 = 4;
+/// The guard's bytes at the start of a guarded pair's payload (a fragment id).
+pub const PAIR_GUARD_BYTES: u32 = 16;
 
-/// Where the parts of a [`RecordKind::MetaPair`] record's payload end: the first key, the
-/// first value, the second key (the second value runs to the payload's end).
+/// Where the parts of a [`RecordKind::MetaPair`] record's payload end: the guard (a guarded
+/// pair's fragment id), the first key, the first value, the second key (the second value runs
+/// to the payload's end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairLayout {
+    pub guarded: bool,
     pub first_key: u32,
     pub first_value: u32,
     pub second_key: u32,
@@ -165,6 +174,15 @@ impl PairLayout {
         id[0..4].copy_from_slice(&self.first_value.to_le_bytes());
         id[4..8].copy_from_slice(&self.second_key.to_le_bytes());
         id
+    }
+
+    /// The bytes before the first key: the guard's, if any.
+    pub fn guard_bytes(&self) -> u32 {
+        if self.guarded {
+            PAIR_GUARD_BYTES
+        } else {
+            0
+        }
     }
 }
 
@@ -301,22 +319,24 @@ impl RecordHeader {
     }
 
     /// A [`RecordKind::MetaPair`] record's layout, if its lengths are consistent: they add up
-    /// within the payload, both keys are non-empty, a delete's value is empty, and the rest of
-    /// `id` is zero. `None` for any other kind.
+    /// within the payload (after the guard of a guarded pair), both keys are non-empty, a
+    /// delete's value is empty, and the rest of `id` is zero. `None` for any other kind.
     pub fn pair(&self) -> Option<PairLayout> {
         if self.kind != RecordKind::MetaPair {
             return None;
         }
         let layout = PairLayout {
+            guarded: self.flags & FLAG_GUARDED != 0,
             first_key: self.key_bytes,
             first_value: le_u32(&self.id, 0),
             second_key: le_u32(&self.id, 4),
         };
-        let head = u64::from(layout.first_key)
+        let head = u64::from(layout.guard_bytes())
+            + u64::from(layout.first_key)
             + u64::from(layout.first_value)
             + u64::from(layout.second_key);
         let second_value = u64::from(self.payload_bytes).checked_sub(head)?;
-        let known = FLAG_FIRST_DELETE | FLAG_SECOND_DELETE;
+        let known = FLAG_FIRST_DELETE | FLAG_SECOND_DELETE | FLAG_GUARDED;
         let consistent = layout.first_key > 0
             && layout.second_key > 0
             && self.flags & !known == 0

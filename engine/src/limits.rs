@@ -106,9 +106,10 @@ const _: () = assert!(SCAN_READ_BYTES_MAX.is_multiple_of(BLOCK_BYTES));
 const _: () =
     assert!(64 + META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < SCAN_READ_BYTES_MAX - BLOCK_BYTES);
 const _: () = assert!(META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX < FRAGMENT_BYTES_MAX);
-// So is a pair record's (`RecordKind::MetaPair`: two of them in one record).
+// So is a pair record's (`RecordKind::MetaPair`: two of them in one record, after a guarded
+// pair's 16-byte fragment id).
 const _: () = assert!(
-    64 + 2 * (META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX) < SCAN_READ_BYTES_MAX - BLOCK_BYTES
+    64 + 16 + 2 * (META_KEY_BYTES_MAX + META_VALUE_BYTES_MAX) < SCAN_READ_BYTES_MAX - BLOCK_BYTES
 );
 // Relocations may use all reserved segments but one; deletes and metadata the last one too.
 const _: () = assert!(RECLAIM_RESERVE_SEGMENTS >= 2);

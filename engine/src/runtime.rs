@@ -613,6 +613,14 @@ fn swapped((won, previous): (bool, Option<(MetaValue, bool)>)) -> Response {
     }
 }
 
+/// A pair's metadata write at its HLC.
+fn mutation(write: MetaWrite, hlc: u64) -> MetaMutation {
+    match write {
+        MetaWrite::Put { key, value } => MetaMutation::Put { key, value, hlc },
+        MetaWrite::Delete { key } => MetaMutation::Delete { key, hlc },
+    }
+}
+
 async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response {
     if let Request::Background(inner) = request {
         return in_background(store, *inner).await;
@@ -659,16 +667,20 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::MetaSwap { key, value, hlc } => {
             store.meta_swap(key, value, hlc).await.map(swapped)
         }
-        Request::MetaPair { first, second, hlc } => {
-            let mutation = |write: MetaWrite| match write {
-                MetaWrite::Put { key, value } => MetaMutation::Put { key, value, hlc },
-                MetaWrite::Delete { key } => MetaMutation::Delete { key, hlc },
-            };
-            store
-                .meta_pair(mutation(first), mutation(second))
-                .await
-                .map(swapped)
-        }
+        Request::MetaPair { first, second, hlc } => store
+            .meta_pair(mutation(first, hlc), mutation(second, hlc))
+            .await
+            .map(swapped),
+        Request::PutPaired {
+            id,
+            data,
+            first,
+            second,
+            hlc,
+        } => store
+            .put_fragment_paired(id.0, data, mutation(first, hlc), mutation(second, hlc))
+            .await
+            .map(swapped),
         Request::MetaPutIf {
             key,
             value,

@@ -21,8 +21,8 @@ use crate::disk::{Disk, DiskBuf};
 use crate::error::{EngineError, Result};
 use crate::format::{
     align_down, align_up, decode_checkpoint, encode_checkpoint, record_bytes_for, CheckpointEntry,
-    CheckpointHeader, Loc, PairLayout, RecordHeader, RecordKind, FLAG_FIRST_DELETE, FLAG_RELOCATED,
-    FLAG_SECOND_DELETE, RECORD_HEADER_BYTES,
+    CheckpointHeader, Loc, PairLayout, RecordHeader, RecordKind, FLAG_FIRST_DELETE, FLAG_GUARDED,
+    FLAG_RELOCATED, FLAG_SECOND_DELETE, PAIR_GUARD_BYTES, RECORD_HEADER_BYTES,
 };
 use crate::index::Index;
 use crate::limits::{
@@ -93,6 +93,9 @@ pub struct StoreStats {
     pub replay_stale_stops: u64,
     pub corrupt_reads: u64,
     pub corrupt_records_replayed: u64,
+    /// Guarded metadata pairs the last start dropped because their fragment's record was
+    /// damaged (`Store::put_fragment_paired`).
+    pub guarded_pairs_dropped: u64,
     /// The checkpoint failed its checks at the last start: it was ignored and the index
     /// rebuilt from every segment on the partition.
     pub checkpoint_rebuilt: bool,
@@ -130,6 +133,13 @@ enum Op {
     Meta(MetaMutation),
     /// Two mutations at one HLC in one record (`Store::meta_pair`).
     MetaPair(Box<[MetaMutation; 2]>),
+    /// A fragment and a pair of mutations guarded by it, as two records written together
+    /// (`Store::put_fragment_paired`).
+    PutPaired {
+        id: [u8; 16],
+        data: Bytes,
+        pair: Box<[MetaMutation; 2]>,
+    },
     Relocate {
         id: [u8; 16],
         from: Loc,
@@ -140,7 +150,8 @@ enum Op {
 impl Op {
     fn payload_bytes(&self) -> u64 {
         match self {
-            Op::Put { data, .. } => data.len() as u64,
+            // A `PutPaired`'s first record is its fragment's (`guarded_pair_bytes`: the pair's).
+            Op::Put { data, .. } | Op::PutPaired { data, .. } => data.len() as u64,
             Op::Delete { .. } => 0,
             Op::Meta(m) => meta_payload_bytes(m),
             Op::MetaPair(pair) => pair.iter().map(meta_payload_bytes).sum(),
@@ -151,13 +162,34 @@ impl Op {
     fn meta_keys(&self) -> impl Iterator<Item = &[u8]> {
         let (one, pair): (Option<&MetaMutation>, &[MetaMutation]) = match self {
             Op::Meta(m) => (Some(m), &[]),
-            Op::MetaPair(pair) => (None, &pair[..]),
+            Op::MetaPair(pair) | Op::PutPaired { pair, .. } => (None, &pair[..]),
             _ => (None, &[]),
         };
         one.into_iter().chain(pair).map(MetaMutation::key)
     }
+    /// The log bytes of the write's records (a fragment's or the first of two, and the pair's
+    /// of `PutPaired`).
     fn record_bytes(&self) -> u64 {
-        record_bytes_for(self.payload_bytes())
+        record_bytes_for(self.payload_bytes()) + self.guarded_pair_bytes()
+    }
+
+    /// The record bytes of a `PutPaired`'s guarded pair (zero for any other write).
+    fn guarded_pair_bytes(&self) -> u64 {
+        match self {
+            Op::PutPaired { pair, .. } => record_bytes_for(
+                u64::from(PAIR_GUARD_BYTES) + pair.iter().map(meta_payload_bytes).sum::<u64>(),
+            ),
+            _ => 0,
+        }
+    }
+
+    /// The records the write logs (each takes a log sequence number).
+    fn records(&self) -> u64 {
+        if matches!(self, Op::PutPaired { .. }) {
+            2
+        } else {
+            1
+        }
     }
 
     /// The least room a new segment must leave for this write. Fragment data needs the whole
@@ -167,7 +199,7 @@ impl Op {
     /// disk took the last reserved segments and deletes were refused for a while.
     fn room_needed(&self) -> Room {
         match self {
-            Op::Put { .. } => Room::All,
+            Op::Put { .. } | Op::PutPaired { .. } => Room::All,
             Op::Relocate { .. } => Room::Relocations,
             Op::Delete { .. } | Op::Meta(_) | Op::MetaPair(_) => Room::Tombstones,
         }
@@ -559,7 +591,8 @@ impl<D: Disk> Store<D> {
                 let layout = h
                     .pair()
                     .expect("a verified pair record's lengths are consistent");
-                let (k1, rest) = payload.split_at(layout.first_key as usize);
+                let (guard, rest) = payload.split_at(layout.guard_bytes() as usize);
+                let (k1, rest) = rest.split_at(layout.first_key as usize);
                 let (v1, rest) = rest.split_at(layout.first_value as usize);
                 let (k2, v2) = rest.split_at(layout.second_key as usize);
                 let mutation = |key: &[u8], value: &[u8], deleted: bool| {
@@ -575,8 +608,25 @@ impl<D: Disk> Store<D> {
                         }
                     }
                 };
-                meta.push(mutation(k1, v1, h.flags & FLAG_FIRST_DELETE != 0));
-                meta.push(mutation(k2, v2, h.flags & FLAG_SECOND_DELETE != 0));
+                let first = mutation(k1, v1, h.flags & FLAG_FIRST_DELETE != 0);
+                let second = mutation(k2, v2, h.flags & FLAG_SECOND_DELETE != 0);
+                if let Ok(guard) = <[u8; 16]>::try_from(guard) {
+                    // Its fragment's record was written just before it, in the same write and
+                    // segment: replayed from the same checkpoint position, or both gone with
+                    // their segment (whose checkpoint holds the pair in LMDB). A fragment the
+                    // index lacks here was lost to a damaged record (a torn write, never
+                    // acknowledged): the pair is dropped, so no head names missing data.
+                    if st.index.get(&guard).is_none() {
+                        tracing::warn!(
+                            segment = loc.segment(),
+                            offset_bytes = loc.offset_bytes(),
+                            "a guarded metadata pair without its fragment: dropped"
+                        );
+                        st.stats.guarded_pairs_dropped += 1;
+                        return;
+                    }
+                }
+                meta.extend([first, second]);
             }
         }
     }
@@ -873,24 +923,44 @@ impl<D: Disk> Store<D> {
         first: MetaMutation,
         second: MetaMutation,
     ) -> Result<(bool, Option<(MetaValue, bool)>)> {
-        for m in [&first, &second] {
-            match m {
-                MetaMutation::Put { key, value, .. } => check_meta_record(key, value)?,
-                MetaMutation::Delete { key, .. } => check_meta_key(key)?,
-            }
-        }
-        if meta_hlc(&first) != meta_hlc(&second) {
-            return Err(EngineError::BadRequest("a metadata pair has one HLC"));
-        }
-        if first.key() == second.key() {
-            return Err(EngineError::BadRequest("a metadata pair names two keys"));
-        }
+        check_pair(&first, &second)?;
         match self
             .submit_reporting(Op::MetaPair(Box::new([first, second])), true)
             .await?
         {
             Outcome::Meta(won, previous) => Ok((won, previous)),
             other => unreachable!("a metadata pair completes as Meta, not {other:?}"),
+        }
+    }
+
+    /// Stores a fragment and a metadata pair in one write, one durable round where
+    /// `put_fragment` then `meta_pair` took two (a small object's data, head and listing
+    /// entry, when this core holds all three). They are logged as the fragment's record and
+    /// then a pair record guarded by the fragment's id (`FLAG_GUARDED`): a replay applies the
+    /// pair only if the fragment is there, so a crash that tears the write keeps the data
+    /// alone (an orphan) or both, never a head without its data. Answers like `meta_pair`.
+    pub async fn put_fragment_paired(
+        &self,
+        id: [u8; 16],
+        data: Bytes,
+        first: MetaMutation,
+        second: MetaMutation,
+    ) -> Result<(bool, Option<(MetaValue, bool)>)> {
+        let max = FRAGMENT_BYTES_MAX.min(self.inner.cfg.segment_bytes - BLOCK_BYTES);
+        check_pair(&first, &second)?;
+        let op = Op::PutPaired {
+            id,
+            data,
+            pair: Box::new([first, second]),
+        };
+        // Both records must fit one segment: the pair's bytes count against the data's.
+        if op.record_bytes() > max {
+            return Err(too_large("fragment with its pair", op.record_bytes(), max));
+        }
+        self.inner.st.borrow_mut().stats.puts += 1;
+        match self.submit_reporting(op, true).await? {
+            Outcome::Meta(won, previous) => Ok((won, previous)),
+            other => unreachable!("a paired put completes as Meta, not {other:?}"),
         }
     }
 
@@ -1247,7 +1317,7 @@ impl<D: Disk> Store<D> {
         let mut at = prefix as u64;
         for p in &batch {
             let lsn = st.next_lsn;
-            st.next_lsn += 1;
+            st.next_lsn += p.op.records();
             let len = p.op.record_bytes();
             encode_op(
                 &p.op,
@@ -1256,7 +1326,9 @@ impl<D: Disk> Store<D> {
                 self.salt(),
                 &mut out[at as usize..(at + len) as usize],
             );
-            locs.push(Loc::new(active.segment, start + at, len));
+            // A `PutPaired`'s location is its fragment's record, the first of its two.
+            let first = len - p.op.guarded_pair_bytes();
+            locs.push(Loc::new(active.segment, start + at, first));
             at += len;
         }
         out[at as usize..].fill(0);
@@ -1508,7 +1580,9 @@ impl<D: Disk> Store<D> {
         for p in &batch {
             match &p.op {
                 Op::Meta(m) => metas.push((m, p.report)),
-                Op::MetaPair(pair) => metas.extend([(&pair[0], p.report), (&pair[1], false)]),
+                Op::MetaPair(pair) | Op::PutPaired { pair, .. } => {
+                    metas.extend([(&pair[0], p.report), (&pair[1], false)]);
+                }
                 _ => {}
             }
         }
@@ -1541,6 +1615,19 @@ impl<D: Disk> Store<D> {
                     st.cache.invalidate(id);
                     Outcome::Deleted
                 }
+                Op::PutPaired { id, .. } => {
+                    // The fragment's record is durable whatever LMDB did: indexed like any
+                    // (if its pair was refused it is an orphan, which the object layer sweeps).
+                    st.index.insert(id, *loc);
+                    st.cache.invalidate(id);
+                    if meta_refused {
+                        Outcome::Meta(false, None)
+                    } else {
+                        let applied = won.next().expect("one result per mutation");
+                        won.next().expect("one result per mutation");
+                        Outcome::Meta(applied.won, applied.previous)
+                    }
+                }
                 Op::Meta(_) | Op::MetaPair(_) if meta_refused => Outcome::Meta(false, None),
                 Op::Meta(_) => {
                     let applied = won.next().expect("one result per mutation");
@@ -1563,7 +1650,8 @@ impl<D: Disk> Store<D> {
         }
         drop(st);
         for (p, o) in batch.into_iter().zip(outcomes) {
-            if meta_refused && matches!(p.op, Op::Meta(_) | Op::MetaPair(_)) {
+            if meta_refused && matches!(p.op, Op::Meta(_) | Op::MetaPair(_) | Op::PutPaired { .. })
+            {
                 self.answer(p, Err(EngineError::NoSpace));
             } else {
                 self.answer(p, Ok(o));
@@ -1899,6 +1987,23 @@ fn check_meta_record(key: &[u8], value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The two mutations of a pair: each within its bounds, at one HLC, of two keys.
+fn check_pair(first: &MetaMutation, second: &MetaMutation) -> Result<()> {
+    for m in [first, second] {
+        match m {
+            MetaMutation::Put { key, value, .. } => check_meta_record(key, value)?,
+            MetaMutation::Delete { key, .. } => check_meta_key(key)?,
+        }
+    }
+    if meta_hlc(first) != meta_hlc(second) {
+        return Err(EngineError::BadRequest("a metadata pair has one HLC"));
+    }
+    if first.key() == second.key() {
+        return Err(EngineError::BadRequest("a metadata pair names two keys"));
+    }
+    Ok(())
+}
+
 fn check_meta_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(EngineError::BadRequest("empty metadata key"));
@@ -1915,6 +2020,21 @@ fn check_meta_key(key: &[u8]) -> Result<()> {
 
 fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
     let (kind, flags, id, key_bytes, aux) = match op {
+        Op::PutPaired { id, data, pair } => {
+            // The fragment's record, then the pair guarded by it, in one write.
+            let (fragment, rest) = out.split_at_mut(record_bytes_for(data.len() as u64) as usize);
+            let put = Op::Put {
+                id: *id,
+                data: data.clone(),
+            };
+            encode_op(&put, lsn, segment, salt, fragment);
+            encode_pair(pair, Some(id), lsn + 1, segment, salt, rest);
+            return;
+        }
+        Op::MetaPair(pair) => {
+            encode_pair(pair, None, lsn, segment, salt, out);
+            return;
+        }
         Op::Put { id, .. } => (RecordKind::Fragment, 0, *id, 0, 0),
         Op::Delete { id } => (RecordKind::FragmentTombstone, 0, *id, 0, 0),
         Op::Meta(MetaMutation::Put { key, hlc, .. }) => {
@@ -1922,30 +2042,6 @@ fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
         }
         Op::Meta(MetaMutation::Delete { key, hlc }) => {
             (RecordKind::MetaDelete, 0, [0; 16], key.len() as u32, *hlc)
-        }
-        Op::MetaPair(pair) => {
-            let [first, second] = &**pair;
-            let layout = PairLayout {
-                first_key: first.key().len() as u32,
-                first_value: meta_value(first).len() as u32,
-                second_key: second.key().len() as u32,
-            };
-            let mut flags = 0;
-            if matches!(first, MetaMutation::Delete { .. }) {
-                flags |= FLAG_FIRST_DELETE;
-            }
-            if matches!(second, MetaMutation::Delete { .. }) {
-                flags |= FLAG_SECOND_DELETE;
-            }
-            let hlc = meta_hlc(first);
-            debug_assert_eq!(hlc, meta_hlc(second), "a pair has one HLC");
-            (
-                RecordKind::MetaPair,
-                flags,
-                layout.id(),
-                layout.first_key,
-                hlc,
-            )
         }
         Op::Relocate { id, from, .. } => (RecordKind::Fragment, FLAG_RELOCATED, *id, 0, from.0),
     };
@@ -1966,18 +2062,59 @@ fn encode_op(op: &Op, lsn: u64, segment: u32, salt: u32, out: &mut [u8]) {
             header.write_record(salt, &[key, value], out);
         }
         Op::Meta(MetaMutation::Delete { key, .. }) => header.write_record(salt, &[key], out),
-        Op::MetaPair(pair) => {
-            let [first, second] = &**pair;
-            let parts = [
-                first.key(),
-                meta_value(first),
-                second.key(),
-                meta_value(second),
-            ];
-            header.write_record(salt, &parts, out);
-        }
         Op::Relocate { payload, .. } => header.write_record(salt, &[payload], out),
+        Op::MetaPair(_) | Op::PutPaired { .. } => unreachable!("encoded above"),
     }
+}
+
+/// Encodes a pair record: both mutations at their one HLC, after `guard` (the fragment the
+/// pair is guarded by, `FLAG_GUARDED`) if any.
+fn encode_pair(
+    pair: &[MetaMutation; 2],
+    guard: Option<&[u8; 16]>,
+    lsn: u64,
+    segment: u32,
+    salt: u32,
+    out: &mut [u8],
+) {
+    let [first, second] = pair;
+    let layout = PairLayout {
+        guarded: guard.is_some(),
+        first_key: first.key().len() as u32,
+        first_value: meta_value(first).len() as u32,
+        second_key: second.key().len() as u32,
+    };
+    let mut flags = 0;
+    if matches!(first, MetaMutation::Delete { .. }) {
+        flags |= FLAG_FIRST_DELETE;
+    }
+    if matches!(second, MetaMutation::Delete { .. }) {
+        flags |= FLAG_SECOND_DELETE;
+    }
+    if guard.is_some() {
+        flags |= FLAG_GUARDED;
+    }
+    let hlc = meta_hlc(first);
+    debug_assert_eq!(hlc, meta_hlc(second), "a pair has one HLC");
+    let guard: &[u8] = guard.map_or(&[], |g| &g[..]);
+    let parts = [
+        guard,
+        first.key(),
+        meta_value(first),
+        second.key(),
+        meta_value(second),
+    ];
+    let header = RecordHeader {
+        kind: RecordKind::MetaPair,
+        flags,
+        lsn,
+        id: layout.id(),
+        payload_bytes: parts.iter().map(|p| p.len()).sum::<usize>() as u32,
+        key_bytes: layout.first_key,
+        aux: hlc,
+        segment: Some(segment),
+    };
+    header.write_record(salt, &parts, out);
 }
 
 fn meta_payload_bytes(m: &MetaMutation) -> u64 {

@@ -8,7 +8,8 @@
 //! (`retire_chunks`). Deletes go the other way round: listing entry, then head. Where the
 //! head's cores hold the bucket's listing too (any key on a node with as many cores as
 //! copies), head and entry are one record on each core instead, written in one round
-//! (`listing_with_head`). Records are keyed by the bucket's scope (its incarnation,
+//! (`listing_with_head`), and a small body held back from the cores goes in that same write
+//! (`store_body_holding`, `commit_head_held`: one durable round for the whole PUT). Records are keyed by the bucket's scope (its incarnation,
 //! `records`), and a write checks after committing that the incarnation is still live
 //! (`settle_live`).
 
@@ -34,6 +35,18 @@ use crate::records::{
     BucketId, BucketRecord, ListingEntry, ObjectHead, PartRef, StorageClass, StripeRef,
 };
 use crate::workers::Workers;
+
+/// The largest body `Store::store_body_holding` keeps for its commit to write: a small
+/// object's round trips count more than its bytes.
+pub const HELD_STRIPE_BYTES_MAX: u64 = 64 * 1024;
+
+/// A small body's only stripe, not yet stored (`Store::store_body_holding`): its commit
+/// writes it (`Store::commit_head_held`).
+pub struct HeldStripe {
+    pub(crate) stripe: StripeRef,
+    pub(crate) policy: Policy,
+    pub(crate) data: Bytes,
+}
 
 /// How long a replaced or deleted version's chunks stay readable.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -414,6 +427,30 @@ impl Store {
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let place = (cores, policy, version_id);
+        let (size, md5, held) = self
+            .store_body_holding(place, body, size_max, hashers, false)
+            .await?;
+        debug_assert!(held.is_none());
+        Ok((size, md5))
+    }
+
+    /// `store_body` that, when `hold` is set, keeps a body of one replicated stripe of at most
+    /// `HELD_STRIPE_BYTES_MAX` instead of storing it: the commit writes it with the object's
+    /// head and listing entry in one round where one set of cores holds all three
+    /// (`Store::commit_head_held`), or first, alone, where not.
+    pub async fn store_body_holding<S, E>(
+        &self,
+        (cores, policy, version_id): (&Placement, Policy, &[u8; 12]),
+        body: Option<S>,
+        size_max: u64,
+        hashers: &mut Hashers,
+        hold: bool,
+    ) -> Result<(u64, [u8; 16], Option<HeldStripe>)>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         assert!(
             cores.last_row().len() >= policy.width(),
             "the route covers the policy's width"
@@ -441,6 +478,24 @@ impl Store {
                     hashers.update(&piece);
                     chunk.extend_from_slice(&piece);
                 }
+                let holds = hold
+                    && last
+                    && started == 0
+                    && matches!(policy, Policy::Replicas(_))
+                    && chunk.len() as u64 <= HELD_STRIPE_BYTES_MAX;
+                if holds && !chunk.is_empty() {
+                    self.check_write_age(version_id)?;
+                    let data = std::mem::take(&mut chunk).freeze();
+                    return Ok(Some(HeldStripe {
+                        stripe: StripeRef {
+                            version_id: *version_id,
+                            index: 0,
+                            len: data.len() as u64,
+                        },
+                        policy,
+                        data,
+                    }));
+                }
                 while chunk.len() >= CHUNK_BYTES as usize || (last && !chunk.is_empty()) {
                     if in_flight.len() >= STRIPES_IN_FLIGHT_MAX {
                         if let Some(done) = in_flight.next().await {
@@ -463,7 +518,7 @@ impl Store {
                         done?;
                     }
                     // Data written too slowly for the orphan sweep's grace is not referenced.
-                    return self.check_write_age(version_id);
+                    return self.check_write_age(version_id).map(|()| None);
                 }
             }
         }
@@ -473,7 +528,7 @@ impl Store {
         while in_flight.next().await.is_some() {}
         drop(in_flight);
         match result {
-            Ok(()) => Ok((size, md5.finalize().into())),
+            Ok(kept) => Ok((size, md5.finalize().into(), kept)),
             Err(e) => {
                 for index in 0..=started {
                     let stripe = StripeRef {
@@ -809,30 +864,46 @@ impl Store {
         key: &Bytes,
         value: impl FnMut(u64) -> Bytes,
     ) -> Result<(Swap, u64), BackendError> {
-        self.swap_in_with(cores, key, value, None).await
+        self.swap_in_with(cores, key, value, None, None).await
     }
 
     /// `swap_in` that writes `also` (a record of another key on the same cores: a listing
-    /// entry, `listing_with_head`) in each swap's record, at its HLC (`Backend::meta_pair`).
+    /// entry, `listing_with_head`) in each swap's record, at its HLC (`Backend::meta_pair`),
+    /// and `data` (a held body whose replicas are `cores`: `pairs_with`) in the first swap's
+    /// write (`Backend::put_paired`; a swap made again finds it stored).
     pub async fn swap_in_with(
         &self,
         cores: &Placement,
         key: &Bytes,
         mut value: impl FnMut(u64) -> Bytes,
         also: Option<&MetaWrite>,
+        mut data: Option<&HeldStripe>,
     ) -> Result<(Swap, u64), BackendError> {
         let mut tries = 1;
         loop {
             // `meta_swap` observed the record it lost to: this HLC is past it.
             let hlc = self.backend.hlc();
-            let swap = match also {
-                None => self.backend.meta_swap(cores, key, &value(hlc), hlc).await?,
-                Some(also) => {
+            let swap = match (also, data.take()) {
+                (None, _) => self.backend.meta_swap(cores, key, &value(hlc), hlc).await?,
+                (Some(also), held) => {
                     let first = MetaWrite::Put {
                         key: key.clone(),
                         value: value(hlc),
                     };
-                    self.backend.meta_pair(cores, &first, also, hlc).await?
+                    match held {
+                        Some(HeldStripe {
+                            stripe,
+                            policy: Policy::Replicas(n),
+                            data,
+                        }) => {
+                            let id = stripe.fragment_id(0);
+                            let backend = &self.backend;
+                            backend
+                                .put_paired(cores, *n, id, data, &first, also, hlc)
+                                .await?
+                        }
+                        _ => self.backend.meta_pair(cores, &first, also, hlc).await?,
+                    }
                 }
             };
             // Beaten by a newer record, or by another write at the same HLC (two gateways
@@ -844,6 +915,21 @@ impl Store {
             }
             tries += 1;
         }
+    }
+
+    /// Whether a held body (stored on `data_cores`) can go in the write of its head on
+    /// `cores`: the same cores, each row exactly the body's replicas.
+    pub fn pairs_with(held: &HeldStripe, data_cores: &Placement, cores: &Placement) -> bool {
+        let Policy::Replicas(n) = held.policy else {
+            return false;
+        };
+        same_cores(data_cores, cores) && cores.rows().iter().all(|r| r.len() == usize::from(n))
+    }
+
+    /// Stores a held body on its cores, alone (where it cannot go with its head).
+    pub async fn store_held(&self, data_cores: &Placement, held: HeldStripe) -> Result<()> {
+        self.put_stripe(data_cores, held.policy, &held.stripe, held.data)
+            .await
     }
 
     /// Writes `head` as the key's head record.

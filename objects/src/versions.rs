@@ -15,6 +15,7 @@
 //! [`Guard`].
 
 use bytes::Bytes;
+use cluster::moves::Placement;
 
 use crate::error::{CommitError, Error, Result};
 use crate::limits::META_KEY_BYTES_MAX;
@@ -22,7 +23,7 @@ use crate::records::{
     head_key, key_versions_prefix, listing_key, version_key, DeleteMarker, LockMode, ObjectHead,
     ObjectLock, VersionRecord, Versioning,
 };
-use crate::store::{now_ms, Checked, HeadCondition, Store};
+use crate::store::{now_ms, Checked, HeadCondition, HeldStripe, Store};
 
 /// Version records read per scan call.
 pub(crate) const VERSIONS_SCAN_BATCH: u32 = 1000;
@@ -186,8 +187,35 @@ impl Store {
         condition: Option<&HeadCondition>,
         versioning: Versioning,
     ) -> Result<(), CommitError> {
+        self.commit_head_held(bucket, key, head, condition, versioning, None)
+            .await
+    }
+
+    /// `commit_head` of a body that `store_body_holding` held back (`body`, placed on its data
+    /// cores). An unconditional unversioned write whose head, listing entry and body share
+    /// their cores (`Store::pairs_with`) stores all three in one write on each core
+    /// (`Backend::put_paired`): one durable round for the whole PUT. Otherwise the body is
+    /// stored first, alone, and the commit goes on as `commit_head`'s. A body that could not
+    /// be stored is an error that leaves nothing to keep: its chunks are retired.
+    pub async fn commit_head_held(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: &mut ObjectHead,
+        condition: Option<&HeadCondition>,
+        versioning: Versioning,
+        body: Option<(&Placement, HeldStripe)>,
+    ) -> Result<(), CommitError> {
         assert_eq!(head.in_versions, versioning.keeps_versions());
         assert_eq!(head.null_version, versioning.writes_null());
+        let body = match body {
+            Some(body) if condition.is_none() && !versioning.keeps_versions() => Some(body),
+            Some((data_cores, body)) => {
+                self.store_held(data_cores, body).await?;
+                None
+            }
+            None => None,
+        };
         if versioning.keeps_versions() {
             // The current version is read before the HLC is taken (the receive rule moves this
             // gateway's clock past it), so the new version's id, which orders the versions, is
@@ -202,7 +230,8 @@ impl Store {
                 .await?;
             self.settle_live(bucket).await
         } else {
-            self.commit_unversioned(bucket, key, head, condition).await
+            self.commit_unversioned(bucket, key, head, condition, body)
+                .await
         }
     }
 
@@ -224,6 +253,7 @@ impl Store {
         key: &str,
         head: &mut ObjectHead,
         condition: Option<&HeadCondition>,
+        body: Option<(&Placement, HeldStripe)>,
     ) -> Result<(), CommitError> {
         // From the head's write on, it may be on some replicas whatever the outcome: its chunks
         // stay (a failed write leaves them to the orphan sweep, never a head without chunks).
@@ -231,10 +261,27 @@ impl Store {
             error,
             keep_chunks: true,
         };
+        debug_assert!(
+            body.is_none() || condition.is_none(),
+            "bodies are held for unconditional writes"
+        );
         let (replaced, won, hlc, listed) = match condition {
             None => {
                 let cores = self.object_cores(bucket, key);
                 let listing = self.listing_with_head(&cores, bucket, key, head);
+                // The held body goes in the head's write where it can, else first, alone.
+                let data = match body {
+                    Some((data_cores, body))
+                        if listing.is_some() && Store::pairs_with(&body, data_cores, &cores) =>
+                    {
+                        Some(body)
+                    }
+                    Some((data_cores, body)) => {
+                        self.store_held(data_cores, body).await?;
+                        None
+                    }
+                    None => None,
+                };
                 let (swap, hlc) = self
                     .swap_in_with(
                         &cores,
@@ -244,6 +291,7 @@ impl Store {
                             head.encode()
                         },
                         listing.as_ref().map(|l| &l.write),
+                        data.as_ref(),
                     )
                     .await
                     .map_err(|e| written(e.into()))?;

@@ -113,6 +113,17 @@ pub enum Request {
         second: MetaWrite,
         hlc: u64,
     },
+    /// `PutFragment` and `MetaPair` in one write, one durable round on the core: a small
+    /// object's data, head and listing entry when one core holds all three. After a crash the
+    /// pair applies only with its fragment (the fragment may stay alone, an orphan). Answered
+    /// `Swapped` for `first`, as `MetaPair` is.
+    PutPaired {
+        id: FragmentId,
+        data: Bytes,
+        first: MetaWrite,
+        second: MetaWrite,
+        hlc: u64,
+    },
     MetaGet {
         key: Bytes,
     },
@@ -429,6 +440,7 @@ const K_LEASE: u16 = 19;
 const K_CONTROL_MAP: u16 = 20;
 const K_FENCED: u16 = 21;
 const K_META_PAIR: u16 = 22;
+const K_PUT_PAIRED: u16 = 23;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -450,6 +462,22 @@ fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_slice(b);
 }
 
+fn put_meta_writes(out: &mut BytesMut, writes: [&MetaWrite; 2]) {
+    for write in writes {
+        match write {
+            MetaWrite::Put { key, value } => {
+                out.put_u8(0);
+                put_bytes(out, key);
+                put_bytes(out, value);
+            }
+            MetaWrite::Delete { key } => {
+                out.put_u8(1);
+                put_bytes(out, key);
+            }
+        }
+    }
+}
+
 fn put_opt_bytes(out: &mut BytesMut, b: Option<&Bytes>) {
     match b {
         Some(b) => {
@@ -469,6 +497,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::MetaPutIf { .. } => K_META_PUT_IF,
         Request::MetaSwap { .. } => K_META_SWAP,
         Request::MetaPair { .. } => K_META_PAIR,
+        Request::PutPaired { .. } => K_PUT_PAIRED,
         Request::MetaDelete { .. } => K_META_DELETE,
         Request::MetaGet { .. } => K_META_GET,
         Request::MetaScan { .. } => K_META_SCAN,
@@ -537,19 +566,19 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
         }
         Request::MetaPair { first, second, hlc } => {
             out.put_u64_le(*hlc);
-            for write in [first, second] {
-                match write {
-                    MetaWrite::Put { key, value } => {
-                        out.put_u8(0);
-                        put_bytes(out, key);
-                        put_bytes(out, value);
-                    }
-                    MetaWrite::Delete { key } => {
-                        out.put_u8(1);
-                        put_bytes(out, key);
-                    }
-                }
-            }
+            put_meta_writes(out, [first, second]);
+        }
+        Request::PutPaired {
+            id,
+            data,
+            first,
+            second,
+            hlc,
+        } => {
+            out.put_slice(&id.0);
+            put_bytes(out, data);
+            out.put_u64_le(*hlc);
+            put_meta_writes(out, [first, second]);
         }
         Request::MetaGet { key } | Request::MetaGetVersioned { key } => put_bytes(out, key),
         Request::MetaScan {
@@ -944,6 +973,20 @@ fn get_id(b: &mut Bytes) -> Result<FragmentId, ProtoError> {
     b.copy_to_slice(&mut id);
     Ok(FragmentId(id))
 }
+fn get_meta_write(b: &mut Bytes) -> Result<MetaWrite, ProtoError> {
+    use limits::META_KEY_BYTES_MAX as KEY;
+    Ok(match get_u8(b)? {
+        0 => {
+            let key = get_bytes(b, KEY)?;
+            let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
+            MetaWrite::Put { key, value }
+        }
+        1 => MetaWrite::Delete {
+            key: get_bytes(b, KEY)?,
+        },
+        _ => return Err(ProtoError::Malformed("metadata write tag")),
+    })
+}
 fn get_entry(b: &mut Bytes) -> Result<MetaEntry, ProtoError> {
     Ok(MetaEntry {
         hlc: get_u64(b)?,
@@ -1053,22 +1096,23 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         }
         K_META_PAIR => {
             let hlc = get_u64(b)?;
-            let mut write = || -> Result<MetaWrite, ProtoError> {
-                Ok(match get_u8(b)? {
-                    0 => {
-                        let key = get_bytes(b, KEY)?;
-                        let value = get_bytes(b, limits::META_VALUE_BYTES_MAX)?;
-                        MetaWrite::Put { key, value }
-                    }
-                    1 => MetaWrite::Delete {
-                        key: get_bytes(b, KEY)?,
-                    },
-                    _ => return Err(ProtoError::Malformed("metadata write tag")),
-                })
-            };
-            let first = write()?;
-            let second = write()?;
+            let first = get_meta_write(b)?;
+            let second = get_meta_write(b)?;
             Message::Request(Request::MetaPair { first, second, hlc })
+        }
+        K_PUT_PAIRED => {
+            let id = get_id(b)?;
+            let data = get_bytes(b, BODY)?;
+            let hlc = get_u64(b)?;
+            let first = get_meta_write(b)?;
+            let second = get_meta_write(b)?;
+            Message::Request(Request::PutPaired {
+                id,
+                data,
+                first,
+                second,
+                hlc,
+            })
         }
         K_META_PUT_IF => {
             let hlc = get_u64(b)?;
@@ -1411,6 +1455,19 @@ mod tests {
                     value: Bytes::new(),
                 },
                 hlc: 9,
+            },
+            Request::PutPaired {
+                id: FragmentId::from_u128(12),
+                data: Bytes::from_static(b"data"),
+                first: MetaWrite::Put {
+                    key: Bytes::from_static(b"h/k"),
+                    value: Bytes::from_static(b"head"),
+                },
+                second: MetaWrite::Put {
+                    key: Bytes::from_static(b"l/k"),
+                    value: Bytes::from_static(b"entry"),
+                },
+                hlc: 10,
             },
             Request::MetaDelete {
                 key: Bytes::from_static(b"k"),

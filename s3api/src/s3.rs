@@ -58,7 +58,7 @@ use cluster::backend::{Backend, BackendError};
 use cluster::ec::Policy;
 use cluster::moves::Placement;
 pub(crate) use objects::store::HeadCondition;
-use objects::store::{Days, Listed, Store};
+use objects::store::{Days, HeldStripe, Listed, Store};
 
 pub struct Gateway {
     /// The object service's store (records, data, workers: `objects::store`), shared by this
@@ -485,10 +485,33 @@ impl Gateway {
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let place = (cores, policy, version_id);
+        let (size, md5, sums, held) = self
+            .store_checked_body_holding(place, body, size_max, checks, false)
+            .await?;
+        debug_assert!(held.is_none());
+        Ok((size, md5, sums))
+    }
+
+    /// `store_checked_body` that holds a small body back for its commit when `hold` is set
+    /// (`Store::store_body_holding`): a body that fails the checks was then never stored.
+    pub(crate) async fn store_checked_body_holding<S, E>(
+        &self,
+        (cores, policy, version_id): (&Placement, Policy, &[u8; 12]),
+        body: Option<S>,
+        size_max: u64,
+        checks: BodyChecks<'_>,
+        hold: bool,
+    ) -> S3Result<(u64, [u8; 16], Vec<checksum::Sum>, Option<HeldStripe>)>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let mut hashers = Hashers::new(checks.algos);
-        let (size, md5) = self
+        let place = (cores, policy, version_id);
+        let (size, md5, kept) = self
             .store
-            .store_body(cores, policy, version_id, body, size_max, &mut hashers)
+            .store_body_holding(place, body, size_max, &mut hashers, hold)
             .await
             .map_err(s3_err)?;
         let sums = hashers.finish();
@@ -496,6 +519,10 @@ impl Gateway {
         let verdict = check_body(size, &md5, checks.content_length, checks.content_md5)
             .and_then(|()| checksum::verify(&sums, checks.headers, trailers.as_ref()));
         if let Err(e) = verdict {
+            if kept.is_some() {
+                // Never stored.
+                return Err(e);
+            }
             // Nothing points at these chunks: remove them now.
             self.store
                 .delete_part_chunks(
@@ -509,7 +536,7 @@ impl Gateway {
                 .await;
             return Err(e);
         }
-        Ok((size, md5, sums))
+        Ok((size, md5, sums, kept))
     }
 
     /// The source of a copy (its current version, or the one `?versionId=` names): its bucket
@@ -1003,19 +1030,22 @@ impl S3 for Gateway {
             content_length: input.content_length,
             content_md5: input.content_md5.as_deref(),
         };
-        let (size, md5, sums, encryption) = match &write_key {
+        // A small body of a write that may go in one round with its head is held for the commit
+        // (`commit_head_held`).
+        let may_hold = condition.is_none() && !versioning.keeps_versions();
+        let (size, md5, sums, encryption, kept) = match &write_key {
             None => {
-                let (size, md5, sums) = self
-                    .store_checked_body(
-                        &cores,
-                        policy,
-                        &version_id,
+                let place = (&cores, policy, &version_id);
+                let (size, md5, sums, kept) = self
+                    .store_checked_body_holding(
+                        place,
                         input.body,
                         OBJECT_BYTES_MAX,
                         checks,
+                        may_hold,
                     )
                     .await?;
-                (size, md5, sums, None)
+                (size, md5, sums, None, kept)
             }
             Some(write_key) => {
                 let data_key = objects::seal::DataKey::random();
@@ -1030,6 +1060,7 @@ impl S3 for Gateway {
                     sealed.stored_md5,
                     sealed.sums,
                     Some(encryption),
+                    None,
                 )
             }
         };
@@ -1074,12 +1105,13 @@ impl S3 for Gateway {
         };
         let committed = self
             .store
-            .commit_head(
+            .commit_head_held(
                 &bucket,
                 &input.key,
                 &mut head,
                 condition.as_ref(),
                 versioning,
+                kept.map(|body| (&cores, body)),
             )
             .await;
         if let Err(e) = committed {

@@ -163,6 +163,18 @@ impl SimCore {
                 }
                 Response::Swapped { won, previous }
             }
+            // The fragment, then its pair (a real core's guard keeps the pair from applying
+            // without the fragment after a crash; the simulated core loses neither).
+            Request::PutPaired {
+                id,
+                data,
+                first,
+                second,
+                hlc,
+            } => {
+                self.fragments.insert(id.0, data);
+                self.handle(Request::MetaPair { first, second, hlc }, fault)
+            }
             Request::MetaDelete { key, hlc } => self.write(
                 key,
                 Stored {

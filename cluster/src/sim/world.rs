@@ -81,6 +81,7 @@ fn core_error(request: &Request) -> Response {
         | Request::MetaPutIf { .. }
         | Request::MetaSwap { .. }
         | Request::MetaPair { .. }
+        | Request::PutPaired { .. }
         | Request::MetaDelete { .. } => proto::ErrorCode::NoSpace,
         Request::GetFragment { .. } | Request::VerifyFragment { .. } => proto::ErrorCode::Corrupt,
         _ => proto::ErrorCode::Internal,
