@@ -11,7 +11,9 @@
 //!
 //! The walk is the one recovery always made (engine/DESIGN.md, "Recovery"): a valid record is
 //! skipped by its length; missing magic at an unaligned position is a round's padding (next
-//! block); at a block boundary it is an unwritten block (next block); a damaged record is
+//! block); at a block boundary it is an unwritten block (next block), unless the bytes are a
+//! record of this life whose magic alone was hit (a few bits off, and its checksum verifies
+//! with the magic restored: reported damaged and skipped by its length); a damaged record is
 //! reported and the scan looks for the next record header at every 8-byte position after it
 //! (records follow each other across group commits, so the next one need not start on a
 //! block). A record that verifies but names another segment
@@ -30,6 +32,21 @@ use crate::limits::{BLOCK_BYTES, SCAN_READ_BYTES_MAX};
 /// The largest record whose payload the scan lends (it fits the window whatever the offset
 /// of the block the window starts at).
 pub const SCAN_RECORD_BYTES_MAX: u64 = SCAN_READ_BYTES_MAX - BLOCK_BYTES;
+
+/// Bits of a record's magic that may differ from `RECORD_MAGIC` for the scan to check whether
+/// the rest is a record whose magic alone was damaged (`SegmentScan::damaged_magic`); other
+/// bytes without the magic are unwritten space, and are skipped a block at a time.
+const MAGIC_BITS_FLIPPED_MAX: u32 = 4;
+
+/// What `SegmentScan::damaged_magic` made of bytes without the record magic.
+enum MagicHit {
+    /// A record of this life whose magic alone was hit; it ends at `end`.
+    Whole { end: u64 },
+    /// A record header of this life whose magic was hit, and its record damaged elsewhere too.
+    AndMore,
+    /// Anything else: unwritten space, a round's padding, an earlier life's bytes.
+    NotARecord,
+}
 
 /// What the scan found at an offset.
 pub enum Scanned<'a> {
@@ -177,19 +194,36 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             if !self.ensure(pos, RECORD_HEADER_BYTES as u64).await? {
                 return Ok(Scanned::End);
             }
-            let header_bytes = self.slice(pos, RECORD_HEADER_BYTES as u64);
-            let header = match RecordHeader::parse(header_bytes) {
+            let header_bytes: [u8; RECORD_HEADER_BYTES] = self
+                .slice(pos, RECORD_HEADER_BYTES as u64)
+                .try_into()
+                .expect("a header's bytes");
+            let header = match RecordHeader::parse(&header_bytes) {
                 Ok(h) => h,
                 Err(_) if self.resyncing => {
                     self.pos = pos + RECORD_ALIGN_BYTES;
                     continue;
                 }
-                Err(RecordFault::NoMagic) if !pos.is_multiple_of(BLOCK_BYTES) => {
-                    self.pos = align_up(pos, BLOCK_BYTES);
-                    continue;
-                }
                 Err(RecordFault::NoMagic) => {
-                    self.pos = pos + BLOCK_BYTES;
+                    // A record of this life whose magic was hit is lost, but the records after
+                    // it are not taken for unwritten space.
+                    let fault = RecordFault::Damaged("record magic");
+                    match self.damaged_magic(pos, header_bytes).await? {
+                        MagicHit::Whole { end } => {
+                            self.pos = end;
+                            return Ok(Scanned::Damaged {
+                                offset_bytes: pos,
+                                fault,
+                            });
+                        }
+                        MagicHit::AndMore => return Ok(self.damaged(pos, fault)),
+                        MagicHit::NotARecord => {}
+                    }
+                    self.pos = if pos.is_multiple_of(BLOCK_BYTES) {
+                        pos + BLOCK_BYTES
+                    } else {
+                        align_up(pos, BLOCK_BYTES)
+                    };
                     continue;
                 }
                 Err(fault) => return Ok(self.damaged(pos, fault)),
@@ -239,6 +273,53 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             .slice(pos, RECORD_HEADER_BYTES as u64)
             .try_into()
             .expect("a header's bytes");
+        self.verify_with(header, pos, span).await
+    }
+
+    /// Whether the bytes `found` at `pos`, which lack the record magic, are a record of this
+    /// life of the file whose magic was hit (a flipped bit): a magic a few bits away from the
+    /// right one, and with it restored a header that parses and names this segment. Its
+    /// checksum, which covers the magic, then tells whether the rest is intact (`Whole`: skip
+    /// it by its length) or not (`AndMore`: search for the next header, as after any damage).
+    /// Without this, missing magic read as unwritten space, and the scan skipped block after
+    /// block (each block boundary falling inside some record's payload): one flipped bit lost
+    /// every record after it in the segment (19 of 40 fragments in one seed of
+    /// `bit_flips_never_return_wrong_data`).
+    async fn damaged_magic(
+        &mut self,
+        pos: u64,
+        mut found: [u8; RECORD_HEADER_BYTES],
+    ) -> Result<MagicHit> {
+        let flipped = (u32::from_le_bytes(found[0..4].try_into().expect("4 bytes")) ^ RECORD_MAGIC)
+            .count_ones();
+        if flipped > MAGIC_BITS_FLIPPED_MAX {
+            return Ok(MagicHit::NotARecord);
+        }
+        found[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        let Ok(header) = RecordHeader::parse(&found) else {
+            return Ok(MagicHit::NotARecord);
+        };
+        // Format 2 headers name their segment: bytes of an earlier life, or of no record,
+        // do not name this one.
+        if header.segment != Some(self.segment) {
+            return Ok(MagicHit::NotARecord);
+        }
+        let span = RECORD_HEADER_BYTES as u64 + u64::from(header.payload_bytes);
+        Ok(match self.verify_with(found, pos, span).await? {
+            Ok(()) => MagicHit::Whole {
+                end: pos + header.record_bytes(),
+            },
+            Err(_) => MagicHit::AndMore,
+        })
+    }
+
+    /// `verify_streamed` with the record's header given (`header`, not the bytes at `pos`).
+    async fn verify_with(
+        &mut self,
+        header: [u8; RECORD_HEADER_BYTES],
+        pos: u64,
+        span: u64,
+    ) -> Result<std::result::Result<(), RecordFault>> {
         let mut crc = RecordCrc::new(self.salt, &header);
         let mut at = pos + RECORD_HEADER_BYTES as u64;
         let end = pos + span;
