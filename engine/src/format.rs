@@ -501,6 +501,11 @@ pub fn decode_checkpoint(
     if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
         return Err(CheckpointFault::Damaged("header checksum"));
     }
+    // Outside both checksums: zero as written, so that no byte of a checkpoint can change
+    // unseen (`damaged_checkpoint_rebuilds_the_index_from_the_log` flips any bit of it).
+    if bytes[60..CHECKPOINT_HEADER_BYTES].iter().any(|b| *b != 0) {
+        return Err(CheckpointFault::Damaged("reserved header bytes"));
+    }
     let header = CheckpointHeader {
         replay_segment: le_u32(bytes, 16),
         replay_offset_bytes: le_u64(bytes, 20),

@@ -10,10 +10,13 @@
 //! fragment).
 //!
 //! The walk is the one recovery always made (engine/DESIGN.md, "Recovery"): a valid record is
-//! skipped by its length; missing magic at an unaligned position is a round's padding (next
-//! block); at a block boundary it is an unwritten block (next block), unless the bytes are a
-//! record of this life whose magic alone was hit (a few bits off, and its checksum verifies
-//! with the magic restored: reported damaged and skipped by its length); a damaged record is
+//! skipped by its length; missing magic over zeroes at an unaligned position is a round's
+//! padding (next block); over a block of zeroes at a block boundary it is an unwritten block
+//! (next block). Missing magic over other bytes is a record of this life whose magic was hit
+//! (a few bits off, and with it restored a header naming this segment: reported damaged),
+//! or else damage or an earlier life's bytes: the scan searches every 8-byte position from
+//! where the zeroes began, and a record of this life found there goes on the scan (the bytes
+//! before it reported damaged) while one of an earlier life ends it; a damaged record is
 //! reported and the scan looks for the next record header at every 8-byte position after it
 //! (records follow each other across group commits, so the next one need not start on a
 //! block). A record that verifies but names another segment
@@ -87,6 +90,13 @@ pub struct SegmentScan<'d, D: Disk> {
     /// After damage: the next record header is searched for at every 8-byte position, and
     /// bytes that are not one are skipped silently (they are the damaged record's).
     resyncing: bool,
+    /// Where the zeroes (a round's padding, unwritten blocks) skipped since the last record
+    /// began.
+    gap_from: Option<u64>,
+    /// A search started at bytes that are neither a record nor zeroes (`next`): a record of
+    /// this life found by it means the bytes were damage, and one of an earlier life ends
+    /// the scan, as it would have without the search.
+    probing: bool,
     /// Bytes read from the device so far (replay reports it).
     read_bytes: u64,
 }
@@ -116,6 +126,8 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             end_bytes: limit_bytes,
             pos: start,
             resyncing: false,
+            gap_from: None,
+            probing: false,
             read_bytes: 0,
         }
     }
@@ -219,11 +231,27 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                         MagicHit::AndMore => return Ok(self.damaged(pos, fault)),
                         MagicHit::NotARecord => {}
                     }
-                    self.pos = if pos.is_multiple_of(BLOCK_BYTES) {
+                    let next = if pos.is_multiple_of(BLOCK_BYTES) {
                         pos + BLOCK_BYTES
                     } else {
                         align_up(pos, BLOCK_BYTES)
                     };
+                    if self.zeroes(pos, next).await? {
+                        // A round's padding or an unwritten block.
+                        self.gap_from.get_or_insert(pos);
+                        self.pos = next;
+                    } else {
+                        // Neither a record nor zeroes: damage (a record whose first sector was
+                        // lost or zeroed), or an earlier life's bytes after the log's end.
+                        // Stepping a block at a time met only payload bytes from here on and
+                        // lost the rest of the segment; the search looks at every 8-byte
+                        // position from where the zeroes began.
+                        let from = self.gap_from.unwrap_or(pos);
+                        self.pos = from + RECORD_ALIGN_BYTES;
+                        self.gap_from = Some(from);
+                        self.resyncing = true;
+                        self.probing = true;
+                    }
                     continue;
                 }
                 Err(fault) => return Ok(self.damaged(pos, fault)),
@@ -236,6 +264,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                 let bytes = self.slice(pos, span);
                 if let Err(fault) = RecordHeader::read_record(self.salt, bytes) {
                     return Ok(self.damaged(pos, fault));
+                }
+                if let Some(found) = self.probed_damage(&header, pos) {
+                    return Ok(found);
                 }
                 if !self.of_this_life(&header, pos) {
                     continue;
@@ -250,6 +281,9 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
             }
             if let Err(fault) = self.verify_streamed(pos, span).await? {
                 return Ok(self.damaged(pos, fault));
+            }
+            if let Some(found) = self.probed_damage(&header, pos) {
+                return Ok(found);
             }
             if !self.of_this_life(&header, pos) {
                 continue;
@@ -346,15 +380,42 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
     fn of_this_life(&mut self, header: &RecordHeader, pos: u64) -> bool {
         if header.belongs_to(self.segment, self.format1_segments_below) {
             self.resyncing = false;
+            self.gap_from = None;
             self.pos = pos + header.record_bytes();
             return true;
         }
-        if self.resyncing {
+        if self.resyncing && !self.probing {
             self.pos = pos + RECORD_ALIGN_BYTES;
         } else {
             self.stale_at = Some(pos);
         }
         false
+    }
+
+    /// A search from bytes that were neither a record nor zeroes (`probing`) found a verified
+    /// record of this life at `pos`: the bytes from where the gap began were damage, reported
+    /// once; the record is read by the next call.
+    fn probed_damage(&mut self, header: &RecordHeader, pos: u64) -> Option<Scanned<'static>> {
+        if !self.probing || !header.belongs_to(self.segment, self.format1_segments_below) {
+            return None;
+        }
+        self.probing = false;
+        self.resyncing = false;
+        self.pos = pos;
+        let from = self.gap_from.take().unwrap_or(pos);
+        Some(Scanned::Damaged {
+            offset_bytes: from,
+            fault: RecordFault::Damaged("unreadable bytes before a record"),
+        })
+    }
+
+    /// Whether `[from, to)` holds only zeroes, as far as the segment goes.
+    async fn zeroes(&mut self, from: u64, to: u64) -> Result<bool> {
+        let to = to.min(self.end_bytes);
+        if to <= from || !self.ensure(from, to - from).await? {
+            return Ok(true);
+        }
+        Ok(self.slice(from, to - from).iter().all(|b| *b == 0))
     }
 
     /// Moves the position to the next 8-byte position at or after it that starts with the

@@ -186,6 +186,21 @@ impl SimDisk {
         self.clone()
     }
 
+    /// Zeroes the durable 512-byte sector of a segment that holds `offset_bytes`, as a bad
+    /// sector read back as zeroes would.
+    pub fn zero_sector(&self, segment: u32, offset_bytes: u64) -> bool {
+        let mut st = self.state.borrow_mut();
+        match st.segments.get_mut(&segment) {
+            Some(f) if (offset_bytes as usize) < f.durable.len() => {
+                let start = (offset_bytes - offset_bytes % 512) as usize;
+                let end = (start + 512).min(f.durable.len());
+                f.durable[start..end].fill(0);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Flips one bit of durable data in a segment, as media decay would.
     pub fn flip_bit(&self, segment: u32, offset_bytes: u64, bit: u8) -> bool {
         let mut st = self.state.borrow_mut();

@@ -1324,3 +1324,40 @@ fn a_flipped_bit_in_a_record_magic_costs_that_record_alone() {
         store.shutdown().await.unwrap();
     });
 }
+
+/// A sector read back as zeroes where a record starts costs that record, not the rest of the
+/// segment: the zeroes read as a round's padding (next block), and each block boundary after
+/// it fell inside some record's payload.
+#[test]
+fn a_zeroed_sector_at_a_record_costs_that_record_alone() {
+    run_on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::new(32, 64 * SEGMENT_BYTES, dir.path().join("meta"));
+        let store = open(&disk).await;
+        let mut offsets = Vec::new();
+        let mut written = Vec::new();
+        for k in 0..10u64 {
+            // The first record takes one sector, so the second starts on a sector of its own
+            // (the previous record's bytes are not hit); 5,000 bytes for the others.
+            let len = if k == 0 { 512 - 64 } else { 5000 };
+            let data = Bytes::from(vec![k as u8 + 1; len]);
+            offsets.push(store.stats().log_appended_bytes);
+            store.put_fragment(frag_id(k), data.clone()).await.unwrap();
+            written.push(data);
+        }
+        store.shutdown().await.unwrap();
+        let (segment, _) = *disk.segment_lens().last().unwrap();
+        assert_eq!(offsets[1] % 512, 0);
+        assert!(disk.zero_sector(segment, offsets[1]));
+        let store = open(&disk.restart()).await;
+        for (k, data) in written.iter().enumerate() {
+            let got = store.get_fragment(frag_id(k as u64), 0, None).await;
+            if k == 1 {
+                assert!(matches!(got, Err(EngineError::NotFound)), "{got:?}");
+            } else {
+                assert_eq!(&got.expect("the records after it replay"), data, "{k}");
+            }
+        }
+        store.shutdown().await.unwrap();
+    });
+}

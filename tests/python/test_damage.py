@@ -281,6 +281,40 @@ def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
         assert s.stop() == 0
 
 
+def test_a_zeroed_sector_at_a_record_costs_that_record_alone(node_dir):
+    # Zeroes where a record starts (a sector read back as zeroes), in a real segment file, and a
+    # damaged checkpoint so that the restart replays the whole log: the replay finds every
+    # record after the zeroes. It used to take them for unwritten space and skip the rest of
+    # the segment a block at a time, losing every fragment after it on that core.
+    objects = _fill_and_stop(node_dir, 4)
+    core = _core_dir(node_dir)
+    starts = [(path, at) for path, at, _ in _records(core, b"PCR1\x02\x01")]
+    assert len(starts) > 8, starts
+    # From the record's start to its sector's end (the next one's if that leaves less than a
+    # header): the record before it stays whole.
+    path, at = starts[len(starts) // 2]
+    end = at - at % 512 + 512
+    if end - at < 64:
+        end += 512
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(bytes(end - at))
+    _flip(os.path.join(core, "checkpoint"), 20)
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        m = _wait_metric(s, r'^percore_core_fragments\{core="core %d"\} (\d+)' % DAMAGED,
+                         "the damaged core's fragments")
+        # The record the zeroes start, alone (the reads above may have repaired it from
+        # another replica already).
+        assert int(m.group(1)) >= len(starts) - 1, (m.group(1), len(starts))
+        m = _wait_metric(
+            s, r'^percore_core_corrupt_records_replayed\{core="core %d"\} (\d+)' % DAMAGED,
+            "records skipped at replay")
+        assert int(m.group(1)) == 1, m.group(1)
+    finally:
+        assert s.stop() == 0
+
+
 def _flip_record_headers(core_dir):
     """Flips one byte in the header (the LSN) of every record of a core; returns how many."""
     flipped = 0
