@@ -403,14 +403,17 @@ pub struct MetaCalls {
     pub conditional_puts: u64,
     pub deletes: u64,
     pub scans: u64,
+    /// Metadata writes that carried an object's data too (`Backend::put_paired`).
+    pub puts_with_data: u64,
 }
 
-static META_CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static META_CALLS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 const CALL_GET: usize = 0;
 const CALL_PUT: usize = 1;
 const CALL_PUT_IF: usize = 2;
 const CALL_DELETE: usize = 3;
 const CALL_SCAN: usize = 4;
+const CALL_PUT_WITH_DATA: usize = 5;
 
 fn count_call(kind: usize) {
     META_CALLS[kind].fetch_add(1, Ordering::Relaxed);
@@ -425,6 +428,7 @@ pub fn meta_calls() -> MetaCalls {
         conditional_puts: get(CALL_PUT_IF),
         deletes: get(CALL_DELETE),
         scans: get(CALL_SCAN),
+        puts_with_data: get(CALL_PUT_WITH_DATA),
     }
 }
 
@@ -1516,7 +1520,11 @@ impl Backend {
         fragment: Option<(Policy, FragmentId)>,
     ) -> Result<Swap, BackendError> {
         let key = keys[0];
-        count_call(CALL_PUT);
+        count_call(if fragment.is_some() {
+            CALL_PUT_WITH_DATA
+        } else {
+            CALL_PUT
+        });
         let mut fanned = self.fan_out(cores, |_| request()).await;
         let mut swap = Swap {
             won: true,

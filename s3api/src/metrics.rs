@@ -815,6 +815,7 @@ impl Metrics {
             ("conditional_put", calls.conditional_puts),
             ("delete", calls.deletes),
             ("scan", calls.scans),
+            ("put_with_data", calls.puts_with_data),
         ] {
             self.meta_calls
                 .get_or_create(&KindLabel { kind: kind.into() })

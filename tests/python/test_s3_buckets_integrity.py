@@ -308,17 +308,26 @@ def test_a_put_commits_its_tags_with_its_head(tmp_path):
         after = _meta_calls(s.endpoint)
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         # The head (its tags inside; the write answers what it replaced and whether it
-        # won) with the listing entry in the same call (on one node the head's cores hold
-        # the bucket's listing: one record, MetaPair): no write of the tags after the commit,
-        # which could fail for an object that already exists, and no read of the head before
-        # or after.
-        assert delta["put"] == 1, delta
+        # won) with the listing entry and the data in the same call (on one node the head's
+        # cores hold the bucket's listing and the data: one write, PutPaired): no write of
+        # the tags after the commit, which could fail for an object that already exists, and
+        # no read of the head before or after.
+        assert delta["put_with_data"] == 1 and delta["put"] == 0, delta
         # The bucket before the data, and again (still live?) with the listing entry: a
         # single node finds its record in its bucket cache both times.
         assert delta["get"] == 0, delta
         assert delta["bucket_cache_hit"] == 2, delta
         assert delta["conditional_put"] == 0 and delta["delete"] == 0, delta
         assert _tags(c, "tags", "k") == [("a", "1"), ("b", "two")]
+        # A body over 64 KiB is stored first, alone; then head and entry in one call.
+        big = bytes(range(256)) * 257
+        before = _meta_calls(s.endpoint)
+        c.put_object(Bucket="tags", Key="big", Body=big, Tagging="a=2")
+        after = _meta_calls(s.endpoint)
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        assert delta["put_with_data"] == 0 and delta["put"] == 1, delta
+        assert c.get_object(Bucket="tags", Key="big")["Body"].read() == big
+        assert c.get_object(Bucket="tags", Key="k")["Body"].read() == b"abc"
     finally:
         assert s.stop() == 0
 
