@@ -9,9 +9,9 @@
 //! head's cores hold the bucket's listing too (any key on a node with as many cores as
 //! copies), head and entry are one record on each core instead, written in one round
 //! (`listing_with_head`), and a small body held back from the cores goes in that same write
-//! (`store_body_holding`, `commit_head_held`: one durable round for the whole PUT). Records are keyed by the bucket's scope (its incarnation,
-//! `records`), and a write checks after committing that the incarnation is still live
-//! (`settle_live`).
+//! (`store_body_holding`, `commit_head_held`: one durable round for the whole PUT). Records
+//! are keyed by the bucket's scope (its incarnation, `records`), and a write checks after
+//! committing that the incarnation is still live (`settle_live`).
 
 use std::sync::Arc;
 
@@ -879,6 +879,12 @@ impl Store {
         also: Option<&MetaWrite>,
         mut data: Option<&HeldStripe>,
     ) -> Result<(Swap, u64), BackendError> {
+        // A held body goes only where its write can carry it: never dropped.
+        assert!(
+            data.is_none()
+                || also.is_some() && data.is_some_and(|d| matches!(d.policy, Policy::Replicas(_))),
+            "a held body goes with a listing entry, replicated"
+        );
         let mut tries = 1;
         loop {
             // `meta_swap` observed the record it lost to: this HLC is past it.
@@ -902,7 +908,8 @@ impl Store {
                                 .put_paired(cores, *n, id, data, &first, also, hlc)
                                 .await?
                         }
-                        _ => self.backend.meta_pair(cores, &first, also, hlc).await?,
+                        Some(_) => unreachable!("a held body is replicated (asserted above)"),
+                        None => self.backend.meta_pair(cores, &first, also, hlc).await?,
                     }
                 }
             };
