@@ -37,8 +37,9 @@ use crate::limits::{BLOCK_BYTES, SCAN_READ_BYTES_MAX};
 pub const SCAN_RECORD_BYTES_MAX: u64 = SCAN_READ_BYTES_MAX - BLOCK_BYTES;
 
 /// Bits of a record's magic that may differ from `RECORD_MAGIC` for the scan to check whether
-/// the rest is a record whose magic alone was damaged (`SegmentScan::damaged_magic`); other
-/// bytes without the magic are unwritten space, and are skipped a block at a time.
+/// the rest is a record whose magic was damaged (`SegmentScan::damaged_magic`); other bytes
+/// without the magic are zeroes (skipped a block at a time) or searched through
+/// (`SegmentScan::next`).
 const MAGIC_BITS_FLIPPED_MAX: u32 = 4;
 
 /// What `SegmentScan::damaged_magic` made of bytes without the record magic.
@@ -222,13 +223,17 @@ impl<'d, D: Disk> SegmentScan<'d, D> {
                     let fault = RecordFault::Damaged("record magic");
                     match self.damaged_magic(pos, header_bytes).await? {
                         MagicHit::Whole { end } => {
+                            self.gap_from = None;
                             self.pos = end;
                             return Ok(Scanned::Damaged {
                                 offset_bytes: pos,
                                 fault,
                             });
                         }
-                        MagicHit::AndMore => return Ok(self.damaged(pos, fault)),
+                        MagicHit::AndMore => {
+                            self.gap_from = None;
+                            return Ok(self.damaged(pos, fault));
+                        }
                         MagicHit::NotARecord => {}
                     }
                     let next = if pos.is_multiple_of(BLOCK_BYTES) {
