@@ -150,8 +150,8 @@ pub const FLAG_FIRST_DELETE: u16 = 1;
 pub const FLAG_SECOND_DELETE: u16 = 2;
 /// Flag on a [`RecordKind::MetaPair`] record: a guarded pair. Its payload starts with the id
 /// of the fragment written just before it in the same write (`Store::put_fragment_paired`),
-/// and a replay applies the pair only if that fragment is in the index once the log has been
-/// read: a torn write that lost the fragment's record never leaves its head behind.
+/// and a replay applies the pair only if the index holds that fragment when the pair is read:
+/// a torn write that lost the fragment's record never leaves its head behind.
 pub const FLAG_GUARDED: u16 = 4;
 /// The guard's bytes at the start of a guarded pair's payload (a fragment id).
 pub const PAIR_GUARD_BYTES: u32 = 16;

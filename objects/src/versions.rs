@@ -261,10 +261,6 @@ impl Store {
             error,
             keep_chunks: true,
         };
-        debug_assert!(
-            body.is_none() || condition.is_none(),
-            "bodies are held for unconditional writes"
-        );
         let (replaced, won, hlc, listed) = match condition {
             None => {
                 let cores = self.object_cores(bucket, key);
