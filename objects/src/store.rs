@@ -1449,4 +1449,63 @@ mod tests {
             vec![Some((2, 0, MIB / 2)), None]
         );
     }
+
+    /// A listing entry written with its head holds the listing group's placement until the
+    /// write ends (`listing_with_head`): where the two groups differ but share their cores, a
+    /// change moving the listing's group must wait for the entry at its fence, and only the
+    /// listing's own placement counts there. Before, it was dropped once the rows were
+    /// compared, and the fence could pass while the entry was still on its way to the old row.
+    #[test]
+    fn a_paired_listing_holds_the_listing_group_until_it_is_written() {
+        use crate::test_support::{four_nodes_of_four_cores, head_of_parts, nodes_of_four_cores};
+        use cluster::moves::Transition;
+        let old = four_nodes_of_four_cores();
+        let new = Arc::new(
+            placement::Layout::from_toml_str_and_state(
+                &nodes_of_four_cores(5, 2),
+                Some(&old.state()),
+            )
+            .expect("a valid next layout"),
+        );
+        let t = Arc::new(Transition::new(old, new).expect("one change"));
+        let backend = Backend::moving(t.clone(), None, Vec::new()).expect("routes");
+        let days = Days {
+            day_ms: 86_400_000,
+            tiering_days: 30,
+        };
+        let store = Store::new(
+            Arc::new(backend),
+            Arc::new(crate::observe::Unobserved),
+            days,
+        );
+        let head = head_of_parts(&[1]);
+        // A key whose head group is not its bucket listing's, on the same cores, the listing's
+        // group moving.
+        let found = (0..64).find_map(|b| {
+            let bucket = format!("b{b}");
+            let listing = store.listing_cores(&bucket);
+            let phase = listing.phase()?;
+            (0..512).find_map(|k| {
+                let key = format!("k{k}");
+                let cores = store.object_cores(&bucket, &key);
+                (cores.pg() != listing.pg() && same_cores(&cores, &listing))
+                    .then(|| (bucket.clone(), key, listing.pg(), phase))
+            })
+        });
+        let (bucket, key, pg, phase) = found.expect("such a key among 64 x 512");
+        let cores = store.object_cores(&bucket, &key);
+        assert_eq!(t.in_flight(pg, phase), 0, "nothing else is routed there");
+        let paired = store
+            .listing_with_head(&cores, &bucket, &key, &head)
+            .expect("the same cores pair");
+        assert_eq!(
+            t.in_flight(pg, phase),
+            1,
+            "the entry's write counts in its group"
+        );
+        drop(cores);
+        assert_eq!(t.in_flight(pg, phase), 1, "until the write ends");
+        drop(paired);
+        assert_eq!(t.in_flight(pg, phase), 0);
+    }
 }

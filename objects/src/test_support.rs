@@ -57,9 +57,17 @@ pub fn small_upload() -> UploadRecord {
 /// A layout of 4 nodes in 4 zones, 4 cores each, 64 placement groups (nothing listens: for
 /// routing, or for links a test makes).
 pub fn four_nodes_of_four_cores() -> std::sync::Arc<placement::Layout> {
+    std::sync::Arc::new(
+        placement::Layout::from_toml_str(&nodes_of_four_cores(4, 1)).expect("a valid layout"),
+    )
+}
+
+/// The text of a layout version `version` of `nodes` nodes in as many zones, 4 cores each, 64
+/// placement groups (`four_nodes_of_four_cores` is its first version with 4 nodes).
+pub fn nodes_of_four_cores(nodes: usize, version: u64) -> String {
     use std::fmt::Write as _;
-    let mut text = String::from("format = 1\nversion = 1\nplacement_groups = 64\n");
-    for n in 0..4 {
+    let mut text = format!("format = 1\nversion = {version}\nplacement_groups = 64\n");
+    for n in 0..nodes {
         let _ = write!(
             text,
             "[[node]]\nid = {}\naddress = \"127.0.0.1\"\nbase_port = {}\ncores = 4\n\
@@ -68,5 +76,5 @@ pub fn four_nodes_of_four_cores() -> std::sync::Arc<placement::Layout> {
             20_000 + 10 * n,
         );
     }
-    std::sync::Arc::new(placement::Layout::from_toml_str(&text).expect("a valid layout"))
+    text
 }
