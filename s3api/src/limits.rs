@@ -29,15 +29,24 @@ pub const BODY_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub const XML_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
 /// Bytes of a request body read whole before its request runs, in a process that follows a
 /// control plane, so that the request can run again when a node refused it as routed by an old
-/// layout (`serve::rerun`). Larger bodies stream, and answer 503 then. At most
-/// `CONNECTIONS_MAX` × this is held, and only while those requests run.
+/// layout (`serve::rerun`). At most `CONNECTIONS_MAX` × this is held, and only while those
+/// requests run.
 pub const RERUN_BODY_BYTES_MAX: u64 = 64 * 1024;
+/// Bytes of a larger request body read whole before its request runs while a layout change
+/// is in progress in this process's map (when nodes refuse frames routed by a phase before
+/// theirs), within `RERUN_HELD_BYTES_MAX`. Larger bodies, and bodies past that budget, stream
+/// through once and answer 503 if refused (clients use multipart above 8-16 MiB).
+pub const RERUN_CHANGE_BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Bytes of the bodies over `RERUN_BODY_BYTES_MAX` held whole at once in one process.
+pub const RERUN_HELD_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Characters of a client-supplied string (path, error message) in one log line.
 pub const LOG_FIELD_CHARS_MAX: usize = 256;
 /// Bytes of an error response body examined to add its RequestId and log its code.
 pub const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
 
 const _: () = assert!(CONNECTIONS_PER_CLIENT_MAX <= CONNECTIONS_MAX);
+const _: () = assert!(RERUN_BODY_BYTES_MAX <= RERUN_CHANGE_BODY_BYTES_MAX);
+const _: () = assert!(RERUN_CHANGE_BODY_BYTES_MAX <= RERUN_HELD_BYTES_MAX);
 const _: () = assert!(
     DELETE_KEYS_MAX * KEY_BYTES_MAX * 10 < XML_BODY_BYTES_MAX,
     "the largest DeleteObjects fits"

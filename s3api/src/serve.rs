@@ -37,6 +37,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -517,6 +518,8 @@ async fn handle(
         let mut guard = BodyGuard::new();
         // Whether the body was read whole before the request ran.
         let mut read_before = false;
+        // The budget a large body read whole takes, until the request has run (`kept_body`).
+        let mut _kept = Kept::Streamed;
         let aws_chunked = req
             .headers()
             .get("x-amz-content-sha256")
@@ -543,12 +546,24 @@ async fn handle(
                 body = body.aws_chunked();
             }
             // In a process that follows a control plane, a request can run again as it came
-            // (`rerun`) if it has no body, or a small one, read whole before it runs (the read
-            // passes the same checks; each run gets the bytes through a guard of its own, as
-            // the first run's body would have). Elsewhere a refused request cannot be routed
-            // again, and nothing is kept.
+            // (`rerun`) if it has no body, or one read whole before it runs (`kept_body`: the
+            // read passes the same checks; each run gets the bytes through a guard of its own,
+            // as the first run's body would have). Elsewhere a refused request cannot be
+            // routed again, and nothing is kept.
             let reruns = service.backend.can_catch_up();
-            let (body, whole) = if reruns && small_body(&parts.headers, declares_body) {
+            let kept = if reruns {
+                kept_body(
+                    &parts.headers,
+                    declares_body,
+                    service.backend.transition().is_some(),
+                )
+            } else {
+                Kept::Streamed
+            };
+            let (body, whole) = if let Kept::Streamed = kept {
+                (Ok(body), None)
+            } else {
+                _kept = kept;
                 match body.read_whole().await {
                     Ok(whole) => {
                         guard = BodyGuard::new();
@@ -563,8 +578,6 @@ async fn handle(
                     // The guard holds the fault (answered below), if it was one of ours.
                     Err(_) => (Err(()), None),
                 }
-            } else {
-                (Ok(body), None)
             };
             read_before = whole.is_some();
             let mut response = match body {
@@ -635,17 +648,67 @@ async fn handle(
     Ok(response.map(|body| ResponseBody::new(body, in_flight)))
 }
 
+/// How a request's body reaches its handler (`kept_body`).
+enum Kept {
+    /// Streamed through once: the request cannot run again.
+    Streamed,
+    /// Read whole first: a small body.
+    Small,
+    /// Read whole first: a larger one, during a layout change, with the room it takes in the
+    /// process's budget (given back when this drops).
+    Held { _room: HeldBody },
+}
+
 /// Whether a request's body is read whole before it runs, so that it can run again
-/// (`rerun`): a declared length up to `RERUN_BODY_BYTES_MAX`. A client that sends `Expect:
-/// 100-continue` (botocore does, for every PutObject) then gets its go-ahead before the
-/// request's checks: a refusal costs it at most that many bytes sent.
-fn small_body(headers: &http::HeaderMap, declares_body: bool) -> bool {
-    declares_body
-        && !headers.contains_key(http::header::TRANSFER_ENCODING)
-        && headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|n| n <= crate::limits::RERUN_BODY_BYTES_MAX)
+/// (`rerun`): a declared length up to `RERUN_BODY_BYTES_MAX`, or, while a layout change is in
+/// progress in this process's map (`changing`), up to `RERUN_CHANGE_BODY_BYTES_MAX` if the
+/// process's budget for such bodies has room. A client that sends `Expect: 100-continue`
+/// (botocore does, for every PutObject) then gets its go-ahead before the request's checks:
+/// a refusal costs it the bytes sent.
+fn kept_body(headers: &http::HeaderMap, declares_body: bool, changing: bool) -> Kept {
+    if !declares_body || headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Kept::Streamed;
+    }
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(bytes) if bytes <= limits::RERUN_BODY_BYTES_MAX => Kept::Small,
+        Some(bytes) if changing && bytes <= limits::RERUN_CHANGE_BODY_BYTES_MAX => {
+            HeldBody::take(&HELD_BYTES, bytes)
+                .map_or(Kept::Streamed, |room| Kept::Held { _room: room })
+        }
+        _ => Kept::Streamed,
+    }
+}
+
+/// Bytes of the bodies over `RERUN_BODY_BYTES_MAX` read whole in this process (`HeldBody`).
+static HELD_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Room a body read whole during a layout change takes in its process's budget
+/// (`RERUN_HELD_BYTES_MAX`), given back when the request has run.
+struct HeldBody {
+    budget: &'static AtomicU64,
+    bytes: u64,
+}
+
+impl HeldBody {
+    /// `bytes` of `budget`, if it has that much room left.
+    fn take(budget: &'static AtomicU64, bytes: u64) -> Option<HeldBody> {
+        budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes)
+                    .filter(|&after| after <= limits::RERUN_HELD_BYTES_MAX)
+            })
+            .ok()
+            .map(|_| HeldBody { budget, bytes })
+    }
+}
+
+impl Drop for HeldBody {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// What a request needs to run again (`rerun`): its head as s3s got it, and its body if it
@@ -679,11 +742,11 @@ impl Again {
 }
 
 /// Runs a request through s3s. When it answered 503 because a node refused one of its frames
-/// as routed by an old layout, and it can run again as it came (`again`: no body, or a small
-/// one read whole before the first run), it runs again once this process applied the map
-/// that node named (`Backend::caught_up`), at most `REROUTES_MAX` times: the client gets the
-/// answer of the newer routing instead of a 503 to retry. A request with a larger body still
-/// answers 503 (SDKs retry 503s). The run that was refused did nothing it must not do twice: a
+/// as routed by an old layout, and it can run again as it came (`again`: no body, or one
+/// read whole before the first run, `kept_body`), it runs again once this process applied the
+/// map that node named (`Backend::caught_up`), at most `REROUTES_MAX` times: the client gets
+/// the answer of the newer routing instead of a 503 to retry. A request whose body streamed
+/// still answers 503 (SDKs retry 503s). The run that was refused did nothing it must not do twice: a
 /// core that refuses a frame runs nothing of it, and a write whose head a core refused never
 /// commits (cluster/DESIGN.md). Returns the response and the body guard of the last run.
 async fn rerun(
@@ -878,4 +941,75 @@ fn bad_content_sha256(
          STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
         request_id,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(length: Option<u64>, chunked: bool) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        if let Some(n) = length {
+            h.insert(http::header::CONTENT_LENGTH, n.into());
+        }
+        if chunked {
+            h.insert(
+                http::header::TRANSFER_ENCODING,
+                http::HeaderValue::from_static("chunked"),
+            );
+        }
+        h
+    }
+
+    /// Which bodies are read whole so that their request can run again: small ones always,
+    /// larger ones up to the bound only while a change is in progress, never a body without a
+    /// declared length.
+    #[test]
+    fn bodies_are_kept_by_size_and_while_a_layout_changes() {
+        let kept = |length, chunked, changing| match kept_body(
+            &headers(length, chunked),
+            true,
+            changing,
+        ) {
+            Kept::Streamed => "streamed",
+            Kept::Small => "small",
+            Kept::Held { .. } => "held",
+        };
+        let small = limits::RERUN_BODY_BYTES_MAX;
+        let large = limits::RERUN_CHANGE_BODY_BYTES_MAX;
+        assert_eq!(kept(Some(small), false, false), "small");
+        assert_eq!(kept(Some(small + 1), false, false), "streamed");
+        assert_eq!(kept(Some(small + 1), false, true), "held");
+        assert_eq!(kept(Some(large), false, true), "held");
+        assert_eq!(kept(Some(large + 1), false, true), "streamed");
+        assert_eq!(kept(Some(1), true, true), "streamed");
+        assert_eq!(kept(None, false, true), "streamed");
+        assert!(matches!(
+            kept_body(&headers(Some(1), false), false, true),
+            Kept::Streamed
+        ));
+    }
+
+    /// The held bodies' budget is never exceeded, and what a request held comes back when
+    /// it ends.
+    #[test]
+    fn held_bodies_stay_within_their_budget() {
+        static BUDGET: AtomicU64 = AtomicU64::new(0);
+        let max = limits::RERUN_HELD_BYTES_MAX;
+        let body = limits::RERUN_CHANGE_BODY_BYTES_MAX;
+        let held: Vec<HeldBody> = (0..max / body)
+            .map(|_| HeldBody::take(&BUDGET, body).expect("room for it"))
+            .collect();
+        assert_eq!(BUDGET.load(Ordering::Acquire), max / body * body);
+        assert!(HeldBody::take(&BUDGET, max - BUDGET.load(Ordering::Acquire) + 1).is_none());
+        drop(held);
+        assert_eq!(BUDGET.load(Ordering::Acquire), 0);
+        assert!(HeldBody::take(&BUDGET, max).is_some());
+        assert_eq!(
+            BUDGET.load(Ordering::Acquire),
+            0,
+            "given back at once when dropped"
+        );
+        assert!(HeldBody::take(&BUDGET, max + 1).is_none());
+    }
 }

@@ -178,14 +178,19 @@ def drain_4_to_the_end(c):
     time.sleep(1)
 
 
-def write_through_gateway(c, bucket, stop, found):
+def write_through_gateway(c, bucket, stop, found, client=None, knew=None):
     """Writes objects of the mixed SIZES through the gateway every 50 ms until `stop`. `found`
     is (written, refused, errors): acknowledged objects go into `written`, (key, body) of
-    those answered 503 into `refused`, any other failure into `errors`."""
+    those answered 503 into `refused`, any other failure into `errors`. `client`: the S3
+    client to write with (the cluster's, which retries a 503 once, by default). `knew`, when
+    given, takes for each key whether the gateway's map had a layout change in progress when
+    its PUT started (`changing`)."""
     written, refused, errors = found
-    client, n = c.client("gw"), 0
+    client, n = client or c.client("gw"), 0
     while not stop.is_set():
         key, data = f"through-gw-{n}", os.urandom(SIZES[n % len(SIZES)])
+        if knew is not None:
+            knew[key] = changing(c, "gw")
         try:
             client.put_object(Bucket=bucket, Key=key, Body=data)
             written[key] = data
@@ -198,6 +203,23 @@ def write_through_gateway(c, bucket, stop, found):
             errors.append(f"PUT {key}: {e}")
         n += 1
         time.sleep(0.05)
+
+
+def changing(c, node):
+    """Whether the map `node` applied has a layout change in progress (groups not done, as its
+    `percore_layout_change_groups` says)."""
+    return any(v > 0 for k, v in metrics(c, node).items()
+               if k.startswith("percore_layout_change_groups{") and 'phase="done"' not in k)
+
+
+def one_attempt_client(c, node):
+    """An S3 client of `node` that makes one attempt per request: the cluster's clients retry
+    a 503 once, which would hide the very answers a test counts."""
+    return boto3.client(
+        "s3", endpoint_url=c.endpoints[node], region_name="us-east-1",
+        aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                      s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60))
 
 
 def test_a_pure_gateway_without_control_is_refused_once_a_change_starts(tmp_path):
@@ -259,17 +281,19 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
     # gateway whether it applied a phase: the nodes fence it instead. Its frames carry the
     # routing epoch of the map it applied; a node that applied a later phase refuses them and
     # names its map, which the gateway fetches from that node (sealed with the cluster secret)
-    # and applies, so its next requests route by the change's phases. A write refused that way
-    # answers 503 if its body is larger than 64 KiB (its body is gone; the client retries). A
-    # request without a body (a reader's GETs, HEADs and listings here) or with a small one (the
-    # writer's 1 B and 4 KiB PUTs) is run again by the gateway once it applied that map: those
-    # must never answer 503. Every write the gateway acknowledged must read back
+    # and applies, so its next requests route by the change's phases. A request without a
+    # body (a reader's GETs, HEADs and listings here), with a small one (the writer's 1 B and
+    # 4 KiB PUTs), or with one up to 16 MiB once the gateway knows a change is in progress (it
+    # reads such bodies whole first) is run again by the gateway once it applied that map:
+    # those must never answer 503 (the writer and the reader make one attempt per request). A
+    # larger body that was streaming when the gateway learned of the change answers 503 (its
+    # body is gone; the client retries). Every write the gateway acknowledged must read back
     # whole through a node that routes by version 2 alone: without the fence, the gateway
     # writes the old rows alone all through the change, behind the mover's copies.
     c = DevCluster(tmp_path, nodes=4, cores_per_node=2)
     gw = writer = reader = None
     stop = threading.Event()
-    written, refused, errors = {}, [], []
+    written, refused, errors, knew = {}, [], [], {}
     reads = {"ok": 0, "503": []}
     try:
         bucket = "fenced"
@@ -284,14 +308,7 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
         read_all(c, "gw", bucket, blobs)
 
         def read():
-            # One attempt per request: the cluster's clients retry a 503 once, which would hide
-            # the very answers this reader counts.
-            client = boto3.client(
-                "s3", endpoint_url=c.endpoints["gw"], region_name="us-east-1",
-                aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key,
-                config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                              s3={"addressing_style": "path"}, connect_timeout=5,
-                              read_timeout=60))
+            client = one_attempt_client(c, "gw")
             keys, n = sorted(blobs), 0
             while not stop.is_set():
                 key = keys[n % len(keys)]
@@ -318,7 +335,8 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
                 n += 1
 
         writer = threading.Thread(target=write_through_gateway, daemon=True,
-                                  args=(c, bucket, stop, (written, refused, errors)))
+                                  args=(c, bucket, stop, (written, refused, errors),
+                                        one_attempt_client(c, "gw"), knew))
         writer.start()
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
@@ -335,9 +353,20 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
               f"{rerouted}")
         assert len(written) >= 3, (len(written), len(refused))
         assert not reads["503"], reads["503"][:10]
-        # A body up to 64 KiB is read whole before the request runs, so it runs again too.
+        # A body up to 64 KiB is read whole before the request runs, so it runs again too; so
+        # is a larger one (up to 16 MiB) once the gateway knows a change is in progress. Only
+        # a large PUT that started streaming before the gateway learned of the change (from
+        # the control plane, or from the first refusal) may answer 503.
+        sizes = [(key, len(data), knew[key]) for key, data in refused]
         small = [key for key, data in refused if len(data) <= SMALL_BODY_BYTES]
-        assert not small, (small, [(key, len(data)) for key, data in refused])
+        assert not small, (small, sizes)
+        knowing = [key for key, data in refused if knew[key]]
+        assert not knowing, (knowing, sizes)
+        large_knowing = [key for key, data in written.items()
+                         if knew[key] and len(data) > SMALL_BODY_BYTES]
+        print(f"{len(large_knowing)} PUTs over 64 KiB acknowledged while the gateway knew of "
+              f"the change")
+        assert large_knowing, sizes
         assert reads["ok"] >= 10, reads["ok"]
         assert metrics(c, "gw").get("percore_layout_version") == 2
 
