@@ -243,6 +243,12 @@ fn recovered_damage(s: &CoreStats) -> String {
             s.corrupt_records_replayed
         ));
     }
+    if s.guarded_pairs_dropped > 0 {
+        parts.push(format!(
+            "{} heads dropped with their damaged data",
+            s.guarded_pairs_dropped
+        ));
+    }
     if parts.is_empty() {
         String::new()
     } else {

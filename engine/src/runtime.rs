@@ -576,6 +576,7 @@ fn stats_of(s: &StoreStats) -> CoreStats {
         replay_stale_stops: s.replay_stale_stops,
         log_appended_bytes: s.log_appended_bytes,
         meta_bytes: s.meta_bytes,
+        guarded_pairs_dropped: s.guarded_pairs_dropped,
     }
 }
 

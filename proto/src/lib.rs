@@ -273,6 +273,9 @@ pub struct CoreStats {
     /// (engine `StoreStats`).
     pub log_appended_bytes: u64,
     pub meta_bytes: u64,
+    /// Guarded metadata pairs the last start's replay dropped because their fragment's record
+    /// was not there (engine/DESIGN.md, "Conditional metadata writes").
+    pub guarded_pairs_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -796,6 +799,7 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
                 s.replay_stale_stops,
                 s.log_appended_bytes,
                 s.meta_bytes,
+                s.guarded_pairs_dropped,
             ];
             out.put_u32_le(fields.len() as u32);
             for f in fields {
@@ -1327,7 +1331,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         R_STATS => {
             let n = get_u32(b)? as usize;
             need(b, n.saturating_mul(8))?;
-            let mut f = [0u64; 23];
+            let mut f = [0u64; 24];
             for i in 0..n {
                 let v = b.get_u64_le();
                 if i < f.len() {
@@ -1358,6 +1362,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
                 replay_stale_stops: f[20],
                 log_appended_bytes: f[21],
                 meta_bytes: f[22],
+                guarded_pairs_dropped: f[23],
             }))
         }
         R_ERROR => {
@@ -1562,6 +1567,7 @@ mod tests {
                 replay_stale_stops: 18,
                 log_appended_bytes: 19,
                 meta_bytes: 20,
+                guarded_pairs_dropped: 21,
                 ..CoreStats::default()
             }),
             Response::Error {

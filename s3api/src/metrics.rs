@@ -148,6 +148,7 @@ pub struct Metrics {
     core_free_segment_files: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_segments_reused: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     core_replay_stale_stops: Family<CoreLabel, Gauge<u64, AtomicU64>>,
+    core_guarded_pairs_dropped: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     http_connections: Family<CoreLabel, Gauge<u64, AtomicU64>>,
     meta_calls: Family<KindLabel, Gauge<u64, AtomicU64>>,
     bucket_cache_reads: Family<ResultLabel, Gauge<u64, AtomicU64>>,
@@ -214,6 +215,7 @@ impl Default for Metrics {
             core_free_segment_files: Family::default(),
             core_segments_reused: Family::default(),
             core_replay_stale_stops: Family::default(),
+            core_guarded_pairs_dropped: Family::default(),
             http_connections: Family::default(),
             meta_calls: Family::default(),
             bucket_cache_reads: Family::default(),
@@ -421,6 +423,12 @@ impl Default for Metrics {
             m.core_replay_stale_stops.clone(),
         );
         registry.register(
+            "core_guarded_pairs_dropped",
+            "A small object's head and listing entry written with its data that the core's last \
+             start dropped at replay because the data's record was damaged or missing",
+            m.core_guarded_pairs_dropped.clone(),
+        );
+        registry.register(
             "core_cache_evictions",
             "Entries each core's cache dropped to stay within its budget",
             m.core_cache_evictions.clone(),
@@ -616,6 +624,9 @@ impl Metrics {
         self.core_replay_stale_stops
             .get_or_create(&label)
             .set(s.replay_stale_stops);
+        self.core_guarded_pairs_dropped
+            .get_or_create(&label)
+            .set(s.guarded_pairs_dropped);
     }
 
     /// The S3 connections the node's core `core` (its index on this node) holds now.

@@ -315,6 +315,60 @@ def test_a_zeroed_sector_at_a_record_costs_that_record_alone(node_dir):
         assert s.stop() == 0
 
 
+def test_a_damaged_data_record_takes_its_guarded_head_with_it(node_dir):
+    # A small object's data, head and listing entry reach the log in one write where one set
+    # of cores holds all three: the data's record, then a pair record guarded by it (its
+    # payload starts with the data's fragment id). Bytes flipped in one such data record, in a
+    # real segment file, and a damaged checkpoint so that the whole log replays: the replay
+    # skips the data's record and drops the pair it guards (counted), so the core never takes
+    # that head back without its data. Every object reads back whole from the other replicas.
+    objects = {f"small/{i:03d}": random.Random(i).randbytes(1000) for i in range(48)}
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="dmg")
+        for k, v in objects.items():
+            c.put_object(Bucket="dmg", Key=k, Body=v)
+    finally:
+        assert s.stop() == 0
+    # The listing's cores follow the bucket's id (random): the damaged core is one of them.
+    for damaged in range(CORES):
+        core = _core_dir(node_dir, damaged)
+        guarded = []
+        for path, at, data in _records(core, b"PCR1\x02\x01"):
+            payload, key = struct.unpack_from("<II", data, at + 32)
+            pair = at + 64 + payload + key
+            pair += -pair % 8
+            if (data[pair:pair + 6] == b"PCR1\x02\x05"
+                    and struct.unpack_from("<H", data, pair + 6)[0] & 4
+                    and data[pair + 64:pair + 80] == data[at + 16:at + 32]):
+                guarded.append((path, at, payload))
+        if guarded:
+            break
+    assert guarded, "no object's data went with its head"
+    path, at, payload = guarded[len(guarded) // 2]
+    _flip(path, at + 64 + payload // 2)
+    _flip(os.path.join(core, "checkpoint"), 20)
+    s, c = _restart_and_read_all(node_dir, objects)
+    try:
+        m = _wait_metric(
+            s, r'^percore_core_guarded_pairs_dropped\{core="core %d"\} (\d+)' % damaged,
+            "guarded pairs dropped at replay")
+        assert int(m.group(1)) == 1, m.group(1)
+        m = _wait_metric(
+            s, r'^percore_core_corrupt_records_replayed\{core="core %d"\} (\d+)' % damaged,
+            "records skipped at replay")
+        assert int(m.group(1)) == 1, m.group(1)
+        for other in range(CORES):
+            if other != damaged:
+                m = _wait_metric(
+                    s, r'^percore_core_guarded_pairs_dropped\{core="core %d"\} (\d+)' % other,
+                    "guarded pairs dropped at replay")
+                assert int(m.group(1)) == 0, (other, m.group(1))
+    finally:
+        assert s.stop() == 0
+
+
 def _flip_record_headers(core_dir):
     """Flips one byte in the header (the LSN) of every record of a core; returns how many."""
     flipped = 0
