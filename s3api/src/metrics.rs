@@ -350,10 +350,10 @@ impl Default for Metrics {
         );
         registry.register(
             "requests_rerouted",
-            "S3 requests (without a body, or with one of at most 64 KiB) that a node refused \
+            "S3 requests (without a body, or with one read whole first) that a node refused \
              as routed by an old layout, run again once this process applied that node's map \
              (served: a later run answered; not_applied: the map was not applied within 1 s; \
-             refused_again: still refused after 8 runs; the last two answer 503)",
+             refused_again: still refused after 32 runs; the last two answer 503)",
             m.requests_rerouted.clone(),
         );
         registry.register(
