@@ -500,6 +500,24 @@ pub fn open_lmdb(dir: &Path, map_size_bytes: usize) -> Result<heed::Env> {
     unsafe { options.open(dir) }.map_err(EngineError::meta("opening LMDB"))
 }
 
+/// A write transaction of `env` that may outlive the borrow it was begun with: the metadata
+/// store keeps one open across group commits (`meta::MetaStore`, "Open transaction" in
+/// engine/DESIGN.md). heed ties a transaction to `&'e Env` only to reach the environment's
+/// shared handle, which lives at a fixed address inside the box.
+///
+/// The caller must drop or commit the transaction before `env` is dropped or moved out of
+/// its box, and use it only on the thread that begun it (LMDB's write lock belongs to that
+/// thread). `MetaStore` declares the transaction before the box, so it is dropped first, and
+/// never moves the box's contents.
+#[allow(clippy::borrowed_box)] // the box is the contract: a fixed address
+pub fn open_write_txn(env: &Box<heed::Env>) -> Result<heed::RwTxn<'static>> {
+    let txn = env.write_txn().map_err(EngineError::meta("begin"))?;
+    // SAFETY: only the lifetime changes. The transaction borrows the `Env` inside the box,
+    // whose heap address stays fixed while the box lives; the caller drops the transaction
+    // first (see above), so the borrow never dangles.
+    Ok(unsafe { std::mem::transmute::<heed::RwTxn<'_>, heed::RwTxn<'static>>(txn) })
+}
+
 /// Binds a core's TCP port. std's listener does not set SO_REUSEPORT (glommio's does, and then
 /// a second process on the same port silently takes half the connections), so a port already
 /// in use is an error here.

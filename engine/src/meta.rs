@@ -15,12 +15,13 @@
 //! shifts a value's first bytes, served garbage as metadata unchecked (found by the random
 //! damage test of `lmdb_check`).
 
+use std::cell::{Cell, RefCell};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use heed::types::Bytes as RawBytes;
-use heed::{Database, Env};
+use heed::{Database, Env, RoTxn, RwTxn};
 
 use crate::error::{EngineError, Result};
 
@@ -69,8 +70,24 @@ pub struct MetaValue {
     pub value: bytes::Bytes,
 }
 
+/// Group commits applied into one open transaction before it is committed (`MetaStore`).
+pub const OPEN_TXN_BATCHES_MAX: u32 = 16;
+/// Mutations one open transaction holds at most before it is committed.
+pub const OPEN_TXN_MUTATIONS_MAX: usize = 4096;
+
 pub struct MetaStore {
-    env: Env,
+    /// The write transaction group commits are applied into, committed every
+    /// `OPEN_TXN_BATCHES_MAX` batches, when the log goes idle and before a checkpoint syncs
+    /// LMDB (`commit_open`); reads go through it while it is open ("Open transaction" in
+    /// engine/DESIGN.md). Declared before `env`, so it is dropped (aborted) first.
+    open: RefCell<Option<RwTxn<'static>>>,
+    /// The mutations `open` holds, in the order applied: LMDB aborts a transaction whole when
+    /// an operation in it fails, and it is made again from these (`reopen`).
+    pending: RefCell<Vec<MetaMutation>>,
+    /// Batches applied into `open`.
+    open_batches: Cell<u32>,
+    /// Boxed: `open` borrows it at a fixed address (`io::open_write_txn`).
+    env: Box<Env>,
     trees: Trees,
     /// Every value must carry its crc (the store was created with checksums).
     all_checked: bool,
@@ -150,6 +167,23 @@ const SPLIT_TREES: usize = 28;
 /// A split store's tree for `key`, by its first byte (`Trees::Split`). Key order is tree order
 /// then order within the tree. No stored key is empty (LMDB refuses one): an empty key is
 /// asked of the first tree and refused there as it was in one tree.
+/// `m` in bytes of its own: a mutation's key and value may be slices of a larger buffer (a
+/// request's frame, with a fragment's data), which `MetaStore::pending` must not keep alive.
+fn owned(m: &MetaMutation) -> MetaMutation {
+    let copy = |b: &bytes::Bytes| bytes::Bytes::copy_from_slice(b);
+    match m {
+        MetaMutation::Put { key, value, hlc } => MetaMutation::Put {
+            key: copy(key),
+            value: copy(value),
+            hlc: *hlc,
+        },
+        MetaMutation::Delete { key, hlc } => MetaMutation::Delete {
+            key: copy(key),
+            hlc: *hlc,
+        },
+    }
+}
+
 fn tree_of(key: &[u8]) -> usize {
     match key.first().copied().unwrap_or(0) {
         b @ b'A'..=b'Z' => 1 + usize::from(b - b'A'),
@@ -333,7 +367,10 @@ impl MetaStore {
         }
         wtxn.commit().map_err(EngineError::meta("commit"))?;
         Ok(MetaStore {
-            env,
+            open: RefCell::new(None),
+            pending: RefCell::new(Vec::new()),
+            open_batches: Cell::new(0),
+            env: Box::new(env),
             trees,
             all_checked,
         })
@@ -350,9 +387,85 @@ impl MetaStore {
     }
 
     /// `apply`, and for each mutation flagged `true` the key's version just before it (a
-    /// damaged one reads as none: the mutation replaces it).
+    /// damaged one reads as none: the mutation replaces it). The mutations go into the open
+    /// transaction (begun if none is), which is committed once it holds
+    /// `OPEN_TXN_BATCHES_MAX` batches or `OPEN_TXN_MUTATIONS_MAX` mutations. An error leaves
+    /// none of them applied and everything applied before still there (the transaction is
+    /// made again without them); a failed commit keeps them all, open.
     pub fn apply_reporting(&self, mutations: &[(&MetaMutation, bool)]) -> Result<Vec<Applied>> {
-        let mut wtxn = self.env.write_txn().map_err(EngineError::meta("begin"))?;
+        let applied = {
+            let mut open = self.open.borrow_mut();
+            if open.is_none() {
+                *open = Some(crate::io::open_write_txn(&self.env)?);
+            }
+            self.apply_in(open.as_mut().expect("begun above"), mutations)
+        };
+        let won = match applied {
+            Ok(won) => won,
+            Err(e) => {
+                // LMDB fails a transaction whole once an operation in it failed.
+                self.reopen()?;
+                return Err(e);
+            }
+        };
+        let held = {
+            let mut pending = self.pending.borrow_mut();
+            pending.extend(mutations.iter().map(|(m, _)| owned(m)));
+            pending.len()
+        };
+        self.open_batches.set(self.open_batches.get() + 1);
+        if self.open_batches.get() >= OPEN_TXN_BATCHES_MAX || held >= OPEN_TXN_MUTATIONS_MAX {
+            match self.commit_open() {
+                // Still open, whole: committed next time (a checkpoint says if it cannot be).
+                Ok(()) | Err(EngineError::NoSpace) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(won)
+    }
+
+    /// Commits the open transaction, if any. When the commit fails (LMDB could not write its
+    /// pages: `NoSpace` when the device is full) the transaction is made again from what it
+    /// held and stays open, so that reads still see every mutation applied.
+    pub fn commit_open(&self) -> Result<()> {
+        let Some(txn) = self.open.borrow_mut().take() else {
+            return Ok(());
+        };
+        self.open_batches.set(0);
+        match txn.commit() {
+            Ok(()) => {
+                self.pending.borrow_mut().clear();
+                Ok(())
+            }
+            Err(e) => {
+                let e = EngineError::meta("commit")(e);
+                tracing::warn!(error = %e, "metadata commit failed: kept open");
+                self.reopen()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the open transaction again from the mutations it held (`pending`), after LMDB
+    /// aborted it. They were applied before in the same order, over the same committed state.
+    fn reopen(&self) -> Result<()> {
+        self.open.borrow_mut().take();
+        let mut txn = crate::io::open_write_txn(&self.env)?;
+        {
+            let pending = self.pending.borrow();
+            let all: Vec<(&MetaMutation, bool)> = pending.iter().map(|m| (m, false)).collect();
+            self.apply_in(&mut txn, &all)?;
+        }
+        *self.open.borrow_mut() = Some(txn);
+        Ok(())
+    }
+
+    /// Applies `mutations` in `txn`, in key order (a key's own mutations keep theirs).
+    fn apply_in(
+        &self,
+        txn: &mut RwTxn<'static>,
+        mutations: &[(&MetaMutation, bool)],
+    ) -> Result<Vec<Applied>> {
         // Applied in key order (a key's own mutations keep theirs): a group commit's keys,
         // nearly ascending when a bucket fills in order, then append at a page's end, where
         // LMDB fills the page before it opens the next, rather than in front of a key the
@@ -367,7 +480,7 @@ impl MetaStore {
                 MetaMutation::Delete { hlc, .. } => (*hlc, true, &[]),
             };
             let db = self.trees.of(m.key());
-            let old = db.get(&wtxn, m.key()).map_err(EngineError::meta("get"))?;
+            let old = db.get(txn, m.key()).map_err(EngineError::meta("get"))?;
             // A damaged old value cannot be ordered: the mutation (durable in the log) replaces
             // it.
             let mut previous = None;
@@ -387,7 +500,7 @@ impl MetaStore {
             };
             if apply {
                 self.trees.holds(m.key());
-                db.put(&mut wtxn, m.key(), &encode_value(m.key(), hlc, tomb, value))
+                db.put(txn, m.key(), &encode_value(m.key(), hlc, tomb, value))
                     .map_err(EngineError::meta("put"))?;
             }
             won[i] = Some(Applied {
@@ -395,27 +508,36 @@ impl MetaStore {
                 previous,
             });
         }
-        wtxn.commit().map_err(EngineError::meta("commit"))?;
         Ok(won
             .into_iter()
             .map(|a| a.expect("every mutation applied"))
             .collect())
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
+    /// `f` over what reads must see: the open transaction, else a read transaction.
+    fn reading<R>(&self, f: impl FnOnce(&RoTxn) -> Result<R>) -> Result<R> {
+        if let Some(txn) = self.open.borrow().as_ref() {
+            return f(txn);
+        }
         let rtxn = self
             .env
             .read_txn()
             .map_err(EngineError::meta("begin read"))?;
-        match self
-            .trees
-            .of(key)
-            .get(&rtxn, key)
-            .map_err(EngineError::meta("get"))?
-        {
-            Some(raw) => decode_live(key, raw, self.all_checked),
-            None => Ok(None),
-        }
+        f(&rtxn)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
+        self.reading(|txn| {
+            match self
+                .trees
+                .of(key)
+                .get(txn, key)
+                .map_err(EngineError::meta("get"))?
+            {
+                Some(raw) => decode_live(key, raw, self.all_checked),
+                None => Ok(None),
+            }
+        })
     }
 
     /// The HLC of a key's live value (`None` when absent or deleted).
@@ -425,19 +547,17 @@ impl MetaStore {
 
     /// The key's last write, live or a tombstone (`true`).
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(MetaValue, bool)>> {
-        let rtxn = self
-            .env
-            .read_txn()
-            .map_err(EngineError::meta("begin read"))?;
-        match self
-            .trees
-            .of(key)
-            .get(&rtxn, key)
-            .map_err(EngineError::meta("get"))?
-        {
-            Some(raw) => decode_any(key, raw, self.all_checked).map(Some),
-            None => Ok(None),
-        }
+        self.reading(|txn| {
+            match self
+                .trees
+                .of(key)
+                .get(txn, key)
+                .map_err(EngineError::meta("get"))?
+            {
+                Some(raw) => decode_any(key, raw, self.all_checked).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Live entries whose key starts with `prefix`, after `start_after`, in key order.
@@ -466,10 +586,17 @@ impl MetaStore {
         limit: u32,
         tombstones: bool,
     ) -> Result<VersionedPage> {
-        let rtxn = self
-            .env
-            .read_txn()
-            .map_err(EngineError::meta("begin read"))?;
+        self.reading(|txn| self.scan_in(txn, prefix, start_after, limit, tombstones))
+    }
+
+    fn scan_in(
+        &self,
+        txn: &RoTxn,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+        tombstones: bool,
+    ) -> Result<VersionedPage> {
         // LMDB refuses an empty key as a bound (MDB_BAD_VALSIZE), and no stored key is empty:
         // an empty bound is the start of the store.
         let lower = match start_after {
@@ -481,9 +608,7 @@ impl MetaStore {
         let mut next_start_after = None;
         'trees: for (db, lower) in self.trees.scanned(prefix, lower) {
             let range = (lower, Bound::Unbounded);
-            let iter = db
-                .range(&rtxn, &range)
-                .map_err(EngineError::meta("range"))?;
+            let iter = db.range(txn, &range).map_err(EngineError::meta("range"))?;
             for item in iter {
                 let (k, raw) = item.map_err(EngineError::meta("iterate"))?;
                 if !k.starts_with(prefix) {
@@ -516,11 +641,14 @@ impl MetaStore {
     }
 
     pub fn force_sync(&self) -> Result<()> {
+        self.commit_open()?;
         self.env.force_sync().map_err(EngineError::meta("sync"))
     }
 
+    /// The environment, for a sync off the executor (`sync_env`): commit the open transaction
+    /// first (`commit_open`), or what it holds is not in the file.
     pub fn env(&self) -> Env {
-        self.env.clone()
+        Env::clone(&self.env)
     }
 }
 
@@ -681,6 +809,9 @@ mod tests {
         let all = m.scan(b"", None, 10).unwrap();
         let keys: Vec<&[u8]> = all.entries.iter().map(|(k, _)| &k[..]).collect();
         assert_eq!(keys, [&b"Bb"[..], b"Lb\0a", b"Ob\0a", b"Ob\0c"]);
+        // As a checkpoint does: a store dropped with its transaction open loses it (the log
+        // replays it).
+        m.commit_open().unwrap();
         drop(m);
         let again = MetaStore::open(dir.path()).unwrap();
         assert!(matches!(again.trees, Trees::One(_)));
@@ -695,6 +826,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = MetaStore::open(dir.path()).unwrap();
         m.apply(&[&put_of(b"Ob\0a".to_vec(), 5)]).unwrap();
+        m.commit_open().unwrap();
         let env = m.env();
         drop(m);
         let mut w = env.write_txn().unwrap();
@@ -728,6 +860,7 @@ mod tests {
             for k in keys.iter().rev() {
                 m.apply(&[&put_of(k.clone(), 3)]).unwrap();
             }
+            m.commit_open().unwrap();
         }
         let m = MetaStore::open(dir.path()).unwrap();
         for limit in 1..=10 {
@@ -750,6 +883,60 @@ mod tests {
         let lists = m.scan(b"L", None, 10).unwrap();
         assert_eq!(lists.entries.len(), 2);
         assert!(m.scan(b"M", None, 10).unwrap().entries.is_empty());
+    }
+
+    /// Mutations applied into the open transaction are read at once; one that LMDB refuses
+    /// midway (a key over its bound) leaves none of its batch applied and every batch before
+    /// it still there, and they reach the file when the transaction is committed. A store
+    /// dropped with its transaction open (a crash) finds in its file what was committed.
+    #[test]
+    fn the_open_transaction_survives_a_refused_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(dir.path()).unwrap();
+        m.apply(&[&put_of(b"Ob\0a".to_vec(), 5)]).unwrap();
+        assert!(
+            m.open.borrow().is_some(),
+            "applied into the open transaction"
+        );
+        assert_eq!(m.get(b"Ob\0a").unwrap().unwrap().value.len(), 5);
+        let too_long = put_of([b'O'].repeat(4096), 1);
+        let refused = m.apply(&[&put_of(b"Ob\0b".to_vec(), 6), &too_long]);
+        assert!(refused.is_err(), "LMDB refuses a key over its bound");
+        assert_eq!(m.get(b"Ob\0a").unwrap().unwrap().value.len(), 5);
+        assert!(
+            m.get(b"Ob\0b").unwrap().is_none(),
+            "the refused batch is not applied"
+        );
+        m.apply(&[&put_of(b"Ob\0c".to_vec(), 7)]).unwrap();
+        m.commit_open().unwrap();
+        assert!(m.open.borrow().is_none());
+        m.apply(&[&put_of(b"Ob\0d".to_vec(), 8)]).unwrap();
+        drop(m);
+        let again = MetaStore::open(dir.path()).unwrap();
+        let keys: Vec<Bytes> = again
+            .scan(b"O", None, 10)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, [&b"Ob\0a"[..], b"Ob\0c"], "committed, and only that");
+    }
+
+    /// Every `OPEN_TXN_BATCHES_MAX` batches the open transaction is committed.
+    #[test]
+    fn the_open_transaction_is_committed_every_few_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(dir.path()).unwrap();
+        for i in 0..OPEN_TXN_BATCHES_MAX {
+            assert_eq!(m.open_batches.get(), i);
+            m.apply(&[&put_of(format!("Ob\0{i:03}").into_bytes(), 1)])
+                .unwrap();
+        }
+        assert!(m.open.borrow().is_none() && m.pending.borrow().is_empty());
+        let rtxn = m.env.read_txn().unwrap();
+        let db = m.trees.of(b"Ob\x00");
+        assert_eq!(db.len(&rtxn).unwrap(), u64::from(OPEN_TXN_BATCHES_MAX));
     }
 
     #[test]

@@ -429,6 +429,11 @@ impl<D: Disk> Store<D> {
     pub async fn shutdown(self) -> Result<()> {
         for _ in 0..30_000 {
             if Rc::strong_count(&self.inner) == 1 {
+                // What was applied since the final checkpoint, if anything, into LMDB's file
+                // too (the log replays it anyway).
+                if let Err(e) = self.inner.meta.commit_open() {
+                    tracing::warn!(error = %e, "metadata commit at close failed");
+                }
                 return Ok(());
             }
             self.inner
@@ -1104,6 +1109,15 @@ impl<D: Disk> Store<D> {
             }
         }
         self.inner.st.borrow_mut().flushing = false;
+        // The log is idle: what the open metadata transaction holds goes to LMDB's file now,
+        // not when the next load or checkpoint comes (a full device keeps it open).
+        match self.inner.meta.commit_open() {
+            Ok(()) | Err(EngineError::NoSpace) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "metadata commit failed: core poisoned");
+                self.inner.st.borrow_mut().poisoned = true;
+            }
+        }
         self.checkpoint_if_due();
     }
 
@@ -1720,6 +1734,10 @@ impl<D: Disk> Store<D> {
         entries: Vec<CheckpointEntry>,
         header: CheckpointHeader,
     ) -> Result<u64> {
+        // Everything applied so far, the header's replay point included, into the file. A
+        // commit that fails keeps the transaction open (reads still see it): this checkpoint
+        // fails, the next one tries again.
+        self.inner.meta.commit_open()?;
         let env = self.inner.meta.env();
         if let Err(e) = self.inner.disk.blocking(move || sync_env(&env)).await {
             // LMDB's dirty pages may be lost: the log must stay the source of truth.
