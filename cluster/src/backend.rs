@@ -1939,9 +1939,44 @@ impl Backend {
             };
             let held = sets.iter().all(|set| holds(set)) || (sets.len() > 1 && holds(sets[0]));
             let repair = |_| repair_request(key, &newest);
-            // Best effort: a replica that stays stale is found by the next read.
             if !(held && self.send_detached(&stale, repair)) {
-                let _ = self.fan_out(&stale, repair).await;
+                let repaired = self.fan_out(&stale, repair).await;
+                // A version on fewer than a write quorum (a write that failed after reaching
+                // some replicas, or still in flight) is answered only once the repair put it
+                // on a write quorum: otherwise the next read, from other replicas, could
+                // return the older one, a read going back in time (found by the simulation,
+                // 2 of 20,000 seeds, with repairs lost to faults). A replica that stays stale
+                // beyond that is found by the next read.
+                if !held {
+                    let holding = |set: &[usize]| {
+                        let had = answers
+                            .iter()
+                            .filter(|(c, v)| set.contains(c) && v.as_ref() == Some(&newest))
+                            .count();
+                        let done = repaired
+                            .ok
+                            .iter()
+                            .filter(|(c, r)| set.contains(c) && matches!(r, Response::Done))
+                            .count();
+                        had + done
+                    };
+                    let confirmed = |set: &[usize]| holding(set) >= write_quorum(set.len());
+                    let ok = sets.iter().all(|set| confirmed(set))
+                        || (sets.len() > 1 && confirmed(sets[0]));
+                    if !ok {
+                        let short = sets
+                            .iter()
+                            .find(|set| !confirmed(set))
+                            .expect("a set short of its quorum");
+                        return Err(BackendError::Quorum {
+                            what: "metadata read repair",
+                            got: holding(short),
+                            need: write_quorum(short.len()),
+                            of: short.len(),
+                            last: repaired.last_error(),
+                        });
+                    }
+                }
             }
         }
         Ok((!newest.deleted).then(|| MetaEntry {
@@ -2177,6 +2212,9 @@ impl Backend {
             scanned: cores.len(),
             tombstones,
         };
+        // A scan of one key range's replicas confirms what it returns as a point read does
+        // (`repair_scanned`); a cluster-wide or moving scan's repair stays best effort.
+        let confirm = matches!(quorum, ScanQuorum::Replicas).then_some(cores.len());
         let mut out = Vec::new();
         let mut repairs = Vec::new();
         loop {
@@ -2228,34 +2266,61 @@ impl Backend {
                         .collect(),
                 };
                 if !stale.is_empty() {
-                    repairs.push((key.clone(), v.clone(), stale));
+                    let holding = held.iter().filter(|(_, hv)| *hv == v).count();
+                    repairs.push((key.clone(), v.clone(), stale, holding));
                 }
                 self.observe(v.hlc);
                 if !v.deleted || need.tombstones {
                     out.push((key.clone(), v));
                     if out.len() as u32 >= limit {
-                        self.repair_scanned(repairs).await;
+                        self.repair_scanned(repairs, confirm).await?;
                         return Ok((out, Some(key)));
                     }
                 }
             }
             if streams.iter().all(|s| s.done && s.buffered.is_empty()) {
-                self.repair_scanned(repairs).await;
+                self.repair_scanned(repairs, confirm).await?;
                 return Ok((out, None));
             }
         }
     }
 
     /// Read repair for a merged scan: each entry some replicas of the read quorum did not hold
-    /// at its newest version is rewritten there, with its HLC. Without it a write that failed
-    /// after reaching one replica was listed by one listing and not by the next, depending on
-    /// which replicas answered (found by the simulation, 3 of 2000 seeds). Best effort: a
-    /// replica that stays stale is found by the next read.
-    async fn repair_scanned(&self, repairs: Vec<(Bytes, MetaVersion, Vec<usize>)>) {
-        for (key, newest, stale) in repairs {
+    /// at its newest version (`holding` did) is rewritten there, with its HLC. Without it a
+    /// write that failed after reaching one replica was listed by one listing and not by the
+    /// next, depending on which replicas answered (found by the simulation, 3 of 2000 seeds).
+    /// With `confirm` (the number of scanned replicas), a version held by fewer than their
+    /// write quorum is answered only once its repair reached that many: a repair lost to a fault let the next
+    /// listing, from other replicas, list the older version (2 of 20,000 seeds). Else best
+    /// effort: a replica that stays stale is found by the next read.
+    async fn repair_scanned(
+        &self,
+        repairs: Vec<(Bytes, MetaVersion, Vec<usize>, usize)>,
+        confirm: Option<usize>,
+    ) -> Result<(), BackendError> {
+        for (key, newest, stale, holding) in repairs {
             let repair = |_| repair_request(&key, &newest);
-            let _ = self.fan_out(&stale, repair).await;
+            let repaired = self.fan_out(&stale, repair).await;
+            let Some(of) = confirm.filter(|&of| holding < write_quorum(of)) else {
+                continue;
+            };
+            let need = write_quorum(of);
+            let done = repaired
+                .ok
+                .iter()
+                .filter(|(_, r)| matches!(r, Response::Done))
+                .count();
+            if holding + done < need {
+                return Err(BackendError::Quorum {
+                    what: "listing read repair",
+                    got: holding + done,
+                    need,
+                    of,
+                    last: repaired.last_error(),
+                });
+            }
         }
+        Ok(())
     }
 
     /// Fetches the next page of every stream that has run dry; drops streams whose core

@@ -224,6 +224,26 @@ fn sim_skewed_clocks_keep_real_time_order() {
     no_seed_fails(&cfg);
 }
 
+/// Two seeds beyond the default range (73046, 78370) where a listing returned a version held
+/// by one replica (a write that failed after reaching it), its repair to the others was lost
+/// to a fault, and the next listing, from other replicas, returned the older version. A read
+/// now answers such a version only once its repair reached a write quorum (else it fails).
+#[test]
+fn sim_listings_confirm_what_they_return() {
+    let cfg = Config {
+        strict: Strict {
+            reads: true,
+            ..Strict::default()
+        },
+        ..Config::default()
+    };
+    let failed: Vec<String> = [73046, 78370]
+        .iter()
+        .filter_map(|&s| run_caught(s, &cfg).err().map(|e| format!("seed {s}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
 /// No read, get or listing, returns an older version than an earlier read returned.
 /// Regression test: listings merged a read quorum of replicas and repaired nothing, so a write
 /// that failed after reaching one replica was listed by one listing and not by the next (3 of
