@@ -86,6 +86,10 @@ pub struct MetaStore {
     pending: RefCell<Vec<MetaMutation>>,
     /// Batches applied into `open`.
     open_batches: Cell<u32>,
+    /// The open transaction could not be made again (`reopen` failed): what it held is not
+    /// here, so reads fail rather than answer without it (the core is poisoned; a restart
+    /// replays the log).
+    lost: Cell<bool>,
     /// Boxed: `open` borrows it at a fixed address (`io::open_write_txn`).
     env: Box<Env>,
     trees: Trees,
@@ -164,9 +168,6 @@ const SPLIT_GUARD_VALUE: &[u8] = b"split: the keys are in the trees m00 to m27";
 /// The split stores' trees: below `A`, `A` to `Z`, above `Z`.
 const SPLIT_TREES: usize = 28;
 
-/// A split store's tree for `key`, by its first byte (`Trees::Split`). Key order is tree order
-/// then order within the tree. No stored key is empty (LMDB refuses one): an empty key is
-/// asked of the first tree and refused there as it was in one tree.
 /// `m` in bytes of its own: a mutation's key and value may be slices of a larger buffer (a
 /// request's frame, with a fragment's data), which `MetaStore::pending` must not keep alive.
 fn owned(m: &MetaMutation) -> MetaMutation {
@@ -184,6 +185,9 @@ fn owned(m: &MetaMutation) -> MetaMutation {
     }
 }
 
+/// A split store's tree for `key`, by its first byte (`Trees::Split`). Key order is tree order
+/// then order within the tree. No stored key is empty (LMDB refuses one): an empty key is
+/// asked of the first tree and refused there as it was in one tree.
 fn tree_of(key: &[u8]) -> usize {
     match key.first().copied().unwrap_or(0) {
         b @ b'A'..=b'Z' => 1 + usize::from(b - b'A'),
@@ -370,6 +374,7 @@ impl MetaStore {
             open: RefCell::new(None),
             pending: RefCell::new(Vec::new()),
             open_batches: Cell::new(0),
+            lost: Cell::new(false),
             env: Box::new(env),
             trees,
             all_checked,
@@ -450,14 +455,26 @@ impl MetaStore {
     /// aborted it. They were applied before in the same order, over the same committed state.
     fn reopen(&self) -> Result<()> {
         self.open.borrow_mut().take();
-        let mut txn = crate::io::open_write_txn(&self.env)?;
-        {
+        let made = crate::io::open_write_txn(&self.env).and_then(|mut txn| {
             let pending = self.pending.borrow();
             let all: Vec<(&MetaMutation, bool)> = pending.iter().map(|m| (m, false)).collect();
-            self.apply_in(&mut txn, &all)?;
+            self.apply_in(&mut txn, &all).map(|_| txn)
+        });
+        match made {
+            Ok(txn) => {
+                *self.open.borrow_mut() = Some(txn);
+                Ok(())
+            }
+            Err(e) => {
+                self.lost.set(true);
+                // Never `NoSpace`, which a caller takes for a refused batch: the core must
+                // stop (poisoned) and replay on restart.
+                Err(EngineError::Meta {
+                    context: "making the open transaction again",
+                    message: e.to_string(),
+                })
+            }
         }
-        *self.open.borrow_mut() = Some(txn);
-        Ok(())
     }
 
     /// Applies `mutations` in `txn`, in key order (a key's own mutations keep theirs).
@@ -516,6 +533,12 @@ impl MetaStore {
 
     /// `f` over what reads must see: the open transaction, else a read transaction.
     fn reading<R>(&self, f: impl FnOnce(&RoTxn) -> Result<R>) -> Result<R> {
+        if self.lost.get() {
+            return Err(EngineError::Meta {
+                context: "reading",
+                message: "the open transaction was lost: restart the core to replay the log".into(),
+            });
+        }
         if let Some(txn) = self.open.borrow().as_ref() {
             return f(txn);
         }
