@@ -220,11 +220,6 @@ fn encode_value(key: &[u8], hlc: u64, tomb: bool, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn decode_live(key: &[u8], raw: &[u8], all_checked: bool) -> Result<Option<MetaValue>> {
-    let (v, deleted) = decode_any(key, raw, all_checked)?;
-    Ok((!deleted).then_some(v))
-}
-
 fn damaged_value(key: &[u8], detail: &str) -> EngineError {
     let shown: String = String::from_utf8_lossy(key).chars().take(120).collect();
     EngineError::Damaged {
@@ -550,17 +545,9 @@ impl MetaStore {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<MetaValue>> {
-        self.reading(|txn| {
-            match self
-                .trees
-                .of(key)
-                .get(txn, key)
-                .map_err(EngineError::meta("get"))?
-            {
-                Some(raw) => decode_live(key, raw, self.all_checked),
-                None => Ok(None),
-            }
-        })
+        Ok(self
+            .get_versioned(key)?
+            .and_then(|(v, deleted)| (!deleted).then_some(v)))
     }
 
     /// The HLC of a key's live value (`None` when absent or deleted).
