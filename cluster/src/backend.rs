@@ -2290,9 +2290,9 @@ impl Backend {
     /// write that failed after reaching one replica was listed by one listing and not by the
     /// next, depending on which replicas answered (found by the simulation, 3 of 2000 seeds).
     /// With `confirm` (the number of scanned replicas), a version held by fewer than their
-    /// write quorum is answered only once its repair reached that many: a repair lost to a fault let the next
-    /// listing, from other replicas, list the older version (2 of 20,000 seeds). Else best
-    /// effort: a replica that stays stale is found by the next read.
+    /// write quorum is answered only once its repair reached that many: a repair lost to a
+    /// fault let the next listing, from other replicas, list the older version (2 of 20,000
+    /// seeds). Else best effort: a replica that stays stale is found by the next read.
     async fn repair_scanned(
         &self,
         repairs: Vec<(Bytes, MetaVersion, Vec<usize>, usize)>,

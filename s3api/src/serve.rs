@@ -746,9 +746,10 @@ impl Again {
 /// read whole before the first run, `kept_body`), it runs again once this process applied the
 /// map that node named (`Backend::caught_up`), at most `REROUTES_MAX` times: the client gets
 /// the answer of the newer routing instead of a 503 to retry. A request whose body streamed
-/// still answers 503 (SDKs retry 503s). The run that was refused did nothing it must not do twice: a
-/// core that refuses a frame runs nothing of it, and a write whose head a core refused never
-/// commits (cluster/DESIGN.md). Returns the response and the body guard of the last run.
+/// still answers 503 (SDKs retry 503s). The run that was refused did nothing it must not do
+/// twice: a core that refuses a frame runs nothing of it, and a write whose head a core
+/// refused never commits (cluster/DESIGN.md). Returns the response and the body guard of the
+/// last run.
 async fn rerun(
     service: &Service,
     request: http::Request<s3s::Body>,
