@@ -196,6 +196,9 @@ struct Core {
     offline: std::sync::Mutex<Option<String>>,
     /// Whether `offline` holds a reason (read without the lock on every answer).
     offline_seen: std::sync::atomic::AtomicBool,
+    /// The core's build predates `MetaPair` and `PutPaired` (it refused one as an unknown
+    /// kind): its pairs go as separate writes (`send_split`).
+    lacks_pairs: std::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -229,7 +232,115 @@ impl Core {
             down_until_ms: AtomicU64::new(0),
             offline: std::sync::Mutex::new(None),
             offline_seen: std::sync::atomic::AtomicBool::new(false),
+            lacks_pairs: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// `send` of a pair (`MetaPair`, `PutPaired`), said in kinds an older build knows where
+    /// this core's build refused them: a rolling upgrade's nodes of the build before keep
+    /// taking writes (and are not marked down for a refusal). Called boxed (`call_core`), so
+    /// its state stays out of every other call's future.
+    async fn send_pair(&self, request: Request, epoch: u64) -> Result<Response, BackendError> {
+        if self.lacks_pairs.load(Ordering::Relaxed) {
+            return self.send_split(request, epoch).await;
+        }
+        // Cheap: the pair's byte fields are shared, not copied.
+        let result = self.send(request.clone(), epoch).await;
+        match &result {
+            Err(BackendError::Remote(RemoteError::UnknownKind { kind, .. }))
+                if *kind == proto::K_META_PAIR || *kind == proto::K_PUT_PAIRED =>
+            {
+                if !self.lacks_pairs.swap(true, Ordering::Relaxed) {
+                    tracing::info!(core = %self.name, kind, "the core's build predates paired writes: they go to it as separate writes");
+                }
+                self.send_split(request, epoch).await
+            }
+            _ => result,
+        }
+    }
+
+    /// A pair's writes as requests of kinds every build knows, one after the other: the
+    /// fragment, `first`, then `second` (the order the object layer wrote them in before
+    /// pairs: a head before its listing entry, an entry's removal before its head's). On this
+    /// core they are not one record, as they were not in those builds. Answered as the pair
+    /// is: `Swapped` for `first` (a `MetaSwap` for a put; for a delete, the versions read
+    /// around it), or the first error answer.
+    async fn send_split(&self, request: Request, epoch: u64) -> Result<Response, BackendError> {
+        let (background, plain) = match request {
+            Request::Background(inner) => (true, *inner),
+            plain => (false, plain),
+        };
+        let send = |r: Request| {
+            let r = if background {
+                Request::Background(Box::new(r))
+            } else {
+                r
+            };
+            self.send(r, epoch)
+        };
+        let (fragment, first, second, hlc) = match plain {
+            Request::MetaPair { first, second, hlc } => (None, first, second, hlc),
+            Request::PutPaired {
+                id,
+                data,
+                first,
+                second,
+                hlc,
+            } => (Some((id, data)), first, second, hlc),
+            other => return send(other).await,
+        };
+        if let Some((id, data)) = fragment {
+            match send(Request::PutFragment { id, data }).await? {
+                Response::Done => {}
+                other => return Ok(other),
+            }
+        }
+        let answer = match first {
+            MetaWrite::Put { key, value } => send(Request::MetaSwap { key, value, hlc }).await?,
+            MetaWrite::Delete { key } => {
+                let previous = match send(Request::MetaGetVersioned { key: key.clone() }).await? {
+                    Response::MetaVersioned(v) => v,
+                    other => return Ok(other),
+                };
+                let removal = Request::MetaDelete {
+                    key: key.clone(),
+                    hlc,
+                };
+                match send(removal).await? {
+                    Response::Done => {}
+                    other => return Ok(other),
+                }
+                // Won: the key's version is now this tombstone (a later write may have beaten
+                // it since; then it reads as lost, as a swap after that write would).
+                match send(Request::MetaGetVersioned { key }).await? {
+                    Response::MetaVersioned(after) => Response::Swapped {
+                        won: after.is_some_and(|v| v.deleted && v.hlc == hlc),
+                        previous,
+                    },
+                    other => return Ok(other),
+                }
+            }
+        };
+        if !matches!(answer, Response::Swapped { .. }) {
+            return Ok(answer);
+        }
+        let second = match second {
+            MetaWrite::Put { key, value } => Request::MetaPut { key, value, hlc },
+            MetaWrite::Delete { key } => Request::MetaDelete { key, hlc },
+        };
+        match send(second).await? {
+            Response::Done => Ok(answer),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Whether `request` is a pair (`MetaPair`, `PutPaired`), sent as background work or not.
+fn is_pair(request: &Request) -> bool {
+    match request {
+        Request::Background(inner) => is_pair(inner),
+        Request::MetaPair { .. } | Request::PutPaired { .. } => true,
+        _ => false,
     }
 }
 
@@ -1294,7 +1405,14 @@ impl Backend {
             }
             plain => plain,
         };
-        let result = match c.send(request, self.epoch.load(Ordering::Acquire)).await {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // Only another process's core can run an older build.
+        let sent = if matches!(c.link, Link::Remote(_)) && is_pair(&request) {
+            Box::pin(c.send_pair(request, epoch)).await
+        } else {
+            c.send(request, epoch).await
+        };
+        let result = match sent {
             Err(e @ BackendError::Down { .. }) if matches!(c.link, Link::Gone) => return Err(e),
             Err(e @ BackendError::Remote(RemoteError::LayoutMismatch { index, .. })) => {
                 let _ = REFUSED_AT.try_with(|at| at.fetch_max(index, Ordering::Relaxed));

@@ -31,6 +31,11 @@ pub enum RemoteError {
     Busy { addr: SocketAddr, after: Duration },
     #[error("core {addr} answered with a bad frame: {message}")]
     Protocol { addr: SocketAddr, message: String },
+    /// The core's build predates the request's kind: it refused the frame (and, in builds
+    /// before `ErrorCode::UnknownKind`, closed the connection). Not a fault of the core: the
+    /// caller may say the same in kinds it knows (`Backend::call_core`).
+    #[error("core {addr} does not know message kind {kind} (an older build)")]
+    UnknownKind { addr: SocketAddr, kind: u16 },
     /// `index`: the control-map log index the refusing node applied (0: it follows no map,
     /// or its build does not say), whose map `Request::ControlMap` fetches from it.
     #[error(
@@ -220,13 +225,24 @@ impl RemoteCore {
                 code: ErrorCode::LayoutMismatch,
                 message,
             }) => Err(refused(message, 0)),
-            Message::Response(r) if frame.request_id == id => Ok(r),
-            Message::Response(Response::Error { message, .. }) if frame.request_id == 0 => {
-                Err(RemoteError::Protocol {
-                    addr: self.addr,
-                    message,
-                })
+            // A refusal of the request's kind comes under its id, or under id 0 from builds
+            // before `ErrorCode::UnknownKind` (which then closed the connection).
+            Message::Response(Response::Error { code, message })
+                if frame.request_id == id || frame.request_id == 0 =>
+            {
+                match proto::unknown_kind_refused(code, &message) {
+                    Some(kind) => Err(RemoteError::UnknownKind {
+                        addr: self.addr,
+                        kind,
+                    }),
+                    None if frame.request_id == id => Ok(Response::Error { code, message }),
+                    None => Err(RemoteError::Protocol {
+                        addr: self.addr,
+                        message,
+                    }),
+                }
             }
+            Message::Response(r) if frame.request_id == id => Ok(r),
             _ => Err(RemoteError::Protocol {
                 addr: self.addr,
                 message: format!("answer to request {id} expected"),

@@ -450,3 +450,183 @@ fn cluster_wide_scans_hear_a_read_quorum() {
         n.shutdown();
     }
 }
+
+/// A core's port as a build from before paired writes (proto kinds 22 and 23) serves it: those
+/// frames are answered under request id 0 with the decoder's error text and the connection is
+/// closed; every other request goes through to `upstream`. Serves until the test ends.
+fn older_build_core(upstream: std::net::SocketAddr) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut core = engine::client::BlockingClient::connect(upstream, 1).unwrap();
+                let mut inbuf = bytes::BytesMut::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let frame = match proto::decode_frame(&mut inbuf) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                inbuf.extend_from_slice(&chunk[..n]);
+                                continue;
+                            }
+                        },
+                        Err(e) => panic!("{e}"),
+                    };
+                    let proto::Message::Request(request) = frame.message else {
+                        panic!("a request expected");
+                    };
+                    let plain = match &request {
+                        Request::Fenced { request, .. } => request.as_ref(),
+                        r => r,
+                    };
+                    let unknown = match plain {
+                        Request::MetaPair { .. } => Some(proto::K_META_PAIR),
+                        Request::PutPaired { .. } => Some(proto::K_PUT_PAIRED),
+                        _ => None,
+                    };
+                    let mut out = bytes::BytesMut::new();
+                    if let Some(kind) = unknown {
+                        let refusal = Response::Error {
+                            code: proto::ErrorCode::BadRequest,
+                            message: proto::ProtoError::UnknownKind(kind).to_string(),
+                        };
+                        proto::encode_response(0, 1, &refusal, &mut out);
+                        let _ = conn.write_all(&out);
+                        return;
+                    }
+                    let answer = core.call(&request).unwrap();
+                    proto::encode_response(frame.request_id, 1, &answer, &mut out);
+                    if conn.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A rolling upgrade: a gateway of this build writes pairs (`MetaPair`, `PutPaired`) to cores
+/// whose build refuses them as unknown kinds. Those cores get the same writes as separate
+/// requests, answer as a pair would, and are never marked down for the refusal.
+#[test]
+fn a_core_of_an_older_build_takes_pairs_as_separate_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(3);
+    let node = start(dir.path(), Some(port));
+    let h = node.handles().to_vec();
+    let addr = |i: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port + i));
+    // Core 2 of the layout is of the older build; cores 0 and 1 are this build's, reached
+    // through plain relays (a layout's node has consecutive ports).
+    let older = older_build_core(addr(2));
+    let base = {
+        // Three consecutive ports for the layout: two this build's cores, then the older one.
+        let base = free_ports(3);
+        for (i, target) in [addr(0), addr(1)].into_iter().enumerate() {
+            relay(base + i as u16, target);
+        }
+        relay(
+            base + 2,
+            std::net::SocketAddr::from(([127, 0, 0, 1], older)),
+        );
+        base
+    };
+    let backend = Backend::cluster(layout(1, base), None, Vec::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cores = [0usize, 1, 2];
+    let head = |v: &str| proto::MetaWrite::Put {
+        key: Bytes::from_static(b"h/k"),
+        value: Bytes::from(v.to_owned()),
+    };
+    let entry = |v: &str| proto::MetaWrite::Put {
+        key: Bytes::from_static(b"l/k"),
+        value: Bytes::from(v.to_owned()),
+    };
+    // A small object's data with its head and entry.
+    let id = proto::FragmentId([7; 16]);
+    let data = Bytes::from_static(b"body");
+    let hlc1 = backend.hlc();
+    let swap = rt
+        .block_on(backend.put_paired(&cores[..], 3, id, &data, &head("v1"), &entry("e1"), hlc1))
+        .unwrap();
+    assert!(swap.won && swap.previous.is_none(), "{swap:?}");
+    // A second pair: each core, the older one included, reports what it replaced.
+    let hlc2 = backend.hlc();
+    let swap = rt
+        .block_on(backend.meta_pair(&cores[..], &head("v2"), &entry("e2"), hlc2))
+        .unwrap();
+    assert!(swap.won, "{swap:?}");
+    assert_eq!(swap.previous.map(|p| p.hlc), Some(hlc1));
+    for (i, core) in h.iter().enumerate() {
+        let got = raw(
+            core,
+            Request::GetFragment {
+                id,
+                offset_bytes: 0,
+                len_bytes: None,
+            },
+        );
+        assert_eq!(got, Response::Fragment(data.clone()), "core {i}");
+        for (key, value) in [("h/k", "v2"), ("l/k", "e2")] {
+            let v = version_on(core, key).unwrap_or_else(|| panic!("core {i} lacks {key}"));
+            assert_eq!((v.hlc, &v.value[..]), (hlc2, value.as_bytes()), "core {i}");
+        }
+    }
+    // A removal (entry first, then head), and one that an older write cannot beat.
+    let gone = |k: &'static [u8]| proto::MetaWrite::Delete {
+        key: Bytes::from_static(k),
+    };
+    let hlc3 = backend.hlc();
+    let swap = rt
+        .block_on(backend.meta_pair(&cores[..], &gone(b"l/k"), &gone(b"h/k"), hlc3))
+        .unwrap();
+    assert!(swap.won, "{swap:?}");
+    assert_eq!(swap.previous.map(|p| p.hlc), Some(hlc2));
+    let swap = rt
+        .block_on(backend.meta_pair(&cores[..], &gone(b"l/k"), &gone(b"h/k"), hlc2 - 1))
+        .unwrap();
+    assert!(!swap.won, "an older removal loses: {swap:?}");
+    for (i, core) in h.iter().enumerate() {
+        for key in ["h/k", "l/k"] {
+            let v = version_on(core, key).unwrap();
+            assert!(v.deleted && v.hlc == hlc3, "core {i} {key}: {v:?}");
+        }
+    }
+    for c in cores {
+        assert!(!backend.is_down(c), "core {c} was marked down");
+    }
+    drop(backend);
+    node.shutdown();
+}
+
+/// Relays every connection to `port` on to `target`, byte for byte, until the test ends.
+fn relay(port: u16, target: std::net::SocketAddr) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let Ok(up) = std::net::TcpStream::connect(target) else {
+                return;
+            };
+            let _ = conn.set_nodelay(true);
+            let _ = up.set_nodelay(true);
+            for (mut from, mut to) in [
+                (conn.try_clone().unwrap(), up.try_clone().unwrap()),
+                (up, conn),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}

@@ -170,6 +170,12 @@ async fn connection(
                 code: ErrorCode::BadRequest,
                 message: "a core accepts requests only".into(),
             },
+            // A newer peer's kind: refused under its id, and the connection reads on (the
+            // peer may say the same in kinds this build knows).
+            Message::Unknown(kind) => Response::Error {
+                code: ErrorCode::UnknownKind,
+                message: ProtoError::UnknownKind(kind).to_string(),
+            },
         };
         drop(permit);
         out.clear();

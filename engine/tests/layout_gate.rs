@@ -2,7 +2,8 @@
 //! are refused and newer ones accepted, a floor raised at run time holds on connections
 //! already open and on every core, and `MapApplied` answers what the gate was set to, over
 //! TCP and through the handle, offline cores included. A refusal names the node's map index,
-//! which `ControlMap` answers whatever the stamp.
+//! which `ControlMap` answers whatever the stamp. A frame of a kind newer than the build is
+//! refused under its id and the connection stays open.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -67,6 +68,7 @@ fn answer(f: Frame) -> Response {
     match f.message {
         Message::Response(r) => r,
         Message::Request(r) => panic!("a request back: {r:?}"),
+        Message::Unknown(k) => panic!("a frame of unknown kind {k} back"),
     }
 }
 
@@ -339,5 +341,48 @@ fn fenced_frames_below_the_epoch_floor_are_refused() {
         4,
         "the refused write (hlc 9) was not applied"
     );
+    node.shutdown();
+}
+
+/// A frame of a kind this build does not know (a newer peer's) is answered `UnknownKind` under
+/// its own request id, and the connection serves the next request: builds before the code
+/// answered it under id 0 and closed the connection, which a caller took for a dead core.
+#[test]
+fn a_frame_of_a_newer_kind_is_refused_and_the_connection_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, port) = start(dir.path(), 1);
+    let mut s = connect(port);
+    let mut frame = BytesMut::new();
+    proto::encode_request(7, 1, &Request::Stats, &mut frame);
+    // The kind field, then the checksum over the header's first 32 bytes (no body).
+    frame[6..8].copy_from_slice(&999u16.to_le_bytes());
+    let crc = crc32fast::hash(&frame[0..32]);
+    frame[32..36].copy_from_slice(&crc.to_le_bytes());
+    s.write_all(&frame).unwrap();
+    let mut inbuf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    let refused = loop {
+        if let Some(f) = proto::decode_frame(&mut inbuf).unwrap() {
+            break f;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "the core closed the connection");
+        inbuf.extend_from_slice(&chunk[..n]);
+    };
+    assert_eq!(refused.request_id, 7);
+    match answer(refused) {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::UnknownKind);
+            assert_eq!(
+                proto::unknown_kind_refused(code, &message),
+                Some(999),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let next = exchange(&mut s, 1, &Request::Stats);
+    assert!(matches!(answer(next), Response::Stats(_)));
+    drop(s);
     node.shutdown();
 }

@@ -300,6 +300,11 @@ pub enum ErrorCode {
     /// A conditional write (`MetaPutIf`) on a node whose lease to serialize them ran out
     /// (`Request::Lease`): it may have been demoted; callers answer 503.
     NoLease = 13,
+    /// A request of a kind this core's build does not know (a newer peer's,
+    /// `Message::Unknown`). The connection stays usable; the caller may say the same in kinds
+    /// the core knows. Builds before this code answered such a frame with request id 0 and
+    /// closed the connection (see `unknown_kind_refused`).
+    UnknownKind = 14,
 }
 
 impl ErrorCode {
@@ -318,6 +323,7 @@ impl ErrorCode {
             11 => Self::ConditionFailed,
             12 => Self::Offline,
             13 => Self::NoLease,
+            14 => Self::UnknownKind,
             _ => Self::Internal,
         }
     }
@@ -393,7 +399,26 @@ impl Response {
 pub enum Message {
     Request(Request),
     Response(Response),
+    /// A whole, checked frame of a kind this build does not know (inside a `Fenced` or
+    /// `Batch` too): a newer peer's. A core answers it `ErrorCode::UnknownKind` under its
+    /// request id and reads on.
+    Unknown(u16),
 }
+
+/// The kind a core refused as unknown to its build, from its error answer: `ErrorCode::
+/// UnknownKind` (builds since that code), or the text of `ProtoError::UnknownKind` that builds
+/// before it sent under request id 0 before closing the connection.
+pub fn unknown_kind_refused(code: ErrorCode, message: &str) -> Option<u16> {
+    match code {
+        ErrorCode::UnknownKind | ErrorCode::BadRequest => message
+            .strip_prefix(UNKNOWN_KIND_TEXT)
+            .and_then(|k| k.trim().parse().ok()),
+        _ => None,
+    }
+}
+
+/// How `ProtoError::UnknownKind` reads, before the kind (the same in every build).
+const UNKNOWN_KIND_TEXT: &str = "unknown message kind ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -442,8 +467,10 @@ const K_MAP_APPLIED: u16 = 18;
 const K_LEASE: u16 = 19;
 const K_CONTROL_MAP: u16 = 20;
 const K_FENCED: u16 = 21;
-const K_META_PAIR: u16 = 22;
-const K_PUT_PAIRED: u16 = 23;
+/// `Request::MetaPair`'s kind: builds before it refuse it (`unknown_kind_refused`).
+pub const K_META_PAIR: u16 = 22;
+/// `Request::PutPaired`'s kind: builds before it refuse it (`unknown_kind_refused`).
+pub const K_PUT_PAIRED: u16 = 23;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -918,7 +945,17 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ProtoError> {
     }
     let mut frame = buf.split_to(total).freeze();
     frame.advance(HEADER_BYTES);
-    let message = decode_message(kind, &mut frame, true)?;
+    let message = match decode_message(kind, &mut frame, true) {
+        // The frame is whole and its checksum holds: only its kind is newer than this build.
+        Err(ProtoError::UnknownKind(k)) => {
+            return Ok(Some(Frame {
+                request_id,
+                layout_version,
+                message: Message::Unknown(k),
+            }))
+        }
+        decoded => decoded?,
+    };
     if frame.has_remaining() {
         return Err(ProtoError::Malformed("trailing bytes"));
     }
@@ -1723,6 +1760,55 @@ mod tests {
             &[8, 7, 6, 5, 4, 3, 2, 1]
         );
         assert_eq!(buf.len(), HEADER_BYTES + 24);
+    }
+
+    /// A checked frame of a kind this build does not know (a newer peer's) is taken off the
+    /// buffer whole, with its request id, and the frame after it decodes.
+    #[test]
+    fn a_frame_of_an_unknown_kind_is_skipped_whole() {
+        let mut buf = BytesMut::new();
+        write_frame(999, 7, 3, b"a newer body", &mut buf);
+        encode_request(8, 3, &Request::Stats, &mut buf);
+        let unknown = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (unknown.request_id, unknown.layout_version, unknown.message),
+            (7, 3, Message::Unknown(999))
+        );
+        let next = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (next.request_id, next.message),
+            (8, Message::Request(Request::Stats))
+        );
+        assert!(buf.is_empty());
+        // Inside a fenced frame too.
+        let mut body = BytesMut::new();
+        body.put_u64_le(5);
+        body.put_u16_le(999);
+        write_frame(K_FENCED, 9, 3, &body, &mut buf);
+        let unknown = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (unknown.request_id, unknown.message),
+            (9, Message::Unknown(999))
+        );
+    }
+
+    /// A refusal of an unknown kind reads the same from this build (its code) and from builds
+    /// before the code (the decoder's text under `BadRequest`); no other error reads as one.
+    #[test]
+    fn unknown_kind_refusals_are_read_from_either_build() {
+        let text = ProtoError::UnknownKind(K_PUT_PAIRED).to_string();
+        assert_eq!(
+            unknown_kind_refused(ErrorCode::UnknownKind, &text),
+            Some(23)
+        );
+        assert_eq!(unknown_kind_refused(ErrorCode::BadRequest, &text), Some(23));
+        assert_eq!(unknown_kind_refused(ErrorCode::NotFound, &text), None);
+        let other = ProtoError::Malformed("truncated field").to_string();
+        assert_eq!(unknown_kind_refused(ErrorCode::BadRequest, &other), None);
+        assert_eq!(
+            ErrorCode::from_u16(ErrorCode::UnknownKind as u16),
+            ErrorCode::UnknownKind
+        );
     }
 
     /// `Lease` took the next free kind (19): a u32 and a u8 flag after the header.
