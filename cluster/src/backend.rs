@@ -251,7 +251,11 @@ impl Core {
                 if *kind == proto::K_META_PAIR || *kind == proto::K_PUT_PAIRED =>
             {
                 if !self.lacks_pairs.swap(true, Ordering::Relaxed) {
-                    tracing::info!(core = %self.name, kind, "the core's build predates paired writes: they go to it as separate writes");
+                    tracing::info!(
+                        core = %self.name,
+                        kind,
+                        "the core's build predates paired writes: they go to it as separate writes"
+                    );
                 }
                 self.send_split(request, epoch).await
             }

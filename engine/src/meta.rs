@@ -393,6 +393,7 @@ impl MetaStore {
     /// none of them applied and everything applied before still there (the transaction is
     /// made again without them); a failed commit keeps them all, open.
     pub fn apply_reporting(&self, mutations: &[(&MetaMutation, bool)]) -> Result<Vec<Applied>> {
+        self.not_lost("applying")?;
         let applied = {
             let mut open = self.open.borrow_mut();
             if open.is_none() {
@@ -428,6 +429,9 @@ impl MetaStore {
     /// pages: `NoSpace` when the device is full) the transaction is made again from what it
     /// held and stays open, so that reads still see every mutation applied.
     pub fn commit_open(&self) -> Result<()> {
+        // Never "nothing to commit" once lost: a checkpoint would then record as applied what
+        // the lost transaction held.
+        self.not_lost("committing")?;
         let Some(txn) = self.open.borrow_mut().take() else {
             return Ok(());
         };
@@ -470,6 +474,18 @@ impl MetaStore {
                 })
             }
         }
+    }
+
+    /// Fails once the open transaction was lost (`lost`): reads would miss what it held, and
+    /// writes and commits would go on without it.
+    fn not_lost(&self, context: &'static str) -> Result<()> {
+        if self.lost.get() {
+            return Err(EngineError::Meta {
+                context,
+                message: "the open transaction was lost: restart the core to replay the log".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `mutations` in `txn`, in key order (a key's own mutations keep theirs).
@@ -528,12 +544,7 @@ impl MetaStore {
 
     /// `f` over what reads must see: the open transaction, else a read transaction.
     fn reading<R>(&self, f: impl FnOnce(&RoTxn) -> Result<R>) -> Result<R> {
-        if self.lost.get() {
-            return Err(EngineError::Meta {
-                context: "reading",
-                message: "the open transaction was lost: restart the core to replay the log".into(),
-            });
-        }
+        self.not_lost("reading")?;
         if let Some(txn) = self.open.borrow().as_ref() {
             return f(txn);
         }
@@ -931,6 +942,50 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(keys, [&b"Ob\0a"[..], b"Ob\0c"], "committed, and only that");
+    }
+
+    /// An open transaction that cannot be made again after LMDB aborted it (LMDB refusing a
+    /// mutation it took before; reached here by handing it one it cannot take, since nothing
+    /// short of a fault inside LMDB does it) is lost: the error is never `NoSpace` (which a
+    /// caller takes for a refused batch), and reads, writes and commits fail from then on,
+    /// so nothing is answered or checkpointed without what it held. A restart finds what was
+    /// committed, and the log's replay brings the rest (the store's job).
+    #[test]
+    fn a_lost_open_transaction_fails_everything_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(dir.path()).unwrap();
+        m.apply(&[&put_of(b"Ob\0a".to_vec(), 5)]).unwrap();
+        m.commit_open().unwrap();
+        m.apply(&[&put_of(b"Ob\0b".to_vec(), 6)]).unwrap();
+        let too_long = put_of([b'O'].repeat(4096), 1);
+        m.pending.borrow_mut().push(too_long.clone());
+        let lost = m
+            .apply(&[&too_long])
+            .expect_err("refused, then not made again");
+        assert!(
+            matches!(
+                lost,
+                EngineError::Meta {
+                    context: "making the open transaction again",
+                    ..
+                }
+            ),
+            "{lost:?}"
+        );
+        let is_lost = |r: Result<()>| match r {
+            Err(EngineError::Meta { message, .. }) => message.contains("lost"),
+            _ => false,
+        };
+        assert!(is_lost(m.get(b"Ob\0a").map(|_| ())), "reads fail");
+        assert!(is_lost(
+            m.apply(&[&put_of(b"Ob\0c".to_vec(), 7)]).map(|_| ())
+        ));
+        assert!(is_lost(m.commit_open()), "no commit, so no checkpoint");
+        drop(m);
+        let again = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(again.get(b"Ob\0a").unwrap().unwrap().value.len(), 5);
+        assert!(again.get(b"Ob\0b").unwrap().is_none(), "never committed");
+        assert!(again.get(b"Ob\0c").unwrap().is_none());
     }
 
     /// Every `OPEN_TXN_BATCHES_MAX` batches the open transaction is committed.
