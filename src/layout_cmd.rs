@@ -450,6 +450,12 @@ impl Proposal {
         {
             anyhow::bail!("{what}: {e}");
         }
+        // A node of a build that cannot decode the change's map entries would stop following
+        // the map in the middle of the change (an upgrade under way).
+        let levels = control_levels(base.nodes().iter().chain(next.nodes()));
+        if let Some(refusal) = mixed_builds(&levels) {
+            anyhow::bail!("{refusal}");
+        }
         if dry_run {
             println!("dry run: nothing proposed");
             return Ok(None);
@@ -490,6 +496,72 @@ impl Proposal {
     }
 }
 
+/// Each node's answer to `ControlLevel` (once per node id, in order): its build's level, 0 for a
+/// build from before the question (it refuses the request's kind), or why it did not answer.
+fn control_levels<'a>(
+    nodes: impl Iterator<Item = &'a placement::Node>,
+) -> Vec<(u64, Result<u64, String>)> {
+    let mut asked = std::collections::BTreeSet::new();
+    nodes
+        .filter(|n| asked.insert(n.id))
+        .map(|n| (n.id, control_level_of(&n.address, n.base_port)))
+        .collect()
+}
+
+/// The control level of the node whose first core listens at `address`:`port`.
+fn control_level_of(address: &str, port: u16) -> Result<u64, String> {
+    use std::net::ToSocketAddrs;
+    let addr = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{address} resolves to no address"))?;
+    // A short connect first: the blocking client's own waits 5 s for a silent host.
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut client =
+        engine::client::BlockingClient::connect(addr, 0).map_err(|e| format!("{addr}: {e}"))?;
+    match client.call(&proto::Request::ControlLevel) {
+        Ok(proto::Response::ControlLevel(level)) => Ok(level),
+        Ok(proto::Response::Error { code, message })
+            if proto::unknown_kind_refused(code, &message).is_some() =>
+        {
+            Ok(0)
+        }
+        Ok(other) => Err(format!("{addr}: unexpected answer {other:?}")),
+        Err(e) => Err(format!("{addr}: {e}")),
+    }
+}
+
+/// Why a layout change must wait, if the nodes that answered run builds of different control
+/// levels: a node of the older one could not decode the change's entries and would stop
+/// following the map in the middle of it. Nodes that did not answer are not counted (a change
+/// may be what removes a dead node).
+fn mixed_builds(levels: &[(u64, Result<u64, String>)]) -> Option<String> {
+    let answered: Vec<(u64, u64)> = levels
+        .iter()
+        .filter_map(|(node, l)| l.as_ref().ok().map(|l| (*node, *l)))
+        .collect();
+    let min = answered.iter().map(|(_, l)| *l).min()?;
+    let max = answered.iter().map(|(_, l)| *l).max()?;
+    if min == max {
+        return None;
+    }
+    let each: Vec<String> = answered
+        .iter()
+        .map(|(node, l)| match l {
+            0 => format!("node {node}: a build from before levels"),
+            l => format!("node {node}: level {l}"),
+        })
+        .collect();
+    Some(format!(
+        "the nodes run builds that read different control-map encodings ({}): a node of the \
+         older build could not follow this change; finish upgrading every node (one at a time \
+         works) and apply again",
+        each.join(", ")
+    ))
+}
+
 /// Writes `bytes` to a temporary file next to `path`, syncs it, renames it over `path` and
 /// syncs the directory: a crash leaves the old state or the new one, never a torn file (and a
 /// torn file would fail the state's length and checksum checks anyway).
@@ -516,4 +588,96 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing {}", dir.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_waits_while_the_nodes_builds_differ() {
+        let down = || Err("no answer".to_string());
+        assert_eq!(mixed_builds(&[(1, Ok(1)), (2, Ok(1)), (3, down())]), None);
+        assert_eq!(
+            mixed_builds(&[(1, Ok(0)), (2, Ok(0))]),
+            None,
+            "one build, older"
+        );
+        assert_eq!(
+            mixed_builds(&[(1, down()), (2, down())]),
+            None,
+            "nobody answered"
+        );
+        let refusal = mixed_builds(&[(1, Ok(1)), (2, Ok(0)), (3, down())]).expect("mixed");
+        assert!(
+            refusal.contains("node 1: level 1, node 2: a build from before levels)"),
+            "{refusal}"
+        );
+    }
+
+    /// A port that answers the first frame as a build from before `ControlLevel` does: an
+    /// error under request id 0 naming the unknown kind, then the connection closed.
+    fn older_build_port() -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            // The caller's first connection only probes the port: it closes without a frame.
+            let (mut conn, frame) = loop {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut inbuf = bytes::BytesMut::new();
+                let mut chunk = [0u8; 4096];
+                let frame = loop {
+                    if let Some(f) = proto::decode_frame(&mut inbuf).unwrap() {
+                        break Some(f);
+                    }
+                    let n = conn.read(&mut chunk).unwrap();
+                    if n == 0 {
+                        break None;
+                    }
+                    inbuf.extend_from_slice(&chunk[..n]);
+                };
+                if let Some(f) = frame {
+                    break (conn, f);
+                }
+            };
+            assert_eq!(
+                frame.message,
+                proto::Message::Request(proto::Request::ControlLevel)
+            );
+            let refusal = proto::Response::Error {
+                code: proto::ErrorCode::BadRequest,
+                message: "unknown message kind 24".into(),
+            };
+            let mut out = bytes::BytesMut::new();
+            proto::encode_response(0, 0, &refusal, &mut out);
+            conn.write_all(&out).unwrap();
+        });
+        port
+    }
+
+    #[test]
+    fn nodes_say_their_control_level() {
+        assert_eq!(control_level_of("127.0.0.1", older_build_port()), Ok(0));
+        let dir = std::env::temp_dir().join(format!("percore-level-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut cfg = engine::NodeConfig::simple(1, &dir, 1);
+        cfg.segment_bytes = 1 << 20;
+        cfg.io_memory_bytes = 1 << 20;
+        cfg.listen = Some((std::net::Ipv4Addr::LOCALHOST.into(), port));
+        let node = engine::Node::start(&cfg).unwrap();
+        assert_eq!(
+            control_level_of("127.0.0.1", port),
+            Ok(proto::CONTROL_LEVEL)
+        );
+        node.shutdown();
+        assert!(
+            control_level_of("127.0.0.1", port).is_err(),
+            "nobody listens"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1402,6 +1402,7 @@ impl Backend {
             Request::Batch(_)
             | Request::Background(_)
             | Request::MapApplied
+            | Request::ControlLevel
             | Request::ControlMap
             | Request::Lease { .. } => request,
             plain if BACKGROUND.try_with(|b| *b).unwrap_or(false) => {

@@ -138,12 +138,14 @@ impl LayoutGate {
         })
     }
 
-    /// The answer to a request about the node itself (`MapApplied`, `Lease`, `ControlMap`),
+    /// The answer to a request about the node itself (`MapApplied`, `Lease`, `ControlMap`,
+    /// `ControlLevel`),
     /// answered from the gate whatever the core's state; `None` for any other request.
     pub fn node_answer(&self, request: &Request) -> Option<Response> {
         match request {
             Request::MapApplied => Some(self.map_applied()),
             Request::ControlMap => Some(Response::ControlMap(self.sealed_map())),
+            Request::ControlLevel => Some(Response::ControlLevel(proto::CONTROL_LEVEL)),
             Request::Lease {
                 duration_ms,
                 serializes,

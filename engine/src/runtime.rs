@@ -759,12 +759,13 @@ async fn dispatch_one(store: &Store<GlommioDisk>, request: Request) -> Response 
         Request::Stats => Ok(Response::Stats(stats_of(&store.stats()))),
         // Answered from the node's gate where requests arrive (the server and the handle
         // loop); wrapped, it would need the gate here for no use.
-        Request::MapApplied | Request::Lease { .. } | Request::ControlMap => {
-            Err(EngineError::BadRequest(
-                "MapApplied, Lease and ControlMap are sent alone, not in a batch or a \
-                 background request",
-            ))
-        }
+        Request::MapApplied
+        | Request::Lease { .. }
+        | Request::ControlMap
+        | Request::ControlLevel => Err(EngineError::BadRequest(
+            "MapApplied, Lease, ControlMap and ControlLevel are sent alone, not in a batch \
+                 or a background request",
+        )),
         Request::Batch(_) => Err(EngineError::BadRequest("nested batch")),
         // Unwrapped by the core's server, where it arrives over TCP, after the gate's check.
         Request::Fenced { .. } => Err(EngineError::BadRequest(

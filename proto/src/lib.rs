@@ -198,7 +198,17 @@ pub enum Request {
         epoch: u64,
         request: Box<Request>,
     },
+    /// Which control-map encodings the node's build reads, answered `ControlLevel`
+    /// ([`CONTROL_LEVEL`]) from the node's gate, alone like `MapApplied`. A build from before
+    /// this request refuses it as an unknown kind (level 0). `percore layout apply` asks every
+    /// node and refuses to start a change while their builds differ.
+    ControlLevel,
 }
+
+/// The control-map encodings (commands, group phases) this build reads and writes. Raised by a
+/// build that writes one an older build cannot decode: a node of that older build could not
+/// follow a layout change the newer one runs. Builds before `Request::ControlLevel` are 0.
+pub const CONTROL_LEVEL: u64 = 1;
 
 /// What a core holds of one key, for [`meta_digest`]: `None` (absent), or its version's HLC
 /// and whether that version is a tombstone.
@@ -374,6 +384,8 @@ pub enum Response {
         message: String,
         index: u64,
     },
+    /// The answer to `ControlLevel`.
+    ControlLevel(u64),
     Error {
         code: ErrorCode,
         message: String,
@@ -471,6 +483,7 @@ const K_FENCED: u16 = 21;
 pub const K_META_PAIR: u16 = 22;
 /// `Request::PutPaired`'s kind: builds before it refuse it (`unknown_kind_refused`).
 pub const K_PUT_PAIRED: u16 = 23;
+const K_CONTROL_LEVEL: u16 = 24;
 const R_DONE: u16 = 0x101;
 const R_FRAGMENT: u16 = 0x102;
 const R_META: u16 = 0x103;
@@ -486,6 +499,7 @@ const R_DIGEST: u16 = 0x10C;
 const R_MAP_APPLIED: u16 = 0x10D;
 const R_CONTROL_MAP: u16 = 0x10E;
 const R_LAYOUT_REFUSED: u16 = 0x10F;
+const R_CONTROL_LEVEL: u16 = 0x110;
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -540,6 +554,7 @@ fn request_kind(r: &Request) -> u16 {
         Request::ListFragments { .. } => K_LIST_FRAGMENTS,
         Request::MetaDigest { .. } => K_META_DIGEST,
         Request::MapApplied => K_MAP_APPLIED,
+        Request::ControlLevel => K_CONTROL_LEVEL,
         Request::Lease { .. } => K_LEASE,
         Request::ControlMap => K_CONTROL_MAP,
         Request::Fenced { .. } => K_FENCED,
@@ -638,7 +653,7 @@ fn encode_request_body(r: &Request, out: &mut BytesMut) {
                 put_bytes(out, &body);
             }
         }
-        Request::Stats | Request::MapApplied | Request::ControlMap => {}
+        Request::Stats | Request::MapApplied | Request::ControlMap | Request::ControlLevel => {}
         Request::Lease {
             duration_ms,
             serializes,
@@ -699,6 +714,7 @@ fn response_kind(r: &Response) -> u16 {
         Response::MapApplied { .. } => R_MAP_APPLIED,
         Response::ControlMap(_) => R_CONTROL_MAP,
         Response::LayoutRefused { .. } => R_LAYOUT_REFUSED,
+        Response::ControlLevel(_) => R_CONTROL_LEVEL,
         Response::Error { .. } => R_ERROR,
     }
 }
@@ -754,6 +770,7 @@ fn encode_response_body(r: &Response, out: &mut BytesMut) {
             out.put_u64_le(*version);
         }
         Response::ControlMap(sealed) => put_bytes(out, sealed),
+        Response::ControlLevel(level) => out.put_u64_le(*level),
         Response::LayoutRefused { message, index } => {
             out.put_u64_le(*index);
             put_message(out, message);
@@ -1203,6 +1220,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
         K_STATS => Message::Request(Request::Stats),
         K_MAP_APPLIED => Message::Request(Request::MapApplied),
         K_CONTROL_MAP => Message::Request(Request::ControlMap),
+        K_CONTROL_LEVEL => Message::Request(Request::ControlLevel),
         K_LEASE => Message::Request(Request::Lease {
             duration_ms: get_u32(b)?,
             serializes: match get_u8(b)? {
@@ -1321,6 +1339,7 @@ fn decode_message(kind: u16, b: &mut Bytes, top: bool) -> Result<Message, ProtoE
             b,
             limits::FRAME_BODY_BYTES_MAX,
         )?)),
+        R_CONTROL_LEVEL => Message::Response(Response::ControlLevel(get_u64(b)?)),
         R_LAYOUT_REFUSED => {
             let index = get_u64(b)?;
             let message = get_message(b)?;
@@ -1541,6 +1560,7 @@ mod tests {
                 serializes: true,
             },
             Request::ControlMap,
+            Request::ControlLevel,
         ]
     }
 
@@ -1646,6 +1666,7 @@ mod tests {
             },
             Response::ControlMap(Bytes::new()),
             Response::ControlMap(Bytes::from_static(b"sealed map")),
+            Response::ControlLevel(CONTROL_LEVEL),
             Response::LayoutRefused {
                 message: "routed with layout 1".into(),
                 index: 12,
@@ -1809,6 +1830,22 @@ mod tests {
             ErrorCode::from_u16(ErrorCode::UnknownKind as u16),
             ErrorCode::UnknownKind
         );
+    }
+
+    /// `ControlLevel` took the next free kinds (24, 0x110), its answer one u64: a core of an
+    /// older build refuses kind 24 as unknown (level 0).
+    #[test]
+    fn control_level_kinds_are_appended() {
+        let mut buf = BytesMut::new();
+        encode_request(1, 0, &Request::ControlLevel, &mut buf);
+        assert_eq!(
+            (&buf[6..8], buf.len()),
+            (&24u16.to_le_bytes()[..], HEADER_BYTES)
+        );
+        let mut buf = BytesMut::new();
+        encode_response(1, 0, &Response::ControlLevel(7), &mut buf);
+        assert_eq!(&buf[6..8], &0x110u16.to_le_bytes());
+        assert_eq!(&buf[HEADER_BYTES..], &7u64.to_le_bytes());
     }
 
     /// `Lease` took the next free kind (19): a u32 and a u8 flag after the header.

@@ -268,6 +268,7 @@ impl SimCore {
                 version: 0,
             },
             Request::ControlMap => Response::ControlMap(Bytes::new()),
+            Request::ControlLevel => Response::ControlLevel(proto::CONTROL_LEVEL),
             // The simulation checks no epoch (its gateways follow no control map).
             Request::Fenced { request, .. } => self.handle(*request, fault),
         }
