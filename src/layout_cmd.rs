@@ -521,6 +521,10 @@ fn control_level_of(address: &str, port: u16) -> Result<u64, String> {
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut client =
         engine::client::BlockingClient::connect(addr, 0).map_err(|e| format!("{addr}: {e}"))?;
+    // A node that takes the connection and never answers (hung) counts as not answering.
+    client
+        .set_read_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| format!("{addr}: {e}"))?;
     match client.call(&proto::Request::ControlLevel) {
         Ok(proto::Response::ControlLevel(level)) => Ok(level),
         Ok(proto::Response::Error { code, message })
@@ -678,6 +682,13 @@ mod tests {
             control_level_of("127.0.0.1", port).is_err(),
             "nobody listens"
         );
+        // Connections taken (the kernel's backlog) and never answered: a hung node.
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let hung_port = hung.local_addr().unwrap().port();
+        let asked = std::time::Instant::now();
+        assert!(control_level_of("127.0.0.1", hung_port).is_err());
+        assert!(asked.elapsed() < std::time::Duration::from_secs(20));
+        drop(hung);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

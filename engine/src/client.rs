@@ -28,6 +28,11 @@ impl BlockingClient {
         })
     }
 
+    /// Waits at most `timeout` for each read of an answer (30 s by default).
+    pub fn set_read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+
     pub fn call(&mut self, request: &Request) -> std::io::Result<Response> {
         let id = self.next_id;
         self.next_id += 1;
