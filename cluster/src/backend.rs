@@ -197,7 +197,8 @@ struct Core {
     /// Whether `offline` holds a reason (read without the lock on every answer).
     offline_seen: std::sync::atomic::AtomicBool,
     /// The core's build predates `MetaPair` and `PutPaired` (it refused one as an unknown
-    /// kind): its pairs go as separate writes (`send_split`).
+    /// kind): its pairs go as separate writes (`send_split`). Cleared when a call to it fails
+    /// in transport (`call_core`): it may restart on a newer build, as in a rolling upgrade.
     lacks_pairs: std::sync::atomic::AtomicBool,
 }
 
@@ -1455,6 +1456,8 @@ impl Backend {
         }
         if let Err(e) = &result {
             if e.is_transport() {
+                // It may come back on another build (an upgrade restarts it): asked again.
+                c.lacks_pairs.store(false, Ordering::Relaxed);
                 let until = self.now_ms() + CORE_DOWN_FOR.as_millis() as u64;
                 if c.down_until_ms.swap(until, Ordering::Relaxed) <= self.now_ms() {
                     tracing::warn!(core = %c.name, error = %e, "core unreachable or offline: marked down");

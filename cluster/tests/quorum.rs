@@ -451,17 +451,28 @@ fn cluster_wide_scans_hear_a_read_quorum() {
     }
 }
 
+/// How `older_build_core` serves: `upgraded` makes it restart on this build (its connections
+/// from before are closed at their next frame; later ones take pairs, counted in `pairs`).
+#[derive(Default)]
+struct OlderBuild {
+    upgraded: std::sync::atomic::AtomicBool,
+    pairs: std::sync::atomic::AtomicUsize,
+}
+
 /// A core's port as a build from before paired writes (proto kinds 22 and 23) serves it: those
 /// frames are answered under request id 0 with the decoder's error text and the connection is
 /// closed; every other request goes through to `upstream`. Serves until the test ends.
-fn older_build_core(upstream: std::net::SocketAddr) -> u16 {
+fn older_build_core(upstream: std::net::SocketAddr, state: Arc<OlderBuild>) -> u16 {
     use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
+            let state = state.clone();
             std::thread::spawn(move || {
+                let born_upgraded = state.upgraded.load(SeqCst);
                 let mut core = engine::client::BlockingClient::connect(upstream, 1).unwrap();
                 let mut inbuf = bytes::BytesMut::new();
                 let mut chunk = vec![0u8; 64 * 1024];
@@ -480,6 +491,9 @@ fn older_build_core(upstream: std::net::SocketAddr) -> u16 {
                     let proto::Message::Request(request) = frame.message else {
                         panic!("a request expected");
                     };
+                    if state.upgraded.load(SeqCst) && !born_upgraded {
+                        return;
+                    }
                     let plain = match &request {
                         Request::Fenced { request, .. } => request.as_ref(),
                         r => r,
@@ -490,7 +504,9 @@ fn older_build_core(upstream: std::net::SocketAddr) -> u16 {
                         _ => None,
                     };
                     let mut out = bytes::BytesMut::new();
-                    if let Some(kind) = unknown {
+                    if unknown.is_some() && born_upgraded {
+                        state.pairs.fetch_add(1, SeqCst);
+                    } else if let Some(kind) = unknown {
                         let refusal = Response::Error {
                             code: proto::ErrorCode::BadRequest,
                             message: proto::ProtoError::UnknownKind(kind).to_string(),
@@ -513,7 +529,8 @@ fn older_build_core(upstream: std::net::SocketAddr) -> u16 {
 
 /// A rolling upgrade: a gateway of this build writes pairs (`MetaPair`, `PutPaired`) to cores
 /// whose build refuses them as unknown kinds. Those cores get the same writes as separate
-/// requests, answer as a pair would, and are never marked down for the refusal.
+/// requests, answer as a pair would, and are never marked down for the refusal; once such a
+/// core restarts on this build (its connection fails once), it is asked in pairs again.
 #[test]
 fn a_core_of_an_older_build_takes_pairs_as_separate_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -523,7 +540,8 @@ fn a_core_of_an_older_build_takes_pairs_as_separate_writes() {
     let addr = |i: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port + i));
     // Core 2 of the layout is of the older build; cores 0 and 1 are this build's, reached
     // through plain relays (a layout's node has consecutive ports).
-    let older = older_build_core(addr(2));
+    let state = Arc::new(OlderBuild::default());
+    let older = older_build_core(addr(2), state.clone());
     let base = {
         // Three consecutive ports for the layout: two this build's cores, then the older one.
         let base = free_ports(3);
@@ -603,6 +621,21 @@ fn a_core_of_an_older_build_takes_pairs_as_separate_writes() {
     for c in cores {
         assert!(!backend.is_down(c), "core {c} was marked down");
     }
+    // The older node restarts on this build: its connection fails once (a transport error,
+    // the core marked down for a while), and from then on it is asked in pairs again.
+    state
+        .upgraded
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    rt.block_on(backend.meta_pair(&cores[..], &head("v3"), &entry("e3"), backend.hlc()))
+        .expect("a write quorum without it");
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    assert!(!backend.is_down(2), "no longer down");
+    let hlc4 = backend.hlc();
+    rt.block_on(backend.meta_pair(&cores[..], &head("v4"), &entry("e4"), hlc4))
+        .unwrap();
+    assert_eq!(state.pairs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let v = version_on(&h[2], "l/k").unwrap();
+    assert_eq!((v.hlc, &v.value[..]), (hlc4, &b"e4"[..]));
     drop(backend);
     node.shutdown();
 }
