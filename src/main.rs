@@ -1358,8 +1358,13 @@ fn announce(
     tokio::net::TcpListener,
     impl std::future::Future<Output = ()>,
 )> {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
+    // Waits a moment for a port a killed process on it still holds (`bind_when_free`).
+    let listener = engine::io::bind_when_free(listen)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(l)
+        })
         .with_context(|| format!("cannot listen on {listen}"))?;
     // The handlers are in place before the endpoint is printed: whoever reads it may stop the
     // server at once, and that must drain, not kill it.

@@ -71,3 +71,7 @@ const _: () = assert!(
         && WATCH_CALL_TIMEOUT.as_millis() < FRAME_TIMEOUT.as_millis(),
     "a held watch is answered before the follower and the connection give up"
 );
+
+/// How long a voter's start waits for its port while the previous process on it still holds
+/// it (a killed process's sockets outlive it briefly; engine's `BIND_WAIT_MAX` says why).
+pub const BIND_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);

@@ -280,13 +280,23 @@ impl ControlNode {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         let map = sm.subscribe();
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    address: config.listen.clone(),
-                    source,
-                })?;
+        let deadline = tokio::time::Instant::now() + crate::limits::BIND_WAIT_MAX;
+        let listener = loop {
+            match TcpListener::bind(&config.listen).await {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                bound => {
+                    break bound.map_err(|source| NodeError::Listen {
+                        address: config.listen.clone(),
+                        source,
+                    })?
+                }
+            }
+        };
         let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
             address: config.listen.clone(),
             source,

@@ -518,11 +518,28 @@ pub fn open_write_txn(env: &Box<heed::Env>) -> Result<heed::RwTxn<'static>> {
     Ok(unsafe { std::mem::transmute::<heed::RwTxn<'_>, heed::RwTxn<'static>>(txn) })
 }
 
-/// Binds a core's TCP port. std's listener does not set SO_REUSEPORT (glommio's does, and then
-/// a second process on the same port silently takes half the connections), so a port already
-/// in use is an error here.
+/// Binds `addr` with std's listener (SO_REUSEADDR, not SO_REUSEPORT: glommio's sets that, and
+/// then a second process on the same port silently takes half the connections), waiting up to
+/// `BIND_WAIT_MAX` while the port is in use: a killed process's sockets outlive it briefly.
+/// A port another live process holds is still an error, after the wait.
+pub fn bind_when_free(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let deadline = std::time::Instant::now() + crate::limits::BIND_WAIT_MAX;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            bound => return bound,
+        }
+    }
+}
+
+/// Binds a core's TCP port (`bind_when_free`): a port already in use is an error here.
 pub fn bind_listener(addr: std::net::SocketAddr) -> Result<glommio::net::TcpListener> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+    let std_listener = bind_when_free(addr).map_err(|e| {
         EngineError::Config(format!(
             "cannot listen on {addr}: {e} (is another process using it?)"
         ))
@@ -539,4 +556,26 @@ pub fn glommio_listener(listener: std::net::TcpListener) -> glommio::net::TcpLis
     // SAFETY: `fd` was just released by `into_raw_fd`, so it is an open, listening TCP socket
     // that nothing else owns; the glommio listener takes sole ownership and closes it.
     unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A port held a moment longer by its previous owner (a killed process's sockets outlive
+    /// it) is bound once it is released, not refused.
+    #[test]
+    fn a_port_released_a_moment_later_is_bound() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        assert_eq!(
+            std::net::TcpListener::bind(addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let bound = super::bind_when_free(addr).expect("bound once released");
+        assert_eq!(bound.local_addr().unwrap(), addr);
+        release.join().unwrap();
+    }
 }

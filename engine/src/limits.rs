@@ -113,3 +113,9 @@ const _: () = assert!(
 );
 // Relocations may use all reserved segments but one; deletes and metadata the last one too.
 const _: () = assert!(RECLAIM_RESERVE_SEGMENTS >= 2);
+
+/// How long a start waits for a port the previous process on it still holds. A process killed
+/// with SIGKILL keeps its listening sockets for a moment after it is gone (an io_uring ring's
+/// teardown, which holds its files, runs after the exit: about 50 ms measured here), so a
+/// restart at once failed with "address in use" (`io::bind_when_free`).
+pub const BIND_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);

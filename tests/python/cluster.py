@@ -80,8 +80,10 @@ class Lines:
 
 
 class DevCluster:
-    def __init__(self, tmp_path, nodes=3, cores_per_node=2):
+    def __init__(self, tmp_path, nodes=3, cores_per_node=2, bin=None):
         self.dir = str(tmp_path / "cluster")
+        # The build that starts the nodes (`percore_bin()` by default); `restart` may use another.
+        self.bin = bin or percore_bin()
         self.nodes = nodes
         self.cores_per_node = cores_per_node
         # S3 endpoints, cores, and the control plane's voters (3 with three nodes or more, else 1).
@@ -99,7 +101,7 @@ class DevCluster:
         os.makedirs(self.dir, exist_ok=True)
         self.err = open(os.path.join(self.dir, "..", "dev.err"), "a")
         self.proc = subprocess.Popen(
-            [percore_bin(), "dev", "--nodes", str(self.nodes), "--data", self.dir,
+            [self.bin, "dev", "--nodes", str(self.nodes), "--data", self.dir,
              "--listen-base", str(self.base), "--cores-per-node", str(self.cores_per_node)],
             stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL, text=True,
             env={**os.environ, "RUST_LOG": "warn"},
@@ -147,11 +149,12 @@ class DevCluster:
         else:
             assert wait_gone(pid, timeout_s), f"node {node} (pid {pid}) still runs"
 
-    def restart(self, node):
-        """Starts node again with `percore serve --config DIR/node-N.toml` (not under dev)."""
+    def restart(self, node, bin=None):
+        """Starts node again with `percore serve --config DIR/node-N.toml` (not under dev), of
+        the build `bin` (`percore_bin()` by default)."""
         assert node not in self.restarted and not pid_alive(self.node_pids[node])
         p = subprocess.Popen(
-            [percore_bin(), "serve", "--config", self.config(node)],
+            [bin or percore_bin(), "serve", "--config", self.config(node)],
             stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL, text=True,
             env={**os.environ, "RUST_LOG": "warn"},
         )
