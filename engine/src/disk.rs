@@ -44,6 +44,18 @@ pub trait Disk: 'static {
     async fn remove_free(&self, free: u32) -> Result<()>;
     /// Writes a whole block-aligned buffer at a block-aligned offset.
     async fn write_at(&self, file: &Self::File, buf: Self::Buf, offset_bytes: u64) -> Result<()>;
+    /// Writes as `write_at` does and returns once that write is durable (with whatever the
+    /// file needs to read it back), as `write_at` then `sync` would. Only for a write that no
+    /// other unsynced write to `file` precedes: it need not make those durable.
+    async fn write_durable_at(
+        &self,
+        file: &Self::File,
+        buf: Self::Buf,
+        offset_bytes: u64,
+    ) -> Result<()> {
+        self.write_at(file, buf, offset_bytes).await?;
+        self.sync(file).await
+    }
     /// Reads up to `len_bytes` at any offset (shorter at the end of the file).
     async fn read_at(
         &self,

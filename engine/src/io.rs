@@ -35,12 +35,31 @@ pub struct GlommioDisk {
     dir: PathBuf,
     background: TaskQueueHandle,
     /// Open segment files; dropped when the segment is removed.
-    files: RefCell<HashMap<u32, Rc<DmaFile>>>,
+    files: RefCell<HashMap<u32, Rc<SegmentFile>>>,
     /// Partitions of the node on this partition's filesystem (see `Disk::partitions_on_device`).
     partitions_on_device: u32,
 }
 
 pub const SUPERBLOCK_FILE: &str = "superblock";
+
+/// A segment file as the store holds it: its O_DIRECT descriptor, and for a segment opened to
+/// be written (created or reused), a second one opened with `O_DSYNC` whose writes return
+/// once durable ([`Disk::write_durable_at`]).
+#[derive(Debug)]
+pub struct SegmentFile {
+    file: DmaFile,
+    dsync: Option<DmaFile>,
+}
+
+/// Opens `path`'s second descriptor, whose writes are durable when they complete.
+async fn open_dsync(path: &Path) -> Result<DmaFile> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .dma_open(path)
+        .await
+        .map_err(|e| glommio_io("opening a segment for durable writes", e))
+}
 
 impl GlommioDisk {
     /// Opens the partition directory on the current glommio executor. `superblock` is the
@@ -186,14 +205,14 @@ pub fn device_free_bytes(dir: &Path) -> Result<u64> {
 
 impl Disk for GlommioDisk {
     type Buf = DmaBuffer;
-    type File = Rc<DmaFile>;
+    type File = Rc<SegmentFile>;
 
     fn alloc(&self, len_bytes: usize) -> DmaBuffer {
         assert_eq!(len_bytes as u64 % BLOCK_BYTES, 0);
         glommio::allocate_dma_buffer(len_bytes)
     }
 
-    async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<Rc<DmaFile>> {
+    async fn create_segment(&self, segment: u32, size_bytes: u64) -> Result<Rc<SegmentFile>> {
         let path = self.segment_path(segment);
         let file = OpenOptions::new()
             .read(true)
@@ -213,12 +232,13 @@ impl Disk for GlommioDisk {
             .await
             .map_err(|e| glommio_io("syncing a new segment", e))?;
         sync_dir(&self.dir).await?;
-        let file = Rc::new(file);
+        let dsync = Some(open_dsync(&path).await?);
+        let file = Rc::new(SegmentFile { file, dsync });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
 
-    async fn open_segment(&self, segment: u32) -> Result<Rc<DmaFile>> {
+    async fn open_segment(&self, segment: u32) -> Result<Rc<SegmentFile>> {
         if let Some(f) = self.files.borrow().get(&segment) {
             return Ok(f.clone());
         }
@@ -228,7 +248,8 @@ impl Disk for GlommioDisk {
             .dma_open(self.segment_path(segment))
             .await
             .map_err(|e| glommio_io("opening a segment", e))?;
-        let file = Rc::new(file);
+        // Segments of an earlier start are read, never written: the log appends to a new one.
+        let file = Rc::new(SegmentFile { file, dsync: None });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
@@ -266,7 +287,12 @@ impl Disk for GlommioDisk {
         .await
     }
 
-    async fn reuse_free(&self, free: u32, segment: u32, size_bytes: u64) -> Result<Rc<DmaFile>> {
+    async fn reuse_free(
+        &self,
+        free: u32,
+        segment: u32,
+        size_bytes: u64,
+    ) -> Result<Rc<SegmentFile>> {
         let path = self.segment_path(segment);
         self.rename_durably(self.free_path(free), path.clone(), "reusing a segment file")
             .await?;
@@ -293,7 +319,8 @@ impl Disk for GlommioDisk {
                 .await
                 .map_err(|e| glommio_io("syncing a reused segment", e))?;
         }
-        let file = Rc::new(file);
+        let dsync = Some(open_dsync(&path).await?);
+        let file = Rc::new(SegmentFile { file, dsync });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
@@ -348,31 +375,37 @@ impl Disk for GlommioDisk {
         .map_err(EngineError::io("removing a segment"))
     }
 
-    async fn write_at(&self, file: &Rc<DmaFile>, buf: DmaBuffer, offset_bytes: u64) -> Result<()> {
-        // Checked right before the O_DIRECT write (STYLE rule 2).
-        assert_eq!(offset_bytes % BLOCK_BYTES, 0);
-        assert_eq!(buf.len() as u64 % BLOCK_BYTES, 0);
-        let len = buf.len();
-        let written = file
-            .write_at(buf, offset_bytes)
-            .await
-            .map_err(|e| glommio_io("writing records", e))?;
-        if written != len {
-            return Err(EngineError::Io {
-                context: "writing records",
-                source: std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"),
-            });
+    async fn write_at(
+        &self,
+        file: &Rc<SegmentFile>,
+        buf: DmaBuffer,
+        offset_bytes: u64,
+    ) -> Result<()> {
+        write_whole(&file.file, buf, offset_bytes).await
+    }
+
+    async fn write_durable_at(
+        &self,
+        file: &Rc<SegmentFile>,
+        buf: DmaBuffer,
+        offset_bytes: u64,
+    ) -> Result<()> {
+        if let Some(dsync) = &file.dsync {
+            write_whole(dsync, buf, offset_bytes).await
+        } else {
+            write_whole(&file.file, buf, offset_bytes).await?;
+            self.sync(file).await
         }
-        Ok(())
     }
 
     async fn read_at(
         &self,
-        file: &Rc<DmaFile>,
+        file: &Rc<SegmentFile>,
         offset_bytes: u64,
         len_bytes: usize,
     ) -> Result<Vec<u8>> {
         let res = file
+            .file
             .read_at(offset_bytes, len_bytes)
             .await
             .map_err(|e| glommio_io("reading", e))?;
@@ -381,12 +414,13 @@ impl Disk for GlommioDisk {
 
     async fn read_append(
         &self,
-        file: &Rc<DmaFile>,
+        file: &Rc<SegmentFile>,
         offset_bytes: u64,
         len_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let res = file
+            .file
             .read_at(offset_bytes, len_bytes)
             .await
             .map_err(|e| glommio_io("reading", e))?;
@@ -394,8 +428,9 @@ impl Disk for GlommioDisk {
         Ok(())
     }
 
-    async fn sync(&self, file: &Rc<DmaFile>) -> Result<()> {
-        file.fdatasync()
+    async fn sync(&self, file: &Rc<SegmentFile>) -> Result<()> {
+        file.file
+            .fdatasync()
             .await
             .map_err(|e| glommio_io("fdatasync", e))
     }
@@ -455,6 +490,25 @@ impl Disk for GlommioDisk {
     fn partitions_on_device(&self) -> u32 {
         self.partitions_on_device
     }
+}
+
+/// Writes a whole block-aligned buffer at a block-aligned offset.
+async fn write_whole(file: &DmaFile, buf: DmaBuffer, offset_bytes: u64) -> Result<()> {
+    // Checked right before the O_DIRECT write (STYLE rule 2).
+    assert_eq!(offset_bytes % BLOCK_BYTES, 0);
+    assert_eq!(buf.len() as u64 % BLOCK_BYTES, 0);
+    let len = buf.len();
+    let written = file
+        .write_at(buf, offset_bytes)
+        .await
+        .map_err(|e| glommio_io("writing records", e))?;
+    if written != len {
+        return Err(EngineError::Io {
+            context: "writing records",
+            source: std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"),
+        });
+    }
+    Ok(())
 }
 
 async fn sync_dir(dir: &Path) -> Result<()> {

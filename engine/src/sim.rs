@@ -97,6 +97,9 @@ struct SimState {
     nospace_next_write: bool,
     /// The largest segment read asked for since the last `take_largest_read_bytes`.
     largest_read_bytes: u64,
+    /// Segment syncs and durable writes asked for so far (`sync_counts`).
+    syncs: u64,
+    durable_writes: u64,
     rng: SimRng,
 }
 
@@ -122,6 +125,8 @@ impl SimDisk {
                 device_free_bytes: None,
                 nospace_next_write: false,
                 largest_read_bytes: 0,
+                syncs: 0,
+                durable_writes: 0,
                 rng: SimRng::new(seed),
             })),
             meta_dir,
@@ -148,6 +153,13 @@ impl SimDisk {
     /// test's view of the buffers replay and reclaim hold.
     pub fn take_largest_read_bytes(&self) -> u64 {
         std::mem::take(&mut self.state.borrow_mut().largest_read_bytes)
+    }
+
+    /// Segment syncs (`Disk::sync`) and durable writes (`Disk::write_durable_at`) asked for
+    /// since the disk was created.
+    pub fn sync_counts(&self) -> (u64, u64) {
+        let st = self.state.borrow();
+        (st.syncs, st.durable_writes)
     }
 
     /// The next segment write fails with ENOSPC.
@@ -442,10 +454,38 @@ impl Disk for SimDisk {
         Ok(v[start..end].to_vec())
     }
 
+    /// Only this write reaches the media when it completes, as with a real device's FUA
+    /// write: the file's other pending writes stay pending, so a caller that relies on it to
+    /// sync them loses them at the next restart.
+    async fn write_durable_at(&self, file: &u32, buf: SimBuf, offset_bytes: u64) -> Result<()> {
+        assert_eq!(offset_bytes % BLOCK_BYTES, 0);
+        assert_eq!(buf.0.len() as u64 % BLOCK_BYTES, 0);
+        yield_once().await;
+        self.step()?;
+        let mut st = self.state.borrow_mut();
+        st.durable_writes += 1;
+        if std::mem::take(&mut st.nospace_next_write) {
+            return Err(enospc("writing records"));
+        }
+        let failed = std::mem::take(&mut st.fail_next_sync);
+        let f = st.segments.get_mut(file).ok_or_else(dead)?;
+        if failed {
+            // The write failed as a whole: any part of it may have reached the media.
+            f.pending.push((offset_bytes, buf.0));
+            return Err(EngineError::Io {
+                context: "writing records durably",
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
+        apply(&mut f.durable, offset_bytes, &buf.0);
+        Ok(())
+    }
+
     async fn sync(&self, file: &u32) -> Result<()> {
         yield_once().await;
         self.step()?;
         let mut st = self.state.borrow_mut();
+        st.syncs += 1;
         if std::mem::take(&mut st.fail_next_sync) {
             return Err(EngineError::Io {
                 context: "fdatasync",
