@@ -36,29 +36,22 @@ pub struct GlommioDisk {
     background: TaskQueueHandle,
     /// Open segment files; dropped when the segment is removed.
     files: RefCell<HashMap<u32, Rc<SegmentFile>>>,
+    /// The segment last opened to be written (created or reused) and a second descriptor of
+    /// it opened with `O_DSYNC`, whose writes return once durable ([`Disk::write_durable_at`]).
+    /// One at a time: the log writes only its newest segment, and a descriptor per segment
+    /// would double the files a partition keeps open.
+    durable: RefCell<Option<(u32, Rc<DmaFile>)>>,
     /// Partitions of the node on this partition's filesystem (see `Disk::partitions_on_device`).
     partitions_on_device: u32,
 }
 
 pub const SUPERBLOCK_FILE: &str = "superblock";
 
-/// A segment file as the store holds it: its O_DIRECT descriptor, and for a segment opened to
-/// be written (created or reused), a second one opened with `O_DSYNC` whose writes return
-/// once durable ([`Disk::write_durable_at`]).
+/// A segment file as the store holds it: its number and its O_DIRECT descriptor.
 #[derive(Debug)]
 pub struct SegmentFile {
+    segment: u32,
     file: DmaFile,
-    dsync: Option<DmaFile>,
-}
-
-/// Opens `path`'s second descriptor, whose writes are durable when they complete.
-async fn open_dsync(path: &Path) -> Result<DmaFile> {
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DSYNC)
-        .dma_open(path)
-        .await
-        .map_err(|e| glommio_io("opening a segment for durable writes", e))
 }
 
 impl GlommioDisk {
@@ -87,6 +80,7 @@ impl GlommioDisk {
             dir: dir.to_path_buf(),
             background,
             files: RefCell::new(HashMap::new()),
+            durable: RefCell::new(None),
             partitions_on_device: 1,
         })
     }
@@ -96,6 +90,33 @@ impl GlommioDisk {
     pub fn with_partitions_on_device(mut self, partitions: u32) -> GlommioDisk {
         self.partitions_on_device = partitions.max(1);
         self
+    }
+
+    /// Opens the second, `O_DSYNC` descriptor of `segment`, the one the log writes now,
+    /// closing the last segment's.
+    async fn open_durable(&self, segment: u32, path: &Path) -> Result<()> {
+        let dsync = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DSYNC)
+            .dma_open(path)
+            .await
+            .map_err(|e| glommio_io("opening a segment for durable writes", e))?;
+        let last = self.durable.borrow_mut().replace((segment, Rc::new(dsync)));
+        // Closed now (a dropped DmaFile is closed later, by the executor). Every write through
+        // it has completed, durably: the log rolls between group commits.
+        if let Some(Ok(last)) = last.map(|(_, f)| Rc::try_unwrap(f)) {
+            let _ = last.close().await;
+        }
+        Ok(())
+    }
+
+    /// Drops this process's descriptors of `segment` (a write or read in flight keeps its own).
+    fn forget(&self, segment: u32) {
+        self.files.borrow_mut().remove(&segment);
+        let mut durable = self.durable.borrow_mut();
+        if durable.as_ref().is_some_and(|(s, _)| *s == segment) {
+            *durable = None;
+        }
     }
 
     fn segment_path(&self, segment: u32) -> PathBuf {
@@ -232,8 +253,8 @@ impl Disk for GlommioDisk {
             .await
             .map_err(|e| glommio_io("syncing a new segment", e))?;
         sync_dir(&self.dir).await?;
-        let dsync = Some(open_dsync(&path).await?);
-        let file = Rc::new(SegmentFile { file, dsync });
+        self.open_durable(segment, &path).await?;
+        let file = Rc::new(SegmentFile { segment, file });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
@@ -248,8 +269,7 @@ impl Disk for GlommioDisk {
             .dma_open(self.segment_path(segment))
             .await
             .map_err(|e| glommio_io("opening a segment", e))?;
-        // Segments of an earlier start are read, never written: the log appends to a new one.
-        let file = Rc::new(SegmentFile { file, dsync: None });
+        let file = Rc::new(SegmentFile { segment, file });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
@@ -278,7 +298,7 @@ impl Disk for GlommioDisk {
         // A read still in flight keeps its descriptor (the same file under its new name):
         // what it reads is checked (checksum, kind, id, segment) and retried at the
         // fragment's new place (`Store::at_current_loc`).
-        self.files.borrow_mut().remove(&segment);
+        self.forget(segment);
         self.rename_durably(
             self.segment_path(segment),
             self.free_path(segment),
@@ -319,8 +339,8 @@ impl Disk for GlommioDisk {
                 .await
                 .map_err(|e| glommio_io("syncing a reused segment", e))?;
         }
-        let dsync = Some(open_dsync(&path).await?);
-        let file = Rc::new(SegmentFile { file, dsync });
+        self.open_durable(segment, &path).await?;
+        let file = Rc::new(SegmentFile { segment, file });
         self.files.borrow_mut().insert(segment, file.clone());
         Ok(file)
     }
@@ -337,7 +357,7 @@ impl Disk for GlommioDisk {
     }
 
     async fn remove_segment(&self, segment: u32) -> Result<()> {
-        self.files.borrow_mut().remove(&segment);
+        self.forget(segment);
         let path = self.segment_path(segment);
         // Shrunk a step at a time before the unlink: on a filesystem mounted with `discard`
         // freeing a whole segment is one trim of its size, which holds the device for tens of
@@ -390,8 +410,12 @@ impl Disk for GlommioDisk {
         buf: DmaBuffer,
         offset_bytes: u64,
     ) -> Result<()> {
-        if let Some(dsync) = &file.dsync {
-            write_whole(dsync, buf, offset_bytes).await
+        let durable = match &*self.durable.borrow() {
+            Some((segment, dsync)) if *segment == file.segment => Some(dsync.clone()),
+            _ => None,
+        };
+        if let Some(dsync) = durable {
+            write_whole(&dsync, buf, offset_bytes).await
         } else {
             write_whole(&file.file, buf, offset_bytes).await?;
             self.sync(file).await

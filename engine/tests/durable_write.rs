@@ -92,6 +92,7 @@ fn a_lone_write_is_made_durable_by_itself_and_several_are_synced() {
 /// On real files the durable write goes through a second descriptor of the segment opened
 /// with `O_DSYNC` (glommio's `custom_flags`; checked here in the kernel's own record of the
 /// descriptor, so a library that dropped the flag fails this), and reads see what it wrote.
+/// Only the segment opened last for writing has one.
 #[test]
 fn a_written_segment_has_an_o_dsync_descriptor() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,18 +119,40 @@ fn a_written_segment_has_an_o_dsync_descriptor() {
         disk.write_durable_at(&seg, buf, 8192).await.unwrap();
         let back = disk.read_at(&seg, 8192, 4096).await.unwrap();
         assert_eq!(back, block.to_vec());
-        drop(seg);
+
+        // The next segment takes the second descriptor; segment 1 keeps its first, and a
+        // durable write to it (none is made by the store) is a write and a sync.
+        let seg2 = disk.create_segment(2, MIB).await.unwrap();
+        assert_eq!(descriptor_flags(&seg_path).len(), 1);
+        let seg2_flags = descriptor_flags(&path.join(engine::io::segment_file_name(2)));
+        assert_eq!(seg2_flags.len(), 2, "{seg2_flags:?}");
+        let mut buf = disk.alloc(4096);
+        engine::disk::DiskBuf::as_mut_slice(&mut buf).copy_from_slice(&block);
+        disk.write_durable_at(&seg, buf, 12288).await.unwrap();
+        assert_eq!(
+            disk.read_at(&seg, 12288, 4096).await.unwrap(),
+            block.to_vec()
+        );
+        drop((seg, seg2));
 
         // A segment of an earlier start is opened to be read: no second descriptor.
         drop(disk);
+        let seg2_path = path.join(engine::io::segment_file_name(2));
+        // glommio closes a dropped file from its executor, a moment later.
+        for _ in 0..100 {
+            if descriptor_flags(&seg2_path).is_empty() {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let q = glommio::executor().create_task_queue(
             glommio::Shares::default(),
             glommio::Latency::NotImportant,
             "bg2",
         );
         let disk = engine::io::GlommioDisk::open(&path, q).await.unwrap();
-        let seg = disk.open_segment(1).await.unwrap();
-        let flags = descriptor_flags(&seg_path);
+        let seg = disk.open_segment(2).await.unwrap();
+        let flags = descriptor_flags(&seg2_path);
         assert_eq!(flags.len(), 1, "{flags:?}");
         assert_eq!(flags[0] & libc::O_DSYNC, 0);
         drop(seg);
