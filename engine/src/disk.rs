@@ -52,10 +52,7 @@ pub trait Disk: 'static {
         file: &Self::File,
         buf: Self::Buf,
         offset_bytes: u64,
-    ) -> Result<()> {
-        self.write_at(file, buf, offset_bytes).await?;
-        self.sync(file).await
-    }
+    ) -> Result<()>;
     /// Reads up to `len_bytes` at any offset (shorter at the end of the file).
     async fn read_at(
         &self,
