@@ -653,12 +653,12 @@ fn main() -> anyhow::Result<()> {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // s3s logs every error response at ERROR, with whole request bodies: the gateway's own
-    // line replaces them (`s3api::http_log`).
+    // line replaces them; s3s's spans are dropped too (`s3api::http_log::keep`).
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(env.and(filter_fn(s3api::http_log::keep_event))),
+                .with_filter(env.and(filter_fn(s3api::http_log::keep))),
         )
         .init();
     no_huge_pages();

@@ -7,8 +7,11 @@
 //!
 //! s3s 0.14 logs every error response at ERROR itself, with the whole request body when the
 //! XML was malformed (1 MB log lines from one request; an authenticated client can send
-//! 20 MiB). [`keep_event`] drops s3s's ERROR events: the binary installs it as a filter, and
-//! this module's line replaces them.
+//! 20 MiB). [`keep`] drops s3s's ERROR events: the binary installs it as a filter, and
+//! this module's line replaces them. It drops s3s's spans too: s3s 0.14 opens three at INFO
+//! around every signature check, which the log never shows (percore logs no span context) and
+//! which cost about 2% of a 4 KiB PUT's CPU (the registry's slot, the fmt layer formatting
+//! their fields) while enabled.
 //!
 //! Does not decide statuses or codes (`s3::s3_err`, `serve`).
 
@@ -21,10 +24,12 @@ use crate::limits::{ERROR_BODY_BYTES_MAX, LOG_FIELD_CHARS_MAX};
 
 pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
 
-/// Whether a tracing event or span is kept: everything but s3s's own ERROR events.
-pub fn keep_event(meta: &tracing::Metadata<'_>) -> bool {
-    !(*meta.level() == tracing::Level::ERROR
-        && (meta.target() == "s3s" || meta.target().starts_with("s3s::")))
+/// Whether a tracing event or span is kept: everything but s3s's own ERROR events and s3s's
+/// spans. It reads only the callsite's metadata, so tracing caches the answer per callsite and
+/// a dropped span costs one atomic load.
+pub fn keep(meta: &tracing::Metadata<'_>) -> bool {
+    let from_s3s = meta.target() == "s3s" || meta.target().starts_with("s3s::");
+    !(from_s3s && (meta.is_span() || *meta.level() == tracing::Level::ERROR))
 }
 
 /// A new request id: 16 uppercase hex digits, unique within the process (a per-process random
@@ -153,6 +158,59 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The binary's filter, installed as it installs it, on a layer that counts what reaches it.
+    #[test]
+    fn s3s_spans_and_error_events_are_dropped_and_the_rest_kept() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        use tracing_subscriber::filter::filter_fn;
+        use tracing_subscriber::prelude::*;
+
+        #[derive(Clone, Default)]
+        struct Seen {
+            events: Arc<AtomicUsize>,
+            spans: Arc<AtomicUsize>,
+        }
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.events.fetch_add(1, Ordering::Relaxed);
+            }
+            fn on_new_span(
+                &self,
+                _: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.spans.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let seen = Seen::default();
+        let subscriber =
+            tracing_subscriber::registry().with(seen.clone().with_filter(filter_fn(keep)));
+        tracing::subscriber::with_default(subscriber, || {
+            // As s3s's `#[tracing::instrument]` on its signature checks opens them.
+            let span = tracing::info_span!(target: "s3s::ops::signature", "v4_check");
+            assert!(span.is_disabled());
+            tracing::error!(target: "s3s::ops", "an error response");
+            tracing::error!(target: "s3s", "an error response");
+            assert_eq!(seen.spans.load(Ordering::Relaxed), 0);
+            assert_eq!(seen.events.load(Ordering::Relaxed), 0);
+
+            let span = tracing::info_span!(target: "openraft::core", "election");
+            assert!(!span.is_disabled());
+            // A crate whose name only starts like s3s's is not s3s.
+            tracing::error!(target: "s3sx", "kept");
+            tracing::warn!(target: "s3s::ops", "kept");
+            tracing::error!(target: "s3api::serve", "kept");
+            assert_eq!(seen.spans.load(Ordering::Relaxed), 1);
+            assert_eq!(seen.events.load(Ordering::Relaxed), 3);
+        });
+    }
 
     #[test]
     fn request_id_goes_before_the_end_of_the_error() {
