@@ -106,7 +106,10 @@ impl RemoteCore {
     }
 
     /// Sends one request and waits for its answer, on a pooled connection. A connection that
-    /// failed or timed out is dropped, never reused (its stream position is unknown).
+    /// failed or timed out is dropped, never reused (its stream position is unknown), and the
+    /// idle ones with it. A refusal the core answered under the request's id (a layout it does
+    /// not serve, a kind its build does not know) leaves the connection whole: the core reads
+    /// on, and the caller may ask again in other words at once.
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
         let Ok(permit) = tokio::time::timeout(REMOTE_QUEUE_TIMEOUT, self.permits.acquire()).await
         else {
@@ -122,15 +125,30 @@ impl RemoteCore {
             None => self.connect().await?,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let result =
+        let exchanged =
             tokio::time::timeout(REMOTE_CALL_TIMEOUT, self.exchange(&mut conn, id, request))
                 .await
                 .unwrap_or(Err(RemoteError::Timeout {
                     addr: self.addr,
                     after: REMOTE_CALL_TIMEOUT,
                 }));
+        let (result, whole) = match exchanged {
+            Ok(frame) => {
+                let under_id = frame.request_id == id;
+                let result = self.answer(id, frame);
+                let whole = match &result {
+                    Ok(_) => true,
+                    Err(RemoteError::UnknownKind { .. } | RemoteError::LayoutMismatch { .. }) => {
+                        under_id
+                    }
+                    Err(_) => false,
+                };
+                (result, whole)
+            }
+            Err(e) => (Err(e), false),
+        };
         let mut idle = self.idle.lock().expect("pool lock");
-        if result.is_ok() {
+        if whole {
             if idle.len() < REMOTE_IDLE_MAX {
                 idle.push(conn);
             }
@@ -166,12 +184,13 @@ impl RemoteCore {
         })
     }
 
+    /// Writes the request and reads the first frame that comes back.
     async fn exchange(
         &self,
         conn: &mut Conn,
         id: u64,
         request: &Request,
-    ) -> Result<Response, RemoteError> {
+    ) -> Result<proto::Frame, RemoteError> {
         let broken = |message: String| RemoteError::Unreachable {
             addr: self.addr,
             message,
@@ -189,7 +208,7 @@ impl RemoteCore {
             .map_err(|e| broken(e.to_string()))?;
         loop {
             match decode_frame(&mut conn.inbuf) {
-                Ok(Some(frame)) => return self.answer(id, frame),
+                Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(RemoteError::Protocol {
@@ -248,5 +267,121 @@ impl RemoteCore {
                 message: format!("answer to request {id} expected"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    use proto::{encode_response, ProtoError};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the fake core answers to each request, in order.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// A kind its build does not know, refused under the request's id; it reads on.
+        UnknownKindUnderId,
+        /// A layout it does not serve, refused under the request's id; it reads on.
+        LayoutRefused,
+        Done,
+        /// As builds before `ErrorCode::UnknownKind` did: the refusal under id 0, then the
+        /// connection closed.
+        UnknownKindThenClose,
+    }
+
+    /// A core on a port of its own that answers `script` in order, one request at a time
+    /// whatever the connection; counts the connections it accepts.
+    async fn fake_core(script: Vec<Answer>) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                let (script, next) = (script.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut inbuf = BytesMut::new();
+                    loop {
+                        let frame = loop {
+                            if let Some(f) = decode_frame(&mut inbuf).unwrap() {
+                                break f;
+                            }
+                            if stream.read_buf(&mut inbuf).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                        };
+                        let what = script[next.fetch_add(1, Ordering::Relaxed)];
+                        let unknown = Response::Error {
+                            code: ErrorCode::UnknownKind,
+                            message: ProtoError::UnknownKind(999).to_string(),
+                        };
+                        let (id, response) = match what {
+                            Answer::UnknownKindUnderId => (frame.request_id, unknown),
+                            Answer::UnknownKindThenClose => (0, unknown),
+                            Answer::LayoutRefused => (
+                                frame.request_id,
+                                Response::LayoutRefused {
+                                    message: "layout 2 here".into(),
+                                    index: 7,
+                                },
+                            ),
+                            Answer::Done => (frame.request_id, Response::Done),
+                        };
+                        let mut out = BytesMut::new();
+                        encode_response(id, 1, &response, &mut out);
+                        stream.write_all(&out).await.unwrap();
+                        if matches!(what, Answer::UnknownKindThenClose) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_refusal_under_the_request_id_keeps_the_connection() {
+        use Answer::*;
+        let script = vec![
+            UnknownKindUnderId,
+            LayoutRefused,
+            Done,
+            UnknownKindThenClose,
+            Done,
+        ];
+        let (addr, accepted) = fake_core(script).await;
+        let core = RemoteCore::new(addr, 1);
+        let ask = || core.call(&Request::Stats);
+
+        assert!(matches!(
+            ask().await,
+            Err(RemoteError::UnknownKind { kind: 999, .. })
+        ));
+        assert!(matches!(
+            ask().await,
+            Err(RemoteError::LayoutMismatch { index: 7, .. })
+        ));
+        assert!(matches!(ask().await, Ok(Response::Done)));
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            1,
+            "refusals under the request's id reuse the connection"
+        );
+
+        // An older build's refusal comes under id 0 and closes: the connection is dropped
+        // and the next call opens another.
+        assert!(matches!(
+            ask().await,
+            Err(RemoteError::UnknownKind { kind: 999, .. })
+        ));
+        assert!(matches!(ask().await, Ok(Response::Done)));
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
     }
 }
