@@ -159,7 +159,8 @@ pub fn finish(
 mod tests {
     use super::*;
 
-    /// The binary's filter, installed as it installs it, on a layer that counts what reaches it.
+    /// The binary's filter function (`src/main.rs` puts it after `RUST_LOG`'s), on a layer that
+    /// counts what reaches it.
     #[test]
     fn s3s_spans_and_error_events_are_dropped_and_the_rest_kept() {
         use std::sync::atomic::AtomicUsize;
