@@ -431,8 +431,8 @@ fn sealed_for_gate(secret: &Secret, index: u64, map: &ClusterMap) -> Option<byte
 
 /// Applies the newest map's layouts, one map at a time, in a task of its own (a layout step
 /// may wait for operations in flight; users must not wait for it). A map that cannot be
-/// applied is logged; the next one tries again. On a node, each map applied is sealed with
-/// `secret` for its cores' gate; in every process, a frame refused by a node takes that
+/// applied is logged and tried again (`apply_each`). On a node, each map applied is sealed
+/// with `secret` for its cores' gate; in every process, a frame refused by a node takes that
 /// node's map (`MapCatchUp`).
 ///
 /// The sender of the maps to apply, and the newest map applied.
@@ -442,7 +442,7 @@ fn follow_layouts(
     secret: Secret,
 ) -> (MapSender, Applied) {
     layouts.follow_the_map();
-    let (maps, mut newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
+    let (maps, newest) = tokio::sync::watch::channel(None::<(u64, Arc<ClusterMap>)>);
     let maps = Arc::new(maps);
     let (done, applied) = tokio::sync::watch::channel(None);
     layouts.catch_up_with(Arc::new(MapCatchUp {
@@ -450,34 +450,75 @@ fn follow_layouts(
         maps: maps.clone(),
         applied: applied.clone(),
     }));
-    runtime.spawn(async move {
-        while newest.changed().await.is_ok() {
-            let Some((index, map)) = newest.borrow_and_update().clone() else {
-                continue;
-            };
-            let applied = match layouts.apply(&map).await {
-                Ok(()) => layouts.fence_epoch(&map).await,
-                Err(e) => Err(e),
-            };
-            match applied {
-                Ok(()) => {
-                    let sealed = layouts
-                        .is_node()
-                        .then(|| sealed_for_gate(&secret, index, &map))
-                        .flatten();
-                    layouts.applied(index, sealed);
-                    record_layout(&map);
-                    done.send_replace(Some((index, map)));
-                }
-                Err(e) => tracing::warn!(
+    let layouts = Arc::new(layouts);
+    let done = Arc::new(done);
+    runtime.spawn(apply_each(newest, MAP_RETRY_FIRST, move |index, map| {
+        let (layouts, secret, done) = (layouts.clone(), secret.clone(), done.clone());
+        async move {
+            layouts.apply(&map).await?;
+            layouts.fence_epoch(&map).await?;
+            let sealed = layouts
+                .is_node()
+                .then(|| sealed_for_gate(&secret, index, &map))
+                .flatten();
+            layouts.applied(index, sealed);
+            record_layout(&map);
+            done.send_replace(Some((index, map)));
+            Ok(())
+        }
+    }));
+    (maps, applied)
+}
+
+/// The wait before a map that could not be applied is tried again; it doubles after each
+/// failure, up to `MAP_RETRY_MAX`.
+const MAP_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const MAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `step` on the newest map handed, each time a newer one is. A map `step` fails on is
+/// tried again after `first`, then after twice as long each time (up to `MAP_RETRY_MAX`),
+/// until it is applied or a newer one is handed (tried at once). Without the retry, a node
+/// that failed a step (a full disk while it kept the layout, operations still in flight past
+/// the fence's bound) routed by the layout before until the control plane's next map, which
+/// may never come: it stayed behind a finished change (the others refuse its frames).
+/// Ends when the maps' sender is dropped.
+async fn apply_each<F, Fut>(
+    mut newest: tokio::sync::watch::Receiver<Option<(u64, Arc<ClusterMap>)>>,
+    first: std::time::Duration,
+    mut step: F,
+) where
+    F: FnMut(u64, Arc<ClusterMap>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut retry_in: Option<std::time::Duration> = None;
+    loop {
+        let handed = match retry_in {
+            None => newest.changed().await.is_ok(),
+            Some(after) => tokio::select! {
+                changed = newest.changed() => changed.is_ok(),
+                () = tokio::time::sleep(after) => true,
+            },
+        };
+        if !handed {
+            return;
+        }
+        let Some((index, map)) = newest.borrow_and_update().clone() else {
+            continue;
+        };
+        match step(index, map).await {
+            Ok(()) => retry_in = None,
+            Err(e) => {
+                let after = retry_in.map_or(first, |was| (was * 2).min(MAP_RETRY_MAX));
+                tracing::warn!(
                     index,
-                    "control plane: the map's layouts are not applied (the next map tries \
-                     again): {e}"
-                ),
+                    retry_in = ?after,
+                    "control plane: the map's layouts are not applied (tried again, or with a \
+                     newer map): {e}"
+                );
+                retry_in = Some(after);
             }
         }
-    });
-    (maps, applied)
+    }
 }
 
 /// The map's layout and its change's groups by phase, in `/-/metrics`.
@@ -603,5 +644,67 @@ mod tests {
         std::fs::write(dir.join("s"), "short").unwrap();
         assert!(err(section(&[("1", "127.0.0.1:1")])).contains("16"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_map_that_fails_is_tried_again_until_applied_or_a_newer_one_is_handed() {
+        use std::time::Duration;
+        use tokio::time::Instant;
+        let (maps, newest) = tokio::sync::watch::channel(None);
+        let tries = Arc::new(std::sync::Mutex::new(Vec::<(u64, Instant)>::new()));
+        let task = tokio::spawn(apply_each(newest, Duration::from_secs(1), {
+            let tries = tries.clone();
+            move |index, _map| {
+                let tries = tries.clone();
+                async move {
+                    let mut tries = tries.lock().unwrap();
+                    tries.push((index, Instant::now()));
+                    let n = tries.iter().filter(|(i, _)| *i == index).count();
+                    match index {
+                        1 if n <= 3 => Err("no space left on device".to_owned()),
+                        2 => Err("operations still in flight".to_owned()),
+                        _ => Ok(()),
+                    }
+                }
+            }
+        }));
+        let hand = |index: u64| maps.send_replace(Some((index, Arc::new(ClusterMap::default()))));
+        // Seconds after `from` at which the map at `index` was tried since.
+        let seconds_tried = |index: u64, from: Instant| -> Vec<u64> {
+            let tries = tries.lock().unwrap();
+            tries
+                .iter()
+                .filter(|(i, at)| *i == index && *at >= from)
+                .map(|(_, at)| (*at - from).as_secs())
+                .collect()
+        };
+
+        // Fails three times: tried again 1, 2 and 4 s later, then applied and left alone.
+        let start = Instant::now();
+        hand(1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(seconds_tried(1, start), [0, 1, 3, 7]);
+
+        // Fails every time: the wait doubles up to 30 s and stays there.
+        let start = Instant::now();
+        hand(2);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert_eq!(
+            seconds_tried(2, start),
+            [0, 1, 3, 7, 15, 31, 61, 91, 121, 151, 181]
+        );
+
+        // A newer map handed during a wait is tried at once, and applied.
+        let start = Instant::now();
+        hand(3);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(seconds_tried(3, start), [0]);
+        assert_eq!(seconds_tried(2, start), Vec::<u64>::new());
+
+        drop(maps);
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("ends when the sender is dropped")
+            .unwrap();
     }
 }

@@ -230,6 +230,23 @@ def wait_status(c, text, check, timeout_s=60):
     raise AssertionError(f"control status never said {text!r}: {control_status(c)}")
 
 
+def wait_metrics(c, nodes, wanted, check=lambda: None, timeout_s=60):
+    """Polls each of `nodes`' /-/metrics until it shows every value in `wanted` ({name:
+    value}); `check` runs between polls. A node applies a map a moment after the control plane
+    commits it (`percore control status` shows the map, each node's metrics what it applied)."""
+    deadline = time.time() + timeout_s
+    for n in nodes:
+        while True:
+            m = metrics(c, n)
+            seen = {name: m.get(name) for name in wanted}
+            if seen == wanted:
+                break
+            if time.time() > deadline:
+                raise AssertionError(f"node {n}'s metrics show {seen}, not {wanted}")
+            check()
+            time.sleep(0.2)
+
+
 def fill_bucket(c, bucket, count=40):
     """Creates `bucket` through node 1 and writes `count` objects of the mixed SIZES into it;
     returns {key: bytes}."""

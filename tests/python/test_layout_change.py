@@ -12,7 +12,7 @@ import re
 import time
 
 from changes import (CHANGE_TIMEOUT_S, Traffic, apply_layout, change_progress, control_status,
-                     fill_bucket, metrics, read_all, wait_change_done)
+                     fill_bucket, metrics, read_all, wait_change_done, wait_metrics)
 from cluster import DevCluster, new_node_ports, start_new_node, stop_process
 
 def add_node_4(c):
@@ -47,10 +47,9 @@ def test_grow_3_to_4_and_shrink_back_while_reading_and_writing(tmp_path):
         m = metrics(c, leader)
         # The mover's node copied the objects' fragments; every node routes by version 2.
         assert m.get('percore_layout_moved{kind="bytes"}', 0) > 0, m
-        for n in (1, 2, 3, 4):
-            m = metrics(c, n)
-            assert m.get("percore_layout_version") == 2, (n, m.get("percore_layout_version"))
-            assert m.get('percore_layout_change_groups{phase="done"}') == 256, n
+        wait_metrics(c, (1, 2, 3, 4), {"percore_layout_version": 2,
+                                       'percore_layout_change_groups{phase="done"}': 256},
+                     traffic.check)
         # The new node serves every object (it routes by the new layout alone now).
         r4 = c.client(4)
         with traffic.lock:

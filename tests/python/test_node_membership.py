@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config
 
 from changes import (SIZES, Traffic, control_status, fill_bucket, metrics, read_all,
-                     wait_change_done, wait_status)
+                     wait_change_done, wait_metrics, wait_status)
 from botocore.exceptions import ClientError
 from cluster import DevCluster, new_node_ports, start_gateway, start_new_node, stop_process
 from conftest import free_port, percore_bin, port_block
@@ -65,8 +65,7 @@ def test_drain_remove_and_replace_a_dead_node_while_reading_and_writing(tmp_path
             status
         status = wait_change_done(c, 2, traffic.check)
         assert "node 4: drained, it holds no data: `percore node remove 4`" in status, status
-        for n in (1, 2, 3, 4):
-            assert metrics(c, n).get("percore_layout_version") == 2, n
+        wait_metrics(c, (1, 2, 3, 4), {"percore_layout_version": 2}, traffic.check)
 
         # Removed: a version that moves nothing; node 4 may then be stopped.
         out = node_cmd(c, "remove", "4")
@@ -368,7 +367,7 @@ def test_a_pure_gateway_is_fenced_by_the_nodes_through_a_change(tmp_path, voters
               f"the change")
         assert large_knowing, sizes
         assert reads["ok"] >= 10, reads["ok"]
-        assert metrics(c, "gw").get("percore_layout_version") == 2
+        wait_metrics(c, ("gw",), {"percore_layout_version": 2})
 
         # Through node 2 (the new layout alone) and through the gateway: every object whole.
         r2, through_gw = c.client(2), c.client("gw")
