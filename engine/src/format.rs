@@ -12,8 +12,13 @@ use crate::limits::{BLOCK_BYTES, SEGMENTS_MAX};
 /// (`partition::open_partition`); a build that knows only version 1 refuses a version-2
 /// partition with `UnknownVersion` (it could not read version-2 records).
 pub const SUPERBLOCK_VERSION: u32 = 2;
-/// The index checkpoint's format version (unchanged by the superblock's version 2).
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The index checkpoint's format version (unchanged by the superblock's version 2). Version 2
+/// (the same layout) says the metadata store was marked with the checkpoint's `next_lsn` in
+/// the commit it synced (`MetaStore::commit_marked`), so a start checks the store against it;
+/// a version-1 file, written by an older build, says nothing of the store's mark. A build that
+/// knows only version 1 takes a version-2 checkpoint for a damaged one and rebuilds its index
+/// from the log (a slower start, nothing lost).
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Superblock
@@ -459,6 +464,8 @@ pub struct CheckpointHeader {
     /// The next log sequence number at the time of the checkpoint.
     pub next_lsn: u64,
     pub entry_count: u64,
+    /// The metadata store holds the mark `next_lsn` (version 2; always so when written).
+    pub marked: bool,
 }
 
 /// Encodes a checkpoint: a fixed header then an rkyv archive of the entries.
@@ -466,7 +473,8 @@ pub fn encode_checkpoint(header: &CheckpointHeader, entries: &Vec<CheckpointEntr
     let body = rkyv::to_bytes::<rkyv::rancor::Error>(entries).expect("plain data always archives");
     let mut out = vec![0u8; CHECKPOINT_HEADER_BYTES];
     out[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
-    out[8..12].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    let version = if header.marked { CHECKPOINT_VERSION } else { 1 };
+    out[8..12].copy_from_slice(&version.to_le_bytes());
     out[16..20].copy_from_slice(&header.replay_segment.to_le_bytes());
     out[20..28].copy_from_slice(&header.replay_offset_bytes.to_le_bytes());
     out[28..36].copy_from_slice(&header.next_lsn.to_le_bytes());
@@ -495,7 +503,7 @@ pub fn decode_checkpoint(
         return Err(CheckpointFault::BadMagic);
     }
     let version = le_u32(bytes, 8);
-    if version != CHECKPOINT_VERSION {
+    if !(1..=CHECKPOINT_VERSION).contains(&version) {
         return Err(CheckpointFault::UnknownVersion(version));
     }
     if crc32fast::hash(&bytes[0..56]) != le_u32(bytes, 56) {
@@ -511,6 +519,7 @@ pub fn decode_checkpoint(
         replay_offset_bytes: le_u64(bytes, 20),
         next_lsn: le_u64(bytes, 28),
         entry_count: le_u64(bytes, 36),
+        marked: version >= 2,
     };
     let body_bytes = le_u64(bytes, 44);
     let body = bytes
@@ -701,14 +710,32 @@ mod tests {
             replay_offset_bytes: 4096,
             next_lsn: 77,
             entry_count: 2,
+            marked: true,
         };
         let bytes = encode_checkpoint(&h, &entries);
         let mut got = vec![];
         assert_eq!(
             decode_checkpoint(&bytes, |id, loc| got.push((id, loc))),
-            Ok(h)
+            Ok(h.clone())
         );
         assert_eq!(got, vec![([1; 16], 5), ([2; 16], 6)]);
+        // A version-1 file (an older build's) is read, and says nothing of the store's mark.
+        let mut v1 = bytes.clone();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&v1[0..56]);
+        v1[56..60].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_checkpoint(&v1, |_, _| {}),
+            Ok(CheckpointHeader { marked: false, ..h })
+        );
+        let mut v3 = v1.clone();
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let crc = crc32fast::hash(&v3[0..56]);
+        v3[56..60].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_checkpoint(&v3, |_, _| {}),
+            Err(CheckpointFault::UnknownVersion(3))
+        );
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;

@@ -518,8 +518,13 @@ mod tests {
     use bytes::Bytes;
     use rand::{Rng, SeedableRng};
 
+    /// The checkpoint mark of `sample_file`'s last state (as if a checkpoint's file said it).
+    const SAMPLE_MARK: u64 = 3 * 3000 + 1;
+
     /// A metadata store with enough entries for a 3-level tree, values on overflow pages and
-    /// a free list (overwrites and deletes), closed; returns the bytes of its data.mdb.
+    /// a free list (overwrites and deletes), closed; returns the bytes of its data.mdb. Each
+    /// round of 3,000 mutations ends as a checkpoint does: committed with its mark (the log
+    /// sequence number after its records), the last one `SAMPLE_MARK`.
     fn sample_file(dir: &std::path::Path) -> Vec<u8> {
         let m = MetaStore::open(dir).unwrap();
         for round in 0..3u64 {
@@ -548,6 +553,7 @@ mod tests {
                 .collect();
             let refs: Vec<&MetaMutation> = muts.iter().collect();
             m.apply(&refs).unwrap();
+            m.commit_marked((round + 1) * 3000 + 1).unwrap();
         }
         m.force_sync().unwrap();
         drop(m);
@@ -568,7 +574,8 @@ mod tests {
     }
 
     /// Opens a copy of `bytes` as a store (which checks it) and, when that succeeds, reads
-    /// every entry: nothing may crash the process.
+    /// every entry: nothing may crash the process. The store must hold the state of
+    /// `SAMPLE_MARK` or a newer one, as `Store::open` checks against its checkpoint file.
     fn open_and_read_all(bytes: &[u8]) -> Result<usize, String> {
         read_all(bytes).map(|v| v.len())
     }
@@ -579,6 +586,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("data.mdb"), bytes).unwrap();
         let m = MetaStore::open(dir.path()).map_err(|e| e.to_string())?;
+        m.check_mark(SAMPLE_MARK).map_err(|e| e.to_string())?;
         let mut all = Vec::new();
         let mut cursor: Option<Bytes> = None;
         loop {
@@ -603,8 +611,9 @@ mod tests {
         let bytes = sample_file(dir.path());
         let s = check_bytes(&bytes).unwrap();
         // The main tree's nodes (a split store's named databases `format` and its 28 trees,
-        // and its guard key `meta`), the two format markers (`meta.rs`) and the 3000 keys.
-        assert_eq!(s.entries - 32 - free_entries(&bytes), 3000, "{s:?}");
+        // and its guard key `meta`), the two format markers and the checkpoint mark
+        // (`meta.rs`) and the 3000 keys.
+        assert_eq!(s.entries - 33 - free_entries(&bytes), 3000, "{s:?}");
         assert!(s.pages_visited > 10);
         assert_eq!(open_and_read_all(&bytes).unwrap(), 3000);
     }
@@ -704,5 +713,60 @@ mod tests {
              intact (damage in free pages or unused bytes)"
         );
         assert!(refused > 0);
+    }
+
+    /// One flipped bit in the older meta page's transaction id (bit 40: the id grows past the
+    /// newer one's) leaves every page sound, and LMDB opens the tree before the last commit.
+    /// The checkpoint mark sees it; an older copy of the file put back is seen the same way.
+    #[test]
+    fn a_store_rolled_back_to_an_older_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let older_copy = {
+            let early = tempfile::tempdir().unwrap();
+            let m = MetaStore::open(early.path()).unwrap();
+            m.commit_marked(SAMPLE_MARK - 3000).unwrap();
+            m.force_sync().unwrap();
+            drop(m);
+            std::fs::read(early.path().join("data.mdb")).unwrap()
+        };
+        let bytes = sample_file(dir.path());
+        assert_eq!(read_all(&bytes).unwrap().len(), 3000);
+        let p = PAGE_HEADER_BYTES;
+        let page = |b: &[u8], at: usize| -> (u32, u64) {
+            let psize = u32::from_le_bytes(b[p + 24..p + 28].try_into().unwrap());
+            let off = at * psize as usize + p + 128;
+            (
+                psize,
+                u64::from_le_bytes(b[off..off + 8].try_into().unwrap()),
+            )
+        };
+        let (psize, t0) = page(&bytes, 0);
+        let (_, t1) = page(&bytes, 1);
+        let older = usize::from(t1 < t0);
+        let mut flipped = bytes.clone();
+        flipped[older * psize as usize + p + 128 + 5] ^= 1;
+        check_bytes(&flipped).expect("every page is sound");
+        for rolled_back in [flipped, older_copy] {
+            match read_all(&rolled_back) {
+                Err(e) => assert!(e.contains("rolled back"), "{e}"),
+                Ok(entries) => panic!("{} entries read from an older state", entries.len()),
+            }
+        }
+        // A damaged mark is damage too.
+        let mut marks = 0;
+        let mut damaged = bytes.clone();
+        let needle = b"checkpoint-lsn";
+        for at in
+            (0..damaged.len() - needle.len()).filter(|&i| &bytes[i..i + needle.len()] == needle)
+        {
+            damaged[at + needle.len()] ^= 0x10;
+            marks += 1;
+        }
+        assert!(marks > 0);
+        check_bytes(&damaged).expect("a byte of a value: the structure is sound");
+        match read_all(&damaged) {
+            Err(e) => assert!(e.contains("checksum"), "{e}"),
+            Ok(entries) => panic!("{} entries read past a damaged mark", entries.len()),
+        }
     }
 }

@@ -93,6 +93,8 @@ pub struct MetaStore {
     /// Boxed: `open` borrows it at a fixed address (`io::open_write_txn`).
     env: Box<Env>,
     trees: Trees,
+    /// Where the format's keys and the checkpoint mark live.
+    format: Tree,
     /// Every value must carry its crc (the store was created with checksums).
     all_checked: bool,
 }
@@ -161,6 +163,9 @@ impl Trees {
 const FORMAT_CHECKED_KEY: &[u8] = b"checked";
 /// The `format` database's key saying the keys live in the split trees (`Trees::Split`).
 const FORMAT_SPLIT_KEY: &[u8] = b"split";
+/// The `format` database's key holding the checkpoint mark (`commit_marked`): the log
+/// sequence number of the last checkpoint whose commit this state holds, and its crc.
+const FORMAT_MARK_KEY: &[u8] = b"checkpoint-lsn";
 /// A split store's plain key of the main database where a store from before the split has
 /// its `meta` database: a build from before the split fails to open it as one.
 const SPLIT_GUARD_KEY: &[u8] = b"meta";
@@ -334,6 +339,10 @@ impl MetaStore {
                 format
                     .put(&mut wtxn, FORMAT_SPLIT_KEY, &[1])
                     .map_err(EngineError::meta("writing the format"))?;
+                // Marked from its first state: a roll back to it is seen too (`check_mark`).
+                format
+                    .put(&mut wtxn, FORMAT_MARK_KEY, &encode_mark(0))
+                    .map_err(EngineError::meta("writing the checkpoint mark"))?;
                 env.create_database::<RawBytes, RawBytes>(&mut wtxn, None)
                     .map_err(EngineError::meta("opening the main database"))?
                     .put(&mut wtxn, SPLIT_GUARD_KEY, SPLIT_GUARD_VALUE)
@@ -372,6 +381,7 @@ impl MetaStore {
             lost: Cell::new(false),
             env: Box::new(env),
             trees,
+            format,
             all_checked,
         })
     }
@@ -447,6 +457,59 @@ impl MetaStore {
                 self.reopen()?;
                 Err(e)
             }
+        }
+    }
+
+    /// `commit_open` with the checkpoint mark `lsn` (`Store::checkpoint`: the log sequence
+    /// number its file records) in the same transaction. The state committed then says which
+    /// checkpoint it holds, so a store that went back to an older state is seen at the next
+    /// start (`check_mark`), whatever took it there.
+    pub fn commit_marked(&self, lsn: u64) -> Result<()> {
+        self.not_lost("committing")?;
+        let put = {
+            let mut open = self.open.borrow_mut();
+            if open.is_none() {
+                *open = Some(crate::io::open_write_txn(&self.env)?);
+            }
+            let txn = open.as_mut().expect("begun above");
+            self.format.put(txn, FORMAT_MARK_KEY, &encode_mark(lsn))
+        };
+        if let Err(e) = put {
+            self.reopen()?;
+            return Err(EngineError::meta("writing the checkpoint mark")(e));
+        }
+        self.commit_open()
+    }
+
+    /// Fails (`Damaged`) when the store holds a state older than the checkpoint of log
+    /// sequence number `lsn` (the checkpoint file's): its mark is lower, or damaged. The log is replayed from that checkpoint on, so what the store lost
+    /// would never come back: its metadata would be served rolled back. LMDB takes the meta
+    /// page with the higher transaction id, and nothing checks either: one flipped bit of the
+    /// older one's id, in 8 bytes of the file, opens the tree before the last commit, every
+    /// page of which is sound (found by `lmdb_check`'s random damage test). A copy of an
+    /// older `data.mdb` put back does the same. A new store is marked from its first state (0);
+    /// one from before marks has none and is taken as it is until its first checkpoint.
+    pub fn check_mark(&self, lsn: u64) -> Result<()> {
+        let mark = self.reading(|txn| {
+            self.format
+                .get(txn, FORMAT_MARK_KEY)
+                .map_err(EngineError::meta("reading the checkpoint mark"))
+                .map(|raw| raw.map(decode_mark))
+        })?;
+        let damaged = |detail: String| EngineError::Damaged {
+            what: "metadata store (LMDB data.mdb)",
+            detail,
+        };
+        match mark {
+            // A store from before marks, until its first checkpoint marks it.
+            None => Ok(()),
+            Some(Some(held)) if held >= lsn => Ok(()),
+            Some(Some(held)) => Err(damaged(format!(
+                "rolled back: it holds the state of the checkpoint at log sequence {held}, \
+                 older than the checkpoint file's {lsn} (a meta page damaged, or an older \
+                 copy of the file)"
+            ))),
+            Some(None) => Err(damaged("its checkpoint mark fails its checksum".into())),
         }
     }
 
@@ -671,6 +734,22 @@ impl MetaStore {
     pub fn env(&self) -> Env {
         Env::clone(&self.env)
     }
+}
+
+/// A checkpoint mark's value: the log sequence number (u64 LE) and its CRC-32.
+fn encode_mark(lsn: u64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&lsn.to_le_bytes());
+    let crc = crc32fast::hash(&out[..8]);
+    out[8..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The log sequence number of a mark's value; `None` when it fails its crc or its length.
+fn decode_mark(raw: &[u8]) -> Option<u64> {
+    let (lsn, crc) = (raw.get(..8)?, raw.get(8..12)?);
+    (raw.len() == 12 && crc32fast::hash(lsn).to_le_bytes() == crc)
+        .then(|| u64::from_le_bytes(lsn.try_into().expect("8 bytes")))
 }
 
 /// Syncs an environment from a blocking thread.

@@ -249,6 +249,11 @@ impl SimDisk {
         }
     }
 
+    /// Removes a small file (the checkpoint); `false` when there is none.
+    pub fn remove_small(&self, name: &str) -> bool {
+        self.state.borrow_mut().small.remove(name).is_some()
+    }
+
     /// The serial of the file that is segment `segment` (its creation's number, kept when a
     /// free file is reused): tests see which file a segment is.
     pub fn segment_file_serial(&self, segment: u32) -> Option<u64> {

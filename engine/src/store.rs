@@ -340,12 +340,20 @@ impl<D: Disk> Store<D> {
         let meta = disk.blocking(move || MetaStore::open(&meta_dir)).await?;
         let (index, replay_from, next_lsn, checkpoint_rebuilt) =
             match load_checkpoint(&disk).await? {
-                Ok(Some((header, index))) => (
-                    index,
-                    (header.replay_segment, header.replay_offset_bytes),
-                    header.next_lsn,
-                    false,
-                ),
+                Ok(Some((header, index))) => {
+                    // The log is replayed from this checkpoint on: the metadata store must
+                    // hold its state or a newer one, or what it lost never comes back. An
+                    // older build's checkpoint did not mark the store.
+                    if header.marked {
+                        meta.check_mark(header.next_lsn)?;
+                    }
+                    (
+                        index,
+                        (header.replay_segment, header.replay_offset_bytes),
+                        header.next_lsn,
+                        false,
+                    )
+                }
                 Ok(None) => (Index::default(), (0, 0), 1, false),
                 Err(what) => {
                     // The checkpoint is only a shortcut: every segment still on the partition is
@@ -1715,6 +1723,7 @@ impl<D: Disk> Store<D> {
                 replay_offset_bytes: st.durable_pos.1,
                 next_lsn: st.next_lsn,
                 entry_count: entries.len() as u64,
+                marked: true,
             };
             (
                 entries,
@@ -1751,10 +1760,11 @@ impl<D: Disk> Store<D> {
         entries: Vec<CheckpointEntry>,
         header: CheckpointHeader,
     ) -> Result<u64> {
-        // Everything applied so far, the header's replay point included, into the file. A
-        // commit that fails keeps the transaction open (reads still see it): this checkpoint
-        // fails, the next one tries again.
-        self.inner.meta.commit_open()?;
+        // Everything applied so far, the header's replay point included, into the file, with
+        // the mark that says so (`MetaStore::check_mark` at the next start). A commit that
+        // fails keeps the transaction open (reads still see it): this checkpoint fails, the
+        // next one tries again.
+        self.inner.meta.commit_marked(header.next_lsn)?;
         let env = self.inner.meta.env();
         if let Err(e) = self.inner.disk.blocking(move || sync_env(&env)).await {
             // LMDB's dirty pages may be lost: the log must stay the source of truth.

@@ -1047,10 +1047,11 @@ fn a_metadata_pair_survives_a_crash_whole_or_not_at_all() {
 
 /// A pair answers like a swap for its first key (whether it won, what it replaced), and each
 /// of its keys applies by last-writer-wins on its own; a pair of deletes removes both keys.
-/// Replayed from the log alone (LMDB's files removed, as a power loss before its sync could
-/// leave them; no checkpoint was taken, so replay starts at the log's beginning), the store
-/// holds the same; a flipped bit in a pair's record costs both keys of that pair and nothing
-/// else.
+/// Replayed from the log alone (LMDB's files and the checkpoint removed; no segment was
+/// reclaimed, so replay from the log's beginning finds every record), the store holds the
+/// same; a flipped bit in a pair's record costs both keys of that pair and nothing else. (With
+/// the checkpoint kept, the new LMDB lacks its mark and the core refuses to start: what the
+/// checkpoint covers would not be replayed.)
 #[test]
 fn a_metadata_pair_applies_each_key_by_its_clock_and_replays_as_one() {
     use engine::meta::MetaMutation;
@@ -1125,6 +1126,13 @@ fn a_metadata_pair_applies_each_key_by_its_clock_and_replays_as_one() {
         store.shutdown().await.unwrap();
         let meta = dir.path().join("meta");
         std::fs::remove_dir_all(&meta).unwrap();
+        let e = Store::open(disk.restart(), replay_config()).await.err();
+        assert!(
+            matches!(e, Some(engine::EngineError::Damaged { .. })),
+            "{e:?}"
+        );
+        std::fs::remove_dir_all(&meta).unwrap();
+        assert!(disk.remove_small(engine::store::CHECKPOINT_FILE));
         let store = Store::open(disk.restart(), replay_config()).await.unwrap();
         expect(store.clone()).await;
         let end = store.stats().log_appended_bytes;
@@ -1144,6 +1152,7 @@ fn a_metadata_pair_applies_each_key_by_its_clock_and_replays_as_one() {
         let record = offsets[1] + (64 + meta_key(12).len() + 4 + meta_key(13).len()) as u64;
         assert!(disk.flip_bit(segment, record + 2, 1));
         std::fs::remove_dir_all(&meta).unwrap();
+        assert!(disk.remove_small(engine::store::CHECKPOINT_FILE));
         let store = Store::open(disk.restart(), replay_config()).await.unwrap();
         assert_eq!(store.stats().corrupt_records_replayed, 1);
         let get = |k| store.meta_get(&meta_key(k)).unwrap().map(|v| v.value);

@@ -237,6 +237,39 @@ def test_lmdb_meta_page_past_the_file_takes_the_core_offline(node_dir):
         assert s.stop() == 0
 
 
+def test_a_metadata_store_rolled_back_to_an_older_state_takes_the_core_offline(node_dir):
+    # LMDB opens the meta page with the higher transaction id and checks neither: one flipped
+    # bit of the older one's id opens the tree before the last commit, every page of it sound.
+    # The log is replayed from the newest checkpoint only, so what the older tree lacks would
+    # never come back: the core would serve overwritten heads and deleted keys as current.
+    # Here an older copy of the real file is put back, which opens an older state the same
+    # way; each checkpoint marks the state it commits, and the core refuses to start on an
+    # older one.
+    objects = _fill_and_stop(node_dir, 10)
+    path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
+    with open(path, "rb") as f:
+        older = f.read()
+    s = Server(node_dir, cores=CORES)
+    try:
+        c = s.client()
+        rng = random.Random(10)
+        for key in list(objects)[::2]:
+            objects[key] = rng.randbytes(len(objects[key]) + 1)
+            c.put_object(Bucket="dmg", Key=key, Body=objects[key])
+        gone = list(objects)[1]
+        c.delete_object(Bucket="dmg", Key=gone)
+        del objects[gone]
+    finally:
+        assert s.stop() == 0
+    with open(path, "wb") as f:
+        f.write(older)
+    s, _ = _restart_and_read_all(node_dir, objects)
+    try:
+        _assert_offline(s, "rolled back")
+    finally:
+        assert s.stop() == 0
+
+
 def test_damaged_lmdb_values_fail_their_checksum_and_are_repaired(node_dir):
     objects = _fill_and_stop(node_dir, 9)
     path = os.path.join(_core_dir(node_dir), "meta", "data.mdb")
