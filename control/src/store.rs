@@ -62,6 +62,14 @@ pub enum StoreError {
         what: &'static str,
         source: codec::CodecError,
     },
+    /// The LMDB file's structure failed `lmdb_check`: LMDB was not let near it.
+    #[error(
+        "{path} is damaged ({detail}): this voter's Raft state cannot be trusted; move {dir} \
+         aside and start the node as a joining voter, or replace it (`percore control voters`)",
+        dir = path.parent().and_then(Path::parent).unwrap_or(path).display(),
+        path = path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
 }
 
 /// The environment and its two tables, shared by the log and the state machine.
@@ -116,6 +124,15 @@ impl Db {
                 Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
             }
         }
+        // LMDB trusts its file: damage could send it (or a reader of a value it returned)
+        // past the end of the file inside its map, a SIGBUS that kills the whole node. The
+        // engine's stores are checked the same way (engine/DESIGN.md, "Damage").
+        lmdb_check::check_dir(&dir, limits::STORE_MAP_BYTES as u64).map_err(|detail| {
+            StoreError::Damaged {
+                path: dir.join("data.mdb"),
+                detail,
+            }
+        })?;
         let mut options = EnvOpenOptions::new();
         options.map_size(limits::STORE_MAP_BYTES).max_dbs(2);
         let env = loop {

@@ -143,3 +143,53 @@ async fn a_flipped_byte_in_the_log_file_is_an_error_not_a_wrong_entry() {
     let err = got.expect_err("the damaged entry is refused");
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// LMDB trusts its file: a damaged structure sent it past the end of the file inside its map
+/// (SIGBUS, the whole node gone) or into its asserts. The store checks the file before LMDB
+/// maps it (`lmdb_check`): each page of a real store zeroed in turn is refused at open, or
+/// was a free page and everything reads back; meta pages that claim pages past the file are
+/// refused too. Nothing crashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_file_structure_is_refused_before_lmdb_maps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _sm) = store::open(dir.path()).unwrap();
+        log.save_vote(&Vote::new(3, 1)).await.unwrap();
+        let entries = (1..=60)
+            .map(|i| user_entry(i, &format!("user-{i}"), &format!("AKIAUSER{i:011}")))
+            .collect();
+        append(&mut log, entries).await;
+    }
+    let path = only_record_file(dir.path());
+    let sound = std::fs::read(&path).unwrap();
+    let page_bytes = 4096;
+    let (mut refused, mut intact) = (0, 0);
+    for page in 2..sound.len() / page_bytes {
+        let mut bytes = sound.clone();
+        bytes[page * page_bytes..(page + 1) * page_bytes].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        match store::open(dir.path()) {
+            Err(e) => {
+                assert!(e.to_string().contains("is damaged"), "{e}");
+                refused += 1;
+            }
+            Ok((mut log, _sm)) => {
+                assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+                assert_eq!(log.try_get_log_entries(0..100).await.unwrap().len(), 60);
+                intact += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "{refused} refused, {intact} free pages");
+    // Both meta pages' last page (16 + 120 bytes in) far past the file and the map.
+    let mut wild = sound.clone();
+    for meta in [0, page_bytes] {
+        wild[meta + 136..meta + 144].copy_from_slice(&(1u64 << 30).to_le_bytes());
+    }
+    std::fs::write(&path, &wild).unwrap();
+    let e = store::open(dir.path()).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("past the"), "{e}");
+    std::fs::write(&path, &sound).unwrap();
+    let (mut log, _sm) = store::open(dir.path()).unwrap();
+    assert_eq!(log.try_get_log_entries(0..100).await.unwrap().len(), 60);
+}
