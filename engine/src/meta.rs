@@ -482,8 +482,9 @@ impl MetaStore {
     }
 
     /// Fails (`Damaged`) when the store holds a state older than the checkpoint of log
-    /// sequence number `lsn` (the checkpoint file's): its mark is lower, or damaged. The log is replayed from that checkpoint on, so what the store lost
-    /// would never come back: its metadata would be served rolled back. LMDB takes the meta
+    /// sequence number `lsn` (the checkpoint file's): its mark is lower, or damaged. The log
+    /// is replayed from that checkpoint on, so what the store lost would never come back: its
+    /// metadata would be served rolled back. LMDB takes the meta
     /// page with the higher transaction id, and nothing checks either: one flipped bit of the
     /// older one's id, in 8 bytes of the file, opens the tree before the last commit, every
     /// page of which is sound (found by `lmdb_check`'s random damage test). A copy of an
