@@ -168,10 +168,22 @@ pub fn start(
                 dir: data.join("control"),
                 timing: control::Timing::default(),
             };
-            let node = runtime
-                .block_on(ControlNode::start(config))
-                .context("starting the control-plane voter")?;
-            Some(node)
+            match runtime.block_on(ControlNode::start(config)) {
+                Ok(node) => Some(node),
+                // Its Raft state cannot be trusted: it must not vote. The node serves without
+                // it, following the map from the other voters, as if the voter were down.
+                Err(control::node::NodeError::Store(
+                    e @ control::store::StoreError::Damaged { .. },
+                )) => {
+                    tracing::error!(error = %e, "control plane: this node's voter is not started");
+                    eprintln!(
+                        "percore: WARNING: this node's control-plane voter is NOT started: {e}. \
+                         The node serves and follows the map from the other voters."
+                    );
+                    None
+                }
+                Err(e) => return Err(e).context("starting the control-plane voter"),
+            }
         }
     };
     let voters = settings.voters_from(node_id);

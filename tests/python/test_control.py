@@ -8,6 +8,8 @@ process is stopped by pid (cluster.py)."""
 import json
 import os
 import re
+import signal
+import struct
 import subprocess
 import time
 
@@ -187,6 +189,41 @@ def test_users_survive_the_leader_killed_and_reach_it_when_it_returns(cluster3):
     wait_code(c, [old], bea, "InvalidAccessKeyId", "the old leader knows of the deletion")
     status = run("control", "status", "--data", data_dir(c, old))
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_a_voter_whose_raft_store_is_damaged_serves_without_voting(cluster3):
+    # The Raft store's LMDB file is checked before LMDB maps it: a damaged structure sent
+    # LMDB past the end of the file (a SIGBUS of the whole node) or into its asserts. A voter
+    # whose store fails the check must not vote on what it lost; its node still serves,
+    # following the map from the two other voters, as if its voter were down.
+    c = cluster3
+    c.client(1).create_bucket(Bucket="kept")
+    c.client(1).put_object(Bucket="kept", Key="k", Body=b"before")
+    c.kill(3, sig=signal.SIGTERM)
+    raft = os.path.join(data_dir(c, 3), "control", "raft", "data.mdb")
+    with open(raft, "r+b") as f:
+        psize = struct.unpack_from("<I", f.read(64), 16 + 24)[0]
+        # Both meta pages claim a last page far past the file and the map.
+        for meta in (0, psize):
+            f.seek(meta + 16 + 120)
+            f.write(struct.pack("<Q", 1 << 40))
+    c.restart(3)
+    err_path = os.path.join(c.dir, "..", "dev.err")
+    deadline = time.time() + 30
+    while "control-plane voter is NOT started" not in open(err_path).read():
+        assert time.time() < deadline, "no warning that node 3's voter is not started"
+        time.sleep(0.2)
+    assert "control/raft/data.mdb is damaged" in open(err_path).read()
+    assert c.client(3).get_object(Bucket="kept", Key="k")["Body"].read() == b"before"
+    c.client(3).put_object(Bucket="kept", Key="after", Body=b"after")
+    assert c.client(1).get_object(Bucket="kept", Key="after")["Body"].read() == b"after"
+    # The two other voters still commit, and node 3 follows them.
+    out = user_cli(c, 1, "create", "dee")
+    assert out.returncode == 0, out.stderr
+    wait_code(c, [3], keys_of(out), None, "a user made while node 3's voter is out",
+              timeout_s=SPREAD_S + 10)
+    status = run("control", "status", "--data", data_dir(c, 1))
+    assert re.search(r"^voter 3 \S+: unreachable", status.stdout, re.M), status.stdout
 
 
 def test_a_node_that_is_no_voter_follows_the_voters_and_moves_on_when_one_dies(tmp_path):
