@@ -175,7 +175,6 @@ pub fn start(
                 Err(control::node::NodeError::Store(
                     e @ control::store::StoreError::Damaged { .. },
                 )) => {
-                    tracing::error!(error = %e, "control plane: this node's voter is not started");
                     eprintln!(
                         "percore: WARNING: this node's control-plane voter is NOT started: {e}. \
                          The node serves and follows the map from the other voters."
