@@ -7,14 +7,17 @@
 //! trips its internal asserts (`abort`) or returns garbage. Measured on main: random damage to
 //! one core's `data.mdb` killed `percore serve` with SIGBUS on the second GET.
 //!
-//! Owns: parsing LMDB 0.9 pages (64-bit build, no DUPSORT, as `meta.rs` uses it) and checking,
+//! Owns: parsing LMDB 0.9 pages (64-bit build, no DUPSORT, as both users use it) and checking,
 //! for both meta pages and every page reachable from the newest meta (free list and main tree,
 //! named databases included), that every page number, node offset, key, value and overflow run
 //! lies inside the file and the page, that every page names itself, and that keys are in order
 //! within a page. Free-list entries must name pages that exist. A file that passes cannot make
-//! LMDB read outside the file. Does not own: the meaning of values (`meta.rs`), nor damage that
-//! keeps the structure valid (a flipped bit inside a value's bytes, a swapped pair of pages):
-//! those read back as wrong values, which `meta.rs` catches with its own per-value checksum.
+//! LMDB read outside the file. Does not own: the meaning of values, nor damage that keeps the
+//! structure valid (a flipped bit inside a value's bytes, a swapped pair of pages): those read
+//! back as wrong values, which both users catch with a checksum in every value. Nor an older
+//! state opened whole: a flipped bit in the older meta page's transaction id makes LMDB open
+//! the tree before the last commit, every page of it sound (the engine compares its
+//! checkpoint's mark, `engine/src/meta.rs`, `check_mark`).
 //!
 //! Sans-I/O: pages come from a `read_page` callback, so tests feed it damaged files. Used by
 //! the engine's metadata stores (its tests, against real store files, are `engine::lmdb_check`)
