@@ -127,12 +127,18 @@ impl Db {
         // LMDB trusts its file: damage could send it (or a reader of a value it returned)
         // past the end of the file inside its map, a SIGBUS that kills the whole node. The
         // engine's stores are checked the same way (engine/DESIGN.md, "Damage").
-        lmdb_check::check_dir(&dir, limits::STORE_MAP_BYTES as u64).map_err(|detail| {
-            StoreError::Damaged {
+        // The same check finds a meta page's transaction id damaged so that LMDB would open
+        // an older commit: a vote or log entries this voter acknowledged, silently gone.
+        lmdb_check::check_dir(&dir, limits::STORE_MAP_BYTES as u64)
+            .and_then(|summary| {
+                summary
+                    .as_ref()
+                    .map_or(Ok(()), lmdb_check::check_synced_commits)
+            })
+            .map_err(|detail| StoreError::Damaged {
                 path: dir.join("data.mdb"),
                 detail,
-            }
-        })?;
+            })?;
         let mut options = EnvOpenOptions::new();
         options.map_size(limits::STORE_MAP_BYTES).max_dbs(2);
         let env = loop {

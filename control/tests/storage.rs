@@ -1,6 +1,6 @@
 //! The LMDB storage against openraft's own storage suite, then what only a real directory
 //! shows: a reopened store gives back its log, vote and snapshot, and a damaged record is an
-//! error, never a wrong answer.
+//! error, never a wrong answer, and a store LMDB would open at an older commit is refused.
 
 use std::path::Path;
 
@@ -192,4 +192,64 @@ async fn a_damaged_file_structure_is_refused_before_lmdb_maps_it() {
     std::fs::write(&path, &sound).unwrap();
     let (mut log, _sm) = store::open(dir.path()).unwrap();
     assert_eq!(log.try_get_log_entries(0..100).await.unwrap().len(), 60);
+}
+
+/// A meta page's transaction id damaged so that LMDB would open the commit before the last
+/// (the older page's id now the higher one, or equal: LMDB takes page 0 on a tie) gives back a
+/// store without its last vote, every page sound: a voter that forgot its vote may vote twice
+/// in a term. The two ids must be two consecutive commits, each on the page of its parity
+/// (`lmdb_check::check_synced_commits`), or the store is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_page_whose_transaction_id_is_damaged_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _sm) = store::open(dir.path()).unwrap();
+        for i in 1..=5 {
+            append(
+                &mut log,
+                vec![user_entry(i, &format!("user-{i}"), "AKIAUSER")],
+            )
+            .await;
+        }
+        log.save_vote(&Vote::new(7, 1)).await.unwrap();
+    }
+    let path = only_record_file(dir.path());
+    let sound = std::fs::read(&path).unwrap();
+    // The transaction id sits 16 (page header) + 128 bytes into each 4 KiB meta page.
+    let at = |page: usize| page * 4096 + 16 + 128;
+    let id = |page: usize| u64::from_le_bytes(sound[at(page)..at(page) + 8].try_into().unwrap());
+    assert_eq!(
+        id(0).abs_diff(id(1)),
+        1,
+        "a sound store's meta pages are its last two commits"
+    );
+    let (older, newer) = if id(0) < id(1) { (0, 1) } else { (1, 0) };
+    let with_id = |page: usize, value: u64| {
+        let mut bytes = sound.clone();
+        bytes[at(page)..at(page) + 8].copy_from_slice(&value.to_le_bytes());
+        bytes
+    };
+    for bytes in [
+        // The older page's id raised past the newer's: LMDB would open the older tree.
+        with_id(older, id(older) ^ (1 << 40)),
+        with_id(older, id(older) ^ (1 << 5)),
+        // The two ids equal.
+        with_id(older, id(newer)),
+        with_id(newer, id(older)),
+        // The newer page's id lowered below the older's, or its parity gone.
+        with_id(newer, id(newer) ^ (1 << 2)),
+        with_id(newer, id(newer) ^ 1),
+    ] {
+        std::fs::write(&path, &bytes).unwrap();
+        let e = store::open(dir.path()).map(|_| ()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("is damaged") && text.contains("consecutive commits"),
+            "{text}"
+        );
+    }
+    std::fs::write(&path, &sound).unwrap();
+    let (mut log, _sm) = store::open(dir.path()).unwrap();
+    assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(7, 1)));
+    assert_eq!(log.try_get_log_entries(0..100).await.unwrap().len(), 5);
 }

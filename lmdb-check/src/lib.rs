@@ -16,8 +16,10 @@
 //! structure valid (a flipped bit inside a value's bytes, a swapped pair of pages): those read
 //! back as wrong values, which both users catch with a checksum in every value. Nor an older
 //! state opened whole: a flipped bit in the older meta page's transaction id makes LMDB open
-//! the tree before the last commit, every page of it sound (the engine compares its
-//! checkpoint's mark, `engine/src/meta.rs`, `check_mark`).
+//! the tree before the last commit, every page of it sound. A store synced on every commit
+//! has a rule for its two ids (`check_synced_commits`, the control plane's Raft store); the
+//! engine's unsynced stores compare their checkpoint's mark (`engine/src/meta.rs`,
+//! `check_mark`).
 //!
 //! Sans-I/O: pages come from a `read_page` callback, so tests feed it damaged files. Used by
 //! the engine's metadata stores (its tests, against real store files, are `engine::lmdb_check`)
@@ -53,7 +55,10 @@ pub type Damage = String;
 pub struct Summary {
     pub page_bytes: u32,
     pub last_page: u64,
+    /// The newest meta page's transaction id (the one LMDB opens).
     pub txnid: u64,
+    /// Meta page 0's and meta page 1's transaction ids (`check_synced_commits`).
+    pub txnids: [u64; 2],
     pub pages_visited: u64,
     pub entries: u64,
     /// Entries of the free list's tree (of the newest meta page).
@@ -197,6 +202,7 @@ pub fn check(
         page_bytes: meta.page_bytes,
         last_page: meta.last_page,
         txnid: meta.txnid,
+        txnids: [m0.txnid, m1.txnid],
         pages_visited: walk.seen.len() as u64,
         entries: walk.entries,
         free_entries: meta.free.entries,
@@ -495,6 +501,33 @@ fn node_at(page: &[u8], i: usize, upper: usize) -> Result<Node<'_>, Damage> {
     })
 }
 
+/// For a file whose environment syncs every commit (LMDB's default; not `NO_SYNC` or
+/// `NO_META_SYNC`): that its two meta pages are the last two commits. LMDB writes commit `t`
+/// to meta page `t & 1`, so page 0 holds an even id, page 1 an odd one, and they differ by one
+/// (both 0 before the first commit). Anything else is a damaged id, and most damaged ids roll
+/// the store back: an older page whose id became the higher one, or equal to the newer's (LMDB
+/// takes page 0 on a tie), is opened instead of the last commit, a tree sound in every page
+/// and one commit old. Not caught: an older page's id raised to exactly the newer's plus one
+/// (a flip of its bit 1 in half the cases), which looks like a commit that was made. An
+/// environment without the syncs may be left with any two ids by a crash, so it has no such
+/// rule (the engine marks its checkpoints instead, `engine/src/meta.rs`, `check_mark`).
+pub fn check_synced_commits(summary: &Summary) -> Result<(), Damage> {
+    let [t0, t1] = summary.txnids;
+    if t0 == 0 && t1 == 0 {
+        return Ok(());
+    }
+    let parity = t0 % 2 == 0 && t1 % 2 == 1;
+    if parity && t0.abs_diff(t1) == 1 {
+        return Ok(());
+    }
+    Err(format!(
+        "the meta pages' transaction ids ({t0} and {t1}) are not two consecutive commits, \
+         each on the page of its parity: an id is damaged, and LMDB would open the store \
+         as it was at commit {}, possibly older than its last commit",
+        if t1 > t0 { t1 } else { t0 }
+    ))
+}
+
 /// Checks the LMDB data file under `dir` (`data.mdb`), if there is one. `Ok(None)`: no file
 /// yet (LMDB creates it).
 pub fn check_dir(dir: &std::path::Path, map_bytes: u64) -> Result<Option<Summary>, Damage> {
@@ -517,4 +550,42 @@ pub fn check_dir(dir: &std::path::Path, map_bytes: u64) -> Result<Option<Summary
         file.read_exact_at(buf, offset)
     })
     .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ids(t0: u64, t1: u64) -> Summary {
+        Summary {
+            page_bytes: 4096,
+            last_page: 10,
+            txnid: t0.max(t1),
+            txnids: [t0, t1],
+            pages_visited: 3,
+            entries: 0,
+            free_entries: 0,
+        }
+    }
+
+    /// What LMDB leaves when it syncs every commit passes; ids no run of commits leaves do not.
+    #[test]
+    fn only_two_consecutive_commits_each_on_its_page_pass() {
+        for (t0, t1) in [(0, 0), (0, 1), (2, 1), (2, 3), (1_000_000, 999_999)] {
+            assert_eq!(check_synced_commits(&with_ids(t0, t1)), Ok(()), "{t0} {t1}");
+        }
+        for (t0, t1) in [
+            (1, 1),
+            (2, 2),
+            (4, 1),
+            (2, 5),
+            (1, 2),
+            (3, 2),
+            (0, 3),
+            (6, 1),
+        ] {
+            let e = check_synced_commits(&with_ids(t0, t1)).unwrap_err();
+            assert!(e.contains(&format!("({t0} and {t1})")), "{e}");
+        }
+    }
 }
