@@ -7,9 +7,9 @@
 # Workloads: small objects on disk first (4 KiB and 1 KiB PUTs into fresh buckets; the log and
 # LMDB bytes they took, from /-/metrics, per byte the policy stores), 4 KiB GET and PUT (closed
 # loop to find the peak, then open loop at 25%, 50% and 80% of the GET peak and 80% of the PUT
-# peak), zipfian 4 KiB GETs with the cache's hit ratio, 1 MiB and 64 MiB PUT/GET, and a mixed
-# get/put/delete/list open-loop run at half the GET peak. Every run charges the server's CPU
-# per request (`--server-pid`).
+# peak; PUTs of new keys), zipfian 4 KiB GETs with the cache's hit ratio, 1 MiB and 64 MiB
+# PUT/GET, and a mixed get/put/delete/list open-loop run at half the GET peak. Every run
+# charges the server's CPU per request (`--server-pid`).
 # Side by side in the same run: the HTTP ceiling (nginx, one worker, serving the 4 KiB key set
 # as static files, GET with the same generator and settings: bytes checked), the device
 # (fio, O_DIRECT sequential 1 MiB read and write on the data dir's filesystem), and, when
@@ -35,8 +35,10 @@ keys_1m=200
 keys_64m=8
 keys_disk=10000
 keys_zipf=10000
+keys_new=1000000
 if [ "${SUITE_QUICK:-0}" = 1 ]; then
   duration=3s warmup=1s keys_small=200 keys_1m=20 keys_64m=2 keys_disk=1000 keys_zipf=1000
+  keys_new=100000
 fi
 ulimit -l unlimited 2>/dev/null || true
 
@@ -206,6 +208,10 @@ print(json.dumps({"reads": reads, "hits": hits, "hit_ratio": round(hits / reads,
 run put-4k-peak put4k --workload put --size 4KiB --keys "$keys_small" --prepare --concurrency 64
 run put-4k-open put4k --workload put --size 4KiB --keys "$keys_small" \
   --rate "$(share 0.8 "$(peak put-4k-peak put)")" --cleanup --delete-bucket
+# Ingest: 4 KiB PUTs over a million keys, nearly all of them new. The peak above overwrites
+# 2,000 keys; a new key's head and listing entry each dirty another LMDB page, which the next
+# commit writes (engine/DESIGN.md, "Metadata").
+run put-4k-new put4knew --workload put --size 4KiB --keys "$keys_new" --prepare --concurrency 64
 run put-1m 1m --workload put --size 1MiB --keys "$keys_1m" --prepare --concurrency 8
 run get-1m 1m --workload get --size 1MiB --keys "$keys_1m" --concurrency 8 --cleanup --delete-bucket
 # What 64 MiB objects cost the device: log bytes the key set takes per object byte stored

@@ -65,6 +65,8 @@ def ratio_rows(runs, ceilings):
         rate("nginx-get-4k-peak", "get")), ">= 0.6", lambda v: v >= 0.6)
     add("server CPU per 4 KiB GET, us", cpu("get-4k-peak"), "<= 50", lambda v: v <= 50)
     add("server CPU per 4 KiB PUT, us", cpu("put-4k-peak"), "<= 100", lambda v: v <= 100)
+    add("server CPU per 4 KiB PUT of a new key (ingest), us", cpu("put-4k-new"), "<= 100",
+        lambda v: v <= 100)
     add("4 KiB GET open loop p99 at 25% of peak, ms", lat("get-4k-open25", "get", "p99_us"),
         "<= 2", lambda v: v <= 2)
     add("4 KiB GET open loop p99 at 50% of peak, ms", lat("get-4k-open50", "get", "p99_us"),
