@@ -208,10 +208,13 @@ print(json.dumps({"reads": reads, "hits": hits, "hit_ratio": round(hits / reads,
 run put-4k-peak put4k --workload put --size 4KiB --keys "$keys_small" --prepare --concurrency 64
 run put-4k-open put4k --workload put --size 4KiB --keys "$keys_small" \
   --rate "$(share 0.8 "$(peak put-4k-peak put)")" --cleanup --delete-bucket
-# Ingest: 4 KiB PUTs over a million keys, nearly all of them new. The peak above overwrites
-# 2,000 keys; a new key's head and listing entry each dirty another LMDB page, which the next
-# commit writes (engine/DESIGN.md, "Metadata").
-run put-4k-new put4knew --workload put --size 4KiB --keys "$keys_new" --prepare --concurrency 64
+# Ingest: 4 KiB PUTs over a million keys into an empty bucket, nearly all of them new keys
+# (`--prepare` would PUT every key first and make the run overwrites). The peak above
+# overwrites 2,000 keys; a new key's head and listing entry each dirty another LMDB page, which
+# the next commit writes (engine/DESIGN.md, "What a key costs in LMDB").
+"$bin/percore-loadgen" --endpoint "$endpoint" --bucket suite-put4knew --workload put \
+  --size 4KiB --keys 1 --prepare --no-run --quiet
+run put-4k-new put4knew --workload put --size 4KiB --keys "$keys_new" --concurrency 64
 run put-1m 1m --workload put --size 1MiB --keys "$keys_1m" --prepare --concurrency 8
 run get-1m 1m --workload get --size 1MiB --keys "$keys_1m" --concurrency 8 --cleanup --delete-bucket
 # What 64 MiB objects cost the device: log bytes the key set takes per object byte stored
