@@ -127,8 +127,9 @@ impl Db {
         // LMDB trusts its file: damage could send it (or a reader of a value it returned)
         // past the end of the file inside its map, a SIGBUS that kills the whole node. The
         // engine's stores are checked the same way (engine/DESIGN.md, "Damage").
-        // The same check finds a meta page's transaction id damaged so that LMDB would open
-        // an older commit: a vote or log entries this voter acknowledged, silently gone.
+        // Then its two meta pages must be its last two commits (`check_synced_commits`): with a
+        // damaged transaction id LMDB would open an older commit, a vote or log entries this
+        // voter acknowledged silently gone.
         lmdb_check::check_dir(&dir, limits::STORE_MAP_BYTES as u64)
             .and_then(|summary| {
                 summary
