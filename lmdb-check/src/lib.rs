@@ -55,14 +55,19 @@ pub type Damage = String;
 pub struct Summary {
     pub page_bytes: u32,
     pub last_page: u64,
-    /// The newest meta page's transaction id (the one LMDB opens).
-    pub txnid: u64,
     /// Meta page 0's and meta page 1's transaction ids (`check_synced_commits`).
     pub txnids: [u64; 2],
     pub pages_visited: u64,
     pub entries: u64,
     /// Entries of the free list's tree (of the newest meta page).
     pub free_entries: u64,
+}
+
+impl Summary {
+    /// The transaction id of the meta page LMDB opens (the higher).
+    pub fn txnid(&self) -> u64 {
+        self.txnids[0].max(self.txnids[1])
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,7 +206,6 @@ pub fn check(
     Ok(Summary {
         page_bytes: meta.page_bytes,
         last_page: meta.last_page,
-        txnid: meta.txnid,
         txnids: [m0.txnid, m1.txnid],
         pages_visited: walk.seen.len() as u64,
         entries: walk.entries,
@@ -524,7 +528,7 @@ pub fn check_synced_commits(summary: &Summary) -> Result<(), Damage> {
         "the meta pages' transaction ids ({t0} and {t1}) are not two consecutive commits, \
          each on the page of its parity: an id is damaged, and LMDB would open the store \
          as it was at commit {}, possibly older than its last commit",
-        if t1 > t0 { t1 } else { t0 }
+        summary.txnid()
     ))
 }
 
@@ -560,7 +564,6 @@ mod tests {
         Summary {
             page_bytes: 4096,
             last_page: 10,
-            txnid: t0.max(t1),
             txnids: [t0, t1],
             pages_visited: 3,
             entries: 0,
