@@ -484,12 +484,11 @@ impl MetaStore {
     /// Fails (`Damaged`) when the store holds a state older than the checkpoint of log
     /// sequence number `lsn` (the checkpoint file's): its mark is lower, or damaged. The log
     /// is replayed from that checkpoint on, so what the store lost would never come back: its
-    /// metadata would be served rolled back. LMDB takes the meta
-    /// page with the higher transaction id, and nothing checks either: one flipped bit of the
-    /// older one's id, in 8 bytes of the file, opens the tree before the last commit, every
-    /// page of which is sound (found by `lmdb_check`'s random damage test). A copy of an
-    /// older `data.mdb` put back does the same. A new store is marked from its first state (0);
-    /// one from before marks has none and is taken as it is until its first checkpoint.
+    /// metadata would be served rolled back. One flipped bit of the older meta page's
+    /// transaction id opens the tree before the last commit, every page of it sound (found by
+    /// `lmdb_check`'s random damage test; the crate's doc says why), and an older copy of
+    /// `data.mdb` put back does the same. A new store is marked from its first state (0); one
+    /// from before marks has none and is taken as it is until its first checkpoint.
     pub fn check_mark(&self, lsn: u64) -> Result<()> {
         let mark = self.reading(|txn| {
             self.format
