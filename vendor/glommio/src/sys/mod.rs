@@ -307,7 +307,7 @@ impl SleepNotifier {
     pub(crate) fn notify(&self, force: bool) {
         // percore: the sleeper stores `should_notify = true`, then runs a `SeqCst` fence,
         // then looks at its remote channels, foreign wakes and blocking-thread results
-        // (`Reactor::sleep` in uring.rs). A notifier has published its message (a channel
+        // (`Reactor::wait` in uring.rs). A notifier has published its message (a channel
         // slot, a queued waker, a finished blocking operation) before calling this, then
         // runs a `SeqCst` fence here, then reads `should_notify`. The two fences are totally
         // ordered: if the sleeper's comes first, this read sees `true` and writes the
