@@ -1224,8 +1224,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    // percore: when the latency preemption timer fires (see `wait`).
-    latency_preemption_deadline: Cell<Instant>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1357,7 +1355,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_deadline: Cell::new(Instant::now()),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1825,25 +1822,7 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        //
-        // percore: unless we will not sleep (a preemption timer is wanted) and the
-        // registered timer has not fired and fires no later than a new one would: then it
-        // is kept, saving a cancellation and a new timeout on every busy pass. It may end a
-        // task queue's turn sooner than the full duration after this pass, never later.
-        let now = Instant::now();
-        let registered = self.latency_preemption_timeout_src.take();
-        let kept_latency_timer = match (registered, preempt_timer()) {
-            (Some(timer), Some(preempt))
-                if timer.result().is_none()
-                    && self.latency_preemption_deadline.get() <= now + preempt =>
-            {
-                Some(timer)
-            }
-            (timer, _) => {
-                drop(timer);
-                None
-            }
-        };
+        drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1887,7 +1866,6 @@ impl Reactor {
             if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                self.latency_preemption_deadline.set(Instant::now() + dur);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1915,12 +1893,9 @@ impl Reactor {
             }
         }
 
-        if let Some(timer) = kept_latency_timer {
-            self.latency_preemption_timeout_src.set(Some(timer));
-        } else if let Some(preempt) = preempt_timer() {
+        if let Some(preempt) = preempt_timer() {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            self.latency_preemption_deadline.set(Instant::now() + preempt);
             flush_rings!(lat_ring, main_ring)?;
         }
 
