@@ -1,20 +1,25 @@
-//! The gateway's client of a core on another node: `proto` frames over TCP to the core's own
-//! port, on tokio. A small pool of connections per core (the core serves one request at a
-//! time per connection, so concurrency is connections), each call bounded by a timeout.
+//! The client of a core on another node: `proto` frames over TCP to the core's own port. A
+//! small pool of connections per core (the core serves one request at a time per connection,
+//! so concurrency is connections), each call bounded by a timeout. Called on a core's thread
+//! (thread-per-core serving), the exchange runs on that core's own connections
+//! (`engine::peers`), so the answer wakes the request on its thread; elsewhere (the gateway
+//! role, background work on tokio) on tokio's.
 //!
-//! Owns: connecting, the pool, framing, timeouts, the layout-version check of answers. Does
-//! not own retries or liveness (the backend marks a core down after a failed call).
+//! Owns: the concurrency bound, the tokio pool, framing, timeouts, the layout-version check of
+//! answers. Does not own retries or liveness (the backend marks a core down after a failed
+//! call).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use engine::peers::{self, PeerError, PeerLimits};
 use proto::{decode_frame, encode_request, ErrorCode, Message, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::{
     REMOTE_CALL_TIMEOUT, REMOTE_CONNECTIONS_MAX, REMOTE_CONNECT_TIMEOUT, REMOTE_IDLE_MAX,
@@ -64,7 +69,8 @@ pub struct RemoteCore {
     /// when a layout change that keeps the core ends (`Backend::finish_change`).
     layout_version: AtomicU64,
     idle: Mutex<Vec<Conn>>,
-    permits: Semaphore,
+    /// Calls in flight, whichever thread they run on.
+    permits: Arc<Semaphore>,
     next_id: AtomicU64,
 }
 
@@ -80,7 +86,7 @@ impl RemoteCore {
             addr,
             layout_version: AtomicU64::new(layout_version),
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(REMOTE_CONNECTIONS_MAX),
+            permits: Arc::new(Semaphore::new(REMOTE_CONNECTIONS_MAX)),
             next_id: AtomicU64::new(1),
         }
     }
@@ -111,20 +117,24 @@ impl RemoteCore {
     /// not serve, a kind its build does not know) leaves the connection whole: the core reads
     /// on, and the caller may ask again in other words at once.
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
-        let Ok(permit) = tokio::time::timeout(REMOTE_QUEUE_TIMEOUT, self.permits.acquire()).await
-        else {
+        let acquired =
+            tokio::time::timeout(REMOTE_QUEUE_TIMEOUT, self.permits.clone().acquire_owned()).await;
+        let Ok(permit) = acquired else {
             return Err(RemoteError::Busy {
                 addr: self.addr,
                 after: REMOTE_QUEUE_TIMEOUT,
             });
         };
-        let _permit = permit.expect("the semaphore is never closed");
+        let permit = permit.expect("the semaphore is never closed");
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if engine::runtime::on_core_thread() {
+            return self.call_on_core(id, request, permit).await;
+        }
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut conn = match pooled {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let exchanged =
             tokio::time::timeout(REMOTE_CALL_TIMEOUT, self.exchange(&mut conn, id, request))
                 .await
@@ -134,16 +144,8 @@ impl RemoteCore {
                 }));
         let (result, whole) = match exchanged {
             Ok(frame) => {
-                let under_id = frame.request_id == id;
-                let result = self.answer(id, frame);
-                let whole = match &result {
-                    Ok(_) => true,
-                    Err(RemoteError::UnknownKind { .. } | RemoteError::LayoutMismatch { .. }) => {
-                        under_id
-                    }
-                    Err(_) => false,
-                };
-                (result, whole)
+                let whole = frame.answers(id);
+                (self.answer(id, frame), whole)
             }
             Err(e) => (Err(e), false),
         };
@@ -159,6 +161,43 @@ impl RemoteCore {
         }
         drop(idle);
         result
+    }
+
+    /// `call`'s exchange on the calling core's own connections (`engine::peers`): the same
+    /// frames, timeouts and reuse of a connection, and the permit held until the exchange ends
+    /// even if this call is dropped first.
+    async fn call_on_core(
+        &self,
+        id: u64,
+        request: &Request,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Response, RemoteError> {
+        let mut frame = BytesMut::new();
+        encode_request(id, self.layout_version(), request, &mut frame);
+        let answer = peers::exchange(peers::Exchange {
+            addr: self.addr,
+            request_id: id,
+            frame,
+            limits: PeerLimits {
+                connect_timeout: REMOTE_CONNECT_TIMEOUT,
+                call_timeout: REMOTE_CALL_TIMEOUT,
+                idle_max: REMOTE_IDLE_MAX,
+            },
+            hold: Box::new(permit),
+        });
+        let addr = self.addr;
+        match answer.await {
+            Ok(Ok(frame)) => self.answer(id, frame),
+            Ok(Err(PeerError::Unreachable(message))) => {
+                Err(RemoteError::Unreachable { addr, message })
+            }
+            Ok(Err(PeerError::Timeout(after))) => Err(RemoteError::Timeout { addr, after }),
+            Ok(Err(PeerError::Protocol(message))) => Err(RemoteError::Protocol { addr, message }),
+            Err(stopped) => Err(RemoteError::Unreachable {
+                addr,
+                message: format!("this core stopped before the answer came ({stopped})"),
+            }),
+        }
     }
 
     async fn connect(&self) -> Result<Conn, RemoteError> {
@@ -291,6 +330,8 @@ mod tests {
         /// As builds before `ErrorCode::UnknownKind` did: the refusal under id 0, then the
         /// connection closed.
         UnknownKindThenClose,
+        /// A hung core: reads the request and never answers (the connection stays open).
+        Silent,
     }
 
     /// A core on a port of its own that answers `script` in order, one request at a time
@@ -317,6 +358,11 @@ mod tests {
                             }
                         };
                         let what = script[next.fetch_add(1, Ordering::Relaxed)];
+                        if matches!(what, Answer::Silent) {
+                            let mut sink = Vec::new();
+                            let _ = stream.read_to_end(&mut sink).await;
+                            return;
+                        }
                         let unknown = Response::Error {
                             code: ErrorCode::UnknownKind,
                             message: ProtoError::UnknownKind(999).to_string(),
@@ -332,6 +378,7 @@ mod tests {
                                 },
                             ),
                             Answer::Done => (frame.request_id, Response::Done),
+                            Answer::Silent => unreachable!("answered above"),
                         };
                         let mut out = BytesMut::new();
                         encode_response(id, 1, &response, &mut out);
@@ -346,42 +393,165 @@ mod tests {
         (addr, accepted)
     }
 
-    #[tokio::test]
-    async fn a_refusal_under_the_request_id_keeps_the_connection() {
+    /// The same script, asked from a tokio task and from a core's thread (`engine::peers`).
+    fn refusal_script() -> Vec<Answer> {
         use Answer::*;
-        let script = vec![
+        vec![
             UnknownKindUnderId,
             LayoutRefused,
             Done,
             UnknownKindThenClose,
             Done,
-        ];
-        let (addr, accepted) = fake_core(script).await;
-        let core = RemoteCore::new(addr, 1);
-        let ask = || core.call(&Request::Stats);
+        ]
+    }
 
-        assert!(matches!(
-            ask().await,
-            Err(RemoteError::UnknownKind { kind: 999, .. })
-        ));
-        assert!(matches!(
-            ask().await,
-            Err(RemoteError::LayoutMismatch { index: 7, .. })
-        ));
-        assert!(matches!(ask().await, Ok(Response::Done)));
+    #[tokio::test]
+    async fn a_refusal_under_the_request_id_keeps_the_connection() {
+        let (addr, accepted) = fake_core(refusal_script()).await;
+        let (answers, counts) = ask_the_refusal_script(&RemoteCore::new(addr, 1), &accepted).await;
+        check_the_refusal_script(&answers, counts);
+    }
+
+    /// A future polled with a tokio runtime entered, as `s3api`'s core-served connections are
+    /// (`RemoteCore::call` waits for its permit on a tokio timer).
+    struct Entered<F> {
+        runtime: tokio::runtime::Handle,
+        future: std::pin::Pin<Box<F>>,
+    }
+
+    impl<F: std::future::Future> std::future::Future for Entered<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            let _entered = self.runtime.enter();
+            self.future.as_mut().poll(cx)
+        }
+    }
+
+    /// Runs `work` on the executor of a core (a one-core node of its own) with `runtime`
+    /// entered, and returns its output.
+    fn on_a_core<T, Fut>(
+        runtime: &tokio::runtime::Runtime,
+        work: impl FnOnce() -> Fut + Send + Sync + 'static,
+    ) -> T
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = engine::NodeConfig::simple(1, dir.path(), 1);
+        cfg.segment_bytes = 1 << 20;
+        cfg.io_memory_bytes = 1 << 20;
+        let node = engine::Node::start(&cfg).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = runtime.handle().clone();
+        node.handles()[0]
+            .spawn(move || async move {
+                let on_core = engine::runtime::on_core_thread();
+                let out = Entered {
+                    runtime: handle,
+                    future: Box::pin(work()),
+                }
+                .await;
+                let _ = tx.send((on_core, out));
+            })
+            .unwrap();
+        let (on_core, out) = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+        node.shutdown();
+        assert!(on_core, "the work ran on the core's thread");
+        out
+    }
+
+    #[test]
+    fn on_a_core_a_refusal_under_the_request_id_keeps_the_connection() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (addr, accepted) = runtime.block_on(fake_core(refusal_script()));
+        let (answers, counts, idle_after) = on_a_core(&runtime, move || async move {
+            let (answers, counts) =
+                ask_the_refusal_script(&RemoteCore::new(addr, 1), &accepted).await;
+            (answers, counts, engine::peers::idle_connections(addr))
+        });
+        check_the_refusal_script(&answers, counts);
+        assert_eq!(
+            idle_after, 1,
+            "the core's own connection went back to its pool"
+        );
+    }
+
+    #[test]
+    fn on_a_core_a_hung_or_absent_core_is_an_error_in_bounded_time() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (addr, accepted) = runtime.block_on(fake_core(vec![Answer::Silent, Answer::Done]));
+        let absent = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (hung, then, gone) = on_a_core(&runtime, move || async move {
+            let core = RemoteCore::new(addr, 1);
+            let hung = core.call(&Request::Stats).await;
+            let then = core.call(&Request::Stats).await;
+            let gone = RemoteCore::new(absent, 1).call(&Request::Stats).await;
+            (hung, then, gone)
+        });
+        assert!(
+            matches!(hung, Err(RemoteError::Timeout { after, .. }) if after == REMOTE_CALL_TIMEOUT),
+            "{hung:?}"
+        );
+        assert!(matches!(then, Ok(Response::Done)), "{then:?}");
         assert_eq!(
             accepted.load(Ordering::Relaxed),
-            1,
+            2,
+            "the connection that timed out is not reused"
+        );
+        assert!(
+            matches!(gone, Err(RemoteError::Unreachable { .. })),
+            "{gone:?}"
+        );
+    }
+
+    /// What the refusal script's five calls answered, and the connections accepted after the
+    /// third and the fifth. (Checked by the caller: a panic on a core's thread aborts.)
+    async fn ask_the_refusal_script(
+        core: &RemoteCore,
+        accepted: &AtomicUsize,
+    ) -> (Vec<Result<Response, RemoteError>>, [usize; 2]) {
+        let mut answers = Vec::new();
+        let mut counts = [0; 2];
+        for i in 0..5 {
+            answers.push(core.call(&Request::Stats).await);
+            if i == 2 || i == 4 {
+                counts[i / 4] = accepted.load(Ordering::Relaxed);
+            }
+        }
+        (answers, counts)
+    }
+
+    fn check_the_refusal_script(answers: &[Result<Response, RemoteError>], counts: [usize; 2]) {
+        assert!(
+            matches!(answers[0], Err(RemoteError::UnknownKind { kind: 999, .. })),
+            "{answers:?}"
+        );
+        assert!(
+            matches!(
+                answers[1],
+                Err(RemoteError::LayoutMismatch { index: 7, .. })
+            ),
+            "{answers:?}"
+        );
+        assert!(matches!(answers[2], Ok(Response::Done)), "{answers:?}");
+        assert_eq!(
+            counts[0], 1,
             "refusals under the request's id reuse the connection"
         );
-
         // An older build's refusal comes under id 0 and closes: the connection is dropped
         // and the next call opens another.
-        assert!(matches!(
-            ask().await,
-            Err(RemoteError::UnknownKind { kind: 999, .. })
-        ));
-        assert!(matches!(ask().await, Ok(Response::Done)));
-        assert_eq!(accepted.load(Ordering::Relaxed), 2);
+        assert!(
+            matches!(answers[3], Err(RemoteError::UnknownKind { kind: 999, .. })),
+            "{answers:?}"
+        );
+        assert!(matches!(answers[4], Ok(Response::Done)), "{answers:?}");
+        assert_eq!(counts[1], 2);
     }
 }

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod lmdb_check;
 pub mod meta;
 pub mod partition;
+pub mod peers;
 pub mod runtime;
 pub mod scan;
 pub mod server;

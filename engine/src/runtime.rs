@@ -125,6 +125,12 @@ thread_local! {
     static CURRENT_CORE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Whether the caller runs on a core's executor thread (of any node in this process): what it
+/// spawns there runs beside the core's requests, and `crate::peers` may serve it.
+pub fn on_core_thread() -> bool {
+    CURRENT_CORE.with(std::cell::Cell::get) != 0
+}
+
 impl CoreHandle {
     pub fn index(&self) -> u32 {
         self.index

@@ -439,6 +439,15 @@ pub struct Frame {
     pub message: Message,
 }
 
+impl Frame {
+    /// Whether this frame is a response under `request_id`: the connection it came on is in
+    /// step with its peer and may carry the next request. (A refusal under id 0, from builds
+    /// before `ErrorCode::UnknownKind`, came before the peer closed the connection.)
+    pub fn answers(&self, request_id: u64) -> bool {
+        self.request_id == request_id && matches!(self.message, Message::Response(_))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoError {
     #[error("bad frame magic")]
