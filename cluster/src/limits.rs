@@ -31,6 +31,22 @@ pub const MOVE_GROUPS_PER_STEP: usize = 16;
 /// Tries of one mover request that got no answer before its step fails (each request is
 /// idempotent; the step's retry redoes all of its groups).
 pub const MOVE_CALL_TRIES_MAX: u32 = 3;
+/// Records the mover copies to one core in one batch request (their writes, then their
+/// read-backs in another), and the key and value bytes past which a batch takes no more. A
+/// read-back answers what the core holds, which may be a newer and larger version: the batch's
+/// answer must fit a frame even if every record is at the largest.
+pub const MOVE_COPY_BATCH_RECORDS_MAX: usize = 32;
+pub const MOVE_COPY_BATCH_BYTES_MAX: usize = 1024 * 1024;
+const _: () = assert!(
+    MOVE_COPY_BATCH_RECORDS_MAX
+        * ((proto::limits::META_KEY_BYTES_MAX + proto::limits::META_VALUE_BYTES_MAX) as usize
+            + 4096)
+        < (proto::limits::FRAME_BODY_BYTES_MAX as usize)
+);
+/// Requests without data in their answers (`VerifyFragment`, `DeleteFragment`) the mover
+/// sends to one core in one batch request. The core runs a batch's parts at once: 32 checks
+/// of fragments of a megabyte read 32 MiB together (the checks read 128 KiB at a time each).
+pub const MOVE_BATCH_REQUESTS_MAX: usize = 32;
 /// Pause between two attempts of a failed phase step.
 pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
 /// Polls of a placement group's operations in flight before the mover's fence fails.

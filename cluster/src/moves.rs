@@ -46,8 +46,9 @@ use proto::{ErrorCode, FragmentId, MetaVersion, Request, Response};
 use crate::backend::{repair_request, stable_hash, Backend, BackendError, Route, Standing, View};
 use crate::ec::Policy;
 use crate::limits::{
-    MOVE_ATTEMPTS_MAX, MOVE_CALL_TRIES_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS,
-    MOVE_RETRY_PAUSE_MS, SCAN_BATCH_MAX,
+    MOVE_ATTEMPTS_MAX, MOVE_BATCH_REQUESTS_MAX, MOVE_CALL_TRIES_MAX, MOVE_COPY_BATCH_BYTES_MAX,
+    MOVE_COPY_BATCH_RECORDS_MAX, MOVE_FENCE_POLLS_MAX, MOVE_FENCE_POLL_MS, MOVE_RETRY_PAUSE_MS,
+    SCAN_BATCH_MAX,
 };
 
 /// Where a moving placement group is (the control plane's `GroupPhase`, same order).
@@ -1107,15 +1108,14 @@ impl<'a> Mover<'a> {
                 let (entries, next) = self
                     .scan_page(&[source], &[vec![source]], &empty, cursor.clone())
                     .await?;
-                for (key, v) in entries {
+                let copies = entries.into_iter().filter_map(|(key, v)| {
                     let to = self
                         .catalog
                         .group(&key, &t.old)
                         .and_then(|g| groups.get(&g));
-                    if let Some(&to) = to {
-                        self.copy_record(to, &key, &v).await?;
-                    }
-                }
+                    to.map(|&to| (to, key, v))
+                });
+                self.copy_records(copies.collect()).await?;
                 match next {
                     Some(n) => cursor = Some(n),
                     None => break,
@@ -1189,11 +1189,13 @@ impl<'a> Mover<'a> {
         let mut cursor: Option<Bytes> = None;
         loop {
             let (entries, next) = self.scan_page(cores, sets, prefix, cursor.clone()).await?;
+            let mut page = Vec::with_capacity(entries.len());
+            let mut copies = Vec::new();
             for (key, v) in entries {
                 if skip.iter().any(|s| key.starts_with(s)) {
                     continue;
                 }
-                let Some([old, new, moved_meta]) = self
+                let Some(rows) = self
                     .catalog
                     .group(&key, &t.old)
                     .and_then(|g| groups.get(&g))
@@ -1201,15 +1203,26 @@ impl<'a> Mover<'a> {
                     continue;
                 };
                 if pass == Pass::Copy {
-                    for &i in moved_meta {
-                        self.copy_record(new[i], &key, &v).await?;
-                    }
+                    let [_, new, moved_meta] = rows;
+                    copies.extend(moved_meta.iter().map(|&i| (new[i], key.clone(), v.clone())));
                 }
+                page.push((key, v, rows));
+            }
+            // The page's records first, in batches; then their stripes, together; then the
+            // dependents of each.
+            self.copy_records(copies).await?;
+            let stripes: Vec<_> = page
+                .iter()
+                .filter(|(_, v, _)| !v.deleted)
+                .flat_map(|(key, v, [old, new, _])| {
+                    let stripes = self.catalog.stripes(key, &v.value);
+                    stripes.into_iter().map(|s| (s, &old[..], &new[..]))
+                })
+                .collect();
+            self.move_stripes(&stripes, pass).await?;
+            for (key, v, [old, new, moved_meta]) in page {
                 if v.deleted {
                     continue;
-                }
-                for stripe in self.catalog.stripes(&key, &v.value) {
-                    self.move_stripe(&stripe, old, new, pass).await?;
                 }
                 let source = if pass == Pass::Copy {
                     &old[..meta]
@@ -1279,19 +1292,19 @@ impl<'a> Mover<'a> {
             let (entries, next) = self
                 .scan_page(source, &[source.to_vec()], prefix, cursor.clone())
                 .await?;
-            for (key, v) in entries {
-                if pass == Pass::Copy {
-                    for &i in moved_meta {
-                        self.copy_record(new[i], &key, &v).await?;
-                    }
-                }
-                if v.deleted {
-                    continue;
-                }
-                for stripe in self.catalog.dependent_stripes(owner, &key, &v.value) {
-                    self.move_stripe(&stripe, old, new, pass).await?;
-                }
+            if pass == Pass::Copy {
+                let copies = entries.iter().flat_map(|(key, v)| {
+                    moved_meta.iter().map(|&i| (new[i], key.clone(), v.clone()))
+                });
+                self.copy_records(copies.collect()).await?;
             }
+            let stripes: Vec<_> = entries
+                .iter()
+                .filter(|(_, v)| !v.deleted)
+                .flat_map(|(key, v)| self.catalog.dependent_stripes(owner, key, &v.value))
+                .map(|stripe| (stripe, old, new))
+                .collect();
+            self.move_stripes(&stripes, pass).await?;
             match next {
                 Some(n) => cursor = Some(n),
                 None => return Ok(()),
@@ -1299,70 +1312,195 @@ impl<'a> Mover<'a> {
         }
     }
 
-    /// Copies version `v` of `key` to `core` (same HLC: a newer write there wins) and reads it
-    /// back: the core must hold it or a newer version.
-    async fn copy_record(
+    /// Copies each `(core, key, v)`: version `v` of `key` written to `core` (same HLC: a newer
+    /// write there wins), then read back: the core must hold it or a newer version. The writes
+    /// to one core go in batches (`MOVE_COPY_BATCH_RECORDS_MAX` records, about
+    /// `MOVE_COPY_BATCH_BYTES_MAX`), each batch's read-backs in one more: a round trip per
+    /// record and core, each waking threads on two nodes, was most of what a change that moves
+    /// little data cost the machine (bench/README.md, the move's tail).
+    async fn copy_records(
+        &self,
+        copies: Vec<(usize, Bytes, MetaVersion)>,
+    ) -> Result<(), MoveError> {
+        let mut by_core: BTreeMap<usize, Vec<(Bytes, MetaVersion)>> = BTreeMap::new();
+        for (core, key, v) in copies {
+            by_core.entry(core).or_default().push((key, v));
+        }
+        for (core, records) in by_core {
+            let mut rest = &records[..];
+            while !rest.is_empty() {
+                let mut n = 0;
+                let mut bytes = 0;
+                while n < rest.len()
+                    && n < MOVE_COPY_BATCH_RECORDS_MAX
+                    && (n == 0 || bytes < MOVE_COPY_BATCH_BYTES_MAX)
+                {
+                    bytes += rest[n].0.len() + rest[n].1.value.len();
+                    n += 1;
+                }
+                let (batch, after) = rest.split_at(n);
+                self.copy_batch(core, batch).await?;
+                rest = after;
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch of `copy_records` to `core`.
+    async fn copy_batch(
         &self,
         core: usize,
-        key: &Bytes,
-        v: &MetaVersion,
+        records: &[(Bytes, MetaVersion)],
     ) -> Result<(), MoveError> {
-        expect_done(self.call(core, repair_request(key, v)).await)?;
-        let back = self
-            .call(core, Request::MetaGetVersioned { key: key.clone() })
-            .await?;
-        if !holds_at_least(back, v)? {
-            return Err(MoveError::VerifyRecord {
-                key: key.clone(),
-                core: self.backend.core_name(core),
-            });
+        let writes = records
+            .iter()
+            .map(|(key, v)| repair_request(key, v))
+            .collect();
+        for answer in self.batch(core, writes).await? {
+            expect_done(Ok(answer))?;
         }
-        self.count(|p| p.records += 1);
+        let reads = records
+            .iter()
+            .map(|(key, _)| Request::MetaGetVersioned { key: key.clone() })
+            .collect();
+        for ((key, v), back) in records.iter().zip(self.batch(core, reads).await?) {
+            if !holds_at_least(back, v)? {
+                return Err(MoveError::VerifyRecord {
+                    key: key.clone(),
+                    core: self.backend.core_name(core),
+                });
+            }
+        }
+        self.count(|p| p.records += records.len() as u64);
         Ok(())
     }
 
-    /// Every moved position of `stripe`: its fragment copied (or found) on the new core and
-    /// verified; when retiring, then deleted from the old core unless that core holds the
-    /// same fragment in the new row.
-    async fn move_stripe(
+    /// `parts` to `core` as one batch, each in the core's background queue (the mover's
+    /// requests are background work); their answers in order.
+    async fn batch(&self, core: usize, parts: Vec<Request>) -> Result<Vec<Response>, MoveError> {
+        let n = parts.len();
+        let parts = parts
+            .into_iter()
+            .map(|r| Request::Background(Box::new(r)))
+            .collect();
+        match self.call(core, Request::Batch(parts)).await? {
+            Response::Batch(answers) if answers.len() == n => Ok(answers),
+            other => Err(expect_done(Ok(other))
+                .err()
+                .unwrap_or(BackendError::Protocol)
+                .into()),
+        }
+    }
+
+    /// Every moved position of the stripes of a page of records: its fragment copied (or
+    /// found) on the new core and verified; when retiring, then deleted from the old core
+    /// unless that core holds the same fragment in the new row. Whether each fragment is in
+    /// place already is asked in one batch per destination core (`VerifyFragment`, which
+    /// reads it whole and checks it there without sending it), and the retirements go in one
+    /// batch per old core once every fragment of the page is in place; fragments not in place
+    /// are copied one at a time (`copy_fragment`). A retire pass finds nearly every fragment
+    /// in place, so its two round trips per fragment become a few per page.
+    ///
+    /// A fragment the destination holds whole is in place: a write during the move put it
+    /// there, or this mover before a crash (a fragment is written whole or not at all).
+    /// Comparing it with the old copy would need that copy, which a retirement interrupted by
+    /// a crash may have deleted already (and rebuilding it from the old row then lacks
+    /// shards: the first version failed so, shrink seed 13).
+    async fn move_stripes(
         &self,
-        stripe: &Stripe,
-        old: &[usize],
-        new: &[usize],
+        stripes: &[(Stripe, &[usize], &[usize])],
         pass: Pass,
     ) -> Result<(), MoveError> {
-        let width = stripe.policy.width();
-        assert_eq!(stripe.ids.len(), width, "one fragment id per position");
-        for i in (0..width).filter(|&i| old[i] != new[i]) {
-            let id = stripe.ids[i];
-            if !self.move_fragment(stripe, i, &old[..width], new[i]).await? {
-                continue;
-            }
-            if pass == Pass::Retire {
-                let kept = match stripe.policy {
-                    Policy::Replicas(_) => new[..width].contains(&old[i]),
-                    Policy::Ec { .. } => false,
-                };
-                // A removed node's copies go with it (it is dead or will be wiped).
-                if !kept && !self.transition.leaves(old[i]) {
-                    let r = self.call(old[i], Request::DeleteFragment { id }).await?;
-                    match r {
-                        Response::Done => self.count(|p| p.retired += 1),
-                        Response::Error {
-                            code: ErrorCode::NotFound,
-                            ..
-                        } => {}
-                        other => return Err(expect_done(Ok(other)).unwrap_err().into()),
-                    }
+        let mut moved = Vec::new();
+        for (s, (stripe, old, new)) in stripes.iter().enumerate() {
+            let width = stripe.policy.width();
+            assert_eq!(stripe.ids.len(), width, "one fragment id per position");
+            moved.extend((0..width).filter(|&i| old[i] != new[i]).map(|i| (s, i)));
+        }
+        let checks = moved.iter().map(|&(s, i)| {
+            let (stripe, _, new) = &stripes[s];
+            (new[i], Request::VerifyFragment { id: stripe.ids[i] })
+        });
+        let placed = self.batches(checks.collect()).await?;
+        let mut retire = Vec::new();
+        for (&(s, i), answer) in moved.iter().zip(placed) {
+            let (stripe, old, new) = &stripes[s];
+            let width = stripe.policy.width();
+            let present = match answer {
+                Response::Done => {
+                    self.count(|p| p.in_place += 1);
+                    true
                 }
+                Response::Error {
+                    code: ErrorCode::NotFound | ErrorCode::Corrupt,
+                    ..
+                } => self.copy_fragment(stripe, i, &old[..width], new[i]).await?,
+                other => return Err(expect_done(Ok(other)).unwrap_err().into()),
+            };
+            if present && pass == Pass::Retire && self.retires(stripe, i, old, new) {
+                retire.push((old[i], Request::DeleteFragment { id: stripe.ids[i] }));
             }
+        }
+        for answer in self.batches(retire).await? {
+            self.retired(answer)?;
         }
         Ok(())
     }
 
-    /// Fragment `i` of `stripe` on `dest`, verified; `false` when it is gone everywhere (the
-    /// object was overwritten or deleted since the scan: nothing to move).
-    async fn move_fragment(
+    /// Counts an old core's answer to `DeleteFragment`: gone already is as good.
+    fn retired(&self, answer: Response) -> Result<(), MoveError> {
+        match answer {
+            Response::Done => self.count(|p| p.retired += 1),
+            Response::Error {
+                code: ErrorCode::NotFound,
+                ..
+            } => {}
+            other => return Err(expect_done(Ok(other)).unwrap_err().into()),
+        }
+        Ok(())
+    }
+
+    /// Whether retiring position `i` of `stripe` deletes its old fragment: not when the old
+    /// core holds the same fragment at another position of the new row, nor when it is a
+    /// removed node's (its copies go with it: it is dead or will be wiped).
+    fn retires(&self, stripe: &Stripe, i: usize, old: &[usize], new: &[usize]) -> bool {
+        let width = stripe.policy.width();
+        let kept = match stripe.policy {
+            Policy::Replicas(_) => new[..width].contains(&old[i]),
+            Policy::Ec { .. } => false,
+        };
+        !kept && !self.transition.leaves(old[i])
+    }
+
+    /// `(core, request)` pairs sent as batches, one core's in order, at most
+    /// `MOVE_BATCH_REQUESTS_MAX` requests each; the answers in the order of `requests`.
+    /// For requests whose answers carry no data.
+    async fn batches(&self, requests: Vec<(usize, Request)>) -> Result<Vec<Response>, MoveError> {
+        let mut by_core: BTreeMap<usize, Vec<(usize, Request)>> = BTreeMap::new();
+        for (n, (core, request)) in requests.into_iter().enumerate() {
+            by_core.entry(core).or_default().push((n, request));
+        }
+        let mut answers: Vec<Option<Response>> = Vec::new();
+        answers.resize_with(by_core.values().map(Vec::len).sum(), || None);
+        for (core, mut requests) in by_core {
+            while !requests.is_empty() {
+                let rest = requests.split_off(requests.len().min(MOVE_BATCH_REQUESTS_MAX));
+                let (order, parts): (Vec<usize>, Vec<Request>) = requests.into_iter().unzip();
+                for (n, answer) in order.into_iter().zip(self.batch(core, parts).await?) {
+                    answers[n] = Some(answer);
+                }
+                requests = rest;
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every request answered"))
+            .collect())
+    }
+
+    /// Fragment `i` of `stripe` copied to `dest` from the old row and read back whole;
+    /// `false` when it is gone everywhere.
+    async fn copy_fragment(
         &self,
         stripe: &Stripe,
         i: usize,
@@ -1370,16 +1508,6 @@ impl<'a> Mover<'a> {
         dest: usize,
     ) -> Result<bool, MoveError> {
         let id = stripe.ids[i];
-        // A fragment the destination reads back whole (its checksum checked by the core) is
-        // in place: a write during the move put it there, or this mover before a crash (a
-        // fragment is written whole or not at all). Comparing it with the old copy would
-        // need that copy, which a retirement interrupted by a crash may have deleted already
-        // (and rebuilding it from the old row then lacks shards: the first version failed so,
-        // shrink seed 13).
-        if self.read(dest, id).await?.is_some() {
-            self.count(|p| p.in_place += 1);
-            return Ok(true);
-        }
         let Some(data) = self.source(stripe, i, old).await? else {
             return Ok(false);
         };
