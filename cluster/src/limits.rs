@@ -47,6 +47,9 @@ const _: () = assert!(
 /// sends to one core in one batch request. The core runs a batch's parts at once: 32 checks
 /// of fragments of a megabyte read 32 MiB together (the checks read 128 KiB at a time each).
 pub const MOVE_BATCH_REQUESTS_MAX: usize = 32;
+/// Stripes the mover takes through `move_stripes` together (their checks and retirements
+/// batched): a page of records may reference many more.
+pub const MOVE_STRIPES_PER_ROUND_MAX: usize = 256;
 /// Pause between two attempts of a failed phase step.
 pub const MOVE_RETRY_PAUSE_MS: u64 = 500;
 /// Polls of a placement group's operations in flight before the mover's fence fails.
